@@ -1,0 +1,20 @@
+"""opgraph: a graph-based operator cost model for transformer inference.
+
+A layer is a DAG of ops with tensor shapes (`graph`), a fusion plan decides what reaches memory
+(`fusion`), and a traversal turns graph + plan + hardware into per-op roofline records (`cost`).
+"""
+
+from opgraph.cost import PhaseCost, analyze
+from opgraph.errors import OpgraphError
+from opgraph.fusion import STRATEGIES, FuseRule, FusionPlan, apply, strategy
+from opgraph.graph import Graph, GraphBuilder, LintError
+from opgraph.hardware import Hardware
+from opgraph.model import Block, Model
+from opgraph.phase import Phase
+from opgraph.tensor import BF16, FP8, FP16, FP32, INT4, INT8, DType, Role, Tensor
+
+__all__ = [
+    "BF16", "FP8", "FP16", "FP32", "INT4", "INT8", "Block", "DType", "FuseRule", "FusionPlan", "Graph",
+    "GraphBuilder", "Hardware", "LintError", "Model", "OpgraphError", "Phase", "PhaseCost", "Role",
+    "STRATEGIES", "Tensor", "analyze", "apply", "strategy",
+]

@@ -1,0 +1,189 @@
+"""The cost traversal: graph + fusion partition + hardware -> one frozen record per op, per block, per model.
+
+Bytes come from the partition alone: a kernel reads each tensor it needs from memory once (weights,
+inputs, cache, and results materialized by other kernels) and writes each materialized result it
+produces once. The read is charged to the kernel's first op (in topological order) that uses the
+tensor, so the op rows of a block add up to its kernels' traffic exactly.
+
+Time is the per-op roofline: compute = FLOPs / peak (matrix peak for matmuls at their operand dtype,
+vector peak otherwise), memory = bytes / bandwidth, time = max of the two. A block's time is the sum
+of its ops' times, and the model's is the sum over blocks times their counts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+from opgraph.fusion import FusionError, FusionPlan, Kernel, Partition, apply
+from opgraph.graph import Graph
+from opgraph.hardware import Hardware
+from opgraph.model import Model
+from opgraph.ops import MATRIX_KINDS
+from opgraph.phase import Phase
+from opgraph.tensor import Role, nbytes
+
+COMPUTE, MEMORY = "compute", "memory"
+
+# Which traffic bucket a tensor's bytes fall in.
+_BUCKET = {Role.WEIGHT: "weight", Role.KV_CACHE: "kv_cache", Role.ACTIVATION: "activation", Role.INPUT: "activation"}
+
+
+@attrs.frozen
+class Traffic:
+    """Bytes moved, split by direction and by what the bytes are."""
+
+    bytes_read: int = 0
+    bytes_written: int = 0
+    weight_bytes: int = 0
+    activation_bytes: int = 0
+    kv_cache_bytes: int = 0
+
+    @property
+    def bytes(self) -> int:
+        return self.bytes_read + self.bytes_written
+
+    def __add__(self, other: "Traffic") -> "Traffic":
+        return Traffic(*(a + b for a, b in zip(attrs.astuple(self), attrs.astuple(other))))
+
+    def __mul__(self, k: int) -> "Traffic":
+        return Traffic(*(a * k for a in attrs.astuple(self)))
+
+
+def _moved(role: Role, n: int, *, write: bool) -> Traffic:
+    fields = {"bytes_written" if write else "bytes_read": n, f"{_BUCKET[role]}_bytes": n}
+    return Traffic(**fields)
+
+
+def intensity(flops: int, nbytes_: int) -> float:
+    """FLOPs per byte; infinite when nothing touches memory (an op fused away entirely)."""
+    return flops / nbytes_ if nbytes_ else math.inf
+
+
+@attrs.frozen
+class Roofline:
+    """FLOPs and bytes with their times on one hardware."""
+
+    flops: int
+    traffic: Traffic
+    compute_s: float
+    memory_s: float
+    time_s: float
+
+    @property
+    def bytes(self) -> int:
+        return self.traffic.bytes
+
+    @property
+    def intensity(self) -> float:
+        return intensity(self.flops, self.traffic.bytes)
+
+    @property
+    def bound(self) -> str:
+        return COMPUTE if self.compute_s > self.memory_s else MEMORY
+
+    def times(self, k: int) -> "Roofline":
+        """The same work done k times over (a block repeated k times in the model)."""
+        return Roofline(self.flops * k, self.traffic * k, self.compute_s * k, self.memory_s * k, self.time_s * k)
+
+
+@attrs.frozen
+class OpCost:
+    name: str
+    kind: str
+    fn: str
+    kernel: str
+    cost: Roofline
+    share: float  # of its block's time
+
+
+@attrs.frozen
+class BlockCost:
+    name: str
+    count: int
+    ops: tuple[OpCost, ...]
+    kernels: tuple[Kernel, ...]
+    materialized: frozenset[str]
+    totals: Roofline  # one instance of the block
+
+
+@attrs.frozen
+class PhaseCost:
+    model: str
+    phase: Phase
+    plan: FusionPlan
+    hardware: Hardware
+    blocks: tuple[BlockCost, ...]
+    params: int
+    weight_bytes: int  # storage of all weights
+    totals: Roofline  # the whole model: blocks times their counts
+
+
+def _traffic(graph: Graph, part: Partition) -> dict[str, Traffic]:
+    """Per-op bytes under the partition (see the module docstring for the charging rule)."""
+    per_op = dict.fromkeys(graph.ops, Traffic())
+    charged: dict[tuple[str, str], str] = {}  # (kernel, tensor) -> op charged with the read
+    read_elems: dict[tuple[str, str], int] = {}
+    for name, op in graph.ops.items():
+        kernel = part.kernel_of[name]
+        for i, t in enumerate(op.inputs):
+            producer = graph.producer.get(t.name)
+            if producer is not None and part.kernel_of[producer] == kernel:
+                continue  # produced in this kernel: stays on chip
+            key = (kernel, t.name)
+            charged.setdefault(key, name)
+            read_elems[key] = max(read_elems.get(key, 0), op.read_elems(i))
+        for t in op.outputs:
+            if t.name in part.materialized:
+                per_op[name] += _moved(t.role, t.nbytes, write=True)
+    for (kernel, tname), op_name in charged.items():
+        t = graph.tensors[tname]
+        per_op[op_name] += _moved(t.role, nbytes(read_elems[(kernel, tname)], t.dtype), write=False)
+    return per_op
+
+
+def _roofline(flops: int, traffic: Traffic, peak: float, hw: Hardware) -> Roofline:
+    compute_s = flops / peak
+    memory_s = traffic.bytes / hw.bandwidth
+    return Roofline(flops, traffic, compute_s, memory_s, max(compute_s, memory_s))
+
+
+def _sum(parts: list[Roofline]) -> Roofline:
+    """Totals of several rooflines. Times add: ops run one after another."""
+    traffic = Traffic()
+    for p in parts:
+        traffic += p.traffic
+    return Roofline(sum(p.flops for p in parts), traffic, sum(p.compute_s for p in parts),
+                    sum(p.memory_s for p in parts), sum(p.time_s for p in parts))
+
+
+def block_cost(name: str, count: int, graph: Graph, part: Partition, hw: Hardware) -> BlockCost:
+    """Per-op and total cost of one instance of a block, fused as `part` says."""
+    traffic = _traffic(graph, part)
+    rooflines = {}
+    for op_name, op in graph.ops.items():
+        peak = hw.matrix_rate(op.compute_dtype) if op.kind in MATRIX_KINDS else hw.vector_flops
+        rooflines[op_name] = _roofline(op.flops, traffic[op_name], peak, hw)
+    totals = _sum(list(rooflines.values()))
+    ops = tuple(
+        OpCost(n, op.kind, op.fn, part.kernel_of[n], rooflines[n],
+               rooflines[n].time_s / totals.time_s if totals.time_s else 0.0)
+        for n, op in graph.ops.items()
+    )
+    return BlockCost(name, count, ops, part.kernels, part.materialized, totals)
+
+
+def analyze(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
+    """Cost every block of `model` (built for one phase) under `plan` on `hw`."""
+    blocks, used = [], set()
+    for b in model.blocks:
+        part = apply(plan, b.graph)
+        blocks.append(block_cost(b.name, b.count, b.graph, part, hw))
+        used |= part.groups_used
+    unused = [list(g) for i, g in enumerate(plan.groups) if i not in used]
+    if unused:
+        raise FusionError(f"fusion plan {plan.name!r}: group(s) {unused} match no op of model {model.name!r} "
+                          f"(blocks: {', '.join(b.name for b in model.blocks)})")
+    totals = _sum([b.totals.times(b.count) for b in blocks])
+    return PhaseCost(model.name, model.phase, plan, hw, tuple(blocks), model.params(), model.weight_bytes(), totals)

@@ -1,0 +1,173 @@
+"""The operator graph: a networkx DiGraph keyed by unique op names, checked by `lint`, and a builder
+whose calls read like a block's forward pass."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+
+import networkx as nx
+
+from opgraph import ops
+from opgraph.errors import OpgraphError
+from opgraph.tensor import BF16, DType, Role, Tensor
+
+
+class LintError(OpgraphError):
+    """The graph is malformed; the message names the offending op or tensor."""
+
+
+# Tensors that may legitimately have no producer inside the graph.
+DECLARED_ROLES = frozenset({Role.INPUT, Role.WEIGHT, Role.KV_CACHE})
+
+
+class Graph:
+    """A DAG of ops. `dag` is a plain nx.DiGraph: node = op name (attribute `op`), edge = producer ->
+    consumer (attribute `tensors`, the names passed along it). Ops are kept in topological order."""
+
+    def __init__(self, op_list: Iterable[ops.Op], outputs: Iterable[Tensor | str] = (), name: str = "graph"):
+        self.name = name
+        op_list = list(op_list)
+        self.tensors: dict[str, Tensor] = {}
+        self.producer: dict[str, str] = {}
+        self.consumers: dict[str, list[str]] = {}
+        self.dag = nx.DiGraph()
+        self._lint_and_index(op_list)
+        self.ops: dict[str, ops.Op] = {n: self.dag.nodes[n]["op"] for n in nx.lexicographical_topological_sort(
+            self.dag, key=self._order.__getitem__)}
+        self.outputs = self._resolve_outputs(outputs)
+
+    # -- lint ---------------------------------------------------------------------------------------
+    def _lint_and_index(self, op_list: list[ops.Op]) -> None:
+        """torch.fx's Graph.lint, for this vocabulary: unique names, one producer per tensor, consistent
+        shapes, no dangling activations, no cycles. Raises LintError naming the culprit."""
+        self._order = {}
+        for i, op in enumerate(op_list):
+            if op.name in self._order:
+                raise LintError(f"duplicate op name {op.name!r}")
+            self._order[op.name] = i
+            self.dag.add_node(op.name, op=op)
+            for t in op.outputs:
+                if t.name in self.producer:
+                    raise LintError(f"tensor {t.name!r} is produced by both {self.producer[t.name]!r} and {op.name!r}")
+                self.producer[t.name] = op.name
+        for op in op_list:
+            for t in (*op.inputs, *op.outputs):
+                self._register(t, op)
+            for t in op.inputs:
+                self.consumers.setdefault(t.name, []).append(op.name)
+                src = self.producer.get(t.name)
+                if src is None:
+                    if t.role not in DECLARED_ROLES:
+                        raise LintError(f"tensor {t.name!r} (read by op {op.name!r}) has no producer and is not "
+                                        f"a declared input, weight or cache")
+                elif src == op.name:
+                    raise LintError(f"op {op.name!r} consumes its own output {t.name!r} (a cycle)")
+                else:
+                    edge = self.dag.get_edge_data(src, op.name)
+                    if edge is None:
+                        self.dag.add_edge(src, op.name, tensors=[t.name])
+                    elif t.name not in edge["tensors"]:
+                        edge["tensors"].append(t.name)
+        try:
+            cycle = nx.find_cycle(self.dag)
+        except nx.NetworkXNoCycle:
+            return
+        raise LintError("cycle through ops " + " -> ".join(u for u, _ in cycle) + f" -> {cycle[0][0]}")
+
+    def _register(self, t: Tensor, op: ops.Op) -> None:
+        seen = self.tensors.setdefault(t.name, t)
+        if seen != t:
+            who = self.producer.get(t.name)
+            where = f"op {who!r} produces" if who else "it is first seen as"
+            raise LintError(f"tensor {t.name!r}: shape/type mismatch at op {op.name!r}: {where} {seen}, "
+                            f"op {op.name!r} uses {t}")
+
+    def _resolve_outputs(self, outputs: Iterable[Tensor | str]) -> frozenset[str]:
+        names = set()
+        for o in outputs:
+            n = o if isinstance(o, str) else o.name
+            if n not in self.producer:
+                raise LintError(f"declared output {n!r} is not produced by any op")
+            names.add(n)
+        # An unconsumed result is still a result: it is written out, never silently dropped.
+        names.update(t for t in self.producer if not self.consumers.get(t))
+        return frozenset(names)
+
+    # -- queries ------------------------------------------------------------------------------------
+    def persistent(self, tensor: str) -> bool:
+        """Must reach memory whatever the fusion plan: graph outputs and new KV-cache entries."""
+        return tensor in self.outputs or self.tensors[tensor].role is Role.KV_CACHE
+
+    def weights(self) -> list[Tensor]:
+        return [t for t in self.tensors.values() if t.role is Role.WEIGHT]
+
+    def params(self) -> int:
+        """Weight elements, each shared tensor (e.g. tied embeddings) once."""
+        return sum(t.numel for t in self.weights())
+
+    def __repr__(self) -> str:
+        return f"Graph({self.name!r}, {len(self.ops)} ops)"
+
+
+def _op_method(factory):
+    """Expose an op factory from `opgraph.ops` as a builder method that adds the op and returns its output."""
+    @functools.wraps(factory)
+    def method(self: "GraphBuilder", *args, **kwargs) -> Tensor:
+        return self.add(factory(*args, **kwargs))
+    return method
+
+
+class GraphBuilder:
+    """Builds a Graph call by call, like a forward pass:
+
+    >>> b = GraphBuilder()
+    >>> x = b.input("x", (2, 8, 64))
+    >>> y = b.linear("proj", x, b.weight("proj.weight", (32, 64)))
+    >>> g = b.build(outputs=[y])
+    >>> g.ops["proj"].flops == 2 * 2 * 8 * 64 * 32
+    True
+    """
+
+    def __init__(self, dtype: DType = BF16, name: str = "graph"):
+        self.dtype = dtype
+        self.name = name
+        self._ops: list[ops.Op] = []
+        self._declared: dict[str, Tensor] = {}
+
+    def _declare(self, name: str, shape: tuple[int, ...], dtype: DType | None, role: Role) -> Tensor:
+        t = Tensor(name, shape, dtype or self.dtype, role)
+        seen = self._declared.setdefault(name, t)
+        if seen != t:
+            raise LintError(f"tensor {name!r} declared twice, as {seen} ({seen.role.value}) and {t} ({role.value})")
+        return seen
+
+    def input(self, name: str, shape: tuple[int, ...], dtype: DType | None = None) -> Tensor:
+        """An activation that comes from outside the graph (the previous layer, token ids)."""
+        return self._declare(name, shape, dtype, Role.INPUT)
+
+    def weight(self, name: str, shape: tuple[int, ...], dtype: DType | None = None) -> Tensor:
+        """A parameter. Declaring the same name again returns the same tensor (tied weights)."""
+        return self._declare(name, shape, dtype, Role.WEIGHT)
+
+    def cache(self, name: str, shape: tuple[int, ...], dtype: DType | None = None) -> Tensor:
+        """KV-cache entries written by earlier steps, read here."""
+        return self._declare(name, shape, dtype, Role.KV_CACHE)
+
+    def add(self, op: ops.Op) -> Tensor:
+        """Add any op (including one built by hand); returns its first output."""
+        self._ops.append(op)
+        return op.outputs[0]
+
+    linear = _op_method(ops.linear)
+    attention_scores = _op_method(ops.attention_scores)
+    attention_values = _op_method(ops.attention_values)
+    softmax = _op_method(ops.softmax)
+    norm = _op_method(ops.norm)
+    elementwise = _op_method(ops.elementwise)
+    rope = _op_method(ops.rope)
+    embedding = _op_method(ops.embedding)
+    take_last = _op_method(ops.take_last)
+
+    def build(self, outputs: Iterable[Tensor | str] = ()) -> Graph:
+        return Graph(self._ops, outputs, name=self.name)

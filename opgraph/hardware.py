@@ -1,0 +1,39 @@
+"""A GPU as the roofline sees it: peak rates and memory bandwidth. The specs themselves are data files
+in the top-level `hardware` package."""
+
+from __future__ import annotations
+
+import attrs
+
+from opgraph.errors import OpgraphError
+from opgraph.tensor import DType
+
+TERA = 10**12
+GIGA = 10**9
+
+
+@attrs.frozen
+class Hardware:
+    name: str
+    display_name: str
+    matrix_flops: dict[str, float]  # dense matrix-unit peak, FLOP/s (OP/s for int types), per input dtype name
+    vector_flops: float  # non-tensor-core FP32 FLOP/s: norms, softmax, elementwise
+    bandwidth: float  # bytes/s
+    capacity: float  # bytes
+    source: str
+
+    def matrix_rate(self, dt: DType) -> float:
+        """Peak for matmuls whose operands are `dt`; a clear error when the chip has no such path.
+        fp32 matmuls on a chip without an fp32 matrix path (and without opting into TF32) run as
+        FMAs on the vector units, so they get the vector rate."""
+        if dt.name in self.matrix_flops:
+            return self.matrix_flops[dt.name]
+        if dt.name == "fp32":
+            return self.vector_flops
+        raise OpgraphError(f"hardware {self.name!r} has no matrix rate for {dt.name} "
+                           f"(it has: {', '.join(self.matrix_flops)}); pick a dtype it supports (--dtype) "
+                           f"or another --hardware")
+
+    def ridge(self, dt: DType) -> float:
+        """FLOP/byte above which a matmul in `dt` is compute-bound."""
+        return self.matrix_rate(dt) / self.bandwidth

@@ -1,0 +1,32 @@
+"""A model for one phase: distinct layer graphs, each with how many times it repeats."""
+
+from __future__ import annotations
+
+import attrs
+
+from opgraph.graph import Graph
+from opgraph.phase import Phase
+
+
+@attrs.frozen
+class Block:
+    """A graph that occurs `count` times in the model; identical layers are built once and counted."""
+
+    name: str
+    count: int
+    graph: Graph
+
+
+@attrs.frozen
+class Model:
+    name: str
+    phase: Phase
+    blocks: tuple[Block, ...] = attrs.field(converter=tuple)
+
+    def params(self) -> int:
+        """Parameter count: every weight tensor, shared ones (tied embeddings) once per block."""
+        return sum(b.count * b.graph.params() for b in self.blocks)
+
+    def weight_bytes(self) -> int:
+        """Bytes to store all the weights."""
+        return sum(b.count * sum(t.nbytes for t in b.graph.weights()) for b in self.blocks)

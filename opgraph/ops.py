@@ -1,0 +1,234 @@
+"""Operator nodes, each with the one formula for its FLOPs.
+
+Conventions (the README repeats them):
+- A multiply-add counts as 2 FLOPs, so a matmul of [M, K] @ [K, N] is 2*M*N*K
+  (the standard convention, e.g. Kaplan et al. 2020, "Scaling Laws", section 2.1;
+  XLA's HloCostAnalysis counts a dot the same way).
+- Transcendentals (exp, rsqrt, tanh) count 1 FLOP each.
+- Default byte rule, as in XLA's HloCostAnalysis: an op reads each input whole and
+  writes each output whole. Ops that touch only part of an input (an embedding
+  reads only the rows it looks up) say so in `reads`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+from opgraph.errors import OpgraphError
+from opgraph.tensor import DType, Role, Tensor
+
+# Op categories as sets, so rules can speak of them (tinygrad's GroupOp habit).
+MATMUL = "matmul"
+SOFTMAX = "softmax"
+NORM = "norm"
+ELEMENTWISE = "elementwise"
+ROPE = "rope"
+EMBEDDING = "embedding"
+GATHER = "gather"
+KINDS = frozenset({MATMUL, SOFTMAX, NORM, ELEMENTWISE, ROPE, EMBEDDING, GATHER})
+# Ops whose arithmetic runs on the matrix units; everything else runs at the vector rate.
+MATRIX_KINDS = frozenset({MATMUL})
+
+
+@attrs.frozen
+class Op:
+    name: str
+    kind: str
+    fn: str  # what exactly it computes: "linear", "qk", "rmsnorm", "silu", ...
+    inputs: tuple[Tensor, ...] = attrs.field(converter=tuple)
+    outputs: tuple[Tensor, ...] = attrs.field(converter=tuple)
+    flops: int
+    # Elements read of each input, aligned with `inputs`; None means the whole tensor.
+    reads: tuple[int | None, ...] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise OpgraphError(f"op {self.name!r}: unknown kind {self.kind!r}; valid: {', '.join(sorted(KINDS))}")
+        if self.reads is not None and len(self.reads) != len(self.inputs):
+            raise OpgraphError(f"op {self.name!r}: `reads` must have one entry per input")
+        if not isinstance(self.flops, int) or self.flops < 0:
+            raise OpgraphError(f"op {self.name!r}: flops must be a non-negative int, got {self.flops!r}")
+
+    def read_elems(self, i: int) -> int:
+        """How many elements of input i this op reads."""
+        if self.reads is None or self.reads[i] is None:
+            return self.inputs[i].numel
+        return self.reads[i]
+
+    @property
+    def compute_dtype(self) -> DType:
+        """The precision the arithmetic runs at: that of the first non-weight input
+        (weight-only quantized weights are dequantized to the activation type)."""
+        for t in self.inputs:
+            if t.role is not Role.WEIGHT:
+                return t.dtype
+        return self.inputs[0].dtype
+
+
+def _rows(x: Tensor) -> int:
+    return math.prod(x.shape[:-1])
+
+
+def _same_shape(op: str, a: Tensor, b: Tensor) -> None:
+    if a.shape != b.shape:
+        raise OpgraphError(f"op {op!r}: shape mismatch between {a} and {b}")
+
+
+def _out(name: str, shape: tuple[int, ...], like: Tensor, role: Role, dtype: DType | None) -> Tensor:
+    return Tensor(name, shape, dtype or like.dtype, role)
+
+
+def linear(name: str, x: Tensor, w: Tensor, *, bias: Tensor | None = None, out: str | None = None,
+           role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """y = x @ W^T (+ b), with W stored [out, in] as in torch.nn.Linear and the checkpoints (so a tied
+    lm_head is the embedding table itself). x: [..., K], W: [N, K] -> [..., N].
+    FLOPs 2*M*N*K, plus M*N for the bias add."""
+    if len(w.shape) != 2:
+        raise OpgraphError(f"op {name!r}: weight {w} must be 2-D [out, in]")
+    n, k = w.shape
+    if x.shape[-1] != k:
+        raise OpgraphError(f"op {name!r}: input {x} has last dim {x.shape[-1]}, weight {w} expects {k}")
+    m = _rows(x)
+    flops = 2 * m * n * k
+    inputs = [x, w]
+    if bias is not None:
+        if bias.shape != (n,):
+            raise OpgraphError(f"op {name!r}: bias {bias} must have shape ({n},)")
+        inputs.append(bias)
+        flops += m * n
+    y = _out(out or name, (*x.shape[:-1], n), x, role, dtype)
+    return Op(name, MATMUL, "linear", inputs, (y,), flops)
+
+
+def _check_heads(name: str, heads: int, kv_heads: int) -> None:
+    if heads <= 0 or kv_heads <= 0 or heads % kv_heads:
+        raise OpgraphError(f"op {name!r}: kv_heads ({kv_heads}) must be positive and divide heads ({heads})")
+
+
+def _key_length(name: str, q: Tensor, keys: tuple[Tensor, ...], width: int) -> int:
+    """Total key positions over the cache part(s) and the new part; each is [B, s_i, kv_heads*head_dim]."""
+    for k in keys:
+        if len(k.shape) != 3 or k.shape[0] != q.shape[0] or k.shape[2] != width:
+            raise OpgraphError(f"op {name!r}: {k} must be [batch={q.shape[0]}, positions, {width}]")
+    return sum(k.shape[1] for k in keys)
+
+
+def attention_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tensor], *, heads: int,
+                     kv_heads: int, head_dim: int, out: str | None = None, dtype: DType | None = None) -> Op:
+    """S = Q K^T per head. q: [B, Sq, heads*head_dim]; keys: [B, s_i, kv_heads*head_dim] (cache, then new).
+    Output [B, heads, Sq, Sk]. FLOPs 2*B*heads*Sq*Sk*head_dim: every query head does a full product even
+    when it shares its K head (GQA), and the whole Sq x Sk matrix is counted (no causal skipping)."""
+    _check_heads(name, heads, kv_heads)
+    keys = tuple(keys)
+    if len(q.shape) != 3 or q.shape[2] != heads * head_dim:
+        raise OpgraphError(f"op {name!r}: query {q} must be [batch, positions, heads*head_dim={heads * head_dim}]")
+    b, sq, _ = q.shape
+    sk = _key_length(name, q, keys, kv_heads * head_dim)
+    s = _out(out or name, (b, heads, sq, sk), q, Role.ACTIVATION, dtype)
+    return Op(name, MATMUL, "qk", (q, *keys), (s,), 2 * b * heads * sq * sk * head_dim)
+
+
+def attention_values(name: str, p: Tensor, values: tuple[Tensor, ...] | list[Tensor], *, heads: int,
+                     kv_heads: int, head_dim: int, out: str | None = None, dtype: DType | None = None) -> Op:
+    """O = P V per head. p: [B, heads, Sq, Sk]; values: [B, s_i, kv_heads*head_dim] summing to Sk.
+    Output [B, Sq, heads*head_dim]. FLOPs 2*B*heads*Sq*Sk*head_dim."""
+    _check_heads(name, heads, kv_heads)
+    values = tuple(values)
+    if len(p.shape) != 4 or p.shape[1] != heads:
+        raise OpgraphError(f"op {name!r}: probabilities {p} must be [batch, heads={heads}, queries, keys]")
+    b, _, sq, sk = p.shape
+    got = _key_length(name, p, values, kv_heads * head_dim)
+    if got != sk:
+        raise OpgraphError(f"op {name!r}: values cover {got} positions but the probabilities {p} have {sk} keys")
+    o = _out(out or name, (b, sq, heads * head_dim), p, Role.ACTIVATION, dtype)
+    return Op(name, MATMUL, "av", (p, *values), (o,), 2 * b * heads * sq * sk * head_dim)
+
+
+# Per-element FLOPs of each vector function; one home for these constants.
+SOFTMAX_FLOPS_PER_ELEM = 5  # max, subtract, exp, sum, divide (scale and mask folded into qk, as FlashAttention does)
+ELEMENTWISE_FLOPS_PER_ELEM = {
+    "add": 1,
+    "mul": 1,
+    "silu": 4,  # x / (1 + exp(-x)): negate, exp, add, divide
+    "gelu": 8,  # tanh form 0.5x(1 + tanh(c(x + 0.044715x^3))): cube, 2 mul, add, mul, tanh, add, mul
+}
+ROPE_FLOPS_PER_ELEM = 3  # x*cos + rotate_half(x)*sin: 2 multiplies and 1 add per rotated element
+# Norms over the last dim d, from the definitions in the PyTorch docs (torch.nn.RMSNorm, torch.nn.LayerNorm):
+#   RMSNorm:   per element square, accumulate, scale by 1/rms, multiply by gamma        -> 4
+#              per row     divide by d, add eps, rsqrt                                 -> 3
+#   LayerNorm: per element accumulate, subtract mean, square, accumulate, scale by 1/sigma, gamma (+ beta) -> 6 (+1)
+#              per row     two divides by d, add eps, rsqrt                            -> 4
+NORM_FLOPS = {"rmsnorm": (4, 3), "layernorm": (6, 4)}
+
+
+def softmax(name: str, x: Tensor, *, out: str | None = None) -> Op:
+    """Softmax over the last dim; FLOPs 5 per element."""
+    y = _out(out or name, x.shape, x, Role.ACTIVATION, None)
+    return Op(name, SOFTMAX, "softmax", (x,), (y,), SOFTMAX_FLOPS_PER_ELEM * x.numel)
+
+
+def norm(name: str, x: Tensor, weight: Tensor, *, bias: Tensor | None = None, fn: str = "rmsnorm",
+         out: str | None = None) -> Op:
+    """RMSNorm or LayerNorm over the last dim, with a scale (and for LayerNorm an optional shift)."""
+    if fn not in NORM_FLOPS:
+        raise OpgraphError(f"op {name!r}: unknown norm {fn!r}; valid: {', '.join(NORM_FLOPS)}")
+    d = x.shape[-1]
+    for p in (weight, bias):
+        if p is not None and p.shape != (d,):
+            raise OpgraphError(f"op {name!r}: parameter {p} must have shape ({d},)")
+    per_elem, per_row = NORM_FLOPS[fn]
+    if bias is not None:
+        per_elem += 1
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    y = _out(out or name, x.shape, x, Role.ACTIVATION, None)
+    return Op(name, NORM, fn, inputs, (y,), per_elem * x.numel + per_row * _rows(x))
+
+
+def elementwise(name: str, fn: str, *inputs: Tensor, out: str | None = None, role: Role = Role.ACTIVATION) -> Op:
+    """add / mul of same-shaped tensors, or silu / gelu of one; FLOPs per element from the table above."""
+    if fn not in ELEMENTWISE_FLOPS_PER_ELEM:
+        raise OpgraphError(f"op {name!r}: unknown elementwise function {fn!r}; "
+                           f"valid: {', '.join(ELEMENTWISE_FLOPS_PER_ELEM)}")
+    arity = 2 if fn in ("add", "mul") else 1
+    if len(inputs) != arity:
+        raise OpgraphError(f"op {name!r}: {fn} takes {arity} input(s), got {len(inputs)}")
+    for t in inputs[1:]:
+        _same_shape(name, inputs[0], t)
+    x = inputs[0]
+    y = _out(out or name, x.shape, x, role, None)
+    return Op(name, ELEMENTWISE, fn, inputs, (y,), ELEMENTWISE_FLOPS_PER_ELEM[fn] * x.numel)
+
+
+def rope(name: str, x: Tensor, *, head_dim: int, rotary_dim: int | None = None, out: str | None = None,
+         role: Role = Role.ACTIVATION) -> Op:
+    """Rotary position embedding on [..., heads*head_dim], rotating `rotary_dim` of each head's dims
+    (all of them by default). FLOPs 3 per rotated element. The cos/sin tables are not counted as reads:
+    they are computed in-kernel or are a few KB."""
+    rotary_dim = head_dim if rotary_dim is None else rotary_dim
+    if x.shape[-1] % head_dim or not 0 < rotary_dim <= head_dim:
+        raise OpgraphError(f"op {name!r}: {x} must be [..., heads*head_dim] with 0 < rotary_dim <= head_dim={head_dim}")
+    rotated = x.numel // head_dim * rotary_dim
+    y = _out(out or name, x.shape, x, role, None)
+    return Op(name, ROPE, "rope", (x,), (y,), ROPE_FLOPS_PER_ELEM * rotated)
+
+
+def embedding(name: str, ids: Tensor, table: Tensor, *, out: str | None = None, dtype: DType | None = None) -> Op:
+    """Row lookup: ids [...] into table [vocab, d] -> [..., d]. No FLOPs; reads only the rows it uses,
+    at most one per id and at most the whole table (like XLA's gather rule)."""
+    if len(table.shape) != 2:
+        raise OpgraphError(f"op {name!r}: table {table} must be 2-D [vocab, d]")
+    vocab, d = table.shape
+    rows = min(ids.numel, vocab)
+    y = Tensor(out or name, (*ids.shape, d), dtype or table.dtype, Role.ACTIVATION)
+    return Op(name, EMBEDDING, "embedding", (ids, table), (y,), 0, reads=(None, rows * d))
+
+
+def take_last(name: str, x: Tensor, *, out: str | None = None) -> Op:
+    """Keep the last position of each sequence: [B, S, d] -> [B, 1, d]. Reads only those rows."""
+    if len(x.shape) != 3:
+        raise OpgraphError(f"op {name!r}: {x} must be [batch, positions, features]")
+    b, _, d = x.shape
+    y = _out(out or name, (b, 1, d), x, Role.ACTIVATION, None)
+    return Op(name, GATHER, "take_last", (x,), (y,), 0, reads=(b * d,))

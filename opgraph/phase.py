@@ -1,0 +1,51 @@
+"""Inference phases. One builder serves both: the phase only changes shapes and which cache is read."""
+
+from __future__ import annotations
+
+import attrs
+
+from opgraph.errors import OpgraphError
+
+PHASES = ("prefill", "decode")
+
+
+def positive(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise OpgraphError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+@attrs.frozen
+class Phase:
+    """`batch` sequences, each adding `new_tokens` tokens on top of `past` tokens already in the KV cache."""
+
+    name: str
+    batch: int
+    new_tokens: int
+    past: int
+
+    @classmethod
+    def prefill(cls, batch: int, seq_len: int) -> "Phase":
+        """The whole prompt at once: seq_len new tokens, empty cache."""
+        return cls("prefill", positive("batch", batch), positive("seq_len", seq_len), 0)
+
+    @classmethod
+    def decode(cls, batch: int, context: int) -> "Phase":
+        """One new token per sequence after `context` cached ones: attention runs over context+1 keys."""
+        return cls("decode", positive("batch", batch), 1, positive("context", context))
+
+    @property
+    def keys(self) -> int:
+        """Key positions each new token attends to (before any window limit)."""
+        return self.past + self.new_tokens
+
+    @property
+    def tokens(self) -> int:
+        """New tokens in the whole batch: the M of every projection."""
+        return self.batch * self.new_tokens
+
+    def describe(self) -> dict[str, int]:
+        """The user's own parameters for this phase, as they named them."""
+        if self.name == "prefill":
+            return {"batch": self.batch, "seq_len": self.new_tokens}
+        return {"batch": self.batch, "context": self.past}

@@ -1,0 +1,78 @@
+"""Tensors: a name, a shape, a dtype measured in bits, and a role."""
+
+from __future__ import annotations
+
+import enum
+import math
+
+import attrs
+
+from opgraph.errors import OpgraphError
+
+
+@attrs.frozen
+class DType:
+    """A storage type. Sizes are in bits so that int4 and fp8 are first-class."""
+
+    name: str
+    bits: int
+
+    def __str__(self) -> str:
+        return self.name
+
+
+FP32 = DType("fp32", 32)
+TF32 = DType("tf32", 32)
+BF16 = DType("bf16", 16)
+FP16 = DType("fp16", 16)
+FP8 = DType("fp8", 8)
+INT8 = DType("int8", 8)
+INT4 = DType("int4", 4)
+INT32 = DType("int32", 32)  # token ids
+INT64 = DType("int64", 64)
+
+DTYPES: dict[str, DType] = {d.name: d for d in (FP32, TF32, BF16, FP16, FP8, INT8, INT4, INT32, INT64)}
+
+
+def dtype(name: str) -> DType:
+    """Look a dtype up by name, with an error that lists the valid names."""
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise OpgraphError(f"unknown dtype {name!r}; valid: {', '.join(DTYPES)}") from None
+
+
+class Role(enum.Enum):
+    WEIGHT = "weight"
+    ACTIVATION = "activation"
+    KV_CACHE = "kv_cache"
+    INPUT = "input"
+
+
+@attrs.frozen
+class Tensor:
+    name: str
+    shape: tuple[int, ...] = attrs.field(converter=tuple)
+    dtype: DType
+    role: Role = Role.ACTIVATION
+
+    def __attrs_post_init__(self) -> None:
+        for dim in self.shape:
+            if not isinstance(dim, int) or isinstance(dim, bool) or dim <= 0:
+                raise OpgraphError(f"tensor {self.name!r}: every dimension must be a positive int, got shape {self.shape}")
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return nbytes(self.numel, self.dtype)
+
+    def __str__(self) -> str:
+        return f"{self.name}[{', '.join(map(str, self.shape))}]:{self.dtype}"
+
+
+def nbytes(numel: int, dt: DType) -> int:
+    """Bytes to store `numel` elements of `dt`; sub-byte types pack, rounding up to whole bytes."""
+    return -(-numel * dt.bits // 8)

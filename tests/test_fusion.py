@@ -1,0 +1,134 @@
+"""The fusion pass and its byte accounting, on graphs small enough to count by hand."""
+
+import pytest
+
+import hardware
+import models
+from opgraph import FuseRule, FusionPlan, GraphBuilder, Phase, analyze, apply, strategy
+from opgraph.cost import block_cost
+from opgraph.errors import OpgraphError
+from opgraph.fusion import FusionError
+
+H100 = hardware.load("h100-sxm")
+
+
+def chain():
+    """x[2,4,8] -> rmsnorm -> linear(8->16) -> silu -> z, all bf16 (2 bytes)."""
+    b = GraphBuilder(name="chain")
+    x = b.input("x", (2, 4, 8))
+    h = b.norm("norm", x, b.weight("norm.weight", (8,)), out="h")
+    y = b.linear("proj", h, b.weight("proj.weight", (16, 8)), out="y")
+    return b.build(outputs=[b.elementwise("act", "silu", y, out="z")])
+
+
+def traffic(graph, plan):
+    return block_cost("b", 1, graph, apply(plan, graph), H100).totals.traffic
+
+
+def test_unfused_chain_bytes_by_hand():
+    t = traffic(chain(), strategy("unfused"))
+    x, w_norm, h, w_proj, y, z = 2 * 4 * 8 * 2, 8 * 2, 2 * 4 * 8 * 2, 16 * 8 * 2, 2 * 4 * 16 * 2, 2 * 4 * 16 * 2
+    assert t.bytes_read == (x + w_norm) + (h + w_proj) + y  # each kernel reads its inputs
+    assert t.bytes_written == h + y + z  # every result crosses a kernel boundary or is the output
+    assert t.weight_bytes == w_norm + w_proj
+
+
+def test_fused_chain_touches_only_input_weights_and_output():
+    t = traffic(chain(), strategy("fused"))
+    assert t.bytes_read == 2 * 4 * 8 * 2 + 8 * 2 + 16 * 8 * 2
+    assert t.bytes_written == 2 * 4 * 16 * 2
+
+
+def test_flops_do_not_depend_on_fusion():
+    g = chain()
+    flops = {p: block_cost("b", 1, g, apply(strategy(p), g), H100).totals.flops for p in ("unfused", "flash", "fused")}
+    assert len(set(flops.values())) == 1
+
+
+def test_a_weight_is_read_once_per_kernel_that_uses_it():
+    b = GraphBuilder(name="shared")
+    x = b.input("x", (4, 8))
+    w = b.weight("w", (8, 8))
+    y = b.linear("first", x, w, out="y")
+    g = b.build(outputs=[b.linear("second", y, w, out="z")])
+    w_bytes = 8 * 8 * 2
+    assert traffic(g, strategy("unfused")).weight_bytes == 2 * w_bytes
+    assert traffic(g, FusionPlan("both", groups=[("first", "second")])).weight_bytes == w_bytes
+
+
+def test_op_rows_add_up_to_the_block_totals():
+    cost = block_cost("b", 1, chain(), apply(strategy("fused"), chain()), H100)
+    assert sum(o.cost.traffic.bytes for o in cost.ops) == cost.totals.bytes
+    assert sum(o.cost.flops for o in cost.ops) == cost.totals.flops
+    assert sum(o.share for o in cost.ops) == pytest.approx(1.0)
+
+
+LLAMA = models.get("llama-3-8b")
+
+
+@pytest.mark.parametrize("phase", [Phase.prefill(2, 16), Phase.decode(2, 16)], ids=["prefill", "decode"])
+def test_llama_materialized_sets_per_strategy(phase):
+    layer = LLAMA.layer(phase)
+    produced = set(layer.producer)
+    # unfused: every result is written, the QK^T scores and softmax output included.
+    assert apply(strategy("unfused"), layer).materialized == produced
+    assert len(apply(strategy("unfused"), layer).kernels) == len(layer.ops)
+    # flash: only the attention core's internals stay on chip.
+    assert apply(strategy("flash"), layer).materialized == produced - {"scores", "probs"}
+    # fused: K and V (the cache), the attention block's output h, and the layer output.
+    fused = apply(strategy("fused"), layer)
+    assert fused.materialized == {"k_rope", "v", "h", "out"}
+    assert [k.name for k in fused.kernels] == ["input_layernorm", "post_attention_layernorm"]
+
+
+def test_decode_reads_the_whole_cache_and_writes_only_the_new_entry():
+    b, ctx = 4, 100
+    cost = analyze(LLAMA.build(Phase.decode(b, ctx)), strategy("fused"), H100).blocks[0]
+    kv_width = LLAMA.n_kv_heads * LLAMA.head_dim
+    cache_read = 2 * b * ctx * kv_width * 2  # K and V, bf16
+    new_write = 2 * b * 1 * kv_width * 2
+    assert cost.totals.traffic.kv_cache_bytes == cache_read + new_write
+    qk = next(o for o in cost.ops if o.name == "qk")
+    assert qk.cost.flops == 2 * b * LLAMA.n_heads * 1 * (ctx + 1) * LLAMA.head_dim
+
+
+def test_user_plan_with_groups_and_rules():
+    layer = LLAMA.layer(Phase.prefill(1, 8))
+    plan = FusionPlan("qkv+flash", rules=strategy("flash").rules, groups=[("q_proj", "k_proj", "v_proj")])
+    part = apply(plan, layer)
+    kernel = part.kernel_of["q_proj"]
+    assert part.kernel_of["k_proj"] == part.kernel_of["v_proj"] == kernel
+    # Fusing the three projections means x_norm is read once instead of three times.
+    x_norm = 1 * 8 * 4096 * 2
+    saved = traffic(layer, strategy("flash")).bytes - traffic(layer, plan).bytes
+    assert saved == 2 * x_norm
+
+
+def test_rule_kinds_match_op_functions_too():
+    layer = LLAMA.layer(Phase.prefill(1, 8))
+    plan = FusionPlan("act-into-gate", rules=[FuseRule("silu into gate", producer={"linear"}, consumer={"silu"})])
+    part = apply(plan, layer)
+    assert part.kernel_of["act"] == part.kernel_of["gate_proj"] != part.kernel_of["up_proj"]
+
+
+def test_a_group_that_makes_kernels_cyclic_is_rejected():
+    layer = LLAMA.layer(Phase.prefill(1, 8))
+    plan = FusionPlan("bad", groups=[("input_layernorm", "o_proj")])  # the ops between them run in other kernels
+    with pytest.raises(FusionError, match="fusion plan 'bad' makes the kernel graph cyclic"):
+        apply(plan, layer)
+
+
+def test_a_group_naming_a_missing_op_is_rejected():
+    layer = LLAMA.layer(Phase.prefill(1, 8))
+    with pytest.raises(FusionError, match="names op\\(s\\) \\['qkv_proj'\\]"):
+        apply(FusionPlan("typo", groups=[("q_proj", "qkv_proj")]), layer)
+
+
+def test_a_group_matching_nothing_in_the_model_is_not_silently_ignored():
+    with pytest.raises(FusionError, match="match no op of model 'llama-3-8b'"):
+        analyze(LLAMA.build(Phase.decode(1, 8)), FusionPlan("nothing", groups=[("foo", "bar")]), H100)
+
+
+def test_unknown_strategy_lists_valid_names():
+    with pytest.raises(OpgraphError, match="valid: unfused, flash, fused"):
+        strategy("flash2")
