@@ -9,7 +9,7 @@ from opgraph.errors import OpgraphError
 from opgraph.graph import Graph, GraphBuilder
 from opgraph.model import Block, Model
 from opgraph.phase import Phase
-from opgraph.tensor import BF16, DType
+from opgraph.tensor import BF16, DType, Precision
 
 
 def _positive(inst, attribute, value) -> None:
@@ -43,8 +43,8 @@ class LlamaConfig:
         else:
             _positive(self, attrs.fields(LlamaConfig).head_dim, self.head_dim)
 
-    def layer(self, phase: Phase) -> Graph:
-        b = GraphBuilder(self.dtype, "layer")
+    def layer(self, phase: Phase, precision: Precision | None = None) -> Graph:
+        b = GraphBuilder(precision or Precision.uniform(self.dtype), "layer")
         x = b.input("x", (phase.batch, phase.new_tokens, self.d_model))
         a = pieces.norm(b, "input_layernorm", x, "input_layernorm.weight", out="x_norm")
         a = pieces.gqa_attention(b, a, phase, heads=self.n_heads, kv_heads=self.n_kv_heads, head_dim=self.head_dim)
@@ -54,13 +54,14 @@ class LlamaConfig:
         out = pieces.residual(b, "mlp_residual", h, m, out="out")
         return b.build(outputs=[out])
 
-    def embed_head(self, phase: Phase) -> Graph:
-        b = GraphBuilder(self.dtype, "embed_head")
+    def embed_head(self, phase: Phase, precision: Precision | None = None) -> Graph:
+        b = GraphBuilder(precision or Precision.uniform(self.dtype), "embed_head")
         dims = dict(vocab=self.vocab_size, d_model=self.d_model)
         emb = pieces.embedding(b, phase, **dims)
         logits = pieces.lm_head(b, phase, tied=self.tie_embeddings, **dims)
         return b.build(outputs=[emb, logits])
 
-    def build(self, phase: Phase) -> Model:
-        return Model(self.name, phase, (Block("layer", self.n_layers, self.layer(phase)),
-                                        Block("embed_head", 1, self.embed_head(phase))))
+    def build(self, phase: Phase, precision: Precision | None = None) -> Model:
+        """The model for one phase; `precision` overrides the config's dtype per tensor role."""
+        return Model(self.name, phase, (Block("layer", self.n_layers, self.layer(phase, precision)),
+                                        Block("embed_head", 1, self.embed_head(phase, precision))))

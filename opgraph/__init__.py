@@ -11,10 +11,10 @@ from opgraph.graph import Graph, GraphBuilder, LintError
 from opgraph.hardware import Hardware
 from opgraph.model import Block, Model
 from opgraph.phase import Phase
-from opgraph.tensor import BF16, FP8, FP16, FP32, INT4, INT8, DType, Role, Tensor
+from opgraph.tensor import BF16, FP8, FP16, FP32, INT4, INT8, DType, Precision, Role, Tensor
 
 __all__ = [
     "BF16", "FP8", "FP16", "FP32", "INT4", "INT8", "Block", "DType", "FuseRule", "FusionPlan", "Graph",
-    "GraphBuilder", "Hardware", "LintError", "Model", "OpgraphError", "Phase", "PhaseCost", "Role",
+    "GraphBuilder", "Hardware", "LintError", "Model", "OpgraphError", "Phase", "Precision", "PhaseCost", "Role",
     "STRATEGIES", "Tensor", "analyze", "apply", "strategy",
 ]

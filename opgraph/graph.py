@@ -10,7 +10,7 @@ import networkx as nx
 
 from opgraph import ops
 from opgraph.errors import OpgraphError
-from opgraph.tensor import BF16, DType, Role, Tensor
+from opgraph.tensor import BF16, DType, Precision, Role, Tensor
 
 
 class LintError(OpgraphError):
@@ -111,9 +111,11 @@ class Graph:
 
 
 def _op_method(factory):
-    """Expose an op factory from `opgraph.ops` as a builder method that adds the op and returns its output."""
+    """Expose an op factory from `opgraph.ops` as a builder method that adds the op and returns its output,
+    stored at the builder's precision for the output's role unless the call says otherwise."""
     @functools.wraps(factory)
     def method(self: "GraphBuilder", *args, **kwargs) -> Tensor:
+        kwargs.setdefault("dtype", self.precision.of(kwargs.get("role", Role.ACTIVATION)))
         return self.add(factory(*args, **kwargs))
     return method
 
@@ -129,14 +131,14 @@ class GraphBuilder:
     True
     """
 
-    def __init__(self, dtype: DType = BF16, name: str = "graph"):
-        self.dtype = dtype
+    def __init__(self, precision: Precision | DType = BF16, name: str = "graph"):
+        self.precision = precision if isinstance(precision, Precision) else Precision.uniform(precision)
         self.name = name
         self._ops: list[ops.Op] = []
         self._declared: dict[str, Tensor] = {}
 
     def _declare(self, name: str, shape: tuple[int, ...], dtype: DType | None, role: Role) -> Tensor:
-        t = Tensor(name, shape, dtype or self.dtype, role)
+        t = Tensor(name, shape, dtype or self.precision.of(role), role)
         seen = self._declared.setdefault(name, t)
         if seen != t:
             raise LintError(f"tensor {name!r} declared twice, as {seen} ({seen.role.value}) and {t} ({role.value})")

@@ -5,6 +5,8 @@ Conventions (the README repeats them):
   (the standard convention, e.g. Kaplan et al. 2020, "Scaling Laws", section 2.1;
   XLA's HloCostAnalysis counts a dot the same way).
 - Transcendentals (exp, rsqrt, tanh) count 1 FLOP each.
+- Every factory takes `out` (the output tensor's name, default the op's), `role` and `dtype` (default
+  the first input's), so a builder can place results in the KV cache and give each role its precision.
 - Default byte rule, as in XLA's HloCostAnalysis: an op reads each input whole and
   writes each output whole. Ops that touch only part of an input (an embedding
   reads only the rows it looks up) say so in `reads`.
@@ -116,7 +118,7 @@ def _key_length(name: str, q: Tensor, keys: tuple[Tensor, ...], width: int) -> i
 
 
 def attention_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tensor], *, heads: int,
-                     kv_heads: int, head_dim: int, out: str | None = None, dtype: DType | None = None) -> Op:
+                     kv_heads: int, head_dim: int, out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """S = Q K^T per head. q: [B, Sq, heads*head_dim]; keys: [B, s_i, kv_heads*head_dim] (cache, then new).
     Output [B, heads, Sq, Sk]. FLOPs 2*B*heads*Sq*Sk*head_dim: every query head does a full product even
     when it shares its K head (GQA), and the whole Sq x Sk matrix is counted (no causal skipping)."""
@@ -126,12 +128,12 @@ def attention_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tenso
         raise OpgraphError(f"op {name!r}: query {q} must be [batch, positions, heads*head_dim={heads * head_dim}]")
     b, sq, _ = q.shape
     sk = _key_length(name, q, keys, kv_heads * head_dim)
-    s = _out(out or name, (b, heads, sq, sk), q, Role.ACTIVATION, dtype)
+    s = _out(out or name, (b, heads, sq, sk), q, role, dtype)
     return Op(name, MATMUL, "qk", (q, *keys), (s,), 2 * b * heads * sq * sk * head_dim)
 
 
 def attention_values(name: str, p: Tensor, values: tuple[Tensor, ...] | list[Tensor], *, heads: int,
-                     kv_heads: int, head_dim: int, out: str | None = None, dtype: DType | None = None) -> Op:
+                     kv_heads: int, head_dim: int, out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """O = P V per head. p: [B, heads, Sq, Sk]; values: [B, s_i, kv_heads*head_dim] summing to Sk.
     Output [B, Sq, heads*head_dim]. FLOPs 2*B*heads*Sq*Sk*head_dim."""
     _check_heads(name, heads, kv_heads)
@@ -142,7 +144,7 @@ def attention_values(name: str, p: Tensor, values: tuple[Tensor, ...] | list[Ten
     got = _key_length(name, p, values, kv_heads * head_dim)
     if got != sk:
         raise OpgraphError(f"op {name!r}: values cover {got} positions but the probabilities {p} have {sk} keys")
-    o = _out(out or name, (b, sq, heads * head_dim), p, Role.ACTIVATION, dtype)
+    o = _out(out or name, (b, sq, heads * head_dim), p, role, dtype)
     return Op(name, MATMUL, "av", (p, *values), (o,), 2 * b * heads * sq * sk * head_dim)
 
 
@@ -163,14 +165,14 @@ ROPE_FLOPS_PER_ELEM = 3  # x*cos + rotate_half(x)*sin: 2 multiplies and 1 add pe
 NORM_FLOPS = {"rmsnorm": (4, 3), "layernorm": (6, 4)}
 
 
-def softmax(name: str, x: Tensor, *, out: str | None = None) -> Op:
+def softmax(name: str, x: Tensor, *, out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """Softmax over the last dim; FLOPs 5 per element."""
-    y = _out(out or name, x.shape, x, Role.ACTIVATION, None)
+    y = _out(out or name, x.shape, x, role, dtype)
     return Op(name, SOFTMAX, "softmax", (x,), (y,), SOFTMAX_FLOPS_PER_ELEM * x.numel)
 
 
 def norm(name: str, x: Tensor, weight: Tensor, *, bias: Tensor | None = None, fn: str = "rmsnorm",
-         out: str | None = None) -> Op:
+         out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """RMSNorm or LayerNorm over the last dim, with a scale (and for LayerNorm an optional shift)."""
     if fn not in NORM_FLOPS:
         raise OpgraphError(f"op {name!r}: unknown norm {fn!r}; valid: {', '.join(NORM_FLOPS)}")
@@ -182,11 +184,11 @@ def norm(name: str, x: Tensor, weight: Tensor, *, bias: Tensor | None = None, fn
     if bias is not None:
         per_elem += 1
     inputs = (x, weight) if bias is None else (x, weight, bias)
-    y = _out(out or name, x.shape, x, Role.ACTIVATION, None)
+    y = _out(out or name, x.shape, x, role, dtype)
     return Op(name, NORM, fn, inputs, (y,), per_elem * x.numel + per_row * _rows(x))
 
 
-def elementwise(name: str, fn: str, *inputs: Tensor, out: str | None = None, role: Role = Role.ACTIVATION) -> Op:
+def elementwise(name: str, fn: str, *inputs: Tensor, out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """add / mul of same-shaped tensors, or silu / gelu of one; FLOPs per element from the table above."""
     if fn not in ELEMENTWISE_FLOPS_PER_ELEM:
         raise OpgraphError(f"op {name!r}: unknown elementwise function {fn!r}; "
@@ -197,12 +199,12 @@ def elementwise(name: str, fn: str, *inputs: Tensor, out: str | None = None, rol
     for t in inputs[1:]:
         _same_shape(name, inputs[0], t)
     x = inputs[0]
-    y = _out(out or name, x.shape, x, role, None)
+    y = _out(out or name, x.shape, x, role, dtype)
     return Op(name, ELEMENTWISE, fn, inputs, (y,), ELEMENTWISE_FLOPS_PER_ELEM[fn] * x.numel)
 
 
-def rope(name: str, x: Tensor, *, head_dim: int, rotary_dim: int | None = None, out: str | None = None,
-         role: Role = Role.ACTIVATION) -> Op:
+def rope(name: str, x: Tensor, *, head_dim: int, rotary_dim: int | None = None,
+         out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """Rotary position embedding on [..., heads*head_dim], rotating `rotary_dim` of each head's dims
     (all of them by default). FLOPs 3 per rotated element. The cos/sin tables are not counted as reads:
     they are computed in-kernel or are a few KB."""
@@ -210,25 +212,25 @@ def rope(name: str, x: Tensor, *, head_dim: int, rotary_dim: int | None = None, 
     if x.shape[-1] % head_dim or not 0 < rotary_dim <= head_dim:
         raise OpgraphError(f"op {name!r}: {x} must be [..., heads*head_dim] with 0 < rotary_dim <= head_dim={head_dim}")
     rotated = x.numel // head_dim * rotary_dim
-    y = _out(out or name, x.shape, x, role, None)
+    y = _out(out or name, x.shape, x, role, dtype)
     return Op(name, ROPE, "rope", (x,), (y,), ROPE_FLOPS_PER_ELEM * rotated)
 
 
-def embedding(name: str, ids: Tensor, table: Tensor, *, out: str | None = None, dtype: DType | None = None) -> Op:
+def embedding(name: str, ids: Tensor, table: Tensor, *, out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """Row lookup: ids [...] into table [vocab, d] -> [..., d]. No FLOPs; reads only the rows it uses,
     at most one per id and at most the whole table (like XLA's gather rule)."""
     if len(table.shape) != 2:
         raise OpgraphError(f"op {name!r}: table {table} must be 2-D [vocab, d]")
     vocab, d = table.shape
     rows = min(ids.numel, vocab)
-    y = Tensor(out or name, (*ids.shape, d), dtype or table.dtype, Role.ACTIVATION)
+    y = _out(out or name, (*ids.shape, d), table, role, dtype)
     return Op(name, EMBEDDING, "embedding", (ids, table), (y,), 0, reads=(None, rows * d))
 
 
-def take_last(name: str, x: Tensor, *, out: str | None = None) -> Op:
+def take_last(name: str, x: Tensor, *, out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """Keep the last position of each sequence: [B, S, d] -> [B, 1, d]. Reads only those rows."""
     if len(x.shape) != 3:
         raise OpgraphError(f"op {name!r}: {x} must be [batch, positions, features]")
     b, _, d = x.shape
-    y = _out(out or name, (b, 1, d), x, Role.ACTIVATION, None)
+    y = _out(out or name, (b, 1, d), x, role, dtype)
     return Op(name, GATHER, "take_last", (x,), (y,), 0, reads=(b * d,))

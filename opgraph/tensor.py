@@ -76,3 +76,19 @@ class Tensor:
 def nbytes(numel: int, dt: DType) -> int:
     """Bytes to store `numel` elements of `dt`; sub-byte types pack, rounding up to whole bytes."""
     return -(-numel * dt.bits // 8)
+
+
+@attrs.frozen
+class Precision:
+    """Storage precision per tensor role: weights, activations (and inputs), KV cache."""
+
+    weight: DType
+    act: DType
+    kv: DType
+
+    @classmethod
+    def uniform(cls, dt: DType) -> "Precision":
+        return cls(dt, dt, dt)
+
+    def of(self, role: Role) -> DType:
+        return {Role.WEIGHT: self.weight, Role.KV_CACHE: self.kv}.get(role, self.act)

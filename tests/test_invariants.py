@@ -65,3 +65,15 @@ def test_weight_bytes_scale_with_dtype(cfg, phase):
     assert full.weight_bytes == 2 * half.weight_bytes
     assert full.totals.traffic.weight_bytes == 2 * half.totals.traffic.weight_bytes
     assert full.params == half.params
+
+
+@settings(max_examples=30, deadline=None)
+@given(configs(), phases)
+def test_kv_bytes_scale_with_kv_dtype_only(cfg, phase):
+    from opgraph import BF16, FP8, Precision
+    base = analyze(cfg.build(phase, Precision.uniform(BF16)), strategy("fused"), H100)
+    fp8_kv = analyze(cfg.build(phase, Precision(weight=BF16, act=BF16, kv=FP8)), strategy("fused"), H100)
+    assert 2 * fp8_kv.totals.traffic.kv_cache_bytes == base.totals.traffic.kv_cache_bytes
+    assert fp8_kv.totals.traffic.weight_bytes == base.totals.traffic.weight_bytes
+    assert fp8_kv.totals.traffic.activation_bytes == base.totals.traffic.activation_bytes
+    assert fp8_kv.totals.flops == base.totals.flops
