@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from models.llama import LlamaConfig
+from models.options import BuildOptions
 from models.presets import PRESETS
 from opgraph.errors import OpgraphError
 
 DEFAULT = "llama-3-8b"
 
-__all__ = ["DEFAULT", "LlamaConfig", "PRESETS", "get", "names"]
+__all__ = ["DEFAULT", "BuildOptions", "LlamaConfig", "PRESETS", "get", "names"]
 
 
 def names() -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from models import pieces
+from models.options import BuildOptions
 from opgraph.errors import OpgraphError
 from opgraph.graph import Graph, GraphBuilder
 from opgraph.model import Block, Model
@@ -43,25 +44,35 @@ class LlamaConfig:
         else:
             _positive(self, attrs.fields(LlamaConfig).head_dim, self.head_dim)
 
-    def layer(self, phase: Phase, precision: Precision | None = None) -> Graph:
-        b = GraphBuilder(precision or Precision.uniform(self.dtype), "layer")
+    def precision(self, options: BuildOptions) -> Precision:
+        return options.precision or Precision.uniform(self.dtype)
+
+    def layer(self, phase: Phase, options: BuildOptions = BuildOptions()) -> Graph:
+        b = GraphBuilder(self.precision(options), "layer")
         x = b.input("x", (phase.batch, phase.new_tokens, self.d_model))
         a = pieces.norm(b, "input_layernorm", x, "input_layernorm.weight", out="x_norm")
-        a = pieces.gqa_attention(b, a, phase, heads=self.n_heads, kv_heads=self.n_kv_heads, head_dim=self.head_dim)
+        a = pieces.gqa_attention(b, a, phase, heads=self.n_heads, kv_heads=self.n_kv_heads, head_dim=self.head_dim,
+                                 causal=options.causal_skip)
         h = pieces.residual(b, "attn_residual", x, a, out="h")
         m = pieces.norm(b, "post_attention_layernorm", h, "post_attention_layernorm.weight", out="h_norm")
         m = pieces.gated_mlp(b, m, d_ffn=self.d_ffn, act="silu")
         out = pieces.residual(b, "mlp_residual", h, m, out="out")
         return b.build(outputs=[out])
 
-    def embed_head(self, phase: Phase, precision: Precision | None = None) -> Graph:
-        b = GraphBuilder(precision or Precision.uniform(self.dtype), "embed_head")
+    def embed_head(self, phase: Phase, options: BuildOptions = BuildOptions()) -> Graph:
+        b = GraphBuilder(self.precision(options), "embed_head")
         dims = dict(vocab=self.vocab_size, d_model=self.d_model)
         emb = pieces.embedding(b, phase, **dims)
         logits = pieces.lm_head(b, phase, tied=self.tie_embeddings, **dims)
         return b.build(outputs=[emb, logits])
 
-    def build(self, phase: Phase, precision: Precision | None = None) -> Model:
-        """The model for one phase; `precision` overrides the config's dtype per tensor role."""
-        return Model(self.name, phase, (Block("layer", self.n_layers, self.layer(phase, precision)),
-                                        Block("embed_head", 1, self.embed_head(phase, precision))))
+    def summary(self) -> dict:
+        """Shape fields for `opgraph models`."""
+        return {"layers": self.n_layers, "d_model": self.d_model, "heads": self.n_heads, "kv_heads": self.n_kv_heads,
+                "head_dim": self.head_dim, "d_ffn": self.d_ffn, "vocab": self.vocab_size,
+                "tied_embeddings": self.tie_embeddings, "dtype": self.dtype.name}
+
+    def build(self, phase: Phase, options: BuildOptions = BuildOptions()) -> Model:
+        """The model for one phase, built as `options` say (precision per role, causal skipping)."""
+        return Model(self.name, phase, (Block("layer", self.n_layers, self.layer(phase, options)),
+                                        Block("embed_head", 1, self.embed_head(phase, options))))

@@ -19,7 +19,7 @@ def norm(b: GraphBuilder, name: str, x: Tensor, weight: str, *, fn: str = "rmsno
 
 
 def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_heads: int, head_dim: int,
-                  prefix: str = "self_attn.") -> Tensor:
+                  causal: bool = False, prefix: str = "self_attn.") -> Tensor:
     """Grouped-query attention with rotary positions (MHA when kv_heads == heads, MQA when 1).
 
     The new token(s)' K and V are the KV-cache entries this step writes (role KV_CACHE, so every fusion
@@ -36,7 +36,7 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
     if phase.past:
         keys.insert(0, b.cache("k_cache", (phase.batch, phase.past, kv_width)))
         values.insert(0, b.cache("v_cache", (phase.batch, phase.past, kv_width)))
-    heads_kw = dict(heads=heads, kv_heads=kv_heads, head_dim=head_dim)
+    heads_kw = dict(heads=heads, kv_heads=kv_heads, head_dim=head_dim, causal=causal)
     s = b.attention_scores("qk", q, keys, out="scores", **heads_kw)
     p = b.softmax("softmax", s, out="probs")
     o = b.attention_values("av", p, values, out="attn", **heads_kw)

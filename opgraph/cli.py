@@ -140,16 +140,15 @@ def cmd_models(args) -> str:
     for name in models.names():
         c = models.get(name)
         m = c.build(Phase.decode(1, 1))
-        recs.append({"name": name, "layers": c.n_layers, "d_model": c.d_model, "heads": c.n_heads,
-                     "kv_heads": c.n_kv_heads, "head_dim": c.head_dim, "d_ffn": c.d_ffn, "vocab": c.vocab_size,
-                     "dtype": c.dtype.name, "tied_embeddings": c.tie_embeddings, "params": m.params(),
-                     "weight_bytes": m.weight_bytes(), "source": c.source})
+        recs.append({"name": name, **c.summary(), "params": m.params(), "weight_bytes": m.weight_bytes(),
+                     "source": c.source})
     if args.format == "json":
         return json.dumps(recs, indent=2) + "\n"
-    rows = [[r["name"], r["layers"], r["d_model"], r["heads"], r["kv_heads"], r["head_dim"], r["d_ffn"], r["vocab"],
-             f"{r['params']:,}", sig(r["weight_bytes"] / 1e9)] for r in recs]
-    return tabulate(rows, ["model", "layers", "d_model", "heads", "kv heads", "head_dim", "d_ffn", "vocab",
-                           "params", "weights GB"], disable_numparse=True) + "\n"
+    shown = ("layers", "d_model", "heads", "kv_heads", "head_dim", "d_ffn", "vocab")
+    rows = [[r["name"], *(r.get(k, "-") for k in shown), f"{r['params']:,}", sig(r["weight_bytes"] / 1e9)]
+            for r in recs]
+    return tabulate(rows, ["model", *(k.replace("_", " ") for k in shown), "params", "weights GB"],
+                    disable_numparse=True) + "\n"
 
 
 def cmd_fusions(args) -> str:

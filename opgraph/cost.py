@@ -118,6 +118,7 @@ class PhaseCost:
     params: int
     weight_bytes: int  # storage of all weights
     totals: Roofline  # the whole model: blocks times their counts
+    notes: tuple[str, ...] = ()
 
 
 def _traffic(graph: Graph, part: Partition) -> dict[str, Traffic]:
@@ -186,4 +187,5 @@ def analyze(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
         raise FusionError(f"fusion plan {plan.name!r}: group(s) {unused} match no op of model {model.name!r} "
                           f"(blocks: {', '.join(b.name for b in model.blocks)})")
     totals = _sum([b.totals.times(b.count) for b in blocks])
-    return PhaseCost(model.name, model.phase, plan, hw, tuple(blocks), model.params(), model.weight_bytes(), totals)
+    return PhaseCost(model.name, model.phase, plan, hw, tuple(blocks), model.params(), model.weight_bytes(), totals,
+                     model.notes)

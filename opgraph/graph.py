@@ -110,6 +110,13 @@ class Graph:
         return f"Graph({self.name!r}, {len(self.ops)} ops)"
 
 
+def lint(op_list: Iterable[ops.Op], outputs: Iterable[Tensor | str] = (), name: str = "graph") -> Graph:
+    """Check a list of ops (unique names, one producer per tensor, matching shapes, no dangling
+    activations, no cycles) and return the Graph; raises LintError naming the op or tensor at fault.
+    Building a Graph always runs these checks, so a pass can trust any Graph it is handed."""
+    return Graph(op_list, outputs, name)
+
+
 def _op_method(factory):
     """Expose an op factory from `opgraph.ops` as a builder method that adds the op and returns its output,
     stored at the builder's precision for the output's role unless the call says otherwise."""

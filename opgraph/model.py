@@ -22,6 +22,8 @@ class Model:
     name: str
     phase: Phase
     blocks: tuple[Block, ...] = attrs.field(converter=tuple)
+    # What a reader must know to interpret the numbers, e.g. which form of attention this phase uses.
+    notes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
     def params(self) -> int:
         """Parameter count: every weight tensor, shared ones (tied embeddings) once per block."""

@@ -117,11 +117,19 @@ def _key_length(name: str, q: Tensor, keys: tuple[Tensor, ...], width: int) -> i
     return sum(k.shape[1] for k in keys)
 
 
+def causal_pairs(sq: int, sk: int) -> int:
+    """Query-key pairs a causal mask leaves, when the Sq queries are the last Sq of Sk positions:
+    query i (0-based) sees the Sk - Sq earlier positions and i + 1 of its own. This is the part a
+    causal FlashAttention kernel computes (it skips the blocks above the diagonal)."""
+    return sq * (sk - sq) + sq * (sq + 1) // 2
+
+
 def attention_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tensor], *, heads: int,
-                     kv_heads: int, head_dim: int, out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+                     kv_heads: int, head_dim: int, causal: bool = False, out: str | None = None,
+                     role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """S = Q K^T per head. q: [B, Sq, heads*head_dim]; keys: [B, s_i, kv_heads*head_dim] (cache, then new).
-    Output [B, heads, Sq, Sk]. FLOPs 2*B*heads*Sq*Sk*head_dim: every query head does a full product even
-    when it shares its K head (GQA), and the whole Sq x Sk matrix is counted (no causal skipping)."""
+    Output [B, heads, Sq, Sk]. FLOPs 2*B*heads*pairs*head_dim, pairs = Sq*Sk: every query head does a full
+    product even when it shares its K head (GQA). With `causal`, pairs counts only the unmasked part."""
     _check_heads(name, heads, kv_heads)
     keys = tuple(keys)
     if len(q.shape) != 3 or q.shape[2] != heads * head_dim:
@@ -129,13 +137,15 @@ def attention_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tenso
     b, sq, _ = q.shape
     sk = _key_length(name, q, keys, kv_heads * head_dim)
     s = _out(out or name, (b, heads, sq, sk), q, role, dtype)
-    return Op(name, MATMUL, "qk", (q, *keys), (s,), 2 * b * heads * sq * sk * head_dim)
+    pairs = causal_pairs(sq, sk) if causal else sq * sk
+    return Op(name, MATMUL, "qk", (q, *keys), (s,), 2 * b * heads * pairs * head_dim)
 
 
 def attention_values(name: str, p: Tensor, values: tuple[Tensor, ...] | list[Tensor], *, heads: int,
-                     kv_heads: int, head_dim: int, out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+                     kv_heads: int, head_dim: int, causal: bool = False, out: str | None = None,
+                     role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """O = P V per head. p: [B, heads, Sq, Sk]; values: [B, s_i, kv_heads*head_dim] summing to Sk.
-    Output [B, Sq, heads*head_dim]. FLOPs 2*B*heads*Sq*Sk*head_dim."""
+    Output [B, Sq, heads*head_dim]. FLOPs 2*B*heads*pairs*head_dim, pairs as in attention_scores."""
     _check_heads(name, heads, kv_heads)
     values = tuple(values)
     if len(p.shape) != 4 or p.shape[1] != heads:
@@ -145,7 +155,8 @@ def attention_values(name: str, p: Tensor, values: tuple[Tensor, ...] | list[Ten
     if got != sk:
         raise OpgraphError(f"op {name!r}: values cover {got} positions but the probabilities {p} have {sk} keys")
     o = _out(out or name, (b, sq, heads * head_dim), p, role, dtype)
-    return Op(name, MATMUL, "av", (p, *values), (o,), 2 * b * heads * sq * sk * head_dim)
+    pairs = causal_pairs(sq, sk) if causal else sq * sk
+    return Op(name, MATMUL, "av", (p, *values), (o,), 2 * b * heads * pairs * head_dim)
 
 
 # Per-element FLOPs of each vector function; one home for these constants.

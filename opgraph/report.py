@@ -82,7 +82,8 @@ def _phase_dict(p: PhaseCost) -> dict:
     model.update({k: v for k, v in _roofline_dict(p.totals).items()
                   if k in ("flops", "bytes", "intensity", "bound", "time_s")})
     model["tokens_per_s"] = p.phase.tokens / p.totals.time_s
-    return {**p.phase.describe(), "blocks": [_block_dict(b) for b in p.blocks], "model": model}
+    return {**p.phase.describe(), "notes": list(p.notes), "blocks": [_block_dict(b) for b in p.blocks],
+            "model": model}
 
 
 def to_dict(results: list[PhaseCost]) -> dict:
@@ -157,7 +158,7 @@ def render_text(results: list[PhaseCost], markdown: bool = False) -> str:
     if markdown:
         lines = [f"# {lines[0]}", "", *(f"- {x}" for x in lines[1:])]
     for p in results:
-        lines += ["", f"{h}{_phase_title(p)}"]
+        lines += ["", f"{h}{_phase_title(p)}", *(f"note: {n}" for n in p.notes)]
         for b in p.blocks:
             lines += ["", f"{h}# {b.name} x{b.count}" if markdown else f"{b.name} x{b.count}", "",
                       _block_table(b, tablefmt), _kernel_line(b)]

@@ -70,9 +70,10 @@ def test_weight_bytes_scale_with_dtype(cfg, phase):
 @settings(max_examples=30, deadline=None)
 @given(configs(), phases)
 def test_kv_bytes_scale_with_kv_dtype_only(cfg, phase):
+    from models import BuildOptions
     from opgraph import BF16, FP8, Precision
-    base = analyze(cfg.build(phase, Precision.uniform(BF16)), strategy("fused"), H100)
-    fp8_kv = analyze(cfg.build(phase, Precision(weight=BF16, act=BF16, kv=FP8)), strategy("fused"), H100)
+    base = analyze(cfg.build(phase, BuildOptions(Precision.uniform(BF16))), strategy("fused"), H100)
+    fp8_kv = analyze(cfg.build(phase, BuildOptions(Precision(weight=BF16, act=BF16, kv=FP8))), strategy("fused"), H100)
     assert 2 * fp8_kv.totals.traffic.kv_cache_bytes == base.totals.traffic.kv_cache_bytes
     assert fp8_kv.totals.traffic.weight_bytes == base.totals.traffic.weight_bytes
     assert fp8_kv.totals.traffic.activation_bytes == base.totals.traffic.activation_bytes

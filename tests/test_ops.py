@@ -116,3 +116,20 @@ def test_sub_byte_tensors_pack():
 def test_bad_shapes_are_rejected():
     with pytest.raises(OpgraphError, match="positive int"):
         Tensor("x", (2, 0), BF16)
+
+
+def test_causal_skip_counts_only_unmasked_pairs():
+    # 4 new queries over 3 cached + 4 new keys: query i sees 3 + (i + 1) keys -> 3*4 + (1+2+3+4) = 22 pairs.
+    assert ops.causal_pairs(4, 7) == 22
+    # Prefill on an empty cache: the lower triangle with its diagonal, S(S+1)/2.
+    assert ops.causal_pairs(1024, 1024) == 1024 * 1025 // 2
+    q, k = act("q", 2, 4, 2 * 8), act("k", 2, 7, 2 * 8)
+    full = ops.attention_scores("qk", q, (k,), heads=2, kv_heads=2, head_dim=8)
+    causal = ops.attention_scores("qk", q, (k,), heads=2, kv_heads=2, head_dim=8, causal=True)
+    assert full.flops == 2 * 2 * 2 * (4 * 7) * 8
+    assert causal.flops == 2 * 2 * 2 * 22 * 8
+    # Decode (one query attending to everything before it) loses nothing.
+    q1 = act("q1", 2, 1, 16)
+    assert ops.causal_pairs(1, 7) == 7
+    assert ops.attention_scores("qk", q1, (k,), heads=2, kv_heads=2, head_dim=8, causal=True).flops == \
+        2 * 2 * 2 * 7 * 8

@@ -1,0 +1,17 @@
+"""How to build a model, beyond its architecture: the knobs a user turns for one analysis."""
+
+from __future__ import annotations
+
+import attrs
+
+from opgraph.tensor import Precision
+
+
+@attrs.frozen
+class BuildOptions:
+    """`precision`: storage dtype per tensor role (None: the config's own dtype everywhere).
+    `causal_skip`: count only the unmasked part of prefill attention products, as a causal
+    FlashAttention kernel computes them (default off: the full score matrix, as the reference counts)."""
+
+    precision: Precision | None = None
+    causal_skip: bool = False
