@@ -8,6 +8,8 @@ A spec file (all rates dense, i.e. without 2:4 sparsity):
     memory_capacity_GB = 80
     vector_TFLOP_per_s = 66.9            # FP32 non-tensor-core rate: norms, softmax, elementwise
     source = "where every figure comes from"
+    kernel_launch_us = 4                 # optional: added per kernel (default 0)
+    overlap = 1.0                        # optional: 1.0 = max(compute, memory) (default), 0.0 = their sum
     [matrix_TFLOP_per_s]                 # matrix-unit peak per operand dtype (TOPS for int types)
     bf16 = 989
     fp8 = 1979
@@ -15,20 +17,17 @@ A spec file (all rates dense, i.e. without 2:4 sparsity):
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+from opgraph import datafile
 from opgraph.errors import OpgraphError
 from opgraph.hardware import GIGA, TERA, Hardware
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 SPECS = Path(__file__).parent / "specs"
 DEFAULT = "h100-sxm"
 MATRIX_DTYPES = ("fp64", "tf32", "fp32", "bf16", "fp16", "fp8", "int8", "int4")
+# Optional time-model knobs; without them the time is the pure roofline.
+_OPTIONAL = ("kernel_launch_us", "overlap")
 _REQUIRED = {
     "name": str,
     "display_name": str,
@@ -48,7 +47,7 @@ def names() -> list[str]:
 def load(name_or_path: str) -> Hardware:
     """A shipped spec by name (`h100-sxm`) or a spec file by path (anything ending in .toml)."""
     path = Path(name_or_path)
-    if name_or_path.endswith(".toml") or path.parent != Path("."):
+    if datafile.looks_like_path(name_or_path):
         if not path.is_file():
             raise OpgraphError(f"hardware spec file {name_or_path!r} does not exist")
     else:
@@ -68,20 +67,27 @@ def _number(where: str, key: str, value: object) -> float:
 def parse(path: Path) -> Hardware:
     """Read and validate one spec file; errors name the file and the field."""
     where = str(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as e:
-        raise OpgraphError(f"{where}: cannot read hardware spec: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise OpgraphError(f"{where}: not valid TOML: {e}") from None
+    data = datafile.read(path, "hardware spec")
     for key, typ in _REQUIRED.items():
         if key not in data:
             raise OpgraphError(f"{where}: missing field {key!r} (required: {', '.join(_REQUIRED)})")
         if not isinstance(data[key], typ):
             raise OpgraphError(f"{where}: field {key!r} has the wrong type ({type(data[key]).__name__})")
-    unknown = set(data) - set(_REQUIRED)
+    unknown = set(data) - set(_REQUIRED) - set(_OPTIONAL)
     if unknown:
-        raise OpgraphError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; valid: {', '.join(_REQUIRED)}")
+        raise OpgraphError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; "
+                           f"valid: {', '.join([*_REQUIRED, *_OPTIONAL])}")
+    knobs = {}
+    if "kernel_launch_us" in data:
+        launch = data["kernel_launch_us"]
+        if not isinstance(launch, (int, float)) or isinstance(launch, bool) or launch < 0:
+            raise OpgraphError(f"{where}: kernel_launch_us must be a number >= 0, got {launch!r}")
+        knobs["kernel_launch_s"] = launch * 1e-6
+    if "overlap" in data:
+        overlap = data["overlap"]
+        if not isinstance(overlap, (int, float)) or isinstance(overlap, bool) or not 0 <= overlap <= 1:
+            raise OpgraphError(f"{where}: overlap must be a number from 0.0 (sum) to 1.0 (max), got {overlap!r}")
+        knobs["overlap"] = float(overlap)
     matrix = {}
     for dt, rate in data["matrix_TFLOP_per_s"].items():
         if dt not in MATRIX_DTYPES:
@@ -97,4 +103,5 @@ def parse(path: Path) -> Hardware:
         bandwidth=_number(where, "memory_bandwidth_GB_per_s", data["memory_bandwidth_GB_per_s"]) * GIGA,
         capacity=_number(where, "memory_capacity_GB", data["memory_capacity_GB"]) * GIGA,
         source=data["source"],
+        **knobs,
     )

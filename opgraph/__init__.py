@@ -6,7 +6,8 @@ A layer is a DAG of ops with tensor shapes (`graph`), a fusion plan decides what
 
 from opgraph.cost import PhaseCost, analyze
 from opgraph.errors import OpgraphError
-from opgraph.fusion import STRATEGIES, FuseRule, FusionPlan, apply, strategy
+from opgraph.fusion import FuseRule, FusionPlan, apply
+from opgraph.planfile import load as strategy
 from opgraph.graph import Graph, GraphBuilder, LintError, lint
 from opgraph.hardware import Hardware
 from opgraph.model import Block, Model
@@ -16,5 +17,5 @@ from opgraph.tensor import BF16, FP8, FP16, FP32, INT4, INT8, DType, Precision, 
 __all__ = [
     "BF16", "FP8", "FP16", "FP32", "INT4", "INT8", "Block", "DType", "FuseRule", "FusionPlan", "Graph",
     "GraphBuilder", "Hardware", "LintError", "Model", "OpgraphError", "Phase", "Precision", "PhaseCost", "Role",
-    "STRATEGIES", "Tensor", "analyze", "apply", "lint", "strategy",
+    "Tensor", "analyze", "apply", "lint", "strategy",
 ]

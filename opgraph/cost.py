@@ -6,8 +6,10 @@ produces once. The read is charged to the kernel's first op (in topological orde
 tensor, so the op rows of a block add up to its kernels' traffic exactly.
 
 Time is the per-op roofline: compute = FLOPs / peak (matrix peak for matmuls at their operand dtype,
-vector peak otherwise), memory = bytes / bandwidth, time = max of the two. A block's time is the sum
-of its ops' times, and the model's is the sum over blocks times their counts.
+vector peak otherwise), memory = bytes / bandwidth, time = max of the two. Optional hardware knobs
+generalize this (XLA's GPU model): time = compute + memory - min(compute, memory) * overlap, plus a
+launch cost charged to each kernel's first op. A block's time is the sum of its ops' times, and the
+model's is the sum over blocks times their counts.
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ class Roofline:
     traffic: Traffic
     compute_s: float
     memory_s: float
-    time_s: float
+    time_s: float  # combined as the hardware's overlap says, plus launch_s
+    launch_s: float = 0.0
 
     @property
     def bytes(self) -> int:
@@ -85,7 +88,8 @@ class Roofline:
 
     def times(self, k: int) -> "Roofline":
         """The same work done k times over (a block repeated k times in the model)."""
-        return Roofline(self.flops * k, self.traffic * k, self.compute_s * k, self.memory_s * k, self.time_s * k)
+        return Roofline(self.flops * k, self.traffic * k, self.compute_s * k, self.memory_s * k, self.time_s * k,
+                        self.launch_s * k)
 
 
 @attrs.frozen
@@ -140,14 +144,15 @@ def _traffic(graph: Graph, part: Partition) -> dict[str, Traffic]:
                 per_op[name] += _moved(t.role, t.nbytes, write=True)
     for (kernel, tname), op_name in charged.items():
         t = graph.tensors[tname]
-        per_op[op_name] += _moved(t.role, nbytes(read_elems[(kernel, tname)], t.dtype), write=False)
+        per_op[op_name] += _moved(t.role, nbytes(read_elems[(kernel, tname)], t.dtype, t.shape[-1]), write=False)
     return per_op
 
 
-def _roofline(flops: int, traffic: Traffic, peak: float, hw: Hardware) -> Roofline:
+def _roofline(flops: int, traffic: Traffic, peak: float, hw: Hardware, launches: int) -> Roofline:
     compute_s = flops / peak
     memory_s = traffic.bytes / hw.bandwidth
-    return Roofline(flops, traffic, compute_s, memory_s, max(compute_s, memory_s))
+    launch_s = launches * hw.kernel_launch_s
+    return Roofline(flops, traffic, compute_s, memory_s, hw.op_time(compute_s, memory_s) + launch_s, launch_s)
 
 
 def _sum(parts: list[Roofline]) -> Roofline:
@@ -156,7 +161,7 @@ def _sum(parts: list[Roofline]) -> Roofline:
     for p in parts:
         traffic += p.traffic
     return Roofline(sum(p.flops for p in parts), traffic, sum(p.compute_s for p in parts),
-                    sum(p.memory_s for p in parts), sum(p.time_s for p in parts))
+                    sum(p.memory_s for p in parts), sum(p.time_s for p in parts), sum(p.launch_s for p in parts))
 
 
 def block_cost(name: str, count: int, graph: Graph, part: Partition, hw: Hardware) -> BlockCost:
@@ -165,7 +170,8 @@ def block_cost(name: str, count: int, graph: Graph, part: Partition, hw: Hardwar
     rooflines = {}
     for op_name, op in graph.ops.items():
         peak = hw.matrix_rate(op.compute_dtype) if op.kind in MATRIX_KINDS else hw.vector_flops
-        rooflines[op_name] = _roofline(op.flops, traffic[op_name], peak, hw)
+        starts_kernel = part.kernel_of[op_name] == op_name  # the launch is charged to a kernel's first op
+        rooflines[op_name] = _roofline(op.flops, traffic[op_name], peak, hw, int(starts_kernel))
     totals = _sum(list(rooflines.values()))
     ops = tuple(
         OpCost(n, op.kind, op.fn, part.kernel_of[n], rooflines[n],

@@ -3,6 +3,14 @@
 A plan partitions a graph's ops into kernels. `materialized` is the single place that decides
 which tensors reach memory: a tensor is written when it crosses a kernel boundary or must persist
 (a new KV-cache entry, a graph output). Everything else stays on chip and costs no bytes.
+
+How a plan is applied (`apply`):
+1. Fuse rules, in order, each over the graph's edges in topological order: a matching edge merges
+   the kernels of its producer and consumer, unless a `never` rule forbids it. A never rule is a
+   constraint, not a filter: no merge, direct or through other ops, may put the two ends of an edge
+   it matches into one kernel.
+2. Explicit groups merge their ops whatever the rules say.
+3. The kernel graph must be a DAG; then `materialized` decides what reaches memory.
 """
 
 from __future__ import annotations
@@ -14,37 +22,42 @@ import networkx as nx
 
 from opgraph.errors import OpgraphError
 from opgraph.graph import Graph
+from opgraph.tensor import Role
 
 
 class FusionError(OpgraphError):
-    """The plan cannot be applied to this graph; the message names the rule, group or ops."""
+    """The plan cannot be applied to this graph; the message names the plan, the rule or group, and the ops."""
 
 
-def _kinds(value: Iterable[str] | None) -> frozenset[str] | None:
+def _names(value: Iterable[str] | None) -> frozenset[str] | None:
     return None if value is None else frozenset(value)
 
 
 @attrs.frozen
 class FuseRule:
-    """Fuse a producer op with a consumer op along an edge of the graph.
+    """Fuse (or, with `never`, forbid fusing) a producer op with a consumer op along an edge.
 
-    `producer` / `consumer` are sets of op kinds or functions ("norm", "matmul", "qk", "silu"...);
-    None matches any op. With `single_consumer`, the edge fuses only when the consumer is the only op
-    that reads any of the producer's outputs: a result that several ops need is kept in memory
-    (tinygrad's "a single consumer fuses" rule).
+    `producer` / `consumer`: op kinds or functions ("norm", "matmul", "qk", "silu", ...); None matches any op.
+    `tensor`: roles of the tensor passed along the edge ("activation", "kv_cache"); None matches any.
+    `single_consumer`: only when the consumer is the only op reading the producer's results
+    (tinygrad's "a single consumer fuses"); `single_producer`: only when the producer is the only op
+    the consumer reads from.
     """
 
     name: str
-    producer: frozenset[str] | None = attrs.field(default=None, converter=_kinds)
-    consumer: frozenset[str] | None = attrs.field(default=None, converter=_kinds)
+    producer: frozenset[str] | None = attrs.field(default=None, converter=_names)
+    consumer: frozenset[str] | None = attrs.field(default=None, converter=_names)
+    tensor: frozenset[str] | None = attrs.field(default=None, converter=_names)
     single_consumer: bool = False
+    single_producer: bool = False
+    never: bool = False
 
 
 @attrs.frozen
 class FusionPlan:
-    """A fusion strategy: rules applied to every edge, then explicit groups of op names.
-    A group names ops of one block; ops of a group missing from a block are an error unless the
-    whole group is absent there (so one plan serves a model's layer and its embedding/head block)."""
+    """A fusion strategy: rules, then explicit groups of op names. A group names ops of one block; a
+    group whose ops are all absent from a block is skipped there (one plan serves a model's layers and
+    its embedding/head block), but a group matching no block at all is an error."""
 
     name: str
     rules: tuple[FuseRule, ...] = attrs.field(default=(), converter=tuple)
@@ -59,6 +72,10 @@ class Kernel:
     name: str
     ops: tuple[str, ...]
 
+    @property
+    def label(self) -> str:
+        return self.ops[0] if len(self.ops) == 1 else f"{self.ops[0]}..{self.ops[-1]}"
+
 
 @attrs.frozen
 class Partition:
@@ -69,47 +86,92 @@ class Partition:
     materialized: frozenset[str]
     groups_used: frozenset[int]  # indices into plan.groups that matched this graph
 
+    def kernel(self, name: str) -> Kernel:
+        return next(k for k in self.kernels if k.name == name)
+
 
 def _matches(sel: frozenset[str] | None, op) -> bool:
     return sel is None or op.kind in sel or op.fn in sel
 
 
-def _rule_edges(graph: Graph, rule: FuseRule):
-    for u, v in graph.dag.edges:
-        pu, pv = graph.ops[u], graph.ops[v]
-        if not (_matches(rule.producer, pu) and _matches(rule.consumer, pv)):
-            continue
-        if rule.single_consumer and set(graph.dag.successors(u)) != {v}:
-            continue
-        yield u, v
+def _edge_matches(graph: Graph, rule: FuseRule, u: str, v: str) -> bool:
+    if not (_matches(rule.producer, graph.ops[u]) and _matches(rule.consumer, graph.ops[v])):
+        return False
+    if rule.tensor is not None and not any(graph.tensors[t].role.value in rule.tensor
+                                           for t in graph.dag.edges[u, v]["tensors"]):
+        return False
+    if rule.single_consumer and set(graph.dag.successors(u)) != {v}:
+        return False
+    if rule.single_producer and set(graph.dag.predecessors(v)) != {u}:
+        return False
+    return True
+
+
+class _Kernels:
+    """Union-find over ops that refuses merges a never rule forbids."""
+
+    def __init__(self, ops: Iterable[str], forbidden: list[tuple[str, str]]):
+        self.uf = nx.utils.UnionFind(ops)
+        self.forbidden = forbidden
+
+    def can_merge(self, a: str, b: str) -> bool:
+        ra, rb = self.uf[a], self.uf[b]
+        return not any({self.uf[x], self.uf[y]} == {ra, rb} for x, y in self.forbidden)
+
+    def merge(self, *ops: str) -> None:
+        self.uf.union(*ops)
 
 
 def apply(plan: FusionPlan, graph: Graph) -> Partition:
     """Partition `graph` into kernels by `plan`, check the kernels form a DAG, and decide what is materialized."""
-    uf = nx.utils.UnionFind(graph.ops)
+    edges = [(u, v) for u in graph.ops for v in graph.dag.successors(u)]  # topological order of producers
+    forbidden = [(u, v) for rule in plan.rules if rule.never for u, v in edges if _edge_matches(graph, rule, u, v)]
+    kernels = _Kernels(graph.ops, forbidden)
     for rule in plan.rules:
-        for u, v in _rule_edges(graph, rule):
-            uf.union(u, v)
+        if rule.never:
+            continue
+        for u, v in edges:
+            if _edge_matches(graph, rule, u, v) and kernels.can_merge(u, v):
+                kernels.merge(u, v)
     used = set()
     for i, group in enumerate(plan.groups):
         present = [n for n in group if n in graph.ops]
         if not present:
             continue
-        missing = [n for n in group if n not in graph.ops]
-        if missing:
-            raise FusionError(f"fusion plan {plan.name!r}: group {list(group)} names op(s) {missing} that are not "
-                              f"in block {graph.name!r} (its ops: {', '.join(graph.ops)})")
-        uf.union(*present)
+        _check_group(plan, graph, group, present)
+        kernels.merge(*present)
         used.add(i)
     order = {name: i for i, name in enumerate(graph.ops)}
-    kernels = []
-    kernel_of = {}
-    for members in sorted((sorted(s, key=order.__getitem__) for s in uf.to_sets()), key=lambda m: order[m[0]]):
-        k = Kernel(members[0], tuple(members))
-        kernels.append(k)
-        kernel_of.update(dict.fromkeys(members, k.name))
+    members = sorted((sorted(s, key=order.__getitem__) for s in kernels.uf.to_sets()), key=lambda m: order[m[0]])
+    ks = tuple(Kernel(m[0], tuple(m)) for m in members)
+    kernel_of = {op: k.name for k in ks for op in k.ops}
     _check_acyclic(plan, graph, kernel_of)
-    return Partition(tuple(kernels), kernel_of, materialized(graph, kernel_of), frozenset(used))
+    return Partition(ks, kernel_of, materialized(graph, kernel_of), frozenset(used))
+
+
+def _check_group(plan: FusionPlan, graph: Graph, group: tuple[str, ...], present: list[str]) -> None:
+    """A group must name ops of this block, and they must be connected: through producer-consumer edges
+    or by reading the same activation (horizontal fusion, as of q_proj, k_proj and v_proj)."""
+    missing = [n for n in group if n not in graph.ops]
+    if missing:
+        raise FusionError(f"fusion plan {plan.name!r}: group {list(group)} names op(s) {missing} that are not "
+                          f"in block {graph.name!r} (its ops: {', '.join(graph.ops)})")
+    links = nx.Graph()
+    links.add_nodes_from(present)
+    links.add_edges_from((u, v) for u in present for v in graph.dag.successors(u) if v in links)
+    readers: dict[str, list[str]] = {}
+    for n in present:
+        for t in graph.ops[n].inputs:
+            if t.role is not Role.WEIGHT:
+                readers.setdefault(t.name, []).append(n)
+    for ops_reading in readers.values():
+        links.add_edges_from(zip(ops_reading, ops_reading[1:]))
+    parts = list(nx.connected_components(links))
+    if len(parts) > 1:
+        shown = " | ".join(", ".join(sorted(p, key=list(graph.ops).index)) for p in parts)
+        raise FusionError(f"fusion plan {plan.name!r}: group {list(group)} is not connected in block "
+                          f"{graph.name!r}: its ops fall apart into {{{shown}}}; a kernel must be one piece of the "
+                          f"graph (ops linked by the tensors they pass or share)")
 
 
 def _check_acyclic(plan: FusionPlan, graph: Graph, kernel_of: dict[str, str]) -> None:
@@ -135,35 +197,3 @@ def materialized(graph: Graph, kernel_of: dict[str, str]) -> frozenset[str]:
         if graph.persistent(name) or any(kernel_of[c] != kernel_of[producer] for c in graph.consumers.get(name, ())):
             out.add(name)
     return frozenset(out)
-
-
-# -- the shipped strategies ------------------------------------------------------------------------
-ATTENTION_CORE = (
-    FuseRule("attention core: scores stay on chip", producer={"qk"}, consumer={"softmax"}),
-    FuseRule("attention core: probabilities stay on chip", producer={"softmax"}, consumer={"av"}),
-)
-
-UNFUSED = FusionPlan("unfused", description="every op is its own kernel, as in eager PyTorch")
-FLASH = FusionPlan("flash", ATTENTION_CORE,
-                   description="the attention core (qk, softmax, av) is one kernel; everything else unfused")
-FUSED = FusionPlan(
-    "fused",
-    (
-        FuseRule("a norm fuses into the ops that consume it", producer={"norm"}),
-        *ATTENTION_CORE,
-        FuseRule("an op fuses into its only consumer (elementwise epilogues, rope, residual adds, "
-                 "q into attention, attention into o_proj)", single_consumer=True),
-    ),
-    description="well-optimized: norm into the projections, elementwise ops and residual adds into epilogues, "
-                "attention core in one kernel; only results needed by several ops or kept (KV cache, "
-                "outputs) reach memory",
-)
-
-STRATEGIES: dict[str, FusionPlan] = {p.name: p for p in (UNFUSED, FLASH, FUSED)}
-
-
-def strategy(name: str) -> FusionPlan:
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        raise OpgraphError(f"unknown fusion strategy {name!r}; valid: {', '.join(STRATEGIES)}") from None

@@ -156,7 +156,11 @@ class GraphBuilder:
         return self._declare(name, shape, dtype, Role.INPUT)
 
     def weight(self, name: str, shape: tuple[int, ...], dtype: DType | None = None) -> Tensor:
-        """A parameter. Declaring the same name again returns the same tensor (tied weights)."""
+        """A parameter. Declaring the same name again returns the same tensor (tied weights).
+        Matrices are stored at the weight precision; vectors (norm scales, biases) at the activation
+        precision, as weight-quantization schemes leave them."""
+        if dtype is None and len(shape) == 1:
+            dtype = self.precision.act
         return self._declare(name, shape, dtype, Role.WEIGHT)
 
     def cache(self, name: str, shape: tuple[int, ...], dtype: DType | None = None) -> Tensor:

@@ -21,6 +21,20 @@ class Hardware:
     bandwidth: float  # bytes/s
     capacity: float  # bytes
     source: str
+    # Time model knobs. Defaults give the pure roofline: no launch cost, time = max(compute, memory).
+    kernel_launch_s: float = 0.0  # added once per kernel
+    overlap: float = 1.0  # 1.0: compute and memory overlap fully (max); 0.0: they add up (sum)
+
+    def __attrs_post_init__(self) -> None:
+        if not 0.0 <= self.overlap <= 1.0:
+            raise OpgraphError(f"hardware {self.name!r}: overlap must be between 0.0 (sum) and 1.0 (max), "
+                               f"got {self.overlap}")
+        if self.kernel_launch_s < 0:
+            raise OpgraphError(f"hardware {self.name!r}: kernel launch time must be >= 0, got {self.kernel_launch_s}")
+
+    def op_time(self, compute_s: float, memory_s: float) -> float:
+        """XLA's GPU model: compute + memory - min(compute, memory) * overlap."""
+        return compute_s + memory_s - min(compute_s, memory_s) * self.overlap
 
     def matrix_rate(self, dt: DType) -> float:
         """Peak for matmuls whose operands are `dt`; a clear error when the chip has no such path.

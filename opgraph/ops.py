@@ -30,6 +30,9 @@ ROPE = "rope"
 EMBEDDING = "embedding"
 GATHER = "gather"
 KINDS = frozenset({MATMUL, SOFTMAX, NORM, ELEMENTWISE, ROPE, EMBEDDING, GATHER})
+# What each op computes (Op.fn); fusion rules may name these as well as kinds.
+FUNCTIONS = frozenset({"linear", "qk", "av", "softmax", "rmsnorm", "layernorm", "add", "mul", "silu", "gelu",
+                       "rope", "embedding", "take_last"})
 # Ops whose arithmetic runs on the matrix units; everything else runs at the vector rate.
 MATRIX_KINDS = frozenset({MATMUL})
 
@@ -48,6 +51,8 @@ class Op:
     def __attrs_post_init__(self) -> None:
         if self.kind not in KINDS:
             raise OpgraphError(f"op {self.name!r}: unknown kind {self.kind!r}; valid: {', '.join(sorted(KINDS))}")
+        if self.fn not in FUNCTIONS:
+            raise OpgraphError(f"op {self.name!r}: unknown function {self.fn!r}; add it to ops.FUNCTIONS")
         if self.reads is not None and len(self.reads) != len(self.inputs):
             raise OpgraphError(f"op {self.name!r}: `reads` must have one entry per input")
         if not isinstance(self.flops, int) or self.flops < 0:

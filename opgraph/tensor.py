@@ -12,13 +12,20 @@ from opgraph.errors import OpgraphError
 
 @attrs.frozen
 class DType:
-    """A storage type. Sizes are in bits so that int4 and fp8 are first-class."""
+    """A storage type. Sizes are in bits so that int4 and fp8 are first-class. A group-quantized type
+    also stores one scale of `scale_bits` per `group_size` consecutive elements of a row."""
 
     name: str
     bits: int
+    group_size: int = 0
+    scale_bits: int = 0
 
     def __str__(self) -> str:
-        return self.name
+        return f"{self.name}/g{self.group_size}" if self.group_size else self.name
+
+    def grouped(self, group_size: int, scale_bits: int = 16) -> "DType":
+        """This type with one scale (fp16 by default) per group of `group_size` elements along each row."""
+        return attrs.evolve(self, group_size=group_size, scale_bits=scale_bits)
 
 
 FP32 = DType("fp32", 32)
@@ -67,15 +74,21 @@ class Tensor:
 
     @property
     def nbytes(self) -> int:
-        return nbytes(self.numel, self.dtype)
+        return nbytes(self.numel, self.dtype, self.shape[-1])
 
     def __str__(self) -> str:
         return f"{self.name}[{', '.join(map(str, self.shape))}]:{self.dtype}"
 
 
-def nbytes(numel: int, dt: DType) -> int:
-    """Bytes to store `numel` elements of `dt`; sub-byte types pack, rounding up to whole bytes."""
-    return -(-numel * dt.bits // 8)
+def nbytes(numel: int, dt: DType, row: int) -> int:
+    """Bytes to store `numel` elements (whole rows of `row` elements) of `dt`. Sub-byte types pack,
+    rounding up to whole bytes. Group-quantized types add ceil(row / group_size) scales per row, as
+    GPTQ/AWQ-style kernels store them (a row's last group may be short)."""
+    data = -(-numel * dt.bits // 8)
+    if not dt.group_size:
+        return data
+    rows = -(-numel // row)
+    return data + -(-rows * -(-row // dt.group_size) * dt.scale_bits // 8)
 
 
 @attrs.frozen

@@ -117,7 +117,7 @@ def test_user_hardware_file(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["report", "gpt-5"], "unknown model 'gpt-5'; valid: llama-2-7b, llama-3-70b, llama-3-8b, llama-3.1-405b"),
     (["report", "--hardware", "h1000"], "unknown hardware 'h1000'; valid: a10, "),
-    (["report", "--fusion", "magic"], "unknown fusion strategy 'magic'; valid: unfused, flash, fused"),
+    (["report", "--fusion", "magic"], "unknown fusion strategy 'magic'; valid: unfused, flash, fused, megakernel"),
     (["report", "--batch", "0"], "batch must be a positive integer, got 0"),
     (["report", "--seq-len", "-5"], "seq_len must be a positive integer, got -5"),
     (["report", "--context", "0"], "context must be a positive integer, got 0"),

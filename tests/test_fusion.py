@@ -113,9 +113,32 @@ def test_rule_kinds_match_op_functions_too():
 
 def test_a_group_that_makes_kernels_cyclic_is_rejected():
     layer = LLAMA.layer(Phase.prefill(1, 8))
-    plan = FusionPlan("bad", groups=[("input_layernorm", "o_proj")])  # the ops between them run in other kernels
+    # Both read the layer input x (so the group is connected), but the residual add needs o_proj's result,
+    # which needs the norm's: with the ops in between in other kernels, the kernels would wait on each other.
+    plan = FusionPlan("bad", groups=[("input_layernorm", "attn_residual")])
     with pytest.raises(FusionError, match="fusion plan 'bad' makes the kernel graph cyclic"):
         apply(plan, layer)
+
+
+def test_a_group_that_is_not_connected_is_rejected():
+    layer = LLAMA.layer(Phase.prefill(1, 8))
+    plan = FusionPlan("apart", groups=[("input_layernorm", "o_proj")])  # no edge and no shared input
+    with pytest.raises(FusionError, match=r"group \['input_layernorm', 'o_proj'\] is not connected"):
+        apply(plan, layer)
+
+
+def test_never_rule_keeps_kv_writes_out_of_the_attention_kernel():
+    layer = LLAMA.layer(Phase.decode(2, 16))
+    fused = strategy("fused")
+    plan = FusionPlan("fused-kv-split", (FuseRule("never across a KV-cache write", tensor={"kv_cache"}, never=True),
+                                         *fused.rules))
+    part = apply(plan, layer)
+    # The K/V producers (rope_k, v_proj) and their consumers (qk, av) end up in different kernels, even though
+    # the single-consumer rule would have joined them through q.
+    assert part.kernel_of["rope_k"] != part.kernel_of["qk"]
+    assert part.kernel_of["v_proj"] != part.kernel_of["av"]
+    # So q now crosses a kernel boundary too.
+    assert "q_rope" in part.materialized and "q_rope" not in apply(fused, layer).materialized
 
 
 def test_a_group_naming_a_missing_op_is_rejected():
@@ -130,5 +153,5 @@ def test_a_group_matching_nothing_in_the_model_is_not_silently_ignored():
 
 
 def test_unknown_strategy_lists_valid_names():
-    with pytest.raises(OpgraphError, match="valid: unfused, flash, fused"):
+    with pytest.raises(OpgraphError, match="valid: unfused, flash, fused, megakernel"):
         strategy("flash2")

@@ -1,0 +1,110 @@
+"""Fusion plans as files: the shipped strategies live in `opgraph/plans/*.toml`; a user's plan is a
+.toml or .json file with the same structure:
+
+    name = "my-plan"
+    description = "what it models"
+
+    [[rule]]                      # fuse along every edge that matches (all keys optional but name)
+    name = "a norm fuses into the matmuls that consume it"
+    producer = ["norm"]           # op kinds or functions; omitted = any op
+    consumer = ["matmul"]
+    tensor = ["activation"]       # roles of the tensor on the edge: activation, kv_cache, input, weight
+    single_consumer = false       # only when the consumer is the producer's only reader
+    single_producer = false       # only when the producer is the consumer's only source
+    never = false                 # true: forbid fusing such edges instead
+
+    [[group]]                     # explicit kernels, by op name
+    ops = ["q_proj", "k_proj", "v_proj"]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from opgraph import datafile
+from opgraph.errors import OpgraphError
+from opgraph.fusion import FuseRule, FusionPlan
+from opgraph.ops import FUNCTIONS, KINDS
+from opgraph.tensor import Role
+
+PLANS = Path(__file__).parent / "plans"
+DEFAULT = "fused"
+_PLAN_KEYS = {"name", "description", "rule", "group"}
+_RULE_LISTS = {"producer": KINDS | FUNCTIONS, "consumer": KINDS | FUNCTIONS, "tensor": {r.value for r in Role}}
+_RULE_FLAGS = ("single_consumer", "single_producer", "never")
+
+
+def names() -> list[str]:
+    """The shipped strategies, in order of increasing fusion."""
+    order = ["unfused", "flash", "fused", "megakernel"]
+    found = sorted(p.stem for p in PLANS.glob("*.toml"))
+    return [n for n in order if n in found] + [n for n in found if n not in order]
+
+
+def load(name_or_path: str) -> FusionPlan:
+    """A shipped strategy by name, or a plan file by path."""
+    if datafile.looks_like_path(name_or_path):
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise OpgraphError(f"fusion plan file {name_or_path!r} does not exist")
+        return parse(path)
+    if name_or_path not in names():
+        raise OpgraphError(f"unknown fusion strategy {name_or_path!r}; valid: {', '.join(names())} "
+                           f"(or a path to a .toml/.json plan file)")
+    return parse(PLANS / f"{name_or_path}.toml")
+
+
+def _rule(where: str, i: int, raw: object) -> FuseRule:
+    if not isinstance(raw, dict):
+        raise OpgraphError(f"{where}: rule {i} must be a table")
+    label = f"{where}: rule {i} ({raw.get('name', 'unnamed')!r})"
+    if not isinstance(raw.get("name"), str):
+        raise OpgraphError(f"{label}: needs a 'name' (a string saying what it fuses)")
+    unknown = set(raw) - {"name", *_RULE_LISTS, *_RULE_FLAGS}
+    if unknown:
+        raise OpgraphError(f"{label}: unknown key(s) {', '.join(sorted(unknown))}; "
+                           f"valid: name, {', '.join(_RULE_LISTS)}, {', '.join(_RULE_FLAGS)}")
+    kwargs = {"name": raw["name"]}
+    for key, valid in _RULE_LISTS.items():
+        if key in raw:
+            value = raw[key]
+            if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+                raise OpgraphError(f"{label}: {key} must be a non-empty list of names")
+            bad = [v for v in value if v not in valid]
+            if bad:
+                raise OpgraphError(f"{label}: {key} has unknown name(s) {', '.join(bad)}; "
+                                   f"valid: {', '.join(sorted(valid))}")
+            kwargs[key] = value
+    for key in _RULE_FLAGS:
+        if key in raw:
+            if not isinstance(raw[key], bool):
+                raise OpgraphError(f"{label}: {key} must be true or false")
+            kwargs[key] = raw[key]
+    return FuseRule(**kwargs)
+
+
+def _group(where: str, i: int, raw: object) -> tuple[str, ...]:
+    ops = raw.get("ops") if isinstance(raw, dict) else None
+    if not isinstance(ops, list) or len(ops) < 2 or not all(isinstance(o, str) for o in ops):
+        raise OpgraphError(f"{where}: group {i} needs 'ops', a list of at least two op names")
+    unknown = set(raw) - {"name", "ops"}
+    if unknown:
+        raise OpgraphError(f"{where}: group {i}: unknown key(s) {', '.join(sorted(unknown))}; valid: name, ops")
+    return tuple(ops)
+
+
+def parse(path: Path) -> FusionPlan:
+    where = str(path)
+    data = datafile.read(path, "fusion plan")
+    unknown = set(data) - _PLAN_KEYS
+    if unknown:
+        raise OpgraphError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(_PLAN_KEYS))}")
+    name = data.get("name", path.stem)
+    if not isinstance(name, str):
+        raise OpgraphError(f"{where}: 'name' must be a string")
+    for key in ("rule", "group"):
+        if not isinstance(data.get(key, []), list):
+            raise OpgraphError(f"{where}: '{key}' must be a list of tables ([[{key}]] in TOML)")
+    rules = [_rule(where, i, r) for i, r in enumerate(data.get("rule", []), 1)]
+    groups = [_group(where, i, g) for i, g in enumerate(data.get("group", []), 1)]
+    return FusionPlan(name, rules, groups, str(data.get("description", "")))
