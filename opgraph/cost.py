@@ -123,6 +123,21 @@ class PhaseCost:
     weight_bytes: int  # storage of all weights
     totals: Roofline  # the whole model: blocks times their counts
     notes: tuple[str, ...] = ()
+    precision: dict[str, str] = attrs.field(factory=dict)  # role -> dtype(s) in use, for the reader
+
+
+def _precision(model: Model) -> dict[str, str]:
+    """The storage types in use per role: matrix weights, activations, KV cache."""
+    seen: dict[str, set[str]] = {"weights": set(), "activations": set(), "kv_cache": set()}
+    for b in model.blocks:
+        for t in b.graph.tensors.values():
+            if t.role is Role.WEIGHT and len(t.shape) > 1:
+                seen["weights"].add(str(t.dtype))
+            elif t.role is Role.KV_CACHE:
+                seen["kv_cache"].add(str(t.dtype))
+            elif t.role is Role.ACTIVATION:
+                seen["activations"].add(str(t.dtype))
+    return {role: ", ".join(sorted(names)) for role, names in seen.items() if names}
 
 
 def _traffic(graph: Graph, part: Partition) -> dict[str, Traffic]:
@@ -194,4 +209,4 @@ def analyze(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
                           f"(blocks: {', '.join(b.name for b in model.blocks)})")
     totals = _sum([b.totals.times(b.count) for b in blocks])
     return PhaseCost(model.name, model.phase, plan, hw, tuple(blocks), model.params(), model.weight_bytes(), totals,
-                     model.notes)
+                     model.notes, _precision(model))

@@ -97,6 +97,8 @@ def to_dict(results: list[PhaseCost]) -> dict:
                           "vector_flops_per_s": hw.vector_flops, "bandwidth_bytes_per_s": hw.bandwidth,
                           "capacity_bytes": hw.capacity, "source": hw.source},
         "units": UNITS,
+        "precision": first.precision,
+        "time_model": {"kernel_launch_s": hw.kernel_launch_s, "overlap": hw.overlap},
         "phases": {p.phase.name: _phase_dict(p) for p in results},
     }
 
@@ -143,12 +145,17 @@ def _model_line(p: PhaseCost) -> str:
 def _header(p: PhaseCost) -> list[str]:
     hw, plan = p.hardware, p.plan
     rates = ", ".join(f"{dt} {sig(r / 1e12)}" for dt, r in hw.matrix_flops.items())
-    return [
+    lines = [
         f"opgraph report: {p.model} on {hw.display_name} ({hw.name})",
         f"hardware: matrix TFLOP/s {rates}; vector {sig(hw.vector_flops / 1e12)} TFLOP/s; "
         f"{sig(hw.bandwidth / 1e9)} GB/s",
         f"fusion: {plan.name}" + (f" ({plan.description})" if plan.description else ""),
+        "precision: " + "; ".join(f"{role.replace('_', ' ')} {dt}" for role, dt in p.precision.items()),
     ]
+    if hw.kernel_launch_s or hw.overlap != 1.0:
+        lines.append(f"time model: {sig(hw.kernel_launch_s * 1e6)} µs launch per kernel, overlap {hw.overlap} "
+                     f"(1.0 = max(compute, memory), 0.0 = sum)")
+    return lines
 
 
 def render_text(results: list[PhaseCost], markdown: bool = False) -> str:
@@ -163,8 +170,8 @@ def render_text(results: list[PhaseCost], markdown: bool = False) -> str:
             lines += ["", f"{h}# {b.name} x{b.count}" if markdown else f"{b.name} x{b.count}", "",
                       _block_table(b, tablefmt), _kernel_line(b)]
         lines += ["", _model_line(p)]
-    lines += ["", "Times are per-op rooflines: max(FLOPs / peak, bytes / bandwidth); a block's time is their sum. "
-                  "MB = 10^6 bytes."]
+    lines += ["", "Times are per-op rooflines: max(FLOPs / peak, bytes / bandwidth) unless a time model is "
+                  "shown above; a block's time is their sum. MB = 10^6 bytes."]
     return "\n".join(lines) + "\n"
 
 

@@ -2,6 +2,7 @@
 and the sample report is what the program prints today."""
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +16,15 @@ COMMANDS = [line[2:] for lang, code in BLOCKS if lang == "console" for line in c
             if line.startswith("$ ")]
 # Installing is what CI itself does; the benchmark is timing, not correctness.
 RUNNABLE = [c for c in COMMANDS if not c.startswith(("pip install", "python benchmarks/"))]
-SPEC = next(code for lang, code in BLOCKS if lang == "toml")
+# TOML blocks that start with "# file: PATH" are files the console examples use.
+FILES = {code.splitlines()[0][len("# file: "):]: code for lang, code in BLOCKS
+         if lang == "toml" and code.startswith("# file: ")}
 
 
 def test_readme_has_examples():
     assert len(PYTHON) >= 2 and len(RUNNABLE) >= 6
+    assert {"path/to/my-gpu.toml", "path/to/my-plan.toml"} <= set(FILES)
+    assert (Path(__file__).parent.parent / "docs" / "llama-3-8b-decode-fused.png").is_file()
 
 
 @pytest.mark.parametrize("code", PYTHON, ids=[f"python-{i}" for i in range(len(PYTHON))])
@@ -31,12 +36,14 @@ def test_python_example_runs(code, tmp_path):
 
 @pytest.mark.parametrize("command", RUNNABLE)
 def test_console_example_runs(command, tmp_path):
-    spec = tmp_path / "path" / "to" / "my-gpu.toml"
-    spec.parent.mkdir(parents=True)
-    spec.write_text(SPEC)
+    if "dot -T" in command and shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed (rendering is optional)")
+    for rel, text in FILES.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
     cmd = command.replace("opgraph ", f"{sys.executable} -m opgraph.cli ").replace("python3 ", f"{sys.executable} ")
     r = subprocess.run(cmd, shell=True, capture_output=True, text=True, cwd=tmp_path,
-                       env={"PYTHONPATH": str(Path(__file__).parent.parent), "PATH": "/usr/bin:/bin"})
+                       env={"PYTHONPATH": str(Path(__file__).parent.parent), "PATH": "/usr/bin:/bin:/usr/local/bin"})
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
 
@@ -49,3 +56,20 @@ def test_sample_report_is_current():
     rows = [line for line in sample.splitlines() if line and not line.startswith("fusion:")]
     missing = [line for line in rows if line not in actual]
     assert not missing, "README sample differs from the program's output:\n" + "\n".join(missing)
+
+
+# An output excerpt that directly follows a one-command console block must match what that command prints.
+PAIRS = [(cmd, out) for cmd, out in re.findall(r"```console\n\$ ([^\n]+)\n```\s*```\n(.*?)```", README, flags=re.S)]
+
+
+@pytest.mark.parametrize("command, excerpt", PAIRS, ids=[c for c, _ in PAIRS])
+def test_output_excerpts_are_current(command, excerpt):
+    assert command.startswith("opgraph ")
+    r = subprocess.run([sys.executable, "-m", "opgraph.cli", *command.split()[1:]], capture_output=True, text=True)
+    actual = r.stdout.splitlines()
+    missing = [line for line in excerpt.splitlines() if line and line != "..." and line not in actual]
+    assert not missing, f"README excerpt of `{command}` is stale:\n" + "\n".join(missing)
+
+
+def test_excerpts_were_found():
+    assert len(PAIRS) >= 2
