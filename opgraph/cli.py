@@ -48,6 +48,7 @@ def _check_choice(what: str, value: str, valid) -> str:
     return value
 
 
+DEFAULT_SEQ_LEN = DEFAULT_CONTEXT = 1024
 QUANT_DTYPES = ("fp32", "bf16", "fp16", "fp8", "int8", "int4")
 GROUPED = ("int4", "int8")
 DEFAULT_GROUP = 128
@@ -62,9 +63,10 @@ def _add_run_options(p: argparse.ArgumentParser, *, fusion: bool = True, phase_c
     p.add_argument("--phase", default=phase_choices, metavar="PHASE",
                    help=f"prefill, decode{' or both' if phase_choices == 'both' else ''} (default: {phase_choices})")
     p.add_argument("--batch", type=_int, default=32, help="sequences per step (default: 32)")
-    p.add_argument("--seq-len", type=_int, default=1024, help="prefill: prompt tokens per sequence (default: 1024)")
-    p.add_argument("--context", type=_int, default=1024,
-                   help="decode: tokens already in the KV cache; attention covers context+1 keys (default: 1024)")
+    p.add_argument("--seq-len", type=_int, help=f"prefill: prompt tokens per sequence (default: {DEFAULT_SEQ_LEN})")
+    p.add_argument("--context", type=_int,
+                   help=f"decode: tokens already in the KV cache; attention covers context+1 keys "
+                        f"(default: {DEFAULT_CONTEXT})")
     if fusion:
         p.add_argument("--fusion", default=planfile.DEFAULT, metavar="NAME",
                        help=f"fusion strategy: {', '.join(planfile.names())}, or a path to a .toml/.json plan file "
@@ -178,8 +180,13 @@ def _hardware(args):
 def _phases(args) -> list[Phase]:
     valid = (*PHASES, "both")
     names = PHASES if _check_choice("phase", args.phase, valid) == "both" else (args.phase,)
-    made = {"prefill": lambda: Phase.prefill(args.batch, args.seq_len),
-            "decode": lambda: Phase.decode(args.batch, args.context)}
+    for flag, value, needs in (("--seq-len", args.seq_len, "prefill"), ("--context", args.context, "decode")):
+        if value is not None and needs not in names:
+            raise OpgraphError(f"{flag} applies to {needs}, but --phase is {args.phase}; "
+                               f"drop it or use --phase {needs} or both")
+    seq_len = DEFAULT_SEQ_LEN if args.seq_len is None else args.seq_len
+    context = DEFAULT_CONTEXT if args.context is None else args.context
+    made = {"prefill": lambda: Phase.prefill(args.batch, seq_len), "decode": lambda: Phase.decode(args.batch, context)}
     return [made[n]() for n in names]
 
 

@@ -66,8 +66,9 @@ def test_json_model_totals_are_blocks_times_counts(report_json):
 
 @pytest.mark.parametrize("phase", ["prefill", "decode"])
 def test_single_phase_and_options(phase):
-    r = opgraph("report", "llama-2-7b", "--hardware", "a100-sxm", "--phase", phase, "--batch", "4",
-                "--seq-len", "512", "--context", "2048", "--fusion", "unfused", "--format", "json")
+    length = ["--seq-len", "512"] if phase == "prefill" else ["--context", "2048"]
+    r = opgraph("report", "llama-2-7b", "--hardware", "a100-sxm", "--phase", phase, "--batch", "4", *length,
+                "--fusion", "unfused", "--format", "json")
     assert r.returncode == 0, r.stderr
     j = json.loads(r.stdout)
     assert list(j["phases"]) == [phase]

@@ -93,6 +93,8 @@ def test_int4_weights_through_the_cli():
     (["report", "--overlap", "2"], "overlap must be between 0.0 (sum) and 1.0 (max)"),
     (["report", "--launch-us", "-1"], "--launch-us must be >= 0"),
     (["graph", "--phase", "both"], "opgraph graph draws one phase"),
+    (["report", "--phase", "decode", "--seq-len", "4096"], "--seq-len applies to prefill, but --phase is decode"),
+    (["graph", "--context", "4096"], "--context applies to decode, but --phase is prefill"),
     (["graph", "--block", "attn"], "unknown block 'attn'; valid: layer, embed_head"),
     (["activations", "--fusion", "nope.toml"], "fusion plan file 'nope.toml' does not exist"),
 ])
