@@ -1,7 +1,12 @@
-"""Architecture builders and named presets. Every builder turns a config into an opgraph Model for a phase."""
+"""Architecture builders and named presets. Every config turns into an opgraph Model for a phase with
+`build(phase, options)`; `get` takes a preset name or the path of a Hugging Face config.json."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from models import hf_config, pieces
+from models.decoder import MLA, DecoderConfig, LayerKind, MoE
 from models.llama import LlamaConfig
 from models.options import BuildOptions
 from models.presets import PRESETS
@@ -9,7 +14,10 @@ from opgraph.errors import OpgraphError
 
 DEFAULT = "llama-3-8b"
 
-__all__ = ["DEFAULT", "BuildOptions", "LlamaConfig", "PRESETS", "get", "names"]
+__all__ = ["DEFAULT", "MLA", "BuildOptions", "DecoderConfig", "LayerKind", "LlamaConfig", "MoE", "PRESETS", "get",
+           "hf_config", "load", "names", "pieces"]
+
+load = hf_config.load
 
 
 def names() -> list[str]:
@@ -17,8 +25,12 @@ def names() -> list[str]:
 
 
 def get(name: str):
-    """A preset config by name; its `build(phase)` gives the Model."""
-    try:
+    """A preset config by name, or a Hugging Face config.json (a path ending in .json, an existing file, or a
+    checkpoint directory holding config.json) loaded from disk; its `build(phase)` gives the Model."""
+    if name in PRESETS:
         return PRESETS[name]
-    except KeyError:
-        raise OpgraphError(f"unknown model {name!r}; valid: {', '.join(names())}") from None
+    path = Path(name)
+    if name.endswith(".json") or path.is_file() or (path / "config.json").is_file():
+        return hf_config.load(path)
+    raise OpgraphError(f"unknown model {name!r}; valid: {', '.join(names())}, or the path of a Hugging Face "
+                       f"config.json")

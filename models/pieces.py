@@ -1,74 +1,242 @@
 """Reusable pieces of decoder models, written against the public GraphBuilder API.
 
 Each piece adds its ops to a builder and returns its output tensor, so a block reads top to bottom
-like its forward pass. Op names follow the checkpoints (q_proj, gate_proj, ...); weight names are
-the checkpoint's names without the `model.layers.N.` prefix.
+like its forward pass. Op names follow the checkpoints (q_proj, gate_proj, kv_b_proj, ...); weight names
+are the Hugging Face Llama/DeepSeek names without the `model.layers.N.` prefix (GPT-2's fused c_attn is
+three projections of the same total size; a checkpoint matrix that feeds two ops is two row blocks,
+`name.weight[part]`). Every piece works in both phases: the phase only changes shapes and which cache is read.
 """
 
 from __future__ import annotations
 
+import math
+
+from opgraph import ops
+from opgraph.errors import OpgraphError
 from opgraph.graph import GraphBuilder
 from opgraph.phase import Phase
 from opgraph.tensor import INT32, Role, Tensor
 
 
-def norm(b: GraphBuilder, name: str, x: Tensor, weight: str, *, fn: str = "rmsnorm", out: str | None = None) -> Tensor:
-    """RMSNorm / LayerNorm with a learned scale over the last dim."""
+def norm(b: GraphBuilder, name: str, x: Tensor, weight: str, *, fn: str = "rmsnorm", bias: bool = False,
+         out: str | None = None) -> Tensor:
+    """RMSNorm / LayerNorm with a learned scale (and, with `bias`, a shift) over the last dim."""
     d = x.shape[-1]
-    return b.norm(name, x, b.weight(weight, (d,)), fn=fn, out=out)
+    shift = b.weight(weight.replace("weight", "bias"), (d,)) if bias else None
+    return b.norm(name, x, b.weight(weight, (d,)), bias=shift, fn=fn, out=out)
+
+
+def proj(b: GraphBuilder, name: str, x: Tensor, n: int, *, prefix: str = "", bias: bool = False,
+         out: str | None = None, role: Role = Role.ACTIVATION) -> Tensor:
+    """A linear layer named like its checkpoint module: weight `{prefix}{name}.weight` [n, in] (+ bias [n])."""
+    w = b.weight(f"{prefix}{name}.weight", (n, x.shape[-1]))
+    shift = b.weight(f"{prefix}{name}.bias", (n,)) if bias else None
+    return b.linear(name, x, w, bias=shift, out=out, role=role)
+
+
+def cached_positions(phase: Phase, window: int | None) -> int:
+    """Earlier positions a new token reads from the KV cache: all of them, or with a sliding window the
+    window - 1 most recent (the new token is the window's last key), so the cache never holds more
+    than `window` tokens."""
+    return phase.past if window is None else min(phase.past, window - 1)
 
 
 def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_heads: int, head_dim: int,
-                  causal: bool = False, prefix: str = "self_attn.") -> Tensor:
-    """Grouped-query attention with rotary positions (MHA when kv_heads == heads, MQA when 1).
+                  causal: bool = False, prefix: str = "self_attn.", qkv_bias: bool = False, o_bias: bool = False,
+                  window: int | None = None, rotary_dim: int | None = None, rotary: bool = True) -> Tensor:
+    """Grouped-query attention (MHA when kv_heads == heads, MQA when 1), head_dim independent of d_model.
+
+    `qkv_bias`/`o_bias`: biases as in Qwen2 (q, k, v) or GPT-2 (all four). `rotary=False` for models with
+    learned absolute positions (GPT-2). `window`: sliding-window attention (Mistral): decode attends to
+    min(context+1, window) keys and reads at most window-1 cached positions.
 
     The new token(s)' K and V are the KV-cache entries this step writes (role KV_CACHE, so every fusion
-    plan writes them); in decode the `past` cached positions are read as well, and attention runs over
-    past + new keys."""
+    plan writes them); in decode the cached positions are read as well, and attention runs over
+    cached + new keys."""
     d = x.shape[-1]
     q_width, kv_width = heads * head_dim, kv_heads * head_dim
-    q = b.linear("q_proj", x, b.weight(f"{prefix}q_proj.weight", (q_width, d)), out="q")
-    k = b.linear("k_proj", x, b.weight(f"{prefix}k_proj.weight", (kv_width, d)), out="k")
-    v = b.linear("v_proj", x, b.weight(f"{prefix}v_proj.weight", (kv_width, d)), out="v", role=Role.KV_CACHE)
-    q = b.rope("rope_q", q, head_dim=head_dim, out="q_rope")
-    k = b.rope("rope_k", k, head_dim=head_dim, out="k_rope", role=Role.KV_CACHE)
+    new_kv = Role.ACTIVATION if rotary else Role.KV_CACHE
+    q = proj(b, "q_proj", x, q_width, prefix=prefix, bias=qkv_bias, out="q")
+    k = proj(b, "k_proj", x, kv_width, prefix=prefix, bias=qkv_bias, out="k", role=new_kv)
+    v = proj(b, "v_proj", x, kv_width, prefix=prefix, bias=qkv_bias, out="v", role=Role.KV_CACHE)
+    if rotary:
+        q = b.rope("rope_q", q, head_dim=head_dim, rotary_dim=rotary_dim, out="q_rope")
+        k = b.rope("rope_k", k, head_dim=head_dim, rotary_dim=rotary_dim, out="k_rope", role=Role.KV_CACHE)
     keys, values = [k], [v]
-    if phase.past:
-        keys.insert(0, b.cache("k_cache", (phase.batch, phase.past, kv_width)))
-        values.insert(0, b.cache("v_cache", (phase.batch, phase.past, kv_width)))
-    heads_kw = dict(heads=heads, kv_heads=kv_heads, head_dim=head_dim, causal=causal)
+    past = cached_positions(phase, window)
+    if past:
+        keys.insert(0, b.cache("k_cache", (phase.batch, past, kv_width)))
+        values.insert(0, b.cache("v_cache", (phase.batch, past, kv_width)))
+    heads_kw = dict(heads=heads, kv_heads=kv_heads, head_dim=head_dim, causal=causal, window=window)
     s = b.attention_scores("qk", q, keys, out="scores", **heads_kw)
     p = b.softmax("softmax", s, out="probs")
     o = b.attention_values("av", p, values, out="attn", **heads_kw)
-    return b.linear("o_proj", o, b.weight(f"{prefix}o_proj.weight", (d, q_width)), out="attn_out")
+    return proj(b, "o_proj", o, d, prefix=prefix, bias=o_bias, out="attn_out")
 
 
-def gated_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "silu", prefix: str = "mlp.") -> Tensor:
-    """down(act(gate(x)) * up(x)): SwiGLU with act="silu", GeGLU with act="gelu"."""
+def _row_blocks(b: GraphBuilder, name: str, k: int, parts: dict[str, int], *, prefix: str) -> list[Tensor]:
+    """The row blocks of checkpoint matrix `{prefix}{name}.weight` [sum(parts), k] that feed different ops:
+    one weight `.weight[part]` per block, together exactly the checkpoint's rows."""
+    return [b.weight(f"{prefix}{name}.weight[{part}]", (n, k)) for part, n in parts.items()]
+
+
+def _multi_linear(b: GraphBuilder, name: str, x: Tensor, weights: list[Tensor], outs: list[str]) -> tuple[Tensor, ...]:
+    """One linear op over several row blocks of a matrix, with one output per block."""
+    op = ops.multi_linear(name, x, weights, outs=outs, dtype=b.precision.of(Role.ACTIVATION))
+    b.add(op)
+    return op.outputs
+
+
+def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lora_rank: int, qk_nope_head_dim: int,
+                  qk_rope_head_dim: int, v_head_dim: int, q_lora_rank: int | None = None, absorbed: bool = False,
+                  causal: bool = False, prefix: str = "self_attn.") -> Tensor:
+    """Multi-head latent attention (DeepSeek-V2 paper, section 2.1; DeepSeek-V3 keeps it).
+
+    kv_a_proj_with_mqa compresses each token to a latent of kv_lora_rank (normed) plus one rope key of
+    qk_rope_head_dim shared by all heads; that pair, kv_lora_rank + qk_rope_head_dim per token, is all
+    the KV cache holds. Queries come from q_proj, or from the low-rank q_a_proj -> q_a_layernorm ->
+    q_b_proj when q_lora_rank is set.
+
+    Decompressed form (absorbed=False, prefill): kv_b_proj expands the new tokens' latents into per-head
+    K (nope part, with the shared rope key appended) and V, then ordinary attention with head_dim
+    qk_nope + qk_rope for QK^T and v_head_dim for PV.
+    Weight-absorbed form (absorbed=True, decode): kv_b_proj's K block is folded into the query
+    (q_absorb: per head q_nope @ W_UK -> kv_lora_rank) and its V block into the output (v_absorb), so
+    attention runs MQA-style straight over the cached [latent | rope key] entries, which are never
+    decompressed: QK^T over kv_lora_rank + qk_rope per head, PV over the kv_lora_rank latent."""
     d = x.shape[-1]
-    gate = b.linear("gate_proj", x, b.weight(f"{prefix}gate_proj.weight", (d_ffn, d)), out="gate")
-    up = b.linear("up_proj", x, b.weight(f"{prefix}up_proj.weight", (d_ffn, d)), out="up")
-    a = b.elementwise("act", act, gate, out="act")
-    h = b.elementwise("mul", "mul", a, up, out="gated")
-    return b.linear("down_proj", h, b.weight(f"{prefix}down_proj.weight", (d, d_ffn)), out="mlp_out")
+    nope, rope, r = qk_nope_head_dim, qk_rope_head_dim, kv_lora_rank
+    q_parts = {"nope": heads * nope, "rope": heads * rope}
+    if q_lora_rank:
+        cq = proj(b, "q_a_proj", x, q_lora_rank, prefix=prefix, out="q_latent")
+        cq = norm(b, "q_a_layernorm", cq, f"{prefix}q_a_layernorm.weight", out="q_latent_norm")
+        w_q = _row_blocks(b, "q_b_proj", q_lora_rank, q_parts, prefix=prefix)
+        q_nope, q_pe = _multi_linear(b, "q_b_proj", cq, w_q, ["q_nope", "q_pe"])
+    else:
+        q_nope, q_pe = _multi_linear(b, "q_proj", x, _row_blocks(b, "q_proj", d, q_parts, prefix=prefix),
+                                     ["q_nope", "q_pe"])
+    q_pe = b.rope("rope_q", q_pe, head_dim=rope, out="q_pe_rope")
+    w_kv_a = _row_blocks(b, "kv_a_proj_with_mqa", d, {"latent": r, "rope": rope}, prefix=prefix)
+    latent, k_pe = _multi_linear(b, "kv_a_proj_with_mqa", x, w_kv_a, ["kv_latent", "k_pe"])
+    latent = norm(b, "kv_a_layernorm", latent, f"{prefix}kv_a_layernorm.weight", out="kv_latent_norm")
+    k_pe = b.rope("rope_k", k_pe, head_dim=rope, out="k_pe_rope")
+    entry = b.concat_heads("cache_entry", latent, k_pe, heads=1, out="latent_entry", role=Role.KV_CACHE)
+    w_uk, w_uv = _row_blocks(b, "kv_b_proj", r, {"k": heads * nope, "v": heads * v_head_dim}, prefix=prefix)
+    if absorbed:
+        q_lat = b.grouped_linear("q_absorb", q_nope, w_uk, groups=heads, in_dim=nope, out_dim=r, out="q_latent_absorbed")
+        q = b.concat_heads("q_concat", q_lat, q_pe, heads=heads, out="q_full")
+        keys = [entry]
+        if phase.past:
+            keys.insert(0, b.cache("latent_cache", (phase.batch, phase.past, r + rope)))
+        kw = dict(heads=heads, kv_heads=1, causal=causal)
+        s = b.attention_scores("qk", q, keys, head_dim=r + rope, out="scores", **kw)
+        p = b.softmax("softmax", s, out="probs")
+        o = b.attention_values("av", p, keys, head_dim=r, value_width=r + rope, out="attn_latent", **kw)
+        o = b.grouped_linear("v_absorb", o, w_uv, groups=heads, in_dim=r, out_dim=v_head_dim, out="attn")
+    else:
+        if phase.past:
+            raise OpgraphError("the decompressed MLA form here covers prefill (an empty cache); decode uses the "
+                               "weight-absorbed form")
+        k_nope, v = _multi_linear(b, "kv_b_proj", latent, [w_uk, w_uv], ["k_nope", "v"])
+        q = b.concat_heads("q_concat", q_nope, q_pe, heads=heads, out="q_full")
+        k = b.concat_heads("k_concat", k_nope, k_pe, heads=heads, shared=(1,), out="k_full")
+        kw = dict(heads=heads, kv_heads=heads, causal=causal)
+        s = b.attention_scores("qk", q, [k], head_dim=nope + rope, out="scores", **kw)
+        p = b.softmax("softmax", s, out="probs")
+        o = b.attention_values("av", p, [v], head_dim=v_head_dim, out="attn", **kw)
+    return proj(b, "o_proj", o, d, prefix=prefix, out="attn_out")
+
+
+def gated_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "silu", prefix: str = "mlp.", bias: bool = False,
+              name: str = "") -> Tensor:
+    """down(act(gate(x)) * up(x)): SwiGLU with act="silu", GeGLU with act="gelu". `name` prefixes the op and
+    tensor names (DeepSeek's shared experts sit beside the routed ones in one block)."""
+    d = x.shape[-1]
+    gate = proj(b, f"{name}gate_proj", x, d_ffn, prefix=prefix, bias=bias, out=f"{name}gate")
+    up = proj(b, f"{name}up_proj", x, d_ffn, prefix=prefix, bias=bias, out=f"{name}up")
+    a = b.elementwise(f"{name}act", act, gate, out=f"{name}act")
+    h = b.elementwise(f"{name}mul", "mul", a, up, out=f"{name}gated")
+    return proj(b, f"{name}down_proj", h, d, prefix=prefix, bias=bias, out=f"{name}mlp_out")
+
+
+def plain_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "gelu", prefix: str = "mlp.",
+              bias: bool = True) -> Tensor:
+    """down(act(up(x))) with biases, as GPT-2's c_fc -> gelu -> c_proj."""
+    d = x.shape[-1]
+    h = proj(b, "up_proj", x, d_ffn, prefix=prefix, bias=bias, out="up")
+    h = b.elementwise("act", act, h, out="act")
+    return proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_out")
+
+
+def expected_experts(experts: int, top_k: int, tokens: int) -> int:
+    """Distinct routed experts a step's `tokens` touch, each token picking top_k of `experts` uniformly
+    at random: the expectation E*(1 - (1 - k/E)^T), rounded up to whole experts (an expert's weights are
+    read whole or not at all). Exact integer arithmetic, so k/E never rounds the wrong way."""
+    if top_k >= experts:
+        return experts
+    # Experts left untouched: E*((E-k)/E)^T = (E-k)^T / E^(T-1); it is below 1/2 unless T < E/k*ln(2E).
+    if experts * math.exp(tokens * math.log1p(-top_k / experts)) < 0.5:
+        return experts
+    return experts - (experts - top_k) ** tokens // experts ** (tokens - 1)
+
+
+def moe(b: GraphBuilder, x: Tensor, *, experts: int, top_k: int, d_expert: int, touched: int, shared: int = 0,
+        act: str = "silu", router_bias: bool = False, prefix: str = "mlp.") -> Tensor:
+    """Mixture-of-experts feed-forward (Mixtral; DeepSeekMoE with `shared` always-on experts).
+
+    router (a matmul to E logits) -> softmax -> top_k; each token runs through its top_k routed SwiGLU
+    experts (FLOPs for exactly k experts per token), whose outputs are combined with the routing weights;
+    shared experts are one SwiGLU of shared*d_expert that every token runs. Routed expert weights are
+    stacked [E, out, in]; a step reads `touched` of the E experts (see `expected_experts`).
+    `router_bias`: DeepSeek-V3's e_score_correction_bias, an E-vector added to the scores for selection."""
+    d = x.shape[-1]
+    bias = b.weight(f"{prefix}gate.e_score_correction_bias", (experts,)) if router_bias else None
+    logits = b.linear("router", x, b.weight(f"{prefix}gate.weight", (experts, d)), bias=bias, out="router_logits")
+    probs = b.softmax("router_softmax", logits, out="router_probs")
+    weights = b.top_k("top_k", probs, k=top_k, out="routing_weights")
+
+    def experts_linear(name: str, h: Tensor, n: int, k: int, out: str) -> Tensor:
+        w = b.weight(f"{prefix}experts.{name}.weight", (experts, n, k))
+        return b.grouped_linear(f"experts.{name}", h, w, groups=top_k, in_dim=k, out_dim=n,
+                                weight_reads=touched * n * k, out=out)
+
+    gate = experts_linear("gate_proj", x, d_expert, d, "expert_gate")
+    up = experts_linear("up_proj", x, d_expert, d, "expert_up")
+    a = b.elementwise("experts.act", act, gate, out="expert_act")
+    h = b.elementwise("experts.mul", "mul", a, up, out="expert_gated")
+    y = experts_linear("down_proj", h, d, d_expert, "expert_out")
+    out = b.moe_combine("combine", y, weights, top_k=top_k, out="routed_out")
+    if shared:
+        s = gated_mlp(b, x, d_ffn=shared * d_expert, act=act, prefix=f"{prefix}shared_experts.", name="shared.")
+        out = b.elementwise("shared_add", "add", out, s, out="moe_out")
+    return out
 
 
 def residual(b: GraphBuilder, name: str, x: Tensor, branch: Tensor, out: str) -> Tensor:
     return b.elementwise(name, "add", x, branch, out=out)
 
 
-def embedding(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int) -> Tensor:
-    """Token ids -> hidden states; reads only the rows the batch looks up."""
+def embedding(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, positions: int | None = None) -> Tensor:
+    """Token ids -> hidden states; reads only the rows the batch looks up. With `positions` (the size of
+    a learned position table, GPT-2's wpe), adds the learned position embedding: every sequence looks up
+    the same new_tokens positions, so only those rows are read."""
     ids = b.input("token_ids", (phase.batch, phase.new_tokens), INT32)
-    return b.embedding("embedding", ids, b.weight("embed_tokens.weight", (vocab, d_model)), out="embeddings")
+    h = b.embedding("embedding", ids, b.weight("embed_tokens.weight", (vocab, d_model)), out="embeddings")
+    if positions is None:
+        return h
+    pos = b.input("position_ids", (phase.batch, phase.new_tokens), INT32)
+    p = b.embedding("position_embedding", pos, b.weight("embed_positions.weight", (positions, d_model)),
+                    rows=phase.new_tokens, out="position_embeddings")
+    return b.elementwise("add_positions", "add", h, p, out="hidden_in")
 
 
-def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bool, norm_fn: str = "rmsnorm") -> Tensor:
+def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bool, norm_fn: str = "rmsnorm",
+            norm_bias: bool = False) -> Tensor:
     """Final norm and lm_head over the last layer's output. In prefill only the last position of each
     sequence goes through them, as serving engines do (the norm is per position, so slicing first is exact)."""
     h = b.input("hidden", (phase.batch, phase.new_tokens, d_model))
     if phase.new_tokens > 1:
         h = b.take_last("last_position", h, out="last_hidden")
-    h = norm(b, "final_norm", h, "norm.weight", fn=norm_fn, out="final_hidden")
+    h = norm(b, "final_norm", h, "norm.weight", fn=norm_fn, bias=norm_bias, out="final_hidden")
     w = b.weight("embed_tokens.weight" if tied else "lm_head.weight", (vocab, d_model))
     return b.linear("lm_head", h, w, out="logits")

@@ -73,7 +73,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, fusion: bool = True, phase_c
                             f"(default: {planfile.DEFAULT}); see 'opgraph fusions'")
     g = p.add_argument_group("precision")
     g.add_argument("--dtype", metavar="DTYPE", help=f"one dtype for weights, activations and KV cache: "
-                                                    f"{', '.join(QUANT_DTYPES)} (default: the preset's, bf16)")
+                                                    f"{', '.join(QUANT_DTYPES)} (default: the model's own, from its config)")
     for role, what in (("weight", "matrix weights (norm scales and biases stay at the activation dtype)"),
                        ("act", "activations; also the precision matmuls compute at"),
                        ("kv", "the KV cache")):

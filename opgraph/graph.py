@@ -181,6 +181,11 @@ class GraphBuilder:
     rope = _op_method(ops.rope)
     embedding = _op_method(ops.embedding)
     take_last = _op_method(ops.take_last)
+    concat_heads = _op_method(ops.concat_heads)
+    grouped_linear = _op_method(ops.grouped_linear)
+    multi_linear = _op_method(ops.multi_linear)
+    top_k = _op_method(ops.top_k)
+    moe_combine = _op_method(ops.moe_combine)
 
     def build(self, outputs: Iterable[Tensor | str] = ()) -> Graph:
         return Graph(self._ops, outputs, name=self.name)

@@ -32,7 +32,7 @@ GATHER = "gather"
 KINDS = frozenset({MATMUL, SOFTMAX, NORM, ELEMENTWISE, ROPE, EMBEDDING, GATHER})
 # What each op computes (Op.fn); fusion rules may name these as well as kinds.
 FUNCTIONS = frozenset({"linear", "qk", "av", "softmax", "rmsnorm", "layernorm", "add", "mul", "silu", "gelu",
-                       "rope", "embedding", "take_last"})
+                       "rope", "embedding", "take_last", "concat", "topk", "moe_combine"})
 # Ops whose arithmetic runs on the matrix units; everything else runs at the vector rate.
 MATRIX_KINDS = frozenset({MATMUL})
 
@@ -122,19 +122,25 @@ def _key_length(name: str, q: Tensor, keys: tuple[Tensor, ...], width: int) -> i
     return sum(k.shape[1] for k in keys)
 
 
-def causal_pairs(sq: int, sk: int) -> int:
+def causal_pairs(sq: int, sk: int, window: int | None = None) -> int:
     """Query-key pairs a causal mask leaves, when the Sq queries are the last Sq of Sk positions:
     query i (0-based) sees the Sk - Sq earlier positions and i + 1 of its own. This is the part a
-    causal FlashAttention kernel computes (it skips the blocks above the diagonal)."""
-    return sq * (sk - sq) + sq * (sq + 1) // 2
+    causal FlashAttention kernel computes (it skips the blocks above the diagonal).
+    With a sliding `window` (Mistral), the query at position p sees min(p + 1, window) keys."""
+    if window is None or window >= sk:
+        return sq * (sk - sq) + sq * (sq + 1) // 2
+    lo, hi = sk - sq + 1, sk  # keys seen without the window, one value per query: lo..hi
+    below = max(0, min(hi, window) - lo + 1)  # queries the window does not cut
+    return (lo + lo + below - 1) * below // 2 + window * (sq - below)
 
 
 def attention_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tensor], *, heads: int,
-                     kv_heads: int, head_dim: int, causal: bool = False, out: str | None = None,
-                     role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+                     kv_heads: int, head_dim: int, causal: bool = False, window: int | None = None,
+                     out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """S = Q K^T per head. q: [B, Sq, heads*head_dim]; keys: [B, s_i, kv_heads*head_dim] (cache, then new).
     Output [B, heads, Sq, Sk]. FLOPs 2*B*heads*pairs*head_dim, pairs = Sq*Sk: every query head does a full
-    product even when it shares its K head (GQA). With `causal`, pairs counts only the unmasked part."""
+    product even when it shares its K head (GQA). With `causal`, pairs counts only the unmasked part
+    (inside the sliding `window`, if any)."""
     _check_heads(name, heads, kv_heads)
     keys = tuple(keys)
     if len(q.shape) != 3 or q.shape[2] != heads * head_dim:
@@ -142,26 +148,34 @@ def attention_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tenso
     b, sq, _ = q.shape
     sk = _key_length(name, q, keys, kv_heads * head_dim)
     s = _out(out or name, (b, heads, sq, sk), q, role, dtype)
-    pairs = causal_pairs(sq, sk) if causal else sq * sk
+    pairs = causal_pairs(sq, sk, window) if causal else sq * sk
     return Op(name, MATMUL, "qk", (q, *keys), (s,), 2 * b * heads * pairs * head_dim)
 
 
 def attention_values(name: str, p: Tensor, values: tuple[Tensor, ...] | list[Tensor], *, heads: int,
-                     kv_heads: int, head_dim: int, causal: bool = False, out: str | None = None,
+                     kv_heads: int, head_dim: int, causal: bool = False, window: int | None = None,
+                     value_width: int | None = None, out: str | None = None,
                      role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """O = P V per head. p: [B, heads, Sq, Sk]; values: [B, s_i, kv_heads*head_dim] summing to Sk.
-    Output [B, Sq, heads*head_dim]. FLOPs 2*B*heads*pairs*head_dim, pairs as in attention_scores."""
+    Output [B, Sq, heads*head_dim]. FLOPs 2*B*heads*pairs*head_dim, pairs as in attention_scores.
+    With `value_width`, each value tensor is [B, s_i, value_width] and only its first kv_heads*head_dim
+    features are read: MLA's absorbed decode uses the cached [latent | rope key] entries as V, whose
+    latent part is the value (DeepSeek-V2 paper, section 2.1.2)."""
     _check_heads(name, heads, kv_heads)
     values = tuple(values)
     if len(p.shape) != 4 or p.shape[1] != heads:
         raise OpgraphError(f"op {name!r}: probabilities {p} must be [batch, heads={heads}, queries, keys]")
     b, _, sq, sk = p.shape
-    got = _key_length(name, p, values, kv_heads * head_dim)
+    width = kv_heads * head_dim
+    if value_width is not None and value_width < width:
+        raise OpgraphError(f"op {name!r}: value_width {value_width} is narrower than kv_heads*head_dim={width}")
+    got = _key_length(name, p, values, value_width or width)
     if got != sk:
         raise OpgraphError(f"op {name!r}: values cover {got} positions but the probabilities {p} have {sk} keys")
     o = _out(out or name, (b, sq, heads * head_dim), p, role, dtype)
-    pairs = causal_pairs(sq, sk) if causal else sq * sk
-    return Op(name, MATMUL, "av", (p, *values), (o,), 2 * b * heads * pairs * head_dim)
+    pairs = causal_pairs(sq, sk, window) if causal else sq * sk
+    reads = None if value_width is None else (None, *(v.shape[0] * v.shape[1] * width for v in values))
+    return Op(name, MATMUL, "av", (p, *values), (o,), 2 * b * heads * pairs * head_dim, reads=reads)
 
 
 # Per-element FLOPs of each vector function; one home for these constants.
@@ -232,13 +246,16 @@ def rope(name: str, x: Tensor, *, head_dim: int, rotary_dim: int | None = None,
     return Op(name, ROPE, "rope", (x,), (y,), ROPE_FLOPS_PER_ELEM * rotated)
 
 
-def embedding(name: str, ids: Tensor, table: Tensor, *, out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+def embedding(name: str, ids: Tensor, table: Tensor, *, rows: int | None = None, out: str | None = None,
+              role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """Row lookup: ids [...] into table [vocab, d] -> [..., d]. No FLOPs; reads only the rows it uses,
-    at most one per id and at most the whole table (like XLA's gather rule)."""
+    at most one per id and at most the whole table (like XLA's gather rule). `rows` says how many
+    distinct rows the ids name when the caller knows better (learned positions: every sequence of the
+    batch looks up the same positions)."""
     if len(table.shape) != 2:
         raise OpgraphError(f"op {name!r}: table {table} must be 2-D [vocab, d]")
     vocab, d = table.shape
-    rows = min(ids.numel, vocab)
+    rows = min(ids.numel if rows is None else rows, vocab)
     y = _out(out or name, (*ids.shape, d), table, role, dtype)
     return Op(name, EMBEDDING, "embedding", (ids, table), (y,), 0, reads=(None, rows * d))
 
@@ -250,3 +267,74 @@ def take_last(name: str, x: Tensor, *, out: str | None = None, role: Role = Role
     b, _, d = x.shape
     y = _out(out or name, (b, 1, d), x, role, dtype)
     return Op(name, GATHER, "take_last", (x,), (y,), 0, reads=(b * d,))
+
+
+# --- Architecture zoo: MLA, mixture-of-experts -------------------------------------------------------------
+
+def concat_heads(name: str, *parts: Tensor, heads: int, shared: tuple[int, ...] = (), out: str | None = None,
+                 role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """Per-head concatenation along the features: each part is [..., heads*d_i], or [..., d_i] for the
+    parts listed in `shared` (one head's worth, broadcast to every head: MLA's rope key). Output
+    [..., heads*sum(d_i)]. Data movement only: no FLOPs; it reads its inputs and writes its output
+    (a kernel that fuses it writes the parts straight into place)."""
+    if not parts or any(p.shape[:-1] != parts[0].shape[:-1] for p in parts):
+        raise OpgraphError(f"op {name!r}: parts {[str(p) for p in parts]} must agree on all but the last dim")
+    width = 0
+    for i, p in enumerate(parts):
+        per_head, left = (p.shape[-1], 0) if i in shared else divmod(p.shape[-1], heads)
+        if left:
+            raise OpgraphError(f"op {name!r}: part {p} is not heads={heads} equal slices")
+        width += per_head
+    y = _out(out or name, (*parts[0].shape[:-1], heads * width), parts[0], role, dtype)
+    return Op(name, GATHER, "concat", parts, (y,), 0)
+
+
+def grouped_linear(name: str, x: Tensor, w: Tensor, *, groups: int, in_dim: int, out_dim: int,
+                   weight_reads: int | None = None, out: str | None = None, role: Role = Role.ACTIVATION,
+                   dtype: DType | None = None) -> Op:
+    """A separate [out_dim, in_dim] matrix per group, all blocks of `w`: per attention head (MLA's
+    absorbed up-projections) or per routed expert slot (a token's k experts). x is [..., groups*in_dim],
+    or [..., in_dim] when every group reads the same input (a token's features go to each of its
+    experts). Output [..., groups*out_dim]. FLOPs 2*M*groups*in_dim*out_dim, M = rows of x (the same
+    2*M*N*K per group as `linear`). Reads `weight_reads` elements of w (default groups*in_dim*out_dim:
+    one block per group; MoE passes the expected distinct experts touched)."""
+    if x.shape[-1] not in (in_dim, groups * in_dim):
+        raise OpgraphError(f"op {name!r}: input {x} must end in in_dim={in_dim} or groups*in_dim={groups * in_dim}")
+    reads = groups * in_dim * out_dim if weight_reads is None else weight_reads
+    if not 0 < reads <= w.numel:
+        raise OpgraphError(f"op {name!r}: weight {w} has {w.numel} elements; cannot read {reads}")
+    y = _out(out or name, (*x.shape[:-1], groups * out_dim), x, role, dtype)
+    return Op(name, MATMUL, "linear", (x, w), (y,), 2 * _rows(x) * groups * in_dim * out_dim, reads=(None, reads))
+
+
+def multi_linear(name: str, x: Tensor, weights: tuple[Tensor, ...] | list[Tensor], *, outs: tuple[str, ...] | list[str],
+                 role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """One kernel applying several [N_i, K] weights to the same x: y_i = x @ W_i^T, one output each
+    (a checkpoint matrix whose row blocks feed different ops, e.g. MLA's kv_a_proj_with_mqa = latent rows
+    + rope-key rows). FLOPs: the sum of each `linear`'s 2*M*N_i*K; x is read once."""
+    if len(weights) != len(outs) or not weights:
+        raise OpgraphError(f"op {name!r}: give one output name per weight")
+    parts = [linear(name, x, w, out=o, role=role, dtype=dtype) for w, o in zip(weights, outs)]
+    return Op(name, MATMUL, "linear", (x, *weights), tuple(p.outputs[0] for p in parts), sum(p.flops for p in parts))
+
+
+def top_k(name: str, scores: Tensor, *, k: int, out: str | None = None, role: Role = Role.ACTIVATION,
+          dtype: DType | None = None) -> Op:
+    """MoE routing: keep the k largest of E scores per token, [..., E] -> [..., k] (their weights; which
+    experts they name is part of the result). FLOPs: one comparison per score, as softmax counts its max."""
+    if not 0 < k <= scores.shape[-1]:
+        raise OpgraphError(f"op {name!r}: k={k} must be between 1 and the {scores.shape[-1]} scores")
+    y = _out(out or name, (*scores.shape[:-1], k), scores, role, dtype)
+    return Op(name, GATHER, "topk", (scores,), (y,), scores.numel)
+
+
+def moe_combine(name: str, y: Tensor, weights: Tensor, *, top_k: int, out: str | None = None,
+                role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """Weighted sum of each token's k expert outputs: y [..., k*d] with weights [..., k] -> [..., d].
+    FLOPs 2*M*k*d: a multiply and an add per expert output element (Mixtral's and DeepSeek's
+    `final_hidden_states += expert_out * routing_weight`)."""
+    if weights.shape != (*y.shape[:-1], top_k) or y.shape[-1] % top_k:
+        raise OpgraphError(f"op {name!r}: {y} must be [..., top_k*d] and {weights} [..., top_k={top_k}]")
+    d = y.shape[-1] // top_k
+    o = _out(out or name, (*y.shape[:-1], d), y, role, dtype)
+    return Op(name, ELEMENTWISE, "moe_combine", (y, weights), (o,), 2 * y.numel)

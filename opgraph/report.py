@@ -131,7 +131,7 @@ def _phase_title(p: PhaseCost) -> str:
     ph = p.phase
     if ph.name == "prefill":
         return f"PREFILL: batch {ph.batch} x seq_len {ph.new_tokens} ({ph.tokens:,} tokens)"
-    return f"DECODE: batch {ph.batch}, context {ph.past} (one new token per sequence, attending over {ph.keys} keys)"
+    return f"DECODE: batch {ph.batch}, context {ph.past} (one new token per sequence, attending over up to {ph.keys} keys)"
 
 
 def _model_line(p: PhaseCost) -> str:

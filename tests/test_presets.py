@@ -40,9 +40,10 @@ def formula_params(d, heads, kv_heads, ffn, layers, vocab, tied=False):
 PHASES = [Phase.prefill(1, 8), Phase.decode(2, 16)]
 
 
-def test_every_preset_has_a_published_figure():
-    # Each shipped preset is checked against a published total; a new preset must add its figure here.
-    assert set(models.names()) == set(PUBLISHED)
+def test_every_llama_preset_is_shipped():
+    # The Llama presets are checked here; tests/test_zoo_presets.py checks that every shipped preset
+    # (these and the rest of the zoo) has a published total, and each one's count against it.
+    assert set(PUBLISHED) <= set(models.names())
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))

@@ -1,0 +1,306 @@
+"""One decoder-only transformer config that composes the pieces: attention (MHA/GQA/MQA with optional
+biases and sliding window, or multi-head latent attention), MLP (gated SwiGLU/GeGLU or plain GELU, or a
+mixture of experts), norms (RMSNorm/LayerNorm), positions (rotary or learned), tied or untied embeddings.
+
+Every family in the zoo (Llama, Mistral, Mixtral, Qwen2, Gemma, GPT-2, DeepSeek-V2/V3) is a value of
+this one class; `models.hf_config` makes one from a Hugging Face config.json. Layers that differ (DeepSeek's
+dense first layers, Qwen2's full-attention layers below the sliding ones) become separate blocks with
+counts; identical layers are built once.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from models import pieces
+from models.options import BuildOptions
+from opgraph.errors import OpgraphError
+from opgraph.graph import Graph, GraphBuilder
+from opgraph.model import Block, Model
+from opgraph.phase import Phase
+from opgraph.tensor import BF16, DType, Precision
+
+
+def _positive(inst, attribute, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise OpgraphError(f"{attribute.name} must be a positive integer, got {value!r}")
+
+
+def _optional_positive(inst, attribute, value) -> None:
+    if value is not None:
+        _positive(inst, attribute, value)
+
+
+def _one_of(*valid: str):
+    def check(inst, attribute, value) -> None:
+        if value not in valid:
+            raise OpgraphError(f"{attribute.name} must be one of {', '.join(valid)}, got {value!r}")
+    return check
+
+
+@attrs.frozen
+class MLA:
+    """Multi-head latent attention dimensions, named as in the DeepSeek config.json."""
+
+    kv_lora_rank: int = attrs.field(validator=_positive)
+    qk_nope_head_dim: int = attrs.field(validator=_positive)
+    qk_rope_head_dim: int = attrs.field(validator=_positive)
+    v_head_dim: int = attrs.field(validator=_positive)
+    q_lora_rank: int | None = attrs.field(default=None, validator=_optional_positive)
+
+    @property
+    def cache_width(self) -> int:
+        """KV-cache elements per token per layer: the latent plus the shared rope key."""
+        return self.kv_lora_rank + self.qk_rope_head_dim
+
+
+@attrs.frozen
+class MoE:
+    """Mixture-of-experts FFN: `experts` routed SwiGLU experts of width `d_expert`, `top_k` per token,
+    `shared` always-on experts, on every `layer_freq`-th layer from `first_dense` on (the layers before
+    are dense, with the config's d_ffn)."""
+
+    experts: int = attrs.field(validator=_positive)
+    top_k: int = attrs.field(validator=_positive)
+    d_expert: int = attrs.field(validator=_positive)
+    shared: int = 0
+    first_dense: int = 0
+    layer_freq: int = attrs.field(default=1, validator=_positive)
+    router_bias: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.top_k > self.experts:
+            raise OpgraphError(f"top_k ({self.top_k}) must not exceed the number of experts ({self.experts})")
+        for field in ("shared", "first_dense"):
+            v = getattr(self, field)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise OpgraphError(f"{field} must be a non-negative integer, got {v!r}")
+
+    def touched(self, tokens: int, override: int | None = None) -> int:
+        """Routed experts whose weights a step of `tokens` tokens reads: the user's override, or the
+        expectation under uniform routing rounded up (pieces.expected_experts)."""
+        if override is None:
+            return pieces.expected_experts(self.experts, self.top_k, tokens)
+        most = min(self.experts, tokens * self.top_k)
+        if not isinstance(override, int) or not self.top_k <= override <= most:
+            raise OpgraphError(f"experts_touched must be an integer from top_k ({self.top_k}) to "
+                               f"min(experts, tokens * top_k) ({most}) for {tokens} token(s), got {override!r}")
+        return override
+
+
+@attrs.frozen
+class LayerKind:
+    """What distinguishes one layer from another: a mixture-of-experts FFN or a dense one, and the
+    attention window (None: full attention)."""
+
+    moe: bool
+    window: int | None
+
+
+ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu", "gelu": "gelu"}
+
+
+@attrs.frozen
+class DecoderConfig:
+    """A decoder-only transformer. The first fields are the Llama ones (and keep their meaning everywhere):
+    d_ffn is the dense MLP width; head_dim defaults to d_model // n_heads."""
+
+    name: str
+    d_model: int = attrs.field(validator=_positive)
+    n_heads: int = attrs.field(validator=_positive)
+    n_kv_heads: int = attrs.field(validator=_positive)
+    d_ffn: int = attrs.field(validator=_positive)
+    n_layers: int = attrs.field(validator=_positive)
+    vocab_size: int = attrs.field(validator=_positive)
+    head_dim: int | None = None  # default d_model // n_heads, as in the HF config
+    dtype: DType = BF16
+    tie_embeddings: bool = False
+    source: str = ""
+    # Attention.
+    qkv_bias: bool = False
+    o_bias: bool = False
+    rotary_dim: int | None = None  # rotated dims per head (partial rotary); None: all
+    sliding_window: int | None = attrs.field(default=None, validator=_optional_positive)
+    # Layers with the window, when not all of them are (Qwen2's max_window_layers / HF layer_types).
+    window_layers: frozenset[int] | None = attrs.field(default=None, converter=attrs.converters.optional(frozenset))
+    mla: MLA | None = None
+    # Feed-forward.
+    mlp: str = attrs.field(default="swiglu", validator=_one_of(*ACTIVATIONS))
+    mlp_bias: bool = False
+    moe: MoE | None = None
+    # Norms, positions.
+    norm: str = attrs.field(default="rmsnorm", validator=_one_of("rmsnorm", "layernorm"))
+    norm_bias: bool = False
+    positions: str = attrs.field(default="rope", validator=_one_of("rope", "learned"))
+    max_positions: int | None = attrs.field(default=None, validator=_optional_positive)
+    # Storage type of the weight matrices when the checkpoint is quantized (DeepSeek-V3's fp8); None: dtype.
+    weight_dtype: DType | None = None
+    # What the loader wants every report to say (what it counted, what it left out).
+    notes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    def __attrs_post_init__(self) -> None:
+        if self.n_heads % self.n_kv_heads:
+            raise OpgraphError(f"{self.name}: n_kv_heads ({self.n_kv_heads}) must divide n_heads ({self.n_heads}) "
+                               f"evenly: each KV head serves a whole group of query heads")
+        if self.head_dim is None:
+            if self.d_model % self.n_heads:
+                raise OpgraphError(f"{self.name}: d_model ({self.d_model}) must be divisible by n_heads "
+                                   f"({self.n_heads}) when head_dim is not given")
+            object.__setattr__(self, "head_dim", self.d_model // self.n_heads)
+        else:
+            _positive(self, attrs.fields(DecoderConfig).head_dim, self.head_dim)
+        if self.positions == "learned" and self.max_positions is None:
+            raise OpgraphError(f"{self.name}: learned positions need max_positions (the table's size)")
+        if self.moe is not None and self.moe.first_dense > self.n_layers:
+            raise OpgraphError(f"{self.name}: first_dense ({self.moe.first_dense}) exceeds n_layers ({self.n_layers})")
+
+    # -- structure ----------------------------------------------------------------------------------
+    def kind_of(self, i: int) -> LayerKind:
+        """Layer i's kind (0-based)."""
+        moe = self.moe is not None and i >= self.moe.first_dense and i % self.moe.layer_freq == 0
+        windowed = self.sliding_window is not None and (self.window_layers is None or i in self.window_layers)
+        return LayerKind(moe, self.sliding_window if windowed else None)
+
+    def layer_kinds(self) -> dict[LayerKind, int]:
+        """Each distinct layer kind with its count, in order of first appearance."""
+        counts: dict[LayerKind, int] = {}
+        for i in range(self.n_layers):
+            kind = self.kind_of(i)
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
+    def block_name(self, kind: LayerKind) -> str:
+        """"layer" when all layers are alike, else what sets this kind apart: dense_layer / moe_layer,
+        full_layer / sliding_layer."""
+        kinds = self.layer_kinds()
+        if len(kinds) == 1:
+            return "layer"
+        parts = []
+        if len({k.moe for k in kinds}) > 1:
+            parts.append("moe" if kind.moe else "dense")
+        if len({k.window for k in kinds}) > 1:
+            parts.append("sliding" if kind.window else "full")
+        return "_".join(parts) + "_layer"
+
+    # -- building -----------------------------------------------------------------------------------
+    def precision(self, options: BuildOptions) -> Precision:
+        if options.precision is not None:
+            return options.precision
+        return Precision(self.weight_dtype or self.dtype, self.dtype, self.dtype)
+
+    def layer(self, phase: Phase, options: BuildOptions = BuildOptions(), kind: LayerKind | None = None) -> Graph:
+        """One layer's graph; by default of the most numerous kind (the only one in a homogeneous model)."""
+        kinds = self.layer_kinds()
+        kind = max(kinds, key=kinds.__getitem__) if kind is None else kind
+        b = GraphBuilder(self.precision(options), self.block_name(kind))
+        ln = dict(fn=self.norm, bias=self.norm_bias)
+        x = b.input("x", (phase.batch, phase.new_tokens, self.d_model))
+        a = pieces.norm(b, "input_layernorm", x, "input_layernorm.weight", out="x_norm", **ln)
+        a = self._attention(b, a, phase, kind, options)
+        h = pieces.residual(b, "attn_residual", x, a, out="h")
+        m = pieces.norm(b, "post_attention_layernorm", h, "post_attention_layernorm.weight", out="h_norm", **ln)
+        m = self._feed_forward(b, m, phase, kind, options)
+        out = pieces.residual(b, "mlp_residual", h, m, out="out")
+        return b.build(outputs=[out])
+
+    def _attention(self, b: GraphBuilder, x, phase: Phase, kind: LayerKind, options: BuildOptions):
+        if self.mla is not None:
+            m = self.mla
+            return pieces.mla_attention(b, x, phase, heads=self.n_heads, kv_lora_rank=m.kv_lora_rank,
+                                        qk_nope_head_dim=m.qk_nope_head_dim, qk_rope_head_dim=m.qk_rope_head_dim,
+                                        v_head_dim=m.v_head_dim, q_lora_rank=m.q_lora_rank,
+                                        absorbed=self.mla_absorbed(phase), causal=options.causal_skip)
+        return pieces.gqa_attention(b, x, phase, heads=self.n_heads, kv_heads=self.n_kv_heads, head_dim=self.head_dim,
+                                    causal=options.causal_skip, qkv_bias=self.qkv_bias, o_bias=self.o_bias,
+                                    window=kind.window, rotary_dim=self.rotary_dim, rotary=self.positions == "rope")
+
+    def _feed_forward(self, b: GraphBuilder, x, phase: Phase, kind: LayerKind, options: BuildOptions):
+        act = ACTIVATIONS[self.mlp]
+        if kind.moe:
+            e = self.moe
+            return pieces.moe(b, x, experts=e.experts, top_k=e.top_k, d_expert=e.d_expert, shared=e.shared,
+                              touched=e.touched(phase.tokens, options.experts_touched), act=act,
+                              router_bias=e.router_bias)
+        if self.mlp == "gelu":
+            return pieces.plain_mlp(b, x, d_ffn=self.d_ffn, act=act, bias=self.mlp_bias)
+        return pieces.gated_mlp(b, x, d_ffn=self.d_ffn, act=act, bias=self.mlp_bias)
+
+    def embed_head(self, phase: Phase, options: BuildOptions = BuildOptions()) -> Graph:
+        b = GraphBuilder(self.precision(options), "embed_head")
+        dims = dict(vocab=self.vocab_size, d_model=self.d_model)
+        positions = self.max_positions if self.positions == "learned" else None
+        emb = pieces.embedding(b, phase, positions=positions, **dims)
+        logits = pieces.lm_head(b, phase, tied=self.tie_embeddings, norm_fn=self.norm, norm_bias=self.norm_bias,
+                                **dims)
+        return b.build(outputs=[emb, logits])
+
+    def build(self, phase: Phase, options: BuildOptions = BuildOptions()) -> Model:
+        """The model for one phase, built as `options` say (precision per role, causal skipping, experts read)."""
+        blocks = [Block(self.block_name(k), n, self.layer(phase, options, k)) for k, n in self.layer_kinds().items()]
+        blocks.append(Block("embed_head", 1, self.embed_head(phase, options)))
+        return Model(self.name, phase, blocks, notes=self.phase_notes(phase, options))
+
+    # -- what a reader must know --------------------------------------------------------------------
+    @staticmethod
+    def mla_absorbed(phase: Phase) -> bool:
+        """Which MLA form a phase uses: decompressed for prefill, weight-absorbed for decode."""
+        return phase.past > 0
+
+    def phase_notes(self, phase: Phase, options: BuildOptions = BuildOptions()) -> tuple[str, ...]:
+        notes = list(self.notes)
+        if self.mla is not None:
+            m, h = self.mla, self.n_heads
+            if self.mla_absorbed(phase):
+                notes.append(f"{phase.name}: MLA weight-absorbed: kv_b_proj's K rows fold into the query (q_absorb) "
+                             f"and its V rows into the output (v_absorb); attention reads the cached "
+                             f"{m.kv_lora_rank}+{m.qk_rope_head_dim} latent+rope entries, never decompressed "
+                             f"(QK^T over {m.cache_width} dims per head, PV over {m.kv_lora_rank})")
+            else:
+                notes.append(f"{phase.name}: MLA decompressed: kv_b_proj expands the new tokens' {m.kv_lora_rank}-dim "
+                             f"latents to {h} heads of K ({m.qk_nope_head_dim}+{m.qk_rope_head_dim} with the shared "
+                             f"rope key) and V ({m.v_head_dim}); the cache stores {m.cache_width} values per token")
+        if self.moe is not None:
+            e, t = self.moe, phase.tokens
+            touched = e.touched(t, options.experts_touched)
+            how = ("set by BuildOptions.experts_touched" if options.experts_touched is not None else
+                   f"expected distinct experts for {t} token(s) routed uniformly: "
+                   f"{e.experts}*(1-(1-{e.top_k}/{e.experts})^{t}) = "
+                   f"{e.experts * (1 - (1 - e.top_k / e.experts) ** t):.2f}, rounded up")
+            shared = f" + {e.shared} shared" if e.shared else ""
+            notes.append(f"{phase.name}: MoE layers compute {e.top_k} of {e.experts} routed experts{shared} per token "
+                         f"and read the weights of {touched} routed experts ({how})")
+        windows = {k.window for k in self.layer_kinds() if k.window}
+        for w in sorted(windows):
+            what = (f"each new token attends to min(context+1, {w}) = {min(phase.keys, w)} keys" if phase.past else
+                    f"a query at position p attends to min(p+1, {w}) keys (the full score matrix is counted "
+                    f"unless causal skipping is on)")
+            notes.append(f"{phase.name}: sliding window {w}: {what}; the KV cache holds at most {w} tokens")
+        if self.positions == "learned" and phase.keys > self.max_positions:
+            notes.append(f"{phase.name}: {phase.keys} positions exceed the model's {self.max_positions} learned "
+                         f"positions; the figures extrapolate a model that cannot run this long")
+        if self.weight_dtype is not None and options.precision is None:
+            notes.append(f"weights stored as {self.weight_dtype.name} (config.json quantization_config); "
+                         f"activations and KV cache {self.dtype.name}")
+        return tuple(notes)
+
+    def summary(self) -> dict:
+        """Shape fields for `opgraph models`."""
+        s = {"layers": self.n_layers, "d_model": self.d_model, "heads": self.n_heads}
+        if self.mla is None:
+            s.update(kv_heads=self.n_kv_heads, head_dim=self.head_dim)
+        else:
+            m = self.mla
+            s.update(attention="mla", head_dim=m.qk_nope_head_dim + m.qk_rope_head_dim, v_head_dim=m.v_head_dim,
+                     kv_lora_rank=m.kv_lora_rank, q_lora_rank=m.q_lora_rank, kv_cache_per_token=m.cache_width)
+        s.update(d_ffn=self.d_ffn, vocab=self.vocab_size, tied_embeddings=self.tie_embeddings, dtype=self.dtype.name)
+        if self.weight_dtype is not None:
+            s["weight_dtype"] = self.weight_dtype.name
+        if self.sliding_window is not None:
+            s["window"] = self.sliding_window
+        if self.moe is not None:
+            e = self.moe
+            s.update(experts=e.experts, top_k=e.top_k, shared_experts=e.shared, d_expert=e.d_expert,
+                     dense_layers=sum(n for k, n in self.layer_kinds().items() if not k.moe))
+        if self.positions == "learned":
+            s["positions"] = self.max_positions
+        return s

@@ -1,0 +1,182 @@
+"""Loading Hugging Face config.json files from disk: every supported model_type, old and new key spellings,
+errors that name the field and the file, and the CLI as a user meets it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import hardware
+import models
+from models import hf_config
+from opgraph import BF16, FP16, FP32, OpgraphError, Phase, analyze, strategy
+
+# Small configs of each supported model_type, as the checkpoints spell them.
+TINY = {
+    "llama": {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
+              "intermediate_size": 128, "num_hidden_layers": 2, "vocab_size": 100, "rope_theta": 500000.0,
+              "torch_dtype": "bfloat16"},
+    "mistral": {"model_type": "mistral", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 1,
+                "intermediate_size": 128, "num_hidden_layers": 2, "vocab_size": 100, "sliding_window": 8},
+    "mixtral": {"model_type": "mixtral", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
+                "intermediate_size": 96, "num_hidden_layers": 2, "vocab_size": 100, "num_local_experts": 4,
+                "num_experts_per_tok": 2, "sliding_window": None},
+    "qwen2": {"model_type": "qwen2", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
+              "intermediate_size": 128, "num_hidden_layers": 4, "vocab_size": 100, "use_sliding_window": True,
+              "sliding_window": 16, "max_window_layers": 1, "tie_word_embeddings": True},
+    "gpt2": {"model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 2, "n_positions": 32, "n_inner": None,
+             "vocab_size": 100, "activation_function": "gelu_new"},
+    "deepseek_v2": {"model_type": "deepseek_v2", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 3,
+                    "intermediate_size": 128, "moe_intermediate_size": 16, "n_routed_experts": 8,
+                    "n_shared_experts": 2, "num_experts_per_tok": 2, "first_k_dense_replace": 1, "q_lora_rank": None,
+                    "kv_lora_rank": 32, "qk_nope_head_dim": 16, "qk_rope_head_dim": 8, "v_head_dim": 16,
+                    "vocab_size": 100},
+    "deepseek_v3": {"model_type": "deepseek_v3", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 3,
+                    "intermediate_size": 128, "moe_intermediate_size": 16, "n_routed_experts": 8,
+                    "n_shared_experts": 1, "num_experts_per_tok": 2, "first_k_dense_replace": 2, "q_lora_rank": 24,
+                    "kv_lora_rank": 32, "qk_nope_head_dim": 16, "qk_rope_head_dim": 8, "v_head_dim": 16,
+                    "vocab_size": 100, "num_nextn_predict_layers": 1},
+    "gemma": {"model_type": "gemma", "hidden_size": 48, "num_attention_heads": 2, "num_key_value_heads": 1,
+              "head_dim": 32, "intermediate_size": 128, "num_hidden_layers": 2, "vocab_size": 100,
+              "hidden_act": "gelu"},
+}
+
+
+def write(tmp_path, data, name="config.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    return path
+
+
+def test_every_supported_model_type_has_a_tiny_config():
+    assert set(TINY) == set(hf_config.FAMILIES)
+
+
+@pytest.mark.parametrize("model_type", sorted(TINY))
+def test_every_model_type_reports_both_phases(model_type, tmp_path):
+    cfg = models.get(str(write(tmp_path, TINY[model_type])))
+    for phase in (Phase.prefill(2, 12), Phase.decode(2, 20)):
+        model = cfg.build(phase)
+        for plan in ("unfused", "flash", "fused"):
+            res = analyze(model, strategy(plan), hardware.load("h100-sxm"))
+            assert res.totals.flops > 0 and res.params == model.params()
+
+
+def test_loaded_config_matches_hand_dimensions(tmp_path):
+    # Qwen2 with use_sliding_window: layers from max_window_layers (1) on use the window; the rest full.
+    cfg = models.get(str(write(tmp_path, TINY["qwen2"])))
+    blocks = [(b.name, b.count) for b in cfg.build(Phase.decode(1, 40)).blocks]
+    assert blocks == [("full_layer", 1), ("sliding_layer", 3), ("embed_head", 1)]
+    # DeepSeek-V3: first_k_dense_replace 2 of 3 layers dense; q_lora path; MTP noted, not counted.
+    v3 = models.get(str(write(tmp_path, TINY["deepseek_v3"])))
+    model = v3.build(Phase.decode(1, 8))
+    assert [(b.name, b.count) for b in model.blocks] == [("dense_layer", 2), ("moe_layer", 1), ("embed_head", 1)]
+    assert any("multi-token-prediction" in n for n in model.notes)
+    # GPT-2: n_inner null means 4 * n_embd; tied embeddings; learned positions.
+    g = models.get(str(write(tmp_path, TINY["gpt2"])))
+    assert (g.d_ffn, g.tie_embeddings, g.max_positions, g.norm) == (256, True, 32, "layernorm")
+
+
+def test_old_and_new_spellings_load_the_same_model(tmp_path):
+    old = {"model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 2, "n_positions": 32, "vocab_size": 100}
+    new = {"model_type": "gpt2", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,
+           "max_position_embeddings": 32, "vocab_size": 100, "dtype": "float32"}
+    a = hf_config.load(write(tmp_path, old, "old.json"))
+    b = hf_config.load(write(tmp_path, new, "new.json"))
+    phase = Phase.decode(1, 4)
+    assert a.build(phase).params() == b.build(phase).params()
+    assert (a.dtype, b.dtype) == (BF16, FP32)  # no dtype given: bf16; `dtype` is the newer torch_dtype
+    llama_new = {**TINY["llama"], "rope_parameters": {"rope_theta": 500000.0, "rope_type": "default",
+                                                      "partial_rotary_factor": 0.5}, "dtype": "float16"}
+    del llama_new["rope_theta"], llama_new["torch_dtype"]
+    c = hf_config.load(write(tmp_path, llama_new, "llama.json"))
+    assert (c.dtype, c.rotary_dim) == (FP16, 8)  # head_dim 16, half of it rotated
+    rope_q = c.layer(Phase.decode(1, 4)).ops["rope_q"]
+    assert rope_q.flops == 3 * 4 * 8  # 4 heads x 8 rotated dims x 3 FLOPs
+
+
+def test_directory_with_config_json_and_names(tmp_path):
+    ckpt = tmp_path / "my-model"
+    ckpt.mkdir()
+    write(ckpt, TINY["llama"])
+    cfg = models.get(str(ckpt))
+    assert cfg.name == "my-model" and str(ckpt / "config.json") in cfg.source
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"hidden_size": None}, "field 'hidden_size' is missing"),
+    ({"hidden_size": "4096"}, "field 'hidden_size' must be a positive integer, got '4096'"),
+    ({"num_hidden_layers": 0}, "field 'num_hidden_layers' must be a positive integer, got 0"),
+    ({"num_key_value_heads": 3}, "n_kv_heads (3) must divide n_heads (4)"),
+    ({"torch_dtype": "float8"}, "field 'torch_dtype' is 'float8'; supported: bfloat16, float16, float32"),
+    ({"hidden_act": "relu"}, "field 'hidden_act' is 'relu'; supported: silu"),
+    ({"tie_word_embeddings": "yes"}, "field 'tie_word_embeddings' must be true or false, got 'yes'"),
+    ({"rope_theta": "big"}, "field 'rope_theta' must be a positive number"),
+    ({"quantization_config": {"quant_method": "awq", "bits": 4}}, "quant_method 'awq'; supported: 'fp8'"),
+    ({"model_type": "falcon"}, "field 'model_type' is 'falcon', which is not supported; supported: llama, mistral, "
+                               "mixtral, qwen2, gpt2, deepseek_v2, deepseek_v3, gemma"),
+    ({"model_type": None}, "field 'model_type' is missing"),
+])
+def test_bad_fields_name_the_field_and_the_file(tmp_path, change, message):
+    data = {k: v for k, v in {**TINY["llama"], **change}.items() if v is not None}
+    path = write(tmp_path, data)
+    with pytest.raises(OpgraphError) as e:
+        models.get(str(path))
+    assert message in str(e.value) and str(path) in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_gpt2_missing_field_names_both_spellings(tmp_path):
+    data = {k: v for k, v in TINY["gpt2"].items() if k != "n_embd"}
+    with pytest.raises(OpgraphError, match="field 'n_embd' is missing \\(or 'hidden_size'\\)"):
+        models.get(str(write(tmp_path, data)))
+
+
+def test_deepseek_missing_mla_field(tmp_path):
+    data = {k: v for k, v in TINY["deepseek_v2"].items() if k != "kv_lora_rank"}
+    with pytest.raises(OpgraphError, match="field 'kv_lora_rank' is missing"):
+        models.get(str(write(tmp_path, data)))
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"model_type": "llama", ', "invalid JSON"),
+    ("[1, 2]", "the top level must be a JSON object"),
+])
+def test_unreadable_files_name_the_file(tmp_path, text, message):
+    path = write(tmp_path, text, "broken.json")
+    with pytest.raises(OpgraphError, match=message) as e:
+        models.get(str(path))
+    assert str(path) in str(e.value)
+
+
+def test_missing_file():
+    with pytest.raises(OpgraphError, match="model config file 'nowhere/config.json' does not exist"):
+        models.get("nowhere/config.json")
+
+
+def opgraph(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "opgraph.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_cli_reports_a_config_json_offline(tmp_path):
+    path = write(tmp_path, TINY["deepseek_v3"])
+    r = opgraph("report", str(path), "--format", "json", "--batch", "2", "--seq-len", "16", "--context", "64")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    expected = models.get(str(path)).build(Phase.decode(1, 1)).params()
+    for phase in ("prefill", "decode"):
+        assert j["phases"][phase]["model"]["params"] == expected
+        assert [b["name"] for b in j["phases"][phase]["blocks"]] == ["dense_layer", "moe_layer", "embed_head"]
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"model_type": "t5"}, "field 'model_type' is 't5', which is not supported; supported: llama"),
+    ({"model_type": "llama"}, "field 'hidden_size' is missing"),
+])
+def test_cli_errors_are_one_line_exit_2(tmp_path, data, message):
+    path = write(tmp_path, data)
+    r = opgraph("report", str(path))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert message in r.stderr and str(path) in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
