@@ -295,10 +295,26 @@ def cmd_models(args) -> str:
     if args.format == "json":
         return json.dumps(recs, indent=2) + "\n"
     shown = ("layers", "d_model", "heads", "kv_heads", "head_dim", "d_ffn", "vocab")
-    rows = [[r["name"], *(r.get(k, "-") for k in shown), f"{r['params']:,}", sig(r["weight_bytes"] / 1e9)]
-            for r in recs]
-    return tabulate(rows, ["model", *(k.replace("_", " ") for k in shown), "params", "weights GB"],
+    rows = [[r["name"], *(r.get(k, "-") for k in shown), _architecture(r), f"{r['params']:,}",
+             sig(r["weight_bytes"] / 1e9)] for r in recs]
+    return tabulate(rows, ["model", *(k.replace("_", " ") for k in shown), "architecture", "params", "weights GB"],
                     disable_numparse=True) + "\n"
+
+
+def _architecture(summary: dict) -> str:
+    """What sets a model apart, in a few words, from its summary fields."""
+    words = ["MLA" if summary.get("attention") == "mla" else
+             "MHA" if summary.get("kv_heads") == summary["heads"] else "GQA"]
+    if "window" in summary:
+        words.append(f"window {summary['window']}")
+    if "experts" in summary:
+        shared = f" +{summary['shared_experts']} shared" if summary.get("shared_experts") else ""
+        words.append(f"MoE {summary['experts']} top-{summary['top_k']}{shared}")
+    if summary.get("tied_embeddings"):
+        words.append("tied")
+    if summary.get("weight_dtype"):
+        words.append(f"{summary['weight_dtype']} weights")
+    return ", ".join(words)
 
 
 def cmd_fusions(args) -> str:
