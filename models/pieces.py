@@ -9,7 +9,6 @@ three projections of the same total size; a checkpoint matrix that feeds two ops
 
 from __future__ import annotations
 
-import math
 
 from opgraph import ops
 from opgraph.errors import OpgraphError
@@ -175,7 +174,8 @@ def expected_experts(experts: int, top_k: int, tokens: int) -> int:
     if top_k >= experts:
         return experts
     # Experts left untouched: E*((E-k)/E)^T = (E-k)^T / E^(T-1); it is below 1/2 unless T < E/k*ln(2E).
-    if experts * math.exp(tokens * math.log1p(-top_k / experts)) < 0.5:
+    # Written as plain arithmetic (no math.exp) so a sweep can trace it symbolically (opgraph.trace).
+    if experts * (1 - top_k / experts) ** tokens < 0.5:
         return experts
     return experts - (experts - top_k) ** tokens // experts ** (tokens - 1)
 

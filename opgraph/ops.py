@@ -20,6 +20,7 @@ import attrs
 
 from opgraph.errors import OpgraphError
 from opgraph.tensor import DType, Role, Tensor
+from opgraph.trace import is_int
 
 # Op categories as sets, so rules can speak of them (tinygrad's GroupOp habit).
 MATMUL = "matmul"
@@ -55,7 +56,7 @@ class Op:
             raise OpgraphError(f"op {self.name!r}: unknown function {self.fn!r}; add it to ops.FUNCTIONS")
         if self.reads is not None and len(self.reads) != len(self.inputs):
             raise OpgraphError(f"op {self.name!r}: `reads` must have one entry per input")
-        if not isinstance(self.flops, int) or self.flops < 0:
+        if not is_int(self.flops) or self.flops < 0:
             raise OpgraphError(f"op {self.name!r}: flops must be a non-negative int, got {self.flops!r}")
 
     def read_elems(self, i: int) -> int:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import attrs
 
 from opgraph.errors import OpgraphError
+from opgraph.trace import is_int
 
 PHASES = ("prefill", "decode")
 
 
 def positive(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+    if not is_int(value) or value <= 0:
         raise OpgraphError(f"{name} must be a positive integer, got {value!r}")
     return value
 

@@ -8,6 +8,7 @@ import math
 import attrs
 
 from opgraph.errors import OpgraphError
+from opgraph.trace import is_int
 
 
 @attrs.frozen
@@ -65,7 +66,7 @@ class Tensor:
 
     def __attrs_post_init__(self) -> None:
         for dim in self.shape:
-            if not isinstance(dim, int) or isinstance(dim, bool) or dim <= 0:
+            if not is_int(dim) or dim <= 0:
                 raise OpgraphError(f"tensor {self.name!r}: every dimension must be a positive int, got shape {self.shape}")
 
     @property

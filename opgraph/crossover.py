@@ -1,0 +1,150 @@
+"""Crossover points: where an op, or a whole block, turns compute-bound as the batch (decode) or the
+sequence length (prefill) grows, and the decode context at which attention overtakes the FFN.
+
+Each answer is checked against the evaluator itself: n is reported only when the predicate is false at
+n - 1 and true at n. Where an op's FLOPs and bytes are linear in the variable (checked at four points),
+n comes from solving flops(n) / peak = bytes(n) / bandwidth exactly; otherwise from a doubling search and
+a bisection, which assume the predicate stays true once it holds (true of these costs: FLOPs grow at
+least as fast as bytes in batch and length).
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import attrs
+
+from opgraph.cost import analyze
+from opgraph.errors import OpgraphError
+from opgraph.fusion import FusionPlan
+from opgraph.graph import Graph
+from opgraph.hardware import Hardware
+from opgraph.phase import Phase
+from opgraph.tensor import Role
+from opgraph.trace import Traced
+
+LIMIT = 1 << 20  # the largest batch or length searched
+
+
+@attrs.frozen
+class Crossover:
+    label: str  # "block.op", or "block" for a whole block
+    at: int | None  # smallest value that is compute-bound; None: not up to LIMIT
+    method: str  # "linear solve", "search", or "already" (compute-bound from 1)
+
+
+def _evaluator(config, options, plan: FusionPlan, hw: Hardware, phase: str, fixed: int) -> Traced:
+    """(flops, bytes, compute_s, memory_s) of every op and block at one value of the variable."""
+    def evaluate(n) -> list:
+        ph = Phase.decode(n, fixed) if phase == "decode" else Phase.prefill(fixed, n)
+        r = analyze(config.build(ph, options), plan, hw)
+        out = []
+        for b in r.blocks:
+            for label, c in [(f"{b.name}.{o.name}", o.cost) for o in b.ops] + [(b.name, b.totals)]:
+                out += [label, c.flops, c.bytes, c.compute_s, c.memory_s]
+        return out
+    return Traced(evaluate, ("n",))
+
+
+def _table(values: tuple) -> dict[str, tuple]:
+    return {values[i]: values[i + 1:i + 5] for i in range(0, len(values), 5)}
+
+
+def crossovers(config, options, plan: FusionPlan, hw: Hardware, phase: str, fixed: int) -> list[Crossover]:
+    """For decode, the variable is the batch at context `fixed`; for prefill, the seq_len at batch `fixed`."""
+    if phase not in ("prefill", "decode"):
+        raise OpgraphError(f"unknown phase {phase!r}; valid: prefill, decode")
+    ev = _evaluator(config, options, plan, hw, phase, fixed)
+    at = lambda n: _table(ev(n))  # noqa: E731
+    labels = list(at(1))
+    return [_solve(label, lambda n, label=label: at(n)[label]) for label in labels]
+
+
+def _bound(row: tuple) -> bool:
+    return row[2] > row[3]
+
+
+def _solve(label: str, row_at) -> Crossover:
+    first = row_at(1)
+    if _bound(first):
+        return Crossover(label, 1, "already")
+    n = _linear_solution(row_at)
+    if n is not None:
+        if n > LIMIT:
+            return Crossover(label, None, "linear solve")
+        if _bound(row_at(n)) and not _bound(row_at(n - 1)):
+            return Crossover(label, n, "linear solve")
+    return Crossover(label, _search(row_at), "search")
+
+
+def _linear_solution(row_at) -> int | None:
+    """If flops and bytes are linear in n, the smallest n with flops(n) * t_f > bytes(n) * t_b, where t_f and
+    t_b are the op's seconds per FLOP and per byte (read off its own times); LIMIT + 1 for never."""
+    pts = {n: row_at(n) for n in (1, 2, 3, LIMIT)}
+    coeffs = []
+    for i in (0, 1):  # flops, bytes
+        a = pts[2][i] - pts[1][i]
+        if pts[3][i] - pts[2][i] != a or pts[LIMIT][i] != pts[1][i] + (LIMIT - 1) * a:
+            return None
+        coeffs.append((a, pts[1][i] - a))  # value(n) = a*n + b
+    (fa, fb), (ba, bb) = coeffs
+    f1, b1, c1, m1 = pts[1]
+    if not f1 or not b1:
+        return None
+    tf, tb = Fraction(c1) / f1, Fraction(m1) / b1
+    slope, offset = fa * tf - ba * tb, fb * tf - bb * tb  # compute - memory time = slope*n + offset
+    if slope <= 0:
+        return LIMIT + 1  # memory time grows as fast or faster: never
+    return max(1, math.floor(-offset / slope) + 1)
+
+
+def _search(row_at) -> int | None:
+    hi = 1
+    while not _bound(row_at(hi)):
+        if hi >= LIMIT:
+            return None
+        hi = min(hi * 2, LIMIT)
+    lo = hi // 2  # false at lo (or lo == 0)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if _bound(row_at(mid)) else (mid, hi)
+    return hi
+
+
+# -- attention versus FFN ----------------------------------------------------------------------------
+def attention_ops(graph: Graph) -> frozenset[str]:
+    """The attention half of a pre-norm layer: the first residual add that reads the layer input, and every
+    op it depends on. The rest of the layer is the FFN half."""
+    import networkx as nx
+    for name, op in graph.ops.items():
+        if op.fn == "add" and any(t.role is Role.INPUT for t in op.inputs):
+            return frozenset(nx.ancestors(graph.dag, name) | {name})
+    raise OpgraphError(f"block {graph.name!r} has no residual add reading its input, so it has no attention "
+                       f"half to compare with its FFN")
+
+
+def attention_overtakes_ffn(config, options, plan: FusionPlan, hw: Hardware, batch: int) -> int | None:
+    """The smallest decode context at which the layers' attention halves take more time than their FFN halves
+    (summed over the model's layer blocks); None if not up to LIMIT."""
+    probe = config.build(Phase.decode(batch, 1), options)
+    layers = [b for b in probe.blocks if any(op.fn == "qk" for op in b.graph.ops.values())]
+    if not layers:
+        raise OpgraphError(f"{probe.name} has no attention layers")
+    halves = {b.name: attention_ops(b.graph) for b in layers}
+
+    def evaluate(n) -> list:
+        r = analyze(config.build(Phase.decode(batch, n), options), plan, hw)
+        attention = ffn = 0.0
+        for b in r.blocks:
+            if b.name in halves:
+                for o in b.ops:
+                    if o.name in halves[b.name]:
+                        attention += b.count * o.cost.time_s
+                    else:
+                        ffn += b.count * o.cost.time_s
+        return [attention, ffn]
+
+    ev = Traced(evaluate, ("n",))
+    row = lambda n: (0, 0, *ev(n))  # noqa: E731 - (flops, bytes, attention_s, ffn_s) for _search's predicate
+    return 1 if _bound(row(1)) else _search(row)

@@ -1,0 +1,99 @@
+"""Sweeps: the traced evaluator gives exactly what a fresh report gives, and axes parse as documented."""
+
+import random
+
+import pytest
+
+import hardware
+import models
+from models import BuildOptions
+from opgraph import Phase, analyze, strategy
+from opgraph.errors import OpgraphError
+from opgraph.sweep import Sweeper, parse_values
+from opgraph.trace import Traced
+
+H100 = hardware.load("h100-sxm")
+
+
+def test_traced_function_records_branches_as_regimes():
+    calls = []
+
+    def f(x):
+        calls.append(x.v)
+        return [x * 2 + 1 if x > 3 else x - 1]
+
+    t = Traced(f, ("x",))
+    assert [t(v)[0] for v in (1, 2, 3, 4, 5, 100)] == [0, 1, 2, 9, 11, 201]
+    assert calls == [1, 4]  # traced once per branch, then replayed
+    assert len(t.regimes) == 2
+
+
+def test_leaving_symbolic_arithmetic_pins_the_value():
+    import math
+    t = Traced(lambda x: [math.exp(x)], ("x",))  # math.exp needs a float: each x is its own regime
+    assert t(1)[0] == math.exp(1) and t(2)[0] == math.exp(2)
+    assert len(t.regimes) == 2
+
+
+CASES = [("llama-3-8b", "fused"), ("llama-3-8b", "unfused"), ("mistral-7b", "flash"), ("mixtral-8x7b", "fused"),
+         ("deepseek-v2-lite", "fused"), ("gpt2", "megakernel")]
+
+
+@pytest.mark.parametrize("preset, plan", CASES)
+@pytest.mark.parametrize("phase", ["prefill", "decode"])
+def test_sweep_points_equal_fresh_reports(preset, plan, phase):
+    cfg = models.get(preset)
+    sweeper = Sweeper(cfg, BuildOptions(), strategy(plan), H100, phase)
+    rng = random.Random(f"{preset}-{plan}-{phase}")
+    make = Phase.prefill if phase == "prefill" else Phase.decode
+    for _ in range(12):
+        batch, length = rng.randint(1, 96), rng.randint(1, 6000)
+        p = sweeper.point(batch, length)
+        r = analyze(cfg.build(make(batch, length)), strategy(plan), H100)
+        assert (p.model_flops, p.model_bytes) == (r.totals.flops, r.totals.bytes)
+        assert p.model_time_s == r.totals.time_s
+        assert p.bound == r.totals.bound
+        assert p.block_time_s == {b.name: b.totals.time_s for b in r.blocks}
+        top = max(((b.name, o.name, b.count * o.cost.time_s) for b in r.blocks for o in b.ops), key=lambda x: x[2])
+        assert p.dominant_op == f"{top[0]}.{top[1]}"
+
+
+def test_sweep_does_not_rebuild_per_point():
+    sweeper = Sweeper(models.get("llama-3-8b"), BuildOptions(), strategy("fused"), H100, "decode")
+    for batch in range(1, 65):
+        sweeper.point(batch, 1024)
+    assert sweeper.regimes <= 3  # 64 points, a handful of traces
+
+
+def test_decode_crosses_to_compute_bound_at_large_batch():
+    # Decode matmuls do 2 FLOPs per weight element per sequence; bf16 weights are 2 bytes, so the batch
+    # must pass about the ridge (295 FLOP/B) before the model can be compute-bound (the KV cache adds bytes).
+    sweeper = Sweeper(models.get("llama-3-8b"), BuildOptions(), strategy("fused"), H100, "decode")
+    assert sweeper.point(32, 128).bound == "memory"
+    assert sweeper.point(295 // 2, 128).bound == "memory"
+    assert sweeper.point(4096, 128).bound == "compute"
+
+
+@pytest.mark.parametrize("text, values", [
+    ("1,2,4", [1, 2, 4]),
+    ("1,2,4,...,512", [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]),
+    ("1,2,...,6", [1, 2, 3, 4, 5, 6]),  # ratio 2 overshoots 6, so arithmetic
+    ("1:5", [1, 2, 3, 4, 5]),
+    ("128:1024:128", [128, 256, 384, 512, 640, 768, 896, 1024]),
+    ("3,1:2", [3, 1, 2]),
+])
+def test_parse_values(text, values):
+    assert parse_values(text, "--batch") == values
+
+
+@pytest.mark.parametrize("text, message", [
+    ("1,x", "--batch: 'x' is not an integer"),
+    ("0,1", "--batch: values must be positive integers, got 0"),
+    ("1,...,8", "'...' needs two values before it"),
+    ("3,5,...,10", "neither a geometric nor an arithmetic progression"),
+    ("9:3", "range '9:3' ends before it starts"),
+    ("", "no values"),
+])
+def test_parse_values_errors(text, message):
+    with pytest.raises(OpgraphError, match=message.replace("(", "\\(").replace(".", "\\.")):
+        parse_values(text, "--batch")
