@@ -16,7 +16,6 @@ import time
 
 import hardware
 import models
-from models import BuildOptions
 from opgraph import strategy
 from opgraph.sweep import Sweeper
 
@@ -25,7 +24,7 @@ AXES = {"decode": range(100, 10_001, 100), "prefill": range(64, 6_401, 64)}
 
 
 def one_sweep(phase: str, hw, plan) -> tuple[int, int]:
-    sweeper = Sweeper(models.get("llama-3-8b"), BuildOptions(), plan, hw, phase)
+    sweeper = Sweeper(models.get("llama-3-8b").build, plan, hw, phase)
     n = 0
     for batch in range(1, 101):
         for length in AXES[phase]:

@@ -14,6 +14,7 @@ from opgraph import ops
 from opgraph.errors import OpgraphError
 from opgraph.graph import GraphBuilder
 from opgraph.phase import Phase
+from opgraph.trace import minimum
 from opgraph.tensor import INT32, Role, Tensor
 
 
@@ -37,7 +38,7 @@ def cached_positions(phase: Phase, window: int | None) -> int:
     """Earlier positions a new token reads from the KV cache: all of them, or with a sliding window the
     window - 1 most recent (the new token is the window's last key), so the cache never holds more
     than `window` tokens."""
-    return phase.past if window is None else min(phase.past, window - 1)
+    return phase.past if window is None else minimum(phase.past, window - 1)
 
 
 def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_heads: int, head_dim: int,

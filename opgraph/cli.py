@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import sys
 
@@ -12,17 +14,19 @@ from tabulate import tabulate
 import hardware
 import models
 from models import BuildOptions
-from opgraph import activations, planfile
+from opgraph import activations, generate, memory, planfile, plot
 from opgraph.compare import compare as compare_plans
 from opgraph.compare import render as render_comparison
 from opgraph.compare import to_dict as compare_to_dict
 from opgraph.cost import analyze
+from opgraph.crossover import LIMIT, attention_overtakes_ffn, crossovers
 from opgraph.draw import FORMATS as DRAW_FORMATS
 from opgraph.draw import to_dot, to_mermaid
 from opgraph.errors import OpgraphError
 from opgraph.fusion import apply
 from opgraph.phase import PHASES, Phase, positive
 from opgraph.report import FORMATS, render, sig
+from opgraph.sweep import parse_values, sweep
 from opgraph.tensor import Precision, dtype
 
 USAGE_ERROR = 2
@@ -49,24 +53,34 @@ def _check_choice(what: str, value: str, valid) -> str:
 
 
 DEFAULT_SEQ_LEN = DEFAULT_CONTEXT = 1024
+DEFAULT_BATCHES = "1,2,4,...,512"
 QUANT_DTYPES = ("fp32", "bf16", "fp16", "fp8", "int8", "int4")
 GROUPED = ("int4", "int8")
 DEFAULT_GROUP = 128
 
 
-def _add_run_options(p: argparse.ArgumentParser, *, fusion: bool = True, phase_choices: str = "both") -> None:
-    """The options every analysis command shares: what to build, on what, at which sizes and precisions."""
+def _add_run_options(p: argparse.ArgumentParser, *, fusion: bool = True, phase_choices: str = "both",
+                     lists: bool = False, phases: bool = True, time_model: bool = True) -> None:
+    """The options every analysis command shares: what to build, on what, at which sizes and precisions.
+    With `lists`, the sizes and the hardware take lists (see opgraph.sweep.parse_values), parsed later.
+    `phases=False` leaves out --phase, --seq-len and --context (for a command that picks its own phases);
+    `time_model=False` leaves out the options that change only times."""
+    kind, many = (str, ", a list: 1,8,64 or 1:64 or 1,2,4,...,512") if lists else (_int, "")
     p.add_argument("model", nargs="?", default=models.DEFAULT,
-                   help=f"preset name (default: {models.DEFAULT}); see 'opgraph models'")
-    p.add_argument("--hardware", default=hardware.DEFAULT, metavar="NAME",
-                   help=f"GPU name or path to a .toml spec file (default: {hardware.DEFAULT}); see 'opgraph hardware'")
-    p.add_argument("--phase", default=phase_choices, metavar="PHASE",
-                   help=f"prefill, decode{' or both' if phase_choices == 'both' else ''} (default: {phase_choices})")
-    p.add_argument("--batch", type=_int, default=32, help="sequences per step (default: 32)")
-    p.add_argument("--seq-len", type=_int, help=f"prefill: prompt tokens per sequence (default: {DEFAULT_SEQ_LEN})")
-    p.add_argument("--context", type=_int,
-                   help=f"decode: tokens already in the KV cache; attention covers context+1 keys "
-                        f"(default: {DEFAULT_CONTEXT})")
+                   help=f"preset name or path to a config.json (default: {models.DEFAULT}); see 'opgraph models'")
+    p.add_argument("--hardware", default=None if lists else hardware.DEFAULT, metavar="NAME",
+                   help=f"GPU name or path to a .toml spec file{', comma-separated' if lists else ''} "
+                        f"(default: {hardware.DEFAULT}); see 'opgraph hardware'")
+    p.add_argument("--batch", type=kind, default=None if lists else 32,
+                   help=f"sequences per step{many} (default: {DEFAULT_BATCHES if lists else 32})")
+    if phases:
+        p.add_argument("--phase", default=phase_choices, metavar="PHASE",
+                       help=f"prefill, decode{' or both' if phase_choices == 'both' else ''} (default: {phase_choices})")
+        p.add_argument("--seq-len", type=kind,
+                       help=f"prefill: prompt tokens per sequence{many} (default: {DEFAULT_SEQ_LEN})")
+        p.add_argument("--context", type=kind,
+                       help=f"decode: tokens already in the KV cache; attention covers context+1 keys{many} "
+                            f"(default: {DEFAULT_CONTEXT})")
     if fusion:
         p.add_argument("--fusion", default=planfile.DEFAULT, metavar="NAME",
                        help=f"fusion strategy: {', '.join(planfile.names())}, or a path to a .toml/.json plan file "
@@ -80,6 +94,8 @@ def _add_run_options(p: argparse.ArgumentParser, *, fusion: bool = True, phase_c
         g.add_argument(f"--{role}-dtype", metavar="DTYPE", help=f"dtype of {what} (default: --dtype)")
     g.add_argument("--group-size", type=_int, metavar="N",
                    help=f"int4/int8 weights: elements per fp16 scale along each row (default: {DEFAULT_GROUP})")
+    if not time_model:
+        return
     t = p.add_argument_group("time model")
     t.add_argument("--causal-skip", action="store_true",
                    help="count only the unmasked part of prefill attention products, as causal FlashAttention "
@@ -97,6 +113,15 @@ def _add_format(p: argparse.ArgumentParser, choices=FORMATS, default="table") ->
                         f"integers in FLOP, byte and second")
 
 
+def _command(sub, name: str, *, help: str, description: str, formats=FORMATS, default: str = "table",
+             **run_options) -> argparse.ArgumentParser:
+    """An analysis command: the shared run options (see _add_run_options) and an output format."""
+    p = sub.add_parser(name, help=help, description=description)
+    _add_run_options(p, **run_options)
+    _add_format(p, formats, default)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="opgraph", description=(
         "Graph-based operator cost model for transformer inference: builds each layer as a DAG of ops, "
@@ -104,36 +129,60 @@ def build_parser() -> argparse.ArgumentParser:
         "memory-bound) for prefill and decode."))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    rep = sub.add_parser("report", help="per-op roofline report for prefill and decode",
-                         description="Per-op FLOPs, bytes, arithmetic intensity, bound and time for each phase. "
-                                     "With no arguments: Llama-3-8B on an H100 SXM, batch 32, 1024 tokens, "
-                                     "the 'fused' plan - the reference analysis.")
-    _add_run_options(rep)
-    _add_format(rep)
-
-    act = sub.add_parser("activations", help="the fate of every tensor under a fusion plan",
-                         description="Every tensor the graph produces, with its shape and bytes and its fate: "
-                                     "WRITE (materialized; read back by N other kernels), FUSED (kept on chip "
-                                     "inside the named kernel) or AVOIDED (never formed whole).")
-    _add_run_options(act)
-    _add_format(act, ("table", "json", "markdown"))
-
-    cmp_ = sub.add_parser("compare", help="compare fusion plans side by side",
-                          description="Bytes, time and verdict under each plan; the ops whose verdict flips; the "
-                                      "tensors whose fate changes; and what each plan saves against the first.")
-    _add_run_options(cmp_, fusion=False)
+    TEXT = ("table", "json", "markdown")
+    _command(sub, "report", help="per-op roofline report for prefill and decode",
+             description="Per-op FLOPs, bytes, arithmetic intensity, bound and time for each phase. With no "
+                         "arguments: Llama-3-8B on an H100 SXM, batch 32, 1024 tokens, the 'fused' plan - the "
+                         "reference analysis.")
+    _command(sub, "activations", formats=TEXT, help="the fate of every tensor under a fusion plan",
+             description="Every tensor the graph produces, with its shape and bytes and its fate: WRITE "
+                         "(materialized; read back by N other kernels), FUSED (kept on chip inside the named "
+                         "kernel) or AVOIDED (never formed whole).")
+    cmp_ = _command(sub, "compare", formats=TEXT, fusion=False, help="compare fusion plans side by side",
+                    description="Bytes, time and verdict under each plan; the ops whose verdict flips; the tensors "
+                                "whose fate changes; and what each plan saves against the first.")
     cmp_.add_argument("--fusion", default="unfused,flash,fused", metavar="A,B[,C...]",
                       help="comma-separated strategies or plan files, the first being the baseline "
                            "(default: unfused,flash,fused)")
-    _add_format(cmp_, ("table", "json", "markdown"))
-
-    gr = sub.add_parser("graph", help="draw a block's graph with its kernels",
-                        description="Writes one block's graph under a fusion plan as Graphviz DOT or Mermaid: "
-                                    "kernels are clusters, materialized edges solid and labelled with bytes, "
-                                    "fused edges dashed. Render DOT with: dot -Tpng -o graph.png graph.dot")
-    _add_run_options(gr, phase_choices="prefill")
+    gr = _command(sub, "graph", formats=("dot", "mermaid"), default="dot", phase_choices="prefill",
+                  help="draw a block's graph with its kernels",
+                  description="Writes one block's graph under a fusion plan as Graphviz DOT or Mermaid: kernels are "
+                              "clusters, materialized edges solid and labelled with bytes, fused edges dashed. "
+                              "Render DOT with: dot -Tpng -o graph.png graph.dot")
     gr.add_argument("--block", default=None, metavar="NAME", help="which block (default: the first, the layer)")
-    _add_format(gr, ("dot", "mermaid"), default="dot")
+    _command(sub, "sweep", lists=True, help="time, intensity and verdict over many batch sizes and lengths",
+             description="Evaluates every combination of the given batches, lengths and GPUs without rebuilding "
+                         "the graph per point (exactly the numbers 'report' gives). Lists are comma-separated "
+                         "values, ranges START:STOP[:STEP], or progressions like 1,2,4,...,512.")
+    _command(sub, "crossover", formats=TEXT, help="where each op turns compute-bound",
+             description="For each op and block: the smallest batch (decode, at --context) or seq_len (prefill, "
+                         "at --batch) at which it is compute-bound on the GPU, 'never' if none up to 2^20. Solved "
+                         "exactly where FLOPs and bytes are linear in it, searched otherwise, and checked either "
+                         "way. Also the decode context at which attention's time overtakes the FFN's (at --batch).")
+    gen = _command(sub, "generate", formats=("table", "json"), phases=False,
+                   help="end-to-end time of a prompt and its generated tokens",
+                   description="Time to first token (prefill of the prompt, lm_head on the last position only); "
+                               "then the decode steps, each costed at its own context and summed: the first output "
+                               "token comes from prefill, and each further one is a decode step at context P, P+1, "
+                               "..., P+G-2 (tokens already cached). Also the mean, first and last step, total time, "
+                               "tokens/s, and whether it fits in GPU memory.")
+    gen.add_argument("--prompt", type=_int, required=True, metavar="P", help="prompt tokens per sequence")
+    gen.add_argument("--output", type=_int, required=True, metavar="G",
+                     help="output tokens per sequence, the first of them from prefill")
+    _command(sub, "memory", formats=("table", "json"), time_model=False,
+             help="weights, KV cache and peak activations against GPU memory",
+             description="Per phase: weight bytes, KV-cache bytes (decode: after the step, context+1 tokens), the "
+                         "peak of activations alive at once under the fusion plan, their total against the GPU's "
+                         "capacity (fits or DOES NOT FIT), and the largest batch that fits at the given seq_len "
+                         "(prefill) or context (decode).")
+    plt = sub.add_parser("plot", help="pictures: roofline, time breakdown, sweep (PNG/SVG; needs matplotlib)",
+                         description='Draws a picture to --out (PNG or SVG by its suffix). Needs matplotlib: '
+                                     'pip install "opgraph[plot]".')
+    kinds = plt.add_subparsers(dest="plot", metavar="PLOT", parser_class=_Parser)
+    for name, (what, more) in PLOTS.items():
+        pp = kinds.add_parser(name, help=what, description=f"{what}: {more}")
+        _add_run_options(pp, lists=name == "sweep")
+        pp.add_argument("--out", required=True, metavar="FILE", help="the picture to write: FILE.png or FILE.svg")
 
     mod = sub.add_parser("models", help="list the model presets",
                          description="The model presets with their shapes and exact parameter counts.")
@@ -190,11 +239,17 @@ def _phases(args) -> list[Phase]:
     return [made[n]() for n in names]
 
 
+def _builder(args):
+    """phase -> the model for that phase, built as the options say."""
+    cfg = models.get(args.model)
+    options = BuildOptions(precision=_precision(args, cfg), causal_skip=getattr(args, "causal_skip", False))
+    return lambda phase: cfg.build(phase, options)
+
+
 def _models(args) -> list:
     """The model built for each requested phase, as the options say."""
-    cfg = models.get(args.model)
-    options = BuildOptions(precision=_precision(args, cfg), causal_skip=args.causal_skip)
-    return [cfg.build(ph, options) for ph in _phases(args)]
+    build = _builder(args)
+    return [build(ph) for ph in _phases(args)]
 
 
 def cmd_report(args) -> str:
@@ -330,8 +385,156 @@ def cmd_fusions(args) -> str:
     return tabulate(rows, ["strategy", "what it does", "rules"], maxcolwidths=[None, 50, 60]) + "\n"
 
 
-COMMANDS = {"report": cmd_report, "activations": cmd_activations, "compare": cmd_compare, "graph": cmd_graph,
-            "models": cmd_models, "hardware": cmd_hardware, "fusions": cmd_fusions}
+def _sweep_lists(args) -> tuple[list, list[str], list[int], dict[str, list[int]]]:
+    names = PHASES if _check_choice("phase", args.phase, (*PHASES, "both")) == "both" else (args.phase,)
+    for flag, value, needs in (("--seq-len", args.seq_len, "prefill"), ("--context", args.context, "decode")):
+        if value is not None and needs not in names:
+            raise OpgraphError(f"{flag} applies to {needs}, but --phase is {args.phase}")
+    gpus = [n.strip() for n in (args.hardware or hardware.DEFAULT).split(",") if n.strip()]
+    hws = []
+    for name in gpus:
+        args.hardware = name
+        hws.append(_hardware(args))
+    lengths = {"prefill": parse_values(args.seq_len or str(DEFAULT_SEQ_LEN), "--seq-len"),
+               "decode": parse_values(args.context or str(DEFAULT_CONTEXT), "--context")}
+    return hws, list(names), parse_values(args.batch or DEFAULT_BATCHES, "--batch"), lengths
+
+
+def cmd_sweep(args) -> str:
+    fmt = _check_choice("format", args.format, FORMATS)
+    build = _builder(args)
+    hws, phases, batches, lengths = _sweep_lists(args)
+    points = sweep(build, planfile.load(args.fusion), hws, phases, batches, lengths)
+    if fmt == "json":
+        return json.dumps({"model": models.get(args.model).name, "fusion": args.fusion, "points": [
+            {"hardware": p.hardware, "phase": p.phase, "batch": p.batch, p.length_name: p.length,
+             "model_time_s": p.model_time_s, "block_time_s": p.block_time_s, "flops": p.model_flops,
+             "bytes": p.model_bytes, "intensity": p.intensity, "bound": p.bound, "dominant_op": p.dominant_op,
+             "dominant_share": p.dominant_share} for p in points]}, indent=2) + "\n"
+    main_block = max((b for b in build(Phase.decode(1, 1)).blocks), key=lambda b: b.count).name
+    header = ["hardware", "phase", "batch", "seq_len/context", f"{main_block} µs", "model ms", "FLOP/B", "bound",
+              "dominant op (% of model time)"]
+    rows = [[p.hardware, p.phase, p.batch, p.length, sig(p.block_time_s[main_block] * 1e6),
+             sig(p.model_time_s * 1e3), sig(p.intensity), p.bound,
+             f"{p.dominant_op} ({p.dominant_share * 100:.0f}%)"] for p in points]
+    if fmt == "csv":
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(["hardware", "phase", "batch", "seq_len_or_context", "model_time_s", "flops", "bytes",
+                    "intensity", "bound", "dominant_op", "dominant_share"])
+        w.writerows([p.hardware, p.phase, p.batch, p.length, repr(p.model_time_s), p.model_flops, p.model_bytes,
+                     repr(p.intensity), p.bound, p.dominant_op, repr(p.dominant_share)] for p in points)
+        return out.getvalue()
+    return tabulate(rows, header, tablefmt="github" if fmt == "markdown" else "simple", disable_numparse=True) + "\n"
+
+
+def cmd_crossover(args) -> str:
+    fmt = _check_choice("format", args.format, ("table", "json", "markdown"))
+    build, name = _builder(args), models.get(args.model).name
+    plan, hw = planfile.load(args.fusion), _hardware(args)
+    phases = [ph.name for ph in _phases(args)]
+    if args.seq_len is not None:
+        raise OpgraphError("--seq-len is what a prefill crossover varies; give --batch (and --context for decode)")
+    context = DEFAULT_CONTEXT if args.context is None else args.context
+    result = {}
+    for ph in phases:
+        xs = crossovers(build, plan, hw, ph, context if ph == "decode" else args.batch)
+        result[ph] = {"variable": "batch" if ph == "decode" else "seq_len",
+                      "fixed": {"context": context} if ph == "decode" else {"batch": args.batch},
+                      "crossovers": [{"op": x.label, "at": x.at, "method": x.method} for x in xs]}
+    if "decode" in phases:
+        result["decode"]["attention_overtakes_ffn_at_context"] = attention_overtakes_ffn(build, plan, hw, args.batch)
+    if fmt == "json":
+        return json.dumps({"model": name, "hardware": hw.name, "fusion": plan.name, "limit": LIMIT,
+                           "phases": result}, indent=2) + "\n"
+    lines = [f"opgraph crossover: {name} on {hw.name}, fusion {plan.name}: the smallest value at which each "
+             f"op is compute-bound"]
+    for ph, r in result.items():
+        fixed = ", ".join(f"{k} {v}" for k, v in r["fixed"].items())
+        lines += ["", f"{ph.upper()}: varying {r['variable']} at {fixed}", ""]
+        rows = [[c["op"], "never" if c["at"] is None else f"{c['at']:,}", c["method"]] for c in r["crossovers"]]
+        lines.append(tabulate(rows, ["op", f"compute-bound from {r['variable']}", "how"],
+                              tablefmt="github" if fmt == "markdown" else "simple", disable_numparse=True))
+        if ph == "decode":
+            at = r["attention_overtakes_ffn_at_context"]
+            lines += ["", f"attention takes more decode time than the FFN from context "
+                          f"{'never (up to 2^20)' if at is None else f'{at:,}'} (batch {args.batch})"]
+    return "\n".join(lines) + f"\n\n'never' means not up to {LIMIT:,}.\n"
+
+
+def cmd_generate(args) -> str:
+    fmt = _check_choice("format", args.format, ("table", "json"))
+    sizes = {flag: positive(f"--{flag}", getattr(args, flag)) for flag in ("batch", "prompt", "output")}
+    g = generate.estimate(_builder(args), planfile.load(args.fusion), _hardware(args), **sizes)
+    return json.dumps(generate.to_dict(g), indent=2) + "\n" if fmt == "json" else generate.render_text(g)
+
+
+def cmd_memory(args) -> str:
+    fmt = _check_choice("format", args.format, ("table", "json"))
+    build, plan, hw = _builder(args), planfile.load(args.fusion), hardware.load(args.hardware)
+    results = [(memory.footprint(build(ph), plan, hw),
+                memory.max_batch(build, lambda b, ph=ph: attrs.evolve(ph, batch=b), plan, hw)) for ph in _phases(args)]
+    return memory.render(results, hw, plan, fmt)
+
+
+PLOTS = {"roofline": ("the roofline with every op of each phase as a point",
+                      "log arithmetic intensity (FLOP/byte) against attainable FLOP/s (the op's FLOPs over its "
+                      "time), the hardware's matrix and vector roofs, the ridge point marked, each point labelled"),
+         "breakdown": ("a stacked bar of model time per op for prefill and decode",
+                       "each op's time over all layers, ops under 1% of every phase as 'other'"),
+         "sweep": ("time against batch (decode) or seq_len (prefill), with crossovers marked",
+                   "one panel per phase: the model's time and each block's over all its repeats, log-log; decode "
+                   "varies --batch (a list) at one --context, prefill varies --seq-len (a list) at one --batch; "
+                   "each block's compute-bound crossover is marked where it falls in range")}
+
+
+def cmd_plot(args) -> str:
+    if args.plot is None:
+        raise OpgraphError(f"opgraph plot: say which picture: {', '.join(PLOTS)} (see 'opgraph plot --help')")
+    path = plot.check_path(args.out)
+    plot.require()
+    if args.plot == "sweep":
+        return _plot_sweep(args, path)
+    built, hw, plan = _models(args), _hardware(args), planfile.load(args.fusion)
+    results = [analyze(m, plan, hw) for m in built]
+    if args.plot == "roofline":
+        fig, data = plot.roofline(results, plot.matmul_dtype(built[0]))
+        what = (f"{len(data.points)} op points, ridge at {data.ridge:,.0f} FLOP/B"
+                + (f"; not drawn: {'; '.join(data.skipped)}" if data.skipped else ""))
+    else:
+        fig, data = plot.breakdown(results)
+        what = f"{len(data.segments)} segments per phase" + (f" ('other': {', '.join(data.other)})" if data.other else "")
+    return f"wrote {plot.save(fig, path)}: {what}\n"
+
+
+def _plot_sweep(args, path) -> str:
+    def one(flag: str, text: str | None, default: int) -> int:
+        values = parse_values(text, flag) if text else [default]
+        if len(values) != 1:
+            raise OpgraphError(f"{flag} is held fixed in this plot: give one value, got {len(values)}")
+        return values[0]
+    hws, phases, batches, lengths = _sweep_lists(args)
+    if len(hws) != 1:
+        raise OpgraphError("plot sweep draws one GPU: give one --hardware")
+    build, plan, hw = _builder(args), planfile.load(args.fusion), hws[0]
+    curves = []
+    for ph in phases:
+        if ph == "decode":
+            curves.append(plot.sweep_data(build, plan, hw, ph, batches, one("--context", args.context,
+                                                                            DEFAULT_CONTEXT)))
+        else:
+            xs = lengths["prefill"] if args.seq_len else parse_values("128,256,...,8192", "--seq-len")
+            curves.append(plot.sweep_data(build, plan, hw, ph, xs, one("--batch", args.batch, 1)))
+    name = models.get(args.model).name
+    fig, _ = plot.sweep(curves, f"{name} on {hw.display_name}, fusion {plan.name}")
+    marks = "; ".join(f"{c.phase}: {b} from {c.variable} {at:,}" for c in curves for b, at in c.crossovers)
+    return f"wrote {plot.save(fig, path)}: {sum(len(c.xs) for c in curves)} points" + \
+        (f"; crossovers {marks}" if marks else "; no block crosses to compute-bound in range") + "\n"
+
+
+COMMANDS = {"sweep": cmd_sweep, "crossover": cmd_crossover, "report": cmd_report, "activations": cmd_activations, "compare": cmd_compare, "graph": cmd_graph,
+            "models": cmd_models, "hardware": cmd_hardware, "fusions": cmd_fusions,
+            "generate": cmd_generate, "memory": cmd_memory, "plot": cmd_plot}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from opgraph.model import Model
 from opgraph.ops import MATRIX_KINDS
 from opgraph.phase import Phase
 from opgraph.tensor import Role, nbytes
+from opgraph.trace import maximum
 
 COMPUTE, MEMORY = "compute", "memory"
 
@@ -126,7 +127,7 @@ class PhaseCost:
     precision: dict[str, str] = attrs.field(factory=dict)  # role -> dtype(s) in use, for the reader
 
 
-def _precision(model: Model) -> dict[str, str]:
+def precision_in_use(model: Model) -> dict[str, str]:
     """The storage types in use per role: matrix weights, activations, KV cache."""
     seen: dict[str, set[str]] = {"weights": set(), "activations": set(), "kv_cache": set()}
     for b in model.blocks:
@@ -153,7 +154,7 @@ def _traffic(graph: Graph, part: Partition) -> dict[str, Traffic]:
                 continue  # produced in this kernel: stays on chip
             key = (kernel, t.name)
             charged.setdefault(key, name)
-            read_elems[key] = max(read_elems.get(key, 0), op.read_elems(i))
+            read_elems[key] = maximum(read_elems.get(key, 0), op.read_elems(i))
         for t in op.outputs:
             if t.name in part.materialized:
                 per_op[name] += _moved(t.role, t.nbytes, write=True)
@@ -209,4 +210,4 @@ def analyze(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
                           f"(blocks: {', '.join(b.name for b in model.blocks)})")
     totals = _sum([b.totals.times(b.count) for b in blocks])
     return PhaseCost(model.name, model.phase, plan, hw, tuple(blocks), model.params(), model.weight_bytes(), totals,
-                     model.notes, _precision(model))
+                     model.notes, precision_in_use(model))

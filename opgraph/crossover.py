@@ -10,6 +10,7 @@ least as fast as bytes in batch and length).
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -34,11 +35,11 @@ class Crossover:
     method: str  # "linear solve", "search", or "already" (compute-bound from 1)
 
 
-def _evaluator(config, options, plan: FusionPlan, hw: Hardware, phase: str, fixed: int) -> Traced:
+def _evaluator(build, plan: FusionPlan, hw: Hardware, phase: str, fixed: int) -> Traced:
     """(flops, bytes, compute_s, memory_s) of every op and block at one value of the variable."""
     def evaluate(n) -> list:
         ph = Phase.decode(n, fixed) if phase == "decode" else Phase.prefill(fixed, n)
-        r = analyze(config.build(ph, options), plan, hw)
+        r = analyze(build(ph), plan, hw)
         out = []
         for b in r.blocks:
             for label, c in [(f"{b.name}.{o.name}", o.cost) for o in b.ops] + [(b.name, b.totals)]:
@@ -51,12 +52,13 @@ def _table(values: tuple) -> dict[str, tuple]:
     return {values[i]: values[i + 1:i + 5] for i in range(0, len(values), 5)}
 
 
-def crossovers(config, options, plan: FusionPlan, hw: Hardware, phase: str, fixed: int) -> list[Crossover]:
-    """For decode, the variable is the batch at context `fixed`; for prefill, the seq_len at batch `fixed`."""
+def crossovers(build, plan: FusionPlan, hw: Hardware, phase: str, fixed: int) -> list[Crossover]:
+    """For decode, the variable is the batch at context `fixed`; for prefill, the seq_len at batch `fixed`.
+    `build(phase)` gives the model for a phase."""
     if phase not in ("prefill", "decode"):
         raise OpgraphError(f"unknown phase {phase!r}; valid: prefill, decode")
-    ev = _evaluator(config, options, plan, hw, phase, fixed)
-    at = lambda n: _table(ev(n))  # noqa: E731
+    ev = _evaluator(build, plan, hw, phase, fixed)
+    at = functools.lru_cache(maxsize=None)(lambda n: _table(ev(n)))  # labels' searches share many probes
     labels = list(at(1))
     return [_solve(label, lambda n, label=label: at(n)[label]) for label in labels]
 
@@ -124,17 +126,17 @@ def attention_ops(graph: Graph) -> frozenset[str]:
                        f"half to compare with its FFN")
 
 
-def attention_overtakes_ffn(config, options, plan: FusionPlan, hw: Hardware, batch: int) -> int | None:
+def attention_overtakes_ffn(build, plan: FusionPlan, hw: Hardware, batch: int) -> int | None:
     """The smallest decode context at which the layers' attention halves take more time than their FFN halves
     (summed over the model's layer blocks); None if not up to LIMIT."""
-    probe = config.build(Phase.decode(batch, 1), options)
+    probe = build(Phase.decode(batch, 1))
     layers = [b for b in probe.blocks if any(op.fn == "qk" for op in b.graph.ops.values())]
     if not layers:
         raise OpgraphError(f"{probe.name} has no attention layers")
     halves = {b.name: attention_ops(b.graph) for b in layers}
 
     def evaluate(n) -> list:
-        r = analyze(config.build(Phase.decode(batch, n), options), plan, hw)
+        r = analyze(build(Phase.decode(batch, n)), plan, hw)
         attention = ffn = 0.0
         for b in r.blocks:
             if b.name in halves:

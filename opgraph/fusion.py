@@ -81,7 +81,7 @@ class Kernel:
 class Partition:
     """The result of applying a plan to one graph."""
 
-    kernels: tuple[Kernel, ...]
+    kernels: tuple[Kernel, ...]  # in an order they can run in
     kernel_of: dict[str, str]
     materialized: frozenset[str]
     groups_used: frozenset[int]  # indices into plan.groups that matched this graph
@@ -142,10 +142,10 @@ def apply(plan: FusionPlan, graph: Graph) -> Partition:
         kernels.merge(*present)
         used.add(i)
     order = {name: i for i, name in enumerate(graph.ops)}
-    members = sorted((sorted(s, key=order.__getitem__) for s in kernels.uf.to_sets()), key=lambda m: order[m[0]])
-    ks = tuple(Kernel(m[0], tuple(m)) for m in members)
-    kernel_of = {op: k.name for k in ks for op in k.ops}
-    _check_acyclic(plan, graph, kernel_of)
+    members = {m[0]: tuple(m) for m in (sorted(s, key=order.__getitem__) for s in kernels.uf.to_sets())}
+    kernel_of = {op: first for first, ops in members.items() for op in ops}
+    run_order = _check_acyclic(plan, graph, kernel_of, order)
+    ks = tuple(Kernel(name, members[name]) for name in run_order)
     return Partition(ks, kernel_of, materialized(graph, kernel_of), frozenset(used))
 
 
@@ -174,15 +174,16 @@ def _check_group(plan: FusionPlan, graph: Graph, group: tuple[str, ...], present
                           f"graph (ops linked by the tensors they pass or share)")
 
 
-def _check_acyclic(plan: FusionPlan, graph: Graph, kernel_of: dict[str, str]) -> None:
-    """A kernel must be able to run after all its inputs exist: the kernel graph has to be a DAG."""
+def _check_acyclic(plan: FusionPlan, graph: Graph, kernel_of: dict[str, str], order: dict[str, int]) -> list[str]:
+    """A kernel must be able to run after all its inputs exist: the kernel graph has to be a DAG. Returns the
+    kernels in an order they can run in (ties broken by their first op's position)."""
     kg = nx.DiGraph()
     kg.add_nodes_from(set(kernel_of.values()))
     kg.add_edges_from((kernel_of[u], kernel_of[v]) for u, v in graph.dag.edges if kernel_of[u] != kernel_of[v])
     try:
         cycle = nx.find_cycle(kg)
     except nx.NetworkXNoCycle:
-        return
+        return list(nx.lexicographical_topological_sort(kg, key=order.__getitem__))
     path = " -> ".join(u for u, _ in cycle)
     raise FusionError(f"fusion plan {plan.name!r} makes the kernel graph cyclic in block {graph.name!r}: "
                       f"kernels {path} -> {cycle[0][0]} depend on each other (a kernel would need its own output "

@@ -7,6 +7,7 @@ import attrs
 
 from opgraph.errors import OpgraphError
 from opgraph.tensor import DType
+from opgraph.trace import minimum
 
 TERA = 10**12
 GIGA = 10**9
@@ -34,7 +35,7 @@ class Hardware:
 
     def op_time(self, compute_s: float, memory_s: float) -> float:
         """XLA's GPU model: compute + memory - min(compute, memory) * overlap."""
-        return compute_s + memory_s - min(compute_s, memory_s) * self.overlap
+        return compute_s + memory_s - minimum(compute_s, memory_s) * self.overlap
 
     def matrix_rate(self, dt: DType) -> float:
         """Peak for matmuls whose operands are `dt`; a clear error when the chip has no such path.

@@ -20,7 +20,7 @@ import attrs
 
 from opgraph.errors import OpgraphError
 from opgraph.tensor import DType, Role, Tensor
-from opgraph.trace import is_int
+from opgraph.trace import is_int, minimum
 
 # Op categories as sets, so rules can speak of them (tinygrad's GroupOp habit).
 MATMUL = "matmul"
@@ -256,7 +256,7 @@ def embedding(name: str, ids: Tensor, table: Tensor, *, rows: int | None = None,
     if len(table.shape) != 2:
         raise OpgraphError(f"op {name!r}: table {table} must be 2-D [vocab, d]")
     vocab, d = table.shape
-    rows = min(ids.numel if rows is None else rows, vocab)
+    rows = minimum(ids.numel if rows is None else rows, vocab)
     y = _out(out or name, (*ids.shape, d), table, role, dtype)
     return Op(name, EMBEDDING, "embedding", (ids, table), (y,), 0, reads=(None, rows * d))
 

@@ -47,16 +47,17 @@ class SweepPoint:
 
 
 class Sweeper:
-    """Evaluate `config` (anything with `build(phase, options)`) at (batch, length) points of one phase."""
+    """Evaluate a model at (batch, length) points of one phase; `build(phase)` gives the model for a phase
+    (e.g. `lambda ph: config.build(ph, options)`)."""
 
-    def __init__(self, config, options, plan: FusionPlan, hw: Hardware, phase: str):
+    def __init__(self, build, plan: FusionPlan, hw: Hardware, phase: str):
         if phase not in ("prefill", "decode"):
             raise OpgraphError(f"unknown phase {phase!r}; valid: prefill, decode")
         make = Phase.prefill if phase == "prefill" else Phase.decode
         self.hw, self.phase = hw, phase
 
         def evaluate(batch, length) -> list:
-            r = analyze(config.build(make(batch, length), options), plan, hw)
+            r = analyze(build(make(batch, length)), plan, hw)
             t = r.totals
             ops = [(f"{b.name}.{o.name}", b.count * o.cost.time_s) for b in r.blocks for o in b.ops]
             top = max(ops, key=lambda kv: kv[1])
@@ -129,12 +130,12 @@ def _progression(a: int, b: int, end: int, name: str, text: str) -> list[int]:
                        f"that ends at {end} (in {text!r})")
 
 
-def sweep(config, options, plan: FusionPlan, hardware: list[Hardware], phases: list[str], batches: list[int],
+def sweep(build, plan: FusionPlan, hardware: list[Hardware], phases: list[str], batches: list[int],
           lengths: dict[str, list[int]]) -> list[SweepPoint]:
     """Every (hardware, phase, batch, length) combination, in that nesting order."""
     points = []
     for hw in hardware:
         for phase in phases:
-            sweeper = Sweeper(config, options, plan, hw, phase)
+            sweeper = Sweeper(build, plan, hw, phase)
             points += [sweeper.point(b, n) for b in batches for n in lengths[phase]]
     return points

@@ -169,6 +169,22 @@ class Sym:
         return repr(self.v)
 
 
+def minimum(a, b):
+    """min(a, b) that stays symbolic: no guard, so which operand is smaller does not split regimes."""
+    if isinstance(a, Sym) or isinstance(b, Sym):
+        tape = a.tape if isinstance(a, Sym) else b.tape
+        return tape.emit(f"min({_code(a)}, {_code(b)})", min(_value(a), _value(b)))
+    return min(a, b)
+
+
+def maximum(a, b):
+    """max(a, b) that stays symbolic (see minimum)."""
+    if isinstance(a, Sym) or isinstance(b, Sym):
+        tape = a.tape if isinstance(a, Sym) else b.tape
+        return tape.emit(f"max({_code(a)}, {_code(b)})", max(_value(a), _value(b)))
+    return max(a, b)
+
+
 def is_int(x) -> bool:
     """An integer, or a traced one (for validations that must also accept symbolic sizes)."""
     return (isinstance(x, int) and not isinstance(x, bool)) or (isinstance(x, Sym) and isinstance(x.v, int))

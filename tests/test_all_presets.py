@@ -14,6 +14,8 @@ COMMANDS = [
     ["compare", "--fusion", "unfused,flash,fused,megakernel", "--format", "json"],
     ["graph", "--phase", "decode", "--format", "dot"],
     ["graph", "--phase", "prefill", "--format", "mermaid", "--fusion", "megakernel"],
+    ["sweep", "--batch", "1,3", "--format", "json"],
+    ["crossover", "--format", "json", "--phase", "decode"],
 ]
 
 

@@ -6,7 +6,6 @@ import pytest
 
 import hardware
 import models
-from models import BuildOptions
 from opgraph import Phase, analyze, strategy
 from opgraph.errors import OpgraphError
 from opgraph.sweep import Sweeper, parse_values
@@ -43,7 +42,7 @@ CASES = [("llama-3-8b", "fused"), ("llama-3-8b", "unfused"), ("mistral-7b", "fla
 @pytest.mark.parametrize("phase", ["prefill", "decode"])
 def test_sweep_points_equal_fresh_reports(preset, plan, phase):
     cfg = models.get(preset)
-    sweeper = Sweeper(cfg, BuildOptions(), strategy(plan), H100, phase)
+    sweeper = Sweeper(cfg.build, strategy(plan), H100, phase)
     rng = random.Random(f"{preset}-{plan}-{phase}")
     make = Phase.prefill if phase == "prefill" else Phase.decode
     for _ in range(12):
@@ -59,7 +58,7 @@ def test_sweep_points_equal_fresh_reports(preset, plan, phase):
 
 
 def test_sweep_does_not_rebuild_per_point():
-    sweeper = Sweeper(models.get("llama-3-8b"), BuildOptions(), strategy("fused"), H100, "decode")
+    sweeper = Sweeper(models.get("llama-3-8b").build, strategy("fused"), H100, "decode")
     for batch in range(1, 65):
         sweeper.point(batch, 1024)
     assert sweeper.regimes <= 3  # 64 points, a handful of traces
@@ -68,7 +67,7 @@ def test_sweep_does_not_rebuild_per_point():
 def test_decode_crosses_to_compute_bound_at_large_batch():
     # Decode matmuls do 2 FLOPs per weight element per sequence; bf16 weights are 2 bytes, so the batch
     # must pass about the ridge (295 FLOP/B) before the model can be compute-bound (the KV cache adds bytes).
-    sweeper = Sweeper(models.get("llama-3-8b"), BuildOptions(), strategy("fused"), H100, "decode")
+    sweeper = Sweeper(models.get("llama-3-8b").build, strategy("fused"), H100, "decode")
     assert sweeper.point(32, 128).bound == "memory"
     assert sweeper.point(295 // 2, 128).bound == "memory"
     assert sweeper.point(4096, 128).bound == "compute"

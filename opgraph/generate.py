@@ -1,0 +1,174 @@
+"""End-to-end generation: a prompt of P tokens and G output tokens per sequence, for a batch of B.
+
+Convention (the README repeats it):
+- The first output token comes from prefill: time to first token (TTFT) is the prefill model time at
+  batch B, seq_len P, which already includes the final norm and lm_head on the last position only.
+- Each further output token is one decode step. A step's *context* is the number of tokens already in
+  the KV cache; it attends over context+1 keys (the cache plus the new token). The steps run at contexts
+  P, P+1, ..., P+G-2: G-1 decode steps, each costed at its own context and summed, never an averaged
+  context. Counting the new token, the tokens present grow from P+1 to P+G-1 (the issue's "P to P+G-1").
+- The last output token is sampled but never fed back, so after the run the cache holds P+G-1 tokens.
+
+Each step builds and costs its own model (about 1-3 ms a step), so G in the thousands takes seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import attrs
+from tabulate import tabulate
+
+from opgraph import memory as mem
+from opgraph.cost import PhaseCost, analyze
+from opgraph.sweep import Sweeper
+from opgraph.errors import OpgraphError
+from opgraph.fusion import FusionPlan
+from opgraph.hardware import Hardware
+from opgraph.memory import Footprint, footprint
+from opgraph.report import seconds, sig
+from opgraph.model import Model
+from opgraph.phase import Phase, positive
+
+
+MAX_STEPS = 100_000
+
+
+@attrs.frozen
+class Step:
+    """One decode step: `context` tokens already cached, and its model time in seconds."""
+
+    context: int
+    time_s: float
+
+
+@attrs.frozen
+class Generation:
+    prefill: PhaseCost
+    steps: tuple[Step, ...]  # the G-1 decode steps, contexts P .. P+G-2
+    prompt: int
+    output: int
+    memory: tuple[Footprint, ...]  # after prefill, and after the last decode step (if any)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def batch(self) -> int:
+        return self.prefill.phase.batch
+
+    @property
+    def ttft_s(self) -> float:
+        return self.prefill.totals.time_s
+
+    @property
+    def decode_s(self) -> float:
+        return math.fsum(s.time_s for s in self.steps)
+
+    @property
+    def total_s(self) -> float:
+        return self.ttft_s + self.decode_s
+
+    @property
+    def tpot_s(self) -> float | None:
+        """Time per output token after the first: the mean decode step (None when G = 1)."""
+        return self.decode_s / len(self.steps) if self.steps else None
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Output tokens per second for the whole batch: B*G / total time."""
+        return self.batch * self.output / self.total_s
+
+    @property
+    def tokens_per_s_per_sequence(self) -> float:
+        return self.output / self.total_s
+
+    @property
+    def fits(self) -> bool:
+        return all(f.fits for f in self.memory)
+
+
+def estimate(build: Callable[[Phase], Model], plan: FusionPlan, hw: Hardware, *, batch: int, prompt: int,
+             output: int) -> Generation:
+    """Cost prefill and every decode step of generating `output` tokens after a `prompt`-token prompt.
+    `build(phase)` gives the model for a phase (e.g. `cfg.build` of a models config)."""
+    if positive("output", output) - 1 > MAX_STEPS:
+        raise OpgraphError(f"output {output:,} means {output - 1:,} decode steps, each costed on its own; "
+                           f"the most is {MAX_STEPS:,} steps")
+    pre_model = build(Phase.prefill(batch, prompt))
+    prefill = analyze(pre_model, plan, hw)
+    # Every step is costed at its own context, by replaying the traced pipeline (exactly the report's numbers).
+    decode = Sweeper(build, plan, hw, "decode")
+    contexts = range(prompt, prompt + output - 1)
+    steps = [Step(context, decode.point(batch, context).model_time_s) for context in contexts]
+    last = build(Phase.decode(batch, contexts[-1])) if steps else None
+    memory = [footprint(pre_model, plan, hw)]
+    notes = list(pre_model.notes)
+    if last is not None:
+        memory.append(footprint(last, plan, hw))
+        notes += [n for n in last.notes if n not in notes]
+    return Generation(prefill, tuple(steps), prompt, output, tuple(memory), tuple(notes))
+
+
+CONVENTION = ("the first output token comes from prefill; each further one is a decode step whose context "
+              "(tokens already in the KV cache) runs P, P+1, ..., P+G-2, attending over context+1 keys; "
+              "step times are summed, not averaged over one context")
+
+
+def to_dict(g: Generation) -> dict:
+    """Times in seconds, rates in tokens per second, memory in bytes."""
+    steps = g.steps
+    return {
+        "model": g.prefill.model, "hardware": g.prefill.hardware.name, "fusion": g.prefill.plan.name,
+        "precision": g.prefill.precision,
+        "time_model": {"kernel_launch_s": g.prefill.hardware.kernel_launch_s, "overlap": g.prefill.hardware.overlap},
+        "batch": g.batch, "prompt_tokens": g.prompt, "output_tokens": g.output, "convention": CONVENTION,
+        "units": {"*_s": "s", "*_per_s": "tokens/s", "*_bytes": "byte"},
+        "ttft_s": g.ttft_s,
+        "decode": {"steps": len(steps), "first_context": steps[0].context if steps else None,
+                   "last_context": steps[-1].context if steps else None, "total_s": g.decode_s,
+                   "mean_s": g.tpot_s, "first_s": steps[0].time_s if steps else None,
+                   "last_s": steps[-1].time_s if steps else None,
+                   "step_times_s": [s.time_s for s in steps]},
+        "tpot_s": g.tpot_s, "total_s": g.total_s, "tokens_per_s": g.tokens_per_s,
+        "tokens_per_s_per_sequence": g.tokens_per_s_per_sequence,
+        "fits": g.fits, "memory": [{"phase": f.phase.name, **mem.to_dict(f)} for f in g.memory],
+        "notes": list(g.notes),
+    }
+
+
+def render_text(g: Generation) -> str:
+    p, hw, steps = g.prefill, g.prefill.hardware, g.steps
+    ends = [f"during prefill (K, V of {g.prompt:,} tokens)"] + (
+        [f"at the last step (context {steps[-1].context:,})"] if steps else [])
+    lines = [
+        f"opgraph generate: {p.model} on {hw.display_name} ({hw.name}), fusion {p.plan.name}",
+        "precision: " + "; ".join(f"{role.replace('_', ' ')} {dt}" for role, dt in p.precision.items()),
+        f"batch {g.batch} x prompt {g.prompt:,} tokens -> {g.output:,} output token{'s' * (g.output > 1)} per sequence",
+        *(f"note: {n}" for n in g.notes), "",
+    ]
+    if steps:
+        a, z = steps[0], steps[-1]
+        decode = [
+            ["decode steps", f"{len(steps):,} steps", f"contexts {a.context:,}..{z.context:,} (tokens already cached; "
+                                                      f"each step attends over context+1 keys), {seconds(g.decode_s)} in all"],
+            ["time per output token", seconds(g.tpot_s), f"mean of the {len(steps):,} decode steps; first "
+                                                         f"{seconds(a.time_s)} (context {a.context:,}), last "
+                                                         f"{seconds(z.time_s)} (context {z.context:,})"],
+        ]
+    else:
+        decode = [["decode steps", "0 steps", "one output token: prefill alone produces it"]]
+    fit_note = "" if g.fits else "; DOES NOT FIT in GPU memory (below)"
+    rows = [
+        ["time to first token", seconds(g.ttft_s), f"prefill of {g.batch} x {g.prompt:,} tokens, lm_head on the "
+                                                   f"last position only{fit_note}"],
+        *decode,
+        ["total time", seconds(g.total_s), f"TTFT + {len(steps):,} decode steps{fit_note}"],
+        ["throughput", f"{sig(g.tokens_per_s)} tokens/s", f"output tokens of the batch ({g.batch} x {g.output:,}) "
+                                                          f"per second of total time; {sig(g.tokens_per_s_per_sequence)} "
+                                                          f"tokens/s per sequence"],
+        *([f"memory {end}", f"{f.total / 1e9:,.2f} GB", mem.verdict(f)] for end, f in zip(ends, g.memory)),
+    ]
+    lines.append(tabulate(rows, ["quantity", "value", "detail"], disable_numparse=True, colalign=("left", "right")))
+    lines += ["", f"Convention: {CONVENTION}. Memory = weights + KV cache + peak activations of one step "
+                  f"('opgraph memory' itemizes it); GB = 10^9 bytes."]
+    return "\n".join(lines) + "\n"

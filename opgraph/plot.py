@@ -1,0 +1,297 @@
+"""Pictures of a report, drawn with matplotlib: an optional extra (pip install "opgraph[plot]").
+
+matplotlib is imported here only, inside the functions that draw, so no other command needs it. Each
+drawing function takes the cost records (it never computes a cost), and returns the Figure together with
+the data it drew, so a test can check the picture against the report point by point. Figures are made
+without pyplot (no global state, no display): PNG renders with Agg, SVG with matplotlib's SVG backend.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import attrs
+
+from opgraph.phase import Phase
+from opgraph.cost import PhaseCost
+from opgraph.errors import OpgraphError
+from opgraph.model import Model
+from opgraph.ops import MATRIX_KINDS
+from opgraph.tensor import DType
+
+INSTALL_HINT = ('plots need matplotlib, an optional extra: pip install "opgraph[plot]" '
+                '(or pip install ".[plot]" from a checkout)')
+FILE_TYPES = (".png", ".svg")
+OTHER_BELOW = 0.01  # breakdown: ops under 1% of their phase's time in every phase are one "other" segment
+PHASE_STYLE = {"prefill": ("tab:blue", "o"), "decode": ("tab:orange", "s")}
+
+
+def require() -> None:
+    """Fail early, in one line saying how to install it, when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise OpgraphError(INSTALL_HINT) from None
+
+
+def figure(**kwargs):
+    """A matplotlib Figure (not attached to pyplot: no global state, no display)."""
+    require()
+    from matplotlib.figure import Figure
+    return Figure(**kwargs)
+
+
+def check_path(path: str | Path) -> Path:
+    """The output file; its suffix picks the format."""
+    p = Path(path)
+    if p.suffix.lower() not in FILE_TYPES:
+        raise OpgraphError(f"--out {str(path)!r}: the file name must end in {' or '.join(FILE_TYPES)} "
+                           f"(the suffix picks the format)")
+    if not p.parent.is_dir():
+        raise OpgraphError(f"--out {str(path)!r}: folder {str(p.parent)!r} does not exist")
+    return p
+
+
+def save(fig, path: str | Path) -> Path:
+    p = check_path(path)
+    try:
+        fig.savefig(p, format=p.suffix[1:].lower(), dpi=150, bbox_inches="tight")
+    except OSError as e:
+        raise OpgraphError(f"--out {str(path)!r}: cannot write: {e.strerror or e}") from None
+    return p
+
+
+def matmul_dtype(model: Model) -> DType:
+    """The precision the model's matmuls compute at (that of the first matmul): the roof to draw."""
+    return next(op.compute_dtype for b in model.blocks for op in b.graph.ops.values() if op.kind in MATRIX_KINDS)
+
+
+# -- roofline ----------------------------------------------------------------------------------------
+@attrs.frozen
+class Point:
+    phase: str
+    block: str
+    op: str
+    label: str
+    intensity: float  # FLOP/byte, the report's (inf: touches no memory)
+    attainable: float  # FLOP/s achieved under the time model: flops / time_s
+    bound: str
+
+
+@attrs.frozen
+class RooflineData:
+    peak: float  # matrix FLOP/s at the matmuls' dtype
+    dtype: str
+    vector: float  # FLOP/s of the vector units (norms, softmax, elementwise)
+    bandwidth: float  # byte/s
+    points: tuple[Point, ...]
+    skipped: tuple[str, ...]  # "phase block.op: why" for ops a log-log plot cannot place (no FLOPs)
+
+    @property
+    def ridge(self) -> float:
+        """FLOP/byte where the memory roof meets the matrix peak."""
+        return self.peak / self.bandwidth
+
+
+def roofline_data(results: list[PhaseCost], dtype: DType) -> RooflineData:
+    """One point per op of each phase and distinct block: (intensity, flops / time), both the report's.
+    An op that touches no memory (fused away) has infinite intensity and is drawn at the right edge; an op
+    that does no arithmetic (an embedding lookup) has no place on a log FLOP/s axis and is listed in
+    `skipped`."""
+    hw = results[0].hardware
+    points, skipped = [], []
+    for p in results:
+        named = [(b.name, o) for b in p.blocks for o in b.ops]
+        repeated = {o.name for _, o in named if sum(o.name == x.name for _, x in named) > 1}
+        for block, o in named:
+            r = o.cost
+            if r.flops == 0 or r.time_s == 0:
+                skipped.append(f"{p.phase.name} {block}.{o.name}: does no arithmetic")
+                continue
+            label = f"{block}.{o.name}" if o.name in repeated else o.name
+            points.append(Point(p.phase.name, block, o.name, label, r.intensity, r.flops / r.time_s, r.bound))
+    return RooflineData(hw.matrix_rate(dtype), dtype.name, hw.vector_flops, hw.bandwidth, tuple(points),
+                        tuple(skipped))
+
+
+def _clusters(xy: list[tuple[float, float, str]], close: float = 1.08) -> list[tuple[float, float, list[str]]]:
+    """Points within a factor `close` of each other on both axes share one label, so none overprints."""
+    groups: list[tuple[float, float, list[str]]] = []
+    for x, y, label in sorted(xy):
+        for gx, gy, names in groups:
+            if max(x / gx, gx / x) < close and max(y / gy, gy / y) < close:
+                names.append(label)
+                break
+        else:
+            groups.append((x, y, [label]))
+    return groups
+
+
+def _wrap(names: list[str], per_line: int = 3) -> str:
+    return "\n".join(", ".join(names[i:i + per_line]) for i in range(0, len(names), per_line))
+
+
+def roofline(results: list[PhaseCost], dtype: DType):
+    """The hardware roofline (log intensity vs attainable FLOP/s, ridge marked) with every op as a labelled
+    point; ops that coincide share a label, and fused-away ops (infinite intensity) sit at the right edge.
+    Returns (Figure, RooflineData)."""
+    data = roofline_data(results, dtype)
+    first = results[0]
+    fig = figure(figsize=(12, 8), layout="constrained")
+    ax = fig.add_subplot()
+    xs = [pt.intensity for pt in data.points if not math.isinf(pt.intensity)] + [data.ridge]
+    lo, hi = min(xs) / 3, max(xs) * 40
+    edge = hi / 1.6  # where ops of infinite intensity are drawn
+    grid = [lo * (hi / lo) ** (i / 200) for i in range(201)]
+    ax.plot(grid, [min(data.peak, x * data.bandwidth) for x in grid], color="black", lw=2,
+            label=f"roofline: {data.dtype} matrix peak {data.peak / 1e12:,.0f} TFLOP/s, "
+                  f"{data.bandwidth / 1e9:,.0f} GB/s")
+    ax.plot(grid, [min(data.vector, x * data.bandwidth) for x in grid], color="gray", lw=1, ls="--",
+            label=f"vector roof {data.vector / 1e12:,.1f} TFLOP/s (norms, softmax, elementwise)")
+    ax.plot([data.ridge], [data.peak], marker="*", ms=16, color="red", ls="none",
+            label=f"ridge point: {data.ridge:,.0f} FLOP/B")
+    ax.annotate(f"ridge {data.ridge:,.0f} FLOP/B", (data.ridge, data.peak), textcoords="offset points",
+                xytext=(-40, 10), color="red")
+    ax.axvline(edge, color="gray", lw=0.5, ls=":")
+    for k, (phase, (color, marker)) in enumerate(PHASE_STYLE.items()):
+        pts = [pt for pt in data.points if pt.phase == phase]
+        finite = [pt for pt in pts if not math.isinf(pt.intensity)]
+        fused = [pt for pt in pts if math.isinf(pt.intensity)]
+        if finite:
+            ax.scatter([pt.intensity for pt in finite], [pt.attainable for pt in finite], color=color,
+                       marker=marker, s=40, zorder=3, label=f"{phase} ops ({len(finite)})")
+        if fused:
+            ax.scatter([edge] * len(fused), [pt.attainable for pt in fused], color=color, marker=">", s=40,
+                       zorder=3, label=f"{phase} ops fused away, ∞ FLOP/B ({len(fused)}), at the right edge")
+        xy = [(pt.intensity, pt.attainable, pt.label) for pt in finite] + [(edge, pt.attainable, pt.label)
+                                                                          for pt in fused]
+        for x, y, names in _clusters(xy):
+            # prefill labels above the point, decode labels below, so coinciding phases do not overprint
+            right = x < edge
+            ax.annotate(_wrap(names), (x, y), textcoords="offset points", xytext=(6 if right else -6, 6 - 18 * k),
+                        fontsize=7, color=color, ha="left" if right else "right", va="bottom" if k == 0 else "top")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel("arithmetic intensity (FLOP/byte)")
+    ax.set_ylabel("attainable FLOP/s (op FLOPs / op time)")
+    sizes = "; ".join(f"{p.phase.name} " + ", ".join(f"{k} {v:,}" for k, v in p.phase.describe().items())
+                      for p in results)
+    ax.set_title(f"{first.model} on {first.hardware.display_name}, fusion {first.plan.name}\n({sizes})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return fig, data
+
+
+# -- breakdown ---------------------------------------------------------------------------------------
+@attrs.frozen
+class BreakdownData:
+    phases: tuple[str, ...]
+    segments: tuple[tuple[str, tuple[float, ...]], ...]  # (op or "other (n ops)", seconds per phase), stack order
+    totals: tuple[float, ...]  # model time per phase, seconds (the report's)
+    other: tuple[str, ...]  # the ops folded into "other"
+
+
+def breakdown_data(results: list[PhaseCost]) -> BreakdownData:
+    """Model time per op name and phase: an op's time in each block times the block's count, summed over
+    the blocks that have it. Ops under OTHER_BELOW of their phase's time in every phase form one segment."""
+    per_op: dict[str, list[float]] = {}
+    for i, p in enumerate(results):
+        for b in p.blocks:
+            for o in b.ops:
+                per_op.setdefault(o.name, [0.0] * len(results))[i] += b.count * o.cost.time_s
+    totals = tuple(p.totals.time_s for p in results)
+    small = [n for n, ts in per_op.items() if all(t < OTHER_BELOW * tot for t, tot in zip(ts, totals))]
+    segments = [(n, tuple(ts)) for n, ts in per_op.items() if n not in small]
+    if small:
+        segments.append((f"other ({len(small)} ops)", tuple(math.fsum(per_op[n][i] for n in small)
+                                                         for i in range(len(results)))))
+    return BreakdownData(tuple(p.phase.name for p in results), tuple(segments), totals, tuple(small))
+
+
+def breakdown(results: list[PhaseCost]):
+    """A stacked bar of model time per op for each phase, each phase on its own axis (prefill takes far
+    longer than one decode step). Returns (Figure, BreakdownData)."""
+    data = breakdown_data(results)
+    first = results[0]
+    fig = figure(figsize=(4 + 3 * len(results), 7), layout="constrained")
+    axes = fig.subplots(1, len(results), squeeze=False)[0]
+    cmap = _colors(len(data.segments))
+    for i, (ax, p) in enumerate(zip(axes, results)):
+        bottom = 0.0
+        for (name, ts), color in zip(data.segments, cmap):
+            ms = ts[i] * 1e3
+            ax.bar([0], [ms], bottom=bottom, color=color, width=0.6, label=name if i == 0 else None)
+            if ts[i] >= 0.04 * data.totals[i]:
+                ax.text(0, bottom + ms / 2, f"{name} {ts[i] / data.totals[i]:.0%}", ha="center", va="center",
+                        fontsize=7)
+            bottom += ms
+        ax.set_xticks([0], [p.phase.name + "\n" + ", ".join(f"{k} {v:,}" for k, v in p.phase.describe().items())])
+        ax.set_xlim(-0.6, 0.6)
+        ax.set_ylabel("model time (ms)")
+        ax.set_title(f"{p.phase.name}: {data.totals[i] * 1e3:,.3g} ms")
+    fig.suptitle(f"{first.model} on {first.hardware.display_name}, fusion {first.plan.name}: time per op")
+    fig.legend(loc="outside right center", fontsize=8, title="op (all layers)")
+    return fig, data
+
+
+def _colors(n: int) -> list:
+    from matplotlib import colormaps
+    cmap = colormaps["tab20"]
+    return [cmap(i % 20) for i in range(n)]
+
+
+# -- sweep -------------------------------------------------------------------------------------------
+@attrs.frozen
+class SweepCurve:
+    phase: str
+    variable: str  # "batch" (decode) or "seq_len" (prefill)
+    fixed: dict  # the other size, held constant
+    xs: tuple[int, ...]
+    model_s: tuple[float, ...]
+    blocks: tuple[tuple[str, tuple[float, ...]], ...]  # (block, its time over all its repeats, per x)
+    crossovers: tuple[tuple[str, int], ...]  # (block, smallest compute-bound value) within the plotted range
+
+
+def sweep_data(build, plan, hw, phase: str, xs: list[int], fixed: int) -> SweepCurve:
+    """Model and per-block time along one axis (batch in decode at context `fixed`, seq_len in prefill at
+    batch `fixed`), from the sweep evaluator, and each block's crossover (opgraph.crossover) if in range."""
+    from opgraph.crossover import crossovers
+    from opgraph.sweep import Sweeper
+
+    sweeper = Sweeper(build, plan, hw, phase)
+    points = [sweeper.point(x, fixed) if phase == "decode" else sweeper.point(fixed, x) for x in xs]
+    counts = {b.name: b.count for b in build(Phase.decode(1, 1) if phase == "decode" else Phase.prefill(1, 2)).blocks}
+    blocks = tuple((name, tuple(count * p.block_time_s[name] for p in points)) for name, count in counts.items())
+    marks = tuple((x.label, x.at) for x in crossovers(build, plan, hw, phase, fixed)
+                  if x.label in counts and x.at is not None and min(xs) <= x.at <= max(xs))
+    variable, other = ("batch", "context") if phase == "decode" else ("seq_len", "batch")
+    return SweepCurve(phase, variable, {other: fixed}, tuple(xs), tuple(p.model_time_s for p in points), blocks,
+                      marks)
+
+
+def sweep(curves: list[SweepCurve], title: str):
+    """Time against batch or length, one panel per phase: the model's time and each block's, log-log, with
+    each block's compute-bound crossover marked. Returns (Figure, curves)."""
+    fig = figure(figsize=(6.5 * len(curves), 5), layout="constrained")
+    axes = fig.subplots(1, len(curves), squeeze=False)[0]
+    for ax, c in zip(axes, curves):
+        ms = [t * 1e3 for t in c.model_s]
+        ax.plot(c.xs, ms, "o-", color="black", label="model", markersize=3)
+        colors = _colors(len(c.blocks))
+        for (name, ts), color in zip(c.blocks, colors):
+            ax.plot(c.xs, [t * 1e3 for t in ts], "-", color=color, label=name)
+        for name, at in c.crossovers:
+            ax.axvline(at, color="grey", linestyle=":", linewidth=1)
+            ax.annotate(f"{name} compute-bound from {c.variable} {at:,}", (at, max(ms)), rotation=90,
+                        fontsize=7, va="top", ha="right")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel(c.variable)
+        ax.set_ylabel("time (ms)")
+        fixed = ", ".join(f"{k} {v:,}" for k, v in c.fixed.items())
+        ax.set_title(f"{c.phase} at {fixed}")
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return fig, curves

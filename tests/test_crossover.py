@@ -1,0 +1,118 @@
+"""Crossover points against hand formulas, and the sweep/crossover commands."""
+
+import json
+import math
+from fractions import Fraction
+
+import pytest
+
+import hardware
+import models
+from opgraph import Phase, analyze, strategy
+from opgraph.crossover import attention_overtakes_ffn, crossovers
+from test_cli import opgraph
+
+H100 = hardware.load("h100-sxm")
+PEAK, BW = Fraction(989 * 10**12), Fraction(3350 * 10**9)
+LLAMA = models.get("llama-3-8b")
+
+
+@pytest.fixture(scope="module")
+def decode_crossovers():
+    return {x.label: x for x in crossovers(LLAMA.build, strategy("fused"), H100, "decode", 1024)}
+
+
+def first_int_above(x: Fraction) -> int:
+    return math.floor(x) + 1
+
+
+def test_weight_only_projection_crosses_at_the_ridge(decode_crossovers):
+    # Under `fused`, q_proj reads only its weights (its input stays on chip): 2*B*N*K FLOPs over 2*N*K bytes,
+    # an intensity of B FLOP/byte. Compute-bound once B > 989e12 / 3350e9 = 295.2.
+    assert decode_crossovers["layer.q_proj"].at == first_int_above(PEAK / BW) == 296
+    assert decode_crossovers["layer.q_proj"].method == "linear solve"
+
+
+def test_v_proj_also_writes_the_cache(decode_crossovers):
+    # v_proj: 2*B*1024*4096 FLOPs; bytes 1024*4096*2 (weights) + B*1024*2 (the new V entries).
+    # Compute-bound when 8,388,608*B/peak > (8,388,608 + 2048*B)/bw.
+    b = (Fraction(8_388_608) / BW) / (Fraction(8_388_608) / PEAK - Fraction(2048) / BW)
+    assert decode_crossovers["layer.v_proj"].at == first_int_above(b) == 319
+
+
+def test_a_decode_layer_never_turns_compute_bound_at_fixed_context(decode_crossovers):
+    # The KV cache read grows with the batch as fast as attention's FLOPs: qk/av stay at about
+    # 2*H/(2*kv*2) = 4 FLOP/byte (GQA 32/8, bf16) for any batch, far below the ridge.
+    assert decode_crossovers["layer.qk"].at is None
+    assert decode_crossovers["layer"].at is None
+    # Ops fused away entirely touch no memory: compute-bound from the start.
+    assert decode_crossovers["layer.softmax"].at == 1 and decode_crossovers["layer.softmax"].method == "already"
+
+
+def test_crossover_is_the_first_compute_bound_value_in_fresh_reports(decode_crossovers):
+    n = decode_crossovers["embed_head.lm_head"].at
+    def bound(batch):
+        r = analyze(LLAMA.build(Phase.decode(batch, 1024)), strategy("fused"), H100)
+        return next(o for o in r.blocks[1].ops if o.name == "lm_head").cost.bound
+    assert (bound(n - 1), bound(n)) == ("memory", "compute")
+
+
+def test_prefill_layer_crossover_at_batch_1():
+    xs = {x.label: x for x in crossovers(LLAMA.build, strategy("fused"), H100, "prefill", 1)}
+    n = xs["layer"].at
+    layer = lambda s: analyze(LLAMA.build(Phase.prefill(1, s)), strategy("fused"), H100).blocks[0].totals  # noqa
+    assert layer(n).bound == "compute" and layer(n - 1).bound == "memory"
+    # Weights (436 MB) dominate at short prompts: per token the layer does ~2*218e6 FLOPs, so about
+    # ridge/2 = 148 tokens are needed before compute time catches up; activations push it a little higher.
+    assert 148 < n < 400
+
+
+def test_attention_overtakes_ffn_in_decode():
+    n = attention_overtakes_ffn(LLAMA.build, strategy("fused"), H100, 32)
+    # Hand estimate, all memory-bound: the FFN reads 3*4096*14336*2 bytes of weights; attention reads
+    # (2*4096*4096 + 2*4096*1024)*2 bytes of weights plus 2*32*ctx*1024*2 bytes of cache per layer.
+    ffn, attn_w, per_ctx = 3 * 4096 * 14336 * 2, (2 * 4096 * 4096 + 2 * 4096 * 1024) * 2, 2 * 32 * 1024 * 2
+    estimate = (ffn - attn_w) / per_ctx
+    assert abs(n - estimate) / estimate < 0.02
+    def halves(ctx):
+        r = analyze(LLAMA.build(Phase.decode(32, ctx)), strategy("fused"), H100).blocks[0]
+        ops = [o.name for o in r.ops]
+        split = ops.index("attn_residual") + 1
+        return sum(o.cost.time_s for o in r.ops[:split]), sum(o.cost.time_s for o in r.ops[split:])
+    a, f = halves(n)
+    a0, f0 = halves(n - 1)
+    assert a > f and a0 <= f0
+
+
+def test_sweep_command_grid_and_agreement_with_report():
+    r = opgraph("sweep", "--phase", "decode", "--batch", "1,4,...,64", "--context", "512,4096",
+                "--hardware", "h100-sxm,l40s", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    points = json.loads(r.stdout)["points"]
+    assert len(points) == 2 * 4 * 2  # GPUs x batches (1, 4, 16, 64) x contexts
+    p = next(p for p in points if (p["hardware"], p["batch"], p["context"]) == ("l40s", 16, 4096))
+    rep = json.loads(opgraph("report", "--hardware", "l40s", "--phase", "decode", "--batch", "16", "--context",
+                             "4096", "--format", "json").stdout)["phases"]["decode"]["model"]
+    assert (p["flops"], p["bytes"], p["bound"]) == (rep["flops"], rep["bytes"], rep["bound"])
+    assert p["model_time_s"] == rep["time_s"]
+
+
+def test_crossover_command_json():
+    r = opgraph("crossover", "--phase", "decode", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)["phases"]["decode"]
+    ops = {c["op"]: c["at"] for c in d["crossovers"]}
+    assert ops["layer.q_proj"] == 296 and ops["layer"] is None
+    assert d["variable"] == "batch" and d["fixed"] == {"context": 1024}
+    assert isinstance(d["attention_overtakes_ffn_at_context"], int)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sweep", "--batch", "2,x"], "--batch: 'x' is not an integer"),
+    (["sweep", "--phase", "decode", "--seq-len", "64"], "--seq-len applies to prefill"),
+    (["sweep", "--hardware", "h100-sxm,tpu"], "unknown hardware 'tpu'"),
+    (["crossover", "--seq-len", "64"], "--seq-len is what a prefill crossover varies"),
+])
+def test_sweep_and_crossover_errors(args, message):
+    r = opgraph(*args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and message in r.stderr, r.stderr
