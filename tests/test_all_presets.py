@@ -16,7 +16,14 @@ COMMANDS = [
     ["graph", "--phase", "prefill", "--format", "mermaid", "--fusion", "megakernel"],
     ["sweep", "--batch", "1,3", "--format", "json"],
     ["crossover", "--format", "json", "--phase", "decode"],
+    ["memory", "--format", "json"],
 ]
+
+
+@pytest.mark.parametrize("preset", models.names())
+def test_generate_runs_for_preset(preset, capsys):
+    assert main(["generate", preset, "--prompt", "64", "--output", "4", "--batch", "2", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == preset
 
 
 @pytest.mark.parametrize("preset", models.names())
