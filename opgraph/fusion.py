@@ -39,9 +39,9 @@ class FuseRule:
 
     `producer` / `consumer`: op kinds or functions ("norm", "matmul", "qk", "silu", ...); None matches any op.
     `tensor`: roles of the tensor passed along the edge ("activation", "kv_cache"); None matches any.
-    `single_consumer`: only when the consumer is the only op reading the producer's results
-    (tinygrad's "a single consumer fuses"); `single_producer`: only when the producer is the only op
-    the consumer reads from.
+    `single_consumer`: only when the consumer is the only op reading the results passed along the edge
+    (tinygrad's "a single consumer fuses"; an op with several outputs may fuse with each output's reader);
+    `single_producer`: only when the producer is the only op the consumer reads from.
     """
 
     name: str
@@ -100,7 +100,7 @@ def _edge_matches(graph: Graph, rule: FuseRule, u: str, v: str) -> bool:
     if rule.tensor is not None and not any(graph.tensors[t].role.value in rule.tensor
                                            for t in graph.dag.edges[u, v]["tensors"]):
         return False
-    if rule.single_consumer and set(graph.dag.successors(u)) != {v}:
+    if rule.single_consumer and any(graph.consumers[t] != [v] for t in graph.dag.edges[u, v]["tensors"]):
         return False
     if rule.single_producer and set(graph.dag.predecessors(v)) != {u}:
         return False

@@ -155,3 +155,24 @@ def test_a_group_matching_nothing_in_the_model_is_not_silently_ignored():
 def test_unknown_strategy_lists_valid_names():
     with pytest.raises(OpgraphError, match="valid: unfused, flash, fused, megakernel"):
         strategy("flash2")
+
+
+def test_single_consumer_is_judged_per_result():
+    # A split op with two outputs, each read by one op: both readers may fuse with it. A result read by two ops
+    # stays in memory.
+    from opgraph import ops
+    from opgraph.graph import Graph
+    from opgraph.tensor import BF16, Role, Tensor
+    x = Tensor("x", (2, 8), BF16, Role.INPUT)
+    a, b = Tensor("a", (2, 8), BF16), Tensor("b", (2, 8), BF16)
+    split = ops.Op("split", "elementwise", "silu", (x,), (a, b), 16)
+    use_a = ops.elementwise("use_a", "silu", a, out="ya")
+    use_b = ops.elementwise("use_b", "gelu", b, out="yb")
+    twice = ops.elementwise("twice", "add", b, b, out="yb2")
+    g = Graph([split, use_a, use_b])
+    part = apply(FusionPlan("chains", [FuseRule("only reader", single_consumer=True)]), g)
+    assert len(part.kernels) == 1 and part.materialized == {"ya", "yb"}
+    g2 = Graph([split, use_a, use_b, twice])
+    part2 = apply(FusionPlan("chains", [FuseRule("only reader", single_consumer=True)]), g2)
+    assert part2.kernel_of["use_a"] == part2.kernel_of["split"] != part2.kernel_of["use_b"]
+    assert "b" in part2.materialized and "a" not in part2.materialized

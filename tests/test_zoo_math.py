@@ -148,10 +148,11 @@ def test_mla_decode_is_weight_absorbed_and_never_decompresses_the_cache(ctx):
     for op in ops.values():
         for out in op.outputs:
             assert ctx + 1 not in out.shape[:-1] or op.name == "qk" or op.name == "softmax"
-    # The cache holds the latent + rope key per token per layer: QK^T reads the cached entries and the new
-    # one (bf16), PV reads the same tensors in the same kernel (nothing more), and the new entry is written.
+    # The cache holds the latent + rope key per token per layer: under `fused` QK^T reads the ctx cached
+    # entries (bf16) while the new one is made in the same kernel, PV reads the same tensors in that kernel
+    # (nothing more), and the new entry is written once - as Llama's fused decode does.
     kv = {o.name: o.cost.traffic for o in block_cost(V3, phase, "moe_layer").ops}
-    assert kv["qk"].kv_cache_bytes == b * (ctx + 1) * (R + ROPE) * 2
+    assert kv["qk"].kv_cache_bytes == b * ctx * (R + ROPE) * 2
     assert kv["av"].kv_cache_bytes == 0
     assert kv["cache_entry"].bytes_written == b * (R + ROPE) * 2
     # The absorbed products read kv_b_proj's K rows and V rows: the whole matrix, once.
