@@ -214,8 +214,9 @@ def _precision(args, cfg) -> Precision | None:
     return Precision(weight=weight, act=dtype(names["act"]), kv=dtype(names["kv"]))
 
 
-def _hardware(args):
-    hw = hardware.load(args.hardware)
+def _hardware(args, name: str | None = None):
+    """The GPU spec (`name`, else --hardware) with the command line's time-model knobs applied."""
+    hw = hardware.load(name or args.hardware)
     knobs = {}
     if args.launch_us is not None:
         if args.launch_us < 0:
@@ -226,13 +227,18 @@ def _hardware(args):
     return attrs.evolve(hw, **knobs) if knobs else hw
 
 
-def _phases(args) -> list[Phase]:
-    valid = (*PHASES, "both")
-    names = PHASES if _check_choice("phase", args.phase, valid) == "both" else (args.phase,)
+def _phase_names(args) -> tuple[str, ...]:
+    """The phases asked for; a length flag for a phase not being run is an error, not silently ignored."""
+    names = PHASES if _check_choice("phase", args.phase, (*PHASES, "both")) == "both" else (args.phase,)
     for flag, value, needs in (("--seq-len", args.seq_len, "prefill"), ("--context", args.context, "decode")):
         if value is not None and needs not in names:
             raise OpgraphError(f"{flag} applies to {needs}, but --phase is {args.phase}; "
                                f"drop it or use --phase {needs} or both")
+    return names
+
+
+def _phases(args) -> list[Phase]:
+    names = _phase_names(args)
     seq_len = DEFAULT_SEQ_LEN if args.seq_len is None else args.seq_len
     context = DEFAULT_CONTEXT if args.context is None else args.context
     made = {"prefill": lambda: Phase.prefill(args.batch, seq_len), "decode": lambda: Phase.decode(args.batch, context)}
@@ -386,15 +392,9 @@ def cmd_fusions(args) -> str:
 
 
 def _sweep_lists(args) -> tuple[list, list[str], list[int], dict[str, list[int]]]:
-    names = PHASES if _check_choice("phase", args.phase, (*PHASES, "both")) == "both" else (args.phase,)
-    for flag, value, needs in (("--seq-len", args.seq_len, "prefill"), ("--context", args.context, "decode")):
-        if value is not None and needs not in names:
-            raise OpgraphError(f"{flag} applies to {needs}, but --phase is {args.phase}")
+    names = _phase_names(args)
     gpus = [n.strip() for n in (args.hardware or hardware.DEFAULT).split(",") if n.strip()]
-    hws = []
-    for name in gpus:
-        args.hardware = name
-        hws.append(_hardware(args))
+    hws = [_hardware(args, name) for name in gpus]
     lengths = {"prefill": parse_values(args.seq_len or str(DEFAULT_SEQ_LEN), "--seq-len"),
                "decode": parse_values(args.context or str(DEFAULT_CONTEXT), "--context")}
     return hws, list(names), parse_values(args.batch or DEFAULT_BATCHES, "--batch"), lengths

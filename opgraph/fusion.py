@@ -86,9 +86,6 @@ class Partition:
     materialized: frozenset[str]
     groups_used: frozenset[int]  # indices into plan.groups that matched this graph
 
-    def kernel(self, name: str) -> Kernel:
-        return next(k for k in self.kernels if k.name == name)
-
 
 def _matches(sel: frozenset[str] | None, op) -> bool:
     return sel is None or op.kind in sel or op.fn in sel

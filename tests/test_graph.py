@@ -95,3 +95,12 @@ def test_declared_output_must_exist():
     b.elementwise("a", "silu", x, out="y")
     with pytest.raises(LintError, match="declared output 'nope'"):
         b.build(outputs=["nope"])
+
+
+def test_public_lint_checks_a_list_of_ops():
+    from opgraph import lint
+    x = Tensor("x", (2, 8), BF16, Role.INPUT)
+    good = lint([ops.elementwise("a", "silu", x, out="y")], outputs=["y"], name="tiny")
+    assert isinstance(good, Graph) and good.name == "tiny" and good.outputs == {"y"}
+    with pytest.raises(LintError, match="duplicate op name 'a'"):
+        lint([ops.elementwise("a", "silu", x, out="y"), ops.elementwise("a", "gelu", x, out="z")])
