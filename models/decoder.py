@@ -19,6 +19,7 @@ from opgraph.graph import Graph, GraphBuilder
 from opgraph.model import Block, Model
 from opgraph.phase import Phase
 from opgraph.tensor import BF16, DType, Precision
+from opgraph.trace import minimum
 
 
 def _positive(inst, attribute, value) -> None:
@@ -81,11 +82,11 @@ class MoE:
         expectation under uniform routing rounded up (pieces.expected_experts)."""
         if override is None:
             return pieces.expected_experts(self.experts, self.top_k, tokens)
-        most = min(self.experts, tokens * self.top_k)
-        if not isinstance(override, int) or not self.top_k <= override <= most:
-            raise OpgraphError(f"experts_touched must be an integer from top_k ({self.top_k}) to "
-                               f"min(experts, tokens * top_k) ({most}) for {tokens} token(s), got {override!r}")
-        return override
+        if not isinstance(override, int) or isinstance(override, bool) or not self.top_k <= override <= self.experts:
+            raise OpgraphError(f"experts_touched must be an integer from top_k ({self.top_k}) to the number of "
+                               f"experts ({self.experts}), got {override!r}")
+        # A step of T tokens cannot touch more than T*k experts: small steps cap the user's figure.
+        return minimum(override, tokens * self.top_k)
 
 
 @attrs.frozen
@@ -262,7 +263,8 @@ class DecoderConfig:
         if self.moe is not None:
             e, t = self.moe, phase.tokens
             touched = e.touched(t, options.experts_touched)
-            how = ("set by BuildOptions.experts_touched" if options.experts_touched is not None else
+            how = (f"--experts-touched {options.experts_touched}; a step of {t} token(s) touches at most "
+                   f"{e.top_k * t}" if options.experts_touched is not None else
                    f"expected distinct experts for {t} token(s) routed uniformly: "
                    f"{e.experts}*(1-(1-{e.top_k}/{e.experts})^{t}) = "
                    f"{e.experts * (1 - (1 - e.top_k / e.experts) ** t):.2f}, rounded up")

@@ -94,6 +94,9 @@ def _add_run_options(p: argparse.ArgumentParser, *, fusion: bool = True, phase_c
         g.add_argument(f"--{role}-dtype", metavar="DTYPE", help=f"dtype of {what} (default: --dtype)")
     g.add_argument("--group-size", type=_int, metavar="N",
                    help=f"int4/int8 weights: elements per fp16 scale along each row (default: {DEFAULT_GROUP})")
+    p.add_argument("--experts-touched", type=_int, metavar="N",
+                   help="MoE models: routed experts whose weights one step reads (default: the expectation under "
+                        "uniform routing, E*(1-(1-k/E)^T) rounded up, for T tokens in the step)")
     if not time_model:
         return
     t = p.add_argument_group("time model")
@@ -248,7 +251,11 @@ def _phases(args) -> list[Phase]:
 def _builder(args):
     """phase -> the model for that phase, built as the options say."""
     cfg = models.get(args.model)
-    options = BuildOptions(precision=_precision(args, cfg), causal_skip=getattr(args, "causal_skip", False))
+    experts = getattr(args, "experts_touched", None)
+    if experts is not None and getattr(cfg, "moe", None) is None:
+        raise OpgraphError(f"--experts-touched applies to mixture-of-experts models; {cfg.name} has no experts")
+    options = BuildOptions(precision=_precision(args, cfg), causal_skip=getattr(args, "causal_skip", False),
+                           experts_touched=experts)
     return lambda phase: cfg.build(phase, options)
 
 

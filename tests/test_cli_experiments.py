@@ -112,3 +112,16 @@ def test_launch_and_overlap_flags_change_time_as_documented():
     assert launched["time_s"] == pytest.approx(base["time_s"] + 2 * 3e-6)
     summed = layer_time("--overlap", "0")
     assert summed["time_s"] == pytest.approx(base["compute_s"] + base["memory_s"])
+
+
+def test_experts_touched_flag():
+    r = opgraph("report", "mixtral-8x7b", "--phase", "decode", "--batch", "4", "--experts-touched", "3",
+                "--format", "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)["phases"]["decode"]
+    layer = d["blocks"][0]
+    expert_weights = sum(op["weight_bytes"] for op in layer["ops"] if op["name"].startswith("experts."))
+    assert expert_weights == 3 * 3 * 4096 * 14336 * 2  # gate, up, down of 3 experts, bf16
+    assert any("--experts-touched 3" in n for n in d["notes"])
+    bad = opgraph("report", "--experts-touched", "2")
+    assert bad.returncode == 2 and "applies to mixture-of-experts models" in bad.stderr

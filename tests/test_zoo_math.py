@@ -77,11 +77,14 @@ def test_experts_touched_can_be_overridden():
     phase = Phase.decode(32, 64)
     layer = block_cost(MIXTRAL, phase, "layer", BuildOptions(experts_touched=5))
     assert sum(o.cost.traffic.weight_bytes for o in layer.ops if o.name.startswith("experts.")) == 3 * 5 * d * ffn * 2
-    assert "set by BuildOptions.experts_touched" in " ".join(MIXTRAL.build(phase, BuildOptions(experts_touched=5)).notes)
+    assert "--experts-touched 5" in " ".join(MIXTRAL.build(phase, BuildOptions(experts_touched=5)).notes)
     with pytest.raises(OpgraphError, match="experts_touched must be an integer from top_k \\(2\\)"):
         MIXTRAL.build(phase, BuildOptions(experts_touched=9))
-    with pytest.raises(OpgraphError, match="experts_touched"):
-        MIXTRAL.build(Phase.decode(1, 64), BuildOptions(experts_touched=3))  # one token reads exactly 2
+    with pytest.raises(OpgraphError, match="experts_touched must be an integer from top_k \\(2\\)"):
+        MIXTRAL.build(phase, BuildOptions(experts_touched=1))
+    # One token picks exactly 2 experts, whatever the override says: the figure is capped at tokens * k.
+    one = block_cost(MIXTRAL, Phase.decode(1, 64), "layer", BuildOptions(experts_touched=3))
+    assert sum(o.cost.traffic.weight_bytes for o in one.ops if o.name.startswith("experts.")) == 3 * 2 * d * ffn * 2
 
 
 def test_moe_note_states_the_assumption_with_numbers():
