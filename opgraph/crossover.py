@@ -22,6 +22,7 @@ from opgraph.fusion import FusionPlan
 from opgraph.graph import Graph
 from opgraph.hardware import Hardware
 from opgraph.phase import Phase
+from opgraph.search import first_true
 from opgraph.tensor import Role
 from opgraph.trace import Traced
 
@@ -102,16 +103,7 @@ def _linear_solution(row_at) -> int | None:
 
 
 def _search(row_at) -> int | None:
-    hi = 1
-    while not _bound(row_at(hi)):
-        if hi >= LIMIT:
-            return None
-        hi = min(hi * 2, LIMIT)
-    lo = hi // 2  # false at lo (or lo == 0)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if _bound(row_at(mid)) else (mid, hi)
-    return hi
+    return first_true(lambda n: _bound(row_at(n)), 1, LIMIT)
 
 
 # -- attention versus FFN ----------------------------------------------------------------------------

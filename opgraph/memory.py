@@ -16,6 +16,7 @@ The total is their sum; it fits when it is at most the GPU's capacity.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 
@@ -30,6 +31,7 @@ from opgraph.graph import Graph
 from opgraph.hardware import Hardware
 from opgraph.model import Model
 from opgraph.phase import Phase
+from opgraph.search import first_true
 from opgraph.tensor import Role
 
 # Roles whose bytes are counted elsewhere (weights, KV cache), never as activations.
@@ -180,6 +182,7 @@ def max_batch(build: Callable[[Phase], Model], phase_at: Callable[[int], Phase],
     by evaluating B (fits) and B+1 (does not); if either check fails (rounding of packed sub-byte types,
     a builder whose memory is not linear in the batch), a doubling-then-bisection search finds it,
     assuming only that memory grows with the batch."""
+    @functools.lru_cache(maxsize=None)
     def at(b: int) -> Footprint:
         return footprint(build(phase_at(b)), plan, hw)
 
@@ -192,19 +195,11 @@ def max_batch(build: Callable[[Phase], Model], phase_at: Callable[[int], Phase],
             return MaxBatch(guess, fits, over, "linear")
     if not one.fits:
         return MaxBatch(0, None, one, "linear" if per_seq > 0 else "search")
-    lo, lo_fp, hi = 1, one, 2
-    while (hi_fp := at(hi)).fits:
-        if hi >= SEARCH_LIMIT:
-            raise OpgraphError(f"{one.model}: memory does not grow with the batch; every batch up to {hi:,} fits")
-        lo, lo_fp, hi = hi, hi_fp, hi * 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        mid_fp = at(mid)
-        if mid_fp.fits:
-            lo, lo_fp = mid, mid_fp
-        else:
-            hi, hi_fp = mid, mid_fp
-    return MaxBatch(lo, lo_fp, hi_fp, "search")
+    over = first_true(lambda b: not at(b).fits, 2, SEARCH_LIMIT)  # batch 1 fits
+    if over is None:
+        raise OpgraphError(f"{one.model}: memory does not grow with the batch; every batch up to "
+                           f"{SEARCH_LIMIT:,} fits")
+    return MaxBatch(over - 1, at(over - 1), at(over), "search")
 
 
 # -- rendering ---------------------------------------------------------------------------------------

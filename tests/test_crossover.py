@@ -116,3 +116,17 @@ def test_crossover_command_json():
 def test_sweep_and_crossover_errors(args, message):
     r = opgraph(*args)
     assert r.returncode == 2 and "Traceback" not in r.stderr and message in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("threshold", [1, 2, 3, 7, 8, 9, 1000, 1 << 20])
+def test_first_true_finds_the_threshold(threshold):
+    from opgraph.search import first_true
+    probes = []
+    def holds(n):
+        probes.append(n)
+        return n >= threshold
+    assert first_true(holds, 1, 1 << 20) == threshold
+    assert len(probes) <= 2 * 21 + 2  # doubling then bisection, never a scan
+    assert first_true(lambda n: n >= threshold, 1, threshold - 1 or 1) == (None if threshold > 1 else 1)
+    if threshold > 2:
+        assert first_true(lambda n: n >= threshold, 2, 1 << 20) == threshold
