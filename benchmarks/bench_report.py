@@ -13,10 +13,10 @@ import argparse
 import statistics
 import time
 
-import hardware
-import models
+from opgraph import hardware
+from opgraph import models
 from opgraph import Phase, analyze, strategy
-from opgraph.report import render
+from opgraph.render.report import render
 
 MODELS = ("llama-3-8b", "llama-3.1-405b")
 TARGET_MS = 10.0

@@ -14,10 +14,10 @@ import argparse
 import statistics
 import time
 
-import hardware
-import models
+from opgraph import hardware
+from opgraph import models
 from opgraph import strategy
-from opgraph.sweep import Sweeper
+from opgraph.analysis.sweep import Sweeper
 
 TARGET_S = 0.5
 AXES = {"decode": range(100, 10_001, 100), "prefill": range(64, 6_401, 64)}

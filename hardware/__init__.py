@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opgraph import datafile
+from opgraph.files import datafile
 from opgraph.errors import OpgraphError
-from opgraph.hardware import GIGA, TERA, Hardware
+from opgraph.core.hardware import GIGA, TERA, Hardware
 
 SPECS = Path(__file__).parent / "specs"
 DEFAULT = "h100-sxm"

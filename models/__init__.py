@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models import hf_config, pieces
-from models.decoder import MLA, DecoderConfig, LayerKind, MoE
-from models.llama import LlamaConfig
-from models.options import BuildOptions
-from models.presets import PRESETS
+from . import hf_config, pieces
+from .decoder import MLA, DecoderConfig, LayerKind, MoE
+from .llama import LlamaConfig
+from .options import BuildOptions
+from .presets import PRESETS
 from opgraph.errors import OpgraphError
 
 DEFAULT = "llama-3-8b"

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import attrs
 
-from models import pieces
-from models.options import BuildOptions
+from . import pieces
+from .options import BuildOptions
 from opgraph.errors import OpgraphError
-from opgraph.graph import Graph, GraphBuilder
-from opgraph.model import Block, Model
-from opgraph.phase import Phase
-from opgraph.tensor import BF16, DType, Precision
-from opgraph.trace import minimum
+from opgraph.core.graph import Graph, GraphBuilder
+from opgraph.core.model import Block, Model
+from opgraph.core.phase import Phase
+from opgraph.core.tensor import BF16, DType, Precision
+from opgraph.core.sizes import minimum
 
 
 def _positive(inst, attribute, value) -> None:
@@ -267,13 +267,13 @@ class DecoderConfig:
                    f"{e.top_k * t}" if options.experts_touched is not None else
                    f"expected distinct experts for {t} token(s) routed uniformly: "
                    f"{e.experts}*(1-(1-{e.top_k}/{e.experts})^{t}) = "
-                   f"{e.experts * (1 - (1 - e.top_k / e.experts) ** t):.2f}, rounded up")
+                   f"{pieces.expected_experts_real(e.experts, e.top_k, t):.2f}, rounded up")
             shared = f" + {e.shared} shared" if e.shared else ""
             notes.append(f"{phase.name}: MoE layers compute {e.top_k} of {e.experts} routed experts{shared} per token "
                          f"and read the weights of {touched} routed experts ({how})")
         windows = {k.window for k in self.layer_kinds() if k.window}
         for w in sorted(windows):
-            what = (f"each new token attends to min(context+1, {w}) = {min(phase.keys, w)} keys" if phase.past else
+            what = (f"each new token attends to min(context+1, {w}) = {minimum(phase.keys, w)} keys" if phase.past else
                     f"a query at position p attends to min(p+1, {w}) keys (the full score matrix is counted "
                     f"unless causal skipping is on)")
             notes.append(f"{phase.name}: sliding window {w}: {what}; the KV cache holds at most {w} tokens")

@@ -14,9 +14,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from models.decoder import MLA, DecoderConfig, MoE
+from .decoder import MLA, DecoderConfig, MoE
 from opgraph.errors import OpgraphError
-from opgraph.tensor import BF16, FP8, FP16, FP32, DType
+from opgraph.core.tensor import BF16, FP8, FP16, FP32, DType
 
 _MISSING = object()
 

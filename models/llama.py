@@ -3,7 +3,7 @@ generic decoder with its defaults; `LlamaConfig` keeps the name for code that bu
 
 from __future__ import annotations
 
-from models.decoder import DecoderConfig
+from .decoder import DecoderConfig
 
 LlamaConfig = DecoderConfig
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from opgraph.tensor import Precision
+from opgraph.core.tensor import Precision
 
 
 @attrs.frozen

@@ -10,12 +10,12 @@ three projections of the same total size; a checkpoint matrix that feeds two ops
 from __future__ import annotations
 
 
-from opgraph import ops
+from opgraph.core import ops
 from opgraph.errors import OpgraphError
-from opgraph.graph import GraphBuilder
-from opgraph.phase import Phase
-from opgraph.trace import minimum
-from opgraph.tensor import INT32, Role, Tensor
+from opgraph.core.graph import GraphBuilder
+from opgraph.core.phase import Phase
+from opgraph.core.sizes import minimum, size_function
+from opgraph.core.tensor import INT32, Role, Tensor
 
 
 def norm(b: GraphBuilder, name: str, x: Tensor, weight: str, *, fn: str = "rmsnorm", bias: bool = False,
@@ -168,17 +168,27 @@ def plain_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "gelu", pref
     return proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_out")
 
 
+@size_function
 def expected_experts(experts: int, top_k: int, tokens: int) -> int:
     """Distinct routed experts a step's `tokens` touch, each token picking top_k of `experts` uniformly
     at random: the expectation E*(1 - (1 - k/E)^T), rounded up to whole experts (an expert's weights are
-    read whole or not at all). Exact integer arithmetic, so k/E never rounds the wrong way."""
+    read whole or not at all). Exact integer arithmetic, so k/E never rounds the wrong way.
+
+    A size function (opgraph.core.sizes): a sweep evaluates it once per distinct token count, so the
+    exact power is computed only where it decides the answer."""
     if top_k >= experts:
         return experts
-    # Experts left untouched: E*((E-k)/E)^T = (E-k)^T / E^(T-1); it is below 1/2 unless T < E/k*ln(2E).
-    # Written as plain arithmetic (no math.exp) so a sweep can trace it symbolically (opgraph.trace).
+    # Experts left untouched: E*((E-k)/E)^T = (E-k)^T / E^(T-1); it is below 1/2 unless T < E/k*ln(2E),
+    # so the exact powers below never exceed a few hundred factors.
     if experts * (1 - top_k / experts) ** tokens < 0.5:
         return experts
     return experts - (experts - top_k) ** tokens // experts ** (tokens - 1)
+
+
+@size_function
+def expected_experts_real(experts: int, top_k: int, tokens: int) -> float:
+    """The expectation E*(1 - (1 - k/E)^T) before rounding, for notes that show the arithmetic."""
+    return experts * (1 - (1 - top_k / experts) ** tokens)
 
 
 def moe(b: GraphBuilder, x: Tensor, *, experts: int, top_k: int, d_expert: int, touched: int, shared: int = 0,

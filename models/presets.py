@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models import hf_config
+from . import hf_config
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 

@@ -4,15 +4,15 @@ A layer is a DAG of ops with tensor shapes (`graph`), a fusion plan decides what
 (`fusion`), and a traversal turns graph + plan + hardware into per-op roofline records (`cost`).
 """
 
-from opgraph.cost import PhaseCost, analyze
+from opgraph.core.cost import PhaseCost, analyze
 from opgraph.errors import OpgraphError
-from opgraph.fusion import FuseRule, FusionPlan, apply
-from opgraph.planfile import load as strategy
-from opgraph.graph import Graph, GraphBuilder, LintError, lint
-from opgraph.hardware import Hardware
-from opgraph.model import Block, Model
-from opgraph.phase import Phase
-from opgraph.tensor import BF16, FP8, FP16, FP32, INT4, INT8, DType, Precision, Role, Tensor
+from opgraph.core.fusion import FuseRule, FusionPlan, apply
+from opgraph.files.planfile import load as strategy
+from opgraph.core.graph import Graph, GraphBuilder, LintError, lint
+from opgraph.core.hardware import Hardware
+from opgraph.core.model import Block, Model
+from opgraph.core.phase import Phase
+from opgraph.core.tensor import BF16, FP8, FP16, FP32, INT4, INT8, DType, Precision, Role, Tensor
 
 __all__ = [
     "BF16", "FP8", "FP16", "FP32", "INT4", "INT8", "Block", "DType", "FuseRule", "FusionPlan", "Graph",

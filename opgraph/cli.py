@@ -11,23 +11,25 @@ import sys
 import attrs
 from tabulate import tabulate
 
-import hardware
-import models
-from models import BuildOptions
-from opgraph import activations, generate, memory, planfile, plot
-from opgraph.compare import compare as compare_plans
-from opgraph.compare import render as render_comparison
-from opgraph.compare import to_dict as compare_to_dict
-from opgraph.cost import analyze
-from opgraph.crossover import LIMIT, attention_overtakes_ffn, crossovers
-from opgraph.draw import FORMATS as DRAW_FORMATS
-from opgraph.draw import to_dot, to_mermaid
+from opgraph import hardware
+from opgraph import models
+from opgraph.models import BuildOptions
+from opgraph.analysis import activations, generate, memory
+from opgraph.files import planfile
+from opgraph.render import plot
+from opgraph.analysis.compare import compare as compare_plans
+from opgraph.analysis.compare import render as render_comparison
+from opgraph.analysis.compare import to_dict as compare_to_dict
+from opgraph.core.cost import analyze
+from opgraph.analysis.crossover import LIMIT, attention_overtakes_ffn, crossovers
+from opgraph.render.draw import FORMATS as DRAW_FORMATS
+from opgraph.render.draw import to_dot, to_mermaid
 from opgraph.errors import OpgraphError
-from opgraph.fusion import apply
-from opgraph.phase import PHASES, Phase, positive
-from opgraph.report import FORMATS, render, sig
-from opgraph.sweep import parse_values, sweep
-from opgraph.tensor import Precision, dtype
+from opgraph.core.fusion import apply
+from opgraph.core.phase import PHASES, Phase, positive
+from opgraph.render.report import FORMATS, render, sig
+from opgraph.analysis.sweep import parse_values, sweep
+from opgraph.core.tensor import Precision, dtype
 
 USAGE_ERROR = 2
 
@@ -62,7 +64,7 @@ DEFAULT_GROUP = 128
 def _add_run_options(p: argparse.ArgumentParser, *, fusion: bool = True, phase_choices: str = "both",
                      lists: bool = False, phases: bool = True, time_model: bool = True) -> None:
     """The options every analysis command shares: what to build, on what, at which sizes and precisions.
-    With `lists`, the sizes and the hardware take lists (see opgraph.sweep.parse_values), parsed later.
+    With `lists`, the sizes and the hardware take lists (see opgraph.analysis.sweep.parse_values), parsed later.
     `phases=False` leaves out --phase, --seq-len and --context (for a command that picks its own phases);
     `time_model=False` leaves out the options that change only times."""
     kind, many = (str, ", a list: 1,8,64 or 1:64 or 1,2,4,...,512") if lists else (_int, "")
@@ -411,7 +413,8 @@ def cmd_sweep(args) -> str:
     fmt = _check_choice("format", args.format, FORMATS)
     build = _builder(args)
     hws, phases, batches, lengths = _sweep_lists(args)
-    points = sweep(build, planfile.load(args.fusion), hws, phases, batches, lengths)
+    points = [p for grid in sweep(build, planfile.load(args.fusion), hws, phases, batches, lengths)
+              for p in grid.points()]
     if fmt == "json":
         return json.dumps({"model": models.get(args.model).name, "fusion": args.fusion, "points": [
             {"hardware": p.hardware, "phase": p.phase, "batch": p.batch, p.length_name: p.length,

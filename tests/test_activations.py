@@ -2,9 +2,9 @@
 
 import pytest
 
-import models
+from opgraph import models
 from opgraph import Phase, apply, strategy
-from opgraph.activations import AVOIDED, FUSED, MATERIALIZED, fates
+from opgraph.analysis.activations import AVOIDED, FUSED, MATERIALIZED, fates
 
 LLAMA = models.get("llama-3-8b")
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-import models
+from opgraph import models
 from opgraph.cli import main
 
 COMMANDS = [

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-import hardware
-import models
-from models import hf_config
+from opgraph import hardware
+from opgraph import models
+from opgraph.models import hf_config
 from opgraph import BF16, FP16, FP32, OpgraphError, Phase, analyze, strategy
 
 # Small configs of each supported model_type, as the checkpoints spell them.

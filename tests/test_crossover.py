@@ -6,10 +6,10 @@ from fractions import Fraction
 
 import pytest
 
-import hardware
-import models
+from opgraph import hardware
+from opgraph import models
 from opgraph import Phase, analyze, strategy
-from opgraph.crossover import attention_overtakes_ffn, crossovers
+from opgraph.analysis.crossover import attention_overtakes_ffn, crossovers
 from test_cli import opgraph
 
 H100 = hardware.load("h100-sxm")
@@ -120,7 +120,7 @@ def test_sweep_and_crossover_errors(args, message):
 
 @pytest.mark.parametrize("threshold", [1, 2, 3, 7, 8, 9, 1000, 1 << 20])
 def test_first_true_finds_the_threshold(threshold):
-    from opgraph.search import first_true
+    from opgraph.analysis.search import first_true
     probes = []
     def holds(n):
         probes.append(n)

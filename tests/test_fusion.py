@@ -2,12 +2,12 @@
 
 import pytest
 
-import hardware
-import models
+from opgraph import hardware
+from opgraph import models
 from opgraph import FuseRule, FusionPlan, GraphBuilder, Phase, analyze, apply, strategy
-from opgraph.cost import block_cost
+from opgraph.core.cost import block_cost
 from opgraph.errors import OpgraphError
-from opgraph.fusion import FusionError
+from opgraph.core.fusion import FusionError
 
 H100 = hardware.load("h100-sxm")
 
@@ -160,9 +160,9 @@ def test_unknown_strategy_lists_valid_names():
 def test_single_consumer_is_judged_per_result():
     # A split op with two outputs, each read by one op: both readers may fuse with it. A result read by two ops
     # stays in memory.
-    from opgraph import ops
-    from opgraph.graph import Graph
-    from opgraph.tensor import BF16, Role, Tensor
+    from opgraph.core import ops
+    from opgraph.core.graph import Graph
+    from opgraph.core.tensor import BF16, Role, Tensor
     x = Tensor("x", (2, 8), BF16, Role.INPUT)
     a, b = Tensor("a", (2, 8), BF16), Tensor("b", (2, 8), BF16)
     split = ops.Op("split", "elementwise", "silu", (x,), (a, b), 16)

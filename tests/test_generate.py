@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-import hardware
-import models
+from opgraph import hardware
+from opgraph import models
 from opgraph import Phase, analyze, strategy
 from opgraph.cli import main
-from opgraph.generate import estimate
+from opgraph.analysis.generate import estimate
 
 H100 = hardware.load("h100-sxm")
 LLAMA = models.get("llama-3-8b")

@@ -3,9 +3,10 @@
 import networkx as nx
 import pytest
 
-from opgraph import GraphBuilder, LintError, ops
-from opgraph.graph import Graph
-from opgraph.tensor import BF16, Role, Tensor
+from opgraph import GraphBuilder, LintError
+from opgraph.core import ops
+from opgraph.core.graph import Graph
+from opgraph.core.tensor import BF16, Role, Tensor
 
 
 def small_graph():

@@ -6,8 +6,8 @@ import re
 import attrs
 import pytest
 
-import hardware
-import models
+from opgraph import hardware
+from opgraph import models
 from opgraph import FP16, OpgraphError, Phase, analyze, strategy
 
 # The reference's hardware table (roofline-prefill-decode.md): dense bf16/fp16 TFLOP/s, GB/s, FLOP/byte.

@@ -3,10 +3,10 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import hardware
-from models import LlamaConfig
+from opgraph import hardware
+from opgraph.models import LlamaConfig
 from opgraph import FP16, Phase, analyze, strategy
-from opgraph.tensor import FP32
+from opgraph.core.tensor import FP32
 
 H100 = hardware.load("h100-sxm")
 
@@ -69,7 +69,7 @@ def test_weight_bytes_scale_with_dtype(cfg, phase, plan):
 @settings(max_examples=30, deadline=None)
 @given(configs(), phases, st.sampled_from(["unfused", "flash", "fused", "megakernel"]))
 def test_kv_bytes_scale_with_kv_dtype_only(cfg, phase, plan):
-    from models import BuildOptions
+    from opgraph.models import BuildOptions
     from opgraph import BF16, FP8, Precision
     base = analyze(cfg.build(phase, BuildOptions(Precision.uniform(BF16))), strategy(plan), H100)
     fp8_kv = analyze(cfg.build(phase, BuildOptions(Precision(weight=BF16, act=BF16, kv=FP8))), strategy(plan), H100)
@@ -82,7 +82,7 @@ def test_kv_bytes_scale_with_kv_dtype_only(cfg, phase, plan):
 @settings(max_examples=30, deadline=None)
 @given(configs(), phases, st.sampled_from(["unfused", "flash", "fused", "megakernel"]))
 def test_weight_bytes_do_not_depend_on_the_plan_and_scale_with_weight_dtype(cfg, phase, plan):
-    from models import BuildOptions
+    from opgraph.models import BuildOptions
     from opgraph import BF16, INT8, Precision
     model = cfg.build(phase)
     assert analyze(model, strategy(plan), H100).totals.traffic.weight_bytes == \

@@ -2,9 +2,9 @@
 
 import pytest
 
-from opgraph import ops
+from opgraph.core import ops
 from opgraph.errors import OpgraphError
-from opgraph.tensor import BF16, INT4, INT32, Role, Tensor
+from opgraph.core.tensor import BF16, INT4, INT32, Role, Tensor
 
 
 def act(name, *shape):

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-import models
-from opgraph import Phase, apply, planfile
+from opgraph import models
+from opgraph import Phase, apply
+from opgraph.files import planfile
 from opgraph.errors import OpgraphError
 
 LAYER = models.get("llama-3-8b").layer(Phase.prefill(1, 8))

@@ -9,11 +9,11 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-import hardware  # noqa: E402
-import models  # noqa: E402
+from opgraph import hardware  # noqa: E402
+from opgraph import models  # noqa: E402
 from opgraph import BF16, Phase, analyze, strategy  # noqa: E402
 from opgraph.cli import main  # noqa: E402
-from opgraph.plot import breakdown, breakdown_data, matmul_dtype, roofline, roofline_data, save  # noqa: E402
+from opgraph.render.plot import breakdown, breakdown_data, matmul_dtype, roofline, roofline_data, save  # noqa: E402
 
 H100 = hardware.load("h100-sxm")
 FUSED = strategy("fused")
@@ -145,8 +145,8 @@ def test_multi_block_model_renders_with_block_qualified_labels(tmp_path):
 
 
 def test_sweep_plot_data_are_the_sweep_and_its_crossovers(tmp_path, capsys):
-    from opgraph.crossover import crossovers
-    from opgraph.plot import sweep, sweep_data
+    from opgraph.analysis.crossover import crossovers
+    from opgraph.render.plot import sweep, sweep_data
 
     cfg, hw, plan = models.get("llama-3-8b"), hardware.load("h100-sxm"), strategy("fused")
     batches = [1, 16, 128, 256, 512]

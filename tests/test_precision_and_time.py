@@ -3,12 +3,12 @@
 import attrs
 import pytest
 
-import hardware
-import models
-from models import BuildOptions
+from opgraph import hardware
+from opgraph import models
+from opgraph.models import BuildOptions
 from opgraph import BF16, FP8, INT4, INT8, Phase, Precision, analyze, strategy
 from opgraph.errors import OpgraphError
-from opgraph.tensor import Tensor, nbytes
+from opgraph.core.tensor import Tensor, nbytes
 
 LLAMA = models.get("llama-3-8b")
 H100 = hardware.load("h100-sxm")

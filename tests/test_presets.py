@@ -4,9 +4,9 @@ against the Llama architecture formula written out here; LlamaConfig validation.
 import attrs
 import pytest
 
-import hardware
-import models
-from models import LlamaConfig
+from opgraph import hardware
+from opgraph import models
+from opgraph.models import LlamaConfig
 from opgraph import OpgraphError, Phase, analyze, strategy
 
 # Published totals: the parameter count of each Hugging Face checkpoint (sum of its safetensors tensors).

@@ -1,6 +1,7 @@
 """Every example in the README must actually work: its Python blocks run, its console commands exit 0,
 and the sample report is what the program prints today."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -34,6 +35,11 @@ def test_python_example_runs(code, tmp_path):
     assert r.stdout.strip()
 
 
+# The commands run as a user's shell runs them: `opgraph` and `python3` are the installed console script and the
+# interpreter of the environment the tests run in (its bin folder first on PATH), nothing rewritten.
+USER_PATH = os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"])
+
+
 @pytest.mark.parametrize("command", RUNNABLE)
 def test_console_example_runs(command, tmp_path):
     if "dot -T" in command and shutil.which("dot") is None:
@@ -41,9 +47,8 @@ def test_console_example_runs(command, tmp_path):
     for rel, text in FILES.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
-    cmd = command.replace("opgraph ", f"{sys.executable} -m opgraph.cli ").replace("python3 ", f"{sys.executable} ")
-    r = subprocess.run(cmd, shell=True, capture_output=True, text=True, cwd=tmp_path,
-                       env={"PYTHONPATH": str(Path(__file__).parent.parent), "PATH": "/usr/bin:/bin:/usr/local/bin"})
+    r = subprocess.run(command, shell=True, capture_output=True, text=True, cwd=tmp_path,
+                       env={"PATH": USER_PATH, "HOME": str(tmp_path)})
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
 

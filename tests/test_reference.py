@@ -8,8 +8,8 @@ Where the reference is wrong (480 MB of weights per layer, ~300 FLOP/byte at bat
 
 import pytest
 
-import hardware
-import models
+from opgraph import hardware
+from opgraph import models
 from opgraph import Phase, analyze, strategy
 
 # Llama-3-8B, from huggingface.co/meta-llama/Meta-Llama-3-8B config.json (also the reference's list).

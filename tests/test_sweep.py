@@ -4,34 +4,13 @@ import random
 
 import pytest
 
-import hardware
-import models
+from opgraph import hardware
+from opgraph import models
 from opgraph import Phase, analyze, strategy
 from opgraph.errors import OpgraphError
-from opgraph.sweep import Sweeper, parse_values
-from opgraph.trace import Traced
+from opgraph.analysis.sweep import Sweeper, parse_values
 
 H100 = hardware.load("h100-sxm")
-
-
-def test_traced_function_records_branches_as_regimes():
-    calls = []
-
-    def f(x):
-        calls.append(x.v)
-        return [x * 2 + 1 if x > 3 else x - 1]
-
-    t = Traced(f, ("x",))
-    assert [t(v)[0] for v in (1, 2, 3, 4, 5, 100)] == [0, 1, 2, 9, 11, 201]
-    assert calls == [1, 4]  # traced once per branch, then replayed
-    assert len(t.regimes) == 2
-
-
-def test_leaving_symbolic_arithmetic_pins_the_value():
-    import math
-    t = Traced(lambda x: [math.exp(x)], ("x",))  # math.exp needs a float: each x is its own regime
-    assert t(1)[0] == math.exp(1) and t(2)[0] == math.exp(2)
-    assert len(t.regimes) == 2
 
 
 CASES = [("llama-3-8b", "fused"), ("llama-3-8b", "unfused"), ("mistral-7b", "flash"), ("mixtral-8x7b", "fused"),

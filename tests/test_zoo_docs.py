@@ -5,7 +5,7 @@ run with all other README examples in test_readme.py."""
 import re
 from pathlib import Path
 
-import models
+from opgraph import models
 from opgraph import Phase
 
 README = (Path(__file__).parent.parent / "README.md").read_text()

@@ -7,9 +7,9 @@ from fractions import Fraction
 
 import pytest
 
-import hardware
-import models
-from models import BuildOptions, pieces
+from opgraph import hardware
+from opgraph import models
+from opgraph.models import BuildOptions, pieces
 from opgraph import FP32, OpgraphError, Phase, Precision, analyze, strategy
 
 H100 = hardware.load("h100-sxm")

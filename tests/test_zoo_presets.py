@@ -4,8 +4,8 @@ dimensions; every preset reports both phases under every shipped strategy."""
 
 import pytest
 
-import hardware
-import models
+from opgraph import hardware
+from opgraph import models
 from opgraph import Phase, analyze, strategy
 
 # Published totals: the parameter count of each Hugging Face checkpoint (every weight and bias of its

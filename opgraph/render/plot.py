@@ -13,12 +13,12 @@ from pathlib import Path
 
 import attrs
 
-from opgraph.phase import Phase
-from opgraph.cost import PhaseCost
+from opgraph.core.phase import Phase
+from opgraph.core.cost import PhaseCost
 from opgraph.errors import OpgraphError
-from opgraph.model import Model
-from opgraph.ops import MATRIX_KINDS
-from opgraph.tensor import DType
+from opgraph.core.model import Model
+from opgraph.core.ops import MATRIX_KINDS
+from opgraph.core.tensor import DType
 
 INSTALL_HINT = ('plots need matplotlib, an optional extra: pip install "opgraph[plot]" '
                 '(or pip install ".[plot]" from a checkout)')
@@ -256,9 +256,9 @@ class SweepCurve:
 
 def sweep_data(build, plan, hw, phase: str, xs: list[int], fixed: int) -> SweepCurve:
     """Model and per-block time along one axis (batch in decode at context `fixed`, seq_len in prefill at
-    batch `fixed`), from the sweep evaluator, and each block's crossover (opgraph.crossover) if in range."""
-    from opgraph.crossover import crossovers
-    from opgraph.sweep import Sweeper
+    batch `fixed`), from the sweep evaluator, and each block's crossover (opgraph.analysis.crossover) if in range."""
+    from opgraph.analysis.crossover import crossovers
+    from opgraph.analysis.sweep import Sweeper
 
     sweeper = Sweeper(build, plan, hw, phase)
     points = [sweeper.point(x, fixed) if phase == "decode" else sweeper.point(fixed, x) for x in xs]

@@ -5,9 +5,9 @@ folded into each op's label."""
 
 from __future__ import annotations
 
-from opgraph.fusion import Partition
-from opgraph.graph import Graph
-from opgraph.tensor import Role
+from opgraph.core.fusion import Partition
+from opgraph.core.graph import Graph
+from opgraph.core.tensor import Role
 
 FORMATS = ("dot", "mermaid")
 

@@ -19,8 +19,8 @@ import math
 import attrs
 
 from opgraph.errors import OpgraphError
-from opgraph.tensor import DType, Role, Tensor
-from opgraph.trace import is_int, minimum
+from opgraph.core.tensor import DType, Role, Tensor
+from opgraph.core.sizes import is_int, minimum
 
 # Op categories as sets, so rules can speak of them (tinygrad's GroupOp habit).
 MATMUL = "matmul"

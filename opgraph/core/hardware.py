@@ -6,8 +6,8 @@ from __future__ import annotations
 import attrs
 
 from opgraph.errors import OpgraphError
-from opgraph.tensor import DType
-from opgraph.trace import minimum
+from opgraph.core.tensor import DType
+from opgraph.core.sizes import minimum
 
 TERA = 10**12
 GIGA = 10**9

@@ -24,15 +24,15 @@ import attrs
 import networkx as nx
 from tabulate import tabulate
 
-from opgraph.cost import precision_in_use
+from opgraph.core.cost import precision_in_use
 from opgraph.errors import OpgraphError
-from opgraph.fusion import FusionPlan, Partition, apply
-from opgraph.graph import Graph
-from opgraph.hardware import Hardware
-from opgraph.model import Model
-from opgraph.phase import Phase
-from opgraph.search import first_true
-from opgraph.tensor import Role
+from opgraph.core.fusion import FusionPlan, Partition, apply
+from opgraph.core.graph import Graph
+from opgraph.core.hardware import Hardware
+from opgraph.core.model import Model
+from opgraph.core.phase import Phase
+from opgraph.analysis.search import first_true
+from opgraph.core.tensor import Role
 
 # Roles whose bytes are counted elsewhere (weights, KV cache), never as activations.
 _NOT_ACTIVATIONS = frozenset({Role.WEIGHT, Role.KV_CACHE})
@@ -84,8 +84,8 @@ def peak_activations(graph: Graph, part: Partition) -> Peak:
     elsewhere. Parts of a block that share no tensor (the embedding and the head in `embed_head`) run at
     different times of the model, so each is walked on its own and the block's peak is the larger.
 
-    >>> from opgraph.graph import GraphBuilder
-    >>> from opgraph.fusion import FusionPlan, apply
+    >>> from opgraph.core.graph import GraphBuilder
+    >>> from opgraph.core.fusion import FusionPlan, apply
     >>> b = GraphBuilder()
     >>> x = b.input("x", (1, 4, 8))                         # 64 bytes of bf16
     >>> a = b.linear("up", x, b.weight("w1", (16, 8)))       # 128 bytes

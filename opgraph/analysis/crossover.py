@@ -16,14 +16,14 @@ from fractions import Fraction
 
 import attrs
 
-from opgraph.cost import analyze
+from opgraph.core.cost import analyze
 from opgraph.errors import OpgraphError
-from opgraph.fusion import FusionPlan
-from opgraph.graph import Graph
-from opgraph.hardware import Hardware
-from opgraph.phase import Phase
-from opgraph.search import first_true
-from opgraph.tensor import Role
+from opgraph.core.fusion import FusionPlan
+from opgraph.core.graph import Graph
+from opgraph.core.hardware import Hardware
+from opgraph.core.phase import Phase
+from opgraph.analysis.search import first_true
+from opgraph.core.tensor import Role
 from opgraph.trace import Traced
 
 LIMIT = 1 << 20  # the largest batch or length searched
@@ -36,21 +36,27 @@ class Crossover:
     method: str  # "linear solve", "search", or "already" (compute-bound from 1)
 
 
+_FIELDS = ("flops", "bytes", "compute_s", "memory_s")
+
+
 def _evaluator(build, plan: FusionPlan, hw: Hardware, phase: str, fixed: int) -> Traced:
     """(flops, bytes, compute_s, memory_s) of every op and block at one value of the variable."""
-    def evaluate(n) -> list:
+    def evaluate(n) -> dict:
         ph = Phase.decode(n, fixed) if phase == "decode" else Phase.prefill(fixed, n)
         r = analyze(build(ph), plan, hw)
-        out = []
+        out = {}
         for b in r.blocks:
             for label, c in [(f"{b.name}.{o.name}", o.cost) for o in b.ops] + [(b.name, b.totals)]:
-                out += [label, c.flops, c.bytes, c.compute_s, c.memory_s]
+                out.update({(label, f): getattr(c, f) for f in _FIELDS})
         return out
     return Traced(evaluate, ("n",))
 
 
-def _table(values: tuple) -> dict[str, tuple]:
-    return {values[i]: values[i + 1:i + 5] for i in range(0, len(values), 5)}
+def _table(values: dict) -> dict[str, tuple]:
+    table: dict[str, list] = {}
+    for (label, _), v in values.items():  # fields arrive in _FIELDS order for each label
+        table.setdefault(label, []).append(v)
+    return {label: tuple(v) for label, v in table.items()}
 
 
 def crossovers(build, plan: FusionPlan, hw: Hardware, phase: str, fixed: int) -> list[Crossover]:
@@ -127,7 +133,7 @@ def attention_overtakes_ffn(build, plan: FusionPlan, hw: Hardware, batch: int) -
         raise OpgraphError(f"{probe.name} has no attention layers")
     halves = {b.name: attention_ops(b.graph) for b in layers}
 
-    def evaluate(n) -> list:
+    def evaluate(n) -> dict:
         r = analyze(build(Phase.decode(batch, n)), plan, hw)
         attention = ffn = 0.0
         for b in r.blocks:
@@ -137,8 +143,8 @@ def attention_overtakes_ffn(build, plan: FusionPlan, hw: Hardware, batch: int) -
                         attention += b.count * o.cost.time_s
                     else:
                         ffn += b.count * o.cost.time_s
-        return [attention, ffn]
+        return {"attention": attention, "ffn": ffn}
 
     ev = Traced(evaluate, ("n",))
-    row = lambda n: (0, 0, *ev(n))  # noqa: E731 - (flops, bytes, attention_s, ffn_s) for _search's predicate
+    row = lambda n: (0, 0, *ev(n).values())  # noqa: E731 - (flops, bytes, attention_s, ffn_s) for _search
     return 1 if _bound(row(1)) else _search(row)

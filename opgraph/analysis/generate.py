@@ -18,18 +18,19 @@ import math
 from collections.abc import Callable
 
 import attrs
+import numpy as np
 from tabulate import tabulate
 
-from opgraph import memory as mem
-from opgraph.cost import PhaseCost, analyze
-from opgraph.sweep import Sweeper
+from opgraph.analysis import memory as mem
+from opgraph.core.cost import PhaseCost, analyze
+from opgraph.analysis.sweep import Sweeper
 from opgraph.errors import OpgraphError
-from opgraph.fusion import FusionPlan
-from opgraph.hardware import Hardware
-from opgraph.memory import Footprint, footprint
-from opgraph.report import seconds, sig
-from opgraph.model import Model
-from opgraph.phase import Phase, positive
+from opgraph.core.fusion import FusionPlan
+from opgraph.core.hardware import Hardware
+from opgraph.analysis.memory import Footprint, footprint
+from opgraph.render.report import seconds, sig
+from opgraph.core.model import Model
+from opgraph.core.phase import Phase, positive
 
 
 MAX_STEPS = 100_000
@@ -97,9 +98,9 @@ def estimate(build: Callable[[Phase], Model], plan: FusionPlan, hw: Hardware, *,
     pre_model = build(Phase.prefill(batch, prompt))
     prefill = analyze(pre_model, plan, hw)
     # Every step is costed at its own context, by replaying the traced pipeline (exactly the report's numbers).
-    decode = Sweeper(build, plan, hw, "decode")
     contexts = range(prompt, prompt + output - 1)
-    steps = [Step(context, decode.point(batch, context).model_time_s) for context in contexts]
+    times = Sweeper(build, plan, hw, "decode").grid([batch] * len(contexts), contexts).time_s if contexts else []
+    steps = [Step(context, t) for context, t in zip(contexts, np.asarray(times).tolist())]
     last = build(Phase.decode(batch, contexts[-1])) if steps else None
     memory = [footprint(pre_model, plan, hw)]
     notes = list(pre_model.notes)

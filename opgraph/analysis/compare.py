@@ -6,12 +6,12 @@ from __future__ import annotations
 import attrs
 from tabulate import tabulate
 
-from opgraph import activations
-from opgraph.cost import PhaseCost, analyze
-from opgraph.fusion import FusionPlan, apply
-from opgraph.hardware import Hardware
-from opgraph.model import Model
-from opgraph.report import seconds, sig
+from opgraph.analysis import activations
+from opgraph.core.cost import PhaseCost, analyze
+from opgraph.core.fusion import FusionPlan, apply
+from opgraph.core.hardware import Hardware
+from opgraph.core.model import Model
+from opgraph.render.report import seconds, sig
 
 
 @attrs.frozen

@@ -5,9 +5,11 @@ from __future__ import annotations
 import attrs
 
 from opgraph.errors import OpgraphError
-from opgraph.trace import is_int
+from opgraph.core.sizes import is_int
 
 PHASES = ("prefill", "decode")
+# What each phase calls its length: prompt tokens per sequence, or tokens already in the KV cache.
+LENGTH_NAMES = {"prefill": "seq_len", "decode": "context"}
 
 
 def positive(name: str, value: object) -> int:
@@ -35,6 +37,22 @@ class Phase:
         """One new token per sequence after `context` cached ones: attention runs over context+1 keys."""
         return cls("decode", positive("batch", batch), 1, positive("context", context))
 
+    @classmethod
+    def of(cls, name: str, batch: int, length: int) -> "Phase":
+        """prefill(batch, seq_len=length) or decode(batch, context=length), by name."""
+        if name not in PHASES:
+            raise OpgraphError(f"unknown phase {name!r}; valid: {', '.join(PHASES)}")
+        return cls.prefill(batch, length) if name == "prefill" else cls.decode(batch, length)
+
+    @property
+    def length(self) -> int:
+        """The phase's own length: seq_len in prefill, context in decode."""
+        return self.new_tokens if self.name == "prefill" else self.past
+
+    @property
+    def length_name(self) -> str:
+        return LENGTH_NAMES[self.name]
+
     @property
     def keys(self) -> int:
         """Key positions each new token attends to (before any window limit)."""
@@ -47,6 +65,4 @@ class Phase:
 
     def describe(self) -> dict[str, int]:
         """The user's own parameters for this phase, as they named them."""
-        if self.name == "prefill":
-            return {"batch": self.batch, "seq_len": self.new_tokens}
-        return {"batch": self.batch, "context": self.past}
+        return {"batch": self.batch, self.length_name: self.length}

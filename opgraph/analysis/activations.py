@@ -7,8 +7,8 @@ from __future__ import annotations
 import attrs
 from tabulate import tabulate
 
-from opgraph.fusion import Partition
-from opgraph.graph import Graph
+from opgraph.core.fusion import Partition
+from opgraph.core.graph import Graph
 
 MATERIALIZED, FUSED, AVOIDED = "materialized", "fused", "avoided"
 # A fused attention core computes the score matrix tile by tile with an online softmax (FlashAttention),

@@ -13,7 +13,7 @@ import math
 
 from tabulate import tabulate
 
-from opgraph.cost import BlockCost, PhaseCost, Roofline
+from opgraph.core.cost import BlockCost, PhaseCost, Roofline
 
 FORMATS = ("table", "json", "csv", "markdown")
 UNITS = {"flops": "FLOP", "bytes": "byte", "time_s": "s", "intensity": "FLOP/byte", "share": "fraction of block time"}

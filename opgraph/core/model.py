@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import attrs
 
-from opgraph.graph import Graph
-from opgraph.phase import Phase
+from opgraph.core.graph import Graph
+from opgraph.core.phase import Phase
 
 
 @attrs.frozen

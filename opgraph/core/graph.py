@@ -8,9 +8,9 @@ from collections.abc import Iterable
 
 import networkx as nx
 
-from opgraph import ops
+from opgraph.core import ops
 from opgraph.errors import OpgraphError
-from opgraph.tensor import BF16, DType, Precision, Role, Tensor
+from opgraph.core.tensor import BF16, DType, Precision, Role, Tensor
 
 
 class LintError(OpgraphError):
@@ -118,7 +118,7 @@ def lint(op_list: Iterable[ops.Op], outputs: Iterable[Tensor | str] = (), name: 
 
 
 def _op_method(factory):
-    """Expose an op factory from `opgraph.ops` as a builder method that adds the op and returns its output,
+    """Expose an op factory from `opgraph.core.ops` as a builder method that adds the op and returns its output,
     stored at the builder's precision for the output's role unless the call says otherwise."""
     @functools.wraps(factory)
     def method(self: "GraphBuilder", *args, **kwargs) -> Tensor:

@@ -8,7 +8,7 @@ import math
 import attrs
 
 from opgraph.errors import OpgraphError
-from opgraph.trace import is_int
+from opgraph.core.sizes import is_int
 
 
 @attrs.frozen

@@ -18,14 +18,14 @@ import math
 
 import attrs
 
-from opgraph.fusion import FusionError, FusionPlan, Kernel, Partition, apply
-from opgraph.graph import Graph
-from opgraph.hardware import Hardware
-from opgraph.model import Model
-from opgraph.ops import MATRIX_KINDS
-from opgraph.phase import Phase
-from opgraph.tensor import Role, nbytes
-from opgraph.trace import maximum
+from opgraph.core.fusion import FusionError, FusionPlan, Kernel, Partition, apply
+from opgraph.core.graph import Graph
+from opgraph.core.hardware import Hardware
+from opgraph.core.model import Model
+from opgraph.core.ops import MATRIX_KINDS
+from opgraph.core.phase import Phase
+from opgraph.core.tensor import Role, nbytes
+from opgraph.core.sizes import maximum
 
 COMPUTE, MEMORY = "compute", "memory"
 
@@ -64,6 +64,11 @@ def intensity(flops: int, nbytes_: int) -> float:
     return flops / nbytes_ if nbytes_ else math.inf
 
 
+def verdict(compute_s: float, memory_s: float) -> str:
+    """THE roofline verdict: compute-bound when the compute time exceeds the memory time, else memory-bound."""
+    return COMPUTE if compute_s > memory_s else MEMORY
+
+
 @attrs.frozen
 class Roofline:
     """FLOPs and bytes with their times on one hardware."""
@@ -85,7 +90,7 @@ class Roofline:
 
     @property
     def bound(self) -> str:
-        return COMPUTE if self.compute_s > self.memory_s else MEMORY
+        return verdict(self.compute_s, self.memory_s)
 
     def times(self, k: int) -> "Roofline":
         """The same work done k times over (a block repeated k times in the model)."""

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opgraph import datafile
+from opgraph.files import datafile
 from opgraph.errors import OpgraphError
-from opgraph.fusion import FuseRule, FusionPlan
-from opgraph.ops import FUNCTIONS, KINDS
-from opgraph.tensor import Role
+from opgraph.core.fusion import FuseRule, FusionPlan
+from opgraph.core.ops import FUNCTIONS, KINDS
+from opgraph.core.tensor import Role
 
 PLANS = Path(__file__).parent / "plans"
 DEFAULT = "fused"

@@ -21,8 +21,8 @@ import attrs
 import networkx as nx
 
 from opgraph.errors import OpgraphError
-from opgraph.graph import Graph
-from opgraph.tensor import Role
+from opgraph.core.graph import Graph
+from opgraph.core.tensor import Role
 
 
 class FusionError(OpgraphError):

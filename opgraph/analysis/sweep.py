@@ -1,0 +1,203 @@
+"""Sweeps: one model, plan and GPU evaluated at many batch sizes and lengths.
+
+The graph's structure does not change with batch or length, so a sweep does not rebuild it per point:
+`Sweeper` traces the ordinary build-fuse-cost pipeline once per regime with symbolic batch and length
+(`opgraph.trace`) and replays it, one point at a time or over whole numpy arrays, giving exactly the
+numbers `opgraph report` gives at each point.
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+
+from opgraph.core.cost import analyze, verdict
+from opgraph.errors import OpgraphError
+from opgraph.core.fusion import FusionPlan
+from opgraph.core.hardware import Hardware
+from opgraph.core.phase import LENGTH_NAMES, PHASES, Phase
+from opgraph.trace import Traced
+
+_TOTALS = ("time_s", "flops", "bytes", "compute_s", "memory_s")
+
+
+@attrs.frozen
+class SweepPoint:
+    hardware: str
+    phase: str
+    batch: int
+    length: int  # seq_len in prefill, context in decode
+    model_time_s: float
+    model_flops: int
+    model_bytes: int
+    compute_s: float
+    memory_s: float
+    block_time_s: dict[str, float]  # one instance of each block
+    dominant_op: str  # "block.op" taking the largest share of the model's time
+    dominant_share: float
+
+    @property
+    def intensity(self) -> float:
+        return self.model_flops / self.model_bytes
+
+    @property
+    def bound(self) -> str:
+        return verdict(self.compute_s, self.memory_s)
+
+    @property
+    def length_name(self) -> str:
+        return LENGTH_NAMES[self.phase]
+
+
+@attrs.frozen(eq=False)
+class SweepGrid:
+    """Many points of one phase on one GPU, as arrays of equal length (one entry a point). Counts are int64
+    arrays, or object arrays of exact Python ints where they exceed int64."""
+
+    hardware: str
+    phase: str
+    batch: np.ndarray
+    length: np.ndarray
+    time_s: np.ndarray  # the model's time
+    flops: np.ndarray
+    bytes: np.ndarray
+    compute_s: np.ndarray
+    memory_s: np.ndarray
+    block_time_s: dict[str, np.ndarray]  # one instance of each block
+    op_labels: tuple[str, ...]  # "block.op"
+    dominant: np.ndarray  # index into op_labels of the op taking the largest share of the model's time
+    dominant_share: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+    def points(self) -> list[SweepPoint]:
+        """The grid as records, one per point (for rendering)."""
+        cols = [c.tolist() for c in (self.batch, self.length, self.time_s, self.flops, self.bytes, self.compute_s,
+                                     self.memory_s, self.dominant, self.dominant_share)]
+        blocks = {name: t.tolist() for name, t in self.block_time_s.items()}
+        return [SweepPoint(self.hardware, self.phase, b, n, t, f, by, c, m,
+                           {name: ts[i] for name, ts in blocks.items()}, self.op_labels[d], share)
+                for i, (b, n, t, f, by, c, m, d, share) in enumerate(zip(*cols))]
+
+
+class Sweeper:
+    """Evaluate a model at (batch, length) points of one phase; `build(phase)` gives the model for a phase
+    (e.g. `lambda ph: config.build(ph, options)`)."""
+
+    def __init__(self, build, plan: FusionPlan, hw: Hardware, phase: str):
+        if phase not in PHASES:
+            raise OpgraphError(f"unknown phase {phase!r}; valid: {', '.join(PHASES)}")
+        self.hw, self.phase = hw, phase
+
+        def evaluate(batch, length) -> dict:
+            r = analyze(build(Phase.of(phase, batch, length)), plan, hw)
+            t = r.totals
+            out = dict(zip(_TOTALS, (t.time_s, t.flops, t.bytes, t.compute_s, t.memory_s)))
+            out.update({("block", b.name): b.totals.time_s for b in r.blocks})
+            out.update({("op", f"{b.name}.{o.name}"): b.count * o.cost.time_s for b in r.blocks for o in b.ops})
+            return out
+
+        self._traced = Traced(evaluate, ("batch", "length"))
+
+    def point(self, batch: int, length: int) -> SweepPoint:
+        out = self._traced(batch, length)
+        ops = {label[1]: v for label, v in out.items() if label[0] == "op"}
+        top = max(ops, key=ops.__getitem__)
+        return SweepPoint(self.hw.name, self.phase, batch, length, *(out[k] for k in _TOTALS),
+                          {label[1]: v for label, v in out.items() if label[0] == "block"}, top,
+                          ops[top] / out["time_s"])
+
+    def grid(self, batch, length) -> SweepGrid:
+        """Every point (batch[i], length[i]) at once; use `numpy.meshgrid` for a cross product."""
+        batch, length = np.asarray(batch, dtype=np.int64), np.asarray(length, dtype=np.int64)
+        if batch.shape != length.shape or batch.ndim != 1:
+            raise OpgraphError("batch and length must be 1-D sequences of equal length, one entry a point")
+        for name, values in (("batch", batch), (LENGTH_NAMES[self.phase], length)):
+            if values.size and values.min() <= 0:
+                raise OpgraphError(f"{name} values must be positive integers, got {int(values.min())}")
+        out = self._traced.many(batch=batch, length=length)
+        ops = [(label[1], v) for label, v in out.items() if isinstance(label, tuple) and label[0] == "op"]
+        best = np.zeros(len(batch), dtype=np.int64)
+        top = np.full(len(batch), -np.inf)
+        for i, (_, t) in enumerate(ops):  # a running maximum: no n x ops matrix
+            better = t > top
+            best[better], top[better] = i, t[better]
+        times = out["time_s"]
+        with np.errstate(all="ignore"):
+            share = top / times
+        return SweepGrid(self.hw.name, self.phase, batch, length, times, out["flops"], out["bytes"],
+                         out["compute_s"], out["memory_s"],
+                         {label[1]: v for label, v in out.items() if isinstance(label, tuple) and label[0] == "block"},
+                         tuple(label for label, _ in ops), best, share)
+
+    @property
+    def regimes(self) -> int:
+        """How many times the pipeline was traced: once per regime met so far."""
+        return len(self._traced.regimes)
+
+
+def parse_values(text: str, name: str) -> list[int]:
+    """A sweep axis: "1,2,4", an inclusive range "1:512" or "1:512:8", or a progression "1,2,4,...,512"
+    (geometric when the first terms have an integer ratio that reaches the end exactly, else arithmetic)."""
+    def num(s: str) -> int:
+        try:
+            value = int(s)
+        except ValueError:
+            raise OpgraphError(f"{name}: {s!r} is not an integer (in {text!r})") from None
+        if value <= 0:
+            raise OpgraphError(f"{name}: values must be positive integers, got {value} (in {text!r})")
+        return value
+
+    values: list[int] = []
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise OpgraphError(f"{name}: no values in {text!r}")
+    i = 0
+    while i < len(parts):
+        p = parts[i]
+        if p == "...":
+            if len(values) < 2 or i + 1 >= len(parts):
+                raise OpgraphError(f"{name}: '...' needs two values before it and one after, as in 1,2,4,...,512")
+            values.extend(_progression(values[-2], values[-1], num(parts[i + 1]), name, text)[2:])
+            i += 2
+            continue
+        if ":" in p:
+            bounds = p.split(":")
+            if len(bounds) not in (2, 3):
+                raise OpgraphError(f"{name}: a range is START:STOP or START:STOP:STEP, got {p!r}")
+            start, stop = num(bounds[0]), num(bounds[1])
+            step = num(bounds[2]) if len(bounds) == 3 else 1
+            if stop < start:
+                raise OpgraphError(f"{name}: range {p!r} ends before it starts")
+            values.extend(range(start, stop + 1, step))
+        else:
+            values.append(num(p))
+        i += 1
+    return values
+
+
+def _progression(a: int, b: int, end: int, name: str, text: str) -> list[int]:
+    if b > a and b % a == 0:
+        seq, ratio = [a, b], b // a
+        while seq[-1] < end:
+            seq.append(seq[-1] * ratio)
+        if seq[-1] == end:
+            return seq
+    if b > a and (end - a) % (b - a) == 0 and end > b:
+        return list(range(a, end + 1, b - a))
+    raise OpgraphError(f"{name}: {a},{b},...,{end} is neither a geometric nor an arithmetic progression "
+                       f"that ends at {end} (in {text!r})")
+
+
+def sweep(build, plan: FusionPlan, hardware: list[Hardware], phases: list[str], batches: list[int],
+          lengths: dict[str, list[int]]) -> list[SweepGrid]:
+    """Every (hardware, phase, batch, length) combination: one grid per GPU and phase, in that order, each
+    with the points batch-major (every length of the first batch, then of the second, ...)."""
+    grids = []
+    for hw in hardware:
+        for phase in phases:
+            b, n = np.meshgrid(np.asarray(batches, dtype=np.int64), np.asarray(lengths[phase], dtype=np.int64),
+                               indexing="ij")
+            grids.append(Sweeper(build, plan, hw, phase).grid(b.ravel(), n.ravel()))
+    return grids
