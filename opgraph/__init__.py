@@ -5,6 +5,7 @@ A layer is a DAG of ops with tensor shapes (`graph`), a fusion plan decides what
 """
 
 from opgraph.core.cost import PhaseCost, analyze
+from opgraph.core.sizes import size_function
 from opgraph.errors import OpgraphError
 from opgraph.core.fusion import FuseRule, FusionPlan, apply
 from opgraph.files.planfile import load as strategy
@@ -17,5 +18,5 @@ from opgraph.core.tensor import BF16, FP8, FP16, FP32, INT4, INT8, DType, Precis
 __all__ = [
     "BF16", "FP8", "FP16", "FP32", "INT4", "INT8", "Block", "DType", "FuseRule", "FusionPlan", "Graph",
     "GraphBuilder", "Hardware", "LintError", "Model", "OpgraphError", "Phase", "Precision", "PhaseCost", "Role",
-    "Tensor", "analyze", "apply", "lint", "strategy",
+    "Tensor", "analyze", "apply", "lint", "size_function", "strategy",
 ]

@@ -3,14 +3,11 @@
 import csv
 import io
 import json
-import subprocess
-import sys
 
 import pytest
 
 
-def opgraph(*args):
-    return subprocess.run([sys.executable, "-m", "opgraph.cli", *args], capture_output=True, text=True)
+from userland import opgraph
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,13 @@
 errors that name the field and the file, and the CLI as a user meets it."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from opgraph import hardware
 from opgraph import models
 from opgraph.models import hf_config
+from userland import opgraph
 from opgraph import BF16, FP16, FP32, OpgraphError, Phase, analyze, strategy
 
 # Small configs of each supported model_type, as the checkpoints spell them.
@@ -155,8 +154,6 @@ def test_missing_file():
         models.get("nowhere/config.json")
 
 
-def opgraph(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "opgraph.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
 def test_cli_reports_a_config_json_offline(tmp_path):

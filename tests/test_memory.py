@@ -3,7 +3,6 @@ hand formulas, the capacity verdict both ways, and the largest batch that fits."
 
 import json
 
-import pytest
 
 from opgraph import hardware
 from opgraph import models

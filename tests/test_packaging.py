@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+from userland import opgraph
+
 SCRIPT = """
 import models, hardware
 assert models.MINE and hardware.MINE, "the project's own modules must win"
@@ -19,8 +21,7 @@ def test_runs_beside_a_projects_own_models_and_hardware_modules(tmp_path):
     r = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "8030261248"  # Llama-3-8B's published parameter count
-    cli = subprocess.run([sys.executable, "-m", "opgraph.cli", "report", "--phase", "decode", "--format", "json"],
-                         capture_output=True, text=True, cwd=tmp_path)
+    cli = opgraph("report", "--phase", "decode", "--format", "json", cwd=tmp_path)
     assert cli.returncode == 0, cli.stderr
 
 

@@ -2,13 +2,12 @@
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 
 pytest.importorskip("matplotlib")
 
+from userland import opgraph, python  # noqa: E402
 from opgraph import hardware  # noqa: E402
 from opgraph import models  # noqa: E402
 from opgraph import BF16, Phase, analyze, strategy  # noqa: E402
@@ -26,8 +25,7 @@ def results():
 
 
 def report_json(*args):
-    r = subprocess.run([sys.executable, "-m", "opgraph.cli", "report", "--format", "json", *args],
-                       capture_output=True, text=True)
+    r = opgraph("report", "--format", "json", *args)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -105,7 +103,7 @@ def test_missing_matplotlib_says_how_to_install(tmp_path):
     code = ("import sys; sys.modules['matplotlib'] = None\n"  # makes `import matplotlib` raise ImportError
             "from opgraph.cli import main\n"
             f"sys.exit(main(['plot', 'roofline', '--out', {str(tmp_path / 'r.png')!r}]))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    r = python(code)
     assert r.returncode == 2 and 'pip install "opgraph[plot]"' in r.stderr and "Traceback" not in r.stderr
     assert r.stderr.count("\n") == 1 and not (tmp_path / "r.png").exists()
 
@@ -116,7 +114,7 @@ def test_no_other_command_imports_matplotlib():
             " ['models'], ['hardware']):\n"
             "    assert main(argv) == 0\n"
             "assert 'matplotlib' not in sys.modules, 'matplotlib was imported'\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    r = python(code)
     assert r.returncode == 0, r.stderr
 
 

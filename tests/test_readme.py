@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from userland import opgraph
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 BLOCKS = re.findall(r"```(\w*)\n(.*?)```", README, flags=re.S)
@@ -55,8 +56,7 @@ def test_console_example_runs(command, tmp_path):
 
 def test_sample_report_is_current():
     sample = next(code for lang, code in BLOCKS if lang == "" and "DECODE: batch 32" in code)
-    r = subprocess.run([sys.executable, "-m", "opgraph.cli", "report", "--phase", "decode"],
-                       capture_output=True, text=True)
+    r = opgraph("report", "--phase", "decode")
     actual = r.stdout.splitlines()
     rows = [line for line in sample.splitlines() if line and not line.startswith("fusion:")]
     missing = [line for line in rows if line not in actual]
@@ -70,7 +70,7 @@ PAIRS = [(cmd, out) for cmd, out in re.findall(r"```console\n\$ ([^\n]+)\n```\s*
 @pytest.mark.parametrize("command, excerpt", PAIRS, ids=[c for c, _ in PAIRS])
 def test_output_excerpts_are_current(command, excerpt):
     assert command.startswith("opgraph ")
-    r = subprocess.run([sys.executable, "-m", "opgraph.cli", *command.split()[1:]], capture_output=True, text=True)
+    r = opgraph(*command.split()[1:])
     actual = r.stdout.splitlines()
     missing = [line for line in excerpt.splitlines() if line and line != "..." and line not in actual]
     assert not missing, f"README excerpt of `{command}` is stale:\n" + "\n".join(missing)
