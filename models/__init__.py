@@ -8,9 +8,10 @@ from pathlib import Path
 from . import hf_config, pieces
 from .decoder import MLA, DecoderConfig, LayerKind, MoE
 from .llama import LlamaConfig
-from .options import BuildOptions
+from opgraph.core.model import BuildOptions
 from .presets import PRESETS
 from opgraph.errors import OpgraphError
+from opgraph.files import datafile, usermodel
 
 DEFAULT = "llama-3-8b"
 
@@ -25,12 +26,16 @@ def names() -> list[str]:
 
 
 def get(name: str):
-    """A preset config by name, or a Hugging Face config.json (a path ending in .json, an existing file, or a
-    checkpoint directory holding config.json) loaded from disk; its `build(phase)` gives the Model."""
+    """A model source by what the user typed: a preset name; `file.py:NAME` or `package.module:NAME` (a function
+    build(phase, options) -> Model, or an object with that method; see opgraph.files.usermodel); or a Hugging
+    Face config.json (a path ending in .json, an existing file, or a checkpoint directory holding config.json)
+    loaded from disk. Its `build(phase, options)` gives the Model."""
     if name in PRESETS:
         return PRESETS[name]
-    path = Path(name)
-    if name.endswith(".json") or path.is_file() or (path / "config.json").is_file():
-        return hf_config.load(path)
-    raise OpgraphError(f"unknown model {name!r}; valid: {', '.join(names())}, or the path of a Hugging Face "
-                       f"config.json")
+    if usermodel.looks_like_reference(name):
+        return usermodel.load(name)
+    if name.endswith(".json") or datafile.exists(name) or datafile.exists(str(Path(name) / "config.json")):
+        return hf_config.load(Path(name))
+    shown = name if len(name) <= 80 else name[:77] + "..."
+    raise OpgraphError(f"unknown model {shown!r}; presets: {', '.join(names())}; or the path of a Hugging Face "
+                       f"config.json, or file.py:NAME for a model written in Python")

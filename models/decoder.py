@@ -13,7 +13,7 @@ from __future__ import annotations
 import attrs
 
 from . import pieces
-from .options import BuildOptions
+from opgraph.core.model import BuildOptions
 from opgraph.errors import OpgraphError
 from opgraph.core.graph import Graph, GraphBuilder
 from opgraph.core.model import Block, Model
@@ -196,12 +196,14 @@ class DecoderConfig:
         b = GraphBuilder(self.precision(options), self.block_name(kind))
         ln = dict(fn=self.norm, bias=self.norm_bias)
         x = b.input("x", (phase.batch, phase.new_tokens, self.d_model))
-        a = pieces.norm(b, "input_layernorm", x, "input_layernorm.weight", out="x_norm", **ln)
-        a = self._attention(b, a, phase, kind, options)
-        h = pieces.residual(b, "attn_residual", x, a, out="h")
-        m = pieces.norm(b, "post_attention_layernorm", h, "post_attention_layernorm.weight", out="h_norm", **ln)
-        m = self._feed_forward(b, m, phase, kind, options)
-        out = pieces.residual(b, "mlp_residual", h, m, out="out")
+        with b.scope(part="attention"):  # a pre-norm half: its norm and residual add belong to it
+            a = pieces.norm(b, "input_layernorm", x, "input_layernorm.weight", out="x_norm", **ln)
+            a = self._attention(b, a, phase, kind, options)
+            h = pieces.residual(b, "attn_residual", x, a, out="h")
+        with b.scope(part="moe" if kind.moe else "mlp"):
+            m = pieces.norm(b, "post_attention_layernorm", h, "post_attention_layernorm.weight", out="h_norm", **ln)
+            m = self._feed_forward(b, m, phase, kind, options)
+            out = pieces.residual(b, "mlp_residual", h, m, out="out")
         return b.build(outputs=[out])
 
     def _attention(self, b: GraphBuilder, x, phase: Phase, kind: LayerKind, options: BuildOptions):

@@ -9,13 +9,26 @@ three projections of the same total size; a checkpoint matrix that feeds two ops
 
 from __future__ import annotations
 
+import functools
 
-from opgraph.core import ops
 from opgraph.errors import OpgraphError
 from opgraph.core.graph import GraphBuilder
 from opgraph.core.phase import Phase
 from opgraph.core.sizes import minimum, size_function
 from opgraph.core.tensor import INT32, Role, Tensor
+
+
+def piece(part: str = ""):
+    """Every piece takes `name`: its ops, results, weights and cache entries are named inside the builder scope
+    `name` (a prefix), so a piece can be used more than once in one block; and its ops are tagged `part`
+    unless the caller's scope already tagged them."""
+    def wrap(build):
+        @functools.wraps(build)
+        def call(b: GraphBuilder, *args, name: str = "", **kwargs):
+            with b.scope(name, part=part):
+                return build(b, *args, **kwargs)
+        return call
+    return wrap
 
 
 def norm(b: GraphBuilder, name: str, x: Tensor, weight: str, *, fn: str = "rmsnorm", bias: bool = False,
@@ -41,6 +54,7 @@ def cached_positions(phase: Phase, window: int | None) -> int:
     return phase.past if window is None else minimum(phase.past, window - 1)
 
 
+@piece("attention")
 def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_heads: int, head_dim: int,
                   causal: bool = False, prefix: str = "self_attn.", qkv_bias: bool = False, o_bias: bool = False,
                   window: int | None = None, rotary_dim: int | None = None, rotary: bool = True) -> Tensor:
@@ -80,13 +94,7 @@ def _row_blocks(b: GraphBuilder, name: str, k: int, parts: dict[str, int], *, pr
     return [b.weight(f"{prefix}{name}.weight[{part}]", (n, k)) for part, n in parts.items()]
 
 
-def _multi_linear(b: GraphBuilder, name: str, x: Tensor, weights: list[Tensor], outs: list[str]) -> tuple[Tensor, ...]:
-    """One linear op over several row blocks of a matrix, with one output per block."""
-    op = ops.multi_linear(name, x, weights, outs=outs, dtype=b.precision.of(Role.ACTIVATION))
-    b.add(op)
-    return op.outputs
-
-
+@piece("attention")
 def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lora_rank: int, qk_nope_head_dim: int,
                   qk_rope_head_dim: int, v_head_dim: int, q_lora_rank: int | None = None, absorbed: bool = False,
                   causal: bool = False, prefix: str = "self_attn.") -> Tensor:
@@ -111,13 +119,13 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
         cq = proj(b, "q_a_proj", x, q_lora_rank, prefix=prefix, out="q_latent")
         cq = norm(b, "q_a_layernorm", cq, f"{prefix}q_a_layernorm.weight", out="q_latent_norm")
         w_q = _row_blocks(b, "q_b_proj", q_lora_rank, q_parts, prefix=prefix)
-        q_nope, q_pe = _multi_linear(b, "q_b_proj", cq, w_q, ["q_nope", "q_pe"])
+        q_nope, q_pe = b.multi_linear("q_b_proj", cq, w_q, outs=["q_nope", "q_pe"])
     else:
-        q_nope, q_pe = _multi_linear(b, "q_proj", x, _row_blocks(b, "q_proj", d, q_parts, prefix=prefix),
-                                     ["q_nope", "q_pe"])
+        q_nope, q_pe = b.multi_linear("q_proj", x, _row_blocks(b, "q_proj", d, q_parts, prefix=prefix),
+                                     outs=["q_nope", "q_pe"])
     q_pe = b.rope("rope_q", q_pe, head_dim=rope, out="q_pe_rope")
     w_kv_a = _row_blocks(b, "kv_a_proj_with_mqa", d, {"latent": r, "rope": rope}, prefix=prefix)
-    latent, k_pe = _multi_linear(b, "kv_a_proj_with_mqa", x, w_kv_a, ["kv_latent", "k_pe"])
+    latent, k_pe = b.multi_linear("kv_a_proj_with_mqa", x, w_kv_a, outs=["kv_latent", "k_pe"])
     latent = norm(b, "kv_a_layernorm", latent, f"{prefix}kv_a_layernorm.weight", out="kv_latent_norm")
     k_pe = b.rope("rope_k", k_pe, head_dim=rope, out="k_pe_rope")
     entry = b.concat_heads("cache_entry", latent, k_pe, heads=1, out="latent_entry", role=Role.KV_CACHE)
@@ -137,7 +145,7 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
         if phase.past:
             raise OpgraphError("the decompressed MLA form here covers prefill (an empty cache); decode uses the "
                                "weight-absorbed form")
-        k_nope, v = _multi_linear(b, "kv_b_proj", latent, [w_uk, w_uv], ["k_nope", "v"])
+        k_nope, v = b.multi_linear("kv_b_proj", latent, [w_uk, w_uv], outs=["k_nope", "v"])
         q = b.concat_heads("q_concat", q_nope, q_pe, heads=heads, out="q_full")
         k = b.concat_heads("k_concat", k_nope, k_pe, heads=heads, shared=(1,), out="k_full")
         kw = dict(heads=heads, kv_heads=heads, causal=causal)
@@ -147,18 +155,19 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
     return proj(b, "o_proj", o, d, prefix=prefix, out="attn_out")
 
 
-def gated_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "silu", prefix: str = "mlp.", bias: bool = False,
-              name: str = "") -> Tensor:
-    """down(act(gate(x)) * up(x)): SwiGLU with act="silu", GeGLU with act="gelu". `name` prefixes the op and
-    tensor names (DeepSeek's shared experts sit beside the routed ones in one block)."""
+@piece("mlp")
+def gated_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "silu", prefix: str = "mlp.",
+              bias: bool = False) -> Tensor:
+    """down(act(gate(x)) * up(x)): SwiGLU with act="silu", GeGLU with act="gelu"."""
     d = x.shape[-1]
-    gate = proj(b, f"{name}gate_proj", x, d_ffn, prefix=prefix, bias=bias, out=f"{name}gate")
-    up = proj(b, f"{name}up_proj", x, d_ffn, prefix=prefix, bias=bias, out=f"{name}up")
-    a = b.elementwise(f"{name}act", act, gate, out=f"{name}act")
-    h = b.elementwise(f"{name}mul", "mul", a, up, out=f"{name}gated")
-    return proj(b, f"{name}down_proj", h, d, prefix=prefix, bias=bias, out=f"{name}mlp_out")
+    gate = proj(b, "gate_proj", x, d_ffn, prefix=prefix, bias=bias, out="gate")
+    up = proj(b, "up_proj", x, d_ffn, prefix=prefix, bias=bias, out="up")
+    a = b.elementwise("act", act, gate, out="act")
+    h = b.elementwise("mul", "mul", a, up, out="gated")
+    return proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_out")
 
 
+@piece("mlp")
 def plain_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "gelu", prefix: str = "mlp.",
               bias: bool = True) -> Tensor:
     """down(act(up(x))) with biases, as GPT-2's c_fc -> gelu -> c_proj."""
@@ -191,6 +200,7 @@ def expected_experts_real(experts: int, top_k: int, tokens: int) -> float:
     return experts * (1 - (1 - top_k / experts) ** tokens)
 
 
+@piece("moe")
 def moe(b: GraphBuilder, x: Tensor, *, experts: int, top_k: int, d_expert: int, touched: int, shared: int = 0,
         act: str = "silu", router_bias: bool = False, prefix: str = "mlp.") -> Tensor:
     """Mixture-of-experts feed-forward (Mixtral; DeepSeekMoE with `shared` always-on experts).
@@ -218,6 +228,7 @@ def moe(b: GraphBuilder, x: Tensor, *, experts: int, top_k: int, d_expert: int, 
     y = experts_linear("down_proj", h, d, d_expert, "expert_out")
     out = b.moe_combine("combine", y, weights, top_k=top_k, out="routed_out")
     if shared:
+        # DeepSeek's shared experts sit beside the routed ones in one block, as ops named shared.*
         s = gated_mlp(b, x, d_ffn=shared * d_expert, act=act, prefix=f"{prefix}shared_experts.", name="shared.")
         out = b.elementwise("shared_add", "add", out, s, out="moe_out")
     return out
@@ -227,6 +238,7 @@ def residual(b: GraphBuilder, name: str, x: Tensor, branch: Tensor, out: str) ->
     return b.elementwise(name, "add", x, branch, out=out)
 
 
+@piece("embedding")
 def embedding(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, positions: int | None = None) -> Tensor:
     """Token ids -> hidden states; reads only the rows the batch looks up. With `positions` (the size of
     a learned position table, GPT-2's wpe), adds the learned position embedding: every sequence looks up
@@ -241,6 +253,7 @@ def embedding(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, positi
     return b.elementwise("add_positions", "add", h, p, out="hidden_in")
 
 
+@piece("head")
 def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bool, norm_fn: str = "rmsnorm",
             norm_bias: bool = False) -> Tensor:
     """Final norm and lm_head over the last layer's output. In prefill only the last position of each

@@ -13,7 +13,7 @@ from tabulate import tabulate
 
 from opgraph import hardware
 from opgraph import models
-from opgraph.models import BuildOptions
+from opgraph.core.model import BuildOptions
 from opgraph.analysis import activations, generate, memory
 from opgraph.files import planfile
 from opgraph.render import plot
@@ -29,7 +29,7 @@ from opgraph.core.fusion import apply
 from opgraph.core.phase import PHASES, Phase, positive
 from opgraph.render.report import FORMATS, render, sig
 from opgraph.analysis.sweep import parse_values, sweep
-from opgraph.core.tensor import Precision, dtype
+from opgraph.core.tensor import BF16, Precision, dtype
 
 USAGE_ERROR = 2
 
@@ -202,14 +202,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _own_dtype(cfg) -> str:
+    """The model's own dtype name: a config's, else bf16 (GraphBuilder's default) for a model written in Python."""
+    return getattr(cfg, "dtype", BF16).name
+
+
 def _precision(args, cfg) -> Precision | None:
     given = {role: getattr(args, f"{role}_dtype") for role in ("weight", "act", "kv")}
     if args.dtype is None and not any(given.values()):
         if args.group_size is not None:
-            raise OpgraphError(f"--group-size applies to int4/int8 weights, but the weights are {cfg.dtype.name}; "
+            raise OpgraphError(f"--group-size applies to int4/int8 weights, but the weights are {_own_dtype(cfg)}; "
                                f"add --weight-dtype int4 or int8")
         return None
-    base = _check_choice("dtype", args.dtype or cfg.dtype.name, QUANT_DTYPES)
+    base = _check_choice("dtype", args.dtype or _own_dtype(cfg), QUANT_DTYPES)
     names = {role: _check_choice(f"{role}-dtype", v or base, QUANT_DTYPES) for role, v in given.items()}
     weight = dtype(names["weight"])
     if names["weight"] in GROUPED:
@@ -254,11 +259,17 @@ def _builder(args):
     """phase -> the model for that phase, built as the options say."""
     cfg = models.get(args.model)
     experts = getattr(args, "experts_touched", None)
-    if experts is not None and getattr(cfg, "moe", None) is None:
-        raise OpgraphError(f"--experts-touched applies to mixture-of-experts models; {cfg.name} has no experts")
     options = BuildOptions(precision=_precision(args, cfg), causal_skip=getattr(args, "causal_skip", False),
                            experts_touched=experts)
-    return lambda phase: cfg.build(phase, options)
+
+    def build(phase):
+        return cfg.build(phase, options)
+
+    if experts is not None and not any(op.part == "moe" for b in build(Phase.decode(1, 1)).blocks
+                                       for op in b.graph.ops.values()):
+        raise OpgraphError(f"--experts-touched applies to mixture-of-experts models; {cfg.name} has no ops tagged "
+                           f"'moe'")
+    return build
 
 
 def _models(args) -> list:

@@ -19,11 +19,9 @@ import attrs
 from opgraph.core.cost import analyze
 from opgraph.errors import OpgraphError
 from opgraph.core.fusion import FusionPlan
-from opgraph.core.graph import Graph
 from opgraph.core.hardware import Hardware
 from opgraph.core.phase import Phase
 from opgraph.analysis.search import first_true
-from opgraph.core.tensor import Role
 from opgraph.trace import Traced
 
 LIMIT = 1 << 20  # the largest batch or length searched
@@ -113,36 +111,29 @@ def _search(row_at) -> int | None:
 
 
 # -- attention versus FFN ----------------------------------------------------------------------------
-def attention_ops(graph: Graph) -> frozenset[str]:
-    """The attention half of a pre-norm layer: the first residual add that reads the layer input, and every
-    op it depends on. The rest of the layer is the FFN half."""
-    import networkx as nx
-    for name, op in graph.ops.items():
-        if op.fn == "add" and any(t.role is Role.INPUT for t in op.inputs):
-            return frozenset(nx.ancestors(graph.dag, name) | {name})
-    raise OpgraphError(f"block {graph.name!r} has no residual add reading its input, so it has no attention "
-                       f"half to compare with its FFN")
+ATTENTION, FFN_PARTS = "attention", frozenset({"mlp", "moe"})
 
 
 def attention_overtakes_ffn(build, plan: FusionPlan, hw: Hardware, batch: int) -> int | None:
-    """The smallest decode context at which the layers' attention halves take more time than their FFN halves
-    (summed over the model's layer blocks); None if not up to LIMIT."""
+    """The smallest decode context at which the ops tagged "attention" take more time than those tagged "mlp" or
+    "moe" (summed over the model's blocks); None if not up to LIMIT. The parts come from the builders' tags
+    (GraphBuilder.scope): in a pre-norm layer each half's norm and residual add belong to it."""
     probe = build(Phase.decode(batch, 1))
-    layers = [b for b in probe.blocks if any(op.fn == "qk" for op in b.graph.ops.values())]
-    if not layers:
-        raise OpgraphError(f"{probe.name} has no attention layers")
-    halves = {b.name: attention_ops(b.graph) for b in layers}
+    tagged = {p for b in probe.blocks for op in b.graph.ops.values() for p in [op.part]}
+    if ATTENTION not in tagged or not tagged & FFN_PARTS:
+        raise OpgraphError(f"{probe.name}: comparing attention with the FFN needs ops tagged 'attention' and "
+                           f"'mlp' or 'moe' (parts found: {', '.join(sorted(p or '(untagged)' for p in tagged))}); "
+                           f"tag them with GraphBuilder.scope(part=...)")
 
     def evaluate(n) -> dict:
         r = analyze(build(Phase.decode(batch, n)), plan, hw)
         attention = ffn = 0.0
         for b in r.blocks:
-            if b.name in halves:
-                for o in b.ops:
-                    if o.name in halves[b.name]:
-                        attention += b.count * o.cost.time_s
-                    else:
-                        ffn += b.count * o.cost.time_s
+            for o in b.ops:
+                if o.part == ATTENTION:
+                    attention += b.count * o.cost.time_s
+                elif o.part in FFN_PARTS:
+                    ffn += b.count * o.cost.time_s
         return {"attention": attention, "ffn": ffn}
 
     ev = Traced(evaluate, ("n",))

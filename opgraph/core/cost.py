@@ -106,6 +106,7 @@ class OpCost:
     kernel: str
     cost: Roofline
     share: float  # of its block's time
+    part: str = ""  # the builder's tag: attention, mlp, moe, embedding, head, ...
 
 
 @attrs.frozen
@@ -196,7 +197,7 @@ def block_cost(name: str, count: int, graph: Graph, part: Partition, hw: Hardwar
     totals = _sum(list(rooflines.values()))
     ops = tuple(
         OpCost(n, op.kind, op.fn, part.kernel_of[n], rooflines[n],
-               rooflines[n].time_s / totals.time_s if totals.time_s else 0.0)
+               rooflines[n].time_s / totals.time_s if totals.time_s else 0.0, op.part)
         for n, op in graph.ops.items()
     )
     return BlockCost(name, count, ops, part.kernels, part.materialized, totals)

@@ -42,6 +42,9 @@ class FuseRule:
     `single_consumer`: only when the consumer is the only op reading the results passed along the edge
     (tinygrad's "a single consumer fuses"; an op with several outputs may fuse with each output's reader);
     `single_producer`: only when the producer is the only op the consumer reads from.
+    `same_part`: only when the producer, the consumer and every other reader of the results passed along the
+    edge carry the same part tag (attention, mlp, ...): a result shared by two branches of a block, or two
+    branches meeting in one op, stay separate kernels unless a rule without it says otherwise.
     """
 
     name: str
@@ -50,6 +53,7 @@ class FuseRule:
     tensor: frozenset[str] | None = attrs.field(default=None, converter=_names)
     single_consumer: bool = False
     single_producer: bool = False
+    same_part: bool = False
     never: bool = False
 
 
@@ -101,6 +105,11 @@ def _edge_matches(graph: Graph, rule: FuseRule, u: str, v: str) -> bool:
         return False
     if rule.single_producer and set(graph.dag.predecessors(v)) != {u}:
         return False
+    if rule.same_part:
+        part = graph.ops[u].part
+        readers = {c for t in graph.dag.edges[u, v]["tensors"] for c in graph.consumers[t]}
+        if any(graph.ops[c].part != part for c in readers):
+            return False
     return True
 
 

@@ -3,8 +3,11 @@ whose calls read like a block's forward pass."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+
+import attrs
 
 import networkx as nx
 
@@ -118,12 +121,19 @@ def lint(op_list: Iterable[ops.Op], outputs: Iterable[Tensor | str] = (), name: 
 
 
 def _op_method(factory):
-    """Expose an op factory from `opgraph.core.ops` as a builder method that adds the op and returns its output,
-    stored at the builder's precision for the output's role unless the call says otherwise."""
+    """Expose an op factory from `opgraph.core.ops` as a builder method that adds the op and returns its output
+    (a tuple for an op with several), stored at the builder's precision for the output's role unless the call
+    says otherwise. The op and output names get the builder's current scope in front."""
     @functools.wraps(factory)
-    def method(self: "GraphBuilder", *args, **kwargs) -> Tensor:
+    def method(self: "GraphBuilder", name: str, *args, **kwargs):
         kwargs.setdefault("dtype", self.precision.of(kwargs.get("role", Role.ACTIVATION)))
-        return self.add(factory(*args, **kwargs))
+        if kwargs.get("out") is not None:
+            kwargs["out"] = self._prefix + kwargs["out"]
+        if kwargs.get("outs") is not None:
+            kwargs["outs"] = [self._prefix + o for o in kwargs["outs"]]
+        op = factory(self._prefix + name, *args, **kwargs)
+        self.add(op)
+        return op.outputs[0] if len(op.outputs) == 1 else op.outputs
     return method
 
 
@@ -143,8 +153,31 @@ class GraphBuilder:
         self.name = name
         self._ops: list[ops.Op] = []
         self._declared: dict[str, Tensor] = {}
+        self._prefix, self._part = "", ""
+
+    @contextlib.contextmanager
+    def scope(self, name: str = "", part: str = "") -> Iterator["GraphBuilder"]:
+        """Inside the `with`, op names, output names and declared tensor names get `name` in front, so a piece
+        used twice in one block keeps its ops, weights and cache apart; ops are tagged with `part`
+        ("attention", "mlp", ...) unless an enclosing scope already tagged them.
+
+        >>> b = GraphBuilder()
+        >>> x = b.input("x", (1, 4, 8))
+        >>> with b.scope("expert0.", part="mlp"):
+        ...     y = b.linear("up", x, b.weight("up.weight", (16, 8)))
+        >>> b.build().ops["expert0.up"].part, y.name
+        ('mlp', 'expert0.up')
+        """
+        saved = self._prefix, self._part
+        self._prefix += name
+        self._part = self._part or part
+        try:
+            yield self
+        finally:
+            self._prefix, self._part = saved
 
     def _declare(self, name: str, shape: tuple[int, ...], dtype: DType | None, role: Role) -> Tensor:
+        name = self._prefix + name
         t = Tensor(name, shape, dtype or self.precision.of(role), role)
         seen = self._declared.setdefault(name, t)
         if seen != t:
@@ -168,7 +201,10 @@ class GraphBuilder:
         return self._declare(name, shape, dtype, Role.KV_CACHE)
 
     def add(self, op: ops.Op) -> Tensor:
-        """Add any op (including one built by hand); returns its first output."""
+        """Add any op (including one built by hand, whose names it keeps); returns its first output. The op is
+        tagged with the current scope's part unless it has one."""
+        if self._part and not op.part:
+            op = attrs.evolve(op, part=self._part)
         self._ops.append(op)
         return op.outputs[0]
 

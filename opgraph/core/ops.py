@@ -48,6 +48,9 @@ class Op:
     flops: int
     # Elements read of each input, aligned with `inputs`; None means the whole tensor.
     reads: tuple[int | None, ...] | None = None
+    # Which part of the model it belongs to ("attention", "mlp", "moe", "embedding", "head", ...), as the
+    # builder tagged it; analyses that ask "which ops are attention" read this, never guess from topology.
+    part: str = ""
 
     def __attrs_post_init__(self) -> None:
         if self.kind not in KINDS:

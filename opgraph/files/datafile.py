@@ -35,6 +35,14 @@ def read(path: Path, what: str) -> dict:
     return data
 
 
+def exists(text: str) -> bool:
+    """An existing file or folder; a name the system cannot even look up (too long, a NUL) is not one."""
+    try:
+        return Path(text).exists()
+    except (OSError, ValueError):
+        return False
+
+
 def looks_like_path(text: str) -> bool:
     """A command-line value naming a file rather than a built-in: it has a suffix we read or a directory part."""
     return text.endswith(SUFFIXES) or Path(text).parent != Path(".")

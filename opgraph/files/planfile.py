@@ -11,6 +11,7 @@
     tensor = ["activation"]       # roles of the tensor on the edge: activation, kv_cache, input, weight
     single_consumer = false       # only when the consumer is the producer's only reader
     single_producer = false       # only when the producer is the consumer's only source
+    same_part = false             # only when producer and every reader share a part tag (attention, mlp, ...)
     never = false                 # true: forbid fusing such edges instead
 
     [[group]]                     # explicit kernels, by op name
@@ -31,7 +32,7 @@ PLANS = Path(__file__).parent / "plans"
 DEFAULT = "fused"
 _PLAN_KEYS = {"name", "description", "rule", "group"}
 _RULE_LISTS = {"producer": KINDS | FUNCTIONS, "consumer": KINDS | FUNCTIONS, "tensor": {r.value for r in Role}}
-_RULE_FLAGS = ("single_consumer", "single_producer", "never")
+_RULE_FLAGS = ("single_consumer", "single_producer", "same_part", "never")
 
 
 def names() -> list[str]:
