@@ -19,13 +19,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from opgraph.core import checks
 from opgraph.files import datafile
 from opgraph.errors import OpgraphError
 from opgraph.core.hardware import GIGA, TERA, Hardware
+from opgraph.core.tensor import COMPUTE_DTYPES
 
 SPECS = Path(__file__).parent / "specs"
 DEFAULT = "h100-sxm"
-MATRIX_DTYPES = ("fp64", "tf32", "fp32", "bf16", "fp16", "fp8", "int8", "int4")
+MATRIX_DTYPES = COMPUTE_DTYPES
 # Optional time-model knobs; without them the time is the pure roofline.
 _OPTIONAL = ("kernel_launch_us", "overlap")
 _REQUIRED = {
@@ -58,10 +60,12 @@ def load(name_or_path: str) -> Hardware:
     return parse(path)
 
 
+# No GPU comes near these: a larger figure is a typo or a unit mistake (TFLOP/s, GB/s and GB are decimal).
+PHYSICAL_MAX = 10**6
+
+
 def _number(where: str, key: str, value: object) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-        raise OpgraphError(f"{where}: {key} must be a positive number, got {value!r}")
-    return float(value)
+    return checks.number(f"{where}: {key}", value, above=0, maximum=PHYSICAL_MAX)
 
 
 def parse(path: Path) -> Hardware:
@@ -79,15 +83,11 @@ def parse(path: Path) -> Hardware:
                            f"valid: {', '.join([*_REQUIRED, *_OPTIONAL])}")
     knobs = {}
     if "kernel_launch_us" in data:
-        launch = data["kernel_launch_us"]
-        if not isinstance(launch, (int, float)) or isinstance(launch, bool) or launch < 0:
-            raise OpgraphError(f"{where}: kernel_launch_us must be a number >= 0, got {launch!r}")
-        knobs["kernel_launch_s"] = launch * 1e-6
+        knobs["kernel_launch_s"] = checks.number(f"{where}: kernel_launch_us", data["kernel_launch_us"], minimum=0,
+                                                 maximum=PHYSICAL_MAX) * 1e-6
     if "overlap" in data:
-        overlap = data["overlap"]
-        if not isinstance(overlap, (int, float)) or isinstance(overlap, bool) or not 0 <= overlap <= 1:
-            raise OpgraphError(f"{where}: overlap must be a number from 0.0 (sum) to 1.0 (max), got {overlap!r}")
-        knobs["overlap"] = float(overlap)
+        knobs["overlap"] = checks.number(f"{where}: overlap (0.0 = sum, 1.0 = max)", data["overlap"], minimum=0,
+                                         maximum=1)
     matrix = {}
     for dt, rate in data["matrix_TFLOP_per_s"].items():
         if dt not in MATRIX_DTYPES:

@@ -14,6 +14,7 @@ import attrs
 
 from . import pieces
 from opgraph.core.model import BuildOptions
+from opgraph.core import checks
 from opgraph.errors import OpgraphError
 from opgraph.core.graph import Graph, GraphBuilder
 from opgraph.core.model import Block, Model
@@ -23,8 +24,7 @@ from opgraph.core.sizes import minimum
 
 
 def _positive(inst, attribute, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise OpgraphError(f"{attribute.name} must be a positive integer, got {value!r}")
+    checks.integer(attribute.name, value)
 
 
 def _optional_positive(inst, attribute, value) -> None:

@@ -10,11 +10,12 @@ in either place.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 from .decoder import MLA, DecoderConfig, MoE
+from opgraph.core import checks
+from opgraph.files import datafile
 from opgraph.errors import OpgraphError
 from opgraph.core.tensor import BF16, FP8, FP16, FP32, DType
 
@@ -50,10 +51,8 @@ class Fields:
         key, v = self.get(*keys, default=default)
         if v is default and default is not _MISSING:
             return v
-        if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-            kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-            raise self.error(key, f"must be {kind}, got {v!r}")
-        return v
+        return checks.integer(f"{self.where}: field {key!r}", v, minimum=minimum,
+                              why="no model is that large" if isinstance(v, int) and v > checks.MAX_SIZE else "")
 
     def bool(self, key: str, default: bool) -> bool:
         _, v = self.get(key, default=default)
@@ -251,13 +250,6 @@ def load(path: str | Path, *, name: str | None = None, source: str | None = None
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"
-    if not path.is_file():
-        raise OpgraphError(f"model config file {str(path)!r} does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise OpgraphError(f"{path}: invalid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise OpgraphError(f"{path}: cannot read: {e}") from None
+    data = datafile.read(path, "model config", syntax="json")
     default_name = path.parent.name if path.stem == "config" and path.parent.name else path.stem
     return from_dict(data, name=name or default_name, source=source or f"config.json at {path}", where=str(path))

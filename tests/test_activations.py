@@ -2,6 +2,7 @@
 
 import pytest
 
+from opgraph.render.activations import label
 from opgraph import models
 from opgraph import Phase, apply, strategy
 from opgraph.analysis.activations import AVOIDED, FUSED, MATERIALIZED, fates
@@ -34,8 +35,8 @@ def test_fused_plan_reproduces_the_reference_list(phase):
     # h is the only activation read back: once, by the FFN block's kernel.
     assert got["h"].reads == 1 and got["h"].consumer_kernels == ("post_attention_layernorm..mlp_residual",)
     assert got["k_rope"].reads == got["v"].reads == got["out"].reads == 0
-    assert got["k_rope"].label() == "WRITE (KV cache)"
-    assert got["x_norm"].label() == "FUSED in input_layernorm..attn_residual"
+    assert label(got["k_rope"]) == "WRITE (KV cache)"
+    assert label(got["x_norm"]) == "FUSED in input_layernorm..attn_residual"
     # Shapes and bytes: the scores matrix is [B, H, Sq, Sk] of bf16.
     b, s, keys = phase.batch, phase.new_tokens, phase.keys
     assert got["scores"].shape == (b, 32, s, keys)

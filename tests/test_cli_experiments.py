@@ -87,11 +87,11 @@ def test_int4_weights_through_the_cli():
 
 @pytest.mark.parametrize("args, message", [
     (["report", "--group-size", "64"], "--group-size applies to int4/int8 weights"),
-    (["report", "--weight-dtype", "int4", "--group-size", "0"], "--group-size must be a positive integer"),
+    (["report", "--weight-dtype", "int4", "--group-size", "0"], "--group-size must be an integer from 1 to"),
     (["report", "--act-dtype", "fp8", "--hardware", "a100-sxm"], "has no matrix rate for fp8"),
-    (["report", "--kv-dtype", "fp6"], "unknown kv-dtype 'fp6'; valid: fp32, bf16, fp16, fp8, int8, int4"),
-    (["report", "--overlap", "2"], "overlap must be between 0.0 (sum) and 1.0 (max)"),
-    (["report", "--launch-us", "-1"], "--launch-us must be >= 0"),
+    (["report", "--kv-dtype", "fp6"], "unknown --kv-dtype 'fp6'; valid: fp32, bf16, fp16, fp8, int8, int4"),
+    (["report", "--overlap", "2"], "--overlap must be a finite number >= 0 and <= 1, got 2.0"),
+    (["report", "--launch-us", "-1"], "--launch-us must be a finite number >= 0 and <= 1e+06, got -1.0"),
     (["graph", "--phase", "both"], "opgraph graph draws one phase"),
     (["report", "--phase", "decode", "--seq-len", "4096"], "--seq-len applies to prefill, but --phase is decode"),
     (["graph", "--context", "4096"], "--context applies to decode, but --phase is prefill"),

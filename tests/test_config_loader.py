@@ -105,8 +105,10 @@ def test_directory_with_config_json_and_names(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     ({"hidden_size": None}, "field 'hidden_size' is missing"),
-    ({"hidden_size": "4096"}, "field 'hidden_size' must be a positive integer, got '4096'"),
-    ({"num_hidden_layers": 0}, "field 'num_hidden_layers' must be a positive integer, got 0"),
+    ({"hidden_size": "4096"}, "field 'hidden_size' must be an integer from 1 to 1,000,000,000, got '4096'"),
+    ({"num_hidden_layers": 0}, "field 'num_hidden_layers' must be an integer from 1 to 1,000,000,000, got 0"),
+    ({"num_hidden_layers": 10**30}, "field 'num_hidden_layers' must be an integer from 1 to 1,000,000,000, got a "
+                                    "number of 31 digits (no model is that large)"),
     ({"num_key_value_heads": 3}, "n_kv_heads (3) must divide n_heads (4)"),
     ({"torch_dtype": "float8"}, "field 'torch_dtype' is 'float8'; supported: bfloat16, float16, float32"),
     ({"hidden_act": "relu"}, "field 'hidden_act' is 'relu'; supported: silu"),
@@ -139,8 +141,10 @@ def test_deepseek_missing_mla_field(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ('{"model_type": "llama", ', "invalid JSON"),
-    ("[1, 2]", "the top level must be a JSON object"),
+    ('{"model_type": "llama", ', "not valid JSON"),
+    ("[1, 2]", "must be a table/object at the top level"),
+    ("[" * 5000 + "]" * 5000, "nested too deeply"),
+    ('{"hidden_size": ' + "9" * 5000 + "}", "not a valid model config"),
 ])
 def test_unreadable_files_name_the_file(tmp_path, text, message):
     path = write(tmp_path, text, "broken.json")
@@ -177,3 +181,14 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, data, message):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert message in r.stderr and str(path) in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_byte_order_mark_is_not_part_of_the_file(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(TINY["llama"]).encode())
+    assert models.get(str(path)).d_model == TINY["llama"]["hidden_size"]
+
+
+def test_a_folder_without_config_json_names_it(tmp_path):
+    with pytest.raises(OpgraphError, match="does not exist"):
+        models.get(str(tmp_path / "model.json"))

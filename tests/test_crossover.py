@@ -111,7 +111,7 @@ def test_crossover_command_json():
     (["sweep", "--batch", "2,x"], "--batch: 'x' is not an integer"),
     (["sweep", "--phase", "decode", "--seq-len", "64"], "--seq-len applies to prefill"),
     (["sweep", "--hardware", "h100-sxm,tpu"], "unknown hardware 'tpu'"),
-    (["crossover", "--seq-len", "64"], "--seq-len is what a prefill crossover varies"),
+    (["crossover", "--seq-len", "64"], "opgraph crossover: unrecognized arguments: --seq-len"),
 ])
 def test_sweep_and_crossover_errors(args, message):
     r = opgraph(*args)

@@ -8,7 +8,7 @@ from opgraph import hardware
 from opgraph import models
 from opgraph import FusionPlan, GraphBuilder, Hardware, Model, Block, Phase, apply, strategy
 from opgraph.cli import main
-from opgraph.analysis.memory import footprint, max_batch, peak_activations
+from opgraph.analysis.memory import footprint_of as footprint, max_batch, peak_activations
 
 H100 = hardware.load("h100-sxm")
 LLAMA = models.get("llama-3-8b")

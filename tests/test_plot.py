@@ -144,7 +144,8 @@ def test_multi_block_model_renders_with_block_qualified_labels(tmp_path):
 
 def test_sweep_plot_data_are_the_sweep_and_its_crossovers(tmp_path, capsys):
     from opgraph.analysis.crossover import crossovers
-    from opgraph.render.plot import sweep, sweep_data
+    from opgraph.analysis.sweep import sweep_curve as sweep_data
+    from opgraph.render.plot import sweep
 
     cfg, hw, plan = models.get("llama-3-8b"), hardware.load("h100-sxm"), strategy("fused")
     batches = [1, 16, 128, 256, 512]
@@ -167,4 +168,4 @@ def test_sweep_plot_data_are_the_sweep_and_its_crossovers(tmp_path, capsys):
 
 def test_sweep_plot_holds_one_value_fixed(capsys):
     assert main(["plot", "sweep", "--phase", "prefill", "--batch", "1,2", "--out", "x.png"]) == 2
-    assert "--batch is held fixed in this plot" in capsys.readouterr().err
+    assert "--batch is held fixed in a prefill sweep plot" in capsys.readouterr().err

@@ -13,19 +13,19 @@ from userland import opgraph
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 BLOCKS = re.findall(r"```(\w*)\n(.*?)```", README, flags=re.S)
-PYTHON = [code for lang, code in BLOCKS if lang == "python"]
+PYTHON = [code for lang, code in BLOCKS if lang == "python" and not code.startswith("# file: ")]
 COMMANDS = [line[2:] for lang, code in BLOCKS if lang == "console" for line in code.splitlines()
             if line.startswith("$ ")]
 # Installing is what CI itself does; the benchmark is timing, not correctness.
 RUNNABLE = [c for c in COMMANDS if not c.startswith(("pip install", "python benchmarks/"))]
-# TOML blocks that start with "# file: PATH" are files the console examples use.
+# TOML and Python blocks that start with "# file: PATH" are files the console examples use.
 FILES = {code.splitlines()[0][len("# file: "):]: code for lang, code in BLOCKS
-         if lang == "toml" and code.startswith("# file: ")}
+         if lang in ("toml", "python") and code.startswith("# file: ")}
 
 
 def test_readme_has_examples():
     assert len(PYTHON) >= 2 and len(RUNNABLE) >= 6
-    assert {"path/to/my-gpu.toml", "path/to/my-plan.toml"} <= set(FILES)
+    assert {"path/to/my-gpu.toml", "path/to/my-plan.toml", "parallel.py"} <= set(FILES)
     assert (Path(__file__).parent.parent / "docs" / "llama-3-8b-decode-fused.png").is_file()
 
 

@@ -66,7 +66,11 @@ def test_parse_values(text, values):
 
 @pytest.mark.parametrize("text, message", [
     ("1,x", "--batch: 'x' is not an integer"),
-    ("0,1", "--batch: values must be positive integers, got 0"),
+    ("0,1", "--batch: values must be integers from 1 to 1,000,000,000, got 0"),
+    ("1:10000000000", "--batch: values must be integers from 1 to 1,000,000,000, got 10,000,000,000"),
+    ("1:100000000", "--batch: '1:100000000' gives more than 1,000,000 values"),
+    ("1,2,...," + "1" * 31, "got a number of 31 digits"),
+    ("²", "is not an integer"),
     ("1,...,8", "'...' needs two values before it"),
     ("3,5,...,10", "neither a geometric nor an arithmetic progression"),
     ("9:3", "range '9:3' ends before it starts"),

@@ -5,10 +5,11 @@ inside one kernel) or AVOIDED (never formed whole at all)."""
 from __future__ import annotations
 
 import attrs
-from tabulate import tabulate
 
-from opgraph.core.fusion import Partition
+from opgraph.core.fusion import FusionPlan, Partition, apply
 from opgraph.core.graph import Graph
+from opgraph.core.model import Model
+from opgraph.errors import OpgraphError
 
 MATERIALIZED, FUSED, AVOIDED = "materialized", "fused", "avoided"
 # A fused attention core computes the score matrix tile by tile with an online softmax (FlashAttention),
@@ -29,23 +30,26 @@ class Fate:
     kernel: str  # label of the producing kernel
     consumer_kernels: tuple[str, ...]  # labels of the other kernels that read it
 
-    def label(self) -> str:
-        if self.fate == MATERIALIZED:
-            if self.reads:
-                return f"WRITE, read {self.reads}x"
-            return "WRITE (KV cache)" if self.role == "kv_cache" else "WRITE (block output)"
-        return "AVOIDED" if self.fate == AVOIDED else f"FUSED in {self.kernel}"
 
+def fates(graph: Graph, part: Partition) -> tuple[Fate, ...]:
+    """One record per produced tensor, in topological order.
 
-def fates(graph: Graph, part: Partition) -> list[Fate]:
-    """One record per produced tensor, in topological order."""
+    >>> from opgraph import GraphBuilder, strategy
+    >>> b = GraphBuilder()
+    >>> x = b.input("x", (1, 4, 8))
+    >>> h = b.norm("ln", x, b.weight("ln.w", (8,)), out="h")
+    >>> y = b.linear("proj", h, b.weight("w", (16, 8)), out="y")
+    >>> g = b.build(outputs=[y])
+    >>> [(f.tensor, f.fate) for f in fates(g, apply(strategy("fused"), g))]
+    [('h', 'fused'), ('y', 'materialized')]
+    """
     labels = {k.name: k.label for k in part.kernels}
+    position = {name: i for i, name in enumerate(graph.ops)}
     out = []
     for name, producer in graph.producer.items():
         t = graph.tensors[name]
         own = part.kernel_of[producer]
-        others = sorted({part.kernel_of[c] for c in graph.consumers.get(name, ())} - {own},
-                        key=list(graph.ops).index)
+        others = sorted({part.kernel_of[c] for c in graph.consumers.get(name, ())} - {own}, key=position.__getitem__)
         if name in part.materialized:
             fate = MATERIALIZED
         elif graph.ops[producer].fn in NEVER_FORMED:
@@ -55,15 +59,54 @@ def fates(graph: Graph, part: Partition) -> list[Fate]:
         out.append(Fate(name, t.shape, str(t.dtype), t.role.value, t.nbytes, fate,
                         len(others) if fate == MATERIALIZED else 0, producer, labels[own],
                         tuple(labels[k] for k in others)))
-    return out
+    return tuple(out)
 
 
-def to_dict(f: Fate) -> dict:
-    return {**attrs.asdict(f), "shape": list(f.shape), "consumer_kernels": list(f.consumer_kernels)}
+@attrs.frozen
+class BlockFates:
+    name: str
+    count: int
+    fates: tuple[Fate, ...]
 
 
-def table(records: list[Fate], tablefmt: str = "simple") -> str:
-    rows = [[f.tensor, "[" + ", ".join(map(str, f.shape)) + "]", f.dtype, f"{f.nbytes / 1e6:,.3f}", f.label(),
-             f.producer, ", ".join(f.consumer_kernels) or "-"] for f in records]
-    return tabulate(rows, ["tensor", "shape", "dtype", "MB", "fate", "produced by", "read by kernels"],
-                    tablefmt=tablefmt, disable_numparse=True, colalign=("left", "left", "left", "right"))
+@attrs.frozen
+class PhaseFates:
+    phase: object  # Phase
+    blocks: tuple[BlockFates, ...]
+
+
+@attrs.frozen
+class Activations:
+    """`opgraph activations`: every produced tensor's fate, per phase and block."""
+
+    model: str
+    plan: FusionPlan
+    phases: tuple[PhaseFates, ...]
+
+
+def activations(models: list[Model], plan: FusionPlan) -> Activations:
+    """The fates under `plan` in each of `models` (one per phase); needs no hardware."""
+    phases = tuple(PhaseFates(m.phase, tuple(BlockFates(b.name, b.count, fates(b.graph, apply(plan, b.graph)))
+                                             for b in m.blocks)) for m in models)
+    return Activations(models[0].name, plan, phases)
+
+
+@attrs.frozen
+class BlockView:
+    """One block of one phase under a plan: what `opgraph graph` draws."""
+
+    model: str
+    phase: object  # Phase
+    plan: FusionPlan
+    graph: Graph
+    partition: Partition
+
+
+def block_view(model: Model, plan: FusionPlan, block: str | None = None) -> BlockView:
+    """The named block (default: the first) of `model` partitioned by `plan`."""
+    blocks = {b.name: b for b in model.blocks}
+    name = block or model.blocks[0].name
+    if name not in blocks:
+        raise OpgraphError(f"unknown block {name!r}; valid: {', '.join(blocks)}")
+    g = blocks[name].graph
+    return BlockView(model.name, model.phase, plan, g, apply(plan, g))

@@ -139,3 +139,45 @@ def attention_overtakes_ffn(build, plan: FusionPlan, hw: Hardware, batch: int) -
     ev = Traced(evaluate, ("n",))
     row = lambda n: (0, 0, *ev(n).values())  # noqa: E731 - (flops, bytes, attention_s, ffn_s) for _search
     return 1 if _bound(row(1)) else _search(row)
+
+
+@attrs.frozen
+class PhaseCrossovers:
+    phase: str
+    variable: str  # "batch" (decode) or "seq_len" (prefill)
+    fixed: dict[str, int]  # the other size, held
+    crossovers: tuple[Crossover, ...]
+    attention_overtakes_ffn: int | None = None  # decode only: the context; None when never up to LIMIT
+    attention_batch: int | None = None  # decode only: the batch that comparison is made at
+
+
+@attrs.frozen
+class CrossoverReport:
+    """`opgraph crossover`: per phase, where each op and block turns compute-bound."""
+
+    model: str
+    hardware: Hardware
+    plan: FusionPlan
+    phases: tuple[PhaseCrossovers, ...]
+    limit: int = LIMIT
+
+
+def crossover_report(build, plan: FusionPlan, hw: Hardware, phases: list[str], *, batch: int,
+                     context: int) -> CrossoverReport:
+    """Decode varies the batch at `context`; prefill varies seq_len at `batch`. Decode also gives the context at
+    which attention overtakes the FFN at `batch`.
+
+    >>> from opgraph import hardware, models, strategy
+    >>> r = crossover_report(models.get("llama-3-8b").build, strategy("fused"), hardware.load("h100-sxm"),
+    ...                      ["decode"], batch=32, context=1024)
+    >>> next(x.at for x in r.phases[0].crossovers if x.label == "layer.q_proj")  # just past 989e12 / 3350e9
+    296
+    """
+    out = []
+    for ph in phases:
+        fixed = {"context": context} if ph == "decode" else {"batch": batch}
+        xs = tuple(crossovers(build, plan, hw, ph, context if ph == "decode" else batch))
+        over = attention_overtakes_ffn(build, plan, hw, batch) if ph == "decode" else None
+        out.append(PhaseCrossovers(ph, "batch" if ph == "decode" else "seq_len", fixed, xs, over,
+                                   batch if ph == "decode" else None))
+    return CrossoverReport(build(Phase.of(phases[0], 1, 1)).name, hw, plan, tuple(out))

@@ -19,18 +19,16 @@ from collections.abc import Callable
 
 import attrs
 import numpy as np
-from tabulate import tabulate
 
-from opgraph.analysis import memory as mem
 from opgraph.core.cost import PhaseCost, analyze
 from opgraph.analysis.sweep import Sweeper
 from opgraph.errors import OpgraphError
 from opgraph.core.fusion import FusionPlan
 from opgraph.core.hardware import Hardware
-from opgraph.analysis.memory import Footprint, footprint
-from opgraph.render.report import seconds, sig
+from opgraph.analysis.memory import Footprint, footprint, footprint_of
 from opgraph.core.model import Model
-from opgraph.core.phase import Phase, positive
+from opgraph.core import checks
+from opgraph.core.phase import Phase
 
 
 MAX_STEPS = 100_000
@@ -92,7 +90,7 @@ def estimate(build: Callable[[Phase], Model], plan: FusionPlan, hw: Hardware, *,
              output: int) -> Generation:
     """Cost prefill and every decode step of generating `output` tokens after a `prompt`-token prompt.
     `build(phase)` gives the model for a phase (e.g. `cfg.build` of a models config)."""
-    if positive("output", output) - 1 > MAX_STEPS:
+    if checks.integer("output", output) - 1 > MAX_STEPS:
         raise OpgraphError(f"output {output:,} means {output - 1:,} decode steps, each costed on its own; "
                            f"the most is {MAX_STEPS:,} steps")
     pre_model = build(Phase.prefill(batch, prompt))
@@ -102,10 +100,10 @@ def estimate(build: Callable[[Phase], Model], plan: FusionPlan, hw: Hardware, *,
     times = Sweeper(build, plan, hw, "decode").grid([batch] * len(contexts), contexts).time_s if contexts else []
     steps = [Step(context, t) for context, t in zip(contexts, np.asarray(times).tolist())]
     last = build(Phase.decode(batch, contexts[-1])) if steps else None
-    memory = [footprint(pre_model, plan, hw)]
+    memory = [footprint(prefill)]
     notes = list(pre_model.notes)
     if last is not None:
-        memory.append(footprint(last, plan, hw))
+        memory.append(footprint_of(last, plan, hw))
         notes += [n for n in last.notes if n not in notes]
     return Generation(prefill, tuple(steps), prompt, output, tuple(memory), tuple(notes))
 
@@ -113,63 +111,3 @@ def estimate(build: Callable[[Phase], Model], plan: FusionPlan, hw: Hardware, *,
 CONVENTION = ("the first output token comes from prefill; each further one is a decode step whose context "
               "(tokens already in the KV cache) runs P, P+1, ..., P+G-2, attending over context+1 keys; "
               "step times are summed, not averaged over one context")
-
-
-def to_dict(g: Generation) -> dict:
-    """Times in seconds, rates in tokens per second, memory in bytes."""
-    steps = g.steps
-    return {
-        "model": g.prefill.model, "hardware": g.prefill.hardware.name, "fusion": g.prefill.plan.name,
-        "precision": g.prefill.precision,
-        "time_model": {"kernel_launch_s": g.prefill.hardware.kernel_launch_s, "overlap": g.prefill.hardware.overlap},
-        "batch": g.batch, "prompt_tokens": g.prompt, "output_tokens": g.output, "convention": CONVENTION,
-        "units": {"*_s": "s", "*_per_s": "tokens/s", "*_bytes": "byte"},
-        "ttft_s": g.ttft_s,
-        "decode": {"steps": len(steps), "first_context": steps[0].context if steps else None,
-                   "last_context": steps[-1].context if steps else None, "total_s": g.decode_s,
-                   "mean_s": g.tpot_s, "first_s": steps[0].time_s if steps else None,
-                   "last_s": steps[-1].time_s if steps else None,
-                   "step_times_s": [s.time_s for s in steps]},
-        "tpot_s": g.tpot_s, "total_s": g.total_s, "tokens_per_s": g.tokens_per_s,
-        "tokens_per_s_per_sequence": g.tokens_per_s_per_sequence,
-        "fits": g.fits, "memory": [{"phase": f.phase.name, **mem.to_dict(f)} for f in g.memory],
-        "notes": list(g.notes),
-    }
-
-
-def render_text(g: Generation) -> str:
-    p, hw, steps = g.prefill, g.prefill.hardware, g.steps
-    ends = [f"during prefill (K, V of {g.prompt:,} tokens)"] + (
-        [f"at the last step (context {steps[-1].context:,})"] if steps else [])
-    lines = [
-        f"opgraph generate: {p.model} on {hw.display_name} ({hw.name}), fusion {p.plan.name}",
-        "precision: " + "; ".join(f"{role.replace('_', ' ')} {dt}" for role, dt in p.precision.items()),
-        f"batch {g.batch} x prompt {g.prompt:,} tokens -> {g.output:,} output token{'s' * (g.output > 1)} per sequence",
-        *(f"note: {n}" for n in g.notes), "",
-    ]
-    if steps:
-        a, z = steps[0], steps[-1]
-        decode = [
-            ["decode steps", f"{len(steps):,} steps", f"contexts {a.context:,}..{z.context:,} (tokens already cached; "
-                                                      f"each step attends over context+1 keys), {seconds(g.decode_s)} in all"],
-            ["time per output token", seconds(g.tpot_s), f"mean of the {len(steps):,} decode steps; first "
-                                                         f"{seconds(a.time_s)} (context {a.context:,}), last "
-                                                         f"{seconds(z.time_s)} (context {z.context:,})"],
-        ]
-    else:
-        decode = [["decode steps", "0 steps", "one output token: prefill alone produces it"]]
-    fit_note = "" if g.fits else "; DOES NOT FIT in GPU memory (below)"
-    rows = [
-        ["time to first token", seconds(g.ttft_s), f"prefill of {g.batch} x {g.prompt:,} tokens, lm_head on the "
-                                                   f"last position only{fit_note}"],
-        *decode,
-        ["total time", seconds(g.total_s), f"TTFT + {len(steps):,} decode steps{fit_note}"],
-        ["throughput", f"{sig(g.tokens_per_s)} tokens/s", f"output tokens of the batch ({g.batch} x {g.output:,}) "
-                                                          f"per second of total time; {sig(g.tokens_per_s_per_sequence)} "
-                                                          f"tokens/s per sequence"],
-        *([f"memory {end}", f"{f.total / 1e9:,.2f} GB", mem.verdict(f)] for end, f in zip(ends, g.memory)),
-    ]
-    lines.append(tabulate(rows, ["quantity", "value", "detail"], disable_numparse=True, colalign=("left", "right")))
-    lines += ["", f"Convention: {CONVENTION}. Memory = weights + KV cache + peak activations of one step "
-                  f"('opgraph memory' itemizes it); GB = 10^9 bytes."]
-    return "\n".join(lines) + "\n"

@@ -17,14 +17,12 @@ The total is their sum; it fits when it is at most the GPU's capacity.
 from __future__ import annotations
 
 import functools
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import attrs
 import networkx as nx
-from tabulate import tabulate
 
-from opgraph.core.cost import precision_in_use
+from opgraph.core.cost import PhaseCost, precision_in_use
 from opgraph.errors import OpgraphError
 from opgraph.core.fusion import FusionPlan, Partition, apply
 from opgraph.core.graph import Graph
@@ -153,10 +151,29 @@ class Footprint:
         return self.total <= self.capacity
 
 
-def footprint(model: Model, plan: FusionPlan, hw: Hardware) -> Footprint:
-    """Weights, KV cache and peak activations of one step of `model` (built for one phase) under `plan`."""
-    blocks = tuple(BlockMemory(b.name, b.count, kv_cache_bytes(b.graph), peak_activations(b.graph, apply(plan, b.graph)))
-                   for b in model.blocks)
+def _block(name: str, count: int, graph: Graph, part: Partition) -> BlockMemory:
+    return BlockMemory(name, count, kv_cache_bytes(graph), peak_activations(graph, part))
+
+
+def footprint(cost: PhaseCost) -> Footprint:
+    """Weights, KV cache and peak activations of the step a cost record describes (its partitions reused).
+
+    >>> from opgraph import Phase, analyze, hardware, models, strategy
+    >>> cost = analyze(models.get("llama-3-8b").build(Phase.decode(64, 8192)), strategy("fused"),
+    ...                hardware.load("h100-sxm"))
+    >>> fp = footprint(cost)
+    >>> fp.kv_cache_bytes == 2 * 32 * 64 * 8193 * 8 * 128 * 2  # K and V, 32 layers, 64 x (8192 + 1) tokens
+    True
+    >>> fp.fits  # 84.8 GB on an 80 GB GPU
+    False
+    """
+    blocks = tuple(_block(b.name, b.count, b.graph, b.partition) for b in cost.blocks)
+    return Footprint(cost.model, cost.phase, cost.hardware.capacity, cost.weight_bytes, blocks, cost.precision)
+
+
+def footprint_of(model: Model, plan: FusionPlan, hw: Hardware) -> Footprint:
+    """The footprint of `model` (built for one phase) under `plan`, without costing it."""
+    blocks = tuple(_block(b.name, b.count, b.graph, apply(plan, b.graph)) for b in model.blocks)
     return Footprint(model.name, model.phase, hw.capacity, model.weight_bytes(), blocks, precision_in_use(model))
 
 
@@ -184,7 +201,7 @@ def max_batch(build: Callable[[Phase], Model], phase_at: Callable[[int], Phase],
     assuming only that memory grows with the batch."""
     @functools.lru_cache(maxsize=None)
     def at(b: int) -> Footprint:
-        return footprint(build(phase_at(b)), plan, hw)
+        return footprint_of(build(phase_at(b)), plan, hw)
 
     one, two = at(1), at(2)
     per_seq = two.total - one.total
@@ -202,81 +219,31 @@ def max_batch(build: Callable[[Phase], Model], phase_at: Callable[[int], Phase],
     return MaxBatch(over - 1, at(over - 1), at(over), "search")
 
 
-# -- rendering ---------------------------------------------------------------------------------------
-def verdict(fp: Footprint) -> str:
-    """Plain words: 'fits: 20.4 GB of 80 GB (25%), 59.6 GB free' or 'DOES NOT FIT: needs ...'."""
-    cap = fp.capacity
-    if fp.fits:
-        return (f"fits: {fp.total / 1e9:,.2f} GB of {cap / 1e9:,.0f} GB ({fp.total / cap:.0%}), "
-                f"{(cap - fp.total) / 1e9:,.2f} GB free")
-    return (f"DOES NOT FIT: needs {fp.total / 1e9:,.2f} GB, the GPU has {cap / 1e9:,.0f} GB "
-            f"({(fp.total - cap) / 1e9:,.2f} GB over)")
+@attrs.frozen
+class PhaseMemory:
+    footprint: Footprint  # at the asked batch
+    max_batch: MaxBatch  # at the asked length
 
 
-def to_dict(fp: Footprint) -> dict:
-    """Exact byte counts for scripts."""
-    peak = fp.peak_block
-    return {**fp.phase.describe(), "weight_bytes": fp.weight_bytes, "kv_cache_bytes": fp.kv_cache_bytes,
-            "activation_bytes": fp.activation_bytes, "total_bytes": fp.total, "capacity_bytes": fp.capacity,
-            "fits": fp.fits, "peak": {"block": peak.name, "kernel": peak.peak.kernel, "alive": list(peak.peak.alive)},
-            "blocks": [{"name": b.name, "count": b.count, "kv_cache_bytes": b.kv_cache_bytes,
-                        "peak_activation_bytes": b.peak.bytes, "peak_kernel": b.peak.kernel,
-                        "peak_alive": list(b.peak.alive)} for b in fp.blocks]}
+@attrs.frozen
+class MemoryReport:
+    """`opgraph memory`: per phase, the footprint at the asked sizes and the largest batch that fits."""
+
+    model: str
+    hardware: Hardware
+    plan: FusionPlan
+    phases: tuple[PhaseMemory, ...]
 
 
-def rows(fp: Footprint) -> list[list[str]]:
-    """Table rows (item, GB, detail) for one footprint; the total row carries the verdict."""
-    kv = ", ".join(f"{b.name} {b.count} x {b.kv_cache_bytes / 1e6:,.1f} MB" for b in fp.blocks if b.kv_cache_bytes)
-    peak = fp.peak_block
-    others = ", ".join(f"{b.name} {b.peak.bytes / 1e6:,.2f} MB" for b in fp.blocks if b is not peak)
-    return [
-        ["weights", f"{fp.weight_bytes / 1e9:,.3f}", "all weights as stored"],
-        ["KV cache", f"{fp.kv_cache_bytes / 1e9:,.3f}", kv or "no KV cache"],
-        ["peak activations", f"{fp.activation_bytes / 1e9:,.3f}",
-         f"{peak.name}, while kernel {peak.peak.kernel or '-'} runs: {', '.join(peak.peak.alive) or '-'}"
-         + (f" (other blocks: {others})" if others else "")],
-        ["total", f"{fp.total / 1e9:,.3f}", verdict(fp)],
-    ]
+def memory(build: Callable[[Phase], Model], phases: Sequence[Phase], plan: FusionPlan, hw: Hardware) -> MemoryReport:
+    """The footprint of each phase and the largest batch that fits at its length.
 
-
-def _cache_line(fp: Footprint) -> str:
-    ph = fp.phase
-    if ph.name == "prefill":
-        return (f"the step writes K and V for all {ph.new_tokens:,} positions of each sequence (a sliding-window "
-                f"layer included)")
-    return (f"after the step the KV cache holds context+1 = {ph.keys:,} tokens per sequence (at most the window "
-            f"in a sliding-window layer)")
-
-
-def _max_batch_line(fp: Footprint, mb: MaxBatch) -> str:
-    length = ", ".join(f"{k} {v:,}" for k, v in fp.phase.describe().items() if k != "batch")
-    over = f"batch {mb.batch + 1:,} needs {mb.over.total / 1e9:,.2f} GB: does not fit"
-    if mb.batch == 0:
-        return f"largest batch that fits at {length}: none; {over}"
-    how = ("solved exactly (memory = weights + batch x per-sequence bytes), checked at both batches"
-           if mb.method == "linear" else "found by search, checked at both batches")
-    return f"largest batch that fits at {length}: {mb.batch:,} ({mb.fits.total / 1e9:,.2f} GB); {over}; {how}"
-
-
-def render(results: list[tuple[Footprint, MaxBatch]], hw: Hardware, plan: FusionPlan, fmt: str) -> str:
-    """`opgraph memory`'s output: per phase, the footprint at the asked batch and the largest batch that fits."""
-    first = results[0][0]
-    if fmt == "json":
-        return json.dumps({
-            "model": first.model, "hardware": hw.name, "fusion": plan.name, "capacity_bytes": hw.capacity,
-            "precision": first.precision, "units": {"*_bytes": "byte"},
-            "phases": {fp.phase.name: {**to_dict(fp), "max_batch": {
-                "batch": mb.batch, "method": mb.method, "total_bytes": mb.fits.total if mb.fits else None,
-                "next_batch_total_bytes": mb.over.total}} for fp, mb in results}}, indent=2) + "\n"
-    lines = [f"opgraph memory: {first.model} on {hw.display_name} ({hw.name}), {hw.capacity / 1e9:,.0f} GB of "
-             f"memory; fusion {plan.name}",
-             "precision: " + "; ".join(f"{role.replace('_', ' ')} {dt}" for role, dt in first.precision.items())]
-    for fp, mb in results:
-        sizes = ", ".join(f"{k} {v:,}" for k, v in fp.phase.describe().items())
-        lines += ["", f"{fp.phase.name.upper()}: {sizes}: {_cache_line(fp)}", "",
-                  tabulate(rows(fp), ["item", "GB", "detail"], disable_numparse=True, colalign=("left", "right")),
-                  _max_batch_line(fp, mb)]
-    lines += ["", "Peak activations: the most materialized tensors alive at once while a block's kernels run in "
-                  "order (on-chip intermediates cost nothing); layers run one after another, so one block's peak is "
-                  "the model's. GB = 10^9 bytes, MB = 10^6."]
-    return "\n".join(lines) + "\n"
+    >>> from opgraph import Phase, hardware, models, strategy
+    >>> r = memory(models.get("llama-3-8b").build, [Phase.decode(64, 8192)], strategy("fused"), hardware.load("h100-sxm"))
+    >>> r.phases[0].max_batch.batch  # 16.06 GB of weights + 1.34 GB of KV cache per sequence in 80 GB
+    59
+    """
+    results = tuple(PhaseMemory(footprint_of(build(ph), plan, hw),
+                                max_batch(build, lambda b, ph=ph: attrs.evolve(ph, batch=b), plan, hw)) for ph in phases)
+    name = results[0].footprint.model if results else ""
+    return MemoryReport(name, hw, plan, results)

@@ -16,7 +16,10 @@ from opgraph.errors import OpgraphError
 from opgraph.core.fusion import FusionPlan
 from opgraph.core.hardware import Hardware
 from opgraph.core.phase import LENGTH_NAMES, PHASES, Phase
+from opgraph.core.checks import MAX_SIZE
 from opgraph.trace import Traced
+
+MAX_VALUES = 10**6  # values on one sweep axis
 
 _TOTALS = ("time_s", "flops", "bytes", "compute_s", "memory_s")
 
@@ -137,17 +140,49 @@ class Sweeper:
         return len(self._traced.regimes)
 
 
+@attrs.frozen
+class SweepCurve:
+    phase: str
+    variable: str  # "batch" (decode) or "seq_len" (prefill)
+    fixed: dict  # the other size, held constant
+    xs: tuple[int, ...]
+    model_s: tuple[float, ...]
+    blocks: tuple[tuple[str, tuple[float, ...]], ...]  # (block, its time over all its repeats, per x)
+    crossovers: tuple[tuple[str, int], ...]  # (block, smallest compute-bound value) within the plotted range
+
+
+def sweep_curve(build, plan, hw, phase: str, xs: list[int], fixed: int) -> SweepCurve:
+    """Model and per-block time along one axis (batch in decode at context `fixed`, seq_len in prefill at
+    batch `fixed`), from the sweep evaluator, and each block's crossover (opgraph.analysis.crossover) if in range."""
+    from opgraph.analysis.crossover import crossovers
+
+    varied, held = np.asarray(xs, dtype=np.int64), np.full(len(xs), fixed, dtype=np.int64)
+    grid = Sweeper(build, plan, hw, phase).grid(*((varied, held) if phase == "decode" else (held, varied)))
+    counts = {b.name: b.count for b in build(Phase.of(phase, 1, 2)).blocks}
+    blocks = tuple((name, tuple((count * grid.block_time_s[name]).tolist())) for name, count in counts.items())
+    marks = tuple((x.label, x.at) for x in crossovers(build, plan, hw, phase, fixed)
+                  if x.label in counts and x.at is not None and min(xs) <= x.at <= max(xs))
+    variable, other = ("batch", "context") if phase == "decode" else ("seq_len", "batch")
+    return SweepCurve(phase, variable, {other: fixed}, tuple(xs), tuple(grid.time_s.tolist()), blocks, marks)
+
+
 def parse_values(text: str, name: str) -> list[int]:
     """A sweep axis: "1,2,4", an inclusive range "1:512" or "1:512:8", or a progression "1,2,4,...,512"
     (geometric when the first terms have an integer ratio that reaches the end exactly, else arithmetic)."""
     def num(s: str) -> int:
-        try:
-            value = int(s)
-        except ValueError:
-            raise OpgraphError(f"{name}: {s!r} is not an integer (in {text!r})") from None
-        if value <= 0:
-            raise OpgraphError(f"{name}: values must be positive integers, got {value} (in {text!r})")
+        digits = s[1:] if s[:1] == "-" else s
+        if not (digits.isascii() and digits.isdigit()):
+            raise OpgraphError(f"{name}: {s[:20]!r} is not an integer (in {text[:60]!r})")
+        value = int(s) if len(digits) <= 12 else MAX_SIZE + 1
+        if not 0 < value <= MAX_SIZE:
+            shown = f"{value:,}" if len(digits) <= 12 else f"a number of {len(digits)} digits"
+            raise OpgraphError(f"{name}: values must be integers from 1 to {MAX_SIZE:,}, got {shown} (in {text[:60]!r})")
         return value
+
+    def extend(more) -> None:
+        if len(values) + len(more) > MAX_VALUES:
+            raise OpgraphError(f"{name}: {text[:60]!r} gives more than {MAX_VALUES:,} values; use a coarser step")
+        values.extend(more)
 
     values: list[int] = []
     parts = [p.strip() for p in text.split(",") if p.strip()]
@@ -159,7 +194,7 @@ def parse_values(text: str, name: str) -> list[int]:
         if p == "...":
             if len(values) < 2 or i + 1 >= len(parts):
                 raise OpgraphError(f"{name}: '...' needs two values before it and one after, as in 1,2,4,...,512")
-            values.extend(_progression(values[-2], values[-1], num(parts[i + 1]), name, text)[2:])
+            extend(_progression(values[-2], values[-1], num(parts[i + 1]), name, text)[2:])
             i += 2
             continue
         if ":" in p:
@@ -170,9 +205,9 @@ def parse_values(text: str, name: str) -> list[int]:
             step = num(bounds[2]) if len(bounds) == 3 else 1
             if stop < start:
                 raise OpgraphError(f"{name}: range {p!r} ends before it starts")
-            values.extend(range(start, stop + 1, step))
+            extend(range(start, stop + 1, step))
         else:
-            values.append(num(p))
+            extend([num(p)])
         i += 1
     return values
 
@@ -185,19 +220,37 @@ def _progression(a: int, b: int, end: int, name: str, text: str) -> list[int]:
         if seq[-1] == end:
             return seq
     if b > a and (end - a) % (b - a) == 0 and end > b:
-        return list(range(a, end + 1, b - a))
+        return range(a, end + 1, b - a)
     raise OpgraphError(f"{name}: {a},{b},...,{end} is neither a geometric nor an arithmetic progression "
                        f"that ends at {end} (in {text!r})")
 
 
+@attrs.frozen
+class SweepReport:
+    """`opgraph sweep`: one grid per GPU and phase."""
+
+    model: str
+    plan: FusionPlan
+    main_block: str  # the most repeated block, whose time the table shows
+    grids: tuple[SweepGrid, ...]
+
+
 def sweep(build, plan: FusionPlan, hardware: list[Hardware], phases: list[str], batches: list[int],
-          lengths: dict[str, list[int]]) -> list[SweepGrid]:
+          lengths: dict[str, list[int]]) -> SweepReport:
     """Every (hardware, phase, batch, length) combination: one grid per GPU and phase, in that order, each
-    with the points batch-major (every length of the first batch, then of the second, ...)."""
+    with the points batch-major (every length of the first batch, then of the second, ...).
+
+    >>> from opgraph import hardware, models, strategy
+    >>> r = sweep(models.get("llama-3-8b").build, strategy("fused"), [hardware.load("h100-sxm")], ["decode"],
+    ...           [1, 512], {"decode": [1024]})
+    >>> [p.bound for p in r.grids[0].points()]  # the KV cache read grows with the batch as fast as the FLOPs
+    ['memory', 'memory']
+    """
+    probe = build(Phase.of(phases[0], 1, 1))
     grids = []
     for hw in hardware:
         for phase in phases:
             b, n = np.meshgrid(np.asarray(batches, dtype=np.int64), np.asarray(lengths[phase], dtype=np.int64),
                                indexing="ij")
             grids.append(Sweeper(build, plan, hw, phase).grid(b.ravel(), n.ravel()))
-    return grids
+    return SweepReport(probe.name, plan, max(probe.blocks, key=lambda blk: blk.count).name, tuple(grids))

@@ -111,12 +111,23 @@ class OpCost:
 
 @attrs.frozen
 class BlockCost:
+    """One block's costs, with the graph and the fusion partition they came from, so that every analysis of
+    the same run (memory, activations, pictures) reuses them instead of applying the plan again."""
+
     name: str
     count: int
     ops: tuple[OpCost, ...]
-    kernels: tuple[Kernel, ...]
-    materialized: frozenset[str]
     totals: Roofline  # one instance of the block
+    graph: Graph = attrs.field(eq=False, repr=False)
+    partition: Partition = attrs.field(eq=False, repr=False)
+
+    @property
+    def kernels(self) -> tuple[Kernel, ...]:
+        return self.partition.kernels
+
+    @property
+    def materialized(self) -> frozenset[str]:
+        return self.partition.materialized
 
 
 @attrs.frozen
@@ -200,7 +211,7 @@ def block_cost(name: str, count: int, graph: Graph, part: Partition, hw: Hardwar
                rooflines[n].time_s / totals.time_s if totals.time_s else 0.0, op.part)
         for n, op in graph.ops.items()
     )
-    return BlockCost(name, count, ops, part.kernels, part.materialized, totals)
+    return BlockCost(name, count, ops, totals, graph, part)
 
 
 def analyze(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:

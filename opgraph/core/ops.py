@@ -30,12 +30,14 @@ ELEMENTWISE = "elementwise"
 ROPE = "rope"
 EMBEDDING = "embedding"
 GATHER = "gather"
-KINDS = frozenset({MATMUL, SOFTMAX, NORM, ELEMENTWISE, ROPE, EMBEDDING, GATHER})
+# The vocabularies are open: user code adds to them with register_kind / register_function /
+# register_elementwise, never by editing this file.
+KINDS = {MATMUL, SOFTMAX, NORM, ELEMENTWISE, ROPE, EMBEDDING, GATHER}
 # What each op computes (Op.fn); fusion rules may name these as well as kinds.
-FUNCTIONS = frozenset({"linear", "qk", "av", "softmax", "rmsnorm", "layernorm", "add", "mul", "silu", "gelu",
-                       "rope", "embedding", "take_last", "concat", "topk", "moe_combine"})
+FUNCTIONS = {"linear", "qk", "av", "softmax", "rmsnorm", "layernorm", "add", "mul", "silu", "gelu",
+             "rope", "embedding", "take_last", "concat", "topk", "moe_combine"}
 # Ops whose arithmetic runs on the matrix units; everything else runs at the vector rate.
-MATRIX_KINDS = frozenset({MATMUL})
+MATRIX_KINDS = {MATMUL}
 
 
 @attrs.frozen
@@ -56,7 +58,8 @@ class Op:
         if self.kind not in KINDS:
             raise OpgraphError(f"op {self.name!r}: unknown kind {self.kind!r}; valid: {', '.join(sorted(KINDS))}")
         if self.fn not in FUNCTIONS:
-            raise OpgraphError(f"op {self.name!r}: unknown function {self.fn!r}; add it to ops.FUNCTIONS")
+            raise OpgraphError(f"op {self.name!r}: unknown function {self.fn!r}; register it first with "
+                               f"opgraph.core.ops.register_function({self.fn!r})")
         if self.reads is not None and len(self.reads) != len(self.inputs):
             raise OpgraphError(f"op {self.name!r}: `reads` must have one entry per input")
         if not is_int(self.flops) or self.flops < 0:
@@ -182,6 +185,50 @@ def attention_values(name: str, p: Tensor, values: tuple[Tensor, ...] | list[Ten
     return Op(name, MATMUL, "av", (p, *values), (o,), 2 * b * heads * pairs * head_dim, reads=reads)
 
 
+def register_kind(kind: str, *, matrix: bool = False) -> str:
+    """Add an op kind ("scan", "conv", ...) that ops and fusion rules may name; `matrix` kinds run at the
+    matrix-unit peak, others at the vector rate. Registering a kind again is harmless."""
+    if not isinstance(kind, str) or not kind.isidentifier():
+        raise OpgraphError(f"op kind must be a name (letters, digits, _), got {kind!r}")
+    if kind in KINDS and (kind in MATRIX_KINDS) != matrix:
+        raise OpgraphError(f"op kind {kind!r} is already registered with matrix={kind in MATRIX_KINDS}")
+    KINDS.add(kind)
+    if matrix:
+        MATRIX_KINDS.add(kind)
+    return kind
+
+
+def register_function(fn: str) -> str:
+    """Add a function name (Op.fn) for ops built by hand with Op(...); fusion rules may name it."""
+    if not isinstance(fn, str) or not fn.isidentifier():
+        raise OpgraphError(f"op function must be a name (letters, digits, _), got {fn!r}")
+    FUNCTIONS.add(fn)
+    return fn
+
+
+def register_elementwise(fn: str, flops_per_element: int, *, arity: int = 1) -> str:
+    """Add an elementwise function for `elementwise()` / `GraphBuilder.elementwise`, with its FLOPs per output
+    element and its number of same-shaped inputs.
+
+    >>> register_elementwise("relu", 1)  # max(x, 0): one comparison per element
+    'relu'
+    >>> elementwise("act", "relu", Tensor("x", (2, 8), DType("fp16", 16))).flops
+    16
+    """
+    if not isinstance(flops_per_element, int) or isinstance(flops_per_element, bool) or flops_per_element < 0:
+        raise OpgraphError(f"elementwise {fn!r}: flops_per_element must be an int >= 0, got {flops_per_element!r}")
+    if not isinstance(arity, int) or isinstance(arity, bool) or arity < 1:
+        raise OpgraphError(f"elementwise {fn!r}: arity must be a positive int, got {arity!r}")
+    known = ELEMENTWISE_FLOPS_PER_ELEM.get(fn), ELEMENTWISE_ARITY.get(fn)
+    if known[0] is not None and known != (flops_per_element, arity):
+        raise OpgraphError(f"elementwise {fn!r} is already registered with {known[0]} FLOPs per element and "
+                           f"arity {known[1]}")
+    register_function(fn)
+    ELEMENTWISE_FLOPS_PER_ELEM[fn] = flops_per_element
+    ELEMENTWISE_ARITY[fn] = arity
+    return fn
+
+
 # Per-element FLOPs of each vector function; one home for these constants.
 SOFTMAX_FLOPS_PER_ELEM = 5  # max, subtract, exp, sum, divide (scale and mask folded into qk, as FlashAttention does)
 ELEMENTWISE_FLOPS_PER_ELEM = {
@@ -190,6 +237,7 @@ ELEMENTWISE_FLOPS_PER_ELEM = {
     "silu": 4,  # x / (1 + exp(-x)): negate, exp, add, divide
     "gelu": 8,  # tanh form 0.5x(1 + tanh(c(x + 0.044715x^3))): cube, 2 mul, add, mul, tanh, add, mul
 }
+ELEMENTWISE_ARITY = {"add": 2, "mul": 2, "silu": 1, "gelu": 1}
 ROPE_FLOPS_PER_ELEM = 3  # x*cos + rotate_half(x)*sin: 2 multiplies and 1 add per rotated element
 # Norms over the last dim d, from the definitions in the PyTorch docs (torch.nn.RMSNorm, torch.nn.LayerNorm):
 #   RMSNorm:   per element square, accumulate, scale by 1/rms, multiply by gamma        -> 4
@@ -226,8 +274,9 @@ def elementwise(name: str, fn: str, *inputs: Tensor, out: str | None = None, rol
     """add / mul of same-shaped tensors, or silu / gelu of one; FLOPs per element from the table above."""
     if fn not in ELEMENTWISE_FLOPS_PER_ELEM:
         raise OpgraphError(f"op {name!r}: unknown elementwise function {fn!r}; "
-                           f"valid: {', '.join(ELEMENTWISE_FLOPS_PER_ELEM)}")
-    arity = 2 if fn in ("add", "mul") else 1
+                           f"valid: {', '.join(ELEMENTWISE_FLOPS_PER_ELEM)} (add one with "
+                           f"opgraph.core.ops.register_elementwise)")
+    arity = ELEMENTWISE_ARITY[fn]
     if len(inputs) != arity:
         raise OpgraphError(f"op {name!r}: {fn} takes {arity} input(s), got {len(inputs)}")
     for t in inputs[1:]:

@@ -5,17 +5,11 @@ from __future__ import annotations
 import attrs
 
 from opgraph.errors import OpgraphError
-from opgraph.core.sizes import is_int
+from opgraph.core import checks
 
 PHASES = ("prefill", "decode")
 # What each phase calls its length: prompt tokens per sequence, or tokens already in the KV cache.
 LENGTH_NAMES = {"prefill": "seq_len", "decode": "context"}
-
-
-def positive(name: str, value: object) -> int:
-    if not is_int(value) or value <= 0:
-        raise OpgraphError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 @attrs.frozen
@@ -30,12 +24,12 @@ class Phase:
     @classmethod
     def prefill(cls, batch: int, seq_len: int) -> "Phase":
         """The whole prompt at once: seq_len new tokens, empty cache."""
-        return cls("prefill", positive("batch", batch), positive("seq_len", seq_len), 0)
+        return cls("prefill", checks.integer("batch", batch), checks.integer("seq_len", seq_len), 0)
 
     @classmethod
     def decode(cls, batch: int, context: int) -> "Phase":
         """One new token per sequence after `context` cached ones: attention runs over context+1 keys."""
-        return cls("decode", positive("batch", batch), 1, positive("context", context))
+        return cls("decode", checks.integer("batch", batch), 1, checks.integer("context", context))
 
     @classmethod
     def of(cls, name: str, batch: int, length: int) -> "Phase":

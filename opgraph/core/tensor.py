@@ -29,6 +29,7 @@ class DType:
         return attrs.evolve(self, group_size=group_size, scale_bits=scale_bits)
 
 
+FP64 = DType("fp64", 64)
 FP32 = DType("fp32", 32)
 TF32 = DType("tf32", 32)
 BF16 = DType("bf16", 16)
@@ -39,7 +40,10 @@ INT4 = DType("int4", 4)
 INT32 = DType("int32", 32)  # token ids
 INT64 = DType("int64", 64)
 
-DTYPES: dict[str, DType] = {d.name: d for d in (FP32, TF32, BF16, FP16, FP8, INT8, INT4, INT32, INT64)}
+# The one dtype table; the lists below name subsets of it.
+DTYPES: dict[str, DType] = {d.name: d for d in (FP64, FP32, TF32, BF16, FP16, FP8, INT8, INT4, INT32, INT64)}
+STORAGE_DTYPES = ("fp32", "bf16", "fp16", "fp8", "int8", "int4")  # what weights, activations, KV cache are stored as
+COMPUTE_DTYPES = ("fp64", "tf32", *STORAGE_DTYPES)  # operand types a GPU spec may give a matrix rate for
 
 
 def dtype(name: str) -> DType:

@@ -14,22 +14,37 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SUFFIXES = (".toml", ".json")
+MAX_BYTES = 16 * 2**20  # a config, spec or plan is a few KB; a file this large is something else
 
 
-def read(path: Path, what: str) -> dict:
-    """Parse a .toml or .json file into a dict; `what` says what the file should be, for messages."""
-    if path.suffix not in SUFFIXES:
+def read(path: Path, what: str, *, syntax: str | None = None) -> dict:
+    """Parse a .toml or .json file into a dict (`syntax` "json" reads any name as JSON); `what` says what the
+    file should be, for messages. Every failure is one OpgraphError naming the file."""
+    syntax = syntax or {".toml": "toml", ".json": "json"}.get(path.suffix)
+    if syntax is None:
         raise OpgraphError(f"{path}: a {what} must be a .toml or .json file")
+    if path.is_dir():
+        raise OpgraphError(f"{path} is a folder; give the {what} file itself")
     try:
-        text = path.read_text()
+        raw = path.read_bytes() if path.stat().st_size <= MAX_BYTES else None
+        if raw is None:
+            raise OpgraphError(f"{path}: {path.stat().st_size:,} bytes is too large for a {what} (the most is "
+                               f"{MAX_BYTES:,})")
+        text = raw.decode("utf-8-sig")  # a byte-order mark, as some editors save, is not part of the text
+    except FileNotFoundError:
+        raise OpgraphError(f"{what} file {str(path)!r} does not exist") from None
     except (OSError, UnicodeDecodeError) as e:
         raise OpgraphError(f"{path}: cannot read {what}: {e}") from None
     try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        data = tomllib.loads(text) if syntax == "toml" else json.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise OpgraphError(f"{path}: not valid TOML: {e}") from None
     except json.JSONDecodeError as e:
-        raise OpgraphError(f"{path}: not valid JSON: {e}") from None
+        raise OpgraphError(f"{path}: not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+    except RecursionError:
+        raise OpgraphError(f"{path}: nested too deeply to be a {what}") from None
+    except ValueError as e:  # e.g. an integer of thousands of digits
+        raise OpgraphError(f"{path}: not a valid {what}: {e}") from None
     if not isinstance(data, dict):
         raise OpgraphError(f"{path}: a {what} must be a table/object at the top level")
     return data

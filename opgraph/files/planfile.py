@@ -25,13 +25,14 @@ from pathlib import Path
 from opgraph.files import datafile
 from opgraph.errors import OpgraphError
 from opgraph.core.fusion import FuseRule, FusionPlan
-from opgraph.core.ops import FUNCTIONS, KINDS
+from opgraph.core import ops
 from opgraph.core.tensor import Role
 
 PLANS = Path(__file__).parent / "plans"
 DEFAULT = "fused"
 _PLAN_KEYS = {"name", "description", "rule", "group"}
-_RULE_LISTS = {"producer": KINDS | FUNCTIONS, "consumer": KINDS | FUNCTIONS, "tensor": {r.value for r in Role}}
+_RULE_LISTS = {"producer": lambda: ops.KINDS | ops.FUNCTIONS, "consumer": lambda: ops.KINDS | ops.FUNCTIONS,
+               "tensor": lambda: {r.value for r in Role}}  # read when a plan is parsed: user code may register more
 _RULE_FLAGS = ("single_consumer", "single_producer", "same_part", "never")
 
 
@@ -71,10 +72,10 @@ def _rule(where: str, i: int, raw: object) -> FuseRule:
             value = raw[key]
             if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
                 raise OpgraphError(f"{label}: {key} must be a non-empty list of names")
-            bad = [v for v in value if v not in valid]
+            bad = [v for v in value if v not in valid()]
             if bad:
                 raise OpgraphError(f"{label}: {key} has unknown name(s) {', '.join(bad)}; "
-                                   f"valid: {', '.join(sorted(valid))}")
+                                   f"valid: {', '.join(sorted(valid()))}")
             kwargs[key] = value
     for key in _RULE_FLAGS:
         if key in raw:

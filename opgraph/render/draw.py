@@ -5,11 +5,11 @@ folded into each op's label."""
 
 from __future__ import annotations
 
+from opgraph.analysis.activations import BlockView
 from opgraph.core.fusion import Partition
 from opgraph.core.graph import Graph
 from opgraph.core.tensor import Role
-
-FORMATS = ("dot", "mermaid")
+from opgraph.render import renderer
 
 
 def _mb(n: int) -> str:
@@ -78,3 +78,17 @@ def to_mermaid(graph: Graph, part: Partition, title: str) -> str:
         arrow = f"-->|{label}|" if solid else f"-.->|{label}|"
         lines.append(f"  {nid(src)} {arrow} {nid(dst)}")
     return "\n".join(lines) + "\n"
+
+
+def title(v: BlockView) -> str:
+    return f"{v.model} {v.graph.name} ({v.phase.name}), fusion {v.plan.name}: {len(v.partition.kernels)} kernels"
+
+
+@renderer(BlockView, "dot")
+def as_dot(v: BlockView, fmt: str) -> str:
+    return to_dot(v.graph, v.partition, title(v))
+
+
+@renderer(BlockView, "mermaid")
+def as_mermaid(v: BlockView, fmt: str) -> str:
+    return to_mermaid(v.graph, v.partition, title(v))

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import attrs
 
-from opgraph.core.phase import Phase
 from opgraph.core.cost import PhaseCost
 from opgraph.errors import OpgraphError
 from opgraph.core.model import Model
@@ -65,6 +64,11 @@ def save(fig, path: str | Path) -> Path:
 def matmul_dtype(model: Model) -> DType:
     """The precision the model's matmuls compute at (that of the first matmul): the roof to draw."""
     return next(op.compute_dtype for b in model.blocks for op in b.graph.ops.values() if op.kind in MATRIX_KINDS)
+
+
+def matmul_dtype_of(results: list[PhaseCost]) -> DType:
+    """matmul_dtype of the costed graphs."""
+    return next(op.compute_dtype for b in results[0].blocks for op in b.graph.ops.values() if op.kind in MATRIX_KINDS)
 
 
 # -- roofline ----------------------------------------------------------------------------------------
@@ -243,35 +247,7 @@ def _colors(n: int) -> list:
 
 
 # -- sweep -------------------------------------------------------------------------------------------
-@attrs.frozen
-class SweepCurve:
-    phase: str
-    variable: str  # "batch" (decode) or "seq_len" (prefill)
-    fixed: dict  # the other size, held constant
-    xs: tuple[int, ...]
-    model_s: tuple[float, ...]
-    blocks: tuple[tuple[str, tuple[float, ...]], ...]  # (block, its time over all its repeats, per x)
-    crossovers: tuple[tuple[str, int], ...]  # (block, smallest compute-bound value) within the plotted range
-
-
-def sweep_data(build, plan, hw, phase: str, xs: list[int], fixed: int) -> SweepCurve:
-    """Model and per-block time along one axis (batch in decode at context `fixed`, seq_len in prefill at
-    batch `fixed`), from the sweep evaluator, and each block's crossover (opgraph.analysis.crossover) if in range."""
-    from opgraph.analysis.crossover import crossovers
-    from opgraph.analysis.sweep import Sweeper
-
-    sweeper = Sweeper(build, plan, hw, phase)
-    points = [sweeper.point(x, fixed) if phase == "decode" else sweeper.point(fixed, x) for x in xs]
-    counts = {b.name: b.count for b in build(Phase.decode(1, 1) if phase == "decode" else Phase.prefill(1, 2)).blocks}
-    blocks = tuple((name, tuple(count * p.block_time_s[name] for p in points)) for name, count in counts.items())
-    marks = tuple((x.label, x.at) for x in crossovers(build, plan, hw, phase, fixed)
-                  if x.label in counts and x.at is not None and min(xs) <= x.at <= max(xs))
-    variable, other = ("batch", "context") if phase == "decode" else ("seq_len", "batch")
-    return SweepCurve(phase, variable, {other: fixed}, tuple(xs), tuple(p.model_time_s for p in points), blocks,
-                      marks)
-
-
-def sweep(curves: list[SweepCurve], title: str):
+def sweep(curves: list, title: str):
     """Time against batch or length, one panel per phase: the model's time and each block's, log-log, with
     each block's compute-bound crossover marked. Returns (Figure, curves)."""
     fig = figure(figsize=(6.5 * len(curves), 5), layout="constrained")
@@ -295,3 +271,24 @@ def sweep(curves: list[SweepCurve], title: str):
         ax.legend(fontsize=8)
     fig.suptitle(title)
     return fig, curves
+
+
+# -- files, with a line saying what was drawn (the plot command's output) -----------------------------------
+def roofline_file(results: list[PhaseCost], path) -> str:
+    fig, data = roofline(results, matmul_dtype_of(results))
+    what = (f"{len(data.points)} op points, ridge at {data.ridge:,.0f} FLOP/B"
+            + (f"; not drawn: {'; '.join(data.skipped)}" if data.skipped else ""))
+    return f"wrote {save(fig, path)}: {what}\n"
+
+
+def breakdown_file(results: list[PhaseCost], path) -> str:
+    fig, data = breakdown(results)
+    what = f"{len(data.segments)} segments per phase" + (f" ('other': {', '.join(data.other)})" if data.other else "")
+    return f"wrote {save(fig, path)}: {what}\n"
+
+
+def sweep_file(curves: list, title: str, path) -> str:
+    fig, _ = sweep(curves, title)
+    marks = "; ".join(f"{c.phase}: {b} from {c.variable} {at:,}" for c in curves for b, at in c.crossovers)
+    return (f"wrote {save(fig, path)}: {sum(len(c.xs) for c in curves)} points"
+            + (f"; crossovers {marks}" if marks else "; no block crosses to compute-bound in range") + "\n")

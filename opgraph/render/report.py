@@ -1,4 +1,4 @@
-"""Render cost records. Nothing here computes a cost: it only formats what `cost` produced.
+"""`opgraph report`: per-op tables, JSON and CSV of the cost records. Nothing here computes a cost.
 
 JSON and CSV carry exact integers in base units (FLOP, byte, second); tables use human units
 (GFLOP, MB = 1e6 bytes, µs) stated in their headers.
@@ -6,46 +6,15 @@ JSON and CSV carry exact integers in base units (FLOP, byte, second); tables use
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 
-from tabulate import tabulate
-
+from opgraph.analysis.report import Report
 from opgraph.core.cost import BlockCost, PhaseCost, Roofline
+from opgraph.render import renderer
+from opgraph.render.memory import footprint_dict, verdict
+from opgraph.render.text import header, heading, lines, precision_line, scaled, seconds, sig, table, to_csv, to_json
 
-FORMATS = ("table", "json", "csv", "markdown")
 UNITS = {"flops": "FLOP", "bytes": "byte", "time_s": "s", "intensity": "FLOP/byte", "share": "fraction of block time"}
-
-
-# -- numbers for people ------------------------------------------------------------------------------
-def sig(value: float, digits: int = 3) -> str:
-    """`digits` significant figures without scientific notation, thousands separated: 0.000524, 14.3, 1,234."""
-    if value == 0:
-        return "0"
-    if math.isinf(value):
-        return "∞"
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
-    return f"{value:,.{min(decimals, 9)}f}"
-
-
-def scaled(value: float, unit: str, *, base: int = 1000) -> str:
-    """A value with an SI prefix chosen to fit: 16.1 GB, 8.03 B params, 475 TFLOP."""
-    prefixes = ["", "k", "M", "G", "T", "P", "E"]
-    i = 0
-    while abs(value) >= base and i < len(prefixes) - 1:
-        value /= base
-        i += 1
-    return f"{sig(value)} {prefixes[i]}{unit}"
-
-
-def seconds(s: float) -> str:
-    if s >= 1:
-        return f"{sig(s)} s"
-    if s >= 1e-3:
-        return f"{sig(s * 1e3)} ms"
-    return f"{sig(s * 1e6)} µs"
 
 
 # -- JSON --------------------------------------------------------------------------------------------
@@ -81,26 +50,31 @@ def _phase_dict(p: PhaseCost) -> dict:
     model = {"params": p.params, "weight_bytes": p.weight_bytes}
     model.update({k: v for k, v in _roofline_dict(p.totals).items()
                   if k in ("flops", "bytes", "intensity", "bound", "time_s")})
-    model["tokens_per_s"] = p.phase.tokens / p.totals.time_s
+    model["tokens_per_s"] = p.phase.tokens / p.totals.time_s if p.totals.time_s else None
     return {**p.phase.describe(), "notes": list(p.notes), "blocks": [_block_dict(b) for b in p.blocks],
             "model": model}
 
 
-def to_dict(results: list[PhaseCost]) -> dict:
-    first = results[0]
+def hardware_dict(hw) -> dict:
+    return {"display_name": hw.display_name, "matrix_flops_per_s": hw.matrix_flops,
+            "vector_flops_per_s": hw.vector_flops, "bandwidth_bytes_per_s": hw.bandwidth,
+            "capacity_bytes": int(hw.capacity), "source": hw.source}
+
+
+@renderer(Report, "json")
+def as_json(r: Report, fmt: str) -> str:
+    first = r.costs[0]
     hw = first.hardware
-    return {
+    return to_json({
         "model": first.model,
         "hardware": hw.name,
         "fusion": first.plan.name,
-        "hardware_spec": {"display_name": hw.display_name, "matrix_flops_per_s": hw.matrix_flops,
-                          "vector_flops_per_s": hw.vector_flops, "bandwidth_bytes_per_s": hw.bandwidth,
-                          "capacity_bytes": hw.capacity, "source": hw.source},
+        "hardware_spec": hardware_dict(hw),
         "units": UNITS,
         "precision": first.precision,
         "time_model": {"kernel_launch_s": hw.kernel_launch_s, "overlap": hw.overlap},
-        "phases": {p.phase.name: _phase_dict(p) for p in results},
-    }
+        "phases": {p.phase.name: {**_phase_dict(p), "memory": footprint_dict(fp)} for p, fp in zip(r.costs, r.memory)},
+    })
 
 
 # -- tables ------------------------------------------------------------------------------------------
@@ -113,11 +87,10 @@ def _row(label: str, kind: str, r: Roofline, share: float | None) -> list[str]:
             sig(r.intensity), r.bound, sig(r.time_s * 1e6), "" if share is None else f"{share * 100:.1f}"]
 
 
-def _block_table(b: BlockCost, tablefmt: str) -> str:
+def _block_table(b: BlockCost, fmt: str) -> str:
     rows = [_row(o.name, o.kind, o.cost, o.share) for o in b.ops]
     rows.append(_row(f"{b.name} total", f"{len(b.kernels)} kernels", b.totals, 1.0))
-    return tabulate(rows, OP_HEADERS, tablefmt=tablefmt, disable_numparse=True,
-                    colalign=("left", "left", *["right"] * 5, "left", "right", "right"))
+    return table(rows, OP_HEADERS, fmt, colalign=("left", "left", *["right"] * 5, "left", "right", "right"))
 
 
 def _kernel_line(b: BlockCost) -> str:
@@ -127,7 +100,7 @@ def _kernel_line(b: BlockCost) -> str:
     return f"{len(b.kernels)} kernels: " + ", ".join(fused)
 
 
-def _phase_title(p: PhaseCost) -> str:
+def phase_title(p: PhaseCost) -> str:
     ph = p.phase
     if ph.name == "prefill":
         return f"PREFILL: batch {ph.batch} x seq_len {ph.new_tokens} ({ph.tokens:,} tokens)"
@@ -142,59 +115,43 @@ def _model_line(p: PhaseCost) -> str:
             f"{t.bound}-bound, {seconds(t.time_s)} ({sig(p.phase.tokens / t.time_s)} {step})")
 
 
-def _header(p: PhaseCost) -> list[str]:
+def setup_lines(p: PhaseCost) -> list[str]:
+    """What the numbers were computed on: hardware, fusion plan, precision and time model."""
     hw, plan = p.hardware, p.plan
     rates = ", ".join(f"{dt} {sig(r / 1e12)}" for dt, r in hw.matrix_flops.items())
-    lines = [
-        f"opgraph report: {p.model} on {hw.display_name} ({hw.name})",
+    out = [
         f"hardware: matrix TFLOP/s {rates}; vector {sig(hw.vector_flops / 1e12)} TFLOP/s; "
         f"{sig(hw.bandwidth / 1e9)} GB/s",
         f"fusion: {plan.name}" + (f" ({plan.description})" if plan.description else ""),
-        "precision: " + "; ".join(f"{role.replace('_', ' ')} {dt}" for role, dt in p.precision.items()),
+        precision_line(p.precision),
     ]
     if hw.kernel_launch_s or hw.overlap != 1.0:
-        lines.append(f"time model: {sig(hw.kernel_launch_s * 1e6)} µs launch per kernel, overlap {hw.overlap} "
-                     f"(1.0 = max(compute, memory), 0.0 = sum)")
-    return lines
+        out.append(f"time model: {sig(hw.kernel_launch_s * 1e6)} µs launch per kernel, overlap {hw.overlap} "
+                   f"(1.0 = max(compute, memory), 0.0 = sum)")
+    return out
 
 
-def render_text(results: list[PhaseCost], markdown: bool = False) -> str:
-    tablefmt = "github" if markdown else "simple"
-    h = "## " if markdown else ""
-    lines = _header(results[0])
-    if markdown:
-        lines = [f"# {lines[0]}", "", *(f"- {x}" for x in lines[1:])]
-    for p in results:
-        lines += ["", f"{h}{_phase_title(p)}", *(f"note: {n}" for n in p.notes)]
+@renderer(Report, "table", "markdown")
+def as_text(r: Report, fmt: str) -> str:
+    first = r.costs[0]
+    out = header(f"opgraph report: {first.model} on {first.hardware.display_name} ({first.hardware.name})", fmt,
+                 setup_lines(first))
+    for p, fp in zip(r.costs, r.memory):
+        out += ["", heading(phase_title(p), fmt), *(f"note: {n}" for n in p.notes)]
         for b in p.blocks:
-            lines += ["", f"{h}# {b.name} x{b.count}" if markdown else f"{b.name} x{b.count}", "",
-                      _block_table(b, tablefmt), _kernel_line(b)]
-        lines += ["", _model_line(p)]
-    lines += ["", "Times are per-op rooflines: max(FLOPs / peak, bytes / bandwidth) unless a time model is "
-                  "shown above; a block's time is their sum. MB = 10^6 bytes."]
-    return "\n".join(lines) + "\n"
+            out += ["", heading(f"{b.name} x{b.count}", fmt, 3), "", _block_table(b, fmt), _kernel_line(b)]
+        out += ["", _model_line(p), f"memory: {verdict(fp)}"]
+    return lines(out, "", "Times are per-op rooflines: max(FLOPs / peak, bytes / bandwidth) unless a time model is "
+                          "shown above; a block's time is their sum. MB = 10^6 bytes.")
 
 
-def render_csv(results: list[PhaseCost]) -> str:
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(["phase", "block", "count", "op", "kind", "fn", "kernel", "flops", "bytes_read", "bytes_written",
-                "weight_bytes", "activation_bytes", "kv_cache_bytes", "intensity", "bound", "compute_s",
-                "memory_s", "time_s", "share"])
-    for p in results:
-        for b in p.blocks:
-            for o in b.ops:
-                r, t = o.cost, o.cost.traffic
-                w.writerow([p.phase.name, b.name, b.count, o.name, o.kind, o.fn, o.kernel, r.flops, t.bytes_read,
-                            t.bytes_written, t.weight_bytes, t.activation_bytes, t.kv_cache_bytes,
-                            "" if math.isinf(r.intensity) else repr(r.intensity), r.bound, repr(r.compute_s),
-                            repr(r.memory_s), repr(r.time_s), repr(o.share)])
-    return out.getvalue()
-
-
-def render(results: list[PhaseCost], fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps(to_dict(results), indent=2) + "\n"
-    if fmt == "csv":
-        return render_csv(results)
-    return render_text(results, markdown=(fmt == "markdown"))
+@renderer(Report, "csv")
+def as_csv(r: Report, fmt: str) -> str:
+    head = ["phase", "block", "count", "op", "kind", "fn", "kernel", "flops", "bytes_read", "bytes_written",
+            "weight_bytes", "activation_bytes", "kv_cache_bytes", "intensity", "bound", "compute_s", "memory_s",
+            "time_s", "share"]
+    rows = ([p.phase.name, b.name, b.count, o.name, o.kind, o.fn, o.kernel, o.cost.flops, o.cost.traffic.bytes_read,
+             o.cost.traffic.bytes_written, o.cost.traffic.weight_bytes, o.cost.traffic.activation_bytes,
+             o.cost.traffic.kv_cache_bytes, o.cost.intensity, o.cost.bound, o.cost.compute_s, o.cost.memory_s,
+             o.cost.time_s, o.share] for p in r.costs for b in p.blocks for o in b.ops)
+    return to_csv(head, rows)

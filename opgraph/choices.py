@@ -1,0 +1,134 @@
+"""What the user chose, resolved into the records the analyses take: a model source and how to build it, the
+phases and sizes, the GPU, the fusion plan. Every mistake is an OpgraphError naming the option and what is
+valid. The command line calls these with its options' values; scripts can too.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from opgraph import hardware as specs
+from opgraph import models
+from opgraph.analysis.sweep import parse_values
+from opgraph.core import checks
+from opgraph.core.hardware import Hardware
+from opgraph.core.model import BuildOptions
+from opgraph.core.phase import LENGTH_NAMES, PHASES, Phase
+from opgraph.core.tensor import BF16, STORAGE_DTYPES, Precision, dtype
+from opgraph.errors import OpgraphError
+from opgraph.files import planfile
+
+DEFAULT_BATCH = 32
+DEFAULT_LENGTH = {"prefill": 1024, "decode": 1024}  # seq_len, context
+DEFAULT_BATCHES = "1,2,4,...,512"
+GROUPED = ("int4", "int8")  # weight types stored with one fp16 scale per group of a row
+DEFAULT_GROUP = 128
+MAX_POINTS = 10**7  # points in one sweep: about 1 GB of results
+
+
+def own_dtype(source) -> str:
+    """The model's own dtype name: a config's, else bf16 (GraphBuilder's default) for a model written in Python."""
+    return getattr(source, "dtype", BF16).name
+
+
+def precision(source, *, dtype_: str | None = None, weight: str | None = None, act: str | None = None,
+              kv: str | None = None, group_size: int | None = None) -> Precision | None:
+    """Storage precision per role from --dtype and the per-role options; None keeps the model's own."""
+    given = {"weight": weight, "act": act, "kv": kv}
+    if dtype_ is None and all(v is None for v in given.values()):
+        if group_size is not None:
+            raise OpgraphError(f"--group-size applies to int4/int8 weights, but the weights are {own_dtype(source)}; "
+                               f"add --weight-dtype int4 or int8")
+        return None
+    base = checks.choice("--dtype", own_dtype(source) if dtype_ is None else dtype_, STORAGE_DTYPES)
+    names = {role: checks.choice(f"--{role}-dtype", base if v is None else v, STORAGE_DTYPES)
+             for role, v in given.items()}
+    w = dtype(names["weight"])
+    if names["weight"] in GROUPED:
+        w = w.grouped(DEFAULT_GROUP if group_size is None else checks.integer("--group-size", group_size))
+    elif group_size is not None:
+        raise OpgraphError(f"--group-size applies to int4/int8 weights, but --weight-dtype is {names['weight']}")
+    return Precision(weight=w, act=dtype(names["act"]), kv=dtype(names["kv"]))
+
+
+def builder(source, options: BuildOptions):
+    """phase -> the Model of `source` for that phase, built with `options`."""
+    def build(phase: Phase):
+        return source.build(phase, options)
+
+    if options.experts_touched is not None:
+        checks.integer("--experts-touched", options.experts_touched)
+        probe = build(Phase.decode(1, 1))
+        if not any(op.part == "moe" for b in probe.blocks for op in b.graph.ops.values()):
+            raise OpgraphError(f"--experts-touched applies to mixture-of-experts models; {probe.name} has no ops "
+                               f"tagged 'moe'")
+    return build
+
+
+def gpu(name: str, *, launch_us: float | None = None, overlap: float | None = None) -> Hardware:
+    """A GPU spec with the command line's time-model knobs applied."""
+    hw = specs.load(name)
+    knobs = {}
+    if launch_us is not None:
+        knobs["kernel_launch_s"] = checks.number("--launch-us", launch_us, minimum=0, maximum=10**6) * 1e-6
+    if overlap is not None:
+        knobs["overlap"] = checks.number("--overlap", overlap, minimum=0, maximum=1)
+    return attrs.evolve(hw, **knobs) if knobs else hw
+
+
+def gpus(text: str | None, **knobs) -> list[Hardware]:
+    names = [n.strip() for n in (text or specs.DEFAULT).split(",")]
+    if not all(names):
+        raise OpgraphError(f"--hardware: empty name in {text!r}; give names separated by commas")
+    return [gpu(n, **knobs) for n in names]
+
+
+def phase_names(phase: str, *, seq_len=None, context=None) -> tuple[str, ...]:
+    """The phases asked for; a length option for a phase not being run is an error, not silently ignored."""
+    names = PHASES if checks.choice("--phase", phase, (*PHASES, "both")) == "both" else (phase,)
+    for ph, value in (("prefill", seq_len), ("decode", context)):
+        if value is not None and ph not in names:
+            flag = "--" + LENGTH_NAMES[ph].replace("_", "-")
+            raise OpgraphError(f"{flag} applies to {ph}, but --phase is {phase}; drop it or use --phase {ph} or both")
+    return names
+
+
+def phases(names, *, batch: int, seq_len: int | None = None, context: int | None = None) -> list[Phase]:
+    lengths = {"prefill": seq_len, "decode": context}
+    out = []
+    for ph in names:
+        flag = "--" + LENGTH_NAMES[ph].replace("_", "-")
+        length = DEFAULT_LENGTH[ph] if lengths[ph] is None else checks.integer(flag, lengths[ph])
+        out.append(Phase.of(ph, checks.integer("--batch", batch), length))
+    for p in out:
+        checks.integer(f"{p.name} tokens (batch x {p.length_name})", p.tokens, maximum=checks.MAX_TOKENS)
+    return out
+
+
+def plan(name: str):
+    return planfile.load(name)
+
+
+def plans(text: str) -> list:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if len(names) < 2:
+        raise OpgraphError(f"--fusion needs at least two plans to compare, separated by commas; got {text!r}")
+    return [planfile.load(n) for n in names]
+
+
+def sweep_axes(names, *, batch: str | None, seq_len: str | None, context: str | None) -> tuple[list, dict]:
+    """The sweep's batch list and each phase's length list, bounded so the grid fits in memory."""
+    batches = parse_values(DEFAULT_BATCHES if batch is None else batch, "--batch")
+    given = {"prefill": seq_len, "decode": context}
+    lengths = {ph: parse_values(str(DEFAULT_LENGTH[ph]) if given[ph] is None else given[ph],
+                                "--" + LENGTH_NAMES[ph].replace("_", "-")) for ph in names}
+    points = sum(len(batches) * len(v) for v in lengths.values())
+    if points > MAX_POINTS:
+        raise OpgraphError(f"the sweep has {points:,} points; the most is {MAX_POINTS:,} (narrow --batch or the "
+                           f"lengths, or use a coarser step such as 1:100000:1000)")
+    return batches, lengths
+
+
+def model(text: str):
+    """The model source MODEL names: a preset, a config.json, or file.py:NAME (see opgraph.models.get)."""
+    return models.get(text)

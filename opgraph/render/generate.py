@@ -1,0 +1,70 @@
+"""`opgraph generate`: time to first token, every decode step, total time, throughput and memory."""
+
+from __future__ import annotations
+
+from opgraph.analysis.generate import CONVENTION, Generation
+from opgraph.render import renderer
+from opgraph.render.memory import footprint_dict, verdict
+from opgraph.render.text import gb, precision_line, seconds, sig, table, to_json
+
+
+@renderer(Generation, "json")
+def as_json(g: Generation, fmt: str) -> str:
+    """Times in seconds, rates in tokens per second, memory in bytes."""
+    steps = g.steps
+    return to_json({
+        "model": g.prefill.model, "hardware": g.prefill.hardware.name, "fusion": g.prefill.plan.name,
+        "precision": g.prefill.precision,
+        "time_model": {"kernel_launch_s": g.prefill.hardware.kernel_launch_s, "overlap": g.prefill.hardware.overlap},
+        "batch": g.batch, "prompt_tokens": g.prompt, "output_tokens": g.output, "convention": CONVENTION,
+        "units": {"*_s": "s", "*_per_s": "tokens/s", "*_bytes": "byte"},
+        "ttft_s": g.ttft_s,
+        "decode": {"steps": len(steps), "first_context": steps[0].context if steps else None,
+                   "last_context": steps[-1].context if steps else None, "total_s": g.decode_s,
+                   "mean_s": g.tpot_s, "first_s": steps[0].time_s if steps else None,
+                   "last_s": steps[-1].time_s if steps else None,
+                   "step_times_s": [s.time_s for s in steps]},
+        "tpot_s": g.tpot_s, "total_s": g.total_s, "tokens_per_s": g.tokens_per_s,
+        "tokens_per_s_per_sequence": g.tokens_per_s_per_sequence,
+        "fits": g.fits, "memory": [{"phase": f.phase.name, **footprint_dict(f)} for f in g.memory],
+        "notes": list(g.notes),
+    })
+
+
+@renderer(Generation, "table")
+def as_text(g: Generation, fmt: str) -> str:
+    p, hw, steps = g.prefill, g.prefill.hardware, g.steps
+    ends = [f"during prefill (K, V of {g.prompt:,} tokens)"] + (
+        [f"at the last step (context {steps[-1].context:,})"] if steps else [])
+    out = [
+        f"opgraph generate: {p.model} on {hw.display_name} ({hw.name}), fusion {p.plan.name}",
+        precision_line(p.precision),
+        f"batch {g.batch} x prompt {g.prompt:,} tokens -> {g.output:,} output token{'s' * (g.output > 1)} per sequence",
+        *(f"note: {n}" for n in g.notes), "",
+    ]
+    if steps:
+        a, z = steps[0], steps[-1]
+        decode = [
+            ["decode steps", f"{len(steps):,} steps", f"contexts {a.context:,}..{z.context:,} (tokens already cached; "
+                                                      f"each step attends over context+1 keys), {seconds(g.decode_s)} in all"],
+            ["time per output token", seconds(g.tpot_s), f"mean of the {len(steps):,} decode steps; first "
+                                                         f"{seconds(a.time_s)} (context {a.context:,}), last "
+                                                         f"{seconds(z.time_s)} (context {z.context:,})"],
+        ]
+    else:
+        decode = [["decode steps", "0 steps", "one output token: prefill alone produces it"]]
+    fit_note = "" if g.fits else "; DOES NOT FIT in GPU memory (below)"
+    rows = [
+        ["time to first token", seconds(g.ttft_s), f"prefill of {g.batch} x {g.prompt:,} tokens, lm_head on the "
+                                                   f"last position only{fit_note}"],
+        *decode,
+        ["total time", seconds(g.total_s), f"TTFT + {len(steps):,} decode steps{fit_note}"],
+        ["throughput", f"{sig(g.tokens_per_s)} tokens/s", f"output tokens of the batch ({g.batch} x {g.output:,}) "
+                                                          f"per second of total time; {sig(g.tokens_per_s_per_sequence)} "
+                                                          f"tokens/s per sequence"],
+        *([f"memory {end}", gb(f.total), verdict(f)] for end, f in zip(ends, g.memory)),
+    ]
+    out.append(table(rows, ["quantity", "value", "detail"], fmt, colalign=("left", "right")))
+    out += ["", f"Convention: {CONVENTION}. Memory = weights + KV cache + peak activations of one step "
+                f"('opgraph memory' itemizes it); GB = 10^9 bytes."]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,87 @@
+"""`opgraph memory` (and the memory lines of `report` and `generate`): footprints against GPU capacity."""
+
+from __future__ import annotations
+
+from opgraph.analysis.memory import Footprint, MaxBatch, MemoryReport
+from opgraph.render import renderer
+from opgraph.render.text import gb, header, heading, lines, precision_line, sizes, table, to_json
+
+
+def verdict(fp: Footprint) -> str:
+    """Plain words: 'fits: 20.4 GB of 80 GB (25%), 59.6 GB free' or 'DOES NOT FIT: needs ...'."""
+    cap = fp.capacity
+    if fp.fits:
+        return f"fits: {gb(fp.total)} of {cap / 1e9:,.0f} GB ({fp.total / cap:.0%}), {gb(cap - fp.total)} free"
+    return f"DOES NOT FIT: needs {gb(fp.total)}, the GPU has {cap / 1e9:,.0f} GB ({gb(fp.total - cap)} over)"
+
+
+def footprint_dict(fp: Footprint) -> dict:
+    """Exact byte counts for scripts."""
+    peak = fp.peak_block
+    return {**fp.phase.describe(), "weight_bytes": fp.weight_bytes, "kv_cache_bytes": fp.kv_cache_bytes,
+            "activation_bytes": fp.activation_bytes, "total_bytes": fp.total, "capacity_bytes": int(fp.capacity),
+            "fits": fp.fits, "peak": {"block": peak.name, "kernel": peak.peak.kernel, "alive": list(peak.peak.alive)},
+            "blocks": [{"name": b.name, "count": b.count, "kv_cache_bytes": b.kv_cache_bytes,
+                        "peak_activation_bytes": b.peak.bytes, "peak_kernel": b.peak.kernel,
+                        "peak_alive": list(b.peak.alive)} for b in fp.blocks]}
+
+
+def _rows(fp: Footprint) -> list[list[str]]:
+    """Table rows (item, GB, detail) for one footprint; the total row carries the verdict."""
+    kv = ", ".join(f"{b.name} {b.count} x {b.kv_cache_bytes / 1e6:,.1f} MB" for b in fp.blocks if b.kv_cache_bytes)
+    peak = fp.peak_block
+    others = ", ".join(f"{b.name} {b.peak.bytes / 1e6:,.2f} MB" for b in fp.blocks if b is not peak)
+    return [
+        ["weights", f"{fp.weight_bytes / 1e9:,.3f}", "all weights as stored"],
+        ["KV cache", f"{fp.kv_cache_bytes / 1e9:,.3f}", kv or "no KV cache"],
+        ["peak activations", f"{fp.activation_bytes / 1e9:,.3f}",
+         f"{peak.name}, while kernel {peak.peak.kernel or '-'} runs: {', '.join(peak.peak.alive) or '-'}"
+         + (f" (other blocks: {others})" if others else "")],
+        ["total", f"{fp.total / 1e9:,.3f}", verdict(fp)],
+    ]
+
+
+def _cache_line(fp: Footprint) -> str:
+    ph = fp.phase
+    if ph.name == "prefill":
+        return (f"the step writes K and V for all {ph.new_tokens:,} positions of each sequence (a sliding-window "
+                f"layer included)")
+    return (f"after the step the KV cache holds context+1 = {ph.keys:,} tokens per sequence (at most the window "
+            f"in a sliding-window layer)")
+
+
+def _max_batch_line(fp: Footprint, mb: MaxBatch) -> str:
+    length = sizes({k: v for k, v in fp.phase.describe().items() if k != "batch"})
+    over = f"batch {mb.batch + 1:,} needs {gb(mb.over.total)}: does not fit"
+    if mb.batch == 0:
+        return f"largest batch that fits at {length}: none; {over}"
+    how = ("solved exactly (memory = weights + batch x per-sequence bytes), checked at both batches"
+           if mb.method == "linear" else "found by search, checked at both batches")
+    return f"largest batch that fits at {length}: {mb.batch:,} ({gb(mb.fits.total)}); {over}; {how}"
+
+
+@renderer(MemoryReport, "json")
+def as_json(r: MemoryReport, fmt: str) -> str:
+    first = r.phases[0].footprint
+    return to_json({
+        "model": r.model, "hardware": r.hardware.name, "fusion": r.plan.name, "capacity_bytes": int(r.hardware.capacity),
+        "precision": first.precision, "units": {"*_bytes": "byte"},
+        "phases": {p.footprint.phase.name: {**footprint_dict(p.footprint), "max_batch": {
+            "batch": p.max_batch.batch, "method": p.max_batch.method,
+            "total_bytes": p.max_batch.fits.total if p.max_batch.fits else None,
+            "next_batch_total_bytes": p.max_batch.over.total}} for p in r.phases}})
+
+
+@renderer(MemoryReport, "table", "markdown")
+def as_text(r: MemoryReport, fmt: str) -> str:
+    hw, first = r.hardware, r.phases[0].footprint
+    out = header(f"opgraph memory: {r.model} on {hw.display_name} ({hw.name}), {hw.capacity / 1e9:,.0f} GB of memory; "
+                 f"fusion {r.plan.name}", fmt, [precision_line(first.precision)])
+    for p in r.phases:
+        fp = p.footprint
+        out += ["", heading(f"{fp.phase.name.upper()}: {sizes(fp.phase.describe())}: {_cache_line(fp)}", fmt), "",
+                table(_rows(fp), ["item", "GB", "detail"], fmt, colalign=("left", "right")),
+                _max_batch_line(fp, p.max_batch)]
+    return lines(out, "", "Peak activations: the most materialized tensors alive at once while a block's kernels run "
+                          "in order (on-chip intermediates cost nothing); layers run one after another, so one block's "
+                          "peak is the model's. GB = 10^9 bytes, MB = 10^6.")
