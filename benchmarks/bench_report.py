@@ -13,19 +13,16 @@ import argparse
 import statistics
 import time
 
-from opgraph import hardware
-from opgraph import models
-from opgraph import Phase, analyze, strategy
-from opgraph.render.report import render
+from opgraph import Phase, hardware, models, report, strategy
+from opgraph.render import render
 
 MODELS = ("llama-3-8b", "llama-3.1-405b")
 TARGET_MS = 10.0
 
 
 def one_report(name: str, hw, plan) -> str:
-    cfg = models.get(name)
-    results = [analyze(cfg.build(ph), plan, hw) for ph in (Phase.prefill(32, 1024), Phase.decode(32, 1024))]
-    return render(results, "json")
+    r = report(models.get(name).build, [Phase.prefill(32, 1024), Phase.decode(32, 1024)], plan, hw)
+    return render(r, "json")
 
 
 def main() -> int:

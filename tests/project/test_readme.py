@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from userland import opgraph
 
-README = (Path(__file__).parent.parent / "README.md").read_text()
+README = (Path(__file__).parents[2] / "README.md").read_text()
 BLOCKS = re.findall(r"```(\w*)\n(.*?)```", README, flags=re.S)
 PYTHON = [code for lang, code in BLOCKS if lang == "python" and not code.startswith("# file: ")]
 COMMANDS = [line[2:] for lang, code in BLOCKS if lang == "console" for line in code.splitlines()
@@ -26,7 +26,7 @@ FILES = {code.splitlines()[0][len("# file: "):]: code for lang, code in BLOCKS
 def test_readme_has_examples():
     assert len(PYTHON) >= 2 and len(RUNNABLE) >= 6
     assert {"path/to/my-gpu.toml", "path/to/my-plan.toml", "parallel.py"} <= set(FILES)
-    assert (Path(__file__).parent.parent / "docs" / "llama-3-8b-decode-fused.png").is_file()
+    assert (Path(__file__).parents[2] / "docs" / "llama-3-8b-decode-fused.png").is_file()
 
 
 @pytest.mark.parametrize("code", PYTHON, ids=[f"python-{i}" for i in range(len(PYTHON))])

@@ -36,6 +36,21 @@ def test_sweep_points_equal_fresh_reports(preset, plan, phase):
         assert p.dominant_op == f"{top[0]}.{top[1]}"
 
 
+@pytest.mark.parametrize("preset, plan", CASES)
+@pytest.mark.parametrize("phase", ["prefill", "decode"])
+def test_every_point_of_a_grid_equals_a_fresh_report(preset, plan, phase):
+    """The numpy replay, over points that meet several regimes, checked point by point against direct evaluation."""
+    cfg = models.get(preset)
+    rng = random.Random(f"grid-{preset}-{plan}-{phase}")
+    points = [(rng.randint(1, 300), rng.choice([1, 2, 3, rng.randint(1, 20_000)])) for _ in range(24)]
+    grid = Sweeper(cfg.build, strategy(plan), H100, phase).grid([b for b, _ in points], [n for _, n in points])
+    for p, (batch, length) in zip(grid.points(), points):
+        r = analyze(cfg.build(Phase.of(phase, batch, length)), strategy(plan), H100)
+        assert (p.batch, p.length, p.model_flops, p.model_bytes) == (batch, length, r.totals.flops, r.totals.bytes)
+        assert p.model_time_s == r.totals.time_s and p.bound == r.totals.bound
+        assert p.block_time_s == {b.name: b.totals.time_s for b in r.blocks}
+
+
 def test_sweep_does_not_rebuild_per_point():
     sweeper = Sweeper(models.get("llama-3-8b").build, strategy("fused"), H100, "decode")
     for batch in range(1, 65):

@@ -8,7 +8,7 @@ from pathlib import Path
 from opgraph import models
 from opgraph import Phase
 
-README = (Path(__file__).parent.parent / "README.md").read_text()
+README = (Path(__file__).parents[2] / "README.md").read_text()
 
 
 def test_preset_table_lists_every_preset_with_its_count():

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from test_cli import opgraph
+from userland import opgraph
 
 
 def test_activations_json_lists_every_produced_tensor():

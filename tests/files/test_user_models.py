@@ -12,7 +12,7 @@ from opgraph.core.model import BuildOptions
 from opgraph.files import usermodel
 from opgraph.models import pieces
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent
 REF = f"{DATA / 'parallel_block.py'}:build"
 D, KV, FFN, LAYERS = 4096, 1024, 14336, 32
 

@@ -10,7 +10,7 @@ from opgraph import hardware
 from opgraph import models
 from opgraph import Phase, analyze, strategy
 from opgraph.analysis.crossover import attention_overtakes_ffn, crossovers
-from test_cli import opgraph
+from userland import opgraph
 
 H100 = hardware.load("h100-sxm")
 PEAK, BW = Fraction(989 * 10**12), Fraction(3350 * 10**9)

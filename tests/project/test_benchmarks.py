@@ -1,0 +1,19 @@
+"""The benchmark scripts run (their timings are for people; here only that they work, on small sizes)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).parents[2] / "benchmarks"
+
+
+@pytest.mark.parametrize("script, args, expect", [
+    ("bench_report.py", ["--repeat", "2"], "two-phase report: median"),
+    ("bench_sweep.py", ["--repeat", "1", "--points", "2500"], "2,500 points: median"),
+])
+def test_benchmark_script_runs(script, args, expect, tmp_path):
+    r = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, cwd=tmp_path)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert expect in r.stdout
