@@ -48,16 +48,12 @@ def names() -> list[str]:
 
 def load(name_or_path: str) -> Hardware:
     """A shipped spec by name (`h100-sxm`) or a spec file by path (anything ending in .toml)."""
-    path = Path(name_or_path)
     if datafile.looks_like_path(name_or_path):
-        if not path.is_file():
-            raise OpgraphError(f"hardware spec file {name_or_path!r} does not exist")
-    else:
-        path = SPECS / f"{name_or_path}.toml"
-        if not path.is_file():
-            raise OpgraphError(f"unknown hardware {name_or_path!r}; valid: {', '.join(names())} "
-                               f"(or a path to a .toml spec file)")
-    return parse(path)
+        return parse(Path(name_or_path))
+    if name_or_path not in names():
+        raise OpgraphError(f"unknown hardware {datafile.shorten(name_or_path)!r}; valid: {', '.join(names())} "
+                           f"(or a path to a .toml spec file)")
+    return parse(SPECS / f"{name_or_path}.toml")
 
 
 # No GPU comes near these: a larger figure is a typo or a unit mistake (TFLOP/s, GB/s and GB are decimal).

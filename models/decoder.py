@@ -71,7 +71,8 @@ class MoE:
 
     def __attrs_post_init__(self) -> None:
         if self.top_k > self.experts:
-            raise OpgraphError(f"top_k ({self.top_k}) must not exceed the number of experts ({self.experts})")
+            raise OpgraphError(f"top_k ({self.top_k}; num_experts_per_tok in a config.json) must not exceed the "
+                               f"number of experts ({self.experts}; num_local_experts or n_routed_experts)")
         for field in ("shared", "first_dense"):
             v = getattr(self, field)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
@@ -162,13 +163,37 @@ class DecoderConfig:
         windowed = self.sliding_window is not None and (self.window_layers is None or i in self.window_layers)
         return LayerKind(moe, self.sliding_window if windowed else None)
 
+    def _moe_layers(self, stop: int) -> int:
+        """How many of layers 0..stop-1 are MoE layers: multiples of layer_freq from first_dense on."""
+        if self.moe is None:
+            return 0
+        f, start = self.moe.layer_freq, self.moe.first_dense
+        return max(0, (stop - 1) // f - (start - 1) // f) if stop > start else 0
+
+    def _first(self, moe: bool, skip: frozenset[int]) -> int | None:
+        """The first layer whose MoE-ness is `moe`, among those not in `skip`; None if there is none."""
+        i = self.moe.first_dense + -self.moe.first_dense % self.moe.layer_freq if moe else 0
+        while i < self.n_layers:  # steps over `skip` only: a finite set from the config
+            if i not in skip and self.kind_of(i).moe == moe:
+                return i
+            i += self.moe.layer_freq if moe else 1
+        return None
+
     def layer_kinds(self) -> dict[LayerKind, int]:
-        """Each distinct layer kind with its count, in order of first appearance."""
-        counts: dict[LayerKind, int] = {}
-        for i in range(self.n_layers):
-            kind = self.kind_of(i)
-            counts[kind] = counts.get(kind, 0) + 1
-        return counts
+        """Each distinct layer kind with its count, in order of first appearance. Counted, not enumerated, so a
+        config's number of layers costs nothing: only the layers a config lists one by one (window layers) are
+        visited, and the rest, which share one window setting, are counted by arithmetic."""
+        n, window = self.n_layers, self.sliding_window
+        listed = frozenset(self.window_layers) if window is not None and self.window_layers is not None else frozenset()
+        others_window = window if window is not None and self.window_layers is None else None
+        found: dict[LayerKind, list[int]] = {}  # kind -> [first layer, count]
+        for i in sorted(listed):
+            found.setdefault(self.kind_of(i), [i, 0])[1] += 1
+        moe_others = self._moe_layers(n) - sum(1 for i in listed if self.kind_of(i).moe)
+        for moe, count in ((True, moe_others), (False, n - len(listed) - moe_others)):
+            if count > 0:
+                found[LayerKind(moe, others_window)] = [self._first(moe, listed), count]
+        return {kind: count for kind, (_, count) in sorted(found.items(), key=lambda kv: kv[1][0])}
 
     def block_name(self, kind: LayerKind) -> str:
         """"layer" when all layers are alike, else what sets this kind apart: dense_layer / moe_layer,
@@ -285,6 +310,10 @@ class DecoderConfig:
         if self.weight_dtype is not None and options.precision is None:
             notes.append(f"weights stored as {self.weight_dtype.name} (config.json quantization_config); "
                          f"activations and KV cache {self.dtype.name}")
+        p = self.precision(options)
+        if p.tables is None and p.table != p.weight:
+            notes.append(f"embedding table and lm_head stored as {p.table.name}, not {p.weight}: quantized "
+                         f"checkpoints (GPTQ, AWQ, fp8) keep them unquantized; --table-dtype sets them")
         return tuple(notes)
 
     def summary(self) -> dict:

@@ -238,11 +238,11 @@ def from_dict(data: dict, *, name: str, source: str, where: str = "config.json")
     model_type = f.str("model_type")
     if model_type not in FAMILIES:
         raise f.error("model_type", f"is {model_type!r}, which is not supported; supported: {', '.join(FAMILIES)}")
-    kwargs = FAMILIES[model_type](f)
     try:
-        return DecoderConfig(name, source=source, **kwargs)
-    except OpgraphError as e:
-        raise OpgraphError(f"{where}: {e}") from None
+        return DecoderConfig(name, source=source, **FAMILIES[model_type](f))
+    except OpgraphError as e:  # a check across fields (top_k <= experts, heads divisible ...): name the file
+        message = str(e)
+        raise OpgraphError(message if message.startswith(where) else f"{where}: {message}") from None
 
 
 def load(path: str | Path, *, name: str | None = None, source: str | None = None) -> DecoderConfig:

@@ -244,11 +244,12 @@ def embedding(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, positi
     a learned position table, GPT-2's wpe), adds the learned position embedding: every sequence looks up
     the same new_tokens positions, so only those rows are read."""
     ids = b.input("token_ids", (phase.batch, phase.new_tokens), INT32)
-    h = b.embedding("embedding", ids, b.weight("embed_tokens.weight", (vocab, d_model)), out="embeddings")
+    table = b.precision.table  # quantized checkpoints keep their tables unquantized (Precision.table)
+    h = b.embedding("embedding", ids, b.weight("embed_tokens.weight", (vocab, d_model), table), out="embeddings")
     if positions is None:
         return h
     pos = b.input("position_ids", (phase.batch, phase.new_tokens), INT32)
-    p = b.embedding("position_embedding", pos, b.weight("embed_positions.weight", (positions, d_model)),
+    p = b.embedding("position_embedding", pos, b.weight("embed_positions.weight", (positions, d_model), table),
                     rows=phase.new_tokens, out="position_embeddings")
     return b.elementwise("add_positions", "add", h, p, out="hidden_in")
 
@@ -262,5 +263,5 @@ def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bo
     if phase.new_tokens > 1:
         h = b.take_last("last_position", h, out="last_hidden")
     h = norm(b, "final_norm", h, "norm.weight", fn=norm_fn, bias=norm_bias, out="final_hidden")
-    w = b.weight("embed_tokens.weight" if tied else "lm_head.weight", (vocab, d_model))
+    w = b.weight("embed_tokens.weight" if tied else "lm_head.weight", (vocab, d_model), b.precision.table)
     return b.linear("lm_head", h, w, out="logits")

@@ -76,6 +76,8 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type) -> None
         for role, what in (("weight", "matrix weights (norm scales and biases stay at the activation dtype)"),
                            ("act", "activations; also the precision matmuls compute at"), ("kv", "the KV cache")):
             g.add_argument(f"--{role}-dtype", metavar="DTYPE", help=f"dtype of {what} (default: --dtype)")
+        g.add_argument("--table-dtype", metavar="DTYPE", help="dtype of the embedding tables and lm_head (default: "
+                       "the activation dtype when the weights are narrower, as quantized checkpoints keep them)")
         g.add_argument("--group-size", type=_int, metavar="N", help=(
             f"int4/int8 weights: elements per fp16 scale along each row (default: {choices.DEFAULT_GROUP})"))
     if BUILD in groups:
@@ -107,7 +109,7 @@ def _source(a):
 def _build(a, source=None):
     source = source or _source(a)
     opts = BuildOptions(choices.precision(source, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype,
-                                          kv=a.kv_dtype, group_size=a.group_size),
+                                          kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype),
                         getattr(a, "causal_skip", False), getattr(a, "experts_touched", None))
     return choices.builder(source, opts)
 

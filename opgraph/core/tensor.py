@@ -98,11 +98,22 @@ def nbytes(numel: int, dt: DType, row: int) -> int:
 
 @attrs.frozen
 class Precision:
-    """Storage precision per tensor role: weights, activations (and inputs), KV cache."""
+    """Storage precision per tensor role: weights, activations (and inputs), KV cache; and the embedding tables
+    and lm_head, which quantized checkpoints keep unquantized: `tables` None means the activation dtype when
+    the weights are narrower than the activations (GPTQ/AWQ int4 and int8, fp8 checkpoints such as
+    DeepSeek-V3's), else the weight dtype."""
 
     weight: DType
     act: DType
     kv: DType
+    tables: DType | None = None
+
+    @property
+    def table(self) -> DType:
+        """What embedding tables and lm_head are stored as."""
+        if self.tables is not None:
+            return self.tables
+        return self.act if self.weight.bits < self.act.bits else self.weight
 
     @classmethod
     def uniform(cls, dt: DType) -> "Precision":

@@ -23,9 +23,9 @@ def read(path: Path, what: str, *, syntax: str | None = None) -> dict:
     syntax = syntax or {".toml": "toml", ".json": "json"}.get(path.suffix)
     if syntax is None:
         raise OpgraphError(f"{path}: a {what} must be a .toml or .json file")
-    if path.is_dir():
-        raise OpgraphError(f"{path} is a folder; give the {what} file itself")
     try:
+        if path.is_dir():
+            raise OpgraphError(f"{path} is a folder; give the {what} file itself")
         raw = path.read_bytes() if path.stat().st_size <= MAX_BYTES else None
         if raw is None:
             raise OpgraphError(f"{path}: {path.stat().st_size:,} bytes is too large for a {what} (the most is "
@@ -33,7 +33,7 @@ def read(path: Path, what: str, *, syntax: str | None = None) -> dict:
         text = raw.decode("utf-8-sig")  # a byte-order mark, as some editors save, is not part of the text
     except FileNotFoundError:
         raise OpgraphError(f"{what} file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError, ValueError) as e:
         raise OpgraphError(f"{path}: cannot read {what}: {e}") from None
     try:
         data = tomllib.loads(text) if syntax == "toml" else json.loads(text)
@@ -48,6 +48,11 @@ def read(path: Path, what: str, *, syntax: str | None = None) -> dict:
     if not isinstance(data, dict):
         raise OpgraphError(f"{path}: a {what} must be a table/object at the top level")
     return data
+
+
+def shorten(text: str, most: int = 60) -> str:
+    """A name as an error message shows it: cut short when it is long."""
+    return text if len(text) <= most else text[:most - 3] + "..."
 
 
 def exists(text: str) -> bool:

@@ -46,12 +46,9 @@ def names() -> list[str]:
 def load(name_or_path: str) -> FusionPlan:
     """A shipped strategy by name, or a plan file by path."""
     if datafile.looks_like_path(name_or_path):
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise OpgraphError(f"fusion plan file {name_or_path!r} does not exist")
-        return parse(path)
+        return parse(Path(name_or_path))
     if name_or_path not in names():
-        raise OpgraphError(f"unknown fusion strategy {name_or_path!r}; valid: {', '.join(names())} "
+        raise OpgraphError(f"unknown fusion strategy {datafile.shorten(name_or_path)!r}; valid: {', '.join(names())} "
                            f"(or a path to a .toml/.json plan file)")
     return parse(PLANS / f"{name_or_path}.toml")
 
@@ -109,4 +106,7 @@ def parse(path: Path) -> FusionPlan:
             raise OpgraphError(f"{where}: '{key}' must be a list of tables ([[{key}]] in TOML)")
     rules = [_rule(where, i, r) for i, r in enumerate(data.get("rule", []), 1)]
     groups = [_group(where, i, g) for i, g in enumerate(data.get("group", []), 1)]
-    return FusionPlan(name, rules, groups, str(data.get("description", "")))
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise OpgraphError(f"{where}: 'description' must be a string, got {type(description).__name__}")
+    return FusionPlan(name, rules, groups, description)

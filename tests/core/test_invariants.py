@@ -87,8 +87,9 @@ def test_weight_bytes_do_not_depend_on_the_plan_and_scale_with_weight_dtype(cfg,
     model = cfg.build(phase)
     assert analyze(model, strategy(plan), H100).totals.traffic.weight_bytes == \
         analyze(model, strategy("unfused"), H100).totals.traffic.weight_bytes
-    # int8 matrices (no group scales) are half of bf16; vectors (norm scales) stay at bf16.
-    int8 = analyze(cfg.build(phase, BuildOptions(Precision(weight=INT8, act=BF16, kv=BF16))), strategy(plan), H100)
+    # int8 matrices (no group scales; the tables too, when asked) are half of bf16; vectors (norm scales) stay bf16.
+    int8 = analyze(cfg.build(phase, BuildOptions(Precision(weight=INT8, act=BF16, kv=BF16, tables=INT8))),
+                   strategy(plan), H100)
     bf16 = analyze(cfg.build(phase, BuildOptions(Precision.uniform(BF16))), strategy(plan), H100)
     vectors = sum(b.count * sum(t.nbytes for t in b.graph.weights() if len(t.shape) == 1) for b in model.blocks)
     assert 2 * (int8.weight_bytes - vectors) == bf16.weight_bytes - vectors

@@ -255,9 +255,57 @@ def test_builders_honour_precision_options():
 
 
 def test_deepseek_v3_weights_are_fp8_as_its_config_declares():
+    """fp8 matrices; norm scales, biases, and the embedding and output head in bf16, as the DeepSeek-V3 technical
+    report (section 3.3.1) keeps them: embed_tokens and lm_head are each 129,280 x 7,168."""
     phase = Phase.decode(1, 16)
     model = V3.build(phase)
     matrices = sum(b.count * sum(t.numel for t in b.graph.weights() if len(t.shape) > 1) for b in model.blocks)
     vectors = model.params() - matrices
-    assert model.weight_bytes() == matrices * 1 + vectors * 2  # norm scales and biases stay bf16
+    tables = 2 * 129_280 * 7_168
+    assert model.weight_bytes() == (matrices - tables) * 1 + (vectors + tables) * 2
     assert "weights stored as fp8" in " ".join(model.notes)
+
+
+def test_quantized_weights_keep_the_tables_at_the_activation_dtype():
+    """GPTQ/AWQ int4 checkpoints keep embed_tokens and lm_head in 16 bits: Llama-3-8B's two 128256 x 4096 tables
+    at 2 bytes, every other matrix at int4 with one fp16 scale per 128 elements of a row."""
+    from opgraph.core.model import BuildOptions
+    from opgraph.core.tensor import BF16, INT4, Precision
+    cfg = models.get("llama-3-8b")
+    p = Precision(weight=INT4.grouped(128), act=BF16, kv=BF16)
+    m = cfg.build(Phase.decode(1, 1), BuildOptions(p))
+    d, kv, ffn, layers, vocab = 4096, 1024, 14336, 32, 128256
+
+    def int4(rows, cols):  # packed values plus one 2-byte scale per 128-element group of each row
+        return rows * cols // 2 + rows * (cols // 128) * 2
+
+    per_layer = int4(d, d) * 2 + int4(kv, d) * 2 + int4(ffn, d) * 2 + int4(d, ffn) + 2 * d * 2
+    assert m.weight_bytes() == layers * per_layer + 2 * vocab * d * 2 + d * 2
+    assert any("embedding table and lm_head stored as bf16" in n for n in m.notes)
+    both = cfg.build(Phase.decode(1, 1), BuildOptions(Precision(INT4.grouped(128), BF16, BF16, tables=INT4)))
+    assert both.weight_bytes() < m.weight_bytes()
+
+
+def test_layer_kinds_are_counted_not_enumerated():
+    """The arithmetic count equals walking every layer, on random MoE and window layouts; a billion layers cost
+    nothing."""
+    import random
+
+    from opgraph.models import DecoderConfig, MoE
+    rng = random.Random(3)
+    for _ in range(500):
+        n = rng.randint(1, 40)
+        moe = MoE(experts=8, top_k=2, d_expert=16, first_dense=rng.randint(0, n), layer_freq=rng.randint(1, 5)) \
+            if rng.random() < .7 else None
+        window = rng.choice([None, 64])
+        listed = frozenset(rng.sample(range(n), rng.randint(1, n - 1))) if window and n > 1 and rng.random() < .6 \
+            else None
+        cfg = DecoderConfig("t", d_model=64, n_heads=4, n_kv_heads=2, d_ffn=128, n_layers=n, vocab_size=100,
+                            moe=moe, sliding_window=window, window_layers=listed)
+        walked: dict = {}
+        for i in range(n):
+            walked[cfg.kind_of(i)] = walked.get(cfg.kind_of(i), 0) + 1
+        assert list(cfg.layer_kinds().items()) == list(walked.items())
+    huge = DecoderConfig("t", d_model=64, n_heads=4, n_kv_heads=2, d_ffn=128, n_layers=10**9, vocab_size=100,
+                         moe=MoE(experts=8, top_k=2, d_expert=16, first_dense=3, layer_freq=2))
+    assert sorted(huge.layer_kinds().values()) == [499_999_998, 500_000_002]  # MoE on 4, 6, ..., dense 0..3 + odds
