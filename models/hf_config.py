@@ -248,7 +248,7 @@ def from_dict(data: dict, *, name: str, source: str, where: str = "config.json")
 def load(path: str | Path, *, name: str | None = None, source: str | None = None) -> DecoderConfig:
     """Load a Hugging Face config.json (or a checkpoint directory holding one) from disk."""
     path = Path(path)
-    if path.is_dir():
+    if datafile.is_folder(path):
         path = path / "config.json"
     data = datafile.read(path, "model config", syntax="json")
     default_name = path.parent.name if path.stem == "config" and path.parent.name else path.stem

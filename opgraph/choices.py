@@ -78,7 +78,7 @@ def gpu(name: str, *, launch_us: float | None = None, overlap: float | None = No
 
 
 def gpus(text: str | None, **knobs) -> list[Hardware]:
-    names = [n.strip() for n in (text or specs.DEFAULT).split(",")]
+    names = [n.strip() for n in (specs.DEFAULT if text is None else text).split(",")]
     if not all(names):
         raise OpgraphError(f"--hardware: empty name in {text!r}; give names separated by commas")
     return [gpu(n, **knobs) for n in names]

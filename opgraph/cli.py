@@ -29,10 +29,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _int(text: str) -> int:
-    try:
-        return int(text) if len(text) < 40 else int("x")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text[:40]!r}") from None
+    digits = text[1:] if text[:1] in "+-" else text
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 30:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text[:40]!r}")
+    return int(text)
 
 
 def _float(text: str) -> float:
@@ -96,9 +96,10 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type) -> None
     if not fmts:  # a picture: its file name picks the format
         return
     default = "table" if "table" in fmts else fmts[0]
+    exact = " and ".join(f for f in ("json", "csv") if f in fmts)
     p.add_argument("--format", default=default, metavar="FMT", help=f"output format: {', '.join(fmts)} (default: "
-                   f"{default})" + ("; json and csv carry exact integers in FLOP and byte, times in seconds"
-                                    if "json" in fmts else ""))
+                   f"{default})" + (f"; {exact} carr{'y' if ' ' in exact else 'ies'} exact integers in FLOP and "
+                                    f"byte, times in seconds" if exact else ""))
 
 
 # -- commands: resolve, analyze, render --------------------------------------------------------------------------

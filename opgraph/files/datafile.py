@@ -23,9 +23,9 @@ def read(path: Path, what: str, *, syntax: str | None = None) -> dict:
     syntax = syntax or {".toml": "toml", ".json": "json"}.get(path.suffix)
     if syntax is None:
         raise OpgraphError(f"{path}: a {what} must be a .toml or .json file")
+    if is_folder(path):
+        raise OpgraphError(f"{path} is a folder; give the {what} file itself")
     try:
-        if path.is_dir():
-            raise OpgraphError(f"{path} is a folder; give the {what} file itself")
         raw = path.read_bytes() if path.stat().st_size <= MAX_BYTES else None
         if raw is None:
             raise OpgraphError(f"{path}: {path.stat().st_size:,} bytes is too large for a {what} (the most is "
@@ -53,6 +53,14 @@ def read(path: Path, what: str, *, syntax: str | None = None) -> dict:
 def shorten(text: str, most: int = 60) -> str:
     """A name as an error message shows it: cut short when it is long."""
     return text if len(text) <= most else text[:most - 3] + "..."
+
+
+def is_folder(path: Path) -> bool:
+    """A folder; a name the system cannot look up is not one."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def exists(text: str) -> bool:

@@ -1,6 +1,8 @@
 """Crossover points against hand formulas, and the sweep/crossover commands."""
 
 import json
+import subprocess
+import sys
 import math
 from fractions import Fraction
 
@@ -10,7 +12,7 @@ from opgraph import hardware
 from opgraph import models
 from opgraph import Phase, analyze, strategy
 from opgraph.analysis.crossover import attention_overtakes_ffn, crossovers
-from userland import opgraph
+from userland import NEUTRAL, opgraph
 
 H100 = hardware.load("h100-sxm")
 PEAK, BW = Fraction(989 * 10**12), Fraction(3350 * 10**9)
@@ -130,3 +132,13 @@ def test_first_true_finds_the_threshold(threshold):
     assert first_true(lambda n: n >= threshold, 1, threshold - 1 or 1) == (None if threshold > 1 else 1)
     if threshold > 2:
         assert first_true(lambda n: n >= threshold, 2, 1 << 20) == threshold
+
+
+@pytest.mark.parametrize("preset", models.names())
+def test_crossover_of_every_preset_finishes_in_seconds(preset):
+    """Default options, both phases (deepseek-v3 once ran for minutes: a replayed MoE regime computed a power with a
+    33-million-token exponent before checking its guards)."""
+    r = subprocess.run([sys.executable, "-m", "opgraph", "crossover", preset, "--format", "json"], capture_output=True,
+                       text=True, timeout=60, cwd=NEUTRAL)
+    assert r.returncode == 0, r.stderr
+    assert set(json.loads(r.stdout)["phases"]) == {"prefill", "decode"}
