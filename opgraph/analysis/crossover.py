@@ -16,11 +16,12 @@ from fractions import Fraction
 
 import attrs
 
-from opgraph.core.cost import analyze
+from opgraph.core.cost import COMPUTE, analyze, verdict
 from opgraph.errors import OpgraphError
 from opgraph.core.fusion import FusionPlan
 from opgraph.core.hardware import Hardware
-from opgraph.core.phase import Phase
+from opgraph.core import checks
+from opgraph.core.phase import PHASES, VARIED, Phase
 from opgraph.analysis.search import first_true
 from opgraph.trace import Traced
 
@@ -40,8 +41,7 @@ _FIELDS = ("flops", "bytes", "compute_s", "memory_s")
 def _evaluator(build, plan: FusionPlan, hw: Hardware, phase: str, fixed: int) -> Traced:
     """(flops, bytes, compute_s, memory_s) of every op and block at one value of the variable."""
     def evaluate(n) -> dict:
-        ph = Phase.decode(n, fixed) if phase == "decode" else Phase.prefill(fixed, n)
-        r = analyze(build(ph), plan, hw)
+        r = analyze(build(Phase.along(phase, n, fixed)), plan, hw)
         out = {}
         for b in r.blocks:
             for label, c in [(f"{b.name}.{o.name}", o.cost) for o in b.ops] + [(b.name, b.totals)]:
@@ -60,8 +60,7 @@ def _table(values: dict) -> dict[str, tuple]:
 def crossovers(build, plan: FusionPlan, hw: Hardware, phase: str, fixed: int) -> list[Crossover]:
     """For decode, the variable is the batch at context `fixed`; for prefill, the seq_len at batch `fixed`.
     `build(phase)` gives the model for a phase."""
-    if phase not in ("prefill", "decode"):
-        raise OpgraphError(f"unknown phase {phase!r}; valid: prefill, decode")
+    checks.choice("phase", phase, PHASES)
     ev = _evaluator(build, plan, hw, phase, fixed)
     at = functools.lru_cache(maxsize=None)(lambda n: _table(ev(n)))  # labels' searches share many probes
     labels = list(at(1))
@@ -69,7 +68,7 @@ def crossovers(build, plan: FusionPlan, hw: Hardware, phase: str, fixed: int) ->
 
 
 def _bound(row: tuple) -> bool:
-    return row[2] > row[3]
+    return verdict(row[2], row[3]) == COMPUTE
 
 
 def _solve(label: str, row_at) -> Crossover:
@@ -175,9 +174,10 @@ def crossover_report(build, plan: FusionPlan, hw: Hardware, phases: list[str], *
     """
     out = []
     for ph in phases:
-        fixed = {"context": context} if ph == "decode" else {"batch": batch}
-        xs = tuple(crossovers(build, plan, hw, ph, context if ph == "decode" else batch))
-        over = attention_overtakes_ffn(build, plan, hw, batch) if ph == "decode" else None
-        out.append(PhaseCrossovers(ph, "batch" if ph == "decode" else "seq_len", fixed, xs, over,
-                                   batch if ph == "decode" else None))
+        variable, held = VARIED[ph]
+        fixed = {held: {"context": context, "batch": batch}[held]}
+        xs = tuple(crossovers(build, plan, hw, ph, fixed[held]))
+        decode = ph == "decode"  # only decode compares attention with the FFN, along the context
+        over = attention_overtakes_ffn(build, plan, hw, batch) if decode else None
+        out.append(PhaseCrossovers(ph, variable, fixed, xs, over, batch if decode else None))
     return CrossoverReport(build(Phase.of(phases[0], 1, 1)).name, hw, plan, tuple(out))

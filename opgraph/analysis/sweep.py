@@ -11,11 +11,11 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-from opgraph.core.cost import analyze, verdict
+from opgraph.core.cost import analyze, intensity, verdict
 from opgraph.errors import OpgraphError
 from opgraph.core.fusion import FusionPlan
 from opgraph.core.hardware import Hardware
-from opgraph.core.phase import LENGTH_NAMES, PHASES, Phase
+from opgraph.core.phase import LENGTH_NAMES, PHASES, VARIED, Phase
 from opgraph.core.checks import MAX_SIZE
 from opgraph.trace import Traced
 
@@ -41,7 +41,7 @@ class SweepPoint:
 
     @property
     def intensity(self) -> float:
-        return self.model_flops / self.model_bytes
+        return intensity(self.model_flops, self.model_bytes)
 
     @property
     def bound(self) -> str:
@@ -157,12 +157,12 @@ def sweep_curve(build, plan, hw, phase: str, xs: list[int], fixed: int) -> Sweep
     from opgraph.analysis.crossover import crossovers
 
     varied, held = np.asarray(xs, dtype=np.int64), np.full(len(xs), fixed, dtype=np.int64)
-    grid = Sweeper(build, plan, hw, phase).grid(*((varied, held) if phase == "decode" else (held, varied)))
+    grid = Sweeper(build, plan, hw, phase).grid(*((varied, held) if VARIED[phase][0] == "batch" else (held, varied)))
     counts = {b.name: b.count for b in build(Phase.of(phase, 1, 2)).blocks}
     blocks = tuple((name, tuple((count * grid.block_time_s[name]).tolist())) for name, count in counts.items())
     marks = tuple((x.label, x.at) for x in crossovers(build, plan, hw, phase, fixed)
                   if x.label in counts and x.at is not None and min(xs) <= x.at <= max(xs))
-    variable, other = ("batch", "context") if phase == "decode" else ("seq_len", "batch")
+    variable, other = VARIED[phase]
     return SweepCurve(phase, variable, {other: fixed}, tuple(xs), tuple(grid.time_s.tolist()), blocks, marks)
 
 

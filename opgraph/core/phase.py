@@ -10,6 +10,9 @@ from opgraph.core import checks
 PHASES = ("prefill", "decode")
 # What each phase calls its length: prompt tokens per sequence, or tokens already in the KV cache.
 LENGTH_NAMES = {"prefill": "seq_len", "decode": "context"}
+# What a one-dimensional study of a phase (crossovers, sweep plots) varies, and what it holds: decode grows the
+# batch at a fixed context, prefill the prompt at a fixed batch.
+VARIED = {"decode": ("batch", "context"), "prefill": ("seq_len", "batch")}
 
 
 @attrs.frozen
@@ -37,6 +40,15 @@ class Phase:
         if name not in PHASES:
             raise OpgraphError(f"unknown phase {name!r}; valid: {', '.join(PHASES)}")
         return cls.prefill(batch, length) if name == "prefill" else cls.decode(batch, length)
+
+    @classmethod
+    def along(cls, name: str, varied: int, held: int) -> "Phase":
+        """The phase at `varied` of what a study of it varies (VARIED) and `held` of what it holds.
+
+        >>> Phase.along("decode", 64, 1024).describe(), Phase.along("prefill", 512, 8).describe()
+        ({'batch': 64, 'context': 1024}, {'batch': 8, 'seq_len': 512})
+        """
+        return cls.of(name, varied, held) if name == "decode" else cls.of(name, held, varied)
 
     @property
     def length(self) -> int:
