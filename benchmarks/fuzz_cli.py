@@ -67,9 +67,10 @@ def main() -> int:
                 failures.append((outcome, case, detail))
     for outcome, case, detail in failures[:args.show]:
         print(f"{outcome}: opgraph {' '.join(a[:40] for a in case.argv)} [{case.label}]: {detail}")
-    kinds = ("traceback", "hang", "silent accept", "false refusal", "unclear")
+    kinds = {"traceback": "tracebacks", "hang": "hangs", "silent accept": "silent accepts",
+             "false refusal": "false refusals", "unclear": "unclear refusals"}
     print(f"{len(cases):,} inputs in {time.perf_counter() - t0:,.0f} s: {counts['pass']:,} as they must be; "
-          + ", ".join(f"{counts[k]} {k}{'s' if counts[k] != 1 and not k.endswith('accept') else ''}" for k in kinds))
+          + ", ".join(f"{counts[k]} {plural}" for k, plural in kinds.items()))
     return 0 if all(counts[k] == 0 for k in kinds) else 1
 
 

@@ -48,12 +48,7 @@ def names() -> list[str]:
 
 def load(name_or_path: str) -> Hardware:
     """A shipped spec by name (`h100-sxm`) or a spec file by path (anything ending in .toml)."""
-    if datafile.looks_like_path(name_or_path):
-        return parse(Path(name_or_path))
-    if name_or_path not in names():
-        raise OpgraphError(f"unknown hardware {datafile.shorten(name_or_path)!r}; valid: {', '.join(names())} "
-                           f"(or a path to a .toml spec file)")
-    return parse(SPECS / f"{name_or_path}.toml")
+    return datafile.named_or_file(name_or_path, names(), SPECS, parse, what="hardware", file="a .toml spec file")
 
 
 # No GPU comes near these: a larger figure is a typo or a unit mistake (TFLOP/s, GB/s and GB are decimal).

@@ -71,6 +71,17 @@ def exists(text: str) -> bool:
         return False
 
 
+def named_or_file(name_or_path: str, shipped: list[str], folder: Path, parse, *, what: str, file: str):
+    """A shipped file by its name (`folder/NAME.toml`), or the user's own file by its path: `parse(path)`.
+    A text that is neither a shipped name nor path-like is an unknown name, whatever its length."""
+    if looks_like_path(name_or_path):
+        return parse(Path(name_or_path))
+    if name_or_path not in shipped:
+        raise OpgraphError(f"unknown {what} {shorten(name_or_path)!r}; valid: {', '.join(shipped)} (or a path to "
+                           f"{file})")
+    return parse(folder / f"{name_or_path}.toml")
+
+
 def looks_like_path(text: str) -> bool:
     """A command-line value naming a file rather than a built-in: it has a suffix we read or a directory part."""
     return text.endswith(SUFFIXES) or Path(text).parent != Path(".")

@@ -45,12 +45,8 @@ def names() -> list[str]:
 
 def load(name_or_path: str) -> FusionPlan:
     """A shipped strategy by name, or a plan file by path."""
-    if datafile.looks_like_path(name_or_path):
-        return parse(Path(name_or_path))
-    if name_or_path not in names():
-        raise OpgraphError(f"unknown fusion strategy {datafile.shorten(name_or_path)!r}; valid: {', '.join(names())} "
-                           f"(or a path to a .toml/.json plan file)")
-    return parse(PLANS / f"{name_or_path}.toml")
+    return datafile.named_or_file(name_or_path, names(), PLANS, parse, what="fusion strategy",
+                                  file="a .toml/.json plan file")
 
 
 def _rule(where: str, i: int, raw: object) -> FuseRule:

@@ -12,8 +12,11 @@ BENCH = Path(__file__).parents[2] / "benchmarks"
 @pytest.mark.parametrize("script, args, expect", [
     ("bench_report.py", ["--repeat", "2"], "two-phase report: median"),
     ("bench_sweep.py", ["--repeat", "1", "--points", "2500"], "2,500 points: median"),
+    ("fuzz_cli.py", ["--limit", "12"], "12 inputs in"),
 ])
 def test_benchmark_script_runs(script, args, expect, tmp_path):
     r = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, cwd=tmp_path)
     assert "Traceback" not in r.stderr, r.stderr
-    assert expect in r.stdout
+    assert expect in r.stdout, r.stdout
+    if script.startswith("fuzz"):
+        assert r.returncode == 0 and "12 as they must be" in r.stdout, r.stdout
