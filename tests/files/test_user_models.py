@@ -103,3 +103,58 @@ def test_reference_syntax():
     assert usermodel.looks_like_reference("a/b.py:build") and usermodel.looks_like_reference("pkg.mod:cfg")
     assert not usermodel.looks_like_reference("llama-3-8b") and not usermodel.looks_like_reference("C:\\x\\c.json")
     assert models.get(REF).build(Phase.prefill(1, 4), BuildOptions()).name == "parallel-8b"
+
+
+HAZARDS = '''
+import math
+from opgraph import BF16, Block, GraphBuilder, Model, size_function
+from opgraph.models import pieces
+
+
+@size_function
+def width_for(batch):  # any Python, evaluated exactly once per distinct batch
+    return {1: 256, 2: 512}.get(batch, 1024)
+
+
+def layer(phase, width):
+    if not isinstance(phase.batch, int):
+        raise TypeError("batch must be an int")
+    b = GraphBuilder(BF16, name="layer")
+    x = b.input("x", (phase.batch, phase.new_tokens, 64))
+    return b.build(outputs=[pieces.gated_mlp(b, x, d_ffn=width)])
+
+
+def lookup(phase, options):  # a size looked up in a dict: must fail loudly in a sweep
+    return Model("lookup", phase, [Block("layer", 2, layer(phase, {1: 256, 2: 512}.get(phase.batch, 1024)))])
+
+
+def exponential(phase, options):  # math.exp on a size: must fail loudly in a sweep
+    return Model("exp", phase, [Block("layer", 2, layer(phase, 64 + int(math.exp(phase.batch / 64))))])
+
+
+def wrapped(phase, options):  # the same lookup in a size function: exact everywhere
+    return Model("wrapped", phase, [Block("layer", 2, layer(phase, width_for(phase.batch)))])
+'''
+
+
+@pytest.mark.parametrize("name, what", [("lookup", "hashed"), ("exponential", "converted to float")])
+def test_a_block_that_freezes_a_size_fails_loudly_in_a_sweep(tmp_path, name, what):
+    (tmp_path / "hazards.py").write_text(HAZARDS)
+    ok = opgraph("report", f"hazards.py:{name}", "--phase", "decode", "--batch", "2", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr  # one point, no tracing: plain ints
+    r = opgraph("sweep", f"hazards.py:{name}", "--phase", "decode", "--batch", "1,2,3", cwd=tmp_path)
+    assert r.returncode == 2 and what in r.stderr and "@opgraph.size_function" in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_a_size_function_and_isinstance_sweep_exactly(tmp_path):
+    (tmp_path / "hazards.py").write_text(HAZARDS)
+    r = opgraph("sweep", "hazards.py:wrapped", "--phase", "decode", "--batch", "1,2,3", "--context", "64",
+                "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for point in json.loads(r.stdout)["points"]:
+        one = opgraph("report", "hazards.py:wrapped", "--phase", "decode", "--batch", str(point["batch"]),
+                      "--context", "64", "--format", "json", cwd=tmp_path)
+        model = json.loads(one.stdout)["phases"]["decode"]["model"]
+        assert (point["flops"], point["bytes"], point["model_time_s"]) == (model["flops"], model["bytes"],
+                                                                           model["time_s"])
