@@ -83,7 +83,7 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
         values.insert(0, b.cache("v_cache", (phase.batch, past, kv_width)))
     heads_kw = dict(heads=heads, kv_heads=kv_heads, head_dim=head_dim, causal=causal, window=window)
     s = b.attention_scores("qk", q, keys, out="scores", **heads_kw)
-    p = b.softmax("softmax", s, out="probs")
+    p = b.softmax("softmax", s, causal=causal, window=window, out="probs")
     o = b.attention_values("av", p, values, out="attn", **heads_kw)
     return proj(b, "o_proj", o, d, prefix=prefix, bias=o_bias, out="attn_out")
 
@@ -138,7 +138,7 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
             keys.insert(0, b.cache("latent_cache", (phase.batch, phase.past, r + rope)))
         kw = dict(heads=heads, kv_heads=1, causal=causal)
         s = b.attention_scores("qk", q, keys, head_dim=r + rope, out="scores", **kw)
-        p = b.softmax("softmax", s, out="probs")
+        p = b.softmax("softmax", s, causal=causal, out="probs")
         o = b.attention_values("av", p, keys, head_dim=r, value_width=r + rope, out="attn_latent", **kw)
         o = b.grouped_linear("v_absorb", o, w_uv, groups=heads, in_dim=r, out_dim=v_head_dim, out="attn")
     else:
@@ -150,7 +150,7 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
         k = b.concat_heads("k_concat", k_nope, k_pe, heads=heads, shared=(1,), out="k_full")
         kw = dict(heads=heads, kv_heads=heads, causal=causal)
         s = b.attention_scores("qk", q, [k], head_dim=nope + rope, out="scores", **kw)
-        p = b.softmax("softmax", s, out="probs")
+        p = b.softmax("softmax", s, causal=causal, out="probs")
         o = b.attention_values("av", p, [v], head_dim=v_head_dim, out="attn", **kw)
     return proj(b, "o_proj", o, d, prefix=prefix, out="attn_out")
 

@@ -9,7 +9,7 @@ import attrs
 
 from opgraph import hardware as specs
 from opgraph import models
-from opgraph.analysis.sweep import parse_values
+from opgraph.analysis.sweep import parse_values, sweep_curve
 from opgraph.core import checks
 from opgraph.core.hardware import Hardware
 from opgraph.core.model import BuildOptions
@@ -128,6 +128,24 @@ def sweep_axes(names, *, batch: str | None, seq_len: str | None, context: str | 
         raise OpgraphError(f"the sweep has {points:,} points; the most is {MAX_POINTS:,} (narrow --batch or the "
                            f"lengths, or use a coarser step such as 1:100000:1000)")
     return batches, lengths
+
+
+PLOT_AXES = {"decode": ("--batch", "1,2,4,...,512", "--context", "1024"),  # varied (default), held (default)
+             "prefill": ("--seq-len", "128,256,...,8192", "--batch", "1")}
+
+
+def sweep_curves(build, plan, hw: Hardware, phase: str, *, batch=None, seq_len=None, context=None) -> list:
+    """The curves of `opgraph plot sweep`: per phase, its varied size as a list against one held value."""
+    given = {"--batch": batch, "--seq-len": seq_len, "--context": context}
+    curves = []
+    for ph in phase_names(phase, seq_len=seq_len, context=context):
+        varied, default, held, held_default = PLOT_AXES[ph]
+        xs = parse_values(given[varied] or default, varied)
+        fixed = parse_values(given[held] or held_default, held)
+        if len(fixed) != 1:
+            raise OpgraphError(f"{held} is held fixed in a {ph} sweep plot: give one value, got {len(fixed)}")
+        curves.append(sweep_curve(build, plan, hw, ph, xs, fixed[0]))
+    return curves
 
 
 def model(text: str):

@@ -8,12 +8,12 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from opgraph import choices, hardware, models
-from opgraph.analysis import activations, catalog, compare, crossover, generate, memory, report, sweep
+from opgraph.analysis import activations, catalog, compare, crossover, generate, memory, report, sweep, validate
 from opgraph.core import checks
 from opgraph.core.model import BuildOptions
 from opgraph.core.phase import Phase
 from opgraph.errors import OpgraphError
-from opgraph.files import planfile
+from opgraph.files import measurements, planfile
 from opgraph.render import formats, render
 
 USAGE_ERROR = 2
@@ -191,6 +191,12 @@ COMMANDS = {  # name: (record type, option groups, help, description, run)
                "tokens), the peak of activations alive at once under the fusion plan, their total against the GPU's "
                "capacity, and the largest batch that fits at the given seq_len (prefill) or context (decode).",
                lambda a: memory.memory(_build(a), _phases(a), choices.plan(a.fusion), _gpu(a))),
+    "validate": (validate.Validation, {GPU}, "predicted against measured kernel times", "Reads measured kernel "
+                 "timings (a CSV, or .csv.gz: one row a kernel; columns class, dtype, shape, time_us, source; see the "
+                 "README), rebuilds each kernel as an opgraph graph, predicts its time, and prints the error "
+                 "distribution by class and by regime (median and p90 of |predicted - measured| / measured, signed "
+                 "bias) and the largest errors; --format json or csv gives every row.",
+                 lambda a: validate.validate(measurements.read(a.measurements), _gpu(a), a.measurements)),
     "models": (catalog.ModelCatalog, set(), "list the model presets", "The presets with their shapes and exact "
                "parameter counts.", lambda a: catalog.model_catalog([models.get(n) for n in models.names()])),
     "hardware": (catalog.HardwareCatalog, set(), "list the GPU specs with their ridge intensities", "Peak bf16 (fp16 "
@@ -219,21 +225,13 @@ def _plot(a) -> str:
     if a.plot != "sweep":
         r = report.report(_build(a), _phases(a), choices.plan(a.fusion), _gpu(a))
         return (plot.roofline_file if a.plot == "roofline" else plot.breakdown_file)(r.costs, path)
-    names = choices.phase_names(a.phase, seq_len=a.seq_len, context=a.context)
     gpus = choices.gpus(a.hardware, launch_us=a.launch_us, overlap=a.overlap)
     if len(gpus) != 1:
         raise OpgraphError("opgraph plot sweep draws one GPU: give one --hardware")
-    build, fusion, gpu, curves = _build(a), choices.plan(a.fusion), gpus[0], []
-    for ph in names:
-        xs, held, default = (a.batch, a.context, "1,2,4,...,512") if ph == "decode" else (a.seq_len, a.batch, "")
-        xs = sweep.parse_values(xs or default or "128,256,...,8192", "--batch" if ph == "decode" else "--seq-len")
-        fixed = sweep.parse_values(held or ("1024" if ph == "decode" else "1"), "--context" if ph == "decode" else "--batch")
-        if len(fixed) != 1:
-            raise OpgraphError(f"{'--context' if ph == 'decode' else '--batch'} is held fixed in a {ph} sweep plot: "
-                               f"give one value, got {len(fixed)}")
-        curves.append(sweep.sweep_curve(build, fusion, gpu, ph, xs, fixed[0]))
-    name = build(Phase.decode(1, 1)).name
-    return plot.sweep_file(curves, f"{name} on {gpu.display_name}, fusion {fusion.name}", path)
+    build, fusion = _build(a), choices.plan(a.fusion)
+    curves = choices.sweep_curves(build, fusion, gpus[0], a.phase, batch=a.batch, seq_len=a.seq_len, context=a.context)
+    title = f"{build(Phase.decode(1, 1)).name} on {gpus[0].display_name}, fusion {fusion.name}"
+    return plot.sweep_file(curves, title, path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (record, groups, short, long, run) in COMMANDS.items():
         p = sub.add_parser(name, help=short, description=long)
         _options(p, groups, record)
+        if name == "validate":
+            p.add_argument("measurements", metavar="MEASURED.csv", help="measured kernel timings (.csv or .csv.gz)")
         if name == "graph":
             p.add_argument("--block", metavar="NAME", help="which block (default: the first, the layer)")
         if name == "generate":

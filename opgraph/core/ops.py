@@ -247,10 +247,20 @@ ROPE_FLOPS_PER_ELEM = 3  # x*cos + rotate_half(x)*sin: 2 multiplies and 1 add pe
 NORM_FLOPS = {"rmsnorm": (4, 3), "layernorm": (6, 4)}
 
 
-def softmax(name: str, x: Tensor, *, out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
-    """Softmax over the last dim; FLOPs 5 per element."""
+def softmax(name: str, x: Tensor, *, causal: bool = False, window: int | None = None, out: str | None = None,
+            role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """Softmax over the last dim; FLOPs 5 per element. With `causal`, x is attention scores [B, heads, Sq, Sk] and
+    only the unmasked pairs are counted (inside the sliding `window`, if any), as in attention_scores: a causal
+    FlashAttention kernel never computes the masked exponentials."""
     y = _out(out or name, x.shape, x, role, dtype)
-    return Op(name, SOFTMAX, "softmax", (x,), (y,), SOFTMAX_FLOPS_PER_ELEM * x.numel)
+    if causal:
+        if len(x.shape) != 4:
+            raise OpgraphError(f"op {name!r}: a causal softmax needs scores [batch, heads, queries, keys], got {x}")
+        b, heads, sq, sk = x.shape
+        elements = b * heads * causal_pairs(sq, sk, window)
+    else:
+        elements = x.numel
+    return Op(name, SOFTMAX, "softmax", (x,), (y,), SOFTMAX_FLOPS_PER_ELEM * elements)
 
 
 def norm(name: str, x: Tensor, weight: Tensor, *, bias: Tensor | None = None, fn: str = "rmsnorm",

@@ -84,4 +84,6 @@ def test_causal_skip_halves_prefill_attention_roughly():
     assert full["qk"].cost.flops == 2 * 2 * 32 * s * s * 128
     assert causal["qk"].cost.flops == 2 * 2 * 32 * (s * (s + 1) // 2) * 128
     assert causal["av"].cost.flops == causal["qk"].cost.flops
+    # the softmax runs on the unmasked scores only: 5 FLOPs each (it once counted the masked half too)
+    assert causal["softmax"].cost.flops == 5 * 2 * 32 * (s * (s + 1) // 2)
     assert causal["q_proj"].cost.flops == full["q_proj"].cost.flops

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from userland import opgraph
 
-README = (Path(__file__).parents[2] / "README.md").read_text()
+ROOT = Path(__file__).parents[2]
+README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```(\w*)\n(.*?)```", README, flags=re.S)
 PYTHON = [code for lang, code in BLOCKS if lang == "python" and not code.startswith("# file: ")]
 COMMANDS = [line[2:] for lang, code in BLOCKS if lang == "console" for line in code.splitlines()
@@ -48,6 +49,7 @@ def test_console_example_runs(command, tmp_path):
     for rel, text in FILES.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
+    (tmp_path / "benchmarks").symlink_to(ROOT / "benchmarks")  # examples read the shipped measurements
     r = subprocess.run(command, shell=True, capture_output=True, text=True, cwd=tmp_path,
                        env={"PATH": USER_PATH, "HOME": str(tmp_path)})
     assert r.returncode == 0, r.stderr
@@ -70,7 +72,7 @@ PAIRS = [(cmd, out) for cmd, out in re.findall(r"```console\n\$ ([^\n]+)\n```\s*
 @pytest.mark.parametrize("command, excerpt", PAIRS, ids=[c for c, _ in PAIRS])
 def test_output_excerpts_are_current(command, excerpt):
     assert command.startswith("opgraph ")
-    r = opgraph(*command.split()[1:])
+    r = opgraph(*command.split()[1:], cwd=ROOT)
     actual = r.stdout.splitlines()
     missing = [line for line in excerpt.splitlines() if line and line != "..." and line not in actual]
     assert not missing, f"README excerpt of `{command}` is stale:\n" + "\n".join(missing)

@@ -1,0 +1,113 @@
+"""Measured kernel timings: the CSV that `opgraph validate` (and `opgraph calibrate`) read.
+
+One row a kernel. Columns (a header row names them; order is free, unknown columns are an error):
+
+    class      gemm | prefill_attention | decode_attention
+    dtype      the operands' storage type: bf16, fp16, fp8, ... (opgraph.core.tensor.STORAGE_DTYPES)
+    time_us    the measured time of one call, microseconds, > 0
+    source     free text: where the row comes from (optional)
+    gemm:               m, n, k        [m, k] activations times a k -> n weight (torch.nn.Linear's y = x W^T)
+    prefill_attention:  batch, seq_len, heads, kv_heads, head_dim    causal, over an empty cache
+    decode_attention:   batch, context, heads, kv_heads, head_dim    one new token per sequence over context+1 keys
+
+A column a row's class does not use must be empty. A file ending in .gz is read through gzip. Every mistake is one
+OpgraphError naming the file, the row (1 = the first data row) and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from pathlib import Path
+
+import attrs
+
+from opgraph.core import checks
+from opgraph.core.tensor import STORAGE_DTYPES
+from opgraph.errors import OpgraphError
+from opgraph.files import datafile
+
+SHAPES = {
+    "gemm": ("m", "n", "k"),
+    "prefill_attention": ("batch", "seq_len", "heads", "kv_heads", "head_dim"),
+    "decode_attention": ("batch", "context", "heads", "kv_heads", "head_dim"),
+}
+SHAPE_COLUMNS = tuple(dict.fromkeys(c for cols in SHAPES.values() for c in cols))
+COLUMNS = ("class", "dtype", *SHAPE_COLUMNS, "time_us", "source")
+MAX_ROWS = 10**6
+
+
+@attrs.frozen
+class Measurement:
+    kind: str  # the class column
+    dtype: str
+    shape: dict[str, int]
+    time_s: float
+    source: str = ""
+    row: int = 0  # 1-based data row in its file
+
+
+def _int(where: str, column: str, text: str) -> int:
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()):
+        raise OpgraphError(f"{where}, column {column!r}: {text[:30]!r} is not a positive integer")
+    return checks.integer(f"{where}, column {column!r}", int(digits) if len(digits) <= 12 else 10**13)
+
+
+def parse_row(fields: dict[str, str], where: str) -> Measurement:
+    kind = checks.choice(f"class (in {where})", fields.get("class", "").strip(), SHAPES)
+    dtype = checks.choice(f"dtype (in {where})", fields.get("dtype", "").strip(), STORAGE_DTYPES)
+    for column in SHAPE_COLUMNS:
+        if column not in SHAPES[kind] and (fields.get(column) or "").strip():
+            raise OpgraphError(f"{where}, column {column!r}: a {kind} row does not use it; leave it empty")
+    shape = {}
+    for column in SHAPES[kind]:
+        text = (fields.get(column) or "").strip()
+        if not text:
+            raise OpgraphError(f"{where}, column {column!r}: a {kind} row needs it")
+        shape[column] = _int(where, column, text)
+    text = (fields.get("time_us") or "").strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise OpgraphError(f"{where}, column 'time_us': {text[:30]!r} is not a number") from None
+    time_us = checks.number(f"{where}, column 'time_us'", value, above=0, maximum=1e12)
+    return Measurement(kind, dtype, shape, time_us * 1e-6, (fields.get("source") or "").strip())
+
+
+def read(path: str | Path) -> list[Measurement]:
+    """Every row of a measurement CSV (or .csv.gz), checked."""
+    path = Path(path)
+    if datafile.is_folder(path):
+        raise OpgraphError(f"{path} is a folder; give the measurement CSV file itself")
+    try:
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+        text = raw.decode("utf-8-sig")
+    except FileNotFoundError:
+        raise OpgraphError(f"measurement file {str(path)!r} does not exist") from None
+    except (OSError, EOFError, UnicodeDecodeError, ValueError) as e:
+        raise OpgraphError(f"{path}: cannot read the measurements: {e}") from None
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    unknown = [c for c in header if c not in COLUMNS]
+    missing = [c for c in ("class", "dtype", "time_us") if c not in header]
+    if not header or missing or unknown:
+        raise OpgraphError(f"{path}: the header must name the columns {', '.join(COLUMNS)} (the shape columns its "
+                           f"classes use); " + (f"missing {', '.join(missing)}" if missing else
+                                                f"unknown {', '.join(repr(c) for c in unknown)}"))
+    out = []
+    try:
+        for i, fields in enumerate(reader, 1):
+            if i > MAX_ROWS:
+                raise OpgraphError(f"{path}: more than {MAX_ROWS:,} rows; split the file")
+            if None in fields:
+                raise OpgraphError(f"{path}: row {i} has more cells than the header has columns")
+            out.append(attrs.evolve(parse_row(fields, f"{path}: row {i}"), row=i))
+    except csv.Error as e:
+        raise OpgraphError(f"{path}: not valid CSV: {e}") from None
+    if not out:
+        raise OpgraphError(f"{path}: no measurements (only a header)")
+    return out

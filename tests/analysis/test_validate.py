@@ -1,0 +1,113 @@
+"""`opgraph validate`: measured kernels rebuilt as graphs and predicted; expected times derived by hand from the
+roofline's definition (FLOPs at the datasheet peak, bytes at the datasheet bandwidth, the larger)."""
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from userland import opgraph
+
+from opgraph import hardware
+from opgraph.analysis.validate import validate
+from opgraph.files.measurements import Measurement, read
+
+H100 = hardware.load("h100-sxm")
+PEAK, BW = 989e12, 3350e9
+DATA = Path(__file__).parents[2] / "benchmarks" / "data"
+HEADER = "class,dtype,m,n,k,batch,seq_len,context,heads,kv_heads,head_dim,time_us,source\n"
+
+
+def gemm_roofline(m, n, k):
+    return max(2 * m * n * k / PEAK, 2 * (m * k + n * k + m * n) / BW)
+
+
+@pytest.mark.parametrize("m, n, k", [(1, 4096, 4096), (8192, 4096, 4096), (64, 14336, 4096), (3, 32, 7)])
+def test_gemm_prediction_is_the_roofline(m, n, k):
+    v = validate([Measurement("gemm", "bf16", {"m": m, "n": n, "k": k}, 1e-3)], H100)
+    assert float(v.roofline_s[0]) == pytest.approx(gemm_roofline(m, n, k), rel=1e-12)
+
+
+@pytest.mark.parametrize("batch, s, heads, kv, d", [(1, 1024, 32, 8, 128), (8, 4096, 64, 8, 128), (2, 1, 4, 1, 64)])
+def test_prefill_attention_counts_the_causal_half_and_reads_q_k_v(batch, s, heads, kv, d):
+    v = validate([Measurement("prefill_attention", "bf16", {"batch": batch, "seq_len": s, "heads": heads,
+                                                            "kv_heads": kv, "head_dim": d}, 1e-3)], H100)
+    pairs = s * (s + 1) // 2  # causal: FlashAttention skips the masked blocks
+    matmul = 2 * batch * heads * pairs * d / PEAK  # qk and av each
+    # One kernel, op by op: qk reads q and k (bf16), softmax reads nothing (on chip, 5 FLOPs a score at the
+    # vector rate), av reads v and writes the output.
+    qk = max(matmul, 2 * (batch * s * heads * d + batch * s * kv * d) / BW)
+    softmax = 5 * batch * heads * pairs / 66.9e12
+    av = max(matmul, 2 * (batch * s * kv * d + batch * s * heads * d) / BW)
+    assert float(v.roofline_s[0]) == pytest.approx(qk + softmax + av, rel=1e-12)
+
+
+def test_decode_attention_reads_the_whole_cache():
+    batch, ctx, heads, kv, d = 8, 4095, 32, 8, 128
+    v = validate([Measurement("decode_attention", "bf16", {"batch": batch, "context": ctx, "heads": heads,
+                                                           "kv_heads": kv, "head_dim": d}, 1e-3)], H100)
+    cache = 2 * batch * (ctx + 1) * kv * d * 2  # K and V, bf16
+    assert float(v.roofline_s[0]) >= cache / BW  # memory-bound: at least the cache read
+    assert v.bound == ("memory",)
+
+
+def test_errors_and_their_distribution():
+    # measured exactly 2x, 4x and 1x the roofline: errors -50%, -75%, 0%
+    shapes = [(1, 4096, 4096), (1, 8192, 4096), (1, 4096, 8192)]
+    rows = [Measurement("gemm", "bf16", dict(zip("mnk", s)), gemm_roofline(*s) * f) for s, f in zip(shapes, (2, 4, 1))]
+    v = validate(rows, H100)
+    assert v.errors.tolist() == pytest.approx([-0.5, -0.75, 0.0])
+    g = v.by_class["gemm"]
+    assert (g.count, g.median, g.bias) == (3, pytest.approx(0.5), pytest.approx(-0.5))
+    assert g.too_fast == pytest.approx(2 / 3)
+    assert set(v.by_regime) == {"memory"}
+
+
+def test_the_shipped_measurements_parse_and_the_roofline_is_too_fast():
+    """The evidence the time model is calibrated against: every class is predicted too fast by the roofline."""
+    rows = read(DATA / "h100-sxm-vllm.csv.gz")
+    assert len(rows) > 60_000 and {r.kind for r in rows} == {"gemm", "prefill_attention", "decode_attention"}
+    v = validate(rows, H100)
+    assert all(s.bias < -0.3 for s in v.by_class.values())
+
+
+def write(tmp_path, body, name="m.csv"):
+    (tmp_path / name).write_text(HEADER + body)
+    return str(tmp_path / name)
+
+
+@pytest.mark.parametrize("body, says", [
+    ("gemm,bf16,1,4096,,,,,,,,10,\n", "row 1, column 'k': a gemm row needs it"),
+    ("gemm,bf16,1,4096,4096,,,,,,,0,\n", "row 1, column 'time_us' must be a finite number > 0"),
+    ("gemm,bf16,1,4096,4096,,,,,,,-3,\n", "row 1, column 'time_us' must be a finite number > 0"),
+    ("gemm,bf16,1,4096,4096,,,,,,,fast,\n", "row 1, column 'time_us': 'fast' is not a number"),
+    ("gemm,bf16,1,4096,4096,,,,,,,nan,\n", "row 1, column 'time_us' must be a finite number > 0"),
+    ("gemm,bf16,1,4096,4096,,,,,,,1,\nconv,bf16,1,1,1,,,,,,,1,\n", "unknown class (in "),
+    ("gemm,bf16,1x,4096,4096,,,,,,,1,\n", "row 1, column 'm': '1x' is not a positive integer"),
+    ("gemm,bf16,0,4096,4096,,,,,,,1,\n", "row 1, column 'm' must be an integer from 1"),
+    ("gemm,bf16,1,4096,4096,8,,,,,,1,\n", "row 1, column 'batch': a gemm row does not use it"),
+    ("gemm,fp6,1,4096,4096,,,,,,,1,\n", "unknown dtype (in "),
+    ("gemm,bf16,1,4096,4096,,,,,,,1,,extra\n", "row 1 has more cells than the header"),
+    ("", "no measurements"),
+])
+def test_bad_measurement_files_name_the_row_and_the_column(tmp_path, body, says):
+    r = opgraph("validate", write(tmp_path, body))
+    assert r.returncode == 2 and says in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_a_bad_header_lists_the_columns(tmp_path):
+    (tmp_path / "m.csv").write_text("kind,time\ngemm,1\n")
+    r = opgraph("validate", str(tmp_path / "m.csv"))
+    assert r.returncode == 2 and "the header must name the columns class, dtype" in r.stderr, r.stderr
+
+
+def test_validate_reads_gzip_and_gives_every_row_in_json(tmp_path):
+    path = tmp_path / "m.csv.gz"
+    path.write_bytes(gzip.compress((HEADER + "gemm,bf16,1,4096,4096,,,,,,,20,mine\n"
+                                    "decode_attention,bf16,,,,8,,1023,32,8,128,18,mine\n").encode()))
+    r = opgraph("validate", str(path), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert [row["class"] for row in out["rows"]] == ["gemm", "decode_attention"]
+    assert out["rows"][0]["roofline_s"] == pytest.approx(gemm_roofline(1, 4096, 4096), rel=1e-12)
+    assert out["rows"][0]["error"] == pytest.approx(gemm_roofline(1, 4096, 4096) / 20e-6 - 1)
