@@ -19,11 +19,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
+
 from opgraph.core import checks
 from opgraph.files import datafile
 from opgraph.errors import OpgraphError
 from opgraph.core.hardware import GIGA, TERA, Hardware
 from opgraph.core.tensor import COMPUTE_DTYPES
+from .calibration import parse as parse_calibration
+from .calibration import shipped
 
 SPECS = Path(__file__).parent / "specs"
 DEFAULT = "h100-sxm"
@@ -46,9 +50,12 @@ def names() -> list[str]:
     return sorted(p.stem for p in SPECS.glob("*.toml"))
 
 
-def load(name_or_path: str) -> Hardware:
-    """A shipped spec by name (`h100-sxm`) or a spec file by path (anything ending in .toml)."""
-    return datafile.named_or_file(name_or_path, names(), SPECS, parse, what="hardware", file="a .toml spec file")
+def load(name_or_path: str, calibration: str | None = None) -> Hardware:
+    """A shipped spec by name (`h100-sxm`) or a spec file by path (anything ending in .toml), with its time
+    model: the `calibration` file given, else the shipped one for that GPU name (calibration/<name>.toml)."""
+    hw = datafile.named_or_file(name_or_path, names(), SPECS, parse, what="hardware", file="a .toml spec file")
+    path = Path(calibration) if calibration is not None else shipped(hw.name)
+    return attrs.evolve(hw, timing=parse_calibration(path)) if path is not None else hw
 
 
 # No GPU comes near these: a larger figure is a typo or a unit mistake (TFLOP/s, GB/s and GB are decimal).

@@ -66,9 +66,10 @@ def builder(source, options: BuildOptions):
     return build
 
 
-def gpu(name: str, *, launch_us: float | None = None, overlap: float | None = None) -> Hardware:
-    """A GPU spec with the command line's time-model knobs applied."""
-    hw = specs.load(name)
+def gpu(name: str, *, launch_us: float | None = None, overlap: float | None = None,
+        calibration: str | None = None) -> Hardware:
+    """A GPU spec with its time model (`calibration`, else the shipped one) and the command line's knobs applied."""
+    hw = specs.load(name, calibration)
     knobs = {}
     if launch_us is not None:
         knobs["kernel_launch_s"] = checks.number("--launch-us", launch_us, minimum=0, maximum=10**6) * 1e-6
@@ -78,6 +79,7 @@ def gpu(name: str, *, launch_us: float | None = None, overlap: float | None = No
 
 
 def gpus(text: str | None, **knobs) -> list[Hardware]:
+    """Several GPUs, separated by commas (a calibration file, if given, applies to each)."""
     names = [n.strip() for n in (specs.DEFAULT if text is None else text).split(",")]
     if not all(names):
         raise OpgraphError(f"--hardware: empty name in {text!r}; give names separated by commas")

@@ -8,17 +8,16 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from opgraph import choices, hardware, models
-from opgraph.analysis import activations, catalog, compare, crossover, generate, memory, report, sweep, validate
-from opgraph.core import checks
-from opgraph.core.model import BuildOptions
-from opgraph.core.phase import Phase
+from opgraph import runs
+from opgraph.analysis import (activations, calibrate, catalog, compare, crossover, generate, memory, report, sweep,
+                              validate)
 from opgraph.errors import OpgraphError
-from opgraph.files import measurements, planfile
+from opgraph.files import planfile
 from opgraph.render import formats, render
 
 USAGE_ERROR = 2
-MODEL, GPU, SIZES, LISTS, PHASE1, FUSION, FUSIONS, PRECISION, BUILD, TIME = (
-    "model", "gpu", "sizes", "lists", "phase1", "fusion", "fusions", "precision", "build", "time")
+MODEL, GPU, SIZES, LISTS, PHASE1, FUSION, FUSIONS, PRECISION, BUILD, TIME, CALIBRATED = (
+    "model", "gpu", "sizes", "lists", "phase1", "fusion", "fusions", "precision", "build", "time", "calibrated")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,6 +85,9 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type) -> None
             "routing, E*(1-(1-k/E)^T) rounded up, for T tokens in the step)"))
         p.add_argument("--causal-skip", action="store_true", help=(
             "count only the unmasked part of prefill attention products, as causal FlashAttention computes them"))
+    if TIME in groups or CALIBRATED in groups:
+        p.add_argument("--calibration", metavar="FILE", help="the GPU's time model, a calibration file (default: the "
+                       "shipped one for the GPU; see 'opgraph calibrate')")
     if TIME in groups:
         t = p.add_argument_group("time model")
         t.add_argument("--launch-us", type=_float, metavar="US",
@@ -102,101 +104,54 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type) -> None
                                     f"byte, times in seconds" if exact else ""))
 
 
-# -- commands: resolve, analyze, render --------------------------------------------------------------------------
-def _source(a):
-    return choices.model(a.model)
-
-
-def _build(a, source=None):
-    source = source or _source(a)
-    opts = BuildOptions(choices.precision(source, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype,
-                                          kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype),
-                        getattr(a, "causal_skip", False), getattr(a, "experts_touched", None))
-    return choices.builder(source, opts)
-
-
-def _gpu(a):
-    return choices.gpu(a.hardware, launch_us=getattr(a, "launch_us", None), overlap=getattr(a, "overlap", None))
-
-
-def _phases(a):
-    names = choices.phase_names(a.phase, seq_len=getattr(a, "seq_len", None), context=a.context)
-    return choices.phases(names, batch=a.batch, seq_len=getattr(a, "seq_len", None), context=a.context)
-
-
-def _models(a):
-    build = _build(a)
-    return [build(ph) for ph in _phases(a)]
-
-
-def _one_phase(a):
-    if a.phase == "both":
-        raise OpgraphError("opgraph graph draws one phase: --phase prefill or --phase decode")
-    return _models(a)[0]
-
-
-def _sweep(a):
-    names = choices.phase_names(a.phase, seq_len=a.seq_len, context=a.context)
-    batches, lengths = choices.sweep_axes(names, batch=a.batch, seq_len=a.seq_len, context=a.context)
-    gpus = choices.gpus(a.hardware, launch_us=a.launch_us, overlap=a.overlap)
-    return sweep.sweep(_build(a), choices.plan(a.fusion), gpus, list(names), batches, lengths)
-
-
-def _crossover(a):
-    names = choices.phase_names(a.phase, context=a.context)
-    [ph] = choices.phases(["decode"], batch=a.batch, context=a.context)
-    return crossover.crossover_report(_build(a), choices.plan(a.fusion), _gpu(a), list(names), batch=ph.batch,
-                                      context=ph.past)
-
-
-def _generate(a):
-    sizes = {k: checks.integer(f"--{k}", getattr(a, k)) for k in ("batch", "prompt", "output")}
-    return generate.estimate(_build(a), choices.plan(a.fusion), _gpu(a), **sizes)
-
-
 COMMANDS = {  # name: (record type, option groups, help, description, run)
     "report": (report.Report, {MODEL, GPU, SIZES, FUSION, PRECISION, BUILD, TIME}, "per-op roofline report for "
                "prefill and decode", "Per-op FLOPs, bytes, arithmetic intensity, bound and time for each phase, and "
                "whether the step fits in GPU memory. With no arguments: Llama-3-8B on an H100 SXM, batch 32, 1024 "
                "tokens, the 'fused' plan: the reference analysis.",
-               lambda a: report.report(_build(a), _phases(a), choices.plan(a.fusion), _gpu(a))),
+               lambda a: report.report(runs.build(a), runs.phases(a), choices.plan(a.fusion), runs.gpu(a))),
     "activations": (activations.Activations, {MODEL, SIZES, FUSION, PRECISION}, "the fate of every tensor under a "
                     "fusion plan", "Every tensor the graph produces, with its shape, bytes and fate: WRITE "
                     "(materialized; read back by N other kernels), FUSED (kept on chip inside the named kernel) or "
                     "AVOIDED (never formed whole). Needs no GPU.",
-                    lambda a: activations.activations(_models(a), choices.plan(a.fusion))),
+                    lambda a: activations.activations(runs.models(a), choices.plan(a.fusion))),
     "compare": (compare.Comparisons, {MODEL, GPU, SIZES, FUSIONS, PRECISION, BUILD, TIME}, "compare fusion plans side "
                 "by side", "Bytes, time and verdict under each plan; the ops whose verdict flips; the tensors whose "
                 "fate changes; and what each plan saves against the first.",
-                lambda a: compare.compare_phases(_models(a), choices.plans(a.fusion), _gpu(a))),
+                lambda a: compare.compare_phases(runs.models(a), choices.plans(a.fusion), runs.gpu(a))),
     "graph": (activations.BlockView, {MODEL, PHASE1, FUSION, PRECISION}, "draw a block's graph with its kernels",
               "One block's graph under a fusion plan as Graphviz DOT or Mermaid: kernels are clusters, materialized "
               "edges solid and labelled with bytes, fused edges dashed. Render DOT with: dot -Tpng -o g.png g.dot",
-              lambda a: activations.block_view(_one_phase(a), choices.plan(a.fusion), a.block)),
+              lambda a: activations.block_view(runs.one_phase(a), choices.plan(a.fusion), a.block)),
     "sweep": (sweep.SweepReport, {MODEL, GPU, LISTS, FUSION, PRECISION, BUILD, TIME}, "time, intensity and verdict "
               "over many batch sizes and lengths", "Every combination of the given batches, lengths and GPUs, "
               "without rebuilding the graph per point (exactly the numbers 'report' gives). Lists are comma-separated "
-              "values, ranges START:STOP[:STEP], or progressions like 1,2,4,...,512.", _sweep),
+              "values, ranges START:STOP[:STEP], or progressions like 1,2,4,...,512.", runs.sweep_report),
     "crossover": (crossover.CrossoverReport, {MODEL, GPU, SIZES, "no_seq_len", FUSION, PRECISION, BUILD, TIME},
                   "where each op turns compute-bound", "For each op and block: the smallest batch (decode, at "
                   "--context) or seq_len (prefill, at --batch) at which it is compute-bound, 'never' if none up to "
                   "2^20; solved exactly where FLOPs and bytes are linear in it, searched otherwise, checked either way. "
-                  "Also the decode context at which attention's time overtakes the FFN's (at --batch).", _crossover),
+                  "Also the decode context at which attention's time overtakes the FFN's (at --batch).", runs.crossover_report),
     "generate": (generate.Generation, {MODEL, GPU, FUSION, PRECISION, BUILD, TIME}, "end-to-end time of a prompt and "
                  "its generated tokens", "Time to first token (prefill of the prompt, lm_head on the last position "
                  "only); then every decode step at its own context P, P+1, ..., P+G-2, summed; the mean, first and "
-                 "last step, total time, tokens/s, and whether it fits in GPU memory.", _generate),
+                 "last step, total time, tokens/s, and whether it fits in GPU memory.", runs.generation),
     "memory": (memory.MemoryReport, {MODEL, GPU, SIZES, FUSION, PRECISION}, "weights, KV cache and peak activations "
                "against GPU memory", "Per phase: weight bytes, KV-cache bytes (decode: after the step, context+1 "
                "tokens), the peak of activations alive at once under the fusion plan, their total against the GPU's "
                "capacity, and the largest batch that fits at the given seq_len (prefill) or context (decode).",
-               lambda a: memory.memory(_build(a), _phases(a), choices.plan(a.fusion), _gpu(a))),
-    "validate": (validate.Validation, {GPU}, "predicted against measured kernel times", "Reads measured kernel "
+               lambda a: memory.memory(runs.build(a), runs.phases(a), choices.plan(a.fusion), runs.gpu(a))),
+    "validate": (validate.Validation, {GPU, CALIBRATED}, "predicted against measured kernel times", "Reads measured kernel "
                  "timings (a CSV, or .csv.gz: one row a kernel; columns class, dtype, shape, time_us, source; see the "
                  "README), rebuilds each kernel as an opgraph graph, predicts its time, and prints the error "
                  "distribution by class and by regime (median and p90 of |predicted - measured| / measured, signed "
                  "bias) and the largest errors; --format json or csv gives every row.",
-                 lambda a: validate.validate(measurements.read(a.measurements), _gpu(a), a.measurements)),
+                 runs.validation),
+    "calibrate": (calibrate.Calibration, {GPU}, "fit the time model to measured kernel times", "Fits each kernel "
+                  "class's latency, compute and memory efficiency, overlap (and decode attention's cost per sequence "
+                  "x KV head; a GEMM row tile) to measured kernels, robustly in log space, holding out a share of the "
+                  "rows; prints the held-out error before and after, and writes a calibration file to --out. Needs "
+                  'scipy: pip install "opgraph[fit]".', runs.calibration),
     "models": (catalog.ModelCatalog, set(), "list the model presets", "The presets with their shapes and exact "
                "parameter counts.", lambda a: catalog.model_catalog([models.get(n) for n in models.names()])),
     "hardware": (catalog.HardwareCatalog, set(), "list the GPU specs with their ridge intensities", "Peak bf16 (fp16 "
@@ -218,22 +173,6 @@ PLOTS = {"roofline": ("the roofline with every op of each phase as a point", "lo
                    "128,256,...,8192) at one --batch (default 1)")}
 
 
-def _plot(a) -> str:
-    from opgraph.render import plot  # matplotlib, only when a picture is asked for
-    path = plot.check_path(a.out)
-    plot.require()
-    if a.plot != "sweep":
-        r = report.report(_build(a), _phases(a), choices.plan(a.fusion), _gpu(a))
-        return (plot.roofline_file if a.plot == "roofline" else plot.breakdown_file)(r.costs, path)
-    gpus = choices.gpus(a.hardware, launch_us=a.launch_us, overlap=a.overlap)
-    if len(gpus) != 1:
-        raise OpgraphError("opgraph plot sweep draws one GPU: give one --hardware")
-    build, fusion = _build(a), choices.plan(a.fusion)
-    curves = choices.sweep_curves(build, fusion, gpus[0], a.phase, batch=a.batch, seq_len=a.seq_len, context=a.context)
-    title = f"{build(Phase.decode(1, 1)).name} on {gpus[0].display_name}, fusion {fusion.name}"
-    return plot.sweep_file(curves, title, path)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="opgraph", description=(
         "Graph-based operator cost model for transformer inference: builds each layer as a DAG of ops, applies a "
@@ -247,8 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (record, groups, short, long, run) in COMMANDS.items():
         p = sub.add_parser(name, help=short, description=long)
         _options(p, groups, record)
-        if name == "validate":
+        if name in ("validate", "calibrate"):
             p.add_argument("measurements", metavar="MEASURED.csv", help="measured kernel timings (.csv or .csv.gz)")
+        if name == "calibrate":
+            p.add_argument("--out", required=True, metavar="FILE", help="the calibration file to write (.toml)")
+            p.add_argument("--holdout", type=_float, default=0.2, help="share of rows held out (default: 0.2)")
+            p.add_argument("--seed", type=_int, default=0, help="which rows are held out (default: 0)")
+            p.add_argument("--source", help="where the measurements come from, written into the file (default: "
+                           "the file's name)")
+            p.add_argument("--exp-rate", type=_float, metavar="PER_S", help="exponentials per second on the "
+                           "special-function units, counted apart from FLOPs (default: not counted)")
         if name == "graph":
             p.add_argument("--block", metavar="NAME", help="which block (default: the first, the layer)")
         if name == "generate":
@@ -265,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = kinds.add_parser(name, help=short, description=f"{short}: {long}")
         _options(p, {MODEL, GPU, FUSION, PRECISION, BUILD, TIME, LISTS if name == "sweep" else SIZES}, type(None))
         p.add_argument("--out", required=True, metavar="FILE", help="the picture to write: FILE.png or FILE.svg")
-        p.set_defaults(run=_plot, parser=p)
+        p.set_defaults(run=runs.picture, parser=p)
     return parser
 
 

@@ -18,7 +18,6 @@ import math
 from collections.abc import Callable
 
 import attrs
-import numpy as np
 
 from opgraph.core.cost import PhaseCost, analyze
 from opgraph.analysis.sweep import Sweeper
@@ -39,7 +38,8 @@ class Step:
     """One decode step: `context` tokens already cached, and its model time in seconds."""
 
     context: int
-    time_s: float
+    time_s: float  # expected (opgraph.core.timing)
+    roofline_s: float = 0.0
 
 
 @attrs.frozen
@@ -57,7 +57,15 @@ class Generation:
 
     @property
     def ttft_s(self) -> float:
+        return self.prefill.totals.expected_s
+
+    @property
+    def roofline_ttft_s(self) -> float:
         return self.prefill.totals.time_s
+
+    @property
+    def roofline_total_s(self) -> float:
+        return self.roofline_ttft_s + math.fsum(s.roofline_s for s in self.steps)
 
     @property
     def decode_s(self) -> float:
@@ -97,8 +105,9 @@ def estimate(build: Callable[[Phase], Model], plan: FusionPlan, hw: Hardware, *,
     prefill = analyze(pre_model, plan, hw)
     # Every step is costed at its own context, by replaying the traced pipeline (exactly the report's numbers).
     contexts = range(prompt, prompt + output - 1)
-    times = Sweeper(build, plan, hw, "decode").grid([batch] * len(contexts), contexts).time_s if contexts else []
-    steps = [Step(context, t) for context, t in zip(contexts, np.asarray(times).tolist())]
+    grid = Sweeper(build, plan, hw, "decode").grid([batch] * len(contexts), contexts) if contexts else None
+    steps = [Step(context, e, t) for context, e, t in
+             zip(contexts, grid.expected_s.tolist(), grid.time_s.tolist())] if grid is not None else []
     last = build(Phase.decode(batch, contexts[-1])) if steps else None
     memory = [footprint(prefill)]
     notes = list(pre_model.notes)

@@ -27,10 +27,11 @@ from opgraph.core.hardware import Hardware
 from opgraph.core.model import Block, Model
 from opgraph.core.phase import Phase
 from opgraph.core.tensor import DTYPES, Precision
+from opgraph.core.timing import KernelWork, expected, shape_features
 from opgraph.files.measurements import SHAPE_COLUMNS, SHAPES, Measurement
 from opgraph.trace import Traced
 
-__all__ = ["SHAPE_COLUMNS", "Stats", "Validation", "kernel", "predict", "validate"]
+__all__ = ["SHAPE_COLUMNS", "Stats", "Validation", "expected_times", "features", "kernel", "validate"]
 ONE_KERNEL = FusionPlan("one kernel", rules=[FuseRule("every op fuses with its neighbours")])
 
 
@@ -83,26 +84,36 @@ class Stats:
 
 @attrs.frozen(eq=False)
 class Validation:
-    """`opgraph validate`: each row's prediction, and the error by class and by regime."""
+    """`opgraph validate`: each row's predictions, and their errors by class and by regime."""
 
     source: str
     hardware: Hardware
     measurements: tuple[Measurement, ...]
     roofline_s: np.ndarray  # per row, aligned with measurements
-    bound: tuple[str, ...]  # per row: the roofline's verdict
-    by_class: dict[str, Stats]
-    by_regime: dict[str, Stats]
-    overall: Stats
+    expected_s: np.ndarray  # the calibrated time model's (the roofline where the GPU has no calibration)
+    regime: tuple[str, ...]  # per row: latency, compute or memory
+    stats: dict[str, dict[str, dict[str, Stats]]]  # predictor -> "class" / "regime" / "all" -> group -> Stats
 
     @property
-    def errors(self) -> np.ndarray:
-        measured = np.array([m.time_s for m in self.measurements])
-        return (self.roofline_s - measured) / measured
+    def measured_s(self) -> np.ndarray:
+        return np.array([m.time_s for m in self.measurements])
+
+    def errors(self, predictor: str = "expected") -> np.ndarray:
+        predicted = self.expected_s if predictor == "expected" else self.roofline_s
+        return (predicted - self.measured_s) / self.measured_s
+
+    @property
+    def predictors(self) -> tuple[str, ...]:
+        return ("roofline", "expected") if self.hardware.timing.calibrated else ("roofline",)
 
 
-def predict(measurements: Sequence[Measurement], hw: Hardware) -> tuple[np.ndarray, list[str]]:
-    """The roofline time and verdict of every row, by class and dtype, replayed over arrays."""
-    times, bounds = np.zeros(len(measurements)), [""] * len(measurements)
+FEATURES = ("time_s", "compute_s", "memory_s", "transcendentals", "gemm_rows", "attention_rows")
+
+
+def features(measurements: Sequence[Measurement], hw: Hardware) -> dict[str, np.ndarray]:
+    """Per row: the roofline and expected times of its kernel on `hw`, and what the time model reads of it
+    (opgraph.core.timing.KernelWork), by class and dtype, replayed over arrays."""
+    out = {f: np.zeros(len(measurements)) for f in FEATURES}
     groups: dict[tuple[str, str], list[int]] = {}
     for i, m in enumerate(measurements):
         groups.setdefault((m.kind, m.dtype), []).append(i)
@@ -110,20 +121,35 @@ def predict(measurements: Sequence[Measurement], hw: Hardware) -> tuple[np.ndarr
         names = SHAPES[kind]
 
         def evaluate(*sizes, kind=kind, dtype=dtype, names=names) -> dict:
-            t = analyze(kernel(kind, dtype, **dict(zip(names, sizes))), ONE_KERNEL, hw).totals
-            return {"time_s": t.time_s, "compute_s": t.compute_s, "memory_s": t.memory_s}
+            model = kernel(kind, dtype, **dict(zip(names, sizes)))
+            t = analyze(model, ONE_KERNEL, hw).totals
+            ops = list(model.blocks[0].graph.ops.values())
+            gemm_rows, attention_rows = shape_features(ops)
+            return dict(zip(FEATURES, (t.time_s, t.compute_s, t.memory_s, sum(op.transcendentals for op in ops),
+                                       gemm_rows, attention_rows)))
 
-        out = Traced(evaluate, names).many(**{n: [measurements[i].shape[n] for i in rows] for n in names})
-        times[rows] = out["time_s"].astype(np.float64)
-        compute = out["compute_s"].astype(np.float64)
-        memory = out["memory_s"].astype(np.float64)
-        for j, i in enumerate(rows):
-            bounds[i] = "compute" if compute[j] > memory[j] else "memory"
-    return times, bounds
+        got = Traced(evaluate, names).many(**{n: [measurements[i].shape[n] for i in rows] for n in names})
+        for f in FEATURES:
+            out[f][rows] = np.asarray(got[f], dtype=np.float64)
+    return out
+
+
+def expected_times(tm, kinds: Sequence[str], f: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The time model over arrays of kernels (features as `features` gives them): (seconds, latency-bound)."""
+    times, latency = f["time_s"].copy(), np.zeros(len(kinds), dtype=bool)
+    if not tm.calibrated:
+        return times, latency
+    kinds = np.asarray(kinds)
+    for kind in np.unique(kinds):
+        rows = kinds == kind
+        work = KernelWork(str(kind), *(f[name][rows] for name in FEATURES[1:]))
+        times[rows], latency[rows] = expected(tm, work)
+    return times, latency
 
 
 def validate(measurements: Sequence[Measurement], hw: Hardware, source: str = "") -> Validation:
-    """Predict every measured kernel on `hw` and summarize the errors.
+    """Predict every measured kernel on `hw` (its roofline, and its calibrated time if `hw` has a time model)
+    and summarize the errors.
 
     >>> from opgraph import hardware
     >>> from opgraph.files.measurements import Measurement
@@ -133,15 +159,22 @@ def validate(measurements: Sequence[Measurement], hw: Hardware, source: str = ""
     10.02
     """
     measurements = tuple(measurements)
-    times, bounds = predict(measurements, hw)
+    f = features(measurements, hw)
+    kinds = [m.kind for m in measurements]
+    expected_s, latency = expected_times(hw.timing, kinds, f)
+    regime = tuple("latency" if lat else "compute" if c > mem else "memory"
+                   for lat, c, mem in zip(latency, f["compute_s"], f["memory_s"]))
     measured = np.array([m.time_s for m in measurements])
-    errors = (times - measured) / measured
+    stats = {}
+    for name, predicted in (("roofline", f["time_s"]), ("expected", expected_s)):
+        errors = (predicted - measured) / measured
+        stats[name] = {"class": _grouped(errors, kinds), "regime": _grouped(errors, regime),
+                       "all": {"all": Stats.of(errors)}}
+    return Validation(source, hw, measurements, f["time_s"], expected_s, regime, stats)
 
-    def stats(key) -> dict[str, Stats]:
-        groups: dict[str, list[int]] = {}
-        for i, m in enumerate(measurements):
-            groups.setdefault(key(i, m), []).append(i)
-        return {name: Stats.of(errors[rows]) for name, rows in sorted(groups.items())}
 
-    return Validation(source, hw, measurements, times, tuple(bounds), stats(lambda i, m: m.kind),
-                      stats(lambda i, m: bounds[i]), Stats.of(errors))
+def _grouped(errors: np.ndarray, keys: Sequence[str]) -> dict[str, Stats]:
+    groups: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    return {key: Stats.of(errors[rows]) for key, rows in sorted(groups.items())}

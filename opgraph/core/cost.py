@@ -26,6 +26,7 @@ from opgraph.core.ops import MATRIX_KINDS
 from opgraph.core.phase import Phase
 from opgraph.core.tensor import Role, nbytes
 from opgraph.core.sizes import maximum
+from opgraph.core.timing import LATENCY, KernelWork, classify, expected, shape_features
 
 COMPUTE, MEMORY = "compute", "memory"
 
@@ -77,8 +78,9 @@ class Roofline:
     traffic: Traffic
     compute_s: float
     memory_s: float
-    time_s: float  # combined as the hardware's overlap says, plus launch_s
+    time_s: float  # the roofline: combined as the hardware's overlap says, plus launch_s
     launch_s: float = 0.0
+    expected_s: float = 0.0  # the calibrated time model's (opgraph.core.timing); the roofline without one
 
     @property
     def bytes(self) -> int:
@@ -95,7 +97,7 @@ class Roofline:
     def times(self, k: int) -> "Roofline":
         """The same work done k times over (a block repeated k times in the model)."""
         return Roofline(self.flops * k, self.traffic * k, self.compute_s * k, self.memory_s * k, self.time_s * k,
-                        self.launch_s * k)
+                        self.launch_s * k, self.expected_s * k)
 
 
 @attrs.frozen
@@ -107,6 +109,12 @@ class OpCost:
     cost: Roofline
     share: float  # of its block's time
     part: str = ""  # the builder's tag: attention, mlp, moe, embedding, head, ...
+    latency_bound: bool = False  # its kernel's fixed cost exceeds the kernel's compute and memory times
+
+    @property
+    def bound(self) -> str:
+        """latency, compute or memory: the roofline's verdict unless the kernel is latency-bound."""
+        return LATENCY if self.latency_bound else self.cost.bound
 
 
 @attrs.frozen
@@ -185,7 +193,8 @@ def _roofline(flops: int, traffic: Traffic, peak: float, hw: Hardware, launches:
     compute_s = flops / peak
     memory_s = traffic.bytes / hw.bandwidth
     launch_s = launches * hw.kernel_launch_s
-    return Roofline(flops, traffic, compute_s, memory_s, hw.op_time(compute_s, memory_s) + launch_s, launch_s)
+    time_s = hw.op_time(compute_s, memory_s) + launch_s
+    return Roofline(flops, traffic, compute_s, memory_s, time_s, launch_s, time_s)
 
 
 def _sum(parts: list[Roofline]) -> Roofline:
@@ -194,7 +203,28 @@ def _sum(parts: list[Roofline]) -> Roofline:
     for p in parts:
         traffic += p.traffic
     return Roofline(sum(p.flops for p in parts), traffic, sum(p.compute_s for p in parts),
-                    sum(p.memory_s for p in parts), sum(p.time_s for p in parts), sum(p.launch_s for p in parts))
+                    sum(p.memory_s for p in parts), sum(p.time_s for p in parts), sum(p.launch_s for p in parts),
+                    sum(p.expected_s for p in parts))
+
+
+def _expected(graph: Graph, part: Partition, rooflines: dict[str, Roofline], hw: Hardware) -> tuple[dict, set]:
+    """Each op's expected time (its share of its kernel's, by roofline time) and the latency-bound ops."""
+    if not hw.timing.calibrated:
+        return {n: r.time_s for n, r in rooflines.items()}, set()
+    out, latency_bound = {}, set()
+    for k in part.kernels:
+        ops = [graph.ops[n] for n in k.ops]
+        gemm_rows, attention_rows = shape_features(ops)
+        work = KernelWork(classify(ops), sum(rooflines[n].compute_s for n in k.ops),
+                          sum(rooflines[n].memory_s for n in k.ops), sum(op.transcendentals for op in ops),
+                          gemm_rows, attention_rows)
+        time, bound = expected(hw.timing, work)
+        roof = sum(rooflines[n].time_s for n in k.ops)
+        for n in k.ops:
+            out[n] = time * rooflines[n].time_s / roof if roof else time / len(k.ops)
+        if bound:
+            latency_bound.update(k.ops)
+    return out, latency_bound
 
 
 def block_cost(name: str, count: int, graph: Graph, part: Partition, hw: Hardware) -> BlockCost:
@@ -205,10 +235,12 @@ def block_cost(name: str, count: int, graph: Graph, part: Partition, hw: Hardwar
         peak = hw.matrix_rate(op.compute_dtype) if op.kind in MATRIX_KINDS else hw.vector_flops
         starts_kernel = part.kernel_of[op_name] == op_name  # the launch is charged to a kernel's first op
         rooflines[op_name] = _roofline(op.flops, traffic[op_name], peak, hw, int(starts_kernel))
+    times, latency_bound = _expected(graph, part, rooflines, hw)
+    rooflines = {n: attrs.evolve(r, expected_s=times[n]) for n, r in rooflines.items()}
     totals = _sum(list(rooflines.values()))
     ops = tuple(
         OpCost(n, op.kind, op.fn, part.kernel_of[n], rooflines[n],
-               rooflines[n].time_s / totals.time_s if totals.time_s else 0.0, op.part)
+               rooflines[n].time_s / totals.time_s if totals.time_s else 0.0, op.part, n in latency_bound)
         for n, op in graph.ops.items()
     )
     return BlockCost(name, count, ops, totals, graph, part)

@@ -8,6 +8,7 @@ import attrs
 from opgraph.errors import OpgraphError
 from opgraph.core.tensor import DType
 from opgraph.core.sizes import minimum
+from opgraph.core.timing import ROOFLINE, TimeModel
 
 TERA = 10**12
 GIGA = 10**9
@@ -25,6 +26,8 @@ class Hardware:
     # Time model knobs. Defaults give the pure roofline: no launch cost, time = max(compute, memory).
     kernel_launch_s: float = 0.0  # added once per kernel
     overlap: float = 1.0  # 1.0: compute and memory overlap fully (max); 0.0: they add up (sum)
+    # The calibrated time model (opgraph.core.timing); without one, the expected time is the roofline.
+    timing: TimeModel = ROOFLINE
 
     def __attrs_post_init__(self) -> None:
         if not 0.0 <= self.overlap <= 1.0:

@@ -18,6 +18,7 @@ import math
 
 import attrs
 
+from opgraph.core import checks
 from opgraph.errors import OpgraphError
 from opgraph.core.tensor import DType, Role, Tensor
 from opgraph.core.sizes import is_int, minimum
@@ -53,6 +54,9 @@ class Op:
     # Which part of the model it belongs to ("attention", "mlp", "moe", "embedding", "head", ...), as the
     # builder tagged it; analyses that ask "which ops are attention" read this, never guess from topology.
     part: str = ""
+    # Exponentials (exp, tanh) among the FLOPs, counted apart as XLA counts transcendentals: they run on the
+    # special-function units, whose rate can bound a kernel (FlashAttention-3 on H100).
+    transcendentals: int = 0
 
     def __attrs_post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -206,7 +210,7 @@ def register_function(fn: str) -> str:
     return fn
 
 
-def register_elementwise(fn: str, flops_per_element: int, *, arity: int = 1) -> str:
+def register_elementwise(fn: str, flops_per_element: int, *, arity: int = 1, transcendentals_per_element: int = 0) -> str:
     """Add an elementwise function for `elementwise()` / `GraphBuilder.elementwise`, with its FLOPs per output
     element and its number of same-shaped inputs.
 
@@ -226,6 +230,8 @@ def register_elementwise(fn: str, flops_per_element: int, *, arity: int = 1) -> 
     register_function(fn)
     ELEMENTWISE_FLOPS_PER_ELEM[fn] = flops_per_element
     ELEMENTWISE_ARITY[fn] = arity
+    ELEMENTWISE_TRANSCENDENTALS[fn] = checks.integer("transcendentals_per_element", transcendentals_per_element,
+                                                     minimum=0, maximum=flops_per_element)
     return fn
 
 
@@ -238,6 +244,7 @@ ELEMENTWISE_FLOPS_PER_ELEM = {
     "gelu": 8,  # tanh form 0.5x(1 + tanh(c(x + 0.044715x^3))): cube, 2 mul, add, mul, tanh, add, mul
 }
 ELEMENTWISE_ARITY = {"add": 2, "mul": 2, "silu": 1, "gelu": 1}
+ELEMENTWISE_TRANSCENDENTALS = {"silu": 1, "gelu": 1}  # exp in SiLU's sigmoid, tanh in GELU's tanh form
 ROPE_FLOPS_PER_ELEM = 3  # x*cos + rotate_half(x)*sin: 2 multiplies and 1 add per rotated element
 # Norms over the last dim d, from the definitions in the PyTorch docs (torch.nn.RMSNorm, torch.nn.LayerNorm):
 #   RMSNorm:   per element square, accumulate, scale by 1/rms, multiply by gamma        -> 4
@@ -260,7 +267,7 @@ def softmax(name: str, x: Tensor, *, causal: bool = False, window: int | None = 
         elements = b * heads * causal_pairs(sq, sk, window)
     else:
         elements = x.numel
-    return Op(name, SOFTMAX, "softmax", (x,), (y,), SOFTMAX_FLOPS_PER_ELEM * elements)
+    return Op(name, SOFTMAX, "softmax", (x,), (y,), SOFTMAX_FLOPS_PER_ELEM * elements, transcendentals=elements)
 
 
 def norm(name: str, x: Tensor, weight: Tensor, *, bias: Tensor | None = None, fn: str = "rmsnorm",
@@ -293,7 +300,8 @@ def elementwise(name: str, fn: str, *inputs: Tensor, out: str | None = None, rol
         _same_shape(name, inputs[0], t)
     x = inputs[0]
     y = _out(out or name, x.shape, x, role, dtype)
-    return Op(name, ELEMENTWISE, fn, inputs, (y,), ELEMENTWISE_FLOPS_PER_ELEM[fn] * x.numel)
+    return Op(name, ELEMENTWISE, fn, inputs, (y,), ELEMENTWISE_FLOPS_PER_ELEM[fn] * x.numel,
+              transcendentals=ELEMENTWISE_TRANSCENDENTALS.get(fn, 0) * x.numel)
 
 
 def rope(name: str, x: Tensor, *, head_dim: int, rotary_dim: int | None = None,

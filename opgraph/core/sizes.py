@@ -30,16 +30,30 @@ def is_int(x) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
+def _arrays(args: tuple) -> bool:
+    return any(hasattr(x, "__array_ufunc__") and hasattr(x, "shape") for x in args)
+
+
 def minimum(a, b):
-    """min(a, b), without a branch on a traced number."""
+    """min(a, b), without a branch on a traced number; elementwise on numpy arrays."""
     hook = _hook("__opgraph_min__", (a, b))
-    return hook(a, b) if hook else min(a, b)
+    if hook:
+        return hook(a, b)
+    if _arrays((a, b)):
+        import numpy
+        return numpy.minimum(a, b)
+    return min(a, b)
 
 
 def maximum(a, b):
-    """max(a, b), without a branch on a traced number."""
+    """max(a, b), without a branch on a traced number; elementwise on numpy arrays."""
     hook = _hook("__opgraph_max__", (a, b))
-    return hook(a, b) if hook else max(a, b)
+    if hook:
+        return hook(a, b)
+    if _arrays((a, b)):
+        import numpy
+        return numpy.maximum(a, b)
+    return max(a, b)
 
 
 def size_function(fn):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from opgraph.analysis.generate import CONVENTION, Generation
 from opgraph.render import renderer
 from opgraph.render.memory import footprint_dict, verdict
+from opgraph.render.report import time_model_line
 from opgraph.render.text import gb, precision_line, seconds, sig, table, to_json
 
 
@@ -15,15 +16,17 @@ def as_json(g: Generation, fmt: str) -> str:
     return to_json({
         "model": g.prefill.model, "hardware": g.prefill.hardware.name, "fusion": g.prefill.plan.name,
         "precision": g.prefill.precision,
-        "time_model": {"kernel_launch_s": g.prefill.hardware.kernel_launch_s, "overlap": g.prefill.hardware.overlap},
+        "time_model": {"kernel_launch_s": g.prefill.hardware.kernel_launch_s, "overlap": g.prefill.hardware.overlap,
+                       "calibration": g.prefill.hardware.timing.name if g.prefill.hardware.timing.calibrated else None},
+        "times": "expected (the calibrated time model); roofline_* beside",
         "batch": g.batch, "prompt_tokens": g.prompt, "output_tokens": g.output, "convention": CONVENTION,
         "units": {"*_s": "s", "*_per_s": "tokens/s", "*_bytes": "byte"},
-        "ttft_s": g.ttft_s,
+        "ttft_s": g.ttft_s, "roofline_ttft_s": g.roofline_ttft_s, "roofline_total_s": g.roofline_total_s,
         "decode": {"steps": len(steps), "first_context": steps[0].context if steps else None,
                    "last_context": steps[-1].context if steps else None, "total_s": g.decode_s,
                    "mean_s": g.tpot_s, "first_s": steps[0].time_s if steps else None,
                    "last_s": steps[-1].time_s if steps else None,
-                   "step_times_s": [s.time_s for s in steps]},
+                   "step_times_s": [s.time_s for s in steps], "roofline_step_times_s": [s.roofline_s for s in steps]},
         "tpot_s": g.tpot_s, "total_s": g.total_s, "tokens_per_s": g.tokens_per_s,
         "tokens_per_s_per_sequence": g.tokens_per_s_per_sequence,
         "fits": g.fits, "memory": [{"phase": f.phase.name, **footprint_dict(f)} for f in g.memory],
@@ -55,16 +58,18 @@ def as_text(g: Generation, fmt: str) -> str:
         decode = [["decode steps", "0 steps", "one output token: prefill alone produces it"]]
     fit_note = "" if g.fits else "; DOES NOT FIT in GPU memory (below)"
     rows = [
-        ["time to first token", seconds(g.ttft_s), f"prefill of {g.batch} x {g.prompt:,} tokens, lm_head on the "
+        ["time to first token", seconds(g.ttft_s), f"roofline {seconds(g.roofline_ttft_s)}; prefill of {g.batch} x "
+                                                   f"{g.prompt:,} tokens, lm_head on the "
                                                    f"last position only{fit_note}"],
         *decode,
-        ["total time", seconds(g.total_s), f"TTFT + {len(steps):,} decode steps{fit_note}"],
+        ["total time", seconds(g.total_s), f"roofline {seconds(g.roofline_total_s)}; TTFT + {len(steps):,} decode "
+                                           f"steps{fit_note}"],
         ["throughput", f"{sig(g.tokens_per_s)} tokens/s", f"output tokens of the batch ({g.batch} x {g.output:,}) "
                                                           f"per second of total time; {sig(g.tokens_per_s_per_sequence)} "
                                                           f"tokens/s per sequence"],
         *([f"memory {end}", gb(f.total), verdict(f)] for end, f in zip(ends, g.memory)),
     ]
     out.append(table(rows, ["quantity", "value", "detail"], fmt, colalign=("left", "right")))
-    out += ["", f"Convention: {CONVENTION}. Memory = weights + KV cache + peak activations of one step "
-                f"('opgraph memory' itemizes it); GB = 10^9 bytes."]
+    out += ["", f"Times are expected ({time_model_line(hw)}). Convention: {CONVENTION}. Memory = weights + KV "
+                f"cache + peak activations of one step ('opgraph memory' itemizes it); GB = 10^9 bytes."]
     return "\n".join(out) + "\n"

@@ -28,7 +28,7 @@ def _roofline_dict(r: Roofline) -> dict:
         "flops": r.flops, "bytes": r.bytes, "bytes_read": t.bytes_read, "bytes_written": t.bytes_written,
         "weight_bytes": t.weight_bytes, "activation_bytes": t.activation_bytes, "kv_cache_bytes": t.kv_cache_bytes,
         "intensity": _intensity(r), "bound": r.bound, "compute_s": r.compute_s, "memory_s": r.memory_s,
-        "time_s": r.time_s,
+        "time_s": r.time_s, "expected_s": r.expected_s,
     }
 
 
@@ -37,6 +37,7 @@ def _block_dict(b: BlockCost) -> dict:
     for o in b.ops:
         rec = {"name": o.name, "kind": o.kind, "fn": o.fn, "kernel": o.kernel}
         rec.update(_roofline_dict(o.cost))
+        rec["bound"] = o.bound
         rec["share"] = o.share
         ops.append(rec)
     totals = _roofline_dict(b.totals)
@@ -49,7 +50,7 @@ def _block_dict(b: BlockCost) -> dict:
 def _phase_dict(p: PhaseCost) -> dict:
     model = {"params": p.params, "weight_bytes": p.weight_bytes}
     model.update({k: v for k, v in _roofline_dict(p.totals).items()
-                  if k in ("flops", "bytes", "intensity", "bound", "time_s")})
+                  if k in ("flops", "bytes", "intensity", "bound", "time_s", "expected_s")})
     model["tokens_per_s"] = p.phase.tokens / p.totals.time_s if p.totals.time_s else None
     return {**p.phase.describe(), "notes": list(p.notes), "blocks": [_block_dict(b) for b in p.blocks],
             "model": model}
@@ -72,25 +73,28 @@ def as_json(r: Report, fmt: str) -> str:
         "hardware_spec": hardware_dict(hw),
         "units": UNITS,
         "precision": first.precision,
-        "time_model": {"kernel_launch_s": hw.kernel_launch_s, "overlap": hw.overlap},
+        "time_model": {"kernel_launch_s": hw.kernel_launch_s, "overlap": hw.overlap,
+                       "calibration": hw.timing.name if hw.timing.calibrated else None, "fit": hw.timing.fit},
         "phases": {p.phase.name: {**_phase_dict(p), "memory": footprint_dict(fp)} for p, fp in zip(r.costs, r.memory)},
     })
 
 
 # -- tables ------------------------------------------------------------------------------------------
-OP_HEADERS = ["op", "kind", "GFLOP", "read MB", "written MB", "FLOP/B", "bound", "time µs", "% block"]
+OP_HEADERS = ["op", "kind", "GFLOP", "read MB", "written MB", "FLOP/B", "bound", "roofline µs", "expected µs",
+              "% block"]
 
 
-def _row(label: str, kind: str, r: Roofline, share: float | None) -> list[str]:
+def _row(label: str, kind: str, r: Roofline, bound: str, share: float | None) -> list[str]:
     t = r.traffic
     return [label, kind, sig(r.flops / 1e9), sig(t.bytes_read / 1e6), sig(t.bytes_written / 1e6),
-            sig(r.intensity), r.bound, sig(r.time_s * 1e6), "" if share is None else f"{share * 100:.1f}"]
+            sig(r.intensity), bound, sig(r.time_s * 1e6), sig(r.expected_s * 1e6),
+            "" if share is None else f"{share * 100:.1f}"]
 
 
 def _block_table(b: BlockCost, fmt: str) -> str:
-    rows = [_row(o.name, o.kind, o.cost, o.share) for o in b.ops]
-    rows.append(_row(f"{b.name} total", f"{len(b.kernels)} kernels", b.totals, 1.0))
-    return table(rows, OP_HEADERS, fmt, colalign=("left", "left", *["right"] * 5, "left", "right", "right"))
+    rows = [_row(o.name, o.kind, o.cost, o.bound, o.share) for o in b.ops]
+    rows.append(_row(f"{b.name} total", f"{len(b.kernels)} kernels", b.totals, b.totals.bound, 1.0))
+    return table(rows, OP_HEADERS, fmt, colalign=("left", "left", *["right"] * 5, "left", "right", "right", "right"))
 
 
 def _kernel_line(b: BlockCost) -> str:
@@ -112,7 +116,8 @@ def _model_line(p: PhaseCost) -> str:
     step = "prompt tokens/s" if p.phase.name == "prefill" else "new tokens/s at this context"
     return (f"model: {p.params:,} params, {scaled(p.weight_bytes, 'B')} of weights; "
             f"{scaled(t.flops, 'FLOP')}, {scaled(t.bytes, 'B')} moved, {sig(t.intensity)} FLOP/B, "
-            f"{t.bound}-bound, {seconds(t.time_s)} ({sig(p.phase.tokens / t.time_s)} {step})")
+            f"{t.bound}-bound; expected {seconds(t.expected_s)} ({sig(p.phase.tokens / t.expected_s)} {step}), "
+            f"roofline {seconds(t.time_s)}")
 
 
 def setup_lines(p: PhaseCost) -> list[str]:
@@ -126,9 +131,19 @@ def setup_lines(p: PhaseCost) -> list[str]:
         precision_line(p.precision),
     ]
     if hw.kernel_launch_s or hw.overlap != 1.0:
-        out.append(f"time model: {sig(hw.kernel_launch_s * 1e6)} µs launch per kernel, overlap {hw.overlap} "
+        out.append(f"roofline knobs: {sig(hw.kernel_launch_s * 1e6)} µs launch per kernel, overlap {hw.overlap} "
                    f"(1.0 = max(compute, memory), 0.0 = sum)")
+    out.append(time_model_line(hw))
     return out
+
+
+def time_model_line(hw) -> str:
+    """What the expected times come from."""
+    tm = hw.timing
+    if not tm.calibrated:
+        return f"expected times: no calibration for {hw.name}, so they are the roofline's"
+    others = "" if "default" in tm.classes else "; other kernels (norms, elementwise, embeddings): the roofline"
+    return (f"expected times: {tm.name}, classes {', '.join(tm.classes)}{others}; {tm.fit}")
 
 
 @renderer(Report, "table", "markdown")
@@ -141,17 +156,19 @@ def as_text(r: Report, fmt: str) -> str:
         for b in p.blocks:
             out += ["", heading(f"{b.name} x{b.count}", fmt, 3), "", _block_table(b, fmt), _kernel_line(b)]
         out += ["", _model_line(p), f"memory: {verdict(fp)}"]
-    return lines(out, "", "Times are per-op rooflines: max(FLOPs / peak, bytes / bandwidth) unless a time model is "
-                          "shown above; a block's time is their sum. MB = 10^6 bytes.")
+    return lines(out, "", "Roofline: each op's max(FLOPs / peak, bytes / bandwidth), summed, the verdict's basis. "
+                          "Expected: each kernel's calibrated time (fixed latency, achieved fractions of the peaks), "
+                          "shared among its ops by roofline time; bound 'latency' where a kernel's fixed cost exceeds "
+                          "its compute and memory times. MB = 10^6 bytes.")
 
 
 @renderer(Report, "csv")
 def as_csv(r: Report, fmt: str) -> str:
     head = ["phase", "block", "count", "op", "kind", "fn", "kernel", "flops", "bytes_read", "bytes_written",
             "weight_bytes", "activation_bytes", "kv_cache_bytes", "intensity", "bound", "compute_s", "memory_s",
-            "time_s", "share"]
+            "time_s", "expected_s", "share"]
     rows = ([p.phase.name, b.name, b.count, o.name, o.kind, o.fn, o.kernel, o.cost.flops, o.cost.traffic.bytes_read,
              o.cost.traffic.bytes_written, o.cost.traffic.weight_bytes, o.cost.traffic.activation_bytes,
-             o.cost.traffic.kv_cache_bytes, o.cost.intensity, o.cost.bound, o.cost.compute_s, o.cost.memory_s,
-             o.cost.time_s, o.share] for p in r.costs for b in p.blocks for o in b.ops)
+             o.cost.traffic.kv_cache_bytes, o.cost.intensity, o.bound, o.cost.compute_s, o.cost.memory_s,
+             o.cost.time_s, o.cost.expected_s, o.share] for p in r.costs for b in p.blocks for o in b.ops)
     return to_csv(head, rows)

@@ -11,24 +11,25 @@ from opgraph.render.text import lines, sig, table, to_csv, to_json
 def as_json(r: SweepReport, fmt: str) -> str:
     return to_json({"model": r.model, "fusion": r.plan.name, "points": [
         {"hardware": p.hardware, "phase": p.phase, "batch": p.batch, p.length_name: p.length,
-         "model_time_s": p.model_time_s, "block_time_s": p.block_time_s, "flops": p.model_flops,
+         "model_time_s": p.model_time_s, "expected_s": p.expected_s, "block_time_s": p.block_time_s,
+         "flops": p.model_flops,
          "bytes": p.model_bytes, "intensity": p.intensity, "bound": p.bound, "dominant_op": p.dominant_op,
          "dominant_share": p.dominant_share} for g in r.grids for p in g.points()]})
 
 
 @renderer(SweepReport, "csv")
 def as_csv(r: SweepReport, fmt: str) -> str:
-    return to_csv(["hardware", "phase", "batch", "seq_len_or_context", "model_time_s", "flops", "bytes", "intensity",
-                   "bound", "dominant_op", "dominant_share"],
-                  ([p.hardware, p.phase, p.batch, p.length, p.model_time_s, p.model_flops, p.model_bytes, p.intensity,
-                    p.bound, p.dominant_op, p.dominant_share] for g in r.grids for p in g.points()))
+    return to_csv(["hardware", "phase", "batch", "seq_len_or_context", "model_time_s", "expected_s", "flops", "bytes",
+                   "intensity", "bound", "dominant_op", "dominant_share"],
+                  ([p.hardware, p.phase, p.batch, p.length, p.model_time_s, p.expected_s, p.model_flops, p.model_bytes,
+                    p.intensity, p.bound, p.dominant_op, p.dominant_share] for g in r.grids for p in g.points()))
 
 
 @renderer(SweepReport, "table", "markdown")
 def as_text(r: SweepReport, fmt: str) -> str:
-    header = ["hardware", "phase", "batch", "seq_len/context", f"{r.main_block} µs", "model ms", "FLOP/B", "bound",
-              "dominant op (% of model time)"]
+    header = ["hardware", "phase", "batch", "seq_len/context", f"{r.main_block} µs", "roofline ms", "expected ms",
+              "FLOP/B", "bound", "dominant op (% of model time)"]
     rows = [[p.hardware, p.phase, p.batch, p.length, sig(p.block_time_s[r.main_block] * 1e6),
-             sig(p.model_time_s * 1e3), sig(p.intensity), p.bound, f"{p.dominant_op} ({p.dominant_share * 100:.0f}%)"]
-            for g in r.grids for p in g.points()]
+             sig(p.model_time_s * 1e3), sig(p.expected_s * 1e3), sig(p.intensity), p.bound,
+             f"{p.dominant_op} ({p.dominant_share * 100:.0f}%)"] for g in r.grids for p in g.points()]
     return lines(table(rows, header, fmt))

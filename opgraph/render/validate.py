@@ -6,11 +6,13 @@ from opgraph.analysis.validate import SHAPE_COLUMNS, Stats, Validation
 from opgraph.render import renderer
 from opgraph.render.text import header, heading, lines, table, to_csv, to_json
 
-HEADERS = ["kernels", "median |error|", "p90 |error|", "median error", "predicted too fast"]
+HEADERS = ["kernels", "median |error|", "p90 |error|", "median error", "too fast"]
+ALIGN = ("left", "left", "right", "right", "right", "right", "right")
 
 
-def _row(label: str, s: Stats) -> list[str]:
-    return [label, f"{s.count:,}", f"{s.median:.1%}", f"{s.p90:.1%}", f"{s.bias:+.1%}", f"{s.too_fast:.0%}"]
+def _row(predictor: str, label: str, s: Stats) -> list[str]:
+    return [label, predictor, f"{s.count:,}", f"{s.median:.1%}", f"{s.p90:.1%}", f"{s.bias:+.1%}",
+            f"{s.too_fast:.0%}"]
 
 
 def _stats(s: Stats) -> dict:
@@ -18,45 +20,56 @@ def _stats(s: Stats) -> dict:
             "share_too_fast": s.too_fast}
 
 
+def _group_table(v: Validation, group: str, fmt: str) -> str:
+    rows = []
+    for key in v.stats["roofline"][group]:
+        rows += [_row(p, key, v.stats[p][group][key]) for p in v.predictors if key in v.stats[p][group]]
+    if group == "class":
+        rows += [_row(p, "all", v.stats[p]["all"]["all"]) for p in v.predictors]
+    return table(rows, [group, "predicted by", *HEADERS], fmt, colalign=ALIGN)
+
+
 @renderer(Validation, "table", "markdown")
 def as_text(v: Validation, fmt: str) -> str:
-    hw = v.hardware
+    hw, tm = v.hardware, v.hardware.timing
+    model = (f"the time model calibrated from {tm.source or tm.name}" if tm.calibrated else
+             "no calibration for this GPU: the expected time is the roofline")
     out = header(f"opgraph validate: {v.source or 'measurements'} against {hw.display_name} ({hw.name})", fmt,
-                 [f"{len(v.measurements):,} measured kernels; predicted: the roofline (FLOPs at the datasheet peak, "
-                  f"bytes at the datasheet bandwidth, the larger)",
+                 [f"{len(v.measurements):,} measured kernels; roofline: FLOPs at the datasheet peak, bytes at the "
+                  f"datasheet bandwidth, the larger; expected: {model}",
                   "error = (predicted - measured) / measured: negative is too fast"])
-    out += ["", heading("by class", fmt), "",
-            table([_row(k, s) for k, s in v.by_class.items()] + [_row("all", v.overall)], ["class", *HEADERS], fmt,
-                  colalign=("left", "right", "right", "right", "right", "right")),
-            "", heading("by regime (the roofline's verdict)", fmt), "",
-            table([_row(k, s) for k, s in v.by_regime.items()], ["regime", *HEADERS], fmt,
-                  colalign=("left", "right", "right", "right", "right", "right"))]
-    errors = v.errors
+    out += ["", heading("by class", fmt), "", _group_table(v, "class", fmt),
+            "", heading("by regime (the expected model's verdict)", fmt), "", _group_table(v, "regime", fmt)]
+    errors = v.errors(v.predictors[-1])
     worst = sorted(range(len(errors)), key=lambda i: abs(errors[i]), reverse=True)[:5]
     rows = [[v.measurements[i].kind, ", ".join(f"{k} {n:,}" for k, n in v.measurements[i].shape.items()),
-             f"{v.measurements[i].time_s * 1e6:,.2f}", f"{v.roofline_s[i] * 1e6:,.2f}", f"{errors[i]:+.0%}"]
-            for i in worst]
+             f"{v.measurements[i].time_s * 1e6:,.2f}", f"{v.roofline_s[i] * 1e6:,.2f}", f"{v.expected_s[i] * 1e6:,.2f}",
+             f"{errors[i]:+.0%}"] for i in worst]
     out += ["", heading("largest errors", fmt), "",
-            table(rows, ["class", "shape", "measured µs", "predicted µs", "error"], fmt,
-                  colalign=("left", "left", "right", "right", "right"))]
+            table(rows, ["class", "shape", "measured µs", "roofline µs", "expected µs", "error"], fmt,
+                  colalign=("left", "left", "right", "right", "right", "right"))]
     return lines(out)
 
 
 @renderer(Validation, "json")
 def as_json(v: Validation, fmt: str) -> str:
-    errors = v.errors
+    roof, exp = v.errors("roofline"), v.errors("expected")
     return to_json({
-        "source": v.source, "hardware": v.hardware.name, "predicted": "roofline", "units": {"*_s": "s"},
-        "overall": _stats(v.overall), "by_class": {k: _stats(s) for k, s in v.by_class.items()},
-        "by_regime": {k: _stats(s) for k, s in v.by_regime.items()},
+        "source": v.source, "hardware": v.hardware.name, "calibration": v.hardware.timing.name,
+        "calibrated": v.hardware.timing.calibrated, "units": {"*_s": "s"},
+        "stats": {p: {g: {k: _stats(s) for k, s in groups.items()} for g, groups in v.stats[p].items()}
+                  for p in v.predictors},
         "rows": [{"row": m.row, "class": m.kind, "dtype": m.dtype, **m.shape, "measured_s": m.time_s,
-                  "roofline_s": float(t), "bound": b, "error": float(e)}
-                 for m, t, b, e in zip(v.measurements, v.roofline_s, v.bound, errors)]})
+                  "roofline_s": float(r), "expected_s": float(e), "regime": g, "roofline_error": float(re),
+                  "expected_error": float(ee)}
+                 for m, r, e, g, re, ee in zip(v.measurements, v.roofline_s, v.expected_s, v.regime, roof, exp)]})
 
 
 @renderer(Validation, "csv")
 def as_csv(v: Validation, fmt: str) -> str:
-    errors = v.errors
-    return to_csv(["row", "class", "dtype", *SHAPE_COLUMNS, "measured_s", "roofline_s", "bound", "error"],
-                  ([m.row, m.kind, m.dtype, *(m.shape.get(c, "") for c in SHAPE_COLUMNS), m.time_s, float(t), b,
-                    float(e)] for m, t, b, e in zip(v.measurements, v.roofline_s, v.bound, errors)))
+    roof, exp = v.errors("roofline"), v.errors("expected")
+    return to_csv(["row", "class", "dtype", *SHAPE_COLUMNS, "measured_s", "roofline_s", "expected_s", "regime",
+                   "roofline_error", "expected_error"],
+                  ([m.row, m.kind, m.dtype, *(m.shape.get(c, "") for c in SHAPE_COLUMNS), m.time_s, float(r), float(e),
+                    g, float(re), float(ee)]
+                   for m, r, e, g, re, ee in zip(v.measurements, v.roofline_s, v.expected_s, v.regime, roof, exp)))

@@ -23,7 +23,8 @@ def test_bare_report_reproduces_the_reference_verdicts():
     out = r.stdout
     assert "llama-3-8b" in out and "h100-sxm" in out and "fusion: fused" in out
     assert "PREFILL: batch 32 x seq_len 1024" in out and "DECODE: batch 32, context 1024" in out
-    for header in ("op", "kind", "GFLOP", "read MB", "written MB", "FLOP/B", "bound", "time µs", "% block"):
+    for header in ("op", "kind", "GFLOP", "read MB", "written MB", "FLOP/B", "bound", "roofline µs", "expected µs",
+                   "% block"):
         assert header in out
     layer_totals = [line for line in out.splitlines() if line.startswith("layer total")]
     assert len(layer_totals) == 2

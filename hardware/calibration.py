@@ -1,0 +1,97 @@
+"""Calibration files: a GPU's time model (opgraph.core.timing) as data, one TOML file per GPU in
+`calibration/` (found by the spec's name), or a user's own file (`--calibration FILE`).
+
+    name = "h100-sxm from vLLM 0.24.0 kernels"
+    source = "where the measurements come from, and their licence"
+    fit = "held-out error of the fit"
+    exp_rate_per_s = 3.9e12              # optional: exponentials per second on the special-function units
+
+    [gemm]                               # one table per kernel class; "default" serves classes not listed
+    latency_us = 4.2                     # fixed cost per kernel
+    compute_efficiency = 0.8             # fraction of the datasheet peak reached
+    memory_efficiency = 0.8              # fraction of the datasheet bandwidth reached
+    overlap = 0.5                        # of compute and memory: 1 = max, 0 = sum
+    tile_m = 64                          # GEMM rows padded to a multiple of this
+    per_row_us = 0.0                     # decode attention: per (sequence x KV head)
+
+`write` makes such a file from a fitted TimeModel (what `opgraph calibrate --out` writes).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from opgraph.core.timing import ClassTiming, TimeModel
+from opgraph.errors import OpgraphError
+from opgraph.files import datafile
+
+FOLDER = Path(__file__).parent / "calibration"
+_TOP = {"name", "source", "fit", "exp_rate_per_s"}
+# file key -> (ClassTiming field, scale from the file's unit to the field's)
+_FIELDS = {"latency_us": ("latency_s", 1e-6), "compute_efficiency": ("compute_efficiency", 1),
+           "memory_efficiency": ("memory_efficiency", 1), "overlap": ("overlap", 1), "tile_m": ("tile_m", 1),
+           "per_row_us": ("per_row_s", 1e-6)}
+
+
+def shipped(gpu: str) -> Path | None:
+    """The shipped calibration file of a spec, if there is one."""
+    path = FOLDER / f"{gpu}.toml"
+    return path if path.is_file() else None
+
+
+def parse(path: Path) -> TimeModel:
+    """Read and validate one calibration file; errors name the file, the table and the field."""
+    where = str(path)
+    data = datafile.read(path, "calibration file")
+    classes = {}
+    for key, value in data.items():
+        if key in _TOP:
+            continue
+        if not isinstance(value, dict):
+            raise OpgraphError(f"{where}: unknown field {key!r}; valid: {', '.join(sorted(_TOP))}, and one table "
+                               f"per kernel class")
+        unknown = set(value) - set(_FIELDS)
+        if unknown:
+            raise OpgraphError(f"{where}: [{key}]: unknown field(s) {', '.join(sorted(unknown))}; valid: "
+                               f"{', '.join(_FIELDS)}")
+        kwargs = {}
+        for field, raw in value.items():
+            name, scale = _FIELDS[field]
+            if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+                raise OpgraphError(f"{where}: [{key}] {field} must be a number, got {raw!r}")
+            kwargs[name] = raw * scale if scale != 1 else raw
+        try:
+            classes[key] = ClassTiming(**kwargs)
+        except OpgraphError as e:
+            raise OpgraphError(f"{where}: [{key}] {e}") from None
+    for key in ("name", "source", "fit"):
+        if not isinstance(data.get(key, ""), str):
+            raise OpgraphError(f"{where}: {key!r} must be a string")
+    rate = data.get("exp_rate_per_s")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1e18):
+        raise OpgraphError(f"{where}: exp_rate_per_s must be a positive number, got {rate!r}")
+    if not classes:
+        raise OpgraphError(f"{where}: no kernel class tables; give at least [default] or [gemm]")
+    return TimeModel(data.get("name", path.stem), classes, rate, data.get("source", ""), data.get("fit", ""))
+
+
+def _value(v) -> str:
+    return json.dumps(v) if isinstance(v, str) else repr(v)
+
+
+def write(tm: TimeModel, path: Path) -> Path:
+    """Write a time model as a calibration file that `parse` reads back."""
+    lines = [f"name = {_value(tm.name)}", f"source = {_value(tm.source)}", f"fit = {_value(tm.fit)}"]
+    if tm.exp_rate:
+        lines.append(f"exp_rate_per_s = {tm.exp_rate!r}")
+    for kind, p in tm.classes.items():
+        lines += ["", f"[{kind}]"]
+        for field, (name, scale) in _FIELDS.items():
+            value = getattr(p, name)
+            lines.append(f"{field} = {round(value / scale, 6) if scale != 1 else value!r}")
+    try:
+        Path(path).write_text("\n".join(lines) + "\n")
+    except OSError as e:
+        raise OpgraphError(f"--out {str(path)!r}: cannot write: {e.strerror or e}") from None
+    return Path(path)

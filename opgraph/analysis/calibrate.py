@@ -1,0 +1,115 @@
+"""Fitting the time model (opgraph.core.timing) to measured kernels: `opgraph calibrate`.
+
+Per kernel class, the parameters (latency, compute and memory efficiency, overlap, and for decode attention the
+cost per sequence x KV head; for GEMMs the row tile, chosen from TILES) minimize a robust loss (soft L1, scale
+0.1) of log(predicted / measured) on a training split; a held-out split (every row whose hash falls in the
+held-out share, fixed by the seed) is never seen by the fit, and its error before (the roofline) and after (the
+fitted model) is reported. Needs scipy, the optional `fit` extra.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import attrs
+import numpy as np
+
+from opgraph.analysis.validate import FEATURES, Stats, features
+from opgraph.core.hardware import Hardware
+from opgraph.core.timing import DECODE_ATTENTION, GEMM, ClassTiming, KernelWork, TimeModel, expected
+from opgraph.errors import OpgraphError
+from opgraph.files.measurements import Measurement
+
+TILES = (1, 16, 32, 64, 128)
+INSTALL_HINT = 'calibrating needs scipy, an optional extra: pip install "opgraph[fit]"'
+# (field, start, lower, upper); per_row_s only for decode attention
+_PARAMS = [("latency_s", 5e-6, 0.0, 1e-3), ("compute_efficiency", 0.8, 0.02, 1.0),
+           ("memory_efficiency", 0.8, 0.02, 1.0), ("overlap", 0.5, 0.0, 1.0)]
+_PER_ROW = ("per_row_s", 1e-8, 0.0, 1e-5)
+
+
+@attrs.frozen
+class ClassFit:
+    kind: str
+    params: ClassTiming
+    train: int
+    before: Stats  # held-out error of the roofline
+    after: Stats  # held-out error of the fitted model
+
+
+@attrs.frozen
+class Calibration:
+    """`opgraph calibrate`: the fitted time model and its held-out error per class."""
+
+    source: str
+    hardware: Hardware
+    model: TimeModel
+    classes: tuple[ClassFit, ...]
+    holdout: float
+    seed: int
+
+
+def split(n: int, holdout: float, seed: int) -> np.ndarray:
+    """A fixed held-out mask: each row independently with probability `holdout`, from `seed`."""
+    rng = random.Random(seed)
+    return np.array([rng.random() < holdout for _ in range(n)])
+
+
+def _work(kind: str, f: dict[str, np.ndarray], rows: np.ndarray) -> KernelWork:
+    return KernelWork(kind, *(f[name][rows] for name in FEATURES[1:]))
+
+
+def _fit_class(kind: str, work: KernelWork, measured: np.ndarray, exp_rate: float | None) -> ClassTiming:
+    try:
+        from scipy.optimize import least_squares
+    except ImportError:
+        raise OpgraphError(INSTALL_HINT) from None
+    params = _PARAMS + ([_PER_ROW] if kind == DECODE_ATTENTION else [])
+    names = [p[0] for p in params]
+    scale = np.array([max(abs(p[1]), 1e-9) for p in params])  # the solver works on parameters near 1
+
+    def timing(theta: np.ndarray, tile: int) -> ClassTiming:
+        return ClassTiming(**dict(zip(names, (theta * scale).tolist())), tile_m=tile)
+
+    def residual(theta: np.ndarray, tile: int) -> np.ndarray:
+        t, _ = expected(TimeModel(kind, {kind: timing(theta, tile)}, exp_rate), work)
+        return np.log(t) - np.log(measured)
+
+    best = None
+    for tile in TILES if kind == GEMM else (1,):
+        start = np.array([p[1] for p in params]) / scale
+        lo, hi = np.array([p[2] for p in params]) / scale, np.array([p[3] for p in params]) / scale
+        r = least_squares(residual, start, bounds=(lo, hi), args=(tile,), loss="soft_l1", f_scale=0.1,
+                          x_scale="jac", max_nfev=200)
+        if best is None or r.cost < best[0]:
+            best = (r.cost, timing(r.x, tile))
+    return best[1]
+
+
+def calibrate(measurements: Sequence[Measurement], hw: Hardware, *, holdout: float = 0.2, seed: int = 0,
+              source: str = "", exp_rate: float | None = None) -> Calibration:
+    """Fit a time model for `hw` to the measurements (each class that has rows), holding `holdout` of them out."""
+    measurements = tuple(measurements)
+    bare = attrs.evolve(hw, timing=TimeModel("roofline"))
+    f = features(measurements, bare)
+    measured = np.array([m.time_s for m in measurements])
+    kinds = np.array([m.kind for m in measurements])
+    held = split(len(measurements), holdout, seed)
+    classes, fits = {}, []
+    for kind in sorted(set(kinds.tolist())):
+        train, test = (kinds == kind) & ~held, (kinds == kind) & held
+        if train.sum() < 8 or test.sum() < 2:
+            raise OpgraphError(f"class {kind!r} has {int(train.sum())} training and {int(test.sum())} held-out rows; "
+                               f"a fit needs at least 8 and 2 (give more measurements or a larger --holdout)")
+        params = _fit_class(kind, _work(kind, f, train), measured[train], exp_rate)
+        classes[kind] = params
+        t, _ = expected(TimeModel(kind, {kind: params}, exp_rate), _work(kind, f, test))
+        before = (f["time_s"][test] - measured[test]) / measured[test]
+        fits.append(ClassFit(kind, params, int(train.sum()), Stats.of(before),
+                             Stats.of((t - measured[test]) / measured[test])))
+    summary = "; ".join(f"{c.kind} {c.after.median:.1%} median, {c.after.p90:.1%} p90 (roofline {c.before.median:.1%})"
+                        for c in fits)
+    model = TimeModel(f"{hw.name} calibration", classes, exp_rate,
+                      source or "measurements", f"held-out |error| ({holdout:.0%} of rows, seed {seed}): {summary}")
+    return Calibration(source, hw, model, tuple(fits), holdout, seed)

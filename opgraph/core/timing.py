@@ -1,0 +1,139 @@
+"""The calibrated time model: what a kernel takes on a real GPU, beside its ideal roofline.
+
+The roofline (FLOPs at the datasheet peak, bytes at the datasheet bandwidth) stays the verdict's basis. Real
+kernels are slower: they reach a fraction of the peaks, pay a fixed cost per launch, pad GEMM rows to a tile,
+and decode attention pays per (sequence x KV head). The model, per kernel class:
+
+    compute  = roofline compute time x (rows padded to tile_m / rows) / compute_efficiency
+    special  = exponentials / exp_rate                       (the special-function units run beside the rest)
+    memory   = roofline memory time / memory_efficiency
+    busy     = max(compute, special) + memory - min(max(compute, special), memory) x overlap
+    expected = latency + busy + per_row x (sequences x KV heads)          (decode attention only)
+
+A kernel is latency-bound when its latency exceeds both its compute and its memory time. Time is a property of
+a kernel (a fused group): it pays its latency once. Parameters are data: a calibration file per GPU
+(opgraph.hardware loads hardware/calibration/<gpu>.toml), fitted by `opgraph calibrate` to measured kernels.
+Everything here is plain arithmetic on sizes, so sweeps replay it (opgraph.trace).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from opgraph.core import checks
+from opgraph.core.sizes import maximum, minimum
+
+# Kernel classes. A calibration file may add its own; kernels are classed by `classify`.
+GEMM, PREFILL_ATTENTION, DECODE_ATTENTION = "gemm", "prefill_attention", "decode_attention"
+NORM, ELEMENTWISE, EMBEDDING = "norm", "elementwise", "embedding"
+CLASSES = (GEMM, PREFILL_ATTENTION, DECODE_ATTENTION, NORM, ELEMENTWISE, EMBEDDING)
+LATENCY, COMPUTE, MEMORY = "latency", "compute", "memory"
+
+
+@attrs.frozen
+class ClassTiming:
+    """The fitted parameters of one kernel class (defaults: the ideal roofline)."""
+
+    latency_s: float = 0.0
+    compute_efficiency: float = 1.0  # fraction of the datasheet matrix (or vector) peak reached
+    memory_efficiency: float = 1.0  # fraction of the datasheet bandwidth reached
+    overlap: float = 1.0  # of compute and memory inside the kernel: 1 = max, 0 = sum
+    tile_m: int = 1  # GEMM rows are padded to a multiple of this (tile quantization)
+    per_row_s: float = 0.0  # decode attention: per (sequence x KV head)
+
+    def __attrs_post_init__(self) -> None:
+        checks.number("latency_s", self.latency_s, minimum=0, maximum=1)
+        checks.number("compute_efficiency", self.compute_efficiency, above=0, maximum=1)
+        checks.number("memory_efficiency", self.memory_efficiency, above=0, maximum=1)
+        checks.number("overlap", self.overlap, minimum=0, maximum=1)
+        checks.integer("tile_m", self.tile_m, maximum=4096)
+        checks.number("per_row_s", self.per_row_s, minimum=0, maximum=1)
+
+
+@attrs.frozen
+class TimeModel:
+    """A GPU's calibration: parameters per kernel class, where they came from and how well they fit."""
+
+    name: str
+    classes: dict[str, ClassTiming] = attrs.field(factory=dict)
+    exp_rate: float | None = None  # exponentials per second on the special-function units; None: not counted
+    source: str = ""
+    fit: str = ""  # the held-out error of the fit, as the calibration file states it
+
+    @property
+    def calibrated(self) -> bool:
+        return bool(self.classes)
+
+    def of(self, kind: str) -> ClassTiming:
+        return self.classes.get(kind) or self.classes.get("default") or ClassTiming()
+
+
+ROOFLINE = TimeModel("roofline")  # no calibration: the expected time is the roofline
+
+
+@attrs.frozen
+class KernelWork:
+    """What the time model needs of one kernel: its class, its roofline times, and its shape where it matters."""
+
+    kind: str
+    compute_s: float
+    memory_s: float
+    transcendentals: int = 0
+    gemm_rows: int = 0  # the M of its GEMM (rows of the activation), for tile padding
+    attention_rows: int = 0  # decode attention: sequences x KV heads
+
+
+def expected(tm: TimeModel, work: KernelWork) -> tuple[float, bool]:
+    """(the expected seconds of one kernel, whether it is latency-bound).
+
+    >>> tm = TimeModel("x", {"gemm": ClassTiming(latency_s=5e-6, compute_efficiency=0.8, memory_efficiency=0.5)})
+    >>> t, latency_bound = expected(tm, KernelWork("gemm", compute_s=1e-6, memory_s=2e-6))
+    >>> round(t * 1e6, 6), latency_bound  # 5 + max(1.25, 4): 4 us of memory at half the bandwidth
+    (9.0, True)
+    """
+    p = tm.of(work.kind)
+    compute = work.compute_s / p.compute_efficiency
+    if p.tile_m > 1:  # a GEMM's rows padded up to the tile
+        rows = maximum(work.gemm_rows, 1)
+        compute = compute * (-(-rows // p.tile_m) * p.tile_m) / rows
+    if tm.exp_rate:
+        compute = maximum(compute, work.transcendentals / tm.exp_rate)
+    memory = work.memory_s / p.memory_efficiency
+    busy = compute + memory - minimum(compute, memory) * p.overlap
+    time = p.latency_s + busy + p.per_row_s * work.attention_rows
+    return time, p.latency_s > maximum(compute, memory)
+
+
+def classify(ops) -> str:
+    """A kernel's class from its ops: attention (decode when its queries are one position) if it computes
+    scores; else gemm if it multiplies matrices; else norm, embedding or elementwise by its ops' kinds."""
+    kinds = {op.kind for op in ops}
+    for op in ops:
+        if op.fn == "qk":
+            return DECODE_ATTENTION if op.outputs[0].shape[2] == 1 else PREFILL_ATTENTION
+    if "matmul" in kinds:
+        return GEMM
+    if "norm" in kinds:
+        return NORM
+    if "embedding" in kinds:
+        return EMBEDDING
+    return ELEMENTWISE
+
+
+def shape_features(ops) -> tuple[int, int]:
+    """(gemm_rows, attention_rows) of a kernel: the M of its first matrix product with a weight, and for
+    attention the sequences x KV heads its scores cover (KV heads = the keys' width / the head dim)."""
+    gemm_rows = attention_rows = 0
+    for op in ops:
+        if op.fn == "qk" and not attention_rows:
+            q, keys, scores = op.inputs[0], op.inputs[1], op.outputs[0]
+            batch, heads = scores.shape[0], scores.shape[1]
+            head_dim = q.shape[-1] // heads
+            attention_rows = batch * (keys.shape[-1] // head_dim)
+        elif op.fn == "linear" and not gemm_rows:
+            x = op.inputs[0]
+            rows = 1
+            for d in x.shape[:-1]:
+                rows = rows * d
+            gemm_rows = rows
+    return gemm_rows, attention_rows

@@ -1,0 +1,42 @@
+"""`opgraph calibrate`: the fitted parameters per kernel class and their held-out error."""
+
+from __future__ import annotations
+
+from opgraph.analysis.calibrate import Calibration
+from opgraph.render import renderer
+from opgraph.render.text import header, heading, lines, table, to_json
+
+
+@renderer(Calibration, "table", "markdown")
+def as_text(c: Calibration, fmt: str) -> str:
+    hw, tm = c.hardware, c.model
+    out = header(f"opgraph calibrate: {c.source} on {hw.display_name} ({hw.name})", fmt,
+                 [f"held out: {c.holdout:.0%} of the rows (seed {c.seed}), never seen by the fit; error = (predicted - "
+                  f"measured) / measured", "exponentials: " + (f"{tm.exp_rate:.3g} per second, counted apart from "
+                                                               f"FLOPs" if tm.exp_rate else "not counted apart")])
+    rows = [[f.kind, f"{f.train:,}", f"{f.params.latency_s * 1e6:.2f}", f"{f.params.compute_efficiency:.3f}",
+             f"{f.params.memory_efficiency:.3f}", f"{f.params.overlap:.2f}", f.params.tile_m,
+             f"{f.params.per_row_s * 1e9:.2f}" if f.params.per_row_s else "-"] for f in c.classes]
+    out += ["", heading("fitted parameters", fmt), "",
+            table(rows, ["class", "fitted on", "latency µs", "compute eff.", "memory eff.", "overlap", "tile", "ns/row"],
+                  fmt, colalign=("left", *["right"] * 7))]
+    rows = [[f.kind, f"{f.after.count:,}", f"{f.before.median:.1%}", f"{f.before.p90:.1%}", f"{f.after.median:.1%}",
+             f"{f.after.p90:.1%}", f"{f.after.bias:+.1%}"] for f in c.classes]
+    out += ["", heading("held-out error", fmt), "",
+            table(rows, ["class", "held out", "roofline median", "roofline p90", "fitted median", "fitted p90",
+                         "fitted bias"], fmt, colalign=("left", *["right"] * 6))]
+    return lines(out)
+
+
+@renderer(Calibration, "json")
+def as_json(c: Calibration, fmt: str) -> str:
+    def stats(s):
+        return {"count": s.count, "median_abs_error": s.median, "p90_abs_error": s.p90, "median_error": s.bias}
+    return to_json({"source": c.source, "hardware": c.hardware.name, "holdout": c.holdout, "seed": c.seed,
+                    "exp_rate_per_s": c.model.exp_rate, "units": {"*_s": "s"},
+                    "classes": {f.kind: {"fitted_on": f.train, "latency_s": f.params.latency_s,
+                                         "compute_efficiency": f.params.compute_efficiency,
+                                         "memory_efficiency": f.params.memory_efficiency, "overlap": f.params.overlap,
+                                         "tile_m": f.params.tile_m, "per_row_s": f.params.per_row_s,
+                                         "held_out_roofline": stats(f.before), "held_out_fitted": stats(f.after)}
+                                for f in c.classes}})

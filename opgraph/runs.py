@@ -1,0 +1,98 @@
+"""What each command runs: its options (the argparse namespace the CLI parsed) resolved through opgraph.choices,
+and one analysis called. The CLI renders what these return."""
+
+from __future__ import annotations
+
+from opgraph import choices
+from opgraph.analysis import calibrate as fitting
+from opgraph.analysis import crossover, generate, report, sweep, validate
+from opgraph.core import checks
+from opgraph.core.model import BuildOptions
+from opgraph.core.phase import Phase
+from opgraph.errors import OpgraphError
+from opgraph.files import measurements
+from opgraph.hardware.calibration import write as write_calibration
+
+
+def source(a):
+    return choices.model(a.model)
+
+
+def build(a):
+    model = source(a)
+    opts = BuildOptions(choices.precision(model, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype,
+                                          kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype),
+                        getattr(a, "causal_skip", False), getattr(a, "experts_touched", None))
+    return choices.builder(model, opts)
+
+
+def gpu(a):
+    return choices.gpu(a.hardware, launch_us=getattr(a, "launch_us", None), overlap=getattr(a, "overlap", None),
+                       calibration=getattr(a, "calibration", None))
+
+
+def phases(a):
+    names = choices.phase_names(a.phase, seq_len=getattr(a, "seq_len", None), context=a.context)
+    return choices.phases(names, batch=a.batch, seq_len=getattr(a, "seq_len", None), context=a.context)
+
+
+def models(a):
+    make = build(a)
+    return [make(ph) for ph in phases(a)]
+
+
+def one_phase(a):
+    if a.phase == "both":
+        raise OpgraphError("opgraph graph draws one phase: --phase prefill or --phase decode")
+    return models(a)[0]
+
+
+def sweep_report(a):
+    names = choices.phase_names(a.phase, seq_len=a.seq_len, context=a.context)
+    batches, lengths = choices.sweep_axes(names, batch=a.batch, seq_len=a.seq_len, context=a.context)
+    gpus = choices.gpus(a.hardware, launch_us=a.launch_us, overlap=a.overlap)
+    return sweep.sweep(build(a), choices.plan(a.fusion), gpus, list(names), batches, lengths)
+
+
+def crossover_report(a):
+    names = choices.phase_names(a.phase, context=a.context)
+    [ph] = choices.phases(["decode"], batch=a.batch, context=a.context)
+    return crossover.crossover_report(build(a), choices.plan(a.fusion), gpu(a), list(names), batch=ph.batch,
+                                      context=ph.past)
+
+
+def generation(a):
+    sizes = {k: checks.integer(f"--{k}", getattr(a, k)) for k in ("batch", "prompt", "output")}
+    return generate.estimate(build(a), choices.plan(a.fusion), gpu(a), **sizes)
+
+
+def picture(a) -> str:
+    from opgraph.render import plot  # matplotlib, only when a picture is asked for
+    path = plot.check_path(a.out)
+    plot.require()
+    if a.plot != "sweep":
+        r = report.report(build(a), phases(a), choices.plan(a.fusion), gpu(a))
+        return (plot.roofline_file if a.plot == "roofline" else plot.breakdown_file)(r.costs, path)
+    gpus = choices.gpus(a.hardware, launch_us=a.launch_us, overlap=a.overlap)
+    if len(gpus) != 1:
+        raise OpgraphError("opgraph plot sweep draws one GPU: give one --hardware")
+    make, fusion = build(a), choices.plan(a.fusion)
+    curves = choices.sweep_curves(make, fusion, gpus[0], a.phase, batch=a.batch, seq_len=a.seq_len, context=a.context)
+    title = f"{make(Phase.decode(1, 1)).name} on {gpus[0].display_name}, fusion {fusion.name}"
+    return plot.sweep_file(curves, title, path)
+
+
+
+
+def validation(a):
+    return validate.validate(measurements.read(a.measurements), gpu(a), a.measurements)
+
+
+def calibration(a):
+    rows = measurements.read(a.measurements)
+    holdout = checks.number("--holdout", a.holdout, above=0, maximum=0.9)
+    rate = None if a.exp_rate is None else checks.number("--exp-rate", a.exp_rate, above=0, maximum=1e18)
+    result = fitting.calibrate(rows, choices.gpu(a.hardware), holdout=holdout, seed=a.seed,
+                               source=a.source or a.measurements, exp_rate=rate)
+    write_calibration(result.model, a.out)
+    return result

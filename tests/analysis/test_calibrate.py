@@ -1,0 +1,109 @@
+"""`opgraph calibrate`: synthetic measurements generated from known parameters (with noise) are fitted back to
+those parameters; calibration files round-trip and bad ones name the file, the table and the field."""
+
+import random
+
+import attrs
+import numpy as np
+import pytest
+from userland import opgraph
+
+from opgraph import hardware
+from opgraph.analysis.calibrate import calibrate
+from opgraph.analysis.validate import FEATURES, features, validate
+from opgraph.core.timing import ROOFLINE, ClassTiming, KernelWork, TimeModel, expected
+from opgraph.files.measurements import Measurement
+from opgraph.hardware.calibration import parse, write
+
+BARE = attrs.evolve(hardware.load("h100-sxm"), timing=ROOFLINE)
+TRUE = {"gemm": ClassTiming(latency_s=4e-6, compute_efficiency=0.75, memory_efficiency=0.85, overlap=0.6),
+        "decode_attention": ClassTiming(latency_s=9e-6, compute_efficiency=0.7, memory_efficiency=0.9, overlap=0.8,
+                                        per_row_s=3e-8)}
+
+
+def synthetic(n: int, seed: int = 1) -> list[Measurement]:
+    """Kernels of random shapes whose 'measured' times are the model's with the TRUE parameters, times noise of
+    about 3% (lognormal)."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        if rng.random() < 0.5:
+            shape = {"m": rng.choice([1, 4, 16, 64, 256, 1024, 4096, 16384]), "n": rng.choice([1024, 4096, 14336]),
+                     "k": rng.choice([1024, 4096, 8192])}
+            rows.append(Measurement("gemm", "bf16", shape, 1.0))
+        else:
+            shape = {"batch": rng.choice([1, 8, 32, 128]), "context": rng.choice([1, 64, 1024, 8192, 32768]),
+                     "heads": 32, "kv_heads": rng.choice([1, 8, 32]), "head_dim": 128}
+            rows.append(Measurement("decode_attention", "bf16", shape, 1.0))
+    f = features(rows, BARE)
+    kinds = np.array([m.kind for m in rows])
+    noise = np.exp(np.random.default_rng(seed).normal(0, 0.03, len(rows)))
+    times = np.zeros(len(rows))
+    for kind, params in TRUE.items():
+        sel = kinds == kind
+        t, _ = expected(TimeModel("true", {kind: params}), KernelWork(kind, *(f[x][sel] for x in FEATURES[1:])))
+        times[sel] = t * noise[sel]
+    return [attrs.evolve(m, time_s=float(t)) for m, t in zip(rows, times)]
+
+
+def test_known_parameters_are_recovered_from_noisy_measurements():
+    result = calibrate(synthetic(1200), BARE, holdout=0.25, seed=3)
+    fitted = {c.kind: c for c in result.classes}
+    for kind, truth in TRUE.items():
+        p = fitted[kind].params
+        assert p.latency_s == pytest.approx(truth.latency_s, rel=0.1), kind
+        assert p.memory_efficiency == pytest.approx(truth.memory_efficiency, rel=0.05), kind
+        assert fitted[kind].after.median < 0.04  # the noise floor, held out
+        assert fitted[kind].before.median > 0.2  # the roofline was far off
+    assert fitted["gemm"].params.compute_efficiency == pytest.approx(0.75, rel=0.05)
+    assert fitted["decode_attention"].params.per_row_s == pytest.approx(3e-8, rel=0.25)
+
+
+def test_a_calibration_file_round_trips_and_validate_uses_it(tmp_path):
+    result = calibrate(synthetic(600), BARE, holdout=0.25, seed=3, source="synthetic")
+    path = write(result.model, tmp_path / "x.toml")
+    back = parse(path)
+    assert set(back.classes) == {"gemm", "decode_attention"} and back.fit == result.model.fit
+    for kind in back.classes:
+        assert back.classes[kind].memory_efficiency == pytest.approx(result.model.classes[kind].memory_efficiency)
+    r = opgraph("report", "--phase", "decode", "--calibration", str(path), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    v = validate(synthetic(200, seed=9), attrs.evolve(BARE, timing=back))
+    assert v.stats["expected"]["all"]["all"].median < 0.05 < v.stats["roofline"]["all"]["all"].median
+
+
+def test_the_cli_fits_writes_and_reports_held_out_error(tmp_path):
+    path = tmp_path / "m.csv"
+    header = "class,dtype,m,n,k,batch,seq_len,context,heads,kv_heads,head_dim,time_us,source\n"
+    lines = []
+    for m in synthetic(300):
+        s = m.shape
+        cells = [m.kind, m.dtype, s.get("m", ""), s.get("n", ""), s.get("k", ""), s.get("batch", ""), "",
+                 s.get("context", ""), s.get("heads", ""), s.get("kv_heads", ""), s.get("head_dim", ""),
+                 repr(m.time_s * 1e6), "synthetic"]
+        lines.append(",".join(map(str, cells)))
+    path.write_text(header + "\n".join(lines) + "\n")
+    r = opgraph("calibrate", str(path), "--out", str(tmp_path / "fit.toml"), "--holdout", "0.3")
+    assert r.returncode == 0, r.stderr
+    assert "held-out error" in r.stdout and (tmp_path / "fit.toml").is_file()
+    assert parse(tmp_path / "fit.toml").calibrated
+
+
+@pytest.mark.parametrize("text, says", [
+    ("name = 'x'\n", "no kernel class tables"),
+    ("[gemm]\nlatency_us = -1\n", "[gemm] latency_s must be a finite number >= 0"),
+    ("[gemm]\ncompute_efficiency = 1.5\n", "[gemm] compute_efficiency must be a finite number > 0 and <= 1"),
+    ("[gemm]\nspeed = 3\n", "[gemm]: unknown field(s) speed"),
+    ("[gemm]\noverlap = 'half'\n", "[gemm] overlap must be a number"),
+    ("exp_rate_per_s = -3\n[gemm]\noverlap = 1\n", "exp_rate_per_s must be a positive number"),
+    ("size = 3\n", "unknown field 'size'"),
+])
+def test_bad_calibration_files(tmp_path, text, says):
+    (tmp_path / "c.toml").write_text(text)
+    r = opgraph("report", "--calibration", str(tmp_path / "c.toml"))
+    assert r.returncode == 2 and says in r.stderr and str(tmp_path / "c.toml") in r.stderr, r.stderr
+
+
+def test_too_few_rows_to_fit_is_an_error():
+    with pytest.raises(Exception, match="a fit needs at least"):
+        calibrate(synthetic(10), BARE)
