@@ -14,8 +14,9 @@ def _comparison_dict(c: Comparison) -> dict:
     for cost in c.costs:
         t = cost.totals
         plans.append({"fusion": cost.plan.name, "kernels_per_block": {b.name: len(b.kernels) for b in cost.blocks},
-                      "bytes": t.bytes, "time_s": t.time_s, "intensity": t.intensity, "bound": t.bound,
-                      "bytes_saved": base.bytes - t.bytes, "time_saved_s": base.time_s - t.time_s})
+                      "bytes": t.bytes, "time_s": t.time_s, "expected_s": t.expected_s, "intensity": t.intensity,
+                      "bound": t.bound, "bytes_saved": base.bytes - t.bytes, "time_saved_s": base.time_s - t.time_s,
+                      "expected_saved_s": base.expected_s - t.expected_s})
     names = [cost.plan.name for cost in c.costs]
     return {**c.phase.describe(), "plans": plans,
             "verdict_flips": [{"block": b, "op": op, "bound": dict(zip(names, v))} for b, op, v in c.flips],
@@ -41,10 +42,11 @@ def as_text(r: Comparisons, fmt: str) -> str:
         for cost in c.costs:
             t = cost.totals
             kernels = ", ".join(f"{len(b.kernels)} per {b.name}" for b in cost.blocks)
-            rows.append([cost.plan.name, kernels, f"{t.bytes / 1e9:,.3f}", seconds(t.time_s), sig(t.intensity), t.bound,
-                         f"{(base.bytes - t.bytes) / 1e9:,.3f}", seconds(base.time_s - t.time_s)])
-        out.append(table(rows, ["fusion", "kernels", "GB moved", "time", "FLOP/B", "bound", "GB saved", "time saved"],
-                         fmt))
+            rows.append([cost.plan.name, kernels, f"{t.bytes / 1e9:,.3f}", seconds(t.time_s), seconds(t.expected_s),
+                         sig(t.intensity), t.bound, f"{(base.bytes - t.bytes) / 1e9:,.3f}",
+                         seconds(base.time_s - t.time_s), seconds(base.expected_s - t.expected_s)])
+        out.append(table(rows, ["fusion", "kernels", "GB moved", "roofline", "expected", "FLOP/B", "bound", "GB saved",
+                                "roofline saved", "expected saved"], fmt))
         out += ["", "ops whose verdict flips:"]
         out.append(table([[b, op, *v] for b, op, v in c.flips], ["block", "op", *names], fmt) if c.flips else "  none")
         out += ["", "tensors whose fate changes:"]
