@@ -2,7 +2,7 @@
 p90 <= 30% per class on held-out measurements).
 
 1. Fits the time model to vLLM's kernels (benchmarks/data/h100-sxm-vllm.csv.gz) with 20% held out, exactly as the
-   shipped hardware/calibration/h100-sxm.toml was made, and prints the held-out error per class.
+   shipped hardware/calibrations/h100-sxm.toml was made, and prints the held-out error per class.
 2. Checks the shipped calibration on the frameworks it was not fitted to (TensorRT-LLM, SGLang).
 
     python benchmarks/bench_accuracy.py

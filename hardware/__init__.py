@@ -52,7 +52,7 @@ def names() -> list[str]:
 
 def load(name_or_path: str, calibration: str | None = None) -> Hardware:
     """A shipped spec by name (`h100-sxm`) or a spec file by path (anything ending in .toml), with its time
-    model: the `calibration` file given, else the shipped one for that GPU name (calibration/<name>.toml)."""
+    model: the `calibration` file given, else the shipped one for that GPU name (calibrations/<name>.toml)."""
     hw = datafile.named_or_file(name_or_path, names(), SPECS, parse, what="hardware", file="a .toml spec file")
     path = Path(calibration) if calibration is not None else shipped(hw.name)
     return attrs.evolve(hw, timing=parse_calibration(path)) if path is not None else hw

@@ -1,5 +1,5 @@
 """Calibration files: a GPU's time model (opgraph.core.timing) as data, one TOML file per GPU in
-`calibration/` (found by the spec's name), or a user's own file (`--calibration FILE`).
+`calibrations/` (found by the spec's name), or a user's own file (`--calibration FILE`).
 
     name = "h100-sxm from vLLM 0.24.0 kernels"
     source = "where the measurements come from, and their licence"
@@ -26,7 +26,7 @@ from opgraph.core.timing import ClassTiming, TimeModel
 from opgraph.errors import OpgraphError
 from opgraph.files import datafile
 
-FOLDER = Path(__file__).parent / "calibration"
+FOLDER = Path(__file__).parent / "calibrations"
 _TOP = {"name", "source", "fit", "exp_rate_per_s"}
 # file key -> (ClassTiming field, scale from the file's unit to the field's)
 _FIELDS = {"latency_us": ("latency_s", 1e-6), "compute_efficiency": ("compute_efficiency", 1),

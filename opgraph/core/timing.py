@@ -12,7 +12,7 @@ and decode attention pays per (sequence x KV head). The model, per kernel class:
 
 A kernel is latency-bound when its latency exceeds both its compute and its memory time. Time is a property of
 a kernel (a fused group): it pays its latency once. Parameters are data: a calibration file per GPU
-(opgraph.hardware loads hardware/calibration/<gpu>.toml), fitted by `opgraph calibrate` to measured kernels.
+(opgraph.hardware loads hardware/calibrations/<gpu>.toml), fitted by `opgraph calibrate` to measured kernels.
 Everything here is plain arithmetic on sizes, so sweeps replay it (opgraph.trace).
 """
 

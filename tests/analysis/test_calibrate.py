@@ -107,3 +107,10 @@ def test_bad_calibration_files(tmp_path, text, says):
 def test_too_few_rows_to_fit_is_an_error():
     with pytest.raises(Exception, match="a fit needs at least"):
         calibrate(synthetic(10), BARE)
+
+
+def test_the_shipped_h100_calibration_is_installed_and_states_its_fit():
+    tm = hardware.load("h100-sxm").timing
+    assert tm.calibrated and {"gemm", "prefill_attention", "decode_attention"} <= set(tm.classes)
+    assert "aiconfigurator-core" in tm.source and "held-out" in tm.fit
+    assert not hardware.load("a100-sxm").timing.calibrated  # no calibration: the expected time is the roofline
