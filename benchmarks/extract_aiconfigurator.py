@@ -1,8 +1,8 @@
 """Extract measured H100 SXM kernel timings from NVIDIA's aiconfigurator-core wheel into opgraph's measurement CSV.
 
 Source: the PyPI package `aiconfigurator-core` 0.12.0 (Apache-2.0, NVIDIA; `License-Expression: Apache-2.0` in its
-METADATA), tables under `aiconfigurator_core/systems/data/h100_sxm/`: kernels profiled on an "NVIDIA H100 80GB HBM3"
-in each serving framework. Latencies there are in milliseconds; here in microseconds.
+METADATA), tables under `aiconfigurator_core/systems/data/<gpu>/`: kernels profiled on each GPU in each serving
+framework. Latencies there are in milliseconds; here in microseconds.
 
 Kept, bf16 only (the precision the shipped calibration targets):
 - `gemm`: `gemm_perf` rows with gemm_dtype bfloat16 (m x k activations times a k -> n weight);
@@ -10,9 +10,10 @@ Kept, bf16 only (the precision the shipped calibration targets):
 - `decode_attention`: `generation_attention_perf`, no window, bf16 KV cache; one new token attends over
   isl + step keys, so context (tokens already cached) = isl + step - 1.
 
-vLLM's tables are the calibration set (`h100-sxm-vllm.csv.gz`, every row); TensorRT-LLM's and SGLang's are the
-transfer checks (`h100-sxm-trtllm.csv.gz`, `h100-sxm-sglang.csv.gz`, every 4th row after sorting, to keep them
-small). The files are gzipped CSV; opgraph reads them as they are.
+vLLM's tables are the calibration sets (`<gpu>-vllm.csv.gz`, every row, for each shipped GPU the package has: the
+H100 SXM, H200, A100 SXM, B200 and L40S, each from its newest vLLM version there); on the H100, TensorRT-LLM's and
+SGLang's are the transfer checks (`h100-sxm-trtllm.csv.gz`, `h100-sxm-sglang.csv.gz`, every 4th row after sorting,
+to keep them small). The files are gzipped CSV; opgraph reads them as they are.
 opgraph never depends on the package: run this once, by hand, and commit the CSVs.
 
     pip download aiconfigurator-core==0.12.0 --no-deps -d /tmp/aic
@@ -30,21 +31,34 @@ import zipfile
 from pathlib import Path
 
 OUT = Path(__file__).parent / "data"
-BASE = "aiconfigurator_core/systems/data/h100_sxm/"
-TABLES = {  # framework -> (gemm table, attention folder, kernel sources kept, every n-th row)
-    "vllm": ("gemm/vllm/0.24.0/gemm_perf.parquet", "attention/vllm/0.24.0/", None, 1),
-    "trtllm": ("gemm/trtllm/1.3.0rc20/gemm_perf.parquet", "attention/trtllm/1.3.0rc20/", None, 4),
-    "sglang": ("gemm/sglang/0.5.14/gemm_perf.parquet", "attention/sglang/0.5.14/", {"sglang_torch_linear", "fa3"}, 4),
-}
+DATA = "aiconfigurator_core/systems/data/"
+GPUS = {"h100-sxm": "h100_sxm", "h200": "h200_sxm", "a100-sxm": "a100_sxm", "b200": "b200_sxm", "l40s": "l40s"}
+# (gpu, framework) -> (kernel sources kept or None for all, every n-th row)
+SETS = {("h100-sxm", "vllm"): (None, 1), ("h100-sxm", "trtllm"): (None, 4),
+        ("h100-sxm", "sglang"): ({"sglang_torch_linear", "fa3"}, 4),
+        **{(gpu, "vllm"): (None, 1) for gpu in GPUS if gpu != "h100-sxm"}}
+
+
+def newest(wheel: zipfile.ZipFile, folder: str, table: str) -> str:
+    """The path of `table` under folder/<version>/ for the newest version the package has."""
+    found = [n for n in wheel.namelist() if n.startswith(folder) and n.endswith("/" + table)]
+    if not found:
+        raise SystemExit(f"{folder}*/{table}: not in this wheel")
+
+    def version(name: str) -> tuple:
+        return tuple(int(p) if p.isdigit() else 0 for p in name[len(folder):].split("/")[0].replace("rc", ".").split("."))
+    return max(found, key=version)
 COLUMNS = ["class", "dtype", "m", "n", "k", "batch", "seq_len", "context", "heads", "kv_heads", "head_dim", "time_us",
            "source"]
 
 
-def rows(wheel: zipfile.ZipFile, framework: str):
+def rows(wheel: zipfile.ZipFile, gpu: str, framework: str):
     import pandas as pd
 
-    gemm_table, attention, kernels, every = TABLES[framework]
-    read = lambda name: pd.read_parquet(io.BytesIO(wheel.read(BASE + name)))  # noqa: E731
+    kernels, every = SETS[(gpu, framework)]
+    base = f"{DATA}{GPUS[gpu]}/"
+    read = lambda name: pd.read_parquet(io.BytesIO(wheel.read(name)))  # noqa: E731
+    gemm_table = newest(wheel, f"{base}gemm/{framework}/", "gemm_perf.parquet")
 
     def keep(df):
         df = df if kernels is None else df[df.kernel_source.isin(kernels)]
@@ -57,7 +71,10 @@ def rows(wheel: zipfile.ZipFile, framework: str):
                "source": f"{framework} {r.version} {r.kernel_source}"}
     for table, cls in (("context_attention_perf.parquet", "prefill_attention"),
                        ("generation_attention_perf.parquet", "decode_attention")):
-        a = keep(read(attention + table))
+        a = keep(read(newest(wheel, f"{base}attention/{framework}/", table)))
+        for column, default in (("window_size", 0), ("attn_dtype", "bfloat16")):  # older tables lack them
+            if column not in a:
+                a[column] = default
         a = a[(a.window_size == 0) & (a.kv_cache_dtype == "bfloat16") & (a.attn_dtype == "bfloat16")]
         for r in a.itertuples():
             row = {"class": cls, "dtype": "bf16", "batch": r.batch_size, "heads": r.num_heads,
@@ -76,13 +93,13 @@ def main() -> int:
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
     with zipfile.ZipFile(args.wheel) as wheel:
-        for framework in TABLES:
-            path = OUT / f"h100-sxm-{framework}.csv.gz"
+        for gpu, framework in SETS:
+            path = OUT / f"{gpu}-{framework}.csv.gz"
             with gzip.GzipFile(path, "wb", compresslevel=9, mtime=0) as z, io.TextIOWrapper(z, newline="") as f:
                 w = csv.DictWriter(f, COLUMNS, lineterminator="\n")
                 w.writeheader()
                 n = 0
-                for row in rows(wheel, framework):
+                for row in rows(wheel, gpu, framework):
                     if row["time_us"] > 0:
                         w.writerow(row)
                         n += 1

@@ -113,4 +113,16 @@ def test_the_shipped_h100_calibration_is_installed_and_states_its_fit():
     tm = hardware.load("h100-sxm").timing
     assert tm.calibrated and {"gemm", "prefill_attention", "decode_attention"} <= set(tm.classes)
     assert "aiconfigurator-core" in tm.source and "held-out" in tm.fit
-    assert not hardware.load("a100-sxm").timing.calibrated  # no calibration: the expected time is the roofline
+    assert not hardware.load("v100").timing.calibrated  # no calibration: the expected time is the roofline
+
+
+def test_without_scipy_calibrate_says_how_to_install(tmp_path):
+    from userland import python
+    code = ("import sys; sys.modules['scipy'] = None\n"
+            "from opgraph.cli import main\n"
+            f"sys.exit(main(['calibrate', {str(tmp_path / 'm.csv')!r}, '--out', {str(tmp_path / 'x.toml')!r}]))")
+    rows = "\n".join(f"gemm,bf16,{m},4096,4096,,,,,,,{10 + m},x" for m in range(1, 40))
+    (tmp_path / "m.csv").write_text("class,dtype,m,n,k,batch,seq_len,context,heads,kv_heads,head_dim,time_us,source\n"
+                                    + rows + "\n")
+    r = python(code)
+    assert r.returncode == 2 and 'pip install "opgraph[fit]"' in r.stderr and "Traceback" not in r.stderr, r.stderr
