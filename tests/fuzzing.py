@@ -128,6 +128,22 @@ def _option_cases() -> list[Case]:
             Case(("plot", "sweep", "--out", "x.png", "--hardware", "h100-sxm,h200"), BAD),
             Case(("plot", "roofline", "--out", "x.png", "--launch-us", "inf"), BAD),
             Case(("bogus",), BAD), Case(("report", "--bogus"), BAD), Case(("--version",), OK)]
+    m = "class,dtype,m,n,k,batch,seq_len,context,heads,kv_heads,head_dim,time_us,source\n"
+    good = m + "".join(f"gemm,bf16,{i},4096,4096,,,,,,,{5 + i},x\n" for i in range(1, 60))
+    for argv, expect in [(("validate", "m.csv"), OK), (("validate", "m.csv", "--format", "json"), OK),
+                         (("validate", "m.csv", "--hardware", "v100"), BAD), (("validate",), BAD),
+                         (("validate", "nope.csv"), BAD), (("validate", "sub"), BAD),
+                         (("calibrate", "m.csv"), BAD), (("calibrate", "m.csv", "--out", "c.toml"), OK),
+                         (("calibrate", "m.csv", "--out", "c.toml", "--holdout", "nan"), BAD),
+                         (("calibrate", "m.csv", "--out", "c.toml", "--holdout", "0"), BAD),
+                         (("calibrate", "m.csv", "--out", "c.toml", "--exp-rate", "-1"), BAD),
+                         (("calibrate", "m.csv", "--out", "sub/none/c.toml"), BAD),
+                         (("report", "--calibration", "m.csv"), BAD), (("report", "--calibration", "nope.toml"), BAD)]:
+        out.append(Case(argv, expect, (("m.csv", good),), label=" ".join(argv)))
+    for row in ["gemm,bf16,1,4096,,,,,,,,10,", "gemm,bf16,1,4096,4096,,,,,,,0,", "conv,bf16,1,1,1,,,,,,,1,",
+                "gemm,bf16,1x,4096,4096,,,,,,,1,", "gemm,bf16,1,4096,4096,8,,,,,,1,", "gemm,fp6,1,1,1,,,,,,,1,",
+                "decode_attention,bf16,,,,8,,1023,32,8,,18,", "gemm,bf16,1,1,1,,,,,,,inf,", ""]:
+        out.append(Case(("validate", "m.csv"), BAD, (("m.csv", m + row + "\n"),), label=f"measurement {row[:30]!r}"))
     return out
 
 
