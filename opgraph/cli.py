@@ -170,7 +170,10 @@ PLOTS = {"roofline": ("the roofline with every op of each phase as a point", "lo
          "sweep": ("time against batch (decode) or seq_len (prefill), crossovers marked", "one panel per phase, log-log: "
                    "the model's time and each block's over all its repeats; decode varies --batch (a list, default "
                    "1,2,4,...,512) at one --context (default 1024), prefill varies --seq-len (a list, default "
-                   "128,256,...,8192) at one --batch (default 1)")}
+                   "128,256,...,8192) at one --batch (default 1)"),
+         "validate": ("predicted against measured kernel times", "log-log, one colour a kernel class, the roofline and "
+                      "(where the GPU has a calibration) the expected time, against each measured kernel (see 'opgraph "
+                      "validate')")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,7 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     kinds = plots.add_subparsers(dest="plot", metavar="PLOT", parser_class=_Parser, required=True)
     for name, (short, long) in PLOTS.items():
         p = kinds.add_parser(name, help=short, description=f"{short}: {long}")
-        _options(p, {MODEL, GPU, FUSION, PRECISION, BUILD, TIME, LISTS if name == "sweep" else SIZES}, type(None))
+        if name == "validate":
+            _options(p, {GPU, CALIBRATED}, type(None))
+            p.add_argument("measurements", metavar="MEASURED.csv", help="measured kernel timings (.csv or .csv.gz)")
+        else:
+            _options(p, {MODEL, GPU, FUSION, PRECISION, BUILD, TIME, LISTS if name == "sweep" else SIZES}, type(None))
         p.add_argument("--out", required=True, metavar="FILE", help="the picture to write: FILE.png or FILE.svg")
         p.set_defaults(run=runs.picture, parser=p)
     return parser

@@ -70,6 +70,8 @@ def picture(a) -> str:
     from opgraph.render import plot  # matplotlib, only when a picture is asked for
     path = plot.check_path(a.out)
     plot.require()
+    if a.plot == "validate":
+        return plot.validation_file(validation(a), path)
     if a.plot != "sweep":
         r = report.report(build(a), phases(a), choices.plan(a.fusion), gpu(a))
         return (plot.roofline_file if a.plot == "roofline" else plot.breakdown_file)(r.costs, path)

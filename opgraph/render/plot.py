@@ -292,3 +292,43 @@ def sweep_file(curves: list, title: str, path) -> str:
     marks = "; ".join(f"{c.phase}: {b} from {c.variable} {at:,}" for c in curves for b, at in c.crossovers)
     return (f"wrote {save(fig, path)}: {sum(len(c.xs) for c in curves)} points"
             + (f"; crossovers {marks}" if marks else "; no block crosses to compute-bound in range") + "\n")
+
+
+# -- predicted against measured ------------------------------------------------------------------------
+def validation(v):
+    """Predicted against measured kernel time, log-log, one colour a class: the roofline on the left, the
+    calibrated model on the right (when the GPU has one), the diagonal and a +-30% band marked. Returns the Figure."""
+    import numpy as np
+    panels = v.predictors
+    fig = figure(figsize=(6.2 * len(panels), 6), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    measured = v.measured_s * 1e6
+    kinds = np.array([m.kind for m in v.measurements])
+    lo, hi = measured.min() / 3, measured.max() * 3
+    colors = _colors(len(set(kinds.tolist())))
+    for ax, predictor in zip(axes, panels):
+        predicted = (v.expected_s if predictor == "expected" else v.roofline_s) * 1e6
+        for kind, color in zip(sorted(set(kinds.tolist())), colors):
+            sel = kinds == kind
+            s = v.stats[predictor]["class"][kind]
+            ax.scatter(measured[sel], np.maximum(predicted[sel], lo), s=3, alpha=0.35, color=color,
+                       label=f"{kind} ({s.count:,}): median |error| {s.median:.1%}, p90 {s.p90:.1%}")
+        ax.plot([lo, hi], [lo, hi], color="black", lw=1)
+        ax.fill_between([lo, hi], [lo * 0.7, hi * 0.7], [lo * 1.3, hi * 1.3], color="gray", alpha=0.15, label="±30%")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_xlabel("measured µs")
+        ax.set_ylabel(f"{predictor} µs")
+        ax.set_title("roofline (datasheet peaks)" if predictor == "roofline" else f"expected ({v.hardware.timing.name})")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", markerscale=4)
+    fig.suptitle(f"{v.source or 'measurements'} on {v.hardware.display_name}: predicted against measured")
+    return fig
+
+
+def validation_file(v, path) -> str:
+    overall = v.stats[v.predictors[-1]]["all"]["all"]
+    return (f"wrote {save(validation(v), path)}: {len(v.measurements):,} kernels; {v.predictors[-1]} median |error| "
+            f"{overall.median:.1%}, p90 {overall.p90:.1%}\n")

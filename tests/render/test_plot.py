@@ -169,3 +169,23 @@ def test_sweep_plot_data_are_the_sweep_and_its_crossovers(tmp_path, capsys):
 def test_sweep_plot_holds_one_value_fixed(capsys):
     assert main(["plot", "sweep", "--phase", "prefill", "--batch", "1,2", "--out", "x.png"]) == 2
     assert "--batch is held fixed in a prefill sweep plot" in capsys.readouterr().err
+
+
+def test_validate_plot_draws_every_measured_kernel(tmp_path):
+    csv = tmp_path / "m.csv"
+    csv.write_text("class,dtype,m,n,k,batch,seq_len,context,heads,kv_heads,head_dim,time_us,source\n"
+                   "gemm,bf16,1,4096,4096,,,,,,,14,x\ngemm,bf16,4096,4096,4096,,,,,,,180,x\n"
+                   "decode_attention,bf16,,,,8,,1023,32,8,128,18,x\n")
+    out = tmp_path / "v.png"
+    code = main(["plot", "validate", str(csv), "--out", str(out)])
+    assert code == 0 and out.stat().st_size > 10_000
+    from opgraph import hardware
+    from opgraph.analysis.validate import validate
+    from opgraph.files.measurements import read
+    from opgraph.render.plot import validation
+    fig = validation(validate(read(csv), hardware.load("h100-sxm")))
+    roofline_panel, expected_panel = fig.axes
+    # one point per kernel in each panel, at (measured, predicted) in microseconds
+    from matplotlib.collections import PathCollection
+    points = [tuple(xy) for c in expected_panel.collections if isinstance(c, PathCollection) for xy in c.get_offsets()]
+    assert sorted(x for x, _ in points) == pytest.approx([14, 18, 180])
