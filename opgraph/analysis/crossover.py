@@ -113,10 +113,11 @@ def _search(row_at) -> int | None:
 ATTENTION, FFN_PARTS = "attention", frozenset({"mlp", "moe"})
 
 
-def attention_overtakes_ffn(build, plan: FusionPlan, hw: Hardware, batch: int) -> int | None:
+def attention_overtakes_ffn(build, plan: FusionPlan, hw: Hardware, batch: int, *, time: str = "time_s") -> int | None:
     """The smallest decode context at which the ops tagged "attention" take more time than those tagged "mlp" or
     "moe" (summed over the model's blocks); None if not up to LIMIT. The parts come from the builders' tags
-    (GraphBuilder.scope): in a pre-norm layer each half's norm and residual add belong to it."""
+    (GraphBuilder.scope): in a pre-norm layer each half's norm and residual add belong to it. `time` is
+    "time_s" (the roofline) or "expected_s" (the calibrated time model)."""
     probe = build(Phase.decode(batch, 1))
     tagged = {p for b in probe.blocks for op in b.graph.ops.values() for p in [op.part]}
     if ATTENTION not in tagged or not tagged & FFN_PARTS:
@@ -130,9 +131,9 @@ def attention_overtakes_ffn(build, plan: FusionPlan, hw: Hardware, batch: int) -
         for b in r.blocks:
             for o in b.ops:
                 if o.part == ATTENTION:
-                    attention += b.count * o.cost.time_s
+                    attention += b.count * getattr(o.cost, time)
                 elif o.part in FFN_PARTS:
-                    ffn += b.count * o.cost.time_s
+                    ffn += b.count * getattr(o.cost, time)
         return {"attention": attention, "ffn": ffn}
 
     ev = Traced(evaluate, ("n",))
@@ -146,8 +147,9 @@ class PhaseCrossovers:
     variable: str  # "batch" (decode) or "seq_len" (prefill)
     fixed: dict[str, int]  # the other size, held
     crossovers: tuple[Crossover, ...]
-    attention_overtakes_ffn: int | None = None  # decode only: the context; None when never up to LIMIT
+    attention_overtakes_ffn: int | None = None  # decode only: the context (roofline times); None: not up to LIMIT
     attention_batch: int | None = None  # decode only: the batch that comparison is made at
+    attention_overtakes_ffn_expected: int | None = None  # the same by the calibrated time model's times
 
 
 @attrs.frozen
@@ -179,5 +181,6 @@ def crossover_report(build, plan: FusionPlan, hw: Hardware, phases: list[str], *
         xs = tuple(crossovers(build, plan, hw, ph, fixed[held]))
         decode = ph == "decode"  # only decode compares attention with the FFN, along the context
         over = attention_overtakes_ffn(build, plan, hw, batch) if decode else None
-        out.append(PhaseCrossovers(ph, variable, fixed, xs, over, batch if decode else None))
+        expected_over = attention_overtakes_ffn(build, plan, hw, batch, time="expected_s") if decode else None
+        out.append(PhaseCrossovers(ph, variable, fixed, xs, over, batch if decode else None, expected_over))
     return CrossoverReport(build(Phase.of(phases[0], 1, 1)).name, hw, plan, tuple(out))

@@ -15,6 +15,7 @@ def as_json(r: CrossoverReport, fmt: str) -> str:
                            "crossovers": [{"op": x.label, "at": x.at, "method": x.method} for x in p.crossovers]}
         if p.phase == "decode":
             phases[p.phase]["attention_overtakes_ffn_at_context"] = p.attention_overtakes_ffn
+            phases[p.phase]["attention_overtakes_ffn_at_context_expected"] = p.attention_overtakes_ffn_expected
     return to_json({"model": r.model, "hardware": r.hardware.name, "fusion": r.plan.name, "limit": r.limit,
                     "phases": phases})
 
@@ -29,7 +30,8 @@ def as_text(r: CrossoverReport, fmt: str) -> str:
         rows = [[x.label, "never" if x.at is None else f"{x.at:,}", x.method] for x in p.crossovers]
         out.append(table(rows, ["op", f"compute-bound from {p.variable}", "how"], fmt))
         if p.phase == "decode":
-            at = p.attention_overtakes_ffn
-            out += ["", f"attention takes more decode time than the FFN from context "
-                        f"{'never (up to 2^20)' if at is None else f'{at:,}'} (batch {p.attention_batch})"]
+            at, expected = (("never (up to 2^20)" if x is None else f"{x:,}")
+                            for x in (p.attention_overtakes_ffn, p.attention_overtakes_ffn_expected))
+            out += ["", f"attention takes more decode time than the FFN from context {at} (batch "
+                        f"{p.attention_batch}); by expected times, from context {expected}"]
     return lines(out, "", f"'never' means not up to {r.limit:,}.")
