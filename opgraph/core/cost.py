@@ -9,7 +9,11 @@ Time is the per-op roofline: compute = FLOPs / peak (matrix peak for matmuls at 
 vector peak otherwise), memory = bytes / bandwidth, time = max of the two. Optional hardware knobs
 generalize this (XLA's GPU model): time = compute + memory - min(compute, memory) * overlap, plus a
 launch cost charged to each kernel's first op. A block's time is the sum of its ops' times, and the
-model's is the sum over blocks times their counts.
+model's is the sum over blocks times their counts. This roofline is the verdict's basis.
+
+Beside it, each op carries an expected time: its kernel's time under the GPU's calibrated time model
+(opgraph.core.timing), shared among the kernel's ops by roofline time; ops of a latency-bound kernel say so.
+Without a calibration the expected time is the roofline.
 """
 
 from __future__ import annotations

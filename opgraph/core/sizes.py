@@ -34,26 +34,23 @@ def _arrays(args: tuple) -> bool:
     return any(hasattr(x, "__array_ufunc__") and hasattr(x, "shape") for x in args)
 
 
-def minimum(a, b):
-    """min(a, b), without a branch on a traced number; elementwise on numpy arrays."""
-    hook = _hook("__opgraph_min__", (a, b))
-    if hook:
-        return hook(a, b)
-    if _arrays((a, b)):
-        import numpy
-        return numpy.minimum(a, b)
-    return min(a, b)
+def _pairwise(hook_name: str, ufunc: str, builtin, doc: str):
+    def pick(a, b):
+        hook = _hook(hook_name, (a, b))
+        if hook:
+            return hook(a, b)
+        if _arrays((a, b)):
+            import numpy  # only when handed arrays (the time model's fit)
+            return getattr(numpy, ufunc)(a, b)
+        return builtin(a, b)
+    pick.__doc__ = doc
+    return pick
 
 
-def maximum(a, b):
-    """max(a, b), without a branch on a traced number; elementwise on numpy arrays."""
-    hook = _hook("__opgraph_max__", (a, b))
-    if hook:
-        return hook(a, b)
-    if _arrays((a, b)):
-        import numpy
-        return numpy.maximum(a, b)
-    return max(a, b)
+minimum = _pairwise("__opgraph_min__", "minimum", min,
+                    "min(a, b), without a branch on a traced number; elementwise on numpy arrays.")
+maximum = _pairwise("__opgraph_max__", "maximum", max,
+                    "max(a, b), without a branch on a traced number; elementwise on numpy arrays.")
 
 
 def size_function(fn):
