@@ -4,6 +4,9 @@ and one analysis called. The CLI renders what these return."""
 from __future__ import annotations
 
 from opgraph import choices
+from pathlib import Path
+
+from opgraph.analysis import bench
 from opgraph.analysis import calibrate as fitting
 from opgraph.analysis import crossover, generate, report, sweep, validate
 from opgraph.core import checks
@@ -12,6 +15,7 @@ from opgraph.core.phase import Phase
 from opgraph.errors import OpgraphError
 from opgraph.files import measurements
 from opgraph.hardware.calibration import write as write_calibration
+from opgraph.render.bench import measurement_csv
 
 
 def source(a):
@@ -84,6 +88,28 @@ def picture(a) -> str:
     return plot.sweep_file(curves, title, path)
 
 
+
+
+def benchmark(a):
+    make = build(a)
+    batches = sweep.parse_values(a.batch or "1,8,32,128", "--batch")
+    lengths = sweep.parse_values(a.lengths or "128,1024,4096", "--lengths")
+    if len(batches) * len(lengths) > 400:
+        raise OpgraphError(f"--batch x --lengths is {len(batches) * len(lengths):,} sizes; the most is 400")
+    models = [make(ph) for ph in bench.phases(batches, lengths)]
+    specs = tuple(bench.kernels(models))
+    if a.dry_run:
+        return bench.Bench(models[0].name, specs)
+    if not a.out:
+        raise OpgraphError("opgraph bench: say where to write the measurements: --out FILE.csv (or --dry-run)")
+    rows = bench.measure(specs, repeats=checks.integer("--repeats", a.repeats, maximum=1000),
+                         calls=checks.integer("--calls", a.calls, maximum=10**5))
+    result = bench.Bench(models[0].name, specs, tuple(rows), a.out)
+    try:
+        Path(a.out).write_text(measurement_csv(result))
+    except OSError as e:
+        raise OpgraphError(f"--out {a.out!r}: cannot write: {e.strerror or e}") from None
+    return result
 
 
 def validation(a):

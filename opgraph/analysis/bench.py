@@ -1,0 +1,155 @@
+"""Measuring kernels on a GPU: `opgraph bench MODEL --out MEASURED.csv`.
+
+Which kernels: those the model runs, read off its graphs (so a model written in Python works too): every GEMM
+shape (its weight's n x k) at each token count; FlashAttention over a prompt (prefill) and one decode query over
+the KV cache at each batch and length; each with the model's heads, KV heads and head dim. Rows come out in the
+measurement CSV that `opgraph validate` and `opgraph calibrate` read (opgraph.files.measurements).
+
+How: torch on an NVIDIA GPU (the optional `gpu` extra). Each kernel is warmed up, then timed over many calls
+between CUDA events, and the median of several such runs is its time. GEMMs run as torch.nn.functional.linear
+(cuBLAS), attention as torch.nn.functional.scaled_dot_product_attention (FlashAttention where torch has it).
+Without torch or a GPU, the command says so in one line.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+
+import attrs
+
+from opgraph.core.model import Model
+from opgraph.core.phase import Phase
+from opgraph.core.tensor import Role
+from opgraph.errors import OpgraphError
+from opgraph.files.measurements import COLUMNS, SHAPES
+
+__all__ = ["COLUMNS", "Bench", "KernelSpec", "kernels", "measure", "phases"]
+
+INSTALL_HINT = ('opgraph bench measures on an NVIDIA GPU with torch, an optional extra: pip install "opgraph[gpu]"')
+TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+@attrs.frozen
+class KernelSpec:
+    kind: str  # a measurement class: gemm, prefill_attention, decode_attention
+    dtype: str
+    shape: tuple[tuple[str, int], ...]  # in SHAPES[kind] order
+
+    def row(self, time_s: float, source: str) -> dict:
+        return {"class": self.kind, "dtype": self.dtype, **dict(self.shape), "time_us": round(time_s * 1e6, 4),
+                "source": source}
+
+
+def kernels(models: Iterable[Model]) -> list[KernelSpec]:
+    """The distinct GEMM and attention kernels of models (each built for one phase), in first-seen order."""
+    found: dict[KernelSpec, None] = {}
+    for model in models:
+        for block in model.blocks:
+            av = [op for op in block.graph.ops.values() if op.fn == "av"]
+            for op in block.graph.ops.values():
+                spec = _spec(op, model.phase, av)
+                if spec is not None:
+                    found.setdefault(spec)
+    return list(found)
+
+
+def _spec(op, phase: Phase, av: list) -> KernelSpec | None:
+    weights = [t for t in op.inputs[1:] if t.role is Role.WEIGHT and len(t.shape) == 2]
+    if op.fn == "linear" and weights:
+        m = 1
+        for d in op.inputs[0].shape[:-1]:
+            m *= d
+        n = sum(w.shape[0] for w in weights)  # a matrix whose row blocks feed several ops is one GEMM
+        return KernelSpec("gemm", op.compute_dtype.name, (("m", m), ("n", n), ("k", weights[0].shape[1])))
+    if op.fn == "qk":
+        q, keys, scores = op.inputs[0], op.inputs[1], op.outputs[0]
+        batch, heads = scores.shape[0], scores.shape[1]
+        head_dim = q.shape[-1] // heads
+        kv_heads = keys.shape[-1] // head_dim
+        value_dims = {o.outputs[0].shape[-1] for o in av}
+        if (q.shape[-1] != heads * head_dim or keys.shape[-1] != kv_heads * head_dim or heads % kv_heads
+                or value_dims != {heads * head_dim}):
+            return None  # not plain (GQA) attention: MLA's value width differs from its key width
+        common = (("batch", batch), ("heads", heads), ("kv_heads", kv_heads), ("head_dim", head_dim))
+        if phase.past == 0 and scores.shape[2] > 1:
+            return KernelSpec("prefill_attention", op.compute_dtype.name,
+                              _ordered("prefill_attention", (*common, ("seq_len", scores.shape[2]))))
+        if scores.shape[2] == 1:
+            return KernelSpec("decode_attention", op.compute_dtype.name,
+                              _ordered("decode_attention", (*common, ("context", phase.past))))
+    return None
+
+
+def _ordered(kind: str, pairs) -> tuple[tuple[str, int], ...]:
+    d = dict(pairs)
+    return tuple((k, d[k]) for k in SHAPES[kind])
+
+
+def phases(batches: Sequence[int], lengths: Sequence[int]) -> list[Phase]:
+    """Prefill at every (batch, seq_len) and decode at every (batch, context): the sizes to measure at."""
+    return [Phase.of(name, b, n) for name in ("prefill", "decode") for b in batches for n in lengths]
+
+
+def measure(specs: Sequence[KernelSpec], *, repeats: int = 5, calls: int = 20, warmup: int = 5,
+            progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """Time each kernel on the GPU: the median over `repeats` runs of `calls` calls between CUDA events."""
+    torch = _torch()
+    rows = []
+    source = f"opgraph bench, torch {torch.__version__}, {torch.cuda.get_device_name()}"
+    for i, spec in enumerate(specs):
+        run = _kernel(torch, spec)
+        for _ in range(warmup):
+            run()
+        times = []
+        for _ in range(repeats):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(calls):
+                run()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end) * 1e-3 / calls)  # elapsed_time is in milliseconds
+        rows.append(spec.row(statistics.median(times), source))
+        if progress:
+            progress(i + 1, len(specs))
+    return rows
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise OpgraphError(INSTALL_HINT) from None
+    if not torch.cuda.is_available():
+        raise OpgraphError("opgraph bench measures on an NVIDIA GPU, and torch sees none here "
+                           "(torch.cuda.is_available() is False)")
+    return torch
+
+
+def _kernel(torch, spec: KernelSpec):
+    """A zero-argument callable that runs the kernel once on fresh tensors of its shape."""
+    if spec.dtype not in TORCH_DTYPES:
+        raise OpgraphError(f"opgraph bench times bf16, fp16 and fp32 kernels; {spec.dtype} is not one of them")
+    dt, dev, s = getattr(torch, TORCH_DTYPES[spec.dtype]), "cuda", dict(spec.shape)
+    F = torch.nn.functional
+    if spec.kind == "gemm":
+        x, w = torch.randn(s["m"], s["k"], dtype=dt, device=dev), torch.randn(s["n"], s["k"], dtype=dt, device=dev)
+        return lambda: F.linear(x, w)
+    b, h, kv, d = s["batch"], s["heads"], s["kv_heads"], s["head_dim"]
+    queries, keys = (s["seq_len"], s["seq_len"]) if spec.kind == "prefill_attention" else (1, s["context"] + 1)
+    q = torch.randn(b, h, queries, d, dtype=dt, device=dev)
+    k = torch.randn(b, kv, keys, d, dtype=dt, device=dev)
+    v = torch.randn(b, kv, keys, d, dtype=dt, device=dev)
+    causal = spec.kind == "prefill_attention"
+    return lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=h != kv)
+
+
+@attrs.frozen
+class Bench:
+    """`opgraph bench`: the kernels of a model, and their measured rows (none in a dry run)."""
+
+    model: str
+    specs: tuple[KernelSpec, ...]
+    rows: tuple[dict, ...] = ()
+    out: str | None = None
