@@ -13,6 +13,13 @@ A spec file (all rates dense, i.e. without 2:4 sparsity):
     [matrix_TFLOP_per_s]                 # matrix-unit peak per operand dtype (TOPS for int types)
     bf16 = 989
     fp8 = 1979
+    [interconnect]                       # optional: links between GPUs, per GPU and per direction
+    name = "NVLink 4"
+    link_GB_per_s = 450                  # to a GPU of the same node
+    gpus_per_node = 8
+    network_GB_per_s = 50                # to a GPU of another node
+    step_latency_us = 2.0                # per step of a collective
+    source = "where each figure comes from"
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import attrs
 from opgraph.core import checks
 from opgraph.files import datafile
 from opgraph.errors import OpgraphError
-from opgraph.core.hardware import GIGA, TERA, Hardware
+from opgraph.core.hardware import GIGA, TERA, Hardware, Interconnect
 from opgraph.core.tensor import COMPUTE_DTYPES
 from .calibration import parse as parse_calibration
 from .calibration import shipped
@@ -33,7 +40,9 @@ SPECS = Path(__file__).parent / "specs"
 DEFAULT = "h100-sxm"
 MATRIX_DTYPES = COMPUTE_DTYPES
 # Optional time-model knobs; without them the time is the pure roofline.
-_OPTIONAL = ("kernel_launch_us", "overlap")
+_OPTIONAL = ("kernel_launch_us", "overlap", "interconnect")
+_LINK = {"name": str, "link_GB_per_s": (int, float), "gpus_per_node": int, "network_GB_per_s": (int, float),
+         "step_latency_us": (int, float), "source": str}
 _REQUIRED = {
     "name": str,
     "display_name": str,
@@ -66,6 +75,24 @@ def _number(where: str, key: str, value: object) -> float:
     return checks.number(f"{where}: {key}", value, above=0, maximum=PHYSICAL_MAX)
 
 
+def _interconnect(where: str, raw) -> Interconnect:
+    if not isinstance(raw, dict):
+        raise OpgraphError(f"{where}: interconnect must be a table ([interconnect])")
+    unknown, missing = set(raw) - set(_LINK), set(_LINK) - set(raw)
+    if unknown or missing:
+        raise OpgraphError(f"{where}: [interconnect] " + (f"unknown field(s) {', '.join(sorted(unknown))}" if unknown
+                           else f"missing field(s) {', '.join(sorted(missing))}") + f"; fields: {', '.join(_LINK)}")
+    for key in ("name", "source"):
+        if not isinstance(raw[key], str):
+            raise OpgraphError(f"{where}: [interconnect] {key} must be a string")
+    return Interconnect(
+        raw["name"], _number(where, "interconnect.link_GB_per_s", raw["link_GB_per_s"]) * GIGA,
+        checks.integer(f"{where}: interconnect.gpus_per_node", raw["gpus_per_node"], maximum=1024),
+        _number(where, "interconnect.network_GB_per_s", raw["network_GB_per_s"]) * GIGA,
+        checks.number(f"{where}: interconnect.step_latency_us", raw["step_latency_us"], minimum=0, maximum=10**6) * 1e-6,
+        raw["source"])
+
+
 def parse(path: Path) -> Hardware:
     """Read and validate one spec file; errors name the file and the field."""
     where = str(path)
@@ -93,6 +120,8 @@ def parse(path: Path) -> Hardware:
         matrix[dt] = _number(where, f"matrix_TFLOP_per_s.{dt}", rate) * TERA
     if not matrix:
         raise OpgraphError(f"{where}: matrix_TFLOP_per_s is empty; give at least one of {', '.join(MATRIX_DTYPES)}")
+    if "interconnect" in data:
+        knobs["interconnect"] = _interconnect(where, data["interconnect"])
     return Hardware(
         name=data["name"],
         display_name=data["display_name"],

@@ -31,8 +31,9 @@ from opgraph.core.phase import Phase
 from opgraph.core.tensor import Role, nbytes
 from opgraph.core.sizes import maximum
 from opgraph.core.timing import LATENCY, KernelWork, classify, expected, shape_features
+from opgraph.errors import OpgraphError
 
-COMPUTE, MEMORY = "compute", "memory"
+COMPUTE, MEMORY, COMMUNICATION = "compute", "memory", "communication"
 
 # Which traffic bucket a tensor's bytes fall in.
 _BUCKET = {Role.WEIGHT: "weight", Role.KV_CACHE: "kv_cache", Role.ACTIVATION: "activation", Role.INPUT: "activation"}
@@ -69,8 +70,11 @@ def intensity(flops: int, nbytes_: int) -> float:
     return flops / nbytes_ if nbytes_ else math.inf
 
 
-def verdict(compute_s: float, memory_s: float) -> str:
-    """THE roofline verdict: compute-bound when the compute time exceeds the memory time, else memory-bound."""
+def verdict(compute_s: float, memory_s: float, comm_s: float = 0.0) -> str:
+    """THE roofline verdict: communication-bound when the time on the links exceeds both the compute and the
+    memory time; else compute-bound when the compute time exceeds the memory time; else memory-bound."""
+    if comm_s > compute_s and comm_s > memory_s:
+        return COMMUNICATION
     return COMPUTE if compute_s > memory_s else MEMORY
 
 
@@ -85,6 +89,8 @@ class Roofline:
     time_s: float  # the roofline: combined as the hardware's overlap says, plus launch_s
     launch_s: float = 0.0
     expected_s: float = 0.0  # the calibrated time model's (opgraph.core.timing); the roofline without one
+    comm_s: float = 0.0  # on the links between GPUs: latency per step plus wire bytes over the link bandwidth
+    wire_bytes: int = 0  # bytes this GPU sends to others
 
     @property
     def bytes(self) -> int:
@@ -96,12 +102,12 @@ class Roofline:
 
     @property
     def bound(self) -> str:
-        return verdict(self.compute_s, self.memory_s)
+        return verdict(self.compute_s, self.memory_s, self.comm_s)
 
     def times(self, k: int) -> "Roofline":
         """The same work done k times over (a block repeated k times in the model)."""
         return Roofline(self.flops * k, self.traffic * k, self.compute_s * k, self.memory_s * k, self.time_s * k,
-                        self.launch_s * k, self.expected_s * k)
+                        self.launch_s * k, self.expected_s * k, self.comm_s * k, self.wire_bytes * k)
 
 
 @attrs.frozen
@@ -193,12 +199,26 @@ def _traffic(graph: Graph, part: Partition) -> dict[str, Traffic]:
     return per_op
 
 
-def _roofline(flops: int, traffic: Traffic, peak: float, hw: Hardware, launches: int) -> Roofline:
-    compute_s = flops / peak
+def _roofline(op, traffic: Traffic, peak: float, hw: Hardware, launches: int) -> Roofline:
+    compute_s = op.flops / peak
     memory_s = traffic.bytes / hw.bandwidth
     launch_s = launches * hw.kernel_launch_s
-    time_s = hw.op_time(compute_s, memory_s) + launch_s
-    return Roofline(flops, traffic, compute_s, memory_s, time_s, launch_s, time_s)
+    time_s = hw.op_time(compute_s, memory_s)
+    comm_s = 0.0
+    if op.wire_bytes:  # a collective: the links and the memory run side by side
+        comm_s = _comm(op, hw)
+        time_s = maximum(time_s, comm_s)
+    time_s = time_s + launch_s
+    return Roofline(op.flops, traffic, compute_s, memory_s, time_s, launch_s, time_s, comm_s, op.wire_bytes)
+
+
+def _comm(op, hw: Hardware) -> float:
+    """An alpha-beta model: a latency per step plus the bytes sent over the group's slowest link."""
+    link = hw.interconnect
+    if link is None:
+        raise OpgraphError(f"op {op.name!r} communicates between GPUs, but hardware {hw.name!r} has no "
+                           f"[interconnect] table in its spec (link bandwidth, GPUs per node, network bandwidth)")
+    return op.wire_steps * link.step_latency_s + op.wire_bytes / link.bandwidth(op.group)
 
 
 def _sum(parts: list[Roofline]) -> Roofline:
@@ -208,27 +228,29 @@ def _sum(parts: list[Roofline]) -> Roofline:
         traffic += p.traffic
     return Roofline(sum(p.flops for p in parts), traffic, sum(p.compute_s for p in parts),
                     sum(p.memory_s for p in parts), sum(p.time_s for p in parts), sum(p.launch_s for p in parts),
-                    sum(p.expected_s for p in parts))
+                    sum(p.expected_s for p in parts), sum(p.comm_s for p in parts), sum(p.wire_bytes for p in parts))
 
 
-def _expected(graph: Graph, part: Partition, rooflines: dict[str, Roofline], hw: Hardware) -> tuple[dict, set]:
-    """Each op's expected time (its share of its kernel's, by roofline time) and the latency-bound ops."""
+def _expected(graph: Graph, part: Partition, rooflines: dict[str, Roofline], hw: Hardware) -> tuple[dict, set, float]:
+    """Each op's expected time (its share of its kernel's, by roofline time), the latency-bound ops, and the
+    block's expected time: the sum of its kernels' (what sweeps replay; the ops' shares add up to it)."""
     if not hw.timing.calibrated:
-        return {n: r.time_s for n, r in rooflines.items()}, set()
-    out, latency_bound = {}, set()
+        return {n: r.time_s for n, r in rooflines.items()}, set(), None
+    out, latency_bound, total = {}, set(), 0.0
     for k in part.kernels:
         ops = [graph.ops[n] for n in k.ops]
         gemm_rows, attention_rows = shape_features(ops)
         work = KernelWork(classify(ops), sum(rooflines[n].compute_s for n in k.ops),
                           sum(rooflines[n].memory_s for n in k.ops), sum(op.transcendentals for op in ops),
-                          gemm_rows, attention_rows)
+                          gemm_rows, attention_rows, sum(rooflines[n].comm_s for n in k.ops))
         time, bound = expected(hw.timing, work)
+        total = total + time
         roof = sum(rooflines[n].time_s for n in k.ops)
         for n in k.ops:
             out[n] = time * rooflines[n].time_s / roof if roof else time / len(k.ops)
         if bound:
             latency_bound.update(k.ops)
-    return out, latency_bound
+    return out, latency_bound, total
 
 
 def block_cost(name: str, count: int, graph: Graph, part: Partition, hw: Hardware) -> BlockCost:
@@ -238,10 +260,12 @@ def block_cost(name: str, count: int, graph: Graph, part: Partition, hw: Hardwar
     for op_name, op in graph.ops.items():
         peak = hw.matrix_rate(op.compute_dtype) if op.kind in MATRIX_KINDS else hw.vector_flops
         starts_kernel = part.kernel_of[op_name] == op_name  # the launch is charged to a kernel's first op
-        rooflines[op_name] = _roofline(op.flops, traffic[op_name], peak, hw, int(starts_kernel))
-    times, latency_bound = _expected(graph, part, rooflines, hw)
+        rooflines[op_name] = _roofline(op, traffic[op_name], peak, hw, int(starts_kernel))
+    times, latency_bound, expected_total = _expected(graph, part, rooflines, hw)
     rooflines = {n: attrs.evolve(r, expected_s=times[n]) for n, r in rooflines.items()}
     totals = _sum(list(rooflines.values()))
+    if expected_total is not None:
+        totals = attrs.evolve(totals, expected_s=expected_total)
     ops = tuple(
         OpCost(n, op.kind, op.fn, part.kernel_of[n], rooflines[n],
                rooflines[n].time_s / totals.time_s if totals.time_s else 0.0, op.part, n in latency_bound)

@@ -222,6 +222,11 @@ class GraphBuilder:
     multi_linear = _op_method(ops.multi_linear)
     top_k = _op_method(ops.top_k)
     moe_combine = _op_method(ops.moe_combine)
+    all_reduce = _op_method(ops.all_reduce)
+    all_gather = _op_method(ops.all_gather)
+    reduce_scatter = _op_method(ops.reduce_scatter)
+    all_to_all = _op_method(ops.all_to_all)
+    send_recv = _op_method(ops.send_recv)
 
     def build(self, outputs: Iterable[Tensor | str] = ()) -> Graph:
         return Graph(self._ops, outputs, name=self.name)

@@ -15,6 +15,22 @@ GIGA = 10**9
 
 
 @attrs.frozen
+class Interconnect:
+    """How GPUs talk: per GPU and per direction, inside a node and across nodes, with each figure's source."""
+
+    name: str
+    link_bandwidth: float  # bytes/s to another GPU of the same node
+    gpus_per_node: int
+    network_bandwidth: float  # bytes/s to a GPU in another node
+    step_latency_s: float  # fixed cost of one step of a collective (the alpha of an alpha-beta model)
+    source: str = ""
+
+    def bandwidth(self, group: int) -> float:
+        """The bandwidth a ring over `group` GPUs runs at: its slowest hop, across nodes when it spans them."""
+        return self.link_bandwidth if group <= self.gpus_per_node else self.network_bandwidth
+
+
+@attrs.frozen
 class Hardware:
     name: str
     display_name: str
@@ -28,6 +44,7 @@ class Hardware:
     overlap: float = 1.0  # 1.0: compute and memory overlap fully (max); 0.0: they add up (sum)
     # The calibrated time model (opgraph.core.timing); without one, the expected time is the roofline.
     timing: TimeModel = ROOFLINE
+    interconnect: Interconnect | None = None  # None: the spec says nothing of links between GPUs
 
     def __attrs_post_init__(self) -> None:
         if not 0.0 <= self.overlap <= 1.0:

@@ -33,10 +33,12 @@ EMBEDDING = "embedding"
 GATHER = "gather"
 # The vocabularies are open: user code adds to them with register_kind / register_function /
 # register_elementwise, never by editing this file.
-KINDS = {MATMUL, SOFTMAX, NORM, ELEMENTWISE, ROPE, EMBEDDING, GATHER}
+COLLECTIVE = "collective"  # communication between GPUs: its bytes go over links, not (only) to memory
+KINDS = {MATMUL, SOFTMAX, NORM, ELEMENTWISE, ROPE, EMBEDDING, GATHER, COLLECTIVE}
 # What each op computes (Op.fn); fusion rules may name these as well as kinds.
 FUNCTIONS = {"linear", "qk", "av", "softmax", "rmsnorm", "layernorm", "add", "mul", "silu", "gelu",
-             "rope", "embedding", "take_last", "concat", "topk", "moe_combine"}
+             "rope", "embedding", "take_last", "concat", "topk", "moe_combine",
+             "all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv"}
 # Ops whose arithmetic runs on the matrix units; everything else runs at the vector rate.
 MATRIX_KINDS = {MATMUL}
 
@@ -57,6 +59,10 @@ class Op:
     # Exponentials (exp, tanh) among the FLOPs, counted apart as XLA counts transcendentals: they run on the
     # special-function units, whose rate can bound a kernel (FlashAttention-3 on H100).
     transcendentals: int = 0
+    # Collectives: bytes each GPU sends over its links, in how many steps, among how many GPUs.
+    wire_bytes: int = 0
+    wire_steps: int = 0
+    group: int = 1
 
     def __attrs_post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -409,3 +415,64 @@ def moe_combine(name: str, y: Tensor, weights: Tensor, *, top_k: int, out: str |
     d = y.shape[-1] // top_k
     o = _out(out or name, (*y.shape[:-1], d), y, role, dtype)
     return Op(name, ELEMENTWISE, "moe_combine", (y, weights), (o,), 2 * y.numel)
+
+
+# --- Communication between GPUs ---------------------------------------------------------------------------
+# Bytes on the wire per GPU follow the ring algorithms NCCL uses for large buffers (Patarasuk and Yuan, 2009;
+# NCCL's performance notes: an all-reduce's bus bandwidth is its algorithm bandwidth x 2(n-1)/n). Each op's
+# time is a latency per step plus its wire bytes over the link (an alpha-beta model, opgraph.core.cost).
+
+def _collective(name: str, fn: str, x: Tensor, shape: tuple, group: int, wire_num: int, steps: int, flops: int,
+                out: str | None, role: Role, dtype: DType | None) -> Op:
+    if not is_int(group) or group < 2:
+        raise OpgraphError(f"op {name!r}: a {fn} needs a group of at least 2 GPUs, got {group!r}")
+    y = _out(out or name, shape, x, role, dtype)
+    wire = -(-wire_num // group)  # whole bytes, rounded up
+    return Op(name, COLLECTIVE, fn, (x,), (y,), flops, wire_bytes=wire, wire_steps=steps, group=group)
+
+
+def all_reduce(name: str, x: Tensor, *, group: int, out: str | None = None, role: Role = Role.ACTIVATION,
+               dtype: DType | None = None) -> Op:
+    """Sum x over `group` GPUs (ring): each sends 2(n-1)/n of the buffer in 2(n-1) steps and adds (n-1)/n of
+    its elements. Every GPU ends with the whole sum.
+
+    >>> op = all_reduce("ar", Tensor("x", (8, 4096), DType("bf16", 16)), group=8)
+    >>> op.wire_bytes == 2 * 7 * (8 * 4096 * 2) // 8, op.wire_steps
+    (True, 14)
+    """
+    n = group
+    return _collective(name, "all_reduce", x, x.shape, n, 2 * (n - 1) * x.nbytes, 2 * (n - 1),
+                       -(-(n - 1) * x.numel // n), out, role, dtype)
+
+
+def all_gather(name: str, x: Tensor, *, group: int, out: str | None = None, role: Role = Role.ACTIVATION,
+               dtype: DType | None = None) -> Op:
+    """Concatenate each GPU's x along the last dim (ring): each receives the n-1 other shards in n-1 steps."""
+    n = group
+    return _collective(name, "all_gather", x, (*x.shape[:-1], x.shape[-1] * n), n, (n - 1) * n * x.nbytes, n - 1,
+                       0, out, role, dtype)
+
+
+def reduce_scatter(name: str, x: Tensor, *, group: int, out: str | None = None, role: Role = Role.ACTIVATION,
+                   dtype: DType | None = None) -> Op:
+    """Sum x over `group` GPUs, each keeping 1/n of the last dim (ring): (n-1)/n of the buffer in n-1 steps."""
+    n = group
+    if x.shape[-1] % n:
+        raise OpgraphError(f"op {name!r}: the last dim of {x} does not split into {n} equal parts")
+    return _collective(name, "reduce_scatter", x, (*x.shape[:-1], x.shape[-1] // n), n, (n - 1) * x.nbytes, n - 1,
+                       -(-(n - 1) * x.numel // n), out, role, dtype)
+
+
+def all_to_all(name: str, x: Tensor, *, group: int, out: str | None = None, role: Role = Role.ACTIVATION,
+               dtype: DType | None = None) -> Op:
+    """Each GPU sends a 1/n part of x to every other GPU (expert-parallel dispatch and combine): (n-1)/n of the
+    buffer, in n-1 pairwise steps."""
+    n = group
+    return _collective(name, "all_to_all", x, x.shape, n, (n - 1) * x.nbytes, n - 1, 0, out, role, dtype)
+
+
+def send_recv(name: str, x: Tensor, *, out: str | None = None, role: Role = Role.ACTIVATION,
+              dtype: DType | None = None) -> Op:
+    """Send x to the next pipeline stage: the whole buffer, one step."""
+    y = _out(out or name, x.shape, x, role, dtype)
+    return Op(name, COLLECTIVE, "send_recv", (x,), (y,), 0, wire_bytes=x.nbytes, wire_steps=1, group=2)

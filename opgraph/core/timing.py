@@ -25,8 +25,8 @@ from opgraph.core.sizes import maximum, minimum
 
 # Kernel classes. A calibration file may add its own; kernels are classed by `classify`.
 GEMM, PREFILL_ATTENTION, DECODE_ATTENTION = "gemm", "prefill_attention", "decode_attention"
-NORM, ELEMENTWISE, EMBEDDING = "norm", "elementwise", "embedding"
-CLASSES = (GEMM, PREFILL_ATTENTION, DECODE_ATTENTION, NORM, ELEMENTWISE, EMBEDDING)
+NORM, ELEMENTWISE, EMBEDDING, COLLECTIVE = "norm", "elementwise", "embedding", "collective"
+CLASSES = (GEMM, PREFILL_ATTENTION, DECODE_ATTENTION, NORM, ELEMENTWISE, EMBEDDING, COLLECTIVE)
 LATENCY, COMPUTE, MEMORY = "latency", "compute", "memory"
 
 
@@ -81,6 +81,7 @@ class KernelWork:
     transcendentals: int = 0
     gemm_rows: int = 0  # the M of its GEMM (rows of the activation), for tile padding
     attention_rows: int = 0  # decode attention: sequences x KV heads
+    comm_s: float = 0.0  # collectives: time on the links (alpha-beta, opgraph.core.cost), not calibrated yet
 
 
 def expected(tm: TimeModel, work: KernelWork) -> tuple[float, bool]:
@@ -100,6 +101,8 @@ def expected(tm: TimeModel, work: KernelWork) -> tuple[float, bool]:
         compute = maximum(compute, work.transcendentals / tm.exp_rate)
     memory = work.memory_s / p.memory_efficiency
     busy = compute + memory - minimum(compute, memory) * p.overlap
+    if not (type(work.comm_s) in (int, float) and work.comm_s == 0):  # a collective: its links run beside the rest
+        busy = maximum(busy, work.comm_s)
     time = p.latency_s + busy + p.per_row_s * work.attention_rows
     return time, p.latency_s > maximum(compute, memory)
 
@@ -108,6 +111,8 @@ def classify(ops) -> str:
     """A kernel's class from its ops: attention (decode when its queries are one position) if it computes
     scores; else gemm if it multiplies matrices; else norm, embedding or elementwise by its ops' kinds."""
     kinds = {op.kind for op in ops}
+    if "collective" in kinds:
+        return COLLECTIVE
     for op in ops:
         if op.fn == "qk":
             return DECODE_ATTENTION if op.outputs[0].shape[2] == 1 else PREFILL_ATTENTION

@@ -28,7 +28,7 @@ def _roofline_dict(r: Roofline) -> dict:
         "flops": r.flops, "bytes": r.bytes, "bytes_read": t.bytes_read, "bytes_written": t.bytes_written,
         "weight_bytes": t.weight_bytes, "activation_bytes": t.activation_bytes, "kv_cache_bytes": t.kv_cache_bytes,
         "intensity": _intensity(r), "bound": r.bound, "compute_s": r.compute_s, "memory_s": r.memory_s,
-        "time_s": r.time_s, "expected_s": r.expected_s,
+        "time_s": r.time_s, "expected_s": r.expected_s, "comm_s": r.comm_s, "wire_bytes": r.wire_bytes,
     }
 
 
@@ -59,7 +59,12 @@ def _phase_dict(p: PhaseCost) -> dict:
 def hardware_dict(hw) -> dict:
     return {"display_name": hw.display_name, "matrix_flops_per_s": hw.matrix_flops,
             "vector_flops_per_s": hw.vector_flops, "bandwidth_bytes_per_s": hw.bandwidth,
-            "capacity_bytes": int(hw.capacity), "source": hw.source}
+            "capacity_bytes": int(hw.capacity), "source": hw.source,
+            "interconnect": None if hw.interconnect is None else {
+                "name": hw.interconnect.name, "link_bytes_per_s": hw.interconnect.link_bandwidth,
+                "gpus_per_node": hw.interconnect.gpus_per_node,
+                "network_bytes_per_s": hw.interconnect.network_bandwidth,
+                "step_latency_s": hw.interconnect.step_latency_s, "source": hw.interconnect.source}}
 
 
 @renderer(Report, "json")

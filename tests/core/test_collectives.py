@@ -1,0 +1,56 @@
+"""Communication as ops: bytes on the wire from the ring algorithms, time from an alpha-beta model over the spec's
+interconnect, and a communication-bound verdict. Expected values by hand."""
+
+import attrs
+import pytest
+
+from opgraph import BF16, Block, GraphBuilder, Model, Phase, analyze, hardware, strategy
+from opgraph.errors import OpgraphError
+
+H100 = hardware.load("h100-sxm")  # NVLink 4: 450 GB/s each way, 8 GPUs a node, 50 GB/s across nodes, 2 us a step
+
+
+def one_op(make, shape=(8, 4096)):
+    b = GraphBuilder(BF16, name="comm")
+    x = b.input("x", shape)
+    make(b, x)
+    return Model("comm", Phase.decode(1, 1), [Block("comm", 1, b.build())])
+
+
+@pytest.mark.parametrize("group, bandwidth", [(8, 450e9), (2, 450e9), (16, 50e9)])
+def test_ring_all_reduce_time_and_verdict(group, bandwidth):
+    buffer = 8 * 4096 * 2  # bf16
+    cost = analyze(one_op(lambda b, x: b.all_reduce("ar", x, group=group)), strategy("unfused"), H100)
+    op = cost.blocks[0].ops[0]
+    wire = -(-2 * (group - 1) * buffer // group)  # 2(n-1)/n of the buffer leaves each GPU
+    assert op.cost.wire_bytes == wire
+    assert op.cost.comm_s == pytest.approx(2 * (group - 1) * 2e-6 + wire / bandwidth, rel=1e-12)
+    assert op.bound == "communication"  # 28 us of steps against a 0.04 us read and write of 64 KB
+    assert op.cost.time_s == pytest.approx(op.cost.comm_s, rel=1e-12)
+
+
+def test_all_gather_and_reduce_scatter_shapes_and_bytes():
+    x_bytes = 8 * 4096 * 2
+    gather = analyze(one_op(lambda b, x: b.all_gather("ag", x, group=4)), strategy("unfused"), H100).blocks[0]
+    assert gather.graph.ops["ag"].outputs[0].shape == (8, 4 * 4096)
+    assert gather.ops[0].cost.wire_bytes == 3 * x_bytes  # receives the three other shards
+    scatter = analyze(one_op(lambda b, x: b.reduce_scatter("rs", x, group=4)), strategy("unfused"), H100).blocks[0]
+    assert scatter.graph.ops["rs"].outputs[0].shape == (8, 1024)
+    assert scatter.ops[0].cost.wire_bytes == 3 * x_bytes // 4
+
+
+def test_a_spec_without_an_interconnect_is_a_clear_error():
+    bare = attrs.evolve(H100, interconnect=None)
+    with pytest.raises(OpgraphError, match="has no \\[interconnect\\] table"):
+        analyze(one_op(lambda b, x: b.all_reduce("ar", x, group=8)), strategy("unfused"), bare)
+
+
+def test_a_group_of_one_is_refused():
+    with pytest.raises(OpgraphError, match="group of at least 2 GPUs"):
+        one_op(lambda b, x: b.all_reduce("ar", x, group=1))
+
+
+def test_every_shipped_spec_states_its_interconnect_and_source():
+    for name in hardware.names():
+        link = hardware.load(name).interconnect
+        assert link is not None and link.link_bandwidth > link.network_bandwidth > 0 and "GB/s" in link.source
