@@ -18,7 +18,7 @@ A spec file (all rates dense, i.e. without 2:4 sparsity):
     link_GB_per_s = 450                  # to a GPU of the same node
     gpus_per_node = 8
     network_GB_per_s = 50                # to a GPU of another node
-    step_latency_us = 2.0                # per step of a collective
+    step_latency_us = 0.7                # per step of a collective
     source = "where each figure comes from"
 """
 

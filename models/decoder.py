@@ -240,7 +240,8 @@ class DecoderConfig:
                                         absorbed=self.mla_absorbed(phase), causal=options.causal_skip)
         return pieces.gqa_attention(b, x, phase, heads=self.n_heads, kv_heads=self.n_kv_heads, head_dim=self.head_dim,
                                     causal=options.causal_skip, qkv_bias=self.qkv_bias, o_bias=self.o_bias,
-                                    window=kind.window, rotary_dim=self.rotary_dim, rotary=self.positions == "rope")
+                                    window=kind.window, rotary_dim=self.rotary_dim, rotary=self.positions == "rope",
+                                    tp=options.tp)
 
     def _feed_forward(self, b: GraphBuilder, x, phase: Phase, kind: LayerKind, options: BuildOptions):
         act = ACTIVATIONS[self.mlp]
@@ -250,23 +251,29 @@ class DecoderConfig:
                               touched=e.touched(phase.tokens, options.experts_touched), act=act,
                               router_bias=e.router_bias)
         if self.mlp == "gelu":
-            return pieces.plain_mlp(b, x, d_ffn=self.d_ffn, act=act, bias=self.mlp_bias)
-        return pieces.gated_mlp(b, x, d_ffn=self.d_ffn, act=act, bias=self.mlp_bias)
+            return pieces.plain_mlp(b, x, d_ffn=self.d_ffn, act=act, bias=self.mlp_bias, tp=options.tp)
+        return pieces.gated_mlp(b, x, d_ffn=self.d_ffn, act=act, bias=self.mlp_bias, tp=options.tp)
 
     def embed_head(self, phase: Phase, options: BuildOptions = BuildOptions()) -> Graph:
         b = GraphBuilder(self.precision(options), "embed_head")
         dims = dict(vocab=self.vocab_size, d_model=self.d_model)
         positions = self.max_positions if self.positions == "learned" else None
-        emb = pieces.embedding(b, phase, positions=positions, **dims)
+        emb = pieces.embedding(b, phase, positions=positions, tp=options.tp, **dims)
         logits = pieces.lm_head(b, phase, tied=self.tie_embeddings, norm_fn=self.norm, norm_bias=self.norm_bias,
+                                tp=options.tp,
                                 **dims)
         return b.build(outputs=[emb, logits])
 
     def build(self, phase: Phase, options: BuildOptions = BuildOptions()) -> Model:
-        """The model for one phase, built as `options` say (precision per role, causal skipping, experts read)."""
+        """The model for one phase, built as `options` say (precision per role, causal skipping, experts read,
+        tensor parallelism: with tp > 1, one GPU's share)."""
+        tp = checks.integer("--tp", options.tp, maximum=1024)
+        if tp > 1 and (self.mla is not None or self.moe is not None):
+            raise OpgraphError(f"{self.name}: tensor parallelism is built for GQA/MHA attention and dense MLPs so far; "
+                               f"its {'MLA' if self.mla is not None else 'mixture-of-experts'} layers are not split yet")
         blocks = [Block(self.block_name(k), n, self.layer(phase, options, k)) for k, n in self.layer_kinds().items()]
         blocks.append(Block("embed_head", 1, self.embed_head(phase, options)))
-        return Model(self.name, phase, blocks, notes=self.phase_notes(phase, options))
+        return Model(self.name, phase, blocks, notes=self.phase_notes(phase, options), gpus=tp)
 
     # -- what a reader must know --------------------------------------------------------------------
     @staticmethod
@@ -310,6 +317,16 @@ class DecoderConfig:
         if self.weight_dtype is not None and options.precision is None:
             notes.append(f"weights stored as {self.weight_dtype.name} (config.json quantization_config); "
                          f"activations and KV cache {self.dtype.name}")
+        if options.tp > 1:
+            notes.append(f"tensor parallel over {options.tp} GPUs (Megatron): every figure is one GPU's; q, k, v, gate "
+                         f"and up split by columns, o_proj and down_proj by rows, each followed by an all-reduce of "
+                         f"the hidden states; embedding and lm_head split by vocabulary"
+                         + (f" (padded from {self.vocab_size:,} to {-(-self.vocab_size // options.tp) * options.tp:,})"
+                            if self.vocab_size % options.tp else ""))
+            if self.mla is None and self.n_kv_heads < options.tp:
+                notes.append(f"{self.n_kv_heads} KV heads over {options.tp} GPUs: each GPU holds one KV head, so each is "
+                             f"stored {options.tp // self.n_kv_heads} times across the group (the KV cache per GPU counts "
+                             f"its copy)")
         p = self.precision(options)
         if p.tables is None and p.table != p.weight:
             notes.append(f"embedding table and lm_head stored as {p.table.name}, not {p.weight}: quantized "

@@ -47,6 +47,28 @@ def proj(b: GraphBuilder, name: str, x: Tensor, n: int, *, prefix: str = "", bia
     return b.linear(name, x, w, bias=shift, out=out, role=role)
 
 
+def shard(name: str, size: int, tp: int) -> int:
+    """`size` split over `tp` GPUs (Megatron tensor parallelism): an error naming the sizes when it does not split."""
+    if size % tp:
+        raise OpgraphError(f"--tp {tp} does not divide {name} ({size}); tensor parallelism splits it evenly")
+    return size // tp
+
+
+def kv_heads_per_gpu(kv_heads: int, tp: int) -> int:
+    """KV heads each GPU holds: kv_heads / tp, or one (replicated on tp / kv_heads GPUs) when tp exceeds them."""
+    if kv_heads >= tp:
+        return shard("the KV heads", kv_heads, tp)
+    if tp % kv_heads:
+        raise OpgraphError(f"--tp {tp} is not a multiple of the {kv_heads} KV heads, so they cannot be replicated "
+                           f"evenly")
+    return 1
+
+
+def reduce(b: GraphBuilder, name: str, x: Tensor, tp: int, out: str) -> Tensor:
+    """The all-reduce that completes a row-parallel layer's partial sums (nothing when tp is 1)."""
+    return b.all_reduce(name, x, group=tp, out=out) if tp > 1 else x
+
+
 def cached_positions(phase: Phase, window: int | None) -> int:
     """Earlier positions a new token reads from the KV cache: all of them, or with a sliding window the
     window - 1 most recent (the new token is the window's last key), so the cache never holds more
@@ -57,7 +79,8 @@ def cached_positions(phase: Phase, window: int | None) -> int:
 @piece("attention")
 def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_heads: int, head_dim: int,
                   causal: bool = False, prefix: str = "self_attn.", qkv_bias: bool = False, o_bias: bool = False,
-                  window: int | None = None, rotary_dim: int | None = None, rotary: bool = True) -> Tensor:
+                  window: int | None = None, rotary_dim: int | None = None, rotary: bool = True,
+                  tp: int = 1) -> Tensor:
     """Grouped-query attention (MHA when kv_heads == heads, MQA when 1), head_dim independent of d_model.
 
     `qkv_bias`/`o_bias`: biases as in Qwen2 (q, k, v) or GPT-2 (all four). `rotary=False` for models with
@@ -66,8 +89,12 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
 
     The new token(s)' K and V are the KV-cache entries this step writes (role KV_CACHE, so every fusion
     plan writes them); in decode the cached positions are read as well, and attention runs over
-    cached + new keys."""
+    cached + new keys.
+
+    With `tp` > 1 (Megatron tensor parallelism) this is one GPU's share: q, k and v column-parallel over the
+    heads (KV heads replicated when tp exceeds them), o_proj row-parallel, then an all-reduce of its output."""
     d = x.shape[-1]
+    heads, kv_heads = shard("the attention heads", heads, tp), kv_heads_per_gpu(kv_heads, tp)
     q_width, kv_width = heads * head_dim, kv_heads * head_dim
     new_kv = Role.ACTIVATION if rotary else Role.KV_CACHE
     q = proj(b, "q_proj", x, q_width, prefix=prefix, bias=qkv_bias, out="q")
@@ -85,7 +112,10 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
     s = b.attention_scores("qk", q, keys, out="scores", **heads_kw)
     p = b.softmax("softmax", s, causal=causal, window=window, out="probs")
     o = b.attention_values("av", p, values, out="attn", **heads_kw)
-    return proj(b, "o_proj", o, d, prefix=prefix, bias=o_bias, out="attn_out")
+    if tp == 1:
+        return proj(b, "o_proj", o, d, prefix=prefix, bias=o_bias, out="attn_out")
+    return reduce(b, "o_allreduce", proj(b, "o_proj", o, d, prefix=prefix, bias=o_bias, out="attn_partial"), tp,
+                  "attn_out")
 
 
 def _row_blocks(b: GraphBuilder, name: str, k: int, parts: dict[str, int], *, prefix: str) -> list[Tensor]:
@@ -157,24 +187,31 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
 
 @piece("mlp")
 def gated_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "silu", prefix: str = "mlp.",
-              bias: bool = False) -> Tensor:
-    """down(act(gate(x)) * up(x)): SwiGLU with act="silu", GeGLU with act="gelu"."""
-    d = x.shape[-1]
+              bias: bool = False, tp: int = 1) -> Tensor:
+    """down(act(gate(x)) * up(x)): SwiGLU with act="silu", GeGLU with act="gelu". With `tp` > 1, one GPU's
+    share: gate and up column-parallel, down row-parallel, then an all-reduce."""
+    d, d_ffn = x.shape[-1], shard("the FFN width", d_ffn, tp)
     gate = proj(b, "gate_proj", x, d_ffn, prefix=prefix, bias=bias, out="gate")
     up = proj(b, "up_proj", x, d_ffn, prefix=prefix, bias=bias, out="up")
     a = b.elementwise("act", act, gate, out="act")
     h = b.elementwise("mul", "mul", a, up, out="gated")
-    return proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_out")
+    if tp == 1:
+        return proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_out")
+    return reduce(b, "down_allreduce", proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_partial"), tp,
+                  "mlp_out")
 
 
 @piece("mlp")
 def plain_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "gelu", prefix: str = "mlp.",
-              bias: bool = True) -> Tensor:
-    """down(act(up(x))) with biases, as GPT-2's c_fc -> gelu -> c_proj."""
-    d = x.shape[-1]
+              bias: bool = True, tp: int = 1) -> Tensor:
+    """down(act(up(x))) with biases, as GPT-2's c_fc -> gelu -> c_proj (with `tp`, as gated_mlp splits it)."""
+    d, d_ffn = x.shape[-1], shard("the FFN width", d_ffn, tp)
     h = proj(b, "up_proj", x, d_ffn, prefix=prefix, bias=bias, out="up")
     h = b.elementwise("act", act, h, out="act")
-    return proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_out")
+    if tp == 1:
+        return proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_out")
+    return reduce(b, "down_allreduce", proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_partial"), tp,
+                  "mlp_out")
 
 
 @size_function
@@ -239,13 +276,20 @@ def residual(b: GraphBuilder, name: str, x: Tensor, branch: Tensor, out: str) ->
 
 
 @piece("embedding")
-def embedding(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, positions: int | None = None) -> Tensor:
+def embedding(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, positions: int | None = None,
+              tp: int = 1) -> Tensor:
     """Token ids -> hidden states; reads only the rows the batch looks up. With `positions` (the size of
     a learned position table, GPT-2's wpe), adds the learned position embedding: every sequence looks up
     the same new_tokens positions, so only those rows are read."""
     ids = b.input("token_ids", (phase.batch, phase.new_tokens), INT32)
     table = b.precision.table  # quantized checkpoints keep their tables unquantized (Precision.table)
-    h = b.embedding("embedding", ids, b.weight("embed_tokens.weight", (vocab, d_model), table), out="embeddings")
+    if tp > 1:  # vocab-parallel (Megatron): each GPU holds ceil(vocab / tp) rows, the vocabulary padded to fit
+        rows = minimum(-(-phase.tokens // tp), -(-vocab // tp))  # ids spread over the shards
+        part = b.embedding("embedding", ids, b.weight("embed_tokens.weight", (-(-vocab // tp), d_model), table),
+                           rows=rows, out="embeddings_partial")
+        h = reduce(b, "embedding_allreduce", part, tp, "embeddings")
+    else:
+        h = b.embedding("embedding", ids, b.weight("embed_tokens.weight", (vocab, d_model), table), out="embeddings")
     if positions is None:
         return h
     pos = b.input("position_ids", (phase.batch, phase.new_tokens), INT32)
@@ -256,12 +300,15 @@ def embedding(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, positi
 
 @piece("head")
 def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bool, norm_fn: str = "rmsnorm",
-            norm_bias: bool = False) -> Tensor:
+            norm_bias: bool = False, tp: int = 1) -> Tensor:
     """Final norm and lm_head over the last layer's output. In prefill only the last position of each
     sequence goes through them, as serving engines do (the norm is per position, so slicing first is exact)."""
     h = b.input("hidden", (phase.batch, phase.new_tokens, d_model))
     if phase.new_tokens > 1:
         h = b.take_last("last_position", h, out="last_hidden")
     h = norm(b, "final_norm", h, "norm.weight", fn=norm_fn, bias=norm_bias, out="final_hidden")
-    w = b.weight("embed_tokens.weight" if tied else "lm_head.weight", (vocab, d_model), b.precision.table)
-    return b.linear("lm_head", h, w, out="logits")
+    local = -(-vocab // tp)  # vocab-parallel, padded as the embedding is
+    w = b.weight("embed_tokens.weight" if tied else "lm_head.weight", (local, d_model), b.precision.table)
+    if tp == 1:
+        return b.linear("lm_head", h, w, out="logits")
+    return b.all_gather("logits_allgather", b.linear("lm_head", h, w, out="logits_partial"), group=tp, out="logits")

@@ -57,6 +57,12 @@ def builder(source, options: BuildOptions):
     def build(phase: Phase):
         return source.build(phase, options)
 
+    if options.tp != 1:
+        checks.integer("--tp", options.tp, maximum=1024)
+        probe = build(Phase.decode(1, 1))
+        if not any(op.kind == "collective" for b in probe.blocks for op in b.graph.ops.values()):
+            raise OpgraphError(f"--tp {options.tp}: {probe.name} was built without any communication between GPUs, "
+                               f"so its builder ignored the option (pieces take tp=...)")
     if options.experts_touched is not None:
         checks.integer("--experts-touched", options.experts_touched)
         probe = build(Phase.decode(1, 1))

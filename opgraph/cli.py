@@ -46,6 +46,8 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type) -> None
     if MODEL in groups:
         p.add_argument("model", nargs="?", default=models.DEFAULT, help=f"preset name, a Hugging Face config.json, or "
                        f"file.py:NAME for a model written in Python (default: {models.DEFAULT}); see 'opgraph models'")
+        p.add_argument("--tp", type=_int, default=1, metavar="N", help="tensor parallelism: build one GPU's share of "
+                       "a group of N GPUs, with its all-reduces (default: 1; GQA/MHA attention and dense MLPs)")
     if GPU in groups:
         many = ", several separated by commas" if LISTS in groups else ""
         p.add_argument("--hardware", default=hardware.DEFAULT, metavar="NAME",

@@ -26,7 +26,7 @@ def build(a):
     model = source(a)
     opts = BuildOptions(choices.precision(model, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype,
                                           kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype),
-                        getattr(a, "causal_skip", False), getattr(a, "experts_touched", None))
+                        getattr(a, "causal_skip", False), getattr(a, "experts_touched", None), getattr(a, "tp", 1))
     return choices.builder(model, opts)
 
 

@@ -38,7 +38,7 @@ LIST_OK = ["1,2", "1:4", "1,2,4,...,16", "8"]
 # command -> (option -> kind); kinds: int, float, overlap, phase, format, dtype, fusion, fusions, hardware, list
 COMMON = {"--batch": "int", "--phase": "phase", "--seq-len": "int", "--context": "int", "--fusion": "fusion",
           "--dtype": "dtype", "--weight-dtype": "dtype", "--act-dtype": "dtype", "--kv-dtype": "dtype",
-          "--table-dtype": "dtype", "--hardware": "hardware"}
+          "--table-dtype": "dtype", "--hardware": "hardware", "--tp": "tp"}
 TIME = {"--launch-us": "float", "--overlap": "overlap", "--experts-touched": "int"}
 COMMANDS = {
     "report": {**COMMON, **TIME, "--format": "format"},
@@ -48,7 +48,7 @@ COMMANDS = {
     "sweep": {**COMMON, **TIME, "--batch": "list", "--seq-len": "list", "--context": "list"},
     "crossover": {k: v for k, v in {**COMMON, **TIME}.items() if k != "--seq-len"},
     "memory": dict(COMMON),
-    "generate": {"--batch": "int", "--prompt": "int", "--output": "int", "--hardware": "hardware", **TIME},
+    "generate": {"--batch": "int", "--prompt": "int", "--output": "int", "--hardware": "hardware", "--tp": "tp", **TIME},
 }
 # Options each command does not take: giving them is an error, never silently ignored.
 FOREIGN = {"activations": ["--launch-us", "--overlap", "--hardware"], "graph": ["--launch-us", "--hardware"],
@@ -82,6 +82,8 @@ def _values(kind: str) -> list[tuple[str, str]]:
         return [(v, BAD) for v in ["", "fused", ",", "fused,", "fused,magic", "b" * 300]] + [("unfused,fused", OK)]
     if kind == "hardware":
         return [(v, BAD) for v in NAME_BAD] + [(v, OK) for v in ("h200", "a100-sxm")]
+    if kind == "tp":  # llama-3-8b: 32 heads, 8 KV heads
+        return [(v, BAD) for v in ["", "0", "-1", "3", "abc", "2000", "1.5"]] + [(v, OK) for v in ("1", "2", "8")]
     if kind == "list":
         return [(v, BAD) for v in LIST_BAD] + [(v, OK) for v in LIST_OK]
     raise ValueError(kind)

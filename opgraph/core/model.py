@@ -23,6 +23,7 @@ class BuildOptions:
     precision: Precision | None = None
     causal_skip: bool = False
     experts_touched: int | None = None
+    tp: int = 1  # tensor parallelism: the model is built as one GPU's share of a group of tp GPUs
 
 
 @attrs.frozen
@@ -41,6 +42,7 @@ class Model:
     blocks: tuple[Block, ...] = attrs.field(converter=tuple)
     # What a reader must know to interpret the numbers, e.g. which form of attention this phase uses.
     notes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    gpus: int = 1  # the blocks are one GPU's share of a tensor-parallel group of this many GPUs
 
     def params(self) -> int:
         """Parameter count: every weight tensor, shared ones (tied embeddings) once per block."""

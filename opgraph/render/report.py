@@ -52,7 +52,7 @@ def _phase_dict(p: PhaseCost) -> dict:
     model.update({k: v for k, v in _roofline_dict(p.totals).items()
                   if k in ("flops", "bytes", "intensity", "bound", "time_s", "expected_s")})
     model["tokens_per_s"] = p.phase.tokens / p.totals.time_s if p.totals.time_s else None
-    return {**p.phase.describe(), "notes": list(p.notes), "blocks": [_block_dict(b) for b in p.blocks],
+    return {**p.phase.describe(), "gpus": p.gpus, "notes": list(p.notes), "blocks": [_block_dict(b) for b in p.blocks],
             "model": model}
 
 
@@ -119,7 +119,8 @@ def phase_title(p: PhaseCost) -> str:
 def _model_line(p: PhaseCost) -> str:
     t = p.totals
     step = "prompt tokens/s" if p.phase.name == "prefill" else "new tokens/s at this context"
-    return (f"model: {p.params:,} params, {scaled(p.weight_bytes, 'B')} of weights; "
+    who = f"per GPU of {p.gpus} (tensor parallel): " if p.gpus > 1 else ""
+    return (f"model: {who}{p.params:,} params, {scaled(p.weight_bytes, 'B')} of weights; "
             f"{scaled(t.flops, 'FLOP')}, {scaled(t.bytes, 'B')} moved, {sig(t.intensity)} FLOP/B, "
             f"{t.bound}-bound; expected {seconds(t.expected_s)} ({sig(p.phase.tokens / t.expected_s)} {step}), "
             f"roofline {seconds(t.time_s)}")

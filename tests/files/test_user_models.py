@@ -158,3 +158,17 @@ def test_a_size_function_and_isinstance_sweep_exactly(tmp_path):
         model = json.loads(one.stdout)["phases"]["decode"]["model"]
         assert (point["flops"], point["bytes"], point["model_time_s"]) == (model["flops"], model["bytes"],
                                                                            model["time_s"])
+
+
+def test_a_user_model_that_ignores_tp_is_refused():
+    r = opgraph("report", REF, "--tp", "8", "--phase", "decode")
+    assert r.returncode == 2 and "--tp 8" in r.stderr and "ignored the option" in r.stderr, r.stderr
+
+
+def test_tp_on_the_command_line():
+    r = opgraph("report", "llama-3-70b", "--tp", "8", "--phase", "decode", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    decode = json.loads(r.stdout)["phases"]["decode"]
+    assert decode["gpus"] == 8
+    assert {op["name"] for op in decode["blocks"][0]["ops"] if op["kind"] == "collective"} == {"o_allreduce",
+                                                                                                "down_allreduce"}

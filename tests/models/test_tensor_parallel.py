@@ -1,0 +1,70 @@
+"""Tensor parallelism (Megatron): one GPU's share of the weights and work, and the all-reduces between, derived by
+hand for Llama-3-70B at TP 8 on H100 SXM."""
+
+import re
+
+import pytest
+
+from opgraph import Phase, analyze, hardware, models, strategy
+from opgraph.core.model import BuildOptions
+from opgraph.errors import OpgraphError
+
+LLAMA70 = models.get("llama-3-70b")  # d 8192, 64 heads, 8 KV heads of 128, FFN 28672, 80 layers, vocab 128256
+H100 = hardware.load("h100-sxm")
+D, HD, FFN, VOCAB, LAYERS = 8192, 128, 28672, 128256, 80
+
+
+def test_per_gpu_weights_are_an_eighth_of_each_sharded_matrix_plus_the_replicated_norms():
+    m = LLAMA70.build(Phase.decode(1, 16), BuildOptions(tp=8))
+    layer = 2 * (8 * HD * D) + 2 * (1 * HD * D) + 3 * (FFN // 8 * D) + 2 * D  # q, o; k, v; gate, up, down; 2 norms
+    head = 2 * (VOCAB // 8 * D) + D  # vocab-parallel embedding and lm_head; the final norm whole
+    assert m.weight_bytes() == 2 * (LAYERS * layer + head)  # bf16
+    assert m.gpus == 8
+
+
+@pytest.mark.parametrize("phase", [Phase.decode(32, 1024), Phase.prefill(4, 512)], ids=["decode", "prefill"])
+def test_two_all_reduces_per_layer_of_the_hidden_states(phase):
+    cost = analyze(LLAMA70.build(phase, BuildOptions(tp=8)), strategy("fused"), H100)
+    layer = cost.blocks[0]
+    reduces = [o for o in layer.ops if o.fn == "all_reduce"]
+    buffer = phase.tokens * D * 2  # B x S x d_model, bf16
+    assert [o.name for o in reduces] == ["o_allreduce", "down_allreduce"]
+    for o in reduces:
+        assert o.cost.wire_bytes == 2 * 7 * buffer // 8  # a ring moves 2(n-1)/n of the buffer per GPU
+        assert o.cost.comm_s == pytest.approx(14 * 0.7e-6 + o.cost.wire_bytes / 450e9, rel=1e-12)
+
+
+def test_the_group_does_the_single_gpu_work():
+    """Matrix FLOPs of a layer: eight GPUs' shares add up to one GPU's whole layer (no work is replicated when the
+    KV heads split evenly)."""
+    phase = Phase.prefill(2, 256)
+    whole = analyze(LLAMA70.build(phase), strategy("unfused"), H100).blocks[0]
+    share = analyze(LLAMA70.build(phase, BuildOptions(tp=8)), strategy("unfused"), H100).blocks[0]
+    matmul = lambda block: sum(o.cost.flops for o in block.ops if o.kind == "matmul")  # noqa: E731
+    assert 8 * matmul(share) == matmul(whole)
+
+
+def test_tp_one_is_todays_report():
+    phase = Phase.decode(16, 2048)
+    a = analyze(LLAMA70.build(phase), strategy("fused"), H100)
+    b = analyze(LLAMA70.build(phase, BuildOptions(tp=1)), strategy("fused"), H100)
+    assert (a.totals.flops, a.totals.bytes, a.totals.time_s, a.totals.expected_s) == \
+           (b.totals.flops, b.totals.bytes, b.totals.time_s, b.totals.expected_s)
+
+
+def test_kv_heads_are_replicated_when_tp_exceeds_them():
+    m = models.get("llama-3-8b").build(Phase.decode(1, 1024), BuildOptions(tp=16))  # 8 KV heads over 16 GPUs
+    k = m.blocks[0].graph.ops["k_proj"].inputs[1]
+    assert k.shape == (HD, 4096)  # one KV head per GPU
+    assert any("stored 2 times across the group" in n for n in m.notes)
+
+
+@pytest.mark.parametrize("name, tp, says", [
+    ("llama-3-8b", 3, "--tp 3 does not divide the attention heads (32)"),
+    ("qwen2-7b", 14, "--tp 14 is not a multiple of the 4 KV heads"),  # 28 heads split, 4 KV heads cannot
+    ("mixtral-8x7b", 2, "mixture-of-experts layers are not split yet"),
+    ("deepseek-v2-lite", 2, "MLA layers are not split yet"),
+])
+def test_splits_that_do_not_work_are_errors(name, tp, says):
+    with pytest.raises(OpgraphError, match=re.escape(says)):
+        models.get(name).build(Phase.decode(1, 1), BuildOptions(tp=tp))
