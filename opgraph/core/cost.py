@@ -30,7 +30,8 @@ from opgraph.core.ops import MATRIX_KINDS
 from opgraph.core.phase import Phase
 from opgraph.core.tensor import Role, nbytes
 from opgraph.core.sizes import maximum
-from opgraph.core.timing import LATENCY, KernelWork, classify, expected, shape_features
+from opgraph.core.timing import (DECODE_ATTENTION, LATENCY, PREFILL_ATTENTION, KernelWork, classify, expected_fused,
+                                 op_class, shape_features)
 from opgraph.errors import OpgraphError
 
 COMPUTE, MEMORY, COMMUNICATION = "compute", "memory", "communication"
@@ -240,11 +241,19 @@ def _expected(graph: Graph, part: Partition, rooflines: dict[str, Roofline], hw:
     out, latency_bound, total = {}, set(), 0.0
     for k in part.kernels:
         ops = [graph.ops[n] for n in k.ops]
-        gemm_rows, attention_rows = shape_features(ops)
-        work = KernelWork(classify(ops), sum(rooflines[n].compute_s for n in k.ops),
-                          sum(rooflines[n].memory_s for n in k.ops), sum(op.transcendentals for op in ops),
-                          gemm_rows, attention_rows, sum(rooflines[n].comm_s for n in k.ops))
-        time, bound = expected(hw.timing, work)
+        kind = classify(ops)
+        attention = kind if kind in (PREFILL_ATTENTION, DECODE_ATTENTION) else PREFILL_ATTENTION
+        by_class: dict[str, list] = {}
+        for op in ops:
+            by_class.setdefault(op_class(op, attention), []).append(op)
+        works = []
+        for cls, members in by_class.items():
+            gemm_rows, attention_rows = shape_features(members)
+            works.append(KernelWork(cls, sum(rooflines[o.name].compute_s for o in members),
+                                    sum(rooflines[o.name].memory_s for o in members),
+                                    sum(o.transcendentals for o in members), gemm_rows, attention_rows,
+                                    sum(rooflines[o.name].comm_s for o in members)))
+        time, bound = expected_fused(hw.timing, works)
         total = total + time
         roof = sum(rooflines[n].time_s for n in k.ops)
         for n in k.ops:

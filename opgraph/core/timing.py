@@ -92,19 +92,51 @@ def expected(tm: TimeModel, work: KernelWork) -> tuple[float, bool]:
     >>> round(t * 1e6, 6), latency_bound  # 5 + max(1.25, 4): 4 us of memory at half the bandwidth
     (9.0, True)
     """
+    return expected_fused(tm, [work])
+
+
+def _parts(tm: TimeModel, work: KernelWork) -> tuple[float, object, object, object]:
+    """(latency, busy time, compute time, memory time) of one class's work."""
     p = tm.of(work.kind)
-    compute = work.compute_s / p.compute_efficiency
+    # Terms that are identities (an efficiency of 1, nothing to add) are skipped: a sweep replays every line.
+    compute = work.compute_s if p.compute_efficiency == 1 else work.compute_s / p.compute_efficiency
     if p.tile_m > 1:  # a GEMM's rows padded up to the tile
         rows = maximum(work.gemm_rows, 1)
         compute = compute * (-(-rows // p.tile_m) * p.tile_m) / rows
-    if tm.exp_rate:
+    if tm.exp_rate and not _zero(work.transcendentals):
         compute = maximum(compute, work.transcendentals / tm.exp_rate)
-    memory = work.memory_s / p.memory_efficiency
-    busy = compute + memory - minimum(compute, memory) * p.overlap
-    if not (type(work.comm_s) in (int, float) and work.comm_s == 0):  # a collective: its links run beside the rest
+    memory = work.memory_s if p.memory_efficiency == 1 else work.memory_s / p.memory_efficiency
+    if p.overlap == 1:
+        busy = maximum(compute, memory)
+    else:
+        busy = compute + memory - minimum(compute, memory) * p.overlap
+    if not _zero(work.comm_s):  # a collective: its links run beside the rest
         busy = maximum(busy, work.comm_s)
-    time = p.latency_s + busy + p.per_row_s * work.attention_rows
-    return time, p.latency_s > maximum(compute, memory)
+    if p.per_row_s:
+        busy = busy + p.per_row_s * work.attention_rows
+    return p.latency_s, busy, compute, memory
+
+
+def _zero(x) -> bool:
+    return type(x) in (int, float) and x == 0
+
+
+def expected_fused(tm: TimeModel, works: list[KernelWork]) -> tuple[float, bool]:
+    """One kernel that does several classes' work (a fused attention block: GEMMs, rope, attention): each part
+    runs at its own class's efficiencies, and the kernel pays one latency, the largest of its classes'."""
+    parts = [_parts(tm, w) for w in works]
+    latency = max(p[0] for p in parts)
+    busy, compute, memory = parts[0][1], parts[0][2], parts[0][3]
+    for _, b, c, m in parts[1:]:
+        busy, compute, memory = busy + b, compute + c, memory + m
+    return latency + busy, latency > maximum(compute, memory)
+
+
+def op_class(op, attention: str) -> str:
+    """The class whose parameters price one op's work inside a kernel (`attention`: the kernel's attention class)."""
+    if op.fn in ("qk", "softmax", "av"):
+        return attention
+    return {"matmul": GEMM, "norm": NORM, "embedding": EMBEDDING, "collective": COLLECTIVE}.get(op.kind, ELEMENTWISE)
 
 
 def classify(ops) -> str:
