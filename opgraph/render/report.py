@@ -52,8 +52,15 @@ def _phase_dict(p: PhaseCost) -> dict:
     model.update({k: v for k, v in _roofline_dict(p.totals).items()
                   if k in ("flops", "bytes", "intensity", "bound", "time_s", "expected_s")})
     model["tokens_per_s"] = p.phase.tokens / p.totals.time_s if p.totals.time_s else None
-    return {**p.phase.describe(), "gpus": p.gpus, "notes": list(p.notes), "blocks": [_block_dict(b) for b in p.blocks],
-            "model": model}
+    model["expected_tokens_per_s"] = p.phase.tokens / p.totals.expected_s if p.totals.expected_s else None
+    out = {**p.phase.describe(), "gpus": p.gpus, "notes": list(p.notes), "blocks": [_block_dict(b) for b in p.blocks],
+           "model": model}
+    if p.gpus > 1:  # every GPU of a tensor-parallel group does the same share, in lockstep
+        n, t = p.gpus, p.totals
+        out["group"] = {"gpus": n, "flops": n * t.flops, "bytes": n * t.bytes, "weight_bytes": n * p.weight_bytes,
+                        "wire_bytes": n * t.wire_bytes, "expected_tokens_per_s": model["expected_tokens_per_s"],
+                        "expected_tokens_per_s_per_gpu": (model["expected_tokens_per_s"] or 0) / n}
+    return out
 
 
 def hardware_dict(hw) -> dict:
@@ -120,10 +127,17 @@ def _model_line(p: PhaseCost) -> str:
     t = p.totals
     step = "prompt tokens/s" if p.phase.name == "prefill" else "new tokens/s at this context"
     who = f"per GPU of {p.gpus} (tensor parallel): " if p.gpus > 1 else ""
-    return (f"model: {who}{p.params:,} params, {scaled(p.weight_bytes, 'B')} of weights; "
+    line = (f"model: {who}{p.params:,} params, {scaled(p.weight_bytes, 'B')} of weights; "
             f"{scaled(t.flops, 'FLOP')}, {scaled(t.bytes, 'B')} moved, {sig(t.intensity)} FLOP/B, "
             f"{t.bound}-bound; expected {seconds(t.expected_s)} ({sig(p.phase.tokens / t.expected_s)} {step}), "
             f"roofline {seconds(t.time_s)}")
+    if p.gpus > 1:
+        n = p.gpus
+        line += (f"\ngroup of {n} GPUs (each the same share, in lockstep): {scaled(n * t.flops, 'FLOP')}, "
+                 f"{scaled(n * t.bytes, 'B')} moved, {scaled(n * t.wire_bytes, 'B')} over the links, "
+                 f"{scaled(n * p.weight_bytes, 'B')} of weights stored (the norms on every GPU); "
+                 f"{sig(p.phase.tokens / t.expected_s / n)} {step} per GPU")
+    return line
 
 
 def setup_lines(p: PhaseCost) -> list[str]:
