@@ -237,7 +237,7 @@ class DecoderConfig:
             return pieces.mla_attention(b, x, phase, heads=self.n_heads, kv_lora_rank=m.kv_lora_rank,
                                         qk_nope_head_dim=m.qk_nope_head_dim, qk_rope_head_dim=m.qk_rope_head_dim,
                                         v_head_dim=m.v_head_dim, q_lora_rank=m.q_lora_rank,
-                                        absorbed=self.mla_absorbed(phase), causal=options.causal_skip)
+                                        absorbed=self.mla_absorbed(phase), causal=options.causal_skip, tp=options.tp)
         return pieces.gqa_attention(b, x, phase, heads=self.n_heads, kv_heads=self.n_kv_heads, head_dim=self.head_dim,
                                     causal=options.causal_skip, qkv_bias=self.qkv_bias, o_bias=self.o_bias,
                                     window=kind.window, rotary_dim=self.rotary_dim, rotary=self.positions == "rope",
@@ -249,7 +249,7 @@ class DecoderConfig:
             e = self.moe
             return pieces.moe(b, x, experts=e.experts, top_k=e.top_k, d_expert=e.d_expert, shared=e.shared,
                               touched=e.touched(phase.tokens, options.experts_touched), act=act,
-                              router_bias=e.router_bias)
+                              router_bias=e.router_bias, tp=options.tp)
         if self.mlp == "gelu":
             return pieces.plain_mlp(b, x, d_ffn=self.d_ffn, act=act, bias=self.mlp_bias, tp=options.tp)
         return pieces.gated_mlp(b, x, d_ffn=self.d_ffn, act=act, bias=self.mlp_bias, tp=options.tp)
@@ -268,9 +268,6 @@ class DecoderConfig:
         """The model for one phase, built as `options` say (precision per role, causal skipping, experts read,
         tensor parallelism: with tp > 1, one GPU's share)."""
         tp = checks.integer("--tp", options.tp, maximum=1024)
-        if tp > 1 and (self.mla is not None or self.moe is not None):
-            raise OpgraphError(f"{self.name}: tensor parallelism is built for GQA/MHA attention and dense MLPs so far; "
-                               f"its {'MLA' if self.mla is not None else 'mixture-of-experts'} layers are not split yet")
         blocks = [Block(self.block_name(k), n, self.layer(phase, options, k)) for k, n in self.layer_kinds().items()]
         blocks.append(Block("embed_head", 1, self.embed_head(phase, options)))
         return Model(self.name, phase, blocks, notes=self.phase_notes(phase, options), gpus=tp)
@@ -323,6 +320,12 @@ class DecoderConfig:
                          f"the hidden states; embedding and lm_head split by vocabulary"
                          + (f" (padded from {self.vocab_size:,} to {-(-self.vocab_size // options.tp) * options.tp:,})"
                             if self.vocab_size % options.tp else ""))
+            if self.mla is not None:
+                notes.append(f"MLA over {options.tp} GPUs: the heads split, but every GPU computes and caches the whole "
+                             f"{self.mla.cache_width}-wide latent (the KV cache is not split)")
+            if self.moe is not None:
+                notes.append(f"MoE over {options.tp} GPUs without expert parallelism: every GPU holds every expert's "
+                             f"1/{options.tp} slice and runs the router whole")
             if self.mla is None and self.n_kv_heads < options.tp:
                 notes.append(f"{self.n_kv_heads} KV heads over {options.tp} GPUs: each GPU holds one KV head, so each is "
                              f"stored {options.tp // self.n_kv_heads} times across the group (the KV cache per GPU counts "

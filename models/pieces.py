@@ -127,7 +127,7 @@ def _row_blocks(b: GraphBuilder, name: str, k: int, parts: dict[str, int], *, pr
 @piece("attention")
 def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lora_rank: int, qk_nope_head_dim: int,
                   qk_rope_head_dim: int, v_head_dim: int, q_lora_rank: int | None = None, absorbed: bool = False,
-                  causal: bool = False, prefix: str = "self_attn.") -> Tensor:
+                  causal: bool = False, prefix: str = "self_attn.", tp: int = 1) -> Tensor:
     """Multi-head latent attention (DeepSeek-V2 paper, section 2.1; DeepSeek-V3 keeps it).
 
     kv_a_proj_with_mqa compresses each token to a latent of kv_lora_rank (normed) plus one rope key of
@@ -141,8 +141,13 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
     Weight-absorbed form (absorbed=True, decode): kv_b_proj's K block is folded into the query
     (q_absorb: per head q_nope @ W_UK -> kv_lora_rank) and its V block into the output (v_absorb), so
     attention runs MQA-style straight over the cached [latent | rope key] entries, which are never
-    decompressed: QK^T over kv_lora_rank + qk_rope per head, PV over the kv_lora_rank latent."""
+    decompressed: QK^T over kv_lora_rank + qk_rope per head, PV over the kv_lora_rank latent.
+
+    With `tp` > 1 (as vLLM shards MLA): the heads split over the GPUs (q_b_proj or q_proj, kv_b_proj, the
+    absorbed products by columns; o_proj by rows, then an all-reduce); the latent path (q_a_proj,
+    kv_a_proj_with_mqa, their norms) and so the latent KV cache are on every GPU whole."""
     d = x.shape[-1]
+    heads = shard("the attention heads", heads, tp)
     nope, rope, r = qk_nope_head_dim, qk_rope_head_dim, kv_lora_rank
     q_parts = {"nope": heads * nope, "rope": heads * rope}
     if q_lora_rank:
@@ -182,20 +187,23 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
         s = b.attention_scores("qk", q, [k], head_dim=nope + rope, out="scores", **kw)
         p = b.softmax("softmax", s, causal=causal, out="probs")
         o = b.attention_values("av", p, [v], head_dim=v_head_dim, out="attn", **kw)
-    return proj(b, "o_proj", o, d, prefix=prefix, out="attn_out")
+    if tp == 1:
+        return proj(b, "o_proj", o, d, prefix=prefix, out="attn_out")
+    return reduce(b, "o_allreduce", proj(b, "o_proj", o, d, prefix=prefix, out="attn_partial"), tp, "attn_out")
 
 
 @piece("mlp")
 def gated_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "silu", prefix: str = "mlp.",
-              bias: bool = False, tp: int = 1) -> Tensor:
+              bias: bool = False, tp: int = 1, reduce_output: bool = True) -> Tensor:
     """down(act(gate(x)) * up(x)): SwiGLU with act="silu", GeGLU with act="gelu". With `tp` > 1, one GPU's
-    share: gate and up column-parallel, down row-parallel, then an all-reduce."""
+    share: gate and up column-parallel, down row-parallel, then an all-reduce (left to the caller with
+    `reduce_output=False`, when its partial sums join others first)."""
     d, d_ffn = x.shape[-1], shard("the FFN width", d_ffn, tp)
     gate = proj(b, "gate_proj", x, d_ffn, prefix=prefix, bias=bias, out="gate")
     up = proj(b, "up_proj", x, d_ffn, prefix=prefix, bias=bias, out="up")
     a = b.elementwise("act", act, gate, out="act")
     h = b.elementwise("mul", "mul", a, up, out="gated")
-    if tp == 1:
+    if tp == 1 or not reduce_output:
         return proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_out")
     return reduce(b, "down_allreduce", proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_partial"), tp,
                   "mlp_out")
@@ -239,15 +247,17 @@ def expected_experts_real(experts: int, top_k: int, tokens: int) -> float:
 
 @piece("moe")
 def moe(b: GraphBuilder, x: Tensor, *, experts: int, top_k: int, d_expert: int, touched: int, shared: int = 0,
-        act: str = "silu", router_bias: bool = False, prefix: str = "mlp.") -> Tensor:
+        act: str = "silu", router_bias: bool = False, prefix: str = "mlp.", tp: int = 1) -> Tensor:
     """Mixture-of-experts feed-forward (Mixtral; DeepSeekMoE with `shared` always-on experts).
 
     router (a matmul to E logits) -> softmax -> top_k; each token runs through its top_k routed SwiGLU
     experts (FLOPs for exactly k experts per token), whose outputs are combined with the routing weights;
     shared experts are one SwiGLU of shared*d_expert that every token runs. Routed expert weights are
     stacked [E, out, in]; a step reads `touched` of the E experts (see `expected_experts`).
-    `router_bias`: DeepSeek-V3's e_score_correction_bias, an E-vector added to the scores for selection."""
-    d = x.shape[-1]
+    `router_bias`: DeepSeek-V3's e_score_correction_bias, an E-vector added to the scores for selection.
+    With `tp` > 1 (as vLLM shards MoE without expert parallelism): the router on every GPU, each expert's
+    width (and the shared experts') split over the GPUs, one all-reduce of the combined output."""
+    d, d_slice = x.shape[-1], shard("the expert width", d_expert, tp)
     bias = b.weight(f"{prefix}gate.e_score_correction_bias", (experts,)) if router_bias else None
     logits = b.linear("router", x, b.weight(f"{prefix}gate.weight", (experts, d)), bias=bias, out="router_logits")
     probs = b.softmax("router_softmax", logits, out="router_probs")
@@ -258,17 +268,18 @@ def moe(b: GraphBuilder, x: Tensor, *, experts: int, top_k: int, d_expert: int, 
         return b.grouped_linear(f"experts.{name}", h, w, groups=top_k, in_dim=k, out_dim=n,
                                 weight_reads=touched * n * k, out=out)
 
-    gate = experts_linear("gate_proj", x, d_expert, d, "expert_gate")
-    up = experts_linear("up_proj", x, d_expert, d, "expert_up")
+    gate = experts_linear("gate_proj", x, d_slice, d, "expert_gate")
+    up = experts_linear("up_proj", x, d_slice, d, "expert_up")
     a = b.elementwise("experts.act", act, gate, out="expert_act")
     h = b.elementwise("experts.mul", "mul", a, up, out="expert_gated")
-    y = experts_linear("down_proj", h, d, d_expert, "expert_out")
-    out = b.moe_combine("combine", y, weights, top_k=top_k, out="routed_out")
+    y = experts_linear("down_proj", h, d, d_slice, "expert_out")
+    out = b.moe_combine("combine", y, weights, top_k=top_k, out="routed_out" if tp == 1 else "routed_partial")
     if shared:
         # DeepSeek's shared experts sit beside the routed ones in one block, as ops named shared.*
-        s = gated_mlp(b, x, d_ffn=shared * d_expert, act=act, prefix=f"{prefix}shared_experts.", name="shared.")
-        out = b.elementwise("shared_add", "add", out, s, out="moe_out")
-    return out
+        s = gated_mlp(b, x, d_ffn=shared * d_expert, act=act, prefix=f"{prefix}shared_experts.", name="shared.",
+                      tp=tp, reduce_output=False)
+        out = b.elementwise("shared_add", "add", out, s, out="moe_out" if tp == 1 else "moe_partial")
+    return reduce(b, "moe_allreduce", out, tp, "moe_out" if shared else "routed_out")
 
 
 def residual(b: GraphBuilder, name: str, x: Tensor, branch: Tensor, out: str) -> Tensor:

@@ -135,7 +135,7 @@ def _model_line(p: PhaseCost) -> str:
         n = p.gpus
         line += (f"\ngroup of {n} GPUs (each the same share, in lockstep): {scaled(n * t.flops, 'FLOP')}, "
                  f"{scaled(n * t.bytes, 'B')} moved, {scaled(n * t.wire_bytes, 'B')} over the links, "
-                 f"{scaled(n * p.weight_bytes, 'B')} of weights stored (the norms on every GPU); "
+                 f"{scaled(n * p.weight_bytes, 'B')} of weights stored (unsplit weights on every GPU); "
                  f"{sig(p.phase.tokens / t.expected_s / n)} {step} per GPU")
     return line
 

@@ -59,11 +59,33 @@ def test_kv_heads_are_replicated_when_tp_exceeds_them():
     assert any("stored 2 times across the group" in n for n in m.notes)
 
 
+def test_mixtral_experts_are_sliced_and_the_router_is_whole():
+    """Mixtral 8x7B at TP 8: d 4096, 32 heads and 8 KV heads of 128, 8 experts of width 14336, vocab 32000."""
+    m = models.get("mixtral-8x7b").build(Phase.decode(1, 16), BuildOptions(tp=8))
+    d = 4096
+    attention = 2 * (4 * HD * d) + 2 * (1 * HD * d)  # q, o: 4 heads; k, v: 1 KV head
+    experts = 8 * 3 * (14336 // 8) * d  # every expert's 1/8 slice of gate, up and down
+    layer = attention + experts + 8 * d + 2 * d  # + the router, whole, + two norms
+    assert m.weight_bytes() == 2 * (32 * layer + 2 * (32000 // 8) * d + d)
+    assert [op.name for op in m.blocks[0].graph.ops.values() if op.kind == "collective"] == ["o_allreduce",
+                                                                                             "moe_allreduce"]
+
+
+def test_mla_splits_its_heads_and_keeps_the_latent_cache_whole():
+    v3 = models.get("deepseek-v3")  # 128 heads; latent 512 + rope 64 per token
+    whole = v3.build(Phase.decode(4, 1024))
+    share = v3.build(Phase.decode(4, 1024), BuildOptions(tp=8))
+    cache = lambda m: m.blocks[0].graph.tensors["latent_cache"].shape  # noqa: E731
+    assert cache(share) == cache(whole) == (4, 1024, 576)
+    assert share.blocks[0].graph.ops["qk"].outputs[0].shape[1] == 128 // 8
+    assert any("the KV cache is not split" in n for n in share.notes)
+
+
 @pytest.mark.parametrize("name, tp, says", [
     ("llama-3-8b", 3, "--tp 3 does not divide the attention heads (32)"),
     ("qwen2-7b", 14, "--tp 14 is not a multiple of the 4 KV heads"),  # 28 heads split, 4 KV heads cannot
-    ("mixtral-8x7b", 2, "mixture-of-experts layers are not split yet"),
-    ("deepseek-v2-lite", 2, "MLA layers are not split yet"),
+    ("mixtral-8x7b", 3, "--tp 3 does not divide the attention heads (32)"),
+    ("deepseek-v2-lite", 32, "--tp 32 does not divide the attention heads (16)"),
 ])
 def test_splits_that_do_not_work_are_errors(name, tp, says):
     with pytest.raises(OpgraphError, match=re.escape(says)):
