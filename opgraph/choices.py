@@ -84,6 +84,22 @@ def gpu(name: str, *, launch_us: float | None = None, overlap: float | None = No
     return attrs.evolve(hw, **knobs) if knobs else hw
 
 
+def group_fits(hw: Hardware, tp: int, across_nodes: bool = False) -> Hardware:
+    """A tensor-parallel group that spans nodes runs its collectives over the network, several times slower than
+    the links inside a node; that is allowed only when asked for, never by accident."""
+    link = hw.interconnect
+    if across_nodes and (tp == 1 or (link is not None and tp <= link.gpus_per_node)):
+        within = "one GPU" if tp == 1 else f"one node of {link.gpus_per_node} {hw.name} GPUs"
+        raise OpgraphError(f"--across-nodes: --tp {tp} fits in {within}, so nothing crosses nodes; drop it")
+    if link is not None and tp > link.gpus_per_node and not across_nodes:
+        nodes = -(-tp // link.gpus_per_node)
+        raise OpgraphError(f"--tp {tp} spans {nodes} nodes of {link.gpus_per_node} {hw.name} GPUs: its all-reduces "
+                           f"would cross the network ({link.network_bandwidth / 1e9:g} GB/s per GPU, against "
+                           f"{link.link_bandwidth / 1e9:g} GB/s within a node); use --tp {link.gpus_per_node} or less, "
+                           f"or add --across-nodes to model it anyway")
+    return hw
+
+
 def gpus(text: str | None, **knobs) -> list[Hardware]:
     """Several GPUs, separated by commas (a calibration file, if given, applies to each)."""
     names = [n.strip() for n in (specs.DEFAULT if text is None else text).split(",")]

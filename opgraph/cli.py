@@ -47,11 +47,14 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type) -> None
         p.add_argument("model", nargs="?", default=models.DEFAULT, help=f"preset name, a Hugging Face config.json, or "
                        f"file.py:NAME for a model written in Python (default: {models.DEFAULT}); see 'opgraph models'")
         p.add_argument("--tp", type=_int, default=1, metavar="N", help="tensor parallelism: build one GPU's share of "
-                       "a group of N GPUs, with its all-reduces (default: 1; GQA/MHA attention and dense MLPs)")
+                       "a group of N GPUs, with its all-reduces (default: 1)")
     if GPU in groups:
         many = ", several separated by commas" if LISTS in groups else ""
         p.add_argument("--hardware", default=hardware.DEFAULT, metavar="NAME",
                        help=f"GPU name or path to a .toml spec{many} (default: {hardware.DEFAULT}); see 'opgraph hardware'")
+        if MODEL in groups:
+            p.add_argument("--across-nodes", action="store_true", help="allow a --tp group larger than one node: "
+                           "its collectives then run at the network's bandwidth (refused without this flag)")
     if SIZES in groups or LISTS in groups or PHASE1 in groups:
         lists = LISTS in groups
         kind, many = (str, ", a list: 1,8,64 or 1:64 or 1,2,4,...,512") if lists else (_int, "")

@@ -31,8 +31,14 @@ def build(a):
 
 
 def gpu(a):
-    return choices.gpu(a.hardware, launch_us=getattr(a, "launch_us", None), overlap=getattr(a, "overlap", None),
-                       calibration=getattr(a, "calibration", None))
+    hw = choices.gpu(a.hardware, launch_us=getattr(a, "launch_us", None), overlap=getattr(a, "overlap", None),
+                     calibration=getattr(a, "calibration", None))
+    return choices.group_fits(hw, getattr(a, "tp", 1), getattr(a, "across_nodes", False))
+
+
+def gpu_list(a):
+    return [choices.group_fits(hw, a.tp, a.across_nodes)
+            for hw in choices.gpus(a.hardware, launch_us=a.launch_us, overlap=a.overlap)]
 
 
 def phases(a):
@@ -54,7 +60,7 @@ def one_phase(a):
 def sweep_report(a):
     names = choices.phase_names(a.phase, seq_len=a.seq_len, context=a.context)
     batches, lengths = choices.sweep_axes(names, batch=a.batch, seq_len=a.seq_len, context=a.context)
-    gpus = choices.gpus(a.hardware, launch_us=a.launch_us, overlap=a.overlap)
+    gpus = gpu_list(a)
     return sweep.sweep(build(a), choices.plan(a.fusion), gpus, list(names), batches, lengths)
 
 
@@ -79,7 +85,7 @@ def picture(a) -> str:
     if a.plot != "sweep":
         r = report.report(build(a), phases(a), choices.plan(a.fusion), gpu(a))
         return (plot.roofline_file if a.plot == "roofline" else plot.breakdown_file)(r.costs, path)
-    gpus = choices.gpus(a.hardware, launch_us=a.launch_us, overlap=a.overlap)
+    gpus = gpu_list(a)
     if len(gpus) != 1:
         raise OpgraphError("opgraph plot sweep draws one GPU: give one --hardware")
     make, fusion = build(a), choices.plan(a.fusion)

@@ -153,8 +153,20 @@ def setup_lines(p: PhaseCost) -> list[str]:
     if hw.kernel_launch_s or hw.overlap != 1.0:
         out.append(f"roofline knobs: {sig(hw.kernel_launch_s * 1e6)} µs launch per kernel, overlap {hw.overlap} "
                    f"(1.0 = max(compute, memory), 0.0 = sum)")
+    if p.gpus > 1 and hw.interconnect is not None:
+        out.append(links_line(hw.interconnect, p.gpus))
     out.append(time_model_line(hw))
     return out
+
+
+def links_line(link, group: int) -> str:
+    """Which links a group's collectives run over: its slowest hop's."""
+    where = (f"the group of {group} spans {-(-group // link.gpus_per_node)} nodes, so its collectives run at the "
+             f"network's {sig(link.network_bandwidth / 1e9)} GB/s" if group > link.gpus_per_node else
+             f"the group of {group} is inside one node")
+    return (f"links: {link.name}, {sig(link.link_bandwidth / 1e9)} GB/s per GPU each way within a node of "
+            f"{link.gpus_per_node}, {sig(link.network_bandwidth / 1e9)} GB/s between nodes; {where}; "
+            f"{sig(link.step_latency_s * 1e6)} µs per collective step")
 
 
 def time_model_line(hw) -> str:

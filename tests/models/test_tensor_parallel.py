@@ -5,9 +5,10 @@ import re
 
 import pytest
 
-from opgraph import Phase, analyze, hardware, models, strategy
+from opgraph import Phase, analyze, choices, hardware, models, strategy
 from opgraph.core.model import BuildOptions
 from opgraph.errors import OpgraphError
+from userland import opgraph
 
 LLAMA70 = models.get("llama-3-70b")  # d 8192, 64 heads, 8 KV heads of 128, FFN 28672, 80 layers, vocab 128256
 H100 = hardware.load("h100-sxm")
@@ -90,3 +91,38 @@ def test_mla_splits_its_heads_and_keeps_the_latent_cache_whole():
 def test_splits_that_do_not_work_are_errors(name, tp, says):
     with pytest.raises(OpgraphError, match=re.escape(says)):
         models.get(name).build(Phase.decode(1, 1), BuildOptions(tp=tp))
+
+
+def test_a_group_across_nodes_runs_its_all_reduces_at_the_network_bandwidth():
+    """Llama-3.1-405B (d_model 16,384) at TP 16 over two 8-GPU H100 nodes: the ring's slowest hop is the
+    50 GB/s-per-GPU network (400 Gb/s InfiniBand), not NVLink."""
+    phase = Phase.decode(32, 1024)
+    cost = analyze(models.get("llama-3.1-405b").build(phase, BuildOptions(tp=16)), strategy("fused"), H100)
+    reduce = next(o for o in cost.blocks[0].ops if o.fn == "all_reduce")
+    buffer = 32 * 16384 * 2
+    assert reduce.cost.wire_bytes == 2 * 15 * buffer // 16
+    assert reduce.cost.comm_s == pytest.approx(30 * 0.7e-6 + 2 * 15 * buffer / 16 / 50e9, rel=1e-12)
+
+
+@pytest.mark.parametrize("tp, across, says", [
+    (16, False, "--tp 16 spans 2 nodes of 8 h100-sxm GPUs"),
+    (9, False, "--tp 9 spans 2 nodes of 8 h100-sxm GPUs"),
+    (8, True, "--across-nodes: --tp 8 fits in one node of 8 h100-sxm GPUs"),
+    (1, True, "--across-nodes: --tp 1 fits in one GPU"),
+])
+def test_a_group_that_spans_nodes_must_say_so(tp, across, says):
+    with pytest.raises(OpgraphError, match=re.escape(says)):
+        choices.group_fits(H100, tp, across)
+
+
+def test_groups_within_a_node_or_declared_across_nodes_pass():
+    assert choices.group_fits(H100, 8) is H100
+    assert choices.group_fits(H100, 16, across_nodes=True) is H100
+
+
+def test_the_command_line_refuses_a_group_across_nodes_and_names_the_flag():
+    r = opgraph("report", "llama-3.1-405b", "--tp", "16", "--phase", "decode")
+    assert r.returncode != 0 and "add --across-nodes" in r.stderr and "Traceback" not in r.stderr
+    r = opgraph("report", "llama-3.1-405b", "--tp", "16", "--across-nodes", "--phase", "decode")
+    assert r.returncode == 0
+    assert "the group of 16 spans 2 nodes, so its collectives run at the network's 50.0 GB/s" in r.stdout
