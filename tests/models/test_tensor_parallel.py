@@ -4,10 +4,13 @@ hand for Llama-3-70B at TP 8 on H100 SXM."""
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opgraph import Phase, analyze, choices, hardware, models, strategy
 from opgraph.core.model import BuildOptions
 from opgraph.errors import OpgraphError
+from opgraph.models import LlamaConfig
 from userland import opgraph
 
 LLAMA70 = models.get("llama-3-70b")  # d 8192, 64 heads, 8 KV heads of 128, FFN 28672, 80 layers, vocab 128256
@@ -126,3 +129,39 @@ def test_the_command_line_refuses_a_group_across_nodes_and_names_the_flag():
     r = opgraph("report", "llama-3.1-405b", "--tp", "16", "--across-nodes", "--phase", "decode")
     assert r.returncode == 0
     assert "the group of 16 spans 2 nodes, so its collectives run at the network's 50.0 GB/s" in r.stdout
+
+
+@st.composite
+def split_configs(draw):
+    """A Llama-style model and a TP degree that splits it: heads and FFN divisible, KV heads either split or
+    replicated, the vocabulary anything (padded)."""
+    tp = draw(st.sampled_from([2, 4, 8]))
+    kv = draw(st.sampled_from([k for k in (1, 2, 4, 8, 16) if k % tp == 0 or tp % k == 0]))
+    heads = max(kv, tp) * draw(st.integers(1, 3))
+    head_dim = draw(st.sampled_from([8, 16, 64]))
+    cfg = LlamaConfig("random", d_model=heads * head_dim, n_heads=heads, n_kv_heads=kv, head_dim=head_dim,
+                      d_ffn=tp * draw(st.integers(1, 40)), n_layers=draw(st.integers(1, 4)),
+                      vocab_size=draw(st.integers(1, 5000)), tie_embeddings=draw(st.booleans()))
+    return cfg, tp
+
+
+@settings(max_examples=40, deadline=None)
+@given(split_configs(), st.one_of(st.builds(Phase.prefill, st.integers(1, 4), st.integers(1, 32)),
+                                  st.builds(Phase.decode, st.integers(1, 4), st.integers(1, 128))))
+def test_the_group_holds_the_model_plus_what_it_replicates_and_pads(case, phase):
+    """Across the group: every parameter of the model once, plus (tp - 1) copies of the norms, the copies of
+    k_proj and v_proj when tp exceeds the KV heads, and the vocabulary's padding rows; the matmul FLOPs likewise
+    gain only the replicated k/v projections and the padded logits."""
+    cfg, tp = case
+    d, hd, kv, L = cfg.d_model, cfg.head_dim, cfg.n_kv_heads, cfg.n_layers
+    whole, share = cfg.build(phase), cfg.build(phase, BuildOptions(tp=tp))
+    copies = tp - kv if kv < tp else 0  # KV heads held beyond the model's
+    pad = -(-cfg.vocab_size // tp) * tp - cfg.vocab_size
+    tables = 1 if cfg.tie_embeddings else 2
+    extra = (tp - 1) * (2 * L + 1) * d + L * 2 * copies * hd * d + tables * pad * d
+    assert tp * share.params() == whole.params() + extra
+    matmul = lambda m: sum(b.count * o.flops for b in m.blocks for o in b.graph.ops.values()  # noqa: E731
+                           if o.kind == "matmul")
+    logits_rows = phase.batch  # prefill's head reads only each sequence's last position
+    extra_flops = L * 2 * phase.tokens * d * 2 * copies * hd + 2 * logits_rows * d * pad
+    assert tp * matmul(share) == matmul(whole) + extra_flops
