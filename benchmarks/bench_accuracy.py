@@ -7,7 +7,8 @@ p90 <= 30% per class on held-out measurements).
 
     python benchmarks/bench_accuracy.py
 
-Needs scipy (pip install ".[fit]"). Not yet here: serving-style end-to-end decode steps (no measured steps ship).
+The all-reduce rows fit the `collective` class (no target is set for it; the L40S's fit is printed but not shipped,
+being worse than its spec's alpha-beta). Needs scipy (pip install ".[fit]"). Not yet here: serving-style end-to-end decode steps (no measured steps ship).
 """
 
 from __future__ import annotations

@@ -8,7 +8,11 @@ Kept, bf16 only (the precision the shipped calibration targets):
 - `gemm`: `gemm_perf` rows with gemm_dtype bfloat16 (m x k activations times a k -> n weight);
 - `prefill_attention`: `context_attention_perf`, causal, no window, bf16 KV cache (batch, seq_len = isl);
 - `decode_attention`: `generation_attention_perf`, no window, bf16 KV cache; one new token attends over
-  isl + step keys, so context (tokens already cached) = isl + step - 1.
+  isl + step keys, so context (tokens already cached) = isl + step - 1;
+- `all_reduce`: `comm/<framework>/custom_allreduce_perf`, bf16, as captured in a CUDA graph (the way serving engines
+  run decode; vLLM's and SGLang's `*_graph` backends, TensorRT-LLM's own kernel), every row; its message_size is
+  the number of elements (aiconfigurator sizes it tokens x hidden). These rows come last, so adding them left the
+  other classes' held-out split unchanged.
 
 vLLM's tables are the calibration sets (`<gpu>-vllm.csv.gz`, every row, for each shipped GPU the package has: the
 H100 SXM, H200, A100 SXM, B200 and L40S, each from its newest vLLM version there); on the H100, TensorRT-LLM's and
@@ -48,8 +52,9 @@ def newest(wheel: zipfile.ZipFile, folder: str, table: str) -> str:
     def version(name: str) -> tuple:
         return tuple(int(p) if p.isdigit() else 0 for p in name[len(folder):].split("/")[0].replace("rc", ".").split("."))
     return max(found, key=version)
-COLUMNS = ["class", "dtype", "m", "n", "k", "batch", "seq_len", "context", "heads", "kv_heads", "head_dim", "time_us",
-           "source"]
+COLUMNS = ["class", "dtype", "m", "n", "k", "batch", "seq_len", "context", "heads", "kv_heads", "head_dim", "gpus",
+           "elements", "time_us", "source"]
+GRAPHED = {"vllm": "vllm_graph", "sglang": "sglang_graph", "trtllm": "trtllm"}  # the CUDA-graph all-reduce
 
 
 def rows(wheel: zipfile.ZipFile, gpu: str, framework: str):
@@ -85,6 +90,12 @@ def rows(wheel: zipfile.ZipFile, gpu: str, framework: str):
             else:
                 row["context"] = r.isl + r.step - 1
             yield row
+    c = read(newest(wheel, f"{base}comm/{framework}/", "custom_allreduce_perf.parquet"))
+    mode = c.backend if "backend" in c else c.implementation
+    c = c[(mode == GRAPHED[framework]) & (c.allreduce_dtype == "bfloat16")].sort_values(["num_gpus", "message_size"])
+    for r in c.itertuples():
+        yield {"class": "all_reduce", "dtype": "bf16", "gpus": r.num_gpus, "elements": r.message_size,
+               "time_us": round(r.latency * 1e3, 4), "source": f"{framework} {r.version} {r.kernel_source}"}
 
 
 def main() -> int:

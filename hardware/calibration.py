@@ -14,6 +14,11 @@
     tile_m = 64                          # GEMM rows padded to a multiple of this
     per_row_us = 0.0                     # decode attention: per (sequence x KV head)
 
+    [collective]                         # all-reduce and the other collectives
+    latency_us = 4.5
+    link_efficiency = 1.04               # achieved / the spec's link bandwidth (above 1: in-switch reduction)
+    per_step_us = 0.05                   # per algorithm step; absent: the spec's step_latency_us
+
 `write` makes such a file from a fitted TimeModel (what `opgraph calibrate --out` writes).
 """
 
@@ -31,7 +36,8 @@ _TOP = {"name", "source", "fit", "exp_rate_per_s"}
 # file key -> (ClassTiming field, scale from the file's unit to the field's)
 _FIELDS = {"latency_us": ("latency_s", 1e-6), "compute_efficiency": ("compute_efficiency", 1),
            "memory_efficiency": ("memory_efficiency", 1), "overlap": ("overlap", 1), "tile_m": ("tile_m", 1),
-           "per_row_us": ("per_row_s", 1e-6)}
+           "per_row_us": ("per_row_s", 1e-6), "link_efficiency": ("link_efficiency", 1),
+           "per_step_us": ("per_step_s", 1e-6)}
 
 
 def shipped(gpu: str) -> Path | None:
@@ -89,6 +95,8 @@ def write(tm: TimeModel, path: Path) -> Path:
         lines += ["", f"[{kind}]"]
         for field, (name, scale) in _FIELDS.items():
             value = getattr(p, name)
+            if value is None:  # per_step_s unset: the spec's step latency
+                continue
             lines.append(f"{field} = {round(value / scale, 6) if scale != 1 else value!r}")
     try:
         Path(path).write_text("\n".join(lines) + "\n")

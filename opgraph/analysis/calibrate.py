@@ -1,7 +1,8 @@
 """Fitting the time model (opgraph.core.timing) to measured kernels: `opgraph calibrate`.
 
 Per kernel class, the parameters (latency, compute and memory efficiency, overlap, and for decode attention the
-cost per sequence x KV head; for GEMMs the row tile, chosen from TILES) minimize a robust loss (soft L1, scale
+cost per sequence x KV head; for GEMMs the row tile, chosen from TILES; for collectives, measured as all_reduce
+rows, instead the latency, the achieved share of the link bandwidth and the cost per ring step) minimize a robust loss (soft L1, scale
 0.1) of log(predicted / measured) on a training split; a held-out split (every row whose hash falls in the
 held-out share, fixed by the seed) is never seen by the fit, and its error before (the roofline) and after (the
 fitted model) is reported. Needs scipy, the optional `fit` extra.
@@ -17,9 +18,9 @@ import numpy as np
 
 from opgraph.analysis.validate import FEATURES, Stats, features
 from opgraph.core.hardware import Hardware
-from opgraph.core.timing import DECODE_ATTENTION, GEMM, ClassTiming, KernelWork, TimeModel, expected
+from opgraph.core.timing import COLLECTIVE, DECODE_ATTENTION, GEMM, ClassTiming, KernelWork, TimeModel, expected
 from opgraph.errors import OpgraphError
-from opgraph.files.measurements import Measurement
+from opgraph.files.measurements import TIME_CLASS, Measurement
 
 TILES = (1, 16, 32, 64, 128)
 INSTALL_HINT = 'calibrating needs scipy, an optional extra: pip install "opgraph[fit]"'
@@ -27,6 +28,8 @@ INSTALL_HINT = 'calibrating needs scipy, an optional extra: pip install "opgraph
 _PARAMS = [("latency_s", 5e-6, 0.0, 1e-3), ("compute_efficiency", 0.8, 0.02, 1.0),
            ("memory_efficiency", 0.8, 0.02, 1.0), ("overlap", 0.5, 0.0, 1.0)]
 _PER_ROW = ("per_row_s", 1e-8, 0.0, 1e-5)
+# collectives: a fixed cost, the achieved share of the link (above 1 where the switch reduces), a cost per step
+_COLLECTIVE = [("latency_s", 5e-6, 0.0, 1e-3), ("link_efficiency", 0.8, 0.05, 2.0), ("per_step_s", 1e-7, 0.0, 1e-5)]
 
 
 @attrs.frozen
@@ -65,7 +68,7 @@ def _fit_class(kind: str, work: KernelWork, measured: np.ndarray, exp_rate: floa
         from scipy.optimize import least_squares
     except ImportError:
         raise OpgraphError(INSTALL_HINT) from None
-    params = _PARAMS + ([_PER_ROW] if kind == DECODE_ATTENTION else [])
+    params = _COLLECTIVE if kind == COLLECTIVE else _PARAMS + ([_PER_ROW] if kind == DECODE_ATTENTION else [])
     names = [p[0] for p in params]
     scale = np.array([max(abs(p[1]), 1e-9) for p in params])  # the solver works on parameters near 1
 
@@ -97,10 +100,11 @@ def calibrate(measurements: Sequence[Measurement], hw: Hardware, *, holdout: flo
     kinds = np.array([m.kind for m in measurements])
     held = split(len(measurements), holdout, seed)
     classes, fits = {}, []
-    for kind in sorted(set(kinds.tolist())):
-        train, test = (kinds == kind) & ~held, (kinds == kind) & held
+    for measured_kind in sorted(set(kinds.tolist())):
+        kind = TIME_CLASS.get(measured_kind, measured_kind)
+        train, test = (kinds == measured_kind) & ~held, (kinds == measured_kind) & held
         if train.sum() < 8 or test.sum() < 2:
-            raise OpgraphError(f"class {kind!r} has {int(train.sum())} training and {int(test.sum())} held-out rows; "
+            raise OpgraphError(f"class {measured_kind!r} has {int(train.sum())} training and {int(test.sum())} held-out rows; "
                                f"a fit needs at least 8 and 2 (give more measurements or a larger --holdout)")
         params = _fit_class(kind, _work(kind, f, train), measured[train], exp_rate)
         classes[kind] = params

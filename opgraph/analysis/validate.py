@@ -6,7 +6,8 @@ reads and writes):
 - gemm: y[m, n] = x[m, k] @ W[n, k]^T;
 - prefill_attention: causal attention of batch x seq_len new tokens over themselves (qk, softmax, av, with
   causal skipping: FlashAttention computes only the unmasked blocks); reads q, k, v, writes the output;
-- decode_attention: one query per sequence over context+1 cached keys; reads q and the K and V cache.
+- decode_attention: one query per sequence over context+1 cached keys; reads q and the K and V cache;
+- all_reduce: a ring all-reduce of `elements` values over `gpus` GPUs (opgraph.core.ops), on the spec's links.
 
 Rows of a class are predicted together by replaying the traced kernel over arrays (opgraph.trace), so a file of
 a hundred thousand kernels takes seconds. The error of a row is (predicted - measured) / measured: negative
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 import attrs
 import numpy as np
 
-from opgraph.core.cost import analyze
+from opgraph.core.cost import analyze, verdict
 from opgraph.core.fusion import FusionPlan, FuseRule
 from opgraph.core.graph import GraphBuilder
 from opgraph.core.hardware import Hardware
@@ -28,7 +29,7 @@ from opgraph.core.model import Block, Model
 from opgraph.core.phase import Phase
 from opgraph.core.tensor import DTYPES, Precision
 from opgraph.core.timing import KernelWork, expected, shape_features
-from opgraph.files.measurements import SHAPE_COLUMNS, SHAPES, Measurement
+from opgraph.files.measurements import SHAPE_COLUMNS, SHAPES, TIME_CLASS, Measurement
 from opgraph.trace import Traced
 
 __all__ = ["SHAPE_COLUMNS", "Stats", "Validation", "expected_times", "features", "kernel", "validate"]
@@ -46,6 +47,8 @@ def kernel(kind: str, dtype: str, **shape) -> Model:
     if kind == "gemm":
         x = b.input("x", (shape["m"], shape["k"]))
         b.linear("gemm", x, b.weight("w", (shape["n"], shape["k"])), out="y")
+    elif kind == "all_reduce":
+        b.all_reduce("all_reduce", b.input("x", (shape["elements"],)), group=shape["gpus"], out="y")
     else:
         batch, heads, kv_heads, d = shape["batch"], shape["heads"], shape["kv_heads"], shape["head_dim"]
         kw = dict(heads=heads, kv_heads=kv_heads, head_dim=d, causal=True)
@@ -107,7 +110,8 @@ class Validation:
         return ("roofline", "expected") if self.hardware.timing.calibrated else ("roofline",)
 
 
-FEATURES = ("time_s", "compute_s", "memory_s", "transcendentals", "gemm_rows", "attention_rows")
+FEATURES = ("time_s", "compute_s", "memory_s", "transcendentals", "gemm_rows", "attention_rows", "comm_s", "wire_s",
+            "comm_steps")  # after time_s, KernelWork's fields in order
 
 
 def features(measurements: Sequence[Measurement], hw: Hardware) -> dict[str, np.ndarray]:
@@ -125,8 +129,12 @@ def features(measurements: Sequence[Measurement], hw: Hardware) -> dict[str, np.
             t = analyze(model, ONE_KERNEL, hw).totals
             ops = list(model.blocks[0].graph.ops.values())
             gemm_rows, attention_rows = shape_features(ops)
+            wire = [op for op in ops if op.wire_bytes]
+            link = hw.interconnect
             return dict(zip(FEATURES, (t.time_s, t.compute_s, t.memory_s, sum(op.transcendentals for op in ops),
-                                       gemm_rows, attention_rows)))
+                                       gemm_rows, attention_rows, t.comm_s,
+                                       sum(op.wire_bytes / link.bandwidth(op.group) for op in wire),
+                                       sum(op.wire_steps for op in wire))))
 
         got = Traced(evaluate, names).many(**{n: [measurements[i].shape[n] for i in rows] for n in names})
         for f in FEATURES:
@@ -142,7 +150,7 @@ def expected_times(tm, kinds: Sequence[str], f: dict[str, np.ndarray]) -> tuple[
     kinds = np.asarray(kinds)
     for kind in np.unique(kinds):
         rows = kinds == kind
-        work = KernelWork(str(kind), *(f[name][rows] for name in FEATURES[1:]))
+        work = KernelWork(TIME_CLASS.get(str(kind), str(kind)), *(f[name][rows] for name in FEATURES[1:]))
         times[rows], latency[rows] = expected(tm, work)
     return times, latency
 
@@ -162,8 +170,8 @@ def validate(measurements: Sequence[Measurement], hw: Hardware, source: str = ""
     f = features(measurements, hw)
     kinds = [m.kind for m in measurements]
     expected_s, latency = expected_times(hw.timing, kinds, f)
-    regime = tuple("latency" if lat else "compute" if c > mem else "memory"
-                   for lat, c, mem in zip(latency, f["compute_s"], f["memory_s"]))
+    regime = tuple(verdict(c, mem, comm) if not lat else "latency"
+                   for lat, c, mem, comm in zip(latency, f["compute_s"], f["memory_s"], f["comm_s"]))
     measured = np.array([m.time_s for m in measurements])
     stats = {}
     for name, predicted in (("roofline", f["time_s"]), ("expected", expected_s)):

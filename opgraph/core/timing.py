@@ -10,6 +10,10 @@ and decode attention pays per (sequence x KV head). The model, per kernel class:
     busy     = max(compute, special) + memory - min(max(compute, special), memory) x overlap
     expected = latency + busy + per_row x (sequences x KV heads)          (decode attention only)
 
+A collective's links run beside its memory traffic: busy = max(busy, comm), where comm is its steps x per_step
+plus its wire bytes over the link bandwidth x link_efficiency (the spec's alpha-beta time until calibrated; a
+link_efficiency above 1 is a switch that reduces in the network, as NVLink SHARP does).
+
 A kernel is latency-bound when its latency exceeds both its compute and its memory time. Time is a property of
 a kernel (a fused group): it pays its latency once. Parameters are data: a calibration file per GPU
 (opgraph.hardware loads hardware/calibrations/<gpu>.toml), fitted by `opgraph calibrate` to measured kernels.
@@ -40,6 +44,8 @@ class ClassTiming:
     overlap: float = 1.0  # of compute and memory inside the kernel: 1 = max, 0 = sum
     tile_m: int = 1  # GEMM rows are padded to a multiple of this (tile quantization)
     per_row_s: float = 0.0  # decode attention: per (sequence x KV head)
+    link_efficiency: float = 1.0  # collectives: achieved link bandwidth / the spec's (above 1: in-switch reduction)
+    per_step_s: float | None = None  # collectives: latency per algorithm step; None: the spec's step latency
 
     def __attrs_post_init__(self) -> None:
         checks.number("latency_s", self.latency_s, minimum=0, maximum=1)
@@ -48,6 +54,9 @@ class ClassTiming:
         checks.number("overlap", self.overlap, minimum=0, maximum=1)
         checks.integer("tile_m", self.tile_m, maximum=4096)
         checks.number("per_row_s", self.per_row_s, minimum=0, maximum=1)
+        checks.number("link_efficiency", self.link_efficiency, above=0, maximum=2)
+        if self.per_step_s is not None:
+            checks.number("per_step_s", self.per_step_s, minimum=0, maximum=1)
 
 
 @attrs.frozen
@@ -81,7 +90,9 @@ class KernelWork:
     transcendentals: int = 0
     gemm_rows: int = 0  # the M of its GEMM (rows of the activation), for tile padding
     attention_rows: int = 0  # decode attention: sequences x KV heads
-    comm_s: float = 0.0  # collectives: time on the links (alpha-beta, opgraph.core.cost), not calibrated yet
+    comm_s: float = 0.0  # collectives: time on the links (the spec's alpha-beta, opgraph.core.cost)
+    wire_s: float = 0.0  # collectives: the beta part of comm_s (wire bytes / the spec's link bandwidth)
+    comm_steps: int = 0  # collectives: the algorithm's steps (the alpha part is steps x the spec's step latency)
 
 
 def expected(tm: TimeModel, work: KernelWork) -> tuple[float, bool]:
@@ -111,7 +122,12 @@ def _parts(tm: TimeModel, work: KernelWork) -> tuple[float, object, object, obje
     else:
         busy = compute + memory - minimum(compute, memory) * p.overlap
     if not _zero(work.comm_s):  # a collective: its links run beside the rest
-        busy = maximum(busy, work.comm_s)
+        comm = work.comm_s
+        if p.per_step_s is not None or p.link_efficiency != 1:
+            alpha = work.comm_s - work.wire_s if p.per_step_s is None else p.per_step_s * work.comm_steps
+            comm = alpha + work.wire_s / p.link_efficiency
+        busy = maximum(busy, comm)
+        memory = maximum(memory, comm)  # the verdict's question: does the latency exceed the transfers?
     if p.per_row_s:
         busy = busy + p.per_row_s * work.attention_rows
     return p.latency_s, busy, compute, memory

@@ -2,13 +2,14 @@
 
 One row a kernel. Columns (a header row names them; order is free, unknown columns are an error):
 
-    class      gemm | prefill_attention | decode_attention
+    class      gemm | prefill_attention | decode_attention | all_reduce
     dtype      the operands' storage type: bf16, fp16, fp8, ... (opgraph.core.tensor.STORAGE_DTYPES)
     time_us    the measured time of one call, microseconds, > 0
     source     free text: where the row comes from (optional)
     gemm:               m, n, k        [m, k] activations times a k -> n weight (torch.nn.Linear's y = x W^T)
     prefill_attention:  batch, seq_len, heads, kv_heads, head_dim    causal, over an empty cache
     decode_attention:   batch, context, heads, kv_heads, head_dim    one new token per sequence over context+1 keys
+    all_reduce:         gpus, elements     a sum over `gpus` GPUs (of one node) of `elements` values of dtype each
 
 A column a row's class does not use must be empty. A file ending in .gz is read through gzip. Every mistake is one
 OpgraphError naming the file, the row (1 = the first data row) and the column.
@@ -32,7 +33,10 @@ SHAPES = {
     "gemm": ("m", "n", "k"),
     "prefill_attention": ("batch", "seq_len", "heads", "kv_heads", "head_dim"),
     "decode_attention": ("batch", "context", "heads", "kv_heads", "head_dim"),
+    "all_reduce": ("gpus", "elements"),
 }
+# The time model's class (opgraph.core.timing) that prices each measured class, where the names differ.
+TIME_CLASS = {"all_reduce": "collective"}
 SHAPE_COLUMNS = tuple(dict.fromkeys(c for cols in SHAPES.values() for c in cols))
 COLUMNS = ("class", "dtype", *SHAPE_COLUMNS, "time_us", "source")
 MAX_ROWS = 10**6

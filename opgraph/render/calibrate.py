@@ -16,10 +16,12 @@ def as_text(c: Calibration, fmt: str) -> str:
                                                                f"FLOPs" if tm.exp_rate else "not counted apart")])
     rows = [[f.kind, f"{f.train:,}", f"{f.params.latency_s * 1e6:.2f}", f"{f.params.compute_efficiency:.3f}",
              f"{f.params.memory_efficiency:.3f}", f"{f.params.overlap:.2f}", f.params.tile_m,
-             f"{f.params.per_row_s * 1e9:.2f}" if f.params.per_row_s else "-"] for f in c.classes]
+             f"{f.params.per_row_s * 1e9:.2f}" if f.params.per_row_s else "-",
+             f"{f.params.link_efficiency:.3f}" if f.params.per_step_s is not None else "-",
+             f"{f.params.per_step_s * 1e6:.3f}" if f.params.per_step_s is not None else "-"] for f in c.classes]
     out += ["", heading("fitted parameters", fmt), "",
-            table(rows, ["class", "fitted on", "latency µs", "compute eff.", "memory eff.", "overlap", "tile", "ns/row"],
-                  fmt, colalign=("left", *["right"] * 7))]
+            table(rows, ["class", "fitted on", "latency µs", "compute eff.", "memory eff.", "overlap", "tile", "ns/row",
+                         "link eff.", "µs/step"], fmt, colalign=("left", *["right"] * 9))]
     rows = [[f.kind, f"{f.after.count:,}", f"{f.before.median:.1%}", f"{f.before.p90:.1%}", f"{f.after.median:.1%}",
              f"{f.after.p90:.1%}", f"{f.after.bias:+.1%}"] for f in c.classes]
     out += ["", heading("held-out error", fmt), "",
@@ -38,5 +40,7 @@ def as_json(c: Calibration, fmt: str) -> str:
                                          "compute_efficiency": f.params.compute_efficiency,
                                          "memory_efficiency": f.params.memory_efficiency, "overlap": f.params.overlap,
                                          "tile_m": f.params.tile_m, "per_row_s": f.params.per_row_s,
+                                         "link_efficiency": f.params.link_efficiency,
+                                         "per_step_s": f.params.per_step_s,
                                          "held_out_roofline": stats(f.before), "held_out_fitted": stats(f.after)}
                                 for f in c.classes}})
