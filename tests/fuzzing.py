@@ -146,6 +146,13 @@ def _option_cases() -> list[Case]:
                 "gemm,bf16,1x,4096,4096,,,,,,,1,", "gemm,bf16,1,4096,4096,8,,,,,,1,", "gemm,fp6,1,1,1,,,,,,,1,",
                 "decode_attention,bf16,,,,8,,1023,32,8,,18,", "gemm,bf16,1,1,1,,,,,,,inf,", ""]:
         out.append(Case(("validate", "m.csv"), BAD, (("m.csv", m + row + "\n"),), label=f"measurement {row[:30]!r}"))
+    c = "class,dtype,m,gpus,elements,time_us\n"  # collectives
+    for row, expect in [("all_reduce,bf16,,8,1024,10", OK), ("all_reduce,bf16,,16,1024,10", OK),
+                        ("all_reduce,bf16,,1,1024,10", BAD), ("all_reduce,bf16,,0,1024,10", BAD),
+                        ("all_reduce,bf16,,5000,1024,10", BAD), ("all_reduce,bf16,,8,,10", BAD),
+                        ("all_reduce,bf16,4,8,1024,10", BAD), ("all_reduce,bf16,,8,1024,-1", BAD),
+                        ("all_reduce,bf16,,8,99999999999999,10", BAD)]:
+        out.append(Case(("validate", "m.csv"), expect, (("m.csv", c + row + "\n"),), label=f"measurement {row!r}"))
     return out
 
 

@@ -52,11 +52,17 @@ class Measurement:
     row: int = 0  # 1-based data row in its file
 
 
+# Columns with a narrower range than a size: a collective needs two GPUs, and no group exceeds --tp's 1,024.
+RANGES = {"gpus": (2, 1024, "a collective runs over 2 to 1,024 GPUs")}
+
+
 def _int(where: str, column: str, text: str) -> int:
     digits = text.strip()
     if not (digits.isascii() and digits.isdigit()):
         raise OpgraphError(f"{where}, column {column!r}: {text[:30]!r} is not a positive integer")
-    return checks.integer(f"{where}, column {column!r}", int(digits) if len(digits) <= 12 else 10**13)
+    low, high, why = RANGES.get(column, (1, checks.MAX_SIZE, ""))
+    return checks.integer(f"{where}, column {column!r}", int(digits) if len(digits) <= 12 else 10**13,
+                          minimum=low, maximum=high, why=why)
 
 
 def parse_row(fields: dict[str, str], where: str) -> Measurement:

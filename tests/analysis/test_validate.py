@@ -118,7 +118,9 @@ def test_validate_reads_gzip_and_gives_every_row_in_json(tmp_path):
 @pytest.mark.parametrize("body, says", [
     ("all_reduce,bf16,,8,,10,\n", "row 1, column 'elements': a all_reduce row needs it"),
     ("all_reduce,bf16,1,8,1024,10,\n", "row 1, column 'm': a all_reduce row does not use it"),
-    ("all_reduce,bf16,,0,1024,10,\n", "row 1, column 'gpus' must be an integer from 1"),
+    ("all_reduce,bf16,,0,1024,10,\n", "row 1, column 'gpus' must be an integer from 2 to 1,024"),
+    ("all_reduce,bf16,,1,1024,10,\n", "row 1, column 'gpus' must be an integer from 2 to 1,024"),
+    ("all_reduce,bf16,,5000,1024,10,\n", "row 1, column 'gpus' must be an integer from 2 to 1,024"),
 ])
 def test_bad_all_reduce_rows_name_the_row_and_the_column(tmp_path, body, says):
     (tmp_path / "m.csv").write_text("class,dtype,m,gpus,elements,time_us,source\n" + body)
