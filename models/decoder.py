@@ -270,7 +270,10 @@ class DecoderConfig:
         tp = checks.integer("--tp", options.tp, maximum=1024)
         blocks = [Block(self.block_name(k), n, self.layer(phase, options, k)) for k, n in self.layer_kinds().items()]
         blocks.append(Block("embed_head", 1, self.embed_head(phase, options)))
-        return Model(self.name, phase, blocks, notes=self.phase_notes(phase, options), gpus=tp)
+        # The unsplit model's weights, so the group's copies and padding can be told apart from the model's.
+        whole = self.build(phase, attrs.evolve(options, tp=1)).weight_bytes() if tp > 1 else None
+        return Model(self.name, phase, blocks, notes=self.phase_notes(phase, options), gpus=tp,
+                     whole_weight_bytes=whole)
 
     # -- what a reader must know --------------------------------------------------------------------
     @staticmethod

@@ -162,6 +162,7 @@ class PhaseCost:
     notes: tuple[str, ...] = ()
     precision: dict[str, str] = attrs.field(factory=dict)  # role -> dtype(s) in use, for the reader
     gpus: int = 1  # the figures are one GPU's of a tensor-parallel group this large
+    whole_weight_bytes: int | None = None  # with gpus > 1: the unsplit model's weights (None: not known)
 
 
 def precision_in_use(model: Model) -> dict[str, str]:
@@ -303,4 +304,4 @@ def analyze(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
                           f"(blocks: {', '.join(b.name for b in model.blocks)})")
     totals = _sum([b.totals.times(b.count) for b in blocks])
     return PhaseCost(model.name, model.phase, plan, hw, tuple(blocks), model.params(), model.weight_bytes(), totals,
-                     model.notes, precision_in_use(model), model.gpus)
+                     model.notes, precision_in_use(model), model.gpus, model.whole_weight_bytes)

@@ -43,6 +43,7 @@ class Model:
     # What a reader must know to interpret the numbers, e.g. which form of attention this phase uses.
     notes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     gpus: int = 1  # the blocks are one GPU's share of a tensor-parallel group of this many GPUs
+    whole_weight_bytes: int | None = None  # with gpus > 1, the unsplit model's weights, if its builder says
 
     def params(self) -> int:
         """Parameter count: every weight tensor, shared ones (tied embeddings) once per block."""

@@ -60,6 +60,9 @@ def _phase_dict(p: PhaseCost) -> dict:
         out["group"] = {"gpus": n, "flops": n * t.flops, "bytes": n * t.bytes, "weight_bytes": n * p.weight_bytes,
                         "wire_bytes": n * t.wire_bytes, "expected_tokens_per_s": model["expected_tokens_per_s"],
                         "expected_tokens_per_s_per_gpu": (model["expected_tokens_per_s"] or 0) / n}
+        if p.whole_weight_bytes is not None:
+            out["group"]["model_weight_bytes"] = p.whole_weight_bytes
+            out["group"]["copied_weight_bytes"] = n * p.weight_bytes - p.whole_weight_bytes
     return out
 
 
@@ -135,9 +138,18 @@ def _model_line(p: PhaseCost) -> str:
         n = p.gpus
         line += (f"\ngroup of {n} GPUs (each the same share, in lockstep): {scaled(n * t.flops, 'FLOP')}, "
                  f"{scaled(n * t.bytes, 'B')} moved, {scaled(n * t.wire_bytes, 'B')} over the links, "
-                 f"{scaled(n * p.weight_bytes, 'B')} of weights stored (unsplit weights on every GPU); "
+                 f"{scaled(n * p.weight_bytes, 'B')} of weights stored ({_beyond(p)}); "
                  f"{sig(p.phase.tokens / t.expected_s / n)} {step} per GPU")
     return line
+
+
+def _beyond(p: PhaseCost) -> str:
+    """What the group stores beyond the model: weights every GPU keeps whole, KV-head copies, vocabulary padding."""
+    if p.whole_weight_bytes is None:
+        return "unsplit weights on every GPU"
+    extra = p.gpus * p.weight_bytes - p.whole_weight_bytes
+    return (f"the model's {scaled(p.whole_weight_bytes, 'B')} plus {scaled(extra, 'B')} of copies and padding: "
+            f"weights every GPU keeps whole, replicated KV heads, vocabulary rows padded to split")
 
 
 def setup_lines(p: PhaseCost) -> list[str]:

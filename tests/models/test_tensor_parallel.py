@@ -1,6 +1,7 @@
 """Tensor parallelism (Megatron): one GPU's share of the weights and work, and the all-reduces between, derived by
 hand for Llama-3-70B at TP 8 on H100 SXM."""
 
+import json
 import re
 
 import pytest
@@ -165,3 +166,16 @@ def test_the_group_holds_the_model_plus_what_it_replicates_and_pads(case, phase)
     logits_rows = phase.batch  # prefill's head reads only each sequence's last position
     extra_flops = L * 2 * phase.tokens * d * 2 * copies * hd + 2 * logits_rows * d * pad
     assert tp * matmul(share) == matmul(whole) + extra_flops
+
+
+def test_the_group_reports_its_copies_beyond_the_model():
+    """Llama-3-8B at TP 16: each GPU keeps every norm whole (15 extra copies of 32 x 2 x 4,096 + 4,096 values)
+    and one of the 8 KV heads, so k_proj and v_proj are stored 16 times where the model has 8 heads' worth."""
+    cost = analyze(models.get("llama-3-8b").build(Phase.decode(1, 1024), BuildOptions(tp=16)), strategy("fused"), H100)
+    norms = 15 * (32 * 2 * 4096 + 4096) * 2
+    kv_copies = 32 * 2 * (16 - 8) * HD * 4096 * 2
+    assert cost.whole_weight_bytes == 16_060_522_496  # Llama-3-8B's 8,030,261,248 parameters in bf16
+    assert 16 * cost.weight_bytes - cost.whole_weight_bytes == norms + kv_copies
+    r = opgraph("report", "llama-3-8b", "--tp", "16", "--across-nodes", "--phase", "decode", "--format", "json")
+    group = json.loads(r.stdout)["phases"]["decode"]["group"]
+    assert group["copied_weight_bytes"] == norms + kv_copies and group["model_weight_bytes"] == 16_060_522_496
