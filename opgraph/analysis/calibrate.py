@@ -2,10 +2,10 @@
 
 Per kernel class, the parameters (latency, compute and memory efficiency, overlap, and for decode attention the
 cost per sequence x KV head; for GEMMs the row tile, chosen from TILES; for collectives, measured as all_reduce
-rows, instead the latency, the achieved share of the link bandwidth and the cost per ring step) minimize a robust loss (soft L1, scale
-0.1) of log(predicted / measured) on a training split; a held-out split (every row whose hash falls in the
-held-out share, fixed by the seed) is never seen by the fit, and its error before (the roofline) and after (the
-fitted model) is reported. Needs scipy, the optional `fit` extra.
+rows, instead the latency, the achieved share of the link bandwidth and the cost per ring step) minimize a
+robust loss (soft L1, scale 0.1) of log(predicted / measured) on a training split; a held-out split (every row
+whose hash falls in the held-out share, fixed by the seed) is never seen by the fit, and its error before (the
+roofline) and after (the fitted model) is reported. Needs scipy, the optional `fit` extra.
 """
 
 from __future__ import annotations
@@ -104,8 +104,8 @@ def calibrate(measurements: Sequence[Measurement], hw: Hardware, *, holdout: flo
         kind = TIME_CLASS.get(measured_kind, measured_kind)
         train, test = (kinds == measured_kind) & ~held, (kinds == measured_kind) & held
         if train.sum() < 8 or test.sum() < 2:
-            raise OpgraphError(f"class {measured_kind!r} has {int(train.sum())} training and {int(test.sum())} held-out rows; "
-                               f"a fit needs at least 8 and 2 (give more measurements or a larger --holdout)")
+            raise OpgraphError(f"class {measured_kind!r} has {int(train.sum())} training and {int(test.sum())} "
+                               f"held-out rows; a fit needs at least 8 and 2 (give more measurements or a larger --holdout)")
         params = _fit_class(kind, _work(kind, f, train), measured[train], exp_rate)
         classes[kind] = params
         t, _ = expected(TimeModel(kind, {kind: params}, exp_rate), _work(kind, f, test))

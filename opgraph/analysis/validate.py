@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import attrs
 import numpy as np
 
-from opgraph.core.cost import analyze, verdict
+from opgraph.core.cost import analyze, verdict, wire_time
 from opgraph.core.fusion import FusionPlan, FuseRule
 from opgraph.core.graph import GraphBuilder
 from opgraph.core.hardware import Hardware
@@ -129,12 +129,9 @@ def features(measurements: Sequence[Measurement], hw: Hardware) -> dict[str, np.
             t = analyze(model, ONE_KERNEL, hw).totals
             ops = list(model.blocks[0].graph.ops.values())
             gemm_rows, attention_rows = shape_features(ops)
-            wire = [op for op in ops if op.wire_bytes]
-            link = hw.interconnect
             return dict(zip(FEATURES, (t.time_s, t.compute_s, t.memory_s, sum(op.transcendentals for op in ops),
-                                       gemm_rows, attention_rows, t.comm_s,
-                                       sum(op.wire_bytes / link.bandwidth(op.group) for op in wire),
-                                       sum(op.wire_steps for op in wire))))
+                                       gemm_rows, attention_rows, t.comm_s, sum(wire_time(op, hw) for op in ops),
+                                       sum(op.wire_steps for op in ops))))
 
         got = Traced(evaluate, names).many(**{n: [measurements[i].shape[n] for i in rows] for n in names})
         for f in FEATURES:

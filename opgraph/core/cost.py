@@ -221,10 +221,10 @@ def _comm(op, hw: Hardware) -> float:
     if link is None:
         raise OpgraphError(f"op {op.name!r} communicates between GPUs, but hardware {hw.name!r} has no "
                            f"[interconnect] table in its spec (link bandwidth, GPUs per node, network bandwidth)")
-    return op.wire_steps * link.step_latency_s + _wire_s(op, hw)
+    return op.wire_steps * link.step_latency_s + wire_time(op, hw)
 
 
-def _wire_s(op, hw: Hardware) -> float:
+def wire_time(op, hw: Hardware) -> float:
     """The beta part of a collective's alpha-beta time: its wire bytes over the group's slowest link."""
     return op.wire_bytes / hw.interconnect.bandwidth(op.group) if op.wire_bytes else 0.0
 
@@ -259,7 +259,7 @@ def _expected(graph: Graph, part: Partition, rooflines: dict[str, Roofline], hw:
                                     sum(rooflines[o.name].memory_s for o in members),
                                     sum(o.transcendentals for o in members), gemm_rows, attention_rows,
                                     sum(rooflines[o.name].comm_s for o in members),
-                                    sum(_wire_s(o, hw) for o in members), sum(o.wire_steps for o in members)))
+                                    sum(wire_time(o, hw) for o in members), sum(o.wire_steps for o in members)))
         time, bound = expected_fused(hw.timing, works)
         total = total + time
         roof = sum(rooflines[n].time_s for n in k.ops)

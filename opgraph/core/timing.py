@@ -14,7 +14,7 @@ A collective's links run beside its memory traffic: busy = max(busy, comm), wher
 plus its wire bytes over the link bandwidth x link_efficiency (the spec's alpha-beta time until calibrated; a
 link_efficiency above 1 is a switch that reduces in the network, as NVLink SHARP does).
 
-A kernel is latency-bound when its latency exceeds both its compute and its memory time. Time is a property of
+A kernel is latency-bound when its latency exceeds its compute, memory and link times. Time is a property of
 a kernel (a fused group): it pays its latency once. Parameters are data: a calibration file per GPU
 (opgraph.hardware loads hardware/calibrations/<gpu>.toml), fitted by `opgraph calibrate` to measured kernels.
 Everything here is plain arithmetic on sizes, so sweeps replay it (opgraph.trace).
