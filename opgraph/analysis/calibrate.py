@@ -1,7 +1,7 @@
 """Fitting the time model (opgraph.core.timing) to measured kernels: `opgraph calibrate`.
 
-Per kernel class, the parameters (latency, compute and memory efficiency, overlap, and for decode attention the
-cost per sequence x KV head; for GEMMs the row tile, chosen from TILES; for collectives, measured as all_reduce
+Per kernel class, the parameters (latency, compute and memory efficiency, overlap, and for attention the cost
+per sequence x KV head and, where exponentials are counted (--exp-rate), their overlap with the matrix products; for GEMMs the row tile, chosen from TILES; for collectives, measured as all_reduce
 rows, instead the latency, the achieved share of the link bandwidth and the cost per ring step) minimize a
 robust loss (soft L1, scale 0.1) of log(predicted / measured) on a training split; a held-out split (every row
 whose hash falls in the held-out share, fixed by the seed) is never seen by the fit, and its error before (the
@@ -18,16 +18,17 @@ import numpy as np
 
 from opgraph.analysis.validate import FEATURES, Stats, features
 from opgraph.core.hardware import Hardware
-from opgraph.core.timing import COLLECTIVE, DECODE_ATTENTION, GEMM, ClassTiming, KernelWork, TimeModel, expected
+from opgraph.core.timing import COLLECTIVE, DECODE_ATTENTION, GEMM, PREFILL_ATTENTION, ClassTiming, KernelWork, TimeModel, expected
 from opgraph.errors import OpgraphError
 from opgraph.files.measurements import TIME_CLASS, Measurement
 
 TILES = (1, 16, 32, 64, 128)
 INSTALL_HINT = 'calibrating needs scipy, an optional extra: pip install "opgraph[fit]"'
-# (field, start, lower, upper); per_row_s only for decode attention
+# (field, start, lower, upper); per_row_s and special_overlap only for attention
 _PARAMS = [("latency_s", 5e-6, 0.0, 1e-3), ("compute_efficiency", 0.8, 0.02, 1.0),
            ("memory_efficiency", 0.8, 0.02, 1.0), ("overlap", 0.5, 0.0, 1.0)]
 _PER_ROW = ("per_row_s", 1e-8, 0.0, 1e-5)
+_SPECIAL = ("special_overlap", 0.5, 0.0, 1.0)
 # collectives: a fixed cost, the achieved share of the link (above 1 where the switch reduces), a cost per step
 _COLLECTIVE = [("latency_s", 5e-6, 0.0, 1e-3), ("link_efficiency", 0.8, 0.05, 2.0), ("per_step_s", 1e-7, 0.0, 1e-5)]
 
@@ -68,7 +69,9 @@ def _fit_class(kind: str, work: KernelWork, measured: np.ndarray, exp_rate: floa
         from scipy.optimize import least_squares
     except ImportError:
         raise OpgraphError(INSTALL_HINT) from None
-    params = _COLLECTIVE if kind == COLLECTIVE else _PARAMS + ([_PER_ROW] if kind == DECODE_ATTENTION else [])
+    params = _COLLECTIVE if kind == COLLECTIVE else _PARAMS
+    if kind in (PREFILL_ATTENTION, DECODE_ATTENTION):
+        params = params + [_PER_ROW] + ([_SPECIAL] if exp_rate else [])
     names = [p[0] for p in params]
     scale = np.array([max(abs(p[1]), 1e-9) for p in params])  # the solver works on parameters near 1
 
@@ -112,8 +115,13 @@ def calibrate(measurements: Sequence[Measurement], hw: Hardware, *, holdout: flo
         before = (f["time_s"][test] - measured[test]) / measured[test]
         fits.append(ClassFit(kind, params, int(train.sum()), Stats.of(before),
                              Stats.of((t - measured[test]) / measured[test])))
+    model = TimeModel(f"{hw.name} calibration", classes, exp_rate, source or "measurements",
+                      fit_summary(fits, holdout, seed))
+    return Calibration(source, hw, model, tuple(fits), holdout, seed)
+
+
+def fit_summary(fits: Sequence[ClassFit], holdout: float, seed: int) -> str:
+    """The held-out error of some classes' fits, as a calibration file's `fit` states it."""
     summary = "; ".join(f"{c.kind} {c.after.median:.1%} median, {c.after.p90:.1%} p90 (roofline {c.before.median:.1%})"
                         for c in fits)
-    model = TimeModel(f"{hw.name} calibration", classes, exp_rate,
-                      source or "measurements", f"held-out |error| ({holdout:.0%} of rows, seed {seed}): {summary}")
-    return Calibration(source, hw, model, tuple(fits), holdout, seed)
+    return f"held-out |error| ({holdout:.0%} of rows, seed {seed}): {summary}"

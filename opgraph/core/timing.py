@@ -2,13 +2,17 @@
 
 The roofline (FLOPs at the datasheet peak, bytes at the datasheet bandwidth) stays the verdict's basis. Real
 kernels are slower: they reach a fraction of the peaks, pay a fixed cost per launch, pad GEMM rows to a tile,
-and decode attention pays per (sequence x KV head). The model, per kernel class:
+and attention pays per (sequence x KV head). The model, per kernel class:
 
-    compute  = roofline compute time x (rows padded to tile_m / rows) / compute_efficiency
-    special  = exponentials / exp_rate                       (the special-function units run beside the rest)
+    matmul   = roofline compute time x (rows padded to tile_m / rows) / compute_efficiency
+    special  = exponentials / exp_rate                       (softmax, SiLU, GELU on the special-function units)
+    compute  = matmul + special - min(matmul, special) x special_overlap
     memory   = roofline memory time / memory_efficiency
-    busy     = max(compute, special) + memory - min(max(compute, special), memory) x overlap
-    expected = latency + busy + per_row x (sequences x KV heads)          (decode attention only)
+    busy     = compute + memory - min(compute, memory) x overlap
+    expected = latency + busy + per_row x (sequences x KV heads)          (attention)
+
+FlashAttention-3 overlaps its exponentials with its matrix products only in part (Shah et al., 2024, sections
+3.1-3.2), which special_overlap measures; the default 1 takes the larger of the two.
 
 A collective's links run beside its memory traffic: busy = max(busy, comm), where comm is its steps x per_step
 plus its wire bytes over the link bandwidth x link_efficiency (the spec's alpha-beta time until calibrated; a
@@ -43,7 +47,8 @@ class ClassTiming:
     memory_efficiency: float = 1.0  # fraction of the datasheet bandwidth reached
     overlap: float = 1.0  # of compute and memory inside the kernel: 1 = max, 0 = sum
     tile_m: int = 1  # GEMM rows are padded to a multiple of this (tile quantization)
-    per_row_s: float = 0.0  # decode attention: per (sequence x KV head)
+    per_row_s: float = 0.0  # attention: per (sequence x KV head)
+    special_overlap: float = 1.0  # of the exponentials with the matrix products: 1 = max, 0 = sum
     link_efficiency: float = 1.0  # collectives: achieved link bandwidth / the spec's (above 1: in-switch reduction)
     per_step_s: float | None = None  # collectives: latency per algorithm step; None: the spec's step latency
 
@@ -54,6 +59,7 @@ class ClassTiming:
         checks.number("overlap", self.overlap, minimum=0, maximum=1)
         checks.integer("tile_m", self.tile_m, maximum=4096)
         checks.number("per_row_s", self.per_row_s, minimum=0, maximum=1)
+        checks.number("special_overlap", self.special_overlap, minimum=0, maximum=1)
         checks.number("link_efficiency", self.link_efficiency, above=0, maximum=2)
         if self.per_step_s is not None:
             checks.number("per_step_s", self.per_step_s, minimum=0, maximum=1)
@@ -115,12 +121,9 @@ def _parts(tm: TimeModel, work: KernelWork) -> tuple[float, object, object, obje
         rows = maximum(work.gemm_rows, 1)
         compute = compute * (-(-rows // p.tile_m) * p.tile_m) / rows
     if tm.exp_rate and not _zero(work.transcendentals):
-        compute = maximum(compute, work.transcendentals / tm.exp_rate)
+        compute = _overlapped(compute, work.transcendentals / tm.exp_rate, p.special_overlap)
     memory = work.memory_s if p.memory_efficiency == 1 else work.memory_s / p.memory_efficiency
-    if p.overlap == 1:
-        busy = maximum(compute, memory)
-    else:
-        busy = compute + memory - minimum(compute, memory) * p.overlap
+    busy = _overlapped(compute, memory, p.overlap)
     if not _zero(work.comm_s):  # a collective: its links run beside the rest
         comm = work.comm_s
         if p.per_step_s is not None or p.link_efficiency != 1:
@@ -131,6 +134,11 @@ def _parts(tm: TimeModel, work: KernelWork) -> tuple[float, object, object, obje
     if p.per_row_s:
         busy = busy + p.per_row_s * work.attention_rows
     return p.latency_s, busy, compute, memory
+
+
+def _overlapped(a, b, overlap: float):
+    """Two activities of one kernel that overlap by `overlap` of the shorter: 1 = max, 0 = sum."""
+    return maximum(a, b) if overlap == 1 else a + b - minimum(a, b) * overlap
 
 
 def _zero(x) -> bool:

@@ -168,3 +168,27 @@ def test_a_calibrated_all_reduce_is_timed_by_its_fitted_alpha_and_beta():
     # the spec's own alpha-beta (0.7 us a step, the full link) is the roofline
     assert float(v.roofline_s[0]) == pytest.approx(14 * 0.7e-6 + 2 * 7 / 8 * 2 ** 21 / LINK, rel=1e-9)
     assert v.regime == ("communication",)
+
+
+PREFILL_TRUE = ClassTiming(latency_s=12e-6, compute_efficiency=0.9, memory_efficiency=0.4, overlap=0.2,
+                           per_row_s=2e-8, special_overlap=0.3)
+
+
+def test_prefill_attentions_exponential_overlap_and_row_cost_are_recovered():
+    rng = random.Random(5)
+    rows = [Measurement("prefill_attention", "bf16",
+                        {"batch": rng.choice([1, 4, 16, 64, 256]), "seq_len": rng.choice([1, 64, 512, 2048, 8192]),
+                         "heads": 32, "kv_heads": rng.choice([1, 8, 32]), "head_dim": rng.choice([64, 128])}, 1.0)
+            for _ in range(600)]
+    f = features(rows, BARE)
+    noise = np.exp(np.random.default_rng(5).normal(0, 0.03, len(rows)))
+    t, _ = expected(TimeModel("true", {"prefill_attention": PREFILL_TRUE}, 3.9e12),
+                    KernelWork("prefill_attention", *(f[x] for x in FEATURES[1:])))
+    rows = [attrs.evolve(m, time_s=float(x)) for m, x in zip(rows, t * noise)]
+    fit = calibrate(rows, BARE, holdout=0.25, seed=3, exp_rate=3.9e12).classes[0]
+    assert fit.params.special_overlap == pytest.approx(0.3, abs=0.1)
+    assert fit.params.per_row_s == pytest.approx(2e-8, rel=0.25)
+    assert fit.params.latency_s == pytest.approx(12e-6, rel=0.1)
+    assert fit.after.median < 0.04
+    without = calibrate(rows, BARE, holdout=0.25, seed=3).classes[0]  # no rate: nothing to overlap, not fitted
+    assert without.params.special_overlap == 1.0

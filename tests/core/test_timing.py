@@ -1,0 +1,71 @@
+"""The time model (opgraph.core.timing), term by term, against the formula worked by hand."""
+
+import pytest
+
+from opgraph.core.timing import ClassTiming, KernelWork, TimeModel, expected, expected_fused
+
+US = 1e-6
+
+
+def one(kind="gemm", rate=None, **params) -> TimeModel:
+    return TimeModel("t", {kind: ClassTiming(**params)}, rate)
+
+
+def test_efficiencies_overlap_and_latency():
+    tm = one(latency_s=2 * US, compute_efficiency=0.5, memory_efficiency=0.8, overlap=0.25)
+    t, latency_bound = expected(tm, KernelWork("gemm", compute_s=3 * US, memory_s=4 * US))
+    # compute 3 / 0.5 = 6, memory 4 / 0.8 = 5; busy 6 + 5 - 5 x 0.25 = 9.75; plus the latency 2
+    assert t == pytest.approx(11.75 * US)
+    assert not latency_bound
+
+
+def test_exponentials_overlap_the_matrix_products_by_special_overlap():
+    # 2e6 exponentials at 1e12/s take 2 us beside 5 us of matrix products
+    work = KernelWork("prefill_attention", compute_s=5 * US, memory_s=0.0, transcendentals=2_000_000)
+    hidden, _ = expected(one("prefill_attention", 1e12), work)  # default 1: the larger of the two
+    assert hidden == pytest.approx(5 * US)
+    summed, _ = expected(one("prefill_attention", 1e12, special_overlap=0.0), work)
+    assert summed == pytest.approx(7 * US)
+    part, _ = expected(one("prefill_attention", 1e12, special_overlap=0.25), work)
+    assert part == pytest.approx((5 + 2 - 2 * 0.25) * US)
+    ignored, _ = expected(one("prefill_attention", None, special_overlap=0.0), work)  # no rate: not counted
+    assert ignored == pytest.approx(5 * US)
+
+
+def test_exponentials_can_bound_the_kernel():
+    work = KernelWork("prefill_attention", compute_s=1 * US, memory_s=0.0, transcendentals=3_000_000)
+    t, _ = expected(one("prefill_attention", 1e12), work)
+    assert t == pytest.approx(3 * US)
+
+
+def test_attention_pays_per_sequence_and_kv_head():
+    work = KernelWork("decode_attention", compute_s=0.0, memory_s=1 * US, attention_rows=8 * 8)
+    t, _ = expected(one("decode_attention", latency_s=10 * US, per_row_s=0.02 * US), work)
+    assert t == pytest.approx((10 + 1 + 64 * 0.02) * US)
+
+
+def test_gemm_rows_pad_to_the_tile():
+    # 65 rows on a 64-row tile compute as 128: the matrix time grows by 128 / 65
+    work = KernelWork("gemm", compute_s=6.5 * US, memory_s=0.0, gemm_rows=65)
+    t, _ = expected(one(tile_m=64), work)
+    assert t == pytest.approx(6.5 * 128 / 65 * US)
+
+
+def test_a_kernel_is_latency_bound_when_its_fixed_cost_exceeds_both_times():
+    t, latency_bound = expected(one(latency_s=5 * US), KernelWork("gemm", compute_s=1 * US, memory_s=2 * US))
+    assert t == pytest.approx(7 * US) and latency_bound
+    _, latency_bound = expected(one(latency_s=1 * US), KernelWork("gemm", compute_s=1 * US, memory_s=2 * US))
+    assert not latency_bound
+
+
+def test_a_fused_kernel_pays_one_latency_the_largest_of_its_classes():
+    tm = TimeModel("t", {"gemm": ClassTiming(latency_s=3 * US), "prefill_attention": ClassTiming(latency_s=12 * US)})
+    t, _ = expected_fused(tm, [KernelWork("gemm", compute_s=4 * US, memory_s=1 * US),
+                               KernelWork("prefill_attention", compute_s=2 * US, memory_s=0.0)])
+    assert t == pytest.approx((12 + 4 + 2) * US)
+
+
+@pytest.mark.parametrize("field, value", [("special_overlap", 1.5), ("special_overlap", -0.1), ("overlap", 2)])
+def test_parameters_out_of_range_are_refused(field, value):
+    with pytest.raises(Exception, match=field):
+        ClassTiming(**{field: value})
