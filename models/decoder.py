@@ -89,6 +89,22 @@ class MoE:
         # A step of T tokens cannot touch more than T*k experts: small steps cap the user's figure.
         return minimum(override, tokens * self.top_k)
 
+    def rows(self, tokens: int, ep: int, imbalance: float | None) -> int:
+        """Token-expert rows one expert-parallel GPU runs when each of `ep` GPUs routes `tokens` tokens: the
+        busiest GPU's (pieces.busiest_expert_load), or imbalance x the mean."""
+        return pieces.busiest_expert_load(self.experts, self.top_k, ep, tokens, imbalance or 0.0)
+
+    def touched_local(self, rows: int, ep: int, override: int | None = None) -> int:
+        """Experts one expert-parallel GPU reads: of its experts / ep, those its `rows` rows reach (each row one
+        of them, uniformly), or the user's override."""
+        local = self.experts // ep
+        if override is None:
+            return pieces.expected_experts(local, 1, rows)
+        if not isinstance(override, int) or isinstance(override, bool) or not 1 <= override <= local:
+            raise OpgraphError(f"--experts-touched with --ep {ep} counts the experts one GPU reads, from 1 to the "
+                               f"{local} it holds ({self.experts} / {ep}); got {override!r}")
+        return minimum(override, rows)
+
 
 @attrs.frozen
 class LayerKind:
@@ -246,10 +262,12 @@ class DecoderConfig:
     def _feed_forward(self, b: GraphBuilder, x, phase: Phase, kind: LayerKind, options: BuildOptions):
         act = ACTIVATIONS[self.mlp]
         if kind.moe:
-            e = self.moe
+            e, ep = self.moe, options.ep
+            rows = e.rows(phase.tokens, ep, options.expert_imbalance) if ep > 1 else 0
+            touched = (e.touched_local(rows, ep, options.experts_touched) if ep > 1 else
+                       e.touched(phase.tokens, options.experts_touched))
             return pieces.moe(b, x, experts=e.experts, top_k=e.top_k, d_expert=e.d_expert, shared=e.shared,
-                              touched=e.touched(phase.tokens, options.experts_touched), act=act,
-                              router_bias=e.router_bias, tp=options.tp)
+                              touched=touched, act=act, router_bias=e.router_bias, tp=options.tp, ep=ep, rows=rows)
         if self.mlp == "gelu":
             return pieces.plain_mlp(b, x, d_ffn=self.d_ffn, act=act, bias=self.mlp_bias, tp=options.tp)
         return pieces.gated_mlp(b, x, d_ffn=self.d_ffn, act=act, bias=self.mlp_bias, tp=options.tp)
@@ -268,12 +286,31 @@ class DecoderConfig:
         """The model for one phase, built as `options` say (precision per role, causal skipping, experts read,
         tensor parallelism: with tp > 1, one GPU's share)."""
         tp = checks.integer("--tp", options.tp, maximum=1024)
+        ep = checks.integer("--ep", options.ep, maximum=1024)
+        if ep > 1:
+            if self.moe is None:
+                raise OpgraphError(f"--ep {ep}: {self.name} has no experts to spread; expert parallelism applies to "
+                                   f"mixture-of-experts models")
+            if tp > 1:
+                raise OpgraphError(f"--ep {ep} with --tp {tp}: expert parallelism is built over data-parallel "
+                                   f"attention only (--dp {ep} --ep {ep}, as DeepSeek serves V3); drop --tp")
+            if self.moe.experts % ep:
+                more = "exceeds" if ep > self.moe.experts else "does not divide"
+                raise OpgraphError(f"--ep {ep} {more} the {self.moe.experts} routed experts; expert parallelism "
+                                   f"gives every GPU the same number of whole experts")
         blocks = [Block(self.block_name(k), n, self.layer(phase, options, k)) for k, n in self.layer_kinds().items()]
         blocks.append(Block("embed_head", 1, self.embed_head(phase, options)))
         # The unsplit model's weights, so the group's copies and padding can be told apart from the model's.
-        whole = self.build(phase, attrs.evolve(options, tp=1)).weight_bytes() if tp > 1 else None
-        return Model(self.name, phase, blocks, notes=self.phase_notes(phase, options), gpus=tp,
-                     whole_weight_bytes=whole)
+        split = tp > 1 or ep > 1
+        whole = self.build(phase, attrs.evolve(options, tp=1, ep=1, dp=1)).weight_bytes() if split else None
+        # Under expert parallelism GPUs differ in load: the blocks are the busiest GPU's; the group's totals
+        # come from a GPU with the mean load.
+        mean = (self.build(phase, attrs.evolve(options, expert_imbalance=1.0))
+                if ep > 1 and options.expert_imbalance != 1.0 else None)
+        parallel = (f"data parallel over {ep} GPUs, experts over all {ep}" if ep > 1 else
+                    f"tensor parallel over {tp} GPUs" if tp > 1 else "")
+        return Model(self.name, phase, blocks, notes=self.phase_notes(phase, options), gpus=max(tp, ep),
+                     whole_weight_bytes=whole, mean_gpu=mean, parallel=parallel, replicas=ep)
 
     # -- what a reader must know --------------------------------------------------------------------
     @staticmethod
@@ -333,6 +370,18 @@ class DecoderConfig:
                 notes.append(f"{self.n_kv_heads} KV heads over {options.tp} GPUs: each GPU holds one KV head, so each is "
                              f"stored {options.tp // self.n_kv_heads} times across the group (the KV cache per GPU counts "
                              f"its copy)")
+        if options.ep > 1:
+            e, ep, t = self.moe, options.ep, phase.tokens
+            rows, mean = e.rows(t, ep, options.expert_imbalance), t * e.top_k
+            how = (f"--expert-imbalance {options.expert_imbalance:g} x the mean" if options.expert_imbalance else
+                   f"the busiest of {ep} GPUs under uniform routing: the mean plus "
+                   f"{pieces.expected_max_normal(ep):.2f} standard deviations, rounded up")
+            notes.append(f"expert parallel over {ep} GPUs with data-parallel attention: every figure is one GPU's, "
+                         f"serving its own batch of {phase.batch}; each holds {e.experts // ep} of the {e.experts} "
+                         f"routed experts whole (attention, dense layers, router and shared experts on every GPU) "
+                         f"and runs {rows:,} token-expert rows through them ({how}; the mean is {mean:,}); the group's "
+                         f"totals count the mean load; each MoE layer sends its tokens to their experts and back "
+                         f"(ep_dispatch, ep_combine: all-to-alls of tokens x top_k x d_model)")
         p = self.precision(options)
         if p.tables is None and p.table != p.weight:
             notes.append(f"embedding table and lm_head stored as {p.table.name}, not {p.weight}: quantized "

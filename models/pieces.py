@@ -10,6 +10,7 @@ three projections of the same total size; a checkpoint matrix that feeds two ops
 from __future__ import annotations
 
 import functools
+import math
 
 from opgraph.errors import OpgraphError
 from opgraph.core.graph import GraphBuilder
@@ -245,9 +246,43 @@ def expected_experts_real(experts: int, top_k: int, tokens: int) -> float:
     return experts * (1 - (1 - top_k / experts) ** tokens)
 
 
+@functools.lru_cache(maxsize=None)
+def expected_max_normal(n: int) -> float:
+    """E[max of n independent standard normals], by integrating x * n * phi(x) * Phi(x)^(n-1) (trapezoids of 1e-3
+    over [-9, 9]; exact to about 1e-9). 0 for n = 1; 0.5642 for n = 2 (1/sqrt(pi)); 1.7660 for n = 16."""
+    step, total = 1e-3, 0.0
+    for i in range(-9000, 9001):
+        x = i * step
+        pdf = math.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+        total += x * n * pdf * (0.5 * (1 + math.erf(x / math.sqrt(2)))) ** (n - 1)
+    return total * step
+
+
+@size_function
+def busiest_expert_load(experts: int, top_k: int, gpus: int, tokens: int, imbalance: float = 0.0) -> int:
+    """Token-expert rows the busiest of `gpus` expert-parallel GPUs runs when each GPU routes `tokens` tokens to
+    top_k of `experts` (experts / gpus on each GPU).
+
+    The mean is tokens x top_k. Under uniform routing, the rows one GPU receives from one token are
+    hypergeometric (top_k draws from `experts`, experts/gpus of them its own), so its load over the group's
+    gpus x tokens tokens has variance gpus x tokens x k p (1 - p) (E - k) / (E - 1), p = 1 / gpus; the busiest
+    GPU's expected load is taken as the mean plus sigma x E[max of `gpus` standard normals] (normal loads,
+    treated as independent), rounded up. `imbalance` > 0 replaces that by imbalance x the mean (a measured or
+    assumed max / mean). Capped at what a GPU can receive: gpus x tokens x min(top_k, its experts)."""
+    local = experts // gpus
+    mean = tokens * top_k
+    cap = gpus * tokens * min(top_k, local)
+    if imbalance:
+        return min(cap, math.ceil(imbalance * mean))
+    p = 1 / gpus
+    var = gpus * tokens * top_k * p * (1 - p) * ((experts - top_k) / (experts - 1) if experts > 1 else 0.0)
+    return min(cap, math.ceil(mean + math.sqrt(var) * expected_max_normal(gpus) - 1e-9))
+
+
 @piece("moe")
 def moe(b: GraphBuilder, x: Tensor, *, experts: int, top_k: int, d_expert: int, touched: int, shared: int = 0,
-        act: str = "silu", router_bias: bool = False, prefix: str = "mlp.", tp: int = 1) -> Tensor:
+        act: str = "silu", router_bias: bool = False, prefix: str = "mlp.", tp: int = 1, ep: int = 1,
+        rows: int = 0) -> Tensor:
     """Mixture-of-experts feed-forward (Mixtral; DeepSeekMoE with `shared` always-on experts).
 
     router (a matmul to E logits) -> softmax -> top_k; each token runs through its top_k routed SwiGLU
@@ -256,12 +291,13 @@ def moe(b: GraphBuilder, x: Tensor, *, experts: int, top_k: int, d_expert: int, 
     stacked [E, out, in]; a step reads `touched` of the E experts (see `expected_experts`).
     `router_bias`: DeepSeek-V3's e_score_correction_bias, an E-vector added to the scores for selection.
     With `tp` > 1 (as vLLM shards MoE without expert parallelism): the router on every GPU, each expert's
-    width (and the shared experts') split over the GPUs, one all-reduce of the combined output."""
+    width (and the shared experts') split over the GPUs, one all-reduce of the combined output.
+    With `ep` > 1 (expert parallelism over `ep` data-parallel GPUs, as DeepSeek serves V3): see `expert_parallel`."""
+    if ep > 1:
+        return expert_parallel(b, x, experts=experts, top_k=top_k, d_expert=d_expert, touched=touched,
+                               shared=shared, act=act, router_bias=router_bias, prefix=prefix, ep=ep, rows=rows)
     d, d_slice = x.shape[-1], shard("the expert width", d_expert, tp)
-    bias = b.weight(f"{prefix}gate.e_score_correction_bias", (experts,)) if router_bias else None
-    logits = b.linear("router", x, b.weight(f"{prefix}gate.weight", (experts, d)), bias=bias, out="router_logits")
-    probs = b.softmax("router_softmax", logits, out="router_probs")
-    weights = b.top_k("top_k", probs, k=top_k, out="routing_weights")
+    weights = _router(b, x, experts, top_k, router_bias, prefix)
 
     def experts_linear(name: str, h: Tensor, n: int, k: int, out: str) -> Tensor:
         w = b.weight(f"{prefix}experts.{name}.weight", (experts, n, k))
@@ -280,6 +316,44 @@ def moe(b: GraphBuilder, x: Tensor, *, experts: int, top_k: int, d_expert: int, 
                       tp=tp, reduce_output=False)
         out = b.elementwise("shared_add", "add", out, s, out="moe_out" if tp == 1 else "moe_partial")
     return reduce(b, "moe_allreduce", out, tp, "moe_out" if shared else "routed_out")
+
+
+def _router(b: GraphBuilder, x: Tensor, experts: int, top_k: int, router_bias: bool, prefix: str) -> Tensor:
+    """router (a matmul to E logits, plus DeepSeek-V3's selection bias) -> softmax -> the top_k routing weights."""
+    bias = b.weight(f"{prefix}gate.e_score_correction_bias", (experts,)) if router_bias else None
+    logits = b.linear("router", x, b.weight(f"{prefix}gate.weight", (experts, x.shape[-1])), bias=bias,
+                      out="router_logits")
+    probs = b.softmax("router_softmax", logits, out="router_probs")
+    return b.top_k("top_k", probs, k=top_k, out="routing_weights")
+
+
+def expert_parallel(b: GraphBuilder, x: Tensor, *, experts: int, top_k: int, d_expert: int, touched: int,
+                    shared: int, act: str, router_bias: bool, prefix: str, ep: int, rows: int) -> Tensor:
+    """One GPU's MoE under expert parallelism: it holds experts / ep whole experts and routes its own tokens x
+    (attention runs data-parallel, every GPU on its own sequences). Its tokens go out to their experts' GPUs
+    (ep_dispatch), it runs `rows` token-expert rows through its own experts (the busiest GPU's load, or the
+    mean's: see `busiest_expert_load`), reading `touched` of them, and the outputs come back (ep_combine) to be
+    weighted and summed per token. Shared experts run whole on every GPU, on its own tokens."""
+    d, local = x.shape[-1], shard("the routed experts", experts, ep)
+    weights = _router(b, x, experts, top_k, router_bias, prefix)
+    sent = b.ep_dispatch("dispatch", x, group=ep, top_k=top_k, rows=rows, out="dispatched")
+
+    def experts_linear(name: str, h: Tensor, n: int, k: int, out: str) -> Tensor:
+        w = b.weight(f"{prefix}experts.{name}.weight", (local, n, k))
+        return b.grouped_linear(f"experts.{name}", h, w, groups=1, in_dim=k, out_dim=n,
+                                weight_reads=touched * n * k, out=out)
+
+    gate = experts_linear("gate_proj", sent, d_expert, d, "expert_gate")
+    up = experts_linear("up_proj", sent, d_expert, d, "expert_up")
+    h = b.elementwise("experts.mul", "mul", b.elementwise("experts.act", act, gate, out="expert_act"), up,
+                      out="expert_gated")
+    y = experts_linear("down_proj", h, d, d_expert, "expert_out")
+    back = b.ep_combine("combine_back", y, group=ep, top_k=top_k, tokens=x.shape[:-1], out="expert_returned")
+    out = b.moe_combine("combine", back, weights, top_k=top_k, out="routed_out")
+    if shared:
+        s = gated_mlp(b, x, d_ffn=shared * d_expert, act=act, prefix=f"{prefix}shared_experts.", name="shared.")
+        out = b.elementwise("shared_add", "add", out, s, out="moe_out")
+    return out
 
 
 def residual(b: GraphBuilder, name: str, x: Tensor, branch: Tensor, out: str) -> Tensor:

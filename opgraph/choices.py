@@ -53,16 +53,38 @@ def precision(source, *, dtype_: str | None = None, weight: str | None = None, a
 
 
 def builder(source, options: BuildOptions):
-    """phase -> the Model of `source` for that phase, built with `options`."""
-    def build(phase: Phase):
-        return source.build(phase, options)
+    """phase -> the Model of `source` for that phase, built with `options`.
 
-    if options.tp != 1:
-        checks.integer("--tp", options.tp, maximum=1024)
+    Data parallelism needs nothing of the model's builder: `dp` replicas of its (tp-GPU) group each serve their
+    own batch, so the group grows by dp and stores dp copies. Expert parallelism (ep = tp x dp) is built by the
+    model's MoE layers, which then lay out the whole group themselves."""
+    tp, dp, ep = (checks.integer(f"--{k}", getattr(options, k), maximum=1024) for k in ("tp", "dp", "ep"))
+    if ep > 1 and ep != tp * dp:
+        raise OpgraphError(f"--ep {ep} must equal --tp x --dp ({tp} x {dp} = {tp * dp}): the experts spread over "
+                           f"every GPU of the group (try --dp {ep // tp if ep % tp == 0 else ep} --ep {ep})")
+    if options.expert_imbalance is not None:
+        checks.number("--expert-imbalance", options.expert_imbalance, minimum=1, maximum=1024)
+        if ep == 1:
+            raise OpgraphError("--expert-imbalance applies with --ep (the busiest expert-parallel GPU's load); "
+                               "add --ep N --dp N")
+
+    def build(phase: Phase):
+        model = source.build(phase, options)
+        if dp > 1 and ep == 1:  # replicas of the model's group, each on its own batch
+            whole = model.whole_weight_bytes if model.gpus > 1 else model.weight_bytes()
+            where = f"{model.parallel}, " if model.parallel else ""
+            model = attrs.evolve(model, gpus=model.gpus * dp, replicas=dp, whole_weight_bytes=whole,
+                                 parallel=f"{where}data parallel x {dp} (each replica its own batch of {phase.batch})",
+                                 notes=(*model.notes, f"data parallel: {dp} replicas of the model, each serving its "
+                                                      f"own batch of {phase.batch}; every figure is one GPU's"))
+        return model
+
+    if tp != 1 or ep != 1:
         probe = build(Phase.decode(1, 1))
         if not any(op.kind == "collective" for b in probe.blocks for op in b.graph.ops.values()):
-            raise OpgraphError(f"--tp {options.tp}: {probe.name} was built without any communication between GPUs, "
-                               f"so its builder ignored the option (pieces take tp=...)")
+            option = f"--tp {tp}" if tp != 1 else f"--ep {ep}"
+            raise OpgraphError(f"{option}: {probe.name} was built without any communication between GPUs, "
+                               f"so its builder ignored the option (pieces take tp=... and ep=...)")
     if options.experts_touched is not None:
         checks.integer("--experts-touched", options.experts_touched)
         probe = build(Phase.decode(1, 1))
@@ -84,19 +106,22 @@ def gpu(name: str, *, launch_us: float | None = None, overlap: float | None = No
     return attrs.evolve(hw, **knobs) if knobs else hw
 
 
-def group_fits(hw: Hardware, tp: int, across_nodes: bool = False) -> Hardware:
-    """A tensor-parallel group that spans nodes runs its collectives over the network, several times slower than
-    the links inside a node; that is allowed only when asked for, never by accident."""
+def group_fits(hw: Hardware, tp: int, across_nodes: bool = False, ep: int = 1) -> Hardware:
+    """A group whose collectives (a --tp group's all-reduces, an --ep group's all-to-alls) span nodes runs them
+    over the network, several times slower than the links inside a node; that is allowed only when asked for,
+    never by accident. (Data-parallel replicas do not talk to each other, so --dp alone spans nothing.)"""
     link = hw.interconnect
-    if across_nodes and (tp == 1 or (link is not None and tp <= link.gpus_per_node)):
-        within = "one GPU" if tp == 1 else f"one node of {link.gpus_per_node} {hw.name} GPUs"
-        raise OpgraphError(f"--across-nodes: --tp {tp} fits in {within}, so nothing crosses nodes; drop it")
-    if link is not None and tp > link.gpus_per_node and not across_nodes:
-        nodes = -(-tp // link.gpus_per_node)
-        raise OpgraphError(f"--tp {tp} spans {nodes} nodes of {link.gpus_per_node} {hw.name} GPUs: its all-reduces "
+    option, n = (f"--ep {ep}", ep) if ep > tp else (f"--tp {tp}", tp)
+    if across_nodes and (n == 1 or (link is not None and n <= link.gpus_per_node)):
+        within = "one GPU" if n == 1 else f"one node of {link.gpus_per_node} {hw.name} GPUs"
+        raise OpgraphError(f"--across-nodes: {option} fits in {within}, so nothing crosses nodes; drop it")
+    if link is not None and n > link.gpus_per_node and not across_nodes:
+        nodes = -(-n // link.gpus_per_node)
+        what = "all-to-alls" if ep > tp else "all-reduces"
+        raise OpgraphError(f"{option} spans {nodes} nodes of {link.gpus_per_node} {hw.name} GPUs: its {what} "
                            f"would cross the network ({link.network_bandwidth / 1e9:g} GB/s per GPU, against "
-                           f"{link.link_bandwidth / 1e9:g} GB/s within a node); use --tp {link.gpus_per_node} or less, "
-                           f"or add --across-nodes to model it anyway")
+                           f"{link.link_bandwidth / 1e9:g} GB/s within a node); use {option.split()[0]} "
+                           f"{link.gpus_per_node} or less, or add --across-nodes to model it anyway")
     return hw
 
 

@@ -48,6 +48,13 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type) -> None
                        f"file.py:NAME for a model written in Python (default: {models.DEFAULT}); see 'opgraph models'")
         p.add_argument("--tp", type=_int, default=1, metavar="N", help="tensor parallelism: build one GPU's share of "
                        "a group of N GPUs, with its all-reduces (default: 1)")
+        p.add_argument("--dp", type=_int, default=1, metavar="N", help="data parallelism: N replicas, each serving "
+                       "its own --batch; the group is tp x N GPUs (default: 1)")
+        p.add_argument("--ep", type=_int, default=1, metavar="N", help="expert parallelism for MoE models: the "
+                       "experts spread over all N = tp x dp GPUs, tokens sent to them and back by all-to-alls; "
+                       "with --dp N (attention data parallel, as DeepSeek serves V3) (default: 1)")
+        p.add_argument("--expert-imbalance", type=_float, metavar="X", help="with --ep: the busiest GPU's expert "
+                       "rows over the mean, at least 1 (default: the expected busiest GPU under uniform routing)")
     if GPU in groups:
         many = ", several separated by commas" if LISTS in groups else ""
         p.add_argument("--hardware", default=hardware.DEFAULT, metavar="NAME",

@@ -26,18 +26,19 @@ def build(a):
     model = source(a)
     opts = BuildOptions(choices.precision(model, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype,
                                           kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype),
-                        getattr(a, "causal_skip", False), getattr(a, "experts_touched", None), getattr(a, "tp", 1))
+                        getattr(a, "causal_skip", False), getattr(a, "experts_touched", None), getattr(a, "tp", 1),
+                        getattr(a, "dp", 1), getattr(a, "ep", 1), getattr(a, "expert_imbalance", None))
     return choices.builder(model, opts)
 
 
 def gpu(a):
     hw = choices.gpu(a.hardware, launch_us=getattr(a, "launch_us", None), overlap=getattr(a, "overlap", None),
                      calibration=getattr(a, "calibration", None))
-    return choices.group_fits(hw, getattr(a, "tp", 1), getattr(a, "across_nodes", False))
+    return choices.group_fits(hw, getattr(a, "tp", 1), getattr(a, "across_nodes", False), getattr(a, "ep", 1))
 
 
 def gpu_list(a):
-    return [choices.group_fits(hw, a.tp, a.across_nodes)
+    return [choices.group_fits(hw, a.tp, a.across_nodes, a.ep)
             for hw in choices.gpus(a.hardware, launch_us=a.launch_us, overlap=a.overlap)]
 
 

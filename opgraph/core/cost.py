@@ -163,6 +163,11 @@ class PhaseCost:
     precision: dict[str, str] = attrs.field(factory=dict)  # role -> dtype(s) in use, for the reader
     gpus: int = 1  # the figures are one GPU's of a tensor-parallel group this large
     whole_weight_bytes: int | None = None  # with gpus > 1: the unsplit model's weights (None: not known)
+    # With gpus > 1: the whole group's FLOPs, bytes and wire bytes (its times are the step's, as every GPU's).
+    group: Roofline | None = None
+    link_group: int = 1  # the largest group a collective runs over (which links it crosses)
+    parallel: str = ""  # the parallel plan in words
+    replicas: int = 1  # batches the group serves at once (data parallelism)
 
 
 def precision_in_use(model: Model) -> dict[str, str]:
@@ -224,9 +229,21 @@ def _comm(op, hw: Hardware) -> float:
     return op.wire_steps * link.step_latency_s + wire_time(op, hw)
 
 
+PAIRWISE = ("all_to_all", "ep_dispatch", "ep_combine")  # every GPU sends a part to each other GPU directly
+
+
 def wire_time(op, hw: Hardware) -> float:
-    """The beta part of a collective's alpha-beta time: its wire bytes over the group's slowest link."""
-    return op.wire_bytes / hw.interconnect.bandwidth(op.group) if op.wire_bytes else 0.0
+    """The beta part of a collective's alpha-beta time: its wire bytes over the group's slowest link. A ring
+    runs at its slowest hop; an all-to-all that spans nodes sends each peer its 1/n share directly, so its
+    peers inside the node take theirs over the links while the rest go over the network, side by side."""
+    if not op.wire_bytes:
+        return 0.0
+    link, n = hw.interconnect, op.group
+    if op.fn not in PAIRWISE or n <= link.gpus_per_node:
+        return op.wire_bytes / link.bandwidth(n)
+    inside, outside = link.gpus_per_node - 1, n - link.gpus_per_node  # peers in the node and beyond it
+    share = op.wire_bytes / (n - 1)  # bytes to one peer
+    return maximum(share * inside / link.link_bandwidth, share * outside / link.network_bandwidth)
 
 
 def _sum(parts: list[Roofline]) -> Roofline:
@@ -303,5 +320,12 @@ def analyze(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
         raise FusionError(f"fusion plan {plan.name!r}: group(s) {unused} match no op of model {model.name!r} "
                           f"(blocks: {', '.join(b.name for b in model.blocks)})")
     totals = _sum([b.totals.times(b.count) for b in blocks])
+    group = None
+    if model.gpus > 1:  # every GPU's figures: the mean GPU's where shares differ, else this one's
+        each = analyze(model.mean_gpu, plan, hw).totals if model.mean_gpu is not None else totals
+        n = model.gpus
+        group = attrs.evolve(totals, flops=n * each.flops, traffic=each.traffic * n, wire_bytes=n * each.wire_bytes)
+    links = max((op.group for b in model.blocks for op in b.graph.ops.values() if op.wire_bytes), default=1)
     return PhaseCost(model.name, model.phase, plan, hw, tuple(blocks), model.params(), model.weight_bytes(), totals,
-                     model.notes, precision_in_use(model), model.gpus, model.whole_weight_bytes)
+                     model.notes, precision_in_use(model), model.gpus, model.whole_weight_bytes, group, links,
+                     model.parallel, model.replicas)

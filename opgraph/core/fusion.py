@@ -132,13 +132,12 @@ def apply(plan: FusionPlan, graph: Graph) -> Partition:
     """Partition `graph` into kernels by `plan`, check the kernels form a DAG, and decide what is materialized."""
     edges = [(u, v) for u in graph.ops for v in graph.dag.successors(u)]  # topological order of producers
     forbidden = [(u, v) for rule in plan.rules if rule.never for u, v in edges if _edge_matches(graph, rule, u, v)]
-    kernels = _Kernels(graph.ops, forbidden)
-    for rule in plan.rules:
-        if rule.never:
-            continue
-        for u, v in edges:
-            if _edge_matches(graph, rule, u, v) and kernels.can_merge(u, v):
-                kernels.merge(u, v)
+    kernels = _merge_by_rules(plan, graph, edges, forbidden, acyclic=False)
+    if not nx.is_directed_acyclic_graph(_kernel_graph(graph, kernels)):
+        # A rule fused two kernels that a path through a third connects (a shared expert's add and the
+        # expert-parallel combine it waits for): merge again, skipping each merge that would close a cycle,
+        # as compilers' fusion passes do. Plans whose merges are all safe never take this slower path.
+        kernels = _merge_by_rules(plan, graph, edges, forbidden, acyclic=True)
     used = set()
     for i, group in enumerate(plan.groups):
         present = [n for n in group if n in graph.ops]
@@ -153,6 +152,29 @@ def apply(plan: FusionPlan, graph: Graph) -> Partition:
     run_order = _check_acyclic(plan, graph, kernel_of, order)
     ks = tuple(Kernel(name, members[name]) for name in run_order)
     return Partition(ks, kernel_of, materialized(graph, kernel_of), frozenset(used))
+
+
+def _merge_by_rules(plan: FusionPlan, graph: Graph, edges: list, forbidden: list, acyclic: bool) -> _Kernels:
+    kernels = _Kernels(graph.ops, forbidden)
+    for rule in plan.rules:
+        if rule.never:
+            continue
+        for u, v in edges:
+            if _edge_matches(graph, rule, u, v) and kernels.can_merge(u, v):
+                if acyclic and kernels.uf[u] != kernels.uf[v]:
+                    trial = _Kernels(graph.ops, forbidden)
+                    trial.uf.parents, trial.uf.weights = dict(kernels.uf.parents), dict(kernels.uf.weights)
+                    trial.merge(u, v)
+                    if not nx.is_directed_acyclic_graph(_kernel_graph(graph, trial)):
+                        continue
+                kernels.merge(u, v)
+    return kernels
+
+
+def _kernel_graph(graph: Graph, kernels: _Kernels) -> nx.DiGraph:
+    kg = nx.DiGraph()
+    kg.add_edges_from((kernels.uf[u], kernels.uf[v]) for u, v in graph.dag.edges if kernels.uf[u] != kernels.uf[v])
+    return kg
 
 
 def _check_group(plan: FusionPlan, graph: Graph, group: tuple[str, ...], present: list[str]) -> None:

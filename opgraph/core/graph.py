@@ -226,6 +226,8 @@ class GraphBuilder:
     all_gather = _op_method(ops.all_gather)
     reduce_scatter = _op_method(ops.reduce_scatter)
     all_to_all = _op_method(ops.all_to_all)
+    ep_dispatch = _op_method(ops.ep_dispatch)
+    ep_combine = _op_method(ops.ep_combine)
     send_recv = _op_method(ops.send_recv)
 
     def build(self, outputs: Iterable[Tensor | str] = ()) -> Graph:

@@ -18,12 +18,16 @@ class BuildOptions:
     `causal_skip`: count only the unmasked part of prefill attention products, as a causal
     FlashAttention kernel computes them (default off: the full score matrix, as the reference counts).
     `experts_touched`: routed experts whose weights one step reads in each MoE layer (None: the expected
-    number of distinct experts for the step's tokens routed uniformly, E*(1-(1-k/E)^T) rounded up)."""
+    number of distinct experts for the step's tokens routed uniformly, E*(1-(1-k/E)^T) rounded up).
+    `tp`, `dp`, `ep`, `expert_imbalance`: the parallel plan (the phase's batch is each replica's)."""
 
     precision: Precision | None = None
     causal_skip: bool = False
     experts_touched: int | None = None
     tp: int = 1  # tensor parallelism: the model is built as one GPU's share of a group of tp GPUs
+    dp: int = 1  # data parallelism: replicas of the tp group, each serving its own batch
+    ep: int = 1  # expert parallelism: MoE experts spread over the ep = tp x dp GPUs of the group
+    expert_imbalance: float | None = None  # with ep: the busiest GPU's expert rows / the mean (None: uniform routing)
 
 
 @attrs.frozen
@@ -42,8 +46,13 @@ class Model:
     blocks: tuple[Block, ...] = attrs.field(converter=tuple)
     # What a reader must know to interpret the numbers, e.g. which form of attention this phase uses.
     notes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    gpus: int = 1  # the blocks are one GPU's share of a tensor-parallel group of this many GPUs
+    gpus: int = 1  # the blocks are one GPU's share of a parallel group of this many GPUs
     whole_weight_bytes: int | None = None  # with gpus > 1, the unsplit model's weights, if its builder says
+    # When the GPUs' shares differ (expert parallelism: the blocks are the busiest GPU's, which sets the step's
+    # time), the same step on a GPU with the mean share, so that the group's totals are gpus x its figures.
+    mean_gpu: "Model | None" = None
+    parallel: str = ""  # the parallel plan in words, e.g. "tensor parallel over 8 GPUs"
+    replicas: int = 1  # batches the group serves at once: data-parallel replicas, each with the phase's batch
 
     def params(self) -> int:
         """Parameter count: every weight tensor, shared ones (tied embeddings) once per block."""

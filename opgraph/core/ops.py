@@ -20,8 +20,8 @@ import attrs
 
 from opgraph.core import checks
 from opgraph.errors import OpgraphError
-from opgraph.core.tensor import DType, Role, Tensor
-from opgraph.core.sizes import is_int, minimum
+from opgraph.core.tensor import DType, Role, Tensor, nbytes
+from opgraph.core.sizes import is_int, maximum, minimum
 
 # Op categories as sets, so rules can speak of them (tinygrad's GroupOp habit).
 MATMUL = "matmul"
@@ -38,7 +38,7 @@ KINDS = {MATMUL, SOFTMAX, NORM, ELEMENTWISE, ROPE, EMBEDDING, GATHER, COLLECTIVE
 # What each op computes (Op.fn); fusion rules may name these as well as kinds.
 FUNCTIONS = {"linear", "qk", "av", "softmax", "rmsnorm", "layernorm", "add", "mul", "silu", "gelu",
              "rope", "embedding", "take_last", "concat", "topk", "moe_combine",
-             "all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv"}
+             "all_reduce", "all_gather", "reduce_scatter", "all_to_all", "ep_dispatch", "ep_combine", "send_recv"}
 # Ops whose arithmetic runs on the matrix units; everything else runs at the vector rate.
 MATRIX_KINDS = {MATMUL}
 
@@ -469,6 +469,33 @@ def all_to_all(name: str, x: Tensor, *, group: int, out: str | None = None, role
     buffer, in n-1 pairwise steps."""
     n = group
     return _collective(name, "all_to_all", x, x.shape, n, (n - 1) * x.nbytes, n - 1, 0, out, role, dtype)
+
+
+def ep_dispatch(name: str, x: Tensor, *, group: int, top_k: int, rows: int, out: str | None = None,
+                role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """Expert-parallel dispatch (an all-to-all, as DeepEP's): each of this GPU's tokens x [..., d] goes to the
+    GPUs holding its top_k experts, and this GPU receives the `rows` token copies its own experts run -> [rows, d].
+    On the wire per GPU: the larger of what it sends (tokens x top_k rows) and what it receives (rows), of which
+    (n-1)/n crosses to other GPUs when each GPU holds 1/n of the experts; n-1 pairwise steps.
+
+    >>> op = ep_dispatch("d", Tensor("x", (4, 7168), DType("bf16", 16)), group=16, top_k=8, rows=40)
+    >>> op.outputs[0].shape, op.wire_bytes == 15 * 40 * 7168 * 2 // 16
+    ((40, 7168), True)
+    """
+    y = _out(out or name, (rows, x.shape[-1]), x, role, dtype)
+    d = x.shape[-1]
+    moved = nbytes(maximum(_rows(x) * top_k, rows) * d, y.dtype, d)
+    return _collective(name, "ep_dispatch", x, y.shape, group, (group - 1) * moved, group - 1, 0, out, role, dtype)
+
+
+def ep_combine(name: str, y: Tensor, *, group: int, top_k: int, tokens: tuple[int, ...], out: str | None = None,
+               role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """Expert-parallel combine, the dispatch's inverse: the expert outputs y [rows, d] go back to their tokens'
+    GPUs, where each token gathers its top_k outputs -> [*tokens, top_k * d]; on the wire as `ep_dispatch`."""
+    d = y.shape[-1]
+    shape = (*tokens, top_k * d)
+    moved = nbytes(maximum(math.prod(tokens) * top_k, y.shape[0]) * d, dtype or y.dtype, d)
+    return _collective(name, "ep_combine", y, shape, group, (group - 1) * moved, group - 1, 0, out, role, dtype)
 
 
 def send_recv(name: str, x: Tensor, *, out: str | None = None, role: Role = Role.ACTIVATION,

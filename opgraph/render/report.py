@@ -55,11 +55,12 @@ def _phase_dict(p: PhaseCost) -> dict:
     model["expected_tokens_per_s"] = p.phase.tokens / p.totals.expected_s if p.totals.expected_s else None
     out = {**p.phase.describe(), "gpus": p.gpus, "notes": list(p.notes), "blocks": [_block_dict(b) for b in p.blocks],
            "model": model}
-    if p.gpus > 1:  # every GPU of a tensor-parallel group does the same share, in lockstep
-        n, t = p.gpus, p.totals
-        out["group"] = {"gpus": n, "flops": n * t.flops, "bytes": n * t.bytes, "weight_bytes": n * p.weight_bytes,
-                        "wire_bytes": n * t.wire_bytes, "expected_tokens_per_s": model["expected_tokens_per_s"],
-                        "expected_tokens_per_s_per_gpu": (model["expected_tokens_per_s"] or 0) / n}
+    if p.gpus > 1:  # the whole group, in lockstep: the step takes every GPU's time
+        n, g = p.gpus, p.group
+        tokens_per_s = p.replicas * p.phase.tokens / g.expected_s if g.expected_s else None
+        out["group"] = {"gpus": n, "plan": p.parallel, "flops": g.flops, "bytes": g.bytes, "weight_bytes": n * p.weight_bytes,
+                        "wire_bytes": g.wire_bytes, "expected_tokens_per_s": tokens_per_s,
+                        "expected_tokens_per_s_per_gpu": (tokens_per_s or 0) / n}
         if p.whole_weight_bytes is not None:
             out["group"]["model_weight_bytes"] = p.whole_weight_bytes
             out["group"]["copied_weight_bytes"] = n * p.weight_bytes - p.whole_weight_bytes
@@ -129,17 +130,19 @@ def phase_title(p: PhaseCost) -> str:
 def _model_line(p: PhaseCost) -> str:
     t = p.totals
     step = "prompt tokens/s" if p.phase.name == "prefill" else "new tokens/s at this context"
-    who = f"per GPU of {p.gpus} (tensor parallel): " if p.gpus > 1 else ""
+    who = f"per GPU ({p.parallel}): " if p.gpus > 1 else ""
     line = (f"model: {who}{p.params:,} params, {scaled(p.weight_bytes, 'B')} of weights; "
             f"{scaled(t.flops, 'FLOP')}, {scaled(t.bytes, 'B')} moved, {sig(t.intensity)} FLOP/B, "
             f"{t.bound}-bound; expected {seconds(t.expected_s)} ({sig(p.phase.tokens / t.expected_s)} {step}), "
             f"roofline {seconds(t.time_s)}")
     if p.gpus > 1:
-        n = p.gpus
-        line += (f"\ngroup of {n} GPUs (each the same share, in lockstep): {scaled(n * t.flops, 'FLOP')}, "
-                 f"{scaled(n * t.bytes, 'B')} moved, {scaled(n * t.wire_bytes, 'B')} over the links, "
+        n, g = p.gpus, p.group
+        alike = ("the busiest GPU's figures above; totals at the mean load" if p.group.flops != n * t.flops else
+                 "each the same share, in lockstep")
+        line += (f"\ngroup of {n} GPUs ({alike}): {scaled(g.flops, 'FLOP')}, "
+                 f"{scaled(g.bytes, 'B')} moved, {scaled(g.wire_bytes, 'B')} over the links, "
                  f"{scaled(n * p.weight_bytes, 'B')} of weights stored ({_beyond(p)}); "
-                 f"{sig(p.phase.tokens / t.expected_s / n)} {step} per GPU")
+                 f"{sig(p.replicas * p.phase.tokens / t.expected_s / n)} {step} per GPU")
     return line
 
 
@@ -149,7 +152,7 @@ def _beyond(p: PhaseCost) -> str:
         return "unsplit weights on every GPU"
     extra = p.gpus * p.weight_bytes - p.whole_weight_bytes
     return (f"the model's {scaled(p.whole_weight_bytes, 'B')} plus {scaled(extra, 'B')} of copies and padding: "
-            f"weights every GPU keeps whole, replicated KV heads, vocabulary rows padded to split")
+            f"weights kept whole on several GPUs, replicated KV heads, vocabulary rows padded to split")
 
 
 def setup_lines(p: PhaseCost) -> list[str]:
@@ -165,8 +168,8 @@ def setup_lines(p: PhaseCost) -> list[str]:
     if hw.kernel_launch_s or hw.overlap != 1.0:
         out.append(f"roofline knobs: {sig(hw.kernel_launch_s * 1e6)} µs launch per kernel, overlap {hw.overlap} "
                    f"(1.0 = max(compute, memory), 0.0 = sum)")
-    if p.gpus > 1 and hw.interconnect is not None:
-        out.append(links_line(hw.interconnect, p.gpus))
+    if p.link_group > 1 and hw.interconnect is not None:
+        out.append(links_line(hw.interconnect, p.link_group))
     out.append(time_model_line(hw))
     return out
 
