@@ -38,7 +38,8 @@ LIST_OK = ["1,2", "1:4", "1,2,4,...,16", "8"]
 # command -> (option -> kind); kinds: int, float, overlap, phase, format, dtype, fusion, fusions, hardware, list
 COMMON = {"--batch": "int", "--phase": "phase", "--seq-len": "int", "--context": "int", "--fusion": "fusion",
           "--dtype": "dtype", "--weight-dtype": "dtype", "--act-dtype": "dtype", "--kv-dtype": "dtype",
-          "--table-dtype": "dtype", "--hardware": "hardware", "--tp": "tp"}
+          "--table-dtype": "dtype", "--hardware": "hardware", "--tp": "tp", "--dp": "dp", "--ep": "ep",
+          "--expert-imbalance": "imbalance"}
 TIME = {"--launch-us": "float", "--overlap": "overlap", "--experts-touched": "int"}
 COMMANDS = {
     "report": {**COMMON, **TIME, "--format": "format"},
@@ -48,7 +49,8 @@ COMMANDS = {
     "sweep": {**COMMON, **TIME, "--batch": "list", "--seq-len": "list", "--context": "list"},
     "crossover": {k: v for k, v in {**COMMON, **TIME}.items() if k != "--seq-len"},
     "memory": dict(COMMON),
-    "generate": {"--batch": "int", "--prompt": "int", "--output": "int", "--hardware": "hardware", "--tp": "tp", **TIME},
+    "generate": {"--batch": "int", "--prompt": "int", "--output": "int", "--hardware": "hardware", "--tp": "tp",
+                 "--dp": "dp", "--ep": "ep", "--expert-imbalance": "imbalance", **TIME},
 }
 # Options each command does not take: giving them is an error, never silently ignored.
 FOREIGN = {"activations": ["--launch-us", "--overlap", "--hardware"], "graph": ["--launch-us", "--hardware"],
@@ -84,6 +86,12 @@ def _values(kind: str) -> list[tuple[str, str]]:
         return [(v, BAD) for v in NAME_BAD] + [(v, OK) for v in ("h200", "a100-sxm")]
     if kind == "tp":  # llama-3-8b: 32 heads, 8 KV heads
         return [(v, BAD) for v in ["", "0", "-1", "3", "abc", "2000", "1.5"]] + [(v, OK) for v in ("1", "2", "8")]
+    if kind == "dp":  # replicas need nothing of the model
+        return [(v, BAD) for v in ["", "0", "-1", "abc", "2000", "1.5"]] + [(v, OK) for v in ("1", "2", "8")]
+    if kind == "ep":  # llama-3-8b has no experts, and --ep must equal --tp x --dp
+        return [(v, BAD) for v in ["", "0", "-1", "abc", "2000", "1.5", "2", "8"]] + [("1", OK)]
+    if kind == "imbalance":  # applies only with --ep
+        return [(v, BAD) for v in FLOAT_BAD + ["0.5", "1", "2"]]
     if kind == "list":
         return [(v, BAD) for v in LIST_BAD] + [(v, OK) for v in LIST_OK]
     raise ValueError(kind)

@@ -176,8 +176,9 @@ def setup_lines(p: PhaseCost) -> list[str]:
 
 def links_line(link, group: int) -> str:
     """Which links a group's collectives run over: its slowest hop's."""
-    where = (f"the group of {group} spans {-(-group // link.gpus_per_node)} nodes, so its collectives run at the "
-             f"network's {sig(link.network_bandwidth / 1e9)} GB/s" if group > link.gpus_per_node else
+    where = (f"the group of {group} spans {-(-group // link.gpus_per_node)} nodes, so its collectives cross the "
+             f"network's {sig(link.network_bandwidth / 1e9)} GB/s (a ring runs at that slowest hop; an all-to-all "
+             f"sends only its other nodes' shares there)" if group > link.gpus_per_node else
              f"the group of {group} is inside one node")
     return (f"links: {link.name}, {sig(link.link_bandwidth / 1e9)} GB/s per GPU each way within a node of "
             f"{link.gpus_per_node}, {sig(link.network_bandwidth / 1e9)} GB/s between nodes; {where}; "

@@ -129,7 +129,7 @@ def test_the_command_line_refuses_a_group_across_nodes_and_names_the_flag():
     assert r.returncode != 0 and "add --across-nodes" in r.stderr and "Traceback" not in r.stderr
     r = opgraph("report", "llama-3.1-405b", "--tp", "16", "--across-nodes", "--phase", "decode")
     assert r.returncode == 0
-    assert "the group of 16 spans 2 nodes, so its collectives run at the network's 50.0 GB/s" in r.stdout
+    assert "the group of 16 spans 2 nodes, so its collectives cross the network's 50.0 GB/s" in r.stdout
 
 
 @st.composite

@@ -1,0 +1,146 @@
+"""Expert and data parallelism: each GPU's share and the all-to-alls between, derived by hand for Mixtral-8x7B and
+DeepSeek-V3; the busiest GPU's load checked against a simulation of uniform routing."""
+
+import json
+import random
+import statistics
+
+import pytest
+
+from opgraph import Phase, analyze, hardware, models, strategy
+from opgraph.core.model import BuildOptions
+from opgraph.errors import OpgraphError
+from opgraph.models.pieces import busiest_expert_load, expected_max_normal
+from userland import opgraph
+
+MIXTRAL = models.get("mixtral-8x7b")  # d 4096, 8 experts of 14336, top 2, 32 layers, bf16
+V3 = models.get("deepseek-v3")  # d 7168, 256 routed experts of 2048 + 1 shared, top 8, 58 MoE + 3 dense layers, fp8
+H100 = hardware.load("h100-sxm")
+
+
+def ep(n: int, imbalance: float | None = None) -> BuildOptions:
+    return BuildOptions(dp=n, ep=n, expert_imbalance=imbalance)
+
+
+def moe_block(cost):
+    return next(b for b in cost.blocks if any(o.part == "moe" for o in b.ops))
+
+
+def test_mixtral_at_ep_8_sends_tokens_times_top_k_times_d_model_each_way():
+    phase = Phase.decode(32, 1024)
+    cost = analyze(MIXTRAL.build(phase, ep(8, imbalance=1.0)), strategy("fused"), H100)  # the mean load
+    ops = {o.name: o for o in moe_block(cost).ops}
+    buffer = 32 * 2 * 4096 * 2  # tokens x top_k x d_model, bf16
+    for name in ("dispatch", "combine_back"):
+        assert ops[name].cost.wire_bytes == 7 * buffer // 8  # 7 of every 8 rows go to another GPU
+        assert ops[name].cost.comm_s == pytest.approx(7 * 0.7e-6 + ops[name].cost.wire_bytes / 450e9, rel=1e-12)
+    # each GPU holds one whole expert and runs its 64 rows (32 tokens x 2 / 8 GPUs x 8 GPUs) through it
+    assert ops["experts.gate_proj"].cost.flops == 2 * 64 * 4096 * 14336
+
+
+def test_mixtral_per_gpu_weights_are_one_whole_expert_plus_everything_else():
+    m = MIXTRAL.build(Phase.decode(1, 16), ep(8))
+    attention = 2 * (32 * 128 * 4096) + 2 * (8 * 128 * 4096)  # q, o; k, v
+    layer = attention + 3 * 14336 * 4096 + 8 * 4096 + 2 * 4096  # one expert, the router, two norms
+    head = 2 * 32000 * 4096 + 4096  # embedding, lm_head, final norm: whole on every GPU
+    assert m.weight_bytes() == 2 * (32 * layer + head)
+    assert m.gpus == 8 and m.whole_weight_bytes == MIXTRAL.build(Phase.decode(1, 16)).weight_bytes()
+
+
+def test_deepseek_v3_at_ep_16_holds_16_routed_experts_per_layer():
+    m = V3.build(Phase.decode(1, 16), ep(16))
+    whole = V3.build(Phase.decode(1, 16))
+    routed = 3 * 2048 * 7168  # gate, up, down of one expert, fp8: one byte each
+    # the only weights that split are the routed experts: 58 layers x 240 experts fewer per GPU
+    assert whole.weight_bytes() - m.weight_bytes() == 58 * (256 - 16) * routed
+
+
+def test_the_group_does_the_single_gpu_work_of_all_its_batches():
+    """Sixteen GPUs with batch 4 each, at the mean expert load, count exactly the FLOPs of one GPU with batch 64:
+    attention per sequence, experts per token x top_k, router and shared experts per token."""
+    for phase, whole_phase in ((Phase.decode(4, 512), Phase.decode(64, 512)),
+                               (Phase.prefill(1, 256), Phase.prefill(16, 256))):
+        group = analyze(V3.build(phase, ep(16)), strategy("unfused"), H100)
+        single = analyze(V3.build(whole_phase), strategy("unfused"), H100)
+        assert group.group.flops == single.totals.flops
+        assert group.totals.flops > single.totals.flops / 16  # the busiest GPU does more than its share
+
+
+def test_the_busiest_gpu_sets_the_step_and_the_imbalance_knob_scales_its_rows():
+    phase = Phase.decode(32, 1024)
+    rows = lambda options: next(o for o in moe_block(analyze(V3.build(phase, options), strategy("fused"), H100)).ops  # noqa: E731
+                                if o.name == "experts.gate_proj").cost.flops // (2 * 7168 * 2048)
+    assert rows(ep(16, imbalance=1.0)) == 32 * 8
+    assert rows(ep(16, imbalance=1.5)) == 384
+    assert rows(ep(16)) == busiest_expert_load(256, 8, 16, 32) > 256
+
+
+def test_expected_max_of_normals_against_known_values():
+    assert expected_max_normal(1) == pytest.approx(0, abs=1e-9)
+    assert expected_max_normal(2) == pytest.approx(1 / 3.141592653589793 ** 0.5, rel=1e-9)
+    assert expected_max_normal(16) == pytest.approx(1.7659913931, rel=1e-6)  # tables of normal order statistics
+
+
+@pytest.mark.parametrize("experts, top_k, gpus, tokens", [(256, 8, 16, 32), (8, 2, 8, 64), (64, 6, 8, 16)])
+def test_busiest_load_matches_a_simulation_of_uniform_routing(experts, top_k, gpus, tokens):
+    """Route every token of every GPU to top_k distinct experts at random, many times; the mean of the busiest
+    GPU's rows is within 5% of the formula (a normal approximation, so not exact)."""
+    rng = random.Random(7)
+    local = experts // gpus
+    busiest = []
+    for _ in range(300):
+        load = [0] * gpus
+        for _ in range(gpus * tokens):
+            for e in rng.sample(range(experts), top_k):
+                load[e // local] += 1
+        busiest.append(max(load))
+    assert busiest_expert_load(experts, top_k, gpus, tokens) == pytest.approx(statistics.mean(busiest), rel=0.05)
+
+
+def test_data_parallel_replicas_report_one_gpu_and_the_group():
+    phase = Phase.decode(16, 2048)
+    llama = models.get("llama-3-8b")
+    from opgraph import choices
+    one = analyze(llama.build(phase), strategy("fused"), H100)
+    four = analyze(choices.builder(llama, BuildOptions(dp=4))(phase), strategy("fused"), H100)
+    assert (four.totals.flops, four.totals.expected_s) == (one.totals.flops, one.totals.expected_s)
+    assert four.gpus == 4 and four.group.flops == 4 * one.totals.flops and four.link_group == 1
+    assert four.whole_weight_bytes == one.weight_bytes
+
+
+def test_the_command_line_reports_per_gpu_and_group_with_ep():
+    r = opgraph("report", "mixtral-8x7b", "--phase", "decode", "--dp", "8", "--ep", "8", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    p = json.loads(r.stdout)["phases"]["decode"]
+    assert p["gpus"] == 8 and p["group"]["gpus"] == 8
+    assert p["group"]["expected_tokens_per_s"] == pytest.approx(8 * 32 / p["model"]["expected_s"], rel=1e-9)
+    assert p["group"]["weight_bytes"] == 8 * p["model"]["weight_bytes"]
+
+
+@pytest.mark.parametrize("args, says", [
+    (["llama-3-8b", "--dp", "2", "--ep", "2"], "has no experts"),
+    (["mixtral-8x7b", "--dp", "2", "--ep", "4"], "--ep 4 must equal --tp x --dp"),
+    (["mixtral-8x7b", "--tp", "2", "--dp", "2", "--ep", "4"], "drop --tp"),
+    (["mixtral-8x7b", "--dp", "16", "--ep", "16", "--across-nodes"], "exceeds the 8 routed experts"),
+    (["deepseek-v3", "--dp", "12", "--ep", "12", "--across-nodes"], "does not divide the 256 routed experts"),
+    (["mixtral-8x7b", "--expert-imbalance", "1.5"], "applies with --ep"),
+    (["mixtral-8x7b", "--dp", "8", "--ep", "8", "--expert-imbalance", "0.5"], "--expert-imbalance"),
+    (["deepseek-v3", "--dp", "16", "--ep", "16"], "--across-nodes"),
+    (["mixtral-8x7b", "--dp", "8", "--ep", "8", "--experts-touched", "2"], "from 1 to the 1 it holds"),
+])
+def test_bad_parallel_options_are_one_line_errors(args, says):
+    r = opgraph("report", *args)
+    assert r.returncode != 0
+    assert says in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_ep_dispatch_across_nodes_sends_only_the_off_node_share_over_the_network():
+    cost = analyze(V3.build(Phase.decode(8, 1024), ep(16, imbalance=1.0)), strategy("fused"), H100)
+    dispatch = next(o for o in moe_block(cost).ops if o.name == "dispatch")
+    moved = 8 * 8 * 7168 * 2  # tokens x top_k x d_model, bf16 activations
+    per_peer = moved // 16
+    # 7 peers in the node over NVLink, 8 in the other node over the 50 GB/s network, side by side
+    expected = 15 * 0.7e-6 + max(7 * per_peer / 450e9, 8 * per_peer / 50e9)
+    assert dispatch.cost.comm_s == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(OpgraphError, match="does not divide"):
+        V3.build(Phase.decode(1, 1), ep(24))
