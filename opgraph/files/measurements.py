@@ -13,6 +13,9 @@ One row a kernel. Columns (a header row names them; order is free, unknown colum
 
 A column a row's class does not use must be empty. A file ending in .gz is read through gzip. Every mistake is one
 OpgraphError naming the file, the row (1 = the first data row) and the column.
+
+A file ending in .json or .json.gz is instead a PyTorch profiler trace (`prof.export_chrome_trace`, recorded with
+record_shapes=True), whose GEMM and attention calls opgraph.files.profiles maps to these classes.
 """
 
 from __future__ import annotations
@@ -87,7 +90,11 @@ def parse_row(fields: dict[str, str], where: str) -> Measurement:
 
 
 def read(path: str | Path) -> list[Measurement]:
-    """Every row of a measurement CSV (or .csv.gz), checked."""
+    """Every row of a measurement CSV (or .csv.gz), checked; a .json or .json.gz is a profiler trace."""
+    from opgraph.files import profiles  # here: profiles imports this module
+
+    if profiles.is_trace(path):
+        return profiles.read(path)
     path = Path(path)
     if datafile.is_folder(path):
         raise OpgraphError(f"{path} is a folder; give the measurement CSV file itself")
