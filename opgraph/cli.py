@@ -155,7 +155,7 @@ COMMANDS = {  # name: (record type, option groups, help, description, run)
                lambda a: memory.memory(runs.build(a), runs.phases(a), choices.plan(a.fusion), runs.gpu(a))),
     "validate": (validate.Validation, {GPU, CALIBRATED}, "predicted against measured kernel times", "Reads measured kernel "
                  "timings (a CSV, or .csv.gz: one row a kernel; columns class, dtype, shape, time_us, source; see the "
-                 "README), rebuilds each kernel as an opgraph graph, predicts its time, and prints the error "
+                 "README; or a PyTorch profiler trace, .json or .json.gz, recorded with shapes), rebuilds each kernel as an opgraph graph, predicts its time, and prints the error "
                  "distribution by class and by regime (median and p90 of |predicted - measured| / measured, signed "
                  "bias) and the largest errors; --format json or csv gives every row.",
                  runs.validation),
@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=short, description=long)
         _options(p, groups, record)
         if name in ("validate", "calibrate"):
-            p.add_argument("measurements", metavar="MEASURED.csv", help="measured kernel timings (.csv or .csv.gz)")
+            p.add_argument("measurements", metavar="MEASURED.csv", help="measured kernel timings: a CSV (.csv, .csv.gz) or a PyTorch profiler trace (.json, .json.gz)")
         if name == "calibrate":
             p.add_argument("--out", required=True, metavar="FILE", help="the calibration file to write (.toml)")
             p.add_argument("--holdout", type=_float, default=0.2, help="share of rows held out (default: 0.2)")
@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = kinds.add_parser(name, help=short, description=f"{short}: {long}")
         if name == "validate":
             _options(p, {GPU, CALIBRATED}, type(None))
-            p.add_argument("measurements", metavar="MEASURED.csv", help="measured kernel timings (.csv or .csv.gz)")
+            p.add_argument("measurements", metavar="MEASURED.csv", help="measured kernel timings: a CSV (.csv, .csv.gz) or a PyTorch profiler trace (.json, .json.gz)")
         else:
             _options(p, {MODEL, GPU, FUSION, PRECISION, BUILD, TIME, LISTS if name == "sweep" else SIZES}, type(None))
         p.add_argument("--out", required=True, metavar="FILE", help="the picture to write: FILE.png or FILE.svg")

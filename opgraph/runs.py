@@ -13,7 +13,7 @@ from opgraph.core import checks
 from opgraph.core.model import BuildOptions
 from opgraph.core.phase import Phase
 from opgraph.errors import OpgraphError
-from opgraph.files import measurements
+from opgraph.files import measurements, profiles
 from opgraph.hardware.calibration import write as write_calibration
 from opgraph.render.bench import measurement_csv
 
@@ -120,7 +120,15 @@ def benchmark(a):
 
 
 def validation(a):
-    return validate.validate(measurements.read(a.measurements), gpu(a), a.measurements)
+    notes = []
+    if profiles.is_trace(a.measurements):
+        rows, skipped = profiles.read_noting(a.measurements)
+        if skipped:
+            notes.append(f"{sum(skipped.values()):,} traced call(s) with GPU work map to no measured class and are "
+                         f"left out: " + ", ".join(f"{label} x{n:,}" for label, n in skipped.most_common()))
+    else:
+        rows = measurements.read(a.measurements)
+    return validate.validate(rows, gpu(a), a.measurements, notes)
 
 
 def calibration(a):

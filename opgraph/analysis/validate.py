@@ -96,6 +96,7 @@ class Validation:
     expected_s: np.ndarray  # the calibrated time model's (the roofline where the GPU has no calibration)
     regime: tuple[str, ...]  # per row: latency, compute or memory
     stats: dict[str, dict[str, dict[str, Stats]]]  # predictor -> "class" / "regime" / "all" -> group -> Stats
+    notes: tuple[str, ...] = ()  # what the reader must know: e.g. a trace's calls that map to no class
 
     @property
     def measured_s(self) -> np.ndarray:
@@ -152,7 +153,8 @@ def expected_times(tm, kinds: Sequence[str], f: dict[str, np.ndarray]) -> tuple[
     return times, latency
 
 
-def validate(measurements: Sequence[Measurement], hw: Hardware, source: str = "") -> Validation:
+def validate(measurements: Sequence[Measurement], hw: Hardware, source: str = "",
+             notes: Sequence[str] = ()) -> Validation:
     """Predict every measured kernel on `hw` (its roofline, and its calibrated time if `hw` has a time model)
     and summarize the errors.
 
@@ -175,7 +177,7 @@ def validate(measurements: Sequence[Measurement], hw: Hardware, source: str = ""
         errors = (predicted - measured) / measured
         stats[name] = {"class": _grouped(errors, kinds), "regime": _grouped(errors, regime),
                        "all": {"all": Stats.of(errors)}}
-    return Validation(source, hw, measurements, f["time_s"], expected_s, regime, stats)
+    return Validation(source, hw, measurements, f["time_s"], expected_s, regime, stats, tuple(notes))
 
 
 def _grouped(errors: np.ndarray, keys: Sequence[str]) -> dict[str, Stats]:

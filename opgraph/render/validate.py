@@ -37,7 +37,8 @@ def as_text(v: Validation, fmt: str) -> str:
     out = header(f"opgraph validate: {v.source or 'measurements'} against {hw.display_name} ({hw.name})", fmt,
                  [f"{len(v.measurements):,} measured kernels; roofline: FLOPs at the datasheet peak, bytes at the "
                   f"datasheet bandwidth, the larger; expected: {model}",
-                  "error = (predicted - measured) / measured: negative is too fast"])
+                  "error = (predicted - measured) / measured: negative is too fast",
+                  *(f"note: {n}" for n in v.notes)])
     out += ["", heading("by class", fmt), "", _group_table(v, "class", fmt),
             "", heading("by regime (the expected model's verdict)", fmt), "", _group_table(v, "regime", fmt)]
     errors = v.errors(v.predictors[-1])
@@ -56,7 +57,7 @@ def as_json(v: Validation, fmt: str) -> str:
     roof, exp = v.errors("roofline"), v.errors("expected")
     return to_json({
         "source": v.source, "hardware": v.hardware.name, "calibration": v.hardware.timing.name,
-        "calibrated": v.hardware.timing.calibrated, "units": {"*_s": "s"},
+        "calibrated": v.hardware.timing.calibrated, "units": {"*_s": "s"}, "notes": list(v.notes),
         "stats": {p: {g: {k: _stats(s) for k, s in groups.items()} for g, groups in v.stats[p].items()}
                   for p in v.predictors},
         "rows": [{"row": m.row, "class": m.kind, "dtype": m.dtype, **m.shape, "measured_s": m.time_s,
