@@ -125,6 +125,17 @@ def group_fits(hw: Hardware, tp: int, across_nodes: bool = False, ep: int = 1) -
     return hw
 
 
+def arranger(source, options: BuildOptions, hw: Hardware):
+    """For `opgraph plan`: layout -> (the model builder for that parallel layout, the hardware its collectives run
+    on); a group that spans nodes is allowed, since the search weighs it against the others."""
+    def arrange(layout):
+        link = hw.interconnect
+        crosses = link is not None and max(layout.tp, layout.ep) > link.gpus_per_node
+        group_hw = group_fits(hw, layout.tp, crosses, layout.ep)
+        return builder(source, attrs.evolve(options, tp=layout.tp, dp=layout.dp, ep=layout.ep)), group_hw
+    return arrange
+
+
 def gpus(text: str | None, **knobs) -> list[Hardware]:
     """Several GPUs, separated by commas (a calibration file, if given, applies to each)."""
     names = [n.strip() for n in (specs.DEFAULT if text is None else text).split(",")]

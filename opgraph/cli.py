@@ -11,13 +11,15 @@ from opgraph import choices, hardware, models
 from opgraph import runs
 from opgraph.analysis import (activations, bench, calibrate, catalog, compare, crossover, generate, memory, report,
                               sweep, validate)
+from opgraph.analysis import plan as plan_search
 from opgraph.errors import OpgraphError
 from opgraph.files import planfile
 from opgraph.render import formats, render
 
 USAGE_ERROR = 2
-MODEL, GPU, SIZES, LISTS, PHASE1, FUSION, FUSIONS, PRECISION, BUILD, TIME, CALIBRATED = (
-    "model", "gpu", "sizes", "lists", "phase1", "fusion", "fusions", "precision", "build", "time", "calibrated")
+MODEL, GPU, SIZES, LISTS, PHASE1, FUSION, FUSIONS, PRECISION, BUILD, TIME, CALIBRATED, SEARCH = (
+    "model", "gpu", "sizes", "lists", "phase1", "fusion", "fusions", "precision", "build", "time", "calibrated",
+    "search")  # SEARCH: the command searches the parallel layouts itself, so it takes no --tp, --dp, --ep
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,6 +48,7 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type) -> None
     if MODEL in groups:
         p.add_argument("model", nargs="?", default=models.DEFAULT, help=f"preset name, a Hugging Face config.json, or "
                        f"file.py:NAME for a model written in Python (default: {models.DEFAULT}); see 'opgraph models'")
+    if MODEL in groups and SEARCH not in groups:
         p.add_argument("--tp", type=_int, default=1, metavar="N", help="tensor parallelism: build one GPU's share of "
                        "a group of N GPUs, with its all-reduces (default: 1)")
         p.add_argument("--dp", type=_int, default=1, metavar="N", help="data parallelism: N replicas, each serving "
@@ -59,7 +62,7 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type) -> None
         many = ", several separated by commas" if LISTS in groups else ""
         p.add_argument("--hardware", default=hardware.DEFAULT, metavar="NAME",
                        help=f"GPU name or path to a .toml spec{many} (default: {hardware.DEFAULT}); see 'opgraph hardware'")
-        if MODEL in groups:
+        if MODEL in groups and SEARCH not in groups:
             p.add_argument("--across-nodes", action="store_true", help="allow a --tp group larger than one node: "
                            "its collectives then run at the network's bandwidth (refused without this flag)")
     if SIZES in groups or LISTS in groups or PHASE1 in groups:
@@ -148,6 +151,13 @@ COMMANDS = {  # name: (record type, option groups, help, description, run)
                  "its generated tokens", "Time to first token (prefill of the prompt, lm_head on the last position "
                  "only); then every decode step at its own context P, P+1, ..., P+G-2, summed; the mean, first and "
                  "last step, total time, tokens/s, and whether it fits in GPU memory.", runs.generation),
+    "plan": (plan_search.PlanSearch, {MODEL, GPU, FUSION, PRECISION, BUILD, TIME, SEARCH}, "rank the parallel "
+             "layouts of a number of GPUs", "Tries every way to lay the model out over --gpus GPUs (tensor "
+             "parallel x data-parallel replicas, and for MoE models experts spread over all of them) at every "
+             "batch per replica in --batch that fits in memory, for a --prompt of P tokens and --output of G; "
+             "drops what does not fit or misses --max-tpot / --max-ttft, and ranks the rest by output tokens/s per "
+             "GPU, each with its TTFT, TPOT, memory per GPU and the op that bounds it. Pipeline parallelism is not "
+             "searched yet.", runs.planning),
     "memory": (memory.MemoryReport, {MODEL, GPU, SIZES, FUSION, PRECISION}, "weights, KV cache and peak activations "
                "against GPU memory", "Per phase: weight bytes, KV-cache bytes (decode: after the step, context+1 "
                "tokens), the peak of activations alive at once under the fusion plan, their total against the GPU's "
@@ -226,6 +236,20 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--dry-run", action="store_true", help="list the kernels; measure nothing")
         if name == "graph":
             p.add_argument("--block", metavar="NAME", help="which block (default: the first, the layer)")
+        if name == "plan":
+            p.add_argument("--gpus", type=_int, required=True, metavar="N", help="GPUs to lay the model out over")
+            p.add_argument("--prompt", type=_int, default=plan_search.DEFAULT_PROMPT, metavar="P",
+                           help=f"prompt tokens per sequence (default: {plan_search.DEFAULT_PROMPT})")
+            p.add_argument("--output", type=_int, default=plan_search.DEFAULT_OUTPUT, metavar="G",
+                           help=f"output tokens per sequence (default: {plan_search.DEFAULT_OUTPUT})")
+            p.add_argument("--batch", metavar="LIST", help="sequences per replica to try, a list: 1,8,64 or 1:64 or "
+                           "1,2,4,...,512 (default: 1,2,4,...,512)")
+            p.add_argument("--max-tpot", type=_float, metavar="MS", help="drop candidates whose mean time per output "
+                           "token exceeds this many milliseconds")
+            p.add_argument("--max-ttft", type=_float, metavar="MS", help="drop candidates whose time to first token "
+                           "exceeds this many milliseconds")
+            p.add_argument("--top", type=_int, default=10, metavar="N", help="candidates to list in the table "
+                           "(default: 10; json and csv list all)")
         if name == "generate":
             p.add_argument("--batch", type=_int, default=choices.DEFAULT_BATCH, help="sequences (default: 32)")
             p.add_argument("--prompt", type=_int, required=True, metavar="P", help="prompt tokens per sequence")

@@ -3,12 +3,15 @@ and one analysis called. The CLI renders what these return."""
 
 from __future__ import annotations
 
-from opgraph import choices
 from pathlib import Path
 
+import attrs
+
+from opgraph import choices
 from opgraph.analysis import bench
 from opgraph.analysis import calibrate as fitting
 from opgraph.analysis import crossover, generate, report, sweep, validate
+from opgraph.analysis import plan as plan_search
 from opgraph.core import checks
 from opgraph.core.model import BuildOptions
 from opgraph.core.phase import Phase
@@ -70,6 +73,26 @@ def crossover_report(a):
     [ph] = choices.phases(["decode"], batch=a.batch, context=a.context)
     return crossover.crossover_report(build(a), choices.plan(a.fusion), gpu(a), list(names), batch=ph.batch,
                                       context=ph.past)
+
+
+def planning(a):
+    """`opgraph plan`: the layouts of --gpus GPUs, ranked."""
+    model = source(a)
+    opts = BuildOptions(choices.precision(model, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype,
+                                          kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype),
+                        a.causal_skip, a.experts_touched)
+    hw = choices.gpu(a.hardware, launch_us=a.launch_us, overlap=a.overlap, calibration=a.calibration)
+    probe = choices.builder(model, opts)(Phase.decode(1, 1))
+    batches = sweep.parse_values(a.batch, "--batch") if a.batch is not None else list(plan_search.DEFAULT_BATCHES)
+    ms = {k: None if getattr(a, k) is None else checks.number(f"--{k.replace('_', '-')}", getattr(a, k), above=0,
+                                                               maximum=1e6) / 1e3 for k in ("max_tpot", "max_ttft")}
+    top = checks.integer("--top", a.top, maximum=10**6)
+    return attrs.evolve(plan_search.search(choices.arranger(model, opts, hw), choices.plan(a.fusion), hw,
+                              gpus=checks.integer("--gpus", a.gpus, maximum=1024),
+                              moe=any(op.part == "moe" for b in probe.blocks for op in b.graph.ops.values()),
+                              name=probe.name, prompt=checks.integer("--prompt", a.prompt),
+                              output=checks.integer("--output", a.output), batches=batches,
+                              max_tpot_s=ms["max_tpot"], max_ttft_s=ms["max_ttft"]), top=top)
 
 
 def generation(a):

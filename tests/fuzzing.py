@@ -49,20 +49,24 @@ COMMANDS = {
     "sweep": {**COMMON, **TIME, "--batch": "list", "--seq-len": "list", "--context": "list"},
     "crossover": {k: v for k, v in {**COMMON, **TIME}.items() if k != "--seq-len"},
     "memory": dict(COMMON),
+    "plan": {"--gpus": "int", "--prompt": "int", "--output": "int", "--batch": "list", "--max-tpot": "limit",
+             "--max-ttft": "limit", "--top": "int", "--hardware": "hardware", "--dtype": "dtype", **TIME},
     "generate": {"--batch": "int", "--prompt": "int", "--output": "int", "--hardware": "hardware", "--tp": "tp",
                  "--dp": "dp", "--ep": "ep", "--expert-imbalance": "imbalance", **TIME},
 }
 # Options each command does not take: giving them is an error, never silently ignored.
 FOREIGN = {"activations": ["--launch-us", "--overlap", "--hardware"], "graph": ["--launch-us", "--hardware"],
            "memory": ["--launch-us", "--overlap", "--causal-skip"], "crossover": ["--seq-len"],
-           "generate": ["--phase", "--seq-len", "--context"], "models": ["--batch"], "hardware": ["--phase"]}
+           "generate": ["--phase", "--seq-len", "--context"],
+           "plan": ["--tp", "--dp", "--ep", "--phase", "--seq-len", "--context", "--across-nodes"], "models": ["--batch"], "hardware": ["--phase"]}
 SMALL = {"report": ["--batch", "2", "--seq-len", "16", "--context", "16"],
          "activations": ["--batch", "2", "--seq-len", "16", "--context", "16"],
          "compare": ["--batch", "2", "--seq-len", "16", "--context", "16"],
          "graph": [], "sweep": ["--batch", "1,2", "--seq-len", "16", "--context", "16"],
          "crossover": ["--batch", "2", "--context", "16"], "memory": ["--batch", "2", "--seq-len", "16", "--context", "16"],
-         "generate": ["--prompt", "8", "--output", "3", "--batch", "2"]}
-REQUIRED = {"generate": {"--prompt", "--output"}}
+         "generate": ["--prompt", "8", "--output", "3", "--batch", "2"],
+         "plan": ["--gpus", "2", "--prompt", "16", "--output", "3", "--batch", "1,2"]}
+REQUIRED = {"generate": {"--prompt", "--output"}, "plan": {"--gpus"}}
 
 
 def _values(kind: str) -> list[tuple[str, str]]:
@@ -90,6 +94,8 @@ def _values(kind: str) -> list[tuple[str, str]]:
         return [(v, BAD) for v in ["", "0", "-1", "abc", "2000", "1.5"]] + [(v, OK) for v in ("1", "2", "8")]
     if kind == "ep":  # llama-3-8b has no experts, and --ep must equal --tp x --dp
         return [(v, BAD) for v in ["", "0", "-1", "abc", "2000", "1.5", "2", "8"]] + [("1", OK)]
+    if kind == "limit":  # a latency limit in milliseconds
+        return [(v, BAD) for v in FLOAT_BAD + ["0"]] + [(v, OK) for v in ("2.5", "1000")]
     if kind == "imbalance":  # applies only with --ep
         return [(v, BAD) for v in FLOAT_BAD + ["0.5", "1", "2"]]
     if kind == "list":

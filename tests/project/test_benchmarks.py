@@ -14,6 +14,7 @@ BENCH = Path(__file__).parents[2] / "benchmarks"
     ("bench_sweep.py", ["--repeat", "1", "--points", "2500"], "2,500 points: median"),
     ("fuzz_cli.py", ["--limit", "12"], "12 inputs in"),
     ("bench_accuracy.py", [], "held-out vLLM kernels"),
+    ("bench_plan.py", ["--repeat", "1"], "decode steps costed"),
 ])
 def test_benchmark_script_runs(script, args, expect, tmp_path):
     r = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, cwd=tmp_path)
