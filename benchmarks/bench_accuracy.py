@@ -1,5 +1,5 @@
 """How well the time model matches measured H100 kernels, against the issue's targets (median |error| <= 10% and
-p90 <= 30% per class on held-out measurements).
+p90 <= 30% per GEMM and attention class on held-out measurements).
 
 1. Fits the time model to each GPU's vLLM kernels (benchmarks/data/<gpu>-vllm.csv.gz) with 20% held out, exactly as
    the shipped hardware/calibrations/<gpu>.toml were made, and prints the held-out error per class.
@@ -8,8 +8,10 @@ p90 <= 30% per class on held-out measurements).
     python benchmarks/bench_accuracy.py            # the error, against the targets
     python benchmarks/bench_accuracy.py --write    # also rewrite hardware/calibrations/<gpu>.toml from these fits
 
-The all-reduce rows fit the `collective` class (no target is set for it; the L40S's fit is printed but not shipped,
-being worse than its spec's alpha-beta). Needs scipy (pip install ".[fit]"). Not yet here: serving-style end-to-end decode steps (no measured steps ship).
+The all-reduce rows fit the `collective` class and the expert-parallel dispatch and combine rows (H100 SXM, H200, B200)
+the `all_to_all` class (no target is set for either; a class whose fit is worse than its spec's alpha-beta on the
+held-out rows, as the L40S's collective is, is printed but not shipped: UNSHIPPED). Needs scipy (pip install ".[fit]").
+Not yet here: serving-style end-to-end decode steps (no measured steps ship).
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from opgraph import hardware
 from opgraph.analysis.calibrate import calibrate, fit_summary
 from opgraph.analysis.validate import validate
 from opgraph.core.timing import ROOFLINE
-from opgraph.files.measurements import read
+from opgraph.files.measurements import TIME_CLASS, read
 from opgraph.hardware.calibration import FOLDER, write
 
 DATA = Path(__file__).parent / "data"
 TARGET_MEDIAN, TARGET_P90 = 0.10, 0.30
+TARGETED = {"gemm", "prefill_attention", "decode_attention"}  # the classes the targets are set for
 
 
 EXP_RATES = {"h100-sxm": 3.9e12, "h200": 3.9e12}  # FlashAttention-3 paper; the H200 is the same GH100 chip
@@ -38,38 +41,49 @@ _EXP = {"h100-sxm": "exponentials at 3.9e12/s, the H100 SXM5 special-function ra
         "h200": "exponentials at 3.9e12/s, the H100 SXM5 special-function rate the FlashAttention-3 paper (Shah et al., "
                 "2024) gives, taken for the same GH100 chip"}
 _ALL_REDUCE = "all-reduce: vLLM's custom all-reduce as captured in a CUDA graph, bf16, 2-8 GPUs, the same file"
-UNSHIPPED = {"l40s": "collective"}  # fits worse on held-out rows than the spec's alpha-beta
+_ALL_TO_ALL = ("all-to-all: vLLM 0.24.0's DeepEP dispatch and combine, bf16, 8 GPUs of one node, low-latency up to "
+               "256 tokens per GPU and high-throughput above, the same file")
+# Classes not shipped per GPU: they fit worse on held-out rows than the spec's alpha-beta
+UNSHIPPED = {"l40s": {"collective"}}
 
 
-def source(gpu: str) -> str:
+def source(gpu: str, classes: set[str]) -> str:
+    """The calibration file's source line, naming the measured collectives it ships (of `classes`)."""
     version, device = _MEASURED_ON.get(gpu, ("", "this GPU"))
     parts = [f"{_ORIGIN.format(version, device).replace('  ', ' ')}, benchmarks/data/{gpu}-vllm.csv.gz",
              _EXP.get(gpu, "exponentials not counted apart (no sourced special-function rate)")]
-    return "; ".join(parts + ([] if gpu in UNSHIPPED else [_ALL_REDUCE]))
+    shipped = classes - UNSHIPPED.get(gpu, set())
+    return "; ".join(parts + [text for kind, text in (("collective", _ALL_REDUCE), ("all_to_all", _ALL_TO_ALL))
+                              if kind in shipped])
 
 
 def main(argv: list[str]) -> int:
     met = True
     for gpu in ("h100-sxm", "h200", "a100-sxm", "b200", "l40s"):
         spec = hardware.load(gpu)
-        fit = calibrate(read(DATA / f"{gpu}-vllm.csv.gz"), attrs.evolve(spec, timing=ROOFLINE), holdout=0.2, seed=0,
-                        exp_rate=EXP_RATES.get(gpu), source=source(gpu))
+        rows = read(DATA / f"{gpu}-vllm.csv.gz")
+        classes = {TIME_CLASS.get(m.kind, m.kind) for m in rows}
+        fit = calibrate(rows, attrs.evolve(spec, timing=ROOFLINE), holdout=0.2, seed=0,
+                        exp_rate=EXP_RATES.get(gpu), source=source(gpu, classes))
         if "--write" in argv:
-            kept = [c for c in fit.classes if c.kind != UNSHIPPED.get(gpu)]
+            kept = [c for c in fit.classes if c.kind not in UNSHIPPED.get(gpu, set())]
             write(attrs.evolve(fit.model, classes={c.kind: c.params for c in kept},
                                fit=fit_summary(kept, fit.holdout, fit.seed)), FOLDER / f"{gpu}.toml")
         print(f"{gpu}: held-out vLLM kernels (never seen by the fit):")
         for c in fit.classes:
             ok = c.after.median <= TARGET_MEDIAN and c.after.p90 <= TARGET_P90
-            met &= ok or gpu != "h100-sxm"  # the targets are the H100's
+            met &= ok or gpu != "h100-sxm" or c.kind not in TARGETED  # the targets are the H100's
+            verdict = ("meets the target" if ok else "MISSES the target") if c.kind in TARGETED else "(no target set)"
+            shipped = "" if c.kind not in UNSHIPPED.get(gpu, set()) else "; not shipped"
             print(f"  {c.kind:18s} {c.after.count:6,} kernels: median {c.after.median:6.1%}, p90 {c.after.p90:6.1%} "
-                  f"(roofline {c.before.median:.1%}, {c.before.p90:.1%}) {'meets' if ok else 'MISSES'} the target")
+                  f"(roofline {c.before.median:.1%}, {c.before.p90:.1%}) {verdict}{shipped}")
     h100 = hardware.load("h100-sxm")
     for framework in ("trtllm", "sglang"):
         v = validate(read(DATA / f"h100-sxm-{framework}.csv.gz"), h100)
         print(f"transfer to {framework} (shipped calibration): " + "; ".join(
             f"{k} {s.median:.1%} / {s.p90:.1%}" for k, s in v.stats["expected"]["class"].items()))
-    print(f"H100 targets (median {TARGET_MEDIAN:.0%}, p90 {TARGET_P90:.0%} per class): {'met' if met else 'NOT met'}")
+    print(f"H100 targets (median {TARGET_MEDIAN:.0%}, p90 {TARGET_P90:.0%} per GEMM and attention class): "
+          f"{'met' if met else 'NOT met'}")
     return 0 if met else 1
 
 

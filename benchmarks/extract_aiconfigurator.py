@@ -13,11 +13,29 @@ Kept, bf16 only (the precision the shipped calibration targets):
   run decode; vLLM's and SGLang's `*_graph` backends, TensorRT-LLM's own kernel), every row; its message_size is
   the number of elements (aiconfigurator sizes it tokens x hidden). These rows come last, so adding them left the
   other classes' held-out split unchanged.
+- `ep_dispatch`, `ep_combine` (vLLM files only, after the all-reduces, so again no other row's split moves):
+  `comm/vllm/<newest>/moe_a2a_perf`, the expert-parallel all-to-alls of vLLM 0.24.0's DeepEP prepare (dispatch)
+  and finalize (combine), each timed alone between CUDA events (the mean of 10 after 3 warm-ups) on bf16 tokens with
+  random top_k experts per token, no quantization (aiconfigurator's collector,
+  collector/wideep/vllm/collect_moe_a2a.py: `FusedMoEQuantConfig.make(None)`, `use_fp8_dispatch=False`; the
+  table's comm_dtype "default" is that bf16). Its `latency` is in microseconds (transmit_us + notify_us), not
+  milliseconds. The package has it for the H100 SXM, H200 and B200 (not the A100 SXM or L40S): 8 GPUs of one
+  node (ep_size 8, node_num 1; collection_meta.yaml: campaign_node_counts 1, NVLink only), hidden 3072 to 7168,
+  top_k 6 or 8, 256 or 384 experts (not a column here: uniform routing's mean load does not depend on it). Kept:
+  every DeepEP low-latency row (`deepep_ll`, 1 to 256 tokens per GPU: the decode kernel; vLLM sizes its buffer for
+  VLLM_MOE_DP_CHUNK_SIZE, 256 by default, tokens per GPU, where the table stops) and the high-throughput rows
+  (`deepep_ht`, 20 SMs, 16 to 65,536 tokens) above 256 tokens per GPU (prefill): at each token count the kernel
+  a deployment that decodes low-latency and prefills high-throughput (as vLLM's expert-parallel guide pairs them)
+  runs. Left out: the high-throughput rows of 16 to 256 tokens (the low-latency rows' shapes, up to 5 times slower:
+  a fixed cost of about 0.3 ms a dispatch that one all-to-all class cannot price beside the low-latency kernel's
+  50 us), the H100's DeepEP v2 rows (`deepep_v2_*`, an overlay build of a newer DeepEP, on that GPU only), and any
+  row spanning nodes or of another dtype (none in 0.12.0).
 
 vLLM's tables are the calibration sets (`<gpu>-vllm.csv.gz`, every row, for each shipped GPU the package has: the
 H100 SXM, H200, A100 SXM, B200 and L40S, each from its newest vLLM version there); on the H100, TensorRT-LLM's and
 SGLang's are the transfer checks (`h100-sxm-trtllm.csv.gz`, `h100-sxm-sglang.csv.gz`, every 4th row after sorting,
-to keep them small). The files are gzipped CSV; opgraph reads them as they are.
+to keep them small). The files are gzipped CSV; opgraph reads them as they are. The all-to-all columns (tokens,
+top_k, hidden) are in a file's header only when it has such rows, so the other files are as they were.
 opgraph never depends on the package: run this once, by hand, and commit the CSVs.
 
     pip download aiconfigurator-core==0.12.0 --no-deps -d /tmp/aic
@@ -52,9 +70,12 @@ def newest(wheel: zipfile.ZipFile, folder: str, table: str) -> str:
     def version(name: str) -> tuple:
         return tuple(int(p) if p.isdigit() else 0 for p in name[len(folder):].split("/")[0].replace("rc", ".").split("."))
     return max(found, key=version)
+A2A_COLUMNS = ["tokens", "top_k", "hidden"]
 COLUMNS = ["class", "dtype", "m", "n", "k", "batch", "seq_len", "context", "heads", "kv_heads", "head_dim", "gpus",
-           "elements", "time_us", "source"]
+           "elements", *A2A_COLUMNS, "time_us", "source"]
 GRAPHED = {"vllm": "vllm_graph", "sglang": "sglang_graph", "trtllm": "trtllm"}  # the CUDA-graph all-reduce
+GPUS_PER_NODE = 8  # every GPU here comes as an 8-GPU HGX/DGX node
+LL_CAPACITY = 256  # tokens per GPU that vLLM's DeepEP low-latency buffer holds (VLLM_MOE_DP_CHUNK_SIZE)
 
 
 def rows(wheel: zipfile.ZipFile, gpu: str, framework: str):
@@ -96,6 +117,28 @@ def rows(wheel: zipfile.ZipFile, gpu: str, framework: str):
     for r in c.itertuples():
         yield {"class": "all_reduce", "dtype": "bf16", "gpus": r.num_gpus, "elements": r.message_size,
                "time_us": round(r.latency * 1e3, 4), "source": f"{framework} {r.version} {r.kernel_source}"}
+    if framework == "vllm":
+        yield from all_to_alls(wheel, base)
+
+
+def all_to_alls(wheel: zipfile.ZipFile, base: str):
+    """The vLLM DeepEP dispatch and combine rows kept (see the module docstring), if the GPU has the table."""
+    import pandas as pd
+
+    folder = f"{base}comm/vllm/"
+    if not any(n.startswith(folder) and n.endswith("/moe_a2a_perf.parquet") for n in wheel.namelist()):
+        return
+    a = pd.read_parquet(io.BytesIO(wheel.read(newest(wheel, folder, "moe_a2a_perf.parquet"))))
+    assert (a.latency - a.transmit_us - a.notify_us).abs().max() < 1e-6, "latency is no longer microseconds"
+    within = (a.node_num == 1) & (a.ep_size <= GPUS_PER_NODE) & (a.comm_dtype == "default")
+    served = (a.comm_backend == "deepep_ll") | ((a.comm_backend == "deepep_ht") & (a.num_tokens > LL_CAPACITY))
+    a = a[within & served].sort_values(["phase", "comm_backend", "hidden_size", "topk", "num_experts", "num_tokens"],
+                                       ascending=[False, False, True, True, True, True])
+    for r in a.itertuples():
+        yield {"class": f"ep_{r.phase}", "dtype": "bf16", "gpus": r.ep_size, "tokens": r.num_tokens, "top_k": r.topk,
+               "hidden": r.hidden_size, "time_us": round(r.latency, 4),
+               "source": f"vllm {r.version} {r.kernel_source} {r.comm_backend}, {r.num_experts} experts, "
+                         f"{r.node_num} node"}
 
 
 def main() -> int:
@@ -106,14 +149,13 @@ def main() -> int:
     with zipfile.ZipFile(args.wheel) as wheel:
         for gpu, framework in SETS:
             path = OUT / f"{gpu}-{framework}.csv.gz"
+            kept = [row for row in rows(wheel, gpu, framework) if row["time_us"] > 0]
+            columns = [c for c in COLUMNS if c not in A2A_COLUMNS or any(c in row for row in kept)]
             with gzip.GzipFile(path, "wb", compresslevel=9, mtime=0) as z, io.TextIOWrapper(z, newline="") as f:
-                w = csv.DictWriter(f, COLUMNS, lineterminator="\n")
+                w = csv.DictWriter(f, columns, lineterminator="\n")
                 w.writeheader()
-                n = 0
-                for row in rows(wheel, gpu, framework):
-                    if row["time_us"] > 0:
-                        w.writerow(row)
-                        n += 1
+                w.writerows(kept)
+            n = len(kept)
             print(f"{path}: {n:,} kernels ({path.stat().st_size / 1e6:.2f} MB gzipped)")
     return 0
 

@@ -15,10 +15,12 @@
     per_row_us = 0.0                     # attention: per (sequence x KV head)
     special_overlap = 0.35               # attention: of exponentials with matrix products (1 = max, 0 = sum)
 
-    [collective]                         # all-reduce and the other collectives
+    [collective]                         # all-reduce, all-gather, send: the ring collectives
     latency_us = 4.5
     link_efficiency = 1.04               # achieved / the spec's link bandwidth (above 1: in-switch reduction)
     per_step_us = 0.05                   # per algorithm step; absent: the spec's step_latency_us
+
+    [all_to_all]                         # expert-parallel dispatch and combine (absent: priced as [collective])
 
 `write` makes such a file from a fitted TimeModel (what `opgraph calibrate --out` writes).
 """

@@ -2,10 +2,11 @@
 
 Per kernel class, the parameters (latency, compute and memory efficiency, overlap, and for attention the cost
 per sequence x KV head and, where exponentials are counted (--exp-rate), their overlap with the matrix products; for GEMMs the row tile, chosen from TILES; for collectives, measured as all_reduce
-rows, instead the latency, the achieved share of the link bandwidth and the cost per ring step) minimize a
-robust loss (soft L1, scale 0.1) of log(predicted / measured) on a training split; a held-out split (every row
-whose hash falls in the held-out share, fixed by the seed) is never seen by the fit, and its error before (the
-roofline) and after (the fitted model) is reported. Needs scipy, the optional `fit` extra.
+rows, and all-to-alls, measured as ep_dispatch and ep_combine rows, instead the latency, the achieved share of the
+link bandwidth and the cost per step) minimize a robust loss (soft L1, scale 0.1) of log(predicted / measured) on a
+training split; a held-out split (every row whose hash falls in the held-out share, fixed by the seed) is never seen
+by the fit, and its error before (the roofline) and after (the fitted model) is reported. Measured classes that one time class prices (TIME_CLASS:
+ep_dispatch and ep_combine are both all_to_all) are fitted together. Needs scipy, the optional `fit` extra.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import numpy as np
 
 from opgraph.analysis.validate import FEATURES, Stats, features
 from opgraph.core.hardware import Hardware
-from opgraph.core.timing import COLLECTIVE, DECODE_ATTENTION, GEMM, PREFILL_ATTENTION, ClassTiming, KernelWork, TimeModel, expected
+from opgraph.core.timing import (ALL_TO_ALL, COLLECTIVE, DECODE_ATTENTION, GEMM, PREFILL_ATTENTION, ClassTiming,
+                                  KernelWork, TimeModel, expected)
 from opgraph.errors import OpgraphError
 from opgraph.files.measurements import TIME_CLASS, Measurement
 
@@ -29,8 +31,10 @@ _PARAMS = [("latency_s", 5e-6, 0.0, 1e-3), ("compute_efficiency", 0.8, 0.02, 1.0
            ("memory_efficiency", 0.8, 0.02, 1.0), ("overlap", 0.5, 0.0, 1.0)]
 _PER_ROW = ("per_row_s", 1e-8, 0.0, 1e-5)
 _SPECIAL = ("special_overlap", 0.5, 0.0, 1.0)
-# collectives: a fixed cost, the achieved share of the link (above 1 where the switch reduces), a cost per step
+# collectives (and all-to-alls): a fixed cost, the achieved share of the link (above 1 where the switch reduces), a
+# cost per step
 _COLLECTIVE = [("latency_s", 5e-6, 0.0, 1e-3), ("link_efficiency", 0.8, 0.05, 2.0), ("per_step_s", 1e-7, 0.0, 1e-5)]
+_LINK_CLASSES = (COLLECTIVE, ALL_TO_ALL)
 
 
 @attrs.frozen
@@ -69,7 +73,7 @@ def _fit_class(kind: str, work: KernelWork, measured: np.ndarray, exp_rate: floa
         from scipy.optimize import least_squares
     except ImportError:
         raise OpgraphError(INSTALL_HINT) from None
-    params = _COLLECTIVE if kind == COLLECTIVE else _PARAMS
+    params = _COLLECTIVE if kind in _LINK_CLASSES else _PARAMS
     if kind in (PREFILL_ATTENTION, DECODE_ATTENTION):
         params = params + [_PER_ROW] + ([_SPECIAL] if exp_rate else [])
     names = [p[0] for p in params]
@@ -100,14 +104,15 @@ def calibrate(measurements: Sequence[Measurement], hw: Hardware, *, holdout: flo
     bare = attrs.evolve(hw, timing=TimeModel("roofline"))
     f = features(measurements, bare)
     measured = np.array([m.time_s for m in measurements])
-    kinds = np.array([m.kind for m in measurements])
+    kinds = np.array([TIME_CLASS.get(m.kind, m.kind) for m in measurements])  # the time class of each row
     held = split(len(measurements), holdout, seed)
     classes, fits = {}, []
-    for measured_kind in sorted(set(kinds.tolist())):
-        kind = TIME_CLASS.get(measured_kind, measured_kind)
-        train, test = (kinds == measured_kind) & ~held, (kinds == measured_kind) & held
+    for kind in sorted(set(kinds.tolist())):
+        train, test = (kinds == kind) & ~held, (kinds == kind) & held
         if train.sum() < 8 or test.sum() < 2:
-            raise OpgraphError(f"class {measured_kind!r} has {int(train.sum())} training and {int(test.sum())} "
+            rows = sorted({m.kind for m in measurements if TIME_CLASS.get(m.kind, m.kind) == kind})
+            name = repr(rows[0]) if len(rows) == 1 else f"{kind!r} ({' and '.join(rows)} rows)"
+            raise OpgraphError(f"class {name} has {int(train.sum())} training and {int(test.sum())} "
                                f"held-out rows; a fit needs at least 8 and 2 (give more measurements or a larger --holdout)")
         params = _fit_class(kind, _work(kind, f, train), measured[train], exp_rate)
         classes[kind] = params

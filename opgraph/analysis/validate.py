@@ -7,7 +7,11 @@ reads and writes):
 - prefill_attention: causal attention of batch x seq_len new tokens over themselves (qk, softmax, av, with
   causal skipping: FlashAttention computes only the unmasked blocks); reads q, k, v, writes the output;
 - decode_attention: one query per sequence over context+1 cached keys; reads q and the K and V cache;
-- all_reduce: a ring all-reduce of `elements` values over `gpus` GPUs (opgraph.core.ops), on the spec's links.
+- all_reduce: a ring all-reduce of `elements` values over `gpus` GPUs (opgraph.core.ops), on the spec's links;
+- ep_dispatch, ep_combine: the expert-parallel all-to-alls (opgraph.core.ops.ep_dispatch, ep_combine) of `tokens`
+  tokens of `hidden` values per GPU, each to its top_k experts' GPUs, over `gpus` GPUs, at the mean load of uniform
+  routing (each GPU receives tokens x top_k rows), in the row's dtype: (n-1)/n x tokens x top_k x hidden values on
+  the wire per GPU.
 
 Rows of a class are predicted together by replaying the traced kernel over arrays (opgraph.trace), so a file of
 a hundred thousand kernels takes seconds. The error of a row is (predicted - measured) / measured: negative
@@ -49,6 +53,14 @@ def kernel(kind: str, dtype: str, **shape) -> Model:
         b.linear("gemm", x, b.weight("w", (shape["n"], shape["k"])), out="y")
     elif kind == "all_reduce":
         b.all_reduce("all_reduce", b.input("x", (shape["elements"],)), group=shape["gpus"], out="y")
+    elif kind == "ep_dispatch":
+        tokens, top_k = shape["tokens"], shape["top_k"]
+        b.ep_dispatch("ep_dispatch", b.input("x", (tokens, shape["hidden"])), group=shape["gpus"], top_k=top_k,
+                      rows=tokens * top_k, out="y")
+    elif kind == "ep_combine":
+        tokens, top_k = shape["tokens"], shape["top_k"]
+        b.ep_combine("ep_combine", b.input("y", (tokens * top_k, shape["hidden"])), group=shape["gpus"], top_k=top_k,
+                     tokens=(tokens,), out="out")
     else:
         batch, heads, kv_heads, d = shape["batch"], shape["heads"], shape["kv_heads"], shape["head_dim"]
         kw = dict(heads=heads, kv_heads=kv_heads, head_dim=d, causal=True)

@@ -16,7 +16,9 @@ FlashAttention-3 overlaps its exponentials with its matrix products only in part
 
 A collective's links run beside its memory traffic: busy = max(busy, comm), where comm is its steps x per_step
 plus its wire bytes over the link bandwidth x link_efficiency (the spec's alpha-beta time until calibrated; a
-link_efficiency above 1 is a switch that reduces in the network, as NVLink SHARP does).
+link_efficiency above 1 is a switch that reduces in the network, as NVLink SHARP does). All-to-alls (expert-parallel
+dispatch and combine) are the class all_to_all, with the same parameters fitted apart; a calibration without that
+class prices them by its collective class (FALLBACK).
 
 A kernel is latency-bound when its latency exceeds its compute, memory and link times. Time is a property of
 a kernel (a fused group): it pays its latency once. Parameters are data: a calibration file per GPU
@@ -34,7 +36,12 @@ from opgraph.core.sizes import maximum, minimum
 # Kernel classes. A calibration file may add its own; kernels are classed by `classify`.
 GEMM, PREFILL_ATTENTION, DECODE_ATTENTION = "gemm", "prefill_attention", "decode_attention"
 NORM, ELEMENTWISE, EMBEDDING, COLLECTIVE = "norm", "elementwise", "embedding", "collective"
-CLASSES = (GEMM, PREFILL_ATTENTION, DECODE_ATTENTION, NORM, ELEMENTWISE, EMBEDDING, COLLECTIVE)
+ALL_TO_ALL = "all_to_all"  # expert-parallel dispatch and combine (and plain all-to-alls): a collective of its own
+CLASSES = (GEMM, PREFILL_ATTENTION, DECODE_ATTENTION, NORM, ELEMENTWISE, EMBEDDING, COLLECTIVE, ALL_TO_ALL)
+ALL_TO_ALL_FNS = frozenset({"all_to_all", "ep_dispatch", "ep_combine"})  # the collective ops it prices
+# A class a calibration lacks is priced by the next one here that it has (then "default", then the roofline):
+# files fitted before all-to-alls were measured price them by their all-reduce fit, as they always did.
+FALLBACK = {ALL_TO_ALL: COLLECTIVE}
 LATENCY, COMPUTE, MEMORY = "latency", "compute", "memory"
 
 
@@ -80,6 +87,9 @@ class TimeModel:
         return bool(self.classes)
 
     def of(self, kind: str) -> ClassTiming:
+        """The parameters that price `kind`: its own table, else its FALLBACK's, else "default", else the roofline."""
+        while kind not in self.classes and kind in FALLBACK:
+            kind = FALLBACK[kind]
         return self.classes.get(kind) or self.classes.get("default") or ClassTiming()
 
 
@@ -160,13 +170,18 @@ def op_class(op, attention: str) -> str:
     """The class whose parameters price one op's work inside a kernel (`attention`: the kernel's attention class)."""
     if op.fn in ("qk", "softmax", "av"):
         return attention
+    if op.fn in ALL_TO_ALL_FNS:
+        return ALL_TO_ALL
     return {"matmul": GEMM, "norm": NORM, "embedding": EMBEDDING, "collective": COLLECTIVE}.get(op.kind, ELEMENTWISE)
 
 
 def classify(ops) -> str:
-    """A kernel's class from its ops: attention (decode when its queries are one position) if it computes
-    scores; else gemm if it multiplies matrices; else norm, embedding or elementwise by its ops' kinds."""
+    """A kernel's class from its ops: all_to_all if it holds an all-to-all (ep_dispatch, ep_combine), else
+    collective if it holds another collective; else attention (decode when its queries are one position) if it
+    computes scores; else gemm if it multiplies matrices; else norm, embedding or elementwise by its ops' kinds."""
     kinds = {op.kind for op in ops}
+    if any(op.fn in ALL_TO_ALL_FNS for op in ops):
+        return ALL_TO_ALL
     if "collective" in kinds:
         return COLLECTIVE
     for op in ops:

@@ -2,7 +2,7 @@
 
 One row a kernel. Columns (a header row names them; order is free, unknown columns are an error):
 
-    class      gemm | prefill_attention | decode_attention | all_reduce
+    class      gemm | prefill_attention | decode_attention | all_reduce | ep_dispatch | ep_combine
     dtype      the operands' storage type: bf16, fp16, fp8, ... (opgraph.core.tensor.STORAGE_DTYPES)
     time_us    the measured time of one call, microseconds, > 0
     source     free text: where the row comes from (optional)
@@ -10,6 +10,16 @@ One row a kernel. Columns (a header row names them; order is free, unknown colum
     prefill_attention:  batch, seq_len, heads, kv_heads, head_dim    causal, over an empty cache
     decode_attention:   batch, context, heads, kv_heads, head_dim    one new token per sequence over context+1 keys
     all_reduce:         gpus, elements     a sum over `gpus` GPUs (of one node) of `elements` values of dtype each
+    ep_dispatch:        gpus, tokens, top_k, hidden    an expert-parallel all-to-all over `gpus` GPUs (the EP group):
+                        each GPU sends each of its `tokens` tokens, `hidden` (d_model) values of dtype, to the GPUs
+                        of its `top_k` experts (DeepEP's dispatch); dtype is the type on the wire
+    ep_combine:         gpus, tokens, top_k, hidden    the dispatch's inverse: each GPU's tokens x top_k expert
+                        outputs go back to their tokens' GPUs (DeepEP's combine)
+
+An ep_dispatch or ep_combine row is rebuilt with the mean load of uniform routing (each GPU receives tokens x top_k
+rows: opgraph.core.ops.ep_dispatch), and is priced by the time model's `all_to_all` class (TIME_CLASS), as a
+collective by the spec's links (a group larger than the spec's gpus_per_node sends its off-node shares over the
+network).
 
 A column a row's class does not use must be empty. A file ending in .gz is read through gzip. Every mistake is one
 OpgraphError naming the file, the row (1 = the first data row) and the column.
@@ -37,9 +47,12 @@ SHAPES = {
     "prefill_attention": ("batch", "seq_len", "heads", "kv_heads", "head_dim"),
     "decode_attention": ("batch", "context", "heads", "kv_heads", "head_dim"),
     "all_reduce": ("gpus", "elements"),
+    "ep_dispatch": ("gpus", "tokens", "top_k", "hidden"),
+    "ep_combine": ("gpus", "tokens", "top_k", "hidden"),
 }
-# The time model's class (opgraph.core.timing) that prices each measured class, where the names differ.
-TIME_CLASS = {"all_reduce": "collective"}
+# The time model's class (opgraph.core.timing) that prices each measured class, where the names differ. Measured
+# classes that share a time class are fitted together (opgraph.analysis.calibrate).
+TIME_CLASS = {"all_reduce": "collective", "ep_dispatch": "all_to_all", "ep_combine": "all_to_all"}
 SHAPE_COLUMNS = tuple(dict.fromkeys(c for cols in SHAPES.values() for c in cols))
 COLUMNS = ("class", "dtype", *SHAPE_COLUMNS, "time_us", "source")
 MAX_ROWS = 10**6
