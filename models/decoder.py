@@ -17,7 +17,7 @@ from opgraph.core.model import BuildOptions
 from opgraph.core import checks
 from opgraph.errors import OpgraphError
 from opgraph.core.graph import Graph, GraphBuilder
-from opgraph.core.model import Block, Model
+from opgraph.core.model import Block, Model, Stage
 from opgraph.core.phase import Phase
 from opgraph.core.tensor import BF16, DType, Precision
 from opgraph.core.sizes import minimum
@@ -211,6 +211,35 @@ class DecoderConfig:
                 found[LayerKind(moe, others_window)] = [self._first(moe, listed), count]
         return {kind: count for kind, (_, count) in sorted(found.items(), key=lambda kv: kv[1][0])}
 
+    def kinds_between(self, start: int, stop: int) -> dict[LayerKind, int]:
+        """Each layer kind's count among layers start..stop-1 (a pipeline stage), counted as `layer_kinds` counts."""
+        window = self.sliding_window
+        listed = [i for i in (self.window_layers or ()) if start <= i < stop] if window is not None else []
+        others_window = window if window is not None and self.window_layers is None else None
+        found: dict[LayerKind, int] = {}
+        for i in listed:
+            found[self.kind_of(i)] = found.get(self.kind_of(i), 0) + 1
+        moe = self._moe_layers(stop) - self._moe_layers(start) - sum(1 for i in listed if self.kind_of(i).moe)
+        for is_moe, count in ((True, moe), (False, stop - start - len(listed) - moe)):
+            if count > 0:
+                kind = LayerKind(is_moe, others_window)
+                found[kind] = found.get(kind, 0) + count
+        order = list(self.layer_kinds())
+        return dict(sorted(found.items(), key=lambda kv: order.index(kv[0])))
+
+    def stage_layers(self, pp: int, given: tuple[int, ...] | None) -> list[int]:
+        """Layers per pipeline stage: `given` (checked), else as even as can be, the first stages one more."""
+        n = self.n_layers
+        if pp > n:
+            raise OpgraphError(f"--pp {pp} exceeds the {n} layers of {self.name}; every stage needs a layer")
+        if given is None:
+            return [n // pp + (s < n % pp) for s in range(pp)]
+        if len(given) != pp or any(not isinstance(c, int) or isinstance(c, bool) or c < 1 for c in given) \
+                or sum(given) != n:
+            raise OpgraphError(f"--pp-layers {','.join(map(str, given))}: give {pp} positive layer counts, one per "
+                               f"stage, that add up to the {n} layers of {self.name}")
+        return list(given)
+
     def block_name(self, kind: LayerKind) -> str:
         """"layer" when all layers are alike, else what sets this kind apart: dense_layer / moe_layer,
         full_layer / sliding_layer."""
@@ -272,15 +301,20 @@ class DecoderConfig:
             return pieces.plain_mlp(b, x, d_ffn=self.d_ffn, act=act, bias=self.mlp_bias, tp=options.tp)
         return pieces.gated_mlp(b, x, d_ffn=self.d_ffn, act=act, bias=self.mlp_bias, tp=options.tp)
 
-    def embed_head(self, phase: Phase, options: BuildOptions = BuildOptions()) -> Graph:
-        b = GraphBuilder(self.precision(options), "embed_head")
+    def embed_head(self, phase: Phase, options: BuildOptions = BuildOptions(),
+                   parts: tuple[str, ...] = ("embed", "head")) -> Graph:
+        """The embedding and the final norm with lm_head: one block, or (a pipeline's first and last stages) one
+        of the two."""
+        b = GraphBuilder(self.precision(options), "_".join(parts))
         dims = dict(vocab=self.vocab_size, d_model=self.d_model)
         positions = self.max_positions if self.positions == "learned" else None
-        emb = pieces.embedding(b, phase, positions=positions, tp=options.tp, **dims)
-        logits = pieces.lm_head(b, phase, tied=self.tie_embeddings, norm_fn=self.norm, norm_bias=self.norm_bias,
-                                tp=options.tp,
-                                **dims)
-        return b.build(outputs=[emb, logits])
+        outs = []
+        if "embed" in parts:
+            outs.append(pieces.embedding(b, phase, positions=positions, tp=options.tp, **dims))
+        if "head" in parts:
+            outs.append(pieces.lm_head(b, phase, tied=self.tie_embeddings, norm_fn=self.norm,
+                                       norm_bias=self.norm_bias, tp=options.tp, **dims))
+        return b.build(outputs=outs)
 
     def build(self, phase: Phase, options: BuildOptions = BuildOptions()) -> Model:
         """The model for one phase, built as `options` say (precision per role, causal skipping, experts read,
@@ -298,6 +332,9 @@ class DecoderConfig:
                 more = "exceeds" if ep > self.moe.experts else "does not divide"
                 raise OpgraphError(f"--ep {ep} {more} the {self.moe.experts} routed experts; expert parallelism "
                                    f"gives every GPU the same number of whole experts")
+        pp = checks.integer("--pp", options.pp, maximum=1024)
+        if pp > 1:
+            return self._pipeline(phase, options, pp)
         blocks = [Block(self.block_name(k), n, self.layer(phase, options, k)) for k, n in self.layer_kinds().items()]
         blocks.append(Block("embed_head", 1, self.embed_head(phase, options)))
         # The unsplit model's weights, so the group's copies and padding can be told apart from the model's.
@@ -311,6 +348,45 @@ class DecoderConfig:
                     f"tensor parallel over {tp} GPUs" if tp > 1 else "")
         return Model(self.name, phase, blocks, notes=self.phase_notes(phase, options), gpus=max(tp, ep),
                      whole_weight_bytes=whole, mean_gpu=mean, parallel=parallel, replicas=ep)
+
+    def _pipeline(self, phase: Phase, options: BuildOptions, pp: int) -> Model:
+        """Pipeline parallelism: the layers split into `pp` stages (stage 0 also embeds, the last also runs the
+        head), each on its own tp (or ep) GPUs, passing the hidden states on with a send. The batch runs as
+        micro-batches of ceil(batch / M) sequences, M = min(micro_batches, batch): the stages' times are taken at
+        one micro-batch (`micro`), their weights and KV cache at the whole batch."""
+        flat = attrs.evolve(options, pp=1, micro_batches=None, pp_layers=None)
+        split = self.stage_layers(pp, options.pp_layers)
+        m = checks.integer("--micro-batches", options.micro_batches or pp, maximum=10**6)
+        micro_batches = minimum(m, phase.batch)
+        small = Phase.of(phase.name, -(-phase.batch // micro_batches), phase.length)
+        gpus = max(options.tp, options.ep) * pp
+
+        def blocks(at: Phase) -> list[Block]:
+            out = [Block(self.block_name(k), n, self.layer(at, flat, k)) for k, n in self.layer_kinds().items()]
+            out += [Block("embed", 1, self.embed_head(at, flat, parts=("embed",))),
+                    Block("head", 1, self.embed_head(at, flat, parts=("head",))), Block("send", pp - 1, self._send(at, flat, gpus))]
+            return out
+
+        stages, first = [], 0
+        for s, n in enumerate(split):
+            counts = [(self.block_name(k), c) for k, c in self.kinds_between(first, first + n).items()]
+            counts = ([("embed", 1)] if s == 0 else []) + counts + ([("head", 1)] if s == pp - 1 else [("send", 1)])
+            stages.append(Stage(f"stage {s}", first, n, tuple(counts)))
+            first += n
+        inner = self.build(phase, flat)
+        micro = Model(self.name, small, blocks(small))
+        mean = (self.build(phase, attrs.evolve(options, expert_imbalance=1.0))
+                if options.ep > 1 and options.expert_imbalance != 1.0 else None)
+        return Model(self.name, phase, blocks(phase), notes=self.phase_notes(phase, options), gpus=gpus,
+                     whole_weight_bytes=inner.whole_weight_bytes or inner.weight_bytes(), mean_gpu=mean,
+                     parallel=", ".join(p for p in (inner.parallel, f"pipeline parallel over {pp} stages") if p),
+                     replicas=inner.replicas, stages=tuple(stages), micro=micro, micro_batches=micro_batches)
+
+    def _send(self, phase: Phase, options: BuildOptions, span: int) -> Graph:
+        """A pipeline stage's hand-over: its last layer's output sent to the next stage's GPUs."""
+        b = GraphBuilder(self.precision(options), "send")
+        x = b.input("hidden", (phase.batch, phase.new_tokens, self.d_model))
+        return b.build(outputs=[b.send_recv("send", x, span=span, out="hidden_sent")])
 
     # -- what a reader must know --------------------------------------------------------------------
     @staticmethod
@@ -370,6 +446,18 @@ class DecoderConfig:
                 notes.append(f"{self.n_kv_heads} KV heads over {options.tp} GPUs: each GPU holds one KV head, so each is "
                              f"stored {options.tp // self.n_kv_heads} times across the group (the KV cache per GPU counts "
                              f"its copy)")
+        if options.pp > 1:
+            split = self.stage_layers(options.pp, options.pp_layers)
+            m = minimum(options.micro_batches or options.pp, phase.batch)
+            size = -(-phase.batch // m)
+            uneven = (f"; the batch does not split evenly, so each micro-batch is costed at the largest, {size} "
+                      f"(an upper bound)" if phase.batch % m else "")
+            notes.append(f"pipeline parallel over {options.pp} stages of {', '.join(map(str, split))} layers (the "
+                         f"first also embeds, the last runs the head), each handing its hidden states to the next "
+                         f"(send); the batch of {phase.batch} runs as {m} micro-batch(es) of {size}{uneven}; every "
+                         f"figure is one GPU's of the busiest stage over all micro-batches, and the step takes "
+                         + ("max(M x the slowest stage, the sum of the stages), M micro-batches in flight"
+                            if phase.past else "the sum of the stages + (M-1) x the slowest (fill and drain)"))
         if options.ep > 1:
             e, ep, t = self.moe, options.ep, phase.tokens
             rows, mean = e.rows(t, ep, options.expert_imbalance), t * e.top_k

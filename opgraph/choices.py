@@ -52,13 +52,28 @@ def precision(source, *, dtype_: str | None = None, weight: str | None = None, a
     return Precision(weight=w, act=dtype(names["act"]), kv=dtype(names["kv"]), tables=tables)
 
 
+def pp_layers(text: str | None) -> tuple[int, ...] | None:
+    """--pp-layers: layers per stage, comma-separated positive integers."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isascii() and p.isdigit() and len(p) <= 10 for p in parts):
+        raise OpgraphError(f"--pp-layers: {text[:40]!r} is not a list of layer counts, e.g. 63,63")
+    return tuple(checks.integer("--pp-layers", int(p)) for p in parts)
+
+
 def builder(source, options: BuildOptions):
     """phase -> the Model of `source` for that phase, built with `options`.
 
     Data parallelism needs nothing of the model's builder: `dp` replicas of its (tp-GPU) group each serve their
     own batch, so the group grows by dp and stores dp copies. Expert parallelism (ep = tp x dp) is built by the
     model's MoE layers, which then lay out the whole group themselves."""
-    tp, dp, ep = (checks.integer(f"--{k}", getattr(options, k), maximum=1024) for k in ("tp", "dp", "ep"))
+    tp, dp, ep, pp = (checks.integer(f"--{k}", getattr(options, k), maximum=1024) for k in ("tp", "dp", "ep", "pp"))
+    if options.micro_batches is not None:
+        checks.integer("--micro-batches", options.micro_batches, maximum=10**6)
+    if pp == 1 and (options.micro_batches is not None or options.pp_layers is not None):
+        raise OpgraphError(f"--{'micro-batches' if options.micro_batches is not None else 'pp-layers'} applies to "
+                           f"pipeline parallelism; add --pp N")
     if ep > 1 and ep != tp * dp:
         raise OpgraphError(f"--ep {ep} must equal --tp x --dp ({tp} x {dp} = {tp * dp}): the experts spread over "
                            f"every GPU of the group (try --dp {ep // tp if ep % tp == 0 else ep} --ep {ep})")
@@ -79,12 +94,15 @@ def builder(source, options: BuildOptions):
                                                       f"own batch of {phase.batch}; every figure is one GPU's"))
         return model
 
-    if tp != 1 or ep != 1:
+    if tp != 1 or ep != 1 or pp != 1:
         probe = build(Phase.decode(1, 1))
         if not any(op.kind == "collective" for b in probe.blocks for op in b.graph.ops.values()):
-            option = f"--tp {tp}" if tp != 1 else f"--ep {ep}"
+            option = f"--tp {tp}" if tp != 1 else f"--ep {ep}" if ep != 1 else f"--pp {pp}"
             raise OpgraphError(f"{option}: {probe.name} was built without any communication between GPUs, "
                                f"so its builder ignored the option (pieces take tp=... and ep=...)")
+        if pp != 1 and not probe.stages:
+            raise OpgraphError(f"--pp {pp}: {probe.name} was built as one stage, so its builder ignored the option "
+                               f"(a pipeline model lists its stages: opgraph.core.model.Stage)")
     if options.experts_touched is not None:
         checks.integer("--experts-touched", options.experts_touched)
         probe = build(Phase.decode(1, 1))

@@ -58,6 +58,12 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type) -> None
                        "with --dp N (attention data parallel, as DeepSeek serves V3) (default: 1)")
         p.add_argument("--expert-imbalance", type=_float, metavar="X", help="with --ep: the busiest GPU's expert "
                        "rows over the mean, at least 1 (default: the expected busiest GPU under uniform routing)")
+        p.add_argument("--pp", type=_int, default=1, metavar="N", help="pipeline parallelism: the layers split into N "
+                       "stages, each on its own --tp GPUs, passing the hidden states on (default: 1)")
+        p.add_argument("--micro-batches", type=_int, metavar="M", help="with --pp: the batch runs as M micro-batches "
+                       "(default: --pp of them, which keeps every stage busy in decode)")
+        p.add_argument("--pp-layers", metavar="LIST", help="with --pp: layers per stage, e.g. 63,63 (default: as even "
+                       "as can be, the first stages one more)")
     if GPU in groups:
         many = ", several separated by commas" if LISTS in groups else ""
         p.add_argument("--hardware", default=hardware.DEFAULT, metavar="NAME",

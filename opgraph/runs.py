@@ -30,7 +30,9 @@ def build(a):
     opts = BuildOptions(choices.precision(model, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype,
                                           kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype),
                         getattr(a, "causal_skip", False), getattr(a, "experts_touched", None), getattr(a, "tp", 1),
-                        getattr(a, "dp", 1), getattr(a, "ep", 1), getattr(a, "expert_imbalance", None))
+                        getattr(a, "dp", 1), getattr(a, "ep", 1), getattr(a, "expert_imbalance", None),
+                        getattr(a, "pp", 1), getattr(a, "micro_batches", None),
+                        choices.pp_layers(getattr(a, "pp_layers", None)))
     return choices.builder(model, opts)
 
 

@@ -167,14 +167,33 @@ def footprint(cost: PhaseCost) -> Footprint:
     >>> fp.fits  # 84.8 GB on an 80 GB GPU
     False
     """
+    if cost.built is not None and cost.built.stages:
+        return footprint_of(cost.built, cost.plan, cost.hardware)
     blocks = tuple(_block(b.name, b.count, b.graph, b.partition) for b in cost.blocks)
     return Footprint(cost.model, cost.phase, cost.hardware.capacity, cost.weight_bytes, blocks, cost.precision)
 
 
 def footprint_of(model: Model, plan: FusionPlan, hw: Hardware) -> Footprint:
-    """The footprint of `model` (built for one phase) under `plan`, without costing it."""
+    """The footprint of `model` (built for one phase) under `plan`, without costing it. A pipeline's is its
+    fullest stage's: the weights and KV cache of its blocks for the whole batch, and the activations of one
+    micro-batch (the stage works on one at a time)."""
+    if model.stages:
+        return max((_stage_footprint(model, stage, plan, hw) for stage in model.stages), key=lambda f: f.total)
     blocks = tuple(_block(b.name, b.count, b.graph, apply(plan, b.graph)) for b in model.blocks)
     return Footprint(model.name, model.phase, hw.capacity, model.weight_bytes(), blocks, precision_in_use(model))
+
+
+def _stage_footprint(model: Model, stage, plan: FusionPlan, hw: Hardware) -> Footprint:
+    whole = {b.name: b.graph for b in model.blocks}
+    micro = {b.name: b.graph for b in model.micro.blocks}
+    blocks, weights = [], 0
+    for name, count in stage.counts:
+        graph = whole[name]
+        weights += count * sum(t.nbytes for t in graph.weights())
+        blocks.append(BlockMemory(name, count, kv_cache_bytes(graph), peak_activations(micro[name],
+                                                                                       apply(plan, micro[name]))))
+    return Footprint(f"{model.name} ({stage.name})", model.phase, hw.capacity, weights, tuple(blocks),
+                     precision_in_use(model))
 
 
 @attrs.frozen

@@ -25,7 +25,7 @@ import attrs
 from opgraph.core.fusion import FusionError, FusionPlan, Kernel, Partition, apply
 from opgraph.core.graph import Graph
 from opgraph.core.hardware import Hardware
-from opgraph.core.model import Model
+from opgraph.core.model import Model, Stage
 from opgraph.core.ops import MATRIX_KINDS
 from opgraph.core.phase import Phase
 from opgraph.core.tensor import Role, nbytes
@@ -150,6 +150,16 @@ class BlockCost:
 
 
 @attrs.frozen
+class StageCost:
+    """One pipeline stage: what it runs, its cost for one micro-batch, and the weights its GPUs hold."""
+
+    stage: Stage
+    totals: Roofline
+    weight_bytes: int
+    params: int
+
+
+@attrs.frozen
 class PhaseCost:
     model: str
     phase: Phase
@@ -168,6 +178,10 @@ class PhaseCost:
     link_group: int = 1  # the largest group a collective runs over (which links it crosses)
     parallel: str = ""  # the parallel plan in words
     replicas: int = 1  # batches the group serves at once (data parallelism)
+    # Pipeline parallelism: each stage's cost at one micro-batch (the blocks above are at one micro-batch too),
+    # and the model itself (its stages' weights and KV cache are at the whole batch: opgraph.analysis.memory).
+    stages: tuple["StageCost", ...] = ()
+    built: Model | None = None
 
 
 def precision_in_use(model: Model) -> dict[str, str]:
@@ -310,6 +324,15 @@ def block_cost(name: str, count: int, graph: Graph, part: Partition, hw: Hardwar
 
 def analyze(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
     """Cost every block of `model` (built for one phase) under `plan` on `hw`."""
+    cost = _pipeline(model, plan, hw) if model.stages else _one(model, plan, hw)
+    if model.mean_gpu is not None:  # the GPUs differ in load: the group's totals are the mean GPU's
+        mean = analyze(model.mean_gpu, plan, hw).group
+        cost = attrs.evolve(cost, group=attrs.evolve(cost.totals, flops=mean.flops, traffic=mean.traffic,
+                                                     wire_bytes=mean.wire_bytes))
+    return cost
+
+
+def _one(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
     blocks, used = [], set()
     for b in model.blocks:
         part = apply(plan, b.graph)
@@ -320,12 +343,47 @@ def analyze(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
         raise FusionError(f"fusion plan {plan.name!r}: group(s) {unused} match no op of model {model.name!r} "
                           f"(blocks: {', '.join(b.name for b in model.blocks)})")
     totals = _sum([b.totals.times(b.count) for b in blocks])
-    group = None
-    if model.gpus > 1:  # every GPU's figures: the mean GPU's where shares differ, else this one's
-        each = analyze(model.mean_gpu, plan, hw).totals if model.mean_gpu is not None else totals
-        n = model.gpus
-        group = attrs.evolve(totals, flops=n * each.flops, traffic=each.traffic * n, wire_bytes=n * each.wire_bytes)
-    links = max((op.group for b in model.blocks for op in b.graph.ops.values() if op.wire_bytes), default=1)
+    n = model.gpus  # every GPU does the same share, in lockstep
+    group = attrs.evolve(totals, flops=n * totals.flops, traffic=totals.traffic * n, wire_bytes=n * totals.wire_bytes)
     return PhaseCost(model.name, model.phase, plan, hw, tuple(blocks), model.params(), model.weight_bytes(), totals,
-                     model.notes, precision_in_use(model), model.gpus, model.whole_weight_bytes, group, links,
-                     model.parallel, model.replicas)
+                     model.notes, precision_in_use(model), model.gpus, model.whole_weight_bytes,
+                     group if n > 1 else None, _link_group(model), model.parallel, model.replicas)
+
+
+def _link_group(model: Model) -> int:
+    """The largest group a collective of the model runs over: which links its traffic crosses."""
+    return max((op.group for b in model.blocks for op in b.graph.ops.values() if op.wire_bytes), default=1)
+
+
+def _pipeline(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
+    """A pipeline of stages, each costed at one micro-batch from the blocks it runs. With M micro-batches and
+    stage times t_s, a decode step (every sequence one token; M micro-batches in flight, as serving engines keep
+    them) takes max(M x max t_s, sum t_s): the busiest stage works through all M, and each micro-batch passes
+    every stage; a prefill (the batch's prompts, filling and draining the pipeline) takes sum t_s + (M-1) x
+    max t_s (GPipe, Huang et al. 2019). The per-GPU figures are the busiest stage's, over its M micro-batches."""
+    micro = _one(model.micro, plan, hw)
+    by_name = {b.name: b for b in micro.blocks}
+    weights = {b.name: (sum(t.nbytes for t in b.graph.weights()), b.graph.params()) for b in model.blocks}
+    stages = []
+    for st in model.stages:
+        roof = _sum([by_name[name].totals.times(count) for name, count in st.counts])
+        stages.append(StageCost(st, roof, sum(c * weights[n][0] for n, c in st.counts),
+                                sum(c * weights[n][1] for n, c in st.counts)))
+    m = model.micro_batches
+    busiest = stages[0]
+    for s in stages[1:]:
+        if s.totals.expected_s > busiest.totals.expected_s:
+            busiest = s
+    times = {}
+    for field in ("time_s", "expected_s"):
+        slowest, through = getattr(stages[0].totals, field), getattr(stages[0].totals, field)
+        for s in stages[1:]:
+            slowest, through = maximum(slowest, getattr(s.totals, field)), through + getattr(s.totals, field)
+        times[field] = (maximum(m * slowest, through) if model.phase.past else through + (m - 1) * slowest)
+    totals = attrs.evolve(busiest.totals.times(m), **times)
+    width = model.gpus // len(stages)  # GPUs per stage
+    work = _sum([s.totals for s in stages]).times(m * width)
+    group = attrs.evolve(totals, flops=work.flops, traffic=work.traffic, wire_bytes=work.wire_bytes)
+    return PhaseCost(model.name, model.phase, plan, hw, micro.blocks, busiest.params, busiest.weight_bytes, totals,
+                     model.notes, precision_in_use(model), model.gpus, model.whole_weight_bytes, group,
+                     _link_group(model), model.parallel, model.replicas, tuple(stages), model)

@@ -28,6 +28,9 @@ class BuildOptions:
     dp: int = 1  # data parallelism: replicas of the tp group, each serving its own batch
     ep: int = 1  # expert parallelism: MoE experts spread over the ep = tp x dp GPUs of the group
     expert_imbalance: float | None = None  # with ep: the busiest GPU's expert rows / the mean (None: uniform routing)
+    pp: int = 1  # pipeline parallelism: the layers split into pp stages, one after another
+    micro_batches: int | None = None  # with pp: the batch runs as this many micro-batches (None: pp of them)
+    pp_layers: tuple[int, ...] | None = None  # with pp: layers per stage (None: as even as can be)
 
 
 @attrs.frozen
@@ -37,6 +40,16 @@ class Block:
     name: str
     count: int
     graph: Graph
+
+
+@attrs.frozen
+class Stage:
+    """One pipeline stage: its layers, and how many instances of each of the model's blocks it runs."""
+
+    name: str
+    first_layer: int
+    layers: int
+    counts: tuple[tuple[str, int], ...]  # (block name, instances), blocks of the model's `blocks`
 
 
 @attrs.frozen
@@ -53,6 +66,11 @@ class Model:
     mean_gpu: "Model | None" = None
     parallel: str = ""  # the parallel plan in words, e.g. "tensor parallel over 8 GPUs"
     replicas: int = 1  # batches the group serves at once: data-parallel replicas, each with the phase's batch
+    # Pipeline parallelism: the stages, each a share of `blocks` (built at the whole batch: its weights and KV
+    # cache), and `micro`, the same blocks built at one micro-batch of batch / micro_batches (their times).
+    stages: tuple[Stage, ...] = ()
+    micro: "Model | None" = None
+    micro_batches: int = 1
 
     def params(self) -> int:
         """Parameter count: every weight tensor, shared ones (tied embeddings) once per block."""

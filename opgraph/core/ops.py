@@ -498,8 +498,9 @@ def ep_combine(name: str, y: Tensor, *, group: int, top_k: int, tokens: tuple[in
     return _collective(name, "ep_combine", y, shape, group, (group - 1) * moved, group - 1, 0, out, role, dtype)
 
 
-def send_recv(name: str, x: Tensor, *, out: str | None = None, role: Role = Role.ACTIVATION,
+def send_recv(name: str, x: Tensor, *, span: int = 2, out: str | None = None, role: Role = Role.ACTIVATION,
               dtype: DType | None = None) -> Op:
-    """Send x to the next pipeline stage: the whole buffer, one step."""
+    """Send x to the next pipeline stage: the whole buffer, one step. `span`: the GPUs the pipeline spans, which
+    decides the link (over the network when they fill more than one node, as stages then sit on different nodes)."""
     y = _out(out or name, x.shape, x, role, dtype)
-    return Op(name, COLLECTIVE, "send_recv", (x,), (y,), 0, wire_bytes=x.nbytes, wire_steps=1, group=2)
+    return Op(name, COLLECTIVE, "send_recv", (x,), (y,), 0, wire_bytes=x.nbytes, wire_steps=1, group=max(span, 2))

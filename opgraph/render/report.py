@@ -58,13 +58,26 @@ def _phase_dict(p: PhaseCost) -> dict:
     if p.gpus > 1:  # the whole group, in lockstep: the step takes every GPU's time
         n, g = p.gpus, p.group
         tokens_per_s = p.replicas * p.phase.tokens / g.expected_s if g.expected_s else None
-        out["group"] = {"gpus": n, "plan": p.parallel, "flops": g.flops, "bytes": g.bytes, "weight_bytes": n * p.weight_bytes,
+        out["group"] = {"gpus": n, "plan": p.parallel, "flops": g.flops, "bytes": g.bytes, "weight_bytes": group_weights(p),
                         "wire_bytes": g.wire_bytes, "expected_tokens_per_s": tokens_per_s,
                         "expected_tokens_per_s_per_gpu": (tokens_per_s or 0) / n}
         if p.whole_weight_bytes is not None:
             out["group"]["model_weight_bytes"] = p.whole_weight_bytes
-            out["group"]["copied_weight_bytes"] = n * p.weight_bytes - p.whole_weight_bytes
+            out["group"]["copied_weight_bytes"] = group_weights(p) - p.whole_weight_bytes
+    if p.stages:
+        out["pipeline"] = {"micro_batches": p.built.micro_batches, "micro_batch": p.built.micro.phase.batch,
+                           "stages": [{"name": s.stage.name, "first_layer": s.stage.first_layer, "layers": s.stage.layers,
+                                       "blocks": dict(s.stage.counts), "weight_bytes": s.weight_bytes, "params": s.params,
+                                       "micro_batch_flops": s.totals.flops, "micro_batch_time_s": s.totals.time_s,
+                                       "micro_batch_expected_s": s.totals.expected_s} for s in p.stages]}
     return out
+
+
+def group_weights(p: PhaseCost) -> int:
+    """Weight bytes the whole group stores: every stage's on each of its GPUs."""
+    if p.stages:
+        return sum(s.weight_bytes for s in p.stages) * (p.gpus // len(p.stages))
+    return p.gpus * p.weight_bytes
 
 
 def hardware_dict(hw) -> dict:
@@ -135,13 +148,20 @@ def _model_line(p: PhaseCost) -> str:
             f"{scaled(t.flops, 'FLOP')}, {scaled(t.bytes, 'B')} moved, {sig(t.intensity)} FLOP/B, "
             f"{t.bound}-bound; expected {seconds(t.expected_s)} ({sig(p.phase.tokens / t.expected_s)} {step}), "
             f"roofline {seconds(t.time_s)}")
+    if p.stages:
+        m = p.built.micro_batches
+        line += (f"\npipeline: {m} micro-batch(es) of {p.built.micro.phase.batch}; per micro-batch " + "; ".join(
+            f"{s.stage.name} (layers {s.stage.first_layer}-{s.stage.first_layer + s.stage.layers - 1}) "
+            f"{seconds(s.totals.expected_s)} expected, {scaled(s.weight_bytes, 'B')} of weights" for s in p.stages)
+            + f"; the step {seconds(t.expected_s)}")
     if p.gpus > 1:
         n, g = p.gpus, p.group
-        alike = ("the busiest GPU's figures above; totals at the mean load" if p.group.flops != n * t.flops else
+        alike = ("the busiest stage's GPU above; totals over every stage" if p.stages else
+                 "the busiest GPU's figures above; totals at the mean load" if p.group.flops != n * t.flops else
                  "each the same share, in lockstep")
         line += (f"\ngroup of {n} GPUs ({alike}): {scaled(g.flops, 'FLOP')}, "
                  f"{scaled(g.bytes, 'B')} moved, {scaled(g.wire_bytes, 'B')} over the links, "
-                 f"{scaled(n * p.weight_bytes, 'B')} of weights stored ({_beyond(p)}); "
+                 f"{scaled(group_weights(p), 'B')} of weights stored ({_beyond(p)}); "
                  f"{sig(p.replicas * p.phase.tokens / t.expected_s / n)} {step} per GPU")
     return line
 
@@ -150,7 +170,7 @@ def _beyond(p: PhaseCost) -> str:
     """What the group stores beyond the model: weights every GPU keeps whole, KV-head copies, vocabulary padding."""
     if p.whole_weight_bytes is None:
         return "unsplit weights on every GPU"
-    extra = p.gpus * p.weight_bytes - p.whole_weight_bytes
+    extra = group_weights(p) - p.whole_weight_bytes
     return (f"the model's {scaled(p.whole_weight_bytes, 'B')} plus {scaled(extra, 'B')} of copies and padding: "
             f"weights kept whole on several GPUs, replicated KV heads, vocabulary rows padded to split")
 
