@@ -1,5 +1,5 @@
 """Time `opgraph plan` in process: every layout of the GPUs, every batch per replica from 1 to 512, and every decode
-step of a 1,024-token prompt and 256 output tokens costed at its own context. Target: under 3 s per search on a
+step of a 1,024-token prompt and 256 output tokens costed at its own context. Target: under 10 s per search on a
 2-core machine, whatever the model (a search costs a few thousand decode steps per layout by replaying its traced
 model over arrays; costing each step on its own would take minutes).
 
@@ -20,7 +20,7 @@ from opgraph.analysis.plan import DEFAULT_BATCHES, DEFAULT_OUTPUT, search
 from opgraph.core.model import BuildOptions
 
 SEARCHES = (("llama-3-8b", 8), ("llama-3-70b", 8), ("mixtral-8x7b", 8), ("llama-3.1-405b", 16), ("deepseek-v3", 16))
-TARGET_S = 3.0
+TARGET_S = 10.0
 
 
 def one_search(name: str, gpus: int, hw, plan):

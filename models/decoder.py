@@ -10,6 +10,8 @@ counts; identical layers are built once.
 
 from __future__ import annotations
 
+import functools
+
 import attrs
 
 from . import pieces
@@ -338,16 +340,21 @@ class DecoderConfig:
         blocks = [Block(self.block_name(k), n, self.layer(phase, options, k)) for k, n in self.layer_kinds().items()]
         blocks.append(Block("embed_head", 1, self.embed_head(phase, options)))
         # The unsplit model's weights, so the group's copies and padding can be told apart from the model's.
-        split = tp > 1 or ep > 1
-        whole = self.build(phase, attrs.evolve(options, tp=1, ep=1, dp=1)).weight_bytes() if split else None
+        whole = self.whole_weight_bytes(options) if tp > 1 or ep > 1 else None
         # Under expert parallelism GPUs differ in load: the blocks are the busiest GPU's; the group's totals
         # come from a GPU with the mean load.
-        mean = (self.build(phase, attrs.evolve(options, expert_imbalance=1.0))
+        mean = (functools.partial(self.build, phase, attrs.evolve(options, expert_imbalance=1.0))
                 if ep > 1 and options.expert_imbalance != 1.0 else None)
-        parallel = (f"data parallel over {ep} GPUs, experts over all {ep}" if ep > 1 else
-                    f"tensor parallel over {tp} GPUs" if tp > 1 else "")
         return Model(self.name, phase, blocks, notes=self.phase_notes(phase, options), gpus=max(tp, ep),
-                     whole_weight_bytes=whole, mean_gpu=mean, parallel=parallel, replicas=ep)
+                     whole_weight_bytes=whole, mean_gpu=mean, parallel=_parallel_words(tp, ep), replicas=ep)
+
+    @functools.lru_cache(maxsize=256)
+    def whole_weight_bytes(self, options: BuildOptions) -> int:
+        """The unsplit model's weights (the same in every phase), so that a parallel group's copies and padding
+        can be told apart from the model's own."""
+        flat = attrs.evolve(options, tp=1, ep=1, dp=1, pp=1, micro_batches=None, pp_layers=None,
+                            expert_imbalance=None, experts_touched=None)
+        return self.build(Phase.decode(1, 1), flat).weight_bytes()
 
     def _pipeline(self, phase: Phase, options: BuildOptions, pp: int) -> Model:
         """Pipeline parallelism: the layers split into `pp` stages (stage 0 also embeds, the last also runs the
@@ -373,14 +380,14 @@ class DecoderConfig:
             counts = ([("embed", 1)] if s == 0 else []) + counts + ([("head", 1)] if s == pp - 1 else [("send", 1)])
             stages.append(Stage(f"stage {s}", first, n, tuple(counts)))
             first += n
-        inner = self.build(phase, flat)
         micro = Model(self.name, small, blocks(small))
-        mean = (self.build(phase, attrs.evolve(options, expert_imbalance=1.0))
+        mean = (functools.partial(self.build, phase, attrs.evolve(options, expert_imbalance=1.0))
                 if options.ep > 1 and options.expert_imbalance != 1.0 else None)
+        parallel = ", ".join(p for p in (_parallel_words(options.tp, options.ep), f"pipeline parallel over {pp} stages")
+                             if p)
         return Model(self.name, phase, blocks(phase), notes=self.phase_notes(phase, options), gpus=gpus,
-                     whole_weight_bytes=inner.whole_weight_bytes or inner.weight_bytes(), mean_gpu=mean,
-                     parallel=", ".join(p for p in (inner.parallel, f"pipeline parallel over {pp} stages") if p),
-                     replicas=inner.replicas, stages=tuple(stages), micro=micro, micro_batches=micro_batches)
+                     whole_weight_bytes=self.whole_weight_bytes(options), mean_gpu=mean, parallel=parallel,
+                     replicas=options.ep, stages=tuple(stages), micro=micro, micro_batches=micro_batches)
 
     def _send(self, phase: Phase, options: BuildOptions, span: int) -> Graph:
         """A pipeline stage's hand-over: its last layer's output sent to the next stage's GPUs."""
@@ -497,3 +504,8 @@ class DecoderConfig:
         if self.positions == "learned":
             s["positions"] = self.max_positions
         return s
+
+
+def _parallel_words(tp: int, ep: int) -> str:
+    return (f"data parallel over {ep} GPUs, experts over all {ep}" if ep > 1 else
+            f"tensor parallel over {tp} GPUs" if tp > 1 else "")

@@ -150,7 +150,8 @@ def arranger(source, options: BuildOptions, hw: Hardware):
         link = hw.interconnect
         crosses = link is not None and max(layout.tp, layout.ep) > link.gpus_per_node
         group_hw = group_fits(hw, layout.tp, crosses, layout.ep)
-        return builder(source, attrs.evolve(options, tp=layout.tp, dp=layout.dp, ep=layout.ep)), group_hw
+        options_ = attrs.evolve(options, tp=layout.tp, dp=layout.dp, ep=layout.ep, pp=layout.pp)
+        return builder(source, options_), group_hw
     return arrange
 
 

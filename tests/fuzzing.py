@@ -39,7 +39,7 @@ LIST_OK = ["1,2", "1:4", "1,2,4,...,16", "8"]
 COMMON = {"--batch": "int", "--phase": "phase", "--seq-len": "int", "--context": "int", "--fusion": "fusion",
           "--dtype": "dtype", "--weight-dtype": "dtype", "--act-dtype": "dtype", "--kv-dtype": "dtype",
           "--table-dtype": "dtype", "--hardware": "hardware", "--tp": "tp", "--dp": "dp", "--ep": "ep",
-          "--expert-imbalance": "imbalance"}
+          "--expert-imbalance": "imbalance", "--pp": "pp", "--micro-batches": "needs_pp", "--pp-layers": "needs_pp"}
 TIME = {"--launch-us": "float", "--overlap": "overlap", "--experts-touched": "int"}
 COMMANDS = {
     "report": {**COMMON, **TIME, "--format": "format"},
@@ -52,13 +52,13 @@ COMMANDS = {
     "plan": {"--gpus": "int", "--prompt": "int", "--output": "int", "--batch": "list", "--max-tpot": "limit",
              "--max-ttft": "limit", "--top": "int", "--hardware": "hardware", "--dtype": "dtype", **TIME},
     "generate": {"--batch": "int", "--prompt": "int", "--output": "int", "--hardware": "hardware", "--tp": "tp",
-                 "--dp": "dp", "--ep": "ep", "--expert-imbalance": "imbalance", **TIME},
+                 "--dp": "dp", "--ep": "ep", "--expert-imbalance": "imbalance", "--pp": "pp", **TIME},
 }
 # Options each command does not take: giving them is an error, never silently ignored.
 FOREIGN = {"activations": ["--launch-us", "--overlap", "--hardware"], "graph": ["--launch-us", "--hardware"],
            "memory": ["--launch-us", "--overlap", "--causal-skip"], "crossover": ["--seq-len"],
            "generate": ["--phase", "--seq-len", "--context"],
-           "plan": ["--tp", "--dp", "--ep", "--phase", "--seq-len", "--context", "--across-nodes"], "models": ["--batch"], "hardware": ["--phase"]}
+           "plan": ["--tp", "--dp", "--ep", "--pp", "--phase", "--seq-len", "--context", "--across-nodes"], "models": ["--batch"], "hardware": ["--phase"]}
 SMALL = {"report": ["--batch", "2", "--seq-len", "16", "--context", "16"],
          "activations": ["--batch", "2", "--seq-len", "16", "--context", "16"],
          "compare": ["--batch", "2", "--seq-len", "16", "--context", "16"],
@@ -96,6 +96,10 @@ def _values(kind: str) -> list[tuple[str, str]]:
         return [(v, BAD) for v in ["", "0", "-1", "abc", "2000", "1.5", "2", "8"]] + [("1", OK)]
     if kind == "limit":  # a latency limit in milliseconds
         return [(v, BAD) for v in FLOAT_BAD + ["0"]] + [(v, OK) for v in ("2.5", "1000")]
+    if kind == "pp":  # llama-3-8b: 32 layers
+        return [(v, BAD) for v in ["", "0", "-1", "abc", "2000", "33", "1.5"]] + [(v, OK) for v in ("1", "2", "4")]
+    if kind == "needs_pp":  # --micro-batches and --pp-layers apply only with --pp
+        return [(v, BAD) for v in ["", "0", "2", "16,16", "a"]]
     if kind == "imbalance":  # applies only with --ep
         return [(v, BAD) for v in FLOAT_BAD + ["0.5", "1", "2"]]
     if kind == "list":

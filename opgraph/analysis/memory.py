@@ -178,21 +178,19 @@ def footprint_of(model: Model, plan: FusionPlan, hw: Hardware) -> Footprint:
     fullest stage's: the weights and KV cache of its blocks for the whole batch, and the activations of one
     micro-batch (the stage works on one at a time)."""
     if model.stages:
-        return max((_stage_footprint(model, stage, plan, hw) for stage in model.stages), key=lambda f: f.total)
+        whole = {b.name: b.graph for b in model.blocks}
+        # each block's KV cache at the whole batch and activations at one micro-batch, once for every stage
+        each = {b.name: (kv_cache_bytes(whole[b.name]), sum(t.nbytes for t in whole[b.name].weights()),
+                         peak_activations(b.graph, apply(plan, b.graph))) for b in model.micro.blocks}
+        return max((_stage_footprint(model, stage, each, hw) for stage in model.stages), key=lambda f: f.total)
     blocks = tuple(_block(b.name, b.count, b.graph, apply(plan, b.graph)) for b in model.blocks)
     return Footprint(model.name, model.phase, hw.capacity, model.weight_bytes(), blocks, precision_in_use(model))
 
 
-def _stage_footprint(model: Model, stage, plan: FusionPlan, hw: Hardware) -> Footprint:
-    whole = {b.name: b.graph for b in model.blocks}
-    micro = {b.name: b.graph for b in model.micro.blocks}
-    blocks, weights = [], 0
-    for name, count in stage.counts:
-        graph = whole[name]
-        weights += count * sum(t.nbytes for t in graph.weights())
-        blocks.append(BlockMemory(name, count, kv_cache_bytes(graph), peak_activations(micro[name],
-                                                                                       apply(plan, micro[name]))))
-    return Footprint(f"{model.name} ({stage.name})", model.phase, hw.capacity, weights, tuple(blocks),
+def _stage_footprint(model: Model, stage, each: dict, hw: Hardware) -> Footprint:
+    blocks = tuple(BlockMemory(name, count, each[name][0], each[name][2]) for name, count in stage.counts)
+    weights = sum(count * each[name][1] for name, count in stage.counts)
+    return Footprint(f"{model.name} ({stage.name})", model.phase, hw.capacity, weights, blocks,
                      precision_in_use(model))
 
 
@@ -210,17 +208,18 @@ SEARCH_LIMIT = 1 << 40
 
 
 def max_batch(build: Callable[[Phase], Model], phase_at: Callable[[int], Phase], plan: FusionPlan,
-              hw: Hardware) -> MaxBatch:
+              hw: Hardware, footprint_at: Callable[[Phase], Footprint] | None = None) -> MaxBatch:
     """The largest batch B with footprint(B) <= capacity, for phases `phase_at(B)`.
 
     Memory is weights + batch x (per-sequence KV cache and activations), so two evaluations give the
     line and B = floor((capacity - weights) / per_sequence) solves it exactly. The answer is then checked
     by evaluating B (fits) and B+1 (does not); if either check fails (rounding of packed sub-byte types,
     a builder whose memory is not linear in the batch), a doubling-then-bisection search finds it,
-    assuming only that memory grows with the batch."""
+    assuming only that memory grows with the batch. `footprint_at` (phase -> Footprint), if given, replaces
+    building and measuring each probe (a caller's cache)."""
     @functools.lru_cache(maxsize=None)
     def at(b: int) -> Footprint:
-        return footprint_of(build(phase_at(b)), plan, hw)
+        return footprint_at(phase_at(b)) if footprint_at else footprint_of(build(phase_at(b)), plan, hw)
 
     one, two = at(1), at(2)
     per_seq = two.total - one.total
@@ -229,6 +228,20 @@ def max_batch(build: Callable[[Phase], Model], phase_at: Callable[[int], Phase],
         fits, over = at(guess), at(guess + 1)
         if fits.fits and not over.fits:
             return MaxBatch(guess, fits, over, "linear")
+        # Nearly linear (a pipeline's micro-batches round up): the line through the last two probes, twice,
+        # then a bracket around its answer, bisected.
+        for _ in range(2):
+            slope = over.total - fits.total
+            if slope <= 0 or guess < 1:
+                break
+            guess = max(1, guess + int((hw.capacity - fits.total) // slope))
+            fits, over = at(guess), at(guess + 1)
+            if fits.fits and not over.fits:
+                return MaxBatch(guess, fits, over, "search")
+        lo, hi = max(1, guess - guess // 4 - 1), guess + guess // 4 + 2
+        if at(lo).fits and not at(hi).fits:
+            over = first_true(lambda b: not at(b).fits, lo + 1, hi)
+            return MaxBatch(over - 1, at(over - 1), at(over), "search")
     if not one.fits:
         return MaxBatch(0, None, one, "linear" if per_seq > 0 else "search")
     over = first_true(lambda b: not at(b).fits, 2, SEARCH_LIMIT)  # batch 1 fits

@@ -1,8 +1,8 @@
 """Choosing a parallel plan: `opgraph plan MODEL --gpus N`.
 
-Every layout of N GPUs the model can be split into is a candidate: tensor parallelism over tp GPUs times dp
-data-parallel replicas (tp x dp = N), and for mixture-of-experts models also the experts spread over all N
-(--dp N --ep N). Each layout is tried at every batch per replica in the list (default 1, 2, 4, ..., 512) for a
+Every layout of N GPUs the model can be split into is a candidate: tensor parallelism over tp GPUs, times pp
+pipeline stages, times dp data-parallel replicas (tp x pp x dp = N), and for mixture-of-experts models also the
+experts spread over each stage's dp GPUs (--dp D --ep D). A pipeline runs its batch as pp micro-batches. Each layout is tried at every batch per replica in the list (default 1, 2, 4, ..., 512) for a
 prompt of P tokens and G output tokens (opgraph.analysis.generate's convention: time to first token is the
 prefill; each further token a decode step at its own context):
 - it fits when one GPU's weights, KV cache and peak activations fit its memory both after the prefill and after
@@ -12,12 +12,12 @@ prefill; each further token a decode step at its own context):
   layout's batches cost one trace;
 - throughput per GPU is replicas x batch x G output tokens over TTFT + the decode steps, over N GPUs.
 Candidates over --max-tpot or --max-ttft are dropped, and the rest ranked by throughput per GPU. A layout that
-cannot be built (a split that does not divide, experts for a dense model) is dropped with its reason. Pipeline
-parallelism is not searched (not built yet).
+cannot be built (a split that does not divide, more stages than layers) is dropped with its reason.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 
@@ -42,16 +42,16 @@ class Layout:
     tp: int
     dp: int
     ep: int
+    pp: int = 1
 
     @property
     def gpus(self) -> int:
-        return self.tp * self.dp
+        return self.tp * self.pp * self.dp
 
     def describe(self) -> str:
-        if self.ep > 1:
-            return f"dp {self.dp} x ep {self.ep}"
-        return " x ".join(part for part in (f"tp {self.tp}" if self.tp > 1 else "",
-                                             f"dp {self.dp}" if self.dp > 1 else "") if part) or "1 GPU"
+        parts = (f"tp {self.tp}" if self.tp > 1 else "", f"pp {self.pp}" if self.pp > 1 else "",
+                 f"dp {self.dp}" if self.dp > 1 else "", f"ep {self.ep}" if self.ep > 1 else "")
+        return " x ".join(part for part in parts if part) or "1 GPU"
 
 
 @attrs.frozen
@@ -100,10 +100,11 @@ class PlanSearch:
 
 
 def layouts(gpus: int, moe: bool) -> list[Layout]:
-    """Every tp x dp = gpus (tp a divisor), and for a MoE model dp = ep = gpus as well."""
-    out = [Layout(tp, gpus // tp, 1) for tp in range(1, gpus + 1) if gpus % tp == 0]
-    if moe and gpus > 1:
-        out.append(Layout(1, gpus, gpus))
+    """Every tp x pp x dp = gpus, and for a MoE model each pp with dp = ep = gpus / pp (above 1) as well."""
+    divisors = [d for d in range(1, gpus + 1) if gpus % d == 0]
+    out = [Layout(tp, gpus // (tp * pp), 1, pp) for tp in divisors for pp in divisors if (gpus // tp) % pp == 0]
+    if moe:
+        out += [Layout(1, gpus // pp, gpus // pp, pp) for pp in divisors if gpus // pp > 1]
     return out
 
 
@@ -131,8 +132,10 @@ def search(arrange: Arrange, plan: FusionPlan, hw: Hardware, *, gpus: int, moe: 
         crosses = link is not None and max(layout.tp, layout.ep) > link.gpus_per_node
         try:
             build, group_hw = arrange(layout)
-            fit = min(max_batch(build, lambda b: Phase.prefill(b, prompt), plan, group_hw).batch,
-                      max_batch(build, lambda b: Phase.decode(b, prompt + output - 1), plan, group_hw).batch)
+            memory = functools.lru_cache(maxsize=None)(lambda ph, build=build, hw_=group_hw: footprint_of(
+                build(ph), plan, hw_))  # one footprint per phase, shared by the fit and the candidates
+            fit = min(max_batch(build, lambda b: Phase.prefill(b, prompt), plan, group_hw, memory).batch,
+                      max_batch(build, lambda b: Phase.decode(b, prompt + output - 1), plan, group_hw, memory).batch)
         except OpgraphError as e:
             dropped.append(Dropped(layout, str(e)))
             continue
@@ -141,20 +144,21 @@ def search(arrange: Arrange, plan: FusionPlan, hw: Hardware, *, gpus: int, moe: 
         if not fitting:
             continue
         evaluated += len(fitting)
-        for c in _costed(build, plan, group_hw, layout, fitting, prompt, output, crosses):
+        for c in _costed(build, memory, plan, group_hw, layout, fitting, prompt, output, crosses):
             if any(limits.get(k, float("inf")) < v for k, v in (("max_tpot_s", c.tpot_s or 0.0),
                                                                  ("max_ttft_s", c.ttft_s))):
                 too_slow += 1
             else:
                 ranked.append(c)
     ranked.sort(key=lambda c: (-c.tokens_per_s_per_gpu, c.layout.tp, c.batch))
-    notes = ("pipeline parallelism is not searched (not built yet)",)
+    notes = ("a pipeline runs its batch as pp micro-batches; groups that span nodes run their collectives over the "
+             "network",)
     return PlanSearch(name, hw, gpus, prompt, output, tuple(ranked), too_slow, too_big, tuple(dropped), limits,
                       evaluated, time.perf_counter() - start, notes)
 
 
-def _costed(build, plan: FusionPlan, hw: Hardware, layout: Layout, batches: list[int], prompt: int, output: int,
-            crosses: bool) -> list[Candidate]:
+def _costed(build, memory, plan: FusionPlan, hw: Hardware, layout: Layout, batches: list[int], prompt: int,
+            output: int, crosses: bool) -> list[Candidate]:
     """Every batch of one layout: the prefill at each batch, and every decode step of each in one replay."""
     pre = Sweeper(build, plan, hw, "prefill").grid(batches, [prompt] * len(batches))
     steps = output - 1
@@ -171,14 +175,10 @@ def _costed(build, plan: FusionPlan, hw: Hardware, layout: Layout, batches: list
     out = []
     for i, b in enumerate(batches):
         # memory peaks after the last step (the longest cache) or after the prefill (the widest activations)
-        memory = max(_footprint(build, plan, hw, Phase.prefill(b, prompt)),
-                     _footprint(build, plan, hw, Phase.decode(b, prompt + output - 1)))
+        used = max(memory(Phase.prefill(b, prompt)).total, memory(Phase.decode(b, prompt + output - 1)).total)
         total = float(pre.expected_s[i]) + float(decode_s[i])
         out.append(Candidate(layout, b, float(pre.expected_s[i]), float(decode_s[i]) / steps if steps else None, total,
-                             layout.dp * b * output / total / layout.gpus, memory, int(hw.capacity), bound[i][0],
+                             layout.dp * b * output / total / layout.gpus, used, int(hw.capacity), bound[i][0],
                              bound[i][1], crosses))
     return out
 
-
-def _footprint(build, plan: FusionPlan, hw: Hardware, phase: Phase) -> int:
-    return footprint_of(build(phase), plan, hw).total

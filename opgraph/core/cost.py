@@ -326,7 +326,7 @@ def analyze(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
     """Cost every block of `model` (built for one phase) under `plan` on `hw`."""
     cost = _pipeline(model, plan, hw) if model.stages else _one(model, plan, hw)
     if model.mean_gpu is not None:  # the GPUs differ in load: the group's totals are the mean GPU's
-        mean = analyze(model.mean_gpu, plan, hw).group
+        mean = analyze(model.mean_gpu() if callable(model.mean_gpu) else model.mean_gpu, plan, hw).group
         cost = attrs.evolve(cost, group=attrs.evolve(cost.totals, flops=mean.flops, traffic=mean.traffic,
                                                      wire_bytes=mean.wire_bytes))
     return cost

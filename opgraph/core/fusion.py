@@ -132,12 +132,19 @@ def apply(plan: FusionPlan, graph: Graph) -> Partition:
     """Partition `graph` into kernels by `plan`, check the kernels form a DAG, and decide what is materialized."""
     edges = [(u, v) for u in graph.ops for v in graph.dag.successors(u)]  # topological order of producers
     forbidden = [(u, v) for rule in plan.rules if rule.never for u, v in edges if _edge_matches(graph, rule, u, v)]
-    kernels = _merge_by_rules(plan, graph, edges, forbidden, acyclic=False)
-    if not nx.is_directed_acyclic_graph(_kernel_graph(graph, kernels)):
+    order = {name: i for i, name in enumerate(graph.ops)}
+    try:
+        return _partition(plan, graph, _merge_by_rules(plan, graph, edges, forbidden, acyclic=False), order)
+    except FusionError:
         # A rule fused two kernels that a path through a third connects (a shared expert's add and the
-        # expert-parallel combine it waits for): merge again, skipping each merge that would close a cycle,
-        # as compilers' fusion passes do. Plans whose merges are all safe never take this slower path.
-        kernels = _merge_by_rules(plan, graph, edges, forbidden, acyclic=True)
+        # expert-parallel combine it waits for): merge again, skipping each rule's merge that would close a
+        # cycle, as compilers' fusion passes do; a cycle that remains is the plan's groups', and an error.
+        # Plans whose merges are all safe never take this slower path.
+        return _partition(plan, graph, _merge_by_rules(plan, graph, edges, forbidden, acyclic=True), order)
+
+
+def _partition(plan: FusionPlan, graph: Graph, kernels: "_Kernels", order: dict[str, int]) -> Partition:
+    """The plan's explicit groups merged on top of its rules' kernels, checked to run in some order."""
     used = set()
     for i, group in enumerate(plan.groups):
         present = [n for n in group if n in graph.ops]
@@ -146,7 +153,6 @@ def apply(plan: FusionPlan, graph: Graph) -> Partition:
         _check_group(plan, graph, group, present)
         kernels.merge(*present)
         used.add(i)
-    order = {name: i for i, name in enumerate(graph.ops)}
     members = {m[0]: tuple(m) for m in (sorted(s, key=order.__getitem__) for s in kernels.uf.to_sets())}
     kernel_of = {op: first for first, ops in members.items() for op in ops}
     run_order = _check_acyclic(plan, graph, kernel_of, order)
@@ -156,25 +162,40 @@ def apply(plan: FusionPlan, graph: Graph) -> Partition:
 
 def _merge_by_rules(plan: FusionPlan, graph: Graph, edges: list, forbidden: list, acyclic: bool) -> _Kernels:
     kernels = _Kernels(graph.ops, forbidden)
+    # kernel -> the kernels reading its results, kept only when merges are checked for cycles
+    succ = {n: set(graph.dag.successors(n)) for n in graph.ops} if acyclic else None
     for rule in plan.rules:
         if rule.never:
             continue
         for u, v in edges:
             if _edge_matches(graph, rule, u, v) and kernels.can_merge(u, v):
-                if acyclic and kernels.uf[u] != kernels.uf[v]:
-                    trial = _Kernels(graph.ops, forbidden)
-                    trial.uf.parents, trial.uf.weights = dict(kernels.uf.parents), dict(kernels.uf.weights)
-                    trial.merge(u, v)
-                    if not nx.is_directed_acyclic_graph(_kernel_graph(graph, trial)):
-                        continue
+                a, b = kernels.uf[u], kernels.uf[v]
+                if not acyclic or a == b:
+                    kernels.merge(u, v)
+                    continue
+                if _reaches(succ, succ[a] - {b}, b) or _reaches(succ, succ[b] - {a}, a):
+                    continue  # a path through a third kernel joins them: fused, they would wait on themselves
                 kernels.merge(u, v)
+                root = kernels.uf[u]
+                merged = (succ.pop(a) | succ.pop(b)) - {a, b}
+                for readers in succ.values():
+                    if a in readers or b in readers:
+                        readers -= {a, b}
+                        readers.add(root)
+                succ[root] = merged
     return kernels
 
 
-def _kernel_graph(graph: Graph, kernels: _Kernels) -> nx.DiGraph:
-    kg = nx.DiGraph()
-    kg.add_edges_from((kernels.uf[u], kernels.uf[v]) for u, v in graph.dag.edges if kernels.uf[u] != kernels.uf[v])
-    return kg
+def _reaches(succ: dict[str, set[str]], start: set[str], target: str) -> bool:
+    seen, todo = set(start), list(start)
+    while todo:
+        n = todo.pop()
+        if n == target:
+            return True
+        for m in succ[n] - seen:
+            seen.add(m)
+            todo.append(m)
+    return False
 
 
 def _check_group(plan: FusionPlan, graph: Graph, group: tuple[str, ...], present: list[str]) -> None:

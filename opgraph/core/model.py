@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 
 from opgraph.core.graph import Graph
@@ -62,8 +64,9 @@ class Model:
     gpus: int = 1  # the blocks are one GPU's share of a parallel group of this many GPUs
     whole_weight_bytes: int | None = None  # with gpus > 1, the unsplit model's weights, if its builder says
     # When the GPUs' shares differ (expert parallelism: the blocks are the busiest GPU's, which sets the step's
-    # time), the same step on a GPU with the mean share, so that the group's totals are gpus x its figures.
-    mean_gpu: "Model | None" = None
+    # time), the same step on a GPU with the mean share, so that the group's totals are gpus x its figures: a
+    # Model, or a function that builds it (built only when costed: memory and fits never need it).
+    mean_gpu: "Model | Callable[[], Model] | None" = None
     parallel: str = ""  # the parallel plan in words, e.g. "tensor parallel over 8 GPUs"
     replicas: int = 1  # batches the group serves at once: data-parallel replicas, each with the phase's batch
     # Pipeline parallelism: the stages, each a share of `blocks` (built at the whole batch: its weights and KV

@@ -23,8 +23,12 @@ def plan_of(name: str, gpus: int, **kw):
 
 
 def test_layouts_are_every_split_of_the_gpus():
-    assert layouts(8, moe=False) == [Layout(1, 8, 1), Layout(2, 4, 1), Layout(4, 2, 1), Layout(8, 1, 1)]
-    assert layouts(6, moe=True)[-1] == Layout(1, 6, 6)
+    splits = {(tp, pp, 8 // (tp * pp)) for tp in (1, 2, 4, 8) for pp in (1, 2, 4, 8) if tp * pp <= 8}
+    dense = layouts(8, moe=False)
+    assert {(x.tp, x.pp, x.dp) for x in dense} == splits and len(dense) == len(splits) == 10
+    assert all(x.gpus == 8 and x.ep == 1 for x in dense)
+    experts = [x for x in layouts(8, moe=True) if x.ep > 1]  # experts over each stage's data-parallel GPUs
+    assert experts == [Layout(1, 8, 8, 1), Layout(1, 4, 4, 2), Layout(1, 2, 2, 4)]
     assert layouts(1, moe=True) == [Layout(1, 1, 1)]
 
 
@@ -34,7 +38,7 @@ def test_each_candidate_is_what_its_layout_costs_step_by_step():
     s = plan_of("llama-3-70b", 8, prompt=512, output=4, batches=[1, 16, 64])
     assert s.ranked
     for c in s.ranked:
-        build = choices.builder(models.get("llama-3-70b"), BuildOptions(tp=c.layout.tp, dp=c.layout.dp))
+        build = choices.builder(models.get("llama-3-70b"), BuildOptions(tp=c.layout.tp, dp=c.layout.dp, pp=c.layout.pp))
         ttft = analyze(build(Phase.prefill(c.batch, 512)), FUSED, H100).totals.expected_s
         steps = [analyze(build(Phase.decode(c.batch, ctx)), FUSED, H100).totals.expected_s for ctx in (512, 513, 514)]
         assert c.ttft_s == pytest.approx(ttft, rel=1e-9)
@@ -42,15 +46,18 @@ def test_each_candidate_is_what_its_layout_costs_step_by_step():
         assert c.tokens_per_s_per_gpu == pytest.approx(c.layout.dp * c.batch * 4 / (ttft + sum(steps)) / 8, rel=1e-9)
         last = footprint_of(build(Phase.decode(c.batch, 515)), FUSED, H100).total
         assert last <= c.memory_bytes <= H100.capacity
+    assert any(c.layout.pp > 1 for c in s.ranked)  # pipelines are among the candidates, checked the same way
 
 
 def test_ranked_best_first_and_what_does_not_fit_is_counted():
     s = plan_of("llama-3-70b", 8, prompt=1024, output=64)
     rates = [c.tokens_per_s_per_gpu for c in s.ranked]
     assert rates == sorted(rates, reverse=True)
-    # one GPU holds all 141 GB of Llama-3-70B's bf16 weights under tp 1: no batch of that layout fits
-    assert not [c for c in s.ranked if c.layout.tp == 1]
-    assert s.evaluated + s.too_big == 4 * 10  # four layouts, ten batches each
+    # one GPU holds all 141 GB of Llama-3-70B's bf16 weights without tp or pp: no batch of that layout fits;
+    # split over 4 stages of 20 layers (35 GB each) it does
+    assert not [c for c in s.ranked if c.layout.tp == c.layout.pp == 1]
+    assert [c for c in s.ranked if c.layout.tp == 1 and c.layout.pp == 4]
+    assert s.evaluated + s.too_big == 10 * 10  # ten layouts (tp x pp x dp = 8), ten batches each
     assert s.evaluated == len(s.ranked) + s.too_slow
 
 
