@@ -112,7 +112,7 @@ def builder(source, options: BuildOptions):
     return build
 
 
-def gpu(name: str, *, launch_us: float | None = None, overlap: float | None = None,
+def gpu(name: str, *, launch_us: float | None = None, overlap: float | None = None, comm_overlap: float | None = None,
         calibration: str | None = None) -> Hardware:
     """A GPU spec with its time model (`calibration`, else the shipped one) and the command line's knobs applied."""
     hw = specs.load(name, calibration)
@@ -121,6 +121,8 @@ def gpu(name: str, *, launch_us: float | None = None, overlap: float | None = No
         knobs["kernel_launch_s"] = checks.number("--launch-us", launch_us, minimum=0, maximum=10**6) * 1e-6
     if overlap is not None:
         knobs["overlap"] = checks.number("--overlap", overlap, minimum=0, maximum=1)
+    if comm_overlap is not None:
+        knobs["comm_overlap"] = checks.number("--comm-overlap", comm_overlap, minimum=0, maximum=1)
     return attrs.evolve(hw, **knobs) if knobs else hw
 
 

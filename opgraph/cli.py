@@ -115,6 +115,9 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type) -> None
                        help="launch overhead per kernel in microseconds (default: the spec's, else 0)")
         t.add_argument("--overlap", type=_float, metavar="F", help=(
             "compute/memory overlap: 1.0 = max(compute, memory), 0.0 = their sum (default: the spec's, else 1.0)"))
+        t.add_argument("--comm-overlap", type=_float, metavar="F", help=(
+            "share of each block's collective time hidden under its other kernels, as a second micro-batch or "
+            "a fused GEMM-collective hides it: 0.0 = one after another, 1.0 = fully (default: 0.0)"))
     fmts = formats(record)
     if not fmts:  # a picture: its file name picks the format
         return

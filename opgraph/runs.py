@@ -38,13 +38,14 @@ def build(a):
 
 def gpu(a):
     hw = choices.gpu(a.hardware, launch_us=getattr(a, "launch_us", None), overlap=getattr(a, "overlap", None),
+                     comm_overlap=getattr(a, "comm_overlap", None),
                      calibration=getattr(a, "calibration", None))
     return choices.group_fits(hw, getattr(a, "tp", 1), getattr(a, "across_nodes", False), getattr(a, "ep", 1))
 
 
 def gpu_list(a):
     return [choices.group_fits(hw, a.tp, a.across_nodes, a.ep)
-            for hw in choices.gpus(a.hardware, launch_us=a.launch_us, overlap=a.overlap)]
+            for hw in choices.gpus(a.hardware, launch_us=a.launch_us, overlap=a.overlap, comm_overlap=a.comm_overlap)]
 
 
 def phases(a):
@@ -83,7 +84,8 @@ def planning(a):
     opts = BuildOptions(choices.precision(model, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype,
                                           kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype),
                         a.causal_skip, a.experts_touched)
-    hw = choices.gpu(a.hardware, launch_us=a.launch_us, overlap=a.overlap, calibration=a.calibration)
+    hw = choices.gpu(a.hardware, launch_us=a.launch_us, overlap=a.overlap, comm_overlap=a.comm_overlap,
+                     calibration=a.calibration)
     probe = choices.builder(model, opts)(Phase.decode(1, 1))
     batches = sweep.parse_values(a.batch, "--batch") if a.batch is not None else list(plan_search.DEFAULT_BATCHES)
     ms = {k: None if getattr(a, k) is None else checks.number(f"--{k.replace('_', '-')}", getattr(a, k), above=0,

@@ -40,7 +40,7 @@ COMMON = {"--batch": "int", "--phase": "phase", "--seq-len": "int", "--context":
           "--dtype": "dtype", "--weight-dtype": "dtype", "--act-dtype": "dtype", "--kv-dtype": "dtype",
           "--table-dtype": "dtype", "--hardware": "hardware", "--tp": "tp", "--dp": "dp", "--ep": "ep",
           "--expert-imbalance": "imbalance", "--pp": "pp", "--micro-batches": "needs_pp", "--pp-layers": "needs_pp"}
-TIME = {"--launch-us": "float", "--overlap": "overlap", "--experts-touched": "int"}
+TIME = {"--launch-us": "float", "--overlap": "overlap", "--comm-overlap": "overlap", "--experts-touched": "int"}
 COMMANDS = {
     "report": {**COMMON, **TIME, "--format": "format"},
     "activations": {k: v for k, v in COMMON.items() if k != "--hardware"},

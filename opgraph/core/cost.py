@@ -26,10 +26,10 @@ from opgraph.core.fusion import FusionError, FusionPlan, Kernel, Partition, appl
 from opgraph.core.graph import Graph
 from opgraph.core.hardware import Hardware
 from opgraph.core.model import Model, Stage
-from opgraph.core.ops import MATRIX_KINDS
+from opgraph.core.ops import COLLECTIVE as COLLECTIVE_KIND, MATRIX_KINDS
 from opgraph.core.phase import Phase
 from opgraph.core.tensor import Role, nbytes
-from opgraph.core.sizes import maximum
+from opgraph.core.sizes import maximum, minimum
 from opgraph.core.timing import (DECODE_ATTENTION, LATENCY, PREFILL_ATTENTION, KernelWork, classify, expected_fused,
                                  op_class, shape_features)
 from opgraph.errors import OpgraphError
@@ -301,6 +301,19 @@ def _expected(graph: Graph, part: Partition, rooflines: dict[str, Roofline], hw:
     return out, latency_bound, total
 
 
+def _overlap_comm(graph: Graph, rooflines: dict[str, Roofline], totals: Roofline, share: float) -> Roofline:
+    """A block whose collectives run beside its other kernels (--comm-overlap): `share` of the smaller of its
+    collective time and its other time is hidden, in both the roofline and the expected time."""
+    comm = [rooflines[n] for n, op in graph.ops.items() if op.kind == COLLECTIVE_KIND]
+    if not comm:
+        return totals
+    hidden = {}
+    for field in ("time_s", "expected_s"):
+        c = sum(getattr(r, field) for r in comm)
+        hidden[field] = getattr(totals, field) - share * minimum(c, getattr(totals, field) - c)
+    return attrs.evolve(totals, **hidden)
+
+
 def block_cost(name: str, count: int, graph: Graph, part: Partition, hw: Hardware) -> BlockCost:
     """Per-op and total cost of one instance of a block, fused as `part` says."""
     traffic = _traffic(graph, part)
@@ -314,6 +327,8 @@ def block_cost(name: str, count: int, graph: Graph, part: Partition, hw: Hardwar
     totals = _sum(list(rooflines.values()))
     if expected_total is not None:
         totals = attrs.evolve(totals, expected_s=expected_total)
+    if hw.comm_overlap:
+        totals = _overlap_comm(graph, rooflines, totals, hw.comm_overlap)
     ops = tuple(
         OpCost(n, op.kind, op.fn, part.kernel_of[n], rooflines[n],
                rooflines[n].time_s / totals.time_s if totals.time_s else 0.0, op.part, n in latency_bound)

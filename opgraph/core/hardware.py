@@ -42,6 +42,9 @@ class Hardware:
     # Time model knobs. Defaults give the pure roofline: no launch cost, time = max(compute, memory).
     kernel_launch_s: float = 0.0  # added once per kernel
     overlap: float = 1.0  # 1.0: compute and memory overlap fully (max); 0.0: they add up (sum)
+    # Share of a block's collective time hidden under its other kernels (0: they run one after another, as
+    # a single stream does; 1: fully overlapped, as a second micro-batch or a fused GEMM-collective can)
+    comm_overlap: float = 0.0
     # The calibrated time model (opgraph.core.timing); without one, the expected time is the roofline.
     timing: TimeModel = ROOFLINE
     interconnect: Interconnect | None = None  # None: the spec says nothing of links between GPUs
@@ -50,6 +53,9 @@ class Hardware:
         if not 0.0 <= self.overlap <= 1.0:
             raise OpgraphError(f"hardware {self.name!r}: overlap must be between 0.0 (sum) and 1.0 (max), "
                                f"got {self.overlap}")
+        if not 0.0 <= self.comm_overlap <= 1.0:
+            raise OpgraphError(f"hardware {self.name!r}: comm_overlap must be between 0.0 (none) and 1.0 (all), "
+                               f"got {self.comm_overlap}")
         if self.kernel_launch_s < 0:
             raise OpgraphError(f"hardware {self.name!r}: kernel launch time must be >= 0, got {self.kernel_launch_s}")
 

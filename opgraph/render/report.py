@@ -190,6 +190,10 @@ def setup_lines(p: PhaseCost) -> list[str]:
                    f"(1.0 = max(compute, memory), 0.0 = sum)")
     if p.link_group > 1 and hw.interconnect is not None:
         out.append(links_line(hw.interconnect, p.link_group))
+    if hw.comm_overlap:
+        out.append(f"communication overlap: {hw.comm_overlap:g} of each block's collective time (or of its other "
+                   f"kernels' time, if less) is hidden in its totals (--comm-overlap); the op rows show each "
+                   f"op's own time")
     out.append(time_model_line(hw))
     return out
 

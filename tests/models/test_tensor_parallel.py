@@ -179,3 +179,20 @@ def test_the_group_reports_its_copies_beyond_the_model():
     r = opgraph("report", "llama-3-8b", "--tp", "16", "--across-nodes", "--phase", "decode", "--format", "json")
     group = json.loads(r.stdout)["phases"]["decode"]["group"]
     assert group["copied_weight_bytes"] == norms + kv_copies and group["model_weight_bytes"] == 16_060_522_496
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_communication_overlap_hides_that_share_of_the_smaller_of_comm_and_compute(share):
+    """--comm-overlap F: a layer's total is the sum of its ops' times minus F x min(its collectives' time, the
+    rest), in the roofline and the expected time alike; the op rows keep their own times."""
+    import attrs
+    phase = Phase.decode(32, 1024)
+    model = LLAMA70.build(phase, BuildOptions(tp=8))
+    plain = analyze(model, strategy("fused"), H100).blocks[0]
+    hidden = analyze(model, strategy("fused"), attrs.evolve(H100, comm_overlap=share)).blocks[0]
+    for field in ("time_s", "expected_s"):
+        comm = sum(getattr(o.cost, field) for o in plain.ops if o.kind == "collective")
+        total = getattr(plain.totals, field)
+        assert comm > 0
+        assert getattr(hidden.totals, field) == pytest.approx(total - share * min(comm, total - comm), rel=1e-12)
+    assert [o.cost for o in hidden.ops] == [o.cost for o in plain.ops]
