@@ -267,16 +267,35 @@ class DecoderConfig:
         kind = max(kinds, key=kinds.__getitem__) if kind is None else kind
         b = GraphBuilder(self.precision(options), self.block_name(kind))
         ln = dict(fn=self.norm, bias=self.norm_bias)
-        x = b.input("x", (phase.batch, phase.new_tokens, self.d_model))
+        tp, sp = options.tp, self.token_dim(phase, options)
+        x = b.input("x", self.hidden_shape(phase, options))
         with b.scope(part="attention"):  # a pre-norm half: its norm and residual add belong to it
             a = pieces.norm(b, "input_layernorm", x, "input_layernorm.weight", out="x_norm", **ln)
+            a = pieces.gather(b, "attn_allgather", a, tp, "x_norm_full", sp)
             a = self._attention(b, a, phase, kind, options)
             h = pieces.residual(b, "attn_residual", x, a, out="h")
         with b.scope(part="moe" if kind.moe else "mlp"):
             m = pieces.norm(b, "post_attention_layernorm", h, "post_attention_layernorm.weight", out="h_norm", **ln)
+            m = pieces.gather(b, "mlp_allgather", m, tp, "h_norm_full", sp)
             m = self._feed_forward(b, m, phase, kind, options)
             out = pieces.residual(b, "mlp_residual", h, m, out="out")
         return b.build(outputs=[out])
+
+    @staticmethod
+    def token_dim(phase: Phase, options: BuildOptions) -> int | None:
+        """With sequence parallelism, the dim of [batch, positions, d] the hidden states are split along: a
+        prompt's positions, or a decode step's sequences; None without it."""
+        if not options.sp:
+            return None
+        if options.tp < 2:
+            raise OpgraphError("--sp splits the tokens over a tensor-parallel group; add --tp N (N >= 2)")
+        return 1 if phase.name == "prefill" else 0
+
+    def hidden_shape(self, phase: Phase, options: BuildOptions) -> tuple:
+        """The hidden states between layers on one GPU: all the step's tokens, or its slice under --sp."""
+        sp = self.token_dim(phase, options)
+        tokens = (phase.batch, phase.new_tokens) if sp is None else pieces.token_slice(phase, options.tp, sp)
+        return (*tokens, self.d_model)
 
     def _attention(self, b: GraphBuilder, x, phase: Phase, kind: LayerKind, options: BuildOptions):
         if self.mla is not None:
@@ -284,11 +303,12 @@ class DecoderConfig:
             return pieces.mla_attention(b, x, phase, heads=self.n_heads, kv_lora_rank=m.kv_lora_rank,
                                         qk_nope_head_dim=m.qk_nope_head_dim, qk_rope_head_dim=m.qk_rope_head_dim,
                                         v_head_dim=m.v_head_dim, q_lora_rank=m.q_lora_rank,
-                                        absorbed=self.mla_absorbed(phase), causal=options.causal_skip, tp=options.tp)
+                                        absorbed=self.mla_absorbed(phase), causal=options.causal_skip, tp=options.tp,
+                                        sp=self.token_dim(phase, options))
         return pieces.gqa_attention(b, x, phase, heads=self.n_heads, kv_heads=self.n_kv_heads, head_dim=self.head_dim,
                                     causal=options.causal_skip, qkv_bias=self.qkv_bias, o_bias=self.o_bias,
                                     window=kind.window, rotary_dim=self.rotary_dim, rotary=self.positions == "rope",
-                                    tp=options.tp)
+                                    tp=options.tp, sp=self.token_dim(phase, options))
 
     def _feed_forward(self, b: GraphBuilder, x, phase: Phase, kind: LayerKind, options: BuildOptions):
         act = ACTIVATIONS[self.mlp]
@@ -298,10 +318,12 @@ class DecoderConfig:
             touched = (e.touched_local(rows, ep, options.experts_touched) if ep > 1 else
                        e.touched(phase.tokens, options.experts_touched))
             return pieces.moe(b, x, experts=e.experts, top_k=e.top_k, d_expert=e.d_expert, shared=e.shared,
-                              touched=touched, act=act, router_bias=e.router_bias, tp=options.tp, ep=ep, rows=rows)
+                              touched=touched, act=act, router_bias=e.router_bias, tp=options.tp, ep=ep, rows=rows,
+                              sp=self.token_dim(phase, options))
+        sp = self.token_dim(phase, options)
         if self.mlp == "gelu":
-            return pieces.plain_mlp(b, x, d_ffn=self.d_ffn, act=act, bias=self.mlp_bias, tp=options.tp)
-        return pieces.gated_mlp(b, x, d_ffn=self.d_ffn, act=act, bias=self.mlp_bias, tp=options.tp)
+            return pieces.plain_mlp(b, x, d_ffn=self.d_ffn, act=act, bias=self.mlp_bias, tp=options.tp, sp=sp)
+        return pieces.gated_mlp(b, x, d_ffn=self.d_ffn, act=act, bias=self.mlp_bias, tp=options.tp, sp=sp)
 
     def embed_head(self, phase: Phase, options: BuildOptions = BuildOptions(),
                    parts: tuple[str, ...] = ("embed", "head")) -> Graph:
@@ -311,11 +333,12 @@ class DecoderConfig:
         dims = dict(vocab=self.vocab_size, d_model=self.d_model)
         positions = self.max_positions if self.positions == "learned" else None
         outs = []
+        sp = self.token_dim(phase, options)
         if "embed" in parts:
-            outs.append(pieces.embedding(b, phase, positions=positions, tp=options.tp, **dims))
+            outs.append(pieces.embedding(b, phase, positions=positions, tp=options.tp, sp=sp, **dims))
         if "head" in parts:
             outs.append(pieces.lm_head(b, phase, tied=self.tie_embeddings, norm_fn=self.norm,
-                                       norm_bias=self.norm_bias, tp=options.tp, **dims))
+                                       norm_bias=self.norm_bias, tp=options.tp, sp=sp, **dims))
         return b.build(outputs=outs)
 
     def build(self, phase: Phase, options: BuildOptions = BuildOptions()) -> Model:
@@ -352,7 +375,7 @@ class DecoderConfig:
     def whole_weight_bytes(self, options: BuildOptions) -> int:
         """The unsplit model's weights (the same in every phase), so that a parallel group's copies and padding
         can be told apart from the model's own."""
-        flat = attrs.evolve(options, tp=1, ep=1, dp=1, pp=1, micro_batches=None, pp_layers=None,
+        flat = attrs.evolve(options, tp=1, ep=1, dp=1, pp=1, sp=False, micro_batches=None, pp_layers=None,
                             expert_imbalance=None, experts_touched=None)
         return self.build(Phase.decode(1, 1), flat).weight_bytes()
 
@@ -392,7 +415,7 @@ class DecoderConfig:
     def _send(self, phase: Phase, options: BuildOptions, span: int) -> Graph:
         """A pipeline stage's hand-over: its last layer's output sent to the next stage's GPUs."""
         b = GraphBuilder(self.precision(options), "send")
-        x = b.input("hidden", (phase.batch, phase.new_tokens, self.d_model))
+        x = b.input("hidden", self.hidden_shape(phase, options))
         return b.build(outputs=[b.send_recv("send", x, span=span, out="hidden_sent")])
 
     # -- what a reader must know --------------------------------------------------------------------
@@ -453,6 +476,12 @@ class DecoderConfig:
                 notes.append(f"{self.n_kv_heads} KV heads over {options.tp} GPUs: each GPU holds one KV head, so each is "
                              f"stored {options.tp // self.n_kv_heads} times across the group (the KV cache per GPU counts "
                              f"its copy)")
+        if options.sp and options.tp > 1:
+            what = "positions of each prompt" if phase.name == "prefill" else "sequences of the step"
+            notes.append(f"sequence parallel (Korthikanti et al., 2022): between layers each GPU holds 1/{options.tp} "
+                         f"of the {what}, so norms and residual adds run on that slice; each all-reduce becomes a "
+                         f"reduce-scatter to the slices and an all-gather before the next column-parallel layer "
+                         f"(the same bytes on the wire, in two collectives)")
         if options.pp > 1:
             split = self.stage_layers(options.pp, options.pp_layers)
             m = minimum(options.micro_batches or options.pp, phase.batch)

@@ -65,9 +65,30 @@ def kv_heads_per_gpu(kv_heads: int, tp: int) -> int:
     return 1
 
 
-def reduce(b: GraphBuilder, name: str, x: Tensor, tp: int, out: str) -> Tensor:
-    """The all-reduce that completes a row-parallel layer's partial sums (nothing when tp is 1)."""
-    return b.all_reduce(name, x, group=tp, out=out) if tp > 1 else x
+def reduce(b: GraphBuilder, name: str, x: Tensor, tp: int, out: str, sp: int | None = None) -> Tensor:
+    """The all-reduce that completes a row-parallel layer's partial sums (nothing when tp is 1); with sequence
+    parallelism (`sp`: the token dim the hidden states are split along), a reduce-scatter along it instead."""
+    if tp == 1:
+        return x
+    if sp is not None:
+        return b.reduce_scatter(name.replace("allreduce", "reducescatter"), x, group=tp, dim=sp, out=out)
+    return b.all_reduce(name, x, group=tp, out=out)
+
+
+def gather(b: GraphBuilder, name: str, x: Tensor, tp: int, out: str, sp: int | None) -> Tensor:
+    """Sequence parallelism: the whole tokens back from each GPU's slice, before a column-parallel layer."""
+    return b.all_gather(name, x, group=tp, dim=sp, out=out) if sp is not None and tp > 1 else x
+
+
+def token_slice(phase: Phase, tp: int, sp: int) -> tuple[int, int]:
+    """(batch, positions) of one GPU's slice of a step's tokens under sequence parallelism: the prompt split
+    along its positions (sp = 1), or a decode step's sequences (sp = 0)."""
+    size = (phase.batch, phase.new_tokens)[sp]
+    if size % tp:
+        what = ("seq_len", "batch")[sp == 0]
+        raise OpgraphError(f"--sp with --tp {tp}: the {what} ({size}) does not split into {tp} equal slices of "
+                           f"tokens; give a {what} divisible by {tp}")
+    return (phase.batch // tp, phase.new_tokens) if sp == 0 else (phase.batch, phase.new_tokens // tp)
 
 
 def cached_positions(phase: Phase, window: int | None) -> int:
@@ -81,7 +102,7 @@ def cached_positions(phase: Phase, window: int | None) -> int:
 def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_heads: int, head_dim: int,
                   causal: bool = False, prefix: str = "self_attn.", qkv_bias: bool = False, o_bias: bool = False,
                   window: int | None = None, rotary_dim: int | None = None, rotary: bool = True,
-                  tp: int = 1) -> Tensor:
+                  tp: int = 1, sp: int | None = None) -> Tensor:
     """Grouped-query attention (MHA when kv_heads == heads, MQA when 1), head_dim independent of d_model.
 
     `qkv_bias`/`o_bias`: biases as in Qwen2 (q, k, v) or GPT-2 (all four). `rotary=False` for models with
@@ -116,7 +137,7 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
     if tp == 1:
         return proj(b, "o_proj", o, d, prefix=prefix, bias=o_bias, out="attn_out")
     return reduce(b, "o_allreduce", proj(b, "o_proj", o, d, prefix=prefix, bias=o_bias, out="attn_partial"), tp,
-                  "attn_out")
+                  "attn_out", sp)
 
 
 def _row_blocks(b: GraphBuilder, name: str, k: int, parts: dict[str, int], *, prefix: str) -> list[Tensor]:
@@ -128,7 +149,7 @@ def _row_blocks(b: GraphBuilder, name: str, k: int, parts: dict[str, int], *, pr
 @piece("attention")
 def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lora_rank: int, qk_nope_head_dim: int,
                   qk_rope_head_dim: int, v_head_dim: int, q_lora_rank: int | None = None, absorbed: bool = False,
-                  causal: bool = False, prefix: str = "self_attn.", tp: int = 1) -> Tensor:
+                  causal: bool = False, prefix: str = "self_attn.", tp: int = 1, sp: int | None = None) -> Tensor:
     """Multi-head latent attention (DeepSeek-V2 paper, section 2.1; DeepSeek-V3 keeps it).
 
     kv_a_proj_with_mqa compresses each token to a latent of kv_lora_rank (normed) plus one rope key of
@@ -190,12 +211,12 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
         o = b.attention_values("av", p, [v], head_dim=v_head_dim, out="attn", **kw)
     if tp == 1:
         return proj(b, "o_proj", o, d, prefix=prefix, out="attn_out")
-    return reduce(b, "o_allreduce", proj(b, "o_proj", o, d, prefix=prefix, out="attn_partial"), tp, "attn_out")
+    return reduce(b, "o_allreduce", proj(b, "o_proj", o, d, prefix=prefix, out="attn_partial"), tp, "attn_out", sp)
 
 
 @piece("mlp")
 def gated_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "silu", prefix: str = "mlp.",
-              bias: bool = False, tp: int = 1, reduce_output: bool = True) -> Tensor:
+              bias: bool = False, tp: int = 1, reduce_output: bool = True, sp: int | None = None) -> Tensor:
     """down(act(gate(x)) * up(x)): SwiGLU with act="silu", GeGLU with act="gelu". With `tp` > 1, one GPU's
     share: gate and up column-parallel, down row-parallel, then an all-reduce (left to the caller with
     `reduce_output=False`, when its partial sums join others first)."""
@@ -207,12 +228,12 @@ def gated_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "silu", pref
     if tp == 1 or not reduce_output:
         return proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_out")
     return reduce(b, "down_allreduce", proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_partial"), tp,
-                  "mlp_out")
+                  "mlp_out", sp)
 
 
 @piece("mlp")
 def plain_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "gelu", prefix: str = "mlp.",
-              bias: bool = True, tp: int = 1) -> Tensor:
+              bias: bool = True, tp: int = 1, sp: int | None = None) -> Tensor:
     """down(act(up(x))) with biases, as GPT-2's c_fc -> gelu -> c_proj (with `tp`, as gated_mlp splits it)."""
     d, d_ffn = x.shape[-1], shard("the FFN width", d_ffn, tp)
     h = proj(b, "up_proj", x, d_ffn, prefix=prefix, bias=bias, out="up")
@@ -220,7 +241,7 @@ def plain_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "gelu", pref
     if tp == 1:
         return proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_out")
     return reduce(b, "down_allreduce", proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_partial"), tp,
-                  "mlp_out")
+                  "mlp_out", sp)
 
 
 @size_function
@@ -282,7 +303,7 @@ def busiest_expert_load(experts: int, top_k: int, gpus: int, tokens: int, imbala
 @piece("moe")
 def moe(b: GraphBuilder, x: Tensor, *, experts: int, top_k: int, d_expert: int, touched: int, shared: int = 0,
         act: str = "silu", router_bias: bool = False, prefix: str = "mlp.", tp: int = 1, ep: int = 1,
-        rows: int = 0) -> Tensor:
+        rows: int = 0, sp: int | None = None) -> Tensor:
     """Mixture-of-experts feed-forward (Mixtral; DeepSeekMoE with `shared` always-on experts).
 
     router (a matmul to E logits) -> softmax -> top_k; each token runs through its top_k routed SwiGLU
@@ -315,7 +336,7 @@ def moe(b: GraphBuilder, x: Tensor, *, experts: int, top_k: int, d_expert: int, 
         s = gated_mlp(b, x, d_ffn=shared * d_expert, act=act, prefix=f"{prefix}shared_experts.", name="shared.",
                       tp=tp, reduce_output=False)
         out = b.elementwise("shared_add", "add", out, s, out="moe_out" if tp == 1 else "moe_partial")
-    return reduce(b, "moe_allreduce", out, tp, "moe_out" if shared else "routed_out")
+    return reduce(b, "moe_allreduce", out, tp, "moe_out" if shared else "routed_out", sp)
 
 
 def _router(b: GraphBuilder, x: Tensor, experts: int, top_k: int, router_bias: bool, prefix: str) -> Tensor:
@@ -362,7 +383,7 @@ def residual(b: GraphBuilder, name: str, x: Tensor, branch: Tensor, out: str) ->
 
 @piece("embedding")
 def embedding(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, positions: int | None = None,
-              tp: int = 1) -> Tensor:
+              tp: int = 1, sp: int | None = None) -> Tensor:
     """Token ids -> hidden states; reads only the rows the batch looks up. With `positions` (the size of
     a learned position table, GPT-2's wpe), adds the learned position embedding: every sequence looks up
     the same new_tokens positions, so only those rows are read."""
@@ -372,23 +393,28 @@ def embedding(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, positi
         rows = minimum(-(-phase.tokens // tp), -(-vocab // tp))  # ids spread over the shards
         part = b.embedding("embedding", ids, b.weight("embed_tokens.weight", (-(-vocab // tp), d_model), table),
                            rows=rows, out="embeddings_partial")
-        h = reduce(b, "embedding_allreduce", part, tp, "embeddings")
+        h = reduce(b, "embedding_allreduce", part, tp, "embeddings", sp)
     else:
         h = b.embedding("embedding", ids, b.weight("embed_tokens.weight", (vocab, d_model), table), out="embeddings")
     if positions is None:
         return h
-    pos = b.input("position_ids", (phase.batch, phase.new_tokens), INT32)
+    shape = h.shape[:-1]  # with sequence parallelism, this GPU's slice of the tokens
+    pos = b.input("position_ids", shape, INT32)
     p = b.embedding("position_embedding", pos, b.weight("embed_positions.weight", (positions, d_model), table),
-                    rows=phase.new_tokens, out="position_embeddings")
+                    rows=shape[1], out="position_embeddings")
     return b.elementwise("add_positions", "add", h, p, out="hidden_in")
 
 
 @piece("head")
 def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bool, norm_fn: str = "rmsnorm",
-            norm_bias: bool = False, tp: int = 1) -> Tensor:
+            norm_bias: bool = False, tp: int = 1, sp: int | None = None) -> Tensor:
     """Final norm and lm_head over the last layer's output. In prefill only the last position of each
-    sequence goes through them, as serving engines do (the norm is per position, so slicing first is exact)."""
-    h = b.input("hidden", (phase.batch, phase.new_tokens, d_model))
+    sequence goes through them, as serving engines do (the norm is per position, so slicing first is exact).
+    With sequence parallelism the last layer's output arrives as this GPU's slice of the tokens, gathered first."""
+    if sp is not None and tp > 1:
+        h = gather(b, "hidden_allgather", b.input("hidden", token_slice(phase, tp, sp) + (d_model,)), tp, "hidden_full", sp)
+    else:
+        h = b.input("hidden", (phase.batch, phase.new_tokens, d_model))
     if phase.new_tokens > 1:
         h = b.take_last("last_position", h, out="last_hidden")
     h = norm(b, "final_norm", h, "norm.weight", fn=norm_fn, bias=norm_bias, out="final_hidden")

@@ -58,6 +58,9 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type) -> None
                        "with --dp N (attention data parallel, as DeepSeek serves V3) (default: 1)")
         p.add_argument("--expert-imbalance", type=_float, metavar="X", help="with --ep: the busiest GPU's expert "
                        "rows over the mean, at least 1 (default: the expected busiest GPU under uniform routing)")
+        p.add_argument("--sp", action="store_true", help="sequence parallelism (with --tp): hidden states between "
+                       "layers split along the tokens, norms and residual adds on 1/N of them, each all-reduce a "
+                       "reduce-scatter and an all-gather")
         p.add_argument("--pp", type=_int, default=1, metavar="N", help="pipeline parallelism: the layers split into N "
                        "stages, each on its own --tp GPUs, passing the hidden states on (default: 1)")
         p.add_argument("--micro-batches", type=_int, metavar="M", help="with --pp: the batch runs as M micro-batches "

@@ -32,7 +32,7 @@ def build(a):
                         getattr(a, "causal_skip", False), getattr(a, "experts_touched", None), getattr(a, "tp", 1),
                         getattr(a, "dp", 1), getattr(a, "ep", 1), getattr(a, "expert_imbalance", None),
                         getattr(a, "pp", 1), getattr(a, "micro_batches", None),
-                        choices.pp_layers(getattr(a, "pp_layers", None)))
+                        choices.pp_layers(getattr(a, "pp_layers", None)), getattr(a, "sp", False))
     return choices.builder(model, opts)
 
 

@@ -136,7 +136,10 @@ def _option_cases() -> list[Case]:
     for model in ["", "a" * 300, "gpt-5", "x.py:build", "nope.json", "dir/", "ħ", "llama-3-8b:x", "os:path",
                   "json:loads", "a" * 300 + ".json"]:
         out.append(Case(("report", model, "--phase", "decode"), BAD, label=f"model {model[:20]!r}"))
-    out += [Case(("report", "--phase", "decode", "--batch", "1000000000", "--context", "1"), EITHER, label="huge batch"),
+    out += [Case(("report", "--sp"), BAD, label="--sp without --tp"),
+            Case(("report", "--tp", "2", "--sp"), OK, label="--sp with --tp 2"),
+            Case(("report", "--tp", "8", "--sp", "--batch", "12", "--phase", "decode"), BAD, label="--sp, batch 12"),
+            Case(("report", "--phase", "decode", "--batch", "1000000000", "--context", "1"), EITHER, label="huge batch"),
             Case(("report", "--phase", "prefill", "--batch", "1000000000", "--seq-len", "1024"), BAD,
                  label="more than 10^12 tokens"),
             Case(("sweep", "--batch", "1:1000000", "--context", "1:1000000"), BAD, label="10^12-point sweep"),

@@ -33,6 +33,7 @@ class BuildOptions:
     pp: int = 1  # pipeline parallelism: the layers split into pp stages, one after another
     micro_batches: int | None = None  # with pp: the batch runs as this many micro-batches (None: pp of them)
     pp_layers: tuple[int, ...] | None = None  # with pp: layers per stage (None: as even as can be)
+    sp: bool = False  # sequence parallelism (with tp): hidden states between layers split along the tokens
 
 
 @attrs.frozen

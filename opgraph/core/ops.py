@@ -445,22 +445,29 @@ def all_reduce(name: str, x: Tensor, *, group: int, out: str | None = None, role
                        -(-(n - 1) * x.numel // n), out, role, dtype)
 
 
-def all_gather(name: str, x: Tensor, *, group: int, out: str | None = None, role: Role = Role.ACTIVATION,
-               dtype: DType | None = None) -> Op:
-    """Concatenate each GPU's x along the last dim (ring): each receives the n-1 other shards in n-1 steps."""
-    n = group
-    return _collective(name, "all_gather", x, (*x.shape[:-1], x.shape[-1] * n), n, (n - 1) * n * x.nbytes, n - 1,
-                       0, out, role, dtype)
+def _resized(shape: tuple, dim: int, size) -> tuple:
+    dim = dim % len(shape)
+    return (*shape[:dim], size, *shape[dim + 1:])
 
 
-def reduce_scatter(name: str, x: Tensor, *, group: int, out: str | None = None, role: Role = Role.ACTIVATION,
-                   dtype: DType | None = None) -> Op:
-    """Sum x over `group` GPUs, each keeping 1/n of the last dim (ring): (n-1)/n of the buffer in n-1 steps."""
+def all_gather(name: str, x: Tensor, *, group: int, dim: int = -1, out: str | None = None,
+               role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """Concatenate each GPU's x along `dim` (default the last; the tokens under sequence parallelism) (ring):
+    each receives the n-1 other shards in n-1 steps."""
     n = group
-    if x.shape[-1] % n:
-        raise OpgraphError(f"op {name!r}: the last dim of {x} does not split into {n} equal parts")
-    return _collective(name, "reduce_scatter", x, (*x.shape[:-1], x.shape[-1] // n), n, (n - 1) * x.nbytes, n - 1,
-                       -(-(n - 1) * x.numel // n), out, role, dtype)
+    return _collective(name, "all_gather", x, _resized(x.shape, dim, x.shape[dim] * n), n, (n - 1) * n * x.nbytes,
+                       n - 1, 0, out, role, dtype)
+
+
+def reduce_scatter(name: str, x: Tensor, *, group: int, dim: int = -1, out: str | None = None,
+                   role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """Sum x over `group` GPUs, each keeping 1/n of `dim` (default the last) (ring): (n-1)/n of the buffer in
+    n-1 steps."""
+    n = group
+    if x.shape[dim] % n:
+        raise OpgraphError(f"op {name!r}: dim {dim} of {x} does not split into {n} equal parts")
+    return _collective(name, "reduce_scatter", x, _resized(x.shape, dim, x.shape[dim] // n), n, (n - 1) * x.nbytes,
+                       n - 1, -(-(n - 1) * x.numel // n), out, role, dtype)
 
 
 def all_to_all(name: str, x: Tensor, *, group: int, out: str | None = None, role: Role = Role.ACTIVATION,

@@ -196,3 +196,33 @@ def test_communication_overlap_hides_that_share_of_the_smaller_of_comm_and_compu
         assert comm > 0
         assert getattr(hidden.totals, field) == pytest.approx(total - share * min(comm, total - comm), rel=1e-12)
     assert [o.cost for o in hidden.ops] == [o.cost for o in plain.ops]
+
+
+@pytest.mark.parametrize("phase, slice_", [(Phase.decode(32, 1024), (4, 1)), (Phase.prefill(2, 512), (2, 64))],
+                         ids=["decode", "prefill"])
+def test_sequence_parallelism_splits_the_tokens_between_layers(phase, slice_):
+    """--sp at TP 8 (Megatron-SP): the hidden states between layers are one GPU's eighth of the tokens (a decode
+    step's sequences, a prompt's positions); each all-reduce becomes a reduce-scatter (7/8 of the whole buffer on
+    the wire) and an all-gather (7 slices received); norms and residual adds run on the slice."""
+    plain = {o.name: o.cost for o in analyze(LLAMA70.build(phase, BuildOptions(tp=8)), strategy("fused"), H100).blocks[0].ops}
+    cost = analyze(LLAMA70.build(phase, BuildOptions(tp=8, sp=True)), strategy("fused"), H100)
+    ops = {o.name: o for o in cost.blocks[0].ops}
+    whole = phase.tokens * D * 2  # B x S x d_model, bf16
+    piece = slice_[0] * slice_[1] * D * 2
+    assert piece * 8 == whole
+    for gather, scatter in (("attn_allgather", "o_reducescatter"), ("mlp_allgather", "down_reducescatter")):
+        assert ops[gather].cost.wire_bytes == 7 * piece
+        assert ops[scatter].cost.wire_bytes == 7 * whole // 8
+    assert sum(o.cost.wire_bytes for o in ops.values()) == sum(c.wire_bytes for c in plain.values())  # = 2 all-reduces
+    for name in ("input_layernorm", "post_attention_layernorm", "attn_residual", "mlp_residual"):
+        assert ops[name].cost.flops * 8 == plain[name].flops
+    matmul = lambda costs: sum(c.flops for n, c in costs.items() if n.endswith("proj"))  # noqa: E731
+    assert matmul({n: o.cost for n, o in ops.items()}) == matmul(plain)
+
+
+def test_sequence_parallelism_needs_tp_and_tokens_that_split():
+    assert "add --tp N" in opgraph("report", "--sp").stderr
+    r = opgraph("report", "llama-3-70b", "--tp", "8", "--sp", "--phase", "decode", "--batch", "12")
+    assert r.returncode == 2 and "the batch (12) does not split into 8 equal slices" in r.stderr
+    r = opgraph("report", "llama-3-70b", "--tp", "8", "--sp", "--phase", "prefill", "--batch", "8", "--seq-len", "100")
+    assert r.returncode == 2 and "the seq_len (100) does not split into 8" in r.stderr
