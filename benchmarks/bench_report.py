@@ -13,6 +13,7 @@ import argparse
 import statistics
 import time
 
+from common import verdict
 from opgraph import Phase, hardware, models, report, strategy
 from opgraph.render import render
 
@@ -43,8 +44,7 @@ def main() -> int:
         worst = max(worst, med)
         p10, p90 = samples[len(samples) // 10], samples[(len(samples) * 9) // 10]
         print(f"{name:16s} two-phase report: median {med:.2f} ms (p10 {p10:.2f}, p90 {p90:.2f}, n={args.repeat})")
-    print(f"target < {TARGET_MS} ms each: {'met' if worst < TARGET_MS else 'MISSED'}")
-    return 0 if worst < TARGET_MS else 1
+    return verdict(worst, TARGET_MS, "ms")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from common import verdict
 from opgraph import Phase, analyze, hardware, models, strategy
 from opgraph.analysis.sweep import Sweeper
 
@@ -61,8 +62,7 @@ def main() -> int:
               f"point; min {min(samples):.3f}, max {max(samples):.3f}, n={args.repeat}; {regimes} regime(s) traced); "
               f"a loop of single reports: {per_report * 1e3:.2f} ms a point, {per_report * len(batch):,.0f} s for "
               f"the grid ({per_report * len(batch) / med:,.0f}x slower)")
-    print(f"target < {TARGET_S} s per {args.points:,} points: {'met' if worst < TARGET_S else 'MISSED'}")
-    return 0 if worst < TARGET_S else 1
+    return verdict(worst, TARGET_S, "s", f"per {args.points:,} points")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import attrs
 
 from opgraph import hardware as specs
 from opgraph import models
+from opgraph.analysis.plan import has_experts
 from opgraph.analysis.sweep import parse_values, sweep_curve
 from opgraph.core import checks
 from opgraph.core.hardware import Hardware
@@ -113,7 +114,7 @@ def builder(source, options: BuildOptions):
     if options.experts_touched is not None:
         checks.integer("--experts-touched", options.experts_touched)
         probe = build(Phase.decode(probe_batch, 1))
-        if not any(op.part == "moe" for b in probe.blocks for op in b.graph.ops.values()):
+        if not has_experts(probe):
             raise OpgraphError(f"--experts-touched applies to mixture-of-experts models; {probe.name} has no ops "
                                f"tagged 'moe'")
     return build

@@ -93,7 +93,7 @@ def planning(a):
     top = checks.integer("--top", a.top, maximum=10**6)
     return attrs.evolve(plan_search.search(choices.arranger(model, opts, hw), choices.plan(a.fusion), hw,
                               gpus=checks.integer("--gpus", a.gpus, maximum=1024),
-                              moe=any(op.part == "moe" for b in probe.blocks for op in b.graph.ops.values()),
+                              moe=plan_search.has_experts(probe),
                               name=probe.name, prompt=checks.integer("--prompt", a.prompt),
                               output=checks.integer("--output", a.output), batches=batches,
                               max_tpot_s=ms["max_tpot"], max_ttft_s=ms["max_ttft"]), top=top)

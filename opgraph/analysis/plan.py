@@ -99,6 +99,11 @@ class PlanSearch:
     top: int = 10  # candidates the table lists (json and csv give all)
 
 
+def has_experts(model: Model) -> bool:
+    """Whether a model has mixture-of-experts layers (ops its builder tagged 'moe'): expert parallelism applies."""
+    return any(op.part == "moe" for b in model.blocks for op in b.graph.ops.values())
+
+
 def layouts(gpus: int, moe: bool) -> list[Layout]:
     """Every tp x pp x dp = gpus, and for a MoE model each pp with dp = ep = gpus / pp (above 1) as well."""
     divisors = [d for d in range(1, gpus + 1) if gpus % d == 0]

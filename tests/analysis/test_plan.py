@@ -7,7 +7,7 @@ import pytest
 
 from opgraph import Phase, analyze, choices, hardware, models, strategy
 from opgraph.analysis.memory import footprint_of
-from opgraph.analysis.plan import Layout, layouts, search
+from opgraph.analysis.plan import Layout, has_experts, layouts, search
 from opgraph.core.model import BuildOptions
 from userland import opgraph
 
@@ -17,8 +17,7 @@ FUSED = strategy("fused")
 
 def plan_of(name: str, gpus: int, **kw):
     model = models.get(name)
-    probe = model.build(Phase.decode(1, 1))
-    moe = any(op.part == "moe" for b in probe.blocks for op in b.graph.ops.values())
+    moe = has_experts(model.build(Phase.decode(1, 1)))
     return search(choices.arranger(model, BuildOptions(), H100), FUSED, H100, gpus=gpus, moe=moe, name=name, **kw)
 
 
