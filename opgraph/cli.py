@@ -165,11 +165,12 @@ COMMANDS = {  # name: (record type, option groups, help, description, run)
                  "last step, total time, tokens/s, and whether it fits in GPU memory.", runs.generation),
     "plan": (plan_search.PlanSearch, {MODEL, GPU, FUSION, PRECISION, BUILD, TIME, SEARCH}, "rank the parallel "
              "layouts of a number of GPUs", "Tries every way to lay the model out over --gpus GPUs (tensor "
-             "parallel x data-parallel replicas, and for MoE models experts spread over all of them) at every "
+             "parallel x pipeline stages x data-parallel replicas, and for MoE models experts spread over each "
+             "stage's replicas) at every "
              "batch per replica in --batch that fits in memory, for a --prompt of P tokens and --output of G; "
              "drops what does not fit or misses --max-tpot / --max-ttft, and ranks the rest by output tokens/s per "
-             "GPU, each with its TTFT, TPOT, memory per GPU and the op that bounds it. Pipeline parallelism is not "
-             "searched yet.", runs.planning),
+             "GPU, each with its TTFT, TPOT, memory per GPU and the op that bounds it. Sequence parallelism and "
+             "--comm-overlap are not searched (give --comm-overlap to apply it to every candidate).", runs.planning),
     "memory": (memory.MemoryReport, {MODEL, GPU, SIZES, FUSION, PRECISION}, "weights, KV cache and peak activations "
                "against GPU memory", "Per phase: weight bytes, KV-cache bytes (decode: after the step, context+1 "
                "tokens), the peak of activations alive at once under the fusion plan, their total against the GPU's "

@@ -227,7 +227,11 @@ def as_text(r: Report, fmt: str) -> str:
         out += ["", heading(phase_title(p), fmt), *(f"note: {n}" for n in p.notes)]
         for b in p.blocks:
             out += ["", heading(f"{b.name} x{b.count}", fmt, 3), "", _block_table(b, fmt), _kernel_line(b)]
-        out += ["", _model_line(p), f"memory: {verdict(fp)}"]
+        model = _model_line(p)
+        if not fp.fits:  # every figure of a step that cannot run says so
+            model = "\n".join(f"{line.split(':', 1)[0]} (DOES NOT FIT in {fp.capacity / 1e9:,.0f} GB, see memory; "
+                               f"as if it did):{line.split(':', 1)[1]}" for line in model.splitlines())
+        out += ["", model, f"memory: {verdict(fp)}"]
     return lines(out, "", "Roofline: each op's max(FLOPs / peak, bytes / bandwidth), summed, the verdict's basis. "
                           "Expected: each kernel's calibrated time (fixed latency, achieved fractions of the peaks), "
                           "shared among its ops by roofline time; bound 'latency' where a kernel's fixed cost exceeds "
