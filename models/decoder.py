@@ -91,10 +91,11 @@ class MoE:
         # A step of T tokens cannot touch more than T*k experts: small steps cap the user's figure.
         return minimum(override, tokens * self.top_k)
 
-    def rows(self, tokens: int, ep: int, imbalance: float | None) -> int:
-        """Token-expert rows one expert-parallel GPU runs when each of `ep` GPUs routes `tokens` tokens: the
-        busiest GPU's (pieces.busiest_expert_load), or imbalance x the mean."""
-        return pieces.busiest_expert_load(self.experts, self.top_k, ep, tokens, imbalance or 0.0)
+    def rows(self, tokens: int, ep: int, imbalance: float | None, shared: bool = False) -> int:
+        """Token-expert rows one expert-parallel GPU runs when each of `ep` GPUs routes `tokens` tokens (or, with
+        `shared`, when all of them see the same `tokens`): the busiest GPU's (pieces.busiest_expert_load), or
+        imbalance x the mean."""
+        return pieces.busiest_expert_load(self.experts, self.top_k, ep, tokens, imbalance or 0.0, shared)
 
     def touched_local(self, rows: int, ep: int, override: int | None = None) -> int:
         """Experts one expert-parallel GPU reads: of its experts / ep, those its `rows` rows reach (each row one
@@ -314,7 +315,7 @@ class DecoderConfig:
         act = ACTIVATIONS[self.mlp]
         if kind.moe:
             e, ep = self.moe, options.ep
-            rows = e.rows(phase.tokens, ep, options.expert_imbalance) if ep > 1 else 0
+            rows = e.rows(phase.tokens, ep, options.expert_imbalance, shared=options.tp > 1) if ep > 1 else 0
             touched = (e.touched_local(rows, ep, options.experts_touched) if ep > 1 else
                        e.touched(phase.tokens, options.experts_touched))
             return pieces.moe(b, x, experts=e.experts, top_k=e.top_k, d_expert=e.d_expert, shared=e.shared,
@@ -350,9 +351,10 @@ class DecoderConfig:
             if self.moe is None:
                 raise OpgraphError(f"--ep {ep}: {self.name} has no experts to spread; expert parallelism applies to "
                                    f"mixture-of-experts models")
-            if tp > 1:
-                raise OpgraphError(f"--ep {ep} with --tp {tp}: expert parallelism is built over data-parallel "
-                                   f"attention only (--dp {ep} --ep {ep}, as DeepSeek serves V3); drop --tp")
+            if 1 < tp < ep:
+                raise OpgraphError(f"--ep {ep} with --tp {tp} and --dp {ep // tp}: expert parallelism is built "
+                                   f"over data-parallel attention (--dp {ep} --ep {ep}, as DeepSeek serves V3) or "
+                                   f"over a tensor-parallel group (--tp {ep} --ep {ep}, as vLLM runs it), not both")
             if self.moe.experts % ep:
                 more = "exceeds" if ep > self.moe.experts else "does not divide"
                 raise OpgraphError(f"--ep {ep} {more} the {self.moe.experts} routed experts; expert parallelism "
@@ -369,7 +371,7 @@ class DecoderConfig:
         mean = (functools.partial(self.build, phase, attrs.evolve(options, expert_imbalance=1.0))
                 if ep > 1 and options.expert_imbalance != 1.0 else None)
         return Model(self.name, phase, blocks, notes=self.phase_notes(phase, options), gpus=max(tp, ep),
-                     whole_weight_bytes=whole, mean_gpu=mean, parallel=_parallel_words(tp, ep), replicas=ep)
+                     whole_weight_bytes=whole, mean_gpu=mean, parallel=_parallel_words(tp, ep), replicas=max(1, ep // tp))
 
     @functools.lru_cache(maxsize=256)
     def whole_weight_bytes(self, options: BuildOptions) -> int:
@@ -410,7 +412,8 @@ class DecoderConfig:
                              if p)
         return Model(self.name, phase, blocks(phase), notes=self.phase_notes(phase, options), gpus=gpus,
                      whole_weight_bytes=self.whole_weight_bytes(options), mean_gpu=mean, parallel=parallel,
-                     replicas=options.ep, stages=tuple(stages), micro=micro, micro_batches=micro_batches)
+                     replicas=max(1, options.ep // options.tp), stages=tuple(stages), micro=micro,
+                     micro_batches=micro_batches)
 
     def _send(self, phase: Phase, options: BuildOptions, span: int) -> Graph:
         """A pipeline stage's hand-over: its last layer's output sent to the next stage's GPUs."""
@@ -495,17 +498,23 @@ class DecoderConfig:
                          + ("max(M x the slowest stage, the sum of the stages), M micro-batches in flight"
                             if phase.past else "the sum of the stages + (M-1) x the slowest (fill and drain)"))
         if options.ep > 1:
-            e, ep, t = self.moe, options.ep, phase.tokens
-            rows, mean = e.rows(t, ep, options.expert_imbalance), t * e.top_k
+            e, ep, t, in_tp = self.moe, options.ep, phase.tokens, options.tp > 1
+            rows = e.rows(t, ep, options.expert_imbalance, shared=in_tp)
+            mean = f"{t * e.top_k / ep:,.1f}" if in_tp else f"{t * e.top_k:,}"
             how = (f"--expert-imbalance {options.expert_imbalance:g} x the mean" if options.expert_imbalance else
                    f"the busiest of {ep} GPUs under uniform routing: the mean plus "
                    f"{pieces.expected_max_normal(ep):.2f} standard deviations, rounded up")
-            notes.append(f"expert parallel over {ep} GPUs with data-parallel attention: every figure is one GPU's, "
-                         f"serving its own batch of {phase.batch}; each holds {e.experts // ep} of the {e.experts} "
-                         f"routed experts whole (attention, dense layers, router and shared experts on every GPU) "
-                         f"and runs {rows:,} token-expert rows through them ({how}; the mean is {mean:,}); the group's "
-                         f"totals count the mean load; each MoE layer sends its tokens to their experts and back "
-                         f"(ep_dispatch, ep_combine: all-to-alls of tokens x top_k x d_model)")
+            each = (f"expert parallel over the tensor-parallel group of {ep}: every GPU has every token after "
+                    f"attention; each" if in_tp else
+                    f"expert parallel over {ep} GPUs with data-parallel attention: every figure is one GPU's, "
+                    f"serving its own batch of {phase.batch}; each")
+            moves = ("gathers the rows routed to its experts and adds their weighted outputs into the all-reduce "
+                     "that tensor parallelism already runs" if in_tp else
+                     "sends its tokens to their experts and back (ep_dispatch, ep_combine: all-to-alls of tokens x "
+                     "top_k x d_model)")
+            notes.append(f"{each} holds {e.experts // ep} of the {e.experts} routed experts whole and runs {rows:,} "
+                         f"token-expert rows through them ({how}; the mean is {mean}); the group's totals count the "
+                         f"mean load; each MoE layer {moves}")
         p = self.precision(options)
         if p.tables is None and p.table != p.weight:
             notes.append(f"embedding table and lm_head stored as {p.table.name}, not {p.weight}: quantized "
@@ -536,5 +545,6 @@ class DecoderConfig:
 
 
 def _parallel_words(tp: int, ep: int) -> str:
-    return (f"data parallel over {ep} GPUs, experts over all {ep}" if ep > 1 else
-            f"tensor parallel over {tp} GPUs" if tp > 1 else "")
+    experts = f", experts over all {ep}" if ep > 1 else ""
+    return (f"tensor parallel over {tp} GPUs{experts}" if tp > 1 else
+            f"data parallel over {ep} GPUs{experts}" if ep > 1 else "")

@@ -280,7 +280,8 @@ def expected_max_normal(n: int) -> float:
 
 
 @size_function
-def busiest_expert_load(experts: int, top_k: int, gpus: int, tokens: int, imbalance: float = 0.0) -> int:
+def busiest_expert_load(experts: int, top_k: int, gpus: int, tokens: int, imbalance: float = 0.0,
+                        shared: bool = False) -> int:
     """Token-expert rows the busiest of `gpus` expert-parallel GPUs runs when each GPU routes `tokens` tokens to
     top_k of `experts` (experts / gpus on each GPU).
 
@@ -289,10 +290,14 @@ def busiest_expert_load(experts: int, top_k: int, gpus: int, tokens: int, imbala
     gpus x tokens tokens has variance gpus x tokens x k p (1 - p) (E - k) / (E - 1), p = 1 / gpus; the busiest
     GPU's expected load is taken as the mean plus sigma x E[max of `gpus` standard normals] (normal loads,
     treated as independent), rounded up. `imbalance` > 0 replaces that by imbalance x the mean (a measured or
-    assumed max / mean). Capped at what a GPU can receive: gpus x tokens x min(top_k, its experts)."""
+    assumed max / mean). Capped at what a GPU can receive: gpus x tokens x min(top_k, its experts).
+    `shared`: every GPU has the same `tokens` tokens (experts spread over a tensor-parallel group), so the group
+    routes `tokens`, not gpus x tokens, and the mean is tokens x top_k / gpus."""
     local = experts // gpus
+    cap = (1 if shared else gpus) * tokens * min(top_k, local)  # each token gives one GPU at most min(k, local)
+    if shared:
+        tokens = tokens / gpus  # the same spread as gpus GPUs routing tokens / gpus each
     mean = tokens * top_k
-    cap = gpus * tokens * min(top_k, local)
     if imbalance:
         return min(cap, math.ceil(imbalance * mean))
     p = 1 / gpus
@@ -316,7 +321,8 @@ def moe(b: GraphBuilder, x: Tensor, *, experts: int, top_k: int, d_expert: int, 
     With `ep` > 1 (expert parallelism over `ep` data-parallel GPUs, as DeepSeek serves V3): see `expert_parallel`."""
     if ep > 1:
         return expert_parallel(b, x, experts=experts, top_k=top_k, d_expert=d_expert, touched=touched,
-                               shared=shared, act=act, router_bias=router_bias, prefix=prefix, ep=ep, rows=rows)
+                               shared=shared, act=act, router_bias=router_bias, prefix=prefix, ep=ep, rows=rows,
+                               tp=tp, sp=sp)
     d, d_slice = x.shape[-1], shard("the expert width", d_expert, tp)
     weights = _router(b, x, experts, top_k, router_bias, prefix)
 
@@ -349,15 +355,23 @@ def _router(b: GraphBuilder, x: Tensor, experts: int, top_k: int, router_bias: b
 
 
 def expert_parallel(b: GraphBuilder, x: Tensor, *, experts: int, top_k: int, d_expert: int, touched: int,
-                    shared: int, act: str, router_bias: bool, prefix: str, ep: int, rows: int) -> Tensor:
-    """One GPU's MoE under expert parallelism: it holds experts / ep whole experts and routes its own tokens x
-    (attention runs data-parallel, every GPU on its own sequences). Its tokens go out to their experts' GPUs
-    (ep_dispatch), it runs `rows` token-expert rows through its own experts (the busiest GPU's load, or the
-    mean's: see `busiest_expert_load`), reading `touched` of them, and the outputs come back (ep_combine) to be
-    weighted and summed per token. Shared experts run whole on every GPU, on its own tokens."""
+                    shared: int, act: str, router_bias: bool, prefix: str, ep: int, rows: int, tp: int = 1,
+                    sp: int | None = None) -> Tensor:
+    """One GPU's MoE under expert parallelism: it holds experts / ep whole experts and runs `rows` token-expert
+    rows through them (the busiest GPU's load, or the mean's: see `busiest_expert_load`), reading `touched`.
+    - Over data-parallel GPUs (tp = 1; every GPU on its own sequences, as DeepSeek serves V3): its tokens go out
+      to their experts' GPUs (ep_dispatch) and the outputs come back (ep_combine) to be weighted and summed per
+      token; shared experts run whole on every GPU, on its own tokens.
+    - Over a tensor-parallel group (tp = ep; every GPU has every token after attention, as vLLM's expert
+      parallelism runs): each GPU gathers the rows routed to its experts (moe_route), adds their weighted outputs
+      into a partial sum per token (moe_unroute), and one all-reduce (a reduce-scatter with sequence
+      parallelism) completes it, with the shared experts split by width as tensor parallelism splits them."""
     d, local = x.shape[-1], shard("the routed experts", experts, ep)
     weights = _router(b, x, experts, top_k, router_bias, prefix)
-    sent = b.ep_dispatch("dispatch", x, group=ep, top_k=top_k, rows=rows, out="dispatched")
+    if tp > 1:
+        sent = b.moe_route("route", x, rows=rows, out="routed")
+    else:
+        sent = b.ep_dispatch("dispatch", x, group=ep, top_k=top_k, rows=rows, out="dispatched")
 
     def experts_linear(name: str, h: Tensor, n: int, k: int, out: str) -> Tensor:
         w = b.weight(f"{prefix}experts.{name}.weight", (local, n, k))
@@ -369,12 +383,16 @@ def expert_parallel(b: GraphBuilder, x: Tensor, *, experts: int, top_k: int, d_e
     h = b.elementwise("experts.mul", "mul", b.elementwise("experts.act", act, gate, out="expert_act"), up,
                       out="expert_gated")
     y = experts_linear("down_proj", h, d, d_expert, "expert_out")
-    back = b.ep_combine("combine_back", y, group=ep, top_k=top_k, tokens=x.shape[:-1], out="expert_returned")
-    out = b.moe_combine("combine", back, weights, top_k=top_k, out="routed_out")
+    if tp > 1:
+        out = b.moe_unroute("combine", y, weights, tokens=x.shape[:-1], out="routed_partial")
+    else:
+        back = b.ep_combine("combine_back", y, group=ep, top_k=top_k, tokens=x.shape[:-1], out="expert_returned")
+        out = b.moe_combine("combine", back, weights, top_k=top_k, out="routed_out")
     if shared:
-        s = gated_mlp(b, x, d_ffn=shared * d_expert, act=act, prefix=f"{prefix}shared_experts.", name="shared.")
-        out = b.elementwise("shared_add", "add", out, s, out="moe_out")
-    return out
+        s = gated_mlp(b, x, d_ffn=shared * d_expert, act=act, prefix=f"{prefix}shared_experts.", name="shared.",
+                      tp=tp, reduce_output=False)
+        out = b.elementwise("shared_add", "add", out, s, out="moe_partial" if tp > 1 else "moe_out")
+    return reduce(b, "moe_allreduce", out, tp, "moe_out" if shared else "routed_out", sp)
 
 
 def residual(b: GraphBuilder, name: str, x: Tensor, branch: Tensor, out: str) -> Tensor:

@@ -105,11 +105,13 @@ def has_experts(model: Model) -> bool:
 
 
 def layouts(gpus: int, moe: bool) -> list[Layout]:
-    """Every tp x pp x dp = gpus, and for a MoE model each pp with dp = ep = gpus / pp (above 1) as well."""
+    """Every tp x pp x dp = gpus, and for a MoE model each pp with dp = ep = gpus / pp or tp = ep = gpus / pp
+    (above 1) as well."""
     divisors = [d for d in range(1, gpus + 1) if gpus % d == 0]
     out = [Layout(tp, gpus // (tp * pp), 1, pp) for tp in divisors for pp in divisors if (gpus // tp) % pp == 0]
-    if moe:
+    if moe:  # experts over each stage's data-parallel GPUs, or over its tensor-parallel group
         out += [Layout(1, gpus // pp, gpus // pp, pp) for pp in divisors if gpus // pp > 1]
+        out += [Layout(gpus // pp, 1, gpus // pp, pp) for pp in divisors if gpus // pp > 1]
     return out
 
 

@@ -227,6 +227,8 @@ class GraphBuilder:
     reduce_scatter = _op_method(ops.reduce_scatter)
     all_to_all = _op_method(ops.all_to_all)
     ep_dispatch = _op_method(ops.ep_dispatch)
+    moe_route = _op_method(ops.moe_route)
+    moe_unroute = _op_method(ops.moe_unroute)
     ep_combine = _op_method(ops.ep_combine)
     send_recv = _op_method(ops.send_recv)
 

@@ -37,7 +37,7 @@ COLLECTIVE = "collective"  # communication between GPUs: its bytes go over links
 KINDS = {MATMUL, SOFTMAX, NORM, ELEMENTWISE, ROPE, EMBEDDING, GATHER, COLLECTIVE}
 # What each op computes (Op.fn); fusion rules may name these as well as kinds.
 FUNCTIONS = {"linear", "qk", "av", "softmax", "rmsnorm", "layernorm", "add", "mul", "silu", "gelu",
-             "rope", "embedding", "take_last", "concat", "topk", "moe_combine",
+             "rope", "embedding", "take_last", "concat", "topk", "moe_combine", "moe_route", "moe_unroute",
              "all_reduce", "all_gather", "reduce_scatter", "all_to_all", "ep_dispatch", "ep_combine", "send_recv"}
 # Ops whose arithmetic runs on the matrix units; everything else runs at the vector rate.
 MATRIX_KINDS = {MATMUL}
@@ -403,6 +403,24 @@ def top_k(name: str, scores: Tensor, *, k: int, out: str | None = None, role: Ro
         raise OpgraphError(f"op {name!r}: k={k} must be between 1 and the {scores.shape[-1]} scores")
     y = _out(out or name, (*scores.shape[:-1], k), scores, role, dtype)
     return Op(name, GATHER, "topk", (scores,), (y,), scores.numel)
+
+
+def moe_route(name: str, x: Tensor, *, rows: int, out: str | None = None, role: Role = Role.ACTIVATION,
+              dtype: DType | None = None) -> Op:
+    """Expert parallelism inside a tensor-parallel group: every GPU has all the tokens x [..., d]; it gathers the
+    `rows` token copies routed to its own experts -> [rows, d] (fused_moe's permutation). No FLOPs; reads the
+    distinct tokens it needs, at most all of them."""
+    d = x.shape[-1]
+    y = _out(out or name, (rows, d), x, role, dtype)
+    return Op(name, GATHER, "moe_route", (x,), (y,), 0, reads=(minimum(rows, _rows(x)) * d,))
+
+
+def moe_unroute(name: str, y: Tensor, weights: Tensor, *, tokens: tuple[int, ...], out: str | None = None,
+                role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """The inverse of moe_route: each of this GPU's expert outputs y [rows, d], times its routing weight, added
+    into its token's row -> [*tokens, d], the partial sums the group's all-reduce completes. FLOPs 2*rows*d."""
+    o = _out(out or name, (*tokens, y.shape[-1]), y, role, dtype)
+    return Op(name, ELEMENTWISE, "moe_unroute", (y, weights), (o,), 2 * y.numel)
 
 
 def moe_combine(name: str, y: Tensor, weights: Tensor, *, top_k: int, out: str | None = None,

@@ -27,7 +27,8 @@ def test_layouts_are_every_split_of_the_gpus():
     assert {(x.tp, x.pp, x.dp) for x in dense} == splits and len(dense) == len(splits) == 10
     assert all(x.gpus == 8 and x.ep == 1 for x in dense)
     experts = [x for x in layouts(8, moe=True) if x.ep > 1]  # experts over each stage's data-parallel GPUs
-    assert experts == [Layout(1, 8, 8, 1), Layout(1, 4, 4, 2), Layout(1, 2, 2, 4)]
+    assert experts == [Layout(1, 8, 8, 1), Layout(1, 4, 4, 2), Layout(1, 2, 2, 4),
+                       Layout(8, 1, 8, 1), Layout(4, 1, 4, 2), Layout(2, 1, 2, 4)]
     assert layouts(1, moe=True) == [Layout(1, 1, 1)]
 
 

@@ -120,7 +120,7 @@ def test_the_command_line_reports_per_gpu_and_group_with_ep():
 @pytest.mark.parametrize("args, says", [
     (["llama-3-8b", "--dp", "2", "--ep", "2"], "has no experts"),
     (["mixtral-8x7b", "--dp", "2", "--ep", "4"], "--ep 4 must equal --tp x --dp"),
-    (["mixtral-8x7b", "--tp", "2", "--dp", "2", "--ep", "4"], "drop --tp"),
+    (["mixtral-8x7b", "--tp", "2", "--dp", "2", "--ep", "4"], "not both"),
     (["mixtral-8x7b", "--dp", "16", "--ep", "16", "--across-nodes"], "exceeds the 8 routed experts"),
     (["deepseek-v3", "--dp", "12", "--ep", "12", "--across-nodes"], "does not divide the 256 routed experts"),
     (["mixtral-8x7b", "--expert-imbalance", "1.5"], "applies with --ep"),
@@ -144,3 +144,34 @@ def test_ep_dispatch_across_nodes_sends_only_the_off_node_share_over_the_network
     assert dispatch.cost.comm_s == pytest.approx(expected, rel=1e-9)
     with pytest.raises(OpgraphError, match="does not divide"):
         V3.build(Phase.decode(1, 1), ep(24))
+
+
+def test_experts_over_a_tensor_parallel_group_keep_its_all_reduce_and_add_no_all_to_all():
+    """--tp 8 --ep 8 (vLLM's expert parallelism): every GPU has every token after attention, holds one of
+    Mixtral's 8 experts whole, runs the rows routed to it, and the MoE output is all-reduced as under TP."""
+    phase = Phase.decode(32, 1024)
+    cost = analyze(MIXTRAL.build(phase, BuildOptions(tp=8, ep=8, expert_imbalance=1.0)), strategy("fused"), H100)
+    ops = {o.name: o for o in moe_block(cost).ops}
+    assert {o.fn for o in ops.values() if o.kind == "collective"} == {"all_reduce"}
+    assert ops["experts.gate_proj"].cost.flops == 2 * (32 * 2 // 8) * 4096 * 14336  # the mean: 8 rows
+    tp = analyze(MIXTRAL.build(phase, BuildOptions(tp=8)), strategy("fused"), H100)
+    assert cost.weight_bytes == tp.weight_bytes  # one whole expert = an eighth of each of eight
+    # at the mean load the group does TP's work, except that TP weighs every token's 2 expert outputs on all 8
+    # GPUs (2 x 32 x 2 x 4096 FLOPs each, on partial sums) where each EP GPU weighs only its own rows
+    assert tp.group.flops - cost.group.flops == 32 * 7 * (2 * 32 * 2 * 4096)
+
+
+@pytest.mark.parametrize("experts, top_k, gpus, tokens", [(8, 2, 8, 32), (256, 8, 8, 64)])
+def test_busiest_load_of_a_shared_batch_matches_a_simulation(experts, top_k, gpus, tokens):
+    """Every GPU of the group has the same `tokens`; the busiest GPU's rows against 300 random routings."""
+    rng = random.Random(3)
+    local = experts // gpus
+    busiest = []
+    for _ in range(300):
+        load = [0] * gpus
+        for _ in range(tokens):
+            for e in rng.sample(range(experts), top_k):
+                load[e // local] += 1
+        busiest.append(max(load))
+    got = busiest_expert_load(experts, top_k, gpus, tokens, 0.0, True)  # size functions take no keywords
+    assert got == pytest.approx(statistics.mean(busiest), rel=0.1)
