@@ -129,6 +129,7 @@ class Footprint:
     weight_bytes: int
     blocks: tuple[BlockMemory, ...]
     precision: dict[str, str] = attrs.field(factory=dict)  # role -> dtype(s), for the reader
+    group_kv_cache_bytes: int | None = None  # a parallel group's: every GPU's KV cache (None: one GPU)
 
     @property
     def kv_cache_bytes(self) -> int:
@@ -170,7 +171,8 @@ def footprint(cost: PhaseCost) -> Footprint:
     if cost.built is not None and cost.built.stages:
         return footprint_of(cost.built, cost.plan, cost.hardware)
     blocks = tuple(_block(b.name, b.count, b.graph, b.partition) for b in cost.blocks)
-    return Footprint(cost.model, cost.phase, cost.hardware.capacity, cost.weight_bytes, blocks, cost.precision)
+    fp = Footprint(cost.model, cost.phase, cost.hardware.capacity, cost.weight_bytes, blocks, cost.precision)
+    return attrs.evolve(fp, group_kv_cache_bytes=cost.gpus * fp.kv_cache_bytes) if cost.gpus > 1 else fp
 
 
 def footprint_of(model: Model, plan: FusionPlan, hw: Hardware) -> Footprint:
@@ -182,9 +184,13 @@ def footprint_of(model: Model, plan: FusionPlan, hw: Hardware) -> Footprint:
         # each block's KV cache at the whole batch and activations at one micro-batch, once for every stage
         each = {b.name: (kv_cache_bytes(whole[b.name]), sum(t.nbytes for t in whole[b.name].weights()),
                          peak_activations(b.graph, apply(plan, b.graph))) for b in model.micro.blocks}
-        return max((_stage_footprint(model, stage, each, hw) for stage in model.stages), key=lambda f: f.total)
+        stages = [_stage_footprint(model, stage, each, hw) for stage in model.stages]
+        width = model.gpus // len(stages)  # GPUs per stage, each with its stage's cache
+        return attrs.evolve(max(stages, key=lambda f: f.total),
+                            group_kv_cache_bytes=width * sum(f.kv_cache_bytes for f in stages))
     blocks = tuple(_block(b.name, b.count, b.graph, apply(plan, b.graph)) for b in model.blocks)
-    return Footprint(model.name, model.phase, hw.capacity, model.weight_bytes(), blocks, precision_in_use(model))
+    fp = Footprint(model.name, model.phase, hw.capacity, model.weight_bytes(), blocks, precision_in_use(model))
+    return attrs.evolve(fp, group_kv_cache_bytes=model.gpus * fp.kv_cache_bytes) if model.gpus > 1 else fp
 
 
 def _stage_footprint(model: Model, stage, each: dict, hw: Hardware) -> Footprint:

@@ -73,6 +73,12 @@ def _phase_dict(p: PhaseCost) -> dict:
     return out
 
 
+def _with_memory(phase: dict, fp) -> dict:
+    if "group" in phase and fp.group_kv_cache_bytes is not None:
+        phase["group"]["kv_cache_bytes"] = fp.group_kv_cache_bytes
+    return {**phase, "memory": footprint_dict(fp)}
+
+
 def group_weights(p: PhaseCost) -> int:
     """Weight bytes the whole group stores: every stage's on each of its GPUs."""
     if p.stages:
@@ -104,7 +110,7 @@ def as_json(r: Report, fmt: str) -> str:
         "precision": first.precision,
         "time_model": {"kernel_launch_s": hw.kernel_launch_s, "overlap": hw.overlap,
                        "calibration": hw.timing.name if hw.timing.calibrated else None, "fit": hw.timing.fit},
-        "phases": {p.phase.name: {**_phase_dict(p), "memory": footprint_dict(fp)} for p, fp in zip(r.costs, r.memory)},
+        "phases": {p.phase.name: _with_memory(_phase_dict(p), fp) for p, fp in zip(r.costs, r.memory)},
     })
 
 
@@ -140,7 +146,7 @@ def phase_title(p: PhaseCost) -> str:
     return f"DECODE: batch {ph.batch}, context {ph.past} (one new token per sequence, attending over up to {ph.keys} keys)"
 
 
-def _model_line(p: PhaseCost) -> str:
+def _model_line(p: PhaseCost, fp=None) -> str:
     t = p.totals
     step = "prompt tokens/s" if p.phase.name == "prefill" else "new tokens/s at this context"
     who = f"per GPU ({p.parallel}): " if p.gpus > 1 else ""
@@ -161,8 +167,9 @@ def _model_line(p: PhaseCost) -> str:
                  "each the same share, in lockstep")
         line += (f"\ngroup of {n} GPUs ({alike}): {scaled(g.flops, 'FLOP')}, "
                  f"{scaled(g.bytes, 'B')} moved, {scaled(g.wire_bytes, 'B')} over the links, "
-                 f"{scaled(group_weights(p), 'B')} of weights stored ({_beyond(p)}); "
-                 f"{sig(p.replicas * p.phase.tokens / t.expected_s / n)} {step} per GPU")
+                 f"{scaled(group_weights(p), 'B')} of weights stored ({_beyond(p)}), "
+                 + (f"{scaled(fp.group_kv_cache_bytes, 'B')} of KV cache; " if fp and fp.group_kv_cache_bytes else "")
+                 + f"{sig(p.replicas * p.phase.tokens / t.expected_s / n)} {step} per GPU")
     return line
 
 
@@ -227,7 +234,7 @@ def as_text(r: Report, fmt: str) -> str:
         out += ["", heading(phase_title(p), fmt), *(f"note: {n}" for n in p.notes)]
         for b in p.blocks:
             out += ["", heading(f"{b.name} x{b.count}", fmt, 3), "", _block_table(b, fmt), _kernel_line(b)]
-        model = _model_line(p)
+        model = _model_line(p, fp)
         if not fp.fits:  # every figure of a step that cannot run says so
             model = "\n".join(f"{line.split(':', 1)[0]} (DOES NOT FIT in {fp.capacity / 1e9:,.0f} GB, see memory; "
                                f"as if it did):{line.split(':', 1)[1]}" for line in model.splitlines())

@@ -123,3 +123,17 @@ def test_the_command_line_reports_the_stages():
     assert p["group"]["gpus"] == 16
     text = opgraph("report", "llama-3.1-405b", "--tp", "8", "--pp", "2", "--phase", "decode").stdout
     assert "pipeline: 2 micro-batch(es) of 16; per micro-batch stage 0 (layers 0-62)" in text
+
+
+def test_the_group_caches_every_sequence_once_per_kv_head():
+    """The group's KV cache: 126 layers x 8 KV heads x 128 x K and V x 2 bytes for each of 32 x 1,025 tokens,
+    whether split over two stages of eight (PP 2 x TP 8) or over sixteen (TP 16, where 16 > 8 KV heads and each
+    head is cached twice)."""
+    phase = Phase.decode(32, 1024)
+    once = 126 * 8 * HD * 2 * 2 * 32 * 1025
+    piped = footprint(analyze(L405.build(phase, PIPE), FUSED, H100))
+    assert piped.group_kv_cache_bytes == once
+    wide = footprint(analyze(L405.build(phase, BuildOptions(tp=16)), FUSED, H100))
+    assert wide.group_kv_cache_bytes == 2 * once
+    text = opgraph("report", "llama-3.1-405b", "--tp", "8", "--pp", "2", "--phase", "decode").stdout
+    assert "16.9 GB of KV cache" in text
