@@ -175,3 +175,15 @@ def test_busiest_load_of_a_shared_batch_matches_a_simulation(experts, top_k, gpu
         busiest.append(max(load))
     got = busiest_expert_load(experts, top_k, gpus, tokens, 0.0, True)  # size functions take no keywords
     assert got == pytest.approx(statistics.mean(busiest), rel=0.1)
+
+
+def test_deepseek_v3_at_ep_8_sends_tokens_times_top_k_times_d_model():
+    """Eight GPUs of one node, 16 sequences each, at the mean load: each dispatch and combine moves 7/8 of
+    16 x 8 x 7,168 bf16 values over NVLink, in 7 pairwise steps."""
+    cost = analyze(V3.build(Phase.decode(16, 2048), ep(8, imbalance=1.0)), strategy("fused"), H100)
+    ops = {o.name: o for o in moe_block(cost).ops}
+    moved = 16 * 8 * 7168 * 2
+    for name in ("dispatch", "combine_back"):
+        assert ops[name].cost.wire_bytes == 7 * moved // 8
+        assert ops[name].cost.comm_s == pytest.approx(7 * 0.7e-6 + 7 * moved / 8 / 450e9, rel=1e-12)
+    assert ops["experts.gate_proj"].cost.flops == 2 * (16 * 8) * 7168 * 2048  # its 32 experts' mean rows

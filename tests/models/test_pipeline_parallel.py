@@ -5,11 +5,14 @@ from the stages' times."""
 import json
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from opgraph import Phase, analyze, choices, hardware, models, strategy
 from opgraph.analysis.memory import footprint
 from opgraph.core.model import BuildOptions
 from opgraph.errors import OpgraphError
+from opgraph.models import LlamaConfig
 from userland import opgraph
 
 L405 = models.get("llama-3.1-405b")  # d 16384, 128 heads, 8 KV heads of 128, FFN 53248, 126 layers, vocab 128256
@@ -137,3 +140,21 @@ def test_the_group_caches_every_sequence_once_per_kv_head():
     assert wide.group_kv_cache_bytes == 2 * once
     text = opgraph("report", "llama-3.1-405b", "--tp", "8", "--pp", "2", "--phase", "decode").stdout
     assert "16.9 GB of KV cache" in text
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 12), st.integers(2, 4), st.integers(1, 8), st.booleans(),
+       st.one_of(st.builds(Phase.prefill, st.integers(1, 8), st.integers(1, 32)),
+                 st.builds(Phase.decode, st.integers(1, 8), st.integers(1, 64))))
+def test_a_pipeline_does_the_models_work_once_and_stores_its_weights_once(layers, pp, micro, tied, phase):
+    """Any number of stages over any layers, any micro-batching that splits the batch evenly: the group's FLOPs
+    are one GPU's whole model's, and its stages' weights are the model's, a tied table stored by both ends."""
+    assume(pp <= layers and phase.batch % min(micro, phase.batch) == 0)
+    cfg = LlamaConfig("random", d_model=64, n_heads=4, n_kv_heads=2, head_dim=16, d_ffn=96, n_layers=layers,
+                      vocab_size=300, tie_embeddings=tied)
+    whole = analyze(cfg.build(phase), FUSED, H100)
+    piped = analyze(cfg.build(phase, BuildOptions(pp=pp, micro_batches=micro)), FUSED, H100)
+    assert piped.group.flops == whole.totals.flops
+    table = 300 * 64 * 2 if tied and pp > 1 else 0  # the embedding table, also lm_head's, on the last stage too
+    assert sum(s.weight_bytes for s in piped.stages) == whole.weight_bytes + table
+    assert [s.stage.layers for s in piped.stages] == [layers // pp + (i < layers % pp) for i in range(pp)]
