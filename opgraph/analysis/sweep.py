@@ -11,6 +11,7 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
+from opgraph.analysis.memory import footprint
 from opgraph.core.cost import analyze, intensity, verdict
 from opgraph.errors import OpgraphError
 from opgraph.core.fusion import FusionPlan
@@ -21,7 +22,7 @@ from opgraph.trace import Traced
 
 MAX_VALUES = 10**6  # values on one sweep axis
 
-_TOTALS = ("time_s", "flops", "bytes", "compute_s", "memory_s", "expected_s")
+_TOTALS = ("time_s", "flops", "bytes", "compute_s", "memory_s", "expected_s", "footprint_bytes")
 
 
 @attrs.frozen
@@ -39,6 +40,12 @@ class SweepPoint:
     dominant_op: str  # "block.op" taking the largest share of the model's time
     dominant_share: float
     expected_s: float = 0.0  # the model's expected time (opgraph.core.timing); model_time_s is its roofline
+    footprint_bytes: int = 0  # one GPU's weights, KV cache and peak activations (opgraph.analysis.memory)
+    capacity_bytes: float = 0.0
+
+    @property
+    def fits(self) -> bool:
+        return self.footprint_bytes <= self.capacity_bytes
 
     @property
     def intensity(self) -> float:
@@ -72,6 +79,8 @@ class SweepGrid:
     dominant: np.ndarray  # index into op_labels of the op taking the largest share of the model's time
     dominant_share: np.ndarray
     expected_s: np.ndarray  # the model's expected time; time_s is its roofline
+    footprint_bytes: np.ndarray  # one GPU's memory for the step: does it fit (capacity_bytes)?
+    capacity_bytes: float
 
     def __len__(self) -> int:
         return len(self.batch)
@@ -79,11 +88,13 @@ class SweepGrid:
     def points(self) -> list[SweepPoint]:
         """The grid as records, one per point (for rendering)."""
         cols = [c.tolist() for c in (self.batch, self.length, self.time_s, self.flops, self.bytes, self.compute_s,
-                                     self.memory_s, self.dominant, self.dominant_share, self.expected_s)]
+                                     self.memory_s, self.dominant, self.dominant_share, self.expected_s,
+                                     self.footprint_bytes)]
         blocks = {name: t.tolist() for name, t in self.block_time_s.items()}
         return [SweepPoint(self.hardware, self.phase, b, n, t, f, by, c, m,
-                           {name: ts[i] for name, ts in blocks.items()}, self.op_labels[d], share, e)
-                for i, (b, n, t, f, by, c, m, d, share, e) in enumerate(zip(*cols))]
+                           {name: ts[i] for name, ts in blocks.items()}, self.op_labels[d], share, e, fp,
+                           self.capacity_bytes)
+                for i, (b, n, t, f, by, c, m, d, share, e, fp) in enumerate(zip(*cols))]
 
 
 class Sweeper:
@@ -98,7 +109,8 @@ class Sweeper:
         def evaluate(batch, length) -> dict:
             r = analyze(build(Phase.of(phase, batch, length)), plan, hw)
             t = r.totals
-            out = dict(zip(_TOTALS, (t.time_s, t.flops, t.bytes, t.compute_s, t.memory_s, t.expected_s)))
+            out = dict(zip(_TOTALS, (t.time_s, t.flops, t.bytes, t.compute_s, t.memory_s, t.expected_s,
+                                     footprint(r).total)))
             out.update({("block", b.name): b.totals.time_s for b in r.blocks})
             out.update({("op", f"{b.name}.{o.name}"): b.count * o.cost.time_s for b in r.blocks for o in b.ops})
             return out
@@ -109,9 +121,9 @@ class Sweeper:
         out = self._traced(batch, length)
         ops = {label[1]: v for label, v in out.items() if label[0] == "op"}
         top = max(ops, key=ops.__getitem__)
-        return SweepPoint(self.hw.name, self.phase, batch, length, *(out[k] for k in _TOTALS[:-1]),
+        return SweepPoint(self.hw.name, self.phase, batch, length, *(out[k] for k in _TOTALS[:-2]),
                           {label[1]: v for label, v in out.items() if label[0] == "block"}, top,
-                          ops[top] / out["time_s"], out["expected_s"])
+                          ops[top] / out["time_s"], out["expected_s"], out["footprint_bytes"], self.hw.capacity)
 
     def grid(self, batch, length) -> SweepGrid:
         """Every point (batch[i], length[i]) at once; use `numpy.meshgrid` for a cross product."""
@@ -134,7 +146,8 @@ class Sweeper:
         return SweepGrid(self.hw.name, self.phase, batch, length, times, out["flops"], out["bytes"],
                          out["compute_s"], out["memory_s"],
                          {label[1]: v for label, v in out.items() if isinstance(label, tuple) and label[0] == "block"},
-                         tuple(label for label, _ in ops), best, share, np.asarray(out["expected_s"], dtype=np.float64))
+                         tuple(label for label, _ in ops), best, share, np.asarray(out["expected_s"], dtype=np.float64),
+                         np.asarray(out["footprint_bytes"]), self.hw.capacity)
 
     @property
     def regimes(self) -> int:

@@ -14,22 +14,27 @@ def as_json(r: SweepReport, fmt: str) -> str:
          "model_time_s": p.model_time_s, "expected_s": p.expected_s, "block_time_s": p.block_time_s,
          "flops": p.model_flops,
          "bytes": p.model_bytes, "intensity": p.intensity, "bound": p.bound, "dominant_op": p.dominant_op,
-         "dominant_share": p.dominant_share} for g in r.grids for p in g.points()]})
+         "dominant_share": p.dominant_share, "memory_bytes": p.footprint_bytes, "fits": p.fits}
+        for g in r.grids for p in g.points()]})
 
 
 @renderer(SweepReport, "csv")
 def as_csv(r: SweepReport, fmt: str) -> str:
     return to_csv(["hardware", "phase", "batch", "seq_len_or_context", "model_time_s", "expected_s", "flops", "bytes",
-                   "intensity", "bound", "dominant_op", "dominant_share"],
+                   "intensity", "bound", "dominant_op", "dominant_share", "memory_bytes", "fits"],
                   ([p.hardware, p.phase, p.batch, p.length, p.model_time_s, p.expected_s, p.model_flops, p.model_bytes,
-                    p.intensity, p.bound, p.dominant_op, p.dominant_share] for g in r.grids for p in g.points()))
+                    p.intensity, p.bound, p.dominant_op, p.dominant_share, p.footprint_bytes, p.fits]
+                   for g in r.grids for p in g.points()))
 
 
 @renderer(SweepReport, "table", "markdown")
 def as_text(r: SweepReport, fmt: str) -> str:
     header = ["hardware", "phase", "batch", "seq_len/context", f"{r.main_block} µs", "roofline ms", "expected ms",
-              "FLOP/B", "bound", "dominant op (% of model time)"]
+              "FLOP/B", "bound", "dominant op (% of model time)", "memory GB"]
     rows = [[p.hardware, p.phase, p.batch, p.length, sig(p.block_time_s[r.main_block] * 1e6),
              sig(p.model_time_s * 1e3), sig(p.expected_s * 1e3), sig(p.intensity), p.bound,
-             f"{p.dominant_op} ({p.dominant_share * 100:.0f}%)"] for g in r.grids for p in g.points()]
-    return lines(table(rows, header, fmt))
+             f"{p.dominant_op} ({p.dominant_share * 100:.0f}%)",
+             sig(p.footprint_bytes / 1e9) + ("" if p.fits else " DOES NOT FIT")] for g in r.grids for p in g.points()]
+    note = ("memory GB: one GPU's weights, KV cache and peak activations for the step (opgraph memory); a point marked "
+            "DOES NOT FIT exceeds the GPU's capacity, and its times are as if it fitted")
+    return lines(table(rows, header, fmt), "", note)

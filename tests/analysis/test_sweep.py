@@ -94,3 +94,18 @@ def test_parse_values(text, values):
 def test_parse_values_errors(text, message):
     with pytest.raises(OpgraphError, match=message.replace("(", "\\(").replace(".", "\\.")):
         parse_values(text, "--batch")
+
+
+def test_every_point_says_whether_it_fits():
+    """A sweep's memory at each point is what `opgraph memory` measures for that step, and 'fits' compares it
+    with the GPU's capacity: Llama-3-8B at context 4096 fits at batch 64 (about 50 GB) but not at 256."""
+    from opgraph import Phase, hardware, models, strategy
+    from opgraph.analysis.memory import footprint_of
+    from opgraph.analysis.sweep import Sweeper
+    cfg, hw, plan = models.get("llama-3-8b"), hardware.load("h100-sxm"), strategy("fused")
+    grid = Sweeper(cfg.build, plan, hw, "decode").grid([1, 64, 256], [4096] * 3)
+    for point in grid.points():
+        direct = footprint_of(cfg.build(Phase.decode(point.batch, 4096)), plan, hw).total
+        assert point.footprint_bytes == direct
+        assert point.fits == (direct <= 80e9)
+    assert [p.fits for p in grid.points()] == [True, True, False]
