@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import attrs
 
 from opgraph.analysis.activations import fates
+from opgraph.analysis.memory import Footprint, footprint
 from opgraph.core.cost import PhaseCost, analyze
 from opgraph.core.fusion import FusionPlan
 from opgraph.core.hardware import Hardware
@@ -21,6 +22,7 @@ class Comparison:
     costs: tuple[PhaseCost, ...]  # one per plan
     flips: tuple[tuple[str, str, tuple[str, ...]], ...]  # (block, op, bound under each plan)
     fate_changes: tuple[tuple[str, str, tuple], ...]  # (block, tensor, Fate under each plan)
+    memory: tuple[Footprint, ...] = ()  # one GPU's memory for the step under each plan: does it fit?
 
     @property
     def phase(self):
@@ -60,7 +62,7 @@ def compare(model: Model, plans: Sequence[FusionPlan], hw: Hardware) -> Comparis
             seen = tuple(f[tensor] for f in per_plan_fates)
             if len({(f.fate, f.reads) for f in seen}) > 1:
                 changes.append((block.name, tensor, seen))
-    return Comparison(costs, tuple(flips), tuple(changes))
+    return Comparison(costs, tuple(flips), tuple(changes), tuple(footprint(c) for c in costs))
 
 
 def compare_phases(models: Sequence[Model], plans: Sequence[FusionPlan], hw: Hardware) -> Comparisons:

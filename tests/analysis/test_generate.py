@@ -152,3 +152,16 @@ def test_every_preset(capsys, preset, command):
     else:
         for ph in d["phases"].values():
             assert ph["kv_cache_bytes"] > 0 and ph["activation_bytes"] > 0 and ph["max_batch"]["batch"] >= 0
+
+
+def test_compare_says_whether_the_step_fits_under_each_plan():
+    """One GPU's memory for the step under each plan, as `opgraph memory` gives it: DeepSeek-V3's 673 GB of
+    weights cannot fit one 80 GB GPU under any plan."""
+    from opgraph import Phase, hardware, models, strategy
+    from opgraph.analysis.compare import compare
+    from opgraph.analysis.memory import footprint_of
+    hw, model = hardware.load("h100-sxm"), models.get("deepseek-v3").build(Phase.decode(8, 512))
+    plans = [strategy("unfused"), strategy("fused")]
+    c = compare(model, plans, hw)
+    assert [fp.total for fp in c.memory] == [footprint_of(model, p, hw).total for p in plans]
+    assert not any(fp.fits for fp in c.memory)
