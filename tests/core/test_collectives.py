@@ -66,3 +66,19 @@ def test_every_shipped_spec_states_its_interconnect_and_source():
     for name in hardware.names():
         link = hardware.load(name).interconnect
         assert link is not None and link.link_bandwidth > link.network_bandwidth > 0 and "GB/s" in link.source
+
+
+def test_a_plan_can_fuse_an_all_reduce_with_the_residual_add_and_the_next_norm():
+    """As serving engines fuse all-reduce + residual + RMSNorm: a plan group puts them in one kernel, and the
+    hidden states between them are never written."""
+    from opgraph import Phase, analyze, hardware, models
+    from opgraph.core.fusion import FusionPlan, FuseRule
+    from opgraph.core.model import BuildOptions
+    plan = FusionPlan("ar-norm", rules=[FuseRule("attention core", producer=["qk"], consumer=["softmax"])],
+                      groups=[("o_allreduce", "attn_residual", "post_attention_layernorm")])
+    cost = analyze(models.get("llama-3-70b").build(Phase.decode(8, 128), BuildOptions(tp=8)), plan,
+                   hardware.load("h100-sxm"))
+    layer = cost.blocks[0]
+    kernel = {o.name: o.kernel for o in layer.ops}
+    assert kernel["o_allreduce"] == kernel["attn_residual"] == kernel["post_attention_layernorm"]
+    assert "attn_out" not in layer.partition.materialized  # the all-reduce's output stays on chip
