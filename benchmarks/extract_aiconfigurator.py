@@ -4,7 +4,7 @@ Source: the PyPI package `aiconfigurator-core` 0.12.0 (Apache-2.0, NVIDIA; `Lice
 METADATA), tables under `aiconfigurator_core/systems/data/<gpu>/`: kernels profiled on each GPU in each serving
 framework. Latencies there are in milliseconds; here in microseconds.
 
-Kept, bf16 only (the precision the shipped calibration targets):
+Kept, bf16 only (the precision the shipped calibration targets), except vLLM's fp8 GEMMs (below):
 - `gemm`: `gemm_perf` rows with gemm_dtype bfloat16 (m x k activations times a k -> n weight);
 - `prefill_attention`: `context_attention_perf`, causal, no window, bf16 KV cache (batch, seq_len = isl);
 - `decode_attention`: `generation_attention_perf`, no window, bf16 KV cache; one new token attends over
@@ -30,6 +30,28 @@ Kept, bf16 only (the precision the shipped calibration targets):
   a fixed cost of about 0.3 ms a dispatch that one all-to-all class cannot price beside the low-latency kernel's
   50 us), the H100's DeepEP v2 rows (`deepep_v2_*`, an overlay build of a newer DeepEP, on that GPU only), and any
   row spanning nodes or of another dtype (none in 0.12.0).
+- `gemm` with dtype `fp8` (vLLM files only, last of all, so no earlier row's held-out split moves): the vLLM
+  `gemm_perf` rows with gemm_dtype `fp8`, for each GPU that has them (H100 SXM, H200, B200, L40S: 35,742 shapes each,
+  35,718 on the L40S; the A100 has no fp8 tensor cores and its table only bf16). What each mode of that table is
+  (aiconfigurator's collector, collector/vllm/collect_gemm.py for vLLM 0.24.0, which records the kernel vLLM selected
+  as kernel_source; the row's latency is the mean per layer of a RowParallelLinear forward on bf16 input):
+  * `bfloat16` (torch.nn.functional.linear, cuBLAS): the bf16 rows above;
+  * `fp8` (CutlassFP8ScaledMMLinearKernel): Fp8Config without weight blocks and with dynamic activations: e4m3
+    weights with one scale per tensor, the bf16 activations quantized to e4m3 in the layer's forward with scales
+    computed from them (dynamic; one per token, which vLLM's Fp8LinearMethod picks for dynamic activations where
+    CUTLASS runs the GEMM), and CUTLASS's fp8 x fp8 tensor-core GEMM (scaled_mm) writing bf16;
+    six layers timed in a CUDA graph. Both operands are fp8 on the fp8 tensor cores: opgraph's fp8 matmul (an op
+    whose compute dtype is fp8, priced at the spec's `fp8` matrix peak), so these are kept, as dtype `fp8`.
+    The time includes that quantization (a pass over the bf16 activations before the GEMM), which an opgraph fp8
+    graph, whose activations are already fp8, does not have: the fitted `gemm_fp8` class absorbs it;
+  * `fp8_block` (DeepGEMM, CUTLASS or FlashInfer block-scaled kernels; Triton on the L40S): DeepSeek-V3's scheme, fp8
+    weights with one scale per 128 x 128 block and activations quantized per token in groups of 128. The same
+    operands, but left out: the collector timed this mode eagerly (use_cuda_graph=False, one layer), so each row
+    carries the host's launch gaps (its fastest row is 55 us on the H100, 151 us on the B200 and 282 us on the L40S,
+    where the fp8 rows start near 5 us), which no kernel of a CUDA-graph-captured serving step pays;
+  * `nvfp4` (B200 only): 4-bit e2m1 weights and activations with fp8 scales per 16 values: no opgraph dtype;
+  * none of int8 (SmoothQuant `sq`), fp16 or a weight-only mode is in the vLLM tables, so no other STORAGE_DTYPES
+    dtype gets rows.
 
 vLLM's tables are the calibration sets (`<gpu>-vllm.csv.gz`, every row, for each shipped GPU the package has: the
 H100 SXM, H200, A100 SXM, B200 and L40S, each from its newest vLLM version there); on the H100, TensorRT-LLM's and
@@ -119,6 +141,7 @@ def rows(wheel: zipfile.ZipFile, gpu: str, framework: str):
                "time_us": round(r.latency * 1e3, 4), "source": f"{framework} {r.version} {r.kernel_source}"}
     if framework == "vllm":
         yield from all_to_alls(wheel, base)
+        yield from fp8_gemms(wheel, base)
 
 
 def all_to_alls(wheel: zipfile.ZipFile, base: str):
@@ -139,6 +162,18 @@ def all_to_alls(wheel: zipfile.ZipFile, base: str):
                "hidden": r.hidden_size, "time_us": round(r.latency, 4),
                "source": f"vllm {r.version} {r.kernel_source} {r.comm_backend}, {r.num_experts} experts, "
                          f"{r.node_num} node"}
+
+
+def fp8_gemms(wheel: zipfile.ZipFile, base: str):
+    """The vLLM fp8 GEMM rows kept (see the module docstring): gemm_dtype fp8 only, last in the file."""
+    import pandas as pd
+
+    g = pd.read_parquet(io.BytesIO(wheel.read(newest(wheel, f"{base}gemm/vllm/", "gemm_perf.parquet"))))
+    g = g[g.gemm_dtype == "fp8"]
+    g = g.sort_values([c for c in g.columns if c != "latency"])
+    for r in g.itertuples():
+        yield {"class": "gemm", "dtype": "fp8", "m": r.m, "n": r.n, "k": r.k, "time_us": round(r.latency * 1e3, 4),
+               "source": f"vllm {r.version} {r.kernel_source}"}
 
 
 def main() -> int:

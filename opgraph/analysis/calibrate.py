@@ -5,8 +5,10 @@ per sequence x KV head and, where exponentials are counted (--exp-rate), their o
 rows, and all-to-alls, measured as ep_dispatch and ep_combine rows, instead the latency, the achieved share of the
 link bandwidth and the cost per step) minimize a robust loss (soft L1, scale 0.1) of log(predicted / measured) on a
 training split; a held-out split (every row whose hash falls in the held-out share, fixed by the seed) is never seen
-by the fit, and its error before (the roofline) and after (the fitted model) is reported. Measured classes that one time class prices (TIME_CLASS:
-ep_dispatch and ep_combine are both all_to_all) are fitted together. Needs scipy, the optional `fit` extra.
+by the fit, and its error before (the roofline) and after (the fitted model) is reported. Each row is fitted to the
+time class that prices it (opgraph.files.measurements.time_class): measured classes that one time class prices
+(ep_dispatch and ep_combine are both all_to_all) are fitted together, and gemm rows apart by dtype (bf16 and fp16:
+gemm; fp8: gemm_fp8, with its own row tile). Needs scipy, the optional `fit` extra.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ import numpy as np
 
 from opgraph.analysis.validate import FEATURES, Stats, features
 from opgraph.core.hardware import Hardware
-from opgraph.core.timing import (ALL_TO_ALL, COLLECTIVE, DECODE_ATTENTION, GEMM, PREFILL_ATTENTION, ClassTiming,
-                                  KernelWork, TimeModel, expected)
+from opgraph.core.timing import (ALL_TO_ALL, COLLECTIVE, DECODE_ATTENTION, GEMM_CLASSES, PREFILL_ATTENTION,
+                                  ClassTiming, KernelWork, TimeModel, expected)
 from opgraph.errors import OpgraphError
-from opgraph.files.measurements import TIME_CLASS, Measurement
+from opgraph.files.measurements import TIME_CLASS, Measurement, time_class
 
 TILES = (1, 16, 32, 64, 128)
 INSTALL_HINT = 'calibrating needs scipy, an optional extra: pip install "opgraph[fit]"'
@@ -87,7 +89,7 @@ def _fit_class(kind: str, work: KernelWork, measured: np.ndarray, exp_rate: floa
         return np.log(t) - np.log(measured)
 
     best = None
-    for tile in TILES if kind == GEMM else (1,):
+    for tile in TILES if kind in GEMM_CLASSES else (1,):
         start = np.array([p[1] for p in params]) / scale
         lo, hi = np.array([p[2] for p in params]) / scale, np.array([p[3] for p in params]) / scale
         r = least_squares(residual, start, bounds=(lo, hi), args=(tile,), loss="soft_l1", f_scale=0.1,
@@ -104,14 +106,15 @@ def calibrate(measurements: Sequence[Measurement], hw: Hardware, *, holdout: flo
     bare = attrs.evolve(hw, timing=TimeModel("roofline"))
     f = features(measurements, bare)
     measured = np.array([m.time_s for m in measurements])
-    kinds = np.array([TIME_CLASS.get(m.kind, m.kind) for m in measurements])  # the time class of each row
+    kinds = np.array([time_class(m.kind, m.dtype) for m in measurements])  # the time class of each row
     held = split(len(measurements), holdout, seed)
     classes, fits = {}, []
     for kind in sorted(set(kinds.tolist())):
         train, test = (kinds == kind) & ~held, (kinds == kind) & held
         if train.sum() < 8 or test.sum() < 2:
-            rows = sorted({m.kind for m in measurements if TIME_CLASS.get(m.kind, m.kind) == kind})
-            name = repr(rows[0]) if len(rows) == 1 else f"{kind!r} ({' and '.join(rows)} rows)"
+            rows = sorted({m.kind if kind == TIME_CLASS.get(m.kind, m.kind) else f"{m.kind} {m.dtype}"
+                           for m in measurements if time_class(m.kind, m.dtype) == kind})  # the dtype where it decides
+            name = repr(rows[0]) if len(rows) == 1 and " " not in rows[0] else f"{kind!r} ({' and '.join(rows)} rows)"
             raise OpgraphError(f"class {name} has {int(train.sum())} training and {int(test.sum())} "
                                f"held-out rows; a fit needs at least 8 and 2 (give more measurements or a larger --holdout)")
         params = _fit_class(kind, _work(kind, f, train), measured[train], exp_rate)

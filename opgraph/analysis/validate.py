@@ -3,7 +3,8 @@
 Each measured row (opgraph.files.measurements) is rebuilt as an opgraph graph of the one kernel it times, and
 costed under the `megakernel` plan (the whole graph is one kernel: what a single GEMM or FlashAttention call
 reads and writes):
-- gemm: y[m, n] = x[m, k] @ W[n, k]^T;
+- gemm: y[m, n] = x[m, k] @ W[n, k]^T, x, W and y all of the row's dtype (an fp8 row: 1-byte operands and output,
+  at the spec's fp8 matrix peak), priced by the GEMM class of that dtype (gemm, gemm_fp8: time_class);
 - prefill_attention: causal attention of batch x seq_len new tokens over themselves (qk, softmax, av, with
   causal skipping: FlashAttention computes only the unmasked blocks); reads q, k, v, writes the output;
 - decode_attention: one query per sequence over context+1 cached keys; reads q and the K and V cache;
@@ -33,7 +34,7 @@ from opgraph.core.model import Block, Model
 from opgraph.core.phase import Phase
 from opgraph.core.tensor import DTYPES, Precision
 from opgraph.core.timing import KernelWork, expected, shape_features
-from opgraph.files.measurements import SHAPE_COLUMNS, SHAPES, TIME_CLASS, Measurement
+from opgraph.files.measurements import SHAPE_COLUMNS, SHAPES, Measurement, time_class
 from opgraph.trace import Traced
 
 __all__ = ["SHAPE_COLUMNS", "Stats", "Validation", "expected_times", "features", "kernel", "validate"]
@@ -152,15 +153,16 @@ def features(measurements: Sequence[Measurement], hw: Hardware) -> dict[str, np.
     return out
 
 
-def expected_times(tm, kinds: Sequence[str], f: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The time model over arrays of kernels (features as `features` gives them): (seconds, latency-bound)."""
-    times, latency = f["time_s"].copy(), np.zeros(len(kinds), dtype=bool)
+def expected_times(tm, classes: Sequence[str], f: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The time model over arrays of kernels (features as `features` gives them), each priced by its time class
+    (`classes`, per row: opgraph.files.measurements.time_class of its class and dtype): (seconds, latency-bound)."""
+    times, latency = f["time_s"].copy(), np.zeros(len(classes), dtype=bool)
     if not tm.calibrated:
         return times, latency
-    kinds = np.asarray(kinds)
-    for kind in np.unique(kinds):
-        rows = kinds == kind
-        work = KernelWork(TIME_CLASS.get(str(kind), str(kind)), *(f[name][rows] for name in FEATURES[1:]))
+    classes = np.asarray(classes)
+    for kind in np.unique(classes):
+        rows = classes == kind
+        work = KernelWork(str(kind), *(f[name][rows] for name in FEATURES[1:]))
         times[rows], latency[rows] = expected(tm, work)
     return times, latency
 
@@ -180,7 +182,7 @@ def validate(measurements: Sequence[Measurement], hw: Hardware, source: str = ""
     measurements = tuple(measurements)
     f = features(measurements, hw)
     kinds = [m.kind for m in measurements]
-    expected_s, latency = expected_times(hw.timing, kinds, f)
+    expected_s, latency = expected_times(hw.timing, [time_class(m.kind, m.dtype) for m in measurements], f)
     regime = tuple(verdict(c, mem, comm) if not lat else "latency"
                    for lat, c, mem, comm in zip(latency, f["compute_s"], f["memory_s"], f["comm_s"]))
     measured = np.array([m.time_s for m in measurements])

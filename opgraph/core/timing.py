@@ -20,6 +20,12 @@ link_efficiency above 1 is a switch that reduces in the network, as NVLink SHARP
 dispatch and combine) are the class all_to_all, with the same parameters fitted apart; a calibration without that
 class prices them by its collective class (FALLBACK).
 
+GEMMs are classed by their compute dtype (op.compute_dtype: the activations' type, the operands the matrix units
+multiply): bf16 and fp16 matrix products are the class gemm, any other gemm_<dtype> (gemm_fp8: fp8 activations times
+fp8 weights, on the fp8 tensor cores; weight-only quantized weights multiply at the activations' type, so they stay
+gemm). The roofline already takes that dtype's matrix peak; the class adds its own efficiencies and fixed cost. A
+calibration without a gemm_<dtype> table prices those GEMMs by its gemm one (FALLBACK), as before the split.
+
 A kernel is latency-bound when its latency exceeds its compute, memory and link times. Time is a property of
 a kernel (a fused group): it pays its latency once. Parameters are data: a calibration file per GPU
 (opgraph.hardware loads hardware/calibrations/<gpu>.toml), fitted by `opgraph calibrate` to measured kernels.
@@ -32,16 +38,34 @@ import attrs
 
 from opgraph.core import checks
 from opgraph.core.sizes import maximum, minimum
+from opgraph.core.tensor import COMPUTE_DTYPES
 
 # Kernel classes. A calibration file may add its own; kernels are classed by `classify`.
 GEMM, PREFILL_ATTENTION, DECODE_ATTENTION = "gemm", "prefill_attention", "decode_attention"
 NORM, ELEMENTWISE, EMBEDDING, COLLECTIVE = "norm", "elementwise", "embedding", "collective"
 ALL_TO_ALL = "all_to_all"  # expert-parallel dispatch and combine (and plain all-to-alls): a collective of its own
-CLASSES = (GEMM, PREFILL_ATTENTION, DECODE_ATTENTION, NORM, ELEMENTWISE, EMBEDDING, COLLECTIVE, ALL_TO_ALL)
+GEMM_DTYPES = ("bf16", "fp16")  # the compute dtypes of the gemm class; any other is gemm_<dtype> (gemm_class)
+GEMM_FP8 = "gemm_fp8"  # fp8 x fp8 matrix products
+CLASSES = (GEMM, GEMM_FP8, PREFILL_ATTENTION, DECODE_ATTENTION, NORM, ELEMENTWISE, EMBEDDING, COLLECTIVE, ALL_TO_ALL)
 ALL_TO_ALL_FNS = frozenset({"all_to_all", "ep_dispatch", "ep_combine"})  # the collective ops it prices
+
+
+def gemm_class(dtype: str) -> str:
+    """The class of a matrix product whose operands multiply as `dtype` (a name: op.compute_dtype.name).
+
+    >>> gemm_class("bf16"), gemm_class("fp16"), gemm_class("fp8"), gemm_class("int8")
+    ('gemm', 'gemm', 'gemm_fp8', 'gemm_int8')
+    """
+    return GEMM if dtype in GEMM_DTYPES else f"{GEMM}_{dtype}"
+
+
+GEMM_CLASSES = frozenset(gemm_class(d) for d in COMPUTE_DTYPES)  # gemm and every gemm_<dtype>
+
+
 # A class a calibration lacks is priced by the next one here that it has (then "default", then the roofline):
-# files fitted before all-to-alls were measured price them by their all-reduce fit, as they always did.
-FALLBACK = {ALL_TO_ALL: COLLECTIVE}
+# files fitted before all-to-alls were measured price them by their all-reduce fit, as they always did, and
+# files without a gemm_<dtype> table price those GEMMs by their gemm fit, as they did before GEMMs were split.
+FALLBACK = {ALL_TO_ALL: COLLECTIVE, **{gemm_class(d): GEMM for d in COMPUTE_DTYPES if gemm_class(d) != GEMM}}
 LATENCY, COMPUTE, MEMORY = "latency", "compute", "memory"
 
 
@@ -172,13 +196,16 @@ def op_class(op, attention: str) -> str:
         return attention
     if op.fn in ALL_TO_ALL_FNS:
         return ALL_TO_ALL
-    return {"matmul": GEMM, "norm": NORM, "embedding": EMBEDDING, "collective": COLLECTIVE}.get(op.kind, ELEMENTWISE)
+    if op.kind == "matmul":
+        return gemm_class(op.compute_dtype.name)
+    return {"norm": NORM, "embedding": EMBEDDING, "collective": COLLECTIVE}.get(op.kind, ELEMENTWISE)
 
 
 def classify(ops) -> str:
     """A kernel's class from its ops: all_to_all if it holds an all-to-all (ep_dispatch, ep_combine), else
     collective if it holds another collective; else attention (decode when its queries are one position) if it
-    computes scores; else gemm if it multiplies matrices; else norm, embedding or elementwise by its ops' kinds."""
+    computes scores; else, if it multiplies matrices, the GEMM class of its first matrix product's compute dtype
+    (gemm_class: gemm for bf16 and fp16, gemm_fp8 for fp8); else norm, embedding or elementwise by its ops' kinds."""
     kinds = {op.kind for op in ops}
     if any(op.fn in ALL_TO_ALL_FNS for op in ops):
         return ALL_TO_ALL
@@ -188,7 +215,7 @@ def classify(ops) -> str:
         if op.fn == "qk":
             return DECODE_ATTENTION if op.outputs[0].shape[2] == 1 else PREFILL_ATTENTION
     if "matmul" in kinds:
-        return GEMM
+        return next(gemm_class(op.compute_dtype.name) for op in ops if op.kind == "matmul")
     if "norm" in kinds:
         return NORM
     if "embedding" in kinds:

@@ -16,6 +16,9 @@ One row a kernel. Columns (a header row names them; order is free, unknown colum
     ep_combine:         gpus, tokens, top_k, hidden    the dispatch's inverse: each GPU's tokens x top_k expert
                         outputs go back to their tokens' GPUs (DeepEP's combine)
 
+A gemm row is priced by the time model's GEMM class of its dtype (time_class; opgraph.core.timing.gemm_class): gemm
+for bf16 and fp16, gemm_fp8 for fp8 (both operands fp8, on the fp8 tensor cores), gemm_<dtype> for any other.
+
 An ep_dispatch or ep_combine row is rebuilt with the mean load of uniform routing (each GPU receives tokens x top_k
 rows: opgraph.core.ops.ep_dispatch), and is priced by the time model's `all_to_all` class (TIME_CLASS), as a
 collective by the spec's links (a group larger than the spec's gpus_per_node sends its off-node shares over the
@@ -39,6 +42,7 @@ import attrs
 
 from opgraph.core import checks
 from opgraph.core.tensor import STORAGE_DTYPES
+from opgraph.core.timing import GEMM, gemm_class
 from opgraph.errors import OpgraphError
 from opgraph.files import datafile
 
@@ -50,9 +54,23 @@ SHAPES = {
     "ep_dispatch": ("gpus", "tokens", "top_k", "hidden"),
     "ep_combine": ("gpus", "tokens", "top_k", "hidden"),
 }
-# The time model's class (opgraph.core.timing) that prices each measured class, where the names differ. Measured
-# classes that share a time class are fitted together (opgraph.analysis.calibrate).
+# The time model's class (opgraph.core.timing) that prices each measured class, where the names differ; a gemm
+# row's also depends on its dtype: time_class is the one mapping. Measured classes that share a time class are
+# fitted together (opgraph.analysis.calibrate).
 TIME_CLASS = {"all_reduce": "collective", "ep_dispatch": "all_to_all", "ep_combine": "all_to_all"}
+
+
+def time_class(kind: str, dtype: str) -> str:
+    """The time model's class that prices a measured row of class `kind` and dtype `dtype` (what validate predicts
+    it by and calibrate fits it to).
+
+    >>> time_class("gemm", "bf16"), time_class("gemm", "fp8"), time_class("all_reduce", "bf16")
+    ('gemm', 'gemm_fp8', 'collective')
+    """
+    kind = TIME_CLASS.get(kind, kind)
+    return gemm_class(dtype) if kind == GEMM else kind
+
+
 SHAPE_COLUMNS = tuple(dict.fromkeys(c for cols in SHAPES.values() for c in cols))
 COLUMNS = ("class", "dtype", *SHAPE_COLUMNS, "time_us", "source")
 MAX_ROWS = 10**6
