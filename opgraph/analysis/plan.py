@@ -6,7 +6,8 @@ experts spread over each stage's dp GPUs (--dp D --ep D). A pipeline runs its ba
 prompt of P tokens and G output tokens (opgraph.analysis.generate's convention: time to first token is the
 prefill; each further token a decode step at its own context):
 - it fits when one GPU's weights, KV cache and peak activations fit its memory both after the prefill and after
-  the last decode step (opgraph.analysis.memory.max_batch, solved exactly per layout);
+  the last decode step (opgraph.analysis.memory), checked at each batch in turn, smallest first, until one does
+  not (memory grows with the batch);
 - TTFT is the prefill's expected time; TPOT the mean of the G-1 decode steps' expected times, each costed at its
   own context by replaying the traced model over arrays (opgraph.analysis.sweep), so the thousands of steps of a
   layout's batches cost one trace;
@@ -24,7 +25,7 @@ from collections.abc import Callable, Sequence
 import attrs
 import numpy as np
 
-from opgraph.analysis.memory import footprint_of, max_batch
+from opgraph.analysis.memory import footprint_of
 from opgraph.analysis.sweep import Sweeper
 from opgraph.core import checks
 from opgraph.core.fusion import FusionPlan
@@ -141,12 +142,14 @@ def search(arrange: Arrange, plan: FusionPlan, hw: Hardware, *, gpus: int, moe: 
             build, group_hw = arrange(layout)
             memory = functools.lru_cache(maxsize=None)(lambda ph, build=build, hw_=group_hw: footprint_of(
                 build(ph), plan, hw_))  # one footprint per phase, shared by the fit and the candidates
-            fit = min(max_batch(build, lambda b: Phase.prefill(b, prompt), plan, group_hw, memory).batch,
-                      max_batch(build, lambda b: Phase.decode(b, prompt + output - 1), plan, group_hw, memory).batch)
+            fitting = []
+            for b in sorted(batches):  # memory grows with the batch: the first that does not fit ends the list
+                if not (memory(Phase.prefill(b, prompt)).fits and memory(Phase.decode(b, prompt + output - 1)).fits):
+                    break
+                fitting.append(b)
         except OpgraphError as e:
             dropped.append(Dropped(layout, str(e)))
             continue
-        fitting = [b for b in batches if b <= fit]
         too_big += len(batches) - len(fitting)
         if not fitting:
             continue
