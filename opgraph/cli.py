@@ -232,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=short, description=long)
         _options(p, groups, record)
         if name in ("validate", "calibrate"):
-            p.add_argument("measurements", metavar="MEASURED.csv", help="measured kernel timings: a CSV (.csv, .csv.gz) or a PyTorch profiler trace (.json, .json.gz)")
+            p.add_argument("measurements", metavar="MEASURED.csv", help="measured kernel timings: a CSV (.csv, "
+                           ".csv.gz) or a PyTorch profiler trace (.json, .json.gz)")
         if name == "calibrate":
             p.add_argument("--out", required=True, metavar="FILE", help="the calibration file to write (.toml)")
             p.add_argument("--holdout", type=_float, default=0.2, help="share of rows held out (default: 0.2)")

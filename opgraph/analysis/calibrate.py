@@ -1,7 +1,8 @@
 """Fitting the time model (opgraph.core.timing) to measured kernels: `opgraph calibrate`.
 
 Per kernel class, the parameters (latency, compute and memory efficiency, overlap, and for attention the cost
-per sequence x KV head and, where exponentials are counted (--exp-rate), their overlap with the matrix products; for GEMMs the row tile, chosen from TILES; for collectives, measured as all_reduce
+per sequence x KV head and, where exponentials are counted (--exp-rate), their overlap with the matrix products;
+for GEMMs the row tile, chosen from TILES; for collectives, measured as all_reduce
 rows, and all-to-alls, measured as ep_dispatch and ep_combine rows, instead the latency, the achieved share of the
 link bandwidth and the cost per step) minimize a robust loss (soft L1, scale 0.1) of log(predicted / measured) on a
 training split; a held-out split (every row whose hash falls in the held-out share, fixed by the seed) is never seen

@@ -2,8 +2,9 @@
 
 Every layout of N GPUs the model can be split into is a candidate: tensor parallelism over tp GPUs, times pp
 pipeline stages, times dp data-parallel replicas (tp x pp x dp = N), and for mixture-of-experts models also the
-experts spread over each stage's dp GPUs (--dp D --ep D). A pipeline runs its batch as pp micro-batches. Each layout is tried at every batch per replica in the list (default 1, 2, 4, ..., 512) for a
-prompt of P tokens and G output tokens (opgraph.analysis.generate's convention: time to first token is the
+experts spread over each stage's dp GPUs (--dp D --ep D) or over its tp GPUs (--tp T --ep T). A pipeline runs
+its batch as pp micro-batches. Each layout is tried at every batch per replica in the list (default 1, 2, 4, ...,
+512) for a prompt of P tokens and G output tokens (opgraph.analysis.generate's convention: time to first token is the
 prefill; each further token a decode step at its own context):
 - it fits when one GPU's weights, KV cache and peak activations fit its memory both after the prefill and after
   the last decode step (opgraph.analysis.memory), checked at each batch in turn, smallest first, until one does
