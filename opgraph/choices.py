@@ -90,7 +90,7 @@ def builder(source, options: BuildOptions):
             whole = model.whole_weight_bytes if model.gpus > 1 else model.weight_bytes()
             where = f"{model.parallel}, " if model.parallel else ""
             model = attrs.evolve(model, gpus=model.gpus * dp, replicas=dp, whole_weight_bytes=whole,
-                                 parallel=f"{where}data parallel x {dp} (each replica its own batch of {phase.batch})",
+                                 parallel=f"{where}data parallel x {dp}",
                                  notes=(*model.notes, f"data parallel: {dp} replicas of the model, each serving its "
                                                       f"own batch of {phase.batch}; every figure is one GPU's"))
         return model

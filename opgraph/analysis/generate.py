@@ -86,6 +86,15 @@ class Generation:
         return self.batch * self.output / self.total_s
 
     @property
+    def group_tokens_per_s(self) -> float:
+        """Output tokens per second of a parallel group: every data-parallel replica runs its own batch."""
+        return self.prefill.replicas * self.tokens_per_s
+
+    @property
+    def tokens_per_s_per_gpu(self) -> float:
+        return self.group_tokens_per_s / self.prefill.gpus
+
+    @property
     def tokens_per_s_per_sequence(self) -> float:
         return self.output / self.total_s
 

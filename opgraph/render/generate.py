@@ -28,6 +28,7 @@ def as_json(g: Generation, fmt: str) -> str:
                    "last_s": steps[-1].time_s if steps else None,
                    "step_times_s": [s.time_s for s in steps], "roofline_step_times_s": [s.roofline_s for s in steps]},
         "tpot_s": g.tpot_s, "total_s": g.total_s, "tokens_per_s": g.tokens_per_s,
+        "gpus": g.prefill.gpus, "group_tokens_per_s": g.group_tokens_per_s, "tokens_per_s_per_gpu": g.tokens_per_s_per_gpu,
         "tokens_per_s_per_sequence": g.tokens_per_s_per_sequence,
         "fits": g.fits, "memory": [{"phase": f.phase.name, **footprint_dict(f)} for f in g.memory],
         "notes": list(g.notes),
@@ -67,6 +68,9 @@ def as_text(g: Generation, fmt: str) -> str:
         ["throughput", f"{sig(g.tokens_per_s)} tokens/s", f"output tokens of the batch ({g.batch} x {g.output:,}) "
                                                           f"per second of total time; {sig(g.tokens_per_s_per_sequence)} "
                                                           f"tokens/s per sequence"],
+        *([["group throughput", f"{sig(g.group_tokens_per_s)} tokens/s",
+            f"{p.parallel}: {p.replicas} batch(es) of {g.batch} at once on {p.gpus} GPUs; "
+            f"{sig(g.tokens_per_s_per_gpu)} tokens/s per GPU"]] if p.gpus > 1 else []),
         *([f"memory {end}", gb(f.total), verdict(f)] for end, f in zip(ends, g.memory)),
     ]
     out.append(table(rows, ["quantity", "value", "detail"], fmt, colalign=("left", "right")))

@@ -165,3 +165,15 @@ def test_compare_says_whether_the_step_fits_under_each_plan():
     c = compare(model, plans, hw)
     assert [fp.total for fp in c.memory] == [footprint_of(model, p, hw).total for p in plans]
     assert not any(fp.fits for fp in c.memory)
+
+
+def test_a_parallel_group_generates_every_replicas_batch():
+    """TP 4 x DP 2 on 8 GPUs: two replicas each generate their batch in the same time, so the group's throughput
+    is twice one replica's, and per GPU an eighth of that."""
+    from opgraph import choices, hardware, models, strategy
+    from opgraph.analysis.generate import estimate
+    from opgraph.core.model import BuildOptions
+    build = choices.builder(models.get("llama-3-70b"), BuildOptions(tp=4, dp=2))
+    g = estimate(build, strategy("fused"), hardware.load("h100-sxm"), batch=4, prompt=64, output=3)
+    assert g.group_tokens_per_s == pytest.approx(2 * 4 * 3 / g.total_s, rel=1e-12)
+    assert g.tokens_per_s_per_gpu == pytest.approx(g.group_tokens_per_s / 8, rel=1e-12)
