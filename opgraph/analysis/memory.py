@@ -271,6 +271,9 @@ class MemoryReport:
     hardware: Hardware
     plan: FusionPlan
     phases: tuple[PhaseMemory, ...]
+    gpus: int = 1  # with a parallel plan every figure is one GPU's of this many
+    replicas: int = 1  # batches the group serves at once: its largest batch is this many times one GPU's
+    parallel: str = ""  # the parallel plan in words
 
 
 def memory(build: Callable[[Phase], Model], phases: Sequence[Phase], plan: FusionPlan, hw: Hardware) -> MemoryReport:
@@ -281,7 +284,11 @@ def memory(build: Callable[[Phase], Model], phases: Sequence[Phase], plan: Fusio
     >>> r.phases[0].max_batch.batch  # 16.06 GB of weights + 1.34 GB of KV cache per sequence in 80 GB
     59
     """
-    results = tuple(PhaseMemory(footprint_of(build(ph), plan, hw),
-                                max_batch(build, lambda b, ph=ph: attrs.evolve(ph, batch=b), plan, hw)) for ph in phases)
-    name = results[0].footprint.model if results else ""
-    return MemoryReport(name, hw, plan, results)
+    models = [build(ph) for ph in phases]
+    results = tuple(PhaseMemory(footprint_of(m, plan, hw),
+                                max_batch(build, lambda b, ph=ph: attrs.evolve(ph, batch=b), plan, hw))
+                    for m, ph in zip(models, phases))
+    name = models[0].name if models else ""
+    first = models[0] if models else None
+    return MemoryReport(name, hw, plan, results, first.gpus if first else 1, first.replicas if first else 1,
+                        first.parallel if first else "")

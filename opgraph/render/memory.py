@@ -65,9 +65,10 @@ def as_json(r: MemoryReport, fmt: str) -> str:
     first = r.phases[0].footprint
     return to_json({
         "model": r.model, "hardware": r.hardware.name, "fusion": r.plan.name, "capacity_bytes": int(r.hardware.capacity),
+        "gpus": r.gpus, "replicas": r.replicas, "parallel": r.parallel,
         "precision": first.precision, "units": {"*_bytes": "byte"},
         "phases": {p.footprint.phase.name: {**footprint_dict(p.footprint), "max_batch": {
-            "batch": p.max_batch.batch, "method": p.max_batch.method,
+            "batch": p.max_batch.batch, "group_sequences": r.replicas * p.max_batch.batch, "method": p.max_batch.method,
             "total_bytes": p.max_batch.fits.total if p.max_batch.fits else None,
             "next_batch_total_bytes": p.max_batch.over.total}} for p in r.phases}})
 
@@ -75,13 +76,17 @@ def as_json(r: MemoryReport, fmt: str) -> str:
 @renderer(MemoryReport, "table", "markdown")
 def as_text(r: MemoryReport, fmt: str) -> str:
     hw, first = r.hardware, r.phases[0].footprint
+    group = ([f"per GPU of a group of {r.gpus} ({r.parallel}): every figure is one GPU's; the batch is each "
+              f"replica's, and the group serves {r.replicas} such batch(es) at once"] if r.gpus > 1 else [])
     out = header(f"opgraph memory: {r.model} on {hw.display_name} ({hw.name}), {hw.capacity / 1e9:,.0f} GB of memory; "
-                 f"fusion {r.plan.name}", fmt, [precision_line(first.precision)])
+                 f"fusion {r.plan.name}", fmt, [precision_line(first.precision), *group])
     for p in r.phases:
         fp = p.footprint
+        whole = (f"; the group of {r.gpus}: {r.replicas * p.max_batch.batch:,} sequences"
+                 if r.gpus > 1 and p.max_batch.batch else "")
         out += ["", heading(f"{fp.phase.name.upper()}: {sizes(fp.phase.describe())}: {_cache_line(fp)}", fmt), "",
                 table(_rows(fp), ["item", "GB", "detail"], fmt, colalign=("left", "right")),
-                _max_batch_line(fp, p.max_batch)]
+                _max_batch_line(fp, p.max_batch) + whole]
     return lines(out, "", "Peak activations: the most materialized tensors alive at once while a block's kernels run "
                           "in order (on-chip intermediates cost nothing); layers run one after another, so one block's "
                           "peak is the model's. GB = 10^9 bytes, MB = 10^6.")

@@ -156,3 +156,15 @@ def test_cli_says_plainly_when_it_does_not_fit(capsys):
     assert "largest batch that fits at context 1,024: none" in text
 
 # One-line errors and every preset: tests/test_generate.py covers both commands.
+
+
+def test_a_parallel_group_reports_per_gpu_and_the_whole_groups_largest_batch():
+    """TP 4 x DP 2: each replica's largest batch is one GPU's; the group of 8 serves two such batches."""
+    import json
+    from userland import opgraph
+    r = opgraph("memory", "llama-3-70b", "--tp", "4", "--dp", "2", "--phase", "decode", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["gpus"] == 8 and out["replicas"] == 2
+    mb = out["phases"]["decode"]["max_batch"]
+    assert mb["group_sequences"] == 2 * mb["batch"] > 0
