@@ -202,22 +202,29 @@ class DecoderConfig:
         """Each distinct layer kind with its count, in order of first appearance. Counted, not enumerated, so a
         config's number of layers costs nothing: only the layers a config lists one by one (window layers) are
         visited, and the rest, which share one window setting, are counted by arithmetic."""
-        n, window = self.n_layers, self.sliding_window
-        listed = frozenset(self.window_layers) if window is not None and self.window_layers is not None else frozenset()
-        others_window = window if window is not None and self.window_layers is None else None
-        found: dict[LayerKind, list[int]] = {}  # kind -> [first layer, count]
-        for i in sorted(listed):
-            found.setdefault(self.kind_of(i), [i, 0])[1] += 1
-        moe_others = self._moe_layers(n) - sum(1 for i in listed if self.kind_of(i).moe)
-        for moe, count in ((True, moe_others), (False, n - len(listed) - moe_others)):
-            if count > 0:
-                found[LayerKind(moe, others_window)] = [self._first(moe, listed), count]
-        return {kind: count for kind, (_, count) in sorted(found.items(), key=lambda kv: kv[1][0])}
+        listed = frozenset(self._listed(0, self.n_layers))
+
+        def first(kind: LayerKind) -> int:  # the kind's first layer
+            mine = [i for i in listed if self.kind_of(i) == kind]
+            return min(mine) if mine else self._first(kind.moe, listed)
+
+        return dict(sorted(self._counted(0, self.n_layers).items(), key=lambda kv: first(kv[0])))
 
     def kinds_between(self, start: int, stop: int) -> dict[LayerKind, int]:
-        """Each layer kind's count among layers start..stop-1 (a pipeline stage), counted as `layer_kinds` counts."""
-        window = self.sliding_window
-        listed = [i for i in (self.window_layers or ()) if start <= i < stop] if window is not None else []
+        """Each layer kind's count among layers start..stop-1 (a pipeline stage), in `layer_kinds`'s order."""
+        order = list(self.layer_kinds())
+        return dict(sorted(self._counted(start, stop).items(), key=lambda kv: order.index(kv[0])))
+
+    def _listed(self, start: int, stop: int) -> list[int]:
+        """The layers among start..stop-1 that a config lists one by one (its window layers)."""
+        if self.sliding_window is None or self.window_layers is None:
+            return []
+        return sorted(i for i in self.window_layers if start <= i < stop)
+
+    def _counted(self, start: int, stop: int) -> dict[LayerKind, int]:
+        """Each kind's count among layers start..stop-1: the listed layers visited, the rest (which share one
+        window setting) counted by arithmetic."""
+        window, listed = self.sliding_window, self._listed(start, stop)
         others_window = window if window is not None and self.window_layers is None else None
         found: dict[LayerKind, int] = {}
         for i in listed:
@@ -227,8 +234,7 @@ class DecoderConfig:
             if count > 0:
                 kind = LayerKind(is_moe, others_window)
                 found[kind] = found.get(kind, 0) + count
-        order = list(self.layer_kinds())
-        return dict(sorted(found.items(), key=lambda kv: order.index(kv[0])))
+        return found
 
     def stage_layers(self, pp: int, given: tuple[int, ...] | None) -> list[int]:
         """Layers per pipeline stage: `given` (checked), else as even as can be, the first stages one more."""
