@@ -97,26 +97,28 @@ def builder(source, options: BuildOptions):
 
     if options.sp and tp == 1:
         raise OpgraphError("--sp splits the tokens over a tensor-parallel group; add --tp N (N >= 2)")
-    # a probe's decode step: --sp splits its sequences over tp, in each micro-batch of a pipeline
-    probe_batch = tp * (options.micro_batches or pp) if options.sp else 1
-    if tp != 1 or ep != 1 or pp != 1:
-        probe = build(Phase.decode(probe_batch, 1))
-        if not any(op.kind == "collective" for b in probe.blocks for op in b.graph.ops.values()):
+    parallel = tp != 1 or ep != 1 or pp != 1
+    if options.experts_touched is not None:
+        checks.integer("--experts-touched", options.experts_touched)
+    if not parallel and options.experts_touched is None:
+        return build
+    # one small decode step shows whether the builder honoured the options (--sp splits its sequences over tp, in
+    # each micro-batch of a pipeline)
+    probe = build(Phase.decode(tp * (options.micro_batches or pp) if options.sp else 1, 1))
+    if parallel:
+        if not any(op.kind == "collective" for op in probe.ops()):
             option = f"--tp {tp}" if tp != 1 else f"--ep {ep}" if ep != 1 else f"--pp {pp}"
             raise OpgraphError(f"{option}: {probe.name} was built without any communication between GPUs, "
                                f"so its builder ignored the option (pieces take tp=... and ep=...)")
-        if options.sp and not any(op.fn == "reduce_scatter" for b in probe.blocks for op in b.graph.ops.values()):
+        if options.sp and not any(op.fn == "reduce_scatter" for op in probe.ops()):
             raise OpgraphError(f"--sp: {probe.name} was built without reduce-scatters, so its builder ignored the "
                                f"option (pieces take sp=...)")
         if pp != 1 and not probe.stages:
             raise OpgraphError(f"--pp {pp}: {probe.name} was built as one stage, so its builder ignored the option "
                                f"(a pipeline model lists its stages: opgraph.core.model.Stage)")
-    if options.experts_touched is not None:
-        checks.integer("--experts-touched", options.experts_touched)
-        probe = build(Phase.decode(probe_batch, 1))
-        if not has_experts(probe):
-            raise OpgraphError(f"--experts-touched applies to mixture-of-experts models; {probe.name} has no ops "
-                               f"tagged 'moe'")
+    if options.experts_touched is not None and not has_experts(probe):
+        raise OpgraphError(f"--experts-touched applies to mixture-of-experts models; {probe.name} has no ops "
+                           f"tagged 'moe'")
     return build
 
 

@@ -119,7 +119,7 @@ def attention_overtakes_ffn(build, plan: FusionPlan, hw: Hardware, batch: int, *
     (GraphBuilder.scope): in a pre-norm layer each half's norm and residual add belong to it. `time` is
     "time_s" (the roofline) or "expected_s" (the calibrated time model)."""
     probe = build(Phase.decode(batch, 1))
-    tagged = {p for b in probe.blocks for op in b.graph.ops.values() for p in [op.part]}
+    tagged = {op.part for op in probe.ops()}
     if ATTENTION not in tagged or not tagged & FFN_PARTS:
         raise OpgraphError(f"{probe.name}: comparing attention with the FFN needs ops tagged 'attention' and "
                            f"'mlp' or 'moe' (parts found: {', '.join(sorted(p or '(untagged)' for p in tagged))}); "

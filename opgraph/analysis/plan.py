@@ -103,7 +103,7 @@ class PlanSearch:
 
 def has_experts(model: Model) -> bool:
     """Whether a model has mixture-of-experts layers (ops its builder tagged 'moe'): expert parallelism applies."""
-    return any(op.part == "moe" for b in model.blocks for op in b.graph.ops.values())
+    return any(op.part == "moe" for op in model.ops())
 
 
 def layouts(gpus: int, moe: bool) -> list[Layout]:

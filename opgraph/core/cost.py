@@ -342,8 +342,7 @@ def analyze(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
     cost = _pipeline(model, plan, hw) if model.stages else _one(model, plan, hw)
     if model.mean_gpu is not None:  # the GPUs differ in load: the group's totals are the mean GPU's
         mean = analyze(model.mean_gpu() if callable(model.mean_gpu) else model.mean_gpu, plan, hw).group
-        cost = attrs.evolve(cost, group=attrs.evolve(cost.totals, flops=mean.flops, traffic=mean.traffic,
-                                                     wire_bytes=mean.wire_bytes))
+        cost = attrs.evolve(cost, group=_group(cost.totals, mean))
     return cost
 
 
@@ -358,16 +357,20 @@ def _one(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
         raise FusionError(f"fusion plan {plan.name!r}: group(s) {unused} match no op of model {model.name!r} "
                           f"(blocks: {', '.join(b.name for b in model.blocks)})")
     totals = _sum([b.totals.times(b.count) for b in blocks])
-    n = model.gpus  # every GPU does the same share, in lockstep
-    group = attrs.evolve(totals, flops=n * totals.flops, traffic=totals.traffic * n, wire_bytes=n * totals.wire_bytes)
+    group = _group(totals, totals.times(model.gpus)) if model.gpus > 1 else None  # every GPU alike, in lockstep
     return PhaseCost(model.name, model.phase, plan, hw, tuple(blocks), model.params(), model.weight_bytes(), totals,
                      model.notes, precision_in_use(model), model.gpus, model.whole_weight_bytes,
-                     group if n > 1 else None, _link_group(model), model.parallel, model.replicas)
+                     group, _link_group(model), model.parallel, model.replicas)
+
+
+def _group(step: Roofline, work: Roofline) -> Roofline:
+    """A group's figures: the work of all its GPUs (FLOPs, bytes, wire bytes) in the time of the step."""
+    return attrs.evolve(step, flops=work.flops, traffic=work.traffic, wire_bytes=work.wire_bytes)
 
 
 def _link_group(model: Model) -> int:
     """The largest group a collective of the model runs over: which links its traffic crosses."""
-    return max((op.group for b in model.blocks for op in b.graph.ops.values() if op.wire_bytes), default=1)
+    return max((op.group for op in model.ops() if op.wire_bytes), default=1)
 
 
 def _pipeline(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
@@ -378,12 +381,8 @@ def _pipeline(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
     max t_s (GPipe, Huang et al. 2019). The per-GPU figures are the busiest stage's, over its M micro-batches."""
     micro = _one(model.micro, plan, hw)
     by_name = {b.name: b for b in micro.blocks}
-    weights = {b.name: (sum(t.nbytes for t in b.graph.weights()), b.graph.params()) for b in model.blocks}
-    stages = []
-    for st in model.stages:
-        roof = _sum([by_name[name].totals.times(count) for name, count in st.counts])
-        stages.append(StageCost(st, roof, sum(c * weights[n][0] for n, c in st.counts),
-                                sum(c * weights[n][1] for n, c in st.counts)))
+    stages = [StageCost(st, _sum([by_name[name].totals.times(count) for name, count in st.counts]),
+                        *model.stage_weights(st)) for st in model.stages]
     m = model.micro_batches
     busiest = stages[0]
     for s in stages[1:]:
@@ -397,8 +396,7 @@ def _pipeline(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
         times[field] = (maximum(m * slowest, through) if model.phase.past else through + (m - 1) * slowest)
     totals = attrs.evolve(busiest.totals.times(m), **times)
     width = model.gpus // len(stages)  # GPUs per stage
-    work = _sum([s.totals for s in stages]).times(m * width)
-    group = attrs.evolve(totals, flops=work.flops, traffic=work.traffic, wire_bytes=work.wire_bytes)
+    group = _group(totals, _sum([s.totals for s in stages]).times(m * width))
     return PhaseCost(model.name, model.phase, plan, hw, micro.blocks, busiest.params, busiest.weight_bytes, totals,
                      model.notes, precision_in_use(model), model.gpus, model.whole_weight_bytes, group,
                      _link_group(model), model.parallel, model.replicas, tuple(stages), model)

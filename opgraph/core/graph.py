@@ -109,6 +109,10 @@ class Graph:
         """Weight elements, each shared tensor (e.g. tied embeddings) once."""
         return sum(t.numel for t in self.weights())
 
+    def weight_bytes(self) -> int:
+        """Bytes to store the weights, each shared tensor once."""
+        return sum(t.nbytes for t in self.weights())
+
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, {len(self.ops)} ops)"
 

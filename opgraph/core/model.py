@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import attrs
 
@@ -82,4 +82,14 @@ class Model:
 
     def weight_bytes(self) -> int:
         """Bytes to store all the weights."""
-        return sum(b.count * sum(t.nbytes for t in b.graph.weights()) for b in self.blocks)
+        return sum(b.count * b.graph.weight_bytes() for b in self.blocks)
+
+    def ops(self) -> Iterator:
+        """Every op of every block (each block's ops once, whatever its count)."""
+        return (op for b in self.blocks for op in b.graph.ops.values())
+
+    def stage_weights(self, stage: Stage) -> tuple[int, int]:
+        """(weight bytes, parameters) one GPU of a pipeline stage holds: its blocks' weights, times its instances."""
+        graphs = {b.name: b.graph for b in self.blocks}
+        return (sum(c * graphs[n].weight_bytes() for n, c in stage.counts),
+                sum(c * graphs[n].params() for n, c in stage.counts))

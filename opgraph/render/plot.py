@@ -63,7 +63,7 @@ def save(fig, path: str | Path) -> Path:
 
 def matmul_dtype(model: Model) -> DType:
     """The precision the model's matmuls compute at (that of the first matmul): the roof to draw."""
-    return next(op.compute_dtype for b in model.blocks for op in b.graph.ops.values() if op.kind in MATRIX_KINDS)
+    return next(op.compute_dtype for op in model.ops() if op.kind in MATRIX_KINDS)
 
 
 def matmul_dtype_of(results: list[PhaseCost]) -> DType:
