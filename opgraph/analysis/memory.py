@@ -168,36 +168,36 @@ def footprint(cost: PhaseCost) -> Footprint:
     >>> fp.fits  # 84.8 GB on an 80 GB GPU
     False
     """
-    if cost.built is not None and cost.built.stages:
-        return footprint_of(cost.built, cost.plan, cost.hardware)
+    if cost.built is not None and cost.built.stages:  # its blocks are the pipeline's, at one micro-batch
+        return _pipeline_footprint(cost.built, {b.name: b.partition for b in cost.blocks}, cost.hardware)
     blocks = tuple(_block(b.name, b.count, b.graph, b.partition) for b in cost.blocks)
     fp = Footprint(cost.model, cost.phase, cost.hardware.capacity, cost.weight_bytes, blocks, cost.precision)
     return attrs.evolve(fp, group_kv_cache_bytes=cost.gpus * fp.kv_cache_bytes) if cost.gpus > 1 else fp
 
 
 def footprint_of(model: Model, plan: FusionPlan, hw: Hardware) -> Footprint:
-    """The footprint of `model` (built for one phase) under `plan`, without costing it. A pipeline's is its
-    fullest stage's: the weights and KV cache of its blocks for the whole batch, and the activations of one
-    micro-batch (the stage works on one at a time)."""
+    """The footprint of `model` (built for one phase) under `plan`, without costing it."""
     if model.stages:
-        whole = {b.name: b.graph for b in model.blocks}
-        # each block's KV cache at the whole batch and activations at one micro-batch, once for every stage
-        each = {b.name: (kv_cache_bytes(whole[b.name]), sum(t.nbytes for t in whole[b.name].weights()),
-                         peak_activations(b.graph, apply(plan, b.graph))) for b in model.micro.blocks}
-        stages = [_stage_footprint(model, stage, each, hw) for stage in model.stages]
-        width = model.gpus // len(stages)  # GPUs per stage, each with its stage's cache
-        return attrs.evolve(max(stages, key=lambda f: f.total),
-                            group_kv_cache_bytes=width * sum(f.kv_cache_bytes for f in stages))
+        return _pipeline_footprint(model, {b.name: apply(plan, b.graph) for b in model.micro.blocks}, hw)
     blocks = tuple(_block(b.name, b.count, b.graph, apply(plan, b.graph)) for b in model.blocks)
     fp = Footprint(model.name, model.phase, hw.capacity, model.weight_bytes(), blocks, precision_in_use(model))
     return attrs.evolve(fp, group_kv_cache_bytes=model.gpus * fp.kv_cache_bytes) if model.gpus > 1 else fp
 
 
-def _stage_footprint(model: Model, stage, each: dict, hw: Hardware) -> Footprint:
-    blocks = tuple(BlockMemory(name, count, each[name][0], each[name][2]) for name, count in stage.counts)
-    weights = sum(count * each[name][1] for name, count in stage.counts)
-    return Footprint(f"{model.name} ({stage.name})", model.phase, hw.capacity, weights, blocks,
-                     precision_in_use(model))
+def _pipeline_footprint(model: Model, partitions: dict[str, Partition], hw: Hardware) -> Footprint:
+    """A pipeline's footprint is its fullest stage's: the weights and KV cache of its blocks for the whole batch,
+    and the activations of one micro-batch (`partitions`: how its micro-batch blocks are fused), since the stage
+    works on one at a time."""
+    whole = {b.name: b.graph for b in model.blocks}
+    each = {b.name: (kv_cache_bytes(whole[b.name]), peak_activations(b.graph, partitions[b.name]))
+            for b in model.micro.blocks}
+    precision = precision_in_use(model)
+    stages = [Footprint(f"{model.name} ({stage.name})", model.phase, hw.capacity, model.stage_weights(stage)[0],
+                        tuple(BlockMemory(name, count, *each[name]) for name, count in stage.counts), precision)
+              for stage in model.stages]
+    width = model.gpus // len(stages)  # GPUs per stage, each with its stage's cache
+    return attrs.evolve(max(stages, key=lambda f: f.total),
+                        group_kv_cache_bytes=width * sum(f.kv_cache_bytes for f in stages))
 
 
 @attrs.frozen
@@ -214,18 +214,17 @@ SEARCH_LIMIT = 1 << 40
 
 
 def max_batch(build: Callable[[Phase], Model], phase_at: Callable[[int], Phase], plan: FusionPlan,
-              hw: Hardware, footprint_at: Callable[[Phase], Footprint] | None = None) -> MaxBatch:
+              hw: Hardware) -> MaxBatch:
     """The largest batch B with footprint(B) <= capacity, for phases `phase_at(B)`.
 
     Memory is weights + batch x (per-sequence KV cache and activations), so two evaluations give the
     line and B = floor((capacity - weights) / per_sequence) solves it exactly. The answer is then checked
     by evaluating B (fits) and B+1 (does not); if either check fails (rounding of packed sub-byte types,
     a builder whose memory is not linear in the batch), a doubling-then-bisection search finds it,
-    assuming only that memory grows with the batch. `footprint_at` (phase -> Footprint), if given, replaces
-    building and measuring each probe (a caller's cache)."""
+    assuming only that memory grows with the batch."""
     @functools.lru_cache(maxsize=None)
     def at(b: int) -> Footprint:
-        return footprint_at(phase_at(b)) if footprint_at else footprint_of(build(phase_at(b)), plan, hw)
+        return footprint_of(build(phase_at(b)), plan, hw)
 
     one, two = at(1), at(2)
     per_seq = two.total - one.total
