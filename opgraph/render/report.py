@@ -147,16 +147,19 @@ def phase_title(p: PhaseCost) -> str:
 
 
 def _model_line(p: PhaseCost, fp=None) -> str:
+    """The model's totals, each stage of a pipeline, and the group: every line says if the step cannot fit."""
     t = p.totals
     step = "prompt tokens/s" if p.phase.name == "prefill" else "new tokens/s at this context"
     who = f"per GPU ({p.parallel}): " if p.gpus > 1 else ""
-    line = (f"model: {who}{p.params:,} params, {scaled(p.weight_bytes, 'B')} of weights; "
+    unfit = (f" (DOES NOT FIT in {fp.capacity / 1e9:,.0f} GB, see memory; as if it did)"
+             if fp is not None and not fp.fits else "")
+    line = (f"model{unfit}: {who}{p.params:,} params, {scaled(p.weight_bytes, 'B')} of weights; "
             f"{scaled(t.flops, 'FLOP')}, {scaled(t.bytes, 'B')} moved, {sig(t.intensity)} FLOP/B, "
             f"{t.bound}-bound; expected {seconds(t.expected_s)} ({sig(p.phase.tokens / t.expected_s)} {step}), "
             f"roofline {seconds(t.time_s)}")
     if p.stages:
         m = p.built.micro_batches
-        line += (f"\npipeline: {m} micro-batch(es) of {p.built.micro.phase.batch}; per micro-batch " + "; ".join(
+        line += (f"\npipeline{unfit}: {m} micro-batch(es) of {p.built.micro.phase.batch}; per micro-batch " + "; ".join(
             f"{s.stage.name} (layers {s.stage.first_layer}-{s.stage.first_layer + s.stage.layers - 1}) "
             f"{seconds(s.totals.expected_s)} expected, {scaled(s.weight_bytes, 'B')} of weights" for s in p.stages)
             + f"; the step {seconds(t.expected_s)}")
@@ -165,7 +168,7 @@ def _model_line(p: PhaseCost, fp=None) -> str:
         alike = ("the busiest stage's GPU above; totals over every stage" if p.stages else
                  "the busiest GPU's figures above; totals at the mean load" if p.group.flops != n * t.flops else
                  "each the same share, in lockstep")
-        line += (f"\ngroup of {n} GPUs ({alike}): {scaled(g.flops, 'FLOP')}, "
+        line += (f"\ngroup of {n} GPUs ({alike}){unfit}: {scaled(g.flops, 'FLOP')}, "
                  f"{scaled(g.bytes, 'B')} moved, {scaled(g.wire_bytes, 'B')} over the links, "
                  f"{scaled(group_weights(p), 'B')} of weights stored ({_beyond(p)}), "
                  + (f"{scaled(fp.group_kv_cache_bytes, 'B')} of KV cache; " if fp and fp.group_kv_cache_bytes else "")
@@ -234,11 +237,7 @@ def as_text(r: Report, fmt: str) -> str:
         out += ["", heading(phase_title(p), fmt), *(f"note: {n}" for n in p.notes)]
         for b in p.blocks:
             out += ["", heading(f"{b.name} x{b.count}", fmt, 3), "", _block_table(b, fmt), _kernel_line(b)]
-        model = _model_line(p, fp)
-        if not fp.fits:  # every figure of a step that cannot run says so
-            model = "\n".join(f"{line.split(':', 1)[0]} (DOES NOT FIT in {fp.capacity / 1e9:,.0f} GB, see memory; "
-                               f"as if it did):{line.split(':', 1)[1]}" for line in model.splitlines())
-        out += ["", model, f"memory: {verdict(fp)}"]
+        out += ["", _model_line(p, fp), f"memory: {verdict(fp)}"]
     return lines(out, "", "Roofline: each op's max(FLOPs / peak, bytes / bandwidth), summed, the verdict's basis. "
                           "Expected: each kernel's calibrated time (fixed latency, achieved fractions of the peaks), "
                           "shared among its ops by roofline time; bound 'latency' where a kernel's fixed cost exceeds "
