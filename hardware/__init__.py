@@ -10,6 +10,7 @@ A spec file (all rates dense, i.e. without 2:4 sparsity):
     source = "where every figure comes from"
     kernel_launch_us = 4                 # optional: added per kernel (default 0)
     overlap = 1.0                        # optional: 1.0 = max(compute, memory) (default), 0.0 = their sum
+    sms = 132                            # optional: streaming multiprocessors (GEMM tiles that run at once)
     [matrix_TFLOP_per_s]                 # matrix-unit peak per operand dtype (TOPS for int types)
     bf16 = 989
     fp8 = 1979
@@ -40,7 +41,7 @@ SPECS = Path(__file__).parent / "specs"
 DEFAULT = "h100-sxm"
 MATRIX_DTYPES = COMPUTE_DTYPES
 # Optional time-model knobs; without them the time is the pure roofline.
-_OPTIONAL = ("kernel_launch_us", "overlap", "interconnect")
+_OPTIONAL = ("kernel_launch_us", "overlap", "sms", "interconnect")
 _LINK = {"name": str, "link_GB_per_s": (int, float), "gpus_per_node": int, "network_GB_per_s": (int, float),
          "step_latency_us": (int, float), "source": str}
 _REQUIRED = {
@@ -113,6 +114,8 @@ def parse(path: Path) -> Hardware:
     if "overlap" in data:
         knobs["overlap"] = checks.number(f"{where}: overlap (0.0 = sum, 1.0 = max)", data["overlap"], minimum=0,
                                          maximum=1)
+    if "sms" in data:
+        knobs["sms"] = checks.integer(f"{where}: sms", data["sms"], maximum=100_000)
     matrix = {}
     for dt, rate in data["matrix_TFLOP_per_s"].items():
         if dt not in MATRIX_DTYPES:

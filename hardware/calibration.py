@@ -11,8 +11,11 @@
     compute_efficiency = 0.8             # fraction of the datasheet peak reached
     memory_efficiency = 0.8              # fraction of the datasheet bandwidth reached
     overlap = 0.5                        # of compute and memory: 1 = max, 0 = sum
-    tile_m = 64                          # GEMM rows padded to a multiple of this
-    per_row_us = 0.0                     # attention: per (sequence x KV head)
+    tile_m = 64                          # GEMM output tiles: rows padded to a multiple of this,
+    tile_n = 64                          # columns to a multiple of this,
+    tiles_per_wave = 132                 # and tiles to whole waves of this many (the SMs; 0: no waves)
+    per_row_us = 0.0                     # attention: per (sequence x KV head); GEMM: per activation row
+    per_input_ps = 0.0                   # GEMM: per activation input element (fp8: its quantization)
     special_overlap = 0.35               # attention: of exponentials with matrix products (1 = max, 0 = sum)
 
     [collective]                         # all-reduce, all-gather, send: the ring collectives
@@ -39,7 +42,8 @@ _TOP = {"name", "source", "fit", "exp_rate_per_s"}
 # file key -> (ClassTiming field, scale from the file's unit to the field's)
 _FIELDS = {"latency_us": ("latency_s", 1e-6), "compute_efficiency": ("compute_efficiency", 1),
            "memory_efficiency": ("memory_efficiency", 1), "overlap": ("overlap", 1), "tile_m": ("tile_m", 1),
-           "per_row_us": ("per_row_s", 1e-6), "special_overlap": ("special_overlap", 1), "link_efficiency": ("link_efficiency", 1),
+           "tile_n": ("tile_n", 1), "tiles_per_wave": ("tiles_per_wave", 1), "per_row_us": ("per_row_s", 1e-6),
+           "per_input_ps": ("per_input_s", 1e-12), "special_overlap": ("special_overlap", 1), "link_efficiency": ("link_efficiency", 1),
            "per_step_us": ("per_step_s", 1e-6)}
 
 

@@ -267,7 +267,7 @@ def _toml_value(v) -> str:
 def _spec_cases() -> list[Case]:
     out = []
     numbers = ["memory_bandwidth_GB_per_s", "memory_capacity_GB", "vector_TFLOP_per_s"]
-    for key in [*numbers, "matrix_TFLOP_per_s.bf16", "kernel_launch_us", "overlap"]:
+    for key in [*numbers, "matrix_TFLOP_per_s.bf16", "kernel_launch_us", "overlap", "sms"]:
         for value in [0, -1, float("inf"), float("nan"), 10**200, 1e300, "1", True, [1]]:
             data = json.loads(json.dumps(SPEC))
             if "." in key:

@@ -2,14 +2,16 @@
 
 Per kernel class, the parameters (latency, compute and memory efficiency, overlap, and for attention the cost
 per sequence x KV head and, where exponentials are counted (--exp-rate), their overlap with the matrix products;
-for GEMMs the row tile, chosen from TILES; for collectives, measured as all_reduce
+for GEMMs a cost per activation row and per input element, and the tiling, chosen from `tilings`: rows padded
+to a tile of TILES, or output tiles of WAVE_TILES in waves of the GPU's SMs (the spec's `sms`); the tiling whose
+fit leaves the least training loss wins; for collectives, measured as all_reduce
 rows, and all-to-alls, measured as ep_dispatch and ep_combine rows, instead the latency, the achieved share of the
 link bandwidth and the cost per step) minimize a robust loss (soft L1, scale 0.1) of log(predicted / measured) on a
 training split; a held-out split (every row whose hash falls in the held-out share, fixed by the seed) is never seen
 by the fit, and its error before (the roofline) and after (the fitted model) is reported. Each row is fitted to the
 time class that prices it (opgraph.files.measurements.time_class): measured classes that one time class prices
 (ep_dispatch and ep_combine are both all_to_all) are fitted together, and gemm rows apart by dtype (bf16 and fp16:
-gemm; fp8: gemm_fp8, with its own row tile). Needs scipy, the optional `fit` extra.
+gemm; fp8: gemm_fp8, with its own tiling). Needs scipy, the optional `fit` extra.
 """
 
 from __future__ import annotations
@@ -28,11 +30,14 @@ from opgraph.errors import OpgraphError
 from opgraph.files.measurements import TIME_CLASS, Measurement, time_class
 
 TILES = (1, 16, 32, 64, 128)
+# GEMM output tiles (m x n) of the wave model: CUTLASS's and cuBLAS's common Hopper tile shapes
+WAVE_TILES = ((64, 64), (64, 128), (128, 64), (128, 128))
 INSTALL_HINT = 'calibrating needs scipy, an optional extra: pip install "opgraph[fit]"'
 # (field, start, lower, upper); per_row_s and special_overlap only for attention
 _PARAMS = [("latency_s", 5e-6, 0.0, 1e-3), ("compute_efficiency", 0.8, 0.02, 1.0),
            ("memory_efficiency", 0.8, 0.02, 1.0), ("overlap", 0.5, 0.0, 1.0)]
 _PER_ROW = ("per_row_s", 1e-8, 0.0, 1e-5)
+_PER_INPUT = ("per_input_s", 1e-12, 0.0, 1e-9)  # GEMMs: per activation input element
 _SPECIAL = ("special_overlap", 0.5, 0.0, 1.0)
 # collectives (and all-to-alls): a fixed cost, the achieved share of the link (above 1 where the switch reduces), a
 # cost per step
@@ -71,7 +76,20 @@ def _work(kind: str, f: dict[str, np.ndarray], rows: np.ndarray) -> KernelWork:
     return KernelWork(kind, *(f[name][rows] for name in FEATURES[1:]))
 
 
-def _fit_class(kind: str, work: KernelWork, measured: np.ndarray, exp_rate: float | None) -> ClassTiming:
+def tilings(kind: str, sms: int | None) -> list[tuple[int, int, int]]:
+    """The (tile_m, tile_n, tiles_per_wave) a class's fit tries: for GEMMs, rows padded to each of TILES, and
+    where the GPU's SM count is known, WAVE_TILES output tiles in waves of one per SM.
+
+    >>> tilings("gemm", 132)[-1], len(tilings("gemm", None)), tilings("decode_attention", 132)
+    ((128, 128, 132), 5, [(1, 1, 0)])
+    """
+    if kind not in GEMM_CLASSES:
+        return [(1, 1, 0)]
+    return [(t, 1, 0) for t in TILES] + ([(m, n, sms) for m, n in WAVE_TILES] if sms else [])
+
+
+def _fit_class(kind: str, work: KernelWork, measured: np.ndarray, exp_rate: float | None,
+               sms: int | None = None) -> ClassTiming:
     try:
         from scipy.optimize import least_squares
     except ImportError:
@@ -79,18 +97,22 @@ def _fit_class(kind: str, work: KernelWork, measured: np.ndarray, exp_rate: floa
     params = _COLLECTIVE if kind in _LINK_CLASSES else _PARAMS
     if kind in (PREFILL_ATTENTION, DECODE_ATTENTION):
         params = params + [_PER_ROW] + ([_SPECIAL] if exp_rate else [])
+    elif kind in GEMM_CLASSES:
+        params = params + [_PER_ROW, _PER_INPUT]
     names = [p[0] for p in params]
     scale = np.array([max(abs(p[1]), 1e-9) for p in params])  # the solver works on parameters near 1
 
-    def timing(theta: np.ndarray, tile: int) -> ClassTiming:
-        return ClassTiming(**dict(zip(names, (theta * scale).tolist())), tile_m=tile)
+    def timing(theta: np.ndarray, tiling: tuple[int, int, int]) -> ClassTiming:
+        tile_m, tile_n, wave = tiling
+        return ClassTiming(**dict(zip(names, (theta * scale).tolist())), tile_m=tile_m, tile_n=tile_n,
+                           tiles_per_wave=wave)
 
     def residual(theta: np.ndarray, tile: int) -> np.ndarray:
         t, _ = expected(TimeModel(kind, {kind: timing(theta, tile)}, exp_rate), work)
         return np.log(t) - np.log(measured)
 
     best = None
-    for tile in TILES if kind in GEMM_CLASSES else (1,):
+    for tile in tilings(kind, sms):
         start = np.array([p[1] for p in params]) / scale
         lo, hi = np.array([p[2] for p in params]) / scale, np.array([p[3] for p in params]) / scale
         r = least_squares(residual, start, bounds=(lo, hi), args=(tile,), loss="soft_l1", f_scale=0.1,
@@ -118,7 +140,7 @@ def calibrate(measurements: Sequence[Measurement], hw: Hardware, *, holdout: flo
             name = repr(rows[0]) if len(rows) == 1 and " " not in rows[0] else f"{kind!r} ({' and '.join(rows)} rows)"
             raise OpgraphError(f"class {name} has {int(train.sum())} training and {int(test.sum())} "
                                f"held-out rows; a fit needs at least 8 and 2 (give more measurements or a larger --holdout)")
-        params = _fit_class(kind, _work(kind, f, train), measured[train], exp_rate)
+        params = _fit_class(kind, _work(kind, f, train), measured[train], exp_rate, hw.sms)
         classes[kind] = params
         t, _ = expected(TimeModel(kind, {kind: params}, exp_rate), _work(kind, f, test))
         before = (f["time_s"][test] - measured[test]) / measured[test]

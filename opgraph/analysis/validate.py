@@ -124,8 +124,8 @@ class Validation:
         return ("roofline", "expected") if self.hardware.timing.calibrated else ("roofline",)
 
 
-FEATURES = ("time_s", "compute_s", "memory_s", "transcendentals", "gemm_rows", "attention_rows", "comm_s", "wire_s",
-            "comm_steps")  # after time_s, KernelWork's fields in order
+FEATURES = ("time_s", "compute_s", "memory_s", "transcendentals", "gemm_rows", "gemm_depth", "gemm_cols",
+            "attention_rows", "comm_s", "wire_s", "comm_steps")  # after time_s, KernelWork's fields in order
 
 
 def features(measurements: Sequence[Measurement], hw: Hardware) -> dict[str, np.ndarray]:
@@ -142,9 +142,8 @@ def features(measurements: Sequence[Measurement], hw: Hardware) -> dict[str, np.
             model = kernel(kind, dtype, **dict(zip(names, sizes)))
             t = analyze(model, ONE_KERNEL, hw).totals
             ops = list(model.blocks[0].graph.ops.values())
-            gemm_rows, attention_rows = shape_features(ops)
             return dict(zip(FEATURES, (t.time_s, t.compute_s, t.memory_s, sum(op.transcendentals for op in ops),
-                                       gemm_rows, attention_rows, t.comm_s, sum(wire_time(op, hw) for op in ops),
+                                       *shape_features(ops), t.comm_s, sum(wire_time(op, hw) for op in ops),
                                        sum(op.wire_steps for op in ops))))
 
         got = Traced(evaluate, names).many(**{n: [measurements[i].shape[n] for i in rows] for n in names})

@@ -285,11 +285,11 @@ def _expected(graph: Graph, part: Partition, rooflines: dict[str, Roofline], hw:
             by_class.setdefault(op_class(op, attention), []).append(op)
         works = []
         for cls, members in by_class.items():
-            gemm_rows, attention_rows = shape_features(members)
+            gemm_rows, gemm_depth, gemm_cols, attention_rows = shape_features(members)
             works.append(KernelWork(cls, sum(rooflines[o.name].compute_s for o in members),
                                     sum(rooflines[o.name].memory_s for o in members),
-                                    sum(o.transcendentals for o in members), gemm_rows, attention_rows,
-                                    sum(rooflines[o.name].comm_s for o in members),
+                                    sum(o.transcendentals for o in members), gemm_rows, gemm_depth, gemm_cols,
+                                    attention_rows, sum(rooflines[o.name].comm_s for o in members),
                                     sum(wire_time(o, hw) for o in members), sum(o.wire_steps for o in members)))
         time, bound = expected_fused(hw.timing, works)
         total = total + time

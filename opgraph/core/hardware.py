@@ -48,6 +48,7 @@ class Hardware:
     # The calibrated time model (opgraph.core.timing); without one, the expected time is the roofline.
     timing: TimeModel = ROOFLINE
     interconnect: Interconnect | None = None  # None: the spec says nothing of links between GPUs
+    sms: int | None = None  # streaming multiprocessors: the GEMM tiles that run at once (calibrate's wave model)
 
     def __attrs_post_init__(self) -> None:
         if not 0.0 <= self.overlap <= 1.0:

@@ -4,12 +4,19 @@ The roofline (FLOPs at the datasheet peak, bytes at the datasheet bandwidth) sta
 kernels are slower: they reach a fraction of the peaks, pay a fixed cost per launch, pad GEMM rows to a tile,
 and attention pays per (sequence x KV head). The model, per kernel class:
 
-    matmul   = roofline compute time x (rows padded to tile_m / rows) / compute_efficiency
+    matmul   = roofline compute time x (tile work / m x n) / compute_efficiency       (GEMM: tiles, waves below)
     special  = exponentials / exp_rate                       (softmax, SiLU, GELU on the special-function units)
     compute  = matmul + special - min(matmul, special) x special_overlap
     memory   = roofline memory time / memory_efficiency
     busy     = compute + memory - min(compute, memory) x overlap
-    expected = latency + busy + per_row x (sequences x KV heads)          (attention)
+    expected = latency + busy + per_row x rows + per_input x (m x k)
+
+where rows are an attention kernel's sequences x KV heads, or a GEMM's activation rows m. A GEMM y[m, n] =
+x[m, k] @ W[n, k]^T computes in tile_m x tile_n output tiles, tiles_per_wave of them at once (the GPU's SMs): its
+tile work is the tiles it runs, rounded up to whole waves, x tile_m x tile_n (without tiles_per_wave: only m padded
+to tile_m). Small GEMMs that fill less than a wave run at one tile's pace, however long their k. fp8 GEMMs as vLLM
+runs them (W8A8, activations quantized per token) first quantize their bf16 input in a kernel of its own: a cost
+per row and per input element (per_row, per_input), fitted; bf16 GEMMs fit both to 0.
 
 FlashAttention-3 overlaps its exponentials with its matrix products only in part (Shah et al., 2024, sections
 3.1-3.2), which special_overlap measures; the default 1 takes the larger of the two.
@@ -77,8 +84,11 @@ class ClassTiming:
     compute_efficiency: float = 1.0  # fraction of the datasheet matrix (or vector) peak reached
     memory_efficiency: float = 1.0  # fraction of the datasheet bandwidth reached
     overlap: float = 1.0  # of compute and memory inside the kernel: 1 = max, 0 = sum
-    tile_m: int = 1  # GEMM rows are padded to a multiple of this (tile quantization)
-    per_row_s: float = 0.0  # attention: per (sequence x KV head)
+    tile_m: int = 1  # GEMM output tiles: rows (m) are padded to a multiple of this (tile quantization)
+    tile_n: int = 1  # and columns (n) to a multiple of this
+    tiles_per_wave: int = 0  # GEMM tiles that run at once (the GPU's SMs); 0: no wave quantization
+    per_row_s: float = 0.0  # attention: per (sequence x KV head); GEMM: per activation row (m)
+    per_input_s: float = 0.0  # GEMM: per element of the activation input (m x k), e.g. its quantization to fp8
     special_overlap: float = 1.0  # of the exponentials with the matrix products: 1 = max, 0 = sum
     link_efficiency: float = 1.0  # collectives: achieved link bandwidth / the spec's (above 1: in-switch reduction)
     per_step_s: float | None = None  # collectives: latency per algorithm step; None: the spec's step latency
@@ -89,7 +99,10 @@ class ClassTiming:
         checks.number("memory_efficiency", self.memory_efficiency, above=0, maximum=1)
         checks.number("overlap", self.overlap, minimum=0, maximum=1)
         checks.integer("tile_m", self.tile_m, maximum=4096)
+        checks.integer("tile_n", self.tile_n, maximum=4096)
+        checks.integer("tiles_per_wave", self.tiles_per_wave, minimum=0, maximum=10**6)
         checks.number("per_row_s", self.per_row_s, minimum=0, maximum=1)
+        checks.number("per_input_s", self.per_input_s, minimum=0, maximum=1)
         checks.number("special_overlap", self.special_overlap, minimum=0, maximum=1)
         checks.number("link_efficiency", self.link_efficiency, above=0, maximum=2)
         if self.per_step_s is not None:
@@ -112,9 +125,14 @@ class TimeModel:
 
     def of(self, kind: str) -> ClassTiming:
         """The parameters that price `kind`: its own table, else its FALLBACK's, else "default", else the roofline."""
+        table = self.table(kind)
+        return ClassTiming() if table is None else self.classes[table]
+
+    def table(self, kind: str) -> str | None:
+        """The table that prices `kind` (its own, its FALLBACK's or "default"); None: the roofline does."""
         while kind not in self.classes and kind in FALLBACK:
             kind = FALLBACK[kind]
-        return self.classes.get(kind) or self.classes.get("default") or ClassTiming()
+        return kind if kind in self.classes else "default" if "default" in self.classes else None
 
 
 ROOFLINE = TimeModel("roofline")  # no calibration: the expected time is the roofline
@@ -128,8 +146,10 @@ class KernelWork:
     compute_s: float
     memory_s: float
     transcendentals: int = 0
-    gemm_rows: int = 0  # the M of its GEMM (rows of the activation), for tile padding
-    attention_rows: int = 0  # decode attention: sequences x KV heads
+    gemm_rows: int = 0  # its GEMM's m (rows of the activation), k (their width) and n (output columns): tiles
+    gemm_depth: int = 0
+    gemm_cols: int = 0
+    attention_rows: int = 0  # attention: sequences x KV heads
     comm_s: float = 0.0  # collectives: time on the links (the spec's alpha-beta, opgraph.core.cost)
     wire_s: float = 0.0  # collectives: the beta part of comm_s (wire bytes / the spec's link bandwidth)
     comm_steps: int = 0  # collectives: the algorithm's steps (the alpha part is steps x the spec's step latency)
@@ -151,9 +171,8 @@ def _parts(tm: TimeModel, work: KernelWork) -> tuple[float, object, object, obje
     p = tm.of(work.kind)
     # Terms that are identities (an efficiency of 1, nothing to add) are skipped: a sweep replays every line.
     compute = work.compute_s if p.compute_efficiency == 1 else work.compute_s / p.compute_efficiency
-    if p.tile_m > 1:  # a GEMM's rows padded up to the tile
-        rows = maximum(work.gemm_rows, 1)
-        compute = compute * (-(-rows // p.tile_m) * p.tile_m) / rows
+    if p.tile_m > 1 or p.tile_n > 1 or p.tiles_per_wave:
+        compute = compute * _tile_work(p, work)
     if tm.exp_rate and not _zero(work.transcendentals):
         compute = _overlapped(compute, work.transcendentals / tm.exp_rate, p.special_overlap)
     memory = work.memory_s if p.memory_efficiency == 1 else work.memory_s / p.memory_efficiency
@@ -166,8 +185,21 @@ def _parts(tm: TimeModel, work: KernelWork) -> tuple[float, object, object, obje
         busy = maximum(busy, comm)
         memory = maximum(memory, comm)  # the verdict's question: does the latency exceed the transfers?
     if p.per_row_s:
-        busy = busy + p.per_row_s * work.attention_rows
+        busy = busy + p.per_row_s * (work.attention_rows + work.gemm_rows)
+    if p.per_input_s:
+        busy = busy + p.per_input_s * work.gemm_rows * work.gemm_depth
     return p.latency_s, busy, compute, memory
+
+
+def _tile_work(p: ClassTiming, work: KernelWork):
+    """The work a GEMM's tiles do over the work it needs (>= 1): m padded to tile_m, n to tile_n, and with
+    tiles_per_wave, its tiles rounded up to whole waves."""
+    rows, cols = maximum(work.gemm_rows, 1), maximum(work.gemm_cols, 1)
+    row_tiles, col_tiles = -(-rows // p.tile_m), -(-cols // p.tile_n)
+    tiles = row_tiles * col_tiles
+    if p.tiles_per_wave:
+        tiles = -(-tiles // p.tiles_per_wave) * p.tiles_per_wave
+    return tiles * (p.tile_m * p.tile_n) / (rows * cols)
 
 
 def _overlapped(a, b, overlap: float):
@@ -223,10 +255,11 @@ def classify(ops) -> str:
     return ELEMENTWISE
 
 
-def shape_features(ops) -> tuple[int, int]:
-    """(gemm_rows, attention_rows) of a kernel: the M of its first matrix product with a weight, and for
-    attention the sequences x KV heads its scores cover (KV heads = the keys' width / the head dim)."""
-    gemm_rows = attention_rows = 0
+def shape_features(ops) -> tuple[int, int, int, int]:
+    """(gemm_rows, gemm_depth, gemm_cols, attention_rows) of a kernel: the m, k and n of its first matrix
+    product with a weight (y[m, n] = x[m, k] @ W[n, k]^T; n: all its outputs' columns), and for attention the sequences x KV heads its scores
+    cover (KV heads = the keys' width / the head dim)."""
+    gemm_rows = gemm_depth = gemm_cols = attention_rows = 0
     for op in ops:
         if op.fn == "qk" and not attention_rows:
             q, keys, scores = op.inputs[0], op.inputs[1], op.outputs[0]
@@ -238,5 +271,5 @@ def shape_features(ops) -> tuple[int, int]:
             rows = 1
             for d in x.shape[:-1]:
                 rows = rows * d
-            gemm_rows = rows
-    return gemm_rows, attention_rows
+            gemm_rows, gemm_depth, gemm_cols = rows, x.shape[-1], sum(y.shape[-1] for y in op.outputs)
+    return gemm_rows, gemm_depth, gemm_cols, attention_rows

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import attrs
+
 from opgraph.analysis.calibrate import Calibration
 from opgraph.render import renderer
 from opgraph.render.text import header, heading, lines, table, to_json
@@ -15,13 +17,15 @@ def as_text(c: Calibration, fmt: str) -> str:
                   f"measured) / measured", "exponentials: " + (f"{tm.exp_rate:.3g} per second, counted apart from "
                                                                f"FLOPs" if tm.exp_rate else "not counted apart")])
     rows = [[f.kind, f"{f.train:,}", f"{f.params.latency_s * 1e6:.2f}", f"{f.params.compute_efficiency:.3f}",
-             f"{f.params.memory_efficiency:.3f}", f"{f.params.overlap:.2f}", f.params.tile_m,
+             f"{f.params.memory_efficiency:.3f}", f"{f.params.overlap:.2f}", _tile(f.params),
              f"{f.params.per_row_s * 1e9:.2f}" if f.params.per_row_s else "-",
+             f"{f.params.per_input_s * 1e12:.3f}" if f.params.per_input_s else "-",
              f"{f.params.link_efficiency:.3f}" if f.params.per_step_s is not None else "-",
              f"{f.params.per_step_s * 1e6:.3f}" if f.params.per_step_s is not None else "-"] for f in c.classes]
     out += ["", heading("fitted parameters", fmt), "",
-            table(rows, ["class", "fitted on", "latency µs", "compute eff.", "memory eff.", "overlap", "tile", "ns/row",
-                         "link eff.", "µs/step"], fmt, colalign=("left", *["right"] * 9))]
+            table(rows, ["class", "fitted on", "latency µs", "compute eff.", "memory eff.", "overlap",
+                         "tile m x n / wave", "ns/row", "ps/input", "link eff.", "µs/step"], fmt,
+                  colalign=("left", *["right"] * 10))]
     rows = [[f.kind, f"{f.after.count:,}", f"{f.before.median:.1%}", f"{f.before.p90:.1%}", f"{f.after.median:.1%}",
              f"{f.after.p90:.1%}", f"{f.after.bias:+.1%}"] for f in c.classes]
     out += ["", heading("held-out error", fmt), "",
@@ -30,17 +34,19 @@ def as_text(c: Calibration, fmt: str) -> str:
     return lines(out)
 
 
+def _tile(p) -> str:
+    """A GEMM tiling as the table shows it: 64 (rows padded to 64), 64x64 (output tiles) or 64x64 / 132 (in
+    waves of 132 tiles)."""
+    tile = f"{p.tile_m}x{p.tile_n}" if p.tile_n > 1 else str(p.tile_m)
+    return f"{tile} / {p.tiles_per_wave}" if p.tiles_per_wave else tile
+
+
 @renderer(Calibration, "json")
 def as_json(c: Calibration, fmt: str) -> str:
     def stats(s):
         return {"count": s.count, "median_abs_error": s.median, "p90_abs_error": s.p90, "median_error": s.bias}
     return to_json({"source": c.source, "hardware": c.hardware.name, "holdout": c.holdout, "seed": c.seed,
                     "exp_rate_per_s": c.model.exp_rate, "units": {"*_s": "s"},
-                    "classes": {f.kind: {"fitted_on": f.train, "latency_s": f.params.latency_s,
-                                         "compute_efficiency": f.params.compute_efficiency,
-                                         "memory_efficiency": f.params.memory_efficiency, "overlap": f.params.overlap,
-                                         "tile_m": f.params.tile_m, "per_row_s": f.params.per_row_s,
-                                         "link_efficiency": f.params.link_efficiency,
-                                         "per_step_s": f.params.per_step_s,
+                    "classes": {f.kind: {"fitted_on": f.train, **attrs.asdict(f.params),
                                          "held_out_roofline": stats(f.before), "held_out_fitted": stats(f.after)}
                                 for f in c.classes}})

@@ -55,7 +55,7 @@ def hardware_json(c: HardwareCatalog, fmt: str) -> str:
     return to_json([{"name": h.name, "display_name": h.display_name, "matrix_flops_per_s": h.matrix_flops,
                      "vector_flops_per_s": h.vector_flops, "bandwidth_bytes_per_s": h.bandwidth,
                      "capacity_bytes": int(h.capacity), "ridge_flops_per_byte": main_rate(h)[1] / h.bandwidth,
-                     "source": h.source} for h in c.specs])
+                     "sms": h.sms, "source": h.source} for h in c.specs])
 
 
 @renderer(HardwareCatalog, "table")
@@ -66,10 +66,10 @@ def hardware_text(c: HardwareCatalog, fmt: str) -> str:
         fp8 = h.matrix_flops.get("fp8")
         rows.append([h.name, h.display_name, f"{sig(rate / 1e12)} ({dt})", "-" if fp8 is None else sig(fp8 / 1e12),
                      sig(h.vector_flops / 1e12), f"{h.bandwidth / 1e9:,.0f}", f"{h.capacity / 1e9:,.0f}",
-                     f"{rate / h.bandwidth:.0f}"])
+                     f"{rate / h.bandwidth:.0f}", "-" if h.sms is None else h.sms])
     return lines(table(rows, ["name", "GPU", "matrix TFLOP/s", "fp8 TFLOP/s", "vector TFLOP/s", "memory GB/s",
-                              "memory GB", "ridge FLOP/B"], fmt,
-                       colalign=("left", "left", "right", "right", "right", "right", "right", "right")))
+                              "memory GB", "ridge FLOP/B", "SMs"], fmt,
+                       colalign=("left", "left", "right", "right", "right", "right", "right", "right", "right")))
 
 
 @renderer(FusionCatalog, "json")

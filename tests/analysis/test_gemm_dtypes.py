@@ -170,3 +170,41 @@ def test_the_shipped_fp8_rows_come_last_and_the_h100_calibration_fits_them_apart
     tm = H100.timing
     assert GEMM_FP8 in tm.classes and tm.of(GEMM_FP8) == tm.classes[GEMM_FP8] != tm.classes[GEMM]
     assert GEMM_FP8 not in hardware.load("a100-sxm").timing.classes  # no fp8 tensor cores, no fp8 rows
+
+
+# vLLM's fp8 GEMM as the shipped H100 calibration models it: 64 x 64 output tiles in waves of the 132 SMs, and the
+# per-token quantization of its bf16 input (per row and per input element) before it
+WAVES = ClassTiming(latency_s=5e-6, compute_efficiency=0.7, memory_efficiency=0.9, overlap=0.5, tile_m=64, tile_n=64,
+                    tiles_per_wave=132, per_row_s=7e-9, per_input_s=2e-12)
+
+
+def test_a_report_prices_an_fp8_gemm_in_waves_with_its_quantization_by_hand():
+    """y[300, 256] = x[300, 8192] @ W^T: 5 x 4 = 20 tiles of 64 x 64, less than one wave of 132, so the product
+    runs at one tile's pace: 132 x 64 x 64 outputs' work for 300 x 256."""
+    m, n, k = 300, 256, 8192
+    hw = attrs.evolve(H100, timing=TimeModel("waves", {GEMM_FP8: WAVES}))
+    compute = 2 * m * n * k / FP8_PEAK * (132 * 64 * 64) / (m * n) / 0.7
+    memory = (m * k + n * k + m * n) / BW / 0.9
+    busy = compute + memory - min(compute, memory) * 0.5
+    want = 5e-6 + busy + 300 * 7e-9 + 300 * 8192 * 2e-12
+    got = analyze(one_gemm(Precision.uniform(FP8), m=m, n=n, k=k), ONE_KERNEL, hw).totals.expected_s
+    assert got == pytest.approx(want, rel=1e-9)
+    assert validate([Measurement("gemm", "fp8", {"m": m, "n": n, "k": k}, 50e-6)], hw).expected_s[0] == \
+        pytest.approx(want, rel=1e-9)
+
+
+def test_known_wave_tiling_and_quantization_costs_are_recovered():
+    rng = random.Random(7)
+    rows = [Measurement("gemm", "fp8", {"m": rng.choice([1, 16, 64, 129, 513, 2048, 8192, 32768]),
+                                        "n": rng.choice([64, 512, 4096, 14336]),
+                                        "k": rng.choice([128, 1024, 8192, 51200])}, 1.0) for _ in range(1500)]
+    f = features(rows, BARE)
+    t, _ = expected(TimeModel("true", {GEMM_FP8: WAVES}), KernelWork(GEMM_FP8, *(f[x] for x in FEATURES[1:])))
+    noise = np.exp(np.random.default_rng(7).normal(0, 0.03, len(rows)))
+    fit = calibrate([attrs.evolve(r, time_s=float(s)) for r, s in zip(rows, t * noise)], BARE, holdout=0.25, seed=2)
+    (c,) = fit.classes
+    assert (c.params.tile_m, c.params.tile_n, c.params.tiles_per_wave) == (64, 64, H100.sms) == (64, 64, 132)
+    assert c.params.per_row_s == pytest.approx(7e-9, rel=0.15)
+    assert c.params.per_input_s == pytest.approx(2e-12, rel=0.15)
+    assert c.params.compute_efficiency == pytest.approx(0.7, rel=0.05)
+    assert c.after.median < 0.04 and c.before.median > 0.3

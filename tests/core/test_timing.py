@@ -51,6 +51,27 @@ def test_gemm_rows_pad_to_the_tile():
     assert t == pytest.approx(6.5 * 128 / 65 * US)
 
 
+def test_gemm_tiles_run_in_whole_waves():
+    # y[65, 130]: 2 x 3 tiles of 64 x 64 = 6 tiles; in waves of 4 they take 2 waves, the time of 8 tiles:
+    # 8 x 64 x 64 = 32,768 outputs' work for 65 x 130 = 8,450 needed
+    work = KernelWork("gemm", compute_s=1 * US, memory_s=0.0, gemm_rows=65, gemm_depth=4096, gemm_cols=130)
+    waves, _ = expected(one(tile_m=64, tile_n=64, tiles_per_wave=4), work)
+    assert waves == pytest.approx(32768 / 8450 * US)
+    tiles, _ = expected(one(tile_m=64, tile_n=64), work)  # no waves: the 6 tiles alone
+    assert tiles == pytest.approx(6 * 4096 / 8450 * US)
+    # a GEMM that fills less than a wave runs at one tile's pace: y[1, 64] costs a whole 64 x 64 tile per wave of 4
+    small = KernelWork("gemm", compute_s=1 * US, memory_s=0.0, gemm_rows=1, gemm_depth=4096, gemm_cols=64)
+    t, _ = expected(one(tile_m=64, tile_n=64, tiles_per_wave=4), small)
+    assert t == pytest.approx(4 * 64 * 64 / 64 * US)
+
+
+def test_gemm_pays_per_activation_row_and_per_input_element():
+    # an fp8 GEMM quantizes its input first: 7 ns per row and 2 ps per element of x[300, 4096], beside 10 us
+    work = KernelWork("gemm_fp8", compute_s=10 * US, memory_s=0.0, gemm_rows=300, gemm_depth=4096, gemm_cols=512)
+    t, _ = expected(one("gemm_fp8", latency_s=5 * US, per_row_s=7e-9, per_input_s=2e-12), work)
+    assert t == pytest.approx(5 * US + 10 * US + 300 * 7e-9 + 300 * 4096 * 2e-12)
+
+
 def test_a_kernel_is_latency_bound_when_its_fixed_cost_exceeds_both_times():
     t, latency_bound = expected(one(latency_s=5 * US), KernelWork("gemm", compute_s=1 * US, memory_s=2 * US))
     assert t == pytest.approx(7 * US) and latency_bound
@@ -65,7 +86,18 @@ def test_a_fused_kernel_pays_one_latency_the_largest_of_its_classes():
     assert t == pytest.approx((12 + 4 + 2) * US)
 
 
-@pytest.mark.parametrize("field, value", [("special_overlap", 1.5), ("special_overlap", -0.1), ("overlap", 2)])
+@pytest.mark.parametrize("field, value", [("special_overlap", 1.5), ("special_overlap", -0.1), ("overlap", 2),
+                                          ("tile_n", 0), ("tiles_per_wave", -1), ("per_input_s", -1e-12)])
 def test_parameters_out_of_range_are_refused(field, value):
     with pytest.raises(Exception, match=field):
         ClassTiming(**{field: value})
+
+
+def test_shape_features_are_the_first_gemms_m_k_and_all_its_output_columns():
+    from opgraph.core.graph import GraphBuilder
+    from opgraph.core.tensor import BF16, Precision
+    from opgraph.core.timing import shape_features
+    b = GraphBuilder(Precision.uniform(BF16), name="x")
+    x = b.input("x", (4, 8, 512))
+    b.multi_linear("kv_a", x, [b.weight("w1", (576, 512)), b.weight("w2", (64, 512))], outs=("latent", "rope"))
+    assert shape_features(list(b.build().ops.values())) == (4 * 8, 512, 576 + 64, 0)

@@ -192,3 +192,15 @@ def test_fp16_model_on_v100_uses_the_fp16_rate():
     [layer] = [b for b in res.blocks if b.name == "layer"]
     [q] = [o for o in layer.ops if o.name == "q_proj"]
     assert q.cost.compute_s == pytest.approx(2 * 64 * 4096 * 4096 / 125e12, rel=1e-12)
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-132", '"132"'])
+def test_sms_must_be_a_positive_integer(tmp_path, value):
+    assert_spec_error(write(tmp_path, spec_text({**FIELDS, "sms": value})), "sms")
+
+
+def test_sms_is_optional_and_read_as_given(tmp_path):
+    assert hardware.load(str(write(tmp_path, spec_text()))).sms is None
+    assert hardware.load(str(write(tmp_path, spec_text({**FIELDS, "sms": "132"})))).sms == 132
+    # the whitepapers' counts: H100 SXM5 132 and PCIe 114 SMs, A100 108
+    assert [hardware.load(n).sms for n in ("h100-sxm", "h100-pcie", "a100-sxm")] == [132, 114, 108]

@@ -96,7 +96,7 @@ def test_models_and_hardware_listings():
     h = opgraph("hardware")
     assert h.returncode == 0
     row = next(line for line in h.stdout.splitlines() if line.startswith("h100-sxm"))
-    assert row.split()[-1] == "295"  # ridge = 989e12 / 3350e9
+    assert row.split()[-2:] == ["295", "132"]  # ridge = 989e12 / 3350e9; the whitepaper's 132 SMs
     hj = json.loads(opgraph("hardware", "--format", "json").stdout)
     assert {x["name"] for x in hj} >= {"h100-sxm", "h100-pcie", "a100-sxm", "a100-pcie", "l40s", "a10", "v100",
                                        "h200", "b200", "mi300x", "l4"}
