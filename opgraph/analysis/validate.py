@@ -32,7 +32,7 @@ from opgraph.core.graph import GraphBuilder
 from opgraph.core.hardware import Hardware
 from opgraph.core.model import Block, Model
 from opgraph.core.phase import Phase
-from opgraph.core.tensor import DTYPES, Precision
+from opgraph.core.tensor import DTYPES, INT32, Precision
 from opgraph.core.timing import KernelWork, expected, shape_features
 from opgraph.files.measurements import SHAPE_COLUMNS, SHAPES, Measurement, time_class
 from opgraph.trace import Traced
@@ -49,6 +49,7 @@ def kernel(kind: str, dtype: str, **shape) -> Model:
     True
     """
     b = GraphBuilder(Precision.uniform(DTYPES[dtype]), name=kind)
+    outputs = []  # beyond the graph's sinks, tensors the kernel writes (add_rms_norm's sum: the next residual)
     if kind == "gemm":
         x = b.input("x", (shape["m"], shape["k"]))
         b.linear("gemm", x, b.weight("w", (shape["n"], shape["k"])), out="y")
@@ -62,6 +63,29 @@ def kernel(kind: str, dtype: str, **shape) -> Model:
         tokens, top_k = shape["tokens"], shape["top_k"]
         b.ep_combine("ep_combine", b.input("y", (tokens * top_k, shape["hidden"])), group=shape["gpus"], top_k=top_k,
                      tokens=(tokens,), out="out")
+    elif kind in ("rms_norm", "layer_norm", "add_rms_norm"):
+        tokens, hidden = shape["tokens"], shape["hidden"]
+        x = b.input("x", (tokens, hidden))
+        if kind == "add_rms_norm":
+            x = b.elementwise("add", "add", x, b.input("residual", (tokens, hidden)), out="sum")
+            outputs.append(x)
+        bias = b.weight("beta", (hidden,)) if kind == "layer_norm" else None
+        fn = "layernorm" if kind == "layer_norm" else "rmsnorm"
+        b.norm("norm", x, b.weight("gamma", (hidden,)), bias=bias, fn=fn, out="y")
+    elif kind in ("silu_mul", "relu2"):
+        x = b.input("x", (shape["tokens"], shape["hidden"]))
+        if kind == "relu2":
+            b.elementwise("relu2", "relu2", x, out="y")
+        else:
+            gate = b.elementwise("silu", "silu", x, out="act")
+            b.elementwise("mul", "mul", gate, b.input("up", (shape["tokens"], shape["hidden"])), out="y")
+    elif kind == "rope":
+        tokens, d = shape["tokens"], shape["head_dim"]
+        b.rope("rope_q", b.input("q", (tokens, shape["heads"] * d)), head_dim=d, out="q_rot")
+        b.rope("rope_k", b.input("k", (tokens, shape["kv_heads"] * d)), head_dim=d, out="k_rot")
+    elif kind == "embedding":
+        ids = b.input("ids", (shape["tokens"],), INT32)
+        b.embedding("embedding", ids, b.weight("table", (shape["vocab"], shape["hidden"])), out="y")
     else:
         batch, heads, kv_heads, d = shape["batch"], shape["heads"], shape["kv_heads"], shape["head_dim"]
         kw = dict(heads=heads, kv_heads=kv_heads, head_dim=d, causal=True)
@@ -78,7 +102,7 @@ def kernel(kind: str, dtype: str, **shape) -> Model:
         probs = b.softmax("softmax", scores, causal=True, out="probs")
         b.attention_values("av", probs, values, out="out", **kw)
     phase = Phase.decode(shape.get("batch", 1), shape.get("context", 1))  # unused by the graph: for the record
-    return Model(kind, phase, [Block(kind, 1, b.build())])
+    return Model(kind, phase, [Block(kind, 1, b.build(outputs))])
 
 
 @attrs.frozen

@@ -291,7 +291,7 @@ def _expected(graph: Graph, part: Partition, rooflines: dict[str, Roofline], hw:
                                     sum(o.transcendentals for o in members), gemm_rows, gemm_depth, gemm_cols,
                                     attention_rows, sum(rooflines[o.name].comm_s for o in members),
                                     sum(wire_time(o, hw) for o in members), sum(o.wire_steps for o in members)))
-        time, bound = expected_fused(hw.timing, works)
+        time, bound = expected_fused(hw.timing, works, kind)
         total = total + time
         roof = sum(rooflines[n].time_s for n in k.ops)
         for n in k.ops:

@@ -36,7 +36,7 @@ GATHER = "gather"
 COLLECTIVE = "collective"  # communication between GPUs: its bytes go over links, not (only) to memory
 KINDS = {MATMUL, SOFTMAX, NORM, ELEMENTWISE, ROPE, EMBEDDING, GATHER, COLLECTIVE}
 # What each op computes (Op.fn); fusion rules may name these as well as kinds.
-FUNCTIONS = {"linear", "qk", "av", "softmax", "rmsnorm", "layernorm", "add", "mul", "silu", "gelu",
+FUNCTIONS = {"linear", "qk", "av", "softmax", "rmsnorm", "layernorm", "add", "mul", "silu", "gelu", "relu2",
              "rope", "embedding", "take_last", "concat", "topk", "moe_combine", "moe_route", "moe_unroute",
              "all_reduce", "all_gather", "reduce_scatter", "all_to_all", "ep_dispatch", "ep_combine", "send_recv"}
 # Ops whose arithmetic runs on the matrix units; everything else runs at the vector rate.
@@ -248,8 +248,9 @@ ELEMENTWISE_FLOPS_PER_ELEM = {
     "mul": 1,
     "silu": 4,  # x / (1 + exp(-x)): negate, exp, add, divide
     "gelu": 8,  # tanh form 0.5x(1 + tanh(c(x + 0.044715x^3))): cube, 2 mul, add, mul, tanh, add, mul
+    "relu2": 2,  # squared ReLU, max(x, 0)^2 (So et al., 2021, Primer; Nemotron-4's MLP): compare, multiply
 }
-ELEMENTWISE_ARITY = {"add": 2, "mul": 2, "silu": 1, "gelu": 1}
+ELEMENTWISE_ARITY = {"add": 2, "mul": 2, "silu": 1, "gelu": 1, "relu2": 1}
 ELEMENTWISE_TRANSCENDENTALS = {"silu": 1, "gelu": 1}  # exp in SiLU's sigmoid, tanh in GELU's tanh form
 ROPE_FLOPS_PER_ELEM = 3  # x*cos + rotate_half(x)*sin: 2 multiplies and 1 add per rotated element
 # Norms over the last dim d, from the definitions in the PyTorch docs (torch.nn.RMSNorm, torch.nn.LayerNorm):
@@ -294,7 +295,7 @@ def norm(name: str, x: Tensor, weight: Tensor, *, bias: Tensor | None = None, fn
 
 
 def elementwise(name: str, fn: str, *inputs: Tensor, out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
-    """add / mul of same-shaped tensors, or silu / gelu of one; FLOPs per element from the table above."""
+    """add / mul of same-shaped tensors, or silu / gelu / relu2 of one; FLOPs per element from the table above."""
     if fn not in ELEMENTWISE_FLOPS_PER_ELEM:
         raise OpgraphError(f"op {name!r}: unknown elementwise function {fn!r}; "
                            f"valid: {', '.join(ELEMENTWISE_FLOPS_PER_ELEM)} (add one with "

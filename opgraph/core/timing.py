@@ -211,11 +211,13 @@ def _zero(x) -> bool:
     return type(x) in (int, float) and x == 0
 
 
-def expected_fused(tm: TimeModel, works: list[KernelWork]) -> tuple[float, bool]:
-    """One kernel that does several classes' work (a fused attention block: GEMMs, rope, attention): each part
-    runs at its own class's efficiencies, and the kernel pays one latency, the largest of its classes'."""
+def expected_fused(tm: TimeModel, works: list[KernelWork], kind: str | None = None) -> tuple[float, bool]:
+    """One kernel of class `kind` (classify's) that does several classes' work (a fused attention block: GEMMs,
+    rope, attention; a norm fused into a projection): each part runs at its own class's efficiencies, and the
+    kernel pays one latency, its own class's: an op fused into another's kernel brings its work, not a launch
+    of its own. Without `kind`, the first work's class."""
     parts = [_parts(tm, w) for w in works]
-    latency = max(p[0] for p in parts)
+    latency = tm.of(kind or works[0].kind).latency_s
     busy, compute, memory = parts[0][1], parts[0][2], parts[0][3]
     for _, b, c, m in parts[1:]:
         busy, compute, memory = busy + b, compute + c, memory + m

@@ -2,7 +2,8 @@
 
 One row a kernel. Columns (a header row names them; order is free, unknown columns are an error):
 
-    class      gemm | prefill_attention | decode_attention | all_reduce | ep_dispatch | ep_combine
+    class      gemm | prefill_attention | decode_attention | all_reduce | ep_dispatch | ep_combine | rms_norm |
+               layer_norm | add_rms_norm | silu_mul | relu2 | rope | embedding
     dtype      the operands' storage type: bf16, fp16, fp8, ... (opgraph.core.tensor.STORAGE_DTYPES)
     time_us    the measured time of one call, microseconds, > 0
     source     free text: where the row comes from (optional)
@@ -15,6 +16,17 @@ One row a kernel. Columns (a header row names them; order is free, unknown colum
                         of its `top_k` experts (DeepEP's dispatch); dtype is the type on the wire
     ep_combine:         gpus, tokens, top_k, hidden    the dispatch's inverse: each GPU's tokens x top_k expert
                         outputs go back to their tokens' GPUs (DeepEP's combine)
+    rms_norm:           tokens, hidden    RMSNorm of tokens x hidden values of dtype, with a hidden-wide scale
+    layer_norm:         tokens, hidden    LayerNorm, with a scale and a shift
+    add_rms_norm:       tokens, hidden    the residual add and the RMSNorm after it in one kernel: reads x and the
+                                          residual, writes their sum (the next residual) and its norm
+    silu_mul:           tokens, hidden    SwiGLU's silu(gate) x up: reads gate and up, writes hidden per token
+    relu2:              tokens, hidden    squared ReLU, max(x, 0)^2
+    rope:               tokens, heads, kv_heads, head_dim    rotary embedding of a layer's queries and keys, one kernel
+    embedding:          tokens, vocab, hidden    a lookup of `tokens` ids into a vocab x hidden table of dtype
+
+The norm rows are priced by the time model's `norm` class, silu_mul, relu2 and rope by `elementwise`, an embedding
+row by `embedding` (TIME_CLASS).
 
 A gemm row is priced by the time model's GEMM class of its dtype (time_class; opgraph.core.timing.gemm_class): gemm
 for bf16 and fp16, gemm_fp8 for fp8 (both operands fp8, on the fp8 tensor cores), gemm_<dtype> for any other.
@@ -53,11 +65,20 @@ SHAPES = {
     "all_reduce": ("gpus", "elements"),
     "ep_dispatch": ("gpus", "tokens", "top_k", "hidden"),
     "ep_combine": ("gpus", "tokens", "top_k", "hidden"),
+    "rms_norm": ("tokens", "hidden"),
+    "layer_norm": ("tokens", "hidden"),
+    "add_rms_norm": ("tokens", "hidden"),
+    "silu_mul": ("tokens", "hidden"),
+    "relu2": ("tokens", "hidden"),
+    "rope": ("tokens", "heads", "kv_heads", "head_dim"),
+    "embedding": ("tokens", "vocab", "hidden"),
 }
 # The time model's class (opgraph.core.timing) that prices each measured class, where the names differ; a gemm
 # row's also depends on its dtype: time_class is the one mapping. Measured classes that share a time class are
 # fitted together (opgraph.analysis.calibrate).
-TIME_CLASS = {"all_reduce": "collective", "ep_dispatch": "all_to_all", "ep_combine": "all_to_all"}
+TIME_CLASS = {"all_reduce": "collective", "ep_dispatch": "all_to_all", "ep_combine": "all_to_all", "rms_norm": "norm",
+              "layer_norm": "norm", "add_rms_norm": "norm", "silu_mul": "elementwise", "relu2": "elementwise",
+              "rope": "elementwise"}
 
 
 def time_class(kind: str, dtype: str) -> str:

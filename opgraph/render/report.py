@@ -10,6 +10,7 @@ import math
 
 from opgraph.analysis.report import Report
 from opgraph.core.cost import BlockCost, PhaseCost, Roofline
+from opgraph.core.timing import CLASSES
 from opgraph.render import renderer
 from opgraph.render.memory import footprint_dict, verdict
 from opgraph.render.text import header, heading, lines, precision_line, scaled, seconds, sig, table, to_csv, to_json
@@ -224,7 +225,8 @@ def time_model_line(hw) -> str:
     tm = hw.timing
     if not tm.calibrated:
         return f"expected times: no calibration for {hw.name}, so they are the roofline's"
-    others = "" if "default" in tm.classes else "; other kernels (norms, elementwise, embeddings): the roofline"
+    uncovered = [kind for kind in CLASSES if tm.table(kind) is None]
+    others = f"; {', '.join(uncovered)} kernels: the roofline" if uncovered else ""
     return (f"expected times: {tm.name}, classes {', '.join(tm.classes)}{others}; {tm.fit}")
 
 

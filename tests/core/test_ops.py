@@ -79,7 +79,9 @@ def test_elementwise_counts():
     assert ops.elementwise("m", "mul", x, y).flops == 15
     assert ops.elementwise("s", "silu", x).flops == 4 * 15
     assert ops.elementwise("g", "gelu", x).flops == 8 * 15
-    with pytest.raises(OpgraphError, match="valid: add, mul, silu, gelu"):
+    r = ops.elementwise("r", "relu2", x)  # max(x, 0) then its square: 2 per element, no exponential
+    assert (r.flops, r.transcendentals) == (2 * 15, 0)
+    with pytest.raises(OpgraphError, match="valid: add, mul, silu, gelu, relu2"):
         ops.elementwise("t", "tanh", x)
     with pytest.raises(OpgraphError, match="shape mismatch"):
         ops.elementwise("a", "add", x, act("z", 5, 3))

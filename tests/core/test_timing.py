@@ -79,11 +79,17 @@ def test_a_kernel_is_latency_bound_when_its_fixed_cost_exceeds_both_times():
     assert not latency_bound
 
 
-def test_a_fused_kernel_pays_one_latency_the_largest_of_its_classes():
-    tm = TimeModel("t", {"gemm": ClassTiming(latency_s=3 * US), "prefill_attention": ClassTiming(latency_s=12 * US)})
-    t, _ = expected_fused(tm, [KernelWork("gemm", compute_s=4 * US, memory_s=1 * US),
-                               KernelWork("prefill_attention", compute_s=2 * US, memory_s=0.0)])
+def test_a_fused_kernel_pays_one_latency_its_own_classes():
+    tm = TimeModel("t", {"gemm": ClassTiming(latency_s=3 * US), "prefill_attention": ClassTiming(latency_s=12 * US),
+                         "norm": ClassTiming(latency_s=7 * US)})
+    works = [KernelWork("gemm", compute_s=4 * US, memory_s=1 * US),
+             KernelWork("prefill_attention", compute_s=2 * US, memory_s=0.0)]
+    t, _ = expected_fused(tm, works, "prefill_attention")  # an attention block: its projections' work, one launch
     assert t == pytest.approx((12 + 4 + 2) * US)
+    # a norm fused into the projection after it: the GEMM kernel's 3 us, not the standalone norm's 7
+    fused_norm = [KernelWork("norm", compute_s=0.0, memory_s=0.5 * US), KernelWork("gemm", compute_s=4 * US, memory_s=1 * US)]
+    t, _ = expected_fused(tm, fused_norm, "gemm")
+    assert t == pytest.approx((3 + 0.5 + 4) * US)
 
 
 @pytest.mark.parametrize("field, value", [("special_overlap", 1.5), ("special_overlap", -0.1), ("overlap", 2),
