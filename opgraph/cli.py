@@ -190,10 +190,10 @@ COMMANDS = {  # name: (record type, option groups, help, description, run)
                   "rows; prints the held-out error before and after, and writes a calibration file to --out. Needs "
                   'scipy: pip install "opgraph[fit]".', runs.calibration),
     "bench": (bench.Bench, {MODEL, PRECISION, BUILD}, "measure a model's kernels on this machine's GPU", "Times "
-              "the GEMMs and attention kernels the model runs (its shapes, at each --batch and length) with torch on "
-              "an NVIDIA GPU, warmed up and timed between CUDA events, and writes the measurement CSV that 'validate' "
-              'and \'calibrate\' read. Needs torch and a GPU: pip install "opgraph[gpu]". --dry-run lists the kernels '
-              "without measuring.", runs.benchmark),
+              "the kernels the model runs (GEMMs, attention, norms, SwiGLU, embeddings; its shapes, at each --batch "
+              "and length) with torch on an NVIDIA GPU, warmed up, captured in a CUDA graph and replayed between CUDA "
+              "events, and writes the measurement CSV that 'validate' and 'calibrate' read. Needs torch 2.5+ and a "
+              'GPU: pip install "opgraph[gpu]". --dry-run lists the kernels without measuring.', runs.benchmark),
     "models": (catalog.ModelCatalog, set(), "list the model presets", "The presets with their shapes and exact "
                "parameter counts.", lambda a: catalog.model_catalog([models.get(n) for n in models.names()])),
     "hardware": (catalog.HardwareCatalog, set(), "list the GPU specs with their ridge intensities", "Peak bf16 (fp16 "
@@ -247,8 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--lengths", help="prompt lengths (prefill) and contexts (decode), a list "
                            "(default: 128,1024,4096)")
             p.add_argument("--out", metavar="FILE", help="the measurement CSV to write")
-            p.add_argument("--repeats", type=_int, default=5, help="timed runs per kernel, the median kept (default: 5)")
-            p.add_argument("--calls", type=_int, default=20, help="calls per timed run (default: 20)")
+            p.add_argument("--repeats", type=_int, default=5,
+                           help="timed replays per kernel, the median kept (default: 5)")
+            p.add_argument("--calls", type=_int, default=20,
+                           help="calls captured in the CUDA graph each replay runs (default: 20)")
             p.add_argument("--dry-run", action="store_true", help="list the kernels; measure nothing")
         if name == "graph":
             p.add_argument("--block", metavar="NAME", help="which block (default: the first, the layer)")

@@ -2,13 +2,18 @@
 
 Which kernels: those the model runs, read off its graphs (so a model written in Python works too): every GEMM
 shape (its weight's n x k) at each token count; FlashAttention over a prompt (prefill) and one decode query over
-the KV cache at each batch and length; each with the model's heads, KV heads and head dim. Rows come out in the
-measurement CSV that `opgraph validate` and `opgraph calibrate` read (opgraph.files.measurements).
+the KV cache at each batch and length; each with the model's heads, KV heads and head dim; every RMSNorm and
+LayerNorm (tokens x width), every SiLU whose result a multiply consumes (SwiGLU's silu(gate) x up), and every
+embedding lookup. Rows come out in the measurement CSV that `opgraph validate` and `opgraph calibrate` read
+(opgraph.files.measurements).
 
-How: torch on an NVIDIA GPU (the optional `gpu` extra). Each kernel is warmed up, then timed over many calls
-between CUDA events, and the median of several such runs is its time. GEMMs run as torch.nn.functional.linear
-(cuBLAS), attention as torch.nn.functional.scaled_dot_product_attention (FlashAttention where torch has it).
-Without torch or a GPU, the command says so in one line.
+How: torch on an NVIDIA GPU (the optional `gpu` extra). Each kernel is warmed up, then `calls` calls of it are
+captured in a CUDA graph and the graph is replayed between CUDA events, as a serving engine replays a decode step
+(no host launch work in the time); the median of several replays, per call, is its time. Where a kernel cannot be
+captured, its calls run between the events without a graph, and the row's source says so. GEMMs run as
+torch.nn.functional.linear (cuBLAS), attention as scaled_dot_product_attention (FlashAttention where torch has
+it), LayerNorm and embeddings as torch's own kernels, RMSNorm and silu(gate) x up through torch.compile, which
+fuses each into one kernel as serving engines run them. Without torch or a GPU, the command says so in one line.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 @attrs.frozen
 class KernelSpec:
-    kind: str  # a measurement class: gemm, prefill_attention, decode_attention
+    kind: str  # a measurement class (opgraph.files.measurements.SHAPES)
     dtype: str
     shape: tuple[tuple[str, int], ...]  # in SHAPES[kind] order
 
@@ -41,25 +46,49 @@ class KernelSpec:
                 "source": source}
 
 
+NORMS = {"rmsnorm": "rms_norm", "layernorm": "layer_norm"}  # a norm op's function -> its measured class
+
+
 def kernels(models: Iterable[Model]) -> list[KernelSpec]:
-    """The distinct GEMM and attention kernels of models (each built for one phase), in first-seen order."""
+    """The distinct GEMM, attention, norm, SwiGLU and embedding kernels of models (each built for one phase), in
+    first-seen order."""
     found: dict[KernelSpec, None] = {}
     for model in models:
         for block in model.blocks:
-            av = [op for op in block.graph.ops.values() if op.fn == "av"]
-            for op in block.graph.ops.values():
-                spec = _spec(op, model.phase, av)
+            graph = block.graph
+            av = [op for op in graph.ops.values() if op.fn == "av"]
+            for op in graph.ops.values():
+                spec = _spec(op, model.phase, av) or _vector_spec(op, graph)
                 if spec is not None:
                     found.setdefault(spec)
     return list(found)
 
 
+def _rows(x) -> int:
+    m = 1
+    for d in x.shape[:-1]:
+        m *= d
+    return m
+
+
+def _vector_spec(op, graph) -> KernelSpec | None:
+    """A norm, a SiLU that a multiply consumes (silu_mul), or an embedding lookup, as the kernel bench times."""
+    x = op.inputs[0]
+    if op.fn in NORMS:
+        return KernelSpec(NORMS[op.fn], x.dtype.name, (("tokens", _rows(x)), ("hidden", x.shape[-1])))
+    if op.fn == "silu" and any(graph.ops[c].fn == "mul" for c in graph.consumers.get(op.outputs[0].name, ())):
+        return KernelSpec("silu_mul", x.dtype.name, (("tokens", _rows(x)), ("hidden", x.shape[-1])))
+    if op.fn == "embedding":
+        table = op.inputs[1]
+        return KernelSpec("embedding", table.dtype.name,
+                          (("tokens", x.numel), ("vocab", table.shape[0]), ("hidden", table.shape[1])))
+    return None
+
+
 def _spec(op, phase: Phase, av: list) -> KernelSpec | None:
     weights = [t for t in op.inputs[1:] if t.role is Role.WEIGHT and len(t.shape) == 2]
     if op.fn == "linear" and weights:
-        m = 1
-        for d in op.inputs[0].shape[:-1]:
-            m *= d
+        m = _rows(op.inputs[0])
         n = sum(w.shape[0] for w in weights)  # a matrix whose row blocks feed several ops is one GEMM
         return KernelSpec("gemm", op.compute_dtype.name, (("m", m), ("n", n), ("k", weights[0].shape[1])))
     if op.fn == "qk":
@@ -93,7 +122,8 @@ def phases(batches: Sequence[int], lengths: Sequence[int]) -> list[Phase]:
 
 def measure(specs: Sequence[KernelSpec], *, repeats: int = 5, calls: int = 20, warmup: int = 5,
             progress: Callable[[int, int], None] | None = None) -> list[dict]:
-    """Time each kernel on the GPU: the median over `repeats` runs of `calls` calls between CUDA events."""
+    """Time each kernel on the GPU: the median over `repeats` replays of a CUDA graph of `calls` calls (or, where
+    the kernel cannot be captured, of `calls` calls) between CUDA events, per call."""
     torch = _torch()
     rows = []
     source = f"opgraph bench, torch {torch.__version__}, {torch.cuda.get_device_name()}"
@@ -101,19 +131,39 @@ def measure(specs: Sequence[KernelSpec], *, repeats: int = 5, calls: int = 20, w
         run = _kernel(torch, spec)
         for _ in range(warmup):
             run()
+        step, how = _captured(torch, run, calls)
         times = []
         for _ in range(repeats):
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
-            for _ in range(calls):
-                run()
+            step()
             end.record()
             torch.cuda.synchronize()
             times.append(start.elapsed_time(end) * 1e-3 / calls)  # elapsed_time is in milliseconds
-        rows.append(spec.row(statistics.median(times), source))
+        rows.append(spec.row(statistics.median(times), f"{source}, {how}"))
         if progress:
             progress(i + 1, len(specs))
     return rows
+
+
+def _captured(torch, run, calls: int):
+    """(a callable that runs `calls` calls of `run`, how): a CUDA graph's replay, or where capture fails (a kernel
+    that synchronizes with the host), the calls themselves."""
+    def uncaptured():
+        for _ in range(calls):
+            run()
+    try:
+        side = torch.cuda.Stream()  # capture wants its warm-up on a side stream (torch.cuda.graph's docs)
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            run()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            uncaptured()
+    except RuntimeError:
+        return uncaptured, "not capturable: calls launched one by one"
+    return graph.replay, f"a CUDA graph of {calls} calls"
 
 
 def _torch():
@@ -136,6 +186,22 @@ def _kernel(torch, spec: KernelSpec):
     if spec.kind == "gemm":
         x, w = torch.randn(s["m"], s["k"], dtype=dt, device=dev), torch.randn(s["n"], s["k"], dtype=dt, device=dev)
         return lambda: F.linear(x, w)
+    if spec.kind == "embedding":
+        ids = torch.randint(0, s["vocab"], (s["tokens"],), device=dev)
+        table = torch.randn(s["vocab"], s["hidden"], dtype=dt, device=dev)
+        return lambda: F.embedding(ids, table)
+    if spec.kind in ("rms_norm", "layer_norm", "silu_mul"):
+        h = s["hidden"]
+        x, w = torch.randn(s["tokens"], h, dtype=dt, device=dev), torch.randn(h, dtype=dt, device=dev)
+        if spec.kind == "layer_norm":
+            bias = torch.randn(h, dtype=dt, device=dev)
+            return lambda: F.layer_norm(x, (h,), w, bias)
+        if spec.kind == "rms_norm":
+            norm = torch.compile(lambda x, w: F.rms_norm(x, (h,), w, 1e-6), dynamic=False)
+            return lambda: norm(x, w)
+        up = torch.randn(s["tokens"], h, dtype=dt, device=dev)
+        swiglu = torch.compile(lambda gate, up: F.silu(gate) * up, dynamic=False)
+        return lambda: swiglu(x, up)
     b, h, kv, d = s["batch"], s["heads"], s["kv_heads"], s["head_dim"]
     queries, keys = (s["seq_len"], s["seq_len"]) if spec.kind == "prefill_attention" else (1, s["context"] + 1)
     q = torch.randn(b, h, queries, d, dtype=dt, device=dev)

@@ -6,7 +6,9 @@ import json
 from userland import opgraph, python
 
 from opgraph import Phase, models
+from opgraph.analysis import bench
 from opgraph.analysis.bench import kernels
+from opgraph.core.model import Block, Model
 
 
 def test_llama_kernels_at_one_size():
@@ -18,22 +20,45 @@ def test_llama_kernels_at_one_size():
             gemms[dict(s.shape)["m"]].add((dict(s.shape)["n"], dict(s.shape)["k"]))
     layer = {(4096, 4096), (1024, 4096), (14336, 4096), (4096, 14336)}  # q and o; k and v; gate and up; down
     assert gemms == {1024: layer, 1: layer | {(128256, 4096)}}  # lm_head sees one position per sequence
-    attention = {(s.kind, s.shape) for s in specs if s.kind != "gemm"}
+    attention = {(s.kind, s.shape) for s in specs if s.kind.endswith("attention")}
     assert attention == {
         ("prefill_attention", (("batch", 1), ("seq_len", 1024), ("heads", 32), ("kv_heads", 8), ("head_dim", 128))),
         ("decode_attention", (("batch", 1), ("context", 1024), ("heads", 32), ("kv_heads", 8), ("head_dim", 128)))}
 
 
+def test_llama_norms_swiglu_and_embedding_at_one_size():
+    """Llama-3-8B: hidden 4,096, intermediate 14,336, vocab 128,256. Prefill of 1,024 tokens normalizes them all
+    in each layer and only the last position before lm_head; decode normalizes one."""
+    build = models.get("llama-3-8b").build
+    specs = kernels([build(Phase.prefill(1, 1024)), build(Phase.decode(1, 1024))])
+    vector = [(s.kind, dict(s.shape)) for s in specs if not s.kind.endswith("attention") and s.kind != "gemm"]
+    assert sorted(vector, key=str) == sorted([
+        ("rms_norm", {"tokens": 1024, "hidden": 4096}), ("rms_norm", {"tokens": 1, "hidden": 4096}),
+        ("silu_mul", {"tokens": 1024, "hidden": 14336}), ("silu_mul", {"tokens": 1, "hidden": 14336}),
+        ("embedding", {"tokens": 1024, "vocab": 128256, "hidden": 4096}),
+        ("embedding", {"tokens": 1, "vocab": 128256, "hidden": 4096})], key=str)
+    assert all(s.dtype == "bf16" for s in specs)
+
+
+def test_a_silu_that_no_multiply_consumes_is_not_swiglu():
+    from opgraph.core.graph import GraphBuilder
+    b = GraphBuilder(name="mlp")
+    x = b.input("x", (8, 64))
+    b.elementwise("act", "silu", x, out="y")
+    model = Model("m", Phase.decode(8, 1), [Block("mlp", 1, b.build())])
+    assert kernels([model]) == []
+
+
 def test_mla_attention_is_not_passed_off_as_sdpa():
     build = models.get("deepseek-v2-lite").build
     specs = kernels([build(Phase.prefill(1, 64)), build(Phase.decode(1, 64))])
-    assert specs and all(s.kind == "gemm" for s in specs)
+    assert specs and not any(s.kind.endswith("attention") for s in specs)
 
 
 def test_dry_run_lists_without_measuring():
     r = opgraph("bench", "--dry-run", "--batch", "1", "--lengths", "1024", "--format", "json")
     assert r.returncode == 0, r.stderr
-    assert len(json.loads(r.stdout)["kernels"]) == 11 and all(k["time_us"] is None for k in json.loads(r.stdout)["kernels"])
+    assert len(json.loads(r.stdout)["kernels"]) == 17 and all(k["time_us"] is None for k in json.loads(r.stdout)["kernels"])
 
 
 def test_without_torch_it_says_how_to_install(tmp_path):
@@ -42,3 +67,87 @@ def test_without_torch_it_says_how_to_install(tmp_path):
     r = python(code)
     assert r.returncode == 2 and 'pip install "opgraph[gpu]"' in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert not (tmp_path / "m.csv").exists()
+
+
+class FakeTorch:
+    """Just enough of torch.cuda for measure's control flow on a CPU: every replay or call takes a fixed time."""
+
+    __version__ = "fake"
+
+    def __init__(self, capturable=True):
+        self.capturable, self.launched, self.clock = capturable, 0, 0.0
+        fake = self
+
+        class Event:
+            def __init__(self, enable_timing=False):
+                self.t = None
+
+            def record(self):
+                self.t = fake.clock
+
+            def elapsed_time(self, end):
+                return (end.t - self.t) * 1e3  # milliseconds, as torch gives them
+
+        class Graph:
+            def replay(self):
+                fake.clock += fake.calls_in_graph * 2e-6  # a replay: no launch gaps, 2 us a call
+
+        class Capture:
+            def __init__(self, graph):
+                pass
+
+            def __enter__(self):
+                if not fake.capturable:
+                    raise RuntimeError("operation not permitted when stream is capturing")
+                fake.capturing, fake.calls_in_graph = True, 0
+
+            def __exit__(self, *exc):
+                fake.capturing = False
+
+        class Stream:
+            def wait_stream(self, other):
+                pass
+
+        class Context:
+            def __init__(self, stream):
+                pass
+
+            def __enter__(self):
+                pass
+
+            def __exit__(self, *exc):
+                pass
+
+        self.capturing, self.calls_in_graph = False, 0
+        self.cuda = type("cuda", (), dict(
+            Event=Event, CUDAGraph=Graph, graph=Capture, Stream=Stream, stream=Context,
+            current_stream=staticmethod(lambda: Stream()), synchronize=staticmethod(lambda: None),
+            is_available=staticmethod(lambda: True), get_device_name=staticmethod(lambda: "Fake GPU")))
+
+    def run(self):
+        if self.capturing:
+            self.calls_in_graph += 1
+        else:
+            self.launched += 1
+            self.clock += 5e-6  # a call launched alone: 5 us with its launch gap
+
+
+def test_measure_replays_a_cuda_graph_of_the_calls_and_reports_per_call(monkeypatch):
+    fake = FakeTorch()
+    monkeypatch.setattr(bench, "_torch", lambda: fake)
+    monkeypatch.setattr(bench, "_kernel", lambda torch, spec: fake.run)
+    spec = bench.KernelSpec("rms_norm", "bf16", (("tokens", 8), ("hidden", 4096)))
+    (row,) = bench.measure([spec], repeats=3, calls=10, warmup=2)
+    assert row["time_us"] == 2.0  # 10 calls in 20 us of replay
+    assert "a CUDA graph of 10 calls" in row["source"] and "Fake GPU" in row["source"]
+    assert fake.launched == 3  # the warm-ups and the side-stream warm-up capture wants, never the timed calls
+    assert {k: row[k] for k in ("class", "dtype", "tokens", "hidden")} == {
+        "class": "rms_norm", "dtype": "bf16", "tokens": 8, "hidden": 4096}
+
+
+def test_a_kernel_that_cannot_be_captured_is_timed_call_by_call_and_says_so(monkeypatch):
+    fake = FakeTorch(capturable=False)
+    monkeypatch.setattr(bench, "_torch", lambda: fake)
+    monkeypatch.setattr(bench, "_kernel", lambda torch, spec: fake.run)
+    (row,) = bench.measure([bench.KernelSpec("gemm", "bf16", (("m", 1), ("n", 8), ("k", 8)))], repeats=3, calls=10)
+    assert row["time_us"] == 5.0 and "not capturable" in row["source"]
