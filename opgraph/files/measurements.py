@@ -40,7 +40,7 @@ A column a row's class does not use must be empty. A file ending in .gz is read 
 OpgraphError naming the file, the row (1 = the first data row) and the column.
 
 A file ending in .json or .json.gz is instead a PyTorch profiler trace (`prof.export_chrome_trace`, recorded with
-record_shapes=True), whose GEMM and attention calls opgraph.files.profiles maps to these classes.
+record_shapes=True), whose GEMM, attention, norm and embedding calls opgraph.files.profiles maps to these classes.
 """
 
 from __future__ import annotations

@@ -30,6 +30,9 @@ copies it needed. Its callees are then not mapped again, so no kernel is counted
                       s_q == s_k, is_causal, no mask    -> prefill_attention (batch b, seq_len s_q, heads h,
                                                            kv_heads h_kv, head_dim d)
                       s_q == 1 < s_k, not is_causal     -> decode_attention with context s_k - 1
+    aten::rms_norm    input [..., d], normalized_shape, weight [d]     rms_norm (tokens = the leading dims, hidden d)
+    aten::layer_norm  input [..., d], normalized_shape, weight [d], bias [d]   layer_norm
+    aten::embedding   weight [vocab, hidden], indices [...]            embedding (tokens = the indices)
 
 opgraph prices prefill attention as causal (FlashAttention skips the masked blocks), so only a call with is_causal
 true and no mask tensor is a prefill; a decode step attends to every cached key, which torch's is_causal (its mask
@@ -73,6 +76,8 @@ GEMMS = {"aten::linear": (0, 1), "aten::mm": (0, 1), "aten::_scaled_mm": (0, 1),
 ATTENTION = {"aten::scaled_dot_product_attention": (3, 5), "aten::_scaled_dot_product_flash_attention": (None, 4),
              "aten::_scaled_dot_product_efficient_attention": (3, 6),
              "aten::_scaled_dot_product_cudnn_attention": (3, 6)}
+# norms over the last dim: the positions of their (input, weight[, bias]); a norm over more dims is skipped
+NORMS = {"aten::rms_norm": ("rms_norm", (0, 2)), "aten::layer_norm": ("layer_norm", (0, 2, 3))}
 OUTSIDE = "(GPU work launched outside any cpu_op)"
 
 
@@ -294,7 +299,7 @@ def _dtype(args: dict, *positions: int) -> str | None:
 def _map(op: _Op):
     """(class, dtype, shape) for a call this module maps; a reason (text) for one it recognizes but cannot map;
     None for any other operator."""
-    if op.name not in GEMMS and op.name not in ATTENTION:
+    if op.name not in GEMMS and op.name not in ATTENTION and op.name not in NORMS and op.name != "aten::embedding":
         return None
     if not isinstance(op.args.get("Input Dims"), list):
         return "no Input Dims: profile with record_shapes=True"
@@ -302,6 +307,14 @@ def _map(op: _Op):
         a, b = (_dims(op.args, i) for i in GEMMS[op.name])
         shape = _gemm(op.name, a, b)
         dtype = _dtype(op.args, *GEMMS[op.name])
+    elif op.name in NORMS:
+        kind, positions = NORMS[op.name]
+        shape, dtype = _norm(kind, [_dims(op.args, i) for i in positions]), _dtype(op.args, *positions)
+    elif op.name == "aten::embedding":
+        table, ids = _dims(op.args, 0), _dims(op.args, 1)
+        shape = ("not a [vocab, hidden] table" if table is None or ids is None or len(table) != 2 else
+                 {"class": "embedding", "tokens": math.prod(ids), "vocab": table[0], "hidden": table[1]})
+        dtype = _dtype(op.args, 0)
     else:
         shape = _attention(op.name, op.args)
         dtype = _dtype(op.args, 0, 1, 2)
@@ -330,6 +343,14 @@ def _gemm(name: str, a, b) -> dict | str:
     if len(a) != 2 or len(b) != 2 or a[1] != b[0]:
         return "not [m, k] by [k, n]"
     return {"class": "gemm", "m": a[0], "n": b[1], "k": a[1]}
+
+
+def _norm(kind: str, tensors: list) -> dict | str:
+    """A norm over the last dim of x [..., d], with a scale (and for LayerNorm a shift) of [d]."""
+    x, params = tensors[0], tensors[1:]
+    if x is None or len(x) < 1 or any(p != (x[-1],) for p in params):
+        return "not x [..., d] with a scale" + (" and a shift" if kind == "layer_norm" else "") + " of [d]"
+    return {"class": kind, "tokens": math.prod(x[:-1]), "hidden": x[-1]}
 
 
 def _attention(name: str, args: dict) -> dict | str:

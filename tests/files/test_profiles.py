@@ -306,3 +306,28 @@ def test_huge_traces_are_refused(tmp_path, monkeypatch):
 def test_the_cli_gives_one_line_and_exit_2(tmp_path, content, says):
     r = opgraph("validate", str(bad(tmp_path, "t.json", content)), "--hardware", "h100-sxm")
     assert r.returncode == 2 and says in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_norms_and_embedding_lookups_are_measurements(tmp_path):
+    """aten::rms_norm (input, normalized_shape, weight, eps), aten::layer_norm (input, normalized_shape, weight,
+    bias, eps, cudnn_enable) with native_layer_norm inside it, aten::embedding (weight, indices, ...)."""
+    t = Trace()
+    rms = t.op("aten::rms_norm", 100.0, 30.0, [[4, 128, 4096], [], [4096], []], [BF16, "ScalarList", BF16, "Scalar"])
+    t.kernel(rms, 105.0, 7.25, name="triton_red_fused_rms_norm_0")
+    t.op("aten::layer_norm", 200.0, 40.0, [[512, 768], [], [768], [768], [], []],
+         [F32, "ScalarList", F32, F32, "Scalar", "Scalar"])
+    inner = t.op("aten::native_layer_norm", 205.0, 30.0, [[512, 768], [], [768], [768], []],
+                 [F32, "ScalarList", F32, F32, "Scalar"])
+    t.kernel(inner, 210.0, 5.5, name="void at::native::vectorized_layer_norm_kernel<...>(...)")
+    emb = t.op("aten::embedding", 300.0, 20.0, [[128256, 4096], [4, 128], [], [], []],
+               [BF16, "long int", "Scalar", "Scalar", "Scalar"])
+    t.kernel(emb, 305.0, 3.0, name="void at::native::indexSelectLargeIndex<...>(...)")
+    bad = t.op("aten::layer_norm", 400.0, 40.0, [[512, 768], [], [768], [], [], []],  # no shift
+               [F32, "ScalarList", F32, "", "Scalar", "Scalar"])
+    t.kernel(bad, 405.0, 5.0)
+    measured, skipped = profiles.scan(t.write(tmp_path / "trace.json"))
+    assert [(m.kind, m.dtype, m.shape, m.time_s) for m in measured] == [
+        ("rms_norm", "bf16", {"tokens": 512, "hidden": 4096}, pytest.approx(7.25e-6)),
+        ("layer_norm", "fp32", {"tokens": 512, "hidden": 768}, pytest.approx(5.5e-6)),
+        ("embedding", "bf16", {"tokens": 512, "vocab": 128256, "hidden": 4096}, pytest.approx(3.0e-6))]
+    assert skipped == {"aten::layer_norm (not x [..., d] with a scale and a shift of [d])": 1}
