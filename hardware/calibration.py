@@ -104,7 +104,9 @@ def write(tm: TimeModel, path: Path) -> Path:
             value = getattr(p, name)
             if value is None:  # per_step_s unset: the spec's step latency
                 continue
-            lines.append(f"{field} = {round(value / scale, 6) if scale != 1 else value!r}")
+            # six decimals are far inside any fit's error, and a fitted 0.9999999999 becomes the 1 that the time
+            # model skips as an identity (sweeps replay every term)
+            lines.append(f"{field} = {value!r}" if isinstance(value, int) else f"{field} = {round(value / scale, 6)!r}")
     try:
         Path(path).write_text("\n".join(lines) + "\n")
     except OSError as e:
