@@ -81,6 +81,16 @@ def by_fallback(fit, spec, rows, held, kind: str) -> str:
     return f"; by {parent}'s fit {s.median:.1%}, {s.p90:.1%}"
 
 
+def kernel_transfer(gpu: str, time_class_: str):
+    """(measured class, its rows, their error) for each measured class of a GPU's Liger rows of one time class:
+    fitted on the other measured classes' rows, predicting this one's (a kernel the fit never saw)."""
+    rows = [m for m in read(DATA / f"{gpu}-liger.csv") if time_class(m.kind, m.dtype) == time_class_]
+    bare = attrs.evolve(hardware.load(gpu), timing=ROOFLINE)
+    for kind in dict.fromkeys(m.kind for m in rows):
+        fit = calibrate(rows, bare, held=[m.kind == kind for m in rows], exp_rate=EXP_RATES.get(gpu))
+        yield kind, fit.classes[0].after.count, fit.classes[0].after
+
+
 def main(argv: list[str]) -> int:
     met = True
     for gpu in ("h100-sxm", "h200", "a100-sxm", "b200", "l40s"):
@@ -110,6 +120,9 @@ def main(argv: list[str]) -> int:
                   f"(roofline {c.before.median:.1%}, {c.before.p90:.1%}{by_fallback(fit, spec, rows, held, c.kind)}) "
                   f"{verdict}{shipped}")
     h100 = hardware.load("h100-sxm")
+    print("transfer across Liger's norm kernels (its two elementwise kernels are too few to leave one out): each "
+          "kernel's rows predicted by the norm class fitted on the other two's: " + "; ".join(
+              f"{kind} ({n}) {e.median:.1%} / {e.p90:.1%}" for kind, n, e in kernel_transfer("h100-sxm", NORM)))
     for framework in ("trtllm", "sglang"):
         v = validate(read(DATA / f"h100-sxm-{framework}.csv.gz"), h100)
         print(f"transfer to {framework} (shipped calibration): " + "; ".join(

@@ -123,14 +123,18 @@ def _fit_class(kind: str, work: KernelWork, measured: np.ndarray, exp_rate: floa
 
 
 def calibrate(measurements: Sequence[Measurement], hw: Hardware, *, holdout: float = 0.2, seed: int = 0,
-              source: str = "", exp_rate: float | None = None) -> Calibration:
-    """Fit a time model for `hw` to the measurements (each class that has rows), holding `holdout` of them out."""
+              source: str = "", exp_rate: float | None = None, held: Sequence[bool] | None = None) -> Calibration:
+    """Fit a time model for `hw` to the measurements (each class that has rows), holding `holdout` of them out
+    (a seeded draw per row), or, given `held`, exactly the rows it marks (one kernel's, to see how a fit on the
+    others transfers to it)."""
     measurements = tuple(measurements)
     bare = attrs.evolve(hw, timing=TimeModel("roofline"))
     f = features(measurements, bare)
     measured = np.array([m.time_s for m in measurements])
     kinds = np.array([time_class(m.kind, m.dtype) for m in measurements])  # the time class of each row
-    held = split(len(measurements), holdout, seed)
+    held = split(len(measurements), holdout, seed) if held is None else np.asarray(held, dtype=bool)
+    if held.shape != (len(measurements),):
+        raise OpgraphError(f"held marks {held.size} rows; there are {len(measurements)}")
     classes, fits = {}, []
     for kind in sorted(set(kinds.tolist())):
         train, test = (kinds == kind) & ~held, (kinds == kind) & held

@@ -12,6 +12,7 @@ from opgraph import hardware
 from opgraph.analysis.calibrate import calibrate
 from opgraph.analysis.validate import FEATURES, features, validate
 from opgraph.core.timing import ROOFLINE, ClassTiming, KernelWork, TimeModel, expected
+from opgraph.errors import OpgraphError
 from opgraph.files.measurements import Measurement
 from opgraph.hardware.calibration import parse, write
 
@@ -192,3 +193,16 @@ def test_prefill_attentions_exponential_overlap_and_row_cost_are_recovered():
     assert fit.after.median < 0.04
     without = calibrate(rows, BARE, holdout=0.25, seed=3).classes[0]  # no rate: nothing to overlap, not fitted
     assert without.params.special_overlap == 1.0
+
+
+def test_an_explicit_held_mask_holds_out_exactly_those_rows():
+    rows = synthetic(400, seed=4)
+    # the largest GEMMs and the longest decode contexts, never seen by the fit
+    held = [m.shape["m"] >= 4096 if m.kind == "gemm" else m.shape["context"] == 32768 for m in rows]
+    fit = calibrate(rows, BARE, held=held)
+    gemm = next(c for c in fit.classes if c.kind == "gemm")
+    held_gemms = sum(h for h, m in zip(held, rows) if m.kind == "gemm")
+    assert gemm.after.count == held_gemms and gemm.train == sum(m.kind == "gemm" for m in rows) - held_gemms
+    assert gemm.after.median < 0.05  # the model's form carries over to sizes it was not fitted on
+    with pytest.raises(OpgraphError, match="held marks 3 rows; there are 400"):
+        calibrate(rows, BARE, held=[True, False, True])
