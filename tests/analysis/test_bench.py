@@ -151,3 +151,28 @@ def test_a_kernel_that_cannot_be_captured_is_timed_call_by_call_and_says_so(monk
     monkeypatch.setattr(bench, "_kernel", lambda torch, spec: fake.run)
     (row,) = bench.measure([bench.KernelSpec("gemm", "bf16", (("m", 1), ("n", 8), ("k", 8)))], repeats=3, calls=10)
     assert row["time_us"] == 5.0 and "not capturable" in row["source"]
+
+
+def test_the_prepared_device_run_lists_its_kernels_without_a_gpu(tmp_path):
+    """benchmarks/device_check.sh, the one command a session lent a GPU runs, with DRY=1: it runs opgraph from a copy
+    of the checkout (no install) and lists llama-3-8b's kernels at batches 1, 8, 32, 128 and lengths 1,024, 4,096."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).parents[2]
+    env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]), "DRY": "1",
+           "OUT": str(tmp_path / "out"), "HOME": str(tmp_path)}
+    r = subprocess.run(["sh", str(root / "benchmarks" / "device_check.sh")], cwd=root, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    listed = (tmp_path / "out" / "bench.txt").read_text()
+    # by hand: prefill runs b x L tokens, decode b; distinct token counts b x L: 1,024, 4,096, 8,192, 32,768,
+    # 131,072, 524,288 (8 x 4,096 = 32 x 1,024; 32 x 4,096 = 128 x 1,024) and b: 1, 8, 32, 128, ten in all
+    tokens = {b * n for b in (1, 8, 32, 128) for n in (1024, 4096)} | {1, 8, 32, 128}
+    gemms = 4 * len(tokens) + 4  # q/o, k/v, gate/up, down at every token count; lm_head at b (the last position)
+    pairs = 8  # (b, L): one prefill and one decode attention each
+    count = gemms + 3 * len(tokens) + 2 * pairs  # rms_norm, silu_mul and embedding at every token count
+    assert len(tokens) == 10 and count == 90
+    assert listed.startswith(f"dry run: {count} kernels of llama-3-8b would be measured")
+    assert "batch 128, context 4,096" in listed

@@ -1,0 +1,37 @@
+#!/bin/sh
+# The measurements to take when a session is lent an NVIDIA H100 or H200, as one prepared run (issue 10: run
+# opgraph bench on the GPU, commit the CSV under benchmarks/data/, report the validation error):
+#
+#     run(command="sh benchmarks/device_check.sh", timeout_s=540)          # the device tool, about 3-5 minutes
+#
+# It needs python3 with torch, networkx, attrs, tabulate and numpy (the device image has them) and installs
+# nothing: opgraph runs from a copy of the checkout laid out as the installed package is (models/ and hardware/
+# inside it). It writes under $OUT (./device-out without one):
+#   bench.csv     opgraph bench's kernels of llama-3-8b (GEMMs, attention, norms, SwiGLU, embeddings), prefill and
+#                 decode at batches 1-128 and lengths 1,024 and 4,096, each in a CUDA graph
+#   bench.txt     what bench printed
+#   validate.txt  the shipped calibration of that GPU against them, by class and regime
+# DRY=1 lists the kernels instead of measuring them (no GPU needed): how CI-less machines check this script.
+set -eu
+mkdir -p "${OUT:-device-out}"
+out=$(cd "${OUT:-device-out}" && pwd)
+root=$(cd -P "$(dirname "$0")/.." && pwd)  # the checkout this script is in (links resolved), run from anywhere
+pkg=$(mktemp -d)
+cp -r "$root/opgraph" "$pkg/opgraph"
+rm -rf "$pkg/opgraph/models" "$pkg/opgraph/hardware"
+cp -r "$root/models" "$pkg/opgraph/models"
+cp -r "$root/hardware" "$pkg/opgraph/hardware"
+cd "$pkg"  # python3 -m puts the working folder first on its path: the copy, not the checkout's opgraph/
+export PYTHONPATH="$pkg" PYTHONUNBUFFERED=1
+sizes="--batch 1,8,32,128 --lengths 1024,4096"
+if [ "${DRY:-0}" = 1 ]; then
+    python3 -m opgraph bench llama-3-8b $sizes --dry-run | tee "$out/bench.txt"
+    exit 0
+fi
+gpu=$(python3 -c 'import torch; n = torch.cuda.get_device_name(); print("h200" if "H200" in n else "h100-sxm" if "H100" in n else "")')
+if [ -z "$gpu" ]; then
+    echo "device_check: this GPU is not an H100 or H200; nothing measured" >&2
+    exit 2
+fi
+python3 -m opgraph bench llama-3-8b $sizes --out "$out/bench.csv" 2>&1 | tee "$out/bench.txt"
+python3 -m opgraph validate "$out/bench.csv" --hardware "$gpu" 2>&1 | tee "$out/validate.txt"
