@@ -177,11 +177,11 @@ def _torch():
     return torch
 
 
-def _kernel(torch, spec: KernelSpec):
+def _kernel(torch, spec: KernelSpec, dev: str = "cuda"):
     """A zero-argument callable that runs the kernel once on fresh tensors of its shape."""
     if spec.dtype not in TORCH_DTYPES:
         raise OpgraphError(f"opgraph bench times bf16, fp16 and fp32 kernels; {spec.dtype} is not one of them")
-    dt, dev, s = getattr(torch, TORCH_DTYPES[spec.dtype]), "cuda", dict(spec.shape)
+    dt, s = getattr(torch, TORCH_DTYPES[spec.dtype]), dict(spec.shape)
     F = torch.nn.functional
     if spec.kind == "gemm":
         x, w = torch.randn(s["m"], s["k"], dtype=dt, device=dev), torch.randn(s["n"], s["k"], dtype=dt, device=dev)

@@ -3,6 +3,8 @@ there is no torch or no GPU. The timing itself needs a GPU and is not run here."
 
 import json
 
+import pytest
+
 from userland import opgraph, python
 
 from opgraph import Phase, models
@@ -176,3 +178,20 @@ def test_the_prepared_device_run_lists_its_kernels_without_a_gpu(tmp_path):
     assert len(tokens) == 10 and count == 90
     assert listed.startswith(f"dry run: {count} kernels of llama-3-8b would be measured")
     assert "batch 128, context 4,096" in listed
+
+
+def test_each_kernel_runs_on_real_torch_where_it_is_installed():
+    """Where torch is installed (not in CI: it is the optional gpu extra), every kind of kernel bench builds runs on
+    the CPU with its shape: the same torch calls it makes on a GPU (torch.compile for RMSNorm and SwiGLU)."""
+    torch = pytest.importorskip("torch")
+    specs = [bench.KernelSpec("gemm", "fp32", (("m", 3), ("n", 5), ("k", 8))),
+             bench.KernelSpec("prefill_attention", "fp32", (("batch", 1), ("seq_len", 4), ("heads", 4), ("kv_heads", 2),
+                                                            ("head_dim", 8))),
+             bench.KernelSpec("decode_attention", "fp32", (("batch", 2), ("context", 6), ("heads", 4), ("kv_heads", 2),
+                                                           ("head_dim", 8))),
+             bench.KernelSpec("rms_norm", "fp32", (("tokens", 3), ("hidden", 16))),
+             bench.KernelSpec("layer_norm", "fp32", (("tokens", 3), ("hidden", 16))),
+             bench.KernelSpec("silu_mul", "fp32", (("tokens", 3), ("hidden", 16))),
+             bench.KernelSpec("embedding", "fp32", (("tokens", 3), ("vocab", 10), ("hidden", 16)))]
+    shapes = [tuple(bench._kernel(torch, s, dev="cpu")().shape) for s in specs]
+    assert shapes == [(3, 5), (1, 4, 4, 8), (2, 4, 1, 8), (3, 16), (3, 16), (3, 16), (3, 16)]
