@@ -2,8 +2,10 @@
 # The measurements to take when a session is lent an NVIDIA H100 or H200, as one prepared run (issue 10: run
 # opgraph bench on the GPU, commit the CSV under benchmarks/data/, report the validation error):
 #
-#     run(command="sh benchmarks/device_check.sh", timeout_s=540)          # the device tool, about 3-5 minutes
+#     run(command="sh benchmarks/device_check.sh kernels", timeout_s=540)     # the device tool; not yet timed
+#     run(command="sh benchmarks/device_check.sh steps", timeout_s=540)       # whole decode steps (measure_steps.py)
 #
+# (no argument: both, one after the other; split them when the device time left is short.)
 # It needs python3 with torch, networkx, attrs, tabulate and numpy (the device image has them) and installs
 # nothing: opgraph runs from a copy of the checkout laid out as the installed package is (models/ and hardware/
 # inside it). It writes under $OUT (./device-out without one):
@@ -11,8 +13,12 @@
 #                 decode at batches 1-128 and lengths 1,024 and 4,096, each in a CUDA graph
 #   bench.txt     what bench printed
 #   validate.txt  the shipped calibration of that GPU against them, by class and regime
+#   steps.csv     whole llama-3-8b decode steps at batch 8, 32, 128 and context 1,024, 4,096, each replayed in a CUDA
+#   steps.txt     graph, beside opgraph's expected step under the flash plan (benchmarks/measure_steps.py)
 # DRY=1 lists the kernels instead of measuring them (no GPU needed): how CI-less machines check this script.
 set -eu
+part=${1:-all}
+case "$part" in kernels|steps|all) ;; *) echo "device_check: unknown part '$part'; valid: kernels, steps, all" >&2; exit 2 ;; esac
 mkdir -p "${OUT:-device-out}"
 out=$(cd "${OUT:-device-out}" && pwd)
 root=$(cd -P "$(dirname "$0")/.." && pwd)  # the checkout this script is in (links resolved), run from anywhere
@@ -33,5 +39,11 @@ if [ -z "$gpu" ]; then
     echo "device_check: this GPU is not an H100 or H200; nothing measured" >&2
     exit 2
 fi
-python3 -m opgraph bench llama-3-8b $sizes --out "$out/bench.csv" 2>&1 | tee "$out/bench.txt"
-python3 -m opgraph validate "$out/bench.csv" --hardware "$gpu" 2>&1 | tee "$out/validate.txt"
+if [ "$part" = kernels ] || [ "$part" = all ]; then
+    python3 -m opgraph bench llama-3-8b $sizes --out "$out/bench.csv" 2>&1 | tee "$out/bench.txt"
+    python3 -m opgraph validate "$out/bench.csv" --hardware "$gpu" 2>&1 | tee "$out/validate.txt"
+fi
+if [ "$part" = steps ] || [ "$part" = all ]; then
+    python3 "$root/benchmarks/measure_steps.py" --model llama-3-8b --batch 8,32,128 --context 1024,4096 \
+        --out "$out/steps.csv" 2>&1 | tee "$out/steps.txt"
+fi

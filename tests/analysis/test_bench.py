@@ -195,3 +195,35 @@ def test_each_kernel_runs_on_real_torch_where_it_is_installed():
              bench.KernelSpec("embedding", "fp32", (("tokens", 3), ("vocab", 10), ("hidden", 16)))]
     shapes = [tuple(bench._kernel(torch, s, dev="cpu")().shape) for s in specs]
     assert shapes == [(3, 5), (1, 4, 4, 8), (2, 4, 1, 8), (3, 16), (3, 16), (3, 16), (3, 16)]
+
+
+def _measure_steps():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).parents[2] / "benchmarks" / "measure_steps.py"
+    spec = importlib.util.spec_from_file_location("measure_steps", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_measured_step_needs_the_models_weights_and_its_kv_cache():
+    """Llama-3-8B: 8,030,261,248 parameters, of which 32 x 2 + 1 norm scales of 4,096 are not in the matrices the
+    step multiplies by; its KV cache holds 32 layers x K and V x 8 KV heads x 128 per token, bf16."""
+    steps = _measure_steps()
+    s = steps.layer_shapes(models.get("llama-3-8b"), tiny=False)
+    matrices = 8_030_261_248 - (32 * 2 + 1) * 4096
+    assert steps.step_bytes(s, 8, 1024) == 2 * (matrices + 32 * 2 * 8 * 1025 * 8 * 128)
+
+
+def test_the_step_runs_on_real_torch_where_it_is_installed(tmp_path):
+    pytest.importorskip("torch")
+    steps = _measure_steps()
+    out = tmp_path / "steps.csv"
+    assert steps.main(["--device", "cpu", "--tiny", "--batch", "1,2", "--context", "8", "--calls", "1",
+                       "--repeats", "1", "--out", str(out)]) == 0
+    rows = out.read_text().splitlines()
+    assert rows[0] == "model,gpu,batch,context,step_us,how" and [r.split(",")[2:4] for r in rows[1:]] == [
+        ["1", "8"], ["2", "8"]]
+    with pytest.raises(SystemExit, match="gpt2 is not a Llama-style model"):
+        steps.main(["--model", "gpt2", "--device", "cpu", "--tiny"])
