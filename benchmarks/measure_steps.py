@@ -28,6 +28,7 @@ import sys
 import time
 
 from opgraph import Phase, analyze, hardware, models, strategy
+from opgraph.analysis import bench
 
 
 def layer_shapes(cfg, tiny: bool) -> dict:
@@ -108,7 +109,7 @@ def step_bytes(s: dict, batch: int, context: int) -> int:
 
 
 def measure(torch, step, device: str, calls: int, repeats: int) -> tuple[float, str]:
-    """(seconds per step, how): CUDA-graph replays on a GPU, plain calls on the CPU."""
+    """(seconds per step, how): CUDA-graph replays on a GPU (opgraph bench's timing), plain calls on the CPU."""
     for _ in range(3):
         step()  # compiles, then warms up
     if device != "cuda":
@@ -119,24 +120,7 @@ def measure(torch, step, device: str, calls: int, repeats: int) -> tuple[float, 
                 step()
             t.append((time.perf_counter() - t0) / calls)
         return statistics.median(t), "CPU calls (times mean nothing)"
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(calls):
-            step()
-    t = []
-    for _ in range(repeats):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        graph.replay()
-        b.record()
-        torch.cuda.synchronize()
-        t.append(a.elapsed_time(b) * 1e-3 / calls)
-    return statistics.median(t), f"a CUDA graph of {calls} steps"
+    return bench.timed(torch, step, calls=calls, repeats=repeats)
 
 
 def ints(text: str) -> list[int]:

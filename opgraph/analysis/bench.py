@@ -29,7 +29,7 @@ from opgraph.core.tensor import Role
 from opgraph.errors import OpgraphError
 from opgraph.files.measurements import COLUMNS, SHAPES
 
-__all__ = ["COLUMNS", "Bench", "KernelSpec", "kernels", "measure", "phases"]
+__all__ = ["COLUMNS", "Bench", "KernelSpec", "kernels", "measure", "phases", "timed"]
 
 INSTALL_HINT = ('opgraph bench measures on an NVIDIA GPU with torch, an optional extra: pip install "opgraph[gpu]"')
 TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
@@ -131,19 +131,26 @@ def measure(specs: Sequence[KernelSpec], *, repeats: int = 5, calls: int = 20, w
         run = _kernel(torch, spec)
         for _ in range(warmup):
             run()
-        step, how = _captured(torch, run, calls)
-        times = []
-        for _ in range(repeats):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            step()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end) * 1e-3 / calls)  # elapsed_time is in milliseconds
-        rows.append(spec.row(statistics.median(times), f"{source}, {how}"))
+        seconds, how = timed(torch, run, calls=calls, repeats=repeats)
+        rows.append(spec.row(seconds, f"{source}, {how}"))
         if progress:
             progress(i + 1, len(specs))
     return rows
+
+
+def timed(torch, run, *, calls: int, repeats: int) -> tuple[float, str]:
+    """(seconds per call of a warmed-up `run` on the GPU, how): the median over `repeats` replays, between CUDA
+    events, of a CUDA graph of `calls` calls (or, where capture fails, of the calls themselves)."""
+    step, how = _captured(torch, run, calls)
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        step()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) * 1e-3 / calls)  # elapsed_time is in milliseconds
+    return statistics.median(times), how
 
 
 def _captured(torch, run, calls: int):
