@@ -51,8 +51,8 @@ _EXP = {"h100-sxm": "exponentials at 3.9e12/s, the H100 SXM5 special-function ra
 _ALL_REDUCE = "all-reduce: vLLM's custom all-reduce as captured in a CUDA graph, bf16, 2-8 GPUs, the same file"
 _GEMM_FP8 = ("fp8 GEMMs: vLLM 0.24.0's CUTLASS fp8 x fp8 scaled_mm (fp8 weights with one scale per tensor, the bf16 "
              "activations quantized to fp8 per token in the layer, that quantization included), the same file")
-_LIGER = ("norms and elementwise kernels: Liger-Kernel 0.8.5's published benchmarks (LinkedIn, BSD-2-Clause), its Triton "
-          "RMSNorm, LayerNorm, fused residual add + RMSNorm, SwiGLU and squared-ReLU forward kernels, "
+_LIGER = ("norms and elementwise kernels: Liger-Kernel 0.8.5's published benchmarks (LinkedIn, BSD-2-Clause), its "
+          "Triton RMSNorm, LayerNorm, fused residual add + RMSNorm, SwiGLU and squared-ReLU forward kernels, "
           "benchmarks/data/h100-sxm-liger.csv")
 _ALL_TO_ALL = ("all-to-all: vLLM 0.24.0's DeepEP dispatch and combine, bf16, 8 GPUs of one node, low-latency up to "
                "256 tokens per GPU and high-throughput above, the same file")
@@ -127,8 +127,8 @@ def main(argv: list[str]) -> int:
         v = validate(read(DATA / f"h100-sxm-{framework}.csv.gz"), h100)
         print(f"transfer to {framework} (shipped calibration): " + "; ".join(
             f"{k} {s.median:.1%} / {s.p90:.1%}" for k, s in v.stats["expected"]["class"].items()))
-    print(f"H100 targets (median {TARGET_MEDIAN:.0%}, p90 {TARGET_P90:.0%} per GEMM, attention, norm and elementwise class): "
-          f"{'met' if met else 'NOT met'}")
+    print(f"H100 targets (median {TARGET_MEDIAN:.0%}, p90 {TARGET_P90:.0%} per GEMM, attention, norm and elementwise "
+          f"class): {'met' if met else 'NOT met'}")
     return 0 if met else 1
 
 

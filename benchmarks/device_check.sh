@@ -18,7 +18,10 @@
 # DRY=1 lists the kernels instead of measuring them (no GPU needed): how CI-less machines check this script.
 set -eu
 part=${1:-all}
-case "$part" in kernels|steps|all) ;; *) echo "device_check: unknown part '$part'; valid: kernels, steps, all" >&2; exit 2 ;; esac
+case "$part" in
+    kernels|steps|all) ;;
+    *) echo "device_check: unknown part '$part'; valid: kernels, steps, all" >&2; exit 2 ;;
+esac
 mkdir -p "${OUT:-device-out}"
 out=$(cd "${OUT:-device-out}" && pwd)
 root=$(cd -P "$(dirname "$0")/.." && pwd)  # the checkout this script is in (links resolved), run from anywhere
@@ -34,7 +37,8 @@ if [ "${DRY:-0}" = 1 ]; then
     python3 -m opgraph bench llama-3-8b $sizes --dry-run | tee "$out/bench.txt"
     exit 0
 fi
-gpu=$(python3 -c 'import torch; n = torch.cuda.get_device_name(); print("h200" if "H200" in n else "h100-sxm" if "H100" in n else "")')
+gpu=$(python3 -c 'import torch; n = torch.cuda.get_device_name()
+print("h200" if "H200" in n else "h100-sxm" if "H100" in n else "")')
 if [ -z "$gpu" ]; then
     echo "device_check: this GPU is not an H100 or H200; nothing measured" >&2
     exit 2

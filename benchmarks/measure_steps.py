@@ -104,7 +104,8 @@ def build_step(torch, s: dict, batch: int, context: int, device: str):
 
 def step_bytes(s: dict, batch: int, context: int) -> int:
     """Weights and KV cache at 2 bytes a value: what the GPU must hold."""
-    weights = s["layers"] * (s["d"] * s["hd"] * (2 * s["heads"] + 2 * s["kv"]) + 3 * s["d"] * s["ffn"]) + 2 * s["vocab"] * s["d"]
+    per_layer = s["d"] * s["hd"] * (2 * s["heads"] + 2 * s["kv"]) + 3 * s["d"] * s["ffn"]  # q, o, k, v; gate, up, down
+    weights = s["layers"] * per_layer + 2 * s["vocab"] * s["d"]  # and the embedding and lm_head
     return 2 * (weights + 2 * s["layers"] * batch * s["kv"] * (context + 1) * s["hd"])
 
 

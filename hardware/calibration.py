@@ -43,8 +43,8 @@ _TOP = {"name", "source", "fit", "exp_rate_per_s"}
 _FIELDS = {"latency_us": ("latency_s", 1e-6), "compute_efficiency": ("compute_efficiency", 1),
            "memory_efficiency": ("memory_efficiency", 1), "overlap": ("overlap", 1), "tile_m": ("tile_m", 1),
            "tile_n": ("tile_n", 1), "tiles_per_wave": ("tiles_per_wave", 1), "per_row_us": ("per_row_s", 1e-6),
-           "per_input_ps": ("per_input_s", 1e-12), "special_overlap": ("special_overlap", 1), "link_efficiency": ("link_efficiency", 1),
-           "per_step_us": ("per_step_s", 1e-6)}
+           "per_input_ps": ("per_input_s", 1e-12), "special_overlap": ("special_overlap", 1),
+           "link_efficiency": ("link_efficiency", 1), "per_step_us": ("per_step_s", 1e-6)}
 
 
 def shipped(gpu: str) -> Path | None:

@@ -18,6 +18,7 @@ fuses each into one kernel as serving engines run them. Without torch or a GPU, 
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 
@@ -64,20 +65,14 @@ def kernels(models: Iterable[Model]) -> list[KernelSpec]:
     return list(found)
 
 
-def _rows(x) -> int:
-    m = 1
-    for d in x.shape[:-1]:
-        m *= d
-    return m
-
-
 def _vector_spec(op, graph) -> KernelSpec | None:
     """A norm, a SiLU that a multiply consumes (silu_mul), or an embedding lookup, as the kernel bench times."""
     x = op.inputs[0]
+    rows = (("tokens", math.prod(x.shape[:-1])), ("hidden", x.shape[-1]))
     if op.fn in NORMS:
-        return KernelSpec(NORMS[op.fn], x.dtype.name, (("tokens", _rows(x)), ("hidden", x.shape[-1])))
+        return KernelSpec(NORMS[op.fn], x.dtype.name, rows)
     if op.fn == "silu" and any(graph.ops[c].fn == "mul" for c in graph.consumers.get(op.outputs[0].name, ())):
-        return KernelSpec("silu_mul", x.dtype.name, (("tokens", _rows(x)), ("hidden", x.shape[-1])))
+        return KernelSpec("silu_mul", x.dtype.name, rows)
     if op.fn == "embedding":
         table = op.inputs[1]
         return KernelSpec("embedding", table.dtype.name,
@@ -88,7 +83,7 @@ def _vector_spec(op, graph) -> KernelSpec | None:
 def _spec(op, phase: Phase, av: list) -> KernelSpec | None:
     weights = [t for t in op.inputs[1:] if t.role is Role.WEIGHT and len(t.shape) == 2]
     if op.fn == "linear" and weights:
-        m = _rows(op.inputs[0])
+        m = math.prod(op.inputs[0].shape[:-1])
         n = sum(w.shape[0] for w in weights)  # a matrix whose row blocks feed several ops is one GEMM
         return KernelSpec("gemm", op.compute_dtype.name, (("m", m), ("n", n), ("k", weights[0].shape[1])))
     if op.fn == "qk":

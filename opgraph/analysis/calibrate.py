@@ -33,7 +33,7 @@ TILES = (1, 16, 32, 64, 128)
 # GEMM output tiles (m x n) of the wave model: CUTLASS's and cuBLAS's common Hopper tile shapes
 WAVE_TILES = ((64, 64), (64, 128), (128, 64), (128, 128))
 INSTALL_HINT = 'calibrating needs scipy, an optional extra: pip install "opgraph[fit]"'
-# (field, start, lower, upper); per_row_s and special_overlap only for attention
+# (field, start, lower, upper); per_row_s for attention and GEMMs, per_input_s for GEMMs, special_overlap for attention
 _PARAMS = [("latency_s", 5e-6, 0.0, 1e-3), ("compute_efficiency", 0.8, 0.02, 1.0),
            ("memory_efficiency", 0.8, 0.02, 1.0), ("overlap", 0.5, 0.0, 1.0)]
 _PER_ROW = ("per_row_s", 1e-8, 0.0, 1e-5)
@@ -107,18 +107,18 @@ def _fit_class(kind: str, work: KernelWork, measured: np.ndarray, exp_rate: floa
         return ClassTiming(**dict(zip(names, (theta * scale).tolist())), tile_m=tile_m, tile_n=tile_n,
                            tiles_per_wave=wave)
 
-    def residual(theta: np.ndarray, tile: int) -> np.ndarray:
-        t, _ = expected(TimeModel(kind, {kind: timing(theta, tile)}, exp_rate), work)
+    def residual(theta: np.ndarray, tiling: tuple[int, int, int]) -> np.ndarray:
+        t, _ = expected(TimeModel(kind, {kind: timing(theta, tiling)}, exp_rate), work)
         return np.log(t) - np.log(measured)
 
     best = None
-    for tile in tilings(kind, sms):
+    for tiling in tilings(kind, sms):
         start = np.array([p[1] for p in params]) / scale
         lo, hi = np.array([p[2] for p in params]) / scale, np.array([p[3] for p in params]) / scale
-        r = least_squares(residual, start, bounds=(lo, hi), args=(tile,), loss="soft_l1", f_scale=0.1,
+        r = least_squares(residual, start, bounds=(lo, hi), args=(tiling,), loss="soft_l1", f_scale=0.1,
                           x_scale="jac", max_nfev=200)
         if best is None or r.cost < best[0]:
-            best = (r.cost, timing(r.x, tile))
+            best = (r.cost, timing(r.x, tiling))
     return best[1]
 
 
@@ -132,9 +132,13 @@ def calibrate(measurements: Sequence[Measurement], hw: Hardware, *, holdout: flo
     f = features(measurements, bare)
     measured = np.array([m.time_s for m in measurements])
     kinds = np.array([time_class(m.kind, m.dtype) for m in measurements])  # the time class of each row
-    held = split(len(measurements), holdout, seed) if held is None else np.asarray(held, dtype=bool)
-    if held.shape != (len(measurements),):
-        raise OpgraphError(f"held marks {held.size} rows; there are {len(measurements)}")
+    if held is None:
+        held = split(len(measurements), holdout, seed)
+    else:
+        held = np.asarray(held, dtype=bool)
+        if held.shape != (len(measurements),):
+            raise OpgraphError(f"held marks {held.size} rows; there are {len(measurements)}")
+        holdout = float(held.mean())  # what the summary reports: the share the mask holds out
     classes, fits = {}, []
     for kind in sorted(set(kinds.tolist())):
         train, test = (kinds == kind) & ~held, (kinds == kind) & held

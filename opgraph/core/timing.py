@@ -259,8 +259,8 @@ def classify(ops) -> str:
 
 def shape_features(ops) -> tuple[int, int, int, int]:
     """(gemm_rows, gemm_depth, gemm_cols, attention_rows) of a kernel: the m, k and n of its first matrix
-    product with a weight (y[m, n] = x[m, k] @ W[n, k]^T; n: all its outputs' columns), and for attention the sequences x KV heads its scores
-    cover (KV heads = the keys' width / the head dim)."""
+    product with a weight (y[m, n] = x[m, k] @ W[n, k]^T; n: all its outputs' columns), and for attention the
+    sequences x KV heads its scores cover (KV heads = the keys' width / the head dim)."""
     gemm_rows = gemm_depth = gemm_cols = attention_rows = 0
     for op in ops:
         if op.fn == "qk" and not attention_rows:

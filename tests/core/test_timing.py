@@ -87,7 +87,8 @@ def test_a_fused_kernel_pays_one_latency_its_own_classes():
     t, _ = expected_fused(tm, works, "prefill_attention")  # an attention block: its projections' work, one launch
     assert t == pytest.approx((12 + 4 + 2) * US)
     # a norm fused into the projection after it: the GEMM kernel's 3 us, not the standalone norm's 7
-    fused_norm = [KernelWork("norm", compute_s=0.0, memory_s=0.5 * US), KernelWork("gemm", compute_s=4 * US, memory_s=1 * US)]
+    fused_norm = [KernelWork("norm", compute_s=0.0, memory_s=0.5 * US),
+                  KernelWork("gemm", compute_s=4 * US, memory_s=1 * US)]
     t, _ = expected_fused(tm, fused_norm, "gemm")
     assert t == pytest.approx((3 + 0.5 + 4) * US)
 
