@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import hf_config, pieces
-from .decoder import MLA, DecoderConfig, LayerKind, MoE
+from . import hf_config, parts, pieces
+from .decoder import DecoderConfig
 from .llama import LlamaConfig
+from .parallel import Parallel
+from .parts import MLA, MLP, Attention, Keys, LatentAttention, Layer, MoE, Sublayer
+from .stack import Stack
 from opgraph.core.model import BuildOptions
 from .presets import PRESETS
 from opgraph.errors import OpgraphError
@@ -15,8 +18,9 @@ from opgraph.files import datafile, usermodel
 
 DEFAULT = "llama-3-8b"
 
-__all__ = ["DEFAULT", "MLA", "BuildOptions", "DecoderConfig", "LayerKind", "LlamaConfig", "MoE", "PRESETS", "get",
-           "hf_config", "load", "names", "pieces"]
+__all__ = ["DEFAULT", "MLA", "MLP", "Attention", "BuildOptions", "DecoderConfig", "Keys", "LatentAttention", "Layer",
+           "LlamaConfig", "MoE", "PRESETS", "Parallel", "Stack", "Sublayer", "get", "hf_config", "load", "names",
+           "parts", "pieces"]
 
 load = hf_config.load
 

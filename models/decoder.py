@@ -1,11 +1,11 @@
-"""One decoder-only transformer config that composes the pieces: attention (MHA/GQA/MQA with optional
-biases and sliding window, or multi-head latent attention), MLP (gated SwiGLU/GeGLU or plain GELU, or a
-mixture of experts), norms (RMSNorm/LayerNorm), positions (rotary or learned), tied or untied embeddings.
+"""One decoder-only transformer config: embeddings, a stack of layers, a final norm and lm_head.
 
-Every family in the zoo (Llama, Mistral, Mixtral, Qwen2, Gemma, GPT-2, DeepSeek-V2/V3) is a value of
-this one class; `models.hf_config` makes one from a Hugging Face config.json. Layers that differ (DeepSeek's
-dense first layers, Qwen2's full-attention layers below the sliding ones) become separate blocks with
-counts; identical layers are built once.
+Every family in the zoo is a value of this one class; `models.hf_config` makes one from a Hugging Face
+config.json. A family either gives the Llama-style fields alone (the uniform stack they describe: a sliding
+window on some layers, MoE every k-th layer after the first dense ones), or also `layers`, a Stack of per-layer
+compositions of parts (models.parts): Gemma-3's 5 local : 1 global, gpt-oss's alternating windows, Llama-4's
+chunked rope layers beside global NoPE ones, Nemotron-H's Mamba, attention and MLP layers. Identical layers are
+built once and counted.
 """
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ import functools
 
 import attrs
 
-from . import pieces
+from . import parts, pieces
+from .parallel import Parallel
+from .parts import MLA, MLP, Attention, Keys, LatentAttention, Layer, MoE
+from .quantization import WeightFormat
+from .stack import Stack
 from opgraph.core.model import BuildOptions
 from opgraph.core import checks
 from opgraph.errors import OpgraphError
@@ -41,90 +45,16 @@ def _one_of(*valid: str):
     return check
 
 
-@attrs.frozen
-class MLA:
-    """Multi-head latent attention dimensions, named as in the DeepSeek config.json."""
-
-    kv_lora_rank: int = attrs.field(validator=_positive)
-    qk_nope_head_dim: int = attrs.field(validator=_positive)
-    qk_rope_head_dim: int = attrs.field(validator=_positive)
-    v_head_dim: int = attrs.field(validator=_positive)
-    q_lora_rank: int | None = attrs.field(default=None, validator=_optional_positive)
-
-    @property
-    def cache_width(self) -> int:
-        """KV-cache elements per token per layer: the latent plus the shared rope key."""
-        return self.kv_lora_rank + self.qk_rope_head_dim
-
-
-@attrs.frozen
-class MoE:
-    """Mixture-of-experts FFN: `experts` routed SwiGLU experts of width `d_expert`, `top_k` per token,
-    `shared` always-on experts, on every `layer_freq`-th layer from `first_dense` on (the layers before
-    are dense, with the config's d_ffn)."""
-
-    experts: int = attrs.field(validator=_positive)
-    top_k: int = attrs.field(validator=_positive)
-    d_expert: int = attrs.field(validator=_positive)
-    shared: int = 0
-    first_dense: int = 0
-    layer_freq: int = attrs.field(default=1, validator=_positive)
-    router_bias: bool = False
-
-    def __attrs_post_init__(self) -> None:
-        if self.top_k > self.experts:
-            raise OpgraphError(f"top_k ({self.top_k}; num_experts_per_tok in a config.json) must not exceed the "
-                               f"number of experts ({self.experts}; num_local_experts or n_routed_experts)")
-        for field in ("shared", "first_dense"):
-            v = getattr(self, field)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise OpgraphError(f"{field} must be a non-negative integer, got {v!r}")
-
-    def touched(self, tokens: int, override: int | None = None) -> int:
-        """Routed experts whose weights a step of `tokens` tokens reads: the user's override, or the
-        expectation under uniform routing rounded up (pieces.expected_experts)."""
-        if override is None:
-            return pieces.expected_experts(self.experts, self.top_k, tokens)
-        if not isinstance(override, int) or isinstance(override, bool) or not self.top_k <= override <= self.experts:
-            raise OpgraphError(f"experts_touched must be an integer from top_k ({self.top_k}) to the number of "
-                               f"experts ({self.experts}), got {override!r}")
-        # A step of T tokens cannot touch more than T*k experts: small steps cap the user's figure.
-        return minimum(override, tokens * self.top_k)
-
-    def rows(self, tokens: int, ep: int, imbalance: float | None, shared: bool = False) -> int:
-        """Token-expert rows one expert-parallel GPU runs when each of `ep` GPUs routes `tokens` tokens (or, with
-        `shared`, when all of them see the same `tokens`): the busiest GPU's (pieces.busiest_expert_load), or
-        imbalance x the mean."""
-        return pieces.busiest_expert_load(self.experts, self.top_k, ep, tokens, imbalance or 0.0, shared)
-
-    def touched_local(self, rows: int, ep: int, override: int | None = None) -> int:
-        """Experts one expert-parallel GPU reads: of its experts / ep, those its `rows` rows reach (each row one
-        of them, uniformly), or the user's override."""
-        local = self.experts // ep
-        if override is None:
-            return pieces.expected_experts(local, 1, rows)
-        if not isinstance(override, int) or isinstance(override, bool) or not 1 <= override <= local:
-            raise OpgraphError(f"--experts-touched with --ep {ep} counts the experts one GPU reads, from 1 to the "
-                               f"{local} it holds ({self.experts} / {ep}); got {override!r}")
-        return minimum(override, rows)
-
-
-@attrs.frozen
-class LayerKind:
-    """What distinguishes one layer from another: a mixture-of-experts FFN or a dense one, and the
-    attention window (None: full attention)."""
-
-    moe: bool
-    window: int | None
-
-
 ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu", "gelu": "gelu"}
 
 
 @attrs.frozen
 class DecoderConfig:
-    """A decoder-only transformer. The first fields are the Llama ones (and keep their meaning everywhere):
-    d_ffn is the dense MLP width; head_dim defaults to d_model // n_heads."""
+    """A decoder-only transformer: its embeddings and head, and its layers (`layers`, a Stack of per-layer part
+    compositions). The first fields are the Llama ones (and keep their meaning everywhere): d_ffn is the dense
+    MLP width; head_dim defaults to d_model // n_heads. Without `layers`, the stack is the uniform one these
+    fields describe (a sliding window on `window_layers` or all, MoE per `moe.first_dense` / `layer_freq`); with
+    it, the fields describe the model for listings and notes, and the stack decides what each layer computes."""
 
     name: str
     d_model: int = attrs.field(validator=_positive)
@@ -158,6 +88,13 @@ class DecoderConfig:
     weight_dtype: DType | None = None
     # What the loader wants every report to say (what it counted, what it left out).
     notes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    # The layers, each its own composition of parts (None: the uniform stack the fields above describe).
+    layers: Stack | None = None
+    embed_scale: bool = False  # embeddings times sqrt(d_model) (Gemma)
+    state_dtype: DType | None = None  # the recurrent state's dtype the checkpoint asks for (None: the model's)
+    # A quantized checkpoint's storage (models.quantization): which weight matrices it quantizes, and how.
+    weight_format: WeightFormat | None = None
+    logit_softcap: bool = False  # final logits soft-capped (Gemma-2)
 
     def __attrs_post_init__(self) -> None:
         if self.n_heads % self.n_kv_heads:
@@ -174,67 +111,56 @@ class DecoderConfig:
             raise OpgraphError(f"{self.name}: learned positions need max_positions (the table's size)")
         if self.moe is not None and self.moe.first_dense > self.n_layers:
             raise OpgraphError(f"{self.name}: first_dense ({self.moe.first_dense}) exceeds n_layers ({self.n_layers})")
+        if self.layers is None:
+            object.__setattr__(self, "layers", self._uniform_stack())
+        elif len(self.layers) != self.n_layers:
+            raise OpgraphError(f"{self.name}: the stack has {len(self.layers)} layers, n_layers says {self.n_layers}")
+
+    # -- the uniform stack the Llama-style fields describe ---------------------------------------------
+    def _uniform_stack(self) -> Stack:
+        attention = self._attention()
+        windowed = attrs.evolve(attention, keys=Keys("sliding", self.sliding_window)) \
+            if self.sliding_window is not None and self.mla is None else attention
+        dense = MLP(self.d_ffn, ACTIVATIONS[self.mlp], gated=self.mlp != "gelu", bias=self.mlp_bias)
+        moe, listed = self.moe, self.window_layers if self.sliding_window is not None else None
+        layers = {(f, w): parts.pre_norm(windowed if w else attention, moe if f else dense, norm=self.norm,
+                                         norm_bias=self.norm_bias) for f in (False, True) for w in (False, True)}
+
+        def layer_at(i: int) -> Layer:
+            is_moe = moe is not None and i >= moe.first_dense and i % moe.layer_freq == 0
+            return layers[is_moe, self.sliding_window is not None and (listed is None or i in listed)]
+
+        edges = [moe.first_dense] if moe is not None else []
+        for i in listed or ():  # a listed window layer is a stretch of its own
+            edges += [i, i + 1]
+        return Stack.build(self.n_layers, layer_at, period=moe.layer_freq if moe is not None else 1, breaks=edges,
+                           what="moe_layer_freq")
+
+    def _attention(self):
+        if self.mla is not None:
+            return LatentAttention(self.n_heads, self.mla)
+        return Attention(self.n_heads, self.n_kv_heads, self.head_dim, rotary=self.positions == "rope",
+                         rotary_dim=self.rotary_dim, q_bias=self.qkv_bias, k_bias=self.qkv_bias,
+                         v_bias=self.qkv_bias, o_bias=self.o_bias)
 
     # -- structure ----------------------------------------------------------------------------------
-    def kind_of(self, i: int) -> LayerKind:
-        """Layer i's kind (0-based)."""
-        moe = self.moe is not None and i >= self.moe.first_dense and i % self.moe.layer_freq == 0
-        windowed = self.sliding_window is not None and (self.window_layers is None or i in self.window_layers)
-        return LayerKind(moe, self.sliding_window if windowed else None)
+    def layer_kinds(self) -> dict[Layer, int]:
+        """Each distinct layer with its count, in order of first appearance (counted, not enumerated)."""
+        return self.layers.counts()
 
-    def _moe_layers(self, stop: int) -> int:
-        """How many of layers 0..stop-1 are MoE layers: multiples of layer_freq from first_dense on."""
-        if self.moe is None:
-            return 0
-        f, start = self.moe.layer_freq, self.moe.first_dense
-        return max(0, (stop - 1) // f - (start - 1) // f) if stop > start else 0
-
-    def _first(self, moe: bool, skip: frozenset[int]) -> int | None:
-        """The first layer whose MoE-ness is `moe`, among those not in `skip`; None if there is none."""
-        i = self.moe.first_dense + -self.moe.first_dense % self.moe.layer_freq if moe else 0
-        while i < self.n_layers:  # steps over `skip` only: a finite set from the config
-            if i not in skip and self.kind_of(i).moe == moe:
-                return i
-            i += self.moe.layer_freq if moe else 1
-        return None
-
-    def layer_kinds(self) -> dict[LayerKind, int]:
-        """Each distinct layer kind with its count, in order of first appearance. Counted, not enumerated, so a
-        config's number of layers costs nothing: only the layers a config lists one by one (window layers) are
-        visited, and the rest, which share one window setting, are counted by arithmetic."""
-        listed = frozenset(self._listed(0, self.n_layers))
-
-        def first(kind: LayerKind) -> int:  # the kind's first layer
-            mine = [i for i in listed if self.kind_of(i) == kind]
-            return min(mine) if mine else self._first(kind.moe, listed)
-
-        return dict(sorted(self._counted(0, self.n_layers).items(), key=lambda kv: first(kv[0])))
-
-    def kinds_between(self, start: int, stop: int) -> dict[LayerKind, int]:
+    def kinds_between(self, start: int, stop: int) -> dict[Layer, int]:
         """Each layer kind's count among layers start..stop-1 (a pipeline stage), in `layer_kinds`'s order."""
         order = list(self.layer_kinds())
-        return dict(sorted(self._counted(start, stop).items(), key=lambda kv: order.index(kv[0])))
+        return dict(sorted(self.layers.counts(start, stop).items(), key=lambda kv: order.index(kv[0])))
 
-    def _listed(self, start: int, stop: int) -> list[int]:
-        """The layers among start..stop-1 that a config lists one by one (its window layers)."""
-        if self.sliding_window is None or self.window_layers is None:
-            return []
-        return sorted(i for i in self.window_layers if start <= i < stop)
+    def parts(self, kind: type) -> list:
+        """The distinct parts of a kind (MoE, Attention, ...) among the model's layers, in order."""
+        return list(dict.fromkeys(p for layer in self.layers.distinct() for p in layer.parts() if isinstance(p, kind)))
 
-    def _counted(self, start: int, stop: int) -> dict[LayerKind, int]:
-        """Each kind's count among layers start..stop-1: the listed layers visited, the rest (which share one
-        window setting) counted by arithmetic."""
-        window, listed = self.sliding_window, self._listed(start, stop)
-        others_window = window if window is not None and self.window_layers is None else None
-        found: dict[LayerKind, int] = {}
-        for i in listed:
-            found[self.kind_of(i)] = found.get(self.kind_of(i), 0) + 1
-        moe = self._moe_layers(stop) - self._moe_layers(start) - sum(1 for i in listed if self.kind_of(i).moe)
-        for is_moe, count in ((True, moe), (False, stop - start - len(listed) - moe)):
-            if count > 0:
-                kind = LayerKind(is_moe, others_window)
-                found[kind] = found.get(kind, 0) + count
-        return found
+    def moe_spec(self) -> MoE | None:
+        """The routed experts of the model's MoE layers (the first, where layers differ)."""
+        found = self.parts(MoE)
+        return found[0] if found else None
 
     def stage_layers(self, pp: int, given: tuple[int, ...] | None) -> list[int]:
         """Layers per pipeline stage: `given` (checked), else as even as can be, the first stages one more."""
@@ -249,103 +175,87 @@ class DecoderConfig:
                                f"stage, that add up to the {n} layers of {self.name}")
         return list(given)
 
-    def block_name(self, kind: LayerKind) -> str:
-        """"layer" when all layers are alike, else what sets this kind apart: dense_layer / moe_layer,
-        full_layer / sliding_layer."""
-        kinds = self.layer_kinds()
+    @functools.cached_property
+    def _block_names(self) -> dict[Layer, str]:
+        """"layer" when all layers are alike, else the words that set each kind apart, axis by axis (ffn: dense /
+        moe; keys: full / sliding / chunked; positions: rope / nope; mixer: attention / mla / mamba / deltanet):
+        dense_layer, sliding_layer, chunked_rope_layer, mamba_layer ...; a number where that is not enough."""
+        kinds = self.layers.distinct()
         if len(kinds) == 1:
-            return "layer"
-        parts = []
-        if len({k.moe for k in kinds}) > 1:
-            parts.append("moe" if kind.moe else "dense")
-        if len({k.window for k in kinds}) > 1:
-            parts.append("sliding" if kind.window else "full")
-        return "_".join(parts) + "_layer"
+            return {kinds[0]: "layer"}
+        words = [k.words() for k in kinds]
+        # An axis names layers apart where the layers that have it differ on it (a Mamba layer has no keys).
+        axes = [a for a in ("ffn", "keys", "positions", "mixer") if len({w[a] for w in words if a in w}) > 1]
+        names: dict[Layer, str] = {}
+        for k, w in zip(kinds, words):
+            base = "_".join(w[a] for a in axes if a in w) or "_".join(w.values())
+            name, n = f"{base}_layer", 2
+            while name in names.values():
+                name, n = f"{base}_layer_{n}", n + 1
+            names[k] = name
+        return names
+
+    def block_name(self, kind: Layer) -> str:
+        return self._block_names[kind]
 
     # -- building -----------------------------------------------------------------------------------
     def precision(self, options: BuildOptions) -> Precision:
         if options.precision is not None:
-            return options.precision
-        return Precision(self.weight_dtype or self.dtype, self.dtype, self.dtype)
+            p = options.precision
+            return attrs.evolve(p, state=self.state_dtype) if p.state is None and self.state_dtype else p
+        return Precision(self.weight_dtype or self.dtype, self.dtype, self.dtype, state=self.state_dtype)
 
-    def layer(self, phase: Phase, options: BuildOptions = BuildOptions(), kind: LayerKind | None = None) -> Graph:
+    def layer(self, phase: Phase, options: BuildOptions = BuildOptions(), kind: Layer | None = None) -> Graph:
         """One layer's graph; by default of the most numerous kind (the only one in a homogeneous model)."""
         kinds = self.layer_kinds()
         kind = max(kinds, key=kinds.__getitem__) if kind is None else kind
-        b = GraphBuilder(self.precision(options), self.block_name(kind))
-        ln = dict(fn=self.norm, bias=self.norm_bias)
-        tp, sp = options.tp, self.token_dim(phase, options)
+        b = GraphBuilder(self.precision(options), self.block_name(kind), weight_dtype=self.weight_dtype_for(options))
+        par = self.parallel(phase, options)
         x = b.input("x", self.hidden_shape(phase, options))
-        with b.scope(part="attention"):  # a pre-norm half: its norm and residual add belong to it
-            a = pieces.norm(b, "input_layernorm", x, "input_layernorm.weight", out="x_norm", **ln)
-            a = pieces.gather(b, "attn_allgather", a, tp, "x_norm_full", sp)
-            a = self._attention(b, a, phase, kind, options)
-            h = pieces.residual(b, "attn_residual", x, a, out="h")
-        with b.scope(part="moe" if kind.moe else "mlp"):
-            m = pieces.norm(b, "post_attention_layernorm", h, "post_attention_layernorm.weight", out="h_norm", **ln)
-            m = pieces.gather(b, "mlp_allgather", m, tp, "h_norm_full", sp)
-            m = self._feed_forward(b, m, phase, kind, options)
-            out = pieces.residual(b, "mlp_residual", h, m, out="out")
-        return b.build(outputs=[out])
+        return b.build(outputs=[kind.build(b, x, phase, par, options)])
+
+    def weight_dtype_for(self, options: BuildOptions):
+        """What each weight matrix is stored as, by its checkpoint name, when the checkpoint quantizes some modules
+        and not others (gpt-oss keeps attention and the router in bf16); None where all matrices share the
+        precision's weight dtype (an unquantized model, or the user's --weight-dtype)."""
+        fmt = self.weight_format
+        if fmt is None or options.precision is not None:
+            return None
+        dtype = self.dtype
+
+        def of(name: str):
+            module = name.split("[")[0].removesuffix(".weight")
+            return fmt.dtype_for(module) or dtype
+        return of
+
+    @staticmethod
+    def parallel(phase: Phase, options: BuildOptions) -> Parallel:
+        """The parallel layout every part of a layer is built under."""
+        return Parallel.of(phase, options.tp, options.ep, options.sp)
 
     @staticmethod
     def token_dim(phase: Phase, options: BuildOptions) -> int | None:
         """With sequence parallelism, the dim of [batch, positions, d] the hidden states are split along: a
         prompt's positions, or a decode step's sequences; None without it."""
-        if not options.sp:
-            return None
-        if options.tp < 2:
-            raise OpgraphError("--sp splits the tokens over a tensor-parallel group; add --tp N (N >= 2)")
-        return 1 if phase.name == "prefill" else 0
+        return Parallel.of(phase, options.tp, options.ep, options.sp).sp
 
     def hidden_shape(self, phase: Phase, options: BuildOptions) -> tuple:
         """The hidden states between layers on one GPU: all the step's tokens, or its slice under --sp."""
-        sp = self.token_dim(phase, options)
-        tokens = (phase.batch, phase.new_tokens) if sp is None else pieces.token_slice(phase, options.tp, sp)
-        return (*tokens, self.d_model)
-
-    def _attention(self, b: GraphBuilder, x, phase: Phase, kind: LayerKind, options: BuildOptions):
-        if self.mla is not None:
-            m = self.mla
-            return pieces.mla_attention(b, x, phase, heads=self.n_heads, kv_lora_rank=m.kv_lora_rank,
-                                        qk_nope_head_dim=m.qk_nope_head_dim, qk_rope_head_dim=m.qk_rope_head_dim,
-                                        v_head_dim=m.v_head_dim, q_lora_rank=m.q_lora_rank,
-                                        absorbed=self.mla_absorbed(phase), causal=options.causal_skip, tp=options.tp,
-                                        sp=self.token_dim(phase, options))
-        return pieces.gqa_attention(b, x, phase, heads=self.n_heads, kv_heads=self.n_kv_heads, head_dim=self.head_dim,
-                                    causal=options.causal_skip, qkv_bias=self.qkv_bias, o_bias=self.o_bias,
-                                    window=kind.window, rotary_dim=self.rotary_dim, rotary=self.positions == "rope",
-                                    tp=options.tp, sp=self.token_dim(phase, options))
-
-    def _feed_forward(self, b: GraphBuilder, x, phase: Phase, kind: LayerKind, options: BuildOptions):
-        act = ACTIVATIONS[self.mlp]
-        if kind.moe:
-            e, ep = self.moe, options.ep
-            rows = e.rows(phase.tokens, ep, options.expert_imbalance, shared=options.tp > 1) if ep > 1 else 0
-            touched = (e.touched_local(rows, ep, options.experts_touched) if ep > 1 else
-                       e.touched(phase.tokens, options.experts_touched))
-            return pieces.moe(b, x, experts=e.experts, top_k=e.top_k, d_expert=e.d_expert, shared=e.shared,
-                              touched=touched, act=act, router_bias=e.router_bias, tp=options.tp, ep=ep, rows=rows,
-                              sp=self.token_dim(phase, options))
-        sp = self.token_dim(phase, options)
-        if self.mlp == "gelu":
-            return pieces.plain_mlp(b, x, d_ffn=self.d_ffn, act=act, bias=self.mlp_bias, tp=options.tp, sp=sp)
-        return pieces.gated_mlp(b, x, d_ffn=self.d_ffn, act=act, bias=self.mlp_bias, tp=options.tp, sp=sp)
+        return (*self.parallel(phase, options).tokens(phase), self.d_model)
 
     def embed_head(self, phase: Phase, options: BuildOptions = BuildOptions(),
                    parts: tuple[str, ...] = ("embed", "head")) -> Graph:
         """The embedding and the final norm with lm_head: one block, or (a pipeline's first and last stages) one
         of the two."""
-        b = GraphBuilder(self.precision(options), "_".join(parts))
-        dims = dict(vocab=self.vocab_size, d_model=self.d_model)
+        b = GraphBuilder(self.precision(options), "_".join(parts), weight_dtype=self.weight_dtype_for(options))
+        dims = dict(vocab=self.vocab_size, d_model=self.d_model, par=self.parallel(phase, options))
         positions = self.max_positions if self.positions == "learned" else None
         outs = []
-        sp = self.token_dim(phase, options)
         if "embed" in parts:
-            outs.append(pieces.embedding(b, phase, positions=positions, tp=options.tp, sp=sp, **dims))
+            outs.append(pieces.embedding(b, phase, positions=positions, scaled=self.embed_scale, **dims))
         if "head" in parts:
-            outs.append(pieces.lm_head(b, phase, tied=self.tie_embeddings, norm_fn=self.norm,
-                                       norm_bias=self.norm_bias, tp=options.tp, sp=sp, **dims))
+            outs.append(pieces.lm_head(b, phase, tied=self.tie_embeddings, norm_fn=self.norm, norm_bias=self.norm_bias,
+                                       softcap=self.logit_softcap, **dims))
         return b.build(outputs=outs)
 
     def build(self, phase: Phase, options: BuildOptions = BuildOptions()) -> Model:
@@ -353,17 +263,18 @@ class DecoderConfig:
         tensor parallelism: with tp > 1, one GPU's share)."""
         tp = checks.integer("--tp", options.tp, maximum=1024)
         ep = checks.integer("--ep", options.ep, maximum=1024)
+        moe = self.moe_spec()
         if ep > 1:
-            if self.moe is None:
+            if moe is None:
                 raise OpgraphError(f"--ep {ep}: {self.name} has no experts to spread; expert parallelism applies to "
                                    f"mixture-of-experts models")
             if 1 < tp < ep:
                 raise OpgraphError(f"--ep {ep} with --tp {tp} and --dp {ep // tp}: expert parallelism is built "
                                    f"over data-parallel attention (--dp {ep} --ep {ep}, as DeepSeek serves V3) or "
                                    f"over a tensor-parallel group (--tp {ep} --ep {ep}, as vLLM runs it), not both")
-            if self.moe.experts % ep:
-                more = "exceeds" if ep > self.moe.experts else "does not divide"
-                raise OpgraphError(f"--ep {ep} {more} the {self.moe.experts} routed experts; expert parallelism "
+            if moe.experts % ep:
+                more = "exceeds" if ep > moe.experts else "does not divide"
+                raise OpgraphError(f"--ep {ep} {more} the {moe.experts} routed experts; expert parallelism "
                                    f"gives every GPU the same number of whole experts")
         pp = checks.integer("--pp", options.pp, maximum=1024)
         if pp > 1:
@@ -433,10 +344,15 @@ class DecoderConfig:
         """Which MLA form a phase uses: decompressed for prefill, weight-absorbed for decode."""
         return phase.past > 0
 
+    def mla_spec(self) -> MLA | None:
+        found = self.parts(LatentAttention)
+        return found[0].mla if found else None
+
     def phase_notes(self, phase: Phase, options: BuildOptions = BuildOptions()) -> tuple[str, ...]:
         notes = list(self.notes)
-        if self.mla is not None:
-            m, h = self.mla, self.n_heads
+        m = self.mla_spec()
+        if m is not None:
+            h = self.n_heads
             if self.mla_absorbed(phase):
                 notes.append(f"{phase.name}: MLA weight-absorbed: kv_b_proj's K rows fold into the query (q_absorb) "
                              f"and its V rows into the output (v_absorb); attention reads the cached "
@@ -446,23 +362,31 @@ class DecoderConfig:
                 notes.append(f"{phase.name}: MLA decompressed: kv_b_proj expands the new tokens' {m.kv_lora_rank}-dim "
                              f"latents to {h} heads of K ({m.qk_nope_head_dim}+{m.qk_rope_head_dim} with the shared "
                              f"rope key) and V ({m.v_head_dim}); the cache stores {m.cache_width} values per token")
-        if self.moe is not None:
-            e, t = self.moe, phase.tokens
+        e = self.moe_spec()
+        if e is not None:
+            t = phase.tokens
             touched = e.touched(t, options.experts_touched)
             how = (f"--experts-touched {options.experts_touched}; a step of {t} token(s) touches at most "
                    f"{e.top_k * t}" if options.experts_touched is not None else
                    f"expected distinct experts for {t} token(s) routed uniformly: "
                    f"{e.experts}*(1-(1-{e.top_k}/{e.experts})^{t}) = "
                    f"{pieces.expected_experts_real(e.experts, e.top_k, t):.2f}, rounded up")
-            shared = f" + {e.shared} shared" if e.shared else ""
+            shared = (f" + {e.shared} shared" if e.shared else f" + a shared expert of width {e.shared_d:,}"
+                      if e.shared_d else "")
             notes.append(f"{phase.name}: MoE layers compute {e.top_k} of {e.experts} routed experts{shared} per token "
                          f"and read the weights of {touched} routed experts ({how})")
-        windows = {k.window for k in self.layer_kinds() if k.window}
-        for w in sorted(windows):
-            what = (f"each new token attends to min(context+1, {w}) = {minimum(phase.keys, w)} keys" if phase.past else
-                    f"a query at position p attends to min(p+1, {w}) keys (the full score matrix is counted "
-                    f"unless causal skipping is on)")
-            notes.append(f"{phase.name}: sliding window {w}: {what}; the KV cache holds at most {w} tokens")
+        for keys in dict.fromkeys(a.keys for a in self.parts(Attention) if a.keys.kind != "full"):
+            w = keys.size
+            if keys.kind == "sliding":
+                what = (f"each new token attends to min(context+1, {w}) = {minimum(phase.keys, w)} keys" if phase.past
+                        else f"a query at position p attends to min(p+1, {w}) keys (the full score matrix is counted "
+                             f"unless causal skipping is on)")
+                notes.append(f"{phase.name}: sliding window {w}: {what}; the KV cache holds at most {w} tokens")
+            else:
+                what = (f"the new token attends to the {keys.cached(phase) + 1} keys of its chunk" if phase.past else
+                        f"each chunk of {w} positions attends within itself (the pairs of each chunk are counted)")
+                notes.append(f"{phase.name}: chunked attention over {w}-token chunks: {what}; the KV cache holds the "
+                             f"current chunk")
         if self.positions == "learned" and phase.keys > self.max_positions:
             notes.append(f"{phase.name}: {phase.keys} positions exceed the model's {self.max_positions} learned "
                          f"positions; the figures extrapolate a model that cannot run this long")
@@ -475,13 +399,13 @@ class DecoderConfig:
                          f"the hidden states; embedding and lm_head split by vocabulary"
                          + (f" (padded from {self.vocab_size:,} to {-(-self.vocab_size // options.tp) * options.tp:,})"
                             if self.vocab_size % options.tp else ""))
-            if self.mla is not None:
+            if m is not None:
                 notes.append(f"MLA over {options.tp} GPUs: the heads split, but every GPU computes and caches the whole "
-                             f"{self.mla.cache_width}-wide latent (the KV cache is not split)")
-            if self.moe is not None:
+                             f"{m.cache_width}-wide latent (the KV cache is not split)")
+            if e is not None:
                 notes.append(f"MoE over {options.tp} GPUs without expert parallelism: every GPU holds every expert's "
                              f"1/{options.tp} slice and runs the router whole")
-            if self.mla is None and self.n_kv_heads < options.tp:
+            if any(a.kv_heads < options.tp for a in self.parts(Attention)):
                 notes.append(f"{self.n_kv_heads} KV heads over {options.tp} GPUs: each GPU holds one KV head, so each is "
                              f"stored {options.tp // self.n_kv_heads} times across the group (the KV cache per GPU counts "
                              f"its copy)")
@@ -504,7 +428,7 @@ class DecoderConfig:
                          + ("max(M x the slowest stage, the sum of the stages), M micro-batches in flight"
                             if phase.past else "the sum of the stages + (M-1) x the slowest (fill and drain)"))
         if options.ep > 1:
-            e, ep, t, in_tp = self.moe, options.ep, phase.tokens, options.tp > 1
+            ep, t, in_tp = options.ep, phase.tokens, options.tp > 1
             rows = e.rows(t, ep, options.expert_imbalance, shared=in_tp)
             mean = f"{t * e.top_k / ep:,.1f}" if in_tp else f"{t * e.top_k:,}"
             how = (f"--expert-imbalance {options.expert_imbalance:g} x the mean" if options.expert_imbalance else
@@ -530,21 +454,29 @@ class DecoderConfig:
     def summary(self) -> dict:
         """Shape fields for `opgraph models`."""
         s = {"layers": self.n_layers, "d_model": self.d_model, "heads": self.n_heads}
-        if self.mla is None:
+        m = self.mla_spec()
+        if m is None:
             s.update(kv_heads=self.n_kv_heads, head_dim=self.head_dim)
         else:
-            m = self.mla
             s.update(attention="mla", head_dim=m.qk_nope_head_dim + m.qk_rope_head_dim, v_head_dim=m.v_head_dim,
                      kv_lora_rank=m.kv_lora_rank, q_lora_rank=m.q_lora_rank, kv_cache_per_token=m.cache_width)
         s.update(d_ffn=self.d_ffn, vocab=self.vocab_size, tied_embeddings=self.tie_embeddings, dtype=self.dtype.name)
         if self.weight_dtype is not None:
-            s["weight_dtype"] = self.weight_dtype.name
-        if self.sliding_window is not None:
-            s["window"] = self.sliding_window
-        if self.moe is not None:
-            e = self.moe
+            s["weight_dtype"] = str(self.weight_dtype)
+        windows = sorted({a.keys.size for a in self.parts(Attention) if a.keys.kind == "sliding"})
+        if windows:
+            s["window"] = windows[0] if len(windows) == 1 else windows
+        chunks = sorted({a.keys.size for a in self.parts(Attention) if a.keys.kind == "chunked"})
+        if chunks:
+            s["chunk"] = chunks[0] if len(chunks) == 1 else chunks
+        e = self.moe_spec()
+        if e is not None:
             s.update(experts=e.experts, top_k=e.top_k, shared_experts=e.shared, d_expert=e.d_expert,
-                     dense_layers=sum(n for k, n in self.layer_kinds().items() if not k.moe))
+                     dense_layers=sum(n for k, n in self.layer_kinds().items()
+                                      if not any(isinstance(p, MoE) for p in k.parts())))
+        kinds = self.layer_kinds()
+        if len(kinds) > 1:
+            s["layer_kinds"] = {self.block_name(k): n for k, n in kinds.items()}
         if self.positions == "learned":
             s["positions"] = self.max_positions
         return s

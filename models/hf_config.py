@@ -1,11 +1,13 @@
 """Hugging Face config.json -> DecoderConfig, from disk only (never the network).
 
-Every field that changes the cost is read, in the older and the newer spellings Hugging Face has used
-(n_embd / hidden_size, torch_dtype / dtype, rope_theta / rope_parameters, ...); a missing or malformed
-one is an OpgraphError naming the field and the file. Fields that do not change FLOPs or bytes (token
-ids, dropout, eps, rope base and scaling, router loss coefficients) are not read, except that the rope
-fields are checked to be of the right type, and `partial_rotary_factor` (which changes rope FLOPs) is read
-in either place.
+Each family is a short function from config fields to parts (models.parts) and a stack of layers. Every field
+that changes the cost is read, in the older and the newer spellings Hugging Face has used (n_embd / hidden_size,
+torch_dtype / dtype, rope_theta / rope_parameters, ...); a missing or malformed one is an OpgraphError naming the
+field and the file. Fields that do not change FLOPs or bytes (token ids, dropout, eps, rope base and scaling,
+router loss coefficients: NEUTRAL) are not read, except that the rope fields are type-checked. A field known to
+change the cost (COST_FIELDS) that the file's family does not read refuses the file, naming the field and what
+it changes; a field opgraph does not know at all is listed in the model's notes, never dropped without a word.
+Multimodal wrappers (Gemma-3, Llama-4, Mistral-3, Qwen3.5) cost their `text_config` language model, and say so.
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .decoder import MLA, DecoderConfig, MoE
+import attrs
+
+from . import parts, quantization
+from .decoder import DecoderConfig
+from .parts import FULL, MLA, MLP, Attention, DeltaNet, Indexer, Keys, LatentAttention, Mamba2, MoE
+from .stack import Stack
 from opgraph.core import checks
 from opgraph.files import datafile
 from opgraph.errors import OpgraphError
@@ -31,14 +38,16 @@ GPT2_ACTS = ("gelu_new", "gelu", "gelu_fast", "gelu_pytorch_tanh")
 class Fields:
     """Typed access to a config.json's fields; every error names the field and the file."""
 
-    def __init__(self, data: dict, where: str):
-        self.data, self.where = data, where
+    def __init__(self, data: dict, where: str, path: str = ""):
+        self.data, self.where, self.path = data, where, path
+        self.read: set[str] = set()  # every key a family looked at, present or not
 
     def error(self, key: str, what: str) -> OpgraphError:
-        return OpgraphError(f"{self.where}: field {key!r} {what}")
+        return OpgraphError(f"{self.where}: field {self.path + key!r} {what}")
 
     def get(self, *keys: str, default=_MISSING):
         """The first of `keys` present and not null, else `default` (an error when there is none)."""
+        self.read.update(keys)
         for k in keys:
             if self.data.get(k) is not None:
                 return k, self.data[k]
@@ -51,7 +60,7 @@ class Fields:
         key, v = self.get(*keys, default=default)
         if v is default and default is not _MISSING:
             return v
-        return checks.integer(f"{self.where}: field {key!r}", v, minimum=minimum,
+        return checks.integer(f"{self.where}: field {self.path + key!r}", v, minimum=minimum,
                               why="no model is that large" if isinstance(v, int) and v > checks.MAX_SIZE else "")
 
     def bool(self, key: str, default: bool) -> bool:
@@ -65,6 +74,39 @@ class Fields:
         if not isinstance(v, str):
             raise self.error(key, f"must be a string, got {v!r}")
         return v
+
+    def number(self, key: str, default=None) -> float | None:
+        """A positive number (a soft cap, a scaling factor), or `default` when absent or null."""
+        _, v = self.get(key, default=default)
+        if v is default:
+            return v
+        return checks.number(f"{self.where}: field {self.path + key!r}", v, above=0)
+
+    def ints(self, key: str, n: int, *, minimum: int = 0) -> list[int] | None:
+        """A list of integers (layer indices or flags), or None when absent or null."""
+        _, v = self.get(key, default=None)
+        if v is None:
+            return None
+        if not isinstance(v, list) or any(not isinstance(i, int) or isinstance(i, bool) or not minimum <= i < max(n, 2)
+                                          for i in v):
+            raise self.error(key, f"must be a list of integers from {minimum} to {max(n, 2) - 1}, got {str(v)[:60]}")
+        return v
+
+    def words(self, key: str, n: int, valid: tuple[str, ...]) -> list[str] | None:
+        """A list of one word per layer (layer_types), or None when absent or null."""
+        _, v = self.get(key, default=None)
+        if v is None:
+            return None
+        if not isinstance(v, list) or len(v) != n or not set(v) <= set(valid):
+            raise self.error(key, f"must list one of {', '.join(map(repr, valid))} for each of the {n} layers")
+        return v
+
+    def sub(self, key: str) -> "Fields":
+        """The fields of a nested object (a multimodal checkpoint's text_config)."""
+        _, v = self.get(key)
+        if not isinstance(v, dict):
+            raise self.error(key, f"must be an object, got {str(v)[:60]}")
+        return Fields(v, self.where, f"{self.path}{key}.")
 
     def choice(self, table: dict, *keys: str, default=_MISSING):
         key, _ = self.get(*keys, default=default)
@@ -81,22 +123,18 @@ def _dtype(f: Fields) -> DType:
     return f.choice(TORCH_DTYPES, "dtype", "torch_dtype", default="bfloat16")
 
 
-def _weight_dtype(f: Fields) -> DType | None:
-    """Weight storage of a quantized checkpoint: fp8 (DeepSeek-V3's block-wise e4m3) is supported; any
-    other scheme is an error rather than a silently unquantized cost."""
+def _weights(f: Fields) -> dict:
+    """How a quantized checkpoint stores its weights (models.quantization reads quantization_config: fp8 blocks,
+    MXFP4, NVFP4, AWQ, GPTQ, compressed-tensors): the linear layers' dtype, and the format that says which
+    modules it leaves at the model's dtype."""
     _, q = f.get("quantization_config", default=None)
     if q is None:
-        return None
-    if not isinstance(q, dict):
-        raise f.error("quantization_config", f"must be an object, got {q!r}")
-    method = q.get("quant_method")
-    if method != "fp8":
-        raise f.error("quantization_config", f"has quant_method {method!r}; supported: 'fp8' (remove "
-                                             f"quantization_config to cost the unquantized model)")
-    return FP8
+        return dict(weight_dtype=None, weight_format=None)
+    fmt = quantization.read(q, f.where + (f" ({f.path.rstrip('.')})" if f.path else ""))
+    return dict(weight_dtype=fmt.dtype, weight_format=fmt)
 
 
-def _rotary_dim(f: Fields, head_dim: int) -> int | None:
+def _rotary_dim(f: Fields, head_dim: int, default: float | None = None) -> int | None:
     """Rotated dims per head from partial_rotary_factor, top-level (older) or in rope_parameters (newer);
     rope_theta / rope_parameters / rope_scaling are otherwise only type-checked (they do not change cost)."""
     _, params = f.get("rope_parameters", default={})
@@ -108,7 +146,8 @@ def _rotary_dim(f: Fields, head_dim: int) -> int | None:
     key, theta = f.get("rope_theta", default=params.get("rope_theta", 1.0))
     if isinstance(theta, bool) or not isinstance(theta, (int, float)) or theta <= 0:
         raise f.error(key, f"must be a positive number, got {theta!r}")
-    factor = f.data.get("partial_rotary_factor", params.get("partial_rotary_factor"))
+    f.read.add("partial_rotary_factor")
+    factor = f.data.get("partial_rotary_factor", params.get("partial_rotary_factor", default))
     if factor is None or factor == 1:
         return None
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor <= 1:
@@ -116,19 +155,149 @@ def _rotary_dim(f: Fields, head_dim: int) -> int | None:
     return max(1, int(head_dim * factor))
 
 
-def _core(f: Fields, *, head_dim_default=None) -> dict:
+def _core(f: Fields, *, head_dim_default=None, vocab_default=_MISSING, ffn_default=_MISSING,
+          rotary_default: float | None = None) -> dict:
     """The Llama-style fields most families share."""
     d = f.int("hidden_size")
     heads = f.int("num_attention_heads")
     head_dim = f.int("head_dim", default=head_dim_default)
     return dict(d_model=d, n_heads=heads, n_kv_heads=f.int("num_key_value_heads", default=heads),
-                d_ffn=f.int("intermediate_size"), n_layers=f.int("num_hidden_layers"), vocab_size=f.int("vocab_size"),
-                head_dim=head_dim, dtype=_dtype(f), weight_dtype=_weight_dtype(f),
-                rotary_dim=_rotary_dim(f, head_dim or d // heads))
+                d_ffn=f.int("intermediate_size", default=ffn_default), n_layers=f.int("num_hidden_layers"),
+                vocab_size=f.int("vocab_size", default=vocab_default),
+                head_dim=head_dim, dtype=_dtype(f), **_weights(f),
+                rotary_dim=_rotary_dim(f, head_dim or d // heads, rotary_default))
 
 
 def _gated(f: Fields, default: str = "silu") -> str:
     return f.choice(GATED_ACTS, "hidden_activation", "hidden_act", default=default)
+
+
+def _attention(f: Fields, core: dict, **options) -> Attention:
+    """The GQA attention the core fields describe (biases from attention_bias unless given)."""
+    bias = f.bool("attention_bias", False)
+    kw = dict(q_bias=bias, k_bias=bias, v_bias=bias, o_bias=bias, rotary_dim=core["rotary_dim"])
+    return Attention(core["n_heads"], core["n_kv_heads"], core["head_dim"] or core["d_model"] // core["n_heads"],
+                     **{**kw, **options})
+
+
+def _summary_fields(core: dict, attention: Attention) -> dict:
+    """The DecoderConfig fields that describe a stack given layer by layer (for listings and notes)."""
+    return dict(core, qkv_bias=attention.q_bias, o_bias=attention.o_bias)
+
+
+def _layer_types(f: Fields, n: int, valid=("full_attention", "sliding_attention")) -> list[str] | None:
+    return f.words("layer_types", n, valid)
+
+
+def _stack(n: int, layer_at, *, period: int = 1, breaks=(), what: str = "the layer pattern") -> Stack:
+    return Stack.build(n, layer_at, period=period, breaks=breaks, what=what)
+
+
+def _mtp_note(f: Fields, key: str = "num_nextn_predict_layers") -> tuple[str, ...]:
+    mtp = f.int(key, default=0, minimum=0)
+    return (f"not counted: the multi-token-prediction module ({mtp} extra layer(s) in the checkpoint), which "
+            f"next-token inference does not run",) if mtp else ()
+
+
+# -- what a family does not read ------------------------------------------------------------------------
+
+# Fields that never change FLOPs, bytes or cache: ids, numerics, training-only knobs, rope bases and scaling
+# (rope's cost is its rotated dims), context limits, engine hints.
+NEUTRAL = frozenset("""
+    architectures model_type transformers_version _name_or_path auto_map torch_dtype dtype
+    bos_token_id eos_token_id pad_token_id sep_token_id decoder_start_token_id image_token_id image_token_index
+    boi_token_index eoi_token_index video_token_id vision_start_token_id vision_end_token_id mm_tokens_per_image
+    initializer_range rms_norm_eps layer_norm_eps layer_norm_epsilon norm_eps attention_dropout hidden_dropout
+    dropout embd_pdrop resid_pdrop attn_pdrop use_cache output_router_logits router_aux_loss_coef aux_loss_alpha
+    seq_aux router_jitter_noise router_z_loss_coef max_position_embeddings original_max_position_embeddings
+    initial_context_length rope_theta rope_scaling rope_parameters rope_local_base_freq pretraining_tp
+    query_pre_attn_scalar cache_implementation num_logits_to_keep rescale_prenorm_residual residual_in_fp32
+    use_mamba_kernels time_step_min time_step_max time_step_floor time_step_limit time_step_rank ep_size
+    for_llm_compressor _attn_implementation_autoset attn_scale floor_scale tokenizer_class sliding_window_size
+    mtp_use_dedicated_embeddings hidden_act hidden_activation tie_word_embeddings use_sliding_window
+    max_window_layers summary_type summary_use_proj summary_activation summary_proj_to_labels summary_first_dropout
+    scale_attn_weights scale_attn_by_inverse_layer_idx reorder_and_upcast_attn n_ctx task_specific_params
+    final_logit_softcapping attn_logit_softcapping swiglu_limit vision_config projector_hidden_act
+    multimodal_projector_bias spatial_merge_size vision_feature_layer vision_feature_select_strategy
+    text_config unsloth_fixed torchscript
+""".split())
+
+# Fields that change FLOPs, bytes or cache, and what they change: a family that does not read one refuses the
+# file when it is set to anything but its no-op value (COST_NEUTRAL_VALUES, else null, false, 0 or empty).
+COST_FIELDS = {
+    "layer_types": "which layers attend to every key and which to a window or chunk (attention FLOPs, KV cache)",
+    "sliding_window": "the keys each layer attends to (attention FLOPs, KV cache)",
+    "sliding_window_pattern": "which layers use the sliding window (attention FLOPs, KV cache)",
+    "attention_chunk_size": "chunked attention (attention FLOPs, KV cache)",
+    "no_rope_layers": "which layers apply rope (rope FLOPs)",
+    "no_rope_layer_interval": "which layers apply rope (rope FLOPs)",
+    "partial_rotary_factor": "the dims rope rotates (rope FLOPs)",
+    "use_qk_norm": "a norm of q and k (FLOPs, weights)",
+    "qk_layernorm": "a norm of q and k (FLOPs, weights)",
+    "attention_bias": "biases on the attention projections (FLOPs, weights)",
+    "mlp_bias": "biases on the MLP projections (FLOPs, weights)",
+    "attn_output_gate": "a gate on the attention output (FLOPs, weights)",
+    "num_experts": "a mixture of experts (FLOPs, weights)",
+    "num_local_experts": "a mixture of experts (FLOPs, weights)",
+    "n_routed_experts": "a mixture of experts (FLOPs, weights)",
+    "n_shared_experts": "shared experts (FLOPs, weights)",
+    "shared_expert_intermediate_size": "a shared expert (FLOPs, weights)",
+    "moe_intermediate_size": "the experts' width (FLOPs, weights)",
+    "num_experts_per_tok": "the experts each token runs (FLOPs)",
+    "experts_per_token": "the experts each token runs (FLOPs)",
+    "first_k_dense_replace": "which layers are dense (FLOPs, weights)",
+    "moe_layer_freq": "which layers are MoE (FLOPs, weights)",
+    "decoder_sparse_step": "which layers are MoE (FLOPs, weights)",
+    "mlp_only_layers": "which layers are dense (FLOPs, weights)",
+    "moe_layers": "which layers are MoE (FLOPs, weights)",
+    "interleave_moe_layer_step": "which layers are MoE (FLOPs, weights)",
+    "intermediate_size_mlp": "the dense layers' width (FLOPs, weights)",
+    "n_group": "group-limited routing (router FLOPs)",
+    "topk_group": "group-limited routing (router FLOPs)",
+    "topk_method": "group-limited routing (router FLOPs)",
+    "scoring_func": "the router's scores (FLOPs)",
+    "norm_topk_prob": "renormalized routing weights (FLOPs)",
+    "routed_scaling_factor": "scaled routing weights (FLOPs)",
+    "num_nextn_predict_layers": "multi-token-prediction layers in the checkpoint (weights)",
+    "mtp_num_hidden_layers": "multi-token-prediction layers in the checkpoint (weights)",
+    "quantization_config": "how the weights are stored (bytes)",
+    "hybrid_override_pattern": "which layers are Mamba, attention or MLP (everything)",
+    "full_attention_interval": "which layers are full attention (everything)",
+    "mamba_ssm_dtype": "the recurrent state's dtype (cache bytes)",
+    "index_topk": "sparse attention (DeepSeek-V3.2's DSA: attention FLOPs)",
+    "index_n_heads": "sparse attention's indexer (FLOPs, weights)",
+    "index_head_dim": "sparse attention's indexer (FLOPs, weights)",
+    "head_dim": "the attention heads' width (FLOPs, weights, KV cache)",
+    "intermediate_size": "the MLP's width (FLOPs, weights)",
+    "num_key_value_heads": "the KV heads (FLOPs, weights, KV cache)",
+    "embedding_multiplier": "scaling the embeddings (FLOPs)",
+}
+COST_NEUTRAL_VALUES = {"moe_layer_freq": (1,), "decoder_sparse_step": (1,), "n_group": (1,), "topk_group": (1,),
+                       "routed_scaling_factor": (1, 1.0), "partial_rotary_factor": (1, 1.0),
+                       "interleave_moe_layer_step": (1,), "topk_method": ("greedy",), "scoring_func": ("softmax",),
+                       "embedding_multiplier": (1, 1.0)}
+
+
+def unread(f: Fields, model_type: str, *, wrapper: bool = False) -> list[str]:
+    """Check what the family left unread: a set cost field refuses the file, naming it and what it changes;
+    fields opgraph does not know come back as a note (a wrapper's own fields describe the vision side, already
+    noted, and are not listed)."""
+    unknown = []
+    for key, value in f.data.items():
+        if key in f.read or key in NEUTRAL or value in (None, False, 0, [], {}, ""):
+            continue
+        if key in COST_FIELDS:
+            if value in COST_NEUTRAL_VALUES.get(key, ()):
+                continue
+            raise f.error(key, f"is set ({str(value)[:40]}), and the {model_type} family does not read it: it changes "
+                               f"{COST_FIELDS[key]}; remove it to cost the model without it, or write the model in "
+                               f"Python (FILE.py:NAME)")
+        unknown.append(key)
+    if not unknown or wrapper:
+        return []
+    where = f.path.rstrip(".") or "config.json"
+    return [f"not read from {where}: {', '.join(sorted(unknown))} (fields opgraph does not know; if one changes the "
+            f"model's shape, these figures do not show it)"]
 
 
 # -- families --------------------------------------------------------------------------------------------
@@ -149,31 +318,267 @@ def _mixtral(f: Fields) -> dict:
     return dict(**_mistral(f), moe=moe)
 
 
+def _windowed_layers(f: Fields, layers: int) -> set[int]:
+    """Qwen2/Qwen3's sliding-window layers: as layer_types says, else from max_window_layers on where
+    use_sliding_window is true, else none."""
+    types = _layer_types(f, layers)
+    if types is not None:
+        return {i for i, t in enumerate(types) if t == "sliding_attention"}
+    if f.bool("use_sliding_window", False):
+        return set(range(f.int("max_window_layers", default=layers, minimum=0), layers))
+    f.get("max_window_layers", "sliding_window", default=None)  # read: they only matter with use_sliding_window
+    return set()
+
+
 def _qwen2(f: Fields) -> dict:
     """Qwen2: q/k/v biases (always, in the modeling code). Sliding window only where use_sliding_window is
     true, on the layers from max_window_layers on; or as the newer layer_types list says."""
     core = _core(f)
     layers = core["n_layers"]
-    _, types = f.get("layer_types", default=None)
-    if types is not None:
-        if not isinstance(types, list) or len(types) != layers or not set(types) <= {"full_attention", "sliding_attention"}:
-            raise f.error("layer_types", f"must list 'full_attention' or 'sliding_attention' for each of the "
-                                         f"{layers} layers")
-        windowed = {i for i, t in enumerate(types) if t == "sliding_attention"}
-    elif f.bool("use_sliding_window", False):
-        windowed = set(range(f.int("max_window_layers", default=layers, minimum=0), layers))
-    else:
-        windowed = set()
+    windowed = _windowed_layers(f, layers)
     window = f.int("sliding_window") if windowed else None
     return dict(**core, mlp=_gated(f), qkv_bias=True, sliding_window=window,
                 window_layers=None if len(windowed) == layers else windowed or None,
                 tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
+def _qwen_moe(f: Fields, shared: bool, renormalize: bool = False) -> MoE:
+    """Qwen2-MoE / Qwen3-MoE / Qwen3-Next experts: num_experts of moe_intermediate_size, top-k renormalized when
+    norm_topk_prob; Qwen2-MoE and Qwen3-Next add a shared expert behind a sigmoid gate."""
+    return MoE(experts=f.int("num_experts"), top_k=f.int("num_experts_per_tok"), d_expert=f.int("moe_intermediate_size"),
+               shared_d=f.int("shared_expert_intermediate_size") if shared else None, shared_gate=shared,
+               renormalize=f.bool("norm_topk_prob", renormalize), shared_name="shared_expert", act=_gated_act(f))
+
+
+def _qwen_ffn(f: Fields, n: int, moe: MoE | None, dense: MLP):
+    """Qwen MoE placement: layer i is MoE unless listed in mlp_only_layers, when (i + 1) % decoder_sparse_step is 0."""
+    if moe is None:
+        return lambda i: dense, 1
+    step = f.int("decoder_sparse_step", default=1)
+    only = set(f.ints("mlp_only_layers", n) or ())
+    return (lambda i: dense if i in only or (i + 1) % step else moe), (n if only else step)
+
+
+def _qwen3(f: Fields, *, moe: bool = False) -> dict:
+    """Qwen3 / Qwen3-MoE: Qwen2's layer (biases only where attention_bias says) with a per-head RMSNorm of q and
+    k before rope (modular_qwen3.py: q_norm, k_norm over head_dim)."""
+    core = _core(f)
+    n = core["n_layers"]
+    windowed = _windowed_layers(f, n)
+    attention = _attention(f, core, qk_norm="head")
+    sliding = attrs.evolve(attention, keys=Keys("sliding", f.int("sliding_window"))) if windowed else attention
+    dense = MLP(core["d_ffn"], _gated_act(f))
+    ffn, period = _qwen_ffn(f, n, _qwen_moe(f, shared=False) if moe else None, dense)
+    stack = _stack(n, lambda i: parts.pre_norm(sliding if i in windowed else attention, ffn(i)),
+                   period=n if windowed else period)
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), layers=stack,
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _gated_act(f: Fields, default: str = "silu") -> str:
+    from .decoder import ACTIVATIONS
+    return ACTIVATIONS[_gated(f, default)]
+
+
+def _linear_attention(f: Fields, core: dict, kinds: list[str], full: Attention, ffn) -> Stack:
+    """A stack of Gated DeltaNet layers with full attention where `kinds` says (Qwen3-Next, Qwen3.5)."""
+    linear = DeltaNet(f.int("linear_num_key_heads"), f.int("linear_num_value_heads"), f.int("linear_key_head_dim"),
+                      f.int("linear_value_head_dim"), f.int("linear_conv_kernel_dim", default=4))
+    return _stack(core["n_layers"], lambda i: parts.pre_norm(full if kinds[i] == "full_attention" else linear, ffn(i)),
+                  period=len(kinds))
+
+
+def _qwen3_next(f: Fields) -> dict:
+    """Qwen3-Next / Qwen3.5: Gated DeltaNet layers with a gated full-attention layer every
+    full_attention_interval (or as layer_types says); attention with per-head q/k norms, partial rotary and a
+    sigmoid output gate (attn_output_gate); MoE with a gated shared expert (modular_qwen3_next.py). A checkpoint
+    without dense layers may omit intermediate_size (Qwen3.5): the experts' width stands in for listings."""
+    # Qwen3NextConfig's defaults where a checkpoint omits them: head_dim 256, a quarter of it rotated.
+    core = _core(f, ffn_default=f.int("moe_intermediate_size"), head_dim_default=256, rotary_default=0.25)
+    n = core["n_layers"]
+    kinds = _layer_types(f, n, ("linear_attention", "full_attention"))
+    if kinds is None:
+        every = f.int("full_attention_interval", default=4)
+        kinds = ["full_attention" if (i + 1) % every == 0 else "linear_attention" for i in range(min(n, every))]
+    else:
+        f.get("full_attention_interval", default=None)
+    full = _attention(f, core, qk_norm="head", gate=f.bool("attn_output_gate", True))
+    dense = MLP(core["d_ffn"], _gated_act(f))
+    ffn, _ = _qwen_ffn(f, n, _qwen_moe(f, shared=True, renormalize=True), dense)
+    if len(kinds) < n:  # the interval's pattern, repeated
+        kinds = (kinds * (n // len(kinds) + 1))[:n] if n <= 100_000 else None
+        if kinds is None:
+            raise f.error("num_hidden_layers", "is too large for a layer pattern given by full_attention_interval")
+    return dict(**_summary_fields(core, full), mlp=_gated(f), layers=_linear_attention(f, core, kinds, full, ffn),
+                tie_embeddings=f.bool("tie_word_embeddings", False),
+                state_dtype=f.choice(TORCH_DTYPES, "mamba_ssm_dtype", default=None) if
+                f.get("mamba_ssm_dtype", default=None)[1] is not None else None,
+                notes=_mtp_note(f, "mtp_num_hidden_layers"))
+
+
+def _gpt_oss(f: Fields) -> dict:
+    """gpt-oss: attention with biases and a learned sink per head, sliding (128) and full layers alternating as
+    layer_types says; MoE of experts_per_token routed experts with biases, a router with a bias, softmax over the
+    chosen k, and the clamped SwiGLU (swiglu_limit) of openai/gpt-oss's reference code."""
+    core = _core(f)
+    n = core["n_layers"]
+    types = _layer_types(f, n) or ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(n)]
+    full = _attention(f, core, sinks=True)
+    sliding = attrs.evolve(full, keys=Keys("sliding", f.int("sliding_window")))
+    f.number("swiglu_limit")  # the clamp's bound: the same ops whatever its value
+    moe = MoE(experts=f.int("num_local_experts"), top_k=f.int("num_experts_per_tok", "experts_per_token"),
+              d_expert=f.int("intermediate_size"), router_bias="linear", expert_bias=True, act="clamp_swiglu",
+              router_name="router")
+    stack = _stack(n, lambda i: parts.pre_norm(sliding if types[i] == "sliding_attention" else full, moe), period=n)
+    return dict(**_summary_fields(core, full), layers=stack, moe=None, tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
 def _gemma(f: Fields) -> dict:
-    """Gemma: GeGLU, tied embeddings, head_dim 256 unless given (the HF GemmaConfig defaults)."""
+    """Gemma: GeGLU, tied embeddings, head_dim 256 unless given (the HF GemmaConfig defaults), embeddings
+    scaled by sqrt(hidden_size)."""
     return dict(**_core(f, head_dim_default=256), mlp=_gated(f, default="gelu_pytorch_tanh"),
-                tie_embeddings=f.bool("tie_word_embeddings", True))
+                tie_embeddings=f.bool("tie_word_embeddings", True), embed_scale=True)
+
+
+def _gemma2(f: Fields, *, v3: bool = False) -> dict:
+    """Gemma-2 / Gemma-3: sandwich norms (a norm before and after attention and the MLP), GeGLU, embeddings
+    scaled by sqrt(hidden_size), tied embeddings; sliding-window and global layers as layer_types says, else
+    Gemma-2's alternation (even layers slide) or Gemma-3's sliding_window_pattern (every 6th layer global).
+    Gemma-2 soft-caps attention scores and the final logits; Gemma-3 has per-head q/k norms instead. Defaults
+    for fields a checkpoint omits are transformers' Gemma2Config / Gemma3TextConfig ones."""
+    core = _core(f, head_dim_default=256, vocab_default=262_208 if v3 else _MISSING)
+    n = core["n_layers"]
+    types = _layer_types(f, n)
+    if types is None and v3:
+        every = f.int("sliding_window_pattern", default=6)
+        types = ["full_attention" if (i + 1) % every == 0 else "sliding_attention" for i in range(min(n, every))]
+    elif types is None:
+        types = ["sliding_attention", "full_attention"][:n]
+    softcap = f.number("attn_logit_softcapping") is not None
+    full = _attention(f, core, qk_norm="head" if v3 else None, softcap=softcap)
+    sliding = attrs.evolve(full, keys=Keys("sliding", f.int("sliding_window", default=4096)))
+    mlp = MLP(core["d_ffn"], _gated_act(f, "gelu_pytorch_tanh"))
+    period = len(types)
+    stack = _stack(n, lambda i: parts.sandwich_norm(sliding if types[i % period] == "sliding_attention" else full, mlp),
+                   period=period)
+    return dict(**_summary_fields(core, full), mlp=_gated(f, default="gelu_pytorch_tanh"), layers=stack,
+                tie_embeddings=f.bool("tie_word_embeddings", True), embed_scale=True,
+                logit_softcap=f.number("final_logit_softcapping") is not None)
+
+
+def _llama4(f: Fields) -> dict:
+    """Llama-4: attention_chunk_size chunks with rope on most layers, global NoPE attention on every 4th
+    (no_rope_layers: 1 = rope), an L2 norm of q and k on the rope layers (use_qk_norm) and a query temperature on
+    the NoPE layers (attn_temperature_tuning); MoE on every interleave_moe_layer_step-th layer (or moe_layers) with
+    one shared expert and sigmoid routing, dense layers of intermediate_size_mlp. Defaults are transformers'
+    Llama4TextConfig ones."""
+    core = _core(f)
+    n = core["n_layers"]
+    rope_flags = f.ints("no_rope_layers", n) or [int((i + 1) % f.int("no_rope_layer_interval", default=4) != 0)
+                                                  for i in range(n)]
+    if len(rope_flags) != n or not set(rope_flags) <= {0, 1}:
+        raise f.error("no_rope_layers", f"must give 1 (rope) or 0 (NoPE) for each of the {n} layers")
+    step = f.int("interleave_moe_layer_step", default=1)
+    moe_layers = set(f.ints("moe_layers", n) or range(step - 1, n, step))
+    chunk = f.int("attention_chunk_size", default=8192)
+    qk = "head_l2" if f.bool("use_qk_norm", True) else None
+    rope = _attention(f, core, keys=Keys("chunked", chunk) if chunk else FULL, qk_norm=qk)
+    nope = _attention(f, core, rotary=False, q_scale=f.bool("attn_temperature_tuning", True))
+    moe = MoE(experts=f.int("num_local_experts"), top_k=f.int("num_experts_per_tok"), d_expert=f.int("intermediate_size"),
+              shared_d=f.int("intermediate_size"), scores="sigmoid", router_name="router", shared_name="shared_expert")
+    dense = MLP(f.int("intermediate_size_mlp"), _gated_act(f))
+    stack = _stack(n, lambda i: parts.pre_norm(rope if rope_flags[i] else nope, moe if i in moe_layers else dense),
+                   period=n)
+    core["d_ffn"] = dense.d_ffn
+    return dict(**_summary_fields(core, rope), layers=stack, tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _phi3(f: Fields) -> dict:
+    """Phi-3: Llama's layer with fused qkv_proj and gate_up_proj (the same weights and FLOPs as split ones), a
+    sliding window on every layer where sliding_window is set, partial rotary where given."""
+    return dict(**_core(f), mlp=_gated(f), sliding_window=f.int("sliding_window", default=None),
+                qkv_bias=f.bool("attention_bias", False), o_bias=f.bool("attention_bias", False),
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _olmo2(f: Fields) -> dict:
+    """OLMo-2: post-norm layers (the norm after attention and after the MLP, inside the residual) and an RMSNorm
+    of the whole q and k projections (modeling_olmo2.py)."""
+    core = _core(f)
+    attention = _attention(f, core, qk_norm="full")
+    layer = parts.post_norm(attention, MLP(core["d_ffn"], _gated_act(f)))
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), layers=Stack.uniform(layer, core["n_layers"]),
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _deepseek_moe(f: Fields, *, v3: bool) -> MoE | None:
+    """DeepSeekMoE as V2, V3, Kimi-K2 and GLM-4.5 configure it: n_routed_experts of moe_intermediate_size and
+    n_shared_experts, dense below first_k_dense_replace, every moe_layer_freq-th layer; V3's sigmoid scores with a
+    selection bias (e_score_correction_bias), group-limited routing (n_group, topk_group), renormalized weights
+    (norm_topk_prob) scaled by routed_scaling_factor."""
+    if f.get("n_routed_experts", default=None)[1] is None:
+        return None
+    scoring = f.choice({"softmax": "softmax", "sigmoid": "sigmoid"}, "scoring_func", default="sigmoid" if v3 else "softmax")
+    topk_method = f.str("topk_method", default="noaux_tc" if v3 else "greedy")
+    groups = f.int("n_group", default=1) if topk_method in ("group_limited_greedy", "noaux_tc") else 1
+    if groups > 1:
+        f.int("topk_group")
+    scale = f.number("routed_scaling_factor", default=1.0)
+    return MoE(experts=f.int("n_routed_experts"), top_k=f.int("num_experts_per_tok"),
+               d_expert=f.int("moe_intermediate_size"), shared=f.int("n_shared_experts", default=0, minimum=0),
+               first_dense=f.int("first_k_dense_replace", default=0, minimum=0),
+               layer_freq=f.int("moe_layer_freq", default=1), router_bias="selection" if v3 else None,
+               scores=scoring, groups=groups, renormalize=f.bool("norm_topk_prob", False), scaled=scale != 1.0)
+
+
+def _deepseek_v32(f: Fields) -> dict:
+    """DeepSeek-V3.2: V3 with DSA sparse attention, a lightning indexer (index_n_heads heads of index_head_dim)
+    scoring every key and MLA over the index_topk it selects (pieces.lightning_indexer). The indexer's
+    weights_proj stays in the model's dtype in an fp8 checkpoint, as the reference code builds it."""
+    fields = _deepseek(f, v3=True)
+    indexer = Indexer(heads=f.int("index_n_heads"), head_dim=f.int("index_head_dim"), topk=f.int("index_topk"))
+    attention = LatentAttention(fields["n_heads"], fields["mla"], indexer=indexer)
+    moe, dense = fields["moe"], MLP(fields["d_ffn"], _gated_act(f))
+    fields["layers"] = _stack(fields["n_layers"], lambda i: parts.pre_norm(
+        attention, moe if moe is not None and i >= moe.first_dense and i % moe.layer_freq == 0 else dense),
+        period=moe.layer_freq if moe else 1, breaks=[moe.first_dense] if moe else [])
+    if fields["weight_format"] is not None:
+        fmt = fields["weight_format"]
+        fields["weight_format"] = attrs.evolve(fmt, exclude=(*fmt.exclude, "model.layers.*.self_attn.indexer.weights_proj"))
+    return fields
+
+
+def _deepseek(f: Fields, *, v3: bool) -> dict:
+    """DeepSeek-V2/V3 and Kimi-K2: MLA (q_lora_rank may be null), DeepSeekMoE. The multi-token-prediction
+    module (num_nextn_predict_layers) is not part of next-token inference and is not counted."""
+    if f.bool("attention_bias", False):
+        raise f.error("attention_bias", "is true; only DeepSeek's bias-free attention is supported")
+    d = f.int("hidden_size")
+    heads = f.int("num_attention_heads")
+    f.int("num_key_value_heads", default=heads)  # MLA has no KV heads of its own; the field equals the heads
+    mla = MLA(kv_lora_rank=f.int("kv_lora_rank"), qk_nope_head_dim=f.int("qk_nope_head_dim"),
+              qk_rope_head_dim=f.int("qk_rope_head_dim"), v_head_dim=f.int("v_head_dim"),
+              q_lora_rank=f.int("q_lora_rank", default=None))
+    _rotary_dim(f, mla.qk_rope_head_dim)  # type checks only: MLA rotates exactly qk_rope_head_dim
+    return dict(d_model=d, n_heads=heads, n_kv_heads=heads, d_ffn=f.int("intermediate_size"),
+                n_layers=f.int("num_hidden_layers"), vocab_size=f.int("vocab_size"), mla=mla,
+                moe=_deepseek_moe(f, v3=v3), mlp=_gated(f), dtype=_dtype(f), **_weights(f),
+                notes=_mtp_note(f), tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _glm4_moe(f: Fields) -> dict:
+    """GLM-4.5: GQA attention with q/k/v biases (attention_bias), partial rotary (0.5), per-head q/k norms where
+    use_qk_norm, and DeepSeek-V3's MoE (sigmoid scores, selection bias, shared experts, first_k_dense_replace).
+    The multi-token-prediction layers are not counted."""
+    core = _core(f)
+    bias = f.bool("attention_bias", False)
+    attention = _attention(f, core, o_bias=False, qk_norm="head" if f.bool("use_qk_norm", False) else None)
+    moe = _deepseek_moe(f, v3=True)
+    dense, n = MLP(core["d_ffn"], _gated_act(f)), core["n_layers"]
+    stack = _stack(n, lambda i: parts.pre_norm(attention, moe if i >= moe.first_dense and i % moe.layer_freq == 0
+                                                else dense), period=moe.layer_freq, breaks=[moe.first_dense])
+    return dict(**dict(core, qkv_bias=bias), mlp=_gated(f), moe=moe, layers=stack, notes=_mtp_note(f),
+                tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
 def _gpt2(f: Fields) -> dict:
@@ -188,34 +593,60 @@ def _gpt2(f: Fields) -> dict:
                 n_layers=f.int("n_layer", "num_hidden_layers"), vocab_size=f.int("vocab_size"),
                 max_positions=f.int("n_positions", "max_position_embeddings"), positions="learned",
                 norm="layernorm", norm_bias=True, mlp="gelu", mlp_bias=True, qkv_bias=True, o_bias=True,
-                dtype=_dtype(f), weight_dtype=_weight_dtype(f), tie_embeddings=f.bool("tie_word_embeddings", True))
+                dtype=_dtype(f), **_weights(f), tie_embeddings=f.bool("tie_word_embeddings", True))
 
 
-def _deepseek(f: Fields, *, v3: bool) -> dict:
-    """DeepSeek-V2/V3: MLA (q_lora_rank may be null), DeepSeekMoE with shared experts after
-    first_k_dense_replace dense layers. V3's router adds e_score_correction_bias. The multi-token-prediction
-    module (num_nextn_predict_layers) is not part of next-token inference and is not counted."""
-    if f.bool("attention_bias", False):
-        raise f.error("attention_bias", "is true; only DeepSeek's bias-free attention is supported")
-    d = f.int("hidden_size")
-    heads = f.int("num_attention_heads")
-    mla = MLA(kv_lora_rank=f.int("kv_lora_rank"), qk_nope_head_dim=f.int("qk_nope_head_dim"),
-              qk_rope_head_dim=f.int("qk_rope_head_dim"), v_head_dim=f.int("v_head_dim"),
-              q_lora_rank=f.int("q_lora_rank", default=None))
-    moe = None
-    if f.get("n_routed_experts", default=None)[1] is not None:
-        moe = MoE(experts=f.int("n_routed_experts"), top_k=f.int("num_experts_per_tok"),
-                  d_expert=f.int("moe_intermediate_size"), shared=f.int("n_shared_experts", default=0, minimum=0),
-                  first_dense=f.int("first_k_dense_replace", default=0, minimum=0),
-                  layer_freq=f.int("moe_layer_freq", default=1), router_bias=v3)
-    mtp = f.int("num_nextn_predict_layers", default=0, minimum=0)
-    notes = (f"not counted: the multi-token-prediction module ({mtp} extra layer(s) in the checkpoint), "
-             f"which next-token inference does not run",) if mtp else ()
-    _rotary_dim(f, mla.qk_rope_head_dim)  # type checks only: MLA rotates exactly qk_rope_head_dim
-    return dict(d_model=d, n_heads=heads, n_kv_heads=heads, d_ffn=f.int("intermediate_size"),
-                n_layers=f.int("num_hidden_layers"), vocab_size=f.int("vocab_size"), mla=mla, moe=moe,
-                mlp=_gated(f), dtype=_dtype(f), weight_dtype=_weight_dtype(f), notes=notes,
-                tie_embeddings=f.bool("tie_word_embeddings", False))
+# Hybrid layer letters (Nemotron-H's hybrid_override_pattern): Mamba-2, attention, MLP, MoE.
+HYBRID = {"M": "mamba", "*": "attention", "-": "mlp"}
+
+
+def _mamba(f: Fields, *, heads_key: str = "mamba_num_heads", head_dim_key: str = "mamba_head_dim",
+           state_key: str = "ssm_state_size") -> Mamba2:
+    return Mamba2(n_heads=f.int(heads_key), head_dim=f.int(head_dim_key), d_state=f.int(state_key),
+                  n_groups=f.int("n_groups", default=1), d_conv=f.int("conv_kernel", default=4),
+                  chunk_size=f.int("chunk_size", default=256), conv_bias=f.bool("use_conv_bias", True),
+                  proj_bias=f.bool("use_bias", False))
+
+
+def _nemotron_h(f: Fields) -> dict:
+    """Nemotron-H: one mixer per layer as hybrid_override_pattern says (M: Mamba-2, *: attention, -: a
+    squared-ReLU MLP), each with its own pre-norm (modeling_nemotron_h.py)."""
+    n = f.int("num_hidden_layers")
+    _, pattern = f.get("hybrid_override_pattern")
+    if not isinstance(pattern, str) or len(pattern) != n or not set(pattern) <= set(HYBRID):
+        raise f.error("hybrid_override_pattern", f"must be a string of {n} letters from {', '.join(HYBRID)} "
+                                                 f"({', '.join(f'{k}: {v}' for k, v in HYBRID.items())})")
+    d, heads = f.int("hidden_size"), f.int("num_attention_heads")
+    kv, head_dim = f.int("num_key_value_heads", default=heads), f.int("attention_head_dim", "head_dim", default=d // heads)
+    attention = Attention(heads, kv, head_dim, rotary=False, q_bias=f.bool("attention_bias", False),
+                          k_bias=f.bool("attention_bias", False), v_bias=f.bool("attention_bias", False),
+                          o_bias=f.bool("attention_bias", False))
+    mlp = MLP(f.int("intermediate_size"), f.choice({"relu2": "relu2", "silu": "silu", "gelu": "gelu"}, "mlp_hidden_act",
+                                                  default="relu2"), gated=False, bias=f.bool("mlp_bias", False),
+              prefix="mixer.")
+    mamba = _mamba(f)
+    if mamba.n_heads * mamba.head_dim != f.int("expand", default=2) * d:
+        raise f.error("mamba_num_heads", f"x mamba_head_dim ({mamba.n_heads} x {mamba.head_dim}) must equal expand x "
+                                         f"hidden_size")
+    f.choice({"silu": "silu"}, "mamba_hidden_act", default="silu")
+    mixers = {"M": mamba, "*": attention, "-": mlp}
+    layers = [parts.Layer((parts.Sublayer(mixers[c], "norm.weight", key="mixer"),)) for c in pattern]
+    return dict(d_model=d, n_heads=heads, n_kv_heads=kv, head_dim=head_dim, d_ffn=mlp.d_ffn, n_layers=n,
+                vocab_size=f.int("vocab_size"), dtype=_dtype(f), **_weights(f),
+                layers=Stack.listed(layers), tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _mamba2(f: Fields) -> dict:
+    """Mamba-2 (transformers' Mamba2Config): n_layers Mamba-2 mixers with pre-norms, no attention, no MLP; the
+    inner width is expand x hidden_size in num_heads heads of head_dim."""
+    d, n = f.int("hidden_size"), f.int("num_hidden_layers")
+    mamba = _mamba(f, heads_key="num_heads", head_dim_key="head_dim", state_key="state_size")
+    if mamba.n_heads * mamba.head_dim != f.int("expand", default=2) * d:
+        raise f.error("num_heads", f"x head_dim ({mamba.n_heads} x {mamba.head_dim}) must equal expand x hidden_size")
+    layer = parts.Layer((parts.Sublayer(mamba, "norm.weight", key="mixer"),))
+    return dict(d_model=d, n_heads=mamba.n_heads, n_kv_heads=mamba.n_heads, head_dim=mamba.head_dim, d_ffn=d,
+                n_layers=n, vocab_size=f.int("vocab_size"), dtype=_dtype(f), **_weights(f),
+                layers=Stack.uniform(layer, n), tie_embeddings=f.bool("tie_word_embeddings", True))
 
 
 FAMILIES: dict[str, Callable[[Fields], dict]] = {
@@ -223,11 +654,50 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "mistral": _mistral,
     "mixtral": _mixtral,
     "qwen2": _qwen2,
+    "qwen3": _qwen3,
+    "qwen3_moe": lambda f: _qwen3(f, moe=True),
+    "qwen3_next": _qwen3_next,
+    "qwen3_5_text": _qwen3_next,
+    "qwen3_5_moe_text": _qwen3_next,
     "gpt2": _gpt2,
+    "gpt_oss": _gpt_oss,
     "deepseek_v2": lambda f: _deepseek(f, v3=False),
     "deepseek_v3": lambda f: _deepseek(f, v3=True),
+    "kimi_k2": lambda f: _deepseek(f, v3=True),
+    "deepseek_v32": _deepseek_v32,
     "gemma": _gemma,
+    "gemma2": _gemma2,
+    "gemma3_text": lambda f: _gemma2(f, v3=True),
+    "llama4_text": _llama4,
+    "phi3": _phi3,
+    "olmo2": _olmo2,
+    "glm4_moe": _glm4_moe,
+    "nemotron_h": _nemotron_h,
+    "mamba2": _mamba2,
 }
+
+# Multimodal wrappers: the language model in text_config is costed (its own model_type, or this default).
+WRAPPERS = {"gemma3": "gemma3_text", "llama4": "llama4_text", "mistral3": "mistral", "qwen3_5": "qwen3_5_text",
+            "qwen3_5_moe": "qwen3_5_moe_text"}
+
+
+def register_family(model_type: str, family: Callable[[Fields], dict]) -> str:
+    """Make `model_type` load with `family`, a function from a config.json's Fields to DecoderConfig's fields
+    (`core_fields(f)` gives the Llama-style ones; add `layers=` for a stack of your own). Fields the family does
+    not read are checked as for the shipped families: a set cost field refuses the file."""
+    if not isinstance(model_type, str) or not model_type.isidentifier():
+        raise OpgraphError(f"a model_type must be a name (letters, digits, _), got {model_type!r}")
+    if not callable(family):
+        raise OpgraphError(f"the family for {model_type!r} must be a function of the config's fields")
+    FAMILIES[model_type] = family
+    return model_type
+
+
+def core_fields(f: Fields) -> dict:
+    """The Llama-style DecoderConfig fields most families share (sizes, dtype, weights' storage, partial rotary)."""
+    core = _core(f)
+    core["head_dim"] = core["head_dim"] or core["d_model"] // core["n_heads"]
+    return core
 
 
 def from_dict(data: dict, *, name: str, source: str, where: str = "config.json") -> DecoderConfig:
@@ -236,10 +706,27 @@ def from_dict(data: dict, *, name: str, source: str, where: str = "config.json")
         raise OpgraphError(f"{where}: the top level must be a JSON object")
     f = Fields(data, where)
     model_type = f.str("model_type")
+    notes: list[str] = []
+    outer = None
+    if model_type in WRAPPERS:
+        outer, f = f, f.sub("text_config")
+        inherited = {k: outer.data[k] for k in ("torch_dtype", "dtype", "tie_word_embeddings", "quantization_config")
+                     if k in outer.data and k not in f.data}
+        f.data = {**f.data, **inherited}
+        model_type = f.str("model_type", default=WRAPPERS[model_type])
+        notes.append(f"the language model (text_config) is costed; the vision tower and projector of this "
+                     f"{outer.data['model_type']} checkpoint are not")
     if model_type not in FAMILIES:
-        raise f.error("model_type", f"is {model_type!r}, which is not supported; supported: {', '.join(FAMILIES)}")
+        raise f.error("model_type", f"is {model_type!r}, which is not supported; supported: "
+                                    f"{', '.join([*FAMILIES, *WRAPPERS])}; or write the model in Python and pass "
+                                    f"FILE.py:NAME (see docs/models.md)")
     try:
-        return DecoderConfig(name, source=source, **FAMILIES[model_type](f))
+        fields = FAMILIES[model_type](f)
+        notes += unread(f, model_type)
+        if outer is not None:
+            notes += unread(outer, model_type, wrapper=True)
+        fields["notes"] = (*fields.get("notes", ()), *notes)
+        return DecoderConfig(name, source=source, **fields)
     except OpgraphError as e:  # a check across fields (top_k <= experts, heads divisible ...): name the file
         message = str(e)
         raise OpgraphError(message if message.startswith(where) else f"{where}: {message}") from None

@@ -12,11 +12,16 @@ from __future__ import annotations
 import functools
 import math
 
+import attrs
+
+from opgraph.core import checks
 from opgraph.errors import OpgraphError
 from opgraph.core.graph import GraphBuilder
 from opgraph.core.phase import Phase
 from opgraph.core.sizes import minimum, size_function
-from opgraph.core.tensor import INT32, Role, Tensor
+from opgraph.core.tensor import FP8, FP32, INT32, Role, Tensor
+from .parallel import Parallel
+from .parallel import shard as parallel_shard
 
 
 def piece(part: str = ""):
@@ -48,96 +53,153 @@ def proj(b: GraphBuilder, name: str, x: Tensor, n: int, *, prefix: str = "", bia
     return b.linear(name, x, w, bias=shift, out=out, role=role)
 
 
+@attrs.frozen
+class Keys:
+    """Which keys a layer's queries see: all earlier positions ("full"), the last `size` ("sliding", Mistral,
+    Gemma, gpt-oss), or those of their own chunk of `size` positions ("chunked", Llama-4's attention_chunk_size).
+    The layer's KV cache holds exactly what it sees."""
+
+    kind: str = attrs.field(default="full", validator=attrs.validators.in_(("full", "sliding", "chunked")))
+    size: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if (self.kind == "full") != (self.size is None):
+            raise OpgraphError(f"{self.kind} attention {'takes no' if self.kind == 'full' else 'needs a'} size")
+        if self.size is not None:
+            checks.integer(f"the {self.kind} attention size", self.size)
+
+    @property
+    def window(self) -> int | None:
+        return self.size if self.kind == "sliding" else None
+
+    @property
+    def chunk(self) -> int | None:
+        return self.size if self.kind == "chunked" else None
+
+    def cached(self, phase: Phase) -> int:
+        """Earlier positions a new token reads from the KV cache: all of them; with a sliding window the
+        window - 1 most recent (the new token is the window's last key); in a chunk, those of the current chunk
+        before it. So the cache never holds more than the window or the chunk."""
+        if self.kind == "full":
+            return phase.past
+        if self.kind == "sliding":
+            return minimum(phase.past, self.size - 1)
+        return _within_chunk(phase.past, self.size)
+
+    def describe(self) -> str:
+        return "full attention" if self.kind == "full" else f"{self.kind} attention over {self.size:,} positions"
+
+
+@size_function
+def _within_chunk(position: int, chunk: int) -> int:
+    return position % chunk
+
+
+FULL = Keys()
+
+
 def shard(name: str, size: int, tp: int) -> int:
-    """`size` split over `tp` GPUs (Megatron tensor parallelism): an error naming the sizes when it does not split."""
-    if size % tp:
-        raise OpgraphError(f"--tp {tp} does not divide {name} ({size}); tensor parallelism splits it evenly")
-    return size // tp
-
-
-def kv_heads_per_gpu(kv_heads: int, tp: int) -> int:
-    """KV heads each GPU holds: kv_heads / tp, or one (replicated on tp / kv_heads GPUs) when tp exceeds them."""
-    if kv_heads >= tp:
-        return shard("the KV heads", kv_heads, tp)
-    if tp % kv_heads:
-        raise OpgraphError(f"--tp {tp} is not a multiple of the {kv_heads} KV heads, so they cannot be replicated "
-                           f"evenly")
-    return 1
-
-
-def reduce(b: GraphBuilder, name: str, x: Tensor, tp: int, out: str, sp: int | None = None) -> Tensor:
-    """The all-reduce that completes a row-parallel layer's partial sums (nothing when tp is 1); with sequence
-    parallelism (`sp`: the token dim the hidden states are split along), a reduce-scatter along it instead."""
-    if tp == 1:
-        return x
-    if sp is not None:
-        return b.reduce_scatter(name.replace("allreduce", "reducescatter"), x, group=tp, dim=sp, out=out)
-    return b.all_reduce(name, x, group=tp, out=out)
-
-
-def gather(b: GraphBuilder, name: str, x: Tensor, tp: int, out: str, sp: int | None) -> Tensor:
-    """Sequence parallelism: the whole tokens back from each GPU's slice, before a column-parallel layer."""
-    return b.all_gather(name, x, group=tp, dim=sp, out=out) if sp is not None and tp > 1 else x
+    """`size` split over `tp` GPUs (kept for callers of the earlier API; see Parallel)."""
+    return parallel_shard(name, size, tp)
 
 
 def token_slice(phase: Phase, tp: int, sp: int) -> tuple[int, int]:
-    """(batch, positions) of one GPU's slice of a step's tokens under sequence parallelism: the prompt split
-    along its positions (sp = 1), or a decode step's sequences (sp = 0)."""
-    size = (phase.batch, phase.new_tokens)[sp]
-    if size % tp:
-        what = ("seq_len", "batch")[sp == 0]
-        raise OpgraphError(f"--sp with --tp {tp}: the {what} ({size}) does not split into {tp} equal slices of "
-                           f"tokens; give a {what} divisible by {tp}")
-    return (phase.batch // tp, phase.new_tokens) if sp == 0 else (phase.batch, phase.new_tokens // tp)
+    """(batch, positions) of one GPU's slice of a step's tokens under sequence parallelism (see Parallel.tokens)."""
+    return Parallel(tp, 1, sp).tokens(phase)
 
 
 def cached_positions(phase: Phase, window: int | None) -> int:
-    """Earlier positions a new token reads from the KV cache: all of them, or with a sliding window the
-    window - 1 most recent (the new token is the window's last key), so the cache never holds more
-    than `window` tokens."""
-    return phase.past if window is None else minimum(phase.past, window - 1)
+    """Earlier positions a new token reads from the KV cache, with an optional sliding window (Keys.cached)."""
+    return (FULL if window is None else Keys("sliding", window)).cached(phase)
+
+
+def _qk_norm(b: GraphBuilder, name: str, x: Tensor, kind: str, heads: int, head_dim: int, par: Parallel,
+             prefix: str, whole: int, role: Role) -> Tensor:
+    """q or k normalized as the family does: per head with a learned scale ("head": Qwen3, Gemma-3), per head
+    without one ("head_l2": Llama-4's L2 norm), or over the whole projection ("full": OLMo-2; under tensor
+    parallelism the statistics need every GPU's columns, so the projection is all-gathered first, as vLLM's
+    Olmo2 does, and each GPU keeps its own slice). `whole`: the unsplit projection's width."""
+    if kind == "full":
+        if par.tp == 1:
+            return b.norm(name, x, b.weight(f"{prefix}{name}.weight", (whole,)), out=f"{name}_out", role=role)
+        full = b.all_gather(f"{name}_allgather", x, group=par.tp, out=f"{name}_full")
+        y = b.norm(name, full, b.weight(f"{prefix}{name}.weight", (whole,)), out=f"{name}_whole")
+        return b.slice_last(f"{name}_slice", y, x.shape[-1], out=f"{name}_out", role=role)
+    scale = b.weight(f"{prefix}{name}.weight", (head_dim,)) if kind == "head" else None
+    return b.norm(name, x, scale, heads=heads, out=f"{name}_out", role=role)
+
+
+QK_NORMS = ("head", "head_l2", "full")
 
 
 @piece("attention")
 def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_heads: int, head_dim: int,
-                  causal: bool = False, prefix: str = "self_attn.", qkv_bias: bool = False, o_bias: bool = False,
-                  window: int | None = None, rotary_dim: int | None = None, rotary: bool = True,
-                  tp: int = 1, sp: int | None = None) -> Tensor:
+                  par: Parallel = Parallel.SINGLE, causal: bool = False, prefix: str = "self_attn.",
+                  q_bias: bool = False, k_bias: bool = False, v_bias: bool = False, o_bias: bool = False,
+                  keys: Keys = FULL, rotary_dim: int | None = None, rotary: bool = True, qk_norm: str | None = None,
+                  sinks: bool = False, softcap: bool = False, gate: bool = False, q_scale: bool = False) -> Tensor:
     """Grouped-query attention (MHA when kv_heads == heads, MQA when 1), head_dim independent of d_model.
 
-    `qkv_bias`/`o_bias`: biases as in Qwen2 (q, k, v) or GPT-2 (all four). `rotary=False` for models with
-    learned absolute positions (GPT-2). `window`: sliding-window attention (Mistral): decode attends to
-    min(context+1, window) keys and reads at most window-1 cached positions.
+    - Biases on q, k, v and o each on its own (Qwen2: q, k, v; GPT-2 and gpt-oss: all four).
+    - `rotary=False`: no rotary positions (GPT-2's learned positions, Llama-4's NoPE layers); `rotary_dim`: the
+      dims of each head it rotates (partial rotary).
+    - `keys`: full, sliding window or chunked (Keys): decode reads only the cached positions the layer sees.
+    - `qk_norm`: q and k normalized before rope (_qk_norm: "head", "head_l2" or "full").
+    - `sinks` (gpt-oss): a learned logit per head joins the softmax; `softcap` (Gemma-2): scores soft-capped;
+      `gate` (Qwen3-Next): q_proj also gives a gate per output element, sigmoid(gate) x attention output;
+      `q_scale` (Llama-4's attn_temperature_tuning on NoPE layers): q times a per-position temperature.
 
     The new token(s)' K and V are the KV-cache entries this step writes (role KV_CACHE, so every fusion
     plan writes them); in decode the cached positions are read as well, and attention runs over
     cached + new keys.
 
-    With `tp` > 1 (Megatron tensor parallelism) this is one GPU's share: q, k and v column-parallel over the
-    heads (KV heads replicated when tp exceeds them), o_proj row-parallel, then an all-reduce of its output."""
+    Under tensor parallelism (`par`) this is one GPU's share: q, k and v column-parallel over the heads (KV heads
+    replicated when tp exceeds them, sinks split with their heads), o_proj row-parallel, then an all-reduce."""
     d = x.shape[-1]
-    heads, kv_heads = shard("the attention heads", heads, tp), kv_heads_per_gpu(kv_heads, tp)
+    whole_q, whole_kv = heads * head_dim, kv_heads * head_dim
+    heads, kv_heads = par.heads(heads), par.kv_heads(kv_heads)
     q_width, kv_width = heads * head_dim, kv_heads * head_dim
-    new_kv = Role.ACTIVATION if rotary else Role.KV_CACHE
-    q = proj(b, "q_proj", x, q_width, prefix=prefix, bias=qkv_bias, out="q")
-    k = proj(b, "k_proj", x, kv_width, prefix=prefix, bias=qkv_bias, out="k", role=new_kv)
-    v = proj(b, "v_proj", x, kv_width, prefix=prefix, bias=qkv_bias, out="v", role=Role.KV_CACHE)
+    if qk_norm not in (None, *QK_NORMS):
+        raise OpgraphError(f"qk_norm must be one of {', '.join(QK_NORMS)} or None, got {qk_norm!r}")
+    if qk_norm == "full" and kv_width * par.tp != whole_kv:
+        raise OpgraphError(f"--tp {par.tp} replicates the KV heads, which a norm over the whole k projection "
+                           f"(OLMo-2's) cannot split; use a --tp that divides the KV heads")
+    k_role = Role.ACTIVATION if rotary else Role.KV_CACHE  # k as the cache stores it: after rope, if any
+    if gate:
+        if q_bias:
+            raise OpgraphError("a gated q_proj with a bias is not supported")
+        w = [b.weight(f"{prefix}q_proj.weight[{part}]", (q_width, d)) for part in ("query", "gate")]
+        q, g = b.multi_linear("q_proj", x, w, outs=["q", "attn_gate"])
+    else:
+        q = proj(b, "q_proj", x, q_width, prefix=prefix, bias=q_bias, out="q")
+    k = proj(b, "k_proj", x, kv_width, prefix=prefix, bias=k_bias, out="k",
+             role=Role.ACTIVATION if qk_norm else k_role)
+    v = proj(b, "v_proj", x, kv_width, prefix=prefix, bias=v_bias, out="v", role=Role.KV_CACHE)
+    if qk_norm:
+        q = _qk_norm(b, "q_norm", q, qk_norm, heads, head_dim, par, prefix, whole_q, Role.ACTIVATION)
+        k = _qk_norm(b, "k_norm", k, qk_norm, kv_heads, head_dim, par, prefix, whole_kv, k_role)
     if rotary:
         q = b.rope("rope_q", q, head_dim=head_dim, rotary_dim=rotary_dim, out="q_rope")
         k = b.rope("rope_k", k, head_dim=head_dim, rotary_dim=rotary_dim, out="k_rope", role=Role.KV_CACHE)
-    keys, values = [k], [v]
-    past = cached_positions(phase, window)
+    if q_scale:
+        q = b.scale("q_temperature", q, out="q_scaled")
+    cached = [k], [v]
+    past = keys.cached(phase)
     if past:
-        keys.insert(0, b.cache("k_cache", (phase.batch, past, kv_width)))
-        values.insert(0, b.cache("v_cache", (phase.batch, past, kv_width)))
-    heads_kw = dict(heads=heads, kv_heads=kv_heads, head_dim=head_dim, causal=causal, window=window)
-    s = b.attention_scores("qk", q, keys, out="scores", **heads_kw)
-    p = b.softmax("softmax", s, causal=causal, window=window, out="probs")
-    o = b.attention_values("av", p, values, out="attn", **heads_kw)
-    if tp == 1:
-        return proj(b, "o_proj", o, d, prefix=prefix, bias=o_bias, out="attn_out")
-    return reduce(b, "o_allreduce", proj(b, "o_proj", o, d, prefix=prefix, bias=o_bias, out="attn_partial"), tp,
-                  "attn_out", sp)
+        cached[0].insert(0, b.cache("k_cache", (phase.batch, past, kv_width)))
+        cached[1].insert(0, b.cache("v_cache", (phase.batch, past, kv_width)))
+    heads_kw = dict(heads=heads, kv_heads=kv_heads, head_dim=head_dim, causal=causal, window=keys.window,
+                    chunk=keys.chunk)
+    s = b.attention_scores("qk", q, cached[0], out="scores", **heads_kw)
+    sink = b.weight(f"{prefix}sinks", (heads,)) if sinks else None
+    p = b.softmax("softmax", s, causal=causal, window=keys.window, chunk=keys.chunk, keys=past + phase.new_tokens,
+                  sinks=sink, softcap=softcap, out="probs")
+    o = b.attention_values("av", p, cached[1], out="attn", **heads_kw)
+    if gate:
+        o = b.elementwise("gate_mul", "mul", o, b.elementwise("gate_sigmoid", "sigmoid", g, out="attn_gate_act"),
+                          out="attn_gated")
+    y = proj(b, "o_proj", o, d, prefix=prefix, bias=o_bias, out=par.out("attn_out", "attn_partial"))
+    return par.reduce(b, "o_allreduce", y, "attn_out")
 
 
 def _row_blocks(b: GraphBuilder, name: str, k: int, parts: dict[str, int], *, prefix: str) -> list[Tensor]:
@@ -146,10 +208,55 @@ def _row_blocks(b: GraphBuilder, name: str, k: int, parts: dict[str, int], *, pr
     return [b.weight(f"{prefix}{name}.weight[{part}]", (n, k)) for part, n in parts.items()]
 
 
+# DeepSeek-V3.2's indexer keys and queries: fp8 e4m3 with one fp32 scale per 128 values (the reference's act_quant
+# with block_size 128 and its k_cache / k_scale_cache; vLLM's "fp8 naive cache", head_dim + head_dim // 128 * 4
+# bytes per token: 132 for index_head_dim 128), whatever the model's own KV-cache dtype.
+INDEX_FP8 = FP8.grouped(128, scale_bits=32)
+
+
+def lightning_indexer(b: GraphBuilder, x: Tensor, cq: Tensor, phase: Phase, *, heads: int, head_dim: int, topk: int,
+                      rope_dim: int, causal: bool = False, prefix: str = "self_attn.") -> Tensor:
+    """DeepSeek-V3.2's lightning indexer (DeepSeek-V3.2-Exp report, section 2.1; reference inference/model.py
+    Indexer.forward): the top-k keys each query attends to, [B, Sq, min(topk, Sk)] (int32 positions). Ops indexer.*,
+    weights `{prefix}indexer.*` as the checkpoint names them:
+
+    - q: wq_b [heads*head_dim, q_lora_rank] on the normed q latent `cq`; rope on the first rope_dim of each head's
+      dims (the reference splits [q_pe | q_nope]); the Hadamard transform (rotate_activation); fp8 with a scale
+      per 128 values (act_quant, not counted as FLOPs, as no cast is);
+    - k: wk [head_dim, d_model] on x; k_norm, a LayerNorm with bias [head_dim]; rope on its first rope_dim; the
+      Hadamard transform; fp8: the indexer's KV-cache entry (INDEX_FP8, 132 bytes a token for head_dim 128);
+    - weights_proj [heads, d_model] on x: each head's weight per query;
+    - index_scores over every key, cached and new (ops.index_scores: the dot products, ReLU, weights, head sum);
+    - top_k: the min(topk, Sk) best keys per query (one comparison per score, whole rows: torch.topk's, as the
+      reference runs it over the masked scores).
+
+    Under tensor parallelism the indexer is replicated, on every GPU whole (vLLM's Indexer: wq_b a ReplicatedLinear
+    and wk + weights_proj one MergedColumnParallelLinear with disable_tp, "no tensor parallel, just replicated"; the
+    reference also runs wq_b whole on every rank and checks that every rank selected the same keys), and so is its
+    key cache, as the latent cache is."""
+    w_q = b.weight(f"{prefix}indexer.wq_b.weight", (heads * head_dim, cq.shape[-1]))
+    q = b.linear("indexer.wq_b", cq, w_q, out="indexer.q")
+    q = b.rope("indexer.rope_q", q, head_dim=head_dim, rotary_dim=rope_dim, out="indexer.q_rope")
+    q = b.hadamard("indexer.hadamard_q", q, dim=head_dim, out="indexer.q_rotated", dtype=INDEX_FP8)
+    k = proj(b, "indexer.wk", x, head_dim, prefix=prefix, out="indexer.k")
+    k = norm(b, "indexer.k_norm", k, f"{prefix}indexer.k_norm.weight", fn="layernorm", bias=True,
+             out="indexer.k_normed")
+    k = b.rope("indexer.rope_k", k, head_dim=head_dim, rotary_dim=rope_dim, out="indexer.k_rope")
+    k = b.hadamard("indexer.hadamard_k", k, dim=head_dim, out="indexer.k_entry", role=Role.KV_CACHE, dtype=INDEX_FP8)
+    w = proj(b, "indexer.weights_proj", x, heads, prefix=prefix, out="indexer.weights")
+    keys = [k]
+    if phase.past:
+        keys.insert(0, b.cache("indexer.k_cache", (phase.batch, phase.past, head_dim), INDEX_FP8))
+    scores = b.index_scores("indexer.scores", q, keys, w, heads=heads, head_dim=head_dim, causal=causal,
+                            out="indexer.scores", dtype=FP32)
+    return b.top_k("indexer.top_k", scores, k=minimum(topk, phase.keys), out="indexer.topk_indices", dtype=INT32)
+
+
 @piece("attention")
 def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lora_rank: int, qk_nope_head_dim: int,
                   qk_rope_head_dim: int, v_head_dim: int, q_lora_rank: int | None = None, absorbed: bool = False,
-                  causal: bool = False, prefix: str = "self_attn.", tp: int = 1, sp: int | None = None) -> Tensor:
+                  causal: bool = False, prefix: str = "self_attn.", par: Parallel = Parallel.SINGLE,
+                  indexer=None) -> Tensor:
     """Multi-head latent attention (DeepSeek-V2 paper, section 2.1; DeepSeek-V3 keeps it).
 
     kv_a_proj_with_mqa compresses each token to a latent of kv_lora_rank (normed) plus one rope key of
@@ -165,11 +272,20 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
     attention runs MQA-style straight over the cached [latent | rope key] entries, which are never
     decompressed: QK^T over kv_lora_rank + qk_rope per head, PV over the kv_lora_rank latent.
 
-    With `tp` > 1 (as vLLM shards MLA): the heads split over the GPUs (q_b_proj or q_proj, kv_b_proj, the
+    Under tensor parallelism (`par`, as vLLM shards MLA): the heads split over the GPUs (q_b_proj or q_proj, kv_b_proj, the
     absorbed products by columns; o_proj by rows, then an all-reduce); the latent path (q_a_proj,
-    kv_a_proj_with_mqa, their norms) and so the latent KV cache are on every GPU whole."""
+    kv_a_proj_with_mqa, their norms) and so the latent KV cache are on every GPU whole.
+
+    With an `indexer` (models.parts.Indexer: heads, head_dim, topk; DeepSeek-V3.2's sparse attention, DSA), the
+    lightning indexer (lightning_indexer) picks min(topk, Sk) keys per query and attention runs over those alone:
+    in prefill the decompressed form with `select=topk` on qk, softmax and av (each query min(topk, keys it sees));
+    in decode a gather of the selected min(topk, context + 1) latent entries (gather_selected), then the absorbed
+    form over them. Needs q_lora_rank (the indexer reads the normed q latent). The indexer is replicated under
+    tensor parallelism (lightning_indexer)."""
     d = x.shape[-1]
-    heads = shard("the attention heads", heads, tp)
+    if indexer is not None and not q_lora_rank:
+        raise OpgraphError("DeepSeek-V3.2's indexer reads the normed q latent: it needs q_lora_rank")
+    heads = par.heads(heads)
     nope, rope, r = qk_nope_head_dim, qk_rope_head_dim, kv_lora_rank
     q_parts = {"nope": heads * nope, "rope": heads * rope}
     if q_lora_rank:
@@ -187,6 +303,11 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
     k_pe = b.rope("rope_k", k_pe, head_dim=rope, out="k_pe_rope")
     entry = b.concat_heads("cache_entry", latent, k_pe, heads=1, out="latent_entry", role=Role.KV_CACHE)
     w_uk, w_uv = _row_blocks(b, "kv_b_proj", r, {"k": heads * nope, "v": heads * v_head_dim}, prefix=prefix)
+    picked = select = None
+    if indexer is not None:
+        picked = lightning_indexer(b, x, cq, phase, heads=indexer.heads, head_dim=indexer.head_dim,
+                                   topk=indexer.topk, rope_dim=rope, causal=causal, prefix=prefix)
+        select = indexer.topk
     if absorbed:
         q_lat = b.grouped_linear("q_absorb", q_nope, w_uk, groups=heads, in_dim=nope, out_dim=r, out="q_latent_absorbed")
         q = b.concat_heads("q_concat", q_lat, q_pe, heads=heads, out="q_full")
@@ -194,9 +315,17 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
         if phase.past:
             keys.insert(0, b.cache("latent_cache", (phase.batch, phase.past, r + rope)))
         kw = dict(heads=heads, kv_heads=1, causal=causal)
-        s = b.attention_scores("qk", q, keys, head_dim=r + rope, out="scores", **kw)
-        p = b.softmax("softmax", s, causal=causal, out="probs")
-        o = b.attention_values("av", p, keys, head_dim=r, value_width=r + rope, out="attn_latent", **kw)
+        if picked is not None:
+            # only the selected entries: one output for QK^T ([latent | rope key]), one for PV (the latent)
+            sel_k, sel_v = b.gather_selected("gather_selected", keys, picked, value_dim=r, dtype=entry.dtype,
+                                             outs=["selected_entries", "selected_latents"])
+            s = b.attention_scores("qk", q, [sel_k], head_dim=r + rope, out="scores", **kw)
+            p = b.softmax("softmax", s, causal=causal, out="probs")
+            o = b.attention_values("av", p, [sel_v], head_dim=r, out="attn_latent", **kw)
+        else:
+            s = b.attention_scores("qk", q, keys, head_dim=r + rope, out="scores", **kw)
+            p = b.softmax("softmax", s, causal=causal, out="probs")
+            o = b.attention_values("av", p, keys, head_dim=r, value_width=r + rope, out="attn_latent", **kw)
         o = b.grouped_linear("v_absorb", o, w_uv, groups=heads, in_dim=r, out_dim=v_head_dim, out="attn")
     else:
         if phase.past:
@@ -205,43 +334,53 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
         k_nope, v = b.multi_linear("kv_b_proj", latent, [w_uk, w_uv], outs=["k_nope", "v"])
         q = b.concat_heads("q_concat", q_nope, q_pe, heads=heads, out="q_full")
         k = b.concat_heads("k_concat", k_nope, k_pe, heads=heads, shared=(1,), out="k_full")
-        kw = dict(heads=heads, kv_heads=heads, causal=causal)
-        s = b.attention_scores("qk", q, [k], head_dim=nope + rope, out="scores", **kw)
-        p = b.softmax("softmax", s, causal=causal, out="probs")
+        kw = dict(heads=heads, kv_heads=heads, causal=causal, select=select)
+        s = b.attention_scores("qk", q, [k], head_dim=nope + rope, indices=picked, out="scores", **kw)
+        p = b.softmax("softmax", s, causal=causal, keys=phase.keys if select else None, select=select, out="probs")
         o = b.attention_values("av", p, [v], head_dim=v_head_dim, out="attn", **kw)
-    if tp == 1:
-        return proj(b, "o_proj", o, d, prefix=prefix, out="attn_out")
-    return reduce(b, "o_allreduce", proj(b, "o_proj", o, d, prefix=prefix, out="attn_partial"), tp, "attn_out", sp)
+    return par.reduce(b, "o_allreduce", proj(b, "o_proj", o, d, prefix=prefix, out=par.out("attn_out", "attn_partial")),
+                      "attn_out")
+
+
+# Two-input activations take the gate and the up projection together (gpt-oss's clamped SwiGLU).
+PAIRED_ACTS = frozenset({"clamp_swiglu"})
 
 
 @piece("mlp")
 def gated_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "silu", prefix: str = "mlp.",
-              bias: bool = False, tp: int = 1, reduce_output: bool = True, sp: int | None = None) -> Tensor:
-    """down(act(gate(x)) * up(x)): SwiGLU with act="silu", GeGLU with act="gelu". With `tp` > 1, one GPU's
-    share: gate and up column-parallel, down row-parallel, then an all-reduce (left to the caller with
+              bias: bool = False, par: Parallel = Parallel.SINGLE, reduce_output: bool = True) -> Tensor:
+    """down(act(gate(x)) * up(x)): SwiGLU with act="silu", GeGLU with act="gelu", any registered activation;
+    gpt-oss's clamped SwiGLU (act="clamp_swiglu") takes gate and up in one op. Under tensor parallelism (`par`),
+    one GPU's share: gate and up column-parallel, down row-parallel, then an all-reduce (left to the caller with
     `reduce_output=False`, when its partial sums join others first)."""
-    d, d_ffn = x.shape[-1], shard("the FFN width", d_ffn, tp)
+    d, d_ffn = x.shape[-1], par.columns("the FFN width", d_ffn)
     gate = proj(b, "gate_proj", x, d_ffn, prefix=prefix, bias=bias, out="gate")
     up = proj(b, "up_proj", x, d_ffn, prefix=prefix, bias=bias, out="up")
-    a = b.elementwise("act", act, gate, out="act")
-    h = b.elementwise("mul", "mul", a, up, out="gated")
-    if tp == 1 or not reduce_output:
+    h = _gated(b, "", act, gate, up, "")
+    if not reduce_output:
         return proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_out")
-    return reduce(b, "down_allreduce", proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_partial"), tp,
-                  "mlp_out", sp)
+    return par.reduce(b, "down_allreduce", proj(b, "down_proj", h, d, prefix=prefix, bias=bias,
+                                                out=par.out("mlp_out", "mlp_partial")), "mlp_out")
+
+
+def _gated(b: GraphBuilder, ops: str, act: str, gate: Tensor, up: Tensor, outs: str) -> Tensor:
+    """act(gate) * up, as two ops (act, mul), or one for a paired activation; `ops`/`outs` prefix their names."""
+    if act in PAIRED_ACTS:
+        return b.elementwise(f"{ops}act", act, gate, up, out=f"{outs}gated")
+    a = b.elementwise(f"{ops}act", act, gate, out=f"{outs}act")
+    return b.elementwise(f"{ops}mul", "mul", a, up, out=f"{outs}gated")
 
 
 @piece("mlp")
 def plain_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "gelu", prefix: str = "mlp.",
-              bias: bool = True, tp: int = 1, sp: int | None = None) -> Tensor:
-    """down(act(up(x))) with biases, as GPT-2's c_fc -> gelu -> c_proj (with `tp`, as gated_mlp splits it)."""
-    d, d_ffn = x.shape[-1], shard("the FFN width", d_ffn, tp)
+              bias: bool = True, par: Parallel = Parallel.SINGLE) -> Tensor:
+    """down(act(up(x))), with or without biases: GPT-2's c_fc -> gelu -> c_proj, Nemotron-H's squared-ReLU MLP
+    (split under `par` as gated_mlp is)."""
+    d, d_ffn = x.shape[-1], par.columns("the FFN width", d_ffn)
     h = proj(b, "up_proj", x, d_ffn, prefix=prefix, bias=bias, out="up")
     h = b.elementwise("act", act, h, out="act")
-    if tp == 1:
-        return proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_out")
-    return reduce(b, "down_allreduce", proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_partial"), tp,
-                  "mlp_out", sp)
+    return par.reduce(b, "down_allreduce", proj(b, "down_proj", h, d, prefix=prefix, bias=bias,
+                                                out=par.out("mlp_out", "mlp_partial")), "mlp_out")
 
 
 @size_function
@@ -306,93 +445,82 @@ def busiest_expert_load(experts: int, top_k: int, gpus: int, tokens: int, imbala
 
 
 @piece("moe")
-def moe(b: GraphBuilder, x: Tensor, *, experts: int, top_k: int, d_expert: int, touched: int, shared: int = 0,
-        act: str = "silu", router_bias: bool = False, prefix: str = "mlp.", tp: int = 1, ep: int = 1,
-        rows: int = 0, sp: int | None = None) -> Tensor:
-    """Mixture-of-experts feed-forward (Mixtral; DeepSeekMoE with `shared` always-on experts).
+def moe(b: GraphBuilder, x: Tensor, spec, *, touched: int, rows: int = 0, par: Parallel = Parallel.SINGLE,
+        prefix: str = "mlp.") -> Tensor:
+    """Mixture-of-experts feed-forward as `spec` (a models.parts.MoE) says: Mixtral's, DeepSeekMoE's with shared
+    experts, Qwen's with a gated shared expert, gpt-oss's with expert biases and a clamped SwiGLU, Llama-4's.
 
-    router (a matmul to E logits) -> softmax -> top_k; each token runs through its top_k routed SwiGLU
-    experts (FLOPs for exactly k experts per token), whose outputs are combined with the routing weights;
-    shared experts are one SwiGLU of shared*d_expert that every token runs. Routed expert weights are
-    stacked [E, out, in]; a step reads `touched` of the E experts (see `expected_experts`).
-    `router_bias`: DeepSeek-V3's e_score_correction_bias, an E-vector added to the scores for selection.
-    With `tp` > 1 (as vLLM shards MoE without expert parallelism): the router on every GPU, each expert's
-    width (and the shared experts') split over the GPUs, one all-reduce of the combined output.
-    With `ep` > 1 (expert parallelism over `ep` data-parallel GPUs, as DeepSeek serves V3): see `expert_parallel`."""
-    if ep > 1:
-        return expert_parallel(b, x, experts=experts, top_k=top_k, d_expert=d_expert, touched=touched,
-                               shared=shared, act=act, router_bias=router_bias, prefix=prefix, ep=ep, rows=rows,
-                               tp=tp, sp=sp)
-    d, d_slice = x.shape[-1], shard("the expert width", d_expert, tp)
-    weights = _router(b, x, experts, top_k, router_bias, prefix)
+    router (a matmul to E logits, with its own bias or a selection bias) -> softmax or sigmoid -> top_k (group-
+    limited where the spec says); each token runs through its top_k routed gated experts (FLOPs for exactly k
+    experts per token), whose outputs are combined with the routing weights; shared experts are one gated MLP of
+    the spec's shared width that every token runs (times a sigmoid gate per token where the spec has one).
+    Routed expert weights are stacked [E, out, in]; a step reads `touched` of the E experts (`expected_experts`).
 
-    def experts_linear(name: str, h: Tensor, n: int, k: int, out: str) -> Tensor:
-        w = b.weight(f"{prefix}experts.{name}.weight", (experts, n, k))
-        return b.grouped_linear(f"experts.{name}", h, w, groups=top_k, in_dim=k, out_dim=n,
-                                weight_reads=touched * n * k, out=out)
-
-    gate = experts_linear("gate_proj", x, d_slice, d, "expert_gate")
-    up = experts_linear("up_proj", x, d_slice, d, "expert_up")
-    a = b.elementwise("experts.act", act, gate, out="expert_act")
-    h = b.elementwise("experts.mul", "mul", a, up, out="expert_gated")
-    y = experts_linear("down_proj", h, d, d_slice, "expert_out")
-    out = b.moe_combine("combine", y, weights, top_k=top_k, out="routed_out" if tp == 1 else "routed_partial")
-    if shared:
-        # DeepSeek's shared experts sit beside the routed ones in one block, as ops named shared.*
-        s = gated_mlp(b, x, d_ffn=shared * d_expert, act=act, prefix=f"{prefix}shared_experts.", name="shared.",
-                      tp=tp, reduce_output=False)
-        out = b.elementwise("shared_add", "add", out, s, out="moe_out" if tp == 1 else "moe_partial")
-    return reduce(b, "moe_allreduce", out, tp, "moe_out" if shared else "routed_out", sp)
-
-
-def _router(b: GraphBuilder, x: Tensor, experts: int, top_k: int, router_bias: bool, prefix: str) -> Tensor:
-    """router (a matmul to E logits, plus DeepSeek-V3's selection bias) -> softmax -> the top_k routing weights."""
-    bias = b.weight(f"{prefix}gate.e_score_correction_bias", (experts,)) if router_bias else None
-    logits = b.linear("router", x, b.weight(f"{prefix}gate.weight", (experts, x.shape[-1])), bias=bias,
-                      out="router_logits")
-    probs = b.softmax("router_softmax", logits, out="router_probs")
-    return b.top_k("top_k", probs, k=top_k, out="routing_weights")
-
-
-def expert_parallel(b: GraphBuilder, x: Tensor, *, experts: int, top_k: int, d_expert: int, touched: int,
-                    shared: int, act: str, router_bias: bool, prefix: str, ep: int, rows: int, tp: int = 1,
-                    sp: int | None = None) -> Tensor:
-    """One GPU's MoE under expert parallelism: it holds experts / ep whole experts and runs `rows` token-expert
-    rows through them (the busiest GPU's load, or the mean's: see `busiest_expert_load`), reading `touched`.
-    - Over data-parallel GPUs (tp = 1; every GPU on its own sequences, as DeepSeek serves V3): its tokens go out
+    Under tensor parallelism without expert parallelism (as vLLM shards MoE): the router on every GPU, each
+    expert's width (and the shared experts') split over the GPUs, one all-reduce of the combined output.
+    Under expert parallelism (par.ep > 1) a GPU holds experts / ep whole experts and runs `rows` token-expert rows
+    through them (the busiest GPU's load, or the mean's: `busiest_expert_load`):
+    - over data-parallel GPUs (tp = 1; every GPU on its own sequences, as DeepSeek serves V3): its tokens go out
       to their experts' GPUs (ep_dispatch) and the outputs come back (ep_combine) to be weighted and summed per
-      token; shared experts run whole on every GPU, on its own tokens.
-    - Over a tensor-parallel group (tp = ep; every GPU has every token after attention, as vLLM's expert
+      token; shared experts run whole on every GPU, on its own tokens;
+    - over a tensor-parallel group (tp = ep; every GPU has every token after attention, as vLLM's expert
       parallelism runs): each GPU gathers the rows routed to its experts (moe_route), adds their weighted outputs
-      into a partial sum per token (moe_unroute), and one all-reduce (a reduce-scatter with sequence
-      parallelism) completes it, with the shared experts split by width as tensor parallelism splits them."""
-    d, local = x.shape[-1], shard("the routed experts", experts, ep)
-    weights = _router(b, x, experts, top_k, router_bias, prefix)
-    if tp > 1:
-        sent = b.moe_route("route", x, rows=rows, out="routed")
+      into a partial sum per token (moe_unroute), and one all-reduce completes it, with the shared experts split
+      by width as tensor parallelism splits them."""
+    d, tp, ep = x.shape[-1], par.tp, par.ep
+    weights = _router(b, x, spec, prefix)
+    if ep > 1:
+        held = parallel_shard("the routed experts", spec.experts, ep)  # whole experts, every row on its own
+        width, groups = spec.d_expert, 1
+        if tp > 1:
+            h = b.moe_route("route", x, rows=rows, out="routed")
+        else:
+            h = b.ep_dispatch("dispatch", x, group=ep, top_k=spec.top_k, rows=rows, out="dispatched")
     else:
-        sent = b.ep_dispatch("dispatch", x, group=ep, top_k=top_k, rows=rows, out="dispatched")
+        held, width, groups, h = spec.experts, par.columns("the expert width", spec.d_expert), spec.top_k, x
 
     def experts_linear(name: str, h: Tensor, n: int, k: int, out: str) -> Tensor:
-        w = b.weight(f"{prefix}experts.{name}.weight", (local, n, k))
-        return b.grouped_linear(f"experts.{name}", h, w, groups=1, in_dim=k, out_dim=n,
-                                weight_reads=touched * n * k, out=out)
+        w = b.weight(f"{prefix}experts.{name}.weight", (held, n, k))
+        bias = b.weight(f"{prefix}experts.{name}.bias", (held, n), b.precision.act) if spec.expert_bias else None
+        return b.grouped_linear(f"experts.{name}", h, w, groups=groups, in_dim=k, out_dim=n,
+                                weight_reads=touched * n * k, bias=bias, out=out)
 
-    gate = experts_linear("gate_proj", sent, d_expert, d, "expert_gate")
-    up = experts_linear("up_proj", sent, d_expert, d, "expert_up")
-    h = b.elementwise("experts.mul", "mul", b.elementwise("experts.act", act, gate, out="expert_act"), up,
-                      out="expert_gated")
-    y = experts_linear("down_proj", h, d, d_expert, "expert_out")
-    if tp > 1:
+    gate = experts_linear("gate_proj", h, width, d, "expert_gate")
+    up = experts_linear("up_proj", h, width, d, "expert_up")
+    y = experts_linear("down_proj", _gated(b, "experts.", spec.act, gate, up, "expert_"), d, width, "expert_out")
+    if ep > 1 and tp > 1:
         out = b.moe_unroute("combine", y, weights, tokens=x.shape[:-1], out="routed_partial")
     else:
-        back = b.ep_combine("combine_back", y, group=ep, top_k=top_k, tokens=x.shape[:-1], out="expert_returned")
-        out = b.moe_combine("combine", back, weights, top_k=top_k, out="routed_out")
-    if shared:
-        s = gated_mlp(b, x, d_ffn=shared * d_expert, act=act, prefix=f"{prefix}shared_experts.", name="shared.",
-                      tp=tp, reduce_output=False)
-        out = b.elementwise("shared_add", "add", out, s, out="moe_partial" if tp > 1 else "moe_out")
-    return reduce(b, "moe_allreduce", out, tp, "moe_out" if shared else "routed_out", sp)
+        if ep > 1:
+            y = b.ep_combine("combine_back", y, group=ep, top_k=spec.top_k, tokens=x.shape[:-1], out="expert_returned")
+        out = b.moe_combine("combine", y, weights, top_k=spec.top_k, out=par.out("routed_out", "routed_partial"))
+    if spec.shared_width:
+        # Shared experts sit beside the routed ones in one block, as ops named shared.*
+        s = gated_mlp(b, x, d_ffn=spec.shared_width, act=spec.act, prefix=f"{prefix}{spec.shared_name}.",
+                      name="shared.", par=Parallel(tp), reduce_output=False)
+        if spec.shared_gate:
+            g = b.linear("shared.gate", x, b.weight(f"{prefix}shared_expert_gate.weight", (1, d)), out="shared_gate")
+            s = b.scale("shared.scale", s, b.elementwise("shared.sigmoid", "sigmoid", g, out="shared_gate_act"),
+                        out="shared_scaled")
+        out = b.elementwise("shared_add", "add", out, s, out=par.out("moe_out", "moe_partial"))
+    return par.reduce(b, "moe_allreduce", out, "moe_out" if spec.shared_width else "routed_out")
+
+
+def _router(b: GraphBuilder, x: Tensor, spec, prefix: str) -> Tensor:
+    """router (a matmul to E logits: with gpt-oss's bias, or DeepSeek-V3's selection bias added to the scores)
+    -> softmax or sigmoid scores -> the top_k routing weights."""
+    e = spec.experts
+    bias = (b.weight(f"{prefix}{spec.router_name}.bias", (e,)) if spec.router_bias == "linear" else
+            b.weight(f"{prefix}{spec.router_name}.e_score_correction_bias", (e,)) if spec.router_bias == "selection"
+            else None)
+    logits = b.linear("router", x, b.weight(f"{prefix}{spec.router_name}.weight", (e, x.shape[-1])), bias=bias,
+                      out="router_logits")
+    if spec.scores == "sigmoid":
+        probs = b.elementwise("router_sigmoid", "sigmoid", logits, out="router_probs")
+    else:
+        probs = b.softmax("router_softmax", logits, out="router_probs")
+    return b.top_k("top_k", probs, k=spec.top_k, groups=spec.groups, renormalize=spec.renormalize,
+                   scaled=spec.scaled, out="routing_weights")
 
 
 def residual(b: GraphBuilder, name: str, x: Tensor, branch: Tensor, out: str) -> Tensor:
@@ -401,19 +529,23 @@ def residual(b: GraphBuilder, name: str, x: Tensor, branch: Tensor, out: str) ->
 
 @piece("embedding")
 def embedding(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, positions: int | None = None,
-              tp: int = 1, sp: int | None = None) -> Tensor:
+              scaled: bool = False, par: Parallel = Parallel.SINGLE) -> Tensor:
     """Token ids -> hidden states; reads only the rows the batch looks up. With `positions` (the size of
     a learned position table, GPT-2's wpe), adds the learned position embedding: every sequence looks up
-    the same new_tokens positions, so only those rows are read."""
+    the same new_tokens positions, so only those rows are read. `scaled`: the embeddings times sqrt(d_model)
+    (Gemma's normalizer), one multiply per element."""
     ids = b.input("token_ids", (phase.batch, phase.new_tokens), INT32)
     table = b.precision.table  # quantized checkpoints keep their tables unquantized (Precision.table)
+    tp = par.tp
     if tp > 1:  # vocab-parallel (Megatron): each GPU holds ceil(vocab / tp) rows, the vocabulary padded to fit
         rows = minimum(-(-phase.tokens // tp), -(-vocab // tp))  # ids spread over the shards
         part = b.embedding("embedding", ids, b.weight("embed_tokens.weight", (-(-vocab // tp), d_model), table),
                            rows=rows, out="embeddings_partial")
-        h = reduce(b, "embedding_allreduce", part, tp, "embeddings", sp)
+        h = par.reduce(b, "embedding_allreduce", part, "embeddings")
     else:
         h = b.embedding("embedding", ids, b.weight("embed_tokens.weight", (vocab, d_model), table), out="embeddings")
+    if scaled:
+        h = b.scale("embed_scale", h, out="embeddings_scaled")
     if positions is None:
         return h
     shape = h.shape[:-1]  # with sequence parallelism, this GPU's slice of the tokens
@@ -425,19 +557,26 @@ def embedding(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, positi
 
 @piece("head")
 def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bool, norm_fn: str = "rmsnorm",
-            norm_bias: bool = False, tp: int = 1, sp: int | None = None) -> Tensor:
+            norm_bias: bool = False, softcap: bool = False, par: Parallel = Parallel.SINGLE) -> Tensor:
     """Final norm and lm_head over the last layer's output. In prefill only the last position of each
     sequence goes through them, as serving engines do (the norm is per position, so slicing first is exact).
-    With sequence parallelism the last layer's output arrives as this GPU's slice of the tokens, gathered first."""
-    if sp is not None and tp > 1:
-        h = gather(b, "hidden_allgather", b.input("hidden", token_slice(phase, tp, sp) + (d_model,)), tp, "hidden_full", sp)
-    else:
-        h = b.input("hidden", (phase.batch, phase.new_tokens, d_model))
+    With sequence parallelism the last layer's output arrives as this GPU's slice of the tokens, gathered first.
+    `softcap` (Gemma-2's final_logit_softcapping): the logits soft-capped, cap * tanh(logit / cap)."""
+    tp = par.tp
+    h = b.input("hidden", (*par.tokens(phase), d_model))
+    h = par.gather(b, "hidden_allgather", h, "hidden_full")
     if phase.new_tokens > 1:
         h = b.take_last("last_position", h, out="last_hidden")
     h = norm(b, "final_norm", h, "norm.weight", fn=norm_fn, bias=norm_bias, out="final_hidden")
     local = -(-vocab // tp)  # vocab-parallel, padded as the embedding is
     w = b.weight("embed_tokens.weight" if tied else "lm_head.weight", (local, d_model), b.precision.table)
     if tp == 1:
-        return b.linear("lm_head", h, w, out="logits")
-    return b.all_gather("logits_allgather", b.linear("lm_head", h, w, out="logits_partial"), group=tp, out="logits")
+        logits = b.linear("lm_head", h, w, out="logits")
+    else:
+        logits = b.all_gather("logits_allgather", b.linear("lm_head", h, w, out="logits_partial"), group=tp,
+                              out="logits")
+    if not softcap:
+        return logits
+    if local * tp != vocab:  # the vocabulary's padding is dropped first, as vLLM's LogitsProcessor does
+        logits = b.slice_last("logits_unpadded", logits, vocab, out="logits_vocab")
+    return b.elementwise("logit_softcap", "softcap", logits, out="logits_capped")

@@ -33,9 +33,11 @@ def own_dtype(source) -> str:
 
 
 def precision(source, *, dtype_: str | None = None, weight: str | None = None, act: str | None = None,
-              kv: str | None = None, group_size: int | None = None, table: str | None = None) -> Precision | None:
-    """Storage precision per role from --dtype and the per-role options; None keeps the model's own."""
-    given = {"weight": weight, "act": act, "kv": kv, "table": table}
+              kv: str | None = None, group_size: int | None = None, table: str | None = None,
+              state: str | None = None) -> Precision | None:
+    """Storage precision per role from --dtype and the per-role options; None keeps the model's own. The
+    recurrent state (--state-dtype) defaults to the activation dtype (Precision.state)."""
+    given = {"weight": weight, "act": act, "kv": kv, "table": table, "state": state}
     if dtype_ is None and all(v is None for v in given.values()):
         if group_size is not None:
             raise OpgraphError(f"--group-size applies to int4/int8 weights, but the weights are {own_dtype(source)}; "
@@ -43,14 +45,15 @@ def precision(source, *, dtype_: str | None = None, weight: str | None = None, a
         return None
     base = checks.choice("--dtype", own_dtype(source) if dtype_ is None else dtype_, STORAGE_DTYPES)
     names = {role: checks.choice(f"--{role}-dtype", base if v is None else v, STORAGE_DTYPES)
-             for role, v in given.items() if role != "table" or v is not None}
+             for role, v in given.items() if role not in ("table", "state") or v is not None}
     w = dtype(names["weight"])
     if names["weight"] in GROUPED:
         w = w.grouped(DEFAULT_GROUP if group_size is None else checks.integer("--group-size", group_size))
     elif group_size is not None:
         raise OpgraphError(f"--group-size applies to int4/int8 weights, but --weight-dtype is {names['weight']}")
     tables = dtype(names["table"]) if "table" in names else None
-    return Precision(weight=w, act=dtype(names["act"]), kv=dtype(names["kv"]), tables=tables)
+    states = dtype(names["state"]) if "state" in names else None
+    return Precision(weight=w, act=dtype(names["act"]), kv=dtype(names["kv"]), tables=tables, state=states)
 
 
 def pp_layers(text: str | None) -> tuple[int, ...] | None:

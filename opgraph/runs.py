@@ -28,7 +28,8 @@ def source(a):
 def build(a):
     model = source(a)
     opts = BuildOptions(choices.precision(model, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype,
-                                          kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype),
+                                          kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype,
+                                          state=getattr(a, "state_dtype", None)),
                         getattr(a, "causal_skip", False), getattr(a, "experts_touched", None), getattr(a, "tp", 1),
                         getattr(a, "dp", 1), getattr(a, "ep", 1), getattr(a, "expert_imbalance", None),
                         getattr(a, "pp", 1), getattr(a, "micro_batches", None),
@@ -82,7 +83,8 @@ def planning(a):
     """`opgraph plan`: the layouts of --gpus GPUs, ranked."""
     model = source(a)
     opts = BuildOptions(choices.precision(model, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype,
-                                          kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype),
+                                          kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype,
+                                          state=getattr(a, "state_dtype", None)),
                         a.causal_skip, a.experts_touched)
     hw = choices.gpu(a.hardware, launch_us=a.launch_us, overlap=a.overlap, comm_overlap=a.comm_overlap,
                      calibration=a.calibration)

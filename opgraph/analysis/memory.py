@@ -2,7 +2,8 @@
 
 Three parts, all in bytes (exact ints):
 - weights: storage of every weight tensor (tied ones once), whatever a step reads of them;
-- KV cache: every tensor of role KV_CACHE in each layer's graph, times the layer count. In decode at
+- KV cache: every tensor of role KV_CACHE in each layer's graph, and each recurrent state (role STATE) it
+  writes (a state-space or linear-attention layer's fixed-size conv and SSM states), times the layer count. In decode at
   context C those are the cached positions the step reads plus the new token's entry it writes, so the
   figure is the cache *after* the step: C+1 tokens per sequence, or min(C+1, window) in a sliding-window
   layer, and MLA's latent+rope entries rather than per-head K and V. In prefill they are the K and V the
@@ -33,7 +34,7 @@ from opgraph.analysis.search import first_true
 from opgraph.core.tensor import Role
 
 # Roles whose bytes are counted elsewhere (weights, KV cache), never as activations.
-_NOT_ACTIVATIONS = frozenset({Role.WEIGHT, Role.KV_CACHE})
+_NOT_ACTIVATIONS = frozenset({Role.WEIGHT, Role.KV_CACHE, Role.STATE})
 
 
 @attrs.frozen
@@ -107,8 +108,12 @@ def peak_activations(graph: Graph, part: Partition) -> Peak:
 
 
 def kv_cache_bytes(graph: Graph) -> int:
-    """Bytes of one instance of a block's KV-cache tensors: those read from the cache and those written."""
-    return sum(t.nbytes for t in graph.tensors.values() if t.role is Role.KV_CACHE)
+    """Bytes of one instance of a block's cache: its KV-cache tensors (those read from the cache and those
+    written), plus the recurrent states (role STATE) it writes. A state is updated in place, so what the cache
+    holds is one copy, the written one, in prefill and decode alike: the state a decode step reads is not
+    counted again, and the total does not grow with the context."""
+    return sum(t.nbytes for t in graph.tensors.values()
+               if t.role is Role.KV_CACHE or (t.role is Role.STATE and t.name in graph.producer))
 
 
 @attrs.frozen

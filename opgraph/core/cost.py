@@ -37,7 +37,9 @@ from opgraph.errors import OpgraphError
 COMPUTE, MEMORY, COMMUNICATION = "compute", "memory", "communication"
 
 # Which traffic bucket a tensor's bytes fall in.
-_BUCKET = {Role.WEIGHT: "weight", Role.KV_CACHE: "kv_cache", Role.ACTIVATION: "activation", Role.INPUT: "activation"}
+# A recurrent state (Role.STATE) is the cache of a state-space or linear-attention layer: its traffic is cache traffic.
+_BUCKET = {Role.WEIGHT: "weight", Role.KV_CACHE: "kv_cache", Role.STATE: "kv_cache", Role.ACTIVATION: "activation",
+           Role.INPUT: "activation"}
 
 
 @attrs.frozen
@@ -185,7 +187,8 @@ class PhaseCost:
 
 
 def precision_in_use(model: Model) -> dict[str, str]:
-    """The storage types in use per role: matrix weights, activations, KV cache."""
+    """The storage types in use per role: matrix weights, activations, KV cache, and recurrent states where a
+    model has them."""
     seen: dict[str, set[str]] = {"weights": set(), "activations": set(), "kv_cache": set()}
     for b in model.blocks:
         for t in b.graph.tensors.values():
@@ -193,6 +196,8 @@ def precision_in_use(model: Model) -> dict[str, str]:
                 seen["weights"].add(str(t.dtype))
             elif t.role is Role.KV_CACHE:
                 seen["kv_cache"].add(str(t.dtype))
+            elif t.role is Role.STATE:
+                seen.setdefault("state", set()).add(str(t.dtype))
             elif t.role is Role.ACTIVATION:
                 seen["activations"].add(str(t.dtype))
     return {role: ", ".join(sorted(names)) for role, names in seen.items() if names}
@@ -217,7 +222,7 @@ def _traffic(graph: Graph, part: Partition) -> dict[str, Traffic]:
                 per_op[name] += _moved(t.role, t.nbytes, write=True)
     for (kernel, tname), op_name in charged.items():
         t = graph.tensors[tname]
-        per_op[op_name] += _moved(t.role, nbytes(read_elems[(kernel, tname)], t.dtype, t.shape[-1]), write=False)
+        per_op[op_name] += _moved(t.role, nbytes(read_elems[(kernel, tname)], t.dtype, t.shape[-1], t.matrix_rows), write=False)
     return per_op
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import attrs
 
@@ -21,7 +21,7 @@ class LintError(OpgraphError):
 
 
 # Tensors that may legitimately have no producer inside the graph.
-DECLARED_ROLES = frozenset({Role.INPUT, Role.WEIGHT, Role.KV_CACHE})
+DECLARED_ROLES = frozenset({Role.INPUT, Role.WEIGHT, Role.KV_CACHE, Role.STATE})
 
 
 class Graph:
@@ -99,8 +99,9 @@ class Graph:
 
     # -- queries ------------------------------------------------------------------------------------
     def persistent(self, tensor: str) -> bool:
-        """Must reach memory whatever the fusion plan: graph outputs and new KV-cache entries."""
-        return tensor in self.outputs or self.tensors[tensor].role is Role.KV_CACHE
+        """Must reach memory whatever the fusion plan: graph outputs, new KV-cache entries and written recurrent
+        states (role STATE: the next step reads them)."""
+        return tensor in self.outputs or self.tensors[tensor].role in (Role.KV_CACHE, Role.STATE)
 
     def weights(self) -> list[Tensor]:
         return [t for t in self.tensors.values() if t.role is Role.WEIGHT]
@@ -141,6 +142,21 @@ def _op_method(factory):
     return method
 
 
+def _state_op_method(factory):
+    """As `_op_method`, for an op that also writes a recurrent state: `state_out` (the state's name) gets the scope
+    in front too, and the state is stored at the builder's state precision unless the call says otherwise. Returns
+    (output, new state)."""
+    method = _op_method(factory)
+
+    @functools.wraps(factory)
+    def stateful(self: "GraphBuilder", name: str, *args, **kwargs):
+        kwargs.setdefault("state_dtype", self.precision.of(Role.STATE))
+        if kwargs.get("state_out") is not None:
+            kwargs["state_out"] = self._prefix + kwargs["state_out"]
+        return method(self, name, *args, **kwargs)
+    return stateful
+
+
 class GraphBuilder:
     """Builds a Graph call by call, like a forward pass:
 
@@ -152,9 +168,12 @@ class GraphBuilder:
     True
     """
 
-    def __init__(self, precision: Precision | DType = BF16, name: str = "graph"):
+    def __init__(self, precision: Precision | DType = BF16, name: str = "graph",
+                 weight_dtype: Callable[[str], DType] | None = None):
         self.precision = precision if isinstance(precision, Precision) else Precision.uniform(precision)
         self.name = name
+        # A checkpoint that quantizes some weight matrices and not others: the dtype of each, by its name.
+        self.weight_dtype = weight_dtype
         self._ops: list[ops.Op] = []
         self._declared: dict[str, Tensor] = {}
         self._prefix, self._part = "", ""
@@ -198,11 +217,18 @@ class GraphBuilder:
         precision, as weight-quantization schemes leave them."""
         if dtype is None and len(shape) == 1:
             dtype = self.precision.act
+        elif dtype is None and self.weight_dtype is not None:
+            dtype = self.weight_dtype(self._prefix + name)
         return self._declare(name, shape, dtype, Role.WEIGHT)
 
     def cache(self, name: str, shape: tuple[int, ...], dtype: DType | None = None) -> Tensor:
         """KV-cache entries written by earlier steps, read here."""
         return self._declare(name, shape, dtype, Role.KV_CACHE)
+
+    def state(self, name: str, shape: tuple[int, ...], dtype: DType | None = None) -> Tensor:
+        """A recurrent state written by the previous step, read here (role STATE, at the precision's state dtype):
+        a state-space or linear-attention layer's conv or SSM state, whose size does not depend on the context."""
+        return self._declare(name, shape, dtype, Role.STATE)
 
     def add(self, op: ops.Op) -> Tensor:
         """Add any op (including one built by hand, whose names it keeps); returns its first output. The op is
@@ -225,6 +251,8 @@ class GraphBuilder:
     grouped_linear = _op_method(ops.grouped_linear)
     multi_linear = _op_method(ops.multi_linear)
     top_k = _op_method(ops.top_k)
+    scale = _op_method(ops.scale)
+    slice_last = _op_method(ops.slice_last)
     moe_combine = _op_method(ops.moe_combine)
     all_reduce = _op_method(ops.all_reduce)
     all_gather = _op_method(ops.all_gather)
@@ -235,6 +263,13 @@ class GraphBuilder:
     moe_unroute = _op_method(ops.moe_unroute)
     ep_combine = _op_method(ops.ep_combine)
     send_recv = _op_method(ops.send_recv)
+    causal_conv1d = _state_op_method(ops.causal_conv1d)
+    ssd_scan = _state_op_method(ops.ssd_scan)
+    gated_delta_rule = _state_op_method(ops.gated_delta_rule)
+    gated_rmsnorm = _op_method(ops.gated_rmsnorm)
+    hadamard = _op_method(ops.hadamard)
+    index_scores = _op_method(ops.index_scores)
+    gather_selected = _op_method(ops.gather_selected)
 
     def build(self, outputs: Iterable[Tensor | str] = ()) -> Graph:
         return Graph(self._ops, outputs, name=self.name)

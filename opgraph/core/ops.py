@@ -21,7 +21,7 @@ import attrs
 from opgraph.core import checks
 from opgraph.errors import OpgraphError
 from opgraph.core.tensor import DType, Role, Tensor, nbytes
-from opgraph.core.sizes import is_int, maximum, minimum
+from opgraph.core.sizes import is_int, maximum, minimum, size_function
 
 # Op categories as sets, so rules can speak of them (tinygrad's GroupOp habit).
 MATMUL = "matmul"
@@ -37,6 +37,7 @@ COLLECTIVE = "collective"  # communication between GPUs: its bytes go over links
 KINDS = {MATMUL, SOFTMAX, NORM, ELEMENTWISE, ROPE, EMBEDDING, GATHER, COLLECTIVE}
 # What each op computes (Op.fn); fusion rules may name these as well as kinds.
 FUNCTIONS = {"linear", "qk", "av", "softmax", "rmsnorm", "layernorm", "add", "mul", "silu", "gelu", "relu2",
+             "sigmoid", "scale", "softcap", "clamp_swiglu", "slice",
              "rope", "embedding", "take_last", "concat", "topk", "moe_combine", "moe_route", "moe_unroute",
              "all_reduce", "all_gather", "reduce_scatter", "all_to_all", "ep_dispatch", "ep_combine", "send_recv"}
 # Ops whose arithmetic runs on the matrix units; everything else runs at the vector rate.
@@ -151,30 +152,104 @@ def causal_pairs(sq: int, sk: int, window: int | None = None) -> int:
     return (lo + lo + below - 1) * below // 2 + window * (sq - below)
 
 
+@size_function
+def chunk_pairs(sq: int, sk: int, chunk: int, causal: bool) -> int:
+    """Query-key pairs of chunked attention (Llama-4's attention_chunk_size): the positions split into chunks of
+    `chunk`, and a query sees only the keys of its own chunk. The Sq queries are the last Sq of Sk positions.
+    Causal: the query at position p sees p mod chunk + 1 keys. Not causal: each chunk's queries times the keys
+    of that chunk up to the last position (a kernel runs each chunk as a sequence of its own, as vLLM's local
+    attention does, so no pair across chunks is ever computed).
+
+    >>> chunk_pairs(10, 10, 4, False), chunk_pairs(10, 10, 4, True)  # chunks of 4, 4, 2
+    (36, 23)
+    """
+    a, b = sk - sq, sk
+    if causal:
+        def upto(n: int) -> int:  # sum over p < n of (p mod chunk + 1)
+            r = n % chunk
+            return n // chunk * chunk * (chunk + 1) // 2 + r * (r + 1) // 2
+        return upto(b) - upto(a)
+    ja, jb = a // chunk, (b - 1) // chunk
+    if ja == jb:
+        return (b - a) * (b - ja * chunk)
+    last = b - jb * chunk
+    return ((ja + 1) * chunk - a) * chunk + (jb - ja - 1) * chunk * chunk + last * last
+
+
+@size_function
+def select_pairs(sq: int, sk: int, select: int, causal: bool) -> int:
+    """Query-key pairs of sparse attention over selected keys (DeepSeek-V3.2's DSA: the lightning indexer picks
+    index_topk keys per query): each query attends to min(select, keys it could see) keys. The Sq queries are the
+    last Sq of Sk positions. Not causal: Sq * min(select, Sk). Causal: the query at position p sees
+    min(select, p + 1), summed over p = Sk - Sq .. Sk - 1.
+
+    >>> select_pairs(10, 10, 4, False), select_pairs(10, 10, 4, True)  # 1+2+3+4 + 6*4
+    (40, 34)
+    """
+    if not causal:
+        return sq * min(select, sk)
+
+    def upto(n: int) -> int:  # sum over j = 1..n of min(select, j)
+        if n <= select:
+            return n * (n + 1) // 2
+        return select * (select + 1) // 2 + (n - select) * select
+    return upto(sk) - upto(sk - sq)
+
+
+def pairs(sq: int, sk: int, *, causal: bool, window: int | None = None, chunk: int | None = None,
+          select: int | None = None) -> int:
+    """Query-key pairs an attention kernel computes: all Sq x Sk, or (causal) the unmasked ones inside a sliding
+    window; with a chunk, those of each chunk (chunk_pairs); with `select`, each query's min(select, visible)
+    selected keys (select_pairs)."""
+    if select is not None:
+        if window is not None or chunk is not None:
+            raise OpgraphError("selected keys (select) do not combine with a sliding window or chunks")
+        return select_pairs(sq, sk, select, causal)
+    if chunk is not None:
+        return chunk_pairs(sq, sk, chunk, causal)
+    return causal_pairs(sq, sk, window) if causal else sq * sk
+
+
+def key_slots(sk: int, *, chunk: int | None = None, select: int | None = None) -> int:
+    """The last dim of the scores over Sk keys: Sk, a chunk's min(chunk, Sk), or the selected min(select, Sk)."""
+    if select is not None:
+        return minimum(select, sk)
+    return sk if chunk is None else minimum(chunk, sk)
+
+
 def attention_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tensor], *, heads: int,
                      kv_heads: int, head_dim: int, causal: bool = False, window: int | None = None,
+                     chunk: int | None = None, select: int | None = None, indices: Tensor | None = None,
                      out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """S = Q K^T per head. q: [B, Sq, heads*head_dim]; keys: [B, s_i, kv_heads*head_dim] (cache, then new).
     Output [B, heads, Sq, Sk]. FLOPs 2*B*heads*pairs*head_dim, pairs = Sq*Sk: every query head does a full
     product even when it shares its K head (GQA). With `causal`, pairs counts only the unmasked part
-    (inside the sliding `window`, if any)."""
+    (inside the sliding `window`, if any). With a `chunk` (chunked attention), only each chunk's pairs
+    (chunk_pairs), and the output holds a chunk's keys per query: [B, heads, Sq, min(chunk, Sk)]. With `select`
+    (sparse attention over the keys an indexer selected, DeepSeek-V3.2's DSA), only each query's
+    min(select, visible) keys (select_pairs), output [B, heads, Sq, min(select, Sk)]; `indices` (the selection,
+    [B, Sq, min(select, Sk)]) is then read as well."""
     _check_heads(name, heads, kv_heads)
     keys = tuple(keys)
     if len(q.shape) != 3 or q.shape[2] != heads * head_dim:
         raise OpgraphError(f"op {name!r}: query {q} must be [batch, positions, heads*head_dim={heads * head_dim}]")
     b, sq, _ = q.shape
     sk = _key_length(name, q, keys, kv_heads * head_dim)
-    s = _out(out or name, (b, heads, sq, sk), q, role, dtype)
-    pairs = causal_pairs(sq, sk, window) if causal else sq * sk
-    return Op(name, MATMUL, "qk", (q, *keys), (s,), 2 * b * heads * pairs * head_dim)
+    s = _out(out or name, (b, heads, sq, key_slots(sk, chunk=chunk, select=select)), q, role, dtype)
+    n = pairs(sq, sk, causal=causal, window=window, chunk=chunk, select=select)
+    if indices is not None and select is None:
+        raise OpgraphError(f"op {name!r}: indices name selected keys; give `select` as well")
+    extra = () if indices is None else (indices,)
+    return Op(name, MATMUL, "qk", (q, *keys, *extra), (s,), 2 * b * heads * n * head_dim)
 
 
 def attention_values(name: str, p: Tensor, values: tuple[Tensor, ...] | list[Tensor], *, heads: int,
                      kv_heads: int, head_dim: int, causal: bool = False, window: int | None = None,
-                     value_width: int | None = None, out: str | None = None,
-                     role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+                     chunk: int | None = None, select: int | None = None, value_width: int | None = None,
+                     out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """O = P V per head. p: [B, heads, Sq, Sk]; values: [B, s_i, kv_heads*head_dim] summing to Sk.
-    Output [B, Sq, heads*head_dim]. FLOPs 2*B*heads*pairs*head_dim, pairs as in attention_scores.
+    Output [B, Sq, heads*head_dim]. FLOPs 2*B*heads*pairs*head_dim, pairs as in attention_scores (with `select`:
+    each query's selected keys only).
     With `value_width`, each value tensor is [B, s_i, value_width] and only its first kv_heads*head_dim
     features are read: MLA's absorbed decode uses the cached [latent | rope key] entries as V, whose
     latent part is the value (DeepSeek-V2 paper, section 2.1.2)."""
@@ -182,17 +257,18 @@ def attention_values(name: str, p: Tensor, values: tuple[Tensor, ...] | list[Ten
     values = tuple(values)
     if len(p.shape) != 4 or p.shape[1] != heads:
         raise OpgraphError(f"op {name!r}: probabilities {p} must be [batch, heads={heads}, queries, keys]")
-    b, _, sq, sk = p.shape
+    b, _, sq, _ = p.shape
     width = kv_heads * head_dim
     if value_width is not None and value_width < width:
         raise OpgraphError(f"op {name!r}: value_width {value_width} is narrower than kv_heads*head_dim={width}")
-    got = _key_length(name, p, values, value_width or width)
-    if got != sk:
-        raise OpgraphError(f"op {name!r}: values cover {got} positions but the probabilities {p} have {sk} keys")
+    sk = _key_length(name, p, values, value_width or width)
+    if p.shape[3] != key_slots(sk, chunk=chunk, select=select):
+        raise OpgraphError(f"op {name!r}: values cover {sk} positions but the probabilities {p} have "
+                           f"{p.shape[3]} keys")
     o = _out(out or name, (b, sq, heads * head_dim), p, role, dtype)
-    pairs = causal_pairs(sq, sk, window) if causal else sq * sk
+    n = pairs(sq, sk, causal=causal, window=window, chunk=chunk, select=select)
     reads = None if value_width is None else (None, *(v.shape[0] * v.shape[1] * width for v in values))
-    return Op(name, MATMUL, "av", (p, *values), (o,), 2 * b * heads * pairs * head_dim, reads=reads)
+    return Op(name, MATMUL, "av", (p, *values), (o,), 2 * b * heads * n * head_dim, reads=reads)
 
 
 def register_kind(kind: str, *, matrix: bool = False) -> str:
@@ -243,15 +319,24 @@ def register_elementwise(fn: str, flops_per_element: int, *, arity: int = 1, tra
 
 # Per-element FLOPs of each vector function; one home for these constants.
 SOFTMAX_FLOPS_PER_ELEM = 5  # max, subtract, exp, sum, divide (scale and mask folded into qk, as FlashAttention does)
+SOFTCAP_FLOPS_PER_ELEM = 3  # cap * tanh(x / cap): divide, tanh, multiply (Gemma-2's soft-capping)
+SINK_FLOPS_PER_ROW = 3  # a sink logit joins the row's max, exp and sum (gpt-oss's attention sinks)
 ELEMENTWISE_FLOPS_PER_ELEM = {
     "add": 1,
     "mul": 1,
     "silu": 4,  # x / (1 + exp(-x)): negate, exp, add, divide
     "gelu": 8,  # tanh form 0.5x(1 + tanh(c(x + 0.044715x^3))): cube, 2 mul, add, mul, tanh, add, mul
     "relu2": 2,  # squared ReLU, max(x, 0)^2 (So et al., 2021, Primer; Nemotron-4's MLP): compare, multiply
+    "sigmoid": 4,  # 1 / (1 + exp(-x)): negate, exp, add, divide (an output or shared-expert gate)
+    "softcap": 3,  # cap * tanh(x / cap) (Gemma-2's final_logit_softcapping)
+    # gpt-oss's clamped SwiGLU of (gate, up), from its reference code (openai/gpt-oss, torch/model.py swiglu):
+    # clamp gate (1), clamp up both sides (2), gate * alpha (1), sigmoid (4), times gate (1), up + 1 (1), times (1)
+    "clamp_swiglu": 11,
 }
-ELEMENTWISE_ARITY = {"add": 2, "mul": 2, "silu": 1, "gelu": 1, "relu2": 1}
-ELEMENTWISE_TRANSCENDENTALS = {"silu": 1, "gelu": 1}  # exp in SiLU's sigmoid, tanh in GELU's tanh form
+ELEMENTWISE_ARITY = {"add": 2, "mul": 2, "silu": 1, "gelu": 1, "relu2": 1, "sigmoid": 1, "softcap": 1,
+                     "clamp_swiglu": 2}
+# exp in SiLU's and the sigmoids, tanh in GELU's tanh form and the soft cap
+ELEMENTWISE_TRANSCENDENTALS = {"silu": 1, "gelu": 1, "sigmoid": 1, "softcap": 1, "clamp_swiglu": 1}
 ROPE_FLOPS_PER_ELEM = 3  # x*cos + rotate_half(x)*sin: 2 multiplies and 1 add per rotated element
 # Norms over the last dim d, from the definitions in the PyTorch docs (torch.nn.RMSNorm, torch.nn.LayerNorm):
 #   RMSNorm:   per element square, accumulate, scale by 1/rms, multiply by gamma        -> 4
@@ -261,37 +346,57 @@ ROPE_FLOPS_PER_ELEM = 3  # x*cos + rotate_half(x)*sin: 2 multiplies and 1 add pe
 NORM_FLOPS = {"rmsnorm": (4, 3), "layernorm": (6, 4)}
 
 
-def softmax(name: str, x: Tensor, *, causal: bool = False, window: int | None = None, out: str | None = None,
-            role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
-    """Softmax over the last dim; FLOPs 5 per element. With `causal`, x is attention scores [B, heads, Sq, Sk] and
-    only the unmasked pairs are counted (inside the sliding `window`, if any), as in attention_scores: a causal
-    FlashAttention kernel never computes the masked exponentials."""
+def softmax(name: str, x: Tensor, *, causal: bool = False, window: int | None = None, keys: int | None = None,
+            chunk: int | None = None, select: int | None = None, sinks: Tensor | None = None, softcap: bool = False,
+            out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """Softmax over the last dim; FLOPs 5 per element. With `causal` or a `chunk`, x is attention scores
+    [B, heads, Sq, *] over `keys` key positions (default the last dim) and only the pairs the kernel computes are
+    counted (`pairs`): a causal FlashAttention kernel never computes the masked exponentials. With `select`
+    (sparse attention over selected keys), x is [B, heads, Sq, min(select, Sk)] and each query's selected keys are
+    counted (select_pairs over `keys` = Sk key positions: pass it, the scores' last dim is the selection's).
+    `softcap` (Gemma-2's attn_logit_softcapping): each score first becomes cap * tanh(score / cap), 3 FLOPs and one
+    exponential more per score. `sinks` (gpt-oss): one learned logit per head [heads] joins every row's
+    normalization (its max, exp and sum: 3 FLOPs and one exponential per row) and takes no value."""
     y = _out(out or name, x.shape, x, role, dtype)
-    if causal:
+    if causal or chunk is not None or select is not None:
         if len(x.shape) != 4:
-            raise OpgraphError(f"op {name!r}: a causal softmax needs scores [batch, heads, queries, keys], got {x}")
+            raise OpgraphError(f"op {name!r}: masked scores must be [batch, heads, queries, keys], got {x}")
         b, heads, sq, sk = x.shape
-        elements = b * heads * causal_pairs(sq, sk, window)
+        elements = b * heads * pairs(sq, sk if keys is None else keys, causal=causal, window=window, chunk=chunk,
+                                     select=select)
     else:
         elements = x.numel
-    return Op(name, SOFTMAX, "softmax", (x,), (y,), SOFTMAX_FLOPS_PER_ELEM * elements, transcendentals=elements)
+    flops, exps = SOFTMAX_FLOPS_PER_ELEM * elements, elements
+    if softcap:
+        flops, exps = flops + SOFTCAP_FLOPS_PER_ELEM * elements, exps + elements
+    inputs = (x,)
+    if sinks is not None:
+        if len(x.shape) != 4 or sinks.shape != (x.shape[1],):
+            raise OpgraphError(f"op {name!r}: sinks {sinks} must hold one logit per head of the scores {x}")
+        rows = x.numel // x.shape[-1]
+        flops, exps, inputs = flops + SINK_FLOPS_PER_ROW * rows, exps + rows, (x, sinks)
+    return Op(name, SOFTMAX, "softmax", inputs, (y,), flops, transcendentals=exps)
 
 
-def norm(name: str, x: Tensor, weight: Tensor, *, bias: Tensor | None = None, fn: str = "rmsnorm",
-         out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
-    """RMSNorm or LayerNorm over the last dim, with a scale (and for LayerNorm an optional shift)."""
+def norm(name: str, x: Tensor, weight: Tensor | None, *, bias: Tensor | None = None, fn: str = "rmsnorm",
+         heads: int = 1, out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """RMSNorm or LayerNorm over the last dim, with a scale (and for LayerNorm an optional shift); `weight` None:
+    no scale (Llama-4's weightless L2 norm of q and k), one multiply per element fewer. With `heads`, each of the
+    last dim's `heads` equal slices is normalized on its own (Qwen3's per-head q and k norms), with one scale of a
+    slice's width shared by all."""
     if fn not in NORM_FLOPS:
         raise OpgraphError(f"op {name!r}: unknown norm {fn!r}; valid: {', '.join(NORM_FLOPS)}")
-    d = x.shape[-1]
+    if x.shape[-1] % heads:
+        raise OpgraphError(f"op {name!r}: {x} does not split into {heads} heads")
+    d = x.shape[-1] // heads
     for p in (weight, bias):
         if p is not None and p.shape != (d,):
             raise OpgraphError(f"op {name!r}: parameter {p} must have shape ({d},)")
     per_elem, per_row = NORM_FLOPS[fn]
-    if bias is not None:
-        per_elem += 1
-    inputs = (x, weight) if bias is None else (x, weight, bias)
+    per_elem += (bias is not None) - (weight is None)
+    inputs = (x, *(p for p in (weight, bias) if p is not None))
     y = _out(out or name, x.shape, x, role, dtype)
-    return Op(name, NORM, fn, inputs, (y,), per_elem * x.numel + per_row * _rows(x))
+    return Op(name, NORM, fn, inputs, (y,), per_elem * x.numel + per_row * _rows(x) * heads)
 
 
 def elementwise(name: str, fn: str, *inputs: Tensor, out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
@@ -368,21 +473,28 @@ def concat_heads(name: str, *parts: Tensor, heads: int, shared: tuple[int, ...] 
 
 
 def grouped_linear(name: str, x: Tensor, w: Tensor, *, groups: int, in_dim: int, out_dim: int,
-                   weight_reads: int | None = None, out: str | None = None, role: Role = Role.ACTIVATION,
-                   dtype: DType | None = None) -> Op:
+                   weight_reads: int | None = None, bias: Tensor | None = None, out: str | None = None,
+                   role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """A separate [out_dim, in_dim] matrix per group, all blocks of `w`: per attention head (MLA's
     absorbed up-projections) or per routed expert slot (a token's k experts). x is [..., groups*in_dim],
     or [..., in_dim] when every group reads the same input (a token's features go to each of its
     experts). Output [..., groups*out_dim]. FLOPs 2*M*groups*in_dim*out_dim, M = rows of x (the same
     2*M*N*K per group as `linear`). Reads `weight_reads` elements of w (default groups*in_dim*out_dim:
-    one block per group; MoE passes the expected distinct experts touched)."""
+    one block per group; MoE passes the expected distinct experts touched). `bias` [blocks, out_dim] (gpt-oss's
+    expert biases): an add per output element, reading the bias rows of the blocks it reads."""
     if x.shape[-1] not in (in_dim, groups * in_dim):
         raise OpgraphError(f"op {name!r}: input {x} must end in in_dim={in_dim} or groups*in_dim={groups * in_dim}")
     reads = groups * in_dim * out_dim if weight_reads is None else weight_reads
     if not 0 < reads <= w.numel:
         raise OpgraphError(f"op {name!r}: weight {w} has {w.numel} elements; cannot read {reads}")
     y = _out(out or name, (*x.shape[:-1], groups * out_dim), x, role, dtype)
-    return Op(name, MATMUL, "linear", (x, w), (y,), 2 * _rows(x) * groups * in_dim * out_dim, reads=(None, reads))
+    flops = 2 * _rows(x) * groups * in_dim * out_dim
+    if bias is None:
+        return Op(name, MATMUL, "linear", (x, w), (y,), flops, reads=(None, reads))
+    if bias.shape != (w.shape[0], out_dim):
+        raise OpgraphError(f"op {name!r}: bias {bias} must be [{w.shape[0]}, {out_dim}], one row per block of {w}")
+    return Op(name, MATMUL, "linear", (x, w, bias), (y,), flops + _rows(x) * groups * out_dim,
+              reads=(None, reads, reads // in_dim))
 
 
 def multi_linear(name: str, x: Tensor, weights: tuple[Tensor, ...] | list[Tensor], *, outs: tuple[str, ...] | list[str],
@@ -396,14 +508,127 @@ def multi_linear(name: str, x: Tensor, weights: tuple[Tensor, ...] | list[Tensor
     return Op(name, MATMUL, "linear", (x, *weights), tuple(p.outputs[0] for p in parts), sum(p.flops for p in parts))
 
 
-def top_k(name: str, scores: Tensor, *, k: int, out: str | None = None, role: Role = Role.ACTIVATION,
-          dtype: DType | None = None) -> Op:
+def top_k(name: str, scores: Tensor, *, k: int, groups: int = 1, renormalize: bool = False, scaled: bool = False,
+          out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """MoE routing: keep the k largest of E scores per token, [..., E] -> [..., k] (their weights; which
-    experts they name is part of the result). FLOPs: one comparison per score, as softmax counts its max."""
-    if not 0 < k <= scores.shape[-1]:
-        raise OpgraphError(f"op {name!r}: k={k} must be between 1 and the {scores.shape[-1]} scores")
+    experts they name is part of the result). FLOPs: one comparison per score, as softmax counts its max.
+    Group-limited routing (DeepSeek-V3's n_group / topk_group, `groups` > 1) first scores each group by the sum of
+    its two best (E comparisons and `groups` adds per token) and keeps the best groups (`groups` comparisons):
+    E + 2 x groups more. `renormalize` (norm_topk_prob): the k weights divided by their sum, 2k per token;
+    `scaled` (routed_scaling_factor): k multiplies per token, folded into the weights as vLLM does."""
+    experts = scores.shape[-1]
+    if not 0 < k <= experts:
+        raise OpgraphError(f"op {name!r}: k={k} must be between 1 and the {experts} scores")
     y = _out(out or name, (*scores.shape[:-1], k), scores, role, dtype)
-    return Op(name, GATHER, "topk", (scores,), (y,), scores.numel)
+    per_token = experts + (experts + 2 * groups if groups > 1 else 0) + 2 * k * renormalize + k * scaled
+    return Op(name, GATHER, "topk", (scores,), (y,), _rows(scores) * per_token)
+
+
+# --- DeepSeek-V3.2's sparse attention (DSA): the lightning indexer and the selected keys --------------------
+# From the reference inference code (deepseek-ai/DeepSeek-V3.2-Exp, inference/model.py Indexer and MLA,
+# inference/kernel.py fp8_index_kernel) and vLLM's (deepseek_v2.py Indexer, sparse_attn_indexer).
+HADAMARD = register_function("hadamard")
+INDEX_SCORES = register_function("index_scores")
+GATHER_SELECTED = register_function("gather_selected")
+# fp8_index per query-key pair and head, after the dot product: ReLU (max(logit, 0)) and the weight multiply.
+INDEX_FLOPS_PER_HEAD_PAIR = 2
+# Per query and head, before the kernel: weights * n_heads^-0.5, * q's fp8 scale, * softmax_scale (head_dim^-0.5).
+INDEX_WEIGHT_FLOPS = 3
+
+
+def hadamard(name: str, x: Tensor, *, dim: int, out: str | None = None, role: Role = Role.ACTIVATION,
+             dtype: DType | None = None) -> Op:
+    """The fast Walsh-Hadamard transform of every `dim`-wide slice of x [..., n*dim], scaled by dim^-1/2
+    (DeepSeek-V3.2's rotate_activation of the indexer's q and k: fast_hadamard_transform's hadamard_transform).
+    FLOPs (log2(dim) + 1) per element: one add or subtract per butterfly stage, then the scale. Kind elementwise."""
+    if not is_int(dim) or dim < 2 or dim & (dim - 1) or x.shape[-1] % dim:
+        raise OpgraphError(f"op {name!r}: dim {dim} must be a power of two that divides the last dim of {x}")
+    y = _out(out or name, x.shape, x, role, dtype)
+    stages = dim.bit_length() - 1  # log2(dim)
+    return Op(name, ELEMENTWISE, HADAMARD, (x,), (y,), (stages + 1) * x.numel)
+
+
+def index_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tensor], weights: Tensor, *, heads: int,
+                 head_dim: int, causal: bool = False, out: str | None = None, role: Role = Role.ACTIVATION,
+                 dtype: DType | None = None) -> Op:
+    """DeepSeek-V3.2's lightning indexer scores, one kernel as fp8_index (reference) and DeepGEMM's
+    fp8_mqa_logits (vLLM) run it: for each query t and key s, I[t, s] = sum over heads j of w[t, j] *
+    ReLU(q[t, j] . k[s]). q: [B, Sq, heads*head_dim]; keys: [B, s_i, head_dim] (one key per position shared by
+    every head, cache then new); weights: [B, Sq, heads] (weights_proj's output). Output [B, Sq, Sk].
+
+    FLOPs: per query-key pair computed, 2*heads*head_dim for the dot products, then per head ReLU and the weight
+    multiply (2*heads), the head sum (heads - 1) and the key's fp8 scale (1): 2*H*D + 3*H; plus, per query and head,
+    the weight's three scalings (n_heads^-1/2, q's fp8 scale, softmax_scale):
+    B * (pairs * (2*H*D + 3*H) + 3*Sq*H). pairs as `pairs`: Sq*Sk, or with `causal` the unmasked ones (a kernel
+    given each query's key range, as vLLM's; the reference computes all Sq*Sk and masks). Kind matmul: the dot
+    products run on the tensor cores."""
+    keys = tuple(keys)
+    if len(q.shape) != 3 or q.shape[2] != heads * head_dim:
+        raise OpgraphError(f"op {name!r}: query {q} must be [batch, positions, heads*head_dim={heads * head_dim}]")
+    b, sq, _ = q.shape
+    if weights.shape != (b, sq, heads):
+        raise OpgraphError(f"op {name!r}: weights {weights} must be [batch={b}, positions={sq}, heads={heads}]")
+    sk = _key_length(name, q, keys, head_dim)
+    n = pairs(sq, sk, causal=causal)
+    # dot products, ReLU and weight per head, the heads - 1 adds of the head sum, the key's fp8 scale
+    per_pair = 2 * heads * head_dim + INDEX_FLOPS_PER_HEAD_PAIR * heads + (heads - 1) + 1
+    y = _out(out or name, (b, sq, sk), q, role, dtype)
+    return Op(name, MATMUL, INDEX_SCORES, (q, *keys, weights), (y,),
+              b * (n * per_pair + INDEX_WEIGHT_FLOPS * sq * heads))
+
+
+def gather_selected(name: str, keys: tuple[Tensor, ...] | list[Tensor], indices: Tensor, *,
+                    value_dim: int | None = None, out: str | None = None, outs: list[str] | None = None,
+                    role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """The cache entries a decode step's query selected (DSA: the indexer's top-k), gathered for attention over
+    them alone. keys: [B, s_i, W] (cache, then the new token's entry); indices: [B, 1, k] (one query per
+    sequence), k <= the positions. Output [B, k, W]; with `value_dim`, also the first value_dim features of the
+    same rows [B, k, value_dim] (MLA's latent, the values of absorbed attention; name the two with `outs`), so
+    each output has its one reader and a plan can fuse the gather into the attention kernel, as FlashMLA's
+    sparse decode kernel reads the selected entries itself. No FLOPs. Reads the k selected rows of W and the
+    indices: the new token's own entry (its key is among the selected) and k - 1 cached ones, newest first
+    across the parts."""
+    keys = tuple(keys)
+    if len(indices.shape) != 3 or indices.shape[0] != keys[0].shape[0] or indices.shape[1] != 1:
+        raise OpgraphError(f"op {name!r}: indices {indices} must be [batch, 1, k]: one query per sequence")
+    b, _, k = indices.shape
+    width = keys[0].shape[-1]
+    sk = _key_length(name, indices, keys, width)
+    if k > sk:
+        raise OpgraphError(f"op {name!r}: cannot select {k} of {sk} positions")
+    if value_dim is not None and not 0 < value_dim <= width:
+        raise OpgraphError(f"op {name!r}: value_dim {value_dim} must be between 1 and the width {width}")
+    reads, left = [], k
+    for part in reversed(keys):
+        r = minimum(part.shape[1], left)
+        reads.insert(0, b * r * width)
+        left = left - r
+    names = list(outs) if outs else [out or name] + ([f"{name}.values"] if value_dim else [])
+    if len(names) != 1 + (value_dim is not None):
+        raise OpgraphError(f"op {name!r}: give {1 + (value_dim is not None)} output name(s)")
+    ys = [_out(names[0], (b, k, width), keys[0], role, dtype)]
+    if value_dim is not None:
+        ys.append(_out(names[1], (b, k, value_dim), keys[0], role, dtype))
+    return Op(name, GATHER, GATHER_SELECTED, (*keys, indices), tuple(ys), 0, reads=(*reads, None))
+
+
+def scale(name: str, x: Tensor, factor: Tensor | None = None, *, out: str | None = None, role: Role = Role.ACTIVATION,
+          dtype: DType | None = None) -> Op:
+    """x [..., d] times one scalar per row: `factor` [..., 1] (a shared expert's sigmoid gate), or one computed in
+    the kernel from the position (Llama-4's attention temperature on NoPE layers). FLOPs 1 per element."""
+    if factor is not None and factor.shape != (*x.shape[:-1], 1):
+        raise OpgraphError(f"op {name!r}: factor {factor} must be {x} with a last dim of 1")
+    y = _out(out or name, x.shape, x, role, dtype)
+    return Op(name, ELEMENTWISE, "scale", (x,) if factor is None else (x, factor), (y,), x.numel)
+
+
+def slice_last(name: str, x: Tensor, width: int, *, out: str | None = None, role: Role = Role.ACTIVATION,
+               dtype: DType | None = None) -> Op:
+    """Keep `width` of the last dim's features (one GPU's columns after a whole-width op): reads only those."""
+    if not 0 < width <= x.shape[-1]:
+        raise OpgraphError(f"op {name!r}: cannot keep {width} of the {x.shape[-1]} features of {x}")
+    y = _out(out or name, (*x.shape[:-1], width), x, role, dtype)
+    return Op(name, GATHER, "slice", (x,), (y,), 0, reads=(_rows(x) * width,))
 
 
 def moe_route(name: str, x: Tensor, *, rows: int, out: str | None = None, role: Role = Role.ACTIVATION,
@@ -530,3 +755,214 @@ def send_recv(name: str, x: Tensor, *, span: int = 2, out: str | None = None, ro
     decides the link (over the network when they fill more than one node, as stages then sit on different nodes)."""
     y = _out(out or name, x.shape, x, role, dtype)
     return Op(name, COLLECTIVE, "send_recv", (x,), (y,), 0, wire_bytes=x.nbytes, wire_steps=1, group=max(span, 2))
+
+
+# --- State-space and linear-attention layers (Mamba-2, Gated DeltaNet) ------------------------------------
+# Their cache is a fixed-size recurrent state (role STATE), read by a decode step and written whole by every step,
+# whatever the context. Counts follow the reference kernels the serving engines run (vLLM, SGLang and
+# transformers' fast paths all call them), operation by operation, as exact integers; exp and log count as
+# transcendentals (sqrt and rsqrt do not, as `norm` counts them). Each form reads its inputs whole and writes its
+# outputs whole (the default byte rule): the per-chunk states that the chunked kernels pass between their own
+# launches are not counted as memory traffic.
+CONV1D = register_function("conv1d")
+SSD_CHUNKED, SSD_RECURRENT = register_function("ssd_chunked"), register_function("ssd_recurrent")
+DELTA_CHUNKED, DELTA_RECURRENT = register_function("gated_delta_chunked"), register_function("gated_delta_recurrent")
+GATED_RMSNORM = register_function("gated_rmsnorm")
+SOFTPLUS_FLOPS = 3  # log(1 + exp(x)): exp, add, log (2 transcendentals), as the kernels' softplus computes it
+SIGMOID_FLOPS = 4  # 1 / (1 + exp(-x)): negate, exp, add, divide (1 transcendental)
+
+
+def chunk_sums(t, chunk: int) -> tuple:
+    """(chunks, sum of q^2, sum of q^3) over a t-position sequence cut into chunks of `chunk` positions, the last
+    one shorter (q: each chunk's length; the kernels limit the last chunk to the positions it has). Arithmetic
+    only, so a sweep traces it."""
+    full = t // chunk
+    rest = t - full * chunk
+    return (t + chunk - 1) // chunk, full * chunk * chunk + rest * rest, full * chunk ** 3 + rest ** 3
+
+
+def _new_state(name: str, out: str | None, shape: tuple, state: Tensor | None, like: Tensor,
+               dtype: DType | None) -> Tensor:
+    """The state a stateful op writes (role STATE): shaped as the one it reads, if any, and at `dtype` (default:
+    the read state's, else the input's)."""
+    if state is not None and state.shape != shape:
+        raise OpgraphError(f"op {name!r}: state {state} must have shape {shape}")
+    return Tensor(out or f"{name}.state", shape, dtype or (state if state is not None else like).dtype, Role.STATE)
+
+
+def causal_conv1d(name: str, x: Tensor, weight: Tensor, *, bias: Tensor | None = None, state: Tensor | None = None,
+                  out: str | None = None, state_out: str | None = None, role: Role = Role.ACTIVATION,
+                  dtype: DType | None = None, state_dtype: DType | None = None) -> Op:
+    """Depthwise causal conv1d along the positions, kernel K per channel (Mamba's and Gated DeltaNet's short
+    convolution; the causal-conv1d package's causal_conv1d_fn in prefill, causal_conv1d_update in decode).
+    x: [B, S, C]; weight: [C, K] or the checkpoint's nn.Conv1d shape [C, 1, K]; bias [C]; `state`: the K-1 inputs
+    before this step, [B, K-1, C] (decode; a prefill starts from zeros). Outputs: y [B, S, C] and the new conv
+    state [B, K-1, C] (role STATE: the last K-1 inputs, as vLLM keeps it; transformers keeps K), written whole.
+    FLOPs 2*K per output element (a multiply-add per tap), plus 1 for the bias: B*S*C*(2K + 1). Kind elementwise:
+    a depthwise filter never reduces across channels, so it runs on the vector units, not the tensor cores."""
+    if len(x.shape) != 3:
+        raise OpgraphError(f"op {name!r}: input {x} must be [batch, positions, channels]")
+    bsz, s, c = x.shape
+    if weight.shape not in ((c, weight.shape[-1]), (c, 1, weight.shape[-1])) or weight.shape[-1] < 2:
+        raise OpgraphError(f"op {name!r}: weight {weight} must be [channels={c}, K] or [{c}, 1, K] with K >= 2")
+    k = weight.shape[-1]
+    new = _new_state(name, state_out, (bsz, k - 1, c), state, x, state_dtype)
+    inputs = [x, weight]
+    per_elem = 2 * k
+    if bias is not None:
+        if bias.shape != (c,):
+            raise OpgraphError(f"op {name!r}: bias {bias} must have shape ({c},)")
+        inputs.append(bias)
+        per_elem += 1
+    if state is not None:
+        inputs.append(state)
+    y = _out(out or name, x.shape, x, role, dtype)
+    return Op(name, ELEMENTWISE, CONV1D, inputs, (y, new), per_elem * x.numel)
+
+
+def ssd_scan(name: str, xbc: Tensor, dt: Tensor, a_log: Tensor, d: Tensor, dt_bias: Tensor, *, heads: int,
+             head_dim: int, d_state: int, groups: int, recurrent: bool, chunk_size: int = 256,
+             state: Tensor | None = None, out: str | None = None, state_out: str | None = None,
+             role: Role = Role.ACTIVATION, dtype: DType | None = None, state_dtype: DType | None = None) -> Op:
+    """Mamba-2's SSD layer (Dao & Gu 2024, "Transformers are SSMs", arXiv 2405.21060): per head h, with dt_t =
+    softplus(dt_t + dt_bias), A = -exp(A_log) and a state of P x N (head_dim x d_state),
+    state_t = exp(dt_t*A) * state_{t-1} + dt_t * x_t B_t^T,  y_t = state_t C_t + D x_t;
+    B and C are shared by the heads of each of the `groups` groups.
+
+    xbc: [B, S, H*P + 2*G*N], the conv output (x, then B, then C, read in place as vLLM splits it); dt: [B, S, H];
+    a_log, d, dt_bias: [H]; `state`: [B, H, P, N] (read in decode; a prefill starts from zeros). Outputs: y
+    [B, S, H*P] and the final state [B, H, P, N] (role STATE), written whole.
+
+    Chunked form (`recurrent` False: prefill; mamba_ssm's mamba_chunk_scan_combined, ssd_combined.py, the
+    algorithm of the paper's section 6), chunks of Q = chunk_size positions (the last one shorter), per chunk of
+    q positions and p = q(q+1)/2 causal pairs, per head unless said:
+      _chunk_cumsum:  dt + dt_bias, softplus, dt*A, cumsum            6 per position (2 transcendentals)
+      _bmm_chunk:     C B^T per group, full q x q block                2*q*q*N per group
+      _chunk_state:   exp(A_last - A_s)*dt_s (3 per position, 1 exp); B scaled, N per position; B^T x, 2*q*N*P
+      _state_passing: state = exp(A_chunk)*state + chunk state        2*N*P + 1 per chunk (1 exp)
+      _chunk_scan:    off-diagonal C state * exp(A_t): 2*N*P + P + 1 per position (1 exp);
+                      diagonal: CB * exp(A_t - A_s) * dt_s per causal pair (4, 1 exp) then @ x, 2*P per pair;
+                      D skip, 2*P per position
+    so per head: q*(10 + N + 4*N*P + 3*P) + p*(4 + 2*P) + 2*N*P + 1 per chunk, plus 2*q*q*N per group and chunk,
+    plus 2 per head per step for A = -exp(A_log) (computed once per step, outside the kernels). The causal
+    pairs are those a kernel that skips the blocks above the diagonal computes, as `causal_pairs` counts
+    attention. Kind matmul: the bulk (C B^T, B^T x, C state, CB x) runs on the tensor cores (tl.dot).
+
+    Recurrent form (`recurrent` True: decode; mamba_ssm's selective_state_update, one position): per head,
+    dt + dt_bias and softplus (4, 2 transcendentals), exp(A*dt) (2, 1), dB = dt*B (N), state*dA + dB*x (3*P*N),
+    y = state C (2*P*N), + D*x (2*P): 5*P*N + N + 2*P + 6 per head and token, plus the 2 per head for A.
+    Kind elementwise: each state element is read, updated and written once (vector work, memory-bound)."""
+    if len(xbc.shape) != 3:
+        raise OpgraphError(f"op {name!r}: {xbc} must be [batch, positions, heads*head_dim + 2*groups*d_state]")
+    if heads % groups:
+        raise OpgraphError(f"op {name!r}: groups ({groups}) must divide heads ({heads})")
+    bsz, s, width = xbc.shape
+    h, p, n, g = heads, head_dim, d_state, groups
+    if width != h * p + 2 * g * n:
+        raise OpgraphError(f"op {name!r}: {xbc} must end in heads*head_dim + 2*groups*d_state = {h * p + 2 * g * n}")
+    if dt.shape != (bsz, s, h):
+        raise OpgraphError(f"op {name!r}: dt {dt} must be [batch, positions, heads={h}]")
+    for t in (a_log, d, dt_bias):
+        if t.shape != (h,):
+            raise OpgraphError(f"op {name!r}: {t} must have shape ({h},)")
+    new = _new_state(name, state_out, (bsz, h, p, n), state, xbc, state_dtype)
+    inputs = [xbc, dt, a_log, d, dt_bias] + ([state] if state is not None else [])
+    y = _out(out or name, (bsz, s, h * p), xbc, role, dtype)
+    if recurrent:
+        if s != 1:
+            raise OpgraphError(f"op {name!r}: the recurrent form takes one position per sequence, got {s}")
+        flops = bsz * h * (5 * p * n + n + 2 * p + 6) + 2 * h
+        return Op(name, ELEMENTWISE, SSD_RECURRENT, inputs, (y, new), flops, transcendentals=bsz * h * 3 + h)
+    chunks, sq2, _ = chunk_sums(s, chunk_size)
+    pairs_ = (sq2 + s) // 2
+    per_head = s * (10 + n + 4 * n * p + 3 * p) + pairs_ * (4 + 2 * p) + chunks * (2 * n * p + 1)
+    flops = bsz * (h * per_head + g * 2 * sq2 * n) + 2 * h
+    exps = bsz * h * (4 * s + pairs_ + chunks) + h
+    return Op(name, MATMUL, SSD_CHUNKED, inputs, (y, new), flops, transcendentals=exps)
+
+
+def gated_delta_rule(name: str, qkv: Tensor, ba: Tensor, a_log: Tensor, dt_bias: Tensor, *, k_heads: int,
+                     v_heads: int, head_k_dim: int, head_v_dim: int, recurrent: bool, chunk_size: int = 64,
+                     state: Tensor | None = None, out: str | None = None, state_out: str | None = None,
+                     role: Role = Role.ACTIVATION, dtype: DType | None = None, state_dtype: DType | None = None) -> Op:
+    """The gated delta rule (Yang, Kautz & Hatamizadeh 2024, "Gated Delta Networks", arXiv 2412.06464, eq. 10), as
+    Qwen3-Next's linear-attention layers run it: per value head, with a state S of K x V (head_k_dim x head_v_dim),
+    S_t = alpha_t * S_{t-1} (I - beta_t k_t k_t^T) + beta_t v_t k_t^T,  o_t = S_t q_t,
+    alpha_t = exp(g_t), g_t = -exp(A_log) * softplus(a_t + dt_bias), beta_t = sigmoid(b_t) (vLLM's
+    fused_gdn_gating: 11 FLOPs per value head and position, 4 transcendentals); q and k are L2-normalized
+    (use_qk_l2norm_in_kernel, 3*K + 2 each) and each key head serves v_heads / k_heads value heads (GQA-like).
+
+    qkv: [B, S, 2*Hk*K + Hv*V], the conv output (q, k, v); ba: [B, S, 2*Hv] (b, a); a_log, dt_bias: [Hv]; `state`:
+    [B, Hv, K, V] (read in decode). Outputs: o [B, S, Hv*V] and the final state [B, Hv, K, V] (role STATE).
+
+    Chunked form (`recurrent` False: prefill; flash-linear-attention's chunk_gated_delta_rule, the WY form of
+    Yang et al. 2024, arXiv 2406.06484, section 3), chunks of C = 64 positions, per value head and chunk of q
+    positions (the tiles are full q x q blocks, masked afterwards, as fla computes them):
+      chunk_local_cumsum of g                                            q
+      chunk_scaled_dot_kkt: A = beta K K^T * exp(g_i - g_j)              q*K + 2*q*q*K + 3*q*q (q*q exps)
+      solve_tril: (I + A)^-1, a unit lower-triangular inverse            (q^3 - q)/3 (the forward-substitution
+                  count; fla inverts 16 x 16 diagonal blocks and merges them, the same leading term)
+      recompute_w_u: u = A (beta v), w = A (beta exp(g) k)               q + q*V + 2*q*q*V + 2*q*K + 2*q*q*K (q exps)
+      chunk_gated_delta_rule_fwd_h: v' = u - w S, S = exp(g_last) S + K^T (v' exp(g_last - g))
+                                                                         4*q*K*V + 2*q*V + 2*q + K*V + 1 (q + 1 exps)
+      chunk_fwd_o: o = (q S) exp(g) + (q K^T * exp(g_i - g_j), causal) v', scaled
+                                                                         2*q*K*V + 2*q*q*K + 3*q*q + 2*q*q*V + q + 4*q*V
+                                                                         (q + q*q exps)
+    so per value head: q*(6*K*V + 3*K + 7*V + 5) + q*q*(6*K + 4*V + 6) + (q^3 - q)/3 + K*V + 1 per chunk, and the
+    gating; the L2 norms run once per key head (fla's l2norm_fwd, before the chunk kernels). Kind matmul: the
+    chunk products run on the tensor cores.
+
+    Recurrent form (`recurrent` True: decode; fla's fused_recurrent_gated_delta_rule, one position), per value
+    head: L2 norms of q and k (2*(3*K + 2)), q * K^-1/2 (K), S *= exp(g) (K*V + 1, 1 exp), v - S^T k (2*K*V + V),
+    * beta (V), S += k v^T (2*K*V), o = S^T q (2*K*V): 7*K*V + 7*K + 2*V + 5, plus the gating. Kind elementwise:
+    a matrix-vector update per head, on the vector units, memory-bound on the state."""
+    if len(qkv.shape) != 3:
+        raise OpgraphError(f"op {name!r}: {qkv} must be [batch, positions, 2*k_heads*head_k_dim + v_heads*head_v_dim]")
+    if v_heads % k_heads:
+        raise OpgraphError(f"op {name!r}: k_heads ({k_heads}) must divide v_heads ({v_heads})")
+    bsz, s, width = qkv.shape
+    hk, hv, k, v = k_heads, v_heads, head_k_dim, head_v_dim
+    if width != 2 * hk * k + hv * v:
+        raise OpgraphError(f"op {name!r}: {qkv} must end in 2*k_heads*head_k_dim + v_heads*head_v_dim = "
+                           f"{2 * hk * k + hv * v}")
+    if ba.shape != (bsz, s, 2 * hv):
+        raise OpgraphError(f"op {name!r}: {ba} must be [batch, positions, 2*v_heads={2 * hv}]")
+    for t in (a_log, dt_bias):
+        if t.shape != (hv,):
+            raise OpgraphError(f"op {name!r}: {t} must have shape ({hv},)")
+    new = _new_state(name, state_out, (bsz, hv, k, v), state, qkv, state_dtype)
+    inputs = [qkv, ba, a_log, dt_bias] + ([state] if state is not None else [])
+    o = _out(out or name, (bsz, s, hv * v), qkv, role, dtype)
+    gating = 4 + SOFTPLUS_FLOPS + SIGMOID_FLOPS  # a + dt_bias, exp(A_log), negate, multiply; softplus; sigmoid
+    if recurrent:
+        if s != 1:
+            raise OpgraphError(f"op {name!r}: the recurrent form takes one position per sequence, got {s}")
+        flops = bsz * hv * (7 * k * v + 7 * k + 2 * v + 5 + gating)
+        return Op(name, ELEMENTWISE, DELTA_RECURRENT, inputs, (o, new), flops, transcendentals=bsz * hv * 5)
+    chunks, sq2, sq3 = chunk_sums(s, chunk_size)
+    per_head = (s * (6 * k * v + 3 * k + 7 * v + 5 + gating) + sq2 * (6 * k + 4 * v + 6) + (sq3 - s) // 3
+                + chunks * (k * v + 1))
+    flops = bsz * (hv * per_head + hk * s * 2 * (3 * k + 2))
+    exps = bsz * hv * (s * (3 + 4) + 2 * sq2 + chunks)
+    return Op(name, MATMUL, DELTA_CHUNKED, inputs, (o, new), flops, transcendentals=exps)
+
+
+def gated_rmsnorm(name: str, x: Tensor, gate: Tensor, weight: Tensor, *, groups: int = 1,
+                  norm_before_gate: bool = False, out: str | None = None, role: Role = Role.ACTIVATION,
+                  dtype: DType | None = None) -> Op:
+    """RMSNorm gated by SiLU(gate), over `groups` equal groups of the last dim: norm(x * silu(gate)) (Mamba-2's
+    RMSNormGated with norm_before_gate=False, group_size = d / n_groups, as Nemotron-H and vLLM's
+    Mixer2RMSNormGated run it), or with `norm_before_gate` norm(x) * silu(gate) (Qwen3-Next's per-head
+    Qwen3NextRMSNormGated). `weight` is [d], or [d / groups] shared by every group (Qwen3-Next's [head_v_dim]).
+    FLOPs per element: SiLU 4 (1 exp), the gate multiply 1, RMSNorm's 4; per group of each row RMSNorm's 3
+    (NORM_FLOPS)."""
+    _same_shape(name, x, gate)
+    d = x.shape[-1]
+    if groups < 1 or d % groups:
+        raise OpgraphError(f"op {name!r}: groups ({groups}) must divide the last dim of {x}")
+    if weight.shape not in ((d,), (d // groups,)):
+        raise OpgraphError(f"op {name!r}: weight {weight} must have shape ({d},) or ({d // groups},)")
+    per_elem, per_row = NORM_FLOPS["rmsnorm"]
+    flops = (ELEMENTWISE_FLOPS_PER_ELEM["silu"] + 1 + per_elem) * x.numel + per_row * _rows(x) * groups
+    y = _out(out or name, x.shape, x, role, dtype)
+    return Op(name, NORM, GATED_RMSNORM, (x, gate, weight), (y,), flops, transcendentals=x.numel)

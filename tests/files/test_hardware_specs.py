@@ -21,6 +21,9 @@ TABLE = {
     "v100": (125, 900, 139),  # fp16: V100 has no bf16
 }
 OTHERS = ("h200", "b200", "mi300x", "l4")
+# GPUs of 2025-26 (issue 16): dense fp4 TFLOP/s where the datasheet gives one (None: no fp4 path)
+TODAY = {"b300": 13125, "gb200": 10000, "gb300": 15000, "h20": None, "mi325x": None, "mi355x": 10066,
+         "rtx-pro-6000": 2000}
 
 
 @pytest.mark.parametrize("name", sorted(TABLE))
@@ -56,7 +59,36 @@ def test_other_shipped_specs(name):
 
 def test_all_shipped_names():
     # The eleven shipped GPUs are all listed.
-    assert set(TABLE) | set(OTHERS) <= set(hardware.names())
+    assert set(TABLE) | set(OTHERS) | set(TODAY) <= set(hardware.names())
+
+
+@pytest.mark.parametrize("name", sorted(TODAY))
+def test_todays_specs(name):
+    # Each cites a datasheet, has a bandwidth and capacity, and an fp4 rate exactly where the datasheet gives one.
+    hw = hardware.load(name)
+    assert hw.name == name
+    assert re.search(r"data ?sheet", hw.source, re.IGNORECASE)
+    assert hw.bandwidth > 0 and hw.capacity > 0
+    fp4 = TODAY[name]
+    assert hw.matrix_flops.get("fp4") == (None if fp4 is None else pytest.approx(fp4 * 1e12))
+    if name != "rtx-pro-6000":  # its dense bf16 rate was not found: the spec leaves it out
+        assert hw.matrix_flops["bf16"] > 0
+
+
+def test_b200_fp4_is_half_the_sparse_datasheet_figure():
+    assert hardware.load("b200").matrix_flops["fp4"] == pytest.approx(18000e12 / 2)
+
+
+@pytest.mark.parametrize("name", ["gb200", "gb300"])
+def test_nvl72_is_one_nvlink_domain_of_72(name):
+    link = hardware.load(name).interconnect
+    assert link.name == "NVLink 5" and link.gpus_per_node == 72
+
+
+def test_fp4_rate_in_a_user_spec(tmp_path):
+    # fp4 (the operand type of NVFP4 and MXFP4 weights and activations) is a matrix dtype a spec may rate
+    hw = hardware.load(str(write(tmp_path, spec_text(matrix={"bf16": "500", "fp4": "2000"}))))
+    assert hw.matrix_flops["fp4"] == pytest.approx(2000e12)
 
 
 # -- user spec files ---------------------------------------------------------------------------------
@@ -123,7 +155,7 @@ def test_missing_field(tmp_path, missing):
     assert_spec_error(p, missing)
 
 
-@pytest.mark.parametrize("key", ["bf17", "float16", "fp4"])
+@pytest.mark.parametrize("key", ["bf17", "float16", "fp6", "nvfp4"])
 def test_unknown_dtype_key(tmp_path, key):
     # A matrix rate for a dtype the tool does not know is a typo to report, not to ignore.
     p = write(tmp_path, spec_text(matrix={"bf16": "500", key: "100"}))

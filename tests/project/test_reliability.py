@@ -80,7 +80,8 @@ def test_config_files_that_once_crashed(capsys, tmp_path, text, says):
 @pytest.mark.parametrize("model_type", sorted(hf_config.FAMILIES))
 def test_a_config_with_10_to_the_30_layers_is_refused_at_once(capsys, tmp_path, model_type):
     every_family = {"n_embd": 64, "n_head": 4, "n_positions": 1024, "num_local_experts": 4, "num_experts_per_tok": 2,
-                    "kv_lora_rank": 16, "qk_nope_head_dim": 8, "qk_rope_head_dim": 8, "v_head_dim": 8}
+                    "kv_lora_rank": 16, "qk_nope_head_dim": 8, "qk_rope_head_dim": 8, "v_head_dim": 8,
+                    "moe_intermediate_size": 16}
     data = {**LLAMA, **every_family, "model_type": model_type, "num_hidden_layers": 10**30, "n_layer": 10**30}
     err = refused(capsys, "report", write(tmp_path, "c.json", json.dumps(data)), says="got a number of 31 digits")
     assert "layer" in err

@@ -1,0 +1,367 @@
+"""Layer parts as values, and a layer as their composition.
+
+A family maps its config fields to parts; a layer is a few sublayers (a token mixer, a feed-forward), each
+with its norms where the family puts them (before, after, or both); a model is a `Stack` of such layers. Every
+part builds itself into a graph with `build(b, x, phase, par, options)`, one GPU's share under the `Parallel`
+layout it is handed, by calling the pieces (models.pieces, models.recurrent) that hold the formulas.
+
+Equal parts make equal layers, and equal layers are one block of the model, built once and counted.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import attrs
+
+from opgraph.core import checks
+from opgraph.core.graph import GraphBuilder
+from opgraph.core.model import BuildOptions
+from opgraph.core.phase import Phase
+from opgraph.core.sizes import minimum
+from opgraph.core.tensor import Tensor
+from opgraph.errors import OpgraphError
+from . import pieces, recurrent
+from .parallel import Parallel
+from .pieces import FULL, Keys
+
+__all__ = ["Attention", "DeltaNet", "FULL", "Indexer", "Keys", "Layer", "LatentAttention", "MLA", "MLP", "Mamba2", "MoE",
+           "Sublayer"]
+
+
+def _positive(inst, attribute, value) -> None:
+    checks.integer(attribute.name, value)
+
+
+def _optional_positive(inst, attribute, value) -> None:
+    if value is not None:
+        _positive(inst, attribute, value)
+
+
+# -- token mixers ---------------------------------------------------------------------------------------------
+
+@attrs.frozen
+class Attention:
+    """Softmax attention over query heads sharing `kv_heads` K/V heads (MHA, GQA, MQA), with the options of
+    pieces.gqa_attention: which keys it sees, rotary or not (NoPE), biases, q/k norms, sinks, soft-capping, an
+    output gate, a query temperature."""
+
+    heads: int = attrs.field(validator=_positive)
+    kv_heads: int = attrs.field(validator=_positive)
+    head_dim: int = attrs.field(validator=_positive)
+    keys: Keys = FULL
+    rotary: bool = True
+    rotary_dim: int | None = attrs.field(default=None, validator=_optional_positive)
+    q_bias: bool = False
+    k_bias: bool = False
+    v_bias: bool = False
+    o_bias: bool = False
+    qk_norm: str | None = None
+    sinks: bool = False
+    softcap: bool = False
+    gate: bool = False
+    q_scale: bool = False
+
+    tag: ClassVar[str] = "attention"
+
+    def __attrs_post_init__(self) -> None:
+        if self.heads % self.kv_heads:
+            raise OpgraphError(f"the KV heads ({self.kv_heads}) must divide the query heads ({self.heads}) evenly: "
+                               f"each KV head serves a whole group of query heads")
+        if self.rotary_dim is not None and self.rotary_dim > self.head_dim:
+            raise OpgraphError(f"rotary_dim ({self.rotary_dim}) exceeds head_dim ({self.head_dim})")
+
+    def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
+        kw = attrs.asdict(self, recurse=False)
+        return pieces.gqa_attention(b, x, phase, par=par, causal=options.causal_skip, **kw)
+
+    def words(self) -> dict[str, str]:
+        return {"keys": self.keys.kind, "positions": "rope" if self.rotary else "nope", "mixer": "attention"}
+
+    def cache_per_token(self) -> int:
+        """KV-cache elements per token (K and V of every KV head), on one GPU of the whole model."""
+        return 2 * self.kv_heads * self.head_dim
+
+
+@attrs.frozen
+class MLA:
+    """Multi-head latent attention dimensions, named as in the DeepSeek config.json."""
+
+    kv_lora_rank: int = attrs.field(validator=_positive)
+    qk_nope_head_dim: int = attrs.field(validator=_positive)
+    qk_rope_head_dim: int = attrs.field(validator=_positive)
+    v_head_dim: int = attrs.field(validator=_positive)
+    q_lora_rank: int | None = attrs.field(default=None, validator=_optional_positive)
+
+    @property
+    def cache_width(self) -> int:
+        """KV-cache elements per token per layer: the latent plus the shared rope key."""
+        return self.kv_lora_rank + self.qk_rope_head_dim
+
+
+@attrs.frozen
+class Indexer:
+    """DeepSeek-V3.2's lightning indexer (DSA, pieces.lightning_indexer), named as in its config.json: index_n_heads
+    (heads), index_head_dim (head_dim), index_topk (topk: the keys each query attends to)."""
+
+    heads: int = attrs.field(validator=_positive)
+    head_dim: int = attrs.field(validator=_positive)
+    topk: int = attrs.field(validator=_positive)
+
+
+@attrs.frozen
+class LatentAttention:
+    """DeepSeek's multi-head latent attention (pieces.mla_attention) over `heads` heads: decompressed in prefill,
+    weight-absorbed in decode. With an `indexer` (DeepSeek-V3.2), sparse: each query attends only to the
+    indexer's top-k keys."""
+
+    heads: int = attrs.field(validator=_positive)
+    mla: MLA
+    indexer: Indexer | None = None
+
+    tag: ClassVar[str] = "attention"
+
+    def __attrs_post_init__(self) -> None:
+        if self.indexer is not None and not self.mla.q_lora_rank:
+            raise OpgraphError("DeepSeek-V3.2's indexer reads the normed q latent: the MLA needs q_lora_rank")
+
+    def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
+        m = self.mla
+        return pieces.mla_attention(b, x, phase, heads=self.heads, kv_lora_rank=m.kv_lora_rank,
+                                    qk_nope_head_dim=m.qk_nope_head_dim, qk_rope_head_dim=m.qk_rope_head_dim,
+                                    v_head_dim=m.v_head_dim, q_lora_rank=m.q_lora_rank, absorbed=phase.past > 0,
+                                    causal=options.causal_skip, par=par, indexer=self.indexer)
+
+    def words(self) -> dict[str, str]:
+        return {"keys": "full" if self.indexer is None else "sparse", "positions": "rope", "mixer": "mla"}
+
+    def cache_per_token(self) -> int:
+        return self.mla.cache_width
+
+
+@attrs.frozen
+class Mamba2:
+    """A Mamba-2 (SSD) mixer (models.recurrent.mamba2_mixer): its conv and recurrent state are the layer's cache,
+    whatever the context."""
+
+    n_heads: int = attrs.field(validator=_positive)
+    head_dim: int = attrs.field(validator=_positive)
+    d_state: int = attrs.field(validator=_positive)
+    n_groups: int = attrs.field(default=1, validator=_positive)
+    d_conv: int = attrs.field(default=4, validator=_positive)
+    chunk_size: int = attrs.field(default=256, validator=_positive)
+    conv_bias: bool = True
+    proj_bias: bool = False
+
+    tag: ClassVar[str] = "attention"
+
+    def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
+        return recurrent.mamba2_mixer(b, x, phase, par, **attrs.asdict(self, recurse=False))
+
+    def words(self) -> dict[str, str]:
+        return {"mixer": "mamba"}
+
+
+@attrs.frozen
+class DeltaNet:
+    """A Gated DeltaNet linear-attention mixer (models.recurrent.gated_deltanet, Qwen3-Next's): a fixed-size
+    state per value head as the layer's cache."""
+
+    num_k_heads: int = attrs.field(validator=_positive)
+    num_v_heads: int = attrs.field(validator=_positive)
+    head_k_dim: int = attrs.field(validator=_positive)
+    head_v_dim: int = attrs.field(validator=_positive)
+    d_conv: int = attrs.field(default=4, validator=_positive)
+
+    tag: ClassVar[str] = "attention"
+
+    def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
+        return recurrent.gated_deltanet(b, x, phase, par, **attrs.asdict(self, recurse=False))
+
+    def words(self) -> dict[str, str]:
+        return {"mixer": "deltanet"}
+
+
+# -- feed-forward -------------------------------------------------------------------------------------------
+
+@attrs.frozen
+class MLP:
+    """A dense feed-forward of width d_ffn: gated (down(act(gate) * up)) or plain (down(act(up))), any
+    activation, with or without biases."""
+
+    d_ffn: int = attrs.field(validator=_positive)
+    act: str = "silu"
+    gated: bool = True
+    bias: bool = False
+    prefix: str = "mlp."
+
+    tag: ClassVar[str] = "mlp"
+
+    def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
+        fn = pieces.gated_mlp if self.gated else pieces.plain_mlp
+        return fn(b, x, d_ffn=self.d_ffn, act=self.act, bias=self.bias, prefix=self.prefix, par=par)
+
+    def words(self) -> dict[str, str]:
+        return {"ffn": "dense"}
+
+
+ROUTER_BIASES = (None, "linear", "selection")
+
+
+@attrs.frozen
+class MoE:
+    """Mixture-of-experts FFN: `experts` routed gated experts of width `d_expert`, `top_k` per token, and shared
+    experts every token runs (`shared` of width d_expert, or one of `shared_d`), optionally behind a sigmoid gate.
+    The router scores by softmax or sigmoid, may carry a bias of its own ("linear", gpt-oss) or a selection bias
+    ("selection", DeepSeek-V3's e_score_correction_bias), and may route within `groups` groups (DeepSeek-V3's
+    n_group). `first_dense` and `layer_freq`: which layers of a uniform model are MoE (every layer_freq-th from
+    first_dense on; the layers before are dense), as DecoderConfig reads them."""
+
+    experts: int = attrs.field(validator=_positive)
+    top_k: int = attrs.field(validator=_positive)
+    d_expert: int = attrs.field(validator=_positive)
+    shared: int = 0
+    first_dense: int = 0
+    layer_freq: int = attrs.field(default=1, validator=_positive)
+    router_bias: str | None = attrs.field(default=None, converter=lambda v: "selection" if v is True else v or None)
+    shared_d: int | None = attrs.field(default=None, validator=_optional_positive)
+    shared_gate: bool = False
+    act: str = "silu"
+    scores: str = attrs.field(default="softmax", validator=attrs.validators.in_(("softmax", "sigmoid")))
+    groups: int = attrs.field(default=1, validator=_positive)
+    expert_bias: bool = False
+    renormalize: bool = False
+    scaled: bool = False
+    router_name: str = "gate"
+    shared_name: str = "shared_experts"
+
+    tag: ClassVar[str] = "moe"
+
+    def __attrs_post_init__(self) -> None:
+        if self.top_k > self.experts:
+            raise OpgraphError(f"top_k ({self.top_k}; num_experts_per_tok in a config.json) must not exceed the "
+                               f"number of experts ({self.experts}; num_local_experts or n_routed_experts)")
+        for field in ("shared", "first_dense"):
+            v = getattr(self, field)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise OpgraphError(f"{field} must be a non-negative integer, got {v!r}")
+        if self.router_bias not in ROUTER_BIASES:
+            raise OpgraphError(f"router_bias must be one of linear, selection or None, got {self.router_bias!r}")
+        if self.experts % self.groups:
+            raise OpgraphError(f"the router's {self.groups} groups (n_group) must divide the {self.experts} experts")
+
+    @property
+    def shared_width(self) -> int:
+        """The width of the shared experts together (0: none)."""
+        return self.shared_d if self.shared_d is not None else self.shared * self.d_expert
+
+    def touched(self, tokens: int, override: int | None = None) -> int:
+        """Routed experts whose weights a step of `tokens` tokens reads: the user's override, or the
+        expectation under uniform routing rounded up (pieces.expected_experts)."""
+        if override is None:
+            return pieces.expected_experts(self.experts, self.top_k, tokens)
+        if not isinstance(override, int) or isinstance(override, bool) or not self.top_k <= override <= self.experts:
+            raise OpgraphError(f"experts_touched must be an integer from top_k ({self.top_k}) to the number of "
+                               f"experts ({self.experts}), got {override!r}")
+        # A step of T tokens cannot touch more than T*k experts: small steps cap the user's figure.
+        return minimum(override, tokens * self.top_k)
+
+    def rows(self, tokens: int, ep: int, imbalance: float | None, shared: bool = False) -> int:
+        """Token-expert rows one expert-parallel GPU runs when each of `ep` GPUs routes `tokens` tokens (or, with
+        `shared`, when all of them see the same `tokens`): the busiest GPU's (pieces.busiest_expert_load), or
+        imbalance x the mean."""
+        return pieces.busiest_expert_load(self.experts, self.top_k, ep, tokens, imbalance or 0.0, shared)
+
+    def touched_local(self, rows: int, ep: int, override: int | None = None) -> int:
+        """Experts one expert-parallel GPU reads: of its experts / ep, those its `rows` rows reach (each row one
+        of them, uniformly), or the user's override."""
+        local = self.experts // ep
+        if override is None:
+            return pieces.expected_experts(local, 1, rows)
+        if not isinstance(override, int) or isinstance(override, bool) or not 1 <= override <= local:
+            raise OpgraphError(f"--experts-touched with --ep {ep} counts the experts one GPU reads, from 1 to the "
+                               f"{local} it holds ({self.experts} / {ep}); got {override!r}")
+        return minimum(override, rows)
+
+    def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
+        ep = par.ep
+        rows = self.rows(phase.tokens, ep, options.expert_imbalance, shared=par.tp > 1) if ep > 1 else 0
+        touched = (self.touched_local(rows, ep, options.experts_touched) if ep > 1 else
+                   self.touched(phase.tokens, options.experts_touched))
+        return pieces.moe(b, x, self, touched=touched, rows=rows, par=par)
+
+    def words(self) -> dict[str, str]:
+        return {"ffn": "moe"}
+
+
+# -- layers -------------------------------------------------------------------------------------------------
+
+@attrs.frozen
+class Sublayer:
+    """One residual branch: x + post(part(pre(x))). `pre` / `post`: the names of its norms' weights (None: no
+    norm there): pre-norm (Llama), post-norm (OLMo-2), or both (Gemma-2/3's sandwich). `key` names its ops
+    ({key}_residual, {key}_allgather)."""
+
+    part: object
+    pre: str | None = None
+    post: str | None = None
+    key: str = "attn"
+
+
+@attrs.frozen
+class Layer:
+    """A decoder layer: its sublayers in order, and the norm they use (RMSNorm or LayerNorm, with or without a
+    shift)."""
+
+    sublayers: tuple[Sublayer, ...] = attrs.field(converter=tuple)
+    norm: str = attrs.field(default="rmsnorm", validator=attrs.validators.in_(("rmsnorm", "layernorm")))
+    norm_bias: bool = False
+
+    def parts(self) -> list:
+        return [s.part for s in self.sublayers]
+
+    def words(self) -> dict[str, str]:
+        """What this layer is, axis by axis (ffn, keys, positions, mixer), for naming blocks apart."""
+        out: dict[str, str] = {}
+        for p in self.parts():
+            out.update(p.words())
+        return out
+
+    def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
+        """The layer's ops on hidden states x (this GPU's slice of the tokens under sequence parallelism)."""
+        ln = dict(fn=self.norm, bias=self.norm_bias)
+        last = len(self.sublayers) - 1
+        for i, s in enumerate(self.sublayers):
+            names = ("x", "h") if i == 0 else ("h", "out") if i == last else (f"h{i - 1}" if i > 1 else "h", f"h{i}")
+            out = "out" if i == last else names[1]
+            with b.scope(part=s.part.tag):
+                a = x
+                if s.pre:
+                    a = pieces.norm(b, s.pre.removesuffix(".weight"), a, s.pre, out=f"{names[0]}_norm", **ln)
+                a = par.gather(b, f"{s.key}_allgather", a, f"{names[0]}_norm_full" if s.pre else f"{names[0]}_full")
+                a = s.part.build(b, a, phase, par, options)
+                if s.post:
+                    a = pieces.norm(b, s.post.removesuffix(".weight"), a, s.post, out=f"{s.key}_normed", **ln)
+                x = pieces.residual(b, f"{s.key}_residual", x, a, out=out)
+        return x
+
+
+def pre_norm(mixer, ffn, *, norm: str = "rmsnorm", norm_bias: bool = False) -> Layer:
+    """Llama's layer: x + mixer(input_layernorm(x)), then + ffn(post_attention_layernorm(.))."""
+    return Layer((Sublayer(mixer, "input_layernorm.weight", key="attn"),
+                  Sublayer(ffn, "post_attention_layernorm.weight", key="mlp")), norm, norm_bias)
+
+
+def post_norm(mixer, ffn) -> Layer:
+    """OLMo-2's layer: x + post_attention_layernorm(mixer(x)), then + post_feedforward_layernorm(ffn(.))."""
+    return Layer((Sublayer(mixer, post="post_attention_layernorm.weight", key="attn"),
+                  Sublayer(ffn, post="post_feedforward_layernorm.weight", key="mlp")))
+
+
+def sandwich_norm(mixer, ffn) -> Layer:
+    """Gemma-2/3's layer: a norm before and after each branch."""
+    return Layer((Sublayer(mixer, "input_layernorm.weight", "post_attention_layernorm.weight", key="attn"),
+                  Sublayer(ffn, "pre_feedforward_layernorm.weight", "post_feedforward_layernorm.weight", key="mlp")))
+
+
+NORM_PLACEMENTS = {"pre": pre_norm, "post": post_norm, "sandwich": sandwich_norm}

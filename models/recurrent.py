@@ -1,0 +1,161 @@
+"""Token mixers with a fixed-size state: Mamba-2 (SSD) and Gated DeltaNet, as layer parts.
+
+Each part adds a whole mixer to a builder (input projections, the short causal conv, the scan, the gated norm, the
+output projection, and under tensor parallelism the all-reduce) and returns its output, with its ops tagged
+part "attention" (the layer's token-mixing part, which crossover analyses read). Its cache is two recurrent states
+of role STATE, the conv state and the SSM state, read by a decode step and written whole by every step: they do
+not grow with the context (opgraph.analysis.memory.kv_cache_bytes counts each written state once). They are
+stored at the precision's state dtype (Precision.state: the model's dtype by default, as vLLM keeps it).
+
+Weights carry the Hugging Face checkpoint names, so a mixer's parameter count is the checkpoint's exactly; a
+checkpoint matrix whose row blocks feed different ops is one weight per block, `name.weight[block]`, as
+models.pieces writes MLA's.
+
+Tensor parallelism (`par`, as vLLM shards them: mamba_mixer2.py, qwen3_next.py): the heads split over the GPUs, with
+their conv channels, dt, A_log, D and dt_bias; in_proj by columns, out_proj by rows, then `par.reduce`. Each GPU's
+states are its heads' share. Under sequence parallelism the caller gathers the tokens first; the part ends with
+`par.reduce`, which is then a reduce-scatter.
+"""
+
+from __future__ import annotations
+
+from opgraph.core.graph import GraphBuilder
+from opgraph.core.phase import Phase
+from opgraph.core.tensor import Tensor
+from opgraph.errors import OpgraphError
+
+from .parallel import Parallel
+
+PART = "attention"
+
+
+def _linear(b: GraphBuilder, name: str, x: Tensor, n: int, *, prefix: str, bias: bool, out: str) -> Tensor:
+    """A linear layer named like its checkpoint module: weight `{prefix}{name}.weight` [n, in] (+ bias [n])."""
+    w = b.weight(f"{prefix}{name}.weight", (n, x.shape[-1]))
+    shift = b.weight(f"{prefix}{name}.bias", (n,)) if bias else None
+    return b.linear(name, x, w, bias=shift, out=out)
+
+
+def _split_linear(b: GraphBuilder, name: str, x: Tensor, parts: dict[str, int], *, prefix: str,
+                  bias: bool) -> list[Tensor]:
+    """One checkpoint matrix `{prefix}{name}.weight` [sum(parts), in] whose row blocks feed different ops: one GEMM
+    (multi_linear) with an output per block; with a bias, one linear per block, each with its bias block."""
+    k = x.shape[-1]
+    weights = [b.weight(f"{prefix}{name}.weight[{part}]", (n, k)) for part, n in parts.items()]
+    if not bias:
+        return list(b.multi_linear(name, x, weights, outs=list(parts)))
+    return [b.linear(f"{name}.{part}", x, w, bias=b.weight(f"{prefix}{name}.bias[{part}]", (n,)), out=part)
+            for (part, n), w in zip(parts.items(), weights)]
+
+
+def _conv(b: GraphBuilder, x: Tensor, phase: Phase, *, d_conv: int, bias: bool, prefix: str) -> Tensor:
+    """The depthwise causal conv1d over x's channels and its SiLU; decode reads the conv state (the last
+    d_conv - 1 inputs), every step writes it. The conv weight is kept at the activation dtype, as quantized
+    checkpoints leave it (vLLM builds it with quant_config=None)."""
+    bsz, _, channels = x.shape
+    w = b.weight(f"{prefix}conv1d.weight", (channels, 1, d_conv), b.precision.act)
+    shift = b.weight(f"{prefix}conv1d.bias", (channels,)) if bias else None
+    state = b.state("conv_state", (bsz, d_conv - 1, channels)) if phase.name == "decode" else None
+    y, _ = b.causal_conv1d("conv1d", x, w, bias=shift, state=state, out="conv_out", state_out="conv_state_new")
+    return b.elementwise("conv_act", "silu", y, out="conv_act")
+
+
+def ssm_groups(n_groups: int, tp: int) -> int:
+    """B/C groups one GPU holds: n_groups / tp when tp divides them (vLLM, SGLang); else, when n_groups divides tp,
+    one group replicated on tp / n_groups GPUs, each GPU's heads lying in one group (vLLM's
+    extra_groups_for_head_shards, which it allows for n_groups = 1 only)."""
+    if n_groups % tp == 0:
+        return n_groups // tp
+    if tp % n_groups == 0:
+        return 1
+    raise OpgraphError(f"--tp {tp} neither divides the {n_groups} SSM groups nor is a multiple of them, so B and C "
+                       f"cannot follow the heads")
+
+
+def mamba2_mixer(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel = Parallel.SINGLE, *, n_heads: int,
+                 head_dim: int, d_state: int, n_groups: int = 1, d_conv: int = 4, chunk_size: int = 256,
+                 conv_bias: bool = True, proj_bias: bool = False, d_model: int | None = None,
+                 prefix: str = "mixer.") -> Tensor:
+    """A Mamba-2 mixer (Dao & Gu 2024, arXiv 2405.21060, section 7; transformers' Mamba2Mixer and
+    NemotronHMamba2Mixer, vLLM's mamba_mixer2.py), d_inner = n_heads * head_dim:
+    in_proj [d_model -> 2*d_inner + 2*n_groups*d_state + n_heads] = z | xBC | dt; the causal conv1d over xBC
+    (conv_dim = d_inner + 2*n_groups*d_state channels, with `conv_bias`) and SiLU; the SSD scan (chunked over
+    `chunk_size` positions in prefill, the one-token recurrence in decode) with dt_bias, A_log and the D skip;
+    the gated RMSNorm norm(y * silu(z)) over n_groups groups (mamba_ssm's RMSNormGated with group_size
+    d_inner / n_groups, as Nemotron-H and vLLM run it; transformers' Mamba2Mixer torch path norms the whole
+    d_inner, the same for n_groups = 1 checkpoints); out_proj [d_inner -> d_model]. `proj_bias`: biases on in_proj and out_proj
+    (config use_bias / mamba_proj_bias).
+
+    Cache per sequence: the conv state (d_conv - 1) x conv_dim and the SSM state n_heads x head_dim x d_state.
+
+    Under tensor parallelism the heads split (so d_inner, z, x, dt and the states); B and C split by groups
+    when tp divides n_groups, else one group is replicated per GPU (`ssm_groups`). With n_groups = 1 and tp > 1
+    vLLM's norm also all-reduces each token's sum of squares (a few bytes per token), not counted here."""
+    d = x.shape[-1]
+    if d_model is not None and d_model != d:
+        raise OpgraphError(f"mamba2_mixer: d_model {d_model} differs from the input's {d}")
+    if n_heads % n_groups:
+        raise OpgraphError(f"mamba2_mixer: n_groups ({n_groups}) must divide n_heads ({n_heads})")
+    with b.scope(part=PART):
+        heads = par.heads(n_heads, "the Mamba heads")
+        groups = ssm_groups(n_groups, par.tp)
+        d_inner = heads * head_dim
+        conv_dim = d_inner + 2 * groups * d_state
+        z, xbc, dt = _split_linear(b, "in_proj", x, {"z": d_inner, "xBC": conv_dim, "dt": heads}, prefix=prefix,
+                                   bias=proj_bias)
+        xbc = _conv(b, xbc, phase, d_conv=d_conv, bias=conv_bias, prefix=prefix)
+        bsz = x.shape[0]
+        decode = phase.name == "decode"
+        state = b.state("ssm_state", (bsz, heads, head_dim, d_state)) if decode else None
+        y, _ = b.ssd_scan("ssd", xbc, dt, b.weight(f"{prefix}A_log", (heads,)), b.weight(f"{prefix}D", (heads,)),
+                          b.weight(f"{prefix}dt_bias", (heads,)), heads=heads, head_dim=head_dim, d_state=d_state,
+                          groups=groups, chunk_size=chunk_size, recurrent=decode, state=state, out="ssm_out",
+                          state_out="ssm_state_new")
+        # The norm's groups: n_groups over the whole d_inner, so groups / tp of them on each GPU (one, spanning
+        # its slice, when they are replicated).
+        y = b.gated_rmsnorm("gated_norm", y, z, b.weight(f"{prefix}norm.weight", (d_inner,)), groups=groups,
+                            out="ssm_normed")
+        out = _linear(b, "out_proj", y, d, prefix=prefix, bias=proj_bias,
+                      out="mixer_out" if par.tp == 1 else "mixer_partial")
+        return par.reduce(b, "out_allreduce", out, "mixer_out")
+
+
+def gated_deltanet(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel = Parallel.SINGLE, *, num_k_heads: int,
+                   num_v_heads: int, head_k_dim: int, head_v_dim: int, d_conv: int = 4, chunk_size: int = 64,
+                   d_model: int | None = None, prefix: str = "linear_attn.") -> Tensor:
+    """A Gated DeltaNet mixer as Qwen3-Next runs it (transformers' Qwen3NextGatedDeltaNet, vLLM's qwen3_next.py;
+    Yang, Kautz & Hatamizadeh 2024, arXiv 2412.06464): in_proj_qkvz [d_model -> 2*key_dim + 2*value_dim] = qkv | z
+    and in_proj_ba [d_model -> 2*num_v_heads] = b | a (key_dim = num_k_heads*head_k_dim, value_dim =
+    num_v_heads*head_v_dim); the causal conv1d over q, k, v (conv_dim = 2*key_dim + value_dim, no bias) and SiLU;
+    the gated delta rule (chunked over 64 positions in prefill, the one-token recurrence in decode; gates from
+    A_log, dt_bias, a and b; q and k L2-normalized, each key head shared by num_v_heads / num_k_heads value heads);
+    the gated RMSNorm per value head, norm(o) * silu(z), with one [head_v_dim] weight shared by the heads;
+    out_proj [value_dim -> d_model].
+
+    Cache per sequence: the conv state (d_conv - 1) x conv_dim and the recurrent state num_v_heads x head_k_dim x
+    head_v_dim. Under tensor parallelism both head counts split (vLLM needs tp to divide num_k_heads), with the
+    conv channels, dt_bias and A_log; the norm weight is on every GPU."""
+    d = x.shape[-1]
+    if d_model is not None and d_model != d:
+        raise OpgraphError(f"gated_deltanet: d_model {d_model} differs from the input's {d}")
+    if num_v_heads % num_k_heads:
+        raise OpgraphError(f"gated_deltanet: num_k_heads ({num_k_heads}) must divide num_v_heads ({num_v_heads})")
+    with b.scope(part=PART):
+        hk = par.heads(num_k_heads, "the linear-attention key heads")
+        hv = par.heads(num_v_heads, "the linear-attention value heads")
+        key_dim, value_dim = hk * head_k_dim, hv * head_v_dim
+        conv_dim = 2 * key_dim + value_dim
+        qkv, z = _split_linear(b, "in_proj_qkvz", x, {"qkv": conv_dim, "z": value_dim}, prefix=prefix, bias=False)
+        ba = _linear(b, "in_proj_ba", x, 2 * hv, prefix=prefix, bias=False, out="ba")
+        qkv = _conv(b, qkv, phase, d_conv=d_conv, bias=False, prefix=prefix)
+        decode = phase.name == "decode"
+        state = b.state("recurrent_state", (x.shape[0], hv, head_k_dim, head_v_dim)) if decode else None
+        o, _ = b.gated_delta_rule("delta_rule", qkv, ba, b.weight(f"{prefix}A_log", (hv,)),
+                                  b.weight(f"{prefix}dt_bias", (hv,)), k_heads=hk, v_heads=hv, head_k_dim=head_k_dim,
+                                  head_v_dim=head_v_dim, chunk_size=chunk_size, recurrent=decode, state=state,
+                                  out="delta_out", state_out="recurrent_state_new")
+        o = b.gated_rmsnorm("gated_norm", o, z, b.weight(f"{prefix}norm.weight", (head_v_dim,)), groups=hv,
+                            norm_before_gate=True, out="delta_normed")
+        out = _linear(b, "out_proj", o, d, prefix=prefix, bias=False,
+                      out="mixer_out" if par.tp == 1 else "mixer_partial")
+        return par.reduce(b, "out_allreduce", out, "mixer_out")

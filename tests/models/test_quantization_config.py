@@ -1,0 +1,179 @@
+"""quantization_config blocks as published, read into weight formats; and the errors for what is not understood."""
+
+import pytest
+
+from opgraph.core.tensor import FP8, MXFP4, NVFP4
+from opgraph.errors import OpgraphError
+from opgraph.models.quantization import read
+
+WHERE = "some/config.json"
+
+# gpt-oss-20b / gpt-oss-120b config.json (openai/gpt-oss-20b on Hugging Face)
+GPT_OSS = {"modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens",
+                                      "lm_head"], "quant_method": "mxfp4"}
+# DeepSeek-V3 / DeepSeek-R1 config.json (deepseek-ai/DeepSeek-V3)
+DEEPSEEK_V3 = {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": [128, 128]}
+# Qwen3-*-FP8 config.json: the same block fp8 with Qwen's exclusions (lm_head, embeddings, norms, per-layer routers);
+# the per-layer list below is of the published form, shortened to two layers
+QWEN3_FP8 = {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": [128, 128],
+             "modules_to_not_convert": ["lm_head", "model.embed_tokens", "model.norm",
+                                        "model.layers.0.input_layernorm", "model.layers.0.mlp.gate",
+                                        "model.layers.1.input_layernorm", "model.layers.1.mlp.gate"]}
+# NVIDIA ModelOpt hf_quant_config.json (e.g. nvidia/DeepSeek-R1-FP4), whole file and its `quantization` block
+MODELOPT_FILE = {"producer": {"name": "modelopt", "version": "0.23.0"},
+                 "quantization": {"quant_algo": "NVFP4", "kv_cache_quant_algo": None, "group_size": 16,
+                                  "exclude_modules": ["lm_head", "model.layers.0.self_attn*", "model.layers.*.mlp.gate"]}}
+# ModelOpt's flat config.json form (vLLM's ModelOptFp4Config reads quant_algo, group_size, ignore)
+MODELOPT_FLAT = {"quant_method": "modelopt", "quant_algo": "NVFP4", "kv_cache_quant_algo": "FP8",
+                 "config_groups": {"group_0": {"weights": {"num_bits": 4, "group_size": 16}}},
+                 "producer": {"name": "modelopt"}, "ignore": ["lm_head"]}
+# AutoAWQ config.json (e.g. Qwen/Qwen2.5-7B-Instruct-AWQ)
+AWQ = {"bits": 4, "group_size": 128, "modules_to_not_convert": None, "quant_method": "awq", "version": "gemm",
+       "zero_point": True}
+# AutoGPTQ / GPTQModel config.json (e.g. Qwen/Qwen2.5-7B-Instruct-GPTQ-Int4)
+GPTQ = {"bits": 4, "damp_percent": 0.01, "desc_act": False, "group_size": 128, "model_file_base_name": None,
+        "model_name_or_path": None, "quant_method": "gptq", "static_groups": False, "sym": True,
+        "true_sequential": True}
+# llm-compressor W4A16 (compressed-tensors pack-quantized)
+CT_W4A16 = {"quant_method": "compressed-tensors", "format": "pack-quantized", "quantization_status": "compressed",
+            "global_compression_ratio": None, "version": "0.9.1", "sparsity_config": {}, "kv_cache_scheme": None,
+            "ignore": ["lm_head"],
+            "config_groups": {"group_0": {"targets": ["Linear"], "input_activations": None, "output_activations": None,
+                                          "weights": {"num_bits": 4, "type": "int", "strategy": "group",
+                                                      "group_size": 128, "symmetric": True, "dynamic": False,
+                                                      "observer": "minmax", "observer_kwargs": {},
+                                                      "block_structure": None, "actorder": None}}}}
+
+
+def test_gpt_oss_mxfp4():
+    f = read(GPT_OSS, WHERE)
+    assert f.dtype is MXFP4
+    assert f.dtype_for("mlp.experts.gate_up_proj") is MXFP4
+    assert f.dtype_for("mlp.experts.down_proj") is MXFP4
+    for module in ("self_attn.q_proj", "self_attn.o_proj", "mlp.router", "embed_tokens", "lm_head"):
+        assert f.dtype_for(module) is None, module
+    assert not f.per_layer
+
+
+def test_deepseek_v3_block_fp8():
+    f = read(DEEPSEEK_V3, WHERE)
+    assert f.dtype == FP8.blocked(128, 128) and f.dtype.scale_bits == 32
+    assert f.dtype_for("self_attn.q_b_proj") == f.dtype
+    assert f.dtype_for("mlp.experts.0.gate_proj") == f.dtype
+    # the router (mlp.gate), the embeddings and lm_head are stored bf16 in the checkpoint
+    assert f.dtype_for("mlp.gate") is None and f.dtype_for("embed_tokens") is None and f.dtype_for("lm_head") is None
+
+
+def test_qwen3_fp8_per_layer_exclusions():
+    f = read(QWEN3_FP8, WHERE)
+    assert f.per_layer
+    assert f.dtype_for("self_attn.q_proj") == FP8.blocked(128, 128)
+    assert f.dtype_for("mlp.experts.3.up_proj") == FP8.blocked(128, 128)
+    assert f.excludes("mlp.gate", layer=1) and not f.excludes("mlp.gate", layer=2)
+    assert f.excludes("mlp.gate")  # without a layer: excluded in some layer
+
+
+def test_modelopt_nvfp4_whole_file_and_block():
+    for q in (MODELOPT_FILE, MODELOPT_FILE["quantization"]):
+        f = read(q, "hf_quant_config.json")
+        assert f.dtype is NVFP4 and f.kv_cache is None
+        assert f.dtype_for("mlp.experts.0.down_proj") is NVFP4
+        assert f.dtype_for("self_attn.q_proj", layer=0) is None  # "model.layers.0.self_attn*"
+        assert f.dtype_for("self_attn.q_proj", layer=5) is NVFP4
+
+
+def test_modelopt_flat_config():
+    f = read(MODELOPT_FLAT, WHERE)
+    assert f.dtype is NVFP4 and f.kv_cache == FP8
+    assert f.dtype_for("lm_head") is None
+
+
+@pytest.mark.parametrize("algo,check", [
+    ("FP8", lambda d: d.name == "fp8" and d.tensor_bits == 32 and not d.scale_bits),
+    ("fp8_pb_wo", lambda d: d == FP8.blocked(128, 128)),
+    ("FP8_PER_CHANNEL_PER_TOKEN", lambda d: d.scale_bits == 32 and not d.group_size),
+    ("MXFP8", lambda d: (d.group_size, d.scale_bits) == (32, 8)),
+])
+def test_modelopt_other_algorithms(algo, check):
+    assert check(read({"quant_algo": algo, "exclude_modules": []}, WHERE).dtype)
+
+
+def test_awq():
+    f = read(AWQ, WHERE)
+    d = f.dtype
+    assert (d.name, d.bits, d.group_size, d.scale_bits, d.zero_bits, d.index_bits) == ("int4", 4, 128, 16, 4, 0)
+    assert f.dtype_for("mlp.down_proj") == d and f.dtype_for("lm_head") is None
+    # AWQ's exclusions are substrings, as AutoAWQ and vLLM match them
+    g = read({**AWQ, "modules_to_not_convert": ["visual", "shared_expert"]}, WHERE)
+    assert g.dtype_for("mlp.shared_expert.up_proj") is None and g.dtype_for("mlp.experts.0.up_proj") == d
+    assert read({**AWQ, "zero_point": False}, WHERE).dtype.zero_bits == 0
+
+
+def test_gptq():
+    f = read(GPTQ, WHERE)
+    d = f.dtype
+    assert (d.name, d.group_size, d.scale_bits, d.zero_bits, d.index_bits) == ("int4", 128, 16, 4, 32)
+    assert f.dtype_for("lm_head") is None
+    assert read({**GPTQ, "lm_head": True}, WHERE).dtype_for("lm_head") == d
+    per_channel = read({**GPTQ, "group_size": -1, "bits": 8}, WHERE).dtype
+    assert (per_channel.name, per_channel.group_size, per_channel.scale_bits, per_channel.zero_bits) == ("int8", 0, 16, 8)
+
+
+def test_compressed_tensors_w4a16_and_nvfp4():
+    d = read(CT_W4A16, WHERE).dtype
+    assert (d.name, d.group_size, d.scale_bits, d.zero_bits, d.tensor_bits) == ("int4", 128, 16, 0, 64)
+    nv = {**CT_W4A16, "format": "nvfp4-pack-quantized", "config_groups": {"group_0": {
+        "targets": ["Linear"], "weights": {"num_bits": 4, "type": "float", "strategy": "tensor_group",
+                                           "group_size": 16, "symmetric": True, "dynamic": False}}}}
+    assert read(nv, WHERE).dtype is NVFP4
+
+
+def test_hf_naming_and_multimodal_prefixes():
+    f = read({**DEEPSEEK_V3, "modules_to_not_convert": ["model.language_model.layers.*.linear_attn",
+                                                        "re:.*shared_expert_gate$"]}, WHERE)
+    assert f.dtype_for("linear_attn.in_proj_qkvz") is None
+    assert f.dtype_for("self_attn.q_proj") == FP8.blocked(128, 128)
+
+
+# -- errors --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("q,field", [
+    ({"quant_method": "bitsandbytes"}, "quant_method"),
+    ({"quant_method": "hqq"}, "quant_method"),
+    ({**DEEPSEEK_V3, "weight_block_size": [128]}, "weight_block_size"),
+    ({**DEEPSEEK_V3, "weight_block_size": [0, 128]}, "weight_block_size"),
+    ({**DEEPSEEK_V3, "fmt": "e3m4"}, "fmt"),
+    ({**DEEPSEEK_V3, "activation_scheme": "per_token"}, "activation_scheme"),
+    ({**DEEPSEEK_V3, "weight_scale_bits": 16}, "weight_scale_bits"),  # unknown: would change bytes
+    ({**GPT_OSS, "dequantize": True}, "dequantize"),
+    ({**GPT_OSS, "modules_to_not_convert": "lm_head"}, "modules_to_not_convert"),
+    ({"quant_algo": "W4A8_AWQ"}, "quant_algo"),
+    ({"quant_algo": "NVFP4", "group_size": 32}, "group_size"),
+    ({"quant_algo": "NVFP4", "kv_cache_quant_algo": "INT8"}, "kv_cache_quant_algo"),
+    ({"quant_algo": "NVFP4", "quantized_layers": {}}, "quantized_layers"),
+    ({**AWQ, "bits": 3}, "bits"),
+    ({**AWQ, "version": "gemv_fast"}, "version"),
+    ({**AWQ, "group_size": 0}, "group_size"),
+    ({**GPTQ, "bits": 3}, "bits"),
+    ({**GPTQ, "checkpoint_format": "marlin"}, "checkpoint_format"),
+    ({**GPTQ, "dynamic": {"-:.*lm_head": {}}}, "dynamic"),
+    ({**GPTQ, "desc_act": "yes"}, "desc_act"),
+    ({**CT_W4A16, "format": "float-quantized"}, "format"),
+    ({**CT_W4A16, "sparsity_config": {"format": "sparse-24"}}, "sparsity_config"),
+])
+def test_errors_name_the_field_and_the_file(q, field):
+    with pytest.raises(OpgraphError) as e:
+        read(q, WHERE)
+    msg = str(e.value)
+    assert WHERE in msg and field in msg
+
+
+def test_unknown_method_lists_the_valid_ones():
+    with pytest.raises(OpgraphError) as e:
+        read({"quant_method": "exl2"}, WHERE)
+    assert all(m in str(e.value) for m in ("fp8", "mxfp4", "modelopt", "awq", "gptq", "compressed-tensors"))
+
+
+def test_not_a_dict():
+    with pytest.raises(OpgraphError):
+        read(["fp8"], WHERE)

@@ -1,0 +1,114 @@
+"""The presets of the models people serve today (issue 16): each loads from its checkpoint's own config.json and
+its parameter count equals the published figure at the precision it is printed with.
+
+Published figures are rounded (8.2B) or cut (Qwen3-30B-A3B's 3.353B active is printed 3.3B), so a count passes
+when rounding or truncating it to the printed digits gives the printed figure. "Active" is per token: the routed
+experts a token does not run are left out; model cards differ on whether they count the embedding table and the
+head, so each figure says what it counts. Multimodal checkpoints are costed without their vision tower, so their
+published totals (which include it) are checked through the active figure or the language model's own."""
+
+import decimal
+
+import pytest
+
+from opgraph import Phase, models
+from opgraph.models import MoE
+
+# name: (figure, what it counts, source). What it counts: "total"; "active" (all but the experts a token skips);
+# "active-embed" (also without the embedding table); "active-embed-head" (also without the lm_head).
+PUBLISHED = {
+    "qwen3-8b": [("8.2B", "total", "Qwen/Qwen3-8B model card: Number of Parameters: 8.2B"),
+                 ("6.95B", "total-embed-head", "Qwen/Qwen3-8B model card: Number of Paramaters (Non-Embedding): 6.95B")],
+    "qwen3-32b": [("32.8B", "total", "Qwen/Qwen3-32B model card: Number of Parameters: 32.8B")],
+    "qwen3-30b-a3b": [("30.5B", "total", "Qwen/Qwen3-30B-A3B model card: 30.5B in total"),
+                      ("3.3B", "active", "Qwen/Qwen3-30B-A3B model card: 3.3B activated")],
+    "qwen3-235b-a22b": [("235B", "total", "Qwen/Qwen3-235B-A22B model card: 235B in total"),
+                        ("22B", "active", "Qwen/Qwen3-235B-A22B model card: 22B activated")],
+    "qwen3-next-80b-a3b": [("80B", "total", "Qwen/Qwen3-Next-80B-A3B-Instruct model card: 80B in total"),
+                           ("3B", "active", "Qwen/Qwen3-Next-80B-A3B-Instruct model card: 3B activated")],
+    "qwen3.5-397b-a17b": [("17B", "active", "Qwen/Qwen3.5-397B-A17B: the A17B of its name")],
+    "gpt-oss-20b": [("20.91B", "total", "OpenAI, gpt-oss-120b & gpt-oss-20b Model Card (2025), Table 1"),
+                    ("3.61B", "active-embed", "ibid.: active parameters, the unembedding counted, not the embedding")],
+    "gpt-oss-120b": [("116.83B", "total", "OpenAI, gpt-oss Model Card (2025), Table 1"),
+                     ("5.13B", "active-embed", "ibid.")],
+    "deepseek-r1": [("671B", "total", "deepseek-ai/DeepSeek-R1 README: 671B total (MTP module apart)"),
+                    ("37B", "active", "deepseek-ai/DeepSeek-R1 README: 37B activated")],
+    "deepseek-v3.2": [("685B", "total+mtp", "deepseek-ai/DeepSeek-V3.2 on Hugging Face: 685B params, the checkpoint "
+                                            "with its multi-token-prediction layer")],
+    "kimi-k2": [("1T", "total", "moonshotai/Kimi-K2-Instruct model card: 1T total parameters"),
+                ("32B", "active", "moonshotai/Kimi-K2-Instruct model card: 32B activated parameters")],
+    "glm-4.5-air": [("106B", "total", "zai-org/GLM-4.5-Air README: 106 billion total parameters"),
+                    ("12B", "active-embed-head", "zai-org/GLM-4.5-Air README: 12 billion active parameters")],
+    "llama-4-scout": [("17B", "active", "meta-llama/Llama-4-Scout-17B-16E model card: 17B activated")],
+    "llama-4-maverick": [("17B", "active", "meta-llama/Llama-4-Maverick-17B-128E model card: 17B activated"),
+                         ("400B", "total", "ibid.: 400B total")],
+    "gemma-2-9b": [("9B", "total", "google/gemma-2-9b: the 9B of its name")],
+    "gemma-3-12b": [("12B", "total", "google/gemma-3-12b-it: the 12B of its name (the vision tower is 0.4B)")],
+    "gemma-3-27b": [("27B", "total", "google/gemma-3-27b-it: the 27B of its name")],
+    "mistral-small-3.1-24b": [("24B", "total", "mistralai/Mistral-Small-3.1-24B-Instruct-2503: 24B of its name")],
+    "nemotron-h-8b": [("8B", "total", "nvidia/Nemotron-H-8B-Base-8K: the 8B of its name")],
+    "phi-3-mini": [("3.8B", "total", "microsoft/Phi-3-mini-4k-instruct model card: 3.8B parameters")],
+}
+
+
+def matches(count: int, figure: str) -> bool:
+    """`count` printed at the figure's precision, rounded or cut, is the figure."""
+    scale = {"B": 10**9, "T": 10**12}[figure[-1]]
+    printed = decimal.Decimal(figure[:-1])
+    exp = printed.as_tuple().exponent
+    value = decimal.Decimal(count) / scale
+    return printed in (value.quantize(decimal.Decimal(1).scaleb(exp), rounding=r)
+                       for r in (decimal.ROUND_HALF_UP, decimal.ROUND_DOWN))
+
+
+def counted(name: str, what: str) -> int:
+    cfg = models.get(name)
+    model = cfg.build(Phase.decode(1, 1))
+    total = model.params()
+    d, vocab = cfg.d_model, cfg.vocab_size
+    skipped = 0
+    if what.startswith("active"):
+        # Experts a token skips, in every MoE layer: (E - k) x one expert's matrices and biases, by hand.
+        for layer, n in cfg.layer_kinds().items():
+            for part in layer.parts():
+                if isinstance(part, MoE):
+                    per_expert = 3 * d * part.d_expert + (2 * part.d_expert + d if part.expert_bias else 0)
+                    skipped += n * (part.experts - part.top_k) * per_expert
+    if what == "total+mtp":
+        # DeepSeek's MTP module (not run by next-token inference, so not in the model): one more MoE layer, its
+        # eh_proj [d, 2d], two norms, and its own embedding, head and final norm (DeepSeek-V3 README_WEIGHTS.md).
+        moe_layer = next(b for b in model.blocks if b.name == "moe_layer").graph.params()
+        return total + moe_layer + 2 * d * d + 2 * d + 2 * vocab * d + d
+    if what.endswith("-embed") or what.endswith("-embed-head"):
+        skipped += vocab * d
+    if what.endswith("-head") and not cfg.tie_embeddings:
+        skipped += vocab * d
+    return total - skipped
+
+
+def test_every_new_preset_is_checked():
+    named = set(PUBLISHED) | {"llama-2-7b", "llama-3-8b", "llama-3-70b", "llama-3.1-405b", "mistral-7b",
+                              "mixtral-8x7b", "qwen2-7b", "gemma-7b", "gpt2", "deepseek-v2-lite", "deepseek-v3"}
+    assert set(models.names()) <= named
+
+
+@pytest.mark.parametrize("name, figure, what, source",
+                         [(n, *row) for n, rows in PUBLISHED.items() for row in rows])
+def test_parameter_count_is_the_published_one(name, figure, what, source):
+    if name not in models.names():
+        pytest.skip(f"{name} is not shipped")
+    assert matches(counted(name, what), figure), (counted(name, what), figure, source)
+
+
+def test_the_check_itself_tells_rounding_from_error():
+    assert matches(8_190_735_360, "8.2B") and matches(3_353_032_704, "3.3B") and not matches(8_310_000_000, "8.2B")
+    assert matches(1_026_408_232_448, "1T") and not matches(2_100_000_000_000, "1T")
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_each_preset_reports_both_phases(name):
+    from opgraph import analyze, hardware, strategy
+    cfg = models.get(name)
+    for phase in (Phase.prefill(1, 64), Phase.decode(2, 300)):
+        res = analyze(cfg.build(phase), strategy("fused"), hardware.load("h100-sxm"))
+        assert res.totals.flops > 0 and res.totals.bytes > 0
