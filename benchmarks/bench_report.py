@@ -10,10 +10,7 @@ Prints the median and the 10th/90th percentiles; the machines are shared and noi
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-
-from common import verdict
+from common import timed, verdict
 from opgraph import Phase, hardware, models, report, strategy
 from opgraph.render import render
 
@@ -33,16 +30,8 @@ def main() -> int:
     hw, plan = hardware.load("h100-sxm"), strategy("fused")
     worst = 0.0
     for name in MODELS:
-        one_report(name, hw, plan)  # warm-up: imports and caches
-        samples = []
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            one_report(name, hw, plan)
-            samples.append((time.perf_counter() - t0) * 1e3)
-        samples.sort()
-        med = statistics.median(samples)
+        med, p10, p90 = timed(lambda: one_report(name, hw, plan), args.repeat)
         worst = max(worst, med)
-        p10, p90 = samples[len(samples) // 10], samples[(len(samples) * 9) // 10]
         print(f"{name:16s} two-phase report: median {med:.2f} ms (p10 {p10:.2f}, p90 {p90:.2f}, n={args.repeat})")
     return verdict(worst, TARGET_MS, "ms")
 

@@ -90,11 +90,12 @@ class DecoderConfig:
     notes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     # The layers, each its own composition of parts (None: the uniform stack the fields above describe).
     layers: Stack | None = None
-    embed_scale: bool = False  # embeddings times sqrt(d_model) (Gemma)
+    embed_scale: bool = False  # embeddings times a constant: sqrt(d_model) (Gemma), embedding_multiplier (Falcon-H1)
     state_dtype: DType | None = None  # the recurrent state's dtype the checkpoint asks for (None: the model's)
     # A quantized checkpoint's storage (models.quantization): which weight matrices it quantizes, and how.
     weight_format: WeightFormat | None = None
     logit_softcap: bool = False  # final logits soft-capped (Gemma-2)
+    logit_scale: bool = False  # final logits times a constant (Falcon-H1's lm_head_multiplier)
 
     def __attrs_post_init__(self) -> None:
         if self.n_heads % self.n_kv_heads:
@@ -146,6 +147,10 @@ class DecoderConfig:
     # -- structure ----------------------------------------------------------------------------------
     def layer_kinds(self) -> dict[Layer, int]:
         """Each distinct layer with its count, in order of first appearance (counted, not enumerated)."""
+        return dict(self._kinds)
+
+    @functools.cached_property
+    def _kinds(self) -> dict[Layer, int]:
         return self.layers.counts()
 
     def kinds_between(self, start: int, stop: int) -> dict[Layer, int]:
@@ -255,7 +260,7 @@ class DecoderConfig:
             outs.append(pieces.embedding(b, phase, positions=positions, scaled=self.embed_scale, **dims))
         if "head" in parts:
             outs.append(pieces.lm_head(b, phase, tied=self.tie_embeddings, norm_fn=self.norm, norm_bias=self.norm_bias,
-                                       softcap=self.logit_softcap, **dims))
+                                       softcap=self.logit_softcap, scaled=self.logit_scale, **dims))
         return b.build(outputs=outs)
 
     def build(self, phase: Phase, options: BuildOptions = BuildOptions()) -> Model:

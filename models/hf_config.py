@@ -219,7 +219,7 @@ NEUTRAL = frozenset("""
     scale_attn_weights scale_attn_by_inverse_layer_idx reorder_and_upcast_attn n_ctx task_specific_params
     final_logit_softcapping attn_logit_softcapping swiglu_limit vision_config projector_hidden_act
     multimodal_projector_bias spatial_merge_size vision_feature_layer vision_feature_select_strategy
-    text_config unsloth_fixed torchscript
+    text_config unsloth_fixed torchscript mamba_norm_before_gate
 """.split())
 
 # Fields that change FLOPs, bytes or cache, and what they change: a family that does not read one refuses the
@@ -271,11 +271,34 @@ COST_FIELDS = {
     "intermediate_size": "the MLP's width (FLOPs, weights)",
     "num_key_value_heads": "the KV heads (FLOPs, weights, KV cache)",
     "embedding_multiplier": "scaling the embeddings (FLOPs)",
+    "lm_head_multiplier": "scaling the logits (FLOPs)",
+    "key_multiplier": "scaling the keys (FLOPs)",
+    "attention_in_multiplier": "scaling the attention's input (FLOPs)",
+    "attention_out_multiplier": "scaling the attention's output (FLOPs)",
+    "ssm_in_multiplier": "scaling the Mamba mixer's input (FLOPs)",
+    "ssm_out_multiplier": "scaling the Mamba mixer's output (FLOPs)",
+    "ssm_multipliers": "scaling the Mamba mixer's in_proj output (FLOPs)",
+    "mlp_multipliers": "scaling the MLP's gate and output (FLOPs)",
+    "mamba_d_ssm": "a Mamba-2 mixer's inner width (everything)",
+    "mamba_n_heads": "a Mamba-2 mixer's heads (everything)",
+    "mamba_d_head": "a Mamba-2 mixer's head width (everything)",
+    "mamba_n_groups": "a Mamba-2 mixer's B/C groups (FLOPs, weights, cache)",
+    "mamba_d_state": "a Mamba-2 mixer's state size (FLOPs, weights, cache)",
+    "mamba_d_conv": "a Mamba-2 mixer's conv width (FLOPs, weights, cache)",
+    "mamba_expand": "a Mamba-2 mixer's inner width (everything)",
+    "mamba_chunk_size": "the Mamba-2 scan's chunks (prefill FLOPs)",
+    "mamba_conv_bias": "a bias on the Mamba-2 conv (FLOPs, weights)",
+    "mamba_proj_bias": "biases on the Mamba-2 projections (FLOPs, weights)",
+    "projectors_bias": "a bias on the Mamba-2 out_proj (FLOPs, weights)",
+    "mamba_rms_norm": "the Mamba-2 mixer's gated norm (FLOPs, weights)",
 }
 COST_NEUTRAL_VALUES = {"moe_layer_freq": (1,), "decoder_sparse_step": (1,), "n_group": (1,), "topk_group": (1,),
                        "routed_scaling_factor": (1, 1.0), "partial_rotary_factor": (1, 1.0),
                        "interleave_moe_layer_step": (1,), "topk_method": ("greedy",), "scoring_func": ("softmax",),
-                       "embedding_multiplier": (1, 1.0)}
+                       "embedding_multiplier": (1, 1.0), "lm_head_multiplier": (1, 1.0), "key_multiplier": (1, 1.0),
+                       "attention_in_multiplier": (1, 1.0), "attention_out_multiplier": (1, 1.0),
+                       "ssm_in_multiplier": (1, 1.0), "ssm_out_multiplier": (1, 1.0),
+                       "ssm_multipliers": ([1] * 5, [1.0] * 5), "mlp_multipliers": ([1] * 2, [1.0] * 2)}
 
 
 def unread(f: Fields, model_type: str, *, wrapper: bool = False) -> list[str]:
@@ -449,6 +472,8 @@ def _gemma2(f: Fields, *, v3: bool = False) -> dict:
     core = _core(f, head_dim_default=256, vocab_default=262_208 if v3 else _MISSING)
     n = core["n_layers"]
     types = _layer_types(f, n)
+    if types is not None:
+        f.get("sliding_window_pattern", default=None)  # layer_types, when given, is what the pattern made
     if types is None and v3:
         every = f.int("sliding_window_pattern", default=6)
         types = ["full_attention" if (i + 1) % every == 0 else "sliding_attention" for i in range(min(n, every))]
@@ -626,8 +651,8 @@ def _nemotron_h(f: Fields) -> dict:
               prefix="mixer.")
     mamba = _mamba(f)
     if mamba.n_heads * mamba.head_dim != f.int("expand", default=2) * d:
-        raise f.error("mamba_num_heads", f"x mamba_head_dim ({mamba.n_heads} x {mamba.head_dim}) must equal expand x "
-                                         f"hidden_size")
+        raise f.error("mamba_num_heads", f"x 'mamba_head_dim' ({mamba.n_heads} x {mamba.head_dim}) must equal "
+                                         f"'expand' x 'hidden_size'")
     f.choice({"silu": "silu"}, "mamba_hidden_act", default="silu")
     mixers = {"M": mamba, "*": attention, "-": mlp}
     layers = [parts.Layer((parts.Sublayer(mixers[c], "norm.weight", key="mixer"),)) for c in pattern]
@@ -642,11 +667,81 @@ def _mamba2(f: Fields) -> dict:
     d, n = f.int("hidden_size"), f.int("num_hidden_layers")
     mamba = _mamba(f, heads_key="num_heads", head_dim_key="head_dim", state_key="state_size")
     if mamba.n_heads * mamba.head_dim != f.int("expand", default=2) * d:
-        raise f.error("num_heads", f"x head_dim ({mamba.n_heads} x {mamba.head_dim}) must equal expand x hidden_size")
+        raise f.error("num_heads", f"x 'head_dim' ({mamba.n_heads} x {mamba.head_dim}) must equal 'expand' x "
+                                   f"'hidden_size'")
     layer = parts.Layer((parts.Sublayer(mamba, "norm.weight", key="mixer"),))
     return dict(d_model=d, n_heads=mamba.n_heads, n_kv_heads=mamba.n_heads, head_dim=mamba.head_dim, d_ffn=d,
                 n_layers=n, vocab_size=f.int("vocab_size"), dtype=_dtype(f), **_weights(f),
                 layers=Stack.uniform(layer, n), tie_embeddings=f.bool("tie_word_embeddings", True))
+
+
+def _multipliers(f: Fields, key: str, n: int) -> list[float]:
+    """A list of n positive numbers (Falcon-H1's ssm_multipliers, mlp_multipliers); all 1.0 when absent."""
+    _, v = f.get(key, default=None)
+    if v is None:
+        return [1.0] * n
+    if not isinstance(v, list) or len(v) != n or any(isinstance(x, bool) or not isinstance(x, (int, float)) or x <= 0
+                                                     for x in v):
+        raise f.error(key, f"must be a list of {n} positive numbers, got {str(v)[:60]}")
+    return v
+
+
+def _falcon_h1(f: Fields) -> dict:
+    """Falcon-H1 (TII; transformers' modeling_falcon_h1.py, vLLM's falcon_h1.py): every layer is a parallel hybrid,
+    attention and a Mamba-2 mixer side by side on the same input_layernorm output, their outputs added to the
+    residual (parts.Branches), then a SwiGLU MLP after pre_ff_layernorm. The attention has head_dim (default
+    hidden_size / heads), full keys, rope, biases where attention_bias says; the mixer has mamba_n_heads heads of
+    mamba_d_head ("auto": mamba_d_ssm / mamba_n_heads), mamba_d_ssm (null: mamba_expand x hidden_size) inner
+    width, which must equal heads x head width, mamba_n_groups groups of mamba_d_state, a gated RMSNorm only where
+    mamba_rms_norm (else the gate alone), in_proj's bias from mamba_proj_bias and out_proj's from projectors_bias.
+
+    The muP multipliers run at inference, as vLLM applies them (none is folded into the weights at load), each
+    one multiply per element it scales, counted whatever its value: embedding_multiplier (the embeddings),
+    attention_in_multiplier and ssm_in_multiplier (each branch's input), key_multiplier (k, before rope),
+    ssm_multipliers (in_proj's output z | x | B | C | dt), attention_out_multiplier and ssm_out_multiplier (each
+    branch's output, after its all-reduce), mlp_multipliers (the gate projection, and the MLP's output after its
+    all-reduce); lm_head_multiplier scales the logits only when it is not 1 (vLLM's LogitsProcessor skips a
+    scale of 1)."""
+    core = _core(f)
+    d, heads = core["d_model"], core["n_heads"]
+    head_dim = core["head_dim"] or d // heads
+    core["head_dim"] = head_dim
+    for key in ("key_multiplier", "attention_in_multiplier", "attention_out_multiplier", "ssm_in_multiplier",
+                "ssm_out_multiplier", "embedding_multiplier"):
+        f.number(key, default=1.0)
+    _multipliers(f, "ssm_multipliers", 5)
+    _multipliers(f, "mlp_multipliers", 2)
+    logit_scale = f.number("lm_head_multiplier", default=1.0) != 1
+    attention = _attention(f, core, k_scale=True)
+    expand = f.int("mamba_expand", default=2)
+    d_ssm = f.int("mamba_d_ssm", default=expand * d)
+    n_heads = f.int("mamba_n_heads", default=128)
+    key, d_head = f.get("mamba_d_head", default="auto")
+    if d_head == "auto":
+        if d_ssm % n_heads:
+            raise f.error("mamba_d_ssm", f"({d_ssm}) must be a multiple of 'mamba_n_heads' ({n_heads}) when "
+                                         f"'mamba_d_head' is auto")
+        d_head = d_ssm // n_heads
+    else:
+        d_head = f.int("mamba_d_head")
+    if n_heads * d_head != d_ssm:
+        raise f.error("mamba_d_ssm", f"({d_ssm}) must equal 'mamba_n_heads' x 'mamba_d_head' ({n_heads} x {d_head}), "
+                                     f"as FalconH1Config requires")
+    proj_bias = f.bool("mamba_proj_bias", False)
+    mamba = Mamba2(n_heads=n_heads, head_dim=d_head, d_state=f.int("mamba_d_state", default=256),
+                   n_groups=f.int("mamba_n_groups", default=1), d_conv=f.int("mamba_d_conv", default=4),
+                   chunk_size=f.int("mamba_chunk_size", default=256), conv_bias=f.bool("mamba_conv_bias", True),
+                   proj_bias=proj_bias, out_bias=f.bool("projectors_bias", False),
+                   rms_norm=f.bool("mamba_rms_norm", False), norm_before_gate=f.bool("mamba_norm_before_gate", True),
+                   in_scale=True, prefix="mamba.")
+    mixer = parts.Branches((attention, mamba), in_scale=(True, True), out_scale=(True, True))
+    mlp = MLP(core["d_ffn"], _gated_act(f), bias=f.bool("mlp_bias", False), prefix="feed_forward.",
+              gate_scale=True, out_scale=True)
+    layer = parts.Layer((parts.Sublayer(mixer, "input_layernorm.weight", key="attn"),
+                         parts.Sublayer(mlp, "pre_ff_layernorm.weight", key="mlp")))
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), mlp_bias=mlp.bias,
+                layers=Stack.uniform(layer, core["n_layers"]), tie_embeddings=f.bool("tie_word_embeddings", False),
+                embed_scale=True, logit_scale=logit_scale)
 
 
 FAMILIES: dict[str, Callable[[Fields], dict]] = {
@@ -674,6 +769,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "glm4_moe": _glm4_moe,
     "nemotron_h": _nemotron_h,
     "mamba2": _mamba2,
+    "falcon_h1": _falcon_h1,
 }
 
 # Multimodal wrappers: the language model in text_config is costed (its own model_type, or this default).

@@ -25,7 +25,7 @@ from . import pieces, recurrent
 from .parallel import Parallel
 from .pieces import FULL, Keys
 
-__all__ = ["Attention", "DeltaNet", "FULL", "Indexer", "Keys", "Layer", "LatentAttention", "MLA", "MLP", "Mamba2", "MoE",
+__all__ = ["Attention", "Branches", "DeltaNet", "FULL", "Indexer", "Keys", "Layer", "LatentAttention", "MLA", "MLP", "Mamba2", "MoE",
            "Sublayer"]
 
 
@@ -44,7 +44,7 @@ def _optional_positive(inst, attribute, value) -> None:
 class Attention:
     """Softmax attention over query heads sharing `kv_heads` K/V heads (MHA, GQA, MQA), with the options of
     pieces.gqa_attention: which keys it sees, rotary or not (NoPE), biases, q/k norms, sinks, soft-capping, an
-    output gate, a query temperature."""
+    output gate, a query temperature, a key multiplier (Falcon-H1's key_multiplier)."""
 
     heads: int = attrs.field(validator=_positive)
     kv_heads: int = attrs.field(validator=_positive)
@@ -61,6 +61,7 @@ class Attention:
     softcap: bool = False
     gate: bool = False
     q_scale: bool = False
+    k_scale: bool = False
 
     tag: ClassVar[str] = "attention"
 
@@ -152,6 +153,13 @@ class Mamba2:
     chunk_size: int = attrs.field(default=256, validator=_positive)
     conv_bias: bool = True
     proj_bias: bool = False
+    # Falcon-H1's options (models.recurrent.mamba2_mixer): no gated norm, norm before the gate, out_proj's own
+    # bias, the muP vector on in_proj's output, and the checkpoint's module name.
+    rms_norm: bool = True
+    norm_before_gate: bool = False
+    out_bias: bool | None = None
+    in_scale: bool = False
+    prefix: str = "mixer."
 
     tag: ClassVar[str] = "attention"
 
@@ -182,6 +190,62 @@ class DeltaNet:
         return {"mixer": "deltanet"}
 
 
+@attrs.frozen
+class Branches:
+    """Token mixers side by side (Falcon-H1's parallel hybrid: attention and a Mamba-2 mixer): each runs on the same
+    normed input and their outputs are summed, x + sum_i out_scale_i * part_i(in_scale_i * norm(x)). `in_scale` /
+    `out_scale`: per branch, whether its input / output is multiplied by a constant (Falcon-H1's
+    attention_in_multiplier, ssm_in_multiplier, attention_out_multiplier, ssm_out_multiplier), one multiply per
+    element each, as vLLM runs them (falcon_h1.py FalconH1ParallelHybrid; not folded into the weights).
+
+    Under tensor parallelism each branch ends with its own all-reduce (vLLM's o_proj and the mixer's out_proj are
+    RowParallelLinear layers that reduce their results), then the scaled outputs are added on every GPU: two
+    all-reduces per layer, as vLLM runs it, not one over the summed partials. The ops keep part "attention" (the
+    token-mixing part, which crossover reads); the layer's cache is the attention's KV cache and the Mamba
+    states together."""
+
+    parts: tuple = attrs.field(converter=tuple)
+    in_scale: tuple[bool, ...] = attrs.field(default=(), converter=tuple)
+    out_scale: tuple[bool, ...] = attrs.field(default=(), converter=tuple)
+
+    tag: ClassVar[str] = "attention"
+
+    def __attrs_post_init__(self) -> None:
+        if len(self.parts) < 2:
+            raise OpgraphError(f"Branches needs two or more token mixers side by side, got {len(self.parts)}")
+        for field in ("in_scale", "out_scale"):
+            v = getattr(self, field)
+            if v and len(v) != len(self.parts):
+                raise OpgraphError(f"Branches: {field} needs one flag per branch ({len(self.parts)}), got {len(v)}")
+        names = self.names()
+        if len(set(names)) != len(names):
+            raise OpgraphError(f"Branches: each branch must be a different kind of mixer, got {', '.join(names)}")
+
+    def names(self) -> list[str]:
+        return [p.words()["mixer"] for p in self.parts]
+
+    def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
+        outs = []
+        for i, (name, part) in enumerate(zip(self.names(), self.parts)):
+            a = b.scale(f"{name}_in_scale", x, out=f"{name}_in") if self.in_scale and self.in_scale[i] else x
+            with b.scope(part=part.tag):
+                y = part.build(b, a, phase, par, options)
+            outs.append(b.scale(f"{name}_out_scale", y, out=f"{name}_scaled")
+                        if self.out_scale and self.out_scale[i] else y)
+        total = outs[0]
+        for i, y in enumerate(outs[1:], 1):
+            total = b.elementwise("branch_sum" if i == len(outs) - 1 else f"branch_sum{i}", "add", total, y,
+                                  out="branches_out" if i == len(outs) - 1 else f"branches_out{i}")
+        return total
+
+    def words(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for p in self.parts:
+            out.update(p.words())
+        out["mixer"] = "+".join(self.names())
+        return out
+
+
 # -- feed-forward -------------------------------------------------------------------------------------------
 
 @attrs.frozen
@@ -194,12 +258,21 @@ class MLP:
     gated: bool = True
     bias: bool = False
     prefix: str = "mlp."
+    # Falcon-H1's mlp_multipliers (gated only): the gate projection and the output each times a constant.
+    gate_scale: bool = False
+    out_scale: bool = False
 
     tag: ClassVar[str] = "mlp"
 
+    def __attrs_post_init__(self) -> None:
+        if not self.gated and (self.gate_scale or self.out_scale):
+            raise OpgraphError("gate_scale and out_scale (mlp_multipliers) apply to a gated MLP")
+
     def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
-        fn = pieces.gated_mlp if self.gated else pieces.plain_mlp
-        return fn(b, x, d_ffn=self.d_ffn, act=self.act, bias=self.bias, prefix=self.prefix, par=par)
+        kw = dict(d_ffn=self.d_ffn, act=self.act, bias=self.bias, prefix=self.prefix, par=par)
+        if not self.gated:
+            return pieces.plain_mlp(b, x, **kw)
+        return pieces.gated_mlp(b, x, gate_scale=self.gate_scale, out_scale=self.out_scale, **kw)
 
     def words(self) -> dict[str, str]:
         return {"ffn": "dense"}
@@ -318,13 +391,14 @@ class Layer:
     norm_bias: bool = False
 
     def parts(self) -> list:
-        return [s.part for s in self.sublayers]
+        """Its parts, a Branches' side-by-side mixers each on its own."""
+        return [p for s in self.sublayers for p in (s.part.parts if isinstance(s.part, Branches) else (s.part,))]
 
     def words(self) -> dict[str, str]:
         """What this layer is, axis by axis (ffn, keys, positions, mixer), for naming blocks apart."""
         out: dict[str, str] = {}
-        for p in self.parts():
-            out.update(p.words())
+        for s in self.sublayers:
+            out.update(s.part.words())
         return out
 
     def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:

@@ -137,7 +137,8 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
                   par: Parallel = Parallel.SINGLE, causal: bool = False, prefix: str = "self_attn.",
                   q_bias: bool = False, k_bias: bool = False, v_bias: bool = False, o_bias: bool = False,
                   keys: Keys = FULL, rotary_dim: int | None = None, rotary: bool = True, qk_norm: str | None = None,
-                  sinks: bool = False, softcap: bool = False, gate: bool = False, q_scale: bool = False) -> Tensor:
+                  sinks: bool = False, softcap: bool = False, gate: bool = False, q_scale: bool = False,
+                  k_scale: bool = False) -> Tensor:
     """Grouped-query attention (MHA when kv_heads == heads, MQA when 1), head_dim independent of d_model.
 
     - Biases on q, k, v and o each on its own (Qwen2: q, k, v; GPT-2 and gpt-oss: all four).
@@ -147,7 +148,9 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
     - `qk_norm`: q and k normalized before rope (_qk_norm: "head", "head_l2" or "full").
     - `sinks` (gpt-oss): a learned logit per head joins the softmax; `softcap` (Gemma-2): scores soft-capped;
       `gate` (Qwen3-Next): q_proj also gives a gate per output element, sigmoid(gate) x attention output;
-      `q_scale` (Llama-4's attn_temperature_tuning on NoPE layers): q times a per-position temperature.
+      `q_scale` (Llama-4's attn_temperature_tuning on NoPE layers): q times a per-position temperature;
+      `k_scale` (Falcon-H1's key_multiplier): k times a constant before rope, one multiply per element, as vLLM
+      runs it (`k = k * self.key_multiplier`).
 
     The new token(s)' K and V are the KV-cache entries this step writes (role KV_CACHE, so every fusion
     plan writes them); in decode the cached positions are read as well, and attention runs over
@@ -173,11 +176,14 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
     else:
         q = proj(b, "q_proj", x, q_width, prefix=prefix, bias=q_bias, out="q")
     k = proj(b, "k_proj", x, kv_width, prefix=prefix, bias=k_bias, out="k",
-             role=Role.ACTIVATION if qk_norm else k_role)
+             role=Role.ACTIVATION if qk_norm or k_scale else k_role)
     v = proj(b, "v_proj", x, kv_width, prefix=prefix, bias=v_bias, out="v", role=Role.KV_CACHE)
     if qk_norm:
         q = _qk_norm(b, "q_norm", q, qk_norm, heads, head_dim, par, prefix, whole_q, Role.ACTIVATION)
-        k = _qk_norm(b, "k_norm", k, qk_norm, kv_heads, head_dim, par, prefix, whole_kv, k_role)
+        k = _qk_norm(b, "k_norm", k, qk_norm, kv_heads, head_dim, par, prefix, whole_kv,
+                     Role.ACTIVATION if k_scale else k_role)
+    if k_scale:
+        k = b.scale("k_scale", k, out="k_scaled", role=k_role)
     if rotary:
         q = b.rope("rope_q", q, head_dim=head_dim, rotary_dim=rotary_dim, out="q_rope")
         k = b.rope("rope_k", k, head_dim=head_dim, rotary_dim=rotary_dim, out="k_rope", role=Role.KV_CACHE)
@@ -348,19 +354,26 @@ PAIRED_ACTS = frozenset({"clamp_swiglu"})
 
 @piece("mlp")
 def gated_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "silu", prefix: str = "mlp.",
-              bias: bool = False, par: Parallel = Parallel.SINGLE, reduce_output: bool = True) -> Tensor:
+              bias: bool = False, par: Parallel = Parallel.SINGLE, reduce_output: bool = True,
+              gate_scale: bool = False, out_scale: bool = False) -> Tensor:
     """down(act(gate(x)) * up(x)): SwiGLU with act="silu", GeGLU with act="gelu", any registered activation;
     gpt-oss's clamped SwiGLU (act="clamp_swiglu") takes gate and up in one op. Under tensor parallelism (`par`),
     one GPU's share: gate and up column-parallel, down row-parallel, then an all-reduce (left to the caller with
-    `reduce_output=False`, when its partial sums join others first)."""
+    `reduce_output=False`, when its partial sums join others first). `gate_scale` and `out_scale` (Falcon-H1's
+    mlp_multipliers): the gate projection times a constant before the activation (this GPU's columns), and the
+    output times a constant after the all-reduce, one multiply per element each, as vLLM runs them."""
     d, d_ffn = x.shape[-1], par.columns("the FFN width", d_ffn)
     gate = proj(b, "gate_proj", x, d_ffn, prefix=prefix, bias=bias, out="gate")
     up = proj(b, "up_proj", x, d_ffn, prefix=prefix, bias=bias, out="up")
+    if gate_scale:
+        gate = b.scale("gate_scale", gate, out="gate_scaled")
     h = _gated(b, "", act, gate, up, "")
     if not reduce_output:
-        return proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_out")
-    return par.reduce(b, "down_allreduce", proj(b, "down_proj", h, d, prefix=prefix, bias=bias,
-                                                out=par.out("mlp_out", "mlp_partial")), "mlp_out")
+        y = proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_out")
+    else:
+        y = par.reduce(b, "down_allreduce", proj(b, "down_proj", h, d, prefix=prefix, bias=bias,
+                                                 out=par.out("mlp_out", "mlp_partial")), "mlp_out")
+    return b.scale("out_scale", y, out="mlp_scaled") if out_scale else y
 
 
 def _gated(b: GraphBuilder, ops: str, act: str, gate: Tensor, up: Tensor, outs: str) -> Tensor:
@@ -557,11 +570,14 @@ def embedding(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, positi
 
 @piece("head")
 def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bool, norm_fn: str = "rmsnorm",
-            norm_bias: bool = False, softcap: bool = False, par: Parallel = Parallel.SINGLE) -> Tensor:
+            norm_bias: bool = False, softcap: bool = False, par: Parallel = Parallel.SINGLE,
+            scaled: bool = False) -> Tensor:
     """Final norm and lm_head over the last layer's output. In prefill only the last position of each
     sequence goes through them, as serving engines do (the norm is per position, so slicing first is exact).
     With sequence parallelism the last layer's output arrives as this GPU's slice of the tokens, gathered first.
-    `softcap` (Gemma-2's final_logit_softcapping): the logits soft-capped, cap * tanh(logit / cap)."""
+    `softcap` (Gemma-2's final_logit_softcapping): the logits soft-capped, cap * tanh(logit / cap). `scaled`
+    (Falcon-H1's lm_head_multiplier): then the logits times a constant, one multiply per logit (vLLM's
+    LogitsProcessor scale, which it applies only when the factor is not 1)."""
     tp = par.tp
     h = b.input("hidden", (*par.tokens(phase), d_model))
     h = par.gather(b, "hidden_allgather", h, "hidden_full")
@@ -575,8 +591,10 @@ def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bo
     else:
         logits = b.all_gather("logits_allgather", b.linear("lm_head", h, w, out="logits_partial"), group=tp,
                               out="logits")
-    if not softcap:
+    if not softcap and not scaled:
         return logits
     if local * tp != vocab:  # the vocabulary's padding is dropped first, as vLLM's LogitsProcessor does
         logits = b.slice_last("logits_unpadded", logits, vocab, out="logits_vocab")
-    return b.elementwise("logit_softcap", "softcap", logits, out="logits_capped")
+    if softcap:
+        logits = b.elementwise("logit_softcap", "softcap", logits, out="logits_capped")
+    return b.scale("logit_scale", logits, out="logits_scaled") if scaled else logits

@@ -19,6 +19,7 @@ states are its heads' share. Under sequence parallelism the caller gathers the t
 
 from __future__ import annotations
 
+from opgraph.core import checks
 from opgraph.core.graph import GraphBuilder
 from opgraph.core.phase import Phase
 from opgraph.core.tensor import Tensor
@@ -60,6 +61,13 @@ def _conv(b: GraphBuilder, x: Tensor, phase: Phase, *, d_conv: int, bias: bool, 
     return b.elementwise("conv_act", "silu", y, out="conv_act")
 
 
+def _width(x: Tensor, d_model: int | None, who: str) -> int:
+    """The hidden width of a mixer's input, checked against the d_model its caller names (if any)."""
+    if d_model is not None and d_model != x.shape[-1]:
+        raise OpgraphError(f"{who}: d_model {d_model} differs from the input's {x.shape[-1]}")
+    return x.shape[-1]
+
+
 def ssm_groups(n_groups: int, tp: int) -> int:
     """B/C groups one GPU holds: n_groups / tp when tp divides them (vLLM, SGLang); else, when n_groups divides tp,
     one group replicated on tp / n_groups GPUs, each GPU's heads lying in one group (vLLM's
@@ -75,7 +83,8 @@ def ssm_groups(n_groups: int, tp: int) -> int:
 def mamba2_mixer(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel = Parallel.SINGLE, *, n_heads: int,
                  head_dim: int, d_state: int, n_groups: int = 1, d_conv: int = 4, chunk_size: int = 256,
                  conv_bias: bool = True, proj_bias: bool = False, d_model: int | None = None,
-                 prefix: str = "mixer.") -> Tensor:
+                 prefix: str = "mixer.", rms_norm: bool = True, norm_before_gate: bool = False,
+                 out_bias: bool | None = None, in_scale: bool = False) -> Tensor:
     """A Mamba-2 mixer (Dao & Gu 2024, arXiv 2405.21060, section 7; transformers' Mamba2Mixer and
     NemotronHMamba2Mixer, vLLM's mamba_mixer2.py), d_inner = n_heads * head_dim:
     in_proj [d_model -> 2*d_inner + 2*n_groups*d_state + n_heads] = z | xBC | dt; the causal conv1d over xBC
@@ -88,14 +97,20 @@ def mamba2_mixer(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel = Paral
 
     Cache per sequence: the conv state (d_conv - 1) x conv_dim and the SSM state n_heads x head_dim x d_state.
 
+    Falcon-H1's options (transformers' FalconH1Mixer, vLLM's MambaMixer2 as falcon_h1.py builds it), each off by
+    default: `rms_norm=False` (mamba_rms_norm false): no gated norm and no norm weight, the gate alone,
+    y * silu(z) (vLLM's Mixer2RMSNormGated returns there; 5 FLOPs per element); `norm_before_gate`
+    (mamba_norm_before_gate): norm(y) * silu(z), the same FLOPs; `out_bias`: out_proj's bias when it differs
+    from in_proj's (transformers builds out_proj with projectors_bias, in_proj with mamba_proj_bias; None: as
+    `proj_bias`); `in_scale`: the muP vector (ssm_multipliers) times in_proj's whole output, one multiply per
+    element of z, xBC and dt, as vLLM runs it (`projected_states * mup_vector`, not folded into the weights).
+    The inner width is n_heads * head_dim: Falcon-H1's mamba_d_ssm must equal it (FalconH1Config checks it).
+
     Under tensor parallelism the heads split (so d_inner, z, x, dt and the states); B and C split by groups
     when tp divides n_groups, else one group is replicated per GPU (`ssm_groups`). With n_groups = 1 and tp > 1
     vLLM's norm also all-reduces each token's sum of squares (a few bytes per token), not counted here."""
-    d = x.shape[-1]
-    if d_model is not None and d_model != d:
-        raise OpgraphError(f"mamba2_mixer: d_model {d_model} differs from the input's {d}")
-    if n_heads % n_groups:
-        raise OpgraphError(f"mamba2_mixer: n_groups ({n_groups}) must divide n_heads ({n_heads})")
+    d = _width(x, d_model, "mamba2_mixer")
+    checks.divides("mamba2_mixer", "n_groups", n_groups, "n_heads", n_heads)
     with b.scope(part=PART):
         heads = par.heads(n_heads, "the Mamba heads")
         groups = ssm_groups(n_groups, par.tp)
@@ -103,6 +118,9 @@ def mamba2_mixer(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel = Paral
         conv_dim = d_inner + 2 * groups * d_state
         z, xbc, dt = _split_linear(b, "in_proj", x, {"z": d_inner, "xBC": conv_dim, "dt": heads}, prefix=prefix,
                                    bias=proj_bias)
+        if in_scale:  # Falcon-H1's muP vector over [z | xBC | dt], one multiply per element
+            z, xbc, dt = (b.scale(f"mup_{part}", t, out=f"{part}_mup") for part, t in zip(("z", "xBC", "dt"),
+                                                                                          (z, xbc, dt)))
         xbc = _conv(b, xbc, phase, d_conv=d_conv, bias=conv_bias, prefix=prefix)
         bsz = x.shape[0]
         decode = phase.name == "decode"
@@ -113,9 +131,13 @@ def mamba2_mixer(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel = Paral
                           state_out="ssm_state_new")
         # The norm's groups: n_groups over the whole d_inner, so groups / tp of them on each GPU (one, spanning
         # its slice, when they are replicated).
-        y = b.gated_rmsnorm("gated_norm", y, z, b.weight(f"{prefix}norm.weight", (d_inner,)), groups=groups,
-                            out="ssm_normed")
-        out = _linear(b, "out_proj", y, d, prefix=prefix, bias=proj_bias,
+        if rms_norm:
+            y = b.gated_rmsnorm("gated_norm", y, z, b.weight(f"{prefix}norm.weight", (d_inner,)), groups=groups,
+                                norm_before_gate=norm_before_gate, out="ssm_normed")
+        else:  # the gate alone: y * silu(z)
+            y = b.elementwise("gate_mul", "mul", y, b.elementwise("gate_act", "silu", z, out="gate_act"),
+                              out="ssm_gated")
+        out = _linear(b, "out_proj", y, d, prefix=prefix, bias=proj_bias if out_bias is None else out_bias,
                       out="mixer_out" if par.tp == 1 else "mixer_partial")
         return par.reduce(b, "out_allreduce", out, "mixer_out")
 
@@ -135,11 +157,8 @@ def gated_deltanet(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel = Par
     Cache per sequence: the conv state (d_conv - 1) x conv_dim and the recurrent state num_v_heads x head_k_dim x
     head_v_dim. Under tensor parallelism both head counts split (vLLM needs tp to divide num_k_heads), with the
     conv channels, dt_bias and A_log; the norm weight is on every GPU."""
-    d = x.shape[-1]
-    if d_model is not None and d_model != d:
-        raise OpgraphError(f"gated_deltanet: d_model {d_model} differs from the input's {d}")
-    if num_v_heads % num_k_heads:
-        raise OpgraphError(f"gated_deltanet: num_k_heads ({num_k_heads}) must divide num_v_heads ({num_v_heads})")
+    d = _width(x, d_model, "gated_deltanet")
+    checks.divides("gated_deltanet", "num_k_heads", num_k_heads, "num_v_heads", num_v_heads)
     with b.scope(part=PART):
         hk = par.heads(num_k_heads, "the linear-attention key heads")
         hv = par.heads(num_v_heads, "the linear-attention value heads")

@@ -38,7 +38,7 @@ LIST_OK = ["1,2", "1:4", "1,2,4,...,16", "8"]
 # command -> (option -> kind); kinds: int, float, overlap, phase, format, dtype, fusion, fusions, hardware, list
 COMMON = {"--batch": "int", "--phase": "phase", "--seq-len": "int", "--context": "int", "--fusion": "fusion",
           "--dtype": "dtype", "--weight-dtype": "dtype", "--act-dtype": "dtype", "--kv-dtype": "dtype",
-          "--table-dtype": "dtype", "--hardware": "hardware", "--tp": "tp", "--dp": "dp", "--ep": "ep",
+          "--state-dtype": "dtype", "--table-dtype": "dtype", "--hardware": "hardware", "--tp": "tp", "--dp": "dp", "--ep": "ep",
           "--expert-imbalance": "imbalance", "--pp": "pp", "--micro-batches": "needs_pp", "--pp-layers": "needs_pp"}
 TIME = {"--launch-us": "float", "--overlap": "overlap", "--comm-overlap": "overlap", "--experts-touched": "int"}
 COMMANDS = {

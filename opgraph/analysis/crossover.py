@@ -113,6 +113,15 @@ def _search(row_at) -> int | None:
 ATTENTION, FFN_PARTS = "attention", frozenset({"mlp", "moe"})
 
 
+def not_compared(model) -> str:
+    """Why attention cannot be set against the FFN in a model whose every op is tagged ("" if it can): it has no
+    feed-forward part at all (a pure state-space model such as Mamba-2)."""
+    tagged = {op.part for op in model.ops()}
+    if "" not in tagged and ATTENTION in tagged and not tagged & FFN_PARTS:
+        return f"{model.name} has no feed-forward part (mlp or moe) to compare attention with"
+    return ""
+
+
 def attention_overtakes_ffn(build, plan: FusionPlan, hw: Hardware, batch: int, *, time: str = "time_s") -> int | None:
     """The smallest decode context at which the ops tagged "attention" take more time than those tagged "mlp" or
     "moe" (summed over the model's blocks); None if not up to LIMIT. The parts come from the builders' tags
@@ -120,6 +129,8 @@ def attention_overtakes_ffn(build, plan: FusionPlan, hw: Hardware, batch: int, *
     "time_s" (the roofline) or "expected_s" (the calibrated time model)."""
     probe = build(Phase.decode(batch, 1))
     tagged = {op.part for op in probe.ops()}
+    if not_compared(probe):
+        return None
     if ATTENTION not in tagged or not tagged & FFN_PARTS:
         raise OpgraphError(f"{probe.name}: comparing attention with the FFN needs ops tagged 'attention' and "
                            f"'mlp' or 'moe' (parts found: {', '.join(sorted(p or '(untagged)' for p in tagged))}); "
@@ -150,6 +161,7 @@ class PhaseCrossovers:
     attention_overtakes_ffn: int | None = None  # decode only: the context (roofline times); None: not up to LIMIT
     attention_batch: int | None = None  # decode only: the batch that comparison is made at
     attention_overtakes_ffn_expected: int | None = None  # the same by the calibrated time model's times
+    not_compared: str = ""  # decode only: why attention was not set against the FFN ("" when it was)
 
 
 @attrs.frozen
@@ -182,5 +194,6 @@ def crossover_report(build, plan: FusionPlan, hw: Hardware, phases: list[str], *
         decode = ph == "decode"  # only decode compares attention with the FFN, along the context
         over = attention_overtakes_ffn(build, plan, hw, batch) if decode else None
         expected_over = attention_overtakes_ffn(build, plan, hw, batch, time="expected_s") if decode else None
-        out.append(PhaseCrossovers(ph, variable, fixed, xs, over, batch if decode else None, expected_over))
+        why = not_compared(build(Phase.decode(batch, 1))) if decode else ""
+        out.append(PhaseCrossovers(ph, variable, fixed, xs, over, batch if decode else None, expected_over, why))
     return CrossoverReport(build(Phase.of(phases[0], 1, 1)).name, hw, plan, tuple(out))

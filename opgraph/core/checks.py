@@ -77,3 +77,14 @@ def choice(name: str, value, valid) -> str:
         shown = repr(value) if not isinstance(value, str) or len(value) <= 40 else repr(value[:37] + "...")
         raise OpgraphError(f"unknown {name} {shown}; valid: {', '.join(valid)}")
     return value
+
+
+def divides(where: str, part: str, n: int, whole: str, total: int) -> None:
+    """An OpgraphError unless `part` (n) divides `whole` (total) evenly: heads into groups, KV into query heads.
+
+    >>> divides("op 'scan'", "groups", 3, "heads", 8)
+    Traceback (most recent call last):
+    opgraph.errors.OpgraphError: op 'scan': groups (3) must divide heads (8)
+    """
+    if total % n:
+        raise OpgraphError(f"{where}: {part} ({n}) must divide {whole} ({total})")

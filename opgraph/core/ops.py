@@ -854,8 +854,7 @@ def ssd_scan(name: str, xbc: Tensor, dt: Tensor, a_log: Tensor, d: Tensor, dt_bi
     Kind elementwise: each state element is read, updated and written once (vector work, memory-bound)."""
     if len(xbc.shape) != 3:
         raise OpgraphError(f"op {name!r}: {xbc} must be [batch, positions, heads*head_dim + 2*groups*d_state]")
-    if heads % groups:
-        raise OpgraphError(f"op {name!r}: groups ({groups}) must divide heads ({heads})")
+    checks.divides(f"op {name!r}", "groups", groups, "heads", heads)
     bsz, s, width = xbc.shape
     h, p, n, g = heads, head_dim, d_state, groups
     if width != h * p + 2 * g * n:
@@ -918,8 +917,7 @@ def gated_delta_rule(name: str, qkv: Tensor, ba: Tensor, a_log: Tensor, dt_bias:
     a matrix-vector update per head, on the vector units, memory-bound on the state."""
     if len(qkv.shape) != 3:
         raise OpgraphError(f"op {name!r}: {qkv} must be [batch, positions, 2*k_heads*head_k_dim + v_heads*head_v_dim]")
-    if v_heads % k_heads:
-        raise OpgraphError(f"op {name!r}: k_heads ({k_heads}) must divide v_heads ({v_heads})")
+    checks.divides(f"op {name!r}", "k_heads", k_heads, "v_heads", v_heads)
     bsz, s, width = qkv.shape
     hk, hv, k, v = k_heads, v_heads, head_k_dim, head_v_dim
     if width != 2 * hk * k + hv * v:

@@ -10,11 +10,11 @@ from opgraph.render.text import heading, lines, sizes, table, to_json
 
 
 def label(f: Fate) -> str:
-    """WRITE, read Nx / WRITE (KV cache) / WRITE (block output) / FUSED in <kernel> / AVOIDED."""
+    """WRITE, read Nx / WRITE (KV cache) / WRITE (state) / WRITE (block output) / FUSED in <kernel> / AVOIDED."""
     if f.fate == MATERIALIZED:
         if f.reads:
             return f"WRITE, read {f.reads}x"
-        return "WRITE (KV cache)" if f.role == "kv_cache" else "WRITE (block output)"
+        return {"kv_cache": "WRITE (KV cache)", "state": "WRITE (state)"}.get(f.role, "WRITE (block output)")
     return "AVOIDED" if f.fate == AVOIDED else f"FUSED in {f.kernel}"
 
 

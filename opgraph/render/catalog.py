@@ -22,6 +22,11 @@ def architecture(summary: dict) -> str:
              "MHA" if summary.get("kv_heads") == summary["heads"] else "GQA"]
     if "window" in summary:
         words.append(f"window {summary['window']}")
+    if "chunk" in summary:
+        words.append(f"chunks of {summary['chunk']}")
+    kinds = summary.get("layer_kinds", {})
+    if len(kinds) > 1:  # a model that mixes layer kinds: which, and how many of each
+        words.append(" + ".join(f"{n} {name.removesuffix('_layer').replace('_', ' ')}" for name, n in kinds.items()))
     if "experts" in summary:
         shared = f" +{summary['shared_experts']} shared" if summary.get("shared_experts") else ""
         words.append(f"MoE {summary['experts']} top-{summary['top_k']}{shared}")

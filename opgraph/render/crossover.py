@@ -16,6 +16,8 @@ def as_json(r: CrossoverReport, fmt: str) -> str:
         if p.phase == "decode":
             phases[p.phase]["attention_overtakes_ffn_at_context"] = p.attention_overtakes_ffn
             phases[p.phase]["attention_overtakes_ffn_at_context_expected"] = p.attention_overtakes_ffn_expected
+            if p.not_compared:
+                phases[p.phase]["attention_overtakes_ffn_not_compared"] = p.not_compared
     return to_json({"model": r.model, "hardware": r.hardware.name, "fusion": r.plan.name, "limit": r.limit,
                     "phases": phases})
 
@@ -29,7 +31,9 @@ def as_text(r: CrossoverReport, fmt: str) -> str:
         out += ["", heading(f"{p.phase.upper()}: varying {p.variable} at {fixed}", fmt), ""]
         rows = [[x.label, "never" if x.at is None else f"{x.at:,}", x.method] for x in p.crossovers]
         out.append(table(rows, ["op", f"compute-bound from {p.variable}", "how"], fmt))
-        if p.phase == "decode":
+        if p.phase == "decode" and p.not_compared:
+            out += ["", f"attention is not set against the FFN: {p.not_compared}"]
+        elif p.phase == "decode":
             at, expected = (("never (up to 2^20)" if x is None else f"{x:,}")
                             for x in (p.attention_overtakes_ffn, p.attention_overtakes_ffn_expected))
             out += ["", f"attention takes more decode time than the FFN from context {at} (batch "

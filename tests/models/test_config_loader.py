@@ -112,6 +112,18 @@ TINY = {
                    "mlp_hidden_act": "relu2", "use_conv_bias": True, "use_bias": False},
     "mamba2": {"model_type": "mamba2", "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100, "num_heads": 8,
                "head_dim": 16, "state_size": 8, "n_groups": 1, "conv_kernel": 4, "chunk_size": 8, "expand": 2},
+    "falcon_h1": {"model_type": "falcon_h1", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
+                  "head_dim": 16, "intermediate_size": 128, "num_hidden_layers": 2, "vocab_size": 100,
+                  "mamba_d_ssm": 128, "mamba_n_heads": 8, "mamba_d_head": 16, "mamba_n_groups": 1,
+                  "mamba_d_state": 8, "mamba_d_conv": 4, "mamba_expand": 2, "mamba_chunk_size": 8,
+                  "mamba_conv_bias": True, "mamba_proj_bias": False, "projectors_bias": False,
+                  "mamba_rms_norm": False, "mamba_norm_before_gate": False, "attention_bias": False,
+                  "mlp_bias": False, "rope_theta": 100000000000.0, "embedding_multiplier": 5.5,
+                  "lm_head_multiplier": 0.04, "key_multiplier": 0.39, "attention_in_multiplier": 1.0,
+                  "attention_out_multiplier": 0.94, "ssm_in_multiplier": 1.25, "ssm_out_multiplier": 0.24,
+                  "ssm_multipliers": [0.35, 0.25, 0.35, 0.5, 0.35], "mlp_multipliers": [0.88, 0.59],
+                  "time_step_min": 0.001, "time_step_max": 0.1, "time_step_limit": [0.0, 1e9],
+                  "tie_word_embeddings": False, "torch_dtype": "bfloat16"},
 }
 
 

@@ -1,4 +1,4 @@
-"""The README's architecture-zoo preset table lists every preset with the count the program gives it
+"""docs/models.md's preset table lists every preset with the count the program gives it
 (the counts themselves are checked against published totals in test_zoo_presets.py). The zoo's examples
 run with all other README examples in test_readme.py."""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from opgraph import models
 from opgraph import Phase
 
-README = (Path(__file__).parents[2] / "README.md").read_text()
+README = (Path(__file__).parents[2] / "docs" / "models.md").read_text()
 
 
 def test_preset_table_lists_every_preset_with_its_count():

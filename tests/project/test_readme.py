@@ -1,4 +1,4 @@
-"""Every example in the README must actually work: its Python blocks run, its console commands exit 0,
+"""Every example in the README and in docs/ must actually work: its Python blocks run, its console commands exit 0,
 and the sample report is what the program prints today."""
 
 import os
@@ -13,7 +13,10 @@ from userland import opgraph
 
 ROOT = Path(__file__).parents[2]
 README = (ROOT / "README.md").read_text()
-BLOCKS = re.findall(r"```(\w*)\n(.*?)```", README, flags=re.S)
+# The README and every page of docs/: their examples are one set, all of which must work.
+PAGES = [README] + [p.read_text() for p in sorted((ROOT / "docs").glob("*.md"))]
+DOCS = "\n".join(PAGES)
+BLOCKS = [b for page in PAGES for b in re.findall(r"```(\w*)\n(.*?)```", page, flags=re.S)]
 PYTHON = [code for lang, code in BLOCKS if lang == "python" and not code.startswith("# file: ")]
 COMMANDS = [line[2:] for lang, code in BLOCKS if lang == "console" for line in code.splitlines()
             if line.startswith("$ ")]
@@ -66,7 +69,7 @@ def test_sample_report_is_current():
 
 
 # An output excerpt that directly follows a one-command console block must match what that command prints.
-PAIRS = [(cmd, out) for cmd, out in re.findall(r"```console\n\$ ([^\n]+)\n```\s*```\n(.*?)```", README, flags=re.S)]
+PAIRS = [(cmd, out) for cmd, out in re.findall(r"```console\n\$ ([^\n]+)\n```\s*```\n(.*?)```", DOCS, flags=re.S)]
 
 
 @pytest.mark.parametrize("command, excerpt", PAIRS, ids=[c for c, _ in PAIRS])
@@ -80,3 +83,24 @@ def test_output_excerpts_are_current(command, excerpt):
 
 def test_excerpts_were_found():
     assert len(PAIRS) >= 2
+
+
+def test_readme_is_short_and_opens_with_the_two_commands():
+    lines = README.splitlines()
+    assert len(lines) <= 400
+    commands = [line for line in lines if line.startswith("$ ")]
+    assert commands[:2] == ['$ pip install . && opgraph report', '$ pip install ".[test]" && pytest']
+
+
+def test_readme_says_near_the_top_which_models_load():
+    from opgraph import models
+    from opgraph.models import hf_config
+    top = README[:README.index("## Sample report")]
+    named = set(re.findall(r"`([\w.-]+)`", top))
+    assert set(hf_config.FAMILIES) - {"qwen3_5_text", "qwen3_5_moe_text"} <= named
+    assert set(hf_config.WRAPPERS) <= named and set(models.names()) <= named
+
+
+def test_every_docs_page_is_linked_from_the_readme():
+    pages = {p.name for p in (ROOT / "docs").glob("*.md")}
+    assert pages and all(f"(docs/{name})" in README for name in pages)

@@ -48,7 +48,8 @@ def test_options_that_once_crashed_or_hung(capsys, tmp_path, monkeypatch, argv, 
 
 @pytest.mark.parametrize("command", ["report", "activations", "compare", "graph", "sweep", "crossover", "memory",
                                      "generate"])
-@pytest.mark.parametrize("option", ["--dtype", "--weight-dtype", "--act-dtype", "--kv-dtype", "--table-dtype"])
+@pytest.mark.parametrize("option", ["--dtype", "--weight-dtype", "--act-dtype", "--kv-dtype", "--state-dtype",
+                                    "--table-dtype"])
 def test_an_empty_choice_is_refused_on_every_command(capsys, command, option):
     extra = ["--prompt", "8", "--output", "2"] if command == "generate" else []
     refused(capsys, command, *extra, option, "", says=f"unknown {option} ''")
