@@ -68,12 +68,18 @@ def load(name_or_path: str, calibration: str | None = None) -> Hardware:
     return attrs.evolve(hw, timing=parse_calibration(path)) if path is not None else hw
 
 
-# No GPU comes near these: a larger figure is a typo or a unit mistake (TFLOP/s, GB/s and GB are decimal).
+# No GPU comes near these: a larger or smaller figure is a typo or a unit mistake (TFLOP/s, GB/s and GB are
+# decimal). The floor (1 GFLOP/s, 1 MB/s, 1 MB) keeps every time and throughput a finite, printable number.
 PHYSICAL_MAX = 10**6
+PHYSICAL_MIN = 1e-3
 
 
 def _number(where: str, key: str, value: object) -> float:
-    return checks.number(f"{where}: {key}", value, above=0, maximum=PHYSICAL_MAX)
+    checks.number(f"{where}: {key}", value, above=0, maximum=PHYSICAL_MAX)
+    if value < PHYSICAL_MIN:
+        raise OpgraphError(f"{where}: {key} must be at least {PHYSICAL_MIN:g} (no GPU or link is that slow or "
+                           f"small: a unit mistake?), got {value:g}")
+    return float(value)
 
 
 def _interconnect(where: str, raw) -> Interconnect:

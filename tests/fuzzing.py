@@ -268,7 +268,9 @@ def _spec_cases() -> list[Case]:
     out = []
     numbers = ["memory_bandwidth_GB_per_s", "memory_capacity_GB", "vector_TFLOP_per_s"]
     for key in [*numbers, "matrix_TFLOP_per_s.bf16", "kernel_launch_us", "overlap", "sms"]:
-        for value in [0, -1, float("inf"), float("nan"), 10**200, 1e300, "1", True, [1]]:
+        # tiny and denormal figures (below the physical floor) are refused too, never printed as nan or 0 tokens/s
+        tiny = [1e-300, 5e-324, 1e-4] if key in (*numbers, "matrix_TFLOP_per_s.bf16") else []
+        for value in [0, -1, float("inf"), float("nan"), 10**200, 1e300, "1", True, [1], *tiny]:
             data = json.loads(json.dumps(SPEC))
             if "." in key:
                 data["matrix_TFLOP_per_s"]["bf16"] = value
@@ -289,6 +291,10 @@ def _spec_cases() -> list[Case]:
                         label=f"spec text {text[:20]!r}"))
     out.append(Case(("report", "--hardware", "g.json", "--phase", "decode"), OK, (("g.json", json.dumps(SPEC)),)))
     out.append(Case(("report", "--hardware", "sub/", "--phase", "decode"), BAD, label="spec is a folder"))
+    long = "g" * 300  # longer than a file system allows in one name
+    for option in ("--hardware", "--fusion", "--calibration"):
+        out.append(Case(("report", option, f"{long}.toml", "--phase", "decode"), BAD, label=f"{option} name too long"))
+    out.append(Case(("report", f"{long}.json"), BAD, label="config name too long"))
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import sys
 from pathlib import Path
 
@@ -25,6 +26,7 @@ def read(path: Path, what: str, *, syntax: str | None = None) -> dict:
         raise OpgraphError(f"{path}: a {what} must be a .toml or .json file")
     if is_folder(path):
         raise OpgraphError(f"{path} is a folder; give the {what} file itself")
+    regular(path, what)
     try:
         raw = path.read_bytes() if path.stat().st_size <= MAX_BYTES else None
         if raw is None:
@@ -48,6 +50,16 @@ def read(path: Path, what: str, *, syntax: str | None = None) -> dict:
     if not isinstance(data, dict):
         raise OpgraphError(f"{path}: a {what} must be a table/object at the top level")
     return data
+
+
+def regular(path: Path, what: str) -> None:
+    """Refuse what is there but is not a regular file: a FIFO or a device would block or never end."""
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return  # reading says what is wrong (missing, a name too long ...)
+    if not stat.S_ISREG(mode):
+        raise OpgraphError(f"{path}: not a regular file (a pipe or a device?); a {what} must be a file")
 
 
 def shorten(text: str, most: int = 60) -> str:

@@ -150,6 +150,7 @@ def read(path: str | Path) -> list[Measurement]:
     path = Path(path)
     if datafile.is_folder(path):
         raise OpgraphError(f"{path} is a folder; give the measurement CSV file itself")
+    datafile.regular(path, "measurement CSV")
     try:
         raw = path.read_bytes()
         if path.suffix == ".gz":

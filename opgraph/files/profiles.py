@@ -136,6 +136,7 @@ def read_noting(path: str | Path) -> tuple[list[Measurement], Counter]:
 def _load(path: Path) -> list:
     if datafile.is_folder(path):
         raise OpgraphError(f"{path} is a folder; give the profiler trace file itself")
+    datafile.regular(path, "profiler trace")
     try:
         if path.stat().st_size > MAX_BYTES:
             raise OpgraphError(f"{path}: more than {MAX_BYTES:,} bytes of trace; profile fewer steps")

@@ -104,3 +104,24 @@ def test_readme_says_near_the_top_which_models_load():
 def test_every_docs_page_is_linked_from_the_readme():
     pages = {p.name for p in (ROOT / "docs").glob("*.md")}
     assert pages and all(f"(docs/{name})" in README for name in pages)
+
+
+def _anchors(text: str) -> set[str]:
+    """GitHub's anchors for a page's headings: lower case, punctuation dropped, spaces to hyphens."""
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#{1,6} (.*)$", text, flags=re.M)}
+
+
+def test_every_relative_link_resolves():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        text = page.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):  # a web address
+                continue
+            file, _, anchor = target.partition("#")
+            path = (page.parent / file).resolve() if file else page
+            if not path.exists() or (anchor and path.suffix == ".md" and anchor not in _anchors(path.read_text())):
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, broken

@@ -125,3 +125,30 @@ def test_valid_extremes_give_results(capsys, argv):
     rc, out, err = run(capsys, *argv)
     assert rc == 0, err
     assert json.loads(out)
+
+
+@pytest.mark.parametrize("argv, what", [
+    (["report", "--hardware", "{fifo}.toml"], "a hardware spec must be a file"),
+    (["report", "--fusion", "{fifo}.toml"], "a fusion plan must be a file"),
+    (["report", "--calibration", "{fifo}.toml"], "a calibration file must be a file"),
+    (["report", "{fifo}.json"], "a model config must be a file"),
+    (["validate", "{fifo}.csv"], "a measurement CSV must be a file"),
+    (["validate", "{fifo}.json"], "a profiler trace must be a file"),
+])
+def test_a_pipe_given_as_a_file_is_refused_not_waited_on(capsys, tmp_path, argv, what):
+    """A FIFO (or a device) would block the read forever: it is refused at once, naming what a file was wanted for."""
+    import os
+    suffix = argv[-1].split(".", 1)[1]
+    fifo = tmp_path / f"pipe.{suffix}"
+    os.mkfifo(fifo)
+    refused(capsys, *[a.replace("{fifo}." + suffix, str(fifo)) for a in argv], says=f"not a regular file (a pipe or "
+                                                                                    f"a device?); {what}")
+
+
+@pytest.mark.parametrize("key", ["memory_bandwidth_GB_per_s", "memory_capacity_GB", "vector_TFLOP_per_s"])
+@pytest.mark.parametrize("value", ["1e-300", "5e-324", "0.0001"])
+def test_tiny_and_denormal_spec_figures_are_refused_with_the_floor(capsys, tmp_path, key, value):
+    text = SPEC.format(bw=1000, cap=40).replace(f"{key} = 1000", f"{key} = {value}").replace(
+        f"{key} = 40", f"{key} = {value}").replace(f"{key} = 10", f"{key} = {value}")
+    refused(capsys, "report", "--hardware", write(tmp_path, "g.toml", text), "--phase", "decode",
+            says=f"{key} must be at least 0.001")
