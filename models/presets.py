@@ -5,6 +5,7 @@ Hugging Face checkpoint, the published parameter count and how faithful the copy
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from . import hf_config
@@ -21,5 +22,26 @@ def _source(entry: dict) -> str:
 # preset name -> where its configs/<name>.json comes from.
 SOURCES = {name: _source(entry) for name, entry in CATALOG.items()}
 
-PRESETS = {name: hf_config.load(CONFIG_DIR / f"{name}.json", name=name, source=source)
-           for name, source in SOURCES.items()}
+
+
+class _Presets(Mapping):
+    """The presets by name, each read from its file the first time it is asked for (not at import: 31 files)."""
+
+    def __init__(self) -> None:
+        self._loaded: dict = {}
+
+    def __getitem__(self, name: str):
+        if name not in SOURCES:
+            raise KeyError(name)
+        if name not in self._loaded:
+            self._loaded[name] = hf_config.load(CONFIG_DIR / f"{name}.json", name=name, source=SOURCES[name])
+        return self._loaded[name]
+
+    def __iter__(self):
+        return iter(SOURCES)
+
+    def __len__(self) -> int:
+        return len(SOURCES)
+
+
+PRESETS = _Presets()
