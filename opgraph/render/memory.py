@@ -45,9 +45,10 @@ def _cache_line(fp: Footprint) -> str:
     ph = fp.phase
     if ph.name == "prefill":
         return (f"the step writes K and V for all {ph.new_tokens:,} positions of each sequence (a sliding-window "
-                f"layer included)")
+                f"layer included), and a recurrent layer its state")
     return (f"after the step the KV cache holds context+1 = {ph.keys:,} tokens per sequence (at most the window "
-            f"in a sliding-window layer)")
+            f"in a sliding-window layer, the current chunk in a chunked one; a recurrent layer's state whatever "
+            f"the context)")
 
 
 def _max_batch_line(fp: Footprint, mb: MaxBatch) -> str:
