@@ -5,17 +5,44 @@ A layer is a DAG of ops with tensor shapes (`core.graph`), a fusion plan decides
 Analyses (`opgraph.analysis`) return frozen records; `opgraph.render.render(record, fmt)` gives their text.
 """
 
-from opgraph.analysis.report import Report, report
-from opgraph.core.cost import PhaseCost, analyze
-from opgraph.core.sizes import size_function
-from opgraph.errors import OpgraphError
-from opgraph.core.fusion import FuseRule, FusionPlan, apply
-from opgraph.files.planfile import load as strategy
-from opgraph.core.graph import Graph, GraphBuilder, LintError, lint
-from opgraph.core.hardware import Hardware
-from opgraph.core.model import Block, Model
-from opgraph.core.phase import Phase
-from opgraph.core.tensor import BF16, FP8, FP16, FP32, INT4, INT8, DType, Precision, Role, Tensor
+import importlib
+
+# The public names and the module each lives in, imported when first used (PEP 562), so that `import opgraph`
+# (and the command line's --version and --help) does not load the engine, networkx and numpy.
+_HOMES = {
+    "Report": "opgraph.analysis.report", "report": "opgraph.analysis.report",
+    "PhaseCost": "opgraph.core.cost", "analyze": "opgraph.core.cost",
+    "size_function": "opgraph.core.sizes", "OpgraphError": "opgraph.errors",
+    "FuseRule": "opgraph.core.fusion", "FusionPlan": "opgraph.core.fusion", "apply": "opgraph.core.fusion",
+    "Graph": "opgraph.core.graph", "GraphBuilder": "opgraph.core.graph", "LintError": "opgraph.core.graph",
+    "lint": "opgraph.core.graph", "Hardware": "opgraph.core.hardware", "Block": "opgraph.core.model",
+    "Model": "opgraph.core.model", "Phase": "opgraph.core.phase",
+    **{name: "opgraph.core.tensor" for name in ("BF16", "FP8", "FP16", "FP32", "INT4", "INT8", "DType", "Precision",
+                                                "Role", "Tensor")},
+}
+_RENAMED = {"strategy": ("opgraph.files.planfile", "load")}
+# Subpackages reached as attributes (`from opgraph import models`): the repository's models/ and hardware/ folders.
+_PACKAGES = ("models", "hardware", "analysis", "core", "files", "render", "trace", "choices", "runs", "cli",
+             "commands", "errors")
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        value = getattr(importlib.import_module(_HOMES[name]), name)
+    elif name in _RENAMED:
+        module, attr = _RENAMED[name]
+        value = getattr(importlib.import_module(module), attr)
+    elif name in _PACKAGES:
+        value = importlib.import_module(f"opgraph.{name}")
+    else:
+        raise AttributeError(f"module 'opgraph' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "BF16", "FP8", "FP16", "FP32", "INT4", "INT8", "Block", "DType", "FuseRule", "FusionPlan", "Graph",

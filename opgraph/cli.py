@@ -1,25 +1,44 @@
-"""The `opgraph` command line: argparse and dispatch. Each command resolves its options (opgraph.choices), calls
-one analysis and renders its record (opgraph.render). Mistakes print one line and exit 2; never a traceback."""
+"""The `opgraph` command line. This module is light on purpose: `opgraph --version` and `opgraph --help` answer
+from it alone; every command loads the engine (opgraph.commands) only when it runs, so a script that calls the
+command line many times does not pay for what it does not use."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
-from opgraph import choices, hardware, models
-from opgraph import runs
-from opgraph.analysis import (activations, bench, calibrate, catalog, compare, crossover, generate, memory, report,
-                              sweep, validate)
-from opgraph.analysis import plan as plan_search
 from opgraph.errors import OpgraphError
-from opgraph.files import planfile
-from opgraph.render import formats, render
 
 USAGE_ERROR = 2
-MODEL, GPU, SIZES, LISTS, PHASE1, FUSION, FUSIONS, PRECISION, BUILD, TIME, CALIBRATED, SEARCH = (
-    "model", "gpu", "sizes", "lists", "phase1", "fusion", "fusions", "precision", "build", "time", "calibrated",
-    "search")  # SEARCH: the command searches the parallel layouts itself, so it takes no --tp, --dp, --ep
+DESCRIPTION = ("Graph-based operator cost model for transformer inference: builds each layer as a DAG of ops, applies "
+               "a fusion plan, and gives every op's FLOPs, bytes and roofline verdict (compute- or memory-bound) for "
+               "prefill and decode.")
+
+# What each command does, in a line: the top-level help, and each command's own (opgraph.commands).
+SHORT = {
+    'report': 'per-op roofline report for prefill and decode',
+    'activations': 'the fate of every tensor under a fusion plan',
+    'compare': 'compare fusion plans side by side',
+    'graph': "draw a block's graph with its kernels",
+    'sweep': 'time, intensity and verdict over many batch sizes and lengths',
+    'crossover': 'where each op turns compute-bound',
+    'generate': 'end-to-end time of a prompt and its generated tokens',
+    'plan': 'rank the parallel layouts of a number of GPUs',
+    'memory': 'weights, KV cache and peak activations against GPU memory',
+    'validate': 'predicted against measured kernel times',
+    'calibrate': 'fit the time model to measured kernel times',
+    'bench': "measure a model's kernels on this machine's GPU",
+    'models': 'list the model presets',
+    'hardware': 'list the GPU specs with their ridge intensities',
+    'fusions': 'list the fusion strategies',
+}
+PLOT_SHORT = {
+    'roofline': 'the roofline with every op of each phase as a point',
+    'breakdown': 'a stacked bar of model time per op for prefill and decode',
+    'sweep': 'time against batch (decode) or seq_len (prefill), crossovers marked',
+    'validate': 'predicted against measured kernel times',
+}
+PLOT_HELP = "pictures: roofline, time breakdown, sweep (PNG/SVG; needs matplotlib)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,287 +48,37 @@ class _Parser(argparse.ArgumentParser):
         raise OpgraphError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
-def _int(text: str) -> int:
-    digits = text[1:] if text[:1] in "+-" else text
-    if not (digits.isascii() and digits.isdigit()) or len(digits) > 30:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text[:40]!r}")
-    return int(text)
-
-
-def _float(text: str) -> float:
+def version() -> str | None:
+    """The installed version, or None when running from a checkout that was never installed."""
+    from importlib.metadata import PackageNotFoundError, version as installed
     try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text[:40]!r}") from None
+        return installed("opgraph")
+    except PackageNotFoundError:  # pragma: no cover
+        return None
 
 
-def _options(p: argparse.ArgumentParser, groups: set[str], record: type) -> None:
-    """Add the option groups a command uses (and no others: an option a command would ignore is not offered)."""
-    if MODEL in groups:
-        p.add_argument("model", nargs="?", default=models.DEFAULT, help=f"preset name, a Hugging Face config.json, or "
-                       f"file.py:NAME for a model written in Python (default: {models.DEFAULT}); see 'opgraph models'")
-    if MODEL in groups and SEARCH not in groups:
-        p.add_argument("--tp", type=_int, default=1, metavar="N", help="tensor parallelism: build one GPU's share of "
-                       "a group of N GPUs, with its all-reduces (default: 1)")
-        p.add_argument("--dp", type=_int, default=1, metavar="N", help="data parallelism: N replicas, each serving "
-                       "its own --batch; the group is tp x N GPUs (default: 1)")
-        p.add_argument("--ep", type=_int, default=1, metavar="N", help="expert parallelism for MoE models: the "
-                       "experts spread over all N = tp x dp GPUs: with --dp N (attention data parallel, as DeepSeek "
-                       "serves V3) tokens go to them and back by all-to-alls; with --tp N (vLLM's expert "
-                       "parallelism) each GPU runs the rows routed to its experts before TP's all-reduce "
-                       "(default: 1)")
-        p.add_argument("--expert-imbalance", type=_float, metavar="X", help="with --ep: the busiest GPU's expert "
-                       "rows over the mean, at least 1 (default: the expected busiest GPU under uniform routing)")
-        p.add_argument("--sp", action="store_true", help="sequence parallelism (with --tp): hidden states between "
-                       "layers split along the tokens, norms and residual adds on 1/N of them, each all-reduce a "
-                       "reduce-scatter and an all-gather")
-        p.add_argument("--pp", type=_int, default=1, metavar="N", help="pipeline parallelism: the layers split into N "
-                       "stages, each on its own --tp GPUs, passing the hidden states on (default: 1)")
-        p.add_argument("--micro-batches", type=_int, metavar="M", help="with --pp: the batch runs as M micro-batches "
-                       "(default: --pp of them, which keeps every stage busy in decode)")
-        p.add_argument("--pp-layers", metavar="LIST", help="with --pp: layers per stage, e.g. 63,63 (default: as even "
-                       "as can be, the first stages one more)")
-    if GPU in groups:
-        many = ", several separated by commas" if LISTS in groups else ""
-        p.add_argument("--hardware", default=hardware.DEFAULT, metavar="NAME",
-                       help=f"GPU name or path to a .toml spec{many} (default: {hardware.DEFAULT}); see 'opgraph hardware'")
-        if MODEL in groups and SEARCH not in groups:
-            p.add_argument("--across-nodes", action="store_true", help="allow a --tp group larger than one node: "
-                           "its collectives then run at the network's bandwidth (refused without this flag)")
-    if SIZES in groups or LISTS in groups or PHASE1 in groups:
-        lists = LISTS in groups
-        kind, many = (str, ", a list: 1,8,64 or 1:64 or 1,2,4,...,512") if lists else (_int, "")
-        p.add_argument("--batch", type=kind, default=None if lists else choices.DEFAULT_BATCH, help=(
-            f"sequences per step{many} (default: {choices.DEFAULT_BATCHES if lists else choices.DEFAULT_BATCH})"))
-        both = PHASE1 not in groups
-        p.add_argument("--phase", default="both" if both else "prefill", metavar="PHASE",
-                       help=f"prefill, decode{' or both' if both else ''} (default: {'both' if both else 'prefill'})")
-        if "no_seq_len" not in groups:
-            p.add_argument("--seq-len", type=kind, help=f"prefill: prompt tokens per sequence{many} (default: 1024)")
-        p.add_argument("--context", type=kind, help=f"decode: tokens already in the KV cache; attention covers "
-                                                    f"context+1 keys{many} (default: 1024)")
-    if FUSION in groups:
-        p.add_argument("--fusion", default=planfile.DEFAULT, metavar="NAME", help=(
-            f"fusion strategy: {', '.join(planfile.names())}, or a .toml/.json plan file (default: {planfile.DEFAULT})"))
-    if FUSIONS in groups:
-        p.add_argument("--fusion", default="unfused,flash,fused", metavar="A,B[,C...]", help=(
-            "comma-separated strategies or plan files, the first the baseline (default: unfused,flash,fused)"))
-    if PRECISION in groups:
-        g = p.add_argument_group("precision")
-        g.add_argument("--dtype", metavar="DTYPE", help=f"one dtype for weights, activations and KV cache: "
-                       f"{', '.join(choices.STORAGE_DTYPES)} (default: the model's own)")
-        for role, what in (("weight", "matrix weights (norm scales and biases stay at the activation dtype)"),
-                           ("act", "activations; also the precision matmuls compute at"), ("kv", "the KV cache")):
-            g.add_argument(f"--{role}-dtype", metavar="DTYPE", help=f"dtype of {what} (default: --dtype)")
-        g.add_argument("--state-dtype", metavar="DTYPE", help="dtype of the recurrent state of state-space and "
-                       "linear-attention layers (Mamba-2, Gated DeltaNet) (default: the activation dtype, as vLLM "
-                       "keeps it with mamba_ssm_cache_dtype=auto; transformers keeps it in fp32: give fp32 for that)")
-        g.add_argument("--table-dtype", metavar="DTYPE", help="dtype of the embedding tables and lm_head (default: "
-                       "the activation dtype when the weights are narrower, as quantized checkpoints keep them)")
-        g.add_argument("--group-size", type=_int, metavar="N", help=(
-            f"int4/int8 weights: elements per fp16 scale along each row (default: {choices.DEFAULT_GROUP})"))
-    if BUILD in groups:
-        p.add_argument("--experts-touched", type=_int, metavar="N", help=(
-            "MoE models: routed experts whose weights one step reads (default: the expectation under uniform "
-            "routing, E*(1-(1-k/E)^T) rounded up, for T tokens in the step)"))
-        p.add_argument("--causal-skip", action="store_true", help=(
-            "count only the unmasked part of prefill attention products, as causal FlashAttention computes them"))
-    if TIME in groups or CALIBRATED in groups:
-        p.add_argument("--calibration", metavar="FILE", help="the GPU's time model, a calibration file (default: the "
-                       "shipped one for the GPU; see 'opgraph calibrate')")
-    if TIME in groups:
-        t = p.add_argument_group("time model")
-        t.add_argument("--launch-us", type=_float, metavar="US",
-                       help="launch overhead per kernel in microseconds (default: the spec's, else 0)")
-        t.add_argument("--overlap", type=_float, metavar="F", help=(
-            "compute/memory overlap: 1.0 = max(compute, memory), 0.0 = their sum (default: the spec's, else 1.0)"))
-        t.add_argument("--comm-overlap", type=_float, metavar="F", help=(
-            "share of each block's collective time hidden under its other kernels, as a second micro-batch or "
-            "a fused GEMM-collective hides it: 0.0 = one after another, 1.0 = fully (default: 0.0)"))
-    fmts = formats(record)
-    if not fmts:  # a picture: its file name picks the format
-        return
-    default = "table" if "table" in fmts else fmts[0]
-    exact = " and ".join(f for f in ("json", "csv") if f in fmts)
-    p.add_argument("--format", default=default, metavar="FMT", help=f"output format: {', '.join(fmts)} (default: "
-                   f"{default})" + (f"; {exact} carr{'y' if ' ' in exact else 'ies'} exact integers in FLOP and "
-                                    f"byte, times in seconds" if exact else ""))
-
-
-COMMANDS = {  # name: (record type, option groups, help, description, run)
-    "report": (report.Report, {MODEL, GPU, SIZES, FUSION, PRECISION, BUILD, TIME}, "per-op roofline report for "
-               "prefill and decode", "Per-op FLOPs, bytes, arithmetic intensity, bound and time for each phase, and "
-               "whether the step fits in GPU memory. With no arguments: Llama-3-8B on an H100 SXM, batch 32, 1024 "
-               "tokens, the 'fused' plan: the reference analysis.",
-               lambda a: report.report(runs.build(a), runs.phases(a), choices.plan(a.fusion), runs.gpu(a))),
-    "activations": (activations.Activations, {MODEL, SIZES, FUSION, PRECISION}, "the fate of every tensor under a "
-                    "fusion plan", "Every tensor the graph produces, with its shape, bytes and fate: WRITE "
-                    "(materialized; read back by N other kernels), FUSED (kept on chip inside the named kernel) or "
-                    "AVOIDED (never formed whole). Needs no GPU.",
-                    lambda a: activations.activations(runs.models(a), choices.plan(a.fusion))),
-    "compare": (compare.Comparisons, {MODEL, GPU, SIZES, FUSIONS, PRECISION, BUILD, TIME}, "compare fusion plans side "
-                "by side", "Bytes, time and verdict under each plan; the ops whose verdict flips; the tensors whose "
-                "fate changes; and what each plan saves against the first.",
-                lambda a: compare.compare_phases(runs.models(a), choices.plans(a.fusion), runs.gpu(a))),
-    "graph": (activations.BlockView, {MODEL, PHASE1, FUSION, PRECISION}, "draw a block's graph with its kernels",
-              "One block's graph under a fusion plan as Graphviz DOT or Mermaid: kernels are clusters, materialized "
-              "edges solid and labelled with bytes, fused edges dashed. Render DOT with: dot -Tpng -o g.png g.dot",
-              lambda a: activations.block_view(runs.one_phase(a), choices.plan(a.fusion), a.block)),
-    "sweep": (sweep.SweepReport, {MODEL, GPU, LISTS, FUSION, PRECISION, BUILD, TIME}, "time, intensity and verdict "
-              "over many batch sizes and lengths", "Every combination of the given batches, lengths and GPUs, "
-              "without rebuilding the graph per point (exactly the numbers 'report' gives). Lists are comma-separated "
-              "values, ranges START:STOP[:STEP], or progressions like 1,2,4,...,512.", runs.sweep_report),
-    "crossover": (crossover.CrossoverReport, {MODEL, GPU, SIZES, "no_seq_len", FUSION, PRECISION, BUILD, TIME},
-                  "where each op turns compute-bound", "For each op and block: the smallest batch (decode, at "
-                  "--context) or seq_len (prefill, at --batch) at which it is compute-bound, 'never' if none up to "
-                  "2^20; solved exactly where FLOPs and bytes are linear in it, searched otherwise, checked either way. "
-                  "Also the decode context at which attention's time overtakes the FFN's (at --batch).", runs.crossover_report),
-    "generate": (generate.Generation, {MODEL, GPU, FUSION, PRECISION, BUILD, TIME}, "end-to-end time of a prompt and "
-                 "its generated tokens", "Time to first token (prefill of the prompt, lm_head on the last position "
-                 "only); then every decode step at its own context P, P+1, ..., P+G-2, summed; the mean, first and "
-                 "last step, total time, tokens/s, and whether it fits in GPU memory.", runs.generation),
-    "plan": (plan_search.PlanSearch, {MODEL, GPU, FUSION, PRECISION, BUILD, TIME, SEARCH}, "rank the parallel "
-             "layouts of a number of GPUs", "Tries every way to lay the model out over --gpus GPUs (tensor "
-             "parallel x pipeline stages x data-parallel replicas, and for MoE models experts spread over each "
-             "stage's replicas) at every "
-             "batch per replica in --batch that fits in memory, for a --prompt of P tokens and --output of G; "
-             "drops what does not fit or misses --max-tpot / --max-ttft, and ranks the rest by output tokens/s per "
-             "GPU, each with its TTFT, TPOT, memory per GPU and the op that bounds it. Sequence parallelism and "
-             "--comm-overlap are not searched (give --comm-overlap to apply it to every candidate).", runs.planning),
-    "memory": (memory.MemoryReport, {MODEL, GPU, SIZES, FUSION, PRECISION}, "weights, KV cache and peak activations "
-               "against GPU memory", "Per phase: weight bytes, KV-cache bytes (decode: after the step, context+1 "
-               "tokens), the peak of activations alive at once under the fusion plan, their total against the GPU's "
-               "capacity, and the largest batch that fits at the given seq_len (prefill) or context (decode).",
-               lambda a: memory.memory(runs.build(a), runs.phases(a), choices.plan(a.fusion), runs.gpu(a))),
-    "validate": (validate.Validation, {GPU, CALIBRATED}, "predicted against measured kernel times", "Reads measured kernel "
-                 "timings (a CSV, or .csv.gz: one row a kernel; columns class, dtype, shape, time_us, source; see the "
-                 "README; or a PyTorch profiler trace, .json or .json.gz, recorded with shapes), rebuilds each kernel as an opgraph graph, predicts its time, and prints the error "
-                 "distribution by class and by regime (median and p90 of |predicted - measured| / measured, signed "
-                 "bias) and the largest errors; --format json or csv gives every row.",
-                 runs.validation),
-    "calibrate": (calibrate.Calibration, {GPU}, "fit the time model to measured kernel times", "Fits each kernel "
-                  "class's latency, compute and memory efficiency, overlap (and decode attention's cost per sequence "
-                  "x KV head; a GEMM row tile) to measured kernels, robustly in log space, holding out a share of the "
-                  "rows; prints the held-out error before and after, and writes a calibration file to --out. Needs "
-                  'scipy: pip install "opgraph[fit]".', runs.calibration),
-    "bench": (bench.Bench, {MODEL, PRECISION, BUILD}, "measure a model's kernels on this machine's GPU", "Times "
-              "the kernels the model runs (GEMMs, attention, norms, SwiGLU, embeddings; its shapes, at each --batch "
-              "and length) with torch on an NVIDIA GPU, warmed up, captured in a CUDA graph and replayed between CUDA "
-              "events, and writes the measurement CSV that 'validate' and 'calibrate' read. Needs torch 2.5+ and a "
-              'GPU: pip install "opgraph[gpu]". --dry-run lists the kernels without measuring.', runs.benchmark),
-    "models": (catalog.ModelCatalog, set(), "list the model presets", "The presets with their shapes and exact "
-               "parameter counts.", lambda a: catalog.model_catalog([models.get(n) for n in models.names()])),
-    "hardware": (catalog.HardwareCatalog, set(), "list the GPU specs with their ridge intensities", "Peak bf16 (fp16 "
-                 "without bf16) matrix rate, bandwidth, capacity and ridge intensity (the FLOP/byte above which a "
-                 "matmul is compute-bound).", lambda a: catalog.HardwareCatalog(tuple(map(hardware.load, hardware.names())))),
-    "fusions": (catalog.FusionCatalog, set(), "list the fusion strategies", "The shipped fusion strategies and the "
-                "rules that make them.", lambda a: catalog.FusionCatalog(tuple(map(planfile.load, planfile.names())))),
-}
-
-
-PLOTS = {"roofline": ("the roofline with every op of each phase as a point", "log arithmetic intensity (FLOP/byte) "
-                      "against attainable FLOP/s (the op's FLOPs over its time), the matrix and vector roofs, the ridge "
-                      "point marked, each point labelled"),
-         "breakdown": ("a stacked bar of model time per op for prefill and decode", "each op's time over all layers, "
-                       "ops under 1% of every phase as 'other'"),
-         "sweep": ("time against batch (decode) or seq_len (prefill), crossovers marked", "one panel per phase, log-log: "
-                   "the model's time and each block's over all its repeats; decode varies --batch (a list, default "
-                   "1,2,4,...,512) at one --context (default 1024), prefill varies --seq-len (a list, default "
-                   "128,256,...,8192) at one --batch (default 1)"),
-         "validate": ("predicted against measured kernel times", "log-log, one colour a kernel class, the roofline and "
-                      "(where the GPU has a calibration) the expected time, against each measured kernel (see 'opgraph "
-                      "validate')")}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="opgraph", description=(
-        "Graph-based operator cost model for transformer inference: builds each layer as a DAG of ops, applies a "
-        "fusion plan, and gives every op's FLOPs, bytes and roofline verdict (compute- or memory-bound) for prefill "
-        "and decode."))
-    try:
-        parser.add_argument("--version", action="version", version=f"opgraph {version('opgraph')}")
-    except PackageNotFoundError:  # pragma: no cover - running from a checkout that was never installed
-        pass
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, (record, groups, short, long, run) in COMMANDS.items():
-        p = sub.add_parser(name, help=short, description=long)
-        _options(p, groups, record)
-        if name in ("validate", "calibrate"):
-            p.add_argument("measurements", metavar="MEASURED.csv", help="measured kernel timings: a CSV (.csv, "
-                           ".csv.gz) or a PyTorch profiler trace (.json, .json.gz)")
-        if name == "calibrate":
-            p.add_argument("--out", required=True, metavar="FILE", help="the calibration file to write (.toml)")
-            p.add_argument("--holdout", type=_float, default=0.2, help="share of rows held out (default: 0.2)")
-            p.add_argument("--seed", type=_int, default=0, help="which rows are held out (default: 0)")
-            p.add_argument("--source", help="where the measurements come from, written into the file (default: "
-                           "the file's name)")
-            p.add_argument("--exp-rate", type=_float, metavar="PER_S", help="exponentials per second on the "
-                           "special-function units, counted apart from FLOPs (default: not counted)")
-        if name == "bench":
-            p.add_argument("--batch", help="batches, a list (default: 1,8,32,128)")
-            p.add_argument("--lengths", help="prompt lengths (prefill) and contexts (decode), a list "
-                           "(default: 128,1024,4096)")
-            p.add_argument("--out", metavar="FILE", help="the measurement CSV to write")
-            p.add_argument("--repeats", type=_int, default=5,
-                           help="timed replays per kernel, the median kept (default: 5)")
-            p.add_argument("--calls", type=_int, default=20,
-                           help="calls captured in the CUDA graph each replay runs (default: 20)")
-            p.add_argument("--dry-run", action="store_true", help="list the kernels; measure nothing")
-        if name == "graph":
-            p.add_argument("--block", metavar="NAME", help="which block (default: the first, the layer)")
-        if name == "plan":
-            p.add_argument("--gpus", type=_int, required=True, metavar="N", help="GPUs to lay the model out over")
-            p.add_argument("--prompt", type=_int, default=plan_search.DEFAULT_PROMPT, metavar="P",
-                           help=f"prompt tokens per sequence (default: {plan_search.DEFAULT_PROMPT})")
-            p.add_argument("--output", type=_int, default=plan_search.DEFAULT_OUTPUT, metavar="G",
-                           help=f"output tokens per sequence (default: {plan_search.DEFAULT_OUTPUT})")
-            p.add_argument("--batch", metavar="LIST", help="sequences per replica to try, a list: 1,8,64 or 1:64 or "
-                           "1,2,4,...,512 (default: 1,2,4,...,512)")
-            p.add_argument("--max-tpot", type=_float, metavar="MS", help="drop candidates whose mean time per output "
-                           "token exceeds this many milliseconds")
-            p.add_argument("--max-ttft", type=_float, metavar="MS", help="drop candidates whose time to first token "
-                           "exceeds this many milliseconds")
-            p.add_argument("--top", type=_int, default=10, metavar="N", help="candidates to list in the table "
-                           "(default: 10; json and csv list all)")
-        if name == "generate":
-            p.add_argument("--batch", type=_int, default=choices.DEFAULT_BATCH, help="sequences (default: 32)")
-            p.add_argument("--prompt", type=_int, required=True, metavar="P", help="prompt tokens per sequence")
-            p.add_argument("--output", type=_int, required=True, metavar="G",
-                           help="output tokens per sequence, the first of them from prefill")
-        p.set_defaults(run=lambda a, run=run: render(run(a), a.format), parser=p)
-    plots = sub.add_parser("plot", help="pictures: roofline, time breakdown, sweep (PNG/SVG; needs matplotlib)",
-                           description='A picture to --out (PNG or SVG by its suffix). Needs matplotlib: pip install '
-                                       '"opgraph[plot]".')
-    kinds = plots.add_subparsers(dest="plot", metavar="PLOT", parser_class=_Parser, required=True)
-    for name, (short, long) in PLOTS.items():
-        p = kinds.add_parser(name, help=short, description=f"{short}: {long}")
-        if name == "validate":
-            _options(p, {GPU, CALIBRATED}, type(None))
-            p.add_argument("measurements", metavar="MEASURED.csv", help="measured kernel timings: a CSV (.csv, .csv.gz) or a PyTorch profiler trace (.json, .json.gz)")
-        else:
-            _options(p, {MODEL, GPU, FUSION, PRECISION, BUILD, TIME, LISTS if name == "sweep" else SIZES}, type(None))
-        p.add_argument("--out", required=True, metavar="FILE", help="the picture to write: FILE.png or FILE.svg")
-        p.set_defaults(run=runs.picture, parser=p)
+def top_parser() -> _Parser:
+    """The top level alone: the commands by name with their one-line help, and --version."""
+    parser = _Parser(prog="opgraph", description=DESCRIPTION)
+    if version() is not None:
+        parser.add_argument("--version", action="version", version=f"opgraph {version()}")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args, extra = parser.parse_known_args(argv)
-        if extra:  # reported by the command they were given to, not by the top level
-            (getattr(args, "parser", None) or parser).error(f"unrecognized arguments: {' '.join(extra)}")
-        if args.command is None:
-            parser.print_help()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "--version"):
+        parser = top_parser()
+        sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+        for name, short in SHORT.items():
+            sub.add_parser(name, help=short)
+        sub.add_parser("plot", help=PLOT_HELP)
+        try:
+            parser.parse_args(argv[:1])
+        except OpgraphError as e:  # pragma: no cover - a lone option cannot be wrong here
+            print(f"opgraph: error: {e}", file=sys.stderr)
             return USAGE_ERROR
-        sys.stdout.write(args.run(args))
-    except OpgraphError as e:
-        print(f"opgraph: error: {e}", file=sys.stderr)
+        parser.print_help()  # no command given
         return USAGE_ERROR
-    except BrokenPipeError:  # `opgraph report | head` is fine
-        return 0
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    from opgraph import commands  # the engine: only for a command that runs
+    return commands.main(argv)
