@@ -128,8 +128,7 @@ class DecoderConfig:
                                          norm_bias=self.norm_bias) for f in (False, True) for w in (False, True)}
 
         def layer_at(i: int) -> Layer:
-            is_moe = moe is not None and i >= moe.first_dense and i % moe.layer_freq == 0
-            return layers[is_moe, self.sliding_window is not None and (listed is None or i in listed)]
+            return layers[moe is not None and moe.placed(i), self.sliding_window is not None and (listed is None or i in listed)]
 
         edges = [moe.first_dense] if moe is not None else []
         for i in listed or ():  # a listed window layer is a stretch of its own
@@ -237,12 +236,6 @@ class DecoderConfig:
     def parallel(phase: Phase, options: BuildOptions) -> Parallel:
         """The parallel layout every part of a layer is built under."""
         return Parallel.of(phase, options.tp, options.ep, options.sp)
-
-    @staticmethod
-    def token_dim(phase: Phase, options: BuildOptions) -> int | None:
-        """With sequence parallelism, the dim of [batch, positions, d] the hidden states are split along: a
-        prompt's positions, or a decode step's sequences; None without it."""
-        return Parallel.of(phase, options.tp, options.ep, options.sp).sp
 
     def hidden_shape(self, phase: Phase, options: BuildOptions) -> tuple:
         """The hidden states between layers on one GPU: all the step's tokens, or its slice under --sp."""

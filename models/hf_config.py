@@ -18,9 +18,9 @@ from pathlib import Path
 import attrs
 
 from . import parts, quantization
-from .decoder import DecoderConfig
+from .decoder import ACTIVATIONS, DecoderConfig
 from .parts import FULL, MLA, MLP, Attention, DeltaNet, Indexer, Keys, LatentAttention, Mamba2, MoE
-from .stack import Stack
+from .stack import Stack, period_of
 from opgraph.core import checks
 from opgraph.files import datafile
 from opgraph.errors import OpgraphError
@@ -191,6 +191,14 @@ def _layer_types(f: Fields, n: int, valid=("full_attention", "sliding_attention"
 
 def _stack(n: int, layer_at, *, period: int = 1, breaks=(), what: str = "the layer pattern") -> Stack:
     return Stack.build(n, layer_at, period=period, breaks=breaks, what=what)
+
+
+def _moe_stack(n: int, attention, moe: MoE | None, dense: MLP) -> Stack:
+    """Pre-norm layers of one attention, MoE where DeepSeekMoE places it (MoE.placed), dense elsewhere."""
+    if moe is None:
+        return Stack.uniform(parts.pre_norm(attention, dense), n)
+    return _stack(n, lambda i: parts.pre_norm(attention, moe if moe.placed(i) else dense), period=moe.layer_freq,
+                  breaks=[moe.first_dense], what="moe_layer_freq")
 
 
 def _mtp_note(f: Fields, key: str = "num_nextn_predict_layers") -> tuple[str, ...]:
@@ -399,16 +407,7 @@ def _qwen3(f: Fields, *, moe: bool = False) -> dict:
 
 
 def _gated_act(f: Fields, default: str = "silu") -> str:
-    from .decoder import ACTIVATIONS
     return ACTIVATIONS[_gated(f, default)]
-
-
-def _linear_attention(f: Fields, core: dict, kinds: list[str], full: Attention, ffn) -> Stack:
-    """A stack of Gated DeltaNet layers with full attention where `kinds` says (Qwen3-Next, Qwen3.5)."""
-    linear = DeltaNet(f.int("linear_num_key_heads"), f.int("linear_num_value_heads"), f.int("linear_key_head_dim"),
-                      f.int("linear_value_head_dim"), f.int("linear_conv_kernel_dim", default=4))
-    return _stack(core["n_layers"], lambda i: parts.pre_norm(full if kinds[i] == "full_attention" else linear, ffn(i)),
-                  period=len(kinds))
 
 
 def _qwen3_next(f: Fields) -> dict:
@@ -426,13 +425,13 @@ def _qwen3_next(f: Fields) -> dict:
     else:
         f.get("full_attention_interval", default=None)
     full = _attention(f, core, qk_norm="head", gate=f.bool("attn_output_gate", True))
-    dense = MLP(core["d_ffn"], _gated_act(f))
-    ffn, _ = _qwen_ffn(f, n, _qwen_moe(f, shared=True, renormalize=True), dense)
-    if len(kinds) < n:  # the interval's pattern, repeated
-        kinds = (kinds * (n // len(kinds) + 1))[:n] if n <= 100_000 else None
-        if kinds is None:
-            raise f.error("num_hidden_layers", "is too large for a layer pattern given by full_attention_interval")
-    return dict(**_summary_fields(core, full), mlp=_gated(f), layers=_linear_attention(f, core, kinds, full, ffn),
+    linear = DeltaNet(f.int("linear_num_key_heads"), f.int("linear_num_value_heads"), f.int("linear_key_head_dim"),
+                      f.int("linear_value_head_dim"), f.int("linear_conv_kernel_dim", default=4))
+    ffn, ffn_period = _qwen_ffn(f, n, _qwen_moe(f, shared=True, renormalize=True), MLP(core["d_ffn"], _gated_act(f)))
+    # The mixers' pattern (the interval's, or the list) repeats; so does the MoE placement: both at once.
+    stack = _stack(n, lambda i: parts.pre_norm(full if kinds[i % len(kinds)] == "full_attention" else linear, ffn(i)),
+                   period=period_of(len(kinds), ffn_period), what="full_attention_interval")
+    return dict(**_summary_fields(core, full), mlp=_gated(f), layers=stack,
                 tie_embeddings=f.bool("tie_word_embeddings", False),
                 state_dtype=f.choice(TORCH_DTYPES, "mamba_ssm_dtype", default=None) if
                 f.get("mamba_ssm_dtype", default=None)[1] is not None else None,
@@ -563,10 +562,7 @@ def _deepseek_v32(f: Fields) -> dict:
     fields = _deepseek(f, v3=True)
     indexer = Indexer(heads=f.int("index_n_heads"), head_dim=f.int("index_head_dim"), topk=f.int("index_topk"))
     attention = LatentAttention(fields["n_heads"], fields["mla"], indexer=indexer)
-    moe, dense = fields["moe"], MLP(fields["d_ffn"], _gated_act(f))
-    fields["layers"] = _stack(fields["n_layers"], lambda i: parts.pre_norm(
-        attention, moe if moe is not None and i >= moe.first_dense and i % moe.layer_freq == 0 else dense),
-        period=moe.layer_freq if moe else 1, breaks=[moe.first_dense] if moe else [])
+    fields["layers"] = _moe_stack(fields["n_layers"], attention, fields["moe"], MLP(fields["d_ffn"], _gated_act(f)))
     if fields["weight_format"] is not None:
         fmt = fields["weight_format"]
         fields["weight_format"] = attrs.evolve(fmt, exclude=(*fmt.exclude, "model.layers.*.self_attn.indexer.weights_proj"))
@@ -599,9 +595,7 @@ def _glm4_moe(f: Fields) -> dict:
     bias = f.bool("attention_bias", False)
     attention = _attention(f, core, o_bias=False, qk_norm="head" if f.bool("use_qk_norm", False) else None)
     moe = _deepseek_moe(f, v3=True)
-    dense, n = MLP(core["d_ffn"], _gated_act(f)), core["n_layers"]
-    stack = _stack(n, lambda i: parts.pre_norm(attention, moe if i >= moe.first_dense and i % moe.layer_freq == 0
-                                                else dense), period=moe.layer_freq, breaks=[moe.first_dense])
+    stack = _moe_stack(core["n_layers"], attention, moe, MLP(core["d_ffn"], _gated_act(f)))
     return dict(**dict(core, qkv_bias=bias), mlp=_gated(f), moe=moe, layers=stack, notes=_mtp_note(f),
                 tie_embeddings=f.bool("tie_word_embeddings", False))
 

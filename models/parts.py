@@ -79,9 +79,6 @@ class Attention:
     def words(self) -> dict[str, str]:
         return {"keys": self.keys.kind, "positions": "rope" if self.rotary else "nope", "mixer": "attention"}
 
-    def cache_per_token(self) -> int:
-        """KV-cache elements per token (K and V of every KV head), on one GPU of the whole model."""
-        return 2 * self.kv_heads * self.head_dim
 
 
 @attrs.frozen
@@ -136,8 +133,6 @@ class LatentAttention:
     def words(self) -> dict[str, str]:
         return {"keys": "full" if self.indexer is None else "sparse", "positions": "rope", "mixer": "mla"}
 
-    def cache_per_token(self) -> int:
-        return self.mla.cache_width
 
 
 @attrs.frozen
@@ -322,6 +317,10 @@ class MoE:
             raise OpgraphError(f"router_bias must be one of linear, selection or None, got {self.router_bias!r}")
         if self.experts % self.groups:
             raise OpgraphError(f"the router's {self.groups} groups (n_group) must divide the {self.experts} experts")
+
+    def placed(self, i: int) -> bool:
+        """Whether layer i (0-based) is one of the MoE layers: every layer_freq-th from first_dense on."""
+        return i >= self.first_dense and i % self.layer_freq == 0
 
     @property
     def shared_width(self) -> int:

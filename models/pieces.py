@@ -20,8 +20,7 @@ from opgraph.core.graph import GraphBuilder
 from opgraph.core.phase import Phase
 from opgraph.core.sizes import minimum, size_function
 from opgraph.core.tensor import FP8, FP32, INT32, Role, Tensor
-from .parallel import Parallel
-from .parallel import shard as parallel_shard
+from .parallel import Parallel, shard
 
 
 def piece(part: str = ""):
@@ -86,9 +85,6 @@ class Keys:
             return minimum(phase.past, self.size - 1)
         return _within_chunk(phase.past, self.size)
 
-    def describe(self) -> str:
-        return "full attention" if self.kind == "full" else f"{self.kind} attention over {self.size:,} positions"
-
 
 @size_function
 def _within_chunk(position: int, chunk: int) -> int:
@@ -96,21 +92,6 @@ def _within_chunk(position: int, chunk: int) -> int:
 
 
 FULL = Keys()
-
-
-def shard(name: str, size: int, tp: int) -> int:
-    """`size` split over `tp` GPUs (kept for callers of the earlier API; see Parallel)."""
-    return parallel_shard(name, size, tp)
-
-
-def token_slice(phase: Phase, tp: int, sp: int) -> tuple[int, int]:
-    """(batch, positions) of one GPU's slice of a step's tokens under sequence parallelism (see Parallel.tokens)."""
-    return Parallel(tp, 1, sp).tokens(phase)
-
-
-def cached_positions(phase: Phase, window: int | None) -> int:
-    """Earlier positions a new token reads from the KV cache, with an optional sliding window (Keys.cached)."""
-    return (FULL if window is None else Keys("sliding", window)).cached(phase)
 
 
 def _qk_norm(b: GraphBuilder, name: str, x: Tensor, kind: str, heads: int, head_dim: int, par: Parallel,
@@ -483,7 +464,7 @@ def moe(b: GraphBuilder, x: Tensor, spec, *, touched: int, rows: int = 0, par: P
     d, tp, ep = x.shape[-1], par.tp, par.ep
     weights = _router(b, x, spec, prefix)
     if ep > 1:
-        held = parallel_shard("the routed experts", spec.experts, ep)  # whole experts, every row on its own
+        held = shard("the routed experts", spec.experts, ep)  # whole experts, every row on its own
         width, groups = spec.d_expert, 1
         if tp > 1:
             h = b.moe_route("route", x, rows=rows, out="routed")

@@ -278,3 +278,14 @@ def test_a_byte_order_mark_is_not_part_of_the_file(tmp_path):
 def test_a_folder_without_config_json_names_it(tmp_path):
     with pytest.raises(OpgraphError, match="does not exist"):
         models.get(str(tmp_path / "model.json"))
+
+
+def test_qwen3_next_places_moe_and_full_attention_each_by_its_own_rule(tmp_path):
+    # Layer i is full attention when (i + 1) % full_attention_interval == 0 and MoE when (i + 1) %
+    # decoder_sparse_step == 0 (Qwen3NextDecoderLayer): two patterns of periods 4 and 3, laid over each other.
+    data = {**TINY["qwen3_next"], "num_hidden_layers": 12, "decoder_sparse_step": 3}
+    cfg = models.get(str(write(tmp_path, data)))
+    for i in range(12):
+        words = cfg.layers.at(i).words()
+        assert words["mixer"] == ("attention" if (i + 1) % 4 == 0 else "deltanet"), i
+        assert words["ffn"] == ("moe" if (i + 1) % 3 == 0 else "dense"), i
