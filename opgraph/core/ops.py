@@ -186,14 +186,8 @@ def select_pairs(sq: int, sk: int, select: int, causal: bool) -> int:
     >>> select_pairs(10, 10, 4, False), select_pairs(10, 10, 4, True)  # 1+2+3+4 + 6*4
     (40, 34)
     """
-    if not causal:
-        return sq * min(select, sk)
-
-    def upto(n: int) -> int:  # sum over j = 1..n of min(select, j)
-        if n <= select:
-            return n * (n + 1) // 2
-        return select * (select + 1) // 2 + (n - select) * select
-    return upto(sk) - upto(sk - sq)
+    # causal: a sliding window of `select` keys counts exactly these pairs (causal_pairs)
+    return causal_pairs(sq, sk, select) if causal else sq * min(select, sk)
 
 
 def pairs(sq: int, sk: int, *, causal: bool, window: int | None = None, chunk: int | None = None,
