@@ -619,12 +619,17 @@ def _gpt2(f: Fields) -> dict:
 HYBRID = {"M": "mamba", "*": "attention", "-": "mlp"}
 
 
-def _mamba(f: Fields, *, heads_key: str = "mamba_num_heads", head_dim_key: str = "mamba_head_dim",
+def _mamba(f: Fields, d: int, *, heads_key: str = "mamba_num_heads", head_dim_key: str = "mamba_head_dim",
            state_key: str = "ssm_state_size") -> Mamba2:
-    return Mamba2(n_heads=f.int(heads_key), head_dim=f.int(head_dim_key), d_state=f.int(state_key),
-                  n_groups=f.int("n_groups", default=1), d_conv=f.int("conv_kernel", default=4),
-                  chunk_size=f.int("chunk_size", default=256), conv_bias=f.bool("use_conv_bias", True),
-                  proj_bias=f.bool("use_bias", False))
+    """A Mamba-2 mixer from Mamba2Config's / NemotronHConfig's fields; its heads x head_dim must be expand x d."""
+    mamba = Mamba2(n_heads=f.int(heads_key), head_dim=f.int(head_dim_key), d_state=f.int(state_key),
+                   n_groups=f.int("n_groups", default=1), d_conv=f.int("conv_kernel", default=4),
+                   chunk_size=f.int("chunk_size", default=256), conv_bias=f.bool("use_conv_bias", True),
+                   proj_bias=f.bool("use_bias", False))
+    if mamba.n_heads * mamba.head_dim != f.int("expand", default=2) * d:
+        raise f.error(heads_key, f"x {head_dim_key!r} ({mamba.n_heads} x {mamba.head_dim}) must equal 'expand' x "
+                                 f"'hidden_size'")
+    return mamba
 
 
 def _nemotron_h(f: Fields) -> dict:
@@ -643,10 +648,7 @@ def _nemotron_h(f: Fields) -> dict:
     mlp = MLP(f.int("intermediate_size"), f.choice({"relu2": "relu2", "silu": "silu", "gelu": "gelu"}, "mlp_hidden_act",
                                                   default="relu2"), gated=False, bias=f.bool("mlp_bias", False),
               prefix="mixer.")
-    mamba = _mamba(f)
-    if mamba.n_heads * mamba.head_dim != f.int("expand", default=2) * d:
-        raise f.error("mamba_num_heads", f"x 'mamba_head_dim' ({mamba.n_heads} x {mamba.head_dim}) must equal "
-                                         f"'expand' x 'hidden_size'")
+    mamba = _mamba(f, d)
     f.choice({"silu": "silu"}, "mamba_hidden_act", default="silu")
     mixers = {"M": mamba, "*": attention, "-": mlp}
     layers = [parts.Layer((parts.Sublayer(mixers[c], "norm.weight", key="mixer"),)) for c in pattern]
@@ -659,10 +661,7 @@ def _mamba2(f: Fields) -> dict:
     """Mamba-2 (transformers' Mamba2Config): n_layers Mamba-2 mixers with pre-norms, no attention, no MLP; the
     inner width is expand x hidden_size in num_heads heads of head_dim."""
     d, n = f.int("hidden_size"), f.int("num_hidden_layers")
-    mamba = _mamba(f, heads_key="num_heads", head_dim_key="head_dim", state_key="state_size")
-    if mamba.n_heads * mamba.head_dim != f.int("expand", default=2) * d:
-        raise f.error("num_heads", f"x 'head_dim' ({mamba.n_heads} x {mamba.head_dim}) must equal 'expand' x "
-                                   f"'hidden_size'")
+    mamba = _mamba(f, d, heads_key="num_heads", head_dim_key="head_dim", state_key="state_size")
     layer = parts.Layer((parts.Sublayer(mamba, "norm.weight", key="mixer"),))
     return dict(d_model=d, n_heads=mamba.n_heads, n_kv_heads=mamba.n_heads, head_dim=mamba.head_dim, d_ffn=d,
                 n_layers=n, vocab_size=f.int("vocab_size"), dtype=_dtype(f), **_weights(f),
