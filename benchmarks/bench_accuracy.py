@@ -12,7 +12,7 @@ The all-reduce rows fit the `collective` class and the expert-parallel dispatch 
 the `all_to_all` class (no target is set for either; a class whose fit is worse than its spec's alpha-beta on the
 held-out rows, as the L40S's collective is, is printed but not shipped: UNSHIPPED). Needs scipy (pip install ".[fit]").
 The fp8 GEMM rows (vLLM's CUTLASS fp8 x fp8 kernel; not on the A100 SXM, which has no fp8 tensor cores) fit the
-`gemm_fp8` class; a calibration without it prices fp8 GEMMs by its `gemm` class (opgraph.core.timing.FALLBACK), so
+`gemm_fp8` class; a calibration without it prices fp8 GEMMs by its `gemm` class (opgraph.pricing.timing.FALLBACK), so
 beside the roofline each such class's held-out rows are also priced by that fallback ("by gemm's fit").
 Norms and elementwise kernels (H100 SXM only) come from Liger-Kernel's published benchmarks
 (benchmarks/data/h100-sxm-liger.csv, benchmarks/extract_liger.py): 30 kernels, fitted apart with 40% held out (seed
@@ -30,9 +30,16 @@ import attrs
 from opgraph import hardware
 from opgraph.analysis.calibrate import calibrate, fit_summary, split
 from opgraph.analysis.validate import validate
-from opgraph.core.timing import (DECODE_ATTENTION, ELEMENTWISE, FALLBACK, GEMM_CLASSES, GEMM_FP8, NORM,
-                                  PREFILL_ATTENTION, ROOFLINE)
-from opgraph.files.measurements import read, time_class
+from opgraph.pricing.kinds import FALLBACK
+from opgraph.pricing.kinds.attention import DECODE_ATTENTION, PREFILL_ATTENTION
+from opgraph.pricing.kinds.elementwise import ELEMENTWISE
+from opgraph.pricing.kinds.gemm import CLASSES as GEMMS
+from opgraph.pricing.kinds.norm import NORM
+from opgraph.pricing.timing import ROOFLINE
+
+GEMM_CLASSES, GEMM_FP8 = frozenset(c.name for c in GEMMS), "gemm_fp8"
+from opgraph.files.measurements import read
+from opgraph.pricing.kinds import time_class
 from opgraph.hardware.calibration import FOLDER, write
 
 DATA = Path(__file__).parent / "data"

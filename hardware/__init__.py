@@ -8,8 +8,8 @@ A spec file (all rates dense, i.e. without 2:4 sparsity):
     memory_capacity_GB = 80
     vector_TFLOP_per_s = 66.9            # FP32 non-tensor-core rate: norms, softmax, elementwise
     source = "where every figure comes from"
-    kernel_launch_us = 4                 # optional: added per kernel (default 0)
-    overlap = 1.0                        # optional: 1.0 = max(compute, memory) (default), 0.0 = their sum
+    kernel_launch_us = 4                 # optional: the expected time's fixed cost per kernel where no calibration
+    overlap = 1.0                        # gives one (default 0), and its compute/memory overlap (1.0 = max, 0.0 = sum)
     sms = 132                            # optional: streaming multiprocessors (GEMM tiles that run at once)
     [matrix_TFLOP_per_s]                 # matrix-unit peak per operand dtype (TOPS for int types)
     bf16 = 989
@@ -32,7 +32,8 @@ import attrs
 from opgraph.core import checks
 from opgraph.files import datafile
 from opgraph.errors import OpgraphError
-from opgraph.core.hardware import GIGA, TERA, Hardware, Interconnect
+from opgraph.pricing.hardware import GIGA, TERA, Hardware, Interconnect
+from opgraph.pricing.timing import ClassTiming, TimeModel
 from opgraph.core.tensor import COMPUTE_DTYPES
 from .calibration import parse as parse_calibration
 from .calibration import shipped
@@ -62,10 +63,16 @@ def names() -> list[str]:
 
 def load(name_or_path: str, calibration: str | None = None) -> Hardware:
     """A shipped spec by name (`h100-sxm`) or a spec file by path (anything ending in .toml), with its time
-    model: the `calibration` file given, else the shipped one for that GPU name (calibrations/<name>.toml)."""
+    model: the shipped calibration for that GPU name (calibrations/<name>.toml), with the `calibration` file's
+    tables over it class by class (its classes from it, the rest from the shipped file); where neither exists, the
+    spec's own defaults (kernel_launch_us, overlap), else the roofline."""
     hw = datafile.named_or_file(name_or_path, names(), SPECS, parse, what="hardware", file="a .toml spec file")
-    path = Path(calibration) if calibration is not None else shipped(hw.name)
-    return attrs.evolve(hw, timing=parse_calibration(path)) if path is not None else hw
+    home = shipped(hw.name)
+    timing = parse_calibration(home) if home is not None else None
+    if calibration is not None:
+        mine = parse_calibration(Path(calibration))
+        timing = mine if timing is None else mine.merged(timing, calibration, f"shipped {home.name}")
+    return attrs.evolve(hw, timing=timing) if timing is not None else hw
 
 
 # No GPU comes near these: a larger or smaller figure is a typo or a unit mistake (TFLOP/s, GB/s and GB are
@@ -113,13 +120,16 @@ def parse(path: Path) -> Hardware:
     if unknown:
         raise OpgraphError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; "
                            f"valid: {', '.join([*_REQUIRED, *_OPTIONAL])}")
-    knobs = {}
+    knobs, defaults = {}, {}
     if "kernel_launch_us" in data:
-        knobs["kernel_launch_s"] = checks.number(f"{where}: kernel_launch_us", data["kernel_launch_us"], minimum=0,
-                                                 maximum=PHYSICAL_MAX) * 1e-6
+        defaults["latency_s"] = checks.number(f"{where}: kernel_launch_us", data["kernel_launch_us"], minimum=0,
+                                              maximum=10**6) * 1e-6
     if "overlap" in data:
-        knobs["overlap"] = checks.number(f"{where}: overlap (0.0 = sum, 1.0 = max)", data["overlap"], minimum=0,
-                                         maximum=1)
+        defaults["overlap"] = checks.number(f"{where}: overlap (0.0 = sum, 1.0 = max)", data["overlap"], minimum=0,
+                                            maximum=1)
+    if defaults:  # the expected time's parameters where no calibration gives them
+        knobs["timing"] = TimeModel(f"{data['name']} spec defaults", {"default": ClassTiming(**defaults)},
+                                    source=f"{where}: {', '.join(k for k in ('kernel_launch_us', 'overlap') if k in data)}")
     if "sms" in data:
         knobs["sms"] = checks.integer(f"{where}: sms", data["sms"], maximum=100_000)
     matrix = {}

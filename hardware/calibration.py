@@ -1,4 +1,4 @@
-"""Calibration files: a GPU's time model (opgraph.core.timing) as data, one TOML file per GPU in
+"""Calibration files: a GPU's time model (opgraph.pricing.timing) as data, one TOML file per GPU in
 `calibrations/` (found by the spec's name), or a user's own file (`--calibration FILE`).
 
     name = "h100-sxm from vLLM 0.24.0 kernels"
@@ -33,12 +33,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from opgraph.core.timing import ClassTiming, TimeModel
+from opgraph.pricing.kinds import NAMES
+from opgraph.pricing.timing import ClassTiming, TimeModel
 from opgraph.errors import OpgraphError
 from opgraph.files import datafile
 
 FOLDER = Path(__file__).parent / "calibrations"
 _TOP = {"name", "source", "fit", "exp_rate_per_s"}
+TABLES = (*NAMES, "default")  # one table per kernel class (opgraph.pricing.kinds); "default" serves the rest
 # file key -> (ClassTiming field, scale from the file's unit to the field's)
 _FIELDS = {"latency_us": ("latency_s", 1e-6), "compute_efficiency": ("compute_efficiency", 1),
            "memory_efficiency": ("memory_efficiency", 1), "overlap": ("overlap", 1), "tile_m": ("tile_m", 1),
@@ -64,6 +66,8 @@ def parse(path: Path) -> TimeModel:
         if not isinstance(value, dict):
             raise OpgraphError(f"{where}: unknown field {key!r}; valid: {', '.join(sorted(_TOP))}, and one table "
                                f"per kernel class")
+        if key not in TABLES:  # a misspelt class would load and never be used
+            raise OpgraphError(f"{where}: [{key}] is not a kernel class; valid tables: {', '.join(TABLES)}")
         unknown = set(value) - set(_FIELDS)
         if unknown:
             raise OpgraphError(f"{where}: [{key}]: unknown field(s) {', '.join(sorted(unknown))}; valid: "

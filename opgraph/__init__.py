@@ -1,7 +1,8 @@
 """opgraph: a graph-based operator cost model for transformer inference.
 
 A layer is a DAG of ops with tensor shapes (`core.graph`), a fusion plan decides what reaches memory
-(`core.fusion`), and a traversal turns graph + plan + hardware into per-op roofline records (`core.cost`).
+(`core.fusion`), the core counts each op's FLOPs and bytes (`core.traffic`), and one pricing step turns them into
+roofline and expected times and verdicts on a GPU (`pricing`).
 Analyses (`opgraph.analysis`) return frozen records; `opgraph.render.render(record, fmt)` gives their text.
 """
 
@@ -11,11 +12,11 @@ import importlib
 # (and the command line's --version and --help) does not load the engine, networkx and numpy.
 _HOMES = {
     "Report": "opgraph.analysis.report", "report": "opgraph.analysis.report",
-    "PhaseCost": "opgraph.core.cost", "analyze": "opgraph.core.cost",
+    "PhaseCost": "opgraph.pricing.cost", "analyze": "opgraph.pricing.cost",
     "size_function": "opgraph.core.sizes", "OpgraphError": "opgraph.errors",
     "FuseRule": "opgraph.core.fusion", "FusionPlan": "opgraph.core.fusion", "apply": "opgraph.core.fusion",
     "Graph": "opgraph.core.graph", "GraphBuilder": "opgraph.core.graph", "LintError": "opgraph.core.graph",
-    "lint": "opgraph.core.graph", "Hardware": "opgraph.core.hardware", "Block": "opgraph.core.model",
+    "lint": "opgraph.core.graph", "Hardware": "opgraph.pricing.hardware", "Block": "opgraph.core.model",
     "Model": "opgraph.core.model", "Phase": "opgraph.core.phase",
     **{name: "opgraph.core.tensor" for name in ("BF16", "FP8", "FP16", "FP32", "INT4", "INT8", "DType", "Precision",
                                                 "Role", "Tensor")},

@@ -12,7 +12,7 @@ from opgraph import models
 from opgraph.analysis.plan import has_experts
 from opgraph.analysis.sweep import parse_values, sweep_curve
 from opgraph.core import checks
-from opgraph.core.hardware import Hardware
+from opgraph.pricing.hardware import Hardware
 from opgraph.core.model import BuildOptions
 from opgraph.core.phase import LENGTH_NAMES, PHASES, Phase
 from opgraph.core.tensor import BF16, STORAGE_DTYPES, Precision, dtype
@@ -129,11 +129,15 @@ def gpu(name: str, *, launch_us: float | None = None, overlap: float | None = No
         calibration: str | None = None) -> Hardware:
     """A GPU spec with its time model (`calibration`, else the shipped one) and the command line's knobs applied."""
     hw = specs.load(name, calibration)
-    knobs = {}
+    knobs, fields, said = {}, {}, []
     if launch_us is not None:
-        knobs["kernel_launch_s"] = checks.number("--launch-us", launch_us, minimum=0, maximum=10**6) * 1e-6
+        fields["latency_s"] = checks.number("--launch-us", launch_us, minimum=0, maximum=10**6) * 1e-6
+        said.append(f"--launch-us {launch_us:g}")
     if overlap is not None:
-        knobs["overlap"] = checks.number("--overlap", overlap, minimum=0, maximum=1)
+        fields["overlap"] = checks.number("--overlap", overlap, minimum=0, maximum=1)
+        said.append(f"--overlap {overlap:g}")
+    if fields:  # overrides of the expected time's parameters, in every class; the roofline stays the ideal
+        knobs["timing"] = hw.timing.overridden(" ".join(said), **fields)
     if comm_overlap is not None:
         knobs["comm_overlap"] = checks.number("--comm-overlap", comm_overlap, minimum=0, maximum=1)
     return attrs.evolve(hw, **knobs) if knobs else hw

@@ -111,10 +111,12 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type) -> None
                        "shipped one for the GPU; see 'opgraph calibrate')")
     if TIME in groups:
         t = p.add_argument_group("time model")
-        t.add_argument("--launch-us", type=_float, metavar="US",
-                       help="launch overhead per kernel in microseconds (default: the spec's, else 0)")
+        t.add_argument("--launch-us", type=_float, metavar="US", help=(
+            "the expected time's fixed cost per kernel, in microseconds, for every kernel class (overrides the "
+            "calibration's fitted latencies, or the spec's kernel_launch_us); the roofline, the ideal, has none"))
         t.add_argument("--overlap", type=_float, metavar="F", help=(
-            "compute/memory overlap: 1.0 = max(compute, memory), 0.0 = their sum (default: the spec's, else 1.0)"))
+            "the expected time's overlap of compute and memory inside a kernel, for every class: 1.0 = the longer "
+            "of the two, 0.0 = their sum (overrides the calibration's and the spec's); the roofline takes the longer"))
         t.add_argument("--comm-overlap", type=_float, metavar="F", help=(
             "share of each block's collective time hidden under its other kernels, as a second micro-batch or "
             "a fused GEMM-collective hides it: 0.0 = one after another, 1.0 = fully (default: 0.0)"))

@@ -46,7 +46,8 @@ def gpu(a):
 
 def gpu_list(a):
     return [choices.group_fits(hw, a.tp, a.across_nodes, a.ep)
-            for hw in choices.gpus(a.hardware, launch_us=a.launch_us, overlap=a.overlap, comm_overlap=a.comm_overlap)]
+            for hw in choices.gpus(a.hardware, launch_us=a.launch_us, overlap=a.overlap, comm_overlap=a.comm_overlap,
+                                   calibration=getattr(a, "calibration", None))]
 
 
 def phases(a):
@@ -120,7 +121,9 @@ def picture(a) -> str:
         raise OpgraphError("opgraph plot sweep draws one GPU: give one --hardware")
     make, fusion = build(a), choices.plan(a.fusion)
     curves = choices.sweep_curves(make, fusion, gpus[0], a.phase, batch=a.batch, seq_len=a.seq_len, context=a.context)
-    title = f"{make(Phase.decode(1, 1)).name} on {gpus[0].display_name}, fusion {fusion.name}"
+    tm = gpus[0].timing
+    title = (f"{make(Phase.decode(1, 1)).name} on {gpus[0].display_name}, fusion {fusion.name}: expected time "
+             f"({tm.name if tm.calibrated else 'no calibration: the roofline'}), roofline dashed")
     return plot.sweep_file(curves, title, path)
 
 

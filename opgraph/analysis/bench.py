@@ -29,6 +29,7 @@ from opgraph.core.phase import Phase
 from opgraph.core.tensor import Role
 from opgraph.errors import OpgraphError
 from opgraph.files.measurements import COLUMNS, SHAPES
+from opgraph.pricing import kinds
 
 __all__ = ["COLUMNS", "Bench", "KernelSpec", "kernels", "measure", "phases", "timed"]
 
@@ -180,37 +181,14 @@ def _torch():
 
 
 def _kernel(torch, spec: KernelSpec, dev: str = "cuda"):
-    """A zero-argument callable that runs the kernel once on fresh tensors of its shape."""
+    """A zero-argument callable that runs the kernel once on fresh tensors of its shape (its class's row's `bench`:
+    opgraph.pricing.kinds)."""
     if spec.dtype not in TORCH_DTYPES:
         raise OpgraphError(f"opgraph bench times bf16, fp16 and fp32 kernels; {spec.dtype} is not one of them")
-    dt, s = getattr(torch, TORCH_DTYPES[spec.dtype]), dict(spec.shape)
-    F = torch.nn.functional
-    if spec.kind == "gemm":
-        x, w = torch.randn(s["m"], s["k"], dtype=dt, device=dev), torch.randn(s["n"], s["k"], dtype=dt, device=dev)
-        return lambda: F.linear(x, w)
-    if spec.kind == "embedding":
-        ids = torch.randint(0, s["vocab"], (s["tokens"],), device=dev)
-        table = torch.randn(s["vocab"], s["hidden"], dtype=dt, device=dev)
-        return lambda: F.embedding(ids, table)
-    if spec.kind in ("rms_norm", "layer_norm", "silu_mul"):
-        h = s["hidden"]
-        x, w = torch.randn(s["tokens"], h, dtype=dt, device=dev), torch.randn(h, dtype=dt, device=dev)
-        if spec.kind == "layer_norm":
-            bias = torch.randn(h, dtype=dt, device=dev)
-            return lambda: F.layer_norm(x, (h,), w, bias)
-        if spec.kind == "rms_norm":
-            norm = torch.compile(lambda x, w: F.rms_norm(x, (h,), w, 1e-6), dynamic=False)
-            return lambda: norm(x, w)
-        up = torch.randn(s["tokens"], h, dtype=dt, device=dev)
-        swiglu = torch.compile(lambda gate, up: F.silu(gate) * up, dynamic=False)
-        return lambda: swiglu(x, up)
-    b, h, kv, d = s["batch"], s["heads"], s["kv_heads"], s["head_dim"]
-    queries, keys = (s["seq_len"], s["seq_len"]) if spec.kind == "prefill_attention" else (1, s["context"] + 1)
-    q = torch.randn(b, h, queries, d, dtype=dt, device=dev)
-    k = torch.randn(b, kv, keys, d, dtype=dt, device=dev)
-    v = torch.randn(b, kv, keys, d, dtype=dt, device=dev)
-    causal = spec.kind == "prefill_attention"
-    return lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=h != kv)
+    _, row = kinds.row(spec.kind)
+    if row.bench is None:
+        raise OpgraphError(f"opgraph bench does not time {spec.kind} kernels")
+    return row.bench(torch, getattr(torch, TORCH_DTYPES[spec.dtype]), dict(spec.shape), dev)
 
 
 @attrs.frozen

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 
 from opgraph.core.fusion import FusionPlan
-from opgraph.core.hardware import Hardware
+from opgraph.pricing.hardware import Hardware
 from opgraph.core.phase import Phase
 
 

@@ -9,9 +9,9 @@ import attrs
 
 from opgraph.analysis.activations import fates
 from opgraph.analysis.memory import Footprint, footprint
-from opgraph.core.cost import PhaseCost, analyze
+from opgraph.pricing.cost import FUSED, PhaseCost, analyze
 from opgraph.core.fusion import FusionPlan
-from opgraph.core.hardware import Hardware
+from opgraph.pricing.hardware import Hardware
 from opgraph.core.model import Model
 
 
@@ -52,10 +52,10 @@ def compare(model: Model, plans: Sequence[FusionPlan], hw: Hardware) -> Comparis
     flips, changes = [], []
     for i, block in enumerate(model.blocks):
         per_plan = [c.blocks[i] for c in costs]
-        bounds = [{o.name: o.cost.bound for o in b.ops} for b in per_plan]
+        bounds = [{o.name: FUSED if o.fused else o.cost.bound for o in b.ops} for b in per_plan]
         for op in block.graph.ops:
             seen = tuple(b[op] for b in bounds)
-            if len(set(seen)) > 1:
+            if len(set(seen) - {FUSED}) > 1:  # fused away under a plan: no verdict of its own there, not a flip
                 flips.append((block.name, op, seen))
         per_plan_fates = [{f.tensor: f for f in fates(b.graph, b.partition)} for b in per_plan]
         for tensor in block.graph.producer:

@@ -16,10 +16,10 @@ from fractions import Fraction
 
 import attrs
 
-from opgraph.core.cost import COMPUTE, analyze, verdict
+from opgraph.pricing.cost import COMPUTE, analyze, verdict
 from opgraph.errors import OpgraphError
 from opgraph.core.fusion import FusionPlan
-from opgraph.core.hardware import Hardware
+from opgraph.pricing.hardware import Hardware
 from opgraph.core import checks
 from opgraph.core.phase import PHASES, VARIED, Phase
 from opgraph.analysis.search import first_true
@@ -35,11 +35,11 @@ class Crossover:
     method: str  # "linear solve", "search", or "already" (compute-bound from 1)
 
 
-_FIELDS = ("flops", "bytes", "compute_s", "memory_s")
+_FIELDS = ("flops", "bytes", "compute_s", "memory_s", "comm_s")
 
 
 def _evaluator(build, plan: FusionPlan, hw: Hardware, phase: str, fixed: int) -> Traced:
-    """(flops, bytes, compute_s, memory_s) of every op and block at one value of the variable."""
+    """(flops, bytes, compute_s, memory_s, comm_s) of every op and block at one value of the variable."""
     def evaluate(n) -> dict:
         r = analyze(build(Phase.along(phase, n, fixed)), plan, hw)
         out = {}
@@ -63,12 +63,15 @@ def crossovers(build, plan: FusionPlan, hw: Hardware, phase: str, fixed: int) ->
     checks.choice("phase", phase, PHASES)
     ev = _evaluator(build, plan, hw, phase, fixed)
     at = functools.lru_cache(maxsize=None)(lambda n: _table(ev(n)))  # labels' searches share many probes
-    labels = list(at(1))
-    return [_solve(label, lambda n, label=label: at(n)[label]) for label in labels]
+    # ops that move nothing of their own inside a larger kernel have no verdict of their own (their kernel's counts)
+    probe = analyze(build(Phase.along(phase, 1, fixed)), plan, hw)
+    fused = {f"{b.name}.{o.name}" for b in probe.blocks for o in b.ops if o.fused}
+    return [_solve(label, lambda n, label=label: at(n)[label]) for label in at(1) if label not in fused]
 
 
 def _bound(row: tuple) -> bool:
-    return verdict(row[2], row[3]) == COMPUTE
+    """Whether the report calls it compute-bound: its compute time exceeds its memory time and its time on the links."""
+    return verdict(row[2], row[3], row[4]) == COMPUTE
 
 
 def _solve(label: str, row_at) -> Crossover:
@@ -95,7 +98,7 @@ def _linear_solution(row_at) -> int | None:
             return None
         coeffs.append((a, pts[1][i] - a))  # value(n) = a*n + b
     (fa, fb), (ba, bb) = coeffs
-    f1, b1, c1, m1 = pts[1]
+    f1, b1, c1, m1 = pts[1][:4]
     if not f1 or not b1:
         return None
     tf, tb = Fraction(c1) / f1, Fraction(m1) / b1
@@ -148,7 +151,7 @@ def attention_overtakes_ffn(build, plan: FusionPlan, hw: Hardware, batch: int, *
         return {"attention": attention, "ffn": ffn}
 
     ev = Traced(evaluate, ("n",))
-    row = lambda n: (0, 0, *ev(n).values())  # noqa: E731 - (flops, bytes, attention_s, ffn_s) for _search
+    row = lambda n: (0, 0, *ev(n).values(), 0)  # noqa: E731 - (flops, bytes, attention_s, ffn_s, 0) for _search
     return 1 if _bound(row(1)) else _search(row)
 
 

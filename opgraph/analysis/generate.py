@@ -19,11 +19,11 @@ from collections.abc import Callable
 
 import attrs
 
-from opgraph.core.cost import PhaseCost, analyze
+from opgraph.pricing.cost import PhaseCost, analyze
 from opgraph.analysis.sweep import Sweeper
 from opgraph.errors import OpgraphError
 from opgraph.core.fusion import FusionPlan
-from opgraph.core.hardware import Hardware
+from opgraph.pricing.hardware import Hardware
 from opgraph.analysis.memory import Footprint, footprint, footprint_of
 from opgraph.core.model import Model
 from opgraph.core import checks
@@ -38,7 +38,7 @@ class Step:
     """One decode step: `context` tokens already cached, and its model time in seconds."""
 
     context: int
-    time_s: float  # expected (opgraph.core.timing)
+    time_s: float  # expected (opgraph.pricing.timing)
     roofline_s: float = 0.0
 
 

@@ -23,11 +23,12 @@ from collections.abc import Callable, Sequence
 import attrs
 import networkx as nx
 
-from opgraph.core.cost import PhaseCost, precision_in_use
+from opgraph.core.model import precision_in_use
+from opgraph.pricing.cost import PhaseCost
 from opgraph.errors import OpgraphError
 from opgraph.core.fusion import FusionPlan, Partition, apply
 from opgraph.core.graph import Graph
-from opgraph.core.hardware import Hardware
+from opgraph.pricing.hardware import Hardware
 from opgraph.core.model import Model
 from opgraph.core.phase import Phase
 from opgraph.analysis.search import first_true

@@ -30,7 +30,7 @@ from opgraph.analysis.memory import footprint_of
 from opgraph.analysis.sweep import Sweeper
 from opgraph.core import checks
 from opgraph.core.fusion import FusionPlan
-from opgraph.core.hardware import Hardware
+from opgraph.pricing.hardware import Hardware
 from opgraph.core.model import Model
 from opgraph.core.phase import Phase
 from opgraph.errors import OpgraphError

@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from opgraph.analysis.memory import Footprint, footprint
-from opgraph.core.cost import PhaseCost, analyze
+from opgraph.pricing.cost import PhaseCost, analyze
 from opgraph.core.fusion import FusionPlan
-from opgraph.core.hardware import Hardware
+from opgraph.pricing.hardware import Hardware
 from opgraph.core.model import Model
 from opgraph.core.phase import Phase
 

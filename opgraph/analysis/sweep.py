@@ -12,17 +12,18 @@ import attrs
 import numpy as np
 
 from opgraph.analysis.memory import footprint
-from opgraph.core.cost import analyze, intensity, verdict
+from opgraph.core.traffic import intensity
+from opgraph.pricing.cost import COMMUNICATION, COMPUTE, MEMORY, analyze, verdict
 from opgraph.errors import OpgraphError
 from opgraph.core.fusion import FusionPlan
-from opgraph.core.hardware import Hardware
+from opgraph.pricing.hardware import Hardware
 from opgraph.core.phase import LENGTH_NAMES, PHASES, VARIED, Phase
 from opgraph.core.checks import MAX_SIZE
 from opgraph.trace import Traced
 
 MAX_VALUES = 10**6  # values on one sweep axis
 
-_TOTALS = ("time_s", "flops", "bytes", "compute_s", "memory_s", "expected_s", "footprint_bytes")
+_TOTALS = ("time_s", "flops", "bytes", "compute_s", "memory_s", "expected_s", "comm_s", "footprint_bytes")
 
 
 @attrs.frozen
@@ -36,10 +37,11 @@ class SweepPoint:
     model_bytes: int
     compute_s: float
     memory_s: float
-    block_time_s: dict[str, float]  # one instance of each block
-    dominant_op: str  # "block.op" taking the largest share of the model's time
+    block_expected_s: dict[str, float]  # one instance of each block, expected
+    dominant_op: str  # "block.op" taking the largest share of the model's expected time
     dominant_share: float
-    expected_s: float = 0.0  # the model's expected time (opgraph.core.timing); model_time_s is its roofline
+    expected_s: float = 0.0  # the model's expected time (opgraph.pricing.timing); model_time_s is its roofline
+    comm_s: float = 0.0  # the model's time on the links (the roofline's: wire bytes at the link speed)
     footprint_bytes: int = 0  # one GPU's weights, KV cache and peak activations (opgraph.analysis.memory)
     capacity_bytes: float = 0.0
 
@@ -53,7 +55,8 @@ class SweepPoint:
 
     @property
     def bound(self) -> str:
-        return verdict(self.compute_s, self.memory_s)
+        """The report's verdict for the model: compute, memory or communication."""
+        return verdict(self.compute_s, self.memory_s, self.comm_s)
 
     @property
     def length_name(self) -> str:
@@ -74,13 +77,20 @@ class SweepGrid:
     bytes: np.ndarray
     compute_s: np.ndarray
     memory_s: np.ndarray
-    block_time_s: dict[str, np.ndarray]  # one instance of each block
+    block_expected_s: dict[str, np.ndarray]  # one instance of each block, expected
     op_labels: tuple[str, ...]  # "block.op"
-    dominant: np.ndarray  # index into op_labels of the op taking the largest share of the model's time
+    dominant: np.ndarray  # index into op_labels of the op taking the largest share of the model's expected time
     dominant_share: np.ndarray
     expected_s: np.ndarray  # the model's expected time; time_s is its roofline
+    comm_s: np.ndarray  # the model's time on the links
     footprint_bytes: np.ndarray  # one GPU's memory for the step: does it fit (capacity_bytes)?
     capacity_bytes: float
+
+    @property
+    def bound(self) -> np.ndarray:
+        """The report's verdict at each point: compute, memory or communication."""
+        c, m, comm = (np.asarray(a, dtype=np.float64) for a in (self.compute_s, self.memory_s, self.comm_s))
+        return np.where((comm > c) & (comm > m), COMMUNICATION, np.where(c > m, COMPUTE, MEMORY))
 
     def __len__(self) -> int:
         return len(self.batch)
@@ -88,13 +98,13 @@ class SweepGrid:
     def points(self) -> list[SweepPoint]:
         """The grid as records, one per point (for rendering)."""
         cols = [c.tolist() for c in (self.batch, self.length, self.time_s, self.flops, self.bytes, self.compute_s,
-                                     self.memory_s, self.dominant, self.dominant_share, self.expected_s,
+                                     self.memory_s, self.dominant, self.dominant_share, self.expected_s, self.comm_s,
                                      self.footprint_bytes)]
-        blocks = {name: t.tolist() for name, t in self.block_time_s.items()}
+        blocks = {name: t.tolist() for name, t in self.block_expected_s.items()}
         return [SweepPoint(self.hardware, self.phase, b, n, t, f, by, c, m,
-                           {name: ts[i] for name, ts in blocks.items()}, self.op_labels[d], share, e, fp,
+                           {name: ts[i] for name, ts in blocks.items()}, self.op_labels[d], share, e, comm, fp,
                            self.capacity_bytes)
-                for i, (b, n, t, f, by, c, m, d, share, e, fp) in enumerate(zip(*cols))]
+                for i, (b, n, t, f, by, c, m, d, share, e, comm, fp) in enumerate(zip(*cols))]
 
 
 class Sweeper:
@@ -109,10 +119,10 @@ class Sweeper:
         def evaluate(batch, length) -> dict:
             r = analyze(build(Phase.of(phase, batch, length)), plan, hw)
             t = r.totals
-            out = dict(zip(_TOTALS, (t.time_s, t.flops, t.bytes, t.compute_s, t.memory_s, t.expected_s,
+            out = dict(zip(_TOTALS, (t.time_s, t.flops, t.bytes, t.compute_s, t.memory_s, t.expected_s, t.comm_s,
                                      footprint(r).total)))
-            out.update({("block", b.name): b.totals.time_s for b in r.blocks})
-            out.update({("op", f"{b.name}.{o.name}"): b.count * o.cost.time_s for b in r.blocks for o in b.ops})
+            out.update({("block", b.name): b.totals.expected_s for b in r.blocks})
+            out.update({("op", f"{b.name}.{o.name}"): b.count * o.cost.expected_s for b in r.blocks for o in b.ops})
             return out
 
         self._traced = Traced(evaluate, ("batch", "length"))
@@ -121,9 +131,10 @@ class Sweeper:
         out = self._traced(batch, length)
         ops = {label[1]: v for label, v in out.items() if label[0] == "op"}
         top = max(ops, key=ops.__getitem__)
-        return SweepPoint(self.hw.name, self.phase, batch, length, *(out[k] for k in _TOTALS[:-2]),
+        return SweepPoint(self.hw.name, self.phase, batch, length, *(out[k] for k in _TOTALS[:5]),
                           {label[1]: v for label, v in out.items() if label[0] == "block"}, top,
-                          ops[top] / out["time_s"], out["expected_s"], out["footprint_bytes"], self.hw.capacity)
+                          ops[top] / out["expected_s"], out["expected_s"], out["comm_s"], out["footprint_bytes"],
+                          self.hw.capacity)
 
     def grid(self, batch, length) -> SweepGrid:
         """Every point (batch[i], length[i]) at once; use `numpy.meshgrid` for a cross product."""
@@ -140,14 +151,14 @@ class Sweeper:
         for i, (_, t) in enumerate(ops):  # a running maximum: no n x ops matrix
             better = t > top
             best[better], top[better] = i, t[better]
-        times = out["time_s"]
         with np.errstate(all="ignore"):
-            share = top / times
-        return SweepGrid(self.hw.name, self.phase, batch, length, times, out["flops"], out["bytes"],
+            share = top / np.asarray(out["expected_s"], dtype=np.float64)
+        return SweepGrid(self.hw.name, self.phase, batch, length, out["time_s"], out["flops"], out["bytes"],
                          out["compute_s"], out["memory_s"],
                          {label[1]: v for label, v in out.items() if isinstance(label, tuple) and label[0] == "block"},
                          tuple(label for label, _ in ops), best, share, np.asarray(out["expected_s"], dtype=np.float64),
-                         np.asarray(out["footprint_bytes"]), self.hw.capacity)
+                         np.asarray(out["comm_s"], dtype=np.float64), np.asarray(out["footprint_bytes"]),
+                         self.hw.capacity)
 
     @property
     def regimes(self) -> int:
@@ -161,24 +172,26 @@ class SweepCurve:
     variable: str  # "batch" (decode) or "seq_len" (prefill)
     fixed: dict  # the other size, held constant
     xs: tuple[int, ...]
-    model_s: tuple[float, ...]
-    blocks: tuple[tuple[str, tuple[float, ...]], ...]  # (block, its time over all its repeats, per x)
+    model_s: tuple[float, ...]  # the model's expected time, per x
+    blocks: tuple[tuple[str, tuple[float, ...]], ...]  # (block, its expected time over all its repeats, per x)
     crossovers: tuple[tuple[str, int], ...]  # (block, smallest compute-bound value) within the plotted range
+    roofline_s: tuple[float, ...] = ()  # the model's roofline (the ideal), per x: the plots' reference line
 
 
 def sweep_curve(build, plan, hw, phase: str, xs: list[int], fixed: int) -> SweepCurve:
-    """Model and per-block time along one axis (batch in decode at context `fixed`, seq_len in prefill at
+    """Model and per-block expected time (and the model's roofline) along one axis (batch in decode at context `fixed`, seq_len in prefill at
     batch `fixed`), from the sweep evaluator, and each block's crossover (opgraph.analysis.crossover) if in range."""
     from opgraph.analysis.crossover import crossovers
 
     varied, held = np.asarray(xs, dtype=np.int64), np.full(len(xs), fixed, dtype=np.int64)
     grid = Sweeper(build, plan, hw, phase).grid(*((varied, held) if VARIED[phase][0] == "batch" else (held, varied)))
     counts = {b.name: b.count for b in build(Phase.of(phase, 1, 2)).blocks}
-    blocks = tuple((name, tuple((count * grid.block_time_s[name]).tolist())) for name, count in counts.items())
+    blocks = tuple((name, tuple((count * grid.block_expected_s[name]).tolist())) for name, count in counts.items())
     marks = tuple((x.label, x.at) for x in crossovers(build, plan, hw, phase, fixed)
                   if x.label in counts and x.at is not None and min(xs) <= x.at <= max(xs))
     variable, other = VARIED[phase]
-    return SweepCurve(phase, variable, {other: fixed}, tuple(xs), tuple(grid.time_s.tolist()), blocks, marks)
+    return SweepCurve(phase, variable, {other: fixed}, tuple(xs), tuple(grid.expected_s.tolist()), blocks, marks,
+                      tuple(grid.time_s.tolist()))
 
 
 def parse_values(text: str, name: str) -> list[int]:

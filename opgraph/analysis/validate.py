@@ -1,18 +1,10 @@
 """Predicted against measured kernel times: `opgraph validate MEASURED.csv`.
 
-Each measured row (opgraph.files.measurements) is rebuilt as an opgraph graph of the one kernel it times, and
-costed under the `megakernel` plan (the whole graph is one kernel: what a single GEMM or FlashAttention call
-reads and writes):
-- gemm: y[m, n] = x[m, k] @ W[n, k]^T, x, W and y all of the row's dtype (an fp8 row: 1-byte operands and output,
-  at the spec's fp8 matrix peak), priced by the GEMM class of that dtype (gemm, gemm_fp8: time_class);
-- prefill_attention: causal attention of batch x seq_len new tokens over themselves (qk, softmax, av, with
-  causal skipping: FlashAttention computes only the unmasked blocks); reads q, k, v, writes the output;
-- decode_attention: one query per sequence over context+1 cached keys; reads q and the K and V cache;
-- all_reduce: a ring all-reduce of `elements` values over `gpus` GPUs (opgraph.core.ops), on the spec's links;
-- ep_dispatch, ep_combine: the expert-parallel all-to-alls (opgraph.core.ops.ep_dispatch, ep_combine) of `tokens`
-  tokens of `hidden` values per GPU, each to its top_k experts' GPUs, over `gpus` GPUs, at the mean load of uniform
-  routing (each GPU receives tokens x top_k rows), in the row's dtype: (n-1)/n x tokens x top_k x hidden values on
-  the wire per GPU.
+Each measured row (opgraph.files.measurements) is rebuilt as the opgraph graph of the one kernel it times (its
+class's row in opgraph.pricing.kinds: a GEMM, causal FlashAttention over a prompt, one decode query over the KV
+cache, a norm, an activation, rope, an embedding lookup, an all-reduce or an expert-parallel all-to-all), fused into
+one kernel, and priced by the same step as `opgraph report` (opgraph.pricing.cost): a row's expected time is what the
+report gives that kernel, to the last bit.
 
 Rows of a class are predicted together by replaying the traced kernel over arrays (opgraph.trace), so a file of
 a hundred thousand kernels takes seconds. The error of a row is (predicted - measured) / measured: negative
@@ -26,81 +18,35 @@ from collections.abc import Sequence
 import attrs
 import numpy as np
 
-from opgraph.core.cost import analyze, verdict, wire_time
+from opgraph.errors import OpgraphError
+from opgraph.pricing import kinds
+from opgraph.pricing.cost import analyze, kernel_work, verdict
 from opgraph.core.fusion import FusionPlan, FuseRule
 from opgraph.core.graph import GraphBuilder
-from opgraph.core.hardware import Hardware
+from opgraph.pricing.hardware import Hardware
 from opgraph.core.model import Block, Model
 from opgraph.core.phase import Phase
-from opgraph.core.tensor import DTYPES, INT32, Precision
-from opgraph.core.timing import KernelWork, expected, shape_features
-from opgraph.files.measurements import SHAPE_COLUMNS, SHAPES, Measurement, time_class
+from opgraph.core.tensor import DTYPES, Precision
+from opgraph.pricing.kinds import time_class
+from opgraph.pricing.timing import KernelWork, expected
+from opgraph.files.measurements import SHAPE_COLUMNS, SHAPES, Measurement
 from opgraph.trace import Traced
 
-__all__ = ["SHAPE_COLUMNS", "Stats", "Validation", "expected_times", "features", "kernel", "validate"]
+__all__ = ["SHAPE_COLUMNS", "Stats", "Validation", "expected_times", "features", "kernel", "validate", "work_of"]
 ONE_KERNEL = FusionPlan("one kernel", rules=[FuseRule("every op fuses with its neighbours")])
 
 
 def kernel(kind: str, dtype: str, **shape) -> Model:
-    """The graph of one measured kernel, as a one-block model.
+    """The graph of one measured kernel, as a one-block model: the graph its class's row rebuilds
+    (opgraph.pricing.kinds).
 
     >>> m = kernel("gemm", "bf16", m=8, n=4096, k=4096)
     >>> m.blocks[0].graph.ops["gemm"].flops == 2 * 8 * 4096 * 4096
     True
     """
+    _, row = kinds.row(kind)
     b = GraphBuilder(Precision.uniform(DTYPES[dtype]), name=kind)
-    outputs = []  # beyond the graph's sinks, tensors the kernel writes (add_rms_norm's sum: the next residual)
-    if kind == "gemm":
-        x = b.input("x", (shape["m"], shape["k"]))
-        b.linear("gemm", x, b.weight("w", (shape["n"], shape["k"])), out="y")
-    elif kind == "all_reduce":
-        b.all_reduce("all_reduce", b.input("x", (shape["elements"],)), group=shape["gpus"], out="y")
-    elif kind == "ep_dispatch":
-        tokens, top_k = shape["tokens"], shape["top_k"]
-        b.ep_dispatch("ep_dispatch", b.input("x", (tokens, shape["hidden"])), group=shape["gpus"], top_k=top_k,
-                      rows=tokens * top_k, out="y")
-    elif kind == "ep_combine":
-        tokens, top_k = shape["tokens"], shape["top_k"]
-        b.ep_combine("ep_combine", b.input("y", (tokens * top_k, shape["hidden"])), group=shape["gpus"], top_k=top_k,
-                     tokens=(tokens,), out="out")
-    elif kind in ("rms_norm", "layer_norm", "add_rms_norm"):
-        tokens, hidden = shape["tokens"], shape["hidden"]
-        x = b.input("x", (tokens, hidden))
-        if kind == "add_rms_norm":
-            x = b.elementwise("add", "add", x, b.input("residual", (tokens, hidden)), out="sum")
-            outputs.append(x)
-        bias = b.weight("beta", (hidden,)) if kind == "layer_norm" else None
-        fn = "layernorm" if kind == "layer_norm" else "rmsnorm"
-        b.norm("norm", x, b.weight("gamma", (hidden,)), bias=bias, fn=fn, out="y")
-    elif kind in ("silu_mul", "relu2"):
-        x = b.input("x", (shape["tokens"], shape["hidden"]))
-        if kind == "relu2":
-            b.elementwise("relu2", "relu2", x, out="y")
-        else:
-            gate = b.elementwise("silu", "silu", x, out="act")
-            b.elementwise("mul", "mul", gate, b.input("up", (shape["tokens"], shape["hidden"])), out="y")
-    elif kind == "rope":
-        tokens, d = shape["tokens"], shape["head_dim"]
-        b.rope("rope_q", b.input("q", (tokens, shape["heads"] * d)), head_dim=d, out="q_rot")
-        b.rope("rope_k", b.input("k", (tokens, shape["kv_heads"] * d)), head_dim=d, out="k_rot")
-    elif kind == "embedding":
-        ids = b.input("ids", (shape["tokens"],), INT32)
-        b.embedding("embedding", ids, b.weight("table", (shape["vocab"], shape["hidden"])), out="y")
-    else:
-        batch, heads, kv_heads, d = shape["batch"], shape["heads"], shape["kv_heads"], shape["head_dim"]
-        kw = dict(heads=heads, kv_heads=kv_heads, head_dim=d, causal=True)
-        if kind == "prefill_attention":
-            s = shape["seq_len"]
-            q = b.input("q", (batch, s, heads * d))
-            keys = [b.input("k", (batch, s, kv_heads * d))]
-            values = [b.input("v", (batch, s, kv_heads * d))]
-        else:
-            q = b.input("q", (batch, 1, heads * d))
-            keys = [b.cache("k_cache", (batch, shape["context"] + 1, kv_heads * d))]
-            values = [b.cache("v_cache", (batch, shape["context"] + 1, kv_heads * d))]
-        scores = b.attention_scores("qk", q, keys, out="scores", **kw)
-        probs = b.softmax("softmax", scores, causal=True, out="probs")
-        b.attention_values("av", probs, values, out="out", **kw)
+    outputs = row.build(b, shape)  # beyond the graph's sinks, tensors the kernel writes (add_rms_norm's sum)
     phase = Phase.decode(shape.get("batch", 1), shape.get("context", 1))  # unused by the graph: for the record
     return Model(kind, phase, [Block(kind, 1, b.build(outputs))])
 
@@ -148,13 +94,15 @@ class Validation:
         return ("roofline", "expected") if self.hardware.timing.calibrated else ("roofline",)
 
 
-FEATURES = ("time_s", "compute_s", "memory_s", "transcendentals", "gemm_rows", "gemm_depth", "gemm_cols",
-            "attention_rows", "comm_s", "wire_s", "comm_steps")  # after time_s, KernelWork's fields in order
+WORK = ("compute_s", "memory_s", "transcendentals", "gemm_rows", "gemm_depth", "gemm_cols", "attention_rows", "comm_s",
+        "wire_s", "comm_steps")  # KernelWork's fields after its class, in order
+FEATURES = ("time_s", "expected_s", *WORK)
 
 
 def features(measurements: Sequence[Measurement], hw: Hardware) -> dict[str, np.ndarray]:
-    """Per row: the roofline and expected times of its kernel on `hw`, and what the time model reads of it
-    (opgraph.core.timing.KernelWork), by class and dtype, replayed over arrays."""
+    """Per row: its kernel's roofline and expected time on `hw`, exactly as `opgraph report` prices that kernel (the
+    same costing and pricing step, opgraph.pricing.cost), and what the time model reads of it (KernelWork's fields),
+    by class and dtype, replayed over arrays."""
     out = {f: np.zeros(len(measurements)) for f in FEATURES}
     groups: dict[tuple[str, str], list[int]] = {}
     for i, m in enumerate(measurements):
@@ -163,12 +111,20 @@ def features(measurements: Sequence[Measurement], hw: Hardware) -> dict[str, np.
         names = SHAPES[kind]
 
         def evaluate(*sizes, kind=kind, dtype=dtype, names=names) -> dict:
-            model = kernel(kind, dtype, **dict(zip(names, sizes)))
-            t = analyze(model, ONE_KERNEL, hw).totals
-            ops = list(model.blocks[0].graph.ops.values())
-            return dict(zip(FEATURES, (t.time_s, t.compute_s, t.memory_s, sum(op.transcendentals for op in ops),
-                                       *shape_features(ops), t.comm_s, sum(wire_time(op, hw) for op in ops),
-                                       sum(op.wire_steps for op in ops))))
+            block = analyze(kernel(kind, dtype, **dict(zip(names, sizes))), ONE_KERNEL, hw).blocks[0]
+            if len(block.kernels) != 1:  # a measured row times one kernel
+                raise OpgraphError(f"measured class {kind!r} rebuilds {len(block.kernels)} kernels, not one; its row "
+                                   f"in opgraph.pricing.kinds is wrong")
+            priced, works = kernel_work(list(block.graph.ops.values()), {o.name: o.cost for o in block.ops}, hw)
+            if priced != time_class(kind, dtype):  # calibrate fits the row to the class the report prices it by
+                raise OpgraphError(f"a measured {kind} row of these sizes ({dict(zip(names, sizes))}) is a "
+                                   f"{priced} kernel, not {time_class(kind, dtype)}")
+            if len(works) != 1:  # every measured class rebuilds a kernel that one class prices
+                raise OpgraphError(f"measured class {kind!r} rebuilds a kernel priced by several classes "
+                                   f"({', '.join(w.kind for w in works)}); its row in opgraph.pricing.kinds is wrong")
+            work = works[0]
+            return {"time_s": block.totals.time_s, "expected_s": block.totals.expected_s,
+                    **{f: getattr(work, f) for f in WORK}}
 
         got = Traced(evaluate, names).many(**{n: [measurements[i].shape[n] for i in rows] for n in names})
         for f in FEATURES:
@@ -176,17 +132,22 @@ def features(measurements: Sequence[Measurement], hw: Hardware) -> dict[str, np.
     return out
 
 
+def work_of(kind: str, f: dict[str, np.ndarray], rows=slice(None)) -> KernelWork:
+    """Some rows' kernels, all of time class `kind`, as one KernelWork over arrays."""
+    return KernelWork(kind, *(f[name][rows] for name in WORK))
+
+
 def expected_times(tm, classes: Sequence[str], f: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """The time model over arrays of kernels (features as `features` gives them), each priced by its time class
-    (`classes`, per row: opgraph.files.measurements.time_class of its class and dtype): (seconds, latency-bound)."""
-    times, latency = f["time_s"].copy(), np.zeros(len(classes), dtype=bool)
+    (`classes`, per row: opgraph.pricing.kinds.time_class of its class and dtype): (seconds, latency-bound). The
+    formula is the report's (opgraph.pricing.timing.expected): with `tm` the GPU's own model this is `expected_s`."""
+    times, latency = f["expected_s"].copy(), np.zeros(len(classes), dtype=bool)
     if not tm.calibrated:
         return times, latency
     classes = np.asarray(classes)
     for kind in np.unique(classes):
         rows = classes == kind
-        work = KernelWork(str(kind), *(f[name][rows] for name in FEATURES[1:]))
-        times[rows], latency[rows] = expected(tm, work)
+        times[rows], latency[rows] = expected(tm, work_of(str(kind), f, rows))
     return times, latency
 
 
@@ -205,7 +166,8 @@ def validate(measurements: Sequence[Measurement], hw: Hardware, source: str = ""
     measurements = tuple(measurements)
     f = features(measurements, hw)
     kinds = [m.kind for m in measurements]
-    expected_s, latency = expected_times(hw.timing, [time_class(m.kind, m.dtype) for m in measurements], f)
+    _, latency = expected_times(hw.timing, [time_class(m.kind, m.dtype) for m in measurements], f)
+    expected_s = f["expected_s"]
     regime = tuple(verdict(c, mem, comm) if not lat else "latency"
                    for lat, c, mem, comm in zip(latency, f["compute_s"], f["memory_s"], f["comm_s"]))
     measured = np.array([m.time_s for m in measurements])

@@ -8,7 +8,7 @@ import attrs
 
 from opgraph.core.graph import Graph
 from opgraph.core.phase import Phase
-from opgraph.core.tensor import Precision
+from opgraph.core.tensor import Precision, Role
 
 
 @attrs.frozen
@@ -93,3 +93,20 @@ class Model:
         graphs = {b.name: b.graph for b in self.blocks}
         return (sum(c * graphs[n].weight_bytes() for n, c in stage.counts),
                 sum(c * graphs[n].params() for n, c in stage.counts))
+
+
+def precision_in_use(model: Model) -> dict[str, str]:
+    """The storage types in use per role: matrix weights, activations, KV cache, and recurrent states where a
+    model has them."""
+    seen: dict[str, set[str]] = {"weights": set(), "activations": set(), "kv_cache": set()}
+    for b in model.blocks:
+        for t in b.graph.tensors.values():
+            if t.role is Role.WEIGHT and len(t.shape) > 1:
+                seen["weights"].add(str(t.dtype))
+            elif t.role is Role.KV_CACHE:
+                seen["kv_cache"].add(str(t.dtype))
+            elif t.role is Role.STATE:
+                seen.setdefault("state", set()).add(str(t.dtype))
+            elif t.role is Role.ACTIVATION:
+                seen["activations"].add(str(t.dtype))
+    return {role: ", ".join(sorted(names)) for role, names in seen.items() if names}

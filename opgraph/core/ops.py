@@ -658,7 +658,7 @@ def moe_combine(name: str, y: Tensor, weights: Tensor, *, top_k: int, out: str |
 # --- Communication between GPUs ---------------------------------------------------------------------------
 # Bytes on the wire per GPU follow the ring algorithms NCCL uses for large buffers (Patarasuk and Yuan, 2009;
 # NCCL's performance notes: an all-reduce's bus bandwidth is its algorithm bandwidth x 2(n-1)/n). Each op's
-# time is a latency per step plus its wire bytes over the link (an alpha-beta model, opgraph.core.cost).
+# time is a latency per step plus its wire bytes over the link (an alpha-beta model, opgraph.pricing.cost).
 
 def _collective(name: str, fn: str, x: Tensor, shape: tuple, group: int, wire_num: int, steps: int, flops: int,
                 out: str | None, role: Role, dtype: DType | None) -> Op:

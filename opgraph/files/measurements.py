@@ -2,39 +2,18 @@
 
 One row a kernel. Columns (a header row names them; order is free, unknown columns are an error):
 
-    class      gemm | prefill_attention | decode_attention | all_reduce | ep_dispatch | ep_combine | rms_norm |
-               layer_norm | add_rms_norm | silu_mul | relu2 | rope | embedding
+    class      a measured class: gemm, prefill_attention, decode_attention, all_reduce, ep_dispatch, ep_combine,
+               rms_norm, layer_norm, add_rms_norm, silu_mul, relu2, rope, embedding (each kernel class's `rows` in
+               opgraph.pricing.kinds: its shape columns, what it measures, the graph it rebuilds)
     dtype      the operands' storage type: bf16, fp16, fp8, ... (opgraph.core.tensor.STORAGE_DTYPES)
     time_us    the measured time of one call, microseconds, > 0
     source     free text: where the row comes from (optional)
-    gemm:               m, n, k        [m, k] activations times a k -> n weight (torch.nn.Linear's y = x W^T)
-    prefill_attention:  batch, seq_len, heads, kv_heads, head_dim    causal, over an empty cache
-    decode_attention:   batch, context, heads, kv_heads, head_dim    one new token per sequence over context+1 keys
-    all_reduce:         gpus, elements     a sum over `gpus` GPUs (of one node) of `elements` values of dtype each
-    ep_dispatch:        gpus, tokens, top_k, hidden    an expert-parallel all-to-all over `gpus` GPUs (the EP group):
-                        each GPU sends each of its `tokens` tokens, `hidden` (d_model) values of dtype, to the GPUs
-                        of its `top_k` experts (DeepEP's dispatch); dtype is the type on the wire
-    ep_combine:         gpus, tokens, top_k, hidden    the dispatch's inverse: each GPU's tokens x top_k expert
-                        outputs go back to their tokens' GPUs (DeepEP's combine)
-    rms_norm:           tokens, hidden    RMSNorm of tokens x hidden values of dtype, with a hidden-wide scale
-    layer_norm:         tokens, hidden    LayerNorm, with a scale and a shift
-    add_rms_norm:       tokens, hidden    the residual add and the RMSNorm after it in one kernel: reads x and the
-                                          residual, writes their sum (the next residual) and its norm
-    silu_mul:           tokens, hidden    SwiGLU's silu(gate) x up: reads gate and up, writes hidden per token
-    relu2:              tokens, hidden    squared ReLU, max(x, 0)^2
-    rope:               tokens, heads, kv_heads, head_dim    rotary embedding of a layer's queries and keys, one kernel
-    embedding:          tokens, vocab, hidden    a lookup of `tokens` ids into a vocab x hidden table of dtype
+    ...        the class's shape columns (SHAPES): gemm m, n, k; attention batch, seq_len or context, heads, kv_heads,
+               head_dim; all_reduce gpus, elements; ep_dispatch and ep_combine gpus, tokens, top_k, hidden; norms and
+               activations tokens, hidden; rope tokens, heads, kv_heads, head_dim; embedding tokens, vocab, hidden
 
-The norm rows are priced by the time model's `norm` class, silu_mul, relu2 and rope by `elementwise`, an embedding
-row by `embedding` (TIME_CLASS).
-
-A gemm row is priced by the time model's GEMM class of its dtype (time_class; opgraph.core.timing.gemm_class): gemm
-for bf16 and fp16, gemm_fp8 for fp8 (both operands fp8, on the fp8 tensor cores), gemm_<dtype> for any other.
-
-An ep_dispatch or ep_combine row is rebuilt with the mean load of uniform routing (each GPU receives tokens x top_k
-rows: opgraph.core.ops.ep_dispatch), and is priced by the time model's `all_to_all` class (TIME_CLASS), as a
-collective by the spec's links (a group larger than the spec's gpus_per_node sends its off-node shares over the
-network).
+Each row is priced by the kernel class whose record lists it (opgraph.pricing.kinds.time_class: a gemm row by the
+GEMM class of its dtype, gemm for bf16 and fp16, gemm_fp8 for fp8).
 
 A column a row's class does not use must be empty. A file ending in .gz is read through gzip. Every mistake is one
 OpgraphError naming the file, the row (1 = the first data row) and the column.
@@ -54,44 +33,11 @@ import attrs
 
 from opgraph.core import checks
 from opgraph.core.tensor import STORAGE_DTYPES
-from opgraph.core.timing import GEMM, gemm_class
+from opgraph.pricing import kinds
 from opgraph.errors import OpgraphError
 from opgraph.files import datafile
 
-SHAPES = {
-    "gemm": ("m", "n", "k"),
-    "prefill_attention": ("batch", "seq_len", "heads", "kv_heads", "head_dim"),
-    "decode_attention": ("batch", "context", "heads", "kv_heads", "head_dim"),
-    "all_reduce": ("gpus", "elements"),
-    "ep_dispatch": ("gpus", "tokens", "top_k", "hidden"),
-    "ep_combine": ("gpus", "tokens", "top_k", "hidden"),
-    "rms_norm": ("tokens", "hidden"),
-    "layer_norm": ("tokens", "hidden"),
-    "add_rms_norm": ("tokens", "hidden"),
-    "silu_mul": ("tokens", "hidden"),
-    "relu2": ("tokens", "hidden"),
-    "rope": ("tokens", "heads", "kv_heads", "head_dim"),
-    "embedding": ("tokens", "vocab", "hidden"),
-}
-# The time model's class (opgraph.core.timing) that prices each measured class, where the names differ; a gemm
-# row's also depends on its dtype: time_class is the one mapping. Measured classes that share a time class are
-# fitted together (opgraph.analysis.calibrate).
-TIME_CLASS = {"all_reduce": "collective", "ep_dispatch": "all_to_all", "ep_combine": "all_to_all", "rms_norm": "norm",
-              "layer_norm": "norm", "add_rms_norm": "norm", "silu_mul": "elementwise", "relu2": "elementwise",
-              "rope": "elementwise"}
-
-
-def time_class(kind: str, dtype: str) -> str:
-    """The time model's class that prices a measured row of class `kind` and dtype `dtype` (what validate predicts
-    it by and calibrate fits it to).
-
-    >>> time_class("gemm", "bf16"), time_class("gemm", "fp8"), time_class("all_reduce", "bf16")
-    ('gemm', 'gemm_fp8', 'collective')
-    """
-    kind = TIME_CLASS.get(kind, kind)
-    return gemm_class(dtype) if kind == GEMM else kind
-
-
+SHAPES = {name: row.columns for name, (_, row) in kinds.ROWS.items()}  # a measured class -> its shape columns
 SHAPE_COLUMNS = tuple(dict.fromkeys(c for cols in SHAPES.values() for c in cols))
 COLUMNS = ("class", "dtype", *SHAPE_COLUMNS, "time_us", "source")
 MAX_ROWS = 10**6

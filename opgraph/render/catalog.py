@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 
 from opgraph.analysis.catalog import FusionCatalog, HardwareCatalog, ModelCatalog
-from opgraph.core.hardware import Hardware
+from opgraph.pricing.hardware import Hardware
 from opgraph.render import renderer
 from opgraph.render.text import lines, sig, table, to_json
 

@@ -14,8 +14,8 @@ def _comparison_dict(c: Comparison) -> dict:
     for cost, fp in zip(c.costs, c.memory):
         t = cost.totals
         plans.append({"fusion": cost.plan.name, "kernels_per_block": {b.name: len(b.kernels) for b in cost.blocks},
-                      "bytes": t.bytes, "time_s": t.time_s, "expected_s": t.expected_s, "intensity": t.intensity,
-                      "bound": t.bound, "bytes_saved": base.bytes - t.bytes, "time_saved_s": base.time_s - t.time_s,
+                      "bytes": t.bytes, "roofline_s": t.time_s, "expected_s": t.expected_s, "intensity": t.intensity,
+                      "bound": t.bound, "bytes_saved": base.bytes - t.bytes, "roofline_saved_s": base.time_s - t.time_s,
                       "expected_saved_s": base.expected_s - t.expected_s, "memory_bytes": fp.total, "fits": fp.fits})
     names = [cost.plan.name for cost in c.costs]
     return {**c.phase.describe(), "plans": plans,

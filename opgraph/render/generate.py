@@ -5,7 +5,7 @@ from __future__ import annotations
 from opgraph.analysis.generate import CONVENTION, Generation
 from opgraph.render import renderer
 from opgraph.render.memory import footprint_dict, verdict
-from opgraph.render.report import time_model_line
+from opgraph.render.report import time_model_dict, time_model_line
 from opgraph.render.text import gb, precision_line, seconds, sig, table, to_json
 
 
@@ -16,20 +16,22 @@ def as_json(g: Generation, fmt: str) -> str:
     return to_json({
         "model": g.prefill.model, "hardware": g.prefill.hardware.name, "fusion": g.prefill.plan.name,
         "precision": g.prefill.precision,
-        "time_model": {"kernel_launch_s": g.prefill.hardware.kernel_launch_s, "overlap": g.prefill.hardware.overlap,
-                       "calibration": g.prefill.hardware.timing.name if g.prefill.hardware.timing.calibrated else None},
-        "times": "expected (the calibrated time model); roofline_* beside",
+        "time_model": time_model_dict(g.prefill.hardware),
+        "times": "expected_* under the time model, roofline_* the ideal; tokens/s: *_per_gpu one GPU's, the rest the group's",
         "batch": g.batch, "prompt_tokens": g.prompt, "output_tokens": g.output, "convention": CONVENTION,
         "units": {"*_s": "s", "*_per_s": "tokens/s", "*_bytes": "byte"},
-        "ttft_s": g.ttft_s, "roofline_ttft_s": g.roofline_ttft_s, "roofline_total_s": g.roofline_total_s,
+        "expected_ttft_s": g.ttft_s, "roofline_ttft_s": g.roofline_ttft_s,
+        "expected_total_s": g.total_s, "roofline_total_s": g.roofline_total_s,
         "decode": {"steps": len(steps), "first_context": steps[0].context if steps else None,
-                   "last_context": steps[-1].context if steps else None, "total_s": g.decode_s,
-                   "mean_s": g.tpot_s, "first_s": steps[0].time_s if steps else None,
-                   "last_s": steps[-1].time_s if steps else None,
-                   "step_times_s": [s.time_s for s in steps], "roofline_step_times_s": [s.roofline_s for s in steps]},
-        "tpot_s": g.tpot_s, "total_s": g.total_s, "tokens_per_s": g.tokens_per_s,
-        "gpus": g.prefill.gpus, "group_tokens_per_s": g.group_tokens_per_s, "tokens_per_s_per_gpu": g.tokens_per_s_per_gpu,
-        "tokens_per_s_per_sequence": g.tokens_per_s_per_sequence,
+                   "last_context": steps[-1].context if steps else None, "expected_total_s": g.decode_s,
+                   "expected_mean_s": g.tpot_s, "expected_first_s": steps[0].time_s if steps else None,
+                   "expected_last_s": steps[-1].time_s if steps else None,
+                   "expected_step_s": [s.time_s for s in steps], "roofline_step_s": [s.roofline_s for s in steps]},
+        "expected_tpot_s": g.tpot_s, "gpus": g.prefill.gpus,
+        "expected_tokens_per_s": g.group_tokens_per_s, "expected_tokens_per_s_per_gpu": g.tokens_per_s_per_gpu,
+        "expected_tokens_per_s_per_replica": g.tokens_per_s,
+        "expected_tokens_per_s_per_sequence": g.tokens_per_s_per_sequence,
+        "roofline_tokens_per_s": g.group_tokens_per_s * g.total_s / g.roofline_total_s,
         "fits": g.fits, "memory": [{"phase": f.phase.name, **footprint_dict(f)} for f in g.memory],
         "notes": list(g.notes),
     })

@@ -51,8 +51,9 @@ def as_text(s: PlanSearch, fmt: str) -> str:
 
 def _candidate_dict(c: Candidate) -> dict:
     return {"tp": c.layout.tp, "dp": c.layout.dp, "ep": c.layout.ep, "layout": c.layout.describe(),
-            "batch_per_replica": c.batch, "sequences": c.sequences, "ttft_s": c.ttft_s, "tpot_s": c.tpot_s,
-            "total_s": c.total_s, "tokens_per_s_per_gpu": c.tokens_per_s_per_gpu, "memory_bytes": c.memory_bytes,
+            "batch_per_replica": c.batch, "sequences": c.sequences, "expected_ttft_s": c.ttft_s,
+            "expected_tpot_s": c.tpot_s, "expected_total_s": c.total_s,
+            "expected_tokens_per_s_per_gpu": c.tokens_per_s_per_gpu, "memory_bytes": c.memory_bytes,
             "capacity_bytes": c.capacity_bytes, "bound_by": c.bound_by, "bound_share": c.bound_share,
             "crosses_nodes": c.crosses_nodes}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import attrs
 
-from opgraph.core.cost import PhaseCost
+from opgraph.pricing.cost import PhaseCost
 from opgraph.errors import OpgraphError
 from opgraph.core.model import Model
 from opgraph.core.ops import MATRIX_KINDS
@@ -71,6 +71,10 @@ def matmul_dtype_of(results: list[PhaseCost]) -> DType:
     return next(op.compute_dtype for b in results[0].blocks for op in b.graph.ops.values() if op.kind in MATRIX_KINDS)
 
 
+def _time_model(hw) -> str:
+    return hw.timing.name if hw.timing.calibrated else "no calibration: the roofline"
+
+
 # -- roofline ----------------------------------------------------------------------------------------
 @attrs.frozen
 class Point:
@@ -79,7 +83,7 @@ class Point:
     op: str
     label: str
     intensity: float  # FLOP/byte, the report's (inf: touches no memory)
-    attainable: float  # FLOP/s achieved under the time model: flops / time_s
+    attainable: float  # FLOP/s achieved in the expected time: flops / expected_s
     bound: str
 
 
@@ -99,7 +103,7 @@ class RooflineData:
 
 
 def roofline_data(results: list[PhaseCost], dtype: DType) -> RooflineData:
-    """One point per op of each phase and distinct block: (intensity, flops / time), both the report's.
+    """One point per op of each phase and distinct block: (intensity, flops / expected time), both the report's.
     An op that touches no memory (fused away) has infinite intensity and is drawn at the right edge; an op
     that does no arithmetic (an embedding lookup) has no place on a log FLOP/s axis and is listed in
     `skipped`."""
@@ -110,11 +114,11 @@ def roofline_data(results: list[PhaseCost], dtype: DType) -> RooflineData:
         repeated = {o.name for _, o in named if sum(o.name == x.name for _, x in named) > 1}
         for block, o in named:
             r = o.cost
-            if r.flops == 0 or r.time_s == 0:
+            if r.flops == 0 or r.expected_s == 0:
                 skipped.append(f"{p.phase.name} {block}.{o.name}: does no arithmetic")
                 continue
             label = f"{block}.{o.name}" if o.name in repeated else o.name
-            points.append(Point(p.phase.name, block, o.name, label, r.intensity, r.flops / r.time_s, r.bound))
+            points.append(Point(p.phase.name, block, o.name, label, r.intensity, r.flops / r.expected_s, o.bound))
     return RooflineData(hw.matrix_rate(dtype), dtype.name, hw.vector_flops, hw.bandwidth, tuple(points),
                         tuple(skipped))
 
@@ -179,10 +183,11 @@ def roofline(results: list[PhaseCost], dtype: DType):
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
     ax.set_xlabel("arithmetic intensity (FLOP/byte)")
-    ax.set_ylabel("attainable FLOP/s (op FLOPs / op time)")
+    ax.set_ylabel("attained FLOP/s (op FLOPs / its expected time)")
     sizes = "; ".join(f"{p.phase.name} " + ", ".join(f"{k} {v:,}" for k, v in p.phase.describe().items())
                       for p in results)
-    ax.set_title(f"{first.model} on {first.hardware.display_name}, fusion {first.plan.name}\n({sizes})")
+    ax.set_title(f"{first.model} on {first.hardware.display_name}, fusion {first.plan.name}\n({sizes}); points: "
+                 f"expected times ({_time_model(first.hardware)}), lines: the roofline")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return fig, data
@@ -198,14 +203,14 @@ class BreakdownData:
 
 
 def breakdown_data(results: list[PhaseCost]) -> BreakdownData:
-    """Model time per op name and phase: an op's time in each block times the block's count, summed over
+    """Model expected time per op name and phase: an op's in each block times the block's count, summed over
     the blocks that have it. Ops under OTHER_BELOW of their phase's time in every phase form one segment."""
     per_op: dict[str, list[float]] = {}
     for i, p in enumerate(results):
         for b in p.blocks:
             for o in b.ops:
-                per_op.setdefault(o.name, [0.0] * len(results))[i] += b.count * o.cost.time_s
-    totals = tuple(p.totals.time_s for p in results)
+                per_op.setdefault(o.name, [0.0] * len(results))[i] += b.count * o.cost.expected_s
+    totals = tuple(p.totals.expected_s for p in results)
     small = [n for n, ts in per_op.items() if all(t < OTHER_BELOW * tot for t, tot in zip(ts, totals))]
     segments = [(n, tuple(ts)) for n, ts in per_op.items() if n not in small]
     if small:
@@ -233,9 +238,10 @@ def breakdown(results: list[PhaseCost]):
             bottom += ms
         ax.set_xticks([0], [p.phase.name + "\n" + ", ".join(f"{k} {v:,}" for k, v in p.phase.describe().items())])
         ax.set_xlim(-0.6, 0.6)
-        ax.set_ylabel("model time (ms)")
-        ax.set_title(f"{p.phase.name}: {data.totals[i] * 1e3:,.3g} ms")
-    fig.suptitle(f"{first.model} on {first.hardware.display_name}, fusion {first.plan.name}: time per op")
+        ax.set_ylabel("model expected time (ms)")
+        ax.set_title(f"{p.phase.name}: {data.totals[i] * 1e3:,.3g} ms expected ({p.totals.time_s * 1e3:,.3g} ms roofline)")
+    fig.suptitle(f"{first.model} on {first.hardware.display_name}, fusion {first.plan.name}: expected time per op "
+                 f"({_time_model(first.hardware)})")
     fig.legend(loc="outside right center", fontsize=8, title="op (all layers)")
     return fig, data
 
@@ -248,13 +254,15 @@ def _colors(n: int) -> list:
 
 # -- sweep -------------------------------------------------------------------------------------------
 def sweep(curves: list, title: str):
-    """Time against batch or length, one panel per phase: the model's time and each block's, log-log, with
-    each block's compute-bound crossover marked. Returns (Figure, curves)."""
+    """Expected time against batch or length, one panel per phase: the model's (with its roofline dashed) and each
+    block's, log-log, with each block's compute-bound crossover marked. Returns (Figure, curves)."""
     fig = figure(figsize=(6.5 * len(curves), 5), layout="constrained")
     axes = fig.subplots(1, len(curves), squeeze=False)[0]
     for ax, c in zip(axes, curves):
         ms = [t * 1e3 for t in c.model_s]
-        ax.plot(c.xs, ms, "o-", color="black", label="model", markersize=3)
+        ax.plot(c.xs, ms, "o-", color="black", label="model, expected", markersize=3)
+        if c.roofline_s:
+            ax.plot(c.xs, [t * 1e3 for t in c.roofline_s], "--", color="black", linewidth=1, label="model, roofline")
         colors = _colors(len(c.blocks))
         for (name, ts), color in zip(c.blocks, colors):
             ax.plot(c.xs, [t * 1e3 for t in ts], "-", color=color, label=name)
@@ -265,7 +273,7 @@ def sweep(curves: list, title: str):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel(c.variable)
-        ax.set_ylabel("time (ms)")
+        ax.set_ylabel("expected time (ms)")
         fixed = ", ".join(f"{k} {v:,}" for k, v in c.fixed.items())
         ax.set_title(f"{c.phase} at {fixed}")
         ax.legend(fontsize=8)

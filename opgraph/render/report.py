@@ -9,13 +9,16 @@ from __future__ import annotations
 import math
 
 from opgraph.analysis.report import Report
-from opgraph.core.cost import BlockCost, PhaseCost, Roofline
-from opgraph.core.timing import CLASSES
+from opgraph.pricing.cost import BlockCost, PhaseCost, Roofline
+from opgraph.pricing.kinds import REGISTRY, unclassed
 from opgraph.render import renderer
 from opgraph.render.memory import footprint_dict, verdict
-from opgraph.render.text import header, heading, lines, precision_line, scaled, seconds, sig, table, to_csv, to_json
+from opgraph.render.text import gb, header, heading, lines, precision_line, scaled, seconds, sig, table, to_csv, to_json
 
-UNITS = {"flops": "FLOP", "bytes": "byte", "time_s": "s", "intensity": "FLOP/byte", "share": "fraction of block time"}
+UNITS = {"flops": "FLOP", "bytes": "byte", "*_s": "s", "intensity": "FLOP/byte", "*_tokens_per_s": "tokens/s",
+         "expected_share": "fraction of the block's expected time",
+         "scope": "op, kernel and block figures are one GPU's (one instance of the block); model figures are one "
+                  "GPU's step; group figures are all its GPUs'"}
 
 
 # -- JSON --------------------------------------------------------------------------------------------
@@ -29,7 +32,7 @@ def _roofline_dict(r: Roofline) -> dict:
         "flops": r.flops, "bytes": r.bytes, "bytes_read": t.bytes_read, "bytes_written": t.bytes_written,
         "weight_bytes": t.weight_bytes, "activation_bytes": t.activation_bytes, "kv_cache_bytes": t.kv_cache_bytes,
         "intensity": _intensity(r), "bound": r.bound, "compute_s": r.compute_s, "memory_s": r.memory_s,
-        "time_s": r.time_s, "expected_s": r.expected_s, "comm_s": r.comm_s, "wire_bytes": r.wire_bytes,
+        "roofline_s": r.time_s, "expected_s": r.expected_s, "comm_s": r.comm_s, "wire_bytes": r.wire_bytes,
     }
 
 
@@ -39,29 +42,32 @@ def _block_dict(b: BlockCost) -> dict:
         rec = {"name": o.name, "kind": o.kind, "fn": o.fn, "kernel": o.kernel}
         rec.update(_roofline_dict(o.cost))
         rec["bound"] = o.bound
-        rec["share"] = o.share
+        rec["expected_share"] = o.share
         ops.append(rec)
     totals = _roofline_dict(b.totals)
     totals["kernels"] = len(b.kernels)
-    return {"name": b.name, "count": b.count, "ops": ops, "totals": totals,
-            "kernels": [{"name": k.name, "ops": list(k.ops)} for k in b.kernels],
+    kernels = [{"name": k.name, "ops": list(k.ops), "class": k.kind, **_roofline_dict(k.cost), "bound": k.bound}
+               for k in b.kernel_costs()]
+    return {"name": b.name, "count": b.count, "ops": ops, "totals": totals, "kernels": kernels,
             "materialized": sorted(b.materialized)}
 
 
 def _phase_dict(p: PhaseCost) -> dict:
     model = {"params": p.params, "weight_bytes": p.weight_bytes}
     model.update({k: v for k, v in _roofline_dict(p.totals).items()
-                  if k in ("flops", "bytes", "intensity", "bound", "time_s", "expected_s")})
-    model["tokens_per_s"] = p.phase.tokens / p.totals.time_s if p.totals.time_s else None
-    model["expected_tokens_per_s"] = p.phase.tokens / p.totals.expected_s if p.totals.expected_s else None
+                  if k in ("flops", "bytes", "intensity", "bound", "roofline_s", "expected_s")})
+    model.update(throughput(p))
     out = {**p.phase.describe(), "gpus": p.gpus, "notes": list(p.notes), "blocks": [_block_dict(b) for b in p.blocks],
+           "top_kernels": [{"block": b.name, "count": b.count, "kernel": k.name, "ops": list(k.ops), "class": k.kind,
+                            "bound": k.bound, "expected_s": b.count * k.cost.expected_s,
+                            "expected_share": b.count * k.cost.expected_s / p.totals.expected_s}
+                           for b, k in top_kernels(p)],
            "model": model}
     if p.gpus > 1:  # the whole group, in lockstep: the step takes every GPU's time
         n, g = p.gpus, p.group
-        tokens_per_s = p.replicas * p.phase.tokens / g.expected_s if g.expected_s else None
         out["group"] = {"gpus": n, "plan": p.parallel, "flops": g.flops, "bytes": g.bytes, "weight_bytes": group_weights(p),
-                        "wire_bytes": g.wire_bytes, "expected_tokens_per_s": tokens_per_s,
-                        "expected_tokens_per_s_per_gpu": (tokens_per_s or 0) / n}
+                        "wire_bytes": g.wire_bytes,
+                        **{k: v for k, v in throughput(p).items() if not k.endswith("_per_gpu")}}
         if p.whole_weight_bytes is not None:
             out["group"]["model_weight_bytes"] = p.whole_weight_bytes
             out["group"]["copied_weight_bytes"] = group_weights(p) - p.whole_weight_bytes
@@ -69,9 +75,26 @@ def _phase_dict(p: PhaseCost) -> dict:
         out["pipeline"] = {"micro_batches": p.built.micro_batches, "micro_batch": p.built.micro.phase.batch,
                            "stages": [{"name": s.stage.name, "first_layer": s.stage.first_layer, "layers": s.stage.layers,
                                        "blocks": dict(s.stage.counts), "weight_bytes": s.weight_bytes, "params": s.params,
-                                       "micro_batch_flops": s.totals.flops, "micro_batch_time_s": s.totals.time_s,
+                                       "micro_batch_flops": s.totals.flops, "micro_batch_roofline_s": s.totals.time_s,
                                        "micro_batch_expected_s": s.totals.expected_s} for s in p.stages]}
     return out
+
+
+def throughput(p: PhaseCost) -> dict:
+    """Tokens a second by each time: the group's (every replica's tokens in one step) and one GPU's share of it."""
+    out = {}
+    for name, t in (("roofline", p.totals.time_s), ("expected", p.totals.expected_s)):
+        group = p.replicas * p.phase.tokens / t if t else None
+        out[f"{name}_tokens_per_s"] = group
+        out[f"{name}_tokens_per_s_per_gpu"] = group / p.gpus if group is not None else None
+    return out
+
+
+def top_kernels(p: PhaseCost, n: int = 5) -> list:
+    """The n kernels that take the most of the step's expected time across the whole model: (block, kernel)."""
+    ranked = [(b, k) for b in p.blocks for k in b.kernel_costs()]
+    ranked.sort(key=lambda bk: -bk[0].count * bk[1].cost.expected_s)
+    return ranked[:n]
 
 
 def _with_memory(phase: dict, fp) -> dict:
@@ -109,15 +132,14 @@ def as_json(r: Report, fmt: str) -> str:
         "hardware_spec": hardware_dict(hw),
         "units": UNITS,
         "precision": first.precision,
-        "time_model": {"kernel_launch_s": hw.kernel_launch_s, "overlap": hw.overlap,
-                       "calibration": hw.timing.name if hw.timing.calibrated else None, "fit": hw.timing.fit},
+        "time_model": time_model_dict(hw),
         "phases": {p.phase.name: _with_memory(_phase_dict(p), fp) for p, fp in zip(r.costs, r.memory)},
     })
 
 
 # -- tables ------------------------------------------------------------------------------------------
 OP_HEADERS = ["op", "kind", "GFLOP", "read MB", "written MB", "FLOP/B", "bound", "roofline µs", "expected µs",
-              "% block"]
+              "% block"]  # % block: of the block's expected time
 
 
 def _row(label: str, kind: str, r: Roofline, bound: str, share: float | None) -> list[str]:
@@ -151,12 +173,15 @@ def _model_line(p: PhaseCost, fp=None) -> str:
     """The model's totals, each stage of a pipeline, and the group: every line says if the step cannot fit."""
     t = p.totals
     step = "prompt tokens/s" if p.phase.name == "prefill" else "new tokens/s at this context"
-    who = f"per GPU ({p.parallel}): " if p.gpus > 1 else ""
+    who = f"one GPU of {p.gpus} ({p.parallel}): " if p.gpus > 1 else ""
+    tp = throughput(p)
+    rate = (f"{sig(tp['expected_tokens_per_s_per_gpu'])} {step} per GPU, {sig(tp['expected_tokens_per_s'])} for the "
+            f"group" if p.gpus > 1 else f"{sig(tp['expected_tokens_per_s'])} {step}")
     unfit = (f" (DOES NOT FIT in {fp.capacity / 1e9:,.0f} GB, see memory; as if it did)"
              if fp is not None and not fp.fits else "")
     line = (f"model{unfit}: {who}{p.params:,} params, {scaled(p.weight_bytes, 'B')} of weights; "
             f"{scaled(t.flops, 'FLOP')}, {scaled(t.bytes, 'B')} moved, {sig(t.intensity)} FLOP/B, "
-            f"{t.bound}-bound; expected {seconds(t.expected_s)} ({sig(p.phase.tokens / t.expected_s)} {step}), "
+            f"{t.bound}-bound; expected {seconds(t.expected_s)} ({rate}), "
             f"roofline {seconds(t.time_s)}")
     if p.stages:
         m = p.built.micro_batches
@@ -196,9 +221,6 @@ def setup_lines(p: PhaseCost) -> list[str]:
         f"fusion: {plan.name}" + (f" ({plan.description})" if plan.description else ""),
         precision_line(p.precision),
     ]
-    if hw.kernel_launch_s or hw.overlap != 1.0:
-        out.append(f"roofline knobs: {sig(hw.kernel_launch_s * 1e6)} µs launch per kernel, overlap {hw.overlap} "
-                   f"(1.0 = max(compute, memory), 0.0 = sum)")
     if p.link_group > 1 and hw.interconnect is not None:
         out.append(links_line(hw.interconnect, p.link_group))
     if hw.comm_overlap:
@@ -221,36 +243,102 @@ def links_line(link, group: int) -> str:
 
 
 def time_model_line(hw) -> str:
-    """What the expected times come from."""
+    """What the expected times come from, in one line: the time model, where each class's table came from when
+    several files gave them, and the classes priced at the roofline (the fit's held-out error: JSON, docs)."""
     tm = hw.timing
     if not tm.calibrated:
-        return f"expected times: no calibration for {hw.name}, so they are the roofline's"
-    uncovered = [kind for kind in CLASSES if tm.table(kind) is None]
+        return f"expected times: no calibration for {hw.name}, so they are the roofline's (collectives: plus the spec's latency per step)"
+    by_origin: dict[str, list[str]] = {}
+    for kind in tm.classes:
+        by_origin.setdefault(tm.origins.get(kind, ""), []).append(kind)
+    tables = "; ".join(f"{', '.join(kinds)}" + (f" from {origin}" if origin else "") for origin, kinds in by_origin.items())
+    uncovered = [c.name for c in REGISTRY if tm.table(c.name) is None]
     others = f"; {', '.join(uncovered)} kernels: the roofline" if uncovered else ""
-    return (f"expected times: {tm.name}, classes {', '.join(tm.classes)}{others}; {tm.fit}")
+    return f"expected times: {tm.name} ({tables}){others}"
+
+
+def time_model_dict(hw) -> dict:
+    tm = hw.timing
+    return {"name": tm.name if tm.calibrated else None, "source": tm.source, "fit": tm.fit,
+            "classes": {kind: tm.origins.get(kind, tm.source) for kind in tm.classes},
+            "roofline_classes": [c.name for c in REGISTRY if tm.table(c.name) is None]}
+
+
+def summary(r: Report, fmt: str) -> list[str]:
+    """The answer first: each phase's step time (expected and roofline), tokens/s (per GPU and for the group), whether
+    it fits, its verdict; then the kernels that take most of each step across the whole model."""
+    first = r.costs[0]
+    group = f"group of {first.gpus}" if first.gpus > 1 else "1 GPU"
+    rows = []
+    for p, fp in zip(r.costs, r.memory):
+        tp = throughput(p)
+        unit = "prompt" if p.phase.name == "prefill" else "new"
+        rows.append([_phase_words(p), seconds(p.totals.expected_s), seconds(p.totals.time_s),
+                     f"{sig(tp['expected_tokens_per_s_per_gpu'])} {unit}",
+                     *([f"{sig(tp['expected_tokens_per_s'])} {unit}"] if p.gpus > 1 else []),
+                     ("yes" if fp.fits else "NO") + f", {gb(fp.total)} of {fp.capacity / 1e9:,.0f} GB",
+                     p.totals.bound])
+    heads = ["phase", "step, expected", "roofline", "tokens/s per GPU", *([f"tokens/s, {group}"] if first.gpus > 1 else []),
+             "fits one GPU", "bound"]
+    out = [table(rows, heads, fmt)]
+    for p in r.costs:
+        top = [[p.phase.name, f"{b.name} x{b.count}", k.label, k.kind,
+                f"{b.count * k.cost.expected_s / p.totals.expected_s:.1%}", k.bound] for b, k in top_kernels(p)]
+        out += ["", table(top, ["phase", "block", "kernel (all its repeats)", "class", "share of step, expected",
+                                "bound"], fmt)]
+    return out
+
+
+def pricing_notes(p: PhaseCost) -> tuple[str, ...]:
+    """What a reader must know of how the kernels were priced: op kinds no class names (a kind a user registered),
+    and kernels that hold a collective beside other work (the megakernel plan under --tp)."""
+    ops = [op for b in p.blocks for op in b.graph.ops.values()]
+    notes = tuple(f"op kind {kind!r} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}) has no kernel class "
+                  f"of its own: its expected time is priced as elementwise (a class is one file in "
+                  f"opgraph/pricing/kinds)" for kind, names in unclassed(ops).items())
+    mixed = [k.label for b in p.blocks for k in b.kernel_costs()
+             if k.kind in ("collective", "all_to_all") and len(k.ops) > 1]
+    if not mixed:
+        return notes
+    return notes + (f"{len(mixed)} kernel(s) hold a collective beside other work ({', '.join(mixed[:3])}"
+            f"{', ...' if len(mixed) > 3 else ''}): each part is priced at its own class's efficiencies, the links at "
+            f"the collective's, with one fixed cost, the collective's; the collective overlaps none of the kernel's "
+            f"other work (unless --comm-overlap)",)
+
+
+def _phase_words(p: PhaseCost) -> str:
+    ph = p.phase
+    if ph.name == "prefill":
+        return f"prefill {ph.batch} x {ph.new_tokens:,}"
+    return f"decode {ph.batch} at {ph.past:,}"
 
 
 @renderer(Report, "table", "markdown")
 def as_text(r: Report, fmt: str) -> str:
     first = r.costs[0]
-    out = header(f"opgraph report: {first.model} on {first.hardware.display_name} ({first.hardware.name})", fmt,
-                 setup_lines(first))
+    scope = (f"{first.gpus} GPUs ({first.parallel}); op, kernel and block figures are one GPU's"
+             if first.gpus > 1 else "one GPU")
+    out = header(f"opgraph report: {first.model} on {first.hardware.display_name} ({first.hardware.name}), "
+                 f"{first.plan.name} plan, {scope}", fmt, [])
+    out += ["", *summary(r, fmt), "", *(f"- {line}" if fmt == "markdown" else line for line in setup_lines(first))]
     for p, fp in zip(r.costs, r.memory):
-        out += ["", heading(phase_title(p), fmt), *(f"note: {n}" for n in p.notes)]
+        out += ["", heading(phase_title(p), fmt), *(f"note: {n}" for n in p.notes + pricing_notes(p))]
         for b in p.blocks:
             out += ["", heading(f"{b.name} x{b.count}", fmt, 3), "", _block_table(b, fmt), _kernel_line(b)]
         out += ["", _model_line(p, fp), f"memory: {verdict(fp)}"]
-    return lines(out, "", "Roofline: each op's max(FLOPs / peak, bytes / bandwidth), summed, the verdict's basis. "
-                          "Expected: each kernel's calibrated time (fixed latency, achieved fractions of the peaks), "
-                          "shared among its ops by roofline time; bound 'latency' where a kernel's fixed cost exceeds "
-                          "its compute and memory times. MB = 10^6 bytes.")
+    return lines(out, "", "Roofline: the ideal, each op's longest of FLOPs / peak, bytes / bandwidth and wire bytes / "
+                          "link speed, summed; the verdict's basis. Expected: each kernel's time under the time model "
+                          "(fixed latency, achieved fractions of the peaks), shared among its ops by roofline time; "
+                          "bound 'latency' where a kernel's fixed cost exceeds its compute and memory times, 'fused' "
+                          "where an op moves nothing of its own inside a larger kernel (its kernel's verdict counts). "
+                          "% block: of the block's expected time. MB = 10^6 bytes.")
 
 
 @renderer(Report, "csv")
 def as_csv(r: Report, fmt: str) -> str:
     head = ["phase", "block", "count", "op", "kind", "fn", "kernel", "flops", "bytes_read", "bytes_written",
             "weight_bytes", "activation_bytes", "kv_cache_bytes", "intensity", "bound", "compute_s", "memory_s",
-            "time_s", "expected_s", "share"]
+            "roofline_s", "expected_s", "expected_share"]
     rows = ([p.phase.name, b.name, b.count, o.name, o.kind, o.fn, o.kernel, o.cost.flops, o.cost.traffic.bytes_read,
              o.cost.traffic.bytes_written, o.cost.traffic.weight_bytes, o.cost.traffic.activation_bytes,
              o.cost.traffic.kv_cache_bytes, o.cost.intensity, o.bound, o.cost.compute_s, o.cost.memory_s,

@@ -10,8 +10,8 @@ from userland import opgraph
 
 from opgraph import hardware
 from opgraph.analysis.calibrate import calibrate
-from opgraph.analysis.validate import FEATURES, features, validate
-from opgraph.core.timing import ROOFLINE, ClassTiming, KernelWork, TimeModel, expected
+from opgraph.analysis.validate import work_of, features, validate
+from opgraph.pricing.timing import ROOFLINE, ClassTiming, KernelWork, TimeModel, expected
 from opgraph.errors import OpgraphError
 from opgraph.files.measurements import Measurement
 from opgraph.hardware.calibration import parse, write
@@ -42,7 +42,7 @@ def synthetic(n: int, seed: int = 1) -> list[Measurement]:
     times = np.zeros(len(rows))
     for kind, params in TRUE.items():
         sel = kinds == kind
-        t, _ = expected(TimeModel("true", {kind: params}), KernelWork(kind, *(f[x][sel] for x in FEATURES[1:])))
+        t, _ = expected(TimeModel("true", {kind: params}), work_of(kind, f, sel))
         times[sel] = t * noise[sel]
     return [attrs.evolve(m, time_s=float(t)) for m, t in zip(rows, times)]
 
@@ -166,8 +166,10 @@ def test_a_calibrated_all_reduce_is_timed_by_its_fitted_alpha_and_beta():
     row = Measurement("all_reduce", "bf16", {"gpus": 8, "elements": 2 ** 20}, 1e-5)
     v = validate([row], attrs.evolve(BARE, timing=TimeModel("t", {"collective": params})))
     assert float(v.expected_s[0]) == pytest.approx(ring_time(8, 2 ** 20, **RING_TRUE), rel=1e-9)
-    # the spec's own alpha-beta (0.7 us a step, the full link) is the roofline
-    assert float(v.roofline_s[0]) == pytest.approx(14 * 0.7e-6 + 2 * 7 / 8 * 2 ** 21 / LINK, rel=1e-9)
+    # the roofline is the ideal: the wire bytes at the full link, without the spec's 0.7 us a step
+    assert float(v.roofline_s[0]) == pytest.approx(2 * 7 / 8 * 2 ** 21 / LINK, rel=1e-9)
+    uncalibrated = validate([row], BARE)  # without a time model, the expected time adds the spec's step latency
+    assert float(uncalibrated.expected_s[0]) == pytest.approx(14 * 0.7e-6 + 2 * 7 / 8 * 2 ** 21 / LINK, rel=1e-9)
     assert v.regime == ("communication",)
 
 
@@ -184,7 +186,7 @@ def test_prefill_attentions_exponential_overlap_and_row_cost_are_recovered():
     f = features(rows, BARE)
     noise = np.exp(np.random.default_rng(5).normal(0, 0.03, len(rows)))
     t, _ = expected(TimeModel("true", {"prefill_attention": PREFILL_TRUE}, 3.9e12),
-                    KernelWork("prefill_attention", *(f[x] for x in FEATURES[1:])))
+                    work_of("prefill_attention", f))
     rows = [attrs.evolve(m, time_s=float(x)) for m, x in zip(rows, t * noise)]
     fit = calibrate(rows, BARE, holdout=0.25, seed=3, exp_rate=3.9e12).classes[0]
     assert fit.params.special_overlap == pytest.approx(0.3, abs=0.1)

@@ -10,15 +10,19 @@ import pytest
 
 from opgraph import hardware
 from opgraph.analysis.calibrate import calibrate, split
-from opgraph.analysis.validate import FEATURES, ONE_KERNEL, features, kernel, validate
-from opgraph.core.cost import analyze
+from opgraph.analysis.validate import work_of, ONE_KERNEL, features, kernel, validate
+from opgraph.pricing.cost import analyze
 from opgraph.core.graph import GraphBuilder
 from opgraph.core.model import Block, Model
 from opgraph.core.phase import Phase
 from opgraph.core.tensor import BF16, FP8, Precision
-from opgraph.core.timing import (FALLBACK, GEMM, GEMM_FP8, ROOFLINE, ClassTiming, KernelWork, TimeModel, classify,
-                                  expected, gemm_class, op_class)
-from opgraph.files.measurements import Measurement, read, time_class
+from opgraph.pricing.kinds import FALLBACK, classify, op_class
+from opgraph.pricing.kinds.gemm import GEMM, gemm_class
+from opgraph.pricing.timing import ROOFLINE, ClassTiming, KernelWork, TimeModel, expected
+
+GEMM_FP8 = gemm_class("fp8")
+from opgraph.files.measurements import Measurement, read
+from opgraph.pricing.kinds import time_class
 
 DATA = Path(__file__).parents[2] / "benchmarks" / "data"
 H100 = hardware.load("h100-sxm")
@@ -42,7 +46,7 @@ def synthetic(n: int, seed: int = 1, dtypes=("bf16", "fp8")) -> list[Measurement
     for kind, params in TRUE.items():
         sel = classes == kind
         if sel.any():
-            t, _ = expected(TimeModel("true", {kind: params}), KernelWork(kind, *(f[x][sel] for x in FEATURES[1:])))
+            t, _ = expected(TimeModel("true", {kind: params}), work_of(kind, f, sel))
             times[sel] = t * noise[sel]
     return [attrs.evolve(m, time_s=float(t)) for m, t in zip(rows, times)]
 
@@ -199,7 +203,7 @@ def test_known_wave_tiling_and_quantization_costs_are_recovered():
                                         "n": rng.choice([64, 512, 4096, 14336]),
                                         "k": rng.choice([128, 1024, 8192, 51200])}, 1.0) for _ in range(1500)]
     f = features(rows, BARE)
-    t, _ = expected(TimeModel("true", {GEMM_FP8: WAVES}), KernelWork(GEMM_FP8, *(f[x] for x in FEATURES[1:])))
+    t, _ = expected(TimeModel("true", {GEMM_FP8: WAVES}), work_of(GEMM_FP8, f))
     noise = np.exp(np.random.default_rng(7).normal(0, 0.03, len(rows)))
     fit = calibrate([attrs.evolve(r, time_s=float(s)) for r, s in zip(rows, t * noise)], BARE, holdout=0.25, seed=2)
     (c,) = fit.classes

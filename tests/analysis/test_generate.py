@@ -9,7 +9,7 @@ import pytest
 
 import attrs
 
-from opgraph.core.timing import ROOFLINE
+from opgraph.pricing.timing import ROOFLINE
 from opgraph import hardware
 from opgraph import models
 from opgraph import Phase, analyze, strategy
@@ -100,13 +100,15 @@ def test_cli_json(capsys):
     assert (d["model"], d["batch"], d["prompt_tokens"], d["output_tokens"]) == ("llama-3-8b", 4, 500, 6)
     # the CLI's h100-sxm carries its shipped calibration: every time is the report's expected time
     steps = [analyze(LLAMA.build(Phase.decode(4, c)), FUSED, CALIBRATED).totals.expected_s for c in range(500, 505)]
-    assert d["decode"]["step_times_s"] == steps
-    assert d["decode"]["roofline_step_times_s"] == [decode_time(LLAMA, 4, c) for c in range(500, 505)]
+    assert d["decode"]["expected_step_s"] == steps
+    assert d["decode"]["roofline_step_s"] == [decode_time(LLAMA, 4, c) for c in range(500, 505)]
     assert (d["decode"]["first_context"], d["decode"]["last_context"]) == (500, 504)
-    assert d["decode"]["total_s"] == pytest.approx(sum(steps), rel=1e-12)
-    assert d["tpot_s"] == pytest.approx(sum(steps) / 5, rel=1e-12)
-    assert d["total_s"] == pytest.approx(d["ttft_s"] + sum(steps), rel=1e-12)
-    assert d["tokens_per_s"] == pytest.approx(4 * 6 / d["total_s"], rel=1e-12)
+    assert d["decode"]["expected_total_s"] == pytest.approx(sum(steps), rel=1e-12)
+    assert d["expected_tpot_s"] == pytest.approx(sum(steps) / 5, rel=1e-12)
+    assert d["expected_total_s"] == pytest.approx(d["expected_ttft_s"] + sum(steps), rel=1e-12)
+    # one GPU serves the one replica: the group's rate, one GPU's and the replica's are the same
+    assert d["expected_tokens_per_s"] == d["expected_tokens_per_s_per_gpu"] == pytest.approx(4 * 6 / d["expected_total_s"], rel=1e-12)
+    assert d["roofline_tokens_per_s"] == pytest.approx(4 * 6 / d["roofline_total_s"], rel=1e-12)
     assert d["fits"] is True and [m["phase"] for m in d["memory"]] == ["prefill", "decode"]
 
 
@@ -148,7 +150,7 @@ def test_every_preset(capsys, preset, command):
     assert main([command, preset, *SIZES[command], "--batch", "2", "--format", "json"]) == 0
     d = json.loads(capsys.readouterr().out)
     if command == "generate":
-        assert d["ttft_s"] > 0 and len(d["decode"]["step_times_s"]) == 2
+        assert d["expected_ttft_s"] > 0 and len(d["decode"]["expected_step_s"]) == 2
     else:
         for ph in d["phases"].values():
             assert ph["kv_cache_bytes"] > 0 and ph["activation_bytes"] > 0 and ph["max_batch"]["batch"] >= 0

@@ -10,10 +10,15 @@ import pytest
 
 from opgraph import hardware
 from opgraph.analysis.validate import ONE_KERNEL, kernel, validate
-from opgraph.core.cost import analyze
-from opgraph.core.timing import ELEMENTWISE, EMBEDDING, NORM, ROOFLINE, classify
+from opgraph.pricing.cost import analyze
+from opgraph.pricing.kinds import classify
+from opgraph.pricing.kinds.elementwise import ELEMENTWISE
+from opgraph.pricing.kinds.embedding import EMBEDDING
+from opgraph.pricing.kinds.norm import NORM
+from opgraph.pricing.timing import ROOFLINE
 from opgraph.errors import OpgraphError
-from opgraph.files.measurements import read, time_class
+from opgraph.files.measurements import read
+from opgraph.pricing.kinds import time_class
 
 DATA = Path(__file__).parents[2] / "benchmarks" / "data"
 H100 = hardware.load("h100-sxm")

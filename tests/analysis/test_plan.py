@@ -82,7 +82,7 @@ def test_the_command_line_ranks_and_refuses_clearly():
                 "--format", "json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["gpus"] == 2 and out["ranked"][0]["tokens_per_s_per_gpu"] >= out["ranked"][-1]["tokens_per_s_per_gpu"]
+    assert out["gpus"] == 2 and out["ranked"][0]["expected_tokens_per_s_per_gpu"] >= out["ranked"][-1]["expected_tokens_per_s_per_gpu"]
     for args, says in ((["--gpus", "0"], "--gpus"), ([], "--gpus"), (["--gpus", "2", "--max-tpot", "-1"], "--max-tpot"),
                        (["--gpus", "2", "--tp", "2"], "--tp"), (["--gpus", "2", "--batch", "0"], "--batch")):
         bad = opgraph("plan", "llama-3-8b", *args)

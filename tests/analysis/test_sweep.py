@@ -31,8 +31,8 @@ def test_sweep_points_equal_fresh_reports(preset, plan, phase):
         assert (p.model_flops, p.model_bytes) == (r.totals.flops, r.totals.bytes)
         assert p.model_time_s == r.totals.time_s
         assert p.bound == r.totals.bound
-        assert p.block_time_s == {b.name: b.totals.time_s for b in r.blocks}
-        top = max(((b.name, o.name, b.count * o.cost.time_s) for b in r.blocks for o in b.ops), key=lambda x: x[2])
+        assert p.block_expected_s == {b.name: b.totals.expected_s for b in r.blocks}
+        top = max(((b.name, o.name, b.count * o.cost.expected_s) for b in r.blocks for o in b.ops), key=lambda x: x[2])
         assert p.dominant_op == f"{top[0]}.{top[1]}"
 
 
@@ -48,7 +48,7 @@ def test_every_point_of_a_grid_equals_a_fresh_report(preset, plan, phase):
         r = analyze(cfg.build(Phase.of(phase, batch, length)), strategy(plan), H100)
         assert (p.batch, p.length, p.model_flops, p.model_bytes) == (batch, length, r.totals.flops, r.totals.bytes)
         assert p.model_time_s == r.totals.time_s and p.bound == r.totals.bound
-        assert p.block_time_s == {b.name: b.totals.time_s for b in r.blocks}
+        assert p.block_expected_s == {b.name: b.totals.expected_s for b in r.blocks}
 
 
 def test_sweep_does_not_rebuild_per_point():

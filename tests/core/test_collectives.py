@@ -5,7 +5,7 @@ import attrs
 import pytest
 
 from opgraph import BF16, Block, GraphBuilder, Model, Phase, analyze, hardware, strategy
-from opgraph.core.timing import ROOFLINE
+from opgraph.pricing.timing import ROOFLINE
 from opgraph.errors import OpgraphError
 
 H100 = hardware.load("h100-sxm")  # NVLink 4: 450 GB/s each way, 8 GPUs a node, 50 GB/s across nodes, 0.7 us a step
@@ -27,18 +27,22 @@ def test_ring_all_reduce_time_and_verdict(group, bandwidth):
     op = cost.blocks[0].ops[0]
     wire = -(-2 * (group - 1) * buffer // group)  # 2(n-1)/n of the buffer leaves each GPU
     assert op.cost.wire_bytes == wire
-    assert op.cost.comm_s == pytest.approx(2 * (group - 1) * STEP + wire / bandwidth, rel=1e-12)
-    assert op.bound == "communication"  # microseconds of steps against a 0.04 us read and write of 64 KB
+    assert op.cost.comm_s == pytest.approx(wire / bandwidth, rel=1e-12)  # the ideal: the wire bytes at link speed
+    assert op.bound == "communication"  # the wire time against a read and write of 64 KB at 3,350 GB/s
     assert op.cost.time_s == pytest.approx(op.cost.comm_s, rel=1e-12)
+    # the expected time without a calibration adds the spec's latency per step: 2(n-1) steps of a ring
+    assert op.cost.expected_s == pytest.approx(2 * (group - 1) * STEP + wire / bandwidth, rel=1e-12)
 
 
 def test_a_small_all_reduce_is_latency_bound_on_the_calibrated_h100():
     """vLLM's measured all-reduces of a few KB take 4-5 us on 8 H100s whatever their size: a fixed cost, which the
-    shipped calibration's collective class carries and the roofline's 14 x 0.7 us of steps overstates."""
+    shipped calibration's collective class carries and the spec's 14 x 0.7 us of steps overstates."""
     cost = analyze(one_op(lambda b, x: b.all_reduce("ar", x, group=8)), strategy("unfused"), H100)
     op = cost.blocks[0].ops[0]
     assert op.bound == "latency"
-    assert 4e-6 < op.cost.expected_s < 6e-6 < op.cost.time_s
+    spec = analyze(one_op(lambda b, x: b.all_reduce("ar", x, group=8)), strategy("unfused"),
+                   attrs.evolve(H100, timing=ROOFLINE)).blocks[0].ops[0]
+    assert op.cost.time_s < 1e-6 < 4e-6 < op.cost.expected_s < 6e-6 < spec.cost.expected_s
 
 
 def test_all_gather_and_reduce_scatter_shapes_and_bytes():

@@ -5,7 +5,7 @@ import pytest
 from opgraph import hardware
 from opgraph import models
 from opgraph import FuseRule, FusionPlan, GraphBuilder, Phase, analyze, apply, strategy
-from opgraph.core.cost import block_cost
+from opgraph.pricing.cost import block_cost
 from opgraph.errors import OpgraphError
 from opgraph.core.fusion import FusionError
 

@@ -7,7 +7,9 @@ from opgraph import hardware
 from opgraph import models
 from opgraph.models import BuildOptions
 from opgraph import BF16, FP8, INT4, INT8, Phase, Precision, analyze, strategy
+from opgraph import choices
 from opgraph.errors import OpgraphError
+from opgraph.pricing.timing import ROOFLINE
 from opgraph.core.tensor import Tensor, nbytes
 
 LLAMA = models.get("llama-3-8b")
@@ -59,21 +61,33 @@ def test_a_precision_the_chip_lacks_is_a_clear_error():
         layer(Precision(weight=FP8, act=FP8, kv=FP8), hw=hardware.load("a100-sxm"))
 
 
-def test_launch_overhead_is_per_kernel():
-    base = layer(Precision.uniform(BF16))
-    slow = analyze(LLAMA.build(DECODE), strategy("fused"), attrs.evolve(H100, kernel_launch_s=5e-6)).blocks[0]
-    assert slow.totals.time_s == pytest.approx(base.totals.time_s + 2 * 5e-6)  # fused: 2 kernels per layer
-    unfused = analyze(LLAMA.build(DECODE), strategy("unfused"), attrs.evolve(H100, kernel_launch_s=5e-6))
-    plain = analyze(LLAMA.build(DECODE), strategy("unfused"), H100)
-    assert unfused.blocks[0].totals.time_s == pytest.approx(plain.blocks[0].totals.time_s + 18 * 5e-6)
+def test_launch_overhead_is_per_kernel_and_only_in_the_expected_time():
+    """--launch-us sets every class's fixed cost: each kernel's expected time grows by it, the roofline (the ideal)
+    not at all. The unfused plan runs Llama's 18 ops as 18 kernels, the fused one as 2."""
+    bare = attrs.evolve(H100, timing=ROOFLINE)
+    for plan, kernels in (("unfused", 18), ("fused", 2)):
+        for hw in (bare, H100):  # without a calibration and with the shipped one
+            slow = hw.timing.overridden("--launch-us 5", latency_s=5e-6)
+            zero = hw.timing.overridden("--launch-us 0", latency_s=0.0)
+            a = layer(Precision.uniform(BF16), hw=attrs.evolve(hw, timing=slow), plan=plan)
+            b = layer(Precision.uniform(BF16), hw=attrs.evolve(hw, timing=zero), plan=plan)
+            base = layer(Precision.uniform(BF16), hw=hw, plan=plan)
+            assert a.totals.expected_s == pytest.approx(b.totals.expected_s + kernels * 5e-6, rel=1e-12)
+            assert a.totals.time_s == b.totals.time_s == base.totals.time_s
+    # without a calibration and with no launch cost, every unfused op's expected time is its roofline
+    unfused = layer(Precision.uniform(BF16), hw=attrs.evolve(bare, timing=ROOFLINE.overridden("x", latency_s=0.0)),
+                    plan="unfused")
+    assert unfused.totals.expected_s == pytest.approx(unfused.totals.time_s, rel=1e-12)
 
 
-def test_overlap_zero_adds_compute_and_memory():
-    summed = analyze(LLAMA.build(DECODE), strategy("fused"), attrs.evolve(H100, overlap=0.0)).blocks[0]
+def test_overlap_zero_adds_compute_and_memory_in_the_expected_time():
+    bare = attrs.evolve(H100, timing=ROOFLINE.overridden("--overlap 0", overlap=0.0))
+    summed = layer(Precision.uniform(BF16), hw=bare, plan="unfused")
     for o in summed.ops:
-        assert o.cost.time_s == pytest.approx(o.cost.compute_s + o.cost.memory_s)
-    with pytest.raises(OpgraphError, match="overlap must be between 0.0"):
-        attrs.evolve(H100, overlap=1.5)
+        assert o.cost.expected_s == pytest.approx(o.cost.compute_s + o.cost.memory_s, rel=1e-12)
+        assert o.cost.time_s == max(o.cost.compute_s, o.cost.memory_s)  # the roofline stays the ideal
+    with pytest.raises(OpgraphError, match="overlap"):
+        choices.gpu("h100-sxm", overlap=1.5)
 
 
 def test_causal_skip_halves_prefill_attention_roughly():

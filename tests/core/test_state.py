@@ -7,7 +7,7 @@ import pytest
 from opgraph import choices, hardware, strategy
 from opgraph.analysis.memory import kv_cache_bytes, peak_activations
 from opgraph.core import ops
-from opgraph.core.cost import block_cost
+from opgraph.pricing.cost import block_cost
 from opgraph.core.fusion import apply
 from opgraph.core.graph import DECLARED_ROLES, GraphBuilder
 from opgraph.core.tensor import BF16, FP16, FP32, FP8, Precision, Role, Tensor

@@ -1,8 +1,8 @@
-"""The time model (opgraph.core.timing), term by term, against the formula worked by hand."""
+"""The time model (opgraph.pricing.timing), term by term, against the formula worked by hand."""
 
 import pytest
 
-from opgraph.core.timing import ClassTiming, KernelWork, TimeModel, expected, expected_fused
+from opgraph.pricing.timing import ClassTiming, KernelWork, TimeModel, expected, expected_fused
 
 US = 1e-6
 
@@ -103,8 +103,9 @@ def test_parameters_out_of_range_are_refused(field, value):
 def test_shape_features_are_the_first_gemms_m_k_and_all_its_output_columns():
     from opgraph.core.graph import GraphBuilder
     from opgraph.core.tensor import BF16, Precision
-    from opgraph.core.timing import shape_features
+    from opgraph.pricing.kinds import features
     b = GraphBuilder(Precision.uniform(BF16), name="x")
     x = b.input("x", (4, 8, 512))
     b.multi_linear("kv_a", x, [b.weight("w1", (576, 512)), b.weight("w2", (64, 512))], outs=("latent", "rope"))
-    assert shape_features(list(b.build().ops.values())) == (4 * 8, 512, 576 + 64, 0)
+    assert features("gemm", list(b.build().ops.values())) == {"gemm_rows": 4 * 8, "gemm_depth": 512,
+                                                               "gemm_cols": 576 + 64}

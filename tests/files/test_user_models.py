@@ -52,7 +52,7 @@ def test_report_of_a_user_model_is_analyze_of_it():
     r = opgraph("report", REF, "--phase", "decode", "--batch", "8", "--context", "512", "--format", "json")
     got = json.loads(r.stdout)["phases"]["decode"]["model"]
     want = analyze(models.get(REF).build(Phase.decode(8, 512)), strategy("fused"), hardware.load("h100-sxm"))
-    assert (got["flops"], got["bytes"], got["time_s"]) == (want.totals.flops, want.totals.bytes, want.totals.time_s)
+    assert (got["flops"], got["bytes"], got["roofline_s"]) == (want.totals.flops, want.totals.bytes, want.totals.time_s)
 
 
 def test_crossover_compares_the_tagged_parts_not_the_first_residual():
@@ -156,8 +156,8 @@ def test_a_size_function_and_isinstance_sweep_exactly(tmp_path):
         one = opgraph("report", "hazards.py:wrapped", "--phase", "decode", "--batch", str(point["batch"]),
                       "--context", "64", "--format", "json", cwd=tmp_path)
         model = json.loads(one.stdout)["phases"]["decode"]["model"]
-        assert (point["flops"], point["bytes"], point["model_time_s"]) == (model["flops"], model["bytes"],
-                                                                           model["time_s"])
+        assert (point["flops"], point["bytes"], point["roofline_s"]) == (model["flops"], model["bytes"],
+                                                                           model["roofline_s"])
 
 
 def test_a_user_model_that_ignores_tp_is_refused():

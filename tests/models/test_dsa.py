@@ -12,7 +12,7 @@ from opgraph import hardware
 from opgraph.analysis.memory import kv_cache_bytes
 from opgraph.analysis.sweep import Sweeper
 from opgraph.core import ops
-from opgraph.core.cost import analyze, block_cost
+from opgraph.pricing.cost import analyze, block_cost
 from opgraph.core.fusion import FusionPlan, apply
 from opgraph.core.graph import GraphBuilder
 from opgraph.core.model import Block, BuildOptions, Model

@@ -8,7 +8,7 @@ import pytest
 
 from opgraph import Phase, hardware, strategy
 from opgraph.analysis.memory import kv_cache_bytes
-from opgraph.core.cost import block_cost
+from opgraph.pricing.cost import block_cost
 from opgraph.core.fusion import apply
 from opgraph.core.graph import GraphBuilder
 from opgraph.core.tensor import BF16, FP32, Precision, Role

@@ -43,11 +43,11 @@ def test_json_has_the_contract_shape(report_json):
         for b in phase["blocks"]:
             for op in b["ops"]:
                 assert {"name", "kind", "flops", "bytes_read", "bytes_written", "intensity", "bound",
-                        "time_s"} <= set(op)
+                        "roofline_s", "expected_s"} <= set(op)
                 assert isinstance(op["flops"], int) and isinstance(op["bytes_read"], int)
             assert {"flops", "bytes", "weight_bytes", "activation_bytes", "kv_cache_bytes", "intensity", "bound",
-                    "time_s"} <= set(b["totals"])
-        assert {"params", "weight_bytes", "flops", "bytes", "time_s"} <= set(phase["model"])
+                    "roofline_s", "expected_s"} <= set(b["totals"])
+        assert {"params", "weight_bytes", "flops", "bytes", "roofline_s", "expected_s"} <= set(phase["model"])
         assert phase["model"]["params"] == 8_030_261_248
     layer_ops = {op["name"]: op for op in pre["blocks"][0]["ops"]}
     for name in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "qk", "av"):

@@ -30,7 +30,7 @@ def report_json(*args):
     return json.loads(r.stdout)
 
 
-def test_roofline_points_are_the_reports_intensity_and_flops_over_time(results):
+def test_roofline_points_are_the_reports_intensity_and_flops_over_expected_time(results):
     fig, data = roofline(results, BF16)
     report = report_json()
     expected = {}
@@ -39,7 +39,7 @@ def test_roofline_points_are_the_reports_intensity_and_flops_over_time(results):
             for op in b["ops"]:
                 if op["flops"]:
                     x = math.inf if op["intensity"] is None else op["intensity"]
-                    expected[(phase, b["name"], op["name"])] = (x, op["flops"] / op["time_s"])
+                    expected[(phase, b["name"], op["name"])] = (x, op["flops"] / op["expected_s"])
     drawn = {(pt.phase, pt.block, pt.op): (pt.intensity, pt.attainable) for pt in data.points}
     assert drawn.keys() == expected.keys()
     for key, (x, y) in expected.items():
@@ -63,19 +63,19 @@ def test_roofline_points_are_the_reports_intensity_and_flops_over_time(results):
         assert name in labels
 
 
-def test_breakdown_bars_are_model_time_per_op(results):
+def test_breakdown_bars_are_model_expected_time_per_op(results):
     fig, data = breakdown(results)
     report = report_json()
     for i, (phase, p) in enumerate(report["phases"].items()):
         per_op = {}
         for b in p["blocks"]:
             for op in b["ops"]:
-                per_op[op["name"]] = per_op.get(op["name"], 0.0) + b["count"] * op["time_s"]
+                per_op[op["name"]] = per_op.get(op["name"], 0.0) + b["count"] * op["expected_s"]
         for name, times in data.segments:
             if not name.startswith("other"):
                 assert times[i] == pytest.approx(per_op[name], rel=1e-12)
-        assert sum(t[i] for _, t in data.segments) == pytest.approx(p["model"]["time_s"], rel=1e-9)
-        assert data.totals[i] == p["model"]["time_s"]
+        assert sum(t[i] for _, t in data.segments) == pytest.approx(p["model"]["expected_s"], rel=1e-9)
+        assert data.totals[i] == p["model"]["expected_s"]
         # the bars drawn on this phase's axis are those segments, in ms, stacked to the model time
         heights = [bar.get_height() for bar in fig.axes[i].patches]
         assert heights == pytest.approx([t[i] * 1e3 for _, t in data.segments], rel=1e-12)
@@ -128,7 +128,7 @@ def test_every_preset_has_plot_data(preset):
     assert len(points) == sum(1 for p in res for b in p.blocks for o in b.ops if o.cost.flops)
     bars = breakdown_data(res)
     for i, p in enumerate(res):
-        assert sum(t[i] for _, t in bars.segments) == pytest.approx(p.totals.time_s, rel=1e-9)
+        assert sum(t[i] for _, t in bars.segments) == pytest.approx(p.totals.expected_s, rel=1e-9)
 
 
 def test_multi_block_model_renders_with_block_qualified_labels(tmp_path):
@@ -151,15 +151,18 @@ def test_sweep_plot_data_are_the_sweep_and_its_crossovers(tmp_path, capsys):
     batches = [1, 16, 128, 256, 512]
     curve = sweep_data(cfg.build, plan, hw, "decode", batches, 1024)
     for x, t in zip(batches, curve.model_s):
-        assert t == analyze(cfg.build(Phase.decode(x, 1024)), plan, hw).totals.time_s
+        assert t == analyze(cfg.build(Phase.decode(x, 1024)), plan, hw).totals.expected_s
     layer = dict(curve.blocks)["layer"]
-    assert layer[1] == 32 * analyze(cfg.build(Phase.decode(16, 1024)), plan, hw).blocks[0].totals.time_s
+    assert layer[1] == 32 * analyze(cfg.build(Phase.decode(16, 1024)), plan, hw).blocks[0].totals.expected_s
     # lm_head's block crosses at 321 (in range), the layer never does at context 1024.
     expected = {x.label: x.at for x in crossovers(cfg.build, plan, hw, "decode", 1024)}
     assert dict(curve.crossovers) == {"embed_head": expected["embed_head"]}
     fig, _ = sweep([curve], "test")
     ax = fig.axes[0]
-    assert [tuple(line.get_xdata()) for line in ax.lines if line.get_label() == "model"] == [tuple(batches)]
+    drawn = {line.get_label(): (tuple(line.get_xdata()), tuple(line.get_ydata())) for line in ax.lines}
+    assert drawn["model, expected"] == (tuple(batches), tuple(t * 1e3 for t in curve.model_s))
+    assert drawn["model, roofline"] == (tuple(batches), tuple(t * 1e3 for t in curve.roofline_s))
+    assert ax.get_ylabel() == "expected time (ms)"
     out = tmp_path / "sweep.png"
     assert main(["plot", "sweep", "--phase", "decode", "--batch", "1,4,...,256", "--out", str(out)]) == 0
     assert out.read_bytes().startswith(b"\x89PNG")

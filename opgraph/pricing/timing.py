@@ -1,6 +1,7 @@
-"""The calibrated time model: what a kernel takes on a real GPU, beside its ideal roofline.
+"""The time model: what a kernel takes on a real GPU, beside its ideal roofline.
 
-The roofline (FLOPs at the datasheet peak, bytes at the datasheet bandwidth) stays the verdict's basis. Real
+The roofline (FLOPs at the datasheet peak, bytes at the datasheet bandwidth, wire bytes at the link speed, nothing
+else) stays the verdict's basis. Real
 kernels are slower: they reach a fraction of the peaks, pay a fixed cost per launch, pad GEMM rows to a tile,
 and attention pays per (sequence x KV head). The model, per kernel class:
 
@@ -27,11 +28,7 @@ link_efficiency above 1 is a switch that reduces in the network, as NVLink SHARP
 dispatch and combine) are the class all_to_all, with the same parameters fitted apart; a calibration without that
 class prices them by its collective class (FALLBACK).
 
-GEMMs are classed by their compute dtype (op.compute_dtype: the activations' type, the operands the matrix units
-multiply): bf16 and fp16 matrix products are the class gemm, any other gemm_<dtype> (gemm_fp8: fp8 activations times
-fp8 weights, on the fp8 tensor cores; weight-only quantized weights multiply at the activations' type, so they stay
-gemm). The roofline already takes that dtype's matrix peak; the class adds its own efficiencies and fixed cost. A
-calibration without a gemm_<dtype> table prices those GEMMs by its gemm one (FALLBACK), as before the split.
+Which class prices a kernel, and which shape features it reads, is each class's own record (opgraph.pricing.kinds).
 
 A kernel is latency-bound when its latency exceeds its compute, memory and link times. Time is a property of
 a kernel (a fused group): it pays its latency once. Parameters are data: a calibration file per GPU
@@ -45,34 +42,8 @@ import attrs
 
 from opgraph.core import checks
 from opgraph.core.sizes import maximum, minimum
-from opgraph.core.tensor import COMPUTE_DTYPES
+from opgraph.pricing.kinds import FALLBACK
 
-# Kernel classes. A calibration file may add its own; kernels are classed by `classify`.
-GEMM, PREFILL_ATTENTION, DECODE_ATTENTION = "gemm", "prefill_attention", "decode_attention"
-NORM, ELEMENTWISE, EMBEDDING, COLLECTIVE = "norm", "elementwise", "embedding", "collective"
-ALL_TO_ALL = "all_to_all"  # expert-parallel dispatch and combine (and plain all-to-alls): a collective of its own
-GEMM_DTYPES = ("bf16", "fp16")  # the compute dtypes of the gemm class; any other is gemm_<dtype> (gemm_class)
-GEMM_FP8 = "gemm_fp8"  # fp8 x fp8 matrix products
-CLASSES = (GEMM, GEMM_FP8, PREFILL_ATTENTION, DECODE_ATTENTION, NORM, ELEMENTWISE, EMBEDDING, COLLECTIVE, ALL_TO_ALL)
-ALL_TO_ALL_FNS = frozenset({"all_to_all", "ep_dispatch", "ep_combine"})  # the collective ops it prices
-
-
-def gemm_class(dtype: str) -> str:
-    """The class of a matrix product whose operands multiply as `dtype` (a name: op.compute_dtype.name).
-
-    >>> gemm_class("bf16"), gemm_class("fp16"), gemm_class("fp8"), gemm_class("int8")
-    ('gemm', 'gemm', 'gemm_fp8', 'gemm_int8')
-    """
-    return GEMM if dtype in GEMM_DTYPES else f"{GEMM}_{dtype}"
-
-
-GEMM_CLASSES = frozenset(gemm_class(d) for d in COMPUTE_DTYPES)  # gemm and every gemm_<dtype>
-
-
-# A class a calibration lacks is priced by the next one here that it has (then "default", then the roofline):
-# files fitted before all-to-alls were measured price them by their all-reduce fit, as they always did, and
-# files without a gemm_<dtype> table price those GEMMs by their gemm fit, as they did before GEMMs were split.
-FALLBACK = {ALL_TO_ALL: COLLECTIVE, **{gemm_class(d): GEMM for d in COMPUTE_DTYPES if gemm_class(d) != GEMM}}
 LATENCY, COMPUTE, MEMORY = "latency", "compute", "memory"
 
 
@@ -118,10 +89,31 @@ class TimeModel:
     exp_rate: float | None = None  # exponentials per second on the special-function units; None: not counted
     source: str = ""
     fit: str = ""  # the held-out error of the fit, as the calibration file states it
+    # where each table came from, where the model was put together from several (merged, overridden); {}: `source`
+    origins: dict[str, str] = attrs.field(factory=dict)
 
     @property
     def calibrated(self) -> bool:
+        """Whether it has parameters at all (else every expected time is the roofline)."""
         return bool(self.classes)
+
+    def merged(self, base: "TimeModel", label: str, base_label: str) -> "TimeModel":
+        """This model's tables over `base`'s, class by class: what `base` has and this model lacks comes from `base`.
+        `label` and `base_label` name the two in `origins`."""
+        classes = {**base.classes, **self.classes}
+        origins = {kind: label if kind in self.classes else base.origins.get(kind, base_label) for kind in classes}
+        rate = self.exp_rate if self.exp_rate is not None else base.exp_rate
+        fits = "; ".join(f for f in (self.fit, base.fit) if f)
+        return TimeModel(self.name, classes, rate, self.source, fits, origins)
+
+    def overridden(self, label: str, **fields) -> "TimeModel":
+        """Every table with `fields` (latency_s, overlap) set, and a "default" table with them for the classes it
+        has none for: what --launch-us and --overlap do to the expected time."""
+        classes = {kind: attrs.evolve(p, **fields) for kind, p in self.classes.items()}
+        classes.setdefault("default", ClassTiming(**fields))
+        origins = {kind: f"{self.origins.get(kind, self.name)}, {label}" for kind in self.classes}
+        origins["default"] = origins.get("default", label)
+        return attrs.evolve(self, classes=classes, origins=origins)
 
     def of(self, kind: str) -> ClassTiming:
         """The parameters that price `kind`: its own table, else its FALLBACK's, else "default", else the roofline."""
@@ -150,7 +142,7 @@ class KernelWork:
     gemm_depth: int = 0
     gemm_cols: int = 0
     attention_rows: int = 0  # attention: sequences x KV heads
-    comm_s: float = 0.0  # collectives: time on the links (the spec's alpha-beta, opgraph.core.cost)
+    comm_s: float = 0.0  # collectives: time on the links (the spec's alpha-beta, opgraph.pricing.cost)
     wire_s: float = 0.0  # collectives: the beta part of comm_s (wire bytes / the spec's link bandwidth)
     comm_steps: int = 0  # collectives: the algorithm's steps (the alpha part is steps x the spec's step latency)
 
@@ -222,56 +214,3 @@ def expected_fused(tm: TimeModel, works: list[KernelWork], kind: str | None = No
     for _, b, c, m in parts[1:]:
         busy, compute, memory = busy + b, compute + c, memory + m
     return latency + busy, latency > maximum(compute, memory)
-
-
-def op_class(op, attention: str) -> str:
-    """The class whose parameters price one op's work inside a kernel (`attention`: the kernel's attention class)."""
-    if op.fn in ("qk", "softmax", "av"):
-        return attention
-    if op.fn in ALL_TO_ALL_FNS:
-        return ALL_TO_ALL
-    if op.kind == "matmul":
-        return gemm_class(op.compute_dtype.name)
-    return {"norm": NORM, "embedding": EMBEDDING, "collective": COLLECTIVE}.get(op.kind, ELEMENTWISE)
-
-
-def classify(ops) -> str:
-    """A kernel's class from its ops: all_to_all if it holds an all-to-all (ep_dispatch, ep_combine), else
-    collective if it holds another collective; else attention (decode when its queries are one position) if it
-    computes scores; else, if it multiplies matrices, the GEMM class of its first matrix product's compute dtype
-    (gemm_class: gemm for bf16 and fp16, gemm_fp8 for fp8); else norm, embedding or elementwise by its ops' kinds."""
-    kinds = {op.kind for op in ops}
-    if any(op.fn in ALL_TO_ALL_FNS for op in ops):
-        return ALL_TO_ALL
-    if "collective" in kinds:
-        return COLLECTIVE
-    for op in ops:
-        if op.fn == "qk":
-            return DECODE_ATTENTION if op.outputs[0].shape[2] == 1 else PREFILL_ATTENTION
-    if "matmul" in kinds:
-        return next(gemm_class(op.compute_dtype.name) for op in ops if op.kind == "matmul")
-    if "norm" in kinds:
-        return NORM
-    if "embedding" in kinds:
-        return EMBEDDING
-    return ELEMENTWISE
-
-
-def shape_features(ops) -> tuple[int, int, int, int]:
-    """(gemm_rows, gemm_depth, gemm_cols, attention_rows) of a kernel: the m, k and n of its first matrix
-    product with a weight (y[m, n] = x[m, k] @ W[n, k]^T; n: all its outputs' columns), and for attention the
-    sequences x KV heads its scores cover (KV heads = the keys' width / the head dim)."""
-    gemm_rows = gemm_depth = gemm_cols = attention_rows = 0
-    for op in ops:
-        if op.fn == "qk" and not attention_rows:
-            q, keys, scores = op.inputs[0], op.inputs[1], op.outputs[0]
-            batch, heads = scores.shape[0], scores.shape[1]
-            head_dim = q.shape[-1] // heads
-            attention_rows = batch * (keys.shape[-1] // head_dim)
-        elif op.fn == "linear" and not gemm_rows:
-            x = op.inputs[0]
-            rows = 1
-            for d in x.shape[:-1]:
-                rows = rows * d
-            gemm_rows, gemm_depth, gemm_cols = rows, x.shape[-1], sum(y.shape[-1] for y in op.outputs)
-    return gemm_rows, gemm_depth, gemm_cols, attention_rows

@@ -12,7 +12,7 @@ launch cost charged to each kernel's first op. A block's time is the sum of its 
 model's is the sum over blocks times their counts. This roofline is the verdict's basis.
 
 Beside it, each op carries an expected time: its kernel's time under the GPU's calibrated time model
-(opgraph.core.timing), shared among the kernel's ops by roofline time; ops of a latency-bound kernel say so.
+(opgraph.pricing.timing), shared among the kernel's ops by roofline time; ops of a latency-bound kernel say so.
 Without a calibration the expected time is the roofline.
 """
 
@@ -24,54 +24,18 @@ import attrs
 
 from opgraph.core.fusion import FusionError, FusionPlan, Kernel, Partition, apply
 from opgraph.core.graph import Graph
-from opgraph.core.hardware import Hardware
-from opgraph.core.model import Model, Stage
+from opgraph.pricing.hardware import Hardware
+from opgraph.core.model import Model, Stage, precision_in_use
 from opgraph.core.ops import COLLECTIVE as COLLECTIVE_KIND, MATRIX_KINDS
 from opgraph.core.phase import Phase
-from opgraph.core.tensor import Role, nbytes
+from opgraph.core.traffic import Traffic, intensity, op_traffic
 from opgraph.core.sizes import maximum, minimum
-from opgraph.core.timing import (DECODE_ATTENTION, LATENCY, PREFILL_ATTENTION, KernelWork, classify, expected_fused,
-                                 op_class, shape_features)
+from opgraph.pricing.kinds import classify, features, op_class
+from opgraph.pricing.timing import LATENCY, KernelWork, expected_fused
 from opgraph.errors import OpgraphError
 
 COMPUTE, MEMORY, COMMUNICATION = "compute", "memory", "communication"
-
-# Which traffic bucket a tensor's bytes fall in.
-# A recurrent state (Role.STATE) is the cache of a state-space or linear-attention layer: its traffic is cache traffic.
-_BUCKET = {Role.WEIGHT: "weight", Role.KV_CACHE: "kv_cache", Role.STATE: "kv_cache", Role.ACTIVATION: "activation",
-           Role.INPUT: "activation"}
-
-
-@attrs.frozen
-class Traffic:
-    """Bytes moved, split by direction and by what the bytes are."""
-
-    bytes_read: int = 0
-    bytes_written: int = 0
-    weight_bytes: int = 0
-    activation_bytes: int = 0
-    kv_cache_bytes: int = 0
-
-    @property
-    def bytes(self) -> int:
-        return self.bytes_read + self.bytes_written
-
-    def __add__(self, other: "Traffic") -> "Traffic":
-        return Traffic(*(a + b for a, b in zip(attrs.astuple(self), attrs.astuple(other))))
-
-    def __mul__(self, k: int) -> "Traffic":
-        return Traffic(*(a * k for a in attrs.astuple(self)))
-
-
-def _moved(role: Role, n: int, *, write: bool) -> Traffic:
-    fields = {"bytes_written" if write else "bytes_read": n, f"{_BUCKET[role]}_bytes": n}
-    return Traffic(**fields)
-
-
-def intensity(flops: int, nbytes_: int) -> float:
-    """FLOPs per byte; infinite when nothing touches memory (an op fused away entirely)."""
-    return flops / nbytes_ if nbytes_ else math.inf
-
+FUSED = "fused"  # an op's verdict where it moves no bytes of its own inside a larger kernel
 
 def verdict(compute_s: float, memory_s: float, comm_s: float = 0.0) -> str:
     """THE roofline verdict: communication-bound when the time on the links exceeds both the compute and the
@@ -89,10 +53,9 @@ class Roofline:
     traffic: Traffic
     compute_s: float
     memory_s: float
-    time_s: float  # the roofline: combined as the hardware's overlap says, plus launch_s
-    launch_s: float = 0.0
-    expected_s: float = 0.0  # the calibrated time model's (opgraph.core.timing); the roofline without one
-    comm_s: float = 0.0  # on the links between GPUs: latency per step plus wire bytes over the link bandwidth
+    time_s: float  # the roofline: the longest of compute_s, memory_s and comm_s
+    expected_s: float = 0.0  # the calibrated time model's (opgraph.pricing.timing); the roofline without one
+    comm_s: float = 0.0  # on the links between GPUs: wire bytes over the link bandwidth (latencies: expected_s's)
     wire_bytes: int = 0  # bytes this GPU sends to others
 
     @property
@@ -110,7 +73,7 @@ class Roofline:
     def times(self, k: int) -> "Roofline":
         """The same work done k times over (a block repeated k times in the model)."""
         return Roofline(self.flops * k, self.traffic * k, self.compute_s * k, self.memory_s * k, self.time_s * k,
-                        self.launch_s * k, self.expected_s * k, self.comm_s * k, self.wire_bytes * k)
+                        self.expected_s * k, self.comm_s * k, self.wire_bytes * k)
 
 
 @attrs.frozen
@@ -120,13 +83,31 @@ class OpCost:
     fn: str
     kernel: str
     cost: Roofline
-    share: float  # of its block's time
+    share: float  # of its block's expected time
     part: str = ""  # the builder's tag: attention, mlp, moe, embedding, head, ...
     latency_bound: bool = False  # its kernel's fixed cost exceeds the kernel's compute and memory times
+    fused: bool = False  # it moves no bytes of its own inside a kernel of several ops
 
     @property
     def bound(self) -> str:
-        """latency, compute or memory: the roofline's verdict unless the kernel is latency-bound."""
+        """fused (its kernel's verdict counts), latency (its kernel's fixed cost exceeds its compute and memory
+        times), else the roofline's verdict: compute, memory or communication."""
+        return FUSED if self.fused else LATENCY if self.latency_bound else self.cost.bound
+
+
+@attrs.frozen
+class KernelCost:
+    """One kernel of a block: its ops' summed work and roofline, its own expected time, its class and verdict."""
+
+    name: str
+    label: str  # "first..last" op
+    ops: tuple[str, ...]
+    kind: str  # the class that prices it (opgraph.pricing.kinds)
+    cost: Roofline  # its ops' totals; expected_s is the kernel's own
+    latency_bound: bool = False
+
+    @property
+    def bound(self) -> str:
         return LATENCY if self.latency_bound else self.cost.bound
 
 
@@ -141,10 +122,22 @@ class BlockCost:
     totals: Roofline  # one instance of the block
     graph: Graph = attrs.field(eq=False, repr=False)
     partition: Partition = attrs.field(eq=False, repr=False)
+    kernel_s: dict[str, float] = attrs.field(factory=dict)  # each kernel's expected seconds, by kernel name
 
     @property
     def kernels(self) -> tuple[Kernel, ...]:
         return self.partition.kernels
+
+    def kernel_costs(self) -> list[KernelCost]:
+        """Each kernel's cost, in the order they run."""
+        by_name = {o.name: o for o in self.ops}
+        out = []
+        for k in self.kernels:
+            ops = [by_name[n] for n in k.ops]
+            cost = attrs.evolve(_sum([o.cost for o in ops]), expected_s=self.kernel_s.get(k.name, 0.0))
+            out.append(KernelCost(k.name, k.label, k.ops, classify([self.graph.ops[n] for n in k.ops]), cost,
+                                  any(o.latency_bound for o in ops)))
+        return out
 
     @property
     def materialized(self) -> frozenset[str]:
@@ -186,66 +179,24 @@ class PhaseCost:
     built: Model | None = None
 
 
-def precision_in_use(model: Model) -> dict[str, str]:
-    """The storage types in use per role: matrix weights, activations, KV cache, and recurrent states where a
-    model has them."""
-    seen: dict[str, set[str]] = {"weights": set(), "activations": set(), "kv_cache": set()}
-    for b in model.blocks:
-        for t in b.graph.tensors.values():
-            if t.role is Role.WEIGHT and len(t.shape) > 1:
-                seen["weights"].add(str(t.dtype))
-            elif t.role is Role.KV_CACHE:
-                seen["kv_cache"].add(str(t.dtype))
-            elif t.role is Role.STATE:
-                seen.setdefault("state", set()).add(str(t.dtype))
-            elif t.role is Role.ACTIVATION:
-                seen["activations"].add(str(t.dtype))
-    return {role: ", ".join(sorted(names)) for role, names in seen.items() if names}
-
-
-def _traffic(graph: Graph, part: Partition) -> dict[str, Traffic]:
-    """Per-op bytes under the partition (see the module docstring for the charging rule)."""
-    per_op = dict.fromkeys(graph.ops, Traffic())
-    charged: dict[tuple[str, str], str] = {}  # (kernel, tensor) -> op charged with the read
-    read_elems: dict[tuple[str, str], int] = {}
-    for name, op in graph.ops.items():
-        kernel = part.kernel_of[name]
-        for i, t in enumerate(op.inputs):
-            producer = graph.producer.get(t.name)
-            if producer is not None and part.kernel_of[producer] == kernel:
-                continue  # produced in this kernel: stays on chip
-            key = (kernel, t.name)
-            charged.setdefault(key, name)
-            read_elems[key] = maximum(read_elems.get(key, 0), op.read_elems(i))
-        for t in op.outputs:
-            if t.name in part.materialized:
-                per_op[name] += _moved(t.role, t.nbytes, write=True)
-    for (kernel, tname), op_name in charged.items():
-        t = graph.tensors[tname]
-        per_op[op_name] += _moved(t.role, nbytes(read_elems[(kernel, tname)], t.dtype, t.shape[-1], t.matrix_rows), write=False)
-    return per_op
-
-
-def _roofline(op, traffic: Traffic, peak: float, hw: Hardware, launches: int) -> Roofline:
+def _roofline(op, traffic: Traffic, peak: float, hw: Hardware) -> Roofline:
+    """The ideal: FLOPs at the peak, bytes at the bandwidth, wire bytes at the link speed, whichever is longest."""
     compute_s = op.flops / peak
     memory_s = traffic.bytes / hw.bandwidth
-    launch_s = launches * hw.kernel_launch_s
-    time_s = hw.op_time(compute_s, memory_s)
+    time_s = maximum(compute_s, memory_s)
     comm_s = 0.0
     if op.wire_bytes:  # a collective: the links and the memory run side by side
-        comm_s = _comm(op, hw)
+        _link(op, hw)
+        comm_s = wire_time(op, hw)
         time_s = maximum(time_s, comm_s)
-    time_s = time_s + launch_s
-    return Roofline(op.flops, traffic, compute_s, memory_s, time_s, launch_s, time_s, comm_s, op.wire_bytes)
+    return Roofline(op.flops, traffic, compute_s, memory_s, time_s, time_s, comm_s, op.wire_bytes)
 
 
-def _comm(op, hw: Hardware) -> float:
-    """An alpha-beta model: a latency per step plus the bytes sent over the group's slowest link."""
-    link = hw.interconnect
-    if link is None:
+def _link(op, hw: Hardware):
+    if hw.interconnect is None:
         raise OpgraphError(f"op {op.name!r} communicates between GPUs, but hardware {hw.name!r} has no "
                            f"[interconnect] table in its spec (link bandwidth, GPUs per node, network bandwidth)")
-    return op.wire_steps * link.step_latency_s + wire_time(op, hw)
+    return hw.interconnect
 
 
 PAIRWISE = ("all_to_all", "ep_dispatch", "ep_combine")  # every GPU sends a part to each other GPU directly
@@ -271,39 +222,52 @@ def _sum(parts: list[Roofline]) -> Roofline:
     for p in parts:
         traffic += p.traffic
     return Roofline(sum(p.flops for p in parts), traffic, sum(p.compute_s for p in parts),
-                    sum(p.memory_s for p in parts), sum(p.time_s for p in parts), sum(p.launch_s for p in parts),
-                    sum(p.expected_s for p in parts), sum(p.comm_s for p in parts), sum(p.wire_bytes for p in parts))
+                    sum(p.memory_s for p in parts), sum(p.time_s for p in parts), sum(p.expected_s for p in parts),
+                    sum(p.comm_s for p in parts), sum(p.wire_bytes for p in parts))
 
 
-def _expected(graph: Graph, part: Partition, rooflines: dict[str, Roofline], hw: Hardware) -> tuple[dict, set, float]:
-    """Each op's expected time (its share of its kernel's, by roofline time), the latency-bound ops, and the
-    block's expected time: the sum of its kernels' (what sweeps replay; the ops' shares add up to it)."""
-    if not hw.timing.calibrated:
-        return {n: r.time_s for n, r in rooflines.items()}, set(), None
-    out, latency_bound, total = {}, set(), 0.0
+def kernel_work(ops: list, rooflines: dict[str, Roofline], hw: Hardware) -> tuple[str, list[KernelWork]]:
+    """What the time model reads of one kernel: its class, and its work split by the class that prices each part
+    (opgraph.pricing.kinds.op_class), each part's times, exponentials, collective steps and shape features."""
+    kind = classify(ops)
+    by_class: dict[str, list] = {}
+    for op in ops:
+        by_class.setdefault(op_class(op, kind), []).append(op)
+    works = []
+    for cls, members in by_class.items():
+        wire = sum(rooflines[o.name].comm_s for o in members)
+        steps = sum(o.wire_steps for o in members)
+        alpha = steps * _link(members[0], hw).step_latency_s if steps else 0.0  # the spec's latency per step
+        works.append(KernelWork(cls, sum(rooflines[o.name].compute_s for o in members),
+                                sum(rooflines[o.name].memory_s for o in members),
+                                sum(o.transcendentals for o in members), comm_s=alpha + wire, wire_s=wire,
+                                comm_steps=steps, **features(cls, members)))
+    return kind, works
+
+
+def _alpha_beta(op, r: Roofline, hw: Hardware) -> float:
+    return maximum(r.time_s, op.wire_steps * hw.interconnect.step_latency_s + r.comm_s) if op.wire_steps else r.time_s
+
+
+def price_kernels(graph: Graph, part: Partition, rooflines: dict[str, Roofline], hw: Hardware) -> tuple[dict, set, dict]:
+    """THE pricing step: each kernel's expected time under the GPU's time model (opgraph.pricing.timing). Returns
+    each op's share of its kernel's time (by roofline time), the ops of latency-bound kernels, and each kernel's own
+    expected time by name (the block's is their sum: what sweeps replay). Without a time model: each op's roofline (a
+    collective's with the spec's latency per step)."""
+    if not hw.timing.calibrated:  # the roofline, and a collective's latency per step (the spec's alpha)
+        out = {n: _alpha_beta(graph.ops[n], r, hw) for n, r in rooflines.items()}
+        return out, set(), {k.name: sum(out[n] for n in k.ops) for k in part.kernels}
+    out, latency_bound, kernels = {}, set(), {}
     for k in part.kernels:
-        ops = [graph.ops[n] for n in k.ops]
-        kind = classify(ops)
-        attention = kind if kind in (PREFILL_ATTENTION, DECODE_ATTENTION) else PREFILL_ATTENTION
-        by_class: dict[str, list] = {}
-        for op in ops:
-            by_class.setdefault(op_class(op, attention), []).append(op)
-        works = []
-        for cls, members in by_class.items():
-            gemm_rows, gemm_depth, gemm_cols, attention_rows = shape_features(members)
-            works.append(KernelWork(cls, sum(rooflines[o.name].compute_s for o in members),
-                                    sum(rooflines[o.name].memory_s for o in members),
-                                    sum(o.transcendentals for o in members), gemm_rows, gemm_depth, gemm_cols,
-                                    attention_rows, sum(rooflines[o.name].comm_s for o in members),
-                                    sum(wire_time(o, hw) for o in members), sum(o.wire_steps for o in members)))
+        kind, works = kernel_work([graph.ops[n] for n in k.ops], rooflines, hw)
         time, bound = expected_fused(hw.timing, works, kind)
-        total = total + time
+        kernels[k.name] = time
         roof = sum(rooflines[n].time_s for n in k.ops)
         for n in k.ops:
             out[n] = time * rooflines[n].time_s / roof if roof else time / len(k.ops)
         if bound:
             latency_bound.update(k.ops)
-    return out, latency_bound, total
+    return out, latency_bound, kernels
 
 
 def _overlap_comm(graph: Graph, rooflines: dict[str, Roofline], totals: Roofline, share: float) -> Roofline:
@@ -321,25 +285,27 @@ def _overlap_comm(graph: Graph, rooflines: dict[str, Roofline], totals: Roofline
 
 def block_cost(name: str, count: int, graph: Graph, part: Partition, hw: Hardware) -> BlockCost:
     """Per-op and total cost of one instance of a block, fused as `part` says."""
-    traffic = _traffic(graph, part)
+    traffic = op_traffic(graph, part)
     rooflines = {}
     for op_name, op in graph.ops.items():
         peak = hw.matrix_rate(op.compute_dtype) if op.kind in MATRIX_KINDS else hw.vector_flops
-        starts_kernel = part.kernel_of[op_name] == op_name  # the launch is charged to a kernel's first op
-        rooflines[op_name] = _roofline(op, traffic[op_name], peak, hw, int(starts_kernel))
-    times, latency_bound, expected_total = _expected(graph, part, rooflines, hw)
+        rooflines[op_name] = _roofline(op, traffic[op_name], peak, hw)
+    times, latency_bound, kernels = price_kernels(graph, part, rooflines, hw)
     rooflines = {n: attrs.evolve(r, expected_s=times[n]) for n, r in rooflines.items()}
     totals = _sum(list(rooflines.values()))
-    if expected_total is not None:
-        totals = attrs.evolve(totals, expected_s=expected_total)
+    if hw.timing.calibrated:  # the kernels' times (an op's share of its kernel's is a division: its sum may round)
+        totals = attrs.evolve(totals, expected_s=sum(kernels.values()))
     if hw.comm_overlap:
         totals = _overlap_comm(graph, rooflines, totals, hw.comm_overlap)
+    sizes = {k.name: len(k.ops) for k in part.kernels}
     ops = tuple(
         OpCost(n, op.kind, op.fn, part.kernel_of[n], rooflines[n],
-               rooflines[n].time_s / totals.time_s if totals.time_s else 0.0, op.part, n in latency_bound)
+               rooflines[n].expected_s / totals.expected_s if totals.expected_s else 0.0, op.part, n in latency_bound,
+               # an op that moves nothing of its own inside a larger kernel: its kernel's verdict is the one that counts
+               sizes[part.kernel_of[n]] > 1 and not rooflines[n].bytes and not op.wire_bytes)
         for n, op in graph.ops.items()
     )
-    return BlockCost(name, count, ops, totals, graph, part)
+    return BlockCost(name, count, ops, totals, graph, part, kernels)
 
 
 def analyze(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:

@@ -7,8 +7,7 @@ import attrs
 
 from opgraph.errors import OpgraphError
 from opgraph.core.tensor import DType
-from opgraph.core.sizes import minimum
-from opgraph.core.timing import ROOFLINE, TimeModel
+from opgraph.pricing.timing import ROOFLINE, TimeModel
 
 TERA = 10**12
 GIGA = 10**9
@@ -39,30 +38,19 @@ class Hardware:
     bandwidth: float  # bytes/s
     capacity: float  # bytes
     source: str
-    # Time model knobs. Defaults give the pure roofline: no launch cost, time = max(compute, memory).
-    kernel_launch_s: float = 0.0  # added once per kernel
-    overlap: float = 1.0  # 1.0: compute and memory overlap fully (max); 0.0: they add up (sum)
     # Share of a block's collective time hidden under its other kernels (0: they run one after another, as
     # a single stream does; 1: fully overlapped, as a second micro-batch or a fused GEMM-collective can)
     comm_overlap: float = 0.0
-    # The calibrated time model (opgraph.core.timing); without one, the expected time is the roofline.
+    # The time model (opgraph.pricing.timing): a calibration, or the spec's defaults; without one, the expected time
+    # is the roofline (and a collective's latency per step).
     timing: TimeModel = ROOFLINE
     interconnect: Interconnect | None = None  # None: the spec says nothing of links between GPUs
     sms: int | None = None  # streaming multiprocessors: the GEMM tiles that run at once (calibrate's wave model)
 
     def __attrs_post_init__(self) -> None:
-        if not 0.0 <= self.overlap <= 1.0:
-            raise OpgraphError(f"hardware {self.name!r}: overlap must be between 0.0 (sum) and 1.0 (max), "
-                               f"got {self.overlap}")
         if not 0.0 <= self.comm_overlap <= 1.0:
             raise OpgraphError(f"hardware {self.name!r}: comm_overlap must be between 0.0 (none) and 1.0 (all), "
                                f"got {self.comm_overlap}")
-        if self.kernel_launch_s < 0:
-            raise OpgraphError(f"hardware {self.name!r}: kernel launch time must be >= 0, got {self.kernel_launch_s}")
-
-    def op_time(self, compute_s: float, memory_s: float) -> float:
-        """XLA's GPU model: compute + memory - min(compute, memory) * overlap."""
-        return compute_s + memory_s - minimum(compute_s, memory_s) * self.overlap
 
     def matrix_rate(self, dt: DType) -> float:
         """Peak for matmuls whose operands are `dt`; a clear error when the chip has no such path.
