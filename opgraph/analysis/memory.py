@@ -49,11 +49,14 @@ class Peak:
 
 def _pieces(graph: Graph) -> list[set[str]]:
     """The op sets that share no activation: linked by the tensors they pass or by reading the same input."""
-    links = nx.Graph(graph.dag.to_undirected(as_view=True))
+    links = nx.utils.UnionFind(graph.ops)  # not a networkx graph to walk: every sweep point asks this
+    for u, v in graph.edge_tensors:
+        links.union(u, v)
     for name, readers in graph.consumers.items():
         if name not in graph.producer and graph.tensors[name].role is not Role.WEIGHT:
-            links.add_edges_from(zip(readers, readers[1:]))
-    return list(nx.connected_components(links))
+            links.union(*readers)
+    order = {n: i for i, n in enumerate(graph.ops)}  # pieces in the order of their first op, as the graph runs
+    return sorted((set(p) for p in links.to_sets()), key=lambda p: min(map(order.__getitem__, p)))
 
 
 def _lifetimes(graph: Graph, part: Partition, ops: set[str], step: dict[str, int]) -> dict[str, tuple[int, int]]:

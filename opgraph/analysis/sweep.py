@@ -114,7 +114,7 @@ class Sweeper:
     def __init__(self, build, plan: FusionPlan, hw: Hardware, phase: str):
         if phase not in PHASES:
             raise OpgraphError(f"unknown phase {phase!r}; valid: {', '.join(PHASES)}")
-        self.hw, self.phase = hw, phase
+        self.hw, self.phase, self._priced = hw, phase, False
 
         def evaluate(batch, length) -> dict:
             r = analyze(build(Phase.of(phase, batch, length)), plan, hw)
@@ -125,10 +125,22 @@ class Sweeper:
             out.update({("op", f"{b.name}.{o.name}"): b.count * o.cost.expected_s for b in r.blocks for o in b.ops})
             return out
 
-        self._traced = Traced(evaluate, ("batch", "length"))
+        self._evaluate = evaluate
+        self._traced: Traced | None = None  # traced when a second size is asked for (one size: no trace to pay)
+
+    @property
+    def traced(self) -> Traced:
+        if self._traced is None:
+            self._traced = Traced(self._evaluate, ("batch", "length"))
+        return self._traced
 
     def point(self, batch: int, length: int) -> SweepPoint:
-        out = self._traced(batch, length)
+        """One point: the first by the report's own path (build, fuse, cost), later ones by replaying it."""
+        if self._traced is None and not self._priced:
+            self._priced = True
+            out = self._evaluate(batch, length)
+        else:
+            out = self.traced(batch, length)
         ops = {label[1]: v for label, v in out.items() if label[0] == "op"}
         top = max(ops, key=ops.__getitem__)
         return SweepPoint(self.hw.name, self.phase, batch, length, *(out[k] for k in _TOTALS[:5]),
@@ -144,7 +156,7 @@ class Sweeper:
         for name, values in (("batch", batch), (LENGTH_NAMES[self.phase], length)):
             if values.size and values.min() <= 0:
                 raise OpgraphError(f"{name} values must be positive integers, got {int(values.min())}")
-        out = self._traced.many(batch=batch, length=length)
+        out = self.traced.many(batch=batch, length=length)
         ops = [(label[1], v) for label, v in out.items() if isinstance(label, tuple) and label[0] == "op"]
         best = np.zeros(len(batch), dtype=np.int64)
         top = np.full(len(batch), -np.inf)
@@ -163,7 +175,7 @@ class Sweeper:
     @property
     def regimes(self) -> int:
         """How many times the pipeline was traced: once per regime met so far."""
-        return len(self._traced.regimes)
+        return len(self._traced.regimes) if self._traced is not None else 0
 
 
 @attrs.frozen

@@ -99,15 +99,15 @@ def _edge_matches(graph: Graph, rule: FuseRule, u: str, v: str) -> bool:
     if not (_matches(rule.producer, graph.ops[u]) and _matches(rule.consumer, graph.ops[v])):
         return False
     if rule.tensor is not None and not any(graph.tensors[t].role.value in rule.tensor
-                                           for t in graph.dag.edges[u, v]["tensors"]):
+                                           for t in graph.edge_tensors[u, v]):
         return False
-    if rule.single_consumer and any(graph.consumers[t] != [v] for t in graph.dag.edges[u, v]["tensors"]):
+    if rule.single_consumer and any(graph.consumers[t] != [v] for t in graph.edge_tensors[u, v]):
         return False
     if rule.single_producer and set(graph.dag.predecessors(v)) != {u}:
         return False
     if rule.same_part:
         part = graph.ops[u].part
-        readers = {c for t in graph.dag.edges[u, v]["tensors"] for c in graph.consumers[t]}
+        readers = {c for t in graph.edge_tensors[u, v] for c in graph.consumers[t]}
         if any(graph.ops[c].part != part for c in readers):
             return False
     return True
@@ -226,9 +226,12 @@ def _check_group(plan: FusionPlan, graph: Graph, group: tuple[str, ...], present
 def _check_acyclic(plan: FusionPlan, graph: Graph, kernel_of: dict[str, str], order: dict[str, int]) -> list[str]:
     """A kernel must be able to run after all its inputs exist: the kernel graph has to be a DAG. Returns the
     kernels in an order they can run in (ties broken by their first op's position)."""
+    between = {(kernel_of[u], kernel_of[v]) for u, v in graph.edge_tensors if kernel_of[u] != kernel_of[v]}
+    if all(order[a] < order[b] for a, b in between):  # every edge runs forward: a DAG, run in first-op order
+        return sorted(set(kernel_of.values()), key=order.__getitem__)
     kg = nx.DiGraph()
     kg.add_nodes_from(set(kernel_of.values()))
-    kg.add_edges_from((kernel_of[u], kernel_of[v]) for u, v in graph.dag.edges if kernel_of[u] != kernel_of[v])
+    kg.add_edges_from(between)
     try:
         cycle = nx.find_cycle(kg)
     except nx.NetworkXNoCycle:

@@ -34,16 +34,22 @@ class Graph:
         self.tensors: dict[str, Tensor] = {}
         self.producer: dict[str, str] = {}
         self.consumers: dict[str, list[str]] = {}
+        self.edge_tensors: dict[tuple[str, str], list[str]] = {}  # the dag's edge attribute, read often by fusion
         self.dag = nx.DiGraph()
-        self._lint_and_index(op_list)
-        self.ops: dict[str, ops.Op] = {n: self.dag.nodes[n]["op"] for n in nx.lexicographical_topological_sort(
-            self.dag, key=self._order.__getitem__)}
+        in_order = self._lint_and_index(op_list)
+        # Ops are kept in their topological order that stays closest to the order given (the lexicographic one by
+        # position); when every edge already runs forward, that is the order given, and no sort is needed.
+        self.ops: dict[str, ops.Op] = ({op.name: op for op in op_list} if in_order else
+                                       {n: self.dag.nodes[n]["op"] for n in nx.lexicographical_topological_sort(
+                                           self.dag, key=self._order.__getitem__)})
         self.outputs = self._resolve_outputs(outputs)
 
     # -- lint ---------------------------------------------------------------------------------------
-    def _lint_and_index(self, op_list: list[ops.Op]) -> None:
+    def _lint_and_index(self, op_list: list[ops.Op]) -> bool:
         """torch.fx's Graph.lint, for this vocabulary: unique names, one producer per tensor, consistent
-        shapes, no dangling activations, no cycles. Raises LintError naming the culprit."""
+        shapes, no dangling activations, no cycles. Raises LintError naming the culprit. Returns whether every
+        edge runs forward in the order given (then there is no cycle, and that order is topological)."""
+        forward = True
         self._order = {}
         for i, op in enumerate(op_list):
             if op.name in self._order:
@@ -67,15 +73,19 @@ class Graph:
                 elif src == op.name:
                     raise LintError(f"op {op.name!r} consumes its own output {t.name!r} (a cycle)")
                 else:
+                    forward = forward and self._order[src] < self._order[op.name]
                     edge = self.dag.get_edge_data(src, op.name)
                     if edge is None:
-                        self.dag.add_edge(src, op.name, tensors=[t.name])
+                        self.edge_tensors[src, op.name] = names = [t.name]
+                        self.dag.add_edge(src, op.name, tensors=names)
                     elif t.name not in edge["tensors"]:
                         edge["tensors"].append(t.name)
+        if forward:
+            return True
         try:
             cycle = nx.find_cycle(self.dag)
         except nx.NetworkXNoCycle:
-            return
+            return False
         raise LintError("cycle through ops " + " -> ".join(u for u, _ in cycle) + f" -> {cycle[0][0]}")
 
     def _register(self, t: Tensor, op: ops.Op) -> None:

@@ -46,6 +46,8 @@ def as_text(g: Generation, fmt: str) -> str:
         f"opgraph generate: {p.model} on {hw.display_name} ({hw.name}), fusion {p.plan.name}",
         precision_line(p.precision),
         f"batch {g.batch} x prompt {g.prompt:,} tokens -> {g.output:,} output token{'s' * (g.output > 1)} per sequence",
+        "a static batch: every prompt prefilled at once, then all decoded together (serving engines batch in flight, "
+        "mixing other requests' prompt chunks into the decode steps, so a served TPOT is longer and a TTFT shorter)",
         *(f"note: {n}" for n in g.notes), "",
     ]
     if steps:
@@ -67,13 +69,13 @@ def as_text(g: Generation, fmt: str) -> str:
         *decode,
         ["total time", seconds(g.total_s), f"roofline {seconds(g.roofline_total_s)}; TTFT + {len(steps):,} decode "
                                            f"steps{fit_note}"],
-        ["throughput", f"{sig(g.tokens_per_s)} tokens/s", f"output tokens of the batch ({g.batch} x {g.output:,}) "
+        ["throughput, one replica", f"{sig(g.tokens_per_s)} tokens/s", f"output tokens of the batch ({g.batch} x {g.output:,}) "
                                                           f"per second of total time; {sig(g.tokens_per_s_per_sequence)} "
                                                           f"tokens/s per sequence"],
         *([["group throughput", f"{sig(g.group_tokens_per_s)} tokens/s",
             f"{p.parallel}: {p.replicas} batch(es) of {g.batch} at once on {p.gpus} GPUs; "
             f"{sig(g.tokens_per_s_per_gpu)} tokens/s per GPU"]] if p.gpus > 1 else []),
-        *([f"memory {end}", gb(f.total), verdict(f)] for end, f in zip(ends, g.memory)),
+        *([f"memory per GPU {end}", gb(f.total), verdict(f)] for end, f in zip(ends, g.memory)),
     ]
     out.append(table(rows, ["quantity", "value", "detail"], fmt, colalign=("left", "right")))
     out += ["", f"Times are expected ({time_model_line(hw)}). Convention: {CONVENTION}. Memory = weights + KV "

@@ -139,7 +139,7 @@ def as_json(r: Report, fmt: str) -> str:
 
 # -- tables ------------------------------------------------------------------------------------------
 OP_HEADERS = ["op", "kind", "GFLOP", "read MB", "written MB", "FLOP/B", "bound", "roofline µs", "expected µs",
-              "% block"]  # % block: of the block's expected time
+              "% block, expected"]
 
 
 def _row(label: str, kind: str, r: Roofline, bound: str, share: float | None) -> list[str]:

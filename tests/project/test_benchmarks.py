@@ -17,6 +17,7 @@ BENCH = Path(__file__).parents[2] / "benchmarks"
     ("bench_plan.py", ["--repeat", "1"], "decode steps costed"),
     ("bench_load.py", ["--repeat", "1", "--only", "gpt-oss-20b"], "load + two-phase report: median"),
     ("bench_startup.py", ["--repeat", "1"], "whole process: median"),
+    ("bench_reprice.py", ["--repeat", "2"], "repeated at new sizes: median"),
 ])
 def test_benchmark_script_runs(script, args, expect, tmp_path):
     r = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, cwd=tmp_path)

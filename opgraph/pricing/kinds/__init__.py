@@ -10,11 +10,14 @@ opgraph.pricing.timing's). Each class is one `KernelClass` record, in a file of 
 - which of its parameters `opgraph calibrate` fits (`fitted`, and `tilings` for GEMMs), and which class prices it
   where a calibration has no table of its own (`fallback`).
 
-Adding a class is one file here and its record's place in REGISTRY.
+Adding a class is adding one file here that defines CLASSES (its records): every module of this package is read, and
+its classes take their place in REGISTRY by their `order` (the order kernels are claimed in).
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Sequence
 
 import attrs
@@ -53,6 +56,7 @@ class Row:
 class KernelClass:
     name: str
     takes: Callable  # (op) -> whether this class prices the op's own work
+    order: int  # where it claims kernels among the classes: lower first
     claims: Callable | None = None  # (ops) -> whether a kernel of these ops is this class; None: it takes one of them
     named: Callable | None = None  # (ops) -> the class's name for these ops (GEMMs: by dtype); None: `name`
     group: str = ""  # classes of one group price each other's ops inside their kernels (attention, vector)
@@ -78,12 +82,13 @@ class KernelClass:
 
 
 def _registry() -> tuple[KernelClass, ...]:
-    from opgraph.pricing.kinds import all_to_all, attention, collective, elementwise, embedding, gemm, norm
-
-    # The order kernels are claimed in: a kernel that holds a collective is priced as one (its links decide), one
-    # that computes attention scores as attention, one that multiplies matrices as a GEMM; elementwise takes the rest.
-    return (all_to_all.CLASS, collective.CLASS, attention.PREFILL, attention.DECODE, *gemm.CLASSES, norm.CLASS,
-            embedding.CLASS, elementwise.CLASS)
+    """Every class of every module of this package, in claim order: a kernel that holds a collective is priced as one
+    (its links decide), one that computes attention scores as attention, one that multiplies matrices as a GEMM, then
+    norms and embeddings; elementwise, last, takes the rest."""
+    found = []
+    for module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+        found.extend(importlib.import_module(f"{__name__}.{module}").CLASSES)
+    return tuple(sorted(found, key=lambda c: c.order))
 
 
 REGISTRY = _registry()

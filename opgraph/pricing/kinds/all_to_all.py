@@ -31,10 +31,10 @@ def _combine(b, s: dict) -> list:
 
 
 COLUMNS = ("gpus", "tokens", "top_k", "hidden")
-CLASS = KernelClass(
-    ALL_TO_ALL, lambda op: op.fn in FNS, kinds=frozenset({"collective"}), fitted=LINK_PARAMS, fallback=COLLECTIVE,
+CLASSES = (KernelClass(
+    ALL_TO_ALL, lambda op: op.fn in FNS, order=10, kinds=frozenset({"collective"}), fitted=LINK_PARAMS, fallback=COLLECTIVE,
     rows=(Row("ep_dispatch", COLUMNS, "each GPU sends each of its `tokens` tokens, `hidden` values of dtype, to the "
               "GPUs of its `top_k` experts (DeepEP's dispatch); dtype is the type on the wire", _dispatch),
           Row("ep_combine", COLUMNS, "the dispatch's inverse: each GPU's tokens x top_k expert outputs go back to "
               "their tokens' GPUs (DeepEP's combine)", _combine)),
-    about="expert-parallel dispatch and combine")
+    about="expert-parallel dispatch and combine"),)

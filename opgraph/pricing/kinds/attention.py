@@ -69,19 +69,20 @@ def _bench(torch, dt, s: dict, dev: str, decode: bool):
     return lambda: sdpa(q, k, v, is_causal=not decode, enable_gqa=h != kv)
 
 
-def _class(name: str, decode: bool, row: Row) -> KernelClass:
+def _class(name: str, decode: bool, row: Row, order: int) -> KernelClass:
     def claims(ops) -> bool:
         d = _decoding(ops)
         return d is not None and d == decode
-    return KernelClass(name, _takes, claims=claims, group="attention", kinds=frozenset({"softmax"}), features=_features,
+    return KernelClass(name, _takes, order, claims=claims, group="attention", kinds=frozenset({"softmax"}), features=_features,
                        rows=(row,), fitted=(*KERNEL_PARAMS, PER_ROW), special=True,
                        about=f"FlashAttention over {'the KV cache, one query per sequence' if decode else 'a prompt'}")
 
 
 PREFILL = _class(PREFILL_ATTENTION, False, Row(
     "prefill_attention", ("batch", "seq_len", "heads", "kv_heads", "head_dim"), "causal, over an empty cache",
-    lambda b, s: _build(b, s, False), lambda *a: _bench(*a, decode=False)))
+    lambda b, s: _build(b, s, False), lambda *a: _bench(*a, decode=False)), 30)
 DECODE = _class(DECODE_ATTENTION, True, Row(
     "decode_attention", ("batch", "context", "heads", "kv_heads", "head_dim"),
     "one new token per sequence over context+1 keys", lambda b, s: _build(b, s, True),
-    lambda *a: _bench(*a, decode=True)))
+    lambda *a: _bench(*a, decode=True)), 31)
+CLASSES = (PREFILL, DECODE)

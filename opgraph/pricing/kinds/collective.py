@@ -21,7 +21,7 @@ def _build(b, s: dict) -> list:
     return []
 
 
-CLASS = KernelClass(COLLECTIVE, lambda op: op.kind == "collective", kinds=frozenset({"collective"}),
+CLASSES = (KernelClass(COLLECTIVE, lambda op: op.kind == "collective", order=20, kinds=frozenset({"collective"}),
                     rows=(Row("all_reduce", ("gpus", "elements"), "a sum over `gpus` GPUs (of one node) of `elements` "
                               "values of dtype each", _build),),
-                    fitted=LINK_PARAMS, about="ring collectives on the links")
+                    fitted=LINK_PARAMS, about="ring collectives on the links"),)

@@ -39,10 +39,10 @@ def _silu_mul(torch, dt, s: dict, dev: str):
     return lambda: swiglu(gate, up)
 
 
-CLASS = KernelClass(ELEMENTWISE, lambda op: True, group="vector",
+CLASSES = (KernelClass(ELEMENTWISE, lambda op: True, 100, group="vector",
                     kinds=frozenset({"elementwise", "rope", "gather", "softmax"}), rows=(
     Row("silu_mul", ("tokens", "hidden"), "SwiGLU's silu(gate) x up: reads gate and up, writes hidden per token",
         lambda b, s: _activation(b, s, "silu_mul"), _silu_mul),
     Row("relu2", ("tokens", "hidden"), "squared ReLU, max(x, 0)^2", lambda b, s: _activation(b, s, "relu2")),
     Row("rope", ("tokens", "heads", "kv_heads", "head_dim"), "rotary embedding of a layer's queries and keys, one "
-        "kernel", _rope)), about="activations, rotary embeddings, residual adds, gathers")
+        "kernel", _rope)), about="activations, rotary embeddings, residual adds, gathers"),)

@@ -20,6 +20,6 @@ def _bench(torch, dt, s: dict, dev: str):
     return lambda: torch.nn.functional.embedding(ids, table)
 
 
-CLASS = KernelClass(EMBEDDING, lambda op: op.kind == "embedding", group="vector", kinds=frozenset({"embedding"}),
+CLASSES = (KernelClass(EMBEDDING, lambda op: op.kind == "embedding", 60, group="vector", kinds=frozenset({"embedding"}),
                     rows=(Row("embedding", ("tokens", "vocab", "hidden"), "a lookup of `tokens` ids into a vocab x "
-                              "hidden table of dtype", _build, _bench),), about="embedding lookups")
+                              "hidden table of dtype", _build, _bench),), about="embedding lookups"),)

@@ -77,7 +77,7 @@ def _bench(torch, dt, s: dict, dev: str):
 
 ROW = Row("gemm", ("m", "n", "k"), "[m, k] activations times a k -> n weight (torch.nn.Linear's y = x W^T); x, W and "
           "y all of the row's dtype", _build, _bench)
-CLASS = KernelClass(GEMM, _takes, named=_named, kinds=frozenset({"matmul"}), features=_features, rows=(ROW,),
+CLASS = KernelClass(GEMM, _takes, 40, named=_named, kinds=frozenset({"matmul"}), features=_features, rows=(ROW,),
                     fitted=(*KERNEL_PARAMS, PER_ROW, PER_INPUT), tilings=_tilings, by_dtype=gemm_class,
                     about="matrix products with a weight, bf16 or fp16")
 # One class per other compute dtype, priced by `gemm`'s table where a calibration has none of its own.

@@ -40,8 +40,8 @@ def _row(name: str, about: str, bench: bool = True) -> Row:
                (lambda *a: _bench(*a, kind=name)) if bench else None)
 
 
-CLASS = KernelClass(NORM, lambda op: op.kind == "norm", group="vector", kinds=frozenset({"norm"}), rows=(
+CLASSES = (KernelClass(NORM, lambda op: op.kind == "norm", 50, group="vector", kinds=frozenset({"norm"}), rows=(
     _row("rms_norm", "RMSNorm of tokens x hidden values of dtype, with a hidden-wide scale"),
     _row("layer_norm", "LayerNorm, with a scale and a shift"),
     _row("add_rms_norm", "the residual add and the RMSNorm after it in one kernel: reads x and the residual, writes "
-         "their sum (the next residual) and its norm", bench=False)), about="RMSNorm and LayerNorm kernels")
+         "their sum (the next residual) and its norm", bench=False)), about="RMSNorm and LayerNorm kernels"),)
