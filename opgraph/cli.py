@@ -23,6 +23,7 @@ SHORT = {
     'sweep': 'time, intensity and verdict over many batch sizes and lengths',
     'crossover': 'where each op turns compute-bound',
     'generate': 'end-to-end time of a prompt and its generated tokens',
+    'serve': 'latency and throughput of requests served in flight (continuous batching, chunked prefill)',
     'plan': 'rank the parallel layouts of a number of GPUs',
     'memory': 'weights, KV cache and peak activations against GPU memory',
     'validate': 'predicted against measured kernel times',

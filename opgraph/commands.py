@@ -11,6 +11,7 @@ from opgraph import runs
 from opgraph.analysis import (activations, bench, calibrate, catalog, compare, crossover, generate, memory, report,
                               sweep, validate)
 from opgraph.analysis import plan as plan_search
+from opgraph.analysis import serve as serving
 from opgraph.cli import PLOT_HELP, PLOT_SHORT, SHORT, USAGE_ERROR, _Parser, top_parser
 from opgraph.errors import OpgraphError
 from opgraph.files import planfile
@@ -81,8 +82,9 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type) -> None
         p.add_argument("--context", type=kind, help=f"decode: tokens already in the KV cache; attention covers "
                                                     f"context+1 keys{many} (default: 1024)")
     if FUSION in groups:
-        p.add_argument("--fusion", default=planfile.DEFAULT, metavar="NAME", help=(
-            f"fusion strategy: {', '.join(planfile.names())}, or a .toml/.json plan file (default: {planfile.DEFAULT})"))
+        default = "flash" if record.__name__ == "Serving" else planfile.DEFAULT  # serving keeps attention apart
+        p.add_argument("--fusion", default=default, metavar="NAME", help=(
+            f"fusion strategy: {', '.join(planfile.names())}, or a .toml/.json plan file (default: {default})"))
     if FUSIONS in groups:
         p.add_argument("--fusion", default="unfused,flash,fused", metavar="A,B[,C...]", help=(
             "comma-separated strategies or plan files, the first the baseline (default: unfused,flash,fused)"))
@@ -157,6 +159,14 @@ COMMANDS = {  # name: (record type, option groups, help, description, run)
     "generate": (generate.Generation, {MODEL, GPU, FUSION, PRECISION, BUILD, TIME}, SHORT['generate'], "Time to first token (prefill of the prompt, lm_head on the last position "
                  "only); then every decode step at its own context P, P+1, ..., P+G-2, summed; the mean, first and "
                  "last step, total time, tokens/s, and whether it fits in GPU memory.", runs.generation),
+    "serve": (serving.Serving, {MODEL, GPU, FUSION, PRECISION, BUILD, TIME}, SHORT['serve'], "Requests served as "
+              "an engine batches them in flight: each iteration runs every running request's next decode token or "
+              "prompt chunk, then admits new requests while the token budget and the running limit allow (vLLM's "
+              "scheduler), and is priced from that mix (each decode at its own context, each chunk over the keys it "
+              "attends to). A closed loop at --concurrency (a finished request is replaced at once), measured after a "
+              "warm-up: TTFT, TPOT, inter-token and end-to-end latency (mean, p50, p90, p99), output tokens/s in all, "
+              "per GPU and per user, KV-cache use, and the time by kernel class. Needs a fusion plan that keeps "
+              "attention apart (flash, the default here, or unfused).", runs.serving_run),
     "plan": (plan_search.PlanSearch, {MODEL, GPU, FUSION, PRECISION, BUILD, TIME, SEARCH}, SHORT['plan'], "Tries every way to lay the model out over --gpus GPUs (tensor "
              "parallel x pipeline stages x data-parallel replicas, and for MoE models experts spread over each "
              "stage's replicas) at every "
@@ -251,6 +261,22 @@ def build_parser() -> argparse.ArgumentParser:
                            "exceeds this many milliseconds")
             p.add_argument("--top", type=_int, default=10, metavar="N", help="candidates to list in the table "
                            "(default: 10; json and csv list all)")
+        if name == "serve":
+            p.add_argument("--concurrency", type=_int, required=True, metavar="C",
+                           help="requests in flight per replica (a closed loop: a finished one is replaced at once)")
+            p.add_argument("--prompt", type=_int, required=True, metavar="P", help="prompt tokens per request")
+            p.add_argument("--output", type=_int, required=True, metavar="G", help="output tokens per request")
+            p.add_argument("--engine", default="vllm", metavar="NAME", help="the serving engine whose scheduler and "
+                           "defaults are modelled: vllm (default: vllm)")
+            p.add_argument("--max-batch-tokens", type=_int, metavar="N", help="tokens one iteration may process, the "
+                           "chunked-prefill budget (default: the engine's for this GPU: vLLM 8,192 at 70 GiB or more, "
+                           "else 2,048)")
+            p.add_argument("--max-seqs", type=_int, metavar="N", help="requests running at once (default: the "
+                           "engine's: vLLM 1,024 at 70 GiB or more, else 256)")
+            p.add_argument("--memory-fraction", type=_float, metavar="F", help="share of GPU memory the engine takes "
+                           "for weights, activations and KV cache (default: the engine's, vLLM 0.9)")
+            p.add_argument("--overhead-us", type=_float, default=0.0, metavar="US", help="the engine's own time per "
+                           "iteration (scheduling, sampling), added to each; not modelled (default: 0)")
         if name == "generate":
             p.add_argument("--batch", type=_int, default=choices.DEFAULT_BATCH, help="sequences (default: 32)")
             p.add_argument("--prompt", type=_int, required=True, metavar="P", help="prompt tokens per sequence")

@@ -102,6 +102,26 @@ def planning(a):
                               max_tpot_s=ms["max_tpot"], max_ttft_s=ms["max_ttft"]), top=top)
 
 
+def serving_run(a):
+    from opgraph.analysis import serve
+
+    hw = gpu(a)
+    engine = serve.ENGINES[checks.choice("--engine", a.engine, serve.ENGINES)](hw)
+    limits = {}
+    if a.max_batch_tokens is not None:
+        limits["max_batched_tokens"] = checks.integer("--max-batch-tokens", a.max_batch_tokens)
+    if a.max_seqs is not None:
+        limits["max_seqs"] = checks.integer("--max-seqs", a.max_seqs)
+    if a.memory_fraction is not None:
+        limits["memory_fraction"] = checks.number("--memory-fraction", a.memory_fraction, above=0, maximum=1)
+    if limits:
+        engine = attrs.evolve(engine, **limits, source=engine.source + "; " + ", ".join(
+            f"{k.replace('_', ' ')} {v:g} given" for k, v in limits.items()))
+    return serve.serve(build(a), choices.plan(a.fusion), hw, concurrency=a.concurrency, prompt=a.prompt,
+                       output=a.output, engine=engine,
+                       overhead_s=checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6)
+
+
 def generation(a):
     sizes = {k: checks.integer(f"--{k}", getattr(a, k)) for k in ("batch", "prompt", "output")}
     return generate.estimate(build(a), choices.plan(a.fusion), gpu(a), **sizes)

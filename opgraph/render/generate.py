@@ -47,7 +47,8 @@ def as_text(g: Generation, fmt: str) -> str:
         precision_line(p.precision),
         f"batch {g.batch} x prompt {g.prompt:,} tokens -> {g.output:,} output token{'s' * (g.output > 1)} per sequence",
         "a static batch: every prompt prefilled at once, then all decoded together (serving engines batch in flight, "
-        "mixing other requests' prompt chunks into the decode steps, so a served TPOT is longer and a TTFT shorter)",
+        "mixing other requests' prompt chunks into the decode steps, so a served TPOT is longer and a TTFT shorter: "
+        "'opgraph serve' models that)",
         *(f"note: {n}" for n in g.notes), "",
     ]
     if steps:

@@ -13,7 +13,7 @@ from opgraph.pricing.cost import BlockCost, PhaseCost, Roofline
 from opgraph.pricing.kinds import REGISTRY, unclassed
 from opgraph.render import renderer
 from opgraph.render.memory import footprint_dict, verdict
-from opgraph.render.text import gb, header, heading, lines, precision_line, scaled, seconds, sig, table, to_csv, to_json
+from opgraph.render.text import gb, heading, lines, precision_line, scaled, seconds, sig, table, to_csv, to_json
 
 UNITS = {"flops": "FLOP", "bytes": "byte", "*_s": "s", "intensity": "FLOP/byte", "*_tokens_per_s": "tokens/s",
          "expected_share": "fraction of the block's expected time",
@@ -318,8 +318,8 @@ def as_text(r: Report, fmt: str) -> str:
     first = r.costs[0]
     scope = (f"{first.gpus} GPUs ({first.parallel}); op, kernel and block figures are one GPU's"
              if first.gpus > 1 else "one GPU")
-    out = header(f"opgraph report: {first.model} on {first.hardware.display_name} ({first.hardware.name}), "
-                 f"{first.plan.name} plan, {scope}", fmt, [])
+    out = [heading(f"opgraph report: {first.model} on {first.hardware.display_name} ({first.hardware.name}), "
+                   f"{first.plan.name} plan, {scope}", fmt, 1)]
     out += ["", *summary(r, fmt), "", *(f"- {line}" if fmt == "markdown" else line for line in setup_lines(first))]
     for p, fp in zip(r.costs, r.memory):
         out += ["", heading(phase_title(p), fmt), *(f"note: {n}" for n in p.notes + pricing_notes(p))]

@@ -1,0 +1,434 @@
+"""Measured end-to-end serving results (TTFT, TPOT) from NVIDIA's aiconfigurator-core, for opgraph's presets.
+
+Usage (standard library only):
+
+    pip download aiconfigurator-core==0.12.0 --no-deps -d /tmp/aic
+    python benchmarks/extract_serving.py /tmp/aic/aiconfigurator_core-0.12.0-cp311-abi3-manylinux_2_28_x86_64.whl
+    python benchmarks/extract_serving.py path/to/silicon_sample.csv      # the CSV itself also works
+
+writes benchmarks/data/serving-measured.csv.gz (gzip: the plain CSV is over 300 KB) and prints the row counts.
+
+Where the data comes from
+-------------------------
+Package ``aiconfigurator-core`` 0.12.0 from PyPI, wheel
+``aiconfigurator_core-0.12.0-cp311-abi3-manylinux_2_28_x86_64.whl``, file
+``aiconfigurator_core/systems/silicon_sample.csv`` (5,221 rows, 34 columns, 1,895,632 bytes, sha256 as recorded
+in the wheel's RECORD: ``QkC_r1Vbb4ssYlEgdOXvu3eRzbsDRLBoQI85dYhJmts`` urlsafe-base64). The wheel's METADATA
+says ``License-Expression: Apache-2.0``, ``Author-email: "NVIDIA Inc." <sw-dl-dynamo@nvidia.com>``; a copy of
+the licence is in benchmarks/data/LICENSE-aiconfigurator-core. The output is a derived, filtered copy.
+
+Nothing in the wheel reads this file. It is the "silicon" side of aiconfigurator's accuracy-regression test: in
+the aiconfigurator repository (github.com/ai-dynamo/aiconfigurator),
+``tools/accuracy_regression_testing/predict_silicon_sample.py`` reads it (``DEFAULT_INPUT = ...
+"src/aiconfigurator/systems/silicon_sample.csv"``) and passes, for each row, ``model_path, system, mode, backend,
+backend_version, isl, osl, gemm_quant_mode, moe_quant_mode`` and, for ``mode == "agg"``, ``batch_size, tp_size,
+pp_size, attention_dp_size, moe_tp_size, moe_ep_size`` as the same-named arguments of ``cli_estimate``; the
+README next to it compares the prediction against ``silicon_ttft_ms`` / ``silicon_tpot_ms``. So each column means
+what the same-named ``cli_estimate`` argument means, and the column meanings below quote that docstring
+(aiconfigurator ``src/aiconfigurator/cli/api.py``) and the wheel's own ``aiconfigurator_core/sdk/config.py``
+(``ModelConfig``) and ``sdk/common.py`` (quantization modes).
+
+The rows come from several measurement campaigns, told apart by the CSV's free-text ``silicon_data_source``
+column (kept whole in ``source_provenance``; summarised in ``data_source_kind``):
+
+* ``db-dump``: ``db-dump/2026-04-27; config_id=..; silicon_concurrency=..; measured=..; workflow_run_id=..``,
+  an export of a benchmark database keyed by config and workflow run. A campaign script of aiconfigurator's
+  sibling project aisimulate (github.com/ai-dynamo/aisimulate), which reads such records through
+  aiconfigurator's ``aiconfigurator.sdk.config_adapter.InferenceXSource``, builds
+  ``silicon_ttft_ms = metrics["mean_ttft"] * 1000`` and ``silicon_tpot_ms = metrics["mean_tpot"] * 1000`` from
+  them, i.e. these are the InferenceX (SemiAnalysis) benchmark's MEAN TTFT and MEAN TPOT over requests.
+* ``dated-csv``: ``source_file=2026-03-25.csv`` / ``2026-04-06.csv; model=..; silicon_concurrency=..;
+  measured=..; wip=True|False[; image=..]``: same field names and ISO dates as the db-dump rows and engine
+  images of public releases (lmsysorg/sglang, vllm/vllm-openai, nvcr.io tensorrt-llm release): very likely the
+  same public benchmark exported on those dates (an inference, not documented). ``wip=True`` marks runs the
+  source flagged as work in progress.
+* ``aic-auto-gap-analysis``: ``source_file=/Users/.../aic-auto-gap-analysis/data/<system>/<backend>/<version>/
+  <model>.csv; gtl_job_id=..; image=nvcr.io/nvidia/ai-dynamo/...-runtime:..; dynamo_version=..``: NVIDIA's own
+  runs through Dynamo containers.
+* ``gap-analysis-csv``: ``source_file=<model>-gap-analysis.csv; aic_database_mode=SILICON``.
+
+What "TTFT", "TPOT" and "concurrency" mean there. The wheel does not say. For the db-dump rows the aisimulate
+code above shows they are the benchmark's ``mean_ttft`` / ``mean_tpot``; for the other sources the file gives no
+definition, and the standard serving-benchmark clients these campaigns use (vLLM's ``bench serve`` and its
+InferenceX copy; Dynamo's aiperf) define them the same way, which is assumed here: TTFT is measured at the
+client, from sending a request to receiving its first token, so it INCLUDES queueing and waiting behind other
+requests' prefills; TPOT is per request (end-to-end latency - TTFT) / (output tokens - 1), then averaged over
+requests (a mean, not a median or p99). Concurrency is a closed-loop client cap: at most ``concurrency``
+requests in flight, a new one sent as one finishes (aisimulate's replay of these points uses
+``request_count = 10 * concurrency`` and ``random_range_ratio = 0.8``, i.e. prompt and output lengths drawn
+around the nominal isl/osl, not all equal to them; the first and last requests of a run see a lower load).
+It is NOT a request rate: no row gives one, so ``request_rate_req_per_s`` is empty throughout. No row gives a
+throughput either (no tokens/s/gpu, no tokens/s/user column exists); 1000 / tpot_ms is the per-user decode
+rate if wanted.
+
+Rows kept and dropped
+---------------------
+A row is kept when (checked in this order; the first failing test is the reason counted):
+
+1. ``mode == "agg"`` (aggregated serving: one engine does prefill and decode). Dropped otherwise
+   (``disaggregated``; the 1,602 ``disagg`` rows have separate prefill/decode worker columns).
+2. its ``model_path`` maps to an opgraph preset (table ``MODELS`` below). Dropped otherwise
+   (``model not in opgraph``: MiniMaxAI/MiniMax-M2.5 and zhipuai/GLM-5 have no preset).
+3. its ``system`` maps to an opgraph GPU spec (table ``GPUS``). Dropped otherwise (``GPU unknown``).
+4. ``silicon_ttft_ms`` and ``silicon_tpot_ms`` are finite and > 0. Dropped otherwise (``missing TTFT/TPOT``).
+
+The numbers this script prints on the 0.12.0 file:
+
+    rows in                         5221
+    dropped disaggregated           1602
+    dropped model not in opgraph     609   (agg rows of MiniMaxAI/MiniMax-M2.5: 523; zhipuai/GLM-5: 86)
+    dropped GPU unknown                0
+    dropped missing TTFT/TPOT          0
+    kept                            3010
+
+Repeated measurements of one configuration (same engine, version, model, GPU, parallelism, isl, osl,
+concurrency) from different runs or dates are all kept, each as its own row (``source_id`` and
+``measured_date`` tell them apart). Rows are written in the CSV's order.
+
+Model mapping (``model_match``): ``exact`` when the checkpoint is the preset's own; ``quantized-checkpoint``
+when it is a requantized copy of the same model (the quantization columns say how); ``same-architecture``
+when it is another checkpoint whose language model has the same shapes: Llama-3.1-8B/70B map to
+llama-3-8b/llama-3-70b (only rope scaling and the context length differ, which change no cost);
+DeepSeek-V3.1 maps to deepseek-v3 (same config.json shapes); Kimi-K2.5's ``text_config`` has exactly
+kimi-k2's shapes (61 layers, hidden 7168, 384 experts top-8, MLA ranks 512/1536) but ships INT4 weights
+(compressed-tensors, group 32, routed experts only) and a vision tower the text benchmark does not use.
+The presets' own storage dtypes are NOT the measured ones: price a row with its quantization columns.
+
+Columns written (one measured configuration a row)
+--------------------------------------------------
+model               opgraph preset name.
+model_source        the CSV's ``model_path`` (a Hugging Face repo id).
+model_match         exact | quantized-checkpoint | same-architecture (see above).
+model_note          why the mapping holds, where it is not exact; empty when exact.
+gpu                 opgraph GPU spec name.
+gpu_source          the CSV's ``system`` (an aiconfigurator system file, e.g. ``b200_sxm``).
+gpus_per_node       from that system file in the wheel (``node.num_gpus_per_node``: 8 for HGX H100/H200/B200/
+                    B300; 4 per compute tray for GB200/GB300, 72 per NVL72 rack).
+engine              vllm | sglang | trtllm (the CSV's ``backend``).
+engine_version      the CSV's ``backend_version`` as given (the aiconfigurator perf-database version the row is
+                    meant to be predicted with; often the engine release, sometimes a tag such as
+                    ``nightly-dev``); empty for 759 agg rows that do not give one.
+engine_image        the container image from ``silicon_data_source`` when it names one; else empty.
+precision           the CSV's ``precision`` (the benchmark's label: bf16, fp8, fp4, int4), empty when not given.
+gemm_quant_mode     the CSV's ``gemm_quant_mode``: aiconfigurator's GEMM quantization (``cli_estimate``: "GEMM
+                    quantization mode. Default is None (auto-inferred)", i.e. empty = from the checkpoint).
+                    Values (sdk/common.py ``GEMMQuantMode``): ``fp8`` "w8fp8" (fp8 weights and activations,
+                    per-tensor scales), ``fp8_block`` "specific for trtllm torch ds fp8" (DeepSeek 128x128 block
+                    scales), ``nvfp4`` "nvfp4 on blackwell. 1 fp8 scale per 16 nvfp4 weights" (fp4 weights and
+                    activations), ``int4_wo`` "w4a16" (int4 weights, bf16 activations).
+moe_quant_mode      the CSV's ``moe_quant_mode``: the same for the MoE expert GEMMs (sdk/common.py
+                    ``MoEQuantMode``); dense models carry the GEMM value or nothing.
+                    No KV-cache dtype, attention (fmha) dtype or communication dtype is given in the file; the
+                    cost model's defaults for the engine apply (aiconfigurator infers them from the checkpoint).
+tp                  ``tp_size``: "Tensor parallelism size" of ATTENTION within one attention-data-parallel rank.
+pp                  ``pp_size``: "Pipeline parallelism size" (1 in every row).
+dp                  ``attention_dp_size``: "Attention data parallelism size". Empty in 820 kept rows and 0 in
+                    15 (a sentinel, dense Qwen3-32B on GB200): written as 1, noted in ``defaulted``.
+moe_tp              ``moe_tp_size``: "MoE tensor parallelism size". 0 in 18 rows (dense Qwen3-32B): written 1.
+ep                  ``moe_ep_size``: "MoE expert parallelism size". 0 in 25 rows (dense): written 1, noted.
+                    For MoE models aiconfigurator requires ``tp * dp == moe_tp * ep``
+                    (``ModelConfig.resolve_moe_parallelism``); for dense models the MoE fields mean nothing.
+gpus_per_worker     tp * pp * dp: "GPUs occupied by a single worker = tp * pp * dp * cp"
+                    (``ModelConfig.total_gpus_per_worker``; cp is 1 here). Derived; see ``width_exceeds_*``.
+concurrency         the benchmark's client concurrency, from ``silicon_concurrency=`` in
+                    ``silicon_data_source`` (or, where that is absent, the ``_c<N>_`` in the row id); empty
+                    for 12 rows that give neither (flag ``no_concurrency``).
+request_rate_req_per_s  always empty: no row gives a request rate (all are closed-loop concurrency sweeps).
+batch_size_per_dp_rank  the CSV's ``batch_size``: "Batch size (max concurrent requests, used for agg mode)".
+                    aiconfigurator's InferenceX adapter sets it to concurrency // (replicas * attention_dp), so
+                    normally concurrency = batch_size * dp, one replica.
+concurrency_over_batch_x_dp  concurrency / (batch_size * dp), derived: 1 in 2,968 rows, empty in 12 (no
+                    concurrency), else 2, 4, 8 or 32 in 29 aic-auto-gap-analysis rows (where it mostly equals tp:
+                    batch_size there looks like concurrency per GPU, or the run had several replicas; the file
+                    does not say which) and 1/64 in one dated-csv row (batch_size = concurrency with dp 64).
+prompt_tokens       the CSV's ``isl``: "Input sequence length" (nominal; see the workload note above).
+output_tokens       the CSV's ``osl``: "Output sequence length" (nominal).
+ttft_ms             ``silicon_ttft_ms``: measured mean time to first token, milliseconds.
+tpot_ms             ``silicon_tpot_ms``: measured mean time per output token after the first, milliseconds.
+measured_date       ``measured=`` from ``silicon_data_source`` (date of the run; ISO), empty when not given.
+data_source_kind    db-dump | dated-csv | aic-auto-gap-analysis | gap-analysis-csv (see above).
+wip                 ``wip=`` from ``silicon_data_source`` (True/False) where given; else empty.
+flags               ;-separated warnings, empty when none (counts on 0.12.0 in brackets):
+                    ``width_exceeds_node`` (325): gpus_per_worker > gpus_per_node on an 8-GPU HGX node (tp 16 or
+                    64 with moe 4x4 or 8x8, dp 16 or 64, vLLM tp 4 x dp 4 with ep 16; B200 233, H200 71, B300
+                    21). The row ids of the dated-csv ones say ``tp4_ep4`` / ``tp8_ep8``: the measured
+                    deployment was very likely ONE node of 4 or 8 GPUs with expert parallelism 4 or 8, and
+                    the file's width is source tp x source ep (an artefact of the conversion; batch_size is
+                    then divided by the inflated dp too). Do not use these parallel columns as they stand.
+                    ``width_exceeds_tray`` (57): GB200/GB300 worker wider than one 4-GPU tray but within the
+                    72-GPU NVLink rack (DeepSeek-R1 tp 12..72, ep 1, "agg"): odd GPU counts (12, 20, 28, 52)
+                    suggest disaggregated or multi-worker Dynamo deployments recorded as one worker.
+                    ``moe_width_mismatch`` (19): MoE model with tp * dp != moe_tp * ep (vLLM Qwen3-235B, H200).
+                    ``replicas`` (30): concurrency_over_batch_x_dp != 1.
+                    ``no_concurrency`` (12): concurrency not given.
+                    ``no_engine_version`` (759): engine_version empty (the image usually still names it).
+defaulted           which parallel fields were absent/0 and written as 1, e.g. ``dp:empty->1;ep:0->1``.
+id_tp, id_ep        the ``_tp<N>_ep<M>_`` written in the row id (dated-csv and gap-analysis rows; ``none`` and
+                    ``2_0`` as written), empty when the id has none (db-dump rows). Where they differ from
+                    tp/ep, they are the better guide to the deployment (see ``width_exceeds_node``).
+source_id           the CSV's ``id``.
+source_provenance   the CSV's ``silicon_data_source``, whole.
+
+No column of the file describes max-num-batched-tokens / chunked-prefill sizes, max batch limits other than
+``batch_size``, speculative decoding (MTP / Eagle), prefix caching, CUDA graphs or scheduler settings: those
+were whatever the benchmark recipe used and are unknown here (aiconfigurator's InferenceX adapter refuses
+speculative-decoding configs unless told the draft length, so the db-dump rows are very likely
+speculation-free; nothing in the file says so for the others).
+
+For fitting (the issue's rule): nothing may be fitted on H100/H200 rows; an engine constant may be fitted
+only on B200/GB200 rows. B300/GB300 rows are neither.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import io
+import math
+import re
+import sys
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+CSV_MEMBER_SUFFIX = "systems/silicon_sample.csv"
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUT = HERE / "data" / "serving-measured.csv"
+GZIP_ABOVE_BYTES = 300_000
+
+# model_path -> (preset, match, note)
+_L31 = "Llama-3.1 has Llama-3's shapes; only rope scaling (llama3, factor 8) and context length differ, no cost change"
+MODELS = {
+    "deepseek-ai/DeepSeek-R1": ("deepseek-r1", "exact", ""),
+    "nvidia/DeepSeek-R1-NVFP4": ("deepseek-r1", "quantized-checkpoint", "NVIDIA ModelOpt NVFP4 requantization of DeepSeek-R1"),
+    "deepseek-ai/DeepSeek-V3": ("deepseek-v3", "exact", ""),
+    "nvidia/DeepSeek-V3.1-NVFP4": ("deepseek-v3", "same-architecture",
+                                   "DeepSeek-V3.1 has DeepSeek-V3's config shapes; NVFP4 requantization by NVIDIA ModelOpt"),
+    "openai/gpt-oss-120b": ("gpt-oss-120b", "exact", ""),
+    "meta-llama/Llama-3.1-70B": ("llama-3-70b", "same-architecture", _L31),
+    "meta-llama/Llama-3.1-8B-Instruct": ("llama-3-8b", "same-architecture", _L31),
+    "nvidia/Llama-3.1-8B-Instruct-FP8": ("llama-3-8b", "same-architecture", _L31 + "; NVIDIA ModelOpt FP8 checkpoint"),
+    "Qwen/Qwen3-32B": ("qwen3-32b", "exact", ""),
+    "nvidia/Qwen3-32B-NVFP4": ("qwen3-32b", "quantized-checkpoint", "NVIDIA ModelOpt NVFP4 requantization of Qwen3-32B"),
+    "Qwen/Qwen3-235B-A22B-FP8": ("qwen3-235b-a22b", "quantized-checkpoint", "Qwen's own FP8 (128x128 block) checkpoint"),
+    "Qwen/Qwen3.5-397B-A17B": ("qwen3.5-397b-a17b", "exact", ""),
+    "moonshotai/Kimi-K2.5": ("kimi-k2", "same-architecture",
+                             "Kimi-K2.5 text_config has Kimi-K2's shapes (61 layers, 384 experts top-8, MLA 512/1536); "
+                             "INT4 group-32 routed-expert weights; vision tower unused by a text benchmark; "
+                             "yarn factor 64 vs 32 (no cost change)"),
+}
+
+# aiconfigurator system name -> (opgraph spec, GPUs per node from the wheel's systems/<name>.yaml)
+GPUS = {
+    "h100_sxm": ("h100-sxm", 8), "h200_sxm": ("h200", 8), "b200_sxm": ("b200", 8), "b300_sxm": ("b300", 8),
+    "gb200": ("gb200", 4), "gb300": ("gb300", 4),
+    "a100_sxm": ("a100-sxm", 8), "a100_pcie": ("a100-pcie", 8), "h100_pcie": ("h100-pcie", 8),
+    "l40s": ("l40s", 8), "l4": ("l4", 8), "rtx_pro_6000_server": ("rtx-pro-6000", 8),
+}
+NVL72 = {"gb200", "gb300"}
+
+# Architecture families that have MoE layers (the moe_tp * ep == tp * dp rule applies).
+MOE_PRESETS = {"deepseek-r1", "deepseek-v3", "gpt-oss-120b", "qwen3-235b-a22b", "qwen3.5-397b-a17b", "kimi-k2"}
+
+COLUMNS = [
+    "model", "model_source", "model_match", "model_note",
+    "gpu", "gpu_source", "gpus_per_node",
+    "engine", "engine_version", "engine_image",
+    "precision", "gemm_quant_mode", "moe_quant_mode",
+    "tp", "pp", "dp", "moe_tp", "ep", "gpus_per_worker",
+    "concurrency", "request_rate_req_per_s", "batch_size_per_dp_rank", "concurrency_over_batch_x_dp",
+    "prompt_tokens", "output_tokens", "ttft_ms", "tpot_ms",
+    "measured_date", "data_source_kind", "wip", "flags", "defaulted",
+    "id_tp", "id_ep", "source_id", "source_provenance",
+]
+
+REASONS = ("disaggregated", "model not in opgraph", "GPU unknown", "missing TTFT/TPOT")
+
+
+def read_source(path: Path) -> tuple[str, str]:
+    """(CSV text, where it came from) for a wheel or a CSV path."""
+    if path.suffix == ".whl" or zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as wheel:
+            members = [m for m in wheel.namelist() if m.endswith(CSV_MEMBER_SUFFIX)]
+            if len(members) != 1:
+                raise SystemExit(f"{path}: expected one *{CSV_MEMBER_SUFFIX}, found {members}")
+            meta = [m for m in wheel.namelist() if m.endswith(".dist-info/METADATA")]
+            info = {}
+            if meta:
+                for line in wheel.read(meta[0]).decode().splitlines():
+                    key, _, value = line.partition(": ")
+                    if key in ("Name", "Version", "License-Expression", "License"):
+                        info[key] = value
+            where = f"{path.name}:{members[0]} ({', '.join(f'{k} {v}' for k, v in info.items())})"
+            return wheel.read(members[0]).decode("utf-8"), where
+    return path.read_text(encoding="utf-8"), str(path)
+
+
+def provenance(text: str) -> dict[str, str]:
+    """The key=value fields of silicon_data_source; bare fields (a db-dump tag, an image) under their own keys."""
+    fields = {}
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        key, eq, value = part.partition("=")
+        if eq:
+            fields[key.strip()] = value.strip()
+        elif part.startswith("db-dump/"):
+            fields["db_dump"] = part
+        elif "/" in part and ":" in part:
+            fields.setdefault("image", part)
+        else:
+            fields.setdefault("other", part)
+    return fields
+
+
+def source_kind(fields: dict[str, str]) -> str:
+    if "db_dump" in fields:
+        return "db-dump"
+    src = fields.get("source_file", "")
+    if "aic-auto-gap-analysis" in src:
+        return "aic-auto-gap-analysis"
+    if src.endswith("gap-analysis.csv"):
+        return "gap-analysis-csv"
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}\.csv", src):
+        return "dated-csv"
+    return "other"
+
+
+def positive(value: str) -> bool:
+    try:
+        x = float(value)
+    except ValueError:
+        return False
+    return math.isfinite(x) and x > 0
+
+
+def as_int(value: str) -> int | None:
+    try:
+        return int(float(value))
+    except ValueError:
+        return None
+
+
+def convert(row: dict[str, str]) -> dict[str, object]:
+    preset, match, note = MODELS[row["model_path"]]
+    gpu, per_node = GPUS[row["system"]]
+    fields = provenance(row["silicon_data_source"])
+    flags, defaulted = [], []
+
+    def parallel(name: str, column: str) -> int:
+        value = as_int(row[column])
+        if value is None or value <= 0:
+            defaulted.append(f"{name}:{'empty' if value is None else value}->1")
+            return 1
+        return value
+
+    tp, pp, dp = parallel("tp", "tp_size"), parallel("pp", "pp_size"), parallel("dp", "attention_dp_size")
+    moe_tp, ep = parallel("moe_tp", "moe_tp_size"), parallel("ep", "moe_ep_size")
+    gpus = tp * pp * dp
+    m = re.search(r"_tp([0-9_]*|none)_ep([0-9_]*|none)_", row["id"])
+    id_tp, id_ep = m.groups() if m else ("", "")
+
+    conc = as_int(fields.get("silicon_concurrency", ""))
+    if conc is None:
+        m = re.search(r"_c(\d+)_", row["id"])
+        conc = int(m.group(1)) if m else None
+    batch = as_int(row["batch_size"])
+    replicas = ""
+    if conc is None:
+        flags.append("no_concurrency")
+    elif batch:
+        r = conc / (batch * dp)
+        replicas = int(r) if r == int(r) else round(r, 4)
+        if replicas != 1:
+            flags.append("replicas")
+
+    if gpus > per_node:
+        flags.append("width_exceeds_tray" if row["system"] in NVL72 and gpus <= 72 else "width_exceeds_node")
+    if preset in MOE_PRESETS and tp * dp != moe_tp * ep:
+        flags.append("moe_width_mismatch")
+    if not row["backend_version"]:
+        flags.append("no_engine_version")
+
+    return {
+        "model": preset, "model_source": row["model_path"], "model_match": match, "model_note": note,
+        "gpu": gpu, "gpu_source": row["system"], "gpus_per_node": per_node,
+        "engine": row["backend"], "engine_version": row["backend_version"], "engine_image": fields.get("image", ""),
+        "precision": row["precision"], "gemm_quant_mode": row["gemm_quant_mode"],
+        "moe_quant_mode": row["moe_quant_mode"],
+        "tp": tp, "pp": pp, "dp": dp, "moe_tp": moe_tp, "ep": ep, "gpus_per_worker": gpus,
+        "concurrency": "" if conc is None else conc, "request_rate_req_per_s": "",
+        "batch_size_per_dp_rank": "" if batch is None else batch, "concurrency_over_batch_x_dp": replicas,
+        "prompt_tokens": int(row["isl"]), "output_tokens": int(row["osl"]),
+        "ttft_ms": f"{float(row['silicon_ttft_ms']):.4f}", "tpot_ms": f"{float(row['silicon_tpot_ms']):.4f}",
+        "measured_date": fields.get("measured", "")[:10], "data_source_kind": source_kind(fields),
+        "wip": fields.get("wip", ""), "flags": ";".join(flags), "defaulted": ";".join(defaulted),
+        "id_tp": id_tp, "id_ep": id_ep,
+        "source_id": row["id"], "source_provenance": row["silicon_data_source"],
+    }
+
+
+def extract(text: str) -> tuple[list[dict[str, object]], Counter, Counter, int]:
+    rows = list(csv.DictReader(io.StringIO(text)))
+    kept, dropped, unmapped = [], Counter(), Counter()
+    for row in rows:
+        if row["mode"] != "agg":
+            dropped["disaggregated"] += 1
+        elif row["model_path"] not in MODELS:
+            dropped["model not in opgraph"] += 1
+            unmapped[row["model_path"]] += 1
+        elif row["system"] not in GPUS:
+            dropped["GPU unknown"] += 1
+            unmapped[row["system"]] += 1
+        elif not (positive(row["silicon_ttft_ms"]) and positive(row["silicon_tpot_ms"])):
+            dropped["missing TTFT/TPOT"] += 1
+        else:
+            kept.append(convert(row))
+    return kept, dropped, unmapped, len(rows)
+
+
+def write(rows: list[dict[str, object]], out: Path) -> Path:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    data = buf.getvalue().encode("utf-8")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if len(data) > GZIP_ABOVE_BYTES:
+        target = out.with_name(out.name + ".gz")
+        with open(target, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+            gz.write(data)
+        stale = out
+    else:
+        target = out
+        target.write_bytes(data)
+        stale = out.with_name(out.name + ".gz")
+    if stale.exists():
+        stale.unlink()
+    return target
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("source", type=Path, help="aiconfigurator-core wheel, or silicon_sample.csv")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="output CSV path (.gz is appended when gzipped); default %(default)s")
+    args = parser.parse_args()
+    text, where = read_source(args.source)
+    kept, dropped, unmapped, total = extract(text)
+    target = write(kept, args.out)
+
+    print(f"source: {where}")
+    print(f"{'rows in':<30}{total:>6}")
+    for reason in REASONS:
+        print(f"{'dropped ' + reason:<30}{dropped[reason]:>6}")
+    print(f"{'kept':<30}{len(kept):>6}   -> {target}")
+    for name, n in unmapped.most_common():
+        print(f"    not mapped: {name} ({n} agg rows)")
+    assert total == len(kept) + sum(dropped.values())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""One serving-engine iteration priced from its mix: the decode tokens of running requests, each at its own context,
+plus chunks of prompts over the keys they attend to, as vLLM, SGLang and TensorRT-LLM batch in flight.
+
+An iteration runs every layer once over all its new tokens stacked (T: one per decoding request plus the chunks'
+tokens), so its kernels split three ways by what their work depends on:
+- attention (a kernel of class prefill or decode attention: qk, softmax, av) depends on each sequence's queries and
+  keys. Engines run one variable-length attention call a layer over every sequence, so the sequences' work (their
+  compute and memory times, exponentials, sequences x KV heads) is summed into one kernel a layer that pays one
+  fixed cost; its decode part is priced by the decode class and its chunks' part by the prefill class;
+- the head (ops tagged `head`: the final norm and lm_head) runs on the rows that sample a token: the decoding
+  requests and the chunks that end their prompt;
+- everything else (projections, norms, activations, MLP or MoE, embeddings, collectives) runs on the T tokens.
+Each part is priced by the report's own step (opgraph.pricing.cost) on the graph of a uniform phase that has it at
+those sizes, traced once and replayed (opgraph.trace): an iteration of n decodes at one context costs exactly what
+`opgraph report` gives that decode step. Plans whose attention kernels hold other ops (`fused`, `megakernel`: the
+projections fused into attention) cannot be split this way and are refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+from opgraph.core.fusion import FusionPlan
+from opgraph.core.phase import Phase
+from opgraph.errors import OpgraphError
+from opgraph.pricing.cost import analyze, kernel_work
+from opgraph.pricing.hardware import Hardware
+from opgraph.pricing.kinds.attention import PREFILL
+from opgraph.pricing.timing import KernelWork, expected_fused
+from opgraph.trace import Traced
+
+HEAD = "head"
+WORK = ("compute_s", "memory_s", "transcendentals", "attention_rows")  # what attention's formula reads
+
+
+@attrs.frozen
+class Iteration:
+    """One iteration's time: expected (the time model's) and roofline, and the expected time by kernel class."""
+
+    expected_s: float
+    roofline_s: float
+    by_class: dict[str, float]  # expected seconds by kernel class (attention by its part: decode, prefill)
+    tokens: int  # new tokens stacked: decodes plus chunk tokens
+
+
+_attends = PREFILL.takes  # attention's own work: the score and value products and the softmax over scores
+
+
+class IterationPricer:
+    """Prices iterations of one model, fusion plan and GPU; `build(phase)` gives the model for a phase."""
+
+    def __init__(self, build, plan: FusionPlan, hw: Hardware):
+        self.build, self.plan, self.hw = build, plan, hw
+        probe = analyze(build(Phase.decode(1, 1)), plan, hw)
+        for b in probe.blocks:
+            for k in b.kernel_costs():
+                ops = [b.graph.ops[n] for n in k.ops]
+                if any(map(_attends, ops)) and not all(map(_attends, ops)):
+                    raise OpgraphError(f"fusion plan {plan.name!r} fuses attention with other work ({k.label} in "
+                                       f"block {b.name!r}); serving prices each request's attention apart from the "
+                                       f"work on all the tokens: use a plan whose attention kernels hold only qk, "
+                                       f"softmax and av (flash, unfused)")
+        self.gpus, self.replicas = probe.gpus, probe.replicas
+        self._tokens = Traced(self._token_part, ("tokens",))
+        self._head = Traced(self._head_part, ("rows",))
+        self._attention = Traced(lambda queries, past: self._attention_part(1, queries, past), ("queries", "past"))
+        self._per_sequence: dict[tuple[int, int], dict] = {}  # (queries, past) -> one sequence's attention work
+
+    # -- the parts, as traced functions of sizes ----------------------------------------------------------------------
+    def _token_part(self, tokens) -> dict:
+        """Every kernel but attention and the head, for `tokens` new tokens stacked (one prompt of that length)."""
+        return self._kernels(Phase.prefill(1, tokens), lambda ops, parts: not _attends(ops[0]) and parts != {HEAD})
+
+    def _head_part(self, rows) -> dict:
+        """The head's kernels for `rows` sampling rows (a decode step of that batch: one position each)."""
+        return self._kernels(Phase.decode(rows, 1), lambda ops, parts: parts == {HEAD})
+
+    def _kernels(self, phase: Phase, keep) -> dict:
+        cost = analyze(self.build(phase), self.plan, self.hw)
+        out = {"expected_s": 0.0, "roofline_s": 0.0}
+        for b in cost.blocks:
+            for k in b.kernel_costs():
+                ops = [b.graph.ops[n] for n in k.ops]
+                if keep(ops, {op.part for op in ops}):
+                    out["expected_s"] += b.count * k.cost.expected_s
+                    out["roofline_s"] += b.count * k.cost.time_s
+                    out[k.kind] = out.get(k.kind, 0.0) + b.count * k.cost.expected_s
+        return out
+
+    def _attention_part(self, batch, queries, past) -> dict:
+        """Each attention kernel's work for `batch` sequences of `queries` new tokens over `past` cached ones, by
+        (block, kernel, class, field), with its roofline."""
+        phase = Phase("prefill" if queries > 1 else "decode", batch, queries, past)
+        cost = analyze(self.build(phase), self.plan, self.hw)
+        out = {}
+        for b in cost.blocks:
+            rooflines = {o.name: o.cost for o in b.ops}
+            for k in b.kernel_costs():
+                ops = [b.graph.ops[n] for n in k.ops]
+                if not _attends(ops[0]):
+                    continue
+                kind, works = kernel_work(ops, rooflines, self.hw)
+                out[(b.name, k.name, "kind", kind)] = 1
+                for w in works:
+                    for f in WORK:
+                        out[(b.name, k.name, w.kind, f)] = getattr(w, f)
+                out[(b.name, k.name, "roofline_s")] = k.cost.time_s
+                out[(b.name, k.name, "count")] = b.count
+        return out
+
+    # -- one iteration -----------------------------------------------------------------------------------------------
+    def price(self, decode_contexts: Sequence[int], chunks: Sequence[tuple[int, int]] = (),
+              sampling: int | None = None) -> Iteration:
+        """An iteration of one decode token for each context in `decode_contexts` (tokens already cached) and the
+        prompt chunks `chunks`, each (new tokens, tokens of that prompt already cached). `sampling`: rows that
+        sample a token (default: the decodes plus every chunk, as if each ended its prompt)."""
+        groups = [(1, c) for c in decode_contexts] + [(q, p) for q, p in chunks]
+        if not groups:
+            raise OpgraphError("an iteration needs at least one decode token or prompt chunk")
+        tokens = len(decode_contexts) + sum(q for q, _ in chunks)
+        rows = len(groups) if sampling is None else sampling
+        token = self._tokens(tokens)
+        by_class = {k: v for k, v in token.items() if k not in ("expected_s", "roofline_s")}
+        expected, roofline = token["expected_s"], token["roofline_s"]
+        if rows:
+            head = self._head(rows)
+            expected, roofline = expected + head["expected_s"], roofline + head["roofline_s"]
+            for k, v in head.items():
+                if k not in ("expected_s", "roofline_s"):
+                    by_class[k] = by_class.get(k, 0.0) + v
+        # Attention's work is each sequence's (its FLOPs and bytes do not depend on the others'), summed: one
+        # sequence's work at each (queries, past), replayed once and kept (a run meets each context many times)
+        got: dict = {}
+        for g in groups:
+            work = self._per_sequence.get(g)
+            if work is None:
+                work = self._per_sequence[g] = self._attention(*g)
+            for label, v in work.items():
+                if label[-1] == "count":
+                    got[label] = v
+                else:
+                    got[label] = got.get(label, 0.0) + v
+        a_expected, a_roofline, a_class = self._attention_time(got)
+        for k, v in a_class.items():
+            by_class[k] = by_class.get(k, 0.0) + v
+        return Iteration(expected + a_expected, roofline + a_roofline, by_class, tokens)
+
+    def _attention_time(self, got: dict) -> tuple[float, float, dict]:
+        """Each attention kernel of the iteration: its groups' work summed per class, priced as one kernel a layer."""
+        kernels: dict[tuple[str, str], dict] = {}
+        for label, values in got.items():
+            kernels.setdefault(label[:2], {})[label[2:]] = values
+        tm, expected, roofline, by_class = self.hw.timing, 0.0, 0.0, {}
+        for fields in kernels.values():
+            count, roof = fields[("count",)], fields[("roofline_s",)]
+            classes = sorted({label[0] for label in fields if len(label) == 2 and label[1] == "compute_s"})
+            kinds = sorted(label[1] for label in fields if label[0] == "kind")
+            if tm.calibrated:
+                works = [KernelWork(c, **{f: fields[(c, f)] for f in WORK}) for c in classes]
+                # one kernel a layer: the class the report gives it, prefill attention's if any chunk makes it so
+                kind = "prefill_attention" if "prefill_attention" in kinds else kinds[0]
+                time, _ = expected_fused(tm, works, kind)
+            else:
+                time = roof
+            expected += count * time
+            roofline += count * roof
+            share = {c: fields[(c, "compute_s")] + fields[(c, "memory_s")] for c in classes}
+            total = sum(share.values())
+            for c in classes:
+                by_class[c] = by_class.get(c, 0.0) + count * time * (share[c] / total if total else 1 / len(classes))
+        return expected, roofline, by_class

@@ -1,0 +1,70 @@
+"""`opgraph serve`: the steady state of requests served in flight."""
+
+from __future__ import annotations
+
+from opgraph.analysis.serve import Serving, Stats
+from opgraph.render import renderer
+from opgraph.render.report import time_model_dict, time_model_line
+from opgraph.render.text import lines, seconds, sig, table, to_csv, to_json
+
+METRICS = ("ttft", "tpot", "itl", "e2e")
+WORDS = {"ttft": "time to first token", "tpot": "time per output token (a request's)",
+         "itl": "inter-token latency", "e2e": "end-to-end latency"}
+
+
+def _stats(s: Stats) -> dict:
+    return {"mean": s.mean, "p50": s.p50, "p90": s.p90, "p99": s.p99}
+
+
+@renderer(Serving, "json")
+def as_json(s: Serving, fmt: str) -> str:
+    return to_json({
+        "model": s.model, "hardware": s.hardware.name, "fusion": s.plan.name, "time_model": time_model_dict(s.hardware),
+        "engine": {"name": s.engine.name, "max_batched_tokens": s.engine.max_batched_tokens,
+                   "max_seqs": s.engine.max_seqs, "memory_fraction": s.engine.memory_fraction,
+                   "block_tokens": s.engine.block_tokens, "source": s.engine.source},
+        "units": {"*_s": "s, expected (the time model's)", "*_tokens_per_s*": "output tokens/s"},
+        "concurrency_per_replica": s.concurrency, "prompt_tokens": s.prompt, "output_tokens": s.output,
+        "gpus": s.gpus, "replicas": s.replicas,
+        "ttft_s": s.ttft.mean, "tpot_s": s.tpot.mean,
+        **{f"{m}_s_stats": _stats(getattr(s, m)) for m in METRICS},
+        "expected_tokens_per_s": s.tokens_per_s, "expected_tokens_per_s_per_gpu": s.tokens_per_s_per_gpu,
+        "expected_tokens_per_s_per_user": s.tokens_per_s_per_user,
+        "iteration_s_stats": _stats(s.iteration), "tokens_per_iteration_stats": _stats(s.tokens_per_iteration),
+        "share_of_iteration_time_by_class": s.by_class, "kv_cache_blocks_per_gpu": s.kv_blocks,
+        "kv_cache_peak_use": s.kv_used, "requests_measured": s.measured, "iterations_measured": s.iterations,
+        "overhead_s_per_iteration": s.overhead_s, "notes": list(s.notes),
+    })
+
+
+@renderer(Serving, "csv")
+def as_csv(s: Serving, fmt: str) -> str:
+    return to_csv(["metric", "mean_s", "p50_s", "p90_s", "p99_s"],
+                  ([m, *_stats(getattr(s, m)).values()] for m in (*METRICS, "iteration")))
+
+
+@renderer(Serving, "table", "markdown")
+def as_text(s: Serving, fmt: str) -> str:
+    hw = s.hardware
+    scope = f"{s.gpus} GPUs, {s.replicas} replica(s)" if s.gpus > 1 else "one GPU"
+    rows = [[WORDS[m], *(seconds(v) for v in _stats(getattr(s, m)).values())] for m in METRICS]
+    rates = [["output tokens/s, all GPUs", sig(s.tokens_per_s)],
+             ["output tokens/s per GPU", sig(s.tokens_per_s_per_gpu)],
+             ["output tokens/s per user (1 / TPOT)", sig(s.tokens_per_s_per_user)]]
+    shares = ", ".join(f"{k} {v:.0%}" for k, v in s.by_class.items() if v >= 0.005)
+    e = s.engine
+    return lines(
+        f"opgraph serve: {s.model} on {hw.display_name} ({hw.name}), {scope}, fusion {s.plan.name}, engine {e.name}",
+        f"closed loop: {s.concurrency} requests in flight per replica, each {s.prompt:,} prompt tokens -> "
+        f"{s.output:,} output tokens; a finished request is replaced at once",
+        f"scheduler: chunked prefill, {e.max_batched_tokens:,} tokens and {e.max_seqs:,} requests an iteration, KV "
+        f"cache {s.kv_blocks:,} blocks of {e.block_tokens} tokens a GPU ({e.memory_fraction:g} of its memory), "
+        f"{s.kv_used:.0%} in use at the peak",
+        "", table(rows, ["latency, per request", "mean", "p50", "p90", "p99"], fmt,
+                  colalign=("left", "right", "right", "right", "right")),
+        "", table(rates, ["throughput", "value"], fmt, colalign=("left", "right")),
+        "", f"iterations: {seconds(s.iteration.mean)} on average (p90 {seconds(s.iteration.p90)}), "
+            f"{sig(s.tokens_per_iteration.mean)} tokens each; time by kernel class: {shares}",
+        f"measured: {s.measured:,} requests over {s.iterations:,} iterations after the warm-up",
+        *(f"note: {n}" for n in s.notes),
+        "", f"Times are expected ({time_model_line(hw)}). Engine limits: {e.source}.")

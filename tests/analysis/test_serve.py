@@ -1,0 +1,111 @@
+"""Serving in flight (issue 17, first part): an iteration priced from its mix, and vLLM's scheduler in a closed loop.
+Expected values come from the report's own uniform steps (an iteration of n decodes at one context is that decode
+step), from `generate` (one request alone is a static batch of one), from hand counts of chunks, and from Little's
+law."""
+
+import json
+
+import pytest
+
+from opgraph import Phase, analyze, hardware, models, strategy
+from opgraph.analysis.generate import estimate
+from opgraph.analysis.iteration import IterationPricer
+from opgraph.analysis.serve import serve, vllm
+from opgraph.errors import OpgraphError
+from opgraph.models import BuildOptions
+from userland import opgraph
+
+H100 = hardware.load("h100-sxm")
+FLASH = strategy("flash")
+LLAMA = models.get("llama-3-8b")
+
+
+@pytest.mark.parametrize("name, options, plan", [("llama-3-8b", {}, "flash"), ("llama-3-8b", {}, "unfused"),
+                                                 ("llama-3-8b", {"tp": 2}, "flash"), ("mistral-7b", {}, "flash"),
+                                                 ("mixtral-8x7b", {}, "flash")])
+@pytest.mark.parametrize("batch, context", [(1, 5), (32, 1024), (7, 6000)])
+def test_an_iteration_of_decodes_at_one_context_is_the_reports_decode_step(name, options, plan, batch, context):
+    build = lambda ph: models.get(name).build(ph, BuildOptions(**options))  # noqa: E731
+    pricer = IterationPricer(build, strategy(plan), H100)
+    it = pricer.price([context] * batch)
+    step = analyze(build(Phase.decode(batch, context)), strategy(plan), H100).totals
+    assert it.expected_s == pytest.approx(step.expected_s, rel=1e-12)
+    assert it.roofline_s == pytest.approx(step.time_s, rel=1e-12)
+    assert it.tokens == batch
+    assert sum(it.by_class.values()) == pytest.approx(it.expected_s, rel=1e-9)
+
+
+def test_sequences_at_different_contexts_share_one_attention_kernel_a_layer():
+    """Two decodes at contexts 1,000 and 3,000 read the keys of both (one varlen kernel a layer, one fixed cost):
+    the same bytes as two sequences at 2,000 each, so the same time on a full-attention model."""
+    pricer = IterationPricer(LLAMA.build, FLASH, H100)
+    mixed, even = pricer.price([1000, 3000]), pricer.price([2000, 2000])
+    assert mixed.expected_s == pytest.approx(even.expected_s, rel=1e-12)
+    alone = pricer.price([1000]).by_class["decode_attention"] + pricer.price([3000]).by_class["decode_attention"]
+    latency = H100.timing.of("decode_attention").latency_s
+    assert mixed.by_class["decode_attention"] == pytest.approx(alone - 32 * latency, rel=1e-9)  # 32 layers, one each
+
+
+def test_a_plan_that_fuses_attention_with_other_work_is_refused():
+    with pytest.raises(OpgraphError, match="fuses attention with other work.*flash, unfused"):
+        IterationPricer(LLAMA.build, strategy("fused"), H100)
+
+
+def test_one_request_alone_is_a_static_batch_of_one():
+    """Concurrency 1, a prompt within the budget: its TTFT is the prefill of its prompt and its TPOT the mean of
+    the decode steps at contexts P..P+G-2, as `generate` gives them for a batch of one (the iteration's head skips
+    only the gather of the last position, a few kilobytes)."""
+    s = serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=700, output=40, warmup=2, measure=3)
+    g = estimate(LLAMA.build, FLASH, H100, batch=1, prompt=700, output=40)
+    assert s.ttft.mean == pytest.approx(g.ttft_s, rel=1e-3)
+    assert s.tpot.mean == pytest.approx(g.tpot_s, rel=1e-9)
+    assert s.e2e.mean == pytest.approx(g.total_s, rel=1e-3)
+    assert s.tokens_per_s == pytest.approx(40 / s.e2e.mean, rel=1e-3)
+
+
+def test_a_long_prompt_is_prefilled_in_chunks_of_the_token_budget():
+    """5,000 tokens under a 2,048-token budget: three iterations, chunks 2,048 + 2,048 + 904 over 0, 2,048 and
+    4,096 cached tokens; the last samples the first token."""
+    engine = vllm(H100)
+    import attrs
+    small = attrs.evolve(engine, max_batched_tokens=2048)
+    s = serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=5000, output=2, engine=small, warmup=1, measure=2)
+    pricer = IterationPricer(LLAMA.build, FLASH, H100)
+    ttft = sum(pricer.price([], [chunk], sampling=int(last)).expected_s
+               for chunk, last in (((2048, 0), False), ((2048, 2048), False), ((904, 4096), True)))
+    assert s.ttft.mean == pytest.approx(ttft, rel=1e-12)
+
+
+def test_throughput_obeys_littles_law():
+    """In a closed loop of C requests, each G tokens long over E seconds, the steady state emits C x G / E tokens
+    a second."""
+    c, g = 24, 64
+    s = serve(LLAMA.build, FLASH, H100, concurrency=c, prompt=512, output=g, measure=96)
+    assert s.tokens_per_s == pytest.approx(c * g / s.e2e.mean, rel=0.05)
+    assert s.tokens_per_s_per_gpu == s.tokens_per_s and s.tokens_per_s_per_user == pytest.approx(1 / s.tpot.mean)
+
+
+def test_a_concurrency_the_kv_cache_cannot_hold_says_how_many_it_can():
+    with pytest.raises(OpgraphError) as e:
+        serve(LLAMA.build, FLASH, H100, concurrency=1000, prompt=32000, output=1000)
+    message = str(e.value)
+    held = int(message.split("so at most ")[1].split(" requests")[0].replace(",", ""))
+    assert 0 < held < 1000 and "blocks of 16 tokens" in message
+    serve(LLAMA.build, FLASH, H100, concurrency=held, prompt=32000, output=2, warmup=0, measure=1)  # that many fit
+
+
+def test_the_command_line(tmp_path):
+    r = opgraph("serve", "--concurrency", "8", "--prompt", "512", "--output", "32", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["ttft_s"] == d["ttft_s_stats"]["mean"] > 0 and d["tpot_s"] == d["tpot_s_stats"]["mean"] > 0
+    assert d["fusion"] == "flash" and d["engine"]["max_batched_tokens"] == 8192
+    assert d["expected_tokens_per_s_per_gpu"] == d["expected_tokens_per_s"]
+    text = opgraph("serve", "--concurrency", "8", "--prompt", "512", "--output", "32").stdout
+    assert "time to first token" in text and "output tokens/s per GPU" in text and "EngineArgs" in text
+    for args, says in ((["--engine", "sglang"], "--engine"), (["--concurrency", "0"], "--concurrency"),
+                       (["--fusion", "fused"], "fuses attention with other work"),
+                       (["--concurrency", "2000"], "at most 1,024 requests at once")):
+        argv = ["serve", "--concurrency", "8", "--prompt", "512", "--output", "32", *args]
+        bad = opgraph(*argv)
+        assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
