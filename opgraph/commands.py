@@ -262,10 +262,16 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--top", type=_int, default=10, metavar="N", help="candidates to list in the table "
                            "(default: 10; json and csv list all)")
         if name == "serve":
-            p.add_argument("--concurrency", type=_int, required=True, metavar="C",
-                           help="requests in flight per replica (a closed loop: a finished one is replaced at once)")
-            p.add_argument("--prompt", type=_int, required=True, metavar="P", help="prompt tokens per request")
-            p.add_argument("--output", type=_int, required=True, metavar="G", help="output tokens per request")
+            load = p.add_mutually_exclusive_group(required=True)
+            load.add_argument("--concurrency", type=_int, metavar="C",
+                              help="requests in flight per replica (a closed loop: a finished one is replaced at once)")
+            load.add_argument("--rate", type=_float, metavar="R", help="requests arriving a second per replica (an "
+                              "open loop: Poisson arrivals, seeded by --seed)")
+            p.add_argument("--prompt", required=True, metavar="P", help="prompt tokens per request: a number, or a "
+                           "range LOW:HIGH each request draws from uniformly")
+            p.add_argument("--output", required=True, metavar="G", help="output tokens per request: a number, or a "
+                           "range LOW:HIGH")
+            p.add_argument("--seed", type=_int, default=0, help="of the arrivals and the lengths drawn (default: 0)")
             p.add_argument("--engine", default="vllm", metavar="NAME", help="the serving engine whose scheduler and "
                            "defaults are modelled: vllm (default: vllm)")
             p.add_argument("--max-batch-tokens", type=_int, metavar="N", help="tokens one iteration may process, the "

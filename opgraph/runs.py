@@ -102,6 +102,15 @@ def planning(a):
                               max_tpot_s=ms["max_tpot"], max_ttft_s=ms["max_ttft"]), top=top)
 
 
+def _span(name: str, text: str) -> int | tuple[int, int]:
+    """A length, or a range LOW:HIGH."""
+    parts = text.split(":")
+    if len(parts) > 2 or not all(p.strip().isdigit() for p in parts):
+        raise OpgraphError(f"{name}: {text!r} is neither a number of tokens nor a range LOW:HIGH")
+    values = [int(p) for p in parts]
+    return values[0] if len(values) == 1 else (values[0], values[1])
+
+
 def serving_run(a):
     from opgraph.analysis import serve
 
@@ -117,8 +126,8 @@ def serving_run(a):
     if limits:
         engine = attrs.evolve(engine, **limits, source=engine.source + "; " + ", ".join(
             f"{k.replace('_', ' ')} {v:g} given" for k, v in limits.items()))
-    return serve.serve(build(a), choices.plan(a.fusion), hw, concurrency=a.concurrency, prompt=a.prompt,
-                       output=a.output, engine=engine,
+    return serve.serve(build(a), choices.plan(a.fusion), hw, concurrency=a.concurrency, rate=a.rate,
+                       prompt=_span("--prompt", a.prompt), output=_span("--output", a.output), engine=engine, seed=a.seed,
                        overhead_s=checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6)
 
 

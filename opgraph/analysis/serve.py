@@ -1,5 +1,7 @@
 """Serving as an engine runs it: `opgraph serve`. Requests batched in flight, iteration by iteration, with chunked
-prefill, at a fixed concurrency (a closed loop: a finished request is replaced at once, as serving benchmarks run).
+prefill, at a fixed concurrency (a closed loop: a finished request is replaced at once, as serving benchmarks run) or
+at a request rate (an open loop: Poisson arrivals, seeded), with fixed prompt and output lengths or lengths drawn
+uniformly from a range.
 
 Each iteration the scheduler (vLLM V1's, vllm/v1/core/sched/scheduler.py) first gives every running request its next
 tokens: one for a request that is decoding, the next chunk of its prompt (up to the token budget left) for one that
@@ -11,14 +13,15 @@ prompt, and one token each iteration after. The run continues until the steady s
 `warmup` completed requests are not counted.
 
 The KV cache holds what the GPU has left: its capacity times the engine's memory fraction, less the weights and the
-activations of the largest iteration (as vLLM profiles one at start-up), in blocks of `block_tokens` tokens. A
-concurrency whose requests cannot all hold their full length at once is refused with the largest one that can
-(preemption is not modelled).
+activations of the largest iteration (as vLLM profiles one at start-up), in blocks of `block_tokens` tokens.
+Preemption is not modelled: a request is admitted only when the cache can hold its whole length, and a concurrency
+whose requests cannot all be held at once is refused with the largest one that can.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections import deque
 
 import attrs
@@ -58,6 +61,7 @@ def vllm(hw: Hardware) -> Engine:
 
 
 ENGINES = {"vllm": vllm}
+OVERLOADED = 100_000  # requests waiting at once: an open loop whose queue only grows has no steady state
 
 
 @attrs.frozen
@@ -81,16 +85,16 @@ class Serving:
     hardware: Hardware
     plan: FusionPlan
     engine: Engine
-    concurrency: int  # requests in flight, per replica
-    prompt: int
-    output: int
+    concurrency: int | None  # requests in flight, per replica (a closed loop); None: an open loop at `rate`
+    prompt: tuple[int, int]  # each request's prompt length: drawn uniformly from this range (equal ends: fixed)
+    output: tuple[int, int]
     gpus: int  # GPUs of the deployment (every replica's)
     replicas: int
     ttft: Stats  # seconds
     tpot: Stats  # per request: (end-to-end - TTFT) / (output - 1)
     itl: Stats  # every gap between two tokens of a request
     e2e: Stats
-    tokens_per_s: float  # output tokens a second, the whole deployment (every replica), over the measured iterations
+    tokens_per_s: float  # output tokens a second, the whole deployment (every replica), over the measured time
     iteration: Stats  # seconds an iteration takes
     tokens_per_iteration: Stats  # new tokens an iteration processes (decodes plus chunk tokens)
     by_class: dict[str, float]  # share of the measured iterations' time by kernel class
@@ -100,6 +104,8 @@ class Serving:
     iterations: int
     overhead_s: float  # the engine's own time per iteration, added (given, not modelled)
     notes: tuple[str, ...] = ()
+    rate: float | None = None  # requests a second arriving, per replica (an open loop, Poisson)
+    seed: int = 0  # of the arrivals and lengths drawn
 
     @property
     def tokens_per_s_per_gpu(self) -> float:
@@ -112,104 +118,149 @@ class Serving:
 
 
 class _Request:
-    __slots__ = ("arrival", "prefilled", "generated", "first", "last", "gaps")
+    __slots__ = ("arrival", "prompt", "output", "prefilled", "generated", "first", "last", "gaps")
 
-    def __init__(self, arrival: float):
-        self.arrival, self.prefilled, self.generated = arrival, 0, 0
+    def __init__(self, arrival: float, prompt: int, output: int):
+        self.arrival, self.prompt, self.output, self.prefilled, self.generated = arrival, prompt, output, 0, 0
         self.first = self.last = 0.0
         self.gaps: list[float] = []
 
 
-def serve(build, plan: FusionPlan, hw: Hardware, *, concurrency: int, prompt: int, output: int,
-          engine: Engine | None = None, overhead_s: float = 0.0, warmup: int | None = None,
-          measure: int | None = None) -> Serving:
-    """The closed-loop steady state of `concurrency` requests of `prompt` tokens generating `output` tokens each.
-    `warmup` completions are not counted (default: twice the concurrency), then `measure` are (default: twice the
-    concurrency, at least 64)."""
-    concurrency = checks.integer("--concurrency", concurrency)
-    prompt, output = checks.integer("--prompt", prompt), checks.integer("--output", output)
+Lengths = "int | tuple[int, int]"  # a fixed length, or (low, high): drawn uniformly, both included
+
+
+def _lengths(name: str, value) -> tuple[int, int]:
+    low, high = (value, value) if isinstance(value, int) else value
+    low, high = checks.integer(name, low), checks.integer(name, high)
+    if high < low:
+        raise OpgraphError(f"{name}: the range {low}:{high} ends before it starts")
+    return low, high
+
+
+def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency: int | None = None,
+          rate: float | None = None, engine: Engine | None = None, overhead_s: float = 0.0,
+          warmup: int | None = None, measure: int | None = None, seed: int = 0) -> Serving:
+    """The steady state of requests of `prompt` tokens generating `output` tokens each (a length, or a range
+    (low, high) each request draws from uniformly): a closed loop of `concurrency` requests in flight, or an open
+    loop of requests arriving at `rate` a second (Poisson, seeded by `seed`). `warmup` completions are not counted
+    (default: twice the concurrency; 50 in an open loop), then `measure` are (default: twice the concurrency, at least
+    64; 200 in an open loop)."""
+    if (concurrency is None) == (rate is None):
+        raise OpgraphError("give one of --concurrency (requests in flight) and --rate (requests a second)")
+    prompts, outputs = _lengths("--prompt", prompt), _lengths("--output", output)
     engine = engine or vllm(hw)
     checks.number("--overhead-us", overhead_s, minimum=0, maximum=1)
-    if concurrency > engine.max_seqs:
-        raise OpgraphError(f"--concurrency {concurrency}: the engine runs at most {engine.max_seqs:,} requests at once "
-                           f"(--max-seqs); give --max-seqs {concurrency} or a lower concurrency")
+    rng = random.Random(seed)
+    draw = lambda t: _Request(t, rng.randint(*prompts), rng.randint(*outputs))  # noqa: E731
     pricer = IterationPricer(build, plan, hw)
-    blocks, per_request = _kv_blocks(build, plan, hw, engine, prompt + output)
-    if concurrency * per_request > blocks:
-        fits = blocks // per_request
-        raise OpgraphError(f"--concurrency {concurrency}: the KV cache holds {blocks:,} blocks of "
-                           f"{engine.block_tokens} tokens on each GPU, {per_request:,} for each request of "
-                           f"{prompt + output:,} tokens, so at most {fits:,} requests at once"
-                           + ("" if fits else "; not even one: use more GPUs (--tp) or a shorter request"))
-    warmup = 2 * concurrency if warmup is None else warmup
-    measure = max(2 * concurrency, 64) if measure is None else measure
+    longest = prompts[1] + outputs[1]
+    blocks, per_request = _kv_blocks(build, plan, hw, engine, longest)
+    if concurrency is not None:
+        concurrency = checks.integer("--concurrency", concurrency)
+        if concurrency > engine.max_seqs:
+            raise OpgraphError(f"--concurrency {concurrency}: the engine runs at most {engine.max_seqs:,} requests "
+                               f"at once (--max-seqs); give --max-seqs {concurrency} or a lower concurrency")
+        if concurrency * per_request > blocks:
+            fits = blocks // per_request
+            raise OpgraphError(f"--concurrency {concurrency}: the KV cache holds {blocks:,} blocks of "
+                               f"{engine.block_tokens} tokens on each GPU, {per_request:,} for each request of "
+                               f"{longest:,} tokens, so at most {fits:,} requests at once"
+                               + ("" if fits else "; not even one: use more GPUs (--tp) or a shorter request"))
+        waiting = deque(draw(0.0) for _ in range(concurrency))
+        next_arrival = math.inf
+        warmup = 2 * concurrency if warmup is None else warmup
+        measure = max(2 * concurrency, 64) if measure is None else measure
+    else:
+        rate = checks.number("--rate", rate, above=0, maximum=1e6)
+        if per_request > blocks:
+            raise OpgraphError(f"the KV cache holds {blocks:,} blocks of {engine.block_tokens} tokens on each GPU, "
+                               f"fewer than one request of {longest:,} tokens needs ({per_request:,}): use more GPUs "
+                               f"(--tp) or a shorter request")
+        waiting, next_arrival = deque(), rng.expovariate(rate)
+        warmup = 50 if warmup is None else warmup
+        measure = 200 if measure is None else measure
     running: list[_Request] = []
-    waiting = deque(_Request(0.0) for _ in range(concurrency))
     done: list[_Request] = []
-    now, iterations, peak_blocks = 0.0, [], 0
+    now, iterations, peak_blocks, held = 0.0, [], 0, 0
     by_class: dict[str, float] = {}
     start = 0.0 if warmup == 0 else None  # when the measured part begins
     while len(done) < warmup + measure:
-        budget, decodes, chunks, sampled = engine.max_batched_tokens, [], [], []
+        while next_arrival <= now:  # the open loop's arrivals so far
+            waiting.append(draw(next_arrival))
+            next_arrival += rng.expovariate(rate)
+        if len(waiting) > OVERLOADED:
+            raise OpgraphError(f"--rate {rate:g}: requests arrive faster than the engine finishes them ({len(done):,} "
+                               f"done in {now:,.1f} s, {len(waiting):,} waiting); give a lower rate")
+        if not running and not waiting:  # idle until the next request
+            now = next_arrival
+            continue
+        budget, decodes, chunks = engine.max_batched_tokens, [], []
         for r in running:  # running requests first: a decode token each, or their prompt's next chunk
             if budget == 0:
                 break
-            if r.prefilled < prompt:
-                n = min(prompt - r.prefilled, budget)
-                chunks.append((r, n))
-            else:
-                n = 1
-                decodes.append(r)
+            n = min(r.prompt - r.prefilled, budget) if r.prefilled < r.prompt else 1
+            (chunks.append((r, n)) if r.prefilled < r.prompt else decodes.append(r))
             budget -= n
-        while waiting and budget > 0 and len(running) < engine.max_seqs:  # then newcomers, first come first served
+        # then newcomers, first come first served, while the budget, the running limit and the KV cache allow (a
+        # request's whole length reserved at admission: without preemption, none is ever evicted)
+        while waiting and budget > 0 and len(running) < engine.max_seqs:
+            need = -(-(waiting[0].prompt + waiting[0].output) // engine.block_tokens)
+            if held + need > blocks:
+                break
             r = waiting.popleft()
-            n = min(prompt, budget)
+            held += need
+            n = min(r.prompt, budget)
             running.append(r)
             chunks.append((r, n))
             budget -= n
-        it = pricer.price([prompt + r.generated - 1 for r in decodes], [(n, r.prefilled) for r, n in chunks],
-                          sampling=len(decodes) + sum(r.prefilled + n == prompt for r, n in chunks))
+        ends = sum(r.prefilled + n == r.prompt for r, n in chunks)  # chunks that end their prompt sample a token
+        it = pricer.price([r.prompt + r.generated - 1 for r in decodes], [(n, r.prefilled) for r, n in chunks],
+                          sampling=len(decodes) + ends)
         now += it.expected_s + overhead_s
         if start is not None:
-            emitted = len(decodes) + sum(r.prefilled + n == prompt for r, n in chunks)
-            iterations.append((it.expected_s + overhead_s, it.tokens, emitted))
+            iterations.append((it.expected_s + overhead_s, it.tokens, len(decodes) + ends))
             for k, v in it.by_class.items():
                 by_class[k] = by_class.get(k, 0.0) + v
         for r, n in chunks:
             r.prefilled += n
-            if r.prefilled == prompt:  # the prompt's last chunk samples the first token
-                r.generated, r.first = 1, now
-                r.last = now
+            if r.prefilled == r.prompt:  # the prompt's last chunk samples the first token
+                r.generated, r.first, r.last = 1, now, now
         for r in decodes:
             r.generated += 1
             r.gaps.append(now - r.last)
             r.last = now
-        finished = [r for r in running if r.generated >= output]
-        for r in finished:
-            running.remove(r)
-            done.append(r)
-            waiting.append(_Request(now))  # the closed loop: a new request in its place at once
-            if len(done) == warmup:
-                start = now
         peak_blocks = max(peak_blocks, sum(-(-(r.prefilled + r.generated) // engine.block_tokens) for r in running))
+        for r in [r for r in running if r.generated >= r.output]:
+            running.remove(r)
+            held -= -(-(r.prompt + r.output) // engine.block_tokens)
+            done.append(r)
+            if concurrency is not None:
+                waiting.append(draw(now))  # the closed loop: a new request in its place at once
+            if len(done) == warmup:
+                start, queued = now, len(waiting)
     measured = done[warmup:]
     if start is None or not iterations:
-        raise OpgraphError("the run ended before the steady state was measured; give a larger --measure")
-    probe = build(Phase.decode(1, 1))
+        raise OpgraphError("the run ended before the steady state was measured; measure more requests")
+    if rate is not None and len(waiting) > (queued if warmup else 0) + max(10, measure // 4):
+        served = len(measured) / (now - start) if now > start else 0.0
+        raise OpgraphError(f"--rate {rate:g}: requests arrive faster than the engine finishes them (about "
+                           f"{served:,.2f} a second at this load; {len(waiting):,} waiting at the end): there is no "
+                           f"steady state; give a lower rate")
     gpus, replicas = pricer.gpus, pricer.replicas
     total_time = sum(t for t, _, _ in iterations)
     notes = ((f"the engine's time per iteration (scheduling, sampling) is not modelled: {overhead_s * 1e6:g} µs "
               f"added to each (--overhead-us)"),
-             "preemption is not modelled: every request's KV cache is held whole (checked against the cache)")
-    return Serving(probe.name, hw, plan, engine, concurrency, prompt, output, gpus, replicas,
+             "preemption is not modelled: a request is admitted only when the KV cache can hold its whole length")
+    decoding = [r for r in measured if r.output > 1]
+    return Serving(build(Phase.decode(1, 1)).name, hw, plan, engine, concurrency, prompts, outputs, gpus, replicas,
                    Stats.of([r.first - r.arrival for r in measured]),
-                   Stats.of([(r.last - r.first) / (output - 1) for r in measured] if output > 1 else [0.0]),
+                   Stats.of([(r.last - r.first) / (r.output - 1) for r in decoding] or [0.0]),
                    Stats.of([g for r in measured for g in r.gaps] or [0.0]),
                    Stats.of([r.last - r.arrival for r in measured]),
-                   replicas * sum(e for _, _, e in iterations) / total_time,
+                   replicas * sum(e for _, _, e in iterations) / (now - start),  # idle time included
                    Stats.of([t for t, _, _ in iterations]), Stats.of([n for _, n, _ in iterations]),
                    {k: v / total_time for k, v in sorted(by_class.items(), key=lambda kv: -kv[1])},
-                   blocks, peak_blocks / blocks, len(measured), len(iterations), overhead_s, notes)
+                   blocks, peak_blocks / blocks, len(measured), len(iterations), overhead_s, notes, rate, seed)
 
 
 def _kv_blocks(build, plan: FusionPlan, hw: Hardware, engine: Engine, length: int) -> tuple[int, int]:

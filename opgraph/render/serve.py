@@ -16,6 +16,11 @@ def _stats(s: Stats) -> dict:
     return {"mean": s.mean, "p50": s.p50, "p90": s.p90, "p99": s.p99}
 
 
+def _span(lengths: tuple[int, int]) -> str:
+    low, high = lengths
+    return f"{low:,}" if low == high else f"{low:,} to {high:,} (uniform)"
+
+
 @renderer(Serving, "json")
 def as_json(s: Serving, fmt: str) -> str:
     return to_json({
@@ -24,7 +29,8 @@ def as_json(s: Serving, fmt: str) -> str:
                    "max_seqs": s.engine.max_seqs, "memory_fraction": s.engine.memory_fraction,
                    "block_tokens": s.engine.block_tokens, "source": s.engine.source},
         "units": {"*_s": "s, expected (the time model's)", "*_tokens_per_s*": "output tokens/s"},
-        "concurrency_per_replica": s.concurrency, "prompt_tokens": s.prompt, "output_tokens": s.output,
+        "concurrency_per_replica": s.concurrency, "rate_per_s_per_replica": s.rate, "seed": s.seed,
+        "prompt_tokens": list(s.prompt), "output_tokens": list(s.output),
         "gpus": s.gpus, "replicas": s.replicas,
         "ttft_s": s.ttft.mean, "tpot_s": s.tpot.mean,
         **{f"{m}_s_stats": _stats(getattr(s, m)) for m in METRICS},
@@ -55,8 +61,10 @@ def as_text(s: Serving, fmt: str) -> str:
     e = s.engine
     return lines(
         f"opgraph serve: {s.model} on {hw.display_name} ({hw.name}), {scope}, fusion {s.plan.name}, engine {e.name}",
-        f"closed loop: {s.concurrency} requests in flight per replica, each {s.prompt:,} prompt tokens -> "
-        f"{s.output:,} output tokens; a finished request is replaced at once",
+        (f"closed loop: {s.concurrency} requests in flight per replica (a finished one replaced at once)"
+         if s.concurrency is not None else f"open loop: {s.rate:g} requests a second per replica (Poisson, seed "
+                                            f"{s.seed})") + f"; each {_span(s.prompt)} prompt tokens -> "
+        f"{_span(s.output)} output tokens",
         f"scheduler: chunked prefill, {e.max_batched_tokens:,} tokens and {e.max_seqs:,} requests an iteration, KV "
         f"cache {s.kv_blocks:,} blocks of {e.block_tokens} tokens a GPU ({e.memory_fraction:g} of its memory), "
         f"{s.kv_used:.0%} in use at the peak",

@@ -109,3 +109,37 @@ def test_the_command_line(tmp_path):
         argv = ["serve", "--concurrency", "8", "--prompt", "512", "--output", "32", *args]
         bad = opgraph(*argv)
         assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+
+
+def test_an_open_loop_serves_what_arrives():
+    """At 2 requests a second, each a 10 ms prefill and 50 decode steps, the GPU idles most of the time: the
+    deployment emits rate x output tokens a second (what arrives leaves), and a request's TTFT is close to its
+    prefill alone."""
+    s = serve(LLAMA.build, FLASH, H100, rate=2.0, prompt=256, output=50, measure=150)
+    assert s.tokens_per_s == pytest.approx(2.0 * 50, rel=0.15)
+    alone = serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=256, output=50, warmup=1, measure=2)
+    assert alone.ttft.mean <= s.ttft.p50 < 1.5 * alone.ttft.mean
+    assert s.concurrency is None and s.rate == 2.0
+
+
+def test_an_open_loop_beyond_what_the_gpu_can_serve_is_refused_with_its_rate():
+    with pytest.raises(OpgraphError, match=r"--rate 500: requests arrive faster than the engine finishes them "
+                                           r"\(about [\d.,]+ a second"):
+        serve(LLAMA.build, FLASH, H100, rate=500, prompt=2048, output=64)
+
+
+def test_lengths_drawn_from_a_range_are_seeded():
+    a = serve(LLAMA.build, FLASH, H100, concurrency=8, prompt=(256, 1024), output=(16, 64), seed=3)
+    b = serve(LLAMA.build, FLASH, H100, concurrency=8, prompt=(256, 1024), output=(16, 64), seed=3)
+    c = serve(LLAMA.build, FLASH, H100, concurrency=8, prompt=(256, 1024), output=(16, 64), seed=4)
+    assert a == b and a.ttft != c.ttft
+    assert a.prompt == (256, 1024) and a.output == (16, 64)
+
+
+@pytest.mark.parametrize("args, says", [(["--concurrency", "4", "--rate", "2"], "not allowed with argument"),
+                                        (["--rate", "2", "--prompt", "10:5"], "the range 10:5 ends before it starts"),
+                                        (["--rate", "2", "--prompt", "lots"], "neither a number of tokens nor a range"),
+                                        (["--rate", "-1"], "--rate")])
+def test_bad_loads_and_lengths(args, says):
+    r = opgraph("serve", "--prompt", "128", "--output", "8", *args)
+    assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
