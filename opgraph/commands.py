@@ -272,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--output", required=True, metavar="G", help="output tokens per request: a number, or a "
                            "range LOW:HIGH")
             p.add_argument("--seed", type=_int, default=0, help="of the arrivals and the lengths drawn (default: 0)")
+            p.add_argument("--prefix", type=_int, default=0, metavar="N", help="tokens at the start of every prompt "
+                           "shared and already cached (prefix caching: whole KV blocks, held once, not prefilled "
+                           "again) (default: 0)")
             p.add_argument("--engine", default="vllm", metavar="NAME", help="the serving engine whose scheduler and "
                            "defaults are modelled: vllm (default: vllm)")
             p.add_argument("--max-batch-tokens", type=_int, metavar="N", help="tokens one iteration may process, the "

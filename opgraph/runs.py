@@ -127,7 +127,8 @@ def serving_run(a):
         engine = attrs.evolve(engine, **limits, source=engine.source + "; " + ", ".join(
             f"{k.replace('_', ' ')} {v:g} given" for k, v in limits.items()))
     return serve.serve(build(a), choices.plan(a.fusion), hw, concurrency=a.concurrency, rate=a.rate,
-                       prompt=_span("--prompt", a.prompt), output=_span("--output", a.output), engine=engine, seed=a.seed,
+                       prompt=_span("--prompt", a.prompt), output=_span("--output", a.output), engine=engine,
+                       seed=a.seed, prefix=a.prefix,
                        overhead_s=checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6)
 
 

@@ -106,6 +106,7 @@ class Serving:
     notes: tuple[str, ...] = ()
     rate: float | None = None  # requests a second arriving, per replica (an open loop, Poisson)
     seed: int = 0  # of the arrivals and lengths drawn
+    prefix: int = 0  # tokens at the start of every prompt shared and cached (prefix caching)
 
     @property
     def tokens_per_s_per_gpu(self) -> float:
@@ -139,22 +140,36 @@ def _lengths(name: str, value) -> tuple[int, int]:
 
 def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency: int | None = None,
           rate: float | None = None, engine: Engine | None = None, overhead_s: float = 0.0,
-          warmup: int | None = None, measure: int | None = None, seed: int = 0) -> Serving:
+          warmup: int | None = None, measure: int | None = None, seed: int = 0, prefix: int = 0) -> Serving:
     """The steady state of requests of `prompt` tokens generating `output` tokens each (a length, or a range
     (low, high) each request draws from uniformly): a closed loop of `concurrency` requests in flight, or an open
     loop of requests arriving at `rate` a second (Poisson, seeded by `seed`). `warmup` completions are not counted
     (default: twice the concurrency; 50 in an open loop), then `measure` are (default: twice the concurrency, at least
-    64; 200 in an open loop)."""
+    64; 200 in an open loop). `prefix`: tokens at the start of every prompt shared and already in the KV cache (a
+    common system prompt under automatic prefix caching): cached in whole blocks, at most all but the prompt's last
+    token (which the engine computes to sample from), held once, and not prefilled again."""
     if (concurrency is None) == (rate is None):
         raise OpgraphError("give one of --concurrency (requests in flight) and --rate (requests a second)")
     prompts, outputs = _lengths("--prompt", prompt), _lengths("--output", output)
     engine = engine or vllm(hw)
     checks.number("--overhead-us", overhead_s, minimum=0, maximum=1)
     rng = random.Random(seed)
-    draw = lambda t: _Request(t, rng.randint(*prompts), rng.randint(*outputs))  # noqa: E731
+    prefix = checks.integer("--prefix", prefix, minimum=0)
+    bt = engine.block_tokens
+
+    def cached(p: int) -> int:
+        return min(prefix, p - 1) // bt * bt
+
+    def draw(t: float) -> _Request:
+        r = _Request(t, rng.randint(*prompts), rng.randint(*outputs))
+        r.prefilled = cached(r.prompt)
+        return r
+
     pricer = IterationPricer(build, plan, hw)
     longest = prompts[1] + outputs[1]
     blocks, per_request = _kv_blocks(build, plan, hw, engine, longest)
+    shared = -(-prefix // bt) if prefix else 0  # the prefix's blocks, held once for every request
+    blocks, per_request = blocks - shared, per_request - cached(prompts[0]) // bt
     if concurrency is not None:
         concurrency = checks.integer("--concurrency", concurrency)
         if concurrency > engine.max_seqs:
@@ -204,12 +219,12 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         # then newcomers, first come first served, while the budget, the running limit and the KV cache allow (a
         # request's whole length reserved at admission: without preemption, none is ever evicted)
         while waiting and budget > 0 and len(running) < engine.max_seqs:
-            need = -(-(waiting[0].prompt + waiting[0].output) // engine.block_tokens)
+            need = -(-(waiting[0].prompt + waiting[0].output) // bt) - cached(waiting[0].prompt) // bt
             if held + need > blocks:
                 break
             r = waiting.popleft()
             held += need
-            n = min(r.prompt, budget)
+            n = min(r.prompt - r.prefilled, budget)
             running.append(r)
             chunks.append((r, n))
             budget -= n
@@ -229,10 +244,11 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
             r.generated += 1
             r.gaps.append(now - r.last)
             r.last = now
-        peak_blocks = max(peak_blocks, sum(-(-(r.prefilled + r.generated) // engine.block_tokens) for r in running))
+        peak_blocks = max(peak_blocks, shared + sum(-(-(r.prefilled + r.generated) // bt) - cached(r.prompt) // bt
+                                                    for r in running))
         for r in [r for r in running if r.generated >= r.output]:
             running.remove(r)
-            held -= -(-(r.prompt + r.output) // engine.block_tokens)
+            held -= -(-(r.prompt + r.output) // bt) - cached(r.prompt) // bt
             done.append(r)
             if concurrency is not None:
                 waiting.append(draw(now))  # the closed loop: a new request in its place at once
@@ -260,7 +276,8 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                    replicas * sum(e for _, _, e in iterations) / (now - start),  # idle time included
                    Stats.of([t for t, _, _ in iterations]), Stats.of([n for _, n, _ in iterations]),
                    {k: v / total_time for k, v in sorted(by_class.items(), key=lambda kv: -kv[1])},
-                   blocks, peak_blocks / blocks, len(measured), len(iterations), overhead_s, notes, rate, seed)
+                   blocks + shared, peak_blocks / (blocks + shared), len(measured), len(iterations), overhead_s, notes,
+                   rate, seed, prefix)
 
 
 def _kv_blocks(build, plan: FusionPlan, hw: Hardware, engine: Engine, length: int) -> tuple[int, int]:

@@ -30,7 +30,7 @@ def as_json(s: Serving, fmt: str) -> str:
                    "block_tokens": s.engine.block_tokens, "source": s.engine.source},
         "units": {"*_s": "s, expected (the time model's)", "*_tokens_per_s*": "output tokens/s"},
         "concurrency_per_replica": s.concurrency, "rate_per_s_per_replica": s.rate, "seed": s.seed,
-        "prompt_tokens": list(s.prompt), "output_tokens": list(s.output),
+        "prompt_tokens": list(s.prompt), "output_tokens": list(s.output), "cached_prefix_tokens": s.prefix,
         "gpus": s.gpus, "replicas": s.replicas,
         "ttft_s": s.ttft.mean, "tpot_s": s.tpot.mean,
         **{f"{m}_s_stats": _stats(getattr(s, m)) for m in METRICS},
@@ -64,7 +64,8 @@ def as_text(s: Serving, fmt: str) -> str:
         (f"closed loop: {s.concurrency} requests in flight per replica (a finished one replaced at once)"
          if s.concurrency is not None else f"open loop: {s.rate:g} requests a second per replica (Poisson, seed "
                                             f"{s.seed})") + f"; each {_span(s.prompt)} prompt tokens -> "
-        f"{_span(s.output)} output tokens",
+        f"{_span(s.output)} output tokens" + (f"; the first {s.prefix:,} prompt tokens shared and cached (prefix "
+                                              f"caching, whole blocks)" if s.prefix else ""),
         f"scheduler: chunked prefill, {e.max_batched_tokens:,} tokens and {e.max_seqs:,} requests an iteration, KV "
         f"cache {s.kv_blocks:,} blocks of {e.block_tokens} tokens a GPU ({e.memory_fraction:g} of its memory), "
         f"{s.kv_used:.0%} in use at the peak",

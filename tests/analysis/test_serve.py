@@ -143,3 +143,17 @@ def test_lengths_drawn_from_a_range_are_seeded():
 def test_bad_loads_and_lengths(args, says):
     r = opgraph("serve", "--prompt", "128", "--output", "8", *args)
     assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_cached_prefix_is_not_prefilled_again():
+    """A 1,024-token prompt whose first 520 tokens are cached: whole blocks of 16 hold 512 of them, so the request
+    prefills 512 tokens over 512 cached ones; its blocks are held once, whatever the concurrency."""
+    s = serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=1024, output=8, prefix=520, warmup=1, measure=2)
+    pricer = IterationPricer(LLAMA.build, FLASH, H100)
+    assert s.ttft.mean == pytest.approx(pricer.price([], [(512, 512)], sampling=1).expected_s, rel=1e-12)
+    assert s.prefix == 520
+    whole = serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=1024, output=8, warmup=1, measure=2)
+    assert whole.ttft.mean > s.ttft.mean
+    # a prefix longer than the prompt: all but the last token's block is cached, the rest computed
+    longer = serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=100, output=2, prefix=5000, warmup=1, measure=1)
+    assert longer.ttft.mean == pytest.approx(pricer.price([], [(4, 96)], sampling=1).expected_s, rel=1e-12)
