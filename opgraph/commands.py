@@ -275,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--prefix", type=_int, default=0, metavar="N", help="tokens at the start of every prompt "
                            "shared and already cached (prefix caching: whole KV blocks, held once, not prefilled "
                            "again) (default: 0)")
+            p.add_argument("--draft", metavar="MODEL", help="speculative decoding with this draft model (a preset, "
+                           "config.json or FILE.py:NAME), built with the same options as the target")
+            p.add_argument("--draft-tokens", type=_int, default=3, metavar="K", help="tokens the draft proposes a step "
+                           "(default: 3)")
+            p.add_argument("--acceptance", metavar="A[,A...]", help="the chance each draft token is accepted once those "
+                           "before it were: one figure, or one per draft token (an assumption: say what you measured)")
             p.add_argument("--engine", default="vllm", metavar="NAME", help="the serving engine whose scheduler and "
                            "defaults are modelled: vllm (default: vllm)")
             p.add_argument("--max-batch-tokens", type=_int, metavar="N", help="tokens one iteration may process, the "

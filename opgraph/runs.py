@@ -25,8 +25,9 @@ def source(a):
     return choices.model(a.model)
 
 
-def build(a):
-    model = source(a)
+def build(a, model=None):
+    """The model's builder with the command line's options (`model`: another source, such as a draft model)."""
+    model = source(a) if model is None else model
     opts = BuildOptions(choices.precision(model, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype,
                                           kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype,
                                           state=getattr(a, "state_dtype", None)),
@@ -126,7 +127,21 @@ def serving_run(a):
     if limits:
         engine = attrs.evolve(engine, **limits, source=engine.source + "; " + ", ".join(
             f"{k.replace('_', ' ')} {v:g} given" for k, v in limits.items()))
-    return serve.serve(build(a), choices.plan(a.fusion), hw, concurrency=a.concurrency, rate=a.rate,
+    speculation = None
+    if a.draft is not None:
+        try:
+            figures = [float(x) for x in a.acceptance.split(",")] if a.acceptance else []
+        except ValueError:
+            raise OpgraphError(f"--acceptance: {a.acceptance!r} is not a list of numbers from 0 to 1") from None
+        if not figures:
+            raise OpgraphError("--draft needs --acceptance: the chance a draft token is accepted (one figure, or one "
+                               "per draft token, comma-separated), which only a measurement of your models can give")
+        k = checks.integer("--draft-tokens", a.draft_tokens, maximum=64)
+        speculation = serve.Speculation(build(a, choices.model(a.draft)), a.draft, k,
+                                        tuple(figures * k if len(figures) == 1 else figures))
+    elif a.acceptance is not None:
+        raise OpgraphError("--acceptance applies to speculative decoding: give --draft MODEL too")
+    return serve.serve(build(a), choices.plan(a.fusion), hw, speculation=speculation, concurrency=a.concurrency, rate=a.rate,
                        prompt=_span("--prompt", a.prompt), output=_span("--output", a.output), engine=engine,
                        seed=a.seed, prefix=a.prefix,
                        overhead_s=checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6)

@@ -61,6 +61,36 @@ def vllm(hw: Hardware) -> Engine:
 
 
 ENGINES = {"vllm": vllm}
+
+
+@attrs.frozen
+class Speculation:
+    """Speculative decoding with a draft model: each step the draft proposes `tokens` tokens one after another (a
+    decode iteration each, over every decoding request), the target verifies them in one pass of tokens + 1 queries
+    a request, and keeps the drafts up to the first rejected one, plus its own next token. `acceptance[i]`: the chance
+    that draft token i + 1 is accepted once those before it were (one figure repeated, or one per position)."""
+
+    build: object  # the draft model's build(phase)
+    name: str
+    tokens: int
+    acceptance: tuple[float, ...]
+
+    def __attrs_post_init__(self) -> None:
+        checks.integer("--draft-tokens", self.tokens, maximum=64)
+        if len(self.acceptance) != self.tokens:
+            raise OpgraphError(f"--acceptance: {len(self.acceptance)} figure(s) for {self.tokens} draft tokens; give "
+                               f"one, or one per draft token")
+        for a in self.acceptance:
+            checks.number("--acceptance", a, minimum=0, maximum=1)
+
+    @property
+    def expected_tokens(self) -> float:
+        """Tokens a step yields on average: 1 + the expected run of accepted drafts."""
+        run, total = 1.0, 1.0
+        for a in self.acceptance:
+            run *= a
+            total += run
+        return total
 OVERLOADED = 100_000  # requests waiting at once: an open loop whose queue only grows has no steady state
 
 
@@ -107,6 +137,7 @@ class Serving:
     rate: float | None = None  # requests a second arriving, per replica (an open loop, Poisson)
     seed: int = 0  # of the arrivals and lengths drawn
     prefix: int = 0  # tokens at the start of every prompt shared and cached (prefix caching)
+    speculation: Speculation | None = None
 
     @property
     def tokens_per_s_per_gpu(self) -> float:
@@ -140,14 +171,17 @@ def _lengths(name: str, value) -> tuple[int, int]:
 
 def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency: int | None = None,
           rate: float | None = None, engine: Engine | None = None, overhead_s: float = 0.0,
-          warmup: int | None = None, measure: int | None = None, seed: int = 0, prefix: int = 0) -> Serving:
+          warmup: int | None = None, measure: int | None = None, seed: int = 0, prefix: int = 0,
+          speculation: Speculation | None = None) -> Serving:
     """The steady state of requests of `prompt` tokens generating `output` tokens each (a length, or a range
     (low, high) each request draws from uniformly): a closed loop of `concurrency` requests in flight, or an open
     loop of requests arriving at `rate` a second (Poisson, seeded by `seed`). `warmup` completions are not counted
     (default: twice the concurrency; 50 in an open loop), then `measure` are (default: twice the concurrency, at least
     64; 200 in an open loop). `prefix`: tokens at the start of every prompt shared and already in the KV cache (a
     common system prompt under automatic prefix caching): cached in whole blocks, at most all but the prompt's last
-    token (which the engine computes to sample from), held once, and not prefilled again."""
+    token (which the engine computes to sample from), held once, and not prefilled again. `speculation`: a draft
+    model proposes tokens for the decoding requests, verified by the target each step (assumed acceptance, seeded
+    draws); its weights and KV cache share the GPU."""
     if (concurrency is None) == (rate is None):
         raise OpgraphError("give one of --concurrency (requests in flight) and --rate (requests a second)")
     prompts, outputs = _lengths("--prompt", prompt), _lengths("--output", output)
@@ -166,8 +200,11 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         return r
 
     pricer = IterationPricer(build, plan, hw)
+    spec = speculation
+    draft = IterationPricer(spec.build, plan, hw) if spec else None
+    k = spec.tokens if spec else 0
     longest = prompts[1] + outputs[1]
-    blocks, per_request = _kv_blocks(build, plan, hw, engine, longest)
+    blocks, per_request = _kv_blocks(build, plan, hw, engine, longest, spec.build if spec else None)
     shared = -(-prefix // bt) if prefix else 0  # the prefix's blocks, held once for every request
     blocks, per_request = blocks - shared, per_request - cached(prompts[0]) // bt
     if concurrency is not None:
@@ -213,7 +250,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         for r in running:  # running requests first: a decode token each, or their prompt's next chunk
             if budget == 0:
                 break
-            n = min(r.prompt - r.prefilled, budget) if r.prefilled < r.prompt else 1
+            n = min(r.prompt - r.prefilled, budget) if r.prefilled < r.prompt else 1 + k  # drafts are verified
             (chunks.append((r, n)) if r.prefilled < r.prompt else decodes.append(r))
             budget -= n
         # then newcomers, first come first served, while the budget, the running limit and the KV cache allow (a
@@ -229,20 +266,33 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
             chunks.append((r, n))
             budget -= n
         ends = sum(r.prefilled + n == r.prompt for r, n in chunks)  # chunks that end their prompt sample a token
-        it = pricer.price([r.prompt + r.generated - 1 for r in decodes], [(n, r.prefilled) for r, n in chunks],
-                          sampling=len(decodes) + ends)
-        now += it.expected_s + overhead_s
+        contexts = [r.prompt + r.generated - 1 for r in decodes]
+        if spec is None:
+            it = pricer.price(contexts, [(n, r.prefilled) for r, n in chunks], sampling=len(decodes) + ends)
+            step = [it]
+        else:  # the draft proposes k tokens one iteration at a time (prefilling its own cache alongside), then the
+            # target verifies each request's k drafts and its last token in one pass
+            step = [draft.price([c + j for c in contexts], [(n, r.prefilled) for r, n in chunks] if j == 0 else (),
+                                sampling=len(decodes)) for j in range(k) if contexts or j == 0]
+            step.append(pricer.price([], [(k + 1, c) for c in contexts] + [(n, r.prefilled) for r, n in chunks],
+                                     sampling=len(decodes) * (k + 1) + ends))
+            yields = [_accepted(rng, spec.acceptance) for _ in decodes]
+        took = sum(it.expected_s for it in step) + overhead_s
+        now += took
         if start is not None:
-            iterations.append((it.expected_s + overhead_s, it.tokens, len(decodes) + ends))
-            for k, v in it.by_class.items():
-                by_class[k] = by_class.get(k, 0.0) + v
+            made = sum(min(y, r.output - r.generated) for y, r in zip(yields, decodes)) if spec else len(decodes)
+            iterations.append((took, step[-1].tokens, made + ends))
+            for it in step:
+                for kind, v in it.by_class.items():
+                    by_class[kind] = by_class.get(kind, 0.0) + v
         for r, n in chunks:
             r.prefilled += n
             if r.prefilled == r.prompt:  # the prompt's last chunk samples the first token
                 r.generated, r.first, r.last = 1, now, now
-        for r in decodes:
-            r.generated += 1
-            r.gaps.append(now - r.last)
+        for i, r in enumerate(decodes):
+            made = min(yields[i], r.output - r.generated) if spec else 1
+            r.generated += made
+            r.gaps.extend([(now - r.last) / made] * made)  # a step's tokens arrive together: its gap, shared
             r.last = now
         peak_blocks = max(peak_blocks, shared + sum(-(-(r.prefilled + r.generated) // bt) - cached(r.prompt) // bt
                                                     for r in running))
@@ -277,18 +327,33 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                    Stats.of([t for t, _, _ in iterations]), Stats.of([n for _, n, _ in iterations]),
                    {k: v / total_time for k, v in sorted(by_class.items(), key=lambda kv: -kv[1])},
                    blocks + shared, peak_blocks / (blocks + shared), len(measured), len(iterations), overhead_s, notes,
-                   rate, seed, prefix)
+                   rate, seed, prefix, spec)
 
 
-def _kv_blocks(build, plan: FusionPlan, hw: Hardware, engine: Engine, length: int) -> tuple[int, int]:
-    """(KV-cache blocks on one GPU, blocks one request of `length` tokens holds at its end)."""
-    one = footprint_of(build(Phase.decode(1, length - 1)), plan, hw)  # one sequence holding `length` tokens
-    largest = footprint_of(build(Phase.prefill(1, engine.max_batched_tokens)), plan, hw)
-    free = hw.capacity * engine.memory_fraction - one.weight_bytes - largest.activation_bytes
+def _kv_blocks(build, plan: FusionPlan, hw: Hardware, engine: Engine, length: int,
+               draft=None) -> tuple[int, int]:
+    """(KV-cache blocks on one GPU, blocks one request of `length` tokens holds at its end); with a draft model, its
+    weights and its cache share the GPU (a block then holds both models' tokens)."""
+    free, kv = hw.capacity * engine.memory_fraction, 0
+    for make in (build, draft) if draft is not None else (build,):
+        one = footprint_of(make(Phase.decode(1, length - 1)), plan, hw)  # one sequence holding `length` tokens
+        largest = footprint_of(make(Phase.prefill(1, engine.max_batched_tokens)), plan, hw)
+        free -= one.weight_bytes + largest.activation_bytes
+        kv += one.kv_cache_bytes
     # bytes a block of tokens takes, all layers (a model with only recurrent state holds a fixed state per request)
-    per_block = max(one.kv_cache_bytes / length * engine.block_tokens, 1.0)
+    per_block = max(kv / length * engine.block_tokens, 1.0)
     if free <= 0:
-        raise OpgraphError(f"the weights ({one.weight_bytes / 1e9:,.1f} GB a GPU) and the largest iteration's "
+        raise OpgraphError(f"the weights and the largest iteration's "
                            f"activations leave nothing of {engine.memory_fraction:g} x {hw.capacity / 1e9:,.0f} GB "
                            f"for the KV cache: use more GPUs (--tp)")
     return int(free // per_block), math.ceil(length / engine.block_tokens)
+
+
+def _accepted(rng: random.Random, acceptance: tuple[float, ...]) -> int:
+    """Tokens one speculative step yields: the drafts accepted in a row, plus the target's own next token."""
+    n = 1
+    for a in acceptance:
+        if rng.random() >= a:
+            break
+        n += 1
+    return n

@@ -31,6 +31,9 @@ def as_json(s: Serving, fmt: str) -> str:
         "units": {"*_s": "s, expected (the time model's)", "*_tokens_per_s*": "output tokens/s"},
         "concurrency_per_replica": s.concurrency, "rate_per_s_per_replica": s.rate, "seed": s.seed,
         "prompt_tokens": list(s.prompt), "output_tokens": list(s.output), "cached_prefix_tokens": s.prefix,
+        "speculation": None if s.speculation is None else {
+            "draft": s.speculation.name, "draft_tokens": s.speculation.tokens,
+            "acceptance": list(s.speculation.acceptance), "expected_tokens_per_step": s.speculation.expected_tokens},
         "gpus": s.gpus, "replicas": s.replicas,
         "ttft_s": s.ttft.mean, "tpot_s": s.tpot.mean,
         **{f"{m}_s_stats": _stats(getattr(s, m)) for m in METRICS},
@@ -66,6 +69,9 @@ def as_text(s: Serving, fmt: str) -> str:
                                             f"{s.seed})") + f"; each {_span(s.prompt)} prompt tokens -> "
         f"{_span(s.output)} output tokens" + (f"; the first {s.prefix:,} prompt tokens shared and cached (prefix "
                                               f"caching, whole blocks)" if s.prefix else ""),
+        *([f"speculative decoding: draft {s.speculation.name} proposes {s.speculation.tokens} tokens a step, "
+           f"accepted with {', '.join(f'{a:g}' for a in s.speculation.acceptance)} (assumed): "
+           f"{s.speculation.expected_tokens:.2f} tokens a step on average"] if s.speculation else []),
         f"scheduler: chunked prefill, {e.max_batched_tokens:,} tokens and {e.max_seqs:,} requests an iteration, KV "
         f"cache {s.kv_blocks:,} blocks of {e.block_tokens} tokens a GPU ({e.memory_fraction:g} of its memory), "
         f"{s.kv_used:.0%} in use at the peak",

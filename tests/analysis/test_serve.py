@@ -157,3 +157,39 @@ def test_a_cached_prefix_is_not_prefilled_again():
     # a prefix longer than the prompt: all but the last token's block is cached, the rest computed
     longer = serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=100, output=2, prefix=5000, warmup=1, measure=1)
     assert longer.ttft.mean == pytest.approx(pricer.price([], [(4, 96)], sampling=1).expected_s, rel=1e-12)
+
+
+def test_speculative_steps_with_every_draft_accepted():
+    """One request, 3 drafts a step all accepted: each step is 3 draft decode iterations at contexts c, c+1, c+2 and
+    one target pass of 4 queries over c cached tokens, and yields 4 tokens; 13 output tokens are the prompt's one
+    and three steps, at c = P, P + 4, P + 8."""
+    from opgraph.analysis.serve import Speculation
+    small = models.get("qwen3-8b").build
+    spec = Speculation(small, "qwen3-8b", 3, (1.0, 1.0, 1.0))
+    assert spec.expected_tokens == 4
+    p = 600
+    s = serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=p, output=13, speculation=spec, warmup=1, measure=2)
+    target, draft = IterationPricer(LLAMA.build, FLASH, H100), IterationPricer(small, FLASH, H100)
+    steps = [sum(draft.price([c + j], sampling=1).expected_s for j in range(3))
+             + target.price([], [(4, c)], sampling=4).expected_s for c in (p, p + 4, p + 8)]
+    assert s.tpot.mean == pytest.approx(sum(steps) / 12, rel=1e-12)
+
+
+def test_speculative_steps_yield_the_expected_run_of_accepted_drafts():
+    from opgraph.analysis.serve import Speculation
+    spec = Speculation(models.get("qwen3-8b").build, "qwen3-8b", 3, (0.8, 0.6, 0.5))
+    assert spec.expected_tokens == pytest.approx(1 + 0.8 + 0.8 * 0.6 + 0.8 * 0.6 * 0.5)
+    s = serve(LLAMA.build, FLASH, H100, concurrency=16, prompt=256, output=200, speculation=spec)
+    # tokens a second x seconds an iteration = tokens an iteration (each is one speculative step); nearly all 16
+    # requests decode in each, the rest of the time goes to prefills of 256 tokens
+    assert s.tokens_per_s * s.iteration.mean / 16 == pytest.approx(spec.expected_tokens, rel=0.1)
+
+
+@pytest.mark.parametrize("args, says", [(["--draft", "qwen3-8b"], "--draft needs --acceptance"),
+                                        (["--acceptance", "0.5"], "give --draft MODEL too"),
+                                        (["--draft", "qwen3-8b", "--acceptance", "0.5,0.4"], "2 figure(s) for 3"),
+                                        (["--draft", "qwen3-8b", "--acceptance", "1.5"], "--acceptance"),
+                                        (["--draft", "qwen3-8b", "--acceptance", "most"], "--acceptance")])
+def test_bad_speculation(args, says):
+    r = opgraph("serve", "--concurrency", "2", "--prompt", "128", "--output", "8", *args)
+    assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
