@@ -53,6 +53,9 @@ class IterationPricer:
     def __init__(self, build, plan: FusionPlan, hw: Hardware):
         self.build, self.plan, self.hw = build, plan, hw
         probe = analyze(build(Phase.decode(1, 1)), plan, hw)
+        if probe.stages:  # an iteration would be priced as one micro-batch through every stage in turn
+            raise OpgraphError("serving with pipeline parallelism (--pp) is not modelled yet: the stages' micro-batches "
+                               "in flight are not; use --tp, --ep or --dp")
         for b in probe.blocks:
             for k in b.kernel_costs():
                 ops = [b.graph.ops[n] for n in k.ops]

@@ -193,3 +193,19 @@ def test_speculative_steps_yield_the_expected_run_of_accepted_drafts():
 def test_bad_speculation(args, says):
     r = opgraph("serve", "--concurrency", "2", "--prompt", "128", "--output", "8", *args)
     assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("name, args", [("deepseek-v2-lite", []), ("nemotron-h-8b", []), ("gpt-oss-20b", []),
+                                        ("gemma-3-12b", []), ("mixtral-8x7b", ["--ep", "8", "--dp", "8"])])
+def test_every_kind_of_layer_serves(name, args):
+    """MLA, Mamba-2 with attention, sinks and MoE, sliding and global layers, expert parallelism."""
+    r = opgraph("serve", name, *args, "--concurrency", "4", "--prompt", "256", "--output", "16", "--hardware", "h200",
+                "--format", "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["tpot_s"] > 0 and d["ttft_s"] > 0 and d["expected_tokens_per_s"] > 0
+
+
+def test_pipeline_parallel_serving_is_refused_not_mispriced():
+    r = opgraph("serve", "--pp", "2", "--concurrency", "4", "--prompt", "256", "--output", "16")
+    assert r.returncode == 2 and "pipeline parallelism (--pp) is not modelled yet" in r.stderr
