@@ -136,14 +136,14 @@ def serving_run(a):
         if not figures:
             raise OpgraphError("--draft needs --acceptance: the chance a draft token is accepted (one figure, or one "
                                "per draft token, comma-separated), which only a measurement of your models can give")
-        k = checks.integer("--draft-tokens", a.draft_tokens, maximum=64)
+        k = a.draft_tokens  # Speculation checks it, and the figures against it
         speculation = serve.Speculation(build(a, choices.model(a.draft)), a.draft, k,
-                                        tuple(figures * k if len(figures) == 1 else figures))
+                                        tuple(figures * k if len(figures) == 1 and k > 0 else figures))
     elif a.acceptance is not None:
         raise OpgraphError("--acceptance applies to speculative decoding: give --draft MODEL too")
-    return serve.serve(build(a), choices.plan(a.fusion), hw, speculation=speculation, concurrency=a.concurrency, rate=a.rate,
+    return serve.serve(build(a), choices.plan(a.fusion), hw, concurrency=a.concurrency, rate=a.rate,
                        prompt=_span("--prompt", a.prompt), output=_span("--output", a.output), engine=engine,
-                       seed=a.seed, prefix=a.prefix,
+                       seed=a.seed, prefix=a.prefix, speculation=speculation,
                        overhead_s=checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import attrs
+
 from opgraph.core.fusion import FusionPlan
 from opgraph.core.phase import Phase
 from opgraph.errors import OpgraphError

@@ -186,7 +186,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         raise OpgraphError("give one of --concurrency (requests in flight) and --rate (requests a second)")
     prompts, outputs = _lengths("--prompt", prompt), _lengths("--output", output)
     engine = engine or vllm(hw)
-    checks.number("--overhead-us", overhead_s, minimum=0, maximum=1)
+    checks.number("overhead_s", overhead_s, minimum=0, maximum=1)
     rng = random.Random(seed)
     prefix = checks.integer("--prefix", prefix, minimum=0)
     bt = engine.block_tokens

@@ -1,24 +1,16 @@
-"""The cost traversal: graph + fusion partition + hardware -> one frozen record per op, per block, per model.
+"""The cost traversal: graph + fusion partition + hardware -> one frozen record per op, kernel, block and model.
 
-Bytes come from the partition alone: a kernel reads each tensor it needs from memory once (weights,
-inputs, cache, and results materialized by other kernels) and writes each materialized result it
-produces once. The read is charged to the kernel's first op (in topological order) that uses the
-tensor, so the op rows of a block add up to its kernels' traffic exactly.
+Bytes come from the partition (opgraph.core.traffic). Time is the per-op roofline, the ideal: compute = FLOPs /
+peak (matrix peak for matmuls at their operand dtype, vector peak otherwise), memory = bytes / bandwidth, a
+collective's wire bytes / link bandwidth, time = the longest; nothing else. A block's time is the sum of its ops'
+times, and the model's is the sum over blocks times their counts. This roofline is the verdict's basis.
 
-Time is the per-op roofline: compute = FLOPs / peak (matrix peak for matmuls at their operand dtype,
-vector peak otherwise), memory = bytes / bandwidth, time = max of the two. Optional hardware knobs
-generalize this (XLA's GPU model): time = compute + memory - min(compute, memory) * overlap, plus a
-launch cost charged to each kernel's first op. A block's time is the sum of its ops' times, and the
-model's is the sum over blocks times their counts. This roofline is the verdict's basis.
-
-Beside it, each op carries an expected time: its kernel's time under the GPU's calibrated time model
-(opgraph.pricing.timing), shared among the kernel's ops by roofline time; ops of a latency-bound kernel say so.
-Without a calibration the expected time is the roofline.
+Beside it, each kernel has an expected time under the GPU's time model (opgraph.pricing.timing; price_kernels is
+the one pricing step every command uses), shared among its ops by roofline time; ops of a latency-bound kernel say
+so. Without a time model the expected time is the roofline, a collective's with the spec's latency per step.
 """
 
 from __future__ import annotations
-
-import math
 
 import attrs
 
@@ -31,6 +23,7 @@ from opgraph.core.phase import Phase
 from opgraph.core.traffic import Traffic, intensity, op_traffic
 from opgraph.core.sizes import maximum, minimum
 from opgraph.pricing.kinds import classify, features, op_class
+from opgraph.pricing.kinds.all_to_all import FNS as ALL_TO_ALL_FNS
 from opgraph.pricing.timing import LATENCY, KernelWork, expected_fused
 from opgraph.errors import OpgraphError
 
@@ -199,7 +192,7 @@ def _link(op, hw: Hardware):
     return hw.interconnect
 
 
-PAIRWISE = ("all_to_all", "ep_dispatch", "ep_combine")  # every GPU sends a part to each other GPU directly
+PAIRWISE = ALL_TO_ALL_FNS  # every GPU sends a part to each other GPU directly
 
 
 def wire_time(op, hw: Hardware) -> float:
@@ -237,7 +230,7 @@ def kernel_work(ops: list, rooflines: dict[str, Roofline], hw: Hardware) -> tupl
     for cls, members in by_class.items():
         wire = sum(rooflines[o.name].comm_s for o in members)
         steps = sum(o.wire_steps for o in members)
-        alpha = steps * _link(members[0], hw).step_latency_s if steps else 0.0  # the spec's latency per step
+        alpha = _alpha(steps, hw)
         works.append(KernelWork(cls, sum(rooflines[o.name].compute_s for o in members),
                                 sum(rooflines[o.name].memory_s for o in members),
                                 sum(o.transcendentals for o in members), comm_s=alpha + wire, wire_s=wire,
@@ -245,8 +238,13 @@ def kernel_work(ops: list, rooflines: dict[str, Roofline], hw: Hardware) -> tupl
     return kind, works
 
 
+def _alpha(steps: int, hw: Hardware) -> float:
+    """The spec's latency of a collective's steps (the alpha of its alpha-beta time; the roofline has none)."""
+    return steps * hw.interconnect.step_latency_s if steps else 0.0
+
+
 def _alpha_beta(op, r: Roofline, hw: Hardware) -> float:
-    return maximum(r.time_s, op.wire_steps * hw.interconnect.step_latency_s + r.comm_s) if op.wire_steps else r.time_s
+    return maximum(r.time_s, _alpha(op.wire_steps, hw) + r.comm_s) if op.wire_steps else r.time_s
 
 
 def price_kernels(graph: Graph, part: Partition, rooflines: dict[str, Roofline], hw: Hardware) -> tuple[dict, set, dict]:
