@@ -78,6 +78,7 @@ def main() -> int:
     ap.add_argument("--models", help="presets whose rows to run (default: all)")
     ap.add_argument("--engines", help="engines whose rows to run (default: all)")
     ap.add_argument("--limit", type=int, help="rows per (engine, GPU, model) at most")
+    ap.add_argument("--fusion", default="vllm", help="the fusion plan every row runs (default: vllm)")
     args = ap.parse_args()
     gpus = args.gpus.split(",")
     wanted_models = args.models.split(",") if args.models else None
@@ -86,7 +87,7 @@ def main() -> int:
         rows = [r for r in csv.DictReader(f) if r["gpu"] in gpus and (not wanted_models or r["model"] in wanted_models)
                 and (not engines or r["engine"] in engines)]
     hw = {g: hardware.load(g) for g in gpus}
-    plan = strategy("flash")
+    plan = strategy(args.fusion)
     tpot, ttft, skipped, taken = defaultdict(list), defaultdict(list), Counter(), Counter()
     t0 = time.perf_counter()
     for r in rows:

@@ -82,9 +82,10 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type) -> None
         p.add_argument("--context", type=kind, help=f"decode: tokens already in the KV cache; attention covers "
                                                     f"context+1 keys{many} (default: 1024)")
     if FUSION in groups:
-        default = "flash" if record.__name__ == "Serving" else planfile.DEFAULT  # serving keeps attention apart
+        default = None if record.__name__ == "Serving" else planfile.DEFAULT  # serving: the engine's own kernels
         p.add_argument("--fusion", default=default, metavar="NAME", help=(
-            f"fusion strategy: {', '.join(planfile.names())}, or a .toml/.json plan file (default: {default})"))
+            f"fusion strategy: {', '.join(planfile.names())}, or a .toml/.json plan file (default: "
+            f"{default or 'the engine’s own kernels, the plan named after --engine'})"))
     if FUSIONS in groups:
         p.add_argument("--fusion", default="unfused,flash,fused", metavar="A,B[,C...]", help=(
             "comma-separated strategies or plan files, the first the baseline (default: unfused,flash,fused)"))
@@ -165,8 +166,9 @@ COMMANDS = {  # name: (record type, option groups, help, description, run)
               "scheduler), and is priced from that mix (each decode at its own context, each chunk over the keys it "
               "attends to). A closed loop at --concurrency (a finished request is replaced at once), measured after a "
               "warm-up: TTFT, TPOT, inter-token and end-to-end latency (mean, p50, p90, p99), output tokens/s in all, "
-              "per GPU and per user, KV-cache use, and the time by kernel class. Needs a fusion plan that keeps "
-              "attention apart (flash, the default here, or unfused).", runs.serving_run),
+              "per GPU and per user, KV-cache use, and the time by kernel class. The kernels are the engine's own (its "
+              "fusion plan, e.g. vllm; see 'opgraph fusions'); any plan that keeps attention apart may be given.",
+              runs.serving_run),
     "plan": (plan_search.PlanSearch, {MODEL, GPU, FUSION, PRECISION, BUILD, TIME, SEARCH}, SHORT['plan'], "Tries every way to lay the model out over --gpus GPUs (tensor "
              "parallel x pipeline stages x data-parallel replicas, and for MoE models experts spread over each "
              "stage's replicas) at every "

@@ -141,7 +141,7 @@ def serving_run(a):
                                         tuple(figures * k if len(figures) == 1 and k > 0 else figures))
     elif a.acceptance is not None:
         raise OpgraphError("--acceptance applies to speculative decoding: give --draft MODEL too")
-    return serve.serve(build(a), choices.plan(a.fusion), hw, concurrency=a.concurrency, rate=a.rate,
+    return serve.serve(build(a), choices.plan(a.fusion or engine.plan), hw, concurrency=a.concurrency, rate=a.rate,
                        prompt=_span("--prompt", a.prompt), output=_span("--output", a.output), engine=engine,
                        seed=a.seed, prefix=a.prefix, speculation=speculation,
                        overhead_s=checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6)

@@ -10,7 +10,8 @@ and the running limit (max_num_seqs) allow, each with a chunk of its prompt. The
 (opgraph.analysis.iteration: every decode at its own context, every chunk over the keys it attends to), plus the
 engine's own time per iteration if one is given; a request samples its first token in the iteration that ends its
 prompt, and one token each iteration after. The run continues until the steady state has been measured: the first
-`warmup` completed requests are not counted.
+`warmup` completed requests are not counted. A closed loop starts desynchronized, its requests spread over their
+outputs, as a benchmark's loop drifts apart: requests of fixed lengths started together would stay in lockstep.
 
 The KV cache holds what the GPU has left: its capacity times the engine's memory fraction, less the weights and the
 activations of the largest iteration (as vLLM profiles one at start-up), in blocks of `block_tokens` tokens.
@@ -46,6 +47,7 @@ class Engine:
     memory_fraction: float  # of the GPU's memory the engine takes (weights, activations, KV cache)
     block_tokens: int  # tokens per KV-cache block
     source: str
+    plan: str = "vllm"  # the fusion plan of the kernels it launches (opgraph/files/plans/<plan>.toml)
 
 
 def vllm(hw: Hardware) -> Engine:
@@ -218,7 +220,15 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                                f"{engine.block_tokens} tokens on each GPU, {per_request:,} for each request of "
                                f"{longest:,} tokens, so at most {fits:,} requests at once"
                                + ("" if fits else "; not even one: use more GPUs (--tp) or a shorter request"))
-        waiting = deque(draw(0.0) for _ in range(concurrency))
+        waiting, staggered = deque(), []
+        for i in range(concurrency):  # desynchronized from the start: request i i/C of the way through its output
+            r = draw(0.0)
+            r.generated = i * r.output // concurrency
+            if r.generated:
+                r.prefilled = r.prompt
+                staggered.append(r)
+            else:
+                waiting.append(r)
         next_arrival = math.inf
         warmup = 2 * concurrency if warmup is None else warmup
         measure = max(2 * concurrency, 64) if measure is None else measure
@@ -231,9 +241,10 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         waiting, next_arrival = deque(), rng.expovariate(rate)
         warmup = 50 if warmup is None else warmup
         measure = 200 if measure is None else measure
-    running: list[_Request] = []
+    running: list[_Request] = staggered if concurrency is not None else []
     done: list[_Request] = []
-    now, iterations, peak_blocks, held = 0.0, [], 0, 0
+    now, iterations, peak_blocks = 0.0, [], 0
+    held = sum(-(-(r.prompt + r.output) // bt) - cached(r.prompt) // bt for r in running)
     by_class: dict[str, float] = {}
     start = 0.0 if warmup == 0 else None  # when the measured part begins
     while len(done) < warmup + measure:

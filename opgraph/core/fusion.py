@@ -45,6 +45,11 @@ class FuseRule:
     `same_part`: only when the producer, the consumer and every other reader of the results passed along the
     edge carry the same part tag (attention, mlp, ...): a result shared by two branches of a block, or two
     branches meeting in one op, stay separate kernels unless a rule without it says otherwise.
+    `siblings`: fuse side by side instead of along an edge (horizontal fusion): ops matching `consumer` that do not
+    depend on each other; those with weights only when they read the same input and their weights belong to one
+    module of the checkpoint (a weight's name up to its last two dotted parts: self_attn for self_attn.q_proj.weight)
+    and, with `packed`, to one of its lists of leaf names (vLLM's packed_modules_mapping: q_proj, k_proj and v_proj
+    run as one qkv_proj GEMM). Ops without weights (rope on q and on k) merge by kind alone. With `same_part`: one part.
     """
 
     name: str
@@ -55,6 +60,16 @@ class FuseRule:
     single_producer: bool = False
     same_part: bool = False
     never: bool = False
+    siblings: bool = False
+    packed: tuple[frozenset[str], ...] = attrs.field(default=(), converter=lambda ps: tuple(frozenset(p) for p in ps))
+
+    def __attrs_post_init__(self) -> None:
+        edge = [k for k in ("producer", "tensor", "single_consumer", "single_producer", "never") if getattr(self, k)]
+        if self.siblings and edge:
+            raise OpgraphError(f"fuse rule {self.name!r}: siblings fuse side by side, not along an edge; "
+                               f"{', '.join(edge)} cannot be combined with it")
+        if self.packed and not self.siblings:
+            raise OpgraphError(f"fuse rule {self.name!r}: packed lists weights fused side by side; it needs siblings")
 
 
 @attrs.frozen
@@ -167,8 +182,10 @@ def _merge_by_rules(plan: FusionPlan, graph: Graph, edges: list, forbidden: list
     for rule in plan.rules:
         if rule.never:
             continue
-        for u, v in edges:
-            if _edge_matches(graph, rule, u, v) and kernels.can_merge(u, v):
+        pairs = _sibling_pairs(graph, rule) if rule.siblings else (
+            (u, v) for u, v in edges if _edge_matches(graph, rule, u, v))
+        for u, v in pairs:
+            if kernels.can_merge(u, v):
                 a, b = kernels.uf[u], kernels.uf[v]
                 if not acyclic or a == b:
                     kernels.merge(u, v)
@@ -184,6 +201,35 @@ def _merge_by_rules(plan: FusionPlan, graph: Graph, edges: list, forbidden: list
                         readers.add(root)
                 succ[root] = merged
     return kernels
+
+
+def _weight_module(op) -> tuple[str, str] | None:
+    """The checkpoint module and leaf name of an op's first weight (self_attn.q_proj.weight -> self_attn, q_proj);
+    None for an op without weights."""
+    for t in op.inputs:
+        if t.role is Role.WEIGHT:
+            parts = t.name.split(".")
+            return ".".join(parts[:-2]), parts[-2] if len(parts) > 1 else parts[0]
+    return None
+
+
+def _sibling_pairs(graph: Graph, rule: FuseRule) -> list[tuple[str, str]]:
+    """The pairs a siblings rule merges, each family's first op with each other one: ops matching its consumer (of
+    one part, with same_part); with weights, of one module and input (and one packed list, where it has them)."""
+    families: dict[tuple, list[str]] = {}
+    for v, op in graph.ops.items():
+        if not _matches(rule.consumer, op):
+            continue
+        weight = _weight_module(op)
+        key: tuple = (op.part if rule.same_part else "",)
+        if weight is not None:
+            module, leaf = weight
+            packed = next((i for i, names in enumerate(rule.packed) if leaf in names), None) if rule.packed else -1
+            if packed is None:
+                continue
+            key += (module, packed, op.inputs[0].name)
+        families.setdefault(key, []).append(v)
+    return [(ops[0], v) for ops in families.values() for v in ops[1:]]
 
 
 def _reaches(succ: dict[str, set[str]], start: set[str], target: str) -> bool:

@@ -13,6 +13,8 @@
     single_producer = false       # only when the producer is the consumer's only source
     same_part = false             # only when producer and every reader share a part tag (attention, mlp, ...)
     never = false                 # true: forbid fusing such edges instead
+    siblings = false              # true: fuse matching ops side by side (q and k rope in one kernel), see FuseRule
+    packed = [["q_proj", "k_proj", "v_proj"]]  # with siblings: weights that run as one GEMM, by leaf name
 
     [[group]]                     # explicit kernels, by op name
     ops = ["q_proj", "k_proj", "v_proj"]
@@ -33,7 +35,7 @@ DEFAULT = "fused"
 _PLAN_KEYS = {"name", "description", "rule", "group"}
 _RULE_LISTS = {"producer": lambda: ops.KINDS | ops.FUNCTIONS, "consumer": lambda: ops.KINDS | ops.FUNCTIONS,
                "tensor": lambda: {r.value for r in Role}}  # read when a plan is parsed: user code may register more
-_RULE_FLAGS = ("single_consumer", "single_producer", "same_part", "never")
+_RULE_FLAGS = ("single_consumer", "single_producer", "same_part", "never", "siblings")
 
 
 def names() -> list[str]:
@@ -55,10 +57,10 @@ def _rule(where: str, i: int, raw: object) -> FuseRule:
     label = f"{where}: rule {i} ({raw.get('name', 'unnamed')!r})"
     if not isinstance(raw.get("name"), str):
         raise OpgraphError(f"{label}: needs a 'name' (a string saying what it fuses)")
-    unknown = set(raw) - {"name", *_RULE_LISTS, *_RULE_FLAGS}
+    unknown = set(raw) - {"name", "packed", *_RULE_LISTS, *_RULE_FLAGS}
     if unknown:
         raise OpgraphError(f"{label}: unknown key(s) {', '.join(sorted(unknown))}; "
-                           f"valid: name, {', '.join(_RULE_LISTS)}, {', '.join(_RULE_FLAGS)}")
+                           f"valid: name, {', '.join(_RULE_LISTS)}, {', '.join(_RULE_FLAGS)}, packed")
     kwargs = {"name": raw["name"]}
     for key, valid in _RULE_LISTS.items():
         if key in raw:
@@ -75,7 +77,17 @@ def _rule(where: str, i: int, raw: object) -> FuseRule:
             if not isinstance(raw[key], bool):
                 raise OpgraphError(f"{label}: {key} must be true or false")
             kwargs[key] = raw[key]
-    return FuseRule(**kwargs)
+    if "packed" in raw:
+        packed = raw["packed"]
+        if not isinstance(packed, list) or not packed or not all(
+                isinstance(p, list) and len(p) > 1 and all(isinstance(n, str) for n in p) for p in packed):
+            raise OpgraphError(f"{label}: packed must be a list of lists of at least two weight names "
+                               f"(e.g. [[\"q_proj\", \"k_proj\", \"v_proj\"]])")
+        kwargs["packed"] = packed
+    try:
+        return FuseRule(**kwargs)
+    except OpgraphError as e:
+        raise OpgraphError(f"{label}: {e}") from None
 
 
 def _group(where: str, i: int, raw: object) -> tuple[str, ...]:

@@ -46,12 +46,16 @@ def _named(ops) -> str:
 
 
 def _features(ops) -> dict:
+    """The m, k and n of the kernel's GEMM: its first product with a weight, and the columns of every product in the
+    kernel that reads the same activation (products fused side by side, as QKV, are one GEMM over their weights)."""
     for op in ops:
         if op.fn == "linear":
             x, rows = op.inputs[0], 1
             for d in x.shape[:-1]:
                 rows = rows * d
-            return {"gemm_rows": rows, "gemm_depth": x.shape[-1], "gemm_cols": sum(y.shape[-1] for y in op.outputs)}
+            cols = sum(y.shape[-1] for o in ops if o.fn == "linear" and o.inputs[0].name == x.name
+                       for y in o.outputs)
+            return {"gemm_rows": rows, "gemm_depth": x.shape[-1], "gemm_cols": cols}
     return {}
 
 
