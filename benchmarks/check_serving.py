@@ -9,9 +9,9 @@ no engine constant at all yet. What each row is run as, and what is assumed:
 - its quantization: none given (''), the preset's own storage (bf16 for the dense models); fp8 and fp8_block, fp8
   weights and fp8 activations (opgraph's gemm_fp8: what vLLM's W8A8 layer runs); fp4/nvfp4 and int4 rows run the
   preset's own checkpoint storage (gpt-oss's MXFP4 experts: Hopper has no fp4 tensor cores), noted per row;
-- every engine's rows run vLLM's scheduler and server defaults (the only one modelled yet), with no per-iteration
-  engine overhead; the KV cache dtype is the activations' (the file does not give it);
-- the `flash` fusion plan (the attention core one kernel, everything else its own), not the engines' own kernels.
+- each row runs its engine's scheduler, defaults and kernels (opgraph.analysis.serve.ENGINES: vllm, sglang, trtllm,
+  each with its fusion plan), with no per-iteration engine overhead; the KV cache dtype is the activations' (the file
+  does not give it).
 
     python benchmarks/check_serving.py                          # every H100/H200 row (several minutes)
     python benchmarks/check_serving.py --models llama-3-8b --limit 40
@@ -32,7 +32,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from opgraph import hardware, models, strategy
-from opgraph.analysis.serve import serve
+from opgraph.analysis.serve import ENGINES, serve
 from opgraph.core.tensor import BF16, FP8, Precision
 from opgraph.errors import OpgraphError
 from opgraph.models import BuildOptions
@@ -78,7 +78,7 @@ def main() -> int:
     ap.add_argument("--models", help="presets whose rows to run (default: all)")
     ap.add_argument("--engines", help="engines whose rows to run (default: all)")
     ap.add_argument("--limit", type=int, help="rows per (engine, GPU, model) at most")
-    ap.add_argument("--fusion", default="vllm", help="the fusion plan every row runs (default: vllm)")
+    ap.add_argument("--fusion", help="a fusion plan every row runs (default: each engine's own)")
     args = ap.parse_args()
     gpus = args.gpus.split(",")
     wanted_models = args.models.split(",") if args.models else None
@@ -87,7 +87,7 @@ def main() -> int:
         rows = [r for r in csv.DictReader(f) if r["gpu"] in gpus and (not wanted_models or r["model"] in wanted_models)
                 and (not engines or r["engine"] in engines)]
     hw = {g: hardware.load(g) for g in gpus}
-    plan = strategy(args.fusion)
+    plans = {e: strategy(args.fusion or e) for e in ENGINES}
     tpot, ttft, skipped, taken = defaultdict(list), defaultdict(list), Counter(), Counter()
     t0 = time.perf_counter()
     for r in rows:
@@ -102,8 +102,9 @@ def main() -> int:
         options = BuildOptions(precision(r), tp=int(r["tp"]))
         build = lambda ph, m=r["model"], o=options: models.get(m).build(ph, o)  # noqa: E731
         try:
-            s = serve(build, plan, hw[r["gpu"]], concurrency=int(r["concurrency"]), prompt=int(r["prompt_tokens"]),
-                      output=int(r["output_tokens"]))
+            s = serve(build, plans[r["engine"]], hw[r["gpu"]], concurrency=int(r["concurrency"]),
+                      prompt=int(r["prompt_tokens"]), output=int(r["output_tokens"]),
+                      engine=ENGINES[r["engine"]](hw[r["gpu"]]))
         except OpgraphError as e:
             skipped[f"not predicted: {str(e).split(':')[0][:60]}"] += 1
             continue

@@ -162,8 +162,8 @@ COMMANDS = {  # name: (record type, option groups, help, description, run)
                  "last step, total time, tokens/s, and whether it fits in GPU memory.", runs.generation),
     "serve": (serving.Serving, {MODEL, GPU, FUSION, PRECISION, BUILD, TIME}, SHORT['serve'], "Requests served as "
               "an engine batches them in flight: each iteration runs every running request's next decode token or "
-              "prompt chunk, then admits new requests while the token budget and the running limit allow (vLLM's "
-              "scheduler), and is priced from that mix (each decode at its own context, each chunk over the keys it "
+              "prompt chunk, then admits new requests while the token budget and the running limit allow (the "
+              "scheduler of --engine: vLLM's, SGLang's or TensorRT-LLM's), and is priced from that mix (each decode at its own context, each chunk over the keys it "
               "attends to). A closed loop at --concurrency (a finished request is replaced at once), measured after a "
               "warm-up: TTFT, TPOT, inter-token and end-to-end latency (mean, p50, p90, p99), output tokens/s in all, "
               "per GPU and per user, KV-cache use, and the time by kernel class. The kernels are the engine's own (its "
@@ -283,15 +283,17 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: 3)")
             p.add_argument("--acceptance", metavar="A[,A...]", help="the chance each draft token is accepted once those "
                            "before it were: one figure, or one per draft token (an assumption: say what you measured)")
-            p.add_argument("--engine", default="vllm", metavar="NAME", help="the serving engine whose scheduler and "
-                           "defaults are modelled: vllm (default: vllm)")
+            p.add_argument("--engine", default="vllm", metavar="NAME", help="the serving engine whose scheduler, "
+                           "defaults and kernels (its fusion plan) are modelled: vllm (decodes first, prompt chunks mixed "
+                           "in), sglang (prefill first, apart), trtllm (no chunked prefill) (default: vllm)")
             p.add_argument("--max-batch-tokens", type=_int, metavar="N", help="tokens one iteration may process, the "
                            "chunked-prefill budget (default: the engine's for this GPU: vLLM 8,192 at 70 GiB or more, "
-                           "else 2,048)")
+                           "else 2,048; SGLang 8,192 below 160 GiB, else 16,384; TensorRT-LLM 8,192)")
             p.add_argument("--max-seqs", type=_int, metavar="N", help="requests running at once (default: the "
-                           "engine's: vLLM 1,024 at 70 GiB or more, else 256)")
+                           "engine's: vLLM 1,024 at 70 GiB or more, else 256; SGLang and TensorRT-LLM 2,048)")
             p.add_argument("--memory-fraction", type=_float, metavar="F", help="share of GPU memory the engine takes "
-                           "for weights, activations and KV cache (default: the engine's, vLLM 0.9)")
+                           "for weights, activations and KV cache (default: the engine's: vLLM 0.9, SGLang from its "
+                           "reserve formula; TensorRT-LLM takes 0.9 of what the weights leave)")
             p.add_argument("--overhead-us", type=_float, default=0.0, metavar="US", help="the engine's own time per "
                            "iteration (scheduling, sampling), added to each; not modelled (default: 0)")
         if name == "generate":

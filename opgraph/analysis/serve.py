@@ -39,7 +39,7 @@ from opgraph.pricing.hardware import Hardware
 
 @attrs.frozen
 class Engine:
-    """A serving engine's scheduling limits, each with where it comes from."""
+    """A serving engine's scheduling rules and limits, each with where it comes from."""
 
     name: str
     max_batched_tokens: int  # tokens one iteration may process (the chunked-prefill budget)
@@ -48,12 +48,23 @@ class Engine:
     block_tokens: int  # tokens per KV-cache block
     source: str
     plan: str = "vllm"  # the fusion plan of the kernels it launches (opgraph/files/plans/<plan>.toml)
+    kv_share: float = 1.0  # of the memory left after weights and activations that the KV cache takes
+    chunked: bool = True  # prompts are split into chunks under the budget; else a prompt must fit an iteration whole
+    mixed: bool = True  # prompt chunks ride with the running requests' decodes; else prefill-first, apart (SGLang)
+
+    @property
+    def rules(self) -> str:
+        """The scheduling rules in words."""
+        chunks = "chunked prefill" if self.chunked else "whole prompts (no chunked prefill)"
+        order = "decodes first, prompts mixed in" if self.mixed else "prefill first, prompts and decodes apart"
+        return f"{chunks}, {order}"
 
 
 def vllm(hw: Hardware) -> Engine:
     """vLLM's defaults for its OpenAI-compatible server: EngineArgs.get_batch_defaults in vllm/engine/arg_utils.py
     (vLLM 0.10-0.11) gives 8,192 batched tokens and 1,024 sequences on GPUs of at least 70 GiB other than the A100,
-    else 2,048 and 256; CacheConfig's gpu_memory_utilization 0.9 and block_size 16."""
+    else 2,048 and 256; CacheConfig's gpu_memory_utilization 0.9 and block_size 16. Its V1 scheduler
+    (vllm/v1/core/sched/scheduler.py) serves running requests first and mixes prompt chunks into the same batch."""
     large = hw.capacity >= 70 * 2**30 and "a100" not in hw.name
     return Engine("vllm", 8192 if large else 2048, 1024 if large else 256, 0.9, 16,
                   "vLLM's server defaults (vllm/engine/arg_utils.py EngineArgs.get_batch_defaults: "
@@ -62,7 +73,39 @@ def vllm(hw: Hardware) -> Engine:
                   + "; vllm/config/cache.py gpu_memory_utilization 0.9, block_size 16)")
 
 
-ENGINES = {"vllm": vllm}
+def sglang(hw: Hardware) -> Engine:
+    """SGLang's defaults (0.5.x, sglang/srt/arg_groups): chunked_prefill_size 8,192 below 160 GB of GPU memory and
+    16,384 from it (memory_hook.py); prefill first, prompts and decodes in batches of their own (enable_mixed_chunk
+    False; managers/scheduler.py); KV pages of one token; mem_fraction_static (weights and KV pool) from its formula,
+    the GPU's memory less 512 MB + 1.5 MB per chunk token + 1.5 GB of graph reserve, at least 10 GB;
+    max_running_requests 2,048 (its floor)."""
+    gb = hw.capacity / 2**30
+    chunk = 16384 if gb >= 160 else 8192 if gb >= 60 else 4096
+    reserved = (512 + 1.5 * chunk + 1536) * 2**20
+    if hw.capacity > 60 * 2**30:
+        reserved = max(reserved, 10 * 2**30)
+    fraction = round(1 - reserved / hw.capacity, 3)
+    return Engine("sglang", chunk, 2048, fraction, 1,
+                  f"SGLang's defaults (sglang/srt/arg_groups/memory_hook.py: chunked_prefill_size {chunk:,} at "
+                  f"{gb:,.0f} GiB; mem_fraction_static {fraction:g} from its reserve formula; page size 1; "
+                  f"max_running_requests 2,048; scheduler.py prefill-first, enable_mixed_chunk False)",
+                  plan="sglang", mixed=False)
+
+
+def trtllm(hw: Hardware) -> Engine:
+    """TensorRT-LLM's PyTorch backend defaults: max_num_tokens 8,192 and max_batch_size 2,048 (BuildConfig in
+    tensorrt_llm/builder.py; newer LLM-API versions leave them unset), chunked prefill off (TorchLlmArgs
+    enable_chunked_prefill False), the capacity scheduler GUARANTEED_NO_EVICT (a request admitted only when its whole
+    length fits: never evicted), and the KV cache 0.9 of the memory free after the weights (KvCacheConfig
+    free_gpu_memory_fraction) in blocks of 32 tokens."""
+    return Engine("trtllm", 8192, 2048, 1.0, 32,
+                  "TensorRT-LLM's defaults (tensorrt_llm/builder.py BuildConfig max_num_tokens 8,192, max_batch_size "
+                  "2,048; llm_args.py enable_chunked_prefill False, GUARANTEED_NO_EVICT; KvCacheConfig "
+                  "free_gpu_memory_fraction 0.9, tokens_per_block 32)",
+                  plan="trtllm", kv_share=0.9, chunked=False)
+
+
+ENGINES = {"vllm": vllm, "sglang": sglang, "trtllm": trtllm}
 
 
 @attrs.frozen
@@ -206,6 +249,10 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     draft = IterationPricer(spec.build, plan, hw) if spec else None
     k = spec.tokens if spec else 0
     longest = prompts[1] + outputs[1]
+    if not engine.chunked and prompts[1] - cached(prompts[1]) > engine.max_batched_tokens:
+        raise OpgraphError(f"--prompt {prompts[1]:,}: {engine.name} without chunked prefill runs a prompt whole, and "
+                           f"one iteration takes at most {engine.max_batched_tokens:,} tokens; give --max-batch-tokens "
+                           f"{prompts[1] - cached(prompts[1])} or more, or a shorter prompt")
     blocks, per_request = _kv_blocks(build, plan, hw, engine, longest, spec.build if spec else None)
     shared = -(-prefix // bt) if prefix else 0  # the prefix's blocks, held once for every request
     blocks, per_request = blocks - shared, per_request - cached(prompts[0]) // bt
@@ -258,20 +305,31 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
             now = next_arrival
             continue
         budget, decodes, chunks = engine.max_batched_tokens, [], []
+
+        def need(r: _Request) -> int:  # KV blocks for its whole length, reserved at admission: none is evicted
+            return -(-(r.prompt + r.output) // bt) - cached(r.prompt) // bt
+
+        def admissible() -> bool:
+            return bool(waiting) and len(running) < engine.max_seqs and held + need(waiting[0]) <= blocks
+        # SGLang runs prompts first, in a batch of their own, whenever one is waiting to be prefilled
+        prefill_only = not engine.mixed and (any(r.prefilled < r.prompt for r in running) or admissible())
         for r in running:  # running requests first: a decode token each, or their prompt's next chunk
             if budget == 0:
                 break
-            n = min(r.prompt - r.prefilled, budget) if r.prefilled < r.prompt else 1 + k  # drafts are verified
-            (chunks.append((r, n)) if r.prefilled < r.prompt else decodes.append(r))
+            if r.prefilled < r.prompt:
+                n = min(r.prompt - r.prefilled, budget)
+                chunks.append((r, n))
+            elif prefill_only:
+                continue
+            else:
+                n = 1 + k  # drafts are verified
+                decodes.append(r)
             budget -= n
-        # then newcomers, first come first served, while the budget, the running limit and the KV cache allow (a
-        # request's whole length reserved at admission: without preemption, none is ever evicted)
-        while waiting and budget > 0 and len(running) < engine.max_seqs:
-            need = -(-(waiting[0].prompt + waiting[0].output) // bt) - cached(waiting[0].prompt) // bt
-            if held + need > blocks:
-                break
+        # then newcomers, first come first served, while the budget, the running limit and the KV cache allow; an
+        # engine without chunked prefill takes a prompt only whole
+        while budget > 0 and admissible() and (engine.chunked or waiting[0].prompt - waiting[0].prefilled <= budget):
             r = waiting.popleft()
-            held += need
+            held += need(r)
             n = min(r.prompt - r.prefilled, budget)
             running.append(r)
             chunks.append((r, n))
@@ -345,12 +403,13 @@ def _kv_blocks(build, plan: FusionPlan, hw: Hardware, engine: Engine, length: in
                draft=None) -> tuple[int, int]:
     """(KV-cache blocks on one GPU, blocks one request of `length` tokens holds at its end); with a draft model, its
     weights and its cache share the GPU (a block then holds both models' tokens)."""
-    free, kv = hw.capacity * engine.memory_fraction, 0
+    free, kv = hw.capacity * engine.memory_fraction, 0  # less the weights and activations, then x kv_share
     for make in (build, draft) if draft is not None else (build,):
         one = footprint_of(make(Phase.decode(1, length - 1)), plan, hw)  # one sequence holding `length` tokens
         largest = footprint_of(make(Phase.prefill(1, engine.max_batched_tokens)), plan, hw)
         free -= one.weight_bytes + largest.activation_bytes
         kv += one.kv_cache_bytes
+    free *= engine.kv_share
     # bytes a block of tokens takes, all layers (a model with only recurrent state holds a fixed state per request)
     per_block = max(kv / length * engine.block_tokens, 1.0)
     if free <= 0:

@@ -27,7 +27,8 @@ def as_json(s: Serving, fmt: str) -> str:
         "model": s.model, "hardware": s.hardware.name, "fusion": s.plan.name, "time_model": time_model_dict(s.hardware),
         "engine": {"name": s.engine.name, "max_batched_tokens": s.engine.max_batched_tokens,
                    "max_seqs": s.engine.max_seqs, "memory_fraction": s.engine.memory_fraction,
-                   "block_tokens": s.engine.block_tokens, "source": s.engine.source},
+                   "block_tokens": s.engine.block_tokens, "kv_share": s.engine.kv_share,
+                   "chunked_prefill": s.engine.chunked, "mixed_batches": s.engine.mixed, "source": s.engine.source},
         "units": {"*_s": "s, expected (the time model's)", "*_tokens_per_s*": "output tokens/s"},
         "concurrency_per_replica": s.concurrency, "rate_per_s_per_replica": s.rate, "seed": s.seed,
         "prompt_tokens": list(s.prompt), "output_tokens": list(s.output), "cached_prefix_tokens": s.prefix,
@@ -72,8 +73,9 @@ def as_text(s: Serving, fmt: str) -> str:
         *([f"speculative decoding: draft {s.speculation.name} proposes {s.speculation.tokens} tokens a step, "
            f"accepted with {', '.join(f'{a:g}' for a in s.speculation.acceptance)} (assumed): "
            f"{s.speculation.expected_tokens:.2f} tokens a step on average"] if s.speculation else []),
-        f"scheduler: chunked prefill, {e.max_batched_tokens:,} tokens and {e.max_seqs:,} requests an iteration, KV "
-        f"cache {s.kv_blocks:,} blocks of {e.block_tokens} tokens a GPU ({e.memory_fraction:g} of its memory), "
+        f"scheduler: {e.rules}, {e.max_batched_tokens:,} tokens and {e.max_seqs:,} requests an iteration, KV "
+        f"cache {s.kv_blocks:,} blocks of {e.block_tokens} tokens a GPU ("
+        f"{f'{e.memory_fraction:g} of its memory' if e.kv_share == 1 else f'{e.kv_share:g} of what the weights and activations leave'}), "
         f"{s.kv_used:.0%} in use at the peak",
         "", table(rows, ["latency, per request", "mean", "p50", "p90", "p99"], fmt,
                   colalign=("left", "right", "right", "right", "right")),

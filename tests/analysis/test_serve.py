@@ -118,7 +118,7 @@ def test_the_command_line(tmp_path):
     assert d["expected_tokens_per_s_per_gpu"] == d["expected_tokens_per_s"]
     text = opgraph("serve", "--concurrency", "8", "--prompt", "512", "--output", "32").stdout
     assert "time to first token" in text and "output tokens/s per GPU" in text and "EngineArgs" in text
-    for args, says in ((["--engine", "sglang"], "--engine"), (["--concurrency", "0"], "--concurrency"),
+    for args, says in ((["--engine", "tgi"], "unknown --engine 'tgi'; valid: vllm, sglang, trtllm"), (["--concurrency", "0"], "--concurrency"),
                        (["--fusion", "fused"], "fuses attention with other work"),
                        (["--concurrency", "2000"], "at most 1,024 requests at once")):
         argv = ["serve", "--concurrency", "8", "--prompt", "512", "--output", "32", *args]
@@ -224,3 +224,45 @@ def test_every_kind_of_layer_serves(name, args):
 def test_pipeline_parallel_serving_is_refused_not_mispriced():
     r = opgraph("serve", "--pp", "2", "--concurrency", "4", "--prompt", "256", "--output", "16")
     assert r.returncode == 2 and "pipeline parallelism (--pp) is not modelled yet" in r.stderr
+
+
+def test_sglang_runs_prompts_first_in_batches_of_their_own():
+    """SGLang (prefill-first, enable_mixed_chunk False): a newcomer's prompt runs in an iteration without the others'
+    decodes, so its TTFT is that prompt alone, and the decodes wait for it: their longest gap is the prompt's
+    iteration plus their own decode step."""
+    from opgraph.analysis.serve import sglang
+    engine = sglang(H100)
+    s = serve(LLAMA.build, FLASH, H100, concurrency=4, prompt=1000, output=64, engine=engine)
+    pricer = IterationPricer(LLAMA.build, FLASH, H100)
+    alone = pricer.price([], [(1000, 0)]).expected_s
+    assert s.ttft.mean == pytest.approx(alone, rel=1e-12)
+    high = pricer.price([1000 + 62] * 4).expected_s  # then all four decode, the newcomer among them
+    assert alone < s.itl.p99 <= (alone + high) * (1 + 1e-12)
+    assert s.tokens_per_iteration.p99 == 1000  # never a prompt and a decode together
+
+
+def test_tensorrt_llm_takes_prompts_whole():
+    """TensorRT-LLM without chunked prefill: a prompt runs in one iteration or waits; one longer than the token
+    budget is refused, naming the flag; the KV cache is 0.9 of what the weights and activations leave."""
+    from opgraph.analysis.serve import _kv_blocks, trtllm, vllm
+    import attrs
+    engine = trtllm(H100)
+    with pytest.raises(OpgraphError, match="runs a prompt whole.*--max-batch-tokens 9000"):
+        serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=9000, output=4, engine=engine)
+    # two prompts of 5,000 at once under 8,192 tokens: vLLM chunks 3,192 of the second into the first's iteration,
+    # TensorRT-LLM runs them one after the other
+    s = serve(LLAMA.build, FLASH, H100, concurrency=2, prompt=5000, output=1, engine=engine, warmup=0, measure=2)
+    v = serve(LLAMA.build, FLASH, H100, concurrency=2, prompt=5000, output=1, engine=vllm(H100), warmup=0, measure=2)
+    assert s.tokens_per_iteration.p99 == 5000 and v.tokens_per_iteration.mean == (8192 + 1808 + 5000) / 2
+    as_vllm, _ = _kv_blocks(LLAMA.build, FLASH, H100, attrs.evolve(engine, kv_share=1.0), 1000)
+    blocks, _ = _kv_blocks(LLAMA.build, FLASH, H100, engine, 1000)
+    assert blocks == int(as_vllm * 0.9) or abs(blocks - as_vllm * 0.9) < 1
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_each_engine_serves_with_its_own_kernels_by_default(engine):
+    r = opgraph("serve", "--engine", engine, "--concurrency", "4", "--prompt", "300", "--output", "8", "--format",
+                "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["fusion"] == engine and d["engine"]["name"] == engine

@@ -83,8 +83,16 @@ def test_bad_sibling_rules_are_refused_with_the_rule_named(tmp_path, rule, says)
         planfile.load(str(f))
 
 
+@pytest.mark.parametrize("plan", ["vllm", "sglang", "trtllm"])
 @pytest.mark.parametrize("name", models.names())
-def test_every_preset_builds_and_serves_under_the_vllm_plan(name):
+def test_every_preset_builds_and_serves_under_every_engine_plan(name, plan):
     """Every shipped model: the plan applies (no cycle, no group error) and keeps attention in kernels of its own."""
     from opgraph.analysis.iteration import IterationPricer
-    IterationPricer(models.get(name).build, VLLM, H100)
+    IterationPricer(models.get(name).build, strategy(plan), H100)
+
+
+def test_tensorrt_llm_fuses_qwen3s_qk_norms_into_rope_and_the_moe_finalize_into_w2():
+    graph = models.get("qwen3-30b-a3b").build(Phase.decode(4, 100)).blocks[0].graph
+    ks = [k.ops for k in apply(strategy("trtllm"), graph).kernels]
+    assert ("q_norm", "k_norm", "rope_q", "rope_k") in ks  # fused_qk_norm_rope
+    assert ("experts.down_proj", "combine") in ks  # FC2 + finalize

@@ -13,11 +13,13 @@ LAYER = models.get("llama-3-8b").layer(Phase.prefill(1, 8))
 
 
 def test_shipped_strategies_are_plan_files():
-    assert planfile.names() == ["unfused", "flash", "fused", "megakernel", "vllm"]
+    assert planfile.names() == ["unfused", "flash", "fused", "megakernel", "sglang", "trtllm", "vllm"]
     kernels = {n: len(apply(planfile.load(n), LAYER).kernels) for n in planfile.names()}
     ops = len(LAYER.ops)
     # vllm: 18 ops less QKV's 2, rope's 1, attention's 2, add+norm's 1, gate_up's 1 and silu_and_mul's 1
-    assert kernels == {"unfused": ops, "flash": ops - 2, "fused": 2, "megakernel": 1, "vllm": ops - 8}
+    engine = ops - 8  # as vLLM, SGLang and TensorRT-LLM launch a Llama layer
+    assert kernels == {"unfused": ops, "flash": ops - 2, "fused": 2, "megakernel": 1, "sglang": engine, "trtllm": engine,
+                       "vllm": engine}
 
 
 def write(tmp_path, name, text):
