@@ -294,8 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--memory-fraction", type=_float, metavar="F", help="share of GPU memory the engine takes "
                            "for weights, activations and KV cache (default: the engine's: vLLM 0.9, SGLang from its "
                            "reserve formula; TensorRT-LLM takes 0.9 of what the weights leave)")
-            p.add_argument("--overhead-us", type=_float, default=0.0, metavar="US", help="the engine's own time per "
-                           "iteration (scheduling, sampling), added to each; not modelled (default: 0)")
+            p.add_argument("--overhead-us", type=_float, metavar="US", help="the engine's own time per iteration "
+                           "(scheduling, sampling, input preparation), added to each (default: the engine's, fitted on "
+                           "measured B200 serving; see docs/serving.md)")
         if name == "generate":
             p.add_argument("--batch", type=_int, default=choices.DEFAULT_BATCH, help="sequences (default: 32)")
             p.add_argument("--prompt", type=_int, required=True, metavar="P", help="prompt tokens per sequence")

@@ -144,7 +144,8 @@ def serving_run(a):
     return serve.serve(build(a), choices.plan(a.fusion or engine.plan), hw, concurrency=a.concurrency, rate=a.rate,
                        prompt=_span("--prompt", a.prompt), output=_span("--output", a.output), engine=engine,
                        seed=a.seed, prefix=a.prefix, speculation=speculation,
-                       overhead_s=checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6)
+                       overhead_s=None if a.overhead_us is None else
+                       checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6)
 
 
 def generation(a):

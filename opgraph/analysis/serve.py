@@ -51,6 +51,8 @@ class Engine:
     kv_share: float = 1.0  # of the memory left after weights and activations that the KV cache takes
     chunked: bool = True  # prompts are split into chunks under the budget; else a prompt must fit an iteration whole
     mixed: bool = True  # prompt chunks ride with the running requests' decodes; else prefill-first, apart (SGLang)
+    overhead_s: float = 0.0  # its own time per iteration beyond the kernels (scheduling, sampling, inputs)
+    overhead_source: str = "not modelled"
 
     @property
     def rules(self) -> str:
@@ -177,7 +179,7 @@ class Serving:
     kv_used: float  # the largest share of them in use at once
     measured: int  # requests measured (after the warm-up)
     iterations: int
-    overhead_s: float  # the engine's own time per iteration, added (given, not modelled)
+    overhead_s: float  # the engine's own time per iteration, added (the engine's fitted figure, or given)
     notes: tuple[str, ...] = ()
     rate: float | None = None  # requests a second arriving, per replica (an open loop, Poisson)
     seed: int = 0  # of the arrivals and lengths drawn
@@ -215,7 +217,7 @@ def _lengths(name: str, value) -> tuple[int, int]:
 
 
 def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency: int | None = None,
-          rate: float | None = None, engine: Engine | None = None, overhead_s: float = 0.0,
+          rate: float | None = None, engine: Engine | None = None, overhead_s: float | None = None,
           warmup: int | None = None, measure: int | None = None, seed: int = 0, prefix: int = 0,
           speculation: Speculation | None = None) -> Serving:
     """The steady state of requests of `prompt` tokens generating `output` tokens each (a length, or a range
@@ -231,7 +233,8 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         raise OpgraphError("give one of --concurrency (requests in flight) and --rate (requests a second)")
     prompts, outputs = _lengths("--prompt", prompt), _lengths("--output", output)
     engine = engine or vllm(hw)
-    checks.number("overhead_s", overhead_s, minimum=0, maximum=1)
+    given = overhead_s is not None
+    overhead_s = checks.number("overhead_s", overhead_s if given else engine.overhead_s, minimum=0, maximum=1)
     rng = random.Random(seed)
     prefix = checks.integer("--prefix", prefix, minimum=0)
     bt = engine.block_tokens
@@ -383,8 +386,8 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                            f"steady state; give a lower rate")
     gpus, replicas = pricer.gpus, pricer.replicas
     total_time = sum(t for t, _, _ in iterations)
-    notes = ((f"the engine's time per iteration (scheduling, sampling) is not modelled: {overhead_s * 1e6:g} µs "
-              f"added to each (--overhead-us)"),
+    notes = ((f"the engine's own time per iteration (scheduling, sampling): {overhead_s * 1e6:,.0f} µs added to each, "
+              + ("given (--overhead-us)" if given else engine.overhead_source)),
              "preemption is not modelled: a request is admitted only when the KV cache can hold its whole length")
     decoding = [r for r in measured if r.output > 1]
     return Serving(build(Phase.decode(1, 1)).name, hw, plan, engine, concurrency, prompts, outputs, gpus, replicas,

@@ -266,3 +266,17 @@ def test_each_engine_serves_with_its_own_kernels_by_default(engine):
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["fusion"] == engine and d["engine"]["name"] == engine
+
+
+def test_the_engines_time_per_iteration_adds_to_every_gap():
+    """vLLM, a closed loop: every gap between two tokens of a request is one iteration, so an overhead o per
+    iteration adds exactly o to TPOT; the schedule, which follows from counts alone, is unchanged. A figure given
+    replaces the engine's own."""
+    base = serve(LLAMA.build, FLASH, H100, concurrency=8, prompt=700, output=50, overhead_s=0.0)
+    more = serve(LLAMA.build, FLASH, H100, concurrency=8, prompt=700, output=50, overhead_s=2e-3)
+    assert more.tpot.mean == pytest.approx(base.tpot.mean + 2e-3, rel=1e-9)
+    assert more.tokens_per_iteration == base.tokens_per_iteration
+    assert "2,000 µs added to each, given (--overhead-us)" in more.notes[0]
+    engine = vllm(H100)
+    own = serve(LLAMA.build, FLASH, H100, concurrency=8, prompt=700, output=50, engine=engine)
+    assert own.overhead_s == engine.overhead_s and engine.overhead_source in own.notes[0]
