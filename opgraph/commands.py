@@ -64,8 +64,14 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type) -> None
                        "as can be, the first stages one more)")
     if GPU in groups:
         many = ", several separated by commas" if LISTS in groups else ""
-        p.add_argument("--hardware", default=hardware.DEFAULT, metavar="NAME",
-                       help=f"GPU name or path to a .toml spec{many} (default: {hardware.DEFAULT}); see 'opgraph hardware'")
+        if record.__name__ == "Validation":  # serving rows carry their own GPUs
+            p.add_argument("--hardware", metavar="NAME", help=f"GPU name or path to a .toml spec (default: "
+                           f"{hardware.DEFAULT} for kernel rows; serving rows: each row's own GPU, or only NAME's rows "
+                           f"if given); see 'opgraph hardware'")
+        else:
+            p.add_argument("--hardware", default=hardware.DEFAULT, metavar="NAME",
+                           help=f"GPU name or path to a .toml spec{many} (default: {hardware.DEFAULT}); see "
+                                f"'opgraph hardware'")
         if MODEL in groups and SEARCH not in groups:
             p.add_argument("--across-nodes", action="store_true", help="allow a --tp group larger than one node: "
                            "its collectives then run at the network's bandwidth (refused without this flag)")
@@ -228,7 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
         _options(p, groups, record)
         if name in ("validate", "calibrate"):
             p.add_argument("measurements", metavar="MEASURED.csv", help="measured kernel timings: a CSV (.csv, "
-                           ".csv.gz) or a PyTorch profiler trace (.json, .json.gz)")
+                           ".csv.gz) or a PyTorch profiler trace (.json, .json.gz)" + (
+                               "; or measured serving results, a CSV whose header names ttft_ms and tpot_ms (see "
+                               "docs/serving.md)" if name == "validate" else ""))
+        if name == "validate":
+            p.add_argument("--protocol", metavar="NAME", help="serving rows: how each was benchmarked: steady (the "
+                           "steady state of an endless closed loop at its lengths) or inferencemax (10 x C requests, "
+                           "the first C at once, every one counted, lengths from 0.8 of the row's) (default: steady)")
+            p.add_argument("--limit", type=_int, metavar="N", help="serving rows: at most N rows per engine, GPU and "
+                           "model (default: all; each row is a serving run of seconds)")
         if name == "calibrate":
             p.add_argument("--out", required=True, metavar="FILE", help="the calibration file to write (.toml)")
             p.add_argument("--holdout", type=_float, default=0.2, help="share of rows held out (default: 0.2)")
@@ -273,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "range LOW:HIGH each request draws from uniformly")
             p.add_argument("--output", required=True, metavar="G", help="output tokens per request: a number, or a "
                            "range LOW:HIGH")
+            p.add_argument("--requests", type=_int, metavar="N", help="with --concurrency: run as a benchmark client "
+                           "does (vLLM's bench serve --num-prompts N --max-concurrency C): N requests in all, the first "
+                           "C sent at once, every one counted, first wave and drain included (default: the steady "
+                           "state of an endless loop, after a warm-up)")
             p.add_argument("--seed", type=_int, default=0, help="of the arrivals and the lengths drawn (default: 0)")
             p.add_argument("--prefix", type=_int, default=0, metavar="N", help="tokens at the start of every prompt "
                            "shared and already cached (prefix caching: whole KV blocks, held once, not prefilled "

@@ -143,7 +143,7 @@ def serving_run(a):
         raise OpgraphError("--acceptance applies to speculative decoding: give --draft MODEL too")
     return serve.serve(build(a), choices.plan(a.fusion or engine.plan), hw, concurrency=a.concurrency, rate=a.rate,
                        prompt=_span("--prompt", a.prompt), output=_span("--output", a.output), engine=engine,
-                       seed=a.seed, prefix=a.prefix, speculation=speculation,
+                       seed=a.seed, prefix=a.prefix, speculation=speculation, requests=a.requests,
                        overhead_s=None if a.overhead_us is None else
                        checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6)
 
@@ -198,6 +198,24 @@ def benchmark(a):
 
 
 def validation(a):
+    from opgraph.files import serving_measurements
+
+    if serving_measurements.is_serving(a.measurements):
+        from opgraph.analysis import serving_validate
+
+        if not hasattr(a, "protocol"):
+            raise OpgraphError(f"{a.measurements} holds serving results; 'plot validate' draws kernel rows: use "
+                               f"'opgraph validate' for serving rows")
+        if a.calibration is not None:
+            raise OpgraphError("--calibration applies to kernel rows; serving rows use each GPU's shipped calibration")
+        rows = serving_measurements.read(a.measurements)
+        gpu_name = None if a.hardware is None else choices.gpu(a.hardware).name
+        return serving_validate.validate_serving(
+            rows, a.measurements, protocol=a.protocol or "steady", gpu=gpu_name,
+            limit=None if a.limit is None else checks.integer("--limit", a.limit))
+    if a.hardware is None:
+        from opgraph import hardware
+        a.hardware = hardware.DEFAULT
     notes = []
     if profiles.is_trace(a.measurements):
         rows, skipped = profiles.read_noting(a.measurements)
@@ -206,6 +224,10 @@ def validation(a):
                          f"left out: " + ", ".join(f"{label} x{n:,}" for label, n in skipped.most_common()))
     else:
         rows = measurements.read(a.measurements)
+    for flag in ("protocol", "limit"):
+        if getattr(a, flag, None) is not None:
+            raise OpgraphError(f"--{flag} applies to serving rows (a CSV with ttft_ms and tpot_ms); "
+                               f"{a.measurements} holds kernel timings")
     return validate.validate(rows, gpu(a), a.measurements, notes)
 
 

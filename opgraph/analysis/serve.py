@@ -185,6 +185,7 @@ class Serving:
     seed: int = 0  # of the arrivals and lengths drawn
     prefix: int = 0  # tokens at the start of every prompt shared and cached (prefix caching)
     speculation: Speculation | None = None
+    requests: int | None = None  # a benchmark of this many requests, every one counted (None: the steady state)
 
     @property
     def tokens_per_s_per_gpu(self) -> float:
@@ -219,7 +220,7 @@ def _lengths(name: str, value) -> tuple[int, int]:
 def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency: int | None = None,
           rate: float | None = None, engine: Engine | None = None, overhead_s: float | None = None,
           warmup: int | None = None, measure: int | None = None, seed: int = 0, prefix: int = 0,
-          speculation: Speculation | None = None) -> Serving:
+          speculation: Speculation | None = None, requests: int | None = None) -> Serving:
     """The steady state of requests of `prompt` tokens generating `output` tokens each (a length, or a range
     (low, high) each request draws from uniformly): a closed loop of `concurrency` requests in flight, or an open
     loop of requests arriving at `rate` a second (Poisson, seeded by `seed`). `warmup` completions are not counted
@@ -228,7 +229,9 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     common system prompt under automatic prefix caching): cached in whole blocks, at most all but the prompt's last
     token (which the engine computes to sample from), held once, and not prefilled again. `speculation`: a draft
     model proposes tokens for the decoding requests, verified by the target each step (assumed acceptance, seeded
-    draws); its weights and KV cache share the GPU."""
+    draws); its weights and KV cache share the GPU. `requests`: a closed loop run as a benchmark client runs it (vLLM's
+    `bench serve --num-prompts N --max-concurrency C`): N requests in all, the first C sent at once, a new one as each
+    finishes while any are left, every one counted (no warm-up; the first wave and the drain included)."""
     if (concurrency is None) == (rate is None):
         raise OpgraphError("give one of --concurrency (requests in flight) and --rate (requests a second)")
     prompts, outputs = _lengths("--prompt", prompt), _lengths("--output", output)
@@ -271,18 +274,27 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                                f"{longest:,} tokens, so at most {fits:,} requests at once"
                                + ("" if fits else "; not even one: use more GPUs (--tp) or a shorter request"))
         waiting, staggered = deque(), []
-        for i in range(concurrency):  # desynchronized from the start: request i i/C of the way through its output
-            r = draw(0.0)
-            r.generated = i * r.output // concurrency
-            if r.generated:
-                r.prefilled = r.prompt
-                staggered.append(r)
-            else:
-                waiting.append(r)
+        if requests is not None:  # a benchmark: the first C at once, N in all, every one counted
+            requests = checks.integer("--requests", requests)
+            if warmup or measure:
+                raise OpgraphError("requests: a benchmark counts every request; give no warmup or measure with it")
+            waiting.extend(draw(0.0) for _ in range(min(concurrency, requests)))
+            warmup, measure = 0, requests
+        else:
+            for i in range(concurrency):  # desynchronized from the start: request i i/C of the way through its output
+                r = draw(0.0)
+                r.generated = i * r.output // concurrency
+                if r.generated:
+                    r.prefilled = r.prompt
+                    staggered.append(r)
+                else:
+                    waiting.append(r)
+            warmup = 2 * concurrency if warmup is None else warmup
+            measure = max(2 * concurrency, 64) if measure is None else measure
         next_arrival = math.inf
-        warmup = 2 * concurrency if warmup is None else warmup
-        measure = max(2 * concurrency, 64) if measure is None else measure
     else:
+        if requests is not None:
+            raise OpgraphError("--requests runs a closed loop as a benchmark client does: give --concurrency with it")
         rate = checks.number("--rate", rate, above=0, maximum=1e6)
         if per_request > blocks:
             raise OpgraphError(f"the KV cache holds {blocks:,} blocks of {engine.block_tokens} tokens on each GPU, "
@@ -372,7 +384,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
             running.remove(r)
             held -= -(-(r.prompt + r.output) // bt) - cached(r.prompt) // bt
             done.append(r)
-            if concurrency is not None:
+            if concurrency is not None and (requests is None or len(done) + len(running) + len(waiting) < requests):
                 waiting.append(draw(now))  # the closed loop: a new request in its place at once
             if len(done) == warmup:
                 start, queued = now, len(waiting)
@@ -399,7 +411,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                    Stats.of([t for t, _, _ in iterations]), Stats.of([n for _, n, _ in iterations]),
                    {k: v / total_time for k, v in sorted(by_class.items(), key=lambda kv: -kv[1])},
                    blocks + shared, peak_blocks / (blocks + shared), len(measured), len(iterations), overhead_s, notes,
-                   rate, seed, prefix, spec)
+                   rate, seed, prefix, spec, requests)
 
 
 def _kv_blocks(build, plan: FusionPlan, hw: Hardware, engine: Engine, length: int,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import json
 import stat
 import sys
@@ -97,3 +100,22 @@ def named_or_file(name_or_path: str, shipped: list[str], folder: Path, parse, *,
 def looks_like_path(text: str) -> bool:
     """A command-line value naming a file rather than a built-in: it has a suffix we read or a directory part."""
     return text.endswith(SUFFIXES) or Path(text).parent != Path(".")
+
+
+def csv_rows(path: str | Path, what: str) -> csv.DictReader:
+    """A CSV file (or .csv.gz, through gzip) as a DictReader over its header; a missing, unreadable or folder path is
+    an OpgraphError naming it and `what` it should be."""
+    path = Path(path)
+    if is_folder(path):
+        raise OpgraphError(f"{path} is a folder; give the {what} file itself")
+    regular(path, what)
+    try:
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+        text = raw.decode("utf-8-sig")
+    except FileNotFoundError:
+        raise OpgraphError(f"{what} {str(path)!r} does not exist") from None
+    except (OSError, EOFError, UnicodeDecodeError, ValueError) as e:
+        raise OpgraphError(f"{path}: cannot read the {what}: {e}") from None
+    return csv.DictReader(io.StringIO(text))

@@ -25,8 +25,6 @@ record_shapes=True), whose GEMM, attention, norm and embedding calls opgraph.fil
 from __future__ import annotations
 
 import csv
-import gzip
-import io
 from pathlib import Path
 
 import attrs
@@ -94,19 +92,7 @@ def read(path: str | Path) -> list[Measurement]:
     if profiles.is_trace(path):
         return profiles.read(path)
     path = Path(path)
-    if datafile.is_folder(path):
-        raise OpgraphError(f"{path} is a folder; give the measurement CSV file itself")
-    datafile.regular(path, "measurement CSV")
-    try:
-        raw = path.read_bytes()
-        if path.suffix == ".gz":
-            raw = gzip.decompress(raw)
-        text = raw.decode("utf-8-sig")
-    except FileNotFoundError:
-        raise OpgraphError(f"measurement file {str(path)!r} does not exist") from None
-    except (OSError, EOFError, UnicodeDecodeError, ValueError) as e:
-        raise OpgraphError(f"{path}: cannot read the measurements: {e}") from None
-    reader = csv.DictReader(io.StringIO(text))
+    reader = datafile.csv_rows(path, "measurement file")
     header = reader.fieldnames or []
     unknown = [c for c in header if c not in COLUMNS]
     missing = [c for c in ("class", "dtype", "time_us") if c not in header]

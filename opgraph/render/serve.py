@@ -31,6 +31,7 @@ def as_json(s: Serving, fmt: str) -> str:
                    "chunked_prefill": s.engine.chunked, "mixed_batches": s.engine.mixed, "source": s.engine.source},
         "units": {"*_s": "s, expected (the time model's)", "*_tokens_per_s*": "output tokens/s"},
         "concurrency_per_replica": s.concurrency, "rate_per_s_per_replica": s.rate, "seed": s.seed,
+        "benchmark_requests_per_replica": s.requests,
         "prompt_tokens": list(s.prompt), "output_tokens": list(s.output), "cached_prefix_tokens": s.prefix,
         "speculation": None if s.speculation is None else {
             "draft": s.speculation.name, "draft_tokens": s.speculation.tokens,
@@ -65,7 +66,9 @@ def as_text(s: Serving, fmt: str) -> str:
     e = s.engine
     return lines(
         f"opgraph serve: {s.model} on {hw.display_name} ({hw.name}), {scope}, fusion {s.plan.name}, engine {e.name}",
-        (f"closed loop: {s.concurrency} requests in flight per replica (a finished one replaced at once)"
+        (f"benchmark: {s.requests:,} requests per replica, {s.concurrency} in flight (the first {s.concurrency} sent "
+         f"at once, a finished one replaced while any are left), every one counted" if s.requests else
+         f"closed loop: {s.concurrency} requests in flight per replica (a finished one replaced at once)"
          if s.concurrency is not None else f"open loop: {s.rate:g} requests a second per replica (Poisson, seed "
                                             f"{s.seed})") + f"; each {_span(s.prompt)} prompt tokens -> "
         f"{_span(s.output)} output tokens" + (f"; the first {s.prefix:,} prompt tokens shared and cached (prefix "

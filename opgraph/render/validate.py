@@ -15,7 +15,7 @@ def _row(predictor: str, label: str, s: Stats) -> list[str]:
             f"{s.too_fast:.0%}"]
 
 
-def _stats(s: Stats) -> dict:
+def stats_record(s: Stats) -> dict:
     return {"count": s.count, "median_abs_error": s.median, "p90_abs_error": s.p90, "median_error": s.bias,
             "share_too_fast": s.too_fast}
 
@@ -58,7 +58,7 @@ def as_json(v: Validation, fmt: str) -> str:
     return to_json({
         "source": v.source, "hardware": v.hardware.name, "calibration": v.hardware.timing.name,
         "calibrated": v.hardware.timing.calibrated, "units": {"*_s": "s"}, "notes": list(v.notes),
-        "stats": {p: {g: {k: _stats(s) for k, s in groups.items()} for g, groups in v.stats[p].items()}
+        "stats": {p: {g: {k: stats_record(s) for k, s in groups.items()} for g, groups in v.stats[p].items()}
                   for p in v.predictors},
         "rows": [{"row": m.row, "class": m.kind, "dtype": m.dtype, **m.shape, "measured_s": m.time_s,
                   "roofline_s": float(r), "expected_s": float(e), "regime": g, "roofline_error": float(re),

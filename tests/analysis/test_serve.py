@@ -280,3 +280,28 @@ def test_the_engines_time_per_iteration_adds_to_every_gap():
     engine = vllm(H100)
     own = serve(LLAMA.build, FLASH, H100, concurrency=8, prompt=700, output=50, engine=engine)
     assert own.overhead_s == engine.overhead_s and engine.overhead_source in own.notes[0]
+
+
+def test_a_benchmark_counts_every_request_from_the_first_wave():
+    """--requests N as vLLM's bench serve runs it: the first C requests at once. Four prompts of 1,000 tokens fit one
+    8,192-token iteration, so each of the first wave's TTFT is that iteration; all N are counted, and the output
+    rate is N x G over the whole run (its iterations' time)."""
+    pricer = IterationPricer(LLAMA.build, FLASH, H100)
+    wave = pricer.price([], [(1000, 0)] * 4).expected_s
+    s = serve(LLAMA.build, FLASH, H100, concurrency=4, requests=4, prompt=1000, output=16)
+    assert s.measured == 4 and s.ttft.mean == pytest.approx(wave, rel=1e-12) and s.ttft.p99 == s.ttft.p50
+    s = serve(LLAMA.build, FLASH, H100, concurrency=4, requests=12, prompt=1000, output=16)
+    assert s.measured == 12 and s.requests == 12
+    assert s.tokens_per_s * s.iteration.mean * s.iterations == pytest.approx(12 * 16, rel=1e-9)
+    assert serve(LLAMA.build, FLASH, H100, concurrency=8, requests=3, prompt=100, output=4).measured == 3
+    with pytest.raises(OpgraphError, match="--requests runs a closed loop.*--concurrency"):
+        serve(LLAMA.build, FLASH, H100, rate=1.0, requests=5, prompt=100, output=4)
+
+
+def test_the_command_line_runs_a_benchmark():
+    r = opgraph("serve", "--concurrency", "4", "--requests", "8", "--prompt", "300", "--output", "8", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["benchmark_requests_per_replica"] == 8 and d["requests_measured"] == 8
+    text = opgraph("serve", "--concurrency", "4", "--requests", "8", "--prompt", "300", "--output", "8").stdout
+    assert "benchmark: 8 requests per replica, 4 in flight" in text

@@ -1,0 +1,132 @@
+"""Predicted against measured serving: `opgraph validate SERVING.csv` (issue 17 §7).
+
+Each measured row (opgraph.files.serving_measurements) is served by `opgraph serve` as it was measured: its preset
+at its tensor parallelism on its GPU, its GEMMs' storage (fp8 and fp8_block as fp8 weights and activations, the KV
+cache at the activations' type, as the row does not say), its engine's scheduler, defaults and kernels (its fusion
+plan), at its concurrency, prompt and output lengths, under a benchmark protocol:
+
+- `steady`: the steady state of an endless closed loop at the row's fixed lengths (after a warm-up);
+- `inferencemax`: InferenceMAX's client, as its README runs vLLM's benchmark_serving.py: 10 x C requests, the first C
+  sent at once, every one counted, lengths drawn uniformly from 0.8 of the row's to the row's own
+  (--random-range-ratio 0.8 --num-prompts CONC*10 --max-concurrency CONC --request-rate inf --ignore-eos).
+
+Nothing is fitted here. A row's error is (predicted - measured) / measured: negative means predicted too fast.
+Rows opgraph does not model yet (pipeline, attention-data or expert parallelism; other GEMM storage; flagged rows)
+and rows a preset or GPU does not name are skipped and counted by reason, never silently.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import attrs
+import numpy as np
+
+from opgraph import hardware, models
+from opgraph.analysis.serve import ENGINES, serve
+from opgraph.analysis.validate import Stats
+from opgraph.core.tensor import BF16, FP8, Precision
+from opgraph.errors import OpgraphError
+from opgraph.files import planfile
+from opgraph.files.serving_measurements import ServingMeasurement
+from opgraph.models import BuildOptions
+
+PROTOCOLS = ("steady", "inferencemax")
+
+
+@attrs.frozen
+class ServingPrediction:
+    row: ServingMeasurement
+    ttft_s: float
+    tpot_s: float
+
+    @property
+    def ttft_error(self) -> float:
+        return (self.ttft_s - self.row.ttft_s) / self.row.ttft_s
+
+    @property
+    def tpot_error(self) -> float:
+        return (self.tpot_s - self.row.tpot_s) / self.row.tpot_s
+
+
+@attrs.frozen
+class ServingValidation:
+    """`opgraph validate` of serving rows: each predicted row, the skipped ones by reason, errors by group."""
+
+    source: str
+    protocol: str
+    predictions: tuple[ServingPrediction, ...]
+    skipped: tuple[tuple[str, int], ...]  # (reason, rows), most first
+    rows: int  # rows in the file
+    considered: int  # of them, those of the GPU asked for (all, without one)
+    gpu: str | None = None
+
+    def groups(self) -> dict[tuple[str, str, str], list[ServingPrediction]]:
+        """Predictions by (engine, GPU, model), sorted."""
+        out: dict[tuple[str, str, str], list[ServingPrediction]] = {}
+        for p in self.predictions:
+            out.setdefault((p.row.engine, p.row.gpu, p.row.model), []).append(p)
+        return dict(sorted(out.items()))
+
+    @staticmethod
+    def stats(predictions, metric: str) -> Stats:
+        return Stats.of(np.array([getattr(p, f"{metric}_error") for p in predictions]))
+
+
+def precision(row: ServingMeasurement) -> Precision | None:
+    """The storage the row measured, as opgraph builds it (None: the preset's own)."""
+    return Precision(weight=FP8, act=FP8, kv=BF16) if row.gemm in ("fp8", "fp8_block") else None
+
+
+def load(row: ServingMeasurement, protocol: str) -> dict:
+    """serve's load arguments for a row under a benchmark protocol."""
+    c, p, g = row.concurrency, row.prompt, row.output
+    if protocol == "inferencemax":
+        return dict(concurrency=c, requests=10 * c, prompt=(int(0.8 * p), p), output=(max(int(0.8 * g), 1), g))
+    return dict(concurrency=c, prompt=p, output=g)
+
+
+def predict(row: ServingMeasurement, protocol: str, overhead_s: float | None = None) -> ServingPrediction:
+    """One row served as measured (an OpgraphError says why it cannot be)."""
+    if row.model not in models.names():
+        raise OpgraphError(f"model {row.model} is not a preset")
+    if row.gpu not in hardware.names():
+        raise OpgraphError(f"GPU {row.gpu} is not shipped")
+    if row.engine not in ENGINES:
+        raise OpgraphError(f"engine {row.engine} is not modelled")
+    gpu = hardware.load(row.gpu)
+    engine = ENGINES[row.engine](gpu)
+    options = BuildOptions(precision(row), tp=row.tp)
+    preset = models.get(row.model)
+    s = serve(lambda ph: preset.build(ph, options), planfile.load(engine.plan), gpu, engine=engine,
+              overhead_s=overhead_s, **load(row, protocol))
+    return ServingPrediction(row, s.ttft.mean, s.tpot.mean)
+
+
+def validate_serving(rows: list[ServingMeasurement], source: str = "", *, protocol: str = "steady",
+                     gpu: str | None = None, limit: int | None = None) -> ServingValidation:
+    """Predict every row that opgraph models (of `gpu` only, if given; at most `limit` per engine, GPU and model)."""
+    if protocol not in PROTOCOLS:
+        raise OpgraphError(f"unknown --protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    predictions, skipped, taken, considered = [], Counter(), Counter(), 0
+    for row in rows:
+        if gpu is not None and row.gpu != gpu:
+            continue
+        considered += 1
+        why = row.skip
+        key = (row.engine, row.gpu, row.model)
+        if not why and limit is not None and taken[key] >= limit:
+            why = f"beyond --limit {limit}"
+        if not why:
+            try:
+                predictions.append(predict(row, protocol))
+                taken[key] += 1
+                continue
+            except OpgraphError as e:
+                why = f"not predicted: {str(e).split(':')[0]}"
+        skipped[why] += 1
+    if gpu is not None and not predictions and not skipped:
+        raise OpgraphError(f"{source}: no rows of GPU {gpu} (--hardware); its GPUs: "
+                           f"{', '.join(sorted({r.gpu for r in rows}))}")
+    return ServingValidation(source, protocol, tuple(predictions), tuple(skipped.most_common()), len(rows), considered,
+                             gpu)

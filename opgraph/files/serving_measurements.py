@@ -1,0 +1,117 @@
+"""Measured serving results: the CSV `opgraph validate` reads when its header names ttft_ms and tpot_ms.
+
+One row a served configuration. Columns (a header row names them; order is free; columns not listed are kept
+unread, as extracts carry provenance):
+
+    model           an opgraph preset (opgraph models)
+    gpu             a shipped GPU (opgraph hardware)
+    engine          vllm, sglang or trtllm (opgraph.analysis.serve.ENGINES)
+    tp              tensor-parallel GPUs of one replica
+    concurrency     requests in flight (the benchmark's max concurrency); empty: not known, the row skipped
+    prompt_tokens   prompt tokens per request (the benchmark's input length)
+    output_tokens   output tokens per request
+    ttft_ms         measured mean time to first token, ms
+    tpot_ms         measured mean time per output token, ms (a request's (end-to-end - TTFT) / (output - 1))
+  optional:
+    pp, dp, ep      pipeline, attention-data and expert parallelism (rows above 1 are not modelled yet: skipped)
+    gemm_quant_mode the GEMMs' storage: empty (the preset's own), fp8 or fp8_block (fp8 weights and activations);
+                    any other is not built as measured: skipped
+    flags           ';'-separated doubts about the row (benchmarks/extract_serving.py); a flagged row is skipped,
+                    except for no_engine_version alone (the campaign did not record the engine's version)
+    source_id       free text, shown with the row's errors
+
+A file ending in .gz is read through gzip. Every mistake is one OpgraphError naming the file, the row
+(1 = the first data row) and the column.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+from opgraph.errors import OpgraphError
+from opgraph.files import datafile
+
+REQUIRED = ("model", "gpu", "engine", "tp", "concurrency", "prompt_tokens", "output_tokens", "ttft_ms", "tpot_ms")
+HARMLESS_FLAGS = frozenset({"no_engine_version"})
+MODELLED_GEMMS = ("", "fp8", "fp8_block")
+
+
+@attrs.frozen
+class ServingMeasurement:
+    row: int
+    model: str
+    gpu: str
+    engine: str
+    tp: int
+    concurrency: int
+    prompt: int
+    output: int
+    ttft_s: float
+    tpot_s: float
+    pp: int = 1
+    dp: int = 1
+    ep: int = 1
+    gemm: str = ""
+    flags: tuple[str, ...] = ()
+    source: str = ""
+
+    @property
+    def skip(self) -> str:
+        """Why the row is not predicted ('' if it is): what opgraph does not model yet, or a doubt about the row."""
+        doubts = [f for f in self.flags if f not in HARMLESS_FLAGS]
+        if doubts:
+            return f"flagged {';'.join(doubts)}"
+        if not self.concurrency:
+            return "no concurrency given"
+        for name in ("pp", "dp", "ep"):
+            if getattr(self, name) > 1:
+                return f"{name} above 1 (not modelled in serving yet)"
+        if self.gemm not in MODELLED_GEMMS:
+            return f"GEMMs in {self.gemm} (not built as measured)"
+        return ""
+
+
+def is_serving(path: str | Path) -> bool:
+    """Whether a CSV's header names the serving columns ttft_ms and tpot_ms (else it is a kernel measurement file)."""
+    path = Path(path)
+    if path.suffix not in (".csv", ".gz") or path.name.endswith(".json.gz") or not path.is_file():
+        return False
+    header = datafile.csv_rows(path, "measurement file").fieldnames or []
+    return "ttft_ms" in header and "tpot_ms" in header
+
+
+def _number(where: str, column: str, text: str, kind):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise OpgraphError(f"{where}: column {column}: {text!r} is not {'an integer' if kind is int else 'a number'}")\
+            from None
+    if not value > 0:
+        raise OpgraphError(f"{where}: column {column}: {text!r} must be above 0")
+    return value
+
+
+def read(path: str | Path) -> list[ServingMeasurement]:
+    """Every row of a serving measurement CSV (or .csv.gz), checked."""
+    reader = datafile.csv_rows(path, "measurement file")
+    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+    if missing:
+        raise OpgraphError(f"{path}: a serving measurement file needs the columns {', '.join(REQUIRED)}; missing "
+                           f"{', '.join(missing)}")
+    out = []
+    for i, f in enumerate(reader, 1):
+        where = f"{path}: row {i}"
+        ints = {c: _number(where, c, f[c], int) for c in ("tp", "prompt_tokens", "output_tokens")}
+        ints["concurrency"] = _number(where, "concurrency", f["concurrency"], int) if f["concurrency"].strip() else 0
+        ints.update({c: _number(where, c, f[c], int) for c in ("pp", "dp", "ep") if f.get(c)})
+        out.append(ServingMeasurement(
+            i, f["model"], f["gpu"], f["engine"], ints["tp"], ints["concurrency"], ints["prompt_tokens"],
+            ints["output_tokens"], _number(where, "ttft_ms", f["ttft_ms"], float) / 1e3,
+            _number(where, "tpot_ms", f["tpot_ms"], float) / 1e3, ints.get("pp", 1), ints.get("dp", 1),
+            ints.get("ep", 1), f.get("gemm_quant_mode") or "", tuple(x for x in (f.get("flags") or "").split(";") if x),
+            f.get("source_id") or ""))
+    if not out:
+        raise OpgraphError(f"{path}: no measurements (only a header)")
+    return out

@@ -1,0 +1,71 @@
+"""`opgraph validate` of serving rows: predicted TTFT and TPOT against measured, by engine, GPU and model."""
+
+from __future__ import annotations
+
+from opgraph.analysis.serving_validate import ServingValidation
+from opgraph.analysis.validate import Stats
+from opgraph.render import renderer
+from opgraph.render.text import header, heading, lines, table, to_csv, to_json
+from opgraph.render.validate import stats_record
+
+METRICS = ("tpot", "ttft")
+
+
+def _cells(s: Stats) -> list[str]:
+    return [f"{s.median:.1%}", f"{s.p90:.1%}", f"{s.bias:+.1%}"]
+
+
+@renderer(ServingValidation, "table", "markdown")
+def as_text(v: ServingValidation, fmt: str) -> str:
+    skipped = "; ".join(f"{why} x{n:,}" for why, n in v.skipped) or "none"
+    out = header(f"opgraph validate: {v.source} (served configurations)", fmt,
+                 [f"{len(v.predictions):,} of {v.considered:,} rows" + (f" of GPU {v.gpu}" if v.gpu else "")
+                  + f" ({v.rows:,} in the file) predicted by `opgraph serve` with each row's engine "
+                  f"(scheduler, defaults, kernels), protocol {v.protocol}; nothing fitted",
+                  f"skipped: {skipped}",
+                  "error = (predicted - measured) / measured of the mean TTFT and TPOT: negative is too fast"])
+    rows = [[*key, f"{len(ps):,}", *_cells(v.stats(ps, "tpot")), *_cells(v.stats(ps, "ttft"))]
+            for key, ps in v.groups().items()]
+    if v.predictions:
+        rows.append(["all", "", "", f"{len(v.predictions):,}", *_cells(v.stats(v.predictions, "tpot")),
+                     *_cells(v.stats(v.predictions, "ttft"))])
+    out += ["", table(rows, ["engine", "gpu", "model", "rows", "TPOT median |error|", "p90", "median error",
+                             "TTFT median |error|", "p90", "median error"], fmt,
+                      colalign=("left", "left", "left", *("right",) * 7))]
+    worst = sorted(v.predictions, key=lambda p: abs(p.tpot_error), reverse=True)[:5]
+    rows = [[p.row.engine, p.row.gpu, p.row.model, f"tp {p.row.tp}, c {p.row.concurrency}, {p.row.prompt:,} -> "
+             f"{p.row.output:,}", f"{p.row.tpot_s * 1e3:,.2f}", f"{p.tpot_s * 1e3:,.2f}", f"{p.tpot_error:+.0%}",
+             f"{p.row.ttft_s * 1e3:,.1f}", f"{p.ttft_s * 1e3:,.1f}", f"{p.ttft_error:+.0%}"] for p in worst]
+    if rows:
+        out += ["", heading("largest TPOT errors", fmt), "",
+                table(rows, ["engine", "gpu", "model", "layout and load", "TPOT ms", "predicted", "error", "TTFT ms",
+                             "predicted", "error"], fmt, colalign=("left",) * 4 + ("right",) * 6)]
+    return lines(out)
+
+
+@renderer(ServingValidation, "json")
+def as_json(v: ServingValidation, fmt: str) -> str:
+    return to_json({
+        "source": v.source, "protocol": v.protocol, "rows_in_file": v.rows, "rows_considered": v.considered,
+        "gpu": v.gpu, "units": {"*_s": "s"},
+        "skipped": {why: n for why, n in v.skipped},
+        "stats": {"all": {m: stats_record(v.stats(v.predictions, m)) for m in METRICS} if v.predictions else {},
+                  "by_engine_gpu_model": [{"engine": e, "gpu": g, "model": m,
+                                           **{k: stats_record(v.stats(ps, k)) for k in METRICS}}
+                                          for (e, g, m), ps in v.groups().items()]},
+        "rows": [_row(p) for p in v.predictions]})
+
+
+def _row(p) -> dict:
+    r = p.row
+    return {"row": r.row, "engine": r.engine, "gpu": r.gpu, "model": r.model, "tp": r.tp,
+            "concurrency": r.concurrency, "prompt_tokens": r.prompt, "output_tokens": r.output, "gemm": r.gemm,
+            "measured_ttft_s": r.ttft_s, "expected_ttft_s": p.ttft_s, "ttft_error": p.ttft_error,
+            "measured_tpot_s": r.tpot_s, "expected_tpot_s": p.tpot_s, "tpot_error": p.tpot_error, "source": r.source}
+
+
+@renderer(ServingValidation, "csv")
+def as_csv(v: ServingValidation, fmt: str) -> str:
+    rows = [_row(p) for p in v.predictions]
+    columns = list(rows[0]) if rows else ["row"]
+    return to_csv(columns, ([r[c] for c in columns] for r in rows))
