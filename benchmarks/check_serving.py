@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from opgraph.analysis.serving_validate import PROTOCOLS, validate_serving
+from opgraph.choices import serving_row
 from opgraph.files import serving_measurements
 from opgraph.render import render
 
@@ -43,7 +44,7 @@ def main() -> int:
     args = ap.parse_args()
     split = lambda text: text.split(",") if text else None  # noqa: E731
     t0 = time.perf_counter()
-    v = validate_serving(rows(split(args.gpus), split(args.models), split(args.engines)), str(DATA),
+    v = validate_serving(rows(split(args.gpus), split(args.models), split(args.engines)), serving_row, str(DATA),
                          protocol=args.protocol, limit=args.limit)
     print(render(v, args.format), end="")
     print(f"{len(v.predictions):,} rows predicted in {time.perf_counter() - t0:.0f} s")

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from check_serving import rows  # noqa: E402
 
 from opgraph.analysis.serving_validate import PROTOCOLS, predict  # noqa: E402
+from opgraph.choices import serving_row  # noqa: E402
 from opgraph.errors import OpgraphError  # noqa: E402
 
 FIT_GPUS = ("b200",)
@@ -43,8 +44,8 @@ def main() -> int:
         if r.skip or (args.limit and taken[r.engine, r.model] >= args.limit):
             continue
         try:
-            a = predict(r, args.protocol, overhead_s=0.0).tpot_s
-            b = (predict(r, args.protocol, overhead_s=1e-3).tpot_s - a) / 1e-3
+            a = predict(r, serving_row, args.protocol, overhead_s=0.0).tpot_s
+            b = (predict(r, serving_row, args.protocol, overhead_s=1e-3).tpot_s - a) / 1e-3
         except OpgraphError:
             continue
         taken[r.engine, r.model] += 1

@@ -249,3 +249,16 @@ def sweep_curves(build, plan, hw: Hardware, phase: str, *, batch=None, seq_len=N
 def model(text: str):
     """The model source MODEL names: a preset, a config.json, or file.py:NAME (see opgraph.models.get)."""
     return models.get(text)
+
+
+def serving_row(row):
+    """A measured serving row's model builder and GPU (opgraph.analysis.serving_validate.Resolve): its preset built
+    at its tensor parallelism with its GEMMs' storage, on its shipped GPU; an OpgraphError names what is missing."""
+    from opgraph.analysis.serving_validate import precision
+
+    if row.model not in models.names():
+        raise OpgraphError(f"model {row.model} is not a preset")
+    if row.gpu not in specs.names():
+        raise OpgraphError(f"GPU {row.gpu} is not shipped")
+    options, preset = BuildOptions(precision(row), tp=row.tp), models.get(row.model)
+    return (lambda phase: preset.build(phase, options)), specs.load(row.gpu)

@@ -38,8 +38,9 @@ PLOT_SHORT = {
     'breakdown': 'a stacked bar of model time per op for prefill and decode',
     'sweep': 'time against batch (decode) or seq_len (prefill), crossovers marked',
     'validate': 'predicted against measured kernel times',
+    'pareto': 'serving plans: tokens/s per GPU against tokens/s per user, the Pareto front',
 }
-PLOT_HELP = "pictures: roofline, time breakdown, sweep (PNG/SVG; needs matplotlib)"
+PLOT_HELP = "pictures: roofline, time breakdown, sweep, validate, pareto (PNG/SVG; needs matplotlib)"
 
 
 class _Parser(argparse.ArgumentParser):

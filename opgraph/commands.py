@@ -36,8 +36,9 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text[:40]!r}") from None
 
 
-def _options(p: argparse.ArgumentParser, groups: set[str], record: type) -> None:
-    """Add the option groups a command uses (and no others: an option a command would ignore is not offered)."""
+def _options(p: argparse.ArgumentParser, groups: set[str], record: type, serving: bool = False) -> None:
+    """Add the option groups a command uses (and no others: an option a command would ignore is not offered);
+    `serving`: its fusion plan defaults to the engine's (a picture of serving plans)."""
     if MODEL in groups:
         p.add_argument("model", nargs="?", default=models.DEFAULT, help=f"preset name, a Hugging Face config.json, or "
                        f"file.py:NAME for a model written in Python (default: {models.DEFAULT}); see 'opgraph models'")
@@ -88,10 +89,12 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type) -> None
         p.add_argument("--context", type=kind, help=f"decode: tokens already in the KV cache; attention covers "
                                                     f"context+1 keys{many} (default: 1024)")
     if FUSION in groups:
-        default = None if record.__name__ == "Serving" else planfile.DEFAULT  # serving: the engine's own kernels
+        serving = serving or record.__name__ in ("Serving", "PlanSearch")  # the engine's own kernels when serving
+        default = None if serving else planfile.DEFAULT
+        says = {"PlanSearch": f"{planfile.DEFAULT}; with --concurrency the engine’s own kernels"}
         p.add_argument("--fusion", default=default, metavar="NAME", help=(
             f"fusion strategy: {', '.join(planfile.names())}, or a .toml/.json plan file (default: "
-            f"{default or 'the engine’s own kernels, the plan named after --engine'})"))
+            f"{says.get(record.__name__, default or 'the engine’s own kernels, the plan named after --engine')})"))
     if FUSIONS in groups:
         p.add_argument("--fusion", default="unfused,flash,fused", metavar="A,B[,C...]", help=(
             "comma-separated strategies or plan files, the first the baseline (default: unfused,flash,fused)"))
@@ -221,9 +224,36 @@ PLOTS = {"roofline": (PLOT_SHORT['roofline'], "log arithmetic intensity (FLOP/by
                    "the model's time and each block's over all its repeats; decode varies --batch (a list, default "
                    "1,2,4,...,512) at one --context (default 1024), prefill varies --seq-len (a list, default "
                    "128,256,...,8192) at one --batch (default 1)"),
+         "pareto": (PLOT_SHORT['pareto'], "every candidate of 'opgraph plan --concurrency' (its options): output "
+                    "tokens/s per GPU against tokens/s per user, one colour a layout, the Pareto front joined, "
+                    "candidates within --max-ttft / --max-tpot filled, the best one starred"),
          "validate": (PLOT_SHORT['validate'], "log-log, one colour a kernel class, the roofline and "
                       "(where the GPU has a calibration) the expected time, against each measured kernel (see 'opgraph "
                       "validate')")}
+
+
+def _plan_options(p) -> None:
+    """The options of `opgraph plan`, also those of `opgraph plot pareto`."""
+    p.add_argument("--gpus", type=_int, required=True, metavar="N", help="GPUs to lay the model out over")
+    p.add_argument("--prompt", type=_int, default=plan_search.DEFAULT_PROMPT, metavar="P",
+                   help=f"prompt tokens per sequence (default: {plan_search.DEFAULT_PROMPT})")
+    p.add_argument("--output", type=_int, default=plan_search.DEFAULT_OUTPUT, metavar="G",
+                   help=f"output tokens per sequence (default: {plan_search.DEFAULT_OUTPUT})")
+    p.add_argument("--batch", metavar="LIST", help="sequences per replica to try, a list: 1,8,64 or 1:64 or "
+                   "1,2,4,...,512 (default: 1,2,4,...,512)")
+    p.add_argument("--max-tpot", type=_float, metavar="MS", help="drop candidates whose mean time per output "
+                   "token exceeds this many milliseconds")
+    p.add_argument("--max-ttft", type=_float, metavar="MS", help="drop candidates whose time to first token "
+                   "exceeds this many milliseconds")
+    p.add_argument("--top", type=_int, default=10, metavar="N", help="candidates to list in the table "
+                   "(default: 10; json and csv list all)")
+    p.add_argument("--concurrency", metavar="LIST", help="plan for serving: requests in flight per replica to "
+                   "try, a list (1,2,4,...,512); each layout is served as --engine runs it (continuous "
+                   "batching, chunked prefill), ranked by tokens/s per GPU with the Pareto front against "
+                   "tokens/s per user; --max-ttft and --max-tpot limit the means (default: a static batch, "
+                   "--batch)")
+    p.add_argument("--engine", default="vllm", metavar="NAME", help="with --concurrency: the serving engine "
+                   "whose scheduler, defaults and kernels are modelled: vllm, sglang, trtllm (default: vllm)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,19 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "graph":
             p.add_argument("--block", metavar="NAME", help="which block (default: the first, the layer)")
         if name == "plan":
-            p.add_argument("--gpus", type=_int, required=True, metavar="N", help="GPUs to lay the model out over")
-            p.add_argument("--prompt", type=_int, default=plan_search.DEFAULT_PROMPT, metavar="P",
-                           help=f"prompt tokens per sequence (default: {plan_search.DEFAULT_PROMPT})")
-            p.add_argument("--output", type=_int, default=plan_search.DEFAULT_OUTPUT, metavar="G",
-                           help=f"output tokens per sequence (default: {plan_search.DEFAULT_OUTPUT})")
-            p.add_argument("--batch", metavar="LIST", help="sequences per replica to try, a list: 1,8,64 or 1:64 or "
-                           "1,2,4,...,512 (default: 1,2,4,...,512)")
-            p.add_argument("--max-tpot", type=_float, metavar="MS", help="drop candidates whose mean time per output "
-                           "token exceeds this many milliseconds")
-            p.add_argument("--max-ttft", type=_float, metavar="MS", help="drop candidates whose time to first token "
-                           "exceeds this many milliseconds")
-            p.add_argument("--top", type=_int, default=10, metavar="N", help="candidates to list in the table "
-                           "(default: 10; json and csv list all)")
+            _plan_options(p)
         if name == "serve":
             load = p.add_mutually_exclusive_group(required=True)
             load.add_argument("--concurrency", type=_int, metavar="C",
@@ -327,7 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     kinds = plots.add_subparsers(dest="plot", metavar="PLOT", parser_class=_Parser, required=True)
     for name, (short, long) in PLOTS.items():
         p = kinds.add_parser(name, help=short, description=f"{short}: {long}")
-        if name == "validate":
+        if name == "pareto":
+            _options(p, {MODEL, GPU, FUSION, PRECISION, BUILD, TIME, SEARCH}, type(None), serving=True)
+            _plan_options(p)
+        elif name == "validate":
             _options(p, {GPU, CALIBRATED}, type(None))
             p.add_argument("measurements", metavar="MEASURED.csv", help="measured kernel timings: a CSV (.csv, .csv.gz) or a PyTorch profiler trace (.json, .json.gz)")
         else:

@@ -16,7 +16,7 @@ from opgraph.core import checks
 from opgraph.core.model import BuildOptions
 from opgraph.core.phase import Phase
 from opgraph.errors import OpgraphError
-from opgraph.files import measurements, profiles
+from opgraph.files import measurements, planfile, profiles
 from opgraph.hardware.calibration import write as write_calibration
 from opgraph.render.bench import measurement_csv
 
@@ -95,7 +95,22 @@ def planning(a):
     ms = {k: None if getattr(a, k) is None else checks.number(f"--{k.replace('_', '-')}", getattr(a, k), above=0,
                                                                maximum=1e6) / 1e3 for k in ("max_tpot", "max_ttft")}
     top = checks.integer("--top", a.top, maximum=10**6)
-    return attrs.evolve(plan_search.search(choices.arranger(model, opts, hw), choices.plan(a.fusion), hw,
+    if a.concurrency is not None:
+        from opgraph.analysis import serving_plan
+
+        if a.batch is not None:
+            raise OpgraphError("--batch plans a static batch and --concurrency serving in flight: give one")
+        return attrs.evolve(serving_plan.search_serving(
+            choices.arranger(model, opts, hw), hw, gpus=checks.integer("--gpus", a.gpus, maximum=1024),
+            moe=plan_search.has_experts(probe), name=probe.name, prompt=checks.integer("--prompt", a.prompt),
+            output=checks.integer("--output", a.output), engine=a.engine,
+            plan=None if a.fusion is None else choices.plan(a.fusion),
+            concurrencies=[checks.integer("--concurrency", c, maximum=100_000)
+                           for c in sweep.parse_values(a.concurrency, "--concurrency")],
+            max_ttft_s=ms["max_ttft"], max_tpot_s=ms["max_tpot"]), top=top)
+    if a.engine != "vllm":
+        raise OpgraphError("--engine applies to serving plans: give --concurrency too")
+    return attrs.evolve(plan_search.search(choices.arranger(model, opts, hw), choices.plan(a.fusion or planfile.DEFAULT), hw,
                               gpus=checks.integer("--gpus", a.gpus, maximum=1024),
                               moe=plan_search.has_experts(probe),
                               name=probe.name, prompt=checks.integer("--prompt", a.prompt),
@@ -159,6 +174,11 @@ def picture(a) -> str:
     plot.require()
     if a.plot == "validate":
         return plot.validation_file(validation(a), path)
+    if a.plot == "pareto":
+        if a.concurrency is None:
+            raise OpgraphError("plot pareto draws serving plans: give --concurrency (requests in flight per replica "
+                               "to try, a list)")
+        return plot.pareto_file(planning(a), path)
     if a.plot != "sweep":
         r = report.report(build(a), phases(a), choices.plan(a.fusion), gpu(a))
         return (plot.roofline_file if a.plot == "roofline" else plot.breakdown_file)(r.costs, path)
@@ -211,7 +231,7 @@ def validation(a):
         rows = serving_measurements.read(a.measurements)
         gpu_name = None if a.hardware is None else choices.gpu(a.hardware).name
         return serving_validate.validate_serving(
-            rows, a.measurements, protocol=a.protocol or "steady", gpu=gpu_name,
+            rows, choices.serving_row, a.measurements, protocol=a.protocol or "steady", gpu=gpu_name,
             limit=None if a.limit is None else checks.integer("--limit", a.limit))
     if a.hardware is None:
         from opgraph import hardware

@@ -123,7 +123,11 @@ class IterationPricer:
         if not groups:
             raise OpgraphError("an iteration needs at least one decode token or prompt chunk")
         tokens = len(decode_contexts) + sum(q for q, _ in chunks)
-        rows = len(groups) if sampling is None else sampling
+        return self.price_mix(tokens, len(groups) if sampling is None else sampling, [(1, g) for g in groups])
+
+    def price_mix(self, tokens: int, rows: int, groups: Sequence[tuple[float, tuple[int, int]]]) -> Iteration:
+        """An iteration of `tokens` new tokens stacked, `rows` of them sampling, whose attention is that of `weight`
+        sequences of each (queries, past) in `groups` (a weight need not be whole: the mean mix of a steady state)."""
         token = self._tokens(tokens)
         by_class = {k: v for k, v in token.items() if k not in ("expected_s", "roofline_s")}
         expected, roofline = token["expected_s"], token["roofline_s"]
@@ -136,7 +140,7 @@ class IterationPricer:
         # Attention's work is each sequence's (its FLOPs and bytes do not depend on the others'), summed: one
         # sequence's work at each (queries, past), replayed once and kept (a run meets each context many times)
         got: dict = {}
-        for g in groups:
+        for weight, g in groups:
             work = self._per_sequence.get(g)
             if work is None:
                 work = self._per_sequence[g] = self._attention(*g)
@@ -144,7 +148,7 @@ class IterationPricer:
                 if label[-1] == "count":
                     got[label] = v
                 else:
-                    got[label] = got.get(label, 0.0) + v
+                    got[label] = got.get(label, 0.0) + weight * v
         a_expected, a_roofline, a_class = self._attention_time(got)
         for k, v in a_class.items():
             by_class[k] = by_class.get(k, 0.0) + v

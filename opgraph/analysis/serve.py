@@ -259,7 +259,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         raise OpgraphError(f"--prompt {prompts[1]:,}: {engine.name} without chunked prefill runs a prompt whole, and "
                            f"one iteration takes at most {engine.max_batched_tokens:,} tokens; give --max-batch-tokens "
                            f"{prompts[1] - cached(prompts[1])} or more, or a shorter prompt")
-    blocks, per_request = _kv_blocks(build, plan, hw, engine, longest, spec.build if spec else None)
+    blocks, per_request = kv_blocks(build, plan, hw, engine, longest, spec.build if spec else None)
     shared = -(-prefix // bt) if prefix else 0  # the prefix's blocks, held once for every request
     blocks, per_request = blocks - shared, per_request - cached(prompts[0]) // bt
     if concurrency is not None:
@@ -414,7 +414,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                    rate, seed, prefix, spec, requests)
 
 
-def _kv_blocks(build, plan: FusionPlan, hw: Hardware, engine: Engine, length: int,
+def kv_blocks(build, plan: FusionPlan, hw: Hardware, engine: Engine, length: int,
                draft=None) -> tuple[int, int]:
     """(KV-cache blocks on one GPU, blocks one request of `length` tokens holds at its end); with a draft model, its
     weights and its cache share the GPU (a block then holds both models' tokens)."""

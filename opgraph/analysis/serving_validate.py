@@ -18,18 +18,22 @@ and rows a preset or GPU does not name are skipped and counted by reason, never 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import attrs
 import numpy as np
 
-from opgraph import hardware, models
 from opgraph.analysis.serve import ENGINES, serve
 from opgraph.analysis.validate import Stats
 from opgraph.core.tensor import BF16, FP8, Precision
 from opgraph.errors import OpgraphError
 from opgraph.files import planfile
 from opgraph.files.serving_measurements import ServingMeasurement
-from opgraph.models import BuildOptions
+from opgraph.pricing.hardware import Hardware
+
+# A row's model builder (phase -> one GPU's model) and GPU, or an OpgraphError saying why it has none
+# (opgraph.choices.serving_row: the zoo of presets and GPUs lives above this layer)
+Resolve = Callable[[ServingMeasurement], tuple[Callable, Hardware]]
 
 PROTOCOLS = ("steady", "inferencemax")
 
@@ -86,24 +90,18 @@ def load(row: ServingMeasurement, protocol: str) -> dict:
     return dict(concurrency=c, prompt=p, output=g)
 
 
-def predict(row: ServingMeasurement, protocol: str, overhead_s: float | None = None) -> ServingPrediction:
+def predict(row: ServingMeasurement, resolve: Resolve, protocol: str,
+            overhead_s: float | None = None) -> ServingPrediction:
     """One row served as measured (an OpgraphError says why it cannot be)."""
-    if row.model not in models.names():
-        raise OpgraphError(f"model {row.model} is not a preset")
-    if row.gpu not in hardware.names():
-        raise OpgraphError(f"GPU {row.gpu} is not shipped")
     if row.engine not in ENGINES:
         raise OpgraphError(f"engine {row.engine} is not modelled")
-    gpu = hardware.load(row.gpu)
+    build, gpu = resolve(row)
     engine = ENGINES[row.engine](gpu)
-    options = BuildOptions(precision(row), tp=row.tp)
-    preset = models.get(row.model)
-    s = serve(lambda ph: preset.build(ph, options), planfile.load(engine.plan), gpu, engine=engine,
-              overhead_s=overhead_s, **load(row, protocol))
+    s = serve(build, planfile.load(engine.plan), gpu, engine=engine, overhead_s=overhead_s, **load(row, protocol))
     return ServingPrediction(row, s.ttft.mean, s.tpot.mean)
 
 
-def validate_serving(rows: list[ServingMeasurement], source: str = "", *, protocol: str = "steady",
+def validate_serving(rows: list[ServingMeasurement], resolve: Resolve, source: str = "", *, protocol: str = "steady",
                      gpu: str | None = None, limit: int | None = None) -> ServingValidation:
     """Predict every row that opgraph models (of `gpu` only, if given; at most `limit` per engine, GPU and model)."""
     if protocol not in PROTOCOLS:
@@ -119,7 +117,7 @@ def validate_serving(rows: list[ServingMeasurement], source: str = "", *, protoc
             why = f"beyond --limit {limit}"
         if not why:
             try:
-                predictions.append(predict(row, protocol))
+                predictions.append(predict(row, resolve, protocol))
                 taken[key] += 1
                 continue
             except OpgraphError as e:

@@ -92,7 +92,7 @@ def read(path: str | Path) -> list[Measurement]:
     if profiles.is_trace(path):
         return profiles.read(path)
     path = Path(path)
-    reader = datafile.csv_rows(path, "measurement file")
+    reader = datafile.csv_rows(path, "measurement CSV")
     header = reader.fieldnames or []
     unknown = [c for c in header if c not in COLUMNS]
     missing = [c for c in ("class", "dtype", "time_us") if c not in header]

@@ -78,7 +78,7 @@ def is_serving(path: str | Path) -> bool:
     path = Path(path)
     if path.suffix not in (".csv", ".gz") or path.name.endswith(".json.gz") or not path.is_file():
         return False
-    header = datafile.csv_rows(path, "measurement file").fieldnames or []
+    header = datafile.csv_rows(path, "measurement CSV").fieldnames or []
     return "ttft_ms" in header and "tpot_ms" in header
 
 
@@ -95,7 +95,7 @@ def _number(where: str, column: str, text: str, kind):
 
 def read(path: str | Path) -> list[ServingMeasurement]:
     """Every row of a serving measurement CSV (or .csv.gz), checked."""
-    reader = datafile.csv_rows(path, "measurement file")
+    reader = datafile.csv_rows(path, "measurement CSV")
     missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
     if missing:
         raise OpgraphError(f"{path}: a serving measurement file needs the columns {', '.join(REQUIRED)}; missing "

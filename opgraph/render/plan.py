@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from opgraph.analysis.plan import Candidate, PlanSearch
+from opgraph.analysis.serving_plan import ServingCandidate, ServingPlan
 from opgraph.render import renderer
 from opgraph.render.report import time_model_line
 from opgraph.render.text import gb, header, heading, lines, seconds, sig, table, to_csv, to_json
@@ -18,7 +19,7 @@ def _row(c: Candidate) -> list:
             f"{c.bound_by} ({c.bound_share:.0%})"]
 
 
-def _limits(s: PlanSearch) -> str:
+def _limits(s: PlanSearch | ServingPlan) -> str:
     given = [f"TPOT <= {seconds(s.limits['max_tpot_s'])}" if "max_tpot_s" in s.limits else "",
              f"TTFT <= {seconds(s.limits['max_ttft_s'])}" if "max_ttft_s" in s.limits else ""]
     return " and ".join(g for g in given if g) or "no latency limit"
@@ -74,4 +75,71 @@ def as_json(s: PlanSearch, fmt: str) -> str:
 def as_csv(s: PlanSearch, fmt: str) -> str:
     rows = [_candidate_dict(c) for c in s.ranked]
     keys = list(_candidate_dict.__annotations__) if not rows else list(rows[0])
+    return to_csv(keys, [[r[k] for k in keys] for r in rows])
+
+
+SERVING_COLUMNS = ["layout", "concurrency per replica", "TTFT", "TPOT", "tokens/s per GPU", "tokens/s per user",
+                   "Pareto", "within limits"]
+
+
+def _serving_row(c: ServingCandidate, best: ServingCandidate | None) -> list:
+    return [c.layout.describe() + (" (best)" if c is best else ""), c.concurrency, seconds(c.steady.ttft_s),
+            seconds(c.steady.tpot_s), sig(c.tokens_per_s_per_gpu), sig(c.tokens_per_s_per_user),
+            "front" if c.on_front else "", "yes" if c.meets_limits else "no"]
+
+
+@renderer(ServingPlan, "table", "markdown")
+def serving_text(s: ServingPlan, fmt: str) -> str:
+    hw = s.hardware
+    out = header(f"opgraph plan: serving {s.model} on {s.gpus} x {hw.display_name} ({hw.name}), engine {s.engine}, "
+                 f"fusion {s.plan}", fmt, [
+        f"closed loops of requests of {s.prompt:,} prompt and {s.output:,} output tokens, each layout at each "
+        f"concurrency per replica, in their steady state (opgraph.analysis.capacity); {_limits(s)} (means)",
+        f"{len(s.candidates):,} candidates costed in {s.seconds:.2f} s; {sum(c.on_front for c in s.candidates):,} on "
+        f"the Pareto front of tokens/s per GPU against tokens/s per user; {s.too_big:,} (layout, concurrency) pairs "
+        f"beyond what the KV cache or the engine holds"])
+    if s.best is not None:
+        b = s.best
+        out += ["", f"best within the limits: {b.layout.describe()} at {b.concurrency} requests per replica: "
+                    f"{sig(b.tokens_per_s_per_gpu)} tokens/s per GPU, {sig(b.tokens_per_s_per_user)} tokens/s per "
+                    f"user, TTFT {seconds(b.steady.ttft_s)}, TPOT {seconds(b.steady.tpot_s)}"]
+    else:
+        out += ["", "no candidate is within the limits: give more GPUs, lower concurrencies or looser limits"]
+    shown = [c for c in s.candidates if c.on_front][:s.top]
+    if shown:
+        out += ["", heading(f"the Pareto front ({len(shown)} shown, most tokens/s per GPU first)", fmt), "",
+                table([_serving_row(c, s.best) for c in shown], SERVING_COLUMNS, fmt)]
+    if s.dropped:
+        out += ["", heading("layouts not served", fmt), "",
+                table([[d.layout.describe(), d.reason] for d in s.dropped], ["layout", "why"], fmt)]
+    out += ["", f"Times are expected ({time_model_line(hw)}); tokens/s are output tokens, per GPU over all "
+                f"{s.gpus} GPUs and per user 1 / TPOT."]
+    return lines(out)
+
+
+def _serving_dict(c: ServingCandidate, best: ServingCandidate | None) -> dict:
+    return {"tp": c.layout.tp, "dp": c.layout.dp, "ep": c.layout.ep, "layout": c.layout.describe(),
+            "concurrency_per_replica": c.concurrency, "expected_ttft_s": c.steady.ttft_s,
+            "expected_tpot_s": c.steady.tpot_s, "expected_tokens_per_s_per_gpu": c.tokens_per_s_per_gpu,
+            "expected_tokens_per_s_per_user": c.tokens_per_s_per_user, "on_pareto_front": c.on_front,
+            "within_limits": c.meets_limits, "best": c is best}
+
+
+@renderer(ServingPlan, "json")
+def serving_json(s: ServingPlan, fmt: str) -> str:
+    return to_json({
+        "model": s.model, "hardware": s.hardware.name, "engine": s.engine, "fusion": s.plan, "gpus": s.gpus,
+        "prompt_tokens": s.prompt, "output_tokens": s.output, "limits": s.limits,
+        "units": {"*_s": "s", "*_per_gpu": "output tokens/s per GPU", "*_per_user": "output tokens/s per user"},
+        "search_s": s.seconds, "too_big": s.too_big,
+        "best": None if s.best is None else _serving_dict(s.best, s.best),
+        "candidates": [_serving_dict(c, s.best) for c in s.candidates],
+        "dropped": [{"tp": d.layout.tp, "dp": d.layout.dp, "ep": d.layout.ep, "pp": d.layout.pp, "reason": d.reason}
+                    for d in s.dropped]})
+
+
+@renderer(ServingPlan, "csv")
+def serving_csv(s: ServingPlan, fmt: str) -> str:
+    rows = [_serving_dict(c, s.best) for c in s.candidates]
+    keys = list(rows[0]) if rows else ["layout"]
     return to_csv(keys, [[r[k] for k in keys] for r in rows])

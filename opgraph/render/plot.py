@@ -281,7 +281,46 @@ def sweep(curves: list, title: str):
     return fig, curves
 
 
+def pareto(plan):
+    """A serving plan's candidates: output tokens/s per GPU against tokens/s per user, one colour a layout, the
+    Pareto front joined, candidates within the limits filled (hollow otherwise), the best starred. Returns the
+    Figure."""
+    fig = figure(figsize=(7.5, 5.5), layout="constrained")
+    ax = fig.subplots()
+    layouts = sorted({c.layout.describe() for c in plan.candidates})
+    for name, color in zip(layouts, _colors(len(layouts))):
+        mine = [c for c in plan.candidates if c.layout.describe() == name]
+        for inside in (True, False):
+            pts = [c for c in mine if c.meets_limits == inside]
+            if pts:
+                ax.scatter([c.tokens_per_s_per_user for c in pts], [c.tokens_per_s_per_gpu for c in pts], s=28,
+                           color=color if inside else "none", edgecolors=color,
+                           label=name if inside or not any(c.meets_limits for c in mine) else None)
+    front = sorted((c for c in plan.candidates if c.on_front), key=lambda c: c.tokens_per_s_per_user)
+    ax.plot([c.tokens_per_s_per_user for c in front], [c.tokens_per_s_per_gpu for c in front], "-", color="black",
+            linewidth=1, label="Pareto front")
+    if plan.best is not None:
+        ax.scatter([plan.best.tokens_per_s_per_user], [plan.best.tokens_per_s_per_gpu], marker="*", s=220,
+                   color="gold", edgecolors="black", zorder=5, label="best within the limits")
+    ax.set_xlabel("output tokens/s per user (1 / TPOT)")
+    ax.set_ylabel("output tokens/s per GPU")
+    ax.set_title(f"{plan.model} on {plan.gpus} x {plan.hardware.display_name}, engine {plan.engine}: expected "
+                 f"steady state ({_time_model(plan.hardware)}); {plan.prompt:,} -> {plan.output:,} tokens; hollow: "
+                 f"outside the limits", fontsize=9)
+    ax.legend(fontsize=8)
+    return fig
+
+
 # -- files, with a line saying what was drawn (the plot command's output) -----------------------------------
+def pareto_file(plan, path) -> str:
+    fig = pareto(plan)
+    best = (f"; best {plan.best.layout.describe()} at concurrency {plan.best.concurrency}" if plan.best else
+            "; none within the limits")
+    return (f"wrote {save(fig, path)}: {len(plan.candidates)} candidates, {len(plan.front)} on the Pareto front"
+            f"{best}\n")
+
+
+
 def roofline_file(results: list[PhaseCost], path) -> str:
     fig, data = roofline(results, matmul_dtype_of(results))
     what = (f"{len(data.points)} op points, ridge at {data.ridge:,.0f} FLOP/B"

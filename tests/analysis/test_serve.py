@@ -244,7 +244,7 @@ def test_sglang_runs_prompts_first_in_batches_of_their_own():
 def test_tensorrt_llm_takes_prompts_whole():
     """TensorRT-LLM without chunked prefill: a prompt runs in one iteration or waits; one longer than the token
     budget is refused, naming the flag; the KV cache is 0.9 of what the weights and activations leave."""
-    from opgraph.analysis.serve import _kv_blocks, trtllm, vllm
+    from opgraph.analysis.serve import kv_blocks, trtllm, vllm
     import attrs
     engine = trtllm(H100)
     with pytest.raises(OpgraphError, match="runs a prompt whole.*--max-batch-tokens 9000"):
@@ -254,8 +254,8 @@ def test_tensorrt_llm_takes_prompts_whole():
     s = serve(LLAMA.build, FLASH, H100, concurrency=2, prompt=5000, output=1, engine=engine, warmup=0, measure=2)
     v = serve(LLAMA.build, FLASH, H100, concurrency=2, prompt=5000, output=1, engine=vllm(H100), warmup=0, measure=2)
     assert s.tokens_per_iteration.p99 == 5000 and v.tokens_per_iteration.mean == (8192 + 1808 + 5000) / 2
-    as_vllm, _ = _kv_blocks(LLAMA.build, FLASH, H100, attrs.evolve(engine, kv_share=1.0), 1000)
-    blocks, _ = _kv_blocks(LLAMA.build, FLASH, H100, engine, 1000)
+    as_vllm, _ = kv_blocks(LLAMA.build, FLASH, H100, attrs.evolve(engine, kv_share=1.0), 1000)
+    blocks, _ = kv_blocks(LLAMA.build, FLASH, H100, engine, 1000)
     assert blocks == int(as_vllm * 0.9) or abs(blocks - as_vllm * 0.9) < 1
 
 

@@ -10,6 +10,7 @@ import pytest
 from opgraph import hardware, models, strategy
 from opgraph.analysis.serve import sglang, serve
 from opgraph.analysis.serving_validate import validate_serving
+from opgraph.choices import serving_row
 from opgraph.errors import OpgraphError
 from opgraph.files import serving_measurements
 from userland import opgraph
@@ -32,7 +33,7 @@ def measured(tmp_path):
 
 
 def test_a_row_is_served_as_measured_and_the_rest_skipped_by_reason(measured):
-    v = validate_serving(serving_measurements.read(measured), str(measured))
+    v = validate_serving(serving_measurements.read(measured), serving_row, str(measured))
     h100 = hardware.load("h100-sxm")
     direct = serve(models.get("llama-3-8b").build, strategy("sglang"), h100, engine=sglang(h100), concurrency=4,
                    prompt=500, output=16)
@@ -59,12 +60,13 @@ def test_the_command_line_reports_errors_by_engine_gpu_and_model(measured):
 
 def test_a_benchmark_protocol_and_a_gpu_filter(measured):
     rows = serving_measurements.read(measured)
-    steady = validate_serving(rows, protocol="steady").predictions[0]
-    imax = validate_serving(rows, protocol="inferencemax").predictions[0]
+    steady = validate_serving(rows, serving_row, protocol="steady").predictions[0]
+    imax = validate_serving(rows, serving_row, protocol="inferencemax").predictions[0]
     assert imax.ttft_s != steady.ttft_s  # the first wave of 4 prompts at once is counted
     with pytest.raises(OpgraphError, match="no rows of GPU h200.*its GPUs: h100-sxm"):
-        validate_serving(rows, gpu="h200")
-    assert validate_serving(rows, limit=0).skipped[0] == ("beyond --limit 0", 2)  # the two rows not skipped before
+        validate_serving(rows, serving_row, gpu="h200")
+    # the two rows not skipped for another reason first
+    assert validate_serving(rows, serving_row, limit=0).skipped[0] == ("beyond --limit 0", 2)
 
 
 @pytest.mark.parametrize("text, says", [

@@ -19,6 +19,7 @@ BENCH = Path(__file__).parents[2] / "benchmarks"
     ("bench_startup.py", ["--repeat", "1"], "whole process: median"),
     ("bench_reprice.py", ["--repeat", "2"], "repeated at new sizes: median"),
     ("check_serving.py", ["--models", "llama-3-8b", "--engines", "trtllm", "--limit", "1"], "rows predicted in"),
+    ("bench_serving_plan.py", ["--repeat", "1", "--concurrency", "20", "--model", "llama-3-8b"], "priced a second"),
 ])
 def test_benchmark_script_runs(script, args, expect, tmp_path):
     r = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, cwd=tmp_path)

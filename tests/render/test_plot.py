@@ -192,3 +192,24 @@ def test_validate_plot_draws_every_measured_kernel(tmp_path):
     from matplotlib.collections import PathCollection
     points = [tuple(xy) for c in expected_panel.collections if isinstance(c, PathCollection) for xy in c.get_offsets()]
     assert sorted(x for x, _ in points) == pytest.approx([14, 18, 180])
+
+
+def test_pareto_draws_every_serving_candidate_and_its_front(tmp_path, capsys):
+    """One point a candidate (filled within the limits, hollow outside), the front's line through exactly the
+    candidates the plan marks, the best starred."""
+    from opgraph import choices
+    from opgraph.analysis.serving_plan import search_serving
+    from opgraph.core.model import BuildOptions
+    from opgraph.render.plot import pareto
+    model, hw = models.get("llama-3-8b"), hardware.load("h100-sxm")
+    s = search_serving(choices.arranger(model, BuildOptions(), hw), hw, gpus=2, moe=False, name=model.name,
+                       prompt=500, output=64, concurrencies=[1, 4, 16, 64], max_tpot_s=0.012)
+    fig = pareto(s)
+    ax = fig.axes[0]
+    drawn = sum(len(c.get_offsets()) for c in ax.collections)
+    assert drawn == len(s.candidates) + (s.best is not None)
+    (line,) = [ln for ln in ax.lines if ln.get_label() == "Pareto front"]
+    assert len(line.get_xdata()) == len(s.front) and "tokens/s per GPU" in ax.get_ylabel()
+    assert main(["plot", "pareto", "--gpus", "2", "--concurrency", "1,4", "--prompt", "500", "--output", "64",
+                 "--out", str(tmp_path / "p.png")]) == 0
+    assert "on the Pareto front" in capsys.readouterr().out and (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,87 @@
+"""A closed loop's steady state in closed form: what `opgraph plan --concurrency` ranks layouts by.
+
+`opgraph serve` runs requests iteration by iteration; a search over thousands of configurations needs the same
+answer from a few priced iterations. C requests in flight, each P prompt tokens and G output tokens, under an
+engine's scheduler (opgraph.analysis.serve.Engine), reach a steady state that Little's law and the scheduler's rules
+give directly (a fluid model: the mean iteration, with fractional requests):
+
+- Mixed batches (vLLM, TensorRT-LLM): a newcomer's prompt runs in the chunks the token budget B leaves beside the
+  others' decodes, k = ceil(P / (B - (C - 1))) iterations; it then decodes for G - 1 iterations. So each request
+  spends G - 1 + k iterations, lambda = C / (G - 1 + k) requests finish an iteration, and an iteration holds
+  D = C - lambda x k decodes (at the mean context, P + (G - 2) / 2) and lambda x k prompt chunks on average: whole
+  chunks, as many iterations with the next whole number above as make that mean (an iteration's time is not linear
+  in its tokens: a decode-only iteration reads the weights as one with a prompt does). TPOT is the mean of a request's
+  G - 1 gaps, each one iteration, which carry the other C - 1 requests' chunks, (C - 1) x k / (G - 1 + k) a gap;
+  TTFT is the k iterations that carry the newcomer's own prompt beside D decodes.
+- Prompts first, apart (SGLang): a newcomer's prompt runs alone, ceil(P / B) prompt iterations; the C requests
+  decode together, and between a request's G - 1 decode iterations the other C - 1 requests' prompts run, one
+  each. TPOT is a decode iteration plus (C - 1) / (G - 1) prompts' time; TTFT is one prompt's.
+
+Output tokens a second (one replica) are C x G over a request's end-to-end time, TTFT + (G - 1) x TPOT. Each
+figure is priced by the iteration pricer `serve` uses (opgraph.analysis.iteration), so the same kernels and time
+model; tests check it against `serve`'s event run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+from opgraph.analysis.iteration import IterationPricer
+from opgraph.errors import OpgraphError
+
+
+@attrs.frozen
+class Steady:
+    """One replica's steady state: seconds and output tokens a second."""
+
+    ttft_s: float
+    tpot_s: float
+    tokens_per_s: float  # output tokens a second, one replica
+    iteration_s: float  # the mean iteration (a decode iteration for prompts-first engines)
+    prompt_iterations: int  # iterations a newcomer's prompt spans
+
+
+def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, output: int,
+           overhead_s: float = 0.0) -> Steady:
+    """The steady state of `concurrency` requests of `prompt` + `output` tokens under `engine`'s rules."""
+    c, p, g, budget = concurrency, prompt, output, engine.max_batched_tokens
+    context = p + max(g - 2, 0) / 2  # decodes run at contexts P .. P + G - 2
+    ctx = int(round(context))
+    if engine.mixed:
+        room = budget - (c - 1)
+        if room <= 0:
+            raise OpgraphError(f"concurrency {c}: its decodes alone fill the {budget:,}-token budget of an iteration")
+        if not engine.chunked and p > room:
+            raise OpgraphError(f"prompt {p:,}: {engine.name} runs a prompt whole, and beside {c - 1} decodes an "
+                               f"iteration has room for {room:,} tokens")
+        k = math.ceil(p / room)
+        finish = c / (g - 1 + k)  # requests finishing an iteration
+        decodes = c - finish * k
+        chunk, past = -(-p // k), (k - 1) * room // 2  # a prompt's mean chunk and the tokens before it
+        # a request's G - 1 gaps carry the other C - 1 requests' chunks, k each per G - 1 + k iterations: whole
+        # numbers of chunks an iteration, mixed to that mean
+        chunks = (c - 1) * k / (g - 1 + k)
+
+        def with_chunks(n: int) -> float:
+            return pricer.price_mix(int(round(decodes)) + n * chunk, max(int(round(decodes + finish)), 1),
+                                    [(decodes, (1, ctx)), (n, (chunk, past))]).expected_s + overhead_s
+        low = math.floor(chunks)
+        mean = (1 - (chunks - low)) * with_chunks(low) + (chunks - low) * with_chunks(low + 1)
+        ttft = 0.0
+        for j in range(k):  # the newcomer's own chunks, beside the others' decodes
+            own = min(room, p - j * room)
+            ttft += pricer.price_mix(int(round(decodes)) + own, max(int(round(decodes)), 0) + (j == k - 1),
+                                     [(decodes, (1, ctx)), (1, (own, j * room))]).expected_s + overhead_s
+        tpot, iteration = mean, mean
+    else:
+        k = math.ceil(p / budget)
+        one = sum(pricer.price_mix(min(budget, p - j * budget), int(j == k - 1),
+                                   [(1, (min(budget, p - j * budget), j * budget))]).expected_s + overhead_s
+                  for j in range(k))
+        iteration = pricer.price_mix(c, c, [(c, (1, ctx))]).expected_s + overhead_s
+        ttft = one
+        tpot = iteration + (c - 1) / max(g - 1, 1) * one  # the others' prompts, one each, between a request's decodes
+    tokens_per_s = c * g / (ttft + (g - 1) * tpot)
+    return Steady(ttft, tpot, tokens_per_s, iteration, k)

@@ -1,0 +1,87 @@
+"""The serving plan (issue 17 §6): a closed loop's steady state in closed form, checked against `serve`'s event run,
+and the search over layouts and concurrencies with its Pareto front, checked against a brute-force dominance test
+and the definitions of its figures."""
+
+import json
+
+import pytest
+
+from opgraph import hardware, models, strategy
+from opgraph.analysis.capacity import steady
+from opgraph.analysis.iteration import IterationPricer
+from opgraph.analysis.serve import ENGINES, serve
+from opgraph.analysis.serving_plan import pareto, search_serving
+from opgraph import choices
+from opgraph.core.model import BuildOptions
+from opgraph.errors import OpgraphError
+from userland import opgraph
+
+H100 = hardware.load("h100-sxm")
+LLAMA = models.get("llama-3-8b")
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+@pytest.mark.parametrize("c, p, g", [(8, 512, 128), (64, 2000, 256), (4, 8000, 64), (2, 300, 10)])
+def test_the_closed_form_steady_state_matches_the_event_run(engine, c, p, g):
+    """Within 1.5% of `serve` (its mean over requests of a desynchronized closed loop) for TTFT, TPOT and tokens/s,
+    across loads where prompts ride with a few decodes or many, whole or in chunks."""
+    eng = ENGINES[engine](H100)
+    plan = strategy(eng.plan)
+    fast = steady(IterationPricer(LLAMA.build, plan, H100), eng, c, p, g)
+    run = serve(LLAMA.build, plan, H100, engine=eng, concurrency=c, prompt=p, output=g)
+    assert fast.ttft_s == pytest.approx(run.ttft.mean, rel=0.015)
+    assert fast.tpot_s == pytest.approx(run.tpot.mean, rel=0.015)
+    assert fast.tokens_per_s == pytest.approx(run.tokens_per_s, rel=0.015)
+
+
+def test_pareto_front_is_what_nothing_beats_in_both():
+    points = [(1, 9), (2, 8), (2, 7), (3, 3), (1, 1), (3, 3), (0.5, 9)]
+    front = pareto(points)
+    for i, p in enumerate(points):
+        beaten = any(q[0] >= p[0] and q[1] >= p[1] and q != p for q in points)
+        assert front[i] == (not beaten), (p, front[i])
+
+
+def test_the_search_ranks_layouts_and_marks_the_front_and_the_best():
+    model = models.get("llama-3-70b")
+    s = search_serving(choices.arranger(model, BuildOptions(), H100), H100, gpus=8, moe=False, name=model.name,
+                       prompt=2048, output=256, concurrencies=[1, 8, 32, 128], max_tpot_s=0.05, max_ttft_s=0.5)
+    assert s.candidates and all(c.layout.pp == 1 for c in s.candidates)
+    assert {d.layout.pp for d in s.dropped if "pipeline" in d.reason} == {2, 4, 8}
+    for c in s.candidates:
+        st = c.steady  # tokens/s per GPU: the replicas' output over the 8 GPUs, from the request's end-to-end time
+        assert c.tokens_per_s_per_gpu == pytest.approx(c.layout.dp * c.concurrency * 256 /
+                                                       (st.ttft_s + 255 * st.tpot_s) / 8, rel=1e-12)
+        assert c.meets_limits == (st.tpot_s <= 0.05 and st.ttft_s <= 0.5)
+        beaten = any(o.tokens_per_s_per_gpu >= c.tokens_per_s_per_gpu and o.tokens_per_s_per_user >=
+                     c.tokens_per_s_per_user and o is not c and (o.tokens_per_s_per_gpu, o.tokens_per_s_per_user) !=
+                     (c.tokens_per_s_per_gpu, c.tokens_per_s_per_user) for o in s.candidates)
+        assert c.on_front == (not beaten)
+    within = [c for c in s.candidates if c.meets_limits]
+    assert s.best is max(within, key=lambda c: c.tokens_per_s_per_gpu)
+
+
+def test_the_command_line_plans_serving(tmp_path):
+    r = opgraph("plan", "llama-3-8b", "--gpus", "2", "--concurrency", "4,16", "--prompt", "500", "--output", "64",
+                "--engine", "sglang", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["engine"] == "sglang" and d["fusion"] == "sglang" and d["best"]["best"] is True
+    assert {c["layout"] for c in d["candidates"]} == {"tp 2", "dp 2"}
+    text = opgraph("plan", "llama-3-8b", "--gpus", "2", "--concurrency", "4,16", "--prompt", "500", "--output",
+                   "64").stdout
+    assert "the Pareto front" in text and "best within the limits" in text
+    for args, says in ((["--batch", "4"], "give one"), (["--concurrency", "0"], "--concurrency")):
+        bad = opgraph("plan", "llama-3-8b", "--gpus", "2", "--concurrency", "4", *args) if args[0] == "--batch" \
+            else opgraph("plan", "llama-3-8b", "--gpus", "2", *args)
+        assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    bad = opgraph("plan", "llama-3-8b", "--gpus", "2", "--engine", "sglang")
+    assert bad.returncode == 2 and "--engine applies to serving plans" in bad.stderr
+
+
+def test_a_concurrency_whose_decodes_fill_the_budget_is_refused():
+    eng = ENGINES["vllm"](H100)
+    import attrs
+    with pytest.raises(OpgraphError, match="decodes alone fill"):
+        steady(IterationPricer(LLAMA.build, strategy("vllm"), H100), attrs.evolve(eng, max_batched_tokens=16), 32,
+               100, 10)
