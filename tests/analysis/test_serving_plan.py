@@ -85,3 +85,27 @@ def test_a_concurrency_whose_decodes_fill_the_budget_is_refused():
     with pytest.raises(OpgraphError, match="decodes alone fill"):
         steady(IterationPricer(LLAMA.build, strategy("vllm"), H100), attrs.evolve(eng, max_batched_tokens=16), 32,
                100, 10)
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_every_preset_plans_serving_on_eight_gpus(name):
+    """Every shipped model: the serving plan on 8 B300s (room for the largest) finds candidates and a best one, and
+    says why the layouts it drops are dropped."""
+    from opgraph.analysis.plan import has_experts
+    from opgraph.core.phase import Phase
+    model, hw = models.get(name), hardware.load("b300")
+    s = search_serving(choices.arranger(model, BuildOptions(), hw), hw, gpus=8, name=name, prompt=512, output=32,
+                       moe=has_experts(model.build(Phase.decode(1, 1))), concurrencies=[1, 16])
+    assert s.candidates and s.best is not None and all(d.reason for d in s.dropped)
+
+
+@pytest.mark.parametrize("gpu", hardware.names())
+def test_every_gpu_serves_and_plans_or_says_why_not(gpu):
+    """Every shipped GPU, with Llama-3-8B: serve and the serving plan run, or refuse in one clear sentence (a GPU
+    without bf16 matrix rates, or without the memory)."""
+    r = opgraph("serve", "--hardware", gpu, "--concurrency", "4", "--prompt", "200", "--output", "8")
+    assert (r.returncode == 0 and "time to first token" in r.stdout) or (
+        r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr), r.stderr
+    p = opgraph("plan", "--hardware", gpu, "--gpus", "2", "--concurrency", "1,8", "--prompt", "200", "--output", "8")
+    assert (p.returncode == 0 and "opgraph plan: serving" in p.stdout) or (
+        p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr), p.stderr
