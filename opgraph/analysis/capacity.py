@@ -64,16 +64,21 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         # numbers of chunks an iteration, mixed to that mean
         chunks = (c - 1) * k / (g - 1 + k)
 
-        def with_chunks(n: int) -> float:
-            return pricer.price_mix(int(round(decodes)) + n * chunk, max(int(round(decodes + finish)), 1),
-                                    [(decodes, (1, ctx)), (n, (chunk, past))]).expected_s + overhead_s
+        rows, priced = int(round(decodes)), {}
+
+        def with_chunks(n: int) -> float:  # beside the decodes, n chunks; a chunk that ends its prompt samples
+            if n not in priced:
+                priced[n] = pricer.price_mix(rows + n * chunk, max(rows + (n if k == 1 else 0), 1),
+                                             [(decodes, (1, ctx)), (n, (chunk, past))]).expected_s + overhead_s
+            return priced[n]
         low = math.floor(chunks)
         mean = (1 - (chunks - low)) * with_chunks(low) + (chunks - low) * with_chunks(low + 1)
-        ttft = 0.0
-        for j in range(k):  # the newcomer's own chunks, beside the others' decodes
-            own = min(room, p - j * room)
-            ttft += pricer.price_mix(int(round(decodes)) + own, max(int(round(decodes)), 0) + (j == k - 1),
-                                     [(decodes, (1, ctx)), (1, (own, j * room))]).expected_s + overhead_s
+        if k == 1:  # the newcomer's own prompt, whole, beside the others' decodes
+            ttft = with_chunks(1)
+        else:  # its chunks, one an iteration
+            ttft = sum(pricer.price_mix(rows + min(room, p - j * room), rows + (j == k - 1),
+                                        [(decodes, (1, ctx)), (1, (min(room, p - j * room), j * room))]).expected_s
+                       + overhead_s for j in range(k))
         tpot, iteration = mean, mean
     else:
         k = math.ceil(p / budget)
