@@ -319,6 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: 3)")
             p.add_argument("--acceptance", metavar="A[,A...]", help="the chance each draft token is accepted once those "
                            "before it were: one figure, or one per draft token (an assumption: say what you measured)")
+            p.add_argument("--disaggregate", metavar="XpYd", help="X prefill and Y decode workers apart (e.g. "
+                           "1p2d): prompts on the prefill workers, decoding on the decode workers, the KV cache moved "
+                           "between them over NVLink or the network; a closed loop at --concurrency per decode "
+                           "replica, in closed form (means)")
+            p.add_argument("--prefill", metavar="LAYOUT", help="with --disaggregate: each prefill worker's layout, "
+                           "tp=N,dp=N,ep=N (default: --tp, --dp, --ep)")
+            p.add_argument("--decode", metavar="LAYOUT", help="with --disaggregate: each decode worker's layout, "
+                           "e.g. dp=16,ep=16 (default: --tp, --dp, --ep)")
             p.add_argument("--engine", default="vllm", metavar="NAME", help="the serving engine whose scheduler, "
                            "defaults and kernels (its fusion plan) are modelled: vllm (decodes first, prompt chunks mixed "
                            "in), sglang (prefill first, apart), trtllm (no chunked prefill) (default: vllm)")

@@ -127,9 +127,78 @@ def _span(name: str, text: str) -> int | tuple[int, int]:
     return values[0] if len(values) == 1 else (values[0], values[1])
 
 
+def _layout(flag: str, text: str | None, a):
+    """A pool's layout: tp=N,dp=N,ep=N (any of them; the others 1), or the command's own --tp, --dp, --ep."""
+    from opgraph.analysis.plan import Layout
+
+    if text is None:
+        return Layout(a.tp, a.dp, a.ep)
+    sizes = {"tp": 1, "dp": 1, "ep": 1}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        if key.strip() not in sizes or not value.strip().isdigit():
+            raise OpgraphError(f"{flag}: {text!r} is not a layout; give tp=N, dp=N and ep=N separated by commas, "
+                               f"e.g. tp=8 or dp=16,ep=16")
+        sizes[key.strip()] = checks.integer(f"{flag} {key.strip()}", int(value))
+    return Layout(sizes["tp"], sizes["dp"], sizes["ep"])
+
+
+def disaggregated_run(a):
+    """`opgraph serve --disaggregate XpYd`: prefill and decode workers apart, the KV cache moved between them."""
+    import re
+
+    from opgraph.analysis import serve
+    from opgraph.analysis.disaggregated import Side, disaggregated
+    from opgraph.analysis.memory import footprint_of
+    from opgraph.analysis.iteration import IterationPricer
+
+    match = re.fullmatch(r"(\d+)p(\d+)d", a.disaggregate.strip().lower())
+    if not match:
+        raise OpgraphError(f"--disaggregate: {a.disaggregate!r} is not XpYd (prefill and decode workers, e.g. 1p2d)")
+    for flag, value in (("--rate", a.rate), ("--requests", a.requests), ("--draft", a.draft),
+                        ("--max-batch-tokens", a.max_batch_tokens), ("--max-seqs", a.max_seqs),
+                        ("--memory-fraction", a.memory_fraction), ("--overhead-us", a.overhead_us)):
+        if value is not None:
+            raise OpgraphError(f"{flag} is not modelled with --disaggregate yet (a closed loop at --concurrency, the "
+                               f"engine's defaults)")
+    if a.prefix:
+        raise OpgraphError("--prefix is not modelled with --disaggregate yet")
+    model = source(a)
+    opts = BuildOptions(choices.precision(model, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype,
+                                          kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype,
+                                          state=getattr(a, "state_dtype", None)), a.causal_skip, a.experts_touched)
+    hw = choices.gpu(a.hardware, launch_us=a.launch_us, overlap=a.overlap, comm_overlap=a.comm_overlap,
+                     calibration=a.calibration)
+    prompt, output = _span("--prompt", a.prompt), _span("--output", a.output)
+    if not isinstance(prompt, int) or not isinstance(output, int):
+        raise OpgraphError("--disaggregate takes fixed lengths: give --prompt and --output as numbers, not ranges")
+    arrange = choices.arranger(model, opts, hw)
+    sides = []
+    for flag, text, workers in (("--prefill", a.prefill, int(match[1])), ("--decode", a.decode, int(match[2]))):
+        layout = _layout(flag, text, a)
+        build_, group_hw = arrange(layout)
+        engine = serve.ENGINES[checks.choice("--engine", a.engine, serve.ENGINES)](group_hw)
+        fusion = choices.plan(a.fusion or engine.plan)
+        kv = footprint_of(build_(Phase.decode(1, prompt - 1)), fusion, group_hw).kv_cache_bytes / prompt
+        sides.append(Side(IterationPricer(build_, fusion, group_hw), engine, checks.integer(flag, workers),
+                          layout.describe(), layout.gpus, layout.dp, kv))
+    gpus = sum(s.workers * s.gpus for s in sides)
+    return disaggregated(model_name(a), hw, *sides, concurrency=a.concurrency, prompt=prompt, output=output,
+                         same_node=hw.interconnect is not None and gpus <= hw.interconnect.gpus_per_node)
+
+
+def model_name(a) -> str:
+    return build(a)(Phase.decode(1, 1)).name
+
+
 def serving_run(a):
     from opgraph.analysis import serve
 
+    if a.disaggregate is not None:
+        return disaggregated_run(a)
+    for flag in ("prefill", "decode"):
+        if getattr(a, flag) is not None:
+            raise OpgraphError(f"--{flag} lays out one side of a disaggregated deployment: give --disaggregate XpYd")
     hw = gpu(a)
     engine = serve.ENGINES[checks.choice("--engine", a.engine, serve.ENGINES)](hw)
     limits = {}

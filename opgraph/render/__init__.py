@@ -43,4 +43,5 @@ def render(record, fmt: str) -> str:
 def _load() -> None:
     """Import the renderer modules, which register themselves (matplotlib's plot module is not one)."""
     from opgraph.render import (activations, catalog, compare, crossover, draw, generate, memory,  # noqa: F401
-                                report, serve, serving_validate, sweep, validate, calibrate, bench, plan)
+                                report, serve, serving_validate, sweep, validate, calibrate, bench, plan,
+                                disaggregated)

@@ -1,0 +1,149 @@
+"""Disaggregated serving (xPyD): prompts on prefill workers, decoding on decode workers, the KV cache moved between
+them (issue 17 §4), as DistServe (Zhong et al., OSDI 2024), Splitwise and NVIDIA Dynamo run it. In closed form, a
+closed loop's steady state, priced by the same iterations as `serve` (opgraph.analysis.iteration):
+
+- a prefill replica runs prompts alone, as many whole prompts an iteration as its token budget takes (n = B // P,
+  at least one; a longer prompt in chunks): it serves n / t_p(n) requests a second, so the pool x replicas of that;
+- the KV cache of a prompt (each GPU's shard) then crosses to a decode GPU: its bytes over the link between them,
+  NVLink inside a node, else the network (each GPU sends its own shard, all at once): the transfer adds to TTFT;
+- a decode replica runs only decodes: C requests in flight, one iteration t_d(C) at the mean context P + (G - 2) / 2
+  for each token, so TPOT = t_d(C), never slowed by a prompt;
+- N = C x decode replicas requests cycle through prefill, transfer and G - 1 decode iterations. Their rate is
+  N / (t_p + transfer + (G - 1) x TPOT) (Little's law) while the prefill pool keeps up; when it cannot, the rate is the
+  pool's, the decode replicas hold fewer requests than C (found by iterating), and the rest wait for a prompt slot,
+  which TTFT includes (rate matching: the ratio of prefill to decode workers decides which pool bounds the rate).
+
+Output tokens a second are the rate x G, over all GPUs of both pools; tokens/s per user 1 / TPOT.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from opgraph.analysis.iteration import IterationPricer
+from opgraph.core import checks
+from opgraph.errors import OpgraphError
+from opgraph.pricing.hardware import Hardware
+
+
+@attrs.frozen
+class Pool:
+    """One side of the deployment: `workers` engine instances, each of `gpus` GPUs in `replicas` replicas."""
+
+    name: str  # prefill or decode
+    workers: int
+    layout: str  # in words: tp 8, dp 16 x ep 16, ...
+    gpus: int  # per worker
+    replicas: int  # per worker
+    utilization: float  # of its capacity, in the steady state
+
+    @property
+    def total_gpus(self) -> int:
+        return self.workers * self.gpus
+
+
+@attrs.frozen
+class Disaggregated:
+    """The steady state of a disaggregated deployment."""
+
+    model: str
+    hardware: Hardware
+    prefill: Pool
+    decode: Pool
+    concurrency: int  # requests per decode replica, as asked
+    decoding: float  # requests per decode replica in the steady state (below `concurrency` when prefill bounds)
+    prompt: int
+    output: int
+    ttft_s: float  # mean: waiting for a prompt slot + the prompt's iteration + the KV transfer
+    tpot_s: float
+    prefill_s: float  # the prefill iteration that carries a prompt (alone)
+    transfer_s: float
+    waiting_s: float
+    kv_bytes_per_gpu: int  # one request's KV cache, one prefill GPU's shard
+    link: str  # which link the KV cache crosses
+    requests_per_s: float
+    bound: str  # the pool that bounds the rate
+    notes: tuple[str, ...] = ()
+
+    @property
+    def gpus(self) -> int:
+        return self.prefill.total_gpus + self.decode.total_gpus
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.requests_per_s * self.output
+
+    @property
+    def tokens_per_s_per_gpu(self) -> float:
+        return self.tokens_per_s / self.gpus
+
+    @property
+    def tokens_per_s_per_user(self) -> float:
+        return 1 / self.tpot_s
+
+
+@attrs.frozen
+class Side:
+    """What the model needs of one pool: its iteration pricer, engine, workers and words for its layout."""
+
+    pricer: IterationPricer
+    engine: object  # opgraph.analysis.serve.Engine
+    workers: int
+    layout: str
+    gpus: int  # per worker
+    replicas: int  # per worker: data-parallel replicas, each running its own requests
+    kv_bytes_per_token: float  # one GPU's KV cache per token of a sequence
+
+
+def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concurrency: int, prompt: int,
+                  output: int, same_node: bool) -> Disaggregated:
+    """The steady state of `prefill.workers` prefill and `decode.workers` decode workers at `concurrency` requests
+    per decode replica, each request `prompt` + `output` tokens; `same_node`: the pools share a node (NVLink)."""
+    c = checks.integer("--concurrency", concurrency)
+    p, g = checks.integer("--prompt", prompt), checks.integer("--output", output, minimum=2)
+    for side in (prefill, decode):
+        checks.integer("workers", side.workers, maximum=4096)
+    link = hw.interconnect
+    if link is None:
+        raise OpgraphError(f"hardware {hw.name!r} has no [interconnect] table: the KV cache's move between the "
+                           f"pools cannot be priced")
+    budget = prefill.engine.max_batched_tokens
+    n = max(budget // p, 1)  # whole prompts a prefill iteration takes
+
+    def prompt_iteration(count: int) -> float:  # `count` prompts in one prefill-only iteration (chunks if longer)
+        if p <= budget:
+            return prefill.pricer.price_mix(count * p, count, [(count, (p, 0))]).expected_s
+        return sum(prefill.pricer.price_mix(min(budget, p - j), int(p - j <= budget),
+                                            [(1, (min(budget, p - j), j))]).expected_s for j in range(0, p, budget))
+    t_p = prompt_iteration(1)
+    capacity = prefill.workers * prefill.replicas * n / prompt_iteration(n)  # requests a second, the pool
+    kv = int(round(prefill.kv_bytes_per_token * p))
+    bandwidth = link.link_bandwidth if same_node else link.network_bandwidth
+    transfer = kv / bandwidth
+    ctx = int(round(p + max(g - 2, 0) / 2))
+    replicas = decode.workers * decode.replicas
+
+    def tpot(holding: float) -> float:  # a decode-only iteration of `holding` requests (rounded, at least one)
+        m = max(int(round(holding)), 1)
+        return decode.pricer.price_mix(m, m, [(m, (1, ctx))]).expected_s
+
+    total = c * replicas  # requests in flight in all
+    t_d = tpot(c)
+    rate = total / (t_p + transfer + (g - 1) * t_d)
+    bound, holding = "decode", float(c)
+    if rate > capacity:  # the prefill pool cannot keep up: its rate bounds, the decode replicas hold fewer
+        bound, rate = "prefill", capacity
+        for _ in range(20):  # Little's law on the decode pool, and the iteration time at what it holds
+            holding = min(float(c), rate * (g - 1) * t_d / replicas)
+            t_d = tpot(holding)
+    waiting = max(total / rate - (t_p + transfer + (g - 1) * t_d), 0.0) if bound == "prefill" else 0.0
+    notes = (f"the KV cache crosses {'NVLink inside a node' if same_node else 'the network between nodes'} at "
+             f"{bandwidth / 1e9:,.0f} GB/s per GPU (the spec's), every prefill GPU sending its own shard at once; "
+             f"its latency and any resharding between different layouts are not modelled",
+             "a closed loop in its steady state (opgraph.analysis.disaggregated): means, no percentiles")
+    return Disaggregated(
+        name, hw,
+        Pool("prefill", prefill.workers, prefill.layout, prefill.gpus, prefill.replicas, rate / capacity),
+        Pool("decode", decode.workers, decode.layout, decode.gpus, decode.replicas, holding / c),
+        c, holding, p, g, waiting + t_p + transfer, t_d, t_p, transfer, waiting, kv,
+        "NVLink" if same_node else "network", rate, bound, notes)

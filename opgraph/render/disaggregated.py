@@ -1,0 +1,61 @@
+"""`opgraph serve --disaggregate`: prefill and decode workers apart, in their steady state."""
+
+from __future__ import annotations
+
+from opgraph.analysis.disaggregated import Disaggregated
+from opgraph.render import renderer
+from opgraph.render.report import time_model_line
+from opgraph.render.text import header, lines, seconds, sig, table, to_csv, to_json
+
+
+def _pools(d: Disaggregated) -> list[list]:
+    return [[p.name, p.workers, p.layout, p.total_gpus, p.workers * p.replicas, f"{p.utilization:.0%}"]
+            for p in (d.prefill, d.decode)]
+
+
+@renderer(Disaggregated, "table", "markdown")
+def as_text(d: Disaggregated, fmt: str) -> str:
+    hw = d.hardware
+    out = header(f"opgraph serve: {d.model} on {d.gpus} x {hw.display_name} ({hw.name}), disaggregated "
+                 f"{d.prefill.workers}p{d.decode.workers}d", fmt, [
+                     f"closed loop: {d.concurrency} requests per decode replica; each {d.prompt:,} prompt tokens -> "
+                     f"{d.output:,} output tokens; the {d.bound} pool bounds the rate",
+                     *(f"note: {n}" for n in d.notes)])
+    rows = [["time to first token (mean)", seconds(d.ttft_s)],
+            ["  waiting for a prompt slot", seconds(d.waiting_s)],
+            ["  the prompt's prefill iteration", seconds(d.prefill_s)],
+            [f"  KV-cache transfer ({d.kv_bytes_per_gpu / 1e6:,.1f} MB a GPU over {d.link})", seconds(d.transfer_s)],
+            ["time per output token (mean)", seconds(d.tpot_s)],
+            ["requests a second, all", sig(d.requests_per_s)],
+            ["output tokens/s, all GPUs", sig(d.tokens_per_s)],
+            ["output tokens/s per GPU", sig(d.tokens_per_s_per_gpu)],
+            ["output tokens/s per user (1 / TPOT)", sig(d.tokens_per_s_per_user)],
+            ["requests decoding per decode replica", f"{d.decoding:,.1f} of {d.concurrency}"]]
+    out += ["", table(rows, ["steady state", "value"], fmt, colalign=("left", "right")),
+            "", table(_pools(d), ["pool", "workers", "layout (each)", "GPUs", "replicas", "busy"], fmt),
+            "", f"Times are expected ({time_model_line(hw)})."]
+    return lines(out)
+
+
+def _record(d: Disaggregated) -> dict:
+    return {"model": d.model, "hardware": d.hardware.name, "units": {"*_s": "s", "*_tokens_per_s*": "output tokens/s"},
+            "pools": [{"name": p.name, "workers": p.workers, "layout": p.layout, "gpus": p.total_gpus,
+                       "replicas": p.workers * p.replicas, "utilization": p.utilization} for p in (d.prefill, d.decode)],
+            "concurrency_per_decode_replica": d.concurrency, "decoding_per_decode_replica": d.decoding,
+            "prompt_tokens": d.prompt, "output_tokens": d.output, "ttft_s": d.ttft_s, "tpot_s": d.tpot_s,
+            "waiting_s": d.waiting_s, "prefill_s": d.prefill_s, "transfer_s": d.transfer_s,
+            "kv_bytes_per_gpu": d.kv_bytes_per_gpu, "link": d.link, "requests_per_s": d.requests_per_s,
+            "expected_tokens_per_s": d.tokens_per_s, "expected_tokens_per_s_per_gpu": d.tokens_per_s_per_gpu,
+            "expected_tokens_per_s_per_user": d.tokens_per_s_per_user, "bound": d.bound, "gpus": d.gpus,
+            "notes": list(d.notes)}
+
+
+@renderer(Disaggregated, "json")
+def as_json(d: Disaggregated, fmt: str) -> str:
+    return to_json(_record(d))
+
+
+@renderer(Disaggregated, "csv")
+def as_csv(d: Disaggregated, fmt: str) -> str:
+    r = {k: v for k, v in _record(d).items() if not isinstance(v, (dict, list))}
+    return to_csv(list(r), [list(r.values())])

@@ -1,0 +1,70 @@
+"""Disaggregated serving (issue 17 §4): prefill and decode workers apart, the KV cache moved between them. Expected
+values: the iterations priced directly, the KV cache counted by hand from the model's shapes, the links' bandwidths
+from the spec, and Little's law."""
+
+import json
+
+import pytest
+
+from opgraph import hardware, models, strategy
+from opgraph.analysis.disaggregated import Side, disaggregated
+from opgraph.analysis.iteration import IterationPricer
+from opgraph.analysis.serve import vllm
+from userland import opgraph
+
+H100 = hardware.load("h100-sxm")
+LLAMA = models.get("llama-3-8b")
+PLAN = strategy("vllm")
+KV_PER_TOKEN = 2 * 32 * 8 * 128 * 2  # K and V, 32 layers, 8 KV heads of 128, bf16: one GPU holds it all at TP 1
+
+
+def side(workers: int) -> Side:
+    return Side(IterationPricer(LLAMA.build, PLAN, H100), vllm(H100), workers, "1 GPU", 1, 1, KV_PER_TOKEN)
+
+
+def test_decode_bound_deployment_is_its_decode_iteration_plus_a_prompt_and_its_transfer():
+    """2 prefill and 2 decode GPUs in one node, 16 requests per decode GPU of 1,000 + 200 tokens: TPOT is a
+    decode-only iteration of 16 at the mean context 1,099; TTFT one prompt alone plus its KV cache over NVLink."""
+    d = disaggregated("llama-3-8b", H100, side(2), side(2), concurrency=16, prompt=1000, output=200, same_node=True)
+    pricer = IterationPricer(LLAMA.build, PLAN, H100)
+    tpot = pricer.price_mix(16, 16, [(16, (1, 1099))]).expected_s
+    prompt = pricer.price_mix(1000, 1, [(1, (1000, 0))]).expected_s
+    transfer = 1000 * KV_PER_TOKEN / H100.interconnect.link_bandwidth
+    assert d.bound == "decode" and d.decoding == 16 and d.waiting_s == 0
+    assert d.tpot_s == tpot and d.kv_bytes_per_gpu == 1000 * KV_PER_TOKEN
+    assert d.ttft_s == pytest.approx(prompt + transfer, rel=1e-12) and d.link == "NVLink"
+    assert d.requests_per_s == pytest.approx(32 / (prompt + transfer + 199 * tpot), rel=1e-12)  # Little's law
+    assert d.tokens_per_s_per_gpu == pytest.approx(d.requests_per_s * 200 / 4, rel=1e-12)
+
+
+def test_a_prefill_pool_too_small_bounds_the_rate_and_requests_wait_for_it():
+    """One prefill GPU for 8 decode GPUs of 64 requests each, 4,000-token prompts: the prefill GPU runs two prompts
+    an iteration (8,192 // 4,000) and its rate bounds; the decode GPUs hold fewer requests, and the rest wait, as
+    Little's law on the whole loop says."""
+    d = disaggregated("llama-3-8b", H100, side(1), side(8), concurrency=64, prompt=4000, output=100, same_node=False)
+    pricer = IterationPricer(LLAMA.build, PLAN, H100)
+    capacity = 2 / pricer.price_mix(8000, 2, [(2, (4000, 0))]).expected_s
+    assert d.bound == "prefill" and d.requests_per_s == pytest.approx(capacity, rel=1e-12)
+    assert d.decoding < 64 and d.waiting_s > 0 and d.link == "network"
+    assert 8 * 64 == pytest.approx(d.requests_per_s * (d.ttft_s + 99 * d.tpot_s), rel=1e-9)
+    assert d.prefill.utilization == pytest.approx(1.0) and d.decode.utilization < 1
+
+
+def test_the_command_line_serves_disaggregated():
+    r = opgraph("serve", "--disaggregate", "1p2d", "--concurrency", "8", "--prompt", "500", "--output", "50",
+                "--format", "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert [p["workers"] for p in d["pools"]] == [1, 2] and d["gpus"] == 3 and d["link"] == "NVLink"
+    assert d["ttft_s"] == pytest.approx(d["waiting_s"] + d["prefill_s"] + d["transfer_s"], rel=1e-12)
+    text = opgraph("serve", "deepseek-v2-lite", "--disaggregate", "1p1d", "--prefill", "tp=2", "--decode",
+                   "dp=2,ep=2", "--concurrency", "8", "--prompt", "500", "--output", "50").stdout
+    assert "disaggregated 1p1d" in text and "dp 2 x ep 2" in text and "KV-cache transfer" in text
+    for args, says in ((["--disaggregate", "2x1"], "is not XpYd"),
+                       (["--disaggregate", "1p1d", "--prefill", "tp8"], "is not a layout"),
+                       (["--disaggregate", "1p1d", "--requests", "10"], "--requests is not modelled with"),
+                       (["--prefill", "tp=2"], "give --disaggregate XpYd"),
+                       (["--disaggregate", "1p1d", "--prompt", "100:200"], "fixed lengths")):
+        argv = ["serve", "--concurrency", "8", "--prompt", "500", "--output", "50", *args]
+        bad = opgraph(*argv)
+        assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
