@@ -117,6 +117,23 @@ class DecoderConfig:
         elif len(self.layers) != self.n_layers:
             raise OpgraphError(f"{self.name}: the stack has {len(self.layers)} layers, n_layers says {self.n_layers}")
 
+    def draft_head(self, kind: str) -> "DecoderConfig":
+        """A speculative-decoding head made of this model, for `serve --draft mtp|eagle`: `mtp`, one more layer of its
+        last layer's kind (the multi-token-prediction module DeepSeek-V3/R1, GLM-4.5 and Qwen3-Next ship:
+        num_nextn_predict_layers, DeepSeek-V3 technical report section 2.2); `eagle`, one dense decoder layer of its
+        attention and its dense MLP (EAGLE, Li et al. 2024). Either runs the model's embedding and head again each
+        step (shared weights, counted here as the head's own); the projection that joins a token's embedding and
+        the hidden state (eh_proj, EAGLE's fc: 2d -> d) is not counted."""
+        if kind == "mtp":
+            layer = self.layers.at(self.n_layers - 1)
+        elif kind == "eagle":
+            dense = MLP(self.d_ffn, ACTIVATIONS[self.mlp], gated=self.mlp != "gelu", bias=self.mlp_bias)
+            layer = parts.pre_norm(self._attention(), dense, norm=self.norm, norm_bias=self.norm_bias)
+        else:
+            raise OpgraphError(f"unknown draft head {kind!r}; valid: mtp, eagle")
+        moe = None if self.moe is None else attrs.evolve(self.moe, first_dense=0)
+        return attrs.evolve(self, name=f"{self.name} {kind} head", n_layers=1, layers=Stack.uniform(layer, 1), moe=moe)
+
     # -- the uniform stack the Llama-style fields describe ---------------------------------------------
     def _uniform_stack(self) -> Stack:
         attention = self._attention()

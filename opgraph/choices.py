@@ -251,6 +251,20 @@ def model(text: str):
     return models.get(text)
 
 
+DRAFT_HEADS = ("mtp", "eagle")
+
+
+def draft(target, text: str):
+    """The draft model of `serve --draft`: mtp or eagle, a head made of the target (DecoderConfig.draft_head);
+    else a model source as MODEL names it."""
+    if text not in DRAFT_HEADS:
+        return model(text)
+    if not hasattr(target, "draft_head"):
+        raise OpgraphError(f"--draft {text}: a head made of the target needs a preset or a config.json model, not "
+                           f"one written in Python; give its head as --draft MODEL")
+    return target.draft_head(text)
+
+
 def serving_row(row):
     """A measured serving row's model builder and GPU (opgraph.analysis.serving_validate.Resolve): its preset built
     at its tensor parallelism with its GEMMs' storage, on its shipped GPU; an OpgraphError names what is missing."""

@@ -221,7 +221,7 @@ def serving_run(a):
             raise OpgraphError("--draft needs --acceptance: the chance a draft token is accepted (one figure, or one "
                                "per draft token, comma-separated), which only a measurement of your models can give")
         k = a.draft_tokens  # Speculation checks it, and the figures against it
-        speculation = serve.Speculation(build(a, choices.model(a.draft)), a.draft, k,
+        speculation = serve.Speculation(build(a, choices.draft(source(a), a.draft)), a.draft, k,
                                         tuple(figures * k if len(figures) == 1 and k > 0 else figures))
     elif a.acceptance is not None:
         raise OpgraphError("--acceptance applies to speculative decoding: give --draft MODEL too")

@@ -305,3 +305,17 @@ def test_the_command_line_runs_a_benchmark():
     assert d["benchmark_requests_per_replica"] == 8 and d["requests_measured"] == 8
     text = opgraph("serve", "--concurrency", "4", "--requests", "8", "--prompt", "300", "--output", "8").stdout
     assert "benchmark: 8 requests per replica, 4 in flight" in text
+
+
+def test_draft_heads_made_of_the_target():
+    """--draft mtp | eagle: one more layer of the target's kind, with its embedding and head. Llama-3-8B's EAGLE head
+    counted by hand: one decoder layer (q, k, v, o; gate, up, down; two norms), the embedding, the head and the final
+    norm. DeepSeek-V3's MTP module is 11.5B parameters besides the shared 0.9B embedding and 0.9B head (its
+    README_WEIGHTS.md), of which the 2d x d eh_proj (0.1B) is not counted here."""
+    layer = 4096 * (4096 * 2 + 1024 * 2) + 3 * 4096 * 14336 + 2 * 4096
+    assert LLAMA.draft_head("eagle").build(Phase.decode(1, 1)).params() == layer + 2 * 128256 * 4096 + 4096
+    mtp = models.get("deepseek-v3").draft_head("mtp").build(Phase.decode(1, 1)).params()
+    assert mtp == pytest.approx(11.5e9 - 7168 * 14336 + 2 * 129280 * 7168, rel=0.02)
+    r = opgraph("serve", "--concurrency", "4", "--prompt", "300", "--output", "32", "--draft", "eagle",
+                "--acceptance", "0.7")
+    assert r.returncode == 0 and "speculative decoding: draft eagle proposes 3 tokens" in r.stdout, r.stderr
