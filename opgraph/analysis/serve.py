@@ -401,6 +401,10 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     notes = ((f"the engine's own time per iteration (scheduling, sampling): {overhead_s * 1e6:,.0f} µs added to each, "
               + ("given (--overhead-us)" if given else engine.overhead_source)),
              "preemption is not modelled: a request is admitted only when the KV cache can hold its whole length")
+    if not engine.chunked and concurrency is not None and prompts[1] + concurrency - 1 > engine.max_batched_tokens:
+        notes += (f"{engine.name} runs a prompt whole: {prompts[1]:,} tokens do not fit beside {concurrency - 1} decodes "
+                  f"in {engine.max_batched_tokens:,}, so a prompt waits until enough requests finish; give "
+                  f"--max-batch-tokens {prompts[1] + concurrency - 1} or more to take it at once",)
     decoding = [r for r in measured if r.output > 1]
     return Serving(build(Phase.decode(1, 1)).name, hw, plan, engine, concurrency, prompts, outputs, gpus, replicas,
                    Stats.of([r.first - r.arrival for r in measured]),

@@ -10,7 +10,9 @@ plan), at its concurrency, prompt and output lengths, under a benchmark protocol
   sent at once, every one counted, lengths drawn uniformly from 0.8 of the row's to the row's own
   (--random-range-ratio 0.8 --num-prompts CONC*10 --max-concurrency CONC --request-rate inf --ignore-eos).
 
-Nothing is fitted here. A row's error is (predicted - measured) / measured: negative means predicted too fast.
+An engine without chunked prefill (TensorRT-LLM) gets a token budget of at least the prompt plus the concurrency, so
+that a prompt fits beside the decodes, as a benchmark of such prompts must be configured. Nothing is fitted here. A
+row's error is (predicted - measured) / measured: negative means predicted too fast.
 Rows opgraph does not model yet (pipeline, attention-data or expert parallelism; other GEMM storage; flagged rows)
 and rows a preset or GPU does not name are skipped and counted by reason, never silently.
 """
@@ -97,6 +99,10 @@ def predict(row: ServingMeasurement, resolve: Resolve, protocol: str,
         raise OpgraphError(f"engine {row.engine} is not modelled")
     build, gpu = resolve(row)
     engine = ENGINES[row.engine](gpu)
+    if not engine.chunked and engine.max_batched_tokens < row.prompt + row.concurrency:
+        # assumed: a benchmark of whole prompts sets the token budget so that a prompt fits beside the decodes (else
+        # each prompt waits for every decode to finish, which no measured campaign would run)
+        engine = attrs.evolve(engine, max_batched_tokens=row.prompt + row.concurrency)
     s = serve(build, planfile.load(engine.plan), gpu, engine=engine, overhead_s=overhead_s, **load(row, protocol))
     return ServingPrediction(row, s.ttft.mean, s.tpot.mean)
 

@@ -319,3 +319,10 @@ def test_draft_heads_made_of_the_target():
     r = opgraph("serve", "--concurrency", "4", "--prompt", "300", "--output", "32", "--draft", "eagle",
                 "--acceptance", "0.7")
     assert r.returncode == 0 and "speculative decoding: draft eagle proposes 3 tokens" in r.stdout, r.stderr
+
+
+def test_a_whole_prompt_that_cannot_fit_beside_the_decodes_is_said():
+    from opgraph.analysis.serve import trtllm
+    s = serve(LLAMA.build, FLASH, H100, concurrency=2, prompt=8192, output=4, engine=trtllm(H100), warmup=0,
+              measure=2)
+    assert any("--max-batch-tokens 8193 or more" in n for n in s.notes)
