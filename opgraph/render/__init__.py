@@ -24,7 +24,7 @@ def renderer(record_type: type, *fmts: str):
     return register
 
 
-ORDER = ("table", "markdown", "json", "csv", "dot", "mermaid")
+ORDER = ("table", "markdown", "json", "csv", "html", "dot", "mermaid")
 
 
 def formats(record_type: type) -> tuple[str, ...]:
@@ -44,4 +44,4 @@ def _load() -> None:
     """Import the renderer modules, which register themselves (matplotlib's plot module is not one)."""
     from opgraph.render import (activations, catalog, compare, crossover, draw, generate, memory,  # noqa: F401
                                 report, serve, serving_validate, sweep, validate, calibrate, bench, plan,
-                                disaggregated)
+                                disaggregated, report_html)
