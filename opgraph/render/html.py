@@ -13,8 +13,9 @@ import html
 import math
 
 # Colours from Paul Tol's bright scheme, distinguishable under the common colour blindnesses.
-COLOURS = {"compute": "#4477AA", "memory": "#EE6677", "communication": "#228833", "latency": "#CCBB44",
-           "fused": "#BBBBBB"}
+BRIGHT = ("#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#BBBBBB")
+COLOURS = {"compute": BRIGHT[0], "memory": BRIGHT[1], "communication": BRIGHT[2], "latency": BRIGHT[3],
+           "fused": BRIGHT[6]}
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1280px;padding:12px;color:#222}
@@ -105,10 +106,11 @@ def table(table_id: str, headers: list[str], rows: list[tuple[list[tuple[str, ob
             f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
-def filters(table_id: str, verdicts: list[str]) -> str:
+def filters(table_id: str, verdicts: list[str], label: str = "verdict", hint: str = "op, kind or kernel") -> str:
+    """A text filter and a choice among the rows' data-bound values (their verdict, or another label's)."""
     options = "".join(f"<option value=\"{esc(v)}\">{esc(v)}</option>" for v in verdicts)
     return (f"<div class=\"filters\" data-table=\"{esc(table_id)}\"><label>filter <input type=\"search\" "
-            f"placeholder=\"op, kind or kernel\"></label><label>verdict <select><option value=\"\">all</option>"
+            f"placeholder=\"{esc(hint)}\"></label><label>{esc(label)} <select><option value=\"\">all</option>"
             f"{options}</select></label></div>")
 
 
@@ -122,9 +124,10 @@ def tabs(panels: list[tuple[str, str, str]]) -> str:
     return f"<div class=\"tabs\" role=\"tablist\">{buttons}</div>{sections}"
 
 
-def log_chart(points: list[tuple[float, float, str, str]], lines_: list[tuple[list[tuple[float, float]], str, str]],
+def log_chart(points: list[tuple], lines_: list[tuple[list[tuple[float, float]], str, str]],
               x_label: str, y_label: str, width: int = 760, height: int = 420) -> str:
-    """A log-log SVG chart: points (x, y, colour, hover text) and labelled lines ([(x, y)], colour, label)."""
+    """A log-log SVG chart: points (x, y, colour, hover text[, filled, radius]) and labelled lines ([(x, y)],
+    colour, label)."""
     xs = [p[0] for p in points] + [x for ln in lines_ for x, _ in ln[0]]
     ys = [p[1] for p in points] + [y for ln in lines_ for _, y in ln[0]]
     if not xs:
@@ -157,8 +160,10 @@ def log_chart(points: list[tuple[float, float, str, str]], lines_: list[tuple[li
                    f"<title>{esc(label)}</title></polyline>")
         x, y = pts[-1]
         out.append(f"<text x=\"{px(x) - 4:.1f}\" y=\"{py(y) - 4:.1f}\" text-anchor=\"end\">{esc(label)}</text>")
-    for x, y, colour, text in points:
-        out.append(f"<circle class=\"mark\" cx=\"{px(x):.1f}\" cy=\"{py(y):.1f}\" r=\"4\" fill=\"{colour}\" "
-                   f"fill-opacity=\"0.8\"><title>{esc(text)}</title></circle>")
+    for x, y, colour, text, *style in points:  # style: filled (default True), radius (default 4)
+        filled, radius = (style + [True, 4])[:2] if style else (True, 4)
+        paint = f"fill=\"{colour}\" fill-opacity=\"0.8\"" if filled else f"fill=\"none\" stroke=\"{colour}\""
+        out.append(f"<circle class=\"mark\" cx=\"{px(x):.1f}\" cy=\"{py(y):.1f}\" r=\"{radius}\" {paint}>"
+                   f"<title>{esc(text)}</title></circle>")
     out.append("</svg>")
     return "".join(out)

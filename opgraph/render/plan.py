@@ -143,3 +143,51 @@ def serving_csv(s: ServingPlan, fmt: str) -> str:
     rows = [_serving_dict(c, s.best) for c in s.candidates]
     keys = list(rows[0]) if rows else ["layout"]
     return to_csv(keys, [[r[k] for k in keys] for r in rows])
+
+
+@renderer(ServingPlan, "html")
+def serving_html(s: ServingPlan, fmt: str) -> str:
+    """Every candidate, the Pareto front and the best within the limits, as one page; its data is the JSON."""
+    import json
+
+    from opgraph.render.html import BRIGHT, esc, filters, log_chart, page, table
+
+    data = serving_json(s, "json")
+    d = json.loads(data)
+    layouts = sorted({c["layout"] for c in d["candidates"]})
+    colour = {name: BRIGHT[i % len(BRIGHT)] for i, name in enumerate(layouts)}
+    points = [(c["expected_tokens_per_s_per_user"], c["expected_tokens_per_s_per_gpu"], colour[c["layout"]],
+               f"{c['layout']} at {c['concurrency_per_replica']} per replica: {c['expected_tokens_per_s_per_gpu']:,.0f} "
+               f"tokens/s per GPU, {c['expected_tokens_per_s_per_user']:,.1f} per user, TTFT "
+               f"{seconds(c['expected_ttft_s'])}, TPOT {seconds(c['expected_tpot_s'])}"
+               + ("; the best within the limits" if c["best"] else "")
+               + ("" if c["within_limits"] else "; outside the limits"), c["within_limits"], 8 if c["best"] else 4)
+              for c in d["candidates"]]
+    front = sorted((c for c in d["candidates"] if c["on_pareto_front"]),
+                   key=lambda c: c["expected_tokens_per_s_per_user"])
+    lines_ = [([(c["expected_tokens_per_s_per_user"], c["expected_tokens_per_s_per_gpu"]) for c in front], "#222",
+               "Pareto front")] if len(front) > 1 else []
+    chart = log_chart(points, lines_, "output tokens/s per user (1 / TPOT)", "output tokens/s per GPU")
+    rows = [([(c["layout"], c["layout"]), (f"{c['concurrency_per_replica']:,}", c["concurrency_per_replica"]),
+              (seconds(c["expected_ttft_s"]), c["expected_ttft_s"]), (seconds(c["expected_tpot_s"]), c["expected_tpot_s"]),
+              (sig(c["expected_tokens_per_s_per_gpu"]), c["expected_tokens_per_s_per_gpu"]),
+              (sig(c["expected_tokens_per_s_per_user"]), c["expected_tokens_per_s_per_user"]),
+              ("front" if c["on_pareto_front"] else "", int(c["on_pareto_front"])),
+              ("yes" if c["within_limits"] else "no", int(c["within_limits"])), ("best" if c["best"] else "", int(c["best"]))],
+             {"data-bound": "on the front" if c["on_pareto_front"] else "off the front",
+              "data-op": f"{c['layout']}@{c['concurrency_per_replica']}"}) for c in d["candidates"]]
+    legend = " ".join(f"<span style=\"color:{colour[n]}\">&#9679;</span> {esc(n)}" for n in layouts)
+    best = d["best"]
+    said = (f"best within the limits: {best['layout']} at {best['concurrency_per_replica']} requests per replica, "
+            f"{best['expected_tokens_per_s_per_gpu']:,.0f} tokens/s per GPU, {best['expected_tokens_per_s_per_user']:,.1f} "
+            f"per user" if best else "no candidate is within the limits")
+    hw = s.hardware
+    title = f"opgraph plan: serving {s.model} on {s.gpus} x {hw.display_name} ({hw.name}), engine {s.engine}"
+    body = (f"<h1>{esc(title)}</h1><p class=\"note\">{s.prompt:,} prompt and {s.output:,} output tokens a "
+            f"request, each layout at each concurrency per replica in its steady state; {esc(_limits(s))} (means). "
+            f"Filled: within the limits; hollow: outside; large: the best. The page's data is the JSON of "
+            f"<code>--format json</code>, embedded.</p><p><strong>{esc(said)}</strong></p><p>{legend}</p>{chart}"
+            f"<h2>candidates</h2>{filters('candidates', ['on the front', 'off the front'], 'Pareto', 'layout')}"
+            + table("candidates", ["layout", "concurrency per replica", "TTFT", "TPOT", "tokens/s per GPU",
+                                   "tokens/s per user", "Pareto", "within limits", "best"], rows))
+    return page(title, body, data)

@@ -107,3 +107,15 @@ def test_the_page_runs_in_chromium_without_a_script_error_and_sorts(tmp_path):
     slowest = max(ops, key=lambda o: o["expected_s"])["name"]
     first, second = result["first"]
     assert next(o for o in ops if o["name"] == first)["expected_s"] == fastest and second == slowest
+
+
+def test_a_serving_plan_page_holds_the_json_and_a_mark_per_candidate():
+    argv = ["plan", "llama-3-8b", "--gpus", "2", "--concurrency", "1,4,16,64", "--prompt", "500", "--output", "64",
+            "--max-tpot", "15"]
+    text, page = read([*argv, "--format", "html"])
+    data = json.loads(page.data.replace("<\\/", "</"))
+    json_output = json.loads(opgraph(*argv, "--format", "json").stdout)
+    assert data.pop("search_s") > 0 and json_output.pop("search_s") > 0  # wall time: the one figure runs differ in
+    assert data == json_output
+    assert page.rows["candidates"] == [f"{c['layout']}@{c['concurrency_per_replica']}" for c in data["candidates"]]
+    assert page.marks == len(data["candidates"]) and not page.external and "best within the limits" in text
