@@ -119,3 +119,13 @@ def test_a_serving_plan_page_holds_the_json_and_a_mark_per_candidate():
     assert data == json_output
     assert page.rows["candidates"] == [f"{c['layout']}@{c['concurrency_per_replica']}" for c in data["candidates"]]
     assert page.marks == len(data["candidates"]) and not page.external and "best within the limits" in text
+
+
+def test_a_validation_page_holds_the_json_and_a_mark_per_row(tmp_path):
+    f = tmp_path / "k.csv"
+    f.write_text("class,dtype,time_us,m,n,k\ngemm,bf16,10,8,4096,4096\ngemm,bf16,60,512,4096,4096\n"
+                 "gemm,bf16,900,8192,4096,4096\n")
+    text, page = read(["validate", str(f), "--format", "html"])
+    data = json.loads(page.data.replace("<\\/", "</"))
+    assert data == json.loads(opgraph("validate", str(f), "--format", "json").stdout)
+    assert page.marks == 3 and page.rows["errors"] == ["gemm", "all"] and not page.external
