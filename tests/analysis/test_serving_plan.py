@@ -88,13 +88,13 @@ def test_a_concurrency_whose_decodes_fill_the_budget_is_refused():
 
 
 @pytest.mark.parametrize("name", models.names())
-def test_every_preset_plans_serving_on_eight_gpus(name):
-    """Every shipped model: the serving plan on 8 B300s (room for the largest) finds candidates and a best one, and
+def test_every_preset_plans_serving_on_four_gpus(name):
+    """Every shipped model: the serving plan on 4 B300s (1.15 TB, room for the largest) finds candidates and a best one, and
     says why the layouts it drops are dropped."""
     from opgraph.analysis.plan import has_experts
     from opgraph.core.phase import Phase
     model, hw = models.get(name), hardware.load("b300")
-    s = search_serving(choices.arranger(model, BuildOptions(), hw), hw, gpus=8, name=name, prompt=512, output=32,
+    s = search_serving(choices.arranger(model, BuildOptions(), hw), hw, gpus=4, name=name, prompt=512, output=32,
                        moe=has_experts(model.build(Phase.decode(1, 1))), concurrencies=[1, 16])
     assert s.candidates and s.best is not None and all(d.reason for d in s.dropped)
 
