@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from opgraph import choices, hardware, models
 from opgraph import runs
@@ -232,6 +233,21 @@ PLOTS = {"roofline": (PLOT_SHORT['roofline'], "log arithmetic intensity (FLOP/by
                       "validate')")}
 
 
+def _written(text: str, out: str | None) -> str:
+    """The output itself, or, with --out FILE, a line saying where it was written."""
+    if out is None:
+        return text
+    path = Path(out)
+    if path.is_dir() or not path.parent.is_dir():
+        raise OpgraphError(f"--out {out}: " + ("is a folder; give a file name" if path.is_dir() else
+                                               f"the folder {str(path.parent)!r} does not exist"))
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise OpgraphError(f"--out {out}: cannot write it: {e.strerror or e}") from None
+    return f"wrote {out} ({len(text.encode()):,} bytes)\n"
+
+
 def _plan_options(p) -> None:
     """The options of `opgraph plan`, also those of `opgraph plot pareto`."""
     p.add_argument("--gpus", type=_int, required=True, metavar="N", help="GPUs to lay the model out over")
@@ -349,7 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--prompt", type=_int, required=True, metavar="P", help="prompt tokens per sequence")
             p.add_argument("--output", type=_int, required=True, metavar="G",
                            help="output tokens per sequence, the first of them from prefill")
-        p.set_defaults(run=lambda a, run=run: render(run(a), a.format), parser=p)
+        if ("html" in formats(record) or name == "plan") and name not in ("calibrate", "bench"):  # those have own --out
+            p.add_argument("--out", metavar="FILE", help="write the output to FILE instead of standard output (an "
+                           "HTML page is one self-contained file)")
+            p.set_defaults(run=lambda a, run=run: _written(render(run(a), a.format), a.out), parser=p)
+        else:
+            p.set_defaults(run=lambda a, run=run: render(run(a), a.format), parser=p)
     plots = sub.add_parser("plot", help=PLOT_HELP,
                            description='A picture to --out (PNG or SVG by its suffix). Needs matplotlib: pip install '
                                        '"opgraph[plot]".')

@@ -129,3 +129,16 @@ def test_a_validation_page_holds_the_json_and_a_mark_per_row(tmp_path):
     data = json.loads(page.data.replace("<\\/", "</"))
     assert data == json.loads(opgraph("validate", str(f), "--format", "json").stdout)
     assert page.marks == 3 and page.rows["errors"] == ["gemm", "all"] and not page.external
+
+
+def test_out_writes_the_page_to_a_file_and_says_so(tmp_path):
+    out = tmp_path / "report.html"
+    r = opgraph("report", "--format", "html", "--out", str(out))
+    assert r.returncode == 0 and r.stdout == f"wrote {out} ({out.stat().st_size:,} bytes)\n"
+    assert out.read_text() == opgraph("report", "--format", "html").stdout
+    for bad, says in ((tmp_path, "is a folder"), (tmp_path / "no" / "x.html", "does not exist")):
+        r = opgraph("report", "--format", "html", "--out", str(bad))
+        assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr
+    plan = tmp_path / "plan.html"  # plan has --output too: --out is its own option
+    assert opgraph("plan", "--gpus", "2", "--concurrency", "1,4", "--output", "16", "--format", "html", "--out",
+                   str(plan)).returncode == 0 and plan.read_text().startswith("<!DOCTYPE html>")
