@@ -81,8 +81,9 @@ def crossover_report(a):
                                       context=ph.past)
 
 
-def planning(a):
-    """`opgraph plan`: the layouts of --gpus GPUs, ranked."""
+def _arranged(a):
+    """What a command that lays the model out itself needs: the model, its build options without a layout (the
+    arranger adds tp, dp and ep), and the GPU."""
     model = source(a)
     opts = BuildOptions(choices.precision(model, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype,
                                           kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype,
@@ -90,6 +91,12 @@ def planning(a):
                         a.causal_skip, a.experts_touched)
     hw = choices.gpu(a.hardware, launch_us=a.launch_us, overlap=a.overlap, comm_overlap=a.comm_overlap,
                      calibration=a.calibration)
+    return model, opts, hw
+
+
+def planning(a):
+    """`opgraph plan`: the layouts of --gpus GPUs, ranked."""
+    model, opts, hw = _arranged(a)
     probe = choices.builder(model, opts)(Phase.decode(1, 1))
     batches = sweep.parse_values(a.batch, "--batch") if a.batch is not None else list(plan_search.DEFAULT_BATCHES)
     ms = {k: None if getattr(a, k) is None else checks.number(f"--{k.replace('_', '-')}", getattr(a, k), above=0,
@@ -163,12 +170,7 @@ def disaggregated_run(a):
                                f"engine's defaults)")
     if a.prefix:
         raise OpgraphError("--prefix is not modelled with --disaggregate yet")
-    model = source(a)
-    opts = BuildOptions(choices.precision(model, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype,
-                                          kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype,
-                                          state=getattr(a, "state_dtype", None)), a.causal_skip, a.experts_touched)
-    hw = choices.gpu(a.hardware, launch_us=a.launch_us, overlap=a.overlap, comm_overlap=a.comm_overlap,
-                     calibration=a.calibration)
+    model, opts, hw = _arranged(a)
     prompt, output = _span("--prompt", a.prompt), _span("--output", a.output)
     if not isinstance(prompt, int) or not isinstance(output, int):
         raise OpgraphError("--disaggregate takes fixed lengths: give --prompt and --output as numbers, not ranges")
@@ -183,12 +185,8 @@ def disaggregated_run(a):
         sides.append(Side(IterationPricer(build_, fusion, group_hw), engine, checks.integer(flag, workers),
                           layout.describe(), layout.gpus, layout.dp, kv))
     gpus = sum(s.workers * s.gpus for s in sides)
-    return disaggregated(model_name(a), hw, *sides, concurrency=a.concurrency, prompt=prompt, output=output,
+    return disaggregated(sides[0].pricer.model, hw, *sides, concurrency=a.concurrency, prompt=prompt, output=output,
                          same_node=hw.interconnect is not None and gpus <= hw.interconnect.gpus_per_node)
-
-
-def model_name(a) -> str:
-    return build(a)(Phase.decode(1, 1)).name
 
 
 def serving_run(a):

@@ -50,7 +50,7 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
     context = p + max(g - 2, 0) / 2  # decodes run at contexts P .. P + G - 2
     ctx = int(round(context))
     if engine.mixed:
-        room = budget - (c - 1)
+        room = engine.room(c)
         if room <= 0:
             raise OpgraphError(f"concurrency {c}: its decodes alone fill the {budget:,}-token budget of an iteration")
         if not engine.chunked and p > room:
@@ -82,10 +82,8 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         tpot, iteration = mean, mean
     else:
         k = math.ceil(p / budget)
-        one = sum(pricer.price_mix(min(budget, p - j * budget), int(j == k - 1),
-                                   [(1, (min(budget, p - j * budget), j * budget))]).expected_s + overhead_s
-                  for j in range(k))
-        iteration = pricer.price_mix(c, c, [(c, (1, ctx))]).expected_s + overhead_s
+        one = pricer.prompt_iteration(p, budget) + k * overhead_s
+        iteration = pricer.decodes(c, ctx).expected_s + overhead_s
         ttft = one
         tpot = iteration + (c - 1) / max(g - 1, 1) * one  # the others' prompts, one each, between a request's decodes
     tokens_per_s = c * g / (ttft + (g - 1) * tpot)

@@ -110,13 +110,8 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
     budget = prefill.engine.max_batched_tokens
     n = max(budget // p, 1)  # whole prompts a prefill iteration takes
 
-    def prompt_iteration(count: int) -> float:  # `count` prompts in one prefill-only iteration (chunks if longer)
-        if p <= budget:
-            return prefill.pricer.price_mix(count * p, count, [(count, (p, 0))]).expected_s
-        return sum(prefill.pricer.price_mix(min(budget, p - j), int(p - j <= budget),
-                                            [(1, (min(budget, p - j), j))]).expected_s for j in range(0, p, budget))
-    t_p = prompt_iteration(1)
-    capacity = prefill.workers * prefill.replicas * n / prompt_iteration(n)  # requests a second, the pool
+    t_p = prefill.pricer.prompt_iteration(p, budget)
+    capacity = prefill.workers * prefill.replicas * n / prefill.pricer.prompt_iteration(p, budget, n)  # the pool's
     kv = int(round(prefill.kv_bytes_per_token * p))
     bandwidth = link.link_bandwidth if same_node else link.network_bandwidth
     transfer = kv / bandwidth
@@ -124,8 +119,7 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
     replicas = decode.workers * decode.replicas
 
     def tpot(holding: float) -> float:  # a decode-only iteration of `holding` requests (rounded, at least one)
-        m = max(int(round(holding)), 1)
-        return decode.pricer.price_mix(m, m, [(m, (1, ctx))]).expected_s
+        return decode.pricer.decodes(max(int(round(holding)), 1), ctx).expected_s
 
     total = c * replicas  # requests in flight in all
     t_d = tpot(c)

@@ -65,7 +65,7 @@ class IterationPricer:
                                        f"block {b.name!r}); serving prices each request's attention apart from the "
                                        f"work on all the tokens: use a plan whose attention kernels hold only qk, "
                                        f"softmax and av (flash, unfused)")
-        self.gpus, self.replicas = probe.gpus, probe.replicas
+        self.model, self.gpus, self.replicas = probe.model, probe.gpus, probe.replicas
         self._tokens = Traced(self._token_part, ("tokens",))
         self._head = Traced(self._head_part, ("rows",))
         self._attention = Traced(lambda queries, past: self._attention_part(1, queries, past), ("queries", "past"))
@@ -153,6 +153,18 @@ class IterationPricer:
         for k, v in a_class.items():
             by_class[k] = by_class.get(k, 0.0) + v
         return Iteration(expected + a_expected, roofline + a_roofline, by_class, tokens)
+
+    def decodes(self, count: int, context: int) -> Iteration:
+        """A decode-only iteration of `count` requests, each at `context` cached tokens."""
+        return self.price_mix(count, count, [(count, (1, context))])
+
+    def prompt_iteration(self, prompt: int, budget: int, count: int = 1) -> float:
+        """Expected seconds of prompts alone: `count` whole prompts in one iteration when a prompt fits the token
+        `budget`, else one prompt in chunks of the budget, an iteration each (the last one samples)."""
+        if prompt <= budget:
+            return self.price_mix(count * prompt, count, [(count, (prompt, 0))]).expected_s
+        return sum(self.price_mix(min(budget, prompt - j), int(prompt - j <= budget),
+                                  [(1, (min(budget, prompt - j), j))]).expected_s for j in range(0, prompt, budget))
 
     def _attention_time(self, got: dict) -> tuple[float, float, dict]:
         """Each attention kernel of the iteration: its groups' work summed per class, priced as one kernel a layer."""

@@ -54,6 +54,10 @@ class Engine:
     overhead_s: float = 0.0  # its own time per iteration beyond the kernels (scheduling, sampling, inputs)
     overhead_source: str = "not modelled"
 
+    def room(self, concurrency: int) -> int:
+        """Tokens an iteration leaves for a prompt beside the other concurrency - 1 requests' decodes."""
+        return self.max_batched_tokens - (concurrency - 1)
+
     @property
     def rules(self) -> str:
         """The scheduling rules in words."""
@@ -401,12 +405,12 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     notes = ((f"the engine's own time per iteration (scheduling, sampling): {overhead_s * 1e6:,.0f} µs added to each, "
               + ("given (--overhead-us)" if given else engine.overhead_source)),
              "preemption is not modelled: a request is admitted only when the KV cache can hold its whole length")
-    if not engine.chunked and concurrency is not None and prompts[1] + concurrency - 1 > engine.max_batched_tokens:
+    if not engine.chunked and concurrency is not None and prompts[1] > engine.room(concurrency):
         notes += (f"{engine.name} runs a prompt whole: {prompts[1]:,} tokens do not fit beside {concurrency - 1} decodes "
                   f"in {engine.max_batched_tokens:,}, so a prompt waits until enough requests finish; give "
                   f"--max-batch-tokens {prompts[1] + concurrency - 1} or more to take it at once",)
     decoding = [r for r in measured if r.output > 1]
-    return Serving(build(Phase.decode(1, 1)).name, hw, plan, engine, concurrency, prompts, outputs, gpus, replicas,
+    return Serving(pricer.model, hw, plan, engine, concurrency, prompts, outputs, gpus, replicas,
                    Stats.of([r.first - r.arrival for r in measured]),
                    Stats.of([(r.last - r.first) / (r.output - 1) for r in decoding] or [0.0]),
                    Stats.of([g for r in measured for g in r.gaps] or [0.0]),
