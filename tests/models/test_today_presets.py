@@ -39,6 +39,9 @@ PUBLISHED = {
                 ("32B", "active", "moonshotai/Kimi-K2-Instruct model card: 32B activated parameters")],
     "glm-4.5-air": [("106B", "total", "zai-org/GLM-4.5-Air README: 106 billion total parameters"),
                     ("12B", "active-embed-head", "zai-org/GLM-4.5-Air README: 12 billion active parameters")],
+    "glm-4.5": [("358.34B", "total+mtp", "Hugging Face's count of zai-org/GLM-4.5's safetensors, 358.34B (captured "
+                                         "by free2aitools.com): the MTP layer with its own embedding and head"),
+                ("32B", "active-embed-head", "zai-org/GLM-4.5 README: 32 billion active parameters")],
     "llama-4-scout": [("17B", "active", "meta-llama/Llama-4-Scout-17B-16E model card: 17B activated")],
     "llama-4-maverick": [("17B", "active", "meta-llama/Llama-4-Maverick-17B-128E model card: 17B activated"),
                          ("400B", "total", "ibid.: 400B total")],
@@ -75,8 +78,9 @@ def counted(name: str, what: str) -> int:
                     per_expert = 3 * d * part.d_expert + (2 * part.d_expert + d if part.expert_bias else 0)
                     skipped += n * (part.experts - part.top_k) * per_expert
     if what == "total+mtp":
-        # DeepSeek's MTP module (not run by next-token inference, so not in the model): one more MoE layer, its
-        # eh_proj [d, 2d], two norms, and its own embedding, head and final norm (DeepSeek-V3 README_WEIGHTS.md).
+        # The MTP module (not run by next-token inference, so not in the model): one more MoE layer, its eh_proj
+        # [d, 2d], two norms, and its own embedding, head and final norm (DeepSeek-V3 README_WEIGHTS.md; GLM-4.5's
+        # layer 92 holds the same tensors, vLLM glm4_moe_mtp.py).
         moe_layer = next(b for b in model.blocks if b.name == "moe_layer").graph.params()
         return total + moe_layer + 2 * d * d + 2 * d + 2 * vocab * d + d
     if what.endswith("-embed") or what.endswith("-embed-head"):
