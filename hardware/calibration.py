@@ -16,6 +16,8 @@
     tiles_per_wave = 132                 # and tiles to whole waves of this many (the SMs; 0: no waves)
     per_row_us = 0.0                     # attention: per (sequence x KV head); GEMM: per activation row
     per_input_ps = 0.0                   # GEMM: per activation input element (fp8: its quantization)
+    per_depth_ps = 1740.0                # GEMM: per unit of k of one output tile's serial k-loop,
+    split_depth = 2174.0                 # up to this k, beyond which k is split across SMs (0: never)
     special_overlap = 0.35               # attention: of exponentials with matrix products (1 = max, 0 = sum)
 
     [collective]                         # all-reduce, all-gather, send: the ring collectives
@@ -45,7 +47,8 @@ TABLES = (*NAMES, "default")  # one table per kernel class (opgraph.pricing.kind
 _FIELDS = {"latency_us": ("latency_s", 1e-6), "compute_efficiency": ("compute_efficiency", 1),
            "memory_efficiency": ("memory_efficiency", 1), "overlap": ("overlap", 1), "tile_m": ("tile_m", 1),
            "tile_n": ("tile_n", 1), "tiles_per_wave": ("tiles_per_wave", 1), "per_row_us": ("per_row_s", 1e-6),
-           "per_input_ps": ("per_input_s", 1e-12), "special_overlap": ("special_overlap", 1),
+           "per_input_ps": ("per_input_s", 1e-12), "per_depth_ps": ("per_depth_s", 1e-12),
+           "split_depth": ("split_depth", 1), "special_overlap": ("special_overlap", 1),
            "link_efficiency": ("link_efficiency", 1), "per_step_us": ("per_step_s", 1e-6)}
 
 

@@ -10,6 +10,7 @@ and attention pays per (sequence x KV head). The model, per kernel class:
     compute  = matmul + special - min(matmul, special) x special_overlap
     memory   = roofline memory time / memory_efficiency
     busy     = compute + memory - min(compute, memory) x overlap
+    busy     = max(busy, per_depth x min(k, split_depth))     (GEMM: one output tile's serial walk along k)
     expected = latency + busy + per_row x rows + per_input x (m x k)
 
 where rows are an attention kernel's sequences x KV heads, or a GEMM's activation rows m. A GEMM y[m, n] =
@@ -17,7 +18,10 @@ x[m, k] @ W[n, k]^T computes in tile_m x tile_n output tiles, tiles_per_wave of 
 tile work is the tiles it runs, rounded up to whole waves, x tile_m x tile_n (without tiles_per_wave: only m padded
 to tile_m). Small GEMMs that fill less than a wave run at one tile's pace, however long their k. fp8 GEMMs as vLLM
 runs them (W8A8, activations quantized per token) first quantize their bf16 input in a kernel of its own: a cost
-per row and per input element (per_row, per_input), fitted; bf16 GEMMs fit both to 0.
+per row and per input element (per_row, per_input), fitted; bf16 GEMMs fit both to 0. One output tile's k-loop is
+serial (load, multiply, next k-step), so a GEMM of few tiles takes per_depth a unit of k however few its bytes, until
+the library splits k across SMs (cuBLAS's split-K) beyond split_depth: measured on the H100, bf16 GEMMs of m 1-512
+and n 128 grow by about 1.2 us per 1,024 of k up to k of about 2,500, then stay at about 6 us to k = 16,384.
 
 FlashAttention-3 overlaps its exponentials with its matrix products only in part (Shah et al., 2024, sections
 3.1-3.2), which special_overlap measures; the default 1 takes the larger of the two.
@@ -60,6 +64,8 @@ class ClassTiming:
     tiles_per_wave: int = 0  # GEMM tiles that run at once (the GPU's SMs); 0: no wave quantization
     per_row_s: float = 0.0  # attention: per (sequence x KV head); GEMM: per activation row (m)
     per_input_s: float = 0.0  # GEMM: per element of the activation input (m x k), e.g. its quantization to fp8
+    per_depth_s: float = 0.0  # GEMM: per unit of k along one output tile's k-loop (the serial chain a thin GEMM runs)
+    split_depth: float = 0.0  # GEMM: the k beyond which the library splits k across SMs (caps the chain); 0: never
     special_overlap: float = 1.0  # of the exponentials with the matrix products: 1 = max, 0 = sum
     link_efficiency: float = 1.0  # collectives: achieved link bandwidth / the spec's (above 1: in-switch reduction)
     per_step_s: float | None = None  # collectives: latency per algorithm step; None: the spec's step latency
@@ -74,6 +80,8 @@ class ClassTiming:
         checks.integer("tiles_per_wave", self.tiles_per_wave, minimum=0, maximum=10**6)
         checks.number("per_row_s", self.per_row_s, minimum=0, maximum=1)
         checks.number("per_input_s", self.per_input_s, minimum=0, maximum=1)
+        checks.number("per_depth_s", self.per_depth_s, minimum=0, maximum=1e-3)
+        checks.number("split_depth", self.split_depth, minimum=0, maximum=1e9)
         checks.number("special_overlap", self.special_overlap, minimum=0, maximum=1)
         checks.number("link_efficiency", self.link_efficiency, above=0, maximum=2)
         if self.per_step_s is not None:
@@ -169,6 +177,9 @@ def _parts(tm: TimeModel, work: KernelWork) -> tuple[float, object, object, obje
         compute = _overlapped(compute, work.transcendentals / tm.exp_rate, p.special_overlap)
     memory = work.memory_s if p.memory_efficiency == 1 else work.memory_s / p.memory_efficiency
     busy = _overlapped(compute, memory, p.overlap)
+    if p.per_depth_s:  # a GEMM is no faster than one output tile's walk along k (up to where k is split)
+        depth = minimum(work.gemm_depth, p.split_depth) if p.split_depth else work.gemm_depth
+        busy = maximum(busy, p.per_depth_s * depth)
     if not _zero(work.comm_s):  # a collective: its links run beside the rest
         comm = work.comm_s
         if p.per_step_s is not None or p.link_efficiency != 1:

@@ -20,18 +20,26 @@ def as_text(c: Calibration, fmt: str) -> str:
              f"{f.params.memory_efficiency:.3f}", f"{f.params.overlap:.2f}", _tile(f.params),
              f"{f.params.per_row_s * 1e9:.2f}" if f.params.per_row_s else "-",
              f"{f.params.per_input_s * 1e12:.3f}" if f.params.per_input_s else "-",
+             _depth(f.params),
              f"{f.params.link_efficiency:.3f}" if f.params.per_step_s is not None else "-",
              f"{f.params.per_step_s * 1e6:.3f}" if f.params.per_step_s is not None else "-"] for f in c.classes]
     out += ["", heading("fitted parameters", fmt), "",
             table(rows, ["class", "fitted on", "latency µs", "compute eff.", "memory eff.", "overlap",
-                         "tile m x n / wave", "ns/row", "ps/input", "link eff.", "µs/step"], fmt,
-                  colalign=("left", *["right"] * 10))]
+                         "tile m x n / wave", "ns/row", "ps/input", "ns/k (to k)", "link eff.",
+                         "µs/step"], fmt, colalign=("left", *["right"] * 11))]
     rows = [[f.kind, f"{f.after.count:,}", f"{f.before.median:.1%}", f"{f.before.p90:.1%}", f"{f.after.median:.1%}",
              f"{f.after.p90:.1%}", f"{f.after.bias:+.1%}"] for f in c.classes]
     out += ["", heading("held-out error", fmt), "",
             table(rows, ["class", "held out", "roofline median", "roofline p90", "fitted median", "fitted p90",
                          "fitted bias"], fmt, colalign=("left", *["right"] * 6))]
     return lines(out)
+
+
+def _depth(p) -> str:
+    """A GEMM's serial k-loop as the table shows it: ns per unit of k, and the k where it is split (1.37 (2,812))."""
+    if not p.per_depth_s:
+        return "-"
+    return f"{p.per_depth_s * 1e9:.3f}" + (f" ({p.split_depth:,.0f})" if p.split_depth else "")
 
 
 def _tile(p) -> str:

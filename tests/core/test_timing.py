@@ -1,5 +1,6 @@
 """The time model (opgraph.pricing.timing), term by term, against the formula worked by hand."""
 
+import attrs
 import pytest
 
 from opgraph.pricing.timing import ClassTiming, KernelWork, TimeModel, expected, expected_fused
@@ -72,6 +73,19 @@ def test_gemm_pays_per_activation_row_and_per_input_element():
     assert t == pytest.approx(5 * US + 10 * US + 300 * 7e-9 + 300 * 4096 * 2e-12)
 
 
+def test_a_thin_gemm_is_no_faster_than_one_tiles_walk_along_k_up_to_the_split():
+    # 1 ns a unit of k, split beyond k = 2,000: a k of 4,096 walks 2 us, beside 1 us of bytes, after 3 us of launch
+    tm = one(latency_s=3 * US, per_depth_s=1e-9, split_depth=2000)
+    thin = KernelWork("gemm", compute_s=0.1 * US, memory_s=1 * US, gemm_rows=8, gemm_depth=4096, gemm_cols=128)
+    assert expected(tm, thin)[0] == pytest.approx((3 + 2) * US)
+    short = attrs.evolve(thin, gemm_depth=500)  # 0.5 us of walk: the bytes take longer
+    assert expected(tm, short)[0] == pytest.approx((3 + 1) * US)
+    never_split = one(latency_s=3 * US, per_depth_s=1e-9)  # split_depth 0: the walk grows with k
+    assert expected(never_split, thin)[0] == pytest.approx(3 * US + 4096e-9)
+    large = KernelWork("gemm", compute_s=50 * US, memory_s=20 * US, gemm_rows=4096, gemm_depth=4096, gemm_cols=4096)
+    assert expected(tm, large)[0] == pytest.approx((3 + 50) * US)  # a GEMM that fills the GPU: the walk is hidden
+
+
 def test_a_kernel_is_latency_bound_when_its_fixed_cost_exceeds_both_times():
     t, latency_bound = expected(one(latency_s=5 * US), KernelWork("gemm", compute_s=1 * US, memory_s=2 * US))
     assert t == pytest.approx(7 * US) and latency_bound
@@ -94,7 +108,8 @@ def test_a_fused_kernel_pays_one_latency_its_own_classes():
 
 
 @pytest.mark.parametrize("field, value", [("special_overlap", 1.5), ("special_overlap", -0.1), ("overlap", 2),
-                                          ("tile_n", 0), ("tiles_per_wave", -1), ("per_input_s", -1e-12)])
+                                          ("tile_n", 0), ("tiles_per_wave", -1), ("per_input_s", -1e-12),
+                                          ("per_depth_s", -1e-9), ("split_depth", -1)])
 def test_parameters_out_of_range_are_refused(field, value):
     with pytest.raises(Exception, match=field):
         ClassTiming(**{field: value})

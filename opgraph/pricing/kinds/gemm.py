@@ -26,6 +26,10 @@ DTYPES = ("bf16", "fp16")  # the compute dtypes of the gemm class; any other is 
 TILES = (1, 16, 32, 64, 128)
 WAVE_TILES = ((64, 64), (64, 128), (128, 64), (128, 128))
 PER_INPUT = Param("per_input_s", 1e-12, 0.0, 1e-9)  # per activation input element (fp8: its quantization)
+# One output tile's k-loop is serial: a GEMM of few tiles takes per_depth_s a unit of k, until the library splits k
+# across SMs (cuBLAS's split-K) at split_depth. Measured: bf16 m 1-512, n 128 flat at ~6 us for k >= 2,560.
+PER_DEPTH = Param("per_depth_s", 1e-9, 0.0, 1e-7)
+SPLIT_DEPTH = Param("split_depth", 2048.0, 64.0, 1e6)
 
 
 def gemm_class(dtype: str) -> str:
@@ -82,7 +86,7 @@ def _bench(torch, dt, s: dict, dev: str):
 ROW = Row("gemm", ("m", "n", "k"), "[m, k] activations times a k -> n weight (torch.nn.Linear's y = x W^T); x, W and "
           "y all of the row's dtype", _build, _bench)
 CLASS = KernelClass(GEMM, _takes, 40, named=_named, kinds=frozenset({"matmul"}), features=_features, rows=(ROW,),
-                    fitted=(*KERNEL_PARAMS, PER_ROW, PER_INPUT), tilings=_tilings, by_dtype=gemm_class,
+                    fitted=(*KERNEL_PARAMS, PER_ROW, PER_INPUT, PER_DEPTH, SPLIT_DEPTH), tilings=_tilings, by_dtype=gemm_class,
                     about="matrix products with a weight, bf16 or fp16")
 # One class per other compute dtype, priced by `gemm`'s table where a calibration has none of its own.
 CLASSES = (CLASS, *(attrs.evolve(CLASS, name=gemm_class(d), rows=(), fallback=GEMM, about=f"matrix products in {d}")
