@@ -10,8 +10,8 @@ plan), at its concurrency, prompt and output lengths, under a benchmark protocol
   sent at once, every one counted, lengths drawn uniformly from 0.8 of the row's to the row's own
   (--random-range-ratio 0.8 --num-prompts CONC*10 --max-concurrency CONC --request-rate inf --ignore-eos).
 
-An engine without chunked prefill (TensorRT-LLM) gets a token budget of at least the prompt plus the concurrency, so
-that a prompt fits beside the decodes, as a benchmark of such prompts must be configured. Nothing is fitted here. A
+An engine without chunked prefill (TensorRT-LLM) gets a token budget of at least the prompt plus the other
+concurrency - 1 requests' decodes, so that a prompt fits beside them, as a benchmark of such prompts must be configured. Nothing is fitted here. A
 row's error is (predicted - measured) / measured: negative means predicted too fast.
 Rows opgraph does not model yet (pipeline, attention-data or expert parallelism; other GEMM storage; flagged rows)
 and rows a preset or GPU does not name are skipped and counted by reason, never silently.
@@ -25,7 +25,7 @@ from collections.abc import Callable
 import attrs
 import numpy as np
 
-from opgraph.analysis.serve import ENGINES, serve
+from opgraph.analysis.serve import ENGINES, Engine, serve
 from opgraph.analysis.validate import Stats
 from opgraph.core.tensor import BF16, FP8, Precision
 from opgraph.errors import OpgraphError
@@ -98,13 +98,18 @@ def predict(row: ServingMeasurement, resolve: Resolve, protocol: str,
     if row.engine not in ENGINES:
         raise OpgraphError(f"engine {row.engine} is not modelled")
     build, gpu = resolve(row)
-    engine = ENGINES[row.engine](gpu)
-    if not engine.chunked and engine.max_batched_tokens < row.prompt + row.concurrency:
-        # assumed: a benchmark of whole prompts sets the token budget so that a prompt fits beside the decodes (else
-        # each prompt waits for every decode to finish, which no measured campaign would run)
-        engine = attrs.evolve(engine, max_batched_tokens=row.prompt + row.concurrency)
+    engine = configured(ENGINES[row.engine](gpu), row)
     s = serve(build, planfile.load(engine.plan), gpu, engine=engine, overhead_s=overhead_s, **load(row, protocol))
     return ServingPrediction(row, s.ttft.mean, s.tpot.mean)
+
+
+def configured(engine: Engine, row: ServingMeasurement) -> Engine:
+    """The engine as the row's benchmark must have run it: an engine of whole prompts gets a token budget in which a
+    prompt fits beside the other concurrency - 1 requests' decodes (Engine.room), an assumption (else each prompt
+    waits for every decode to finish, which no measured campaign would run)."""
+    if engine.chunked or engine.room(row.concurrency) >= row.prompt:
+        return engine
+    return attrs.evolve(engine, max_batched_tokens=row.prompt + row.concurrency - 1)
 
 
 def validate_serving(rows: list[ServingMeasurement], resolve: Resolve, source: str = "", *, protocol: str = "steady",

@@ -96,15 +96,19 @@ def test_flags_that_belong_to_serving_rows_are_refused_for_kernel_rows(tmp_path)
 
 
 def test_whole_prompt_engines_get_a_budget_the_prompt_fits_in(tmp_path):
-    """A TensorRT-LLM row of 8,192-token prompts at concurrency 4 runs with a budget of 8,196 tokens (the prompt beside
-    3 decodes, and its own first token), as such a benchmark must be configured: the same as serving it so."""
+    """A TensorRT-LLM row of 8,192-token prompts at concurrency 4 runs with a budget of 8,195 tokens (the prompt beside
+    the other 3 requests' decodes, one token each), as such a benchmark must be configured: the same as serving it so."""
     import attrs
     from opgraph.analysis.serve import trtllm
+    from opgraph.analysis.serving_validate import configured
     f = tmp_path / "s.csv"
     f.write_text(HEADER + "llama-3-8b,h100-sxm,trtllm,1,1,4,8192,16,500,10,,\n")
-    (p,) = validate_serving(serving_measurements.read(f), serving_row).predictions
+    (row,) = serving_measurements.read(f)
+    (p,) = validate_serving([row], serving_row).predictions
     h100 = hardware.load("h100-sxm")
-    engine = attrs.evolve(trtllm(h100), max_batched_tokens=8196)
+    assert trtllm(h100).max_batched_tokens < 8192 + 3  # the default would not take the prompt beside the decodes
+    assert configured(trtllm(h100), row).max_batched_tokens == 8192 + 3
+    engine = attrs.evolve(trtllm(h100), max_batched_tokens=8192 + 3)
     direct = serve(models.get("llama-3-8b").build, strategy("trtllm"), h100, engine=engine, concurrency=4,
                    prompt=8192, output=16)
     assert (p.ttft_s, p.tpot_s) == (direct.ttft.mean, direct.tpot.mean)
