@@ -170,6 +170,9 @@ def disaggregated_run(a):
                                f"engine's defaults)")
     if a.prefix:
         raise OpgraphError("--prefix is not modelled with --disaggregate yet")
+    if getattr(a, "pp", 1) != 1 or getattr(a, "micro_batches", None) is not None:
+        raise OpgraphError("--pp is not modelled with --disaggregate: give each pool's layout with --prefill and "
+                           "--decode (tp=N,dp=N,ep=N)")
     model, opts, hw = _arranged(a)
     prompt, output = _span("--prompt", a.prompt), _span("--output", a.output)
     if not isinstance(prompt, int) or not isinstance(output, int):
@@ -197,6 +200,9 @@ def serving_run(a):
     for flag in ("prefill", "decode"):
         if getattr(a, flag) is not None:
             raise OpgraphError(f"--{flag} lays out one side of a disaggregated deployment: give --disaggregate XpYd")
+    if getattr(a, "micro_batches", None) is not None:
+        raise OpgraphError("--micro-batches does not apply to serving: with --pp the engine keeps one batch in flight "
+                           "a stage, each with its share of the requests")
     hw = gpu(a)
     engine = serve.ENGINES[checks.choice("--engine", a.engine, serve.ENGINES)](hw)
     limits = {}

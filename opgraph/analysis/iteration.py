@@ -46,6 +46,13 @@ class Iteration:
 
 
 _attends = PREFILL.takes  # attention's own work: the score and value products and the softmax over scores
+BLOCK = "block"  # per-block times of a pipeline's iteration are keyed (BLOCK, block name, field)
+
+
+def _flat(model):
+    """A pipeline's model as one pass of a batch through all its stages: every block once at the whole batch (the
+    blocks a pipeline model holds), not split into micro-batches."""
+    return attrs.evolve(model, stages=(), micro=None, micro_batches=1) if model.stages else model
 
 
 class IterationPricer:
@@ -53,10 +60,12 @@ class IterationPricer:
 
     def __init__(self, build, plan: FusionPlan, hw: Hardware):
         self.build, self.plan, self.hw = build, plan, hw
-        probe = analyze(build(Phase.decode(1, 1)), plan, hw)
-        if probe.stages:  # an iteration would be priced as one micro-batch through every stage in turn
-            raise OpgraphError("serving with pipeline parallelism (--pp) is not modelled yet: the stages' micro-batches "
-                               "in flight are not; use --tp, --ep or --dp")
+        model = build(Phase.decode(1, 1))
+        # Pipeline parallelism: an iteration is one batch's pass through every stage, its blocks priced at the whole
+        # batch (the stages' counts say which GPUs run what); `stages` is each stage's (block, instances).
+        self.stages = tuple(st.counts for st in model.stages)
+        self._counts = {b.name: b.count for b in model.blocks}
+        probe = analyze(_flat(model), plan, hw)
         for b in probe.blocks:
             for k in b.kernel_costs():
                 ops = [b.graph.ops[n] for n in k.ops]
@@ -65,7 +74,7 @@ class IterationPricer:
                                        f"block {b.name!r}); serving prices each request's attention apart from the "
                                        f"work on all the tokens: use a plan whose attention kernels hold only qk, "
                                        f"softmax and av (flash, unfused)")
-        self.model, self.gpus, self.replicas = probe.model, probe.gpus, probe.replicas
+        self.model, self.gpus, self.replicas = probe.model, model.gpus, probe.replicas
         self._tokens = Traced(self._token_part, ("tokens",))
         self._head = Traced(self._head_part, ("rows",))
         self._attention = Traced(lambda queries, past: self._attention_part(1, queries, past), ("queries", "past"))
@@ -81,7 +90,7 @@ class IterationPricer:
         return self._kernels(Phase.decode(rows, 1), lambda ops, parts: parts == {HEAD})
 
     def _kernels(self, phase: Phase, keep) -> dict:
-        cost = analyze(self.build(phase), self.plan, self.hw)
+        cost = analyze(_flat(self.build(phase)), self.plan, self.hw)
         out = {"expected_s": 0.0, "roofline_s": 0.0}
         for b in cost.blocks:
             for k in b.kernel_costs():
@@ -90,13 +99,16 @@ class IterationPricer:
                     out["expected_s"] += b.count * k.cost.expected_s
                     out["roofline_s"] += b.count * k.cost.time_s
                     out[k.kind] = out.get(k.kind, 0.0) + b.count * k.cost.expected_s
+                    if self.stages:
+                        for f, v in (("expected_s", k.cost.expected_s), ("roofline_s", k.cost.time_s)):
+                            out[(BLOCK, b.name, f)] = out.get((BLOCK, b.name, f), 0.0) + b.count * v
         return out
 
     def _attention_part(self, batch, queries, past) -> dict:
         """Each attention kernel's work for `batch` sequences of `queries` new tokens over `past` cached ones, by
         (block, kernel, class, field), with its roofline."""
         phase = Phase("prefill" if queries > 1 else "decode", batch, queries, past)
-        cost = analyze(self.build(phase), self.plan, self.hw)
+        cost = analyze(_flat(self.build(phase)), self.plan, self.hw)
         out = {}
         for b in cost.blocks:
             rooflines = {o.name: o.cost for o in b.ops}
@@ -129,13 +141,16 @@ class IterationPricer:
         """An iteration of `tokens` new tokens stacked, `rows` of them sampling, whose attention is that of `weight`
         sequences of each (queries, past) in `groups` (a weight need not be whole: the mean mix of a steady state)."""
         token = self._tokens(tokens)
-        by_class = {k: v for k, v in token.items() if k not in ("expected_s", "roofline_s")}
+        by_class = {k: v for k, v in token.items() if isinstance(k, str) and k not in ("expected_s", "roofline_s")}
         expected, roofline = token["expected_s"], token["roofline_s"]
+        blocks = {k: v for k, v in token.items() if isinstance(k, tuple)}  # pipelines: per block, to sum by stage
         if rows:
             head = self._head(rows)
             expected, roofline = expected + head["expected_s"], roofline + head["roofline_s"]
             for k, v in head.items():
-                if k not in ("expected_s", "roofline_s"):
+                if isinstance(k, tuple):
+                    blocks[k] = blocks.get(k, 0.0) + v
+                elif k not in ("expected_s", "roofline_s"):
                     by_class[k] = by_class.get(k, 0.0) + v
         # Attention's work is each sequence's (its FLOPs and bytes do not depend on the others'), summed: one
         # sequence's work at each (queries, past), replayed once and kept (a run meets each context many times)
@@ -149,10 +164,22 @@ class IterationPricer:
                     got[label] = v
                 else:
                     got[label] = got.get(label, 0.0) + weight * v
-        a_expected, a_roofline, a_class = self._attention_time(got)
+        a_expected, a_roofline, a_class = self._attention_time(got, blocks)
         for k, v in a_class.items():
             by_class[k] = by_class.get(k, 0.0) + v
-        return Iteration(expected + a_expected, roofline + a_roofline, by_class, tokens)
+        expected, roofline = expected + a_expected, roofline + a_roofline
+        if self.stages:
+            expected, roofline = (self._pipelined(total, blocks, f) for total, f in
+                                  ((expected, "expected_s"), (roofline, "roofline_s")))
+        return Iteration(expected, roofline, by_class, tokens)
+
+    def _pipelined(self, through: float, blocks: dict, field: str) -> float:
+        """A batch's step through a pipeline of P stages with P batches in flight (one a stage, as vLLM's batch queue
+        keeps them), each taken to be like this one: its pass through every stage, or P times its slowest stage,
+        whichever is longer (the busiest stage works through all P batches)."""
+        slowest = max(sum(blocks.get((BLOCK, name, field), 0.0) * n / self._counts[name] for name, n in counts)
+                      for counts in self.stages)
+        return max(through, len(self.stages) * slowest)
 
     def decodes(self, count: int, context: int) -> Iteration:
         """A decode-only iteration of `count` requests, each at `context` cached tokens."""
@@ -166,13 +193,14 @@ class IterationPricer:
         return sum(self.price_mix(min(budget, prompt - j), int(prompt - j <= budget),
                                   [(1, (min(budget, prompt - j), j))]).expected_s for j in range(0, prompt, budget))
 
-    def _attention_time(self, got: dict) -> tuple[float, float, dict]:
-        """Each attention kernel of the iteration: its groups' work summed per class, priced as one kernel a layer."""
+    def _attention_time(self, got: dict, blocks: dict) -> tuple[float, float, dict]:
+        """Each attention kernel of the iteration: its groups' work summed per class, priced as one kernel a layer
+        (added to `blocks`, each block's times, where the model has pipeline stages)."""
         kernels: dict[tuple[str, str], dict] = {}
         for label, values in got.items():
             kernels.setdefault(label[:2], {})[label[2:]] = values
         tm, expected, roofline, by_class = self.hw.timing, 0.0, 0.0, {}
-        for fields in kernels.values():
+        for (block, _), fields in kernels.items():
             count, roof = fields[("count",)], fields[("roofline_s",)]
             classes = sorted({label[0] for label in fields if len(label) == 2 and label[1] == "compute_s"})
             kinds = sorted(label[1] for label in fields if label[0] == "kind")
@@ -185,6 +213,10 @@ class IterationPricer:
                 time = roof
             expected += count * time
             roofline += count * roof
+            if self.stages:
+                for f, v in (("expected_s", count * time), ("roofline_s", count * roof)):
+                    key = (BLOCK, block, f)
+                    blocks[key] = blocks.get(key, 0.0) + v
             share = {c: fields[(c, "compute_s")] + fields[(c, "memory_s")] for c in classes}
             total = sum(share.values())
             for c in classes:

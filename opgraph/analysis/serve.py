@@ -255,6 +255,11 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         return r
 
     pricer = IterationPricer(build, plan, hw)
+    # pipeline parallelism: as many batches in flight as stages, one a stage (vLLM's batch queue); each lane is run
+    # as an engine of its own over its share of the requests, its steps priced through every stage
+    lanes = len(pricer.stages) or 1
+    if lanes > 1 and speculation is not None:
+        raise OpgraphError("speculative decoding with pipeline parallelism (--pp) is not modelled: give --tp instead")
     spec = speculation
     draft = IterationPricer(spec.build, plan, hw) if spec else None
     k = spec.tokens if spec else 0
@@ -266,6 +271,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     blocks, per_request = kv_blocks(build, plan, hw, engine, longest, spec.build if spec else None)
     shared = -(-prefix // bt) if prefix else 0  # the prefix's blocks, held once for every request
     blocks, per_request = blocks - shared, per_request - cached(prompts[0]) // bt
+    total = concurrency
     if concurrency is not None:
         concurrency = checks.integer("--concurrency", concurrency)
         if concurrency > engine.max_seqs:
@@ -277,6 +283,13 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                                f"{engine.block_tokens} tokens on each GPU, {per_request:,} for each request of "
                                f"{longest:,} tokens, so at most {fits:,} requests at once"
                                + ("" if fits else "; not even one: use more GPUs (--tp) or a shorter request"))
+        if concurrency % lanes:
+            raise OpgraphError(f"--concurrency {concurrency}: with --pp {lanes} the engine keeps {lanes} batches in "
+                               f"flight, one a stage, each with its share of the requests; give a multiple of {lanes}")
+        if requests is not None and checks.integer("--requests", requests) % lanes:
+            raise OpgraphError(f"--requests {requests}: with --pp {lanes}, give a multiple of {lanes} (each of the "
+                               f"{lanes} batches in flight serves its share)")
+        concurrency, requests = concurrency // lanes, None if requests is None else requests // lanes
         waiting, staggered = deque(), []
         if requests is not None:  # a benchmark: the first C at once, N in all, every one counted
             requests = checks.integer("--requests", requests)
@@ -299,7 +312,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     else:
         if requests is not None:
             raise OpgraphError("--requests runs a closed loop as a benchmark client does: give --concurrency with it")
-        rate = checks.number("--rate", rate, above=0, maximum=1e6)
+        rate = checks.number("--rate", rate, above=0, maximum=1e6) / lanes  # each lane takes its share of arrivals
         if per_request > blocks:
             raise OpgraphError(f"the KV cache holds {blocks:,} blocks of {engine.block_tokens} tokens on each GPU, "
                                f"fewer than one request of {longest:,} tokens needs ({per_request:,}): use more GPUs "
@@ -307,6 +320,11 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         waiting, next_arrival = deque(), rng.expovariate(rate)
         warmup = 50 if warmup is None else warmup
         measure = 200 if measure is None else measure
+    blocks //= lanes  # a lane's share of the KV cache (each stage's GPUs hold every lane's requests)
+    if per_request > blocks:
+        raise OpgraphError(f"the KV cache's share of each of the {lanes} batches in flight ({blocks:,} blocks of "
+                           f"{bt} tokens) is less than one request of {longest:,} tokens needs ({per_request:,}): "
+                           f"use more GPUs (--tp) or a shorter request")
     running: list[_Request] = staggered if concurrency is not None else []
     done: list[_Request] = []
     now, iterations, peak_blocks = 0.0, [], 0
@@ -409,17 +427,24 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         notes += (f"{engine.name} runs a prompt whole: {prompts[1]:,} tokens do not fit beside {concurrency - 1} decodes "
                   f"in {engine.max_batched_tokens:,}, so a prompt waits until enough requests finish; give "
                   f"--max-batch-tokens {prompts[1] + concurrency - 1} or more to take it at once",)
+    if lanes > 1:
+        notes += (f"pipeline parallel over {lanes} stages: {lanes} batches in flight, one a stage, each of "
+                  + (f"{concurrency} requests" if concurrency is not None else f"1/{lanes} of the arrivals")
+                  + "; a batch's step takes its pass through every stage, or "
+                  f"{lanes} x its slowest stage if longer; one lane is run and stands for each (the batches in flight taken "
+                  "to be alike)",)
     decoding = [r for r in measured if r.output > 1]
-    return Serving(pricer.model, hw, plan, engine, concurrency, prompts, outputs, gpus, replicas,
+    return Serving(pricer.model, hw, plan, engine, total, prompts, outputs, gpus, replicas,
                    Stats.of([r.first - r.arrival for r in measured]),
                    Stats.of([(r.last - r.first) / (r.output - 1) for r in decoding] or [0.0]),
                    Stats.of([g for r in measured for g in r.gaps] or [0.0]),
                    Stats.of([r.last - r.arrival for r in measured]),
-                   replicas * sum(e for _, _, e in iterations) / (now - start),  # idle time included
+                   lanes * replicas * sum(e for _, _, e in iterations) / (now - start),  # idle time included
                    Stats.of([t for t, _, _ in iterations]), Stats.of([n for _, n, _ in iterations]),
                    {k: v / total_time for k, v in sorted(by_class.items(), key=lambda kv: -kv[1])},
-                   blocks + shared, peak_blocks / (blocks + shared), len(measured), len(iterations), overhead_s, notes,
-                   rate, seed, prefix, spec, requests)
+                   lanes * blocks + shared, peak_blocks / (blocks + shared), len(measured), len(iterations), overhead_s, notes,
+                   None if rate is None else rate * lanes, seed, prefix, spec,
+                   None if requests is None else requests * lanes)
 
 
 def kv_blocks(build, plan: FusionPlan, hw: Hardware, engine: Engine, length: int,

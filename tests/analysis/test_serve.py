@@ -221,9 +221,43 @@ def test_every_kind_of_layer_serves(name, args):
     assert d["tpot_s"] > 0 and d["ttft_s"] > 0 and d["expected_tokens_per_s"] > 0
 
 
-def test_pipeline_parallel_serving_is_refused_not_mispriced():
-    r = opgraph("serve", "--pp", "2", "--concurrency", "4", "--prompt", "256", "--output", "16")
-    assert r.returncode == 2 and "pipeline parallelism (--pp) is not modelled yet" in r.stderr
+@pytest.mark.parametrize("layers", [None, (20, 12)])
+@pytest.mark.parametrize("batch, context", [(8, 1000), (64, 3000)])
+def test_a_pipelines_step_is_its_pass_through_every_stage_or_p_times_its_slowest(layers, batch, context):
+    """With --pp 2 the engine keeps 2 batches in flight, one a stage: a batch's step takes the sum of the stages'
+    times, or 2 x the slowest stage's if that is longer. The stages' times are the report's, at one micro-batch of
+    the whole batch (each stage's layers, the first's embedding and send, the last's head)."""
+    build = lambda ph: LLAMA.build(ph, BuildOptions(pp=2, micro_batches=1, pp_layers=layers))  # noqa: E731
+    stages = analyze(build(Phase.decode(batch, context)), FLASH, H100).stages
+    times = [s.totals.expected_s for s in stages]
+    it = IterationPricer(lambda ph: LLAMA.build(ph, BuildOptions(pp=2, pp_layers=layers)), FLASH, H100).price(
+        [context] * batch)
+    assert it.expected_s == pytest.approx(max(sum(times), 2 * max(times)), rel=1e-12)
+    if layers:  # 20 layers against 12: the first stage sets the pace
+        assert it.expected_s == pytest.approx(2 * times[0], rel=1e-12)
+
+
+def test_pipeline_serving_runs_one_lane_a_stage_and_obeys_littles_law():
+    """--pp 2 at concurrency 16: 2 lanes of 8 requests each, every GPU holding half the layers; the whole emits
+    C x G / E tokens a second (Little's law over all 16), over 2 GPUs."""
+    c, g = 16, 64
+    build = lambda ph: LLAMA.build(ph, BuildOptions(pp=2))  # noqa: E731
+    s = serve(build, FLASH, H100, concurrency=c, prompt=512, output=g, measure=96)
+    assert s.concurrency == c and s.gpus == 2
+    assert s.tokens_per_s == pytest.approx(c * g / s.e2e.mean, rel=0.05)
+    assert s.tokens_per_s_per_gpu == pytest.approx(s.tokens_per_s / 2)
+    assert any("2 batches in flight" in n and "each of 8 requests" in n for n in s.notes)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--concurrency", "5"), "give a multiple of 2"),
+    (("--concurrency", "4", "--requests", "9"), "--requests 9: with --pp 2, give a multiple of 2"),
+    (("--concurrency", "4", "--micro-batches", "4"), "--micro-batches does not apply to serving"),
+    (("--concurrency", "4", "--disaggregate", "1p1d"), "--pp is not modelled with --disaggregate"),
+    (("--concurrency", "4", "--draft", "llama-3-8b", "--acceptance", "0.5"), "speculative decoding with pipeline")])
+def test_pipeline_serving_refuses_what_it_does_not_model(args, message):
+    r = opgraph("serve", "--pp", "2", "--prompt", "256", "--output", "16", *args)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
 def test_sglang_runs_prompts_first_in_batches_of_their_own():
