@@ -39,3 +39,53 @@ def as_text(r: CrossoverReport, fmt: str) -> str:
             out += ["", f"attention takes more decode time than the FFN from context {at} (batch "
                         f"{p.attention_batch}); by expected times, from context {expected}"]
     return lines(out, "", f"'never' means not up to {r.limit:,}.")
+
+
+@renderer(CrossoverReport, "html")
+def as_html(r: CrossoverReport, fmt: str) -> str:
+    """Per phase (tabs), each op's and block's crossover marked on the varied size's log axis (ops never
+    compute-bound said so), and a table of them that sorts and filters. The page's data is the JSON."""
+    import json
+
+    from opgraph.render.html import COLOURS, dot_rows, esc, filters, page, table, tabs
+
+    data = as_json(r, "json")
+    d = json.loads(data)
+    colour = {"already": COLOURS["compute"], "linear solve": COLOURS["memory"], "search": COLOURS["communication"]}
+    panels = []
+    for phase, p in d["phases"].items():
+        fixed = ", ".join(f"{k} {v:,}" for k, v in p["fixed"].items())
+        xs = sorted(p["crossovers"], key=lambda x: (x["at"] is None, x["at"] or 0, x["op"]))
+        never = f"never (up to {d['limit']:,})"
+        marks = [(x["op"], x["at"], colour.get(x["method"], "#000"),
+                  f"{x['op']}: compute-bound from {p['variable']} {x['at']:,} ({x['method']})" if x["at"] else
+                  f"{x['op']}: memory- or communication-bound up to {p['variable']} {d['limit']:,}") for x in xs]
+        tid = f"{phase}-crossovers"
+        rows = [([(x["op"], x["op"]), ("never" if x["at"] is None else f"{x['at']:,}",
+                                        d["limit"] + 1 if x["at"] is None else x["at"]), (x["method"], x["method"])],
+                 {"data-bound": "never" if x["at"] is None else "compute-bound in range", "data-op": x["op"]})
+                for x in p["crossovers"]]
+        over = ""
+        if "attention_overtakes_ffn_at_context" in p:
+            at, expected = (("never (up to 2^20)" if v is None else f"{v:,}") for v in (
+                p["attention_overtakes_ffn_at_context"], p["attention_overtakes_ffn_at_context_expected"]))
+            over = (f"<p>attention takes more decode time than the FFN from context {esc(at)} by the roofline, "
+                    f"{esc(expected)} by expected times (at the batch held).</p>")
+        if "attention_overtakes_ffn_not_compared" in p:
+            over = f"<p>attention is not set against the FFN: {esc(p['attention_overtakes_ffn_not_compared'])}</p>"
+        drawn = sum(x["at"] is not None for x in xs)
+        content = (f"<h2>{esc(phase)}: the smallest {esc(p['variable'])} at which each op is compute-bound, at "
+                   f"{esc(fixed)}</h2><p class=\"note\">{drawn} of {len(xs)} marked; the rest are never compute-bound up "
+                   f"to {d['limit']:,}. Colour: how it was found (already at 1 blue, linear solve red, search "
+                   f"green).</p>{over}"
+                   + dot_rows(marks, f"{p['variable']} ({'sequences' if p['variable'] == 'batch' else 'tokens'})",
+                              never)
+                   + filters(tid, ["compute-bound in range", "never"], "crossover", "op or block")
+                   + table(tid, ["op (block.op) or block", f"compute-bound from {p['variable']}", "how found"], rows))
+        panels.append((f"phase-{phase}", phase, content))
+    title = f"opgraph crossover: {d['model']} on {r.hardware.display_name} ({d['hardware']}), fusion {d['fusion']}"
+    body = (f"<h1>{esc(title)}</h1><p class=\"note\">Compute-bound: the op's compute time on one GPU exceeds its memory "
+            f"time and its time on the links (the roofline's verdict). Ops fused into a larger kernel have no verdict "
+            f"of their own and are not listed. The page's data is the JSON of <code>--format json</code>, "
+            f"embedded.</p>{tabs(panels)}")
+    return page(title, body, data)

@@ -9,6 +9,8 @@ id="opgraph-data">`) so that a script or a test reads exactly what the command l
 
 from __future__ import annotations
 
+import base64
+import gzip
 import html
 import math
 
@@ -28,7 +30,8 @@ th button:focus{outline:2px solid #4477AA}
 .tabs button{font:inherit;padding:4px 12px;margin-right:4px}.tabs button[aria-selected=true]{font-weight:700}
 .filters{margin:6px 0}.filters input,.filters select{font:inherit;margin-right:8px}
 .wide{overflow-x:auto}.note{color:#555}
-svg text{font:11px system-ui,sans-serif}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(360px,1fr));gap:8px}.charts h3{margin:8px 0 0}
+svg text{font:11px system-ui,sans-serif}.mark{fill-opacity:.8}
 @media (max-width:700px){body{font-size:12px}th,td{padding:2px 3px}}
 """
 
@@ -65,6 +68,13 @@ document.querySelectorAll('.filters').forEach(function (f) {
   f.querySelector('input').addEventListener('input', apply);
   f.querySelector('select').addEventListener('change', apply);
 });
+// The page's data, whichever way it is embedded (plain JSON, or gzip and base64 when large): a Promise of the record.
+window.opgraphData = function () {
+  var s = document.getElementById('opgraph-data');
+  if (s.getAttribute('data-encoding') !== 'gzip+base64') { return Promise.resolve(JSON.parse(s.textContent)); }
+  var bytes = Uint8Array.from(atob(s.textContent.trim()), function (c) { return c.charCodeAt(0); });
+  return new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'))).json();
+};
 document.querySelectorAll('.tabs').forEach(function (tabs) {
   var buttons = tabs.querySelectorAll('button');
   buttons.forEach(function (b) {
@@ -83,14 +93,138 @@ def esc(text) -> str:
     return html.escape(str(text), quote=True)
 
 
+PLAIN_UP_TO = 1_000_000  # characters of JSON embedded as they are; more (a sweep of 10,000 points) gzip and base64
+
+
+def embedded(data_json: str) -> str:
+    """The record's JSON as the page holds it: whole, closing tags inside it escaped; above PLAIN_UP_TO characters
+    gzip-compressed and base64-encoded (about a fifth of the size), said by data-encoding="gzip+base64"."""
+    if len(data_json) <= PLAIN_UP_TO:
+        plain = data_json.replace("</", "<\\/")
+        return f"<script type=\"application/json\" id=\"opgraph-data\">{plain}</script>"
+    packed = base64.b64encode(gzip.compress(data_json.encode(), compresslevel=6, mtime=0)).decode()
+    return f"<script type=\"application/gzip\" id=\"opgraph-data\" data-encoding=\"gzip+base64\">{packed}</script>"
+
+
 def page(title: str, body: str, data_json: str) -> str:
-    """A whole page: title, body, the record's JSON embedded (closing tags inside it escaped)."""
-    data = data_json.replace("</", "<\\/")
+    """A whole page: title, body, the record's JSON embedded (see `embedded`)."""
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
             f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>\n{body}\n"
-            f"<script type=\"application/json\" id=\"opgraph-data\">{data}</script>\n"
-            f"<script>{SCRIPT}</script></body></html>\n")
+            f"{embedded(data_json)}\n<script>{SCRIPT}</script></body></html>\n")
+
+
+def palette(names) -> dict[str, str]:
+    """One colour a name, in order, from the bright scheme (repeating past seven)."""
+    return {name: BRIGHT[i % len(BRIGHT)] for i, name in enumerate(names)}
+
+
+def legend(colours: dict[str, str], extra: str = "") -> str:
+    keys = " ".join(f"<span style=\"color:{c}\">&#9679;</span> {esc(n)}" for n, c in colours.items())
+    return f"<p class=\"legend\">{keys}{esc(extra)}</p>"
+
+
+def every(items: list, most: int) -> tuple[list, int]:
+    """Every step-th item, at most `most` of them (a chart of tens of thousands of marks is unreadable), and
+    the step."""
+    step = max(1, -(-len(items) // most))
+    return items[::step], step
+
+
+def spread(values: list, most: int) -> list:
+    """At most `most` of the values, evenly spread, the first and the last kept."""
+    if len(values) <= most:
+        return list(values)
+    if most <= 1:
+        return [values[0]]
+    return [values[round(i * (len(values) - 1) / (most - 1))] for i in range(most)]
+
+
+def facts(rows: list[tuple[str, str]]) -> str:
+    """A two-column table of named figures (each name saying its unit and scope)."""
+    cells = "".join(f"<tr><td class=text>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in rows)
+    return f"<table class=\"facts\"><tbody>{cells}</tbody></table>"
+
+
+def decades(values) -> bool:
+    """Whether positive values span a decade or more: such an axis is drawn logarithmic."""
+    values = [v for v in values if v > 0]
+    return bool(values) and max(values) >= 10 * min(values)
+
+
+def _tick(v: float, step: float | None = None) -> str:
+    """A tick's label: plain numbers from 0.001 to a million, powers of ten beyond."""
+    if v == 0:
+        return "0"
+    if step is None:  # a power of ten on a log axis
+        e = round(math.log10(v))
+        return f"{v:,.{max(0, -e)}f}" if -3 <= e <= 6 else f"1e{e}"
+    return f"{v:,.{max(0, -math.floor(math.log10(step)))}f}"
+
+
+class Axis:
+    """One axis of a chart: logarithmic (whole decades) or linear (from zero, round steps); `at` maps a value to
+    a pixel between `start` and `end`."""
+
+    def __init__(self, values: list[float], log: bool, start: float, end: float):
+        self.log, self.start, self.end = log, start, end
+        if log:
+            lo, hi = math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))
+            self.lo, self.hi = lo, max(hi, lo + 1)
+            self.ticks = [(10.0 ** e, _tick(10.0 ** e)) for e in range(self.lo, self.hi + 1)]
+        else:
+            top = max(max(values), 0.0)
+            low = min(min(values), 0.0)
+            raw = (top - low) / 5 or 1.0
+            step = 10 ** math.floor(math.log10(raw))
+            step *= next(m for m in (1, 2, 5, 10) if m * step >= raw)
+            self.lo, self.hi = math.floor(low / step) * step, math.ceil(top / step) * step or step
+            n = round((self.hi - self.lo) / step)
+            self.ticks = [(self.lo + i * step, _tick(self.lo + i * step, step)) for i in range(n + 1)]
+
+    def at(self, v: float) -> float:
+        u = (math.log10(v) if self.log else v)
+        return self.start + (u - self.lo) / (self.hi - self.lo) * (self.end - self.start)
+
+
+def chart(points: list[tuple], lines_: list[tuple], x_label: str, y_label: str, *, x_log: bool = True,
+          y_log: bool = True, width: int = 760, height: int = 420) -> str:
+    """An SVG chart, each axis logarithmic or linear: points (x, y, colour, hover text[, filled, radius]) and
+    lines ([(x, y)], colour, label[, dashed]); a line labelled "" has no text at its end (a legend names it)."""
+    xs = [p[0] for p in points] + [x for ln in lines_ for x, _ in ln[0]]
+    ys = [p[1] for p in points] + [y for ln in lines_ for _, y in ln[0]]
+    if not xs:
+        return "<p class=\"note\">nothing to draw</p>"
+    left, right, top, bottom = 64, 24, 12, 44
+    ax, ay = Axis(xs, x_log, left, width - right), Axis(ys, y_log, height - bottom, top)
+    out = [f"<svg role=\"img\" aria-label=\"{esc(y_label)} against {esc(x_label)}\" viewBox=\"0 0 {width} {height}\" "
+           f"width=\"100%\" style=\"max-width:{width}px\">"]
+    for v, label in ax.ticks:
+        out.append(f"<line x1=\"{ax.at(v):.1f}\" x2=\"{ax.at(v):.1f}\" y1=\"{top}\" y2=\"{height - bottom}\" "
+                   f"stroke=\"#eee\"/><text x=\"{ax.at(v):.1f}\" y=\"{height - bottom + 14}\" "
+                   f"text-anchor=\"middle\">{label}</text>")
+    for v, label in ay.ticks:
+        out.append(f"<line x1=\"{left}\" x2=\"{width - right}\" y1=\"{ay.at(v):.1f}\" y2=\"{ay.at(v):.1f}\" "
+                   f"stroke=\"#eee\"/><text x=\"{left - 4}\" y=\"{ay.at(v) + 4:.1f}\" text-anchor=\"end\">{label}</text>")
+    scale = lambda log: " (log)" if log else ""  # noqa: E731
+    out.append(f"<text x=\"{(left + width) / 2:.0f}\" y=\"{height - 8}\" text-anchor=\"middle\">"
+               f"{esc(x_label)}{scale(x_log)}</text><text transform=\"rotate(-90)\" x=\"{-(height - bottom) / 2:.0f}\" "
+               f"y=\"14\" text-anchor=\"middle\">{esc(y_label)}{scale(y_log)}</text>")
+    for pts, colour, label, *dashed in lines_:
+        path = " ".join(f"{ax.at(x):.1f},{ay.at(y):.1f}" for x, y in pts)
+        dash = " stroke-dasharray=\"5 4\"" if dashed and dashed[0] else ""
+        out.append(f"<polyline class=\"line\" points=\"{path}\" fill=\"none\" stroke=\"{colour}\" "
+                   f"stroke-width=\"1.5\"{dash}>" + (f"<title>{esc(label)}</title>" if label else "") + "</polyline>")
+        if label:
+            x, y = pts[-1]
+            out.append(f"<text x=\"{ax.at(x) - 4:.1f}\" y=\"{ay.at(y) - 4:.1f}\" text-anchor=\"end\">{esc(label)}</text>")
+    for x, y, colour, text, *style in points:  # style: filled (default True), radius (default 4)
+        filled, radius = (style + [True, 4])[:2] if style else (True, 4)
+        paint = f"fill=\"{colour}\"" if filled else f"fill=\"none\" stroke=\"{colour}\""
+        out.append(f"<circle class=\"mark\" cx=\"{ax.at(x):.1f}\" cy=\"{ay.at(y):.1f}\" r=\"{radius}\" {paint}>"
+                   f"<title>{esc(text)}</title></circle>")
+    out.append("</svg>")
+    return "".join(out)
 
 
 def table(table_id: str, headers: list[str], rows: list[tuple[list[tuple[str, object]], dict]]) -> str:
@@ -99,8 +233,8 @@ def table(table_id: str, headers: list[str], rows: list[tuple[list[tuple[str, ob
     body = []
     for cells, attributes in rows:
         attrs_ = "".join(f" {k}=\"{esc(v)}\"" for k, v in attributes.items())
-        tds = "".join(f"<td data-v=\"{esc(v)}\"{' class=text' if isinstance(v, str) else ''}>{esc(shown)}</td>"
-                      for shown, v in cells)
+        tds = "".join(f"<td data-v=\"{esc(f'{v:.9g}' if isinstance(v, float) else v)}\""
+                      f"{' class=text' if isinstance(v, str) else ''}>{esc(shown)}</td>" for shown, v in cells)
         body.append(f"<tr{attrs_}>{tds}</tr>")
     return (f"<div class=\"wide\"><table class=\"sortable\" id=\"{esc(table_id)}\"><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table></div>")
@@ -124,46 +258,34 @@ def tabs(panels: list[tuple[str, str, str]]) -> str:
     return f"<div class=\"tabs\" role=\"tablist\">{buttons}</div>{sections}"
 
 
-def log_chart(points: list[tuple], lines_: list[tuple[list[tuple[float, float]], str, str]],
-              x_label: str, y_label: str, width: int = 760, height: int = 420) -> str:
-    """A log-log SVG chart: points (x, y, colour, hover text[, filled, radius]) and labelled lines ([(x, y)],
-    colour, label)."""
-    xs = [p[0] for p in points] + [x for ln in lines_ for x, _ in ln[0]]
-    ys = [p[1] for p in points] + [y for ln in lines_ for _, y in ln[0]]
-    if not xs:
+
+
+def dot_rows(rows: list[tuple[str, float | None, str, str]], x_label: str, never: str, width: int = 760) -> str:
+    """One row a label with a mark at its value on a log axis (x_label's): rows (label, value or None, colour,
+    hover text); a row without a value says `never` at the right instead of a mark."""
+    if not rows:
         return "<p class=\"note\">nothing to draw</p>"
-    x0, x1 = math.floor(math.log10(min(xs))), math.ceil(math.log10(max(xs)))
-    y0, y1 = math.floor(math.log10(min(ys))), math.ceil(math.log10(max(ys)))
-    x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
-    left, right, top, bottom = 64, 12, 12, 44
-
-    def px(x: float) -> float:
-        return left + (math.log10(x) - x0) / (x1 - x0) * (width - left - right)
-
-    def py(y: float) -> float:
-        return height - bottom - (math.log10(y) - y0) / (y1 - y0) * (height - top - bottom)
-    out = [f"<svg role=\"img\" aria-label=\"{esc(y_label)} against {esc(x_label)}\" viewBox=\"0 0 {width} {height}\" "
+    left, right, top, pitch = 230, 24, 8, 18
+    height = top + pitch * len(rows) + 40
+    values = [v for _, v, *_ in rows if v] or [1.0]
+    ax = Axis([1.0, *values], True, left, width - right)
+    out = [f"<svg role=\"img\" aria-label=\"{esc(x_label)} of each row\" viewBox=\"0 0 {width} {height}\" "
            f"width=\"100%\" style=\"max-width:{width}px\">"]
-    for e in range(x0, x1 + 1):
-        out.append(f"<line x1=\"{px(10**e):.1f}\" x2=\"{px(10**e):.1f}\" y1=\"{top}\" y2=\"{height - bottom}\" "
-                   f"stroke=\"#eee\"/><text x=\"{px(10**e):.1f}\" y=\"{height - bottom + 14}\" "
-                   f"text-anchor=\"middle\">1e{e}</text>")
-    for e in range(y0, y1 + 1):
-        out.append(f"<line x1=\"{left}\" x2=\"{width - right}\" y1=\"{py(10**e):.1f}\" y2=\"{py(10**e):.1f}\" "
-                   f"stroke=\"#eee\"/><text x=\"{left - 4}\" y=\"{py(10**e) + 4:.1f}\" text-anchor=\"end\">1e{e}</text>")
-    out.append(f"<text x=\"{(left + width) / 2:.0f}\" y=\"{height - 8}\" text-anchor=\"middle\">{esc(x_label)}</text>"
-               f"<text transform=\"rotate(-90)\" x=\"{-(height - bottom) / 2:.0f}\" y=\"14\" "
-               f"text-anchor=\"middle\">{esc(y_label)}</text>")
-    for pts, colour, label in lines_:
-        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
-        out.append(f"<polyline class=\"roof\" points=\"{path}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\">"
-                   f"<title>{esc(label)}</title></polyline>")
-        x, y = pts[-1]
-        out.append(f"<text x=\"{px(x) - 4:.1f}\" y=\"{py(y) - 4:.1f}\" text-anchor=\"end\">{esc(label)}</text>")
-    for x, y, colour, text, *style in points:  # style: filled (default True), radius (default 4)
-        filled, radius = (style + [True, 4])[:2] if style else (True, 4)
-        paint = f"fill=\"{colour}\" fill-opacity=\"0.8\"" if filled else f"fill=\"none\" stroke=\"{colour}\""
-        out.append(f"<circle class=\"mark\" cx=\"{px(x):.1f}\" cy=\"{py(y):.1f}\" r=\"{radius}\" {paint}>"
-                   f"<title>{esc(text)}</title></circle>")
+    bottom = top + pitch * len(rows)
+    for v, label in ax.ticks:
+        out.append(f"<line x1=\"{ax.at(v):.1f}\" x2=\"{ax.at(v):.1f}\" y1=\"{top}\" y2=\"{bottom}\" stroke=\"#eee\"/>"
+                   f"<text x=\"{ax.at(v):.1f}\" y=\"{bottom + 14}\" text-anchor=\"middle\">{label}</text>")
+    out.append(f"<text x=\"{(left + width) / 2:.0f}\" y=\"{bottom + 32}\" text-anchor=\"middle\">{esc(x_label)} "
+               f"(log)</text>")
+    for i, (label, v, colour, text) in enumerate(rows):
+        y = top + pitch * i + pitch / 2
+        out.append(f"<text x=\"{left - 6}\" y=\"{y + 4:.1f}\" text-anchor=\"end\">{esc(label)}</text>"
+                   f"<line x1=\"{left}\" x2=\"{width - right}\" y1=\"{y:.1f}\" y2=\"{y:.1f}\" stroke=\"#f4f4f4\"/>")
+        if v:
+            out.append(f"<circle class=\"mark\" cx=\"{ax.at(v):.1f}\" cy=\"{y:.1f}\" r=\"5\" fill=\"{colour}\">"
+                       f"<title>{esc(text)}</title></circle>")
+        else:
+            out.append(f"<text x=\"{width - right}\" y=\"{y + 4:.1f}\" text-anchor=\"end\" fill=\"#777\">{esc(never)}"
+                       f"<title>{esc(text)}</title></text>")
     out.append("</svg>")
     return "".join(out)

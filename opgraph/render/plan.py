@@ -150,12 +150,12 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
     """Every candidate, the Pareto front and the best within the limits, as one page; its data is the JSON."""
     import json
 
-    from opgraph.render.html import BRIGHT, esc, filters, log_chart, page, table
+    from opgraph.render.html import chart, esc, filters, legend, page, palette, table
 
     data = serving_json(s, "json")
     d = json.loads(data)
     layouts = sorted({c["layout"] for c in d["candidates"]})
-    colour = {name: BRIGHT[i % len(BRIGHT)] for i, name in enumerate(layouts)}
+    colour = palette(layouts)
     points = [(c["expected_tokens_per_s_per_user"], c["expected_tokens_per_s_per_gpu"], colour[c["layout"]],
                f"{c['layout']} at {c['concurrency_per_replica']} per replica: {c['expected_tokens_per_s_per_gpu']:,.0f} "
                f"tokens/s per GPU, {c['expected_tokens_per_s_per_user']:,.1f} per user, TTFT "
@@ -167,7 +167,7 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
                    key=lambda c: c["expected_tokens_per_s_per_user"])
     lines_ = [([(c["expected_tokens_per_s_per_user"], c["expected_tokens_per_s_per_gpu"]) for c in front], "#222",
                "Pareto front")] if len(front) > 1 else []
-    chart = log_chart(points, lines_, "output tokens/s per user (1 / TPOT)", "output tokens/s per GPU")
+    drawn = chart(points, lines_, "output tokens/s per user (1 / TPOT)", "output tokens/s per GPU")
     rows = [([(c["layout"], c["layout"]), (f"{c['concurrency_per_replica']:,}", c["concurrency_per_replica"]),
               (seconds(c["expected_ttft_s"]), c["expected_ttft_s"]), (seconds(c["expected_tpot_s"]), c["expected_tpot_s"]),
               (sig(c["expected_tokens_per_s_per_gpu"]), c["expected_tokens_per_s_per_gpu"]),
@@ -176,7 +176,6 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
               ("yes" if c["within_limits"] else "no", int(c["within_limits"])), ("best" if c["best"] else "", int(c["best"]))],
              {"data-bound": "on the front" if c["on_pareto_front"] else "off the front",
               "data-op": f"{c['layout']}@{c['concurrency_per_replica']}"}) for c in d["candidates"]]
-    legend = " ".join(f"<span style=\"color:{colour[n]}\">&#9679;</span> {esc(n)}" for n in layouts)
     best = d["best"]
     said = (f"best within the limits: {best['layout']} at {best['concurrency_per_replica']} requests per replica, "
             f"{best['expected_tokens_per_s_per_gpu']:,.0f} tokens/s per GPU, {best['expected_tokens_per_s_per_user']:,.1f} "
@@ -186,7 +185,7 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
     body = (f"<h1>{esc(title)}</h1><p class=\"note\">{s.prompt:,} prompt and {s.output:,} output tokens a "
             f"request, each layout at each concurrency per replica in its steady state; {esc(_limits(s))} (means). "
             f"Filled: within the limits; hollow: outside; large: the best. The page's data is the JSON of "
-            f"<code>--format json</code>, embedded.</p><p><strong>{esc(said)}</strong></p><p>{legend}</p>{chart}"
+            f"<code>--format json</code>, embedded.</p><p><strong>{esc(said)}</strong></p>{legend(colour)}{drawn}"
             f"<h2>candidates</h2>{filters('candidates', ['on the front', 'off the front'], 'Pareto', 'layout')}"
             + table("candidates", ["layout", "concurrency per replica", "TTFT", "TPOT", "tokens/s per GPU",
                                    "tokens/s per user", "Pareto", "within limits", "best"], rows))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from opgraph.render import renderer
-from opgraph.render.html import COLOURS, esc, filters, log_chart, page, table, tabs
+from opgraph.render.html import COLOURS, chart as draw_chart, esc, filters, page, table, tabs
 from opgraph.render.report import Report, as_json
 from opgraph.render.text import gb, seconds, sig
 
@@ -55,7 +55,7 @@ def _roofline(p: dict, spec: dict, dtype: str) -> tuple[str, int, int]:
     roofs = [([(lo, lo * bw), (ridge, peak), (hi, peak)], "#222", f"{dtype} matrix roof {peak / 1e12:,.0f} TFLOP/s"),
              ([(lo, min(lo * bw, vector)), (vector / bw, vector), (hi, vector)], "#888",
               f"vector roof {vector / 1e12:,.0f} TFLOP/s")]
-    chart = log_chart(points, roofs, "arithmetic intensity (FLOP/byte)", "achieved FLOP/s at the expected time")
+    chart = draw_chart(points, roofs, "arithmetic intensity (FLOP/byte)", "achieved FLOP/s at the expected time")
     return chart, len(points), skipped
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opgraph.analysis.sweep import SweepReport
 from opgraph.render import renderer
-from opgraph.render.text import lines, sig, table, to_csv, to_json
+from opgraph.render.text import lines, seconds, sig, table, to_csv, to_json
 
 
 @renderer(SweepReport, "json")
@@ -40,3 +40,92 @@ def as_text(r: SweepReport, fmt: str) -> str:
     note = ("Times are one GPU's step (every GPU of a group steps together). memory GB: one GPU's weights, KV cache and peak activations for the step (opgraph memory); a point marked "
             "DOES NOT FIT exceeds the GPU's capacity, and its times are as if it fitted")
     return lines(table(rows, header, fmt), "", note)
+
+
+MOST_MARKS = 2000  # marks a chart at most
+MOST_CURVES = 7  # curves a chart at most (the bright scheme's colours)
+MOST_ROWS = 500  # table rows at most; the embedded data holds every point
+
+
+def _tokens(p: dict) -> float:
+    """Tokens of the step's batch over its expected time: new tokens in decode, prompt tokens in prefill."""
+    return p["batch"] * p.get("seq_len", 1) / p["expected_s"]
+
+
+def _grid_panel(hw: str, phase: str, pts: list[dict]) -> tuple[str, int]:
+    """Expected time (the roofline dashed), throughput and intensity against the axis with more values, one curve
+    for each value of the other (at most MOST_CURVES of them, spread); the panel and its marks a chart."""
+    from opgraph.render.html import chart, decades, esc, legend, palette, spread
+
+    length = "seq_len" if phase == "prefill" else "context"
+    values = {k: sorted({p[k] for p in pts}) for k in ("batch", length)}
+    x, s = ("batch", length) if len(values["batch"]) >= len(values[length]) else (length, "batch")
+    curves = spread(values[s], MOST_CURVES)
+    xs = spread(values[x], max(1, MOST_MARKS // len(curves)))
+    at = {(p[x], p[s]): p for p in pts}
+    colour = palette(f"{s} {v:,}" for v in curves)
+    new = "prompt" if phase == "prefill" else "new"
+    measures = [  # heading, y axis (unit), the value at a point, unit of hover text, the dashed reference
+        ("expected step time, one GPU", "step time (ms)", lambda p: p["expected_s"] * 1e3, "ms", "roofline_s"),
+        (f"throughput: {new} tokens/s of the batch (a replica's GPUs together)", f"{new} tokens/s", _tokens,
+         "tokens/s", None),
+        ("arithmetic intensity, the whole model", "FLOP/byte", lambda p: p["intensity"], "FLOP/byte", None)]
+    out = []
+    for heading, axis, value, unit, reference in measures:
+        points, lines_ = [], []
+        for v in curves:
+            c = colour[f"{s} {v:,}"]
+            row = [at[(u, v)] for u in xs if (u, v) in at and (value(at[(u, v)]) or 0) > 0]
+            points += [(p[x], value(p), c, f"batch {p['batch']:,}, {length} {p[length]:,}: {value(p):,.4g} {unit}",
+                        True, 4 if len(xs) <= 30 else 2) for p in row]
+            lines_.append(([(p[x], value(p)) for p in row], c, ""))
+            if reference:
+                lines_.append(([(p[x], p[reference] * 1e3) for p in row], c, "", True))
+        ys = [y for ln in lines_ for _, y in ln[0]]
+        out.append(f"<div><h3>{esc(heading)}</h3>" + chart(
+            points, lines_, f"{x} ({'sequences' if x == 'batch' else 'tokens'})", axis, x_log=decades(values[x]),
+            y_log=decades(ys), width=480, height=340) + "</div>")
+    shown = (f"{len(curves)} of the {len(values[s]):,} values of {s} drawn as curves, at {len(xs):,} of the "
+             f"{len(values[x]):,} values of {x}; the table and the embedded data hold every point")
+    dashed = "dashed: the roofline (the ideal) of the same colour's curve"
+    return (f"<h2>{esc(hw)}, {esc(phase)}: {len(pts):,} points</h2><p class=\"note\">{esc(shown)}.</p>"
+            f"{legend(colour, '; ' + dashed)}<div class=\"charts\">{''.join(out)}</div>", len(curves) * len(xs))
+
+
+@renderer(SweepReport, "html")
+def as_html(r: SweepReport, fmt: str) -> str:
+    """Per GPU and phase (tabs) the curves against the swept axis; a table of the points that sorts and filters.
+    The page's data is the JSON."""
+    import json
+
+    from opgraph.render.html import esc, every, filters, page, table, tabs
+
+    data = as_json(r, "json")
+    d = json.loads(data)
+    grids: dict[tuple[str, str], list[dict]] = {}
+    for p in d["points"]:
+        grids.setdefault((p["hardware"], p["phase"]), []).append(p)
+    panels = [(f"grid-{hw}-{phase}", f"{hw} {phase}", _grid_panel(hw, phase, pts)[0])
+              for (hw, phase), pts in grids.items()]
+    listed, step = every(d["points"], MOST_ROWS)
+    rows = [([(p["hardware"], p["hardware"]), (p["phase"], p["phase"]), (f"{p['batch']:,}", p["batch"]),
+              (f"{p.get('seq_len', p.get('context')):,}", p.get("seq_len", p.get("context"))),
+              (seconds(p["expected_s"]), p["expected_s"]), (seconds(p["roofline_s"]), p["roofline_s"]),
+              (sig(_tokens(p)), _tokens(p)), (sig(p["intensity"]), p["intensity"]), (p["bound"], p["bound"]),
+              (f"{p['dominant_op']} ({p['dominant_expected_share']:.0%})", p["dominant_op"]),
+              (sig(p["memory_bytes"] / 1e9), p["memory_bytes"]), ("yes" if p["fits"] else "NO", int(p["fits"]))],
+             {"data-bound": p["bound"], "data-op": f"{p['hardware']}:{p['phase']}:{p['batch']}:"
+                                                   f"{p.get('seq_len', p.get('context'))}"}) for p in listed]
+    headers = ["GPU", "phase", "batch (sequences)", "seq_len / context (tokens)", "expected step, one GPU",
+               "roofline step, one GPU", "tokens/s of the batch (prefill: prompt, decode: new)", "FLOP/byte",
+               "verdict", "dominant op (% of expected)", "memory per GPU (GB)", "fits"]
+    title = f"opgraph sweep: {r.model}, fusion {r.plan.name}"
+    listed_note = (f"{len(listed):,} of the {len(d['points']):,} points listed (every {step}th)" if step > 1 else
+                   f"all {len(d['points']):,} points")
+    body = (f"<h1>{esc(title)}</h1><p class=\"note\">Times are one GPU's step (every GPU of a group steps together); "
+            f"tokens/s are the step's batch over its expected time; memory is one GPU's weights, KV cache and peak "
+            f"activations. The page's data is the JSON of <code>--format json</code>, embedded.</p>{tabs(panels)}"
+            f"<h2>points</h2><p class=\"note\">{esc(listed_note)}; --format csv gives them all.</p>"
+            f"{filters('points', sorted({p['bound'] for p in d['points']}), hint='GPU, phase or op')}"
+            f"{table('points', headers, rows)}")
+    return page(title, body, data)

@@ -85,34 +85,31 @@ def as_html(v: Validation, fmt: str) -> str:
     page's data is the JSON."""
     import json
 
-    from opgraph.render.html import BRIGHT, esc, page, table
-    from opgraph.render.html import log_chart
+    from opgraph.render.html import chart, esc, every, legend, page, palette, table
 
     data = as_json(v, "json")
     d = json.loads(data)
     predictor = v.predictors[-1]
     classes = sorted({r["class"] for r in d["rows"]})
-    colour = {c: BRIGHT[i % len(BRIGHT)] for i, c in enumerate(classes)}
+    colour = palette(classes)
     shape = [c for c in SHAPE_COLUMNS]
-    step = -(-len(d["rows"]) // MOST_DRAWN)  # every step-th row: a chart of tens of thousands of marks is unreadable
-    drawn = d["rows"][::step]
+    drawn, step = every(d["rows"], MOST_DRAWN)
     points = [(r["measured_s"] * 1e6, r[f"{predictor}_s"] * 1e6, colour[r["class"]],
                f"row {r['row']}: {r['class']} {r['dtype']} " + ", ".join(f"{k} {r[k]:,}" for k in shape if k in r)
                + f"; measured {r['measured_s'] * 1e6:,.2f} µs, {predictor} {r[f'{predictor}_s'] * 1e6:,.2f} µs, "
                  f"error {r[f'{predictor}_error']:+.0%}") for r in drawn]
     lo = min(min(p[0] for p in points), min(p[1] for p in points))
     hi = max(max(p[0] for p in points), max(p[1] for p in points))
-    chart = log_chart(points, [([(lo, lo), (hi, hi)], "#222", "predicted = measured")], "measured time (µs)",
+    picture = chart(points, [([(lo, lo), (hi, hi)], "#222", "predicted = measured")], "measured time (µs)",
                       f"{predictor} time (µs)")
     stats = d["stats"][predictor]
     rows = [([(k, k), (f"{s['count']:,}", s["count"]), (f"{s['median_abs_error']:.1%}", s["median_abs_error"]),
               (f"{s['p90_abs_error']:.1%}", s["p90_abs_error"]), (f"{s['median_error']:+.1%}", s["median_error"])],
              {"data-op": k}) for group in ("class", "all") for k, s in stats[group].items()]
-    legend = " ".join(f"<span style=\"color:{colour[c]}\">&#9679;</span> {esc(c)}" for c in classes)
     title = f"opgraph validate: {d['source']} against {v.hardware.display_name} ({v.hardware.name})"
     body = (f"<h1>{esc(title)}</h1><p class=\"note\">{len(d['rows']):,} measured kernels, each predicted by the "
             f"{esc(predictor)} time ({esc(d['calibration'])}); error = (predicted - measured) / measured; "
             f"{len(drawn):,} of them drawn" + (f" (every {step}th row)" if step > 1 else "") + ". The page's "
-            f"data is the JSON of <code>--format json</code>, embedded.</p><p>{legend}</p>{chart}<h2>errors by class"
+            f"data is the JSON of <code>--format json</code>, embedded.</p>{legend(colour)}{picture}<h2>errors by class"
             f"</h2>" + table("errors", ["class", "kernels", "median |error|", "p90 |error|", "median error"], rows))
     return page(title, body, data)

@@ -3,11 +3,14 @@ exactly, every op of the model in its tables, one chart mark per op that has a p
 from the network, within the size budget; and, where Chromium is installed, the page runs without a script error
 and sorts."""
 
+import base64
+import gzip
 import json
 import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -20,11 +23,14 @@ class Page(HTMLParser):
     def __init__(self):
         super().__init__()
         self.data, self.rows, self.marks, self.external, self._in_data, self._table = "", {}, 0, [], False, None
+        self.encoding, self.svg_marks = None, []  # how the data is embedded; marks of each chart in turn
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "script" and a.get("id") == "opgraph-data":
-            self._in_data = True
+            self._in_data, self.encoding = True, a.get("data-encoding")
+        if tag == "svg":
+            self.svg_marks.append(0)
         if tag == "table" and a.get("id"):
             self._table = a["id"]
             self.rows[self._table] = []
@@ -32,6 +38,7 @@ class Page(HTMLParser):
             self.rows[self._table].append(a["data-op"])
         if tag == "circle" and a.get("class") == "mark":
             self.marks += 1
+            self.svg_marks[-1] += 1
         for key in ("src", "href"):
             if key in a and re.match(r"(https?:)?//", a[key]):
                 self.external.append(a[key])
@@ -46,6 +53,13 @@ class Page(HTMLParser):
         if self._in_data:
             self.data += data
 
+    def record(self):
+        """The embedded record, decoded as the page says it is (plain JSON, or gzip and base64)."""
+        if self.encoding == "gzip+base64":
+            return json.loads(gzip.decompress(base64.b64decode(self.data)))
+        assert self.encoding is None
+        return json.loads(self.data.replace("<\\/", "</"))
+
 
 def read(argv):
     r = opgraph(*argv)
@@ -59,7 +73,7 @@ def read(argv):
                                   ["report", "deepseek-v3", "--hardware", "h200", "--tp", "8"]])
 def test_a_report_page_holds_the_json_every_op_and_a_mark_per_drawable_op(argv):
     text, page = read([*argv, "--format", "html"])
-    data = json.loads(page.data.replace("<\\/", "</"))
+    data = page.record()
     assert data == json.loads(opgraph(*argv, "--format", "json").stdout)
     drawable = 0
     for phase, p in data["phases"].items():
@@ -76,44 +90,98 @@ def test_the_largest_preset_stays_within_two_megabytes():
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium): "
+                                                             "the page's script is not run and no screenshot taken")
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+# Before the page's own script: every script error and console error is kept.
+WATCH = ("<head><script>window.errs = []; addEventListener('error', function (e) { errs.push(String(e.message)); });"
+         "var said = console.error; console.error = function () { errs.push([].join.call(arguments, ' ')); "
+         "said.apply(console, arguments); };</script>")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium): the page's script "
-                                             "is not run")
+def in_chromium(text: str, probe: str, tmp_path, screenshot: Path | None = None, height: int = 900) -> dict:
+    """Load the page in headless Chromium with `probe` appended, a script whose `check()` returns a result (or a
+    Promise of one); returns {"result": ..., "errors": [...]}, and saves a screenshot (1280 px wide) if asked: one
+    launch does both."""
+    script = ("<script>" + probe + "; Promise.resolve().then(check).then(function (r) { document.title = "
+              "JSON.stringify({result: r, errors: errs}); }, function (e) { errs.push(String(e)); document.title = "
+              "JSON.stringify({result: null, errors: errs}); });</script></body>")
+    page = tmp_path / "page.html"
+    page.write_text(text.replace("<head>", WATCH, 1).replace("</body>", script))
+    shot = [f"--screenshot={screenshot}", f"--window-size=1280,{height}"] if screenshot else []
+    r = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                        "--virtual-time-budget=10000", *shot, "--dump-dom", page.as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    title = re.search(r"<title>(\{.*?)</title>", r.stdout, re.S)
+    assert title, r.stderr[-2000:]
+    return json.loads(title.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+
+
+@needs_chromium
 def test_the_page_runs_in_chromium_without_a_script_error_and_sorts(tmp_path):
     """Headless Chromium loads the page with a check appended: it clicks the expected-time column's button of the
-    decode layer's table twice and reports the first row each time (descending after the second click), and any
-    script error."""
+    decode layer's table twice and reports the first row each time (descending after the second click). The same
+    launch takes the report's screenshot in docs/."""
     text, _ = read(["report", "--format", "html"])
-    probe = """<script>
-      var out = [], errors = [];
-      window.addEventListener('error', function (e) { errors.push(String(e.message)); });
-      var t = document.getElementById('decode-layer-ops'), b = t.querySelectorAll('th button')[7];
+    probe = """function check() {
+      var out = [], t = document.getElementById('decode-layer-ops'), b = t.querySelectorAll('th button')[7];
       b.click(); out.push(t.tBodies[0].rows[0].getAttribute('data-op'));
       b.click(); out.push(t.tBodies[0].rows[0].getAttribute('data-op'));
-      document.title = JSON.stringify({first: out, errors: errors});
-    </script></body>"""
-    page = tmp_path / "report.html"
-    page.write_text(text.replace("</body>", probe))
-    r = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
-                       capture_output=True, text=True, timeout=120)
-    title = re.search(r"<title>(.*?)</title>", r.stdout, re.S)
-    assert title, r.stderr[-2000:]
-    result = json.loads(title.group(1).replace("&quot;", '"'))
-    assert result["errors"] == []
+      return out;
+    }"""
+    got = in_chromium(text, probe, tmp_path, DOCS / "report-html.png", height=1100)
+    assert got["errors"] == []
     data = json.loads(opgraph("report", "--format", "json").stdout)
     ops = data["phases"]["decode"]["blocks"][0]["ops"]
     fastest = min(ops, key=lambda o: o["expected_s"])["expected_s"]
     slowest = max(ops, key=lambda o: o["expected_s"])["name"]
-    first, second = result["first"]
+    first, second = got["result"]
     assert next(o for o in ops if o["name"] == first)["expected_s"] == fastest and second == slowest
+
+
+# For every other kind of page: the page's data read back by its own script (opgraphData: plain or compressed)
+# equals the JSON output, and the first numeric column of its first sortable table sorts both ways.
+SORTS = """function check() {
+  var t = document.querySelector('table.sortable'), sorted = [];
+  var rows = function () { return Array.prototype.map.call(t.tBodies[0].rows, function (r) { return r; }); };
+  var col = -1, n = t.tHead.rows[0].cells.length;
+  for (var c = 0; c < n && col < 0; c++) {
+    var vs = rows().map(function (r) { return r.cells[c].getAttribute('data-v'); });
+    if (vs.every(function (v) { return v !== '' && !isNaN(parseFloat(v)); }) && new Set(vs).size > 1) { col = c; }
+  }
+  var b = t.querySelectorAll('th button')[col];
+  [0, 1].forEach(function () {
+    b.click();
+    sorted.push(rows().map(function (r) { return parseFloat(r.cells[col].getAttribute('data-v')); }));
+  });
+  return window.opgraphData().then(function (d) { return {data: d, column: col, sorted: sorted}; });
+}"""
+
+PAGES = {  # kind: (argv, the screenshot it takes in docs/, or None)
+    "sweep": (["sweep", "--phase", "decode", "--batch", "1:100", "--context", "100:10000:100"], "sweep-html.png"),
+    "serving plan": (["plan", "llama-3-70b", "--gpus", "8", "--concurrency", "1,2,4,...,512", "--prompt", "2048",
+                      "--output", "256", "--max-tpot", "50"], "plan-html.png"),
+    "crossover": (["crossover", "--phase", "decode"], None),
+}
+
+
+@needs_chromium
+@pytest.mark.parametrize("kind", list(PAGES))
+def test_every_kind_of_page_runs_in_chromium_reads_its_data_back_and_sorts(kind, tmp_path):
+    argv, shot = PAGES[kind]
+    text, page = read([*argv, "--format", "html"])
+    got = in_chromium(text, SORTS, tmp_path, DOCS / shot if shot else None)
+    assert got["errors"] == [] and got["result"]["column"] >= 0
+    assert got["result"]["data"] == page.record()  # the page's script decodes what the page holds
+    up, down = got["result"]["sorted"]
+    assert up == sorted(up) and down == sorted(up, reverse=True) and up != down
 
 
 def test_a_serving_plan_page_holds_the_json_and_a_mark_per_candidate():
     argv = ["plan", "llama-3-8b", "--gpus", "2", "--concurrency", "1,4,16,64", "--prompt", "500", "--output", "64",
             "--max-tpot", "15"]
     text, page = read([*argv, "--format", "html"])
-    data = json.loads(page.data.replace("<\\/", "</"))
+    data = page.record()
     json_output = json.loads(opgraph(*argv, "--format", "json").stdout)
     assert data.pop("search_s") > 0 and json_output.pop("search_s") > 0  # wall time: the one figure runs differ in
     assert data == json_output
@@ -126,7 +194,7 @@ def test_a_validation_page_holds_the_json_and_a_mark_per_row(tmp_path):
     f.write_text("class,dtype,time_us,m,n,k\ngemm,bf16,10,8,4096,4096\ngemm,bf16,60,512,4096,4096\n"
                  "gemm,bf16,900,8192,4096,4096\n")
     text, page = read(["validate", str(f), "--format", "html"])
-    data = json.loads(page.data.replace("<\\/", "</"))
+    data = page.record()
     assert data == json.loads(opgraph("validate", str(f), "--format", "json").stdout)
     assert page.marks == 3 and page.rows["errors"] == ["gemm", "all"] and not page.external
 
@@ -142,3 +210,44 @@ def test_out_writes_the_page_to_a_file_and_says_so(tmp_path):
     plan = tmp_path / "plan.html"  # plan has --output too: --out is its own option
     assert opgraph("plan", "--gpus", "2", "--concurrency", "1,4", "--output", "16", "--format", "html", "--out",
                    str(plan)).returncode == 0 and plan.read_text().startswith("<!DOCTYPE html>")
+
+
+def _sweep_ids(points):
+    return [f"{p['hardware']}:{p['phase']}:{p['batch']}:{p.get('seq_len', p.get('context'))}" for p in points]
+
+
+def test_a_sweep_page_holds_the_json_every_point_and_a_mark_per_point_on_each_chart():
+    argv = ["sweep", "--batch", "1,8,64,512", "--context", "128,4096", "--seq-len", "256", "--phase", "both",
+            "--hardware", "h100-sxm,h200"]
+    text, page = read([*argv, "--format", "html"])
+    data = page.record()
+    assert page.encoding is None and data == json.loads(opgraph(*argv, "--format", "json").stdout)
+    assert page.rows["points"] == _sweep_ids(data["points"])
+    # four grids (2 GPUs x 2 phases), three charts each (time, throughput, intensity), every point on each
+    per_grid = {}
+    for p in data["points"]:
+        per_grid[(p["hardware"], p["phase"])] = per_grid.get((p["hardware"], p["phase"]), 0) + 1
+    assert page.svg_marks == [n for n in per_grid.values() for _ in range(3)]
+    assert not page.external and "roofline" in text and "FLOP/byte" in text
+
+
+def test_a_sweep_of_ten_thousand_points_draws_at_most_the_cap_and_stays_under_two_megabytes():
+    argv = ["sweep", "--phase", "decode", "--batch", "1:100", "--context", "100:10000:100"]
+    text, page = read([*argv, "--format", "html"])
+    data = page.record()
+    assert len(data["points"]) == 10_000 and data == json.loads(opgraph(*argv, "--format", "json").stdout)
+    assert page.encoding == "gzip+base64" and len(text.encode()) < 2_000_000 and not page.external
+    # 7 curves (one a colour) of the 100 contexts, each at all 100 batches; the table every 20th point
+    assert page.svg_marks == [700, 700, 700] and "7 of the 100 values of context drawn" in text
+    assert page.rows["points"] == _sweep_ids(data["points"])[::20]
+
+
+def test_a_crossover_page_marks_each_op_that_turns_compute_bound_and_lists_them_all():
+    argv = ["crossover", "mixtral-8x7b", "--tp", "2"]
+    text, page = read([*argv, "--format", "html"])
+    data = page.record()
+    assert data == json.loads(opgraph(*argv, "--format", "json").stdout)
+    for phase, p in data["phases"].items():
+        assert page.rows[f"{phase}-crossovers"] == [x["op"] for x in p["crossovers"]]
+    assert page.svg_marks == [sum(x["at"] is not None for x in p["crossovers"]) for p in data["phases"].values()]
+    assert "never (up to 1,048,576)" in text and not page.external
