@@ -267,12 +267,13 @@ def draft(target, text: str):
 
 def serving_row(row):
     """A measured serving row's model builder and GPU (opgraph.analysis.serving_validate.Resolve): its preset built
-    at its tensor parallelism with its GEMMs' storage, on its shipped GPU; an OpgraphError names what is missing."""
+    at its tensor and pipeline parallelism with its GEMMs' storage, on its shipped GPU; an OpgraphError names what is
+    missing."""
     from opgraph.analysis.serving_validate import precision
 
     if row.model not in models.names():
         raise OpgraphError(f"model {row.model} is not a preset")
     if row.gpu not in specs.names():
         raise OpgraphError(f"GPU {row.gpu} is not shipped")
-    options, preset = BuildOptions(precision(row), tp=row.tp), models.get(row.model)
+    options, preset = BuildOptions(precision(row), tp=row.tp, pp=row.pp), models.get(row.model)
     return (lambda phase: preset.build(phase, options)), specs.load(row.gpu)

@@ -17,7 +17,8 @@ give directly (a fluid model: the mean iteration, with fractional requests):
   decode together, and between a request's G - 1 decode iterations the other C - 1 requests' prompts run, one
   each. TPOT is a decode iteration plus (C - 1) / (G - 1) prompts' time; TTFT is one prompt's.
 
-Output tokens a second (one replica) are C x G over a request's end-to-end time, TTFT + (G - 1) x TPOT. Each
+Output tokens a second (one replica) are C x G over a request's end-to-end time, TTFT + (G - 1) x TPOT. A pipeline
+of S stages runs S lanes of C / S requests each (one batch in flight a stage), its steps priced through every stage. Each
 figure is priced by the iteration pricer `serve` uses (opgraph.analysis.iteration), so the same kernels and time
 model; tests check it against `serve`'s event run.
 """
@@ -45,8 +46,13 @@ class Steady:
 
 def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, output: int,
            overhead_s: float = 0.0) -> Steady:
-    """The steady state of `concurrency` requests of `prompt` + `output` tokens under `engine`'s rules."""
-    c, p, g, budget = concurrency, prompt, output, engine.max_batched_tokens
+    """The steady state of `concurrency` requests of `prompt` + `output` tokens under `engine`'s rules; with pipeline
+    stages, of each of the lanes (one batch in flight a stage, as `serve` runs them), each with its share."""
+    lanes = pricer.lanes
+    if concurrency % lanes:
+        raise OpgraphError(f"concurrency {concurrency}: with {lanes} pipeline stages, each of the {lanes} batches in "
+                           f"flight holds its share; give a multiple of {lanes}")
+    c, p, g, budget = concurrency // lanes, prompt, output, engine.max_batched_tokens
     context = p + max(g - 2, 0) / 2  # decodes run at contexts P .. P + G - 2
     ctx = int(round(context))
     if engine.mixed:
@@ -86,5 +92,5 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         iteration = pricer.decodes(c, ctx).expected_s + overhead_s
         ttft = one
         tpot = iteration + (c - 1) / max(g - 1, 1) * one  # the others' prompts, one each, between a request's decodes
-    tokens_per_s = c * g / (ttft + (g - 1) * tpot)
+    tokens_per_s = lanes * c * g / (ttft + (g - 1) * tpot)
     return Steady(ttft, tpot, tokens_per_s, iteration, k)

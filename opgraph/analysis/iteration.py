@@ -80,6 +80,11 @@ class IterationPricer:
         self._attention = Traced(lambda queries, past: self._attention_part(1, queries, past), ("queries", "past"))
         self._per_sequence: dict[tuple[int, int], dict] = {}  # (queries, past) -> one sequence's attention work
 
+    @property
+    def lanes(self) -> int:
+        """Batches an engine keeps in flight: one a pipeline stage (vLLM's batch queue), else one."""
+        return len(self.stages) or 1
+
     # -- the parts, as traced functions of sizes ----------------------------------------------------------------------
     def _token_part(self, tokens) -> dict:
         """Every kernel but attention and the head, for `tokens` new tokens stacked (one prompt of that length)."""

@@ -257,7 +257,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     pricer = IterationPricer(build, plan, hw)
     # pipeline parallelism: as many batches in flight as stages, one a stage (vLLM's batch queue); each lane is run
     # as an engine of its own over its share of the requests, its steps priced through every stage
-    lanes = len(pricer.stages) or 1
+    lanes = pricer.lanes
     if lanes > 1 and speculation is not None:
         raise OpgraphError("speculative decoding with pipeline parallelism (--pp) is not modelled: give --tp instead")
     spec = speculation

@@ -1,8 +1,8 @@
 """Choosing how to serve: `opgraph plan MODEL --gpus N --concurrency LIST` (issue 17 §6).
 
-Every layout of N GPUs that serving models (tensor parallelism x data-parallel replicas, and for MoE models the
-experts spread over them, as opgraph.analysis.plan enumerates; pipeline stages are not modelled in serving and are
-listed as dropped) is tried at every concurrency per replica in the list, each a closed loop of requests of P prompt
+Every layout of N GPUs (tensor parallelism x pipeline stages x data-parallel replicas, and for MoE models the experts
+spread over them, as opgraph.analysis.plan enumerates; a pipeline's concurrency shared by its lanes, one batch in
+flight a stage, as `serve` runs them) is tried at every concurrency per replica in the list, each a closed loop of requests of P prompt
 and G output tokens under the engine's scheduler (opgraph.analysis.serve.ENGINES), priced in closed form
 (opgraph.analysis.capacity: the steady state, within about 1% of `serve`'s event run):
 - it fits when the KV cache (the engine's share of each GPU's memory, less the weights and the largest
@@ -61,7 +61,7 @@ class ServingPlan:
     output: int
     candidates: tuple[ServingCandidate, ...]  # by tokens/s per GPU, highest first
     best: ServingCandidate | None
-    too_big: int  # (layout, concurrency) pairs the KV cache or the running limit cannot hold
+    too_big: int  # (layout, concurrency) pairs the KV cache, the running limit or a pipeline's lanes cannot hold
     dropped: tuple[Dropped, ...]
     limits: dict[str, float]
     seconds: float
@@ -108,10 +108,6 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
             limits[limit] = checks.number(f"--{limit[:-2].replace('_', '-')}", value, above=0, maximum=1e6)
     found, dropped, too_big = [], [], 0
     for layout in layouts(gpus, moe):
-        if layout.pp > 1:
-            dropped.append(Dropped(layout, "serving with pipeline stages is not modelled (their micro-batches in "
-                                           "flight are not)"))
-            continue
         try:
             build, group_hw = arrange(layout)
             eng = ENGINES[engine](group_hw)
@@ -123,7 +119,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
             continue
         most = min(blocks // per_request, eng.max_seqs)
         for c in sorted(set(concurrencies)):
-            if c > most:
+            if c > most or c % pricer.lanes:  # or a pipeline's lanes cannot share it evenly
                 too_big += 1
                 continue
             try:

@@ -13,7 +13,7 @@ plan), at its concurrency, prompt and output lengths, under a benchmark protocol
 An engine without chunked prefill (TensorRT-LLM) gets a token budget of at least the prompt plus the other
 concurrency - 1 requests' decodes, so that a prompt fits beside them, as a benchmark of such prompts must be configured. Nothing is fitted here. A
 row's error is (predicted - measured) / measured: negative means predicted too fast.
-Rows opgraph does not model yet (pipeline, attention-data or expert parallelism; other GEMM storage; flagged rows)
+Rows opgraph does not model yet (attention-data or expert parallelism; other GEMM storage; flagged rows)
 and rows a preset or GPU does not name are skipped and counted by reason, never silently.
 """
 

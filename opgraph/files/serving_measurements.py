@@ -13,7 +13,7 @@ unread, as extracts carry provenance):
     ttft_ms         measured mean time to first token, ms
     tpot_ms         measured mean time per output token, ms (a request's (end-to-end - TTFT) / (output - 1))
   optional:
-    pp, dp, ep      pipeline, attention-data and expert parallelism (rows above 1 are not modelled yet: skipped)
+    pp, dp, ep      pipeline, attention-data and expert parallelism (dp or ep above 1 is not modelled yet: skipped)
     gemm_quant_mode the GEMMs' storage: empty (the preset's own), fp8 or fp8_block (fp8 weights and activations);
                     any other is not built as measured: skipped
     flags           ';'-separated doubts about the row (benchmarks/extract_serving.py); a flagged row is skipped,
@@ -65,7 +65,7 @@ class ServingMeasurement:
             return f"flagged {';'.join(doubts)}"
         if not self.concurrency:
             return "no concurrency given"
-        for name in ("pp", "dp", "ep"):
+        for name in ("dp", "ep"):
             if getattr(self, name) > 1:
                 return f"{name} above 1 (not modelled in serving yet)"
         if self.gemm not in MODELLED_GEMMS:

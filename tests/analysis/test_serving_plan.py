@@ -34,6 +34,21 @@ def test_the_closed_form_steady_state_matches_the_event_run(engine, c, p, g):
     assert fast.tokens_per_s == pytest.approx(run.tokens_per_s, rel=0.015)
 
 
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_a_pipelines_closed_form_matches_its_event_run(engine):
+    """--pp 2: two lanes of 8, each priced through both stages, in closed form and event by event."""
+    eng = ENGINES[engine](H100)
+    plan = strategy(eng.plan)
+    build = lambda ph: LLAMA.build(ph, BuildOptions(pp=2))  # noqa: E731
+    fast = steady(IterationPricer(build, plan, H100), eng, 16, 512, 128)
+    run = serve(build, plan, H100, engine=eng, concurrency=16, prompt=512, output=128)
+    assert fast.ttft_s == pytest.approx(run.ttft.mean, rel=0.015)
+    assert fast.tpot_s == pytest.approx(run.tpot.mean, rel=0.015)
+    assert fast.tokens_per_s == pytest.approx(run.tokens_per_s, rel=0.015)
+    with pytest.raises(OpgraphError, match="give a multiple of 2"):
+        steady(IterationPricer(build, plan, H100), eng, 15, 512, 128)
+
+
 def test_pareto_front_is_what_nothing_beats_in_both():
     points = [(1, 9), (2, 8), (2, 7), (3, 3), (1, 1), (3, 3), (0.5, 9)]
     front = pareto(points)
@@ -46,8 +61,9 @@ def test_the_search_ranks_layouts_and_marks_the_front_and_the_best():
     model = models.get("llama-3-70b")
     s = search_serving(choices.arranger(model, BuildOptions(), H100), H100, gpus=8, moe=False, name=model.name,
                        prompt=2048, output=256, concurrencies=[1, 8, 32, 128], max_tpot_s=0.05, max_ttft_s=0.5)
-    assert s.candidates and all(c.layout.pp == 1 for c in s.candidates)
-    assert {d.layout.pp for d in s.dropped if "pipeline" in d.reason} == {2, 4, 8}
+    assert s.candidates and {c.layout.pp for c in s.candidates} == {1, 2, 4, 8}  # pipelines served in lanes
+    assert all(c.concurrency % c.layout.pp == 0 for c in s.candidates)  # each lane its whole share
+    assert not [d for d in s.dropped if "pipeline" in d.reason]
     for c in s.candidates:
         st = c.steady  # tokens/s per GPU: the replicas' output over the 8 GPUs, from the request's end-to-end time
         assert c.tokens_per_s_per_gpu == pytest.approx(c.layout.dp * c.concurrency * 256 /
@@ -67,7 +83,7 @@ def test_the_command_line_plans_serving(tmp_path):
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["engine"] == "sglang" and d["fusion"] == "sglang" and d["best"]["best"] is True
-    assert {c["layout"] for c in d["candidates"]} == {"tp 2", "dp 2"}
+    assert {c["layout"] for c in d["candidates"]} == {"tp 2", "dp 2", "pp 2"}
     text = opgraph("plan", "llama-3-8b", "--gpus", "2", "--concurrency", "4,16", "--prompt", "500", "--output",
                    "64").stdout
     assert "the Pareto front" in text and "best within the limits" in text

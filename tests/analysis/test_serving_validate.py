@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from opgraph import hardware, models, strategy
-from opgraph.analysis.serve import sglang, serve
+from opgraph.analysis.serve import serve, sglang, vllm
+from opgraph.models import BuildOptions
 from opgraph.analysis.serving_validate import validate_serving
 from opgraph.choices import serving_row
 from opgraph.errors import OpgraphError
@@ -18,7 +19,7 @@ from userland import opgraph
 HEADER = "model,gpu,engine,tp,pp,concurrency,prompt_tokens,output_tokens,ttft_ms,tpot_ms,gemm_quant_mode,flags\n"
 ROWS = [
     "llama-3-8b,h100-sxm,sglang,1,1,4,500,16,50.0,10.0,,no_engine_version",  # kept: the version alone is unknown
-    "llama-3-8b,h100-sxm,vllm,1,2,4,500,16,50.0,10.0,,",  # pipeline parallel: not modelled
+    "llama-3-8b,h100-sxm,vllm,1,2,4,500,16,50.0,10.0,,",  # pipeline parallel: served in two lanes
     "llama-3-8b,h100-sxm,vllm,1,1,4,500,16,50.0,10.0,nvfp4,",  # other GEMM storage
     "llama-3-8b,h100-sxm,vllm,1,1,4,500,16,50.0,10.0,,replicas",  # flagged
     "not-a-model,h100-sxm,vllm,1,1,4,500,16,50.0,10.0,,",
@@ -37,11 +38,13 @@ def test_a_row_is_served_as_measured_and_the_rest_skipped_by_reason(measured):
     h100 = hardware.load("h100-sxm")
     direct = serve(models.get("llama-3-8b").build, strategy("sglang"), h100, engine=sglang(h100), concurrency=4,
                    prompt=500, output=16)
-    (p,) = v.predictions
+    p, piped = v.predictions
     assert (p.ttft_s, p.tpot_s) == (direct.ttft.mean, direct.tpot.mean)
     assert p.tpot_error == (direct.tpot.mean - 0.010) / 0.010 and p.ttft_error == (direct.ttft.mean - 0.050) / 0.050
-    assert dict(v.skipped) == {"pp above 1 (not modelled in serving yet)": 1,
-                               "GEMMs in nvfp4 (not built as measured)": 1, "flagged replicas": 1,
+    lanes = serve(lambda ph: models.get("llama-3-8b").build(ph, BuildOptions(pp=2)), strategy("vllm"), h100,
+                  engine=vllm(h100), concurrency=4, prompt=500, output=16)
+    assert (piped.ttft_s, piped.tpot_s) == (lanes.ttft.mean, lanes.tpot.mean)
+    assert dict(v.skipped) == {"GEMMs in nvfp4 (not built as measured)": 1, "flagged replicas": 1,
                                "not predicted: model not-a-model is not a preset": 1}
     assert v.rows == v.considered == 5
 
