@@ -82,3 +82,56 @@ def as_text(g: Generation, fmt: str) -> str:
     out += ["", f"Times are expected ({time_model_line(hw)}). Convention: {CONVENTION}. Memory = weights + KV "
                 f"cache + peak activations of one step ('opgraph memory' itemizes it); GB = 10^9 bytes."]
     return "\n".join(out) + "\n"
+
+
+MOST_STEPS = 2000  # decode steps drawn at most
+
+
+@renderer(Generation, "html")
+def as_html(g: Generation, fmt: str) -> str:
+    """The answer (TTFT, TPOT, total, throughput), every decode step's time against its context (at most MOST_STEPS
+    drawn), memory at both ends against the capacity. The page's data is the JSON."""
+    import json
+
+    from opgraph.render.html import BRIGHT, chart, decades, esc, facts, legend, page, spread
+    from opgraph.render.memory import stack_html
+
+    data = as_json(g, "json")
+    d = json.loads(data)
+    rows = [("time to first token, expected", seconds(d["expected_ttft_s"])),
+            ("time to first token, roofline", seconds(d["roofline_ttft_s"])),
+            ("time per output token (mean of the decode steps)", "-" if d["expected_tpot_s"] is None else
+             seconds(d["expected_tpot_s"])),
+            ("total time, expected", seconds(d["expected_total_s"])), ("total time, roofline", seconds(d["roofline_total_s"])),
+            ("output tokens/s, one replica's batch", sig(d["expected_tokens_per_s_per_replica"])),
+            ("output tokens/s per sequence", sig(d["expected_tokens_per_s_per_sequence"])),
+            ("output tokens/s per GPU", sig(d["expected_tokens_per_s_per_gpu"]))]
+    if d["gpus"] > 1:
+        rows.append((f"output tokens/s, the group of {d['gpus']} GPUs", sig(d["expected_tokens_per_s"])))
+    rows.append(("fits in one GPU's memory", "yes" if d["fits"] else "NO"))
+    dec = d["decode"]
+    steps = list(range(dec["steps"]))
+    shown = spread(steps, MOST_STEPS)
+    contexts = [dec["first_context"] + i for i in shown] if steps else []
+    expected = [dec["expected_step_s"][i] * 1e3 for i in shown]
+    roof = [dec["roofline_step_s"][i] * 1e3 for i in shown]
+    points = [(x, y, BRIGHT[0], f"step at context {x:,}: {y:,.4g} ms expected, {r:,.4g} ms roofline", True,
+               4 if len(shown) <= 30 else 2) for x, y, r in zip(contexts, expected, roof)]
+    picture = (chart(points, [(list(zip(contexts, expected)), BRIGHT[0], ""), (list(zip(contexts, roof)), BRIGHT[0], "",
+                                                                                True)],
+                     "context (tokens already cached)", "decode step time, one GPU (ms)", x_log=decades(contexts),
+                     y_log=decades(expected + roof))
+               if steps else "<p>one output token: prefill alone produces it; no decode step</p>")
+    ends = [f"during prefill (K, V of {g.prompt:,} tokens)"] + ([f"at the last step (context "
+                                                                  f"{dec['last_context']:,})"] if steps else [])
+    memory = "".join(f"<h3>memory {esc(end)}</h3>{stack_html(m)}" for end, m in zip(ends, d["memory"]))
+    hw = g.prefill.hardware
+    title = f"opgraph generate: {d['model']} on {hw.display_name} ({hw.name}), fusion {d['fusion']}"
+    body = (f"<h1>{esc(title)}</h1><p class=\"note\">batch {g.batch} x prompt {g.prompt:,} tokens -> {g.output:,} "
+            f"output tokens per sequence, a static batch ({esc(CONVENTION)}); {esc(precision_line(d['precision']))}; "
+            f"times are expected ({esc(time_model_line(hw))}). The page's data is the JSON of "
+            f"<code>--format json</code>, embedded.</p>" + "".join(f"<p class=\"note\">note: {esc(n)}</p>"
+                                                                   for n in d["notes"])
+            + f"{facts(rows)}<h2>every decode step</h2><p class=\"note\">{len(shown):,} of {len(steps):,} steps drawn."
+              f"</p>{legend({'expected': BRIGHT[0]}, '; dashed: the roofline')}{picture}{memory}")
+    return page(title, body, data)

@@ -163,18 +163,18 @@ def _tick(v: float, step: float | None = None) -> str:
 
 
 class Axis:
-    """One axis of a chart: logarithmic (whole decades) or linear (from zero, round steps); `at` maps a value to
-    a pixel between `start` and `end`."""
+    """One axis of a chart: logarithmic (whole decades) or linear (round steps, from zero if `zero`); `at` maps a
+    value to a pixel between `start` and `end`."""
 
-    def __init__(self, values: list[float], log: bool, start: float, end: float):
+    def __init__(self, values: list[float], log: bool, start: float, end: float, zero: bool = True):
         self.log, self.start, self.end = log, start, end
         if log:
             lo, hi = math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))
             self.lo, self.hi = lo, max(hi, lo + 1)
             self.ticks = [(10.0 ** e, _tick(10.0 ** e)) for e in range(self.lo, self.hi + 1)]
         else:
-            top = max(max(values), 0.0)
-            low = min(min(values), 0.0)
+            top, low = max(values), min(values)
+            top, low = (max(top, 0.0), min(low, 0.0)) if zero else (top, low if top > low else low - 1)
             raw = (top - low) / 5 or 1.0
             step = 10 ** math.floor(math.log10(raw))
             step *= next(m for m in (1, 2, 5, 10) if m * step >= raw)
@@ -196,7 +196,7 @@ def chart(points: list[tuple], lines_: list[tuple], x_label: str, y_label: str, 
     if not xs:
         return "<p class=\"note\">nothing to draw</p>"
     left, right, top, bottom = 64, 24, 12, 44
-    ax, ay = Axis(xs, x_log, left, width - right), Axis(ys, y_log, height - bottom, top)
+    ax, ay = Axis(xs, x_log, left, width - right, zero=False), Axis(ys, y_log, height - bottom, top)
     out = [f"<svg role=\"img\" aria-label=\"{esc(y_label)} against {esc(x_label)}\" viewBox=\"0 0 {width} {height}\" "
            f"width=\"100%\" style=\"max-width:{width}px\">"]
     for v, label in ax.ticks:
@@ -289,3 +289,46 @@ def dot_rows(rows: list[tuple[str, float | None, str, str]], x_label: str, never
                        f"<title>{esc(text)}</title></text>")
     out.append("</svg>")
     return "".join(out)
+
+
+def bars(rows: list[tuple[str, float, str, str]], unit: str, width: int = 760) -> str:
+    """Horizontal bars from zero, one a row: (label, value, colour, hover text), each with its value in `unit`."""
+    if not rows:
+        return "<p class=\"note\">nothing to draw</p>"
+    left, right, pitch = 230, 90, 22
+    top = max(v for _, v, *_ in rows) or 1.0
+    out = [f"<svg role=\"img\" aria-label=\"{esc(unit)} of each row\" viewBox=\"0 0 {width} {pitch * len(rows) + 4}\" "
+           f"width=\"100%\" style=\"max-width:{width}px\">"]
+    for i, (label, v, colour, text) in enumerate(rows):
+        y, w = 2 + pitch * i, max(v, 0) / top * (width - left - right)
+        out.append(f"<text x=\"{left - 6}\" y=\"{y + 14}\" text-anchor=\"end\">{esc(label)}</text>"
+                   f"<rect class=\"bar\" x=\"{left}\" y=\"{y + 2}\" width=\"{w:.1f}\" height=\"{pitch - 6}\" "
+                   f"fill=\"{colour}\"><title>{esc(text)}</title></rect>"
+                   f"<text x=\"{left + w + 4:.1f}\" y=\"{y + 14}\">{esc(f'{v:,.4g} {unit}')}</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def stack(parts: list[tuple[str, float, str]], capacity: float, scope: str, width: int = 760) -> str:
+    """A stacked bar of parts (label, bytes, colour) against a capacity (a dashed mark), in GB; `scope` says whose
+    memory it is (one GPU)."""
+    total = sum(v for _, v, _ in parts)
+    left, right, height = 8, 8, 78
+    scale = (width - left - right) / max(total, capacity, 1.0)
+    out = [f"<svg role=\"img\" aria-label=\"memory of {esc(scope)} against its capacity\" viewBox=\"0 0 {width} "
+           f"{height}\" width=\"100%\" style=\"max-width:{width}px\">"]
+    x = left
+    for label, v, colour in parts:
+        w = v * scale
+        out.append(f"<rect class=\"part\" x=\"{x:.1f}\" y=\"18\" width=\"{w:.1f}\" height=\"28\" fill=\"{colour}\">"
+                   f"<title>{esc(label)}: {v / 1e9:,.2f} GB ({v / capacity:.1%} of {esc(scope)}'s "
+                   f"{capacity / 1e9:,.0f} GB)</title></rect>")
+        x += w
+    cap = left + capacity * scale
+    verdict = "fits" if total <= capacity else "DOES NOT FIT"
+    out.append(f"<line x1=\"{cap:.1f}\" x2=\"{cap:.1f}\" y1=\"10\" y2=\"54\" stroke=\"#222\" stroke-dasharray=\"4 3\"/>"
+               f"<text x=\"{min(cap, width - right):.1f}\" y=\"10\" text-anchor=\"end\">capacity {capacity / 1e9:,.0f} "
+               f"GB</text><text x=\"{left}\" y=\"70\">{esc(scope)}: {total / 1e9:,.2f} GB of {capacity / 1e9:,.0f} GB "
+               f"({total / capacity:.0%}): {verdict}</text></svg>")
+    keys = " ".join(f"<span style=\"color:{c}\">&#9632;</span> {esc(label)} {v / 1e9:,.2f} GB" for label, v, c in parts)
+    return "".join(out) + f"<p class=\"legend\">{keys}</p>"

@@ -91,3 +91,52 @@ def as_text(r: MemoryReport, fmt: str) -> str:
     return lines(out, "", "Peak activations: the most materialized tensors alive at once while a block's kernels run "
                           "in order (on-chip intermediates cost nothing); layers run one after another, so one block's "
                           "peak is the model's. GB = 10^9 bytes, MB = 10^6.")
+
+
+def stack_html(fp: dict, scope: str = "one GPU") -> str:
+    """A footprint's record (footprint_dict) drawn: weights, KV cache and peak activations against the capacity, with
+    the figures in a table."""
+    from opgraph.render.html import BRIGHT, esc, stack
+
+    parts = [("weights", fp["weight_bytes"], BRIGHT[0]), ("KV cache", fp["kv_cache_bytes"], BRIGHT[1]),
+             ("activations at their peak", fp["activation_bytes"], BRIGHT[3])]
+    rows = parts + [("total", fp["total_bytes"], ""), ("capacity", fp["capacity_bytes"], "")]
+    cells = "".join(f"<tr><td class=text>{esc(k)}</td><td>{v / 1e9:,.3f}</td><td>{v / fp['capacity_bytes']:.1%}</td>"
+                    f"</tr>" for k, v, _ in rows)
+    return (stack(parts, fp["capacity_bytes"], scope) + f"<table><thead><tr><th>{esc(scope)}</th><th>GB</th>"
+            f"<th>of capacity</th></tr></thead><tbody>{cells}</tbody></table>")
+
+
+@renderer(MemoryReport, "html")
+def as_html(r: MemoryReport, fmt: str) -> str:
+    """Per phase (tabs): the stack against the capacity, where the KV cache and the activations' peak come from, and
+    the largest batch that fits. The page's data is the JSON."""
+    import json
+
+    from opgraph.render.html import esc, page, table, tabs
+
+    data = as_json(r, "json")
+    d = json.loads(data)
+    panels = []
+    for p, (name, fp) in zip(r.phases, d["phases"].items()):
+        blocks = table(f"{name}-blocks", ["block", "repeats", "KV cache, one instance (MB)", "peak activations (MB)",
+                                          "at the peak: kernel: tensors alive"],
+                       [([(b["name"], b["name"]), (f"{b['count']:,}", b["count"]),
+                          (f"{b['kv_cache_bytes'] / 1e6:,.2f}", b["kv_cache_bytes"]),
+                          (f"{b['peak_activation_bytes'] / 1e6:,.3f}", b["peak_activation_bytes"]),
+                          (f"{b['peak_kernel'] or '-'}: {', '.join(b['peak_alive']) or '-'}", b["peak_kernel"] or "")],
+                         {"data-op": b["name"]}) for b in fp["blocks"]])
+        whole = (f"; the group of {d['gpus']}: {fp['max_batch']['group_sequences']:,} sequences"
+                 if d["gpus"] > 1 and fp["max_batch"]["batch"] else "")
+        content = (f"<h2>{esc(name)}: {esc(sizes(p.footprint.phase.describe()))}</h2><p class=\"note\">"
+                   f"{esc(_cache_line(p.footprint))}.</p>{stack_html(fp)}<h3>by block (one GPU; one instance of each)"
+                   f"</h3>{blocks}<p>{esc(_max_batch_line(p.footprint, p.max_batch))}{esc(whole)}</p>")
+        panels.append((f"phase-{name}", name, content))
+    hw = r.hardware
+    title = f"opgraph memory: {d['model']} on {hw.display_name} ({hw.name}), fusion {d['fusion']}"
+    group = (f" Per GPU of a group of {d['gpus']} ({d['parallel']}): every figure is one GPU's; the batch is each "
+             f"replica's." if d["gpus"] > 1 else "")
+    body = (f"<h1>{esc(title)}</h1><p class=\"note\">{esc(precision_line(d['precision']))}; GB = 10^9 bytes.{esc(group)} "
+            f"Peak activations: the most materialized tensors alive at once while a block's kernels run in order. The "
+            f"page's data is the JSON of <code>--format json</code>, embedded.</p>{tabs(panels)}")
+    return page(title, body, data)

@@ -190,3 +190,57 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
             + table("candidates", ["layout", "concurrency per replica", "TTFT", "TPOT", "tokens/s per GPU",
                                    "tokens/s per user", "Pareto", "within limits", "best"], rows))
     return page(title, body, data)
+
+
+@renderer(PlanSearch, "html")
+def as_html(s: PlanSearch, fmt: str) -> str:
+    """Every candidate layout and batch that fits and meets the limits, by tokens/s per user (1 / TPOT) and per GPU,
+    one colour a layout, the best large; every candidate in a table that sorts and filters; the layouts that cannot
+    be built and why. The page's data is the JSON."""
+    import json
+
+    from opgraph.render.html import chart, esc, filters, legend, page, palette, table
+
+    data = as_json(s, "json")
+    d = json.loads(data)
+    ranked = d["ranked"]
+    colour = palette(sorted({c["layout"] for c in ranked}))
+    drawable = [c for c in ranked if c["expected_tpot_s"]]
+    points = [(1 / c["expected_tpot_s"], c["expected_tokens_per_s_per_gpu"], colour[c["layout"]],
+               f"{c['layout']} at batch {c['batch_per_replica']:,} a replica: {c['expected_tokens_per_s_per_gpu']:,.0f} "
+               f"tokens/s per GPU, TTFT {seconds(c['expected_ttft_s'])}, TPOT {seconds(c['expected_tpot_s'])}, "
+               f"{c['memory_bytes'] / 1e9:,.1f} GB a GPU" + ("; the best" if i == 0 else ""), True, 8 if i == 0 else 4)
+              for i, c in enumerate(drawable)]
+    picture = chart(points, [], "output tokens/s per sequence (1 / TPOT)", "output tokens/s per GPU")
+    rows = [([(f"{i:,}", i), (c["layout"] + (" (crosses nodes)" if c["crosses_nodes"] else ""), c["layout"]),
+              (f"{c['batch_per_replica']:,}", c["batch_per_replica"]), (f"{c['sequences']:,}", c["sequences"]),
+              (seconds(c["expected_ttft_s"]), c["expected_ttft_s"]),
+              ("-" if c["expected_tpot_s"] is None else seconds(c["expected_tpot_s"]), c["expected_tpot_s"] or 0.0),
+              (sig(c["expected_tokens_per_s_per_gpu"]), c["expected_tokens_per_s_per_gpu"]),
+              (f"{c['memory_bytes'] / 1e9:,.1f} ({c['memory_bytes'] / c['capacity_bytes']:.0%})", c["memory_bytes"]),
+              (f"{c['bound_by']} ({c['bound_share']:.0%})", c["bound_by"])],
+             {"data-bound": c["layout"], "data-op": f"{c['layout']}@{c['batch_per_replica']}"})
+            for i, c in enumerate(ranked, 1)]
+    dropped = "".join(f"<tr><td class=text>tp {x['tp']}, dp {x['dp']}, ep {x['ep']}</td><td class=text>"
+                      f"{esc(x['reason'])}</td></tr>" for x in d["dropped"])
+    hw = s.hardware
+    best = ranked[0] if ranked else None
+    said = (f"best: {best['layout']} at batch {best['batch_per_replica']:,} a replica, "
+            f"{best['expected_tokens_per_s_per_gpu']:,.0f} output tokens/s per GPU" if best else
+            "no candidate fits and meets the limits")
+    title = f"opgraph plan: {s.model} on {s.gpus} x {hw.display_name} ({hw.name})"
+    body = (f"<h1>{esc(title)}</h1><p class=\"note\">A static batch: prompt {s.prompt:,} tokens, {s.output:,} output "
+            f"tokens per sequence; {esc(_limits(s))}; ranked by output tokens/s per GPU over all {s.gpus} GPUs. "
+            f"{d['evaluated']:,} candidates costed: {len(ranked):,} fit and meet the limits, {d['too_big']:,} do not "
+            f"fit, {d['too_slow']:,} miss the limits. Times are expected ({esc(time_model_line(hw))}); memory is one "
+            f"GPU's, GB = 10^9 bytes. The page's data is the JSON of <code>--format json</code>, embedded.</p>"
+            + "".join(f"<p class=\"note\">note: {esc(n)}</p>" for n in d["notes"])
+            + f"<p><strong>{esc(said)}</strong></p>{legend(colour)}<p class=\"note\">{len(drawable):,} candidates drawn"
+              f"{'' if len(drawable) == len(ranked) else ' (those with decode steps)'}; large: the best.</p>{picture}"
+              f"<h2>candidates</h2>{filters('ranked', list(colour), 'layout', 'layout or op')}"
+            + table("ranked", ["rank", "layout", "batch per replica", "sequences (all replicas)", "TTFT", "TPOT",
+                               "output tokens/s per GPU", "memory per GPU (GB, of capacity)",
+                               "bound by (share of a decode step's roofline)"], rows)
+            + (f"<h2>layouts that cannot be built</h2><table><thead><tr><th>layout</th><th>why</th></tr></thead>"
+               f"<tbody>{dropped}</tbody></table>" if dropped else ""))
+    return page(title, body, data)

@@ -9,6 +9,7 @@ import json
 
 from opgraph.render import renderer
 from opgraph.render.html import COLOURS, chart as draw_chart, esc, filters, page, table, tabs
+from opgraph.render.memory import stack_html
 from opgraph.render.report import Report, as_json
 from opgraph.render.text import gb, seconds, sig
 
@@ -75,16 +76,6 @@ def _ops(name: str, b: dict) -> str:
             f"roofline {seconds(b['totals']['roofline_s'])})</h3>{filters(tid, verdicts)}{table(tid, headers, rows)}")
 
 
-def _memory(p: dict) -> str:
-    mem = p["memory"]
-    rows = [("weights", mem["weight_bytes"]), ("KV cache", mem["kv_cache_bytes"]),
-            ("activations at their peak", mem["activation_bytes"]), ("total", mem["total_bytes"]),
-            ("capacity", mem["capacity_bytes"])]
-    cells = "".join(f"<tr><td class=text>{esc(k)}</td><td>{esc(gb(v, 2))}</td>"
-                    f"<td>{v / mem['capacity_bytes']:.0%}</td></tr>" for k, v in rows)
-    return f"<table><thead><tr><th>one GPU</th><th>GB</th><th>of capacity</th></tr></thead><tbody>{cells}</tbody></table>"
-
-
 @renderer(Report, "html")
 def as_html(r: Report, fmt: str) -> str:
     data = as_json(r, "json")
@@ -98,7 +89,7 @@ def as_html(r: Report, fmt: str) -> str:
                    f"<h3>roofline</h3><p class=\"note\">{drawn} ops at their intensity and their FLOPs over their "
                    f"expected time; {skipped} without FLOPs or bytes of their own are not drawn. Colour: verdict "
                    f"(compute blue, memory red, communication green, latency yellow).</p>{chart}"
-                   f"<h3>memory</h3>{_memory(p)}" + "".join(_ops(name, b) for b in p["blocks"]))
+                   f"<h3>memory, one GPU</h3>{stack_html(p['memory'])}" + "".join(_ops(name, b) for b in p["blocks"]))
         panels.append((f"phase-{name}", name, content))
     title = f"opgraph report: {d['model']} on {spec['display_name']} ({d['hardware']}), fusion {d['fusion']}"
     body = (f"<h1>{esc(title)}</h1><p class=\"note\">Times are expected (the GPU's time model, "

@@ -88,3 +88,48 @@ def as_text(s: Serving, fmt: str) -> str:
         f"measured: {s.measured:,} requests over {s.iterations:,} iterations after the warm-up",
         *(f"note: {n}" for n in s.notes),
         "", f"Times are expected ({time_model_line(hw)}). Engine limits: {e.source}.")
+
+
+@renderer(Serving, "html")
+def as_html(s: Serving, fmt: str) -> str:
+    """The latency percentiles, the throughput, the iterations and the time by kernel class. The page's data is the
+    JSON."""
+    import json
+
+    from opgraph.render.html import bars, esc, facts, page, palette, table
+
+    data = as_json(s, "json")
+    d = json.loads(data)
+    scope = f"{d['gpus']} GPUs, {d['replicas']} replica(s)" if d["gpus"] > 1 else "one GPU"
+    latency = table("latency", ["latency, per request", "mean", "p50", "p90", "p99"],
+                    [([(WORDS[m], WORDS[m]), *((seconds(v), v) for v in d[f"{m}_s_stats"].values())], {"data-op": m})
+                     for m in METRICS])
+    rates = facts([(f"output tokens/s, all {d['gpus']} GPUs" if d["gpus"] > 1 else "output tokens/s, all GPUs",
+                    sig(d["expected_tokens_per_s"])),
+                   ("output tokens/s per GPU", sig(d["expected_tokens_per_s_per_gpu"])),
+                   ("output tokens/s per user (1 / TPOT)", sig(d["expected_tokens_per_s_per_user"])),
+                   ("iteration time, mean (p90)", f"{seconds(d['iteration_s_stats']['mean'])} "
+                                                  f"({seconds(d['iteration_s_stats']['p90'])})"),
+                   ("tokens an iteration, mean", sig(d["tokens_per_iteration_stats"]["mean"])),
+                   ("KV cache a GPU: blocks, peak use", f"{d['kv_cache_blocks_per_gpu']:,}, {d['kv_cache_peak_use']:.0%}"),
+                   ("measured", f"{d['requests_measured']:,} requests over {d['iterations_measured']:,} iterations")])
+    classes = d["share_of_iteration_time_by_class"]
+    colour = palette(classes)
+    by_class = bars([(k, v * 100, colour[k], f"{k}: {v:.1%} of the iterations' time") for k, v in classes.items()],
+                    "%")
+    e = d["engine"]
+    load = (f"benchmark: {d['benchmark_requests_per_replica']:,} requests per replica, {d['concurrency_per_replica']} "
+            f"in flight" if d["benchmark_requests_per_replica"] else
+            f"closed loop: {d['concurrency_per_replica']} requests in flight per replica"
+            if d["concurrency_per_replica"] is not None else
+            f"open loop: {d['rate_per_s_per_replica']:g} requests a second per replica (Poisson, seed {d['seed']})")
+    hw = s.hardware
+    title = f"opgraph serve: {d['model']} on {hw.display_name} ({hw.name}), {scope}, engine {e['name']}"
+    body = (f"<h1>{esc(title)}</h1><p class=\"note\">{esc(load)}; prompts {esc(_span(s.prompt))} tokens, outputs "
+            f"{esc(_span(s.output))} tokens; fusion {esc(d['fusion'])}; {e['max_batched_tokens']:,} tokens and "
+            f"{e['max_seqs']:,} requests an iteration at most. Times are expected ({esc(time_model_line(hw))}); "
+            f"engine limits: {esc(e['source'])}. The page's data is the JSON of <code>--format json</code>, "
+            f"embedded.</p>" + "".join(f"<p class=\"note\">note: {esc(n)}</p>" for n in d["notes"])
+            + f"<h2>latency</h2>{latency}<h2>throughput</h2>{rates}<h2>time by kernel class (share of the "
+              f"iterations' time)</h2>{by_class}")
+    return page(title, body, data)

@@ -24,6 +24,7 @@ class Page(HTMLParser):
         super().__init__()
         self.data, self.rows, self.marks, self.external, self._in_data, self._table = "", {}, 0, [], False, None
         self.encoding, self.svg_marks = None, []  # how the data is embedded; marks of each chart in turn
+        self.cells, self.parts, self.bars = {}, [], 0  # sort values by table and row; memory stacks' widths; bars
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -36,6 +37,13 @@ class Page(HTMLParser):
             self.rows[self._table] = []
         if tag == "tr" and self._table and "data-op" in a:
             self.rows[self._table].append(a["data-op"])
+            self.cells.setdefault(self._table, []).append([])
+        if tag == "td" and self._table in self.cells and "data-v" in a:
+            self.cells[self._table][-1].append(a["data-v"])
+        if tag == "rect" and a.get("class") == "part":
+            self.parts.append(float(a["width"]))
+        if tag == "rect" and a.get("class") == "bar":
+            self.bars += 1
         if tag == "circle" and a.get("class") == "mark":
             self.marks += 1
             self.svg_marks[-1] += 1
@@ -143,6 +151,7 @@ def test_the_page_runs_in_chromium_without_a_script_error_and_sorts(tmp_path):
 # equals the JSON output, and the first numeric column of its first sortable table sorts both ways.
 SORTS = """function check() {
   var t = document.querySelector('table.sortable'), sorted = [];
+  if (!t) { return window.opgraphData().then(function (d) { return {data: d, column: -1, sorted: []}; }); }
   var rows = function () { return Array.prototype.map.call(t.tBodies[0].rows, function (r) { return r; }); };
   var col = -1, n = t.tHead.rows[0].cells.length;
   for (var c = 0; c < n && col < 0; c++) {
@@ -162,6 +171,11 @@ PAGES = {  # kind: (argv, the screenshot it takes in docs/, or None)
     "serving plan": (["plan", "llama-3-70b", "--gpus", "8", "--concurrency", "1,2,4,...,512", "--prompt", "2048",
                       "--output", "256", "--max-tpot", "50"], "plan-html.png"),
     "crossover": (["crossover", "--phase", "decode"], None),
+    "compare": (["compare", "--phase", "decode"], None),
+    "memory": (["memory", "gemma-3-27b", "--phase", "decode", "--batch", "8", "--context", "16384"], None),
+    "static plan": (["plan", "--gpus", "4", "--batch", "1,8,64"], None),
+    "serve": (["serve", "--concurrency", "16", "--prompt", "512", "--output", "64"], None),
+    "generate": (["generate", "--prompt", "512", "--output", "64"], None),  # no table to sort
 }
 
 
@@ -171,10 +185,12 @@ def test_every_kind_of_page_runs_in_chromium_reads_its_data_back_and_sorts(kind,
     argv, shot = PAGES[kind]
     text, page = read([*argv, "--format", "html"])
     got = in_chromium(text, SORTS, tmp_path, DOCS / shot if shot else None)
-    assert got["errors"] == [] and got["result"]["column"] >= 0
-    assert got["result"]["data"] == page.record()  # the page's script decodes what the page holds
+    assert got["errors"] == [] and got["result"]["data"] == page.record()  # its script decodes what it holds
+    if kind == "generate":
+        assert got["result"]["column"] == -1 and 'class="sortable"' not in text
+        return
     up, down = got["result"]["sorted"]
-    assert up == sorted(up) and down == sorted(up, reverse=True) and up != down
+    assert got["result"]["column"] >= 0 and up == sorted(up) and down == sorted(up, reverse=True) and up != down
 
 
 def test_a_serving_plan_page_holds_the_json_and_a_mark_per_candidate():
@@ -251,3 +267,63 @@ def test_a_crossover_page_marks_each_op_that_turns_compute_bound_and_lists_them_
         assert page.rows[f"{phase}-crossovers"] == [x["op"] for x in p["crossovers"]]
     assert page.svg_marks == [sum(x["at"] is not None for x in p["crossovers"]) for p in data["phases"].values()]
     assert "never (up to 1,048,576)" in text and not page.external
+
+
+def _same_page_and_json(argv, wall=()):
+    """The page and its record, which equals the JSON output but for the `wall` times, which runs differ in."""
+    text, page = read([*argv, "--format", "html"])
+    data, json_output = page.record(), json.loads(opgraph(*argv, "--format", "json").stdout)
+    assert [data.pop(k) > 0 for k in wall] == [json_output.pop(k) > 0 for k in wall] == [True] * len(wall)
+    assert data == json_output and not page.external
+    return text, page, data
+
+
+def test_a_compare_page_holds_the_plans_the_fate_changes_and_kernels_whose_savings_add_up():
+    _, page, data = _same_page_and_json(["compare", "--phase", "decode"])
+    p = data["phases"]["decode"]
+    assert page.rows["decode-plans"] == data["fusions"] and page.bars == len(data["fusions"])
+    assert page.rows["decode-fates"] == [f"{f['block']}.{f['tensor']}" for f in p["fate_changes"]]
+    saved = page.cells["decode-saved"]  # fusion, block, kernel, ops, first plan's time of the ops, kernel's, saved
+    for plan in p["plans"][1:]:
+        mine = [r for r in saved if r[0] == plan["fusion"]]
+        assert len(mine) == sum(plan["kernels_per_block"].values())
+        assert sum(float(r[5]) for r in mine) == pytest.approx(plan["expected_s"], rel=1e-6)
+        assert sum(float(r[6]) for r in mine) == pytest.approx(plan["expected_saved_s"], rel=1e-6)
+
+
+def _stacks_match(parts, footprints):
+    """Each stack's three widths (weights, KV cache, activations) are in proportion to its bytes."""
+    assert len(parts) == 3 * len(footprints)
+    for i, fp in enumerate(footprints):
+        widths, sizes = parts[3 * i:3 * i + 3], [fp["weight_bytes"], fp["kv_cache_bytes"], fp["activation_bytes"]]
+        scale = 744 / max(fp["total_bytes"], fp["capacity_bytes"])  # the drawing's width between its margins
+        assert widths == pytest.approx([b * scale for b in sizes], abs=0.06)
+
+
+def test_memory_pages_and_the_report_draw_the_stack_in_proportion_to_the_bytes():
+    _, page, data = _same_page_and_json(["memory", "gemma-3-27b", "--phase", "decode", "--batch", "8", "--context",
+                                         "16384"])
+    _stacks_match(page.parts, list(data["phases"].values()))
+    assert page.rows["decode-blocks"] == [b["name"] for b in data["phases"]["decode"]["blocks"]]
+    text, page = read(["report", "--format", "html"])
+    _stacks_match(page.parts, [p["memory"] for p in page.record()["phases"].values()])
+
+
+def test_a_generate_page_draws_every_decode_step_and_memory_at_both_ends():
+    _, page, data = _same_page_and_json(["generate", "--prompt", "512", "--output", "64"])
+    assert page.svg_marks[0] == data["decode"]["steps"] == 63
+    _stacks_match(page.parts, data["memory"])
+
+
+def test_a_static_plan_page_holds_every_candidate():
+    text, page, data = _same_page_and_json(["plan", "--gpus", "4", "--batch", "1,8,64"], wall=["search_s"])
+    assert page.rows["ranked"] == [f"{c['layout']}@{c['batch_per_replica']}" for c in data["ranked"]]
+    assert page.marks == len(data["ranked"]) and "best: " in text
+
+
+def test_a_serve_page_holds_the_percentiles_and_the_time_by_class():
+    text, page, data = _same_page_and_json(["serve", "--concurrency", "16", "--prompt", "512", "--output", "64"])
+    assert page.rows["latency"] == ["ttft", "tpot", "itl", "e2e"]
+    for row, m in zip(page.cells["latency"], ("ttft", "tpot", "itl", "e2e")):  # sort values: 9 digits
+        assert [float(v) for v in row[1:]] == pytest.approx(list(data[f"{m}_s_stats"].values()), rel=1e-8)
+    assert page.bars == len(data["share_of_iteration_time_by_class"])
