@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from opgraph.render import renderer
+from opgraph.render.draw import to_svg
 from opgraph.render.html import COLOURS, chart as draw_chart, esc, filters, page, table, tabs
 from opgraph.render.memory import stack_html
 from opgraph.render.report import Report, as_json
@@ -76,20 +77,32 @@ def _ops(name: str, b: dict) -> str:
             f"roofline {seconds(b['totals']['roofline_s'])})</h3>{filters(tid, verdicts)}{table(tid, headers, rows)}")
 
 
+def _graph(phase: str, b) -> str:
+    """A block's graph (what `opgraph graph` writes as DOT or Mermaid), drawn: its kernels as bands, each tensor's
+    hand-off solid where it is materialized, dashed where it stays on chip, its fate on hover."""
+    picture = to_svg(b.graph, b.partition, f"{phase}-{b.name}")
+    return (f"<details open><summary>the graph of block {esc(b.name)}: {len(b.kernels)} kernels, one instance"
+            f"</summary><p class=\"note\">Boxes are ops (with their weights' MB), bands their kernels; a solid edge is a "
+            f"tensor written to memory and read back (its MB beside the first read into a kernel), a dashed one stays "
+            f"on chip; hover an edge for its tensor's fate.</p><div class=\"wide\">{picture}</div></details>")
+
+
 @renderer(Report, "html")
 def as_html(r: Report, fmt: str) -> str:
     data = as_json(r, "json")
     d = json.loads(data)
     spec, dtype = d["hardware_spec"], d["precision"].get("activations", "bf16").split("/")[0]
+    costs = {c.phase.name: c for c in r.costs}
     panels = []
     for name, p in d["phases"].items():
         chart, drawn, skipped = _roofline(p, spec, dtype)
+        graphs = {b.name: _graph(name, b) for b in costs[name].blocks}
         sizes = ", ".join(f"{k} {p[k]:,}" for k in ("batch", "seq_len", "context") if k in p)
         content = (f"<h2>{esc(name)}: {esc(sizes)}</h2>{_summary(name, p, p.get('gpus', 1))}"
                    f"<h3>roofline</h3><p class=\"note\">{drawn} ops at their intensity and their FLOPs over their "
                    f"expected time; {skipped} without FLOPs or bytes of their own are not drawn. Colour: verdict "
                    f"(compute blue, memory red, communication green, latency yellow).</p>{chart}"
-                   f"<h3>memory, one GPU</h3>{stack_html(p['memory'])}" + "".join(_ops(name, b) for b in p["blocks"]))
+                   f"<h3>memory, one GPU</h3>{stack_html(p['memory'])}" + "".join(_ops(name, b) + graphs[b["name"]] for b in p["blocks"]))
         panels.append((f"phase-{name}", name, content))
     title = f"opgraph report: {d['model']} on {spec['display_name']} ({d['hardware']}), fusion {d['fusion']}"
     body = (f"<h1>{esc(title)}</h1><p class=\"note\">Times are expected (the GPU's time model, "

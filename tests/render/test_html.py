@@ -25,13 +25,22 @@ class Page(HTMLParser):
         self.data, self.rows, self.marks, self.external, self._in_data, self._table = "", {}, 0, [], False, None
         self.encoding, self.svg_marks = None, []  # how the data is embedded; marks of each chart in turn
         self.cells, self.parts, self.bars = {}, [], 0  # sort values by table and row; memory stacks' widths; bars
+        self.graphs, self._graph = {}, None  # each drawn graph: its ops (op, kernel), kernel bands, edges
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "script" and a.get("id") == "opgraph-data":
             self._in_data, self.encoding = True, a.get("data-encoding")
-        if tag == "svg":
+        if tag == "svg" and a.get("class") == "graph":
+            self._graph = self.graphs[a["data-graph"]] = {"ops": {}, "kernels": [], "edges": []}
+        elif tag == "svg":
             self.svg_marks.append(0)
+        if tag == "g" and a.get("class") == "node" and "data-op" in a:
+            self._graph["ops"][a["data-op"]] = a["data-kernel"]
+        if tag == "rect" and a.get("class") == "kernel":
+            self._graph["kernels"].append(a["data-kernel"])
+        if tag == "path" and a.get("class") == "edge":
+            self._graph["edges"].append((a["data-tensor"], a["data-from"], a["data-to"], a["data-solid"] == "1"))
         if tag == "table" and a.get("id"):
             self._table = a["id"]
             self.rows[self._table] = []
@@ -52,6 +61,8 @@ class Page(HTMLParser):
                 self.external.append(a[key])
 
     def handle_endtag(self, tag):
+        if tag == "svg":
+            self._graph = None
         if tag == "script":
             self._in_data = False
         if tag == "table":
@@ -327,3 +338,27 @@ def test_a_serve_page_holds_the_percentiles_and_the_time_by_class():
     for row, m in zip(page.cells["latency"], ("ttft", "tpot", "itl", "e2e")):  # sort values: 9 digits
         assert [float(v) for v in row[1:]] == pytest.approx(list(data[f"{m}_s_stats"].values()), rel=1e-8)
     assert page.bars == len(data["share_of_iteration_time_by_class"])
+
+
+def test_a_report_page_draws_each_block_graph_with_its_kernels_and_each_tensor_fate():
+    """Against the report's JSON (each op's kernel) and `opgraph activations` (each tensor's fate): every op is drawn
+    in its kernel's band, one band a kernel, an edge solid exactly where it crosses kernels (or leaves the block's
+    inputs, or reaches its kept outputs), never solid for a tensor kept on chip, and a solid edge into every kernel
+    that reads a materialized tensor back."""
+    for fusion in ("fused", "unfused"):
+        _, page = read(["report", "--fusion", fusion, "--format", "html"])
+        data = page.record()
+        acts = json.loads(opgraph("activations", "--fusion", fusion, "--format", "json").stdout)
+        for phase, p in data["phases"].items():
+            fates = {b["name"]: {t["tensor"]: t for t in b["tensors"]} for b in acts["phases"][phase]["blocks"]}
+            for b in p["blocks"]:
+                g, kernel = page.graphs[f"{phase}-{b['name']}"], {o["name"]: o["kernel"] for o in b["ops"]}
+                assert g["ops"] == kernel and sorted(g["kernels"]) == sorted(set(kernel.values()))
+                for tensor, src, dst, solid in g["edges"]:
+                    assert solid == (src not in kernel or dst not in kernel or kernel[src] != kernel[dst])
+                    f = fates[b["name"]].get(tensor)
+                    assert f is None or (f["producer"] == src and (f["fate"] == "materialized" or not solid))
+                for t in fates[b["name"]].values():
+                    for reader in t["consumer_kernels"]:
+                        first_op = reader.split("..")[0]  # a kernel's label: its first op..its last; its name: the first
+                        assert any(e[0] == t["tensor"] and e[3] and kernel.get(e[2]) == first_op for e in g["edges"])
