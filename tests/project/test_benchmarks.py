@@ -12,6 +12,7 @@ BENCH = Path(__file__).parents[2] / "benchmarks"
 @pytest.mark.parametrize("script, args, expect", [
     ("bench_report.py", ["--repeat", "2"], "two-phase report: median"),
     ("bench_sweep.py", ["--repeat", "1", "--points", "2500"], "2,500 points: median"),
+    ("bench_html.py", ["--repeat", "1", "--side", "20"], "400 points: the HTML page written in median"),
     ("fuzz_cli.py", ["--limit", "12"], "12 inputs in"),
     ("bench_accuracy.py", [], "held-out vLLM kernels"),
     ("bench_plan.py", ["--repeat", "1"], "decode steps costed"),
