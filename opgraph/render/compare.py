@@ -123,7 +123,6 @@ def as_html(r: Comparisons, fmt: str) -> str:
                    + (table(f"{phase}-fates", ["block", "tensor", *names], fates) if fates else "<p>none</p>"))
         panels.append((f"phase-{phase}", phase, content))
     title = f"opgraph compare: {d['model']} on {r.hardware.display_name} ({d['hardware']}): {', '.join(names)}"
-    body = (f"<h1>{esc(title)}</h1><p class=\"note\">Times are one GPU's step, expected (the GPU's time model) beside "
-            f"the roofline; GB = 10^9 bytes. The page's data is the JSON of <code>--format json</code>, embedded; the "
-            f"time saved per kernel is computed from the same run.</p>{tabs(panels)}")
-    return page(title, body, data)
+    note = ("Times are one GPU's step, expected (the GPU's time model) beside the roofline; GB = 10^9 bytes. The time "
+            "saved per kernel is computed from the same run.")
+    return page(title, note, tabs(panels), data)

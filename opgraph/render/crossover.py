@@ -84,8 +84,6 @@ def as_html(r: CrossoverReport, fmt: str) -> str:
                    + table(tid, ["op (block.op) or block", f"compute-bound from {p['variable']}", "how found"], rows))
         panels.append((f"phase-{phase}", phase, content))
     title = f"opgraph crossover: {d['model']} on {r.hardware.display_name} ({d['hardware']}), fusion {d['fusion']}"
-    body = (f"<h1>{esc(title)}</h1><p class=\"note\">Compute-bound: the op's compute time on one GPU exceeds its memory "
-            f"time and its time on the links (the roofline's verdict). Ops fused into a larger kernel have no verdict "
-            f"of their own and are not listed. The page's data is the JSON of <code>--format json</code>, "
-            f"embedded.</p>{tabs(panels)}")
-    return page(title, body, data)
+    note = ("Compute-bound: the op's compute time on one GPU exceeds its memory time and its time on the links (the "
+            "roofline's verdict). Ops fused into a larger kernel have no verdict of their own and are not listed.")
+    return page(title, note, tabs(panels), data)

@@ -127,11 +127,9 @@ def as_html(g: Generation, fmt: str) -> str:
     memory = "".join(f"<h3>memory {esc(end)}</h3>{stack_html(m)}" for end, m in zip(ends, d["memory"]))
     hw = g.prefill.hardware
     title = f"opgraph generate: {d['model']} on {hw.display_name} ({hw.name}), fusion {d['fusion']}"
-    body = (f"<h1>{esc(title)}</h1><p class=\"note\">batch {g.batch} x prompt {g.prompt:,} tokens -> {g.output:,} "
-            f"output tokens per sequence, a static batch ({esc(CONVENTION)}); {esc(precision_line(d['precision']))}; "
-            f"times are expected ({esc(time_model_line(hw))}). The page's data is the JSON of "
-            f"<code>--format json</code>, embedded.</p>" + "".join(f"<p class=\"note\">note: {esc(n)}</p>"
-                                                                   for n in d["notes"])
-            + f"{facts(rows)}<h2>every decode step</h2><p class=\"note\">{len(shown):,} of {len(steps):,} steps drawn."
-              f"</p>{legend({'expected': BRIGHT[0]}, '; dashed: the roofline')}{picture}{memory}")
-    return page(title, body, data)
+    note = (f"batch {g.batch} x prompt {g.prompt:,} tokens -> {g.output:,} output tokens per sequence, a static batch "
+            f"({esc(CONVENTION)}); {esc(precision_line(d['precision']))}; times are expected "
+            f"({esc(time_model_line(hw))}).")
+    body = (f"{facts(rows)}<h2>every decode step</h2><p class=\"note\">{len(shown):,} of {len(steps):,} steps drawn."
+            f"</p>{legend({'expected': BRIGHT[0]}, '; dashed: the roofline')}{picture}{memory}")
+    return page(title, note, body, data, d["notes"])

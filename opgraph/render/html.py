@@ -106,11 +106,14 @@ def embedded(data_json: str) -> str:
     return f"<script type=\"application/gzip\" id=\"opgraph-data\" data-encoding=\"gzip+base64\">{packed}</script>"
 
 
-def page(title: str, body: str, data_json: str) -> str:
-    """A whole page: title, body, the record's JSON embedded (see `embedded`)."""
+def page(title: str, note: str, body: str, data_json: str, notes=()) -> str:
+    """A whole page: the title as its heading; `note` (HTML) saying what its figures are, and that its data is the
+    JSON; the record's own notes; the body; the record's JSON embedded (see `embedded`)."""
+    head = (f"<h1>{esc(title)}</h1><p class=\"note\">{note} The page's data is the JSON of <code>--format json</code>, "
+            f"embedded.</p>" + "".join(f"<p class=\"note\">note: {esc(n)}</p>" for n in notes))
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-            f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>\n{body}\n"
+            f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>\n{head}{body}\n"
             f"{embedded(data_json)}\n<script>{SCRIPT}</script></body></html>\n")
 
 

@@ -136,7 +136,6 @@ def as_html(r: MemoryReport, fmt: str) -> str:
     title = f"opgraph memory: {d['model']} on {hw.display_name} ({hw.name}), fusion {d['fusion']}"
     group = (f" Per GPU of a group of {d['gpus']} ({d['parallel']}): every figure is one GPU's; the batch is each "
              f"replica's." if d["gpus"] > 1 else "")
-    body = (f"<h1>{esc(title)}</h1><p class=\"note\">{esc(precision_line(d['precision']))}; GB = 10^9 bytes.{esc(group)} "
-            f"Peak activations: the most materialized tensors alive at once while a block's kernels run in order. The "
-            f"page's data is the JSON of <code>--format json</code>, embedded.</p>{tabs(panels)}")
-    return page(title, body, data)
+    note = (f"{esc(precision_line(d['precision']))}; GB = 10^9 bytes.{esc(group)} Peak activations: the most "
+            f"materialized tensors alive at once while a block's kernels run in order.")
+    return page(title, note, tabs(panels), data)

@@ -182,14 +182,14 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
             f"per user" if best else "no candidate is within the limits")
     hw = s.hardware
     title = f"opgraph plan: serving {s.model} on {s.gpus} x {hw.display_name} ({hw.name}), engine {s.engine}"
-    body = (f"<h1>{esc(title)}</h1><p class=\"note\">{s.prompt:,} prompt and {s.output:,} output tokens a "
-            f"request, each layout at each concurrency per replica in its steady state; {esc(_limits(s))} (means). "
-            f"Filled: within the limits; hollow: outside; large: the best. The page's data is the JSON of "
-            f"<code>--format json</code>, embedded.</p><p><strong>{esc(said)}</strong></p>{legend(colour)}{drawn}"
+    note = (f"{s.prompt:,} prompt and {s.output:,} output tokens a request, each layout at each concurrency per replica "
+            f"in its steady state; {esc(_limits(s))} (means). Filled: within the limits; hollow: outside; large: the "
+            f"best.")
+    body = (f"<p><strong>{esc(said)}</strong></p>{legend(colour)}{drawn}"
             f"<h2>candidates</h2>{filters('candidates', ['on the front', 'off the front'], 'Pareto', 'layout')}"
             + table("candidates", ["layout", "concurrency per replica", "TTFT", "TPOT", "tokens/s per GPU",
                                    "tokens/s per user", "Pareto", "within limits", "best"], rows))
-    return page(title, body, data)
+    return page(title, note, body, data)
 
 
 @renderer(PlanSearch, "html")
@@ -229,13 +229,11 @@ def as_html(s: PlanSearch, fmt: str) -> str:
             f"{best['expected_tokens_per_s_per_gpu']:,.0f} output tokens/s per GPU" if best else
             "no candidate fits and meets the limits")
     title = f"opgraph plan: {s.model} on {s.gpus} x {hw.display_name} ({hw.name})"
-    body = (f"<h1>{esc(title)}</h1><p class=\"note\">A static batch: prompt {s.prompt:,} tokens, {s.output:,} output "
-            f"tokens per sequence; {esc(_limits(s))}; ranked by output tokens/s per GPU over all {s.gpus} GPUs. "
-            f"{d['evaluated']:,} candidates costed: {len(ranked):,} fit and meet the limits, {d['too_big']:,} do not "
-            f"fit, {d['too_slow']:,} miss the limits. Times are expected ({esc(time_model_line(hw))}); memory is one "
-            f"GPU's, GB = 10^9 bytes. The page's data is the JSON of <code>--format json</code>, embedded.</p>"
-            + "".join(f"<p class=\"note\">note: {esc(n)}</p>" for n in d["notes"])
-            + f"<p><strong>{esc(said)}</strong></p>{legend(colour)}<p class=\"note\">{len(drawable):,} candidates drawn"
+    note = (f"A static batch: prompt {s.prompt:,} tokens, {s.output:,} output tokens per sequence; {esc(_limits(s))}; "
+            f"ranked by output tokens/s per GPU over all {s.gpus} GPUs. {d['evaluated']:,} candidates costed: "
+            f"{len(ranked):,} fit and meet the limits, {d['too_big']:,} do not fit, {d['too_slow']:,} miss the limits. "
+            f"Times are expected ({esc(time_model_line(hw))}); memory is one GPU's, GB = 10^9 bytes.")
+    body = (f"<p><strong>{esc(said)}</strong></p>{legend(colour)}<p class=\"note\">{len(drawable):,} candidates drawn"
               f"{'' if len(drawable) == len(ranked) else ' (those with decode steps)'}; large: the best.</p>{picture}"
               f"<h2>candidates</h2>{filters('ranked', list(colour), 'layout', 'layout or op')}"
             + table("ranked", ["rank", "layout", "batch per replica", "sequences (all replicas)", "TTFT", "TPOT",
@@ -243,4 +241,4 @@ def as_html(s: PlanSearch, fmt: str) -> str:
                                "bound by (share of a decode step's roofline)"], rows)
             + (f"<h2>layouts that cannot be built</h2><table><thead><tr><th>layout</th><th>why</th></tr></thead>"
                f"<tbody>{dropped}</tbody></table>" if dropped else ""))
-    return page(title, body, data)
+    return page(title, note, body, data, d["notes"])

@@ -105,8 +105,7 @@ def as_html(r: Report, fmt: str) -> str:
                    f"<h3>memory, one GPU</h3>{stack_html(p['memory'])}" + "".join(_ops(name, b) + graphs[b["name"]] for b in p["blocks"]))
         panels.append((f"phase-{name}", name, content))
     title = f"opgraph report: {d['model']} on {spec['display_name']} ({d['hardware']}), fusion {d['fusion']}"
-    body = (f"<h1>{esc(title)}</h1><p class=\"note\">Times are expected (the GPU's time model, "
-            f"{esc(d['time_model']['name'])}) beside the roofline (FLOPs at the peak, bytes at the bandwidth); "
-            f"precision {esc(', '.join(f'{k} {v}' for k, v in d['precision'].items()))}; figures are one GPU's. The "
-            f"page's data is the JSON of <code>--format json</code>, embedded.</p>{tabs(panels)}")
-    return page(title, body, data)
+    note = (f"Times are expected (the GPU's time model, {esc(d['time_model']['name'])}) beside the roofline (FLOPs at "
+            f"the peak, bytes at the bandwidth); precision "
+            f"{esc(', '.join(f'{k} {v}' for k, v in d['precision'].items()))}; figures are one GPU's.")
+    return page(title, note, tabs(panels), data)

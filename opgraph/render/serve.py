@@ -125,11 +125,9 @@ def as_html(s: Serving, fmt: str) -> str:
             f"open loop: {d['rate_per_s_per_replica']:g} requests a second per replica (Poisson, seed {d['seed']})")
     hw = s.hardware
     title = f"opgraph serve: {d['model']} on {hw.display_name} ({hw.name}), {scope}, engine {e['name']}"
-    body = (f"<h1>{esc(title)}</h1><p class=\"note\">{esc(load)}; prompts {esc(_span(s.prompt))} tokens, outputs "
-            f"{esc(_span(s.output))} tokens; fusion {esc(d['fusion'])}; {e['max_batched_tokens']:,} tokens and "
-            f"{e['max_seqs']:,} requests an iteration at most. Times are expected ({esc(time_model_line(hw))}); "
-            f"engine limits: {esc(e['source'])}. The page's data is the JSON of <code>--format json</code>, "
-            f"embedded.</p>" + "".join(f"<p class=\"note\">note: {esc(n)}</p>" for n in d["notes"])
-            + f"<h2>latency</h2>{latency}<h2>throughput</h2>{rates}<h2>time by kernel class (share of the "
-              f"iterations' time)</h2>{by_class}")
-    return page(title, body, data)
+    note = (f"{esc(load)}; prompts {esc(_span(s.prompt))} tokens, outputs {esc(_span(s.output))} tokens; fusion "
+            f"{esc(d['fusion'])}; {e['max_batched_tokens']:,} tokens and {e['max_seqs']:,} requests an iteration at "
+            f"most. Times are expected ({esc(time_model_line(hw))}); engine limits: {esc(e['source'])}.")
+    body = (f"<h2>latency</h2>{latency}<h2>throughput</h2>{rates}<h2>time by kernel class (share of the iterations' "
+            f"time)</h2>{by_class}")
+    return page(title, note, body, data, d["notes"])

@@ -122,10 +122,10 @@ def as_html(r: SweepReport, fmt: str) -> str:
     title = f"opgraph sweep: {r.model}, fusion {r.plan.name}"
     listed_note = (f"{len(listed):,} of the {len(d['points']):,} points listed (every {step}th)" if step > 1 else
                    f"all {len(d['points']):,} points")
-    body = (f"<h1>{esc(title)}</h1><p class=\"note\">Times are one GPU's step (every GPU of a group steps together); "
-            f"tokens/s are the step's batch over its expected time; memory is one GPU's weights, KV cache and peak "
-            f"activations. The page's data is the JSON of <code>--format json</code>, embedded.</p>{tabs(panels)}"
+    note = ("Times are one GPU's step (every GPU of a group steps together); tokens/s are the step's batch over its "
+            "expected time; memory is one GPU's weights, KV cache and peak activations.")
+    body = (f"{tabs(panels)}"
             f"<h2>points</h2><p class=\"note\">{esc(listed_note)}; --format csv gives them all.</p>"
             f"{filters('points', sorted({p['bound'] for p in d['points']}), hint='GPU, phase or op')}"
             f"{table('points', headers, rows)}")
-    return page(title, body, data)
+    return page(title, note, body, data)

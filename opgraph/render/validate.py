@@ -107,9 +107,9 @@ def as_html(v: Validation, fmt: str) -> str:
               (f"{s['p90_abs_error']:.1%}", s["p90_abs_error"]), (f"{s['median_error']:+.1%}", s["median_error"])],
              {"data-op": k}) for group in ("class", "all") for k, s in stats[group].items()]
     title = f"opgraph validate: {d['source']} against {v.hardware.display_name} ({v.hardware.name})"
-    body = (f"<h1>{esc(title)}</h1><p class=\"note\">{len(d['rows']):,} measured kernels, each predicted by the "
-            f"{esc(predictor)} time ({esc(d['calibration'])}); error = (predicted - measured) / measured; "
-            f"{len(drawn):,} of them drawn" + (f" (every {step}th row)" if step > 1 else "") + ". The page's "
-            f"data is the JSON of <code>--format json</code>, embedded.</p>{legend(colour)}{picture}<h2>errors by class"
-            f"</h2>" + table("errors", ["class", "kernels", "median |error|", "p90 |error|", "median error"], rows))
-    return page(title, body, data)
+    note = (f"{len(d['rows']):,} measured kernels, each predicted by the {esc(predictor)} time "
+            f"({esc(d['calibration'])}); error = (predicted - measured) / measured; {len(drawn):,} of them drawn"
+            + (f" (every {step}th row)" if step > 1 else "") + ".")
+    body = (f"{legend(colour)}{picture}<h2>errors by class</h2>"
+            + table("errors", ["class", "kernels", "median |error|", "p90 |error|", "median error"], rows))
+    return page(title, note, body, data)
