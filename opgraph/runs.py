@@ -135,19 +135,23 @@ def _span(name: str, text: str) -> int | tuple[int, int]:
 
 
 def _layout(flag: str, text: str | None, a):
-    """A pool's layout: tp=N,dp=N,ep=N (any of them; the others 1), or the command's own --tp, --dp, --ep."""
+    """A pool's layout and GPU: tp=N,dp=N,ep=N (any of them; the others 1) and gpu=NAME (default: --hardware), or the
+    command's own --tp, --dp, --ep."""
     from opgraph.analysis.plan import Layout
 
     if text is None:
-        return Layout(a.tp, a.dp, a.ep)
-    sizes = {"tp": 1, "dp": 1, "ep": 1}
+        return Layout(a.tp, a.dp, a.ep), a.hardware
+    sizes, gpu_name = {"tp": 1, "dp": 1, "ep": 1}, a.hardware
     for part in text.split(","):
-        key, _, value = part.partition("=")
-        if key.strip() not in sizes or not value.strip().isdigit():
-            raise OpgraphError(f"{flag}: {text!r} is not a layout; give tp=N, dp=N and ep=N separated by commas, "
-                               f"e.g. tp=8 or dp=16,ep=16")
-        sizes[key.strip()] = checks.integer(f"{flag} {key.strip()}", int(value))
-    return Layout(sizes["tp"], sizes["dp"], sizes["ep"])
+        key, _, value = (x.strip() for x in part.partition("="))
+        if key == "gpu" and value:
+            gpu_name = value
+            continue
+        if key not in sizes or not value.isdigit():
+            raise OpgraphError(f"{flag}: {text!r} is not a layout; give tp=N, dp=N and ep=N (and gpu=NAME for a GPU "
+                               f"other than --hardware) separated by commas, e.g. tp=8 or dp=16,ep=16,gpu=h200")
+        sizes[key] = checks.integer(f"{flag} {key}", int(value))
+    return Layout(sizes["tp"], sizes["dp"], sizes["ep"]), gpu_name
 
 
 def disaggregated_run(a):
@@ -177,19 +181,25 @@ def disaggregated_run(a):
     prompt, output = _span("--prompt", a.prompt), _span("--output", a.output)
     if not isinstance(prompt, int) or not isinstance(output, int):
         raise OpgraphError("--disaggregate takes fixed lengths: give --prompt and --output as numbers, not ranges")
-    arrange = choices.arranger(model, opts, hw)
     sides = []
     for flag, text, workers in (("--prefill", a.prefill, int(match[1])), ("--decode", a.decode, int(match[2]))):
-        layout = _layout(flag, text, a)
-        build_, group_hw = arrange(layout)
+        layout, gpu_name = _layout(flag, text, a)
+        try:
+            pool_hw = hw if gpu_name == a.hardware else choices.gpu(
+                gpu_name, launch_us=a.launch_us, overlap=a.overlap, comm_overlap=a.comm_overlap,
+                calibration=a.calibration)
+        except OpgraphError as e:
+            raise OpgraphError(f"{flag} gpu={gpu_name}: {e}") from None
+        build_, group_hw = choices.arranger(model, opts, pool_hw)(layout)
         engine = serve.ENGINES[checks.choice("--engine", a.engine, serve.ENGINES)](group_hw)
         fusion = choices.plan(a.fusion or engine.plan)
         kv = footprint_of(build_(Phase.decode(1, prompt - 1)), fusion, group_hw).kv_cache_bytes / prompt
         sides.append(Side(IterationPricer(build_, fusion, group_hw), engine, checks.integer(flag, workers),
-                          layout.describe(), layout.gpus, layout.dp, kv))
+                          layout.describe(), layout.gpus, layout.dp, kv, pool_hw))
     gpus = sum(s.workers * s.gpus for s in sides)
+    same_gpu = sides[0].hw.name == sides[1].hw.name
     return disaggregated(sides[0].pricer.model, hw, *sides, concurrency=a.concurrency, prompt=prompt, output=output,
-                         same_node=hw.interconnect is not None and gpus <= hw.interconnect.gpus_per_node)
+                         same_node=same_gpu and hw.interconnect is not None and gpus <= hw.interconnect.gpus_per_node)
 
 
 def serving_run(a):

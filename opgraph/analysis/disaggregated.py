@@ -36,6 +36,7 @@ class Pool:
     gpus: int  # per worker
     replicas: int  # per worker
     utilization: float  # of its capacity, in the steady state
+    hardware: Hardware | None = None  # its GPU (the pools may differ)
 
     @property
     def total_gpus(self) -> int:
@@ -93,6 +94,7 @@ class Side:
     gpus: int  # per worker
     replicas: int  # per worker: data-parallel replicas, each running its own requests
     kv_bytes_per_token: float  # one GPU's KV cache per token of a sequence
+    hw: Hardware | None = None  # its GPU; None: the deployment's
 
 
 def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concurrency: int, prompt: int,
@@ -103,17 +105,23 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
     p, g = checks.integer("--prompt", prompt), checks.integer("--output", output, minimum=2)
     for side in (prefill, decode):
         checks.integer("workers", side.workers, maximum=4096)
-    link = hw.interconnect
-    if link is None:
-        raise OpgraphError(f"hardware {hw.name!r} has no [interconnect] table: the KV cache's move between the "
-                           f"pools cannot be priced")
+    gpus = [side.hw or hw for side in (prefill, decode)]
+    for gpu in gpus + [hw]:
+        if gpu.interconnect is None:
+            raise OpgraphError(f"hardware {gpu.name!r} has no [interconnect] table: the KV cache's move between the "
+                               f"pools cannot be priced")
+    mixed = gpus[0].name != gpus[1].name
+    if mixed and same_node:
+        raise OpgraphError("pools of different GPUs cannot share a node's NVLink: the KV cache crosses the network")
     budget = prefill.engine.max_batched_tokens
     n = max(budget // p, 1)  # whole prompts a prefill iteration takes
 
     t_p = prefill.pricer.prompt_iteration(p, budget)
     capacity = prefill.workers * prefill.replicas * n / prefill.pricer.prompt_iteration(p, budget, n)  # the pool's
     kv = int(round(prefill.kv_bytes_per_token * p))
-    bandwidth = link.link_bandwidth if same_node else link.network_bandwidth
+    # NVLink inside a node; between nodes the slower end's network (each GPU sends its shard on its own NIC)
+    bandwidth = (hw.interconnect.link_bandwidth if same_node
+                 else min(gpu.interconnect.network_bandwidth for gpu in gpus))
     transfer = kv / bandwidth
     ctx = int(round(p + max(g - 2, 0) / 2))
     replicas = decode.workers * decode.replicas
@@ -132,12 +140,15 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
             t_d = tpot(holding)
     waiting = max(total / rate - (t_p + transfer + (g - 1) * t_d), 0.0) if bound == "prefill" else 0.0
     notes = (f"the KV cache crosses {'NVLink inside a node' if same_node else 'the network between nodes'} at "
-             f"{bandwidth / 1e9:,.0f} GB/s per GPU (the spec's), every prefill GPU sending its own shard at once; "
-             f"its latency and any resharding between different layouts are not modelled",
+             f"{bandwidth / 1e9:,.0f} GB/s per GPU (the spec's"
+             + (", the slower end's" if mixed and gpus[0].interconnect.network_bandwidth !=
+                gpus[1].interconnect.network_bandwidth else "")
+             + "), every prefill GPU sending its own shard at once; its latency and any resharding between "
+             "different layouts are not modelled",
              "a closed loop in its steady state (opgraph.analysis.disaggregated): means, no percentiles")
     return Disaggregated(
         name, hw,
-        Pool("prefill", prefill.workers, prefill.layout, prefill.gpus, prefill.replicas, rate / capacity),
-        Pool("decode", decode.workers, decode.layout, decode.gpus, decode.replicas, holding / c),
+        Pool("prefill", prefill.workers, prefill.layout, prefill.gpus, prefill.replicas, rate / capacity, gpus[0]),
+        Pool("decode", decode.workers, decode.layout, decode.gpus, decode.replicas, holding / c, gpus[1]),
         c, holding, p, g, waiting + t_p + transfer, t_d, t_p, transfer, waiting, kv,
         "NVLink" if same_node else "network", rate, bound, notes)

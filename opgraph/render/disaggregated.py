@@ -3,20 +3,44 @@
 from __future__ import annotations
 
 from opgraph.analysis.disaggregated import Disaggregated
+from opgraph.pricing.hardware import Hardware
 from opgraph.render import renderer
 from opgraph.render.report import time_model_line
 from opgraph.render.text import header, lines, seconds, sig, table, to_csv, to_json
 
 
+def _gpu(d: Disaggregated, pool) -> Hardware:
+    return pool.hardware or d.hardware
+
+
 def _pools(d: Disaggregated) -> list[list]:
-    return [[p.name, p.workers, p.layout, p.total_gpus, p.workers * p.replicas, f"{p.utilization:.0%}"]
-            for p in (d.prefill, d.decode)]
+    return [[p.name, p.workers, p.layout, _gpu(d, p).name, p.total_gpus, p.workers * p.replicas,
+             f"{p.utilization:.0%}"] for p in (d.prefill, d.decode)]
+
+
+def _mixed(d: Disaggregated) -> bool:
+    return _gpu(d, d.prefill).name != _gpu(d, d.decode).name
+
+
+def _on(d: Disaggregated) -> str:
+    """Which GPUs: one kind for both pools, or each pool's."""
+    if not _mixed(d):
+        hw = _gpu(d, d.prefill)
+        return f"{d.gpus} x {hw.display_name} ({hw.name})"
+    return " + ".join(f"{p.total_gpus} x {_gpu(d, p).display_name} ({_gpu(d, p).name}, {p.name})"
+                      for p in (d.prefill, d.decode))
+
+
+def _time_models(d: Disaggregated) -> str:
+    if not _mixed(d):
+        return time_model_line(_gpu(d, d.prefill))
+    return "; ".join(f"{p.name}: {time_model_line(_gpu(d, p))}" for p in (d.prefill, d.decode))
 
 
 @renderer(Disaggregated, "table", "markdown")
 def as_text(d: Disaggregated, fmt: str) -> str:
     hw = d.hardware
-    out = header(f"opgraph serve: {d.model} on {d.gpus} x {hw.display_name} ({hw.name}), disaggregated "
+    out = header(f"opgraph serve: {d.model} on {_on(d)}, disaggregated "
                  f"{d.prefill.workers}p{d.decode.workers}d", fmt, [
                      f"closed loop: {d.concurrency} requests per decode replica; each {d.prompt:,} prompt tokens -> "
                      f"{d.output:,} output tokens; the {d.bound} pool bounds the rate",
@@ -32,14 +56,15 @@ def as_text(d: Disaggregated, fmt: str) -> str:
             ["output tokens/s per user (1 / TPOT)", sig(d.tokens_per_s_per_user)],
             ["requests decoding per decode replica", f"{d.decoding:,.1f} of {d.concurrency}"]]
     out += ["", table(rows, ["steady state", "value"], fmt, colalign=("left", "right")),
-            "", table(_pools(d), ["pool", "workers", "layout (each)", "GPUs", "replicas", "busy"], fmt),
-            "", f"Times are expected ({time_model_line(hw)})."]
+            "", table(_pools(d), ["pool", "workers", "layout (each)", "GPU", "GPUs", "replicas", "busy"], fmt),
+            "", f"Times are expected ({_time_models(d)})."]
     return lines(out)
 
 
 def _record(d: Disaggregated) -> dict:
     return {"model": d.model, "hardware": d.hardware.name, "units": {"*_s": "s", "*_tokens_per_s*": "output tokens/s"},
-            "pools": [{"name": p.name, "workers": p.workers, "layout": p.layout, "gpus": p.total_gpus,
+            "pools": [{"name": p.name, "workers": p.workers, "layout": p.layout,
+                       "hardware": _gpu(d, p).name, "gpus": p.total_gpus,
                        "replicas": p.workers * p.replicas, "utilization": p.utilization} for p in (d.prefill, d.decode)],
             "concurrency_per_decode_replica": d.concurrency, "decoding_per_decode_replica": d.decoding,
             "prompt_tokens": d.prompt, "output_tokens": d.output, "ttft_s": d.ttft_s, "tpot_s": d.tpot_s,

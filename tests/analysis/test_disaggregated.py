@@ -50,6 +50,30 @@ def test_a_prefill_pool_too_small_bounds_the_rate_and_requests_wait_for_it():
     assert d.prefill.utilization == pytest.approx(1.0) and d.decode.utilization < 1
 
 
+def test_pools_of_different_gpus_price_each_on_its_own_and_move_the_cache_over_the_slower_network():
+    """Prompts on H100s, decoding on H200s: each pool's iterations are its own GPU's (the H200 reads at 4.8 TB/s, so
+    its decode iteration differs from the H100's), and the KV cache crosses the network at the slower end's rate
+    (they cannot share a node's NVLink)."""
+    h200 = hardware.load("h200")
+    decode = Side(IterationPricer(LLAMA.build, PLAN, h200), vllm(h200), 1, "1 GPU", 1, 1, KV_PER_TOKEN, h200)
+    d = disaggregated("llama-3-8b", H100, side(1), decode, concurrency=16, prompt=1000, output=200, same_node=False)
+    on_h200 = IterationPricer(LLAMA.build, PLAN, h200).price_mix(16, 16, [(16, (1, 1099))]).expected_s
+    on_h100 = IterationPricer(LLAMA.build, PLAN, H100).price_mix(16, 16, [(16, (1, 1099))]).expected_s
+    assert d.tpot_s == on_h200 != on_h100
+    slower = min(H100.interconnect.network_bandwidth, h200.interconnect.network_bandwidth)
+    assert d.transfer_s == pytest.approx(1000 * KV_PER_TOKEN / slower, rel=1e-12) and d.link == "network"
+    assert (d.prefill.hardware, d.decode.hardware) == (H100, h200)
+    with pytest.raises(Exception, match="cannot share a node's NVLink"):
+        disaggregated("llama-3-8b", H100, side(1), decode, concurrency=16, prompt=1000, output=200, same_node=True)
+    r = opgraph("serve", "--disaggregate", "1p1d", "--decode", "tp=1,gpu=h200", "--concurrency", "8", "--prompt",
+                "500", "--output", "50", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert [p["hardware"] for p in json.loads(r.stdout)["pools"]] == ["h100-sxm", "h200"]
+    bad = opgraph("serve", "--disaggregate", "1p1d", "--decode", "gpu=nope", "--concurrency", "8", "--prompt", "500",
+                  "--output", "50")
+    assert bad.returncode == 2 and "--decode gpu=nope: unknown hardware 'nope'" in bad.stderr
+
+
 def test_the_command_line_serves_disaggregated():
     r = opgraph("serve", "--disaggregate", "1p2d", "--concurrency", "8", "--prompt", "500", "--output", "50",
                 "--format", "json")
