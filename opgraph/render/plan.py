@@ -118,7 +118,7 @@ def serving_text(s: ServingPlan, fmt: str) -> str:
 
 
 def _serving_dict(c: ServingCandidate, best: ServingCandidate | None) -> dict:
-    return {"tp": c.layout.tp, "dp": c.layout.dp, "ep": c.layout.ep, "layout": c.layout.describe(),
+    return {"tp": c.layout.tp, "pp": c.layout.pp, "dp": c.layout.dp, "ep": c.layout.ep, "layout": c.layout.describe(),
             "concurrency_per_replica": c.concurrency, "expected_ttft_s": c.steady.ttft_s,
             "expected_tpot_s": c.steady.tpot_s, "expected_tokens_per_s_per_gpu": c.tokens_per_s_per_gpu,
             "expected_tokens_per_s_per_user": c.tokens_per_s_per_user, "on_pareto_front": c.on_front,

@@ -84,6 +84,7 @@ def test_the_command_line_plans_serving(tmp_path):
     d = json.loads(r.stdout)
     assert d["engine"] == "sglang" and d["fusion"] == "sglang" and d["best"]["best"] is True
     assert {c["layout"] for c in d["candidates"]} == {"tp 2", "dp 2", "pp 2"}
+    assert {(c["tp"], c["pp"], c["dp"]) for c in d["candidates"]} == {(2, 1, 1), (1, 2, 1), (1, 1, 2)}
     text = opgraph("plan", "llama-3-8b", "--gpus", "2", "--concurrency", "4,16", "--prompt", "500", "--output",
                    "64").stdout
     assert "the Pareto front" in text and "best within the limits" in text
