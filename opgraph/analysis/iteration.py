@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import attrs
+import numpy as np
 
 from opgraph.core.fusion import FusionPlan
 from opgraph.core.phase import Phase
@@ -78,7 +79,11 @@ class IterationPricer:
         self._tokens = Traced(self._token_part, ("tokens",))
         self._head = Traced(self._head_part, ("rows",))
         self._attention = Traced(lambda queries, past: self._attention_part(1, queries, past), ("queries", "past"))
-        self._per_sequence: dict[tuple[int, int], dict] = {}  # (queries, past) -> one sequence's attention work
+        # (queries, past) -> one sequence's attention work: its labels (one tuple per label set, shared), their
+        # values as an array, and the kernels' counts
+        self._per_sequence: dict[tuple[int, int], tuple[tuple, np.ndarray, dict]] = {}
+        self._label_sets: dict[tuple, tuple] = {}
+        self._table: list | None = None  # one decode's work by past: [labels, values (past x label), filled, counts]
 
     @property
     def lanes(self) -> int:
@@ -136,15 +141,21 @@ class IterationPricer:
         """An iteration of one decode token for each context in `decode_contexts` (tokens already cached) and the
         prompt chunks `chunks`, each (new tokens, tokens of that prompt already cached). `sampling`: rows that
         sample a token (default: the decodes plus every chunk, as if each ended its prompt)."""
-        groups = [(1, c) for c in decode_contexts] + [(q, p) for q, p in chunks]
-        if not groups:
+        if not decode_contexts and not chunks:
             raise OpgraphError("an iteration needs at least one decode token or prompt chunk")
         tokens = len(decode_contexts) + sum(q for q, _ in chunks)
-        return self.price_mix(tokens, len(groups) if sampling is None else sampling, [(1, g) for g in groups])
+        count = len(decode_contexts) + len(chunks)
+        return self._price(tokens, count if sampling is None else sampling, decode_contexts,
+                           [(1, (q, p)) for q, p in chunks])
 
     def price_mix(self, tokens: int, rows: int, groups: Sequence[tuple[float, tuple[int, int]]]) -> Iteration:
         """An iteration of `tokens` new tokens stacked, `rows` of them sampling, whose attention is that of `weight`
         sequences of each (queries, past) in `groups` (a weight need not be whole: the mean mix of a steady state)."""
+        return self._price(tokens, rows, (), groups)
+
+    def _price(self, tokens: int, rows: int, decodes: Sequence[int],
+               groups: Sequence[tuple[float, tuple[int, int]]]) -> Iteration:
+        """price_mix, with one decode sequence at each past in `decodes` beside `groups`."""
         token = self._tokens(tokens)
         by_class = {k: v for k, v in token.items() if isinstance(k, str) and k not in ("expected_s", "roofline_s")}
         expected, roofline = token["expected_s"], token["roofline_s"]
@@ -159,16 +170,29 @@ class IterationPricer:
                     by_class[k] = by_class.get(k, 0.0) + v
         # Attention's work is each sequence's (its FLOPs and bytes do not depend on the others'), summed: one
         # sequence's work at each (queries, past), replayed once and kept (a run meets each context many times)
+        by_labels: dict[int, tuple[tuple, list, list]] = {}  # by the identity of a label set (shared tuples)
         got: dict = {}
+        if decodes:  # one decode each: their rows of the table of decodes by past, summed at once
+            table = self._decodes_at(decodes)
+            if table is None:
+                groups = [(1, (1, c)) for c in decodes] + list(groups)
+            else:
+                labels, total, counts = table
+                got.update(counts)
+                got.update(zip(labels, total.tolist()))
         for weight, g in groups:
             work = self._per_sequence.get(g)
             if work is None:
-                work = self._per_sequence[g] = self._attention(*g)
-            for label, v in work.items():
-                if label[-1] == "count":
-                    got[label] = v
-                else:
-                    got[label] = got.get(label, 0.0) + weight * v
+                work = self._per_sequence[g] = self._sequence_work(g)
+            labels, values, counts = work
+            got.update(counts)
+            weights, vectors = by_labels.setdefault(id(labels), (labels, [], []))[1:]
+            weights.append(weight)
+            vectors.append(values)
+        for labels, weights, vectors in by_labels.values():  # the groups' work, weighted and summed, in one product
+            total = np.asarray(weights, dtype=float) @ np.array(vectors)
+            for label, v in zip(labels, total.tolist()):
+                got[label] = got.get(label, 0.0) + v
         a_expected, a_roofline, a_class = self._attention_time(got, blocks)
         for k, v in a_class.items():
             by_class[k] = by_class.get(k, 0.0) + v
@@ -185,6 +209,41 @@ class IterationPricer:
         slowest = max(sum(blocks.get((BLOCK, name, field), 0.0) * n / self._counts[name] for name, n in counts)
                       for counts in self.stages)
         return max(through, len(self.stages) * slowest)
+
+    def _decodes_at(self, pasts: Sequence[int]) -> tuple[tuple, np.ndarray, dict] | None:
+        """The summed attention work of one decode at each of `pasts`, from a table of one decode's work by past
+        (filled as pasts are met); None where their work has more than one set of labels (the caller sums them one
+        by one)."""
+        index = np.fromiter(pasts, dtype=np.int64, count=len(pasts))
+        top = int(index.max()) + 1
+        if self._table is None or top > len(self._table[1]):
+            size = max(top, 2 * (0 if self._table is None else len(self._table[1])), 1024)
+            labels = None if self._table is None else self._table[0]
+            values = np.zeros((size, 0 if labels is None else len(labels)))
+            filled = np.zeros(size, dtype=bool)
+            if self._table is not None:
+                values[:len(self._table[1])], filled[:len(self._table[2])] = self._table[1], self._table[2]
+            self._table = [labels, values, filled, self._table[3] if self._table else {}]
+        labels, values, filled, _ = self._table
+        for past in np.unique(index[~filled[index]]).tolist():
+            work = self._per_sequence.get((1, past))
+            if work is None:
+                work = self._per_sequence[(1, past)] = self._sequence_work((1, past))
+            if labels is None:
+                labels, values = work[0], np.zeros((len(values), len(work[0])))
+                self._table[0], self._table[1], self._table[3] = labels, values, work[2]
+            elif work[0] is not labels:
+                return None
+            values[past], filled[past] = work[1], True
+        return labels, values[index].sum(axis=0), self._table[3]
+
+    def _sequence_work(self, g: tuple[int, int]) -> tuple[tuple, np.ndarray, dict]:
+        """One sequence's attention work at (queries, past), split into its summed labels (as an array) and counts."""
+        work = self._attention(*g)
+        labels = tuple(label for label in work if label[-1] != "count")
+        labels = self._label_sets.setdefault(labels, labels)  # one tuple per label set: groups compare by identity
+        return (labels, np.array([float(work[label]) for label in labels]),
+                {label: v for label, v in work.items() if label[-1] == "count"})
 
     def decodes(self, count: int, context: int) -> Iteration:
         """A decode-only iteration of `count` requests, each at `context` cached tokens."""
