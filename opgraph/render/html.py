@@ -29,7 +29,7 @@ th button{font:inherit;font-weight:600;background:none;border:0;cursor:pointer;p
 th button:focus{outline:2px solid #4477AA}
 .tabs button{font:inherit;padding:4px 12px;margin-right:4px}.tabs button[aria-selected=true]{font-weight:700}
 .filters{margin:6px 0}.filters input,.filters select{font:inherit;margin-right:8px}
-.wide{overflow-x:auto}.note{color:#555}
+.wide{overflow-x:auto}.note{color:#555}table.facts{width:auto;min-width:min(100%,560px)}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(360px,1fr));gap:8px}.charts h3{margin:8px 0 0}
 svg text{font:11px system-ui,sans-serif}.mark{fill-opacity:.8}
 @media (max-width:700px){body{font-size:12px}th,td{padding:2px 3px}}
