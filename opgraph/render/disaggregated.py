@@ -84,3 +84,35 @@ def as_json(d: Disaggregated, fmt: str) -> str:
 def as_csv(d: Disaggregated, fmt: str) -> str:
     r = {k: v for k, v in _record(d).items() if not isinstance(v, (dict, list))}
     return to_csv(list(r), [list(r.values())])
+
+
+@renderer(Disaggregated, "html")
+def as_html(d: Disaggregated, fmt: str) -> str:
+    """The steady state's TTFT (drawn in its parts), TPOT and throughput, and the two pools; the page's data is the
+    JSON."""
+    from opgraph.render.html import BRIGHT, bars, esc, facts, page, table
+
+    data = as_json(d, "json")
+    parts = bars([("waiting for a prompt slot", d.waiting_s * 1e3, BRIGHT[3], f"{seconds(d.waiting_s)} waiting"),
+                  ("the prompt's prefill iteration", d.prefill_s * 1e3, BRIGHT[0], f"{seconds(d.prefill_s)} prefill"),
+                  (f"KV-cache transfer over {d.link}", d.transfer_s * 1e3, BRIGHT[2],
+                   f"{seconds(d.transfer_s)}: {d.kv_bytes_per_gpu / 1e6:,.1f} MB a GPU")], "ms")
+    figures = facts([("time to first token (mean)", seconds(d.ttft_s)),
+                     ("time per output token (mean)", seconds(d.tpot_s)),
+                     ("requests a second, all", sig(d.requests_per_s)),
+                     (f"output tokens/s, all {d.gpus} GPUs", sig(d.tokens_per_s)),
+                     ("output tokens/s per GPU", sig(d.tokens_per_s_per_gpu)),
+                     ("output tokens/s per user (1 / TPOT)", sig(d.tokens_per_s_per_user)),
+                     ("requests decoding per decode replica", f"{d.decoding:,.1f} of {d.concurrency}")])
+    pools = table("pools", ["pool", "workers", "layout (each)", "GPU", "GPUs", "replicas", "busy"],
+                  [([(p.name, p.name), (str(p.workers), p.workers), (p.layout, p.layout),
+                     (_gpu(d, p).name, _gpu(d, p).name), (str(p.total_gpus), p.total_gpus),
+                     (str(p.workers * p.replicas), p.workers * p.replicas), (f"{p.utilization:.0%}", p.utilization)],
+                    {"data-op": p.name}) for p in (d.prefill, d.decode)])
+    title = f"opgraph serve: {d.model} on {_on(d)}, disaggregated {d.prefill.workers}p{d.decode.workers}d"
+    note = (f"A closed loop of {d.concurrency} requests per decode replica, each {d.prompt:,} prompt tokens -> "
+            f"{d.output:,} output tokens, in its steady state; the {esc(d.bound)} pool bounds the rate. Times are "
+            f"expected ({esc(_time_models(d))}).")
+    body = (f"<h2>steady state</h2>{figures}<h2>time to first token, in its parts (ms)</h2>{parts}"
+            f"<h2>pools</h2>{pools}")
+    return page(title, note, body, data, d.notes)

@@ -69,3 +69,44 @@ def as_csv(v: ServingValidation, fmt: str) -> str:
     rows = [_row(p) for p in v.predictions]
     columns = list(rows[0]) if rows else ["row"]
     return to_csv(columns, ([r[c] for c in columns] for r in rows))
+
+
+@renderer(ServingValidation, "html")
+def as_html(v: ServingValidation, fmt: str) -> str:
+    """Predicted against measured TPOT and TTFT, log-log, one colour an engine, each row on hover; the errors by
+    engine, GPU and model. The page's data is the JSON."""
+    import json
+
+    from opgraph.render.html import esc, legend, page, palette, table
+    from opgraph.render.validate import versus
+
+    data = as_json(v, "json")
+    d = json.loads(data)
+    colour = palette(sorted({r["engine"] for r in d["rows"]}))
+
+    def hover(r: dict, metric: str) -> str:
+        return (f"row {r['row']}: {r['engine']} {r['model']} on {r['gpu']}, tp {r['tp']}, concurrency "
+                f"{r['concurrency']}, {r['prompt_tokens']:,} -> {r['output_tokens']:,} tokens; measured "
+                f"{r[f'measured_{metric}_s'] * 1e3:,.1f} ms, expected {r[f'expected_{metric}_s'] * 1e3:,.1f} ms, "
+                f"error {r[f'{metric}_error']:+.0%}")
+
+    charts = "".join(
+        f"<h2>{name}</h2>" + versus([(r[f"measured_{m}_s"] * 1e3, r[f"expected_{m}_s"] * 1e3, colour[r["engine"]],
+                                      hover(r, m)) for r in d["rows"]], f"measured {name} (ms)",
+                                    f"expected {name} (ms)")
+        for m, name in (("tpot", "TPOT"), ("ttft", "TTFT"))) if d["rows"] else "<p class=\"note\">no row predicted</p>"
+    groups = d["stats"]["by_engine_gpu_model"] + [{"engine": "all", "gpu": "", "model": "", **d["stats"]["all"]}]
+    rows = [([(g["engine"], g["engine"]), (g["gpu"], g["gpu"]), (g["model"], g["model"]),
+              (f"{g['tpot']['count']:,}", g["tpot"]["count"]),
+              *((f"{g[m]['median_abs_error']:.1%} ({g[m]['median_error']:+.1%})", g[m]["median_abs_error"])
+                for m in ("tpot", "ttft"))], {"data-op": " ".join(x for x in (g["engine"], g["gpu"], g["model"]) if x)})
+            for g in groups if g["tpot"]["count"]]
+    skipped = "; ".join(f"{why} x{n}" for why, n in d["skipped"].items())
+    title = f"opgraph validate: {d['source']}, measured serving ({d['protocol']} protocol)"
+    note = (f"{len(d['rows']):,} of {d['rows_considered']:,} rows predicted, each served as measured (nothing "
+            f"fitted); error = (expected - measured) / measured" + (f"; skipped: {esc(skipped)}" if skipped else "")
+            + ".")
+    body = (legend(colour) + charts + "<h2>errors by engine, GPU and model</h2>"
+            + table("errors", ["engine", "GPU", "model", "rows", "TPOT median |error| (signed)",
+                               "TTFT median |error| (signed)"], rows))
+    return page(title, note, body, data)

@@ -79,13 +79,23 @@ def as_csv(v: Validation, fmt: str) -> str:
 MOST_DRAWN = 3000  # marks on the chart at most
 
 
+def versus(points: list[tuple], x_label: str, y_label: str) -> str:
+    """Predicted against measured, log-log, with the diagonal where they agree: points (measured, predicted,
+    colour, hover text)."""
+    from opgraph.render.html import chart
+
+    lo = min(min(p[0] for p in points), min(p[1] for p in points))
+    hi = max(max(p[0] for p in points), max(p[1] for p in points))
+    return chart(points, [([(lo, lo), (hi, hi)], "#222", "predicted = measured")], x_label, y_label)
+
+
 @renderer(Validation, "html")
 def as_html(v: Validation, fmt: str) -> str:
     """Predicted against measured, log-log, one colour a class, each row on hover; the error table by class. The
     page's data is the JSON."""
     import json
 
-    from opgraph.render.html import chart, esc, every, legend, page, palette, table
+    from opgraph.render.html import esc, every, legend, page, palette, table
 
     data = as_json(v, "json")
     d = json.loads(data)
@@ -98,10 +108,7 @@ def as_html(v: Validation, fmt: str) -> str:
                f"row {r['row']}: {r['class']} {r['dtype']} " + ", ".join(f"{k} {r[k]:,}" for k in shape if k in r)
                + f"; measured {r['measured_s'] * 1e6:,.2f} µs, {predictor} {r[f'{predictor}_s'] * 1e6:,.2f} µs, "
                  f"error {r[f'{predictor}_error']:+.0%}") for r in drawn]
-    lo = min(min(p[0] for p in points), min(p[1] for p in points))
-    hi = max(max(p[0] for p in points), max(p[1] for p in points))
-    picture = chart(points, [([(lo, lo), (hi, hi)], "#222", "predicted = measured")], "measured time (µs)",
-                      f"{predictor} time (µs)")
+    picture = versus(points, "measured time (µs)", f"{predictor} time (µs)")
     stats = d["stats"][predictor]
     rows = [([(k, k), (f"{s['count']:,}", s["count"]), (f"{s['median_abs_error']:.1%}", s["median_abs_error"]),
               (f"{s['p90_abs_error']:.1%}", s["p90_abs_error"]), (f"{s['median_error']:+.1%}", s["median_error"])],

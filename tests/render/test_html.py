@@ -187,6 +187,8 @@ PAGES = {  # kind: (argv, the screenshot it takes in docs/, or None)
     "static plan": (["plan", "--gpus", "4", "--batch", "1,8,64"], None),
     "serve": (["serve", "--concurrency", "16", "--prompt", "512", "--output", "64"], None),
     "generate": (["generate", "--prompt", "512", "--output", "64"], None),  # no table to sort
+    "disaggregated": (["serve", "--disaggregate", "1p2d", "--concurrency", "8", "--prompt", "500", "--output", "50"],
+                      None),
 }
 
 
@@ -224,6 +226,18 @@ def test_a_validation_page_holds_the_json_and_a_mark_per_row(tmp_path):
     data = page.record()
     assert data == json.loads(opgraph("validate", str(f), "--format", "json").stdout)
     assert page.marks == 3 and page.rows["errors"] == ["gemm", "all"] and not page.external
+
+
+def test_a_serving_validation_page_holds_the_json_and_a_mark_per_row_on_each_chart(tmp_path):
+    f = tmp_path / "s.csv"
+    f.write_text("model,gpu,engine,tp,pp,concurrency,prompt_tokens,output_tokens,ttft_ms,tpot_ms\n"
+                 "llama-3-8b,h100-sxm,vllm,1,1,4,500,16,50,10\nllama-3-8b,h100-sxm,sglang,1,1,8,500,16,60,12\n"
+                 "llama-3-8b,h100-sxm,vllm,1,1,5,500,16,50,10\n")
+    text, page = read(["validate", str(f), "--format", "html"])
+    data = page.record()
+    assert data == json.loads(opgraph("validate", str(f), "--format", "json").stdout) and not page.external
+    assert len(data["rows"]) == 3 and page.svg_marks == [3, 3]  # TPOT and TTFT: a mark per row on each
+    assert page.rows["errors"] == ["sglang h100-sxm llama-3-8b", "vllm h100-sxm llama-3-8b", "all"]
 
 
 def test_out_writes_the_page_to_a_file_and_says_so(tmp_path):
@@ -338,6 +352,14 @@ def test_a_serve_page_holds_the_percentiles_and_the_time_by_class():
     for row, m in zip(page.cells["latency"], ("ttft", "tpot", "itl", "e2e")):  # sort values: 9 digits
         assert [float(v) for v in row[1:]] == pytest.approx(list(data[f"{m}_s_stats"].values()), rel=1e-8)
     assert page.bars == len(data["share_of_iteration_time_by_class"])
+
+
+def test_a_disaggregated_page_holds_the_pools_and_draws_the_ttft_in_its_parts():
+    text, page, data = _same_page_and_json(["serve", "--disaggregate", "1p1d", "--decode", "tp=1,gpu=h200",
+                                            "--concurrency", "8", "--prompt", "500", "--output", "50"])
+    assert page.rows["pools"] == ["prefill", "decode"] and page.bars == 3  # waiting, prefill, transfer
+    assert [row[3] for row in page.cells["pools"]] == [p["hardware"] for p in data["pools"]] == ["h100-sxm", "h200"]
+    assert data["ttft_s"] == pytest.approx(data["waiting_s"] + data["prefill_s"] + data["transfer_s"], rel=1e-12)
 
 
 def test_a_report_page_draws_each_block_graph_with_its_kernels_and_each_tensor_fate():
