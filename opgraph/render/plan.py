@@ -167,6 +167,10 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
                    key=lambda c: c["expected_tokens_per_s_per_user"])
     lines_ = [([(c["expected_tokens_per_s_per_user"], c["expected_tokens_per_s_per_gpu"]) for c in front], "#222",
                "Pareto front")] if len(front) > 1 else []
+    if "max_tpot_s" in s.limits and points:  # the SLA's edge: tokens/s per user of at least 1 / the TPOT limit
+        edge, ys = 1 / s.limits["max_tpot_s"], [p[1] for p in points]
+        lines_.append(([(edge, min(ys)), (edge, max(ys))], "#EE6677",
+                       f"TPOT {seconds(s.limits['max_tpot_s'])}: within to the right", True))
     drawn = chart(points, lines_, "output tokens/s per user (1 / TPOT)", "output tokens/s per GPU")
     rows = [([(c["layout"], c["layout"]), (f"{c['concurrency_per_replica']:,}", c["concurrency_per_replica"]),
               (seconds(c["expected_ttft_s"]), c["expected_ttft_s"]), (seconds(c["expected_tpot_s"]), c["expected_tpot_s"]),
@@ -184,7 +188,7 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
     title = f"opgraph plan: serving {s.model} on {s.gpus} x {hw.display_name} ({hw.name}), engine {s.engine}"
     note = (f"{s.prompt:,} prompt and {s.output:,} output tokens a request, each layout at each concurrency per replica "
             f"in its steady state; {esc(_limits(s))} (means). Filled: within the limits; hollow: outside; large: the "
-            f"best.")
+            f"best; a TPOT limit is drawn dashed, the candidates within it to its right.")
     body = (f"<p><strong>{esc(said)}</strong></p>{legend(colour)}{drawn}"
             f"<h2>candidates</h2>{filters('candidates', ['on the front', 'off the front'], 'Pareto', 'layout')}"
             + table("candidates", ["layout", "concurrency per replica", "TTFT", "TPOT", "tokens/s per GPU",

@@ -216,6 +216,7 @@ def test_a_serving_plan_page_holds_the_json_and_a_mark_per_candidate():
     assert data == json_output
     assert page.rows["candidates"] == [f"{c['layout']}@{c['concurrency_per_replica']}" for c in data["candidates"]]
     assert page.marks == len(data["candidates"]) and not page.external and "best within the limits" in text
+    assert ": within to the right" in text  # the TPOT limit drawn: 1 / 15 ms of tokens/s per user
 
 
 def test_a_validation_page_holds_the_json_and_a_mark_per_row(tmp_path):
