@@ -94,9 +94,9 @@ def pareto(points: Sequence[tuple[float, float]]) -> list[bool]:
 def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name: str, prompt: int, output: int,
                    engine: str = "vllm", plan: FusionPlan | None = None,
                    concurrencies: Sequence[int] = DEFAULT_CONCURRENCY, max_ttft_s: float | None = None,
-                   max_tpot_s: float | None = None) -> ServingPlan:
-    """Every serving layout of `gpus` GPUs at every concurrency per replica that fits, for `engine`'s scheduler and
-    kernels (or `plan`'s)."""
+                   max_tpot_s: float | None = None, among: Sequence[Layout] | None = None) -> ServingPlan:
+    """Every serving layout of `gpus` GPUs (or those of them in `among`) at every concurrency per replica that fits,
+    for `engine`'s scheduler and kernels (or `plan`'s)."""
     start = time.perf_counter()
     checks.integer("--gpus", gpus, maximum=1024)
     checks.integer("--prompt", prompt)
@@ -108,6 +108,8 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
             limits[limit] = checks.number(f"--{limit[:-2].replace('_', '-')}", value, above=0, maximum=1e6)
     found, dropped, too_big = [], [], 0
     for layout in layouts(gpus, moe):
+        if among is not None and layout not in among:
+            continue
         try:
             build, group_hw = arrange(layout)
             eng = ENGINES[engine](group_hw)
