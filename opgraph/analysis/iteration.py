@@ -83,7 +83,10 @@ class IterationPricer:
         # values as an array, and the kernels' counts
         self._per_sequence: dict[tuple[int, int], tuple[tuple, np.ndarray, dict]] = {}
         self._label_sets: dict[tuple, tuple] = {}
-        self._table: list | None = None  # one decode's work by past: [labels, values (past x label), filled, counts]
+        # one decode's attention work by past (a row a past, a column a label), filled as pasts are met
+        self._decode_labels: tuple | None = None
+        self._decode_counts: dict = {}
+        self._decode_values, self._decode_filled = np.zeros((0, 0)), np.zeros(0, dtype=bool)
 
     @property
     def lanes(self) -> int:
@@ -181,10 +184,7 @@ class IterationPricer:
                 got.update(counts)
                 got.update(zip(labels, total.tolist()))
         for weight, g in groups:
-            work = self._per_sequence.get(g)
-            if work is None:
-                work = self._per_sequence[g] = self._sequence_work(g)
-            labels, values, counts = work
+            labels, values, counts = self._work(g)
             got.update(counts)
             weights, vectors = by_labels.setdefault(id(labels), (labels, [], []))[1:]
             weights.append(weight)
@@ -215,27 +215,28 @@ class IterationPricer:
         (filled as pasts are met); None where their work has more than one set of labels (the caller sums them one
         by one)."""
         index = np.fromiter(pasts, dtype=np.int64, count=len(pasts))
-        top = int(index.max()) + 1
-        if self._table is None or top > len(self._table[1]):
-            size = max(top, 2 * (0 if self._table is None else len(self._table[1])), 1024)
-            labels = None if self._table is None else self._table[0]
-            values = np.zeros((size, 0 if labels is None else len(labels)))
-            filled = np.zeros(size, dtype=bool)
-            if self._table is not None:
-                values[:len(self._table[1])], filled[:len(self._table[2])] = self._table[1], self._table[2]
-            self._table = [labels, values, filled, self._table[3] if self._table else {}]
-        labels, values, filled, _ = self._table
-        for past in np.unique(index[~filled[index]]).tolist():
-            work = self._per_sequence.get((1, past))
-            if work is None:
-                work = self._per_sequence[(1, past)] = self._sequence_work((1, past))
-            if labels is None:
-                labels, values = work[0], np.zeros((len(values), len(work[0])))
-                self._table[0], self._table[1], self._table[3] = labels, values, work[2]
-            elif work[0] is not labels:
+        if self._decode_labels is None:  # the table's columns: the labels of the first decode met
+            self._decode_labels, _, self._decode_counts = self._work((1, int(index[0])))
+            self._decode_values = np.zeros((0, len(self._decode_labels)))
+        if index.max() >= len(self._decode_filled):  # grow, doubling
+            size = max(int(index.max()) + 1, 2 * len(self._decode_filled), 1024)
+            values, filled = np.zeros((size, len(self._decode_labels))), np.zeros(size, dtype=bool)
+            values[:len(self._decode_values)] = self._decode_values
+            filled[:len(self._decode_filled)] = self._decode_filled
+            self._decode_values, self._decode_filled = values, filled
+        for past in np.unique(index[~self._decode_filled[index]]).tolist():
+            labels, row, _ = self._work((1, past))
+            if labels is not self._decode_labels:
                 return None
-            values[past], filled[past] = work[1], True
-        return labels, values[index].sum(axis=0), self._table[3]
+            self._decode_values[past], self._decode_filled[past] = row, True
+        return self._decode_labels, self._decode_values[index].sum(axis=0), self._decode_counts
+
+    def _work(self, g: tuple[int, int]) -> tuple[tuple, np.ndarray, dict]:
+        """One sequence's attention work at (queries, past), replayed once and kept."""
+        work = self._per_sequence.get(g)
+        if work is None:
+            work = self._per_sequence[g] = self._sequence_work(g)
+        return work
 
     def _sequence_work(self, g: tuple[int, int]) -> tuple[tuple, np.ndarray, dict]:
         """One sequence's attention work at (queries, past), split into its summed labels (as an array) and counts."""

@@ -39,7 +39,6 @@ def _time_models(d: Disaggregated) -> str:
 
 @renderer(Disaggregated, "table", "markdown")
 def as_text(d: Disaggregated, fmt: str) -> str:
-    hw = d.hardware
     out = header(f"opgraph serve: {d.model} on {_on(d)}, disaggregated "
                  f"{d.prefill.workers}p{d.decode.workers}d", fmt, [
                      f"closed loop: {d.concurrency} requests per decode replica; each {d.prompt:,} prompt tokens -> "
