@@ -23,6 +23,7 @@ from opgraph.pricing.hardware import Hardware
 from opgraph.core import checks
 from opgraph.core.phase import PHASES, VARIED, Phase
 from opgraph.analysis.search import first_true
+from opgraph.analysis.sweep import SweepCurve, sweep_curve
 from opgraph.trace import Traced
 
 LIMIT = 1 << 20  # the largest batch or length searched
@@ -165,6 +166,17 @@ class PhaseCrossovers:
     attention_batch: int | None = None  # decode only: the batch that comparison is made at
     attention_overtakes_ffn_expected: int | None = None  # the same by the calibrated time model's times
     not_compared: str = ""  # decode only: why attention was not set against the FFN ("" when it was)
+    curves: SweepCurve | None = None  # the model, its blocks and ops along the varied size (curve_sizes)
+
+
+def curve_sizes(found) -> list[int]:
+    """The sizes a phase's curves are computed at: the powers of two from 1 to twice the largest finite crossover
+    rounded up to a power of two (so every crossover sits well inside the curve), at least 2^10 (a phase with no
+    crossover still shows three decades) and at most LIMIT (the search's own end); and each finite crossover itself,
+    so that its mark sits on a computed point rather than between two."""
+    at = {x.at for x in found if x.at is not None}
+    end = min(LIMIT, max(1 << 10, 1 << (2 * max(at, default=1) - 1).bit_length()))
+    return sorted({1 << k for k in range(end.bit_length())} | at)
 
 
 @attrs.frozen
@@ -181,7 +193,8 @@ class CrossoverReport:
 def crossover_report(build, plan: FusionPlan, hw: Hardware, phases: list[str], *, batch: int,
                      context: int) -> CrossoverReport:
     """Decode varies the batch at `context`; prefill varies seq_len at `batch`. Decode also gives the context at
-    which attention overtakes the FFN at `batch`.
+    which attention overtakes the FFN at `batch`. Each phase also has its curves along the varied size (the model's
+    times, throughput and intensity, each block's and op's time) at `curve_sizes`, from the sweep evaluator.
 
     >>> from opgraph import hardware, models, strategy
     >>> r = crossover_report(models.get("llama-3-8b").build, strategy("fused"), hardware.load("h100-sxm"),
@@ -194,9 +207,11 @@ def crossover_report(build, plan: FusionPlan, hw: Hardware, phases: list[str], *
         variable, held = VARIED[ph]
         fixed = {held: {"context": context, "batch": batch}[held]}
         xs = tuple(crossovers(build, plan, hw, ph, fixed[held]))
+        curves = sweep_curve(build, plan, hw, ph, curve_sizes(xs), fixed[held], found=xs, ops=True)
         decode = ph == "decode"  # only decode compares attention with the FFN, along the context
         over = attention_overtakes_ffn(build, plan, hw, batch) if decode else None
         expected_over = attention_overtakes_ffn(build, plan, hw, batch, time="expected_s") if decode else None
         why = not_compared(build(Phase.decode(batch, 1))) if decode else ""
-        out.append(PhaseCrossovers(ph, variable, fixed, xs, over, batch if decode else None, expected_over, why))
+        out.append(PhaseCrossovers(ph, variable, fixed, xs, over, batch if decode else None, expected_over, why,
+                                   curves))
     return CrossoverReport(build(Phase.of(phases[0], 1, 1)).name, hw, plan, tuple(out))

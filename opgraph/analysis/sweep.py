@@ -85,6 +85,8 @@ class SweepGrid:
     comm_s: np.ndarray  # the model's time on the links
     footprint_bytes: np.ndarray  # one GPU's memory for the step: does it fit (capacity_bytes)?
     capacity_bytes: float
+    op_expected_s: dict[str, np.ndarray] = attrs.field(factory=dict)  # "block.op": all its repeats, expected; only
+    # kept when asked for (grid(..., ops=True)): a large sweep would hold an array an op
 
     @property
     def bound(self) -> np.ndarray:
@@ -148,8 +150,9 @@ class Sweeper:
                           ops[top] / out["expected_s"], out["expected_s"], out["comm_s"], out["footprint_bytes"],
                           self.hw.capacity)
 
-    def grid(self, batch, length) -> SweepGrid:
-        """Every point (batch[i], length[i]) at once; use `numpy.meshgrid` for a cross product."""
+    def grid(self, batch, length, *, ops: bool = False) -> SweepGrid:
+        """Every point (batch[i], length[i]) at once; use `numpy.meshgrid` for a cross product. With `ops`, the grid
+        also keeps each op's expected time (over all its block's repeats)."""
         batch, length = np.asarray(batch, dtype=np.int64), np.asarray(length, dtype=np.int64)
         if batch.shape != length.shape or batch.ndim != 1:
             raise OpgraphError("batch and length must be 1-D sequences of equal length, one entry a point")
@@ -157,10 +160,10 @@ class Sweeper:
             if values.size and values.min() <= 0:
                 raise OpgraphError(f"{name} values must be positive integers, got {int(values.min())}")
         out = self.traced.many(batch=batch, length=length)
-        ops = [(label[1], v) for label, v in out.items() if isinstance(label, tuple) and label[0] == "op"]
+        op_times = [(label[1], v) for label, v in out.items() if isinstance(label, tuple) and label[0] == "op"]
         best = np.zeros(len(batch), dtype=np.int64)
         top = np.full(len(batch), -np.inf)
-        for i, (_, t) in enumerate(ops):  # a running maximum: no n x ops matrix
+        for i, (_, t) in enumerate(op_times):  # a running maximum: no n x ops matrix
             better = t > top
             best[better], top[better] = i, t[better]
         with np.errstate(all="ignore"):
@@ -168,9 +171,10 @@ class Sweeper:
         return SweepGrid(self.hw.name, self.phase, batch, length, out["time_s"], out["flops"], out["bytes"],
                          out["compute_s"], out["memory_s"],
                          {label[1]: v for label, v in out.items() if isinstance(label, tuple) and label[0] == "block"},
-                         tuple(label for label, _ in ops), best, share, np.asarray(out["expected_s"], dtype=np.float64),
-                         np.asarray(out["comm_s"], dtype=np.float64), np.asarray(out["footprint_bytes"]),
-                         self.hw.capacity)
+                         tuple(label for label, _ in op_times), best, share,
+                         np.asarray(out["expected_s"], dtype=np.float64), np.asarray(out["comm_s"], dtype=np.float64),
+                         np.asarray(out["footprint_bytes"]), self.hw.capacity,
+                         {label: np.asarray(t, dtype=np.float64) for label, t in op_times} if ops else {})
 
     @property
     def regimes(self) -> int:
@@ -188,22 +192,40 @@ class SweepCurve:
     blocks: tuple[tuple[str, tuple[float, ...]], ...]  # (block, its expected time over all its repeats, per x)
     crossovers: tuple[tuple[str, int], ...]  # (block, smallest compute-bound value) within the plotted range
     roofline_s: tuple[float, ...] = ()  # the model's roofline (the ideal), per x: the plots' reference line
+    intensity: tuple[float, ...] = ()  # the model's FLOP/byte, per x
+    bound: tuple[str, ...] = ()  # the model's verdict, per x: compute, memory or communication
+    ops: tuple[tuple[str, tuple[float, ...]], ...] = ()  # ("block.op", its expected time over all repeats, per x)
+
+    @property
+    def tokens_per_s(self) -> tuple[float, ...]:
+        """The step's batch of tokens over its expected time, per x: new tokens in decode (the batch), prompt tokens
+        in prefill (the batch held times seq_len)."""
+        per_x = 1 if self.phase == "decode" else self.fixed["batch"]
+        return tuple(x * per_x / t for x, t in zip(self.xs, self.model_s))
 
 
-def sweep_curve(build, plan, hw, phase: str, xs: list[int], fixed: int) -> SweepCurve:
-    """Model and per-block expected time (and the model's roofline) along one axis (batch in decode at context `fixed`, seq_len in prefill at
-    batch `fixed`), from the sweep evaluator, and each block's crossover (opgraph.analysis.crossover) if in range."""
+def sweep_curve(build, plan, hw, phase: str, xs: list[int], fixed: int, *, found=None,
+                ops: bool = False) -> SweepCurve:
+    """Model and per-block expected time (and the model's roofline, intensity and verdict) along one axis (batch in
+    decode at context `fixed`, seq_len in prefill at batch `fixed`), from the sweep evaluator, and each block's
+    crossover (opgraph.analysis.crossover) if in range: those in `found` when given (already computed), else
+    computed here. With `ops`, each op's expected time too."""
     from opgraph.analysis.crossover import crossovers
 
     varied, held = np.asarray(xs, dtype=np.int64), np.full(len(xs), fixed, dtype=np.int64)
-    grid = Sweeper(build, plan, hw, phase).grid(*((varied, held) if VARIED[phase][0] == "batch" else (held, varied)))
+    grid = Sweeper(build, plan, hw, phase).grid(*((varied, held) if VARIED[phase][0] == "batch" else (held, varied)),
+                                                ops=ops)
     counts = {b.name: b.count for b in build(Phase.of(phase, 1, 2)).blocks}
     blocks = tuple((name, tuple((count * grid.block_expected_s[name]).tolist())) for name, count in counts.items())
-    marks = tuple((x.label, x.at) for x in crossovers(build, plan, hw, phase, fixed)
+    found = crossovers(build, plan, hw, phase, fixed) if found is None else found
+    marks = tuple((x.label, x.at) for x in found
                   if x.label in counts and x.at is not None and min(xs) <= x.at <= max(xs))
     variable, other = VARIED[phase]
+    flops, nbytes = grid.flops.tolist(), grid.bytes.tolist()
     return SweepCurve(phase, variable, {other: fixed}, tuple(xs), tuple(grid.expected_s.tolist()), blocks, marks,
-                      tuple(grid.time_s.tolist()))
+                      tuple(grid.time_s.tolist()), tuple(intensity(f, b) for f, b in zip(flops, nbytes)),
+                      tuple(grid.bound.tolist()),
+                      tuple((label, tuple(t.tolist())) for label, t in grid.op_expected_s.items()))
 
 
 def parse_values(text: str, name: str) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from opgraph.analysis.crossover import CrossoverReport
+from opgraph.analysis.sweep import SweepCurve
 from opgraph.render import renderer
 from opgraph.render.text import heading, lines, table, to_json
 
@@ -18,8 +19,25 @@ def as_json(r: CrossoverReport, fmt: str) -> str:
             phases[p.phase]["attention_overtakes_ffn_at_context_expected"] = p.attention_overtakes_ffn_expected
             if p.not_compared:
                 phases[p.phase]["attention_overtakes_ffn_not_compared"] = p.not_compared
+        if p.curves is not None:
+            phases[p.phase]["curves"] = _curves(p.curves)
     return to_json({"model": r.model, "hardware": r.hardware.name, "fusion": r.plan.name, "limit": r.limit,
                     "phases": phases})
+
+
+def _curves(c: SweepCurve) -> dict:
+    """A phase's curves along its varied size, one list entry per size (named as in the sweep's JSON)."""
+    tokens = "new tokens" if c.phase == "decode" else "prompt tokens"
+    return {"units": {c.variable: "sequences" if c.variable == "batch" else "tokens a prompt",
+                      "*_s": "s (one GPU's step; every GPU of a group steps together)",
+                      "block_total_expected_s": "s, all of the block's repeats", "op_total_expected_s":
+                      "s, all of the op's repeats (its block's count)", "tokens_per_s":
+                      f"{tokens} of the batch a second (the step's batch over its expected time: a replica's GPUs "
+                      f"together)", "intensity": "FLOP/byte, the whole model's step"},
+            c.variable: list(c.xs), "roofline_s": list(c.roofline_s), "expected_s": list(c.model_s),
+            "tokens_per_s": list(c.tokens_per_s), "intensity": list(c.intensity), "bound": list(c.bound),
+            "block_total_expected_s": {name: list(t) for name, t in c.blocks},
+            "op_total_expected_s": {label: list(t) for label, t in c.ops}}
 
 
 @renderer(CrossoverReport, "table", "markdown")

@@ -11,7 +11,10 @@ import pytest
 from opgraph import hardware
 from opgraph import models
 from opgraph import Phase, analyze, strategy
-from opgraph.analysis.crossover import attention_overtakes_ffn, crossovers
+from opgraph.analysis import crossover
+from opgraph.analysis.crossover import (LIMIT, Crossover, attention_overtakes_ffn, crossover_report, crossovers,
+                                        curve_sizes)
+from opgraph.analysis.sweep import SweepCurve
 from userland import NEUTRAL, opgraph
 
 H100 = hardware.load("h100-sxm")
@@ -86,6 +89,63 @@ def test_attention_overtakes_ffn_in_decode():
     assert a > f and a0 <= f0
 
 
+@pytest.fixture(scope="module")
+def decode_curves():
+    """The report's decode phase, and how many times crossovers() ran while it was made (the curves reuse its
+    answers: once)."""
+    calls = []
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return found(*args, **kwargs)
+    found = crossover.crossovers
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(crossover, "crossovers", counted)
+        r = crossover_report(LLAMA.build, strategy("fused"), H100, ["decode"], batch=32, context=1024)
+    return r.phases[0], len(calls)
+
+
+def powers_of_two_to(end):
+    out = [1]
+    while out[-1] < end:
+        out.append(out[-1] * 2)
+    return out
+
+
+@pytest.mark.parametrize("ats, end", [((), 1024), ((None, 3), 1024), ((512,), 1024), ((513,), 2048),
+                                      ((1000, 7), 2048), ((600_000,), LIMIT), ((LIMIT,), LIMIT)])
+def test_curve_sizes_are_powers_of_two_to_twice_the_last_crossover_and_the_crossovers(ats, end):
+    found = [Crossover(f"op{i}", at, "search") for i, at in enumerate(ats)]
+    assert curve_sizes(found) == sorted(set(powers_of_two_to(end)) | {a for a in ats if a is not None})
+
+
+def test_the_report_curves_are_the_report_at_each_size(decode_curves, decode_crossovers):
+    phase, calls = decode_curves
+    c = phase.curves
+    assert calls == 1  # the curves' block marks come from the crossovers found, not a second search
+    finite = {x.at for x in decode_crossovers.values() if x.at is not None}
+    end = 1024
+    while end < 2 * max(finite):
+        end *= 2
+    assert c.xs == tuple(sorted(set(powers_of_two_to(end)) | finite))
+    assert (c.variable, c.fixed) == ("batch", {"context": 1024})
+    assert c.crossovers == tuple((label, x.at) for label, x in decode_crossovers.items()
+                                 if "." not in label and x.at is not None)
+    for batch in (1, max(finite), end):
+        i = c.xs.index(batch)
+        r = analyze(LLAMA.build(Phase.decode(batch, 1024)), strategy("fused"), H100)
+        assert (c.model_s[i], c.roofline_s[i]) == (r.totals.expected_s, r.totals.time_s)
+        assert (c.intensity[i], c.bound[i]) == (r.totals.flops / r.totals.bytes, r.totals.bound)
+        assert c.tokens_per_s[i] == batch / r.totals.expected_s  # one new token a sequence
+        assert {name: ts[i] for name, ts in c.blocks} == {b.name: b.count * b.totals.expected_s for b in r.blocks}
+        assert dict((label, ts[i]) for label, ts in c.ops) == {f"{b.name}.{o.name}": b.count * o.cost.expected_s
+                                                               for b in r.blocks for o in b.ops}
+
+
+def test_prefill_throughput_counts_every_prompt_token_of_the_batch():
+    c = SweepCurve("prefill", "seq_len", {"batch": 4}, (1, 8), (2.0, 4.0), (), ())
+    assert c.tokens_per_s == (4 * 1 / 2.0, 4 * 8 / 4.0)
+
+
 def test_sweep_command_grid_and_agreement_with_report():
     r = opgraph("sweep", "--phase", "decode", "--batch", "1,4,...,64", "--context", "512,4096",
                 "--hardware", "h100-sxm,l40s", "--format", "json")
@@ -107,6 +167,15 @@ def test_crossover_command_json():
     assert ops["layer.q_proj"] == 296 and ops["layer"] is None
     assert d["variable"] == "batch" and d["fixed"] == {"context": 1024}
     assert isinstance(d["attention_overtakes_ffn_at_context"], int)
+    c = d["curves"]  # one entry a size (the powers of two and each crossover), each series' unit named
+    assert c["batch"] == curve_sizes([Crossover(x["op"], x["at"], x["method"]) for x in d["crossovers"]])
+    series = ["roofline_s", "expected_s", "tokens_per_s", "intensity", "bound"]
+    assert {len(c[k]) for k in series} | {len(t) for k in ("block_total_expected_s", "op_total_expected_s")
+                                          for t in c[k].values()} == {len(c["batch"])}
+    assert set(c["units"]) == {"batch", "*_s", "tokens_per_s", "intensity", "block_total_expected_s",
+                               "op_total_expected_s"}
+    assert c["tokens_per_s"] == [b / t for b, t in zip(c["batch"], c["expected_s"])]
+    assert set(c["op_total_expected_s"]) > {x["op"] for x in d["crossovers"] if "." in x["op"]}  # fused ops too
 
 
 @pytest.mark.parametrize("args, message", [
