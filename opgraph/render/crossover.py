@@ -59,6 +59,80 @@ def as_text(r: CrossoverReport, fmt: str) -> str:
     return lines(out, "", f"'never' means not up to {r.limit:,}.")
 
 
+def _charts(p: dict) -> str:
+    """A phase's curves against its varied size: the step's time (the model, its roofline dashed, each block over all
+    its repeats), throughput and intensity, each curve a point a computed size (hover: its value). Rings: each op's
+    and block's crossover on its block's time curve, and on the model's throughput and intensity curves (one ring a
+    size, naming every op and block that turns compute-bound there), and the first size at which the whole model is
+    compute-bound. Ops' own curves are in the data, not drawn: tens of them would bury the blocks'."""
+    from opgraph.render.html import chart, decades, esc, first_compute, legend, palette, ring
+
+    c, var = p["curves"], p["variable"]
+    sizes, bounds = c[var], c["bound"]
+    held = ", ".join(f"{k} {v:,}" for k, v in p["fixed"].items())
+    x_label = f"{var} ({'sequences' if var == 'batch' else 'prompt tokens'}; {held} held)"
+    blocks = c["block_total_expected_s"]
+    colour = palette(["model", *blocks])
+    index = {x: i for i, x in enumerate(sizes)}  # every finite crossover is one of the sizes (curve_sizes)
+
+    def block_of(label: str) -> str:  # an op's block: the longest block name it starts with (ops' names hold dots)
+        return max((b for b in blocks if label == b or label.startswith(b + ".")), key=len)
+
+    at_size: dict[int, list[str]] = {}  # size: the ops and blocks turning compute-bound there
+    on_block: dict[tuple[str, int], list[str]] = {}
+    for x in p["crossovers"]:
+        if x["at"] is not None:
+            at_size.setdefault(x["at"], []).append(x["op"])
+            on_block.setdefault((block_of(x["op"]), x["at"]), []).append(x["op"])
+    turns = first_compute(bounds)
+    model_turns = []
+    if turns is not None:
+        before = f"; {bounds[turns - 1]}-bound at {sizes[turns - 1]:,}, the size computed before" if turns else ""
+        model_turns = [(sizes[turns], f"the whole model is compute-bound from {var} {sizes[turns]:,} of the sizes "
+                                      f"computed{before}")]
+
+    def crossed(x: int, names: list[str]) -> str:
+        return f"{var} {x:,}: compute-bound from here: {', '.join(names)}"
+
+    on_model: dict[int, list[str]] = {x: [crossed(x, names)] for x, names in at_size.items()}
+    for x, text in model_turns:
+        on_model.setdefault(x, []).append(text)
+    model_rings = [("model", x, "; ".join(texts)) for x, texts in on_model.items()]
+    new = "new" if var == "batch" else "prompt"
+    # title, y axis, unit, curves (name, values, scale; the model's last, drawn over the blocks' it sits near), the
+    # dashed reference, rings (curve, size, text)
+    measures = [
+        ("expected step time, one GPU: the model and each block (all its repeats)", "step time (ms)", "ms",
+         [*((b, t, 1e3) for b, t in blocks.items()), ("model", c["expected_s"], 1e3)], c["roofline_s"],
+         [(b, x, crossed(x, names)) for (b, x), names in on_block.items()]
+         + [("model", x, text) for x, text in model_turns]),
+        (f"throughput: {new} tokens/s of the batch (a replica's GPUs together)", f"{new} tokens/s",
+         "tokens/s", [("model", c["tokens_per_s"], 1)], None, model_rings),
+        ("arithmetic intensity, the whole model's step", "FLOP/byte", "FLOP/byte",
+         [("model", c["intensity"], 1)], None, model_rings)]
+    out = []
+    for title, axis, unit, curves, reference, rings in measures:
+        points, lines_, drawn = [], [], {}
+        for name, values, scale in curves:
+            drawn[name] = [v * scale for v in values]
+            row = [(x, y) for x, y in zip(sizes, drawn[name]) if y > 0]
+            shown = "the model" if name == "model" else f"{name} (all its repeats)"
+            points += [(x, y, colour[name], f"{shown} at {var} {x:,}: {y:,.4g} {unit}"
+                        + (f", {bounds[index[x]]}-bound" if name == "model" else ""), True, 3) for x, y in row]
+            lines_.append((row, colour[name], ""))
+        if reference:
+            lines_.append(([(x, v * 1e3) for x, v in zip(sizes, reference)], colour["model"], "", True))
+        points += [ring(x, drawn[name][index[x]], f"{text} ({drawn[name][index[x]]:,.4g} {unit})")
+                   for name, x, text in rings]
+        ys = [y for ln in lines_ for _, y in ln[0]]
+        out.append(f"<div><h3>{esc(title)}</h3>" + chart(points, lines_, x_label, axis, x_log=decades(sizes),
+                                                           y_log=decades(ys), width=480, height=340) + "</div>")
+    names = {("the model, one GPU" if n == "model" else f"{n}, all its repeats"): v for n, v in colour.items()}
+    key = ("; dashed: the model's roofline (the ideal); rings: where ops and blocks turn compute-bound, and the whole "
+           "model (hover names them)")
+    return f"{legend(names, key)}<div class=\"charts\">{''.join(out)}</div>"
+
+
 @renderer(CrossoverReport, "html")
 def as_html(r: CrossoverReport, fmt: str) -> str:
     """Per phase (tabs), each op's and block's crossover marked on the varied size's log axis (ops never
@@ -96,6 +170,8 @@ def as_html(r: CrossoverReport, fmt: str) -> str:
                    f"{esc(fixed)}</h2><p class=\"note\">{drawn} of {len(xs)} marked; the rest are never compute-bound up "
                    f"to {d['limit']:,}. Colour: how it was found (already at 1 blue, linear solve red, search "
                    f"green).</p>{over}"
+                   + (_charts(p) if "curves" in p else "")
+                   + "<h3>each op's and block's crossover</h3>"
                    + dot_rows(marks, f"{p['variable']} ({'sequences' if p['variable'] == 'batch' else 'tokens'})",
                               never)
                    + filters(tid, ["compute-bound in range", "never"], "crossover", "op or block")

@@ -230,6 +230,19 @@ def chart(points: list[tuple], lines_: list[tuple], x_label: str, y_label: str, 
     return "".join(out)
 
 
+RING = "#222"  # crossover rings: dark, hollow and larger than the points, so they read over any curve's colour
+
+
+def ring(x: float, y: float, text: str) -> tuple:
+    """A chart point drawn as a hollow ring around (x, y), the curve's own point there: a crossover, with hover text."""
+    return (x, y, RING, text, False, 7)
+
+
+def first_compute(bounds) -> int | None:
+    """The index of the first verdict that is compute-bound (where a curve turns so), or None."""
+    return next((i for i, b in enumerate(bounds) if b == "compute"), None)
+
+
 def table(table_id: str, headers: list[str], rows: list[tuple[list[tuple[str, object]], dict]]) -> str:
     """A sortable table: each row is its cells, (shown text, sort value), and its row attributes."""
     head = "".join(f"<th scope=\"col\"><button type=\"button\">{esc(h)}</button></th>" for h in headers)

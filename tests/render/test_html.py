@@ -24,6 +24,8 @@ class Page(HTMLParser):
         super().__init__()
         self.data, self.rows, self.marks, self.external, self._in_data, self._table = "", {}, 0, [], False, None
         self.encoding, self.svg_marks = None, []  # how the data is embedded; marks of each chart in turn
+        self.circles, self._title = [], None  # each chart's marks in turn: {x, y, hollow, title}; the title being read
+        self._circle = False  # inside a chart mark (its title is its hover text)
         self.cells, self.parts, self.bars = {}, [], 0  # sort values by table and row; memory stacks' widths; bars
         self.graphs, self._graph = {}, None  # each drawn graph: its ops (op, kernel), kernel bands, edges
 
@@ -35,6 +37,7 @@ class Page(HTMLParser):
             self._graph = self.graphs[a["data-graph"]] = {"ops": {}, "kernels": [], "edges": []}
         elif tag == "svg":
             self.svg_marks.append(0)
+            self.circles.append([])
         if tag == "g" and a.get("class") == "node" and "data-op" in a:
             self._graph["ops"][a["data-op"]] = a["data-kernel"]
         if tag == "rect" and a.get("class") == "kernel":
@@ -56,11 +59,19 @@ class Page(HTMLParser):
         if tag == "circle" and a.get("class") == "mark":
             self.marks += 1
             self.svg_marks[-1] += 1
+            self.circles[-1].append({"x": a["cx"], "y": a["cy"], "hollow": a.get("fill") == "none", "title": ""})
+            self._circle = True
+        if tag == "title" and self._circle:
+            self._title = self.circles[-1][-1]
         for key in ("src", "href"):
             if key in a and re.match(r"(https?:)?//", a[key]):
                 self.external.append(a[key])
 
     def handle_endtag(self, tag):
+        if tag == "title":
+            self._title = None
+        if tag == "circle":
+            self._circle = False
         if tag == "svg":
             self._graph = None
         if tag == "script":
@@ -71,6 +82,17 @@ class Page(HTMLParser):
     def handle_data(self, data):
         if self._in_data:
             self.data += data
+        if self._title is not None:
+            self._title["title"] += data
+
+    def rings(self, chart: int) -> list[dict]:
+        """A chart's rings (hollow marks), each with the hover texts of the points it circles: the filled marks at its
+        centre (curves that nearly meet may put several there)."""
+        dots = {}
+        for c in self.circles[chart]:
+            if not c["hollow"]:
+                dots.setdefault((c["x"], c["y"]), []).append(c["title"])
+        return [dict(c, on=dots.get((c["x"], c["y"]), [])) for c in self.circles[chart] if c["hollow"]]
 
     def record(self):
         """The embedded record, decoded as the page says it is (plain JSON, or gzip and base64)."""
@@ -181,7 +203,7 @@ PAGES = {  # kind: (argv, the screenshot it takes in docs/, or None)
     "sweep": (["sweep", "--phase", "decode", "--batch", "1:100", "--context", "100:10000:100"], "sweep-html.png"),
     "serving plan": (["plan", "llama-3-70b", "--gpus", "8", "--concurrency", "1,2,4,...,512", "--prompt", "2048",
                       "--output", "256", "--max-tpot", "50"], "plan-html.png"),
-    "crossover": (["crossover", "--phase", "decode"], None),
+    "crossover": (["crossover", "--phase", "decode"], "crossover-html.png"),
     "compare": (["compare", "--phase", "decode"], None),
     "memory": (["memory", "gemma-3-27b", "--phase", "decode", "--batch", "8", "--context", "16384"], None),
     "static plan": (["plan", "--gpus", "4", "--batch", "1,8,64"], None),
@@ -284,15 +306,84 @@ def test_a_sweep_of_ten_thousand_points_draws_at_most_the_cap_and_stays_under_tw
     assert page.rows["points"] == _sweep_ids(data["points"])[::20]
 
 
-def test_a_crossover_page_marks_each_op_that_turns_compute_bound_and_lists_them_all():
+def _crossover_marks(data):
+    """Per phase, in order, each chart's (points, rings): the step time (the model and each block: a point a size),
+    throughput and intensity (the model), then the crossover rows (a mark an op or block that turns compute-bound).
+    Rings: on the time chart one a block and size at which it or its ops turn compute-bound, on the model's curves
+    one a size at which any does; and the first size at which the whole model is compute-bound, on each."""
+    out = []
+    for p in data["phases"].values():
+        c = p["curves"]
+        sizes, finite = c[p["variable"]], [x for x in p["crossovers"] if x["at"] is not None]
+        model = [x for x, bound in zip(sizes, c["bound"]) if bound == "compute"][:1]
+        on_blocks = {(x["op"].split(".")[0], x["at"]) for x in finite}
+        on_model = {x["at"] for x in finite} | set(model)
+        out += [(len(sizes) * (1 + len(c["block_total_expected_s"])), len(on_blocks) + len(model)),
+                (len(sizes), len(on_model)), (len(sizes), len(on_model)), (len(finite), 0)]
+    return out
+
+
+def _crossover_counts(page):
+    return [(len(marks) - len(page.rings(i)), len(page.rings(i))) for i, marks in enumerate(page.circles)]
+
+
+@pytest.fixture(scope="module")
+def crossover_page():
+    """mixtral-8x7b at TP 2, both phases: its ops' names hold dots (layer.experts.gate_proj)."""
     argv = ["crossover", "mixtral-8x7b", "--tp", "2"]
     text, page = read([*argv, "--format", "html"])
+    return text, page, json.loads(opgraph(*argv, "--format", "json").stdout)
+
+
+def test_a_crossover_page_marks_each_op_that_turns_compute_bound_and_lists_them_all(crossover_page):
+    text, page, json_output = crossover_page
     data = page.record()
-    assert data == json.loads(opgraph(*argv, "--format", "json").stdout)
+    assert data == json_output
     for phase, p in data["phases"].items():
         assert page.rows[f"{phase}-crossovers"] == [x["op"] for x in p["crossovers"]]
-    assert page.svg_marks == [sum(x["at"] is not None for x in p["crossovers"]) for p in data["phases"].values()]
+    assert _crossover_counts(page) == _crossover_marks(data)
     assert "never (up to 1,048,576)" in text and not page.external
+
+
+def test_a_crossover_page_rings_each_crossover_on_its_curve_at_its_size(crossover_page):
+    """Each ring circles the point of its curve at the size its hover names, and names every op and block that turns
+    compute-bound there: on the time chart those of the block whose curve it is on, on the throughput and intensity
+    charts (the model's curve) all of them; or it is the first size at which the whole model is compute-bound."""
+    _, page, data = crossover_page
+    for n, p in enumerate(data["phases"].values()):
+        var, crossing = p["variable"], {}
+        for x in p["crossovers"]:
+            if x["at"] is not None:
+                crossing.setdefault(x["at"], set()).add(x["op"])
+        for chart in (4 * n, 4 * n + 1, 4 * n + 2):
+            for r in page.rings(chart):
+                circled = {re.match(rf"(.+) at {var} ([\d,]+): ", t).groups() for t in r["on"]}  # (curve, size)
+                if "compute-bound from here" not in r["title"]:  # the whole model, where it turns compute-bound
+                    [size] = [s for curve, s in circled if curve == "the model"]
+                    assert f"the whole model is compute-bound from {var} {size}" in r["title"]
+                    continue
+                size = int(r["title"].split(":")[0].removeprefix(f"{var} ").replace(",", ""))
+                named = set(re.split(r";| \(", r["title"].split("compute-bound from here: ")[1])[0].split(", "))
+                if chart == 4 * n:  # the time chart: on its block's curve
+                    [block] = {op.split(".")[0] for op in named}
+                    assert (f"{block} (all its repeats)", f"{size:,}") in circled
+                    assert named == {op for op in crossing[size] if op.split(".")[0] == block}
+                else:
+                    assert ("the model", f"{size:,}") in circled and named == crossing[size]
+
+
+@needs_chromium
+def test_a_crossover_page_draws_its_curves_and_rings_in_chromium(crossover_page, tmp_path):
+    """As the browser lays the page out: each chart's points and rings (hollow marks) are those the JSON calls for."""
+    text, _, data = crossover_page
+    probe = """function check() {
+      return Array.prototype.map.call(document.querySelectorAll('svg:not(.graph)'), function (svg) {
+        var marks = svg.querySelectorAll('circle.mark'), rings = svg.querySelectorAll('circle.mark[fill=none]');
+        return [marks.length - rings.length, rings.length];
+      });
+    }"""
+    got = in_chromium(text, probe, tmp_path)
+    assert got["errors"] == [] and [tuple(c) for c in got["result"]] == _crossover_marks(data)
 
 
 def _same_page_and_json(argv, wall=()):
