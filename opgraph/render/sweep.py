@@ -54,8 +54,9 @@ def _tokens(p: dict) -> float:
 
 def _grid_panel(hw: str, phase: str, pts: list[dict]) -> tuple[str, int]:
     """Expected time (the roofline dashed), throughput and intensity against the axis with more values, one curve
-    for each value of the other (at most MOST_CURVES of them, spread); the panel and its marks a chart."""
-    from opgraph.render.html import chart, decades, esc, legend, palette, spread
+    for each value of the other (at most MOST_CURVES of them, spread), each with a ring at its first point where the
+    model is compute-bound; the panel and its marks a chart (points and rings)."""
+    from opgraph.render.html import chart, decades, esc, first_compute, legend, palette, ring, spread
 
     length = "seq_len" if phase == "prefill" else "context"
     values = {k: sorted({p[k] for p in pts}) for k in ("batch", length)}
@@ -63,6 +64,12 @@ def _grid_panel(hw: str, phase: str, pts: list[dict]) -> tuple[str, int]:
     curves = spread(values[s], MOST_CURVES)
     xs = spread(values[x], max(1, MOST_MARKS // len(curves)))
     at = {(p[x], p[s]): p for p in pts}
+    turns = {}  # curve: its first point (of all, drawn or not) where the model is compute-bound, and the one before
+    for v in curves:
+        row = [at[(u, v)] for u in values[x] if (u, v) in at]
+        i = first_compute([p["bound"] for p in row])
+        if i is not None:
+            turns[v] = (row[i], row[i - 1] if i else None)
     colour = palette(f"{s} {v:,}" for v in curves)
     new = "prompt" if phase == "prefill" else "new"
     measures = [  # heading, y axis (unit), the value at a point, unit of hover text, the dashed reference
@@ -72,7 +79,7 @@ def _grid_panel(hw: str, phase: str, pts: list[dict]) -> tuple[str, int]:
         ("arithmetic intensity, the whole model", "FLOP/byte", lambda p: p["intensity"], "FLOP/byte", None)]
     out = []
     for heading, axis, value, unit, reference in measures:
-        points, lines_ = [], []
+        points, lines_, rings = [], [], []  # rings drawn last, over every curve's points
         for v in curves:
             c = colour[f"{s} {v:,}"]
             row = [at[(u, v)] for u in xs if (u, v) in at and (value(at[(u, v)]) or 0) > 0]
@@ -81,15 +88,22 @@ def _grid_panel(hw: str, phase: str, pts: list[dict]) -> tuple[str, int]:
             lines_.append(([(p[x], value(p)) for p in row], c, ""))
             if reference:
                 lines_.append(([(p[x], p[reference] * 1e3) for p in row], c, "", True))
+            if v in turns and (value(turns[v][0]) or 0) > 0:
+                p, before = turns[v]
+                was = f" ({before['bound']}-bound at {x} {before[x]:,})" if before else " (from the first point)"
+                rings.append(ring(p[x], value(p), f"{s} {v:,}: compute-bound from {x} {p[x]:,}{was}: "
+                                                  f"{value(p):,.4g} {unit}"))
         ys = [y for ln in lines_ for _, y in ln[0]]
         out.append(f"<div><h3>{esc(heading)}</h3>" + chart(
-            points, lines_, f"{x} ({'sequences' if x == 'batch' else 'tokens'})", axis, x_log=decades(values[x]),
-            y_log=decades(ys), width=480, height=340) + "</div>")
+            points + rings, lines_, f"{x} ({'sequences' if x == 'batch' else 'tokens'})", axis,
+            x_log=decades(values[x]), y_log=decades(ys), width=480, height=340) + "</div>")
     shown = (f"{len(curves)} of the {len(values[s]):,} values of {s} drawn as curves, at {len(xs):,} of the "
              f"{len(values[x]):,} values of {x}; the table and the embedded data hold every point")
-    dashed = "dashed: the roofline (the ideal) of the same colour's curve"
+    dashed = ("dashed: the roofline (the ideal) of the same colour's curve; a ring: where that curve turns "
+              "compute-bound (its first compute-bound point)")
     return (f"<h2>{esc(hw)}, {esc(phase)}: {len(pts):,} points</h2><p class=\"note\">{esc(shown)}.</p>"
-            f"{legend(colour, '; ' + dashed)}<div class=\"charts\">{''.join(out)}</div>", len(curves) * len(xs))
+            f"{legend(colour, '; ' + dashed)}<div class=\"charts\">{''.join(out)}</div>",
+            len(curves) * len(xs) + len(turns))
 
 
 @renderer(SweepReport, "html")

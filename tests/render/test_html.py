@@ -280,6 +280,25 @@ def _sweep_ids(points):
     return [f"{p['hardware']}:{p['phase']}:{p['batch']}:{p.get('seq_len', p.get('context'))}" for p in points]
 
 
+def _first_compute_bound(points):
+    """Per grid (GPU and phase, in order): each curve's first point, along the axis with more values (the batch on a
+    tie), at which the model is compute-bound; one entry a curve that has one."""
+    grids = {}
+    for p in points:
+        grids.setdefault((p["hardware"], p["phase"]), []).append(p)
+    out = []
+    for pts in grids.values():
+        length = "seq_len" if "seq_len" in pts[0] else "context"
+        x = "batch" if len({p["batch"] for p in pts}) >= len({p[length] for p in pts}) else length
+        curve = length if x == "batch" else "batch"
+        firsts = {}
+        for p in sorted(pts, key=lambda p: p[x]):
+            if p["bound"] == "compute":
+                firsts.setdefault(p[curve], p)
+        out.append([firsts[v] for v in sorted(firsts)])
+    return out
+
+
 def test_a_sweep_page_holds_the_json_every_point_and_a_mark_per_point_on_each_chart():
     argv = ["sweep", "--batch", "1,8,64,512", "--context", "128,4096", "--seq-len", "256", "--phase", "both",
             "--hardware", "h100-sxm,h200"]
@@ -287,12 +306,20 @@ def test_a_sweep_page_holds_the_json_every_point_and_a_mark_per_point_on_each_ch
     data = page.record()
     assert page.encoding is None and data == json.loads(opgraph(*argv, "--format", "json").stdout)
     assert page.rows["points"] == _sweep_ids(data["points"])
-    # four grids (2 GPUs x 2 phases), three charts each (time, throughput, intensity), every point on each
-    per_grid = {}
+    # four grids (2 GPUs x 2 phases), three charts each (time, throughput, intensity), every point on each, and a
+    # ring on each curve at its first compute-bound point, if it has one
+    per_grid, turns = {}, _first_compute_bound(data["points"])
     for p in data["points"]:
         per_grid[(p["hardware"], p["phase"])] = per_grid.get((p["hardware"], p["phase"]), 0) + 1
-    assert page.svg_marks == [n for n in per_grid.values() for _ in range(3)]
-    assert not page.external and "roofline" in text and "FLOP/byte" in text
+    assert page.svg_marks == [n + len(t) for n, t in zip(per_grid.values(), turns) for _ in range(3)]
+    assert all(turns)  # some rings on every grid: prefill of 256 tokens, or decode at context 128, at batch 512
+    for chart, firsts in enumerate(t for t in turns for _ in range(3)):
+        rings = page.rings(chart)  # each circles the curve's own point there: batch and length in its hover text
+        length = [k for k in ("seq_len", "context") if k in firsts[0]][0]
+        assert [[t.split(":")[0] for t in r["on"]] for r in rings] == [
+            [f"batch {p['batch']:,}, {length} {p[length]:,}"] for p in firsts]
+        assert all("compute-bound from batch" in r["title"] for r in rings)
+    assert not page.external and "roofline" in text and "FLOP/byte" in text and "turns compute-bound" in text
 
 
 def test_a_sweep_of_ten_thousand_points_draws_at_most_the_cap_and_stays_under_two_megabytes():
@@ -301,7 +328,9 @@ def test_a_sweep_of_ten_thousand_points_draws_at_most_the_cap_and_stays_under_tw
     data = page.record()
     assert len(data["points"]) == 10_000 and data == json.loads(opgraph(*argv, "--format", "json").stdout)
     assert page.encoding == "gzip+base64" and len(text.encode()) < 2_000_000 and not page.external
-    # 7 curves (one a colour) of the 100 contexts, each at all 100 batches; the table every 20th point
+    # 7 curves (one a colour) of the 100 contexts, each at all 100 batches, none compute-bound (no ring); the table
+    # every 20th point
+    assert _first_compute_bound(data["points"]) == [[]]
     assert page.svg_marks == [700, 700, 700] and "7 of the 100 values of context drawn" in text
     assert page.rows["points"] == _sweep_ids(data["points"])[::20]
 
