@@ -26,7 +26,7 @@ from opgraph.core.graph import Graph, GraphBuilder
 from opgraph.core.model import Block, Model, Stage
 from opgraph.core.phase import Phase
 from opgraph.core.tensor import BF16, DType, Precision
-from opgraph.core.sizes import minimum
+from opgraph.core.sizes import minimum, shown
 
 
 def _positive(inst, attribute, value) -> None:
@@ -435,7 +435,7 @@ class DecoderConfig:
             m = minimum(options.micro_batches or options.pp, phase.batch)
             size = -(-phase.batch // m)
             uneven = (f"; the batch does not split evenly, so each micro-batch is costed at the largest, {size} "
-                      f"(an upper bound)" if phase.batch % m else "")
+                      f"(an upper bound)" if shown(phase.batch) % shown(m) else "")  # text only: no regime
             notes.append(f"pipeline parallel over {options.pp} stages of {', '.join(map(str, split))} layers (the "
                          f"first also embeds, the last runs the head), each handing its hidden states to the next "
                          f"(send); the batch of {phase.batch} runs as {m} micro-batch(es) of {size}{uneven}; every "

@@ -278,6 +278,9 @@ class Sym:
     def __format__(self, spec: str) -> str:
         return format(self.v, spec)
 
+    def __opgraph_value__(self):
+        return self.v
+
     def __repr__(self) -> str:
         return repr(self.v)
 

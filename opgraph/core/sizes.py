@@ -6,7 +6,8 @@ implements the arithmetic operators, and these hooks where plain Python would br
 
 - `__opgraph_min__(a, b)`, `__opgraph_max__(a, b)`: min and max without a branch (which operand is the
   smaller must not split a sweep into regimes);
-- `__opgraph_call__(fn, args)`: a call of a `size_function`.
+- `__opgraph_call__(fn, args)`: a call of a `size_function`;
+- `__opgraph_value__(x)`: the plain number it stands for at the point traced (for text only: `shown`).
 
 The core never imports the accelerator: it only looks these hooks up on the types it is given.
 """
@@ -51,6 +52,13 @@ minimum = _pairwise("__opgraph_min__", "minimum", min,
                     "min(a, b), without a branch on a traced number; elementwise on numpy arrays.")
 maximum = _pairwise("__opgraph_max__", "maximum", max,
                     "max(a, b), without a branch on a traced number; elementwise on numpy arrays.")
+
+
+def shown(x):
+    """The plain number a size stands for, to decide the wording of a note (never a number that is computed
+    with): text branching on it splits no sweep into regimes."""
+    hook = _hook("__opgraph_value__", (x,))
+    return hook(x) if hook else x
 
 
 def size_function(fn):

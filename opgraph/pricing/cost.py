@@ -78,8 +78,13 @@ class OpCost:
     cost: Roofline
     share: float  # of its block's expected time
     part: str = ""  # the builder's tag: attention, mlp, moe, embedding, head, ...
-    latency_bound: bool = False  # its kernel's fixed cost exceeds the kernel's compute and memory times
+    latency_margin_s: float = 0.0  # its kernel's fixed cost less the larger of the kernel's compute and memory times
     fused: bool = False  # it moves no bytes of its own inside a kernel of several ops
+
+    @property
+    def latency_bound(self) -> bool:
+        """Its kernel's fixed cost exceeds the kernel's compute and memory times."""
+        return self.latency_margin_s > 0
 
     @property
     def bound(self) -> str:
@@ -97,7 +102,11 @@ class KernelCost:
     ops: tuple[str, ...]
     kind: str  # the class that prices it (opgraph.pricing.kinds)
     cost: Roofline  # its ops' totals; expected_s is the kernel's own
-    latency_bound: bool = False
+    latency_margin_s: float = 0.0  # its fixed cost less the larger of its compute and memory times
+
+    @property
+    def latency_bound(self) -> bool:
+        return self.latency_margin_s > 0
 
     @property
     def bound(self) -> str:
@@ -129,7 +138,7 @@ class BlockCost:
             ops = [by_name[n] for n in k.ops]
             cost = attrs.evolve(_sum([o.cost for o in ops]), expected_s=self.kernel_s.get(k.name, 0.0))
             out.append(KernelCost(k.name, k.label, k.ops, classify([self.graph.ops[n] for n in k.ops]), cost,
-                                  any(o.latency_bound for o in ops)))
+                                  ops[0].latency_margin_s))  # every op of a kernel holds the kernel's
         return out
 
     @property
@@ -247,25 +256,24 @@ def _alpha_beta(op, r: Roofline, hw: Hardware) -> float:
     return maximum(r.time_s, _alpha(op.wire_steps, hw) + r.comm_s) if op.wire_steps else r.time_s
 
 
-def price_kernels(graph: Graph, part: Partition, rooflines: dict[str, Roofline], hw: Hardware) -> tuple[dict, set, dict]:
+def price_kernels(graph: Graph, part: Partition, rooflines: dict[str, Roofline], hw: Hardware) -> tuple[dict, dict, dict]:
     """THE pricing step: each kernel's expected time under the GPU's time model (opgraph.pricing.timing). Returns
-    each op's share of its kernel's time (by roofline time), the ops of latency-bound kernels, and each kernel's own
+    each op's share of its kernel's time (by roofline time), each op's kernel's latency margin, and each kernel's own
     expected time by name (the block's is their sum: what sweeps replay). Without a time model: each op's roofline (a
     collective's with the spec's latency per step)."""
     if not hw.timing.calibrated:  # the roofline, and a collective's latency per step (the spec's alpha)
         out = {n: _alpha_beta(graph.ops[n], r, hw) for n, r in rooflines.items()}
-        return out, set(), {k.name: sum(out[n] for n in k.ops) for k in part.kernels}
-    out, latency_bound, kernels = {}, set(), {}
+        return out, {}, {k.name: sum(out[n] for n in k.ops) for k in part.kernels}
+    out, margins, kernels = {}, {}, {}
     for k in part.kernels:
         kind, works = kernel_work([graph.ops[n] for n in k.ops], rooflines, hw)
-        time, bound = expected_fused(hw.timing, works, kind)
+        time, margin = expected_fused(hw.timing, works, kind)
         kernels[k.name] = time
         roof = sum(rooflines[n].time_s for n in k.ops)
         for n in k.ops:
             out[n] = time * rooflines[n].time_s / roof if roof else time / len(k.ops)
-        if bound:
-            latency_bound.update(k.ops)
-    return out, latency_bound, kernels
+            margins[n] = margin
+    return out, margins, kernels
 
 
 def _overlap_comm(graph: Graph, rooflines: dict[str, Roofline], totals: Roofline, share: float) -> Roofline:
@@ -288,7 +296,7 @@ def block_cost(name: str, count: int, graph: Graph, part: Partition, hw: Hardwar
     for op_name, op in graph.ops.items():
         peak = hw.matrix_rate(op.compute_dtype) if op.kind in MATRIX_KINDS else hw.vector_flops
         rooflines[op_name] = _roofline(op, traffic[op_name], peak, hw)
-    times, latency_bound, kernels = price_kernels(graph, part, rooflines, hw)
+    times, margins, kernels = price_kernels(graph, part, rooflines, hw)
     rooflines = {n: Roofline(r.flops, r.traffic, r.compute_s, r.memory_s, r.time_s, times[n], r.comm_s, r.wire_bytes)
                  for n, r in rooflines.items()}  # not attrs.evolve: a tenth of the costing's time
     totals = _sum(list(rooflines.values()))
@@ -299,7 +307,7 @@ def block_cost(name: str, count: int, graph: Graph, part: Partition, hw: Hardwar
     sizes = {k.name: len(k.ops) for k in part.kernels}
     ops = tuple(
         OpCost(n, op.kind, op.fn, part.kernel_of[n], rooflines[n],
-               rooflines[n].expected_s / totals.expected_s if totals.expected_s else 0.0, op.part, n in latency_bound,
+               rooflines[n].expected_s / totals.expected_s if totals.expected_s else 0.0, op.part, margins.get(n, 0.0),
                # an op that moves nothing of its own inside a larger kernel: its kernel's verdict is the one that counts
                sizes[part.kernel_of[n]] > 1 and not rooflines[n].bytes and not op.wire_bytes)
         for n, op in graph.ops.items()

@@ -163,7 +163,8 @@ def expected(tm: TimeModel, work: KernelWork) -> tuple[float, bool]:
     >>> round(t * 1e6, 6), latency_bound  # 5 + max(1.25, 4): 4 us of memory at half the bandwidth
     (9.0, True)
     """
-    return expected_fused(tm, [work])
+    time, margin = expected_fused(tm, [work])
+    return time, margin > 0
 
 
 def _parts(tm: TimeModel, work: KernelWork) -> tuple[float, object, object, object]:
@@ -214,14 +215,16 @@ def _zero(x) -> bool:
     return type(x) in (int, float) and x == 0
 
 
-def expected_fused(tm: TimeModel, works: list[KernelWork], kind: str | None = None) -> tuple[float, bool]:
+def expected_fused(tm: TimeModel, works: list[KernelWork], kind: str | None = None) -> tuple[float, float]:
     """One kernel of class `kind` (classify's) that does several classes' work (a fused attention block: GEMMs,
     rope, attention; a norm fused into a projection): each part runs at its own class's efficiencies, and the
     kernel pays one latency, its own class's: an op fused into another's kernel brings its work, not a launch
-    of its own. Without `kind`, the first work's class."""
+    of its own. Without `kind`, the first work's class. Returns (seconds, latency margin): the latency less the
+    larger of the compute and memory times, latency-bound when positive. A margin, not the verdict, so that a
+    sweep tracing this formula records no branch on it (a verdict is asked for only when a report is shown)."""
     parts = [_parts(tm, w) for w in works]
     latency = tm.of(kind or works[0].kind).latency_s
     busy, compute, memory = parts[0][1], parts[0][2], parts[0][3]
     for _, b, c, m in parts[1:]:
         busy, compute, memory = busy + b, compute + c, memory + m
-    return latency + busy, latency > maximum(compute, memory)
+    return latency + busy, latency - maximum(compute, memory)

@@ -360,3 +360,16 @@ def test_a_whole_prompt_that_cannot_fit_beside_the_decodes_is_said():
     s = serve(LLAMA.build, FLASH, H100, concurrency=2, prompt=8192, output=4, engine=trtllm(H100), warmup=0,
               measure=2)
     assert any("--max-batch-tokens 8193 or more" in n for n in s.notes)
+
+
+def test_a_kernels_latency_verdict_and_a_pipelines_note_split_no_trace():
+    """Whether a kernel is latency-bound, and whether a batch splits evenly among micro-batches, change the words a
+    report shows, not a time: pricing mixes from 2 to 4,097 tokens traces the token-wise work and the head once each
+    (a serving plan traced them again wherever a verdict flipped), and every replay equals a fresh pricing."""
+    build = lambda ph: LLAMA.build(ph, BuildOptions(pp=2))  # noqa: E731
+    pricer = IterationPricer(build, FLASH, H100)
+    sizes = (2, 3, 5, 17, 100, 1001, 4097)
+    replayed = [pricer.price_mix(n, n, [(n, (1, 512))]).expected_s for n in sizes]
+    assert len(pricer._tokens.regimes) == 1 and len(pricer._head.regimes) == 1
+    fresh = [IterationPricer(build, FLASH, H100).price_mix(n, n, [(n, (1, 512))]).expected_s for n in sizes]
+    assert replayed == pytest.approx(fresh, rel=1e-12)
