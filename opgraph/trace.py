@@ -552,11 +552,16 @@ class Traced:
     `fn(*sizes)` returns a dict of numbers by label, computed from the sizes it is given (which are Syms
     while tracing). Calling the Traced gives, for one point, the same dict as calling fn with plain ints;
     `many(**arrays)` gives it for every point at once, as arrays, with 0 for a label that a point's regime
-    does not produce (an op that does not exist at that size)."""
+    does not produce (an op that does not exist at that size).
 
-    def __init__(self, fn: Callable[..., dict], variables: tuple[str, ...]):
+    `plain_first`: points evaluated by calling fn directly before the first trace. A trace costs about ten plain
+    evaluations, so a caller that may meet only a few points (a search's first sizes, one shape of work met once)
+    pays for a trace only once a third point misses."""
+
+    def __init__(self, fn: Callable[..., dict], variables: tuple[str, ...], plain_first: int = 0):
         self.fn, self.variables = fn, variables
         self.regimes: list[Regime] = []
+        self._plain_left = plain_first
 
     def trace(self, values: tuple) -> Regime:
         if len(self.regimes) >= MAX_REGIMES:
@@ -578,6 +583,9 @@ class Traced:
                 if i:  # keep the regime just used first: searches and sweeps walk through regimes in order
                     self.regimes.insert(0, self.regimes.pop(i))
                 return dict(zip(regime.labels, out))
+        if self._plain_left > 0:
+            self._plain_left -= 1
+            return self.fn(*values)
         regime = self.trace(values)
         self.regimes.insert(0, self.regimes.pop())
         return dict(zip(regime.labels, regime.point(*values)))

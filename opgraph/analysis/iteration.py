@@ -76,9 +76,12 @@ class IterationPricer:
                                        f"work on all the tokens: use a plan whose attention kernels hold only qk, "
                                        f"softmax and av (flash, unfused)")
         self.model, self.gpus, self.replicas = probe.model, model.gpus, probe.replicas
-        self._tokens = Traced(self._token_part, ("tokens",))
-        self._head = Traced(self._head_part, ("rows",))
-        self._attention = Traced(lambda queries, past: self._attention_part(1, queries, past), ("queries", "past"))
+        # each part is traced once a third size misses (Traced's plain_first): a search meets the one-token iteration
+        # once a layout, and a steady state few attention shapes
+        self._tokens = Traced(self._token_part, ("tokens",), plain_first=2)
+        self._head = Traced(self._head_part, ("rows",), plain_first=2)
+        self._attention = Traced(lambda queries, past: self._attention_part(1, queries, past), ("queries", "past"),
+                                 plain_first=2)
         # (queries, past) -> one sequence's attention work: its labels (one tuple per label set, shared), their
         # values as an array, and the kernels' counts
         self._per_sequence: dict[tuple[int, int], tuple[tuple, np.ndarray, dict]] = {}

@@ -38,6 +38,19 @@ def test_branches_become_regimes_traced_once_each():
     assert calls == [1, 4] and len(t.regimes) == 2
 
 
+def test_plain_first_evaluates_the_first_misses_directly_then_traces():
+    calls = []
+
+    def f(a, b):
+        calls.append(type(a) is int)  # a plain int, or a traced size (a Sym stands in for an int but is not one)
+        return {"y": a * 2 + 1 if a > 3 else a - b}
+
+    t = Traced(f, ("a", "b"), plain_first=2)
+    assert [t(v, 1)["y"] for v in (1, 4, 2, 3, 5, 100)] == [0, 9, 1, 2, 11, 201]
+    # 1 and 4 directly; 2 traced (a > 3 false), 3 replayed; 5 traced (a > 3 true), 100 replayed
+    assert calls == [True, True, False, False] and len(t.regimes) == 2
+
+
 def test_random_branchy_arithmetic_replays_exactly():
     def f(a, b):
         x = a * 4096 * 3 // 2 + b * b
