@@ -270,6 +270,9 @@ def _plan_options(p) -> None:
                    "--batch)")
     p.add_argument("--engine", default="vllm", metavar="NAME", help="with --concurrency: the serving engine "
                    "whose scheduler, defaults and kernels are modelled: vllm, sglang, trtllm (default: vllm)")
+    p.add_argument("--disaggregated", action="store_true", help="with --concurrency: also every split of the GPUs "
+                   "into X prefill and Y decode workers (xPyD), each worker a layout within a node, at each "
+                   "concurrency per decode replica, the KV cache moved between the pools (as 'serve --disaggregate')")
 
 
 def build_parser() -> argparse.ArgumentParser:

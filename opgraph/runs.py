@@ -114,7 +114,9 @@ def planning(a):
             plan=None if a.fusion is None else choices.plan(a.fusion),
             concurrencies=[checks.integer("--concurrency", c, maximum=100_000)
                            for c in sweep.parse_values(a.concurrency, "--concurrency")],
-            max_ttft_s=ms["max_ttft"], max_tpot_s=ms["max_tpot"]), top=top)
+            max_ttft_s=ms["max_ttft"], max_tpot_s=ms["max_tpot"], disaggregated=a.disaggregated), top=top)
+    if a.disaggregated:
+        raise OpgraphError("--disaggregated plans serving in flight: give --concurrency too")
     if a.engine != "vllm":
         raise OpgraphError("--engine applies to serving plans: give --concurrency too")
     return attrs.evolve(plan_search.search(choices.arranger(model, opts, hw), choices.plan(a.fusion or planfile.DEFAULT), hw,
@@ -159,9 +161,7 @@ def disaggregated_run(a):
     import re
 
     from opgraph.analysis import serve
-    from opgraph.analysis.disaggregated import Side, disaggregated
-    from opgraph.analysis.memory import footprint_of
-    from opgraph.analysis.iteration import IterationPricer
+    from opgraph.analysis.disaggregated import disaggregated, one_node, side
 
     match = re.fullmatch(r"(\d+)p(\d+)d", a.disaggregate.strip().lower())
     if not match:
@@ -193,13 +193,11 @@ def disaggregated_run(a):
         build_, group_hw = choices.arranger(model, opts, pool_hw)(layout)
         engine = serve.ENGINES[checks.choice("--engine", a.engine, serve.ENGINES)](group_hw)
         fusion = choices.plan(a.fusion or engine.plan)
-        kv = footprint_of(build_(Phase.decode(1, prompt - 1)), fusion, group_hw).kv_cache_bytes / prompt
-        sides.append(Side(IterationPricer(build_, fusion, group_hw), engine, checks.integer(flag, workers),
-                          layout.describe(), layout.gpus, layout.dp, kv, pool_hw))
+        sides.append(side(build_, fusion, group_hw, engine, layout, checks.integer(flag, workers), prompt, pool_hw))
     gpus = sum(s.workers * s.gpus for s in sides)
     same_gpu = sides[0].hw.name == sides[1].hw.name
     return disaggregated(sides[0].pricer.model, hw, *sides, concurrency=a.concurrency, prompt=prompt, output=output,
-                         same_node=same_gpu and hw.interconnect is not None and gpus <= hw.interconnect.gpus_per_node)
+                         same_node=same_gpu and one_node(hw, gpus))
 
 
 def serving_run(a):

@@ -21,7 +21,9 @@ from __future__ import annotations
 import attrs
 
 from opgraph.analysis.iteration import IterationPricer
+from opgraph.analysis.memory import footprint_of
 from opgraph.core import checks
+from opgraph.core.phase import Phase
 from opgraph.errors import OpgraphError
 from opgraph.pricing.hardware import Hardware
 
@@ -95,6 +97,21 @@ class Side:
     replicas: int  # per worker: data-parallel replicas, each running its own requests
     kv_bytes_per_token: float  # one GPU's KV cache per token of a sequence
     hw: Hardware | None = None  # its GPU; None: the deployment's
+
+
+def one_node(hw: Hardware, gpus: int) -> bool:
+    """Whether `gpus` GPUs of `hw` fit in one node, so that the KV cache crosses NVLink (else the network)."""
+    return hw.interconnect is not None and gpus <= hw.interconnect.gpus_per_node
+
+
+def side(build, fusion, group_hw: Hardware, engine, layout, workers: int, prompt: int, hw: Hardware | None = None,
+         pricer: IterationPricer | None = None) -> Side:
+    """One pool of `workers` engine instances of `layout` (tp, dp, ep; its model builder `build` and the hardware its
+    collectives run on, `group_hw`): its KV cache per token is one GPU's, from the memory model at one request of
+    `prompt` tokens. `pricer`: one already made for this layout (a search shares it between pools and worker counts)."""
+    kv = footprint_of(build(Phase.decode(1, prompt - 1)), fusion, group_hw).kv_cache_bytes / prompt
+    return Side(pricer or IterationPricer(build, fusion, group_hw), engine, checks.integer("workers", workers),
+                layout.describe(), layout.gpus, layout.dp, kv, hw)
 
 
 def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concurrency: int, prompt: int,

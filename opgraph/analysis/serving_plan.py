@@ -9,6 +9,10 @@ and G output tokens under the engine's scheduler (opgraph.analysis.serve.ENGINES
   iteration's activations) holds C requests of P + G tokens, and C is within the engine's running limit;
 - TTFT and TPOT are the steady state's means; tokens/s per GPU are the replicas' output over all N GPUs, and
   tokens/s per user 1 / TPOT.
+With `disaggregated`, every split of the N GPUs into prefill and decode workers (xPyD: X workers of one layout run
+prompts, Y of another decode; each worker within a node, without pipeline stages) is tried too, at every concurrency per
+decode replica, in closed form (opgraph.analysis.disaggregated: rate matching between the pools, the KV cache's move
+over NVLink when all N GPUs share a node, else the network).
 The candidates' Pareto front (no other is better in both tokens/s per GPU and tokens/s per user) is marked, and the
 best candidate is the one with the most tokens/s per GPU among those within the limits (--max-ttft, --max-tpot: the
 means).
@@ -21,7 +25,10 @@ from collections.abc import Sequence
 
 import attrs
 
+import math
+
 from opgraph.analysis.capacity import Steady, steady
+from opgraph.analysis.disaggregated import disaggregated as disaggregated_state, one_node, side
 from opgraph.analysis.iteration import IterationPricer
 from opgraph.analysis.plan import Arrange, Dropped, Layout, layouts
 from opgraph.analysis.serve import ENGINES, kv_blocks
@@ -32,12 +39,49 @@ from opgraph.files import planfile
 from opgraph.pricing.hardware import Hardware
 
 DEFAULT_CONCURRENCY = tuple(2**i for i in range(10))  # 1 .. 512 per replica
+SPLITS = "disaggregated (xPyD splits)"  # how charts name the splits, drawn in one colour (there are many)
+
+
+@attrs.frozen
+class Split:
+    """A disaggregated deployment: `prefill_workers` engine instances laid out as `prefill` run the prompts and
+    `decode_workers` laid out as `decode` run the decodes."""
+
+    prefill: Layout
+    prefill_workers: int
+    decode: Layout
+    decode_workers: int
+
+    @property
+    def gpus(self) -> int:
+        return self.prefill_workers * self.prefill.gpus + self.decode_workers * self.decode.gpus
+
+    def describe(self) -> str:
+        return (f"{self.prefill_workers}p ({self.prefill.describe()}) + "
+                f"{self.decode_workers}d ({self.decode.describe()})")
+
+
+def splits(gpus: int, moe: bool, per_node: int) -> list[Split]:
+    """Every way to fill `gpus` GPUs with X >= 1 prefill and Y >= 1 decode workers, each worker one layout of a
+    divisor of `gpus` GPUs, within a node (`per_node`), without pipeline stages. A dense model's data-parallel replicas inside a worker
+    are the same as more workers, so its workers are tensor-parallel only; a MoE model's may also spread experts over
+    replicas (data-parallel attention, as DeepSeek's deployments do)."""
+    sizes = [g for g in range(1, min(gpus - 1, per_node) + 1) if gpus % g == 0]
+    workers = {g: [w for w in layouts(g, moe) if w.pp == 1 and (w.dp == 1 or w.ep > 1)] for g in sizes}
+    out = []
+    for gp in sizes:
+        for x in range(1, gpus // gp + 1):
+            rest = gpus - x * gp
+            for gd in sizes:
+                if rest > 0 and rest % gd == 0:
+                    out += [Split(p, x, d, rest // gd) for p in workers[gp] for d in workers[gd]]
+    return out
 
 
 @attrs.frozen
 class ServingCandidate:
-    layout: Layout
-    concurrency: int  # requests in flight per replica
+    layout: Layout | Split
+    concurrency: int  # requests in flight per replica (a split: per decode replica)
     steady: Steady
     tokens_per_s_per_gpu: float
     meets_limits: bool
@@ -46,6 +90,10 @@ class ServingCandidate:
     @property
     def tokens_per_s_per_user(self) -> float:
         return 1 / self.steady.tpot_s
+
+    @property
+    def disaggregated(self) -> bool:
+        return isinstance(self.layout, Split)
 
 
 @attrs.frozen
@@ -66,6 +114,8 @@ class ServingPlan:
     limits: dict[str, float]
     seconds: float
     top: int = 10
+    disaggregated: bool = False  # splits into prefill and decode workers were searched too
+    notes: tuple[str, ...] = ()  # what the splits assume (the KV cache's link)
 
     @property
     def front(self) -> tuple[ServingCandidate, ...]:
@@ -94,9 +144,11 @@ def pareto(points: Sequence[tuple[float, float]]) -> list[bool]:
 def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name: str, prompt: int, output: int,
                    engine: str = "vllm", plan: FusionPlan | None = None,
                    concurrencies: Sequence[int] = DEFAULT_CONCURRENCY, max_ttft_s: float | None = None,
-                   max_tpot_s: float | None = None, among: Sequence[Layout] | None = None) -> ServingPlan:
+                   max_tpot_s: float | None = None, among: Sequence[Layout] | None = None,
+                   disaggregated: bool = False) -> ServingPlan:
     """Every serving layout of `gpus` GPUs (or those of them in `among`) at every concurrency per replica that fits,
-    for `engine`'s scheduler and kernels (or `plan`'s)."""
+    for `engine`'s scheduler and kernels (or `plan`'s); with `disaggregated`, every split into prefill and decode
+    workers as well."""
     start = time.perf_counter()
     checks.integer("--gpus", gpus, maximum=1024)
     checks.integer("--prompt", prompt)
@@ -106,7 +158,13 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
     for limit, value in (("max_tpot_s", max_tpot_s), ("max_ttft_s", max_ttft_s)):
         if value is not None:
             limits[limit] = checks.number(f"--{limit[:-2].replace('_', '-')}", value, above=0, maximum=1e6)
-    found, dropped, too_big = [], [], 0
+    found, dropped, too_big, notes = [], [], 0, ()
+    concurrencies = sorted(set(concurrencies))
+
+    def within(s: Steady) -> bool:
+        return (s.tpot_s <= limits.get("max_tpot_s", float("inf"))
+                and s.ttft_s <= limits.get("max_ttft_s", float("inf")))
+
     for layout in layouts(gpus, moe):
         if among is not None and layout not in among:
             continue
@@ -120,7 +178,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
             dropped.append(Dropped(layout, str(e)))
             continue
         most = min(blocks // per_request, eng.max_seqs)
-        for c in sorted(set(concurrencies)):
+        for c in concurrencies:
             if c > most or c % pricer.lanes:  # or a pipeline's lanes cannot share it evenly
                 too_big += 1
                 continue
@@ -129,13 +187,63 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
             except OpgraphError:  # the decodes alone fill the budget, or a whole prompt cannot fit
                 too_big += 1
                 continue
-            meets = s.tpot_s <= limits.get("max_tpot_s", float("inf")) and s.ttft_s <= limits.get("max_ttft_s",
-                                                                                                   float("inf"))
-            found.append(ServingCandidate(layout, c, s, layout.dp * s.tokens_per_s / layout.gpus, meets))
+            found.append(ServingCandidate(layout, c, s, layout.dp * s.tokens_per_s / layout.gpus, within(s)))
+    if disaggregated:
+        more, big, notes = _split_candidates(arrange, hw, gpus, moe, prompt, output, engine, plan, concurrencies,
+                                             dropped)
+        found += [ServingCandidate(split, c, s, per_gpu, within(s)) for split, c, s, per_gpu in more]
+        too_big += big
     front = pareto([(c.tokens_per_s_per_gpu, c.tokens_per_s_per_user) for c in found])
     found = [attrs.evolve(c, on_front=f) for c, f in zip(found, front)]
-    found.sort(key=lambda c: (-c.tokens_per_s_per_gpu, -c.tokens_per_s_per_user, c.layout.tp, c.concurrency))
+    found.sort(key=lambda c: (-c.tokens_per_s_per_gpu, -c.tokens_per_s_per_user, c.layout.gpus, c.layout.describe(),
+                              c.concurrency))
     best = next((c for c in found if c.meets_limits), None)
     fusion_name = plan.name if plan is not None else ENGINES[engine](hw).plan
     return ServingPlan(name, hw, engine, fusion_name, gpus, prompt, output, tuple(found), best, too_big,
-                       tuple(dropped), limits, time.perf_counter() - start)
+                       tuple(dropped), limits, time.perf_counter() - start, disaggregated=disaggregated,
+                       notes=notes)
+
+
+def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prompt: int, output: int, engine: str,
+                      plan: FusionPlan | None, concurrencies: Sequence[int], dropped: list):
+    """(split, concurrency per decode replica, steady state, tokens/s per GPU) of every split that fits, how many
+    (split, concurrency) pairs did not fit, and what the splits assume (notes); a worker layout that cannot be built is
+    added to `dropped`, once."""
+    if hw.interconnect is None:
+        raise OpgraphError(f"hardware {hw.name!r} has no [interconnect] table: a disaggregated deployment's KV-cache "
+                           f"move cannot be priced; plan without --disaggregated")
+    workers: dict[Layout, tuple | None] = {}  # a worker layout: (its pool side, requests a decode replica holds)
+
+    def worker(layout: Layout):
+        if layout not in workers:
+            try:
+                build, group_hw = arrange(layout)
+                eng = ENGINES[engine](group_hw)
+                fusion = plan or planfile.load(eng.plan)
+                blocks, per_request = kv_blocks(build, fusion, group_hw, eng, prompt + output)
+                workers[layout] = (side(build, fusion, group_hw, eng, layout, 1, prompt, hw),
+                                   min(blocks // per_request, eng.max_seqs))
+            except OpgraphError as e:
+                dropped.append(Dropped(layout, f"as a disaggregated worker: {e}"))
+                workers[layout] = None
+        return workers[layout]
+
+    out, too_big, notes = [], 0, ()
+    for split in splits(gpus, moe, hw.interconnect.gpus_per_node):
+        pre, dec = worker(split.prefill), worker(split.decode)
+        if pre is None or dec is None:
+            too_big += len(concurrencies)
+            continue
+        prefill, decode = (attrs.evolve(w[0], workers=n) for w, n in ((pre, split.prefill_workers),
+                                                                      (dec, split.decode_workers)))
+        for c in concurrencies:
+            if c > dec[1]:
+                too_big += 1
+                continue
+            d = disaggregated_state(prefill.pricer.model, hw, prefill, decode, concurrency=c, prompt=prompt,
+                                    output=output, same_node=one_node(hw, gpus))
+            state = Steady(d.ttft_s, d.tpot_s, d.tokens_per_s, d.tpot_s,
+                           math.ceil(prompt / prefill.engine.max_batched_tokens))
+            out.append((split, c, state, d.tokens_per_s_per_gpu))
+            notes = d.notes  # the same link and assumptions for every split of these GPUs
+    return out, too_big, notes

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from opgraph.analysis.plan import Candidate, PlanSearch
-from opgraph.analysis.serving_plan import ServingCandidate, ServingPlan
+from opgraph.analysis.serving_plan import SPLITS, ServingCandidate, ServingPlan
 from opgraph.render import renderer
 from opgraph.render.report import time_model_line
 from opgraph.render.text import gb, header, heading, lines, seconds, sig, table, to_csv, to_json
@@ -94,7 +94,8 @@ def serving_text(s: ServingPlan, fmt: str) -> str:
     out = header(f"opgraph plan: serving {s.model} on {s.gpus} x {hw.display_name} ({hw.name}), engine {s.engine}, "
                  f"fusion {s.plan}", fmt, [
         f"closed loops of requests of {s.prompt:,} prompt and {s.output:,} output tokens, each layout at each "
-        f"concurrency per replica, in their steady state (opgraph.analysis.capacity); {_limits(s)} (means)",
+        f"concurrency per replica, in their steady state (opgraph.analysis.capacity)" + _splits_said(s)
+        + f"; {_limits(s)} (means)",
         f"{len(s.candidates):,} candidates costed in {s.seconds:.2f} s; {sum(c.on_front for c in s.candidates):,} on "
         f"the Pareto front of tokens/s per GPU against tokens/s per user; {s.too_big:,} (layout, concurrency) pairs "
         f"beyond what the KV cache or the engine holds"])
@@ -113,12 +114,29 @@ def serving_text(s: ServingPlan, fmt: str) -> str:
         out += ["", heading("layouts not served", fmt), "",
                 table([[d.layout.describe(), d.reason] for d in s.dropped], ["layout", "why"], fmt)]
     out += ["", f"Times are expected ({time_model_line(hw)}); tokens/s are output tokens, per GPU over all "
-                f"{s.gpus} GPUs and per user 1 / TPOT."]
+                f"{s.gpus} GPUs and per user 1 / TPOT.", *(f"note: {n}" for n in s.notes)]
     return lines(out)
 
 
+def _splits_said(s: ServingPlan) -> str:
+    return ("; and every split into X prefill and Y decode workers (XpYd: each pool's worker layout in brackets), at "
+            "each concurrency per decode replica (opgraph.analysis.disaggregated)" if s.disaggregated else "")
+
+
+def _pools(c: ServingCandidate) -> dict:
+    """The layout's sizes, flat (a CSV column each): an aggregated layout's tp, pp, dp and ep, or a split's workers and
+    each pool's worker layout; the other kind's keys null."""
+    split = c.disaggregated
+    whole = {k: None if split else getattr(c.layout, k) for k in ("tp", "pp", "dp", "ep")}
+    pools = {f"{pool}_{k}": getattr(getattr(c.layout, pool), k) if split else None
+             for pool in ("prefill", "decode") for k in ("tp", "dp", "ep")}
+    workers = {f"{pool}_workers": getattr(c.layout, f"{pool}_workers") if split else None
+               for pool in ("prefill", "decode")}
+    return {"disaggregated": split, **whole, **workers, **pools}
+
+
 def _serving_dict(c: ServingCandidate, best: ServingCandidate | None) -> dict:
-    return {"tp": c.layout.tp, "pp": c.layout.pp, "dp": c.layout.dp, "ep": c.layout.ep, "layout": c.layout.describe(),
+    return {**_pools(c), "layout": c.layout.describe(),
             "concurrency_per_replica": c.concurrency, "expected_ttft_s": c.steady.ttft_s,
             "expected_tpot_s": c.steady.tpot_s, "expected_tokens_per_s_per_gpu": c.tokens_per_s_per_gpu,
             "expected_tokens_per_s_per_user": c.tokens_per_s_per_user, "on_pareto_front": c.on_front,
@@ -131,7 +149,7 @@ def serving_json(s: ServingPlan, fmt: str) -> str:
         "model": s.model, "hardware": s.hardware.name, "engine": s.engine, "fusion": s.plan, "gpus": s.gpus,
         "prompt_tokens": s.prompt, "output_tokens": s.output, "limits": s.limits,
         "units": {"*_s": "s", "*_per_gpu": "output tokens/s per GPU", "*_per_user": "output tokens/s per user"},
-        "search_s": s.seconds, "too_big": s.too_big,
+        "search_s": s.seconds, "too_big": s.too_big, "disaggregated_searched": s.disaggregated, "notes": list(s.notes),
         "best": None if s.best is None else _serving_dict(s.best, s.best),
         "candidates": [_serving_dict(c, s.best) for c in s.candidates],
         "dropped": [{"tp": d.layout.tp, "dp": d.layout.dp, "ep": d.layout.ep, "pp": d.layout.pp, "reason": d.reason}
@@ -154,9 +172,9 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
 
     data = serving_json(s, "json")
     d = json.loads(data)
-    layouts = sorted({c["layout"] for c in d["candidates"]})
-    colour = palette(layouts)
-    points = [(c["expected_tokens_per_s_per_user"], c["expected_tokens_per_s_per_gpu"], colour[c["layout"]],
+    group = lambda c: SPLITS if c["disaggregated"] else c["layout"]  # noqa: E731 - splits share a colour
+    colour = palette(sorted({group(c) for c in d["candidates"]}))
+    points = [(c["expected_tokens_per_s_per_user"], c["expected_tokens_per_s_per_gpu"], colour[group(c)],
                f"{c['layout']} at {c['concurrency_per_replica']} per replica: {c['expected_tokens_per_s_per_gpu']:,.0f} "
                f"tokens/s per GPU, {c['expected_tokens_per_s_per_user']:,.1f} per user, TTFT "
                f"{seconds(c['expected_ttft_s'])}, TPOT {seconds(c['expected_tpot_s'])}"
@@ -187,13 +205,13 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
     hw = s.hardware
     title = f"opgraph plan: serving {s.model} on {s.gpus} x {hw.display_name} ({hw.name}), engine {s.engine}"
     note = (f"{s.prompt:,} prompt and {s.output:,} output tokens a request, each layout at each concurrency per replica "
-            f"in its steady state; {esc(_limits(s))} (means). Filled: within the limits; hollow: outside; large: the "
+            f"in its steady state{esc(_splits_said(s))}; {esc(_limits(s))} (means). Filled: within the limits; hollow: outside; large: the "
             f"best; a TPOT limit is drawn dashed, the candidates within it to its right.")
     body = (f"<p><strong>{esc(said)}</strong></p>{legend(colour)}{drawn}"
             f"<h2>candidates</h2>{filters('candidates', ['on the front', 'off the front'], 'Pareto', 'layout')}"
             + table("candidates", ["layout", "concurrency per replica", "TTFT", "TPOT", "tokens/s per GPU",
                                    "tokens/s per user", "Pareto", "within limits", "best"], rows))
-    return page(title, note, body, data)
+    return page(title, note, body, data, s.notes)
 
 
 @renderer(PlanSearch, "html")

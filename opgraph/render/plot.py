@@ -287,14 +287,19 @@ def pareto(plan):
     Figure."""
     fig = figure(figsize=(7.5, 5.5), layout="constrained")
     ax = fig.subplots()
-    layouts = sorted({c.layout.describe() for c in plan.candidates})
+    from opgraph.analysis.serving_plan import SPLITS
+
+    def group(c) -> str:  # splits share one colour (their many layouts are in the JSON and the table)
+        return SPLITS if c.disaggregated else c.layout.describe()
+
+    layouts = sorted({group(c) for c in plan.candidates})
     for name, color in zip(layouts, _colors(len(layouts))):
-        mine = [c for c in plan.candidates if c.layout.describe() == name]
+        mine = [c for c in plan.candidates if group(c) == name]
         for inside in (True, False):
             pts = [c for c in mine if c.meets_limits == inside]
             if pts:
                 ax.scatter([c.tokens_per_s_per_user for c in pts], [c.tokens_per_s_per_gpu for c in pts], s=28,
-                           color=color if inside else "none", edgecolors=color,
+                           color=color if inside else "none", edgecolors=color, marker="^" if name == SPLITS else "o",
                            label=name if inside or not any(c.meets_limits for c in mine) else None)
     front = sorted((c for c in plan.candidates if c.on_front), key=lambda c: c.tokens_per_s_per_user)
     ax.plot([c.tokens_per_s_per_user for c in front], [c.tokens_per_s_per_gpu for c in front], "-", color="black",

@@ -132,3 +132,45 @@ def test_every_gpu_serves_and_plans_or_says_why_not(gpu, capsys):
         rc = main(argv)
         out, err = capsys.readouterr()
         assert (rc == 0 and says in out) or (rc == 2 and err.count("\n") == 1 and "Traceback" not in err), err
+
+
+def test_splits_fill_the_gpus_with_prefill_and_decode_workers_of_each_layout():
+    """Every (X, prefill worker size, Y, decode worker size) with X x p + Y x d = 8, worker sizes 1, 2 and 4 (divisors
+    of 8 within a node of 8, below 8), by brute force; a dense model's workers are tensor-parallel only, a MoE model's
+    may also spread experts over data-parallel attention or over the tensor-parallel group."""
+    from opgraph.analysis.plan import Layout
+    from opgraph.analysis.serving_plan import splits
+    shapes = [(x, p, y, d) for p in (1, 2, 4) for d in (1, 2, 4) for x in range(1, 9) for y in range(1, 9)
+              if x * p + y * d == 8]
+    dense = {1: [Layout(1, 1, 1)], 2: [Layout(2, 1, 1)], 4: [Layout(4, 1, 1)]}
+    moe = {1: [Layout(1, 1, 1)], 2: [Layout(2, 1, 1), Layout(1, 2, 2), Layout(2, 1, 2)],
+           4: [Layout(4, 1, 1), Layout(1, 4, 4), Layout(4, 1, 4)]}
+    for experts, workers in ((False, dense), (True, moe)):
+        want = {(x, a, y, b) for x, p, y, d in shapes for a in workers[p] for b in workers[d]}
+        got = [(s.prefill_workers, s.prefill, s.decode_workers, s.decode) for s in splits(8, experts, 8)]
+        assert len(got) == len(set(got)) and set(got) == want
+    assert all(s.gpus == 8 for s in splits(8, True, 8))
+    assert {s.prefill.gpus for s in splits(16, False, 8)} == {1, 2, 4, 8}  # a worker stays within its node
+
+
+def test_a_disaggregated_plan_prices_each_split_as_serve_does(capsys):
+    """Each split's TTFT, TPOT and tokens/s per GPU are `serve --disaggregate XpYd --prefill ... --decode ...`'s for the
+    same workers (the command's own path, run apart); the Pareto front and the best span both kinds."""
+    from opgraph.cli import main
+    args = ["--concurrency", "8,64", "--prompt", "1024", "--output", "128"]
+    assert main(["plan", "llama-3-8b", "--gpus", "4", "--disaggregated", "--format", "json", *args]) == 0
+    d = json.loads(capsys.readouterr().out)
+    split = [c for c in d["candidates"] if c["disaggregated"]]
+    assert d["disaggregated_searched"] and split and any(not c["disaggregated"] for c in d["candidates"])
+    assert {(c["prefill_workers"], c["prefill_tp"], c["decode_workers"], c["decode_tp"]) for c in split} == {
+        (1, 1, 3, 1), (2, 1, 2, 1), (2, 1, 1, 2), (3, 1, 1, 1), (1, 2, 2, 1), (1, 2, 1, 2)}
+    assert all(c["tp"] is None for c in split) and any("KV cache crosses NVLink" in n for n in d["notes"])
+    for c in split[:3] + split[-2:]:
+        assert main(["serve", "llama-3-8b", "--disaggregate", f"{c['prefill_workers']}p{c['decode_workers']}d",
+                     "--prefill", f"tp={c['prefill_tp']}", "--decode", f"tp={c['decode_tp']}", "--format", "json",
+                     "--concurrency", str(c["concurrency_per_replica"]), "--prompt", "1024", "--output", "128"]) == 0
+        one = json.loads(capsys.readouterr().out)
+        assert (one["ttft_s"], one["tpot_s"], one["expected_tokens_per_s_per_gpu"]) == (
+            c["expected_ttft_s"], c["expected_tpot_s"], c["expected_tokens_per_s_per_gpu"])
+    assert main(["plan", "llama-3-8b", "--gpus", "4", "--batch", "4", "--disaggregated"]) == 2
+    assert "give --concurrency too" in capsys.readouterr().err
