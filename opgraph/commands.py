@@ -270,6 +270,10 @@ def _plan_options(p) -> None:
                    "--batch)")
     p.add_argument("--engine", default="vllm", metavar="NAME", help="with --concurrency: the serving engine "
                    "whose scheduler, defaults and kernels are modelled: vllm, sglang, trtllm (default: vllm)")
+    p.add_argument("--max-batch-tokens", metavar="LIST", help="with --concurrency: the engine's token budget an "
+                   "iteration (its chunked-prefill size) to try, a list (2048,8192); each layout is served under each "
+                   "(default: the engine's own, said in the output; its running limit is not searched: in a "
+                   "closed loop it only caps --concurrency)")
     p.add_argument("--disaggregated", action="store_true", help="with --concurrency: also every split of the GPUs "
                    "into X prefill and Y decode workers (xPyD), each worker a layout within a node, at each "
                    "concurrency per decode replica, the KV cache moved between the pools (as 'serve --disaggregate')")

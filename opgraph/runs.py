@@ -114,9 +114,12 @@ def planning(a):
             plan=None if a.fusion is None else choices.plan(a.fusion),
             concurrencies=[checks.integer("--concurrency", c, maximum=100_000)
                            for c in sweep.parse_values(a.concurrency, "--concurrency")],
-            max_ttft_s=ms["max_ttft"], max_tpot_s=ms["max_tpot"], disaggregated=a.disaggregated), top=top)
-    if a.disaggregated:
-        raise OpgraphError("--disaggregated plans serving in flight: give --concurrency too")
+            max_ttft_s=ms["max_ttft"], max_tpot_s=ms["max_tpot"], disaggregated=a.disaggregated,
+            batch_tokens=sweep.parse_values(a.max_batch_tokens, "--max-batch-tokens") if a.max_batch_tokens else ()),
+            top=top)
+    for flag in ("disaggregated", "max_batch_tokens"):
+        if getattr(a, flag):
+            raise OpgraphError(f"--{flag.replace('_', '-')} plans serving in flight: give --concurrency too")
     if a.engine != "vllm":
         raise OpgraphError("--engine applies to serving plans: give --concurrency too")
     return attrs.evolve(plan_search.search(choices.arranger(model, opts, hw), choices.plan(a.fusion or planfile.DEFAULT), hw,
@@ -213,16 +216,12 @@ def serving_run(a):
                            "a stage, each with its share of the requests")
     hw = gpu(a)
     engine = serve.ENGINES[checks.choice("--engine", a.engine, serve.ENGINES)](hw)
-    limits = {}
-    if a.max_batch_tokens is not None:
-        limits["max_batched_tokens"] = checks.integer("--max-batch-tokens", a.max_batch_tokens)
-    if a.max_seqs is not None:
-        limits["max_seqs"] = checks.integer("--max-seqs", a.max_seqs)
-    if a.memory_fraction is not None:
-        limits["memory_fraction"] = checks.number("--memory-fraction", a.memory_fraction, above=0, maximum=1)
-    if limits:
-        engine = attrs.evolve(engine, **limits, source=engine.source + "; " + ", ".join(
-            f"{k.replace('_', ' ')} {v:g} given" for k, v in limits.items()))
+    engine = serve.with_limits(
+        engine, max_batched_tokens=None if a.max_batch_tokens is None else checks.integer("--max-batch-tokens",
+                                                                                          a.max_batch_tokens),
+        max_seqs=None if a.max_seqs is None else checks.integer("--max-seqs", a.max_seqs),
+        memory_fraction=None if a.memory_fraction is None else checks.number("--memory-fraction", a.memory_fraction,
+                                                                             above=0, maximum=1))
     speculation = None
     if a.draft is not None:
         try:

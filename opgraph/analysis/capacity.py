@@ -77,10 +77,15 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
                 priced[n] = pricer.price_mix(rows + n * chunk, max(rows + (n if k == 1 else 0), 1),
                                              [(decodes, (1, ctx)), (n, (chunk, past))]).expected_s + overhead_s
             return priced[n]
-        low = math.floor(chunks)
-        mean = (1 - (chunks - low)) * with_chunks(low) + (chunks - low) * with_chunks(low + 1)
-        if k == 1:  # the newcomer's own prompt, whole, beside the others' decodes
-            ttft = with_chunks(1)
+        def carrying(n: float) -> float:  # the mean iteration of n chunks: whole numbers of them, mixed to that mean
+            low = math.floor(n)
+            return (1 - (n - low)) * with_chunks(low) + (n - low) * with_chunks(low + 1)
+
+        mean = carrying(chunks)
+        if k == 1:  # the newcomer's own prompt, whole, beside the others' decodes and the prompts that arrive with
+            # it: requests of fixed lengths spread out evenly, so an iteration holds the mean C / (G - 1 + k) prompts,
+            # or this one alone when fewer than one arrives an iteration
+            ttft = carrying(max(c * k / (g - 1 + k), 1))
         else:  # its chunks, one an iteration
             ttft = sum(pricer.price_mix(rows + min(room, p - j * room), rows + (j == k - 1),
                                         [(decodes, (1, ctx)), (1, (min(room, p - j * room), j * room))]).expected_s

@@ -66,6 +66,16 @@ class Engine:
         return f"{chunks}, {order}"
 
 
+def with_limits(engine: Engine, **given) -> Engine:
+    """The engine with the limits a user gave (max_batched_tokens, max_seqs, memory_fraction; None: its own), its
+    source saying which were given."""
+    given = {k: v for k, v in given.items() if v is not None}
+    if not given:
+        return engine
+    return attrs.evolve(engine, **given, source=engine.source + "; " + ", ".join(
+        f"{k.replace('_', ' ')} {v:g} given" for k, v in given.items()))
+
+
 def vllm(hw: Hardware) -> Engine:
     """vLLM's defaults for its OpenAI-compatible server: EngineArgs.get_batch_defaults in vllm/engine/arg_utils.py
     (vLLM 0.10-0.11) gives 8,192 batched tokens and 1,024 sequences on GPUs of at least 70 GiB other than the A100,

@@ -31,7 +31,7 @@ from opgraph.analysis.capacity import Steady, steady
 from opgraph.analysis.disaggregated import disaggregated as disaggregated_state, one_node, side
 from opgraph.analysis.iteration import IterationPricer
 from opgraph.analysis.plan import Arrange, Dropped, Layout, layouts
-from opgraph.analysis.serve import ENGINES, kv_blocks
+from opgraph.analysis.serve import ENGINES, kv_blocks, with_limits
 from opgraph.core import checks
 from opgraph.core.fusion import FusionPlan
 from opgraph.errors import OpgraphError
@@ -86,6 +86,7 @@ class ServingCandidate:
     tokens_per_s_per_gpu: float
     meets_limits: bool
     on_front: bool = False
+    max_batched_tokens: int = 0  # the engine's token budget an iteration (a split: its prefill workers')
 
     @property
     def tokens_per_s_per_user(self) -> float:
@@ -116,6 +117,7 @@ class ServingPlan:
     top: int = 10
     disaggregated: bool = False  # splits into prefill and decode workers were searched too
     notes: tuple[str, ...] = ()  # what the splits assume (the KV cache's link)
+    budgets_searched: bool = False  # several token budgets an iteration were tried
 
     @property
     def front(self) -> tuple[ServingCandidate, ...]:
@@ -145,10 +147,12 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
                    engine: str = "vllm", plan: FusionPlan | None = None,
                    concurrencies: Sequence[int] = DEFAULT_CONCURRENCY, max_ttft_s: float | None = None,
                    max_tpot_s: float | None = None, among: Sequence[Layout] | None = None,
-                   disaggregated: bool = False) -> ServingPlan:
+                   disaggregated: bool = False, batch_tokens: Sequence[int] = ()) -> ServingPlan:
     """Every serving layout of `gpus` GPUs (or those of them in `among`) at every concurrency per replica that fits,
-    for `engine`'s scheduler and kernels (or `plan`'s); with `disaggregated`, every split into prefill and decode
-    workers as well."""
+    for `engine`'s scheduler and kernels (or `plan`'s), under each of the token budgets an iteration in `batch_tokens`
+    (default: the engine's own); with `disaggregated`, every split into prefill and decode workers as well (at the
+    engine's own budget). The engine's running limit is not searched: in a closed loop it only caps the concurrency,
+    which is searched itself."""
     start = time.perf_counter()
     checks.integer("--gpus", gpus, maximum=1024)
     checks.integer("--prompt", prompt)
@@ -160,6 +164,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
             limits[limit] = checks.number(f"--{limit[:-2].replace('_', '-')}", value, above=0, maximum=1e6)
     found, dropped, too_big, notes = [], [], 0, ()
     concurrencies = sorted(set(concurrencies))
+    budgets = sorted({checks.integer("--max-batch-tokens", b, maximum=10**7) for b in batch_tokens}) or [None]
 
     def within(s: Steady) -> bool:
         return (s.tpot_s <= limits.get("max_tpot_s", float("inf"))
@@ -170,43 +175,48 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
             continue
         try:
             build, group_hw = arrange(layout)
-            eng = ENGINES[engine](group_hw)
-            fusion = plan or planfile.load(eng.plan)
+            own = ENGINES[engine](group_hw)
+            fusion = plan or planfile.load(own.plan)
             pricer = IterationPricer(build, fusion, group_hw)
-            blocks, per_request = kv_blocks(build, fusion, group_hw, eng, prompt + output)
+            engines = [with_limits(own, max_batched_tokens=b) for b in budgets]
+            held = [kv_blocks(build, fusion, group_hw, eng, prompt + output) for eng in engines]
         except OpgraphError as e:
             dropped.append(Dropped(layout, str(e)))
             continue
-        most = min(blocks // per_request, eng.max_seqs)
-        for c in concurrencies:
-            if c > most or c % pricer.lanes:  # or a pipeline's lanes cannot share it evenly
-                too_big += 1
-                continue
-            try:
-                s = steady(pricer, eng, c, prompt, output)
-            except OpgraphError:  # the decodes alone fill the budget, or a whole prompt cannot fit
-                too_big += 1
-                continue
-            found.append(ServingCandidate(layout, c, s, layout.dp * s.tokens_per_s / layout.gpus, within(s)))
+        for eng, (blocks, per_request) in zip(engines, held):
+            most = min(blocks // per_request, eng.max_seqs)
+            for c in concurrencies:
+                if c > most or c % pricer.lanes:  # or a pipeline's lanes cannot share it evenly
+                    too_big += 1
+                    continue
+                try:
+                    s = steady(pricer, eng, c, prompt, output)
+                except OpgraphError:  # the decodes alone fill the budget, or a whole prompt cannot fit
+                    too_big += 1
+                    continue
+                found.append(ServingCandidate(layout, c, s, layout.dp * s.tokens_per_s / layout.gpus, within(s),
+                                              max_batched_tokens=eng.max_batched_tokens))
     if disaggregated:
         more, big, notes = _split_candidates(arrange, hw, gpus, moe, prompt, output, engine, plan, concurrencies,
                                              dropped)
-        found += [ServingCandidate(split, c, s, per_gpu, within(s)) for split, c, s, per_gpu in more]
+        found += [ServingCandidate(split, c, s, per_gpu, within(s), max_batched_tokens=b)
+                  for split, c, s, per_gpu, b in more]
         too_big += big
     front = pareto([(c.tokens_per_s_per_gpu, c.tokens_per_s_per_user) for c in found])
     found = [attrs.evolve(c, on_front=f) for c, f in zip(found, front)]
     found.sort(key=lambda c: (-c.tokens_per_s_per_gpu, -c.tokens_per_s_per_user, c.layout.gpus, c.layout.describe(),
-                              c.concurrency))
+                              c.concurrency, c.max_batched_tokens))
     best = next((c for c in found if c.meets_limits), None)
     fusion_name = plan.name if plan is not None else ENGINES[engine](hw).plan
     return ServingPlan(name, hw, engine, fusion_name, gpus, prompt, output, tuple(found), best, too_big,
                        tuple(dropped), limits, time.perf_counter() - start, disaggregated=disaggregated,
-                       notes=notes)
+                       notes=notes, budgets_searched=len(budgets) > 1)
 
 
 def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prompt: int, output: int, engine: str,
                       plan: FusionPlan | None, concurrencies: Sequence[int], dropped: list):
-    """(split, concurrency per decode replica, steady state, tokens/s per GPU) of every split that fits, how many
+    """(split, concurrency per decode replica, steady state, tokens/s per GPU, the prefill workers' token budget) of
+    every split that fits, how many
     (split, concurrency) pairs did not fit, and what the splits assume (notes); a worker layout that cannot be built is
     added to `dropped`, once."""
     if hw.interconnect is None:
@@ -244,6 +254,6 @@ def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prom
                                     output=output, same_node=one_node(hw, gpus))
             state = Steady(d.ttft_s, d.tpot_s, d.tokens_per_s, d.tpot_s,
                            math.ceil(prompt / prefill.engine.max_batched_tokens))
-            out.append((split, c, state, d.tokens_per_s_per_gpu))
+            out.append((split, c, state, d.tokens_per_s_per_gpu, prefill.engine.max_batched_tokens))
             notes = d.notes  # the same link and assumptions for every split of these GPUs
     return out, too_big, notes

@@ -82,8 +82,9 @@ SERVING_COLUMNS = ["layout", "concurrency per replica", "TTFT", "TPOT", "tokens/
                    "Pareto", "within limits"]
 
 
-def _serving_row(c: ServingCandidate, best: ServingCandidate | None) -> list:
-    return [c.layout.describe() + (" (best)" if c is best else ""), c.concurrency, seconds(c.steady.ttft_s),
+def _serving_row(c: ServingCandidate, best: ServingCandidate | None, budgets: bool) -> list:
+    return [c.layout.describe() + (" (best)" if c is best else ""), *([f"{c.max_batched_tokens:,}"] if budgets else []),
+            c.concurrency, seconds(c.steady.ttft_s),
             seconds(c.steady.tpot_s), sig(c.tokens_per_s_per_gpu), sig(c.tokens_per_s_per_user),
             "front" if c.on_front else "", "yes" if c.meets_limits else "no"]
 
@@ -101,7 +102,8 @@ def serving_text(s: ServingPlan, fmt: str) -> str:
         f"beyond what the KV cache or the engine holds"])
     if s.best is not None:
         b = s.best
-        out += ["", f"best within the limits: {b.layout.describe()} at {b.concurrency} requests per replica: "
+        out += ["", f"best within the limits: {b.layout.describe()} at {b.concurrency} requests per replica"
+                    + (f", {b.max_batched_tokens:,} tokens an iteration" if s.budgets_searched else "") + ": "
                     f"{sig(b.tokens_per_s_per_gpu)} tokens/s per GPU, {sig(b.tokens_per_s_per_user)} tokens/s per "
                     f"user, TTFT {seconds(b.steady.ttft_s)}, TPOT {seconds(b.steady.tpot_s)}"]
     else:
@@ -109,7 +111,9 @@ def serving_text(s: ServingPlan, fmt: str) -> str:
     shown = [c for c in s.candidates if c.on_front][:s.top]
     if shown:
         out += ["", heading(f"the Pareto front ({len(shown)} shown, most tokens/s per GPU first)", fmt), "",
-                table([_serving_row(c, s.best) for c in shown], SERVING_COLUMNS, fmt)]
+                table([_serving_row(c, s.best, s.budgets_searched) for c in shown],
+                      SERVING_COLUMNS[:1] + ["token budget an iteration"] * s.budgets_searched + SERVING_COLUMNS[1:],
+                      fmt)]
     if s.dropped:
         out += ["", heading("layouts not served", fmt), "",
                 table([[d.layout.describe(), d.reason] for d in s.dropped], ["layout", "why"], fmt)]
@@ -137,7 +141,7 @@ def _pools(c: ServingCandidate) -> dict:
 
 def _serving_dict(c: ServingCandidate, best: ServingCandidate | None) -> dict:
     return {**_pools(c), "layout": c.layout.describe(),
-            "concurrency_per_replica": c.concurrency, "expected_ttft_s": c.steady.ttft_s,
+            "concurrency_per_replica": c.concurrency, "max_batch_tokens": c.max_batched_tokens, "expected_ttft_s": c.steady.ttft_s,
             "expected_tpot_s": c.steady.tpot_s, "expected_tokens_per_s_per_gpu": c.tokens_per_s_per_gpu,
             "expected_tokens_per_s_per_user": c.tokens_per_s_per_user, "on_pareto_front": c.on_front,
             "within_limits": c.meets_limits, "best": c is best}
@@ -175,7 +179,8 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
     group = lambda c: SPLITS if c["disaggregated"] else c["layout"]  # noqa: E731 - splits share a colour
     colour = palette(sorted({group(c) for c in d["candidates"]}))
     points = [(c["expected_tokens_per_s_per_user"], c["expected_tokens_per_s_per_gpu"], colour[group(c)],
-               f"{c['layout']} at {c['concurrency_per_replica']} per replica: {c['expected_tokens_per_s_per_gpu']:,.0f} "
+               f"{c['layout']} at {c['concurrency_per_replica']} per replica, {c['max_batch_tokens']:,} tokens an "
+               f"iteration: {c['expected_tokens_per_s_per_gpu']:,.0f} "
                f"tokens/s per GPU, {c['expected_tokens_per_s_per_user']:,.1f} per user, TTFT "
                f"{seconds(c['expected_ttft_s'])}, TPOT {seconds(c['expected_tpot_s'])}"
                + ("; the best within the limits" if c["best"] else "")
@@ -190,14 +195,16 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
         lines_.append(([(edge, min(ys)), (edge, max(ys))], "#EE6677",
                        f"TPOT {seconds(s.limits['max_tpot_s'])}: within to the right", True))
     drawn = chart(points, lines_, "output tokens/s per user (1 / TPOT)", "output tokens/s per GPU")
-    rows = [([(c["layout"], c["layout"]), (f"{c['concurrency_per_replica']:,}", c["concurrency_per_replica"]),
+    rows = [([(c["layout"], c["layout"]), (f"{c['max_batch_tokens']:,}", c["max_batch_tokens"]),
+              (f"{c['concurrency_per_replica']:,}", c["concurrency_per_replica"]),
               (seconds(c["expected_ttft_s"]), c["expected_ttft_s"]), (seconds(c["expected_tpot_s"]), c["expected_tpot_s"]),
               (sig(c["expected_tokens_per_s_per_gpu"]), c["expected_tokens_per_s_per_gpu"]),
               (sig(c["expected_tokens_per_s_per_user"]), c["expected_tokens_per_s_per_user"]),
               ("front" if c["on_pareto_front"] else "", int(c["on_pareto_front"])),
               ("yes" if c["within_limits"] else "no", int(c["within_limits"])), ("best" if c["best"] else "", int(c["best"]))],
              {"data-bound": "on the front" if c["on_pareto_front"] else "off the front",
-              "data-op": f"{c['layout']}@{c['concurrency_per_replica']}"}) for c in d["candidates"]]
+              "data-op": f"{c['layout']}@{c['concurrency_per_replica']}/{c['max_batch_tokens']}"})
+            for c in d["candidates"]]
     best = d["best"]
     said = (f"best within the limits: {best['layout']} at {best['concurrency_per_replica']} requests per replica, "
             f"{best['expected_tokens_per_s_per_gpu']:,.0f} tokens/s per GPU, {best['expected_tokens_per_s_per_user']:,.1f} "
@@ -209,7 +216,8 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
             f"best; a TPOT limit is drawn dashed, the candidates within it to its right.")
     body = (f"<p><strong>{esc(said)}</strong></p>{legend(colour)}{drawn}"
             f"<h2>candidates</h2>{filters('candidates', ['on the front', 'off the front'], 'Pareto', 'layout')}"
-            + table("candidates", ["layout", "concurrency per replica", "TTFT", "TPOT", "tokens/s per GPU",
+            + table("candidates", ["layout", "token budget an iteration", "concurrency per replica", "TTFT", "TPOT",
+                                   "tokens/s per GPU",
                                    "tokens/s per user", "Pareto", "within limits", "best"], rows))
     return page(title, note, body, data, s.notes)
 

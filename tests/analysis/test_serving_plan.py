@@ -34,6 +34,19 @@ def test_the_closed_form_steady_state_matches_the_event_run(engine, c, p, g):
     assert fast.tokens_per_s == pytest.approx(run.tokens_per_s, rel=0.015)
 
 
+@pytest.mark.parametrize("engine", ["vllm", "trtllm"])
+def test_a_newcomers_prompt_shares_its_iteration_with_the_prompts_arriving_with_it(engine):
+    """256 requests of 1,024 + 64 tokens: four prompts arrive an iteration, so the one that carries a newcomer's prompt
+    carries three others too, and TTFT is about a mean iteration (the closed form once priced it beside decodes
+    alone: 42 ms against the event run's 104)."""
+    eng = ENGINES[engine](H100)
+    plan = strategy(eng.plan)
+    fast = steady(IterationPricer(LLAMA.build, plan, H100), eng, 256, 1024, 64)
+    run = serve(LLAMA.build, plan, H100, engine=eng, concurrency=256, prompt=1024, output=64)
+    assert fast.ttft_s == pytest.approx(run.ttft.mean, rel=0.015)
+    assert fast.tpot_s == pytest.approx(run.tpot.mean, rel=0.015)
+
+
 @pytest.mark.parametrize("engine", ["vllm", "sglang"])
 def test_a_pipelines_closed_form_matches_its_event_run(engine):
     """--pp 2: two lanes of 8, each priced through both stages, in closed form and event by event."""
@@ -173,4 +186,26 @@ def test_a_disaggregated_plan_prices_each_split_as_serve_does(capsys):
         assert (one["ttft_s"], one["tpot_s"], one["expected_tokens_per_s_per_gpu"]) == (
             c["expected_ttft_s"], c["expected_tpot_s"], c["expected_tokens_per_s_per_gpu"])
     assert main(["plan", "llama-3-8b", "--gpus", "4", "--batch", "4", "--disaggregated"]) == 2
+    assert "give --concurrency too" in capsys.readouterr().err
+
+
+def test_the_plan_serves_each_layout_under_each_token_budget(capsys):
+    """--max-batch-tokens 2048,8192: each layout at each concurrency under each budget, and a candidate's TTFT, TPOT and
+    tokens/s are the event run's (`serve --max-batch-tokens B`, run apart) within 2.5%; a 4,096-token prompt spans
+    three 2,048-token iterations, so the smaller budget trades TTFT for TPOT."""
+    from opgraph.cli import main
+    args = ["--concurrency", "16", "--prompt", "4096", "--output", "128"]
+    assert main(["plan", "llama-3-8b", "--gpus", "2", "--max-batch-tokens", "2048,8192", "--format", "json",
+                 *args]) == 0
+    d = json.loads(capsys.readouterr().out)
+    got = {(c["layout"], c["max_batch_tokens"]): c for c in d["candidates"]}
+    assert set(got) == {(layout, b) for layout in ("tp 2", "dp 2", "pp 2") for b in (2048, 8192)}
+    small, large = got[("tp 2", 2048)], got[("tp 2", 8192)]
+    assert small["expected_ttft_s"] > large["expected_ttft_s"] and small["expected_tpot_s"] < large["expected_tpot_s"]
+    assert main(["serve", "llama-3-8b", "--tp", "2", "--max-batch-tokens", "2048", "--format", "json", *args]) == 0
+    run = json.loads(capsys.readouterr().out)
+    assert small["expected_ttft_s"] == pytest.approx(run["ttft_s"], rel=0.025)
+    assert small["expected_tpot_s"] == pytest.approx(run["tpot_s"], rel=0.025)
+    assert small["expected_tokens_per_s_per_gpu"] == pytest.approx(run["expected_tokens_per_s_per_gpu"], rel=0.025)
+    assert main(["plan", "llama-3-8b", "--gpus", "2", "--max-batch-tokens", "2048"]) == 2
     assert "give --concurrency too" in capsys.readouterr().err

@@ -236,7 +236,8 @@ def test_a_serving_plan_page_holds_the_json_and_a_mark_per_candidate():
     json_output = json.loads(opgraph(*argv, "--format", "json").stdout)
     assert data.pop("search_s") > 0 and json_output.pop("search_s") > 0  # wall time: the one figure runs differ in
     assert data == json_output
-    assert page.rows["candidates"] == [f"{c['layout']}@{c['concurrency_per_replica']}" for c in data["candidates"]]
+    assert page.rows["candidates"] == [f"{c['layout']}@{c['concurrency_per_replica']}/{c['max_batch_tokens']}"
+                                       for c in data["candidates"]]
     assert page.marks == len(data["candidates"]) and not page.external and "best within the limits" in text
     assert ": within to the right" in text  # the TPOT limit drawn: 1 / 15 ms of tokens/s per user
 
