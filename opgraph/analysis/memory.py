@@ -21,13 +21,13 @@ import functools
 from collections.abc import Callable, Sequence
 
 import attrs
-import networkx as nx
 
 from opgraph.core.model import precision_in_use
 from opgraph.pricing.cost import PhaseCost
 from opgraph.errors import OpgraphError
 from opgraph.core.fusion import FusionPlan, Partition, apply
 from opgraph.core.graph import Graph
+from opgraph.core.sets import DisjointSets
 from opgraph.pricing.hardware import Hardware
 from opgraph.core.model import Model
 from opgraph.core.phase import Phase
@@ -49,7 +49,7 @@ class Peak:
 
 def _pieces(graph: Graph) -> list[set[str]]:
     """The op sets that share no activation: linked by the tensors they pass or by reading the same input."""
-    links = nx.utils.UnionFind(graph.ops)  # not a networkx graph to walk: every sweep point asks this
+    links = DisjointSets(graph.ops)  # not a networkx graph to walk: every sweep point asks this
     for u, v in graph.edge_tensors:
         links.union(u, v)
     for name, readers in graph.consumers.items():

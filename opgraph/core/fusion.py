@@ -22,6 +22,7 @@ import networkx as nx
 
 from opgraph.errors import OpgraphError
 from opgraph.core.graph import Graph
+from opgraph.core.sets import DisjointSets
 from opgraph.core.tensor import Role
 
 
@@ -128,38 +129,11 @@ def _edge_matches(graph: Graph, rule: FuseRule, u: str, v: str) -> bool:
     return True
 
 
-class _UnionFind:
-    """Disjoint sets of ops (networkx's UnionFind's interface, without its generality: every fusion pass of every
-    analysis runs this, so a first analysis pays for each lookup)."""
-
-    def __init__(self, items: Iterable[str]):
-        self.parent = {x: x for x in items}
-
-    def __getitem__(self, x: str) -> str:
-        parent = self.parent
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]  # path halving
-            x = parent[x]
-        return x
-
-    def union(self, *items: str) -> None:
-        roots = [self[x] for x in items]
-        for r in roots[1:]:
-            self.parent[r] = roots[0]
-            roots[0] = self[roots[0]]
-
-    def to_sets(self):
-        sets: dict[str, set] = {}
-        for x in self.parent:
-            sets.setdefault(self[x], set()).add(x)
-        return sets.values()
-
-
 class _Kernels:
     """Union-find over ops that refuses merges a never rule forbids."""
 
     def __init__(self, ops: Iterable[str], forbidden: list[tuple[str, str]]):
-        self.uf = _UnionFind(ops)
+        self.uf = DisjointSets(ops)
         self.forbidden = forbidden
 
     def can_merge(self, a: str, b: str) -> bool:

@@ -28,7 +28,7 @@ def _hook(name: str, args: tuple):
 
 def is_int(x) -> bool:
     """An integer (bool excluded), or a stand-in that says it is one (a traced int)."""
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+    return type(x) is int or (isinstance(x, numbers.Integral) and not isinstance(x, bool))  # the common case first
 
 
 def _arrays(args: tuple) -> bool:
