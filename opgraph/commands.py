@@ -248,6 +248,20 @@ def _written(text: str, out: str | None) -> str:
     return f"wrote {out} ({len(text.encode()):,} bytes)\n"
 
 
+def _draft_options(p) -> None:
+    """Speculative decoding's options: of `opgraph serve`, and of `opgraph plan --concurrency` (each layout served
+    with and without the draft)."""
+    p.add_argument("--draft", metavar="MODEL", help="speculative decoding with this draft model (a preset, "
+                   "config.json or FILE.py:NAME), built with the same options as the target; or a head made "
+                   "of the target: mtp (one more layer of its last kind, the multi-token-prediction module "
+                   "of DeepSeek-V3, GLM-4.5, Qwen3-Next) or eagle (one dense decoder layer, EAGLE), sharing "
+                   "its embedding and head")
+    p.add_argument("--draft-tokens", type=_int, default=3, metavar="K", help="tokens the draft proposes a step "
+                   "(default: 3)")
+    p.add_argument("--acceptance", metavar="A[,A...]", help="the chance each draft token is accepted once those "
+                   "before it were: one figure, or one per draft token (an assumption: say what you measured)")
+
+
 def _plan_options(p) -> None:
     """The options of `opgraph plan`, also those of `opgraph plot pareto`."""
     p.add_argument("--gpus", type=_int, required=True, metavar="N", help="GPUs to lay the model out over")
@@ -274,6 +288,7 @@ def _plan_options(p) -> None:
                    "iteration (its chunked-prefill size) to try, a list (2048,8192); each layout is served under each "
                    "(default: the engine's own, said in the output; its running limit is not searched: in a "
                    "closed loop it only caps --concurrency)")
+    _draft_options(p)
     p.add_argument("--disaggregated", action="store_true", help="with --concurrency: also every split of the GPUs "
                    "into X prefill and Y decode workers (xPyD), each worker a layout within a node, at each "
                    "concurrency per decode replica, the KV cache moved between the pools (as 'serve --disaggregate')")
@@ -336,15 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--prefix", type=_int, default=0, metavar="N", help="tokens at the start of every prompt "
                            "shared and already cached (prefix caching: whole KV blocks, held once, not prefilled "
                            "again) (default: 0)")
-            p.add_argument("--draft", metavar="MODEL", help="speculative decoding with this draft model (a preset, "
-                           "config.json or FILE.py:NAME), built with the same options as the target; or a head made "
-                           "of the target: mtp (one more layer of its last kind, the multi-token-prediction module "
-                           "of DeepSeek-V3, GLM-4.5, Qwen3-Next) or eagle (one dense decoder layer, EAGLE), sharing "
-                           "its embedding and head")
-            p.add_argument("--draft-tokens", type=_int, default=3, metavar="K", help="tokens the draft proposes a step "
-                           "(default: 3)")
-            p.add_argument("--acceptance", metavar="A[,A...]", help="the chance each draft token is accepted once those "
-                           "before it were: one figure, or one per draft token (an assumption: say what you measured)")
+            _draft_options(p)
             p.add_argument("--disaggregate", metavar="XpYd", help="X prefill and Y decode workers apart (e.g. "
                            "1p2d): prompts on the prefill workers, decoding on the decode workers, the KV cache moved "
                            "between them over NVLink or the network; a closed loop at --concurrency per decode "

@@ -81,14 +81,19 @@ def crossover_report(a):
                                       context=ph.past)
 
 
+def _unplaced(a, model) -> BuildOptions:
+    """The command line's build options for `model`, without a layout (an arranger adds tp, dp and ep)."""
+    return BuildOptions(choices.precision(model, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype,
+                                          kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype,
+                                          state=getattr(a, "state_dtype", None)),
+                        a.causal_skip, a.experts_touched)
+
+
 def _arranged(a):
     """What a command that lays the model out itself needs: the model, its build options without a layout (the
     arranger adds tp, dp and ep), and the GPU."""
     model = source(a)
-    opts = BuildOptions(choices.precision(model, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype,
-                                          kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype,
-                                          state=getattr(a, "state_dtype", None)),
-                        a.causal_skip, a.experts_touched)
+    opts = _unplaced(a, model)
     hw = choices.gpu(a.hardware, launch_us=a.launch_us, overlap=a.overlap, comm_overlap=a.comm_overlap,
                      calibration=a.calibration)
     return model, opts, hw
@@ -107,6 +112,11 @@ def planning(a):
 
         if a.batch is not None:
             raise OpgraphError("--batch plans a static batch and --concurrency serving in flight: give one")
+        figures, drafted = _acceptance(a), None
+        if figures is not None:
+            draft_model = choices.draft(model, a.draft)
+            drafted = serving_plan.Draft(choices.arranger(draft_model, _unplaced(a, draft_model), hw), a.draft,
+                                         a.draft_tokens, figures)
         return attrs.evolve(serving_plan.search_serving(
             choices.arranger(model, opts, hw), hw, gpus=checks.integer("--gpus", a.gpus, maximum=1024),
             moe=plan_search.has_experts(probe), name=probe.name, prompt=checks.integer("--prompt", a.prompt),
@@ -115,9 +125,9 @@ def planning(a):
             concurrencies=[checks.integer("--concurrency", c, maximum=100_000)
                            for c in sweep.parse_values(a.concurrency, "--concurrency")],
             max_ttft_s=ms["max_ttft"], max_tpot_s=ms["max_tpot"], disaggregated=a.disaggregated,
-            batch_tokens=sweep.parse_values(a.max_batch_tokens, "--max-batch-tokens") if a.max_batch_tokens else ()),
-            top=top)
-    for flag in ("disaggregated", "max_batch_tokens"):
+            batch_tokens=sweep.parse_values(a.max_batch_tokens, "--max-batch-tokens") if a.max_batch_tokens else (),
+            draft=drafted), top=top)
+    for flag in ("disaggregated", "max_batch_tokens", "draft", "acceptance"):
         if getattr(a, flag):
             raise OpgraphError(f"--{flag.replace('_', '-')} plans serving in flight: give --concurrency too")
     if a.engine != "vllm":
@@ -157,6 +167,23 @@ def _layout(flag: str, text: str | None, a):
                                f"other than --hardware) separated by commas, e.g. tp=8 or dp=16,ep=16,gpu=h200")
         sizes[key] = checks.integer(f"{flag} {key}", int(value))
     return Layout(sizes["tp"], sizes["dp"], sizes["ep"]), gpu_name
+
+
+def _acceptance(a) -> tuple[float, ...] | None:
+    """--acceptance as one figure a draft token (one figure given: for each of --draft-tokens); None without --draft."""
+    if a.draft is None:
+        if a.acceptance is not None:
+            raise OpgraphError("--acceptance applies to speculative decoding: give --draft MODEL too")
+        return None
+    try:
+        figures = [float(x) for x in a.acceptance.split(",")] if a.acceptance else []
+    except ValueError:
+        raise OpgraphError(f"--acceptance: {a.acceptance!r} is not a list of numbers from 0 to 1") from None
+    if not figures:
+        raise OpgraphError("--draft needs --acceptance: the chance a draft token is accepted (one figure, or one "
+                           "per draft token, comma-separated), which only a measurement of your models can give")
+    k = a.draft_tokens  # Speculation checks it, and the figures against it
+    return tuple(figures * k if len(figures) == 1 and k > 0 else figures)
 
 
 def disaggregated_run(a):
@@ -222,20 +249,9 @@ def serving_run(a):
         max_seqs=None if a.max_seqs is None else checks.integer("--max-seqs", a.max_seqs),
         memory_fraction=None if a.memory_fraction is None else checks.number("--memory-fraction", a.memory_fraction,
                                                                              above=0, maximum=1))
-    speculation = None
-    if a.draft is not None:
-        try:
-            figures = [float(x) for x in a.acceptance.split(",")] if a.acceptance else []
-        except ValueError:
-            raise OpgraphError(f"--acceptance: {a.acceptance!r} is not a list of numbers from 0 to 1") from None
-        if not figures:
-            raise OpgraphError("--draft needs --acceptance: the chance a draft token is accepted (one figure, or one "
-                               "per draft token, comma-separated), which only a measurement of your models can give")
-        k = a.draft_tokens  # Speculation checks it, and the figures against it
-        speculation = serve.Speculation(build(a, choices.draft(source(a), a.draft)), a.draft, k,
-                                        tuple(figures * k if len(figures) == 1 and k > 0 else figures))
-    elif a.acceptance is not None:
-        raise OpgraphError("--acceptance applies to speculative decoding: give --draft MODEL too")
+    figures = _acceptance(a)
+    speculation = None if figures is None else serve.Speculation(build(a, choices.draft(source(a), a.draft)), a.draft,
+                                                                  a.draft_tokens, figures)
     return serve.serve(build(a), choices.plan(a.fusion or engine.plan), hw, concurrency=a.concurrency, rate=a.rate,
                        prompt=_span("--prompt", a.prompt), output=_span("--output", a.output), engine=engine,
                        seed=a.seed, prefix=a.prefix, speculation=speculation, requests=a.requests,

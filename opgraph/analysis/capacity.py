@@ -44,10 +44,22 @@ class Steady:
     prompt_iterations: int  # iterations a newcomer's prompt spans
 
 
+@attrs.frozen
+class Drafting:
+    """Speculative decoding for the closed form: the draft model's iteration pricer and the speculation's figures
+    (opgraph.analysis.serve.Speculation: draft tokens a step and their acceptance)."""
+
+    pricer: IterationPricer
+    speculation: object
+
+
 def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, output: int,
-           overhead_s: float = 0.0) -> Steady:
+           overhead_s: float = 0.0, drafting: Drafting | None = None) -> Steady:
     """The steady state of `concurrency` requests of `prompt` + `output` tokens under `engine`'s rules; with pipeline
-    stages, of each of the lanes (one batch in flight a stage, as `serve` runs them), each with its share."""
+    stages, of each of the lanes (one batch in flight a stage, as `serve` runs them), each with its share. With
+    `drafting`, each decode is a speculative step, as `serve --draft` runs it: the draft proposes K tokens, an iteration
+    each (its first also prefilling the prompt chunks), and the target verifies K + 1 tokens a request; a step yields
+    E tokens on average (the speculation's expected tokens), so a request decodes in (G - 1) / E steps."""
     lanes = pricer.lanes
     if concurrency % lanes:
         raise OpgraphError(f"concurrency {concurrency}: with {lanes} pipeline stages, each of the {lanes} batches in "
@@ -55,47 +67,68 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
     c, p, g, budget = concurrency // lanes, prompt, output, engine.max_batched_tokens
     context = p + max(g - 2, 0) / 2  # decodes run at contexts P .. P + G - 2
     ctx = int(round(context))
+    drafts = drafting.speculation.tokens if drafting else 0
+    per_token = drafting.speculation.expected_tokens if drafting else 1.0  # tokens a decode step yields
+    steps = (g - 1) / per_token  # decode steps after the first token (a fluid: a step's yield is its mean)
+
+    def step(rows: int, decodes: float, chunks: list[tuple[float, tuple[int, int]]], sampling: int) -> float:
+        """One iteration of `decodes` requests (`rows` of them, whole) beside prompt `chunks` (weight, (tokens,
+        past)), the target sampling `sampling` rows; with drafting, the draft's iterations, then the verify."""
+        queued = sum(w * q for w, (q, _) in chunks)
+        t = pricer.price_mix(int(round(rows * (1 + drafts) + queued)), sampling,
+                             [(decodes, (1 + drafts, ctx)), *chunks]).expected_s
+        for j in range(drafts if rows else 1 if chunks else 0):  # one token an iteration; the first prefills too
+            t += drafting.pricer.price_mix(int(round(rows + (queued if j == 0 else 0))), rows,
+                                           [(decodes, (1, ctx + j)), *(chunks if j == 0 else [])]).expected_s
+        return t + overhead_s
+
     if engine.mixed:
-        room = engine.room(c)
+        room = engine.room(c, per_decode=1 + drafts)
         if room <= 0:
             raise OpgraphError(f"concurrency {c}: its decodes alone fill the {budget:,}-token budget of an iteration")
         if not engine.chunked and p > room:
             raise OpgraphError(f"prompt {p:,}: {engine.name} runs a prompt whole, and beside {c - 1} decodes an "
                                f"iteration has room for {room:,} tokens")
         k = math.ceil(p / room)
-        finish = c / (g - 1 + k)  # requests finishing an iteration
+        finish = c / (steps + k)  # requests finishing an iteration
         decodes = c - finish * k
         chunk, past = -(-p // k), (k - 1) * room // 2  # a prompt's mean chunk and the tokens before it
-        # a request's G - 1 gaps carry the other C - 1 requests' chunks, k each per G - 1 + k iterations: whole
+        # a request's decode steps carry the other C - 1 requests' chunks, k each per steps + k iterations: whole
         # numbers of chunks an iteration, mixed to that mean
-        chunks = (c - 1) * k / (g - 1 + k)
+        chunks = (c - 1) * k / (steps + k)
 
         rows, priced = int(round(decodes)), {}
 
         def with_chunks(n: int) -> float:  # beside the decodes, n chunks; a chunk that ends its prompt samples
             if n not in priced:
-                priced[n] = pricer.price_mix(rows + n * chunk, max(rows + (n if k == 1 else 0), 1),
-                                             [(decodes, (1, ctx)), (n, (chunk, past))]).expected_s + overhead_s
+                priced[n] = step(rows, decodes, [(n, (chunk, past))],
+                                 max(rows * (1 + drafts) + (n if k == 1 else 0), 1))
             return priced[n]
+
         def carrying(n: float) -> float:  # the mean iteration of n chunks: whole numbers of them, mixed to that mean
             low = math.floor(n)
+            if n == low:
+                return with_chunks(low)
             return (1 - (n - low)) * with_chunks(low) + (n - low) * with_chunks(low + 1)
 
         mean = carrying(chunks)
         if k == 1:  # the newcomer's own prompt, whole, beside the others' decodes and the prompts that arrive with
-            # it: requests of fixed lengths spread out evenly, so an iteration holds the mean C / (G - 1 + k) prompts,
+            # it: requests of fixed lengths spread out evenly, so an iteration holds the mean C / (steps + 1) prompts,
             # or this one alone when fewer than one arrives an iteration
-            ttft = carrying(max(c * k / (g - 1 + k), 1))
+            ttft = carrying(max(c * k / (steps + k), 1))
         else:  # its chunks, one an iteration
-            ttft = sum(pricer.price_mix(rows + min(room, p - j * room), rows + (j == k - 1),
-                                        [(decodes, (1, ctx)), (1, (min(room, p - j * room), j * room))]).expected_s
-                       + overhead_s for j in range(k))
-        tpot, iteration = mean, mean
+            ttft = sum(step(rows, decodes, [(1, (min(room, p - j * room), j * room))],
+                            rows * (1 + drafts) + (j == k - 1)) for j in range(k))
+        iteration = mean
+        tpot = mean / per_token  # a step's tokens arrive together: each gap a share of it
     else:
         k = math.ceil(p / budget)
         one = pricer.prompt_iteration(p, budget) + k * overhead_s
-        iteration = pricer.decodes(c, ctx).expected_s + overhead_s
+        if drafting:  # the draft prefills the prompt too
+            one += drafting.pricer.prompt_iteration(p, budget)
+        iteration = step(c, c, [], c * (1 + drafts))
         ttft = one
-        tpot = iteration + (c - 1) / max(g - 1, 1) * one  # the others' prompts, one each, between a request's decodes
+        # between a request's decode steps the others' prompts run, one each over its G - 1 tokens
+        tpot = iteration / per_token + (c - 1) / max(g - 1, 1) * one
     tokens_per_s = lanes * c * g / (ttft + (g - 1) * tpot)
     return Steady(ttft, tpot, tokens_per_s, iteration, k)

@@ -54,9 +54,10 @@ class Engine:
     overhead_s: float = 0.0  # its own time per iteration beyond the kernels (scheduling, sampling, inputs)
     overhead_source: str = "not modelled"
 
-    def room(self, concurrency: int) -> int:
-        """Tokens an iteration leaves for a prompt beside the other concurrency - 1 requests' decodes."""
-        return self.max_batched_tokens - (concurrency - 1)
+    def room(self, concurrency: int, per_decode: int = 1) -> int:
+        """Tokens an iteration leaves for a prompt beside the other concurrency - 1 requests' decodes, each
+        `per_decode` tokens (a speculative step verifies its drafts and its own token)."""
+        return self.max_batched_tokens - (concurrency - 1) * per_decode
 
     @property
     def rules(self) -> str:

@@ -2,9 +2,10 @@
 
 Every layout of N GPUs (tensor parallelism x pipeline stages x data-parallel replicas, and for MoE models the experts
 spread over them, as opgraph.analysis.plan enumerates; a pipeline's concurrency shared by its lanes, one batch in
-flight a stage, as `serve` runs them) is tried at every concurrency per replica in the list, each a closed loop of requests of P prompt
-and G output tokens under the engine's scheduler (opgraph.analysis.serve.ENGINES), priced in closed form
-(opgraph.analysis.capacity: the steady state, within about 1% of `serve`'s event run):
+flight a stage, as `serve` runs them) is tried at every concurrency per replica in the list, each a closed loop of
+requests of P prompt and G output tokens under the engine's scheduler (opgraph.analysis.serve.ENGINES), at each token
+budget an iteration asked for, with and without speculative decoding when a draft is given, priced in closed form
+(opgraph.analysis.capacity: the steady state, within about 1-2% of `serve`'s event run where prompts do not queue):
 - it fits when the KV cache (the engine's share of each GPU's memory, less the weights and the largest
   iteration's activations) holds C requests of P + G tokens, and C is within the engine's running limit;
 - TTFT and TPOT are the steady state's means; tokens/s per GPU are the replicas' output over all N GPUs, and
@@ -27,11 +28,11 @@ import attrs
 
 import math
 
-from opgraph.analysis.capacity import Steady, steady
+from opgraph.analysis.capacity import Drafting, Steady, steady
 from opgraph.analysis.disaggregated import disaggregated as disaggregated_state, one_node, side
 from opgraph.analysis.iteration import IterationPricer
 from opgraph.analysis.plan import Arrange, Dropped, Layout, layouts
-from opgraph.analysis.serve import ENGINES, kv_blocks, with_limits
+from opgraph.analysis.serve import ENGINES, Speculation, kv_blocks, with_limits
 from opgraph.core import checks
 from opgraph.core.fusion import FusionPlan
 from opgraph.errors import OpgraphError
@@ -63,9 +64,9 @@ class Split:
 
 def splits(gpus: int, moe: bool, per_node: int) -> list[Split]:
     """Every way to fill `gpus` GPUs with X >= 1 prefill and Y >= 1 decode workers, each worker one layout of a
-    divisor of `gpus` GPUs, within a node (`per_node`), without pipeline stages. A dense model's data-parallel replicas inside a worker
-    are the same as more workers, so its workers are tensor-parallel only; a MoE model's may also spread experts over
-    replicas (data-parallel attention, as DeepSeek's deployments do)."""
+    divisor of `gpus` GPUs, within a node (`per_node`), without pipeline stages. A dense model's data-parallel
+    replicas inside a worker are the same as more workers, so its workers are tensor-parallel only; a MoE model's may
+    also spread experts over replicas (data-parallel attention, as DeepSeek's deployments do)."""
     sizes = [g for g in range(1, min(gpus - 1, per_node) + 1) if gpus % g == 0]
     workers = {g: [w for w in layouts(g, moe) if w.pp == 1 and (w.dp == 1 or w.ep > 1)] for g in sizes}
     out = []
@@ -79,6 +80,17 @@ def splits(gpus: int, moe: bool, per_node: int) -> list[Split]:
 
 
 @attrs.frozen
+class Draft:
+    """Speculative decoding to try beside plain decoding: the draft model laid out as the target is (`arrange`), the
+    tokens it proposes a step and the chance each is accepted."""
+
+    arrange: Arrange
+    name: str
+    tokens: int
+    acceptance: tuple[float, ...]
+
+
+@attrs.frozen
 class ServingCandidate:
     layout: Layout | Split
     concurrency: int  # requests in flight per replica (a split: per decode replica)
@@ -87,6 +99,7 @@ class ServingCandidate:
     meets_limits: bool
     on_front: bool = False
     max_batched_tokens: int = 0  # the engine's token budget an iteration (a split: its prefill workers')
+    speculative: bool = False  # decoding with the plan's draft model
 
     @property
     def tokens_per_s_per_user(self) -> float:
@@ -118,6 +131,7 @@ class ServingPlan:
     disaggregated: bool = False  # splits into prefill and decode workers were searched too
     notes: tuple[str, ...] = ()  # what the splits assume (the KV cache's link)
     budgets_searched: bool = False  # several token budgets an iteration were tried
+    draft: Draft | None = None  # speculative decoding tried beside plain decoding
 
     @property
     def front(self) -> tuple[ServingCandidate, ...]:
@@ -147,12 +161,14 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
                    engine: str = "vllm", plan: FusionPlan | None = None,
                    concurrencies: Sequence[int] = DEFAULT_CONCURRENCY, max_ttft_s: float | None = None,
                    max_tpot_s: float | None = None, among: Sequence[Layout] | None = None,
-                   disaggregated: bool = False, batch_tokens: Sequence[int] = ()) -> ServingPlan:
+                   disaggregated: bool = False, batch_tokens: Sequence[int] = (),
+                   draft: Draft | None = None) -> ServingPlan:
     """Every serving layout of `gpus` GPUs (or those of them in `among`) at every concurrency per replica that fits,
     for `engine`'s scheduler and kernels (or `plan`'s), under each of the token budgets an iteration in `batch_tokens`
     (default: the engine's own); with `disaggregated`, every split into prefill and decode workers as well (at the
     engine's own budget). The engine's running limit is not searched: in a closed loop it only caps the concurrency,
-    which is searched itself."""
+    which is searched itself. With `draft`, each aggregated layout without pipeline stages is also served with
+    speculative decoding (its KV cache then holds the draft's weights and cache too)."""
     start = time.perf_counter()
     checks.integer("--gpus", gpus, maximum=1024)
     checks.integer("--prompt", prompt)
@@ -179,23 +195,34 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
             fusion = plan or planfile.load(own.plan)
             pricer = IterationPricer(build, fusion, group_hw)
             engines = [with_limits(own, max_batched_tokens=b) for b in budgets]
-            held = [kv_blocks(build, fusion, group_hw, eng, prompt + output) for eng in engines]
+            ways = [None]  # plain decoding, and speculative where a draft is given (not with pipeline stages)
+            if draft is not None and layout.pp == 1:
+                draft_build, _ = draft.arrange(layout)
+                ways.append(Drafting(IterationPricer(draft_build, fusion, group_hw),
+                                     Speculation(draft_build, draft.name, draft.tokens, draft.acceptance)))
+            held = {(eng, None): kv_blocks(build, fusion, group_hw, eng, prompt + output) for eng in engines}
         except OpgraphError as e:
             dropped.append(Dropped(layout, str(e)))
             continue
-        for eng, (blocks, per_request) in zip(engines, held):
+        for way in ways[1:]:  # the draft's weights and cache share the GPU: a layout may hold the target alone
+            try:
+                held.update({(eng, way): kv_blocks(build, fusion, group_hw, eng, prompt + output,
+                                                   way.speculation.build) for eng in engines})
+            except OpgraphError as e:
+                dropped.append(Dropped(layout, f"with the draft {draft.name}: {e}"))
+        for (eng, way), (blocks, per_request) in held.items():
             most = min(blocks // per_request, eng.max_seqs)
             for c in concurrencies:
                 if c > most or c % pricer.lanes:  # or a pipeline's lanes cannot share it evenly
                     too_big += 1
                     continue
                 try:
-                    s = steady(pricer, eng, c, prompt, output)
+                    s = steady(pricer, eng, c, prompt, output, drafting=way)
                 except OpgraphError:  # the decodes alone fill the budget, or a whole prompt cannot fit
                     too_big += 1
                     continue
                 found.append(ServingCandidate(layout, c, s, layout.dp * s.tokens_per_s / layout.gpus, within(s),
-                                              max_batched_tokens=eng.max_batched_tokens))
+                                              max_batched_tokens=eng.max_batched_tokens, speculative=way is not None))
     if disaggregated:
         more, big, notes = _split_candidates(arrange, hw, gpus, moe, prompt, output, engine, plan, concurrencies,
                                              dropped)
@@ -205,12 +232,12 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
     front = pareto([(c.tokens_per_s_per_gpu, c.tokens_per_s_per_user) for c in found])
     found = [attrs.evolve(c, on_front=f) for c, f in zip(found, front)]
     found.sort(key=lambda c: (-c.tokens_per_s_per_gpu, -c.tokens_per_s_per_user, c.layout.gpus, c.layout.describe(),
-                              c.concurrency, c.max_batched_tokens))
+                              c.concurrency, c.max_batched_tokens, c.speculative))
     best = next((c for c in found if c.meets_limits), None)
     fusion_name = plan.name if plan is not None else ENGINES[engine](hw).plan
     return ServingPlan(name, hw, engine, fusion_name, gpus, prompt, output, tuple(found), best, too_big,
                        tuple(dropped), limits, time.perf_counter() - start, disaggregated=disaggregated,
-                       notes=notes, budgets_searched=len(budgets) > 1)
+                       notes=notes, budgets_searched=len(budgets) > 1, draft=draft)
 
 
 def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prompt: int, output: int, engine: str,

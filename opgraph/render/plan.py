@@ -78,12 +78,17 @@ def as_csv(s: PlanSearch, fmt: str) -> str:
     return to_csv(keys, [[r[k] for k in keys] for r in rows])
 
 
+def _named(c: ServingCandidate) -> str:
+    """The candidate's layout, and its speculative decoding when it drafts."""
+    return c.layout.describe() + (" + draft" if c.speculative else "")
+
+
 SERVING_COLUMNS = ["layout", "concurrency per replica", "TTFT", "TPOT", "tokens/s per GPU", "tokens/s per user",
                    "Pareto", "within limits"]
 
 
 def _serving_row(c: ServingCandidate, best: ServingCandidate | None, budgets: bool) -> list:
-    return [c.layout.describe() + (" (best)" if c is best else ""), *([f"{c.max_batched_tokens:,}"] if budgets else []),
+    return [_named(c) + (" (best)" if c is best else ""), *([f"{c.max_batched_tokens:,}"] if budgets else []),
             c.concurrency, seconds(c.steady.ttft_s),
             seconds(c.steady.tpot_s), sig(c.tokens_per_s_per_gpu), sig(c.tokens_per_s_per_user),
             "front" if c.on_front else "", "yes" if c.meets_limits else "no"]
@@ -102,7 +107,7 @@ def serving_text(s: ServingPlan, fmt: str) -> str:
         f"beyond what the KV cache or the engine holds"])
     if s.best is not None:
         b = s.best
-        out += ["", f"best within the limits: {b.layout.describe()} at {b.concurrency} requests per replica"
+        out += ["", f"best within the limits: {_named(b)} at {b.concurrency} requests per replica"
                     + (f", {b.max_batched_tokens:,} tokens an iteration" if s.budgets_searched else "") + ": "
                     f"{sig(b.tokens_per_s_per_gpu)} tokens/s per GPU, {sig(b.tokens_per_s_per_user)} tokens/s per "
                     f"user, TTFT {seconds(b.steady.ttft_s)}, TPOT {seconds(b.steady.tpot_s)}"]
@@ -118,8 +123,18 @@ def serving_text(s: ServingPlan, fmt: str) -> str:
         out += ["", heading("layouts not served", fmt), "",
                 table([[d.layout.describe(), d.reason] for d in s.dropped], ["layout", "why"], fmt)]
     out += ["", f"Times are expected ({time_model_line(hw)}); tokens/s are output tokens, per GPU over all "
-                f"{s.gpus} GPUs and per user 1 / TPOT.", *(f"note: {n}" for n in s.notes)]
+                f"{s.gpus} GPUs and per user 1 / TPOT.", *(f"note: {n}" for n in s.notes + _drafted(s))]
     return lines(out)
+
+
+def _drafted(s: ServingPlan) -> tuple[str, ...]:
+    """What speculative decoding assumes, said: its acceptance is the user's figure, not a measurement of ours."""
+    if s.draft is None:
+        return ()
+    d = s.draft
+    return (f"+ draft: speculative decoding with {d.name}, {d.tokens} tokens proposed a step, each accepted with the "
+            f"chance {', '.join(f'{a:g}' for a in d.acceptance)} (assumed, as given), tried beside plain decoding on "
+            f"every aggregated layout without pipeline stages; the draft's weights and KV cache share the GPU",)
 
 
 def _splits_said(s: ServingPlan) -> str:
@@ -140,8 +155,9 @@ def _pools(c: ServingCandidate) -> dict:
 
 
 def _serving_dict(c: ServingCandidate, best: ServingCandidate | None) -> dict:
-    return {**_pools(c), "layout": c.layout.describe(),
-            "concurrency_per_replica": c.concurrency, "max_batch_tokens": c.max_batched_tokens, "expected_ttft_s": c.steady.ttft_s,
+    return {**_pools(c), "layout": c.layout.describe(), "speculative": c.speculative,
+            "concurrency_per_replica": c.concurrency, "max_batch_tokens": c.max_batched_tokens,
+            "expected_ttft_s": c.steady.ttft_s,
             "expected_tpot_s": c.steady.tpot_s, "expected_tokens_per_s_per_gpu": c.tokens_per_s_per_gpu,
             "expected_tokens_per_s_per_user": c.tokens_per_s_per_user, "on_pareto_front": c.on_front,
             "within_limits": c.meets_limits, "best": c is best}
@@ -154,6 +170,8 @@ def serving_json(s: ServingPlan, fmt: str) -> str:
         "prompt_tokens": s.prompt, "output_tokens": s.output, "limits": s.limits,
         "units": {"*_s": "s", "*_per_gpu": "output tokens/s per GPU", "*_per_user": "output tokens/s per user"},
         "search_s": s.seconds, "too_big": s.too_big, "disaggregated_searched": s.disaggregated, "notes": list(s.notes),
+        "draft": None if s.draft is None else {"model": s.draft.name, "tokens_a_step": s.draft.tokens,
+                                               "acceptance": list(s.draft.acceptance), "assumed": True},
         "best": None if s.best is None else _serving_dict(s.best, s.best),
         "candidates": [_serving_dict(c, s.best) for c in s.candidates],
         "dropped": [{"tp": d.layout.tp, "dp": d.layout.dp, "ep": d.layout.ep, "pp": d.layout.pp, "reason": d.reason}
@@ -176,10 +194,13 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
 
     data = serving_json(s, "json")
     d = json.loads(data)
-    group = lambda c: SPLITS if c["disaggregated"] else c["layout"]  # noqa: E731 - splits share a colour
+    def group(c: dict) -> str:  # splits share a colour; a layout with its draft has its own
+        return SPLITS if c["disaggregated"] else c["layout"] + (" + draft" if c["speculative"] else "")
+
     colour = palette(sorted({group(c) for c in d["candidates"]}))
     points = [(c["expected_tokens_per_s_per_user"], c["expected_tokens_per_s_per_gpu"], colour[group(c)],
-               f"{c['layout']} at {c['concurrency_per_replica']} per replica, {c['max_batch_tokens']:,} tokens an "
+               f"{group(c) if not c['disaggregated'] else c['layout']} at {c['concurrency_per_replica']} per "
+               f"replica, {c['max_batch_tokens']:,} tokens an "
                f"iteration: {c['expected_tokens_per_s_per_gpu']:,.0f} "
                f"tokens/s per GPU, {c['expected_tokens_per_s_per_user']:,.1f} per user, TTFT "
                f"{seconds(c['expected_ttft_s'])}, TPOT {seconds(c['expected_tpot_s'])}"
@@ -195,7 +216,8 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
         lines_.append(([(edge, min(ys)), (edge, max(ys))], "#EE6677",
                        f"TPOT {seconds(s.limits['max_tpot_s'])}: within to the right", True))
     drawn = chart(points, lines_, "output tokens/s per user (1 / TPOT)", "output tokens/s per GPU")
-    rows = [([(c["layout"], c["layout"]), (f"{c['max_batch_tokens']:,}", c["max_batch_tokens"]),
+    rows = [([(c["layout"], c["layout"]), ("yes" if c["speculative"] else "", int(c["speculative"])),
+              (f"{c['max_batch_tokens']:,}", c["max_batch_tokens"]),
               (f"{c['concurrency_per_replica']:,}", c["concurrency_per_replica"]),
               (seconds(c["expected_ttft_s"]), c["expected_ttft_s"]), (seconds(c["expected_tpot_s"]), c["expected_tpot_s"]),
               (sig(c["expected_tokens_per_s_per_gpu"]), c["expected_tokens_per_s_per_gpu"]),
@@ -203,7 +225,8 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
               ("front" if c["on_pareto_front"] else "", int(c["on_pareto_front"])),
               ("yes" if c["within_limits"] else "no", int(c["within_limits"])), ("best" if c["best"] else "", int(c["best"]))],
              {"data-bound": "on the front" if c["on_pareto_front"] else "off the front",
-              "data-op": f"{c['layout']}@{c['concurrency_per_replica']}/{c['max_batch_tokens']}"})
+              "data-op": f"{c['layout']}@{c['concurrency_per_replica']}/{c['max_batch_tokens']}"
+                         + ("+draft" if c["speculative"] else "")})
             for c in d["candidates"]]
     best = d["best"]
     said = (f"best within the limits: {best['layout']} at {best['concurrency_per_replica']} requests per replica, "
@@ -216,10 +239,11 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
             f"best; a TPOT limit is drawn dashed, the candidates within it to its right.")
     body = (f"<p><strong>{esc(said)}</strong></p>{legend(colour)}{drawn}"
             f"<h2>candidates</h2>{filters('candidates', ['on the front', 'off the front'], 'Pareto', 'layout')}"
-            + table("candidates", ["layout", "token budget an iteration", "concurrency per replica", "TTFT", "TPOT",
+            + table("candidates", ["layout", "draft", "token budget an iteration", "concurrency per replica", "TTFT",
+                                   "TPOT",
                                    "tokens/s per GPU",
                                    "tokens/s per user", "Pareto", "within limits", "best"], rows))
-    return page(title, note, body, data, s.notes)
+    return page(title, note, body, data, s.notes + _drafted(s))
 
 
 @renderer(PlanSearch, "html")

@@ -290,7 +290,7 @@ def pareto(plan):
     from opgraph.analysis.serving_plan import SPLITS
 
     def group(c) -> str:  # splits share one colour (their many layouts are in the JSON and the table)
-        return SPLITS if c.disaggregated else c.layout.describe()
+        return SPLITS if c.disaggregated else c.layout.describe() + (" + draft" if c.speculative else "")
 
     layouts = sorted({group(c) for c in plan.candidates})
     for name, color in zip(layouts, _colors(len(layouts))):
