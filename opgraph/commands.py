@@ -275,6 +275,11 @@ def _plan_options(p) -> None:
                    "token exceeds this many milliseconds")
     p.add_argument("--max-ttft", type=_float, metavar="MS", help="drop candidates whose time to first token "
                    "exceeds this many milliseconds")
+    p.add_argument("--max-tpot-p90", type=_float, metavar="MS", help="with --concurrency: the best candidate's 90th "
+                   "percentile of TPOT (over requests) must not exceed this many milliseconds; the closed form gives "
+                   "means, so candidates are run event by event (as 'opgraph serve'), best first, until one is within")
+    p.add_argument("--max-ttft-p90", type=_float, metavar="MS", help="with --concurrency: the same for the 90th "
+                   "percentile of TTFT")
     p.add_argument("--top", type=_int, default=10, metavar="N", help="candidates to list in the table "
                    "(default: 10; json and csv list all)")
     p.add_argument("--concurrency", metavar="LIST", help="plan for serving: requests in flight per replica to "

@@ -105,7 +105,8 @@ def planning(a):
     probe = choices.builder(model, opts)(Phase.decode(1, 1))
     batches = sweep.parse_values(a.batch, "--batch") if a.batch is not None else list(plan_search.DEFAULT_BATCHES)
     ms = {k: None if getattr(a, k) is None else checks.number(f"--{k.replace('_', '-')}", getattr(a, k), above=0,
-                                                               maximum=1e6) / 1e3 for k in ("max_tpot", "max_ttft")}
+                                                               maximum=1e6) / 1e3
+          for k in ("max_tpot", "max_ttft", "max_tpot_p90", "max_ttft_p90")}
     top = checks.integer("--top", a.top, maximum=10**6)
     if a.concurrency is not None:
         from opgraph.analysis import serving_plan
@@ -126,8 +127,8 @@ def planning(a):
                            for c in sweep.parse_values(a.concurrency, "--concurrency")],
             max_ttft_s=ms["max_ttft"], max_tpot_s=ms["max_tpot"], disaggregated=a.disaggregated,
             batch_tokens=sweep.parse_values(a.max_batch_tokens, "--max-batch-tokens") if a.max_batch_tokens else (),
-            draft=drafted), top=top)
-    for flag in ("disaggregated", "max_batch_tokens", "draft", "acceptance"):
+            draft=drafted, max_tpot_p90_s=ms["max_tpot_p90"], max_ttft_p90_s=ms["max_ttft_p90"]), top=top)
+    for flag in ("disaggregated", "max_batch_tokens", "draft", "acceptance", "max_tpot_p90", "max_ttft_p90"):
         if getattr(a, flag):
             raise OpgraphError(f"--{flag.replace('_', '-')} plans serving in flight: give --concurrency too")
     if a.engine != "vllm":

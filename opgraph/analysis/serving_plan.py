@@ -16,23 +16,25 @@ decode replica, in closed form (opgraph.analysis.disaggregated: rate matching be
 over NVLink when all N GPUs share a node, else the network).
 The candidates' Pareto front (no other is better in both tokens/s per GPU and tokens/s per user) is marked, and the
 best candidate is the one with the most tokens/s per GPU among those within the limits (--max-ttft, --max-tpot: the
-means).
+means; --max-ttft-p90, --max-tpot-p90: the 90th percentiles of `serve`'s event run, which the closed form does not
+give, run for the candidates within the mean limits, best first, until one is within them).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import time
 from collections.abc import Sequence
 
 import attrs
 
-import math
 
 from opgraph.analysis.capacity import Drafting, Steady, steady
 from opgraph.analysis.disaggregated import disaggregated as disaggregated_state, one_node, side
 from opgraph.analysis.iteration import IterationPricer
 from opgraph.analysis.plan import Arrange, Dropped, Layout, layouts
-from opgraph.analysis.serve import ENGINES, Speculation, kv_blocks, with_limits
+from opgraph.analysis.serve import ENGINES, Speculation, kv_blocks, serve, with_limits
 from opgraph.core import checks
 from opgraph.core.fusion import FusionPlan
 from opgraph.errors import OpgraphError
@@ -40,6 +42,7 @@ from opgraph.files import planfile
 from opgraph.pricing.hardware import Hardware
 
 DEFAULT_CONCURRENCY = tuple(2**i for i in range(10))  # 1 .. 512 per replica
+MOST_EVENT_RUNS = 40  # candidates run event by event, best first, to find one within p90 limits
 SPLITS = "disaggregated (xPyD splits)"  # how charts name the splits, drawn in one colour (there are many)
 
 
@@ -100,6 +103,8 @@ class ServingCandidate:
     on_front: bool = False
     max_batched_tokens: int = 0  # the engine's token budget an iteration (a split: its prefill workers')
     speculative: bool = False  # decoding with the plan's draft model
+    p90_ttft_s: float | None = None  # from `serve`'s event run, for the candidates checked against p90 limits
+    p90_tpot_s: float | None = None
 
     @property
     def tokens_per_s_per_user(self) -> float:
@@ -132,6 +137,7 @@ class ServingPlan:
     notes: tuple[str, ...] = ()  # what the splits assume (the KV cache's link)
     budgets_searched: bool = False  # several token budgets an iteration were tried
     draft: Draft | None = None  # speculative decoding tried beside plain decoding
+    event_runs: int = 0  # candidates run event by event for their p90s (p90 limits given)
 
     @property
     def front(self) -> tuple[ServingCandidate, ...]:
@@ -162,23 +168,28 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
                    concurrencies: Sequence[int] = DEFAULT_CONCURRENCY, max_ttft_s: float | None = None,
                    max_tpot_s: float | None = None, among: Sequence[Layout] | None = None,
                    disaggregated: bool = False, batch_tokens: Sequence[int] = (),
-                   draft: Draft | None = None) -> ServingPlan:
+                   draft: Draft | None = None, max_ttft_p90_s: float | None = None,
+                   max_tpot_p90_s: float | None = None) -> ServingPlan:
     """Every serving layout of `gpus` GPUs (or those of them in `among`) at every concurrency per replica that fits,
     for `engine`'s scheduler and kernels (or `plan`'s), under each of the token budgets an iteration in `batch_tokens`
     (default: the engine's own); with `disaggregated`, every split into prefill and decode workers as well (at the
     engine's own budget). The engine's running limit is not searched: in a closed loop it only caps the concurrency,
     which is searched itself. With `draft`, each aggregated layout without pipeline stages is also served with
-    speculative decoding (its KV cache then holds the draft's weights and cache too)."""
+    speculative decoding (its KV cache then holds the draft's weights and cache too). With p90 limits, the candidates
+    within the mean limits are run event by event (`serve`), most tokens/s per GPU first, until one is within the p90
+    limits too (at most MOST_EVENT_RUNS): the closed form gives means only."""
     start = time.perf_counter()
     checks.integer("--gpus", gpus, maximum=1024)
     checks.integer("--prompt", prompt)
     checks.integer("--output", output, minimum=2, maximum=100_001)
     checks.choice("--engine", engine, ENGINES)
     limits = {}
-    for limit, value in (("max_tpot_s", max_tpot_s), ("max_ttft_s", max_ttft_s)):
+    for limit, value in (("max_tpot_s", max_tpot_s), ("max_ttft_s", max_ttft_s), ("max_tpot_p90_s", max_tpot_p90_s),
+                         ("max_ttft_p90_s", max_ttft_p90_s)):
         if value is not None:
             limits[limit] = checks.number(f"--{limit[:-2].replace('_', '-')}", value, above=0, maximum=1e6)
     found, dropped, too_big, notes = [], [], 0, ()
+    runs = {}  # (layout, concurrency, budget, speculative) -> how `serve` runs it, for p90 limits
     concurrencies = sorted(set(concurrencies))
     budgets = sorted({checks.integer("--max-batch-tokens", b, maximum=10**7) for b in batch_tokens}) or [None]
 
@@ -223,6 +234,9 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
                     continue
                 found.append(ServingCandidate(layout, c, s, layout.dp * s.tokens_per_s / layout.gpus, within(s),
                                               max_batched_tokens=eng.max_batched_tokens, speculative=way is not None))
+                runs[(layout, c, eng.max_batched_tokens, way is not None)] = functools.partial(
+                    serve, build, fusion, group_hw, engine=eng, concurrency=c, prompt=prompt, output=output,
+                    speculation=way.speculation if way else None)
     if disaggregated:
         more, big, notes = _split_candidates(arrange, hw, gpus, moe, prompt, output, engine, plan, concurrencies,
                                              dropped)
@@ -233,11 +247,25 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
     found = [attrs.evolve(c, on_front=f) for c, f in zip(found, front)]
     found.sort(key=lambda c: (-c.tokens_per_s_per_gpu, -c.tokens_per_s_per_user, c.layout.gpus, c.layout.describe(),
                               c.concurrency, c.max_batched_tokens, c.speculative))
-    best = next((c for c in found if c.meets_limits), None)
+    best, event_runs = None, 0
+    for i, c in enumerate(found):
+        if not c.meets_limits:
+            continue
+        if "max_tpot_p90_s" in limits or "max_ttft_p90_s" in limits:
+            run = runs.get((c.layout, c.concurrency, c.max_batched_tokens, c.speculative))
+            if run is None or event_runs == MOST_EVENT_RUNS:  # a split has no event run: its percentiles are unknown
+                continue
+            served, event_runs = run(), event_runs + 1
+            c = found[i] = attrs.evolve(c, p90_ttft_s=served.ttft.p90, p90_tpot_s=served.tpot.p90)
+            if c.p90_tpot_s > limits.get("max_tpot_p90_s", float("inf")) or \
+                    c.p90_ttft_s > limits.get("max_ttft_p90_s", float("inf")):
+                continue
+        best = c
+        break
     fusion_name = plan.name if plan is not None else ENGINES[engine](hw).plan
     return ServingPlan(name, hw, engine, fusion_name, gpus, prompt, output, tuple(found), best, too_big,
                        tuple(dropped), limits, time.perf_counter() - start, disaggregated=disaggregated,
-                       notes=notes, budgets_searched=len(budgets) > 1, draft=draft)
+                       notes=notes, budgets_searched=len(budgets) > 1, draft=draft, event_runs=event_runs)
 
 
 def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prompt: int, output: int, engine: str,

@@ -20,8 +20,10 @@ def _row(c: Candidate) -> list:
 
 
 def _limits(s: PlanSearch | ServingPlan) -> str:
-    given = [f"TPOT <= {seconds(s.limits['max_tpot_s'])}" if "max_tpot_s" in s.limits else "",
-             f"TTFT <= {seconds(s.limits['max_ttft_s'])}" if "max_ttft_s" in s.limits else ""]
+    mean = "mean " if isinstance(s, ServingPlan) else ""
+    given = [f"{what} <= {seconds(s.limits[key])}" for key, what in (
+        ("max_tpot_s", f"{mean}TPOT"), ("max_ttft_s", f"{mean}TTFT"), ("max_tpot_p90_s", "p90 TPOT"),
+        ("max_ttft_p90_s", "p90 TTFT")) if key in s.limits]
     return " and ".join(g for g in given if g) or "no latency limit"
 
 
@@ -87,9 +89,14 @@ SERVING_COLUMNS = ["layout", "concurrency per replica", "TTFT", "TPOT", "tokens/
                    "Pareto", "within limits"]
 
 
-def _serving_row(c: ServingCandidate, best: ServingCandidate | None, budgets: bool) -> list:
+def _p90(s: ServingPlan) -> bool:
+    return "max_tpot_p90_s" in s.limits or "max_ttft_p90_s" in s.limits
+
+
+def _serving_row(c: ServingCandidate, best: ServingCandidate | None, budgets: bool, p90: bool) -> list:
+    percentiles = [("-" if v is None else seconds(v)) for v in (c.p90_ttft_s, c.p90_tpot_s)] if p90 else []
     return [_named(c) + (" (best)" if c is best else ""), *([f"{c.max_batched_tokens:,}"] if budgets else []),
-            c.concurrency, seconds(c.steady.ttft_s),
+            c.concurrency, *percentiles, seconds(c.steady.ttft_s),
             seconds(c.steady.tpot_s), sig(c.tokens_per_s_per_gpu), sig(c.tokens_per_s_per_user),
             "front" if c.on_front else "", "yes" if c.meets_limits else "no"]
 
@@ -101,7 +108,7 @@ def serving_text(s: ServingPlan, fmt: str) -> str:
                  f"fusion {s.plan}", fmt, [
         f"closed loops of requests of {s.prompt:,} prompt and {s.output:,} output tokens, each layout at each "
         f"concurrency per replica, in their steady state (opgraph.analysis.capacity)" + _splits_said(s)
-        + f"; {_limits(s)} (means)",
+        + f"; {_limits(s)}",
         f"{len(s.candidates):,} candidates costed in {s.seconds:.2f} s; {sum(c.on_front for c in s.candidates):,} on "
         f"the Pareto front of tokens/s per GPU against tokens/s per user; {s.too_big:,} (layout, concurrency) pairs "
         f"beyond what the KV cache or the engine holds"])
@@ -116,14 +123,17 @@ def serving_text(s: ServingPlan, fmt: str) -> str:
     shown = [c for c in s.candidates if c.on_front][:s.top]
     if shown:
         out += ["", heading(f"the Pareto front ({len(shown)} shown, most tokens/s per GPU first)", fmt), "",
-                table([_serving_row(c, s.best, s.budgets_searched) for c in shown],
-                      SERVING_COLUMNS[:1] + ["token budget an iteration"] * s.budgets_searched + SERVING_COLUMNS[1:],
-                      fmt)]
+                table([_serving_row(c, s.best, s.budgets_searched, _p90(s)) for c in shown],
+                      SERVING_COLUMNS[:1] + ["token budget an iteration"] * s.budgets_searched + SERVING_COLUMNS[1:2]
+                      + ["p90 TTFT", "p90 TPOT"] * _p90(s) + SERVING_COLUMNS[2:], fmt)]
     if s.dropped:
         out += ["", heading("layouts not served", fmt), "",
                 table([[d.layout.describe(), d.reason] for d in s.dropped], ["layout", "why"], fmt)]
     out += ["", f"Times are expected ({time_model_line(hw)}); tokens/s are output tokens, per GPU over all "
-                f"{s.gpus} GPUs and per user 1 / TPOT.", *(f"note: {n}" for n in s.notes + _drafted(s))]
+                f"{s.gpus} GPUs and per user 1 / TPOT."
+                + (f" p90s: {s.event_runs} candidate(s) within the mean limits run event by event (opgraph serve), "
+                   f"most tokens/s per GPU first, until one was within the p90 limits ('-': not run)" if _p90(s) else
+                   ""), *(f"note: {n}" for n in s.notes + _drafted(s))]
     return lines(out)
 
 
@@ -157,7 +167,7 @@ def _pools(c: ServingCandidate) -> dict:
 def _serving_dict(c: ServingCandidate, best: ServingCandidate | None) -> dict:
     return {**_pools(c), "layout": c.layout.describe(), "speculative": c.speculative,
             "concurrency_per_replica": c.concurrency, "max_batch_tokens": c.max_batched_tokens,
-            "expected_ttft_s": c.steady.ttft_s,
+            "expected_ttft_s": c.steady.ttft_s, "p90_ttft_s": c.p90_ttft_s, "p90_tpot_s": c.p90_tpot_s,
             "expected_tpot_s": c.steady.tpot_s, "expected_tokens_per_s_per_gpu": c.tokens_per_s_per_gpu,
             "expected_tokens_per_s_per_user": c.tokens_per_s_per_user, "on_pareto_front": c.on_front,
             "within_limits": c.meets_limits, "best": c is best}
@@ -170,6 +180,7 @@ def serving_json(s: ServingPlan, fmt: str) -> str:
         "prompt_tokens": s.prompt, "output_tokens": s.output, "limits": s.limits,
         "units": {"*_s": "s", "*_per_gpu": "output tokens/s per GPU", "*_per_user": "output tokens/s per user"},
         "search_s": s.seconds, "too_big": s.too_big, "disaggregated_searched": s.disaggregated, "notes": list(s.notes),
+        "event_runs": s.event_runs,
         "draft": None if s.draft is None else {"model": s.draft.name, "tokens_a_step": s.draft.tokens,
                                                "acceptance": list(s.draft.acceptance), "assumed": True},
         "best": None if s.best is None else _serving_dict(s.best, s.best),
@@ -235,7 +246,7 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
     hw = s.hardware
     title = f"opgraph plan: serving {s.model} on {s.gpus} x {hw.display_name} ({hw.name}), engine {s.engine}"
     note = (f"{s.prompt:,} prompt and {s.output:,} output tokens a request, each layout at each concurrency per replica "
-            f"in its steady state{esc(_splits_said(s))}; {esc(_limits(s))} (means). Filled: within the limits; hollow: outside; large: the "
+            f"in its steady state{esc(_splits_said(s))}; {esc(_limits(s))}. Filled: within the limits; hollow: outside; large: the "
             f"best; a TPOT limit is drawn dashed, the candidates within it to its right.")
     body = (f"<p><strong>{esc(said)}</strong></p>{legend(colour)}{drawn}"
             f"<h2>candidates</h2>{filters('candidates', ['on the front', 'off the front'], 'Pareto', 'layout')}"

@@ -252,3 +252,32 @@ def test_the_plan_tries_each_layout_with_and_without_the_draft(capsys):
     assert tp4["expected_tokens_per_s_per_gpu"] == pytest.approx(run["expected_tokens_per_s_per_gpu"], rel=0.02)
     assert main(["plan", "llama-3-70b", "--gpus", "4", "--batch", "4", *draft]) == 2
     assert "give --concurrency too" in capsys.readouterr().err
+
+
+def test_p90_limits_run_the_candidates_event_by_event_until_one_is_within(capsys):
+    """The closed form gives means; with --max-ttft-p90 the plan runs the candidates within the mean limits, best
+    first, as `serve` does, and picks the first whose p90 TTFT is within. Set just below the top candidate's p90 (from
+    `serve`, run apart), the plan passes over it to the next whose p90 is within, and says both p90s."""
+    from opgraph.cli import main
+    args = ["plan", "llama-3-8b", "--gpus", "2", "--concurrency", "16,64,128", "--prompt", "2048", "--output", "64",
+            "--format", "json"]
+    assert main(args) == 0
+    ranked = [c for c in json.loads(capsys.readouterr().out)["candidates"] if c["within_limits"]]
+
+    def p90(c) -> float:
+        layout = {"tp": c["tp"], "pp": c["pp"], "dp": c["dp"]}
+        assert main(["serve", "llama-3-8b", *(x for k, v in layout.items() for x in (f"--{k}", str(v))),
+                     "--concurrency", str(c["concurrency_per_replica"]), "--prompt", "2048", "--output", "64",
+                     "--format", "json"]) == 0
+        return json.loads(capsys.readouterr().out)["ttft_s_stats"]["p90"]
+    top = p90(ranked[0])
+    limit_ms = top * 1e3 * 0.999
+    assert main([*args, "--max-ttft-p90", str(limit_ms)]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["candidates"][0]["p90_ttft_s"] == pytest.approx(top, rel=1e-12)
+    best = d["best"]
+    assert best is not None and best["p90_ttft_s"] <= limit_ms / 1e3
+    assert (best["layout"], best["concurrency_per_replica"]) != (ranked[0]["layout"], ranked[0]["concurrency_per_replica"])
+    assert best["p90_ttft_s"] == pytest.approx(p90(best), rel=1e-12)
+    assert d["event_runs"] == 1 + [(c["layout"], c["concurrency_per_replica"]) for c in ranked].index(
+        (best["layout"], best["concurrency_per_replica"]))
