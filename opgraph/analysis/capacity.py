@@ -42,6 +42,9 @@ class Steady:
     tokens_per_s: float  # output tokens a second, one replica
     iteration_s: float  # the mean iteration (a decode iteration for prompts-first engines)
     prompt_iterations: int  # iterations a newcomer's prompt spans
+    # prompts arriving together need more than an iteration's room (or, prompts first, more than one arrives a decode
+    # step): they queue, which this fluid does not model, so its TTFT is optimistic (`serve`'s event run gives it)
+    queued: bool = False
 
 
 @attrs.frozen
@@ -121,6 +124,8 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
                             rows * (1 + drafts) + (j == k - 1)) for j in range(k))
         iteration = mean
         tpot = mean / per_token  # a step's tokens arrive together: each gap a share of it
+        arriving = c / (steps + k)  # prompts an iteration
+        queued = math.ceil(arriving) * p > room if k == 1 else arriving * k > 1
     else:
         k = math.ceil(p / budget)
         one = pricer.prompt_iteration(p, budget) + k * overhead_s
@@ -130,5 +135,6 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         ttft = one
         # between a request's decode steps the others' prompts run, one each over its G - 1 tokens
         tpot = iteration / per_token + (c - 1) / max(g - 1, 1) * one
+        queued = c / max(steps, 1) > 1  # more than one prompt arrives a decode step: they wait, and batch
     tokens_per_s = lanes * c * g / (ttft + (g - 1) * tpot)
-    return Steady(ttft, tpot, tokens_per_s, iteration, k)
+    return Steady(ttft, tpot, tokens_per_s, iteration, k, queued)

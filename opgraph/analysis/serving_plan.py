@@ -17,7 +17,9 @@ over NVLink when all N GPUs share a node, else the network).
 The candidates' Pareto front (no other is better in both tokens/s per GPU and tokens/s per user) is marked, and the
 best candidate is the one with the most tokens/s per GPU among those within the limits (--max-ttft, --max-tpot: the
 means; --max-ttft-p90, --max-tpot-p90: the 90th percentiles of `serve`'s event run, which the closed form does not
-give, run for the candidates within the mean limits, best first, until one is within them).
+give, run for the candidates within the mean limits, best first, until one is within them). Where prompts queue for
+an iteration's room the closed form's TTFT is optimistic (Steady.queued), so under a TTFT limit such a candidate is
+run event by event too before it is chosen.
 """
 
 from __future__ import annotations
@@ -103,8 +105,11 @@ class ServingCandidate:
     on_front: bool = False
     max_batched_tokens: int = 0  # the engine's token budget an iteration (a split: its prefill workers')
     speculative: bool = False  # decoding with the plan's draft model
-    p90_ttft_s: float | None = None  # from `serve`'s event run, for the candidates checked against p90 limits
+    # from `serve`'s event run, for the candidates checked by one: against p90 limits, or against a TTFT limit where
+    # prompts queue (Steady.queued: the closed form's TTFT is optimistic there)
+    p90_ttft_s: float | None = None
     p90_tpot_s: float | None = None
+    event_ttft_s: float | None = None  # the event run's mean
 
     @property
     def tokens_per_s_per_user(self) -> float:
@@ -248,17 +253,21 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
     found.sort(key=lambda c: (-c.tokens_per_s_per_gpu, -c.tokens_per_s_per_user, c.layout.gpus, c.layout.describe(),
                               c.concurrency, c.max_batched_tokens, c.speculative))
     best, event_runs = None, 0
+    p90 = "max_tpot_p90_s" in limits or "max_ttft_p90_s" in limits
     for i, c in enumerate(found):
         if not c.meets_limits:
             continue
-        if "max_tpot_p90_s" in limits or "max_ttft_p90_s" in limits:
+        if p90 or (c.steady.queued and "max_ttft_s" in limits):  # the closed form cannot answer: run it
             run = runs.get((c.layout, c.concurrency, c.max_batched_tokens, c.speculative))
             if run is None or event_runs == MOST_EVENT_RUNS:  # a split has no event run: its percentiles are unknown
                 continue
             served, event_runs = run(), event_runs + 1
-            c = found[i] = attrs.evolve(c, p90_ttft_s=served.ttft.p90, p90_tpot_s=served.tpot.p90)
+            c = found[i] = attrs.evolve(c, p90_ttft_s=served.ttft.p90, p90_tpot_s=served.tpot.p90,
+                                        event_ttft_s=served.ttft.mean)
             if c.p90_tpot_s > limits.get("max_tpot_p90_s", float("inf")) or \
-                    c.p90_ttft_s > limits.get("max_ttft_p90_s", float("inf")):
+                    c.p90_ttft_s > limits.get("max_ttft_p90_s", float("inf")) or \
+                    c.event_ttft_s > limits.get("max_ttft_s", float("inf")):
+                found[i] = attrs.evolve(c, meets_limits=False)  # the event run says it is not
                 continue
         best = c
         break

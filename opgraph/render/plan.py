@@ -96,7 +96,7 @@ def _p90(s: ServingPlan) -> bool:
 def _serving_row(c: ServingCandidate, best: ServingCandidate | None, budgets: bool, p90: bool) -> list:
     percentiles = [("-" if v is None else seconds(v)) for v in (c.p90_ttft_s, c.p90_tpot_s)] if p90 else []
     return [_named(c) + (" (best)" if c is best else ""), *([f"{c.max_batched_tokens:,}"] if budgets else []),
-            c.concurrency, *percentiles, seconds(c.steady.ttft_s),
+            c.concurrency, *percentiles, seconds(c.steady.ttft_s) + ("*" if c.steady.queued else ""),
             seconds(c.steady.tpot_s), sig(c.tokens_per_s_per_gpu), sig(c.tokens_per_s_per_user),
             "front" if c.on_front else "", "yes" if c.meets_limits else "no"]
 
@@ -132,8 +132,11 @@ def serving_text(s: ServingPlan, fmt: str) -> str:
     out += ["", f"Times are expected ({time_model_line(hw)}); tokens/s are output tokens, per GPU over all "
                 f"{s.gpus} GPUs and per user 1 / TPOT."
                 + (f" p90s: {s.event_runs} candidate(s) within the mean limits run event by event (opgraph serve), "
-                   f"most tokens/s per GPU first, until one was within the p90 limits ('-': not run)" if _p90(s) else
-                   ""), *(f"note: {n}" for n in s.notes + _drafted(s))]
+                   f"most tokens/s per GPU first, until one was within the p90 limits ('-': not run)." if _p90(s) else
+                   "")
+                + (" TTFT*: optimistic, where prompts arriving together queue for an iteration's room (the closed "
+                   "form does not model the wait; 'opgraph serve' does, and a TTFT limit is checked by it)."
+                   if any(c.steady.queued for c in shown) else ""), *(f"note: {n}" for n in s.notes + _drafted(s))]
     return lines(out)
 
 
@@ -167,7 +170,8 @@ def _pools(c: ServingCandidate) -> dict:
 def _serving_dict(c: ServingCandidate, best: ServingCandidate | None) -> dict:
     return {**_pools(c), "layout": c.layout.describe(), "speculative": c.speculative,
             "concurrency_per_replica": c.concurrency, "max_batch_tokens": c.max_batched_tokens,
-            "expected_ttft_s": c.steady.ttft_s, "p90_ttft_s": c.p90_ttft_s, "p90_tpot_s": c.p90_tpot_s,
+            "expected_ttft_s": c.steady.ttft_s, "ttft_optimistic": c.steady.queued, "event_ttft_s": c.event_ttft_s,
+            "p90_ttft_s": c.p90_ttft_s, "p90_tpot_s": c.p90_tpot_s,
             "expected_tpot_s": c.steady.tpot_s, "expected_tokens_per_s_per_gpu": c.tokens_per_s_per_gpu,
             "expected_tokens_per_s_per_user": c.tokens_per_s_per_user, "on_pareto_front": c.on_front,
             "within_limits": c.meets_limits, "best": c is best}
