@@ -192,6 +192,9 @@ def disaggregated_run(a):
     import re
 
     from opgraph.analysis import serve
+    import operator
+
+    from opgraph.analysis import disaggregated_events
     from opgraph.analysis.disaggregated import disaggregated, one_node, side
 
     match = re.fullmatch(r"(\d+)p(\d+)d", a.disaggregate.strip().lower())
@@ -225,10 +228,15 @@ def disaggregated_run(a):
         engine = serve.ENGINES[checks.choice("--engine", a.engine, serve.ENGINES)](group_hw)
         fusion = choices.plan(a.fusion or engine.plan)
         sides.append(side(build_, fusion, group_hw, engine, layout, checks.integer(flag, workers), prompt, pool_hw))
+        holds = min(operator.floordiv(*serve.kv_blocks(build_, fusion, group_hw, engine, prompt + output)),
+                    engine.max_seqs)  # the decode side's: requests one replica's KV cache holds
     gpus = sum(s.workers * s.gpus for s in sides)
     same_gpu = sides[0].hw.name == sides[1].hw.name
-    return disaggregated(sides[0].pricer.model, hw, *sides, concurrency=a.concurrency, prompt=prompt, output=output,
-                         same_node=same_gpu and one_node(hw, gpus))
+    d = disaggregated(sides[0].pricer.model, hw, *sides, concurrency=a.concurrency, prompt=prompt, output=output,
+                      same_node=same_gpu and one_node(hw, gpus))
+    return attrs.evolve(d, events=disaggregated_events.run(*sides, concurrency=a.concurrency, prompt=prompt,
+                                                           output=output, transfer_s=d.transfer_s, holds=holds,
+                                                           decoding=d.decoding))
 
 
 def serving_run(a):

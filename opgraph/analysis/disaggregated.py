@@ -67,6 +67,7 @@ class Disaggregated:
     requests_per_s: float
     bound: str  # the pool that bounds the rate
     notes: tuple[str, ...] = ()
+    events: object = None  # opgraph.analysis.disaggregated_events.DisaggregatedRun: the same load request by request
 
     @property
     def gpus(self) -> int:

@@ -54,10 +54,24 @@ def as_text(d: Disaggregated, fmt: str) -> str:
             ["output tokens/s per GPU", sig(d.tokens_per_s_per_gpu)],
             ["output tokens/s per user (1 / TPOT)", sig(d.tokens_per_s_per_user)],
             ["requests decoding per decode replica", f"{d.decoding:,.1f} of {d.concurrency}"]]
-    out += ["", table(rows, ["steady state", "value"], fmt, colalign=("left", "right")),
-            "", table(_pools(d), ["pool", "workers", "layout (each)", "GPU", "GPUs", "replicas", "busy"], fmt),
-            "", f"Times are expected ({_time_models(d)})."]
-    return lines(out)
+    out += ["", table(rows, ["steady state (closed form)", "value"], fmt, colalign=("left", "right")),
+            "", table(_pools(d), ["pool", "workers", "layout (each)", "GPU", "GPUs", "replicas", "busy"], fmt)]
+    if d.events is not None:
+        e = d.events
+        out += ["", f"Request by request (the event run, {e.measured:,} requests measured): output tokens/s, all GPUs "
+                    f"{sig(e.tokens_per_s)}; prefill replicas busy {e.prefill_busy:.0%}, decode replicas "
+                    f"{e.decode_busy:.0%} of the time", "",
+                table([[what, *(seconds(getattr(stats, q)) for q in QUANTILES)] for what, stats in _stats(e)],
+                      ["per request", *QUANTILES], fmt, colalign=("left",) + ("right",) * len(QUANTILES))]
+    return lines(out, "", f"Times are expected ({_time_models(d)}).")
+
+
+QUANTILES = ("mean", "p50", "p90", "p99")
+
+
+def _stats(e) -> list:
+    return [("time to first token", e.ttft), ("time per output token", e.tpot), ("inter-token latency", e.itl),
+            ("end-to-end latency", e.e2e)]
 
 
 def _record(d: Disaggregated) -> dict:
@@ -71,6 +85,11 @@ def _record(d: Disaggregated) -> dict:
             "kv_bytes_per_gpu": d.kv_bytes_per_gpu, "link": d.link, "requests_per_s": d.requests_per_s,
             "expected_tokens_per_s": d.tokens_per_s, "expected_tokens_per_s_per_gpu": d.tokens_per_s_per_gpu,
             "expected_tokens_per_s_per_user": d.tokens_per_s_per_user, "bound": d.bound, "gpus": d.gpus,
+            "event_run": None if d.events is None else {
+                **{f"{key}_s_stats": {q: getattr(getattr(d.events, key), q) for q in QUANTILES}
+                   for key in ("ttft", "tpot", "itl", "e2e")},
+                "expected_tokens_per_s": d.events.tokens_per_s, "requests_measured": d.events.measured,
+                "prefill_busy": d.events.prefill_busy, "decode_busy": d.events.decode_busy},
             "notes": list(d.notes)}
 
 
@@ -112,6 +131,11 @@ def as_html(d: Disaggregated, fmt: str) -> str:
     note = (f"A closed loop of {d.concurrency} requests per decode replica, each {d.prompt:,} prompt tokens -> "
             f"{d.output:,} output tokens, in its steady state; the {esc(d.bound)} pool bounds the rate. Times are "
             f"expected ({esc(_time_models(d))}).")
-    body = (f"<h2>steady state</h2>{figures}<h2>time to first token, in its parts (ms)</h2>{parts}"
-            f"<h2>pools</h2>{pools}")
+    events = "" if d.events is None else (
+        f"<h2>request by request (the event run, {d.events.measured:,} requests measured)</h2>"
+        + table("percentiles", ["per request", *QUANTILES],
+                [([(what, what), *((seconds(getattr(st, q)), getattr(st, q)) for q in QUANTILES)], {"data-op": what})
+                 for what, st in _stats(d.events)]))
+    body = (f"<h2>steady state (closed form)</h2>{figures}<h2>time to first token, in its parts (ms)</h2>{parts}"
+            f"{events}<h2>pools</h2>{pools}")
     return page(title, note, body, data, d.notes)

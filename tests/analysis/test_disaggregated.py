@@ -81,9 +81,16 @@ def test_the_command_line_serves_disaggregated():
     d = json.loads(r.stdout)
     assert [p["workers"] for p in d["pools"]] == [1, 2] and d["gpus"] == 3 and d["link"] == "NVLink"
     assert d["ttft_s"] == pytest.approx(d["waiting_s"] + d["prefill_s"] + d["transfer_s"], rel=1e-12)
+    events = d["event_run"]  # the same load request by request: percentiles, its means near the closed form's
+    assert set(events["ttft_s_stats"]) == {"mean", "p50", "p90", "p99"} and events["requests_measured"] >= 64
+    assert events["tpot_s_stats"]["mean"] == pytest.approx(d["tpot_s"], rel=0.02)
     text = opgraph("serve", "deepseek-v2-lite", "--disaggregate", "1p1d", "--prefill", "tp=2", "--decode",
                    "dp=2,ep=2", "--concurrency", "8", "--prompt", "500", "--output", "50").stdout
     assert "disaggregated 1p1d" in text and "dp 2 x ep 2" in text and "KV-cache transfer" in text
+    assert "Request by request (the event run" in text and "p99" in text
+    big = opgraph("serve", "llama-3-70b", "--disaggregate", "1p1d", "--prefill", "tp=4", "--decode", "tp=4",
+                  "--concurrency", "5000", "--prompt", "4000", "--output", "4000")
+    assert big.returncode == 2 and "a decode replica's KV cache holds" in big.stderr and "give at most" in big.stderr
     for args, says in ((["--disaggregate", "2x1"], "is not XpYd"),
                        (["--disaggregate", "1p1d", "--prefill", "tp8"], "is not a layout"),
                        (["--disaggregate", "1p1d", "--requests", "10"], "--requests is not modelled with"),
@@ -92,3 +99,22 @@ def test_the_command_line_serves_disaggregated():
         argv = ["serve", "--concurrency", "8", "--prompt", "500", "--output", "50", *args]
         bad = opgraph(*argv)
         assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
+
+
+@pytest.mark.parametrize("prefill, decode, c, p, g", [(2, 2, 16, 1000, 200), (1, 1, 64, 4000, 100),
+                                                      (2, 1, 64, 2000, 300)])
+def test_the_event_run_agrees_with_the_closed_form_and_littles_law(prefill, decode, c, p, g):
+    """Request by request (each prompt through the prefill queue, its KV cache moved, each decode replica's
+    iterations at their own contexts) the means come out as the closed form's, decode-bound (2p2d, 2p1d) or
+    prefill-bound (1p1d with 4,000-token prompts: requests wait for a prompt slot), within 2%; and the deployment's
+    output equals Little's law over the requests in flight, N x G / the mean end-to-end latency."""
+    from opgraph.analysis.disaggregated_events import run
+    d = disaggregated("llama-3-8b", H100, side(prefill), side(decode), concurrency=c, prompt=p, output=g,
+                      same_node=True)
+    e = run(side(prefill), side(decode), concurrency=c, prompt=p, output=g, transfer_s=d.transfer_s, holds=c,
+            decoding=d.decoding)
+    assert e.ttft.mean == pytest.approx(d.ttft_s, rel=0.02)
+    assert e.tpot.mean == pytest.approx(d.tpot_s, rel=0.02)
+    assert e.tokens_per_s == pytest.approx(d.tokens_per_s, rel=0.02)
+    assert e.tokens_per_s == pytest.approx(c * decode * g / e.e2e.mean, rel=0.02)
+    assert e.ttft.p50 <= e.ttft.p90 <= e.ttft.p99 and e.measured >= 64

@@ -1,0 +1,156 @@
+"""A disaggregated deployment run request by request (`serve --disaggregate`): the percentiles that the closed form
+(opgraph.analysis.disaggregated) does not give, and a check of its means.
+
+A closed loop of C requests per decode replica, of fixed lengths, through:
+- the prefill replicas, one shared queue first come first served: a replica idle takes as many whole prompts as its
+  token budget holds (at least one; a longer prompt in chunks of the budget), priced as the closed form prices them
+  (IterationPricer.prompt_iteration);
+- the KV cache's move to a decode GPU, the closed form's transfer time after the prompt's iteration; the first token
+  counts from when it lands (as the closed form's TTFT does);
+- the decode replicas: a request joins the one holding the fewest (at its next iteration), each iteration a decode
+  token for every request it holds, at its own context (IterationPricer.price), up to what its KV cache holds.
+A finished request is replaced at once by a new one at the prefill queue. The run starts desynchronized (each decode
+replica's requests part of the way through their output, as `serve` starts, and the replicas out of step with each
+other) and measures after a warm-up.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+
+import attrs
+
+from opgraph.analysis.serve import Stats
+from opgraph.core import checks
+from opgraph.errors import OpgraphError
+
+
+@attrs.frozen
+class DisaggregatedRun:
+    """The measured part of an event run: per-request figures, and the deployment's output rate."""
+
+    ttft: Stats  # seconds: arrival at the prefill queue to the KV cache landing on a decode GPU
+    tpot: Stats  # per request: (last token - first) / (output - 1)
+    itl: Stats  # every gap between two tokens of a request
+    e2e: Stats
+    tokens_per_s: float  # output tokens a second, all GPUs, over the measured time
+    measured: int  # requests measured (after the warm-up)
+    prefill_busy: float  # the share of the measured time the prefill replicas ran, on average
+    decode_busy: float
+
+
+class _Request:
+    __slots__ = ("arrival", "generated", "first", "last", "gaps")
+
+    def __init__(self, arrival: float, generated: int = 0):
+        self.arrival, self.generated, self.first, self.last = arrival, generated, arrival, arrival
+        self.gaps: list[float] = []
+
+
+def run(prefill, decode, *, concurrency: int, prompt: int, output: int, transfer_s: float, holds: int,
+        decoding: float | None = None, warmup: int | None = None, measure: int | None = None) -> DisaggregatedRun:
+    """`prefill` and `decode`: the pools (opgraph.analysis.disaggregated.Side); `holds`: requests a decode replica's
+    KV cache holds at once; `transfer_s`: one request's KV-cache move; `decoding`: requests a decode replica holds in
+    the steady state, from the closed form, to start near it (where prefill bounds, the rest start queued for it;
+    the queue would otherwise take many requests' time to build)."""
+    c, p, g = checks.integer("--concurrency", concurrency), prompt, output
+    if c > holds:
+        raise OpgraphError(f"--concurrency {c}: a decode replica's KV cache holds {holds:,} requests of "
+                           f"{p + g:,} tokens; give at most {holds:,}")
+    budget = prefill.engine.max_batched_tokens
+    per_iteration = max(budget // p, 1)  # whole prompts a prefill iteration takes
+    prefill_time: dict[int, float] = {}
+
+    def prefill_s(n: int) -> float:
+        if n not in prefill_time:
+            prefill_time[n] = prefill.pricer.prompt_iteration(p, budget, n)
+        return prefill_time[n]
+
+    n_prefill, n_decode = prefill.workers * prefill.replicas, decode.workers * decode.replicas
+    total = c * n_decode
+    warmup = total if warmup is None else warmup  # every request of the start's desynchronized loop replaced
+    measure = max(total, 64) if measure is None else measure
+    events: list = []  # (time, order, kind, replica or request, payload)
+    order = 0
+
+    def push(t: float, kind: str, who, payload=None) -> None:
+        nonlocal order
+        heapq.heappush(events, (t, order, kind, who, payload))
+        order += 1
+
+    queue: deque = deque()  # prompts waiting for a prefill replica
+    prefill_idle = list(range(n_prefill))
+    running = [[] for _ in range(n_decode)]  # each decode replica's requests
+    joining = [[] for _ in range(n_decode)]  # landed, joining at its next iteration
+    decode_idle = set(range(n_decode))
+    busy = {"prefill": 0.0, "decode": 0.0}
+    done: list[_Request] = []
+    start = None  # when the measured part begins
+
+    def start_prefill(t: float) -> None:
+        while queue and prefill_idle:
+            i = prefill_idle.pop()
+            batch = [queue.popleft() for _ in range(min(per_iteration, len(queue)))]
+            took = prefill_s(len(batch))
+            busy["prefill"] += took if start is not None else 0.0
+            push(t + took, "prefilled", i, batch)
+
+    def start_decode(j: int, t: float) -> None:
+        running[j] += joining[j]
+        joining[j] = []
+        if not running[j]:
+            decode_idle.add(j)
+            return
+        decode_idle.discard(j)
+        took = decode.pricer.price([p + r.generated - 1 for r in running[j]], sampling=len(running[j])).expected_s
+        busy["decode"] += took if start is not None else 0.0
+        push(t + took, "decoded", j)
+
+    held = c if decoding is None else min(max(int(round(decoding)), 1), c)
+    for j in range(n_decode):  # desynchronized across the replicas too: the n-th of the requests decoding n/(all of
+        for i in range(held):  # them) of the way through its output (replicas in step would send prompts in bursts)
+            r = _Request(0.0, (i * n_decode + j) * g // (held * n_decode))
+            (running[j] if r.generated else queue).append(r)
+    queue.extend(_Request(0.0) for _ in range((c - held) * n_decode))  # the rest wait for a prompt slot
+    start_prefill(0.0)
+    for j in range(n_decode):
+        start_decode(j, 0.0)
+    now = 0.0
+    while len(done) < warmup + measure:
+        now, _, kind, who, batch = heapq.heappop(events)
+        if kind == "prefilled":
+            for r in batch:
+                push(now + transfer_s, "landed", r)
+            prefill_idle.append(who)
+            start_prefill(now)
+        elif kind == "landed":
+            who.generated, who.first, who.last = 1, now, now
+            j = min(range(n_decode), key=lambda j: (len(running[j]) + len(joining[j]), j))
+            joining[j].append(who)
+            if j in decode_idle:
+                start_decode(j, now)
+        else:  # a decode iteration ended: a token each; the finished replaced at once at the prefill queue
+            kept = []
+            for r in running[who]:
+                r.generated += 1
+                r.gaps.append(now - r.last)
+                r.last = now
+                if r.generated >= g:
+                    done.append(r)
+                    queue.append(_Request(now))
+                    if len(done) == warmup:
+                        start = now
+                else:
+                    kept.append(r)
+            running[who] = kept
+            start_prefill(now)
+            start_decode(who, now)
+    measured = done[warmup:]
+    span = now - start
+    return DisaggregatedRun(Stats.of([r.first - r.arrival for r in measured]),
+                            Stats.of([(r.last - r.first) / (g - 1) for r in measured]),
+                            Stats.of([x for r in measured for x in r.gaps]),
+                            Stats.of([r.last - r.arrival for r in measured]),
+                            len(measured) * g / span, len(measured), busy["prefill"] / (span * n_prefill),
+                            busy["decode"] / (span * n_decode))
