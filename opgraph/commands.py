@@ -248,10 +248,11 @@ def _written(text: str, out: str | None) -> str:
     return f"wrote {out} ({len(text.encode()):,} bytes)\n"
 
 
-def _draft_options(p) -> None:
+def _draft_options(p, plan: bool = False) -> None:
     """Speculative decoding's options: of `opgraph serve`, and of `opgraph plan --concurrency` (each layout served
     with and without the draft)."""
-    p.add_argument("--draft", metavar="MODEL", help="speculative decoding with this draft model (a preset, "
+    p.add_argument("--draft", metavar="MODEL", help=("with --concurrency: each layout without pipeline stages also "
+                   "served with " if plan else "") + "speculative decoding with this draft model (a preset, "
                    "config.json or FILE.py:NAME), built with the same options as the target; or a head made "
                    "of the target: mtp (one more layer of its last kind, the multi-token-prediction module "
                    "of DeepSeek-V3, GLM-4.5, Qwen3-Next) or eagle (one dense decoder layer, EAGLE), sharing "
@@ -293,7 +294,7 @@ def _plan_options(p) -> None:
                    "iteration (its chunked-prefill size) to try, a list (2048,8192); each layout is served under each "
                    "(default: the engine's own, said in the output; its running limit is not searched: in a "
                    "closed loop it only caps --concurrency)")
-    _draft_options(p)
+    _draft_options(p, plan=True)
     p.add_argument("--disaggregated", action="store_true", help="with --concurrency: also every split of the GPUs "
                    "into X prefill and Y decode workers (xPyD), each worker a layout within a node, at each "
                    "concurrency per decode replica, the KV cache moved between the pools (as 'serve --disaggregate')")
