@@ -344,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
             load.add_argument("--concurrency", type=_int, metavar="C",
                               help="requests in flight per replica (a closed loop: a finished one is replaced at once)")
             load.add_argument("--rate", type=_float, metavar="R", help="requests arriving a second per replica (an "
-                              "open loop: Poisson arrivals, seeded by --seed)")
+                              "open loop: Poisson arrivals, seeded by --seed; with --disaggregate, in all)")
             p.add_argument("--prompt", required=True, metavar="P", help="prompt tokens per request: a number, or a "
                            "range LOW:HIGH each request draws from uniformly")
             p.add_argument("--output", required=True, metavar="G", help="output tokens per request: a number, or a "

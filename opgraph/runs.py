@@ -200,12 +200,12 @@ def disaggregated_run(a):
     match = re.fullmatch(r"(\d+)p(\d+)d", a.disaggregate.strip().lower())
     if not match:
         raise OpgraphError(f"--disaggregate: {a.disaggregate!r} is not XpYd (prefill and decode workers, e.g. 1p2d)")
-    for flag, value in (("--rate", a.rate), ("--requests", a.requests), ("--draft", a.draft),
+    for flag, value in (("--requests", a.requests), ("--draft", a.draft),
                         ("--max-batch-tokens", a.max_batch_tokens), ("--max-seqs", a.max_seqs),
                         ("--memory-fraction", a.memory_fraction), ("--overhead-us", a.overhead_us)):
         if value is not None:
-            raise OpgraphError(f"{flag} is not modelled with --disaggregate yet (a closed loop at --concurrency, the "
-                               f"engine's defaults)")
+            raise OpgraphError(f"{flag} is not modelled with --disaggregate yet (a closed loop at --concurrency or an "
+                               f"open loop at --rate, the engine's defaults)")
     if a.prefix:
         raise OpgraphError("--prefix is not modelled with --disaggregate yet")
     if getattr(a, "pp", 1) != 1 or getattr(a, "micro_batches", None) is not None:
@@ -232,11 +232,14 @@ def disaggregated_run(a):
                     engine.max_seqs)  # the decode side's: requests one replica's KV cache holds
     gpus = sum(s.workers * s.gpus for s in sides)
     same_gpu = sides[0].hw.name == sides[1].hw.name
-    d = disaggregated(sides[0].pricer.model, hw, *sides, concurrency=a.concurrency, prompt=prompt, output=output,
-                      same_node=same_gpu and one_node(hw, gpus))
-    return attrs.evolve(d, events=disaggregated_events.run(*sides, concurrency=a.concurrency, prompt=prompt,
-                                                           output=output, transfer_s=d.transfer_s, holds=holds,
-                                                           decoding=d.decoding))
+    d = disaggregated(sides[0].pricer.model, hw, *sides, concurrency=a.concurrency, rate=a.rate, prompt=prompt,
+                      output=output, same_node=same_gpu and one_node(hw, gpus))
+    if a.rate is not None and d.decoding > holds:  # a closed loop's concurrency is checked against it by the run
+        raise OpgraphError(f"--rate {a.rate:g}: each decode replica would hold {d.decoding:,.0f} requests, more than "
+                           f"its KV cache holds ({holds:,}); give a lower rate or more decode workers")
+    return attrs.evolve(d, events=disaggregated_events.run(
+        *sides, concurrency=a.concurrency, rate=a.rate, prompt=prompt, output=output, transfer_s=d.transfer_s,
+        holds=holds, decoding=d.decoding, seed=a.seed))
 
 
 def serving_run(a):

@@ -37,7 +37,8 @@ class Pool:
     layout: str  # in words: tp 8, dp 16 x ep 16, ...
     gpus: int  # per worker
     replicas: int  # per worker
-    utilization: float  # of its capacity, in the steady state
+    utilization: float  # of its capacity in the steady state (decode: requests held of the closed loop's, or of
+    # the engine's running limit in an open loop)
     hardware: Hardware | None = None  # its GPU (the pools may differ)
 
     @property
@@ -53,7 +54,7 @@ class Disaggregated:
     hardware: Hardware
     prefill: Pool
     decode: Pool
-    concurrency: int  # requests per decode replica, as asked
+    concurrency: int | None  # requests per decode replica, as asked (a closed loop); None: an open loop at the rate
     decoding: float  # requests per decode replica in the steady state (below `concurrency` when prefill bounds)
     prompt: int
     output: int
@@ -65,7 +66,7 @@ class Disaggregated:
     kv_bytes_per_gpu: int  # one request's KV cache, one prefill GPU's shard
     link: str  # which link the KV cache crosses
     requests_per_s: float
-    bound: str  # the pool that bounds the rate
+    bound: str  # the pool that bounds the rate ("" in an open loop: the rate is given)
     notes: tuple[str, ...] = ()
     events: object = None  # opgraph.analysis.disaggregated_events.DisaggregatedRun: the same load request by request
 
@@ -115,11 +116,15 @@ def side(build, fusion, group_hw: Hardware, engine, layout, workers: int, prompt
                 layout.describe(), layout.gpus, layout.dp, kv, hw)
 
 
-def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concurrency: int, prompt: int,
-                  output: int, same_node: bool) -> Disaggregated:
+def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concurrency: int | None = None,
+                  rate: float | None = None, prompt: int, output: int, same_node: bool) -> Disaggregated:
     """The steady state of `prefill.workers` prefill and `decode.workers` decode workers at `concurrency` requests
-    per decode replica, each request `prompt` + `output` tokens; `same_node`: the pools share a node (NVLink)."""
-    c = checks.integer("--concurrency", concurrency)
+    per decode replica (a closed loop), or with requests arriving at `rate` a second in all (an open loop: the
+    decode replicas then hold what Little's law gives, and a prompt's wait for a prefill slot is left to the event
+    run), each request `prompt` + `output` tokens; `same_node`: the pools share a node (NVLink)."""
+    if (concurrency is None) == (rate is None):
+        raise OpgraphError("give a closed loop's --concurrency or an open loop's --rate, not both or neither")
+    c = None if concurrency is None else checks.integer("--concurrency", concurrency)
     p, g = checks.integer("--prompt", prompt), checks.integer("--output", output, minimum=2)
     for side in (prefill, decode):
         checks.integer("workers", side.workers, maximum=4096)
@@ -147,26 +152,46 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
     def tpot(holding: float) -> float:  # a decode-only iteration of `holding` requests (rounded, at least one)
         return decode.pricer.decodes(max(int(round(holding)), 1), ctx).expected_s
 
-    total = c * replicas  # requests in flight in all
-    t_d = tpot(c)
-    rate = total / (t_p + transfer + (g - 1) * t_d)
-    bound, holding = "decode", float(c)
-    if rate > capacity:  # the prefill pool cannot keep up: its rate bounds, the decode replicas hold fewer
-        bound, rate = "prefill", capacity
-        for _ in range(20):  # Little's law on the decode pool, and the iteration time at what it holds
-            holding = min(float(c), rate * (g - 1) * t_d / replicas)
+    if c is None:  # an open loop: the rate is given; the decode replicas hold what Little's law says
+        rate = checks.number("--rate", rate, above=0, maximum=1e6)
+        if rate >= capacity:
+            raise OpgraphError(f"--rate {rate:g}: the prefill pool serves at most {capacity:,.2f} requests a second "
+                               f"({prefill.workers * prefill.replicas} replica(s), {n} prompt(s) an iteration); give "
+                               f"a lower rate or more prefill workers")
+        holding, t_d = 1.0, tpot(1)
+        for _ in range(60):  # Little's law on the decode pool, and the iteration time at what it holds
+            holding = rate * (g - 1) * t_d / replicas
+            if holding > decode.engine.max_seqs:
+                raise OpgraphError(f"--rate {rate:g}: the decode pool cannot keep up (each replica would hold more "
+                                   f"than {decode.engine.max_seqs:,} requests); give a lower rate or more decode "
+                                   f"workers")
             t_d = tpot(holding)
-    waiting = max(total / rate - (t_p + transfer + (g - 1) * t_d), 0.0) if bound == "prefill" else 0.0
+        bound, waiting = "", 0.0  # neither: the rate is given, below both pools' capacity
+    else:
+        total = c * replicas  # requests in flight in all
+        t_d = tpot(c)
+        rate = total / (t_p + transfer + (g - 1) * t_d)
+        bound, holding = "decode", float(c)
+        if rate > capacity:  # the prefill pool cannot keep up: its rate bounds, the decode replicas hold fewer
+            bound, rate = "prefill", capacity
+            for _ in range(20):  # Little's law on the decode pool, and the iteration time at what it holds
+                holding = min(float(c), rate * (g - 1) * t_d / replicas)
+                t_d = tpot(holding)
+        waiting = max(total / rate - (t_p + transfer + (g - 1) * t_d), 0.0) if bound == "prefill" else 0.0
     notes = (f"the KV cache crosses {'NVLink inside a node' if same_node else 'the network between nodes'} at "
              f"{bandwidth / 1e9:,.0f} GB/s per GPU (the spec's"
              + (", the slower end's" if mixed and gpus[0].interconnect.network_bandwidth !=
                 gpus[1].interconnect.network_bandwidth else "")
              + "), every prefill GPU sending its own shard at once; its latency and any resharding between "
              "different layouts are not modelled",
-             "a closed loop in its steady state (opgraph.analysis.disaggregated): means, no percentiles")
+             "the steady state in closed form (opgraph.analysis.disaggregated) gives means; the event run, request by "
+             "request, gives percentiles"
+             + ("" if c is not None else "; in an open loop a prompt's wait for a prefill slot is in the event run's "
+                "TTFT only (the closed form takes none)"))
     return Disaggregated(
         name, hw,
         Pool("prefill", prefill.workers, prefill.layout, prefill.gpus, prefill.replicas, rate / capacity, gpus[0]),
-        Pool("decode", decode.workers, decode.layout, decode.gpus, decode.replicas, holding / c, gpus[1]),
+        Pool("decode", decode.workers, decode.layout, decode.gpus, decode.replicas,
+             holding / (c or decode.engine.max_seqs), gpus[1]),
         c, holding, p, g, waiting + t_p + transfer, t_d, t_p, transfer, waiting, kv,
         "NVLink" if same_node else "network", rate, bound, notes)

@@ -17,11 +17,12 @@ other) and measures after a warm-up.
 from __future__ import annotations
 
 import heapq
+import random
 from collections import deque
 
 import attrs
 
-from opgraph.analysis.serve import Stats
+from opgraph.analysis.serve import OVERLOADED, Stats
 from opgraph.core import checks
 from opgraph.errors import OpgraphError
 
@@ -48,16 +49,21 @@ class _Request:
         self.gaps: list[float] = []
 
 
-def run(prefill, decode, *, concurrency: int, prompt: int, output: int, transfer_s: float, holds: int,
-        decoding: float | None = None, warmup: int | None = None, measure: int | None = None) -> DisaggregatedRun:
+def run(prefill, decode, *, concurrency: int | None = None, rate: float | None = None, prompt: int, output: int,
+        transfer_s: float, holds: int, decoding: float | None = None, seed: int = 0, warmup: int | None = None,
+        measure: int | None = None) -> DisaggregatedRun:
     """`prefill` and `decode`: the pools (opgraph.analysis.disaggregated.Side); `holds`: requests a decode replica's
     KV cache holds at once; `transfer_s`: one request's KV-cache move; `decoding`: requests a decode replica holds in
     the steady state, from the closed form, to start near it (where prefill bounds, the rest start queued for it;
-    the queue would otherwise take many requests' time to build)."""
-    c, p, g = checks.integer("--concurrency", concurrency), prompt, output
+    the queue would otherwise take many requests' time to build). With `rate` instead of `concurrency`: an open loop,
+    requests arriving at that rate a second in all (Poisson, seeded by `seed`), from an empty deployment; a request
+    that lands on full decode replicas waits for a slot."""
+    p, g = prompt, output
+    c = 0 if concurrency is None else checks.integer("--concurrency", concurrency)
     if c > holds:
         raise OpgraphError(f"--concurrency {c}: a decode replica's KV cache holds {holds:,} requests of "
                            f"{p + g:,} tokens; give at most {holds:,}")
+    rng = random.Random(seed)
     budget = prefill.engine.max_batched_tokens
     per_iteration = max(budget // p, 1)  # whole prompts a prefill iteration takes
     prefill_time: dict[int, float] = {}
@@ -69,8 +75,12 @@ def run(prefill, decode, *, concurrency: int, prompt: int, output: int, transfer
 
     n_prefill, n_decode = prefill.workers * prefill.replicas, decode.workers * decode.replicas
     total = c * n_decode
-    warmup = total if warmup is None else warmup  # every request of the start's desynchronized loop replaced
-    measure = max(total, 64) if measure is None else measure
+    if rate is None:
+        warmup = total if warmup is None else warmup  # every request of the start's desynchronized loop replaced
+        measure = max(total, 64) if measure is None else measure
+    else:
+        warmup = 100 if warmup is None else warmup
+        measure = 400 if measure is None else measure
     events: list = []  # (time, order, kind, replica or request, payload)
     order = 0
 
@@ -84,6 +94,7 @@ def run(prefill, decode, *, concurrency: int, prompt: int, output: int, transfer
     running = [[] for _ in range(n_decode)]  # each decode replica's requests
     joining = [[] for _ in range(n_decode)]  # landed, joining at its next iteration
     decode_idle = set(range(n_decode))
+    landed: deque = deque()  # waiting for a decode slot (an open loop's decode replicas may all be full)
     busy = {"prefill": 0.0, "decode": 0.0}
     done: list[_Request] = []
     start = None  # when the measured part begins
@@ -107,29 +118,44 @@ def run(prefill, decode, *, concurrency: int, prompt: int, output: int, transfer
         busy["decode"] += took if start is not None else 0.0
         push(t + took, "decoded", j)
 
-    held = c if decoding is None else min(max(int(round(decoding)), 1), c)
+    held = c if decoding is None or rate is not None else min(max(int(round(decoding)), 1), c)
     for j in range(n_decode):  # desynchronized across the replicas too: the n-th of the requests decoding n/(all of
         for i in range(held):  # them) of the way through its output (replicas in step would send prompts in bursts)
             r = _Request(0.0, (i * n_decode + j) * g // (held * n_decode))
             (running[j] if r.generated else queue).append(r)
     queue.extend(_Request(0.0) for _ in range((c - held) * n_decode))  # the rest wait for a prompt slot
+    if rate is not None:
+        push(rng.expovariate(rate), "arrived", None)
     start_prefill(0.0)
     for j in range(n_decode):
         start_decode(j, 0.0)
     now = 0.0
+
+    def seat(r: _Request, t: float) -> None:  # to the decode replica holding the fewest, if one has room
+        j = min(range(n_decode), key=lambda j: (len(running[j]) + len(joining[j]), j))
+        if len(running[j]) + len(joining[j]) >= holds:
+            landed.append(r)
+            return
+        joining[j].append(r)
+        if j in decode_idle:
+            start_decode(j, t)
     while len(done) < warmup + measure:
         now, _, kind, who, batch = heapq.heappop(events)
-        if kind == "prefilled":
+        if kind == "arrived":  # an open loop's next request
+            queue.append(_Request(now))
+            if len(queue) > OVERLOADED:
+                raise OpgraphError(f"--rate {rate:g}: requests arrive faster than the prefill pool takes them "
+                                   f"({len(queue):,} waiting after {now:,.1f} s); give a lower rate")
+            push(now + rng.expovariate(rate), "arrived", None)
+            start_prefill(now)
+        elif kind == "prefilled":
             for r in batch:
                 push(now + transfer_s, "landed", r)
             prefill_idle.append(who)
             start_prefill(now)
         elif kind == "landed":
             who.generated, who.first, who.last = 1, now, now
-            j = min(range(n_decode), key=lambda j: (len(running[j]) + len(joining[j]), j))
-            joining[j].append(who)
-            if j in decode_idle:
-                start_decode(j, now)
+            seat(who, now)
         else:  # a decode iteration ended: a token each; the finished replaced at once at the prefill queue
             kept = []
             for r in running[who]:
@@ -138,12 +164,15 @@ def run(prefill, decode, *, concurrency: int, prompt: int, output: int, transfer
                 r.last = now
                 if r.generated >= g:
                     done.append(r)
-                    queue.append(_Request(now))
+                    if rate is None:
+                        queue.append(_Request(now))
                     if len(done) == warmup:
                         start = now
                 else:
                     kept.append(r)
             running[who] = kept
+            while landed and len(running[who]) + len(joining[who]) < holds:  # freed slots to those waiting
+                joining[who].append(landed.popleft())
             start_prefill(now)
             start_decode(who, now)
     measured = done[warmup:]

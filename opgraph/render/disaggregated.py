@@ -37,12 +37,26 @@ def _time_models(d: Disaggregated) -> str:
     return "; ".join(f"{p.name}: {time_model_line(_gpu(d, p))}" for p in (d.prefill, d.decode))
 
 
+def _load(d: Disaggregated) -> str:
+    if d.concurrency is None:
+        return f"an open loop: {d.requests_per_s:g} requests arriving a second in all (Poisson)"
+    return f"a closed loop: {d.concurrency} requests per decode replica"
+
+
+def _bounds(d: Disaggregated) -> str:
+    return f"the {d.bound} pool bounds the rate" if d.bound else "the rate is below both pools' capacity"
+
+
+def _held(d: Disaggregated) -> str:
+    return f"{d.decoding:,.1f}" + ("" if d.concurrency is None else f" of {d.concurrency}")
+
+
 @renderer(Disaggregated, "table", "markdown")
 def as_text(d: Disaggregated, fmt: str) -> str:
     out = header(f"opgraph serve: {d.model} on {_on(d)}, disaggregated "
                  f"{d.prefill.workers}p{d.decode.workers}d", fmt, [
-                     f"closed loop: {d.concurrency} requests per decode replica; each {d.prompt:,} prompt tokens -> "
-                     f"{d.output:,} output tokens; the {d.bound} pool bounds the rate",
+                     f"{_load(d)}; each {d.prompt:,} prompt tokens -> "
+                     f"{d.output:,} output tokens; {_bounds(d)}",
                      *(f"note: {n}" for n in d.notes)])
     rows = [["time to first token (mean)", seconds(d.ttft_s)],
             ["  waiting for a prompt slot", seconds(d.waiting_s)],
@@ -53,7 +67,7 @@ def as_text(d: Disaggregated, fmt: str) -> str:
             ["output tokens/s, all GPUs", sig(d.tokens_per_s)],
             ["output tokens/s per GPU", sig(d.tokens_per_s_per_gpu)],
             ["output tokens/s per user (1 / TPOT)", sig(d.tokens_per_s_per_user)],
-            ["requests decoding per decode replica", f"{d.decoding:,.1f} of {d.concurrency}"]]
+            ["requests decoding per decode replica", _held(d)]]
     out += ["", table(rows, ["steady state (closed form)", "value"], fmt, colalign=("left", "right")),
             "", table(_pools(d), ["pool", "workers", "layout (each)", "GPU", "GPUs", "replicas", "busy"], fmt)]
     if d.events is not None:
@@ -80,11 +94,12 @@ def _record(d: Disaggregated) -> dict:
                        "hardware": _gpu(d, p).name, "gpus": p.total_gpus,
                        "replicas": p.workers * p.replicas, "utilization": p.utilization} for p in (d.prefill, d.decode)],
             "concurrency_per_decode_replica": d.concurrency, "decoding_per_decode_replica": d.decoding,
+            "rate_per_s": d.requests_per_s if d.concurrency is None else None,
             "prompt_tokens": d.prompt, "output_tokens": d.output, "ttft_s": d.ttft_s, "tpot_s": d.tpot_s,
             "waiting_s": d.waiting_s, "prefill_s": d.prefill_s, "transfer_s": d.transfer_s,
             "kv_bytes_per_gpu": d.kv_bytes_per_gpu, "link": d.link, "requests_per_s": d.requests_per_s,
             "expected_tokens_per_s": d.tokens_per_s, "expected_tokens_per_s_per_gpu": d.tokens_per_s_per_gpu,
-            "expected_tokens_per_s_per_user": d.tokens_per_s_per_user, "bound": d.bound, "gpus": d.gpus,
+            "expected_tokens_per_s_per_user": d.tokens_per_s_per_user, "bound": d.bound or None, "gpus": d.gpus,
             "event_run": None if d.events is None else {
                 **{f"{key}_s_stats": {q: getattr(getattr(d.events, key), q) for q in QUANTILES}
                    for key in ("ttft", "tpot", "itl", "e2e")},
@@ -121,15 +136,15 @@ def as_html(d: Disaggregated, fmt: str) -> str:
                      (f"output tokens/s, all {d.gpus} GPUs", sig(d.tokens_per_s)),
                      ("output tokens/s per GPU", sig(d.tokens_per_s_per_gpu)),
                      ("output tokens/s per user (1 / TPOT)", sig(d.tokens_per_s_per_user)),
-                     ("requests decoding per decode replica", f"{d.decoding:,.1f} of {d.concurrency}")])
+                     ("requests decoding per decode replica", _held(d))])
     pools = table("pools", ["pool", "workers", "layout (each)", "GPU", "GPUs", "replicas", "busy"],
                   [([(p.name, p.name), (str(p.workers), p.workers), (p.layout, p.layout),
                      (_gpu(d, p).name, _gpu(d, p).name), (str(p.total_gpus), p.total_gpus),
                      (str(p.workers * p.replicas), p.workers * p.replicas), (f"{p.utilization:.0%}", p.utilization)],
                     {"data-op": p.name}) for p in (d.prefill, d.decode)])
     title = f"opgraph serve: {d.model} on {_on(d)}, disaggregated {d.prefill.workers}p{d.decode.workers}d"
-    note = (f"A closed loop of {d.concurrency} requests per decode replica, each {d.prompt:,} prompt tokens -> "
-            f"{d.output:,} output tokens, in its steady state; the {esc(d.bound)} pool bounds the rate. Times are "
+    note = (f"{_load(d).capitalize()}, each {d.prompt:,} prompt tokens -> "
+            f"{d.output:,} output tokens, in its steady state; {esc(_bounds(d))}. Times are "
             f"expected ({esc(_time_models(d))}).")
     events = "" if d.events is None else (
         f"<h2>request by request (the event run, {d.events.measured:,} requests measured)</h2>"

@@ -118,3 +118,25 @@ def test_the_event_run_agrees_with_the_closed_form_and_littles_law(prefill, deco
     assert e.tokens_per_s == pytest.approx(d.tokens_per_s, rel=0.02)
     assert e.tokens_per_s == pytest.approx(c * decode * g / e.e2e.mean, rel=0.02)
     assert e.ttft.p50 <= e.ttft.p90 <= e.ttft.p99 and e.measured >= 64
+
+
+def test_an_open_loop_serves_what_arrives_and_waits_only_for_a_prefill_slot():
+    """Requests arriving at 20 a second (Poisson) on 1 prefill and 2 decode GPUs, about 40% of the prefill pool's
+    capacity: the output is the arrivals' (20 x 200 tokens a second) within 3%; the decode replicas hold what Little's
+    law gives, so TPOT is the closed form's within 2%; the median TTFT is a prompt alone plus its transfer (most
+    arrive to an idle prefill replica), and the mean is above it (some wait)."""
+    from opgraph.analysis.disaggregated_events import run
+    d = disaggregated("llama-3-8b", H100, side(1), side(2), rate=20, prompt=1000, output=200, same_node=True)
+    assert d.concurrency is None and d.requests_per_s == 20 and d.bound == ""
+    assert d.decoding == pytest.approx(20 * 199 * d.tpot_s / 2, rel=1e-9)  # Little's law on the decode replicas
+    e = run(side(1), side(2), rate=20, prompt=1000, output=200, transfer_s=d.transfer_s, holds=1000)
+    assert e.tokens_per_s == pytest.approx(20 * 200, rel=0.03)
+    assert e.tpot.mean == pytest.approx(d.tpot_s, rel=0.02)
+    assert e.ttft.p50 == pytest.approx(d.prefill_s + d.transfer_s, rel=0.02) and e.ttft.mean > e.ttft.p50
+
+
+def test_an_open_loop_beyond_a_pool_is_refused_with_what_it_serves():
+    for args, says in ((["1p2d", "--rate", "200", "--output", "200"], "the prefill pool serves at most 48.42"),
+                       (["4p1d", "--rate", "60", "--output", "2000"], "the decode pool cannot keep up")):
+        bad = opgraph("serve", "--disaggregate", args[0], *args[1:3], "--prompt", "1000", *args[3:])
+        assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
