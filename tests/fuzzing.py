@@ -151,6 +151,23 @@ def _option_cases() -> list[Case]:
             Case(("plot", "sweep", "--out", "x.png", "--hardware", "h100-sxm,h200"), BAD),
             Case(("plot", "roofline", "--out", "x.png", "--launch-us", "inf"), BAD),
             Case(("bogus",), BAD), Case(("report", "--bogus"), BAD), Case(("--version",), OK)]
+    serving = ("plan", "--gpus", "2", "--prompt", "200", "--output", "16")  # the serving plan's options (issue 17)
+    for extra, expect in [(("--concurrency", "4", "--disaggregated"), OK), (("--disaggregated",), BAD),
+                          (("--concurrency", "4", "--max-batch-tokens", "0"), BAD),
+                          (("--concurrency", "4", "--max-batch-tokens", "2048,x"), BAD),
+                          (("--concurrency", "4", "--max-batch-tokens", "2048,8192"), OK),
+                          (("--concurrency", "4", "--max-ttft-p90", "-1"), BAD),
+                          (("--concurrency", "4", "--max-tpot-p90", "nan"), BAD),
+                          (("--concurrency", "4", "--max-tpot-p90", "50"), OK), (("--max-ttft-p90", "50"), BAD),
+                          (("--concurrency", "4", "--draft", "llama-3-8b"), BAD),
+                          (("--concurrency", "4", "--draft", "nope", "--acceptance", "0.5"), BAD),
+                          (("--concurrency", "4", "--draft", "llama-3-8b", "--acceptance", "2"), BAD),
+                          (("--concurrency", "4", "--draft", "llama-3-8b", "--acceptance", "0.7"), OK)]:
+        out.append(Case((*serving, *extra), expect, label=" ".join(extra)[:40]))
+    apart = ("serve", "--disaggregate", "1p1d", "--prompt", "500", "--output", "20")
+    for extra, expect in [(("--rate", "0"), BAD), (("--rate", "1e300"), BAD), (("--rate", "inf"), BAD),
+                          (("--rate", "2"), OK), (("--concurrency", "100000"), BAD), (("--concurrency", "4"), OK)]:
+        out.append(Case((*apart, *extra), expect, label="disaggregated " + " ".join(extra)))
     m = "class,dtype,m,n,k,batch,seq_len,context,heads,kv_heads,head_dim,time_us,source\n"
     good = m + "".join(f"gemm,bf16,{i},4096,4096,,,,,,,{5 + i},x\n" for i in range(1, 60))
     for argv, expect in [(("validate", "m.csv"), OK), (("validate", "m.csv", "--format", "json"), OK),

@@ -125,6 +125,16 @@ def trtllm(hw: Hardware) -> Engine:
 ENGINES = {"vllm": vllm, "sglang": sglang, "trtllm": trtllm}
 
 
+def check_speculation(tokens: int, acceptance: tuple[float, ...]) -> None:
+    """Draft tokens a step (1 to 64) and one acceptance figure from 0 to 1 for each, or a one-line error."""
+    checks.integer("--draft-tokens", tokens, maximum=64)
+    if len(acceptance) != tokens:
+        raise OpgraphError(f"--acceptance: {len(acceptance)} figure(s) for {tokens} draft tokens; give one, or one "
+                           f"per draft token")
+    for a in acceptance:
+        checks.number("--acceptance", a, minimum=0, maximum=1)
+
+
 @attrs.frozen
 class Speculation:
     """Speculative decoding with a draft model: each step the draft proposes `tokens` tokens one after another (a
@@ -138,12 +148,7 @@ class Speculation:
     acceptance: tuple[float, ...]
 
     def __attrs_post_init__(self) -> None:
-        checks.integer("--draft-tokens", self.tokens, maximum=64)
-        if len(self.acceptance) != self.tokens:
-            raise OpgraphError(f"--acceptance: {len(self.acceptance)} figure(s) for {self.tokens} draft tokens; give "
-                               f"one, or one per draft token")
-        for a in self.acceptance:
-            checks.number("--acceptance", a, minimum=0, maximum=1)
+        check_speculation(self.tokens, self.acceptance)
 
     @property
     def expected_tokens(self) -> float:

@@ -36,7 +36,7 @@ from opgraph.analysis.capacity import Drafting, Steady, steady
 from opgraph.analysis.disaggregated import disaggregated as disaggregated_state, one_node, side
 from opgraph.analysis.iteration import IterationPricer
 from opgraph.analysis.plan import Arrange, Dropped, Layout, layouts
-from opgraph.analysis.serve import ENGINES, Speculation, kv_blocks, serve, with_limits
+from opgraph.analysis.serve import ENGINES, Speculation, check_speculation, kv_blocks, serve, with_limits
 from opgraph.core import checks
 from opgraph.core.fusion import FusionPlan
 from opgraph.errors import OpgraphError
@@ -93,6 +93,9 @@ class Draft:
     name: str
     tokens: int
     acceptance: tuple[float, ...]
+
+    def __attrs_post_init__(self) -> None:  # refused before any layout is tried, not layout by layout
+        check_speculation(self.tokens, self.acceptance)
 
 
 @attrs.frozen
@@ -211,19 +214,17 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
             fusion = plan or planfile.load(own.plan)
             pricer = IterationPricer(build, fusion, group_hw)
             engines = [with_limits(own, max_batched_tokens=b) for b in budgets]
-            ways = [None]  # plain decoding, and speculative where a draft is given (not with pipeline stages)
-            if draft is not None and layout.pp == 1:
-                draft_build, _ = draft.arrange(layout)
-                ways.append(Drafting(IterationPricer(draft_build, fusion, group_hw),
-                                     Speculation(draft_build, draft.name, draft.tokens, draft.acceptance)))
             held = {(eng, None): kv_blocks(build, fusion, group_hw, eng, prompt + output) for eng in engines}
         except OpgraphError as e:
             dropped.append(Dropped(layout, str(e)))
             continue
-        for way in ways[1:]:  # the draft's weights and cache share the GPU: a layout may hold the target alone
-            try:
-                held.update({(eng, way): kv_blocks(build, fusion, group_hw, eng, prompt + output,
-                                                   way.speculation.build) for eng in engines})
+        if draft is not None and layout.pp == 1:  # speculative too (not with pipeline stages), where it fits: the
+            try:  # draft's weights and cache share the GPU, and a layout may hold the target alone
+                draft_build, _ = draft.arrange(layout)
+                way = Drafting(IterationPricer(draft_build, fusion, group_hw),
+                               Speculation(draft_build, draft.name, draft.tokens, draft.acceptance))
+                held.update({(eng, way): kv_blocks(build, fusion, group_hw, eng, prompt + output, draft_build)
+                             for eng in engines})
             except OpgraphError as e:
                 dropped.append(Dropped(layout, f"with the draft {draft.name}: {e}"))
         for (eng, way), (blocks, per_request) in held.items():
