@@ -56,6 +56,22 @@ class Drafting:
     speculation: object
 
 
+def iteration_s(pricer: IterationPricer, drafting: Drafting | None, ctx: int, rows: int, decodes: float,
+                chunks: list[tuple[float, tuple[int, int]]], sampling: int) -> float:
+    """Expected seconds of one iteration of `decodes` requests at context `ctx` (`rows` of them, whole) beside prompt
+    `chunks` (weight, (tokens, past)), the target sampling `sampling` rows; with `drafting`, a speculative step: the
+    draft's K iterations, one token each (the first prefilling the chunks too), then the target's verify of K + 1
+    tokens a request (as `serve --draft` runs it)."""
+    drafts = drafting.speculation.tokens if drafting else 0
+    queued = sum(w * q for w, (q, _) in chunks)
+    t = pricer.price_mix(int(round(rows * (1 + drafts) + queued)), sampling,
+                         [(decodes, (1 + drafts, ctx)), *chunks]).expected_s
+    for j in range(drafts if rows else 1 if chunks and drafts else 0):
+        t += drafting.pricer.price_mix(int(round(rows + (queued if j == 0 else 0))), rows,
+                                       [(decodes, (1, ctx + j)), *(chunks if j == 0 else [])]).expected_s
+    return t
+
+
 def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, output: int,
            overhead_s: float = 0.0, drafting: Drafting | None = None) -> Steady:
     """The steady state of `concurrency` requests of `prompt` + `output` tokens under `engine`'s rules; with pipeline
@@ -75,15 +91,7 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
     steps = (g - 1) / per_token  # decode steps after the first token (a fluid: a step's yield is its mean)
 
     def step(rows: int, decodes: float, chunks: list[tuple[float, tuple[int, int]]], sampling: int) -> float:
-        """One iteration of `decodes` requests (`rows` of them, whole) beside prompt `chunks` (weight, (tokens,
-        past)), the target sampling `sampling` rows; with drafting, the draft's iterations, then the verify."""
-        queued = sum(w * q for w, (q, _) in chunks)
-        t = pricer.price_mix(int(round(rows * (1 + drafts) + queued)), sampling,
-                             [(decodes, (1 + drafts, ctx)), *chunks]).expected_s
-        for j in range(drafts if rows else 1 if chunks else 0):  # one token an iteration; the first prefills too
-            t += drafting.pricer.price_mix(int(round(rows + (queued if j == 0 else 0))), rows,
-                                           [(decodes, (1, ctx + j)), *(chunks if j == 0 else [])]).expected_s
-        return t + overhead_s
+        return iteration_s(pricer, drafting, ctx, rows, decodes, chunks, sampling) + overhead_s
 
     if engine.mixed:
         room = engine.room(c, per_decode=1 + drafts)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import attrs
 
+from opgraph.analysis.capacity import Drafting, iteration_s
 from opgraph.analysis.iteration import IterationPricer
 from opgraph.analysis.memory import footprint_of
 from opgraph.core import checks
@@ -97,8 +98,15 @@ class Side:
     layout: str
     gpus: int  # per worker
     replicas: int  # per worker: data-parallel replicas, each running its own requests
-    kv_bytes_per_token: float  # one GPU's KV cache per token of a sequence
+    kv_bytes_per_token: float  # one GPU's KV cache per token of a sequence (a draft's too, where there is one)
     hw: Hardware | None = None  # its GPU; None: the deployment's
+    drafting: Drafting | None = None  # speculative decoding: the draft prefills beside the target, and decodes
+
+    def prompt_s(self, prompt: int, count: int = 1) -> float:
+        """Prompts alone (opgraph.analysis.iteration.IterationPricer.prompt_iteration), the draft's prefill too."""
+        budget = self.engine.max_batched_tokens
+        return self.pricer.prompt_iteration(prompt, budget, count) + (
+            self.drafting.pricer.prompt_iteration(prompt, budget, count) if self.drafting else 0.0)
 
 
 def one_node(hw: Hardware, gpus: int) -> bool:
@@ -107,13 +115,15 @@ def one_node(hw: Hardware, gpus: int) -> bool:
 
 
 def side(build, fusion, group_hw: Hardware, engine, layout, workers: int, prompt: int, hw: Hardware | None = None,
-         pricer: IterationPricer | None = None) -> Side:
+         pricer: IterationPricer | None = None, drafting: Drafting | None = None) -> Side:
     """One pool of `workers` engine instances of `layout` (tp, dp, ep; its model builder `build` and the hardware its
     collectives run on, `group_hw`): its KV cache per token is one GPU's, from the memory model at one request of
-    `prompt` tokens. `pricer`: one already made for this layout (a search shares it between pools and worker counts)."""
-    kv = footprint_of(build(Phase.decode(1, prompt - 1)), fusion, group_hw).kv_cache_bytes / prompt
+    `prompt` tokens (the draft's added, where there is one). `pricer`: one already made for this layout (a search
+    shares it between pools and worker counts)."""
+    kv = sum(footprint_of(make(Phase.decode(1, prompt - 1)), fusion, group_hw).kv_cache_bytes
+             for make in (build, *((drafting.speculation.build,) if drafting else ()))) / prompt
     return Side(pricer or IterationPricer(build, fusion, group_hw), engine, checks.integer("workers", workers),
-                layout.describe(), layout.gpus, layout.dp, kv, hw)
+                layout.describe(), layout.gpus, layout.dp, kv, hw, drafting)
 
 
 def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concurrency: int | None = None,
@@ -139,8 +149,8 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
     budget = prefill.engine.max_batched_tokens
     n = max(budget // p, 1)  # whole prompts a prefill iteration takes
 
-    t_p = prefill.pricer.prompt_iteration(p, budget)
-    capacity = prefill.workers * prefill.replicas * n / prefill.pricer.prompt_iteration(p, budget, n)  # the pool's
+    t_p = prefill.prompt_s(p)
+    capacity = prefill.workers * prefill.replicas * n / prefill.prompt_s(p, n)  # the pool's
     kv = int(round(prefill.kv_bytes_per_token * p))
     # NVLink inside a node; between nodes the slower end's network (each GPU sends its shard on its own NIC)
     bandwidth = (hw.interconnect.link_bandwidth if same_node
@@ -149,8 +159,12 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
     ctx = int(round(p + max(g - 2, 0) / 2))
     replicas = decode.workers * decode.replicas
 
-    def tpot(holding: float) -> float:  # a decode-only iteration of `holding` requests (rounded, at least one)
-        return decode.pricer.decodes(max(int(round(holding)), 1), ctx).expected_s
+    yields = decode.drafting.speculation.expected_tokens if decode.drafting else 1.0  # tokens a decode step
+
+    def tpot(holding: float) -> float:  # a decode-only step of `holding` requests (rounded, at least one), a token's
+        rows = max(int(round(holding)), 1)
+        drafts = decode.drafting.speculation.tokens if decode.drafting else 0
+        return iteration_s(decode.pricer, decode.drafting, ctx, rows, rows, [], rows * (1 + drafts)) / yields
 
     if c is None:  # an open loop: the rate is given; the decode replicas hold what Little's law says
         rate = checks.number("--rate", rate, above=0, maximum=1e6)
@@ -188,6 +202,12 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
              "request, gives percentiles"
              + ("" if c is not None else "; in an open loop a prompt's wait for a prefill slot is in the event run's "
                 "TTFT only (the closed form takes none)"))
+    if decode.drafting:
+        spec = decode.drafting.speculation
+        notes += (f"speculative decoding with {spec.name}, {spec.tokens} tokens proposed a step, each accepted with "
+                  f"the chance {', '.join(f'{x:g}' for x in spec.acceptance)} (assumed, as given): a step yields "
+                  f"{spec.expected_tokens:.2f} tokens on average; the draft prefills beside the target on the prefill "
+                  f"workers, and its KV cache moves too",)
     return Disaggregated(
         name, hw,
         Pool("prefill", prefill.workers, prefill.layout, prefill.gpus, prefill.replicas, rate / capacity, gpus[0]),

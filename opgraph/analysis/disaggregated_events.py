@@ -22,7 +22,7 @@ from collections import deque
 
 import attrs
 
-from opgraph.analysis.serve import OVERLOADED, Stats
+from opgraph.analysis.serve import OVERLOADED, Stats, accepted
 from opgraph.core import checks
 from opgraph.errors import OpgraphError
 
@@ -70,8 +70,11 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
 
     def prefill_s(n: int) -> float:
         if n not in prefill_time:
-            prefill_time[n] = prefill.pricer.prompt_iteration(p, budget, n)
+            prefill_time[n] = prefill.prompt_s(p, n)
         return prefill_time[n]
+
+    spec = decode.drafting.speculation if decode.drafting else None
+    drafts = spec.tokens if spec else 0
 
     n_prefill, n_decode = prefill.workers * prefill.replicas, decode.workers * decode.replicas
     total = c * n_decode
@@ -114,7 +117,14 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
             decode_idle.add(j)
             return
         decode_idle.discard(j)
-        took = decode.pricer.price([p + r.generated - 1 for r in running[j]], sampling=len(running[j])).expected_s
+        contexts = [p + r.generated - 1 for r in running[j]]
+        if spec is None:
+            took = decode.pricer.price(contexts, sampling=len(contexts)).expected_s
+        else:  # a speculative step, as `serve --draft` prices it: the draft's K iterations, then the verify
+            took = sum(decode.drafting.pricer.price([x + i for x in contexts], sampling=len(contexts)).expected_s
+                       for i in range(drafts))
+            took += decode.pricer.price([], [(drafts + 1, x) for x in contexts],
+                                        sampling=len(contexts) * (drafts + 1)).expected_s
         busy["decode"] += took if start is not None else 0.0
         push(t + took, "decoded", j)
 
@@ -159,8 +169,9 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
         else:  # a decode iteration ended: a token each; the finished replaced at once at the prefill queue
             kept = []
             for r in running[who]:
-                r.generated += 1
-                r.gaps.append(now - r.last)
+                made = min(accepted(rng, spec.acceptance), g - r.generated) if spec else 1
+                r.generated += made
+                r.gaps.extend([(now - r.last) / made] * made)  # a step's tokens arrive together: its gap, shared
                 r.last = now
                 if r.generated >= g:
                     done.append(r)

@@ -398,7 +398,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                                 sampling=len(decodes)) for j in range(k) if contexts or j == 0]
             step.append(pricer.price([], [(k + 1, c) for c in contexts] + [(n, r.prefilled) for r, n in chunks],
                                      sampling=len(decodes) * (k + 1) + ends))
-            yields = [_accepted(rng, spec.acceptance) for _ in decodes]
+            yields = [accepted(rng, spec.acceptance) for _ in decodes]
         took = sum(it.expected_s for it in step) + overhead_s
         now += took
         if start is not None:
@@ -483,7 +483,7 @@ def kv_blocks(build, plan: FusionPlan, hw: Hardware, engine: Engine, length: int
     return int(free // per_block), math.ceil(length / engine.block_tokens)
 
 
-def _accepted(rng: random.Random, acceptance: tuple[float, ...]) -> int:
+def accepted(rng: random.Random, acceptance: tuple[float, ...]) -> int:
     """Tokens one speculative step yields: the drafts accepted in a row, plus the target's own next token."""
     n = 1
     for a in acceptance:

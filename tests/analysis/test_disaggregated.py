@@ -140,3 +140,24 @@ def test_an_open_loop_beyond_a_pool_is_refused_with_what_it_serves():
                        (["4p1d", "--rate", "60", "--output", "2000"], "the decode pool cannot keep up")):
         bad = opgraph("serve", "--disaggregate", args[0], *args[1:3], "--prompt", "1000", *args[3:])
         assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+
+
+def test_speculative_decoding_on_the_decode_pool_agrees_with_its_event_run(capsys):
+    """--draft llama-3-8b --acceptance 0.8 with Llama-3-70B, 1p1d of tp 4: the closed form's decode step is the draft's
+    3 iterations and the target's verify of 4 tokens a request, over E = 1 + 0.8 + 0.64 + 0.512 tokens; the event run
+    (acceptance drawn) gives the same TPOT and output within 3%; the prefill step includes the draft's prefill, and the
+    moved KV cache is both models' (Llama-3-8B's 32 layers x 8 KV heads beside the 70B's 80 x 8, at tp 4)."""
+    from opgraph.cli import main
+    args = ["serve", "llama-3-70b", "--disaggregate", "1p1d", "--prefill", "tp=4", "--decode", "tp=4",
+            "--concurrency", "16", "--prompt", "1024", "--output", "256", "--format", "json"]
+    assert main([*args, "--draft", "llama-3-8b", "--acceptance", "0.8"]) == 0
+    drafted = json.loads(capsys.readouterr().out)
+    assert main(args) == 0
+    plain = json.loads(capsys.readouterr().out)
+    events = drafted["event_run"]
+    assert events["tpot_s_stats"]["mean"] == pytest.approx(drafted["tpot_s"], rel=0.03)
+    assert events["expected_tokens_per_s"] == pytest.approx(drafted["expected_tokens_per_s"], rel=0.03)
+    assert drafted["tpot_s"] < plain["tpot_s"] and drafted["prefill_s"] > plain["prefill_s"]
+    per_layer_token = 2 * 8 * 128 * 2 // 4  # K and V of 8 KV heads of 128 in bf16, split over tp 4
+    assert drafted["kv_bytes_per_gpu"] - plain["kv_bytes_per_gpu"] == 32 * per_layer_token * 1024
+    assert any("speculative decoding with llama-3-8b" in n for n in drafted["notes"])
