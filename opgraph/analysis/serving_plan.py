@@ -245,9 +245,9 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
                     speculation=way.speculation if way else None)
     if disaggregated:
         more, big, notes = _split_candidates(arrange, hw, gpus, moe, prompt, output, engine, plan, concurrencies,
-                                             dropped)
-        found += [ServingCandidate(split, c, s, per_gpu, within(s), max_batched_tokens=b)
-                  for split, c, s, per_gpu, b in more]
+                                             dropped, draft)
+        found += [ServingCandidate(split, c, s, per_gpu, within(s), max_batched_tokens=b, speculative=drafted)
+                  for split, c, s, per_gpu, b, drafted in more]
         too_big += big
     front = pareto([(c.tokens_per_s_per_gpu, c.tokens_per_s_per_user) for c in found])
     found = [attrs.evolve(c, on_front=f) for c, f in zip(found, front)]
@@ -279,46 +279,54 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
 
 
 def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prompt: int, output: int, engine: str,
-                      plan: FusionPlan | None, concurrencies: Sequence[int], dropped: list):
-    """(split, concurrency per decode replica, steady state, tokens/s per GPU, the prefill workers' token budget) of
-    every split that fits, how many
-    (split, concurrency) pairs did not fit, and what the splits assume (notes); a worker layout that cannot be built is
+                      plan: FusionPlan | None, concurrencies: Sequence[int], dropped: list, draft: Draft | None):
+    """(split, concurrency per decode replica, steady state, tokens/s per GPU, the prefill workers' token budget,
+    speculative or not) of every split that fits (with `draft`, each with and without it), how many (split,
+    concurrency) pairs did not fit, and what the splits assume (notes); a worker layout that cannot be built is
     added to `dropped`, once."""
     if hw.interconnect is None:
         raise OpgraphError(f"hardware {hw.name!r} has no [interconnect] table: a disaggregated deployment's KV-cache "
                            f"move cannot be priced; plan without --disaggregated")
-    workers: dict[Layout, tuple | None] = {}  # a worker layout: (its pool side, requests a decode replica holds)
+    workers: dict[tuple[Layout, bool], tuple | None] = {}  # (layout, drafted): (its side, requests a replica holds)
 
-    def worker(layout: Layout):
-        if layout not in workers:
+    def worker(layout: Layout, drafted: bool):
+        if (layout, drafted) not in workers:
             try:
                 build, group_hw = arrange(layout)
                 eng = ENGINES[engine](group_hw)
                 fusion = plan or planfile.load(eng.plan)
-                blocks, per_request = kv_blocks(build, fusion, group_hw, eng, prompt + output)
-                workers[layout] = (side(build, fusion, group_hw, eng, layout, 1, prompt, hw),
-                                   min(blocks // per_request, eng.max_seqs))
+                drafting = None
+                if drafted:
+                    draft_build, _ = draft.arrange(layout)
+                    drafting = Drafting(IterationPricer(draft_build, fusion, group_hw),
+                                        Speculation(draft_build, draft.name, draft.tokens, draft.acceptance))
+                blocks, per_request = kv_blocks(build, fusion, group_hw, eng, prompt + output,
+                                                drafting.speculation.build if drafting else None)
+                workers[layout, drafted] = (side(build, fusion, group_hw, eng, layout, 1, prompt, hw,
+                                                 drafting=drafting), min(blocks // per_request, eng.max_seqs))
             except OpgraphError as e:
-                dropped.append(Dropped(layout, f"as a disaggregated worker: {e}"))
-                workers[layout] = None
-        return workers[layout]
+                dropped.append(Dropped(layout, f"as a disaggregated worker{' with the draft' if drafted else ''}: {e}"))
+                workers[layout, drafted] = None
+        return workers[layout, drafted]
 
     out, too_big, notes = [], 0, ()
     for split in splits(gpus, moe, hw.interconnect.gpus_per_node):
-        pre, dec = worker(split.prefill), worker(split.decode)
-        if pre is None or dec is None:
-            too_big += len(concurrencies)
-            continue
-        prefill, decode = (attrs.evolve(w[0], workers=n) for w, n in ((pre, split.prefill_workers),
-                                                                      (dec, split.decode_workers)))
-        for c in concurrencies:
-            if c > dec[1]:
-                too_big += 1
+        for drafted in (False, True) if draft is not None else (False,):
+            pre, dec = worker(split.prefill, drafted), worker(split.decode, drafted)
+            if pre is None or dec is None:
+                too_big += len(concurrencies)
                 continue
-            d = disaggregated_state(prefill.pricer.model, hw, prefill, decode, concurrency=c, prompt=prompt,
-                                    output=output, same_node=one_node(hw, gpus))
-            state = Steady(d.ttft_s, d.tpot_s, d.tokens_per_s, d.tpot_s,
-                           math.ceil(prompt / prefill.engine.max_batched_tokens))
-            out.append((split, c, state, d.tokens_per_s_per_gpu, prefill.engine.max_batched_tokens))
-            notes = d.notes  # the same link and assumptions for every split of these GPUs
+            prefill, decode = (attrs.evolve(w[0], workers=n) for w, n in ((pre, split.prefill_workers),
+                                                                          (dec, split.decode_workers)))
+            for c in concurrencies:
+                if c > dec[1]:
+                    too_big += 1
+                    continue
+                d = disaggregated_state(prefill.pricer.model, hw, prefill, decode, concurrency=c, prompt=prompt,
+                                        output=output, same_node=one_node(hw, gpus))
+                state = Steady(d.ttft_s, d.tpot_s, d.tokens_per_s, d.tpot_s,
+                               math.ceil(prompt / prefill.engine.max_batched_tokens))
+                out.append((split, c, state, d.tokens_per_s_per_gpu, prefill.engine.max_batched_tokens, drafted))
+                if not drafted:
+                    notes = d.notes  # the same link and assumptions for every split of these GPUs
     return out, too_big, notes

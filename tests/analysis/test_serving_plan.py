@@ -304,3 +304,21 @@ def test_where_prompts_queue_the_ttft_is_flagged_and_a_ttft_limit_is_checked_eve
     assert by_c[100]["ttft_optimistic"] and by_c[100]["event_ttft_s"] == pytest.approx(measured, rel=1e-12)
     assert measured > 0.2 and not by_c[100]["within_limits"] and d["event_runs"] == 1
     assert d["best"]["concurrency_per_replica"] == 64 and by_c[64]["event_ttft_s"] is None
+
+
+def test_a_split_with_the_draft_is_priced_as_serve_prices_it(capsys):
+    """--disaggregated --draft: each split is also tried with the draft on both pools; such a candidate's figures are
+    `serve --disaggregate ... --draft ...`'s closed form (run apart), exactly."""
+    from opgraph.cli import main
+    load = ["--concurrency", "16", "--prompt", "1024", "--output", "128"]
+    draft = ["--draft", "llama-3-8b", "--acceptance", "0.8"]
+    assert main(["plan", "llama-3-70b", "--gpus", "8", "--disaggregated", *draft, "--format", "json", *load]) == 0
+    d = json.loads(capsys.readouterr().out)
+    split = [c for c in d["candidates"] if c["disaggregated"] and c["layout"] == "1p (tp 4) + 1d (tp 4)"]
+    assert {c["speculative"] for c in split} == {True, False}
+    drafted = next(c for c in split if c["speculative"])
+    assert main(["serve", "llama-3-70b", "--disaggregate", "1p1d", "--prefill", "tp=4", "--decode", "tp=4", *draft,
+                 "--format", "json", *load]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert (one["ttft_s"], one["tpot_s"], one["expected_tokens_per_s_per_gpu"]) == (
+        drafted["expected_ttft_s"], drafted["expected_tpot_s"], drafted["expected_tokens_per_s_per_gpu"])
