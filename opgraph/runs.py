@@ -211,9 +211,11 @@ def disaggregated_run(a):
         raise OpgraphError("--pp is not modelled with --disaggregate: give each pool's layout with --prefill and "
                            "--decode (tp=N,dp=N,ep=N)")
     model, opts, hw = _arranged(a)
-    prompt, output = _span("--prompt", a.prompt), _span("--output", a.output)
-    if not isinstance(prompt, int) or not isinstance(output, int):
-        raise OpgraphError("--disaggregate takes fixed lengths: give --prompt and --output as numbers, not ranges")
+    prompts = serve.length_range("--prompt", _span("--prompt", a.prompt))
+    outputs = serve.length_range("--output", _span("--output", a.output), minimum=2)
+    # the closed form at the mean lengths; the event run draws each request's from the ranges
+    prompt, output = (prompts[0] + prompts[1]) // 2, (outputs[0] + outputs[1]) // 2
+    longest = prompts[1] + outputs[1]
     figures, sides = _acceptance(a), []
     draft_model = None if figures is None else choices.draft(model, a.draft)
     for flag, text, workers in (("--prefill", a.prefill, int(match[1])), ("--decode", a.decode, int(match[2]))):
@@ -234,7 +236,7 @@ def disaggregated_run(a):
                                 serve.Speculation(draft_build, a.draft, a.draft_tokens, figures))
         sides.append(side(build_, fusion, group_hw, engine, layout, checks.integer(flag, workers), prompt, pool_hw,
                           drafting=drafting))
-        holds = min(operator.floordiv(*serve.kv_blocks(build_, fusion, group_hw, engine, prompt + output,
+        holds = min(operator.floordiv(*serve.kv_blocks(build_, fusion, group_hw, engine, longest,
                                                        drafting.speculation.build if drafting else None)),
                     engine.max_seqs)  # the decode side's: requests one replica's KV cache holds
     gpus = sum(s.workers * s.gpus for s in sides)
@@ -244,8 +246,13 @@ def disaggregated_run(a):
     if a.rate is not None and d.decoding > holds:  # a closed loop's concurrency is checked against it by the run
         raise OpgraphError(f"--rate {a.rate:g}: each decode replica would hold {d.decoding:,.0f} requests, more than "
                            f"its KV cache holds ({holds:,}); give a lower rate or more decode workers")
+    if prompts[0] != prompts[1] or outputs[0] != outputs[1]:
+        d = attrs.evolve(d, notes=d.notes + (
+            f"lengths drawn uniformly from prompts of {prompts[0]:,} to {prompts[1]:,} tokens and outputs of "
+            f"{outputs[0]:,} to {outputs[1]:,}: the closed form takes the means ({prompt:,} and {output:,}), the event "
+            f"run draws each request's (seed {a.seed})",))
     return attrs.evolve(d, events=disaggregated_events.run(
-        *sides, concurrency=a.concurrency, rate=a.rate, prompt=prompt, output=output, transfer_s=d.transfer_s,
+        *sides, concurrency=a.concurrency, rate=a.rate, prompt=prompts, output=outputs, transfer_s=d.transfer_s,
         holds=holds, decoding=d.decoding, seed=a.seed))
 
 

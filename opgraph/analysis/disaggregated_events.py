@@ -22,7 +22,7 @@ from collections import deque
 
 import attrs
 
-from opgraph.analysis.serve import OVERLOADED, Stats, accepted
+from opgraph.analysis.serve import OVERLOADED, Stats, accepted, length_range
 from opgraph.core import checks
 from opgraph.errors import OpgraphError
 
@@ -42,14 +42,15 @@ class DisaggregatedRun:
 
 
 class _Request:
-    __slots__ = ("arrival", "generated", "first", "last", "gaps")
+    __slots__ = ("arrival", "prompt", "output", "generated", "first", "last", "gaps")
 
-    def __init__(self, arrival: float, generated: int = 0):
-        self.arrival, self.generated, self.first, self.last = arrival, generated, arrival, arrival
+    def __init__(self, arrival: float, prompt: int, output: int, generated: int = 0):
+        self.arrival, self.prompt, self.output, self.generated = arrival, prompt, output, generated
+        self.first = self.last = arrival
         self.gaps: list[float] = []
 
 
-def run(prefill, decode, *, concurrency: int | None = None, rate: float | None = None, prompt: int, output: int,
+def run(prefill, decode, *, concurrency: int | None = None, rate: float | None = None, prompt, output,
         transfer_s: float, holds: int, decoding: float | None = None, seed: int = 0, warmup: int | None = None,
         measure: int | None = None) -> DisaggregatedRun:
     """`prefill` and `decode`: the pools (opgraph.analysis.disaggregated.Side); `holds`: requests a decode replica's
@@ -57,21 +58,43 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
     the steady state, from the closed form, to start near it (where prefill bounds, the rest start queued for it;
     the queue would otherwise take many requests' time to build). With `rate` instead of `concurrency`: an open loop,
     requests arriving at that rate a second in all (Poisson, seeded by `seed`), from an empty deployment; a request
-    that lands on full decode replicas waits for a slot."""
-    p, g = prompt, output
+    that lands on full decode replicas waits for a slot. `prompt` and `output`: a length, or a range (low, high) each
+    request draws from uniformly (seeded by `seed`); `transfer_s` is then a request of the mean prompt's, scaled by
+    its own prompt."""
+    prompts, outputs = length_range("--prompt", prompt), length_range("--output", output, minimum=2)
     c = 0 if concurrency is None else checks.integer("--concurrency", concurrency)
     if c > holds:
         raise OpgraphError(f"--concurrency {c}: a decode replica's KV cache holds {holds:,} requests of "
-                           f"{p + g:,} tokens; give at most {holds:,}")
+                           f"{prompts[1] + outputs[1]:,} tokens; give at most {holds:,}")
     rng = random.Random(seed)
     budget = prefill.engine.max_batched_tokens
-    per_iteration = max(budget // p, 1)  # whole prompts a prefill iteration takes
-    prefill_time: dict[int, float] = {}
+    mean_prompt = (prompts[0] + prompts[1]) / 2
+    prefill_time: dict[tuple, float] = {}
 
-    def prefill_s(n: int) -> float:
-        if n not in prefill_time:
-            prefill_time[n] = prefill.prompt_s(p, n)
-        return prefill_time[n]
+    def draw(t: float, generated_share: float = 0.0) -> _Request:
+        p, g = rng.randint(*prompts), rng.randint(*outputs)
+        return _Request(t, p, g, int(generated_share * g))
+
+    def take(queue: deque) -> list[_Request]:
+        """Whole prompts first come first served while the budget holds them (at least one: a longer one in
+        chunks of the budget)."""
+        batch = [queue.popleft()]
+        tokens = batch[0].prompt
+        while queue and tokens + queue[0].prompt <= budget:
+            tokens += queue[0].prompt
+            batch.append(queue.popleft())
+        return batch
+
+    def prefill_s(batch: list[_Request]) -> float:
+        key = tuple(sorted(r.prompt for r in batch))
+        if key not in prefill_time:
+            if len(set(key)) == 1:  # prompts of one length: the closed form's pricing (exactly, for fixed lengths)
+                prefill_time[key] = prefill.prompt_s(key[0], len(key))
+            else:
+                prefill_time[key] = sum(
+                    pricer.price_mix(sum(key), len(key), [(1, (q, 0)) for q in key]).expected_s
+                    for pricer in (prefill.pricer, *((prefill.drafting.pricer,) if prefill.drafting else ())))
+        return prefill_time[key]
 
     spec = decode.drafting.speculation if decode.drafting else None
     drafts = spec.tokens if spec else 0
@@ -105,8 +128,8 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
     def start_prefill(t: float) -> None:
         while queue and prefill_idle:
             i = prefill_idle.pop()
-            batch = [queue.popleft() for _ in range(min(per_iteration, len(queue)))]
-            took = prefill_s(len(batch))
+            batch = take(queue)
+            took = prefill_s(batch)
             busy["prefill"] += took if start is not None else 0.0
             push(t + took, "prefilled", i, batch)
 
@@ -117,7 +140,7 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
             decode_idle.add(j)
             return
         decode_idle.discard(j)
-        contexts = [p + r.generated - 1 for r in running[j]]
+        contexts = [r.prompt + r.generated - 1 for r in running[j]]
         if spec is None:
             took = decode.pricer.price(contexts, sampling=len(contexts)).expected_s
         else:  # a speculative step, as `serve --draft` prices it: the draft's K iterations, then the verify
@@ -131,9 +154,9 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
     held = c if decoding is None or rate is not None else min(max(int(round(decoding)), 1), c)
     for j in range(n_decode):  # desynchronized across the replicas too: the n-th of the requests decoding n/(all of
         for i in range(held):  # them) of the way through its output (replicas in step would send prompts in bursts)
-            r = _Request(0.0, (i * n_decode + j) * g // (held * n_decode))
+            r = draw(0.0, (i * n_decode + j) / (held * n_decode))
             (running[j] if r.generated else queue).append(r)
-    queue.extend(_Request(0.0) for _ in range((c - held) * n_decode))  # the rest wait for a prompt slot
+    queue.extend(draw(0.0) for _ in range((c - held) * n_decode))  # the rest wait for a prompt slot
     if rate is not None:
         push(rng.expovariate(rate), "arrived", None)
     start_prefill(0.0)
@@ -152,7 +175,7 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
     while len(done) < warmup + measure:
         now, _, kind, who, batch = heapq.heappop(events)
         if kind == "arrived":  # an open loop's next request
-            queue.append(_Request(now))
+            queue.append(draw(now))
             if len(queue) > OVERLOADED:
                 raise OpgraphError(f"--rate {rate:g}: requests arrive faster than the prefill pool takes them "
                                    f"({len(queue):,} waiting after {now:,.1f} s); give a lower rate")
@@ -160,7 +183,7 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
             start_prefill(now)
         elif kind == "prefilled":
             for r in batch:
-                push(now + transfer_s, "landed", r)
+                push(now + transfer_s * r.prompt / mean_prompt, "landed", r)
             prefill_idle.append(who)
             start_prefill(now)
         elif kind == "landed":
@@ -169,14 +192,14 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
         else:  # a decode iteration ended: a token each; the finished replaced at once at the prefill queue
             kept = []
             for r in running[who]:
-                made = min(accepted(rng, spec.acceptance), g - r.generated) if spec else 1
+                made = min(accepted(rng, spec.acceptance), r.output - r.generated) if spec else 1
                 r.generated += made
                 r.gaps.extend([(now - r.last) / made] * made)  # a step's tokens arrive together: its gap, shared
                 r.last = now
-                if r.generated >= g:
+                if r.generated >= r.output:
                     done.append(r)
                     if rate is None:
-                        queue.append(_Request(now))
+                        queue.append(draw(now))
                     if len(done) == warmup:
                         start = now
                 else:
@@ -189,8 +212,8 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
     measured = done[warmup:]
     span = now - start
     return DisaggregatedRun(Stats.of([r.first - r.arrival for r in measured]),
-                            Stats.of([(r.last - r.first) / (g - 1) for r in measured]),
+                            Stats.of([(r.last - r.first) / (r.output - 1) for r in measured]),
                             Stats.of([x for r in measured for x in r.gaps]),
                             Stats.of([r.last - r.arrival for r in measured]),
-                            len(measured) * g / span, len(measured), busy["prefill"] / (span * n_prefill),
+                            sum(r.output for r in measured) / span, len(measured), busy["prefill"] / (span * n_prefill),
                             busy["decode"] / (span * n_decode))

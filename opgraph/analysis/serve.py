@@ -229,9 +229,10 @@ class _Request:
 Lengths = "int | tuple[int, int]"  # a fixed length, or (low, high): drawn uniformly, both included
 
 
-def _lengths(name: str, value) -> tuple[int, int]:
+def length_range(name: str, value, minimum: int = 1) -> tuple[int, int]:
+    """A length, or a range (low, high) to draw from uniformly, both ends included, as (low, high)."""
     low, high = (value, value) if isinstance(value, int) else value
-    low, high = checks.integer(name, low), checks.integer(name, high)
+    low, high = checks.integer(name, low, minimum=minimum), checks.integer(name, high, minimum=minimum)
     if high < low:
         raise OpgraphError(f"{name}: the range {low}:{high} ends before it starts")
     return low, high
@@ -254,7 +255,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     finishes while any are left, every one counted (no warm-up; the first wave and the drain included)."""
     if (concurrency is None) == (rate is None):
         raise OpgraphError("give one of --concurrency (requests in flight) and --rate (requests a second)")
-    prompts, outputs = _lengths("--prompt", prompt), _lengths("--output", output)
+    prompts, outputs = length_range("--prompt", prompt), length_range("--output", output)
     engine = engine or vllm(hw)
     given = overhead_s is not None
     overhead_s = checks.number("overhead_s", overhead_s if given else engine.overhead_s, minimum=0, maximum=1)
