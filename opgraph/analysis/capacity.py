@@ -26,6 +26,7 @@ model; tests check it against `serve`'s event run.
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import attrs
 
@@ -43,7 +44,8 @@ class Steady:
     iteration_s: float  # the mean iteration (a decode iteration for prompts-first engines)
     prompt_iterations: int  # iterations a newcomer's prompt spans
     # prompts arriving together need more than an iteration's room (or, prompts first, more than one arrives a decode
-    # step): they queue, which this fluid does not model, so its TTFT is optimistic (`serve`'s event run gives it)
+    # step): they queue. Chunking engines' TTFT then comes from a deterministic queue (_queued_ttft, within a few % of
+    # `serve`'s event run); the others' figures are rougher (prompts first: TTFT optimistic), and `serve` gives them
     queued: bool = False
 
 
@@ -70,6 +72,45 @@ def iteration_s(pricer: IterationPricer, drafting: Drafting | None, ctx: int, ro
         t += drafting.pricer.price_mix(int(round(rows + (queued if j == 0 else 0))), rows,
                                        [(decodes, (1, ctx + j)), *(chunks if j == 0 else [])]).expected_s
     return t
+
+
+def _queued_ttft(c: int, steps: float, prompt: int, room: int, iteration, chunked: bool = True, horizon: int = 400,
+                 warmup: int = 80) -> float:
+    """Mean TTFT where prompts queue for an iteration's room. Prompts arrive spread out evenly (fixed lengths), the
+    whole number below or above the rate each iteration, and take the room first come first served (in chunks, or
+    only whole where the engine does not chunk), so a prompt spans the iterations from its arrival to the one that
+    takes its last token. The rate is the closed loop's at that span (C / (steps + span)); where the prompts would
+    need more than the room even without waiting, the room bounds the rate (P tokens each), every iteration is full,
+    and Little's law gives the span: C / rate - steps. `iteration(tokens)`: an iteration's seconds carrying that many
+    prompt tokens. A deterministic queue, cheap enough for a search; `serve`'s event run checks it (tests)."""
+    def run(rate: float) -> tuple[float, list[int], list[tuple[int, int]]]:
+        queue: deque = deque()
+        taken, spans = [], []
+        for i in range(horizon):
+            for _ in range(math.floor((i + 1) * rate) - math.floor(i * rate)):
+                queue.append([prompt, i])
+            left = room
+            while queue and left > 0 and (chunked or queue[0][0] <= left):
+                bite = min(queue[0][0], left)
+                queue[0][0] -= bite
+                left -= bite
+                if not queue[0][0]:
+                    spans.append((queue.popleft()[1], i))
+            taken.append(room - left)
+        spans = [(a, b) for a, b in spans if a >= warmup] or spans
+        return sum(b - a + 1 for a, b in spans) / len(spans), taken, spans
+
+    unhindered, most = c / (steps + math.ceil(prompt / room)), room / prompt  # prompts an iteration
+    if chunked and unhindered >= most:  # prefill-bound: the queue holds the rest of the loop
+        return (c / most - steps) * iteration(room)
+    # waiting lengthens the loop, so fewer arrive: the rate r with r x (steps + span(r)) = C, by bisection (the left
+    # side grows with r)
+    low, high = 0.0, min(unhindered, most)
+    for _ in range(16):
+        middle = (low + high) / 2
+        low, high = (middle, high) if middle * (steps + run(middle)[0]) < c else (low, middle)
+    _, taken, spans = run(low)
+    return sum(sum(iteration(taken[i]) for i in range(a, b + 1)) for a, b in spans) / len(spans)
 
 
 def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, output: int,
@@ -123,17 +164,21 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
             return (1 - (n - low)) * with_chunks(low) + (n - low) * with_chunks(low + 1)
 
         mean = carrying(chunks)
-        if k == 1:  # the newcomer's own prompt, whole, beside the others' decodes and the prompts that arrive with
-            # it: requests of fixed lengths spread out evenly, so an iteration holds the mean C / (steps + 1) prompts,
-            # or this one alone when fewer than one arrives an iteration
-            ttft = carrying(max(c * k / (steps + k), 1))
+        arriving = c / (steps + k)  # prompts an iteration
+        queued = math.ceil(arriving) * p > room if k == 1 else arriving * k > 1
+        if queued:  # prompts arriving together need more than the room: they queue for it, first come first served
+            ttft = _queued_ttft(c, steps, p, room, lambda tokens: carrying(tokens / chunk), engine.chunked)
+        elif k == 1:  # the newcomer's own prompt, whole, beside the others' decodes and the prompts that arrive with
+            # it: requests of fixed lengths spread out evenly, so an iteration holds the whole number below or above
+            # C / (steps + 1) prompts, and a prompt is in one of m in proportion to m
+            low, above = math.floor(arriving), arriving - math.floor(arriving)
+            ttft = (with_chunks(1) if low == 0 else
+                    ((1 - above) * low * with_chunks(low) + above * (low + 1) * with_chunks(low + 1)) / arriving)
         else:  # its chunks, one an iteration
             ttft = sum(step(rows, decodes, [(1, (min(room, p - j * room), j * room))],
                             rows * (1 + drafts) + (j == k - 1)) for j in range(k))
         iteration = mean
         tpot = mean / per_token  # a step's tokens arrive together: each gap a share of it
-        arriving = c / (steps + k)  # prompts an iteration
-        queued = math.ceil(arriving) * p > room if k == 1 else arriving * k > 1
     else:
         k = math.ceil(p / budget)
         one = pricer.prompt_iteration(p, budget) + k * overhead_s

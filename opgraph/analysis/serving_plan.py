@@ -18,7 +18,7 @@ The candidates' Pareto front (no other is better in both tokens/s per GPU and to
 best candidate is the one with the most tokens/s per GPU among those within the limits (--max-ttft, --max-tpot: the
 means; --max-ttft-p90, --max-tpot-p90: the 90th percentiles of `serve`'s event run, which the closed form does not
 give, run for the candidates within the mean limits, best first, until one is within them). Where prompts queue for
-an iteration's room the closed form's TTFT is optimistic (Steady.queued), so under a TTFT limit such a candidate is
+an iteration's room (Steady.queued) the closed form's figures are rougher, so under a TTFT limit such a candidate is
 run event by event too before it is chosen.
 """
 
@@ -109,7 +109,7 @@ class ServingCandidate:
     max_batched_tokens: int = 0  # the engine's token budget an iteration (a split: its prefill workers')
     speculative: bool = False  # decoding with the plan's draft model
     # from `serve`'s event run, for the candidates checked by one: against p90 limits, or against a TTFT limit where
-    # prompts queue (Steady.queued: the closed form's TTFT is optimistic there)
+    # prompts queue (Steady.queued: the closed form's figures are rougher there)
     p90_ttft_s: float | None = None
     p90_tpot_s: float | None = None
     event_ttft_s: float | None = None  # the event run's mean

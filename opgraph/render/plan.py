@@ -134,8 +134,9 @@ def serving_text(s: ServingPlan, fmt: str) -> str:
                 + (f" p90s: {s.event_runs} candidate(s) within the mean limits run event by event (opgraph serve), "
                    f"most tokens/s per GPU first, until one was within the p90 limits ('-': not run)." if _p90(s) else
                    "")
-                + (" TTFT*: optimistic, where prompts arriving together queue for an iteration's room (the closed "
-                   "form does not model the wait; 'opgraph serve' does, and a TTFT limit is checked by it)."
+                + (" TTFT*: prompts arriving together queue for an iteration's room; the closed form takes the "
+                   "wait from a first-come-first-served queue of evenly spread arrivals (SGLang's prompts-first "
+                   "wait it does not take), and a TTFT limit is checked by 'opgraph serve' too."
                    if any(c.steady.queued for c in shown) else ""), *(f"note: {n}" for n in s.notes + _drafted(s))]
     return lines(out)
 
@@ -171,7 +172,7 @@ def _pools(c: ServingCandidate) -> dict:
 def _serving_dict(c: ServingCandidate, best: ServingCandidate | None) -> dict:
     return {**_pools(c), "layout": c.layout.describe(), "speculative": c.speculative,
             "concurrency_per_replica": c.concurrency, "max_batch_tokens": c.max_batched_tokens,
-            "expected_ttft_s": c.steady.ttft_s, "ttft_optimistic": c.steady.queued, "event_ttft_s": c.event_ttft_s,
+            "expected_ttft_s": c.steady.ttft_s, "prompts_queue": c.steady.queued, "event_ttft_s": c.event_ttft_s,
             "p90_ttft_s": c.p90_ttft_s, "p90_tpot_s": c.p90_tpot_s,
             "expected_tpot_s": c.steady.tpot_s, "expected_tokens_per_s_per_gpu": c.tokens_per_s_per_gpu,
             "expected_tokens_per_s_per_user": c.tokens_per_s_per_user, "on_pareto_front": c.on_front,
