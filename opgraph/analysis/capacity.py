@@ -181,13 +181,25 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         tpot = mean / per_token  # a step's tokens arrive together: each gap a share of it
     else:
         k = math.ceil(p / budget)
-        one = pricer.prompt_iteration(p, budget) + k * overhead_s
-        if drafting:  # the draft prefills the prompt too
-            one += drafting.pricer.prompt_iteration(p, budget)
+
+        def prompts_s(n: int) -> float:  # n whole prompts in one prefill iteration (a longer one: in chunks)
+            t = pricer.prompt_iteration(p, budget, n) + k * overhead_s
+            return t + (drafting.pricer.prompt_iteration(p, budget, n) if drafting else 0.0)  # the draft's too
+
         iteration = step(c, c, [], c * (1 + drafts))
-        ttft = one
-        # between a request's decode steps the others' prompts run, one each over its G - 1 tokens
-        tpot = iteration / per_token + (c - 1) / max(g - 1, 1) * one
-        queued = c / max(steps, 1) > 1  # more than one prompt arrives a decode step: they wait, and batch
+        # requests finish at the ends of decode steps, C / steps of them a step, spread out evenly; the prompts that
+        # replace them run together in the prefill iteration that comes first (as many as the budget takes): a
+        # prompt's TTFT is the batch it is in, counted per prompt; each decode step is followed by its batch
+        arriving = c / max(steps, 1)
+        together = max(budget // p, 1)
+        if arriving <= 1 or together == 1:
+            ttft, batches = prompts_s(1), arriving * prompts_s(1)
+        else:
+            low, above = math.floor(arriving), arriving - math.floor(arriving)
+            sizes = [(1 - above, min(low, together)), (above, min(low + 1, together))]
+            ttft = sum(w * n * prompts_s(n) for w, n in sizes if w) / sum(w * n for w, n in sizes if w)
+            batches = sum(w * prompts_s(n) for w, n in sizes if w) * arriving / sum(w * n for w, n in sizes if w)
+        tpot = (iteration + batches * (c - 1) / c) / per_token  # a request's gaps carry the others' batches
+        queued = arriving > 1 and arriving * p > budget  # more arrive a step than one prefill iteration takes
     tokens_per_s = lanes * c * g / (ttft + (g - 1) * tpot)
     return Steady(ttft, tpot, tokens_per_s, iteration, k, queued)

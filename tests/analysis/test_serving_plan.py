@@ -55,16 +55,17 @@ def test_speculative_steps_in_closed_form_match_the_event_run(engine, acceptance
     assert fast.ttft_s == pytest.approx(run.ttft.mean, rel=0.015 if min(acceptance) == 1 else 0.10)
 
 
-@pytest.mark.parametrize("engine", ["vllm", "trtllm"])
+@pytest.mark.parametrize("engine", ["vllm", "trtllm", "sglang"])
 def test_a_newcomers_prompt_shares_its_iteration_with_the_prompts_arriving_with_it(engine):
     """256 requests of 1,024 + 64 tokens: four prompts arrive an iteration, so the one that carries a newcomer's prompt
     carries three others too, and TTFT is about a mean iteration (the closed form once priced it beside decodes
-    alone: 42 ms against the event run's 104)."""
+    alone: 42 ms against the event run's 104). SGLang runs the four in one prefill iteration of their own after the
+    decode step they arrive in (once priced as one prompt alone: 73% low), within 2%."""
     eng = ENGINES[engine](H100)
     plan = strategy(eng.plan)
     fast = steady(IterationPricer(LLAMA.build, plan, H100), eng, 256, 1024, 64)
     run = serve(LLAMA.build, plan, H100, engine=eng, concurrency=256, prompt=1024, output=64)
-    assert fast.ttft_s == pytest.approx(run.ttft.mean, rel=0.015)
+    assert fast.ttft_s == pytest.approx(run.ttft.mean, rel=0.015 if eng.mixed else 0.02)
     assert fast.tpot_s == pytest.approx(run.tpot.mean, rel=0.015)
 
 
