@@ -43,9 +43,9 @@ class Steady:
     tokens_per_s: float  # output tokens a second, one replica
     iteration_s: float  # the mean iteration (a decode iteration for prompts-first engines)
     prompt_iterations: int  # iterations a newcomer's prompt spans
-    # prompts arriving together need more than an iteration's room (or, prompts first, more than one arrives a decode
-    # step): they queue. Chunking engines' TTFT then comes from a deterministic queue (_queued_ttft, within a few % of
-    # `serve`'s event run); the others' figures are rougher (prompts first: TTFT optimistic), and `serve` gives them
+    # prompts arriving together need more than an iteration's room (or, prompts first, more arrive in a decode
+    # step than one prefill iteration takes): they queue. Chunking engines' TTFT then comes from a deterministic queue
+    # (_queued_ttft, within a few % of `serve`'s event run); the others' figures are rougher, and `serve` gives them
     queued: bool = False
 
 
@@ -72,6 +72,17 @@ def iteration_s(pricer: IterationPricer, drafting: Drafting | None, ctx: int, ro
         t += drafting.pricer.price_mix(int(round(rows + (queued if j == 0 else 0))), rows,
                                        [(decodes, (1, ctx + j)), *(chunks if j == 0 else [])]).expected_s
     return t
+
+
+def _batched(rate: float, cost, most: int | None = None) -> tuple[float, float]:
+    """Prompts arriving `rate` an iteration, spread out evenly (fixed lengths): an iteration holds the whole number
+    below or above the rate, at most `most` of them run together. Returns (a prompt's `cost(n)` of the batch of n it
+    is in, counted per prompt: a prompt is in a batch of n in proportion to n; the batches' cost an iteration)."""
+    low, above = math.floor(rate), rate - math.floor(rate)
+    sizes = [(w, n if most is None else min(n, most)) for w, n in ((1 - above, low), (above, low + 1)) if w and n]
+    prompts = sum(w * n for w, n in sizes)
+    return (sum(w * n * cost(n) for w, n in sizes) / prompts,
+            sum(w * cost(n) for w, n in sizes) * rate / prompts)
 
 
 def _queued_ttft(c: int, steps: float, prompt: int, room: int, iteration, chunked: bool = True, horizon: int = 400,
@@ -142,7 +153,7 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
             raise OpgraphError(f"prompt {p:,}: {engine.name} runs a prompt whole, and beside {c - 1} decodes an "
                                f"iteration has room for {room:,} tokens")
         k = math.ceil(p / room)
-        finish = c / (steps + k)  # requests finishing an iteration
+        finish = c / (steps + k)  # requests finishing an iteration, and prompts arriving to replace them
         decodes = c - finish * k
         chunk, past = -(-p // k), (k - 1) * room // 2  # a prompt's mean chunk and the tokens before it
         # a request's decode steps carry the other C - 1 requests' chunks, k each per steps + k iterations: whole
@@ -164,16 +175,11 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
             return (1 - (n - low)) * with_chunks(low) + (n - low) * with_chunks(low + 1)
 
         mean = carrying(chunks)
-        arriving = c / (steps + k)  # prompts an iteration
-        queued = math.ceil(arriving) * p > room if k == 1 else arriving * k > 1
+        queued = math.ceil(finish) * p > room if k == 1 else finish * k > 1
         if queued:  # prompts arriving together need more than the room: they queue for it, first come first served
             ttft = _queued_ttft(c, steps, p, room, lambda tokens: carrying(tokens / chunk), engine.chunked)
-        elif k == 1:  # the newcomer's own prompt, whole, beside the others' decodes and the prompts that arrive with
-            # it: requests of fixed lengths spread out evenly, so an iteration holds the whole number below or above
-            # C / (steps + 1) prompts, and a prompt is in one of m in proportion to m
-            low, above = math.floor(arriving), arriving - math.floor(arriving)
-            ttft = (with_chunks(1) if low == 0 else
-                    ((1 - above) * low * with_chunks(low) + above * (low + 1) * with_chunks(low + 1)) / arriving)
+        elif k == 1:  # the newcomer's own prompt, whole, beside the others' decodes and the prompts arriving with it
+            ttft = _batched(finish, with_chunks)[0]
         else:  # its chunks, one an iteration
             ttft = sum(step(rows, decodes, [(1, (min(room, p - j * room), j * room))],
                             rows * (1 + drafts) + (j == k - 1)) for j in range(k))
@@ -191,14 +197,7 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         # replace them run together in the prefill iteration that comes first (as many as the budget takes): a
         # prompt's TTFT is the batch it is in, counted per prompt; each decode step is followed by its batch
         arriving = c / max(steps, 1)
-        together = max(budget // p, 1)
-        if arriving <= 1 or together == 1:
-            ttft, batches = prompts_s(1), arriving * prompts_s(1)
-        else:
-            low, above = math.floor(arriving), arriving - math.floor(arriving)
-            sizes = [(1 - above, min(low, together)), (above, min(low + 1, together))]
-            ttft = sum(w * n * prompts_s(n) for w, n in sizes if w) / sum(w * n for w, n in sizes if w)
-            batches = sum(w * prompts_s(n) for w, n in sizes if w) * arriving / sum(w * n for w, n in sizes if w)
+        ttft, batches = _batched(arriving, prompts_s, max(budget // p, 1))
         tpot = (iteration + batches * (c - 1) / c) / per_token  # a request's gaps carry the others' batches
         queued = arriving > 1 and arriving * p > budget  # more arrive a step than one prefill iteration takes
     tokens_per_s = lanes * c * g / (ttft + (g - 1) * tpot)
