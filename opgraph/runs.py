@@ -189,19 +189,18 @@ def _acceptance(a) -> tuple[float, ...] | None:
 
 def disaggregated_run(a):
     """`opgraph serve --disaggregate XpYd`: prefill and decode workers apart, the KV cache moved between them."""
-    import operator
     import re
 
     from opgraph.analysis import disaggregated_events, serve
-    from opgraph.analysis.capacity import Drafting
     from opgraph.analysis.disaggregated import disaggregated, one_node, side
-    from opgraph.analysis.iteration import IterationPricer
+    from opgraph.analysis.serving_plan import Draft
 
     match = re.fullmatch(r"(\d+)p(\d+)d", a.disaggregate.strip().lower())
     if not match:
         raise OpgraphError(f"--disaggregate: {a.disaggregate!r} is not XpYd (prefill and decode workers, e.g. 1p2d)")
-    for flag, value in (("--requests", a.requests), ("--max-batch-tokens", a.max_batch_tokens), ("--max-seqs", a.max_seqs),
-                        ("--memory-fraction", a.memory_fraction), ("--overhead-us", a.overhead_us)):
+    for flag, value in (("--requests", a.requests), ("--max-batch-tokens", a.max_batch_tokens),
+                        ("--max-seqs", a.max_seqs), ("--memory-fraction", a.memory_fraction),
+                        ("--overhead-us", a.overhead_us)):
         if value is not None:
             raise OpgraphError(f"{flag} is not modelled with --disaggregate yet (a closed loop at --concurrency or an "
                                f"open loop at --rate, the engine's defaults)")
@@ -229,16 +228,16 @@ def disaggregated_run(a):
         build_, group_hw = choices.arranger(model, opts, pool_hw)(layout)
         engine = serve.ENGINES[checks.choice("--engine", a.engine, serve.ENGINES)](group_hw)
         fusion = choices.plan(a.fusion or engine.plan)
-        drafting = None
-        if draft_model is not None:  # the draft laid out as its pool is: it prefills beside the target, and drafts
-            draft_build, _ = choices.arranger(draft_model, _unplaced(a, draft_model), pool_hw)(layout)
-            drafting = Drafting(IterationPricer(draft_build, fusion, group_hw),
-                                serve.Speculation(draft_build, a.draft, a.draft_tokens, figures))
+        # the draft laid out as its pool is: it prefills beside the target, and drafts
+        drafting = None if draft_model is None else Draft(
+            choices.arranger(draft_model, _unplaced(a, draft_model), pool_hw), a.draft, a.draft_tokens,
+            figures).at(layout, fusion, group_hw)
         sides.append(side(build_, fusion, group_hw, engine, layout, checks.integer(flag, workers), prompt, pool_hw,
                           drafting=drafting))
-        holds = min(operator.floordiv(*serve.kv_blocks(build_, fusion, group_hw, engine, longest,
-                                                       drafting.speculation.build if drafting else None)),
-                    engine.max_seqs)  # the decode side's: requests one replica's KV cache holds
+        if flag == "--decode":  # requests one decode replica's KV cache holds
+            blocks, per_request = serve.kv_blocks(build_, fusion, group_hw, engine, longest,
+                                                  drafting.speculation.build if drafting else None)
+            holds = min(blocks // per_request, engine.max_seqs)
     gpus = sum(s.workers * s.gpus for s in sides)
     same_gpu = sides[0].hw.name == sides[1].hw.name
     d = disaggregated(sides[0].pricer.model, hw, *sides, concurrency=a.concurrency, rate=a.rate, prompt=prompt,

@@ -31,7 +31,6 @@ from collections.abc import Sequence
 
 import attrs
 
-
 from opgraph.analysis.capacity import Drafting, Steady, steady
 from opgraph.analysis.disaggregated import disaggregated as disaggregated_state, one_node, side
 from opgraph.analysis.iteration import IterationPricer
@@ -96,6 +95,12 @@ class Draft:
 
     def __attrs_post_init__(self) -> None:  # refused before any layout is tried, not layout by layout
         check_speculation(self.tokens, self.acceptance)
+
+    def at(self, layout: Layout, fusion: FusionPlan, group_hw: Hardware) -> Drafting:
+        """The draft laid out as the target is at `layout`, priced by the target's fusion plan and GPUs."""
+        build, _ = self.arrange(layout)
+        return Drafting(IterationPricer(build, fusion, group_hw),
+                        Speculation(build, self.name, self.tokens, self.acceptance))
 
 
 @attrs.frozen
@@ -220,11 +225,9 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
             continue
         if draft is not None and layout.pp == 1:  # speculative too (not with pipeline stages), where it fits: the
             try:  # draft's weights and cache share the GPU, and a layout may hold the target alone
-                draft_build, _ = draft.arrange(layout)
-                way = Drafting(IterationPricer(draft_build, fusion, group_hw),
-                               Speculation(draft_build, draft.name, draft.tokens, draft.acceptance))
-                held.update({(eng, way): kv_blocks(build, fusion, group_hw, eng, prompt + output, draft_build)
-                             for eng in engines})
+                way = draft.at(layout, fusion, group_hw)
+                held.update({(eng, way): kv_blocks(build, fusion, group_hw, eng, prompt + output,
+                                                   way.speculation.build) for eng in engines})
             except OpgraphError as e:
                 dropped.append(Dropped(layout, f"with the draft {draft.name}: {e}"))
         for (eng, way), (blocks, per_request) in held.items():
@@ -295,11 +298,7 @@ def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prom
                 build, group_hw = arrange(layout)
                 eng = ENGINES[engine](group_hw)
                 fusion = plan or planfile.load(eng.plan)
-                drafting = None
-                if drafted:
-                    draft_build, _ = draft.arrange(layout)
-                    drafting = Drafting(IterationPricer(draft_build, fusion, group_hw),
-                                        Speculation(draft_build, draft.name, draft.tokens, draft.acceptance))
+                drafting = draft.at(layout, fusion, group_hw) if drafted else None
                 blocks, per_request = kv_blocks(build, fusion, group_hw, eng, prompt + output,
                                                 drafting.speculation.build if drafting else None)
                 workers[layout, drafted] = (side(build, fusion, group_hw, eng, layout, 1, prompt, hw,
