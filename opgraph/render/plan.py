@@ -24,7 +24,7 @@ def _limits(s: PlanSearch | ServingPlan) -> str:
     given = [f"{what} <= {seconds(s.limits[key])}" for key, what in (
         ("max_tpot_s", f"{mean}TPOT"), ("max_ttft_s", f"{mean}TTFT"), ("max_tpot_p90_s", "p90 TPOT"),
         ("max_ttft_p90_s", "p90 TTFT")) if key in s.limits]
-    return " and ".join(g for g in given if g) or "no latency limit"
+    return " and ".join(given) or "no latency limit"
 
 
 @renderer(PlanSearch, "table", "markdown")
@@ -135,8 +135,9 @@ def serving_text(s: ServingPlan, fmt: str) -> str:
                    f"most tokens/s per GPU first, until one was within the p90 limits ('-': not run)." if _p90(s) else
                    "")
                 + (" TTFT*: prompts arriving together queue for an iteration's room; the closed form takes the "
-                   "wait from a first-come-first-served queue of evenly spread arrivals (SGLang's prompts-first "
-                   "wait it does not take), and a TTFT limit is checked by 'opgraph serve' too."
+                   "wait from a first-come-first-served queue of evenly spread arrivals (rough where prompts run "
+                   "only whole, or, prompts first, more arrive in a decode step than one prefill iteration takes), "
+                   "and a TTFT limit is checked by 'opgraph serve' too."
                    if any(c.steady.queued for c in shown) else ""), *(f"note: {n}" for n in s.notes + _drafted(s))]
     return lines(out)
 
