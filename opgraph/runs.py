@@ -78,7 +78,7 @@ def crossover_report(a):
     names = choices.phase_names(a.phase, context=a.context)
     [ph] = choices.phases(["decode"], batch=a.batch, context=a.context)
     return crossover.crossover_report(build(a), choices.plan(a.fusion), gpu(a), list(names), batch=ph.batch,
-                                      context=ph.past)
+                                      context=ph.past, curves=a.format not in ("table", "markdown"))
 
 
 def _unplaced(a, model) -> BuildOptions:

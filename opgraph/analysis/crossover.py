@@ -191,10 +191,11 @@ class CrossoverReport:
 
 
 def crossover_report(build, plan: FusionPlan, hw: Hardware, phases: list[str], *, batch: int,
-                     context: int) -> CrossoverReport:
+                     context: int, curves: bool = True) -> CrossoverReport:
     """Decode varies the batch at `context`; prefill varies seq_len at `batch`. Decode also gives the context at
     which attention overtakes the FFN at `batch`. Each phase also has its curves along the varied size (the model's
-    times, throughput and intensity, each block's and op's time) at `curve_sizes`, from the sweep evaluator.
+    times, throughput and intensity, each block's and op's time) at `curve_sizes`, from the sweep evaluator, unless
+    `curves` is false (the text report shows none).
 
     >>> from opgraph import hardware, models, strategy
     >>> r = crossover_report(models.get("llama-3-8b").build, strategy("fused"), hardware.load("h100-sxm"),
@@ -207,11 +208,11 @@ def crossover_report(build, plan: FusionPlan, hw: Hardware, phases: list[str], *
         variable, held = VARIED[ph]
         fixed = {held: {"context": context, "batch": batch}[held]}
         xs = tuple(crossovers(build, plan, hw, ph, fixed[held]))
-        curves = sweep_curve(build, plan, hw, ph, curve_sizes(xs), fixed[held], found=xs, ops=True)
+        along = sweep_curve(build, plan, hw, ph, curve_sizes(xs), fixed[held], found=xs, ops=True) if curves else None
         decode = ph == "decode"  # only decode compares attention with the FFN, along the context
         over = attention_overtakes_ffn(build, plan, hw, batch) if decode else None
         expected_over = attention_overtakes_ffn(build, plan, hw, batch, time="expected_s") if decode else None
         why = not_compared(build(Phase.decode(batch, 1))) if decode else ""
         out.append(PhaseCrossovers(ph, variable, fixed, xs, over, batch if decode else None, expected_over, why,
-                                   curves))
+                                   along))
     return CrossoverReport(build(Phase.of(phases[0], 1, 1)).name, hw, plan, tuple(out))
