@@ -22,7 +22,8 @@ from collections import deque
 
 import attrs
 
-from opgraph.analysis.serve import OVERLOADED, Stats, accepted, length_range
+from opgraph.analysis.engine_run import OVERLOADED
+from opgraph.analysis.serve import Stats, accepted, length_range
 from opgraph.core import checks
 from opgraph.errors import OpgraphError
 

@@ -20,15 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import functools
+
 import attrs
 import numpy as np
 
 from opgraph.core.fusion import FusionPlan
 from opgraph.core.phase import Phase
+from opgraph.core.sizes import maximum
 from opgraph.errors import OpgraphError
 from opgraph.pricing.cost import analyze, kernel_work
 from opgraph.pricing.hardware import Hardware
-from opgraph.pricing.kinds.attention import PREFILL
+from opgraph.pricing.kinds.attention import PREFILL, PREFILL_ATTENTION as PREFILL_KIND
 from opgraph.pricing.timing import KernelWork, expected_fused
 from opgraph.trace import Traced
 
@@ -54,6 +57,16 @@ def _flat(model):
     """A pipeline's model as one pass of a batch through all its stages: every block once at the whole batch (the
     blocks a pipeline model holds), not split into micro-batches."""
     return attrs.evolve(model, stages=(), micro=None, micro_batches=1) if model.stages else model
+
+
+def _many(traced: Traced, variable: str, sizes: np.ndarray) -> dict:
+    """traced.many at `sizes`; a few sizes are evaluated one by one instead, as a call would (a trace costs about
+    ten plain evaluations, and a run meets few token counts)."""
+    if len(sizes) > 3:
+        return traced.many(**{variable: sizes})
+    points = [traced(int(x)) for x in sizes]
+    labels = list(dict.fromkeys(k for p in points for k in p))
+    return {k: np.array([float(p.get(k, 0.0)) for p in points]) for k in labels}
 
 
 class IterationPricer:
@@ -86,10 +99,13 @@ class IterationPricer:
         # values as an array, and the kernels' counts
         self._per_sequence: dict[tuple[int, int], tuple[tuple, np.ndarray, dict]] = {}
         self._label_sets: dict[tuple, tuple] = {}
-        # one decode's attention work by past (a row a past, a column a label), filled as pasts are met
-        self._decode_labels: tuple | None = None
-        self._decode_counts: dict = {}
-        self._decode_values, self._decode_filled = np.zeros((0, 0)), np.zeros(0, dtype=bool)
+        # every attention label met, as a column: a label set's columns, and for each number of queries a table of one
+        # sequence's work by past (a row a past, filled as pasts are met), so that many sequences' work is a gather
+        self._columns: dict = {}
+        self._set_columns: dict[int, np.ndarray] = {}  # by the identity of a label set
+        self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # queries -> (values, filled)
+        self._table_labels: dict[int, dict] = {}  # queries -> the labels of its table's rows, and their columns
+        self._kernel_counts: dict = {}  # each attention kernel's count (label (block, kernel, "count")), fixed
 
     @property
     def lanes(self) -> int:
@@ -179,13 +195,11 @@ class IterationPricer:
         by_labels: dict[int, tuple[tuple, list, list]] = {}  # by the identity of a label set (shared tuples)
         got: dict = {}
         if decodes:  # one decode each: their rows of the table of decodes by past, summed at once
-            table = self._decodes_at(decodes)
-            if table is None:
-                groups = [(1, (1, c)) for c in decodes] + list(groups)
-            else:
-                labels, total, counts = table
-                got.update(counts)
-                got.update(zip(labels, total.tolist()))
+            index = np.fromiter(decodes, dtype=np.int64, count=len(decodes))
+            total = self._table_rows(1, index).sum(axis=0)
+            columns = self._columns_of(1)
+            got.update(self._kernel_counts)
+            got.update(zip(columns, total[list(columns.values())].tolist()))
         for weight, g in groups:
             labels, values, counts = self._work(g)
             got.update(counts)
@@ -205,34 +219,62 @@ class IterationPricer:
                                   ((expected, "expected_s"), (roofline, "roofline_s")))
         return Iteration(expected, roofline, by_class, tokens)
 
-    def _pipelined(self, through: float, blocks: dict, field: str) -> float:
+    def _pipelined(self, through, blocks: dict, field: str):
         """A batch's step through a pipeline of P stages with P batches in flight (one a stage, as vLLM's batch queue
         keeps them), each taken to be like this one: its pass through every stage, or P times its slowest stage,
-        whichever is longer (the busiest stage works through all P batches)."""
-        slowest = max(sum(blocks.get((BLOCK, name, field), 0.0) * n / self._counts[name] for name, n in counts)
-                      for counts in self.stages)
-        return max(through, len(self.stages) * slowest)
+        whichever is longer (the busiest stage works through all P batches). Numbers or arrays (many iterations)."""
+        slowest = functools.reduce(maximum, (sum(blocks.get((BLOCK, name, field), 0.0) * n / self._counts[name]
+                                                 for name, n in counts) for counts in self.stages))
+        return maximum(through, len(self.stages) * slowest)
 
-    def _decodes_at(self, pasts: Sequence[int]) -> tuple[tuple, np.ndarray, dict] | None:
-        """The summed attention work of one decode at each of `pasts`, from a table of one decode's work by past
-        (filled as pasts are met); None where their work has more than one set of labels (the caller sums them one
-        by one)."""
-        index = np.fromiter(pasts, dtype=np.int64, count=len(pasts))
-        if self._decode_labels is None:  # the table's columns: the labels of the first decode met
-            self._decode_labels, _, self._decode_counts = self._work((1, int(index[0])))
-            self._decode_values = np.zeros((0, len(self._decode_labels)))
-        if index.max() >= len(self._decode_filled):  # grow, doubling
-            size = max(int(index.max()) + 1, 2 * len(self._decode_filled), 1024)
-            values, filled = np.zeros((size, len(self._decode_labels))), np.zeros(size, dtype=bool)
-            values[:len(self._decode_values)] = self._decode_values
-            filled[:len(self._decode_filled)] = self._decode_filled
-            self._decode_values, self._decode_filled = values, filled
-        for past in np.unique(index[~self._decode_filled[index]]).tolist():
-            labels, row, _ = self._work((1, past))
-            if labels is not self._decode_labels:
-                return None
-            self._decode_values[past], self._decode_filled[past] = row, True
-        return self._decode_labels, self._decode_values[index].sum(axis=0), self._decode_counts
+    def _columns_of(self, queries: int) -> dict:
+        """Every label (and its column) of the sequences met at `queries` so far: a label of another set than a
+        sequence's is 0 in its row."""
+        return self._table_labels.setdefault(queries, {})
+
+    def _table_rows(self, queries: int, pasts: np.ndarray) -> np.ndarray:
+        """One sequence's attention work at `queries` over each of `pasts`, a row each, in the columns of every
+        label met so far; the table of `queries` filled (and grown) as pasts are met."""
+        values, filled = self._tables.get(queries, (np.zeros((0, len(self._columns))), np.zeros(0, dtype=bool)))
+        top = int(pasts.max()) + 1 if len(pasts) else 0
+        if top > len(filled):  # grow, doubling
+            size = max(top, 2 * len(filled), 1024)
+            grown, more = np.zeros((size, values.shape[1])), np.zeros(size, dtype=bool)
+            grown[:len(values)], more[:len(filled)] = values, filled
+            values, filled = grown, more
+        missing = np.unique(pasts[~filled[pasts]])
+        if len(missing) > 2:  # many pasts: one replay of the traced attention over all of them, as a sweep does
+            work = self._attention.many(queries=np.full(len(missing), queries), past=missing)
+            labels = self._label_sets.setdefault(tuple(k for k in work if k[-1] != "count"),
+                                                 tuple(k for k in work if k[-1] != "count"))
+            columns = self._label_columns(labels)
+            values = self._widened(values)
+            values[missing[:, None], columns] = np.stack([work[k] for k in labels], axis=1)
+            filled[missing] = True
+            self._columns_of(queries).update(zip(labels, columns.tolist()))
+            self._kernel_counts.update((k, v.max()) for k, v in work.items() if k[-1] == "count")
+            missing = missing[:0]
+        for past in missing.tolist():
+            labels, row, counts = self._work((queries, past))
+            columns = self._label_columns(labels)
+            values = self._widened(values)
+            values[past, columns], filled[past] = row, True
+            self._columns_of(queries).update(zip(labels, columns.tolist()))
+            self._kernel_counts.update(counts)
+        self._tables[queries] = values, filled
+        return values[pasts]
+
+    def _widened(self, values: np.ndarray) -> np.ndarray:
+        """`values` with a column of zeros for each label met since it was made."""
+        more = len(self._columns) - values.shape[1]
+        return np.hstack([values, np.zeros((len(values), more))]) if more else values
+
+    def _label_columns(self, labels: tuple) -> np.ndarray:
+        columns = self._set_columns.get(id(labels))
+        if columns is None:
+            columns = self._set_columns[id(labels)] = np.array(
+                [self._columns.setdefault(label, len(self._columns)) for label in labels], dtype=np.int64)
+        return columns
 
     def _work(self, g: tuple[int, int]) -> tuple[tuple, np.ndarray, dict]:
         """One sequence's attention work at (queries, past), replayed once and kept."""
@@ -261,26 +303,35 @@ class IterationPricer:
         return sum(self.price_mix(min(budget, prompt - j), int(prompt - j <= budget),
                                   [(1, (min(budget, prompt - j), j))]).expected_s for j in range(0, prompt, budget))
 
-    def _attention_time(self, got: dict, blocks: dict) -> tuple[float, float, dict]:
+    def _attention_time(self, got: dict, blocks: dict) -> tuple:
         """Each attention kernel of the iteration: its groups' work summed per class, priced as one kernel a layer
-        (added to `blocks`, each block's times, where the model has pipeline stages)."""
+        (added to `blocks`, each block's times, where the model has pipeline stages). The work may be numbers (one
+        iteration) or arrays (an iteration a position); a kernel with no work in an iteration takes no time in it."""
         kernels: dict[tuple[str, str], dict] = {}
         for label, values in got.items():
             kernels.setdefault(label[:2], {})[label[2:]] = values
         tm, expected, roofline, by_class = self.hw.timing, 0.0, 0.0, {}
         for (block, _), fields in kernels.items():
             count, roof = fields[("count",)], fields[("roofline_s",)]
+            present = {label[1]: v > 0 for label, v in fields.items() if label[0] == "kind"}
+            one = all(np.ndim(p) == 0 for p in present.values())
+            kinds = sorted(k for k, p in present.items() if p) if one else sorted(present)
+            if not kinds:
+                continue
             classes = sorted({label[0] for label in fields if len(label) == 2 and label[1] == "compute_s"})
-            kinds = sorted(label[1] for label in fields if label[0] == "kind")
             if tm.calibrated:
                 works = [KernelWork(c, **{f: fields[(c, f)] for f in WORK}) for c in classes]
                 # one kernel a layer: the class the report gives it, prefill attention's if any chunk makes it so
-                kind = "prefill_attention" if "prefill_attention" in kinds else kinds[0]
-                time, _ = expected_fused(tm, works, kind)
+                order = [PREFILL_KIND] * (PREFILL_KIND in kinds) + [k for k in kinds if k != PREFILL_KIND]
+                time = expected_fused(tm, works, order[0] if one else order[-1])[0]
+                if not one:  # iteration by iteration: the first kind of `order` it has; none: no work, no time
+                    for kind in reversed(order[:-1]):
+                        time = np.where(present[kind], expected_fused(tm, works, kind)[0], time)
+                    time = np.where(functools.reduce(np.logical_or, present.values()), time, 0.0)
             else:
                 time = roof
-            expected += count * time
-            roofline += count * roof
+            expected = expected + count * time
+            roofline = roofline + count * roof
             if self.stages:
                 for f, v in (("expected_s", count * time), ("roofline_s", count * roof)):
                     key = (BLOCK, block, f)
@@ -288,5 +339,73 @@ class IterationPricer:
             share = {c: fields[(c, "compute_s")] + fields[(c, "memory_s")] for c in classes}
             total = sum(share.values())
             for c in classes:
-                by_class[c] = by_class.get(c, 0.0) + count * time * (share[c] / total if total else 1 / len(classes))
+                part = (share[c] / total if total else 1 / len(classes)) if one else \
+                    np.divide(share[c], total, out=np.full(np.shape(total), 1 / len(classes)), where=total != 0)
+                by_class[c] = by_class.get(c, 0.0) + count * time * part
+        return expected, roofline, by_class
+
+    # -- many iterations at once -------------------------------------------------------------------------------------
+    def price_columns(self, tokens: np.ndarray, rows: np.ndarray, decodes: tuple = ((), ()), queries: int = 1,
+                      chunks: tuple = ((), (), ())) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Many iterations at once, as columns: iteration i stacks tokens[i] new tokens, rows[i] of them sampling
+        (none: no head); `decodes` (iteration, past) arrays: a sequence of `queries` new tokens over `past` cached ones
+        in that iteration, one a pair (a decode, or a speculative step's verify); `chunks` (iteration, new tokens,
+        past) arrays: a prompt's chunk. Returns (expected seconds, roofline seconds, expected seconds by kernel
+        class), an array each, every iteration's equal to price()'s for its mix; the sizes are evaluated once each
+        (the token work at each distinct token count, one sequence's attention at each past), as a sweep replays."""
+        tokens, rows = np.asarray(tokens, dtype=np.int64), np.asarray(rows, dtype=np.int64)
+        n = len(tokens)
+        expected, roofline, by_class, blocks = np.zeros(n), np.zeros(n), {}, {}
+
+        def add(part: dict, where) -> None:
+            nonlocal expected, roofline
+            for label, v in part.items():
+                column = np.zeros(n)
+                column[where] = v
+                if label == "expected_s":
+                    expected = expected + column
+                elif label == "roofline_s":
+                    roofline = roofline + column
+                else:
+                    into = blocks if isinstance(label, tuple) else by_class
+                    into[label] = into.get(label, 0.0) + column
+
+        distinct, at = np.unique(tokens, return_inverse=True)
+        add({k: v[at] for k, v in _many(self._tokens, "tokens", distinct).items()}, slice(None))
+        sampling = rows > 0
+        if sampling.any():
+            distinct, at = np.unique(rows[sampling], return_inverse=True)
+            add({k: v[at] for k, v in _many(self._head, "rows", distinct).items()}, sampling)
+        work, used = np.zeros((n, 0)), {}
+        where, pasts = (np.asarray(a, dtype=np.int64) for a in decodes)
+        if len(where):
+            table = self._table_rows(queries, pasts)
+            used.update(self._columns_of(queries))
+            work = np.zeros((n, table.shape[1]))
+            for j in set(used.values()):
+                work[:, j] = np.bincount(where, weights=table[:, j], minlength=n)
+        where, news, pasts = (np.asarray(a, dtype=np.int64) for a in chunks)
+        if len(where):
+            shapes, at = np.unique(np.stack([news, pasts]), axis=1, return_inverse=True)
+            vectors = []
+            for q, p in shapes.T.tolist():
+                labels, values, counts = self._work((q, p))
+                self._kernel_counts.update(counts)
+                columns = self._label_columns(labels)
+                used.update(zip(labels, columns.tolist()))
+                vectors.append((columns, values))
+            work = self._widened(work)
+            rows_of = np.zeros((len(vectors), len(self._columns)))
+            for i, (columns, values) in enumerate(vectors):
+                rows_of[i, columns] = values
+            np.add.at(work, where, rows_of[at.ravel()])
+        got = dict(self._kernel_counts)
+        got.update((label, work[:, j]) for label, j in used.items())
+        a_expected, a_roofline, a_class = self._attention_time(got, blocks)
+        for k, v in a_class.items():
+            by_class[k] = by_class.get(k, 0.0) + v
+        expected, roofline = expected + a_expected, roofline + a_roofline
+        if self.stages:
+            expected, roofline = (self._pipelined(total, blocks, f) for total, f in
+                                  ((expected, "expected_s"), (roofline, "roofline_s")))
         return expected, roofline, by_class

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import math
 import random
-from collections import deque
 
 import attrs
 import numpy as np
 
+from opgraph.analysis import engine_run
 from opgraph.analysis.iteration import IterationPricer
 from opgraph.analysis.memory import footprint_of
 from opgraph.core import checks
@@ -158,7 +158,6 @@ class Speculation:
             run *= a
             total += run
         return total
-OVERLOADED = 100_000  # requests waiting at once: an open loop whose queue only grows has no steady state
 
 
 @attrs.frozen
@@ -172,6 +171,23 @@ class Stats:
     def of(cls, values) -> "Stats":
         a = np.asarray(values, dtype=np.float64)
         return cls(float(a.mean()), *(float(np.quantile(a, q)) for q in (0.5, 0.9, 0.99)))
+
+    @classmethod
+    def weighted(cls, values, counts) -> "Stats":
+        """Stats.of the values, each repeated its count of times (whole, at least 1), without repeating them: numpy's
+        default (linear) quantile of the repeated values, found in their sorted distinct values."""
+        v, c = np.asarray(values, dtype=np.float64), np.asarray(counts, dtype=np.int64)
+        order = np.argsort(v, kind="stable")
+        v, reach = v[order], np.cumsum(c[order])  # the repeated sorted array's j-th value: v[first reach > j]
+        n = int(reach[-1])
+
+        def quantile(q: float) -> float:
+            h = q * (n - 1)
+            low = math.floor(h)
+            a, b = (float(v[np.searchsorted(reach, j, side="right")]) for j in (low, min(low + 1, n - 1)))
+            t = h - low
+            return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t  # numpy's _lerp
+        return cls(float(v @ c[order] / n), *(quantile(q) for q in (0.5, 0.9, 0.99)))
 
 
 @attrs.frozen
@@ -217,15 +233,6 @@ class Serving:
         return 1 / self.tpot.mean if self.tpot.mean else float("inf")
 
 
-class _Request:
-    __slots__ = ("arrival", "prompt", "output", "prefilled", "generated", "first", "last", "gaps")
-
-    def __init__(self, arrival: float, prompt: int, output: int):
-        self.arrival, self.prompt, self.output, self.prefilled, self.generated = arrival, prompt, output, 0, 0
-        self.first = self.last = 0.0
-        self.gaps: list[float] = []
-
-
 Lengths = "int | tuple[int, int]"  # a fixed length, or (low, high): drawn uniformly, both included
 
 
@@ -266,11 +273,6 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     def cached(p: int) -> int:
         return min(prefix, p - 1) // bt * bt
 
-    def draw(t: float) -> _Request:
-        r = _Request(t, rng.randint(*prompts), rng.randint(*outputs))
-        r.prefilled = cached(r.prompt)
-        return r
-
     pricer = IterationPricer(build, plan, hw)
     # pipeline parallelism: as many batches in flight as stages, one a stage (vLLM's batch queue); each lane is run
     # as an engine of its own over its share of the requests, its steps priced through every stage
@@ -307,25 +309,20 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
             raise OpgraphError(f"--requests {requests}: with --pp {lanes}, give a multiple of {lanes} (each of the "
                                f"{lanes} batches in flight serves its share)")
         concurrency, requests = concurrency // lanes, None if requests is None else requests // lanes
-        waiting, staggered = deque(), []
+        if concurrency * (1 + k) > engine.max_batched_tokens:
+            raise OpgraphError(f"--concurrency {total}: {concurrency:,} requests decoding take "
+                               f"{concurrency * (1 + k):,} tokens an iteration, more than the engine's budget of "
+                               f"{engine.max_batched_tokens:,} (--max-batch-tokens); give a larger budget or a lower "
+                               f"concurrency")
         if requests is not None:  # a benchmark: the first C at once, N in all, every one counted
             requests = checks.integer("--requests", requests)
             if warmup or measure:
                 raise OpgraphError("requests: a benchmark counts every request; give no warmup or measure with it")
-            waiting.extend(draw(0.0) for _ in range(min(concurrency, requests)))
             warmup, measure = 0, requests
         else:
-            for i in range(concurrency):  # desynchronized from the start: request i i/C of the way through its output
-                r = draw(0.0)
-                r.generated = i * r.output // concurrency
-                if r.generated:
-                    r.prefilled = r.prompt
-                    staggered.append(r)
-                else:
-                    waiting.append(r)
             warmup = 2 * concurrency if warmup is None else warmup
             measure = max(2 * concurrency, 64) if measure is None else measure
-        next_arrival = math.inf
+        arrivals = None
     else:
         if requests is not None:
             raise OpgraphError("--requests runs a closed loop as a benchmark client does: give --concurrency with it")
@@ -334,7 +331,13 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
             raise OpgraphError(f"the KV cache holds {blocks:,} blocks of {engine.block_tokens} tokens on each GPU, "
                                f"fewer than one request of {longest:,} tokens needs ({per_request:,}): use more GPUs "
                                f"(--tp) or a shorter request")
-        waiting, next_arrival = deque(), rng.expovariate(rate)
+
+        def poisson():
+            t = 0.0
+            while True:
+                t += rng.expovariate(rate)
+                yield t
+        arrivals = poisson()
         warmup = 50 if warmup is None else warmup
         measure = 200 if measure is None else measure
     blocks //= lanes  # a lane's share of the KV cache (each stage's GPUs hold every lane's requests)
@@ -342,101 +345,70 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         raise OpgraphError(f"the KV cache's share of each of the {lanes} batches in flight ({blocks:,} blocks of "
                            f"{bt} tokens) is less than one request of {longest:,} tokens needs ({per_request:,}): "
                            f"use more GPUs (--tp) or a shorter request")
-    running: list[_Request] = staggered if concurrency is not None else []
-    done: list[_Request] = []
-    now, iterations, peak_blocks = 0.0, [], 0
-    held = sum(-(-(r.prompt + r.output) // bt) - cached(r.prompt) // bt for r in running)
-    by_class: dict[str, float] = {}
-    start = 0.0 if warmup == 0 else None  # when the measured part begins
-    while len(done) < warmup + measure:
-        while next_arrival <= now:  # the open loop's arrivals so far
-            waiting.append(draw(next_arrival))
-            next_arrival += rng.expovariate(rate)
-        if len(waiting) > OVERLOADED:
-            raise OpgraphError(f"--rate {rate:g}: requests arrive faster than the engine finishes them ({len(done):,} "
-                               f"done in {now:,.1f} s, {len(waiting):,} waiting); give a lower rate")
-        if not running and not waiting:  # idle until the next request
-            now = next_arrival
-            continue
-        budget, decodes, chunks = engine.max_batched_tokens, [], []
 
-        def need(r: _Request) -> int:  # KV blocks for its whole length, reserved at admission: none is evicted
-            return -(-(r.prompt + r.output) // bt) - cached(r.prompt) // bt
-
-        def admissible() -> bool:
-            return bool(waiting) and len(running) < engine.max_seqs and held + need(waiting[0]) <= blocks
-        # SGLang runs prompts first, in a batch of their own, whenever one is waiting to be prefilled
-        prefill_only = not engine.mixed and (any(r.prefilled < r.prompt for r in running) or admissible())
-        for r in running:  # running requests first: a decode token each, or their prompt's next chunk
-            if budget == 0:
-                break
-            if r.prefilled < r.prompt:
-                n = min(r.prompt - r.prefilled, budget)
-                chunks.append((r, n))
-            elif prefill_only:
-                continue
-            else:
-                n = 1 + k  # drafts are verified
-                decodes.append(r)
-            budget -= n
-        # then newcomers, first come first served, while the budget, the running limit and the KV cache allow; an
-        # engine without chunked prefill takes a prompt only whole
-        while budget > 0 and admissible() and (engine.chunked or waiting[0].prompt - waiting[0].prefilled <= budget):
-            r = waiting.popleft()
-            held += need(r)
-            n = min(r.prompt - r.prefilled, budget)
-            running.append(r)
-            chunks.append((r, n))
-            budget -= n
-        ends = sum(r.prefilled + n == r.prompt for r, n in chunks)  # chunks that end their prompt sample a token
-        contexts = [r.prompt + r.generated - 1 for r in decodes]
+    def steps_of(tokens: int) -> list[int] | None:  # tokens each speculative step makes until `tokens` are made
         if spec is None:
-            it = pricer.price(contexts, [(n, r.prefilled) for r, n in chunks], sampling=len(decodes) + ends)
-            step = [it]
-        else:  # the draft proposes k tokens one iteration at a time (prefilling its own cache alongside), then the
-            # target verifies each request's k drafts and its last token in one pass
-            step = [draft.price([c + j for c in contexts], [(n, r.prefilled) for r, n in chunks] if j == 0 else (),
-                                sampling=len(decodes)) for j in range(k) if contexts or j == 0]
-            step.append(pricer.price([], [(k + 1, c) for c in contexts] + [(n, r.prefilled) for r, n in chunks],
-                                     sampling=len(decodes) * (k + 1) + ends))
-            yields = [accepted(rng, spec.acceptance) for _ in decodes]
-        took = sum(it.expected_s for it in step) + overhead_s
-        now += took
-        if start is not None:
-            made = sum(min(y, r.output - r.generated) for y, r in zip(yields, decodes)) if spec else len(decodes)
-            iterations.append((took, step[-1].tokens, made + ends))
-            for it in step:
-                for kind, v in it.by_class.items():
-                    by_class[kind] = by_class.get(kind, 0.0) + v
-        for r, n in chunks:
-            r.prefilled += n
-            if r.prefilled == r.prompt:  # the prompt's last chunk samples the first token
-                r.generated, r.first, r.last = 1, now, now
-        for i, r in enumerate(decodes):
-            made = min(yields[i], r.output - r.generated) if spec else 1
-            r.generated += made
-            r.gaps.extend([(now - r.last) / made] * made)  # a step's tokens arrive together: its gap, shared
-            r.last = now
-        peak_blocks = max(peak_blocks, shared + sum(-(-(r.prefilled + r.generated) // bt) - cached(r.prompt) // bt
-                                                    for r in running))
-        for r in [r for r in running if r.generated >= r.output]:
-            running.remove(r)
-            held -= -(-(r.prompt + r.output) // bt) - cached(r.prompt) // bt
-            done.append(r)
-            if concurrency is not None and (requests is None or len(done) + len(running) + len(waiting) < requests):
-                waiting.append(draw(now))  # the closed loop: a new request in its place at once
-            if len(done) == warmup:
-                start, queued = now, len(waiting)
-    measured = done[warmup:]
-    if start is None or not iterations:
+            return None
+        made = []
+        while tokens > 0:
+            made.append(min(accepted(rng, spec.acceptance), tokens))
+            tokens -= made[-1]
+        return made
+
+    def price_one(run: engine_run.Run, i: int, decoding) -> float:  # an open loop's iteration, priced as scheduled
+        took, classes = engine_run.price(run, i, i + 1, decoding, pricer, draft, k)
+        tooks.append(float(took[0]) + overhead_s)
+        costs.append(classes)
+        return tooks[-1]
+    tooks: list[float] = []
+    costs: list[dict] = []
+    run = engine_run.schedule(engine, k, blocks, shared, cached, lambda: (rng.randint(*prompts), rng.randint(*outputs)),
+                              steps_of, concurrency=concurrency, requests=requests, warmup=warmup, measure=measure,
+                              arrivals=arrivals, price_one=None if rate is None else price_one, rate=rate)
+    if rate is None:
+        took, by_iteration = engine_run.price(run, 0, len(run.tokens), range(len(run.prompt)), pricer, draft, k)
+        took = took + overhead_s
+        ended = np.concatenate([np.cumsum(took), [0.0]])  # index -1: the start
+        arrived = ended[np.asarray(run.arrival, dtype=np.int64)]
+    else:
+        took = np.array(tooks)
+        by_iteration = {kind: np.array([float(np.asarray(c.get(kind, 0.0)).ravel()[0]) for c in costs])
+                        for kind in {kind for c in costs for kind in c}}
+        ended = np.concatenate([run.end_time, [0.0]])
+        arrived = np.asarray(run.arrival, dtype=float)
+    counted = np.arange(len(run.tokens)) > run.began  # the measured iterations
+    measured = np.asarray(run.finished[warmup:], dtype=np.int64)
+    if not counted.any() or not len(measured):
         raise OpgraphError("the run ended before the steady state was measured; measure more requests")
-    if rate is not None and len(waiting) > (queued if warmup else 0) + max(10, measure // 4):
-        served = len(measured) / (now - start) if now > start else 0.0
+    end, start = ended[len(took) - 1], ended[run.began]
+    if rate is not None and run.waiting_left > (run.queued if warmup else 0) + max(10, measure // 4):
+        served = len(measured) / (end - start) if end > start else 0.0
         raise OpgraphError(f"--rate {rate:g}: requests arrive faster than the engine finishes them (about "
-                           f"{served:,.2f} a second at this load; {len(waiting):,} waiting at the end): there is no "
+                           f"{served:,.2f} a second at this load; {run.waiting_left:,} waiting at the end): there is no "
                            f"steady state; give a lower rate")
+    first, last = ended[np.asarray(run.first)[measured]], ended[np.asarray(run.done)[measured]]
+    output = np.asarray(run.output)[measured]
+    # every decode step of a measured request: the time since its last token, shared by the tokens it made
+    decodes_at = np.flatnonzero(np.asarray(run.decoding))
+    clock, _, made, request = run.decode_steps(measured, 0, len(decodes_at))
+    # a step after the first follows its request's step of the clock before: its gap is the clock's, the same for
+    # every request (shared by the tokens it made), so those are counted by (clock, tokens made), not listed
+    later = clock > np.asarray(run.start)[request]
+    first_gap = ended[decodes_at[clock[~later]]] - ended[np.asarray(run.first)[request[~later]]]
+    kinds = k + 2
+    counts = np.bincount(clock[later] * kinds + made[later], weights=made[later])
+    keys = np.flatnonzero(counts)
+    gap_of = np.diff(np.concatenate([[0.0], ended[decodes_at]]))  # a clock's gap: since the clock before
+    itl_values = np.concatenate([gap_of[keys // kinds] / (keys % kinds), first_gap / made[~later]])
+    itl_counts = np.concatenate([counts[keys], made[~later]]).astype(np.int64)
+    if spec is None:
+        out = np.asarray(run.decoding) + np.asarray(run.ends)
+    else:  # the tokens every request's steps made, iteration by iteration
+        every_clock, _, every_made, _ = run.decode_steps(range(len(run.prompt)), 0, len(decodes_at))
+        out = np.bincount(decodes_at[every_clock], weights=every_made, minlength=len(took)) + np.asarray(run.ends)
     gpus, replicas = pricer.gpus, pricer.replicas
-    total_time = sum(t for t, _, _ in iterations)
+    total_time = float(took[counted].sum())
+    by_class = {kind: float(v[counted].sum()) for kind, v in by_iteration.items()}
     notes = ((f"the engine's own time per iteration (scheduling, sampling): {overhead_s * 1e6:,.0f} µs added to each, "
               + ("given (--overhead-us)" if given else engine.overhead_source)),
              "preemption is not modelled: a request is admitted only when the KV cache can hold its whole length")
@@ -450,17 +422,16 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                   + "; a batch's step takes its pass through every stage, or "
                   f"{lanes} x its slowest stage if longer; one lane is run and stands for each (the batches in flight taken "
                   "to be alike)",)
-    decoding = [r for r in measured if r.output > 1]
     return Serving(pricer.model, hw, plan, engine, total, prompts, outputs, gpus, replicas,
-                   Stats.of([r.first - r.arrival for r in measured]),
-                   Stats.of([(r.last - r.first) / (r.output - 1) for r in decoding] or [0.0]),
-                   Stats.of([g for r in measured for g in r.gaps] or [0.0]),
-                   Stats.of([r.last - r.arrival for r in measured]),
-                   lanes * replicas * sum(e for _, _, e in iterations) / (now - start),  # idle time included
-                   Stats.of([t for t, _, _ in iterations]), Stats.of([n for _, n, _ in iterations]),
+                   Stats.of(first - arrived[measured]),
+                   Stats.of((last - first)[output > 1] / (output[output > 1] - 1) if (output > 1).any() else [0.0]),
+                   Stats.weighted(itl_values, itl_counts) if len(itl_values) else Stats.of([0.0]),
+                   Stats.of(last - arrived[measured]),
+                   lanes * replicas * float(out[counted].sum()) / (end - start),  # idle time included
+                   Stats.of(took[counted]), Stats.of(np.asarray(run.tokens)[counted]),
                    {k: v / total_time for k, v in sorted(by_class.items(), key=lambda kv: -kv[1])},
-                   lanes * blocks + shared, peak_blocks / (blocks + shared), len(measured), len(iterations), overhead_s, notes,
-                   None if rate is None else rate * lanes, seed, prefix, spec,
+                   lanes * blocks + shared, run.peak_blocks / (blocks + shared), len(measured), int(counted.sum()),
+                   overhead_s, notes, None if rate is None else rate * lanes, seed, prefix, spec,
                    None if requests is None else requests * lanes)
 
 

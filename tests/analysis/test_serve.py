@@ -46,6 +46,55 @@ def test_sequences_at_different_contexts_share_one_attention_kernel_a_layer():
     assert mixed.by_class["decode_attention"] == pytest.approx(alone - 32 * latency, rel=1e-9)  # 32 layers, one each
 
 
+@pytest.mark.parametrize("name, options, gpu, queries", [
+    ("llama-3-8b", {}, "h100-sxm", 1), ("llama-3-8b", {}, "h100-sxm", 4), ("llama-3-8b", {}, "mi300x", 1),
+    ("deepseek-v3", {"tp": 8}, "h100-sxm", 1), ("gemma-3-27b", {}, "h100-sxm", 1),
+    ("llama-3-8b", {"pp": 2}, "h100-sxm", 1), ("nemotron-h-8b", {}, "h200", 1)])
+def test_many_iterations_priced_at_once_are_each_priced_as_alone(name, options, gpu, queries):
+    """The event run prices its iterations in arrays (price_columns): each one's expected and roofline seconds and its
+    seconds by kernel class equal price()'s for the same mix, on a fresh pricer each (calibrated and not; dense, MLA
+    with experts, sliding windows, pipeline stages, state-space layers; decodes, verify steps of 4 queries, chunks)."""
+    import random
+
+    import numpy as np
+    build = lambda ph: models.get(name).build(ph, BuildOptions(**options))  # noqa: E731
+    hw = hardware.load(gpu)
+    rng = random.Random(7)
+    mixes = []
+    for _ in range(24):
+        pasts = [rng.randint(1, 5000) for _ in range(rng.randint(0, 12))]
+        chunks = [(rng.randint(1, 900), rng.randint(0, 3000)) for _ in range(rng.randint(0 if pasts else 1, 2))]
+        mixes.append((pasts, chunks))
+    alone = IterationPricer(build, strategy("vllm"), hw)
+    each = [alone.price([], [(queries, c) for c in pasts] + chunks, sampling=len(pasts) * queries + len(chunks))
+            for pasts, chunks in mixes]
+    many = IterationPricer(build, strategy("vllm"), hw)
+    expected, roofline, by_class = many.price_columns(
+        [len(p) * queries + sum(n for n, _ in c) for p, c in mixes], [len(p) * queries + len(c) for p, c in mixes],
+        ([i for i, (p, _) in enumerate(mixes) for _ in p], [x for p, _ in mixes for x in p]), queries,
+        ([i for i, (_, c) in enumerate(mixes) for _ in c], [n for _, c in mixes for n, _ in c],
+         [x for _, c in mixes for _, x in c]))
+    assert expected == pytest.approx([it.expected_s for it in each], rel=1e-12)
+    assert roofline == pytest.approx([it.roofline_s for it in each], rel=1e-12)
+    for i, it in enumerate(each):
+        assert {k: v[i] for k, v in by_class.items() if v[i]} == pytest.approx(
+            {k: v for k, v in it.by_class.items() if v}, rel=1e-12)
+    assert np.all(expected > 0)
+
+
+def test_stats_of_counted_values_are_those_of_the_values_repeated():
+    """The event run counts inter-token gaps by value instead of listing them: its percentiles and mean are numpy's
+    over the repeated list."""
+    import numpy as np
+    from opgraph.analysis.serve import Stats
+    rng = np.random.default_rng(3)
+    for size in (1, 2, 7, 300):
+        values, counts = rng.random(size), rng.integers(1, 9, size)
+        got, want = Stats.weighted(values, counts), Stats.of(np.repeat(values, counts))
+        assert (got.p50, got.p90, got.p99) == (want.p50, want.p90, want.p99)
+        assert got.mean == pytest.approx(want.mean, rel=1e-12)
+
+
 def test_a_plan_that_fuses_attention_with_other_work_is_refused():
     with pytest.raises(OpgraphError, match="fuses attention with other work.*flash, unfused"):
         IterationPricer(LLAMA.build, strategy("fused"), H100)
@@ -154,7 +203,10 @@ def test_lengths_drawn_from_a_range_are_seeded():
 @pytest.mark.parametrize("args, says", [(["--concurrency", "4", "--rate", "2"], "not allowed with argument"),
                                         (["--rate", "2", "--prompt", "10:5"], "the range 10:5 ends before it starts"),
                                         (["--rate", "2", "--prompt", "lots"], "neither a number of tokens nor a range"),
-                                        (["--rate", "-1"], "--rate")])
+                                        (["--rate", "-1"], "--rate"),
+                                        (["--concurrency", "64", "--max-batch-tokens", "32"],
+                                         "64 requests decoding take 64 tokens an iteration, more than the engine's "
+                                         "budget of 32")])
 def test_bad_loads_and_lengths(args, says):
     r = opgraph("serve", "--prompt", "128", "--output", "8", *args)
     assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -1,0 +1,261 @@
+"""`opgraph serve`'s event run: the engine's scheduler, iteration by iteration, recorded as columns and priced in
+arrays.
+
+The scheduler's decisions (which requests decode, which prompt chunks ride along, who is admitted, who finishes)
+depend on time only through an open loop's arrivals. So a closed loop is scheduled first, in integers, and every
+iteration is priced afterwards in one pass (IterationPricer.price_columns: the token work at each distinct token
+count, one sequence's attention at each past, gathered and summed), the way a sweep replays a traced graph; an open
+loop prices each iteration as it is scheduled, to know what has arrived by its end.
+
+The bookkeeping follows events, not requests: running requests are in admission order, those decoding before those
+still prefilling (a request's chunks come before any admitted after it, so it finishes its prompt first), and every
+decoding request advances together, on the iterations that decode. So a decoding request is a range of a decode
+clock (the count of iterations that decoded), its context a function of the clock, and its end an event on it; an
+iteration costs the scheduler its chunks, admissions and completions, not a step per running request.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+from collections import deque
+
+import numpy as np
+
+from opgraph.errors import OpgraphError
+
+OVERLOADED = 100_000  # requests waiting at once: an open loop whose queue only grows has no steady state
+
+
+class Run:
+    """The requests (a column each, by id in order of arrival, which is also the order of admission) and the
+    iterations (a column each) of one run."""
+
+    def __init__(self) -> None:
+        self.prompt, self.output, self.prefilled, self.cached = [], [], [], []
+        self.arrival: list[float] = []  # an open loop's arrival time; a closed loop's: the iteration it followed
+        self.first, self.done = [], []  # iteration of the first token, of the last (-1: before the run)
+        self.start, self.begin, self.steps = [], [], []  # decode clock of its first step, tokens then, its steps
+        self.made: dict[int, list[int]] = {}  # speculative decoding: tokens each step made
+        self.decoding, self.clock, self.tokens, self.rows, self.ends = [], [], [], [], []  # by iteration
+        self.chunk_at, self.chunk_tokens, self.chunk_past = [], [], []  # by chunk
+        self.finished: list[int] = []  # request ids, in order of completion
+        self.began = -1  # the measurement starts after this iteration (-1: with the run)
+        self.queued = 0  # requests waiting when it started
+        self.peak_blocks = 0
+        self.end_time: list[float] = []  # an open loop's: when each iteration ended
+        self.waiting_left = 0  # requests waiting at the end
+
+    def decode_steps(self, ids, low: int, high: int) -> tuple[np.ndarray, ...]:
+        """The decode steps of requests `ids` whose clock is in [low, high), as columns: (clock, context, tokens
+        made, request): a step's context is the tokens its request has cached (prompt and tokens made, less the
+        last one, which the step feeds)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        start, steps = np.asarray(self.start)[ids], np.asarray(self.steps)[ids]
+        first, stop = np.maximum(start, low), np.minimum(start + steps, high)
+        keep = (stop > first) & (steps > 0)
+        ids, start, first, stop = ids[keep], start[keep], first[keep], stop[keep]
+        lengths = stop - first
+        request = np.repeat(ids, lengths)
+        step = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(first - start,
+                                                                                                      lengths)
+        if self.made:  # drawn: the tokens made before each step, and at it
+            plans = [self.made[r] for r in ids.tolist()]
+            made = np.concatenate([p[a - s:b - s] for p, a, b, s in zip(plans, first.tolist(), stop.tolist(),
+                                                                         start.tolist())] or [np.zeros(0)])
+            before = np.concatenate([np.cumsum([0] + p[:b - s - 1])[a - s:] for p, a, b, s in
+                                     zip(plans, first.tolist(), stop.tolist(), start.tolist())] or [np.zeros(0)])
+            made, before = made.astype(np.int64), before.astype(np.int64)
+        else:
+            made, before = np.ones(len(step), dtype=np.int64), step
+        context = np.asarray(self.prompt)[request] + np.asarray(self.begin)[request] + before - 1
+        return step + np.repeat(start, lengths), context, made, request
+
+
+def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *, concurrency: int | None,
+             requests: int | None, warmup: int, measure: int, arrivals=None, price_one=None,
+             rate: float | None = None) -> Run:
+    """Run the engine's scheduler until `warmup + measure` requests have finished. `draw()`: a new request's
+    (prompt, output); `cached(prompt)`: its tokens already cached; `steps_of(tokens)`: the tokens each decode step
+    makes until `tokens` are made (speculative decoding: drawn; None: one a step). A closed loop of `concurrency`
+    (a benchmark of `requests` in all when given); else an open loop: `arrivals` yields arrival times and
+    `price_one(run, i, decoding)` gives iteration i's seconds (`decoding`: ids among which its decoding requests are)."""
+    run, bt, budget_full, per_decode = Run(), engine.block_tokens, engine.max_batched_tokens, 1 + k
+    waiting: deque[int] = deque()
+    prefilling: deque[int] = deque()
+    ends: list[tuple[int, int]] = []  # (decode clock at which it finishes, id): a heap
+    # decoding requests: their KV blocks at clock t are ceil((base + t) / bt), base = prompt + made - start; kept as
+    # base + bt - 1 = q bt + r, so that every one's blocks sum to sum(q) + n (t // bt) + #{r >= bt - t % bt}
+    bases: dict[int, tuple[int, int]] = {}
+    residues, quotients = [0] * bt, 0
+
+    def need(r: int) -> int:  # KV blocks for its whole length, reserved at admission: none is evicted
+        return -(-(run.prompt[r] + run.output[r]) // bt) - run.cached[r] // bt
+
+    def new(arrival: float) -> int:
+        prompt, output = draw()
+        run.prompt.append(prompt)
+        run.output.append(output)
+        run.cached.append(cached(prompt))
+        run.prefilled.append(run.cached[-1])
+        run.arrival.append(arrival)
+        for column in (run.first, run.done, run.start, run.begin, run.steps):
+            column.append(-1)
+        return len(run.prompt) - 1
+
+    def decode(r: int, clock: int, made: int) -> None:  # r decodes from `clock`, `made` tokens made so far
+        left = run.output[r] - made
+        plan = steps_of(left)
+        steps = left if plan is None else len(plan)
+        if plan is not None:
+            run.made[r] = plan
+        run.start[r], run.begin[r], run.steps[r] = clock, made, steps
+        nonlocal quotients
+        q, rest = bases[r] = divmod(run.prompt[r] + made - clock + bt - 1, bt)
+        if plan is None:
+            quotients, residues[rest] = quotients + q, residues[rest] + 1
+        heapq.heappush(ends, (clock + steps, r))
+
+    held, tau, created = 0, 0, 0
+    if concurrency is not None:
+        first = min(concurrency, requests) if requests is not None else concurrency
+        for i in range(first):
+            r = new(-1)
+            made = 0 if requests is not None else i * run.output[r] // concurrency
+            if made:  # desynchronized from the start: request i i/C of the way through its output
+                run.prefilled[r], run.first[r] = run.prompt[r], -1
+                decode(r, 0, made)
+            else:
+                waiting.append(r)
+            held += need(r)
+        created = first
+        held -= sum(need(r) for r in waiting)
+    now, goal = 0.0, warmup + measure
+    next_arrival = next(arrivals) if arrivals is not None else math.inf
+    i = 0
+    while len(run.finished) < goal:
+        while next_arrival <= now:  # the open loop's arrivals so far
+            waiting.append(new(next_arrival))
+            next_arrival = next(arrivals)
+        if len(waiting) > OVERLOADED:
+            raise OpgraphError(f"--rate {rate:g}: requests arrive faster than the engine finishes them ({len(run.finished):,} done in "
+                               f"{now:,.1f} s, {len(waiting):,} waiting); give a lower rate")
+        running = len(bases) + len(prefilling)
+        if not running and not waiting:  # idle until the next request
+            now = next_arrival
+            continue
+
+        def admissible() -> bool:
+            return bool(waiting) and running < engine.max_seqs and held + need(waiting[0]) <= blocks
+        # SGLang runs prompts first, in a batch of their own, whenever one is waiting to be prefilled
+        prefill_only = not engine.mixed and (bool(prefilling) or admissible())
+        decoding = 0 if prefill_only else len(bases)
+        budget = budget_full - decoding * per_decode
+        if budget < 0:
+            raise OpgraphError(f"{decoding:,} requests decode at once, {decoding * per_decode:,} tokens an iteration, "
+                               f"more than the engine's token budget ({budget_full:,}, --max-batch-tokens) holds; "
+                               f"give a larger budget or a lower concurrency")
+        chunked, ended = 0, 0
+        for r in prefilling:  # running requests' prompts, in order of admission, while the budget lasts
+            if budget == 0:
+                break
+            n = min(run.prompt[r] - run.prefilled[r], budget)
+            run.chunk_at.append(i), run.chunk_tokens.append(n), run.chunk_past.append(run.prefilled[r])
+            run.prefilled[r] += n
+            budget, chunked = budget - n, chunked + n
+            ended += run.prefilled[r] == run.prompt[r]
+        # then newcomers, first come first served, while the budget, the running limit and the KV cache allow; an
+        # engine without chunked prefill takes a prompt only whole
+        while budget > 0 and admissible() and (engine.chunked or run.prompt[waiting[0]] - run.prefilled[waiting[0]]
+                                              <= budget):
+            r = waiting.popleft()
+            held, running = held + need(r), running + 1
+            n = min(run.prompt[r] - run.prefilled[r], budget)
+            run.chunk_at.append(i), run.chunk_tokens.append(n), run.chunk_past.append(run.prefilled[r])
+            run.prefilled[r] += n
+            prefilling.append(r)
+            budget, chunked = budget - n, chunked + n
+            ended += run.prefilled[r] == run.prompt[r]
+        run.decoding.append(decoding), run.clock.append(tau), run.ends.append(ended)
+        run.tokens.append(decoding * per_decode + chunked)
+        run.rows.append(decoding * per_decode + ended)
+        tau += decoding > 0
+        finishing = []
+        for _ in range(ended):  # the prompts ended are the first of those prefilling: each samples its first token
+            r = prefilling.popleft()
+            run.first[r] = i
+            if run.output[r] == 1:
+                finishing.append(r)
+            else:
+                decode(r, tau, 1)
+        while ends and ends[0][0] <= tau:
+            finishing.append(heapq.heappop(ends)[1])
+        if price_one is not None:
+            now += price_one(run, i, list(bases))
+            run.end_time.append(now)
+        if finishing:
+            # the KV cache in use is largest just before requests leave (it only grows in between)
+            whole, part = divmod(tau, bt)
+            in_use = shared + quotients + whole * sum(residues) + sum(residues[bt - part:] if part else ())
+            in_use += sum(-(-(run.prompt[r] + run.begin[r] + sum(run.made[r][:tau - run.start[r]])) // bt)
+                          for r in bases if r in run.made)
+            in_use += sum(-(-run.prefilled[r] // bt) for r in prefilling)
+            in_use += sum(-(-(run.prompt[r] + 1) // bt) for r in finishing if r not in bases)
+            in_use -= sum(run.cached[r] // bt for r in bases) + sum(run.cached[r] // bt for r in prefilling)
+            in_use -= sum(run.cached[r] // bt for r in finishing if r not in bases)
+            run.peak_blocks = max(run.peak_blocks, in_use)
+            for r in sorted(finishing):  # in order of admission
+                if r in bases and r not in run.made:
+                    q, rest = bases[r]
+                    quotients, residues[rest] = quotients - q, residues[rest] - 1
+                bases.pop(r, None)
+                held -= need(r)
+                run.done[r] = i
+                run.finished.append(r)
+                if concurrency is not None and (requests is None or created < requests):
+                    waiting.append(new(i))  # the closed loop: a new request in its place at once
+                    created += 1
+                if len(run.finished) == warmup:
+                    run.began, run.queued = i, len(waiting)
+        i += 1
+    if warmup == 0:
+        run.began = -1
+    run.waiting_left = len(waiting)
+    return run
+
+
+def price(run: Run, low: int, high: int, ids, pricer, draft=None, k: int = 0) -> tuple[np.ndarray, dict]:
+    """Iterations [low, high) of `run`, whose decoding requests are among `ids`: each one's expected seconds (with
+    speculative decoding, the draft's k proposal iterations and the target's verify), and its seconds by kernel
+    class, an array each."""
+    n = high - low
+    decoding, tokens = np.asarray(run.decoding[low:high]), np.asarray(run.tokens[low:high])
+    rows, clocks = np.asarray(run.rows[low:high]), np.asarray(run.clock[low:high])
+    at = np.flatnonzero(decoding)  # the iterations that decode, one a clock value from clocks[at[0]] on
+    where, context = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if len(at):
+        clock, context, _, _ = run.decode_steps(ids, int(clocks[at[0]]), int(clocks[at[-1]]) + 1)
+        where = at[clock - clocks[at[0]]]
+    a, b = bisect.bisect_left(run.chunk_at, low), bisect.bisect_left(run.chunk_at, high)
+    chunks = tuple(np.asarray(c[a:b], dtype=np.int64) for c in (run.chunk_at, run.chunk_tokens, run.chunk_past))
+    chunks = (chunks[0] - low,) + chunks[1:]
+    expected, _, by_class = pricer.price_columns(tokens, rows, (where, context), 1 + k, chunks)
+    if draft is None:
+        return expected, by_class
+    # the draft: k decode iterations over the decoding requests (at their contexts + j), its prompts with the first
+    first = decoding + tokens - decoding * (1 + k)  # the first's tokens: a draft token each, and the chunks
+    sub_tokens = np.repeat(decoding, k)
+    sub_tokens[::k] = first
+    real = np.flatnonzero(sub_tokens > 0)  # without decodes, only the first runs (to prefill the draft's cache)
+    compact = np.full(n * k, -1)
+    compact[real] = np.arange(len(real))
+    pairs = (np.concatenate([compact[where * k + j] for j in range(k)]),
+             np.concatenate([context + j for j in range(k)]))
+    e, _, classes = draft.price_columns(sub_tokens[real], np.repeat(decoding, k)[real], pairs, 1,
+                                        (compact[chunks[0] * k], chunks[1], chunks[2]))
+    into = real // k
+    expected = expected + np.bincount(into, weights=e, minlength=n)
+    for kind, v in classes.items():
+        by_class[kind] = by_class.get(kind, 0.0) + np.bincount(into, weights=v, minlength=n)
+    return expected, by_class
