@@ -57,9 +57,9 @@ class Run:
         keep = (stop > first) & (steps > 0)
         ids, start, first, stop = ids[keep], start[keep], first[keep], stop[keep]
         lengths = stop - first
+        along = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths - first, lengths)  # = the clock
+        step = along - np.repeat(start, lengths)
         request = np.repeat(ids, lengths)
-        step = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(first - start,
-                                                                                                      lengths)
         if self.made:  # drawn: the tokens made before each step, and at it
             plans = [self.made[r] for r in ids.tolist()]
             made = np.concatenate([p[a - s:b - s] for p, a, b, s in zip(plans, first.tolist(), stop.tolist(),
@@ -67,10 +67,11 @@ class Run:
             before = np.concatenate([np.cumsum([0] + p[:b - s - 1])[a - s:] for p, a, b, s in
                                      zip(plans, first.tolist(), stop.tolist(), start.tolist())] or [np.zeros(0)])
             made, before = made.astype(np.int64), before.astype(np.int64)
-        else:
-            made, before = np.ones(len(step), dtype=np.int64), step
-        context = np.asarray(self.prompt)[request] + np.asarray(self.begin)[request] + before - 1
-        return step + np.repeat(start, lengths), context, made, request
+            context = (np.asarray(self.prompt)[request] + np.asarray(self.begin)[request]) + before - 1
+        else:  # one token a step: the context grows with the clock
+            made = np.ones(len(step), dtype=np.int64)
+            context = along + np.repeat(np.asarray(self.prompt)[ids] + np.asarray(self.begin)[ids] - start - 1, lengths)
+        return along, context, made, request
 
 
 def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *, concurrency: int | None,
@@ -80,58 +81,91 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
     (prompt, output); `cached(prompt)`: its tokens already cached; `steps_of(tokens)`: the tokens each decode step
     makes until `tokens` are made (speculative decoding: drawn; None: one a step). A closed loop of `concurrency`
     (a benchmark of `requests` in all when given); else an open loop: `arrivals` yields arrival times and
-    `price_one(run, i, decoding)` gives iteration i's seconds (`decoding`: ids among which its decoding requests are)."""
+    `price_one(run, i, decoding)` gives iteration i's seconds (`decoding`: ids among which its decoding requests
+    are)."""
     run, bt, budget_full, per_decode = Run(), engine.block_tokens, engine.max_batched_tokens, 1 + k
+    prompt, output, prefilled, first_at = run.prompt, run.output, run.prefilled, run.first
+    chunk_at, chunk_tokens, chunk_past = run.chunk_at.append, run.chunk_tokens.append, run.chunk_past.append
     waiting: deque[int] = deque()
     prefilling: deque[int] = deque()
     ends: list[tuple[int, int]] = []  # (decode clock at which it finishes, id): a heap
     # decoding requests: their KV blocks at clock t are ceil((base + t) / bt), base = prompt + made - start; kept as
     # base + bt - 1 = q bt + r, so that every one's blocks sum to sum(q) + n (t // bt) + #{r >= bt - t % bt}
     bases: dict[int, tuple[int, int]] = {}
-    residues, quotients = [0] * bt, 0
+    residues, quotients, bases_cached = [0] * bt, 0, 0  # bases_cached: their cached blocks, held once (shared)
 
     def need(r: int) -> int:  # KV blocks for its whole length, reserved at admission: none is evicted
-        return -(-(run.prompt[r] + run.output[r]) // bt) - run.cached[r] // bt
+        return -(-(prompt[r] + output[r]) // bt) - run.cached[r] // bt
 
     def new(arrival: float) -> int:
-        prompt, output = draw()
-        run.prompt.append(prompt)
-        run.output.append(output)
-        run.cached.append(cached(prompt))
-        run.prefilled.append(run.cached[-1])
+        p, g = draw()
+        prompt.append(p)
+        output.append(g)
+        run.cached.append(cached(p))
+        prefilled.append(run.cached[-1])
         run.arrival.append(arrival)
-        for column in (run.first, run.done, run.start, run.begin, run.steps):
+        for column in (first_at, run.done, run.start, run.begin, run.steps):
             column.append(-1)
-        return len(run.prompt) - 1
+        return len(prompt) - 1
 
     def decode(r: int, clock: int, made: int) -> None:  # r decodes from `clock`, `made` tokens made so far
-        left = run.output[r] - made
+        nonlocal quotients, bases_cached
+        left = output[r] - made
         plan = steps_of(left)
         steps = left if plan is None else len(plan)
         if plan is not None:
             run.made[r] = plan
         run.start[r], run.begin[r], run.steps[r] = clock, made, steps
-        nonlocal quotients
-        q, rest = bases[r] = divmod(run.prompt[r] + made - clock + bt - 1, bt)
+        q, rest = bases[r] = divmod(prompt[r] + made - clock + bt - 1, bt)
         if plan is None:
             quotients, residues[rest] = quotients + q, residues[rest] + 1
+        bases_cached += run.cached[r] // bt
         heapq.heappush(ends, (clock + steps, r))
+
+    def finish(i: int, finishing=()) -> None:  # iteration i ends: the requests done leave, the closed loop refills
+        nonlocal held, created, quotients, bases_cached
+        finishing = list(finishing)
+        while ends and ends[0][0] <= tau:
+            finishing.append(heapq.heappop(ends)[1])
+        if not finishing:
+            return
+        # the KV cache in use is largest just before requests leave (it only grows in between)
+        whole, part = divmod(tau, bt)
+        in_use = shared + quotients + whole * sum(residues) + sum(residues[bt - part:] if part else ())
+        if run.made:
+            in_use += sum(-(-(prompt[r] + run.begin[r] + sum(run.made[r][:tau - run.start[r]])) // bt)
+                          for r in bases if r in run.made)
+        in_use += sum(-(-prefilled[r] // bt) - run.cached[r] // bt for r in prefilling) - bases_cached
+        in_use += sum(-(-(prompt[r] + 1) // bt) - run.cached[r] // bt for r in finishing if r not in bases)
+        run.peak_blocks = max(run.peak_blocks, in_use)
+        for r in sorted(finishing):  # in order of admission
+            if r in bases:
+                q, rest = bases.pop(r)
+                if r not in run.made:
+                    quotients, residues[rest] = quotients - q, residues[rest] - 1
+                bases_cached -= run.cached[r] // bt
+            held -= need(r)
+            run.done[r] = i
+            run.finished.append(r)
+            if concurrency is not None and (requests is None or created < requests):
+                waiting.append(new(i))  # the closed loop: a new request in its place at once
+                created += 1
+            if len(run.finished) == warmup:
+                run.began, run.queued = i, len(waiting)
 
     held, tau, created = 0, 0, 0
     if concurrency is not None:
-        first = min(concurrency, requests) if requests is not None else concurrency
-        for i in range(first):
+        created = min(concurrency, requests) if requests is not None else concurrency
+        for i in range(created):
             r = new(-1)
-            made = 0 if requests is not None else i * run.output[r] // concurrency
+            made = 0 if requests is not None else i * output[r] // concurrency
             if made:  # desynchronized from the start: request i i/C of the way through its output
-                run.prefilled[r], run.first[r] = run.prompt[r], -1
+                prefilled[r] = prompt[r]
                 decode(r, 0, made)
+                held += need(r)
             else:
                 waiting.append(r)
-            held += need(r)
-        created = first
-        held -= sum(need(r) for r in waiting)
-    now, goal = 0.0, warmup + measure
+    now, goal, most, mixed = 0.0, warmup + measure, engine.max_seqs, engine.mixed
     next_arrival = next(arrivals) if arrivals is not None else math.inf
     i = 0
     while len(run.finished) < goal:
@@ -139,18 +173,26 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
             waiting.append(new(next_arrival))
             next_arrival = next(arrivals)
         if len(waiting) > OVERLOADED:
-            raise OpgraphError(f"--rate {rate:g}: requests arrive faster than the engine finishes them ({len(run.finished):,} done in "
-                               f"{now:,.1f} s, {len(waiting):,} waiting); give a lower rate")
-        running = len(bases) + len(prefilling)
+            raise OpgraphError(f"--rate {rate:g}: requests arrive faster than the engine finishes them "
+                               f"({len(run.finished):,} done in {now:,.1f} s, {len(waiting):,} waiting); give a lower "
+                               f"rate")
+        running, decoding = len(bases) + len(prefilling), len(bases)
         if not running and not waiting:  # idle until the next request
             now = next_arrival
             continue
-
-        def admissible() -> bool:
-            return bool(waiting) and running < engine.max_seqs and held + need(waiting[0]) <= blocks
-        # SGLang runs prompts first, in a batch of their own, whenever one is waiting to be prefilled
-        prefill_only = not engine.mixed and (bool(prefilling) or admissible())
-        decoding = 0 if prefill_only else len(bases)
+        admissible = bool(waiting) and running < most and held + need(waiting[0]) <= blocks
+        if not mixed and (prefilling or admissible):  # SGLang runs prompts first, in a batch of their own
+            decoding = 0
+        elif not waiting and not prefilling and price_one is None:
+            # decode steps alone, alike but for their clock, until the next request finishes: taken at once
+            steps = ends[0][0] - tau
+            run.decoding.extend([decoding] * steps), run.clock.extend(range(tau, tau + steps))
+            run.ends.extend([0] * steps), run.tokens.extend([decoding * per_decode] * steps)
+            run.rows.extend([decoding * per_decode] * steps)
+            i, tau = i + steps - 1, tau + steps
+            finish(i)
+            i += 1
+            continue
         budget = budget_full - decoding * per_decode
         if budget < 0:
             raise OpgraphError(f"{decoding:,} requests decode at once, {decoding * per_decode:,} tokens an iteration, "
@@ -160,23 +202,23 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         for r in prefilling:  # running requests' prompts, in order of admission, while the budget lasts
             if budget == 0:
                 break
-            n = min(run.prompt[r] - run.prefilled[r], budget)
-            run.chunk_at.append(i), run.chunk_tokens.append(n), run.chunk_past.append(run.prefilled[r])
-            run.prefilled[r] += n
+            n = min(prompt[r] - prefilled[r], budget)
+            chunk_at(i), chunk_tokens(n), chunk_past(prefilled[r])
+            prefilled[r] += n
             budget, chunked = budget - n, chunked + n
-            ended += run.prefilled[r] == run.prompt[r]
+            ended += prefilled[r] == prompt[r]
         # then newcomers, first come first served, while the budget, the running limit and the KV cache allow; an
         # engine without chunked prefill takes a prompt only whole
-        while budget > 0 and admissible() and (engine.chunked or run.prompt[waiting[0]] - run.prefilled[waiting[0]]
-                                              <= budget):
+        while budget > 0 and admissible and (engine.chunked or prompt[waiting[0]] - prefilled[waiting[0]] <= budget):
             r = waiting.popleft()
             held, running = held + need(r), running + 1
-            n = min(run.prompt[r] - run.prefilled[r], budget)
-            run.chunk_at.append(i), run.chunk_tokens.append(n), run.chunk_past.append(run.prefilled[r])
-            run.prefilled[r] += n
+            n = min(prompt[r] - prefilled[r], budget)
+            chunk_at(i), chunk_tokens(n), chunk_past(prefilled[r])
+            prefilled[r] += n
             prefilling.append(r)
             budget, chunked = budget - n, chunked + n
-            ended += run.prefilled[r] == run.prompt[r]
+            ended += prefilled[r] == prompt[r]
+            admissible = bool(waiting) and running < most and held + need(waiting[0]) <= blocks
         run.decoding.append(decoding), run.clock.append(tau), run.ends.append(ended)
         run.tokens.append(decoding * per_decode + chunked)
         run.rows.append(decoding * per_decode + ended)
@@ -184,40 +226,15 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         finishing = []
         for _ in range(ended):  # the prompts ended are the first of those prefilling: each samples its first token
             r = prefilling.popleft()
-            run.first[r] = i
-            if run.output[r] == 1:
+            first_at[r] = i
+            if output[r] == 1:
                 finishing.append(r)
             else:
                 decode(r, tau, 1)
-        while ends and ends[0][0] <= tau:
-            finishing.append(heapq.heappop(ends)[1])
         if price_one is not None:
             now += price_one(run, i, list(bases))
             run.end_time.append(now)
-        if finishing:
-            # the KV cache in use is largest just before requests leave (it only grows in between)
-            whole, part = divmod(tau, bt)
-            in_use = shared + quotients + whole * sum(residues) + sum(residues[bt - part:] if part else ())
-            in_use += sum(-(-(run.prompt[r] + run.begin[r] + sum(run.made[r][:tau - run.start[r]])) // bt)
-                          for r in bases if r in run.made)
-            in_use += sum(-(-run.prefilled[r] // bt) for r in prefilling)
-            in_use += sum(-(-(run.prompt[r] + 1) // bt) for r in finishing if r not in bases)
-            in_use -= sum(run.cached[r] // bt for r in bases) + sum(run.cached[r] // bt for r in prefilling)
-            in_use -= sum(run.cached[r] // bt for r in finishing if r not in bases)
-            run.peak_blocks = max(run.peak_blocks, in_use)
-            for r in sorted(finishing):  # in order of admission
-                if r in bases and r not in run.made:
-                    q, rest = bases[r]
-                    quotients, residues[rest] = quotients - q, residues[rest] - 1
-                bases.pop(r, None)
-                held -= need(r)
-                run.done[r] = i
-                run.finished.append(r)
-                if concurrency is not None and (requests is None or created < requests):
-                    waiting.append(new(i))  # the closed loop: a new request in its place at once
-                    created += 1
-                if len(run.finished) == warmup:
-                    run.began, run.queued = i, len(waiting)
+        finish(i, finishing)
         i += 1
     if warmup == 0:
         run.began = -1
@@ -225,17 +242,17 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
     return run
 
 
-def price(run: Run, low: int, high: int, ids, pricer, draft=None, k: int = 0) -> tuple[np.ndarray, dict]:
+def price(run: Run, low: int, high: int, ids, pricer, draft=None, k: int = 0, steps=None) -> tuple[np.ndarray, dict]:
     """Iterations [low, high) of `run`, whose decoding requests are among `ids`: each one's expected seconds (with
     speculative decoding, the draft's k proposal iterations and the target's verify), and its seconds by kernel
-    class, an array each."""
+    class, an array each. `steps`: the decode steps of those iterations (Run.decode_steps), if already found."""
     n = high - low
     decoding, tokens = np.asarray(run.decoding[low:high]), np.asarray(run.tokens[low:high])
     rows, clocks = np.asarray(run.rows[low:high]), np.asarray(run.clock[low:high])
     at = np.flatnonzero(decoding)  # the iterations that decode, one a clock value from clocks[at[0]] on
     where, context = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     if len(at):
-        clock, context, _, _ = run.decode_steps(ids, int(clocks[at[0]]), int(clocks[at[-1]]) + 1)
+        clock, context, _, _ = steps or run.decode_steps(ids, int(clocks[at[0]]), int(clocks[at[-1]]) + 1)
         where = at[clock - clocks[at[0]]]
     a, b = bisect.bisect_left(run.chunk_at, low), bisect.bisect_left(run.chunk_at, high)
     chunks = tuple(np.asarray(c[a:b], dtype=np.int64) for c in (run.chunk_at, run.chunk_tokens, run.chunk_past))

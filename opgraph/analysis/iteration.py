@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import collections
 import functools
 
 import attrs
@@ -57,6 +58,20 @@ def _flat(model):
     """A pipeline's model as one pass of a batch through all its stages: every block once at the whole batch (the
     blocks a pipeline model holds), not split into micro-batches."""
     return attrs.evolve(model, stages=(), micro=None, micro_batches=1) if model.stages else model
+
+
+KEPT_PRICERS = 16  # pricers kept for later calls (each holds its traces and attention tables)
+_PRICERS: collections.OrderedDict = collections.OrderedDict()
+
+
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
+    """(a, b) where y = a + b x at every point to 1e-13 (a column of the attention table that is a straight line in
+    the past, as attention's work is without a window), else None."""
+    if len(x) < 2:
+        return None
+    b = (y[-1] - y[0]) / (x[-1] - x[0])
+    a = y[0] - b * x[0]
+    return (a, b) if np.allclose(a + b * x, y, rtol=1e-13, atol=0.0) else None
 
 
 def _many(traced: Traced, variable: str, sizes: np.ndarray) -> dict:
@@ -106,6 +121,20 @@ class IterationPricer:
         self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # queries -> (values, filled)
         self._table_labels: dict[int, dict] = {}  # queries -> the labels of its table's rows, and their columns
         self._kernel_counts: dict = {}  # each attention kernel's count (label (block, kernel, "count")), fixed
+
+    @classmethod
+    def of(cls, build, plan: FusionPlan, hw: Hardware) -> "IterationPricer":
+        """A pricer of this model, plan and GPU, kept for the next call with the same ones (the same `build`, plan and
+        hardware objects): what it has traced and tabled serves every later run, as a search's repeated calls want."""
+        key = (getattr(build, "__func__", build), id(getattr(build, "__self__", build)), id(plan), id(hw))
+        held = _PRICERS.get(key)
+        if held is not None and held.build == build and held.plan is plan and held.hw is hw:
+            _PRICERS.move_to_end(key)
+            return held
+        pricer = _PRICERS[key] = cls(build, plan, hw)
+        while len(_PRICERS) > KEPT_PRICERS:
+            _PRICERS.popitem(last=False)
+        return pricer
 
     @property
     def lanes(self) -> int:
@@ -234,7 +263,12 @@ class IterationPricer:
 
     def _table_rows(self, queries: int, pasts: np.ndarray) -> np.ndarray:
         """One sequence's attention work at `queries` over each of `pasts`, a row each, in the columns of every
-        label met so far; the table of `queries` filled (and grown) as pasts are met."""
+        label met so far."""
+        return self._filled(queries, pasts)[pasts]
+
+    def _filled(self, queries: int, pasts: np.ndarray) -> np.ndarray:
+        """The table of one sequence's attention work at `queries` by past (a row a past, a column a label), filled
+        (and grown) for `pasts`."""
         values, filled = self._tables.get(queries, (np.zeros((0, len(self._columns))), np.zeros(0, dtype=bool)))
         top = int(pasts.max()) + 1 if len(pasts) else 0
         if top > len(filled):  # grow, doubling
@@ -262,7 +296,7 @@ class IterationPricer:
             self._columns_of(queries).update(zip(labels, columns.tolist()))
             self._kernel_counts.update(counts)
         self._tables[queries] = values, filled
-        return values[pasts]
+        return values
 
     def _widened(self, values: np.ndarray) -> np.ndarray:
         """`values` with a column of zeros for each label met since it was made."""
@@ -379,11 +413,19 @@ class IterationPricer:
         work, used = np.zeros((n, 0)), {}
         where, pasts = (np.asarray(a, dtype=np.int64) for a in decodes)
         if len(where):
-            table = self._table_rows(queries, pasts)
+            table = self._filled(queries, pasts)
             used.update(self._columns_of(queries))
             work = np.zeros((n, table.shape[1]))
+            filled = np.flatnonzero(self._tables[queries][1])
+            count = np.bincount(where, minlength=n).astype(float)
+            summed = np.bincount(where, weights=pasts.astype(float), minlength=n)
             for j in set(used.values()):
-                work[:, j] = np.bincount(where, weights=table[:, j], minlength=n)
+                column = np.ascontiguousarray(table[:, j])
+                line = _line(filled, column[filled])
+                if line is None:  # one gather from the table's column, one sum by iteration
+                    work[:, j] = np.bincount(where, weights=column[pasts], minlength=n)
+                else:  # a straight line in the past (attention's FLOPs and bytes): its sum is the pasts' sum
+                    work[:, j] = line[0] * count + line[1] * summed
         where, news, pasts = (np.asarray(a, dtype=np.int64) for a in chunks)
         if len(where):
             shapes, at = np.unique(np.stack([news, pasts]), axis=1, return_inverse=True)

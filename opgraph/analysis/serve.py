@@ -273,14 +273,14 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     def cached(p: int) -> int:
         return min(prefix, p - 1) // bt * bt
 
-    pricer = IterationPricer(build, plan, hw)
+    pricer = IterationPricer.of(build, plan, hw)
     # pipeline parallelism: as many batches in flight as stages, one a stage (vLLM's batch queue); each lane is run
     # as an engine of its own over its share of the requests, its steps priced through every stage
     lanes = pricer.lanes
     if lanes > 1 and speculation is not None:
         raise OpgraphError("speculative decoding with pipeline parallelism (--pp) is not modelled: give --tp instead")
     spec = speculation
-    draft = IterationPricer(spec.build, plan, hw) if spec else None
+    draft = IterationPricer.of(spec.build, plan, hw) if spec else None
     k = spec.tokens if spec else 0
     longest = prompts[1] + outputs[1]
     if not engine.chunked and prompts[1] - cached(prompts[1]) > engine.max_batched_tokens:
@@ -362,11 +362,16 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         return tooks[-1]
     tooks: list[float] = []
     costs: list[dict] = []
-    run = engine_run.schedule(engine, k, blocks, shared, cached, lambda: (rng.randint(*prompts), rng.randint(*outputs)),
-                              steps_of, concurrency=concurrency, requests=requests, warmup=warmup, measure=measure,
-                              arrivals=arrivals, price_one=None if rate is None else price_one, rate=rate)
+    def draw() -> tuple[int, int]:  # a new request's lengths (fixed ones draw nothing)
+        return (prompts[0] if prompts[0] == prompts[1] else rng.randint(*prompts),
+                outputs[0] if outputs[0] == outputs[1] else rng.randint(*outputs))
+    run = engine_run.schedule(engine, k, blocks, shared, cached, draw, steps_of, concurrency=concurrency,
+                              requests=requests, warmup=warmup, measure=measure, arrivals=arrivals,
+                              price_one=None if rate is None else price_one, rate=rate)
+    decodes_at = np.flatnonzero(np.asarray(run.decoding))  # the iterations that decode, by clock
+    steps = run.decode_steps(range(len(run.prompt)), 0, len(decodes_at))  # every request's decode steps
     if rate is None:
-        took, by_iteration = engine_run.price(run, 0, len(run.tokens), range(len(run.prompt)), pricer, draft, k)
+        took, by_iteration = engine_run.price(run, 0, len(run.tokens), None, pricer, draft, k, steps)
         took = took + overhead_s
         ended = np.concatenate([np.cumsum(took), [0.0]])  # index -1: the start
         arrived = ended[np.asarray(run.arrival, dtype=np.int64)]
@@ -384,13 +389,17 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     if rate is not None and run.waiting_left > (run.queued if warmup else 0) + max(10, measure // 4):
         served = len(measured) / (end - start) if end > start else 0.0
         raise OpgraphError(f"--rate {rate:g}: requests arrive faster than the engine finishes them (about "
-                           f"{served:,.2f} a second at this load; {run.waiting_left:,} waiting at the end): there is no "
-                           f"steady state; give a lower rate")
+                           f"{served:,.2f} a second at this load; {run.waiting_left:,} waiting at the end): there is "
+                           f"no steady state; give a lower rate")
     first, last = ended[np.asarray(run.first)[measured]], ended[np.asarray(run.done)[measured]]
     output = np.asarray(run.output)[measured]
     # every decode step of a measured request: the time since its last token, shared by the tokens it made
-    decodes_at = np.flatnonzero(np.asarray(run.decoding))
-    clock, _, made, request = run.decode_steps(measured, 0, len(decodes_at))
+    clock, _, made, request = steps
+    is_measured = np.zeros(len(run.prompt), dtype=bool)
+    is_measured[measured] = True
+    out = np.bincount(decodes_at[clock], weights=made, minlength=len(took)) + np.asarray(run.ends)  # tokens made
+    mine = is_measured[request]
+    clock, made, request = clock[mine], made[mine], request[mine]
     # a step after the first follows its request's step of the clock before: its gap is the clock's, the same for
     # every request (shared by the tokens it made), so those are counted by (clock, tokens made), not listed
     later = clock > np.asarray(run.start)[request]
@@ -401,11 +410,6 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     gap_of = np.diff(np.concatenate([[0.0], ended[decodes_at]]))  # a clock's gap: since the clock before
     itl_values = np.concatenate([gap_of[keys // kinds] / (keys % kinds), first_gap / made[~later]])
     itl_counts = np.concatenate([counts[keys], made[~later]]).astype(np.int64)
-    if spec is None:
-        out = np.asarray(run.decoding) + np.asarray(run.ends)
-    else:  # the tokens every request's steps made, iteration by iteration
-        every_clock, _, every_made, _ = run.decode_steps(range(len(run.prompt)), 0, len(decodes_at))
-        out = np.bincount(decodes_at[every_clock], weights=every_made, minlength=len(took)) + np.asarray(run.ends)
     gpus, replicas = pricer.gpus, pricer.replicas
     total_time = float(took[counted].sum())
     by_class = {kind: float(v[counted].sum()) for kind, v in by_iteration.items()}
