@@ -1,11 +1,12 @@
 """Time `opgraph serve` in process (issue 17 §2): the closed loop's steady state in closed form (target: well under a
 second) and the event run's iterations a second (target: at least 100,000).
 
-Both serve llama-3-8b (or --model) on the H100 SXM with vLLM's scheduler and kernels: a closed loop of --concurrency
+Both serve llama-3-8b (or --model) on the H100 SXM with vLLM's scheduler and kernels (or --engine's): a closed loop of --concurrency
 requests of 1,024 prompt and 256 output tokens. The event run is timed over --measure completions, every iteration
 counted (no warm-up; its traces made by an untimed run first, as a search or a repeated call would have them); the closed form (opgraph.analysis.capacity.steady) is timed the same way, from a fresh pricer.
 
-    python benchmarks/bench_serve.py [--model llama-3-8b] [--concurrency 64] [--measure 2000] [--repeat 3]
+    python benchmarks/bench_serve.py [--model llama-3-8b] [--engine vllm] [--concurrency 64] [--measure 2000]
+                                     [--repeat 3]
 
 Prints medians of --repeat runs; the machines are shared and noisy, so quote medians.
 """
@@ -19,7 +20,7 @@ import time
 from opgraph import hardware, models, strategy
 from opgraph.analysis.capacity import steady
 from opgraph.analysis.iteration import IterationPricer
-from opgraph.analysis.serve import serve, vllm
+from opgraph.analysis.serve import ENGINES, serve
 
 ITERATIONS_PER_S, STEADY_S = 100_000, 0.5
 
@@ -27,12 +28,13 @@ ITERATIONS_PER_S, STEADY_S = 100_000, 0.5
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="llama-3-8b")
+    ap.add_argument("--engine", choices=sorted(ENGINES), default="vllm")
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--measure", type=int, default=2000, help="completions measured after the warm-up")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     hw, build = hardware.load("h100-sxm"), models.get(args.model).build
-    engine = vllm(hw)
+    engine = ENGINES[args.engine](hw)
     plan = strategy(engine.plan)
     run = dict(concurrency=args.concurrency, prompt=1024, output=256, engine=engine)
     serve(build, plan, hw, **run, measure=args.measure)  # untimed: the traces (the models' builds are cached)
@@ -45,7 +47,7 @@ def main() -> int:
         steady(IterationPricer(build, plan, hw), engine, args.concurrency, 1024, 256)
         closed.append(time.perf_counter() - t0)
     rate, fast = statistics.median(rates), statistics.median(closed)
-    print(f"{args.model}, concurrency {args.concurrency}, 1,024 -> 256 tokens: event run {rate:,.0f} iterations a "
+    print(f"{args.model}, {args.engine}, concurrency {args.concurrency}, 1,024 -> 256 tokens: event run {rate:,.0f} iterations a "
           f"second (median of {args.repeat}); closed-form steady state {fast * 1e3:,.0f} ms from a fresh pricer")
     met_rate, met_fast = rate >= ITERATIONS_PER_S, fast < STEADY_S
     print(f"target >= {ITERATIONS_PER_S:,} iterations a second: {'met' if met_rate else 'MISSED'}; "

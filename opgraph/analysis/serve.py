@@ -369,7 +369,8 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                               requests=requests, warmup=warmup, measure=measure, arrivals=arrivals,
                               price_one=None if rate is None else price_one, rate=rate)
     decodes_at = np.flatnonzero(np.asarray(run.decoding))  # the iterations that decode, by clock
-    steps = run.decode_steps(range(len(run.prompt)), 0, len(decodes_at))  # every request's decode steps
+    # every request's decode steps: to price a closed loop, and to count the tokens drawn steps made
+    steps = run.decode_steps(range(len(run.prompt)), 0, len(decodes_at)) if rate is None or spec else None
     if rate is None:
         took, by_iteration = engine_run.price(run, 0, len(run.tokens), None, pricer, draft, k, steps)
         took = took + overhead_s
@@ -394,22 +395,10 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     first, last = ended[np.asarray(run.first)[measured]], ended[np.asarray(run.done)[measured]]
     output = np.asarray(run.output)[measured]
     # every decode step of a measured request: the time since its last token, shared by the tokens it made
-    clock, _, made, request = steps
-    is_measured = np.zeros(len(run.prompt), dtype=bool)
-    is_measured[measured] = True
-    out = np.bincount(decodes_at[clock], weights=made, minlength=len(took)) + np.asarray(run.ends)  # tokens made
-    mine = is_measured[request]
-    clock, made, request = clock[mine], made[mine], request[mine]
-    # a step after the first follows its request's step of the clock before: its gap is the clock's, the same for
-    # every request (shared by the tokens it made), so those are counted by (clock, tokens made), not listed
-    later = clock > np.asarray(run.start)[request]
-    first_gap = ended[decodes_at[clock[~later]]] - ended[np.asarray(run.first)[request[~later]]]
-    kinds = k + 2
-    counts = np.bincount(clock[later] * kinds + made[later], weights=made[later])
-    keys = np.flatnonzero(counts)
-    gap_of = np.diff(np.concatenate([[0.0], ended[decodes_at]]))  # a clock's gap: since the clock before
-    itl_values = np.concatenate([gap_of[keys // kinds] / (keys % kinds), first_gap / made[~later]])
-    itl_counts = np.concatenate([counts[keys], made[~later]]).astype(np.int64)
+    out = np.asarray(run.decoding) + np.asarray(run.ends)  # tokens made, iteration by iteration
+    if spec is not None:
+        out = out - np.asarray(run.decoding) + np.bincount(decodes_at[steps[0]], weights=steps[2], minlength=len(took))
+    itl_values, itl_counts = _gaps(run, measured, ended, decodes_at, None if spec is None else steps, k)
     gpus, replicas = pricer.gpus, pricer.replicas
     total_time = float(took[counted].sum())
     by_class = {kind: float(v[counted].sum()) for kind, v in by_iteration.items()}
@@ -437,6 +426,37 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                    lanes * blocks + shared, run.peak_blocks / (blocks + shared), len(measured), int(counted.sum()),
                    overhead_s, notes, None if rate is None else rate * lanes, seed, prefix, spec,
                    None if requests is None else requests * lanes)
+
+
+def _gaps(run: engine_run.Run, measured: np.ndarray, ended: np.ndarray, decodes_at: np.ndarray, steps, k: int):
+    """The gaps between the tokens of the `measured` requests, as (values, how many times each), from the iterations'
+    ends (`ended`, -1: the start) and the iterations that decode (`decodes_at`, by clock). A step after a request's
+    first follows its step of the clock before, so its gap is the clock's, the same for every request, shared by the
+    tokens it made: those are counted by clock (and tokens made, given drawn `steps`), not listed."""
+    measured = np.sort(measured)  # by id, as `steps` lists requests
+    start, first = np.asarray(run.start)[measured], np.asarray(run.first)[measured]
+    decoded = np.asarray(run.steps)[measured] > 0
+    start, first = start[decoded], first[decoded]
+    gap_of = np.diff(np.concatenate([[0.0], ended[decodes_at]]))  # a clock's gap: since the clock before
+    first_gap = ended[decodes_at[start]] - ended[first]  # a request's first step: since its first token
+    if steps is None:  # one token a step: each request's later steps are a range of clocks
+        stop = start + np.asarray(run.steps)[measured][decoded]
+        edges = np.bincount(start + 1, minlength=len(decodes_at) + 1) - np.bincount(stop, minlength=len(decodes_at) + 1)
+        counts = np.cumsum(edges)[:len(decodes_at)]
+        keys = np.flatnonzero(counts)
+        return np.concatenate([gap_of[keys], first_gap]), np.concatenate([counts[keys], np.ones(len(start), int)])
+    clock, _, made, request = steps
+    is_measured = np.zeros(len(run.prompt), dtype=bool)
+    is_measured[measured] = True
+    mine = is_measured[request]
+    clock, made, request = clock[mine], made[mine], request[mine]
+    later = clock > np.asarray(run.start)[request]
+    kinds = k + 2
+    counts = np.bincount(clock[later] * kinds + made[later], weights=made[later])
+    keys = np.flatnonzero(counts)
+    first_made = made[~later]  # one first step a request, by id, as `first_gap` is
+    return (np.concatenate([gap_of[keys // kinds] / (keys % kinds), first_gap / first_made]),
+            np.concatenate([counts[keys], first_made]).astype(np.int64))
 
 
 def kv_blocks(build, plan: FusionPlan, hw: Hardware, engine: Engine, length: int,
