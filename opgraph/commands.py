@@ -353,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "does (vLLM's bench serve --num-prompts N --max-concurrency C): N requests in all, the first "
                            "C sent at once, every one counted, first wave and drain included (default: the steady "
                            "state of an endless loop, after a warm-up)")
+            p.add_argument("--queue", action="store_true", help="with --concurrency: requests beyond what the engine "
+                           "runs at once (--max-seqs) or what its KV cache holds wait for room, first come first "
+                           "served, as engines queue them, and their TTFT includes the wait (default: such a "
+                           "concurrency is refused, saying how many fit)")
             p.add_argument("--seed", type=_int, default=0, help="of the arrivals and the lengths drawn (default: 0)")
             p.add_argument("--prefix", type=_int, default=0, metavar="N", help="tokens at the start of every prompt "
                            "shared and already cached (prefix caching: whole KV blocks, held once, not prefilled "

@@ -279,7 +279,7 @@ def serving_run(a):
                                                                   a.draft_tokens, figures)
     return serve.serve(build(a), choices.plan(a.fusion or engine.plan), hw, concurrency=a.concurrency, rate=a.rate,
                        prompt=_span("--prompt", a.prompt), output=_span("--output", a.output), engine=engine,
-                       seed=a.seed, prefix=a.prefix, speculation=speculation, requests=a.requests,
+                       seed=a.seed, prefix=a.prefix, speculation=speculation, requests=a.requests, queue=a.queue,
                        overhead_s=None if a.overhead_us is None else
                        checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6)
 

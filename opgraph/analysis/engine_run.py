@@ -153,19 +153,20 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
             if len(run.finished) == warmup:
                 run.began, run.queued = i, len(waiting)
 
-    held, tau, created = 0, 0, 0
+    held, tau, created, most = 0, 0, 0, engine.max_seqs
     if concurrency is not None:
         created = min(concurrency, requests) if requests is not None else concurrency
         for i in range(created):
             r = new(-1)
             made = 0 if requests is not None else i * output[r] // concurrency
-            if made:  # desynchronized from the start: request i i/C of the way through its output
+            if made and len(bases) < most and held + need(r) <= blocks:
+                # desynchronized from the start: request i i/C of the way through its output (those that fit)
                 prefilled[r] = prompt[r]
                 decode(r, 0, made)
                 held += need(r)
             else:
                 waiting.append(r)
-    now, goal, most, mixed = 0.0, warmup + measure, engine.max_seqs, engine.mixed
+    now, goal, mixed = 0.0, warmup + measure, engine.mixed
     next_arrival = next(arrivals) if arrivals is not None else math.inf
     i = 0
     while len(run.finished) < goal:

@@ -248,7 +248,7 @@ def length_range(name: str, value, minimum: int = 1) -> tuple[int, int]:
 def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency: int | None = None,
           rate: float | None = None, engine: Engine | None = None, overhead_s: float | None = None,
           warmup: int | None = None, measure: int | None = None, seed: int = 0, prefix: int = 0,
-          speculation: Speculation | None = None, requests: int | None = None) -> Serving:
+          speculation: Speculation | None = None, requests: int | None = None, queue: bool = False) -> Serving:
     """The steady state of requests of `prompt` tokens generating `output` tokens each (a length, or a range
     (low, high) each request draws from uniformly): a closed loop of `concurrency` requests in flight, or an open
     loop of requests arriving at `rate` a second (Poisson, seeded by `seed`). `warmup` completions are not counted
@@ -259,7 +259,9 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     model proposes tokens for the decoding requests, verified by the target each step (assumed acceptance, seeded
     draws); its weights and KV cache share the GPU. `requests`: a closed loop run as a benchmark client runs it (vLLM's
     `bench serve --num-prompts N --max-concurrency C`): N requests in all, the first C sent at once, a new one as each
-    finishes while any are left, every one counted (no warm-up; the first wave and the drain included)."""
+    finishes while any are left, every one counted (no warm-up; the first wave and the drain included). `queue`: a
+    closed loop may hold more requests than the engine runs at once or its KV cache holds; the others wait for room,
+    first come first served (else such a concurrency is refused)."""
     if (concurrency is None) == (rate is None):
         raise OpgraphError("give one of --concurrency (requests in flight) and --rate (requests a second)")
     prompts, outputs = length_range("--prompt", prompt), length_range("--output", output)
@@ -293,15 +295,20 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     total = concurrency
     if concurrency is not None:
         concurrency = checks.integer("--concurrency", concurrency)
-        if concurrency > engine.max_seqs:
+        fits = min(engine.max_seqs, blocks // per_request)  # requests that run at once, each held whole
+        if not fits:
+            raise OpgraphError(f"the KV cache holds {blocks:,} blocks of {engine.block_tokens} tokens on each GPU, "
+                               f"fewer than one request of {longest:,} tokens needs ({per_request:,}): use more GPUs "
+                               f"(--tp) or a shorter request")
+        if concurrency > engine.max_seqs and not queue:
             raise OpgraphError(f"--concurrency {concurrency}: the engine runs at most {engine.max_seqs:,} requests "
-                               f"at once (--max-seqs); give --max-seqs {concurrency} or a lower concurrency")
-        if concurrency * per_request > blocks:
-            fits = blocks // per_request
+                               f"at once (--max-seqs); give --max-seqs {concurrency} or a lower concurrency, or "
+                               f"--queue to let the others wait")
+        if concurrency * per_request > blocks and not queue:
             raise OpgraphError(f"--concurrency {concurrency}: the KV cache holds {blocks:,} blocks of "
                                f"{engine.block_tokens} tokens on each GPU, {per_request:,} for each request of "
-                               f"{longest:,} tokens, so at most {fits:,} requests at once"
-                               + ("" if fits else "; not even one: use more GPUs (--tp) or a shorter request"))
+                               f"{longest:,} tokens, so at most {fits:,} requests at once; give --queue to let the "
+                               f"others wait for room")
         if concurrency % lanes:
             raise OpgraphError(f"--concurrency {concurrency}: with --pp {lanes} the engine keeps {lanes} batches in "
                                f"flight, one a stage, each with its share of the requests; give a multiple of {lanes}")
@@ -309,11 +316,6 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
             raise OpgraphError(f"--requests {requests}: with --pp {lanes}, give a multiple of {lanes} (each of the "
                                f"{lanes} batches in flight serves its share)")
         concurrency, requests = concurrency // lanes, None if requests is None else requests // lanes
-        if concurrency * (1 + k) > engine.max_batched_tokens:
-            raise OpgraphError(f"--concurrency {total}: {concurrency:,} requests decoding take "
-                               f"{concurrency * (1 + k):,} tokens an iteration, more than the engine's budget of "
-                               f"{engine.max_batched_tokens:,} (--max-batch-tokens); give a larger budget or a lower "
-                               f"concurrency")
         if requests is not None:  # a benchmark: the first C at once, N in all, every one counted
             requests = checks.integer("--requests", requests)
             if warmup or measure:
@@ -345,6 +347,13 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         raise OpgraphError(f"the KV cache's share of each of the {lanes} batches in flight ({blocks:,} blocks of "
                            f"{bt} tokens) is less than one request of {longest:,} tokens needs ({per_request:,}): "
                            f"use more GPUs (--tp) or a shorter request")
+    if concurrency is not None:
+        decoding = min(concurrency, engine.max_seqs, blocks // per_request)  # the most that decode at once, a lane
+        if decoding * (1 + k) > engine.max_batched_tokens:
+            raise OpgraphError(f"--concurrency {total}: {decoding:,} requests decoding take {decoding * (1 + k):,} "
+                               f"tokens an iteration, more than the engine's budget of "
+                               f"{engine.max_batched_tokens:,} (--max-batch-tokens); give a larger budget or a lower "
+                               f"concurrency")
 
     def steps_of(tokens: int) -> list[int] | None:  # tokens each speculative step makes until `tokens` are made
         if spec is None:
@@ -409,6 +418,10 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         notes += (f"{engine.name} runs a prompt whole: {prompts[1]:,} tokens do not fit beside {concurrency - 1} decodes "
                   f"in {engine.max_batched_tokens:,}, so a prompt waits until enough requests finish; give "
                   f"--max-batch-tokens {prompts[1] + concurrency - 1} or more to take it at once",)
+    if concurrency is not None and total > fits:
+        notes += (f"queued: at most {fits:,} of the {total:,} requests run at once (the running limit and the KV "
+                  f"cache, each request held whole); the others wait for room, first come first served, and their "
+                  f"TTFT includes the wait",)
     if lanes > 1:
         notes += (f"pipeline parallel over {lanes} stages: {lanes} batches in flight, one a stage, each of "
                   + (f"{concurrency} requests" if concurrency is not None else f"1/{lanes} of the arrivals")

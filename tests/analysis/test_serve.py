@@ -158,6 +158,34 @@ def test_a_concurrency_the_kv_cache_cannot_hold_says_how_many_it_can():
     serve(LLAMA.build, FLASH, H100, concurrency=held, prompt=32000, output=2, warmup=0, measure=1)  # that many fit
 
 
+def test_requests_beyond_what_runs_at_once_wait_for_room_when_queued():
+    """C = 16 requests with room for K = 8 (--max-seqs): the 8 slots stay full, so the loop serves what 8 in flight
+    serve, and by Little's law each request's end-to-end latency is C x G / tokens a second, the half beyond the
+    running limit spent waiting (its TTFT takes in about one whole service time of a request at 8)."""
+    import attrs
+    eight = attrs.evolve(vllm(H100), max_seqs=8)
+    alone = serve(LLAMA.build, FLASH, H100, concurrency=8, prompt=512, output=64, engine=eight, measure=200)
+    queued = serve(LLAMA.build, FLASH, H100, concurrency=16, prompt=512, output=64, engine=eight, measure=200,
+                   queue=True)
+    assert queued.tokens_per_s == pytest.approx(alone.tokens_per_s, rel=0.02)
+    assert queued.e2e.mean == pytest.approx(16 * 64 / queued.tokens_per_s, rel=0.03)
+    assert queued.ttft.mean == pytest.approx(alone.ttft.mean + alone.e2e.mean, rel=0.05)
+    assert queued.tpot.mean == pytest.approx(alone.tpot.mean, rel=0.02)
+    assert any(n.startswith("queued: at most 8 of the 16 requests run at once") for n in queued.notes)
+    with pytest.raises(OpgraphError, match="give --max-seqs 16 or a lower concurrency, or --queue"):
+        serve(LLAMA.build, FLASH, H100, concurrency=16, prompt=512, output=64, engine=eight)
+
+
+def test_the_command_line_queues_what_the_kv_cache_cannot_hold():
+    args = ("serve", "--concurrency", "400", "--prompt", "16000", "--output", "200")
+    refused = opgraph(*args)
+    assert refused.returncode == 2 and "requests at once; give --queue to let the others wait" in refused.stderr
+    served = opgraph(*args, "--queue", "--format", "json")
+    assert served.returncode == 0, served.stderr
+    out = json.loads(served.stdout)
+    assert any(n.startswith("queued: at most ") for n in out["notes"]) and out["ttft_s"] > 10 * out["tpot_s"]
+
+
 def test_the_command_line(tmp_path):
     r = opgraph("serve", "--concurrency", "8", "--prompt", "512", "--output", "32", "--format", "json")
     assert r.returncode == 0, r.stderr
