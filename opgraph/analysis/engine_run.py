@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import math
 from collections import deque
 
@@ -41,6 +42,9 @@ class Run:
         self.decoding, self.clock, self.tokens, self.rows, self.ends = [], [], [], [], []  # by iteration
         self.chunk_at, self.chunk_tokens, self.chunk_past = [], [], []  # by chunk
         self.finished: list[int] = []  # request ids, in order of completion
+        self.origin: list[int] = []  # the request a request continues (itself, unless a preempted one's recompute)
+        self.resumed: dict[int, int] = {}  # a continuation: the iteration of its request's token before it
+        self.preemptions = 0
         self.began = -1  # the measurement starts after this iteration (-1: with the run)
         self.queued = 0  # requests waiting when it started
         self.peak_blocks = 0
@@ -97,6 +101,11 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
     def need(r: int) -> int:  # KV blocks for its whole length, reserved at admission: none is evicted
         return -(-(prompt[r] + output[r]) // bt) - run.cached[r] // bt
 
+    def more(r: int, n: int) -> int:
+        """Blocks r takes on admission with a chunk of n tokens (an engine that preempts: those the chunk fills;
+        else its whole length, reserved)."""
+        return -(-(prefilled[r] + n) // bt) - -(-prefilled[r] // bt) if preempts else need(r)
+
     def new(arrival: float) -> int:
         p, g = draw()
         prompt.append(p)
@@ -106,6 +115,7 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         run.arrival.append(arrival)
         for column in (first_at, run.done, run.start, run.begin, run.steps):
             column.append(-1)
+        run.origin.append(len(prompt) - 1)
         return len(prompt) - 1
 
     def decode(r: int, clock: int, made: int) -> None:  # r decodes from `clock`, `made` tokens made so far
@@ -122,29 +132,67 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         bases_cached += run.cached[r] // bt
         heapq.heappush(ends, (clock + steps, r))
 
+    def in_use(t: int) -> int:
+        """KV blocks the running requests hold with the decoding ones' tokens as of decode clock t."""
+        whole, part = divmod(t, bt)
+        u = shared + quotients + whole * sum(residues) + sum(residues[bt - part:] if part else ()) - bases_cached
+        if run.made:
+            u += sum(-(-(prompt[r] + run.begin[r] + sum(run.made[r][:t - run.start[r]])) // bt)
+                     for r in bases if r in run.made)
+        return u + sum(-(-prefilled[r] // bt) - run.cached[r] // bt for r in prefilling)
+
+    def preempt() -> None:
+        """The request admitted last gives back its blocks (vLLM's recompute preemption: running.pop()); one that
+        has made tokens comes back as a continuation, its prompt and tokens so far prefilled again, first in line."""
+        nonlocal quotients, bases_cached
+        r = max(list(bases) + list(prefilling), key=admitted.__getitem__)
+        admitted.pop(r)
+        run.preemptions += 1
+        if r in prefilling:
+            prefilling.remove(r)
+            prefilled[r] = run.cached[r]
+            waiting.appendleft(r)
+            return
+        q, rest = bases.pop(r)
+        done_steps = tau - run.start[r]
+        made = run.begin[r] + (sum(run.made[r][:done_steps]) if r in run.made else done_steps)
+        if r in run.made:
+            run.made[r] = run.made[r][:done_steps]
+        else:
+            quotients, residues[rest] = quotients - q, residues[rest] - 1
+        bases_cached -= run.cached[r] // bt
+        run.steps[r] = done_steps
+        p = prompt[r] + made
+        prompt.append(p), output.append(output[r] - made), run.cached.append(cached(p))
+        prefilled.append(run.cached[-1]), run.arrival.append(run.arrival[r])
+        for column in (first_at, run.done, run.start, run.begin, run.steps):
+            column.append(-1)
+        run.origin.append(run.origin[r])
+        run.resumed[len(prompt) - 1] = clocked[tau - 1] if done_steps else first_at[r]
+        waiting.appendleft(len(prompt) - 1)
+
     def finish(i: int, finishing=()) -> None:  # iteration i ends: the requests done leave, the closed loop refills
         nonlocal held, created, quotients, bases_cached
         finishing = list(finishing)
         while ends and ends[0][0] <= tau:
-            finishing.append(heapq.heappop(ends)[1])
+            clock, r = heapq.heappop(ends)
+            if r in bases and run.start[r] + run.steps[r] == clock:  # else preempted: its continuation ends it
+                finishing.append(r)
         if not finishing:
             return
         # the KV cache in use is largest just before requests leave (it only grows in between)
-        whole, part = divmod(tau, bt)
-        in_use = shared + quotients + whole * sum(residues) + sum(residues[bt - part:] if part else ())
-        if run.made:
-            in_use += sum(-(-(prompt[r] + run.begin[r] + sum(run.made[r][:tau - run.start[r]])) // bt)
-                          for r in bases if r in run.made)
-        in_use += sum(-(-prefilled[r] // bt) - run.cached[r] // bt for r in prefilling) - bases_cached
-        in_use += sum(-(-(prompt[r] + 1) // bt) - run.cached[r] // bt for r in finishing if r not in bases)
-        run.peak_blocks = max(run.peak_blocks, in_use)
-        for r in sorted(finishing):  # in order of admission
+        run.peak_blocks = max(run.peak_blocks, in_use(tau) + sum(-(-(prompt[r] + 1) // bt) - run.cached[r] // bt
+                                                                  for r in finishing if r not in bases))
+        for r in sorted(finishing, key=admitted.__getitem__):  # in order of admission
+            admitted.pop(r)
             if r in bases:
                 q, rest = bases.pop(r)
                 if r not in run.made:
                     quotients, residues[rest] = quotients - q, residues[rest] - 1
                 bases_cached -= run.cached[r] // bt
-            held -= need(r)
+            if not preempts:
+                held -= need(r)
+            r = run.origin[r]
             run.done[r] = i
             run.finished.append(r)
             if concurrency is not None and (requests is None or created < requests):
@@ -153,7 +201,10 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
             if len(run.finished) == warmup:
                 run.began, run.queued = i, len(waiting)
 
-    held, tau, created, most = 0, 0, 0, engine.max_seqs
+    held, tau, created, most, preempts = 0, 0, 0, engine.max_seqs, engine.preempts
+    admitted: dict[int, int] = {}  # running requests: their place in the order of admission
+    order = itertools.count()
+    clocked: list[int] = []  # the iteration of each decode clock
     if concurrency is not None:
         created = min(concurrency, requests) if requests is not None else concurrency
         for i in range(created):
@@ -164,6 +215,7 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
                 prefilled[r] = prompt[r]
                 decode(r, 0, made)
                 held += need(r)
+                admitted[r] = next(order)
             else:
                 waiting.append(r)
     now, goal, mixed = 0.0, warmup + measure, engine.mixed
@@ -181,45 +233,78 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         if not running and not waiting:  # idle until the next request
             now = next_arrival
             continue
-        admissible = bool(waiting) and running < most and held + need(waiting[0]) <= blocks
+        while ends and (ends[0][1] not in bases or run.start[ends[0][1]] + run.steps[ends[0][1]] != ends[0][0]):
+            heapq.heappop(ends)  # a preempted request's end: its continuation has its own
+        used = in_use(tau) if preempts else held
+        admissible = bool(waiting) and running < most and used + more(
+            waiting[0], min(prompt[waiting[0]] - prefilled[waiting[0]], budget_full)) <= blocks
         if not mixed and (prefilling or admissible):  # SGLang runs prompts first, in a batch of their own
             decoding = 0
         elif not waiting and not prefilling and price_one is None:
-            # decode steps alone, alike but for their clock, until the next request finishes: taken at once
+            # decode steps alone, alike but for their clock, until the next request finishes: taken at once (up to
+            # where the KV cache would run out, for an engine that preempts)
             steps = ends[0][0] - tau
-            run.decoding.extend([decoding] * steps), run.clock.extend(range(tau, tau + steps))
-            run.ends.extend([0] * steps), run.tokens.extend([decoding * per_decode] * steps)
-            run.rows.extend([decoding * per_decode] * steps)
-            i, tau = i + steps - 1, tau + steps
-            finish(i)
-            i += 1
-            continue
+            if preempts and in_use(tau + steps) > blocks:
+                low, high = 0, steps  # in_use(tau + low) fits, in_use(tau + high) does not
+                while high - low > 1:
+                    mid = (low + high) // 2
+                    low, high = (mid, high) if in_use(tau + mid) <= blocks else (low, mid)
+                steps = low
+            if steps:
+                run.decoding.extend([decoding] * steps), run.clock.extend(range(tau, tau + steps))
+                run.ends.extend([0] * steps), run.tokens.extend([decoding * per_decode] * steps)
+                run.rows.extend([decoding * per_decode] * steps)
+                clocked.extend(range(i, i + steps))
+                i, tau = i + steps - 1, tau + steps
+                finish(i)
+                i += 1
+                continue
+        if preempts and decoding:  # each decode's next token needs its block: the newest give theirs back
+            while in_use(tau + 1) > blocks and running > 1:
+                preempt()
+                running -= 1
+            decoding = len(bases)
+            used = in_use(tau + 1)
         budget = budget_full - decoding * per_decode
         if budget < 0:
             raise OpgraphError(f"{decoding:,} requests decode at once, {decoding * per_decode:,} tokens an iteration, "
                                f"more than the engine's token budget ({budget_full:,}, --max-batch-tokens) holds; "
                                f"give a larger budget or a lower concurrency")
         chunked, ended = 0, 0
-        for r in prefilling:  # running requests' prompts, in order of admission, while the budget lasts
+        for r in prefilling:  # running requests' prompts, in order of admission, while the budget (and cache) lasts
             if budget == 0:
                 break
             n = min(prompt[r] - prefilled[r], budget)
+            if preempts:  # as much of it as the free blocks take
+                n = min(n, (-(-prefilled[r] // bt) + blocks - used) * bt - prefilled[r])
+                if n <= 0:
+                    break
+                used += more(r, n)
             chunk_at(i), chunk_tokens(n), chunk_past(prefilled[r])
             prefilled[r] += n
             budget, chunked = budget - n, chunked + n
             ended += prefilled[r] == prompt[r]
         # then newcomers, first come first served, while the budget, the running limit and the KV cache allow; an
         # engine without chunked prefill takes a prompt only whole
-        while budget > 0 and admissible and (engine.chunked or prompt[waiting[0]] - prefilled[waiting[0]] <= budget):
-            r = waiting.popleft()
-            held, running = held + need(r), running + 1
+        while budget > 0 and waiting and running < most and (engine.chunked or prompt[waiting[0]] - prefilled[waiting[0]]
+                                                             <= budget):
+            r = waiting[0]
             n = min(prompt[r] - prefilled[r], budget)
+            extra = more(r, n if preempts else budget_full)
+            if used + extra > blocks:
+                break
+            waiting.popleft()
+            used, running = used + extra, running + 1
+            if not preempts:
+                held = used
+            admitted[r] = next(order)
             chunk_at(i), chunk_tokens(n), chunk_past(prefilled[r])
             prefilled[r] += n
             prefilling.append(r)
             budget, chunked = budget - n, chunked + n
             ended += prefilled[r] == prompt[r]
-            admissible = bool(waiting) and running < most and held + need(waiting[0]) <= blocks
+        if decoding:
+            clocked.append(i)
         run.decoding.append(decoding), run.clock.append(tau), run.ends.append(ended)
         run.tokens.append(decoding * per_decode + chunked)
         run.rows.append(decoding * per_decode + ended)

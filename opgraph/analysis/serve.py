@@ -51,6 +51,9 @@ class Engine:
     kv_share: float = 1.0  # of the memory left after weights and activations that the KV cache takes
     chunked: bool = True  # prompts are split into chunks under the budget; else a prompt must fit an iteration whole
     mixed: bool = True  # prompt chunks ride with the running requests' decodes; else prefill-first, apart (SGLang)
+    # KV blocks taken as tokens come, the request admitted last preempted (recomputed later) when they run out; else a
+    # request's whole length is reserved at admission and never evicted
+    preempts: bool = False
     overhead_s: float = 0.0  # its own time per iteration beyond the kernels (scheduling, sampling, inputs)
     overhead_source: str = "not modelled"
 
@@ -81,19 +84,22 @@ def vllm(hw: Hardware) -> Engine:
     """vLLM's defaults for its OpenAI-compatible server: EngineArgs.get_batch_defaults in vllm/engine/arg_utils.py
     (vLLM 0.10-0.11) gives 8,192 batched tokens and 1,024 sequences on GPUs of at least 70 GiB other than the A100,
     else 2,048 and 256; CacheConfig's gpu_memory_utilization 0.9 and block_size 16. Its V1 scheduler
-    (vllm/v1/core/sched/scheduler.py) serves running requests first and mixes prompt chunks into the same batch."""
+    (vllm/v1/core/sched/scheduler.py) serves running requests first and mixes prompt chunks into the same batch; it
+    allocates KV blocks as tokens come and, when a running request's next tokens find none free, preempts the request
+    scheduled last (_preempt_request: its blocks freed, its tokens recomputed when it is scheduled again)."""
     large = hw.capacity >= 70 * 2**30 and "a100" not in hw.name
     return Engine("vllm", 8192 if large else 2048, 1024 if large else 256, 0.9, 16,
                   "vLLM's server defaults (vllm/engine/arg_utils.py EngineArgs.get_batch_defaults: "
                   + ("8,192 tokens and 1,024 sequences on a GPU of 70 GiB or more, not an A100" if large else
                      "2,048 tokens and 256 sequences below 70 GiB and on the A100")
-                  + "; vllm/config/cache.py gpu_memory_utilization 0.9, block_size 16)")
+                  + "; vllm/config/cache.py gpu_memory_utilization 0.9, block_size 16)", preempts=True)
 
 
 def sglang(hw: Hardware) -> Engine:
     """SGLang's defaults (0.5.x, sglang/srt/arg_groups): chunked_prefill_size 8,192 below 160 GB of GPU memory and
     16,384 from it (memory_hook.py); prefill first, prompts and decodes in batches of their own (enable_mixed_chunk
-    False; managers/scheduler.py); KV pages of one token; mem_fraction_static (weights and KV pool) from its formula,
+    False; managers/scheduler.py); KV pages of one token, taken as tokens come, a running request retracted (its tokens
+    recomputed later) when they run out (modelled as vLLM's: the one admitted last); mem_fraction_static (weights and KV pool) from its formula,
     the GPU's memory less 512 MB + 1.5 MB per chunk token + 1.5 GB of graph reserve, at least 10 GB;
     max_running_requests 2,048 (its floor)."""
     gb = hw.capacity / 2**30
@@ -106,7 +112,7 @@ def sglang(hw: Hardware) -> Engine:
                   f"SGLang's defaults (sglang/srt/arg_groups/memory_hook.py: chunked_prefill_size {chunk:,} at "
                   f"{gb:,.0f} GiB; mem_fraction_static {fraction:g} from its reserve formula; page size 1; "
                   f"max_running_requests 2,048; scheduler.py prefill-first, enable_mixed_chunk False)",
-                  plan="sglang", mixed=False)
+                  plan="sglang", mixed=False, preempts=True)
 
 
 def trtllm(hw: Hardware) -> Engine:
@@ -413,15 +419,26 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     by_class = {kind: float(v[counted].sum()) for kind, v in by_iteration.items()}
     notes = ((f"the engine's own time per iteration (scheduling, sampling): {overhead_s * 1e6:,.0f} µs added to each, "
               + ("given (--overhead-us)" if given else engine.overhead_source)),
-             "preemption is not modelled: a request is admitted only when the KV cache can hold its whole length")
+             f"KV cache: {engine.name} takes blocks as tokens come and preempts the request admitted last when they "
+             f"run out (its tokens recomputed when it runs again)" if engine.preempts else
+             f"KV cache: {engine.name} reserves each request's whole length at admission and never preempts")
     if not engine.chunked and concurrency is not None and prompts[1] > engine.room(concurrency):
         notes += (f"{engine.name} runs a prompt whole: {prompts[1]:,} tokens do not fit beside {concurrency - 1} decodes "
                   f"in {engine.max_batched_tokens:,}, so a prompt waits until enough requests finish; give "
                   f"--max-batch-tokens {prompts[1] + concurrency - 1} or more to take it at once",)
-    if concurrency is not None and total > fits:
-        notes += (f"queued: at most {fits:,} of the {total:,} requests run at once (the running limit and the KV "
-                  f"cache, each request held whole); the others wait for room, first come first served, and their "
-                  f"TTFT includes the wait",)
+    if concurrency is not None and total > fits and fits == engine.max_seqs:
+        notes += (f"queued: at most {fits:,} of the {total:,} requests run at once (the running limit, --max-seqs); "
+                  f"the others wait for room, first come first served, and their TTFT includes the wait",)
+    elif concurrency is not None and total > fits:
+        notes += ((f"queued: the KV cache holds {fits:,} of the {total:,} requests whole; {engine.name} takes blocks "
+                   f"as tokens come, so more may run, and preempts the request admitted last when they run out "
+                   f"({run.preemptions:,} times in the run; its tokens recomputed when it runs again); the others "
+                   f"wait for room, first come first served, and their TTFT includes the wait") if engine.preempts else
+                  (f"queued: at most {fits:,} of the {total:,} requests run at once (the KV cache, each request held "
+                   f"whole); the others wait for room, first come first served, and their TTFT includes the wait"),)
+    if run.preemptions and not (concurrency is not None and total > fits and fits < engine.max_seqs):
+        notes += (f"preempted {run.preemptions:,} times: the KV cache ran out and the request admitted last gave "
+                  f"back its blocks, its tokens recomputed when it ran again",)
     if lanes > 1:
         notes += (f"pipeline parallel over {lanes} stages: {lanes} batches in flight, one a stage, each of "
                   + (f"{concurrency} requests" if concurrency is not None else f"1/{lanes} of the arrivals")
@@ -446,7 +463,10 @@ def _gaps(run: engine_run.Run, measured: np.ndarray, ended: np.ndarray, decodes_
     ends (`ended`, -1: the start) and the iterations that decode (`decodes_at`, by clock). A step after a request's
     first follows its step of the clock before, so its gap is the clock's, the same for every request, shared by the
     tokens it made: those are counted by clock (and tokens made, given drawn `steps`), not listed."""
-    measured = np.sort(measured)  # by id, as `steps` lists requests
+    # the measured requests' segments (a preempted request's continuations too), by id, as `steps` lists requests
+    measured = np.flatnonzero(np.isin(np.asarray(run.origin), measured))
+    resumed = [(run.first[r], run.resumed[r]) for r in measured.tolist() if r in run.resumed]
+    resume_gap = np.array([ended[a] - ended[b] for a, b in resumed])  # a continuation's first token: since the last
     start, first = np.asarray(run.start)[measured], np.asarray(run.first)[measured]
     decoded = np.asarray(run.steps)[measured] > 0
     start, first = start[decoded], first[decoded]
@@ -457,7 +477,8 @@ def _gaps(run: engine_run.Run, measured: np.ndarray, ended: np.ndarray, decodes_
         edges = np.bincount(start + 1, minlength=len(decodes_at) + 1) - np.bincount(stop, minlength=len(decodes_at) + 1)
         counts = np.cumsum(edges)[:len(decodes_at)]
         keys = np.flatnonzero(counts)
-        return np.concatenate([gap_of[keys], first_gap]), np.concatenate([counts[keys], np.ones(len(start), int)])
+        return (np.concatenate([gap_of[keys], first_gap, resume_gap]),
+                np.concatenate([counts[keys], np.ones(len(start) + len(resume_gap), int)]))
     clock, _, made, request = steps
     is_measured = np.zeros(len(run.prompt), dtype=bool)
     is_measured[measured] = True
@@ -468,8 +489,8 @@ def _gaps(run: engine_run.Run, measured: np.ndarray, ended: np.ndarray, decodes_
     counts = np.bincount(clock[later] * kinds + made[later], weights=made[later])
     keys = np.flatnonzero(counts)
     first_made = made[~later]  # one first step a request, by id, as `first_gap` is
-    return (np.concatenate([gap_of[keys // kinds] / (keys % kinds), first_gap / first_made]),
-            np.concatenate([counts[keys], first_made]).astype(np.int64))
+    return (np.concatenate([gap_of[keys // kinds] / (keys % kinds), first_gap / first_made, resume_gap]),
+            np.concatenate([counts[keys], first_made, np.ones(len(resume_gap), int)]).astype(np.int64))
 
 
 def kv_blocks(build, plan: FusionPlan, hw: Hardware, engine: Engine, length: int,
