@@ -101,6 +101,11 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
     def need(r: int) -> int:  # KV blocks for its whole length, reserved at admission: none is evicted
         return -(-(prompt[r] + output[r]) // bt) - run.cached[r] // bt
 
+    def room(r: int, used: int) -> int:
+        """Tokens of r's prompt the free KV blocks take (an engine that preempts; else all that are left)."""
+        left = prompt[r] - prefilled[r]
+        return min(left, (-(-prefilled[r] // bt) + blocks - used) * bt - prefilled[r]) if preempts else left
+
     def more(r: int, n: int) -> int:
         """Blocks r takes on admission with a chunk of n tokens (an engine that preempts: those the chunk fills;
         else its whole length, reserved)."""
@@ -238,8 +243,8 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         used = in_use(tau) if preempts else held
         admissible = bool(waiting) and running < most and used + more(
             waiting[0], min(prompt[waiting[0]] - prefilled[waiting[0]], budget_full)) <= blocks
-        if not mixed and (prefilling or admissible):  # SGLang runs prompts first, in a batch of their own
-            decoding = 0
+        if not mixed and ((prefilling and room(prefilling[0], used)) or admissible):
+            decoding = 0  # SGLang runs prompts first, in a batch of their own, when one can run
         elif not waiting and not prefilling and price_one is None:
             # decode steps alone, alike but for their clock, until the next request finishes: taken at once (up to
             # where the KV cache would run out, for an engine that preempts)
@@ -276,7 +281,7 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
                 break
             n = min(prompt[r] - prefilled[r], budget)
             if preempts:  # as much of it as the free blocks take
-                n = min(n, (-(-prefilled[r] // bt) + blocks - used) * bt - prefilled[r])
+                n = min(n, room(r, used))
                 if n <= 0:
                     break
                 used += more(r, n)
@@ -303,6 +308,11 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
             prefilling.append(r)
             budget, chunked = budget - n, chunked + n
             ended += prefilled[r] == prompt[r]
+        if not decoding and not chunked:  # nothing can run: the cache is full of prompts begun; the last gives way
+            if not running:  # pragma: no cover - a request alone always fits (serve refuses one that does not)
+                raise AssertionError("the scheduler found nothing to run")
+            preempt()
+            continue
         if decoding:
             clocked.append(i)
         run.decoding.append(decoding), run.clock.append(tau), run.ends.append(ended)
