@@ -239,13 +239,7 @@ class IterationPricer:
             total = np.asarray(weights, dtype=float) @ np.array(vectors)
             for label, v in zip(labels, total.tolist()):
                 got[label] = got.get(label, 0.0) + v
-        a_expected, a_roofline, a_class = self._attention_time(got, blocks)
-        for k, v in a_class.items():
-            by_class[k] = by_class.get(k, 0.0) + v
-        expected, roofline = expected + a_expected, roofline + a_roofline
-        if self.stages:
-            expected, roofline = (self._pipelined(total, blocks, f) for total, f in
-                                  ((expected, "expected_s"), (roofline, "roofline_s")))
+        expected, roofline = self._with_attention(expected, roofline, by_class, got, blocks)
         return Iteration(expected, roofline, by_class, tokens)
 
     def _pipelined(self, through, blocks: dict, field: str):
@@ -443,6 +437,12 @@ class IterationPricer:
             np.add.at(work, where, rows_of[at.ravel()])
         got = dict(self._kernel_counts)
         got.update((label, work[:, j]) for label, j in used.items())
+        expected, roofline = self._with_attention(expected, roofline, by_class, got, blocks)
+        return expected, roofline, by_class
+
+    def _with_attention(self, expected, roofline, by_class: dict, got: dict, blocks: dict) -> tuple:
+        """The times of the rest of an iteration (numbers, or arrays of iterations) with its attention kernels' added
+        (to `by_class` too), through the pipeline's stages where the model has them."""
         a_expected, a_roofline, a_class = self._attention_time(got, blocks)
         for k, v in a_class.items():
             by_class[k] = by_class.get(k, 0.0) + v
@@ -450,4 +450,4 @@ class IterationPricer:
         if self.stages:
             expected, roofline = (self._pipelined(total, blocks, f) for total, f in
                                   ((expected, "expected_s"), (roofline, "roofline_s")))
-        return expected, roofline, by_class
+        return expected, roofline
