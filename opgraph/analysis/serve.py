@@ -286,7 +286,8 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     # as an engine of its own over its share of the requests, its steps priced through every stage
     lanes = pricer.lanes
     if lanes > 1 and speculation is not None:
-        raise OpgraphError("speculative decoding with pipeline parallelism (--pp) is not modelled: give --tp instead")
+        raise OpgraphError("speculative decoding with pipeline parallelism (--pp): the engines modelled do not run them "
+                           "together (vLLM's docs: not composable); give --tp instead")
     spec = speculation
     draft = IterationPricer.of(spec.build, plan, hw) if spec else None
     k = spec.tokens if spec else 0
