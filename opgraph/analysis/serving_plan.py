@@ -11,7 +11,8 @@ budget an iteration asked for, with and without speculative decoding when a draf
 - TTFT and TPOT are the steady state's means; tokens/s per GPU are the replicas' output over all N GPUs, and
   tokens/s per user 1 / TPOT.
 With `disaggregated`, every split of the N GPUs into prefill and decode workers (xPyD: X workers of one layout run
-prompts, Y of another decode; each worker within a node, without pipeline stages) is tried too, at every concurrency per
+prompts, Y of another decode; each worker within a node, or for a MoE model whole nodes of data-parallel attention
+and experts over them all; without pipeline stages) is tried too, at every concurrency per
 decode replica, in closed form (opgraph.analysis.disaggregated: rate matching between the pools, the KV cache's move
 over NVLink when all N GPUs share a node, else the network).
 The candidates' Pareto front (no other is better in both tokens/s per GPU and tokens/s per user) is marked, and the
@@ -68,11 +69,16 @@ class Split:
 
 def splits(gpus: int, moe: bool, per_node: int) -> list[Split]:
     """Every way to fill `gpus` GPUs with X >= 1 prefill and Y >= 1 decode workers, each worker one layout of a
-    divisor of `gpus` GPUs, within a node (`per_node`), without pipeline stages. A dense model's data-parallel
+    divisor of `gpus` GPUs within a node (`per_node`), without pipeline stages. A dense model's data-parallel
     replicas inside a worker are the same as more workers, so its workers are tensor-parallel only; a MoE model's may
-    also spread experts over replicas (data-parallel attention, as DeepSeek's deployments do)."""
+    also spread experts over replicas (data-parallel attention, as DeepSeek's deployments do), and a MoE worker may
+    also span whole nodes that way (2, 3, ... nodes: wide expert parallelism, its all-to-all over the network)."""
     sizes = [g for g in range(1, min(gpus - 1, per_node) + 1) if gpus % g == 0]
     workers = {g: [w for w in layouts(g, moe) if w.pp == 1 and (w.dp == 1 or w.ep > 1)] for g in sizes}
+    if moe:  # wide expert parallelism: a worker of whole nodes, attention data-parallel and experts over every GPU
+        wide = [g for g in range(2 * per_node, gpus, per_node) if g not in workers]
+        workers.update({g: [Layout(1, g, g)] for g in wide})
+        sizes += wide
     out = []
     for gp in sizes:
         for x in range(1, gpus // gp + 1):

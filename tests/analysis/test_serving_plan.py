@@ -190,6 +190,36 @@ def test_splits_fill_the_gpus_with_prefill_and_decode_workers_of_each_layout():
     assert {s.prefill.gpus for s in splits(16, False, 8)} == {1, 2, 4, 8}  # a worker stays within its node
 
 
+def test_a_moe_models_workers_may_span_whole_nodes():
+    """On 24 GPUs of nodes of 8, a MoE model's worker may also be 16 GPUs (two nodes, attention data-parallel and
+    experts over all 16: wide expert parallelism), beside 8 more in workers within a node; a dense model's may not;
+    every split fills the 24 GPUs."""
+    from opgraph.analysis.plan import Layout
+    from opgraph.analysis.serving_plan import splits
+    moe, dense = splits(24, True, 8), splits(24, False, 8)
+    assert all(s.gpus == 24 for s in moe + dense)
+    assert max(w.gpus for s in dense for w in (s.prefill, s.decode)) == 8
+    wide = {(s.prefill_workers, s.prefill, s.decode_workers, s.decode) for s in moe if s.decode.gpus == 16}
+    assert (1, Layout(8, 1, 1), 1, Layout(1, 16, 16)) in wide and (8, Layout(1, 1, 1), 1, Layout(1, 16, 16)) in wide
+    assert all(s.prefill.gpus + s.decode.gpus <= 24 for s in moe) and not any(s.decode.gpus > 16 for s in moe)
+
+
+def test_a_split_with_a_worker_over_two_nodes_is_priced_as_serve_prices_it(capsys):
+    """Qwen3-30B-A3B on 24 H100s: a split whose decode worker spans two nodes (dp 16 x ep 16) is priced as `serve
+    --disaggregate 4p1d --prefill tp=2 --decode dp=16,ep=16` prices it, exactly, the KV cache over the network."""
+    from opgraph.cli import main
+    args = ["--concurrency", "64", "--prompt", "1024", "--output", "128"]
+    assert main(["plan", "qwen3-30b-a3b", "--gpus", "24", "--disaggregated", "--format", "json", *args]) == 0
+    d = json.loads(capsys.readouterr().out)
+    c = next(c for c in d["candidates"] if c["layout"] == "4p (tp 2) + 1d (dp 16 x ep 16)")
+    assert any("KV cache crosses the network" in n for n in d["notes"])
+    assert main(["serve", "qwen3-30b-a3b", "--disaggregate", "4p1d", "--prefill", "tp=2", "--decode", "dp=16,ep=16",
+                 "--format", "json", *args]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert (one["ttft_s"], one["tpot_s"], one["expected_tokens_per_s_per_gpu"]) == (
+        c["expected_ttft_s"], c["expected_tpot_s"], c["expected_tokens_per_s_per_gpu"])
+
+
 def test_a_disaggregated_plan_prices_each_split_as_serve_does(capsys):
     """Each split's TTFT, TPOT and tokens/s per GPU are `serve --disaggregate XpYd --prefill ... --decode ...`'s for the
     same workers (the command's own path, run apart); the Pareto front and the best span both kinds."""
