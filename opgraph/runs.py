@@ -206,6 +206,9 @@ def disaggregated_run(a):
                                f"open loop at --rate, the engine's defaults)")
     if a.prefix:
         raise OpgraphError("--prefix is not modelled with --disaggregate yet")
+    if a.queue:
+        raise OpgraphError("--queue is not modelled with --disaggregate (a concurrency beyond what a decode replica "
+                           "holds is refused with how many it holds)")
     if getattr(a, "pp", 1) != 1 or getattr(a, "micro_batches", None) is not None:
         raise OpgraphError("--pp is not modelled with --disaggregate: give each pool's layout with --prefill and "
                            "--decode (tp=N,dp=N,ep=N)")

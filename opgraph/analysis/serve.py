@@ -335,6 +335,9 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     else:
         if requests is not None:
             raise OpgraphError("--requests runs a closed loop as a benchmark client does: give --concurrency with it")
+        if queue:
+            raise OpgraphError("--queue lets a closed loop hold more than runs at once: an open loop's arrivals (--rate) "
+                               "wait for room already; give --concurrency with it, or no --queue")
         rate = checks.number("--rate", rate, above=0, maximum=1e6) / lanes  # each lane takes its share of arrivals
         if per_request > blocks:
             raise OpgraphError(f"the KV cache holds {blocks:,} blocks of {engine.block_tokens} tokens on each GPU, "
