@@ -12,6 +12,12 @@ still prefilling (a request's chunks come before any admitted after it, so it fi
 decoding request advances together, on the iterations that decode. So a decoding request is a range of a decode
 clock (the count of iterations that decoded), its context a function of the clock, and its end an event on it; an
 iteration costs the scheduler its chunks, admissions and completions, not a step per running request.
+
+The KV cache: TensorRT-LLM reserves a request's whole length when it admits it (GUARANTEED_NO_EVICT), so what runs
+never outgrows the cache. vLLM and SGLang take blocks as tokens come (Engine.preempts): before an iteration's decodes
+take their next blocks, the request admitted last is preempted while they would not fit, and comes back first in
+line as a continuation (a request of its own whose prompt is its request's prompt and tokens so far, recomputed;
+Run.origin links it), as vLLM's _preempt_request does.
 """
 
 from __future__ import annotations
