@@ -228,6 +228,7 @@ class Serving:
     prefix: int = 0  # tokens at the start of every prompt shared and cached (prefix caching)
     speculation: Speculation | None = None
     requests: int | None = None  # a benchmark of this many requests, every one counted (None: the steady state)
+    preemptions: int = 0  # requests preempted in the whole run (the KV cache ran out; their tokens recomputed)
 
     @property
     def tokens_per_s_per_gpu(self) -> float:
@@ -459,7 +460,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                    {k: v / total_time for k, v in sorted(by_class.items(), key=lambda kv: -kv[1])},
                    lanes * blocks + shared, run.peak_blocks / (blocks + shared), len(measured), int(counted.sum()),
                    overhead_s, notes, None if rate is None else rate * lanes, seed, prefix, spec,
-                   None if requests is None else requests * lanes)
+                   None if requests is None else requests * lanes, run.preemptions)
 
 
 def _gaps(run: engine_run.Run, measured: np.ndarray, ended: np.ndarray, decodes_at: np.ndarray, steps, k: int):

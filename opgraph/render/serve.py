@@ -44,6 +44,7 @@ def as_json(s: Serving, fmt: str) -> str:
         "iteration_s_stats": _stats(s.iteration), "tokens_per_iteration_stats": _stats(s.tokens_per_iteration),
         "share_of_iteration_time_by_class": s.by_class, "kv_cache_blocks_per_gpu": s.kv_blocks,
         "kv_cache_peak_use": s.kv_used, "requests_measured": s.measured, "iterations_measured": s.iterations,
+        "preemptions": s.preemptions,
         "overhead_s_per_iteration": s.overhead_s, "notes": list(s.notes),
     })
 

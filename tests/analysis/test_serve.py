@@ -184,6 +184,8 @@ def test_the_command_line_queues_what_the_kv_cache_cannot_hold():
     assert served.returncode == 0, served.stderr
     out = json.loads(served.stdout)
     assert any(n.startswith("queued: the KV cache holds ") for n in out["notes"]) and out["ttft_s"] > 10 * out["tpot_s"]
+    assert out["preemptions"] > 0 and json.loads(opgraph(*args[:2], "8", *args[3:], "--format", "json").stdout)[
+        "preemptions"] == 0
 
 
 def test_an_engine_that_preempts_runs_more_than_fit_whole_and_recomputes_what_it_preempts():
