@@ -5,7 +5,7 @@ A spec file (all rates dense, i.e. without 2:4 sparsity):
     name = "my-gpu"
     display_name = "My GPU 80GB"
     memory_bandwidth_GB_per_s = 3350     # decimal GB/s
-    memory_capacity_GB = 80
+    memory_capacity_GB = 80                # as datasheets count memory: binary, 80 x 2**30 bytes
     vector_TFLOP_per_s = 66.9            # FP32 non-tensor-core rate: norms, softmax, elementwise
     source = "where every figure comes from"
     kernel_launch_us = 4                 # optional: the expected time's fixed cost per kernel where no calibration
@@ -147,7 +147,7 @@ def parse(path: Path) -> Hardware:
         matrix_flops=matrix,
         vector_flops=_number(where, "vector_TFLOP_per_s", data["vector_TFLOP_per_s"]) * TERA,
         bandwidth=_number(where, "memory_bandwidth_GB_per_s", data["memory_bandwidth_GB_per_s"]) * GIGA,
-        capacity=_number(where, "memory_capacity_GB", data["memory_capacity_GB"]) * GIGA,
+        capacity=_number(where, "memory_capacity_GB", data["memory_capacity_GB"]) * 2**30,
         source=data["source"],
         **knobs,
     )

@@ -169,12 +169,12 @@ def footprint(cost: PhaseCost) -> Footprint:
     """Weights, KV cache and peak activations of the step a cost record describes (its partitions reused).
 
     >>> from opgraph import Phase, analyze, hardware, models, strategy
-    >>> cost = analyze(models.get("llama-3-8b").build(Phase.decode(64, 8192)), strategy("fused"),
+    >>> cost = analyze(models.get("llama-3-8b").build(Phase.decode(72, 8192)), strategy("fused"),
     ...                hardware.load("h100-sxm"))
     >>> fp = footprint(cost)
-    >>> fp.kv_cache_bytes == 2 * 32 * 64 * 8193 * 8 * 128 * 2  # K and V, 32 layers, 64 x (8192 + 1) tokens
+    >>> fp.kv_cache_bytes == 2 * 32 * 72 * 8193 * 8 * 128 * 2  # K and V, 32 layers, 72 x (8192 + 1) tokens
     True
-    >>> fp.fits  # 84.8 GB on an 80 GB GPU
+    >>> fp.fits  # 93.4 GB on an 80 GiB (85.9 GB) GPU
     False
     """
     if cost.built is not None and cost.built.stages:  # its blocks are the pipeline's, at one micro-batch
@@ -289,8 +289,8 @@ def memory(build: Callable[[Phase], Model], phases: Sequence[Phase], plan: Fusio
 
     >>> from opgraph import Phase, hardware, models, strategy
     >>> r = memory(models.get("llama-3-8b").build, [Phase.decode(64, 8192)], strategy("fused"), hardware.load("h100-sxm"))
-    >>> r.phases[0].max_batch.batch  # 16.06 GB of weights + 1.34 GB of KV cache per sequence in 80 GB
-    59
+    >>> r.phases[0].max_batch.batch  # 16.06 GB of weights + 1.07 GB of KV cache per sequence in 80 GiB (85.9 GB)
+    65
     """
     models = [build(ph) for ph in phases]
     results = tuple(PhaseMemory(footprint_of(m, plan, hw),

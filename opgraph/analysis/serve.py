@@ -513,7 +513,7 @@ def kv_blocks(build, plan: FusionPlan, hw: Hardware, engine: Engine, length: int
     per_block = max(kv / length * engine.block_tokens, 1.0)
     if free <= 0:
         raise OpgraphError(f"the weights and the largest iteration's "
-                           f"activations leave nothing of {engine.memory_fraction:g} x {hw.capacity / 1e9:,.0f} GB "
+                           f"activations leave nothing of {engine.memory_fraction:g} x {hw.capacity / 2**30:,.0f} GiB "
                            f"for the KV cache: use more GPUs (--tp)")
     return int(free // per_block), math.ceil(length / engine.block_tokens)
 

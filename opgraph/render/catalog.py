@@ -70,10 +70,10 @@ def hardware_text(c: HardwareCatalog, fmt: str) -> str:
         dt, rate = main_rate(h)
         fp8 = h.matrix_flops.get("fp8")
         rows.append([h.name, h.display_name, f"{sig(rate / 1e12)} ({dt})", "-" if fp8 is None else sig(fp8 / 1e12),
-                     sig(h.vector_flops / 1e12), f"{h.bandwidth / 1e9:,.0f}", f"{h.capacity / 1e9:,.0f}",
+                     sig(h.vector_flops / 1e12), f"{h.bandwidth / 1e9:,.0f}", f"{h.capacity / 2**30:,.0f}",
                      f"{rate / h.bandwidth:.0f}", "-" if h.sms is None else h.sms])
     return lines(table(rows, ["name", "GPU", "matrix TFLOP/s", "fp8 TFLOP/s", "vector TFLOP/s", "memory GB/s",
-                              "memory GB", "ridge FLOP/B", "SMs"], fmt,
+                              "memory GiB", "ridge FLOP/B", "SMs"], fmt,
                        colalign=("left", "left", "right", "right", "right", "right", "right", "right", "right")))
 
 

@@ -14,6 +14,8 @@ import gzip
 import html
 import math
 
+from opgraph.render.text import capacity as capacity_label
+
 # Colours from Paul Tol's bright scheme, distinguishable under the common colour blindnesses.
 BRIGHT = ("#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#BBBBBB")
 COLOURS = {"compute": BRIGHT[0], "memory": BRIGHT[1], "communication": BRIGHT[2], "latency": BRIGHT[3],
@@ -338,13 +340,13 @@ def stack(parts: list[tuple[str, float, str]], capacity: float, scope: str, widt
         w = v * scale
         out.append(f"<rect class=\"part\" x=\"{x:.1f}\" y=\"18\" width=\"{w:.1f}\" height=\"28\" fill=\"{colour}\">"
                    f"<title>{esc(label)}: {v / 1e9:,.2f} GB ({v / capacity:.1%} of {esc(scope)}'s "
-                   f"{capacity / 1e9:,.0f} GB)</title></rect>")
+                   f"{capacity_label(capacity)})</title></rect>")
         x += w
     cap = left + capacity * scale
     verdict = "fits" if total <= capacity else "DOES NOT FIT"
     out.append(f"<line x1=\"{cap:.1f}\" x2=\"{cap:.1f}\" y1=\"10\" y2=\"54\" stroke=\"#222\" stroke-dasharray=\"4 3\"/>"
-               f"<text x=\"{min(cap, width - right):.1f}\" y=\"10\" text-anchor=\"end\">capacity {capacity / 1e9:,.0f} "
-               f"GB</text><text x=\"{left}\" y=\"70\">{esc(scope)}: {total / 1e9:,.2f} GB of {capacity / 1e9:,.0f} GB "
+               f"<text x=\"{min(cap, width - right):.1f}\" y=\"10\" text-anchor=\"end\">capacity {capacity_label(capacity)}"
+               f"</text><text x=\"{left}\" y=\"70\">{esc(scope)}: {total / 1e9:,.2f} GB of {capacity_label(capacity)} "
                f"({total / capacity:.0%}): {verdict}</text></svg>")
     keys = " ".join(f"<span style=\"color:{c}\">&#9632;</span> {esc(label)} {v / 1e9:,.2f} GB" for label, v, c in parts)
     return "".join(out) + f"<p class=\"legend\">{keys}</p>"

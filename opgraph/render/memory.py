@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from opgraph.analysis.memory import Footprint, MaxBatch, MemoryReport
 from opgraph.render import renderer
-from opgraph.render.text import gb, header, heading, lines, precision_line, sizes, table, to_json
+from opgraph.render.text import capacity, gb, header, heading, lines, precision_line, sizes, table, to_json
 
 
 def verdict(fp: Footprint) -> str:
     """Plain words: 'fits: 20.4 GB of 80 GB (25%), 59.6 GB free' or 'DOES NOT FIT: needs ...'."""
     cap = fp.capacity
     if fp.fits:
-        return f"fits: {gb(fp.total)} of {cap / 1e9:,.0f} GB ({fp.total / cap:.0%}), {gb(cap - fp.total)} free"
-    return f"DOES NOT FIT: needs {gb(fp.total)}, the GPU has {cap / 1e9:,.0f} GB ({gb(fp.total - cap)} over)"
+        return f"fits: {gb(fp.total)} of {capacity(cap)} ({fp.total / cap:.0%}), {gb(cap - fp.total)} free"
+    return f"DOES NOT FIT: needs {gb(fp.total)}, the GPU has {capacity(cap)} ({gb(fp.total - cap)} over)"
 
 
 def footprint_dict(fp: Footprint) -> dict:
@@ -79,7 +79,7 @@ def as_text(r: MemoryReport, fmt: str) -> str:
     hw, first = r.hardware, r.phases[0].footprint
     group = ([f"per GPU of a group of {r.gpus} ({r.parallel}): every figure is one GPU's; the batch is each "
               f"replica's, and the group serves {r.replicas} such batch(es) at once"] if r.gpus > 1 else [])
-    out = header(f"opgraph memory: {r.model} on {hw.display_name} ({hw.name}), {hw.capacity / 1e9:,.0f} GB of memory; "
+    out = header(f"opgraph memory: {r.model} on {hw.display_name} ({hw.name}), {capacity(hw.capacity)} of memory; "
                  f"fusion {r.plan.name}", fmt, [precision_line(first.precision), *group])
     for p in r.phases:
         fp = p.footprint

@@ -13,7 +13,7 @@ from opgraph.pricing.cost import BlockCost, PhaseCost, Roofline
 from opgraph.pricing.kinds import REGISTRY, unclassed
 from opgraph.render import renderer
 from opgraph.render.memory import footprint_dict, verdict
-from opgraph.render.text import gb, heading, lines, precision_line, scaled, seconds, sig, table, to_csv, to_json
+from opgraph.render.text import capacity, gb, heading, lines, precision_line, scaled, seconds, sig, table, to_csv, to_json
 
 UNITS = {"flops": "FLOP", "bytes": "byte", "*_s": "s", "intensity": "FLOP/byte", "*_tokens_per_s": "tokens/s",
          "expected_share": "fraction of the block's expected time",
@@ -177,7 +177,7 @@ def _model_line(p: PhaseCost, fp=None) -> str:
     tp = throughput(p)
     rate = (f"{sig(tp['expected_tokens_per_s_per_gpu'])} {step} per GPU, {sig(tp['expected_tokens_per_s'])} for the "
             f"group" if p.gpus > 1 else f"{sig(tp['expected_tokens_per_s'])} {step}")
-    unfit = (f" (DOES NOT FIT in {fp.capacity / 1e9:,.0f} GB, see memory; as if it did)"
+    unfit = (f" (DOES NOT FIT in {capacity(fp.capacity)}, see memory; as if it did)"
              if fp is not None and not fp.fits else "")
     line = (f"model{unfit}: {who}{p.params:,} params, {scaled(p.weight_bytes, 'B')} of weights; "
             f"{scaled(t.flops, 'FLOP')}, {scaled(t.bytes, 'B')} moved, {sig(t.intensity)} FLOP/B, "
@@ -276,7 +276,7 @@ def summary(r: Report, fmt: str) -> list[str]:
         rows.append([_phase_words(p), seconds(p.totals.expected_s), seconds(p.totals.time_s),
                      f"{sig(tp['expected_tokens_per_s_per_gpu'])} {unit}",
                      *([f"{sig(tp['expected_tokens_per_s'])} {unit}"] if p.gpus > 1 else []),
-                     ("yes" if fp.fits else "NO") + f", {gb(fp.total)} of {fp.capacity / 1e9:,.0f} GB",
+                     ("yes" if fp.fits else "NO") + f", {gb(fp.total)} of {capacity(fp.capacity)}",
                      p.totals.bound])
     heads = ["phase", "step, expected", "roofline", "tokens/s per GPU", *([f"tokens/s, {group}"] if first.gpus > 1 else []),
              "fits one GPU", "bound"]

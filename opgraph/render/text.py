@@ -64,6 +64,12 @@ def gb(n: float, decimals: int = 2) -> str:
     return f"{n / 1e9:,.{decimals}f} GB"
 
 
+def capacity(n: float) -> str:
+    """A GPU's memory in decimal gigabytes, as every other figure, and in the binary ones its datasheet counts:
+    capacity(80 * 2**30) == '85.9 GB (80 GiB)'."""
+    return f"{n / 1e9:,.1f} GB ({n / 2**30:,.0f} GiB)"
+
+
 def sizes(described: dict) -> str:
     """A phase's own sizes, as the user named them: 'batch 32, context 1,024'."""
     return ", ".join(f"{k} {v:,}" for k, v in described.items())

@@ -111,7 +111,7 @@ def test_verdict_both_ways():
 def test_largest_batch_solved_exactly_for_llama():
     c = 4096
     per_seq = llama_kv(1, c + 1) + (4096 + 128_256) * 2  # KV after the step + the head's peak activations
-    expected = (80 * 10**9 - LLAMA_WEIGHTS) // per_seq
+    expected = (80 * 2**30 - LLAMA_WEIGHTS) // per_seq  # the H100's 80 GB are binary, as its datasheet counts
     mb = max_batch(LLAMA.build, lambda n: Phase.decode(n, c), FUSED, H100)
     assert (mb.batch, mb.method) == (expected, "linear")
     assert mb.fits.total <= H100.capacity < mb.over.total
@@ -141,18 +141,18 @@ def test_cli_json(capsys):
     assert main(["memory", "--phase", "decode", "--batch", "4", "--context", "1000", "--format", "json"]) == 0
     d = json.loads(capsys.readouterr().out)
     dec = d["phases"]["decode"]
-    assert (d["capacity_bytes"], dec["batch"], dec["context"]) == (80e9, 4, 1000)
+    assert (d["capacity_bytes"], dec["batch"], dec["context"]) == (80 * 2**30, 4, 1000)
     assert dec["kv_cache_bytes"] == llama_kv(4, 1001) and dec["weight_bytes"] == LLAMA_WEIGHTS
     assert dec["total_bytes"] == dec["weight_bytes"] + dec["kv_cache_bytes"] + dec["activation_bytes"]
     assert dec["fits"] is True
-    assert dec["max_batch"]["total_bytes"] <= 80e9 < dec["max_batch"]["next_batch_total_bytes"]
+    assert dec["max_batch"]["total_bytes"] <= 80 * 2**30 < dec["max_batch"]["next_batch_total_bytes"]
 
 
 def test_cli_says_plainly_when_it_does_not_fit(capsys):
     assert main(["memory", "llama-3.1-405b", "--phase", "decode", "--batch", "8"]) == 0
     text = capsys.readouterr().out
     total = next(line for line in text.splitlines() if line.startswith("total"))
-    assert "DOES NOT FIT" in total and "80 GB" in total
+    assert "DOES NOT FIT" in total and "the GPU has 85.9 GB (80 GiB)" in total
     assert "largest batch that fits at context 1,024: none" in text
 
 # One-line errors and every preset: tests/test_generate.py covers both commands.

@@ -126,7 +126,8 @@ def test_user_spec_loads_by_path(tmp_path):
     assert hw.matrix_flops["bf16"] == pytest.approx(500e12)
     assert hw.matrix_flops["fp8"] == pytest.approx(1000e12)
     assert hw.bandwidth == pytest.approx(2000e9)
-    assert hw.capacity == pytest.approx(80e9)
+    # a datasheet's memory "GB" is binary: an "80GB" H100 reports 81,559 MiB to CUDA, a 141 GB H200 143,771 MiB
+    assert hw.capacity == 80 * 2**30
     assert hw.vector_flops == pytest.approx(50e12)
     assert hw.ridge(models.get("llama-3-8b").dtype) == pytest.approx(250)
 
