@@ -378,3 +378,26 @@ def price(run: Run, low: int, high: int, ids, pricer, draft=None, k: int = 0, st
     for kind, v in classes.items():
         by_class[kind] = by_class.get(kind, 0.0) + np.bincount(into, weights=v, minlength=n)
     return expected, by_class
+
+
+def price_one(run: Run, i: int, ids, pricer, draft=None, k: int = 0) -> tuple[float, dict]:
+    """Iteration i of `run` alone, whose decoding requests are among `ids`, through IterationPricer.price: what
+    price() gives it among many (an open loop prices each iteration as it is scheduled, and one at a time this is
+    the cheaper path): its expected seconds and its seconds by kernel class."""
+    contexts = []
+    if run.decoding[i]:
+        contexts = run.decode_steps(ids, run.clock[i], run.clock[i] + 1)[1].tolist()
+    a, b = bisect.bisect_left(run.chunk_at, i), bisect.bisect_left(run.chunk_at, i + 1)
+    chunks = list(zip(run.chunk_tokens[a:b], run.chunk_past[a:b]))
+    if draft is None:
+        steps = [pricer.price(contexts, chunks, sampling=len(contexts) + run.ends[i])]
+    else:  # the draft's k proposals (its prompts with the first), then the target's verify
+        steps = [draft.price([c + j for c in contexts], chunks if j == 0 else (), sampling=len(contexts))
+                 for j in range(k) if contexts or j == 0]
+        steps.append(pricer.price([], [(k + 1, c) for c in contexts] + chunks,
+                                  sampling=len(contexts) * (k + 1) + run.ends[i]))
+    by_class: dict = {}
+    for it in steps:
+        for kind, v in it.by_class.items():
+            by_class[kind] = by_class.get(kind, 0.0) + v
+    return sum(it.expected_s for it in steps), by_class

@@ -376,8 +376,8 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         return made
 
     def price_one(run: engine_run.Run, i: int, decoding) -> float:  # an open loop's iteration, priced as scheduled
-        took, classes = engine_run.price(run, i, i + 1, decoding, pricer, draft, k)
-        tooks.append(float(took[0]) + overhead_s)
+        took, classes = engine_run.price_one(run, i, decoding, pricer, draft, k)
+        tooks.append(took + overhead_s)
         costs.append(classes)
         return tooks[-1]
     tooks: list[float] = []
@@ -398,8 +398,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         arrived = ended[np.asarray(run.arrival, dtype=np.int64)]
     else:
         took = np.array(tooks)
-        by_iteration = {kind: np.array([float(np.asarray(c.get(kind, 0.0)).ravel()[0]) for c in costs])
-                        for kind in {kind for c in costs for kind in c}}
+        by_iteration = {name: np.array([c.get(name, 0.0) for c in costs]) for name in {n for c in costs for n in c}}
         ended = np.concatenate([run.end_time, [0.0]])
         arrived = np.asarray(run.arrival, dtype=float)
     counted = np.arange(len(run.tokens)) > run.began  # the measured iterations

@@ -82,6 +82,38 @@ def test_many_iterations_priced_at_once_are_each_priced_as_alone(name, options, 
     assert np.all(expected > 0)
 
 
+@pytest.mark.parametrize("engine, drafts", [("vllm", 0), ("sglang", 0), ("vllm", 3)])
+def test_an_iteration_priced_alone_is_priced_as_among_all(engine, drafts):
+    """An open loop prices each iteration as it is scheduled (engine_run.price_one, through price()); a closed loop
+    prices all of them at once (engine_run.price, through price_columns). On one run, with prompt chunks, drawn
+    lengths and speculative steps, the two agree on every iteration's seconds and on its seconds by kernel class."""
+    from opgraph.analysis import engine_run
+    from opgraph.analysis.serve import ENGINES, Speculation
+    eng = ENGINES[engine](H100)
+    spec = Speculation(LLAMA.build, "llama-3-8b", drafts, (0.7,) * drafts) if drafts else None
+    seen, real = {}, engine_run.schedule
+
+    def keep(*args, **kwargs):
+        seen["run"] = real(*args, **kwargs)
+        return seen["run"]
+    engine_run.schedule = keep
+    try:
+        serve(LLAMA.build, FLASH, H100, engine=eng, concurrency=12, prompt=(300, 3000), output=(20, 80),
+              speculation=spec, measure=24)
+    finally:
+        engine_run.schedule = real
+    run = seen["run"]
+    pricer = IterationPricer.of(LLAMA.build, FLASH, H100)
+    draft = IterationPricer.of(LLAMA.build, FLASH, H100) if drafts else None
+    every = range(len(run.prompt))
+    many, classes = engine_run.price(run, 0, len(run.tokens), every, pricer, draft, drafts)
+    for i in range(len(run.tokens)):
+        alone, by_class = engine_run.price_one(run, i, every, pricer, draft, drafts)
+        assert alone == pytest.approx(float(many[i]), rel=1e-12)
+        assert {k: float(v[i]) for k, v in classes.items() if v[i]} == pytest.approx(
+            {k: v for k, v in by_class.items() if v}, rel=1e-12)
+
+
 def test_stats_of_counted_values_are_those_of_the_values_repeated():
     """The event run counts inter-token gaps by value instead of listing them: its percentiles and mean are numpy's
     over the repeated list."""
