@@ -117,17 +117,18 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         else its whole length, reserved)."""
         return -(-(prefilled[r] + n) // bt) - -(-prefilled[r] // bt) if preempts else need(r)
 
-    def new(arrival: float) -> int:
-        p, g = draw()
-        prompt.append(p)
-        output.append(g)
-        run.cached.append(cached(p))
-        prefilled.append(run.cached[-1])
-        run.arrival.append(arrival)
+    def add(p: int, g: int, arrival: float, origin: int | None = None) -> int:
+        """A request of p prompt tokens and g output tokens, waiting to be admitted: its id."""
+        r = len(prompt)
+        prompt.append(p), output.append(g), run.cached.append(cached(p))
+        prefilled.append(run.cached[-1]), run.arrival.append(arrival)
         for column in (first_at, run.done, run.start, run.begin, run.steps):
             column.append(-1)
-        run.origin.append(len(prompt) - 1)
-        return len(prompt) - 1
+        run.origin.append(r if origin is None else origin)
+        return r
+
+    def new(arrival: float) -> int:
+        return add(*draw(), arrival)
 
     def decode(r: int, clock: int, made: int) -> None:  # r decodes from `clock`, `made` tokens made so far
         nonlocal quotients, bases_cached
@@ -143,6 +144,16 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         bases_cached += run.cached[r] // bt
         heapq.heappush(ends, (clock + steps, r))
 
+    def leave(r: int) -> None:  # r stops decoding: decode()'s bookkeeping undone
+        nonlocal quotients, bases_cached
+        q, rest = bases.pop(r)
+        if r not in run.made:
+            quotients, residues[rest] = quotients - q, residues[rest] - 1
+        bases_cached -= run.cached[r] // bt
+
+    def live(clock: int, r: int) -> bool:  # an entry of `ends` still due (else r was preempted since)
+        return r in bases and run.start[r] + run.steps[r] == clock
+
     def in_use(t: int) -> int:
         """KV blocks the running requests hold with the decoding ones' tokens as of decode clock t."""
         whole, part = divmod(t, bt)
@@ -155,7 +166,6 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
     def preempt() -> None:
         """The request admitted last gives back its blocks (vLLM's recompute preemption: running.pop()); one that
         has made tokens comes back as a continuation, its prompt and tokens so far prefilled again, first in line."""
-        nonlocal quotients, bases_cached
         r = max(list(bases) + list(prefilling), key=admitted.__getitem__)
         admitted.pop(r)
         run.preemptions += 1
@@ -164,30 +174,22 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
             prefilled[r] = run.cached[r]
             waiting.appendleft(r)
             return
-        q, rest = bases.pop(r)
+        leave(r)
         done_steps = tau - run.start[r]
         made = run.begin[r] + (sum(run.made[r][:done_steps]) if r in run.made else done_steps)
         if r in run.made:
             run.made[r] = run.made[r][:done_steps]
-        else:
-            quotients, residues[rest] = quotients - q, residues[rest] - 1
-        bases_cached -= run.cached[r] // bt
         run.steps[r] = done_steps
-        p = prompt[r] + made
-        prompt.append(p), output.append(output[r] - made), run.cached.append(cached(p))
-        prefilled.append(run.cached[-1]), run.arrival.append(run.arrival[r])
-        for column in (first_at, run.done, run.start, run.begin, run.steps):
-            column.append(-1)
-        run.origin.append(run.origin[r])
-        run.resumed[len(prompt) - 1] = clocked[tau - 1] if done_steps else first_at[r]
-        waiting.appendleft(len(prompt) - 1)
+        again = add(prompt[r] + made, output[r] - made, run.arrival[r], run.origin[r])
+        run.resumed[again] = clocked[tau - 1] if done_steps else first_at[r]
+        waiting.appendleft(again)
 
     def finish(i: int, finishing=()) -> None:  # iteration i ends: the requests done leave, the closed loop refills
-        nonlocal held, created, quotients, bases_cached
+        nonlocal held, created
         finishing = list(finishing)
         while ends and ends[0][0] <= tau:
             clock, r = heapq.heappop(ends)
-            if r in bases and run.start[r] + run.steps[r] == clock:  # else preempted: its continuation ends it
+            if live(clock, r):  # else preempted: its continuation ends it
                 finishing.append(r)
         if not finishing:
             return
@@ -197,10 +199,7 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         for r in sorted(finishing, key=admitted.__getitem__):  # in order of admission
             admitted.pop(r)
             if r in bases:
-                q, rest = bases.pop(r)
-                if r not in run.made:
-                    quotients, residues[rest] = quotients - q, residues[rest] - 1
-                bases_cached -= run.cached[r] // bt
+                leave(r)
             if not preempts:
                 held -= need(r)
             r = run.origin[r]
@@ -244,7 +243,7 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         if not running and not waiting:  # idle until the next request
             now = next_arrival
             continue
-        while ends and (ends[0][1] not in bases or run.start[ends[0][1]] + run.steps[ends[0][1]] != ends[0][0]):
+        while ends and not live(*ends[0]):
             heapq.heappop(ends)  # a preempted request's end: its continuation has its own
         used = in_use(tau) if preempts else held
         admissible = bool(waiting) and running < most and used + more(
@@ -301,7 +300,7 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
                                                              <= budget):
             r = waiting[0]
             n = min(prompt[r] - prefilled[r], budget)
-            extra = more(r, n if preempts else budget_full)
+            extra = more(r, n)
             if used + extra > blocks:
                 break
             waiting.popleft()
