@@ -301,13 +301,16 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     shared = -(-prefix // bt) if prefix else 0  # the prefix's blocks, held once for every request
     blocks, per_request = blocks - shared, per_request - cached(prompts[0]) // bt
     total = concurrency
-    if concurrency is not None:
-        concurrency = checks.integer("--concurrency", concurrency)
-        fits = min(engine.max_seqs, blocks // per_request)  # requests that run at once, each held whole
-        if not fits:
+
+    def one_fits() -> None:
+        if per_request > blocks:
             raise OpgraphError(f"the KV cache holds {blocks:,} blocks of {engine.block_tokens} tokens on each GPU, "
                                f"fewer than one request of {longest:,} tokens needs ({per_request:,}): use more GPUs "
                                f"(--tp) or a shorter request")
+    if concurrency is not None:
+        concurrency = checks.integer("--concurrency", concurrency)
+        one_fits()
+        fits = min(engine.max_seqs, blocks // per_request)  # requests that run at once, each held whole
         if concurrency > engine.max_seqs and not queue:
             raise OpgraphError(f"--concurrency {concurrency}: the engine runs at most {engine.max_seqs:,} requests "
                                f"at once (--max-seqs); give --max-seqs {concurrency} or a lower concurrency, or "
@@ -340,10 +343,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
             raise OpgraphError("--queue lets a closed loop hold more than runs at once: an open loop's arrivals (--rate) "
                                "wait for room already; give --concurrency with it, or no --queue")
         rate = checks.number("--rate", rate, above=0, maximum=1e6) / lanes  # each lane takes its share of arrivals
-        if per_request > blocks:
-            raise OpgraphError(f"the KV cache holds {blocks:,} blocks of {engine.block_tokens} tokens on each GPU, "
-                               f"fewer than one request of {longest:,} tokens needs ({per_request:,}): use more GPUs "
-                               f"(--tp) or a shorter request")
+        one_fits()
 
         def poisson():
             t = 0.0
@@ -414,9 +414,9 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     first, last = ended[np.asarray(run.first)[measured]], ended[np.asarray(run.done)[measured]]
     output = np.asarray(run.output)[measured]
     # every decode step of a measured request: the time since its last token, shared by the tokens it made
-    out = np.asarray(run.decoding) + np.asarray(run.ends)  # tokens made, iteration by iteration
-    if spec is not None:
-        out = out - np.asarray(run.decoding) + np.bincount(decodes_at[steps[0]], weights=steps[2], minlength=len(took))
+    # tokens made, iteration by iteration: a token a decode (drawn steps: what each made), one a prompt ended
+    out = np.asarray(run.ends) + (np.asarray(run.decoding) if spec is None else
+                                  np.bincount(decodes_at[steps[0]], weights=steps[2], minlength=len(took)))
     itl_values, itl_counts = _gaps(run, measured, ended, decodes_at, None if spec is None else steps, k)
     gpus, replicas = pricer.gpus, pricer.replicas
     total_time = float(took[counted].sum())
@@ -430,17 +430,18 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         notes += (f"{engine.name} runs a prompt whole: {prompts[1]:,} tokens do not fit beside {concurrency - 1} decodes "
                   f"in {engine.max_batched_tokens:,}, so a prompt waits until enough requests finish; give "
                   f"--max-batch-tokens {prompts[1] + concurrency - 1} or more to take it at once",)
-    if concurrency is not None and total > fits and fits == engine.max_seqs:
+    queued = concurrency is not None and total > fits  # more in the loop than run at once, each held whole
+    if queued and fits == engine.max_seqs:
         notes += (f"queued: at most {fits:,} of the {total:,} requests run at once (the running limit, --max-seqs); "
                   f"the others wait for room, first come first served, and their TTFT includes the wait",)
-    elif concurrency is not None and total > fits:
+    elif queued:
         notes += ((f"queued: the KV cache holds {fits:,} of the {total:,} requests whole; {engine.name} takes blocks "
                    f"as tokens come, so more may run, and preempts the request admitted last when they run out "
                    f"({run.preemptions:,} times in the run; its tokens recomputed when it runs again); the others "
                    f"wait for room, first come first served, and their TTFT includes the wait") if engine.preempts else
                   (f"queued: at most {fits:,} of the {total:,} requests run at once (the KV cache, each request held "
                    f"whole); the others wait for room, first come first served, and their TTFT includes the wait"),)
-    if run.preemptions and not (concurrency is not None and total > fits and fits < engine.max_seqs):
+    if run.preemptions and not (queued and fits < engine.max_seqs):  # else the queued note counts them
         notes += (f"preempted {run.preemptions:,} times: the KV cache ran out and the request admitted last gave "
                   f"back its blocks, its tokens recomputed when it ran again",)
     if lanes > 1:
