@@ -271,23 +271,23 @@ class IterationPricer:
             grown[:len(values)], more[:len(filled)] = values, filled
             values, filled = grown, more
         missing = np.unique(pasts[~filled[pasts]])
-        if len(missing) > 2:  # many pasts: one replay of the traced attention over all of them, as a sweep does
-            work = self._attention.many(queries=np.full(len(missing), queries), past=missing)
-            labels = self._label_sets.setdefault(tuple(k for k in work if k[-1] != "count"),
-                                                 tuple(k for k in work if k[-1] != "count"))
+        def place(where, labels: tuple, rows) -> None:  # rows of work under `labels` into the table at `where`
+            nonlocal values
             columns = self._label_columns(labels)
             values = self._widened(values)
-            values[missing[:, None], columns] = np.stack([work[k] for k in labels], axis=1)
-            filled[missing] = True
+            values[where, columns], filled[where] = rows, True
             self._columns_of(queries).update(zip(labels, columns.tolist()))
+
+        if len(missing) > 2:  # many pasts: one replay of the traced attention over all of them, as a sweep does
+            work = self._attention.many(queries=np.full(len(missing), queries), past=missing)
+            labels = tuple(k for k in work if k[-1] != "count")
+            labels = self._label_sets.setdefault(labels, labels)
+            place(missing[:, None], labels, np.stack([work[k] for k in labels], axis=1))
             self._kernel_counts.update((k, v.max()) for k, v in work.items() if k[-1] == "count")
             missing = missing[:0]
         for past in missing.tolist():
             labels, row, counts = self._work((queries, past))
-            columns = self._label_columns(labels)
-            values = self._widened(values)
-            values[past, columns], filled[past] = row, True
-            self._columns_of(queries).update(zip(labels, columns.tolist()))
+            place(past, labels, row)
             self._kernel_counts.update(counts)
         self._tables[queries] = values, filled
         return values
