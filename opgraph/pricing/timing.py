@@ -172,7 +172,8 @@ def _parts(tm: TimeModel, work: KernelWork) -> tuple[float, object, object, obje
     p = tm.of(work.kind)
     # Terms that are identities (an efficiency of 1, nothing to add) are skipped: a sweep replays every line.
     compute = work.compute_s if p.compute_efficiency == 1 else work.compute_s / p.compute_efficiency
-    if p.tile_m > 1 or p.tile_n > 1 or p.tiles_per_wave:
+    # tiles pad a GEMM's output; a matrix-unit kernel without one (a chunked linear-attention scan) is not padded
+    if (p.tile_m > 1 or p.tile_n > 1 or p.tiles_per_wave) and not _zero(work.gemm_rows):
         compute = compute * _tile_work(p, work)
     if tm.exp_rate and not _zero(work.transcendentals):
         compute = _overlapped(compute, work.transcendentals / tm.exp_rate, p.special_overlap)

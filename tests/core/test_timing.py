@@ -66,6 +66,14 @@ def test_gemm_tiles_run_in_whole_waves():
     assert t == pytest.approx(4 * 64 * 64 / 64 * US)
 
 
+def test_a_matrix_kernel_without_a_gemm_shape_is_not_padded_to_tiles():
+    # gated DeltaNet's chunked scan runs on the matrix units but has no y[m, n] to tile: 1 us at 0.8 of the peak,
+    # not a wave of 132 tiles of 64 x 64 over a 1 x 1 output (540,672 times that)
+    scan = KernelWork("gemm_fp8", compute_s=1 * US, memory_s=0.0)
+    t, _ = expected(one("gemm_fp8", compute_efficiency=0.8, tile_m=64, tile_n=64, tiles_per_wave=132), scan)
+    assert t == pytest.approx(1 * US / 0.8)
+
+
 def test_gemm_pays_per_activation_row_and_per_input_element():
     # an fp8 GEMM quantizes its input first: 7 ns per row and 2 ps per element of x[300, 4096], beside 10 us
     work = KernelWork("gemm_fp8", compute_s=10 * US, memory_s=0.0, gemm_rows=300, gemm_depth=4096, gemm_cols=512)
