@@ -265,15 +265,46 @@ def draft(target, text: str):
     return target.draft_head(text)
 
 
+# Checkpoints a serving row's GEMM label stands for where the label alone does not say how they are stored:
+# (preset, gemm_quant_mode) -> the quantization_config of the checkpoint the campaign served (its shapes are the
+# preset's). Kimi-K2.5 (and K2-Thinking) store the routed experts' weights as INT4, one bf16 scale per 32, from
+# quantization-aware training, and keep attention, the shared expert, the dense layer and lm_head in bf16 (the
+# model cards: "native INT4 quantization ... on the MoE components"; group size 32, compressed-tensors
+# pack-quantized, as vLLM and SGLang load them).
+CHECKPOINT_FORMATS = {
+    ("kimi-k2", "int4_wo"): {
+        "quant_method": "compressed-tensors", "format": "pack-quantized",
+        "config_groups": {"group_0": {"targets": ["Linear"], "input_activations": None, "output_activations": None,
+                                      "weights": {"num_bits": 4, "type": "int", "strategy": "group", "group_size": 32,
+                                                  "symmetric": True, "dynamic": False}}},
+        "ignore": ["lm_head", "re:.*self_attn.*", "re:.*shared_experts.*", "re:.*mlp\\.(gate|up|gate_up|down)_proj.*"],
+    },
+}
+
+
 def serving_row(row):
     """A measured serving row's model builder and GPU (opgraph.analysis.serving_validate.Resolve): its preset built
-    at its tensor and pipeline parallelism with its GEMMs' storage, on its shipped GPU; an OpgraphError names what is
-    missing."""
+    at its parallel layout (tp, pp, dp, ep) with its GEMMs' storage, on its shipped GPU; an OpgraphError names what
+    is missing.
+
+    The storage: the preset's own for an empty label, fp8 weights and activations for fp8 and fp8_block
+    (serving_validate.precision), the checkpoint's own 4-bit weights for nvfp4 where the preset's checkpoint
+    stores fp4 weights (the label aiconfigurator gives gpt-oss's MXFP4 experts, which Hopper runs with bf16
+    activations), and a CHECKPOINT_FORMATS entry where one is known."""
+    from opgraph.models import quantization
+
     from opgraph.analysis.serving_validate import precision
 
     if row.model not in models.names():
         raise OpgraphError(f"model {row.model} is not a preset")
     if row.gpu not in specs.names():
         raise OpgraphError(f"GPU {row.gpu} is not shipped")
-    options, preset = BuildOptions(precision(row), tp=row.tp, pp=row.pp), models.get(row.model)
-    return (lambda phase: preset.build(phase, options)), specs.load(row.gpu)
+    preset, stored = models.get(row.model), None
+    own = getattr(preset, "weight_dtype", None)
+    if (row.model, row.gemm) in CHECKPOINT_FORMATS:
+        fmt = quantization.read(CHECKPOINT_FORMATS[row.model, row.gemm], f"{row.model} as {row.gemm} checkpoint")
+        preset = attrs.evolve(preset, weight_dtype=fmt.dtype, weight_format=fmt)
+    elif not (row.gemm == "nvfp4" and own is not None and own.name == "fp4"):
+        stored = precision(row)
+    options = BuildOptions(stored, tp=row.tp, pp=row.pp, dp=row.dp, ep=row.ep)
+    return builder(preset, options), specs.load(row.gpu)

@@ -1,9 +1,11 @@
 """Predicted against measured serving: `opgraph validate SERVING.csv` (issue 17 §7).
 
 Each measured row (opgraph.files.serving_measurements) is served by `opgraph serve` as it was measured: its preset
-at its tensor parallelism on its GPU, its GEMMs' storage (fp8 and fp8_block as fp8 weights and activations, the KV
-cache at the activations' type, as the row does not say), its engine's scheduler, defaults and kernels (its fusion
-plan), at its concurrency, prompt and output lengths, under a benchmark protocol:
+at its parallel layout on its GPU (tensor parallelism; expert parallelism over the tp x dp GPUs; data-parallel
+replicas each with its share of the concurrency), its GEMMs' storage (fp8 and fp8_block as fp8 weights and
+activations, the KV cache in bf16, as the row does not say; other labels as the resolver maps them), its engine's
+scheduler, defaults and kernels (its fusion plan), at its concurrency, prompt and output lengths, under a benchmark
+protocol:
 
 - `steady`: the steady state of an endless closed loop at the row's fixed lengths (after a warm-up);
 - `inferencemax`: InferenceMAX's client, as its README runs vLLM's benchmark_serving.py: 10 x C requests, the first C
@@ -11,9 +13,9 @@ plan), at its concurrency, prompt and output lengths, under a benchmark protocol
   (--random-range-ratio 0.8 --num-prompts CONC*10 --max-concurrency CONC --request-rate inf --ignore-eos).
 
 An engine without chunked prefill (TensorRT-LLM) gets a token budget of at least the prompt plus the other
-concurrency - 1 requests' decodes, so that a prompt fits beside them, as a benchmark of such prompts must be configured. Nothing is fitted here. A
-row's error is (predicted - measured) / measured: negative means predicted too fast.
-Rows opgraph does not model yet (attention-data or expert parallelism; other GEMM storage; flagged rows)
+concurrency - 1 requests' decodes, so that a prompt fits beside them, as a benchmark of such prompts must be
+configured. Nothing is fitted here. A row's error is (predicted - measured) / measured: negative means predicted too
+fast. Rows opgraph does not model yet (experts both split and spread, GEMM storage it cannot build, flagged rows)
 and rows a preset or GPU does not name are skipped and counted by reason, never silently.
 """
 
@@ -80,13 +82,18 @@ class ServingValidation:
 
 
 def precision(row: ServingMeasurement) -> Precision | None:
-    """The storage the row measured, as opgraph builds it (None: the preset's own)."""
-    return Precision(weight=FP8, act=FP8, kv=BF16) if row.gemm in ("fp8", "fp8_block") else None
+    """The storage the row's GEMM label says, as opgraph builds it (None: the preset's own); an OpgraphError for a
+    label this does not map (a resolver may know the checkpoint behind it: opgraph.choices.serving_row)."""
+    if row.gemm in ("fp8", "fp8_block"):
+        return Precision(weight=FP8, act=FP8, kv=BF16)
+    if row.gemm:
+        raise OpgraphError(f"GEMMs in {row.gemm} (not built as measured)")
+    return None
 
 
 def load(row: ServingMeasurement, protocol: str) -> dict:
     """serve's load arguments for a row under a benchmark protocol."""
-    c, p, g = row.concurrency, row.prompt, row.output
+    c, p, g = row.replica_concurrency, row.prompt, row.output
     if protocol == "inferencemax":
         return dict(concurrency=c, requests=10 * c, prompt=(int(0.8 * p), p), output=(max(int(0.8 * g), 1), g))
     return dict(concurrency=c, prompt=p, output=g)
@@ -109,9 +116,10 @@ def configured(engine: Engine, row: ServingMeasurement) -> Engine:
     """The engine as the row's benchmark must have run it: an engine of whole prompts gets a token budget in which a
     prompt fits beside the other concurrency - 1 requests' decodes (Engine.room), an assumption (else each prompt
     waits for every decode to finish, which no measured campaign would run)."""
-    if engine.chunked or engine.room(row.concurrency) >= row.prompt:
+    c = row.replica_concurrency
+    if engine.chunked or engine.room(c) >= row.prompt:
         return engine
-    return attrs.evolve(engine, max_batched_tokens=row.prompt + row.concurrency - 1)
+    return attrs.evolve(engine, max_batched_tokens=row.prompt + c - 1)
 
 
 def validate_serving(rows: list[ServingMeasurement], resolve: Resolve, source: str = "", *, protocol: str = "steady",

@@ -13,9 +13,15 @@ unread, as extracts carry provenance):
     ttft_ms         measured mean time to first token, ms
     tpot_ms         measured mean time per output token, ms (a request's (end-to-end - TTFT) / (output - 1))
   optional:
-    pp, dp, ep      pipeline, attention-data and expert parallelism (dp or ep above 1 is not modelled yet: skipped)
-    gemm_quant_mode the GEMMs' storage: empty (the preset's own), fp8 or fp8_block (fp8 weights and activations);
-                    any other is not built as measured: skipped
+    pp, dp, ep      pipeline, attention-data and expert parallelism (default 1). Expert parallelism is modelled
+                    over the whole group (ep = tp x dp: tensor-parallel attention with the experts spread, or
+                    data-parallel attention with all-to-alls), data parallelism with it or as replicas of a dense
+                    model; the concurrency is the whole group's, dp x each replica's
+    moe_tp          the MoE layers' tensor parallelism (default: tp x dp / ep); experts both split (moe_tp) and
+                    spread (ep), or split across data-parallel replicas, are not modelled yet: skipped
+    gemm_quant_mode the GEMMs' storage as the benchmark labels it: empty (the preset's own), fp8 or fp8_block
+                    (fp8 weights and activations), or another label the validating resolver maps or refuses
+                    (opgraph.choices.serving_row)
     flags           ';'-separated doubts about the row (benchmarks/extract_serving.py); a flagged row is skipped,
                     except for no_engine_version alone (the campaign did not record the engine's version)
     source_id       free text, shown with the row's errors
@@ -35,7 +41,6 @@ from opgraph.files import datafile
 
 REQUIRED = ("model", "gpu", "engine", "tp", "concurrency", "prompt_tokens", "output_tokens", "ttft_ms", "tpot_ms")
 HARMLESS_FLAGS = frozenset({"no_engine_version"})
-MODELLED_GEMMS = ("", "fp8", "fp8_block")
 
 
 @attrs.frozen
@@ -56,6 +61,12 @@ class ServingMeasurement:
     gemm: str = ""
     flags: tuple[str, ...] = ()
     source: str = ""
+    moe_tp: int = 0  # 0: not given, tp x dp / ep
+
+    @property
+    def replica_concurrency(self) -> int:
+        """Requests in flight on each data-parallel replica: the client's concurrency spread evenly."""
+        return self.concurrency // self.dp
 
     @property
     def skip(self) -> str:
@@ -65,11 +76,13 @@ class ServingMeasurement:
             return f"flagged {';'.join(doubts)}"
         if not self.concurrency:
             return "no concurrency given"
-        for name in ("dp", "ep"):
-            if getattr(self, name) > 1:
-                return f"{name} above 1 (not modelled in serving yet)"
-        if self.gemm not in MODELLED_GEMMS:
-            return f"GEMMs in {self.gemm} (not built as measured)"
+        group = self.tp * self.dp
+        if self.ep > 1 and self.ep != group:
+            return f"ep {self.ep} over part of the tp x dp = {group} GPUs (not modelled in serving yet)"
+        if self.moe_tp > 1 and (self.ep > 1 or self.dp > 1):
+            return "MoE tensor parallelism beside expert or data parallelism (not modelled in serving yet)"
+        if self.concurrency % self.dp:
+            return f"concurrency {self.concurrency} not a multiple of dp {self.dp}"
         return ""
 
 
@@ -105,13 +118,13 @@ def read(path: str | Path) -> list[ServingMeasurement]:
         where = f"{path}: row {i}"
         ints = {c: _number(where, c, f[c], int) for c in ("tp", "prompt_tokens", "output_tokens")}
         ints["concurrency"] = _number(where, "concurrency", f["concurrency"], int) if f["concurrency"].strip() else 0
-        ints.update({c: _number(where, c, f[c], int) for c in ("pp", "dp", "ep") if f.get(c)})
+        ints.update({c: _number(where, c, f[c], int) for c in ("pp", "dp", "ep", "moe_tp") if f.get(c)})
         out.append(ServingMeasurement(
             i, f["model"], f["gpu"], f["engine"], ints["tp"], ints["concurrency"], ints["prompt_tokens"],
             ints["output_tokens"], _number(where, "ttft_ms", f["ttft_ms"], float) / 1e3,
             _number(where, "tpot_ms", f["tpot_ms"], float) / 1e3, ints.get("pp", 1), ints.get("dp", 1),
             ints.get("ep", 1), f.get("gemm_quant_mode") or "", tuple(x for x in (f.get("flags") or "").split(";") if x),
-            f.get("source_id") or ""))
+            f.get("source_id") or "", ints.get("moe_tp", 0)))
     if not out:
         raise OpgraphError(f"{path}: no measurements (only a header)")
     return out

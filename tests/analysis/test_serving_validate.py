@@ -44,7 +44,7 @@ def test_a_row_is_served_as_measured_and_the_rest_skipped_by_reason(measured):
     lanes = serve(lambda ph: models.get("llama-3-8b").build(ph, BuildOptions(pp=2)), strategy("vllm"), h100,
                   engine=vllm(h100), concurrency=4, prompt=500, output=16)
     assert (piped.ttft_s, piped.tpot_s) == (lanes.ttft.mean, lanes.tpot.mean)
-    assert dict(v.skipped) == {"GEMMs in nvfp4 (not built as measured)": 1, "flagged replicas": 1,
+    assert dict(v.skipped) == {"not predicted: GEMMs in nvfp4 (not built as measured)": 1, "flagged replicas": 1,
                                "not predicted: model not-a-model is not a preset": 1}
     assert v.rows == v.considered == 5
 
@@ -68,8 +68,56 @@ def test_a_benchmark_protocol_and_a_gpu_filter(measured):
     assert imax.ttft_s != steady.ttft_s  # the first wave of 4 prompts at once is counted
     with pytest.raises(OpgraphError, match="no rows of GPU h200.*its GPUs: h100-sxm"):
         validate_serving(rows, serving_row, gpu="h200")
-    # the three rows not skipped for another reason first
-    assert validate_serving(rows, serving_row, limit=0).skipped[0] == ("beyond --limit 0", 3)
+    # the four rows not skipped for a reason of their own first (the nvfp4 row's is found only when it is built)
+    assert validate_serving(rows, serving_row, limit=0).skipped[0] == ("beyond --limit 0", 4)
+
+
+LAYOUT_HEADER = "model,gpu,engine,tp,dp,moe_tp,ep,concurrency,prompt_tokens,output_tokens,ttft_ms,tpot_ms,gemm_quant_mode\n"
+
+
+def _served(tmp_path, *lines):
+    f = tmp_path / "layouts.csv"
+    f.write_text(LAYOUT_HEADER + "\n".join(lines) + "\n")
+    return validate_serving(serving_measurements.read(f), serving_row, str(f))
+
+
+def test_expert_and_data_parallel_rows_are_served_in_their_layout(tmp_path):
+    v = _served(tmp_path,
+                "qwen3-30b-a3b,h100-sxm,vllm,2,1,1,2,8,500,16,50.0,10.0,",  # attention tp 2, experts spread over 2
+                "qwen3-30b-a3b,h100-sxm,vllm,1,2,1,2,8,500,16,50.0,10.0,",  # attention dp 2: 4 requests a replica
+                "qwen3-30b-a3b,h100-sxm,vllm,2,1,1,1,8,500,16,50.0,10.0,",  # experts split by tp alone
+                "qwen3-30b-a3b,h100-sxm,vllm,4,1,2,2,8,500,16,50.0,10.0,",  # experts split 2 ways and spread 2
+                "qwen3-30b-a3b,h100-sxm,vllm,1,2,1,2,7,500,16,50.0,10.0,")  # 7 over 2 replicas
+    h100, preset = hardware.load("h100-sxm"), models.get("qwen3-30b-a3b")
+    for p, (layout, c) in zip(v.predictions, [(dict(tp=2, ep=2), 8), (dict(dp=2, ep=2), 4), (dict(tp=2), 8)]):
+        direct = serve(lambda ph, o=BuildOptions(**layout): preset.build(ph, o), strategy("vllm"), h100,
+                       engine=vllm(h100), concurrency=c, prompt=500, output=16)
+        assert (p.ttft_s, p.tpot_s) == (direct.ttft.mean, direct.tpot.mean), layout
+    assert len(v.predictions) == 3
+    assert dict(v.skipped) == {"ep 2 over part of the tp x dp = 4 GPUs (not modelled in serving yet)": 1,
+                               "concurrency 7 not a multiple of dp 2": 1}
+
+
+def test_a_label_for_the_checkpoints_own_4_bit_weights_builds_the_checkpoint(tmp_path):
+    # aiconfigurator labels gpt-oss's MXFP4 experts nvfp4: the preset's own checkpoint (bf16 activations) is served
+    (p,) = _served(tmp_path, "gpt-oss-20b,h100-sxm,vllm,1,1,1,1,4,500,16,50.0,10.0,nvfp4").predictions
+    h100 = hardware.load("h100-sxm")
+    own = serve(models.get("gpt-oss-20b").build, strategy("vllm"), h100, engine=vllm(h100), concurrency=4,
+                prompt=500, output=16)
+    assert (p.ttft_s, p.tpot_s) == (own.ttft.mean, own.tpot.mean)
+
+
+def test_kimi_k2_int4_rows_store_the_routed_experts_as_int4_in_groups_of_32():
+    # Kimi-K2.5 / K2-Thinking's model cards: INT4 (QAT) on the MoE components; attention, the shared expert, the
+    # dense first layer and lm_head stay bf16
+    from opgraph.choices import CHECKPOINT_FORMATS
+    from opgraph.models import quantization
+    fmt = quantization.read(CHECKPOINT_FORMATS["kimi-k2", "int4_wo"], "test")
+    experts = fmt.dtype_for("mlp.experts.gate_up_proj")
+    assert (experts.name, experts.group_size, experts.scale_bits) == ("int4", 32, 16)
+    for kept in ("self_attn.q_a_proj", "self_attn.kv_b_proj", "mlp.shared_experts.down_proj", "mlp.gate_proj",
+                 "lm_head", "mlp.gate"):
+        assert fmt.dtype_for(kept) is None, kept
 
 
 @pytest.mark.parametrize("text, says", [
