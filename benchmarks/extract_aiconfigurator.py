@@ -53,6 +53,24 @@ Kept, bf16 only (the precision the shipped calibration targets), except vLLM's f
   * none of int8 (SmoothQuant `sq`), fp16 or a weight-only mode is in the vLLM tables, so no other STORAGE_DTYPES
     dtype gets rows.
 
+- `moe` (vLLM files of the H100 SXM and H200 only, last of all, so no earlier row's held-out split moves; the two GPUs
+  whose calibrations were fitted with them): `moe/vllm/<newest>/moe_perf` (vLLM 0.24.0), one fused-MoE call timed
+  whole (aiconfigurator's collector, collector/vllm/collect_moe.py: `fused_experts(hidden_states, w1, w2,
+  topk_weights, topk_ids)` over precomputed routing, or for MXFP4 the FusedMoE layer's forward from router logits;
+  warm-ups, then replays of a CUDA graph where one captures), rows with `distribution` balanced (every expert an
+  equal share of the tokens x top_k rows) and no expert parallelism (moe_ep_size 1; moe_tp_size splits the width:
+  `inter` is one GPU's, inter_size / moe_tp_size). Kept, by the kernels vLLM runs for the checkpoints opgraph's zoo
+  names: bf16 (`vllm_unquantizedfusedmoe_triton_tritonexperts`), block fp8 as DeepSeek's and Qwen3's FP8 checkpoints
+  store it (`fp8_block`, `vllm_fp8moe_triton_tritonexperts`; dtype fp8, activations quantized to fp8 per token
+  group), INT4 weight-only (`int4_wo`, Marlin, groups of 128; dtype int4) and gpt-oss's MXFP4
+  (`w4a16_mxfp4`, `vllm_gptossmxfp4moe_triton_oaitritonmxfp4expertsmonolithic`; dtype mxfp4). Left out: per-tensor
+  fp8 (`fp8`: ModelOpt checkpoints through FlashInfer's CUTLASS MoE, which no preset here uses; 4.7 times the
+  block-fp8 kernel's time at one token on the same shapes), the MXFP4 rows of a Marlin approximation
+  (`..._situ_as_silu`, another model's), power-law routing and expert-parallel rows, and the shapes of Nemotron-3's
+  MoE (hidden 2,688 with top-6 of 128 experts, Nano's; top-22 of 512, Super's and Ultra's: NON_GATED), whose experts
+  are squared-ReLU MLPs without a gate (two matrices, not three): they measure two-thirds of a gated call's time at
+  every size, and a moe row rebuilds gated experts.
+
 vLLM's tables are the calibration sets (`<gpu>-vllm.csv.gz`, every row, for each shipped GPU the package has: the
 H100 SXM, H200, A100 SXM, B200 and L40S, each from its newest vLLM version there); on the H100, TensorRT-LLM's and
 SGLang's are the transfer checks (`h100-sxm-trtllm.csv.gz`, `h100-sxm-sglang.csv.gz`, every 4th row after sorting,
@@ -93,8 +111,17 @@ def newest(wheel: zipfile.ZipFile, folder: str, table: str) -> str:
         return tuple(int(p) if p.isdigit() else 0 for p in name[len(folder):].split("/")[0].replace("rc", ".").split("."))
     return max(found, key=version)
 A2A_COLUMNS = ["tokens", "top_k", "hidden"]
+MOE_COLUMNS = ["inter", "experts"]
+OPTIONAL = {*A2A_COLUMNS, *MOE_COLUMNS}  # in a file's header only where its rows use them
 COLUMNS = ["class", "dtype", "m", "n", "k", "batch", "seq_len", "context", "heads", "kv_heads", "head_dim", "gpus",
-           "elements", *A2A_COLUMNS, "time_us", "source"]
+           "elements", *A2A_COLUMNS, *MOE_COLUMNS, "time_us", "source"]
+MOE_GPUS = {"h100-sxm", "h200"}
+NON_GATED = ((2688, 6, 128), (None, 22, 512))  # Nemotron-3's experts: (hidden or any, top_k, experts)
+# aiconfigurator's moe_dtype -> (the kernel vLLM runs for it, opgraph's dtype of the experts' weights)
+MOE_KERNELS = {"bfloat16": ("vllm_unquantizedfusedmoe_triton_tritonexperts", "bf16"),
+               "fp8_block": ("vllm_fp8moe_triton_tritonexperts", "fp8"),
+               "int4_wo": ("vllm_compressedtensorswna16marlinmoe_marlin_marlinexperts", "int4"),
+               "w4a16_mxfp4": ("vllm_gptossmxfp4moe_triton_oaitritonmxfp4expertsmonolithic", "mxfp4")}
 GRAPHED = {"vllm": "vllm_graph", "sglang": "sglang_graph", "trtllm": "trtllm"}  # the CUDA-graph all-reduce
 GPUS_PER_NODE = 8  # every GPU here comes as an 8-GPU HGX/DGX node
 LL_CAPACITY = 256  # tokens per GPU that vLLM's DeepEP low-latency buffer holds (VLLM_MOE_DP_CHUNK_SIZE)
@@ -142,6 +169,8 @@ def rows(wheel: zipfile.ZipFile, gpu: str, framework: str):
     if framework == "vllm":
         yield from all_to_alls(wheel, base)
         yield from fp8_gemms(wheel, base)
+        if gpu in MOE_GPUS:
+            yield from moe_calls(wheel, base)
 
 
 def all_to_alls(wheel: zipfile.ZipFile, base: str):
@@ -176,6 +205,24 @@ def fp8_gemms(wheel: zipfile.ZipFile, base: str):
                "source": f"vllm {r.version} {r.kernel_source}"}
 
 
+def moe_calls(wheel: zipfile.ZipFile, base: str):
+    """The vLLM fused-MoE rows kept (see the module docstring), last in the file."""
+    import pandas as pd
+
+    m = pd.read_parquet(io.BytesIO(wheel.read(newest(wheel, f"{base}moe/vllm/", "moe_perf.parquet"))))
+    kept = m.moe_dtype.map(lambda d: MOE_KERNELS.get(d, ("", ""))[0]) == m.kernel_source
+    gated = ~m.apply(lambda r: any(h in (None, r.hidden_size) and (k, e) == (r.topk, r.num_experts)
+                                   for h, k, e in NON_GATED), axis=1)
+    m = m[kept & gated & (m.distribution == "balanced") & (m.moe_ep_size == 1)]
+    m = m.sort_values(["moe_dtype", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size", "num_tokens"])
+    for r in m.itertuples():
+        assert r.inter_size % r.moe_tp_size == 0, "a width that does not split"
+        yield {"class": "moe", "dtype": MOE_KERNELS[r.moe_dtype][1], "tokens": r.num_tokens, "hidden": r.hidden_size,
+               "inter": r.inter_size // r.moe_tp_size, "top_k": r.topk, "experts": r.num_experts,
+               "time_us": round(r.latency * 1e3, 4),
+               "source": f"vllm {r.version} {r.kernel_source}, moe_tp {r.moe_tp_size}"}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("wheel", help="the aiconfigurator_core-0.12.0 wheel file")
@@ -185,7 +232,7 @@ def main() -> int:
         for gpu, framework in SETS:
             path = OUT / f"{gpu}-{framework}.csv.gz"
             kept = [row for row in rows(wheel, gpu, framework) if row["time_us"] > 0]
-            columns = [c for c in COLUMNS if c not in A2A_COLUMNS or any(c in row for row in kept)]
+            columns = [c for c in COLUMNS if c not in OPTIONAL or any(c in row for row in kept)]
             with gzip.GzipFile(path, "wb", compresslevel=9, mtime=0) as z, io.TextIOWrapper(z, newline="") as f:
                 w = csv.DictWriter(f, columns, lineterminator="\n")
                 w.writeheader()

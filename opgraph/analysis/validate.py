@@ -45,7 +45,7 @@ def kernel(kind: str, dtype: str, **shape) -> Model:
     True
     """
     _, row = kinds.row(kind)
-    b = GraphBuilder(Precision.uniform(DTYPES[dtype]), name=kind)
+    b = GraphBuilder(row.precision(dtype) if row.precision else Precision.uniform(DTYPES[dtype]), name=kind)
     outputs = row.build(b, shape)  # beyond the graph's sinks, tensors the kernel writes (add_rms_norm's sum)
     phase = Phase.decode(shape.get("batch", 1), shape.get("context", 1))  # unused by the graph: for the record
     return Model(kind, phase, [Block(kind, 1, b.build(outputs))])

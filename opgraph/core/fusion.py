@@ -46,6 +46,9 @@ class FuseRule:
     `same_part`: only when the producer, the consumer and every other reader of the results passed along the
     edge carry the same part tag (attention, mlp, ...): a result shared by two branches of a block, or two
     branches meeting in one op, stay separate kernels unless a rule without it says otherwise.
+    `stacked`: only along an edge one end of which multiplies by a stack of matrices, one per group ([experts, out,
+    in]: the routed experts' GEMMs), and neither end of which multiplies by a plain matrix: the routed experts' w13,
+    activation, w2 and weighted sum, which engines run as one fused-MoE call, and not the shared experts beside them.
     `siblings`: fuse side by side instead of along an edge (horizontal fusion): ops matching `consumer` that do not
     depend on each other; those with weights only when they read the same input and their weights belong to one
     module of the checkpoint (a weight's name up to its last two dotted parts: self_attn for self_attn.q_proj.weight)
@@ -60,12 +63,14 @@ class FuseRule:
     single_consumer: bool = False
     single_producer: bool = False
     same_part: bool = False
+    stacked: bool = False
     never: bool = False
     siblings: bool = False
     packed: tuple[frozenset[str], ...] = attrs.field(default=(), converter=lambda ps: tuple(frozenset(p) for p in ps))
 
     def __attrs_post_init__(self) -> None:
-        edge = [k for k in ("producer", "tensor", "single_consumer", "single_producer", "never") if getattr(self, k)]
+        edge = [k for k in ("producer", "tensor", "single_consumer", "single_producer", "stacked", "never")
+                if getattr(self, k)]
         if self.siblings and edge:
             raise OpgraphError(f"fuse rule {self.name!r}: siblings fuse side by side, not along an edge; "
                                f"{', '.join(edge)} cannot be combined with it")
@@ -121,6 +126,10 @@ def _edge_matches(graph: Graph, rule: FuseRule, u: str, v: str) -> bool:
         return False
     if rule.single_producer and set(graph.dag.predecessors(v)) != {u}:
         return False
+    if rule.stacked:
+        matrices = [len(op.inputs[1].shape) for op in (graph.ops[u], graph.ops[v]) if op.fn == "linear"]
+        if 3 not in matrices or 2 in matrices:
+            return False
     if rule.same_part:
         part = graph.ops[u].part
         readers = {c for t in graph.edge_tensors[u, v] for c in graph.consumers[t]}

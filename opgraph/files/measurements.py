@@ -2,18 +2,20 @@
 
 One row a kernel. Columns (a header row names them; order is free, unknown columns are an error):
 
-    class      a measured class: gemm, prefill_attention, decode_attention, all_reduce, ep_dispatch, ep_combine,
+    class      a measured class: gemm, prefill_attention, decode_attention, all_reduce, ep_dispatch, ep_combine, moe,
                rms_norm, layer_norm, add_rms_norm, silu_mul, relu2, rope, embedding (each kernel class's `rows` in
                opgraph.pricing.kinds: its shape columns, what it measures, the graph it rebuilds)
-    dtype      the operands' storage type: bf16, fp16, fp8, ... (opgraph.core.tensor.STORAGE_DTYPES)
+    dtype      the operands' storage type: bf16, fp16, fp8, ... (opgraph.core.tensor.STORAGE_DTYPES); a moe row's is its
+               experts' weights' (int4 and mxfp4 under bf16 activations)
     time_us    the measured time of one call, microseconds, > 0
     source     free text: where the row comes from (optional)
     ...        the class's shape columns (SHAPES): gemm m, n, k; attention batch, seq_len or context, heads, kv_heads,
-               head_dim; all_reduce gpus, elements; ep_dispatch and ep_combine gpus, tokens, top_k, hidden; norms and
-               activations tokens, hidden; rope tokens, heads, kv_heads, head_dim; embedding tokens, vocab, hidden
+               head_dim; all_reduce gpus, elements; ep_dispatch and ep_combine gpus, tokens, top_k, hidden; moe
+               tokens, hidden, inter, top_k, experts; norms and activations tokens, hidden; rope tokens, heads,
+               kv_heads, head_dim; embedding tokens, vocab, hidden
 
 Each row is priced by the kernel class whose record lists it (opgraph.pricing.kinds.time_class: a gemm row by the
-GEMM class of its dtype, gemm for bf16 and fp16, gemm_fp8 for fp8).
+GEMM class of its dtype, gemm for bf16 and fp16, gemm_fp8 for fp8; a moe row by moe, moe_fp8 or moe_w4).
 
 A column a row's class does not use must be empty. A file ending in .gz is read through gzip. Every mistake is one
 OpgraphError naming the file, the row (1 = the first data row) and the column.

@@ -12,6 +12,7 @@
     single_consumer = false       # only when the consumer is the producer's only reader
     single_producer = false       # only when the producer is the consumer's only source
     same_part = false             # only when producer and every reader share a part tag (attention, mlp, ...)
+    stacked = false               # only edges at a product with per-expert matrices (the routed experts' GEMMs)
     never = false                 # true: forbid fusing such edges instead
     siblings = false              # true: fuse matching ops side by side (q and k rope in one kernel), see FuseRule
     packed = [["q_proj", "k_proj", "v_proj"]]  # with siblings: weights that run as one GEMM, by leaf name
@@ -35,7 +36,7 @@ DEFAULT = "fused"
 _PLAN_KEYS = {"name", "description", "rule", "group"}
 _RULE_LISTS = {"producer": lambda: ops.KINDS | ops.FUNCTIONS, "consumer": lambda: ops.KINDS | ops.FUNCTIONS,
                "tensor": lambda: {r.value for r in Role}}  # read when a plan is parsed: user code may register more
-_RULE_FLAGS = ("single_consumer", "single_producer", "same_part", "never", "siblings")
+_RULE_FLAGS = ("single_consumer", "single_producer", "same_part", "stacked", "never", "siblings")
 
 
 def names() -> list[str]:

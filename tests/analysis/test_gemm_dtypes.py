@@ -169,8 +169,9 @@ def test_the_shipped_fp8_rows_come_last_and_the_h100_calibration_fits_them_apart
     rows = read(DATA / "h100-sxm-vllm.csv.gz")
     dtypes = [r.dtype for r in rows]
     first = dtypes.index("fp8")
-    assert set(dtypes[first:]) == {"fp8"} and {r.kind for r in rows[first:]} == {"gemm"}
-    assert len(rows) - first > 30_000
+    moe = [r.kind for r in rows].index("moe")  # the fused-MoE calls, appended after them
+    assert set(dtypes[first:moe]) == {"fp8"} and {r.kind for r in rows[first:moe]} == {"gemm"}
+    assert {r.kind for r in rows[moe:]} == {"moe"} and moe - first > 30_000
     tm = H100.timing
     assert GEMM_FP8 in tm.classes and tm.of(GEMM_FP8) == tm.classes[GEMM_FP8] != tm.classes[GEMM]
     assert GEMM_FP8 not in hardware.load("a100-sxm").timing.classes  # no fp8 tensor cores, no fp8 rows

@@ -65,7 +65,7 @@ def test_errors_and_their_distribution():
 def test_the_shipped_measurements_parse_and_the_roofline_is_too_fast():
     """The evidence the time model is calibrated against: every class is predicted too fast by the roofline."""
     rows = read(DATA / "h100-sxm-vllm.csv.gz")
-    kinds = {"gemm", "prefill_attention", "decode_attention", "all_reduce", "ep_dispatch", "ep_combine"}
+    kinds = {"gemm", "prefill_attention", "decode_attention", "all_reduce", "ep_dispatch", "ep_combine", "moe"}
     assert len(rows) > 60_000 and {r.kind for r in rows} == kinds
     v = validate(rows, H100)
     by_class = v.stats["roofline"]["class"]

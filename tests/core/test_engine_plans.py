@@ -47,9 +47,10 @@ def test_a_packed_gemm_reads_its_input_once():
     assert analyze(build, apart, H100).blocks[0].totals.bytes - packed == (2 + 1) * 4 * 4096 * 2
 
 
-def test_moe_packs_the_experts_w13_and_the_shared_experts_apart_and_leaves_the_router_alone():
+def test_moe_runs_the_routed_experts_as_one_call_packs_the_shared_experts_w13_and_leaves_the_router_alone():
     _, ks = kernels("deepseek-v3", block=1)
-    assert ("experts.gate_proj", "experts.up_proj") in ks and ("shared.gate_proj", "shared.up_proj") in ks
+    assert ("experts.gate_proj", "experts.up_proj", "experts.act", "experts.mul", "experts.down_proj", "combine") in ks
+    assert ("shared.gate_proj", "shared.up_proj") in ks and ("shared.down_proj",) in ks
     assert ("router",) in ks and ("q_a_proj", "kv_a_proj_with_mqa") in ks  # vLLM's fused_qkv_a_proj
     _, ks = kernels("qwen3-next-80b-a3b", block=0)
     assert ("router",) in ks and ("shared.gate",) in ks  # mlp.gate and mlp.shared_expert_gate: not packed in vLLM
@@ -91,8 +92,9 @@ def test_every_preset_builds_and_serves_under_every_engine_plan(name, plan):
     IterationPricer(models.get(name).build, strategy(plan), H100)
 
 
-def test_tensorrt_llm_fuses_qwen3s_qk_norms_into_rope_and_the_moe_finalize_into_w2():
+def test_tensorrt_llm_fuses_qwen3s_qk_norms_into_rope_and_runs_the_routed_experts_as_one_call():
     graph = models.get("qwen3-30b-a3b").build(Phase.decode(4, 100)).blocks[0].graph
     ks = [k.ops for k in apply(strategy("trtllm"), graph).kernels]
     assert ("q_norm", "k_norm", "rope_q", "rope_k") in ks  # fused_qk_norm_rope
-    assert ("experts.down_proj", "combine") in ks  # FC2 + finalize
+    # its MoE op: FC1 (w13), the activation, FC2 with the finalize (the weighted sum)
+    assert ("experts.gate_proj", "experts.up_proj", "experts.act", "experts.mul", "experts.down_proj", "combine") in ks

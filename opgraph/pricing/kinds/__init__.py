@@ -50,6 +50,7 @@ class Row:
     about: str  # what the row measures, for the docs and errors
     build: Callable  # (GraphBuilder, shape: dict) -> tensors the kernel writes beyond the graph's sinks
     bench: Callable | None = None  # (torch, torch dtype, shape, device) -> a callable running it once; None: not timed
+    precision: Callable | None = None  # (dtype name) -> the Precision of the graph; None: every tensor in that dtype
 
 
 @attrs.frozen
