@@ -326,14 +326,14 @@ def benchmark(a):
     if len(batches) * len(lengths) > 400:
         raise OpgraphError(f"--batch x --lengths is {len(batches) * len(lengths):,} sizes; the most is 400")
     models = [make(ph) for ph in bench.phases(batches, lengths)]
-    specs = tuple(bench.kernels(models))
+    specs, left = tuple(bench.kernels(models)), tuple(bench.left_out(models).items())
     if a.dry_run:
-        return bench.Bench(models[0].name, specs)
+        return bench.Bench(models[0].name, specs, left_out=left)
     if not a.out:
         raise OpgraphError("opgraph bench: say where to write the measurements: --out FILE.csv (or --dry-run)")
     rows = bench.measure(specs, repeats=checks.integer("--repeats", a.repeats, maximum=1000),
                          calls=checks.integer("--calls", a.calls, maximum=10**5))
-    result = bench.Bench(models[0].name, specs, tuple(rows), a.out)
+    result = bench.Bench(models[0].name, specs, tuple(rows), a.out, left)
     try:
         Path(a.out).write_text(measurement_csv(result))
     except OSError as e:

@@ -66,6 +66,33 @@ def kernels(models: Iterable[Model]) -> list[KernelSpec]:
     return list(found)
 
 
+# Ops of the models' graphs that bench cannot time as the engine runs them, and why (said in its output)
+LEFT_OUT = {
+    "routed experts' GEMMs": "an engine runs them as one fused-MoE call, which no torch kernel stands for; the "
+                             "shipped H100 and H200 calibrations fit such calls on measured ones "
+                             "(benchmarks/extract_aiconfigurator.py)",
+    "attention of another value width (MLA)": "scaled_dot_product_attention is not the kernel engines run for it",
+}
+
+
+def left_out(models: Iterable[Model]) -> dict[str, int]:
+    """Ops of the models' graphs that `kernels` does not time, by LEFT_OUT reason (distinct by name and shapes, as
+    `kernels` counts the kernels it times by shape)."""
+    seen: dict[str, set] = {}
+    for model in models:
+        for block in model.blocks:
+            av = [op for op in block.graph.ops.values() if op.fn == "av"]
+            for op in block.graph.ops.values():
+                if op.fn == "linear" and any(t.role is Role.WEIGHT and len(t.shape) == 3 for t in op.inputs[1:]):
+                    why = "routed experts' GEMMs"
+                elif op.fn == "qk" and _spec(op, model.phase, av) is None:
+                    why = "attention of another value width (MLA)"
+                else:
+                    continue
+                seen.setdefault(why, set()).add((op.name, tuple(t.shape for t in op.inputs)))
+    return {why: len(ops) for why, ops in seen.items()}
+
+
 def _vector_spec(op, graph) -> KernelSpec | None:
     """A norm, a SiLU that a multiply consumes (silu_mul), or an embedding lookup, as the kernel bench times."""
     x = op.inputs[0]
@@ -199,3 +226,4 @@ class Bench:
     specs: tuple[KernelSpec, ...]
     rows: tuple[dict, ...] = ()
     out: str | None = None
+    left_out: tuple[tuple[str, int], ...] = ()  # (LEFT_OUT reason, ops) not timed

@@ -57,6 +57,20 @@ def test_mla_attention_is_not_passed_off_as_sdpa():
     assert specs and not any(s.kind.endswith("attention") for s in specs)
 
 
+def test_what_bench_cannot_time_it_names_and_counts():
+    build = models.get("deepseek-v2-lite").build
+    # one MoE layer's w13 (gate, up) and w2 in each of the two phases; MLA's scores in each
+    assert bench.left_out([build(Phase.prefill(1, 64)), build(Phase.decode(1, 64))]) == {
+        "routed experts' GEMMs": 6, "attention of another value width (MLA)": 2}
+    assert bench.left_out([models.get("llama-3-8b").build(Phase.decode(1, 64))]) == {}
+    r = opgraph("bench", "qwen3-30b-a3b", "--dry-run", "--batch", "1", "--lengths", "64", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    (left,) = json.loads(r.stdout)["not_timed"]
+    assert (left["what"], left["ops"]) == ("routed experts' GEMMs", 6) and "fused-MoE call" in left["why"]
+    text = opgraph("bench", "qwen3-30b-a3b", "--dry-run", "--batch", "1", "--lengths", "64").stdout
+    assert "not timed: 6 routed experts' GEMMs" in text
+
+
 def test_dry_run_lists_without_measuring():
     r = opgraph("bench", "--dry-run", "--batch", "1", "--lengths", "1024", "--format", "json")
     assert r.returncode == 0, r.stderr
