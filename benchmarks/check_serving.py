@@ -9,11 +9,16 @@ defaults and kernels, under a benchmark protocol (--protocol).
     python benchmarks/check_serving.py                          # every H100/H200 row (long: large MoE models)
     python benchmarks/check_serving.py --models llama-3-8b --limit 40
     python benchmarks/check_serving.py --gpus b200 --protocol inferencemax
+    python benchmarks/check_serving.py --protocol by-campaign   # each campaign's client, chosen on B200/GB200 rows
+
+`by-campaign` serves each row under the protocol benchmarks/fit_protocol.py chose for its campaign and engine on the
+B200 and GB200 rows (benchmarks/data/serving-protocols.json); a campaign or engine without such rows is `steady`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -23,7 +28,17 @@ from opgraph.files import serving_measurements
 from opgraph.render import render
 
 DATA = Path(__file__).parent / "data" / "serving-measured.csv.gz"
+CHOSEN = Path(__file__).parent / "data" / "serving-protocols.json"
 HELD_OUT = ("h100-sxm", "h200")
+BY_CAMPAIGN = "by-campaign"
+
+
+def by_campaign():
+    """row -> the protocol fit_protocol.py chose for its campaign and engine (steady where it chose none)."""
+    from fit_protocol import campaigns
+
+    kind, chosen = campaigns(DATA), json.loads(CHOSEN.read_text())["chosen"]
+    return lambda row: chosen.get(f"{kind[row.row]}/{row.engine}", {}).get("protocol", "steady")
 
 
 def rows(gpus, models=None, engines=None) -> list:
@@ -38,14 +53,16 @@ def main() -> int:
     ap.add_argument("--models", help="presets whose rows to run (default: all)")
     ap.add_argument("--engines", help="engines whose rows to run (default: all)")
     ap.add_argument("--limit", type=int, help="rows per (engine, GPU, model) at most")
-    ap.add_argument("--protocol", choices=PROTOCOLS, default="steady", help="how each row's benchmark is run "
-                    "(opgraph.analysis.serving_validate; default: steady)")
+    ap.add_argument("--protocol", choices=(*PROTOCOLS, BY_CAMPAIGN), default="steady", help="how each row's "
+                    "benchmark is run (opgraph.analysis.serving_validate; by-campaign: as fit_protocol.py chose per "
+                    "campaign on the B200/GB200 rows; default: steady)")
     ap.add_argument("--format", default="table", help="table, markdown, json or csv (default: table)")
     args = ap.parse_args()
     split = lambda text: text.split(",") if text else None  # noqa: E731
     t0 = time.perf_counter()
+    per_row = by_campaign() if args.protocol == BY_CAMPAIGN else None
     v = validate_serving(rows(split(args.gpus), split(args.models), split(args.engines)), serving_row, str(DATA),
-                         protocol=args.protocol, limit=args.limit)
+                         protocol=args.protocol, limit=args.limit, per_row=per_row)
     print(render(v, args.format), end="")
     print(f"{len(v.predictions):,} rows predicted in {time.perf_counter() - t0:.0f} s")
     return 0

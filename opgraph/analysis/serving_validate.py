@@ -8,6 +8,8 @@ scheduler, defaults and kernels (its fusion plan), at its concurrency, prompt an
 protocol:
 
 - `steady`: the steady state of an endless closed loop at the row's fixed lengths (after a warm-up);
+- `wave`: one wave of C requests sent at once, every one counted (a benchmark client whose request count equals its
+  concurrency, e.g. `--num-prompts C --max-concurrency C`);
 - `inferencemax`: InferenceMAX's client, as its README runs vLLM's benchmark_serving.py: 10 x C requests, the first C
   sent at once, every one counted, lengths drawn uniformly from 0.8 of the row's to the row's own
   (--random-range-ratio 0.8 --num-prompts CONC*10 --max-concurrency CONC --request-rate inf --ignore-eos).
@@ -39,7 +41,7 @@ from opgraph.pricing.hardware import Hardware
 # (opgraph.choices.serving_row: the zoo of presets and GPUs lives above this layer)
 Resolve = Callable[[ServingMeasurement], tuple[Callable, Hardware]]
 
-PROTOCOLS = ("steady", "inferencemax")
+PROTOCOLS = ("steady", "inferencemax", "wave")
 
 
 @attrs.frozen
@@ -96,6 +98,8 @@ def load(row: ServingMeasurement, protocol: str) -> dict:
     c, p, g = row.replica_concurrency, row.prompt, row.output
     if protocol == "inferencemax":
         return dict(concurrency=c, requests=10 * c, prompt=(int(0.8 * p), p), output=(max(int(0.8 * g), 1), g))
+    if protocol == "wave":
+        return dict(concurrency=c, requests=c, prompt=p, output=g)
     return dict(concurrency=c, prompt=p, output=g)
 
 
@@ -123,9 +127,11 @@ def configured(engine: Engine, row: ServingMeasurement) -> Engine:
 
 
 def validate_serving(rows: list[ServingMeasurement], resolve: Resolve, source: str = "", *, protocol: str = "steady",
-                     gpu: str | None = None, limit: int | None = None) -> ServingValidation:
-    """Predict every row that opgraph models (of `gpu` only, if given; at most `limit` per engine, GPU and model)."""
-    if protocol not in PROTOCOLS:
+                     gpu: str | None = None, limit: int | None = None,
+                     per_row: Callable[[ServingMeasurement], str] | None = None) -> ServingValidation:
+    """Predict every row that opgraph models (of `gpu` only, if given; at most `limit` per engine, GPU and model), each
+    under `protocol`, or under the protocol `per_row` gives it (then `protocol` names the choice, e.g. "by campaign")."""
+    if per_row is None and protocol not in PROTOCOLS:
         raise OpgraphError(f"unknown --protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
     predictions, skipped, taken, considered = [], Counter(), Counter(), 0
     for row in rows:
@@ -138,7 +144,10 @@ def validate_serving(rows: list[ServingMeasurement], resolve: Resolve, source: s
             why = f"beyond --limit {limit}"
         if not why:
             try:
-                predictions.append(predict(row, resolve, protocol))
+                own = per_row(row) if per_row else protocol
+                if own not in PROTOCOLS:
+                    raise ValueError(f"row {row.row}: protocol {own!r} is not one of {', '.join(PROTOCOLS)}")
+                predictions.append(predict(row, resolve, own))
                 taken[key] += 1
                 continue
             except OpgraphError as e:

@@ -72,6 +72,21 @@ def test_a_benchmark_protocol_and_a_gpu_filter(measured):
     assert validate_serving(rows, serving_row, limit=0).skipped[0] == ("beyond --limit 0", 4)
 
 
+def test_one_wave_is_c_requests_sent_at_once_and_a_row_may_name_its_own_protocol(measured):
+    rows = serving_measurements.read(measured)
+    (wave, _) = validate_serving(rows, serving_row, protocol="wave").predictions
+    h100 = hardware.load("h100-sxm")
+    once = serve(models.get("llama-3-8b").build, strategy("sglang"), h100, engine=sglang(h100), concurrency=4,
+                 requests=4, prompt=500, output=16)
+    assert (wave.ttft_s, wave.tpot_s) == (once.ttft.mean, once.tpot.mean)
+    mixed = validate_serving(rows, serving_row, protocol="by row",
+                             per_row=lambda r: "wave" if r.engine == "sglang" else "steady").predictions
+    steady = validate_serving(rows, serving_row).predictions
+    assert (mixed[0].ttft_s, mixed[1].ttft_s) == (wave.ttft_s, steady[1].ttft_s)
+    with pytest.raises(ValueError, match="not one of"):
+        validate_serving(rows, serving_row, per_row=lambda r: "bursty")
+
+
 LAYOUT_HEADER = "model,gpu,engine,tp,dp,moe_tp,ep,concurrency,prompt_tokens,output_tokens,ttft_ms,tpot_ms,gemm_quant_mode\n"
 
 

@@ -30,11 +30,9 @@ from opgraph.pricing.kinds.gemm import DTYPES as GEMM_DTYPES
 from opgraph.pricing.kinds.gemm import gemm_class
 
 MOE = "moe"
+WEIGHT_ONLY = f"{MOE}_w4"  # 4-bit weights dequantized in the GEMM's main loop, 16-bit activations
 PART = "moe"  # the part tag models.pieces.moe gives its ops
 INT4_GROUP = 128  # aiconfigurator's int4_wo rows: Marlin's w4a16 with one bf16 scale per 128 (collect_moe.py)
-
-
-WEIGHT_ONLY = f"{MOE}_w4"  # 4-bit weights dequantized in the GEMM's main loop, 16-bit activations
 
 
 def moe_class(dtype: str, weight_bits: int = 16) -> str:
@@ -99,6 +97,7 @@ ROW = Row("moe", ("tokens", "hidden", "inter", "top_k", "experts"),
           "a fused-MoE call over `tokens` tokens, balanced over `experts` experts, top_k each: w13, SiLU x mul, w2 of "
           "width `inter` (one GPU's), the weighted sum; dtype is the experts' weights'", _build, precision=_precision)
 CLASS = KernelClass(MOE, is_expert_gemm, 35, named=_named, kinds=frozenset({"matmul"}), features=_features, rows=(ROW,),
+                    # in the vector group: the activation and the weighted sum inside a call are priced with it
                     group="vector", fitted=(*KERNEL_PARAMS, PER_ROW), fallback=gemm_class("bf16"),
                     by_dtype=lambda dtype: moe_class("fp8" if dtype == "fp8" else "bf16", DTYPES[dtype].bits),
                     about="fused-MoE calls (the routed experts' GEMMs, activation and weighted sum), bf16 or fp16")

@@ -1,0 +1,73 @@
+"""Choose each measurement campaign's benchmark client on the rows the issue lets us fit on (B200 and GB200), for
+`python benchmarks/check_serving.py --protocol by-campaign` on the held-out H100 and H200 rows.
+
+The serving rows (benchmarks/data/serving-measured.csv.gz) come from several campaigns (its `data_source_kind`
+column: NVIDIA's dated CSVs, database dumps, gap analyses), each run by a client the file does not record, which
+decides what TTFT counts (opgraph.analysis.serving_validate.PROTOCOLS: an endless closed loop's steady state,
+InferenceMAX's 10 x C requests, or one wave of C requests sent at once). Here every protocol serves each campaign's
+B200 and GB200 rows (per engine where it has such rows), and the one with the lowest median |TTFT error| is kept
+where at least MIN_ROWS rows were predicted; campaigns or engines with fewer are left to `steady`. Nothing else is fitted, and no H100 or H200 row is
+read. Writes benchmarks/data/serving-protocols.json (the choice and the figures it was made on).
+
+    python benchmarks/fit_protocol.py               # at most 40 rows per (engine, GPU, model): --limit N
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from opgraph.analysis.serving_validate import PROTOCOLS, validate_serving
+from opgraph.choices import serving_row
+from opgraph.files import serving_measurements
+
+DATA = Path(__file__).parent / "data" / "serving-measured.csv.gz"
+OUT = Path(__file__).parent / "data" / "serving-protocols.json"
+FIT_GPUS = ("b200", "gb200")
+MIN_ROWS = 10  # fewer predicted rows choose nothing: the campaign stays `steady`
+
+
+def campaigns(path: Path = DATA) -> dict[int, str]:
+    """Each row's campaign (its data_source_kind), by row number (1 = the first data row)."""
+    with gzip.open(path, "rt", newline="") as f:
+        return {i: row["data_source_kind"] for i, row in enumerate(csv.DictReader(f), 1)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--limit", type=int, default=40, help="rows per (engine, GPU, model) at most (default: 40)")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    kind = campaigns()
+    rows = [r for r in serving_measurements.read(DATA) if r.gpu in FIT_GPUS]
+    errors: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for protocol in PROTOCOLS:
+        v = validate_serving(rows, serving_row, str(DATA), protocol=protocol, limit=args.limit)
+        for p in v.predictions:
+            errors[kind[p.row.row], p.row.engine][protocol].append((abs(p.ttft_error), abs(p.tpot_error)))
+    chosen = {}
+    for (campaign, engine), by in sorted(errors.items()):
+        medians = {pr: (float(np.median([e[0] for e in es])), float(np.median([e[1] for e in es])))
+                   for pr, es in by.items()}
+        best = min(medians, key=lambda pr: medians[pr][0]) if len(by["steady"]) >= MIN_ROWS else "steady"
+        chosen[f"{campaign}/{engine}"] = {
+            "protocol": best, "rows": len(by[best]),
+            "ttft_median_error": {pr: round(m[0], 4) for pr, m in medians.items()},
+            "tpot_median_error": {pr: round(m[1], 4) for pr, m in medians.items()}}
+        print(f"{campaign:22s} {engine:7s} {len(by[best]):4d} rows: " + ", ".join(
+            f"{pr} TTFT {m[0]:.1%} TPOT {m[1]:.1%}" for pr, m in medians.items()) + f" -> {best}")
+    OUT.write_text(json.dumps({"fitted_on": list(FIT_GPUS), "limit": args.limit, "source": DATA.name,
+                               "chosen": chosen}, indent=1) + "\n")
+    print(f"wrote {OUT} ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
