@@ -54,7 +54,9 @@ Kept, bf16 only (the precision the shipped calibration targets), except vLLM's f
     dtype gets rows.
 
 - `moe` (vLLM files of the H100 SXM and H200 only, last of all, so no earlier row's held-out split moves; the two GPUs
-  whose calibrations were fitted with them): `moe/vllm/<newest>/moe_perf` (vLLM 0.24.0), one fused-MoE call timed
+  whose calibrations were fitted with them; and, as transfer checks, every 4th of TensorRT-LLM's and SGLang's on the
+  H100: their newest tables with gated experts, TensorRT-LLM 1.3.0rc20's CUTLASS MoE and SGLang 0.5.14's Triton
+  fused_moe and Marlin): `moe/vllm/<newest>/moe_perf` (vLLM 0.24.0), one fused-MoE call timed
   whole (aiconfigurator's collector, collector/vllm/collect_moe.py: `fused_experts(hidden_states, w1, w2,
   topk_weights, topk_ids)` over precomputed routing, or for MXFP4 the FusedMoE layer's forward from router logits;
   warm-ups, then replays of a CUDA graph where one captures), rows with `distribution` balanced (every expert an
@@ -101,27 +103,38 @@ SETS = {("h100-sxm", "vllm"): (None, 1), ("h100-sxm", "trtllm"): (None, 4),
         **{(gpu, "vllm"): (None, 1) for gpu in GPUS if gpu != "h100-sxm"}}
 
 
-def newest(wheel: zipfile.ZipFile, folder: str, table: str) -> str:
-    """The path of `table` under folder/<version>/ for the newest version the package has."""
+def versions(wheel: zipfile.ZipFile, folder: str, table: str) -> list[str]:
+    """The paths of `table` under folder/<version>/, newest version first."""
     found = [n for n in wheel.namelist() if n.startswith(folder) and n.endswith("/" + table)]
     if not found:
         raise SystemExit(f"{folder}*/{table}: not in this wheel")
 
     def version(name: str) -> tuple:
         return tuple(int(p) if p.isdigit() else 0 for p in name[len(folder):].split("/")[0].replace("rc", ".").split("."))
-    return max(found, key=version)
+    return sorted(found, key=version, reverse=True)
+
+
+def newest(wheel: zipfile.ZipFile, folder: str, table: str) -> str:
+    """The path of `table` under folder/<version>/ for the newest version the package has."""
+    return versions(wheel, folder, table)[0]
 A2A_COLUMNS = ["tokens", "top_k", "hidden"]
 MOE_COLUMNS = ["inter", "experts"]
 OPTIONAL = {*A2A_COLUMNS, *MOE_COLUMNS}  # in a file's header only where its rows use them
 COLUMNS = ["class", "dtype", "m", "n", "k", "batch", "seq_len", "context", "heads", "kv_heads", "head_dim", "gpus",
            "elements", *A2A_COLUMNS, *MOE_COLUMNS, "time_us", "source"]
-MOE_GPUS = {"h100-sxm", "h200"}
+MOE_GPUS = {"h100-sxm", "h200"}  # the vLLM files that get MoE rows (the TensorRT-LLM and SGLang files, the H100's, too)
 NON_GATED = ((2688, 6, 128), (None, 22, 512))  # Nemotron-3's experts: (hidden or any, top_k, experts)
-# aiconfigurator's moe_dtype -> (the kernel vLLM runs for it, opgraph's dtype of the experts' weights)
-MOE_KERNELS = {"bfloat16": ("vllm_unquantizedfusedmoe_triton_tritonexperts", "bf16"),
-               "fp8_block": ("vllm_fp8moe_triton_tritonexperts", "fp8"),
-               "int4_wo": ("vllm_compressedtensorswna16marlinmoe_marlin_marlinexperts", "int4"),
-               "w4a16_mxfp4": ("vllm_gptossmxfp4moe_triton_oaitritonmxfp4expertsmonolithic", "mxfp4")}
+# framework -> aiconfigurator's moe_dtype -> (the kernel that framework runs for it, opgraph's dtype of the experts'
+# weights); TensorRT-LLM's and SGLang's are transfer checks, never fitted
+MOE_DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8", "int4_wo": "int4", "w4a16_mxfp4": "mxfp4"}
+MOE_KERNELS = {
+    "vllm": {"bfloat16": "vllm_unquantizedfusedmoe_triton_tritonexperts", "fp8_block": "vllm_fp8moe_triton_tritonexperts",
+             "int4_wo": "vllm_compressedtensorswna16marlinmoe_marlin_marlinexperts",
+             "w4a16_mxfp4": "vllm_gptossmxfp4moe_triton_oaitritonmxfp4expertsmonolithic"},
+    "sglang": {"bfloat16": "sglang_fused_moe_triton", "fp8_block": "sglang_fused_moe_triton",
+               "int4_wo": "sglang_marlin_moe", "w4a16_mxfp4": "sglang_fused_moe_triton"},
+    "trtllm": {"bfloat16": "moe_torch_flow_cutlass", "fp8_block": "moe_torch_flow_cutlass",
+               "w4a16_mxfp4": "moe_torch_flow"}}
 GRAPHED = {"vllm": "vllm_graph", "sglang": "sglang_graph", "trtllm": "trtllm"}  # the CUDA-graph all-reduce
 GPUS_PER_NODE = 8  # every GPU here comes as an 8-GPU HGX/DGX node
 LL_CAPACITY = 256  # tokens per GPU that vLLM's DeepEP low-latency buffer holds (VLLM_MOE_DP_CHUNK_SIZE)
@@ -169,8 +182,8 @@ def rows(wheel: zipfile.ZipFile, gpu: str, framework: str):
     if framework == "vllm":
         yield from all_to_alls(wheel, base)
         yield from fp8_gemms(wheel, base)
-        if gpu in MOE_GPUS:
-            yield from moe_calls(wheel, base)
+    if gpu in MOE_GPUS:
+        yield from moe_calls(wheel, base, framework, every)
 
 
 def all_to_alls(wheel: zipfile.ZipFile, base: str):
@@ -205,22 +218,27 @@ def fp8_gemms(wheel: zipfile.ZipFile, base: str):
                "source": f"vllm {r.version} {r.kernel_source}"}
 
 
-def moe_calls(wheel: zipfile.ZipFile, base: str):
-    """The vLLM fused-MoE rows kept (see the module docstring), last in the file."""
+def moe_calls(wheel: zipfile.ZipFile, base: str, framework: str, every: int = 1):
+    """A framework's fused-MoE rows kept (see the module docstring), last in the file: from its newest table that
+    has them (TensorRT-LLM's newest holds only ungated rows), every `every`-th after sorting."""
     import pandas as pd
 
-    m = pd.read_parquet(io.BytesIO(wheel.read(newest(wheel, f"{base}moe/vllm/", "moe_perf.parquet"))))
-    kept = m.moe_dtype.map(lambda d: MOE_KERNELS.get(d, ("", ""))[0]) == m.kernel_source
-    gated = ~m.apply(lambda r: any(h in (None, r.hidden_size) and (k, e) == (r.topk, r.num_experts)
-                                   for h, k, e in NON_GATED), axis=1)
-    m = m[kept & gated & (m.distribution == "balanced") & (m.moe_ep_size == 1)]
+    kernels = MOE_KERNELS[framework]
+    for path in versions(wheel, f"{base}moe/{framework}/", "moe_perf.parquet"):
+        m = pd.read_parquet(io.BytesIO(wheel.read(path)))
+        kept = m.moe_dtype.map(lambda d: kernels.get(d, "")) == m.kernel_source
+        gated = ~m.apply(lambda r: any(h in (None, r.hidden_size) and (k, e) == (r.topk, r.num_experts)
+                                       for h, k, e in NON_GATED), axis=1)
+        m = m[kept & gated & (m.distribution == "balanced") & (m.moe_ep_size == 1)]
+        if len(m):
+            break
     m = m.sort_values(["moe_dtype", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size", "num_tokens"])
-    for r in m.itertuples():
+    for r in m.iloc[::every].itertuples():
         assert r.inter_size % r.moe_tp_size == 0, "a width that does not split"
-        yield {"class": "moe", "dtype": MOE_KERNELS[r.moe_dtype][1], "tokens": r.num_tokens, "hidden": r.hidden_size,
+        yield {"class": "moe", "dtype": MOE_DTYPES[r.moe_dtype], "tokens": r.num_tokens, "hidden": r.hidden_size,
                "inter": r.inter_size // r.moe_tp_size, "top_k": r.topk, "experts": r.num_experts,
                "time_us": round(r.latency * 1e3, 4),
-               "source": f"vllm {r.version} {r.kernel_source}, moe_tp {r.moe_tp_size}"}
+               "source": f"{framework} {r.version} {r.kernel_source}, moe_tp {r.moe_tp_size}"}
 
 
 def main() -> int:
