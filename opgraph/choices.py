@@ -291,9 +291,8 @@ def serving_row(row):
     (serving_validate.precision), the checkpoint's own 4-bit weights for nvfp4 where the preset's checkpoint
     stores fp4 weights (the label aiconfigurator gives gpt-oss's MXFP4 experts, which Hopper runs with bf16
     activations), and a CHECKPOINT_FORMATS entry where one is known."""
-    from opgraph.models import quantization
-
     from opgraph.analysis.serving_validate import precision
+    from opgraph.models import quantization
 
     if row.model not in models.names():
         raise OpgraphError(f"model {row.model} is not a preset")

@@ -30,6 +30,7 @@ from opgraph.core.tensor import Role
 from opgraph.errors import OpgraphError
 from opgraph.files.measurements import COLUMNS, SHAPES
 from opgraph.pricing import kinds
+from opgraph.pricing.kinds.moe import is_expert_gemm
 
 __all__ = ["COLUMNS", "Bench", "KernelSpec", "kernels", "measure", "phases", "timed"]
 
@@ -83,7 +84,7 @@ def left_out(models: Iterable[Model]) -> dict[str, int]:
         for block in model.blocks:
             av = [op for op in block.graph.ops.values() if op.fn == "av"]
             for op in block.graph.ops.values():
-                if op.fn == "linear" and any(t.role is Role.WEIGHT and len(t.shape) == 3 for t in op.inputs[1:]):
+                if is_expert_gemm(op):
                     why = "routed experts' GEMMs"
                 elif op.fn == "qk" and _spec(op, model.phase, av) is None:
                     why = "attention of another value width (MLA)"
