@@ -4,8 +4,10 @@
 #
 #     run(command="sh benchmarks/device_check.sh kernels", timeout_s=540)     # the device tool; not yet timed
 #     run(command="sh benchmarks/device_check.sh steps", timeout_s=540)       # whole decode steps (measure_steps.py)
+#     run(command="sh benchmarks/device_check.sh vectors", timeout_s=540)     # norms, rope, SiLU x mul, embeddings
+#     run(command="sh benchmarks/device_check.sh wide", timeout_s=540)        # more models, layouts and steps
 #
-# (no argument: both, one after the other; split them when the device time left is short.)
+# (no argument: all four, one after the other; split them when the device time left is short.)
 # It needs python3 with torch, networkx, attrs, tabulate and numpy (the device image has them) and installs
 # nothing: opgraph runs from a copy of the checkout laid out as the installed package is (models/ and hardware/
 # inside it). It writes under $OUT (./device-out without one):
@@ -19,8 +21,8 @@
 set -eu
 part=${1:-all}
 case "$part" in
-    kernels|steps|all) ;;
-    *) echo "device_check: unknown part '$part'; valid: kernels, steps, all" >&2; exit 2 ;;
+    kernels|steps|vectors|wide|all) ;;
+    *) echo "device_check: unknown part '$part'; valid: kernels, steps, vectors, wide, all" >&2; exit 2 ;;
 esac
 mkdir -p "${OUT:-device-out}"
 out=$(cd "${OUT:-device-out}" && pwd)
@@ -35,6 +37,7 @@ export PYTHONPATH="$pkg" PYTHONUNBUFFERED=1
 sizes="--batch 1,8,32,128 --lengths 1024,4096"
 if [ "${DRY:-0}" = 1 ]; then
     python3 -m opgraph bench llama-3-8b $sizes --dry-run | tee "$out/bench.txt"
+    python3 "$root/benchmarks/measure_vector_kernels.py" --dry-run | tee "$out/vectors.txt"
     exit 0
 fi
 gpu=$(python3 -c 'import torch; n = torch.cuda.get_device_name()
@@ -50,4 +53,28 @@ fi
 if [ "$part" = steps ] || [ "$part" = all ]; then
     python3 "$root/benchmarks/measure_steps.py" --model llama-3-8b --batch 8,32,128 --context 1024,4096 \
         --out "$out/steps.csv" 2>&1 | tee "$out/steps.txt"
+fi
+if [ "$part" = vectors ] || [ "$part" = all ]; then
+    python3 "$root/benchmarks/measure_vector_kernels.py" --out "$out/vectors.csv" 2>&1 | tee "$out/vectors.txt"
+fi
+if [ "$part" = wide ] || [ "$part" = all ]; then
+    wide="--batch 1,8,64,256 --lengths 512,2048"
+    : >"$out/wide.txt"
+    for m in "qwen3-32b" "llama-3-70b --tp 8" "qwen3-8b --tp 2"; do
+        name=$(echo "$m" | tr -d ' -')
+        python3 -m opgraph bench $m $wide --out "$out/wide-$name.csv" 2>&1 | tail -3 >>"$out/wide.txt"
+    done
+    python3 -c 'import csv, glob, sys
+files = sorted(glob.glob(sys.argv[1] + "/wide-*.csv"))
+rows = [r for f in files for r in csv.DictReader(open(f))]
+w = csv.DictWriter(open(sys.argv[1] + "/wide.csv", "w", newline=""), fieldnames=list(rows[0]))
+w.writeheader(); w.writerows(rows)' "$out"
+    rm -f "$out"/wide-*.csv
+    python3 -m opgraph validate "$out/wide.csv" --hardware "$gpu" >>"$out/wide.txt" 2>&1
+    for s in "mistral-small-3.1-24b --batch 8,32,128 --context 1024,4096" "llama-3-8b --batch 1,256 --context 512,8192"; do
+        python3 "$root/benchmarks/measure_steps.py" --model $s --out "$out/steps-part.csv" >>"$out/wide.txt" 2>&1
+        if [ -s "$out/steps-wide.csv" ]; then tail -n +2 "$out/steps-part.csv"; else cat "$out/steps-part.csv"; fi \
+            >>"$out/steps-wide.csv"
+    done
+    rm -f "$out/steps-part.csv"
 fi
