@@ -16,10 +16,14 @@ held-out rows, as the L40S's collective is, is printed but not shipped: UNSHIPPE
 The fp8 GEMM rows (vLLM's CUTLASS fp8 x fp8 kernel; not on the A100 SXM, which has no fp8 tensor cores) fit the
 `gemm_fp8` class; a calibration without it prices fp8 GEMMs by its `gemm` class (opgraph.pricing.timing.FALLBACK), so
 beside the roofline each such class's held-out rows are also priced by that fallback ("by gemm's fit").
-Norms and elementwise kernels (H100 SXM only) come from Liger-Kernel's published benchmarks
-(benchmarks/data/h100-sxm-liger.csv, benchmarks/extract_liger.py): 30 kernels, fitted apart with 40% held out (seed
-0), so that each of the two classes keeps three held-out kernels; read their figures as indicative.
-Not yet here: serving-style end-to-end decode steps (no measured steps ship).
+Norms, rope, SiLU x mul and embeddings (the vector classes) come from opgraph's own H200 measurements
+(benchmarks/data/h200-opgraph.csv.gz: benchmarks/measure_vector_kernels.py's 400 kernels, Inductor kernels replayed
+in CUDA graphs), fitted apart with 20% held out (seed 0); the same file's kernels of whole models (opgraph bench:
+GEMMs, attention, norms, SwiGLU, embeddings of five models and layouts) are never fitted: a check of both fits. The
+H100 SXM is the same GH100 chip: its vector classes are the H200's, carried over (CARRIED: fixed costs and shares of
+the bandwidth as fitted, the L2's bytes and pace kept), and Liger-Kernel's published H100 benchmarks
+(benchmarks/data/h100-sxm-liger.csv, Triton's do_bench per call) are printed against them as a check.
+Whole decode steps: benchmarks/check_steps.py.
 """
 
 from __future__ import annotations
@@ -35,10 +39,12 @@ from opgraph.analysis.validate import validate
 from opgraph.pricing.kinds import FALLBACK
 from opgraph.pricing.kinds.attention import DECODE_ATTENTION, PREFILL_ATTENTION
 from opgraph.pricing.kinds.elementwise import ELEMENTWISE
+from opgraph.pricing.kinds.embedding import EMBEDDING
 from opgraph.pricing.kinds.gemm import CLASSES as GEMMS
 from opgraph.pricing.kinds.moe import CLASSES as MOES
 from opgraph.pricing.kinds.moe import MOE
 from opgraph.pricing.kinds.norm import NORM
+from opgraph.pricing.kinds.rope import ROPE
 from opgraph.pricing.timing import ROOFLINE
 
 GEMM_CLASSES, GEMM_FP8 = frozenset(c.name for c in GEMMS), "gemm_fp8"
@@ -48,9 +54,11 @@ from opgraph.hardware.calibration import FOLDER, write
 
 DATA = Path(__file__).parent / "data"
 TARGET_MEDIAN, TARGET_P90 = 0.10, 0.30
-TARGETED = GEMM_CLASSES | {c.name for c in MOES} | {PREFILL_ATTENTION, DECODE_ATTENTION, NORM, ELEMENTWISE}  # every
+TARGETED = GEMM_CLASSES | {c.name for c in MOES} | {PREFILL_ATTENTION, DECODE_ATTENTION, NORM, ROPE, ELEMENTWISE, EMBEDDING}  # every
 # class measured on the H100
-LIGER_HOLDOUT = 0.4  # of Liger's 30 H100 kernels: three held out per class
+VECTORS = {"h200": DATA / "h200-opgraph.csv.gz"}  # the GPUs whose vector classes are measured, and where
+SWEEP = "measure_vector_kernels"  # the rows of those files that the vector fit trains on (their source says so)
+CARRIED = {"h100-sxm": "h200"}  # a GPU whose vector classes are another's (the same chip), carried by `carried`
 
 
 EXP_RATES = {"h100-sxm": 3.9e12, "h200": 3.9e12}  # FlashAttention-3 paper; the H200 is the same GH100 chip
@@ -63,9 +71,10 @@ _EXP = {"h100-sxm": "exponentials at 3.9e12/s, the H100 SXM5 special-function ra
 _ALL_REDUCE = "all-reduce: vLLM's custom all-reduce as captured in a CUDA graph, bf16, 2-8 GPUs, the same file"
 _GEMM_FP8 = ("fp8 GEMMs: vLLM 0.24.0's CUTLASS fp8 x fp8 scaled_mm (fp8 weights with one scale per tensor, the bf16 "
              "activations quantized to fp8 per token in the layer, that quantization included), the same file")
-_LIGER = ("norms and elementwise kernels: Liger-Kernel 0.8.5's published benchmarks (LinkedIn, BSD-2-Clause), its "
-          "Triton RMSNorm, LayerNorm, fused residual add + RMSNorm, SwiGLU and squared-ReLU forward kernels, "
-          "benchmarks/data/h100-sxm-liger.csv")
+_VECTORS = ("norms, rope, SiLU x mul and embeddings: opgraph's own measurements on an H200 (torch 2.11 Inductor "
+            "kernels and torch's embedding, each replayed in a CUDA graph; benchmarks/measure_vector_kernels.py), "
+            "benchmarks/data/h200-opgraph.csv.gz")
+_CARRIED = " (an H200's, carried to this GPU: the same GH100 chip, its L2's bytes and pace kept)"
 _ALL_TO_ALL = ("all-to-all: vLLM 0.24.0's DeepEP dispatch and combine, bf16, 8 GPUs of one node, low-latency up to "
                "256 tokens per GPU and high-throughput above, the same file")
 _MOE = ("fused-MoE calls: vLLM 0.24.0's fused_experts (bf16 and block-fp8 Triton, Marlin int4, gpt-oss's MXFP4 "
@@ -80,8 +89,9 @@ def source(gpu: str, classes: set[str]) -> str:
     parts = [f"{_ORIGIN.format(version, device).replace('  ', ' ')}, benchmarks/data/{gpu}-vllm.csv.gz",
              _EXP.get(gpu, "exponentials not counted apart (no sourced special-function rate)")]
     shipped = classes - UNSHIPPED.get(gpu, set())
+    vectors = _VECTORS + (_CARRIED if gpu in CARRIED else "")
     return "; ".join(parts + [text for kind, text in ((GEMM_FP8, _GEMM_FP8), ("collective", _ALL_REDUCE),
-                                                      ("all_to_all", _ALL_TO_ALL), (MOE, _MOE), (NORM, _LIGER))
+                                                      ("all_to_all", _ALL_TO_ALL), (MOE, _MOE), (NORM, vectors))
                              if kind in shipped])
 
 
@@ -96,14 +106,20 @@ def by_fallback(fit, spec, rows, held, kind: str) -> str:
     return f"; by {parent}'s fit {s.median:.1%}, {s.p90:.1%}"
 
 
-def kernel_transfer(gpu: str, time_class_: str):
-    """(measured class, its rows, their error) for each measured class of a GPU's Liger rows of one time class:
-    fitted on the other measured classes' rows, predicting this one's (a kernel the fit never saw)."""
-    rows = [m for m in read(DATA / f"{gpu}-liger.csv") if time_class(m.kind, m.dtype) == time_class_]
+def vector_fit(gpu: str):
+    """(the fit of a measured GPU's vector classes on its sweep, 20% held out; the file's other rows)."""
+    rows = read(VECTORS[gpu])
+    sweep = [m for m in rows if SWEEP in m.source]
     bare = attrs.evolve(hardware.load(gpu), timing=ROOFLINE)
-    for kind in dict.fromkeys(m.kind for m in rows):
-        fit = calibrate(rows, bare, held=[m.kind == kind for m in rows], exp_rate=EXP_RATES.get(gpu))
-        yield kind, fit.classes[0].after.count, fit.classes[0].after
+    return calibrate(sweep, bare, holdout=0.2, seed=0, exp_rate=EXP_RATES.get(gpu)), [m for m in rows if SWEEP not in m.source]
+
+
+def carried(params, source_gpu: str, gpu: str):
+    """A vector class's parameters fitted on `source_gpu`, for `gpu` of the same chip: the fixed cost and the shares of
+    the peaks as fitted; the L2's stretch of traffic (its bytes) and its pace (bytes per second) kept, so both are
+    rescaled from the source's datasheet bandwidth to the target's."""
+    ratio = hardware.load(source_gpu).bandwidth / hardware.load(gpu).bandwidth
+    return attrs.evolve(params, cache_s=params.cache_s * ratio, cache_efficiency=params.cache_efficiency * ratio)
 
 
 GPUS = ("h100-sxm", "h200", "a100-sxm", "b200", "l40s")
@@ -121,23 +137,27 @@ def main(argv: list[str]) -> int:
         if "--write" in argv and set(gpus) != set(GPUS):
             print("--write rewrites every shipped calibration: give it without --gpus")
             return 2
+    vector_fits = {g: vector_fit(g) for g in VECTORS}
     for gpu in gpus:
         spec = hardware.load(gpu)
         rows = read(DATA / f"{gpu}-vllm.csv.gz")
-        liger = read(DATA / f"{gpu}-liger.csv") if (DATA / f"{gpu}-liger.csv").is_file() else []
-        classes = {time_class(m.kind, m.dtype) for m in rows + liger}
+        source_gpu = CARRIED.get(gpu, gpu)
+        extra, checked = vector_fits.get(source_gpu, (None, []))
+        classes = {time_class(m.kind, m.dtype) for m in rows} | ({c.kind for c in extra.classes} if extra else set())
         bare = attrs.evolve(spec, timing=ROOFLINE)
         fit = calibrate(rows, bare, holdout=0.2, seed=0, exp_rate=EXP_RATES.get(gpu), source=source(gpu, classes))
-        extra = calibrate(liger, bare, holdout=LIGER_HOLDOUT, seed=0, exp_rate=EXP_RATES.get(gpu)) if liger else None
         if "--write" in argv:
             kept = [c for c in fit.classes if c.kind not in UNSHIPPED.get(gpu, set())]
             summary = fit_summary(kept, fit.holdout, fit.seed)
+            tables = {c.kind: c.params for c in kept}
             if extra:
-                kept += extra.classes
-                summary += "; Liger's kernels, " + fit_summary(extra.classes, extra.holdout, extra.seed)
-            write(attrs.evolve(fit.model, classes={c.kind: c.params for c in kept}, fit=summary),
-                  FOLDER / f"{gpu}.toml")
-        print(f"{gpu}: held-out vLLM kernels (never seen by the fit)" + (", then Liger's" if extra else "") + ":")
+                tables |= {c.kind: c.params if source_gpu == gpu else carried(c.params, source_gpu, gpu)
+                           for c in extra.classes}
+                summary += (f"; {source_gpu}'s vector kernels" + (", carried" if source_gpu != gpu else "") + ", "
+                            + fit_summary(extra.classes, extra.holdout, extra.seed))
+            write(attrs.evolve(fit.model, classes=tables, fit=summary), FOLDER / f"{gpu}.toml")
+        print(f"{gpu}: held-out vLLM kernels (never seen by the fit)" +
+              (f", then {source_gpu}'s vector kernels" if extra else "") + ":")
         held = split(len(rows), fit.holdout, fit.seed)
         for c in fit.classes + (extra.classes if extra else ()):
             ok = c.after.median <= TARGET_MEDIAN and c.after.p90 <= TARGET_P90
@@ -147,10 +167,17 @@ def main(argv: list[str]) -> int:
             print(f"  {c.kind:18s} {c.after.count:6,} kernels: median {c.after.median:6.1%}, p90 {c.after.p90:6.1%} "
                   f"(roofline {c.before.median:.1%}, {c.before.p90:.1%}{by_fallback(fit, spec, rows, held, c.kind)}) "
                   f"{verdict}{shipped}")
+        if checked and source_gpu == gpu:
+            model = attrs.evolve(fit.model, classes={**fit.model.classes, **{c.kind: c.params for c in extra.classes}})
+            v = validate(checked, attrs.evolve(spec, timing=model))
+            print(f"  check, never fitted: {gpu}'s kernels of whole models (opgraph bench), by measured class: " +
+                  "; ".join(f"{k} ({s.count}) {s.median:.1%} / {s.p90:.1%}"
+                            for k, s in v.stats["expected"]["class"].items()))
     h100 = hardware.load("h100-sxm")
-    print("transfer across Liger's norm kernels (its two elementwise kernels are too few to leave one out): each "
-          "kernel's rows predicted by the norm class fitted on the other two's: " + "; ".join(
-              f"{kind} ({n}) {e.median:.1%} / {e.p90:.1%}" for kind, n, e in kernel_transfer("h100-sxm", NORM)))
+    print("check, never fitted: Liger-Kernel's H100 kernels (Triton's do_bench per call, a fixed cost of its own) "
+          "against the shipped H100 calibration: " + "; ".join(
+              f"{k} ({s.count}) {s.median:.1%} / {s.p90:.1%} (median error {s.bias:+.1%})"
+              for k, s in validate(read(DATA / "h100-sxm-liger.csv"), h100).stats["expected"]["class"].items()))
     for framework in ("trtllm", "sglang"):
         v = validate(read(DATA / f"h100-sxm-{framework}.csv.gz"), h100)
         print(f"transfer to {framework} (shipped calibration): " + "; ".join(

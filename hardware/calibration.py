@@ -20,6 +20,10 @@
     split_depth = 2174.0                 # up to this k, beyond which k is split across SMs (0: never)
     special_overlap = 0.35               # attention: of exponentials with matrix products (1 = max, 0 = sum)
 
+    [norm]                               # norms, rope, SiLU x mul, embeddings: the L2 serves the first stretch
+    cache_us = 4.1                       # of traffic, this long at the datasheet bandwidth (its bytes / bandwidth),
+    cache_efficiency = 1.6               # at this share of the datasheet bandwidth (above 1: faster than DRAM)
+
     [collective]                         # all-reduce, all-gather, send: the ring collectives
     latency_us = 4.5
     link_efficiency = 1.04               # achieved / the spec's link bandwidth (above 1: in-switch reduction)
@@ -49,7 +53,11 @@ _FIELDS = {"latency_us": ("latency_s", 1e-6), "compute_efficiency": ("compute_ef
            "tile_n": ("tile_n", 1), "tiles_per_wave": ("tiles_per_wave", 1), "per_row_us": ("per_row_s", 1e-6),
            "per_input_ps": ("per_input_s", 1e-12), "per_depth_ps": ("per_depth_s", 1e-12),
            "split_depth": ("split_depth", 1), "special_overlap": ("special_overlap", 1),
-           "link_efficiency": ("link_efficiency", 1), "per_step_us": ("per_step_s", 1e-6)}
+           "link_efficiency": ("link_efficiency", 1), "per_step_us": ("per_step_s", 1e-6),
+           "cache_us": ("cache_s", 1e-6), "cache_efficiency": ("cache_efficiency", 1)}
+
+_UNLESS_SET = ("cache_s", "cache_efficiency")  # written only where a class has them (the vector classes)
+_UNSET = {name: getattr(ClassTiming(), name) for name in _UNLESS_SET}
 
 
 def shipped(gpu: str) -> Path | None:
@@ -109,7 +117,7 @@ def write(tm: TimeModel, path: Path) -> Path:
         lines += ["", f"[{kind}]"]
         for field, (name, scale) in _FIELDS.items():
             value = getattr(p, name)
-            if value is None:  # per_step_s unset: the spec's step latency
+            if value is None or (name in _UNLESS_SET and value == _UNSET[name]):  # the spec's step latency; no L2
                 continue
             # six decimals are far inside any fit's error, and a fitted 0.9999999999 becomes the 1 that the time
             # model skips as an identity (sweeps replay every term)

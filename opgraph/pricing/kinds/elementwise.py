@@ -1,15 +1,13 @@
-"""Elementwise kernels: activations (SiLU x mul, squared ReLU, GELU), rotary embeddings, residual adds, gathers,
-routers' softmax.
+"""Elementwise kernels: activations (SiLU x mul, squared ReLU, GELU), residual adds, gathers, routers' softmax.
 
 The class of every kernel no other class claims, and of every op no other class takes. An op of a kind no class
 names (a kind a user registered: opgraph.core.ops.register_kind) is priced here too, and the report names it.
-Measured rows: SwiGLU's silu(gate) x up (reads gate and up, writes hidden per token), squared ReLU, and the rotary
-embedding of a layer's queries and keys in one kernel.
+Measured rows: SwiGLU's silu(gate) x up (reads gate and up, writes hidden per token) and squared ReLU.
 """
 
 from __future__ import annotations
 
-from opgraph.pricing.kinds import KernelClass, Row
+from opgraph.pricing.kinds import VECTOR_PARAMS, KernelClass, Row, compiled
 
 ELEMENTWISE = "elementwise"
 
@@ -24,25 +22,18 @@ def _activation(b, s: dict, kind: str) -> list:
     return []
 
 
-def _rope(b, s: dict) -> list:
-    """One rope op over the queries and keys side by side: vLLM's and SGLang's rotary kernels rotate both in one
-    launch (two ops on separate tensors would be two kernels: a kernel is one connected piece of the graph)."""
-    tokens, d = s["tokens"], s["head_dim"]
-    b.rope("rope", b.input("qk", (tokens, (s["heads"] + s["kv_heads"]) * d)), head_dim=d, out="qk_rot")
-    return []
+def _swiglu(gate, up):
+    import torch  # where bench runs only: torch is an optional extra
+    return torch.nn.functional.silu(gate) * up
 
 
 def _silu_mul(torch, dt, s: dict, dev: str):
-    F = torch.nn.functional
     gate, up = (torch.randn(s["tokens"], s["hidden"], dtype=dt, device=dev) for _ in range(2))
-    swiglu = torch.compile(lambda gate, up: F.silu(gate) * up, dynamic=False)  # one kernel, as engines run it
-    return lambda: swiglu(gate, up)
+    return compiled(torch, _swiglu, gate, up)
 
 
-CLASSES = (KernelClass(ELEMENTWISE, lambda op: True, 100, group="vector",
-                    kinds=frozenset({"elementwise", "rope", "gather", "softmax"}), rows=(
+CLASSES = (KernelClass(ELEMENTWISE, lambda op: True, 100, group="vector", kinds=frozenset({"elementwise", "gather", "softmax"}), rows=(
     Row("silu_mul", ("tokens", "hidden"), "SwiGLU's silu(gate) x up: reads gate and up, writes hidden per token",
         lambda b, s: _activation(b, s, "silu_mul"), _silu_mul),
-    Row("relu2", ("tokens", "hidden"), "squared ReLU, max(x, 0)^2", lambda b, s: _activation(b, s, "relu2")),
-    Row("rope", ("tokens", "heads", "kv_heads", "head_dim"), "rotary embedding of a layer's queries and keys, one "
-        "kernel", _rope)), about="activations, rotary embeddings, residual adds, gathers"),)
+    Row("relu2", ("tokens", "hidden"), "squared ReLU, max(x, 0)^2", lambda b, s: _activation(b, s, "relu2"))),
+    fitted=VECTOR_PARAMS, about="activations, residual adds, gathers"),)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from opgraph.core.tensor import INT32
-from opgraph.pricing.kinds import KernelClass, Row
+from opgraph.pricing.kinds import VECTOR_PARAMS, KernelClass, Row
 
 EMBEDDING = "embedding"
 
@@ -22,4 +22,5 @@ def _bench(torch, dt, s: dict, dev: str):
 
 CLASSES = (KernelClass(EMBEDDING, lambda op: op.kind == "embedding", 60, group="vector", kinds=frozenset({"embedding"}),
                     rows=(Row("embedding", ("tokens", "vocab", "hidden"), "a lookup of `tokens` ids into a vocab x "
-                              "hidden table of dtype", _build, _bench),), about="embedding lookups"),)
+                              "hidden table of dtype", _build, _bench),), fitted=VECTOR_PARAMS,
+                    about="embedding lookups"),)
