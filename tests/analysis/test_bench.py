@@ -204,7 +204,8 @@ def test_the_prepared_device_run_lists_its_kernels_without_a_gpu(tmp_path):
 
 def test_each_kernel_runs_on_real_torch_where_it_is_installed():
     """Where torch is installed (not in CI: it is the optional gpu extra), every kind of kernel bench builds runs on
-    the CPU with its shape: the same torch calls it makes on a GPU (torch.compile for RMSNorm and SwiGLU)."""
+    the CPU with its shape: the same torch calls it makes on a GPU (torch.compile for the norms, SwiGLU, rope and
+    embeddings); add + RMSNorm returns the sum and its norm, rope the rotated queries and keys side by side."""
     torch = pytest.importorskip("torch")
     specs = [bench.KernelSpec("gemm", "fp32", (("m", 3), ("n", 5), ("k", 8))),
              bench.KernelSpec("prefill_attention", "fp32", (("batch", 1), ("seq_len", 4), ("heads", 4), ("kv_heads", 2),
@@ -214,9 +215,13 @@ def test_each_kernel_runs_on_real_torch_where_it_is_installed():
              bench.KernelSpec("rms_norm", "fp32", (("tokens", 3), ("hidden", 16))),
              bench.KernelSpec("layer_norm", "fp32", (("tokens", 3), ("hidden", 16))),
              bench.KernelSpec("silu_mul", "fp32", (("tokens", 3), ("hidden", 16))),
-             bench.KernelSpec("embedding", "fp32", (("tokens", 3), ("vocab", 10), ("hidden", 16)))]
+             bench.KernelSpec("embedding", "fp32", (("tokens", 3), ("vocab", 10), ("hidden", 16))),
+             bench.KernelSpec("rope", "fp32", (("tokens", 3), ("heads", 4), ("kv_heads", 2), ("head_dim", 8)))]
     shapes = [tuple(bench._kernel(torch, s, dev="cpu")().shape) for s in specs]
-    assert shapes == [(3, 5), (1, 4, 4, 8), (2, 4, 1, 8), (3, 16), (3, 16), (3, 16), (3, 16)]
+    assert shapes == [(3, 5), (1, 4, 4, 8), (2, 4, 1, 8), (3, 16), (3, 16), (3, 16), (3, 16), (3, 48)]
+    total, normed = bench._kernel(torch, bench.KernelSpec("add_rms_norm", "fp32", (("tokens", 3), ("hidden", 16))),
+                                  dev="cpu")()
+    assert total.shape == normed.shape == (3, 16)
 
 
 def _measure_steps():

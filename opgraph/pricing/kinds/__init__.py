@@ -23,22 +23,22 @@ from collections.abc import Callable, Sequence
 import attrs
 
 
-def compiled(torch, fn: Callable, *tensors) -> Callable:
-    """A zero-argument call of fn(*tensors) through torch.compile, which fuses a norm or an activation into one
-    Triton kernel as vLLM's compiled model runs it. As vLLM compiles, the token count (dim 0) is dynamic and every
-    other size fixed, so shapes that differ only in tokens share one kernel. Two of dynamo's defaults would time
-    something else in a sweep of several widths: after a second width it makes the width dynamic too (a generic
-    kernel that divides indices by it, measured 3x slower on an H200), and after 8 it falls back to eager ops."""
+def compiled(torch, fn: Callable, per_token: Sequence, rest: Sequence = ()) -> Callable:
+    """A zero-argument call of fn(*per_token, *rest) through torch.compile, which fuses a norm, rope or activation
+    into one Triton kernel (a gather into one kernel) as vLLM's compiled model runs it. As vLLM compiles, the token
+    count (dim 0 of the per_token tensors) is dynamic and every other size fixed, so shapes that differ only in
+    tokens share one kernel. Two of dynamo's defaults would time something else in a sweep of several widths: after
+    a second width it makes the width dynamic too (a generic kernel that divides indices by it, measured 3x slower
+    on an H200), and after 8 it falls back to eager ops."""
     config = torch._dynamo.config
     config.automatic_dynamic_shapes = False
     for limit in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit", "accumulated_cache_size_limit"):
         if hasattr(config, limit):
             setattr(config, limit, max(getattr(config, limit), 4096))
-    for t in tensors:
-        if t.dim() > 1:
-            torch._dynamo.maybe_mark_dynamic(t, 0)  # maybe_: a one-token shape stays specialized, as dynamo wants
-    call = torch.compile(fn)
-    return lambda: call(*tensors)
+    for t in per_token:
+        torch._dynamo.maybe_mark_dynamic(t, 0)  # maybe_: a one-token shape stays specialized, as dynamo wants
+    call, args = torch.compile(fn), (*per_token, *rest)
+    return lambda: call(*args)
 
 
 @attrs.frozen

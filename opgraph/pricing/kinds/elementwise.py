@@ -29,7 +29,7 @@ def _swiglu(gate, up):
 
 def _silu_mul(torch, dt, s: dict, dev: str):
     gate, up = (torch.randn(s["tokens"], s["hidden"], dtype=dt, device=dev) for _ in range(2))
-    return compiled(torch, _swiglu, gate, up)
+    return compiled(torch, _swiglu, (gate, up))
 
 
 CLASSES = (KernelClass(ELEMENTWISE, lambda op: True, 100, group="vector", kinds=frozenset({"elementwise", "gather", "softmax"}), rows=(

@@ -44,8 +44,8 @@ def _bench(torch, dt, s: dict, dev: str, kind: str):
         return lambda: F.layer_norm(x, (h,), w, bias)
     if kind == "add_rms_norm":
         residual = torch.randn(s["tokens"], h, dtype=dt, device=dev)
-        return compiled(torch, _add_rms_norm, x, residual, w)
-    return compiled(torch, _rms_norm, x, w)
+        return compiled(torch, _add_rms_norm, (x, residual), (w,))
+    return compiled(torch, _rms_norm, (x,), (w,))
 
 
 def _row(name: str, about: str) -> Row:

@@ -37,8 +37,8 @@ def _rotate(qk, positions, cos_sin):
 def _bench(torch, dt, s: dict, dev: str):
     tokens, d, positions = s["tokens"], s["head_dim"], 8192
     qk = torch.randn(tokens, (s["heads"] + s["kv_heads"]) * d, dtype=dt, device=dev)
-    return compiled(torch, _rotate, qk, torch.randint(0, positions, (tokens,), device=dev),
-                    torch.randn(positions, d, dtype=dt, device=dev))
+    return compiled(torch, _rotate, (qk, torch.randint(0, positions, (tokens,), device=dev)),
+                    (torch.randn(positions, d, dtype=dt, device=dev),))
 
 
 CLASSES = (KernelClass(ROPE, lambda op: op.kind == "rope", 90, group="vector", kinds=frozenset({"rope"}), rows=(
