@@ -54,8 +54,9 @@ from opgraph.hardware.calibration import FOLDER, write
 
 DATA = Path(__file__).parent / "data"
 TARGET_MEDIAN, TARGET_P90 = 0.10, 0.30
-TARGETED = GEMM_CLASSES | {c.name for c in MOES} | {PREFILL_ATTENTION, DECODE_ATTENTION, NORM, ROPE, ELEMENTWISE, EMBEDDING}  # every
-# class measured on the H100
+# every class measured on the H100 (the vector classes: on the H200, whose fit the H100 carries)
+TARGETED = GEMM_CLASSES | {c.name for c in MOES} | {PREFILL_ATTENTION, DECODE_ATTENTION, NORM, ROPE, ELEMENTWISE,
+                                                    EMBEDDING}
 VECTORS = {"h200": DATA / "h200-opgraph.csv.gz"}  # the GPUs whose vector classes are measured, and where
 SWEEP = "measure_vector_kernels"  # the rows of those files that the vector fit trains on (their source says so)
 CARRIED = {"h100-sxm": "h200"}  # a GPU whose vector classes are another's (the same chip), carried by `carried`
@@ -111,7 +112,8 @@ def vector_fit(gpu: str):
     rows = read(VECTORS[gpu])
     sweep = [m for m in rows if SWEEP in m.source]
     bare = attrs.evolve(hardware.load(gpu), timing=ROOFLINE)
-    return calibrate(sweep, bare, holdout=0.2, seed=0, exp_rate=EXP_RATES.get(gpu)), [m for m in rows if SWEEP not in m.source]
+    fit = calibrate(sweep, bare, holdout=0.2, seed=0, exp_rate=EXP_RATES.get(gpu))
+    return fit, [m for m in rows if SWEEP not in m.source]
 
 
 def carried(params, source_gpu: str, gpu: str):
@@ -185,8 +187,8 @@ def main(argv: list[str]) -> int:
     if "h100-sxm" not in gpus:
         print("H100 targets: not judged (the H100 was not fitted here)")
         return 0
-    print(f"H100 targets (median {TARGET_MEDIAN:.0%}, p90 {TARGET_P90:.0%} per GEMM, fused-MoE, attention, norm and "
-          f"elementwise class): {'met' if met else 'NOT met'}")
+    print(f"H100 targets (median {TARGET_MEDIAN:.0%}, p90 {TARGET_P90:.0%} per GEMM, fused-MoE, attention, norm, rope, "
+          f"elementwise and embedding class): {'met' if met else 'NOT met'}")
     return 0 if met else 1
 
 

@@ -38,8 +38,8 @@ def main(argv: list[str]) -> int:
                        hardware.load(gpu)).totals
         err = (cost.expected_s - measured) / measured
         errors.append(err)
-        out.append([r["model"], gpu, f"{batch:,}", f"{context:,}", f"{measured * 1e3:.3f}", f"{cost.expected_s * 1e3:.3f}",
-                    f"{err:+.1%}", f"{(cost.time_s - measured) / measured:+.1%}"])
+        out.append([r["model"], gpu, f"{batch:,}", f"{context:,}", f"{measured * 1e3:.3f}",
+                    f"{cost.expected_s * 1e3:.3f}", f"{err:+.1%}", f"{(cost.time_s - measured) / measured:+.1%}"])
     print(table(out, ["model", "gpu", "batch", "context", "measured ms", "expected ms", "error", "roofline error"],
                 "table"))
     worst = max(abs(e) for e in errors)

@@ -32,7 +32,8 @@ def _silu_mul(torch, dt, s: dict, dev: str):
     return compiled(torch, _swiglu, (gate, up))
 
 
-CLASSES = (KernelClass(ELEMENTWISE, lambda op: True, 100, group="vector", kinds=frozenset({"elementwise", "gather", "softmax"}), rows=(
+CLASSES = (KernelClass(ELEMENTWISE, lambda op: True, 100, group="vector",
+                       kinds=frozenset({"elementwise", "gather", "softmax"}), rows=(
     Row("silu_mul", ("tokens", "hidden"), "SwiGLU's silu(gate) x up: reads gate and up, writes hidden per token",
         lambda b, s: _activation(b, s, "silu_mul"), _silu_mul),
     Row("relu2", ("tokens", "hidden"), "squared ReLU, max(x, 0)^2", lambda b, s: _activation(b, s, "relu2"))),
