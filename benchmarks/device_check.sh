@@ -2,12 +2,14 @@
 # The measurements to take when a session is lent an NVIDIA H100 or H200, as one prepared run (issue 10: run
 # opgraph bench on the GPU, commit the CSV under benchmarks/data/, report the validation error):
 #
-#     run(command="sh benchmarks/device_check.sh kernels", timeout_s=540)     # the device tool; not yet timed
-#     run(command="sh benchmarks/device_check.sh steps", timeout_s=540)       # whole decode steps (measure_steps.py)
-#     run(command="sh benchmarks/device_check.sh vectors", timeout_s=540)     # norms, rope, SiLU x mul, embeddings
-#     run(command="sh benchmarks/device_check.sh wide", timeout_s=540)        # more models, layouts and steps
+#     run(command="sh benchmarks/device_check.sh kernels", timeout_s=540)     # the device tool; 71 s on an H200
+#     run(command="sh benchmarks/device_check.sh steps", timeout_s=540)       # whole decode steps (measure_steps.py); 27 s
+#     run(command="sh benchmarks/device_check.sh vectors", timeout_s=540)     # norms, rope, SiLU x mul, embeddings; 110 s
+#     run(command="sh benchmarks/device_check.sh wide", timeout_s=540)        # more models, layouts and steps; 263 s
 #
-# (no argument: all four, one after the other; split them when the device time left is short.)
+# (no argument: all four, one after the other, about 8 minutes on an H200 (December 2026), plus a minute or two for
+# the machine to start; split them when the device time left is short. `all` writes ten files and the device tool
+# brings back eight: with `all`, pack $OUT into one archive at the end of the command.)
 # It needs python3 with torch, networkx, attrs, tabulate and numpy (the device image has them) and installs
 # nothing: opgraph runs from a copy of the checkout laid out as the installed package is (models/ and hardware/
 # inside it). It writes under $OUT (./device-out without one):
@@ -17,6 +19,13 @@
 #   validate.txt  the shipped calibration of that GPU against them, by class and regime
 #   steps.csv     whole llama-3-8b decode steps at batch 8, 32, 128 and context 1,024, 4,096, each replayed in a CUDA
 #   steps.txt     graph, beside opgraph's expected step under the flash plan (benchmarks/measure_steps.py)
+#   vectors.csv   norms, add + RMSNorm, SiLU x mul, rope and embeddings at 1-16,384 tokens and today's widths, each in
+#   vectors.txt   a CUDA graph (benchmarks/measure_vector_kernels.py)
+#   wide.csv      opgraph bench's kernels of qwen3-32b, llama-3-70b at --tp 8 (thin GEMMs) and qwen3-8b at --tp 2,
+#                 prefill and decode at batches 1-256 and lengths 512 and 2,048
+#   steps-wide.csv  decode steps of mistral-small-3.1-24b (batch 8-128, context 1,024-4,096) and of llama-3-8b at
+#                 batch 1 and 256 and context 512 and 8,192 (all in wide.txt)
+# benchmarks/data/h200-opgraph.csv.gz and h200-steps.csv are these files from the H200 lent in December 2026.
 # DRY=1 lists the kernels instead of measuring them (no GPU needed): how CI-less machines check this script.
 set -eu
 part=${1:-all}
