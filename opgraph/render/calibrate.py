@@ -22,17 +22,24 @@ def as_text(c: Calibration, fmt: str) -> str:
              f"{f.params.per_input_s * 1e12:.3f}" if f.params.per_input_s else "-",
              _depth(f.params),
              f"{f.params.link_efficiency:.3f}" if f.params.per_step_s is not None else "-",
-             f"{f.params.per_step_s * 1e6:.3f}" if f.params.per_step_s is not None else "-"] for f in c.classes]
+             f"{f.params.per_step_s * 1e6:.3f}" if f.params.per_step_s is not None else "-",
+             _cache(f.params, hw.bandwidth)] for f in c.classes]
     out += ["", heading("fitted parameters", fmt), "",
             table(rows, ["class", "fitted on", "latency µs", "compute eff.", "memory eff.", "overlap",
                          "tile m x n / wave", "ns/row", "ps/input", "ns/k (to k)", "link eff.",
-                         "µs/step"], fmt, colalign=("left", *["right"] * 11))]
+                         "µs/step", "L2 MB at pace"], fmt, colalign=("left", *["right"] * 12))]
     rows = [[f.kind, f"{f.after.count:,}", f"{f.before.median:.1%}", f"{f.before.p90:.1%}", f"{f.after.median:.1%}",
              f"{f.after.p90:.1%}", f"{f.after.bias:+.1%}"] for f in c.classes]
     out += ["", heading("held-out error", fmt), "",
             table(rows, ["class", "held out", "roofline median", "roofline p90", "fitted median", "fitted p90",
                          "fitted bias"], fmt, colalign=("left", *["right"] * 6))]
     return lines(out)
+
+
+def _cache(p, bandwidth: float) -> str:
+    """A vector class's L2 stretch as the table shows it: its bytes (cache_s at the datasheet bandwidth) and the share
+    of that bandwidth it runs at (15.6 at 1.89x)."""
+    return f"{p.cache_s * bandwidth / 1e6:,.1f} at {p.cache_efficiency:.2f}x" if p.cache_s else "-"
 
 
 def _depth(p) -> str:

@@ -220,3 +220,20 @@ def test_a_vector_tables_l2_stretch_round_trips_and_other_tables_do_not_write_on
     back = parse(path).classes
     assert back["norm"].cache_s == pytest.approx(3.25e-6) and back["norm"].cache_efficiency == 1.89
     assert back["gemm"].cache_s == 0 and back["gemm"].cache_efficiency == 1
+
+
+def test_the_cli_shows_a_vector_classs_l2_stretch_in_bytes(tmp_path):
+    """Fitted on the H200's measured norms, the table shows the L2 stretch in MB: the written cache_us at the H200's
+    datasheet 4,800 GB/s, and its pace as a multiple of that bandwidth."""
+    import re
+    from pathlib import Path
+    data = Path(__file__).parents[2] / "benchmarks" / "data" / "h200-opgraph.csv.gz"
+    r = opgraph("calibrate", str(data), "--hardware", "h200", "--out", str(tmp_path / "c.toml"))
+    assert r.returncode == 0, r.stderr
+    norm = next(line for line in r.stdout.splitlines() if line.startswith("norm "))
+    mb, pace = re.search(r"([\d,.]+) at ([\d.]+)x$", norm).groups()
+    p = parse(tmp_path / "c.toml").classes["norm"]
+    assert float(mb.replace(",", "")) == pytest.approx(p.cache_s * 4800e9 / 1e6, abs=0.05)
+    assert float(pace) == pytest.approx(p.cache_efficiency, abs=0.005)
+    gemm = next(line for line in r.stdout.splitlines() if line.startswith("gemm "))
+    assert gemm.rstrip().endswith("-")  # no L2 stretch: not a vector class
