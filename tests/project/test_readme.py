@@ -125,3 +125,14 @@ def test_every_relative_link_resolves():
             if not path.exists() or (anchor and path.suffix == ".md" and anchor not in _anchors(path.read_text())):
                 broken.append(f"{page.relative_to(ROOT)}: {target}")
     assert not broken, broken
+
+
+def test_readme_says_near_the_top_which_gpus_ship_and_which_are_calibrated():
+    from opgraph.hardware import names
+    from opgraph.hardware.calibration import FOLDER
+    top = README[:README.index("## Sample report")]
+    section = top[top.index("## Which GPUs"):]
+    assert set(names()) <= set(re.findall(r"`([\w.-]+)`", section))
+    table = [line for line in section.splitlines() if line.startswith("| `")]
+    calibrated = {name for line in table for name in re.findall(r"`([\w.-]+)`", line.split("|")[1])}
+    assert calibrated == {p.stem for p in FOLDER.glob("*.toml")}
