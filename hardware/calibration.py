@@ -24,6 +24,9 @@
     cache_us = 4.1                       # of traffic, this long at the datasheet bandwidth (its bytes / bandwidth),
     cache_efficiency = 1.6               # at this share of the datasheet bandwidth (above 1: faster than DRAM)
 
+    [moe]                                # fused-MoE calls: a cost per program of the grouped GEMMs
+    per_tile_ns = 2.8
+
     [collective]                         # all-reduce, all-gather, send: the ring collectives
     latency_us = 4.5
     link_efficiency = 1.04               # achieved / the spec's link bandwidth (above 1: in-switch reduction)
@@ -54,9 +57,11 @@ _FIELDS = {"latency_us": ("latency_s", 1e-6), "compute_efficiency": ("compute_ef
            "per_input_ps": ("per_input_s", 1e-12), "per_depth_ps": ("per_depth_s", 1e-12),
            "split_depth": ("split_depth", 1), "special_overlap": ("special_overlap", 1),
            "link_efficiency": ("link_efficiency", 1), "per_step_us": ("per_step_s", 1e-6),
-           "cache_us": ("cache_s", 1e-6), "cache_efficiency": ("cache_efficiency", 1)}
+           "cache_us": ("cache_s", 1e-6), "cache_efficiency": ("cache_efficiency", 1),
+           "per_tile_ns": ("per_tile_s", 1e-9)}
 
-_UNLESS_SET = ("cache_s", "cache_efficiency")  # written only where a class has them (the vector classes)
+# written only where a class has them (the vector classes' L2 stretch, the fused-MoE calls' cost per tile)
+_UNLESS_SET = ("cache_s", "cache_efficiency", "per_tile_s")
 _UNSET = {name: getattr(ClassTiming(), name) for name in _UNLESS_SET}
 
 

@@ -95,7 +95,7 @@ class Validation:
 
 
 WORK = ("compute_s", "memory_s", "transcendentals", "gemm_rows", "gemm_depth", "gemm_cols", "attention_rows", "comm_s",
-        "wire_s", "comm_steps")  # KernelWork's fields after its class, in order
+        "wire_s", "comm_steps", "tiles")  # KernelWork's fields after its class, in order
 FEATURES = ("time_s", "expected_s", *WORK)
 
 

@@ -11,9 +11,11 @@ and attention pays per (sequence x KV head). The model, per kernel class:
     memory   = roofline memory time / memory_efficiency                (vector classes: the L2's share below)
     busy     = compute + memory - min(compute, memory) x overlap
     busy     = max(busy, per_depth x min(k, split_depth))     (GEMM: one output tile's serial walk along k)
-    expected = latency + busy + per_row x rows + per_input x (m x k)
+    expected = latency + busy + per_row x rows + per_input x (m x k) + per_tile x tiles
 
-where rows are an attention kernel's sequences x KV heads, or a GEMM's activation rows m. A GEMM y[m, n] =
+where rows are an attention kernel's sequences x KV heads, or a GEMM's activation rows m, and tiles a fused-MoE
+call's programs (opgraph.pricing.kinds.moe: each expert's rows in blocks, times its GEMMs' output columns in blocks),
+which a call of many narrow experts runs many of for few bytes. A GEMM y[m, n] =
 x[m, k] @ W[n, k]^T computes in tile_m x tile_n output tiles, tiles_per_wave of them at once (the GPU's SMs): its
 tile work is the tiles it runs, rounded up to whole waves, x tile_m x tile_n (without tiles_per_wave: only m padded
 to tile_m). Small GEMMs that fill less than a wave run at one tile's pace, however long their k. fp8 GEMMs as vLLM
@@ -78,6 +80,7 @@ class ClassTiming:
     per_step_s: float | None = None  # collectives: latency per algorithm step; None: the spec's step latency
     cache_s: float = 0.0  # vector classes: roofline memory time of the traffic the L2 serves; 0: none
     cache_efficiency: float = 1.0  # and the share of the datasheet bandwidth it is served at (above 1: faster)
+    per_tile_s: float = 0.0  # fused-MoE calls: per program of its grouped GEMMs (KernelWork.tiles)
 
     def __attrs_post_init__(self) -> None:
         checks.number("latency_s", self.latency_s, minimum=0, maximum=1)
@@ -97,6 +100,7 @@ class ClassTiming:
             checks.number("per_step_s", self.per_step_s, minimum=0, maximum=1)
         checks.number("cache_s", self.cache_s, minimum=0, maximum=1)
         checks.number("cache_efficiency", self.cache_efficiency, above=0, maximum=10)
+        checks.number("per_tile_s", self.per_tile_s, minimum=0, maximum=1e-3)
 
 
 @attrs.frozen
@@ -164,6 +168,7 @@ class KernelWork:
     comm_s: float = 0.0  # collectives: time on the links (the spec's alpha-beta, opgraph.pricing.cost)
     wire_s: float = 0.0  # collectives: the beta part of comm_s (wire bytes / the spec's link bandwidth)
     comm_steps: int = 0  # collectives: the algorithm's steps (the alpha part is steps x the spec's step latency)
+    tiles: int = 0  # fused-MoE calls: the programs its grouped GEMMs launch
 
 
 def expected(tm: TimeModel, work: KernelWork) -> tuple[float, bool]:
@@ -207,6 +212,8 @@ def _parts(tm: TimeModel, work: KernelWork) -> tuple[float, object, object, obje
         busy = busy + p.per_row_s * (work.attention_rows + work.gemm_rows)
     if p.per_input_s:
         busy = busy + p.per_input_s * work.gemm_rows * work.gemm_depth
+    if p.per_tile_s:
+        busy = busy + p.per_tile_s * work.tiles
     return p.latency_s, busy, compute, memory
 
 

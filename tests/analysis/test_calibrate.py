@@ -222,6 +222,13 @@ def test_a_vector_tables_l2_stretch_round_trips_and_other_tables_do_not_write_on
     assert back["gemm"].cache_s == 0 and back["gemm"].cache_efficiency == 1
 
 
+def test_a_moe_tables_cost_per_tile_round_trips_in_nanoseconds(tmp_path):
+    path = write(TimeModel("t", {"moe": ClassTiming(latency_s=3e-5, per_tile_s=1.44e-9),
+                                 "gemm": ClassTiming(latency_s=4e-6)}), tmp_path / "c.toml")
+    assert "per_tile_ns = 1.44" in path.read_text() and path.read_text().count("per_tile_ns") == 1
+    assert parse(path).classes["moe"].per_tile_s == pytest.approx(1.44e-9)
+
+
 def test_the_cli_shows_a_vector_classs_l2_stretch_in_bytes(tmp_path):
     """Fitted on the H200's measured norms, the table shows the L2 stretch in MB: the written cache_us at the H200's
     datasheet 4,800 GB/s, and its pace as a multiple of that bandwidth."""

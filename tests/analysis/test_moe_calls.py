@@ -47,6 +47,39 @@ def test_every_expert_is_read_once_the_tokens_cover_them():
     assert k.cost.traffic.weight_bytes == 128 * 3 * 2880 * ROW_BYTES["bf16"]
 
 
+def _work(model):
+    from opgraph.pricing.cost import kernel_work
+    (block,) = analyze(model, ONE_KERNEL, H200).blocks
+    _, (work,) = kernel_work(list(block.graph.ops.values()), {o.name: o.cost for o in block.ops}, H200)
+    return work
+
+
+@pytest.mark.parametrize("tokens, touched, row_blocks", [(4, 16, 16), (64, 128, 128), (1024, 128, 256)])
+def test_a_calls_tiles_are_its_experts_row_blocks_times_its_gemms_column_blocks(tokens, touched, row_blocks):
+    """vLLM's fused_moe runs one program per 16 rows of an expert and 32 output columns of each GEMM: gpt-oss's
+    w13 is 2 x 2,880 = 5,760 columns (180 blocks), w2 2,880 (90): 270 column blocks. 4 tokens x top-4 touch 16 experts
+    with one row each (one block each); 64 tokens, 256 rows over all 128 (2 rows each: one block); 1,024 tokens, 4,096
+    rows, 32 each: two blocks of 16."""
+    work = _work(kernel("moe", "bf16", **{**SHAPE, "tokens": tokens}))
+    assert touched * -(-(tokens * 4) // (touched * 16)) == row_blocks
+    assert work.tiles == row_blocks * (180 + 90) and work.gemm_rows == tokens * 4
+
+
+def test_the_cost_per_tile_is_what_separates_narrow_experts():
+    """Two calls with the same GEMM FLOPs and rows (experts 64 wide over 4,096 hidden, or 4,096 wide over 64 hidden,
+    rows of 4 tokens x top-8 over 128 experts) launch different numbers of programs: w13's 128 columns and
+    w2's 4,096 (4 + 128 blocks) against 8,192 and 64 (256 + 2). The shipped H100 fit prices the tiles at 1-2 ns each."""
+    shapes = [dict(tokens=4, hidden=4096, inter=64, top_k=8, experts=128),
+              dict(tokens=4, hidden=64, inter=4096, top_k=8, experts=128)]
+    narrow, wide = (_work(kernel("moe", "bf16", **shape)) for shape in shapes)
+    gemm_flops = [sum(op.flops for op in analyze(kernel("moe", "bf16", **shape), ONE_KERNEL, H200).blocks[0].graph.ops
+                      .values() if op.fn == "linear") for shape in shapes]
+    assert gemm_flops[0] == gemm_flops[1] == 3 * 2 * 32 * 4096 * 64 and narrow.gemm_rows == wide.gemm_rows == 32
+    assert narrow.tiles == 32 * (4 + 128) and wide.tiles == 32 * (256 + 2)
+    per_tile = hardware.load("h100-sxm").timing.classes["moe"].per_tile_s
+    assert 1e-9 < per_tile < 2e-9
+
+
 @pytest.mark.parametrize("plan", ["vllm", "sglang", "trtllm"])
 def test_the_engines_run_the_routed_experts_as_one_call_and_the_shared_experts_as_gemms(plan):
     model = models.get("deepseek-v2-lite").build(Phase.decode(4, 128))

@@ -106,6 +106,12 @@ def test_the_first_stretch_of_a_vector_kernels_traffic_runs_at_the_l2s_pace():
     assert expected(flat, KernelWork("norm", compute_s=0.0, memory_s=4 * US))[0] == pytest.approx((2 + 5) * US)
 
 
+def test_a_fused_moe_call_pays_per_tile():
+    # 30 us fixed, 10 us of bytes, 20,000 programs at 1.5 ns: 30 us more
+    tm = one("moe", latency_s=30 * US, per_tile_s=1.5e-9)
+    assert expected(tm, KernelWork("moe", compute_s=1 * US, memory_s=10 * US, tiles=20_000))[0] == pytest.approx(70 * US)
+
+
 def test_a_kernel_is_latency_bound_when_its_fixed_cost_exceeds_both_times():
     t, latency_bound = expected(one(latency_s=5 * US), KernelWork("gemm", compute_s=1 * US, memory_s=2 * US))
     assert t == pytest.approx(7 * US) and latency_bound
@@ -130,7 +136,7 @@ def test_a_fused_kernel_pays_one_latency_its_own_classes():
 @pytest.mark.parametrize("field, value", [("special_overlap", 1.5), ("special_overlap", -0.1), ("overlap", 2),
                                           ("tile_n", 0), ("tiles_per_wave", -1), ("per_input_s", -1e-12),
                                           ("per_depth_s", -1e-9), ("split_depth", -1), ("cache_s", -1e-6),
-                                          ("cache_efficiency", 0)])
+                                          ("cache_efficiency", 0), ("per_tile_s", -1e-9)])
 def test_parameters_out_of_range_are_refused(field, value):
     with pytest.raises(Exception, match=field):
         ClassTiming(**{field: value})

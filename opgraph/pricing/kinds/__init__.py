@@ -55,6 +55,7 @@ class Param:
 KERNEL_PARAMS = (Param("latency_s", 5e-6, 0.0, 1e-3), Param("compute_efficiency", 0.8, 0.02, 1.0),
                  Param("memory_efficiency", 0.8, 0.02, 1.0), Param("overlap", 0.5, 0.0, 1.0))
 PER_ROW = Param("per_row_s", 1e-8, 0.0, 1e-5)  # attention: per sequence x KV head; GEMM: per activation row
+PER_TILE = Param("per_tile_s", 1e-9, 0.0, 1e-6)  # fused-MoE calls: per program of the grouped GEMMs
 SPECIAL = Param("special_overlap", 0.5, 0.0, 1.0)  # exponentials with matrix products, where they are counted
 # Norms, rope, activations, embeddings: the kernel parameters, and the L2's pace for the first stretch of traffic
 VECTOR_PARAMS = (*KERNEL_PARAMS, Param("cache_efficiency", 1.2, 1.0, 4.0), Param("cache_s", 4e-6, 0.0, 1e-4))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import attrs
 
 from opgraph.core.tensor import BF16, COMPUTE_DTYPES, DTYPES, Precision
-from opgraph.pricing.kinds import KERNEL_PARAMS, PER_ROW, KernelClass, Row
+from opgraph.pricing.kinds import KERNEL_PARAMS, PER_ROW, PER_TILE, KernelClass, Row
 from opgraph.pricing.kinds.gemm import DTYPES as GEMM_DTYPES
 from opgraph.pricing.kinds.gemm import gemm_class
 
@@ -56,14 +56,34 @@ def _named(ops) -> str:
 def _features(ops) -> dict:
     """The call's grouped GEMM as one: its rows are every token once per expert it goes to (the sum of the experts'
     m), its depth the hidden size, its columns the first expert GEMM's and those beside it on the same input (w13's
-    gate and up). A cost per row (the routing's bookkeeping, each row gathered and scattered) is fitted on them."""
-    first = next(op for op in ops if is_expert_gemm(op))
+    gate and up). A cost per row (the routing's bookkeeping, each row gathered and scattered) is fitted on them, and
+    one per tile: the programs the call's GEMMs launch (_tiles)."""
+    gemms = [op for op in ops if is_expert_gemm(op)]
+    first = gemms[0]
     x, w = first.inputs[0], first.inputs[1]
     rows = first.outputs[0].shape[-1] // w.shape[1]  # the groups each row of x runs through: top_k, or 1 when routed
     for d in x.shape[:-1]:
         rows = rows * d
-    cols = sum(op.inputs[1].shape[1] for op in ops if is_expert_gemm(op) and op.inputs[0].name == x.name)
-    return {"gemm_rows": rows, "gemm_depth": w.shape[2], "gemm_cols": cols}
+    cols = sum(op.inputs[1].shape[1] for op in gemms if op.inputs[0].name == x.name)
+    touched = first.reads[1] // (w.shape[1] * w.shape[2])  # the experts whose weights the call reads
+    widths = [cols] + [op.inputs[1].shape[1] for op in gemms if op.inputs[0].name != x.name]
+    return {"gemm_rows": rows, "gemm_depth": w.shape[2], "gemm_cols": cols, "tiles": _tiles(rows, touched, widths)}
+
+
+# vLLM's fused_moe Triton kernel (vllm/model_executor/layers/fused_moe/fused_moe.py) runs one program per
+# BLOCK_SIZE_M rows of one expert (moe_align_block_size pads each expert's rows to the block) and BLOCK_SIZE_N output
+# columns, for each of its two GEMMs; its default tile at decode sizes (get_default_config, M <= E) is 16 x 32.
+# Fitted on the H100's measured calls, 16 x 32, 16 x 64 and 16 x 128 fit alike (64 x 64 worse), each program
+# costing about 1.4 ns per 32 columns: experts cut into narrow slivers by tensor parallelism run many programs for
+# few bytes, which neither bytes nor rows count.
+TILE_M, TILE_N = 16, 32
+
+
+def _tiles(rows, touched, widths) -> int:
+    """Programs of a call: the touched experts' rows in TILE_M blocks (rows spread evenly), times each GEMM's output
+    columns in TILE_N blocks."""
+    row_blocks = touched * -(-rows // (touched * TILE_M))
+    return row_blocks * sum(-(-n // TILE_N) for n in widths)
 
 
 def _precision(dtype: str) -> Precision:
@@ -98,7 +118,7 @@ ROW = Row("moe", ("tokens", "hidden", "inter", "top_k", "experts"),
           "width `inter` (one GPU's), the weighted sum; dtype is the experts' weights'", _build, precision=_precision)
 CLASS = KernelClass(MOE, is_expert_gemm, 35, named=_named, kinds=frozenset({"matmul"}), features=_features, rows=(ROW,),
                     # in the vector group: the activation and the weighted sum inside a call are priced with it
-                    group="vector", fitted=(*KERNEL_PARAMS, PER_ROW), fallback=gemm_class("bf16"),
+                    group="vector", fitted=(*KERNEL_PARAMS, PER_ROW, PER_TILE), fallback=gemm_class("bf16"),
                     by_dtype=lambda dtype: moe_class("fp8" if dtype == "fp8" else "bf16", DTYPES[dtype].bits),
                     about="fused-MoE calls (the routed experts' GEMMs, activation and weighted sum), bf16 or fp16")
 # Weight-only 4-bit experts, priced by `moe`'s table where a calibration has none of their own; one class per other
