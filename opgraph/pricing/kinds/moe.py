@@ -8,8 +8,9 @@ kernel the activation and the weighted sum are priced with it (one fixed cost fo
 is that of the experts' compute dtype: `moe` for bf16 and fp16 activations and weights, `moe_w4` for 4-bit weights
 (int4, MXFP4) at bf16 or fp16, `moe_<dtype>` for another compute dtype (moe_fp8: fp8 experts times fp8 activations). A calibration without
 a table of its own prices these kernels by the GEMM class of the same dtype (gemm, gemm_fp8). Its shape features are
-the grouped GEMM's (_features): rows, every token once per expert it is routed to; its fitted parameters a fixed
-cost for the call, the achieved shares of the peaks, their overlap and a cost per row.
+the grouped GEMM's (_features): rows, every token once per expert it is routed to, and the programs its GEMMs launch
+(tiles); its fitted parameters a fixed cost for the call, the achieved shares of the peaks, their overlap, a cost per
+row and a cost per tile.
 
 A measured row is one call: `tokens` tokens of `hidden` values each routed to `top_k` of `experts` experts,
 balanced (every expert gets an equal share of the tokens x top_k rows, so min(experts, tokens x top_k) experts'
@@ -74,7 +75,7 @@ def _features(ops) -> dict:
 # BLOCK_SIZE_M rows of one expert (moe_align_block_size pads each expert's rows to the block) and BLOCK_SIZE_N output
 # columns, for each of its two GEMMs; its default tile at decode sizes (get_default_config, M <= E) is 16 x 32.
 # Fitted on the H100's measured calls, 16 x 32, 16 x 64 and 16 x 128 fit alike (64 x 64 worse), each program
-# costing about 1.4 ns per 32 columns: experts cut into narrow slivers by tensor parallelism run many programs for
+# costing 1.3-1.5 ns (H100 and H200): experts cut into narrow slivers by tensor parallelism run many programs for
 # few bytes, which neither bytes nor rows count.
 TILE_M, TILE_N = 16, 32
 
