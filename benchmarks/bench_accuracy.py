@@ -148,13 +148,13 @@ def main(argv: list[str]) -> int:
         classes = {time_class(m.kind, m.dtype) for m in rows} | ({c.kind for c in extra.classes} if extra else set())
         bare = attrs.evolve(spec, timing=ROOFLINE)
         fit = calibrate(rows, bare, holdout=0.2, seed=0, exp_rate=EXP_RATES.get(gpu), source=source(gpu, classes))
+        vector_tables = {c.kind: c.params if source_gpu == gpu else carried(c.params, source_gpu, gpu)
+                         for c in (extra.classes if extra else ())}
         if "--write" in argv:
             kept = [c for c in fit.classes if c.kind not in UNSHIPPED.get(gpu, set())]
             summary = fit_summary(kept, fit.holdout, fit.seed)
-            tables = {c.kind: c.params for c in kept}
+            tables = {c.kind: c.params for c in kept} | vector_tables
             if extra:
-                tables |= {c.kind: c.params if source_gpu == gpu else carried(c.params, source_gpu, gpu)
-                           for c in extra.classes}
                 summary += (f"; {source_gpu}'s vector kernels" + (", carried" if source_gpu != gpu else "") + ", "
                             + fit_summary(extra.classes, extra.holdout, extra.seed))
             write(attrs.evolve(fit.model, classes=tables, fit=summary), FOLDER / f"{gpu}.toml")
@@ -170,7 +170,7 @@ def main(argv: list[str]) -> int:
                   f"(roofline {c.before.median:.1%}, {c.before.p90:.1%}{by_fallback(fit, spec, rows, held, c.kind)}) "
                   f"{verdict}{shipped}")
         if checked and source_gpu == gpu:
-            model = attrs.evolve(fit.model, classes={**fit.model.classes, **{c.kind: c.params for c in extra.classes}})
+            model = attrs.evolve(fit.model, classes=fit.model.classes | vector_tables)
             v = validate(checked, attrs.evolve(spec, timing=model))
             print(f"  check, never fitted: {gpu}'s kernels of whole models (opgraph bench), by measured class: " +
                   "; ".join(f"{k} ({s.count}) {s.median:.1%} / {s.p90:.1%}"

@@ -13,7 +13,8 @@ captured in a CUDA graph and the graph is replayed between CUDA events, as a ser
 captured, its calls run between the events without a graph, and the row's source says so. GEMMs run as
 torch.nn.functional.linear (cuBLAS), attention as scaled_dot_product_attention (FlashAttention where torch has
 it), LayerNorm as torch's own kernel, RMSNorm, silu(gate) x up and embeddings through torch.compile, which fuses
-each into one kernel as vLLM's compiled model runs them (the token count dynamic: opgraph.pricing.kinds.compiled). Without torch or a GPU, the command says so in one line.
+each into one kernel as vLLM's compiled model runs them (the token count dynamic: opgraph.pricing.kinds.compiled).
+Without torch or a GPU, the command says so in one line.
 """
 
 from __future__ import annotations

@@ -193,10 +193,11 @@ def _parts(tm: TimeModel, work: KernelWork) -> tuple[float, object, object, obje
         compute = compute * _tile_work(p, work)
     if tm.exp_rate and not _zero(work.transcendentals):
         compute = _overlapped(compute, work.transcendentals / tm.exp_rate, p.special_overlap)
-    memory = work.memory_s if p.memory_efficiency == 1 else work.memory_s / p.memory_efficiency
     if p.cache_s:  # the first cache_s of the traffic at the L2's pace
         cached = minimum(work.memory_s, p.cache_s)
         memory = cached / p.cache_efficiency + (work.memory_s - cached) / p.memory_efficiency
+    else:
+        memory = work.memory_s if p.memory_efficiency == 1 else work.memory_s / p.memory_efficiency
     busy = _overlapped(compute, memory, p.overlap)
     if p.per_depth_s:  # a GEMM is no faster than one output tile's walk along k (up to where k is split)
         depth = minimum(work.gemm_depth, p.split_depth) if p.split_depth else work.gemm_depth
