@@ -23,11 +23,12 @@ def as_text(c: Calibration, fmt: str) -> str:
              _depth(f.params),
              f"{f.params.link_efficiency:.3f}" if f.params.per_step_s is not None else "-",
              f"{f.params.per_step_s * 1e6:.3f}" if f.params.per_step_s is not None else "-",
-             _cache(f.params, hw.bandwidth)] for f in c.classes]
+             _cache(f.params, hw.bandwidth),
+             f"{f.params.per_tile_s * 1e9:.3f}" if f.params.per_tile_s else "-"] for f in c.classes]
     out += ["", heading("fitted parameters", fmt), "",
             table(rows, ["class", "fitted on", "latency µs", "compute eff.", "memory eff.", "overlap",
                          "tile m x n / wave", "ns/row", "ps/input", "ns/k (to k)", "link eff.",
-                         "µs/step", "L2 MB at pace"], fmt, colalign=("left", *["right"] * 12))]
+                         "µs/step", "L2 MB at pace", "ns/tile"], fmt, colalign=("left", *["right"] * 13))]
     rows = [[f.kind, f"{f.after.count:,}", f"{f.before.median:.1%}", f"{f.before.p90:.1%}", f"{f.after.median:.1%}",
              f"{f.after.p90:.1%}", f"{f.after.bias:+.1%}"] for f in c.classes]
     out += ["", heading("held-out error", fmt), "",
