@@ -9,10 +9,16 @@ defaults and kernels, under a benchmark protocol (--protocol).
     python benchmarks/check_serving.py                          # every H100/H200 row (long: large MoE models)
     python benchmarks/check_serving.py --models llama-3-8b --limit 40
     python benchmarks/check_serving.py --gpus b200 --protocol inferencemax
+    python benchmarks/check_serving.py --protocol by-source     # each campaign's client, as its tooling says
     python benchmarks/check_serving.py --protocol by-campaign   # each campaign's client, chosen on B200/GB200 rows
 
-`by-campaign` serves each row under the protocol benchmarks/fit_protocol.py chose for its campaign and engine on the
-B200 and GB200 rows (benchmarks/data/serving-protocols.json); a campaign or engine without such rows is `steady`.
+`by-source` serves each row under the client its campaign's own tooling documents (DOCUMENTED; chosen from source
+code, not from any row's error): aiconfigurator's generated aiperf benchmark for NVIDIA's Dynamo runs
+(aic-auto-gap-analysis), InferenceX's client for the database dump (aisimulate replays those points with 10 x C
+requests and a range ratio of 0.8) and for the dated CSVs (the same field names and engine images: an inference);
+the gap-analysis CSVs name no tool and stay `steady`. `by-campaign` serves each row under the protocol
+benchmarks/fit_protocol.py chose for its campaign and engine on the B200 and GB200 rows
+(benchmarks/data/serving-protocols.json); a campaign or engine without such rows is `steady`.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ DATA = Path(__file__).parent / "data" / "serving-measured.csv.gz"
 CHOSEN = Path(__file__).parent / "data" / "serving-protocols.json"
 HELD_OUT = ("h100-sxm", "h200")
 BY_CAMPAIGN = "by-campaign"
+BY_SOURCE = "by-source"
+# each campaign's client as its own tooling documents it (extract_serving.py says where each campaign comes from)
+DOCUMENTED = {"aic-auto-gap-analysis": "aiperf", "db-dump": "inferencemax", "dated-csv": "inferencemax"}
 
 
 def by_campaign():
@@ -39,6 +48,14 @@ def by_campaign():
 
     kind, chosen = campaigns(DATA), json.loads(CHOSEN.read_text())["chosen"]
     return lambda row: chosen.get(f"{kind[row.row]}/{row.engine}", {}).get("protocol", "steady")
+
+
+def by_source():
+    """row -> the client its campaign's tooling documents (DOCUMENTED; steady where none is known)."""
+    from fit_protocol import campaigns
+
+    kind = campaigns(DATA)
+    return lambda row: DOCUMENTED.get(kind[row.row], "steady")
 
 
 def rows(gpus, models=None, engines=None) -> list:
@@ -53,14 +70,15 @@ def main() -> int:
     ap.add_argument("--models", help="presets whose rows to run (default: all)")
     ap.add_argument("--engines", help="engines whose rows to run (default: all)")
     ap.add_argument("--limit", type=int, help="rows per (engine, GPU, model) at most")
-    ap.add_argument("--protocol", choices=(*PROTOCOLS, BY_CAMPAIGN), default="steady", help="how each row's "
-                    "benchmark is run (opgraph.analysis.serving_validate; by-campaign: as fit_protocol.py chose per "
-                    "campaign on the B200/GB200 rows; default: steady)")
+    ap.add_argument("--protocol", choices=(*PROTOCOLS, BY_SOURCE, BY_CAMPAIGN), default="steady",
+                    help="how each row's benchmark is run (opgraph.analysis.serving_validate; by-source: as each "
+                    "campaign's tooling documents its client; by-campaign: as fit_protocol.py chose per campaign on "
+                    "the B200/GB200 rows; default: steady)")
     ap.add_argument("--format", default="table", help="table, markdown, json or csv (default: table)")
     args = ap.parse_args()
     split = lambda text: text.split(",") if text else None  # noqa: E731
     t0 = time.perf_counter()
-    per_row = by_campaign() if args.protocol == BY_CAMPAIGN else None
+    per_row = {BY_CAMPAIGN: by_campaign, BY_SOURCE: by_source}.get(args.protocol, lambda: None)()
     v = validate_serving(rows(split(args.gpus), split(args.models), split(args.engines)), serving_row, str(DATA),
                          protocol=args.protocol, limit=args.limit, per_row=per_row)
     print(render(v, args.format), end="")

@@ -314,8 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "validate":
             p.add_argument("--protocol", metavar="NAME", help="serving rows: how each was benchmarked: steady (the "
                            "steady state of an endless closed loop at its lengths), wave (C requests sent at once, "
-                           "every one counted) or inferencemax (10 x C requests, the first C at once, every one "
-                           "counted, lengths from 0.8 of the row's) (default: steady)")
+                           "every one counted), inferencemax (10 x C requests, the first C at once, every one "
+                           "counted, lengths from 0.8 of the row's) or aiperf (20 x C requests at the row's lengths, "
+                           "the first C at once, every one counted: the benchmark aiconfigurator generates) "
+                           "(default: steady)")
             p.add_argument("--limit", type=_int, metavar="N", help="serving rows: at most N rows per engine, GPU and "
                            "model (default: all; each row is a serving run of seconds)")
         if name == "calibrate":

@@ -12,7 +12,12 @@ protocol:
   concurrency, e.g. `--num-prompts C --max-concurrency C`);
 - `inferencemax`: InferenceMAX's client, as its README runs vLLM's benchmark_serving.py: 10 x C requests, the first C
   sent at once, every one counted, lengths drawn uniformly from 0.8 of the row's to the row's own
-  (--random-range-ratio 0.8 --num-prompts CONC*10 --max-concurrency CONC --request-rate inf --ignore-eos).
+  (--random-range-ratio 0.8 --num-prompts CONC*10 --max-concurrency CONC --request-rate inf --ignore-eos);
+- `aiperf`: the benchmark aiconfigurator generates for the deployments it configures (NVIDIA's aiperf, as
+  src/aiconfigurator/generator/sflow.py and backend_templates/benchmark/bench_run.sh.j2 write it: `aiperf profile
+  --concurrency C --request-count 20*C --warmup-request-count C`, lengths fixed, `ignore_eos`): 20 x C requests at
+  the row's own lengths, the first C sent at once (aiperf waits for every warm-up response before it profiles, its
+  docs/tutorials/warmup.md says, so the measured phase starts empty), every one counted.
 
 An engine without chunked prefill (TensorRT-LLM) gets a token budget of at least the prompt plus the other
 concurrency - 1 requests' decodes, so that a prompt fits beside them, as a benchmark of such prompts must be
@@ -41,7 +46,8 @@ from opgraph.pricing.hardware import Hardware
 # (opgraph.choices.serving_row: the zoo of presets and GPUs lives above this layer)
 Resolve = Callable[[ServingMeasurement], tuple[Callable, Hardware]]
 
-PROTOCOLS = ("steady", "inferencemax", "wave")
+PROTOCOLS = ("steady", "inferencemax", "wave", "aiperf")
+AIPERF_ROUNDS = 20  # aiconfigurator's MULTI_ROUND default: requests = 20 x the concurrency
 
 
 @attrs.frozen
@@ -100,6 +106,8 @@ def load(row: ServingMeasurement, protocol: str) -> dict:
         return dict(concurrency=c, requests=10 * c, prompt=(int(0.8 * p), p), output=(max(int(0.8 * g), 1), g))
     if protocol == "wave":
         return dict(concurrency=c, requests=c, prompt=p, output=g)
+    if protocol == "aiperf":
+        return dict(concurrency=c, requests=AIPERF_ROUNDS * c, prompt=p, output=g)
     return dict(concurrency=c, prompt=p, output=g)
 
 

@@ -87,6 +87,16 @@ def test_one_wave_is_c_requests_sent_at_once_and_a_row_may_name_its_own_protocol
         validate_serving(rows, serving_row, per_row=lambda r: "bursty")
 
 
+def test_aiperf_is_twenty_rounds_of_the_concurrency_at_the_rows_own_lengths(measured):
+    # aiconfigurator's generated benchmark: aiperf --concurrency C --request-count 20*C, lengths fixed
+    (row, _) = validate_serving(serving_measurements.read(measured), serving_row, protocol="aiperf").predictions
+    h100 = hardware.load("h100-sxm")
+    run = serve(models.get("llama-3-8b").build, strategy("sglang"), h100, engine=sglang(h100), concurrency=4,
+                requests=80, prompt=500, output=16)
+    assert (row.ttft_s, row.tpot_s) == (run.ttft.mean, run.tpot.mean)
+    assert run.measured == 80  # every request counted
+
+
 LAYOUT_HEADER = "model,gpu,engine,tp,dp,moe_tp,ep,concurrency,prompt_tokens,output_tokens,ttft_ms,tpot_ms,gemm_quant_mode\n"
 
 
