@@ -18,7 +18,8 @@ code, not from any row's error): aiconfigurator's generated aiperf benchmark for
 requests and a range ratio of 0.8) and for the dated CSVs (the same field names and engine images: an inference);
 the gap-analysis CSVs name no tool and stay `steady`. `by-campaign` serves each row under the protocol
 benchmarks/fit_protocol.py chose for its campaign and engine on the B200 and GB200 rows
-(benchmarks/data/serving-protocols.json); a campaign or engine without such rows is `steady`.
+(benchmarks/data/serving-protocols.json), where it chose on at least fit_protocol.MIN_ROWS rows; a campaign or
+engine with fewer is served as `by-source` serves it.
 """
 
 from __future__ import annotations
@@ -43,11 +44,16 @@ DOCUMENTED = {"aic-auto-gap-analysis": "aiperf", "db-dump": "inferencemax", "dat
 
 
 def by_campaign():
-    """row -> the protocol fit_protocol.py chose for its campaign and engine (steady where it chose none)."""
-    from fit_protocol import campaigns
+    """row -> the protocol fit_protocol.py chose for its campaign and engine on at least MIN_ROWS B200/GB200 rows;
+    where it had fewer (or none), the client the campaign's tooling documents (by_source)."""
+    from fit_protocol import MIN_ROWS, campaigns
 
-    kind, chosen = campaigns(DATA), json.loads(CHOSEN.read_text())["chosen"]
-    return lambda row: chosen.get(f"{kind[row.row]}/{row.engine}", {}).get("protocol", "steady")
+    kind, chosen, documented = campaigns(DATA), json.loads(CHOSEN.read_text())["chosen"], by_source()
+
+    def protocol(row):
+        fit = chosen.get(f"{kind[row.row]}/{row.engine}")
+        return fit["protocol"] if fit and fit["rows"] >= MIN_ROWS else documented(row)
+    return protocol
 
 
 def by_source():
@@ -73,7 +79,7 @@ def main() -> int:
     ap.add_argument("--protocol", choices=(*PROTOCOLS, BY_SOURCE, BY_CAMPAIGN), default="steady",
                     help="how each row's benchmark is run (opgraph.analysis.serving_validate; by-source: as each "
                     "campaign's tooling documents its client; by-campaign: as fit_protocol.py chose per campaign on "
-                    "the B200/GB200 rows; default: steady)")
+                    "the B200/GB200 rows, else as by-source; default: steady)")
     ap.add_argument("--format", default="table", help="table, markdown, json or csv (default: table)")
     args = ap.parse_args()
     split = lambda text: text.split(",") if text else None  # noqa: E731
