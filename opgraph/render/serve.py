@@ -86,7 +86,8 @@ def as_text(s: Serving, fmt: str) -> str:
         "", table(rates, ["throughput", "value"], fmt, colalign=("left", "right")),
         "", f"iterations: {seconds(s.iteration.mean)} on average (p90 {seconds(s.iteration.p90)}), "
             f"{sig(s.tokens_per_iteration.mean)} tokens each; time by kernel class: {shares}",
-        f"measured: {s.measured:,} requests over {s.iterations:,} iterations after the warm-up",
+        f"measured: {s.measured:,} requests over {s.iterations:,} iterations"
+        + (", every one from the start (no warm-up)" if s.requests else " after the warm-up"),
         *(f"note: {n}" for n in s.notes),
         "", f"Times are expected ({time_model_line(hw)}). Engine limits: {e.source}.")
 

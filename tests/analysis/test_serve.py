@@ -520,6 +520,9 @@ def test_the_command_line_runs_a_benchmark():
     assert d["benchmark_requests_per_replica"] == 8 and d["requests_measured"] == 8
     text = opgraph("serve", "--concurrency", "4", "--requests", "8", "--prompt", "300", "--output", "8").stdout
     assert "benchmark: 8 requests per replica, 4 in flight" in text
+    assert "measured: 8 requests over" in text and "every one from the start (no warm-up)" in text
+    steady = opgraph("serve", "--concurrency", "4", "--prompt", "300", "--output", "8").stdout
+    assert "after the warm-up" in steady and "no warm-up" not in steady
 
 
 def test_draft_heads_made_of_the_target():
