@@ -307,7 +307,8 @@ def test_an_open_loop_serves_what_arrives():
     s = serve(LLAMA.build, FLASH, H100, rate=2.0, prompt=256, output=50, measure=150)
     assert s.tokens_per_s == pytest.approx(2.0 * 50, rel=0.15)
     alone = serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=256, output=50, warmup=1, measure=2)
-    assert alone.ttft.mean <= s.ttft.p50 < 1.5 * alone.ttft.mean
+    # at least the prefill alone (equal when nothing was waiting: the same sum, added in another order)
+    assert alone.ttft.mean * (1 - 1e-12) <= s.ttft.p50 < 1.5 * alone.ttft.mean
     assert s.concurrency is None and s.rate == 2.0
 
 
