@@ -64,10 +64,14 @@ def by_source():
     return lambda row: DOCUMENTED.get(kind[row.row], "steady")
 
 
+def selected(gpus, models=None, engines=None):
+    """row -> whether it is of these GPUs (and models and engines, if given)."""
+    return lambda r: r.gpu in gpus and (not models or r.model in models) and (not engines or r.engine in engines)
+
+
 def rows(gpus, models=None, engines=None) -> list:
     """The file's rows of these GPUs (and models and engines, if given)."""
-    return [r for r in serving_measurements.read(DATA) if r.gpu in gpus and (not models or r.model in models)
-            and (not engines or r.engine in engines)]
+    return list(filter(selected(gpus, models, engines), serving_measurements.read(DATA)))
 
 
 def main() -> int:
@@ -85,8 +89,9 @@ def main() -> int:
     split = lambda text: text.split(",") if text else None  # noqa: E731
     t0 = time.perf_counter()
     per_row = {BY_CAMPAIGN: by_campaign, BY_SOURCE: by_source}.get(args.protocol, lambda: None)()
-    v = validate_serving(rows(split(args.gpus), split(args.models), split(args.engines)), serving_row, str(DATA),
-                         protocol=args.protocol, limit=args.limit, per_row=per_row)
+    v = validate_serving(serving_measurements.read(DATA), serving_row, str(DATA), protocol=args.protocol,
+                         limit=args.limit, per_row=per_row,
+                         where=selected(split(args.gpus), split(args.models), split(args.engines)))
     print(render(v, args.format), end="")
     print(f"{len(v.predictions):,} rows predicted in {time.perf_counter() - t0:.0f} s")
     return 0

@@ -136,14 +136,16 @@ def configured(engine: Engine, row: ServingMeasurement) -> Engine:
 
 def validate_serving(rows: list[ServingMeasurement], resolve: Resolve, source: str = "", *, protocol: str = "steady",
                      gpu: str | None = None, limit: int | None = None,
-                     per_row: Callable[[ServingMeasurement], str] | None = None) -> ServingValidation:
-    """Predict every row that opgraph models (of `gpu` only, if given; at most `limit` per engine, GPU and model), each
-    under `protocol`, or under the protocol `per_row` gives it (then `protocol` names the choice, e.g. "by campaign")."""
+                     per_row: Callable[[ServingMeasurement], str] | None = None,
+                     where: Callable[[ServingMeasurement], bool] | None = None) -> ServingValidation:
+    """Predict every row that opgraph models (of `gpu` only, if given, and only those `where` keeps; at most `limit`
+    per engine, GPU and model), each under `protocol`, or under the protocol `per_row` gives it (then `protocol` names
+    the choice, e.g. "by campaign")."""
     if per_row is None and protocol not in PROTOCOLS:
         raise OpgraphError(f"unknown --protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
     predictions, skipped, taken, considered = [], Counter(), Counter(), 0
     for row in rows:
-        if gpu is not None and row.gpu != gpu:
+        if (gpu is not None and row.gpu != gpu) or (where is not None and not where(row)):
             continue
         considered += 1
         why = row.skip

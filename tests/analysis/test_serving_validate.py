@@ -70,6 +70,9 @@ def test_a_benchmark_protocol_and_a_gpu_filter(measured):
         validate_serving(rows, serving_row, gpu="h200")
     # the four rows not skipped for a reason of their own first (the nvfp4 row's is found only when it is built)
     assert validate_serving(rows, serving_row, limit=0).skipped[0] == ("beyond --limit 0", 4)
+    # a selection: the rows it leaves out are not considered at all, the file's count stays the file's
+    vllm_only = validate_serving(rows, serving_row, where=lambda r: r.engine == "vllm")
+    assert (vllm_only.rows, vllm_only.considered) == (5, 4) and all(p.row.engine == "vllm" for p in vllm_only.predictions)
 
 
 def test_one_wave_is_c_requests_sent_at_once_and_a_row_may_name_its_own_protocol(measured):

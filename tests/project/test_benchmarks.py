@@ -20,6 +20,8 @@ BENCH = Path(__file__).parents[2] / "benchmarks"
     ("bench_startup.py", ["--repeat", "1"], "whole process: median"),
     ("bench_reprice.py", ["--repeat", "2"], "repeated at new sizes: median"),
     ("check_serving.py", ["--models", "llama-3-8b", "--engines", "trtllm", "--limit", "1"], "rows predicted in"),
+    ("check_serving.py", ["--models", "llama-3-8b", "--engines", "trtllm", "--limit", "1", "--protocol", "by-campaign"],
+     "protocol by-campaign"),
     ("bench_serving_plan.py", ["--repeat", "1", "--concurrency", "20", "--model", "llama-3-8b"], "priced a second"),
     ("bench_serve.py", ["--repeat", "1", "--concurrency", "8", "--measure", "20"], "iterations a second"),
 ])
@@ -29,3 +31,27 @@ def test_benchmark_script_runs(script, args, expect, tmp_path):
     assert expect in r.stdout, r.stdout
     if script.startswith("fuzz"):
         assert r.returncode == 0 and "12 as they must be" in r.stdout, r.stdout
+
+
+def test_each_campaigns_client_is_its_fitted_choice_where_enough_rows_chose_it_else_its_documented_one():
+    """check_serving.py --protocol by-source / by-campaign: the Dynamo campaign (aiconfigurator's generated aiperf
+    benchmark) has 2 B200/GB200 TensorRT-LLM rows, too few to choose on, so it keeps its documented client; the dated
+    CSVs' TensorRT-LLM rows take what fit_protocol.py chose on theirs."""
+    import json
+    sys.path.insert(0, str(BENCH))
+    try:
+        import check_serving
+        from fit_protocol import MIN_ROWS, campaigns
+    finally:
+        sys.path.remove(str(BENCH))
+    kind = campaigns(check_serving.DATA)
+    chosen = json.loads(check_serving.CHOSEN.read_text())["chosen"]
+    rows = check_serving.rows(("h100-sxm", "h200"), engines=["trtllm"])
+    source, campaign = check_serving.by_source(), check_serving.by_campaign()
+    dynamo = [r for r in rows if kind[r.row] == "aic-auto-gap-analysis"]
+    dated = [r for r in rows if kind[r.row] == "dated-csv"]
+    assert dynamo and dated
+    assert chosen["aic-auto-gap-analysis/trtllm"]["rows"] < MIN_ROWS <= chosen["dated-csv/trtllm"]["rows"]
+    assert {source(r) for r in dynamo} == {campaign(r) for r in dynamo} == {"aiperf"}
+    assert {source(r) for r in dated} == {"inferencemax"}
+    assert {campaign(r) for r in dated} == {chosen["dated-csv/trtllm"]["protocol"]}
