@@ -1,13 +1,15 @@
 """Choose each measurement campaign's benchmark client on the rows the issue lets us fit on (B200 and GB200), for
 `python benchmarks/check_serving.py --protocol by-campaign` on the held-out H100 and H200 rows.
 
-The serving rows (benchmarks/data/serving-measured.csv.gz) come from several campaigns (its `data_source_kind`
-column: NVIDIA's dated CSVs, database dumps, gap analyses), each run by a client the file does not record, which
-decides what TTFT counts (opgraph.analysis.serving_validate.PROTOCOLS: an endless closed loop's steady state,
-InferenceMAX's 10 x C requests, or one wave of C requests sent at once). Here every protocol serves each campaign's
-B200 and GB200 rows (per engine where it has such rows), and the one with the lowest median |TTFT error| is kept
-where at least MIN_ROWS rows were predicted; campaigns or engines with fewer are left to `steady`. Nothing else is fitted, and no H100 or H200 row is
-read. Writes benchmarks/data/serving-protocols.json (the choice and the figures it was made on).
+The serving rows (benchmarks/data/serving-measured.csv.gz) come from several campaigns (its `data_source_kind` column:
+NVIDIA's dated CSVs, database dumps, gap analyses), each run by a client the file does not record, which decides what
+TTFT counts (opgraph.analysis.serving_validate.PROTOCOLS: an endless closed loop's steady state, InferenceMAX's 10 x C
+requests, one wave of C requests sent at once, or aiconfigurator's aiperf rounds of 20 x C). Here every protocol
+serves each campaign's B200 and GB200 rows (per engine where it has such rows), and the one with the lowest median
+|TTFT error| is kept where at least MIN_ROWS rows were predicted; campaigns or engines with fewer are recorded as
+`steady`, and check_serving.py serves them under the client their tooling documents instead (its `by-source`). Nothing
+else is fitted, and no H100 or H200 row is read. Writes benchmarks/data/serving-protocols.json (the choice and the
+figures it was made on).
 
     python benchmarks/fit_protocol.py               # at most 40 rows per (engine, GPU, model): --limit N
 """
