@@ -83,9 +83,8 @@ _ALL_REDUCE = "all-reduce: vLLM's custom all-reduce as captured in a CUDA graph,
 _GEMM_FP8 = ("fp8 GEMMs: vLLM 0.24.0's CUTLASS fp8 x fp8 scaled_mm (fp8 weights with one scale per tensor, the bf16 "
              "activations quantized to fp8 per token in the layer, that quantization included), the same file")
 _VECTORS = ("norms, rope, SiLU x mul and embeddings: opgraph's own measurements on an H200 (torch 2.11 Inductor "
-            "kernels and torch's embedding, each replayed in a CUDA graph, the embedding's 16-ids-or-fewer small-index kernel "
-            "left out; benchmarks/measure_vector_kernels.py), "
-            "benchmarks/data/h200-opgraph.csv.gz")
+            "kernels and torch's embedding, each replayed in a CUDA graph, the embedding's 16-ids-or-fewer "
+            "small-index kernel left out; benchmarks/measure_vector_kernels.py), benchmarks/data/h200-opgraph.csv.gz")
 _CARRIED = " (an H200's, carried to this GPU: the same GH100 chip, its L2's bytes and pace kept)"
 _ALL_TO_ALL = ("all-to-all: vLLM 0.24.0's DeepEP dispatch and combine, bf16, 8 GPUs of one node, low-latency up to "
                "256 tokens per GPU and high-throughput above, the same file")

@@ -43,12 +43,14 @@ BY_SOURCE = "by-source"
 DOCUMENTED = {"aic-auto-gap-analysis": "aiperf", "db-dump": "inferencemax", "dated-csv": "inferencemax"}
 
 
-def by_campaign():
+def by_campaign(kind: dict[int, str] | None = None):
     """row -> the protocol fit_protocol.py chose for its campaign and engine on at least MIN_ROWS B200/GB200 rows;
-    where it had fewer (or none), the client the campaign's tooling documents (by_source)."""
+    where it had fewer (or none), the client the campaign's tooling documents (by_source). `kind`: each row's campaign
+    (fit_protocol.campaigns; read from the file if not given)."""
     from fit_protocol import MIN_ROWS, campaigns
 
-    kind, chosen, documented = campaigns(DATA), json.loads(CHOSEN.read_text())["chosen"], by_source()
+    kind = kind or campaigns(DATA)
+    chosen, documented = json.loads(CHOSEN.read_text())["chosen"], by_source(kind)
 
     def protocol(row):
         fit = chosen.get(f"{kind[row.row]}/{row.engine}")
@@ -56,12 +58,17 @@ def by_campaign():
     return protocol
 
 
-def by_source():
+def by_source(kind: dict[int, str] | None = None):
     """row -> the client its campaign's tooling documents (DOCUMENTED; steady where none is known)."""
     from fit_protocol import campaigns
 
-    kind = campaigns(DATA)
+    kind = kind or campaigns(DATA)
     return lambda row: DOCUMENTED.get(kind[row.row], "steady")
+
+
+def per_row(protocol: str):
+    """row -> its protocol, for a choice made row by row (by-source, by-campaign); None for one protocol for all."""
+    return {BY_CAMPAIGN: by_campaign, BY_SOURCE: by_source}.get(protocol, lambda: None)()
 
 
 def selected(gpus, models=None, engines=None):
@@ -88,9 +95,8 @@ def main() -> int:
     args = ap.parse_args()
     split = lambda text: text.split(",") if text else None  # noqa: E731
     t0 = time.perf_counter()
-    per_row = {BY_CAMPAIGN: by_campaign, BY_SOURCE: by_source}.get(args.protocol, lambda: None)()
     v = validate_serving(serving_measurements.read(DATA), serving_row, str(DATA), protocol=args.protocol,
-                         limit=args.limit, per_row=per_row,
+                         limit=args.limit, per_row=per_row(args.protocol),
                          where=selected(split(args.gpus), split(args.models), split(args.engines)))
     print(render(v, args.format), end="")
     print(f"{len(v.predictions):,} rows predicted in {time.perf_counter() - t0:.0f} s")

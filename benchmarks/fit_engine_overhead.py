@@ -24,7 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from check_serving import BY_CAMPAIGN, by_campaign, rows  # noqa: E402
+from check_serving import BY_CAMPAIGN, BY_SOURCE, per_row, rows  # noqa: E402
 
 from opgraph.analysis.serving_validate import PROTOCOLS, predict  # noqa: E402
 from opgraph.choices import serving_row  # noqa: E402
@@ -37,17 +37,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, help="rows per (engine, model) at most")
     ap.add_argument("--models", help="presets whose rows to fit on (default: all)")
-    ap.add_argument("--protocol", choices=(*PROTOCOLS, BY_CAMPAIGN), default="steady",
-                    help="how each row was benchmarked (by-campaign: as check_serving.py serves it; default: steady)")
+    ap.add_argument("--protocol", choices=(*PROTOCOLS, BY_SOURCE, BY_CAMPAIGN), default="steady",
+                    help="how each row was benchmarked (by-source, by-campaign: as check_serving.py serves it; "
+                    "default: steady)")
     args = ap.parse_args()
     own, taken, t0 = defaultdict(list), defaultdict(int), time.perf_counter()
-    client = by_campaign() if args.protocol == BY_CAMPAIGN else lambda row: args.protocol
+    client = per_row(args.protocol) or (lambda row: args.protocol)
     for r in rows(FIT_GPUS, args.models.split(",") if args.models else None):
         if r.skip or (args.limit and taken[r.engine, r.model] >= args.limit):
             continue
+        protocol = client(r)
         try:
-            a = predict(r, serving_row, client(r), overhead_s=0.0).tpot_s
-            b = (predict(r, serving_row, client(r), overhead_s=1e-3).tpot_s - a) / 1e-3
+            a = predict(r, serving_row, protocol, overhead_s=0.0).tpot_s
+            b = (predict(r, serving_row, protocol, overhead_s=1e-3).tpot_s - a) / 1e-3
         except OpgraphError:
             continue
         taken[r.engine, r.model] += 1
