@@ -19,7 +19,7 @@ beside the roofline each such class's held-out rows are also priced by that fall
 Norms, rope, SiLU x mul and embeddings (the vector classes) come from opgraph's own H200 measurements
 (benchmarks/data/h200-opgraph.csv.gz: benchmarks/measure_vector_kernels.py's 400 kernels, Inductor kernels replayed
 in CUDA graphs), fitted apart with 20% held out (seed 0); the same file's kernels of whole models (opgraph bench:
-GEMMs, attention, norms, SwiGLU, embeddings of five models and layouts) are never fitted: a check of both fits. The
+GEMMs, attention, norms, SwiGLU, embeddings of four models and layouts) are never fitted: a check of both fits. The
 H100 SXM is the same GH100 chip: its vector classes are the H200's, carried over (CARRIED: fixed costs and shares of
 the bandwidth as fitted, the L2's bytes and pace kept), and Liger-Kernel's published H100 benchmarks
 (benchmarks/data/h100-sxm-liger.csv, Triton's do_bench per call) are printed against them as a check.
@@ -60,18 +60,6 @@ TARGETED = GEMM_CLASSES | {c.name for c in MOES} | {PREFILL_ATTENTION, DECODE_AT
 VECTORS = {"h200": DATA / "h200-opgraph.csv.gz"}  # the GPUs whose vector classes are measured, and where
 SWEEP = "measure_vector_kernels"  # the rows of those files that the vector fit trains on (their source says so)
 CARRIED = {"h100-sxm": "h200"}  # a GPU whose vector classes are another's (the same chip), carried by `carried`
-# Files whose embeddings were torch's eager gather. For 16 ids or fewer ATen's index_select runs indexSelectSmallIndex
-# (aten/src/ATen/native/cuda/Indexing.cu: `numIndices <= 16`), where every thread walks the ids one after another
-# (3-8 us at 4-16 tokens on an H200, 0.4 us an id): a kernel vLLM's compiled model, which this class prices, does not
-# run (it gathers in an Inductor kernel), so those rows are left out of the fit and the check.
-EAGER_EMBEDDINGS, SMALL_INDEX = {"h200"}, 16
-
-
-def measures_the_class(m, gpu: str) -> bool:
-    """Whether a row of `gpu`'s file times the kernel its class prices (not torch's eager small-index gather)."""
-    return not (gpu in EAGER_EMBEDDINGS and m.kind == EMBEDDING and m.shape["tokens"] <= SMALL_INDEX)
-
-
 EXP_RATES = {"h100-sxm": 3.9e12, "h200": 3.9e12}  # FlashAttention-3 paper; the H200 is the same GH100 chip
 _ORIGIN = "aiconfigurator-core 0.12.0 (NVIDIA, Apache-2.0): vLLM {} bf16 GEMM and FlashAttention kernels measured on {}"
 _MEASURED_ON = {"h100-sxm": ("0.24.0", "an H100 80GB HBM3")}
@@ -83,8 +71,8 @@ _ALL_REDUCE = "all-reduce: vLLM's custom all-reduce as captured in a CUDA graph,
 _GEMM_FP8 = ("fp8 GEMMs: vLLM 0.24.0's CUTLASS fp8 x fp8 scaled_mm (fp8 weights with one scale per tensor, the bf16 "
              "activations quantized to fp8 per token in the layer, that quantization included), the same file")
 _VECTORS = ("norms, rope, SiLU x mul and embeddings: opgraph's own measurements on an H200 (torch 2.11 Inductor "
-            "kernels and torch's embedding, each replayed in a CUDA graph, the embedding's 16-ids-or-fewer "
-            "small-index kernel left out; benchmarks/measure_vector_kernels.py), benchmarks/data/h200-opgraph.csv.gz")
+            "kernels, each replayed in a CUDA graph; benchmarks/measure_vector_kernels.py), "
+            "benchmarks/data/h200-opgraph.csv.gz")
 _CARRIED = " (an H200's, carried to this GPU: the same GH100 chip, its L2's bytes and pace kept)"
 _ALL_TO_ALL = ("all-to-all: vLLM 0.24.0's DeepEP dispatch and combine, bf16, 8 GPUs of one node, low-latency up to "
                "256 tokens per GPU and high-throughput above, the same file")
@@ -119,7 +107,7 @@ def by_fallback(fit, spec, rows, held, kind: str) -> str:
 
 def vector_fit(gpu: str):
     """(the fit of a measured GPU's vector classes on its sweep, 20% held out; the file's other rows)."""
-    rows = [m for m in read(VECTORS[gpu]) if measures_the_class(m, gpu)]
+    rows = read(VECTORS[gpu])
     sweep = [m for m in rows if SWEEP in m.source]
     bare = attrs.evolve(hardware.load(gpu), timing=ROOFLINE)
     fit = calibrate(sweep, bare, holdout=0.2, seed=0, exp_rate=EXP_RATES.get(gpu))

@@ -6,9 +6,8 @@ serving engines run them (issue 18: data for the small-kernel classes taken insi
 `opgraph bench MODEL` times a model's own kernels at a few sizes; the vector classes need more: every token count
 from one decode token to a long prefill chunk, at the widths today's models use one GPU's share of. Each kernel is
 its measured row's own `bench` (opgraph.pricing.kinds): RMSNorm, add + RMSNorm, SiLU x mul, rope and embeddings
-through torch.compile with the token count dynamic (one Triton kernel each, as vLLM's compiled model runs them; the
-shipped H200 rows timed embeddings with torch's eager gather, and rope with its cos/sin cache's length dynamic
-too); each warmed up, captured 20 calls to a CUDA graph, the median of 5 replays per call
+through torch.compile with the token count dynamic (one Triton kernel each, as vLLM's compiled model runs them);
+each warmed up, captured 20 calls to a CUDA graph, the median of 5 replays per call
 (opgraph.analysis.bench.measure). Rows come out in the measurement CSV that `opgraph validate` and `opgraph
 calibrate` read. `--device cpu --tiny` runs a few of them on a CPU without a graph (how the script is checked where
 there is no GPU; the times mean nothing).

@@ -3,7 +3,7 @@
 A kernel with a rope op and no matrix product, attention, collective or norm is a rope kernel; the elementwise work
 fused into it (the KV-cache write beside it) is priced with it. Its own class because its kernels reach a different
 share of the bandwidth from other elementwise kernels of the same bytes: measured on an H200 as vLLM compiles it
-(benchmarks/data/h200-opgraph.csv.gz), rope moves its bytes about 1.5-3x slower than SiLU x mul at 100-2,000 tokens,
+(benchmarks/data/h200-opgraph.csv.gz), rope moves its bytes about 1.5-2.3x slower than SiLU x mul at 100-2,000 tokens,
 since every element also gathers its position's cos and sin. A calibration without a rope table prices it as
 elementwise (its class before it had one). A measured row rotates `tokens` tokens' `heads` query and `kv_heads` key
 heads of `head_dim` (NeoX style, every dim), reading and writing them once.
