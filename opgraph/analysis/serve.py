@@ -502,19 +502,20 @@ def kv_blocks(build, plan: FusionPlan, hw: Hardware, engine: Engine, length: int
                draft=None) -> tuple[int, int]:
     """(KV-cache blocks on one GPU, blocks one request of `length` tokens holds at its end); with a draft model, its
     weights and its cache share the GPU (a block then holds both models' tokens)."""
-    free, kv = hw.capacity * engine.memory_fraction, 0  # less the weights and activations, then x kv_share
+    budget, weights, activations, kv = hw.capacity * engine.memory_fraction, 0, 0, 0
     for make in (build, draft) if draft is not None else (build,):
         one = footprint_of(make(Phase.decode(1, length - 1)), plan, hw)  # one sequence holding `length` tokens
         largest = footprint_of(make(Phase.prefill(1, engine.max_batched_tokens)), plan, hw)
-        free -= one.weight_bytes + largest.activation_bytes
+        weights, activations = weights + one.weight_bytes, activations + largest.activation_bytes
         kv += one.kv_cache_bytes
-    free *= engine.kv_share
+    free = (budget - weights - activations) * engine.kv_share
     # bytes a block of tokens takes, all layers (a model with only recurrent state holds a fixed state per request)
     per_block = max(kv / length * engine.block_tokens, 1.0)
     if free <= 0:
-        raise OpgraphError(f"the weights and the largest iteration's "
-                           f"activations leave nothing of {engine.memory_fraction:g} x {hw.capacity / 2**30:,.0f} GiB "
-                           f"for the KV cache: use more GPUs (--tp)")
+        raise OpgraphError(f"the weights ({weights / 1e9:,.1f} GB a GPU) and the largest iteration's activations "
+                           f"({activations / 1e9:,.1f} GB, {engine.max_batched_tokens:,} tokens) leave nothing of "
+                           f"{engine.memory_fraction:g} x {hw.capacity / 2**30:,.0f} GiB ({budget / 1e9:,.1f} GB) "
+                           f"for the KV cache: spread the model over more GPUs (--tp, --pp, --ep)")
     return int(free // per_block), math.ceil(length / engine.block_tokens)
 
 

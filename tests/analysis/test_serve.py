@@ -190,6 +190,19 @@ def test_a_concurrency_the_kv_cache_cannot_hold_says_how_many_it_can():
     serve(LLAMA.build, FLASH, H100, concurrency=held, prompt=32000, output=2, warmup=0, measure=1)  # that many fit
 
 
+def test_a_model_whose_weights_leave_no_room_for_the_kv_cache_says_what_fills_the_gpu():
+    """Llama-3-70B on one L40S: its 70,553,706,496 parameters (the model card) in bf16 are 141.1 GB, more than the
+    0.9 x 48 GiB vLLM may use; at --tp 2 each GPU holds half, still too much; the error says so and names the flags."""
+    r = opgraph("serve", "llama-3-70b", "--hardware", "l40s", "--concurrency", "8", "--prompt", "1024", "--output", "64")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"the weights ({70_553_706_496 * 2 / 1e9:.1f} GB a GPU)" in r.stderr
+    assert f"0.9 x 48 GiB ({0.9 * 48 * 2**30 / 1e9:.1f} GB)" in r.stderr and "(--tp, --pp, --ep)" in r.stderr
+    half = opgraph("serve", "llama-3-70b", "--hardware", "l40s", "--tp", "2", "--concurrency", "8", "--prompt", "1024",
+                   "--output", "64")
+    weights = float(half.stderr.split("the weights (")[1].split(" GB a GPU")[0])
+    assert half.returncode == 2 and weights == pytest.approx(70_553_706_496 * 2 / 2 / 1e9, rel=0.02)
+
+
 def test_requests_beyond_what_runs_at_once_wait_for_room_when_queued():
     """C = 16 requests with room for K = 8 (--max-seqs): the 8 slots stay full, so the loop serves what 8 in flight
     serve, and by Little's law each request's end-to-end latency is C x G / tokens a second, the half beyond the
