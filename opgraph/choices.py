@@ -32,18 +32,41 @@ def own_dtype(source) -> str:
     return getattr(source, "dtype", BF16).name
 
 
+# Engines serve a float32 checkpoint in 16 bits: vLLM's dtype "auto" (vllm/config.py, _get_and_verify_dtype:
+# "Following the common practice, we use float16 for float32 models"; bfloat16 instead from v0.10.1); SGLang and
+# TensorRT-LLM are taken to do the same. fp16 and bf16 move the same bytes at the same tensor-core rate.
+SERVED_FROM_FP32 = "bf16"
+
+
+def served_from_fp32(source) -> bool:
+    """Whether serving changes the model's own precision: an unquantized float32 checkpoint, served in 16 bits."""
+    return own_dtype(source) == "fp32" and getattr(source, "weight_dtype", None) is None
+
+
+def served_note(source, dtype_: str | None, weight: str | None, act: str | None) -> tuple[str, ...]:
+    """What a serving command says when it serves a float32 checkpoint in 16 bits (the weights or activations
+    left to --dtype, and no --dtype given)."""
+    if not served_from_fp32(source) or dtype_ is not None or (weight is not None and act is not None):
+        return ()
+    return (f"{source.name}'s checkpoint is float32; served in {SERVED_FROM_FP32}, as the engines load a float32 "
+            f"model (vLLM's dtype auto); give --dtype fp32 to serve it as stored",)
+
+
 def precision(source, *, dtype_: str | None = None, weight: str | None = None, act: str | None = None,
               kv: str | None = None, group_size: int | None = None, table: str | None = None,
-              state: str | None = None) -> Precision | None:
-    """Storage precision per role from --dtype and the per-role options; None keeps the model's own. The
-    recurrent state (--state-dtype) defaults to the activation dtype (Precision.state)."""
+              state: str | None = None, serving: bool = False) -> Precision | None:
+    """Storage precision per role from --dtype and the per-role options; None keeps the model's own (`serving`: a
+    float32 checkpoint served in 16 bits, as engines load it: SERVED_FROM_FP32). The recurrent state
+    (--state-dtype) defaults to the activation dtype (Precision.state)."""
     given = {"weight": weight, "act": act, "kv": kv, "table": table, "state": state}
     if dtype_ is None and all(v is None for v in given.values()):
         if group_size is not None:
             raise OpgraphError(f"--group-size applies to int4/int8 weights, but the weights are {own_dtype(source)}; "
                                f"add --weight-dtype int4 or int8")
-        return None
-    base = checks.choice("--dtype", own_dtype(source) if dtype_ is None else dtype_, STORAGE_DTYPES)
+        if not (serving and served_from_fp32(source)):
+            return None
+    own = SERVED_FROM_FP32 if serving and served_from_fp32(source) else own_dtype(source)
+    base = checks.choice("--dtype", own if dtype_ is None else dtype_, STORAGE_DTYPES)
     names = {role: checks.choice(f"--{role}-dtype", base if v is None else v, STORAGE_DTYPES)
              for role, v in given.items() if role not in ("table", "state") or v is not None}
     w = dtype(names["weight"])

@@ -25,14 +25,24 @@ def source(a):
     return choices.model(a.model)
 
 
-def build(a, model=None):
-    """The model's builder with the command line's options (`model`: another source, such as a draft model)."""
+def _precision(a, model, serving: bool):
+    """The command line's storage precision for `model` (`serving`: as an engine loads it, choices.precision)."""
+    return choices.precision(model, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype, kv=a.kv_dtype,
+                             group_size=a.group_size, table=a.table_dtype, state=getattr(a, "state_dtype", None),
+                             serving=serving)
+
+
+def served_notes(a, model) -> tuple[str, ...]:
+    """What a serving command says of the precision it serves `model` at (choices.served_note)."""
+    return choices.served_note(model, a.dtype, a.weight_dtype, a.act_dtype)
+
+
+def build(a, model=None, serving: bool = False):
+    """The model's builder with the command line's options (`model`: another source, such as a draft model;
+    `serving`: its precision as an engine loads it)."""
     model = source(a) if model is None else model
-    opts = BuildOptions(choices.precision(model, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype,
-                                          kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype,
-                                          state=getattr(a, "state_dtype", None)),
-                        getattr(a, "causal_skip", False), getattr(a, "experts_touched", None), getattr(a, "tp", 1),
-                        getattr(a, "dp", 1), getattr(a, "ep", 1), getattr(a, "expert_imbalance", None),
+    opts = BuildOptions(_precision(a, model, serving), getattr(a, "causal_skip", False),
+                        getattr(a, "experts_touched", None), getattr(a, "tp", 1), getattr(a, "dp", 1), getattr(a, "ep", 1), getattr(a, "expert_imbalance", None),
                         getattr(a, "pp", 1), getattr(a, "micro_batches", None),
                         choices.pp_layers(getattr(a, "pp_layers", None)), getattr(a, "sp", False))
     return choices.builder(model, opts)
@@ -81,19 +91,16 @@ def crossover_report(a):
                                       context=ph.past, curves=a.format not in ("table", "markdown"))
 
 
-def _unplaced(a, model) -> BuildOptions:
+def _unplaced(a, model, serving: bool = False) -> BuildOptions:
     """The command line's build options for `model`, without a layout (an arranger adds tp, dp and ep)."""
-    return BuildOptions(choices.precision(model, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype,
-                                          kv=a.kv_dtype, group_size=a.group_size, table=a.table_dtype,
-                                          state=getattr(a, "state_dtype", None)),
-                        a.causal_skip, a.experts_touched)
+    return BuildOptions(_precision(a, model, serving), a.causal_skip, a.experts_touched)
 
 
-def _arranged(a):
+def _arranged(a, serving: bool = False):
     """What a command that lays the model out itself needs: the model, its build options without a layout (the
     arranger adds tp, dp and ep), and the GPU."""
     model = source(a)
-    opts = _unplaced(a, model)
+    opts = _unplaced(a, model, serving)
     hw = choices.gpu(a.hardware, launch_us=a.launch_us, overlap=a.overlap, comm_overlap=a.comm_overlap,
                      calibration=a.calibration)
     return model, opts, hw
@@ -101,7 +108,7 @@ def _arranged(a):
 
 def planning(a):
     """`opgraph plan`: the layouts of --gpus GPUs, ranked."""
-    model, opts, hw = _arranged(a)
+    model, opts, hw = _arranged(a, serving=a.concurrency is not None)
     probe = choices.builder(model, opts)(Phase.decode(1, 1))
     batches = sweep.parse_values(a.batch, "--batch") if a.batch is not None else list(plan_search.DEFAULT_BATCHES)
     ms = {k: None if getattr(a, k) is None else checks.number(f"--{k.replace('_', '-')}", getattr(a, k), above=0,
@@ -116,9 +123,9 @@ def planning(a):
         figures, drafted = _acceptance(a), None
         if figures is not None:
             draft_model = choices.draft(model, a.draft)
-            drafted = serving_plan.Draft(choices.arranger(draft_model, _unplaced(a, draft_model), hw), a.draft,
+            drafted = serving_plan.Draft(choices.arranger(draft_model, _unplaced(a, draft_model, True), hw), a.draft,
                                          a.draft_tokens, figures)
-        return attrs.evolve(serving_plan.search_serving(
+        found = serving_plan.search_serving(
             choices.arranger(model, opts, hw), hw, gpus=checks.integer("--gpus", a.gpus, maximum=1024),
             moe=plan_search.has_experts(probe), name=probe.name, prompt=checks.integer("--prompt", a.prompt),
             output=checks.integer("--output", a.output), engine=a.engine,
@@ -127,7 +134,8 @@ def planning(a):
                            for c in sweep.parse_values(a.concurrency, "--concurrency")],
             max_ttft_s=ms["max_ttft"], max_tpot_s=ms["max_tpot"], disaggregated=a.disaggregated,
             batch_tokens=sweep.parse_values(a.max_batch_tokens, "--max-batch-tokens") if a.max_batch_tokens else (),
-            draft=drafted, max_tpot_p90_s=ms["max_tpot_p90"], max_ttft_p90_s=ms["max_ttft_p90"]), top=top)
+            draft=drafted, max_tpot_p90_s=ms["max_tpot_p90"], max_ttft_p90_s=ms["max_ttft_p90"])
+        return attrs.evolve(found, top=top, notes=served_notes(a, model) + found.notes)
     for flag in ("disaggregated", "max_batch_tokens", "draft", "acceptance", "max_tpot_p90", "max_ttft_p90"):
         if getattr(a, flag):
             raise OpgraphError(f"--{flag.replace('_', '-')} plans serving in flight: give --concurrency too")
@@ -212,7 +220,7 @@ def disaggregated_run(a):
     if getattr(a, "pp", 1) != 1 or getattr(a, "micro_batches", None) is not None:
         raise OpgraphError("--pp is not modelled with --disaggregate: give each pool's layout with --prefill and "
                            "--decode (tp=N,dp=N,ep=N)")
-    model, opts, hw = _arranged(a)
+    model, opts, hw = _arranged(a, serving=True)
     prompts = serve.length_range("--prompt", _span("--prompt", a.prompt))
     outputs = serve.length_range("--output", _span("--output", a.output), minimum=2)
     # the closed form at the mean lengths; the event run draws each request's from the ranges
@@ -233,7 +241,7 @@ def disaggregated_run(a):
         fusion = choices.plan(a.fusion or engine.plan)
         # the draft laid out as its pool is: it prefills beside the target, and drafts
         drafting = None if draft_model is None else Draft(
-            choices.arranger(draft_model, _unplaced(a, draft_model), pool_hw), a.draft, a.draft_tokens,
+            choices.arranger(draft_model, _unplaced(a, draft_model, True), pool_hw), a.draft, a.draft_tokens,
             figures).at(layout, fusion, group_hw)
         sides.append(side(build_, fusion, group_hw, engine, layout, checks.integer(flag, workers), prompt, pool_hw,
                           drafting=drafting))
@@ -248,6 +256,7 @@ def disaggregated_run(a):
     if a.rate is not None and d.decoding > holds:  # a closed loop's concurrency is checked against it by the run
         raise OpgraphError(f"--rate {a.rate:g}: each decode replica would hold {d.decoding:,.0f} requests, more than "
                            f"its KV cache holds ({holds:,}); give a lower rate or more decode workers")
+    d = attrs.evolve(d, notes=served_notes(a, model) + d.notes)
     if prompts[0] != prompts[1] or outputs[0] != outputs[1]:
         d = attrs.evolve(d, notes=d.notes + (
             f"lengths drawn uniformly from prompts of {prompts[0]:,} to {prompts[1]:,} tokens and outputs of "
@@ -278,13 +287,15 @@ def serving_run(a):
         memory_fraction=None if a.memory_fraction is None else checks.number("--memory-fraction", a.memory_fraction,
                                                                              above=0, maximum=1))
     figures = _acceptance(a)
-    speculation = None if figures is None else serve.Speculation(build(a, choices.draft(source(a), a.draft)), a.draft,
-                                                                  a.draft_tokens, figures)
-    return serve.serve(build(a), choices.plan(a.fusion or engine.plan), hw, concurrency=a.concurrency, rate=a.rate,
-                       prompt=_span("--prompt", a.prompt), output=_span("--output", a.output), engine=engine,
-                       seed=a.seed, prefix=a.prefix, speculation=speculation, requests=a.requests, queue=a.queue,
-                       overhead_s=None if a.overhead_us is None else
-                       checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6)
+    draft = None if figures is None else choices.draft(source(a), a.draft)
+    speculation = None if draft is None else serve.Speculation(build(a, draft, serving=True), a.draft, a.draft_tokens,
+                                                               figures)
+    served = serve.serve(build(a, serving=True), choices.plan(a.fusion or engine.plan), hw, concurrency=a.concurrency,
+                         rate=a.rate, prompt=_span("--prompt", a.prompt), output=_span("--output", a.output),
+                         engine=engine, seed=a.seed, prefix=a.prefix, speculation=speculation, requests=a.requests,
+                         queue=a.queue, overhead_s=None if a.overhead_us is None else
+                         checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6)
+    return attrs.evolve(served, notes=served_notes(a, source(a)) + served.notes)
 
 
 def generation(a):

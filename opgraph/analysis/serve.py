@@ -304,7 +304,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
 
     def one_fits() -> None:
         if per_request > blocks:
-            raise OpgraphError(f"the KV cache holds {blocks:,} blocks of {engine.block_tokens} tokens on each GPU, "
+            raise OpgraphError(f"the KV cache holds {blocks_of(blocks, engine.block_tokens)} on each GPU, "
                                f"fewer than one request of {longest:,} tokens needs ({per_request:,}): use more GPUs "
                                f"(--tp) or a shorter request")
     if concurrency is not None:
@@ -316,9 +316,9 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                                f"at once (--max-seqs); give --max-seqs {concurrency} or a lower concurrency, or "
                                f"--queue to let the others wait")
         if concurrency * per_request > blocks and not queue:
-            raise OpgraphError(f"--concurrency {concurrency}: the KV cache holds {blocks:,} blocks of "
-                               f"{engine.block_tokens} tokens on each GPU, {per_request:,} for each request of "
-                               f"{longest:,} tokens, so at most {fits:,} requests at once; give --queue to let the "
+            raise OpgraphError(f"--concurrency {concurrency}: the KV cache holds "
+                               f"{blocks_of(blocks, engine.block_tokens)} on each GPU, {per_request:,} for each "
+                               f"request of {longest:,} tokens, so at most {fits:,} requests at once; give --queue to let the "
                                f"others wait for room")
         if concurrency % lanes:
             raise OpgraphError(f"--concurrency {concurrency}: with --pp {lanes} the engine keeps {lanes} batches in "
@@ -355,8 +355,9 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         measure = 200 if measure is None else measure
     blocks //= lanes  # a lane's share of the KV cache (each stage's GPUs hold every lane's requests)
     if per_request > blocks:
-        raise OpgraphError(f"the KV cache's share of each of the {lanes} batches in flight ({blocks:,} blocks of "
-                           f"{bt} tokens) is less than one request of {longest:,} tokens needs ({per_request:,}): "
+        raise OpgraphError(f"the KV cache's share of each of the {lanes} batches in flight ("
+                           f"{blocks_of(blocks, bt)}) is less than one request of {longest:,} tokens needs "
+                           f"({per_request:,}): "
                            f"use more GPUs (--tp) or a shorter request")
     if concurrency is not None:
         decoding = min(concurrency, engine.max_seqs, blocks // per_request)  # the most that decode at once, a lane
@@ -496,6 +497,11 @@ def _gaps(run: engine_run.Run, measured: np.ndarray, ended: np.ndarray, decodes_
     first_made = made[~later]  # one first step a request, by id, as `first_gap` is
     return (np.concatenate([gap_of[keys // kinds] / (keys % kinds), first_gap / first_made, resume_gap]),
             np.concatenate([counts[keys], first_made, np.ones(len(resume_gap), int)]).astype(np.int64))
+
+
+def blocks_of(blocks: int, tokens: int) -> str:
+    """'7,560 blocks of 16 tokens' (SGLang's blocks hold one token)."""
+    return f"{blocks:,} blocks of {tokens} token{'s' if tokens != 1 else ''}"
 
 
 def kv_blocks(build, plan: FusionPlan, hw: Hardware, engine: Engine, length: int,

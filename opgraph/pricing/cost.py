@@ -294,7 +294,10 @@ def block_cost(name: str, count: int, graph: Graph, part: Partition, hw: Hardwar
     traffic = op_traffic(graph, part)
     rooflines = {}
     for op_name, op in graph.ops.items():
-        peak = hw.matrix_rate(op.compute_dtype) if op.kind in MATRIX_KINDS else hw.vector_flops
+        try:
+            peak = hw.matrix_rate(op.compute_dtype) if op.kind in MATRIX_KINDS else hw.vector_flops
+        except OpgraphError as e:  # which op: its format may be the model's own (an fp8 indexer), not --dtype's
+            raise OpgraphError(f"op {op_name!r} multiplies {op.compute_dtype.name} operands: {e}") from None
         rooflines[op_name] = _roofline(op, traffic[op_name], peak, hw)
     times, margins, kernels = price_kernels(graph, part, rooflines, hw)
     rooflines = {n: Roofline(r.flops, r.traffic, r.compute_s, r.memory_s, r.time_s, times[n], r.comm_s, r.wire_bytes)

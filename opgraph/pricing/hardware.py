@@ -61,8 +61,8 @@ class Hardware:
         if dt.name == "fp32":
             return self.vector_flops
         raise OpgraphError(f"hardware {self.name!r} has no matrix rate for {dt.name} "
-                           f"(it has: {', '.join(self.matrix_flops)}); pick a dtype it supports (--dtype) "
-                           f"or another --hardware")
+                           f"(it has: {', '.join(self.matrix_flops)}); pick a dtype it supports (--dtype, where "
+                           f"the model does not fix the op's format) or another --hardware")
 
     def ridge(self, dt: DType) -> float:
         """FLOP/byte above which a matmul in `dt` is compute-bound."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opgraph.analysis.serve import Serving, Stats
+from opgraph.analysis.serve import Serving, Stats, blocks_of
 from opgraph.render import renderer
 from opgraph.render.report import time_model_dict, time_model_line
 from opgraph.render.text import lines, seconds, sig, table, to_csv, to_json
@@ -78,7 +78,7 @@ def as_text(s: Serving, fmt: str) -> str:
            f"accepted with {', '.join(f'{a:g}' for a in s.speculation.acceptance)} (assumed): "
            f"{s.speculation.expected_tokens:.2f} tokens a step on average"] if s.speculation else []),
         f"scheduler: {e.rules}, {e.max_batched_tokens:,} tokens and {e.max_seqs:,} requests an iteration, KV "
-        f"cache {s.kv_blocks:,} blocks of {e.block_tokens} tokens a GPU ("
+        f"cache {blocks_of(s.kv_blocks, e.block_tokens)} a GPU ("
         f"{f'{e.memory_fraction:g} of its memory' if e.kv_share == 1 else f'{e.kv_share:g} of what the weights and activations leave'}), "
         f"{s.kv_used:.0%} in use at the peak",
         "", table(rows, ["latency, per request", "mean", "p50", "p90", "p99"], fmt,

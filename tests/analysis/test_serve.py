@@ -203,6 +203,27 @@ def test_a_model_whose_weights_leave_no_room_for_the_kv_cache_says_what_fills_th
     assert half.returncode == 2 and weights == pytest.approx(70_553_706_496 * 2 / 2 / 1e9, rel=0.02)
 
 
+def test_a_float32_checkpoint_is_served_in_16_bits_as_engines_load_it():
+    """Gemma-2-9B's config says float32; vLLM's dtype auto serves such a model in 16 bits. On one L40S (vLLM keeps
+    0.9 x 48 GiB) its 9,241,705,984 parameters take 18.5 GB in bf16, and a token's KV cache 42 layers x K and V x 8
+    heads x 256 x 2 bytes = 344,064 bytes (16 to a block): about 5,000 blocks, less the largest iteration's
+    activations (at most a GB). Served as stored (fp32, --dtype fp32) the weights take 37.0 GB and a block twice the
+    bytes: under 860 blocks."""
+    args = ("serve", "gemma-2-9b", "--hardware", "l40s", "--concurrency", "8", "--prompt", "1024", "--output", "64",
+            "--format", "json")
+    budget, block = 0.9 * 48 * 2**30, 16 * 42 * 2 * 8 * 256 * 2
+    served = json.loads(opgraph(*args).stdout)
+    high = (budget - 9_241_705_984 * 2) / block
+    assert high - 1e9 / block <= served["kv_cache_blocks_per_gpu"] <= high
+    assert any("checkpoint is float32; served in bf16" in n for n in served["notes"])
+    stored = json.loads(opgraph(*args, "--dtype", "fp32").stdout)
+    assert stored["kv_cache_blocks_per_gpu"] <= (budget - 9_241_705_984 * 4) / (2 * block)
+    assert not any("float32" in n for n in stored["notes"])
+    bf16 = json.loads(opgraph(*args, "--dtype", "bf16").stdout)
+    assert bf16["kv_cache_blocks_per_gpu"] == served["kv_cache_blocks_per_gpu"] and bf16["tpot_s"] == served["tpot_s"]
+    assert not any("float32" in n for n in json.loads(opgraph(args[0], "llama-3-8b", *args[2:]).stdout)["notes"])
+
+
 def test_requests_beyond_what_runs_at_once_wait_for_room_when_queued():
     """C = 16 requests with room for K = 8 (--max-seqs): the 8 slots stay full, so the loop serves what 8 in flight
     serve, and by Little's law each request's end-to-end latency is C x G / tokens a second, the half beyond the
