@@ -23,6 +23,10 @@ GEMMs, attention, norms, SwiGLU, embeddings of four models and layouts) are neve
 H100 SXM is the same GH100 chip: its vector classes are the H200's, carried over (CARRIED: fixed costs and shares of
 the bandwidth as fitted, the L2's bytes and pace kept), and Liger-Kernel's published H100 benchmarks
 (benchmarks/data/h100-sxm-liger.csv, Triton's do_bench per call) are printed against them as a check.
+MLA decode attention (the `mla_decode_attention` class, opgraph.pricing.kinds.mla) is fitted apart on SGLang 0.5.14's
+MLA decode kernels of each GPU that has them (benchmarks/data/<gpu>-mla.csv.gz; 20% held out, seed 0), beside the
+decode_attention table it would otherwise fall back to ("by decode_attention's fit"), and checked on TensorRT-LLM's,
+never fitted; not shipped for the L40S (UNSHIPPED).
 Whole decode steps: benchmarks/check_steps.py.
 """
 
@@ -38,6 +42,7 @@ from opgraph.analysis.calibrate import calibrate, fit_summary, split
 from opgraph.analysis.validate import validate
 from opgraph.pricing.kinds import FALLBACK
 from opgraph.pricing.kinds.attention import DECODE_ATTENTION, PREFILL_ATTENTION
+from opgraph.pricing.kinds.mla import MLA_DECODE_ATTENTION
 from opgraph.pricing.kinds.elementwise import ELEMENTWISE
 from opgraph.pricing.kinds.embedding import EMBEDDING
 from opgraph.pricing.kinds.gemm import CLASSES as GEMMS
@@ -59,6 +64,9 @@ TARGETED = GEMM_CLASSES | {c.name for c in MOES} | {PREFILL_ATTENTION, DECODE_AT
                                                     EMBEDDING}
 VECTORS = {"h200": DATA / "h200-opgraph.csv.gz"}  # the GPUs whose vector classes are measured, and where
 SWEEP = "measure_vector_kernels"  # the rows of those files that the vector fit trains on (their source says so)
+# the GPUs with measured MLA decode kernels (extract_aiconfigurator.py): fitted on SGLang's, checked on TensorRT-LLM's
+MLA = {gpu: DATA / f"{gpu}-mla.csv.gz" for gpu in ("h100-sxm", "h200", "b200", "l40s")}
+MLA_FITTED_ON = "sglang"
 CARRIED = {"h100-sxm": "h200"}  # a GPU whose vector classes are another's (the same chip), carried by `carried`
 EXP_RATES = {"h100-sxm": 3.9e12, "h200": 3.9e12}  # FlashAttention-3 paper; the H200 is the same GH100 chip
 _ORIGIN = "aiconfigurator-core 0.12.0 (NVIDIA, Apache-2.0): vLLM {} bf16 GEMM and FlashAttention kernels measured on {}"
@@ -74,12 +82,17 @@ _VECTORS = ("norms, rope, SiLU x mul and embeddings: opgraph's own measurements 
             "kernels, each replayed in a CUDA graph; benchmarks/measure_vector_kernels.py), "
             "benchmarks/data/h200-opgraph.csv.gz")
 _CARRIED = " (an H200's, carried to this GPU: the same GH100 chip, its L2's bytes and pace kept)"
+_MLA = ("MLA decode attention: SGLang 0.5.14's MLA decode kernels measured on this GPU (aiconfigurator-core 0.12.0, "
+        "DeepSeek-V3's geometry, bf16 KV cache, in a CUDA graph), benchmarks/data/{gpu}-mla.csv.gz")
 _ALL_TO_ALL = ("all-to-all: vLLM 0.24.0's DeepEP dispatch and combine, bf16, 8 GPUs of one node, low-latency up to "
                "256 tokens per GPU and high-throughput above, the same file")
 _MOE = ("fused-MoE calls: vLLM 0.24.0's fused_experts (bf16 and block-fp8 Triton, Marlin int4, gpt-oss's MXFP4 "
         "Triton) timed whole, balanced routing, no expert parallelism, the same file")
 # Classes not shipped per GPU: they fit worse on held-out rows than the spec's alpha-beta
-UNSHIPPED = {"l40s": {"collective"}}
+# The L40S's MLA decode fit too: its engines' kernels differ by 2x (SGLang's Triton MLA, fitted, against
+# TensorRT-LLM's), and the never-fitted check reads worse with the fit than with the decode_attention table it falls
+# back to.
+UNSHIPPED = {"l40s": {"collective", MLA_DECODE_ATTENTION}}
 
 
 def source(gpu: str, classes: set[str]) -> str:
@@ -90,28 +103,41 @@ def source(gpu: str, classes: set[str]) -> str:
     shipped = classes - UNSHIPPED.get(gpu, set())
     vectors = _VECTORS + (_CARRIED if gpu in CARRIED else "")
     return "; ".join(parts + [text for kind, text in ((GEMM_FP8, _GEMM_FP8), ("collective", _ALL_REDUCE),
-                                                      ("all_to_all", _ALL_TO_ALL), (MOE, _MOE), (NORM, vectors))
+                                                      ("all_to_all", _ALL_TO_ALL), (MOE, _MOE), (NORM, vectors),
+                                                      (MLA_DECODE_ATTENTION, _MLA.format(gpu=gpu)))
                              if kind in shipped])
 
 
-def by_fallback(fit, spec, rows, held, kind: str) -> str:
-    """The held-out error of `kind`'s rows priced as a calibration without its table prices them (FALLBACK)."""
+def by_fallback(model, spec, rows, held, kind: str) -> str:
+    """The held-out error of `kind`'s rows priced as a calibration (`model`) without its table prices them
+    (FALLBACK)."""
     parent = FALLBACK.get(kind)
-    if parent not in fit.model.classes:
-        return ""
     test = [m for m, h in zip(rows, held) if h and time_class(m.kind, m.dtype) == kind]
-    without = attrs.evolve(fit.model, classes={k: p for k, p in fit.model.classes.items() if k != kind})
+    if parent not in model.classes or not test:
+        return ""
+    without = attrs.evolve(model, classes={k: p for k, p in model.classes.items() if k != kind})
     s = validate(test, attrs.evolve(spec, timing=without)).stats["expected"]["all"]["all"]
     return f"; by {parent}'s fit {s.median:.1%}, {s.p90:.1%}"
 
 
-def vector_fit(gpu: str):
-    """(the fit of a measured GPU's vector classes on its sweep, 20% held out; the file's other rows)."""
-    rows = read(VECTORS[gpu])
-    sweep = [m for m in rows if SWEEP in m.source]
+def fit_apart(path: Path, gpu: str, trains) -> tuple:
+    """(the fit of the rows of `path` that `trains` picks, 20% held out (seed 0); those rows; the file's other rows,
+    a check)."""
+    rows = read(path)
     bare = attrs.evolve(hardware.load(gpu), timing=ROOFLINE)
-    fit = calibrate(sweep, bare, holdout=0.2, seed=0, exp_rate=EXP_RATES.get(gpu))
-    return fit, [m for m in rows if SWEEP not in m.source]
+    fitted = [m for m in rows if trains(m)]
+    fit = calibrate(fitted, bare, holdout=0.2, seed=0, exp_rate=EXP_RATES.get(gpu))
+    return fit, fitted, [m for m in rows if not trains(m)]
+
+
+def vector_fit(gpu: str):
+    """(the fit of a measured GPU's vector classes on its sweep; the file's kernels of whole models)."""
+    return fit_apart(VECTORS[gpu], gpu, lambda m: SWEEP in m.source)
+
+
+def mla_fit(gpu: str):
+    """(the fit of the MLA decode class on SGLang's kernels; TensorRT-LLM's, never fitted)."""
+    return fit_apart(MLA[gpu], gpu, lambda m: m.source.startswith(MLA_FITTED_ON))
 
 
 def carried(params, source_gpu: str, gpu: str):
@@ -138,41 +164,54 @@ def main(argv: list[str]) -> int:
             print("--write rewrites every shipped calibration: give it without --gpus")
             return 2
     vector_fits = {g: vector_fit(g) for g in VECTORS}
+    mla_fits = {g: mla_fit(g) for g in MLA if g in gpus}
     for gpu in gpus:
         spec = hardware.load(gpu)
         rows = read(DATA / f"{gpu}-vllm.csv.gz")
         source_gpu = CARRIED.get(gpu, gpu)
-        extra, checked = vector_fits.get(source_gpu, (None, []))
-        classes = {time_class(m.kind, m.dtype) for m in rows} | ({c.kind for c in extra.classes} if extra else set())
+        extra, _, checked = vector_fits.get(source_gpu, (None, [], []))
+        mla, mla_rows, mla_checked = mla_fits.get(gpu, (None, [], []))
+        classes = ({time_class(m.kind, m.dtype) for m in rows} | ({c.kind for c in extra.classes} if extra else set())
+                   | ({c.kind for c in mla.classes} if mla else set()))
         bare = attrs.evolve(spec, timing=ROOFLINE)
         fit = calibrate(rows, bare, holdout=0.2, seed=0, exp_rate=EXP_RATES.get(gpu), source=source(gpu, classes))
-        vector_tables = {c.kind: c.params if source_gpu == gpu else carried(c.params, source_gpu, gpu)
-                         for c in (extra.classes if extra else ())}
+        side_tables = ({c.kind: c.params if source_gpu == gpu else carried(c.params, source_gpu, gpu)
+                        for c in (extra.classes if extra else ())}
+                       | {c.kind: c.params for c in (mla.classes if mla else ())})
         if "--write" in argv:
             kept = [c for c in fit.classes if c.kind not in UNSHIPPED.get(gpu, set())]
             summary = fit_summary(kept, fit.holdout, fit.seed)
-            tables = {c.kind: c.params for c in kept} | vector_tables
+            tables = {c.kind: c.params for c in kept} | {k: p for k, p in side_tables.items()
+                                                          if k not in UNSHIPPED.get(gpu, set())}
             if extra:
                 summary += (f"; {source_gpu}'s vector kernels" + (", carried" if source_gpu != gpu else "") + ", "
                             + fit_summary(extra.classes, extra.holdout, extra.seed))
+            if mla and MLA_DECODE_ATTENTION not in UNSHIPPED.get(gpu, set()):
+                summary += "; SGLang's MLA decode kernels, " + fit_summary(mla.classes, mla.holdout, mla.seed)
             write(attrs.evolve(fit.model, classes=tables, fit=summary), FOLDER / f"{gpu}.toml")
         print(f"{gpu}: held-out vLLM kernels (never seen by the fit)" +
-              (f", then {source_gpu}'s vector kernels" if extra else "") + ":")
-        held = split(len(rows), fit.holdout, fit.seed)
-        for c in fit.classes + (extra.classes if extra else ()):
+              (f", then {source_gpu}'s vector kernels" if extra else "") +
+              (", then SGLang's MLA decode kernels" if mla else "") + ":")
+        model = attrs.evolve(fit.model, classes=fit.model.classes | side_tables)
+        fits = ((fit.classes, rows, split(len(rows), fit.holdout, fit.seed)), (extra.classes if extra else (), [], []),
+                (mla.classes if mla else (), mla_rows, split(len(mla_rows), mla.holdout, mla.seed) if mla else []))
+        for c, fitted, held in ((c, fitted, held) for classes_, fitted, held in fits for c in classes_):
             ok = c.after.median <= TARGET_MEDIAN and c.after.p90 <= TARGET_P90
             met &= ok or gpu != "h100-sxm" or c.kind not in TARGETED  # the targets are the H100's
             verdict = ("meets the target" if ok else "MISSES the target") if c.kind in TARGETED else "(no target set)"
             shipped = "" if c.kind not in UNSHIPPED.get(gpu, set()) else "; not shipped"
             print(f"  {c.kind:18s} {c.after.count:6,} kernels: median {c.after.median:6.1%}, p90 {c.after.p90:6.1%} "
-                  f"(roofline {c.before.median:.1%}, {c.before.p90:.1%}{by_fallback(fit, spec, rows, held, c.kind)}) "
+                  f"(roofline {c.before.median:.1%}, {c.before.p90:.1%}"
+                  f"{by_fallback(model, spec, fitted, held, c.kind)}) "
                   f"{verdict}{shipped}")
-        if checked and source_gpu == gpu:
-            model = attrs.evolve(fit.model, classes=fit.model.classes | vector_tables)
-            v = validate(checked, attrs.evolve(spec, timing=model))
-            print(f"  check, never fitted: {gpu}'s kernels of whole models (opgraph bench), by measured class: " +
-                  "; ".join(f"{k} ({s.count}) {s.median:.1%} / {s.p90:.1%}"
-                            for k, s in v.stats["expected"]["class"].items()))
+        whole_models = f"{gpu}'s kernels of whole models (opgraph bench)"
+        for what, kernels in ((whole_models, checked if source_gpu == gpu else []),
+                              ("TensorRT-LLM's MLA decode kernels", mla_checked)):
+            if kernels:
+                v = validate(kernels, attrs.evolve(spec, timing=model))
+                print(f"  check, never fitted: {what}, by measured class: " + "; ".join(
+                    f"{k} ({s.count}) {s.median:.1%} / {s.p90:.1%} (median error {s.bias:+.1%})"
+                    for k, s in v.stats["expected"]["class"].items()))
     h100 = hardware.load("h100-sxm")
     print("check, never fitted: Liger-Kernel's H100 kernels (Triton's do_bench per call, a fixed cost of its own) "
           "against the shipped H100 calibration: " + "; ".join(

@@ -73,6 +73,17 @@ Kept, bf16 only (the precision the shipped calibration targets), except vLLM's f
   are squared-ReLU MLPs without a gate (two matrices, not three): they measure two-thirds of a gated call's time at
   every size, and a moe row rebuilds gated experts.
 
+- `mla_decode_attention` (`<gpu>-mla.csv.gz`, a file of its own for each GPU whose SGLang and TensorRT-LLM tables
+  both have it: the H100 SXM, H200, B200 and L40S): `mla/<framework>/<newest>/generation_mla_perf`, the absorbed MLA
+  decode kernel alone, one new token per sequence over isl + step cached entries (isl is 1 throughout, so context =
+  step), bf16 KV cache, `num_heads` query heads on one GPU, DeepSeek-V3's geometry (latent 512, rope 64: the
+  collector's KV_LORA_RANK and QK_ROPE_HEAD_DIM, collector/sglang/collect_mla.py; the table names no model), timed in
+  a CUDA graph (collector.helper.benchmark_with_power). SGLang 0.5.14's rows first (its default MLA backend on each
+  GPU: FlashAttention-3 on Hopper, TensorRT-LLM's MLA kernel on Blackwell, Triton on the L40S), which the class is
+  fitted on, then TensorRT-LLM's newest (1.3.0rc20; 1.0.0 on the L40S), a check never fitted; one row a shape (the
+  H100's SGLang table holds two runs of each, within 1% at the median: their mean). Left out: the fp8-KV rows, and
+  the `wideep_` tables (DeepEP deployments' older versions).
+
 vLLM's tables are the calibration sets (`<gpu>-vllm.csv.gz`, every row, for each shipped GPU the package has: the
 H100 SXM, H200, A100 SXM, B200 and L40S, each from its newest vLLM version there); on the H100, TensorRT-LLM's and
 SGLang's are the transfer checks (`h100-sxm-trtllm.csv.gz`, `h100-sxm-sglang.csv.gz`, every 4th row after sorting,
@@ -122,6 +133,9 @@ MOE_COLUMNS = ["inter", "experts"]
 OPTIONAL = {*A2A_COLUMNS, *MOE_COLUMNS}  # in a file's header only where its rows use them
 COLUMNS = ["class", "dtype", "m", "n", "k", "batch", "seq_len", "context", "heads", "kv_heads", "head_dim", "gpus",
            "elements", *A2A_COLUMNS, *MOE_COLUMNS, "time_us", "source"]
+MLA_COLUMNS = ["class", "dtype", "batch", "context", "heads", "kv_lora_rank", "rope_dim", "time_us", "source"]
+MLA_GPUS = ("h100-sxm", "h200", "b200", "l40s")  # SGLang's table (fitted) and TensorRT-LLM's (checked) both there
+MLA_GEOMETRY = {"kv_lora_rank": 512, "rope_dim": 64}  # collector/sglang/collect_mla.py: DeepSeek-V3's
 MOE_GPUS = {"h100-sxm", "h200"}  # the vLLM files that get MoE rows (the TensorRT-LLM and SGLang files, the H100's, too)
 NON_GATED = ((2688, 6, 128), (None, 22, 512))  # Nemotron-3's experts: (hidden or any, top_k, experts)
 # framework -> aiconfigurator's moe_dtype -> (the kernel that framework runs for it, opgraph's dtype of the experts'
@@ -241,6 +255,30 @@ def moe_calls(wheel: zipfile.ZipFile, base: str, framework: str, every: int = 1)
                "source": f"{framework} {r.version} {r.kernel_source}, moe_tp {r.moe_tp_size}"}
 
 
+def mla_decodes(wheel: zipfile.ZipFile, gpu: str):
+    """The MLA decode rows kept (see the module docstring): SGLang's newest table, then TensorRT-LLM's."""
+    import pandas as pd
+
+    for framework in ("sglang", "trtllm"):
+        folder = f"{DATA}{GPUS[gpu]}/mla/{framework}/"
+        m = pd.read_parquet(io.BytesIO(wheel.read(newest(wheel, folder, "generation_mla_perf.parquet"))))
+        assert (m.isl == 1).all(), "an isl other than 1: context is no longer step"
+        shape = ["version", "kernel_source", "num_heads", "batch_size", "isl", "step"]
+        m = m[m.kv_cache_dtype == "bfloat16"].groupby(shape, as_index=False).latency.mean()  # one row a shape
+        for r in m.sort_values(shape).itertuples():
+            yield {"class": "mla_decode_attention", "dtype": "bf16", "batch": r.batch_size,
+                   "context": r.isl + r.step - 1, "heads": r.num_heads, **MLA_GEOMETRY, "time_us": round(r.latency * 1e3, 4),
+                   "source": f"{framework} {r.version} {r.kernel_source}"}
+
+
+def write_rows(path: Path, kept: list[dict], columns: list[str]) -> None:
+    with gzip.GzipFile(path, "wb", compresslevel=9, mtime=0) as z, io.TextIOWrapper(z, newline="") as f:
+        w = csv.DictWriter(f, columns, lineterminator="\n")
+        w.writeheader()
+        w.writerows(kept)
+    print(f"{path}: {len(kept):,} kernels ({path.stat().st_size / 1e6:.2f} MB gzipped)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("wheel", help="the aiconfigurator_core-0.12.0 wheel file")
@@ -250,13 +288,9 @@ def main() -> int:
         for gpu, framework in SETS:
             path = OUT / f"{gpu}-{framework}.csv.gz"
             kept = [row for row in rows(wheel, gpu, framework) if row["time_us"] > 0]
-            columns = [c for c in COLUMNS if c not in OPTIONAL or any(c in row for row in kept)]
-            with gzip.GzipFile(path, "wb", compresslevel=9, mtime=0) as z, io.TextIOWrapper(z, newline="") as f:
-                w = csv.DictWriter(f, columns, lineterminator="\n")
-                w.writeheader()
-                w.writerows(kept)
-            n = len(kept)
-            print(f"{path}: {n:,} kernels ({path.stat().st_size / 1e6:.2f} MB gzipped)")
+            write_rows(path, kept, [c for c in COLUMNS if c not in OPTIONAL or any(c in row for row in kept)])
+        for gpu in MLA_GPUS:
+            write_rows(OUT / f"{gpu}-mla.csv.gz", [r for r in mla_decodes(wheel, gpu) if r["time_us"] > 0], MLA_COLUMNS)
     return 0
 
 

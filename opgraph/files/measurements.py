@@ -2,7 +2,8 @@
 
 One row a kernel. Columns (a header row names them; order is free, unknown columns are an error):
 
-    class      a measured class: gemm, prefill_attention, decode_attention, all_reduce, ep_dispatch, ep_combine, moe,
+    class      a measured class: gemm, prefill_attention, decode_attention, mla_decode_attention, all_reduce,
+               ep_dispatch, ep_combine, moe,
                rms_norm, layer_norm, add_rms_norm, silu_mul, relu2, rope, embedding (each kernel class's `rows` in
                opgraph.pricing.kinds: its shape columns, what it measures, the graph it rebuilds)
     dtype      the operands' storage type: bf16, fp16, fp8, ... (opgraph.core.tensor.STORAGE_DTYPES); a moe row's is its
@@ -10,7 +11,8 @@ One row a kernel. Columns (a header row names them; order is free, unknown colum
     time_us    the measured time of one call, microseconds, > 0
     source     free text: where the row comes from (optional)
     ...        the class's shape columns (SHAPES): gemm m, n, k; attention batch, seq_len or context, heads, kv_heads,
-               head_dim; all_reduce gpus, elements; ep_dispatch and ep_combine gpus, tokens, top_k, hidden; moe
+               head_dim; mla_decode_attention batch, context, heads, kv_lora_rank, rope_dim; all_reduce gpus,
+               elements; ep_dispatch and ep_combine gpus, tokens, top_k, hidden; moe
                tokens, hidden, inter, top_k, experts; norms and activations tokens, hidden; rope tokens, heads,
                kv_heads, head_dim; embedding tokens, vocab, hidden
 

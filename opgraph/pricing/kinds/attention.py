@@ -23,7 +23,7 @@ def _takes(op) -> bool:
     return op.fn in FNS and (op.fn != "softmax" or len(op.inputs[0].shape) == 4)
 
 
-def _decoding(ops) -> bool | None:
+def decoding(ops) -> bool | None:
     """Whether the kernel's scores are one query per sequence over cached keys (decode attention); None: no scores.
     One query over itself alone (a one-token prompt) is prefill: there is no cache to read."""
     for op in ops:
@@ -33,7 +33,7 @@ def _decoding(ops) -> bool | None:
     return None
 
 
-def _features(ops) -> dict:
+def attention_rows(ops) -> dict:
     for op in ops:
         if op.fn == "qk":
             q, keys, scores = op.inputs[0], op.inputs[1], op.outputs[0]
@@ -71,9 +71,10 @@ def _bench(torch, dt, s: dict, dev: str, decode: bool):
 
 def _class(name: str, decode: bool, row: Row, order: int) -> KernelClass:
     def claims(ops) -> bool:
-        d = _decoding(ops)
+        d = decoding(ops)
         return d is not None and d == decode
-    return KernelClass(name, _takes, order, claims=claims, group="attention", kinds=frozenset({"softmax"}), features=_features,
+    return KernelClass(name, _takes, order, claims=claims, group="attention", kinds=frozenset({"softmax"}),
+                       features=attention_rows,
                        rows=(row,), fitted=(*KERNEL_PARAMS, PER_ROW), special=True,
                        about=f"FlashAttention over {'the KV cache, one query per sequence' if decode else 'a prompt'}")
 
