@@ -5,7 +5,7 @@ verdicts at every point, collectives included.
 Each case names a kernel of a real model under a fusion plan and the measured row that times that kernel, with its
 shape from the model's config by hand (Llama-3-8B: hidden 4,096, 32 heads, 8 KV heads of 128, MLP 14,336, vocab
 128,256; GPT-2: hidden 768; Nemotron-H-8B: hidden 4,096, MLP 21,504; Mixtral-8x7B: top-2 of 8 experts, hidden 4,096,
-expert width 14,336).
+expert width 14,336; DeepSeek-V3: 128 heads, kv_lora_rank 512, qk_rope_head_dim 64).
 The test first checks that the two are the same kernel (FLOPs, bytes, wire bytes), then that their times agree.
 """
 
@@ -59,6 +59,9 @@ CASES = [  # (model, build options, phase, plan, block, kernel, measured class, 
      "bf16", {"gpus": 8, "tokens": 32, "top_k": 2, "hidden": 4096}),
     ("mixtral-8x7b", {"ep": 8, "dp": 8, "expert_imbalance": 1.0}, DECODE, UNFUSED, "layer", "combine_back",
      "ep_combine", "bf16", {"gpus": 8, "tokens": 32, "top_k": 2, "hidden": 4096}),
+    # DeepSeek-V3's absorbed MLA at TP 8: 128 heads / 8 a GPU over the 512 + 64 latent entries
+    ("deepseek-v3", {"tp": 8}, DECODE, FLASH, "moe_layer", "qk", "mla_decode_attention", "bf16",
+     {"batch": 32, "context": 1024, "heads": 16, "kv_lora_rank": 512, "rope_dim": 64}),
     # vLLM's fused-MoE call: 32 tokens x top-2 touch all 8 experts, as the balanced row does
     ("mixtral-8x7b", {}, DECODE, strategy("vllm"), "layer", "experts.gate_proj", "moe", "bf16",
      {"tokens": 32, "hidden": 4096, "inter": 14336, "top_k": 2, "experts": 8}),
