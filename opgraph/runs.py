@@ -42,7 +42,8 @@ def build(a, model=None, serving: bool = False):
     `serving`: its precision as an engine loads it)."""
     model = source(a) if model is None else model
     opts = BuildOptions(_precision(a, model, serving), getattr(a, "causal_skip", False),
-                        getattr(a, "experts_touched", None), getattr(a, "tp", 1), getattr(a, "dp", 1), getattr(a, "ep", 1), getattr(a, "expert_imbalance", None),
+                        getattr(a, "experts_touched", None), getattr(a, "tp", 1), getattr(a, "dp", 1),
+                        getattr(a, "ep", 1), getattr(a, "expert_imbalance", None),
                         getattr(a, "pp", 1), getattr(a, "micro_batches", None),
                         choices.pp_layers(getattr(a, "pp_layers", None)), getattr(a, "sp", False))
     return choices.builder(model, opts)
@@ -123,8 +124,8 @@ def planning(a):
         figures, drafted = _acceptance(a), None
         if figures is not None:
             draft_model = choices.draft(model, a.draft)
-            drafted = serving_plan.Draft(choices.arranger(draft_model, _unplaced(a, draft_model, True), hw), a.draft,
-                                         a.draft_tokens, figures)
+            arrange = choices.arranger(draft_model, _unplaced(a, draft_model, serving=True), hw)
+            drafted = serving_plan.Draft(arrange, a.draft, a.draft_tokens, figures)
         found = serving_plan.search_serving(
             choices.arranger(model, opts, hw), hw, gpus=checks.integer("--gpus", a.gpus, maximum=1024),
             moe=plan_search.has_experts(probe), name=probe.name, prompt=checks.integer("--prompt", a.prompt),
@@ -241,7 +242,7 @@ def disaggregated_run(a):
         fusion = choices.plan(a.fusion or engine.plan)
         # the draft laid out as its pool is: it prefills beside the target, and drafts
         drafting = None if draft_model is None else Draft(
-            choices.arranger(draft_model, _unplaced(a, draft_model, True), pool_hw), a.draft, a.draft_tokens,
+            choices.arranger(draft_model, _unplaced(a, draft_model, serving=True), pool_hw), a.draft, a.draft_tokens,
             figures).at(layout, fusion, group_hw)
         sides.append(side(build_, fusion, group_hw, engine, layout, checks.integer(flag, workers), prompt, pool_hw,
                           drafting=drafting))

@@ -193,7 +193,8 @@ def test_a_concurrency_the_kv_cache_cannot_hold_says_how_many_it_can():
 def test_a_model_whose_weights_leave_no_room_for_the_kv_cache_says_what_fills_the_gpu():
     """Llama-3-70B on one L40S: its 70,553,706,496 parameters (the model card) in bf16 are 141.1 GB, more than the
     0.9 x 48 GiB vLLM may use; at --tp 2 each GPU holds half, still too much; the error says so and names the flags."""
-    r = opgraph("serve", "llama-3-70b", "--hardware", "l40s", "--concurrency", "8", "--prompt", "1024", "--output", "64")
+    r = opgraph("serve", "llama-3-70b", "--hardware", "l40s", "--concurrency", "8", "--prompt", "1024",
+                "--output", "64")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert f"the weights ({70_553_706_496 * 2 / 1e9:.1f} GB a GPU)" in r.stderr
     assert f"0.9 x 48 GiB ({0.9 * 48 * 2**30 / 1e9:.1f} GB)" in r.stderr and "(--tp, --pp, --ep)" in r.stderr
