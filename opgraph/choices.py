@@ -59,13 +59,14 @@ def precision(source, *, dtype_: str | None = None, weight: str | None = None, a
     float32 checkpoint served in 16 bits, as engines load it: SERVED_FROM_FP32). The recurrent state
     (--state-dtype) defaults to the activation dtype (Precision.state)."""
     given = {"weight": weight, "act": act, "kv": kv, "table": table, "state": state}
+    from_fp32 = serving and served_from_fp32(source)
     if dtype_ is None and all(v is None for v in given.values()):
         if group_size is not None:
             raise OpgraphError(f"--group-size applies to int4/int8 weights, but the weights are {own_dtype(source)}; "
                                f"add --weight-dtype int4 or int8")
-        if not (serving and served_from_fp32(source)):
+        if not from_fp32:
             return None
-    own = SERVED_FROM_FP32 if serving and served_from_fp32(source) else own_dtype(source)
+    own = SERVED_FROM_FP32 if from_fp32 else own_dtype(source)
     base = checks.choice("--dtype", own if dtype_ is None else dtype_, STORAGE_DTYPES)
     names = {role: checks.choice(f"--{role}-dtype", base if v is None else v, STORAGE_DTYPES)
              for role, v in given.items() if role not in ("table", "state") or v is not None}

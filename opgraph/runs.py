@@ -287,16 +287,16 @@ def serving_run(a):
         max_seqs=None if a.max_seqs is None else checks.integer("--max-seqs", a.max_seqs),
         memory_fraction=None if a.memory_fraction is None else checks.number("--memory-fraction", a.memory_fraction,
                                                                              above=0, maximum=1))
-    figures = _acceptance(a)
-    draft = None if figures is None else choices.draft(source(a), a.draft)
+    figures, model = _acceptance(a), source(a)
+    draft = None if figures is None else choices.draft(model, a.draft)
     speculation = None if draft is None else serve.Speculation(build(a, draft, serving=True), a.draft, a.draft_tokens,
                                                                figures)
-    served = serve.serve(build(a, serving=True), choices.plan(a.fusion or engine.plan), hw, concurrency=a.concurrency,
+    served = serve.serve(build(a, model, serving=True), choices.plan(a.fusion or engine.plan), hw, concurrency=a.concurrency,
                          rate=a.rate, prompt=_span("--prompt", a.prompt), output=_span("--output", a.output),
                          engine=engine, seed=a.seed, prefix=a.prefix, speculation=speculation, requests=a.requests,
                          queue=a.queue, overhead_s=None if a.overhead_us is None else
                          checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6)
-    return attrs.evolve(served, notes=served_notes(a, source(a)) + served.notes)
+    return attrs.evolve(served, notes=served_notes(a, model) + served.notes)
 
 
 def generation(a):

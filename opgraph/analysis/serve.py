@@ -357,8 +357,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     if per_request > blocks:
         raise OpgraphError(f"the KV cache's share of each of the {lanes} batches in flight ("
                            f"{blocks_of(blocks, bt)}) is less than one request of {longest:,} tokens needs "
-                           f"({per_request:,}): "
-                           f"use more GPUs (--tp) or a shorter request")
+                           f"({per_request:,}): use more GPUs (--tp) or a shorter request")
     if concurrency is not None:
         decoding = min(concurrency, engine.max_seqs, blocks // per_request)  # the most that decode at once, a lane
         if decoding * (1 + k) > engine.max_batched_tokens:
