@@ -166,6 +166,14 @@ defaulted           which parallel fields were absent/0 and written as 1, e.g. `
 id_tp, id_ep        the ``_tp<N>_ep<M>_`` written in the row id (dated-csv and gap-analysis rows; ``none`` and
                     ``2_0`` as written), empty when the id has none (db-dump rows). Where they differ from
                     tp/ep, they are the better guide to the deployment (see ``width_exceeds_node``).
+moe_kernel          ``marlin`` where the campaign's recipe ran MXFP4 experts through Marlin, else empty (the engine's
+                    default): InferenceX's vLLM gpt-oss recipes for the H100 and H200 export
+                    ``VLLM_MXFP4_USE_MARLIN=1`` from its commit 4e52ed4c6 of 2026-01-02 ("Update vLLM version to
+                    v0.13.0 for NVIDIA configs"; github.com/SemiAnalysisAI/InferenceX, benchmarks/gptoss_fp4_h100*.sh
+                    and gptoss_fp4_h200*.sh, later benchmarks/single_node/), so its db-dump and dated-csv rows of
+                    vLLM's gpt-oss-120b on those GPUs measured from that day on (124 rows, vLLM 0.18.0, 2026-03-27)
+                    say ``marlin``; the earlier ones (vLLM 0.11.2 and unversioned, 2025-11 and 2025-12) ran
+                    vLLM's default, OpenAI's Triton kernels.
 source_id           the CSV's ``id``.
 source_provenance   the CSV's ``silicon_data_source``, whole.
 
@@ -240,8 +248,19 @@ COLUMNS = [
     "concurrency", "request_rate_req_per_s", "batch_size_per_dp_rank", "concurrency_over_batch_x_dp",
     "prompt_tokens", "output_tokens", "ttft_ms", "tpot_ms",
     "measured_date", "data_source_kind", "wip", "flags", "defaulted",
-    "id_tp", "id_ep", "source_id", "source_provenance",
+    "id_tp", "id_ep", "moe_kernel", "source_id", "source_provenance",
 ]
+MARLIN_SINCE = "2026-01-02"  # InferenceX commit 4e52ed4c6: VLLM_MXFP4_USE_MARLIN=1 in its Hopper gpt-oss recipes
+
+
+def moe_kernel(preset: str, gpu: str, engine: str, kind: str, measured: str) -> str:
+    """The kernel the row's engine ran MXFP4 experts with, where the campaign's recipe says: ``marlin`` or empty
+    (the engine's default); see the moe_kernel column above."""
+    inferencex = kind in ("db-dump", "dated-csv")
+    if inferencex and engine == "vllm" and preset == "gpt-oss-120b" and gpu in ("h100-sxm", "h200") \
+            and measured >= MARLIN_SINCE:
+        return "marlin"
+    return ""
 
 REASONS = ("disaggregated", "model not in opgraph", "GPU unknown", "missing TTFT/TPOT")
 
@@ -365,6 +384,7 @@ def convert(row: dict[str, str]) -> dict[str, object]:
         "measured_date": fields.get("measured", "")[:10], "data_source_kind": source_kind(fields),
         "wip": fields.get("wip", ""), "flags": ";".join(flags), "defaulted": ";".join(defaulted),
         "id_tp": id_tp, "id_ep": id_ep,
+        "moe_kernel": moe_kernel(preset, gpu, row["backend"], source_kind(fields), fields.get("measured", "")[:10]),
         "source_id": row["id"], "source_provenance": row["silicon_data_source"],
     }
 

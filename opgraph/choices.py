@@ -13,6 +13,7 @@ from opgraph.analysis.plan import has_experts
 from opgraph.analysis.sweep import parse_values, sweep_curve
 from opgraph.core import checks
 from opgraph.pricing.hardware import Hardware
+from opgraph.pricing.kinds import moe
 from opgraph.core.model import BuildOptions
 from opgraph.core.phase import LENGTH_NAMES, PHASES, Phase
 from opgraph.core.tensor import BF16, STORAGE_DTYPES, Precision, dtype
@@ -150,9 +151,14 @@ def builder(source, options: BuildOptions):
 
 
 def gpu(name: str, *, launch_us: float | None = None, overlap: float | None = None, comm_overlap: float | None = None,
-        calibration: str | None = None) -> Hardware:
+        calibration: str | None = None, marlin_moe: bool | None = None) -> Hardware:
     """A GPU spec with its time model (`calibration`, else the shipped one) and the command line's knobs applied."""
     hw = specs.load(name, calibration)
+    if marlin_moe:  # an engine setting of which kernel runs MXFP4 experts, not a change of the fitted parameters
+        if hw.timing.table(moe.MARLIN) != moe.MARLIN:
+            raise OpgraphError(f"--marlin-moe: the {hw.name} calibration ({hw.timing.name}) has no {moe.MARLIN} table "
+                               f"(fitted on measured Marlin MoE calls); the shipped H100 SXM and H200 ones have it")
+        hw = attrs.evolve(hw, timing=moe.marlin(hw.timing, "--marlin-moe"))
     knobs, fields, said = {}, {}, []
     if launch_us is not None:
         fields["latency_s"] = checks.number("--launch-us", launch_us, minimum=0, maximum=10**6) * 1e-6

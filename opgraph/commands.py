@@ -130,6 +130,10 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type, serving
         t.add_argument("--overlap", type=_float, metavar="F", help=(
             "the expected time's overlap of compute and memory inside a kernel, for every class: 1.0 = the longer "
             "of the two, 0.0 = their sum (overrides the calibration's and the spec's); the roofline takes the longer"))
+        t.add_argument("--marlin-moe", action="store_true", help=(
+            "price MoE experts stored in MXFP4 (gpt-oss) as Marlin's kernel runs them, by the calibration's "
+            "moe_marlin table (fitted on measured int4 Marlin calls), as vLLM does with VLLM_MXFP4_USE_MARLIN=1 "
+            "(InferenceX's Hopper recipe); default: OpenAI's Triton kernels, vLLM's default on Hopper (moe_w4)"))
         t.add_argument("--comm-overlap", type=_float, metavar="F", help=(
             "share of each block's collective time hidden under its other kernels, as a second micro-batch or "
             "a fused GEMM-collective hides it: 0.0 = one after another, 1.0 = fully (default: 0.0)"))

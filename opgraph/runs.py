@@ -49,17 +49,19 @@ def build(a, model=None, serving: bool = False):
     return choices.builder(model, opts)
 
 
+def knobs(a) -> dict:
+    """The command line's time-model options (choices.gpu's knobs), those a command does not take left unset."""
+    return {k: getattr(a, k, None) for k in ("launch_us", "overlap", "comm_overlap", "calibration", "marlin_moe")}
+
+
 def gpu(a):
-    hw = choices.gpu(a.hardware, launch_us=getattr(a, "launch_us", None), overlap=getattr(a, "overlap", None),
-                     comm_overlap=getattr(a, "comm_overlap", None),
-                     calibration=getattr(a, "calibration", None))
+    hw = choices.gpu(a.hardware, **knobs(a))
     return choices.group_fits(hw, getattr(a, "tp", 1), getattr(a, "across_nodes", False), getattr(a, "ep", 1))
 
 
 def gpu_list(a):
     return [choices.group_fits(hw, a.tp, a.across_nodes, a.ep)
-            for hw in choices.gpus(a.hardware, launch_us=a.launch_us, overlap=a.overlap, comm_overlap=a.comm_overlap,
-                                   calibration=getattr(a, "calibration", None))]
+            for hw in choices.gpus(a.hardware, **knobs(a))]
 
 
 def phases(a):
@@ -102,9 +104,7 @@ def _arranged(a, serving: bool = False):
     arranger adds tp, dp and ep), and the GPU."""
     model = source(a)
     opts = _unplaced(a, model, serving)
-    hw = choices.gpu(a.hardware, launch_us=a.launch_us, overlap=a.overlap, comm_overlap=a.comm_overlap,
-                     calibration=a.calibration)
-    return model, opts, hw
+    return model, opts, choices.gpu(a.hardware, **knobs(a))
 
 
 def planning(a):
@@ -232,9 +232,7 @@ def disaggregated_run(a):
     for flag, text, workers in (("--prefill", a.prefill, int(match[1])), ("--decode", a.decode, int(match[2]))):
         layout, gpu_name = _layout(flag, text, a)
         try:
-            pool_hw = hw if gpu_name == a.hardware else choices.gpu(
-                gpu_name, launch_us=a.launch_us, overlap=a.overlap, comm_overlap=a.comm_overlap,
-                calibration=a.calibration)
+            pool_hw = hw if gpu_name == a.hardware else choices.gpu(gpu_name, **knobs(a))
         except OpgraphError as e:
             raise OpgraphError(f"{flag} gpu={gpu_name}: {e}") from None
         build_, group_hw = choices.arranger(model, opts, pool_hw)(layout)

@@ -4,7 +4,8 @@ Each measured row (opgraph.files.serving_measurements) is served by `opgraph ser
 at its parallel layout on its GPU (tensor parallelism; expert parallelism over the tp x dp GPUs; data-parallel
 replicas each with its share of the concurrency), its GEMMs' storage (fp8 and fp8_block as fp8 weights and
 activations, the KV cache in bf16, as the row does not say; other labels as the resolver maps them), its engine's
-scheduler, defaults and kernels (its fusion plan), at its concurrency, prompt and output lengths, under a benchmark
+scheduler, defaults and kernels (its fusion plan; MXFP4 experts as Marlin runs them where its moe_kernel column says
+so), at its concurrency, prompt and output lengths, under a benchmark
 protocol:
 
 - `steady`: the steady state of an endless closed loop at the row's fixed lengths (after a warm-up);
@@ -41,6 +42,7 @@ from opgraph.errors import OpgraphError
 from opgraph.files import planfile
 from opgraph.files.serving_measurements import ServingMeasurement
 from opgraph.pricing.hardware import Hardware
+from opgraph.pricing.kinds.moe import marlin
 
 # A row's model builder (phase -> one GPU's model) and GPU, or an OpgraphError saying why it has none
 # (opgraph.choices.serving_row: the zoo of presets and GPUs lives above this layer)
@@ -117,6 +119,8 @@ def predict(row: ServingMeasurement, resolve: Resolve, protocol: str,
     if row.engine not in ENGINES:
         raise OpgraphError(f"engine {row.engine} is not modelled")
     build, gpu = resolve(row)
+    if row.moe_kernel == "marlin":
+        gpu = attrs.evolve(gpu, timing=marlin(gpu.timing, "the row's moe_kernel"))
     engine = configured(ENGINES[row.engine](gpu), row)
     # a concurrency beyond what runs at once queues, as the measured engine queued it
     s = serve(build, planfile.load(engine.plan), gpu, engine=engine, overhead_s=overhead_s, queue=True,

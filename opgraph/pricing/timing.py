@@ -138,6 +138,15 @@ class TimeModel:
         origins["default"] = origins.get("default", label)
         return attrs.evolve(self, classes=classes, origins=origins)
 
+    def priced_as(self, kind: str, other: str, label: str) -> "TimeModel":
+        """This model with `kind`'s kernels priced by the table that prices `other` (an engine running another
+        kernel for the same work, e.g. Marlin's for MXFP4 experts); unchanged where no table prices `other`."""
+        table = self.table(other)
+        if table is None or table == self.table(kind):
+            return self
+        origins = {**self.origins, kind: f"{table}'s table ({label})"}
+        return attrs.evolve(self, classes={**self.classes, kind: self.classes[table]}, origins=origins)
+
     def of(self, kind: str) -> ClassTiming:
         """The parameters that price `kind`: its own table, else its FALLBACK's, else "default", else the roofline."""
         table = self.table(kind)

@@ -30,7 +30,7 @@ def _only_kernel(model):
 ROW_BYTES = {"mxfp4": 90 * (16 + 1), "int4": 1440 + 23 * 2, "bf16": 2880 * 2, "fp8": 2880}
 
 
-@pytest.mark.parametrize("dtype, cls", [("mxfp4", "moe_w4"), ("int4", "moe_w4"), ("bf16", "moe"), ("fp8", "moe_fp8")])
+@pytest.mark.parametrize("dtype, cls", [("mxfp4", "moe_w4"), ("int4", "moe_marlin"), ("bf16", "moe"), ("fp8", "moe_fp8")])
 def test_a_measured_call_reads_the_experts_its_tokens_touch_and_multiplies_exactly(dtype, cls):
     k = _only_kernel(kernel("moe", dtype, **SHAPE))
     # balanced routing: 4 tokens x top-4 rows over 128 experts touch 16 of them, each with w13 (2 x 2,880 rows of
@@ -103,9 +103,10 @@ def test_the_class_follows_the_experts_storage():
 
 def test_a_calibration_without_moe_tables_prices_the_calls_by_its_gemm_tables():
     a100 = hardware.load("a100-sxm").timing  # fitted before the MoE tables existed
-    assert (a100.table("moe"), a100.table("moe_w4"), a100.table("moe_fp8")) == ("gemm", "gemm", "gemm")
-    assert (H200.timing.table("moe"), H200.timing.table("moe_w4"), H200.timing.table("moe_fp8")) == \
-        ("moe", "moe_w4", "moe_fp8")
+    assert (a100.table("moe"), a100.table("moe_w4"), a100.table("moe_marlin"), a100.table("moe_fp8")) == \
+        ("gemm", "gemm", "gemm", "gemm")
+    assert (H200.timing.table("moe"), H200.timing.table("moe_w4"), H200.timing.table("moe_marlin"),
+            H200.timing.table("moe_fp8")) == ("moe", "moe_w4", "moe_marlin", "moe_fp8")
 
 
 def test_the_stacked_rule_fuses_along_edges_only():

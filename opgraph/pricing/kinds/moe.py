@@ -6,7 +6,11 @@ A kernel that multiplies by a stack of per-expert matrices ([experts, out, in], 
 experts, models.pieces.moe) is this class; the shared experts beside them (plain matrices) stay GEMMs. Inside such a
 kernel the activation and the weighted sum are priced with it (one fixed cost for the call, fitted whole). Its class
 is that of the experts' compute dtype: `moe` for bf16 and fp16 activations and weights, `moe_w4` for 4-bit weights
-(int4, MXFP4) at bf16 or fp16, `moe_<dtype>` for another compute dtype (moe_fp8: fp8 experts times fp8 activations). A calibration without
+(MXFP4, as OpenAI's Triton kernels run gpt-oss's experts on Hopper) at bf16 or fp16, `moe_marlin` for int4 experts
+(Marlin's kernel, the one vLLM and SGLang run them with: fused_marlin_moe), `moe_<dtype>` for another compute dtype
+(moe_fp8: fp8 experts times fp8 activations). Marlin reaches about half the Triton kernel's share of the peak on
+thousands of tokens (measured, docs/measured-times.md), so an engine that runs MXFP4 experts through Marlin (vLLM with
+VLLM_MXFP4_USE_MARLIN=1) prices them by Marlin's table: marlin(). A calibration without
 a table of its own prices these kernels by the GEMM class of the same dtype (gemm, gemm_fp8). Its shape features are
 the grouped GEMM's (_features): rows, every token once per expert it is routed to, and the programs its GEMMs launch
 (tiles); its fitted parameters a fixed cost for the call, the achieved shares of the peaks, their overlap, a cost per
@@ -32,17 +36,27 @@ from opgraph.pricing.kinds.gemm import gemm_class
 
 MOE = "moe"
 WEIGHT_ONLY = f"{MOE}_w4"  # 4-bit weights dequantized in the GEMM's main loop, 16-bit activations
+MARLIN = f"{MOE}_marlin"  # int4 experts through Marlin's kernel (vllm/model_executor/layers/fused_moe/fused_marlin_moe.py)
 PART = "moe"  # the part tag models.pieces.moe gives its ops
 INT4_GROUP = 128  # aiconfigurator's int4_wo rows: Marlin's w4a16 with one bf16 scale per 128 (collect_moe.py)
 
 
-def moe_class(dtype: str, weight_bits: int = 16) -> str:
+def moe_class(dtype: str, weight_bits: int = 16, weight: str = "") -> str:
     """The class of a fused-MoE call whose experts multiply as `dtype` (op.compute_dtype.name) with weights of
-    `weight_bits`: weight-only 4-bit experts (Marlin's int4, gpt-oss's MXFP4 on Hopper) unpack every weight in the
-    GEMM's main loop, so their compute runs at a share of the peak of their own."""
+    `weight_bits` stored as `weight` (a dtype name): weight-only 4-bit experts (int4 through Marlin, gpt-oss's MXFP4
+    on Hopper) unpack every weight in the GEMM's main loop, so their compute runs at a share of the peak of their
+    own."""
     if dtype in GEMM_DTYPES:
-        return WEIGHT_ONLY if weight_bits <= 4 else MOE
+        if weight_bits > 4:
+            return MOE
+        return MARLIN if weight == "int4" else WEIGHT_ONLY
     return f"{MOE}_{dtype}"
+
+
+def marlin(timing, why: str):
+    """`timing` with MXFP4 experts priced as Marlin runs them (its table, fitted on int4 calls: the same kernel
+    on 4-bit weights), where the calibration has one; `why` names the setting."""
+    return timing.priced_as(WEIGHT_ONLY, MARLIN, why)
 
 
 def is_expert_gemm(op) -> bool:
@@ -51,7 +65,8 @@ def is_expert_gemm(op) -> bool:
 
 
 def _named(ops) -> str:
-    return next(moe_class(op.compute_dtype.name, op.inputs[1].dtype.bits) for op in ops if is_expert_gemm(op))
+    return next(moe_class(op.compute_dtype.name, op.inputs[1].dtype.bits, op.inputs[1].dtype.name)
+                for op in ops if is_expert_gemm(op))
 
 
 def _features(ops) -> dict:
@@ -120,11 +135,13 @@ ROW = Row("moe", ("tokens", "hidden", "inter", "top_k", "experts"),
 CLASS = KernelClass(MOE, is_expert_gemm, 35, named=_named, kinds=frozenset({"matmul"}), features=_features, rows=(ROW,),
                     # in the vector group: the activation and the weighted sum inside a call are priced with it
                     group="vector", fitted=(*KERNEL_PARAMS, PER_ROW, PER_TILE), fallback=gemm_class("bf16"),
-                    by_dtype=lambda dtype: moe_class("fp8" if dtype == "fp8" else "bf16", DTYPES[dtype].bits),
+                    by_dtype=lambda dtype: moe_class("fp8" if dtype == "fp8" else "bf16", DTYPES[dtype].bits, dtype),
                     about="fused-MoE calls (the routed experts' GEMMs, activation and weighted sum), bf16 or fp16")
 # Weight-only 4-bit experts, priced by `moe`'s table where a calibration has none of their own; one class per other
 # compute dtype, priced by that dtype's GEMM table.
 CLASSES = (CLASS, attrs.evolve(CLASS, name=WEIGHT_ONLY, rows=(), fallback=MOE,
-                               about="fused-MoE calls of 4-bit weights (int4, MXFP4) at bf16 or fp16"),
+                               about="fused-MoE calls of 4-bit weights (MXFP4) at bf16 or fp16"),
+           attrs.evolve(CLASS, name=MARLIN, rows=(), fallback=WEIGHT_ONLY,
+                        about="fused-MoE calls of int4 weights at bf16 or fp16, through Marlin's kernel"),
            *(attrs.evolve(CLASS, name=moe_class(d), rows=(), fallback=gemm_class(d), about=f"fused-MoE calls in {d}")
              for d in COMPUTE_DTYPES if moe_class(d) != MOE))
