@@ -166,6 +166,18 @@ defaulted           which parallel fields were absent/0 and written as 1, e.g. `
 id_tp, id_ep        the ``_tp<N>_ep<M>_`` written in the row id (dated-csv and gap-analysis rows; ``none`` and
                     ``2_0`` as written), empty when the id has none (db-dump rows). Where they differ from
                     tp/ep, they are the better guide to the deployment (see ``width_exceeds_node``).
+max_batch_tokens    the engine's token budget an iteration where the campaign's recipe sets one (vLLM's
+                    max-num-batched-tokens, SGLang's chunked-prefill-size, TensorRT-LLM's max_num_tokens), else
+                    empty (the engine's default). InferenceX's recipes (github.com/SemiAnalysisAI/InferenceX,
+                    benchmarks/*.sh, later benchmarks/single_node/*.sh) as they stood on each row's measured date,
+                    for its H200 rows: TensorRT-LLM's gpt-oss-120b ``--max_num_tokens 20000``
+                    (gptoss_fp4_h200_trt_slurm.sh, 2025-10-29 to 2026-01-28) and Llama-3-70B ``16384``
+                    (70b_fp8_h200_trt_slurm.sh, 2025-10-29); its DeepSeek-R1 ``MAX_NUM_TOKENS = (CONC + ISL + 64)``
+                    rounded up to 64, at least 8,192 from its commit 64af5a771 of 2026-01-21
+                    (dsr1_fp8_h200_trt_slurm.sh); SGLang's DeepSeek-R1 ``--chunked-prefill-size 32768``
+                    (single_node/dsr1_fp8_h200.sh, 2026-03-25) and Qwen3.5 ``16384`` (qwen3.5_fp8_h200.sh,
+                    2026-03-04). The db-dump's DeepSeek-V3 rows share the R1 rows' engines and dates and InferenceX
+                    has no other DeepSeek recipe, so they take R1's. The vLLM recipes' 8,192 is vLLM's default there.
 moe_kernel          ``marlin`` where the campaign's recipe ran MXFP4 experts through Marlin, else empty (the engine's
                     default): InferenceX's vLLM gpt-oss recipes for the H100 and H200 export
                     ``VLLM_MXFP4_USE_MARLIN=1`` from its commit 4e52ed4c6 of 2026-01-02 ("Update vLLM version to
@@ -248,9 +260,24 @@ COLUMNS = [
     "concurrency", "request_rate_req_per_s", "batch_size_per_dp_rank", "concurrency_over_batch_x_dp",
     "prompt_tokens", "output_tokens", "ttft_ms", "tpot_ms",
     "measured_date", "data_source_kind", "wip", "flags", "defaulted",
-    "id_tp", "id_ep", "moe_kernel", "source_id", "source_provenance",
+    "id_tp", "id_ep", "max_batch_tokens", "moe_kernel", "source_id", "source_provenance",
 ]
 MARLIN_SINCE = "2026-01-02"  # InferenceX commit 4e52ed4c6: VLLM_MXFP4_USE_MARLIN=1 in its Hopper gpt-oss recipes
+
+
+DEEPSEEK = ("deepseek-r1", "deepseek-v3")
+BUDGET_FLOOR_SINCE = "2026-01-21"  # InferenceX commit 64af5a771: its DeepSeek TensorRT-LLM budget at least 8,192
+
+
+def max_batch_tokens(preset: str, gpu: str, engine: str, kind: str, measured: str, isl: int, conc: int | None):
+    """The token budget the campaign's recipe set, or empty (the engine's default); see the column above."""
+    if kind not in ("db-dump", "dated-csv") or gpu != "h200":
+        return ""
+    if engine == "trtllm" and preset in DEEPSEEK and conc is not None:
+        budget = -(-(conc + isl + 64) // 64) * 64
+        return max(budget, 8192) if measured >= BUDGET_FLOOR_SINCE else budget
+    return {("trtllm", "gpt-oss-120b"): 20000, ("trtllm", "llama-3-70b"): 16384, ("sglang", "deepseek-r1"): 32768,
+            ("sglang", "deepseek-v3"): 32768, ("sglang", "qwen3.5-397b-a17b"): 16384}.get((engine, preset), "")
 
 
 def moe_kernel(preset: str, gpu: str, engine: str, kind: str, measured: str) -> str:
@@ -384,6 +411,8 @@ def convert(row: dict[str, str]) -> dict[str, object]:
         "measured_date": fields.get("measured", "")[:10], "data_source_kind": source_kind(fields),
         "wip": fields.get("wip", ""), "flags": ";".join(flags), "defaulted": ";".join(defaulted),
         "id_tp": id_tp, "id_ep": id_ep,
+        "max_batch_tokens": max_batch_tokens(preset, gpu, row["backend"], source_kind(fields),
+                                             fields.get("measured", "")[:10], int(row["isl"]), conc),
         "moe_kernel": moe_kernel(preset, gpu, row["backend"], source_kind(fields), fields.get("measured", "")[:10]),
         "source_id": row["id"], "source_provenance": row["silicon_data_source"],
     }

@@ -5,7 +5,7 @@ at its parallel layout on its GPU (tensor parallelism; expert parallelism over t
 replicas each with its share of the concurrency), its GEMMs' storage (fp8 and fp8_block as fp8 weights and
 activations, the KV cache in bf16, as the row does not say; other labels as the resolver maps them), its engine's
 scheduler, defaults and kernels (its fusion plan; MXFP4 experts as Marlin runs them where its moe_kernel column says
-so), at its concurrency, prompt and output lengths, under a benchmark
+so; its token budget where its max_batch_tokens column gives one), at its concurrency, prompt and output lengths, under a benchmark
 protocol:
 
 - `steady`: the steady state of an endless closed loop at the row's fixed lengths (after a warm-up);
@@ -35,7 +35,7 @@ from collections.abc import Callable
 import attrs
 import numpy as np
 
-from opgraph.analysis.serve import ENGINES, Engine, serve
+from opgraph.analysis.serve import ENGINES, Engine, serve, with_limits
 from opgraph.analysis.validate import Stats
 from opgraph.core.tensor import BF16, FP8, Precision
 from opgraph.errors import OpgraphError
@@ -121,7 +121,8 @@ def predict(row: ServingMeasurement, resolve: Resolve, protocol: str,
     build, gpu = resolve(row)
     if row.moe_kernel == "marlin":
         gpu = attrs.evolve(gpu, timing=marlin(gpu.timing, "the row's moe_kernel"))
-    engine = configured(ENGINES[row.engine](gpu), row)
+    given = with_limits(ENGINES[row.engine](gpu), max_batched_tokens=row.max_batch_tokens or None)
+    engine = configured(given, row)
     # a concurrency beyond what runs at once queues, as the measured engine queued it
     s = serve(build, planfile.load(engine.plan), gpu, engine=engine, overhead_s=overhead_s, queue=True,
               **load(row, protocol))

@@ -24,6 +24,8 @@ unread, as extracts carry provenance):
                     (opgraph.choices.serving_row)
     flags           ';'-separated doubts about the row (benchmarks/extract_serving.py); a flagged row is skipped,
                     except for no_engine_version alone (the campaign did not record the engine's version)
+    max_batch_tokens  the engine's token budget an iteration as the benchmark set it (vLLM's max-num-batched-tokens,
+                    SGLang's chunked-prefill-size, TensorRT-LLM's max_num_tokens); empty: the engine's default
     moe_kernel      the kernel the engine ran MXFP4 experts with: empty (its default) or marlin (vLLM's
                     VLLM_MXFP4_USE_MARLIN=1; priced as --marlin-moe prices it)
     source_id       free text, shown with the row's errors
@@ -65,6 +67,7 @@ class ServingMeasurement:
     flags: tuple[str, ...] = ()
     source: str = ""
     moe_tp: int = 0  # 0: not given, tp x dp / ep
+    max_batch_tokens: int = 0  # the engine's token budget as the benchmark set it; 0: the engine's default
     moe_kernel: str = ""  # MOE_KERNELS: "" the engine's default, marlin (MXFP4 experts through Marlin)
 
     @property
@@ -122,7 +125,8 @@ def read(path: str | Path) -> list[ServingMeasurement]:
         where = f"{path}: row {i}"
         ints = {c: _number(where, c, f[c], int) for c in ("tp", "prompt_tokens", "output_tokens")}
         ints["concurrency"] = _number(where, "concurrency", f["concurrency"], int) if f["concurrency"].strip() else 0
-        ints.update({c: _number(where, c, f[c], int) for c in ("pp", "dp", "ep", "moe_tp") if f.get(c)})
+        ints.update({c: _number(where, c, f[c], int) for c in ("pp", "dp", "ep", "moe_tp", "max_batch_tokens")
+                     if f.get(c)})
         kernel = (f.get("moe_kernel") or "").strip()
         if kernel not in MOE_KERNELS:
             raise OpgraphError(f"{where}: column moe_kernel: {kernel!r} is not one of: empty, "
@@ -132,7 +136,7 @@ def read(path: str | Path) -> list[ServingMeasurement]:
             ints["output_tokens"], _number(where, "ttft_ms", f["ttft_ms"], float) / 1e3,
             _number(where, "tpot_ms", f["tpot_ms"], float) / 1e3, ints.get("pp", 1), ints.get("dp", 1),
             ints.get("ep", 1), f.get("gemm_quant_mode") or "", tuple(x for x in (f.get("flags") or "").split(";") if x),
-            f.get("source_id") or "", ints.get("moe_tp", 0), kernel))
+            f.get("source_id") or "", ints.get("moe_tp", 0), ints.get("max_batch_tokens", 0), kernel))
     if not out:
         raise OpgraphError(f"{path}: no measurements (only a header)")
     return out

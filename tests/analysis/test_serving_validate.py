@@ -4,6 +4,8 @@ measured means, rows opgraph does not model skipped by reason, and clear errors.
 
 import json
 
+import attrs
+
 import numpy as np
 import pytest
 
@@ -191,3 +193,40 @@ def test_whole_prompt_engines_get_a_budget_the_prompt_fits_in(tmp_path):
     direct = serve(models.get("llama-3-8b").build, strategy("trtllm"), h100, engine=engine, concurrency=4,
                    prompt=8192, output=16)
     assert (p.ttft_s, p.tpot_s) == (direct.ttft.mean, direct.tpot.mean)
+
+
+def test_a_rows_token_budget_is_the_engines(tmp_path):
+    # an SGLang row whose recipe set --chunked-prefill-size 32768 is served with that budget, not the engine's 8,192:
+    # one wave of 16 prompts of 4,000 tokens is prefilled 8 to an iteration, not 2
+    f = tmp_path / "budget.csv"
+    f.write_text("model,gpu,engine,tp,concurrency,prompt_tokens,output_tokens,ttft_ms,tpot_ms,max_batch_tokens\n"
+                 "llama-3-8b,h200,sglang,1,16,4000,16,50.0,10.0,32768\nllama-3-8b,h200,sglang,1,16,4000,16,50.0,10.0,\n")
+    given, default = validate_serving(serving_measurements.read(f), serving_row, str(f), protocol="wave").predictions
+    h200 = hardware.load("h200")
+    for p, budget in ((given, 32768), (default, sglang(h200).max_batched_tokens)):
+        engine = attrs.evolve(sglang(h200), max_batched_tokens=budget)
+        s = serve(models.get("llama-3-8b").build, strategy("sglang"), h200, engine=engine, concurrency=16,
+                  prompt=4000, output=16, queue=True, requests=16)
+        assert (p.ttft_s, p.tpot_s) == (s.ttft.mean, s.tpot.mean)
+    assert sglang(h200).max_batched_tokens == 8192 and given.ttft_s != default.ttft_s
+
+
+def test_the_extract_gives_inferencex_deepseek_trtllm_rows_their_recipes_budget():
+    # dsr1_fp8_h200_trt_slurm.sh: MAX_NUM_TOKENS = (CONC + ISL + 64) rounded up to 64, at least 8,192 from 2026-01-21
+    import csv
+    import gzip
+    from pathlib import Path
+    data = Path(__file__).parents[2] / "benchmarks" / "data" / "serving-measured.csv.gz"
+    rows = [r for r in csv.DictReader(gzip.open(data, "rt")) if r["engine"] == "trtllm" and r["model"] == "deepseek-r1"
+            and r["gpu"] == "h200" and r["prompt_tokens"] == "1024" and r["concurrency"] in ("4", "64")]
+    budgets = {(r["measured_date"], r["concurrency"]): r["max_batch_tokens"] for r in rows}
+    assert budgets[("2025-11-02", "4")] == str(-(-(4 + 1024 + 64) // 64) * 64) == "1152"
+    assert budgets[("2026-01-28", "64")] == "8192"  # 1,152 raised to the floor
+
+
+def test_a_bad_token_budget_names_the_column(tmp_path):
+    f = tmp_path / "s.csv"
+    f.write_text("model,gpu,engine,tp,concurrency,prompt_tokens,output_tokens,ttft_ms,tpot_ms,max_batch_tokens\n"
+                 "llama-3-8b,h200,vllm,1,16,4000,16,50.0,10.0,lots\n")
+    with pytest.raises(OpgraphError, match="row 1: column max_batch_tokens: 'lots' is not an integer"):
+        serving_measurements.read(f)
