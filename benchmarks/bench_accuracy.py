@@ -26,7 +26,9 @@ the bandwidth as fitted, the L2's bytes and pace kept), and Liger-Kernel's publi
 MLA decode attention (the `mla_decode_attention` class, opgraph.pricing.kinds.mla) is fitted apart on SGLang 0.5.14's
 MLA decode kernels of each GPU that has them (benchmarks/data/<gpu>-mla.csv.gz; 20% held out, seed 0), beside the
 decode_attention table it would otherwise fall back to ("by decode_attention's fit"), and checked on TensorRT-LLM's,
-never fitted; not shipped for the L40S (UNSHIPPED).
+never fitted; not shipped for the L40S (UNSHIPPED). Decode attention over an fp8 KV cache (`decode_attention_fp8`,
+opgraph.pricing.kinds.attention) likewise, on vLLM 0.24.0's kernels (benchmarks/data/<gpu>-kv8.csv.gz, the H100 SXM and
+H200), checked on TensorRT-LLM's and SGLang's.
 Whole decode steps: benchmarks/check_steps.py.
 """
 
@@ -41,7 +43,7 @@ from opgraph import hardware
 from opgraph.analysis.calibrate import calibrate, fit_summary, split
 from opgraph.analysis.validate import validate
 from opgraph.pricing.kinds import FALLBACK
-from opgraph.pricing.kinds.attention import DECODE_ATTENTION, PREFILL_ATTENTION
+from opgraph.pricing.kinds.attention import DECODE_ATTENTION, DECODE_FP8, PREFILL_ATTENTION
 from opgraph.pricing.kinds.mla import MLA_DECODE_ATTENTION
 from opgraph.pricing.kinds.elementwise import ELEMENTWISE
 from opgraph.pricing.kinds.embedding import EMBEDDING
@@ -67,6 +69,23 @@ SWEEP = "measure_vector_kernels"  # the rows of those files that the vector fit 
 # the GPUs with measured MLA decode kernels (extract_aiconfigurator.py): fitted on SGLang's, checked on TensorRT-LLM's
 MLA = {gpu: DATA / f"{gpu}-mla.csv.gz" for gpu in ("h100-sxm", "h200", "b200", "l40s")}
 MLA_FITTED_ON = "sglang"
+KV8 = {gpu: DATA / f"{gpu}-kv8.csv.gz" for gpu in ("h100-sxm", "h200")}  # decode over an fp8 KV cache, vLLM's fitted
+
+
+@attrs.frozen
+class Side:
+    """A class fitted apart, on a file of its own per GPU: which rows train it, and what the two sets are."""
+
+    files: dict
+    trains: object  # (Measurement) -> whether the fit trains on the row (20% of those held out); the rest: a check
+    fitted: str
+    checked: str
+
+
+SIDES = (Side(MLA, lambda m: m.source.startswith(MLA_FITTED_ON), "SGLang's MLA decode kernels",
+              "TensorRT-LLM's MLA decode kernels"),
+         Side(KV8, lambda m: m.source.startswith("vllm"), "vLLM's decode kernels over an fp8 KV cache",
+              "TensorRT-LLM's and SGLang's decode kernels over an fp8 KV cache"))
 CARRIED = {"h100-sxm": "h200"}  # a GPU whose vector classes are another's (the same chip), carried by `carried`
 EXP_RATES = {"h100-sxm": 3.9e12, "h200": 3.9e12}  # FlashAttention-3 paper; the H200 is the same GH100 chip
 _ORIGIN = "aiconfigurator-core 0.12.0 (NVIDIA, Apache-2.0): vLLM {} bf16 GEMM and FlashAttention kernels measured on {}"
@@ -84,6 +103,8 @@ _VECTORS = ("norms, rope, SiLU x mul and embeddings: opgraph's own measurements 
 _CARRIED = " (an H200's, carried to this GPU: the same GH100 chip, its L2's bytes and pace kept)"
 _MLA = ("MLA decode attention: SGLang 0.5.14's MLA decode kernels measured on this GPU (aiconfigurator-core 0.12.0, "
         "DeepSeek-V3's geometry, bf16 KV cache, in a CUDA graph), benchmarks/data/{gpu}-mla.csv.gz")
+_KV8 = ("decode attention over an fp8 KV cache: vLLM 0.24.0's FlashAttention kernels measured on this GPU "
+        "(aiconfigurator-core 0.12.0, bf16 queries), benchmarks/data/{gpu}-kv8.csv.gz")
 _ALL_TO_ALL = ("all-to-all: vLLM 0.24.0's DeepEP dispatch and combine, bf16, 8 GPUs of one node, low-latency up to "
                "256 tokens per GPU and high-throughput above, the same file")
 _MOE = ("fused-MoE calls: vLLM 0.24.0's fused_experts (bf16 and block-fp8 Triton, Marlin int4, gpt-oss's MXFP4 "
@@ -104,7 +125,8 @@ def source(gpu: str, classes: set[str]) -> str:
     vectors = _VECTORS + (_CARRIED if gpu in CARRIED else "")
     return "; ".join(parts + [text for kind, text in ((GEMM_FP8, _GEMM_FP8), ("collective", _ALL_REDUCE),
                                                       ("all_to_all", _ALL_TO_ALL), (MOE, _MOE), (NORM, vectors),
-                                                      (MLA_DECODE_ATTENTION, _MLA.format(gpu=gpu)))
+                                                      (MLA_DECODE_ATTENTION, _MLA.format(gpu=gpu)),
+                                                      (DECODE_FP8, _KV8.format(gpu=gpu)))
                              if kind in shipped])
 
 
@@ -135,9 +157,6 @@ def vector_fit(gpu: str):
     return fit_apart(VECTORS[gpu], gpu, lambda m: SWEEP in m.source)
 
 
-def mla_fit(gpu: str):
-    """(the fit of the MLA decode class on SGLang's kernels; TensorRT-LLM's, never fitted)."""
-    return fit_apart(MLA[gpu], gpu, lambda m: m.source.startswith(MLA_FITTED_ON))
 
 
 def carried(params, source_gpu: str, gpu: str):
@@ -164,37 +183,41 @@ def main(argv: list[str]) -> int:
             print("--write rewrites every shipped calibration: give it without --gpus")
             return 2
     vector_fits = {g: vector_fit(g) for g in VECTORS}
-    mla_fits = {g: mla_fit(g) for g in MLA if g in gpus}
+    # (side, its fit, the rows it trained on, the rest) for each GPU with the side's file
+    side_fits = {g: [(side, *fit_apart(side.files[g], g, side.trains)) for side in SIDES if g in side.files]
+                 for g in gpus}
     for gpu in gpus:
         spec = hardware.load(gpu)
         rows = read(DATA / f"{gpu}-vllm.csv.gz")
         source_gpu = CARRIED.get(gpu, gpu)
         extra, _, checked = vector_fits.get(source_gpu, (None, [], []))
-        mla, mla_rows, mla_checked = mla_fits.get(gpu, (None, [], []))
+        sides = side_fits[gpu]
         classes = ({time_class(m.kind, m.dtype) for m in rows} | ({c.kind for c in extra.classes} if extra else set())
-                   | ({c.kind for c in mla.classes} if mla else set()))
+                   | {c.kind for _, f, _, _ in sides for c in f.classes})
         bare = attrs.evolve(spec, timing=ROOFLINE)
         fit = calibrate(rows, bare, holdout=0.2, seed=0, exp_rate=EXP_RATES.get(gpu), source=source(gpu, classes))
         side_tables = ({c.kind: c.params if source_gpu == gpu else carried(c.params, source_gpu, gpu)
                         for c in (extra.classes if extra else ())}
-                       | {c.kind: c.params for c in (mla.classes if mla else ())})
+                       | {c.kind: c.params for _, f, _, _ in sides for c in f.classes})
         if "--write" in argv:
-            kept = [c for c in fit.classes if c.kind not in UNSHIPPED.get(gpu, set())]
+            unshipped = UNSHIPPED.get(gpu, set())
+            kept = [c for c in fit.classes if c.kind not in unshipped]
             summary = fit_summary(kept, fit.holdout, fit.seed)
-            tables = {c.kind: c.params for c in kept} | {k: p for k, p in side_tables.items()
-                                                          if k not in UNSHIPPED.get(gpu, set())}
+            tables = {c.kind: c.params for c in kept} | {k: p for k, p in side_tables.items() if k not in unshipped}
             if extra:
                 summary += (f"; {source_gpu}'s vector kernels" + (", carried" if source_gpu != gpu else "") + ", "
                             + fit_summary(extra.classes, extra.holdout, extra.seed))
-            if mla and MLA_DECODE_ATTENTION not in UNSHIPPED.get(gpu, set()):
-                summary += "; SGLang's MLA decode kernels, " + fit_summary(mla.classes, mla.holdout, mla.seed)
+            for side, f, _, _ in sides:
+                shipped = [c for c in f.classes if c.kind not in unshipped]
+                if shipped:
+                    summary += f"; {side.fitted}, " + fit_summary(shipped, f.holdout, f.seed)
             write(attrs.evolve(fit.model, classes=tables, fit=summary), FOLDER / f"{gpu}.toml")
         print(f"{gpu}: held-out vLLM kernels (never seen by the fit)" +
               (f", then {source_gpu}'s vector kernels" if extra else "") +
-              (", then SGLang's MLA decode kernels" if mla else "") + ":")
+              "".join(f", then {side.fitted}" for side, *_ in sides) + ":")
         model = attrs.evolve(fit.model, classes=fit.model.classes | side_tables)
         fits = ((fit.classes, rows, split(len(rows), fit.holdout, fit.seed)), (extra.classes if extra else (), [], []),
-                (mla.classes if mla else (), mla_rows, split(len(mla_rows), mla.holdout, mla.seed) if mla else []))
+                *((f.classes, trained, split(len(trained), f.holdout, f.seed)) for _, f, trained, _ in sides))
         for c, fitted, held in ((c, fitted, held) for classes_, fitted, held in fits for c in classes_):
             ok = c.after.median <= TARGET_MEDIAN and c.after.p90 <= TARGET_P90
             met &= ok or gpu != "h100-sxm" or c.kind not in TARGETED  # the targets are the H100's
@@ -206,7 +229,7 @@ def main(argv: list[str]) -> int:
                   f"{verdict}{shipped}")
         whole_models = f"{gpu}'s kernels of whole models (opgraph bench)"
         for what, kernels in ((whole_models, checked if source_gpu == gpu else []),
-                              ("TensorRT-LLM's MLA decode kernels", mla_checked)):
+                              *((side.checked, rest) for side, _, _, rest in sides)):
             if kernels:
                 v = validate(kernels, attrs.evolve(spec, timing=model))
                 print(f"  check, never fitted: {what}, by measured class: " + "; ".join(

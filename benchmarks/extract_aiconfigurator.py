@@ -73,6 +73,11 @@ Kept, bf16 only (the precision the shipped calibration targets), except vLLM's f
   are squared-ReLU MLPs without a gate (two matrices, not three): they measure two-thirds of a gated call's time at
   every size, and a moe row rebuilds gated experts.
 
+- `decode_attention` over an fp8 KV cache (`<gpu>-kv8.csv.gz`, the H100 SXM and H200; dtype fp8: the cache in fp8,
+  the queries and attention in bf16): `attention/<framework>/<newest>/generation_attention_perf`, rows with
+  kv_cache_dtype fp8 and attn_dtype bfloat16, no window, as the bf16 decode rows above: vLLM's every row (fitted, the
+  `decode_attention_fp8` class), then TensorRT-LLM's and SGLang's every fourth (a check, never fitted).
+
 - `mla_decode_attention` (`<gpu>-mla.csv.gz`, a file of its own for each GPU whose SGLang and TensorRT-LLM tables
   both have it: the H100 SXM, H200, B200 and L40S): `mla/<framework>/<newest>/generation_mla_perf`, the absorbed MLA
   decode kernel alone, one new token per sequence over isl + step cached entries (isl is 1 throughout, so context =
@@ -133,6 +138,9 @@ MOE_COLUMNS = ["inter", "experts"]
 OPTIONAL = {*A2A_COLUMNS, *MOE_COLUMNS}  # in a file's header only where its rows use them
 COLUMNS = ["class", "dtype", "m", "n", "k", "batch", "seq_len", "context", "heads", "kv_heads", "head_dim", "gpus",
            "elements", *A2A_COLUMNS, *MOE_COLUMNS, "time_us", "source"]
+KV8_COLUMNS = ["class", "dtype", "batch", "context", "heads", "kv_heads", "head_dim", "time_us", "source"]
+KV8_GPUS = ("h100-sxm", "h200")
+KV8_SETS = (("vllm", 1), ("trtllm", 4), ("sglang", 4))  # (framework, every nth row): vLLM's fitted, the others checked
 MLA_COLUMNS = ["class", "dtype", "batch", "context", "heads", "kv_lora_rank", "rope_dim", "time_us", "source"]
 MLA_GPUS = ("h100-sxm", "h200", "b200", "l40s")  # SGLang's table (fitted) and TensorRT-LLM's (checked) both there
 MLA_GEOMETRY = {"kv_lora_rank": 512, "rope_dim": 64}  # collector/sglang/collect_mla.py: DeepSeek-V3's
@@ -255,6 +263,23 @@ def moe_calls(wheel: zipfile.ZipFile, base: str, framework: str, every: int = 1)
                "source": f"{framework} {r.version} {r.kernel_source}, moe_tp {r.moe_tp_size}"}
 
 
+def kv8_decodes(wheel: zipfile.ZipFile, gpu: str):
+    """The decode attention rows over an fp8 KV cache (see the module docstring)."""
+    import pandas as pd
+
+    for framework, every in KV8_SETS:
+        folder = f"{DATA}{GPUS[gpu]}/attention/{framework}/"
+        a = pd.read_parquet(io.BytesIO(wheel.read(newest(wheel, folder, "generation_attention_perf.parquet"))))
+        if "window_size" not in a:
+            a["window_size"] = 0
+        a = a[(a.window_size == 0) & (a.kv_cache_dtype == "fp8") & (a.attn_dtype == "bfloat16")]
+        a = a.sort_values([c for c in a.columns if c != "latency"]).iloc[::every]
+        for r in a.itertuples():
+            yield {"class": "decode_attention", "dtype": "fp8", "batch": r.batch_size, "context": r.isl + r.step - 1,
+                   "heads": r.num_heads, "kv_heads": r.num_key_value_heads, "head_dim": r.head_dim,
+                   "time_us": round(r.latency * 1e3, 4), "source": f"{framework} {r.version} {r.kernel_source}"}
+
+
 def mla_decodes(wheel: zipfile.ZipFile, gpu: str):
     """The MLA decode rows kept (see the module docstring): SGLang's newest table, then TensorRT-LLM's."""
     import pandas as pd
@@ -289,6 +314,8 @@ def main() -> int:
             path = OUT / f"{gpu}-{framework}.csv.gz"
             kept = [row for row in rows(wheel, gpu, framework) if row["time_us"] > 0]
             write_rows(path, kept, [c for c in COLUMNS if c not in OPTIONAL or any(c in row for row in kept)])
+        for gpu in KV8_GPUS:
+            write_rows(OUT / f"{gpu}-kv8.csv.gz", [r for r in kv8_decodes(wheel, gpu) if r["time_us"] > 0], KV8_COLUMNS)
         for gpu in MLA_GPUS:
             write_rows(OUT / f"{gpu}-mla.csv.gz", [r for r in mla_decodes(wheel, gpu) if r["time_us"] > 0], MLA_COLUMNS)
     return 0

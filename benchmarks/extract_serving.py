@@ -178,6 +178,13 @@ max_batch_tokens    the engine's token budget an iteration where the campaign's 
                     (single_node/dsr1_fp8_h200.sh, 2026-03-25) and Qwen3.5 ``16384`` (qwen3.5_fp8_h200.sh,
                     2026-03-04). The db-dump's DeepSeek-V3 rows share the R1 rows' engines and dates and InferenceX
                     has no other DeepSeek recipe, so they take R1's. The vLLM recipes' 8,192 is vLLM's default there.
+kv_dtype            ``fp8`` where the campaign's recipe keeps an fp8 KV cache, else empty (the engine's default,
+                    16-bit): InferenceX's Llama-3-70B recipes for vLLM on the H100 and H200 (``kv-cache-dtype:
+                    fp8``, 70b_fp8_h100_slurm.sh and 70b_fp8_h200_slurm.sh as of 2025-10-29) and for TensorRT-LLM on
+                    the H200 (``kv_cache_config: dtype: fp8``, 70b_fp8_h200_trt_slurm.sh), its DeepSeek-R1 recipe for
+                    TensorRT-LLM on the H200 (dsr1_fp8_h200_trt_slurm.sh, 2025-11-02 to 2026-01-28; the db-dump's
+                    DeepSeek-V3 rows with it) and its Qwen3.5 recipe for SGLang on the H200 (``--kv-cache-dtype
+                    fp8_e4m3``, single_node/qwen3.5_fp8_h200.sh, 2026-03-04 and after).
 moe_kernel          ``marlin`` where the campaign's recipe ran MXFP4 experts through Marlin, else empty (the engine's
                     default): InferenceX's vLLM gpt-oss recipes for the H100 and H200 export
                     ``VLLM_MXFP4_USE_MARLIN=1`` from its commit 4e52ed4c6 of 2026-01-02 ("Update vLLM version to
@@ -260,7 +267,7 @@ COLUMNS = [
     "concurrency", "request_rate_req_per_s", "batch_size_per_dp_rank", "concurrency_over_batch_x_dp",
     "prompt_tokens", "output_tokens", "ttft_ms", "tpot_ms",
     "measured_date", "data_source_kind", "wip", "flags", "defaulted",
-    "id_tp", "id_ep", "max_batch_tokens", "moe_kernel", "source_id", "source_provenance",
+    "id_tp", "id_ep", "max_batch_tokens", "kv_dtype", "moe_kernel", "source_id", "source_provenance",
 ]
 MARLIN_SINCE = "2026-01-02"  # InferenceX commit 4e52ed4c6: VLLM_MXFP4_USE_MARLIN=1 in its Hopper gpt-oss recipes
 
@@ -278,6 +285,15 @@ def max_batch_tokens(preset: str, gpu: str, engine: str, kind: str, measured: st
         return max(budget, 8192) if measured >= BUDGET_FLOOR_SINCE else budget
     return {("trtllm", "gpt-oss-120b"): 20000, ("trtllm", "llama-3-70b"): 16384, ("sglang", "deepseek-r1"): 32768,
             ("sglang", "deepseek-v3"): 32768, ("sglang", "qwen3.5-397b-a17b"): 16384}.get((engine, preset), "")
+
+
+FP8_KV = {("vllm", "llama-3-70b", "h100-sxm"), ("vllm", "llama-3-70b", "h200"), ("trtllm", "llama-3-70b", "h200"),
+          ("trtllm", "deepseek-r1", "h200"), ("trtllm", "deepseek-v3", "h200"), ("sglang", "qwen3.5-397b-a17b", "h200")}
+
+
+def kv_dtype(preset: str, gpu: str, engine: str, kind: str) -> str:
+    """``fp8`` where the campaign's recipe keeps an fp8 KV cache, else empty; see the column above."""
+    return "fp8" if kind in ("db-dump", "dated-csv") and (engine, preset, gpu) in FP8_KV else ""
 
 
 def moe_kernel(preset: str, gpu: str, engine: str, kind: str, measured: str) -> str:
@@ -413,6 +429,7 @@ def convert(row: dict[str, str]) -> dict[str, object]:
         "id_tp": id_tp, "id_ep": id_ep,
         "max_batch_tokens": max_batch_tokens(preset, gpu, row["backend"], source_kind(fields),
                                              fields.get("measured", "")[:10], int(row["isl"]), conc),
+        "kv_dtype": kv_dtype(preset, gpu, row["backend"], source_kind(fields)),
         "moe_kernel": moe_kernel(preset, gpu, row["backend"], source_kind(fields), fields.get("measured", "")[:10]),
         "source_id": row["id"], "source_provenance": row["silicon_data_source"],
     }

@@ -3,7 +3,7 @@
 Each measured row (opgraph.files.serving_measurements) is served by `opgraph serve` as it was measured: its preset
 at its parallel layout on its GPU (tensor parallelism; expert parallelism over the tp x dp GPUs; data-parallel
 replicas each with its share of the concurrency), its GEMMs' storage (fp8 and fp8_block as fp8 weights and
-activations, the KV cache in bf16, as the row does not say; other labels as the resolver maps them), its engine's
+activations, the KV cache in bf16 unless its kv_dtype column says fp8; other labels as the resolver maps them), its engine's
 scheduler, defaults and kernels (its fusion plan; MXFP4 experts as Marlin runs them where its moe_kernel column says
 so; its token budget where its max_batch_tokens column gives one), at its concurrency, prompt and output lengths, under a benchmark
 protocol:
@@ -95,9 +95,11 @@ def precision(row: ServingMeasurement) -> Precision | None:
     """The storage the row's GEMM label says, as opgraph builds it (None: the preset's own); an OpgraphError for a
     label this does not map (a resolver may know the checkpoint behind it: opgraph.choices.serving_row)."""
     if row.gemm in ("fp8", "fp8_block"):
-        return Precision(weight=FP8, act=FP8, kv=BF16)
+        return Precision(weight=FP8, act=FP8, kv=FP8 if row.kv_dtype == "fp8" else BF16)
     if row.gemm:
         raise OpgraphError(f"GEMMs in {row.gemm} (not built as measured)")
+    if row.kv_dtype:
+        raise OpgraphError(f"a KV cache in {row.kv_dtype} beside the preset's own storage (not built as measured)")
     return None
 
 

@@ -26,6 +26,8 @@ unread, as extracts carry provenance):
                     except for no_engine_version alone (the campaign did not record the engine's version)
     max_batch_tokens  the engine's token budget an iteration as the benchmark set it (vLLM's max-num-batched-tokens,
                     SGLang's chunked-prefill-size, TensorRT-LLM's max_num_tokens); empty: the engine's default
+    kv_dtype        the KV cache's storage as the benchmark set it: empty (the engine's default, 16-bit) or fp8
+                    (with fp8 GEMMs; beside other storage the row is skipped)
     moe_kernel      the kernel the engine ran MXFP4 experts with: empty (its default) or marlin (vLLM's
                     VLLM_MXFP4_USE_MARLIN=1; priced as --marlin-moe prices it)
     source_id       free text, shown with the row's errors
@@ -46,6 +48,7 @@ from opgraph.files import datafile
 REQUIRED = ("model", "gpu", "engine", "tp", "concurrency", "prompt_tokens", "output_tokens", "ttft_ms", "tpot_ms")
 HARMLESS_FLAGS = frozenset({"no_engine_version"})
 MOE_KERNELS = ("", "marlin")
+KV_DTYPES = ("", "fp8")
 
 
 @attrs.frozen
@@ -68,6 +71,7 @@ class ServingMeasurement:
     source: str = ""
     moe_tp: int = 0  # 0: not given, tp x dp / ep
     max_batch_tokens: int = 0  # the engine's token budget as the benchmark set it; 0: the engine's default
+    kv_dtype: str = ""  # KV_DTYPES: "" the engine's default (16-bit), fp8
     moe_kernel: str = ""  # MOE_KERNELS: "" the engine's default, marlin (MXFP4 experts through Marlin)
 
     @property
@@ -113,6 +117,15 @@ def _number(where: str, column: str, text: str, kind):
     return value
 
 
+def _choice(where: str, f: dict, column: str, valid: tuple[str, ...]) -> str:
+    """An optional column's value, one of `valid` ("" when absent)."""
+    value = (f.get(column) or "").strip()
+    if value not in valid:
+        raise OpgraphError(f"{where}: column {column}: {value!r} is not one of: empty, "
+                           f"{', '.join(v for v in valid if v)}")
+    return value
+
+
 def read(path: str | Path) -> list[ServingMeasurement]:
     """Every row of a serving measurement CSV (or .csv.gz), checked."""
     reader = datafile.csv_rows(path, "measurement CSV")
@@ -127,16 +140,14 @@ def read(path: str | Path) -> list[ServingMeasurement]:
         ints["concurrency"] = _number(where, "concurrency", f["concurrency"], int) if f["concurrency"].strip() else 0
         ints.update({c: _number(where, c, f[c], int) for c in ("pp", "dp", "ep", "moe_tp", "max_batch_tokens")
                      if f.get(c)})
-        kernel = (f.get("moe_kernel") or "").strip()
-        if kernel not in MOE_KERNELS:
-            raise OpgraphError(f"{where}: column moe_kernel: {kernel!r} is not one of: empty, "
-                               f"{', '.join(k for k in MOE_KERNELS if k)}")
+        kernel, kv = (_choice(where, f, c, valid)
+                      for c, valid in (("moe_kernel", MOE_KERNELS), ("kv_dtype", KV_DTYPES)))
         out.append(ServingMeasurement(
             i, f["model"], f["gpu"], f["engine"], ints["tp"], ints["concurrency"], ints["prompt_tokens"],
             ints["output_tokens"], _number(where, "ttft_ms", f["ttft_ms"], float) / 1e3,
             _number(where, "tpot_ms", f["tpot_ms"], float) / 1e3, ints.get("pp", 1), ints.get("dp", 1),
             ints.get("ep", 1), f.get("gemm_quant_mode") or "", tuple(x for x in (f.get("flags") or "").split(";") if x),
-            f.get("source_id") or "", ints.get("moe_tp", 0), ints.get("max_batch_tokens", 0), kernel))
+            f.get("source_id") or "", ints.get("moe_tp", 0), ints.get("max_batch_tokens", 0), kv, kernel))
     if not out:
         raise OpgraphError(f"{path}: no measurements (only a header)")
     return out

@@ -54,7 +54,10 @@ def synthetic(n: int, seed: int = 1, dtypes=("bf16", "fp8")) -> list[Measurement
 def test_the_time_class_of_a_measured_row_follows_its_dtype():
     assert [time_class("gemm", d) for d in ("bf16", "fp16", "fp8", "int8")] == ["gemm", "gemm", "gemm_fp8", "gemm_int8"]
     assert time_class("all_reduce", "fp8") == "collective" and time_class("ep_dispatch", "bf16") == "all_to_all"
-    assert time_class("decode_attention", "fp8") == "decode_attention"  # attention is not split by dtype
+    # decode attention splits by its cache's storage (an fp8 cache has a table of its own), prefill does not
+    assert time_class("decode_attention", "fp8") == "decode_attention_fp8"
+    assert time_class("decode_attention", "bf16") == time_class("decode_attention", "fp16") == "decode_attention"
+    assert time_class("prefill_attention", "fp8") == "prefill_attention"
     assert FALLBACK[GEMM_FP8] == GEMM and FALLBACK["gemm_int8"] == GEMM and GEMM not in FALLBACK
 
 

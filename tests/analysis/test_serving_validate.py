@@ -230,3 +230,21 @@ def test_a_bad_token_budget_names_the_column(tmp_path):
                  "llama-3-8b,h200,vllm,1,16,4000,16,50.0,10.0,lots\n")
     with pytest.raises(OpgraphError, match="row 1: column max_batch_tokens: 'lots' is not an integer"):
         serving_measurements.read(f)
+
+
+def test_a_rows_fp8_kv_cache_is_built_and_halves_the_cache_it_reads(tmp_path):
+    # the row is served with fp8 weights, activations and KV cache; its decodes read half the KV bytes
+    f = tmp_path / "kv.csv"
+    f.write_text("model,gpu,engine,tp,concurrency,prompt_tokens,output_tokens,ttft_ms,tpot_ms,gemm_quant_mode,kv_dtype\n"
+                 "llama-3-70b,h200,vllm,8,64,1024,64,50.0,10.0,fp8,fp8\nllama-3-70b,h200,vllm,8,64,1024,64,50.0,10.0,fp8,\n"
+                 "llama-3-70b,h200,vllm,8,64,1024,64,50.0,10.0,,fp8\n")
+    rows = serving_measurements.read(f)
+    from opgraph.analysis.serving_validate import precision
+    from opgraph.core.tensor import BF16, FP8, Precision
+    assert precision(rows[0]) == Precision(weight=FP8, act=FP8, kv=FP8)
+    assert precision(rows[1]) == Precision(weight=FP8, act=FP8, kv=BF16)
+    v = validate_serving(rows, serving_row, str(f))
+    fp8_kv, bf16_kv = v.predictions
+    assert fp8_kv.tpot_s < bf16_kv.tpot_s  # decode attention reads half the bytes
+    assert dict(v.skipped) == {"not predicted: a KV cache in fp8 beside the preset's own storage (not built as "
+                               "measured)": 1}

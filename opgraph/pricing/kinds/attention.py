@@ -8,13 +8,23 @@ exponentials are counted (a calibration's exp rate), their overlap with the matr
 
 A measured row is causal attention of batch x seq_len new tokens over themselves (FlashAttention computes only the
 unmasked blocks), or one query per sequence over context+1 cached keys.
+
+Decode attention over an fp8 KV cache is a class of its own, `decode_attention_fp8` (a row's dtype fp8: the cache in
+fp8, the queries in bf16): vLLM 0.24.0's FlashAttention-3 and FA4 kernels on the H200 take 0.87-1.10 of their bf16
+time over the same shapes (aiconfigurator's generation_attention_perf, median by size of the cache read), not the
+half its bytes would give, so the bf16 table (its fallback, where a calibration has no table of its own) prices it
+too fast. TensorRT-LLM 1.3.0rc20's kernels do gain (0.61-0.86), SGLang 0.5.14's do not (0.88-1.35).
 """
 
 from __future__ import annotations
 
+import attrs
+
+from opgraph.core.tensor import BF16, DTYPES, FP8, Precision
 from opgraph.pricing.kinds import KERNEL_PARAMS, PER_ROW, KernelClass, Row
 
 PREFILL_ATTENTION, DECODE_ATTENTION = "prefill_attention", "decode_attention"
+DECODE_FP8 = f"{DECODE_ATTENTION}_fp8"  # over an fp8 KV cache
 FNS = frozenset({"qk", "softmax", "av"})
 
 
@@ -40,6 +50,17 @@ def attention_rows(ops) -> dict:
             batch, heads = scores.shape[0], scores.shape[1]
             return {"attention_rows": batch * (keys.shape[-1] // (q.shape[-1] // heads))}
     return {}
+
+
+def _cache_dtype(ops) -> str:
+    """The class of a decode kernel by its cached keys' storage: fp8 or not."""
+    scores = next(op for op in ops if op.fn == "qk")
+    return DECODE_FP8 if any(t.dtype.name == "fp8" for t in scores.inputs[1:]) else DECODE_ATTENTION
+
+
+def _precision(dtype: str) -> Precision:
+    """A measured decode row's storage: an fp8 row's cache in fp8 and its queries in bf16; else all in `dtype`."""
+    return Precision(weight=BF16, act=BF16, kv=FP8) if dtype == "fp8" else Precision.uniform(DTYPES[dtype])
 
 
 def _build(b, s: dict, decode: bool) -> list:
@@ -82,8 +103,10 @@ def _class(name: str, decode: bool, row: Row, order: int) -> KernelClass:
 PREFILL = _class(PREFILL_ATTENTION, False, Row(
     "prefill_attention", ("batch", "seq_len", "heads", "kv_heads", "head_dim"), "causal, over an empty cache",
     lambda b, s: _build(b, s, False), lambda *a: _bench(*a, decode=False)), 30)
-DECODE = _class(DECODE_ATTENTION, True, Row(
+DECODE = attrs.evolve(_class(DECODE_ATTENTION, True, Row(
     "decode_attention", ("batch", "context", "heads", "kv_heads", "head_dim"),
-    "one new token per sequence over context+1 keys", lambda b, s: _build(b, s, True),
-    lambda *a: _bench(*a, decode=True)), 31)
-CLASSES = (PREFILL, DECODE)
+    "one new token per sequence over context+1 keys (dtype fp8: an fp8 cache, bf16 queries)",
+    lambda b, s: _build(b, s, True), lambda *a: _bench(*a, decode=True), precision=_precision), 31),
+    named=_cache_dtype, by_dtype=lambda dtype: DECODE_FP8 if dtype == "fp8" else DECODE_ATTENTION)
+CLASSES = (PREFILL, DECODE, attrs.evolve(DECODE, name=DECODE_FP8, rows=(), fallback=DECODE_ATTENTION,
+                                         about="FlashAttention over an fp8 KV cache, one query per sequence"))
