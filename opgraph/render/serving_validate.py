@@ -21,7 +21,8 @@ def as_text(v: ServingValidation, fmt: str) -> str:
     out = header(f"opgraph validate: {v.source} (served configurations)", fmt,
                  [f"{len(v.predictions):,} of {v.considered:,} rows" + (f" of GPU {v.gpu}" if v.gpu else "")
                   + f" ({v.rows:,} in the file) predicted by `opgraph serve` with each row's engine "
-                  f"(scheduler, defaults, kernels), protocol {v.protocol}; nothing fitted",
+                  f"(scheduler, defaults, kernels; the row's own token budget, KV dtype and MoE kernel where it gives "
+                  f"them), protocol {v.protocol}; nothing fitted",
                   f"skipped: {skipped}",
                   "error = (predicted - measured) / measured of the mean TTFT and TPOT: negative is too fast"])
     rows = [[*key, f"{len(ps):,}", *_cells(v.stats(ps, "tpot")), *_cells(v.stats(ps, "ttft"))]
@@ -60,6 +61,9 @@ def _row(p) -> dict:
     r = p.row
     return {"row": r.row, "engine": r.engine, "gpu": r.gpu, "model": r.model, "tp": r.tp,
             "concurrency": r.concurrency, "prompt_tokens": r.prompt, "output_tokens": r.output, "gemm": r.gemm,
+            # the engine settings the row gave (null: the engine's default)
+            "max_batch_tokens": r.max_batch_tokens or None, "kv_dtype": r.kv_dtype or None,
+            "moe_kernel": r.moe_kernel or None,
             "measured_ttft_s": r.ttft_s, "expected_ttft_s": p.ttft_s, "ttft_error": p.ttft_error,
             "measured_tpot_s": r.tpot_s, "expected_tpot_s": p.tpot_s, "tpot_error": p.tpot_error, "source": r.source}
 

@@ -248,3 +248,15 @@ def test_a_rows_fp8_kv_cache_is_built_and_halves_the_cache_it_reads(tmp_path):
     assert fp8_kv.tpot_s < bf16_kv.tpot_s  # decode attention reads half the bytes
     assert dict(v.skipped) == {"not predicted: a KV cache in fp8 beside the preset's own storage (not built as "
                                "measured)": 1}
+
+
+def test_the_rows_engine_settings_are_in_the_json(tmp_path):
+    f = tmp_path / "settings.csv"
+    f.write_text("model,gpu,engine,tp,concurrency,prompt_tokens,output_tokens,ttft_ms,tpot_ms,gemm_quant_mode,"
+                 "max_batch_tokens,kv_dtype\nllama-3-8b,h200,vllm,1,4,500,16,50.0,10.0,fp8,16384,fp8\n"
+                 "llama-3-8b,h200,vllm,1,4,500,16,50.0,10.0,,,\n")
+    r = opgraph("validate", str(f), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    given, default = json.loads(r.stdout)["rows"]
+    assert (given["max_batch_tokens"], given["kv_dtype"], given["moe_kernel"]) == (16384, "fp8", None)
+    assert (default["max_batch_tokens"], default["kv_dtype"], default["moe_kernel"]) == (None, None, None)
