@@ -241,7 +241,7 @@ def disaggregated_run(a):
         # the draft laid out as its pool is: it prefills beside the target, and drafts
         drafting = None if draft_model is None else Draft(
             choices.arranger(draft_model, _unplaced(a, draft_model, serving=True), pool_hw), a.draft, a.draft_tokens,
-            figures).at(layout, fusion, group_hw)
+            figures).at(layout, fusion, engine.timed(group_hw))
         sides.append(side(build_, fusion, group_hw, engine, layout, checks.integer(flag, workers), prompt, pool_hw,
                           drafting=drafting))
         if flag == "--decode":  # requests one decode replica's KV cache holds

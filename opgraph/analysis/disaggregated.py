@@ -122,7 +122,8 @@ def side(build, fusion, group_hw: Hardware, engine, layout, workers: int, prompt
     shares it between pools and worker counts)."""
     kv = sum(footprint_of(make(Phase.decode(1, prompt - 1)), fusion, group_hw).kv_cache_bytes
              for make in (build, *((drafting.speculation.build,) if drafting else ()))) / prompt
-    return Side(pricer or IterationPricer(build, fusion, group_hw), engine, checks.integer("workers", workers),
+    return Side(pricer or IterationPricer(build, fusion, engine.timed(group_hw)), engine,
+                checks.integer("workers", workers),
                 layout.describe(), layout.gpus, layout.dp, kv, hw, drafting)
 
 

@@ -35,6 +35,7 @@ from opgraph.core.fusion import FusionPlan
 from opgraph.core.phase import Phase
 from opgraph.errors import OpgraphError
 from opgraph.pricing.hardware import Hardware
+from opgraph.pricing.kinds.attention import DECODE_ATTENTION, DECODE_FP8
 
 
 @attrs.frozen
@@ -56,6 +57,15 @@ class Engine:
     preempts: bool = False
     overhead_s: float = 0.0  # its own time per iteration beyond the kernels (scheduling, sampling, inputs)
     overhead_source: str = "not modelled"
+    # classes whose kernels run differently in this engine, priced by another class's table: (class, table, why)
+    tables: tuple[tuple[str, str, str], ...] = ()
+
+    def timed(self, hw: Hardware) -> Hardware:
+        """`hw` with this engine's kernels priced by the tables that fit them (`tables`)."""
+        timing = hw.timing
+        for kind, other, why in self.tables:
+            timing = timing.priced_as(kind, other, why)
+        return hw if timing is hw.timing else attrs.evolve(hw, timing=timing)
 
     def room(self, concurrency: int, per_decode: int = 1) -> int:
         """Tokens an iteration leaves for a prompt beside the other concurrency - 1 requests' decodes, each
@@ -115,6 +125,13 @@ def sglang(hw: Hardware) -> Engine:
                   plan="sglang", mixed=False, preempts=True)
 
 
+# TensorRT-LLM's decode kernels gain from an fp8 KV cache where vLLM's, which the decode_attention_fp8 table is
+# fitted on, do not: over the same shapes aiconfigurator's TensorRT-LLM 1.3.0rc20 kernels on the H200 take 0.61-0.86
+# of their bf16 time, vLLM 0.24.0's 0.87-1.10 (docs/measured-times.md), so TensorRT-LLM's are priced by the bf16 table
+# on their halved bytes
+TRTLLM_FP8_CACHE = (DECODE_FP8, DECODE_ATTENTION, "TensorRT-LLM's decode kernels read an fp8 cache at its width")
+
+
 def trtllm(hw: Hardware) -> Engine:
     """TensorRT-LLM's PyTorch backend defaults: max_num_tokens 8,192 and max_batch_size 2,048 (BuildConfig in
     tensorrt_llm/builder.py; newer LLM-API versions leave them unset), chunked prefill off (TorchLlmArgs
@@ -125,7 +142,7 @@ def trtllm(hw: Hardware) -> Engine:
                   "TensorRT-LLM's defaults (tensorrt_llm/builder.py BuildConfig max_num_tokens 8,192, max_batch_size "
                   "2,048; llm_args.py enable_chunked_prefill False, GUARANTEED_NO_EVICT; KvCacheConfig "
                   "free_gpu_memory_fraction 0.9, tokens_per_block 32)",
-                  plan="trtllm", kv_share=0.9, chunked=False)
+                  plan="trtllm", kv_share=0.9, chunked=False, tables=(TRTLLM_FP8_CACHE,))
 
 
 ENGINES = {"vllm": vllm, "sglang": sglang, "trtllm": trtllm}
@@ -282,7 +299,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     def cached(p: int) -> int:
         return min(prefix, p - 1) // bt * bt
 
-    pricer = IterationPricer.of(build, plan, hw)
+    pricer = IterationPricer.of(build, plan, engine.timed(hw))
     # pipeline parallelism: as many batches in flight as stages, one a stage (vLLM's batch queue); each lane is run
     # as an engine of its own over its share of the requests, its steps priced through every stage
     lanes = pricer.lanes
@@ -290,7 +307,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         raise OpgraphError("speculative decoding with pipeline parallelism (--pp): the engines modelled do not run them "
                            "together (vLLM's docs: not composable); give --tp instead")
     spec = speculation
-    draft = IterationPricer.of(spec.build, plan, hw) if spec else None
+    draft = IterationPricer.of(spec.build, plan, engine.timed(hw)) if spec else None
     k = spec.tokens if spec else 0
     longest = prompts[1] + outputs[1]
     if not engine.chunked and prompts[1] - cached(prompts[1]) > engine.max_batched_tokens:

@@ -223,7 +223,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
             build, group_hw = arrange(layout)
             own = ENGINES[engine](group_hw)
             fusion = plan or planfile.load(own.plan)
-            pricer = IterationPricer(build, fusion, group_hw)
+            pricer = IterationPricer(build, fusion, own.timed(group_hw))
             engines = [with_limits(own, max_batched_tokens=b) for b in budgets]
             held = {(eng, None): kv_blocks(build, fusion, group_hw, eng, prompt + output) for eng in engines}
         except OpgraphError as e:
@@ -231,7 +231,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
             continue
         if draft is not None and layout.pp == 1:  # speculative too (not with pipeline stages), where it fits: the
             try:  # draft's weights and cache share the GPU, and a layout may hold the target alone
-                way = draft.at(layout, fusion, group_hw)
+                way = draft.at(layout, fusion, own.timed(group_hw))
                 held.update({(eng, way): kv_blocks(build, fusion, group_hw, eng, prompt + output,
                                                    way.speculation.build) for eng in engines})
             except OpgraphError as e:
@@ -304,7 +304,7 @@ def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prom
                 build, group_hw = arrange(layout)
                 eng = ENGINES[engine](group_hw)
                 fusion = plan or planfile.load(eng.plan)
-                drafting = draft.at(layout, fusion, group_hw) if drafted else None
+                drafting = draft.at(layout, fusion, eng.timed(group_hw)) if drafted else None
                 blocks, per_request = kv_blocks(build, fusion, group_hw, eng, prompt + output,
                                                 drafting.speculation.build if drafting else None)
                 workers[layout, drafted] = (side(build, fusion, group_hw, eng, layout, 1, prompt, hw,

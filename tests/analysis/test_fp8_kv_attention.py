@@ -58,3 +58,29 @@ def test_the_fitted_table_beats_the_bf16_one_on_sglangs_never_fitted_kernels(gpu
     by_bf16 = attrs.evolve(hw, timing=hw.timing.priced_as("decode_attention_fp8", "decode_attention", "test"))
     own, other = (validate(rows, h).stats["expected"]["all"]["all"] for h in (hw, by_bf16))
     assert own.median < other.median and other.bias < -0.1
+
+
+def test_tensorrt_llm_prices_its_fp8_cache_decodes_by_the_bf16_table():
+    """TensorRT-LLM's own decode kernels gain from an fp8 cache (0.61-0.86 of their bf16 time in aiconfigurator's
+    tables), vLLM's do not: serve prices an fp8-cache decode under --engine trtllm by the bf16 table on its halved
+    bytes, and under vllm by the fp8 table; a bf16 cache is priced alike by both."""
+    from opgraph.analysis.serve import serve, trtllm, vllm
+    h200 = hardware.load("h200")
+    fp8_kv = BuildOptions(Precision(weight=FP8, act=FP8, kv=FP8))
+
+    def build(phase):
+        return models.get("llama-3-8b").build(phase, fp8_kv)
+
+    trt = trtllm(h200)
+    assert trt.timed(h200).timing.classes["decode_attention_fp8"] == h200.timing.classes["decode_attention"]
+    assert vllm(h200).timed(h200) is h200
+    as_trt = serve(build, strategy("vllm"), h200, engine=trt, concurrency=32, prompt=2048, output=64)
+    as_vllm_table = serve(build, strategy("vllm"), h200, engine=attrs.evolve(trt, tables=()), concurrency=32,
+                          prompt=2048, output=64)
+    assert as_trt.tpot.mean < as_vllm_table.tpot.mean
+    # no fp8 cache, nothing to re-price
+    plain = serve(models.get("llama-3-8b").build, strategy("vllm"), h200, engine=trt, concurrency=8, prompt=512,
+                  output=32)
+    same = serve(models.get("llama-3-8b").build, strategy("vllm"), h200, engine=attrs.evolve(trt, tables=()),
+                 concurrency=8, prompt=512, output=32)
+    assert plain.tpot.mean == same.tpot.mean
