@@ -36,7 +36,8 @@ from opgraph.pricing.kinds.gemm import gemm_class
 
 MOE = "moe"
 WEIGHT_ONLY = f"{MOE}_w4"  # 4-bit weights dequantized in the GEMM's main loop, 16-bit activations
-MARLIN = f"{MOE}_marlin"  # int4 experts through Marlin's kernel (vllm/model_executor/layers/fused_moe/fused_marlin_moe.py)
+# int4 experts through Marlin's kernel (vllm/model_executor/layers/fused_moe/fused_marlin_moe.py)
+MARLIN = f"{MOE}_marlin"
 PART = "moe"  # the part tag models.pieces.moe gives its ops
 INT4_GROUP = 128  # aiconfigurator's int4_wo rows: Marlin's w4a16 with one bf16 scale per 128 (collect_moe.py)
 
