@@ -17,7 +17,8 @@ One row a kernel. Columns (a header row names them; order is free, unknown colum
                kv_heads, head_dim; embedding tokens, vocab, hidden
 
 Each row is priced by the kernel class whose record lists it (opgraph.pricing.kinds.time_class: a gemm row by the
-GEMM class of its dtype, gemm for bf16 and fp16, gemm_fp8 for fp8; a moe row by moe, moe_fp8 or moe_w4).
+GEMM class of its dtype, gemm for bf16 and fp16, gemm_fp8 for fp8; a moe row by moe, moe_fp8, moe_marlin (int4) or
+moe_w4 (mxfp4); a decode_attention row in fp8, an fp8 KV cache, by decode_attention_fp8).
 
 A column a row's class does not use must be empty. A file ending in .gz is read through gzip. Every mistake is one
 OpgraphError naming the file, the row (1 = the first data row) and the column.
