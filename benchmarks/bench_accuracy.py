@@ -157,8 +157,6 @@ def vector_fit(gpu: str):
     return fit_apart(VECTORS[gpu], gpu, lambda m: SWEEP in m.source)
 
 
-
-
 def carried(params, source_gpu: str, gpu: str):
     """A vector class's parameters fitted on `source_gpu`, for `gpu` of the same chip: the fixed cost and the shares of
     the peaks as fitted; the L2's stretch of traffic (its bytes) and its pace (bytes per second) kept, so both are

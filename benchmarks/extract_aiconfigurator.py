@@ -181,20 +181,8 @@ def rows(wheel: zipfile.ZipFile, gpu: str, framework: str):
                "source": f"{framework} {r.version} {r.kernel_source}"}
     for table, cls in (("context_attention_perf.parquet", "prefill_attention"),
                        ("generation_attention_perf.parquet", "decode_attention")):
-        a = keep(read(newest(wheel, f"{base}attention/{framework}/", table)))
-        for column, default in (("window_size", 0), ("attn_dtype", "bfloat16")):  # older tables lack them
-            if column not in a:
-                a[column] = default
-        a = a[(a.window_size == 0) & (a.kv_cache_dtype == "bfloat16") & (a.attn_dtype == "bfloat16")]
-        for r in a.itertuples():
-            row = {"class": cls, "dtype": "bf16", "batch": r.batch_size, "heads": r.num_heads,
-                   "kv_heads": r.num_key_value_heads, "head_dim": r.head_dim, "time_us": round(r.latency * 1e3, 4),
-                   "source": f"{framework} {r.version} {r.kernel_source}"}
-            if cls == "prefill_attention":
-                row["seq_len"] = r.isl
-            else:
-                row["context"] = r.isl + r.step - 1
-            yield row
+        yield from attention_rows(keep(read(newest(wheel, f"{base}attention/{framework}/", table))), cls,
+                                  "bfloat16", framework)
     c = read(newest(wheel, f"{base}comm/{framework}/", "custom_allreduce_perf.parquet"))
     mode = c.backend if "backend" in c else c.implementation
     c = c[(mode == GRAPHED[framework]) & (c.allreduce_dtype == "bfloat16")].sort_values(["num_gpus", "message_size"])
@@ -270,14 +258,27 @@ def kv8_decodes(wheel: zipfile.ZipFile, gpu: str):
     for framework, every in KV8_SETS:
         folder = f"{DATA}{GPUS[gpu]}/attention/{framework}/"
         a = pd.read_parquet(io.BytesIO(wheel.read(newest(wheel, folder, "generation_attention_perf.parquet"))))
-        if "window_size" not in a:
-            a["window_size"] = 0
-        a = a[(a.window_size == 0) & (a.kv_cache_dtype == "fp8") & (a.attn_dtype == "bfloat16")]
-        a = a.sort_values([c for c in a.columns if c != "latency"]).iloc[::every]
-        for r in a.itertuples():
-            yield {"class": "decode_attention", "dtype": "fp8", "batch": r.batch_size, "context": r.isl + r.step - 1,
-                   "heads": r.num_heads, "kv_heads": r.num_key_value_heads, "head_dim": r.head_dim,
-                   "time_us": round(r.latency * 1e3, 4), "source": f"{framework} {r.version} {r.kernel_source}"}
+        a = a.sort_values([c for c in a.columns if c != "latency"])
+        yield from attention_rows(a, "decode_attention", "fp8", framework, every)
+
+
+def attention_rows(a, cls: str, kv: str, framework: str, every: int = 1):
+    """The rows of an attention table `a` without a window, with a `kv` cache (bfloat16 or fp8) and bf16 attention,
+    as measurement rows of `cls` (every `every`th of them, in `a`'s order)."""
+    for column, default in (("window_size", 0), ("attn_dtype", "bfloat16")):  # older tables lack them
+        if column not in a:
+            a[column] = default
+    a = a[(a.window_size == 0) & (a.kv_cache_dtype == kv) & (a.attn_dtype == "bfloat16")]
+    a = a.iloc[::every]
+    for r in a.itertuples():
+        row = {"class": cls, "dtype": "fp8" if kv == "fp8" else "bf16", "batch": r.batch_size, "heads": r.num_heads,
+               "kv_heads": r.num_key_value_heads, "head_dim": r.head_dim, "time_us": round(r.latency * 1e3, 4),
+               "source": f"{framework} {r.version} {r.kernel_source}"}
+        if cls == "prefill_attention":
+            row["seq_len"] = r.isl
+        else:
+            row["context"] = r.isl + r.step - 1
+        yield row
 
 
 def mla_decodes(wheel: zipfile.ZipFile, gpu: str):
