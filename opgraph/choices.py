@@ -158,7 +158,7 @@ def gpu(name: str, *, launch_us: float | None = None, overlap: float | None = No
         if hw.timing.table(moe.MARLIN) != moe.MARLIN:
             raise OpgraphError(f"--marlin-moe: the {hw.name} calibration ({hw.timing.name}) has no {moe.MARLIN} table "
                                f"(fitted on measured Marlin MoE calls); the shipped H100 SXM and H200 ones have it")
-        hw = attrs.evolve(hw, timing=moe.marlin(hw.timing, "--marlin-moe"))
+        hw = attrs.evolve(hw, timing=hw.timing.priced_as(*moe.marlin("--marlin-moe")))
     knobs, fields, said = {}, {}, []
     if launch_us is not None:
         fields["latency_s"] = checks.number("--launch-us", launch_us, minimum=0, maximum=10**6) * 1e-6

@@ -121,10 +121,7 @@ def predict(row: ServingMeasurement, resolve: Resolve, protocol: str,
     if row.engine not in ENGINES:
         raise OpgraphError(f"engine {row.engine} is not modelled")
     build, gpu = resolve(row)
-    if row.moe_kernel == "marlin":
-        gpu = attrs.evolve(gpu, timing=marlin(gpu.timing, "the row's moe_kernel"))
-    given = with_limits(ENGINES[row.engine](gpu), max_batched_tokens=row.max_batch_tokens or None)
-    engine = configured(given, row)
+    engine = configured(ENGINES[row.engine](gpu), row)
     # a concurrency beyond what runs at once queues, as the measured engine queued it
     s = serve(build, planfile.load(engine.plan), gpu, engine=engine, overhead_s=overhead_s, queue=True,
               **load(row, protocol))
@@ -132,9 +129,13 @@ def predict(row: ServingMeasurement, resolve: Resolve, protocol: str,
 
 
 def configured(engine: Engine, row: ServingMeasurement) -> Engine:
-    """The engine as the row's benchmark must have run it: an engine of whole prompts gets a token budget in which a
-    prompt fits beside the other concurrency - 1 requests' decodes (Engine.room), an assumption (else each prompt
-    waits for every decode to finish, which no measured campaign would run)."""
+    """The engine as the row's benchmark must have run it: with the token budget and MoE kernel the row gives; and
+    an engine of whole prompts gets a token budget in which a prompt fits beside the other concurrency - 1 requests'
+    decodes (Engine.room), an assumption (else each prompt waits for every decode to finish, which no measured
+    campaign would run)."""
+    engine = with_limits(engine, max_batched_tokens=row.max_batch_tokens or None)
+    if row.moe_kernel == "marlin":
+        engine = attrs.evolve(engine, tables=(*engine.tables, marlin("the row's moe_kernel")))
     c = row.replica_concurrency
     if engine.chunked or engine.room(c) >= row.prompt:
         return engine

@@ -10,7 +10,7 @@ is that of the experts' compute dtype: `moe` for bf16 and fp16 activations and w
 (Marlin's kernel, the one vLLM and SGLang run them with: fused_marlin_moe), `moe_<dtype>` for another compute dtype
 (moe_fp8: fp8 experts times fp8 activations). Marlin reaches about half the Triton kernel's share of the peak on
 thousands of tokens (measured, docs/measured-times.md), so an engine that runs MXFP4 experts through Marlin (vLLM with
-VLLM_MXFP4_USE_MARLIN=1) prices them by Marlin's table: marlin(). A calibration without
+VLLM_MXFP4_USE_MARLIN=1) prices them by Marlin's table (marlin()). A calibration without
 a table of its own prices these kernels by the GEMM class of the same dtype (gemm, gemm_fp8). Its shape features are
 the grouped GEMM's (_features): rows, every token once per expert it is routed to, and the programs its GEMMs launch
 (tiles); its fitted parameters a fixed cost for the call, the achieved shares of the peaks, their overlap, a cost per
@@ -54,10 +54,10 @@ def moe_class(dtype: str, weight_bits: int = 16, weight: str = "") -> str:
     return f"{MOE}_{dtype}"
 
 
-def marlin(timing, why: str):
-    """`timing` with MXFP4 experts priced as Marlin runs them (its table, fitted on int4 calls: the same kernel
-    on 4-bit weights), where the calibration has one; `why` names the setting."""
-    return timing.priced_as(WEIGHT_ONLY, MARLIN, why)
+def marlin(why: str) -> tuple[str, str, str]:
+    """MXFP4 experts priced as Marlin runs them, by its table (fitted on int4 calls: the same kernel on 4-bit
+    weights), as TimeModel.priced_as's arguments (an Engine's `tables` entry); `why` names the setting."""
+    return WEIGHT_ONLY, MARLIN, why
 
 
 def is_expert_gemm(op) -> bool:
