@@ -83,7 +83,12 @@ The numbers this script prints on the 0.12.0 file:
 
 Repeated measurements of one configuration (same engine, version, model, GPU, parallelism, isl, osl,
 concurrency) from different runs or dates are all kept, each as its own row (``source_id`` and
-``measured_date`` tell them apart). Rows are written in the CSV's order.
+``measured_date`` tell them apart). One measurement exported more than once is not a repeat: rows of the same
+GPU, engine, parallelism, lengths and concurrency with the same TTFT and TPOT to the 0.1 us the file gives are
+one run (InferenceX's database dump and its dated CSVs carry many of the same runs, and the dump labels its
+DeepSeek-R1 runs, ids ``dsr1_...``, as DeepSeek-V3), so every copy but one is flagged ``duplicate`` and counted
+once. The copy kept is a dated CSV's (it names the run's date and image) before the gap-analysis CSVs', the
+Dynamo runs' and the dump's, the first in the CSV's order among equals. Rows are written in the CSV's order.
 
 Model mapping (``model_match``): ``exact`` when the checkpoint is the preset's own; ``quantized-checkpoint``
 when it is a requantized copy of the same model (the quantization columns say how); ``same-architecture``
@@ -162,6 +167,8 @@ flags               ;-separated warnings, empty when none (counts on 0.12.0 in b
                     ``replicas`` (30): concurrency_over_batch_x_dp != 1.
                     ``no_concurrency`` (12): concurrency not given.
                     ``no_engine_version`` (759): engine_version empty (the image usually still names it).
+                    ``duplicate`` (428): the same measurement as another row, which is kept (see "Repeated
+                    measurements" above).
 defaulted           which parallel fields were absent/0 and written as 1, e.g. ``dp:empty->1;ep:0->1``.
 id_tp, id_ep        the ``_tp<N>_ep<M>_`` written in the row id (dated-csv and gap-analysis rows; ``none`` and
                     ``2_0`` as written), empty when the id has none (db-dump rows). Where they differ from
@@ -435,6 +442,26 @@ def convert(row: dict[str, str]) -> dict[str, object]:
     }
 
 
+# what identifies one measurement: a copy agrees on all of these (TTFT and TPOT to the file's 0.1 us)
+SAME_MEASUREMENT = ("gpu", "engine", "tp", "pp", "dp", "moe_tp", "ep", "concurrency", "prompt_tokens",
+                    "output_tokens", "ttft_ms", "tpot_ms")
+KEEP_FIRST = ("dated-csv", "gap-analysis-csv", "aic-auto-gap-analysis", "db-dump")  # which copy is kept
+
+
+def flag_duplicates(rows: list[dict[str, object]]) -> int:
+    """Flag ``duplicate`` every copy of a measurement but the one kept (KEEP_FIRST, then the CSV's order); returns
+    how many were flagged."""
+    rank = {kind: i for i, kind in enumerate(KEEP_FIRST)}
+    kept, flagged = set(), 0
+    for row in sorted(rows, key=lambda r: rank.get(r["data_source_kind"], len(KEEP_FIRST))):  # stable: CSV order
+        key = tuple(row[c] for c in SAME_MEASUREMENT)
+        if key in kept:
+            row["flags"] = ";".join(filter(None, (row["flags"], "duplicate")))
+            flagged += 1
+        kept.add(key)
+    return flagged
+
+
 def extract(text: str) -> tuple[list[dict[str, object]], Counter, Counter, int]:
     rows = list(csv.DictReader(io.StringIO(text)))
     kept, dropped, unmapped = [], Counter(), Counter()
@@ -451,6 +478,7 @@ def extract(text: str) -> tuple[list[dict[str, object]], Counter, Counter, int]:
             dropped["missing TTFT/TPOT"] += 1
         else:
             kept.append(convert(row))
+    flag_duplicates(kept)
     return kept, dropped, unmapped, len(rows)
 
 

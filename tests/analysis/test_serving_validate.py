@@ -224,6 +224,38 @@ def test_the_extract_gives_inferencex_deepseek_trtllm_rows_their_recipes_budget(
     assert budgets[("2026-01-28", "64")] == "8192"  # 1,152 raised to the floor
 
 
+def test_the_extract_counts_each_measurement_once():
+    # one run exported twice (InferenceX's database dump and its dated CSVs) has the same GPU, engine, layout,
+    # lengths, concurrency and the same TTFT and TPOT to 0.1 us; exactly one copy of each such group stays unflagged
+    import csv
+    import gzip
+    from collections import defaultdict
+    from pathlib import Path
+    data = Path(__file__).parents[2] / "benchmarks" / "data" / "serving-measured.csv.gz"
+    groups = defaultdict(list)
+    for r in csv.DictReader(gzip.open(data, "rt")):
+        groups[tuple(r[c] for c in ("gpu", "engine", "tp", "pp", "dp", "moe_tp", "ep", "concurrency", "prompt_tokens",
+                                    "output_tokens", "ttft_ms", "tpot_ms"))].append(r)
+    copies = [g for g in groups.values() if len(g) > 1]
+    assert copies  # the file has such copies: the check below is not vacuous
+    for g in copies:
+        assert sum("duplicate" not in r["flags"].split(";") for r in g) == 1
+        kept = next(r for r in g if "duplicate" not in r["flags"].split(";"))
+        # a dated CSV's copy is kept over the dump's (it names the run's date and image)
+        assert kept["data_source_kind"] == "dated-csv" or "dated-csv" not in {r["data_source_kind"] for r in g}
+    # the dump's DeepSeek "V3" rows on the H200 are its ``dsr1_`` runs, the same as the dated CSVs' DeepSeek-R1 rows
+    v3 = [r for g in copies for r in g if r["gpu"] == "h200" and r["model"] == "deepseek-v3"]
+    assert v3 and all(r["source_id"].startswith("dsr1_") and "duplicate" in r["flags"] for r in v3)
+
+
+def test_a_duplicate_row_is_skipped_by_name(tmp_path):
+    f = tmp_path / "s.csv"
+    f.write_text("model,gpu,engine,tp,concurrency,prompt_tokens,output_tokens,ttft_ms,tpot_ms,flags\n"
+                 "llama-3-8b,h200,vllm,1,4,500,16,50.0,10.0,\nllama-3-8b,h200,vllm,1,4,500,16,50.0,10.0,duplicate\n")
+    v = validate_serving(serving_measurements.read(f), serving_row, str(f))
+    assert len(v.predictions) == 1 and dict(v.skipped) == {"flagged duplicate": 1}
+
+
 def test_a_bad_token_budget_names_the_column(tmp_path):
     f = tmp_path / "s.csv"
     f.write_text("model,gpu,engine,tp,concurrency,prompt_tokens,output_tokens,ttft_ms,tpot_ms,max_batch_tokens\n"
