@@ -169,6 +169,13 @@ flags               ;-separated warnings, empty when none (counts on 0.12.0 in b
                     ``no_engine_version`` (759): engine_version empty (the image usually still names it).
                     ``duplicate`` (428): the same measurement as another row, which is kept (see "Repeated
                     measurements" above).
+                    ``mtp`` (74): InferenceX's TensorRT-LLM DeepSeek-R1 runs that its sources show ran with
+                    multi-token prediction (its -mtp configs: 3 draft tokens, 1 with attention data parallelism),
+                    whose acceptance the file does not record: on the H200 and B200 those measured on 2026-01-14
+                    (the sweep of InferenceX PR #392, whose perf-changelog.yaml entry names only the -mtp configs),
+                    and on the H200 those above concurrency 64 (only the MTP config goes there,
+                    .github/configs/nvidia-master.yaml from 2025-11 to 2026-01-28). Runs of both configs on other
+                    days cannot be told apart and are not flagged.
 defaulted           which parallel fields were absent/0 and written as 1, e.g. ``dp:empty->1;ep:0->1``.
 id_tp, id_ep        the ``_tp<N>_ep<M>_`` written in the row id (dated-csv and gap-analysis rows; ``none`` and
                     ``2_0`` as written), empty when the id has none (db-dump rows). Where they differ from
@@ -312,6 +319,23 @@ def moe_kernel(preset: str, gpu: str, engine: str, kind: str, measured: str) -> 
         return "marlin"
     return ""
 
+# InferenceX ran TensorRT-LLM's DeepSeek-R1 with and without multi-token prediction under one image, and the file does
+# not say which: its sweep of 2026-01-14 (PR #392, "Add MTP Benchmark Support for DeepSeek-R1 TRT", whose
+# perf-changelog.yaml entry names only dsr1-fp4-b200-trt-mtp, dsr1-fp8-b200-trt-mtp and dsr1-fp8-h200-trt-mtp) ran
+# the MTP configs alone, and on the H200 only the MTP config (.github/configs/nvidia-master.yaml, 2026-01-14 to
+# 2026-01-28) goes above concurrency 64 (the plain one stops there, as it did from 2025-11)
+MTP_SWEEP = "2026-01-14"
+MTP_ONLY_ABOVE = {"h200": 64}
+
+
+def ran_mtp(preset: str, gpu: str, engine: str, kind: str, measured: str, conc: int | None) -> bool:
+    """Whether the campaign's sources say the row ran with multi-token prediction; see the mtp flag above."""
+    if kind not in ("db-dump", "dated-csv") or engine != "trtllm" or preset not in DEEPSEEK:
+        return False
+    return (gpu in ("h200", "b200") and measured == MTP_SWEEP) or \
+        (gpu in MTP_ONLY_ABOVE and conc is not None and conc > MTP_ONLY_ABOVE[gpu])
+
+
 REASONS = ("disaggregated", "model not in opgraph", "GPU unknown", "missing TTFT/TPOT")
 
 
@@ -419,6 +443,8 @@ def convert(row: dict[str, str]) -> dict[str, object]:
         flags.append("moe_width_mismatch")
     if not row["backend_version"]:
         flags.append("no_engine_version")
+    if ran_mtp(preset, gpu, row["backend"], source_kind(fields), fields.get("measured", "")[:10], conc):
+        flags.append("mtp")
 
     return {
         "model": preset, "model_source": row["model_path"], "model_match": match, "model_note": note,

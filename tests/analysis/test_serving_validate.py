@@ -248,6 +248,23 @@ def test_the_extract_counts_each_measurement_once():
     assert v3 and all(r["source_id"].startswith("dsr1_") and "duplicate" in r["flags"] for r in v3)
 
 
+def test_the_extract_flags_inferencex_deepseek_trtllm_runs_its_sources_show_ran_mtp():
+    # InferenceX's sweep of 2026-01-14 (PR #392) ran only the -mtp configs; on the H200 only the MTP config goes above
+    # concurrency 64; its runs of 2025-11-02 predate the MTP configs
+    import csv
+    import gzip
+    from pathlib import Path
+    data = Path(__file__).parents[2] / "benchmarks" / "data" / "serving-measured.csv.gz"
+    rows = [r for r in csv.DictReader(gzip.open(data, "rt")) if r["engine"] == "trtllm" and r["gpu"] == "h200"
+            and r["model"] == "deepseek-r1"]
+    mtp = lambda r: "mtp" in r["flags"].split(";")  # noqa: E731
+    by_date = {d: [mtp(r) for r in rows if r["measured_date"] == d] for d in ("2025-11-02", "2026-01-14")}
+    assert by_date["2026-01-14"] and all(by_date["2026-01-14"])
+    assert by_date["2025-11-02"] and not any(by_date["2025-11-02"])
+    assert all(mtp(r) for r in rows if int(r["concurrency"]) > 64)
+    assert not any(mtp(r) for r in csv.DictReader(gzip.open(data, "rt")) if r["engine"] != "trtllm")
+
+
 def test_a_duplicate_row_is_skipped_by_name(tmp_path):
     f = tmp_path / "s.csv"
     f.write_text("model,gpu,engine,tp,concurrency,prompt_tokens,output_tokens,ttft_ms,tpot_ms,flags\n"
