@@ -207,6 +207,14 @@ moe_kernel          ``marlin`` where the campaign's recipe ran MXFP4 experts thr
                     vLLM's gpt-oss-120b on those GPUs measured from that day on (124 rows, vLLM 0.18.0, 2026-03-27)
                     say ``marlin``; the earlier ones (vLLM 0.11.2 and unversioned, 2025-11 and 2025-12) ran
                     vLLM's default, OpenAI's Triton kernels.
+batch_wait_ratio, batch_wait_iters
+                    TensorRT-LLM's batch_wait_max_tokens_ratio and batch_wait_timeout_iters where the campaign's
+                    recipe set them, else empty (off, TensorRT-LLM's default): InferenceX's Llama-3-70B recipes for
+                    TensorRT-LLM on the H200 and B200 (70b_fp8_h200_trt_slurm.sh, 70b_fp8_b200_trt_slurm.sh,
+                    70b_fp4_b200_trt_slurm.sh) set 0.9 and 20 for 1,024 -> 1,024-token runs below TP 8, from its
+                    commit 1b563c858 (2025-09-18) until the recipes were removed on 2025-10-29: while requests
+                    decode, TensorRT-LLM holds new prompts up to 20 iterations unless they and the decodes come to
+                    0.9 of max_num_tokens (PyExecutor._waiting_requests).
 source_id           the CSV's ``id``.
 source_provenance   the CSV's ``silicon_data_source``, whole.
 
@@ -281,7 +289,8 @@ COLUMNS = [
     "concurrency", "request_rate_req_per_s", "batch_size_per_dp_rank", "concurrency_over_batch_x_dp",
     "prompt_tokens", "output_tokens", "ttft_ms", "tpot_ms",
     "measured_date", "data_source_kind", "wip", "flags", "defaulted",
-    "id_tp", "id_ep", "max_batch_tokens", "kv_dtype", "moe_kernel", "source_id", "source_provenance",
+    "id_tp", "id_ep", "max_batch_tokens", "kv_dtype", "moe_kernel", "batch_wait_ratio", "batch_wait_iters",
+    "source_id", "source_provenance",
 ]
 MARLIN_SINCE = "2026-01-02"  # InferenceX commit 4e52ed4c6: VLLM_MXFP4_USE_MARLIN=1 in its Hopper gpt-oss recipes
 
@@ -334,6 +343,23 @@ def ran_mtp(preset: str, gpu: str, engine: str, kind: str, measured: str, conc: 
         return False
     return (gpu in ("h200", "b200") and measured == MTP_SWEEP) or \
         (gpu in MTP_ONLY_ABOVE and conc is not None and conc > MTP_ONLY_ABOVE[gpu])
+
+
+# InferenceX's TensorRT-LLM Llama-3-70B recipes for the H200 and B200 (70b_fp8_h200_trt_slurm.sh,
+# 70b_fp8_b200_trt_slurm.sh, 70b_fp4_b200_trt_slurm.sh) set batch_wait_max_tokens_ratio 0.9 and
+# batch_wait_timeout_iters 20 for 1k/1k runs below TP 8, from its commit 1b563c858 (2025-09-18, PR #20) until the
+# recipes were removed on 2025-10-29
+BATCH_WAIT = (0.9, 20)
+BATCH_WAIT_DATES = ("2025-09-18", "2025-10-29")
+
+
+def batch_wait(preset: str, gpu: str, engine: str, kind: str, measured: str, isl: int, osl: int, tp: int):
+    """TensorRT-LLM's (batch_wait_ratio, batch_wait_iters) where the campaign's recipe set them, else empty."""
+    inferencex = kind in ("db-dump", "dated-csv")
+    if inferencex and engine == "trtllm" and preset == "llama-3-70b" and gpu in ("h200", "b200") and \
+            (isl, osl) == (1024, 1024) and tp < 8 and BATCH_WAIT_DATES[0] <= measured <= BATCH_WAIT_DATES[1]:
+        return BATCH_WAIT
+    return "", ""
 
 
 REASONS = ("disaggregated", "model not in opgraph", "GPU unknown", "missing TTFT/TPOT")
@@ -464,6 +490,9 @@ def convert(row: dict[str, str]) -> dict[str, object]:
                                              fields.get("measured", "")[:10], int(row["isl"]), conc),
         "kv_dtype": kv_dtype(preset, gpu, row["backend"], source_kind(fields)),
         "moe_kernel": moe_kernel(preset, gpu, row["backend"], source_kind(fields), fields.get("measured", "")[:10]),
+        **dict(zip(("batch_wait_ratio", "batch_wait_iters"),
+                   batch_wait(preset, gpu, row["backend"], source_kind(fields), fields.get("measured", "")[:10],
+                              int(row["isl"]), int(row["osl"]), tp))),
         "source_id": row["id"], "source_provenance": row["silicon_data_source"],
     }
 

@@ -388,6 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--memory-fraction", type=_float, metavar="F", help="share of GPU memory the engine takes "
                            "for weights, activations and KV cache (default: the engine's: vLLM 0.9, SGLang from its "
                            "reserve formula; TensorRT-LLM takes 0.9 of what the weights leave)")
+            p.add_argument("--batch-wait", metavar="RATIO,ITERS", help="TensorRT-LLM's batch waiting "
+                           "(batch_wait_max_tokens_ratio, batch_wait_timeout_iters): while requests decode, new "
+                           "prompts wait until the iteration's tokens would come to RATIO of the token budget or until "
+                           "they have waited ITERS iterations, e.g. 0.9,20 (default: off, as TensorRT-LLM's; "
+                           "--engine trtllm only)")
             p.add_argument("--overhead-us", type=_float, metavar="US", help="the engine's own time per iteration "
                            "(scheduling, sampling, input preparation), added to each (default: the engine's, fitted on "
                            "measured B200 serving; see docs/serving.md)")

@@ -196,6 +196,23 @@ def _acceptance(a) -> tuple[float, ...] | None:
     return tuple(figures * k if len(figures) == 1 and k > 0 else figures)
 
 
+def _batch_wait(text: str, engine: str) -> tuple[float, int]:
+    """--batch-wait RATIO,ITERS: TensorRT-LLM's batch waiting, checked."""
+    if engine != "trtllm":
+        raise OpgraphError(f"--batch-wait: batch waiting is TensorRT-LLM's (--engine trtllm), not {engine}'s")
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise OpgraphError(f"--batch-wait: {text!r} is not RATIO,ITERS (a share of the token budget and a number of "
+                           f"iterations, e.g. 0.9,20)")
+    try:
+        ratio, iters = float(parts[0]), int(parts[1])
+    except ValueError:
+        raise OpgraphError(f"--batch-wait: {text!r} is not RATIO,ITERS (a number and a whole number, e.g. "
+                           f"0.9,20)") from None
+    return (checks.number("--batch-wait's RATIO", ratio, above=0, maximum=1),
+            checks.integer("--batch-wait's ITERS", iters))
+
+
 def disaggregated_run(a):
     """`opgraph serve --disaggregate XpYd`: prefill and decode workers apart, the KV cache moved between them."""
     import re
@@ -209,7 +226,7 @@ def disaggregated_run(a):
         raise OpgraphError(f"--disaggregate: {a.disaggregate!r} is not XpYd (prefill and decode workers, e.g. 1p2d)")
     for flag, value in (("--requests", a.requests), ("--max-batch-tokens", a.max_batch_tokens),
                         ("--max-seqs", a.max_seqs), ("--memory-fraction", a.memory_fraction),
-                        ("--overhead-us", a.overhead_us)):
+                        ("--overhead-us", a.overhead_us), ("--batch-wait", a.batch_wait)):
         if value is not None:
             raise OpgraphError(f"{flag} is not modelled with --disaggregate yet (a closed loop at --concurrency or an "
                                f"open loop at --rate, the engine's defaults)")
@@ -284,7 +301,8 @@ def serving_run(a):
                                                                                           a.max_batch_tokens),
         max_seqs=None if a.max_seqs is None else checks.integer("--max-seqs", a.max_seqs),
         memory_fraction=None if a.memory_fraction is None else checks.number("--memory-fraction", a.memory_fraction,
-                                                                             above=0, maximum=1))
+                                                                             above=0, maximum=1),
+        batch_wait=None if a.batch_wait is None else _batch_wait(a.batch_wait, engine.name))
     figures, model = _acceptance(a), source(a)
     draft = None if figures is None else choices.draft(model, a.draft)
     speculation = None if draft is None else serve.Speculation(build(a, draft, serving=True), a.draft, a.draft_tokens,

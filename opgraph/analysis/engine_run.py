@@ -212,6 +212,7 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
                 run.began, run.queued = i, len(waiting)
 
     held, tau, created, most, preempts = 0, 0, 0, engine.max_seqs, engine.preempts
+    (wait_ratio, wait_iters), waited = engine.batch_wait, 0
     admitted: dict[int, int] = {}  # running requests: their place in the order of admission
     order = itertools.count()
     clocked: list[int] = []  # the iteration of each decode clock
@@ -296,13 +297,25 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
             ended += prefilled[r] == prompt[r]
         # then newcomers, first come first served, while the budget, the running limit and the KV cache allow; an
         # engine without chunked prefill takes a prompt only whole
-        while budget > 0 and waiting and running < most and (engine.chunked or prompt[waiting[0]] - prefilled[waiting[0]]
-                                                             <= budget):
-            r = waiting[0]
-            n = min(prompt[r] - prefilled[r], budget)
-            extra = more(r, n)
-            if used + extra > blocks:
+        taken, room_left, seats, free = [], budget, running, blocks - used
+        for r in waiting:
+            left = prompt[r] - prefilled[r]
+            n = min(left, room_left)
+            if room_left <= 0 or seats >= most or not (engine.chunked or n == left):
                 break
+            extra = more(r, n)
+            if extra > free:
+                break
+            taken.append((r, n, extra))
+            room_left, seats, free = room_left - n, seats + 1, free - extra
+        if taken and decoding and wait_iters:
+            # TensorRT-LLM's batch waiting (PyExecutor._waiting_requests): while requests decode, new prompts are held
+            # until the iteration's tokens come to wait_ratio of the budget or wait_iters iterations have held them
+            if waited < wait_iters and decoding * per_decode + chunked + budget - room_left < wait_ratio * budget_full:
+                taken, waited = [], waited + 1
+            else:
+                waited = 0
+        for r, n, extra in taken:
             waiting.popleft()
             used, running = used + extra, running + 1
             if not preempts:

@@ -59,6 +59,10 @@ class Engine:
     overhead_source: str = "not modelled"
     # classes whose kernels run differently in this engine, priced by another class's table: (class, table, why)
     tables: tuple[tuple[str, str, str], ...] = ()
+    # TensorRT-LLM's batch waiting (batch_wait_max_tokens_ratio, batch_wait_timeout_iters; both 0, off, by default):
+    # while requests decode, new prompts wait until the iteration's tokens would come to that share of the budget, or
+    # until they have waited that many iterations (PyExecutor._waiting_requests in tensorrt_llm/_torch/pyexecutor)
+    batch_wait: tuple[float, int] = (0.0, 0)
 
     def timed(self, hw: Hardware) -> Hardware:
         """`hw` with this engine's kernels priced by the tables that fit them (`tables`)."""
@@ -77,17 +81,21 @@ class Engine:
         """The scheduling rules in words."""
         chunks = "chunked prefill" if self.chunked else "whole prompts (no chunked prefill)"
         order = "decodes first, prompts mixed in" if self.mixed else "prefill first, prompts and decodes apart"
-        return f"{chunks}, {order}"
+        ratio, iters = self.batch_wait
+        wait = f", new prompts held beside decodes until {ratio:g} of the budget or {iters} iterations" \
+            if ratio or iters else ""
+        return f"{chunks}, {order}{wait}"
 
 
 def with_limits(engine: Engine, **given) -> Engine:
-    """The engine with the limits a user gave (max_batched_tokens, max_seqs, memory_fraction; None: its own), its
-    source saying which were given."""
+    """The engine with the limits a user gave (max_batched_tokens, max_seqs, memory_fraction, batch_wait; None: its
+    own), its source saying which were given."""
     given = {k: v for k, v in given.items() if v is not None}
     if not given:
         return engine
     return attrs.evolve(engine, **given, source=engine.source + "; " + ", ".join(
-        f"{k.replace('_', ' ')} {v:g} given" for k, v in given.items()))
+        f"{k.replace('_', ' ')} {'/'.join(f'{x:g}' for x in v) if isinstance(v, tuple) else f'{v:g}'} given"
+        for k, v in given.items()))
 
 
 def vllm(hw: Hardware) -> Engine:

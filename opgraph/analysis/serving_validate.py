@@ -5,8 +5,8 @@ at its parallel layout on its GPU (tensor parallelism; expert parallelism over t
 replicas each with its share of the concurrency), its GEMMs' storage (fp8 and fp8_block as fp8 weights and
 activations, the KV cache in bf16 unless its kv_dtype column says fp8; other labels as the resolver maps them), its
 engine's scheduler, defaults and kernels (its fusion plan; MXFP4 experts as Marlin runs them where its moe_kernel
-column says so; its token budget where its max_batch_tokens column gives one), at its concurrency, prompt and output
-lengths, under a benchmark protocol:
+column says so; its token budget where its max_batch_tokens column gives one; TensorRT-LLM's batch waiting where its
+batch_wait columns give it), at its concurrency, prompt and output lengths, under a benchmark protocol:
 
 - `steady`: the steady state of an endless closed loop at the row's fixed lengths (after a warm-up);
 - `wave`: one wave of C requests sent at once, every one counted (a benchmark client whose request count equals its
@@ -129,11 +129,13 @@ def predict(row: ServingMeasurement, resolve: Resolve, protocol: str,
 
 
 def configured(engine: Engine, row: ServingMeasurement) -> Engine:
-    """The engine as the row's benchmark must have run it: with the token budget and MoE kernel the row gives; and
+    """The engine as the row's benchmark must have run it: with the token budget, batch waiting and MoE kernel the row
+    gives; and
     an engine of whole prompts gets a token budget in which a prompt fits beside the other concurrency - 1 requests'
     decodes (Engine.room), an assumption (else each prompt waits for every decode to finish, which no measured
     campaign would run)."""
-    engine = with_limits(engine, max_batched_tokens=row.max_batch_tokens or None)
+    engine = with_limits(engine, max_batched_tokens=row.max_batch_tokens or None,
+                         batch_wait=row.batch_wait if any(row.batch_wait) else None)
     if row.moe_kernel == "marlin":
         engine = attrs.evolve(engine, tables=(*engine.tables, marlin("the row's moe_kernel")))
     c = row.replica_concurrency

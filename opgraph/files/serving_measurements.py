@@ -30,6 +30,10 @@ unread, as extracts carry provenance):
                     (with fp8 GEMMs; beside other storage the row is skipped)
     moe_kernel      the kernel the engine ran MXFP4 experts with: empty (its default) or marlin (vLLM's
                     VLLM_MXFP4_USE_MARLIN=1; priced as --marlin-moe prices it)
+    batch_wait_ratio, batch_wait_iters  TensorRT-LLM's batch waiting as the benchmark set it
+                    (batch_wait_max_tokens_ratio, above 0 and at most 1, and batch_wait_timeout_iters, a whole number
+                    above 0; both or neither, as TensorRT-LLM waits only with both; engine trtllm only); empty: off,
+                    the engine's default (served as `opgraph serve --batch-wait RATIO,ITERS` serves it)
     source_id       free text, shown with the row's errors
 
 A file ending in .gz is read through gzip. Every mistake is one OpgraphError naming the file, the row
@@ -73,6 +77,7 @@ class ServingMeasurement:
     max_batch_tokens: int = 0  # the engine's token budget as the benchmark set it; 0: the engine's default
     kv_dtype: str = ""  # KV_DTYPES: "" the engine's default (16-bit), fp8
     moe_kernel: str = ""  # MOE_KERNELS: "" the engine's default, marlin (MXFP4 experts through Marlin)
+    batch_wait: tuple[float, int] = (0.0, 0)  # TensorRT-LLM's (ratio, iterations); (0, 0): off
 
     @property
     def replica_concurrency(self) -> int:
@@ -126,6 +131,23 @@ def _choice(where: str, f: dict, column: str, valid: tuple[str, ...]) -> str:
     return value
 
 
+def _batch_wait(where: str, f: dict) -> tuple[float, int]:
+    """The optional batch_wait_ratio and batch_wait_iters columns: both or neither, TensorRT-LLM's only."""
+    ratio, iters = ((f.get(c) or "").strip() for c in ("batch_wait_ratio", "batch_wait_iters"))
+    if not ratio and not iters:
+        return 0.0, 0
+    if not (ratio and iters):
+        raise OpgraphError(f"{where}: columns batch_wait_ratio and batch_wait_iters: give both or neither "
+                           f"(TensorRT-LLM waits only with both above 0)")
+    if f["engine"] != "trtllm":
+        raise OpgraphError(f"{where}: column batch_wait_ratio: batch waiting is TensorRT-LLM's (engine trtllm), not "
+                           f"{f['engine']}'s")
+    value = _number(where, "batch_wait_ratio", ratio, float)
+    if value > 1:
+        raise OpgraphError(f"{where}: column batch_wait_ratio: {ratio!r} is a share of the token budget, at most 1")
+    return value, _number(where, "batch_wait_iters", iters, int)
+
+
 def read(path: str | Path) -> list[ServingMeasurement]:
     """Every row of a serving measurement CSV (or .csv.gz), checked."""
     reader = datafile.csv_rows(path, "measurement CSV")
@@ -147,7 +169,8 @@ def read(path: str | Path) -> list[ServingMeasurement]:
             ints["output_tokens"], _number(where, "ttft_ms", f["ttft_ms"], float) / 1e3,
             _number(where, "tpot_ms", f["tpot_ms"], float) / 1e3, ints.get("pp", 1), ints.get("dp", 1),
             ints.get("ep", 1), f.get("gemm_quant_mode") or "", tuple(x for x in (f.get("flags") or "").split(";") if x),
-            f.get("source_id") or "", ints.get("moe_tp", 0), ints.get("max_batch_tokens", 0), kv, kernel))
+            f.get("source_id") or "", ints.get("moe_tp", 0), ints.get("max_batch_tokens", 0), kv, kernel,
+            _batch_wait(where, f)))
     if not out:
         raise OpgraphError(f"{path}: no measurements (only a header)")
     return out

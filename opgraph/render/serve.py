@@ -28,7 +28,10 @@ def as_json(s: Serving, fmt: str) -> str:
         "engine": {"name": s.engine.name, "max_batched_tokens": s.engine.max_batched_tokens,
                    "max_seqs": s.engine.max_seqs, "memory_fraction": s.engine.memory_fraction,
                    "block_tokens": s.engine.block_tokens, "kv_share": s.engine.kv_share,
-                   "chunked_prefill": s.engine.chunked, "mixed_batches": s.engine.mixed, "source": s.engine.source},
+                   "chunked_prefill": s.engine.chunked, "mixed_batches": s.engine.mixed,
+                   # TensorRT-LLM's batch waiting: null when off
+                   "batch_wait": dict(zip(("max_tokens_ratio", "timeout_iters"), s.engine.batch_wait))
+                   if s.engine.batch_wait[1] else None, "source": s.engine.source},
         "units": {"*_s": "s, expected (the time model's)", "*_tokens_per_s*": "output tokens/s"},
         "concurrency_per_replica": s.concurrency, "rate_per_s_per_replica": s.rate, "seed": s.seed,
         "benchmark_requests_per_replica": s.requests,
