@@ -11,10 +11,9 @@ import pytest
 from opgraph import hardware
 from opgraph.analysis import engine_run
 from opgraph.analysis.serve import trtllm
-from opgraph.analysis.serving_validate import validate_serving
-from opgraph.choices import serving_row
 from opgraph.errors import OpgraphError
 from opgraph.files import serving_measurements
+from serving_csv import predicted, serving_csv
 from userland import opgraph
 
 
@@ -67,14 +66,12 @@ def test_serve_batch_wait_option_and_its_errors():
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
-HEADER = "model,gpu,engine,tp,concurrency,prompt_tokens,output_tokens,ttft_ms,tpot_ms,batch_wait_ratio,batch_wait_iters\n"
+BATCH_WAIT = "batch_wait_ratio,batch_wait_iters"
 
 
 def test_a_rows_batch_wait_serves_it_so(tmp_path):
-    f = tmp_path / "s.csv"
-    f.write_text(HEADER + "llama-3-8b,h100-sxm,trtllm,1,4,512,256,50.0,10.0,0.9,20\n"
-                 "llama-3-8b,h100-sxm,trtllm,1,4,512,256,50.0,10.0,,\n")
-    waited, plain = validate_serving(serving_measurements.read(f), serving_row, str(f)).predictions
+    row = "llama-3-8b,h100-sxm,trtllm,1,4,512,256,50.0,10.0,"
+    waited, plain = predicted(serving_csv(tmp_path, BATCH_WAIT, row + "0.9,20", row + ","))
     assert waited.row.batch_wait == (0.9, 20) and plain.row.batch_wait == (0.0, 0)
     assert waited.ttft_s - plain.ttft_s == pytest.approx(20 * plain.tpot_s, rel=0.15)
 
@@ -86,8 +83,7 @@ def test_a_rows_batch_wait_serves_it_so(tmp_path):
     ("trtllm,1,4,512,256,50.0,10.0,0.9,2.5", "column batch_wait_iters: '2.5' is not an integer"),
 ])
 def test_bad_batch_wait_columns_name_the_column(tmp_path, values, message):
-    f = tmp_path / "s.csv"
-    f.write_text(HEADER + "llama-3-8b,h100-sxm," + values + "\n")
+    f = serving_csv(tmp_path, BATCH_WAIT, "llama-3-8b,h100-sxm," + values)
     with pytest.raises(OpgraphError, match="row 1: column") as e:
         serving_measurements.read(f)
     assert message in str(e.value)

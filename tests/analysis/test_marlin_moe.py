@@ -11,13 +11,13 @@ import pytest
 
 from opgraph import Phase, analyze, hardware, models, strategy
 from opgraph.analysis.serve import serve, vllm
-from opgraph.analysis.serving_validate import validate_serving
 from opgraph.analysis.validate import validate
-from opgraph.choices import gpu, serving_row
+from opgraph.choices import gpu
 from opgraph.errors import OpgraphError
 from opgraph.files import serving_measurements
 from opgraph.files.measurements import read
 from opgraph.pricing.kinds import time_class
+from serving_csv import predicted, serving_csv
 from userland import opgraph
 
 DATA = Path(__file__).parents[2] / "benchmarks" / "data"
@@ -67,14 +67,12 @@ def test_the_marlin_table_beats_the_triton_one_on_measured_marlin_calls():
         assert fast.bias < -0.2
 
 
-HEADER = "model,gpu,engine,tp,concurrency,prompt_tokens,output_tokens,ttft_ms,tpot_ms,gemm_quant_mode,moe_kernel\n"
+KERNEL = "gemm_quant_mode,moe_kernel"
 
 
 def test_a_rows_moe_kernel_serves_it_as_marlin_runs_it(tmp_path):
-    f = tmp_path / "rows.csv"
-    f.write_text(HEADER + "gpt-oss-20b,h200,vllm,1,4,2000,16,50.0,10.0,nvfp4,marlin\n"
-                 "gpt-oss-20b,h200,vllm,1,4,2000,16,50.0,10.0,nvfp4,\n")
-    marlin_row, plain_row = validate_serving(serving_measurements.read(f), serving_row, str(f)).predictions
+    row = "gpt-oss-20b,h200,vllm,1,4,2000,16,50.0,10.0,nvfp4,"
+    marlin_row, plain_row = predicted(serving_csv(tmp_path, KERNEL, row + "marlin", row))
     for row, hw in ((marlin_row, gpu("h200", marlin_moe=True)), (plain_row, hardware.load("h200"))):
         s = serve(models.get("gpt-oss-20b").build, strategy("vllm"), hw, engine=vllm(hw), concurrency=4,
                   prompt=2000, output=16, queue=True)
@@ -83,8 +81,7 @@ def test_a_rows_moe_kernel_serves_it_as_marlin_runs_it(tmp_path):
 
 
 def test_a_bad_moe_kernel_names_the_column_and_the_choices(tmp_path):
-    f = tmp_path / "rows.csv"
-    f.write_text(HEADER + "gpt-oss-20b,h200,vllm,1,4,2000,16,50.0,10.0,,cutlass\n")
+    f = serving_csv(tmp_path, KERNEL, "gpt-oss-20b,h200,vllm,1,4,2000,16,50.0,10.0,,cutlass")
     with pytest.raises(OpgraphError, match="row 1: column moe_kernel: 'cutlass' is not one of: empty, marlin"):
         serving_measurements.read(f)
 
