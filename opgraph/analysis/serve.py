@@ -82,8 +82,7 @@ class Engine:
         chunks = "chunked prefill" if self.chunked else "whole prompts (no chunked prefill)"
         order = "decodes first, prompts mixed in" if self.mixed else "prefill first, prompts and decodes apart"
         ratio, iters = self.batch_wait
-        wait = f", new prompts held beside decodes until {ratio:g} of the budget or {iters} iterations" \
-            if ratio or iters else ""
+        wait = f", new prompts held beside decodes until {ratio:g} of the budget or {iters} iterations" if iters else ""
         return f"{chunks}, {order}{wait}"
 
 
