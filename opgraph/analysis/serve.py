@@ -21,6 +21,7 @@ whose requests cannot all be held at once is refused with the largest one that c
 
 from __future__ import annotations
 
+import collections
 import math
 import random
 
@@ -28,7 +29,7 @@ import attrs
 import numpy as np
 
 from opgraph.analysis import engine_run
-from opgraph.analysis.iteration import IterationPricer
+from opgraph.analysis.iteration import KEPT_PRICERS, IterationPricer
 from opgraph.analysis.memory import footprint_of
 from opgraph.core import checks
 from opgraph.core.fusion import FusionPlan
@@ -36,6 +37,9 @@ from opgraph.core.phase import Phase
 from opgraph.errors import OpgraphError
 from opgraph.pricing.hardware import Hardware
 from opgraph.pricing.kinds.attention import DECODE_ATTENTION, DECODE_FP8
+
+
+_TIMED: collections.OrderedDict = collections.OrderedDict()  # (id(hw), tables) -> (hw, hw as the engine prices it)
 
 
 @attrs.frozen
@@ -65,11 +69,21 @@ class Engine:
     batch_wait: tuple[float, int] = (0.0, 0)
 
     def timed(self, hw: Hardware) -> Hardware:
-        """`hw` with this engine's kernels priced by the tables that fit them (`tables`)."""
+        """`hw` with this engine's kernels priced by the tables that fit them (`tables`): the same object for the same
+        `hw` and tables, so that the pricer IterationPricer.of keeps for it (by identity) serves the next call too."""
+        if not self.tables:
+            return hw
+        key = (id(hw), self.tables)
+        held = _TIMED.get(key)
+        if held is not None and held[0] is hw:
+            return held[1]
         timing = hw.timing
         for kind, other, why in self.tables:
             timing = timing.priced_as(kind, other, why)
-        return hw if timing is hw.timing else attrs.evolve(hw, timing=timing)
+        _TIMED[key] = hw, hw if timing is hw.timing else attrs.evolve(hw, timing=timing)
+        while len(_TIMED) > KEPT_PRICERS:
+            _TIMED.popitem(last=False)
+        return _TIMED[key][1]
 
     def room(self, concurrency: int, per_decode: int = 1) -> int:
         """Tokens an iteration leaves for a prompt beside the other concurrency - 1 requests' decodes, each
@@ -306,7 +320,8 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     def cached(p: int) -> int:
         return min(prefix, p - 1) // bt * bt
 
-    pricer = IterationPricer.of(build, plan, engine.timed(hw))
+    priced_hw = engine.timed(hw)
+    pricer = IterationPricer.of(build, plan, priced_hw)
     # pipeline parallelism: as many batches in flight as stages, one a stage (vLLM's batch queue); each lane is run
     # as an engine of its own over its share of the requests, its steps priced through every stage
     lanes = pricer.lanes
@@ -314,7 +329,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         raise OpgraphError("speculative decoding with pipeline parallelism (--pp): the engines modelled do not run them "
                            "together (vLLM's docs: not composable); give --tp instead")
     spec = speculation
-    draft = IterationPricer.of(spec.build, plan, engine.timed(hw)) if spec else None
+    draft = IterationPricer.of(spec.build, plan, priced_hw) if spec else None
     k = spec.tokens if spec else 0
     longest = prompts[1] + outputs[1]
     if not engine.chunked and prompts[1] - cached(prompts[1]) > engine.max_batched_tokens:

@@ -84,3 +84,17 @@ def test_tensorrt_llm_prices_its_fp8_cache_decodes_by_the_bf16_table():
     same = serve(models.get("llama-3-8b").build, strategy("vllm"), h200, engine=attrs.evolve(trt, tables=()),
                  concurrency=8, prompt=512, output=32)
     assert plain.tpot.mean == same.tpot.mean
+
+
+def test_an_engines_priced_gpu_is_one_object_so_a_repeated_serve_keeps_its_pricer():
+    # IterationPricer.of keeps a pricer by the hardware object's identity: an engine with tables of its own must hand
+    # back the same object for the same GPU, or every later `serve` of TensorRT-LLM would trace the model again
+    from opgraph.analysis.iteration import IterationPricer
+    from opgraph.analysis.serve import trtllm
+    h200, h100 = hardware.load("h200"), hardware.load("h100-sxm")
+    trt = trtllm(h200)
+    assert trt.timed(h200) is trt.timed(h200) and trt.timed(h200) is not h200
+    assert trt.timed(h100) is not trt.timed(h200)
+    build = models.get("llama-3-8b").build
+    plan = strategy("trtllm")
+    assert IterationPricer.of(build, plan, trt.timed(h200)) is IterationPricer.of(build, plan, trt.timed(h200))
