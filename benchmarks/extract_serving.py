@@ -293,6 +293,7 @@ COLUMNS = [
     "source_id", "source_provenance",
 ]
 MARLIN_SINCE = "2026-01-02"  # InferenceX commit 4e52ed4c6: VLLM_MXFP4_USE_MARLIN=1 in its Hopper gpt-oss recipes
+INFERENCEX = ("db-dump", "dated-csv")  # the campaigns run by InferenceX's recipes (source_kind)
 
 
 DEEPSEEK = ("deepseek-r1", "deepseek-v3")
@@ -301,7 +302,7 @@ BUDGET_FLOOR_SINCE = "2026-01-21"  # InferenceX commit 64af5a771: its DeepSeek T
 
 def max_batch_tokens(preset: str, gpu: str, engine: str, kind: str, measured: str, isl: int, conc: int | None):
     """The token budget the campaign's recipe set, or empty (the engine's default); see the column above."""
-    if kind not in ("db-dump", "dated-csv") or gpu != "h200":
+    if kind not in INFERENCEX or gpu != "h200":
         return ""
     if engine == "trtllm" and preset in DEEPSEEK and conc is not None:
         budget = -(-(conc + isl + 64) // 64) * 64
@@ -316,17 +317,17 @@ FP8_KV = {("vllm", "llama-3-70b", "h100-sxm"), ("vllm", "llama-3-70b", "h200"), 
 
 def kv_dtype(preset: str, gpu: str, engine: str, kind: str) -> str:
     """``fp8`` where the campaign's recipe keeps an fp8 KV cache, else empty; see the column above."""
-    return "fp8" if kind in ("db-dump", "dated-csv") and (engine, preset, gpu) in FP8_KV else ""
+    return "fp8" if kind in INFERENCEX and (engine, preset, gpu) in FP8_KV else ""
 
 
 def moe_kernel(preset: str, gpu: str, engine: str, kind: str, measured: str) -> str:
     """The kernel the row's engine ran MXFP4 experts with, where the campaign's recipe says: ``marlin`` or empty
     (the engine's default); see the moe_kernel column above."""
-    inferencex = kind in ("db-dump", "dated-csv")
-    if inferencex and engine == "vllm" and preset == "gpt-oss-120b" and gpu in ("h100-sxm", "h200") \
+    if kind in INFERENCEX and engine == "vllm" and preset == "gpt-oss-120b" and gpu in ("h100-sxm", "h200") \
             and measured >= MARLIN_SINCE:
         return "marlin"
     return ""
+
 
 # InferenceX ran TensorRT-LLM's DeepSeek-R1 with and without multi-token prediction under one image, and the file does
 # not say which: its sweep of 2026-01-14 (PR #392, "Add MTP Benchmark Support for DeepSeek-R1 TRT", whose
@@ -339,7 +340,7 @@ MTP_ONLY_ABOVE = {"h200": 64}
 
 def ran_mtp(preset: str, gpu: str, engine: str, kind: str, measured: str, conc: int | None) -> bool:
     """Whether the campaign's sources say the row ran with multi-token prediction; see the mtp flag above."""
-    if kind not in ("db-dump", "dated-csv") or engine != "trtllm" or preset not in DEEPSEEK:
+    if kind not in INFERENCEX or engine != "trtllm" or preset not in DEEPSEEK:
         return False
     return (gpu in ("h200", "b200") and measured == MTP_SWEEP) or \
         (gpu in MTP_ONLY_ABOVE and conc is not None and conc > MTP_ONLY_ABOVE[gpu])
@@ -355,8 +356,7 @@ BATCH_WAIT_DATES = ("2025-09-18", "2025-10-29")
 
 def batch_wait(preset: str, gpu: str, engine: str, kind: str, measured: str, isl: int, osl: int, tp: int):
     """TensorRT-LLM's (batch_wait_ratio, batch_wait_iters) where the campaign's recipe set them, else empty."""
-    inferencex = kind in ("db-dump", "dated-csv")
-    if inferencex and engine == "trtllm" and preset == "llama-3-70b" and gpu in ("h200", "b200") and \
+    if kind in INFERENCEX and engine == "trtllm" and preset == "llama-3-70b" and gpu in ("h200", "b200") and \
             (isl, osl) == (1024, 1024) and tp < 8 and BATCH_WAIT_DATES[0] <= measured <= BATCH_WAIT_DATES[1]:
         return BATCH_WAIT
     return "", ""
@@ -469,13 +469,14 @@ def convert(row: dict[str, str]) -> dict[str, object]:
         flags.append("moe_width_mismatch")
     if not row["backend_version"]:
         flags.append("no_engine_version")
-    if ran_mtp(preset, gpu, row["backend"], source_kind(fields), fields.get("measured", "")[:10], conc):
+    kind, measured, isl, engine = source_kind(fields), fields.get("measured", "")[:10], int(row["isl"]), row["backend"]
+    if ran_mtp(preset, gpu, engine, kind, measured, conc):
         flags.append("mtp")
 
     return {
         "model": preset, "model_source": row["model_path"], "model_match": match, "model_note": note,
         "gpu": gpu, "gpu_source": row["system"], "gpus_per_node": per_node,
-        "engine": row["backend"], "engine_version": row["backend_version"], "engine_image": fields.get("image", ""),
+        "engine": engine, "engine_version": row["backend_version"], "engine_image": fields.get("image", ""),
         "precision": row["precision"], "gemm_quant_mode": row["gemm_quant_mode"],
         "moe_quant_mode": row["moe_quant_mode"],
         "tp": tp, "pp": pp, "dp": dp, "moe_tp": moe_tp, "ep": ep, "gpus_per_worker": gpus,
@@ -483,16 +484,14 @@ def convert(row: dict[str, str]) -> dict[str, object]:
         "batch_size_per_dp_rank": "" if batch is None else batch, "concurrency_over_batch_x_dp": replicas,
         "prompt_tokens": int(row["isl"]), "output_tokens": int(row["osl"]),
         "ttft_ms": f"{float(row['silicon_ttft_ms']):.4f}", "tpot_ms": f"{float(row['silicon_tpot_ms']):.4f}",
-        "measured_date": fields.get("measured", "")[:10], "data_source_kind": source_kind(fields),
+        "measured_date": measured, "data_source_kind": kind,
         "wip": fields.get("wip", ""), "flags": ";".join(flags), "defaulted": ";".join(defaulted),
         "id_tp": id_tp, "id_ep": id_ep,
-        "max_batch_tokens": max_batch_tokens(preset, gpu, row["backend"], source_kind(fields),
-                                             fields.get("measured", "")[:10], int(row["isl"]), conc),
-        "kv_dtype": kv_dtype(preset, gpu, row["backend"], source_kind(fields)),
-        "moe_kernel": moe_kernel(preset, gpu, row["backend"], source_kind(fields), fields.get("measured", "")[:10]),
+        "max_batch_tokens": max_batch_tokens(preset, gpu, engine, kind, measured, isl, conc),
+        "kv_dtype": kv_dtype(preset, gpu, engine, kind),
+        "moe_kernel": moe_kernel(preset, gpu, engine, kind, measured),
         **dict(zip(("batch_wait_ratio", "batch_wait_iters"),
-                   batch_wait(preset, gpu, row["backend"], source_kind(fields), fields.get("measured", "")[:10],
-                              int(row["isl"]), int(row["osl"]), tp))),
+                   batch_wait(preset, gpu, engine, kind, measured, isl, int(row["osl"]), tp))),
         "source_id": row["id"], "source_provenance": row["silicon_data_source"],
     }
 
@@ -503,18 +502,15 @@ SAME_MEASUREMENT = ("gpu", "engine", "tp", "pp", "dp", "moe_tp", "ep", "concurre
 KEEP_FIRST = ("dated-csv", "gap-analysis-csv", "aic-auto-gap-analysis", "db-dump")  # which copy is kept
 
 
-def flag_duplicates(rows: list[dict[str, object]]) -> int:
-    """Flag ``duplicate`` every copy of a measurement but the one kept (KEEP_FIRST, then the CSV's order); returns
-    how many were flagged."""
+def flag_duplicates(rows: list[dict[str, object]]) -> None:
+    """Flag ``duplicate`` every copy of a measurement but the one kept (KEEP_FIRST, then the CSV's order)."""
     rank = {kind: i for i, kind in enumerate(KEEP_FIRST)}
-    kept, flagged = set(), 0
+    kept = set()
     for row in sorted(rows, key=lambda r: rank.get(r["data_source_kind"], len(KEEP_FIRST))):  # stable: CSV order
         key = tuple(row[c] for c in SAME_MEASUREMENT)
         if key in kept:
             row["flags"] = ";".join(filter(None, (row["flags"], "duplicate")))
-            flagged += 1
         kept.add(key)
-    return flagged
 
 
 def extract(text: str) -> tuple[list[dict[str, object]], Counter, Counter, int]:
