@@ -19,7 +19,10 @@ requests and a range ratio of 0.8) and for the dated CSVs (the same field names 
 the gap-analysis CSVs name no tool and stay `steady`. `by-campaign` serves each row under the protocol
 benchmarks/fit_protocol.py chose for its campaign and engine on the B200 and GB200 rows
 (benchmarks/data/serving-protocols.json), where it chose on at least fit_protocol.MIN_ROWS rows; a campaign or
-engine with fewer is served as `by-source` serves it.
+engine with fewer is served as `by-source` serves it. `--latency fitted` adds to each row's TTFT the request latency
+(each request's time outside the engine: the server's HTTP handling, tokenization and streaming) fit_protocol.py
+fitted for its campaign and engine on those B200 and GB200 rows under the protocol the row is served with; a campaign
+or engine with fewer than MIN_ROWS such rows gets none.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import json
 import time
 from pathlib import Path
 
-from opgraph.analysis.serving_validate import PROTOCOLS, validate_serving
+from opgraph.analysis.serving_validate import PROTOCOLS, Client, validate_serving
 from opgraph.choices import serving_row
 from opgraph.files import serving_measurements
 from opgraph.render import render
@@ -56,6 +59,22 @@ def by_campaign(kind: dict[int, str] | None = None):
         fit = chosen.get(f"{kind[row.row]}/{row.engine}")
         return fit["protocol"] if fit and fit["rows"] >= MIN_ROWS else documented(row)
     return protocol
+
+
+def with_latency(client, kind: dict[int, str] | None = None):
+    """row -> its protocol (`client(row)`) with the request latency fit_protocol.py fitted for its campaign and engine
+    under that protocol on at least MIN_ROWS B200/GB200 rows (none where it had fewer), as a Client."""
+    from fit_protocol import MIN_ROWS, campaigns
+
+    kind = kind or campaigns(DATA)
+    chosen = json.loads(CHOSEN.read_text())["chosen"]
+
+    def latency(row):
+        protocol = client(row)
+        fit = chosen.get(f"{kind[row.row]}/{row.engine}")
+        fitted = fit["request_latency_ms"][protocol] / 1e3 if fit and fit["rows"] >= MIN_ROWS else 0.0
+        return Client(protocol, fitted)
+    return latency
 
 
 def by_source(kind: dict[int, str] | None = None):
@@ -91,12 +110,19 @@ def main() -> int:
                     help="how each row's benchmark is run (opgraph.analysis.serving_validate; by-source: as each "
                     "campaign's tooling documents its client; by-campaign: as fit_protocol.py chose per campaign on "
                     "the B200/GB200 rows, else as by-source; default: steady)")
+    ap.add_argument("--latency", choices=("none", "fitted"), default="none",
+                    help="each request's time outside the engine, added to TTFT: none (default), or as fit_protocol.py "
+                    "fitted it for the row's campaign and engine on the B200/GB200 rows under the row's protocol")
     ap.add_argument("--format", default="table", help="table, markdown, json or csv (default: table)")
     args = ap.parse_args()
     split = lambda text: text.split(",") if text else None  # noqa: E731
     t0 = time.perf_counter()
-    v = validate_serving(serving_measurements.read(DATA), serving_row, str(DATA), protocol=args.protocol,
-                         limit=args.limit, per_row=per_row(args.protocol),
+    client = per_row(args.protocol)
+    if args.latency == "fitted":
+        client = with_latency(client or (lambda row: args.protocol))
+    v = validate_serving(serving_measurements.read(DATA), serving_row, str(DATA),
+                         protocol=args.protocol + (" + fitted latency" if args.latency == "fitted" else ""),
+                         limit=args.limit, per_row=client,
                          where=selected(split(args.gpus), split(args.models), split(args.engines)))
     print(render(v, args.format), end="")
     print(f"{len(v.predictions):,} rows predicted in {time.perf_counter() - t0:.0f} s")

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from check_serving import BY_CAMPAIGN, BY_SOURCE, per_row, rows  # noqa: E402
 
-from opgraph.analysis.serving_validate import PROTOCOLS, predict  # noqa: E402
+from opgraph.analysis.serving_validate import PROTOCOLS, Client, predict  # noqa: E402
 from opgraph.choices import serving_row  # noqa: E402
 from opgraph.errors import OpgraphError  # noqa: E402
 
@@ -46,7 +46,7 @@ def main() -> int:
     for r in rows(FIT_GPUS, args.models.split(",") if args.models else None):
         if r.skip or (args.limit and taken[r.engine, r.model] >= args.limit):
             continue
-        protocol = client(r)
+        protocol = Client.of(client(r)).protocol  # TPOT only: a request latency does not change it
         try:
             a = predict(r, serving_row, protocol, overhead_s=0.0).tpot_s
             b = (predict(r, serving_row, protocol, overhead_s=1e-3).tpot_s - a) / 1e-3

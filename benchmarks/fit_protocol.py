@@ -4,12 +4,15 @@
 The serving rows (benchmarks/data/serving-measured.csv.gz) come from several campaigns (its `data_source_kind` column:
 NVIDIA's dated CSVs, database dumps, gap analyses), each run by a client the file does not record, which decides what
 TTFT counts (opgraph.analysis.serving_validate.PROTOCOLS: an endless closed loop's steady state, InferenceMAX's 10 x C
-requests, one wave of C requests sent at once, or aiconfigurator's aiperf rounds of 20 x C). Here every protocol
-serves each campaign's B200 and GB200 rows (per engine where it has such rows), and the one with the lowest median
-|TTFT error| is kept where at least MIN_ROWS rows were predicted; campaigns or engines with fewer are recorded as
-`steady`, and check_serving.py serves them under the client their tooling documents instead (its `by-source`). Nothing
-else is fitted, and no H100 or H200 row is read. Writes benchmarks/data/serving-protocols.json (the choice and the
-figures it was made on).
+requests, one wave of C requests sent at once, or aiconfigurator's aiperf rounds of 20 x C), and each through a server
+whose own time per request (HTTP handling, tokenization, streaming: `opgraph serve --request-latency-ms`) no kernel
+shows. Here every protocol serves each campaign's B200 and GB200 rows (per engine where it has such rows), and the one
+with the lowest median |TTFT error| is kept where at least MIN_ROWS rows were predicted; campaigns or engines with
+fewer are recorded as `steady`, and check_serving.py serves them under the client their tooling documents instead (its
+`by-source`). Under each protocol the request latency is fitted too: the median of measured less predicted TTFT (none
+if that is negative: a time outside the engine cannot make TTFT shorter), which `check_serving.py --latency fitted`
+adds to the held-out rows served under that protocol. Nothing else is fitted, and no H100 or H200 row is read. Writes
+benchmarks/data/serving-protocols.json (the choices and the figures they were made on).
 
     python benchmarks/fit_protocol.py               # at most 40 rows per (engine, GPU, model): --limit N
 """
@@ -42,6 +45,16 @@ def campaigns(path: Path = DATA) -> dict[int, str]:
         return {i: row["data_source_kind"] for i, row in enumerate(csv.DictReader(f), 1)}
 
 
+def fitted(seen: list[tuple[float, float, float]]) -> tuple[float, float, float, float]:
+    """Rows' (measured TTFT, predicted TTFT, |TPOT error|) -> the request latency (the median of measured less predicted
+    TTFT, at least 0), the median |TTFT error| with it and without it, and the median |TPOT error| (which the latency
+    does not change)."""
+    measured, predicted, tpot = (np.array(c) for c in zip(*seen))
+    latency = max(float(np.median(measured - predicted)), 0.0)
+    return (latency, float(np.median(abs(predicted + latency - measured) / measured)),
+            float(np.median(abs(predicted - measured) / measured)), float(np.median(tpot)))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=40, help="rows per (engine, GPU, model) at most (default: 40)")
@@ -49,22 +62,24 @@ def main() -> int:
     t0 = time.perf_counter()
     kind = campaigns()
     rows = [r for r in serving_measurements.read(DATA) if r.gpu in FIT_GPUS]
-    errors: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    seen: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for protocol in PROTOCOLS:
         v = validate_serving(rows, serving_row, str(DATA), protocol=protocol, limit=args.limit)
         for p in v.predictions:
-            errors[kind[p.row.row], p.row.engine][protocol].append((abs(p.ttft_error), abs(p.tpot_error)))
+            seen[kind[p.row.row], p.row.engine][protocol].append((p.row.ttft_s, p.ttft_s, abs(p.tpot_error)))
     chosen = {}
-    for (campaign, engine), by in sorted(errors.items()):
-        medians = {pr: (float(np.median([e[0] for e in es])), float(np.median([e[1] for e in es])))
-                   for pr, es in by.items()}
-        best = min(medians, key=lambda pr: medians[pr][0]) if len(by["steady"]) >= MIN_ROWS else "steady"
+    for (campaign, engine), by in sorted(seen.items()):
+        fits = {pr: fitted(es) for pr, es in by.items()}
+        best = min(fits, key=lambda pr: fits[pr][2]) if len(by["steady"]) >= MIN_ROWS else "steady"
         chosen[f"{campaign}/{engine}"] = {
             "protocol": best, "rows": len(by[best]),
-            "ttft_median_error": {pr: round(m[0], 4) for pr, m in medians.items()},
-            "tpot_median_error": {pr: round(m[1], 4) for pr, m in medians.items()}}
+            "request_latency_ms": {pr: round(f[0] * 1e3, 1) for pr, f in fits.items()},
+            "ttft_median_error": {pr: round(f[2], 4) for pr, f in fits.items()},
+            "ttft_median_error_with_latency": {pr: round(f[1], 4) for pr, f in fits.items()},
+            "tpot_median_error": {pr: round(f[3], 4) for pr, f in fits.items()}}
         print(f"{campaign:22s} {engine:7s} {len(by[best]):4d} rows: " + ", ".join(
-            f"{pr} TTFT {m[0]:.1%} TPOT {m[1]:.1%}" for pr, m in medians.items()) + f" -> {best}")
+            f"{pr} TTFT {f[2]:.1%} (+{f[0] * 1e3:.0f} ms: {f[1]:.1%}) TPOT {f[3]:.1%}"
+            for pr, f in fits.items()) + f" -> {best}")
     OUT.write_text(json.dumps({"fitted_on": list(FIT_GPUS), "limit": args.limit, "source": DATA.name,
                                "chosen": chosen}, indent=1) + "\n")
     print(f"wrote {OUT} ({time.perf_counter() - t0:.0f} s)")

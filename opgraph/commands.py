@@ -396,6 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--overhead-us", type=_float, metavar="US", help="the engine's own time per iteration "
                            "(scheduling, sampling, input preparation), added to each (default: the engine's, fitted on "
                            "measured B200 serving; see docs/serving.md)")
+            p.add_argument("--request-latency-ms", type=_float, metavar="MS", help="each request's time outside the "
+                           "engine: the server's HTTP handling, tokenization and streaming, and the client's; added to "
+                           "its TTFT and end-to-end latency, not to TPOT (default: 0, the engine's times alone; see "
+                           "docs/serving.md for figures measured campaigns show)")
         if name == "generate":
             p.add_argument("--batch", type=_int, default=choices.DEFAULT_BATCH, help="sequences (default: 32)")
             p.add_argument("--prompt", type=_int, required=True, metavar="P", help="prompt tokens per sequence")

@@ -226,7 +226,8 @@ def disaggregated_run(a):
         raise OpgraphError(f"--disaggregate: {a.disaggregate!r} is not XpYd (prefill and decode workers, e.g. 1p2d)")
     for flag, value in (("--requests", a.requests), ("--max-batch-tokens", a.max_batch_tokens),
                         ("--max-seqs", a.max_seqs), ("--memory-fraction", a.memory_fraction),
-                        ("--overhead-us", a.overhead_us), ("--batch-wait", a.batch_wait)):
+                        ("--overhead-us", a.overhead_us), ("--batch-wait", a.batch_wait),
+                        ("--request-latency-ms", a.request_latency_ms)):
         if value is not None:
             raise OpgraphError(f"{flag} is not modelled with --disaggregate yet (a closed loop at --concurrency or an "
                                f"open loop at --rate, the engine's defaults)")
@@ -311,7 +312,9 @@ def serving_run(a):
                          rate=a.rate, prompt=_span("--prompt", a.prompt), output=_span("--output", a.output),
                          engine=engine, seed=a.seed, prefix=a.prefix, speculation=speculation, requests=a.requests,
                          queue=a.queue, overhead_s=None if a.overhead_us is None else
-                         checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6)
+                         checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6,
+                         request_latency_s=0.0 if a.request_latency_ms is None else
+                         checks.number("--request-latency-ms", a.request_latency_ms, minimum=0, maximum=60_000) * 1e-3)
     return attrs.evolve(served, notes=served_notes(a, model) + served.notes)
 
 

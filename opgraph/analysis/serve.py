@@ -267,6 +267,9 @@ class Serving:
     speculation: Speculation | None = None
     requests: int | None = None  # a benchmark of this many requests, every one counted (None: the steady state)
     preemptions: int = 0  # requests preempted in the whole run (the KV cache ran out; their tokens recomputed)
+    # each request's time outside the engine (the server's HTTP handling, tokenization and streaming; the client's),
+    # in its TTFT and end-to-end latency
+    request_latency_s: float = 0.0
 
     @property
     def tokens_per_s_per_gpu(self) -> float:
@@ -293,7 +296,8 @@ def length_range(name: str, value, minimum: int = 1) -> tuple[int, int]:
 def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency: int | None = None,
           rate: float | None = None, engine: Engine | None = None, overhead_s: float | None = None,
           warmup: int | None = None, measure: int | None = None, seed: int = 0, prefix: int = 0,
-          speculation: Speculation | None = None, requests: int | None = None, queue: bool = False) -> Serving:
+          speculation: Speculation | None = None, requests: int | None = None, queue: bool = False,
+          request_latency_s: float = 0.0, request_latency_source: str = "given (--request-latency-ms)") -> Serving:
     """The steady state of requests of `prompt` tokens generating `output` tokens each (a length, or a range
     (low, high) each request draws from uniformly): a closed loop of `concurrency` requests in flight, or an open
     loop of requests arriving at `rate` a second (Poisson, seeded by `seed`). `warmup` completions are not counted
@@ -306,13 +310,21 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     `bench serve --num-prompts N --max-concurrency C`): N requests in all, the first C sent at once, a new one as each
     finishes while any are left, every one counted (no warm-up; the first wave and the drain included). `queue`: a
     closed loop may hold more requests than the engine runs at once or its KV cache holds; the others wait for room,
-    first come first served (else such a concurrency is refused)."""
+    first come first served (else such a concurrency is refused). `request_latency_s`: each request's time outside
+    the engine, from the client's sending it to the engine's having it and from the engine's first token to the
+    client's having it (the server's HTTP handling, tokenization and streaming), added to its TTFT and end-to-end
+    latency (`request_latency_source` says where the figure comes from). Its later tokens take the same way out, so
+    TPOT and the inter-token gaps are the engine's. An open loop's arrivals all reach the engine that much later,
+    which changes nothing else; a closed loop's engine is refilled at once, as if the next request reached it as the
+    last token left (a client sends it only once that token has come back: the note says what share of a request's
+    time the slot would stand empty)."""
     if (concurrency is None) == (rate is None):
         raise OpgraphError("give one of --concurrency (requests in flight) and --rate (requests a second)")
     prompts, outputs = length_range("--prompt", prompt), length_range("--output", output)
     engine = engine or vllm(hw)
     given = overhead_s is not None
     overhead_s = checks.number("overhead_s", overhead_s if given else engine.overhead_s, minimum=0, maximum=1)
+    latency = checks.number("request_latency_s", request_latency_s, minimum=0, maximum=60)
     rng = random.Random(seed)
     prefix = checks.integer("--prefix", prefix, minimum=0)
     bt = engine.block_tokens
@@ -483,6 +495,13 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     if run.preemptions and not (queued and fits < engine.max_seqs):  # else the queued note counts them
         notes += (f"preempted {run.preemptions:,} times: the KV cache ran out and the request admitted last gave "
                   f"back its blocks, its tokens recomputed when it ran again",)
+    e2e = last - arrived[measured] + latency
+    if latency:
+        notes += (f"each request's time outside the engine (HTTP handling, tokenization, streaming): "
+                  f"{latency * 1e3:,.1f} ms added to its TTFT and end-to-end latency, not to TPOT; "
+                  f"{request_latency_source}" + ("" if rate is not None else
+                  f"; the engine is refilled at once, where a client would leave a finished request's slot empty for "
+                  f"that long ({latency / float(e2e.mean()):.1%} of a request's time)"),)
     if lanes > 1:
         notes += (f"pipeline parallel over {lanes} stages: {lanes} batches in flight, one a stage, each of "
                   + (f"{concurrency} requests" if concurrency is not None else f"1/{lanes} of the arrivals")
@@ -490,16 +509,16 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                   f"{lanes} x its slowest stage if longer; one lane is run and stands for each (the batches in flight taken "
                   "to be alike)",)
     return Serving(pricer.model, hw, plan, engine, total, prompts, outputs, gpus, replicas,
-                   Stats.of(first - arrived[measured]),
+                   Stats.of(first - arrived[measured] + latency),
                    Stats.of((last - first)[output > 1] / (output[output > 1] - 1) if (output > 1).any() else [0.0]),
                    Stats.weighted(itl_values, itl_counts) if len(itl_values) else Stats.of([0.0]),
-                   Stats.of(last - arrived[measured]),
+                   Stats.of(e2e),
                    lanes * replicas * float(out[counted].sum()) / (end - start),  # idle time included
                    Stats.of(took[counted]), Stats.of(np.asarray(run.tokens)[counted]),
                    {k: v / total_time for k, v in sorted(by_class.items(), key=lambda kv: -kv[1])},
                    lanes * blocks + shared, run.peak_blocks / (blocks + shared), len(measured), int(counted.sum()),
                    overhead_s, notes, None if rate is None else rate * lanes, seed, prefix, spec,
-                   None if requests is None else requests * lanes, run.preemptions)
+                   None if requests is None else requests * lanes, run.preemptions, latency)
 
 
 def _gaps(run: engine_run.Run, measured: np.ndarray, ended: np.ndarray, decodes_at: np.ndarray, steps, k: int):

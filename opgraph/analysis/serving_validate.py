@@ -53,6 +53,20 @@ AIPERF_ROUNDS = 20  # aiconfigurator's MULTI_ROUND default: requests = 20 x the 
 
 
 @attrs.frozen
+class Client:
+    """How a row's benchmark was run, where a fit says more than its protocol: each request's time outside the
+    engine too (serve's request_latency_s)."""
+
+    protocol: str
+    request_latency_s: float = 0.0
+
+    @classmethod
+    def of(cls, given: "str | Client") -> "Client":
+        """A Client from a protocol's name, or the Client given."""
+        return given if isinstance(given, Client) else cls(given)
+
+
+@attrs.frozen
 class ServingPrediction:
     row: ServingMeasurement
     ttft_s: float
@@ -116,15 +130,16 @@ def load(row: ServingMeasurement, protocol: str) -> dict:
 
 
 def predict(row: ServingMeasurement, resolve: Resolve, protocol: str,
-            overhead_s: float | None = None) -> ServingPrediction:
-    """One row served as measured (an OpgraphError says why it cannot be)."""
+            overhead_s: float | None = None, request_latency_s: float = 0.0) -> ServingPrediction:
+    """One row served as measured (an OpgraphError says why it cannot be); `request_latency_s`: each request's time
+    outside the engine (serve's), where a fit on other rows gives one."""
     if row.engine not in ENGINES:
         raise OpgraphError(f"engine {row.engine} is not modelled")
     build, gpu = resolve(row)
     engine = configured(ENGINES[row.engine](gpu), row)
     # a concurrency beyond what runs at once queues, as the measured engine queued it
     s = serve(build, planfile.load(engine.plan), gpu, engine=engine, overhead_s=overhead_s, queue=True,
-              **load(row, protocol))
+              request_latency_s=request_latency_s, request_latency_source="fitted", **load(row, protocol))
     return ServingPrediction(row, s.ttft.mean, s.tpot.mean)
 
 
@@ -145,11 +160,11 @@ def configured(engine: Engine, row: ServingMeasurement) -> Engine:
 
 def validate_serving(rows: list[ServingMeasurement], resolve: Resolve, source: str = "", *, protocol: str = "steady",
                      gpu: str | None = None, limit: int | None = None,
-                     per_row: Callable[[ServingMeasurement], str] | None = None,
+                     per_row: Callable[[ServingMeasurement], "str | Client"] | None = None,
                      where: Callable[[ServingMeasurement], bool] | None = None) -> ServingValidation:
     """Predict every row that opgraph models (of `gpu` only, if given, and only those `where` keeps; at most `limit`
-    per engine, GPU and model), each under `protocol`, or under the protocol `per_row` gives it (then `protocol` names
-    the choice, e.g. "by campaign")."""
+    per engine, GPU and model), each under `protocol`, or under the protocol (or Client) `per_row` gives it (then
+    `protocol` names the choice, e.g. "by campaign")."""
     if per_row is None and protocol not in PROTOCOLS:
         raise OpgraphError(f"unknown --protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
     predictions, skipped, taken, considered = [], Counter(), Counter(), 0
@@ -164,9 +179,10 @@ def validate_serving(rows: list[ServingMeasurement], resolve: Resolve, source: s
         if not why:
             try:
                 own = per_row(row) if per_row else protocol
-                if own not in PROTOCOLS:
-                    raise ValueError(f"row {row.row}: protocol {own!r} is not one of {', '.join(PROTOCOLS)}")
-                predictions.append(predict(row, resolve, own))
+                own = Client.of(own)
+                if own.protocol not in PROTOCOLS:
+                    raise ValueError(f"row {row.row}: protocol {own.protocol!r} is not one of {', '.join(PROTOCOLS)}")
+                predictions.append(predict(row, resolve, own.protocol, request_latency_s=own.request_latency_s))
                 taken[key] += 1
                 continue
             except OpgraphError as e:

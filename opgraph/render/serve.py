@@ -48,7 +48,7 @@ def as_json(s: Serving, fmt: str) -> str:
         "share_of_iteration_time_by_class": s.by_class, "kv_cache_blocks_per_gpu": s.kv_blocks,
         "kv_cache_peak_use": s.kv_used, "requests_measured": s.measured, "iterations_measured": s.iterations,
         "preemptions": s.preemptions,
-        "overhead_s_per_iteration": s.overhead_s, "notes": list(s.notes),
+        "overhead_s_per_iteration": s.overhead_s, "request_latency_s": s.request_latency_s, "notes": list(s.notes),
     })
 
 

@@ -36,8 +36,11 @@ def test_benchmark_script_runs(script, args, expect, tmp_path):
 def test_each_campaigns_client_is_its_fitted_choice_where_enough_rows_chose_it_else_its_documented_one():
     """check_serving.py --protocol by-source / by-campaign: the Dynamo campaign (aiconfigurator's generated aiperf
     benchmark) has 2 B200/GB200 TensorRT-LLM rows, too few to choose on, so it keeps its documented client; the dated
-    CSVs' TensorRT-LLM rows take what fit_protocol.py chose on theirs."""
+    CSVs' TensorRT-LLM rows take what fit_protocol.py chose on theirs, and with --latency fitted the request latency
+    fitted under it."""
     import json
+
+    from opgraph.analysis.serving_validate import Client
     sys.path.insert(0, str(BENCH))
     try:
         import check_serving
@@ -54,4 +57,9 @@ def test_each_campaigns_client_is_its_fitted_choice_where_enough_rows_chose_it_e
     assert chosen["aic-auto-gap-analysis/trtllm"]["rows"] < MIN_ROWS <= chosen["dated-csv/trtllm"]["rows"]
     assert {source(r) for r in dynamo} == {campaign(r) for r in dynamo} == {"aiperf"}
     assert {source(r) for r in dated} == {"inferencemax"}
-    assert {campaign(r) for r in dated} == {chosen["dated-csv/trtllm"]["protocol"]}
+    fit = chosen["dated-csv/trtllm"]
+    assert {campaign(r) for r in dated} == {fit["protocol"]}
+    # --latency fitted: the latency fitted under the protocol each row is served with, none where too few rows fitted
+    assert {check_serving.with_latency(campaign, kind)(r) for r in dated} == {
+        Client(fit["protocol"], fit["request_latency_ms"][fit["protocol"]] / 1000)}
+    assert {check_serving.with_latency(source, kind)(r) for r in dynamo} == {Client("aiperf", 0.0)}

@@ -1,0 +1,90 @@
+"""Each request's time outside the engine (`opgraph serve --request-latency-ms`; issue 17 §7's TTFT): the server's
+HTTP handling, tokenization and streaming, and the client's. It is added to a request's TTFT and end-to-end latency
+and to nothing else: the engine's schedule, its TPOT, inter-token gaps and throughput are those without it. The
+expected values follow from that definition: the same run's figures, plus the latency where it belongs."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from opgraph import hardware, models
+from opgraph.analysis.serve import serve, vllm
+from opgraph.analysis.serving_validate import Client, validate_serving
+from opgraph.choices import serving_row
+from opgraph.errors import OpgraphError
+from opgraph.files import planfile, serving_measurements
+from opgraph.models import BuildOptions
+from serving_csv import serving_csv
+from userland import opgraph
+
+BENCH = Path(__file__).parents[2] / "benchmarks"
+
+
+def _served(latency: float, **load):
+    hw = hardware.load("h100-sxm")
+    build = lambda ph: models.get("llama-3-8b").build(ph, BuildOptions())  # noqa: E731
+    return serve(build, planfile.load("vllm"), hw, engine=vllm(hw), prompt=512, output=64,
+                 request_latency_s=latency, **load)
+
+
+@pytest.mark.parametrize("load", [dict(concurrency=8), dict(rate=4.0), dict(concurrency=4, requests=12)])
+def test_the_latency_adds_to_ttft_and_end_to_end_and_nothing_else(load):
+    plain, late = _served(0.0, **load), _served(0.05, **load)
+    for stat in ("mean", "p50", "p90", "p99"):
+        assert getattr(late.ttft, stat) == pytest.approx(getattr(plain.ttft, stat) + 0.05, abs=1e-12)
+        assert getattr(late.e2e, stat) == pytest.approx(getattr(plain.e2e, stat) + 0.05, abs=1e-12)
+    assert (late.tpot, late.itl, late.iteration) == (plain.tpot, plain.itl, plain.iteration)
+    assert late.tokens_per_s == plain.tokens_per_s and late.request_latency_s == 0.05
+    note, = (n for n in late.notes if "outside the engine" in n)
+    assert "50.0 ms added to its TTFT and end-to-end latency" in note
+    # a closed loop's engine is refilled at once: the note gives the share of a request's time the slot would idle
+    assert ("refilled at once" in note) == ("rate" not in load)
+    if "rate" not in load:
+        assert f"({0.05 / late.e2e.mean:.1%} of a request's time)" in note
+    assert not any("outside the engine" in n for n in plain.notes)
+
+
+def test_serve_request_latency_option_and_its_errors():
+    def run(*extra):
+        return opgraph("serve", "llama-3-8b", "--concurrency", "4", "--prompt", "256", "--output", "32", *extra)
+    late, plain = (run(*extra, "--format", "json") for extra in (("--request-latency-ms", "40"), ()))
+    assert late.returncode == plain.returncode == 0, late.stderr + plain.stderr
+    late, plain = json.loads(late.stdout), json.loads(plain.stdout)
+    assert late["request_latency_s"] == 0.04 and plain["request_latency_s"] == 0.0
+    assert late["ttft_s"] == pytest.approx(plain["ttft_s"] + 0.04, abs=1e-12)
+    assert late["tpot_s"] == plain["tpot_s"]
+    for extra, message in ((("--request-latency-ms", "-1"), "--request-latency-ms must be a finite number >= 0"),
+                           (("--request-latency-ms", "5", "--disaggregate", "1p1d"),
+                            "--request-latency-ms is not modelled with --disaggregate")):
+        r = run(*extra)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    with pytest.raises(OpgraphError, match="request_latency_s must be a finite number >= 0"):
+        _served(float("nan"), concurrency=2)
+
+
+def test_a_client_carries_its_latency_to_the_rows_it_serves(tmp_path):
+    rows = serving_measurements.read(serving_csv(tmp_path, "max_batch_tokens", "llama-3-8b,h100-sxm,vllm,1,4,256,32,"
+                                                 "50.0,10.0,"))
+    plain, late = (validate_serving(rows, serving_row, "rows.csv", protocol="by campaign",
+                                    per_row=lambda row, c=client: c).predictions[0]
+                   for client in ("steady", Client("steady", 0.025)))
+    assert late.ttft_s == pytest.approx(plain.ttft_s + 0.025, abs=1e-12) and late.tpot_s == plain.tpot_s
+    assert Client.of("wave") == Client("wave", 0.0) and Client.of(Client("wave", 1.0)) == Client("wave", 1.0)
+
+
+def test_fit_protocol_takes_the_median_gap_as_the_latency_and_none_below_zero():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from fit_protocol import fitted
+    finally:
+        sys.path.remove(str(BENCH))
+    # gaps (measured - predicted) of 0.01, 0.03 and 0.08 s: the median, 0.03 s, is the latency; then the TTFT errors
+    # are |(0.1 + 0.03) - 0.11| / 0.11, 0, |(0.1 + 0.03) - 0.18| / 0.18
+    latency, with_it, without, tpot = fitted([(0.11, 0.10, 0.05), (0.23, 0.20, 0.10), (0.18, 0.10, 0.02)])
+    assert latency == pytest.approx(0.03)
+    assert with_it == pytest.approx(0.02 / 0.11)
+    assert without == pytest.approx(0.03 / 0.23) and tpot == 0.05
+    # predicted slower than measured: no negative time outside the engine
+    assert fitted([(0.1, 0.2, 0.0), (0.1, 0.3, 0.0), (0.1, 0.12, 0.0)])[0] == 0.0
