@@ -285,6 +285,9 @@ def _plan_options(p) -> None:
                    "means, so candidates are run event by event (as 'opgraph serve'), best first, until one is within")
     p.add_argument("--max-ttft-p90", type=_float, metavar="MS", help="with --concurrency: the same for the 90th "
                    "percentile of TTFT")
+    p.add_argument("--request-latency-ms", type=_float, metavar="MS", help="with --concurrency: each request's time "
+                   "outside the engine (the server's HTTP handling, tokenization and streaming, and the client's), "
+                   "added to every candidate's TTFT before --max-ttft and --max-ttft-p90 judge it (default: 0)")
     p.add_argument("--top", type=_int, default=10, metavar="N", help="candidates to list in the table "
                    "(default: 10; json and csv list all)")
     p.add_argument("--concurrency", metavar="LIST", help="plan for serving: requests in flight per replica to "

@@ -135,9 +135,11 @@ def planning(a):
                            for c in sweep.parse_values(a.concurrency, "--concurrency")],
             max_ttft_s=ms["max_ttft"], max_tpot_s=ms["max_tpot"], disaggregated=a.disaggregated,
             batch_tokens=sweep.parse_values(a.max_batch_tokens, "--max-batch-tokens") if a.max_batch_tokens else (),
-            draft=drafted, max_tpot_p90_s=ms["max_tpot_p90"], max_ttft_p90_s=ms["max_ttft_p90"])
+            draft=drafted, max_tpot_p90_s=ms["max_tpot_p90"], max_ttft_p90_s=ms["max_ttft_p90"],
+            request_latency_s=_request_latency(a))
         return attrs.evolve(found, top=top, notes=served_notes(a, model) + found.notes)
-    for flag in ("disaggregated", "max_batch_tokens", "draft", "acceptance", "max_tpot_p90", "max_ttft_p90"):
+    for flag in ("disaggregated", "max_batch_tokens", "draft", "acceptance", "max_tpot_p90", "max_ttft_p90",
+                 "request_latency_ms"):
         if getattr(a, flag):
             raise OpgraphError(f"--{flag.replace('_', '-')} plans serving in flight: give --concurrency too")
     if a.engine != "vllm":
@@ -211,6 +213,12 @@ def _batch_wait(text: str, engine: str) -> tuple[float, int]:
                            f"0.9,20)") from None
     return (checks.number("--batch-wait's RATIO", ratio, above=0, maximum=1),
             checks.integer("--batch-wait's ITERS", iters))
+
+
+def _request_latency(a) -> float:
+    """--request-latency-ms in seconds (0 when not given)."""
+    given = a.request_latency_ms
+    return 0.0 if given is None else checks.number("--request-latency-ms", given, minimum=0, maximum=60_000) * 1e-3
 
 
 def disaggregated_run(a):
@@ -313,8 +321,7 @@ def serving_run(a):
                          engine=engine, seed=a.seed, prefix=a.prefix, speculation=speculation, requests=a.requests,
                          queue=a.queue, overhead_s=None if a.overhead_us is None else
                          checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6,
-                         request_latency_s=0.0 if a.request_latency_ms is None else
-                         checks.number("--request-latency-ms", a.request_latency_ms, minimum=0, maximum=60_000) * 1e-3)
+                         request_latency_s=_request_latency(a))
     return attrs.evolve(served, notes=served_notes(a, model) + served.notes)
 
 

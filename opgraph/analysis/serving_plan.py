@@ -157,6 +157,7 @@ class ServingPlan:
     budgets_searched: bool = False  # several token budgets an iteration were tried
     draft: Draft | None = None  # speculative decoding tried beside plain decoding
     event_runs: int = 0  # candidates run event by event for their p90s (p90 limits given)
+    request_latency_s: float = 0.0  # each request's time outside the engine, in every candidate's TTFT
 
     @property
     def front(self) -> tuple[ServingCandidate, ...]:
@@ -188,7 +189,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
                    max_tpot_s: float | None = None, among: Sequence[Layout] | None = None,
                    disaggregated: bool = False, batch_tokens: Sequence[int] = (),
                    draft: Draft | None = None, max_ttft_p90_s: float | None = None,
-                   max_tpot_p90_s: float | None = None) -> ServingPlan:
+                   max_tpot_p90_s: float | None = None, request_latency_s: float = 0.0) -> ServingPlan:
     """Every serving layout of `gpus` GPUs (or those of them in `among`) at every concurrency per replica that fits,
     for `engine`'s scheduler and kernels (or `plan`'s), under each of the token budgets an iteration in `batch_tokens`
     (default: the engine's own); with `disaggregated`, every split into prefill and decode workers as well (at the
@@ -196,7 +197,8 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
     which is searched itself. With `draft`, each aggregated layout without pipeline stages is also served with
     speculative decoding (its KV cache then holds the draft's weights and cache too). With p90 limits, the candidates
     within the mean limits are run event by event (`serve`), most tokens/s per GPU first, until one is within the p90
-    limits too (at most MOST_EVENT_RUNS): the closed form gives means only."""
+    limits too (at most MOST_EVENT_RUNS): the closed form gives means only. `request_latency_s`: each request's time
+    outside the engine (`serve`'s), in every candidate's TTFT before the limits judge it."""
     start = time.perf_counter()
     checks.integer("--gpus", gpus, maximum=1024)
     checks.integer("--prompt", prompt)
@@ -207,6 +209,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
                          ("max_ttft_p90_s", max_ttft_p90_s)):
         if value is not None:
             limits[limit] = checks.number(f"--{limit[:-2].replace('_', '-')}", value, above=0, maximum=1e6)
+    latency = checks.number("request_latency_s", request_latency_s, minimum=0, maximum=60)
     found, dropped, too_big, notes = [], [], 0, ()
     runs = {}  # (layout, concurrency, budget, speculative) -> how `serve` runs it, for p90 limits
     concurrencies = sorted(set(concurrencies))
@@ -243,7 +246,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
                     too_big += 1
                     continue
                 try:
-                    s = steady(pricer, eng, c, prompt, output, drafting=way)
+                    s = outside(steady(pricer, eng, c, prompt, output, drafting=way), latency)
                 except OpgraphError:  # the decodes alone fill the budget, or a whole prompt cannot fit
                     too_big += 1
                     continue
@@ -251,10 +254,10 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
                                               max_batched_tokens=eng.max_batched_tokens, speculative=way is not None))
                 runs[(layout, c, eng.max_batched_tokens, way is not None)] = functools.partial(
                     serve, build, fusion, group_hw, engine=eng, concurrency=c, prompt=prompt, output=output,
-                    speculation=way.speculation if way else None)
+                    speculation=way.speculation if way else None, request_latency_s=latency)
     if disaggregated:
         more, big, notes = _split_candidates(arrange, hw, gpus, moe, prompt, output, engine, plan, concurrencies,
-                                             dropped, draft)
+                                             dropped, draft, latency)
         found += [ServingCandidate(split, c, s, per_gpu, within(s), max_batched_tokens=b, speculative=drafted)
                   for split, c, s, per_gpu, b, drafted in more]
         too_big += big
@@ -282,17 +285,27 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
         best = c
         break
     fusion_name = plan.name if plan is not None else ENGINES[engine](hw).plan
+    if latency:
+        notes += (f"each request's time outside the engine (HTTP handling, tokenization, streaming): "
+                  f"{latency * 1e3:,.1f} ms added to every candidate's TTFT, given (--request-latency-ms)",)
     return ServingPlan(name, hw, engine, fusion_name, gpus, prompt, output, tuple(found), best, too_big,
                        tuple(dropped), limits, time.perf_counter() - start, disaggregated=disaggregated,
-                       notes=notes, budgets_searched=len(budgets) > 1, draft=draft, event_runs=event_runs)
+                       notes=notes, budgets_searched=len(budgets) > 1, draft=draft, event_runs=event_runs,
+                       request_latency_s=latency)
+
+
+def outside(state: Steady, latency: float) -> Steady:
+    """A steady state as a client sees it: `latency` seconds outside the engine in its TTFT (nothing else changes)."""
+    return attrs.evolve(state, ttft_s=state.ttft_s + latency) if latency else state
 
 
 def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prompt: int, output: int, engine: str,
-                      plan: FusionPlan | None, concurrencies: Sequence[int], dropped: list, draft: Draft | None):
+                      plan: FusionPlan | None, concurrencies: Sequence[int], dropped: list, draft: Draft | None,
+                      latency: float = 0.0):
     """(split, concurrency per decode replica, steady state, tokens/s per GPU, the prefill workers' token budget,
     speculative or not) of every split that fits (with `draft`, each with and without it), how many (split,
     concurrency) pairs did not fit, and what the splits assume (notes); a worker layout that cannot be built is
-    added to `dropped`, once."""
+    added to `dropped`, once. `latency`: each request's time outside the engine, in the TTFT."""
     if hw.interconnect is None:
         raise OpgraphError(f"hardware {hw.name!r} has no [interconnect] table: a disaggregated deployment's KV-cache "
                            f"move cannot be priced; plan without --disaggregated")
@@ -329,8 +342,8 @@ def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prom
                     continue
                 d = disaggregated_state(prefill.pricer.model, hw, prefill, decode, concurrency=c, prompt=prompt,
                                         output=output, same_node=one_node(hw, gpus))
-                state = Steady(d.ttft_s, d.tpot_s, d.tokens_per_s, d.tpot_s,
-                               math.ceil(prompt / prefill.engine.max_batched_tokens))
+                state = outside(Steady(d.ttft_s, d.tpot_s, d.tokens_per_s, d.tpot_s,
+                                       math.ceil(prompt / prefill.engine.max_batched_tokens)), latency)
                 out.append((split, c, state, d.tokens_per_s_per_gpu, prefill.engine.max_batched_tokens, drafted))
                 if not drafted:
                     notes = d.notes  # the same link and assumptions for every split of these GPUs

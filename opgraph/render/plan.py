@@ -187,7 +187,7 @@ def serving_json(s: ServingPlan, fmt: str) -> str:
         "prompt_tokens": s.prompt, "output_tokens": s.output, "limits": s.limits,
         "units": {"*_s": "s", "*_per_gpu": "output tokens/s per GPU", "*_per_user": "output tokens/s per user"},
         "search_s": s.seconds, "too_big": s.too_big, "disaggregated_searched": s.disaggregated, "notes": list(s.notes),
-        "event_runs": s.event_runs,
+        "event_runs": s.event_runs, "request_latency_s": s.request_latency_s,
         "draft": None if s.draft is None else {"model": s.draft.name, "tokens_a_step": s.draft.tokens,
                                                "acceptance": list(s.draft.acceptance), "assumed": True},
         "best": None if s.best is None else _serving_dict(s.best, s.best),

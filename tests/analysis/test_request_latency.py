@@ -88,3 +88,32 @@ def test_fit_protocol_takes_the_median_gap_as_the_latency_and_none_below_zero():
     assert without == pytest.approx(0.03 / 0.23) and tpot == 0.05
     # predicted slower than measured: no negative time outside the engine
     assert fitted([(0.1, 0.2, 0.0), (0.1, 0.3, 0.0), (0.1, 0.12, 0.0)])[0] == 0.0
+
+
+def _plan(*extra):
+    r = opgraph("plan", "llama-3-8b", "--gpus", "2", "--concurrency", "4,16", "--prompt", "1024", "--output", "128",
+                "--format", "json", *extra)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_plan_judges_every_candidates_ttft_with_the_latency_in_it():
+    plain, late = _plan(), _plan("--request-latency-ms", "60")
+    assert late["request_latency_s"] == 0.06 and plain["request_latency_s"] == 0.0
+    assert len(late["candidates"]) == len(plain["candidates"])
+    for a, b in zip(plain["candidates"], late["candidates"]):
+        assert (a["layout"], a["concurrency_per_replica"]) == (b["layout"], b["concurrency_per_replica"])
+        assert b["expected_ttft_s"] == pytest.approx(a["expected_ttft_s"] + 0.06, abs=1e-12)
+        assert b["expected_tpot_s"] == a["expected_tpot_s"]
+    # a TTFT limit the engine meets alone but not with 60 ms more: nothing is within it
+    limit = str(1e3 * min(c["expected_ttft_s"] for c in plain["candidates"]) + 30)
+    assert _plan("--max-ttft", limit)["best"] is not None
+    assert _plan("--max-ttft", limit, "--request-latency-ms", "60")["best"] is None
+    # the event run that p90 limits call for carries it too
+    early, late = (_plan("--max-ttft-p90", "10000", *extra)["best"] for extra in ((), ("--request-latency-ms", "60")))
+    assert (early["layout"], early["concurrency_per_replica"]) == (late["layout"], late["concurrency_per_replica"])
+    for key in ("p90_ttft_s", "event_ttft_s"):
+        assert late[key] == pytest.approx(early[key] + 0.06, abs=1e-12)
+    assert late["p90_tpot_s"] == early["p90_tpot_s"]
+    r = opgraph("plan", "llama-3-8b", "--gpus", "2", "--request-latency-ms", "5")
+    assert r.returncode == 2 and "--request-latency-ms plans serving in flight: give --concurrency too" in r.stderr
