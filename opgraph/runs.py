@@ -226,7 +226,7 @@ def disaggregated_run(a):
     import re
 
     from opgraph.analysis import disaggregated_events, serve
-    from opgraph.analysis.disaggregated import disaggregated, one_node, side
+    from opgraph.analysis.disaggregated import disaggregated, one_node, side, with_request_latency
     from opgraph.analysis.serving_plan import Draft
 
     match = re.fullmatch(r"(\d+)p(\d+)d", a.disaggregate.strip().lower())
@@ -234,8 +234,7 @@ def disaggregated_run(a):
         raise OpgraphError(f"--disaggregate: {a.disaggregate!r} is not XpYd (prefill and decode workers, e.g. 1p2d)")
     for flag, value in (("--requests", a.requests), ("--max-batch-tokens", a.max_batch_tokens),
                         ("--max-seqs", a.max_seqs), ("--memory-fraction", a.memory_fraction),
-                        ("--overhead-us", a.overhead_us), ("--batch-wait", a.batch_wait),
-                        ("--request-latency-ms", a.request_latency_ms)):
+                        ("--overhead-us", a.overhead_us), ("--batch-wait", a.batch_wait)):
         if value is not None:
             raise OpgraphError(f"{flag} is not modelled with --disaggregate yet (a closed loop at --concurrency or an "
                                f"open loop at --rate, the engine's defaults)")
@@ -287,9 +286,9 @@ def disaggregated_run(a):
             f"lengths drawn uniformly from prompts of {prompts[0]:,} to {prompts[1]:,} tokens and outputs of "
             f"{outputs[0]:,} to {outputs[1]:,}: the closed form takes the means ({prompt:,} and {output:,}), the event "
             f"run draws each request's (seed {a.seed})",))
-    return attrs.evolve(d, events=disaggregated_events.run(
+    return with_request_latency(attrs.evolve(d, events=disaggregated_events.run(
         *sides, concurrency=a.concurrency, rate=a.rate, prompt=prompts, output=outputs, transfer_s=d.transfer_s,
-        holds=holds, decoding=d.decoding, seed=a.seed))
+        holds=holds, decoding=d.decoding, seed=a.seed)), _request_latency(a))
 
 
 def serving_run(a):

@@ -23,6 +23,7 @@ import attrs
 from opgraph.analysis.capacity import Drafting, iteration_s
 from opgraph.analysis.iteration import IterationPricer
 from opgraph.analysis.memory import footprint_of
+from opgraph.analysis.serve import latency_note
 from opgraph.core import checks
 from opgraph.core.phase import Phase
 from opgraph.errors import OpgraphError
@@ -70,6 +71,7 @@ class Disaggregated:
     bound: str  # the pool that bounds the rate ("" in an open loop: the rate is given)
     notes: tuple[str, ...] = ()
     events: object = None  # opgraph.analysis.disaggregated_events.DisaggregatedRun: the same load request by request
+    request_latency_s: float = 0.0  # each request's time outside the engines, in its TTFT and end-to-end latency
 
     @property
     def gpus(self) -> int:
@@ -216,3 +218,16 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
              holding / (c or decode.engine.max_seqs), gpus[1]),
         c, holding, p, g, waiting + t_p + transfer, t_d, t_p, transfer, waiting, kv,
         "NVLink" if same_node else "network", rate, bound, notes)
+
+
+def with_request_latency(d: Disaggregated, latency: float) -> Disaggregated:
+    """`d` as a client sees it: each request's `latency` seconds outside the engines (HTTP handling, tokenization,
+    streaming) in its TTFT and end-to-end latency, closed form and event run alike; nothing else changes."""
+    if not latency:
+        return d
+    events = d.events if d.events is None else attrs.evolve(d.events, ttft=d.events.ttft.shifted(latency),
+                                                            e2e=d.events.e2e.shifted(latency))
+    # a closed loop is refilled at once, as serve's is: say what share of a request's time that is
+    idle = latency / events.e2e.mean if d.concurrency is not None and events is not None else None
+    return attrs.evolve(d, ttft_s=d.ttft_s + latency, events=events, request_latency_s=latency,
+                        notes=d.notes + (latency_note(latency, "given (--request-latency-ms)", idle),))

@@ -216,6 +216,10 @@ class Stats:
         a = np.asarray(values, dtype=np.float64)
         return cls(float(a.mean()), *(float(np.quantile(a, q)) for q in (0.5, 0.9, 0.99)))
 
+    def shifted(self, seconds: float) -> "Stats":
+        """Every value `seconds` later (a time outside what was run, added to each request's)."""
+        return Stats(self.mean + seconds, self.p50 + seconds, self.p90 + seconds, self.p99 + seconds)
+
     @classmethod
     def weighted(cls, values, counts) -> "Stats":
         """Stats.of the values, each repeated its count of times (whole, at least 1), without repeating them: numpy's
@@ -495,13 +499,9 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     if run.preemptions and not (queued and fits < engine.max_seqs):  # else the queued note counts them
         notes += (f"preempted {run.preemptions:,} times: the KV cache ran out and the request admitted last gave "
                   f"back its blocks, its tokens recomputed when it ran again",)
-    e2e = last - arrived[measured] + latency
+    e2e = Stats.of(last - arrived[measured]).shifted(latency)
     if latency:
-        notes += (f"each request's time outside the engine (HTTP handling, tokenization, streaming): "
-                  f"{latency * 1e3:,.1f} ms added to its TTFT and end-to-end latency, not to TPOT; "
-                  f"{request_latency_source}" + ("" if rate is not None else
-                  f"; the engine is refilled at once, where a client would leave a finished request's slot empty for "
-                  f"that long ({latency / float(e2e.mean()):.1%} of a request's time)"),)
+        notes += (latency_note(latency, request_latency_source, None if rate is not None else latency / e2e.mean),)
     if lanes > 1:
         notes += (f"pipeline parallel over {lanes} stages: {lanes} batches in flight, one a stage, each of "
                   + (f"{concurrency} requests" if concurrency is not None else f"1/{lanes} of the arrivals")
@@ -509,16 +509,25 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                   f"{lanes} x its slowest stage if longer; one lane is run and stands for each (the batches in flight taken "
                   "to be alike)",)
     return Serving(pricer.model, hw, plan, engine, total, prompts, outputs, gpus, replicas,
-                   Stats.of(first - arrived[measured] + latency),
+                   Stats.of(first - arrived[measured]).shifted(latency),
                    Stats.of((last - first)[output > 1] / (output[output > 1] - 1) if (output > 1).any() else [0.0]),
                    Stats.weighted(itl_values, itl_counts) if len(itl_values) else Stats.of([0.0]),
-                   Stats.of(e2e),
+                   e2e,
                    lanes * replicas * float(out[counted].sum()) / (end - start),  # idle time included
                    Stats.of(took[counted]), Stats.of(np.asarray(run.tokens)[counted]),
                    {k: v / total_time for k, v in sorted(by_class.items(), key=lambda kv: -kv[1])},
                    lanes * blocks + shared, run.peak_blocks / (blocks + shared), len(measured), int(counted.sum()),
                    overhead_s, notes, None if rate is None else rate * lanes, seed, prefix, spec,
                    None if requests is None else requests * lanes, run.preemptions, latency)
+
+
+def latency_note(latency: float, source: str, idle_share: float | None = None) -> str:
+    """What a request latency adds, in words: `source` says where the figure comes from; `idle_share`, for a closed
+    loop refilled at once, the share of a request's time a client would leave its slot empty."""
+    return (f"each request's time outside the engine (HTTP handling, tokenization, streaming): {latency * 1e3:,.1f} ms "
+            f"added to its TTFT and end-to-end latency, not to TPOT; {source}" + (
+                "" if idle_share is None else f"; the engine is refilled at once, where a client would leave a "
+                f"finished request's slot empty for that long ({idle_share:.1%} of a request's time)"))
 
 
 def _gaps(run: engine_run.Run, measured: np.ndarray, ended: np.ndarray, decodes_at: np.ndarray, steps, k: int):

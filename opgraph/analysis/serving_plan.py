@@ -36,7 +36,8 @@ from opgraph.analysis.capacity import Drafting, Steady, steady
 from opgraph.analysis.disaggregated import disaggregated as disaggregated_state, one_node, side
 from opgraph.analysis.iteration import IterationPricer
 from opgraph.analysis.plan import Arrange, Dropped, Layout, layouts
-from opgraph.analysis.serve import ENGINES, Speculation, check_speculation, kv_blocks, serve, with_limits
+from opgraph.analysis.serve import (ENGINES, Speculation, check_speculation, kv_blocks, latency_note, serve,
+                                    with_limits)
 from opgraph.core import checks
 from opgraph.core.fusion import FusionPlan
 from opgraph.errors import OpgraphError
@@ -286,8 +287,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
         break
     fusion_name = plan.name if plan is not None else ENGINES[engine](hw).plan
     if latency:
-        notes += (f"each request's time outside the engine (HTTP handling, tokenization, streaming): "
-                  f"{latency * 1e3:,.1f} ms added to every candidate's TTFT, given (--request-latency-ms)",)
+        notes += (latency_note(latency, "given (--request-latency-ms)"),)
     return ServingPlan(name, hw, engine, fusion_name, gpus, prompt, output, tuple(found), best, too_big,
                        tuple(dropped), limits, time.perf_counter() - start, disaggregated=disaggregated,
                        notes=notes, budgets_searched=len(budgets) > 1, draft=draft, event_runs=event_runs,

@@ -62,6 +62,8 @@ def as_text(d: Disaggregated, fmt: str) -> str:
             ["  waiting for a prompt slot", seconds(d.waiting_s)],
             ["  the prompt's prefill iteration", seconds(d.prefill_s)],
             [f"  KV-cache transfer ({d.kv_bytes_per_gpu / 1e6:,.1f} MB a GPU over {d.link})", seconds(d.transfer_s)],
+            *([["  outside the engines (--request-latency-ms)", seconds(d.request_latency_s)]]
+              if d.request_latency_s else []),
             ["time per output token (mean)", seconds(d.tpot_s)],
             ["requests a second, all", sig(d.requests_per_s)],
             ["output tokens/s, all GPUs", sig(d.tokens_per_s)],
@@ -97,6 +99,7 @@ def _record(d: Disaggregated) -> dict:
             "rate_per_s": d.requests_per_s if d.concurrency is None else None,
             "prompt_tokens": d.prompt, "output_tokens": d.output, "ttft_s": d.ttft_s, "tpot_s": d.tpot_s,
             "waiting_s": d.waiting_s, "prefill_s": d.prefill_s, "transfer_s": d.transfer_s,
+            "request_latency_s": d.request_latency_s,
             "kv_bytes_per_gpu": d.kv_bytes_per_gpu, "link": d.link, "requests_per_s": d.requests_per_s,
             "expected_tokens_per_s": d.tokens_per_s, "expected_tokens_per_s_per_gpu": d.tokens_per_s_per_gpu,
             "expected_tokens_per_s_per_user": d.tokens_per_s_per_user, "bound": d.bound or None, "gpus": d.gpus,
@@ -129,7 +132,9 @@ def as_html(d: Disaggregated, fmt: str) -> str:
     parts = bars([("waiting for a prompt slot", d.waiting_s * 1e3, BRIGHT[3], f"{seconds(d.waiting_s)} waiting"),
                   ("the prompt's prefill iteration", d.prefill_s * 1e3, BRIGHT[0], f"{seconds(d.prefill_s)} prefill"),
                   (f"KV-cache transfer over {d.link}", d.transfer_s * 1e3, BRIGHT[2],
-                   f"{seconds(d.transfer_s)}: {d.kv_bytes_per_gpu / 1e6:,.1f} MB a GPU")], "ms")
+                   f"{seconds(d.transfer_s)}: {d.kv_bytes_per_gpu / 1e6:,.1f} MB a GPU"),
+                  *([("outside the engines", d.request_latency_s * 1e3, BRIGHT[1],
+                      f"{seconds(d.request_latency_s)} outside the engines")] if d.request_latency_s else [])], "ms")
     figures = facts([("time to first token (mean)", seconds(d.ttft_s)),
                      ("time per output token (mean)", seconds(d.tpot_s)),
                      ("requests a second, all", sig(d.requests_per_s)),

@@ -55,11 +55,9 @@ def test_serve_request_latency_option_and_its_errors():
     assert late["request_latency_s"] == 0.04 and plain["request_latency_s"] == 0.0
     assert late["ttft_s"] == pytest.approx(plain["ttft_s"] + 0.04, abs=1e-12)
     assert late["tpot_s"] == plain["tpot_s"]
-    for extra, message in ((("--request-latency-ms", "-1"), "--request-latency-ms must be a finite number >= 0"),
-                           (("--request-latency-ms", "5", "--disaggregate", "1p1d"),
-                            "--request-latency-ms is not modelled with --disaggregate")):
-        r = run(*extra)
-        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    r = run("--request-latency-ms", "-1")
+    assert r.returncode == 2 and "--request-latency-ms must be a finite number >= 0" in r.stderr
+    assert "Traceback" not in r.stderr
     with pytest.raises(OpgraphError, match="request_latency_s must be a finite number >= 0"):
         _served(float("nan"), concurrency=2)
 
@@ -117,3 +115,22 @@ def test_plan_judges_every_candidates_ttft_with_the_latency_in_it():
     assert late["p90_tpot_s"] == early["p90_tpot_s"]
     r = opgraph("plan", "llama-3-8b", "--gpus", "2", "--request-latency-ms", "5")
     assert r.returncode == 2 and "--request-latency-ms plans serving in flight: give --concurrency too" in r.stderr
+
+
+def test_a_disaggregated_deployment_takes_the_latency_in_its_ttft_closed_form_and_event_run_alike():
+    def run(*extra):
+        r = opgraph("serve", "llama-3-8b", "--concurrency", "8", "--prompt", "1024", "--output", "64",
+                    "--disaggregate", "1p1d", "--format", "json", *extra)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+    plain, late = run(), run("--request-latency-ms", "30")
+    assert late["request_latency_s"] == 0.03 and plain["request_latency_s"] == 0.0
+    assert late["ttft_s"] == pytest.approx(plain["ttft_s"] + 0.03, abs=1e-12)
+    for key in ("tpot_s", "requests_per_s", "expected_tokens_per_s", "waiting_s", "prefill_s", "transfer_s"):
+        assert late[key] == plain[key]
+    a, b = plain["event_run"], late["event_run"]
+    for key in ("ttft_s_stats", "e2e_s_stats"):
+        assert all(b[key][q] == pytest.approx(a[key][q] + 0.03, abs=1e-12) for q in a[key])
+    assert b["tpot_s_stats"] == a["tpot_s_stats"] and b["itl_s_stats"] == a["itl_s_stats"]
+    note, = (n for n in late["notes"] if "outside the engine" in n)
+    assert "30.0 ms added" in note and "refilled at once" in note
