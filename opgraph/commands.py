@@ -327,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: steady)")
             p.add_argument("--limit", type=_int, metavar="N", help="serving rows: at most N rows per engine, GPU and "
                            "model (default: all; each row is a serving run of seconds)")
+            p.add_argument("--request-latency-ms", type=_float, metavar="MS", help="serving rows: each request's time "
+                           "outside the engine (the server's HTTP handling, tokenization and streaming), added to every "
+                           "row's predicted TTFT, as 'opgraph serve --request-latency-ms' adds it (default: 0)")
         if name == "calibrate":
             p.add_argument("--out", required=True, metavar="FILE", help="the calibration file to write (.toml)")
             p.add_argument("--holdout", type=_float, default=0.2, help="share of rows held out (default: 0.2)")

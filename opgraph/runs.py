@@ -393,7 +393,8 @@ def validation(a):
         gpu_name = None if a.hardware is None else choices.gpu(a.hardware).name
         return serving_validate.validate_serving(
             rows, choices.serving_row, a.measurements, protocol=a.protocol or "steady", gpu=gpu_name,
-            limit=None if a.limit is None else checks.integer("--limit", a.limit))
+            limit=None if a.limit is None else checks.integer("--limit", a.limit),
+            request_latency_s=_request_latency(a))
     if a.hardware is None:
         from opgraph import hardware
         a.hardware = hardware.DEFAULT
@@ -405,9 +406,9 @@ def validation(a):
                          f"left out: " + ", ".join(f"{label} x{n:,}" for label, n in skipped.most_common()))
     else:
         rows = measurements.read(a.measurements)
-    for flag in ("protocol", "limit"):
+    for flag in ("protocol", "limit", "request_latency_ms"):
         if getattr(a, flag, None) is not None:
-            raise OpgraphError(f"--{flag} applies to serving rows (a CSV with ttft_ms and tpot_ms); "
+            raise OpgraphError(f"--{flag.replace('_', '-')} applies to serving rows (a CSV with ttft_ms and tpot_ms); "
                                f"{a.measurements} holds kernel timings")
     return validate.validate(rows, gpu(a), a.measurements, notes)
 

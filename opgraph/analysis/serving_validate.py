@@ -92,6 +92,7 @@ class ServingValidation:
     rows: int  # rows in the file
     considered: int  # of them, those of the GPU asked for (all, without one)
     gpu: str | None = None
+    request_latency_s: float = 0.0  # each request's time outside the engine, given for every row
 
     def groups(self) -> dict[tuple[str, str, str], list[ServingPrediction]]:
         """Predictions by (engine, GPU, model), sorted."""
@@ -161,10 +162,12 @@ def configured(engine: Engine, row: ServingMeasurement) -> Engine:
 def validate_serving(rows: list[ServingMeasurement], resolve: Resolve, source: str = "", *, protocol: str = "steady",
                      gpu: str | None = None, limit: int | None = None,
                      per_row: Callable[[ServingMeasurement], "str | Client"] | None = None,
-                     where: Callable[[ServingMeasurement], bool] | None = None) -> ServingValidation:
+                     where: Callable[[ServingMeasurement], bool] | None = None,
+                     request_latency_s: float = 0.0) -> ServingValidation:
     """Predict every row that opgraph models (of `gpu` only, if given, and only those `where` keeps; at most `limit`
     per engine, GPU and model), each under `protocol`, or under the protocol (or Client) `per_row` gives it (then
-    `protocol` names the choice, e.g. "by campaign")."""
+    `protocol` names the choice, e.g. "by campaign"). `request_latency_s`: each request's time outside the engine,
+    for every row `protocol` serves (a per_row Client carries its own)."""
     if per_row is None and protocol not in PROTOCOLS:
         raise OpgraphError(f"unknown --protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
     predictions, skipped, taken, considered = [], Counter(), Counter(), 0
@@ -178,8 +181,7 @@ def validate_serving(rows: list[ServingMeasurement], resolve: Resolve, source: s
             why = f"beyond --limit {limit}"
         if not why:
             try:
-                own = per_row(row) if per_row else protocol
-                own = Client.of(own)
+                own = Client.of(per_row(row)) if per_row else Client(protocol, request_latency_s)
                 if own.protocol not in PROTOCOLS:
                     raise ValueError(f"row {row.row}: protocol {own.protocol!r} is not one of {', '.join(PROTOCOLS)}")
                 predictions.append(predict(row, resolve, own.protocol, request_latency_s=own.request_latency_s))
@@ -192,4 +194,4 @@ def validate_serving(rows: list[ServingMeasurement], resolve: Resolve, source: s
         raise OpgraphError(f"{source}: no rows of GPU {gpu} (--hardware); its GPUs: "
                            f"{', '.join(sorted({r.gpu for r in rows}))}")
     return ServingValidation(source, protocol, tuple(predictions), tuple(skipped.most_common()), len(rows), considered,
-                             gpu)
+                             gpu, 0.0 if per_row else request_latency_s)

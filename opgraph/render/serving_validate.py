@@ -22,7 +22,9 @@ def as_text(v: ServingValidation, fmt: str) -> str:
                  [f"{len(v.predictions):,} of {v.considered:,} rows" + (f" of GPU {v.gpu}" if v.gpu else "")
                   + f" ({v.rows:,} in the file) predicted by `opgraph serve` with each row's engine "
                   f"(scheduler, defaults, kernels; the row's own token budget, KV dtype and MoE kernel where it gives "
-                  f"them), protocol {v.protocol}; nothing fitted",
+                  f"them), protocol {v.protocol}"
+                  + (f", {v.request_latency_s * 1e3:,.1f} ms outside the engine added to each TTFT (given)"
+                     if v.request_latency_s else "") + "; nothing fitted on these rows",
                   f"skipped: {skipped}",
                   "error = (predicted - measured) / measured of the mean TTFT and TPOT: negative is too fast"])
     rows = [[*key, f"{len(ps):,}", *_cells(v.stats(ps, "tpot")), *_cells(v.stats(ps, "ttft"))]
@@ -47,7 +49,8 @@ def as_text(v: ServingValidation, fmt: str) -> str:
 @renderer(ServingValidation, "json")
 def as_json(v: ServingValidation, fmt: str) -> str:
     return to_json({
-        "source": v.source, "protocol": v.protocol, "rows_in_file": v.rows, "rows_considered": v.considered,
+        "source": v.source, "protocol": v.protocol, "request_latency_s": v.request_latency_s,
+        "rows_in_file": v.rows, "rows_considered": v.considered,
         "gpu": v.gpu, "units": {"*_s": "s"},
         "skipped": {why: n for why, n in v.skipped},
         "stats": {"all": {m: stats_record(v.stats(v.predictions, m)) for m in METRICS} if v.predictions else {},

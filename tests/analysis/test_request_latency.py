@@ -134,3 +134,20 @@ def test_a_disaggregated_deployment_takes_the_latency_in_its_ttft_closed_form_an
     assert b["tpot_s_stats"] == a["tpot_s_stats"] and b["itl_s_stats"] == a["itl_s_stats"]
     note, = (n for n in late["notes"] if "outside the engine" in n)
     assert "30.0 ms added" in note and "refilled at once" in note
+
+
+def test_validate_adds_a_given_latency_to_every_rows_ttft(tmp_path):
+    f = serving_csv(tmp_path, "max_batch_tokens", "llama-3-8b,h100-sxm,vllm,1,4,256,32,50.0,10.0,")
+
+    def run(*extra):
+        r = opgraph("validate", str(f), "--format", "json", *extra)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+    plain, late = run(), run("--request-latency-ms", "25")
+    assert late["request_latency_s"] == 0.025 and plain["request_latency_s"] == 0.0
+    (p,), (q,) = plain["rows"], late["rows"]
+    assert q["expected_ttft_s"] == pytest.approx(p["expected_ttft_s"] + 0.025, abs=1e-12)
+    assert q["expected_tpot_s"] == p["expected_tpot_s"]
+    kernels = Path(__file__).parents[2] / "benchmarks" / "data" / "h100-sxm-liger.csv"
+    r = opgraph("validate", str(kernels), "--request-latency-ms", "5")
+    assert r.returncode == 2 and "--request-latency-ms applies to serving rows" in r.stderr
