@@ -14,7 +14,7 @@ if that is negative: a time outside the engine cannot make TTFT shorter), which 
 adds to the held-out rows served under that protocol. Nothing else is fitted, and no H100 or H200 row is read. Writes
 benchmarks/data/serving-protocols.json (the choices and the figures they were made on).
 
-    python benchmarks/fit_protocol.py               # at most 40 rows per (engine, GPU, model): --limit N
+    python benchmarks/fit_protocol.py     # at most 40 rows per (campaign, engine, GPU, model): --limit N
 """
 
 from __future__ import annotations
@@ -57,16 +57,18 @@ def fitted(seen: list[tuple[float, float, float]]) -> tuple[float, float, float,
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--limit", type=int, default=40, help="rows per (engine, GPU, model) at most (default: 40)")
+    ap.add_argument("--limit", type=int, default=40, help="rows per (campaign, engine, GPU, model) at most (default: 40)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     kind = campaigns()
     rows = [r for r in serving_measurements.read(DATA) if r.gpu in FIT_GPUS]
     seen: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for protocol in PROTOCOLS:
-        v = validate_serving(rows, serving_row, str(DATA), protocol=protocol, limit=args.limit)
-        for p in v.predictions:
-            seen[kind[p.row.row], p.row.engine][protocol].append((p.row.ttft_s, p.ttft_s, abs(p.tpot_error)))
+        for campaign in sorted({kind[r.row] for r in rows}):  # --limit rows of each campaign: none crowds another out
+            v = validate_serving(rows, serving_row, str(DATA), protocol=protocol, limit=args.limit,
+                                 where=lambda r, c=campaign: kind[r.row] == c)
+            for p in v.predictions:
+                seen[campaign, p.row.engine][protocol].append((p.row.ttft_s, p.ttft_s, abs(p.tpot_error)))
     chosen = {}
     for (campaign, engine), by in sorted(seen.items()):
         fits = {pr: fitted(es) for pr, es in by.items()}
