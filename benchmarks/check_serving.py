@@ -2,15 +2,16 @@
 benchmarks/data/serving-measured.csv.gz (aiconfigurator-core 0.12.0's silicon_sample, Apache-2.0; see
 extract_serving.py), narrowed to some GPUs, models and engines, printed by engine, GPU and model.
 
-Nothing is fitted: the H100 and H200 rows are the held-out check (the issue reserves them). Each row is served as
-opgraph.analysis.serving_validate says: its preset, GPU, tensor parallelism and GEMM storage, its engine's scheduler,
-defaults and kernels, under a benchmark protocol (--protocol).
+Nothing is fitted here, and nothing anywhere on the H100 and H200 rows: they are the held-out check (the issue
+reserves them). Each row is served as opgraph.analysis.serving_validate says: its preset, GPU, tensor parallelism and
+GEMM storage, its engine's scheduler, defaults and kernels, under a benchmark protocol (--protocol).
 
     python benchmarks/check_serving.py                          # every H100/H200 row (long: large MoE models)
     python benchmarks/check_serving.py --models llama-3-8b --limit 40
     python benchmarks/check_serving.py --gpus b200 --protocol inferencemax
     python benchmarks/check_serving.py --protocol by-source     # each campaign's client, as its tooling says
     python benchmarks/check_serving.py --protocol by-campaign   # each campaign's client, chosen on B200/GB200 rows
+    python benchmarks/check_serving.py --protocol by-source --latency fitted   # and its B200-fitted request latency
 
 `by-source` serves each row under the client its campaign's own tooling documents (DOCUMENTED; chosen from source
 code, not from any row's error): aiconfigurator's generated aiperf benchmark for NVIDIA's Dynamo runs
