@@ -57,7 +57,8 @@ def fitted(seen: list[tuple[float, float, float]]) -> tuple[float, float, float,
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--limit", type=int, default=40, help="rows per (campaign, engine, GPU, model) at most (default: 40)")
+    ap.add_argument("--limit", type=int, default=40,
+                    help="rows per (campaign, engine, GPU, model) at most (default: 40)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     kind = campaigns()

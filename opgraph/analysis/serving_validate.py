@@ -133,14 +133,14 @@ def load(row: ServingMeasurement, protocol: str) -> dict:
 def predict(row: ServingMeasurement, resolve: Resolve, protocol: str,
             overhead_s: float | None = None, request_latency_s: float = 0.0) -> ServingPrediction:
     """One row served as measured (an OpgraphError says why it cannot be); `request_latency_s`: each request's time
-    outside the engine (serve's), where a fit on other rows gives one."""
+    outside the engine (serve's): given, or fitted on other rows."""
     if row.engine not in ENGINES:
         raise OpgraphError(f"engine {row.engine} is not modelled")
     build, gpu = resolve(row)
     engine = configured(ENGINES[row.engine](gpu), row)
     # a concurrency beyond what runs at once queues, as the measured engine queued it
     s = serve(build, planfile.load(engine.plan), gpu, engine=engine, overhead_s=overhead_s, queue=True,
-              request_latency_s=request_latency_s, request_latency_source="fitted", **load(row, protocol))
+              request_latency_s=request_latency_s, request_latency_source="given for the row", **load(row, protocol))
     return ServingPrediction(row, s.ttft.mean, s.tpot.mean)
 
 
