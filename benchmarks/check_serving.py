@@ -47,34 +47,43 @@ BY_SOURCE = "by-source"
 DOCUMENTED = {"aic-auto-gap-analysis": "aiperf", "db-dump": "inferencemax", "dated-csv": "inferencemax"}
 
 
-def by_campaign(kind: dict[int, str] | None = None):
-    """row -> the protocol fit_protocol.py chose for its campaign and engine on at least MIN_ROWS B200/GB200 rows;
-    where it had fewer (or none), the client the campaign's tooling documents (by_source). `kind`: each row's campaign
+def fit_of(kind: dict[int, str] | None = None):
+    """row -> what fit_protocol.py fitted for its campaign and engine (benchmarks/data/serving-protocols.json), where it
+    fitted on at least MIN_ROWS B200/GB200 rows; None where it had fewer (or none). `kind`: each row's campaign
     (fit_protocol.campaigns; read from the file if not given)."""
-    from fit_protocol import MIN_ROWS, campaigns
-
-    kind = kind or campaigns(DATA)
-    chosen, documented = json.loads(CHOSEN.read_text())["chosen"], by_source(kind)
-
-    def protocol(row):
-        fit = chosen.get(f"{kind[row.row]}/{row.engine}")
-        return fit["protocol"] if fit and fit["rows"] >= MIN_ROWS else documented(row)
-    return protocol
-
-
-def with_latency(client, kind: dict[int, str] | None = None):
-    """row -> its protocol (`client(row)`) with the request latency fit_protocol.py fitted for its campaign and engine
-    under that protocol on at least MIN_ROWS B200/GB200 rows (none where it had fewer), as a Client."""
     from fit_protocol import MIN_ROWS, campaigns
 
     kind = kind or campaigns(DATA)
     chosen = json.loads(CHOSEN.read_text())["chosen"]
 
+    def fit(row):
+        found = chosen.get(f"{kind[row.row]}/{row.engine}")
+        return found if found and found["rows"] >= MIN_ROWS else None
+    return fit
+
+
+def by_campaign(kind: dict[int, str] | None = None):
+    """row -> the protocol fit_protocol.py chose for its campaign and engine (fit_of); where it chose none, the client
+    the campaign's tooling documents (by_source)."""
+    from fit_protocol import campaigns
+
+    kind = kind or campaigns(DATA)  # read once for both
+    fit, documented = fit_of(kind), by_source(kind)
+
+    def protocol(row):
+        found = fit(row)
+        return found["protocol"] if found else documented(row)
+    return protocol
+
+
+def with_latency(client, kind: dict[int, str] | None = None):
+    """row -> its protocol (`client(row)`) with the request latency fit_protocol.py fitted for its campaign and engine
+    under that protocol (fit_of; none where it fitted none), as a Client."""
+    fit = fit_of(kind)
+
     def latency(row):
-        protocol = client(row)
-        fit = chosen.get(f"{kind[row.row]}/{row.engine}")
-        fitted = fit["request_latency_ms"][protocol] / 1e3 if fit and fit["rows"] >= MIN_ROWS else 0.0
-        return Client(protocol, fitted)
+        protocol, found = client(row), fit(row)
+        return Client(protocol, found["request_latency_ms"][protocol] / 1e3 if found else 0.0)
     return latency
 
 
