@@ -26,6 +26,7 @@ import json
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -45,14 +46,21 @@ def campaigns(path: Path = DATA) -> dict[int, str]:
         return {i: row["data_source_kind"] for i, row in enumerate(csv.DictReader(f), 1)}
 
 
-def fitted(seen: list[tuple[float, float, float]]) -> tuple[float, float, float, float]:
-    """Rows' (measured TTFT, predicted TTFT, |TPOT error|) -> the request latency (the median of measured less predicted
-    TTFT, at least 0), the median |TTFT error| with it and without it, and the median |TPOT error| (which the latency
-    does not change)."""
+class Fit(NamedTuple):
+    """One protocol's figures on a campaign's rows: medians of the |errors|, and the request latency."""
+
+    latency_s: float  # the median of measured less predicted TTFT, at least 0
+    ttft_with_latency: float
+    ttft: float
+    tpot: float  # which the latency does not change
+
+
+def fitted(seen: list[tuple[float, float, float]]) -> Fit:
+    """Rows' (measured TTFT, predicted TTFT, |TPOT error|) -> their Fit."""
     measured, predicted, tpot = (np.array(c) for c in zip(*seen))
     latency = max(float(np.median(measured - predicted)), 0.0)
-    return (latency, float(np.median(abs(predicted + latency - measured) / measured)),
-            float(np.median(abs(predicted - measured) / measured)), float(np.median(tpot)))
+    return Fit(latency, float(np.median(abs(predicted + latency - measured) / measured)),
+               float(np.median(abs(predicted - measured) / measured)), float(np.median(tpot)))
 
 
 def main() -> int:
@@ -73,15 +81,15 @@ def main() -> int:
     chosen = {}
     for (campaign, engine), by in sorted(seen.items()):
         fits = {pr: fitted(es) for pr, es in by.items()}
-        best = min(fits, key=lambda pr: fits[pr][2]) if len(by["steady"]) >= MIN_ROWS else "steady"
+        best = min(fits, key=lambda pr: fits[pr].ttft) if len(by["steady"]) >= MIN_ROWS else "steady"
         chosen[f"{campaign}/{engine}"] = {
             "protocol": best, "rows": len(by[best]),
-            "request_latency_ms": {pr: round(f[0] * 1e3, 1) for pr, f in fits.items()},
-            "ttft_median_error": {pr: round(f[2], 4) for pr, f in fits.items()},
-            "ttft_median_error_with_latency": {pr: round(f[1], 4) for pr, f in fits.items()},
-            "tpot_median_error": {pr: round(f[3], 4) for pr, f in fits.items()}}
+            "request_latency_ms": {pr: round(f.latency_s * 1e3, 1) for pr, f in fits.items()},
+            "ttft_median_error": {pr: round(f.ttft, 4) for pr, f in fits.items()},
+            "ttft_median_error_with_latency": {pr: round(f.ttft_with_latency, 4) for pr, f in fits.items()},
+            "tpot_median_error": {pr: round(f.tpot, 4) for pr, f in fits.items()}}
         print(f"{campaign:22s} {engine:7s} {len(by[best]):4d} rows: " + ", ".join(
-            f"{pr} TTFT {f[2]:.1%} (+{f[0] * 1e3:.0f} ms: {f[1]:.1%}) TPOT {f[3]:.1%}"
+            f"{pr} TTFT {f.ttft:.1%} (+{f.latency_s * 1e3:.0f} ms: {f.ttft_with_latency:.1%}) TPOT {f.tpot:.1%}"
             for pr, f in fits.items()) + f" -> {best}")
     OUT.write_text(json.dumps({"fitted_on": list(FIT_GPUS), "limit": args.limit, "source": DATA.name,
                                "chosen": chosen}, indent=1) + "\n")
