@@ -84,6 +84,9 @@ class DecoderConfig:
     norm_bias: bool = False
     positions: str = attrs.field(default="rope", validator=_one_of("rope", "learned"))
     max_positions: int | None = attrs.field(default=None, validator=_optional_positive)
+    # The positions the checkpoint declares it serves (config.json max_position_embeddings; None: not declared).
+    # It changes no cost; engines refuse longer requests by default (vLLM's max_model_len is derived from it).
+    context_window: int | None = attrs.field(default=None, validator=_optional_positive)
     # Storage type of the weight matrices when the checkpoint is quantized (DeepSeek-V3's fp8); None: dtype.
     weight_dtype: DType | None = None
     # What the loader wants every report to say (what it counted, what it left out).
@@ -402,6 +405,10 @@ class DecoderConfig:
                         f"each chunk of {w} positions attends within itself (the pairs of each chunk are counted)")
                 notes.append(f"{phase.name}: chunked attention over {w}-token chunks: {what}; the KV cache holds the "
                              f"current chunk")
+        if self.positions != "learned" and self.context_window is not None and phase.keys > self.context_window:
+            notes.append(f"{phase.name}: {phase.keys:,} positions exceed the model's context window of "
+                         f"{self.context_window:,} (config.json max_position_embeddings); engines refuse such requests "
+                         f"by default, and the figures extrapolate")
         if self.positions == "learned" and phase.keys > self.max_positions:
             notes.append(f"{phase.name}: {phase.keys} positions exceed the model's {self.max_positions} learned "
                          f"positions; the figures extrapolate a model that cannot run this long")

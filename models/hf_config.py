@@ -789,6 +789,13 @@ def core_fields(f: Fields) -> dict:
     return core
 
 
+def context_window(f: Fields) -> int | None:
+    """The positions the config declares (max_position_embeddings), or None where it declares no positive integer:
+    a context limit, not a cost, so a malformed one refuses nothing."""
+    _, v = f.get("max_position_embeddings", default=None)
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+
+
 def from_dict(data: dict, *, name: str, source: str, where: str = "config.json") -> DecoderConfig:
     """A DecoderConfig from the fields of a config.json; `where` names the file in error messages."""
     if not isinstance(data, dict):
@@ -815,6 +822,7 @@ def from_dict(data: dict, *, name: str, source: str, where: str = "config.json")
         if outer is not None:
             notes += unread(outer, model_type, wrapper=True)
         fields["notes"] = (*fields.get("notes", ()), *notes)
+        fields.setdefault("context_window", context_window(f))
         return DecoderConfig(name, source=source, **fields)
     except OpgraphError as e:  # a check across fields (top_k <= experts, heads divisible ...): name the file
         message = str(e)

@@ -53,6 +53,18 @@ def served_note(source, dtype_: str | None, weight: str | None, act: str | None)
             f"model (vLLM's dtype auto); give --dtype fp32 to serve it as stored",)
 
 
+def context_note(source, longest: int) -> tuple[str, ...]:
+    """What a serving command says when its requests (`longest` tokens, prompt and output) outrun the context window the
+    model's config declares (DecoderConfig.context_window): engines refuse them by default."""
+    window = getattr(source, "context_window", None)
+    if window is None or longest <= window:
+        return ()
+    return (f"requests of up to {longest:,} tokens (prompt and output) exceed {source.name}'s context window of "
+            f"{window:,} positions (config.json max_position_embeddings): engines refuse them by default (vLLM's "
+            f"max_model_len, SGLang's context_length and TensorRT-LLM's max_seq_len are derived from it); the figures "
+            f"extrapolate",)
+
+
 def precision(source, *, dtype_: str | None = None, weight: str | None = None, act: str | None = None,
               kv: str | None = None, group_size: int | None = None, table: str | None = None,
               state: str | None = None, serving: bool = False) -> Precision | None:

@@ -33,8 +33,10 @@ def _precision(a, model, serving: bool):
 
 
 def served_notes(a, model) -> tuple[str, ...]:
-    """What a serving command says of the precision it serves `model` at (choices.served_note)."""
-    return choices.served_note(model, a.dtype, a.weight_dtype, a.act_dtype)
+    """What a serving command says of the precision it serves `model` at (choices.served_note) and of requests longer
+    than its context window (choices.context_note); the lengths are checked before it is called."""
+    longest = sum(_longest(getattr(a, k)) for k in ("prompt", "output"))
+    return choices.served_note(model, a.dtype, a.weight_dtype, a.act_dtype) + choices.context_note(model, longest)
 
 
 def build(a, model=None, serving: bool = False):
@@ -150,6 +152,12 @@ def planning(a):
                               name=probe.name, prompt=checks.integer("--prompt", a.prompt),
                               output=checks.integer("--output", a.output), batches=batches,
                               max_tpot_s=ms["max_tpot"], max_ttft_s=ms["max_ttft"]), top=top)
+
+
+def _longest(text) -> int:
+    """The longest of a length or a range LOW:HIGH (already checked)."""
+    span = _span("", str(text))
+    return span if isinstance(span, int) else max(span)
 
 
 def _span(name: str, text: str) -> int | tuple[int, int]:
