@@ -12,6 +12,7 @@ GEMM storage, its engine's scheduler, defaults and kernels, under a benchmark pr
     python benchmarks/check_serving.py --protocol by-source     # each campaign's client, as its tooling says
     python benchmarks/check_serving.py --protocol by-campaign   # each campaign's client, chosen on B200/GB200 rows
     python benchmarks/check_serving.py --protocol by-source --latency fitted   # and its B200-fitted request latency
+    python benchmarks/check_serving.py --protocol by-source --by-tp      # and TPOT by tensor-parallel size
 
 `by-source` serves each row under the client its campaign's own tooling documents (DOCUMENTED; chosen from source
 code, not from any row's error): aiconfigurator's generated aiperf benchmark for NVIDIA's Dynamo runs
@@ -110,6 +111,25 @@ def rows(gpus, models=None, engines=None) -> list:
     return list(filter(selected(gpus, models, engines), serving_measurements.read(DATA)))
 
 
+def by_tp(predictions) -> str:
+    """TPOT's median signed error and median gap (measured less predicted, ms) by engine, GPU, model and tensor-parallel
+    size, over all the group's rows and over its rows at its lowest concurrency (where prompts weigh least)."""
+    import numpy as np
+    from tabulate import tabulate
+
+    groups: dict = {}
+    for p in predictions:
+        groups.setdefault((p.row.engine, p.row.gpu, p.row.model, p.row.tp), []).append(p)
+    out = []
+    for key, ps in sorted(groups.items()):
+        low = [p for p in ps if p.row.concurrency == min(q.row.concurrency for q in ps)]
+        gap = lambda qs: float(np.median([(q.row.tpot_s - q.tpot_s) * 1e3 for q in qs]))  # noqa: E731
+        out.append([*key, len(ps), f"{np.median([p.tpot_error for p in ps]):+.1%}", f"{gap(ps):+.2f}",
+                    low[0].row.concurrency, f"{gap(low):+.2f}"])
+    return tabulate(out, ["engine", "GPU", "model", "TP", "rows", "TPOT median signed", "gap ms (measured - predicted)",
+                          "lowest concurrency", "its gap ms"], disable_numparse=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gpus", default=",".join(HELD_OUT), help="GPUs whose rows to run (default: h100-sxm,h200)")
@@ -124,6 +144,9 @@ def main() -> int:
                     help="each request's time outside the engine, added to TTFT: none (default), or as fit_protocol.py "
                     "fitted it for the row's campaign and engine on the B200/GB200 rows under the row's protocol")
     ap.add_argument("--format", default="table", help="table, markdown, json or csv (default: table)")
+    ap.add_argument("--by-tp", action="store_true",
+                    help="also print TPOT by tensor-parallel size: each (engine, GPU, model, TP)'s median signed error "
+                    "and its median measured less predicted TPOT in ms, at all concurrencies and at the lowest")
     args = ap.parse_args()
     split = lambda text: text.split(",") if text else None  # noqa: E731
     t0 = time.perf_counter()
@@ -135,6 +158,8 @@ def main() -> int:
                          limit=args.limit, per_row=client,
                          where=selected(split(args.gpus), split(args.models), split(args.engines)))
     print(render(v, args.format), end="")
+    if args.by_tp:
+        print(by_tp(v.predictions))
     print(f"{len(v.predictions):,} rows predicted in {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -63,3 +63,26 @@ def test_each_campaigns_client_is_its_fitted_choice_where_enough_rows_chose_it_e
     assert {check_serving.with_latency(campaign, kind)(r) for r in dated} == {
         Client(fit["protocol"], fit["request_latency_ms"][fit["protocol"]] / 1000)}
     assert {check_serving.with_latency(source, kind)(r) for r in dynamo} == {Client("aiperf", 0.0)}
+
+
+def test_check_serving_by_tp_gives_each_groups_median_signed_tpot_error_and_gap():
+    """check_serving.py --by-tp: per (engine, GPU, model, TP), TPOT's median signed error and the median measured less
+    predicted TPOT in ms, over all the group's rows and over those at its lowest concurrency; worked by hand."""
+    import types
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        import check_serving
+    finally:
+        sys.path.remove(str(BENCH))
+
+    def prediction(tp, concurrency, measured_ms, predicted_ms):
+        row = types.SimpleNamespace(engine="vllm", gpu="h100-sxm", model="m", tp=tp, concurrency=concurrency,
+                                    tpot_s=measured_ms / 1e3)
+        return types.SimpleNamespace(row=row, tpot_s=predicted_ms / 1e3, tpot_error=predicted_ms / measured_ms - 1)
+    table = check_serving.by_tp([prediction(2, 8, 10.0, 9.0), prediction(2, 16, 20.0, 15.0),
+                                 prediction(2, 32, 40.0, 30.0), prediction(8, 8, 5.0, 4.0)])
+    tp2, tp8 = (line.split() for line in table.splitlines()[2:])
+    # TP 2: errors -10%, -25%, -25% (median -25.0%); gaps 1, 5, 10 ms (median +5.00); at concurrency 8, +1.00
+    assert tp2 == ["vllm", "h100-sxm", "m", "2", "3", "-25.0%", "+5.00", "8", "+1.00"]
+    assert tp8 == ["vllm", "h100-sxm", "m", "8", "1", "-20.0%", "+1.00", "8", "+1.00"]
