@@ -288,6 +288,12 @@ class Serving:
 Lengths = "int | tuple[int, int]"  # a fixed length, or (low, high): drawn uniformly, both included
 
 
+def cached_tokens(prefix: int, prompt: int, block_tokens: int) -> int:
+    """The tokens of a prompt's shared prefix an engine finds cached: whole blocks, never the prompt's last token (the
+    engine computes it to sample from; vLLM's KVCacheManager.get_computed_blocks leaves it out)."""
+    return min(prefix, prompt - 1) // block_tokens * block_tokens
+
+
 def length_range(name: str, value, minimum: int = 1) -> tuple[int, int]:
     """A length, or a range (low, high) to draw from uniformly, both ends included, as (low, high)."""
     low, high = (value, value) if isinstance(value, int) else value
@@ -331,10 +337,13 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     latency = checks.number("request_latency_s", request_latency_s, minimum=0, maximum=60)
     rng = random.Random(seed)
     prefix = checks.integer("--prefix", prefix, minimum=0)
+    if prefix > prompts[0]:
+        raise OpgraphError(f"--prefix {prefix:,}: longer than the shortest prompt ({prompts[0]:,} tokens); the prefix "
+                           f"every prompt shares is at most that long")
     bt = engine.block_tokens
 
     def cached(p: int) -> int:
-        return min(prefix, p - 1) // bt * bt
+        return cached_tokens(prefix, p, bt)
 
     priced_hw = engine.timed(hw)
     pricer = IterationPricer.of(build, plan, priced_hw)

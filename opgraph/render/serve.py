@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opgraph.analysis.serve import Serving, Stats, blocks_of
+from opgraph.analysis.serve import Serving, Stats, blocks_of, cached_tokens
 from opgraph.render import renderer
 from opgraph.render.report import time_model_dict, time_model_line
 from opgraph.render.text import lines, seconds, sig, table, to_csv, to_json
@@ -75,8 +75,10 @@ def as_text(s: Serving, fmt: str) -> str:
          f"closed loop: {s.concurrency} requests in flight per replica (a finished one replaced at once)"
          if s.concurrency is not None else f"open loop: {s.rate:g} requests a second per replica (Poisson, seed "
                                             f"{s.seed})") + f"; each {_span(s.prompt)} prompt tokens -> "
-        f"{_span(s.output)} output tokens" + (f"; the first {s.prefix:,} prompt tokens shared and cached (prefix "
-                                              f"caching, whole blocks)" if s.prefix else ""),
+        f"{_span(s.output)} output tokens" + (f"; the first {s.prefix:,} prompt tokens shared (prefix caching), "
+                                              f"{cached_tokens(s.prefix, s.prompt[0], e.block_tokens):,} of them "
+                                              f"cached (whole blocks of {e.block_tokens}, never a prompt's last token)"
+                                              if s.prefix else ""),
         *([f"speculative decoding: draft {s.speculation.name} proposes {s.speculation.tokens} tokens a step, "
            f"accepted with {', '.join(f'{a:g}' for a in s.speculation.acceptance)} (assumed): "
            f"{s.speculation.expected_tokens:.2f} tokens a step on average"] if s.speculation else []),

@@ -386,9 +386,23 @@ def test_a_cached_prefix_is_not_prefilled_again():
     assert s.prefix == 520
     whole = serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=1024, output=8, warmup=1, measure=2)
     assert whole.ttft.mean > s.ttft.mean
-    # a prefix longer than the prompt: all but the last token's block is cached, the rest computed
-    longer = serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=100, output=2, prefix=5000, warmup=1, measure=1)
-    assert longer.ttft.mean == pytest.approx(pricer.price([], [(4, 96)], sampling=1).expected_s, rel=1e-12)
+    # a prefix as long as the prompt: whole blocks short of its last token (96 of 100) are cached, 4 tokens computed
+    every = serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=100, output=2, prefix=100, warmup=1, measure=1)
+    assert every.ttft.mean == pytest.approx(pricer.price([], [(4, 96)], sampling=1).expected_s, rel=1e-12)
+    # one longer than the shortest prompt cannot be shared by every prompt
+    for prompt in (100, (100, 200)):
+        with pytest.raises(OpgraphError, match=r"--prefix 101: longer than the shortest prompt \(100 tokens\)"):
+            serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=prompt, output=2, prefix=101, warmup=1, measure=1)
+
+
+def test_the_header_says_how_much_of_the_prefix_is_cached():
+    """--prefix 1,000 with 1,000-token prompts under vLLM (blocks of 16): 992 tokens cached, 62 whole blocks, the last
+    token's block recomputed; under SGLang (pages of one token) 999."""
+    for engine, cached in (("vllm", "992"), ("sglang", "999")):
+        r = opgraph("serve", "llama-3-8b", "--engine", engine, "--concurrency", "2", "--prompt", "1000", "--output",
+                    "8", "--prefix", "1000")
+        assert r.returncode == 0, r.stderr
+        assert f"the first 1,000 prompt tokens shared (prefix caching), {cached} of them cached" in r.stdout
 
 
 def test_speculative_steps_with_every_draft_accepted():
