@@ -35,7 +35,9 @@ def as_json(s: Serving, fmt: str) -> str:
         "units": {"*_s": "s, expected (the time model's)", "*_tokens_per_s*": "output tokens/s"},
         "concurrency_per_replica": s.concurrency, "rate_per_s_per_replica": s.rate, "seed": s.seed,
         "benchmark_requests_per_replica": s.requests,
-        "prompt_tokens": list(s.prompt), "output_tokens": list(s.output), "cached_prefix_tokens": s.prefix,
+        "prompt_tokens": list(s.prompt), "output_tokens": list(s.output), "shared_prefix_tokens": s.prefix,
+        # of the shortest prompt: whole blocks, never its last token
+        "cached_prefix_tokens": cached_tokens(s.prefix, s.prompt[0], s.engine.block_tokens),
         "speculation": None if s.speculation is None else {
             "draft": s.speculation.name, "draft_tokens": s.speculation.tokens,
             "acceptance": list(s.speculation.acceptance), "expected_tokens_per_step": s.speculation.expected_tokens},

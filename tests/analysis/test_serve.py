@@ -403,6 +403,10 @@ def test_the_header_says_how_much_of_the_prefix_is_cached():
                     "8", "--prefix", "1000")
         assert r.returncode == 0, r.stderr
         assert f"the first 1,000 prompt tokens shared (prefix caching), {cached} of them cached" in r.stdout
+        r = opgraph("serve", "llama-3-8b", "--engine", engine, "--concurrency", "2", "--prompt", "1000", "--output",
+                    "8", "--prefix", "1000", "--format", "json")
+        out = json.loads(r.stdout)
+        assert (out["shared_prefix_tokens"], out["cached_prefix_tokens"]) == (1000, int(cached))
 
 
 def test_speculative_steps_with_every_draft_accepted():
