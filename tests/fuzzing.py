@@ -246,7 +246,8 @@ def _config_cases(rng: random.Random) -> list[Case]:
              ('{"hidden_size": ' + "9" * 5000 + "}", BAD), ("\ufeff" + _dump(LLAMA), OK), (_dump(LLAMA) * 2, BAD),
              (_dump({**LLAMA, "model_type": "gpt5"}), BAD), (_dump({**MIXTRAL, "num_experts_per_tok": 9}), BAD),
              (_dump({**LLAMA, "num_hidden_layers": 10**9}), OK), (_dump({**LLAMA, "hidden_size": 10**200}), BAD),
-             (_dump({**LLAMA, "quantization_config": {"quant_method": "gptq"}}), BAD)]
+             (_dump({**LLAMA, "quantization_config": {"quant_method": "bitsandbytes"}}), BAD),
+             (_dump({**LLAMA, "quantization_config": {"quant_method": "gptq"}}), OK)]
     for text, expect in texts:
         out.append(Case(("report", "c.json", "--phase", "decode", "--batch", "2", "--context", "8"), expect,
                         (("c.json", text),), label=f"config text {text[:20]!r}"))

@@ -80,8 +80,7 @@ def hardware_text(c: HardwareCatalog, fmt: str) -> str:
 @renderer(FusionCatalog, "json")
 def fusions_json(c: FusionCatalog, fmt: str) -> str:
     return to_json([{"name": p.name, "description": p.description,
-                     "rules": [{k: sorted(v) if isinstance(v, frozenset) else v
-                                for k, v in attrs.asdict(r).items() if v not in (None, False)} for r in p.rules],
+                     "rules": [{k: v for k, v in attrs.asdict(r).items() if v not in (None, False)} for r in p.rules],
                      "groups": [list(g) for g in p.groups]} for p in c.plans])
 
 

@@ -107,11 +107,14 @@ def lines(*parts) -> str:
 
 # -- machine formats ------------------------------------------------------------------------------------
 def finite(x):
-    """JSON has no infinity or NaN: such numbers become null (an op that touches no memory has no intensity)."""
+    """JSON has no infinity or NaN: such numbers become null (an op that touches no memory has no intensity); nor
+    sets: a set becomes a sorted list (a fusion rule's op kinds, an engine plan's packed projections)."""
     if isinstance(x, float) and not math.isfinite(x):
         return None
     if isinstance(x, dict):
         return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, (set, frozenset)):
+        return [finite(v) for v in sorted(x)]
     if isinstance(x, (list, tuple)):
         return [finite(v) for v in x]
     return x

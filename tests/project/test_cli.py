@@ -101,6 +101,11 @@ def test_models_and_hardware_listings():
     assert {x["name"] for x in hj} >= {"h100-sxm", "h100-pcie", "a100-sxm", "a100-pcie", "l40s", "a10", "v100",
                                        "h200", "b200", "mi300x", "l4"}
     assert opgraph("fusions").returncode == 0
+    # every shipped plan as JSON, sets as sorted lists: the engine plans' packed projections are sets within a tuple
+    fj = json.loads(opgraph("fusions", "--format", "json").stdout)
+    packed = next(r["packed"] for p in fj if p["name"] == "vllm" for r in p["rules"] if r.get("packed"))
+    assert packed[:2] == [["k_proj", "q_proj", "v_proj"], ["gate_proj", "up_proj"]]
+    assert {p["name"] for p in fj} >= {"unfused", "fused", "flash", "vllm", "sglang", "trtllm"}
 
 
 def test_user_hardware_file(tmp_path):
