@@ -269,6 +269,7 @@ def max_batch(build: Callable[[Phase], Model], phase_at: Callable[[int], Phase],
 class PhaseMemory:
     footprint: Footprint  # at the asked batch
     max_batch: MaxBatch  # at the asked length
+    notes: tuple[str, ...] = ()  # what the model's builder says of this phase (what it counts and leaves out)
 
 
 @attrs.frozen
@@ -294,7 +295,7 @@ def memory(build: Callable[[Phase], Model], phases: Sequence[Phase], plan: Fusio
     """
     models = [build(ph) for ph in phases]
     results = tuple(PhaseMemory(footprint_of(m, plan, hw),
-                                max_batch(build, lambda b, ph=ph: attrs.evolve(ph, batch=b), plan, hw))
+                                max_batch(build, lambda b, ph=ph: attrs.evolve(ph, batch=b), plan, hw), m.notes)
                     for m, ph in zip(models, phases))
     name = models[0].name if models else ""
     first = models[0] if models else None

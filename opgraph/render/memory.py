@@ -71,7 +71,7 @@ def as_json(r: MemoryReport, fmt: str) -> str:
         "phases": {p.footprint.phase.name: {**footprint_dict(p.footprint), "max_batch": {
             "batch": p.max_batch.batch, "group_sequences": r.replicas * p.max_batch.batch, "method": p.max_batch.method,
             "total_bytes": p.max_batch.fits.total if p.max_batch.fits else None,
-            "next_batch_total_bytes": p.max_batch.over.total}} for p in r.phases}})
+            "next_batch_total_bytes": p.max_batch.over.total}, "notes": list(p.notes)} for p in r.phases}})
 
 
 @renderer(MemoryReport, "table", "markdown")
@@ -87,7 +87,7 @@ def as_text(r: MemoryReport, fmt: str) -> str:
                  if r.gpus > 1 and p.max_batch.batch else "")
         out += ["", heading(f"{fp.phase.name.upper()}: {sizes(fp.phase.describe())}: {_cache_line(fp)}", fmt), "",
                 table(_rows(fp), ["item", "GB", "detail"], fmt, colalign=("left", "right")),
-                _max_batch_line(fp, p.max_batch) + whole]
+                _max_batch_line(fp, p.max_batch) + whole, *(f"note: {n}" for n in p.notes)]
     return lines(out, "", "Peak activations: the most materialized tensors alive at once while a block's kernels run "
                           "in order (on-chip intermediates cost nothing); layers run one after another, so one block's "
                           "peak is the model's. GB = 10^9 bytes, MB = 10^6.")
@@ -130,7 +130,8 @@ def as_html(r: MemoryReport, fmt: str) -> str:
                  if d["gpus"] > 1 and fp["max_batch"]["batch"] else "")
         content = (f"<h2>{esc(name)}: {esc(sizes(p.footprint.phase.describe()))}</h2><p class=\"note\">"
                    f"{esc(_cache_line(p.footprint))}.</p>{stack_html(fp)}<h3>by block (one GPU; one instance of each)"
-                   f"</h3>{blocks}<p>{esc(_max_batch_line(p.footprint, p.max_batch))}{esc(whole)}</p>")
+                   f"</h3>{blocks}<p>{esc(_max_batch_line(p.footprint, p.max_batch))}{esc(whole)}</p>"
+                   + "".join(f"<p class=\"note\">note: {esc(n)}</p>" for n in p.notes))
         panels.append((f"phase-{name}", name, content))
     hw = r.hardware
     title = f"opgraph memory: {d['model']} on {hw.display_name} ({hw.name}), fusion {d['fusion']}"

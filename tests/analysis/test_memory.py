@@ -168,3 +168,18 @@ def test_a_parallel_group_reports_per_gpu_and_the_whole_groups_largest_batch():
     assert out["gpus"] == 8 and out["replicas"] == 2
     mb = out["phases"]["decode"]["max_batch"]
     assert mb["group_sequences"] == 2 * mb["batch"] > 0
+
+
+def test_memory_says_what_the_model_counts_and_leaves_out():
+    """`opgraph memory` carries the builder's notes of each phase, as `report` does: a multimodal checkpoint's vision
+    tower is not in the weights it counts, and a context beyond the config's max_position_embeddings (Llama-3-8B's
+    8,192) is one an engine refuses by default."""
+    from userland import opgraph
+
+    r = opgraph("memory", "gemma-3-12b", "--phase", "decode")
+    assert r.returncode == 0 and "note: the language model (text_config) is costed; the vision tower" in r.stdout
+    long = opgraph("memory", "llama-3-8b", "--phase", "decode", "--context", "8192", "--format", "json")
+    notes = json.loads(long.stdout)["phases"]["decode"]["notes"]
+    assert any("8,193 positions exceed the model's context window of 8,192" in n for n in notes)
+    within = opgraph("memory", "llama-3-8b", "--phase", "decode", "--context", "8191", "--format", "json")
+    assert not any("context window" in n for n in json.loads(within.stdout)["phases"]["decode"]["notes"])
