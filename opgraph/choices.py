@@ -53,14 +53,13 @@ def served_note(source, dtype_: str | None, weight: str | None, act: str | None)
             f"model (vLLM's dtype auto); give --dtype fp32 to serve it as stored",)
 
 
-def context_note(source, longest: int) -> tuple[str, ...]:
-    """What a serving command says when its requests (`longest` tokens, prompt and output) outrun the context window the
-    model's config declares (DecoderConfig.context_window): engines refuse them by default."""
+def context_note(source, longest: int, what: str = "requests of up to {:,} tokens (prompt and output)") -> tuple[str, ...]:
+    """What a command says when what it serves or sweeps (`what`, of up to `longest` positions) outruns the context
+    window the model's config declares (DecoderConfig.context_window): engines refuse such requests by default."""
     window = getattr(source, "context_window", None)
     if window is None or longest <= window:
         return ()
-    return (f"requests of up to {longest:,} tokens (prompt and output) exceed {source.name}'s context window of "
-            f"{window:,} positions (config.json max_position_embeddings): engines refuse them by default (vLLM's "
+    return (f"{what.format(longest)} exceed {source.name}'s context window of {window:,} positions (config.json max_position_embeddings): engines refuse them by default (vLLM's "
             f"max_model_len, SGLang's context_length and TensorRT-LLM's max_seq_len are derived from it); the figures "
             f"extrapolate",)
 

@@ -86,7 +86,10 @@ def sweep_report(a):
     names = choices.phase_names(a.phase, seq_len=a.seq_len, context=a.context)
     batches, lengths = choices.sweep_axes(names, batch=a.batch, seq_len=a.seq_len, context=a.context)
     gpus = gpu_list(a)
-    return sweep.sweep(build(a), choices.plan(a.fusion), gpus, list(names), batches, lengths)
+    swept = sweep.sweep(build(a), choices.plan(a.fusion), gpus, list(names), batches, lengths)
+    # positions a point holds: a prompt's, or the context and the step's new token
+    longest = max(max(lengths[n]) + (n == "decode") for n in names)
+    return attrs.evolve(swept, notes=choices.context_note(source(a), longest, "points of up to {:,} positions"))
 
 
 def crossover_report(a):

@@ -295,6 +295,7 @@ class SweepReport:
     plan: FusionPlan
     main_block: str  # the most repeated block, whose time the table shows
     grids: tuple[SweepGrid, ...]
+    notes: tuple[str, ...] = ()  # what a reader must know of the points (the command's: e.g. a context too long)
 
 
 def sweep(build, plan: FusionPlan, hardware: list[Hardware], phases: list[str], batches: list[int],

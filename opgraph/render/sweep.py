@@ -9,7 +9,7 @@ from opgraph.render.text import lines, seconds, sig, table, to_csv, to_json
 
 @renderer(SweepReport, "json")
 def as_json(r: SweepReport, fmt: str) -> str:
-    return to_json({"model": r.model, "fusion": r.plan.name,
+    return to_json({"model": r.model, "fusion": r.plan.name, "notes": list(r.notes),
                     "units": {"*_s": "s (one GPU's step)", "block_expected_s": "s, one instance of each block",
                               "memory_bytes": "byte, one GPU"}, "points": [
         {"hardware": p.hardware, "phase": p.phase, "batch": p.batch, p.length_name: p.length,
@@ -39,7 +39,7 @@ def as_text(r: SweepReport, fmt: str) -> str:
              sig(p.footprint_bytes / 1e9) + ("" if p.fits else " DOES NOT FIT")] for g in r.grids for p in g.points()]
     note = ("Times are one GPU's step (every GPU of a group steps together). memory GB: one GPU's weights, KV cache and peak activations for the step (opgraph memory); a point marked "
             "DOES NOT FIT exceeds the GPU's capacity, and its times are as if it fitted")
-    return lines(table(rows, header, fmt), "", note)
+    return lines(table(rows, header, fmt), "", note, *(f"note: {n}" for n in r.notes))
 
 
 MOST_MARKS = 2000  # marks a chart at most
@@ -142,4 +142,4 @@ def as_html(r: SweepReport, fmt: str) -> str:
             f"<h2>points</h2><p class=\"note\">{esc(listed_note)}; --format csv gives them all.</p>"
             f"{filters('points', sorted({p['bound'] for p in d['points']}), hint='GPU, phase or op')}"
             f"{table('points', headers, rows)}")
-    return page(title, note, body, data)
+    return page(title, note, body, data, r.notes)

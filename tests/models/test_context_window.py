@@ -3,6 +3,8 @@ it is one an engine refuses by default, so every figure for one says so rather t
 windows below are the checkpoints' published ones (Llama-3-8B: 8,192 tokens, its model card and config.json;
 DeepSeek-V3: 163,840, its config.json)."""
 
+import json
+
 import pytest
 
 from opgraph import Phase
@@ -61,3 +63,19 @@ def test_a_shipped_preset_carries_its_published_window():
     from opgraph import models
     assert models.get("llama-3-8b").context_window == 8192
     assert models.get("deepseek-v3").context_window == 163840
+
+
+def test_a_sweep_says_when_its_longest_point_outruns_the_window():
+    # decode at context 8,192 holds 8,193 positions (the context and the step's new token); 8,191 holds 8,192
+    note, = _context_notes("sweep", "llama-3-8b", "--batch", "1", "--seq-len", "512", "--context", "1024,8192")
+    assert "points of up to 8,193 positions" in note
+    assert not _context_notes("sweep", "llama-3-8b", "--batch", "1", "--seq-len", "512", "--context", "1024,8191")
+    run = opgraph("sweep", "llama-3-8b", "--phase", "prefill", "--batch", "1", "--seq-len", "9000", "--format", "json")
+    notes = json.loads(run.stdout)["notes"]
+    assert len(notes) == 1 and "points of up to 9,000 positions exceed llama-3-8b's context window of 8,192" in notes[0]
+
+
+def test_memory_and_report_say_so_per_phase():
+    note, = _context_notes("report", "llama-3-8b", "--phase", "prefill", "--seq-len", "8193")
+    assert "prefill: 8,193 positions exceed the model's context window of 8,192" in note
+    assert not _context_notes("report", "llama-3-8b", "--phase", "prefill", "--seq-len", "8192")
