@@ -282,7 +282,10 @@ def sweep_curves(build, plan, hw: Hardware, phase: str, *, batch=None, seq_len=N
         xs = parse_values(given[varied] or default, varied)
         fixed = parse_values(given[held] or held_default, held)
         if len(fixed) != 1:
-            raise OpgraphError(f"{held} is held fixed in a {ph} sweep plot: give one value, got {len(fixed)}")
+            other = next(o for o in PLOT_AXES if o != ph)
+            raise OpgraphError(f"{held} is held fixed in a {ph} sweep plot: give one value, got {len(fixed)}"
+                               + (f" (or --phase {other}, whose plot varies {held})" if PLOT_AXES[other][0] == held
+                                  and phase != ph else ""))
         curves.append(sweep_curve(build, plan, hw, ph, xs, fixed[0]))
     return curves
 

@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "outside the engine (the server's HTTP handling, tokenization and streaming), added to every "
                            "row's predicted TTFT, as 'opgraph serve --request-latency-ms' adds it (default: 0)")
         if name == "calibrate":
-            p.add_argument("--out", required=True, metavar="FILE", help="the calibration file to write (.toml)")
+            p.add_argument("-o", "--out", required=True, metavar="FILE", help="the calibration file to write (.toml)")
             p.add_argument("--holdout", type=_float, default=0.2, help="share of rows held out (default: 0.2)")
             p.add_argument("--seed", type=_int, default=0, help="which rows are held out (default: 0)")
             p.add_argument("--source", help="where the measurements come from, written into the file (default: "
@@ -342,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--batch", help="batches, a list (default: 1,8,32,128)")
             p.add_argument("--lengths", help="prompt lengths (prefill) and contexts (decode), a list "
                            "(default: 128,1024,4096)")
-            p.add_argument("--out", metavar="FILE", help="the measurement CSV to write")
+            p.add_argument("-o", "--out", metavar="FILE", help="the measurement CSV to write")
             p.add_argument("--repeats", type=_int, default=5,
                            help="timed replays per kernel, the median kept (default: 5)")
             p.add_argument("--calls", type=_int, default=20,
@@ -412,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--output", type=_int, required=True, metavar="G",
                            help="output tokens per sequence, the first of them from prefill")
         if ("html" in formats(record) or name == "plan") and name not in ("calibrate", "bench"):  # those have own --out
-            p.add_argument("--out", metavar="FILE", help="write the output to FILE instead of standard output (an "
+            p.add_argument("-o", "--out", metavar="FILE", help="write the output to FILE instead of standard output (an "
                            "HTML page is one self-contained file)")
             p.set_defaults(run=lambda a, run=run: _written(render(run(a), a.format), a.out), parser=p)
         else:
@@ -431,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("measurements", metavar="MEASURED.csv", help="measured kernel timings: a CSV (.csv, .csv.gz) or a PyTorch profiler trace (.json, .json.gz)")
         else:
             _options(p, {MODEL, GPU, FUSION, PRECISION, BUILD, TIME, LISTS if name == "sweep" else SIZES}, type(None))
-        p.add_argument("--out", required=True, metavar="FILE", help="the picture to write: FILE.png or FILE.svg")
+        p.add_argument("-o", "--out", required=True, metavar="FILE", help="the picture to write: FILE.png or FILE.svg")
         p.set_defaults(run=runs.picture, parser=p)
     return parser
 

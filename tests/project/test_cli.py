@@ -148,3 +148,17 @@ def test_help_explains_every_report_option():
     for flag in ("--hardware", "--phase", "--batch", "--seq-len", "--context", "--fusion", "--format", "--dtype"):
         assert flag in r.stdout
     assert "default: llama-3-8b" in " ".join(r.stdout.split())
+
+
+def test_out_has_the_short_form_o(tmp_path):
+    """-o FILE is --out FILE, the usual short form: the report is written there, not printed."""
+    out = tmp_path / "r.json"
+    r = opgraph("report", "--phase", "decode", "--format", "json", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["model"] == "llama-3-8b" and "wrote" in r.stdout
+
+
+def test_a_sweep_plot_with_a_list_where_one_value_is_held_says_which_phase_varies_it(tmp_path):
+    r = opgraph("plot", "sweep", "--batch", "1,8,64", "--context", "1024", "-o", str(tmp_path / "s.svg"))
+    assert r.returncode == 2 and "--batch is held fixed in a prefill sweep plot" in r.stderr
+    assert "(or --phase decode, whose plot varies --batch)" in r.stderr
