@@ -53,15 +53,18 @@ def served_note(source, dtype_: str | None, weight: str | None, act: str | None)
             f"model (vLLM's dtype auto); give --dtype fp32 to serve it as stored",)
 
 
-def context_note(source, longest: int, what: str = "requests of up to {:,} tokens (prompt and output)") -> tuple[str, ...]:
+SERVED_REQUESTS = "requests of up to {:,} tokens (prompt and output)"  # what a serving command's context_note names
+
+
+def context_note(source, longest: int, what: str = SERVED_REQUESTS) -> tuple[str, ...]:
     """What a command says when what it serves or sweeps (`what`, of up to `longest` positions) outruns the context
     window the model's config declares (DecoderConfig.context_window): engines refuse such requests by default."""
     window = getattr(source, "context_window", None)
     if window is None or longest <= window:
         return ()
-    return (f"{what.format(longest)} exceed {source.name}'s context window of {window:,} positions (config.json max_position_embeddings): engines refuse them by default (vLLM's "
-            f"max_model_len, SGLang's context_length and TensorRT-LLM's max_seq_len are derived from it); the figures "
-            f"extrapolate",)
+    return (f"{what.format(longest)} exceed {source.name}'s context window of {window:,} positions (config.json "
+            f"max_position_embeddings): engines refuse them by default (vLLM's max_model_len, SGLang's context_length "
+            f"and TensorRT-LLM's max_seq_len are derived from it); the figures extrapolate",)
 
 
 def precision(source, *, dtype_: str | None = None, weight: str | None = None, act: str | None = None,

@@ -412,8 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--output", type=_int, required=True, metavar="G",
                            help="output tokens per sequence, the first of them from prefill")
         if ("html" in formats(record) or name == "plan") and name not in ("calibrate", "bench"):  # those have own --out
-            p.add_argument("-o", "--out", metavar="FILE", help="write the output to FILE instead of standard output (an "
-                           "HTML page is one self-contained file)")
+            p.add_argument("-o", "--out", metavar="FILE",
+                           help="write the output to FILE instead of standard output (an HTML page is one "
+                           "self-contained file)")
             p.set_defaults(run=lambda a, run=run: _written(render(run(a), a.format), a.out), parser=p)
         else:
             p.set_defaults(run=lambda a, run=run: render(run(a), a.format), parser=p)
