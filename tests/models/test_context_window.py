@@ -79,3 +79,9 @@ def test_memory_and_report_say_so_per_phase():
     note, = _context_notes("report", "llama-3-8b", "--phase", "prefill", "--seq-len", "8193")
     assert "prefill: 8,193 positions exceed the model's context window of 8,192" in note
     assert not _context_notes("report", "llama-3-8b", "--phase", "prefill", "--seq-len", "8192")
+
+
+def test_a_disaggregated_deployment_says_so_too():
+    note, = _context_notes("serve", "llama-3-8b", "--disaggregate", "1p1d", "--concurrency", "4", "--prompt", "8100",
+                           "--output", "100")
+    assert "8,200 tokens" in note and "8,192 positions" in note
