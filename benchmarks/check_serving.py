@@ -122,10 +122,11 @@ def by_tp(predictions) -> str:
         groups.setdefault((p.row.engine, p.row.gpu, p.row.model, p.row.tp), []).append(p)
     out = []
     for key, ps in sorted(groups.items()):
-        low = [p for p in ps if p.row.concurrency == min(q.row.concurrency for q in ps)]
+        lowest = min(p.row.concurrency for p in ps)
+        low = [p for p in ps if p.row.concurrency == lowest]
         gap = lambda qs: float(np.median([(q.row.tpot_s - q.tpot_s) * 1e3 for q in qs]))  # noqa: E731
         out.append([*key, len(ps), f"{np.median([p.tpot_error for p in ps]):+.1%}", f"{gap(ps):+.2f}",
-                    low[0].row.concurrency, f"{gap(low):+.2f}"])
+                    lowest, f"{gap(low):+.2f}"])
     return tabulate(out, ["engine", "GPU", "model", "TP", "rows", "TPOT median signed", "gap ms (measured - predicted)",
                           "lowest concurrency", "its gap ms"], disable_numparse=True)
 
