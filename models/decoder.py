@@ -290,6 +290,9 @@ class DecoderConfig:
                 raise OpgraphError(f"--ep {ep} with --tp {tp} and --dp {ep // tp}: expert parallelism is built "
                                    f"over data-parallel attention (--dp {ep} --ep {ep}, as DeepSeek serves V3) or "
                                    f"over a tensor-parallel group (--tp {ep} --ep {ep}, as vLLM runs it), not both")
+            if tp > ep and tp % ep:
+                raise OpgraphError(f"--ep {ep} does not divide --tp {tp}: the experts spread over ep groups of the "
+                                   f"tensor-parallel group, each of tp / ep GPUs (give --ep {tp} or a divisor of {tp})")
             if moe.experts % ep:
                 more = "exceeds" if ep > moe.experts else "does not divide"
                 raise OpgraphError(f"--ep {ep} {more} the {moe.experts} routed experts; expert parallelism "
@@ -424,7 +427,7 @@ class DecoderConfig:
             if m is not None:
                 notes.append(f"MLA over {options.tp} GPUs: the heads split, but every GPU computes and caches the whole "
                              f"{m.cache_width}-wide latent (the KV cache is not split)")
-            if e is not None:
+            if e is not None and options.ep == 1:
                 notes.append(f"MoE over {options.tp} GPUs without expert parallelism: every GPU holds every expert's "
                              f"1/{options.tp} slice and runs the router whole")
             if any(a.kv_heads < options.tp for a in self.parts(Attention)):
@@ -451,22 +454,27 @@ class DecoderConfig:
                             if phase.past else "the sum of the stages + (M-1) x the slowest (fill and drain)"))
         if options.ep > 1:
             ep, t, in_tp = options.ep, phase.tokens, options.tp > 1
+            split = options.tp // ep if options.tp > ep else 1  # GPUs of an expert group (Parallel.expert_split)
+            unit = f"groups of {split} GPUs" if split > 1 else "GPUs"
             rows = e.rows(t, ep, options.expert_imbalance, shared=in_tp)
             mean = f"{t * e.top_k / ep:,.1f}" if in_tp else f"{t * e.top_k:,}"
             how = (f"--expert-imbalance {options.expert_imbalance:g} x the mean" if options.expert_imbalance else
-                   f"the busiest of {ep} GPUs under uniform routing: the mean plus "
+                   f"the busiest of {ep} {unit} under uniform routing: the mean plus "
                    f"{pieces.expected_max_normal(ep):.2f} standard deviations, rounded up")
-            each = (f"expert parallel over the tensor-parallel group of {ep}: every GPU has every token after "
-                    f"attention; each" if in_tp else
+            each = (f"expert parallel over {ep} groups of {split} GPUs of the tensor-parallel group of {options.tp}: "
+                    f"every GPU has every token after attention; each GPU holds 1/{split} of the width of its group's"
+                    if split > 1 else
+                    f"expert parallel over the tensor-parallel group of {ep}: every GPU has every token after "
+                    f"attention; each holds" if in_tp else
                     f"expert parallel over {ep} GPUs with data-parallel attention: every figure is one GPU's, "
-                    f"serving its own batch of {phase.batch}; each")
+                    f"serving its own batch of {phase.batch}; each holds")
             moves = ("gathers the rows routed to its experts and adds their weighted outputs into the all-reduce "
                      "that tensor parallelism already runs" if in_tp else
                      "sends its tokens to their experts and back (ep_dispatch, ep_combine: all-to-alls of tokens x "
                      "top_k x d_model)")
-            notes.append(f"{each} holds {e.experts // ep} of the {e.experts} routed experts whole and runs {rows:,} "
-                         f"token-expert rows through them ({how}; the mean is {mean}); the group's totals count the "
-                         f"mean load; each MoE layer {moves}")
+            notes.append(f"{each} {e.experts // ep} of the {e.experts} routed experts{'' if split > 1 else ' whole'} "
+                         f"and runs {rows:,} token-expert rows through them ({how}; the mean is {mean}); the group's "
+                         f"totals count the mean load; each MoE layer {moves}")
         p = self.precision(options)
         if p.tables is None and p.table != p.weight:
             notes.append(f"embedding table and lm_head stored as {p.table.name}, not {p.weight}: quantized "
@@ -505,6 +513,7 @@ class DecoderConfig:
 
 
 def _parallel_words(tp: int, ep: int) -> str:
-    experts = f", experts over all {ep}" if ep > 1 else ""
+    experts = (f", experts over {ep} groups of {tp // ep}" if 1 < ep < tp else
+               f", experts over all {ep}" if ep > 1 else "")
     return (f"tensor parallel over {tp} GPUs{experts}" if tp > 1 else
             f"data parallel over {ep} GPUs{experts}" if ep > 1 else "")

@@ -27,7 +27,8 @@ def shard(name: str, size: int, tp: int) -> int:
 @attrs.frozen
 class Parallel:
     """`tp`: tensor parallel GPUs (heads and columns split over them); `ep`: expert parallel GPUs (whole experts
-    spread over them; over the tp group when tp = ep, else over data-parallel GPUs); `sp`: with sequence
+    spread over them; over the tp group when tp = ep, over ep groups of tp / ep GPUs each splitting its experts' width
+    when ep divides tp, else over data-parallel GPUs); `sp`: with sequence
     parallelism, the dim of [batch, positions, d] the hidden states between layers are split along (positions in
     prefill, sequences in decode), None without it."""
 
@@ -49,6 +50,24 @@ class Parallel:
     def columns(self, name: str, size: int) -> int:
         """One GPU's share of a column-parallel width (an FFN, an SSM's inner width)."""
         return shard(name, size, self.tp)
+
+    @property
+    def expert_split(self) -> int:
+        """GPUs each routed expert's width splits over: tp without expert parallelism; tp / ep with the experts
+        spread over ep groups of a tensor-parallel group (TensorRT-LLM's moe_tp_size x moe_ep_size = tp_size in
+        tensorrt_llm/mapping.py; SGLang's moe_tp_size = tp_size // ep_size in sglang/srt/distributed/
+        parallel_state.py); 1 over data-parallel GPUs."""
+        if self.ep == 1:
+            return self.tp
+        return self.tp // self.ep if self.tp > self.ep else 1
+
+    def expert_columns(self, size: int) -> int:
+        """One GPU's share of a routed expert's width (its intermediate size)."""
+        split = self.expert_split
+        if self.ep > 1 and split > 1 and size % split:
+            raise OpgraphError(f"--tp {self.tp} --ep {self.ep}: each expert's width ({size}) does not split over the "
+                               f"{split} GPUs of an expert group (tp / ep); give an --ep that leaves a split dividing it")
+        return shard("the expert width", size, split)
 
     def heads(self, size: int, name: str = "the attention heads") -> int:
         """Query heads (or SSM heads) one GPU holds."""

@@ -460,18 +460,21 @@ def moe(b: GraphBuilder, x: Tensor, spec, *, touched: int, rows: int = 0, par: P
     - over a tensor-parallel group (tp = ep; every GPU has every token after attention, as vLLM's expert
       parallelism runs): each GPU gathers the rows routed to its experts (moe_route), adds their weighted outputs
       into a partial sum per token (moe_unroute), and one all-reduce completes it, with the shared experts split
-      by width as tensor parallelism splits them."""
+      by width as tensor parallelism splits them;
+    - over ep groups of a tensor-parallel group (ep divides tp, as TensorRT-LLM's moe_tp x moe_ep and SGLang's
+      --ep-size below --tp-size run it): the same, each of a group's tp / ep GPUs holding its group's experts at
+      1 / (tp / ep) of their width (Parallel.expert_split) and running every row routed to them."""
     d, tp, ep = x.shape[-1], par.tp, par.ep
     weights = _router(b, x, spec, prefix)
     if ep > 1:
-        held = shard("the routed experts", spec.experts, ep)  # whole experts, every row on its own
-        width, groups = spec.d_expert, 1
+        held = shard("the routed experts", spec.experts, ep)  # every row on one of its experts
+        width, groups = par.expert_columns(spec.d_expert), 1
         if tp > 1:
             h = b.moe_route("route", x, rows=rows, out="routed")
         else:
             h = b.ep_dispatch("dispatch", x, group=ep, top_k=spec.top_k, rows=rows, out="dispatched")
     else:
-        held, width, groups, h = spec.experts, par.columns("the expert width", spec.d_expert), spec.top_k, x
+        held, width, groups, h = spec.experts, par.expert_columns(spec.d_expert), spec.top_k, x
 
     def experts_linear(name: str, h: Tensor, n: int, k: int, out: str) -> Tensor:
         w = b.weight(f"{prefix}experts.{name}.weight", (held, n, k))

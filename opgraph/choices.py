@@ -109,17 +109,21 @@ def builder(source, options: BuildOptions):
     """phase -> the Model of `source` for that phase, built with `options`.
 
     Data parallelism needs nothing of the model's builder: `dp` replicas of its (tp-GPU) group each serve their
-    own batch, so the group grows by dp and stores dp copies. Expert parallelism (ep = tp x dp) is built by the
-    model's MoE layers, which then lay out the whole group themselves."""
+    own batch, so the group grows by dp and stores dp copies. Expert parallelism (ep = tp x dp, or ep dividing tp
+    without dp: ep groups of tp / ep GPUs) is built by the model's MoE layers, which then lay out the whole group
+    themselves."""
     tp, dp, ep, pp = (checks.integer(f"--{k}", getattr(options, k), maximum=1024) for k in ("tp", "dp", "ep", "pp"))
     if options.micro_batches is not None:
         checks.integer("--micro-batches", options.micro_batches, maximum=10**6)
     if pp == 1 and (options.micro_batches is not None or options.pp_layers is not None):
         raise OpgraphError(f"--{'micro-batches' if options.micro_batches is not None else 'pp-layers'} applies to "
                            f"pipeline parallelism; add --pp N")
-    if ep > 1 and ep != tp * dp:
-        raise OpgraphError(f"--ep {ep} must equal --tp x --dp ({tp} x {dp} = {tp * dp}): the experts spread over "
-                           f"every GPU of the group (try --dp {ep // tp if ep % tp == 0 else ep} --ep {ep})")
+    if ep > 1 and ep != tp * dp and not (dp == 1 and tp % ep == 0):
+        raise OpgraphError(f"--ep {ep} must equal --tp x --dp ({tp} x {dp} = {tp * dp}), the experts spread over "
+                           f"every GPU of the group, or divide --tp without --dp, the experts spread over ep groups "
+                           f"of tp / ep GPUs (give " + (f"--ep {'/'.join(str(d) for d in range(2, tp + 1) if tp % d == 0)}"
+                                                        f" with --tp {tp}, or " if tp > 1 else f"--tp {ep} --ep {ep}, or ")
+                           + f"--dp {ep} --ep {ep} without --tp)")
     if options.expert_imbalance is not None:
         checks.number("--expert-imbalance", options.expert_imbalance, minimum=1, maximum=1024)
         if ep == 1:

@@ -273,6 +273,7 @@ def disaggregated_run(a):
             raise OpgraphError(f"{flag} gpu={gpu_name}: {e}") from None
         build_, group_hw = choices.arranger(model, opts, pool_hw)(layout)
         engine = serve.ENGINES[checks.choice("--engine", a.engine, serve.ENGINES)](group_hw)
+        engine.check_layout(layout.tp, layout.ep)
         fusion = choices.plan(a.fusion or engine.plan)
         # the draft laid out as its pool is: it prefills beside the target, and drafts
         drafting = None if draft_model is None else Draft(
@@ -315,6 +316,7 @@ def serving_run(a):
                            "a stage, each with its share of the requests")
     hw = gpu(a)
     engine = serve.ENGINES[checks.choice("--engine", a.engine, serve.ENGINES)](hw)
+    engine.check_layout(a.tp, a.ep)
     engine = serve.with_limits(
         engine, max_batched_tokens=None if a.max_batch_tokens is None else checks.integer("--max-batch-tokens",
                                                                                           a.max_batch_tokens),

@@ -67,6 +67,16 @@ class Engine:
     # while requests decode, new prompts wait until the iteration's tokens would come to that share of the budget, or
     # until they have waited that many iterations (PyExecutor._waiting_requests in tensorrt_llm/_torch/pyexecutor)
     batch_wait: tuple[float, int] = (0.0, 0)
+    # experts spread over groups of a tensor-parallel group (--tp 8 --ep 2): TensorRT-LLM's moe_tp_size x moe_ep_size
+    # and SGLang's --ep-size below --tp-size; vLLM spreads them over the whole tp x dp group or not at all
+    # (--enable-expert-parallel; FusedMoEParallelConfig.make in vllm/model_executor/layers/fused_moe/config.py)
+    expert_groups: bool = True
+
+    def check_layout(self, tp: int, ep: int) -> None:
+        """A one-line error for a layout this engine cannot run."""
+        if not self.expert_groups and 1 < ep < tp:
+            raise OpgraphError(f"--tp {tp} --ep {ep}: {self.name} spreads the experts over the whole group or not at "
+                               f"all (--ep {tp}, or no --ep), not over groups of it; sglang and trtllm run it")
 
     def timed(self, hw: Hardware) -> Hardware:
         """`hw` with this engine's kernels priced by the tables that fit them (`tables`): the same object for the same
@@ -123,7 +133,8 @@ def vllm(hw: Hardware) -> Engine:
                   "vLLM's server defaults (vllm/engine/arg_utils.py EngineArgs.get_batch_defaults: "
                   + ("8,192 tokens and 1,024 sequences on a GPU of 70 GiB or more, not an A100" if large else
                      "2,048 tokens and 256 sequences below 70 GiB and on the A100")
-                  + "; vllm/config/cache.py gpu_memory_utilization 0.9, block_size 16)", preempts=True)
+                  + "; vllm/config/cache.py gpu_memory_utilization 0.9, block_size 16)", preempts=True,
+                  expert_groups=False)
 
 
 def sglang(hw: Hardware) -> Engine:

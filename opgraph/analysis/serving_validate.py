@@ -23,8 +23,8 @@ batch_wait columns give it), at its concurrency, prompt and output lengths, unde
 An engine without chunked prefill (TensorRT-LLM) gets a token budget of at least the prompt plus the other
 concurrency - 1 requests' decodes, so that a prompt fits beside them, as a benchmark of such prompts must be
 configured. Nothing is fitted here. A row's error is (predicted - measured) / measured: negative means predicted too
-fast. Rows opgraph does not model yet (experts both split and spread, GEMM storage it cannot build, flagged rows)
-and rows a preset or GPU does not name are skipped and counted by reason, never silently.
+fast. Rows opgraph does not model yet (experts split across data-parallel replicas, GEMM storage it cannot build,
+flagged rows) and rows a preset or GPU does not name are skipped and counted by reason, never silently.
 """
 
 from __future__ import annotations
@@ -138,6 +138,7 @@ def predict(row: ServingMeasurement, resolve: Resolve, protocol: str,
         raise OpgraphError(f"engine {row.engine} is not modelled")
     build, gpu = resolve(row)
     engine = configured(ENGINES[row.engine](gpu), row)
+    engine.check_layout(row.tp, row.ep)
     # a concurrency beyond what runs at once queues, as the measured engine queued it
     s = serve(build, planfile.load(engine.plan), gpu, engine=engine, overhead_s=overhead_s, queue=True,
               request_latency_s=request_latency_s, request_latency_source="given for the row", **load(row, protocol))

@@ -15,10 +15,12 @@ unread, as extracts carry provenance):
   optional:
     pp, dp, ep      pipeline, attention-data and expert parallelism (default 1). Expert parallelism is modelled
                     over the whole group (ep = tp x dp: tensor-parallel attention with the experts spread, or
-                    data-parallel attention with all-to-alls), data parallelism with it or as replicas of a dense
-                    model; the concurrency is the whole group's, dp x each replica's
+                    data-parallel attention with all-to-alls) or, without dp, over ep groups of the tensor-parallel
+                    group (ep dividing tp); data parallelism with it or as replicas of a dense model; the
+                    concurrency is the whole group's, dp x each replica's
     moe_tp          the MoE layers' tensor parallelism (default: tp x dp / ep); experts both split (moe_tp) and
-                    spread (ep), or split across data-parallel replicas, are not modelled yet: skipped
+                    spread (ep) are modelled with moe_tp x ep = tp and no dp; split across data-parallel replicas
+                    they are not modelled yet: skipped
     gemm_quant_mode the GEMMs' storage as the benchmark labels it: empty (the preset's own), fp8 or fp8_block
                     (fp8 weights and activations), or another label the validating resolver maps or refuses
                     (opgraph.choices.serving_row)
@@ -93,10 +95,13 @@ class ServingMeasurement:
         if not self.concurrency:
             return "no concurrency given"
         group = self.tp * self.dp
-        if self.ep > 1 and self.ep != group:
+        grouped = self.dp == 1 and 1 < self.ep < self.tp and self.tp % self.ep == 0  # ep groups of tp / ep GPUs
+        if self.ep > 1 and self.ep != group and not grouped:
             return f"ep {self.ep} over part of the tp x dp = {group} GPUs (not modelled in serving yet)"
-        if self.moe_tp > 1 and (self.ep > 1 or self.dp > 1):
-            return "MoE tensor parallelism beside expert or data parallelism (not modelled in serving yet)"
+        if self.moe_tp > 1 and self.dp > 1:
+            return "MoE tensor parallelism beside data parallelism (not modelled in serving yet)"
+        if self.moe_tp > 1 and self.ep > 1 and self.moe_tp * self.ep != self.tp:
+            return f"moe_tp {self.moe_tp} x ep {self.ep} is not the tp of {self.tp} (not modelled in serving yet)"
         if self.concurrency % self.dp:
             return f"concurrency {self.concurrency} not a multiple of dp {self.dp}"
         return ""

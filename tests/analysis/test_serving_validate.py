@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from opgraph import hardware, models, strategy
-from opgraph.analysis.serve import serve, sglang, vllm
+from opgraph.analysis.serve import serve, sglang, trtllm, vllm
 from opgraph.models import BuildOptions
 from opgraph.analysis.serving_validate import validate_serving
 from opgraph.choices import serving_row
@@ -116,15 +116,20 @@ def test_expert_and_data_parallel_rows_are_served_in_their_layout(tmp_path):
                 "qwen3-30b-a3b,h100-sxm,vllm,2,1,1,2,8,500,16,50.0,10.0,",  # attention tp 2, experts spread over 2
                 "qwen3-30b-a3b,h100-sxm,vllm,1,2,1,2,8,500,16,50.0,10.0,",  # attention dp 2: 4 requests a replica
                 "qwen3-30b-a3b,h100-sxm,vllm,2,1,1,1,8,500,16,50.0,10.0,",  # experts split by tp alone
-                "qwen3-30b-a3b,h100-sxm,vllm,4,1,2,2,8,500,16,50.0,10.0,",  # experts split 2 ways and spread 2
+                "qwen3-30b-a3b,h100-sxm,trtllm,4,1,2,2,8,500,16,50.0,10.0,",  # experts split 2 ways, spread 2
+                "qwen3-30b-a3b,h100-sxm,vllm,4,1,2,2,8,500,16,50.0,10.0,",  # not a layout vLLM runs
+                "qwen3-30b-a3b,h100-sxm,trtllm,2,2,2,2,8,500,16,50.0,10.0,",  # split across replicas
                 "qwen3-30b-a3b,h100-sxm,vllm,1,2,1,2,7,500,16,50.0,10.0,")  # 7 over 2 replicas
     h100, preset = hardware.load("h100-sxm"), models.get("qwen3-30b-a3b")
-    for p, (layout, c) in zip(v.predictions, [(dict(tp=2, ep=2), 8), (dict(dp=2, ep=2), 4), (dict(tp=2), 8)]):
-        direct = serve(lambda ph, o=BuildOptions(**layout): preset.build(ph, o), strategy("vllm"), h100,
-                       engine=vllm(h100), concurrency=c, prompt=500, output=16)
+    expected = [(dict(tp=2, ep=2), 8, vllm), (dict(dp=2, ep=2), 4, vllm), (dict(tp=2), 8, vllm),
+                (dict(tp=4, ep=2), 8, trtllm)]
+    for p, (layout, c, engine) in zip(v.predictions, expected):
+        direct = serve(lambda ph, o=BuildOptions(**layout): preset.build(ph, o), strategy(engine(h100).plan), h100,
+                       engine=engine(h100), concurrency=c, prompt=500, output=16)
         assert (p.ttft_s, p.tpot_s) == (direct.ttft.mean, direct.tpot.mean), layout
-    assert len(v.predictions) == 3
-    assert dict(v.skipped) == {"ep 2 over part of the tp x dp = 4 GPUs (not modelled in serving yet)": 1,
+    assert len(v.predictions) == 4
+    assert dict(v.skipped) == {"not predicted: --tp 4 --ep 2": 1,
+                               "ep 2 over part of the tp x dp = 4 GPUs (not modelled in serving yet)": 1,
                                "concurrency 7 not a multiple of dp 2": 1}
 
 

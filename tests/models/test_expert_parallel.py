@@ -189,3 +189,50 @@ def test_deepseek_v3_at_ep_8_sends_tokens_times_top_k_times_d_model():
         assert ops[name].cost.wire_bytes == 7 * moved // 8
         assert ops[name].cost.comm_s == pytest.approx(7 * moved / 8 / 450e9, rel=1e-12)
     assert ops["experts.gate_proj"].cost.flops == 2 * (16 * 8) * 7168 * 2048  # its 32 experts' mean rows
+
+
+def test_experts_over_groups_of_a_tensor_parallel_group_split_their_width_within_each_group():
+    """--tp 4 --ep 2 (TensorRT-LLM's moe_tp_size 2 x moe_ep_size 2; SGLang's --tp-size 4 --ep-size 2): Mixtral's 8
+    experts spread over 2 groups of 2 GPUs, each GPU holding its group's 4 experts at half their width and running
+    every row routed to them; the MoE output all-reduced over the 4 as under TP, no all-to-all."""
+    phase = Phase.decode(32, 1024)
+    cost = analyze(MIXTRAL.build(phase, BuildOptions(tp=4, ep=2, expert_imbalance=1.0)), strategy("fused"), H100)
+    ops = {o.name: o for o in moe_block(cost).ops}
+    assert {o.fn for o in ops.values() if o.kind == "collective"} == {"all_reduce"}
+    assert ops["moe_allreduce"].cost.wire_bytes == 2 * 3 * (32 * 4096 * 2) // 4  # a ring over the 4 GPUs
+    # the mean load of a group: 32 tokens x top 2 / 2 groups = 32 rows, through 14,336 / 2 columns
+    assert ops["experts.gate_proj"].cost.flops == 2 * 32 * (14336 // 2) * 4096
+    # the same per-GPU expert work as --tp 4 alone (all 64 rows through a quarter of the width)
+    assert ops["experts.gate_proj"].cost.flops == 2 * 64 * (14336 // 4) * 4096
+    attention = 2 * (8 * 128 * 4096) + 2 * (2 * 128 * 4096)  # q, o: 8 of 32 heads; k, v: 2 of 8 KV heads
+    layer = attention + 4 * 3 * (14336 // 2) * 4096 + 8 * 4096 + 2 * 4096  # 4 half experts, the router, two norms
+    head = 2 * (32000 // 4) * 4096 + 4096  # vocab-parallel embedding and lm_head, the final norm
+    model = MIXTRAL.build(phase, BuildOptions(tp=4, ep=2))
+    assert model.weight_bytes() == 2 * (32 * layer + head)
+    assert model.gpus == 4 and model.parallel == "tensor parallel over 4 GPUs, experts over 2 groups of 2"
+    # the notes say so, and no longer that the experts are split without expert parallelism
+    assert any("each GPU holds 1/2 of the width of its group's 4 of the 8 routed experts" in n for n in model.notes)
+    for ep_ in (2, 4):
+        notes = MIXTRAL.build(phase, BuildOptions(tp=4, ep=ep_)).notes
+        assert not any("without expert parallelism" in n for n in notes), ep_
+    assert any("without expert parallelism" in n for n in MIXTRAL.build(phase, BuildOptions(tp=4)).notes)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["mixtral-8x7b", "--tp", "4", "--ep", "3"], "give --ep 2/4 with --tp 4"),
+    (["mixtral-8x7b", "--tp", "4", "--dp", "2", "--ep", "2"], "divide --tp without --dp"),
+])
+def test_expert_groups_must_divide_the_tensor_parallel_group(args, says):
+    r = opgraph("report", *args)
+    assert r.returncode != 0
+    assert says in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_vllm_does_not_serve_expert_groups_and_trtllm_does():
+    args = ("qwen3-30b-a3b", "--tp", "4", "--ep", "2", "--concurrency", "4", "--prompt", "256", "--output", "32")
+    r = opgraph("serve", *args, "--engine", "vllm")
+    assert r.returncode != 0 and "vllm spreads the experts over the whole group" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = opgraph("serve", *args, "--engine", "trtllm", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["tpot_s"] > 0
