@@ -90,6 +90,19 @@ DeepSeek-R1 runs, ids ``dsr1_...``, as DeepSeek-V3), so every copy but one is fl
 once. The copy kept is a dated CSV's (it names the run's date and image) before the gap-analysis CSVs', the
 Dynamo runs' and the dump's, the first in the CSV's order among equals. Rows are written in the CSV's order.
 
+The parallel layout of some InferenceX rows is the conversion's, not the run's. InferenceX's configs
+(.github/configs/nvidia-master.yaml in github.com/SemiAnalysisAI/InferenceX) give a run's GPUs as ``tp`` and its
+expert parallelism as ``ep`` over the same GPUs (``gptoss-fp4-h200-trt``: ``# For all sequence lengths, EP=TP,
+DP_ATTENTION=false``, ``{ tp: 2, ep: 2 }`` to ``{ tp: 8, ep: 8 }``; ``gptoss-fp4-b200-trt``: ``{ tp: 4, ep: 4,
+dp-attn: true }``), and the dated CSVs' ids write them ``_tp<N>_ep<M>_``. Where the file's moe_tp and ep are that N
+and M and its width (tp x dp) is N x M, the width was multiplied by ep: the run had N GPUs, attention
+tensor-parallel over them (data-parallel where the file gives dp > 1: dp-attn), the experts spread over M groups of
+N / M. Those rows are written as run (``silicon_layout`` keeps the file's), which the runs themselves confirm: 80
+of the 194 are, to the 0.1 us, the same measurement as a row whose id writes the layout another way
+(``_tp8_0_ep8_0_``, ``_tp4_0_ep4_0_``, ``_tp2_0_ep2_0_``) and whose file layout is that run's, and are flagged
+``duplicate`` as copies are (a copy is recognised at either layout, as a copy exported without an id keeps the
+file's).
+
 Model mapping (``model_match``): ``exact`` when the checkpoint is the preset's own; ``quantized-checkpoint``
 when it is a requantized copy of the same model (the quantization columns say how); ``same-architecture``
 when it is another checkpoint whose language model has the same shapes: Llama-3.1-8B/70B map to
@@ -154,12 +167,11 @@ measured_date       ``measured=`` from ``silicon_data_source`` (date of the run;
 data_source_kind    db-dump | dated-csv | aic-auto-gap-analysis | gap-analysis-csv (see above).
 wip                 ``wip=`` from ``silicon_data_source`` (True/False) where given; else empty.
 flags               ;-separated warnings, empty when none (counts on 0.12.0 in brackets):
-                    ``width_exceeds_node`` (325): gpus_per_worker > gpus_per_node on an 8-GPU HGX node (tp 16 or
-                    64 with moe 4x4 or 8x8, dp 16 or 64, vLLM tp 4 x dp 4 with ep 16; B200 233, H200 71, B300
-                    21). The row ids of the dated-csv ones say ``tp4_ep4`` / ``tp8_ep8``: the measured
-                    deployment was very likely ONE node of 4 or 8 GPUs with expert parallelism 4 or 8, and
-                    the file's width is source tp x source ep (an artefact of the conversion; batch_size is
-                    then divided by the inflated dp too). Do not use these parallel columns as they stand.
+                    ``width_exceeds_node`` (153): gpus_per_worker > gpus_per_node on an 8-GPU HGX node (tp 16 or
+                    64 with moe 4x4 or 8x8, dp 16 or 64, vLLM tp 4 x dp 4 with ep 16; B200 117, H200 15, B300
+                    21): the database dump's copies of the runs above, which have no id to correct them by, and
+                    a dated CSV's vLLM Kimi-K2.5 rows on the B200 (``tp4_ep4`` with ep 16, not that pattern).
+                    The 172 rows the ids correct (above) were flagged so until December 2026.
                     ``width_exceeds_tray`` (57): GB200/GB300 worker wider than one 4-GPU tray but within the
                     72-GPU NVLink rack (DeepSeek-R1 tp 12..72, ep 1, "agg"): odd GPU counts (12, 20, 28, 52)
                     suggest disaggregated or multi-worker Dynamo deployments recorded as one worker.
@@ -167,7 +179,7 @@ flags               ;-separated warnings, empty when none (counts on 0.12.0 in b
                     ``replicas`` (30): concurrency_over_batch_x_dp != 1.
                     ``no_concurrency`` (12): concurrency not given.
                     ``no_engine_version`` (759): engine_version empty (the image usually still names it).
-                    ``duplicate`` (428): the same measurement as another row, which is kept (see "Repeated
+                    ``duplicate`` (508): the same measurement as another row, which is kept (see "Repeated
                     measurements" above).
                     ``mtp`` (74): InferenceX's TensorRT-LLM DeepSeek-R1 runs that its sources show ran with
                     multi-token prediction (its -mtp configs: 3 draft tokens, 1 with attention data parallelism),
@@ -178,8 +190,10 @@ flags               ;-separated warnings, empty when none (counts on 0.12.0 in b
                     days cannot be told apart and are not flagged.
 defaulted           which parallel fields were absent/0 and written as 1, e.g. ``dp:empty->1;ep:0->1``.
 id_tp, id_ep        the ``_tp<N>_ep<M>_`` written in the row id (dated-csv and gap-analysis rows; ``none`` and
-                    ``2_0`` as written), empty when the id has none (db-dump rows). Where they differ from
-                    tp/ep, they are the better guide to the deployment (see ``width_exceeds_node``).
+                    ``2_0`` as written), empty when the id has none (db-dump rows).
+silicon_layout      the file's own tp, dp, moe_tp and ep (``tp=16;dp=1;moe_tp=4;ep=4``) where the row id corrects
+                    them (above; 194 rows: B200 123, H200 71), else empty. batch_size_per_dp_rank is the file's,
+                    per its own dp.
 max_batch_tokens    the engine's token budget an iteration where the campaign's recipe sets one (vLLM's
                     max-num-batched-tokens, SGLang's chunked-prefill-size, TensorRT-LLM's max_num_tokens), else
                     empty (the engine's default). InferenceX's recipes (github.com/SemiAnalysisAI/InferenceX,
@@ -289,7 +303,7 @@ COLUMNS = [
     "concurrency", "request_rate_req_per_s", "batch_size_per_dp_rank", "concurrency_over_batch_x_dp",
     "prompt_tokens", "output_tokens", "ttft_ms", "tpot_ms",
     "measured_date", "data_source_kind", "wip", "flags", "defaulted",
-    "id_tp", "id_ep", "max_batch_tokens", "kv_dtype", "moe_kernel", "batch_wait_ratio", "batch_wait_iters",
+    "id_tp", "id_ep", "silicon_layout", "max_batch_tokens", "kv_dtype", "moe_kernel", "batch_wait_ratio", "batch_wait_iters",
     "source_id", "source_provenance",
 ]
 MARLIN_SINCE = "2026-01-02"  # InferenceX commit 4e52ed4c6: VLLM_MXFP4_USE_MARLIN=1 in its Hopper gpt-oss recipes
@@ -430,6 +444,25 @@ def as_int(value: str) -> int | None:
         return None
 
 
+LAYOUT = ("tp", "dp", "moe_tp", "ep")
+
+
+def inferencex_layout(kind: str, id_tp: str, id_ep: str, tp: int, dp: int, moe_tp: int, ep: int):
+    """The deployment an InferenceX row ran, (tp, dp, moe_tp, ep), where the file's layout is the conversion's
+    artefact; else None. InferenceX's configs (.github/configs/nvidia-master.yaml) give a run's GPUs as ``tp`` and
+    its expert parallelism as ``ep`` over the same GPUs (``# For all sequence lengths, EP=TP, DP_ATTENTION=false``
+    for gptoss-fp4-h200-trt; ``{ tp: 4, ep: 4, dp-attn: true }``), and the dated-csv ids write them as
+    ``_tp<N>_ep<M>_``; where the file's moe_tp and ep are that N and M and its width (tp x dp) is N x M, the width
+    was multiplied by ep in the conversion. The run: N GPUs, attention tensor-parallel over them (or data-parallel,
+    where the file gives dp > 1: dp-attn), the experts spread over M groups of N / M."""
+    if kind != "dated-csv" or not (id_tp.isdigit() and id_ep.isdigit()):
+        return None
+    n, m = int(id_tp), int(id_ep)
+    if m == 1 or n % m or (moe_tp, ep) != (n, m) or tp * dp != n * m:
+        return None
+    return (1, n, n // m, m) if dp > 1 else (n, 1, n // m, m)
+
+
 def convert(row: dict[str, str]) -> dict[str, object]:
     preset, match, note = MODELS[row["model_path"]]
     gpu, per_node = GPUS[row["system"]]
@@ -445,9 +478,12 @@ def convert(row: dict[str, str]) -> dict[str, object]:
 
     tp, pp, dp = parallel("tp", "tp_size"), parallel("pp", "pp_size"), parallel("dp", "attention_dp_size")
     moe_tp, ep = parallel("moe_tp", "moe_tp_size"), parallel("ep", "moe_ep_size")
-    gpus = tp * pp * dp
     m = re.search(r"_tp([0-9_]*|none)_ep([0-9_]*|none)_", row["id"])
     id_tp, id_ep = m.groups() if m else ("", "")
+    kind = source_kind(fields)
+    silicon = (tp, dp, moe_tp, ep)
+    tp, dp, moe_tp, ep = inferencex_layout(kind, id_tp, id_ep, *silicon) or silicon
+    gpus = tp * pp * dp
 
     conc = as_int(fields.get("silicon_concurrency", ""))
     if conc is None:
@@ -458,7 +494,7 @@ def convert(row: dict[str, str]) -> dict[str, object]:
     if conc is None:
         flags.append("no_concurrency")
     elif batch:
-        r = conc / (batch * dp)
+        r = conc / (batch * silicon[1])  # the file's batch_size is per its own dp
         replicas = int(r) if r == int(r) else round(r, 4)
         if replicas != 1:
             flags.append("replicas")
@@ -469,7 +505,7 @@ def convert(row: dict[str, str]) -> dict[str, object]:
         flags.append("moe_width_mismatch")
     if not row["backend_version"]:
         flags.append("no_engine_version")
-    kind, measured, isl, engine = source_kind(fields), fields.get("measured", "")[:10], int(row["isl"]), row["backend"]
+    measured, isl, engine = fields.get("measured", "")[:10], int(row["isl"]), row["backend"]
     if ran_mtp(preset, gpu, engine, kind, measured, conc):
         flags.append("mtp")
 
@@ -487,6 +523,8 @@ def convert(row: dict[str, str]) -> dict[str, object]:
         "measured_date": measured, "data_source_kind": kind,
         "wip": fields.get("wip", ""), "flags": ";".join(flags), "defaulted": ";".join(defaulted),
         "id_tp": id_tp, "id_ep": id_ep,
+        "silicon_layout": "" if (tp, dp, moe_tp, ep) == silicon else
+        ";".join(f"{k}={v}" for k, v in zip(LAYOUT, silicon)),
         "max_batch_tokens": max_batch_tokens(preset, gpu, engine, kind, measured, isl, conc),
         "kv_dtype": kv_dtype(preset, gpu, engine, kind),
         "moe_kernel": moe_kernel(preset, gpu, engine, kind, measured),
@@ -502,15 +540,23 @@ SAME_MEASUREMENT = ("gpu", "engine", "tp", "pp", "dp", "moe_tp", "ep", "concurre
 KEEP_FIRST = ("dated-csv", "gap-analysis-csv", "aic-auto-gap-analysis", "db-dump")  # which copy is kept
 
 
+def measurements(row: dict[str, object]) -> set[tuple]:
+    """What identifies the row's measurement (SAME_MEASUREMENT): at its layout, and where its id corrected the
+    file's (silicon_layout) at the file's too, which a copy exported without that id keeps."""
+    file_layout = dict(part.split("=") for part in row["silicon_layout"].split(";")) if row["silicon_layout"] else {}
+    return {tuple(row[c] for c in SAME_MEASUREMENT),
+            tuple(int(file_layout[c]) if c in file_layout else row[c] for c in SAME_MEASUREMENT)}
+
+
 def flag_duplicates(rows: list[dict[str, object]]) -> None:
     """Flag ``duplicate`` every copy of a measurement but the one kept (KEEP_FIRST, then the CSV's order)."""
     rank = {kind: i for i, kind in enumerate(KEEP_FIRST)}
     kept = set()
     for row in sorted(rows, key=lambda r: rank.get(r["data_source_kind"], len(KEEP_FIRST))):  # stable: CSV order
-        key = tuple(row[c] for c in SAME_MEASUREMENT)
-        if key in kept:
+        keys = measurements(row)
+        if keys & kept:
             row["flags"] = ";".join(filter(None, (row["flags"], "duplicate")))
-        kept.add(key)
+        kept |= keys
 
 
 def extract(text: str) -> tuple[list[dict[str, object]], Counter, Counter, int]:

@@ -86,3 +86,43 @@ def test_check_serving_by_tp_gives_each_groups_median_signed_tpot_error_and_gap(
     # TP 2: errors -10%, -25%, -25% (median -25.0%); gaps 1, 5, 10 ms (median +5.00); at concurrency 8, +1.00
     assert tp2 == ["vllm", "h100-sxm", "m", "2", "3", "-25.0%", "+5.00", "8", "+1.00"]
     assert tp8 == ["vllm", "h100-sxm", "m", "8", "1", "-20.0%", "+1.00", "8", "+1.00"]
+
+
+def _extract_serving():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import extract_serving
+    finally:
+        sys.path.remove(str(BENCH))
+    return extract_serving
+
+
+@pytest.mark.parametrize("kind, ids, file_layout, run", [
+    # InferenceX's { tp: 2, ep: 2 } (gpt-oss on the H200, EP=TP): written tp 4, moe_tp 2, ep 2 by the conversion
+    ("dated-csv", ("2", "2"), (4, 1, 2, 2), (2, 1, 1, 2)),
+    ("dated-csv", ("8", "8"), (64, 1, 8, 8), (8, 1, 1, 8)),
+    # { tp: 4, ep: 4, dp-attn: true }: attention data-parallel over the 4 GPUs
+    ("dated-csv", ("4", "4"), (1, 16, 4, 4), (1, 4, 1, 4)),
+    ("dated-csv", ("8_0", "8_0"), (8, 1, 1, 8), None),  # the id's other spelling: the file's layout is the run's
+    ("dated-csv", ("4", "1"), (4, 1, 4, 1), None),  # no expert parallelism: nothing multiplied
+    ("dated-csv", ("4", "4"), (4, 4, 1, 16), None),  # not the pattern (vLLM's Kimi-K2.5 rows): left flagged
+    ("db-dump", ("", ""), (16, 1, 4, 4), None),  # no id to correct by
+])
+def test_extract_serving_takes_an_inferencex_runs_layout_from_its_id(kind, ids, file_layout, run):
+    assert _extract_serving().inferencex_layout(kind, *ids, *file_layout) == run
+
+
+def test_extract_serving_knows_a_copy_at_either_layout():
+    """A row whose id corrected its layout is the same measurement as a row of its run's layout, and as a copy that
+    kept the file's (a dump row has no id to correct it by)."""
+    x = _extract_serving()
+    base = dict(gpu="h200", engine="trtllm", pp=1, concurrency=4, prompt_tokens=1024, output_tokens=1024,
+                ttft_ms="100.0000", tpot_ms="5.0000", flags="")
+    corrected = dict(base, tp=8, dp=1, moe_tp=1, ep=8, silicon_layout="tp=64;dp=1;moe_tp=8;ep=8",
+                     data_source_kind="dated-csv")
+    spelled = dict(base, tp=8, dp=1, moe_tp=1, ep=8, silicon_layout="", data_source_kind="dated-csv")
+    dumped = dict(base, tp=64, dp=1, moe_tp=8, ep=8, silicon_layout="", data_source_kind="db-dump")
+    other = dict(spelled, tpot_ms="5.0001")
+    rows = [corrected, spelled, dumped, other]
+    x.flag_duplicates(rows)
+    assert [r["flags"] for r in rows] == ["", "duplicate", "duplicate", ""]
