@@ -92,16 +92,18 @@ Dynamo runs' and the dump's, the first in the CSV's order among equals. Rows are
 
 The parallel layout of some InferenceX rows is the conversion's, not the run's. InferenceX's configs
 (.github/configs/nvidia-master.yaml in github.com/SemiAnalysisAI/InferenceX) give a run's GPUs as ``tp`` and its
-expert parallelism as ``ep`` over the same GPUs (``gptoss-fp4-h200-trt``: ``# For all sequence lengths, EP=TP,
-DP_ATTENTION=false``, ``{ tp: 2, ep: 2 }`` to ``{ tp: 8, ep: 8 }``; ``gptoss-fp4-b200-trt``: ``{ tp: 4, ep: 4,
-dp-attn: true }``), and the dated CSVs' ids write them ``_tp<N>_ep<M>_``. Where the file's moe_tp and ep are that N
-and M and its width (tp x dp) is N x M, the width was multiplied by ep: the run had N GPUs, attention
-tensor-parallel over them (data-parallel where the file gives dp > 1: dp-attn), the experts spread over M groups of
-N / M. Those rows are written as run (``silicon_layout`` keeps the file's), which the runs themselves confirm: 80
-of the 194 are, to the 0.1 us, the same measurement as a row whose id writes the layout another way
-(``_tp8_0_ep8_0_``, ``_tp4_0_ep4_0_``, ``_tp2_0_ep2_0_``) and whose file layout is that run's, and are flagged
-``duplicate`` as copies are (a copy is recognised at either layout, as a copy exported without an id keeps the
-file's).
+expert parallelism as ``ep`` over the same GPUs, ep 1 or equal to tp (``gptoss-fp4-h200-trt``: ``# For all sequence
+lengths, EP=TP, DP_ATTENTION=false``, ``{ tp: 2, ep: 2 }`` to ``{ tp: 8, ep: 8 }``; ``gptoss-fp4-b200-trt``: ``{
+tp: 4, ep: 4, dp-attn: true }``), and the dated CSVs' ids write them ``_tp<M>_ep<M>_``. The conversion wrote such a
+run of M GPUs as moe_tp M x ep M over a width (tp x dp) of M x M: ``tp4_ep4`` as tp 16 with experts 4 x 4,
+gpt-oss's ``tp2_ep2`` on the H200 as tp 4 with experts 2 x 2. The extraction writes every InferenceX row of that
+pattern (moe_tp = ep = M > 1, tp x dp = M x M; where the row has an id, it must say tp M ep M) as it ran: M GPUs,
+attention tensor-parallel over them (data-parallel where the file gives dp > 1: dp-attn), the experts spread over
+all M (``silicon_layout`` keeps the file's; 329 rows: B200 210, B300 33, H200 86). The runs confirm it: 117 of them
+are then, to the 0.1 us, the same measurement as a row whose layout needed no correction (80 dated-CSV rows whose
+ids spell the layout ``_tp8_0_ep8_0_``, ``_tp4_0_ep4_0_`` or ``_tp2_0_ep2_0_``, 37 dump rows), and are flagged
+``duplicate`` as copies are (a copy is recognised at either layout, as a copy exported before the correction keeps
+the file's).
 
 Model mapping (``model_match``): ``exact`` when the checkpoint is the preset's own; ``quantized-checkpoint``
 when it is a requantized copy of the same model (the quantization columns say how); ``same-architecture``
@@ -167,11 +169,10 @@ measured_date       ``measured=`` from ``silicon_data_source`` (date of the run;
 data_source_kind    db-dump | dated-csv | aic-auto-gap-analysis | gap-analysis-csv (see above).
 wip                 ``wip=`` from ``silicon_data_source`` (True/False) where given; else empty.
 flags               ;-separated warnings, empty when none (counts on 0.12.0 in brackets):
-                    ``width_exceeds_node`` (153): gpus_per_worker > gpus_per_node on an 8-GPU HGX node (tp 16 or
-                    64 with moe 4x4 or 8x8, dp 16 or 64, vLLM tp 4 x dp 4 with ep 16; B200 117, H200 15, B300
-                    21): the database dump's copies of the runs above, which have no id to correct them by, and
-                    a dated CSV's vLLM Kimi-K2.5 rows on the B200 (``tp4_ep4`` with ep 16, not that pattern).
-                    The 172 rows the ids correct (above) were flagged so until December 2026.
+                    ``width_exceeds_node`` (30): gpus_per_worker > gpus_per_node on an 8-GPU HGX node: vLLM
+                    Kimi-K2.5 on the B200, tp 4 x dp 4 with ep 16 (ids ``tp4_ep4``, not the pattern above). The
+                    329 rows laid out as run (above) were flagged so, or taken at their file layout, until
+                    December 2026.
                     ``width_exceeds_tray`` (57): GB200/GB300 worker wider than one 4-GPU tray but within the
                     72-GPU NVLink rack (DeepSeek-R1 tp 12..72, ep 1, "agg"): odd GPU counts (12, 20, 28, 52)
                     suggest disaggregated or multi-worker Dynamo deployments recorded as one worker.
@@ -179,7 +180,7 @@ flags               ;-separated warnings, empty when none (counts on 0.12.0 in b
                     ``replicas`` (30): concurrency_over_batch_x_dp != 1.
                     ``no_concurrency`` (12): concurrency not given.
                     ``no_engine_version`` (759): engine_version empty (the image usually still names it).
-                    ``duplicate`` (508): the same measurement as another row, which is kept (see "Repeated
+                    ``duplicate`` (517): the same measurement as another row, which is kept (see "Repeated
                     measurements" above).
                     ``mtp`` (74): InferenceX's TensorRT-LLM DeepSeek-R1 runs that its sources show ran with
                     multi-token prediction (its -mtp configs: 3 draft tokens, 1 with attention data parallelism),
@@ -191,8 +192,8 @@ flags               ;-separated warnings, empty when none (counts on 0.12.0 in b
 defaulted           which parallel fields were absent/0 and written as 1, e.g. ``dp:empty->1;ep:0->1``.
 id_tp, id_ep        the ``_tp<N>_ep<M>_`` written in the row id (dated-csv and gap-analysis rows; ``none`` and
                     ``2_0`` as written), empty when the id has none (db-dump rows).
-silicon_layout      the file's own tp, dp, moe_tp and ep (``tp=16;dp=1;moe_tp=4;ep=4``) where the row id corrects
-                    them (above; 194 rows: B200 123, H200 71), else empty. batch_size_per_dp_rank is the file's,
+silicon_layout      the file's own tp, dp, moe_tp and ep (``tp=16;dp=1;moe_tp=4;ep=4``) where they are the
+                    conversion's (above; 329 rows), else empty. batch_size_per_dp_rank is the file's,
                     per its own dp.
 max_batch_tokens    the engine's token budget an iteration where the campaign's recipe sets one (vLLM's
                     max-num-batched-tokens, SGLang's chunked-prefill-size, TensorRT-LLM's max_num_tokens), else
@@ -450,17 +451,16 @@ LAYOUT = ("tp", "dp", "moe_tp", "ep")
 def inferencex_layout(kind: str, id_tp: str, id_ep: str, tp: int, dp: int, moe_tp: int, ep: int):
     """The deployment an InferenceX row ran, (tp, dp, moe_tp, ep), where the file's layout is the conversion's
     artefact; else None. InferenceX's configs (.github/configs/nvidia-master.yaml) give a run's GPUs as ``tp`` and
-    its expert parallelism as ``ep`` over the same GPUs (``# For all sequence lengths, EP=TP, DP_ATTENTION=false``
-    for gptoss-fp4-h200-trt; ``{ tp: 4, ep: 4, dp-attn: true }``), and the dated-csv ids write them as
-    ``_tp<N>_ep<M>_``; where the file's moe_tp and ep are that N and M and its width (tp x dp) is N x M, the width
-    was multiplied by ep in the conversion. The run: N GPUs, attention tensor-parallel over them (or data-parallel,
-    where the file gives dp > 1: dp-attn), the experts spread over M groups of N / M."""
-    if kind != "dated-csv" or not (id_tp.isdigit() and id_ep.isdigit()):
+    its expert parallelism as ``ep`` over the same GPUs, ep 1 or equal to tp (``# For all sequence lengths, EP=TP,
+    DP_ATTENTION=false`` for gptoss-fp4-h200-trt; ``{ tp: 4, ep: 4, dp-attn: true }``); the conversion wrote such a
+    run of M GPUs as moe_tp M x ep M over a width (tp x dp) of M x M. The run: M GPUs, attention tensor-parallel over
+    them (or data-parallel, where the file gives dp > 1: dp-attn), the experts spread over all M. A dated CSV's id
+    writes the run's ``_tp<M>_ep<M>_`` and must agree; the database dump's rows have no id."""
+    if kind not in INFERENCEX or ep == 1 or moe_tp != ep or tp * dp != ep * ep:
         return None
-    n, m = int(id_tp), int(id_ep)
-    if m == 1 or n % m or (moe_tp, ep) != (n, m) or tp * dp != n * m:
+    if (id_tp or id_ep) and (id_tp, id_ep) != (str(ep), str(ep)):
         return None
-    return (1, n, n // m, m) if dp > 1 else (n, 1, n // m, m)
+    return (1, ep, 1, ep) if dp > 1 else (ep, 1, 1, ep)
 
 
 def convert(row: dict[str, str]) -> dict[str, object]:

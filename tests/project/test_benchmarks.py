@@ -106,7 +106,9 @@ def _extract_serving():
     ("dated-csv", ("8_0", "8_0"), (8, 1, 1, 8), None),  # the id's other spelling: the file's layout is the run's
     ("dated-csv", ("4", "1"), (4, 1, 4, 1), None),  # no expert parallelism: nothing multiplied
     ("dated-csv", ("4", "4"), (4, 4, 1, 16), None),  # not the pattern (vLLM's Kimi-K2.5 rows): left flagged
-    ("db-dump", ("", ""), (16, 1, 4, 4), None),  # no id to correct by
+    ("db-dump", ("", ""), (16, 1, 4, 4), (4, 1, 1, 4)),  # the dump's rows have no id: the pattern alone
+    ("dated-csv", ("2", "1"), (4, 1, 2, 2), None),  # an id that does not write tp M ep M
+    ("aic-auto-gap-analysis", ("4", "none"), (4, 1, 2, 2), None),  # NVIDIA's own runs: experts 2 x 2 as written
 ])
 def test_extract_serving_takes_an_inferencex_runs_layout_from_its_id(kind, ids, file_layout, run):
     assert _extract_serving().inferencex_layout(kind, *ids, *file_layout) == run
