@@ -66,7 +66,8 @@ class Parallel:
         split = self.expert_split
         if self.ep > 1 and split > 1 and size % split:
             raise OpgraphError(f"--tp {self.tp} --ep {self.ep}: each expert's width ({size}) does not split over the "
-                               f"{split} GPUs of an expert group (tp / ep); give an --ep that leaves a split dividing it")
+                               f"{split} GPUs of an expert group (tp / ep); give an --ep that leaves a split "
+                               f"dividing it")
         return shard("the expert width", size, split)
 
     def heads(self, size: int, name: str = "the attention heads") -> int:

@@ -119,11 +119,11 @@ def builder(source, options: BuildOptions):
         raise OpgraphError(f"--{'micro-batches' if options.micro_batches is not None else 'pp-layers'} applies to "
                            f"pipeline parallelism; add --pp N")
     if ep > 1 and ep != tp * dp and not (dp == 1 and tp % ep == 0):
+        groups = "/".join(str(d) for d in range(2, tp + 1) if tp % d == 0)
+        within = f"--ep {groups} with --tp {tp}" if tp > 1 else f"--tp {ep} --ep {ep}"
         raise OpgraphError(f"--ep {ep} must equal --tp x --dp ({tp} x {dp} = {tp * dp}), the experts spread over "
                            f"every GPU of the group, or divide --tp without --dp, the experts spread over ep groups "
-                           f"of tp / ep GPUs (give " + (f"--ep {'/'.join(str(d) for d in range(2, tp + 1) if tp % d == 0)}"
-                                                        f" with --tp {tp}, or " if tp > 1 else f"--tp {ep} --ep {ep}, or ")
-                           + f"--dp {ep} --ep {ep} without --tp)")
+                           f"of tp / ep GPUs (give {within}, or --dp {ep} --ep {ep} without --tp)")
     if options.expert_imbalance is not None:
         checks.number("--expert-imbalance", options.expert_imbalance, minimum=1, maximum=1024)
         if ep == 1:

@@ -49,10 +49,10 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type, serving
         p.add_argument("--dp", type=_int, default=1, metavar="N", help="data parallelism: N replicas, each serving "
                        "its own --batch; the group is tp x N GPUs (default: 1)")
         p.add_argument("--ep", type=_int, default=1, metavar="N", help="expert parallelism for MoE models: the "
-                       "experts spread over N GPUs (N = tp x dp) or N groups of GPUs: with --dp N (attention data parallel, as DeepSeek "
-                       "serves V3) tokens go to them and back by all-to-alls; with --tp N (vLLM's expert "
-                       "parallelism) each GPU runs the rows routed to its experts before TP's all-reduce; with "
-                       "--tp a multiple of N, N groups of tp / N GPUs, each splitting its group's experts by width "
+                       "experts spread over N GPUs (N = tp x dp) or N groups of GPUs: with --dp N (attention data "
+                       "parallel, as DeepSeek serves V3) tokens go to them and back by all-to-alls; with --tp N "
+                       "(vLLM's expert parallelism) each GPU runs the rows routed to its experts before TP's "
+                       "all-reduce; with --tp a multiple of N, N groups of tp / N GPUs, each splitting its group's experts by width "
                        "(TensorRT-LLM's moe_tp x moe_ep, SGLang's --ep-size below --tp-size) (default: 1)")
         p.add_argument("--expert-imbalance", type=_float, metavar="X", help="with --ep: the busiest GPU's expert "
                        "rows over the mean, at least 1 (default: the expected busiest GPU under uniform routing)")
