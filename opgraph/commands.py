@@ -52,8 +52,9 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type, serving
                        "experts spread over N GPUs (N = tp x dp) or N groups of GPUs: with --dp N (attention data "
                        "parallel, as DeepSeek serves V3) tokens go to them and back by all-to-alls; with --tp N "
                        "(vLLM's expert parallelism) each GPU runs the rows routed to its experts before TP's "
-                       "all-reduce; with --tp a multiple of N, N groups of tp / N GPUs, each splitting its group's experts by width "
-                       "(TensorRT-LLM's moe_tp x moe_ep, SGLang's --ep-size below --tp-size) (default: 1)")
+                       "all-reduce; with --tp a multiple of N, N groups of tp / N GPUs, each splitting its group's "
+                       "experts by width (TensorRT-LLM's moe_tp x moe_ep, SGLang's --ep-size below --tp-size) "
+                       "(default: 1)")
         p.add_argument("--expert-imbalance", type=_float, metavar="X", help="with --ep: the busiest GPU's expert "
                        "rows over the mean, at least 1 (default: the expected busiest GPU under uniform routing)")
         p.add_argument("--sp", action="store_true", help="sequence parallelism (with --tp): hidden states between "
