@@ -304,8 +304,8 @@ COLUMNS = [
     "concurrency", "request_rate_req_per_s", "batch_size_per_dp_rank", "concurrency_over_batch_x_dp",
     "prompt_tokens", "output_tokens", "ttft_ms", "tpot_ms",
     "measured_date", "data_source_kind", "wip", "flags", "defaulted",
-    "id_tp", "id_ep", "silicon_layout", "max_batch_tokens", "kv_dtype", "moe_kernel", "batch_wait_ratio", "batch_wait_iters",
-    "source_id", "source_provenance",
+    "id_tp", "id_ep", "silicon_layout", "max_batch_tokens", "kv_dtype", "moe_kernel", "batch_wait_ratio",
+    "batch_wait_iters", "source_id", "source_provenance",
 ]
 MARLIN_SINCE = "2026-01-02"  # InferenceX commit 4e52ed4c6: VLLM_MXFP4_USE_MARLIN=1 in its Hopper gpt-oss recipes
 INFERENCEX = ("db-dump", "dated-csv")  # the campaigns run by InferenceX's recipes (source_kind)
@@ -541,8 +541,8 @@ KEEP_FIRST = ("dated-csv", "gap-analysis-csv", "aic-auto-gap-analysis", "db-dump
 
 
 def measurements(row: dict[str, object]) -> set[tuple]:
-    """What identifies the row's measurement (SAME_MEASUREMENT): at its layout, and where its id corrected the
-    file's (silicon_layout) at the file's too, which a copy exported without that id keeps."""
+    """What identifies the row's measurement (SAME_MEASUREMENT): at its layout, and where that corrects the file's
+    (silicon_layout) at the file's too, which a copy exported uncorrected keeps."""
     file_layout = dict(part.split("=") for part in row["silicon_layout"].split(";")) if row["silicon_layout"] else {}
     return {tuple(row[c] for c in SAME_MEASUREMENT),
             tuple(int(file_layout[c]) if c in file_layout else row[c] for c in SAME_MEASUREMENT)}
