@@ -128,3 +128,25 @@ def test_extract_serving_knows_a_copy_at_either_layout():
     rows = [corrected, spelled, dumped, other]
     x.flag_duplicates(rows)
     assert [r["flags"] for r in rows] == ["", "duplicate", "duplicate", ""]
+
+
+def test_the_shipped_serving_rows_keep_no_layout_of_the_conversions():
+    """No InferenceX row of benchmarks/data/serving-measured.csv.gz is left at the conversion's layout (experts M x M
+    over M x M GPUs), and each corrected row keeps the file's layout, M x M wide, beside its own M GPUs."""
+    import csv
+    import gzip
+
+    with gzip.open(BENCH / "data" / "serving-measured.csv.gz", "rt") as f:
+        rows = list(csv.DictReader(f))
+    inferencex = [r for r in rows if r["data_source_kind"] in ("db-dump", "dated-csv")]
+    size = lambda r, k: int(r[k])  # noqa: E731
+    left = [r for r in inferencex if size(r, "ep") > 1 and size(r, "moe_tp") == size(r, "ep")
+            and size(r, "tp") * size(r, "dp") == size(r, "ep") ** 2]
+    assert not left
+    corrected = [r for r in rows if r["silicon_layout"]]
+    assert len(corrected) == 329
+    for r in corrected:
+        file_layout = dict(part.split("=") for part in r["silicon_layout"].split(";"))
+        m = int(file_layout["ep"])
+        assert int(file_layout["tp"]) * int(file_layout["dp"]) == m * m and int(r["gpus_per_worker"]) == m
+        assert (size(r, "tp") * size(r, "dp"), size(r, "moe_tp"), size(r, "ep")) == (m, 1, m)
