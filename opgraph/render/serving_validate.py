@@ -36,7 +36,7 @@ def as_text(v: ServingValidation, fmt: str) -> str:
                              "TTFT median |error|", "p90", "median error"], fmt,
                       colalign=("left", "left", "left", *("right",) * 7))]
     worst = sorted(v.predictions, key=lambda p: abs(p.tpot_error), reverse=True)[:5]
-    rows = [[p.row.engine, p.row.gpu, p.row.model, f"tp {p.row.tp}, c {p.row.concurrency}, {p.row.prompt:,} -> "
+    rows = [[p.row.engine, p.row.gpu, p.row.model, f"{_layout(p.row)}, c {p.row.concurrency}, {p.row.prompt:,} -> "
              f"{p.row.output:,}", f"{p.row.tpot_s * 1e3:,.2f}", f"{p.tpot_s * 1e3:,.2f}", f"{p.tpot_error:+.0%}",
              f"{p.row.ttft_s * 1e3:,.1f}", f"{p.ttft_s * 1e3:,.1f}", f"{p.ttft_error:+.0%}"] for p in worst]
     if rows:
@@ -60,10 +60,15 @@ def as_json(v: ServingValidation, fmt: str) -> str:
         "rows": [_row(p) for p in v.predictions]})
 
 
+def _layout(r) -> str:
+    """The row's parallel layout in words: its tp, and pp, dp and ep where above 1."""
+    return ", ".join([f"tp {r.tp}"] + [f"{k} {getattr(r, k)}" for k in ("pp", "dp", "ep") if getattr(r, k) > 1])
+
+
 def _row(p) -> dict:
     r = p.row
-    return {"row": r.row, "engine": r.engine, "gpu": r.gpu, "model": r.model, "tp": r.tp,
-            "concurrency": r.concurrency, "prompt_tokens": r.prompt, "output_tokens": r.output, "gemm": r.gemm,
+    return {"row": r.row, "engine": r.engine, "gpu": r.gpu, "model": r.model, "tp": r.tp, "pp": r.pp, "dp": r.dp,
+            "ep": r.ep, "concurrency": r.concurrency, "prompt_tokens": r.prompt, "output_tokens": r.output, "gemm": r.gemm,
             # the engine settings the row gave (null: the engine's default)
             "max_batch_tokens": r.max_batch_tokens or None, "kv_dtype": r.kv_dtype or None,
             "moe_kernel": r.moe_kernel or None, "batch_wait_ratio": r.batch_wait[0] or None,

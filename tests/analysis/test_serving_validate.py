@@ -314,3 +314,13 @@ def test_the_rows_engine_settings_are_in_the_json(tmp_path):
     given, default = json.loads(r.stdout)["rows"]
     assert (given["max_batch_tokens"], given["kv_dtype"], given["moe_kernel"]) == (16384, "fp8", None)
     assert (default["max_batch_tokens"], default["kv_dtype"], default["moe_kernel"]) == (None, None, None)
+
+
+def test_each_rows_layout_is_in_its_json_row_and_in_the_largest_errors(tmp_path):
+    from opgraph.render import render
+    v = _served(tmp_path, "qwen3-30b-a3b,h100-sxm,vllm,1,2,1,2,8,500,16,50.0,10.0,",
+                "qwen3-30b-a3b,h100-sxm,trtllm,4,1,2,2,8,500,16,50.0,10.0,")
+    rows = json.loads(render(v, "json"))["rows"]
+    assert [(r["tp"], r["pp"], r["dp"], r["ep"]) for r in rows] == [(1, 1, 2, 2), (4, 1, 1, 2)]
+    text = render(v, "table")
+    assert "tp 1, dp 2, ep 2, c 8, 500 -> 16" in text and "tp 4, ep 2, c 8, 500 -> 16" in text
