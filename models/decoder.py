@@ -454,7 +454,7 @@ class DecoderConfig:
                             if phase.past else "the sum of the stages + (M-1) x the slowest (fill and drain)"))
         if options.ep > 1:
             ep, t, in_tp = options.ep, phase.tokens, options.tp > 1
-            split = options.tp // ep if options.tp > ep else 1  # GPUs of an expert group (Parallel.expert_split)
+            split = Parallel(options.tp, ep).expert_split  # GPUs of an expert group
             unit = f"groups of {split} GPUs" if split > 1 else "GPUs"
             rows = e.rows(t, ep, options.expert_imbalance, shared=in_tp)
             mean = f"{t * e.top_k / ep:,.1f}" if in_tp else f"{t * e.top_k:,}"
