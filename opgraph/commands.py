@@ -187,7 +187,7 @@ COMMANDS = {  # name: (record type, option groups, help, description, run)
               runs.serving_run),
     "plan": (plan_search.PlanSearch, {MODEL, GPU, FUSION, PRECISION, BUILD, TIME, SEARCH}, SHORT['plan'], "Tries every way to lay the model out over --gpus GPUs (tensor "
              "parallel x pipeline stages x data-parallel replicas, and for MoE models experts spread over each "
-             "stage's replicas) at every "
+             "stage's replicas, over its tensor-parallel GPUs, or over groups of them: tp 8 x ep 2) at every "
              "batch per replica in --batch that fits in memory, for a --prompt of P tokens and --output of G; "
              "drops what does not fit or misses --max-tpot / --max-ttft, and ranks the rest by output tokens/s per "
              "GPU, each with its TTFT, TPOT, memory per GPU and the op that bounds it. Sequence parallelism and "

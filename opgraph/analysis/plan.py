@@ -2,7 +2,8 @@
 
 Every layout of N GPUs the model can be split into is a candidate: tensor parallelism over tp GPUs, times pp
 pipeline stages, times dp data-parallel replicas (tp x pp x dp = N), and for mixture-of-experts models also the
-experts spread over each stage's dp GPUs (--dp D --ep D) or over its tp GPUs (--tp T --ep T). A pipeline runs
+experts spread over each stage's dp GPUs (--dp D --ep D), over its tp GPUs (--tp T --ep T) or over E groups of them
+(--tp T --ep E, E dividing T). A pipeline runs
 its batch as pp micro-batches. Each layout is tried at every batch per replica in the list (default 1, 2, 4, ...,
 512) for a prompt of P tokens and G output tokens (opgraph.analysis.generate's convention: time to first token is the
 prefill; each further token a decode step at its own context):
@@ -51,8 +52,9 @@ class Layout:
         return self.tp * self.pp * self.dp
 
     def describe(self) -> str:
+        groups = f" ({self.ep} groups of {self.tp // self.ep})" if self.dp == 1 and 1 < self.ep < self.tp else ""
         parts = (f"tp {self.tp}" if self.tp > 1 else "", f"pp {self.pp}" if self.pp > 1 else "",
-                 f"dp {self.dp}" if self.dp > 1 else "", f"ep {self.ep}" if self.ep > 1 else "")
+                 f"dp {self.dp}" if self.dp > 1 else "", f"ep {self.ep}{groups}" if self.ep > 1 else "")
         return " x ".join(part for part in parts if part) or "1 GPU"
 
 
@@ -108,12 +110,15 @@ def has_experts(model: Model) -> bool:
 
 def layouts(gpus: int, moe: bool) -> list[Layout]:
     """Every tp x pp x dp = gpus, and for a MoE model each pp with dp = ep = gpus / pp or tp = ep = gpus / pp
-    (above 1) as well."""
+    (above 1) as well, and with tp = gpus / pp the experts over ep groups of it for each ep dividing tp strictly
+    between 1 and tp (each group splitting its experts' width over tp / ep GPUs: models/parallel.py)."""
     divisors = [d for d in range(1, gpus + 1) if gpus % d == 0]
     out = [Layout(tp, gpus // (tp * pp), 1, pp) for tp in divisors for pp in divisors if (gpus // tp) % pp == 0]
-    if moe:  # experts over each stage's data-parallel GPUs, or over its tensor-parallel group
+    if moe:  # experts over each stage's data-parallel GPUs, or over its tensor-parallel group, or groups of it
         out += [Layout(1, gpus // pp, gpus // pp, pp) for pp in divisors if gpus // pp > 1]
         out += [Layout(gpus // pp, 1, gpus // pp, pp) for pp in divisors if gpus // pp > 1]
+        out += [Layout(gpus // pp, 1, ep, pp) for pp in divisors for ep in divisors if 1 < ep < gpus // pp
+                and (gpus // pp) % ep == 0]
     return out
 
 

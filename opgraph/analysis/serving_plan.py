@@ -1,7 +1,8 @@
 """Choosing how to serve: `opgraph plan MODEL --gpus N --concurrency LIST` (issue 17 §6).
 
 Every layout of N GPUs (tensor parallelism x pipeline stages x data-parallel replicas, and for MoE models the experts
-spread over them, as opgraph.analysis.plan enumerates; a pipeline's concurrency shared by its lanes, one batch in
+spread over them or over groups of the tensor-parallel GPUs, as opgraph.analysis.plan enumerates; a layout the engine
+cannot run is listed with its reason, Engine.check_layout; a pipeline's concurrency shared by its lanes, one batch in
 flight a stage, as `serve` runs them) is tried at every concurrency per replica in the list, each a closed loop of
 requests of P prompt and G output tokens under the engine's scheduler (opgraph.analysis.serve.ENGINES), at each token
 budget an iteration asked for, with and without speculative decoding when a draft is given, priced in closed form
@@ -226,6 +227,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
         try:
             build, group_hw = arrange(layout)
             own = ENGINES[engine](group_hw)
+            own.check_layout(layout.tp, layout.ep)
             fusion = plan or planfile.load(own.plan)
             pricer = IterationPricer(build, fusion, own.timed(group_hw))
             engines = [with_limits(own, max_batched_tokens=b) for b in budgets]
@@ -316,6 +318,7 @@ def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prom
             try:
                 build, group_hw = arrange(layout)
                 eng = ENGINES[engine](group_hw)
+                eng.check_layout(layout.tp, layout.ep)
                 fusion = plan or planfile.load(eng.plan)
                 drafting = draft.at(layout, fusion, eng.timed(group_hw)) if drafted else None
                 blocks, per_request = kv_blocks(build, fusion, group_hw, eng, prompt + output,

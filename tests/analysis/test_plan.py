@@ -28,7 +28,10 @@ def test_layouts_are_every_split_of_the_gpus():
     assert all(x.gpus == 8 and x.ep == 1 for x in dense)
     experts = [x for x in layouts(8, moe=True) if x.ep > 1]  # experts over each stage's data-parallel GPUs
     assert experts == [Layout(1, 8, 8, 1), Layout(1, 4, 4, 2), Layout(1, 2, 2, 4),
-                       Layout(8, 1, 8, 1), Layout(4, 1, 4, 2), Layout(2, 1, 2, 4)]
+                       Layout(8, 1, 8, 1), Layout(4, 1, 4, 2), Layout(2, 1, 2, 4),
+                       # or over ep groups of each stage's tensor-parallel group: 2 or 4 of tp 8, 2 of tp 4
+                       Layout(8, 1, 2, 1), Layout(8, 1, 4, 1), Layout(4, 1, 2, 2)]
+    assert Layout(8, 1, 2).describe() == "tp 8 x ep 2 (2 groups of 4)" and Layout(8, 1, 8).describe() == "tp 8 x ep 8"
     assert layouts(1, moe=True) == [Layout(1, 1, 1)]
 
 

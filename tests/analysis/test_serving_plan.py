@@ -174,14 +174,14 @@ def test_every_gpu_serves_and_plans_or_says_why_not(gpu, capsys):
 def test_splits_fill_the_gpus_with_prefill_and_decode_workers_of_each_layout():
     """Every (X, prefill worker size, Y, decode worker size) with X x p + Y x d = 8, worker sizes 1, 2 and 4 (divisors
     of 8 within a node of 8, below 8), by brute force; a dense model's workers are tensor-parallel only, a MoE model's
-    may also spread experts over data-parallel attention or over the tensor-parallel group."""
+    may also spread experts over data-parallel attention, over the tensor-parallel group or over 2 groups of it."""
     from opgraph.analysis.plan import Layout
     from opgraph.analysis.serving_plan import splits
     shapes = [(x, p, y, d) for p in (1, 2, 4) for d in (1, 2, 4) for x in range(1, 9) for y in range(1, 9)
               if x * p + y * d == 8]
     dense = {1: [Layout(1, 1, 1)], 2: [Layout(2, 1, 1)], 4: [Layout(4, 1, 1)]}
     moe = {1: [Layout(1, 1, 1)], 2: [Layout(2, 1, 1), Layout(1, 2, 2), Layout(2, 1, 2)],
-           4: [Layout(4, 1, 1), Layout(1, 4, 4), Layout(4, 1, 4)]}
+           4: [Layout(4, 1, 1), Layout(1, 4, 4), Layout(4, 1, 4), Layout(4, 1, 2)]}
     for experts, workers in ((False, dense), (True, moe)):
         want = {(x, a, y, b) for x, p, y, d in shapes for a in workers[p] for b in workers[d]}
         got = [(s.prefill_workers, s.prefill, s.decode_workers, s.decode) for s in splits(8, experts, 8)]
@@ -361,3 +361,27 @@ def test_a_split_with_the_draft_is_priced_as_serve_prices_it(capsys):
     one = json.loads(capsys.readouterr().out)
     assert (one["ttft_s"], one["tpot_s"], one["expected_tokens_per_s_per_gpu"]) == (
         drafted["expected_ttft_s"], drafted["expected_tpot_s"], drafted["expected_tokens_per_s_per_gpu"])
+
+
+def test_the_plan_spreads_experts_over_groups_where_the_engine_runs_them():
+    """Mixtral-8x7B on 8 H100s: TensorRT-LLM's plan serves the experts over 2 and 4 groups of the tensor-parallel
+    group of 8 (--tp 8 --ep 2, --ep 4), each candidate priced as `serve` prices that layout built directly; vLLM's
+    lists the same layouts as not served, saying why (it spreads experts over the whole group or not at all)."""
+    from opgraph.analysis.plan import Layout
+    model = models.get("mixtral-8x7b")
+    plan = {engine: search_serving(choices.arranger(model, BuildOptions(), H100), H100, gpus=8, moe=True,
+                                   name=model.name, prompt=1024, output=64, concurrencies=[16], engine=engine,
+                                   among=[Layout(8, 1, 1), Layout(8, 1, 2), Layout(8, 1, 4), Layout(8, 1, 8)])
+            for engine in ("trtllm", "vllm")}
+    groups = {c.layout.ep: c for c in plan["trtllm"].candidates}
+    assert set(groups) == {1, 2, 4, 8} and groups[2].layout.describe() == "tp 8 x ep 2 (2 groups of 4)"
+    eng = ENGINES["trtllm"](H100)
+    for ep in (2, 4):
+        build = choices.builder(model, BuildOptions(tp=8, ep=ep))
+        direct = steady(IterationPricer(build, strategy(eng.plan), eng.timed(H100)), eng, 16, 1024, 64)
+        assert groups[ep].steady.tpot_s == pytest.approx(direct.tpot_s, rel=1e-12)
+        assert groups[ep].steady.ttft_s == pytest.approx(direct.ttft_s, rel=1e-12)
+    assert {c.layout.ep for c in plan["vllm"].candidates} == {1, 8}
+    refused = {d.layout.ep: d.reason for d in plan["vllm"].dropped}
+    assert set(refused) == {2, 4} and all("vllm spreads the experts over the whole group" in r
+                                          for r in refused.values())
