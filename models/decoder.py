@@ -23,7 +23,7 @@ from opgraph.core.model import BuildOptions
 from opgraph.core import checks
 from opgraph.errors import OpgraphError
 from opgraph.core.graph import Graph, GraphBuilder
-from opgraph.core.model import Block, Model, Stage
+from opgraph.core.model import Block, Model, Stage, expert_groups
 from opgraph.core.phase import Phase
 from opgraph.core.tensor import BF16, DType, Precision
 from opgraph.core.sizes import minimum, shown
@@ -513,7 +513,7 @@ class DecoderConfig:
 
 
 def _parallel_words(tp: int, ep: int) -> str:
-    experts = (f", experts over {ep} groups of {tp // ep}" if 1 < ep < tp else
+    experts = (f", experts over {ep} groups of {tp // ep}" if expert_groups(tp, 1, ep) else
                f", experts over all {ep}" if ep > 1 else "")
     return (f"tensor parallel over {tp} GPUs{experts}" if tp > 1 else
             f"data parallel over {ep} GPUs{experts}" if ep > 1 else "")

@@ -14,7 +14,7 @@ from opgraph.analysis.sweep import parse_values, sweep_curve
 from opgraph.core import checks
 from opgraph.pricing.hardware import Hardware
 from opgraph.pricing.kinds import moe
-from opgraph.core.model import BuildOptions
+from opgraph.core.model import BuildOptions, expert_layout
 from opgraph.core.phase import LENGTH_NAMES, PHASES, Phase
 from opgraph.core.tensor import BF16, STORAGE_DTYPES, Precision, dtype
 from opgraph.errors import OpgraphError
@@ -118,7 +118,7 @@ def builder(source, options: BuildOptions):
     if pp == 1 and (options.micro_batches is not None or options.pp_layers is not None):
         raise OpgraphError(f"--{'micro-batches' if options.micro_batches is not None else 'pp-layers'} applies to "
                            f"pipeline parallelism; add --pp N")
-    if ep > 1 and ep != tp * dp and not (dp == 1 and tp % ep == 0):
+    if not expert_layout(tp, dp, ep):
         groups = "/".join(str(d) for d in range(2, tp + 1) if tp % d == 0)
         within = f"--ep {groups} with --tp {tp}" if tp > 1 else f"--tp {ep} --ep {ep}"
         raise OpgraphError(f"--ep {ep} must equal --tp x --dp ({tp} x {dp} = {tp * dp}), the experts spread over "

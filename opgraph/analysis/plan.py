@@ -32,7 +32,7 @@ from opgraph.analysis.sweep import Sweeper
 from opgraph.core import checks
 from opgraph.core.fusion import FusionPlan
 from opgraph.pricing.hardware import Hardware
-from opgraph.core.model import Model
+from opgraph.core.model import Model, expert_groups
 from opgraph.core.phase import Phase
 from opgraph.errors import OpgraphError
 
@@ -52,7 +52,7 @@ class Layout:
         return self.tp * self.pp * self.dp
 
     def describe(self) -> str:
-        groups = f" ({self.ep} groups of {self.tp // self.ep})" if self.dp == 1 and 1 < self.ep < self.tp else ""
+        groups = f" ({self.ep} groups of {self.tp // self.ep})" if expert_groups(self.tp, self.dp, self.ep) else ""
         parts = (f"tp {self.tp}" if self.tp > 1 else "", f"pp {self.pp}" if self.pp > 1 else "",
                  f"dp {self.dp}" if self.dp > 1 else "", f"ep {self.ep}{groups}" if self.ep > 1 else "")
         return " x ".join(part for part in parts if part) or "1 GPU"
@@ -117,8 +117,7 @@ def layouts(gpus: int, moe: bool) -> list[Layout]:
     if moe:  # experts over each stage's data-parallel GPUs, or over its tensor-parallel group, or groups of it
         out += [Layout(1, gpus // pp, gpus // pp, pp) for pp in divisors if gpus // pp > 1]
         out += [Layout(gpus // pp, 1, gpus // pp, pp) for pp in divisors if gpus // pp > 1]
-        out += [Layout(gpus // pp, 1, ep, pp) for pp in divisors for ep in divisors if 1 < ep < gpus // pp
-                and (gpus // pp) % ep == 0]
+        out += [Layout(gpus // pp, 1, ep, pp) for pp in divisors for ep in divisors if expert_groups(gpus // pp, 1, ep)]
     return out
 
 

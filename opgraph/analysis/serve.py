@@ -33,6 +33,7 @@ from opgraph.analysis.iteration import KEPT_PRICERS, IterationPricer
 from opgraph.analysis.memory import footprint_of
 from opgraph.core import checks
 from opgraph.core.fusion import FusionPlan
+from opgraph.core.model import expert_groups
 from opgraph.core.phase import Phase
 from opgraph.errors import OpgraphError
 from opgraph.pricing.hardware import Hardware
@@ -74,7 +75,7 @@ class Engine:
 
     def check_layout(self, tp: int, ep: int) -> None:
         """A one-line error for a layout this engine cannot run."""
-        if not self.expert_groups and 1 < ep < tp:
+        if not self.expert_groups and expert_groups(tp, 1, ep):
             raise OpgraphError(f"--tp {tp} --ep {ep}: {self.name} spreads the experts over the whole group or not at "
                                f"all (--ep {tp}, or no --ep), not over groups of it; sglang and trtllm run it")
 

@@ -28,12 +28,25 @@ class BuildOptions:
     experts_touched: int | None = None
     tp: int = 1  # tensor parallelism: the model is built as one GPU's share of a group of tp GPUs
     dp: int = 1  # data parallelism: replicas of the tp group, each serving its own batch
-    ep: int = 1  # expert parallelism: MoE experts spread over the ep = tp x dp GPUs of the group
+    ep: int = 1  # expert parallelism: MoE experts over the ep = tp x dp GPUs of the group, or ep groups of tp
     expert_imbalance: float | None = None  # with ep: the busiest GPU's expert rows / the mean (None: uniform routing)
     pp: int = 1  # pipeline parallelism: the layers split into pp stages, one after another
     micro_batches: int | None = None  # with pp: the batch runs as this many micro-batches (None: pp of them)
     pp_layers: tuple[int, ...] | None = None  # with pp: layers per stage (None: as even as can be)
     sp: bool = False  # sequence parallelism (with tp): hidden states between layers split along the tokens
+
+
+def expert_groups(tp: int, dp: int, ep: int) -> bool:
+    """Whether `ep` spreads the experts over ep groups of the tensor-parallel group, each of tp / ep GPUs splitting
+    its experts' width (ep dividing tp, 1 < ep < tp, no data parallelism): TensorRT-LLM's moe_tp_size x moe_ep_size
+    (tensorrt_llm/mapping.py) and SGLang's --ep-size below --tp-size."""
+    return dp == 1 and 1 < ep < tp and tp % ep == 0
+
+
+def expert_layout(tp: int, dp: int, ep: int) -> bool:
+    """Whether opgraph builds this expert layout: no expert parallelism (ep 1), the experts over every GPU of the
+    tp x dp group (ep = tp x dp), or over groups of the tensor-parallel group (expert_groups)."""
+    return ep == 1 or ep == tp * dp or expert_groups(tp, dp, ep)
 
 
 @attrs.frozen

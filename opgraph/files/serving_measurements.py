@@ -48,6 +48,7 @@ from pathlib import Path
 
 import attrs
 
+from opgraph.core.model import expert_layout
 from opgraph.errors import OpgraphError
 from opgraph.files import datafile
 
@@ -94,10 +95,8 @@ class ServingMeasurement:
             return f"flagged {';'.join(doubts)}"
         if not self.concurrency:
             return "no concurrency given"
-        group = self.tp * self.dp
-        grouped = self.dp == 1 and 1 < self.ep < self.tp and self.tp % self.ep == 0  # ep groups of tp / ep GPUs
-        if self.ep > 1 and self.ep != group and not grouped:
-            return f"ep {self.ep} over part of the tp x dp = {group} GPUs (not modelled in serving yet)"
+        if not expert_layout(self.tp, self.dp, self.ep):
+            return f"ep {self.ep} over part of the tp x dp = {self.tp * self.dp} GPUs (not modelled in serving yet)"
         if self.moe_tp > 1 and self.dp > 1:
             return "MoE tensor parallelism beside data parallelism (not modelled in serving yet)"
         if self.moe_tp > 1 and self.ep > 1 and self.moe_tp * self.ep != self.tp:
