@@ -382,9 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "between them over NVLink or the network; a closed loop at --concurrency per decode "
                            "replica, in closed form (means)")
             p.add_argument("--prefill", metavar="LAYOUT", help="with --disaggregate: each prefill worker's layout, "
-                           "tp=N,dp=N,ep=N, and gpu=NAME for a GPU other than --hardware (default: --tp, --dp, --ep)")
+                           "tp=N,dp=N,ep=N,pp=N, and gpu=NAME for a GPU other than --hardware (default: --tp, --dp, --ep, --pp)")
             p.add_argument("--decode", metavar="LAYOUT", help="with --disaggregate: each decode worker's layout, "
-                           "e.g. dp=16,ep=16 or tp=8,gpu=h200 (default: --tp, --dp, --ep)")
+                           "e.g. dp=16,ep=16, tp=4,pp=2 or tp=8,gpu=h200 (default: --tp, --dp, --ep, --pp)")
             p.add_argument("--engine", default="vllm", metavar="NAME", help="the serving engine whose scheduler, "
                            "defaults and kernels (its fusion plan) are modelled: vllm (decodes first, prompt chunks mixed "
                            "in), sglang (prefill first, apart), trtllm (no chunked prefill) (default: vllm)")

@@ -173,23 +173,24 @@ def _span(name: str, text: str) -> int | tuple[int, int]:
 
 
 def _layout(flag: str, text: str | None, a):
-    """A pool's layout and GPU: tp=N,dp=N,ep=N (any of them; the others 1) and gpu=NAME (default: --hardware), or the
-    command's own --tp, --dp, --ep."""
+    """A pool's layout and GPU: tp=N,dp=N,ep=N,pp=N (any of them; the others 1) and gpu=NAME (default: --hardware), or
+    the command's own --tp, --dp, --ep, --pp."""
     from opgraph.analysis.plan import Layout
 
     if text is None:
-        return Layout(a.tp, a.dp, a.ep), a.hardware
-    sizes, gpu_name = {"tp": 1, "dp": 1, "ep": 1}, a.hardware
+        return Layout(a.tp, a.dp, a.ep, getattr(a, "pp", 1)), a.hardware
+    sizes, gpu_name = {"tp": 1, "dp": 1, "ep": 1, "pp": 1}, a.hardware
     for part in text.split(","):
         key, _, value = (x.strip() for x in part.partition("="))
         if key == "gpu" and value:
             gpu_name = value
             continue
         if key not in sizes or not value.isdigit():
-            raise OpgraphError(f"{flag}: {text!r} is not a layout; give tp=N, dp=N and ep=N (and gpu=NAME for a GPU "
-                               f"other than --hardware) separated by commas, e.g. tp=8 or dp=16,ep=16,gpu=h200")
+            raise OpgraphError(f"{flag}: {text!r} is not a layout; give tp=N, dp=N, ep=N and pp=N (and gpu=NAME for "
+                               f"a GPU other than --hardware) separated by commas, e.g. tp=8, tp=4,pp=2 or "
+                               f"dp=16,ep=16,gpu=h200")
         sizes[key] = checks.integer(f"{flag} {key}", int(value))
-    return Layout(sizes["tp"], sizes["dp"], sizes["ep"]), gpu_name
+    return Layout(sizes["tp"], sizes["dp"], sizes["ep"], sizes["pp"]), gpu_name
 
 
 def _acceptance(a) -> tuple[float, ...] | None:
@@ -254,9 +255,9 @@ def disaggregated_run(a):
     if a.queue:
         raise OpgraphError("--queue is not modelled with --disaggregate (a concurrency beyond what a decode replica "
                            "holds is refused with how many it holds)")
-    if getattr(a, "pp", 1) != 1 or getattr(a, "micro_batches", None) is not None:
-        raise OpgraphError("--pp is not modelled with --disaggregate: give each pool's layout with --prefill and "
-                           "--decode (tp=N,dp=N,ep=N)")
+    if getattr(a, "micro_batches", None) is not None:
+        raise OpgraphError("--micro-batches does not apply to serving: with pipeline stages the engine keeps one batch "
+                           "in flight a stage")
     model, opts, hw = _arranged(a, serving=True)
     prompts = serve.length_range("--prompt", _span("--prompt", a.prompt))
     outputs = serve.length_range("--output", _span("--output", a.output), minimum=2)
@@ -281,10 +282,11 @@ def disaggregated_run(a):
             figures).at(layout, fusion, engine.timed(group_hw))
         sides.append(side(build_, fusion, group_hw, engine, layout, checks.integer(flag, workers), prompt, pool_hw,
                           drafting=drafting))
-        if flag == "--decode":  # requests one decode replica's KV cache holds
-            blocks, per_request = serve.kv_blocks(build_, fusion, group_hw, engine, longest,
+        if flag == "--decode":  # requests one decode replica's KV cache holds: each lane (a batch in flight a
+            blocks, per_request = serve.kv_blocks(build_, fusion, group_hw, engine, longest,  # pipeline stage) its share
                                                   drafting.speculation.build if drafting else None)
-            holds = min(blocks // per_request, engine.max_seqs)
+            lanes = sides[-1].lanes
+            holds = lanes * min(blocks // lanes // per_request, engine.max_seqs)
     gpus = sum(s.workers * s.gpus for s in sides)
     same_gpu = sides[0].hw.name == sides[1].hw.name
     d = disaggregated(sides[0].pricer.model, hw, *sides, concurrency=a.concurrency, rate=a.rate, prompt=prompt,

@@ -8,6 +8,9 @@ closed loop's steady state, priced by the same iterations as `serve` (opgraph.an
   NVLink inside a node, else the network (each GPU sends its own shard, all at once): the transfer adds to TTFT;
 - a decode replica runs only decodes: C requests in flight, one iteration t_d(C) at the mean context P + (G - 2) / 2
   for each token, so TPOT = t_d(C), never slowed by a prompt;
+- a worker with pipeline stages (pp=S) keeps S batches in flight, one a stage, as `serve --pp` runs them: each of its
+  S lanes a replica of its own, a batch's iteration its pass through every stage or S x its slowest stage if longer
+  (opgraph.analysis.iteration), a decode lane holding C / S of the replica's C requests;
 - N = C x decode replicas requests cycle through prefill, transfer and G - 1 decode iterations. Their rate is
   N / (t_p + transfer + (G - 1) x TPOT) (Little's law) while the prefill pool keeps up; when it cannot, the rate is the
   pool's, the decode replicas hold fewer requests than C (found by iterating), and the rest wait for a prompt slot,
@@ -104,6 +107,11 @@ class Side:
     hw: Hardware | None = None  # its GPU; None: the deployment's
     drafting: Drafting | None = None  # speculative decoding: the draft prefills beside the target, and decodes
 
+    @property
+    def lanes(self) -> int:
+        """Batches in flight in a replica: one a pipeline stage (1 without stages)."""
+        return self.pricer.lanes
+
     def prompt_s(self, prompt: int, count: int = 1) -> float:
         """Prompts alone (opgraph.analysis.iteration.IterationPricer.prompt_iteration), the draft's prefill too."""
         budget = self.engine.max_batched_tokens
@@ -149,11 +157,19 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
     mixed = gpus[0].name != gpus[1].name
     if mixed and same_node:
         raise OpgraphError("pools of different GPUs cannot share a node's NVLink: the KV cache crosses the network")
+    for side in (prefill, decode):
+        if side.lanes > 1 and side.drafting is not None:
+            raise OpgraphError("speculative decoding with pipeline stages (pp=N): the engines modelled do not run them "
+                               "together (vLLM's docs: not composable); lay the pools out with tp, dp and ep")
+    lanes = decode.lanes
+    if c is not None and c % lanes:
+        raise OpgraphError(f"--concurrency {c}: a decode worker of {lanes} pipeline stages keeps {lanes} batches in "
+                           f"flight, each with its share of the requests; give a multiple of {lanes}")
     budget = prefill.engine.max_batched_tokens
     n = max(budget // p, 1)  # whole prompts a prefill iteration takes
 
     t_p = prefill.prompt_s(p)
-    capacity = prefill.workers * prefill.replicas * n / prefill.prompt_s(p, n)  # the pool's
+    capacity = prefill.workers * prefill.replicas * prefill.lanes * n / prefill.prompt_s(p, n)  # the pool's
     kv = int(round(prefill.kv_bytes_per_token * p))
     # NVLink inside a node; between nodes the slower end's network (each GPU sends its shard on its own NIC)
     bandwidth = (hw.interconnect.link_bandwidth if same_node
@@ -164,8 +180,8 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
 
     yields = decode.drafting.speculation.expected_tokens if decode.drafting else 1.0  # tokens a decode step
 
-    def tpot(holding: float) -> float:  # a decode-only step of `holding` requests (rounded, at least one), a token's
-        rows = max(int(round(holding)), 1)
+    def tpot(holding: float) -> float:  # a decode-only step of a lane's share of `holding` requests (rounded, at
+        rows = max(int(round(holding / lanes)), 1)  # least one), a token's
         drafts = decode.drafting.speculation.tokens if decode.drafting else 0
         return iteration_s(decode.pricer, decode.drafting, ctx, rows, rows, [], rows * (1 + drafts)) / yields
 
@@ -178,10 +194,10 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
         holding, t_d = 1.0, tpot(1)
         for _ in range(60):  # Little's law on the decode pool, and the iteration time at what it holds
             holding = rate * (g - 1) * t_d / replicas
-            if holding > decode.engine.max_seqs:
+            if holding > decode.engine.max_seqs * lanes:
                 raise OpgraphError(f"--rate {rate:g}: the decode pool cannot keep up (each replica would hold more "
-                                   f"than {decode.engine.max_seqs:,} requests); give a lower rate or more decode "
-                                   f"workers")
+                                   f"than {decode.engine.max_seqs * lanes:,} requests); give a lower rate or more "
+                                   f"decode workers")
             t_d = tpot(holding)
         bound, waiting = "", 0.0  # neither: the rate is given, below both pools' capacity
     else:
@@ -205,6 +221,13 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
              "request, gives percentiles"
              + ("" if c is not None else "; in an open loop a prompt's wait for a prefill slot is in the event run's "
                 "TTFT only (the closed form takes none)"))
+    staged = [(name, side.lanes) for name, side in (("prefill", prefill), ("decode", decode)) if side.lanes > 1]
+    if staged:
+        notes += ("pipeline stages: " + ", ".join(f"each {name} replica keeps {n} batches in flight, one a stage"
+                                                  for name, n in staged)
+                  + (f" (a decode batch holds 1/{lanes} of a replica's requests)" if lanes > 1 else "")
+                  + "; a batch's iteration takes its pass through every stage, or the stages x its slowest stage if "
+                  "longer, the batches in flight taken to be alike",)
     if decode.drafting:
         spec = decode.drafting.speculation
         notes += (f"speculative decoding with {spec.name}, {spec.tokens} tokens proposed a step, each accepted with "
@@ -215,7 +238,7 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
         name, hw,
         Pool("prefill", prefill.workers, prefill.layout, prefill.gpus, prefill.replicas, rate / capacity, gpus[0]),
         Pool("decode", decode.workers, decode.layout, decode.gpus, decode.replicas,
-             holding / (c or decode.engine.max_seqs), gpus[1]),
+             holding / (c or decode.engine.max_seqs * lanes), gpus[1]),
         c, holding, p, g, waiting + t_p + transfer, t_d, t_p, transfer, waiting, kv,
         "NVLink" if same_node else "network", rate, bound, notes)
 

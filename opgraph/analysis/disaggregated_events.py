@@ -9,6 +9,8 @@ A closed loop of C requests per decode replica, of fixed lengths, through:
   counts from when it lands (as the closed form's TTFT does);
 - the decode replicas: a request joins the one holding the fewest (at its next iteration), each iteration a decode
   token for every request it holds, at its own context (IterationPricer.price), up to what its KV cache holds.
+A worker with pipeline stages runs each of its batches in flight (one a stage) as a replica of its own, a lane, priced
+through every stage as the closed form prices it; a decode lane holds its share of the replica's requests and KV cache.
 A finished request is replaced at once by a new one at the prefill queue. The run starts desynchronized (each decode
 replica's requests part of the way through their output, as `serve` starts, and the replicas out of step with each
 other) and measures after a warm-up.
@@ -67,6 +69,12 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
     if c > holds:
         raise OpgraphError(f"--concurrency {c}: a decode replica's KV cache holds {holds:,} requests of "
                            f"{prompts[1] + outputs[1]:,} tokens; give at most {holds:,}")
+    lanes = decode.lanes  # a pipeline's batches in flight, each run as a replica of its own with its share
+    if c % lanes:
+        raise OpgraphError(f"--concurrency {c}: a decode worker of {lanes} pipeline stages keeps {lanes} batches in "
+                           f"flight, each with its share of the requests; give a multiple of {lanes}")
+    c, holds = c // lanes, holds // lanes
+    decoding = None if decoding is None else decoding / lanes
     rng = random.Random(seed)
     budget = prefill.engine.max_batched_tokens
     mean_prompt = (prompts[0] + prompts[1]) / 2
@@ -100,7 +108,8 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
     spec = decode.drafting.speculation if decode.drafting else None
     drafts = spec.tokens if spec else 0
 
-    n_prefill, n_decode = prefill.workers * prefill.replicas, decode.workers * decode.replicas
+    n_prefill = prefill.workers * prefill.replicas * prefill.lanes
+    n_decode = decode.workers * decode.replicas * lanes
     total = c * n_decode
     if rate is None:
         warmup = total if warmup is None else warmup  # every request of the start's desynchronized loop replaced

@@ -122,6 +122,57 @@ def test_the_event_run_agrees_with_the_closed_form_and_littles_law(prefill, deco
     assert e.ttft.p50 <= e.ttft.p90 <= e.ttft.p99 and e.measured >= 64
 
 
+def test_pipelined_pools_keep_a_batch_a_stage_each_priced_through_every_stage():
+    """Llama-3-8B with 2 pipeline stages in each pool (pp=2, 2 GPUs a worker), 16 requests per decode replica of
+    1,000 + 200 tokens: a decode replica keeps 2 batches in flight, so TPOT is the pipelined step of a batch of 8 at
+    the mean context 1,099 (not of 16); TTFT one prompt's pipelined iteration plus its transfer; Little's law over the
+    16 requests. With one prefill worker for 6 decode workers the prefill pool bounds, at 2 batches of prompts in
+    flight (8,192 // 4,000 = 2 prompts each), twice what one batch at a time would serve. The event run agrees."""
+    from opgraph import choices
+    from opgraph.analysis.disaggregated_events import run
+    from opgraph.core.model import BuildOptions
+    staged = IterationPricer(choices.builder(LLAMA, BuildOptions(pp=2)), PLAN, H100)
+    assert staged.lanes == 2
+
+    def pool(workers: int) -> Side:  # the KV cache a GPU holds: the 16 layers of its stage
+        return Side(staged, vllm(H100), workers, "pp 2", 2, 1, KV_PER_TOKEN // 2)
+
+    d = disaggregated("llama-3-8b", H100, pool(1), pool(1), concurrency=16, prompt=1000, output=200, same_node=True)
+    tpot = staged.price_mix(8, 8, [(8, (1, 1099))]).expected_s
+    prompt = staged.price_mix(1000, 1, [(1, (1000, 0))]).expected_s
+    transfer = 1000 * KV_PER_TOKEN / 2 / H100.interconnect.link_bandwidth
+    assert d.bound == "decode" and d.tpot_s == tpot != staged.price_mix(16, 16, [(16, (1, 1099))]).expected_s
+    assert d.ttft_s == pytest.approx(prompt + transfer, rel=1e-12)
+    assert d.requests_per_s == pytest.approx(16 / (prompt + transfer + 199 * tpot), rel=1e-12)
+    assert any("2 batches in flight, one a stage" in n for n in d.notes)
+    e = run(pool(1), pool(1), concurrency=16, prompt=1000, output=200, transfer_s=d.transfer_s, holds=16,
+            decoding=d.decoding)
+    assert e.tpot.mean == pytest.approx(d.tpot_s, rel=0.02) and e.ttft.mean == pytest.approx(d.ttft_s, rel=0.02)
+    assert e.tokens_per_s == pytest.approx(d.tokens_per_s, rel=0.02)
+    bound = disaggregated("llama-3-8b", H100, pool(1), pool(6), concurrency=64, prompt=4000, output=100,
+                          same_node=False)
+    assert bound.bound == "prefill"
+    assert bound.requests_per_s == pytest.approx(2 * 2 / staged.price_mix(8000, 2, [(2, (4000, 0))]).expected_s,
+                                                 rel=1e-12)
+    with pytest.raises(Exception, match="give a multiple of 2"):
+        disaggregated("llama-3-8b", H100, pool(1), pool(1), concurrency=15, prompt=1000, output=200, same_node=True)
+
+
+def test_the_command_line_lays_pools_out_with_pipeline_stages():
+    r = opgraph("serve", "--disaggregate", "1p1d", "--prefill", "tp=2,pp=2", "--decode", "pp=2", "--concurrency",
+                "8", "--prompt", "500", "--output", "50", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert [(p["layout"], p["gpus"]) for p in d["pools"]] == [("tp 2 x pp 2", 4), ("pp 2", 2)] and d["gpus"] == 6
+    assert d["event_run"]["tpot_s_stats"]["mean"] == pytest.approx(d["tpot_s"], rel=0.02)
+    for args, says in ((["--decode", "pp=2", "--concurrency", "7"], "give a multiple of 2"),
+                       (["--decode", "pp=2", "--concurrency", "8", "--draft", "llama-3-8b", "--acceptance", "0.7"],
+                        "speculative decoding with pipeline stages"),
+                       (["--decode", "pp=x", "--concurrency", "8"], "tp=4,pp=2")):
+        bad = opgraph("serve", "--disaggregate", "1p1d", "--prompt", "500", "--output", "50", *args)
+        assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
+
+
 def test_an_open_loop_serves_what_arrives_and_waits_only_for_a_prefill_slot():
     """Requests arriving at 20 a second (Poisson) on 1 prefill and 2 decode GPUs, about 40% of the prefill pool's
     capacity: the output is the arrivals' (20 x 200 tokens a second) within 3%; the decode replicas hold what Little's
