@@ -282,11 +282,10 @@ def disaggregated_run(a):
             figures).at(layout, fusion, engine.timed(group_hw))
         sides.append(side(build_, fusion, group_hw, engine, layout, checks.integer(flag, workers), prompt, pool_hw,
                           drafting=drafting))
-        if flag == "--decode":  # requests one decode replica's KV cache holds: each lane (a batch in flight a
-            blocks, per_request = serve.kv_blocks(build_, fusion, group_hw, engine, longest,  # pipeline stage) its share
+        if flag == "--decode":  # requests one decode replica's KV cache holds
+            blocks, per_request = serve.kv_blocks(build_, fusion, group_hw, engine, longest,
                                                   drafting.speculation.build if drafting else None)
-            lanes = sides[-1].lanes
-            holds = lanes * min(blocks // lanes // per_request, engine.max_seqs)
+            holds = serve.replica_holds(blocks, per_request, engine, sides[-1].lanes)
     gpus = sum(s.workers * s.gpus for s in sides)
     same_gpu = sides[0].hw.name == sides[1].hw.name
     d = disaggregated(sides[0].pricer.model, hw, *sides, concurrency=a.concurrency, rate=a.rate, prompt=prompt,

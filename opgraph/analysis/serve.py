@@ -612,6 +612,12 @@ def kv_blocks(build, plan: FusionPlan, hw: Hardware, engine: Engine, length: int
     return int(free // per_block), math.ceil(length / engine.block_tokens)
 
 
+def replica_holds(blocks: int, per_request: int, engine: Engine, lanes: int = 1) -> int:
+    """Requests a replica holds at once (kv_blocks's figures): each of its `lanes` batches in flight (one a pipeline
+    stage) its share of the KV cache's blocks, up to the engine's running limit a batch."""
+    return lanes * min(blocks // lanes // per_request, engine.max_seqs)
+
+
 def accepted(rng: random.Random, acceptance: tuple[float, ...]) -> int:
     """Tokens one speculative step yields: the drafts accepted in a row, plus the target's own next token."""
     n = 1

@@ -37,8 +37,8 @@ from opgraph.analysis.capacity import Drafting, Steady, steady
 from opgraph.analysis.disaggregated import disaggregated as disaggregated_state, one_node, side
 from opgraph.analysis.iteration import IterationPricer
 from opgraph.analysis.plan import Arrange, Dropped, Layout, layouts
-from opgraph.analysis.serve import (ENGINES, Speculation, check_speculation, kv_blocks, latency_note, serve,
-                                    with_limits)
+from opgraph.analysis.serve import (ENGINES, Speculation, check_speculation, kv_blocks, latency_note,
+                                    replica_holds, serve, with_limits)
 from opgraph.core import checks
 from opgraph.core.fusion import FusionPlan
 from opgraph.errors import OpgraphError
@@ -71,12 +71,13 @@ class Split:
 
 def splits(gpus: int, moe: bool, per_node: int) -> list[Split]:
     """Every way to fill `gpus` GPUs with X >= 1 prefill and Y >= 1 decode workers, each worker one layout of a
-    divisor of `gpus` GPUs within a node (`per_node`), without pipeline stages. A dense model's data-parallel
-    replicas inside a worker are the same as more workers, so its workers are tensor-parallel only; a MoE model's may
-    also spread experts over replicas (data-parallel attention, as DeepSeek's deployments do), and a MoE worker may
-    also span whole nodes that way (2, 3, ... nodes: wide expert parallelism, its all-to-all over the network)."""
+    divisor of `gpus` GPUs within a node (`per_node`), pipeline stages included. A dense model's data-parallel
+    replicas inside a worker are the same as more workers, so its workers are tensor-parallel (and pipelined) only; a
+    MoE model's may also spread experts over replicas (data-parallel attention, as DeepSeek's deployments do), and a
+    MoE worker may also span whole nodes that way (2, 3, ... nodes: wide expert parallelism, its all-to-all over the
+    network)."""
     sizes = [g for g in range(1, min(gpus - 1, per_node) + 1) if gpus % g == 0]
-    workers = {g: [w for w in layouts(g, moe) if w.pp == 1 and (w.dp == 1 or w.ep > 1)] for g in sizes}
+    workers = {g: [w for w in layouts(g, moe) if w.dp == 1 or w.ep > 1] for g in sizes}
     if moe:  # wide expert parallelism: a worker of whole nodes, attention data-parallel and experts over every GPU
         wide = [g for g in range(2 * per_node, gpus, per_node) if g not in workers]
         workers.update({g: [Layout(1, g, g)] for g in wide})
@@ -243,7 +244,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
             except OpgraphError as e:
                 dropped.append(Dropped(layout, f"with the draft {draft.name}: {e}"))
         for (eng, way), (blocks, per_request) in held.items():
-            most = min(blocks // per_request, eng.max_seqs)
+            most = replica_holds(blocks, per_request, eng, pricer.lanes)
             for c in concurrencies:
                 if c > most or c % pricer.lanes:  # or a pipeline's lanes cannot share it evenly
                     too_big += 1
@@ -324,7 +325,8 @@ def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prom
                 blocks, per_request = kv_blocks(build, fusion, group_hw, eng, prompt + output,
                                                 drafting.speculation.build if drafting else None)
                 workers[layout, drafted] = (side(build, fusion, group_hw, eng, layout, 1, prompt, hw,
-                                                 drafting=drafting), min(blocks // per_request, eng.max_seqs))
+                                                 drafting=drafting),
+                                            replica_holds(blocks, per_request, eng, layout.pp))
             except OpgraphError as e:
                 dropped.append(Dropped(layout, f"as a disaggregated worker{' with the draft' if drafted else ''}: {e}"))
                 workers[layout, drafted] = None
@@ -332,7 +334,8 @@ def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prom
 
     out, too_big, notes = [], 0, ()
     for split in splits(gpus, moe, hw.interconnect.gpus_per_node):
-        for drafted in (False, True) if draft is not None else (False,):
+        staged = split.prefill.pp > 1 or split.decode.pp > 1  # speculation is not run with pipeline stages
+        for drafted in (False, True) if draft is not None and not staged else (False,):
             pre, dec = worker(split.prefill, drafted), worker(split.decode, drafted)
             if pre is None or dec is None:
                 too_big += len(concurrencies)
@@ -340,7 +343,7 @@ def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prom
             prefill, decode = (attrs.evolve(w[0], workers=n) for w, n in ((pre, split.prefill_workers),
                                                                           (dec, split.decode_workers)))
             for c in concurrencies:
-                if c > dec[1]:
+                if c > dec[1] or c % decode.lanes:  # or a pipeline's batches in flight cannot share it evenly
                     too_big += 1
                     continue
                 d = disaggregated_state(prefill.pricer.model, hw, prefill, decode, concurrency=c, prompt=prompt,
@@ -348,6 +351,6 @@ def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prom
                 state = outside(Steady(d.ttft_s, d.tpot_s, d.tokens_per_s, d.tpot_s,
                                        math.ceil(prompt / prefill.engine.max_batched_tokens)), latency)
                 out.append((split, c, state, d.tokens_per_s_per_gpu, prefill.engine.max_batched_tokens, drafted))
-                if not drafted:
-                    notes = d.notes  # the same link and assumptions for every split of these GPUs
+                if not drafted and (not staged or not notes):  # the same link and assumptions for every split
+                    notes = d.notes  # of these GPUs (a split without pipeline stages: their note is theirs only)
     return out, too_big, notes

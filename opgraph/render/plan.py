@@ -164,7 +164,7 @@ def _pools(c: ServingCandidate) -> dict:
     split = c.disaggregated
     whole = {k: None if split else getattr(c.layout, k) for k in ("tp", "pp", "dp", "ep")}
     pools = {f"{pool}_{k}": getattr(getattr(c.layout, pool), k) if split else None
-             for pool in ("prefill", "decode") for k in ("tp", "dp", "ep")}
+             for pool in ("prefill", "decode") for k in ("tp", "pp", "dp", "ep")}
     workers = {f"{pool}_workers": getattr(c.layout, f"{pool}_workers") if split else None
                for pool in ("prefill", "decode")}
     return {"disaggregated": split, **whole, **workers, **pools}

@@ -173,15 +173,17 @@ def test_every_gpu_serves_and_plans_or_says_why_not(gpu, capsys):
 
 def test_splits_fill_the_gpus_with_prefill_and_decode_workers_of_each_layout():
     """Every (X, prefill worker size, Y, decode worker size) with X x p + Y x d = 8, worker sizes 1, 2 and 4 (divisors
-    of 8 within a node of 8, below 8), by brute force; a dense model's workers are tensor-parallel only, a MoE model's
-    may also spread experts over data-parallel attention, over the tensor-parallel group or over 2 groups of it."""
+    of 8 within a node of 8, below 8), by brute force; a dense model's workers are tensor-parallel and pipelined only,
+    a MoE model's may also spread experts over data-parallel attention (each stage's), over the tensor-parallel group
+    (each stage's) or over 2 groups of it."""
     from opgraph.analysis.plan import Layout
     from opgraph.analysis.serving_plan import splits
     shapes = [(x, p, y, d) for p in (1, 2, 4) for d in (1, 2, 4) for x in range(1, 9) for y in range(1, 9)
               if x * p + y * d == 8]
-    dense = {1: [Layout(1, 1, 1)], 2: [Layout(2, 1, 1)], 4: [Layout(4, 1, 1)]}
-    moe = {1: [Layout(1, 1, 1)], 2: [Layout(2, 1, 1), Layout(1, 2, 2), Layout(2, 1, 2)],
-           4: [Layout(4, 1, 1), Layout(1, 4, 4), Layout(4, 1, 4), Layout(4, 1, 2)]}
+    dense = {1: [Layout(1, 1, 1)], 2: [Layout(2, 1, 1), Layout(1, 1, 1, 2)],
+             4: [Layout(4, 1, 1), Layout(2, 1, 1, 2), Layout(1, 1, 1, 4)]}  # tp x pp
+    moe = {1: [Layout(1, 1, 1)], 2: [*dense[2], Layout(1, 2, 2), Layout(2, 1, 2)],
+           4: [*dense[4], Layout(1, 4, 4), Layout(1, 2, 2, 2), Layout(4, 1, 4), Layout(2, 1, 2, 2), Layout(4, 1, 2)]}
     for experts, workers in ((False, dense), (True, moe)):
         want = {(x, a, y, b) for x, p, y, d in shapes for a in workers[p] for b in workers[d]}
         got = [(s.prefill_workers, s.prefill, s.decode_workers, s.decode) for s in splits(8, experts, 8)]
@@ -229,12 +231,19 @@ def test_a_disaggregated_plan_prices_each_split_as_serve_does(capsys):
     d = json.loads(capsys.readouterr().out)
     split = [c for c in d["candidates"] if c["disaggregated"]]
     assert d["disaggregated_searched"] and split and any(not c["disaggregated"] for c in d["candidates"])
-    assert {(c["prefill_workers"], c["prefill_tp"], c["decode_workers"], c["decode_tp"]) for c in split} == {
-        (1, 1, 3, 1), (2, 1, 2, 1), (2, 1, 1, 2), (3, 1, 1, 1), (1, 2, 2, 1), (1, 2, 1, 2)}
+    # workers of 1 or 2 GPUs, X x p + Y x d = 4; one of 2 GPUs is tp 2 or pp 2
+    one, two = [(1, 1)], [(2, 1), (1, 2)]
+    want = {(x, *a, y, *b) for x, p, y, q in ((1, 1, 3, 1), (2, 1, 2, 1), (3, 1, 1, 1), (2, 1, 1, 2), (1, 2, 2, 1),
+                                              (1, 2, 1, 2))
+            for a in (one if p == 1 else two) for b in (one if q == 1 else two)}
+    assert len(want) == 11 and want == {(c["prefill_workers"], c["prefill_tp"], c["prefill_pp"], c["decode_workers"],
+                                         c["decode_tp"], c["decode_pp"]) for c in split}
     assert all(c["tp"] is None for c in split) and any("KV cache crosses NVLink" in n for n in d["notes"])
-    for c in split[:3] + split[-2:]:
+    staged = [c for c in split if c["prefill_pp"] > 1 or c["decode_pp"] > 1]
+    for c in split[:3] + split[-2:] + staged[:2]:
         assert main(["serve", "llama-3-8b", "--disaggregate", f"{c['prefill_workers']}p{c['decode_workers']}d",
-                     "--prefill", f"tp={c['prefill_tp']}", "--decode", f"tp={c['decode_tp']}", "--format", "json",
+                     "--prefill", f"tp={c['prefill_tp']},pp={c['prefill_pp']}",
+                     "--decode", f"tp={c['decode_tp']},pp={c['decode_pp']}", "--format", "json",
                      "--concurrency", str(c["concurrency_per_replica"]), "--prompt", "1024", "--output", "128"]) == 0
         one = json.loads(capsys.readouterr().out)
         assert (one["ttft_s"], one["tpot_s"], one["expected_tokens_per_s_per_gpu"]) == (
