@@ -73,15 +73,15 @@ def splits(gpus: int, moe: bool, per_node: int) -> list[Split]:
     """Every way to fill `gpus` GPUs with X >= 1 prefill and Y >= 1 decode workers, each worker one layout of a
     divisor of `gpus` GPUs within a node (`per_node`), pipeline stages included. A dense model's data-parallel
     replicas inside a worker are the same as more workers, so its workers are tensor-parallel (and pipelined) only; a
-    MoE model's may also spread experts over replicas (data-parallel attention, as DeepSeek's deployments do), and a
-    MoE worker may also span whole nodes that way (2, 3, ... nodes: wide expert parallelism, its all-to-all over the
-    network)."""
+    MoE model's may also spread experts over replicas (data-parallel attention, as DeepSeek's deployments do). A
+    worker may also span whole nodes (2, 3, ... nodes): a pipeline stage a node, tensor parallel within it, its
+    hand-offs over the network; and for a MoE model attention data-parallel with the experts over every GPU (wide
+    expert parallelism, its all-to-all over the network)."""
     sizes = [g for g in range(1, min(gpus - 1, per_node) + 1) if gpus % g == 0]
     workers = {g: [w for w in layouts(g, moe) if w.dp == 1 or w.ep > 1] for g in sizes}
-    if moe:  # wide expert parallelism: a worker of whole nodes, attention data-parallel and experts over every GPU
-        wide = [g for g in range(2 * per_node, gpus, per_node) if g not in workers]
-        workers.update({g: [Layout(1, g, g)] for g in wide})
-        sizes += wide
+    wide = list(range(2 * per_node, gpus, per_node))  # workers of whole nodes
+    workers.update({g: [Layout(per_node, 1, 1, g // per_node)] + [Layout(1, g, g)] * moe for g in wide})
+    sizes += wide
     out = []
     for gp in sizes:
         for x in range(1, gpus // gp + 1):

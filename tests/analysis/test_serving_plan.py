@@ -193,16 +193,19 @@ def test_splits_fill_the_gpus_with_prefill_and_decode_workers_of_each_layout():
 
 
 def test_a_moe_models_workers_may_span_whole_nodes():
-    """On 24 GPUs of nodes of 8, a MoE model's worker may also be 16 GPUs (two nodes, attention data-parallel and
-    experts over all 16: wide expert parallelism), beside 8 more in workers within a node; a dense model's may not;
-    every split fills the 24 GPUs."""
+    """On 24 GPUs of nodes of 8, a worker may also be 16 GPUs (two nodes): a pipeline stage a node (tp 8 x pp 2), and
+    for a MoE model attention data-parallel with the experts over all 16 (wide expert parallelism), beside 8 more in
+    workers within a node; every split fills the 24 GPUs."""
     from opgraph.analysis.plan import Layout
     from opgraph.analysis.serving_plan import splits
     moe, dense = splits(24, True, 8), splits(24, False, 8)
     assert all(s.gpus == 24 for s in moe + dense)
-    assert max(w.gpus for s in dense for w in (s.prefill, s.decode)) == 8
+    assert {w for s in dense for w in (s.prefill, s.decode) if w.gpus > 8} == {Layout(8, 1, 1, 2)}
+    assert (1, Layout(8, 1, 1), 1, Layout(8, 1, 1, 2)) in {(s.prefill_workers, s.prefill, s.decode_workers, s.decode)
+                                                           for s in dense}
     wide = {(s.prefill_workers, s.prefill, s.decode_workers, s.decode) for s in moe if s.decode.gpus == 16}
     assert (1, Layout(8, 1, 1), 1, Layout(1, 16, 16)) in wide and (8, Layout(1, 1, 1), 1, Layout(1, 16, 16)) in wide
+    assert (1, Layout(8, 1, 1), 1, Layout(8, 1, 1, 2)) in wide
     assert all(s.prefill.gpus + s.decode.gpus <= 24 for s in moe) and not any(s.decode.gpus > 16 for s in moe)
 
 
@@ -216,6 +219,22 @@ def test_a_split_with_a_worker_over_two_nodes_is_priced_as_serve_prices_it(capsy
     c = next(c for c in d["candidates"] if c["layout"] == "4p (tp 2) + 1d (dp 16 x ep 16)")
     assert any("KV cache crosses the network" in n for n in d["notes"])
     assert main(["serve", "qwen3-30b-a3b", "--disaggregate", "4p1d", "--prefill", "tp=2", "--decode", "dp=16,ep=16",
+                 "--format", "json", *args]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert (one["ttft_s"], one["tpot_s"], one["expected_tokens_per_s_per_gpu"]) == (
+        c["expected_ttft_s"], c["expected_tpot_s"], c["expected_tokens_per_s_per_gpu"])
+
+
+def test_a_split_with_a_pipelined_worker_over_two_nodes_is_priced_as_serve_prices_it(capsys):
+    """Llama-3-8B on 24 H100s: a split whose decode worker is a pipeline stage a node (tp 8 x pp 2, its hand-off over
+    the network) is priced as `serve --disaggregate 1p1d --prefill tp=8 --decode tp=8,pp=2` prices it, exactly."""
+    from opgraph.cli import main
+    args = ["--concurrency", "64", "--prompt", "1024", "--output", "128"]
+    assert main(["plan", "llama-3-8b", "--gpus", "24", "--disaggregated", "--format", "json", *args]) == 0
+    d = json.loads(capsys.readouterr().out)
+    c = next(c for c in d["candidates"] if c["layout"] == "1p (tp 8) + 1d (tp 8 x pp 2)")
+    assert (c["decode_tp"], c["decode_pp"], c["prefill_pp"]) == (8, 2, 1)
+    assert main(["serve", "llama-3-8b", "--disaggregate", "1p1d", "--prefill", "tp=8", "--decode", "tp=8,pp=2",
                  "--format", "json", *args]) == 0
     one = json.loads(capsys.readouterr().out)
     assert (one["ttft_s"], one["tpot_s"], one["expected_tokens_per_s_per_gpu"]) == (
