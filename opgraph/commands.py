@@ -382,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "between them over NVLink or the network; a closed loop at --concurrency per decode "
                            "replica, in closed form (means)")
             p.add_argument("--prefill", metavar="LAYOUT", help="with --disaggregate: each prefill worker's layout, "
-                           "tp=N,dp=N,ep=N,pp=N, and gpu=NAME for a GPU other than --hardware (default: --tp, --dp, --ep, --pp)")
+                           "tp=N,dp=N,ep=N,pp=N, and gpu=NAME for a GPU other than --hardware (default: --tp, --dp, "
+                           "--ep, --pp)")
             p.add_argument("--decode", metavar="LAYOUT", help="with --disaggregate: each decode worker's layout, "
                            "e.g. dp=16,ep=16, tp=4,pp=2 or tp=8,gpu=h200 (default: --tp, --dp, --ep, --pp)")
             p.add_argument("--engine", default="vllm", metavar="NAME", help="the serving engine whose scheduler, "
