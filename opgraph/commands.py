@@ -307,6 +307,9 @@ def _plan_options(p) -> None:
     p.add_argument("--disaggregated", action="store_true", help="with --concurrency: also every split of the GPUs "
                    "into X prefill and Y decode workers (xPyD), each worker a layout within a node, at each "
                    "concurrency per decode replica, the KV cache moved between the pools (as 'serve --disaggregate')")
+    p.add_argument("--decode-hardware", metavar="NAME", help="with --disaggregated: the decode workers' GPU (the "
+                   "prefill workers' and the aggregated layouts' is --hardware); the KV cache then crosses the network "
+                   "(default: --hardware)")
 
 
 def build_parser() -> argparse.ArgumentParser:

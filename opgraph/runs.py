@@ -126,11 +126,22 @@ def planning(a):
 
         if a.batch is not None:
             raise OpgraphError("--batch plans a static batch and --concurrency serving in flight: give one")
-        figures, drafted = _acceptance(a), None
+        figures, drafted, decode = _acceptance(a), None, None
         if figures is not None:
             draft_model = choices.draft(model, a.draft)
             arrange = choices.arranger(draft_model, _unplaced(a, draft_model, serving=True), hw)
             drafted = serving_plan.Draft(arrange, a.draft, a.draft_tokens, figures)
+        if a.decode_hardware is not None:
+            if not a.disaggregated:
+                raise OpgraphError("--decode-hardware applies to the splits of --disaggregated: add it")
+            if drafted is not None:
+                raise OpgraphError("--decode-hardware with --draft is not searched yet: price a split with 'opgraph "
+                                   "serve --disaggregate XpYd --decode ...,gpu=NAME --draft ...'")
+            try:
+                decode_hw = choices.gpu(a.decode_hardware, **knobs(a))
+            except OpgraphError as e:
+                raise OpgraphError(f"--decode-hardware {a.decode_hardware}: {e}") from None
+            decode = (choices.arranger(model, opts, decode_hw), decode_hw)
         found = serving_plan.search_serving(
             choices.arranger(model, opts, hw), hw, gpus=checks.integer("--gpus", a.gpus, maximum=1024),
             moe=plan_search.has_experts(probe), name=probe.name, prompt=checks.integer("--prompt", a.prompt),
@@ -141,10 +152,10 @@ def planning(a):
             max_ttft_s=ms["max_ttft"], max_tpot_s=ms["max_tpot"], disaggregated=a.disaggregated,
             batch_tokens=sweep.parse_values(a.max_batch_tokens, "--max-batch-tokens") if a.max_batch_tokens else (),
             draft=drafted, max_tpot_p90_s=ms["max_tpot_p90"], max_ttft_p90_s=ms["max_ttft_p90"],
-            request_latency_s=_request_latency(a))
+            request_latency_s=_request_latency(a), decode=decode)
         return attrs.evolve(found, top=top, notes=served_notes(a, model) + found.notes)
     for flag in ("disaggregated", "max_batch_tokens", "draft", "acceptance", "max_tpot_p90", "max_ttft_p90",
-                 "request_latency_ms"):
+                 "request_latency_ms", "decode_hardware"):
         if getattr(a, flag):
             raise OpgraphError(f"--{flag.replace('_', '-')} plans serving in flight: give --concurrency too")
     if a.engine != "vllm":

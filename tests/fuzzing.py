@@ -162,7 +162,10 @@ def _option_cases() -> list[Case]:
                           (("--concurrency", "4", "--draft", "llama-3-8b"), BAD),
                           (("--concurrency", "4", "--draft", "nope", "--acceptance", "0.5"), BAD),
                           (("--concurrency", "4", "--draft", "llama-3-8b", "--acceptance", "2"), BAD),
-                          (("--concurrency", "4", "--draft", "llama-3-8b", "--acceptance", "0.7"), OK)]:
+                          (("--concurrency", "4", "--draft", "llama-3-8b", "--acceptance", "0.7"), OK),
+                          (("--concurrency", "4", "--disaggregated", "--decode-hardware", "h200"), OK),
+                          (("--concurrency", "4", "--disaggregated", "--decode-hardware", "nope"), BAD),
+                          (("--concurrency", "4", "--decode-hardware", "h200"), BAD)]:
         out.append(Case((*serving, *extra), expect, label=" ".join(extra)[:40]))
     apart = ("serve", "--disaggregate", "1p1d", "--prompt", "500", "--output", "20")
     for extra, expect in [(("--rate", "0"), BAD), (("--rate", "1e300"), BAD), (("--rate", "inf"), BAD),

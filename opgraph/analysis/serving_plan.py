@@ -59,14 +59,16 @@ class Split:
     prefill_workers: int
     decode: Layout
     decode_workers: int
+    decode_gpu: str = ""  # the decode workers' GPU where it is not the plan's
 
     @property
     def gpus(self) -> int:
         return self.prefill_workers * self.prefill.gpus + self.decode_workers * self.decode.gpus
 
     def describe(self) -> str:
+        on = f" on {self.decode_gpu}" if self.decode_gpu else ""
         return (f"{self.prefill_workers}p ({self.prefill.describe()}) + "
-                f"{self.decode_workers}d ({self.decode.describe()})")
+                f"{self.decode_workers}d ({self.decode.describe()}{on})")
 
 
 def splits(gpus: int, moe: bool, per_node: int) -> list[Split]:
@@ -192,11 +194,12 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
                    max_tpot_s: float | None = None, among: Sequence[Layout] | None = None,
                    disaggregated: bool = False, batch_tokens: Sequence[int] = (),
                    draft: Draft | None = None, max_ttft_p90_s: float | None = None,
-                   max_tpot_p90_s: float | None = None, request_latency_s: float = 0.0) -> ServingPlan:
+                   max_tpot_p90_s: float | None = None, request_latency_s: float = 0.0,
+                   decode: tuple[Arrange, Hardware] | None = None) -> ServingPlan:
     """Every serving layout of `gpus` GPUs (or those of them in `among`) at every concurrency per replica that fits,
     for `engine`'s scheduler and kernels (or `plan`'s), under each of the token budgets an iteration in `batch_tokens`
     (default: the engine's own); with `disaggregated`, every split into prefill and decode workers as well (at the
-    engine's own budget). The engine's running limit is not searched: in a closed loop it only caps the concurrency,
+    engine's own budget; `decode`: the decode workers' arranger and GPU where they are not `hw`). The engine's running limit is not searched: in a closed loop it only caps the concurrency,
     which is searched itself. With `draft`, each aggregated layout without pipeline stages is also served with
     speculative decoding (its KV cache then holds the draft's weights and cache too). With p90 limits, the candidates
     within the mean limits are run event by event (`serve`), most tokens/s per GPU first, until one is within the p90
@@ -261,7 +264,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
                     speculation=way.speculation if way else None, request_latency_s=latency)
     if disaggregated:
         more, big, notes = _split_candidates(arrange, hw, gpus, moe, prompt, output, engine, plan, concurrencies,
-                                             dropped, draft, latency)
+                                             dropped, draft, latency, decode)
         found += [ServingCandidate(split, c, s, per_gpu, within(s), max_batched_tokens=b, speculative=drafted)
                   for split, c, s, per_gpu, b, drafted in more]
         too_big += big
@@ -304,39 +307,47 @@ def outside(state: Steady, latency: float) -> Steady:
 
 def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prompt: int, output: int, engine: str,
                       plan: FusionPlan | None, concurrencies: Sequence[int], dropped: list, draft: Draft | None,
-                      latency: float = 0.0):
+                      latency: float = 0.0, decode_pool: tuple[Arrange, Hardware] | None = None):
     """(split, concurrency per decode replica, steady state, tokens/s per GPU, the prefill workers' token budget,
     speculative or not) of every split that fits (with `draft`, each with and without it), how many (split,
     concurrency) pairs did not fit, and what the splits assume (notes); a worker layout that cannot be built is
-    added to `dropped`, once. `latency`: each request's time outside the engine, in the TTFT."""
-    if hw.interconnect is None:
-        raise OpgraphError(f"hardware {hw.name!r} has no [interconnect] table: a disaggregated deployment's KV-cache "
-                           f"move cannot be priced; plan without --disaggregated")
-    workers: dict[tuple[Layout, bool], tuple | None] = {}  # (layout, drafted): (its side, requests a replica holds)
+    added to `dropped`, once. `latency`: each request's time outside the engine, in the TTFT. `decode_pool`: the
+    decode workers' arranger and GPU, where they are not `hw` (the KV cache then crosses the network)."""
+    on = {"prefill": (arrange, hw), "decode": decode_pool or (arrange, hw)}  # each pool's arranger and GPU
+    for _, gpu in on.values():
+        if gpu.interconnect is None:
+            raise OpgraphError(f"hardware {gpu.name!r} has no [interconnect] table: a disaggregated deployment's "
+                               f"KV-cache move cannot be priced; plan without --disaggregated")
+    mixed = on["decode"][1].name != hw.name
+    workers: dict[tuple, tuple | None] = {}  # (layout, drafted, pool GPU): (its side, requests a replica holds)
 
-    def worker(layout: Layout, drafted: bool):
-        if (layout, drafted) not in workers:
+    def worker(layout: Layout, drafted: bool, pool: str = "prefill"):
+        pool_arrange, pool_hw = on[pool]
+        if (layout, drafted, pool_hw.name) not in workers:
             try:
-                build, group_hw = arrange(layout)
+                build, group_hw = pool_arrange(layout)
                 eng = ENGINES[engine](group_hw)
                 eng.check_layout(layout.tp, layout.ep)
                 fusion = plan or planfile.load(eng.plan)
                 drafting = draft.at(layout, fusion, eng.timed(group_hw)) if drafted else None
                 blocks, per_request = kv_blocks(build, fusion, group_hw, eng, prompt + output,
                                                 drafting.speculation.build if drafting else None)
-                workers[layout, drafted] = (side(build, fusion, group_hw, eng, layout, 1, prompt, hw,
-                                                 drafting=drafting),
-                                            replica_holds(blocks, per_request, eng, layout.pp))
+                workers[layout, drafted, pool_hw.name] = (
+                    side(build, fusion, group_hw, eng, layout, 1, prompt, pool_hw, drafting=drafting),
+                    replica_holds(blocks, per_request, eng, layout.pp))
             except OpgraphError as e:
-                dropped.append(Dropped(layout, f"as a disaggregated worker{' with the draft' if drafted else ''}: {e}"))
-                workers[layout, drafted] = None
-        return workers[layout, drafted]
+                on_gpu = f" on {pool_hw.name}" if mixed else ""
+                dropped.append(Dropped(layout, f"as a disaggregated {pool} worker{on_gpu}"
+                                               f"{' with the draft' if drafted else ''}: {e}" if mixed else
+                                       f"as a disaggregated worker{' with the draft' if drafted else ''}: {e}"))
+                workers[layout, drafted, pool_hw.name] = None
+        return workers[layout, drafted, pool_hw.name]
 
     out, too_big, notes = [], 0, ()
     for split in splits(gpus, moe, hw.interconnect.gpus_per_node):
         staged = split.prefill.pp > 1 or split.decode.pp > 1  # speculation is not run with pipeline stages
         for drafted in (False, True) if draft is not None and not staged else (False,):
-            pre, dec = worker(split.prefill, drafted), worker(split.decode, drafted)
+            pre, dec = worker(split.prefill, drafted), worker(split.decode, drafted, "decode")
             if pre is None or dec is None:
                 too_big += len(concurrencies)
                 continue
@@ -347,10 +358,15 @@ def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prom
                     too_big += 1
                     continue
                 d = disaggregated_state(prefill.pricer.model, hw, prefill, decode, concurrency=c, prompt=prompt,
-                                        output=output, same_node=one_node(hw, gpus))
+                                        output=output, same_node=not mixed and one_node(hw, gpus))
                 state = outside(Steady(d.ttft_s, d.tpot_s, d.tokens_per_s, d.tpot_s,
                                        math.ceil(prompt / prefill.engine.max_batched_tokens)), latency)
-                out.append((split, c, state, d.tokens_per_s_per_gpu, prefill.engine.max_batched_tokens, drafted))
+                out.append((attrs.evolve(split, decode_gpu=on["decode"][1].name) if mixed else split, c, state,
+                            d.tokens_per_s_per_gpu, prefill.engine.max_batched_tokens, drafted))
                 if not drafted and (not staged or not notes):  # the same link and assumptions for every split
                     notes = d.notes  # of these GPUs (a split without pipeline stages: their note is theirs only)
+    if mixed:
+        gpu = on["decode"][1]
+        notes += (f"the splits' decode workers run on {gpu.name} ({gpu.timing.name}), their prefill workers and the "
+                  f"aggregated layouts on {hw.name}; a split's tokens/s per GPU are over the GPUs of both kinds",)
     return out, too_big, notes

@@ -158,20 +158,22 @@ def _splits_said(s: ServingPlan) -> str:
             "each concurrency per decode replica (opgraph.analysis.disaggregated)" if s.disaggregated else "")
 
 
-def _pools(c: ServingCandidate) -> dict:
-    """The layout's sizes, flat (a CSV column each): an aggregated layout's tp, pp, dp and ep, or a split's workers and
-    each pool's worker layout; the other kind's keys null."""
+def _pools(c: ServingCandidate, hardware: str) -> dict:
+    """The layout's sizes, flat (a CSV column each): an aggregated layout's tp, pp, dp and ep, or a split's workers,
+    each pool's worker layout and the decode workers' GPU (`hardware`, the plan's, unless the split's own); the other
+    kind's keys null."""
     split = c.disaggregated
     whole = {k: None if split else getattr(c.layout, k) for k in ("tp", "pp", "dp", "ep")}
     pools = {f"{pool}_{k}": getattr(getattr(c.layout, pool), k) if split else None
              for pool in ("prefill", "decode") for k in ("tp", "pp", "dp", "ep")}
     workers = {f"{pool}_workers": getattr(c.layout, f"{pool}_workers") if split else None
                for pool in ("prefill", "decode")}
-    return {"disaggregated": split, **whole, **workers, **pools}
+    gpu = {"decode_hardware": (c.layout.decode_gpu or hardware) if split else None}
+    return {"disaggregated": split, **whole, **workers, **pools, **gpu}
 
 
-def _serving_dict(c: ServingCandidate, best: ServingCandidate | None) -> dict:
-    return {**_pools(c), "layout": c.layout.describe(), "speculative": c.speculative,
+def _serving_dict(c: ServingCandidate, best: ServingCandidate | None, hardware: str) -> dict:
+    return {**_pools(c, hardware), "layout": c.layout.describe(), "speculative": c.speculative,
             "concurrency_per_replica": c.concurrency, "max_batch_tokens": c.max_batched_tokens,
             "expected_ttft_s": c.steady.ttft_s, "prompts_queue": c.steady.queued, "event_ttft_s": c.event_ttft_s,
             "p90_ttft_s": c.p90_ttft_s, "p90_tpot_s": c.p90_tpot_s,
@@ -190,15 +192,15 @@ def serving_json(s: ServingPlan, fmt: str) -> str:
         "event_runs": s.event_runs, "request_latency_s": s.request_latency_s,
         "draft": None if s.draft is None else {"model": s.draft.name, "tokens_a_step": s.draft.tokens,
                                                "acceptance": list(s.draft.acceptance), "assumed": True},
-        "best": None if s.best is None else _serving_dict(s.best, s.best),
-        "candidates": [_serving_dict(c, s.best) for c in s.candidates],
+        "best": None if s.best is None else _serving_dict(s.best, s.best, s.hardware.name),
+        "candidates": [_serving_dict(c, s.best, s.hardware.name) for c in s.candidates],
         "dropped": [{"tp": d.layout.tp, "dp": d.layout.dp, "ep": d.layout.ep, "pp": d.layout.pp, "reason": d.reason}
                     for d in s.dropped]})
 
 
 @renderer(ServingPlan, "csv")
 def serving_csv(s: ServingPlan, fmt: str) -> str:
-    rows = [_serving_dict(c, s.best) for c in s.candidates]
+    rows = [_serving_dict(c, s.best, s.hardware.name) for c in s.candidates]
     keys = list(rows[0]) if rows else ["layout"]
     return to_csv(keys, [[r[k] for k in keys] for r in rows])
 

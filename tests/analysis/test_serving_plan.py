@@ -241,6 +241,39 @@ def test_a_split_with_a_pipelined_worker_over_two_nodes_is_priced_as_serve_price
         c["expected_ttft_s"], c["expected_tpot_s"], c["expected_tokens_per_s_per_gpu"])
 
 
+def test_the_decode_workers_may_run_on_another_gpu(capsys):
+    """--decode-hardware h200: every split's decode workers on H200s, its prefill workers (and the aggregated layouts)
+    on H100s, each split priced as `serve --disaggregate ... --decode tp=N,gpu=h200` prices it, exactly, the KV cache
+    over the network; the JSON names each split's decode GPU, a note says so; misuse is a one-line error."""
+    from opgraph.cli import main
+    args = ["--concurrency", "16", "--prompt", "1024", "--output", "128"]
+    assert main(["plan", "llama-3-8b", "--gpus", "4", "--disaggregated", "--decode-hardware", "h200", "--format",
+                 "json", *args]) == 0
+    d = json.loads(capsys.readouterr().out)
+    split = [c for c in d["candidates"] if c["disaggregated"]]
+    assert split and {c["decode_hardware"] for c in split} == {"h200"} and all(" on h200)" in c["layout"]
+                                                                              for c in split)
+    assert {c["decode_hardware"] for c in d["candidates"] if not c["disaggregated"]} == {None}
+    assert any("decode workers run on h200" in n for n in d["notes"])
+    assert any("KV cache crosses the network" in n for n in d["notes"])
+    for c in split[:2]:
+        assert main(["serve", "llama-3-8b", "--disaggregate", f"{c['prefill_workers']}p{c['decode_workers']}d",
+                     "--prefill", f"tp={c['prefill_tp']},pp={c['prefill_pp']}",
+                     "--decode", f"tp={c['decode_tp']},pp={c['decode_pp']},gpu=h200", "--format", "json", *args]) == 0
+        one = json.loads(capsys.readouterr().out)
+        assert (one["ttft_s"], one["tpot_s"], one["expected_tokens_per_s_per_gpu"]) == (
+            c["expected_ttft_s"], c["expected_tpot_s"], c["expected_tokens_per_s_per_gpu"])
+    for extra, says in ((["--decode-hardware", "h200"], "applies to the splits of --disaggregated"),
+                        (["--disaggregated", "--decode-hardware", "nope"], "--decode-hardware nope: unknown hardware"),
+                        (["--disaggregated", "--decode-hardware", "h200", "--draft", "llama-3-8b", "--acceptance",
+                          "0.7"], "--decode-hardware with --draft")):
+        assert main(["plan", "llama-3-8b", "--gpus", "4", *args, *extra]) == 2
+        err = capsys.readouterr().err
+        assert says in err and err.count("\n") == 1, err
+    assert main(["plan", "llama-3-8b", "--gpus", "4", "--decode-hardware", "h200"]) == 2
+    assert "plans serving in flight" in capsys.readouterr().err
+
+
 def test_a_disaggregated_plan_prices_each_split_as_serve_does(capsys):
     """Each split's TTFT, TPOT and tokens/s per GPU are `serve --disaggregate XpYd --prefill ... --decode ...`'s for the
     same workers (the command's own path, run apart); the Pareto front and the best span both kinds."""
