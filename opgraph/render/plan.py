@@ -150,7 +150,8 @@ def _drafted(s: ServingPlan) -> tuple[str, ...]:
     return (f"+ draft: speculative decoding with {d.name}, {d.tokens} tokens proposed a step, each accepted with the "
             f"chance {', '.join(f'{a:g}' for a in d.acceptance)} (assumed, as given), tried beside plain decoding on "
             f"every aggregated layout without pipeline stages"
-            + (" and every split" if s.disaggregated else "") + "; the draft's weights and KV cache share the GPU",)
+            + (" and every split without them" if s.disaggregated else "")
+            + "; the draft's weights and KV cache share the GPU",)
 
 
 def _splits_said(s: ServingPlan) -> str:
