@@ -127,21 +127,22 @@ def planning(a):
         if a.batch is not None:
             raise OpgraphError("--batch plans a static batch and --concurrency serving in flight: give one")
         figures, drafted, decode = _acceptance(a), None, None
-        if figures is not None:
+
+        def draft_on(gpu):  # the draft laid out on `gpu` (each pool's own)
             draft_model = choices.draft(model, a.draft)
-            arrange = choices.arranger(draft_model, _unplaced(a, draft_model, serving=True), hw)
-            drafted = serving_plan.Draft(arrange, a.draft, a.draft_tokens, figures)
+            arrange = choices.arranger(draft_model, _unplaced(a, draft_model, serving=True), gpu)
+            return serving_plan.Draft(arrange, a.draft, a.draft_tokens, figures)
+        if figures is not None:
+            drafted = draft_on(hw)
         if a.decode_hardware is not None:
             if not a.disaggregated:
                 raise OpgraphError("--decode-hardware applies to the splits of --disaggregated: add it")
-            if drafted is not None:
-                raise OpgraphError("--decode-hardware with --draft is not searched yet: price a split with 'opgraph "
-                                   "serve --disaggregate XpYd --decode ...,gpu=NAME --draft ...'")
             try:
                 decode_hw = choices.gpu(a.decode_hardware, **knobs(a))
             except OpgraphError as e:
                 raise OpgraphError(f"--decode-hardware {a.decode_hardware}: {e}") from None
-            decode = (choices.arranger(model, opts, decode_hw), decode_hw)
+            decode = (choices.arranger(model, opts, decode_hw), decode_hw,
+                      None if figures is None else draft_on(decode_hw))
         found = serving_plan.search_serving(
             choices.arranger(model, opts, hw), hw, gpus=checks.integer("--gpus", a.gpus, maximum=1024),
             moe=plan_search.has_experts(probe), name=probe.name, prompt=checks.integer("--prompt", a.prompt),

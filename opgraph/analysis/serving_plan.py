@@ -195,11 +195,11 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
                    disaggregated: bool = False, batch_tokens: Sequence[int] = (),
                    draft: Draft | None = None, max_ttft_p90_s: float | None = None,
                    max_tpot_p90_s: float | None = None, request_latency_s: float = 0.0,
-                   decode: tuple[Arrange, Hardware] | None = None) -> ServingPlan:
+                   decode: tuple[Arrange, Hardware, Draft | None] | None = None) -> ServingPlan:
     """Every serving layout of `gpus` GPUs (or those of them in `among`) at every concurrency per replica that fits,
     for `engine`'s scheduler and kernels (or `plan`'s), under each of the token budgets an iteration in `batch_tokens`
     (default: the engine's own); with `disaggregated`, every split into prefill and decode workers as well (at the
-    engine's own budget; `decode`: the decode workers' arranger and GPU where they are not `hw`). The engine's running limit is not searched: in a closed loop it only caps the concurrency,
+    engine's own budget; `decode`: the decode workers' arranger, GPU and draft where they are not `hw`). The engine's running limit is not searched: in a closed loop it only caps the concurrency,
     which is searched itself. With `draft`, each aggregated layout without pipeline stages is also served with
     speculative decoding (its KV cache then holds the draft's weights and cache too). With p90 limits, the candidates
     within the mean limits are run event by event (`serve`), most tokens/s per GPU first, until one is within the p90
@@ -307,14 +307,15 @@ def outside(state: Steady, latency: float) -> Steady:
 
 def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prompt: int, output: int, engine: str,
                       plan: FusionPlan | None, concurrencies: Sequence[int], dropped: list, draft: Draft | None,
-                      latency: float = 0.0, decode_pool: tuple[Arrange, Hardware] | None = None):
+                      latency: float = 0.0, decode_pool: tuple[Arrange, Hardware, Draft | None] | None = None):
     """(split, concurrency per decode replica, steady state, tokens/s per GPU, the prefill workers' token budget,
     speculative or not) of every split that fits (with `draft`, each with and without it), how many (split,
     concurrency) pairs did not fit, and what the splits assume (notes); a worker layout that cannot be built is
     added to `dropped`, once. `latency`: each request's time outside the engine, in the TTFT. `decode_pool`: the
-    decode workers' arranger and GPU, where they are not `hw` (the KV cache then crosses the network)."""
-    on = {"prefill": (arrange, hw), "decode": decode_pool or (arrange, hw)}  # each pool's arranger and GPU
-    for _, gpu in on.values():
+    decode workers' arranger, GPU and draft (laid out on that GPU), where they are not `hw` (the KV cache then
+    crosses the network)."""
+    on = {"prefill": (arrange, hw, draft), "decode": decode_pool or (arrange, hw, draft)}  # each pool's
+    for _, gpu, _ in on.values():
         if gpu.interconnect is None:
             raise OpgraphError(f"hardware {gpu.name!r} has no [interconnect] table: a disaggregated deployment's "
                                f"KV-cache move cannot be priced; plan without --disaggregated")
@@ -322,14 +323,14 @@ def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prom
     workers: dict[tuple, tuple | None] = {}  # (layout, drafted, pool GPU): (its side, requests a replica holds)
 
     def worker(layout: Layout, drafted: bool, pool: str = "prefill"):
-        pool_arrange, pool_hw = on[pool]
+        pool_arrange, pool_hw, pool_draft = on[pool]
         if (layout, drafted, pool_hw.name) not in workers:
             try:
                 build, group_hw = pool_arrange(layout)
                 eng = ENGINES[engine](group_hw)
                 eng.check_layout(layout.tp, layout.ep)
                 fusion = plan or planfile.load(eng.plan)
-                drafting = draft.at(layout, fusion, eng.timed(group_hw)) if drafted else None
+                drafting = pool_draft.at(layout, fusion, eng.timed(group_hw)) if drafted else None
                 blocks, per_request = kv_blocks(build, fusion, group_hw, eng, prompt + output,
                                                 drafting.speculation.build if drafting else None)
                 workers[layout, drafted, pool_hw.name] = (

@@ -244,7 +244,8 @@ def test_a_split_with_a_pipelined_worker_over_two_nodes_is_priced_as_serve_price
 def test_the_decode_workers_may_run_on_another_gpu(capsys):
     """--decode-hardware h200: every split's decode workers on H200s, its prefill workers (and the aggregated layouts)
     on H100s, each split priced as `serve --disaggregate ... --decode tp=N,gpu=h200` prices it, exactly, the KV cache
-    over the network; the JSON names each split's decode GPU, a note says so; misuse is a one-line error."""
+    over the network, with the draft too; the JSON names each split's decode GPU, a note says so; misuse is a
+    one-line error."""
     from opgraph.cli import main
     args = ["--concurrency", "16", "--prompt", "1024", "--output", "128"]
     assert main(["plan", "llama-3-8b", "--gpus", "4", "--disaggregated", "--decode-hardware", "h200", "--format",
@@ -263,10 +264,17 @@ def test_the_decode_workers_may_run_on_another_gpu(capsys):
         one = json.loads(capsys.readouterr().out)
         assert (one["ttft_s"], one["tpot_s"], one["expected_tokens_per_s_per_gpu"]) == (
             c["expected_ttft_s"], c["expected_tpot_s"], c["expected_tokens_per_s_per_gpu"])
+    draft = ["--draft", "llama-3-8b", "--acceptance", "0.7"]  # the draft laid out on each pool's own GPU
+    assert main(["plan", "llama-3-8b", "--gpus", "4", "--disaggregated", "--decode-hardware", "h200", "--format",
+                 "json", *args, *draft]) == 0
+    c = next(c for c in json.loads(capsys.readouterr().out)["candidates"] if c["disaggregated"] and c["speculative"])
+    assert main(["serve", "llama-3-8b", "--disaggregate", f"{c['prefill_workers']}p{c['decode_workers']}d",
+                 "--prefill", f"tp={c['prefill_tp']}", "--decode", f"tp={c['decode_tp']},gpu=h200", "--format",
+                 "json", *args, *draft]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert (one["ttft_s"], one["tpot_s"]) == (c["expected_ttft_s"], c["expected_tpot_s"])
     for extra, says in ((["--decode-hardware", "h200"], "applies to the splits of --disaggregated"),
-                        (["--disaggregated", "--decode-hardware", "nope"], "--decode-hardware nope: unknown hardware"),
-                        (["--disaggregated", "--decode-hardware", "h200", "--draft", "llama-3-8b", "--acceptance",
-                          "0.7"], "--decode-hardware with --draft")):
+                        (["--disaggregated", "--decode-hardware", "nope"], "--decode-hardware nope: unknown hardware")):
         assert main(["plan", "llama-3-8b", "--gpus", "4", *args, *extra]) == 2
         err = capsys.readouterr().err
         assert says in err and err.count("\n") == 1, err
