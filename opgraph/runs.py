@@ -222,6 +222,19 @@ def _acceptance(a) -> tuple[float, ...] | None:
     return tuple(figures * k if len(figures) == 1 and k > 0 else figures)
 
 
+def _limited(a, engine, **more):
+    """The engine with the limits the command line gives (--max-batch-tokens, --max-seqs, --memory-fraction; `more`
+    beside them), checked."""
+    from opgraph.analysis import serve
+
+    return serve.with_limits(
+        engine, max_batched_tokens=None if a.max_batch_tokens is None else checks.integer("--max-batch-tokens",
+                                                                                          a.max_batch_tokens),
+        max_seqs=None if a.max_seqs is None else checks.integer("--max-seqs", a.max_seqs),
+        memory_fraction=None if a.memory_fraction is None else checks.number("--memory-fraction", a.memory_fraction,
+                                                                             above=0, maximum=1), **more)
+
+
 def _batch_wait(text: str, engine: str) -> tuple[float, int]:
     """--batch-wait RATIO,ITERS: TensorRT-LLM's batch waiting, checked."""
     if engine != "trtllm":
@@ -256,12 +269,12 @@ def disaggregated_run(a):
     match = re.fullmatch(r"(\d+)p(\d+)d", a.disaggregate.strip().lower())
     if not match:
         raise OpgraphError(f"--disaggregate: {a.disaggregate!r} is not XpYd (prefill and decode workers, e.g. 1p2d)")
-    for flag, value in (("--requests", a.requests), ("--max-batch-tokens", a.max_batch_tokens),
-                        ("--max-seqs", a.max_seqs), ("--memory-fraction", a.memory_fraction),
-                        ("--overhead-us", a.overhead_us), ("--batch-wait", a.batch_wait)):
+    for flag, value in (("--requests", a.requests), ("--overhead-us", a.overhead_us),
+                        ("--batch-wait", a.batch_wait)):
         if value is not None:
             raise OpgraphError(f"{flag} is not modelled with --disaggregate yet (a closed loop at --concurrency or an "
-                               f"open loop at --rate, the engine's defaults)")
+                               f"open loop at --rate; --max-batch-tokens, --max-seqs and --memory-fraction apply to "
+                               f"both pools)")
     if a.prefix:
         raise OpgraphError("--prefix is not modelled with --disaggregate yet")
     if a.queue:
@@ -285,7 +298,7 @@ def disaggregated_run(a):
         except OpgraphError as e:
             raise OpgraphError(f"{flag} gpu={gpu_name}: {e}") from None
         build_, group_hw = choices.arranger(model, opts, pool_hw)(layout)
-        engine = serve.ENGINES[checks.choice("--engine", a.engine, serve.ENGINES)](group_hw)
+        engine = _limited(a, serve.ENGINES[checks.choice("--engine", a.engine, serve.ENGINES)](group_hw))
         engine.check_layout(layout.tp, layout.ep)
         fusion = choices.plan(a.fusion or engine.plan)
         # the draft laid out as its pool is: it prefills beside the target, and drafts
@@ -330,13 +343,7 @@ def serving_run(a):
     hw = gpu(a)
     engine = serve.ENGINES[checks.choice("--engine", a.engine, serve.ENGINES)](hw)
     engine.check_layout(a.tp, a.ep)
-    engine = serve.with_limits(
-        engine, max_batched_tokens=None if a.max_batch_tokens is None else checks.integer("--max-batch-tokens",
-                                                                                          a.max_batch_tokens),
-        max_seqs=None if a.max_seqs is None else checks.integer("--max-seqs", a.max_seqs),
-        memory_fraction=None if a.memory_fraction is None else checks.number("--memory-fraction", a.memory_fraction,
-                                                                             above=0, maximum=1),
-        batch_wait=None if a.batch_wait is None else _batch_wait(a.batch_wait, engine.name))
+    engine = _limited(a, engine, batch_wait=None if a.batch_wait is None else _batch_wait(a.batch_wait, engine.name))
     figures, model = _acceptance(a), source(a)
     draft = None if figures is None else choices.draft(model, a.draft)
     speculation = None if draft is None else serve.Speculation(build(a, draft, serving=True), a.draft, a.draft_tokens,

@@ -171,7 +171,10 @@ def _option_cases() -> list[Case]:
     for extra, expect in [(("--rate", "0"), BAD), (("--rate", "1e300"), BAD), (("--rate", "inf"), BAD),
                           (("--rate", "2"), OK), (("--concurrency", "100000"), BAD), (("--concurrency", "4"), OK),
                           (("--concurrency", "4", "--pp", "2"), OK), (("--concurrency", "3", "--pp", "2"), BAD),
-                          (("--concurrency", "4", "--decode", "pp=0"), BAD)]:
+                          (("--concurrency", "4", "--decode", "pp=0"), BAD),
+                          (("--concurrency", "4", "--max-seqs", "2"), BAD),
+                          (("--concurrency", "4", "--max-batch-tokens", "2048"), OK),
+                          (("--concurrency", "4", "--memory-fraction", "2"), BAD)]:
         out.append(Case((*apart, *extra), expect, label="disaggregated " + " ".join(extra)))
     m = "class,dtype,m,n,k,batch,seq_len,context,heads,kv_heads,head_dim,time_us,source\n"
     good = m + "".join(f"gemm,bf16,{i},4096,4096,,,,,,,{5 + i},x\n" for i in range(1, 60))

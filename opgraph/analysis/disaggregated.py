@@ -3,7 +3,8 @@ them (issue 17 §4), as DistServe (Zhong et al., OSDI 2024), Splitwise and NVIDI
 closed loop's steady state, priced by the same iterations as `serve` (opgraph.analysis.iteration):
 
 - a prefill replica runs prompts alone, as many whole prompts an iteration as its token budget takes (n = B // P,
-  at least one; a longer prompt in chunks): it serves n / t_p(n) requests a second, so the pool x replicas of that;
+  at least one, at most the engine's running limit; a longer prompt in chunks): it serves n / t_p(n) requests a
+  second, so the pool x replicas of that;
 - the KV cache of a prompt (each GPU's shard) then crosses to a decode GPU: its bytes over the link between them,
   NVLink inside a node, else the network (each GPU sends its own shard, all at once): the transfer adds to TTFT;
 - a decode replica runs only decodes: C requests in flight, one iteration t_d(C) at the mean context P + (G - 2) / 2
@@ -166,7 +167,11 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
         raise OpgraphError(f"--concurrency {c}: a decode worker of {lanes} pipeline stages keeps {lanes} batches in "
                            f"flight, each with its share of the requests; give a multiple of {lanes}")
     budget = prefill.engine.max_batched_tokens
-    n = max(budget // p, 1)  # whole prompts a prefill iteration takes
+    n = max(min(budget // p, prefill.engine.max_seqs), 1)  # whole prompts a prefill iteration takes
+    if c is not None and c // lanes > decode.engine.max_batched_tokens:
+        raise OpgraphError(f"--concurrency {c}: a decode iteration of {c // lanes:,} requests is more tokens than the "
+                           f"engine's budget of {decode.engine.max_batched_tokens:,} (--max-batch-tokens); give a "
+                           f"larger budget or a lower concurrency")
 
     t_p = prefill.prompt_s(p)
     capacity = prefill.workers * prefill.replicas * prefill.lanes * n / prefill.prompt_s(p, n)  # the pool's

@@ -67,8 +67,9 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
     prompts, outputs = length_range("--prompt", prompt), length_range("--output", output, minimum=2)
     c = 0 if concurrency is None else checks.integer("--concurrency", concurrency)
     if c > holds:
-        raise OpgraphError(f"--concurrency {c}: a decode replica's KV cache holds {holds:,} requests of "
-                           f"{prompts[1] + outputs[1]:,} tokens; give at most {holds:,}")
+        raise OpgraphError(f"--concurrency {c}: a decode replica holds {holds:,} requests of "
+                           f"{prompts[1] + outputs[1]:,} tokens at once (its KV cache, and the engine's running "
+                           f"limit); give at most {holds:,}")
     lanes = decode.lanes  # a pipeline's batches in flight, each run as a replica of its own with its share
     if c % lanes:
         raise OpgraphError(f"--concurrency {c}: a decode worker of {lanes} pipeline stages keeps {lanes} batches in "
@@ -85,11 +86,11 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
         return _Request(t, p, g, int(generated_share * g))
 
     def take(queue: deque) -> list[_Request]:
-        """Whole prompts first come first served while the budget holds them (at least one: a longer one in
-        chunks of the budget)."""
+        """Whole prompts first come first served while the budget and the running limit hold them (at least one: a
+        longer one in chunks of the budget)."""
         batch = [queue.popleft()]
         tokens = batch[0].prompt
-        while queue and tokens + queue[0].prompt <= budget:
+        while queue and tokens + queue[0].prompt <= budget and len(batch) < prefill.engine.max_seqs:
             tokens += queue[0].prompt
             batch.append(queue.popleft())
         return batch

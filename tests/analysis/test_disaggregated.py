@@ -90,10 +90,12 @@ def test_the_command_line_serves_disaggregated():
     assert "Request by request (the event run" in text and "p99" in text
     big = opgraph("serve", "llama-3-70b", "--disaggregate", "1p1d", "--prefill", "tp=4", "--decode", "tp=4",
                   "--concurrency", "5000", "--prompt", "4000", "--output", "4000")
-    assert big.returncode == 2 and "a decode replica's KV cache holds" in big.stderr and "give at most" in big.stderr
+    assert big.returncode == 2 and "a decode replica holds" in big.stderr and "give at most" in big.stderr
     for args, says in ((["--disaggregate", "2x1"], "is not XpYd"),
                        (["--disaggregate", "1p1d", "--prefill", "tp8"], "is not a layout"),
                        (["--disaggregate", "1p1d", "--requests", "10"], "--requests is not modelled with"),
+                       (["--disaggregate", "1p1d", "--max-seqs", "4"], "a decode replica holds 4 requests"),
+                       (["--disaggregate", "1p1d", "--max-batch-tokens", "4"], "more tokens than the engine's budget"),
                        (["--prefill", "tp=2"], "give --disaggregate XpYd"),
                        (["--disaggregate", "1p1d", "--prompt", "200:100"], "ends before it starts"),
                        (["--disaggregate", "1p1d", "--output", "1:1"], "--output")):
@@ -171,6 +173,33 @@ def test_the_command_line_lays_pools_out_with_pipeline_stages():
                        (["--decode", "pp=x", "--concurrency", "8"], "tp=4,pp=2")):
         bad = opgraph("serve", "--disaggregate", "1p1d", "--prompt", "500", "--output", "50", *args)
         assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
+
+
+def test_the_engines_limits_apply_to_both_pools():
+    """--max-seqs 1 on a prefill-bound split (one prefill GPU for eight decode GPUs, 2,000-token prompts): the
+    prefill engine runs one prompt an iteration, where its 8,192-token budget would take four, so the rate is
+    1 / (one prompt alone); a token budget of 4,000 takes two. On the command line the three limits are taken for
+    both pools, and each changes what it must."""
+    from opgraph.analysis.serve import with_limits
+    pricer = IterationPricer(LLAMA.build, PLAN, H100)
+
+    def limited(workers: int, **limits) -> Side:
+        return Side(pricer, with_limits(vllm(H100), **limits), workers, "1 GPU", 1, 1, KV_PER_TOKEN)
+
+    for limits, n in (({"max_seqs": 1}, 1), ({"max_batched_tokens": 4000}, 2), ({}, 4)):
+        d = disaggregated("llama-3-8b", H100, limited(1, **limits), limited(8), concurrency=64, prompt=2000,
+                          output=100, same_node=False)
+        one = pricer.price_mix(2000 * n, n, [(n, (2000, 0))]).expected_s
+        assert d.bound == "prefill" and d.requests_per_s == pytest.approx(n / one, rel=1e-12), limits
+    base = ["serve", "--disaggregate", "1p1d", "--concurrency", "8", "--prompt", "1000", "--output", "50", "--format",
+            "json"]
+    plain = json.loads(opgraph(*base).stdout)
+    smaller = json.loads(opgraph(*base, "--memory-fraction", "0.5").stdout)
+    assert smaller["ttft_s"] == plain["ttft_s"] and smaller["tpot_s"] == plain["tpot_s"]  # 8 fit either way
+    long = ["serve", "--disaggregate", "1p1d", "--concurrency", "8", "--prompt", "8000", "--output", "8000"]
+    assert opgraph(*long).returncode == 0  # 0.9 of the memory holds 8 such requests; 0.3 of it does not
+    bad = opgraph(*long, "--memory-fraction", "0.3")
+    assert bad.returncode == 2 and "a decode replica holds" in bad.stderr, bad.stderr
 
 
 def test_an_open_loop_serves_what_arrives_and_waits_only_for_a_prefill_slot():
