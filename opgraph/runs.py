@@ -269,12 +269,14 @@ def disaggregated_run(a):
     match = re.fullmatch(r"(\d+)p(\d+)d", a.disaggregate.strip().lower())
     if not match:
         raise OpgraphError(f"--disaggregate: {a.disaggregate!r} is not XpYd (prefill and decode workers, e.g. 1p2d)")
-    for flag, value in (("--requests", a.requests), ("--overhead-us", a.overhead_us),
-                        ("--batch-wait", a.batch_wait)):
+    for flag, value in (("--requests", a.requests), ("--batch-wait", a.batch_wait)):
         if value is not None:
             raise OpgraphError(f"{flag} is not modelled with --disaggregate yet (a closed loop at --concurrency or an "
-                               f"open loop at --rate; --max-batch-tokens, --max-seqs and --memory-fraction apply to "
-                               f"both pools)")
+                               f"open loop at --rate; --max-batch-tokens, --max-seqs, --memory-fraction and "
+                               f"--overhead-us apply to both pools)")
+    overhead = None if a.overhead_us is None else dict(
+        overhead_s=checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6,
+        overhead_source="given (--overhead-us)")
     if a.prefix:
         raise OpgraphError("--prefix is not modelled with --disaggregate yet")
     if a.queue:
@@ -299,6 +301,7 @@ def disaggregated_run(a):
             raise OpgraphError(f"{flag} gpu={gpu_name}: {e}") from None
         build_, group_hw = choices.arranger(model, opts, pool_hw)(layout)
         engine = _limited(a, serve.ENGINES[checks.choice("--engine", a.engine, serve.ENGINES)](group_hw))
+        engine = engine if overhead is None else attrs.evolve(engine, **overhead)
         engine.check_layout(layout.tp, layout.ep)
         fusion = choices.plan(a.fusion or engine.plan)
         # the draft laid out as its pool is: it prefills beside the target, and drafts

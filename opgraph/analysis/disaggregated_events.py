@@ -103,7 +103,8 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
             else:
                 prefill_time[key] = sum(
                     pricer.price_mix(sum(key), len(key), [(1, (q, 0)) for q in key]).expected_s
-                    for pricer in (prefill.pricer, *((prefill.drafting.pricer,) if prefill.drafting else ())))
+                    for pricer in (prefill.pricer, *((prefill.drafting.pricer,) if prefill.drafting else ()))
+                ) + prefill.engine.overhead_s  # one iteration, and the engine's own time for it
         return prefill_time[key]
 
     spec = decode.drafting.speculation if decode.drafting else None
@@ -159,6 +160,7 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
                        for i in range(drafts))
             took += decode.pricer.price([], [(drafts + 1, x) for x in contexts],
                                         sampling=len(contexts) * (drafts + 1)).expected_s
+        took += decode.engine.overhead_s  # the engine's own time for the step
         busy["decode"] += took if start is not None else 0.0
         push(t + took, "decoded", j)
 

@@ -202,6 +202,32 @@ def test_the_engines_limits_apply_to_both_pools():
     assert bad.returncode == 2 and "a decode replica holds" in bad.stderr, bad.stderr
 
 
+def test_the_engines_own_time_per_iteration_adds_to_each_pools_iterations():
+    """--overhead-us 1000 on both pools: a decode step takes 1 ms more (TPOT + 1 ms), a prompt's prefill iteration 1 ms
+    more, and a 20,000-token prompt, three chunks of the 8,192-token budget, 3 ms more; the event run agrees; the
+    output says the figure was given."""
+    import attrs
+    from opgraph.analysis.disaggregated_events import run
+    pricer = IterationPricer(LLAMA.build, PLAN, H100)
+
+    def timed(workers: int, overhead: float) -> Side:
+        engine = attrs.evolve(vllm(H100), overhead_s=overhead, overhead_source="given (--overhead-us)")
+        return Side(pricer, engine, workers, "1 GPU", 1, 1, KV_PER_TOKEN)
+
+    for prompt, iterations in ((1000, 1), (20000, 3)):
+        plain, more = (disaggregated("llama-3-8b", H100, timed(2, o), timed(2, o), concurrency=8, prompt=prompt,
+                                     output=100, same_node=True) for o in (0.0, 1e-3))
+        assert more.tpot_s == pytest.approx(plain.tpot_s + 1e-3, rel=1e-12)
+        assert more.prefill_s == pytest.approx(plain.prefill_s + iterations * 1e-3, rel=1e-12)
+        assert any("1,000 µs decode added to each iteration, given (--overhead-us)" in n for n in more.notes)
+        assert not any("own time per iteration" in n for n in plain.notes)
+    d = disaggregated("llama-3-8b", H100, timed(2, 1e-3), timed(2, 1e-3), concurrency=8, prompt=1000, output=100,
+                      same_node=True)
+    e = run(timed(2, 1e-3), timed(2, 1e-3), concurrency=8, prompt=1000, output=100, transfer_s=d.transfer_s,
+            holds=8, decoding=8)
+    assert e.tpot.mean == pytest.approx(d.tpot_s, rel=0.02) and e.ttft.mean == pytest.approx(d.ttft_s, rel=0.02)
+
+
 def test_an_open_loop_serves_what_arrives_and_waits_only_for_a_prefill_slot():
     """Requests arriving at 20 a second (Poisson) on 1 prefill and 2 decode GPUs, about 40% of the prefill pool's
     capacity: the output is the arrivals' (20 x 200 tokens a second) within 3%; the decode replicas hold what Little's
