@@ -209,36 +209,32 @@ def test_a_moe_models_workers_may_span_whole_nodes():
     assert all(s.prefill.gpus + s.decode.gpus <= 24 for s in moe) and not any(s.decode.gpus > 16 for s in moe)
 
 
-def test_a_split_with_a_worker_over_two_nodes_is_priced_as_serve_prices_it(capsys):
-    """Qwen3-30B-A3B on 24 H100s: a split whose decode worker spans two nodes (dp 16 x ep 16) is priced as `serve
-    --disaggregate 4p1d --prefill tp=2 --decode dp=16,ep=16` prices it, exactly, the KV cache over the network."""
+def _priced_as_serve(capsys, model: str, c: dict, args: list, *extra: str) -> None:
+    """The plan's split `c` has the TTFT, TPOT and tokens/s per GPU `serve --disaggregate` gives the same workers."""
     from opgraph.cli import main
-    args = ["--concurrency", "64", "--prompt", "1024", "--output", "128"]
-    assert main(["plan", "qwen3-30b-a3b", "--gpus", "24", "--disaggregated", "--format", "json", *args]) == 0
-    d = json.loads(capsys.readouterr().out)
-    c = next(c for c in d["candidates"] if c["layout"] == "4p (tp 2) + 1d (dp 16 x ep 16)")
-    assert any("KV cache crosses the network" in n for n in d["notes"])
-    assert main(["serve", "qwen3-30b-a3b", "--disaggregate", "4p1d", "--prefill", "tp=2", "--decode", "dp=16,ep=16",
-                 "--format", "json", *args]) == 0
+    assert main(["serve", model, "--disaggregate", f"{c['prefill_workers']}p{c['decode_workers']}d",
+                 "--prefill", ",".join(f"{k}={c['prefill_' + k]}" for k in ("tp", "pp", "dp", "ep")),
+                 "--decode", ",".join(f"{k}={c['decode_' + k]}" for k in ("tp", "pp", "dp", "ep")) + (
+                     f",gpu={c['decode_hardware']}" if c["decode_hardware"] != "h100-sxm" else ""),
+                 "--format", "json", *args, *extra]) == 0
     one = json.loads(capsys.readouterr().out)
     assert (one["ttft_s"], one["tpot_s"], one["expected_tokens_per_s_per_gpu"]) == (
         c["expected_ttft_s"], c["expected_tpot_s"], c["expected_tokens_per_s_per_gpu"])
 
 
-def test_a_split_with_a_pipelined_worker_over_two_nodes_is_priced_as_serve_prices_it(capsys):
-    """Llama-3-8B on 24 H100s: a split whose decode worker is a pipeline stage a node (tp 8 x pp 2, its hand-off over
-    the network) is priced as `serve --disaggregate 1p1d --prefill tp=8 --decode tp=8,pp=2` prices it, exactly."""
+@pytest.mark.parametrize("model, layout", [("qwen3-30b-a3b", "4p (tp 2) + 1d (dp 16 x ep 16)"),
+                                           ("llama-3-8b", "1p (tp 8) + 1d (tp 8 x pp 2)")])
+def test_a_split_with_a_worker_over_two_nodes_is_priced_as_serve_prices_it(capsys, model, layout):
+    """On 24 H100s, a split whose decode worker spans two nodes, a MoE model's attention data-parallel with experts over
+    all 16 GPUs or a dense model's pipeline stage a node (tp 8 x pp 2, its hand-off over the network), is priced as
+    `serve --disaggregate` prices the same workers, exactly, the KV cache over the network."""
     from opgraph.cli import main
     args = ["--concurrency", "64", "--prompt", "1024", "--output", "128"]
-    assert main(["plan", "llama-3-8b", "--gpus", "24", "--disaggregated", "--format", "json", *args]) == 0
+    assert main(["plan", model, "--gpus", "24", "--disaggregated", "--format", "json", *args]) == 0
     d = json.loads(capsys.readouterr().out)
-    c = next(c for c in d["candidates"] if c["layout"] == "1p (tp 8) + 1d (tp 8 x pp 2)")
-    assert (c["decode_tp"], c["decode_pp"], c["prefill_pp"]) == (8, 2, 1)
-    assert main(["serve", "llama-3-8b", "--disaggregate", "1p1d", "--prefill", "tp=8", "--decode", "tp=8,pp=2",
-                 "--format", "json", *args]) == 0
-    one = json.loads(capsys.readouterr().out)
-    assert (one["ttft_s"], one["tpot_s"], one["expected_tokens_per_s_per_gpu"]) == (
-        c["expected_ttft_s"], c["expected_tpot_s"], c["expected_tokens_per_s_per_gpu"])
+    c = next(c for c in d["candidates"] if c["layout"] == layout)
+    assert any("KV cache crosses the network" in n for n in d["notes"]) and c["decode_hardware"] == "h100-sxm"
+    _priced_as_serve(capsys, model, c, args)
 
 
 def test_the_decode_workers_may_run_on_another_gpu(capsys):
@@ -258,21 +254,12 @@ def test_the_decode_workers_may_run_on_another_gpu(capsys):
     assert any("decode workers run on h200" in n for n in d["notes"])
     assert any("KV cache crosses the network" in n for n in d["notes"])
     for c in split[:2]:
-        assert main(["serve", "llama-3-8b", "--disaggregate", f"{c['prefill_workers']}p{c['decode_workers']}d",
-                     "--prefill", f"tp={c['prefill_tp']},pp={c['prefill_pp']}",
-                     "--decode", f"tp={c['decode_tp']},pp={c['decode_pp']},gpu=h200", "--format", "json", *args]) == 0
-        one = json.loads(capsys.readouterr().out)
-        assert (one["ttft_s"], one["tpot_s"], one["expected_tokens_per_s_per_gpu"]) == (
-            c["expected_ttft_s"], c["expected_tpot_s"], c["expected_tokens_per_s_per_gpu"])
+        _priced_as_serve(capsys, "llama-3-8b", c, args)
     draft = ["--draft", "llama-3-8b", "--acceptance", "0.7"]  # the draft laid out on each pool's own GPU
     assert main(["plan", "llama-3-8b", "--gpus", "4", "--disaggregated", "--decode-hardware", "h200", "--format",
                  "json", *args, *draft]) == 0
     c = next(c for c in json.loads(capsys.readouterr().out)["candidates"] if c["disaggregated"] and c["speculative"])
-    assert main(["serve", "llama-3-8b", "--disaggregate", f"{c['prefill_workers']}p{c['decode_workers']}d",
-                 "--prefill", f"tp={c['prefill_tp']}", "--decode", f"tp={c['decode_tp']},gpu=h200", "--format",
-                 "json", *args, *draft]) == 0
-    one = json.loads(capsys.readouterr().out)
-    assert (one["ttft_s"], one["tpot_s"]) == (c["expected_ttft_s"], c["expected_tpot_s"])
+    _priced_as_serve(capsys, "llama-3-8b", c, args, *draft)
     for extra, says in ((["--decode-hardware", "h200"], "applies to the splits of --disaggregated"),
                         (["--disaggregated", "--decode-hardware", "nope"], "--decode-hardware nope: unknown hardware")):
         assert main(["plan", "llama-3-8b", "--gpus", "4", *args, *extra]) == 2
@@ -301,13 +288,8 @@ def test_a_disaggregated_plan_prices_each_split_as_serve_does(capsys):
     assert all(c["tp"] is None for c in split) and any("KV cache crosses NVLink" in n for n in d["notes"])
     staged = [c for c in split if c["prefill_pp"] > 1 or c["decode_pp"] > 1]
     for c in split[:3] + split[-2:] + staged[:2]:
-        assert main(["serve", "llama-3-8b", "--disaggregate", f"{c['prefill_workers']}p{c['decode_workers']}d",
-                     "--prefill", f"tp={c['prefill_tp']},pp={c['prefill_pp']}",
-                     "--decode", f"tp={c['decode_tp']},pp={c['decode_pp']}", "--format", "json",
-                     "--concurrency", str(c["concurrency_per_replica"]), "--prompt", "1024", "--output", "128"]) == 0
-        one = json.loads(capsys.readouterr().out)
-        assert (one["ttft_s"], one["tpot_s"], one["expected_tokens_per_s_per_gpu"]) == (
-            c["expected_ttft_s"], c["expected_tpot_s"], c["expected_tokens_per_s_per_gpu"])
+        _priced_as_serve(capsys, "llama-3-8b", c, ["--concurrency", str(c["concurrency_per_replica"]), "--prompt",
+                                                   "1024", "--output", "128"])
     assert main(["plan", "llama-3-8b", "--gpus", "4", "--batch", "4", "--disaggregated"]) == 2
     assert "give --concurrency too" in capsys.readouterr().err
 
