@@ -269,11 +269,10 @@ def disaggregated_run(a):
     match = re.fullmatch(r"(\d+)p(\d+)d", a.disaggregate.strip().lower())
     if not match:
         raise OpgraphError(f"--disaggregate: {a.disaggregate!r} is not XpYd (prefill and decode workers, e.g. 1p2d)")
-    for flag, value in (("--requests", a.requests), ("--batch-wait", a.batch_wait)):
-        if value is not None:
-            raise OpgraphError(f"{flag} is not modelled with --disaggregate yet (a closed loop at --concurrency or an "
-                               f"open loop at --rate; --max-batch-tokens, --max-seqs, --memory-fraction and "
-                               f"--overhead-us apply to both pools)")
+    if a.batch_wait is not None:
+        raise OpgraphError("--batch-wait is not modelled with --disaggregate yet (a closed loop at --concurrency or an "
+                           "open loop at --rate; --max-batch-tokens, --max-seqs, --memory-fraction, --overhead-us and "
+                           "--requests apply)")
     overhead = None if a.overhead_us is None else dict(
         overhead_s=checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6,
         overhead_source="given (--overhead-us)")
@@ -327,9 +326,14 @@ def disaggregated_run(a):
             f"lengths drawn uniformly from prompts of {prompts[0]:,} to {prompts[1]:,} tokens and outputs of "
             f"{outputs[0]:,} to {outputs[1]:,}: the closed form takes the means ({prompt:,} and {output:,}), the event "
             f"run draws each request's (seed {a.seed})",))
+    if a.requests is not None:
+        d = attrs.evolve(d, notes=d.notes + (
+            f"the event run is a benchmark of {a.requests:,} requests (--requests): the first {a.concurrency:,} per "
+            f"decode replica sent at once to the prefill queue, a new one as each finishes while any are left, every "
+            f"one counted, first wave and drain included; the closed form is an endless loop's steady state",))
     return with_request_latency(attrs.evolve(d, events=disaggregated_events.run(
         *sides, concurrency=a.concurrency, rate=a.rate, prompt=prompts, output=outputs, transfer_s=d.transfer_s,
-        holds=holds, decoding=d.decoding, seed=a.seed)), _request_latency(a))
+        holds=holds, decoding=d.decoding, seed=a.seed, requests=a.requests)), _request_latency(a))
 
 
 def serving_run(a):

@@ -176,7 +176,9 @@ def _option_cases() -> list[Case]:
                           (("--concurrency", "4", "--max-batch-tokens", "2048"), OK),
                           (("--concurrency", "4", "--memory-fraction", "2"), BAD),
                           (("--concurrency", "4", "--overhead-us", "500"), OK),
-                          (("--concurrency", "4", "--overhead-us", "-1"), BAD)]:
+                          (("--concurrency", "4", "--overhead-us", "-1"), BAD),
+                          (("--concurrency", "4", "--requests", "12"), OK),
+                          (("--concurrency", "4", "--requests", "2"), BAD)]:
         out.append(Case((*apart, *extra), expect, label="disaggregated " + " ".join(extra)))
     m = "class,dtype,m,n,k,batch,seq_len,context,heads,kv_heads,head_dim,time_us,source\n"
     good = m + "".join(f"gemm,bf16,{i},4096,4096,,,,,,,{5 + i},x\n" for i in range(1, 60))

@@ -55,7 +55,7 @@ class _Request:
 
 def run(prefill, decode, *, concurrency: int | None = None, rate: float | None = None, prompt, output,
         transfer_s: float, holds: int, decoding: float | None = None, seed: int = 0, warmup: int | None = None,
-        measure: int | None = None) -> DisaggregatedRun:
+        measure: int | None = None, requests: int | None = None) -> DisaggregatedRun:
     """`prefill` and `decode`: the pools (opgraph.analysis.disaggregated.Side); `holds`: requests a decode replica's
     KV cache holds at once; `transfer_s`: one request's KV-cache move; `decoding`: requests a decode replica holds in
     the steady state, from the closed form, to start near it (where prefill bounds, the rest start queued for it;
@@ -63,7 +63,9 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
     requests arriving at that rate a second in all (Poisson, seeded by `seed`), from an empty deployment; a request
     that lands on full decode replicas waits for a slot. `prompt` and `output`: a length, or a range (low, high) each
     request draws from uniformly (seeded by `seed`); `transfer_s` is then a request of the mean prompt's, scaled by
-    its own prompt."""
+    its own prompt. `requests`: a closed loop run as a benchmark client runs it (as `serve --requests`): that many
+    requests in all, the first C per decode replica sent at once to the prefill queue, a new one as each finishes
+    while any are left, every one counted (no warm-up; the first wave and the drain included)."""
     prompts, outputs = length_range("--prompt", prompt), length_range("--output", output, minimum=2)
     c = 0 if concurrency is None else checks.integer("--concurrency", concurrency)
     if c > holds:
@@ -113,7 +115,16 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
     n_prefill = prefill.workers * prefill.replicas * prefill.lanes
     n_decode = decode.workers * decode.replicas * lanes
     total = c * n_decode
-    if rate is None:
+    if requests is not None:
+        if rate is not None:
+            raise OpgraphError("--requests runs a closed loop as a benchmark client does: give --concurrency, not "
+                               "--rate")
+        requests = checks.integer("--requests", requests, maximum=10**6)
+        if requests < total:
+            raise OpgraphError(f"--requests {requests}: a benchmark of {total:,} in flight ({c * lanes:,} per decode "
+                               f"replica) sends at least that many; give at least {total:,}")
+        warmup, measure = 0, requests
+    elif rate is None:
         warmup = total if warmup is None else warmup  # every request of the start's desynchronized loop replaced
         measure = max(total, 64) if measure is None else measure
     else:
@@ -135,7 +146,7 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
     landed: deque = deque()  # waiting for a decode slot (an open loop's decode replicas may all be full)
     busy = {"prefill": 0.0, "decode": 0.0}
     done: list[_Request] = []
-    start = None  # when the measured part begins
+    start = 0.0 if warmup == 0 else None  # when the measured part begins (a benchmark: from the start)
 
     def start_prefill(t: float) -> None:
         while queue and prefill_idle:
@@ -165,11 +176,14 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
         push(t + took, "decoded", j)
 
     held = c if decoding is None or rate is not None else min(max(int(round(decoding)), 1), c)
+    if requests is not None:  # a benchmark: every request of the first wave sent at once to the prefill queue
+        held = 0
     for j in range(n_decode):  # desynchronized across the replicas too: the n-th of the requests decoding n/(all of
         for i in range(held):  # them) of the way through its output (replicas in step would send prompts in bursts)
             r = draw(0.0, (i * n_decode + j) / (held * n_decode))
             (running[j] if r.generated else queue).append(r)
     queue.extend(draw(0.0) for _ in range((c - held) * n_decode))  # the rest wait for a prompt slot
+    sent = total  # requests sent so far (a benchmark stops at `requests`)
     if rate is not None:
         push(rng.expovariate(rate), "arrived", None)
     start_prefill(0.0)
@@ -211,8 +225,9 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
                 r.last = now
                 if r.generated >= r.output:
                     done.append(r)
-                    if rate is None:
+                    if rate is None and (requests is None or sent < requests):
                         queue.append(draw(now))
+                        sent += 1
                     if len(done) == warmup:
                         start = now
                 else:

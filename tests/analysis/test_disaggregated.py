@@ -93,7 +93,8 @@ def test_the_command_line_serves_disaggregated():
     assert big.returncode == 2 and "a decode replica holds" in big.stderr and "give at most" in big.stderr
     for args, says in ((["--disaggregate", "2x1"], "is not XpYd"),
                        (["--disaggregate", "1p1d", "--prefill", "tp8"], "is not a layout"),
-                       (["--disaggregate", "1p1d", "--requests", "10"], "--requests is not modelled with"),
+                       (["--disaggregate", "1p1d", "--requests", "4"], "give at least 8"),
+                       (["--disaggregate", "1p1d", "--batch-wait", "0.5,4"], "--batch-wait is not modelled with"),
                        (["--disaggregate", "1p1d", "--max-seqs", "4"], "a decode replica holds 4 requests"),
                        (["--disaggregate", "1p1d", "--max-batch-tokens", "4"], "more tokens than the engine's budget"),
                        (["--prefill", "tp=2"], "give --disaggregate XpYd"),
@@ -226,6 +227,26 @@ def test_the_engines_own_time_per_iteration_adds_to_each_pools_iterations():
     e = run(timed(2, 1e-3), timed(2, 1e-3), concurrency=8, prompt=1000, output=100, transfer_s=d.transfer_s,
             holds=8, decoding=8)
     assert e.tpot.mean == pytest.approx(d.tpot_s, rel=0.02) and e.ttft.mean == pytest.approx(d.ttft_s, rel=0.02)
+
+
+def test_a_benchmark_of_n_requests_sends_the_first_wave_at_once_and_counts_every_one():
+    """--requests N with --disaggregate: the event run counts exactly N requests; its first wave (C per decode replica)
+    reaches the prefill queue at once, so with one prefill GPU taking 8,192 // 1,000 = 8 prompts an iteration the
+    first 8 get their first token after one iteration of 8 prompts and their transfer: the longest TTFT, its p90 and
+    p99 alike; the mean lies above one prompt alone (the endless loop's steady state); TPOT is the decode pool's
+    either way."""
+    from opgraph.analysis.disaggregated_events import run
+    d = disaggregated("llama-3-8b", H100, side(1), side(1), concurrency=8, prompt=1000, output=100, same_node=True)
+    e = run(side(1), side(1), concurrency=8, prompt=1000, output=100, transfer_s=d.transfer_s, holds=8, requests=16)
+    wave = IterationPricer(LLAMA.build, PLAN, H100).price_mix(8000, 8, [(8, (1000, 0))]).expected_s
+    assert e.measured == 16 and e.ttft.p99 == pytest.approx(wave + d.transfer_s, rel=1e-9)
+    assert e.ttft.p90 == e.ttft.p99 and d.ttft_s < e.ttft.mean < e.ttft.p99
+    assert e.tpot.mean == pytest.approx(d.tpot_s, rel=0.02)
+    r = opgraph("serve", "--disaggregate", "1p1d", "--concurrency", "8", "--prompt", "1000", "--output", "100",
+                "--requests", "16", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["event_run"]["requests_measured"] == 16 and any("benchmark of 16 requests" in n for n in out["notes"])
 
 
 def test_an_open_loop_serves_what_arrives_and_waits_only_for_a_prefill_slot():
