@@ -113,6 +113,15 @@ class Side:
         """Batches in flight in a replica: one a pipeline stage (1 without stages)."""
         return self.pricer.lanes
 
+    def lane_share(self, concurrency: int) -> int:
+        """A batch in flight's share of a replica's `concurrency` requests (all of them without pipeline stages), or a
+        one-line error where they do not split evenly."""
+        if concurrency % self.lanes:
+            raise OpgraphError(f"--concurrency {concurrency}: a decode worker of {self.lanes} pipeline stages keeps "
+                               f"{self.lanes} batches in flight, each with its share of the requests; give a multiple "
+                               f"of {self.lanes}")
+        return concurrency // self.lanes
+
     def prompt_s(self, prompt: int, count: int = 1) -> float:
         """Prompts alone (opgraph.analysis.iteration.IterationPricer.prompt_iteration), the draft's prefill too, and the
         engine's own time for each iteration they take (one, or one a chunk of a longer prompt)."""
@@ -165,12 +174,9 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
             raise OpgraphError("speculative decoding with pipeline stages (pp=N): the engines modelled do not run them "
                                "together (vLLM's docs: not composable); lay the pools out with tp, dp and ep")
     lanes = decode.lanes
-    if c is not None and c % lanes:
-        raise OpgraphError(f"--concurrency {c}: a decode worker of {lanes} pipeline stages keeps {lanes} batches in "
-                           f"flight, each with its share of the requests; give a multiple of {lanes}")
     budget = prefill.engine.max_batched_tokens
     n = max(min(budget // p, prefill.engine.max_seqs), 1)  # whole prompts a prefill iteration takes
-    if c is not None and c // lanes > decode.engine.max_batched_tokens:
+    if c is not None and decode.lane_share(c) > decode.engine.max_batched_tokens:
         raise OpgraphError(f"--concurrency {c}: a decode iteration of {c // lanes:,} requests is more tokens than the "
                            f"engine's budget of {decode.engine.max_batched_tokens:,} (--max-batch-tokens); give a "
                            f"larger budget or a lower concurrency")

@@ -73,10 +73,7 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
                            f"{prompts[1] + outputs[1]:,} tokens at once (its KV cache, and the engine's running "
                            f"limit); give at most {holds:,}")
     lanes = decode.lanes  # a pipeline's batches in flight, each run as a replica of its own with its share
-    if c % lanes:
-        raise OpgraphError(f"--concurrency {c}: a decode worker of {lanes} pipeline stages keeps {lanes} batches in "
-                           f"flight, each with its share of the requests; give a multiple of {lanes}")
-    c, holds = c // lanes, holds // lanes
+    c, holds = decode.lane_share(c), holds // lanes
     decoding = None if decoding is None else decoding / lanes
     rng = random.Random(seed)
     budget = prefill.engine.max_batched_tokens

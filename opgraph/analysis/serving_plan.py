@@ -314,7 +314,7 @@ def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prom
     added to `dropped`, once. `latency`: each request's time outside the engine, in the TTFT. `decode_pool`: the
     decode workers' arranger, GPU and draft (laid out on that GPU), where they are not `hw` (the KV cache then
     crosses the network)."""
-    on = {"prefill": (arrange, hw, draft), "decode": decode_pool or (arrange, hw, draft)}  # each pool's
+    on = {"prefill": (arrange, hw, draft), "decode": decode_pool or (arrange, hw, draft)}  # each pool's own
     for _, gpu, _ in on.values():
         if gpu.interconnect is None:
             raise OpgraphError(f"hardware {gpu.name!r} has no [interconnect] table: a disaggregated deployment's "
@@ -333,14 +333,11 @@ def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prom
                 drafting = pool_draft.at(layout, fusion, eng.timed(group_hw)) if drafted else None
                 blocks, per_request = kv_blocks(build, fusion, group_hw, eng, prompt + output,
                                                 drafting.speculation.build if drafting else None)
-                workers[layout, drafted, pool_hw.name] = (
-                    side(build, fusion, group_hw, eng, layout, 1, prompt, pool_hw, drafting=drafting),
-                    replica_holds(blocks, per_request, eng, layout.pp))
+                one = side(build, fusion, group_hw, eng, layout, 1, prompt, pool_hw, drafting=drafting)
+                workers[layout, drafted, pool_hw.name] = one, replica_holds(blocks, per_request, eng, one.lanes)
             except OpgraphError as e:
-                on_gpu = f" on {pool_hw.name}" if mixed else ""
-                dropped.append(Dropped(layout, f"as a disaggregated {pool} worker{on_gpu}"
-                                               f"{' with the draft' if drafted else ''}: {e}" if mixed else
-                                       f"as a disaggregated worker{' with the draft' if drafted else ''}: {e}"))
+                who = f"{pool} worker on {pool_hw.name}" if mixed else "worker"
+                dropped.append(Dropped(layout, f"as a disaggregated {who}{' with the draft' if drafted else ''}: {e}"))
                 workers[layout, drafted, pool_hw.name] = None
         return workers[layout, drafted, pool_hw.name]
 
