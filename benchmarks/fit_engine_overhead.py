@@ -2,7 +2,10 @@
 do not account for) on measured B200 serving rows only, as issue 17 §7 allows; the H100 and H200 rows stay held out
 (benchmarks/check_serving.py reports them).
 
-For a closed loop the schedule does not depend on time (which requests run in each iteration follows from the counts
+The figure fitted is the time an engine leaves exposed per iteration: its rows are served under sync scheduling (the
+host's time added to each iteration's), since under async scheduling (the host's hidden behind the GPU's where
+shorter, serve's default) a time below the GPU's changes no row and the rows cannot say what it is. For a closed
+loop the schedule does not depend on time (which requests run in each iteration follows from the counts
 alone), so a row's mean TPOT is affine in the overhead o: TPOT(o) = a + b x o, with b the iterations per output
 token (1 for vLLM; more for SGLang, whose decodes wait for prompt iterations). Two runs per row (o = 0 and o = 1 ms)
 give a and b exactly; the row's own overhead is (measured - a) / b, and an engine's fitted overhead is the median over
@@ -48,8 +51,8 @@ def main() -> int:
             continue
         protocol = Client.of(client(r)).protocol  # TPOT only: a request latency does not change it
         try:
-            a = predict(r, serving_row, protocol, overhead_s=0.0).tpot_s
-            b = (predict(r, serving_row, protocol, overhead_s=1e-3).tpot_s - a) / 1e-3
+            a = predict(r, serving_row, protocol, overhead_s=0.0, scheduling="sync").tpot_s
+            b = (predict(r, serving_row, protocol, overhead_s=1e-3, scheduling="sync").tpot_s - a) / 1e-3
         except OpgraphError:
             continue
         taken[r.engine, r.model] += 1

@@ -405,9 +405,15 @@ def build_parser() -> argparse.ArgumentParser:
                            "prompts wait until the iteration's tokens would come to RATIO of the token budget or until "
                            "they have waited ITERS iterations, e.g. 0.9,20 (default: off, as TensorRT-LLM's; "
                            "--engine trtllm only)")
-            p.add_argument("--overhead-us", type=_float, metavar="US", help="the engine's own time per iteration "
-                           "(scheduling, sampling, input preparation), added to each (default: the engine's, fitted on "
-                           "measured B200 serving; see docs/serving.md)")
+            p.add_argument("--overhead-us", type=_float, metavar="US", help="the engine's own (host) time per "
+                           "iteration: scheduling, sampling, input preparation (default: 0, not modelled: no figure "
+                           "fitted on measured serving held as an engine's; see docs/serving.md); hidden behind each "
+                           "iteration's GPU time where shorter, or added to it with --scheduling sync")
+            p.add_argument("--scheduling", choices=("async", "sync"), help="async: the host prepares the next "
+                           "iteration while the GPU runs this one, so --overhead-us costs only where it is longer than "
+                           "the GPU's time (every engine's default now: vLLM's async scheduling from 0.14.0, SGLang's "
+                           "and TensorRT-LLM's overlap schedulers); sync: host, then GPU, the two added (vLLM before "
+                           "0.14, --no-async-scheduling; --disable-overlap-schedule; disable_overlap_scheduler)")
             p.add_argument("--request-latency-ms", type=_float, metavar="MS", help="each request's time outside the "
                            "engine: the server's HTTP handling, tokenization and streaming, and the client's; added to "
                            "its TTFT and end-to-end latency, not to TPOT (default: 0, the engine's times alone; see "

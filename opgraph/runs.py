@@ -224,9 +224,16 @@ def _acceptance(a) -> tuple[float, ...] | None:
 
 def _limited(a, engine, **more):
     """The engine with the limits the command line gives (--max-batch-tokens, --max-seqs, --memory-fraction; `more`
-    beside them), checked."""
+    beside them) and its host's time and scheduling (--overhead-us, --scheduling), checked."""
     from opgraph.analysis import serve
 
+    if a.overhead_us is not None:
+        engine = attrs.evolve(engine, overhead_s=checks.number("--overhead-us", a.overhead_us, minimum=0,
+                                                               maximum=10**6) * 1e-6,
+                              overhead_source="given (--overhead-us)")
+    if a.scheduling is not None:
+        engine = attrs.evolve(engine, scheduling=checks.choice("--scheduling", a.scheduling, serve.SCHEDULING),
+                              scheduling_source="given (--scheduling)")
     return serve.with_limits(
         engine, max_batched_tokens=None if a.max_batch_tokens is None else checks.integer("--max-batch-tokens",
                                                                                           a.max_batch_tokens),
@@ -271,11 +278,8 @@ def disaggregated_run(a):
         raise OpgraphError(f"--disaggregate: {a.disaggregate!r} is not XpYd (prefill and decode workers, e.g. 1p2d)")
     if a.batch_wait is not None:
         raise OpgraphError("--batch-wait is not modelled with --disaggregate yet (a closed loop at --concurrency or an "
-                           "open loop at --rate; --max-batch-tokens, --max-seqs, --memory-fraction, --overhead-us and "
-                           "--requests apply)")
-    overhead = None if a.overhead_us is None else dict(
-        overhead_s=checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6,
-        overhead_source="given (--overhead-us)")
+                           "open loop at --rate; --max-batch-tokens, --max-seqs, --memory-fraction, --overhead-us, "
+                           "--scheduling and --requests apply)")
     if a.prefix:
         raise OpgraphError("--prefix is not modelled with --disaggregate yet")
     if a.queue:
@@ -300,7 +304,6 @@ def disaggregated_run(a):
             raise OpgraphError(f"{flag} gpu={gpu_name}: {e}") from None
         build_, group_hw = choices.arranger(model, opts, pool_hw)(layout)
         engine = _limited(a, serve.ENGINES[checks.choice("--engine", a.engine, serve.ENGINES)](group_hw))
-        engine = engine if overhead is None else attrs.evolve(engine, **overhead)
         engine.check_layout(layout.tp, layout.ep)
         fusion = choices.plan(a.fusion or engine.plan)
         # the draft laid out as its pool is: it prefills beside the target, and drafts
@@ -358,9 +361,7 @@ def serving_run(a):
     served = serve.serve(build(a, model, serving=True), choices.plan(a.fusion or engine.plan), hw, concurrency=a.concurrency,
                          rate=a.rate, prompt=_span("--prompt", a.prompt), output=_span("--output", a.output),
                          engine=engine, seed=a.seed, prefix=a.prefix, speculation=speculation, requests=a.requests,
-                         queue=a.queue, overhead_s=None if a.overhead_us is None else
-                         checks.number("--overhead-us", a.overhead_us, minimum=0, maximum=10**6) * 1e-6,
-                         request_latency_s=_request_latency(a))
+                         queue=a.queue, request_latency_s=_request_latency(a))
     return attrs.evolve(served, notes=served_notes(a, model) + served.notes)
 
 

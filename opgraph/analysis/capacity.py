@@ -74,6 +74,17 @@ def iteration_s(pricer: IterationPricer, drafting: Drafting | None, ctx: int, ro
     return t
 
 
+def prompts_alone(pricer: IterationPricer, drafting: Drafting | None, engine, prompt: int, count: int = 1) -> float:
+    """Seconds of `count` prompts of `prompt` tokens in iterations of their own under `engine`'s token budget (one
+    iteration, or one a chunk of a longer prompt: IterationPricer.prompt_chunks), the draft prefilling beside the
+    target where there is one; each iteration's kernels, and the engine's own time as it schedules (Engine.wall)."""
+    budget = engine.max_batched_tokens
+    chunks = pricer.prompt_chunks(prompt, budget, count)
+    if drafting:
+        chunks = [a + b for a, b in zip(chunks, drafting.pricer.prompt_chunks(prompt, budget, count))]
+    return float(sum(engine.wall(t) for t in chunks))
+
+
 def _batched(rate: float, cost, most: int | None = None) -> tuple[float, float]:
     """Prompts arriving `rate` an iteration, spread out evenly (fixed lengths): an iteration holds the whole number
     below or above the rate, at most `most` of them run together. Returns (a prompt's `cost(n)` of the batch of n it
@@ -125,7 +136,7 @@ def _queued_ttft(c: int, steps: float, prompt: int, room: int, iteration, chunke
 
 
 def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, output: int,
-           overhead_s: float = 0.0, drafting: Drafting | None = None) -> Steady:
+           drafting: Drafting | None = None) -> Steady:
     """The steady state of `concurrency` requests of `prompt` + `output` tokens under `engine`'s rules; with pipeline
     stages, of each of the lanes (one batch in flight a stage, as `serve` runs them), each with its share. With
     `drafting`, each decode is a speculative step, as `serve --draft` runs it: the draft proposes K tokens, an iteration
@@ -143,7 +154,7 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
     steps = (g - 1) / per_token  # decode steps after the first token (a fluid: a step's yield is its mean)
 
     def step(rows: int, decodes: float, chunks: list[tuple[float, tuple[int, int]]], sampling: int) -> float:
-        return iteration_s(pricer, drafting, ctx, rows, decodes, chunks, sampling) + overhead_s
+        return engine.wall(iteration_s(pricer, drafting, ctx, rows, decodes, chunks, sampling))
 
     if engine.mixed:
         room = engine.room(c, per_decode=1 + drafts)
@@ -189,8 +200,7 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         k = math.ceil(p / budget)
 
         def prompts_s(n: int) -> float:  # n whole prompts in one prefill iteration (a longer one: in chunks)
-            t = pricer.prompt_iteration(p, budget, n) + k * overhead_s
-            return t + (drafting.pricer.prompt_iteration(p, budget, n) if drafting else 0.0)  # the draft's too
+            return prompts_alone(pricer, drafting, engine, p, n)
 
         iteration = step(c, c, [], c * (1 + drafts))
         # requests finish at the ends of decode steps, C / steps of them a step, spread out evenly; the prompts that

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import attrs
 
-from opgraph.analysis.capacity import Drafting, iteration_s
+from opgraph.analysis.capacity import Drafting, iteration_s, prompts_alone
 from opgraph.analysis.iteration import IterationPricer
 from opgraph.analysis.memory import footprint_of
 from opgraph.analysis.serve import latency_note
@@ -123,12 +123,9 @@ class Side:
         return concurrency // self.lanes
 
     def prompt_s(self, prompt: int, count: int = 1) -> float:
-        """Prompts alone (opgraph.analysis.iteration.IterationPricer.prompt_iteration), the draft's prefill too, and the
-        engine's own time for each iteration they take (one, or one a chunk of a longer prompt)."""
-        budget = self.engine.max_batched_tokens
-        return self.pricer.prompt_iteration(prompt, budget, count) + (
-            self.drafting.pricer.prompt_iteration(prompt, budget, count) if self.drafting else 0.0) + (
-            -(-prompt // budget) * self.engine.overhead_s)
+        """Prompts alone, the draft's prefill too, and the engine's own time for each iteration they take (one, or one
+        a chunk of a longer prompt): opgraph.analysis.capacity.prompts_alone."""
+        return prompts_alone(self.pricer, self.drafting, self.engine, prompt, count)
 
 
 def one_node(hw: Hardware, gpus: int) -> bool:
@@ -196,8 +193,8 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
     def tpot(holding: float) -> float:  # a decode-only step of a lane's share of `holding` requests (rounded, at
         rows = max(int(round(holding / lanes)), 1)  # least one), a token's
         drafts = decode.drafting.speculation.tokens if decode.drafting else 0
-        return (iteration_s(decode.pricer, decode.drafting, ctx, rows, rows, [], rows * (1 + drafts))
-                + decode.engine.overhead_s) / yields
+        return decode.engine.wall(iteration_s(decode.pricer, decode.drafting, ctx, rows, rows, [],
+                                              rows * (1 + drafts))) / yields
 
     if c is None:  # an open loop: the rate is given; the decode replicas hold what Little's law says
         rate = checks.number("--rate", rate, above=0, maximum=1e6)
@@ -242,12 +239,9 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
                   + (f" (a decode batch holds 1/{lanes} of a replica's requests)" if lanes > 1 else "")
                   + "; a batch's iteration takes its pass through every stage, or the stages x its slowest stage if "
                   "longer, the batches in flight taken to be alike",)
-    overheads = {side.engine.overhead_s for side in (prefill, decode)}
-    if overheads != {0.0}:
-        notes += ("the engines' own time per iteration (scheduling, sampling): "
-                  + ", ".join(f"{side.engine.overhead_s * 1e6:,.0f} µs {name}" for name, side in
-                              (("prefill", prefill), ("decode", decode)))
-                  + f" added to each iteration, {prefill.engine.overhead_source}",)
+    if any(side.engine.overhead_s for side in (prefill, decode)):
+        notes += tuple(f"{name} workers: {side.engine.host_words}" for name, side in
+                       (("prefill", prefill), ("decode", decode)))
     if decode.drafting:
         spec = decode.drafting.speculation
         notes += (f"speculative decoding with {spec.name}, {spec.tokens} tokens proposed a step, each accepted with "

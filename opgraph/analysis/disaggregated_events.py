@@ -4,7 +4,7 @@
 A closed loop of C requests per decode replica, of fixed lengths, through:
 - the prefill replicas, one shared queue first come first served: a replica idle takes as many whole prompts as its
   token budget holds (at least one; a longer prompt in chunks of the budget), priced as the closed form prices them
-  (IterationPricer.prompt_iteration);
+  (IterationPricer.prompt_chunks);
 - the KV cache's move to a decode GPU, the closed form's transfer time after the prompt's iteration; the first token
   counts from when it lands (as the closed form's TTFT does);
 - the decode replicas: a request joins the one holding the fewest (at its next iteration), each iteration a decode
@@ -100,10 +100,9 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
             if len(set(key)) == 1:  # prompts of one length: the closed form's pricing (exactly, for fixed lengths)
                 prefill_time[key] = prefill.prompt_s(key[0], len(key))
             else:
-                prefill_time[key] = sum(
+                prefill_time[key] = prefill.engine.wall(sum(  # one iteration, and the engine's own time for it
                     pricer.price_mix(sum(key), len(key), [(1, (q, 0)) for q in key]).expected_s
-                    for pricer in (prefill.pricer, *((prefill.drafting.pricer,) if prefill.drafting else ()))
-                ) + prefill.engine.overhead_s  # one iteration, and the engine's own time for it
+                    for pricer in (prefill.pricer, *((prefill.drafting.pricer,) if prefill.drafting else ()))))
         return prefill_time[key]
 
     spec = decode.drafting.speculation if decode.drafting else None
@@ -168,7 +167,7 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
                        for i in range(drafts))
             took += decode.pricer.price([], [(drafts + 1, x) for x in contexts],
                                         sampling=len(contexts) * (drafts + 1)).expected_s
-        took += decode.engine.overhead_s  # the engine's own time for the step
+        took = decode.engine.wall(took)  # the engine's own time for the step
         busy["decode"] += took if start is not None else 0.0
         push(t + took, "decoded", j)
 

@@ -40,6 +40,7 @@ from opgraph.pricing.hardware import Hardware
 from opgraph.pricing.kinds.attention import DECODE_ATTENTION, DECODE_FP8
 
 
+SCHEDULING = ("async", "sync")  # how an engine's host work and its GPU's follow each other (Engine.scheduling)
 _TIMED: collections.OrderedDict = collections.OrderedDict()  # (id(hw), tables) -> (hw, hw as the engine prices it)
 
 
@@ -60,8 +61,12 @@ class Engine:
     # KV blocks taken as tokens come, the request admitted last preempted (recomputed later) when they run out; else a
     # request's whole length is reserved at admission and never evicted
     preempts: bool = False
-    overhead_s: float = 0.0  # its own time per iteration beyond the kernels (scheduling, sampling, inputs)
+    overhead_s: float = 0.0  # the host's time per iteration beyond the kernels (scheduling, sampling, inputs)
     overhead_source: str = "not modelled"
+    # "async": the host prepares the next iteration while the GPU runs this one (vLLM's async scheduling, SGLang's and
+    # TensorRT-LLM's overlap schedulers), so its time is hidden behind the GPU's where shorter; "sync": the two add up
+    scheduling: str = "async"  # one of SCHEDULING
+    scheduling_source: str = "as given"
     # classes whose kernels run differently in this engine, priced by another class's table: (class, table, why)
     tables: tuple[tuple[str, str, str], ...] = ()
     # TensorRT-LLM's batch waiting (batch_wait_max_tokens_ratio, batch_wait_timeout_iters; both 0, off, by default):
@@ -95,6 +100,25 @@ class Engine:
         while len(_TIMED) > KEPT_PRICERS:
             _TIMED.popitem(last=False)
         return _TIMED[key][1]
+
+    def wall(self, gpu_s):
+        """Seconds an iteration takes whose kernels take `gpu_s` (a number or an array of them): under async scheduling
+        the longer of that and the engine's own time per iteration (`overhead_s`), under sync scheduling their sum."""
+        if self.scheduling == "sync":
+            return gpu_s + self.overhead_s
+        return np.maximum(gpu_s, self.overhead_s) if self.overhead_s else gpu_s
+
+    @property
+    def host_words(self) -> str:
+        """What the engine's own time per iteration does to each iteration, in words (serve's notes)."""
+        if not self.overhead_s:
+            return (f"the engine's own time per iteration (scheduling, sampling): {self.overhead_source}, 0 µs "
+                    f"(--overhead-us gives a figure)")
+        how = ("hidden behind each iteration's GPU time where shorter (async scheduling: " + self.scheduling_source
+               + "; --scheduling sync adds it)" if self.scheduling == "async" else
+               "added to each iteration (sync scheduling: " + self.scheduling_source + ")")
+        return (f"the engine's own time per iteration (scheduling, sampling): {self.overhead_s * 1e6:,.0f} µs, "
+                f"{self.overhead_source}, {how}")
 
     def room(self, concurrency: int, per_decode: int = 1) -> int:
         """Tokens an iteration leaves for a prompt beside the other concurrency - 1 requests' decodes, each
@@ -135,7 +159,8 @@ def vllm(hw: Hardware) -> Engine:
                   + ("8,192 tokens and 1,024 sequences on a GPU of 70 GiB or more, not an A100" if large else
                      "2,048 tokens and 256 sequences below 70 GiB and on the A100")
                   + "; vllm/config/cache.py gpu_memory_utilization 0.9, block_size 16)", preempts=True,
-                  expert_groups=False)
+                  expert_groups=False, scheduling_source="vLLM's default from 0.14.0, vllm-project/vllm#27614; "
+                  "--no-async-scheduling turns it off")
 
 
 def sglang(hw: Hardware) -> Engine:
@@ -155,7 +180,9 @@ def sglang(hw: Hardware) -> Engine:
                   f"SGLang's defaults (sglang/srt/arg_groups/memory_hook.py: chunked_prefill_size {chunk:,} at "
                   f"{gb:,.0f} GiB; mem_fraction_static {fraction:g} from its reserve formula; page size 1; "
                   f"max_running_requests 2,048; scheduler.py prefill-first, enable_mixed_chunk False)",
-                  plan="sglang", mixed=False, preempts=True)
+                  plan="sglang", mixed=False, preempts=True,
+                  scheduling_source="SGLang's overlap scheduler, on unless --disable-overlap-schedule "
+                  "(sglang/srt/server_args.py)")
 
 
 # TensorRT-LLM's decode kernels gain from an fp8 KV cache where vLLM's, which the decode_attention_fp8 table is
@@ -175,7 +202,9 @@ def trtllm(hw: Hardware) -> Engine:
                   "TensorRT-LLM's defaults (tensorrt_llm/builder.py BuildConfig max_num_tokens 8,192, max_batch_size "
                   "2,048; llm_args.py enable_chunked_prefill False, GUARANTEED_NO_EVICT; KvCacheConfig "
                   "free_gpu_memory_fraction 0.9, tokens_per_block 32)",
-                  plan="trtllm", kv_share=0.9, chunked=False, tables=(TRTLLM_FP8_CACHE,))
+                  plan="trtllm", kv_share=0.9, chunked=False, tables=(TRTLLM_FP8_CACHE,),
+                  scheduling_source="TensorRT-LLM's overlap scheduler, on unless disable_overlap_scheduler "
+                  "(tensorrt_llm/llmapi/llm_args.py)")
 
 
 ENGINES = {"vllm": vllm, "sglang": sglang, "trtllm": trtllm}
@@ -275,7 +304,7 @@ class Serving:
     kv_used: float  # the largest share of them in use at once
     measured: int  # requests measured (after the warm-up)
     iterations: int
-    overhead_s: float  # the engine's own time per iteration, added (the engine's fitted figure, or given)
+    overhead_s: float  # the engine's own time per iteration (given, else the engine's: 0), hidden or added (scheduling)
     notes: tuple[str, ...] = ()
     rate: float | None = None  # requests a second arriving, per replica (an open loop, Poisson)
     seed: int = 0  # of the arrivals and lengths drawn
@@ -344,8 +373,10 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         raise OpgraphError("give one of --concurrency (requests in flight) and --rate (requests a second)")
     prompts, outputs = length_range("--prompt", prompt), length_range("--output", output)
     engine = engine or vllm(hw)
-    given = overhead_s is not None
-    overhead_s = checks.number("overhead_s", overhead_s if given else engine.overhead_s, minimum=0, maximum=1)
+    if overhead_s is not None:
+        engine = attrs.evolve(engine, overhead_s=overhead_s, overhead_source="given (--overhead-us)")
+    checks.number("overhead_s", engine.overhead_s, minimum=0, maximum=1)
+    checks.choice("scheduling", engine.scheduling, SCHEDULING)
     latency = checks.number("request_latency_s", request_latency_s, minimum=0, maximum=60)
     rng = random.Random(seed)
     prefix = checks.integer("--prefix", prefix, minimum=0)
@@ -453,7 +484,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
 
     def price_one(run: engine_run.Run, i: int, decoding) -> float:  # an open loop's iteration, priced as scheduled
         took, classes = engine_run.price_one(run, i, decoding, pricer, draft, k)
-        tooks.append(took + overhead_s)
+        tooks.append(engine.wall(took))
         costs.append(classes)
         return tooks[-1]
     tooks: list[float] = []
@@ -469,7 +500,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     steps = run.decode_steps(range(len(run.prompt)), 0, len(decodes_at)) if rate is None or spec else None
     if rate is None:
         took, by_iteration = engine_run.price(run, 0, len(run.tokens), None, pricer, draft, k, steps)
-        took = took + overhead_s
+        took = engine.wall(took)
         ended = np.concatenate([np.cumsum(took), [0.0]])  # index -1: the start
         arrived = ended[np.asarray(run.arrival, dtype=np.int64)]
     else:
@@ -497,8 +528,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     gpus, replicas = pricer.gpus, pricer.replicas
     total_time = float(took[counted].sum())
     by_class = {kind: float(v[counted].sum()) for kind, v in by_iteration.items()}
-    notes = ((f"the engine's own time per iteration (scheduling, sampling): {overhead_s * 1e6:,.0f} µs added to each, "
-              + ("given (--overhead-us)" if given else engine.overhead_source)),
+    notes = (engine.host_words,
              f"KV cache: {engine.name} takes blocks as tokens come and preempts the request admitted last when they "
              f"run out (its tokens recomputed when it runs again)" if engine.preempts else
              f"KV cache: {engine.name} reserves each request's whole length at admission and never preempts")
@@ -538,7 +568,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                    Stats.of(took[counted]), Stats.of(np.asarray(run.tokens)[counted]),
                    {k: v / total_time for k, v in sorted(by_class.items(), key=lambda kv: -kv[1])},
                    lanes * blocks + shared, run.peak_blocks / (blocks + shared), len(measured), int(counted.sum()),
-                   overhead_s, notes, None if rate is None else rate * lanes, seed, prefix, spec,
+                   engine.overhead_s, notes, None if rate is None else rate * lanes, seed, prefix, spec,
                    None if requests is None else requests * lanes, run.preemptions, latency)
 
 

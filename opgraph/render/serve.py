@@ -31,7 +31,9 @@ def as_json(s: Serving, fmt: str) -> str:
                    "chunked_prefill": s.engine.chunked, "mixed_batches": s.engine.mixed,
                    # TensorRT-LLM's batch waiting: null when off
                    "batch_wait": dict(zip(("max_tokens_ratio", "timeout_iters"), s.engine.batch_wait))
-                   if s.engine.batch_wait[1] else None, "source": s.engine.source},
+                   if s.engine.batch_wait[1] else None,
+                   # async: the host's time per iteration hidden behind the GPU's where shorter; sync: added
+                   "scheduling": s.engine.scheduling, "source": s.engine.source},
         "units": {"*_s": "s, expected (the time model's)", "*_tokens_per_s*": "output tokens/s"},
         "concurrency_per_replica": s.concurrency, "rate_per_s_per_replica": s.rate, "seed": s.seed,
         "benchmark_requests_per_replica": s.requests,

@@ -203,29 +203,56 @@ def test_the_engines_limits_apply_to_both_pools():
     assert bad.returncode == 2 and "a decode replica holds" in bad.stderr, bad.stderr
 
 
-def test_the_engines_own_time_per_iteration_adds_to_each_pools_iterations():
-    """--overhead-us 1000 on both pools: a decode step takes 1 ms more (TPOT + 1 ms), a prompt's prefill iteration 1 ms
-    more, and a 20,000-token prompt, three chunks of the 8,192-token budget, 3 ms more; the event run agrees; the
-    output says the figure was given."""
+def _timed(workers: int, overhead: float, scheduling: str) -> Side:
     import attrs
-    from opgraph.analysis.disaggregated_events import run
-    pricer = IterationPricer(LLAMA.build, PLAN, H100)
+    engine = attrs.evolve(vllm(H100), overhead_s=overhead, overhead_source="given (--overhead-us)",
+                          scheduling=scheduling)
+    return Side(IterationPricer(LLAMA.build, PLAN, H100), engine, workers, "1 GPU", 1, 1, KV_PER_TOKEN)
 
-    def timed(workers: int, overhead: float) -> Side:
-        engine = attrs.evolve(vllm(H100), overhead_s=overhead, overhead_source="given (--overhead-us)")
-        return Side(pricer, engine, workers, "1 GPU", 1, 1, KV_PER_TOKEN)
+
+def test_the_engines_own_time_per_iteration_adds_to_each_pools_iterations_under_sync_scheduling():
+    """--overhead-us 1000 --scheduling sync on both pools: a decode step takes 1 ms more (TPOT + 1 ms), a prompt's
+    prefill iteration 1 ms more, and a 20,000-token prompt, three chunks of the 8,192-token budget, 3 ms more; the
+    event run agrees; the output says the figure was given."""
+    from opgraph.analysis.disaggregated_events import run
 
     for prompt, iterations in ((1000, 1), (20000, 3)):
-        plain, more = (disaggregated("llama-3-8b", H100, timed(2, o), timed(2, o), concurrency=8, prompt=prompt,
-                                     output=100, same_node=True) for o in (0.0, 1e-3))
+        plain, more = (disaggregated("llama-3-8b", H100, _timed(2, o, "sync"), _timed(2, o, "sync"), concurrency=8,
+                                     prompt=prompt, output=100, same_node=True) for o in (0.0, 1e-3))
         assert more.tpot_s == pytest.approx(plain.tpot_s + 1e-3, rel=1e-12)
         assert more.prefill_s == pytest.approx(plain.prefill_s + iterations * 1e-3, rel=1e-12)
-        assert any("1,000 µs decode added to each iteration, given (--overhead-us)" in n for n in more.notes)
+        assert any(n.startswith("decode workers: ") and "1,000 µs, given (--overhead-us), added to each iteration "
+                   "(sync scheduling" in n for n in more.notes), more.notes
         assert not any("own time per iteration" in n for n in plain.notes)
-    d = disaggregated("llama-3-8b", H100, timed(2, 1e-3), timed(2, 1e-3), concurrency=8, prompt=1000, output=100,
-                      same_node=True)
-    e = run(timed(2, 1e-3), timed(2, 1e-3), concurrency=8, prompt=1000, output=100, transfer_s=d.transfer_s,
-            holds=8, decoding=8)
+    d = disaggregated("llama-3-8b", H100, _timed(2, 1e-3, "sync"), _timed(2, 1e-3, "sync"), concurrency=8,
+                      prompt=1000, output=100, same_node=True)
+    e = run(_timed(2, 1e-3, "sync"), _timed(2, 1e-3, "sync"), concurrency=8, prompt=1000, output=100,
+            transfer_s=d.transfer_s, holds=8, decoding=8)
+    assert e.tpot.mean == pytest.approx(d.tpot_s, rel=0.02) and e.ttft.mean == pytest.approx(d.ttft_s, rel=0.02)
+
+
+def test_async_scheduling_hides_each_pools_own_time_where_the_gpus_is_longer():
+    """Async scheduling (the default): an iteration takes the longer of the host's time and the GPU's. 1 ms is less
+    than any iteration of Llama-3-8B on an H100 (one decode reads 16 GB of weights), so nothing moves; 1 s is more
+    than any, so a decode step takes 1 s (TPOT), a 1,000-token prompt's iteration 1 s and a 20,000-token prompt's
+    three chunks 3 s; the event run agrees."""
+    from opgraph.analysis.disaggregated_events import run
+    assert IterationPricer(LLAMA.build, PLAN, H100).price([1]).expected_s > 1e-3  # the premise, priced
+
+    for prompt, iterations in ((1000, 1), (20000, 3)):
+        plain, hidden, bound = (disaggregated("llama-3-8b", H100, _timed(2, o, "async"), _timed(2, o, "async"),
+                                              concurrency=8, prompt=prompt, output=100, same_node=True)
+                                for o in (0.0, 1e-3, 1.0))
+        assert (hidden.tpot_s, hidden.prefill_s) == (plain.tpot_s, plain.prefill_s)
+        assert bound.tpot_s == pytest.approx(1.0, rel=1e-12)
+        assert bound.prefill_s == pytest.approx(iterations * 1.0, rel=1e-12)
+        assert any("hidden behind each iteration's GPU time where shorter (async scheduling" in n
+                   for n in hidden.notes), hidden.notes
+    d = disaggregated("llama-3-8b", H100, _timed(2, 0.05, "async"), _timed(2, 0.05, "async"), concurrency=8,
+                      prompt=1000, output=100, same_node=True)
+    e = run(_timed(2, 0.05, "async"), _timed(2, 0.05, "async"), concurrency=8, prompt=1000, output=100,
+            transfer_s=d.transfer_s, holds=8, decoding=8)
+    assert d.tpot_s == pytest.approx(0.05, rel=1e-12)  # 50 ms is longer than any step of 8 decodes
     assert e.tpot.mean == pytest.approx(d.tpot_s, rel=0.02) and e.ttft.mean == pytest.approx(d.ttft_s, rel=0.02)
 
 
