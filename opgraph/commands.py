@@ -378,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--seed", type=_int, default=0, help="of the arrivals and the lengths drawn (default: 0)")
             p.add_argument("--prefix", type=_int, default=0, metavar="N", help="tokens at the start of every prompt "
                            "shared and already cached (prefix caching: whole KV blocks, held once, not prefilled "
-                           "again) (default: 0)")
+                           "again; with --disaggregate cached on every worker, and only the other tokens' KV cache "
+                           "moves) (default: 0)")
             _draft_options(p)
             p.add_argument("--disaggregate", metavar="XpYd", help="X prefill and Y decode workers apart (e.g. "
                            "1p2d): prompts on the prefill workers, decoding on the decode workers, the KV cache moved "

@@ -279,9 +279,7 @@ def disaggregated_run(a):
     if a.batch_wait is not None:
         raise OpgraphError("--batch-wait is not modelled with --disaggregate yet (a closed loop at --concurrency or an "
                            "open loop at --rate; --max-batch-tokens, --max-seqs, --memory-fraction, --overhead-us, "
-                           "--scheduling and --requests apply)")
-    if a.prefix:
-        raise OpgraphError("--prefix is not modelled with --disaggregate yet")
+                           "--scheduling, --prefix and --requests apply)")
     if a.queue:
         raise OpgraphError("--queue is not modelled with --disaggregate (a concurrency beyond what a decode replica "
                            "holds is refused with how many it holds)")
@@ -294,6 +292,7 @@ def disaggregated_run(a):
     # the closed form at the mean lengths; the event run draws each request's from the ranges
     prompt, output = (prompts[0] + prompts[1]) // 2, (outputs[0] + outputs[1]) // 2
     longest = prompts[1] + outputs[1]
+    prefix = serve.checked_prefix(a.prefix, prompts[0])
     figures, sides = _acceptance(a), []
     draft_model = None if figures is None else choices.draft(model, a.draft)
     for flag, text, workers in (("--prefill", a.prefill, int(match[1])), ("--decode", a.decode, int(match[2]))):
@@ -311,10 +310,11 @@ def disaggregated_run(a):
             choices.arranger(draft_model, _unplaced(a, draft_model, serving=True), pool_hw), a.draft, a.draft_tokens,
             figures).at(layout, fusion, engine.timed(group_hw))
         sides.append(side(build_, fusion, group_hw, engine, layout, checks.integer(flag, workers), prompt, pool_hw,
-                          drafting=drafting))
-        if flag == "--decode":  # requests one decode replica's KV cache holds
-            blocks, per_request = serve.kv_blocks(build_, fusion, group_hw, engine, longest,
-                                                  drafting.speculation.build if drafting else None)
+                          drafting=drafting, prefix=prefix))
+        if flag == "--decode":  # requests one decode replica's KV cache holds (a shared prefix once)
+            blocks, per_request, _ = serve.with_prefix(*serve.kv_blocks(
+                build_, fusion, group_hw, engine, longest, drafting.speculation.build if drafting else None),
+                prefix, prompts[0], engine.block_tokens)
             holds = serve.replica_holds(blocks, per_request, engine, sides[-1].lanes)
     gpus = sum(s.workers * s.gpus for s in sides)
     same_gpu = sides[0].hw.name == sides[1].hw.name

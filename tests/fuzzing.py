@@ -179,6 +179,8 @@ def _option_cases() -> list[Case]:
                           (("--concurrency", "4", "--overhead-us", "-1"), BAD),
                           (("--concurrency", "4", "--overhead-us", "500", "--scheduling", "sync"), OK),
                           (("--concurrency", "4", "--scheduling", "later"), BAD),
+                          (("--concurrency", "4", "--prefix", "400"), OK),
+                          (("--concurrency", "4", "--prefix", "501"), BAD),
                           (("--concurrency", "4", "--requests", "12"), OK),
                           (("--concurrency", "4", "--requests", "2"), BAD)]:
         out.append(Case((*apart, *extra), expect, label="disaggregated " + " ".join(extra)))

@@ -74,14 +74,16 @@ def iteration_s(pricer: IterationPricer, drafting: Drafting | None, ctx: int, ro
     return t
 
 
-def prompts_alone(pricer: IterationPricer, drafting: Drafting | None, engine, prompt: int, count: int = 1) -> float:
-    """Seconds of `count` prompts of `prompt` tokens in iterations of their own under `engine`'s token budget (one
-    iteration, or one a chunk of a longer prompt: IterationPricer.prompt_chunks), the draft prefilling beside the
-    target where there is one; each iteration's kernels, and the engine's own time as it schedules (Engine.wall)."""
+def prompts_alone(pricer: IterationPricer, drafting: Drafting | None, engine, prompt: int, count: int = 1,
+                  cached: int = 0) -> float:
+    """Seconds of `count` prompts of `prompt` tokens, the first `cached` of them in the KV cache already, in iterations
+    of their own under `engine`'s token budget (one iteration, or one a chunk of a longer prompt:
+    IterationPricer.prompt_chunks), the draft prefilling beside the target where there is one; each iteration's
+    kernels, and the engine's own time as it schedules (Engine.wall)."""
     budget = engine.max_batched_tokens
-    chunks = pricer.prompt_chunks(prompt, budget, count)
+    chunks = pricer.prompt_chunks(prompt, budget, count, cached)
     if drafting:
-        chunks = [a + b for a, b in zip(chunks, drafting.pricer.prompt_chunks(prompt, budget, count))]
+        chunks = [a + b for a, b in zip(chunks, drafting.pricer.prompt_chunks(prompt, budget, count, cached))]
     return float(sum(engine.wall(t) for t in chunks))
 
 

@@ -27,7 +27,7 @@ import attrs
 from opgraph.analysis.capacity import Drafting, iteration_s, prompts_alone
 from opgraph.analysis.iteration import IterationPricer
 from opgraph.analysis.memory import footprint_of
-from opgraph.analysis.serve import latency_note
+from opgraph.analysis.serve import cached_tokens, latency_note
 from opgraph.core import checks
 from opgraph.core.phase import Phase
 from opgraph.errors import OpgraphError
@@ -69,13 +69,14 @@ class Disaggregated:
     prefill_s: float  # the prefill iteration that carries a prompt (alone)
     transfer_s: float
     waiting_s: float
-    kv_bytes_per_gpu: int  # one request's KV cache, one prefill GPU's shard
+    kv_bytes_per_gpu: int  # one request's KV cache moved (less a prefix the decode worker holds), a prefill GPU's shard
     link: str  # which link the KV cache crosses
     requests_per_s: float
     bound: str  # the pool that bounds the rate ("" in an open loop: the rate is given)
     notes: tuple[str, ...] = ()
     events: object = None  # opgraph.analysis.disaggregated_events.DisaggregatedRun: the same load request by request
     request_latency_s: float = 0.0  # each request's time outside the engines, in its TTFT and end-to-end latency
+    prefix: int = 0  # tokens at the start of every prompt shared and cached on every worker (prefix caching)
 
     @property
     def gpus(self) -> int:
@@ -107,6 +108,11 @@ class Side:
     kv_bytes_per_token: float  # one GPU's KV cache per token of a sequence (a draft's too, where there is one)
     hw: Hardware | None = None  # its GPU; None: the deployment's
     drafting: Drafting | None = None  # speculative decoding: the draft prefills beside the target, and decodes
+    prefix: int = 0  # tokens at the start of every prompt shared and cached on every worker (prefix caching)
+
+    def cached(self, prompt: int) -> int:
+        """Tokens of a prompt this pool's engine finds cached (opgraph.analysis.serve.cached_tokens)."""
+        return cached_tokens(self.prefix, prompt, self.engine.block_tokens)
 
     @property
     def lanes(self) -> int:
@@ -123,9 +129,9 @@ class Side:
         return concurrency // self.lanes
 
     def prompt_s(self, prompt: int, count: int = 1) -> float:
-        """Prompts alone, the draft's prefill too, and the engine's own time for each iteration they take (one, or one
-        a chunk of a longer prompt): opgraph.analysis.capacity.prompts_alone."""
-        return prompts_alone(self.pricer, self.drafting, self.engine, prompt, count)
+        """Prompts alone (their cached prefix not computed again), the draft's prefill too, and the engine's own time
+        for each iteration they take (one, or one a chunk of a longer prompt): capacity.prompts_alone."""
+        return prompts_alone(self.pricer, self.drafting, self.engine, prompt, count, self.cached(prompt))
 
 
 def one_node(hw: Hardware, gpus: int) -> bool:
@@ -134,7 +140,7 @@ def one_node(hw: Hardware, gpus: int) -> bool:
 
 
 def side(build, fusion, group_hw: Hardware, engine, layout, workers: int, prompt: int, hw: Hardware | None = None,
-         pricer: IterationPricer | None = None, drafting: Drafting | None = None) -> Side:
+         pricer: IterationPricer | None = None, drafting: Drafting | None = None, prefix: int = 0) -> Side:
     """One pool of `workers` engine instances of `layout` (tp, dp, ep; its model builder `build` and the hardware its
     collectives run on, `group_hw`): its KV cache per token is one GPU's, from the memory model at one request of
     `prompt` tokens (the draft's added, where there is one). `pricer`: one already made for this layout (a search
@@ -143,7 +149,7 @@ def side(build, fusion, group_hw: Hardware, engine, layout, workers: int, prompt
              for make in (build, *((drafting.speculation.build,) if drafting else ()))) / prompt
     return Side(pricer or IterationPricer(build, fusion, engine.timed(group_hw)), engine,
                 checks.integer("workers", workers),
-                layout.describe(), layout.gpus, layout.dp, kv, hw, drafting)
+                layout.describe(), layout.gpus, layout.dp, kv, hw, drafting, prefix)
 
 
 def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concurrency: int | None = None,
@@ -172,7 +178,7 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
                                "together (vLLM's docs: not composable); lay the pools out with tp, dp and ep")
     lanes = decode.lanes
     budget = prefill.engine.max_batched_tokens
-    n = max(min(budget // p, prefill.engine.max_seqs), 1)  # whole prompts a prefill iteration takes
+    n = max(min(budget // (p - prefill.cached(p)), prefill.engine.max_seqs), 1)  # whole prompts an iteration takes
     if c is not None and decode.lane_share(c) > decode.engine.max_batched_tokens:
         raise OpgraphError(f"--concurrency {c}: a decode iteration of {c // lanes:,} requests is more tokens than the "
                            f"engine's budget of {decode.engine.max_batched_tokens:,} (--max-batch-tokens); give a "
@@ -180,7 +186,10 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
 
     t_p = prefill.prompt_s(p)
     capacity = prefill.workers * prefill.replicas * prefill.lanes * n / prefill.prompt_s(p, n)  # the pool's
-    kv = int(round(prefill.kv_bytes_per_token * p))
+    # the decode worker holds the shared prefix already (after the first request brought it) and takes only the
+    # prompt's other tokens' KV (vLLM's connectors ask for the tokens beyond those it computed itself:
+    # get_num_new_matched_tokens in vllm/distributed/kv_transfer/kv_connector/v1)
+    kv = int(round(prefill.kv_bytes_per_token * (p - decode.cached(p))))
     # NVLink inside a node; between nodes the slower end's network (each GPU sends its shard on its own NIC)
     bandwidth = (hw.interconnect.link_bandwidth if same_node
                  else min(gpu.interconnect.network_bandwidth for gpu in gpus))
@@ -242,6 +251,13 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
     if any(side.engine.overhead_s for side in (prefill, decode)):
         notes += tuple(f"{name} workers: {side.engine.host_words}" for name, side in
                        (("prefill", prefill), ("decode", decode)))
+    if prefill.prefix or decode.prefix:
+        if prefill.prefix != decode.prefix:
+            raise OpgraphError("the pools' shared prefixes differ: give the deployment one --prefix")
+        notes += (f"prefix caching: the first {prefill.prefix:,} tokens of every prompt shared and cached on every "
+                  f"worker ({prefill.cached(p):,} of them in whole blocks, never a prompt's last token): a prompt "
+                  f"prefills its other {p - prefill.cached(p):,} over them, a decode worker holds the prefix once, and "
+                  f"{p - decode.cached(p):,} tokens' KV cache move",)
     if decode.drafting:
         spec = decode.drafting.speculation
         notes += (f"speculative decoding with {spec.name}, {spec.tokens} tokens proposed a step, each accepted with "
@@ -254,7 +270,7 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
         Pool("decode", decode.workers, decode.layout, decode.gpus, decode.replicas,
              holding / (c or decode.engine.max_seqs * lanes), gpus[1]),
         c, holding, p, g, waiting + t_p + transfer, t_d, t_p, transfer, waiting, kv,
-        "NVLink" if same_node else "network", rate, bound, notes)
+        "NVLink" if same_node else "network", rate, bound, notes, prefix=prefill.prefix)
 
 
 def with_request_latency(d: Disaggregated, latency: float) -> Disaggregated:

@@ -63,9 +63,10 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
     requests arriving at that rate a second in all (Poisson, seeded by `seed`), from an empty deployment; a request
     that lands on full decode replicas waits for a slot. `prompt` and `output`: a length, or a range (low, high) each
     request draws from uniformly (seeded by `seed`); `transfer_s` is then a request of the mean prompt's, scaled by
-    its own prompt. `requests`: a closed loop run as a benchmark client runs it (as `serve --requests`): that many
-    requests in all, the first C per decode replica sent at once to the prefill queue, a new one as each finishes
-    while any are left, every one counted (no warm-up; the first wave and the drain included)."""
+    its own prompt's tokens moved (less a shared prefix the decode worker holds: Side.cached). `requests`: a closed
+    loop run as a benchmark client runs it (as `serve --requests`): that many requests in all, the first C per decode
+    replica sent at once to the prefill queue, a new one as each finishes while any are left, every one counted (no
+    warm-up; the first wave and the drain included)."""
     prompts, outputs = length_range("--prompt", prompt), length_range("--output", output, minimum=2)
     c = 0 if concurrency is None else checks.integer("--concurrency", concurrency)
     if c > holds:
@@ -78,6 +79,10 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
     rng = random.Random(seed)
     budget = prefill.engine.max_batched_tokens
     mean_prompt = (prompts[0] + prompts[1]) / 2
+    moved_mean = mean_prompt - decode.cached(int(mean_prompt))  # the tokens whose KV cache `transfer_s` moves
+
+    def new(r: _Request) -> int:  # a prompt's tokens computed (its cached prefix is not)
+        return r.prompt - prefill.cached(r.prompt)
     prefill_time: dict[tuple, float] = {}
 
     def draw(t: float, generated_share: float = 0.0) -> _Request:
@@ -88,9 +93,9 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
         """Whole prompts first come first served while the budget and the running limit hold them (at least one: a
         longer one in chunks of the budget)."""
         batch = [queue.popleft()]
-        tokens = batch[0].prompt
-        while queue and tokens + queue[0].prompt <= budget and len(batch) < prefill.engine.max_seqs:
-            tokens += queue[0].prompt
+        tokens = new(batch[0])
+        while queue and tokens + new(queue[0]) <= budget and len(batch) < prefill.engine.max_seqs:
+            tokens += new(queue[0])
             batch.append(queue.popleft())
         return batch
 
@@ -101,7 +106,8 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
                 prefill_time[key] = prefill.prompt_s(key[0], len(key))
             else:
                 prefill_time[key] = prefill.engine.wall(sum(  # one iteration, and the engine's own time for it
-                    pricer.price_mix(sum(key), len(key), [(1, (q, 0)) for q in key]).expected_s
+                    pricer.price_mix(sum(q - prefill.cached(q) for q in key), len(key),
+                                     [(1, (q - prefill.cached(q), prefill.cached(q))) for q in key]).expected_s
                     for pricer in (prefill.pricer, *((prefill.drafting.pricer,) if prefill.drafting else ()))))
         return prefill_time[key]
 
@@ -206,7 +212,7 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
             start_prefill(now)
         elif kind == "prefilled":
             for r in batch:
-                push(now + transfer_s * r.prompt / mean_prompt, "landed", r)
+                push(now + transfer_s * (r.prompt - decode.cached(r.prompt)) / moved_mean, "landed", r)
             prefill_idle.append(who)
             start_prefill(now)
         elif kind == "landed":

@@ -335,6 +335,23 @@ def cached_tokens(prefix: int, prompt: int, block_tokens: int) -> int:
     return min(prefix, prompt - 1) // block_tokens * block_tokens
 
 
+def checked_prefix(prefix: int, shortest: int) -> int:
+    """--prefix: tokens every prompt shares, at most the shortest prompt, or a one-line error."""
+    prefix = checks.integer("--prefix", prefix, minimum=0)
+    if prefix > shortest:
+        raise OpgraphError(f"--prefix {prefix:,}: longer than the shortest prompt ({shortest:,} tokens); the prefix "
+                           f"every prompt shares is at most that long")
+    return prefix
+
+
+def with_prefix(blocks: int, per_request: int, prefix: int, shortest: int, block_tokens: int) -> tuple[int, int, int]:
+    """A GPU's KV-cache blocks and one request's (kv_blocks's figures) with a shared prefix held once for every
+    request: (blocks left for requests, a request's own blocks, the prefix's blocks). A request's own blocks are those
+    of the longest request less the shortest prompt's cached ones (cached_tokens), so that every request fits."""
+    shared = -(-prefix // block_tokens) if prefix else 0
+    return blocks - shared, per_request - cached_tokens(prefix, shortest, block_tokens) // block_tokens, shared
+
+
 def length_range(name: str, value, minimum: int = 1) -> tuple[int, int]:
     """A length, or a range (low, high) to draw from uniformly, both ends included, as (low, high)."""
     low, high = (value, value) if isinstance(value, int) else value
@@ -379,10 +396,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     checks.choice("scheduling", engine.scheduling, SCHEDULING)
     latency = checks.number("request_latency_s", request_latency_s, minimum=0, maximum=60)
     rng = random.Random(seed)
-    prefix = checks.integer("--prefix", prefix, minimum=0)
-    if prefix > prompts[0]:
-        raise OpgraphError(f"--prefix {prefix:,}: longer than the shortest prompt ({prompts[0]:,} tokens); the prefix "
-                           f"every prompt shares is at most that long")
+    prefix = checked_prefix(prefix, prompts[0])
     bt = engine.block_tokens
 
     def cached(p: int) -> int:
@@ -404,9 +418,8 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         raise OpgraphError(f"--prompt {prompts[1]:,}: {engine.name} without chunked prefill runs a prompt whole, and "
                            f"one iteration takes at most {engine.max_batched_tokens:,} tokens; give --max-batch-tokens "
                            f"{prompts[1] - cached(prompts[1])} or more, or a shorter prompt")
-    blocks, per_request = kv_blocks(build, plan, hw, engine, longest, spec.build if spec else None)
-    shared = -(-prefix // bt) if prefix else 0  # the prefix's blocks, held once for every request
-    blocks, per_request = blocks - shared, per_request - cached(prompts[0]) // bt
+    held = kv_blocks(build, plan, hw, engine, longest, spec.build if spec else None)
+    blocks, per_request, shared = with_prefix(*held, prefix, prompts[0], bt)
     total = concurrency
 
     def one_fits() -> None:

@@ -55,8 +55,9 @@ def _held(d: Disaggregated) -> str:
 def as_text(d: Disaggregated, fmt: str) -> str:
     out = header(f"opgraph serve: {d.model} on {_on(d)}, disaggregated "
                  f"{d.prefill.workers}p{d.decode.workers}d", fmt, [
-                     f"{_load(d)}; each {d.prompt:,} prompt tokens -> "
-                     f"{d.output:,} output tokens; {_bounds(d)}",
+                     f"{_load(d)}; each {d.prompt:,} prompt tokens"
+                     + (f" (the first {d.prefix:,} shared and cached)" if d.prefix else "")
+                     + f" -> {d.output:,} output tokens; {_bounds(d)}",
                      *(f"note: {n}" for n in d.notes)])
     rows = [["time to first token (mean)", seconds(d.ttft_s)],
             ["  waiting for a prompt slot", seconds(d.waiting_s)],
@@ -97,8 +98,9 @@ def _record(d: Disaggregated) -> dict:
                        "replicas": p.workers * p.replicas, "utilization": p.utilization} for p in (d.prefill, d.decode)],
             "concurrency_per_decode_replica": d.concurrency, "decoding_per_decode_replica": d.decoding,
             "rate_per_s": d.requests_per_s if d.concurrency is None else None,
-            "prompt_tokens": d.prompt, "output_tokens": d.output, "ttft_s": d.ttft_s, "tpot_s": d.tpot_s,
-            "waiting_s": d.waiting_s, "prefill_s": d.prefill_s, "transfer_s": d.transfer_s,
+            "prompt_tokens": d.prompt, "output_tokens": d.output, "shared_prefix_tokens": d.prefix,
+            "ttft_s": d.ttft_s, "tpot_s": d.tpot_s, "waiting_s": d.waiting_s, "prefill_s": d.prefill_s,
+            "transfer_s": d.transfer_s,
             "request_latency_s": d.request_latency_s,
             "kv_bytes_per_gpu": d.kv_bytes_per_gpu, "link": d.link, "requests_per_s": d.requests_per_s,
             "expected_tokens_per_s": d.tokens_per_s, "expected_tokens_per_s_per_gpu": d.tokens_per_s_per_gpu,

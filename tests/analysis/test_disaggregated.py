@@ -334,3 +334,54 @@ def test_lengths_drawn_from_ranges_spread_the_latencies_around_the_mean_lengths_
     assert (d["prompt_tokens"], d["output_tokens"]) == (1000, 200)
     assert e["tpot_s_stats"]["mean"] == pytest.approx(d["tpot_s"], rel=0.03)
     assert e["e2e_s_stats"]["p90"] > 1.2 * e["e2e_s_stats"]["p50"]
+
+
+def _prefixed(workers: int, prefix: int) -> Side:
+    import attrs
+    return attrs.evolve(side(workers), prefix=prefix)
+
+
+def test_a_shared_prefix_is_prefilled_once_and_not_moved():
+    """Prompts of 4,000 tokens whose first 3,000 are shared and cached (vLLM's blocks of 16: 2,992 cached, 187 whole
+    blocks): a prompt's iteration computes its other 1,008 tokens over the 2,992 cached ones, a prefill iteration takes
+    8,192 // 1,008 = 8 of them, and only those 1,008 tokens' KV cache move (the decode worker holds the prefix once);
+    TPOT is unchanged (the context is still the whole prompt). The event run agrees."""
+    from opgraph.analysis.disaggregated_events import run
+    pricer = IterationPricer(LLAMA.build, PLAN, H100)
+    d = disaggregated("llama-3-8b", H100, _prefixed(1, 3000), _prefixed(1, 3000), concurrency=16, prompt=4000,
+                      output=200, same_node=True)
+    plain = disaggregated("llama-3-8b", H100, side(1), side(1), concurrency=16, prompt=4000, output=200,
+                          same_node=True)
+    assert d.prefill_s == pricer.price_mix(1008, 1, [(1, (1008, 2992))]).expected_s
+    assert d.kv_bytes_per_gpu == 1008 * KV_PER_TOKEN and d.prefix == 3000
+    assert d.transfer_s == pytest.approx(1008 * KV_PER_TOKEN / H100.interconnect.link_bandwidth, rel=1e-12)
+    assert d.tpot_s == plain.tpot_s and d.ttft_s < plain.ttft_s
+    eight = pricer.price_mix(8 * 1008, 8, [(8, (1008, 2992))]).expected_s
+    assert d.prefill.utilization == pytest.approx(d.requests_per_s / (8 / eight), rel=1e-12)
+    assert any("prefix caching: the first 3,000 tokens" in n and "1,008 tokens' KV cache move" in n for n in d.notes)
+    e = run(_prefixed(1, 3000), _prefixed(1, 3000), concurrency=16, prompt=4000, output=200, transfer_s=d.transfer_s,
+            holds=16, decoding=16)
+    assert e.tpot.mean == pytest.approx(d.tpot_s, rel=0.02) and e.ttft.mean == pytest.approx(d.ttft_s, rel=0.02)
+
+
+def test_the_command_line_serves_a_shared_prefix_disaggregated():
+    """serve --disaggregate --prefix N: the decode worker holds the prefix once, so more 30,000-token requests fit its
+    KV cache. In blocks of 16: a request of 30,200 tokens takes 1,888 without a prefix; with 29,000 shared, the prefix
+    takes 1,813 once and a request 1,888 - 28,992 / 16 = 76 of its own. So if the cache holds n requests without it
+    (n x 1,888 <= blocks < (n + 1) x 1,888), with it it holds (blocks - 1,813) // 76, within the bounds that gives.
+    The JSON says the prefix; one longer than the shortest prompt is refused."""
+    import re
+    base = ["serve", "llama-3-8b", "--disaggregate", "1p1d", "--prompt", "30000", "--output", "200"]
+    refused = opgraph(*base, "--concurrency", "32")
+    assert refused.returncode == 2 and "a decode replica holds" in refused.stderr, refused.stderr
+    n = int(re.search(r"holds (\d+) requests", refused.stderr)[1])
+    more = opgraph(*base, "--concurrency", "1000", "--prefix", "29000")
+    assert more.returncode == 2, more.stderr
+    held = int(re.search(r"holds (\d+) requests", more.stderr)[1])
+    assert (n * 1888 - 1813) // 76 <= held <= ((n + 1) * 1888 - 1 - 1813) // 76 and held > 20 * n
+    ok = opgraph(*base, "--concurrency", "32", "--prefix", "29000", "--format", "json")
+    assert ok.returncode == 0, ok.stderr
+    d = json.loads(ok.stdout)
+    assert d["shared_prefix_tokens"] == 29000 and d["kv_bytes_per_gpu"] == (30000 - 29000 // 16 * 16) * KV_PER_TOKEN
+    long = opgraph(*base, "--concurrency", "32", "--prefix", "30001")
+    assert long.returncode == 2 and "--prefix 30,001: longer than the shortest prompt" in long.stderr, long.stderr
