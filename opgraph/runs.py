@@ -277,9 +277,9 @@ def disaggregated_run(a):
     if not match:
         raise OpgraphError(f"--disaggregate: {a.disaggregate!r} is not XpYd (prefill and decode workers, e.g. 1p2d)")
     if a.batch_wait is not None:
-        raise OpgraphError("--batch-wait is not modelled with --disaggregate yet (a closed loop at --concurrency or an "
-                           "open loop at --rate; --max-batch-tokens, --max-seqs, --memory-fraction, --overhead-us, "
-                           "--scheduling, --prefix and --requests apply)")
+        raise OpgraphError("--batch-wait does not apply with --disaggregate: TensorRT-LLM's batch waiting holds new "
+                           "prompts back while requests decode beside them, and a prefill worker runs no decodes, a "
+                           "decode worker no prompts")
     if a.queue:
         raise OpgraphError("--queue is not modelled with --disaggregate (a concurrency beyond what a decode replica "
                            "holds is refused with how many it holds)")

@@ -94,7 +94,7 @@ def test_the_command_line_serves_disaggregated():
     for args, says in ((["--disaggregate", "2x1"], "is not XpYd"),
                        (["--disaggregate", "1p1d", "--prefill", "tp8"], "is not a layout"),
                        (["--disaggregate", "1p1d", "--requests", "4"], "give at least 8"),
-                       (["--disaggregate", "1p1d", "--batch-wait", "0.5,4"], "--batch-wait is not modelled with"),
+                       (["--disaggregate", "1p1d", "--batch-wait", "0.5,4"], "--batch-wait does not apply"),
                        (["--disaggregate", "1p1d", "--max-seqs", "4"], "a decode replica holds 4 requests"),
                        (["--disaggregate", "1p1d", "--max-batch-tokens", "4"], "more tokens than the engine's budget"),
                        (["--prefill", "tp=2"], "give --disaggregate XpYd"),
