@@ -94,8 +94,9 @@ class Validation:
         return ("roofline", "expected") if self.hardware.timing.calibrated else ("roofline",)
 
 
+# KernelWork's fields after its class, in order
 WORK = ("compute_s", "memory_s", "transcendentals", "gemm_rows", "gemm_depth", "gemm_cols", "attention_rows", "comm_s",
-        "wire_s", "comm_steps", "tiles")  # KernelWork's fields after its class, in order
+        "wire_s", "comm_steps", "comm_stages", "oneshot_stages", "oneshot_wire_s", "tiles")
 FEATURES = ("time_s", "expected_s", *WORK)
 
 

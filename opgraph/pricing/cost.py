@@ -24,6 +24,7 @@ from opgraph.core.traffic import Traffic, intensity, op_traffic
 from opgraph.core.sizes import maximum, minimum
 from opgraph.pricing.kinds import classify, features, op_class
 from opgraph.pricing.kinds.all_to_all import FNS as ALL_TO_ALL_FNS
+from opgraph.pricing.kinds.collective import COLLECTIVE, stages
 from opgraph.pricing.timing import LATENCY, KernelWork, expected_fused
 from opgraph.errors import OpgraphError
 
@@ -240,10 +241,15 @@ def kernel_work(ops: list, rooflines: dict[str, Roofline], hw: Hardware) -> tupl
         wire = sum(rooflines[o.name].comm_s for o in members)
         steps = sum(o.wire_steps for o in members)
         alpha = _alpha(steps, hw)
+        # the collective class prices the engines' own kernels by their stages (kinds.collective.stages)
+        ways = [(stages(o), rooflines[o.name].comm_s) for o in members if o.wire_bytes] if cls == COLLECTIVE else []
         works.append(KernelWork(cls, sum(rooflines[o.name].compute_s for o in members),
                                 sum(rooflines[o.name].memory_s for o in members),
                                 sum(o.transcendentals for o in members), comm_s=alpha + wire, wire_s=wire,
-                                comm_steps=steps, **features(cls, members)))
+                                comm_steps=steps, comm_stages=sum(w[0] for w, _ in ways),
+                                oneshot_stages=sum(w[1] for w, _ in ways),
+                                oneshot_wire_s=sum(w[2] * t for w, t in ways) if any(w[0] > w[1] for w, _ in ways)
+                                else 0.0, **features(cls, members)))
     return kind, works
 
 

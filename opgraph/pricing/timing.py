@@ -56,6 +56,7 @@ import attrs
 from opgraph.core import checks
 from opgraph.core.sizes import maximum, minimum
 from opgraph.pricing.kinds import FALLBACK
+from opgraph.pricing.kinds.collective import COLLECTIVE
 
 LATENCY, COMPUTE, MEMORY = "latency", "compute", "memory"
 
@@ -177,6 +178,11 @@ class KernelWork:
     comm_s: float = 0.0  # collectives: time on the links (the spec's alpha-beta, opgraph.pricing.cost)
     wire_s: float = 0.0  # collectives: the beta part of comm_s (wire bytes / the spec's link bandwidth)
     comm_steps: int = 0  # collectives: the algorithm's steps (the alpha part is steps x the spec's step latency)
+    # the collective class, calibrated: its stages as the engines' kernels run them, and the one-stage way of its
+    # all-reduces (its stages and wire time; 0.0: none), priced when cheaper (opgraph.pricing.kinds.collective)
+    comm_stages: int = 0
+    oneshot_stages: int = 0
+    oneshot_wire_s: float = 0.0
     tiles: int = 0  # fused-MoE calls: the programs its grouped GEMMs launch
 
 
@@ -192,8 +198,8 @@ def expected(tm: TimeModel, work: KernelWork) -> tuple[float, bool]:
     return time, margin > 0
 
 
-def _parts(tm: TimeModel, work: KernelWork) -> tuple[float, object, object, object]:
-    """(latency, busy time, compute time, memory time) of one class's work."""
+def _parts(tm: TimeModel, work: KernelWork) -> tuple[float, object, object, object, object]:
+    """(latency, busy time, compute time, memory time, fixed costs within the busy time) of one class's work."""
     p = tm.of(work.kind)
     # Terms that are identities (an efficiency of 1, nothing to add) are skipped: a sweep replays every line.
     compute = work.compute_s if p.compute_efficiency == 1 else work.compute_s / p.compute_efficiency
@@ -211,20 +217,26 @@ def _parts(tm: TimeModel, work: KernelWork) -> tuple[float, object, object, obje
     if p.per_depth_s:  # a GEMM is no faster than one output tile's walk along k (up to where k is split)
         depth = minimum(work.gemm_depth, p.split_depth) if p.split_depth else work.gemm_depth
         busy = maximum(busy, p.per_depth_s * depth)
+    fixed = 0.0
     if not _zero(work.comm_s):  # a collective: its links run beside the rest
         comm = work.comm_s
-        if p.per_step_s is not None or p.link_efficiency != 1:
+        if work.kind == COLLECTIVE and p.per_step_s is not None:  # the engines' kernels, stage by stage
+            comm = p.per_step_s * work.comm_stages + work.wire_s / p.link_efficiency
+            if not _zero(work.oneshot_wire_s):
+                comm = minimum(comm, p.per_step_s * work.oneshot_stages + work.oneshot_wire_s / p.link_efficiency)
+            fixed = p.per_step_s * work.oneshot_stages  # the least its stages cost, whatever it moves
+        elif p.per_step_s is not None or p.link_efficiency != 1:
             alpha = work.comm_s - work.wire_s if p.per_step_s is None else p.per_step_s * work.comm_steps
             comm = alpha + work.wire_s / p.link_efficiency
         busy = maximum(busy, comm)
-        memory = maximum(memory, comm)  # the verdict's question: does the latency exceed the transfers?
+        memory = maximum(memory, comm - fixed)  # the verdict's question: do the fixed costs exceed the transfers?
     if p.per_row_s:
         busy = busy + p.per_row_s * (work.attention_rows + work.gemm_rows)
     if p.per_input_s:
         busy = busy + p.per_input_s * work.gemm_rows * work.gemm_depth
     if p.per_tile_s:
         busy = busy + p.per_tile_s * work.tiles
-    return p.latency_s, busy, compute, memory
+    return p.latency_s, busy, compute, memory, fixed
 
 
 def _tile_work(p: ClassTiming, work: KernelWork):
@@ -256,7 +268,8 @@ def expected_fused(tm: TimeModel, works: list[KernelWork], kind: str | None = No
     sweep tracing this formula records no branch on it (a verdict is asked for only when a report is shown)."""
     parts = [_parts(tm, w) for w in works]
     latency = tm.of(kind or works[0].kind).latency_s
-    busy, compute, memory = parts[0][1], parts[0][2], parts[0][3]
-    for _, b, c, m in parts[1:]:
-        busy, compute, memory = busy + b, compute + c, memory + m
-    return latency + busy, latency - maximum(compute, memory)
+    busy, compute, memory, fixed = parts[0][1], parts[0][2], parts[0][3], parts[0][4]
+    for _, b, c, m, f in parts[1:]:
+        busy, compute, memory, fixed = busy + b, compute + c, memory + m, fixed + f
+    # a collective's stages cost a fixed time each, whatever they move: a latency in the verdict
+    return latency + busy, latency + fixed - maximum(compute, memory)

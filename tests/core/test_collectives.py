@@ -35,14 +35,16 @@ def test_ring_all_reduce_time_and_verdict(group, bandwidth):
 
 
 def test_a_small_all_reduce_is_latency_bound_on_the_calibrated_h100():
-    """vLLM's measured all-reduces of a few KB take 4-5 us on 8 H100s whatever their size: a fixed cost, which the
-    shipped calibration's collective class carries and the spec's 14 x 0.7 us of steps overstates."""
+    """vLLM's measured all-reduces of a few KB take 4.6-6.4 us on 8 H100s, mostly fixed costs (the stage's sync, not
+    the bytes), which the shipped calibration's collective class carries and the spec's 14 x 0.7 us of ring steps
+    overstates: 32,768 bf16 values (this op) measured 6.41 us (benchmarks/data/h100-sxm-vllm.csv.gz)."""
     cost = analyze(one_op(lambda b, x: b.all_reduce("ar", x, group=8)), strategy("unfused"), H100)
     op = cost.blocks[0].ops[0]
     assert op.bound == "latency"
     spec = analyze(one_op(lambda b, x: b.all_reduce("ar", x, group=8)), strategy("unfused"),
                    attrs.evolve(H100, timing=ROOFLINE)).blocks[0].ops[0]
-    assert op.cost.time_s < 1e-6 < 4e-6 < op.cost.expected_s < 6e-6 < spec.cost.expected_s
+    assert op.cost.time_s < 1e-6 < op.cost.expected_s < spec.cost.expected_s
+    assert op.cost.expected_s == pytest.approx(6.41e-6, rel=0.1)
 
 
 def test_all_gather_and_reduce_scatter_shapes_and_bytes():
