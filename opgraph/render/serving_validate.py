@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from opgraph.analysis.plan import Layout
 from opgraph.analysis.serving_validate import ServingValidation
 from opgraph.analysis.validate import Stats
 from opgraph.render import renderer
@@ -61,8 +62,8 @@ def as_json(v: ServingValidation, fmt: str) -> str:
 
 
 def _layout(r) -> str:
-    """The row's parallel layout in words: its tp, and pp, dp and ep where above 1."""
-    return ", ".join([f"tp {r.tp}"] + [f"{k} {getattr(r, k)}" for k in ("pp", "dp", "ep") if getattr(r, k) > 1])
+    """The row's parallel layout in the plan's words (tp 4 x ep 2 (2 groups of 2), dp 2 x ep 2, 1 GPU)."""
+    return Layout(r.tp, r.dp, r.ep, r.pp).describe()
 
 
 def _row(p) -> dict:

@@ -323,4 +323,4 @@ def test_each_rows_layout_is_in_its_json_row_and_in_the_largest_errors(tmp_path)
     rows = json.loads(render(v, "json"))["rows"]
     assert [(r["tp"], r["pp"], r["dp"], r["ep"]) for r in rows] == [(1, 1, 2, 2), (4, 1, 1, 2)]
     text = render(v, "table")
-    assert "tp 1, dp 2, ep 2, c 8, 500 -> 16" in text and "tp 4, ep 2, c 8, 500 -> 16" in text
+    assert "dp 2 x ep 2, c 8, 500 -> 16" in text and "tp 4 x ep 2 (2 groups of 2), c 8, 500 -> 16" in text
