@@ -269,6 +269,19 @@ def _draft_options(p, plan: bool = False) -> None:
                    "before it were: one figure, or one per draft token (an assumption: say what you measured)")
 
 
+def _host_options(p, scope: str = "") -> None:
+    """--overhead-us and --scheduling: an engine's own time per iteration and how it meets the GPU's (serve, plan)."""
+    p.add_argument("--overhead-us", type=_float, metavar="US", help=scope + "the engine's own (host) time per "
+                   "iteration: scheduling, sampling, input preparation (default: 0, not modelled: no figure fitted on "
+                   "measured serving held as an engine's; see docs/serving.md); hidden behind each iteration's GPU "
+                   "time where shorter, or added to it with --scheduling sync")
+    p.add_argument("--scheduling", choices=("async", "sync"), help=scope + "async: the host prepares the next "
+                   "iteration while the GPU runs this one, so --overhead-us costs only where it is longer than the "
+                   "GPU's time (every engine's default now: vLLM's async scheduling from 0.14.0, SGLang's and "
+                   "TensorRT-LLM's overlap schedulers); sync: host, then GPU, the two added (vLLM before 0.14, "
+                   "--no-async-scheduling; --disable-overlap-schedule; disable_overlap_scheduler)")
+
+
 def _plan_options(p) -> None:
     """The options of `opgraph plan`, also those of `opgraph plot pareto`."""
     p.add_argument("--gpus", type=_int, required=True, metavar="N", help="GPUs to lay the model out over")
@@ -290,6 +303,7 @@ def _plan_options(p) -> None:
     p.add_argument("--request-latency-ms", type=_float, metavar="MS", help="with --concurrency: each request's time "
                    "outside the engine (the server's HTTP handling, tokenization and streaming, and the client's), "
                    "added to every candidate's TTFT before --max-ttft and --max-ttft-p90 judge it (default: 0)")
+    _host_options(p, "with --concurrency: ")
     p.add_argument("--top", type=_int, default=10, metavar="N", help="candidates to list in the table "
                    "(default: 10; json and csv list all)")
     p.add_argument("--concurrency", metavar="LIST", help="plan for serving: requests in flight per replica to "
@@ -406,15 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "prompts wait until the iteration's tokens would come to RATIO of the token budget or until "
                            "they have waited ITERS iterations, e.g. 0.9,20 (default: off, as TensorRT-LLM's; "
                            "--engine trtllm only)")
-            p.add_argument("--overhead-us", type=_float, metavar="US", help="the engine's own (host) time per "
-                           "iteration: scheduling, sampling, input preparation (default: 0, not modelled: no figure "
-                           "fitted on measured serving held as an engine's; see docs/serving.md); hidden behind each "
-                           "iteration's GPU time where shorter, or added to it with --scheduling sync")
-            p.add_argument("--scheduling", choices=("async", "sync"), help="async: the host prepares the next "
-                           "iteration while the GPU runs this one, so --overhead-us costs only where it is longer than "
-                           "the GPU's time (every engine's default now: vLLM's async scheduling from 0.14.0, SGLang's "
-                           "and TensorRT-LLM's overlap schedulers); sync: host, then GPU, the two added (vLLM before "
-                           "0.14, --no-async-scheduling; --disable-overlap-schedule; disable_overlap_scheduler)")
+            _host_options(p)
             p.add_argument("--request-latency-ms", type=_float, metavar="MS", help="each request's time outside the "
                            "engine: the server's HTTP handling, tokenization and streaming, and the client's; added to "
                            "its TTFT and end-to-end latency, not to TPOT (default: 0, the engine's times alone; see "

@@ -153,10 +153,10 @@ def planning(a):
             max_ttft_s=ms["max_ttft"], max_tpot_s=ms["max_tpot"], disaggregated=a.disaggregated,
             batch_tokens=sweep.parse_values(a.max_batch_tokens, "--max-batch-tokens") if a.max_batch_tokens else (),
             draft=drafted, max_tpot_p90_s=ms["max_tpot_p90"], max_ttft_p90_s=ms["max_ttft_p90"],
-            request_latency_s=_request_latency(a), decode=decode)
+            request_latency_s=_request_latency(a), decode=decode, configure=lambda engine: _hosted(a, engine))
         return attrs.evolve(found, top=top, notes=served_notes(a, model) + found.notes)
     for flag in ("disaggregated", "max_batch_tokens", "draft", "acceptance", "max_tpot_p90", "max_ttft_p90",
-                 "request_latency_ms", "decode_hardware"):
+                 "request_latency_ms", "decode_hardware", "overhead_us", "scheduling"):
         if getattr(a, flag):
             raise OpgraphError(f"--{flag.replace('_', '-')} plans serving in flight: give --concurrency too")
     if a.engine != "vllm":
@@ -227,6 +227,20 @@ def _limited(a, engine, **more):
     beside them) and its host's time and scheduling (--overhead-us, --scheduling), checked."""
     from opgraph.analysis import serve
 
+    return serve.with_limits(
+        _hosted(a, engine),
+        max_batched_tokens=None if a.max_batch_tokens is None else checks.integer("--max-batch-tokens",
+                                                                                 a.max_batch_tokens),
+        max_seqs=None if a.max_seqs is None else checks.integer("--max-seqs", a.max_seqs),
+        memory_fraction=None if a.memory_fraction is None else checks.number("--memory-fraction", a.memory_fraction,
+                                                                             above=0, maximum=1), **more)
+
+
+def _hosted(a, engine):
+    """The engine with the host's time per iteration and its scheduling the command line gives (--overhead-us,
+    --scheduling), checked."""
+    from opgraph.analysis import serve
+
     if a.overhead_us is not None:
         engine = attrs.evolve(engine, overhead_s=checks.number("--overhead-us", a.overhead_us, minimum=0,
                                                                maximum=10**6) * 1e-6,
@@ -234,12 +248,7 @@ def _limited(a, engine, **more):
     if a.scheduling is not None:
         engine = attrs.evolve(engine, scheduling=checks.choice("--scheduling", a.scheduling, serve.SCHEDULING),
                               scheduling_source="given (--scheduling)")
-    return serve.with_limits(
-        engine, max_batched_tokens=None if a.max_batch_tokens is None else checks.integer("--max-batch-tokens",
-                                                                                          a.max_batch_tokens),
-        max_seqs=None if a.max_seqs is None else checks.integer("--max-seqs", a.max_seqs),
-        memory_fraction=None if a.memory_fraction is None else checks.number("--memory-fraction", a.memory_fraction,
-                                                                             above=0, maximum=1), **more)
+    return engine
 
 
 def _batch_wait(text: str, engine: str) -> tuple[float, int]:

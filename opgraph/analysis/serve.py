@@ -106,7 +106,9 @@ class Engine:
         the longer of that and the engine's own time per iteration (`overhead_s`), under sync scheduling their sum."""
         if self.scheduling == "sync":
             return gpu_s + self.overhead_s
-        return np.maximum(gpu_s, self.overhead_s) if self.overhead_s else gpu_s
+        if not self.overhead_s:
+            return gpu_s
+        return np.maximum(gpu_s, self.overhead_s) if np.ndim(gpu_s) else max(gpu_s, self.overhead_s)
 
     @property
     def host_words(self) -> str:

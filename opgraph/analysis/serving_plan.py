@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 
@@ -37,7 +37,7 @@ from opgraph.analysis.capacity import Drafting, Steady, steady
 from opgraph.analysis.disaggregated import disaggregated as disaggregated_state, one_node, side
 from opgraph.analysis.iteration import IterationPricer
 from opgraph.analysis.plan import Arrange, Dropped, Layout, layouts
-from opgraph.analysis.serve import (ENGINES, Speculation, check_speculation, kv_blocks, latency_note,
+from opgraph.analysis.serve import (ENGINES, Engine, Speculation, check_speculation, kv_blocks, latency_note,
                                     replica_holds, serve, with_limits)
 from opgraph.core import checks
 from opgraph.core.fusion import FusionPlan
@@ -195,7 +195,8 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
                    disaggregated: bool = False, batch_tokens: Sequence[int] = (),
                    draft: Draft | None = None, max_ttft_p90_s: float | None = None,
                    max_tpot_p90_s: float | None = None, request_latency_s: float = 0.0,
-                   decode: tuple[Arrange, Hardware, Draft | None] | None = None) -> ServingPlan:
+                   decode: tuple[Arrange, Hardware, Draft | None] | None = None,
+                   configure: Callable[[Engine], Engine] | None = None) -> ServingPlan:
     """Every serving layout of `gpus` GPUs (or those of them in `among`) at every concurrency per replica that fits,
     for `engine`'s scheduler and kernels (or `plan`'s), under each of the token budgets an iteration in `batch_tokens`
     (default: the engine's own); with `disaggregated`, every split into prefill and decode workers as well (at the
@@ -204,12 +205,14 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
     speculative decoding (its KV cache then holds the draft's weights and cache too). With p90 limits, the candidates
     within the mean limits are run event by event (`serve`), most tokens/s per GPU first, until one is within the p90
     limits too (at most MOST_EVENT_RUNS): the closed form gives means only. `request_latency_s`: each request's time
-    outside the engine (`serve`'s), in every candidate's TTFT before the limits judge it."""
+    outside the engine (`serve`'s), in every candidate's TTFT before the limits judge it. `configure`: the engine as
+    given beyond its defaults (its host's time per iteration and scheduling), for every layout and worker."""
     start = time.perf_counter()
     checks.integer("--gpus", gpus, maximum=1024)
     checks.integer("--prompt", prompt)
     checks.integer("--output", output, minimum=2, maximum=100_001)
     checks.choice("--engine", engine, ENGINES)
+    configure = configure or (lambda e: e)
     limits = {}
     for limit, value in (("max_tpot_s", max_tpot_s), ("max_ttft_s", max_ttft_s), ("max_tpot_p90_s", max_tpot_p90_s),
                          ("max_ttft_p90_s", max_ttft_p90_s)):
@@ -230,7 +233,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
             continue
         try:
             build, group_hw = arrange(layout)
-            own = ENGINES[engine](group_hw)
+            own = configure(ENGINES[engine](group_hw))
             own.check_layout(layout.tp, layout.ep)
             fusion = plan or planfile.load(own.plan)
             pricer = IterationPricer(build, fusion, own.timed(group_hw))
@@ -291,7 +294,10 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
                 continue
         best = c
         break
-    fusion_name = plan.name if plan is not None else ENGINES[engine](hw).plan
+    shown = configure(ENGINES[engine](hw))
+    fusion_name = plan.name if plan is not None else shown.plan
+    if shown.overhead_s:
+        notes += (shown.host_words,)
     if latency:
         notes += (latency_note(latency, "given (--request-latency-ms)"),)
     return ServingPlan(name, hw, engine, fusion_name, gpus, prompt, output, tuple(found), best, too_big,
@@ -327,7 +333,7 @@ def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prom
         if (layout, drafted, pool_hw.name) not in workers:
             try:
                 build, group_hw = pool_arrange(layout)
-                eng = ENGINES[engine](group_hw)
+                eng = configure(ENGINES[engine](group_hw))
                 eng.check_layout(layout.tp, layout.ep)
                 fusion = plan or planfile.load(eng.plan)
                 drafting = pool_draft.at(layout, fusion, eng.timed(group_hw)) if drafted else None

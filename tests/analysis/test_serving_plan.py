@@ -436,3 +436,26 @@ def test_the_plan_spreads_experts_over_groups_where_the_engine_runs_them():
     refused = {d.layout.ep: d.reason for d in plan["vllm"].dropped}
     assert set(refused) == {2, 4} and all("vllm spreads the experts over the whole group" in r
                                           for r in refused.values())
+
+
+def test_the_plan_serves_each_layout_with_the_engines_own_time_as_it_schedules(capsys):
+    """--overhead-us 1000: under sync scheduling every iteration takes 1 ms more, so every vLLM candidate's TPOT is
+    1 ms more (each gap between a request's tokens is one iteration); under async scheduling (the default) 1 ms hides
+    behind every iteration of Llama-3-8B (one decode reads its 16 GB of weights, more than 1 ms on an H100), so nothing
+    moves. The output says which."""
+    from opgraph.cli import main
+    args = ["plan", "llama-3-8b", "--gpus", "2", "--concurrency", "4,16", "--prompt", "500", "--output", "64",
+            "--format", "json"]
+
+    def tpots(*more):
+        assert main([*args, *more]) == 0
+        d = json.loads(capsys.readouterr().out)
+        return {(c["layout"], c["concurrency_per_replica"]): c["expected_tpot_s"] for c in d["candidates"]}, d
+    plain, _ = tpots()
+    synced, d = tpots("--overhead-us", "1000", "--scheduling", "sync")
+    hidden, h = tpots("--overhead-us", "1000")
+    assert set(plain) == set(synced) == set(hidden) and len(plain) == 6
+    for key, tpot in plain.items():
+        assert synced[key] == pytest.approx(tpot + 1e-3, rel=1e-9) and hidden[key] == tpot
+    assert any("1,000 µs, given (--overhead-us), added to each iteration (sync scheduling" in n for n in d["notes"])
+    assert any("hidden behind each iteration's GPU time where shorter" in n for n in h["notes"])
