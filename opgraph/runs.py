@@ -289,9 +289,9 @@ def disaggregated_run(a):
         raise OpgraphError("--batch-wait does not apply with --disaggregate: TensorRT-LLM's batch waiting holds new "
                            "prompts back while requests decode beside them, and a prefill worker runs no decodes, a "
                            "decode worker no prompts")
-    if a.queue:
-        raise OpgraphError("--queue is not modelled with --disaggregate (a concurrency beyond what a decode replica "
-                           "holds is refused with how many it holds)")
+    if a.queue and a.rate is not None:
+        raise OpgraphError("--queue lets a closed loop hold more than the decode replicas run at once: an open loop's "
+                           "arrivals (--rate) wait for room already; give --concurrency with it, or no --queue")
     if getattr(a, "micro_batches", None) is not None:
         raise OpgraphError("--micro-batches does not apply to serving: with pipeline stages the engine keeps one batch "
                            "in flight a stage")
@@ -328,7 +328,7 @@ def disaggregated_run(a):
     gpus = sum(s.workers * s.gpus for s in sides)
     same_gpu = sides[0].hw.name == sides[1].hw.name
     d = disaggregated(sides[0].pricer.model, hw, *sides, concurrency=a.concurrency, rate=a.rate, prompt=prompt,
-                      output=output, same_node=same_gpu and one_node(hw, gpus))
+                      output=output, same_node=same_gpu and one_node(hw, gpus), queued_beyond=holds if a.queue else None)
     if a.rate is not None and d.decoding > holds:  # a closed loop's concurrency is checked against it by the run
         raise OpgraphError(f"--rate {a.rate:g}: each decode replica would hold {d.decoding:,.0f} requests, more than "
                            f"its KV cache holds ({holds:,}); give a lower rate or more decode workers")
@@ -345,7 +345,7 @@ def disaggregated_run(a):
             f"one counted, first wave and drain included; the closed form is an endless loop's steady state",))
     return with_request_latency(attrs.evolve(d, events=disaggregated_events.run(
         *sides, concurrency=a.concurrency, rate=a.rate, prompt=prompts, output=outputs, transfer_s=d.transfer_s,
-        holds=holds, decoding=d.decoding, seed=a.seed, requests=a.requests)), _request_latency(a))
+        holds=holds, decoding=d.decoding, seed=a.seed, requests=a.requests, queue=a.queue)), _request_latency(a))
 
 
 def serving_run(a):

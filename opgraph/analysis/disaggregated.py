@@ -64,7 +64,7 @@ class Disaggregated:
     decoding: float  # requests per decode replica in the steady state (below `concurrency` when prefill bounds)
     prompt: int
     output: int
-    ttft_s: float  # mean: waiting for a prompt slot + the prompt's iteration + the KV transfer
+    ttft_s: float  # mean: waiting for a slot (decode, queued; prompt) + the prompt's iteration + the KV transfer
     tpot_s: float
     prefill_s: float  # the prefill iteration that carries a prompt (alone)
     transfer_s: float
@@ -77,6 +77,7 @@ class Disaggregated:
     events: object = None  # opgraph.analysis.disaggregated_events.DisaggregatedRun: the same load request by request
     request_latency_s: float = 0.0  # each request's time outside the engines, in its TTFT and end-to-end latency
     prefix: int = 0  # tokens at the start of every prompt shared and cached on every worker (prefix caching)
+    queued: bool = False  # a closed loop of more than a decode replica holds: the others wait for a decode slot
 
     @property
     def gpus(self) -> int:
@@ -153,11 +154,14 @@ def side(build, fusion, group_hw: Hardware, engine, layout, workers: int, prompt
 
 
 def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concurrency: int | None = None,
-                  rate: float | None = None, prompt: int, output: int, same_node: bool) -> Disaggregated:
+                  rate: float | None = None, prompt: int, output: int, same_node: bool,
+                  queued_beyond: int | None = None) -> Disaggregated:
     """The steady state of `prefill.workers` prefill and `decode.workers` decode workers at `concurrency` requests
     per decode replica (a closed loop), or with requests arriving at `rate` a second in all (an open loop: the
     decode replicas then hold what Little's law gives, and a prompt's wait for a prefill slot is left to the event
-    run), each request `prompt` + `output` tokens; `same_node`: the pools share a node (NVLink)."""
+    run), each request `prompt` + `output` tokens; `same_node`: the pools share a node (NVLink). `queued_beyond`: a
+    closed loop's decode replica holds at most that many requests (its KV cache and running limit); the others wait
+    for a slot, first come first served, before their prompt runs (`serve --queue`), and TTFT includes the wait."""
     if (concurrency is None) == (rate is None):
         raise OpgraphError("give a closed loop's --concurrency or an open loop's --rate, not both or neither")
     c = None if concurrency is None else checks.integer("--concurrency", concurrency)
@@ -205,6 +209,7 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
         return decode.engine.wall(iteration_s(decode.pricer, decode.drafting, ctx, rows, rows, [],
                                               rows * (1 + drafts))) / yields
 
+    held = c  # requests a decode replica holds at once, of a closed loop's
     if c is None:  # an open loop: the rate is given; the decode replicas hold what Little's law says
         rate = checks.number("--rate", rate, above=0, maximum=1e6)
         if rate >= capacity:
@@ -222,15 +227,18 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
         bound, waiting = "", 0.0  # neither: the rate is given, below both pools' capacity
     else:
         total = c * replicas  # requests in flight in all
-        t_d = tpot(c)
-        rate = total / (t_p + transfer + (g - 1) * t_d)
-        bound, holding = "decode", float(c)
+        held = c if queued_beyond is None else min(c, checks.integer("queued_beyond", queued_beyond))
+        t_d = tpot(held)
+        rate = held * replicas / (t_p + transfer + (g - 1) * t_d)
+        bound, holding = "decode", float(held)
         if rate > capacity:  # the prefill pool cannot keep up: its rate bounds, the decode replicas hold fewer
             bound, rate = "prefill", capacity
             for _ in range(20):  # Little's law on the decode pool, and the iteration time at what it holds
-                holding = min(float(c), rate * (g - 1) * t_d / replicas)
+                holding = min(float(held), rate * (g - 1) * t_d / replicas)
                 t_d = tpot(holding)
-        waiting = max(total / rate - (t_p + transfer + (g - 1) * t_d), 0.0) if bound == "prefill" else 0.0
+        # Little's law on the whole loop: what its cycle leaves is waiting (for a prompt slot, or a decode slot)
+        waiting = max(total / rate - (t_p + transfer + (g - 1) * t_d), 0.0) if bound == "prefill" or held < c \
+            else 0.0
     notes = (f"the KV cache crosses {'NVLink inside a node' if same_node else 'the network between nodes'} at "
              f"{bandwidth / 1e9:,.0f} GB/s per GPU (the spec's"
              + (", the slower end's" if mixed and gpus[0].interconnect.network_bandwidth !=
@@ -258,6 +266,11 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
                   f"worker ({prefill.cached(p):,} of them in whole blocks, never a prompt's last token): a prompt "
                   f"prefills its other {p - prefill.cached(p):,} over them, a decode worker holds the prefix once, and "
                   f"{p - decode.cached(p):,} tokens' KV cache move",)
+    if c is not None and held < c:
+        notes += (f"queued: a decode replica holds {held:,} of its {c:,} requests at once (its KV cache and the "
+                  f"engine's running limit); the others wait for a slot, first come first served, before their prompt "
+                  f"is prefilled (the decode worker reserves the KV cache a remote prefill fills), and TTFT includes "
+                  f"the wait",)
     if decode.drafting:
         spec = decode.drafting.speculation
         notes += (f"speculative decoding with {spec.name}, {spec.tokens} tokens proposed a step, each accepted with "
@@ -268,9 +281,10 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
         name, hw,
         Pool("prefill", prefill.workers, prefill.layout, prefill.gpus, prefill.replicas, rate / capacity, gpus[0]),
         Pool("decode", decode.workers, decode.layout, decode.gpus, decode.replicas,
-             holding / (c or decode.engine.max_seqs * lanes), gpus[1]),
+             holding / (held if c else decode.engine.max_seqs * lanes), gpus[1]),
         c, holding, p, g, waiting + t_p + transfer, t_d, t_p, transfer, waiting, kv,
-        "NVLink" if same_node else "network", rate, bound, notes, prefix=prefill.prefix)
+        "NVLink" if same_node else "network", rate, bound, notes, prefix=prefill.prefix,
+        queued=c is not None and held < c)
 
 
 def with_request_latency(d: Disaggregated, latency: float) -> Disaggregated:

@@ -45,17 +45,18 @@ class DisaggregatedRun:
 
 
 class _Request:
-    __slots__ = ("arrival", "prompt", "output", "generated", "first", "last", "gaps")
+    __slots__ = ("arrival", "prompt", "output", "generated", "first", "last", "gaps", "replica")
 
     def __init__(self, arrival: float, prompt: int, output: int, generated: int = 0):
         self.arrival, self.prompt, self.output, self.generated = arrival, prompt, output, generated
         self.first = self.last = arrival
         self.gaps: list[float] = []
+        self.replica = -1  # the decode replica whose slot it holds (a queued loop's), from before its prefill
 
 
 def run(prefill, decode, *, concurrency: int | None = None, rate: float | None = None, prompt, output,
         transfer_s: float, holds: int, decoding: float | None = None, seed: int = 0, warmup: int | None = None,
-        measure: int | None = None, requests: int | None = None) -> DisaggregatedRun:
+        measure: int | None = None, requests: int | None = None, queue: bool = False) -> DisaggregatedRun:
     """`prefill` and `decode`: the pools (opgraph.analysis.disaggregated.Side); `holds`: requests a decode replica's
     KV cache holds at once; `transfer_s`: one request's KV-cache move; `decoding`: requests a decode replica holds in
     the steady state, from the closed form, to start near it (where prefill bounds, the rest start queued for it;
@@ -66,13 +67,16 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
     its own prompt's tokens moved (less a shared prefix the decode worker holds: Side.cached). `requests`: a closed
     loop run as a benchmark client runs it (as `serve --requests`): that many requests in all, the first C per decode
     replica sent at once to the prefill queue, a new one as each finishes while any are left, every one counted (no
-    warm-up; the first wave and the drain included)."""
+    warm-up; the first wave and the drain included). `queue`: a closed loop of more requests than a decode replica
+    holds; a request waits for a slot on one (first come first served) before its prompt goes to the prefill pool, as
+    NVIDIA Dynamo's decode worker reserved the KV cache a remote prefill fills (its design docs up to 0.7), and its
+    TTFT includes the wait (else such a concurrency is refused)."""
     prompts, outputs = length_range("--prompt", prompt), length_range("--output", output, minimum=2)
     c = 0 if concurrency is None else checks.integer("--concurrency", concurrency)
-    if c > holds:
+    if c > holds and not queue:
         raise OpgraphError(f"--concurrency {c}: a decode replica holds {holds:,} requests of "
                            f"{prompts[1] + outputs[1]:,} tokens at once (its KV cache, and the engine's running "
-                           f"limit); give at most {holds:,}")
+                           f"limit); give at most {holds:,}, or --queue to let the others wait for a slot")
     lanes = decode.lanes  # a pipeline's batches in flight, each run as a replica of its own with its share
     c, holds = decode.lane_share(c), holds // lanes
     decoding = None if decoding is None else decoding / lanes
@@ -140,6 +144,9 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
         heapq.heappush(events, (t, order, kind, who, payload))
         order += 1
 
+    gated = c > holds  # more in the loop than the decode replicas hold: a slot is taken before the prompt runs
+    outside: deque = deque()  # waiting for a decode slot, not yet sent to the prefill pool
+    slots = [0] * n_decode  # requests holding a slot on each decode replica (prefilling, moving or decoding)
     queue: deque = deque()  # prompts waiting for a prefill replica
     prefill_idle = list(range(n_prefill))
     running = [[] for _ in range(n_decode)]  # each decode replica's requests
@@ -180,11 +187,26 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
     held = c if decoding is None or rate is not None else min(max(int(round(decoding)), 1), c)
     if requests is not None:  # a benchmark: every request of the first wave sent at once to the prefill queue
         held = 0
+    held = min(held, holds)
+
+    def admit() -> None:  # those waiting for a decode slot take the free ones, on the replica holding the fewest
+        while outside:
+            j = min(range(n_decode), key=lambda j: (slots[j], j))
+            if slots[j] >= holds:
+                return
+            r = outside.popleft()
+            r.replica, slots[j] = j, slots[j] + 1
+            queue.append(r)
+
     for j in range(n_decode):  # desynchronized across the replicas too: the n-th of the requests decoding n/(all of
         for i in range(held):  # them) of the way through its output (replicas in step would send prompts in bursts)
             r = draw(0.0, (i * n_decode + j) / (held * n_decode))
+            if gated:
+                r.replica, slots[j] = j, slots[j] + 1
             (running[j] if r.generated else queue).append(r)
-    queue.extend(draw(0.0) for _ in range((c - held) * n_decode))  # the rest wait for a prompt slot
+    # the rest wait for a prompt slot, or in a queued loop for a decode slot first
+    (outside if gated else queue).extend(draw(0.0) for _ in range((c - held) * n_decode))
+    admit()
     sent = total  # requests sent so far (a benchmark stops at `requests`)
     if rate is not None:
         push(rng.expovariate(rate), "arrived", None)
@@ -217,7 +239,12 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
             start_prefill(now)
         elif kind == "landed":
             who.generated, who.first, who.last = 1, now, now
-            seat(who, now)
+            if gated:  # to the replica whose slot it holds
+                joining[who.replica].append(who)
+                if who.replica in decode_idle:
+                    start_decode(who.replica, now)
+            else:
+                seat(who, now)
         else:  # a decode iteration ended: a token each; the finished replaced at once at the prefill queue
             kept = []
             for r in running[who]:
@@ -227,14 +254,16 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
                 r.last = now
                 if r.generated >= r.output:
                     done.append(r)
+                    slots[who] -= gated
                     if rate is None and (requests is None or sent < requests):
-                        queue.append(draw(now))
+                        (outside if gated else queue).append(draw(now))
                         sent += 1
                     if len(done) == warmup:
                         start = now
                 else:
                     kept.append(r)
             running[who] = kept
+            admit()
             while landed and len(running[who]) + len(joining[who]) < holds:  # freed slots to those waiting
                 joining[who].append(landed.popleft())
             start_prefill(now)

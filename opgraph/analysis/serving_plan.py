@@ -267,7 +267,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
                     speculation=way.speculation if way else None, request_latency_s=latency)
     if disaggregated:
         more, big, notes = _split_candidates(arrange, hw, gpus, moe, prompt, output, engine, plan, concurrencies,
-                                             dropped, draft, latency, decode)
+                                             dropped, draft, latency, decode, configure)
         found += [ServingCandidate(split, c, s, per_gpu, within(s), max_batched_tokens=b, speculative=drafted)
                   for split, c, s, per_gpu, b, drafted in more]
         too_big += big
@@ -313,11 +313,13 @@ def outside(state: Steady, latency: float) -> Steady:
 
 def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prompt: int, output: int, engine: str,
                       plan: FusionPlan | None, concurrencies: Sequence[int], dropped: list, draft: Draft | None,
-                      latency: float = 0.0, decode_pool: tuple[Arrange, Hardware, Draft | None] | None = None):
+                      latency: float = 0.0, decode_pool: tuple[Arrange, Hardware, Draft | None] | None = None,
+                      configure: Callable[[Engine], Engine] = lambda e: e):
     """(split, concurrency per decode replica, steady state, tokens/s per GPU, the prefill workers' token budget,
     speculative or not) of every split that fits (with `draft`, each with and without it), how many (split,
     concurrency) pairs did not fit, and what the splits assume (notes); a worker layout that cannot be built is
-    added to `dropped`, once. `latency`: each request's time outside the engine, in the TTFT. `decode_pool`: the
+    added to `dropped`, once. `latency`: each request's time outside the engine, in the TTFT. `configure`: the engine
+    as given beyond its defaults (search_serving's). `decode_pool`: the
     decode workers' arranger, GPU and draft (laid out on that GPU), where they are not `hw` (the KV cache then
     crosses the network)."""
     on = {"prefill": (arrange, hw, draft), "decode": decode_pool or (arrange, hw, draft)}  # each pool's own

@@ -47,6 +47,11 @@ def _bounds(d: Disaggregated) -> str:
     return f"the {d.bound} pool bounds the rate" if d.bound else "the rate is below both pools' capacity"
 
 
+def _waiting(d: Disaggregated) -> str:
+    """What a request waits for before its prompt runs."""
+    return "waiting for a decode slot, then a prompt slot" if d.queued else "waiting for a prompt slot"
+
+
 def _held(d: Disaggregated) -> str:
     return f"{d.decoding:,.1f}" + ("" if d.concurrency is None else f" of {d.concurrency}")
 
@@ -60,7 +65,7 @@ def as_text(d: Disaggregated, fmt: str) -> str:
                      + f" -> {d.output:,} output tokens; {_bounds(d)}",
                      *(f"note: {n}" for n in d.notes)])
     rows = [["time to first token (mean)", seconds(d.ttft_s)],
-            ["  waiting for a prompt slot", seconds(d.waiting_s)],
+            ["  " + _waiting(d), seconds(d.waiting_s)],
             ["  the prompt's prefill iteration", seconds(d.prefill_s)],
             [f"  KV-cache transfer ({d.kv_bytes_per_gpu / 1e6:,.1f} MB a GPU over {d.link})", seconds(d.transfer_s)],
             *([["  outside the engines (--request-latency-ms)", seconds(d.request_latency_s)]]
@@ -98,7 +103,7 @@ def _record(d: Disaggregated) -> dict:
                        "replicas": p.workers * p.replicas, "utilization": p.utilization} for p in (d.prefill, d.decode)],
             "concurrency_per_decode_replica": d.concurrency, "decoding_per_decode_replica": d.decoding,
             "rate_per_s": d.requests_per_s if d.concurrency is None else None,
-            "prompt_tokens": d.prompt, "output_tokens": d.output, "shared_prefix_tokens": d.prefix,
+            "prompt_tokens": d.prompt, "output_tokens": d.output, "shared_prefix_tokens": d.prefix, "queued": d.queued,
             "ttft_s": d.ttft_s, "tpot_s": d.tpot_s, "waiting_s": d.waiting_s, "prefill_s": d.prefill_s,
             "transfer_s": d.transfer_s,
             "request_latency_s": d.request_latency_s,
@@ -131,7 +136,7 @@ def as_html(d: Disaggregated, fmt: str) -> str:
     from opgraph.render.html import BRIGHT, bars, esc, facts, page, table
 
     data = as_json(d, "json")
-    parts = bars([("waiting for a prompt slot", d.waiting_s * 1e3, BRIGHT[3], f"{seconds(d.waiting_s)} waiting"),
+    parts = bars([(_waiting(d), d.waiting_s * 1e3, BRIGHT[3], f"{seconds(d.waiting_s)} waiting"),
                   ("the prompt's prefill iteration", d.prefill_s * 1e3, BRIGHT[0], f"{seconds(d.prefill_s)} prefill"),
                   (f"KV-cache transfer over {d.link}", d.transfer_s * 1e3, BRIGHT[2],
                    f"{seconds(d.transfer_s)}: {d.kv_bytes_per_gpu / 1e6:,.1f} MB a GPU"),

@@ -10,6 +10,7 @@ from opgraph import hardware, models, strategy
 from opgraph.analysis.disaggregated import Side, disaggregated
 from opgraph.analysis.iteration import IterationPricer
 from opgraph.analysis.serve import vllm
+from opgraph.errors import OpgraphError
 from userland import opgraph
 
 H100 = hardware.load("h100-sxm")
@@ -385,3 +386,46 @@ def test_the_command_line_serves_a_shared_prefix_disaggregated():
     assert d["shared_prefix_tokens"] == 29000 and d["kv_bytes_per_gpu"] == (30000 - 29000 // 16 * 16) * KV_PER_TOKEN
     long = opgraph(*base, "--concurrency", "32", "--prefix", "30001")
     assert long.returncode == 2 and "--prefix 30,001: longer than the shortest prompt" in long.stderr, long.stderr
+
+
+def test_a_queued_loop_holds_what_the_decode_replica_holds_and_the_rest_wait_for_a_slot():
+    """--queue: 64 requests in the loop, a decode replica holding 16 at once. The 16 cycle through their prompt (one of
+    1,000 tokens alone), its transfer and 199 decode steps of 16 at the mean context 1,099, so 16 / that cycle finish a
+    second; by Little's law on the whole loop the other 48 wait 64 / rate - cycle before their prompt runs, and TTFT
+    includes it. The event run, which reserves a decode slot before a prompt goes to the prefill pool, agrees."""
+    from opgraph.analysis.disaggregated_events import run
+    pricer = IterationPricer(LLAMA.build, PLAN, H100)
+    d = disaggregated("llama-3-8b", H100, side(1), side(1), concurrency=64, prompt=1000, output=200, same_node=True,
+                      queued_beyond=16)
+    step = pricer.price_mix(16, 16, [(16, (1, 1099))]).expected_s
+    prompt = pricer.price_mix(1000, 1, [(1, (1000, 0))]).expected_s
+    transfer = 1000 * KV_PER_TOKEN / H100.interconnect.link_bandwidth
+    cycle = prompt + transfer + 199 * step
+    rate = 16 / cycle
+    assert d.queued and d.decoding == 16 and d.tpot_s == step and d.bound == "decode"
+    assert d.requests_per_s == pytest.approx(rate, rel=1e-12)
+    assert d.waiting_s == pytest.approx(64 / rate - cycle, rel=1e-9)
+    assert d.ttft_s == pytest.approx(64 / rate - 199 * step, rel=1e-9)
+    assert d.decode.utilization == 1.0
+    assert any(n.startswith("queued: a decode replica holds 16 of its 64") for n in d.notes)
+    e = run(side(1), side(1), concurrency=64, prompt=1000, output=200, transfer_s=d.transfer_s, holds=16,
+            decoding=d.decoding, queue=True)
+    assert e.tpot.mean == pytest.approx(d.tpot_s, rel=0.02) and e.ttft.mean == pytest.approx(d.ttft_s, rel=0.02)
+    assert e.tokens_per_s == pytest.approx(d.tokens_per_s, rel=0.02)
+    with pytest.raises(OpgraphError, match="a decode replica holds 16 requests"):
+        run(side(1), side(1), concurrency=64, prompt=1000, output=200, transfer_s=d.transfer_s, holds=16)
+
+
+def test_the_command_line_queues_a_disaggregated_loop_beyond_the_kv_cache():
+    base = ["serve", "llama-3-70b", "--disaggregate", "1p1d", "--prefill", "tp=4", "--decode", "tp=4", "--concurrency",
+            "300", "--prompt", "2000", "--output", "4000"]
+    refused = opgraph(*base)
+    assert refused.returncode == 2 and "a decode replica holds" in refused.stderr
+    ok = opgraph(*base, "--queue", "--format", "json")
+    assert ok.returncode == 0, ok.stderr
+    d = json.loads(ok.stdout)
+    assert d["queued"] is True and d["waiting_s"] > 0 and d["decoding_per_decode_replica"] < 300
+    assert d["event_run"]["ttft_s_stats"]["mean"] == pytest.approx(d["ttft_s"], rel=0.02)
+    bad = opgraph("serve", "llama-3-8b", "--disaggregate", "1p1d", "--rate", "2", "--prompt", "200", "--output", "20",
+                  "--queue")
+    assert bad.returncode == 2 and "an open loop's arrivals (--rate) wait for room already" in bad.stderr

@@ -459,3 +459,19 @@ def test_the_plan_serves_each_layout_with_the_engines_own_time_as_it_schedules(c
         assert synced[key] == pytest.approx(tpot + 1e-3, rel=1e-9) and hidden[key] == tpot
     assert any("1,000 µs, given (--overhead-us), added to each iteration (sync scheduling" in n for n in d["notes"])
     assert any("hidden behind each iteration's GPU time where shorter" in n for n in h["notes"])
+
+
+def test_the_disaggregated_plan_serves_its_workers_with_the_engines_own_time():
+    """--disaggregated --overhead-us 1000 --scheduling sync: every split's decode step takes 1 ms more, so its TPOT
+    is 1 ms more than without (a decode worker's every token one iteration)."""
+    base = ["plan", "llama-3-8b", "--gpus", "2", "--concurrency", "8", "--prompt", "500", "--output", "64",
+            "--disaggregated", "--format", "json"]
+
+    def splits(*more):
+        r = opgraph(*base, *more)
+        assert r.returncode == 0, r.stderr
+        return {c["layout"]: c["expected_tpot_s"] for c in json.loads(r.stdout)["candidates"] if c["disaggregated"]}
+    plain, synced = splits(), splits("--overhead-us", "1000", "--scheduling", "sync")
+    assert plain and set(plain) == set(synced)
+    for layout, tpot in plain.items():
+        assert synced[layout] == pytest.approx(tpot + 1e-3, rel=1e-9)
