@@ -181,6 +181,7 @@ def _option_cases() -> list[Case]:
                           (("--concurrency", "4", "--scheduling", "later"), BAD),
                           (("--concurrency", "4", "--prefix", "400"), OK),
                           (("--concurrency", "4", "--prefix", "501"), BAD),
+                          (("--concurrency", "4", "--queue"), OK), (("--rate", "2", "--queue"), BAD),
                           (("--concurrency", "4", "--requests", "12"), OK),
                           (("--concurrency", "4", "--requests", "2"), BAD)]:
         out.append(Case((*apart, *extra), expect, label="disaggregated " + " ".join(extra)))
