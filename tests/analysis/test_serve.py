@@ -368,8 +368,8 @@ def test_lengths_drawn_from_a_range_are_seeded():
                                         (["--rate", "-1"], "--rate"),
                                         (["--rate", "2", "--queue"],
                                          "an open loop's arrivals (--rate) wait for room already"),
-                                        (["--concurrency", "8", "--queue", "--disaggregate", "1p1d"],
-                                         "--queue is not modelled with --disaggregate"),
+                                        (["--rate", "2", "--queue", "--disaggregate", "1p1d"],
+                                         "an open loop's arrivals (--rate) wait for room already"),
                                         (["--concurrency", "64", "--max-batch-tokens", "32"],
                                          "64 requests decoding take 64 tokens an iteration, more than the engine's "
                                          "budget of 32")])
