@@ -230,6 +230,16 @@ batch_wait_ratio, batch_wait_iters
                     commit 1b563c858 (2025-09-18) until the recipes were removed on 2025-10-29: while requests
                     decode, TensorRT-LLM holds new prompts up to 20 iterations unless they and the decodes come to
                     0.9 of max_num_tokens (PyExecutor._waiting_requests).
+scheduling          ``sync`` where the campaign's engine scheduled each iteration after the last one's results, else
+                    empty (the engine's default, async: the next iteration built while this one runs). NVIDIA's
+                    Dynamo runs (aic-auto-gap-analysis) of vLLM before 0.14: aiconfigurator's generator passes no
+                    ``--async-scheduling`` to them (``backend_templates/vllm/cli_args.0.12.0.j2`` in
+                    github.com/ai-dynamo/aiconfigurator) and vLLM scheduled synchronously by default until 0.14.0
+                    (its release notes: "Async scheduling is now enabled by default", vllm-project/vllm#27614): 165
+                    rows of vLLM 0.12.0 on the H100 and H200, 143 of them predicted. InferenceX's vLLM recipes set ``async-scheduling: true`` (its
+                    benchmarks/70b_fp8_h100_slurm.sh and gptoss_fp4_*_slurm.sh from 2025-10); SGLang's overlap
+                    scheduler and TensorRT-LLM's are on by default, and aiconfigurator's generator leaves them on for
+                    aggregated workers (``rule_plugin/trtllm.rule``: ``agg disable_overlap_scheduler = false``).
 source_id           the CSV's ``id``.
 source_provenance   the CSV's ``silicon_data_source``, whole.
 
@@ -305,7 +315,7 @@ COLUMNS = [
     "prompt_tokens", "output_tokens", "ttft_ms", "tpot_ms",
     "measured_date", "data_source_kind", "wip", "flags", "defaulted",
     "id_tp", "id_ep", "silicon_layout", "max_batch_tokens", "kv_dtype", "moe_kernel", "batch_wait_ratio",
-    "batch_wait_iters", "source_id", "source_provenance",
+    "batch_wait_iters", "scheduling", "source_id", "source_provenance",
 ]
 MARLIN_SINCE = "2026-01-02"  # InferenceX commit 4e52ed4c6: VLLM_MXFP4_USE_MARLIN=1 in its Hopper gpt-oss recipes
 INFERENCEX = ("db-dump", "dated-csv")  # the campaigns run by InferenceX's recipes (source_kind)
@@ -375,6 +385,14 @@ def batch_wait(preset: str, gpu: str, engine: str, kind: str, measured: str, isl
             (isl, osl) == (1024, 1024) and tp < 8 and BATCH_WAIT_DATES[0] <= measured <= BATCH_WAIT_DATES[1]:
         return BATCH_WAIT
     return "", ""
+
+
+def scheduling(engine: str, kind: str, version: str) -> str:
+    """``sync`` where the campaign's engine scheduled synchronously, else empty; see the scheduling column above."""
+    if kind == "aic-auto-gap-analysis" and engine == "vllm" and version:
+        major, minor = (int(x) for x in version.split(".")[:2])
+        return "sync" if (major, minor) < (0, 14) else ""
+    return ""
 
 
 REASONS = ("disaggregated", "model not in opgraph", "GPU unknown", "missing TTFT/TPOT")
@@ -530,6 +548,7 @@ def convert(row: dict[str, str]) -> dict[str, object]:
         "moe_kernel": moe_kernel(preset, gpu, engine, kind, measured),
         **dict(zip(("batch_wait_ratio", "batch_wait_iters"),
                    batch_wait(preset, gpu, engine, kind, measured, isl, int(row["osl"]), tp))),
+        "scheduling": scheduling(engine, kind, row["backend_version"]),
         "source_id": row["id"], "source_provenance": row["silicon_data_source"],
     }
 

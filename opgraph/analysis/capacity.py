@@ -30,6 +30,7 @@ from collections import deque
 
 import attrs
 
+from opgraph.analysis.engine_run import TURNAROUND
 from opgraph.analysis.iteration import IterationPricer
 from opgraph.errors import OpgraphError
 
@@ -98,6 +99,19 @@ def _batched(rate: float, cost, most: int | None = None) -> tuple[float, float]:
             sum(w * cost(n) for w, n in sizes) * rate / prompts)
 
 
+def _before(x: int, spacing: float) -> float:
+    """Expected count of the other requests that finished within `x` iterations before a given one (0: in the same
+    iteration), where requests finish spread out evenly, one every `spacing` iterations on average (fixed lengths): m
+    finishes back lies floor or ceil of m x spacing iterations back, in the proportions that make that mean."""
+    count, m = 0.0, 1
+    while m * spacing < x + 1:
+        back = m * spacing
+        low, high = math.floor(back), math.ceil(back)
+        count += 1.0 if high <= x else high - back if low <= x else 0.0
+        m += 1
+    return count
+
+
 def _queued_ttft(c: int, steps: float, prompt: int, room: int, iteration, chunked: bool = True, horizon: int = 400,
                  warmup: int = 80) -> float:
     """Mean TTFT where prompts queue for an iteration's room. Prompts arrive spread out evenly (fixed lengths), the
@@ -158,6 +172,10 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
     def step(rows: int, decodes: float, chunks: list[tuple[float, tuple[int, int]]], sampling: int) -> float:
         return engine.wall(iteration_s(pricer, drafting, ctx, rows, decodes, chunks, sampling))
 
+    # a replacement is sent once its predecessor's response is back, too late for the iteration built next (and, where
+    # the engine builds ahead, the one after): it waits that many iterations before its prompt can be scheduled
+    w = TURNAROUND + engine.admission_lag
+
     if engine.mixed:
         room = engine.room(c, per_decode=1 + drafts)
         if room <= 0:
@@ -166,12 +184,16 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
             raise OpgraphError(f"prompt {p:,}: {engine.name} runs a prompt whole, and beside {c - 1} decodes an "
                                f"iteration has room for {room:,} tokens")
         k = math.ceil(p / room)
-        finish = c / (steps + k)  # requests finishing an iteration, and prompts arriving to replace them
-        decodes = c - finish * k
+        finish = c / (steps + k + w)  # requests finishing an iteration, and prompts arriving to replace them
+        decodes = c - finish * (k + w)
         chunk, past = -(-p // k), (k - 1) * room // 2  # a prompt's mean chunk and the tokens before it
-        # a request's decode steps carry the other C - 1 requests' chunks, k each per steps + k iterations: whole
-        # numbers of chunks an iteration, mixed to that mean
-        chunks = (c - 1) * k / (steps + k)
+        # the iterations a newcomer waits for carry the chunks of those that finished just before it (a prompt runs
+        # w + 1 iterations after its predecessor finished, k iterations long), as fixed lengths space them; a
+        # request's decode steps and its own prompt's iterations carry the rest of the other C - 1 requests' chunks,
+        # k each: whole numbers of chunks an iteration, mixed to that mean
+        back = lambda x: _before(x, 1 / finish)  # noqa: E731
+        waited = [back(w + k - j) - back(w - j) for j in range(1, w + 1)]
+        chunks = ((c - 1) * k - sum(waited)) / (steps + k)
 
         rows, priced = int(round(decodes)), {}
 
@@ -190,12 +212,16 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         mean = carrying(chunks)
         queued = math.ceil(finish) * p > room if k == 1 else finish * k > 1
         if queued:  # prompts arriving together need more than the room: they queue for it, first come first served
-            ttft = _queued_ttft(c, steps, p, room, lambda tokens: carrying(tokens / chunk), engine.chunked)
+            ttft = _queued_ttft(c, steps + w, p, room, lambda tokens: carrying(tokens / chunk), engine.chunked)
         elif k == 1:  # the newcomer's own prompt, whole, beside the others' decodes and the prompts arriving with it
             ttft = _batched(finish, with_chunks)[0]
         else:  # its chunks, one an iteration
             ttft = sum(step(rows, decodes, [(1, (min(room, p - j * room), j * room))],
                             rows * (1 + drafts) + (j == k - 1)) for j in range(k))
+        if queued:  # every iteration it waited for is full of prompts
+            ttft += w * mean
+        else:
+            ttft += sum(carrying(n) for n in waited)
         iteration = mean
         tpot = mean / per_token  # a step's tokens arrive together: each gap a share of it
     else:
@@ -204,13 +230,22 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         def prompts_s(n: int) -> float:  # n whole prompts in one prefill iteration (a longer one: in chunks)
             return prompts_alone(pricer, drafting, engine, p, n)
 
-        iteration = step(c, c, [], c * (1 + drafts))
-        # requests finish at the ends of decode steps, C / steps of them a step, spread out evenly; the prompts that
-        # replace them run together in the prefill iteration that comes first (as many as the budget takes): a
-        # prompt's TTFT is the batch it is in, counted per prompt; each decode step is followed by its batch
-        arriving = c / max(steps, 1)
+        # requests finish at the ends of decode steps, C / (steps + w) of them a step, spread out evenly, and their
+        # replacements wait w steps; then the prompts run together in the prefill iteration that comes first (as many
+        # as the budget takes): a prompt's TTFT is the w steps and the batch it is in, counted per prompt; each
+        # decode step is followed by its batch
+        live = c * steps / (steps + w) if steps else c  # requests decoding, the others waiting
+        iteration = step(int(round(live)), live, [], int(round(live)) * (1 + drafts))
+        arriving = c / max(steps + w, 1)
         ttft, batches = _batched(arriving, prompts_s, max(budget // p, 1))
-        tpot = (iteration + batches * (c - 1) / c) / per_token  # a request's gaps carry the others' batches
+        # the w iterations it waits: prefill iterations of those that finished just before it, one after a decode
+        # step where one comes every step (b of them a step), the rest decode steps; a request's gaps carry the
+        # other C - 1 requests' batches but those that ran while it waited
+        b = min(arriving, 1.0)
+        held = _before(w, (1 + b) / b)  # prefill iterations among them, spaced (1 + b) / b iterations apart
+        ttft += (w - held) * iteration + held * batches / b
+        others = (c - 1) - held * arriving / b  # the other requests' prompts whose batches fall in its gaps
+        tpot = (iteration + others * batches / arriving / max(steps, 1)) / per_token
         queued = arriving > 1 and arriving * p > budget  # more arrive a step than one prefill iteration takes
     tokens_per_s = lanes * c * g / (ttft + (g - 1) * tpot)
     return Steady(ttft, tpot, tokens_per_s, iteration, k, queued)

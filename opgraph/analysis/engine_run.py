@@ -33,6 +33,11 @@ import numpy as np
 from opgraph.errors import OpgraphError
 
 OVERLOADED = 100_000  # requests waiting at once: an open loop whose queue only grows has no steady state
+# A closed loop's client sends a request's replacement once the response is back, some time after the engine has
+# built the iteration that follows the last one (the engine does not wait for it): the replacement misses that
+# iteration too (aiconfigurator's docs/design/queueing_model.md, the closed-loop admission boundary: any client
+# turnaround above zero costs about one more pass)
+TURNAROUND = 1
 
 
 class Run:
@@ -42,6 +47,7 @@ class Run:
     def __init__(self) -> None:
         self.prompt, self.output, self.prefilled, self.cached = [], [], [], []
         self.arrival: list[float] = []  # an open loop's arrival time; a closed loop's: the iteration it followed
+        self.ready: list[int] = []  # the first iteration that can schedule it (while others run: Engine.admission_lag)
         self.first, self.done = [], []  # iteration of the first token, of the last (-1: before the run)
         self.start, self.begin, self.steps = [], [], []  # decode clock of its first step, tokens then, its steps
         self.made: dict[int, list[int]] = {}  # speculative decoding: tokens each step made
@@ -117,18 +123,19 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         else its whole length, reserved)."""
         return -(-(prefilled[r] + n) // bt) - -(-prefilled[r] // bt) if preempts else need(r)
 
-    def add(p: int, g: int, arrival: float, origin: int | None = None) -> int:
-        """A request of p prompt tokens and g output tokens, waiting to be admitted: its id."""
+    def add(p: int, g: int, arrival: float, origin: int | None = None, ready: int = 0) -> int:
+        """A request of p prompt tokens and g output tokens, waiting to be admitted from iteration `ready` on: its
+        id."""
         r = len(prompt)
         prompt.append(p), output.append(g), run.cached.append(cached(p))
-        prefilled.append(run.cached[-1]), run.arrival.append(arrival)
+        prefilled.append(run.cached[-1]), run.arrival.append(arrival), run.ready.append(ready)
         for column in (first_at, run.done, run.start, run.begin, run.steps):
             column.append(-1)
         run.origin.append(r if origin is None else origin)
         return r
 
-    def new(arrival: float) -> int:
-        return add(*draw(), arrival)
+    def new(arrival: float, ready: int = 0) -> int:
+        return add(*draw(), arrival, ready=ready)
 
     def decode(r: int, clock: int, made: int) -> None:  # r decodes from `clock`, `made` tokens made so far
         nonlocal quotients, bases_cached
@@ -206,12 +213,13 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
             run.done[r] = i
             run.finished.append(r)
             if concurrency is not None and (requests is None or created < requests):
-                waiting.append(new(i))  # the closed loop: a new request in its place at once
+                # the closed loop: a new request in its place, sent at once, too late for the iteration built next
+                waiting.append(new(i, i + 1 + TURNAROUND + lag))
                 created += 1
             if len(run.finished) == warmup:
                 run.began, run.queued = i, len(waiting)
 
-    held, tau, created, most, preempts = 0, 0, 0, engine.max_seqs, engine.preempts
+    held, tau, created, most, preempts, lag = 0, 0, 0, engine.max_seqs, engine.preempts, engine.admission_lag
     (wait_ratio, wait_iters), waited = engine.batch_wait, 0
     admitted: dict[int, int] = {}  # running requests: their place in the order of admission
     order = itertools.count()
@@ -233,8 +241,8 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
     next_arrival = next(arrivals) if arrivals is not None else math.inf
     i = 0
     while len(run.finished) < goal:
-        while next_arrival <= now:  # the open loop's arrivals so far
-            waiting.append(new(next_arrival))
+        while next_arrival <= now:  # the open loop's arrivals so far: during the last iteration, after this one was
+            waiting.append(new(next_arrival, i + lag))  # built where the engine builds ahead
             next_arrival = next(arrivals)
         if len(waiting) > OVERLOADED:
             raise OpgraphError(f"--rate {rate:g}: requests arrive faster than the engine finishes them "
@@ -244,17 +252,22 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         if not running and not waiting:  # idle until the next request
             now = next_arrival
             continue
+        # the waiting requests this iteration can take (all, where nothing runs: the engine idles until they come)
+        seen = (i if running else math.inf) if waiting else -1
         while ends and not live(*ends[0]):
             heapq.heappop(ends)  # a preempted request's end: its continuation has its own
         used = in_use(tau) if preempts else held
-        admissible = bool(waiting) and running < most and used + more(
+        visible = bool(waiting) and run.ready[waiting[0]] <= seen
+        admissible = visible and running < most and used + more(
             waiting[0], min(prompt[waiting[0]] - prefilled[waiting[0]], budget_full)) <= blocks
         if not mixed and ((prefilling and room(prefilling[0], used)) or admissible):
             decoding = 0  # SGLang runs prompts first, in a batch of their own, when one can run
-        elif not waiting and not prefilling and price_one is None:
-            # decode steps alone, alike but for their clock, until the next request finishes: taken at once (up to
-            # where the KV cache would run out, for an engine that preempts)
+        elif not visible and not prefilling and price_one is None:
+            # decode steps alone, alike but for their clock, until the next request finishes or the first waiting
+            # one can be taken: taken at once (up to where the KV cache would run out, for an engine that preempts)
             steps = ends[0][0] - tau
+            if waiting:
+                steps = min(steps, run.ready[waiting[0]] - i)
             if preempts and in_use(tau + steps) > blocks:
                 low, high = 0, steps  # in_use(tau + low) fits, in_use(tau + high) does not
                 while high - low > 1:
@@ -301,7 +314,7 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         for r in waiting:
             left = prompt[r] - prefilled[r]
             n = min(left, room_left)
-            if room_left <= 0 or seats >= most or not (engine.chunked or n == left):
+            if room_left <= 0 or seats >= most or not (engine.chunked or n == left) or run.ready[r] > seen:
                 break
             extra = more(r, n)
             if extra > free:

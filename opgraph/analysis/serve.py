@@ -67,6 +67,10 @@ class Engine:
     # TensorRT-LLM's overlap schedulers), so its time is hidden behind the GPU's where shorter; "sync": the two add up
     scheduling: str = "async"  # one of SCHEDULING
     scheduling_source: str = "as given"
+    # under async scheduling, iteration k + 1 is built while k runs, so a request arriving during k is first scheduled
+    # in k + 2 (vLLM's AsyncScheduler, SGLang's overlap event loop); TensorRT-LLM's overlap scheduler prepares the
+    # admitted batch ahead but admits from fresh arrivals (aiconfigurator's queueing design, measured): no lookahead
+    lookahead: bool = True
     # classes whose kernels run differently in this engine, priced by another class's table: (class, table, why)
     tables: tuple[tuple[str, str, str], ...] = ()
     # TensorRT-LLM's batch waiting (batch_wait_max_tokens_ratio, batch_wait_timeout_iters; both 0, off, by default):
@@ -109,6 +113,12 @@ class Engine:
         if not self.overhead_s:
             return gpu_s
         return np.maximum(gpu_s, self.overhead_s) if np.ndim(gpu_s) else max(gpu_s, self.overhead_s)
+
+    @property
+    def admission_lag(self) -> int:
+        """Iterations a request arriving during an iteration misses beyond the next one (1 where the next is built
+        before it arrives: async scheduling with lookahead; else 0)."""
+        return int(self.scheduling == "async" and self.lookahead)
 
     @property
     def host_words(self) -> str:
@@ -206,7 +216,7 @@ def trtllm(hw: Hardware) -> Engine:
                   "free_gpu_memory_fraction 0.9, tokens_per_block 32)",
                   plan="trtllm", kv_share=0.9, chunked=False, tables=(TRTLLM_FP8_CACHE,),
                   scheduling_source="TensorRT-LLM's overlap scheduler, on unless disable_overlap_scheduler "
-                  "(tensorrt_llm/llmapi/llm_args.py)")
+                  "(tensorrt_llm/llmapi/llm_args.py)", lookahead=False)
 
 
 ENGINES = {"vllm": vllm, "sglang": sglang, "trtllm": trtllm}

@@ -324,3 +324,22 @@ def test_each_rows_layout_is_in_its_json_row_and_in_the_largest_errors(tmp_path)
     assert [(r["tp"], r["pp"], r["dp"], r["ep"]) for r in rows] == [(1, 1, 2, 2), (4, 1, 1, 2)]
     text = render(v, "table")
     assert "dp 2 x ep 2, c 8, 500 -> 16" in text and "tp 4 x ep 2 (2 groups of 2), c 8, 500 -> 16" in text
+
+
+def test_a_rows_scheduling_column_serves_it_async_or_sync(tmp_path):
+    """A row whose engine scheduled synchronously (vLLM before 0.14 without --async-scheduling) is served so: its
+    replacements join one iteration sooner than under vLLM's async default, so its TTFT is shorter, as `serve
+    --scheduling sync` gives; a value other than async or sync is refused naming the column."""
+    import json
+    from serving_csv import predicted, serving_csv
+    from userland import opgraph
+    row = "llama-3-8b,h100-sxm,vllm,1,8,1000,200,100,10"
+    path = serving_csv(tmp_path, "scheduling", f"{row},sync", f"{row},", f"{row},async")
+    synced, default, given = predicted(path)
+    assert default.ttft_s == given.ttft_s > synced.ttft_s
+    args = ["serve", "llama-3-8b", "--concurrency", "8", "--prompt", "1000", "--output", "200", "--format", "json"]
+    for p, how in ((synced, "sync"), (default, "async")):
+        assert p.ttft_s == pytest.approx(json.loads(opgraph(*args, "--scheduling", how).stdout)["ttft_s"], rel=1e-9)
+    bad = serving_csv(tmp_path, "scheduling", f"{row},overlap")
+    with pytest.raises(OpgraphError, match="row 1: column scheduling: 'overlap' is not one of: empty, async, sync"):
+        serving_measurements.read(bad)
