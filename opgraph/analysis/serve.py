@@ -120,6 +120,23 @@ class Engine:
         before it arrives: async scheduling with lookahead; else 0)."""
         return int(self.scheduling == "async" and self.lookahead)
 
+    def admission_words(self, closed: bool) -> str:
+        """When a new request can join an iteration, in words (serve's notes): a closed loop's replacement or an open
+        loop's arrival."""
+        if self.admission_lag:
+            how = f"{self.name} builds the next iteration while one runs (async scheduling: {self.scheduling_source})"
+        elif self.scheduling == "async":
+            how = (f"{self.name}'s overlap scheduler prepares the admitted batch ahead but admits from fresh arrivals "
+                   f"(aiconfigurator's queueing design, measured)")
+        else:
+            how = f"{self.name} builds each iteration after the last one ends (sync scheduling)"
+        if closed:
+            nth = ("second", "third")[self.admission_lag]
+            return (f"admission: a replacement, sent as its predecessor's response comes back, joins the {nth} "
+                    f"iteration after its predecessor's last, the one built next being too early for it; {how}")
+        return (f"admission: an arrival joins the {('first', 'second')[self.admission_lag]} iteration built after it "
+                f"comes; {how}")
+
     @property
     def host_words(self) -> str:
         """What the engine's own time per iteration does to each iteration, in words (serve's notes)."""
@@ -553,7 +570,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     gpus, replicas = pricer.gpus, pricer.replicas
     total_time = float(took[counted].sum())
     by_class = {kind: float(v[counted].sum()) for kind, v in by_iteration.items()}
-    notes = (engine.host_words,
+    notes = (engine.host_words, engine.admission_words(concurrency is not None),
              f"KV cache: {engine.name} takes blocks as tokens come and preempts the request admitted last when they "
              f"run out (its tokens recomputed when it runs again)" if engine.preempts else
              f"KV cache: {engine.name} reserves each request's whole length at admission and never preempts")
