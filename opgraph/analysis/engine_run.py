@@ -256,8 +256,9 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         seen = (i if running else math.inf) if waiting else -1
         while ends and not live(*ends[0]):
             heapq.heappop(ends)  # a preempted request's end: its continuation has its own
-        used = in_use(tau) if preempts else held
         visible = bool(waiting) and run.ready[waiting[0]] <= seen
+        # the blocks in use (a closed loop's decode steps alone, below, check their own instead)
+        used = in_use(tau) if preempts and (visible or prefilling or price_one is not None) else held
         admissible = visible and running < most and used + more(
             waiting[0], min(prompt[waiting[0]] - prefilled[waiting[0]], budget_full)) <= blocks
         if not mixed and ((prefilling and room(prefilling[0], used)) or admissible):
