@@ -17,6 +17,11 @@ give directly (a fluid model: the mean iteration, with fractional requests):
   decode together, and between a request's G - 1 decode iterations the other C - 1 requests' prompts run, one
   each. TPOT is a decode iteration plus (C - 1) / (G - 1) prompts' time; TTFT is one prompt's.
 
+A replacement waits w iterations before its prompt can be scheduled: the one built as it was sent, and one more where
+the engine builds ahead (engine_run.TURNAROUND, Engine.admission_lag). Its request slot is empty meanwhile (a cycle is
+G - 1 + k + w iterations), and what those iterations carry follows from how fixed lengths space the requests out
+(_before): the prompts of those that finished just before it, else decodes alone.
+
 Output tokens a second (one replica) are C x G over a request's end-to-end time, TTFT + (G - 1) x TPOT. A pipeline
 of S stages runs S lanes of C / S requests each (one batch in flight a stage), its steps priced through every stage. Each
 figure is priced by the iteration pricer `serve` uses (opgraph.analysis.iteration), so the same kernels and time
