@@ -278,8 +278,9 @@ def _host_options(p, scope: str = "") -> None:
     p.add_argument("--scheduling", choices=("async", "sync"), help=scope + "async: the host prepares the next "
                    "iteration while the GPU runs this one, so --overhead-us costs only where it is longer than the "
                    "GPU's time (every engine's default now: vLLM's async scheduling from 0.14.0, SGLang's and "
-                   "TensorRT-LLM's overlap schedulers); sync: host, then GPU, the two added (vLLM before 0.14, "
-                   "--no-async-scheduling; --disable-overlap-schedule; disable_overlap_scheduler)")
+                   "TensorRT-LLM's overlap schedulers), and vLLM and SGLang build the next iteration before a "
+                   "request arriving now can join it (it joins the one after); sync: host, then GPU, the two added "
+                   "(vLLM before 0.14, --no-async-scheduling; --disable-overlap-schedule; disable_overlap_scheduler)")
 
 
 def _plan_options(p) -> None:
