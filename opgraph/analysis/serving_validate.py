@@ -6,7 +6,8 @@ replicas each with its share of the concurrency), its GEMMs' storage (fp8 and fp
 activations, the KV cache in bf16 unless its kv_dtype column says fp8; other labels as the resolver maps them), its
 engine's scheduler, defaults and kernels (its fusion plan; MXFP4 experts as Marlin runs them where its moe_kernel
 column says so; its token budget where its max_batch_tokens column gives one; TensorRT-LLM's batch waiting where its
-batch_wait columns give it; its scheduling, async or sync, where its scheduling column says), at its concurrency, prompt and output lengths, under a benchmark protocol:
+batch_wait columns give it; its scheduling, async or sync, where its scheduling column says), at its concurrency,
+prompt and output lengths, under a benchmark protocol:
 
 - `steady`: the steady state of an endless closed loop at the row's fixed lengths (after a warm-up);
 - `wave`: one wave of C requests sent at once, every one counted (a benchmark client whose request count equals its
