@@ -236,8 +236,9 @@ scheduling          ``sync`` where the campaign's engine scheduled each iteratio
                     ``--async-scheduling`` to them (``backend_templates/vllm/cli_args.0.12.0.j2`` in
                     github.com/ai-dynamo/aiconfigurator) and vLLM scheduled synchronously by default until 0.14.0
                     (its release notes: "Async scheduling is now enabled by default", vllm-project/vllm#27614): 165
-                    rows of vLLM 0.12.0 on the H100 and H200, 143 of them predicted. InferenceX's vLLM recipes set ``async-scheduling: true`` (its
-                    benchmarks/70b_fp8_h100_slurm.sh and gptoss_fp4_*_slurm.sh from 2025-10); SGLang's overlap
+                    rows of vLLM 0.12.0 on the H100 and H200, 143 of them predicted. InferenceX's vLLM recipes set
+                    ``async-scheduling: true`` (its benchmarks/70b_fp8_h100_slurm.sh and gptoss_fp4_*_slurm.sh from
+                    2025-10); SGLang's overlap
                     scheduler and TensorRT-LLM's are on by default, and aiconfigurator's generator leaves them on for
                     aggregated workers (``rule_plugin/trtllm.rule``: ``agg disable_overlap_scheduler = false``).
 source_id           the CSV's ``id``.

@@ -328,7 +328,8 @@ def disaggregated_run(a):
     gpus = sum(s.workers * s.gpus for s in sides)
     same_gpu = sides[0].hw.name == sides[1].hw.name
     d = disaggregated(sides[0].pricer.model, hw, *sides, concurrency=a.concurrency, rate=a.rate, prompt=prompt,
-                      output=output, same_node=same_gpu and one_node(hw, gpus), queued_beyond=holds if a.queue else None)
+                      output=output, same_node=same_gpu and one_node(hw, gpus),
+                      queued_beyond=holds if a.queue else None)
     if a.rate is not None and d.decoding > holds:  # a closed loop's concurrency is checked against it by the run
         raise OpgraphError(f"--rate {a.rate:g}: each decode replica would hold {d.decoding:,.0f} requests, more than "
                            f"its KV cache holds ({holds:,}); give a lower rate or more decode workers")
