@@ -90,7 +90,13 @@ def prompts_alone(pricer: IterationPricer, drafting: Drafting | None, engine, pr
     chunks = pricer.prompt_chunks(prompt, budget, count, cached)
     if drafting:
         chunks = [a + b for a, b in zip(chunks, drafting.pricer.prompt_chunks(prompt, budget, count, cached))]
-    return float(sum(engine.wall(t) for t in chunks))
+    return float(sum(engine.wall(t, launches(pricer, drafting)) for t in chunks))
+
+
+def launches(pricer: IterationPricer, drafting: Drafting | None) -> int:
+    """Kernels the host launches one by one in an iteration that carries prompt tokens (Engine.wall): the target's,
+    and the draft's that prefills beside it."""
+    return pricer.launches + (drafting.pricer.launches if drafting else 0)
 
 
 def _batched(rate: float, cost, most: int | None = None) -> tuple[float, float]:
@@ -175,7 +181,8 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
     steps = (g - 1) / per_token  # decode steps after the first token (a fluid: a step's yield is its mean)
 
     def step(rows: int, decodes: float, chunks: list[tuple[float, tuple[int, int]]], sampling: int) -> float:
-        return engine.wall(iteration_s(pricer, drafting, ctx, rows, decodes, chunks, sampling))
+        eager = launches(pricer, drafting) if any(n for n, _ in chunks) else 0  # a prompt's iteration: no CUDA graph
+        return engine.wall(iteration_s(pricer, drafting, ctx, rows, decodes, chunks, sampling), eager)
 
     # a replacement is sent once its predecessor's response is back, too late for the iteration built next (and, where
     # the engine builds ahead, the one after): it waits that many iterations before its prompt can be scheduled
@@ -216,6 +223,10 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
 
         mean = carrying(chunks)
         queued = math.ceil(finish) * p > room if k == 1 else finish * k > 1
+        # a request's G - 1 gaps carry those chunks but the ones that ride in its own prompt's iteration (a whole
+        # prompt's, beside the prompts arriving with it; a chunked prompt's iterations have room for its chunks only)
+        own = _batched(finish, lambda n: n - 1)[0] if k == 1 and not queued else 0.0
+        gaps = mean if queued or not steps else carrying(((c - 1) * k - sum(waited) - own) / steps)
         if queued:  # prompts arriving together need more than the room: they queue for it, first come first served
             ttft = _queued_ttft(c, steps + w, p, room, lambda tokens: carrying(tokens / chunk), engine.chunked)
         elif k == 1:  # the newcomer's own prompt, whole, beside the others' decodes and the prompts arriving with it
@@ -228,7 +239,7 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         else:
             ttft += sum(carrying(n) for n in waited)
         iteration = mean
-        tpot = mean / per_token  # a step's tokens arrive together: each gap a share of it
+        tpot = gaps / per_token  # a step's tokens arrive together: each gap a share of it
     else:
         k = math.ceil(p / budget)
 

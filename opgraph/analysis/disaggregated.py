@@ -259,6 +259,7 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
     if any(side.engine.overhead_s for side in (prefill, decode)):
         notes += tuple(f"{name} workers: {side.engine.host_words}" for name, side in
                        (("prefill", prefill), ("decode", decode)))
+    notes += (f"prefill workers: {prefill.engine.launch_words}",)
     if prefill.prefix or decode.prefix:
         if prefill.prefix != decode.prefix:
             raise OpgraphError("the pools' shared prefixes differ: give the deployment one --prefix")

@@ -109,10 +109,11 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
             if len(set(key)) == 1:  # prompts of one length: the closed form's pricing (exactly, for fixed lengths)
                 prefill_time[key] = prefill.prompt_s(key[0], len(key))
             else:
+                pricers = (prefill.pricer, *((prefill.drafting.pricer,) if prefill.drafting else ()))
                 prefill_time[key] = prefill.engine.wall(sum(  # one iteration, and the engine's own time for it
                     pricer.price_mix(sum(q - prefill.cached(q) for q in key), len(key),
                                      [(1, (q - prefill.cached(q), prefill.cached(q))) for q in key]).expected_s
-                    for pricer in (prefill.pricer, *((prefill.drafting.pricer,) if prefill.drafting else ()))))
+                    for pricer in pricers), sum(p.launches for p in pricers))
         return prefill_time[key]
 
     spec = decode.drafting.speculation if decode.drafting else None

@@ -406,6 +406,16 @@ def price(run: Run, low: int, high: int, ids, pricer, draft=None, k: int = 0, st
     return expected, by_class
 
 
+def launches(run: Run, low: int, high: int, pricer, draft=None) -> np.ndarray:
+    """The kernels the host launches one by one in each of iterations [low, high) of `run` (Engine.wall): every
+    kernel of those that carry prompt chunks (the draft's too, which prefills beside the target), none of the
+    decode-only ones, which replay a captured CUDA graph."""
+    a, b = bisect.bisect_left(run.chunk_at, low), bisect.bisect_left(run.chunk_at, high)
+    prompted = np.zeros(high - low, dtype=np.int64)
+    prompted[np.asarray(run.chunk_at[a:b], dtype=np.int64) - low] = 1
+    return prompted * (pricer.launches + (draft.launches if draft is not None else 0))
+
+
 def price_one(run: Run, i: int, ids, pricer, draft=None, k: int = 0) -> tuple[float, dict]:
     """Iteration i of `run` alone, whose decoding requests are among `ids`, through IterationPricer.price: what
     price() gives it among many (an open loop prices each iteration as it is scheduled, and one at a time this is

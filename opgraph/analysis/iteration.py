@@ -104,6 +104,9 @@ class IterationPricer:
                                        f"work on all the tokens: use a plan whose attention kernels hold only qk, "
                                        f"softmax and av (flash, unfused)")
         self.model, self.gpus, self.replicas = probe.model, model.gpus, probe.replicas
+        # the kernels a GPU runs in an iteration (one pass through every stage): what the host launches one by one
+        # where it does not replay a CUDA graph (Engine.host_launch_s)
+        self.launches = sum(len(b.kernels) * b.count for b in probe.blocks)
         # each part is traced once a third size misses (Traced's plain_first): a search meets the one-token iteration
         # once a layout, and a steady state few attention shapes
         self._tokens = Traced(self._token_part, ("tokens",), plain_first=2)

@@ -41,6 +41,7 @@ from opgraph.pricing.kinds.attention import DECODE_ATTENTION, DECODE_FP8
 
 
 SCHEDULING = ("async", "sync")  # how an engine's host work and its GPU's follow each other (Engine.scheduling)
+HOST = "host"  # the share of iteration time the GPU waits on the host, beside the kernel classes
 _TIMED: collections.OrderedDict = collections.OrderedDict()  # (id(hw), tables) -> (hw, hw as the engine prices it)
 
 
@@ -63,6 +64,11 @@ class Engine:
     preempts: bool = False
     overhead_s: float = 0.0  # the host's time per iteration beyond the kernels (scheduling, sampling, inputs)
     overhead_source: str = "not modelled"
+    # the host's time to launch one kernel of an iteration that carries prompt tokens: engines replay a captured CUDA
+    # graph for decode-only iterations but launch a prompt's iteration kernel by kernel (or in pieces around
+    # attention), so it takes at least its kernels times this, however little the GPU has to do
+    host_launch_s: float = 0.0
+    host_launch_source: str = "not modelled"
     # "async": the host prepares the next iteration while the GPU runs this one (vLLM's async scheduling, SGLang's and
     # TensorRT-LLM's overlap schedulers), so its time is hidden behind the GPU's where shorter; "sync": the two add up
     scheduling: str = "async"  # one of SCHEDULING
@@ -105,9 +111,17 @@ class Engine:
             _TIMED.popitem(last=False)
         return _TIMED[key][1]
 
-    def wall(self, gpu_s):
-        """Seconds an iteration takes whose kernels take `gpu_s` (a number or an array of them): under async scheduling
-        the longer of that and the engine's own time per iteration (`overhead_s`), under sync scheduling their sum."""
+    def wall(self, gpu_s, launches=0):
+        """Seconds an iteration takes whose kernels take `gpu_s` (a number or an array of them) and whose host
+        launches `launches` of them one by one (0: a captured CUDA graph; a number or an array): at least the
+        launches' time (`host_launch_s` each: the host runs ahead of the GPU, so the longer of the two counts);
+        then under async scheduling the longer of that and the engine's own time per iteration (`overhead_s`), under
+        sync scheduling their sum."""
+        if self.host_launch_s and np.any(launches):
+            if np.ndim(gpu_s) or np.ndim(launches):
+                gpu_s = np.maximum(gpu_s, np.multiply(launches, self.host_launch_s))
+            else:
+                gpu_s = max(gpu_s, float(launches * self.host_launch_s))
         if self.scheduling == "sync":
             return gpu_s + self.overhead_s
         if not self.overhead_s:
@@ -149,6 +163,16 @@ class Engine:
         return (f"the engine's own time per iteration (scheduling, sampling): {self.overhead_s * 1e6:,.0f} µs, "
                 f"{self.overhead_source}, {how}")
 
+    @property
+    def launch_words(self) -> str:
+        """What launching a prompt's iteration costs the host, in words (serve's notes)."""
+        if not self.host_launch_s:
+            return (f"the host's time to launch a prompt's iteration kernel by kernel: 0 µs a kernel, "
+                    f"{self.host_launch_source}")
+        return (f"an iteration that carries prompt tokens runs without a captured CUDA graph, its kernels launched "
+                f"one by one: it takes at least its kernels x {self.host_launch_s * 1e6:,.0f} µs of the host's time "
+                f"({self.host_launch_source}); decode-only iterations replay a graph")
+
     def room(self, concurrency: int, per_decode: int = 1) -> int:
         """Tokens an iteration leaves for a prompt beside the other concurrency - 1 requests' decodes, each
         `per_decode` tokens (a speculative step verifies its drafts and its own token)."""
@@ -175,6 +199,21 @@ def with_limits(engine: Engine, **given) -> Engine:
         for k, v in given.items()))
 
 
+# The host's time per kernel of an iteration that carries prompt tokens (Engine.host_launch_s): what the host spends
+# launching one kernel by kernel where decode-only iterations replay a CUDA graph (Python dispatch, per-kernel setup,
+# the pieces of a piecewise graph). Fitted on the B200 and GB200 serving rows only, as issue 17 allows for an engine
+# constant (benchmarks/fit_host_launch.py, December 2026: of a grid of figures, the one with the lowest median
+# |TPOT error| over the engine's rows); the H100 and H200 rows stay held out. (figure, rows it was fitted on)
+HOST_LAUNCH = {"vllm": (75e-6, 156), "sglang": (50e-6, 174), "trtllm": (50e-6, 216)}
+
+
+def _launch(engine: str) -> dict:
+    """An engine's fitted host time per kernel of a prompt's iteration, with its source (Engine fields)."""
+    figure, rows = HOST_LAUNCH[engine]
+    return dict(host_launch_s=figure, host_launch_source=f"fitted on {rows} B200 and GB200 serving rows, "
+                f"benchmarks/fit_host_launch.py")
+
+
 def vllm(hw: Hardware) -> Engine:
     """vLLM's defaults for its OpenAI-compatible server: EngineArgs.get_batch_defaults in vllm/engine/arg_utils.py
     (vLLM 0.10-0.11) gives 8,192 batched tokens and 1,024 sequences on GPUs of at least 70 GiB other than the A100,
@@ -189,7 +228,7 @@ def vllm(hw: Hardware) -> Engine:
                      "2,048 tokens and 256 sequences below 70 GiB and on the A100")
                   + "; vllm/config/cache.py gpu_memory_utilization 0.9, block_size 16)", preempts=True,
                   expert_groups=False, scheduling_source="vLLM's default from 0.14.0, vllm-project/vllm#27614; "
-                  "--no-async-scheduling turns it off")
+                  "--no-async-scheduling turns it off", **_launch("vllm"))
 
 
 def sglang(hw: Hardware) -> Engine:
@@ -211,7 +250,7 @@ def sglang(hw: Hardware) -> Engine:
                   f"max_running_requests 2,048; scheduler.py prefill-first, enable_mixed_chunk False)",
                   plan="sglang", mixed=False, preempts=True,
                   scheduling_source="SGLang's overlap scheduler, on unless --disable-overlap-schedule "
-                  "(sglang/srt/server_args.py)")
+                  "(sglang/srt/server_args.py)", **_launch("sglang"))
 
 
 # TensorRT-LLM's decode kernels gain from an fp8 KV cache where vLLM's, which the decode_attention_fp8 table is
@@ -233,7 +272,7 @@ def trtllm(hw: Hardware) -> Engine:
                   "free_gpu_memory_fraction 0.9, tokens_per_block 32)",
                   plan="trtllm", kv_share=0.9, chunked=False, tables=(TRTLLM_FP8_CACHE,),
                   scheduling_source="TensorRT-LLM's overlap scheduler, on unless disable_overlap_scheduler "
-                  "(tensorrt_llm/llmapi/llm_args.py)", lookahead=False)
+                  "(tensorrt_llm/llmapi/llm_args.py)", lookahead=False, **_launch("trtllm"))
 
 
 ENGINES = {"vllm": vllm, "sglang": sglang, "trtllm": trtllm}
@@ -328,7 +367,7 @@ class Serving:
     tokens_per_s: float  # output tokens a second, the whole deployment (every replica), over the measured time
     iteration: Stats  # seconds an iteration takes
     tokens_per_iteration: Stats  # new tokens an iteration processes (decodes plus chunk tokens)
-    by_class: dict[str, float]  # share of the measured iterations' time by kernel class
+    by_class: dict[str, float]  # share of the measured iterations' time by kernel class, and the host's (HOST)
     kv_blocks: int  # the KV cache's blocks, one GPU
     kv_used: float  # the largest share of them in use at once
     measured: int  # requests measured (after the warm-up)
@@ -526,7 +565,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
 
     def price_one(run: engine_run.Run, i: int, decoding) -> float:  # an open loop's iteration, priced as scheduled
         took, classes = engine_run.price_one(run, i, decoding, pricer, draft, k)
-        tooks.append(engine.wall(took))
+        tooks.append(engine.wall(took, engine_run.launches(run, i, i + 1, pricer, draft)[0]))
         costs.append(classes)
         return tooks[-1]
     tooks: list[float] = []
@@ -542,7 +581,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     steps = run.decode_steps(range(len(run.prompt)), 0, len(decodes_at)) if rate is None or spec else None
     if rate is None:
         took, by_iteration = engine_run.price(run, 0, len(run.tokens), None, pricer, draft, k, steps)
-        took = engine.wall(took)
+        took = engine.wall(took, engine_run.launches(run, 0, len(run.tokens), pricer, draft))
         ended = np.concatenate([np.cumsum(took), [0.0]])  # index -1: the start
         arrived = ended[np.asarray(run.arrival, dtype=np.int64)]
     else:
@@ -570,7 +609,10 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     gpus, replicas = pricer.gpus, pricer.replicas
     total_time = float(took[counted].sum())
     by_class = {kind: float(v[counted].sum()) for kind, v in by_iteration.items()}
-    notes = (engine.host_words, engine.admission_words(concurrency is not None),
+    idle = total_time - sum(by_class.values())  # the GPU waiting on the host: launches, its own time (Engine.wall)
+    if idle > 1e-9 * total_time:
+        by_class[HOST] = idle
+    notes = (engine.host_words, engine.launch_words, engine.admission_words(concurrency is not None),
              f"KV cache: {engine.name} takes blocks as tokens come and preempts the request admitted last when they "
              f"run out (its tokens recomputed when it runs again)" if engine.preempts else
              f"KV cache: {engine.name} reserves each request's whole length at admission and never preempts")

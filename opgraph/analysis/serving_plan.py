@@ -298,6 +298,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
     fusion_name = plan.name if plan is not None else shown.plan
     if shown.overhead_s:
         notes += (shown.host_words,)
+    notes += (shown.launch_words,)
     if latency:
         notes += (latency_note(latency, "given (--request-latency-ms)"),)
     return ServingPlan(name, hw, engine, fusion_name, gpus, prompt, output, tuple(found), best, too_big,

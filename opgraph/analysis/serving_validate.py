@@ -132,16 +132,20 @@ def load(row: ServingMeasurement, protocol: str) -> dict:
 
 
 def predict(row: ServingMeasurement, resolve: Resolve, protocol: str, overhead_s: float | None = None,
-            request_latency_s: float = 0.0, scheduling: str | None = None) -> ServingPrediction:
+            request_latency_s: float = 0.0, scheduling: str | None = None,
+            host_launch_s: float | None = None) -> ServingPrediction:
     """One row served as measured (an OpgraphError says why it cannot be); `request_latency_s`: each request's time
     outside the engine (serve's): given, or fitted on other rows; `overhead_s` and `scheduling` (async or sync): the
-    engine's own time per iteration and how it meets the GPU's (None: the engine's)."""
+    engine's own time per iteration and how it meets the GPU's; `host_launch_s`: its host's time per kernel of a
+    prompt's iteration (None: the engine's)."""
     if row.engine not in ENGINES:
         raise OpgraphError(f"engine {row.engine} is not modelled")
     build, gpu = resolve(row)
     engine = configured(ENGINES[row.engine](gpu), row)
     if scheduling is not None:
         engine = attrs.evolve(engine, scheduling=scheduling, scheduling_source="as fitted")
+    if host_launch_s is not None:
+        engine = attrs.evolve(engine, host_launch_s=host_launch_s, host_launch_source="as fitted")
     engine.check_layout(row.tp, row.ep)
     # a concurrency beyond what runs at once queues, as the measured engine queued it
     s = serve(build, planfile.load(engine.plan), gpu, engine=engine, overhead_s=overhead_s, queue=True,

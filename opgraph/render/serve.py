@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opgraph.analysis.serve import Serving, Stats, blocks_of, cached_tokens
+from opgraph.analysis.serve import HOST, Serving, Stats, blocks_of, cached_tokens
 from opgraph.render import renderer
 from opgraph.render.report import time_model_dict, time_model_line
 from opgraph.render.text import lines, seconds, sig, table, to_csv, to_json
@@ -52,7 +52,8 @@ def as_json(s: Serving, fmt: str) -> str:
         "share_of_iteration_time_by_class": s.by_class, "kv_cache_blocks_per_gpu": s.kv_blocks,
         "kv_cache_peak_use": s.kv_used, "requests_measured": s.measured, "iterations_measured": s.iterations,
         "preemptions": s.preemptions,
-        "overhead_s_per_iteration": s.overhead_s, "request_latency_s": s.request_latency_s, "notes": list(s.notes),
+        "overhead_s_per_iteration": s.overhead_s, "host_launch_s_per_kernel": s.engine.host_launch_s,
+        "request_latency_s": s.request_latency_s, "notes": list(s.notes),
     })
 
 
@@ -70,7 +71,8 @@ def as_text(s: Serving, fmt: str) -> str:
     rates = [["output tokens/s, all GPUs", sig(s.tokens_per_s)],
              ["output tokens/s per GPU", sig(s.tokens_per_s_per_gpu)],
              ["output tokens/s per user (1 / TPOT)", sig(s.tokens_per_s_per_user)]]
-    shares = ", ".join(f"{k} {v:.0%}" for k, v in s.by_class.items() if v >= 0.005)
+    shares = ", ".join(f"{'the GPU waiting on the host' if k == HOST else k} {v:.0%}" for k, v in s.by_class.items()
+                       if v >= 0.005)
     e = s.engine
     return lines(
         f"opgraph serve: {s.model} on {hw.display_name} ({hw.name}), {scope}, fusion {s.plan.name}, engine {e.name}",
