@@ -157,7 +157,7 @@ def planning(a):
         return attrs.evolve(found, top=top, notes=served_notes(a, model) + found.notes)
     for flag in ("disaggregated", "max_batch_tokens", "draft", "acceptance", "max_tpot_p90", "max_ttft_p90",
                  "request_latency_ms", "decode_hardware", "overhead_us", "host_launch_us", "scheduling"):
-        if getattr(a, flag):
+        if getattr(a, flag) is not None and getattr(a, flag) is not False:  # a 0 given is given too
             raise OpgraphError(f"--{flag.replace('_', '-')} plans serving in flight: give --concurrency too")
     if a.engine != "vllm":
         raise OpgraphError("--engine applies to serving plans: give --concurrency too")

@@ -321,6 +321,9 @@ def test_the_plan_serves_each_layout_under_each_token_budget(capsys):
     assert small["expected_tokens_per_s_per_gpu"] == pytest.approx(run["expected_tokens_per_s_per_gpu"], rel=0.03)
     assert main(["plan", "llama-3-8b", "--gpus", "2", "--max-batch-tokens", "2048"]) == 2
     assert "give --concurrency too" in capsys.readouterr().err
+    for flag in ("--host-launch-us", "--overhead-us"):  # a 0 is a figure given, not nothing
+        assert main(["plan", "llama-3-8b", "--gpus", "2", flag, "0"]) == 2
+        assert f"{flag} plans serving in flight: give --concurrency too" in capsys.readouterr().err
 
 
 def test_the_plan_tries_each_layout_with_and_without_the_draft(capsys):
