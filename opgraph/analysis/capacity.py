@@ -11,7 +11,8 @@ give directly (a fluid model: the mean iteration, with fractional requests):
   D = C - lambda x k decodes (at the mean context, P + (G - 2) / 2) and lambda x k prompt chunks on average: whole
   chunks, as many iterations with the next whole number above as make that mean (an iteration's time is not linear
   in its tokens: a decode-only iteration reads the weights as one with a prompt does). TPOT is the mean of a request's
-  G - 1 gaps, each one iteration, which carry the other C - 1 requests' chunks, (C - 1) x k / (G - 1 + k) a gap;
+  G - 1 gaps, each one iteration, which carry the other C - 1 requests' chunks but those that fall in its own
+  prompt's iterations or in the iterations it waited for (below), ((C - 1) x k - those) / (G - 1) a gap;
   TTFT is the k iterations that carry the newcomer's own prompt beside D decodes.
 - Prompts first, apart (SGLang): a newcomer's prompt runs alone, ceil(P / B) prompt iterations; the C requests
   decode together, and between a request's G - 1 decode iterations the other C - 1 requests' prompts run, one
@@ -25,7 +26,8 @@ G - 1 + k + w iterations), and what those iterations carry follows from how fixe
 Output tokens a second (one replica) are C x G over a request's end-to-end time, TTFT + (G - 1) x TPOT. A pipeline
 of S stages runs S lanes of C / S requests each (one batch in flight a stage), its steps priced through every stage. Each
 figure is priced by the iteration pricer `serve` uses (opgraph.analysis.iteration), so the same kernels and time
-model; tests check it against `serve`'s event run.
+model, and an iteration's wall time by the engine's rules as `serve` takes it (Engine.wall: one that carries prompt
+chunks takes at least its kernels' launches); tests check it against `serve`'s event run.
 """
 
 from __future__ import annotations
@@ -226,7 +228,7 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         # a request's G - 1 gaps carry those chunks but the ones that ride in its own prompt's iteration (a whole
         # prompt's, beside the prompts arriving with it; a chunked prompt's iterations have room for its chunks only)
         own = _batched(finish, lambda n: n - 1)[0] if k == 1 and not queued else 0.0
-        gaps = mean if queued or not steps else carrying(((c - 1) * k - sum(waited) - own) / steps)
+        gaps = mean if queued or not steps else carrying(max((c - 1) * k - sum(waited) - own, 0.0) / steps)
         if queued:  # prompts arriving together need more than the room: they queue for it, first come first served
             ttft = _queued_ttft(c, steps + w, p, room, lambda tokens: carrying(tokens / chunk), engine.chunked)
         elif k == 1:  # the newcomer's own prompt, whole, beside the others' decodes and the prompts arriving with it
