@@ -270,12 +270,16 @@ def _draft_options(p, plan: bool = False) -> None:
 
 
 def _host_options(p, scope: str = "") -> None:
-    """--overhead-us, --host-launch-us and --scheduling: an engine's own time per iteration, its time to launch a
-    prompt's iteration, and how they meet the GPU's (serve, plan)."""
+    """--overhead-us, --overhead-per-request-us, --host-launch-us and --scheduling: an engine's own time per iteration
+    (and per request it runs), its time to launch a prompt's iteration, and how they meet the GPU's (serve, plan)."""
     p.add_argument("--overhead-us", type=_float, metavar="US", help=scope + "the engine's own (host) time per "
                    "iteration: scheduling, sampling, input preparation (default: 0, not modelled: no figure fitted on "
                    "measured serving held as an engine's; see docs/serving.md); hidden behind each iteration's GPU "
                    "time where shorter, or added to it with --scheduling sync")
+    p.add_argument("--overhead-per-request-us", type=_float, metavar="US", help=scope + "the engine's own (host) "
+                   "time per iteration for each request the iteration runs (its bookkeeping, sampling, output), on "
+                   "top of --overhead-us and met with the GPU's the same way (default: 0, not modelled; see "
+                   "docs/serving.md)")
     p.add_argument("--host-launch-us", type=_float, metavar="US", help=scope + "the host's time to launch one kernel "
                    "of an iteration that carries prompt tokens, which engines run kernel by kernel where decode-only "
                    "iterations replay a captured CUDA graph: such an iteration takes at least its kernels times this "

@@ -156,7 +156,8 @@ def planning(a):
             request_latency_s=_request_latency(a), decode=decode, configure=lambda engine: _hosted(a, engine))
         return attrs.evolve(found, top=top, notes=served_notes(a, model) + found.notes)
     for flag in ("disaggregated", "max_batch_tokens", "draft", "acceptance", "max_tpot_p90", "max_ttft_p90",
-                 "request_latency_ms", "decode_hardware", "overhead_us", "host_launch_us", "scheduling"):
+                 "request_latency_ms", "decode_hardware", "overhead_us", "overhead_per_request_us", "host_launch_us",
+                 "scheduling"):
         if getattr(a, flag) is not None and getattr(a, flag) is not False:  # a 0 given is given too
             raise OpgraphError(f"--{flag.replace('_', '-')} plans serving in flight: give --concurrency too")
     if a.engine != "vllm":
@@ -237,14 +238,19 @@ def _limited(a, engine, **more):
 
 
 def _hosted(a, engine):
-    """The engine with the host's time per iteration, per kernel of a prompt's iteration, and its scheduling the
-    command line gives (--overhead-us, --host-launch-us, --scheduling), checked."""
+    """The engine with the host's time per iteration (and per request it runs), per kernel of a prompt's iteration,
+    and its scheduling the command line gives (--overhead-us, --overhead-per-request-us, --host-launch-us,
+    --scheduling), checked."""
     from opgraph.analysis import serve
 
     if a.overhead_us is not None:
         engine = attrs.evolve(engine, overhead_s=checks.number("--overhead-us", a.overhead_us, minimum=0,
                                                                maximum=10**6) * 1e-6,
                               overhead_source="given (--overhead-us)")
+    if a.overhead_per_request_us is not None:
+        engine = attrs.evolve(engine, overhead_per_request_s=checks.number(
+            "--overhead-per-request-us", a.overhead_per_request_us, minimum=0, maximum=10**6) * 1e-6,
+            overhead_per_request_source="given (--overhead-per-request-us)")
     if a.host_launch_us is not None:
         engine = attrs.evolve(engine, host_launch_s=checks.number("--host-launch-us", a.host_launch_us, minimum=0,
                                                                   maximum=10**6) * 1e-6,

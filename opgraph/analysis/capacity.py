@@ -92,7 +92,7 @@ def prompts_alone(pricer: IterationPricer, drafting: Drafting | None, engine, pr
     chunks = pricer.prompt_chunks(prompt, budget, count, cached)
     if drafting:
         chunks = [a + b for a, b in zip(chunks, drafting.pricer.prompt_chunks(prompt, budget, count, cached))]
-    return float(sum(engine.wall(t, launches(pricer, drafting)) for t in chunks))
+    return float(sum(engine.wall(t, launches(pricer, drafting), count) for t in chunks))
 
 
 def launches(pricer: IterationPricer, drafting: Drafting | None) -> int:
@@ -182,9 +182,13 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
     per_token = drafting.speculation.expected_tokens if drafting else 1.0  # tokens a decode step yields
     steps = (g - 1) / per_token  # decode steps after the first token (a fluid: a step's yield is its mean)
 
-    def step(rows: int, decodes: float, chunks: list[tuple[float, tuple[int, int]]], sampling: int) -> float:
+    def step(rows: int, decodes: float, chunks: list[tuple[float, tuple[int, int]]], sampling: int,
+             running: float | None = None) -> float:
+        """An iteration's wall time; `running`: the decodes the host tends, where they differ from the mean `decodes`
+        (while a given request waits, its slot is empty; while it decodes, full)."""
         eager = launches(pricer, drafting) if any(n for n, _ in chunks) else 0  # a prompt's iteration: no CUDA graph
-        return engine.wall(iteration_s(pricer, drafting, ctx, rows, decodes, chunks, sampling), eager)
+        return engine.wall(iteration_s(pricer, drafting, ctx, rows, decodes, chunks, sampling), eager,
+                           (decodes if running is None else running) + sum(n for n, _ in chunks))
 
     # a replacement is sent once its predecessor's response is back, too late for the iteration built next (and, where
     # the engine builds ahead, the one after): it waits that many iterations before its prompt can be scheduled
@@ -210,36 +214,40 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         chunks = ((c - 1) * k - sum(waited)) / (steps + k)
 
         rows, priced = int(round(decodes)), {}
+        # the decodes running while a given request decodes (its slot full) and while it waits (empty), the others'
+        # slots empty in the mean share
+        mine, vacant = ((decodes + finish * (k + w) / c, decodes - 1 + finish * (k + w) / c)
+                        if engine.overhead_per_request_s else (None, None))  # else the same iterations: priced once
 
-        def with_chunks(n: int) -> float:  # beside the decodes, n chunks; a chunk that ends its prompt samples
-            if n not in priced:
-                priced[n] = step(rows, decodes, [(n, (chunk, past))],
-                                 max(rows * (1 + drafts) + (n if k == 1 else 0), 1))
-            return priced[n]
+        def with_chunks(n: int, running: float | None = None) -> float:  # beside the decodes, n chunks; a chunk that
+            if (n, running) not in priced:  # ends its prompt samples
+                priced[n, running] = step(rows, decodes, [(n, (chunk, past))],
+                                          max(rows * (1 + drafts) + (n if k == 1 else 0), 1), running)
+            return priced[n, running]
 
-        def carrying(n: float) -> float:  # the mean iteration of n chunks: whole numbers of them, mixed to that mean
-            low = math.floor(n)
+        def carrying(n: float, running: float | None = None) -> float:  # the mean iteration of n chunks: whole
+            low = math.floor(n)  # numbers of them, mixed to that mean
             if n == low:
-                return with_chunks(low)
-            return (1 - (n - low)) * with_chunks(low) + (n - low) * with_chunks(low + 1)
+                return with_chunks(low, running)
+            return (1 - (n - low)) * with_chunks(low, running) + (n - low) * with_chunks(low + 1, running)
 
         mean = carrying(chunks)
         queued = math.ceil(finish) * p > room if k == 1 else finish * k > 1
         # a request's G - 1 gaps carry those chunks but the ones that ride in its own prompt's iteration (a whole
         # prompt's, beside the prompts arriving with it; a chunked prompt's iterations have room for its chunks only)
         own = _batched(finish, lambda n: n - 1)[0] if k == 1 and not queued else 0.0
-        gaps = mean if queued or not steps else carrying(max((c - 1) * k - sum(waited) - own, 0.0) / steps)
+        gaps = mean if queued or not steps else carrying(max((c - 1) * k - sum(waited) - own, 0.0) / steps, mine)
         if queued:  # prompts arriving together need more than the room: they queue for it, first come first served
             ttft = _queued_ttft(c, steps + w, p, room, lambda tokens: carrying(tokens / chunk), engine.chunked)
         elif k == 1:  # the newcomer's own prompt, whole, beside the others' decodes and the prompts arriving with it
-            ttft = _batched(finish, with_chunks)[0]
+            ttft = _batched(finish, lambda n: with_chunks(n, vacant))[0]  # its own slot holds a chunk, no decode
         else:  # its chunks, one an iteration
             ttft = sum(step(rows, decodes, [(1, (min(room, p - j * room), j * room))],
-                            rows * (1 + drafts) + (j == k - 1)) for j in range(k))
+                            rows * (1 + drafts) + (j == k - 1), vacant) for j in range(k))
         if queued:  # every iteration it waited for is full of prompts
             ttft += w * mean
         else:
-            ttft += sum(carrying(n) for n in waited)
+            ttft += sum(carrying(n, vacant) for n in waited)
         iteration = mean
         tpot = gaps / per_token  # a step's tokens arrive together: each gap a share of it
     else:
@@ -254,6 +262,11 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         # decode step is followed by its batch
         live = c * steps / (steps + w) if steps else c  # requests decoding, the others waiting
         iteration = step(int(round(live)), live, [], int(round(live)) * (1 + drafts))
+        # the host's: while a given request decodes its slot is full, while it waits empty
+        share = steps / (steps + w) if steps else 1.0
+        gap_step, wait_step = (step(int(round(live)), live, [], int(round(live)) * (1 + drafts), running)
+                               for running in (1 + (c - 1) * share, (c - 1) * share)) \
+            if engine.overhead_per_request_s else (iteration, iteration)
         arriving = c / max(steps + w, 1)
         ttft, batches = _batched(arriving, prompts_s, max(budget // p, 1))
         # the w iterations it waits: prefill iterations of those that finished just before it, one after a decode
@@ -261,9 +274,9 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         # other C - 1 requests' batches but those that ran while it waited
         b = min(arriving, 1.0)
         held = _before(w, (1 + b) / b)  # prefill iterations among them, spaced (1 + b) / b iterations apart
-        ttft += (w - held) * iteration + held * batches / b
+        ttft += (w - held) * wait_step + held * batches / b
         others = (c - 1) - held * arriving / b  # the other requests' prompts whose batches fall in its gaps
-        tpot = (iteration + others * batches / arriving / max(steps, 1)) / per_token
+        tpot = (gap_step + others * batches / arriving / max(steps, 1)) / per_token
         queued = arriving > 1 and arriving * p > budget  # more arrive a step than one prefill iteration takes
     tokens_per_s = lanes * c * g / (ttft + (g - 1) * tpot)
     return Steady(ttft, tpot, tokens_per_s, iteration, k, queued)

@@ -207,7 +207,7 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
         rows = max(int(round(holding / lanes)), 1)  # least one), a token's
         drafts = decode.drafting.speculation.tokens if decode.drafting else 0
         return decode.engine.wall(iteration_s(decode.pricer, decode.drafting, ctx, rows, rows, [],
-                                              rows * (1 + drafts))) / yields
+                                              rows * (1 + drafts)), requests=rows) / yields
 
     held = c  # requests a decode replica holds at once, of a closed loop's
     if c is None:  # an open loop: the rate is given; the decode replicas hold what Little's law says

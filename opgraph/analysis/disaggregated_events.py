@@ -113,7 +113,7 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
                 prefill_time[key] = prefill.engine.wall(sum(  # one iteration, and the engine's own time for it
                     pricer.price_mix(sum(q - prefill.cached(q) for q in key), len(key),
                                      [(1, (q - prefill.cached(q), prefill.cached(q))) for q in key]).expected_s
-                    for pricer in pricers), sum(p.launches for p in pricers))
+                    for pricer in pricers), sum(p.launches for p in pricers), len(key))
         return prefill_time[key]
 
     spec = decode.drafting.speculation if decode.drafting else None
@@ -181,7 +181,7 @@ def run(prefill, decode, *, concurrency: int | None = None, rate: float | None =
                        for i in range(drafts))
             took += decode.pricer.price([], [(drafts + 1, x) for x in contexts],
                                         sampling=len(contexts) * (drafts + 1)).expected_s
-        took = decode.engine.wall(took)  # the engine's own time for the step
+        took = decode.engine.wall(took, requests=len(contexts))  # the engine's own time for the step
         busy["decode"] += took if start is not None else 0.0
         push(t + took, "decoded", j)
 

@@ -416,6 +416,14 @@ def launches(run: Run, low: int, high: int, pricer, draft=None) -> np.ndarray:
     return prompted * (pricer.launches + (draft.launches if draft is not None else 0))
 
 
+def requests(run: Run, low: int, high: int) -> np.ndarray:
+    """The requests each of iterations [low, high) of `run` runs (Engine.wall): its decodes and its prompt chunks, a
+    request each."""
+    a, b = bisect.bisect_left(run.chunk_at, low), bisect.bisect_left(run.chunk_at, high)
+    chunks = np.bincount(np.asarray(run.chunk_at[a:b], dtype=np.int64) - low, minlength=high - low)
+    return np.asarray(run.decoding[low:high], dtype=np.int64) + chunks
+
+
 def price_one(run: Run, i: int, ids, pricer, draft=None, k: int = 0) -> tuple[float, dict]:
     """Iteration i of `run` alone, whose decoding requests are among `ids`, through IterationPricer.price: what
     price() gives it among many (an open loop prices each iteration as it is scheduled, and one at a time this is

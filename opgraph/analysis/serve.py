@@ -64,6 +64,9 @@ class Engine:
     preempts: bool = False
     overhead_s: float = 0.0  # the host's time per iteration beyond the kernels (scheduling, sampling, inputs)
     overhead_source: str = "not modelled"
+    # and its time per iteration for each request the iteration runs (its bookkeeping, sampling and output), on top
+    overhead_per_request_s: float = 0.0
+    overhead_per_request_source: str = "not modelled"
     # the host's time to launch one kernel of an iteration that carries prompt tokens: engines replay a captured CUDA
     # graph for decode-only iterations but launch a prompt's iteration kernel by kernel (or in pieces around
     # attention), so it takes at least its kernels times this, however little the GPU has to do
@@ -111,22 +114,23 @@ class Engine:
             _TIMED.popitem(last=False)
         return _TIMED[key][1]
 
-    def wall(self, gpu_s, launches=0):
-        """Seconds an iteration takes whose kernels take `gpu_s` (a number or an array of them) and whose host
-        launches `launches` of them one by one (0: a captured CUDA graph; a number or an array): at least the
-        launches' time (`host_launch_s` each: the host runs ahead of the GPU, so the longer of the two counts);
-        then under async scheduling the longer of that and the engine's own time per iteration (`overhead_s`), under
-        sync scheduling their sum."""
+    def wall(self, gpu_s, launches=0, requests=0):
+        """Seconds an iteration takes whose kernels take `gpu_s` (a number or an array of them), whose host launches
+        `launches` of them one by one (0: a captured CUDA graph) and which runs `requests` requests (numbers or
+        arrays): at least the launches' time (`host_launch_s` each: the host runs ahead of the GPU, so the longer of
+        the two counts); then under async scheduling the longer of that and the engine's own time for the iteration
+        (`overhead_s` and `overhead_per_request_s` a request), under sync scheduling their sum."""
         if self.host_launch_s and np.any(launches):
             if np.ndim(gpu_s) or np.ndim(launches):
                 gpu_s = np.maximum(gpu_s, np.multiply(launches, self.host_launch_s))
             else:
                 gpu_s = max(gpu_s, float(launches * self.host_launch_s))
-        if self.scheduling == "sync":
-            return gpu_s + self.overhead_s
-        if not self.overhead_s:
+        if not (self.overhead_s or self.overhead_per_request_s):
             return gpu_s
-        return np.maximum(gpu_s, self.overhead_s) if np.ndim(gpu_s) else max(gpu_s, self.overhead_s)
+        host = self.overhead_s + np.multiply(requests, self.overhead_per_request_s)
+        if self.scheduling == "sync":
+            return gpu_s + host if np.ndim(host) else gpu_s + float(host)
+        return np.maximum(gpu_s, host) if np.ndim(gpu_s) or np.ndim(host) else max(gpu_s, float(host))
 
     @property
     def admission_lag(self) -> int:
@@ -154,14 +158,16 @@ class Engine:
     @property
     def host_words(self) -> str:
         """What the engine's own time per iteration does to each iteration, in words (serve's notes)."""
-        if not self.overhead_s:
+        if not (self.overhead_s or self.overhead_per_request_s):
             return (f"the engine's own time per iteration (scheduling, sampling): {self.overhead_source}, 0 µs "
-                    f"(--overhead-us gives a figure)")
+                    f"(--overhead-us and --overhead-per-request-us give figures)")
         how = ("hidden behind each iteration's GPU time where shorter (async scheduling: " + self.scheduling_source
                + "; --scheduling sync adds it)" if self.scheduling == "async" else
                "added to each iteration (sync scheduling: " + self.scheduling_source + ")")
+        each = (f"; and {self.overhead_per_request_s * 1e6:,.1f} µs for each request it runs, "
+                f"{self.overhead_per_request_source}" if self.overhead_per_request_s else "")
         return (f"the engine's own time per iteration (scheduling, sampling): {self.overhead_s * 1e6:,.0f} µs, "
-                f"{self.overhead_source}, {how}")
+                f"{self.overhead_source}{each}, {how}")
 
     @property
     def launch_words(self) -> str:
@@ -565,7 +571,8 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
 
     def price_one(run: engine_run.Run, i: int, decoding) -> float:  # an open loop's iteration, priced as scheduled
         took, classes = engine_run.price_one(run, i, decoding, pricer, draft, k)
-        tooks.append(engine.wall(took, engine_run.launches(run, i, i + 1, pricer, draft)[0]))
+        tooks.append(engine.wall(took, engine_run.launches(run, i, i + 1, pricer, draft)[0],
+                                 engine_run.requests(run, i, i + 1)[0]))
         costs.append(classes)
         return tooks[-1]
     tooks: list[float] = []
@@ -581,7 +588,8 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     steps = run.decode_steps(range(len(run.prompt)), 0, len(decodes_at)) if rate is None or spec else None
     if rate is None:
         took, by_iteration = engine_run.price(run, 0, len(run.tokens), None, pricer, draft, k, steps)
-        took = engine.wall(took, engine_run.launches(run, 0, len(run.tokens), pricer, draft))
+        took = engine.wall(took, engine_run.launches(run, 0, len(run.tokens), pricer, draft),
+                           engine_run.requests(run, 0, len(run.tokens)))
         ended = np.concatenate([np.cumsum(took), [0.0]])  # index -1: the start
         arrived = ended[np.asarray(run.arrival, dtype=np.int64)]
     else:

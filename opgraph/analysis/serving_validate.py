@@ -133,11 +133,12 @@ def load(row: ServingMeasurement, protocol: str) -> dict:
 
 def predict(row: ServingMeasurement, resolve: Resolve, protocol: str, overhead_s: float | None = None,
             request_latency_s: float = 0.0, scheduling: str | None = None,
-            host_launch_s: float | None = None) -> ServingPrediction:
+            host_launch_s: float | None = None, overhead_per_request_s: float | None = None) -> ServingPrediction:
     """One row served as measured (an OpgraphError says why it cannot be); `request_latency_s`: each request's time
     outside the engine (serve's): given, or fitted on other rows; `overhead_s` and `scheduling` (async or sync): the
-    engine's own time per iteration and how it meets the GPU's; `host_launch_s`: its host's time per kernel of a
-    prompt's iteration (None: the engine's)."""
+    engine's own time per iteration and how it meets the GPU's; `overhead_per_request_s`: its own time per iteration
+    for each request it runs; `host_launch_s`: its host's time per kernel of a prompt's iteration (None: the
+    engine's)."""
     if row.engine not in ENGINES:
         raise OpgraphError(f"engine {row.engine} is not modelled")
     build, gpu = resolve(row)
@@ -146,6 +147,9 @@ def predict(row: ServingMeasurement, resolve: Resolve, protocol: str, overhead_s
         engine = attrs.evolve(engine, scheduling=scheduling, scheduling_source="as fitted")
     if host_launch_s is not None:
         engine = attrs.evolve(engine, host_launch_s=host_launch_s, host_launch_source="as fitted")
+    if overhead_per_request_s is not None:
+        engine = attrs.evolve(engine, overhead_per_request_s=overhead_per_request_s,
+                              overhead_per_request_source="as fitted")
     engine.check_layout(row.tp, row.ep)
     # a concurrency beyond what runs at once queues, as the measured engine queued it
     s = serve(build, planfile.load(engine.plan), gpu, engine=engine, overhead_s=overhead_s, queue=True,

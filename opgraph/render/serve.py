@@ -52,7 +52,8 @@ def as_json(s: Serving, fmt: str) -> str:
         "share_of_iteration_time_by_class": s.by_class, "kv_cache_blocks_per_gpu": s.kv_blocks,
         "kv_cache_peak_use": s.kv_used, "requests_measured": s.measured, "iterations_measured": s.iterations,
         "preemptions": s.preemptions,
-        "overhead_s_per_iteration": s.overhead_s, "host_launch_s_per_kernel": s.engine.host_launch_s,
+        "overhead_s_per_iteration": s.overhead_s, "overhead_s_per_request": s.engine.overhead_per_request_s,
+        "host_launch_s_per_kernel": s.engine.host_launch_s,
         "request_latency_s": s.request_latency_s, "notes": list(s.notes),
     })
 

@@ -625,6 +625,30 @@ def test_the_engines_time_per_iteration_adds_to_every_gap_under_sync_scheduling(
     assert own.overhead_s == engine.overhead_s == 0 and engine.overhead_source in own.notes[0]
 
 
+def test_the_engines_time_for_each_request_it_runs_comes_on_top_of_its_time_per_iteration():
+    """A lone request (concurrency 1): every iteration runs one request, so 20 ms an iteration and 1 ms a request
+    make 21 ms of the host's. Sync, each gap is its decode step plus 21 ms; async, the host's 21 ms outlast the GPU's
+    decode step, so each gap takes them; its prompt's iteration is launched kernel by kernel (515 x 75 µs, longer
+    still). The command line gives the same, and the JSON carries the figure."""
+    gpu = serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=700, output=40, warmup=2, measure=3)
+    host = {"overhead_s": 20e-3, "overhead_per_request_s": 1e-3}
+    sync = attrs.evolve(vllm(H100), scheduling="sync", **host)
+    s = serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=700, output=40, warmup=2, measure=3, engine=sync)
+    assert s.tpot.mean == pytest.approx(gpu.tpot.mean + 21e-3, rel=1e-9)
+    assert "20,000 µs, given" not in s.notes[0] and "; and 1,000.0 µs for each request it runs" in s.notes[0]
+    a = serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=700, output=40, warmup=2, measure=3,
+              engine=attrs.evolve(vllm(H100), **host))
+    assert gpu.tpot.mean < 21e-3 and a.tpot.mean == pytest.approx(21e-3, rel=1e-12)
+    assert a.ttft.mean == pytest.approx(515 * 75e-6, rel=1e-12)
+    r = opgraph("serve", "--concurrency", "1", "--prompt", "700", "--output", "40", "--fusion", "flash",
+                "--overhead-us", "20000", "--overhead-per-request-us", "1000", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["tpot_s"] == pytest.approx(21e-3, rel=1e-9) and d["overhead_s_per_request"] == 1e-3
+    bad = opgraph("serve", "--concurrency", "1", "--prompt", "700", "--output", "4", "--overhead-per-request-us", "x")
+    assert bad.returncode == 2 and "--overhead-per-request-us" in bad.stderr
+
+
 def test_async_scheduling_hides_the_engines_time_behind_the_gpus_where_shorter():
     """Every engine's default, async scheduling: the host prepares the next iteration while the GPU runs this one, so
     an iteration takes the longer of the two. 2 ms is less than the smallest iteration here (one decode of Llama-3-8B
