@@ -256,7 +256,7 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
                   + (f" (a decode batch holds 1/{lanes} of a replica's requests)" if lanes > 1 else "")
                   + "; a batch's iteration takes its pass through every stage, or the stages x its slowest stage if "
                   "longer, the batches in flight taken to be alike",)
-    if any(side.engine.overhead_s for side in (prefill, decode)):
+    if any(side.engine.hosted for side in (prefill, decode)):
         notes += tuple(f"{name} workers: {side.engine.host_words}" for name, side in
                        (("prefill", prefill), ("decode", decode)))
     notes += (f"prefill workers: {prefill.engine.launch_words}",)

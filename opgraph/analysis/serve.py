@@ -120,17 +120,18 @@ class Engine:
         arrays): at least the launches' time (`host_launch_s` each: the host runs ahead of the GPU, so the longer of
         the two counts); then under async scheduling the longer of that and the engine's own time for the iteration
         (`overhead_s` and `overhead_per_request_s` a request), under sync scheduling their sum."""
+        t = gpu_s
         if self.host_launch_s and np.any(launches):
-            if np.ndim(gpu_s) or np.ndim(launches):
-                gpu_s = np.maximum(gpu_s, np.multiply(launches, self.host_launch_s))
-            else:
-                gpu_s = max(gpu_s, float(launches * self.host_launch_s))
-        if not (self.overhead_s or self.overhead_per_request_s):
-            return gpu_s
-        host = self.overhead_s + np.multiply(requests, self.overhead_per_request_s)
-        if self.scheduling == "sync":
-            return gpu_s + host if np.ndim(host) else gpu_s + float(host)
-        return np.maximum(gpu_s, host) if np.ndim(gpu_s) or np.ndim(host) else max(gpu_s, float(host))
+            t = np.maximum(t, np.multiply(launches, self.host_launch_s))
+        if self.hosted:
+            host = self.overhead_s + np.multiply(requests, self.overhead_per_request_s)
+            t = t + host if self.scheduling == "sync" else np.maximum(t, host)
+        return float(t) if np.ndim(t) == 0 else t
+
+    @property
+    def hosted(self) -> bool:
+        """Whether the engine has a time of its own per iteration (fixed or for each request it runs)."""
+        return bool(self.overhead_s or self.overhead_per_request_s)
 
     @property
     def admission_lag(self) -> int:
@@ -158,7 +159,7 @@ class Engine:
     @property
     def host_words(self) -> str:
         """What the engine's own time per iteration does to each iteration, in words (serve's notes)."""
-        if not (self.overhead_s or self.overhead_per_request_s):
+        if not self.hosted:
             return (f"the engine's own time per iteration (scheduling, sampling): {self.overhead_source}, 0 µs "
                     f"(--overhead-us and --overhead-per-request-us give figures)")
         how = ("hidden behind each iteration's GPU time where shorter (async scheduling: " + self.scheduling_source

@@ -296,7 +296,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
         break
     shown = configure(ENGINES[engine](hw))
     fusion_name = plan.name if plan is not None else shown.plan
-    if shown.overhead_s:
+    if shown.hosted:
         notes += (shown.host_words,)
     notes += (shown.launch_words,)
     if latency:

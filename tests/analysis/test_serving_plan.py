@@ -487,6 +487,8 @@ def test_the_plan_serves_each_layout_with_the_engines_own_time_as_it_schedules(c
         assert synced[key] == pytest.approx(plain_sync[key] + 1e-3, rel=1e-9) and hidden[key] == tpot
     assert any("1,000 µs, given (--overhead-us), added to each iteration (sync scheduling" in n for n in d["notes"])
     assert any("hidden behind each iteration's GPU time where shorter" in n for n in h["notes"])
+    _, each = tpots("--overhead-per-request-us", "10")  # a time for each request alone is said too
+    assert any("; and 10.0 µs for each request it runs, given (--overhead-per-request-us)" in n for n in each["notes"])
 
 
 def test_the_disaggregated_plan_serves_its_workers_with_the_engines_own_time():
