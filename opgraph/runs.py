@@ -243,18 +243,13 @@ def _hosted(a, engine):
     --scheduling), checked."""
     from opgraph.analysis import serve
 
-    if a.overhead_us is not None:
-        engine = attrs.evolve(engine, overhead_s=checks.number("--overhead-us", a.overhead_us, minimum=0,
-                                                               maximum=10**6) * 1e-6,
-                              overhead_source="given (--overhead-us)")
-    if a.overhead_per_request_us is not None:
-        engine = attrs.evolve(engine, overhead_per_request_s=checks.number(
-            "--overhead-per-request-us", a.overhead_per_request_us, minimum=0, maximum=10**6) * 1e-6,
-            overhead_per_request_source="given (--overhead-per-request-us)")
-    if a.host_launch_us is not None:
-        engine = attrs.evolve(engine, host_launch_s=checks.number("--host-launch-us", a.host_launch_us, minimum=0,
-                                                                  maximum=10**6) * 1e-6,
-                              host_launch_source="given (--host-launch-us)")
+    for given, field in (("overhead_us", "overhead"), ("overhead_per_request_us", "overhead_per_request"),
+                         ("host_launch_us", "host_launch")):  # µs given: the engine's seconds and their source
+        us = getattr(a, given)
+        if us is not None:
+            flag = "--" + given.replace("_", "-")
+            engine = attrs.evolve(engine, **{f"{field}_s": checks.number(flag, us, minimum=0, maximum=10**6) * 1e-6,
+                                             f"{field}_source": f"given ({flag})"})
     if a.scheduling is not None:
         engine = attrs.evolve(engine, scheduling=checks.choice("--scheduling", a.scheduling, serve.SCHEDULING),
                               scheduling_source="given (--scheduling)")
