@@ -182,13 +182,17 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
     per_token = drafting.speculation.expected_tokens if drafting else 1.0  # tokens a decode step yields
     steps = (g - 1) / per_token  # decode steps after the first token (a fluid: a step's yield is its mean)
 
+    kernels = {}  # an iteration's GPU time by its mix: the host's time for other running counts reuses it
+
     def step(rows: int, decodes: float, chunks: list[tuple[float, tuple[int, int]]], sampling: int,
              running: float | None = None) -> float:
         """An iteration's wall time; `running`: the decodes the host tends, where they differ from the mean `decodes`
         (while a given request waits, its slot is empty; while it decodes, full)."""
+        mix = (rows, decodes, tuple(chunks), sampling)
+        if mix not in kernels:
+            kernels[mix] = iteration_s(pricer, drafting, ctx, rows, decodes, chunks, sampling)
         eager = launches(pricer, drafting) if any(n for n, _ in chunks) else 0  # a prompt's iteration: no CUDA graph
-        return engine.wall(iteration_s(pricer, drafting, ctx, rows, decodes, chunks, sampling), eager,
-                           (decodes if running is None else running) + sum(n for n, _ in chunks))
+        return engine.wall(kernels[mix], eager, (decodes if running is None else running) + sum(n for n, _ in chunks))
 
     # a replacement is sent once its predecessor's response is back, too late for the iteration built next (and, where
     # the engine builds ahead, the one after): it waits that many iterations before its prompt can be scheduled
