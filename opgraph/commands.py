@@ -272,19 +272,22 @@ def _draft_options(p, plan: bool = False) -> None:
 def _host_options(p, scope: str = "") -> None:
     """--overhead-us, --overhead-per-request-us, --host-launch-us and --scheduling: an engine's own time per iteration
     (and per request it runs), its time to launch a prompt's iteration, and how they meet the GPU's (serve, plan)."""
+    own = ", ".join(f"{name} {a * 1e6:g}" for name, (a, _, _) in serving.HOST_TIME.items())
+    each = ", ".join(f"{name} {b * 1e6:g}" for name, (_, b, _) in serving.HOST_TIME.items())
+    launch = ", ".join(f"{name} {s * 1e6:g}" for name, (s, _) in serving.HOST_LAUNCH.items())
     p.add_argument("--overhead-us", type=_float, metavar="US", help=scope + "the engine's own (host) time per "
-                   "iteration: scheduling, sampling, input preparation (default: 0, not modelled: no figure fitted on "
-                   "measured serving held as an engine's; see docs/serving.md); hidden behind each iteration's GPU "
-                   "time where shorter, or added to it with --scheduling sync")
+                   "iteration: scheduling, sampling, input preparation (default: the engine's, fitted on B200 and "
+                   f"GB200 serving rows: {own}; see docs/serving.md); hidden behind each iteration's GPU time where "
+                   "shorter, or added to it with --scheduling sync")
     p.add_argument("--overhead-per-request-us", type=_float, metavar="US", help=scope + "the engine's own (host) "
                    "time per iteration for each request the iteration runs (its bookkeeping, sampling, output), on "
-                   "top of --overhead-us and met with the GPU's the same way (default: 0, not modelled; see "
-                   "docs/serving.md)")
+                   f"top of --overhead-us and met with the GPU's the same way (default: the engine's, fitted with it: "
+                   f"{each})")
     p.add_argument("--host-launch-us", type=_float, metavar="US", help=scope + "the host's time to launch one kernel "
                    "of an iteration that carries prompt tokens, which engines run kernel by kernel where decode-only "
                    "iterations replay a captured CUDA graph: such an iteration takes at least its kernels times this "
-                   "(default: the engine's, fitted on B200 and GB200 serving rows: vllm 75, sglang 50, trtllm 50; 0 "
-                   "turns it off; see docs/serving.md)")
+                   f"(default: the engine's, fitted on B200 and GB200 serving rows: {launch}; 0 turns it off; see "
+                   "docs/serving.md)")
     p.add_argument("--scheduling", choices=("async", "sync"), help=scope + "async: the host prepares the next "
                    "iteration while the GPU runs this one, so --overhead-us costs only where it is longer than the "
                    "GPU's time (every engine's default now: vLLM's async scheduling from 0.14.0, SGLang's and "

@@ -216,7 +216,7 @@ def test_the_engines_limits_apply_to_both_pools():
 def _timed(workers: int, overhead: float, scheduling: str) -> Side:
     import attrs
     engine = attrs.evolve(vllm(H100), overhead_s=overhead, overhead_source="given (--overhead-us)",
-                          scheduling=scheduling)
+                          overhead_per_request_s=0.0, scheduling=scheduling)
     return Side(IterationPricer(LLAMA.build, PLAN, H100), engine, workers, "1 GPU", 1, 1, KV_PER_TOKEN)
 
 

@@ -472,14 +472,14 @@ def test_the_plan_serves_each_layout_with_the_engines_own_time_as_it_schedules(c
     moves. The output says which."""
     from opgraph.cli import main
     args = ["plan", "llama-3-8b", "--gpus", "2", "--concurrency", "4,16", "--prompt", "500", "--output", "64",
-            "--format", "json"]
+            "--overhead-per-request-us", "0", "--format", "json"]
 
     def tpots(*more):
         assert main([*args, *more]) == 0
         d = json.loads(capsys.readouterr().out)
         return {(c["layout"], c["concurrency_per_replica"]): c["expected_tpot_s"] for c in d["candidates"]}, d
-    plain, _ = tpots()
-    plain_sync, _ = tpots("--scheduling", "sync")  # sync also lets a newcomer join one iteration sooner
+    plain, _ = tpots("--overhead-us", "0")  # the GPU's time alone (vLLM's own figures hide behind it or not)
+    plain_sync, _ = tpots("--overhead-us", "0", "--scheduling", "sync")  # sync also lets a newcomer join one iteration sooner
     synced, d = tpots("--overhead-us", "1000", "--scheduling", "sync")
     hidden, h = tpots("--overhead-us", "1000")
     assert set(plain) == set(synced) == set(hidden) == set(plain_sync) and len(plain) == 6
@@ -487,7 +487,7 @@ def test_the_plan_serves_each_layout_with_the_engines_own_time_as_it_schedules(c
         assert synced[key] == pytest.approx(plain_sync[key] + 1e-3, rel=1e-9) and hidden[key] == tpot
     assert any("1,000 µs, given (--overhead-us), added to each iteration (sync scheduling" in n for n in d["notes"])
     assert any("hidden behind each iteration's GPU time where shorter" in n for n in h["notes"])
-    _, each = tpots("--overhead-per-request-us", "10")  # a time for each request alone is said too
+    _, each = tpots("--overhead-us", "0", "--overhead-per-request-us", "10")  # a time for each request alone is said too
     assert any("; and 10.0 µs for each request it runs, given (--overhead-per-request-us)" in n for n in each["notes"])
 
 
@@ -495,13 +495,13 @@ def test_the_disaggregated_plan_serves_its_workers_with_the_engines_own_time():
     """--disaggregated --overhead-us 1000 --scheduling sync: every split's decode step takes 1 ms more, so its TPOT
     is 1 ms more than without (a decode worker's every token one iteration)."""
     base = ["plan", "llama-3-8b", "--gpus", "2", "--concurrency", "8", "--prompt", "500", "--output", "64",
-            "--disaggregated", "--format", "json"]
+            "--disaggregated", "--overhead-per-request-us", "0", "--format", "json"]
 
     def splits(*more):
         r = opgraph(*base, *more)
         assert r.returncode == 0, r.stderr
         return {c["layout"]: c["expected_tpot_s"] for c in json.loads(r.stdout)["candidates"] if c["disaggregated"]}
-    plain, synced = splits(), splits("--overhead-us", "1000", "--scheduling", "sync")
+    plain, synced = splits("--overhead-us", "0", "--scheduling", "sync"), splits("--overhead-us", "1000", "--scheduling", "sync")
     assert plain and set(plain) == set(synced)
     for layout, tpot in plain.items():
         assert synced[layout] == pytest.approx(tpot + 1e-3, rel=1e-9)
