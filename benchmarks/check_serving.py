@@ -42,6 +42,7 @@ from opgraph.render import render
 DATA = Path(__file__).parent / "data" / "serving-measured.csv.gz"
 CHOSEN = Path(__file__).parent / "data" / "serving-protocols.json"
 HELD_OUT = ("h100-sxm", "h200")
+FIT_GPUS = ("b200", "gb200")  # the rows issue 17 lets an engine or campaign constant be fitted on
 BY_CAMPAIGN = "by-campaign"
 BY_SOURCE = "by-source"
 # each campaign's client as its own tooling documents it (extract_serving.py says where each campaign comes from)

@@ -12,14 +12,12 @@ import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from check_serving import BY_SOURCE, per_row, rows
+from check_serving import BY_SOURCE, FIT_GPUS, per_row, rows
 
 from opgraph.analysis.serve import ENGINES
 from opgraph.analysis.serving_validate import Client, predict
 from opgraph.choices import serving_row
 from opgraph.errors import OpgraphError
-
-FIT_GPUS = ("b200", "gb200")
 
 
 def parser(doc: str) -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ the GPU's where shorter, else added), with the engine's fitted launches of a pro
 with the lowest median |TPOT error| is the engine's (benchmarks/engine_grid.py says how; the first of equal ones, so
 a time the rows cannot see stays 0), and it goes into opgraph/analysis/serve.py's HOST_TIME by hand.
 
-    python benchmarks/fit_engine_overhead.py --jobs 2       # about 20 minutes on 2 cores
+    python benchmarks/fit_engine_overhead.py --jobs 2       # about 30 minutes on 2 cores
     python benchmarks/fit_engine_overhead.py --engines vllm --overhead-us 0,3000 --per-request-us 0,50 --limit 10
 
 Prints, for each engine and pair, the rows predicted and their median and 90th-percentile |TPOT error| and median

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from check_serving import FIT_GPUS  # the script's folder is on the path when run as a script
 
 from opgraph.analysis.serving_validate import PROTOCOLS, validate_serving
 from opgraph.choices import serving_row
@@ -36,7 +37,6 @@ from opgraph.files import serving_measurements
 
 DATA = Path(__file__).parent / "data" / "serving-measured.csv.gz"
 OUT = Path(__file__).parent / "data" / "serving-protocols.json"
-FIT_GPUS = ("b200", "gb200")
 MIN_ROWS = 10  # fewer predicted rows choose nothing: the campaign stays `steady`
 
 

@@ -24,6 +24,9 @@ BENCH = Path(__file__).parents[2] / "benchmarks"
      "protocol by-campaign"),
     ("bench_serving_plan.py", ["--repeat", "1", "--concurrency", "20", "--model", "llama-3-8b"], "priced a second"),
     ("bench_serve.py", ["--repeat", "1", "--concurrency", "8", "--measure", "20"], "iterations a second"),
+    ("fit_host_launch.py", ["--engines", "trtllm", "--grid", "0,50", "--limit", "1"], "2 runs in"),
+    ("fit_engine_overhead.py", ["--engines", "vllm", "--overhead-us", "0,3000", "--per-request-us", "50", "--limit",
+                                "1"], "vllm: "),
 ])
 def test_benchmark_script_runs(script, args, expect, tmp_path):
     r = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, cwd=tmp_path)
