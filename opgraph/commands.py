@@ -272,7 +272,8 @@ def _draft_options(p, plan: bool = False) -> None:
 def _host_options(p, scope: str = "") -> None:
     """--overhead-us, --overhead-per-request-us, --host-launch-us and --scheduling: an engine's own time per iteration
     (and per request it runs), its time to launch a prompt's iteration, and how they meet the GPU's (serve, plan)."""
-    own = ", ".join(f"{name} {a * 1e6:g}" for name, (a, _, _) in serving.HOST_TIME.items())
+    own = ", ".join(f"{name} {a * 1e6:g}" + ("" if a or b else " (none fitted)")
+                    for name, (a, b, _) in serving.HOST_TIME.items())
     each = ", ".join(f"{name} {b * 1e6:g}" for name, (_, b, _) in serving.HOST_TIME.items())
     launch = ", ".join(f"{name} {s * 1e6:g}" for name, (s, _) in serving.HOST_LAUNCH.items())
     p.add_argument("--overhead-us", type=_float, metavar="US", help=scope + "the engine's own (host) time per "
