@@ -216,8 +216,9 @@ HOST_LAUNCH = {"vllm": (75e-6, 156), "sglang": (50e-6, 174), "trtllm": (50e-6, 2
 # The engine's own time per iteration, a + b x the requests it runs (Engine.overhead_s, overhead_per_request_s:
 # scheduling, sampling, input preparation and output), fitted the same way with the launches above in place
 # (benchmarks/fit_engine_overhead.py, December 2026, a grid of 0-4 ms and 0-100 µs a request). SGLang's best pair lay
-# on the grid's edge and, widened, at 8 ms + 200 µs, where its rows (all large MoE models) measure TP 8 slower than
-# TP 4 at the same concurrency: a time of the GPU's the pricing misses, not the host's, so none is taken.
+# on the grid's edge and, widened, at 8 ms + 200 µs; its rows are all large MoE models, and Qwen3.5-397B's measure
+# TP 8 slower than TP 4 at the same concurrency: a time of the GPU's the pricing misses, not the host's, so none is
+# taken.
 # (a, b, where it comes from)
 HOST_TIME = {"vllm": (3e-3, 50e-6, "fitted on 156 B200 and GB200 serving rows"),
              "sglang": (0.0, 0.0, "none fitted (its B200 rows' best figure is a time of the GPU's)"),
