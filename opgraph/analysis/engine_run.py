@@ -406,23 +406,15 @@ def price(run: Run, low: int, high: int, ids, pricer, draft=None, k: int = 0, st
     return expected, by_class
 
 
-def chunk_counts(run: Run, low: int, high: int) -> np.ndarray:
-    """The prompt chunks each of iterations [low, high) of `run` carries (a request each)."""
+def host_counts(run: Run, low: int, high: int, pricer, draft=None) -> tuple[np.ndarray, np.ndarray]:
+    """For each of iterations [low, high) of `run`, what the host's time depends on (Engine.wall): the kernels it
+    launches one by one (every kernel of an iteration that carries prompt chunks, the draft's too, which prefills
+    beside the target; none of a decode-only one, which replays a captured CUDA graph) and the requests it runs (its
+    decodes and its prompt chunks, a request each)."""
     a, b = bisect.bisect_left(run.chunk_at, low), bisect.bisect_left(run.chunk_at, high)
-    return np.bincount(np.asarray(run.chunk_at[a:b], dtype=np.int64) - low, minlength=high - low)
-
-
-def launches(run: Run, low: int, high: int, pricer, draft=None) -> np.ndarray:
-    """The kernels the host launches one by one in each of iterations [low, high) of `run` (Engine.wall): every
-    kernel of those that carry prompt chunks (the draft's too, which prefills beside the target), none of the
-    decode-only ones, which replay a captured CUDA graph."""
-    return (chunk_counts(run, low, high) > 0) * (pricer.launches + (draft.launches if draft is not None else 0))
-
-
-def requests(run: Run, low: int, high: int) -> np.ndarray:
-    """The requests each of iterations [low, high) of `run` runs (Engine.wall): its decodes and its prompt chunks, a
-    request each."""
-    return np.asarray(run.decoding[low:high], dtype=np.int64) + chunk_counts(run, low, high)
+    chunks = np.bincount(np.asarray(run.chunk_at[a:b], dtype=np.int64) - low, minlength=high - low)
+    kernels = pricer.launches + (draft.launches if draft is not None else 0)
+    return (chunks > 0) * kernels, np.asarray(run.decoding[low:high], dtype=np.int64) + chunks
 
 
 def price_one(run: Run, i: int, ids, pricer, draft=None, k: int = 0) -> tuple[float, dict]:

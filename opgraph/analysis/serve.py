@@ -587,8 +587,8 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
 
     def price_one(run: engine_run.Run, i: int, decoding) -> float:  # an open loop's iteration, priced as scheduled
         took, classes = engine_run.price_one(run, i, decoding, pricer, draft, k)
-        tooks.append(engine.wall(took, engine_run.launches(run, i, i + 1, pricer, draft)[0],
-                                 engine_run.requests(run, i, i + 1)[0]))
+        launched, running = engine_run.host_counts(run, i, i + 1, pricer, draft)
+        tooks.append(engine.wall(took, launched[0], running[0]))
         costs.append(classes)
         return tooks[-1]
     tooks: list[float] = []
@@ -604,8 +604,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     steps = run.decode_steps(range(len(run.prompt)), 0, len(decodes_at)) if rate is None or spec else None
     if rate is None:
         took, by_iteration = engine_run.price(run, 0, len(run.tokens), None, pricer, draft, k, steps)
-        took = engine.wall(took, engine_run.launches(run, 0, len(run.tokens), pricer, draft),
-                           engine_run.requests(run, 0, len(run.tokens)))
+        took = engine.wall(took, *engine_run.host_counts(run, 0, len(run.tokens), pricer, draft))
         ended = np.concatenate([np.cumsum(took), [0.0]])  # index -1: the start
         arrived = ended[np.asarray(run.arrival, dtype=np.int64)]
     else:
