@@ -220,8 +220,7 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         rows, priced = int(round(decodes)), {}
         # the decodes running while a given request decodes (its slot full) and while it waits (empty), the others'
         # slots empty in the mean share
-        mine, vacant = ((decodes + finish * (k + w) / c, decodes - 1 + finish * (k + w) / c)
-                        if engine.overhead_per_request_s else (None, None))  # else the same iterations: priced once
+        mine, vacant = decodes + finish * (k + w) / c, decodes - 1 + finish * (k + w) / c
 
         def with_chunks(n: int, running: float | None = None) -> float:  # beside the decodes, n chunks; a chunk that
             if (n, running) not in priced:  # ends its prompt samples
@@ -269,8 +268,7 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         # the host's: while a given request decodes its slot is full, while it waits empty
         share = steps / (steps + w) if steps else 1.0
         gap_step, wait_step = (step(int(round(live)), live, [], int(round(live)) * (1 + drafts), running)
-                               for running in (1 + (c - 1) * share, (c - 1) * share)) \
-            if engine.overhead_per_request_s else (iteration, iteration)
+                               for running in (1 + (c - 1) * share, (c - 1) * share))
         arriving = c / max(steps + w, 1)
         ttft, batches = _batched(arriving, prompts_s, max(budget // p, 1))
         # the w iterations it waits: prefill iterations of those that finished just before it, one after a decode
