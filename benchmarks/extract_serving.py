@@ -207,6 +207,15 @@ max_batch_tokens    the engine's token budget an iteration where the campaign's 
                     (single_node/dsr1_fp8_h200.sh, 2026-03-25) and Qwen3.5 ``16384`` (qwen3.5_fp8_h200.sh,
                     2026-03-04). The db-dump's DeepSeek-V3 rows share the R1 rows' engines and dates and InferenceX
                     has no other DeepSeek recipe, so they take R1's. The vLLM recipes' 8,192 is vLLM's default there.
+                    NVIDIA's Dynamo runs (aic-auto-gap-analysis) of TensorRT-LLM 1.0.0rc3: batch_size + isl + 1,500,
+                    as aiconfigurator's generator writes an aggregated worker's ``max_num_tokens`` (with
+                    ``max_batch_size`` the batch size and chunked prefill off: ``cli/backends/trtllm.py`` from its
+                    first release of 2025-08, ``generator/rule_plugin/trtllm.rule`` ``agg max_num_tokens =
+                    max_batch_size + SlaConfig.isl + 1500`` from 2025-12-04, rounded up to 32 tokens from 2026-01-29;
+                    github.com/ai-dynamo/aiconfigurator). The rule added 500 in place of 1,500 from 2026-04-01
+                    (commit 1cc3526b4); 1.0.0rc3 was the generator's TensorRT-LLM of 2025, so its runs predate that,
+                    while the campaign's later versions' rows carry no date and keep the engine's default. The
+                    rounding never changes how many of a row's prompts fit an iteration, so it is left out.
 kv_dtype            ``fp8`` where the campaign's recipe keeps an fp8 KV cache, else empty (the engine's default,
                     16-bit): InferenceX's Llama-3-70B recipes for vLLM on the H100 and H200 (``kv-cache-dtype:
                     fp8``, 70b_fp8_h100_slurm.sh and 70b_fp8_h200_slurm.sh as of 2025-10-29) and for TensorRT-LLM on
@@ -324,10 +333,15 @@ INFERENCEX = ("db-dump", "dated-csv")  # the campaigns run by InferenceX's recip
 
 DEEPSEEK = ("deepseek-r1", "deepseek-v3")
 BUDGET_FLOOR_SINCE = "2026-01-21"  # InferenceX commit 64af5a771: its DeepSeek TensorRT-LLM budget at least 8,192
+GENERATOR_TRTLLM = "1.0.0rc3"  # the TensorRT-LLM of the Dynamo runs whose generator's budget is known (above)
+GENERATOR_SPARE_TOKENS = 1500  # aiconfigurator's agg max_num_tokens = max_batch_size + isl + 1500 (until 2026-04-01)
 
 
-def max_batch_tokens(preset: str, gpu: str, engine: str, kind: str, measured: str, isl: int, conc: int | None):
+def max_batch_tokens(preset: str, gpu: str, engine: str, kind: str, measured: str, isl: int, conc: int | None,
+                     version: str = "", batch: int | None = None):
     """The token budget the campaign's recipe set, or empty (the engine's default); see the column above."""
+    if kind == "aic-auto-gap-analysis" and engine == "trtllm" and version == GENERATOR_TRTLLM and batch is not None:
+        return batch + isl + GENERATOR_SPARE_TOKENS
     if kind not in INFERENCEX or gpu != "h200":
         return ""
     if engine == "trtllm" and preset in DEEPSEEK and conc is not None:
@@ -544,7 +558,8 @@ def convert(row: dict[str, str]) -> dict[str, object]:
         "id_tp": id_tp, "id_ep": id_ep,
         "silicon_layout": "" if (tp, dp, moe_tp, ep) == silicon else
         ";".join(f"{k}={v}" for k, v in zip(LAYOUT, silicon)),
-        "max_batch_tokens": max_batch_tokens(preset, gpu, engine, kind, measured, isl, conc),
+        "max_batch_tokens": max_batch_tokens(preset, gpu, engine, kind, measured, isl, conc, row["backend_version"],
+                                             batch),
         "kv_dtype": kv_dtype(preset, gpu, engine, kind),
         "moe_kernel": moe_kernel(preset, gpu, engine, kind, measured),
         **dict(zip(("batch_wait_ratio", "batch_wait_iters"),

@@ -229,6 +229,22 @@ def test_the_extract_gives_inferencex_deepseek_trtllm_rows_their_recipes_budget(
     assert budgets[("2026-01-28", "64")] == "8192"  # 1,152 raised to the floor
 
 
+def test_the_extract_gives_dynamo_trtllm_rows_the_generators_budget():
+    # aiconfigurator's generator, aggregated TensorRT-LLM worker: max_batch_size = the batch, max_num_tokens =
+    # batch + isl + 1500, chunked prefill off (rule_plugin/trtllm.rule); the campaign's TensorRT-LLM 1.0.0rc3 runs only
+    import csv
+    import gzip
+    from pathlib import Path
+    data = Path(__file__).parents[2] / "benchmarks" / "data" / "serving-measured.csv.gz"
+    rows = [r for r in csv.DictReader(gzip.open(data, "rt")) if r["data_source_kind"] == "aic-auto-gap-analysis"]
+    qwen = [r for r in rows if r["engine_version"] == "1.0.0rc3" and r["model"] == "qwen3-32b" and r["tp"] == "8"
+            and r["concurrency"] == "64" and r["prompt_tokens"] == "4096" and r["output_tokens"] == "512"]
+    assert [r["max_batch_tokens"] for r in qwen] == ["5660"]  # 64 + 4,096 + 1,500
+    assert len([r for r in rows if r["engine_version"] == "1.0.0rc3" and r["max_batch_tokens"]]) == 479
+    assert not [r for r in rows if r["engine"] != "trtllm" and r["max_batch_tokens"]]
+    assert not [r for r in rows if r["engine_version"] not in ("1.0.0rc3",) and r["max_batch_tokens"]]
+
+
 def test_the_extract_counts_each_measurement_once():
     # one run exported twice (InferenceX's database dump and its dated CSVs) has the same GPU, engine, layout,
     # lengths, concurrency and the same TTFT and TPOT to 0.1 us; exactly one copy of each such group stays unflagged
