@@ -213,8 +213,9 @@ max_batch_tokens    the engine's token budget an iteration where the campaign's 
                     first release of 2025-08, ``generator/rule_plugin/trtllm.rule`` ``agg max_num_tokens =
                     max_batch_size + SlaConfig.isl + 1500`` from 2025-12-04, rounded up to 32 tokens from 2026-01-29;
                     github.com/ai-dynamo/aiconfigurator). The rule added 500 in place of 1,500 from 2026-04-01
-                    (commit 1cc3526b4); 1.0.0rc3 was the generator's TensorRT-LLM of 2025, so its runs predate that,
-                    while the campaign's later versions' rows carry no date and keep the engine's default. The
+                    (commit 1cc3526b4); 1.0.0rc3 was the generator's TensorRT-LLM of 2025 and its rows entered
+                    aiconfigurator's repository as "older bench data" on 2026-05-06 (75f90ac7a), so they are taken to
+                    predate that; the campaign's later versions' rows, undated too, keep the engine's default. The
                     rounding never changes how many of a row's prompts fit an iteration, so it is left out.
 kv_dtype            ``fp8`` where the campaign's recipe keeps an fp8 KV cache, else empty (the engine's default,
                     16-bit): InferenceX's Llama-3-70B recipes for vLLM on the H100 and H200 (``kv-cache-dtype:
