@@ -13,6 +13,7 @@ GEMM storage, its engine's scheduler, defaults and kernels, under a benchmark pr
     python benchmarks/check_serving.py --protocol by-campaign   # each campaign's client, chosen on B200/GB200 rows
     python benchmarks/check_serving.py --protocol by-source --latency fitted   # and its B200-fitted request latency
     python benchmarks/check_serving.py --protocol by-source --by-tp      # and TPOT by tensor-parallel size
+    python benchmarks/check_serving.py --protocol by-source --campaigns  # and each campaign's rows
 
 `by-source` serves each row under the client its campaign's own tooling documents (DOCUMENTED; chosen from source
 code, not from any row's error): aiconfigurator's generated aiperf benchmark for NVIDIA's Dynamo runs
@@ -132,6 +133,28 @@ def by_tp(predictions) -> str:
                           "lowest concurrency", "its gap ms"], disable_numparse=True)
 
 
+def by_campaign_of(predictions, kind: dict[int, str] | None = None) -> str:
+    """Each campaign's rows (fit_protocol.campaigns: the file's data_source_kind), then all: TPOT's and TTFT's median
+    and 90th-percentile |error| and median signed error, as the README and docs/serving.md quote them."""
+    import numpy as np
+    from fit_protocol import campaigns
+    from tabulate import tabulate
+
+    from opgraph.analysis.validate import Stats
+
+    kind = kind or campaigns(DATA)
+    groups: dict = {}
+    for p in predictions:
+        groups.setdefault(kind[p.row.row], []).append(p)
+    out = []
+    for name, ps in [*sorted(groups.items()), ("all", list(predictions))]:
+        tpot, ttft = (Stats.of(np.array([getattr(p, f"{m}_error") for p in ps])) for m in ("tpot", "ttft"))
+        out.append([name, f"{len(ps):,}", *(f"{x:.1%}" for x in (tpot.median, tpot.p90)), f"{tpot.bias:+.1%}",
+                    *(f"{x:.1%}" for x in (ttft.median, ttft.p90)), f"{ttft.bias:+.1%}"])
+    return tabulate(out, ["campaign", "rows", "TPOT median |error|", "p90", "median signed", "TTFT median |error|",
+                          "p90", "median signed"], disable_numparse=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gpus", default=",".join(HELD_OUT), help="GPUs whose rows to run (default: h100-sxm,h200)")
@@ -149,6 +172,10 @@ def main() -> int:
     ap.add_argument("--by-tp", action="store_true",
                     help="also print TPOT by tensor-parallel size: each (engine, GPU, model, TP)'s median signed error "
                     "and its median measured less predicted TPOT in ms, at all concurrencies and at the lowest")
+    ap.add_argument("--campaigns", action="store_true",
+                    help="also print each campaign's rows (its data_source_kind: NVIDIA's Dynamo runs, InferenceX's "
+                    "dated CSVs and database dump, the gap-analysis CSVs): TPOT's and TTFT's median and p90 |error| "
+                    "and median signed error")
     args = ap.parse_args()
     split = lambda text: text.split(",") if text else None  # noqa: E731
     t0 = time.perf_counter()
@@ -162,6 +189,8 @@ def main() -> int:
     print(render(v, args.format), end="")
     if args.by_tp:
         print(by_tp(v.predictions))
+    if args.campaigns:
+        print(by_campaign_of(v.predictions))
     print(f"{len(v.predictions):,} rows predicted in {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -19,7 +19,8 @@ BENCH = Path(__file__).parents[2] / "benchmarks"
     ("bench_load.py", ["--repeat", "1", "--only", "gpt-oss-20b"], "load + two-phase report: median"),
     ("bench_startup.py", ["--repeat", "1"], "whole process: median"),
     ("bench_reprice.py", ["--repeat", "2"], "repeated at new sizes: median"),
-    ("check_serving.py", ["--models", "llama-3-8b", "--engines", "trtllm", "--limit", "1"], "rows predicted in"),
+    ("check_serving.py", ["--models", "llama-3-8b", "--engines", "trtllm", "--limit", "1", "--campaigns"],
+     "aic-auto-gap-analysis"),
     ("check_serving.py", ["--models", "llama-3-8b", "--engines", "trtllm", "--limit", "1", "--protocol", "by-campaign"],
      "protocol by-campaign"),
     ("bench_serving_plan.py", ["--repeat", "1", "--concurrency", "20", "--model", "llama-3-8b"], "priced a second"),
@@ -89,6 +90,32 @@ def test_check_serving_by_tp_gives_each_groups_median_signed_tpot_error_and_gap(
     # TP 2: errors -10%, -25%, -25% (median -25.0%); gaps 1, 5, 10 ms (median +5.00); at concurrency 8, +1.00
     assert tp2 == ["vllm", "h100-sxm", "m", "2", "3", "-25.0%", "+5.00", "8", "+1.00"]
     assert tp8 == ["vllm", "h100-sxm", "m", "8", "1", "-20.0%", "+1.00", "8", "+1.00"]
+
+
+def test_check_serving_campaigns_gives_each_campaigns_errors_then_all():
+    """check_serving.py --campaigns: per campaign (the file's data_source_kind) and then over all rows, TPOT's and
+    TTFT's median and p90 |error| and median signed error; worked by hand."""
+    import types
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        import check_serving
+    finally:
+        sys.path.remove(str(BENCH))
+
+    def prediction(row, tpot_error, ttft_error):
+        return types.SimpleNamespace(row=types.SimpleNamespace(row=row), tpot_error=tpot_error, ttft_error=ttft_error)
+    kind = {1: "dated-csv", 2: "dated-csv", 3: "aic-auto-gap-analysis"}
+    table = check_serving.by_campaign_of([prediction(1, -0.10, 0.20), prediction(2, 0.30, -0.40),
+                                          prediction(3, 0.05, -0.50)], kind)
+    dynamo, dated, everything = (line.split() for line in table.splitlines()[2:])
+    # dated: |TPOT| 10%, 30%: median 20%, p90 10 + 0.9 x 20 = 28%, signed (-10 + 30) / 2 = +10%; TTFT 20%, 40%: 30%,
+    # p90 38%, signed (20 - 40) / 2 = -10%
+    assert dated == ["dated-csv", "2", "20.0%", "28.0%", "+10.0%", "30.0%", "38.0%", "-10.0%"]
+    assert dynamo == ["aic-auto-gap-analysis", "1", "5.0%", "5.0%", "+5.0%", "50.0%", "50.0%", "-50.0%"]
+    # all: |TPOT| 5, 10, 30: median 10%, p90 10 + 0.8 x 20 = 26%, signed median of -10, 30, 5 = +5%; |TTFT| 20, 40,
+    # 50: median 40%, p90 40 + 0.8 x 10 = 48%, signed median of 20, -40, -50 = -40%
+    assert everything == ["all", "3", "10.0%", "26.0%", "+5.0%", "40.0%", "48.0%", "-40.0%"]
 
 
 def _extract_serving():
