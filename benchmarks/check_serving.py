@@ -137,12 +137,14 @@ def by_campaign_of(predictions, kind: dict[int, str] | None = None) -> str:
     """Each campaign's rows (fit_protocol.campaigns: the file's data_source_kind), then all: TPOT's and TTFT's median
     and 90th-percentile |error| and median signed error, as the README and docs/serving.md quote them."""
     import numpy as np
-    from fit_protocol import campaigns
     from tabulate import tabulate
 
     from opgraph.analysis.validate import Stats
 
-    kind = kind or campaigns(DATA)
+    if kind is None:
+        from fit_protocol import campaigns
+
+        kind = campaigns(DATA)
     groups: dict = {}
     for p in predictions:
         groups.setdefault(kind[p.row.row], []).append(p)
