@@ -339,7 +339,7 @@ GENERATOR_SPARE_TOKENS = 1500  # aiconfigurator's agg max_num_tokens = max_batch
 
 
 def max_batch_tokens(preset: str, gpu: str, engine: str, kind: str, measured: str, isl: int, conc: int | None,
-                     version: str = "", batch: int | None = None):
+                     version: str, batch: int | None):
     """The token budget the campaign's recipe set, or empty (the engine's default); see the column above."""
     if kind == "aic-auto-gap-analysis" and engine == "trtllm" and version == GENERATOR_TRTLLM and batch is not None:
         return batch + isl + GENERATOR_SPARE_TOKENS
