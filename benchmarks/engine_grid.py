@@ -8,23 +8,23 @@ carries that time, is not fitted on (fit_protocol.py fits it afterwards, per cam
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+import numpy as np
 from check_serving import BY_SOURCE, FIT_GPUS, per_row, rows
 
 from opgraph.analysis.serve import ENGINES
-from opgraph.analysis.serving_validate import Client, predict
+from opgraph.analysis.serving_validate import validate_serving
+from opgraph.analysis.validate import Stats
 from opgraph.choices import serving_row
-from opgraph.errors import OpgraphError
 
 
 def parser(doc: str) -> argparse.ArgumentParser:
     """A fit's command line: the engines, the rows per model and the processes (its grid's options added after)."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--engines", default=",".join(ENGINES), help=f"engines to fit (default: {','.join(ENGINES)})")
-    ap.add_argument("--limit", type=int, help="rows per (engine, model) at most")
+    ap.add_argument("--limit", type=int, help="rows per (engine, GPU, model) at most")
     ap.add_argument("--jobs", type=int, default=1, help="processes (default: 1)")
     return ap
 
@@ -47,18 +47,11 @@ def figures(ap: argparse.ArgumentParser, option: str, text: str) -> list[float]:
 
 
 def errors(engine: str, figures: dict, limit: int | None) -> list[float]:
-    """Signed TPOT errors of the engine's B200 and GB200 rows served with `figures` (predict's keywords)."""
-    client, out, taken = per_row(BY_SOURCE), [], {}
-    for r in rows(FIT_GPUS, engines=[engine]):
-        if r.skip or (limit and taken.get(r.model, 0) >= limit):
-            continue
-        try:
-            p = predict(r, serving_row, Client.of(client(r)).protocol, **figures)
-        except OpgraphError:
-            continue
-        taken[r.model] = taken.get(r.model, 0) + 1
-        out.append(p.tpot_error)
-    return out
+    """Signed TPOT errors of the engine's B200 and GB200 rows served with `figures` (predict's keywords), at most
+    `limit` rows per (GPU, model)."""
+    v = validate_serving(rows(FIT_GPUS, engines=[engine]), serving_row, protocol=BY_SOURCE, limit=limit,
+                         per_row=per_row(BY_SOURCE), figures=figures)
+    return [p.tpot_error for p in v.predictions]
 
 
 def fit(engines: list[str], grid: dict[str, dict], heading: str, limit: int | None, jobs: int) -> dict[str, str]:
@@ -80,13 +73,10 @@ def fit(engines: list[str], grid: dict[str, dict], heading: str, limit: int | No
             if not signed:
                 print(f"{e:8s} {label:>{width}s} {0:5d} {'no rows':>20s}")
                 continue
-            absolute = sorted(map(abs, signed))
-            median = statistics.median(absolute)
-            p90 = statistics.quantiles(absolute, n=10)[-1] if len(absolute) > 1 else absolute[0]
-            print(f"{e:8s} {label:>{width}s} {len(signed):5d} {median:20.1%} {p90:7.1%} "
-                  f"{statistics.median(signed):+13.1%}")
-            if top is None or median < top[1]:
-                top = (label, median)
+            s = Stats.of(np.array(signed))
+            print(f"{e:8s} {label:>{width}s} {s.count:5d} {s.median:20.1%} {s.p90:7.1%} {s.bias:+13.1%}")
+            if top is None or s.median < top[1]:
+                top = (label, s.median)
         if top:
             best[e] = top[0]
             print(f"{e}: {top[0]} ({heading}; median |TPOT error| {top[1]:.1%})")

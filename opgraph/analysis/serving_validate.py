@@ -178,11 +178,13 @@ def validate_serving(rows: list[ServingMeasurement], resolve: Resolve, source: s
                      gpu: str | None = None, limit: int | None = None,
                      per_row: Callable[[ServingMeasurement], "str | Client"] | None = None,
                      where: Callable[[ServingMeasurement], bool] | None = None,
-                     request_latency_s: float = 0.0) -> ServingValidation:
+                     request_latency_s: float = 0.0, figures: dict | None = None) -> ServingValidation:
     """Predict every row that opgraph models (of `gpu` only, if given, and only those `where` keeps; at most `limit`
     per engine, GPU and model), each under `protocol`, or under the protocol (or Client) `per_row` gives it (then
     `protocol` names the choice, e.g. "by campaign"). `request_latency_s`: each request's time outside the engine,
-    for every row `protocol` serves (a per_row Client carries its own)."""
+    for every row `protocol` serves (a per_row Client carries its own). `figures`: engine figures for every row in
+    place of the engines' own (predict's keywords: overhead_s, overhead_per_request_s, host_launch_s, scheduling),
+    as a fit of one tries them (benchmarks/engine_grid.py)."""
     if per_row is None and protocol not in PROTOCOLS:
         raise OpgraphError(f"unknown --protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
     predictions, skipped, taken, considered = [], Counter(), Counter(), 0
@@ -199,7 +201,8 @@ def validate_serving(rows: list[ServingMeasurement], resolve: Resolve, source: s
                 own = Client.of(per_row(row)) if per_row else Client(protocol, request_latency_s)
                 if own.protocol not in PROTOCOLS:
                     raise ValueError(f"row {row.row}: protocol {own.protocol!r} is not one of {', '.join(PROTOCOLS)}")
-                predictions.append(predict(row, resolve, own.protocol, request_latency_s=own.request_latency_s))
+                predictions.append(predict(row, resolve, own.protocol, request_latency_s=own.request_latency_s,
+                                               **(figures or {})))
                 taken[key] += 1
                 continue
             except OpgraphError as e:

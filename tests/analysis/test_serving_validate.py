@@ -362,3 +362,21 @@ def test_a_rows_scheduling_column_serves_it_async_or_sync(tmp_path):
     bad = serving_csv(tmp_path, "scheduling", f"{row},overlap")
     with pytest.raises(OpgraphError, match="row 1: column scheduling: 'overlap' is not one of: empty, async, sync"):
         serving_measurements.read(bad)
+
+
+def test_engine_figures_given_for_every_row_serve_each_as_its_engine_with_them(measured):
+    """What a fit of an engine constant tries (benchmarks/engine_grid.py): the figures reach every row's engine, as
+    `serve` gets them directly, and a sync host time of 10 ms an iteration adds 10 ms to each iteration a request's
+    tokens span (a steady loop's schedule does not depend on how long an iteration takes): its 15 decode steps after
+    the first token and, SGLang prefilling each newcomer in an iteration of its own, the prompts of the 3 others'
+    successors, so 10 ms x 18 / 15 a token."""
+    rows = serving_measurements.read(measured)
+    figures = dict(overhead_s=0.010, overhead_per_request_s=0.0, scheduling="sync")
+    p, _ = validate_serving(rows, serving_row, figures=figures).predictions
+    h100 = hardware.load("h100-sxm")
+    engine = attrs.evolve(sglang(h100), overhead_per_request_s=0.0, scheduling="sync")
+    direct = serve(models.get("llama-3-8b").build, strategy("sglang"), h100, engine=engine, overhead_s=0.010,
+                   queue=True, concurrency=4, prompt=500, output=16)
+    assert (p.ttft_s, p.tpot_s) == (direct.ttft.mean, direct.tpot.mean)
+    none, _ = validate_serving(rows, serving_row, figures={**figures, "overhead_s": 0.0}).predictions
+    assert p.tpot_s - none.tpot_s == pytest.approx(0.010 * 18 / 15, rel=1e-9)
