@@ -250,7 +250,14 @@ scheduling          ``sync`` where the campaign's engine scheduled each iteratio
                     ``async-scheduling: true`` (its benchmarks/70b_fp8_h100_slurm.sh and gptoss_fp4_*_slurm.sh from
                     2025-10); SGLang's overlap
                     scheduler and TensorRT-LLM's are on by default, and aiconfigurator's generator leaves them on for
-                    aggregated workers (``rule_plugin/trtllm.rule``: ``agg disable_overlap_scheduler = false``).
+                    aggregated workers (``rule_plugin/trtllm.rule``: ``agg disable_overlap_scheduler = false``) in
+                    all but two of its versions: its TensorRT-LLM templates default ``disable_overlap_scheduler`` to
+                    true, and an aggregated worker got false from 2025-08-22 (961028348), but not in its first
+                    release (2025-08-11) nor for a week after its refactor (84ee71ebc, 2025-09-30, until 93076c603,
+                    2025-10-07). The Dynamo runs' TensorRT-LLM 1.0.0rc3 rows carry no date and stay async, which their
+                    TPOTs bear out: Llama-3-8B at TP 8, concurrency 8, 1,024 -> 512 tokens measures 2.73 ms, served
+                    2.47 ms async and 4.65 ms sync (``opgraph serve llama-3-8b --engine trtllm --tp 8 --concurrency 8
+                    --requests 160 --prompt 1024 --output 512 --max-batch-tokens 2532 --scheduling sync``).
 source_id           the CSV's ``id``.
 source_provenance   the CSV's ``silicon_data_source``, whole.
 
