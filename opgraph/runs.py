@@ -243,17 +243,15 @@ def _hosted(a, engine):
     --scheduling), checked."""
     from opgraph.analysis import serve
 
-    for given, field in (("overhead_us", "overhead"), ("overhead_per_request_us", "overhead_per_request"),
-                         ("host_launch_us", "host_launch")):  # µs given: the engine's seconds and their source
-        us = getattr(a, given)
-        if us is not None:
-            flag = "--" + given.replace("_", "-")
-            engine = attrs.evolve(engine, **{f"{field}_s": checks.number(flag, us, minimum=0, maximum=10**6) * 1e-6,
-                                             f"{field}_source": f"given ({flag})"})
-    if a.scheduling is not None:
-        engine = attrs.evolve(engine, scheduling=checks.choice("--scheduling", a.scheduling, serve.SCHEDULING),
-                              scheduling_source="given (--scheduling)")
-    return engine
+    flags, figures = {}, {}
+    for given in ("overhead_us", "overhead_per_request_us", "host_launch_us"):  # µs given: the engine's seconds
+        name, flag, us = given.removesuffix("_us") + "_s", "--" + given.replace("_", "-"), getattr(a, given)
+        flags[name] = flag
+        figures[name] = None if us is None else checks.number(flag, us, minimum=0, maximum=10**6) * 1e-6
+    flags["scheduling"] = "--scheduling"
+    figures["scheduling"] = None if a.scheduling is None else checks.choice("--scheduling", a.scheduling,
+                                                                             serve.SCHEDULING)
+    return engine.given(lambda name: f"given ({flags[name]})", **figures)
 
 
 def _batch_wait(text: str, engine: str) -> tuple[float, int]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import math
 import random
+from collections.abc import Callable
 
 import attrs
 import numpy as np
@@ -90,6 +91,16 @@ class Engine:
     # and SGLang's --ep-size below --tp-size; vLLM spreads them over the whole tp x dp group or not at all
     # (--enable-expert-parallel; FusedMoEParallelConfig.make in vllm/model_executor/layers/fused_moe/config.py)
     expert_groups: bool = True
+
+    def given(self, source: Callable[[str], str], **figures) -> "Engine":
+        """This engine with host figures in place of its own (overhead_s, overhead_per_request_s, host_launch_s,
+        scheduling; None keeps its own), each said to come from `source(name)`: a command-line flag, a fit."""
+        changes = {}
+        for name, value in figures.items():
+            if value is not None:
+                changes[name] = value
+                changes[f"{name.removesuffix('_s')}_source"] = source(name)
+        return attrs.evolve(self, **changes) if changes else self
 
     def check_layout(self, tp: int, ep: int) -> None:
         """A one-line error for a layout this engine cannot run."""
@@ -480,8 +491,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         raise OpgraphError("give one of --concurrency (requests in flight) and --rate (requests a second)")
     prompts, outputs = length_range("--prompt", prompt), length_range("--output", output)
     engine = engine or vllm(hw)
-    if overhead_s is not None:
-        engine = attrs.evolve(engine, overhead_s=overhead_s, overhead_source="given (--overhead-us)")
+    engine = engine.given(lambda _: "given (--overhead-us)", overhead_s=overhead_s)
     checks.number("overhead_s", engine.overhead_s, minimum=0, maximum=1)
     checks.choice("scheduling", engine.scheduling, SCHEDULING)
     latency = checks.number("request_latency_s", request_latency_s, minimum=0, maximum=60)

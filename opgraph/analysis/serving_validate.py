@@ -142,17 +142,12 @@ def predict(row: ServingMeasurement, resolve: Resolve, protocol: str, overhead_s
     if row.engine not in ENGINES:
         raise OpgraphError(f"engine {row.engine} is not modelled")
     build, gpu = resolve(row)
-    engine = configured(ENGINES[row.engine](gpu), row)
-    if scheduling is not None:
-        engine = attrs.evolve(engine, scheduling=scheduling, scheduling_source="as fitted")
-    if host_launch_s is not None:
-        engine = attrs.evolve(engine, host_launch_s=host_launch_s, host_launch_source="as fitted")
-    if overhead_per_request_s is not None:
-        engine = attrs.evolve(engine, overhead_per_request_s=overhead_per_request_s,
-                              overhead_per_request_source="as fitted")
+    engine = configured(ENGINES[row.engine](gpu), row).given(
+        lambda _: "as fitted", overhead_s=overhead_s, overhead_per_request_s=overhead_per_request_s,
+        host_launch_s=host_launch_s, scheduling=scheduling)
     engine.check_layout(row.tp, row.ep)
     # a concurrency beyond what runs at once queues, as the measured engine queued it
-    s = serve(build, planfile.load(engine.plan), gpu, engine=engine, overhead_s=overhead_s, queue=True,
+    s = serve(build, planfile.load(engine.plan), gpu, engine=engine, queue=True,
               request_latency_s=request_latency_s, request_latency_source="given for the row", **load(row, protocol))
     return ServingPrediction(row, s.ttft.mean, s.tpot.mean)
 
@@ -166,8 +161,7 @@ def configured(engine: Engine, row: ServingMeasurement) -> Engine:
                          batch_wait=row.batch_wait if any(row.batch_wait) else None)
     if row.moe_kernel == "marlin":
         engine = attrs.evolve(engine, tables=(*engine.tables, marlin("the row's moe_kernel")))
-    if row.scheduling:
-        engine = attrs.evolve(engine, scheduling=row.scheduling, scheduling_source="the row's scheduling column")
+    engine = engine.given(lambda _: "the row's scheduling column", scheduling=row.scheduling or None)
     c = row.replica_concurrency
     if engine.chunked or engine.room(c) >= row.prompt:
         return engine
