@@ -787,3 +787,17 @@ def test_an_open_loops_arrival_misses_the_iteration_built_ahead_under_async_sche
 
     assert ttfts(attrs.evolve(vllm(H100), scheduling="sync")) == [1.0, 1.5]
     assert ttfts(vllm(H100)) == [1.0, 2.5]
+
+
+def test_figures_given_replace_the_engines_own_each_with_its_source():
+    """Engine.given, the one place host figures replace an engine's own (the command line's flags, a fit's grid, a
+    measured row's scheduling column): each figure given and its source set, the rest kept; nothing given, the same
+    engine back."""
+    own = vllm(H100)
+    assert own.given(lambda name: "x", overhead_s=None, scheduling=None) is own
+    got = own.given(lambda name: f"given for {name}", overhead_s=0.004, scheduling="sync")
+    assert (got.overhead_s, got.overhead_source) == (0.004, "given for overhead_s")
+    assert (got.scheduling, got.scheduling_source) == ("sync", "given for scheduling")
+    assert (got.host_launch_s, got.host_launch_source) == (own.host_launch_s, own.host_launch_source)
+    assert (got.overhead_per_request_s, got.overhead_per_request_source) == (own.overhead_per_request_s,
+                                                                             own.overhead_per_request_source)
