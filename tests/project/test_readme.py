@@ -136,3 +136,23 @@ def test_readme_says_near_the_top_which_gpus_ship_and_which_are_calibrated():
     table = [line for line in section.splitlines() if line.startswith("| `")]
     calibrated = {name for line in table for name in re.findall(r"`([\w.-]+)`", line.split("|")[1])}
     assert calibrated == {p.stem for p in FOLDER.glob("*.toml")}
+
+
+def _tables(text: str):
+    """Each Markdown table of a page outside its code blocks: its lines, the header first."""
+    table = []
+    for line in re.sub(r"```.*?```", "", text, flags=re.S).splitlines() + [""]:
+        if line.startswith("|"):
+            table.append(line)
+        elif table:
+            yield table
+            table = []
+
+
+def test_every_table_row_has_its_header_s_cells():
+    """A row with more or fewer cells than its header renders shifted or cut: a figure under the wrong heading."""
+    def cells(line):
+        return len(line.replace("\\|", "").strip().strip("|").split("|"))
+    bad = [f"{page.name}: {row}" for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+           for table in _tables(page.read_text()) for row in table[1:] if cells(row) != cells(table[0])]
+    assert not bad, bad
