@@ -71,8 +71,17 @@ def test_todays_specs(name):
     assert hw.bandwidth > 0 and hw.capacity > 0
     fp4 = TODAY[name]
     assert hw.matrix_flops.get("fp4") == (None if fp4 is None else pytest.approx(fp4 * 1e12))
-    if name != "rtx-pro-6000":  # its dense bf16 rate was not found: the spec leaves it out
-        assert hw.matrix_flops["bf16"] > 0
+    assert hw.matrix_flops["bf16"] > 0
+
+
+def test_rtx_pro_6000_tensor_rates_are_its_fp4_peak_in_nvidia_s_ratio():
+    # aiconfigurator-core 0.12.0's systems/rtx_pro_6000_server.yaml (NVIDIA): bf16 467.8, fp8 and int8 935.6, fp4
+    # 1,871.2 TFLOPS at its 2,430 MHz clock; the spec keeps the 4,000-TOPS sparse datasheet peak, 2,000 dense
+    rates = hardware.load("rtx-pro-6000").matrix_flops
+    nvidia = {"bf16": 467.8, "fp8": 935.6, "int8": 935.6, "fp4": 1871.2}
+    for dtype, tflops in nvidia.items():
+        assert rates[dtype] / rates["fp4"] == pytest.approx(tflops / nvidia["fp4"], rel=1e-4)
+    assert rates["fp4"] == pytest.approx(4000e12 / 2) and rates["fp16"] == rates["bf16"]
 
 
 def test_b200_fp4_is_half_the_sparse_datasheet_figure():
