@@ -15,11 +15,11 @@ GEMM storage, its engine's scheduler, defaults and kernels, under a benchmark pr
     python benchmarks/check_serving.py --protocol by-source --by-tp      # and TPOT by tensor-parallel size
     python benchmarks/check_serving.py --protocol by-source --campaigns  # and each campaign's rows
 
-`by-source` serves each row under the client its campaign's own tooling documents (DOCUMENTED; chosen from source
-code, not from any row's error): aiconfigurator's generated aiperf benchmark for NVIDIA's Dynamo runs
-(aic-auto-gap-analysis), InferenceX's client for the database dump (aisimulate replays those points with 10 x C
-requests and a range ratio of 0.8) and for the dated CSVs (the same field names and engine images: an inference);
-the gap-analysis CSVs name no tool and stay `steady`. `by-campaign` serves each row under the protocol
+`by-source` serves each row under the client its campaign's own tooling documents, the file's client column (as
+`opgraph validate` does by default; extract_serving.py writes it from source code, not from any row's error):
+aiconfigurator's generated aiperf benchmark for NVIDIA's Dynamo runs (aic-auto-gap-analysis), InferenceX's client for
+the database dump (aisimulate replays those points with 10 x C requests and a range ratio of 0.8) and for the dated
+CSVs (the same field names and engine images: an inference); the gap-analysis CSVs name no tool and stay `steady`. `by-campaign` serves each row under the protocol
 benchmarks/fit_protocol.py chose for its campaign and engine on the B200 and GB200 rows
 (benchmarks/data/serving-protocols.json), where it chose on at least fit_protocol.MIN_ROWS rows; a campaign or
 engine with fewer is served as `by-source` serves it. `--latency fitted` adds to each row's TTFT the request latency
@@ -35,7 +35,7 @@ import json
 import time
 from pathlib import Path
 
-from opgraph.analysis.serving_validate import PROTOCOLS, Client, validate_serving
+from opgraph.analysis.serving_validate import PROTOCOLS, Client, own_client, validate_serving
 from opgraph.choices import serving_row
 from opgraph.files import serving_measurements
 from opgraph.render import render
@@ -46,8 +46,6 @@ HELD_OUT = ("h100-sxm", "h200")
 FIT_GPUS = ("b200", "gb200")  # the rows issue 17 lets an engine or campaign constant be fitted on
 BY_CAMPAIGN = "by-campaign"
 BY_SOURCE = "by-source"
-# each campaign's client as its own tooling documents it (extract_serving.py says where each campaign comes from)
-DOCUMENTED = {"aic-auto-gap-analysis": "aiperf", "db-dump": "inferencemax", "dated-csv": "inferencemax"}
 
 
 def fit_of(kind: dict[int, str] | None = None):
@@ -68,10 +66,7 @@ def fit_of(kind: dict[int, str] | None = None):
 def by_campaign(kind: dict[int, str] | None = None):
     """row -> the protocol fit_protocol.py chose for its campaign and engine (fit_of); where it chose none, the client
     the campaign's tooling documents (by_source)."""
-    from fit_protocol import campaigns
-
-    kind = kind or campaigns(DATA)  # read once for both
-    fit, documented = fit_of(kind), by_source(kind)
+    fit, documented = fit_of(kind), by_source()
 
     def protocol(row):
         found = fit(row)
@@ -90,12 +85,9 @@ def with_latency(client, kind: dict[int, str] | None = None):
     return latency
 
 
-def by_source(kind: dict[int, str] | None = None):
-    """row -> the client its campaign's tooling documents (DOCUMENTED; steady where none is known)."""
-    from fit_protocol import campaigns
-
-    kind = kind or campaigns(DATA)
-    return lambda row: DOCUMENTED.get(kind[row.row], "steady")
+def by_source():
+    """row -> the client its campaign's tooling documents (its client column; steady where it names none)."""
+    return own_client
 
 
 def per_row(protocol: str):

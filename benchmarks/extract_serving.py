@@ -258,6 +258,15 @@ scheduling          ``sync`` where the campaign's engine scheduled each iteratio
                     TPOTs bear out: Llama-3-8B at TP 8, concurrency 8, 1,024 -> 512 tokens measures 2.73 ms, served
                     2.47 ms async and 4.65 ms sync (``opgraph serve llama-3-8b --engine trtllm --tp 8 --concurrency 8
                     --requests 160 --prompt 1024 --output 512 --max-batch-tokens 2532 --scheduling sync``).
+client              the benchmark client that measured the row, as its campaign's own tooling documents it (served as
+                    ``opgraph validate`` serves each row by default; opgraph.analysis.serving_validate says what each
+                    does): ``aiperf`` for NVIDIA's Dynamo runs (aic-auto-gap-analysis: deployments aiconfigurator's
+                    generator writes, and it writes their benchmark, ``aiperf profile --concurrency C --request-count
+                    20*C --warmup-request-count C``, lengths fixed: ``src/aiconfigurator/generator/sflow.py`` and
+                    ``backend_templates/benchmark/bench_run.sh.j2``); ``inferencemax`` for InferenceX's database dump
+                    (aisimulate replays its points with 10 x C requests and a range ratio of 0.8, above) and its
+                    dated CSVs (the same fields and public engine images: taken as InferenceX's client too, an
+                    inference); empty for the gap-analysis CSVs, which name no client.
 source_id           the CSV's ``id``.
 source_provenance   the CSV's ``silicon_data_source``, whole.
 
@@ -333,8 +342,10 @@ COLUMNS = [
     "prompt_tokens", "output_tokens", "ttft_ms", "tpot_ms",
     "measured_date", "data_source_kind", "wip", "flags", "defaulted",
     "id_tp", "id_ep", "silicon_layout", "max_batch_tokens", "kv_dtype", "moe_kernel", "batch_wait_ratio",
-    "batch_wait_iters", "scheduling", "source_id", "source_provenance",
+    "batch_wait_iters", "scheduling", "client", "source_id", "source_provenance",
 ]
+# each campaign's benchmark client as its tooling documents it (the client column above)
+CLIENTS = {"aic-auto-gap-analysis": "aiperf", "db-dump": "inferencemax", "dated-csv": "inferencemax"}
 MARLIN_SINCE = "2026-01-02"  # InferenceX commit 4e52ed4c6: VLLM_MXFP4_USE_MARLIN=1 in its Hopper gpt-oss recipes
 INFERENCEX = ("db-dump", "dated-csv")  # the campaigns run by InferenceX's recipes (source_kind)
 
@@ -572,7 +583,7 @@ def convert(row: dict[str, str]) -> dict[str, object]:
         "moe_kernel": moe_kernel(preset, gpu, engine, kind, measured),
         **dict(zip(("batch_wait_ratio", "batch_wait_iters"),
                    batch_wait(preset, gpu, engine, kind, measured, isl, int(row["osl"]), tp))),
-        "scheduling": scheduling(engine, kind, row["backend_version"]),
+        "scheduling": scheduling(engine, kind, row["backend_version"]), "client": CLIENTS.get(kind, ""),
         "source_id": row["id"], "source_provenance": row["silicon_data_source"],
     }
 

@@ -446,7 +446,7 @@ def validation(a):
         rows = serving_measurements.read(a.measurements)
         gpu_name = None if a.hardware is None else choices.gpu(a.hardware).name
         return serving_validate.validate_serving(
-            rows, choices.serving_row, a.measurements, protocol=a.protocol or "steady", gpu=gpu_name,
+            rows, choices.serving_row, a.measurements, protocol=a.protocol, gpu=gpu_name,
             limit=None if a.limit is None else checks.integer("--limit", a.limit),
             request_latency_s=_request_latency(a))
     if a.hardware is None:

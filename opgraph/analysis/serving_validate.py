@@ -7,7 +7,8 @@ activations, the KV cache in bf16 unless its kv_dtype column says fp8; other lab
 engine's scheduler, defaults and kernels (its fusion plan; MXFP4 experts as Marlin runs them where its moe_kernel
 column says so; its token budget where its max_batch_tokens column gives one; TensorRT-LLM's batch waiting where its
 batch_wait columns give it; its scheduling, async or sync, where its scheduling column says), at its concurrency,
-prompt and output lengths, under a benchmark protocol:
+prompt and output lengths, under a benchmark protocol: the row's own (its client column, steady where it names none)
+unless one is given for every row:
 
 - `steady`: the steady state of an endless closed loop at the row's fixed lengths (after a warm-up);
 - `wave`: one wave of C requests sent at once, every one counted (a benchmark client whose request count equals its
@@ -41,7 +42,7 @@ from opgraph.analysis.validate import Stats
 from opgraph.core.tensor import BF16, FP8, Precision
 from opgraph.errors import OpgraphError
 from opgraph.files import planfile
-from opgraph.files.serving_measurements import ServingMeasurement
+from opgraph.files.serving_measurements import CLIENTS, ServingMeasurement
 from opgraph.pricing.hardware import Hardware
 from opgraph.pricing.kinds.moe import marlin
 
@@ -49,7 +50,8 @@ from opgraph.pricing.kinds.moe import marlin
 # (opgraph.choices.serving_row: the zoo of presets and GPUs lives above this layer)
 Resolve = Callable[[ServingMeasurement], tuple[Callable, Hardware]]
 
-PROTOCOLS = ("steady", "inferencemax", "wave", "aiperf")
+PROTOCOLS = CLIENTS  # the benchmark clients a row may name, each served as load() says
+OWN = "each row's own client"  # validate_serving's protocol without one given: own_client(row) for each row
 AIPERF_ROUNDS = 20  # aiconfigurator's MULTI_ROUND default: requests = 20 x the concurrency
 
 
@@ -67,11 +69,17 @@ class Client:
         return given if isinstance(given, Client) else cls(given)
 
 
+def own_client(row: ServingMeasurement) -> str:
+    """The benchmark client a row names (its client column), steady where it names none."""
+    return row.client or "steady"
+
+
 @attrs.frozen
 class ServingPrediction:
     row: ServingMeasurement
     ttft_s: float
     tpot_s: float
+    protocol: str = "steady"  # the benchmark client it was served under
 
     @property
     def ttft_error(self) -> float:
@@ -94,6 +102,10 @@ class ServingValidation:
     considered: int  # of them, those of the GPU asked for (all, without one)
     gpu: str | None = None
     request_latency_s: float = 0.0  # each request's time outside the engine, given for every row
+
+    def clients(self) -> dict[str, int]:
+        """Rows predicted under each benchmark client, most first."""
+        return dict(Counter(p.protocol for p in self.predictions).most_common())
 
     def groups(self) -> dict[tuple[str, str, str], list[ServingPrediction]]:
         """Predictions by (engine, GPU, model), sorted."""
@@ -149,7 +161,7 @@ def predict(row: ServingMeasurement, resolve: Resolve, protocol: str, overhead_s
     # a concurrency beyond what runs at once queues, as the measured engine queued it
     s = serve(build, planfile.load(engine.plan), gpu, engine=engine, queue=True,
               request_latency_s=request_latency_s, request_latency_source="given for the row", **load(row, protocol))
-    return ServingPrediction(row, s.ttft.mean, s.tpot.mean)
+    return ServingPrediction(row, s.ttft.mean, s.tpot.mean, protocol)
 
 
 def configured(engine: Engine, row: ServingMeasurement) -> Engine:
@@ -168,17 +180,22 @@ def configured(engine: Engine, row: ServingMeasurement) -> Engine:
     return attrs.evolve(engine, max_batched_tokens=row.prompt + c - 1)
 
 
-def validate_serving(rows: list[ServingMeasurement], resolve: Resolve, source: str = "", *, protocol: str = "steady",
+def validate_serving(rows: list[ServingMeasurement], resolve: Resolve, source: str = "", *, protocol: str | None = None,
                      gpu: str | None = None, limit: int | None = None,
                      per_row: Callable[[ServingMeasurement], "str | Client"] | None = None,
                      where: Callable[[ServingMeasurement], bool] | None = None,
                      request_latency_s: float = 0.0, figures: dict | None = None) -> ServingValidation:
     """Predict every row that opgraph models (of `gpu` only, if given, and only those `where` keeps; at most `limit`
     per engine, GPU and model), each under `protocol`, or under the protocol (or Client) `per_row` gives it (then
-    `protocol` names the choice, e.g. "by campaign"). `request_latency_s`: each request's time outside the engine,
-    for every row `protocol` serves (a per_row Client carries its own). `figures`: engine figures for every row in
+    `protocol` names the choice, e.g. "by campaign"); with neither, each under the client it names (own_client).
+    `request_latency_s`: each request's time outside the engine, for every row but those a per_row Client serves
+    (it carries its own). `figures`: engine figures for every row in
     place of the engines' own (predict's keywords: overhead_s, overhead_per_request_s, host_launch_s, scheduling),
     as a fit of one tries them (benchmarks/engine_grid.py)."""
+    own = per_row is None and protocol is None
+    given = request_latency_s if own or per_row is None else 0.0  # the latency every row gets (a per_row one: its own)
+    if own:
+        protocol, per_row = OWN, lambda row: Client(own_client(row), request_latency_s)
     if per_row is None and protocol not in PROTOCOLS:
         raise OpgraphError(f"unknown --protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
     predictions, skipped, taken, considered = [], Counter(), Counter(), 0
@@ -206,4 +223,4 @@ def validate_serving(rows: list[ServingMeasurement], resolve: Resolve, source: s
         raise OpgraphError(f"{source}: no rows of GPU {gpu} (--hardware); its GPUs: "
                            f"{', '.join(sorted({r.gpu for r in rows}))}")
     return ServingValidation(source, protocol, tuple(predictions), tuple(skipped.most_common()), len(rows), considered,
-                             gpu, 0.0 if per_row else request_latency_s)
+                             gpu, given)

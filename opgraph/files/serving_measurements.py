@@ -38,6 +38,9 @@ unread, as extracts carry provenance):
                     the engine's default (served as `opgraph serve --batch-wait RATIO,ITERS` serves it)
     scheduling      how the engine met its host's work and its GPU's: empty (its default, async), async or sync
                     (served as `opgraph serve --scheduling` serves it)
+    client          the benchmark client that measured the row: steady, wave, inferencemax or aiperf
+                    (opgraph.analysis.serving_validate says what each runs); `opgraph validate` serves each row so
+                    unless --protocol names one for all; empty: not known (steady)
     source_id       free text, shown with the row's errors
 
 A file ending in .gz is read through gzip. Every mistake is one OpgraphError naming the file, the row
@@ -59,6 +62,8 @@ HARMLESS_FLAGS = frozenset({"no_engine_version"})
 MOE_KERNELS = ("", "marlin")
 KV_DTYPES = ("", "fp8")
 SCHEDULINGS = ("", "async", "sync")
+# the benchmark clients a row may name (the client column), each run as opgraph.analysis.serving_validate.load says
+CLIENTS = ("steady", "inferencemax", "wave", "aiperf")
 
 
 @attrs.frozen
@@ -85,6 +90,7 @@ class ServingMeasurement:
     moe_kernel: str = ""  # MOE_KERNELS: "" the engine's default, marlin (MXFP4 experts through Marlin)
     batch_wait: tuple[float, int] = (0.0, 0)  # TensorRT-LLM's (ratio, iterations); (0, 0): off
     scheduling: str = ""  # SCHEDULINGS: "" the engine's default, async or sync
+    client: str = ""  # CLIENTS: the benchmark client that measured the row; "": not known
 
     @property
     def replica_concurrency(self) -> int:
@@ -170,15 +176,16 @@ def read(path: str | Path) -> list[ServingMeasurement]:
         ints["concurrency"] = _number(where, "concurrency", f["concurrency"], int) if f["concurrency"].strip() else 0
         ints.update({c: _number(where, c, f[c], int) for c in ("pp", "dp", "ep", "moe_tp", "max_batch_tokens")
                      if f.get(c)})
-        kernel, kv, scheduled = (_choice(where, f, c, valid) for c, valid in (
-            ("moe_kernel", MOE_KERNELS), ("kv_dtype", KV_DTYPES), ("scheduling", SCHEDULINGS)))
+        kernel, kv, scheduled, client = (_choice(where, f, c, valid) for c, valid in (
+            ("moe_kernel", MOE_KERNELS), ("kv_dtype", KV_DTYPES), ("scheduling", SCHEDULINGS),
+            ("client", ("", *CLIENTS))))
         out.append(ServingMeasurement(
             i, f["model"], f["gpu"], f["engine"], ints["tp"], ints["concurrency"], ints["prompt_tokens"],
             ints["output_tokens"], _number(where, "ttft_ms", f["ttft_ms"], float) / 1e3,
             _number(where, "tpot_ms", f["tpot_ms"], float) / 1e3, ints.get("pp", 1), ints.get("dp", 1),
             ints.get("ep", 1), f.get("gemm_quant_mode") or "", tuple(x for x in (f.get("flags") or "").split(";") if x),
             f.get("source_id") or "", ints.get("moe_tp", 0), ints.get("max_batch_tokens", 0), kv, kernel,
-            _batch_wait(where, f), scheduled))
+            _batch_wait(where, f), scheduled, client))
     if not out:
         raise OpgraphError(f"{path}: no measurements (only a header)")
     return out

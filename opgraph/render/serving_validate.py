@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from opgraph.analysis.plan import Layout
-from opgraph.analysis.serving_validate import ServingValidation
+from opgraph.analysis.serving_validate import OWN, ServingValidation
 from opgraph.analysis.validate import Stats
 from opgraph.render import renderer
 from opgraph.render.text import header, heading, lines, table, to_csv, to_json
@@ -23,7 +23,7 @@ def as_text(v: ServingValidation, fmt: str) -> str:
                  [f"{len(v.predictions):,} of {v.considered:,} rows" + (f" of GPU {v.gpu}" if v.gpu else "")
                   + f" ({v.rows:,} in the file) predicted by `opgraph serve` with each row's engine "
                   f"(scheduler, defaults, kernels; the row's own token budget, KV dtype and MoE kernel where it gives "
-                  f"them), protocol {v.protocol}"
+                  f"them), " + _protocol(v)
                   + (f", {v.request_latency_s * 1e3:,.1f} ms outside the engine added to each TTFT (given)"
                      if v.request_latency_s else "") + "; nothing fitted on these rows",
                   f"skipped: {skipped}",
@@ -50,7 +50,7 @@ def as_text(v: ServingValidation, fmt: str) -> str:
 @renderer(ServingValidation, "json")
 def as_json(v: ServingValidation, fmt: str) -> str:
     return to_json({
-        "source": v.source, "protocol": v.protocol, "request_latency_s": v.request_latency_s,
+        "source": v.source, "protocol": v.protocol, "clients": v.clients(), "request_latency_s": v.request_latency_s,
         "rows_in_file": v.rows, "rows_considered": v.considered,
         "gpu": v.gpu, "units": {"*_s": "s"},
         "skipped": {why: n for why, n in v.skipped},
@@ -59,6 +59,14 @@ def as_json(v: ServingValidation, fmt: str) -> str:
                                            **{k: stats_record(v.stats(ps, k)) for k in METRICS}}
                                           for (e, g, m), ps in v.groups().items()]},
         "rows": [_row(p) for p in v.predictions]})
+
+
+def _protocol(v: ServingValidation) -> str:
+    """How the rows' benchmarks were served, in words: each row under its own client (with how many), or one for all."""
+    if v.protocol != OWN:
+        return f"protocol {v.protocol}"
+    return ("each row under its own benchmark client (its client column; steady where it names none: "
+            + ", ".join(f"{name} x{n:,}" for name, n in v.clients().items()) + "; --protocol gives one for all)")
 
 
 def _layout(r) -> str:
@@ -73,7 +81,7 @@ def _row(p) -> dict:
             # the engine settings the row gave (null: the engine's default)
             "max_batch_tokens": r.max_batch_tokens or None, "kv_dtype": r.kv_dtype or None,
             "moe_kernel": r.moe_kernel or None, "batch_wait_ratio": r.batch_wait[0] or None,
-            "batch_wait_iters": r.batch_wait[1] or None,
+            "batch_wait_iters": r.batch_wait[1] or None, "protocol": p.protocol,
             "measured_ttft_s": r.ttft_s, "expected_ttft_s": p.ttft_s, "ttft_error": p.ttft_error,
             "measured_tpot_s": r.tpot_s, "expected_tpot_s": p.tpot_s, "tpot_error": p.tpot_error, "source": r.source}
 

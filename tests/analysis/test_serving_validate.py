@@ -102,6 +102,51 @@ def test_aiperf_is_twenty_rounds_of_the_concurrency_at_the_rows_own_lengths(meas
     assert run.measured == 80  # every request counted
 
 
+def test_each_row_is_served_under_the_client_it_names_unless_one_is_given_for_all(tmp_path):
+    # the client column: aiperf is 20 x C requests at the row's lengths, the first C at once; empty is steady
+    f = tmp_path / "clients.csv"
+    f.write_text("model,gpu,engine,tp,concurrency,prompt_tokens,output_tokens,ttft_ms,tpot_ms,client\n"
+                 "llama-3-8b,h100-sxm,sglang,1,4,500,16,50.0,10.0,aiperf\n"
+                 "llama-3-8b,h100-sxm,sglang,1,4,500,16,50.0,10.0,\n")
+    rows = serving_measurements.read(f)
+    assert [r.client for r in rows] == ["aiperf", ""]
+    h100 = hardware.load("h100-sxm")
+    run = lambda **load: serve(models.get("llama-3-8b").build, strategy("sglang"), h100,  # noqa: E731
+                               engine=sglang(h100), concurrency=4, prompt=500, output=16, **load)
+    rounds, steady = run(requests=80), run()
+    own = validate_serving(rows, serving_row, str(f))
+    assert [(p.ttft_s, p.tpot_s, p.protocol) for p in own.predictions] == [
+        (rounds.ttft.mean, rounds.tpot.mean, "aiperf"), (steady.ttft.mean, steady.tpot.mean, "steady")]
+    assert own.clients() == {"aiperf": 1, "steady": 1} and rounds.ttft.mean != steady.ttft.mean
+    given = validate_serving(rows, serving_row, str(f), protocol="steady")
+    assert {(p.ttft_s, p.protocol) for p in given.predictions} == {(steady.ttft.mean, "steady")}
+    d = json.loads(opgraph("validate", str(f), "--format", "json").stdout)
+    assert d["clients"] == {"aiperf": 1, "steady": 1} and [r["protocol"] for r in d["rows"]] == ["aiperf", "steady"]
+    assert "each row under its own benchmark client" in opgraph("validate", str(f)).stdout
+    assert "protocol wave" in opgraph("validate", str(f), "--protocol", "wave").stdout
+
+
+def test_a_bad_client_names_the_column_and_the_choices(tmp_path):
+    f = tmp_path / "clients.csv"
+    f.write_text("model,gpu,engine,tp,concurrency,prompt_tokens,output_tokens,ttft_ms,tpot_ms,client\n"
+                 "llama-3-8b,h100-sxm,sglang,1,4,500,16,50.0,10.0,locust\n")
+    with pytest.raises(OpgraphError, match="row 1: column client: 'locust' is not one of: empty, steady, "
+                                           "inferencemax, wave, aiperf"):
+        serving_measurements.read(f)
+
+
+def test_the_extract_names_each_campaigns_client_as_its_tooling_documents_it():
+    # aiconfigurator's generator writes the Dynamo runs' aiperf benchmark; InferenceX's client for its dump and dated
+    # CSVs; the gap-analysis CSVs name none
+    import csv
+    import gzip
+    from pathlib import Path
+    data = Path(__file__).parents[2] / "benchmarks" / "data" / "serving-measured.csv.gz"
+    clients = {(r["data_source_kind"], r["client"]) for r in csv.DictReader(gzip.open(data, "rt"))}
+    assert clients == {("aic-auto-gap-analysis", "aiperf"), ("db-dump", "inferencemax"),
+                       ("dated-csv", "inferencemax"), ("gap-analysis-csv", "")}
+
+
 LAYOUT_HEADER = "model,gpu,engine,tp,dp,moe_tp,ep,concurrency,prompt_tokens,output_tokens,ttft_ms,tpot_ms,gemm_quant_mode\n"
 
 

@@ -54,7 +54,7 @@ def test_each_campaigns_client_is_its_fitted_choice_where_enough_rows_chose_it_e
     kind = campaigns(check_serving.DATA)
     chosen = json.loads(check_serving.CHOSEN.read_text())["chosen"]
     rows = check_serving.rows(("h100-sxm", "h200"), engines=["trtllm"])
-    source, campaign = check_serving.by_source(kind), check_serving.by_campaign(kind)
+    source, campaign = check_serving.by_source(), check_serving.by_campaign(kind)
     dynamo = [r for r in rows if kind[r.row] == "aic-auto-gap-analysis"]
     dated = [r for r in rows if kind[r.row] == "dated-csv"]
     assert dynamo and dated
