@@ -165,7 +165,7 @@ def carried(params, source_gpu: str, gpu: str):
     return attrs.evolve(params, cache_s=params.cache_s * ratio, cache_efficiency=params.cache_efficiency * ratio)
 
 
-GPUS = ("h100-sxm", "h200", "a100-sxm", "b200", "l40s")
+GPUS = ("h100-sxm", "h200", "a100-sxm", "b200", "l40s", "rtx-pro-6000")
 
 
 def main(argv: list[str]) -> int:

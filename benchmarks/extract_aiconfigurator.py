@@ -31,8 +31,8 @@ Kept, bf16 only (the precision the shipped calibration targets), except vLLM's f
   50 us), the H100's DeepEP v2 rows (`deepep_v2_*`, an overlay build of a newer DeepEP, on that GPU only), and any
   row spanning nodes or of another dtype (none in 0.12.0).
 - `gemm` with dtype `fp8` (vLLM files only, last of all, so no earlier row's held-out split moves): the vLLM
-  `gemm_perf` rows with gemm_dtype `fp8`, for each GPU that has them (H100 SXM, H200, B200, L40S: 35,742 shapes each,
-  35,718 on the L40S; the A100 has no fp8 tensor cores and its table only bf16). What each mode of that table is
+  `gemm_perf` rows with gemm_dtype `fp8`, for each GPU that has them (H100 SXM, H200, B200, L40S, RTX PRO 6000:
+  35,742 shapes each, 35,718 on the L40S; the A100 has no fp8 tensor cores and its table only bf16). What each mode of that table is
   (aiconfigurator's collector, collector/vllm/collect_gemm.py for vLLM 0.24.0, which records the kernel vLLM selected
   as kernel_source; the row's latency is the mean per layer of a RowParallelLinear forward on bf16 input):
   * `bfloat16` (torch.nn.functional.linear, cuBLAS): the bf16 rows above;
@@ -90,9 +90,9 @@ Kept, bf16 only (the precision the shipped calibration targets), except vLLM's f
   the `wideep_` tables (DeepEP deployments' older versions).
 
 vLLM's tables are the calibration sets (`<gpu>-vllm.csv.gz`, every row, for each shipped GPU the package has: the
-H100 SXM, H200, A100 SXM, B200 and L40S, each from its newest vLLM version there); on the H100, TensorRT-LLM's and
-SGLang's are the transfer checks (`h100-sxm-trtllm.csv.gz`, `h100-sxm-sglang.csv.gz`, every 4th row after sorting,
-to keep them small). The files are gzipped CSV; opgraph reads them as they are. The all-to-all columns (tokens,
+H100 SXM, H200, A100 SXM, B200, L40S and RTX PRO 6000 Server Edition, each from its newest vLLM version there); on
+the H100, TensorRT-LLM's and SGLang's are the transfer checks (`h100-sxm-trtllm.csv.gz`, `h100-sxm-sglang.csv.gz`,
+every 4th row after sorting, to keep them small). The files are gzipped CSV; opgraph reads them as they are. The all-to-all columns (tokens,
 top_k, hidden) are in a file's header only when it has such rows, so the other files are as they were.
 opgraph never depends on the package: run this once, by hand, and commit the CSVs.
 
@@ -112,7 +112,8 @@ from pathlib import Path
 
 OUT = Path(__file__).parent / "data"
 DATA = "aiconfigurator_core/systems/data/"
-GPUS = {"h100-sxm": "h100_sxm", "h200": "h200_sxm", "a100-sxm": "a100_sxm", "b200": "b200_sxm", "l40s": "l40s"}
+GPUS = {"h100-sxm": "h100_sxm", "h200": "h200_sxm", "a100-sxm": "a100_sxm", "b200": "b200_sxm", "l40s": "l40s",
+        "rtx-pro-6000": "rtx_pro_6000_server"}
 # (gpu, framework) -> (kernel sources kept or None for all, every n-th row)
 SETS = {("h100-sxm", "vllm"): (None, 1), ("h100-sxm", "trtllm"): (None, 4),
         ("h100-sxm", "sglang"): ({"sglang_torch_linear", "fa3"}, 4),

@@ -117,6 +117,25 @@ def test_the_shipped_h100_calibration_is_installed_and_states_its_fit():
     assert not hardware.load("v100").timing.calibrated  # no calibration: the expected time is the roofline
 
 
+def test_the_rtx_pro_6000_calibration_prices_its_measured_kernels_far_better_than_the_roofline():
+    # vLLM 0.24.0's kernels on an RTX PRO 6000 Server Edition (aiconfigurator-core 0.12.0), every 25th row and every
+    # all-reduce: the shipped fit against the roofline it replaces, class by class
+    from pathlib import Path
+    from opgraph.files.measurements import read
+    tm = hardware.load("rtx-pro-6000").timing
+    assert tm.calibrated and set(tm.classes) == {"gemm", "gemm_fp8", "prefill_attention", "decode_attention",
+                                                 "collective"}
+    assert "rtx-pro-6000-vllm.csv.gz" in tm.source and "held-out" in tm.fit
+    rows = read(Path(__file__).parents[2] / "benchmarks" / "data" / "rtx-pro-6000-vllm.csv.gz")
+    sample = rows[::25] + [m for m in rows if m.kind == "all_reduce"]
+    stats = validate(sample, hardware.load("rtx-pro-6000")).stats
+    fitted, roofline = stats["expected"]["class"], stats["roofline"]["class"]
+    assert set(fitted) == {"gemm", "prefill_attention", "decode_attention", "all_reduce"}
+    for kind, s in fitted.items():
+        assert s.median < roofline[kind].median / 2, kind
+    assert fitted["gemm"].median <= 0.10 and fitted["prefill_attention"].median <= 0.15
+
+
 def test_without_scipy_calibrate_says_how_to_install(tmp_path):
     from userland import python
     code = ("import sys; sys.modules['scipy'] = None\n"
