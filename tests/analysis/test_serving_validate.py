@@ -404,6 +404,9 @@ def test_a_rows_scheduling_column_serves_it_async_or_sync(tmp_path):
     for p, how in ((synced, "sync"), (default, "async")):
         served = json.loads(opgraph(*args, "--scheduling", how).stdout)
         assert (p.ttft_s, p.tpot_s) == pytest.approx((served["ttft_s"], served["tpot_s"]), rel=1e-9)
+    # the JSON says which rows gave a scheduling (null: the engine's default)
+    rows = json.loads(opgraph("validate", str(path), "--format", "json").stdout)["rows"]
+    assert [r["scheduling"] for r in rows] == ["sync", None, "async"]
     bad = serving_csv(tmp_path, "scheduling", f"{row},overlap")
     with pytest.raises(OpgraphError, match="row 1: column scheduling: 'overlap' is not one of: empty, async, sync"):
         serving_measurements.read(bad)
