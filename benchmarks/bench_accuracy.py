@@ -67,7 +67,7 @@ TARGETED = GEMM_CLASSES | {c.name for c in MOES} | {PREFILL_ATTENTION, DECODE_AT
 VECTORS = {"h200": DATA / "h200-opgraph.csv.gz"}  # the GPUs whose vector classes are measured, and where
 SWEEP = "measure_vector_kernels"  # the rows of those files that the vector fit trains on (their source says so)
 # the GPUs with measured MLA decode kernels (extract_aiconfigurator.py): fitted on SGLang's, checked on TensorRT-LLM's
-MLA = {gpu: DATA / f"{gpu}-mla.csv.gz" for gpu in ("h100-sxm", "h200", "b200", "l40s")}
+MLA = {gpu: DATA / f"{gpu}-mla.csv.gz" for gpu in ("h100-sxm", "h200", "b200", "l40s", "rtx-pro-6000")}
 MLA_FITTED_ON = "sglang"
 KV8 = {gpu: DATA / f"{gpu}-kv8.csv.gz" for gpu in ("h100-sxm", "h200")}  # decode over an fp8 KV cache, vLLM's fitted
 
@@ -110,10 +110,10 @@ _ALL_TO_ALL = ("all-to-all: vLLM 0.24.0's DeepEP dispatch and combine, bf16, 8 G
 _MOE = ("fused-MoE calls: vLLM 0.24.0's fused_experts (bf16 and block-fp8 Triton, Marlin int4, gpt-oss's MXFP4 "
         "Triton) timed whole, balanced routing, no expert parallelism, the same file")
 # Classes not shipped per GPU: they fit worse on held-out rows than the spec's alpha-beta
-# The L40S's MLA decode fit too: its engines' kernels differ by 2x (SGLang's Triton MLA, fitted, against
-# TensorRT-LLM's), and the never-fitted check reads worse with the fit than with the decode_attention table it falls
-# back to.
-UNSHIPPED = {"l40s": {"collective", MLA_DECODE_ATTENTION}}
+# The L40S's and the RTX PRO 6000's MLA decode fits too: their engines' kernels differ by 2x (SGLang's Triton MLA,
+# fitted, against TensorRT-LLM's), and the never-fitted check reads worse with the fit than with the decode_attention
+# table it falls back to.
+UNSHIPPED = {"l40s": {"collective", MLA_DECODE_ATTENTION}, "rtx-pro-6000": {MLA_DECODE_ATTENTION}}
 
 
 def source(gpu: str, classes: set[str]) -> str:

@@ -79,13 +79,13 @@ Kept, bf16 only (the precision the shipped calibration targets), except vLLM's f
   `decode_attention_fp8` class), then TensorRT-LLM's and SGLang's every fourth (a check, never fitted).
 
 - `mla_decode_attention` (`<gpu>-mla.csv.gz`, a file of its own for each GPU whose SGLang and TensorRT-LLM tables
-  both have it: the H100 SXM, H200, B200 and L40S): `mla/<framework>/<newest>/generation_mla_perf`, the absorbed MLA
-  decode kernel alone, one new token per sequence over isl + step cached entries (isl is 1 throughout, so context =
-  step), bf16 KV cache, `num_heads` query heads on one GPU, DeepSeek-V3's geometry (latent 512, rope 64: the
-  collector's KV_LORA_RANK and QK_ROPE_HEAD_DIM, collector/sglang/collect_mla.py; the table names no model), timed in
-  a CUDA graph (collector.helper.benchmark_with_power). SGLang 0.5.14's rows first (its default MLA backend on each
-  GPU: FlashAttention-3 on Hopper, TensorRT-LLM's MLA kernel on Blackwell, Triton on the L40S), which the class is
-  fitted on, then TensorRT-LLM's newest (1.3.0rc20; 1.0.0 on the L40S), a check never fitted; one row a shape (the
+  both have it: the H100 SXM, H200, B200, L40S and RTX PRO 6000): `mla/<framework>/<newest>/generation_mla_perf`,
+  the absorbed MLA decode kernel alone, one new token per sequence over isl + step cached entries (isl is 1
+  throughout, so context = step), bf16 KV cache, `num_heads` query heads on one GPU, DeepSeek-V3's geometry (latent
+  512, rope 64: the collector's KV_LORA_RANK and QK_ROPE_HEAD_DIM, collector/sglang/collect_mla.py; the table names no
+  model), timed in a CUDA graph (collector.helper.benchmark_with_power). SGLang 0.5.14's rows first (its default MLA
+  backend on each GPU: FlashAttention-3 on Hopper, TensorRT-LLM's MLA kernel on the B200, Triton on the L40S and the
+  RTX PRO 6000), which the class is fitted on, then TensorRT-LLM's newest (1.3.0rc20; 1.0.0 on the L40S), a check never fitted; one row a shape (the
   H100's SGLang table holds two runs of each, within 1% at the median: their mean). Left out: the fp8-KV rows, and
   the `wideep_` tables (DeepEP deployments' older versions).
 
@@ -143,7 +143,7 @@ KV8_COLUMNS = ["class", "dtype", "batch", "context", "heads", "kv_heads", "head_
 KV8_GPUS = ("h100-sxm", "h200")
 KV8_SETS = (("vllm", 1), ("trtllm", 4), ("sglang", 4))  # (framework, every nth row): vLLM's fitted, the others checked
 MLA_COLUMNS = ["class", "dtype", "batch", "context", "heads", "kv_lora_rank", "rope_dim", "time_us", "source"]
-MLA_GPUS = ("h100-sxm", "h200", "b200", "l40s")  # SGLang's table (fitted) and TensorRT-LLM's (checked) both there
+MLA_GPUS = ("h100-sxm", "h200", "b200", "l40s", "rtx-pro-6000")  # SGLang's table (fitted) and TensorRT-LLM's (checked) both there
 MLA_GEOMETRY = {"kv_lora_rank": 512, "rope_dim": 64}  # collector/sglang/collect_mla.py: DeepSeek-V3's
 MOE_GPUS = {"h100-sxm", "h200"}  # the vLLM files that get MoE rows (the TensorRT-LLM and SGLang files, the H100's, too)
 NON_GATED = ((2688, 6, 128), (None, 22, 512))  # Nemotron-3's experts: (hidden or any, top_k, experts)
