@@ -19,10 +19,10 @@ GEMM storage, its engine's scheduler, defaults and kernels, under a benchmark pr
 `opgraph validate` does by default; extract_serving.py writes it from source code, not from any row's error):
 aiconfigurator's generated aiperf benchmark for NVIDIA's Dynamo runs (aic-auto-gap-analysis), InferenceX's client for
 the database dump (aisimulate replays those points with 10 x C requests and a range ratio of 0.8) and for the dated
-CSVs (the same field names and engine images: an inference); the gap-analysis CSVs name no tool and stay `steady`. `by-campaign` serves each row under the protocol
-benchmarks/fit_protocol.py chose for its campaign and engine on the B200 and GB200 rows
-(benchmarks/data/serving-protocols.json), where it chose on at least fit_protocol.MIN_ROWS rows; a campaign or
-engine with fewer is served as `by-source` serves it. `--latency fitted` adds to each row's TTFT the request latency
+CSVs (the same field names and engine images: an inference); the gap-analysis CSVs name no tool and stay `steady`.
+`by-campaign` serves each row under the protocol benchmarks/fit_protocol.py chose for its campaign and engine on the
+B200 and GB200 rows (benchmarks/data/serving-protocols.json), where it chose on at least fit_protocol.MIN_ROWS rows; a
+campaign or engine with fewer is served as `by-source` serves it. `--latency fitted` adds to each row's TTFT the request latency
 (each request's time outside the engine: the server's HTTP handling, tokenization and streaming) fit_protocol.py
 fitted for its campaign and engine on those B200 and GB200 rows under the protocol the row is served with; a campaign
 or engine with fewer than MIN_ROWS such rows gets none.
@@ -128,10 +128,9 @@ def by_tp(predictions) -> str:
 def by_campaign_of(predictions, kind: dict[int, str] | None = None) -> str:
     """Each campaign's rows (fit_protocol.campaigns: the file's data_source_kind), then all: TPOT's and TTFT's median
     and 90th-percentile |error| and median signed error, as the README and docs/serving.md quote them."""
-    import numpy as np
     from tabulate import tabulate
 
-    from opgraph.analysis.validate import Stats
+    from opgraph.analysis.serving_validate import ServingValidation
 
     if kind is None:
         from fit_protocol import campaigns
@@ -142,7 +141,7 @@ def by_campaign_of(predictions, kind: dict[int, str] | None = None) -> str:
         groups.setdefault(kind[p.row.row], []).append(p)
     out = []
     for name, ps in [*sorted(groups.items()), ("all", list(predictions))]:
-        tpot, ttft = (Stats.of(np.array([getattr(p, f"{m}_error") for p in ps])) for m in ("tpot", "ttft"))
+        tpot, ttft = (ServingValidation.stats(ps, m) for m in ("tpot", "ttft"))
         out.append([name, f"{len(ps):,}", *(f"{x:.1%}" for x in (tpot.median, tpot.p90)), f"{tpot.bias:+.1%}",
                     *(f"{x:.1%}" for x in (ttft.median, ttft.p90)), f"{ttft.bias:+.1%}"])
     return tabulate(out, ["campaign", "rows", "TPOT median |error|", "p90", "median signed", "TTFT median |error|",

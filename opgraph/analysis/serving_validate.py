@@ -192,9 +192,10 @@ def validate_serving(rows: list[ServingMeasurement], resolve: Resolve, source: s
     (it carries its own). `figures`: engine figures for every row in
     place of the engines' own (predict's keywords: overhead_s, overhead_per_request_s, host_launch_s, scheduling),
     as a fit of one tries them (benchmarks/engine_grid.py)."""
-    own = per_row is None and protocol is None
-    given = request_latency_s if own or per_row is None else 0.0  # the latency every row gets (a per_row one: its own)
-    if own:
+    by_own_client = per_row is None and protocol is None
+    # the latency every row gets (a per_row Client's: its own)
+    given = request_latency_s if by_own_client or per_row is None else 0.0
+    if by_own_client:
         protocol, per_row = OWN, lambda row: Client(own_client(row), request_latency_s)
     if per_row is None and protocol not in PROTOCOLS:
         raise OpgraphError(f"unknown --protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
