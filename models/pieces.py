@@ -267,7 +267,9 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
     lightning indexer (lightning_indexer) picks min(topk, Sk) keys per query and attention runs over those alone:
     in prefill the decompressed form with `select=topk` on qk, softmax and av (each query min(topk, keys it sees));
     in decode a gather of the selected min(topk, context + 1) latent entries (gather_selected), then the absorbed
-    form over them. Needs q_lora_rank (the indexer reads the normed q latent). The indexer is replicated under
+    form over them; several queries a sequence over a cache (a prompt chunk, a speculative verify step: the
+    absorbed form too, as vLLM's FlashMLA sparse backend runs both) attend to their selections in the kernel, which
+    reads each cached entry at most once (ops.selected_reads). Needs q_lora_rank (the indexer reads the normed q latent). The indexer is replicated under
     tensor parallelism (lightning_indexer)."""
     d = x.shape[-1]
     if indexer is not None and not q_lora_rank:
@@ -302,7 +304,14 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
         if phase.past:
             keys.insert(0, b.cache("latent_cache", (phase.batch, phase.past, r + rope)))
         kw = dict(heads=heads, kv_heads=1, causal=causal)
-        if picked is not None:
+        if picked is not None and phase.new_tokens > 1:
+            # several queries a sequence over its cache (a prompt chunk, a speculative verify step): each query its
+            # own selection, read in the kernel (FlashMLA's sparse kernels take the indices themselves)
+            kw.update(select=select)
+            s = b.attention_scores("qk", q, keys, head_dim=r + rope, indices=picked, out="scores", **kw)
+            p = b.softmax("softmax", s, causal=causal, keys=phase.keys, select=select, out="probs")
+            o = b.attention_values("av", p, keys, head_dim=r, value_width=r + rope, out="attn_latent", **kw)
+        elif picked is not None:
             # only the selected entries: one output for QK^T ([latent | rope key]), one for PV (the latent)
             sel_k, sel_v = b.gather_selected("gather_selected", keys, picked, value_dim=r, dtype=entry.dtype,
                                              outs=["selected_entries", "selected_latents"])

@@ -204,6 +204,31 @@ def pairs(sq: int, sk: int, *, causal: bool, window: int | None = None, chunk: i
     return causal_pairs(sq, sk, window) if causal else sq * sk
 
 
+def newest_first(lengths, rows) -> list:
+    """How many of `rows` positions come from each part of a key sequence (cache first, then new: `lengths`), the
+    newest first: the count of a kernel that reads only some of the keys (a sparse attention's selection).
+
+    >>> newest_first([100, 1], 8), newest_first([100, 20], 50)
+    ([7, 1], [30, 20])
+    """
+    out, left = [], rows
+    for length in reversed(lengths):
+        r = minimum(length, left)
+        out.insert(0, r)
+        left = left - r
+    return out
+
+
+def selected_reads(b: int, sq: int, keys: tuple[Tensor, ...], select: int, width: int) -> tuple:
+    """The elements of each key part a sparse attention kernel reads when Sq queries each select their own
+    min(select, Sk) keys over a cache (DeepSeek-V3.2's DSA on a prompt chunk or a speculative verify step): every
+    key at most once, and no more than the selections hold, min(Sk, Sq x min(select, Sk)) positions (their overlap
+    is data-dependent; a chunk of a few thousand queries selects every key), newest first; `width` features each."""
+    sk = sum(k.shape[1] for k in keys)
+    rows = newest_first([k.shape[1] for k in keys], minimum(sk, sq * key_slots(sk, select=select)))
+    return tuple(b * r * width for r in rows)
+
+
 def key_slots(sk: int, *, chunk: int | None = None, select: int | None = None) -> int:
     """The last dim of the scores over Sk keys: Sk, a chunk's min(chunk, Sk), or the selected min(select, Sk)."""
     if select is not None:
@@ -234,7 +259,10 @@ def attention_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tenso
     if indices is not None and select is None:
         raise OpgraphError(f"op {name!r}: indices name selected keys; give `select` as well")
     extra = () if indices is None else (indices,)
-    return Op(name, MATMUL, "qk", (q, *keys, *extra), (s,), 2 * b * heads * n * head_dim)
+    reads = None
+    if select is not None and len(keys) > 1:  # over a cache: the selected keys only (selected_reads)
+        reads = (None, *selected_reads(b, sq, keys, select, kv_heads * head_dim), *(None for _ in extra))
+    return Op(name, MATMUL, "qk", (q, *keys, *extra), (s,), 2 * b * heads * n * head_dim, reads=reads)
 
 
 def attention_values(name: str, p: Tensor, values: tuple[Tensor, ...] | list[Tensor], *, heads: int,
@@ -262,6 +290,8 @@ def attention_values(name: str, p: Tensor, values: tuple[Tensor, ...] | list[Ten
     o = _out(out or name, (b, sq, heads * head_dim), p, role, dtype)
     n = pairs(sq, sk, causal=causal, window=window, chunk=chunk, select=select)
     reads = None if value_width is None else (None, *(v.shape[0] * v.shape[1] * width for v in values))
+    if select is not None and len(values) > 1:  # over a cache: the selected keys' values only (selected_reads)
+        reads = (None, *selected_reads(b, sq, values, select, width))
     return Op(name, MATMUL, "av", (p, *values), (o,), 2 * b * heads * n * head_dim, reads=reads)
 
 
@@ -592,11 +622,7 @@ def gather_selected(name: str, keys: tuple[Tensor, ...] | list[Tensor], indices:
         raise OpgraphError(f"op {name!r}: cannot select {k} of {sk} positions")
     if value_dim is not None and not 0 < value_dim <= width:
         raise OpgraphError(f"op {name!r}: value_dim {value_dim} must be between 1 and the width {width}")
-    reads, left = [], k
-    for part in reversed(keys):
-        r = minimum(part.shape[1], left)
-        reads.insert(0, b * r * width)
-        left = left - r
+    reads = [b * r * width for r in newest_first([part.shape[1] for part in keys], k)]
     names = list(outs) if outs else [out or name] + ([f"{name}.values"] if value_dim else [])
     if len(names) != 1 + (value_dim is not None):
         raise OpgraphError(f"op {name!r}: give {1 + (value_dim is not None)} output name(s)")

@@ -153,6 +153,39 @@ def test_decode_flops_by_hand(context):
     assert g.tensors["indexer.topk_indices"].shape == (batch, 1, k)
 
 
+@pytest.mark.parametrize("new,past", [(3, 20), (12, 20), (3, 2)], ids=["verify", "chunk", "short_cache"])
+def test_several_queries_over_a_cache_by_hand(new, past):
+    """A prompt chunk or a speculative verify step: `new` queries a sequence over `past` cached tokens, each
+    attending to its own top-k in the absorbed form (vLLM's FlashMLA sparse backend runs prefill and decode so)."""
+    batch, keys = 2, past + new
+    g = graph(Phase("prefill", batch, new, past))
+    f = flops(g)
+    for name, want in indexer_flops(batch, new, past, True).items():
+        assert f[name] == want, name
+    n = selected_pairs(past, new, True)
+    assert "gather_selected" not in g.ops  # each query its own selection, read in the kernel
+    assert f["qk"] == 2 * batch * HEADS * n * (R + ROPE)
+    assert f["softmax"] == 5 * batch * HEADS * n
+    assert f["av"] == 2 * batch * HEADS * n * R
+    assert g.tensors["indexer.topk_indices"].shape == (batch, new, min(TOPK, keys))
+    # bytes: each key at most once and no more than the selections hold, the new tokens' own entries first
+    rows = min(keys, new * min(TOPK, keys))
+    new_rows, cached_rows = min(new, rows), rows - min(new, rows)
+    t = traffic(g)
+    q_bytes = batch * new * HEADS * (R + ROPE) * 2
+    assert t["qk"].bytes_read == q_bytes + batch * rows * LATENT_BYTES + batch * new * min(TOPK, keys) * 4
+    assert g.ops["qk"].read_elems(1) == batch * cached_rows * (R + ROPE)  # the cache part, after the new entries
+    assert g.ops["qk"].read_elems(2) == batch * new_rows * (R + ROPE)
+    assert t["qk"].kv_cache_bytes == batch * rows * LATENT_BYTES  # cached entries and the new tokens' own
+    assert t["av"].bytes_read == batch * HEADS * new * min(TOPK, keys) * 2 + batch * rows * R * 2
+
+
+def test_the_selected_rows_come_newest_first():
+    assert ops.newest_first([100, 1], 8) == [7, 1]
+    assert ops.newest_first([100, 20], 50) == [30, 20]
+    assert ops.newest_first([5, 20], 100) == [5, 20]
+
+
 def test_attention_flops_stop_growing_beyond_topk_while_the_indexer_keeps_growing():
     attention = ("gather_selected", "qk", "softmax", "av")
     seen = {}
@@ -302,3 +335,18 @@ def test_sweep_matches_direct_builds_across_topk(phase):
         direct = analyze(build(Phase.of(phase, 2, n)), strategy("fused"), H100).totals
         assert int(grid.flops[i]) == direct.flops
         assert int(grid.bytes[i]) == direct.bytes
+
+
+@pytest.mark.parametrize("extra", [["--max-batch-tokens", "512"], ["--draft", "mtp", "--acceptance", "0.7"],
+                                   ["--prefix", "512"]], ids=["chunked", "speculative", "prefix"])
+def test_deepseek_v32_serves_chunks_verify_steps_and_cached_prefixes(extra):
+    """Each of these runs queries over a cache several at a time: prompt chunks of 512 (vLLM's chunked prefill of a
+    1,024-token prompt), the 2-token verify step of one MTP draft token, the 512 tokens after a cached prefix."""
+    import json
+
+    from userland import opgraph
+    r = opgraph("serve", "deepseek-v3.2", "--hardware", "h200", "--tp", "8", "--concurrency", "2", "--prompt", "1024",
+                "--output", "8", "--format", "json", *extra)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["ttft_s"] > 0 and d["tpot_s"] > 0
