@@ -127,7 +127,7 @@ def by_tp(predictions) -> str:
 
 def by_campaign_of(predictions, kind: dict[int, str] | None = None) -> str:
     """Each campaign's rows (fit_protocol.campaigns: the file's data_source_kind), then all: TPOT's and TTFT's median
-    and 90th-percentile |error| and median signed error, as the README and docs/serving.md quote them."""
+    and 90th-percentile |error| and median signed error, as the README and docs/serving-checks.md quote them."""
     from tabulate import tabulate
 
     from opgraph.analysis.serving_validate import ServingValidation

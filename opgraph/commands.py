@@ -351,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("measurements", metavar="MEASURED.csv", help="measured kernel timings: a CSV (.csv, "
                            ".csv.gz) or a PyTorch profiler trace (.json, .json.gz)" + (
                                "; or measured serving results, a CSV whose header names ttft_ms and tpot_ms (see "
-                               "docs/serving.md)" if name == "validate" else ""))
+                               "docs/serving-checks.md)" if name == "validate" else ""))
         if name == "validate":
             p.add_argument("--protocol", metavar="NAME", help="serving rows: how each was benchmarked: steady (the "
                            "steady state of an endless closed loop at its lengths), wave (C requests sent at once, "
@@ -439,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--request-latency-ms", type=_float, metavar="MS", help="each request's time outside the "
                            "engine: the server's HTTP handling, tokenization and streaming, and the client's; added to "
                            "its TTFT and end-to-end latency, not to TPOT (default: 0, the engine's times alone; see "
-                           "docs/serving.md for figures measured campaigns show)")
+                           "docs/serving-checks.md for figures measured campaigns show)")
         if name == "generate":
             p.add_argument("--batch", type=_int, default=choices.DEFAULT_BATCH, help="sequences (default: 32)")
             p.add_argument("--prompt", type=_int, required=True, metavar="P", help="prompt tokens per sequence")
