@@ -285,7 +285,9 @@ class IterationPricer:
             work = self._attention.many(queries=np.full(len(missing), queries), past=missing)
             labels = tuple(k for k in work if k[-1] != "count")
             labels = self._label_sets.setdefault(labels, labels)
-            place(missing[:, None], labels, np.stack([work[k] for k in labels], axis=1))
+            # a model with no attention (a draft head of a Mamba or MLP layer) has no work to place: no columns
+            rows = np.stack([work[k] for k in labels], axis=1) if labels else np.zeros((len(missing), 0))
+            place(missing[:, None], labels, rows)
             self._kernel_counts.update((k, v.max()) for k, v in work.items() if k[-1] == "count")
             missing = missing[:0]
         for past in missing.tolist():

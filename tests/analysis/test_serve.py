@@ -13,6 +13,7 @@ from opgraph.analysis.generate import estimate
 from opgraph.analysis.iteration import IterationPricer
 from opgraph.analysis.serve import serve, vllm
 from opgraph.errors import OpgraphError
+from opgraph.core.tensor import Role
 from opgraph.models import BuildOptions
 from userland import opgraph
 
@@ -724,6 +725,18 @@ def test_draft_heads_made_of_the_target():
     r = opgraph("serve", "--concurrency", "4", "--prompt", "300", "--output", "32", "--draft", "eagle",
                 "--acceptance", "0.7")
     assert r.returncode == 0 and "speculative decoding: draft eagle proposes 3 tokens" in r.stdout, r.stderr
+
+
+def test_a_draft_head_without_attention():
+    """Nemotron-H's last layer is an MLP alone, so its `mtp` head attends to nothing and keeps no cache: its steps
+    have no attention work to look up by context (the traced lookup once generated `return (,)`)."""
+    head = models.get("nemotron-h-8b").draft_head("mtp").build(Phase.decode(1, 1))
+    assert [op.name for op in head.blocks[0].graph.ops.values()] == ["norm", "up_proj", "act", "down_proj",
+                                                                     "mixer_residual"]
+    assert not {Role.KV_CACHE, Role.STATE} & {t.role for b in head.blocks for t in b.graph.tensors.values()}
+    r = opgraph("serve", "nemotron-h-8b", "--concurrency", "4", "--prompt", "300", "--output", "32", "--draft", "mtp",
+                "--acceptance", "0.7", "--hardware", "h200")
+    assert r.returncode == 0 and "speculative decoding: draft mtp proposes 3 tokens" in r.stdout, r.stderr
 
 
 def test_a_whole_prompt_that_cannot_fit_beside_the_decodes_is_said():
