@@ -257,7 +257,7 @@ def _written(text: str, out: str | None) -> str:
 def _draft_options(p, plan: bool = False) -> None:
     """Speculative decoding's options: of `opgraph serve`, and of `opgraph plan --concurrency` (each layout served
     with and without the draft)."""
-    p.add_argument("--draft", metavar="MODEL", help=("with --concurrency: each layout without pipeline stages also "
+    p.add_argument("--draft", metavar="MODEL", help=("with --concurrency or --rate: each layout without pipeline stages also "
                    "served with " if plan else "") + "speculative decoding with this draft model (a preset, "
                    "config.json or FILE.py:NAME), built with the same options as the target; or a head made "
                    "of the target: mtp (one more layer of its last kind, the multi-token-prediction module "
@@ -310,15 +310,16 @@ def _plan_options(p) -> None:
                    "token exceeds this many milliseconds")
     p.add_argument("--max-ttft", type=_float, metavar="MS", help="drop candidates whose time to first token "
                    "exceeds this many milliseconds")
-    p.add_argument("--max-tpot-p90", type=_float, metavar="MS", help="with --concurrency: the best candidate's 90th "
-                   "percentile of TPOT (over requests) must not exceed this many milliseconds; the closed form gives "
-                   "means, so candidates are run event by event (as 'opgraph serve'), best first, until one is within")
-    p.add_argument("--max-ttft-p90", type=_float, metavar="MS", help="with --concurrency: the same for the 90th "
+    p.add_argument("--max-tpot-p90", type=_float, metavar="MS", help="with --concurrency or --rate: the best "
+                   "candidate's 90th percentile of TPOT (over requests) must not exceed this many milliseconds; with --concurrency the "
+                   "closed form gives means, so candidates are run event by event (as 'opgraph serve'), best first, "
+                   "until one is within (with --rate each is an event run already)")
+    p.add_argument("--max-ttft-p90", type=_float, metavar="MS", help="with --concurrency or --rate: the same for the 90th "
                    "percentile of TTFT")
-    p.add_argument("--request-latency-ms", type=_float, metavar="MS", help="with --concurrency: each request's time "
+    p.add_argument("--request-latency-ms", type=_float, metavar="MS", help="with --concurrency or --rate: each request's time "
                    "outside the engine (the server's HTTP handling, tokenization and streaming, and the client's), "
                    "added to every candidate's TTFT before --max-ttft and --max-ttft-p90 judge it (default: 0)")
-    _host_options(p, "with --concurrency: ")
+    _host_options(p, "with --concurrency or --rate: ")
     p.add_argument("--top", type=_int, default=10, metavar="N", help="candidates to list in the table "
                    "(default: 10; json and csv list all)")
     p.add_argument("--concurrency", metavar="LIST", help="plan for serving: requests in flight per replica to "
@@ -326,14 +327,19 @@ def _plan_options(p) -> None:
                    "batching, chunked prefill), ranked by tokens/s per GPU with the Pareto front against "
                    "tokens/s per user; --max-ttft and --max-tpot limit the means (default: a static batch, "
                    "--batch)")
-    p.add_argument("--engine", default="vllm", metavar="NAME", help="with --concurrency: the serving engine "
+    p.add_argument("--rate", metavar="LIST", help="plan for serving open loops: requests arriving a second in all, "
+                   "over the --gpus GPUs, to try, a list (0.5,1,2,4); each layout's data-parallel replicas share them "
+                   "evenly, each served as 'opgraph serve --rate' serves it (Poisson arrivals, its event run: means "
+                   "and p90s); a rate a layout cannot keep up with is no candidate; tokens/s per GPU are the rate x "
+                   "--output over the GPUs")
+    p.add_argument("--engine", default="vllm", metavar="NAME", help="with --concurrency or --rate: the serving engine "
                    "whose scheduler, defaults and kernels are modelled: vllm, sglang, trtllm (default: vllm)")
-    p.add_argument("--max-batch-tokens", metavar="LIST", help="with --concurrency: the engine's token budget an "
+    p.add_argument("--max-batch-tokens", metavar="LIST", help="with --concurrency or --rate: the engine's token budget an "
                    "iteration (its chunked-prefill size) to try, a list (2048,8192); each layout is served under each "
                    "(default: the engine's own, said in the output; its running limit is not searched: in a "
                    "closed loop it only caps --concurrency)")
     _draft_options(p, plan=True)
-    p.add_argument("--disaggregated", action="store_true", help="with --concurrency: also every split of the GPUs "
+    p.add_argument("--disaggregated", action="store_true", help="with --concurrency or --rate: also every split of the GPUs "
                    "into X prefill and Y decode workers (xPyD), each worker a layout within a node, at each "
                    "concurrency per decode replica, the KV cache moved between the pools (as 'serve --disaggregate')")
     p.add_argument("--decode-hardware", metavar="NAME", help="with --disaggregated: the decode workers' GPU (the "

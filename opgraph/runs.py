@@ -112,20 +112,41 @@ def _arranged(a, serving: bool = False):
     return model, opts, choices.gpu(a.hardware, **knobs(a))
 
 
+MOST_RATES = 64
+
+
+def _rates(text: str) -> list[float]:
+    """plan --rate: a list of request rates, "0.5,1,2,4" (decimals allowed, unlike the integer axes)."""
+    parts = [s.strip() for s in text.split(",") if s.strip()]
+    if not parts or len(parts) > MOST_RATES:
+        raise OpgraphError(f"--rate: give 1 to {MOST_RATES} rates, comma-separated (requests a second), got {text[:60]!r}")
+    out = []
+    for s in parts:
+        try:
+            value = float(s)
+        except ValueError:
+            raise OpgraphError(f"--rate: {s[:20]!r} is not a number (in {text[:60]!r})") from None
+        out.append(checks.number("--rate", value, above=0, maximum=1e6))
+    return out
+
+
 def planning(a):
     """`opgraph plan`: the layouts of --gpus GPUs, ranked."""
-    model, opts, hw = _arranged(a, serving=a.concurrency is not None)
+    serving = a.concurrency is not None or a.rate is not None
+    model, opts, hw = _arranged(a, serving=serving)
     probe = choices.builder(model, opts)(Phase.decode(1, 1))
     batches = sweep.parse_values(a.batch, "--batch") if a.batch is not None else list(plan_search.DEFAULT_BATCHES)
     ms = {k: None if getattr(a, k) is None else checks.number(f"--{k.replace('_', '-')}", getattr(a, k), above=0,
                                                                maximum=1e6) / 1e3
           for k in ("max_tpot", "max_ttft", "max_tpot_p90", "max_ttft_p90")}
     top = checks.integer("--top", a.top, maximum=10**6)
-    if a.concurrency is not None:
+    if serving:
         from opgraph.analysis import serving_plan
 
         if a.batch is not None:
-            raise OpgraphError("--batch plans a static batch and --concurrency serving in flight: give one")
+            raise OpgraphError("--batch plans a static batch and --concurrency or --rate serving in flight: give one")
+        if a.concurrency is not None and a.rate is not None:
+            raise OpgraphError("--concurrency plans closed loops and --rate open ones: give one")
         figures, drafted, decode = _acceptance(a), None, None
 
         def draft_on(gpu):  # the draft laid out on `gpu` (each pool's own)
@@ -148,8 +169,10 @@ def planning(a):
             moe=plan_search.has_experts(probe), name=probe.name, prompt=checks.integer("--prompt", a.prompt),
             output=checks.integer("--output", a.output), engine=a.engine,
             plan=None if a.fusion is None else choices.plan(a.fusion),
-            concurrencies=[checks.integer("--concurrency", c, maximum=100_000)
-                           for c in sweep.parse_values(a.concurrency, "--concurrency")],
+            concurrencies=[] if a.concurrency is None else [
+                checks.integer("--concurrency", c, maximum=100_000)
+                for c in sweep.parse_values(a.concurrency, "--concurrency")],
+            rates=[] if a.rate is None else _rates(a.rate),
             max_ttft_s=ms["max_ttft"], max_tpot_s=ms["max_tpot"], disaggregated=a.disaggregated,
             batch_tokens=sweep.parse_values(a.max_batch_tokens, "--max-batch-tokens") if a.max_batch_tokens else (),
             draft=drafted, max_tpot_p90_s=ms["max_tpot_p90"], max_ttft_p90_s=ms["max_ttft_p90"],
@@ -159,9 +182,10 @@ def planning(a):
                  "request_latency_ms", "decode_hardware", "overhead_us", "overhead_per_request_us", "host_launch_us",
                  "scheduling"):
         if getattr(a, flag) is not None and getattr(a, flag) is not False:  # a 0 given is given too
-            raise OpgraphError(f"--{flag.replace('_', '-')} plans serving in flight: give --concurrency too")
+            raise OpgraphError(f"--{flag.replace('_', '-')} plans serving in flight: give --concurrency or --rate "
+                               f"too")
     if a.engine != "vllm":
-        raise OpgraphError("--engine applies to serving plans: give --concurrency too")
+        raise OpgraphError("--engine applies to serving plans: give --concurrency or --rate too")
     return attrs.evolve(plan_search.search(choices.arranger(model, opts, hw), choices.plan(a.fusion or planfile.DEFAULT), hw,
                               gpus=checks.integer("--gpus", a.gpus, maximum=1024),
                               moe=plan_search.has_experts(probe),
@@ -390,9 +414,9 @@ def picture(a) -> str:
     if a.plot == "validate":
         return plot.validation_file(validation(a), path)
     if a.plot == "pareto":
-        if a.concurrency is None:
+        if a.concurrency is None and a.rate is None:
             raise OpgraphError("plot pareto draws serving plans: give --concurrency (requests in flight per replica "
-                               "to try, a list)")
+                               "to try, a list) or --rate (requests a second in all, a list)")
         return plot.pareto_file(planning(a), path)
     if a.plot != "sweep":
         r = report.report(build(a), phases(a), choices.plan(a.fusion), gpu(a))

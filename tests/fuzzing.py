@@ -165,7 +165,10 @@ def _option_cases() -> list[Case]:
                           (("--concurrency", "4", "--draft", "llama-3-8b", "--acceptance", "0.7"), OK),
                           (("--concurrency", "4", "--disaggregated", "--decode-hardware", "h200"), OK),
                           (("--concurrency", "4", "--disaggregated", "--decode-hardware", "nope"), BAD),
-                          (("--concurrency", "4", "--decode-hardware", "h200"), BAD)]:
+                          (("--concurrency", "4", "--decode-hardware", "h200"), BAD),
+                          (("--rate", "20"), OK), (("--rate", "0"), BAD), (("--rate", "nan"), BAD),
+                          (("--rate", "1e300"), BAD), (("--rate", "20,"), OK), (("--rate", ","), BAD),
+                          (("--rate", "20", "--concurrency", "4"), BAD), (("--rate", "1e5"), OK)]:
         out.append(Case((*serving, *extra), expect, label=" ".join(extra)[:40]))
     apart = ("serve", "--disaggregate", "1p1d", "--prompt", "500", "--output", "20")
     for extra, expect in [(("--rate", "0"), BAD), (("--rate", "1e300"), BAD), (("--rate", "inf"), BAD),

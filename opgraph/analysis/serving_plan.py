@@ -1,4 +1,4 @@
-"""Choosing how to serve: `opgraph plan MODEL --gpus N --concurrency LIST` (issue 17 §6).
+"""Choosing how to serve: `opgraph plan MODEL --gpus N --concurrency LIST` or `--rate LIST` (issue 17 §6).
 
 Every layout of N GPUs (tensor parallelism x pipeline stages x data-parallel replicas, and for MoE models the experts
 spread over them or over groups of the tensor-parallel GPUs, as opgraph.analysis.plan enumerates; a layout the engine
@@ -22,6 +22,9 @@ means; --max-ttft-p90, --max-tpot-p90: the 90th percentiles of `serve`'s event r
 give, run for the candidates within the mean limits, best first, until one is within them). Where prompts queue for
 an iteration's room (Steady.queued) the closed form's figures are rougher, so under a TTFT limit such a candidate is
 run event by event too before it is chosen.
+With `--rate LIST` the loops are open instead: requests arriving R a second in all (Poisson), a layout's replicas
+sharing them; each (layout, rate) is `serve --rate`'s event run itself (means and p90s; a rate it cannot keep up
+with is no candidate), its tokens/s per GPU R x G over its GPUs; a split's is its closed form at that rate.
 """
 
 from __future__ import annotations
@@ -129,6 +132,7 @@ class ServingCandidate:
     p90_ttft_s: float | None = None
     p90_tpot_s: float | None = None
     event_ttft_s: float | None = None  # the event run's mean
+    rate: float | None = None  # an open loop: requests arriving a second in all, over the candidate's GPUs
 
     @property
     def tokens_per_s_per_user(self) -> float:
@@ -163,6 +167,7 @@ class ServingPlan:
     draft: Draft | None = None  # speculative decoding tried beside plain decoding
     event_runs: int = 0  # candidates run event by event for their p90s (p90 limits given)
     request_latency_s: float = 0.0  # each request's time outside the engine, in every candidate's TTFT
+    open_loop: bool = False  # candidates at request rates (--rate), not concurrencies
 
     @property
     def front(self) -> tuple[ServingCandidate, ...]:
@@ -196,7 +201,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
                    draft: Draft | None = None, max_ttft_p90_s: float | None = None,
                    max_tpot_p90_s: float | None = None, request_latency_s: float = 0.0,
                    decode: tuple[Arrange, Hardware, Draft | None] | None = None,
-                   configure: Callable[[Engine], Engine] | None = None) -> ServingPlan:
+                   configure: Callable[[Engine], Engine] | None = None, rates: Sequence[float] = ()) -> ServingPlan:
     """Every serving layout of `gpus` GPUs (or those of them in `among`) at every concurrency per replica that fits,
     for `engine`'s scheduler and kernels (or `plan`'s), under each of the token budgets an iteration in `batch_tokens`
     (default: the engine's own); with `disaggregated`, every split into prefill and decode workers as well (at the
@@ -206,7 +211,11 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
     within the mean limits are run event by event (`serve`), most tokens/s per GPU first, until one is within the p90
     limits too (at most MOST_EVENT_RUNS): the closed form gives means only. `request_latency_s`: each request's time
     outside the engine (`serve`'s), in every candidate's TTFT before the limits judge it. `configure`: the engine as
-    given beyond its defaults (its host's time per iteration and scheduling), for every layout and worker."""
+    given beyond its defaults (its host's time per iteration and scheduling), for every layout and worker.
+    `rates`: open loops instead of closed ones: requests arriving R a second in all (Poisson, as `serve --rate` runs
+    them, seeded alike), shared evenly by a layout's data-parallel replicas; each (layout, rate) is `serve`'s event run
+    itself, means and p90s (a rate a layout cannot keep up with has no steady state and is not a candidate), its
+    tokens/s per GPU R x G / the layout's GPUs; a split's from its closed form (opgraph.analysis.disaggregated)."""
     start = time.perf_counter()
     checks.integer("--gpus", gpus, maximum=1024)
     checks.integer("--prompt", prompt)
@@ -221,7 +230,8 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
     latency = checks.number("request_latency_s", request_latency_s, minimum=0, maximum=60)
     found, dropped, too_big, notes = [], [], 0, ()
     runs = {}  # (layout, concurrency, budget, speculative) -> how `serve` runs it, for p90 limits
-    concurrencies = sorted(set(concurrencies))
+    rates = sorted({checks.number("--rate", r, above=0, maximum=1e6) for r in rates})
+    concurrencies = [] if rates else sorted(set(concurrencies))
     budgets = sorted({checks.integer("--max-batch-tokens", b, maximum=10**7) for b in batch_tokens}) or [None]
 
     def within(s: Steady) -> bool:
@@ -250,6 +260,22 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
             except OpgraphError as e:
                 dropped.append(Dropped(layout, f"with the draft {draft.name}: {e}"))
         for (eng, way), (blocks, per_request) in held.items():
+            for r in rates:  # open loops: each one `serve`'s event run
+                try:
+                    served = serve(build, fusion, group_hw, engine=eng, rate=r / layout.dp, prompt=prompt,
+                                   output=output, speculation=way.speculation if way else None,
+                                   request_latency_s=latency)
+                except OpgraphError:  # it cannot keep up with the rate (or one request does not fit)
+                    too_big += 1
+                    continue
+                s = Steady(served.ttft.mean, served.tpot.mean, r / layout.dp * output, served.iteration.mean,
+                           math.ceil(prompt / eng.max_batched_tokens))
+                meets = within(s) and served.ttft.p90 <= limits.get("max_ttft_p90_s", float("inf")) and \
+                    served.tpot.p90 <= limits.get("max_tpot_p90_s", float("inf"))
+                found.append(ServingCandidate(layout, 0, s, r * output / layout.gpus, meets,
+                                              max_batched_tokens=eng.max_batched_tokens, speculative=way is not None,
+                                              p90_ttft_s=served.ttft.p90, p90_tpot_s=served.tpot.p90,
+                                              event_ttft_s=served.ttft.mean, rate=r))
             most = replica_holds(blocks, per_request, eng, pricer.lanes)
             for c in concurrencies:
                 if c > most or c % pricer.lanes:  # or a pipeline's lanes cannot share it evenly
@@ -267,8 +293,9 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
                     speculation=way.speculation if way else None, request_latency_s=latency)
     if disaggregated:
         more, big, notes = _split_candidates(arrange, hw, gpus, moe, prompt, output, engine, plan, concurrencies,
-                                             dropped, draft, latency, decode, configure)
-        found += [ServingCandidate(split, c, s, per_gpu, within(s), max_batched_tokens=b, speculative=drafted)
+                                             dropped, draft, latency, decode, configure, rates)
+        found += [ServingCandidate(split, 0 if rates else c, s, per_gpu, within(s), max_batched_tokens=b,
+                                   speculative=drafted, rate=c if rates else None)
                   for split, c, s, per_gpu, b, drafted in more]
         too_big += big
     front = pareto([(c.tokens_per_s_per_gpu, c.tokens_per_s_per_user) for c in found])
@@ -280,13 +307,14 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
     for i, c in enumerate(found):
         if not c.meets_limits:
             continue
-        if p90 or (c.steady.queued and "max_ttft_s" in limits):  # the closed form cannot answer: run it
+        if c.p90_tpot_s is None and (p90 or (c.steady.queued and "max_ttft_s" in limits)):  # run it
             run = runs.get((c.layout, c.concurrency, c.max_batched_tokens, c.speculative))
             if run is None or event_runs == MOST_EVENT_RUNS:  # a split has no event run: its percentiles are unknown
                 continue
             served, event_runs = run(), event_runs + 1
             c = found[i] = attrs.evolve(c, p90_ttft_s=served.ttft.p90, p90_tpot_s=served.tpot.p90,
                                         event_ttft_s=served.ttft.mean)
+        if c.p90_tpot_s is not None:  # from an event run: judged by it
             if c.p90_tpot_s > limits.get("max_tpot_p90_s", float("inf")) or \
                     c.p90_ttft_s > limits.get("max_ttft_p90_s", float("inf")) or \
                     c.event_ttft_s > limits.get("max_ttft_s", float("inf")):
@@ -304,7 +332,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
     return ServingPlan(name, hw, engine, fusion_name, gpus, prompt, output, tuple(found), best, too_big,
                        tuple(dropped), limits, time.perf_counter() - start, disaggregated=disaggregated,
                        notes=notes, budgets_searched=len(budgets) > 1, draft=draft, event_runs=event_runs,
-                       request_latency_s=latency)
+                       request_latency_s=latency, open_loop=bool(rates))
 
 
 def outside(state: Steady, latency: float) -> Steady:
@@ -315,14 +343,15 @@ def outside(state: Steady, latency: float) -> Steady:
 def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prompt: int, output: int, engine: str,
                       plan: FusionPlan | None, concurrencies: Sequence[int], dropped: list, draft: Draft | None,
                       latency: float = 0.0, decode_pool: tuple[Arrange, Hardware, Draft | None] | None = None,
-                      configure: Callable[[Engine], Engine] = lambda e: e):
+                      configure: Callable[[Engine], Engine] = lambda e: e, rates: Sequence[float] = ()):
     """(split, concurrency per decode replica, steady state, tokens/s per GPU, the prefill workers' token budget,
     speculative or not) of every split that fits (with `draft`, each with and without it), how many (split,
     concurrency) pairs did not fit, and what the splits assume (notes); a worker layout that cannot be built is
     added to `dropped`, once. `latency`: each request's time outside the engine, in the TTFT. `configure`: the engine
     as given beyond its defaults (search_serving's). `decode_pool`: the
     decode workers' arranger, GPU and draft (laid out on that GPU), where they are not `hw` (the KV cache then
-    crosses the network)."""
+    crosses the network). `rates`: open loops at these rates in all instead (the concurrency's place then holds the
+    rate); a rate whose decode replicas would hold more than their KV cache does not fit."""
     on = {"prefill": (arrange, hw, draft), "decode": decode_pool or (arrange, hw, draft)}  # each pool's own
     for _, gpu, _ in on.values():
         if gpu.interconnect is None:
@@ -356,16 +385,26 @@ def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prom
         for drafted in (False, True) if draft is not None and not staged else (False,):
             pre, dec = worker(split.prefill, drafted), worker(split.decode, drafted, "decode")
             if pre is None or dec is None:
-                too_big += len(concurrencies)
+                too_big += len(rates or concurrencies)
                 continue
             prefill, decode = (attrs.evolve(w[0], workers=n) for w, n in ((pre, split.prefill_workers),
                                                                           (dec, split.decode_workers)))
-            for c in concurrencies:
-                if c > dec[1] or c % decode.lanes:  # or a pipeline's batches in flight cannot share it evenly
+            for c in rates or concurrencies:
+                if not rates and (c > dec[1] or c % decode.lanes):  # or a pipeline's batches cannot share it evenly
                     too_big += 1
                     continue
-                d = disaggregated_state(prefill.pricer.model, hw, prefill, decode, concurrency=c, prompt=prompt,
-                                        output=output, same_node=not mixed and one_node(hw, gpus))
+                try:
+                    d = disaggregated_state(prefill.pricer.model, hw, prefill, decode,
+                                            **{"rate" if rates else "concurrency": c}, prompt=prompt, output=output,
+                                            same_node=not mixed and one_node(hw, gpus))
+                except OpgraphError:
+                    if not rates:
+                        raise
+                    too_big += 1  # a rate the pools cannot serve
+                    continue
+                if rates and d.decoding > dec[1]:  # the decode replicas would hold more than their KV cache does
+                    too_big += 1
+                    continue
                 state = outside(Steady(d.ttft_s, d.tpot_s, d.tokens_per_s, d.tpot_s,
                                        math.ceil(prompt / prefill.engine.max_batched_tokens)), latency)
                 out.append((attrs.evolve(split, decode_gpu=on["decode"][1].name) if mixed else split, c, state,

@@ -90,13 +90,27 @@ SERVING_COLUMNS = ["layout", "concurrency per replica", "TTFT", "TPOT", "tokens/
 
 
 def _p90(s: ServingPlan) -> bool:
-    return "max_tpot_p90_s" in s.limits or "max_ttft_p90_s" in s.limits
+    """Whether p90 columns are shown: p90 limits asked for, or open loops (each an event run, which gives them)."""
+    return s.open_loop or "max_tpot_p90_s" in s.limits or "max_ttft_p90_s" in s.limits
+
+
+def _load_name(s: ServingPlan) -> str:
+    return "requests/s in all" if s.open_loop else "concurrency per replica"
+
+
+def _load(c: ServingCandidate) -> str:
+    """A candidate's load: its rate in all (an open loop) or its concurrency per replica."""
+    return f"{c.rate:g}" if c.rate is not None else f"{c.concurrency:,}"
+
+
+def _at(c: ServingCandidate) -> str:
+    return f"{_load(c)} requests a second in all" if c.rate is not None else f"{c.concurrency} requests per replica"
 
 
 def _serving_row(c: ServingCandidate, best: ServingCandidate | None, budgets: bool, p90: bool) -> list:
     percentiles = [("-" if v is None else seconds(v)) for v in (c.p90_ttft_s, c.p90_tpot_s)] if p90 else []
     return [_named(c) + (" (best)" if c is best else ""), *([f"{c.max_batched_tokens:,}"] if budgets else []),
-            c.concurrency, *percentiles, seconds(c.steady.ttft_s) + ("*" if c.steady.queued else ""),
+            _load(c), *percentiles, seconds(c.steady.ttft_s) + ("*" if c.steady.queued else ""),
             seconds(c.steady.tpot_s), sig(c.tokens_per_s_per_gpu), sig(c.tokens_per_s_per_user),
             "front" if c.on_front else "", "yes" if c.meets_limits else "no"]
 
@@ -104,34 +118,41 @@ def _serving_row(c: ServingCandidate, best: ServingCandidate | None, budgets: bo
 @renderer(ServingPlan, "table", "markdown")
 def serving_text(s: ServingPlan, fmt: str) -> str:
     hw = s.hardware
+    loops = (f"open loops of requests of {s.prompt:,} prompt and {s.output:,} output tokens arriving at each rate "
+             f"in all (Poisson), a layout's replicas sharing them, each as 'opgraph serve --rate' serves it (its event "
+             f"run)" if s.open_loop else
+             f"closed loops of requests of {s.prompt:,} prompt and {s.output:,} output tokens, each layout at each "
+             f"concurrency per replica, in their steady state (opgraph.analysis.capacity)")
+    beyond = ("(layout, rate) pairs a layout cannot keep up with or hold" if s.open_loop else
+              "(layout, concurrency) pairs beyond what the KV cache or the engine holds")
     out = header(f"opgraph plan: serving {s.model} on {s.gpus} x {hw.display_name} ({hw.name}), engine {s.engine}, "
                  f"fusion {s.plan}", fmt, [
-        f"closed loops of requests of {s.prompt:,} prompt and {s.output:,} output tokens, each layout at each "
-        f"concurrency per replica, in their steady state (opgraph.analysis.capacity)" + _splits_said(s)
-        + f"; {_limits(s)}",
+        loops + _splits_said(s) + f"; {_limits(s)}",
         f"{len(s.candidates):,} candidates costed in {s.seconds:.2f} s; {sum(c.on_front for c in s.candidates):,} on "
-        f"the Pareto front of tokens/s per GPU against tokens/s per user; {s.too_big:,} (layout, concurrency) pairs "
-        f"beyond what the KV cache or the engine holds"])
+        f"the Pareto front of tokens/s per GPU against tokens/s per user; {s.too_big:,} {beyond}"])
     if s.best is not None:
         b = s.best
-        out += ["", f"best within the limits: {_named(b)} at {b.concurrency} requests per replica"
+        out += ["", f"best within the limits: {_named(b)} at {_at(b)}"
                     + (f", {b.max_batched_tokens:,} tokens an iteration" if s.budgets_searched else "") + ": "
                     f"{sig(b.tokens_per_s_per_gpu)} tokens/s per GPU, {sig(b.tokens_per_s_per_user)} tokens/s per "
                     f"user, TTFT {seconds(b.steady.ttft_s)}, TPOT {seconds(b.steady.tpot_s)}"]
     else:
-        out += ["", "no candidate is within the limits: give more GPUs, lower concurrencies or looser limits"]
+        out += ["", f"no candidate is within the limits: give more GPUs, lower {'rates' if s.open_loop else 'concurrencies'} "
+                    f"or looser limits"]
     shown = [c for c in s.candidates if c.on_front][:s.top]
     if shown:
         out += ["", heading(f"the Pareto front ({len(shown)} shown, most tokens/s per GPU first)", fmt), "",
                 table([_serving_row(c, s.best, s.budgets_searched, _p90(s)) for c in shown],
-                      SERVING_COLUMNS[:1] + ["token budget an iteration"] * s.budgets_searched + SERVING_COLUMNS[1:2]
+                      SERVING_COLUMNS[:1] + ["token budget an iteration"] * s.budgets_searched + [_load_name(s)]
                       + ["p90 TTFT", "p90 TPOT"] * _p90(s) + SERVING_COLUMNS[2:], fmt)]
     if s.dropped:
         out += ["", heading("layouts not served", fmt), "",
                 table([[d.layout.describe(), d.reason] for d in s.dropped], ["layout", "why"], fmt)]
     out += ["", f"Times are expected ({time_model_line(hw)}); tokens/s are output tokens, per GPU over all "
                 f"{s.gpus} GPUs and per user 1 / TPOT."
-                + (f" p90s: {s.event_runs} candidate(s) within the mean limits run event by event (opgraph serve), "
+                + (" Every aggregated candidate is an event run (means and p90s); a split's figures are its closed "
+                   "form's means ('-': no p90)." if s.open_loop else
+                   f" p90s: {s.event_runs} candidate(s) within the mean limits run event by event (opgraph serve), "
                    f"most tokens/s per GPU first, until one was within the p90 limits ('-': not run)." if _p90(s) else
                    "")
                 + (" TTFT*: prompts arriving together queue for an iteration's room; the closed form takes the "
@@ -156,7 +177,8 @@ def _drafted(s: ServingPlan) -> tuple[str, ...]:
 
 def _splits_said(s: ServingPlan) -> str:
     return ("; and every split into X prefill and Y decode workers (XpYd: each pool's worker layout in brackets), at "
-            "each concurrency per decode replica (opgraph.analysis.disaggregated)" if s.disaggregated else "")
+            + ("each rate" if s.open_loop else "each concurrency per decode replica")
+            + " (opgraph.analysis.disaggregated)" if s.disaggregated else "")
 
 
 def _pools(c: ServingCandidate, hardware: str) -> dict:
@@ -175,7 +197,8 @@ def _pools(c: ServingCandidate, hardware: str) -> dict:
 
 def _serving_dict(c: ServingCandidate, best: ServingCandidate | None, hardware: str) -> dict:
     return {**_pools(c, hardware), "layout": c.layout.describe(), "speculative": c.speculative,
-            "concurrency_per_replica": c.concurrency, "max_batch_tokens": c.max_batched_tokens,
+            "concurrency_per_replica": None if c.rate is not None else c.concurrency, "rate_per_s": c.rate,
+            "max_batch_tokens": c.max_batched_tokens,
             "expected_ttft_s": c.steady.ttft_s, "prompts_queue": c.steady.queued, "event_ttft_s": c.event_ttft_s,
             "p90_ttft_s": c.p90_ttft_s, "p90_tpot_s": c.p90_tpot_s,
             "expected_tpot_s": c.steady.tpot_s, "expected_tokens_per_s_per_gpu": c.tokens_per_s_per_gpu,
@@ -190,6 +213,7 @@ def serving_json(s: ServingPlan, fmt: str) -> str:
         "prompt_tokens": s.prompt, "output_tokens": s.output, "limits": s.limits,
         "units": {"*_s": "s", "*_per_gpu": "output tokens/s per GPU", "*_per_user": "output tokens/s per user"},
         "search_s": s.seconds, "too_big": s.too_big, "disaggregated_searched": s.disaggregated, "notes": list(s.notes),
+        "open_loop": s.open_loop,
         "event_runs": s.event_runs, "request_latency_s": s.request_latency_s,
         "draft": None if s.draft is None else {"model": s.draft.name, "tokens_a_step": s.draft.tokens,
                                                "acceptance": list(s.draft.acceptance), "assumed": True},
@@ -219,9 +243,12 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
         return SPLITS if c["disaggregated"] else c["layout"] + (" + draft" if c["speculative"] else "")
 
     colour = palette(sorted({group(c) for c in d["candidates"]}))
+
+    def at(c: dict) -> str:  # its load: a rate in all (open loops) or a concurrency per replica
+        return (f"{c['rate_per_s']:g} requests/s in all" if c["rate_per_s"] is not None else
+                f"{c['concurrency_per_replica']} per replica")
     points = [(c["expected_tokens_per_s_per_user"], c["expected_tokens_per_s_per_gpu"], colour[group(c)],
-               f"{group(c) if not c['disaggregated'] else c['layout']} at {c['concurrency_per_replica']} per "
-               f"replica, {c['max_batch_tokens']:,} tokens an "
+               f"{group(c) if not c['disaggregated'] else c['layout']} at {at(c)}, {c['max_batch_tokens']:,} tokens an "
                f"iteration: {c['expected_tokens_per_s_per_gpu']:,.0f} "
                f"tokens/s per GPU, {c['expected_tokens_per_s_per_user']:,.1f} per user, TTFT "
                f"{seconds(c['expected_ttft_s'])}, TPOT {seconds(c['expected_tpot_s'])}"
@@ -239,28 +266,32 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
     drawn = chart(points, lines_, "output tokens/s per user (1 / TPOT)", "output tokens/s per GPU")
     rows = [([(c["layout"], c["layout"]), ("yes" if c["speculative"] else "", int(c["speculative"])),
               (f"{c['max_batch_tokens']:,}", c["max_batch_tokens"]),
-              (f"{c['concurrency_per_replica']:,}", c["concurrency_per_replica"]),
+              ((f"{c['rate_per_s']:g}", c["rate_per_s"]) if s.open_loop else
+               (f"{c['concurrency_per_replica']:,}", c["concurrency_per_replica"])),
               (seconds(c["expected_ttft_s"]), c["expected_ttft_s"]), (seconds(c["expected_tpot_s"]), c["expected_tpot_s"]),
               (sig(c["expected_tokens_per_s_per_gpu"]), c["expected_tokens_per_s_per_gpu"]),
               (sig(c["expected_tokens_per_s_per_user"]), c["expected_tokens_per_s_per_user"]),
               ("front" if c["on_pareto_front"] else "", int(c["on_pareto_front"])),
               ("yes" if c["within_limits"] else "no", int(c["within_limits"])), ("best" if c["best"] else "", int(c["best"]))],
              {"data-bound": "on the front" if c["on_pareto_front"] else "off the front",
-              "data-op": f"{c['layout']}@{c['concurrency_per_replica']}/{c['max_batch_tokens']}"
+              "data-op": f"{c['layout']}@{c['rate_per_s'] if s.open_loop else c['concurrency_per_replica']}/"
+                         f"{c['max_batch_tokens']}"
                          + ("+draft" if c["speculative"] else "")})
             for c in d["candidates"]]
     best = d["best"]
-    said = (f"best within the limits: {best['layout']} at {best['concurrency_per_replica']} requests per replica, "
+    said = (f"best within the limits: {best['layout']} at {at(best).replace(' per replica', ' requests per replica')}, "
             f"{best['expected_tokens_per_s_per_gpu']:,.0f} tokens/s per GPU, {best['expected_tokens_per_s_per_user']:,.1f} "
             f"per user" if best else "no candidate is within the limits")
     hw = s.hardware
     title = f"opgraph plan: serving {s.model} on {s.gpus} x {hw.display_name} ({hw.name}), engine {s.engine}"
-    note = (f"{s.prompt:,} prompt and {s.output:,} output tokens a request, each layout at each concurrency per replica "
-            f"in its steady state{esc(_splits_said(s))}; {esc(_limits(s))}. Filled: within the limits; hollow: outside; large: the "
+    note = (f"{s.prompt:,} prompt and {s.output:,} output tokens a request, each layout "
+            + ("at each rate in all, as 'opgraph serve --rate' serves it" if s.open_loop else
+               "at each concurrency per replica in its steady state")
+            + f"{esc(_splits_said(s))}; {esc(_limits(s))}. Filled: within the limits; hollow: outside; large: the "
             f"best; a TPOT limit is drawn dashed, the candidates within it to its right.")
     body = (f"<p><strong>{esc(said)}</strong></p>{legend(colour)}{drawn}"
             f"<h2>candidates</h2>{filters('candidates', ['on the front', 'off the front'], 'Pareto', 'layout')}"
-            + table("candidates", ["layout", "draft", "token budget an iteration", "concurrency per replica", "TTFT",
+            + table("candidates", ["layout", "draft", "token budget an iteration", _load_name(s), "TTFT",
                                    "TPOT",
                                    "tokens/s per GPU",
                                    "tokens/s per user", "Pareto", "within limits", "best"], rows))

@@ -319,7 +319,9 @@ def pareto(plan):
 # -- files, with a line saying what was drawn (the plot command's output) -----------------------------------
 def pareto_file(plan, path) -> str:
     fig = pareto(plan)
-    best = (f"; best {plan.best.layout.describe()} at concurrency {plan.best.concurrency}" if plan.best else
+    best = (f"; best {plan.best.layout.describe()} at " + (f"{plan.best.rate:g} requests/s in all" if plan.best.rate
+                                                             is not None else f"concurrency {plan.best.concurrency}")
+            if plan.best else
             "; none within the limits")
     return (f"wrote {save(fig, path)}: {len(plan.candidates)} candidates, {len(plan.front)} on the Pareto front"
             f"{best}\n")

@@ -114,7 +114,7 @@ def test_plan_judges_every_candidates_ttft_with_the_latency_in_it():
         assert late[key] == pytest.approx(early[key] + 0.06, abs=1e-12)
     assert late["p90_tpot_s"] == early["p90_tpot_s"]
     r = opgraph("plan", "llama-3-8b", "--gpus", "2", "--request-latency-ms", "5")
-    assert r.returncode == 2 and "--request-latency-ms plans serving in flight: give --concurrency too" in r.stderr
+    assert r.returncode == 2 and "--request-latency-ms plans serving in flight: give --concurrency or --rate too" in r.stderr
 
 
 def test_a_disaggregated_deployment_takes_the_latency_in_its_ttft_closed_form_and_event_run_alike():

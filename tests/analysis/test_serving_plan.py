@@ -311,7 +311,7 @@ def test_a_disaggregated_plan_prices_each_split_as_serve_does(capsys):
         _priced_as_serve(capsys, "llama-3-8b", c, ["--concurrency", str(c["concurrency_per_replica"]), "--prompt",
                                                    "1024", "--output", "128"])
     assert main(["plan", "llama-3-8b", "--gpus", "4", "--batch", "4", "--disaggregated"]) == 2
-    assert "give --concurrency too" in capsys.readouterr().err
+    assert "give --concurrency or --rate too" in capsys.readouterr().err
 
 
 def test_the_plan_serves_each_layout_under_each_token_budget(capsys):
@@ -336,10 +336,10 @@ def test_the_plan_serves_each_layout_under_each_token_budget(capsys):
     assert small["expected_tpot_s"] == pytest.approx(run["tpot_s"], rel=0.03)
     assert small["expected_tokens_per_s_per_gpu"] == pytest.approx(run["expected_tokens_per_s_per_gpu"], rel=0.03)
     assert main(["plan", "llama-3-8b", "--gpus", "2", "--max-batch-tokens", "2048"]) == 2
-    assert "give --concurrency too" in capsys.readouterr().err
+    assert "give --concurrency or --rate too" in capsys.readouterr().err
     for flag in ("--host-launch-us", "--overhead-us", "--overhead-per-request-us"):  # a 0 is a figure given too
         assert main(["plan", "llama-3-8b", "--gpus", "2", flag, "0"]) == 2
-        assert f"{flag} plans serving in flight: give --concurrency too" in capsys.readouterr().err
+        assert f"{flag} plans serving in flight: give --concurrency or --rate too" in capsys.readouterr().err
 
 
 def test_the_plan_tries_each_layout_with_and_without_the_draft(capsys):
@@ -361,7 +361,7 @@ def test_the_plan_tries_each_layout_with_and_without_the_draft(capsys):
     assert tp4["expected_tpot_s"] == pytest.approx(run["tpot_s"], rel=0.02)
     assert tp4["expected_tokens_per_s_per_gpu"] == pytest.approx(run["expected_tokens_per_s_per_gpu"], rel=0.02)
     assert main(["plan", "llama-3-70b", "--gpus", "4", "--batch", "4", *draft]) == 2
-    assert "give --concurrency too" in capsys.readouterr().err
+    assert "give --concurrency or --rate too" in capsys.readouterr().err
 
 
 def test_p90_limits_run_the_candidates_event_by_event_until_one_is_within(capsys):
@@ -505,3 +505,65 @@ def test_the_disaggregated_plan_serves_its_workers_with_the_engines_own_time():
     assert plain and set(plain) == set(synced)
     for layout, tpot in plain.items():
         assert synced[layout] == pytest.approx(tpot + 1e-3, rel=1e-9)
+
+
+# -- open loops: plan --rate --------------------------------------------------------------------------------------
+
+def _rate_plan(rates, **kw):
+    return search_serving(choices.arranger(LLAMA, BuildOptions(), H100), H100, gpus=2, moe=False, name=LLAMA.name,
+                          prompt=512, output=16, rates=rates, **kw)
+
+
+def test_open_loop_candidates_are_serves_event_runs():
+    """Each (layout, rate) is `serve --rate` at the rate each replica takes (the rate in all over its data-parallel
+    replicas): the same means and p90s; its tokens/s per GPU are the rate x the output over the layout's GPUs."""
+    s = _rate_plan([8, 32])
+    assert s.open_loop and s.candidates
+    assert {(c.layout.describe(), c.rate) for c in s.candidates} >= {("tp 2", 8), ("dp 2", 32)}
+    for c in s.candidates:
+        build, hw = choices.arranger(LLAMA, BuildOptions(), H100)(c.layout)
+        eng = ENGINES["vllm"](hw)
+        run = serve(build, strategy(eng.plan), hw, engine=eng, rate=c.rate / c.layout.dp, prompt=512, output=16)
+        assert (c.steady.ttft_s, c.steady.tpot_s) == (run.ttft.mean, run.tpot.mean)
+        assert (c.p90_ttft_s, c.p90_tpot_s) == (run.ttft.p90, run.tpot.p90)
+        assert c.tokens_per_s_per_gpu == c.rate * 16 / 2
+        assert c.concurrency == 0
+
+
+def test_a_rate_no_layout_keeps_up_with_is_no_candidate():
+    s = _rate_plan([1e5])
+    assert not s.candidates and s.best is None and s.too_big == 3  # tp 2, dp 2, pp 2
+
+
+def test_the_best_open_loop_is_the_highest_rate_within_the_limits():
+    """A TPOT limit between the two rates' TPOTs: the best is the busiest candidate that keeps within it."""
+    from opgraph.analysis.plan import Layout
+    among = [Layout(tp=2, dp=1, ep=1), Layout(tp=1, dp=2, ep=1)]
+    free = _rate_plan([8, 64], among=among)
+    slow = max(c.steady.tpot_s for c in free.candidates)
+    limited = _rate_plan([8, 64], max_tpot_s=slow * 0.999, among=among)
+    assert free.best.rate == 64
+    within = [c for c in limited.candidates if c.steady.tpot_s <= slow * 0.999]
+    assert limited.best == max(within, key=lambda c: (c.tokens_per_s_per_gpu, c.tokens_per_s_per_user))
+
+
+def test_plan_rate_on_the_command_line():
+    r = opgraph("plan", "llama-3-8b", "--gpus", "1", "--rate", "7.5,30", "--prompt", "512", "--output", "16",
+                "--format", "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["open_loop"] and {c["rate_per_s"] for c in d["candidates"]} == {7.5, 30.0}
+    assert all(c["concurrency_per_replica"] is None and c["p90_tpot_s"] for c in d["candidates"])
+    for args, says in ((["--rate", "4", "--concurrency", "8"], "give one"), (["--rate", "4,fast"], "not a number"),
+                       (["--rate", "0"], "--rate"), (["--rate", "4", "--batch", "8"], "--batch")):
+        r = opgraph("plan", "llama-3-8b", "--gpus", "2", *args)
+        assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+
+
+def test_open_loop_splits_serve_the_rate_in_all():
+    """Disaggregated at a rate: each split serves the whole rate (serve --disaggregate --rate's meaning), its
+    tokens/s per GPU the rate x the output over all the GPUs, from the closed form (no p90s)."""
+    s = _rate_plan([8], disaggregated=True)
+    splits = [c for c in s.candidates if c.disaggregated]
+    assert splits and all(c.rate == 8 and c.tokens_per_s_per_gpu == 8 * 16 / 2 and c.p90_tpot_s is None
+                          for c in splits)
