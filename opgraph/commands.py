@@ -415,6 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "shared and already cached (prefix caching: whole KV blocks, held once, not prefilled "
                            "again; with --disaggregate cached on every worker, and only the other tokens' KV cache "
                            "moves) (default: 0)")
+            p.add_argument("--prefix-hit", type=_float, default=0.0, metavar="H", help="instead of --prefix: the "
+                           "share of each prompt's tokens the engine finds cached (prefix caching's hit rate, 0 to 1), "
+                           "the request's own (a conversation's earlier turns: held with it, not shared): whole KV "
+                           "blocks of its first H x P tokens, not prefilled again, its last token always computed "
+                           "(default: 0)")
             _draft_options(p)
             p.add_argument("--disaggregate", metavar="XpYd", help="X prefill and Y decode workers apart (e.g. "
                            "1p2d): prompts on the prefill workers, decoding on the decode workers, the KV cache moved "

@@ -312,6 +312,10 @@ def disaggregated_run(a):
     match = re.fullmatch(r"(\d+)p(\d+)d", a.disaggregate.strip().lower())
     if not match:
         raise OpgraphError(f"--disaggregate: {a.disaggregate!r} is not XpYd (prefill and decode workers, e.g. 1p2d)")
+    if a.prefix_hit:
+        raise OpgraphError("--prefix-hit with --disaggregate is not modelled (which worker holds a request's own cached "
+                           "tokens, and what moves, depends on the router); give --prefix for a prefix every prompt "
+                           "shares, cached on every worker")
     if a.batch_wait is not None:
         raise OpgraphError("--batch-wait does not apply with --disaggregate: TensorRT-LLM's batch waiting holds new "
                            "prompts back while requests decode beside them, and a prefill worker runs no decodes, a "
@@ -398,7 +402,7 @@ def serving_run(a):
     served = serve.serve(build(a, model, serving=True), choices.plan(a.fusion or engine.plan), hw, concurrency=a.concurrency,
                          rate=a.rate, prompt=_span("--prompt", a.prompt), output=_span("--output", a.output),
                          engine=engine, seed=a.seed, prefix=a.prefix, speculation=speculation, requests=a.requests,
-                         queue=a.queue, request_latency_s=_request_latency(a))
+                         queue=a.queue, request_latency_s=_request_latency(a), prefix_hit=a.prefix_hit)
     return attrs.evolve(served, notes=served_notes(a, model) + served.notes)
 
 

@@ -188,6 +188,11 @@ def _option_cases() -> list[Case]:
                           (("--concurrency", "4", "--requests", "12"), OK),
                           (("--concurrency", "4", "--requests", "2"), BAD)]:
         out.append(Case((*apart, *extra), expect, label="disaggregated " + " ".join(extra)))
+    alone = ("serve", "--concurrency", "4", "--prompt", "500", "--output", "20")
+    for extra, expect in [(("--prefix-hit", "0.5"), OK), (("--prefix-hit", "1"), OK), (("--prefix-hit", "0"), OK),
+                          (("--prefix-hit", "-0.1"), BAD), (("--prefix-hit", "nan"), BAD),
+                          (("--prefix-hit", "0.5", "--prefix", "100"), BAD)]:
+        out.append(Case((*alone, *extra), expect, label=" ".join(extra)))
     m = "class,dtype,m,n,k,batch,seq_len,context,heads,kv_heads,head_dim,time_us,source\n"
     good = m + "".join(f"gemm,bf16,{i},4096,4096,,,,,,,{5 + i},x\n" for i in range(1, 60))
     for argv, expect in [(("validate", "m.csv"), OK), (("validate", "m.csv", "--format", "json"), OK),

@@ -416,6 +416,7 @@ class Serving:
     # each request's time outside the engine (the server's HTTP handling, tokenization and streaming; the client's),
     # in its TTFT and end-to-end latency
     request_latency_s: float = 0.0
+    prefix_hit: float = 0.0  # the share of each prompt's tokens found cached, its own (prefix caching's hit rate)
 
     @property
     def tokens_per_s_per_gpu(self) -> float:
@@ -434,6 +435,12 @@ def cached_tokens(prefix: int, prompt: int, block_tokens: int) -> int:
     """The tokens of a prompt's shared prefix an engine finds cached: whole blocks, never the prompt's last token (the
     engine computes it to sample from; vLLM's KVCacheManager.get_computed_blocks leaves it out)."""
     return min(prefix, prompt - 1) // block_tokens * block_tokens
+
+
+def hit_tokens(hit: float, prompt: int, block_tokens: int) -> int:
+    """The tokens of a prompt an engine finds cached at a prefix-cache hit rate `hit` (the share of its tokens): whole
+    blocks of its first hit x prompt tokens, never its last (as cached_tokens)."""
+    return min(int(hit * prompt), prompt - 1) // block_tokens * block_tokens
 
 
 def checked_prefix(prefix: int, shortest: int) -> int:
@@ -466,14 +473,17 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
           rate: float | None = None, engine: Engine | None = None, overhead_s: float | None = None,
           warmup: int | None = None, measure: int | None = None, seed: int = 0, prefix: int = 0,
           speculation: Speculation | None = None, requests: int | None = None, queue: bool = False,
-          request_latency_s: float = 0.0, request_latency_source: str = "given (--request-latency-ms)") -> Serving:
+          request_latency_s: float = 0.0, request_latency_source: str = "given (--request-latency-ms)",
+          prefix_hit: float = 0.0) -> Serving:
     """The steady state of requests of `prompt` tokens generating `output` tokens each (a length, or a range
     (low, high) each request draws from uniformly): a closed loop of `concurrency` requests in flight, or an open
     loop of requests arriving at `rate` a second (Poisson, seeded by `seed`). `warmup` completions are not counted
     (default: twice the concurrency; 50 in an open loop), then `measure` are (default: twice the concurrency, at least
     64; 200 in an open loop). `prefix`: tokens at the start of every prompt shared and already in the KV cache (a
     common system prompt under automatic prefix caching): cached in whole blocks, at most all but the prompt's last
-    token (which the engine computes to sample from), held once, and not prefilled again. `speculation`: a draft
+    token (which the engine computes to sample from), held once, and not prefilled again. `prefix_hit`: instead, the
+    share of each prompt's tokens found cached, the request's own (earlier turns of a conversation: held with the
+    request, not shared; hit_tokens), not prefilled again. `speculation`: a draft
     model proposes tokens for the decoding requests, verified by the target each step (assumed acceptance, seeded
     draws); its weights and KV cache share the GPU. `requests`: a closed loop run as a benchmark client runs it (vLLM's
     `bench serve --num-prompts N --max-concurrency C`): N requests in all, the first C sent at once, a new one as each
@@ -497,10 +507,14 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     latency = checks.number("request_latency_s", request_latency_s, minimum=0, maximum=60)
     rng = random.Random(seed)
     prefix = checked_prefix(prefix, prompts[0])
+    hit = checks.number("--prefix-hit", prefix_hit, minimum=0, maximum=1)
+    if hit and prefix:
+        raise OpgraphError("--prefix names a prefix every prompt shares, --prefix-hit the share of each prompt found "
+                           "cached: give one")
     bt = engine.block_tokens
 
     def cached(p: int) -> int:
-        return cached_tokens(prefix, p, bt)
+        return hit_tokens(hit, p, bt) if hit else cached_tokens(prefix, p, bt)
 
     priced_hw = engine.timed(hw)
     pricer = IterationPricer.of(build, plan, priced_hw)
@@ -686,7 +700,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                    {k: v / total_time for k, v in sorted(by_class.items(), key=lambda kv: -kv[1])},
                    lanes * blocks + shared, run.peak_blocks / (blocks + shared), len(measured), int(counted.sum()),
                    engine.overhead_s, notes, None if rate is None else rate * lanes, seed, prefix, spec,
-                   None if requests is None else requests * lanes, run.preemptions, latency)
+                   None if requests is None else requests * lanes, run.preemptions, latency, hit)
 
 
 def latency_note(latency: float, source: str, idle_share: float | None = None) -> str:

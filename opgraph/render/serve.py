@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opgraph.analysis.serve import HOST, Serving, Stats, blocks_of, cached_tokens
+from opgraph.analysis.serve import HOST, Serving, Stats, blocks_of, cached_tokens, hit_tokens
 from opgraph.render import renderer
 from opgraph.render.report import time_model_dict, time_model_line
 from opgraph.render.text import lines, seconds, sig, table, to_csv, to_json
@@ -40,6 +40,8 @@ def as_json(s: Serving, fmt: str) -> str:
         "prompt_tokens": list(s.prompt), "output_tokens": list(s.output), "shared_prefix_tokens": s.prefix,
         # of the shortest prompt: whole blocks, never its last token
         "cached_prefix_tokens": cached_tokens(s.prefix, s.prompt[0], s.engine.block_tokens),
+        # the share of each prompt found cached, its own (--prefix-hit), and what that is of the shortest prompt
+        "prefix_hit": s.prefix_hit, "hit_tokens": hit_tokens(s.prefix_hit, s.prompt[0], s.engine.block_tokens),
         "speculation": None if s.speculation is None else {
             "draft": s.speculation.name, "draft_tokens": s.speculation.tokens,
             "acceptance": list(s.speculation.acceptance), "expected_tokens_per_step": s.speculation.expected_tokens},
@@ -85,7 +87,10 @@ def as_text(s: Serving, fmt: str) -> str:
         f"{_span(s.output)} output tokens" + (f"; the first {s.prefix:,} prompt tokens shared (prefix caching), "
                                               f"{cached_tokens(s.prefix, s.prompt[0], e.block_tokens):,} of them "
                                               f"cached (whole blocks of {e.block_tokens}, never a prompt's last token)"
-                                              if s.prefix else ""),
+                                              if s.prefix else "")
+        + (f"; prefix caching: {s.prefix_hit:.0%} of each prompt's tokens found cached, its own (held with the "
+           f"request, not shared): {hit_tokens(s.prefix_hit, s.prompt[0], e.block_tokens):,} of "
+           f"{s.prompt[0]:,} (whole blocks of {e.block_tokens}, never a prompt's last token)" if s.prefix_hit else ""),
         *([f"speculative decoding: draft {s.speculation.name} proposes {s.speculation.tokens} tokens a step, "
            f"accepted with {', '.join(f'{a:g}' for a in s.speculation.acceptance)} (assumed): "
            f"{s.speculation.expected_tokens:.2f} tokens a step on average"] if s.speculation else []),

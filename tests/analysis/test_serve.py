@@ -4,6 +4,7 @@ step), from `generate` (one request alone is a static batch of one), from hand c
 law."""
 
 import json
+import re
 
 import attrs
 import pytest
@@ -480,6 +481,39 @@ def test_the_header_says_how_much_of_the_prefix_is_cached():
                     "8", "--prefix", "1000", "--format", "json")
         out = json.loads(r.stdout)
         assert (out["shared_prefix_tokens"], out["cached_prefix_tokens"]) == (1000, int(cached))
+
+
+def test_a_prefix_hit_rate_caches_each_prompts_own_blocks():
+    """--prefix-hit 0.3 of a 1,000-token prompt: whole blocks of 16 of its first 300 tokens, 288, are not prefilled
+    again, as a 288-token cached prefix is not; but a request's cached tokens are its own, held with it, so the KV
+    cache holds no more requests than without caching, where a shared prefix is held once and lets more fit."""
+    engine = bare(vllm(H100))
+    pricer = IterationPricer(LLAMA.build, FLASH, H100)
+    s = serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=1000, output=8, prefix_hit=0.3, warmup=1, measure=2,
+              engine=engine)
+    assert s.ttft.mean == pytest.approx(pricer.price([], [(1000 - 288, 288)], sampling=1).expected_s, rel=1e-12)
+    # every prompt cached: all whole blocks short of its last token (992 of 1,000)
+    every = serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=1000, output=2, prefix_hit=1, warmup=1, measure=1,
+                  engine=engine)
+    assert every.ttft.mean == pytest.approx(pricer.price([], [(8, 992)], sampling=1).expected_s, rel=1e-12)
+
+    def most(**cached) -> int:  # the concurrency the KV cache holds, from the refusal of one too many
+        with pytest.raises(OpgraphError, match=r"so at most ([\d,]+) requests") as e:
+            serve(LLAMA.build, FLASH, H100, concurrency=1_000, prompt=30_000, output=2_000, engine=vllm(H100),
+                  **cached)
+        return int(re.search(r"so at most ([\d,]+) requests", str(e.value))[1].replace(",", ""))
+    assert most(prefix_hit=0.5) == most() < most(prefix=15_000)
+
+
+def test_prefix_hit_errors():
+    for args, says in ((["--prefix-hit", "1.5"], "--prefix-hit must be"),
+                       (["--prefix-hit", "0.5", "--prefix", "10"], "give one"),
+                       (["--prefix-hit", "0.5", "--disaggregate", "1p1d"], "--prefix-hit with --disaggregate")):
+        r = opgraph("serve", "--concurrency", "4", "--prompt", "100", "--output", "8", *args)
+        assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    r = opgraph("serve", "--concurrency", "2", "--prompt", "1000", "--output", "8", "--prefix-hit", "0.3", "--format",
+                "json")
+    assert r.returncode == 0 and (json.loads(r.stdout)["prefix_hit"], json.loads(r.stdout)["hit_tokens"]) == (0.3, 288)
 
 
 def test_speculative_steps_with_every_draft_accepted():
