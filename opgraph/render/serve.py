@@ -84,13 +84,7 @@ def as_text(s: Serving, fmt: str) -> str:
          f"closed loop: {s.concurrency} requests in flight per replica (a finished one replaced at once)"
          if s.concurrency is not None else f"open loop: {s.rate:g} requests a second per replica (Poisson, seed "
                                             f"{s.seed})") + f"; each {_span(s.prompt)} prompt tokens -> "
-        f"{_span(s.output)} output tokens" + (f"; the first {s.prefix:,} prompt tokens shared (prefix caching), "
-                                              f"{cached_tokens(s.prefix, s.prompt[0], e.block_tokens):,} of them "
-                                              f"cached (whole blocks of {e.block_tokens}, never a prompt's last token)"
-                                              if s.prefix else "")
-        + (f"; prefix caching: {s.prefix_hit:.0%} of each prompt's tokens found cached, its own (held with the "
-           f"request, not shared): {hit_tokens(s.prefix_hit, s.prompt[0], e.block_tokens):,} of "
-           f"{s.prompt[0]:,} (whole blocks of {e.block_tokens}, never a prompt's last token)" if s.prefix_hit else ""),
+        f"{_span(s.output)} output tokens" + _cached_said(s),
         *([f"speculative decoding: draft {s.speculation.name} proposes {s.speculation.tokens} tokens a step, "
            f"accepted with {', '.join(f'{a:g}' for a in s.speculation.acceptance)} (assumed): "
            f"{s.speculation.expected_tokens:.2f} tokens a step on average"] if s.speculation else []),
@@ -107,6 +101,20 @@ def as_text(s: Serving, fmt: str) -> str:
         + (", every one from the start (no warm-up)" if s.requests else " after the warm-up"),
         *(f"note: {n}" for n in s.notes),
         "", f"Times are expected ({time_model_line(hw)}). Engine limits: {e.source}.")
+
+
+def _cached_said(s: Serving) -> str:
+    """What prefix caching the run assumed, in words ("" for none): a shared prefix, or a hit rate."""
+    bt = s.engine.block_tokens
+    if s.prefix:
+        return (f"; the first {s.prefix:,} prompt tokens shared (prefix caching), "
+                f"{cached_tokens(s.prefix, s.prompt[0], bt):,} of them cached (whole blocks of {bt}, never a prompt's "
+                f"last token)")
+    if s.prefix_hit:
+        return (f"; prefix caching: {s.prefix_hit:.0%} of each prompt's tokens found cached, its own (held with the "
+                f"request, not shared): {hit_tokens(s.prefix_hit, s.prompt[0], bt):,} of {s.prompt[0]:,} (whole blocks "
+                f"of {bt}, never a prompt's last token)")
+    return ""
 
 
 @renderer(Serving, "html")
@@ -144,7 +152,8 @@ def as_html(s: Serving, fmt: str) -> str:
             f"open loop: {d['rate_per_s_per_replica']:g} requests a second per replica (Poisson, seed {d['seed']})")
     hw = s.hardware
     title = f"opgraph serve: {d['model']} on {hw.display_name} ({hw.name}), {scope}, engine {e['name']}"
-    note = (f"{esc(load)}; prompts {esc(_span(s.prompt))} tokens, outputs {esc(_span(s.output))} tokens; fusion "
+    note = (f"{esc(load)}; prompts {esc(_span(s.prompt))} tokens, outputs {esc(_span(s.output))} tokens"
+            f"{esc(_cached_said(s))}; fusion "
             f"{esc(d['fusion'])}; {e['max_batched_tokens']:,} tokens and {e['max_seqs']:,} requests an iteration at "
             f"most. Times are expected ({esc(time_model_line(hw))}); engine limits: {esc(e['source'])}.")
     body = (f"<h2>latency</h2>{latency}<h2>throughput</h2>{rates}<h2>time by kernel class (share of the iterations' "

@@ -514,6 +514,10 @@ def test_prefix_hit_errors():
     r = opgraph("serve", "--concurrency", "2", "--prompt", "1000", "--output", "8", "--prefix-hit", "0.3", "--format",
                 "json")
     assert r.returncode == 0 and (json.loads(r.stdout)["prefix_hit"], json.loads(r.stdout)["hit_tokens"]) == (0.3, 288)
+    for fmt in ("table", "html"):  # the page says what caching was assumed, as the text does
+        r = opgraph("serve", "--concurrency", "2", "--prompt", "1000", "--output", "8", "--prefix-hit", "0.3",
+                    "--format", fmt)
+        assert "prefix caching: 30% of each prompt&#x27;s tokens found cached" in r.stdout.replace("'", "&#x27;")
 
 
 def test_speculative_steps_with_every_draft_accepted():
