@@ -383,6 +383,10 @@ def disaggregated_run(a):
 def serving_run(a):
     from opgraph.analysis import serve
 
+    if a.sp:  # the options are report's; each iteration's tokens vary, where --sp needs them to split evenly
+        raise OpgraphError("--sp: serve does not model sequence parallelism (an iteration's tokens change from one to "
+                           "the next, and an engine that splits them over the group pads them to it); give --sp to "
+                           "report, sweep or generate, with a batch divisible by --tp")
     if a.disaggregate is not None:
         return disaggregated_run(a)
     for flag in ("prefill", "decode"):
