@@ -436,6 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--max-batch-tokens", type=_int, metavar="N", help="tokens one iteration may process, the "
                            "chunked-prefill budget (default: the engine's for this GPU: vLLM 8,192 at 70 GiB or more, "
                            "else 2,048; SGLang 8,192 below 160 GiB, else 16,384; TensorRT-LLM 8,192)")
+            p.add_argument("--chunk", type=_int, metavar="TOKENS", help="--engine vllm: one prompt's tokens an "
+                           "iteration at most, within --max-batch-tokens (vLLM's --long-prefill-token-threshold), so "
+                           "a long prompt runs in chunks of this size beside the decodes (default: none, the budget "
+                           "alone; SGLang's chunk is its budget, --max-batch-tokens; TensorRT-LLM runs prompts whole)")
             p.add_argument("--max-seqs", type=_int, metavar="N", help="requests running at once (default: the "
                            "engine's: vLLM 1,024 at 70 GiB or more, else 256; SGLang and TensorRT-LLM 2,048)")
             p.add_argument("--memory-fraction", type=_float, metavar="F", help="share of GPU memory the engine takes "

@@ -312,6 +312,9 @@ def disaggregated_run(a):
     match = re.fullmatch(r"(\d+)p(\d+)d", a.disaggregate.strip().lower())
     if not match:
         raise OpgraphError(f"--disaggregate: {a.disaggregate!r} is not XpYd (prefill and decode workers, e.g. 1p2d)")
+    if a.chunk is not None:
+        raise OpgraphError("--chunk with --disaggregate is not modelled (a prefill worker's prompts run in chunks of "
+                           "its budget, --max-batch-tokens); give --max-batch-tokens for the prefill workers' chunks")
     if a.prefix_hit:
         raise OpgraphError("--prefix-hit with --disaggregate is not modelled (which worker holds a request's own cached "
                            "tokens, and what moves, depends on the router); give --prefix for a prefix every prompt "
@@ -380,6 +383,22 @@ def disaggregated_run(a):
         holds=holds, decoding=d.decoding, seed=a.seed, requests=a.requests, queue=a.queue)), _request_latency(a))
 
 
+def _chunk(tokens: int, engine) -> int:
+    """--chunk: one prompt's tokens an iteration at most, vLLM's long_prefill_token_threshold; the other engines have
+    no such cap apart from their budget, said with what to give instead."""
+    if engine.name == "sglang":
+        raise OpgraphError("--chunk: SGLang's chunk is its chunked_prefill_size, which is its token budget an "
+                           "iteration: give --max-batch-tokens")
+    if engine.name != "vllm":
+        raise OpgraphError(f"--chunk: {engine.name} runs a prompt whole (chunked prefill off, its default); --chunk "
+                           f"applies to --engine vllm")
+    tokens = checks.integer("--chunk", tokens)
+    if tokens > engine.max_batched_tokens:
+        raise OpgraphError(f"--chunk {tokens:,}: more than the token budget an iteration ({engine.max_batched_tokens:,}, "
+                           f"--max-batch-tokens), which caps every chunk already; give at most that")
+    return tokens
+
+
 def serving_run(a):
     from opgraph.analysis import serve
 
@@ -399,6 +418,8 @@ def serving_run(a):
     engine = serve.ENGINES[checks.choice("--engine", a.engine, serve.ENGINES)](hw)
     engine.check_layout(a.tp, a.ep)
     engine = _limited(a, engine, batch_wait=None if a.batch_wait is None else _batch_wait(a.batch_wait, engine.name))
+    if a.chunk is not None:  # within the budget as given
+        engine = serve.with_limits(engine, chunk=_chunk(a.chunk, engine))
     figures, model = _acceptance(a), source(a)
     draft = None if figures is None else choices.draft(model, a.draft)
     speculation = None if draft is None else serve.Speculation(build(a, draft, serving=True), a.draft, a.draft_tokens,

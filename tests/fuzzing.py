@@ -191,7 +191,9 @@ def _option_cases() -> list[Case]:
     alone = ("serve", "--concurrency", "4", "--prompt", "500", "--output", "20")
     for extra, expect in [(("--prefix-hit", "0.5"), OK), (("--prefix-hit", "1"), OK), (("--prefix-hit", "0"), OK),
                           (("--prefix-hit", "-0.1"), BAD), (("--prefix-hit", "nan"), BAD),
-                          (("--prefix-hit", "0.5", "--prefix", "100"), BAD), (("--tp", "2", "--sp"), BAD)]:
+                          (("--prefix-hit", "0.5", "--prefix", "100"), BAD), (("--tp", "2", "--sp"), BAD),
+                          (("--chunk", "256"), OK), (("--chunk", "0"), BAD), (("--chunk", "1e3"), BAD),
+                          (("--chunk", "256", "--engine", "trtllm"), BAD)]:
         out.append(Case((*alone, *extra), expect, label=" ".join(extra)))
     m = "class,dtype,m,n,k,batch,seq_len,context,heads,kv_heads,head_dim,time_us,source\n"
     good = m + "".join(f"gemm,bf16,{i},4096,4096,,,,,,,{5 + i},x\n" for i in range(1, 60))

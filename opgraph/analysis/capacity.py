@@ -172,6 +172,9 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
     each (its first also prefilling the prompt chunks), and the target verifies K + 1 tokens a request; a step yields
     E tokens on average (the speculation's expected tokens), so a request decodes in (G - 1) / E steps."""
     lanes = pricer.lanes
+    if engine.chunk:
+        raise OpgraphError("a prompt's chunk capped below the budget (--chunk) is served by the event run only "
+                           "(opgraph serve); the closed form chunks by the budget")
     if concurrency % lanes:
         raise OpgraphError(f"concurrency {concurrency}: with {lanes} pipeline stages, each of the {lanes} batches in "
                            f"flight holds its share; give a multiple of {lanes}")

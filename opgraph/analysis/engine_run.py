@@ -100,6 +100,7 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
     `price_one(run, i, decoding)` gives iteration i's seconds (`decoding`: ids among which its decoding requests
     are)."""
     run, bt, budget_full, per_decode = Run(), engine.block_tokens, engine.max_batched_tokens, 1 + k
+    cap = engine.chunk or budget_full  # one prompt's tokens an iteration at most
     prompt, output, prefilled, first_at = run.prompt, run.output, run.prefilled, run.first
     chunk_at, chunk_tokens, chunk_past = run.chunk_at.append, run.chunk_tokens.append, run.chunk_past.append
     waiting: deque[int] = deque()
@@ -260,7 +261,7 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         # the blocks in use (a closed loop's decode steps alone, below, check their own instead)
         used = in_use(tau) if preempts and (visible or prefilling or price_one is not None) else held
         admissible = visible and running < most and used + more(
-            waiting[0], min(prompt[waiting[0]] - prefilled[waiting[0]], budget_full)) <= blocks
+            waiting[0], min(prompt[waiting[0]] - prefilled[waiting[0]], budget_full, cap)) <= blocks
         if not mixed and ((prefilling and room(prefilling[0], used)) or admissible):
             decoding = 0  # SGLang runs prompts first, in a batch of their own, when one can run
         elif not visible and not prefilling and price_one is None:
@@ -299,7 +300,7 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         for r in prefilling:  # running requests' prompts, in order of admission, while the budget (and cache) lasts
             if budget == 0:
                 break
-            n = min(prompt[r] - prefilled[r], budget)
+            n = min(prompt[r] - prefilled[r], budget, cap)
             if preempts:  # as much of it as the free blocks take
                 n = min(n, room(r, used))
                 if n <= 0:
@@ -314,7 +315,7 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         taken, room_left, seats, free = [], budget, running, blocks - used
         for r in waiting:
             left = prompt[r] - prefilled[r]
-            n = min(left, room_left)
+            n = min(left, room_left, cap)
             if room_left <= 0 or seats >= most or not (engine.chunked or n == left) or run.ready[r] > seen:
                 break
             extra = more(r, n)

@@ -59,6 +59,9 @@ class Engine:
     plan: str = "vllm"  # the fusion plan of the kernels it launches (opgraph/files/plans/<plan>.toml)
     kv_share: float = 1.0  # of the memory left after weights and activations that the KV cache takes
     chunked: bool = True  # prompts are split into chunks under the budget; else a prompt must fit an iteration whole
+    # one prompt's tokens an iteration at most, within the budget (vLLM's long_prefill_token_threshold, 0 by default:
+    # vllm/v1/core/sched/scheduler.py caps each request's new tokens by it); 0: the budget alone
+    chunk: int = 0
     mixed: bool = True  # prompt chunks ride with the running requests' decodes; else prefill-first, apart (SGLang)
     # KV blocks taken as tokens come, the request admitted last preempted (recomputed later) when they run out; else a
     # request's whole length is reserved at admission and never evicted
@@ -208,8 +211,8 @@ class Engine:
 
 
 def with_limits(engine: Engine, **given) -> Engine:
-    """The engine with the limits a user gave (max_batched_tokens, max_seqs, memory_fraction, batch_wait; None: its
-    own), its source saying which were given."""
+    """The engine with the limits a user gave (max_batched_tokens, max_seqs, memory_fraction, batch_wait, chunk; None:
+    its own), its source saying which were given."""
     given = {k: v for k, v in given.items() if v is not None}
     if not given:
         return engine

@@ -26,6 +26,7 @@ def as_json(s: Serving, fmt: str) -> str:
     return to_json({
         "model": s.model, "hardware": s.hardware.name, "fusion": s.plan.name, "time_model": time_model_dict(s.hardware),
         "engine": {"name": s.engine.name, "max_batched_tokens": s.engine.max_batched_tokens,
+                   "chunk_tokens": s.engine.chunk or None,  # one prompt's tokens an iteration at most (--chunk)
                    "max_seqs": s.engine.max_seqs, "memory_fraction": s.engine.memory_fraction,
                    "block_tokens": s.engine.block_tokens, "kv_share": s.engine.kv_share,
                    "chunked_prefill": s.engine.chunked, "mixed_batches": s.engine.mixed,
@@ -88,7 +89,8 @@ def as_text(s: Serving, fmt: str) -> str:
         *([f"speculative decoding: draft {s.speculation.name} proposes {s.speculation.tokens} tokens a step, "
            f"accepted with {', '.join(f'{a:g}' for a in s.speculation.acceptance)} (assumed): "
            f"{s.speculation.expected_tokens:.2f} tokens a step on average"] if s.speculation else []),
-        f"scheduler: {e.rules}, {e.max_batched_tokens:,} tokens and {e.max_seqs:,} requests an iteration, KV "
+        f"scheduler: {e.rules}, {e.max_batched_tokens:,} tokens{_chunk_said(e.chunk)} and {e.max_seqs:,} requests "
+        f"an iteration, KV "
         f"cache {blocks_of(s.kv_blocks, e.block_tokens)} a GPU ("
         f"{f'{e.memory_fraction:g} of its memory' if e.kv_share == 1 else f'{e.kv_share:g} of what the weights and activations leave'}), "
         f"{s.kv_used:.0%} in use at the peak",
@@ -101,6 +103,11 @@ def as_text(s: Serving, fmt: str) -> str:
         + (", every one from the start (no warm-up)" if s.requests else " after the warm-up"),
         *(f"note: {n}" for n in s.notes),
         "", f"Times are expected ({time_model_line(hw)}). Engine limits: {e.source}.")
+
+
+def _chunk_said(chunk: int | None) -> str:
+    """A cap on one prompt's tokens an iteration (--chunk), in words after the budget ("" for none)."""
+    return f" (a prompt's at most {chunk:,})" if chunk else ""
 
 
 def _cached_said(s: Serving) -> str:
@@ -154,8 +161,9 @@ def as_html(s: Serving, fmt: str) -> str:
     title = f"opgraph serve: {d['model']} on {hw.display_name} ({hw.name}), {scope}, engine {e['name']}"
     note = (f"{esc(load)}; prompts {esc(_span(s.prompt))} tokens, outputs {esc(_span(s.output))} tokens"
             f"{esc(_cached_said(s))}; fusion "
-            f"{esc(d['fusion'])}; {e['max_batched_tokens']:,} tokens and {e['max_seqs']:,} requests an iteration at "
-            f"most. Times are expected ({esc(time_model_line(hw))}); engine limits: {esc(e['source'])}.")
+            f"{esc(d['fusion'])}; {e['max_batched_tokens']:,} tokens"
+            + _chunk_said(e["chunk_tokens"])
+            + f" and {e['max_seqs']:,} requests an iteration at most. Times are expected ({esc(time_model_line(hw))}); engine limits: {esc(e['source'])}.")
     body = (f"<h2>latency</h2>{latency}<h2>throughput</h2>{rates}<h2>time by kernel class (share of the iterations' "
             f"time)</h2>{by_class}")
     return page(title, note, body, data, d["notes"])

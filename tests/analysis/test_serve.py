@@ -483,6 +483,37 @@ def test_the_header_says_how_much_of_the_prefix_is_cached():
         assert (out["shared_prefix_tokens"], out["cached_prefix_tokens"]) == (1000, int(cached))
 
 
+def test_a_chunk_cap_splits_a_prompt_below_the_budget():
+    """--chunk 512 (vLLM's long_prefill_token_threshold): a 2,048-token prompt alone runs as 4 chunks of 512 over the
+    tokens before each, though the 8,192-token budget would take it whole; only the last samples. Beside decodes, a
+    long prompt's chunks then stall a decode less (the longest gap between two tokens falls) and its own first token
+    comes later (the GPU's time alone: each prompt's iteration also takes at least its launches, which more chunks
+    pay more often)."""
+    import attrs
+    engine = bare(vllm(H100))
+    s = serve(LLAMA.build, FLASH, H100, concurrency=1, prompt=2048, output=8, warmup=1, measure=2,
+              engine=attrs.evolve(engine, chunk=512))
+    pricer = IterationPricer(LLAMA.build, FLASH, H100)
+    assert s.ttft.mean == pytest.approx(sum(pricer.price([], [(512, 512 * j)], sampling=int(j == 3)).expected_s
+                                            for j in range(4)), rel=1e-12)
+    capped, whole = (serve(LLAMA.build, FLASH, H100, concurrency=8, prompt=6000, output=64, engine=e)
+                     for e in (attrs.evolve(engine, chunk=1024), engine))
+    assert capped.itl.p99 < whole.itl.p99 and capped.ttft.mean > whole.ttft.mean
+
+
+def test_chunk_errors_and_what_is_said():
+    for args, says in ((["--engine", "sglang"], "give --max-batch-tokens"), (["--engine", "trtllm"], "runs a prompt whole"),
+                       (["--max-batch-tokens", "1000"], "more than the token budget"),
+                       (["--disaggregate", "1p1d"], "--chunk with --disaggregate")):
+        r = opgraph("serve", "--concurrency", "4", "--prompt", "600", "--output", "8", "--chunk", "2048", *args)
+        assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    r = opgraph("serve", "--concurrency", "4", "--prompt", "6000", "--output", "8", "--chunk", "1024")
+    assert r.returncode == 0 and "8,192 tokens (a prompt's at most 1,024)" in r.stdout, r.stderr
+    r = opgraph("serve", "--concurrency", "4", "--prompt", "6000", "--output", "8", "--chunk", "1024", "--format",
+                "json")
+    assert json.loads(r.stdout)["engine"]["chunk_tokens"] == 1024
+
+
 def test_a_prefix_hit_rate_caches_each_prompts_own_blocks():
     """--prefix-hit 0.3 of a 1,000-token prompt: whole blocks of 16 of its first 300 tokens, 288, are not prefilled
     again, as a 288-token cached prefix is not; but a request's cached tokens are its own, held with it, so the KV
