@@ -269,8 +269,8 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
     in decode a gather of the selected min(topk, context + 1) latent entries (gather_selected), then the absorbed
     form over them; several queries a sequence over a cache (a prompt chunk, a speculative verify step: the
     absorbed form too, as vLLM's FlashMLA sparse backend runs both) attend to their selections in the kernel, which
-    reads each cached entry at most once (ops.selected_reads). Needs q_lora_rank (the indexer reads the normed q latent). The indexer is replicated under
-    tensor parallelism (lightning_indexer)."""
+    reads each cached entry at most once (ops.selected_reads). Needs q_lora_rank (the indexer reads the normed q
+    latent). The indexer is replicated under tensor parallelism (lightning_indexer)."""
     d = x.shape[-1]
     if indexer is not None and not q_lora_rank:
         raise OpgraphError("DeepSeek-V3.2's indexer reads the normed q latent: it needs q_lora_rank")

@@ -257,9 +257,9 @@ def _written(text: str, out: str | None) -> str:
 def _draft_options(p, plan: bool = False) -> None:
     """Speculative decoding's options: of `opgraph serve`, and of `opgraph plan --concurrency` (each layout served
     with and without the draft)."""
-    p.add_argument("--draft", metavar="MODEL", help=("with --concurrency or --rate: each layout without pipeline stages also "
-                   "served with " if plan else "") + "speculative decoding with this draft model (a preset, "
-                   "config.json or FILE.py:NAME), built with the same options as the target; or a head made "
+    p.add_argument("--draft", metavar="MODEL", help=("with --concurrency or --rate: each layout without pipeline "
+                   "stages also served with " if plan else "") + "speculative decoding with this draft model (a "
+                   "preset, config.json or FILE.py:NAME), built with the same options as the target; or a head made "
                    "of the target: mtp (one more layer of its last kind, the multi-token-prediction module "
                    "of DeepSeek-V3, GLM-4.5, Qwen3-Next) or eagle (one dense decoder layer, EAGLE), sharing "
                    "its embedding and head")
@@ -311,14 +311,15 @@ def _plan_options(p) -> None:
     p.add_argument("--max-ttft", type=_float, metavar="MS", help="drop candidates whose time to first token "
                    "exceeds this many milliseconds")
     p.add_argument("--max-tpot-p90", type=_float, metavar="MS", help="with --concurrency or --rate: the best "
-                   "candidate's 90th percentile of TPOT (over requests) must not exceed this many milliseconds; with --concurrency the "
-                   "closed form gives means, so candidates are run event by event (as 'opgraph serve'), best first, "
-                   "until one is within (with --rate each is an event run already)")
-    p.add_argument("--max-ttft-p90", type=_float, metavar="MS", help="with --concurrency or --rate: the same for the 90th "
-                   "percentile of TTFT")
-    p.add_argument("--request-latency-ms", type=_float, metavar="MS", help="with --concurrency or --rate: each request's time "
-                   "outside the engine (the server's HTTP handling, tokenization and streaming, and the client's), "
-                   "added to every candidate's TTFT before --max-ttft and --max-ttft-p90 judge it (default: 0)")
+                   "candidate's 90th percentile of TPOT (over requests) must not exceed this many milliseconds; with "
+                   "--concurrency the closed form gives means, so candidates are run event by event (as 'opgraph "
+                   "serve'), best first, until one is within (with --rate each is an event run already)")
+    p.add_argument("--max-ttft-p90", type=_float, metavar="MS", help="with --concurrency or --rate: the same for the "
+                   "90th percentile of TTFT")
+    p.add_argument("--request-latency-ms", type=_float, metavar="MS", help="with --concurrency or --rate: each "
+                   "request's time outside the engine (the server's HTTP handling, tokenization and streaming, and "
+                   "the client's), added to every candidate's TTFT before --max-ttft and --max-ttft-p90 judge it "
+                   "(default: 0)")
     _host_options(p, "with --concurrency or --rate: ")
     p.add_argument("--top", type=_int, default=10, metavar="N", help="candidates to list in the table "
                    "(default: 10; json and csv list all)")
@@ -334,14 +335,15 @@ def _plan_options(p) -> None:
                    "--output over the GPUs")
     p.add_argument("--engine", default="vllm", metavar="NAME", help="with --concurrency or --rate: the serving engine "
                    "whose scheduler, defaults and kernels are modelled: vllm, sglang, trtllm (default: vllm)")
-    p.add_argument("--max-batch-tokens", metavar="LIST", help="with --concurrency or --rate: the engine's token budget an "
-                   "iteration (its chunked-prefill size) to try, a list (2048,8192); each layout is served under each "
-                   "(default: the engine's own, said in the output; its running limit is not searched: in a "
+    p.add_argument("--max-batch-tokens", metavar="LIST", help="with --concurrency or --rate: the engine's token "
+                   "budget an iteration (its chunked-prefill size) to try, a list (2048,8192); each layout is served "
+                   "under each (default: the engine's own, said in the output; its running limit is not searched: in a "
                    "closed loop it only caps --concurrency)")
     _draft_options(p, plan=True)
-    p.add_argument("--disaggregated", action="store_true", help="with --concurrency or --rate: also every split of the GPUs "
-                   "into X prefill and Y decode workers (xPyD), each worker a layout within a node, at each "
-                   "concurrency per decode replica, the KV cache moved between the pools (as 'serve --disaggregate')")
+    p.add_argument("--disaggregated", action="store_true", help="with --concurrency or --rate: also every split of "
+                   "the GPUs into X prefill and Y decode workers (xPyD), each worker a layout within a node, at each "
+                   "concurrency per decode replica (or rate), the KV cache moved between the pools (as 'serve "
+                   "--disaggregate')")
     p.add_argument("--decode-hardware", metavar="NAME", help="with --disaggregated: the decode workers' GPU (the "
                    "prefill workers' and the aggregated layouts' is --hardware); the KV cache then crosses the network "
                    "(default: --hardware)")

@@ -119,7 +119,8 @@ def _rates(text: str) -> list[float]:
     """plan --rate: a list of request rates, "0.5,1,2,4" (decimals allowed, unlike the integer axes)."""
     parts = [s.strip() for s in text.split(",") if s.strip()]
     if not parts or len(parts) > MOST_RATES:
-        raise OpgraphError(f"--rate: give 1 to {MOST_RATES} rates, comma-separated (requests a second), got {text[:60]!r}")
+        raise OpgraphError(f"--rate: give 1 to {MOST_RATES} rates, comma-separated (requests a second), got "
+                           f"{text[:60]!r}")
     out = []
     for s in parts:
         try:
@@ -316,9 +317,9 @@ def disaggregated_run(a):
         raise OpgraphError("--chunk with --disaggregate is not modelled (a prefill worker's prompts run in chunks of "
                            "its budget, --max-batch-tokens); give --max-batch-tokens for the prefill workers' chunks")
     if a.prefix_hit:
-        raise OpgraphError("--prefix-hit with --disaggregate is not modelled (which worker holds a request's own cached "
-                           "tokens, and what moves, depends on the router); give --prefix for a prefix every prompt "
-                           "shares, cached on every worker")
+        raise OpgraphError("--prefix-hit with --disaggregate is not modelled (which worker holds a request's own "
+                           "cached tokens, and what moves, depends on the router); give --prefix for a prefix every "
+                           "prompt shares, cached on every worker")
     if a.batch_wait is not None:
         raise OpgraphError("--batch-wait does not apply with --disaggregate: TensorRT-LLM's batch waiting holds new "
                            "prompts back while requests decode beside them, and a prefill worker runs no decodes, a "
@@ -394,8 +395,9 @@ def _chunk(tokens: int, engine) -> int:
                            f"applies to --engine vllm")
     tokens = checks.integer("--chunk", tokens)
     if tokens > engine.max_batched_tokens:
-        raise OpgraphError(f"--chunk {tokens:,}: more than the token budget an iteration ({engine.max_batched_tokens:,}, "
-                           f"--max-batch-tokens), which caps every chunk already; give at most that")
+        raise OpgraphError(f"--chunk {tokens:,}: more than the token budget an iteration "
+                           f"({engine.max_batched_tokens:,}, --max-batch-tokens), which caps every chunk already; give "
+                           f"at most that")
     return tokens
 
 

@@ -348,7 +348,8 @@ class Regime:
                 body.append(f"    {name} = {_expr(op, args, consts)}")
         outs = ", ".join(_code(o, consts) for o in self.outputs)
         # a one-tuple needs its comma; a function with no outputs (a layer with no attention) returns ()
-        src = f"def _point({', '.join(self.variables)}):\n" + "\n".join(body) + f"\n    return ({outs}{',' if outs else ''})\n"
+        returned = f"({outs},)" if outs else "()"
+        src = f"def _point({', '.join(self.variables)}):\n" + "\n".join(body) + f"\n    return {returned}\n"
         scope = {f"_{k}": f for k, f in {**_UNARY, **_PAIR}.items()}
         scope.update({f"_f{i}": f for i, f in enumerate(self.functions)})
         scope.update({f"_k{i}": c for i, c in enumerate(consts)})

@@ -137,8 +137,8 @@ def serving_text(s: ServingPlan, fmt: str) -> str:
                     f"{sig(b.tokens_per_s_per_gpu)} tokens/s per GPU, {sig(b.tokens_per_s_per_user)} tokens/s per "
                     f"user, TTFT {seconds(b.steady.ttft_s)}, TPOT {seconds(b.steady.tpot_s)}"]
     else:
-        out += ["", f"no candidate is within the limits: give more GPUs, lower {'rates' if s.open_loop else 'concurrencies'} "
-                    f"or looser limits"]
+        lower = "rates" if s.open_loop else "concurrencies"
+        out += ["", f"no candidate is within the limits: give more GPUs, lower {lower} or looser limits"]
     shown = [c for c in s.candidates if c.on_front][:s.top]
     if shown:
         out += ["", heading(f"the Pareto front ({len(shown)} shown, most tokens/s per GPU first)", fmt), "",
@@ -246,7 +246,7 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
 
     def at(c: dict) -> str:  # its load: a rate in all (open loops) or a concurrency per replica
         return (f"{c['rate_per_s']:g} requests/s in all" if c["rate_per_s"] is not None else
-                f"{c['concurrency_per_replica']} per replica")
+                f"{c['concurrency_per_replica']} requests per replica")
     points = [(c["expected_tokens_per_s_per_user"], c["expected_tokens_per_s_per_gpu"], colour[group(c)],
                f"{group(c) if not c['disaggregated'] else c['layout']} at {at(c)}, {c['max_batch_tokens']:,} tokens an "
                f"iteration: {c['expected_tokens_per_s_per_gpu']:,.0f} "
@@ -279,7 +279,7 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
                          + ("+draft" if c["speculative"] else "")})
             for c in d["candidates"]]
     best = d["best"]
-    said = (f"best within the limits: {best['layout']} at {at(best).replace(' per replica', ' requests per replica')}, "
+    said = (f"best within the limits: {best['layout']} at {at(best)}, "
             f"{best['expected_tokens_per_s_per_gpu']:,.0f} tokens/s per GPU, {best['expected_tokens_per_s_per_user']:,.1f} "
             f"per user" if best else "no candidate is within the limits")
     hw = s.hardware

@@ -163,7 +163,8 @@ def as_html(s: Serving, fmt: str) -> str:
             f"{esc(_cached_said(s))}; fusion "
             f"{esc(d['fusion'])}; {e['max_batched_tokens']:,} tokens"
             + _chunk_said(e["chunk_tokens"])
-            + f" and {e['max_seqs']:,} requests an iteration at most. Times are expected ({esc(time_model_line(hw))}); engine limits: {esc(e['source'])}.")
+            + f" and {e['max_seqs']:,} requests an iteration at most. Times are expected "
+              f"({esc(time_model_line(hw))}); engine limits: {esc(e['source'])}.")
     body = (f"<h2>latency</h2>{latency}<h2>throughput</h2>{rates}<h2>time by kernel class (share of the iterations' "
             f"time)</h2>{by_class}")
     return page(title, note, body, data, d["notes"])
