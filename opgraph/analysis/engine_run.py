@@ -92,13 +92,14 @@ class Run:
 
 def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *, concurrency: int | None,
              requests: int | None, warmup: int, measure: int, arrivals=None, price_one=None,
-             rate: float | None = None) -> Run:
+             rate: float | None = None, price_many=None) -> Run:
     """Run the engine's scheduler until `warmup + measure` requests have finished. `draw()`: a new request's
     (prompt, output); `cached(prompt)`: its tokens already cached; `steps_of(tokens)`: the tokens each decode step
     makes until `tokens` are made (speculative decoding: drawn; None: one a step). A closed loop of `concurrency`
     (a benchmark of `requests` in all when given); else an open loop: `arrivals` yields arrival times and
     `price_one(run, i, decoding)` gives iteration i's seconds (`decoding`: ids among which its decoding requests
-    are)."""
+    are), and `price_many(run, low, high, decoding)` those of iterations [low, high) at once, for a stretch of decodes
+    alone: (their seconds, commit), commit(m) keeping the first m (those that ran before the next arrival came)."""
     run, bt, budget_full, per_decode = Run(), engine.block_tokens, engine.max_batched_tokens, 1 + k
     cap = engine.chunk or budget_full  # one prompt's tokens an iteration at most
     prompt, output, prefilled, first_at = run.prompt, run.output, run.prefilled, run.first
@@ -264,9 +265,10 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
             waiting[0], min(prompt[waiting[0]] - prefilled[waiting[0]], budget_full, cap)) <= blocks
         if not mixed and ((prefilling and room(prefilling[0], used)) or admissible):
             decoding = 0  # SGLang runs prompts first, in a batch of their own, when one can run
-        elif not visible and not prefilling and price_one is None:
+        elif not visible and not prefilling and (price_one is None or price_many is not None):
             # decode steps alone, alike but for their clock, until the next request finishes or the first waiting
-            # one can be taken: taken at once (up to where the KV cache would run out, for an engine that preempts)
+            # one can be taken: taken at once (up to where the KV cache would run out, for an engine that preempts);
+            # an open loop's also until the next arrival comes, which its iterations' seconds say (priced together)
             steps = ends[0][0] - tau
             if waiting:
                 steps = min(steps, run.ready[waiting[0]] - i)
@@ -281,6 +283,16 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
                 run.ends.extend([0] * steps), run.tokens.extend([decoding * per_decode] * steps)
                 run.rows.extend([decoding * per_decode] * steps)
                 clocked.extend(range(i, i + steps))
+                if price_many is not None:  # an iteration built once the next arrival came is not one of these
+                    walls, commit = price_many(run, i, i + steps, list(bases))
+                    ends_at = np.cumsum(np.concatenate([[now], walls]))[1:]  # as one iteration after another adds
+                    kept = min(steps, 1 + int(np.searchsorted(ends_at[:steps - 1], next_arrival)))
+                    for column in (run.decoding, run.clock, run.ends, run.tokens, run.rows):
+                        del column[i + kept:]
+                    del clocked[len(clocked) - (steps - kept):]
+                    commit(kept)
+                    run.end_time.extend(ends_at[:kept].tolist())
+                    now, steps = float(ends_at[kept - 1]), kept
                 i, tau = i + steps - 1, tau + steps
                 finish(i)
                 i += 1

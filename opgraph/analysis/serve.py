@@ -618,6 +618,15 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         tooks.append(engine.wall(took, launched[0], running[0]))
         costs.append(classes)
         return tooks[-1]
+
+    def price_many(run: engine_run.Run, low: int, high: int, decoding):  # an open loop's stretch of decodes alone
+        took, classes = engine_run.price(run, low, high, decoding, pricer, draft, k)
+        walls = engine.wall(took, *engine_run.host_counts(run, low, high, pricer, draft))
+
+        def commit(m: int) -> None:  # the first m ran: their seconds and seconds by class, one iteration each
+            tooks.extend(walls[:m].tolist())
+            costs.extend({name: float(v[j]) for name, v in classes.items()} for j in range(m))
+        return walls, commit
     tooks: list[float] = []
     costs: list[dict] = []
     def draw() -> tuple[int, int]:  # a new request's lengths (fixed ones draw nothing)
@@ -625,7 +634,8 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                 outputs[0] if outputs[0] == outputs[1] else rng.randint(*outputs))
     run = engine_run.schedule(engine, k, blocks, shared, cached, draw, steps_of, concurrency=concurrency,
                               requests=requests, warmup=warmup, measure=measure, arrivals=arrivals,
-                              price_one=None if rate is None else price_one, rate=rate)
+                              price_one=None if rate is None else price_one, rate=rate,
+                              price_many=None if rate is None else price_many)
     decodes_at = np.flatnonzero(np.asarray(run.decoding))  # the iterations that decode, by clock
     # every request's decode steps: to price a closed loop, and to count the tokens drawn steps made
     steps = run.decode_steps(range(len(run.prompt)), 0, len(decodes_at)) if rate is None or spec else None

@@ -12,7 +12,7 @@ import pytest
 from opgraph import Phase, analyze, hardware, models, strategy
 from opgraph.analysis.generate import estimate
 from opgraph.analysis.iteration import IterationPricer
-from opgraph.analysis.serve import serve, vllm
+from opgraph.analysis.serve import ENGINES, serve, vllm
 from opgraph.errors import OpgraphError
 from opgraph.core.tensor import Role
 from opgraph.models import BuildOptions
@@ -421,6 +421,26 @@ def test_an_open_loop_beyond_what_the_gpu_can_serve_is_refused_with_its_rate():
     with pytest.raises(OpgraphError, match=r"--rate 500: requests arrive faster than the engine finishes them "
                                            r"\(about [\d.,]+ a second"):
         serve(LLAMA.build, FLASH, H100, rate=500, prompt=2048, output=64)
+
+
+@pytest.mark.parametrize("engine, kw", [("vllm", dict(rate=2, prompt=1024, output=128)),
+                                        ("vllm", dict(rate=12, prompt=(256, 2048), output=(16, 200), seed=5)),
+                                        ("sglang", dict(rate=6, prompt=1024, output=64)),
+                                        ("trtllm", dict(rate=6, prompt=1024, output=64))])
+def test_an_open_loops_stretches_of_decodes_are_priced_as_one_iteration_after_another(engine, kw, monkeypatch):
+    """An open loop prices its iterations as it schedules them (the next arrival's time depends on them); a stretch
+    of decodes alone is priced at once and cut where the next arrival comes. The same run priced one iteration at a
+    time (price_many withheld) gives the same requests, iterations and times (to float rounding)."""
+    from opgraph.analysis import engine_run
+    eng = ENGINES[engine](H100)
+    fast = serve(LLAMA.build, strategy(eng.plan), H100, engine=eng, **kw)
+    schedule = engine_run.schedule
+    monkeypatch.setattr(engine_run, "schedule", lambda *a, price_many=None, **k: schedule(*a, **k))
+    slow = serve(LLAMA.build, strategy(eng.plan), H100, engine=eng, **kw)
+    assert (fast.iterations, fast.measured) == (slow.iterations, slow.measured)
+    for name in ("ttft", "tpot", "itl", "e2e", "iteration"):
+        for stat in ("mean", "p50", "p90", "p99"):
+            assert getattr(getattr(fast, name), stat) == pytest.approx(getattr(getattr(slow, name), stat), rel=1e-9)
 
 
 def test_lengths_drawn_from_a_range_are_seeded():
