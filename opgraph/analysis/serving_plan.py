@@ -113,7 +113,7 @@ class Draft:
     def at(self, layout: Layout, fusion: FusionPlan, group_hw: Hardware) -> Drafting:
         """The draft laid out as the target is at `layout`, priced by the target's fusion plan and GPUs."""
         build, _ = self.arrange(layout)
-        return Drafting(IterationPricer(build, fusion, group_hw),
+        return Drafting(IterationPricer.of(build, fusion, group_hw),  # the one `serve` takes for it too
                         Speculation(build, self.name, self.tokens, self.acceptance))
 
 
@@ -246,7 +246,8 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
             own = configure(ENGINES[engine](group_hw))
             own.check_layout(layout.tp, layout.ep)
             fusion = plan or planfile.load(own.plan)
-            pricer = IterationPricer(build, fusion, own.timed(group_hw))
+            # the pricer `serve` keeps for this layout (IterationPricer.of): its event runs (p90s, --rate) reuse it
+            pricer = IterationPricer.of(build, fusion, own.timed(group_hw))
             engines = [with_limits(own, max_batched_tokens=b) for b in budgets]
             held = {(eng, None): kv_blocks(build, fusion, group_hw, eng, prompt + output) for eng in engines}
         except OpgraphError as e:
