@@ -345,7 +345,7 @@ COLUMNS = [
     "batch_wait_iters", "scheduling", "client", "source_id", "source_provenance",
 ]
 # each campaign's benchmark client as its tooling documents it (the client column above)
-CLIENTS = {"aic-auto-gap-analysis": "aiperf", "db-dump": "inferencemax", "dated-csv": "inferencemax"}
+CAMPAIGN_CLIENTS = {"aic-auto-gap-analysis": "aiperf", "db-dump": "inferencemax", "dated-csv": "inferencemax"}
 MARLIN_SINCE = "2026-01-02"  # InferenceX commit 4e52ed4c6: VLLM_MXFP4_USE_MARLIN=1 in its Hopper gpt-oss recipes
 INFERENCEX = ("db-dump", "dated-csv")  # the campaigns run by InferenceX's recipes (source_kind)
 
@@ -583,7 +583,7 @@ def convert(row: dict[str, str]) -> dict[str, object]:
         "moe_kernel": moe_kernel(preset, gpu, engine, kind, measured),
         **dict(zip(("batch_wait_ratio", "batch_wait_iters"),
                    batch_wait(preset, gpu, engine, kind, measured, isl, int(row["osl"]), tp))),
-        "scheduling": scheduling(engine, kind, row["backend_version"]), "client": CLIENTS.get(kind, ""),
+        "scheduling": scheduling(engine, kind, row["backend_version"]), "client": CAMPAIGN_CLIENTS.get(kind, ""),
         "source_id": row["id"], "source_provenance": row["silicon_data_source"],
     }
 
