@@ -223,7 +223,21 @@ kv_dtype            ``fp8`` where the campaign's recipe keeps an fp8 KV cache, e
                     the H200 (``kv_cache_config: dtype: fp8``, 70b_fp8_h200_trt_slurm.sh), its DeepSeek-R1 recipe for
                     TensorRT-LLM on the H200 (dsr1_fp8_h200_trt_slurm.sh, 2025-11-02 to 2026-01-28; the db-dump's
                     DeepSeek-V3 rows with it) and its Qwen3.5 recipe for SGLang on the H200 (``--kv-cache-dtype
-                    fp8_e4m3``, single_node/qwen3.5_fp8_h200.sh, 2026-03-04 and after).
+                    fp8_e4m3``, single_node/qwen3.5_fp8_h200.sh, 2026-03-04 and after). NVIDIA's Dynamo runs
+                    (aic-auto-gap-analysis) with fp8, fp8_block or nvfp4 GEMMs: aiconfigurator's deployments take
+                    the KV cache's dtype from its SDK's quantization (the generator's ``module_bridge.py``:
+                    ``worker_payload["kv_cache_dtype"] = quant["kvcache_quant_mode"]``, mapped to vLLM's and
+                    SGLang's ``--kv-cache-dtype`` (SGLang's as ``fp8_e5m2``, ``rule_plugin/sglang.rule``) and
+                    TensorRT-LLM's ``kv_cache_dtype`` / ``kv_cache_config.dtype``, from 2025-12-04, and
+                    ``_apply_kv_cache_mode`` in ``generator/backends/trtllm.py`` before that), and the SDK makes it
+                    fp8 on the H100, H200 and B200 whenever it picks fp8 GEMMs (``sdk/task.py``
+                    ``TaskConfigFactory._get_quant_mode`` from its first release, e.g. 4361371a6 and 058f33ca5:
+                    ``kvcache_quant_mode = "fp8"`` for sm_version 89 and above; the first release's
+                    ``cli/templates/trtllm/dense_default.yaml`` and ``moe_default.yaml`` the same; today's
+                    ``_infer_quant_modes_from_raw_config`` likewise for fp8, fp8_block and nvfp4 checkpoints); 472
+                    rows. Its rows with 16-bit GEMMs keep the default: a float16 quantization profile gives a 16-bit
+                    cache, but a float16 GEMM mode given alone leaves the cache fp8 (``use_specific_quant_mode``
+                    changes the GEMM and MoE modes only), and which the campaign used is not recorded.
 moe_kernel          ``marlin`` where the campaign's recipe ran MXFP4 experts through Marlin, else empty (the engine's
                     default): InferenceX's vLLM gpt-oss recipes for the H100 and H200 export
                     ``VLLM_MXFP4_USE_MARLIN=1`` from its commit 4e52ed4c6 of 2026-01-02 ("Update vLLM version to
@@ -240,6 +254,15 @@ batch_wait_ratio, batch_wait_iters
                     commit 1b563c858 (2025-09-18) until the recipes were removed on 2025-10-29: while requests
                     decode, TensorRT-LLM holds new prompts up to 20 iterations unless they and the decodes come to
                     0.9 of max_num_tokens (PyExecutor._waiting_requests).
+memory_fraction     the engine's memory setting where the campaign's deployment set one (vLLM's
+                    gpu_memory_utilization, SGLang's mem_fraction_static, TensorRT-LLM's free_gpu_memory_fraction),
+                    else empty (the engine's default). NVIDIA's Dynamo runs of TensorRT-LLM: 0.80, the default of
+                    every TensorRT-LLM engine template of aiconfigurator's generator, ``free_gpu_memory_fraction: {{
+                    ... | default(0.80) }}`` (``cli/templates/trtllm/dynamo/extra_engine_args.1.0.0rc3.yaml.j2`` in its
+                    first release of 2025-08-11, ``generator/templates/trtllm/`` from 2025-09-30 and
+                    ``generator/config/backend_templates/trtllm/`` from 2025-12; no rule sets it otherwise); 519
+                    rows. Its vLLM and SGLang templates pass no ``--gpu-memory-utilization`` or
+                    ``--mem-fraction-static``, so those rows keep the engines' defaults.
 scheduling          ``sync`` where the campaign's engine scheduled each iteration after the last one's results, else
                     empty (the engine's default, async: the next iteration built while this one runs). NVIDIA's
                     Dynamo runs (aic-auto-gap-analysis) of vLLM before 0.14: aiconfigurator's generator passes no
@@ -342,10 +365,11 @@ COLUMNS = [
     "prompt_tokens", "output_tokens", "ttft_ms", "tpot_ms",
     "measured_date", "data_source_kind", "wip", "flags", "defaulted",
     "id_tp", "id_ep", "silicon_layout", "max_batch_tokens", "kv_dtype", "moe_kernel", "batch_wait_ratio",
-    "batch_wait_iters", "scheduling", "client", "source_id", "source_provenance",
+    "batch_wait_iters", "memory_fraction", "scheduling", "client", "source_id", "source_provenance",
 ]
 # each campaign's benchmark client as its tooling documents it (the client column above)
-CAMPAIGN_CLIENTS = {"aic-auto-gap-analysis": "aiperf", "db-dump": "inferencemax", "dated-csv": "inferencemax"}
+DYNAMO = "aic-auto-gap-analysis"  # NVIDIA's Dynamo runs, deployed by aiconfigurator's generator
+CAMPAIGN_CLIENTS = {DYNAMO: "aiperf", "db-dump": "inferencemax", "dated-csv": "inferencemax"}
 MARLIN_SINCE = "2026-01-02"  # InferenceX commit 4e52ed4c6: VLLM_MXFP4_USE_MARLIN=1 in its Hopper gpt-oss recipes
 INFERENCEX = ("db-dump", "dated-csv")  # the campaigns run by InferenceX's recipes (source_kind)
 
@@ -359,7 +383,7 @@ GENERATOR_SPARE_TOKENS = 1500  # aiconfigurator's agg max_num_tokens = max_batch
 def max_batch_tokens(preset: str, gpu: str, engine: str, kind: str, measured: str, isl: int, conc: int | None,
                      version: str, batch: int | None):
     """The token budget the campaign's recipe set, or empty (the engine's default); see the column above."""
-    if kind == "aic-auto-gap-analysis" and engine == "trtllm" and version == GENERATOR_TRTLLM and batch is not None:
+    if kind == DYNAMO and engine == "trtllm" and version == GENERATOR_TRTLLM and batch is not None:
         return batch + isl + GENERATOR_SPARE_TOKENS
     if kind not in INFERENCEX or gpu != "h200":
         return ""
@@ -374,9 +398,20 @@ FP8_KV = {("vllm", "llama-3-70b", "h100-sxm"), ("vllm", "llama-3-70b", "h200"), 
           ("trtllm", "deepseek-r1", "h200"), ("trtllm", "deepseek-v3", "h200"), ("sglang", "qwen3.5-397b-a17b", "h200")}
 
 
-def kv_dtype(preset: str, gpu: str, engine: str, kind: str) -> str:
+FP8_GEMMS = ("fp8", "fp8_block", "nvfp4")  # GEMM modes with which aiconfigurator's SDK keeps an fp8 KV cache
+GENERATOR_TRTLLM_MEMORY = 0.8  # its TensorRT-LLM templates' free_gpu_memory_fraction default
+
+
+def kv_dtype(preset: str, gpu: str, engine: str, kind: str, gemm: str) -> str:
     """``fp8`` where the campaign's recipe keeps an fp8 KV cache, else empty; see the column above."""
+    if kind == DYNAMO:
+        return "fp8" if gemm in FP8_GEMMS else ""
     return "fp8" if kind in INFERENCEX and (engine, preset, gpu) in FP8_KV else ""
+
+
+def memory_fraction(engine: str, kind: str):
+    """The engine's memory setting the campaign's deployment set, or empty; see the memory_fraction column above."""
+    return GENERATOR_TRTLLM_MEMORY if kind == DYNAMO and engine == "trtllm" else ""
 
 
 def moe_kernel(preset: str, gpu: str, engine: str, kind: str, measured: str) -> str:
@@ -423,7 +458,7 @@ def batch_wait(preset: str, gpu: str, engine: str, kind: str, measured: str, isl
 
 def scheduling(engine: str, kind: str, version: str) -> str:
     """``sync`` where the campaign's engine scheduled synchronously, else empty; see the scheduling column above."""
-    if kind == "aic-auto-gap-analysis" and engine == "vllm" and version:
+    if kind == DYNAMO and engine == "vllm" and version:
         major, minor = (int(x) for x in version.split(".")[:2])
         return "sync" if (major, minor) < (0, 14) else ""
     return ""
@@ -579,7 +614,8 @@ def convert(row: dict[str, str]) -> dict[str, object]:
         ";".join(f"{k}={v}" for k, v in zip(LAYOUT, silicon)),
         "max_batch_tokens": max_batch_tokens(preset, gpu, engine, kind, measured, isl, conc, row["backend_version"],
                                              batch),
-        "kv_dtype": kv_dtype(preset, gpu, engine, kind),
+        "kv_dtype": kv_dtype(preset, gpu, engine, kind, row["gemm_quant_mode"]),
+        "memory_fraction": memory_fraction(engine, kind),
         "moe_kernel": moe_kernel(preset, gpu, engine, kind, measured),
         **dict(zip(("batch_wait_ratio", "batch_wait_iters"),
                    batch_wait(preset, gpu, engine, kind, measured, isl, int(row["osl"]), tp))),

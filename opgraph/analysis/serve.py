@@ -58,6 +58,10 @@ class Engine:
     source: str
     plan: str = "vllm"  # the fusion plan of the kernels it launches (opgraph/files/plans/<plan>.toml)
     kv_share: float = 1.0  # of the memory left after weights and activations that the KV cache takes
+    # the field the engine's own memory setting (--memory-fraction) sets: memory_fraction, the share of the GPU's
+    # memory it takes (vLLM's gpu_memory_utilization, SGLang's mem_fraction_static), or kv_share (TensorRT-LLM's
+    # free_gpu_memory_fraction, the share of what the weights and activations leave that its KV cache takes)
+    memory_setting: str = "memory_fraction"
     chunked: bool = True  # prompts are split into chunks under the budget; else a prompt must fit an iteration whole
     # one prompt's tokens an iteration at most, within the budget (vLLM's long_prefill_token_threshold, 0 by default:
     # vllm/v1/core/sched/scheduler.py caps each request's new tokens by it); 0: the budget alone
@@ -212,13 +216,16 @@ class Engine:
 
 def with_limits(engine: Engine, **given) -> Engine:
     """The engine with the limits a user gave (max_batched_tokens, max_seqs, memory_fraction, batch_wait, chunk; None:
-    its own), its source saying which were given."""
+    its own), its source saying which were given. memory_fraction is the engine's own memory setting: it sets the
+    field Engine.memory_setting names (TensorRT-LLM's is a share of what the weights and activations leave)."""
     given = {k: v for k, v in given.items() if v is not None}
     if not given:
         return engine
-    return attrs.evolve(engine, **given, source=engine.source + "; " + ", ".join(
-        f"{k.replace('_', ' ')} {'/'.join(f'{x:g}' for x in v) if isinstance(v, tuple) else f'{v:g}'} given"
-        for k, v in given.items()))
+    said = ", ".join(f"{k.replace('_', ' ')} {'/'.join(f'{x:g}' for x in v) if isinstance(v, tuple) else f'{v:g}'} "
+                     f"given" for k, v in given.items())
+    if "memory_fraction" in given:
+        given[engine.memory_setting] = given.pop("memory_fraction")
+    return attrs.evolve(engine, **given, source=engine.source + "; " + said)
 
 
 # The host's time per kernel of an iteration that carries prompt tokens (Engine.host_launch_s): what the host spends
@@ -306,7 +313,7 @@ def trtllm(hw: Hardware) -> Engine:
                   "TensorRT-LLM's defaults (tensorrt_llm/builder.py BuildConfig max_num_tokens 8,192, max_batch_size "
                   "2,048; llm_args.py enable_chunked_prefill False, GUARANTEED_NO_EVICT; KvCacheConfig "
                   "free_gpu_memory_fraction 0.9, tokens_per_block 32)",
-                  plan="trtllm", kv_share=0.9, chunked=False, tables=(TRTLLM_FP8_CACHE,),
+                  plan="trtllm", kv_share=0.9, memory_setting="kv_share", chunked=False, tables=(TRTLLM_FP8_CACHE,),
                   scheduling_source="TensorRT-LLM's overlap scheduler, on unless disable_overlap_scheduler "
                   "(tensorrt_llm/llmapi/llm_args.py)", lookahead=False, **_fitted("trtllm"))
 

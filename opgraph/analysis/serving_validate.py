@@ -6,7 +6,8 @@ replicas each with its share of the concurrency), its GEMMs' storage (fp8 and fp
 activations, the KV cache in bf16 unless its kv_dtype column says fp8; other labels as the resolver maps them), its
 engine's scheduler, defaults and kernels (its fusion plan; MXFP4 experts as Marlin runs them where its moe_kernel
 column says so; its token budget where its max_batch_tokens column gives one; TensorRT-LLM's batch waiting where its
-batch_wait columns give it; its scheduling, async or sync, where its scheduling column says), at its concurrency,
+batch_wait columns give it; its memory setting where its memory_fraction column gives one; its scheduling, async or
+sync, where its scheduling column says), at its concurrency,
 prompt and output lengths, under a benchmark protocol: the row's own (its client column, steady where it names none)
 unless one is given for every row:
 
@@ -165,12 +166,13 @@ def predict(row: ServingMeasurement, resolve: Resolve, protocol: str, overhead_s
 
 
 def configured(engine: Engine, row: ServingMeasurement) -> Engine:
-    """The engine as the row's benchmark must have run it: with the token budget, batch waiting and MoE kernel the row
-    gives; and an engine of whole prompts gets a token budget in which a prompt fits beside the other concurrency - 1
+    """The engine as the row's benchmark must have run it: with the token budget, batch waiting, memory setting and MoE
+    kernel the row gives; and an engine of whole prompts gets a token budget in which a prompt fits beside the other concurrency - 1
     requests' decodes (Engine.room), an assumption (else each prompt waits for every decode to finish, which no
     measured campaign would run)."""
     engine = with_limits(engine, max_batched_tokens=row.max_batch_tokens or None,
-                         batch_wait=row.batch_wait if any(row.batch_wait) else None)
+                         batch_wait=row.batch_wait if any(row.batch_wait) else None,
+                         memory_fraction=row.memory_fraction or None)
     if row.moe_kernel == "marlin":
         engine = attrs.evolve(engine, tables=(*engine.tables, marlin("the row's moe_kernel")))
     engine = engine.given(lambda _: "the row's scheduling column", scheduling=row.scheduling or None)

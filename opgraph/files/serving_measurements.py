@@ -36,6 +36,9 @@ unread, as extracts carry provenance):
                     (batch_wait_max_tokens_ratio, above 0 and at most 1, and batch_wait_timeout_iters, a whole number
                     above 0; both or neither, as TensorRT-LLM waits only with both; engine trtllm only); empty: off,
                     the engine's default (served as `opgraph serve --batch-wait RATIO,ITERS` serves it)
+    memory_fraction the engine's memory setting as the benchmark set it, above 0 and at most 1 (served as `opgraph
+                    serve --memory-fraction` serves it: vLLM's gpu_memory_utilization, SGLang's mem_fraction_static,
+                    TensorRT-LLM's free_gpu_memory_fraction); empty: the engine's default
     scheduling      how the engine met its host's work and its GPU's: empty (its default, async), async or sync
                     (served as `opgraph serve --scheduling` serves it)
     client          the benchmark client that measured the row: steady, wave, inferencemax or aiperf
@@ -91,6 +94,7 @@ class ServingMeasurement:
     batch_wait: tuple[float, int] = (0.0, 0)  # TensorRT-LLM's (ratio, iterations); (0, 0): off
     scheduling: str = ""  # SCHEDULINGS: "" the engine's default, async or sync
     client: str = ""  # CLIENTS: the benchmark client that measured the row; "": not known
+    memory_fraction: float = 0.0  # the engine's memory setting as the benchmark set it; 0: the engine's default
 
     @property
     def replica_concurrency(self) -> int:
@@ -162,6 +166,17 @@ def _batch_wait(where: str, f: dict) -> tuple[float, int]:
     return value, _number(where, "batch_wait_iters", iters, int)
 
 
+def _memory_fraction(where: str, f: dict) -> float:
+    """The optional memory_fraction column: a share, above 0 and at most 1 (0.0 when absent)."""
+    text = (f.get("memory_fraction") or "").strip()
+    if not text:
+        return 0.0
+    value = _number(where, "memory_fraction", text, float)
+    if value > 1:
+        raise OpgraphError(f"{where}: column memory_fraction: {text!r} is a share of the GPU's memory, at most 1")
+    return value
+
+
 def read(path: str | Path) -> list[ServingMeasurement]:
     """Every row of a serving measurement CSV (or .csv.gz), checked."""
     reader = datafile.csv_rows(path, "measurement CSV")
@@ -185,7 +200,7 @@ def read(path: str | Path) -> list[ServingMeasurement]:
             _number(where, "tpot_ms", f["tpot_ms"], float) / 1e3, ints.get("pp", 1), ints.get("dp", 1),
             ints.get("ep", 1), f.get("gemm_quant_mode") or "", tuple(x for x in (f.get("flags") or "").split(";") if x),
             f.get("source_id") or "", ints.get("moe_tp", 0), ints.get("max_batch_tokens", 0), kv, kernel,
-            _batch_wait(where, f), scheduled, client))
+            _batch_wait(where, f), scheduled, client, _memory_fraction(where, f)))
     if not out:
         raise OpgraphError(f"{path}: no measurements (only a header)")
     return out

@@ -22,8 +22,8 @@ def as_text(v: ServingValidation, fmt: str) -> str:
     out = header(f"opgraph validate: {v.source} (served configurations)", fmt,
                  [f"{len(v.predictions):,} of {v.considered:,} rows" + (f" of GPU {v.gpu}" if v.gpu else "")
                   + f" ({v.rows:,} in the file) predicted by `opgraph serve` with each row's engine "
-                  f"(scheduler, defaults, kernels; the row's own token budget, KV dtype, MoE kernel, batch waiting and "
-                  f"scheduling where it gives them), " + _protocol(v)
+                  f"(scheduler, defaults, kernels; the row's own token budget, KV dtype, memory setting, MoE kernel, batch "
+                  f"waiting and scheduling where it gives them), " + _protocol(v)
                   + (f", {v.request_latency_s * 1e3:,.1f} ms outside the engine added to each TTFT (given)"
                      if v.request_latency_s else "") + "; nothing fitted on these rows",
                   f"skipped: {skipped}",
@@ -81,7 +81,8 @@ def _row(p) -> dict:
             # the engine settings the row gave (null: the engine's default)
             "max_batch_tokens": r.max_batch_tokens or None, "kv_dtype": r.kv_dtype or None,
             "moe_kernel": r.moe_kernel or None, "batch_wait_ratio": r.batch_wait[0] or None,
-            "batch_wait_iters": r.batch_wait[1] or None, "scheduling": r.scheduling or None, "protocol": p.protocol,
+            "batch_wait_iters": r.batch_wait[1] or None, "memory_fraction": r.memory_fraction or None,
+            "scheduling": r.scheduling or None, "protocol": p.protocol,
             "measured_ttft_s": r.ttft_s, "expected_ttft_s": p.ttft_s, "ttft_error": p.ttft_error,
             "measured_tpot_s": r.tpot_s, "expected_tpot_s": p.tpot_s, "tpot_error": p.tpot_error, "source": r.source}
 

@@ -693,6 +693,27 @@ def test_tensorrt_llm_takes_prompts_whole():
     assert blocks == int(as_vllm * 0.9) or abs(blocks - as_vllm * 0.9) < 1
 
 
+def test_the_memory_fraction_is_each_engines_own_setting():
+    """--memory-fraction F sets vLLM's gpu_memory_utilization (F of the GPU's memory holds weights, activations and
+    KV cache) but TensorRT-LLM's free_gpu_memory_fraction (F of what the weights and activations leave is KV cache):
+    hand-derived from kv_blocks's two shares, with the weights and activations taken from the engine at share 1."""
+    from opgraph.analysis.serve import kv_blocks, trtllm, vllm, with_limits
+    import attrs
+    whole = attrs.evolve(trtllm(H100), kv_share=1.0)
+    all_free, _ = kv_blocks(LLAMA.build, FLASH, H100, whole, 1000)  # every byte the weights and activations leave
+    trt = with_limits(trtllm(H100), memory_fraction=0.8)
+    assert (trt.memory_fraction, trt.kv_share) == (1.0, 0.8) and "memory fraction 0.8 given" in trt.source
+    blocks, _ = kv_blocks(LLAMA.build, FLASH, H100, trt, 1000)
+    assert abs(blocks - all_free * 0.8) < 1
+    v = with_limits(vllm(H100), memory_fraction=0.8)
+    assert (v.memory_fraction, v.kv_share) == (0.8, 1.0)
+    # vLLM's share takes from the whole GPU: 0.1 of its memory less than at 0.9, in blocks of its own 16 tokens
+    at_09, _ = kv_blocks(LLAMA.build, FLASH, H100, vllm(H100), 1000)
+    at_08, _ = kv_blocks(LLAMA.build, FLASH, H100, v, 1000)
+    per_block = 16 * 2 * 32 * 8 * 128 * 2  # Llama-3-8B bf16: K and V, 32 layers, 8 KV heads of 128
+    assert abs((at_09 - at_08) - 0.1 * H100.capacity / per_block) < 2
+
+
 @pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
 def test_each_engine_serves_with_its_own_kernels_by_default(engine):
     r = opgraph("serve", "--engine", engine, "--concurrency", "4", "--prompt", "300", "--output", "8", "--format",

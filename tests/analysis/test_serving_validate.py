@@ -289,6 +289,26 @@ def test_the_extract_gives_dynamo_trtllm_rows_the_generators_budget():
     assert not [r for r in rows if r["engine_version"] != "1.0.0rc3" and r["max_batch_tokens"]]  # vLLM, SGLang, later
 
 
+def test_the_extract_gives_dynamo_rows_the_generators_kv_cache_and_memory_setting():
+    # aiconfigurator's SDK keeps an fp8 KV cache whenever it picks fp8 GEMMs on the H100 and later (sdk/task.py
+    # _get_quant_mode), and its generator passes that dtype to every engine; its TensorRT-LLM templates set
+    # free_gpu_memory_fraction 0.80; InferenceX's rows keep their recipes' settings
+    import csv
+    import gzip
+    from pathlib import Path
+    data = Path(__file__).parents[2] / "benchmarks" / "data" / "serving-measured.csv.gz"
+    rows = list(csv.DictReader(gzip.open(data, "rt")))
+    dynamo = [r for r in rows if r["data_source_kind"] == "aic-auto-gap-analysis"]
+    for r in dynamo:
+        assert r["kv_dtype"] == ("fp8" if r["gemm_quant_mode"] in ("fp8", "fp8_block", "nvfp4") else ""), r["source_id"]
+        assert r["memory_fraction"] == ("0.8" if r["engine"] == "trtllm" else ""), r["source_id"]
+    assert {r["engine"] for r in dynamo if r["kv_dtype"]} == {"vllm", "sglang", "trtllm"}
+    assert not [r for r in rows if r["data_source_kind"] != "aic-auto-gap-analysis" and r["memory_fraction"]]
+    llama_70b = [r for r in rows if r["data_source_kind"] == "dated-csv" and r["model"] == "llama-3-70b"
+                 and r["engine"] == "vllm" and r["gpu"] == "h100-sxm"]
+    assert llama_70b and all(r["kv_dtype"] == "fp8" for r in llama_70b)  # its recipe's kv-cache-dtype fp8
+
+
 def test_the_extract_counts_each_measurement_once():
     # one run exported twice (InferenceX's database dump and its dated CSVs) has the same GPU, engine, layout,
     # lengths, concurrency and the same TTFT and TPOT to 0.1 us; exactly one copy of each such group stays unflagged
@@ -409,6 +429,39 @@ def test_a_rows_scheduling_column_serves_it_async_or_sync(tmp_path):
     assert [r["scheduling"] for r in rows] == ["sync", None, "async"]
     bad = serving_csv(tmp_path, "scheduling", f"{row},overlap")
     with pytest.raises(OpgraphError, match="row 1: column scheduling: 'overlap' is not one of: empty, async, sync"):
+        serving_measurements.read(bad)
+
+
+def test_a_rows_memory_fraction_is_its_engines_memory_setting(tmp_path):
+    """A TensorRT-LLM row whose deployment set free_gpu_memory_fraction 0.8 is served with its KV cache 0.8 of what the
+    weights and activations leave (as `serve --memory-fraction 0.8` gives), so a load that fits 0.9 of them queues;
+    a share above 1 is refused naming the column, and the JSON row says the setting (null: the engine's default)."""
+    import json
+    from serving_csv import predicted, serving_csv
+    from userland import opgraph
+    from opgraph.analysis.serve import kv_blocks, trtllm
+    from opgraph.analysis.serving_validate import configured
+    h100 = hardware.load("h100-sxm")
+    build = models.get("llama-3-8b").build
+    at_09, per_request = kv_blocks(build, strategy("trtllm"), h100, trtllm(h100), 4096 + 256)
+    # a concurrency the default cache holds but 0.8 of it does not
+    c = at_09 // per_request
+    assert c * per_request > at_09 * 0.8 / 0.9
+    row = f"llama-3-8b,h100-sxm,trtllm,1,{c},4096,256,100,10"
+    path = serving_csv(tmp_path, "memory_fraction,max_batch_tokens", f"{row},0.8,{c + 4096 + 1500}",
+                       f"{row},,{c + 4096 + 1500}")
+    given, default = serving_measurements.read(path)
+    assert configured(trtllm(h100), given).kv_share == 0.8 and configured(trtllm(h100), default).kv_share == 0.9
+    at_08, _ = kv_blocks(build, strategy("trtllm"), h100, configured(trtllm(h100), given), 4096 + 256)
+    own_09, _ = kv_blocks(build, strategy("trtllm"), h100, configured(trtllm(h100), default), 4096 + 256)
+    assert abs(at_08 - own_09 * 0.8 / 0.9) < 1  # the same budget (activations), the other share
+    smaller, own = predicted(path)
+    assert smaller.ttft_s > own.ttft_s  # the requests the smaller cache cannot hold wait for room
+    rows = json.loads(opgraph("validate", str(path), "--format", "json").stdout)["rows"]
+    assert [r["memory_fraction"] for r in rows] == [0.8, None]
+    bad = serving_csv(tmp_path, "memory_fraction", f"{row},1.5")
+    with pytest.raises(OpgraphError, match="row 1: column memory_fraction: '1.5' is a share of the GPU's memory, at "
+                       "most 1"):
         serving_measurements.read(bad)
 
 
