@@ -193,7 +193,11 @@ def _option_cases() -> list[Case]:
                           (("--prefix-hit", "-0.1"), BAD), (("--prefix-hit", "nan"), BAD),
                           (("--prefix-hit", "0.5", "--prefix", "100"), BAD), (("--tp", "2", "--sp"), BAD),
                           (("--chunk", "256"), OK), (("--chunk", "0"), BAD), (("--chunk", "1e3"), BAD),
-                          (("--chunk", "256", "--engine", "trtllm"), BAD)]:
+                          (("--chunk", "256", "--engine", "trtllm"), BAD),
+                          (("--engine", "trtllm", "--memory-fraction", "0.8"), OK),
+                          (("--engine", "trtllm", "--memory-fraction", "0"), BAD),
+                          (("--engine", "trtllm", "--memory-fraction", "0.01"), OK),
+                          (("--engine", "trtllm", "--memory-fraction", "1e-6"), BAD)]:
         out.append(Case((*alone, *extra), expect, label=" ".join(extra)))
     m = "class,dtype,m,n,k,batch,seq_len,context,heads,kv_heads,head_dim,time_us,source\n"
     good = m + "".join(f"gemm,bf16,{i},4096,4096,,,,,,,{5 + i},x\n" for i in range(1, 60))

@@ -550,7 +550,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         if per_request > blocks:
             raise OpgraphError(f"the KV cache holds {blocks_of(blocks, engine.block_tokens)} on each GPU, "
                                f"fewer than one request of {longest:,} tokens needs ({per_request:,}): use more GPUs "
-                               f"(--tp) or a shorter request")
+                               f"(--tp), a larger --memory-fraction or a shorter request")
     if concurrency is not None:
         concurrency = checks.integer("--concurrency", concurrency)
         one_fits()
