@@ -445,10 +445,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--max-seqs", type=_int, metavar="N", help="requests running at once (default: the "
                            "engine's: vLLM 1,024 at 70 GiB or more, else 256; SGLang and TensorRT-LLM 2,048)")
             p.add_argument("--memory-fraction", type=_float, metavar="F", help="the engine's memory setting: the "
-                           "share of GPU memory vLLM (gpu_memory_utilization) and SGLang (mem_fraction_static) take for "
-                           "weights, activations and KV cache; TensorRT-LLM's free_gpu_memory_fraction, the share of "
-                           "what the weights and activations leave that its KV cache takes (default: vLLM 0.9, SGLang "
-                           "from its reserve formula, TensorRT-LLM 0.9)")
+                           "share of GPU memory vLLM (gpu_memory_utilization) and SGLang (mem_fraction_static) take "
+                           "for weights, activations and KV cache; TensorRT-LLM's free_gpu_memory_fraction, the share "
+                           "of what the weights and activations leave that its KV cache takes (default: vLLM 0.9, "
+                           "SGLang from its reserve formula, TensorRT-LLM 0.9)")
             p.add_argument("--batch-wait", metavar="RATIO,ITERS", help="TensorRT-LLM's batch waiting "
                            "(batch_wait_max_tokens_ratio, batch_wait_timeout_iters): while requests decode, new "
                            "prompts wait until the iteration's tokens would come to RATIO of the token budget or until "

@@ -173,7 +173,8 @@ def _memory_fraction(where: str, f: dict) -> float:
         return 0.0
     value = _number(where, "memory_fraction", text, float)
     if value > 1:
-        raise OpgraphError(f"{where}: column memory_fraction: {text!r} is a share of the GPU's memory, at most 1")
+        raise OpgraphError(f"{where}: column memory_fraction: {text!r} is a share (of the GPU's memory, or "
+                           f"TensorRT-LLM's of what the weights leave), at most 1")
     return value
 
 

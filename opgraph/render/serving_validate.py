@@ -22,8 +22,8 @@ def as_text(v: ServingValidation, fmt: str) -> str:
     out = header(f"opgraph validate: {v.source} (served configurations)", fmt,
                  [f"{len(v.predictions):,} of {v.considered:,} rows" + (f" of GPU {v.gpu}" if v.gpu else "")
                   + f" ({v.rows:,} in the file) predicted by `opgraph serve` with each row's engine "
-                  f"(scheduler, defaults, kernels; the row's own token budget, KV dtype, memory setting, MoE kernel, batch "
-                  f"waiting and scheduling where it gives them), " + _protocol(v)
+                  f"(scheduler, defaults, kernels; the row's own token budget, KV dtype, memory setting, MoE kernel, "
+                  f"batch waiting and scheduling where it gives them), " + _protocol(v)
                   + (f", {v.request_latency_s * 1e3:,.1f} ms outside the engine added to each TTFT (given)"
                      if v.request_latency_s else "") + "; nothing fitted on these rows",
                   f"skipped: {skipped}",

@@ -460,8 +460,7 @@ def test_a_rows_memory_fraction_is_its_engines_memory_setting(tmp_path):
     rows = json.loads(opgraph("validate", str(path), "--format", "json").stdout)["rows"]
     assert [r["memory_fraction"] for r in rows] == [0.8, None]
     bad = serving_csv(tmp_path, "memory_fraction", f"{row},1.5")
-    with pytest.raises(OpgraphError, match="row 1: column memory_fraction: '1.5' is a share of the GPU's memory, at "
-                       "most 1"):
+    with pytest.raises(OpgraphError, match="row 1: column memory_fraction: '1.5' is a share .*, at most 1"):
         serving_measurements.read(bad)
 
 
