@@ -269,6 +269,15 @@ def _draft_options(p, plan: bool = False) -> None:
                    "before it were: one figure, or one per draft token (an assumption: say what you measured)")
 
 
+def _memory_option(p, scope: str = "") -> None:
+    """--memory-fraction: the engine's own memory setting (serve, plan)."""
+    p.add_argument("--memory-fraction", type=_float, metavar="F", help=scope + "the engine's memory setting: the "
+                   "share of GPU memory vLLM (gpu_memory_utilization) and SGLang (mem_fraction_static) take for "
+                   "weights, activations and KV cache; TensorRT-LLM's free_gpu_memory_fraction, the share of what "
+                   "the weights and activations leave that its KV cache takes (default: vLLM 0.9, SGLang from its "
+                   "reserve formula, TensorRT-LLM 0.9)")
+
+
 def _host_options(p, scope: str = "") -> None:
     """--overhead-us, --overhead-per-request-us, --host-launch-us and --scheduling: an engine's own time per iteration
     (and per request it runs), its time to launch a prompt's iteration, and how they meet the GPU's (serve, plan)."""
@@ -321,6 +330,7 @@ def _plan_options(p) -> None:
                    "the client's), added to every candidate's TTFT before --max-ttft and --max-ttft-p90 judge it "
                    "(default: 0)")
     _host_options(p, "with --concurrency or --rate: ")
+    _memory_option(p, "with --concurrency or --rate: ")
     p.add_argument("--top", type=_int, default=10, metavar="N", help="candidates to list in the table "
                    "(default: 10; json and csv list all)")
     p.add_argument("--concurrency", metavar="LIST", help="plan for serving: requests in flight per replica to "
@@ -444,11 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "alone; SGLang's chunk is its budget, --max-batch-tokens; TensorRT-LLM runs prompts whole)")
             p.add_argument("--max-seqs", type=_int, metavar="N", help="requests running at once (default: the "
                            "engine's: vLLM 1,024 at 70 GiB or more, else 256; SGLang and TensorRT-LLM 2,048)")
-            p.add_argument("--memory-fraction", type=_float, metavar="F", help="the engine's memory setting: the "
-                           "share of GPU memory vLLM (gpu_memory_utilization) and SGLang (mem_fraction_static) take "
-                           "for weights, activations and KV cache; TensorRT-LLM's free_gpu_memory_fraction, the share "
-                           "of what the weights and activations leave that its KV cache takes (default: vLLM 0.9, "
-                           "SGLang from its reserve formula, TensorRT-LLM 0.9)")
+            _memory_option(p)
             p.add_argument("--batch-wait", metavar="RATIO,ITERS", help="TensorRT-LLM's batch waiting "
                            "(batch_wait_max_tokens_ratio, batch_wait_timeout_iters): while requests decode, new "
                            "prompts wait until the iteration's tokens would come to RATIO of the token budget or until "

@@ -142,7 +142,7 @@ def planning(a):
           for k in ("max_tpot", "max_ttft", "max_tpot_p90", "max_ttft_p90")}
     top = checks.integer("--top", a.top, maximum=10**6)
     if serving:
-        from opgraph.analysis import serving_plan
+        from opgraph.analysis import serve, serving_plan
 
         if a.batch is not None:
             raise OpgraphError("--batch plans a static batch and --concurrency or --rate serving in flight: give one")
@@ -177,11 +177,12 @@ def planning(a):
             max_ttft_s=ms["max_ttft"], max_tpot_s=ms["max_tpot"], disaggregated=a.disaggregated,
             batch_tokens=sweep.parse_values(a.max_batch_tokens, "--max-batch-tokens") if a.max_batch_tokens else (),
             draft=drafted, max_tpot_p90_s=ms["max_tpot_p90"], max_ttft_p90_s=ms["max_ttft_p90"],
-            request_latency_s=_request_latency(a), decode=decode, configure=lambda engine: _hosted(a, engine))
-        return attrs.evolve(found, top=top, notes=served_notes(a, model) + found.notes)
+            request_latency_s=_request_latency(a), decode=decode,
+            configure=lambda engine: serve.with_limits(_hosted(a, engine), memory_fraction=_memory(a)))
+        return attrs.evolve(found, top=top, notes=served_notes(a, model) + found.notes + memory_notes(a, hw))
     for flag in ("disaggregated", "max_batch_tokens", "draft", "acceptance", "max_tpot_p90", "max_ttft_p90",
                  "request_latency_ms", "decode_hardware", "overhead_us", "overhead_per_request_us", "host_launch_us",
-                 "scheduling"):
+                 "scheduling", "memory_fraction"):
         if getattr(a, flag) is not None and getattr(a, flag) is not False:  # a 0 given is given too
             raise OpgraphError(f"--{flag.replace('_', '-')} plans serving in flight: give --concurrency or --rate "
                                f"too")
@@ -193,6 +194,18 @@ def planning(a):
                               name=probe.name, prompt=checks.integer("--prompt", a.prompt),
                               output=checks.integer("--output", a.output), batches=batches,
                               max_tpot_s=ms["max_tpot"], max_ttft_s=ms["max_ttft"]), top=top)
+
+
+def memory_notes(a, hw) -> tuple[str, ...]:
+    """What a serving plan says of the engine's memory setting given (--memory-fraction), in that engine's terms."""
+    if a.memory_fraction is None:
+        return ()
+    from opgraph.analysis import serve
+
+    leaves = serve.ENGINES[a.engine](hw).memory_setting == "kv_share"
+    share = ("of what the weights and activations leave, for its KV cache (free_gpu_memory_fraction)" if leaves else
+             "of each GPU's memory, for weights, activations and KV cache")
+    return (f"the engine's memory setting: {a.memory_fraction:g} {share}, given (--memory-fraction)",)
 
 
 def _longest(text) -> int:
@@ -258,8 +271,13 @@ def _limited(a, engine, **more):
         max_batched_tokens=None if a.max_batch_tokens is None else checks.integer("--max-batch-tokens",
                                                                                  a.max_batch_tokens),
         max_seqs=None if a.max_seqs is None else checks.integer("--max-seqs", a.max_seqs),
-        memory_fraction=None if a.memory_fraction is None else checks.number("--memory-fraction", a.memory_fraction,
-                                                                             above=0, maximum=1), **more)
+        memory_fraction=_memory(a), **more)
+
+
+def _memory(a) -> float | None:
+    """--memory-fraction, checked (None when not given)."""
+    return None if a.memory_fraction is None else checks.number("--memory-fraction", a.memory_fraction, above=0,
+                                                                 maximum=1)
 
 
 def _hosted(a, engine):

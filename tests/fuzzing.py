@@ -168,7 +168,11 @@ def _option_cases() -> list[Case]:
                           (("--concurrency", "4", "--decode-hardware", "h200"), BAD),
                           (("--rate", "20"), OK), (("--rate", "0"), BAD), (("--rate", "nan"), BAD),
                           (("--rate", "1e300"), BAD), (("--rate", "20,"), OK), (("--rate", ","), BAD),
-                          (("--rate", "20", "--concurrency", "4"), BAD), (("--rate", "1e5"), OK)]:
+                          (("--rate", "20", "--concurrency", "4"), BAD), (("--rate", "1e5"), OK),
+                          (("--concurrency", "4", "--memory-fraction", "0.5"), OK),
+                          (("--concurrency", "4", "--engine", "trtllm", "--memory-fraction", "0.5"), OK),
+                          (("--concurrency", "4", "--memory-fraction", "1.5"), BAD),
+                          (("--memory-fraction", "0.5"), BAD)]:
         out.append(Case((*serving, *extra), expect, label=" ".join(extra)[:40]))
     apart = ("serve", "--disaggregate", "1p1d", "--prompt", "500", "--output", "20")
     for extra, expect in [(("--rate", "0"), BAD), (("--rate", "1e300"), BAD), (("--rate", "inf"), BAD),

@@ -567,3 +567,34 @@ def test_open_loop_splits_serve_the_rate_in_all():
     splits = [c for c in s.candidates if c.disaggregated]
     assert splits and all(c.rate == 8 and c.tokens_per_s_per_gpu == 8 * 16 / 2 and c.p90_tpot_s is None
                           for c in splits)
+
+
+def test_the_plan_serves_each_layout_with_the_engines_memory_setting():
+    """--memory-fraction in a serving plan is each engine's own setting, as `serve` takes it: TensorRT-LLM's KV cache
+    at 0.3 of what the weights and activations leave holds fewer requests, so a (layout, concurrency) pair the default
+    0.9 holds is beyond it, and every candidate left is `serve`'s steady state with that cache (the same figures);
+    the plan says the setting in the engine's terms, and a static plan refuses it."""
+    from opgraph.analysis.serve import with_limits
+    base = ("plan", "llama-3-8b", "--gpus", "2", "--concurrency", "8,64,256", "--engine", "trtllm", "--format", "json")
+    default, small = (json.loads(opgraph(*base, *extra).stdout) for extra in ((), ("--memory-fraction", "0.3")))
+    assert default["too_big"] == 0 and small["too_big"] >= 1
+    assert not any("memory setting" in n for n in default["notes"])
+    assert any("0.3 of what the weights and activations leave, for its KV cache (free_gpu_memory_fraction)" in n
+               for n in small["notes"])
+    kept = {(c["layout"], c["concurrency_per_replica"]) for c in small["candidates"]}
+    assert kept < {(c["layout"], c["concurrency_per_replica"]) for c in default["candidates"]}
+    s = search_serving(choices.arranger(LLAMA, BuildOptions(), H100), H100, gpus=2, moe=False, name="llama-3-8b",
+                       prompt=1024, output=256, engine="trtllm", concurrencies=[8, 64, 256],
+                       configure=lambda e: with_limits(e, memory_fraction=0.3))
+    assert {(c.layout.describe(), c.concurrency) for c in s.candidates} == kept
+    for c in s.candidates:
+        build, hw = choices.arranger(LLAMA, BuildOptions(), H100)(c.layout)
+        eng = with_limits(ENGINES["trtllm"](hw), memory_fraction=0.3)
+        assert eng.kv_share == 0.3
+        one = steady(IterationPricer.of(build, strategy(eng.plan), eng.timed(hw)), eng, c.concurrency, 1024, 256)
+        assert (c.steady.ttft_s, c.steady.tpot_s) == pytest.approx((one.ttft_s, one.tpot_s), rel=1e-9)
+    vllm = json.loads(opgraph("plan", "llama-3-8b", "--gpus", "2", "--concurrency", "8", "--memory-fraction", "0.5",
+                              "--format", "json").stdout)
+    assert any("0.5 of each GPU's memory, for weights, activations and KV cache" in n for n in vllm["notes"])
+    bad = opgraph("plan", "llama-3-8b", "--gpus", "2", "--memory-fraction", "0.5")
+    assert bad.returncode == 2 and "--memory-fraction plans serving in flight" in bad.stderr
