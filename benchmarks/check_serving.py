@@ -148,6 +148,18 @@ def by_campaign_of(predictions, kind: dict[int, str] | None = None) -> str:
                           "p90", "median signed"], disable_numparse=True)
 
 
+def within(predictions, near: float = 0.08, far: float = 0.20) -> str:
+    """How many rows' TPOT is within issue 17's median target (8%) and how many beyond its p90 target (20%), and the
+    groups (engine, GPU, model) with the most rows beyond, as docs/serving-checks.md quotes them."""
+    from collections import Counter
+
+    errors = [abs(p.tpot_error) for p in predictions]
+    beyond = Counter(f"{p.row.engine} {p.row.model} {p.row.gpu}" for p in predictions if abs(p.tpot_error) > far)
+    most = ", ".join(f"{group} {n}" for group, n in beyond.most_common(6))
+    return (f"TPOT within {near:.0%}: {sum(e <= near for e in errors):,} rows; beyond {far:.0%}: "
+            f"{sum(e > far for e in errors):,} rows" + (f" (most: {most})" if most else ""))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gpus", default=",".join(HELD_OUT), help="GPUs whose rows to run (default: h100-sxm,h200)")
@@ -184,6 +196,7 @@ def main() -> int:
         print(by_tp(v.predictions))
     if args.campaigns:
         print(by_campaign_of(v.predictions))
+    print(within(v.predictions))
     print(f"{len(v.predictions):,} rows predicted in {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -180,3 +180,22 @@ def test_the_shipped_serving_rows_keep_no_layout_of_the_conversions():
         m = int(file_layout["ep"])
         assert int(file_layout["tp"]) * int(file_layout["dp"]) == m * m and int(r["gpus_per_worker"]) == m
         assert (size(r, "tp") * size(r, "dp"), size(r, "moe_tp"), size(r, "ep")) == (m, 1, m)
+
+
+def test_check_serving_counts_the_rows_within_and_beyond_the_tpot_targets():
+    """The counts docs/serving-checks.md quotes: |TPOT error| at most 8% (the median target) and above 20% (the p90
+    target), with the groups that hold the most rows beyond."""
+    from types import SimpleNamespace
+    sys.path.insert(0, str(BENCH))
+    try:
+        import check_serving
+    finally:
+        sys.path.remove(str(BENCH))
+
+    def p(error, model="llama-3-8b"):
+        return SimpleNamespace(tpot_error=error, row=SimpleNamespace(engine="vllm", model=model, gpu="h200"))
+    rows = [p(0.08), p(-0.05), p(0.0801), p(-0.2), p(0.21), p(-0.5, "qwen3-32b"), p(0.3, "qwen3-32b")]
+    text = check_serving.within(rows)
+    assert text.startswith("TPOT within 8%: 2 rows; beyond 20%: 3 rows")
+    assert "(most: vllm qwen3-32b h200 2, vllm llama-3-8b h200 1)" in text
+    assert check_serving.within([]) == "TPOT within 8%: 0 rows; beyond 20%: 0 rows"
