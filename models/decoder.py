@@ -99,6 +99,10 @@ class DecoderConfig:
     weight_format: WeightFormat | None = None
     logit_softcap: bool = False  # final logits soft-capped (Gemma-2)
     logit_scale: bool = False  # final logits times a constant (Falcon-H1's lm_head_multiplier)
+    # A speculative-decoding head's input (draft_head): "mtp" or "eagle" joins the embedding and the target's hidden
+    # state (pieces.draft_join); None: the embedding alone, as a model's own first layer takes it.
+    draft_join: str | None = attrs.field(default=None, validator=attrs.validators.optional(_one_of("mtp", "eagle")))
+    final_norm: bool = True  # the norm before lm_head (an EAGLE head has none)
 
     def __attrs_post_init__(self) -> None:
         if self.n_heads % self.n_kv_heads:
@@ -125,17 +129,24 @@ class DecoderConfig:
         last layer's kind (the multi-token-prediction module DeepSeek-V3/R1, GLM-4.5 and Qwen3-Next ship:
         num_nextn_predict_layers, DeepSeek-V3 technical report section 2.2); `eagle`, one dense decoder layer of its
         attention and its dense MLP (EAGLE, Li et al. 2024). Either runs the model's embedding and head again each
-        step (shared weights, counted here as the head's own); the projection that joins a token's embedding and
-        the hidden state (eh_proj, EAGLE's fc: 2d -> d) is not counted."""
+        step (shared weights, counted here as the head's own), and joins the token's embedding with the target's
+        last hidden state first (pieces.draft_join: the MTP module's enorm, hnorm and eh_proj; EAGLE's fc). The EAGLE
+        head is vLLM's (llama_eagle.py, after EAGLE's cnets.py): its layer has no input norm and its output goes to
+        lm_head without a final norm."""
+        final_norm = True
         if kind == "mtp":
             layer = self.layers.at(self.n_layers - 1)
         elif kind == "eagle":
             dense = MLP(self.d_ffn, ACTIVATIONS[self.mlp], gated=self.mlp != "gelu", bias=self.mlp_bias)
-            layer = parts.pre_norm(self._attention(), dense, norm=self.norm, norm_bias=self.norm_bias)
+            layer = parts.Layer((parts.Sublayer(self._attention(), key="attn"),
+                                 parts.Sublayer(dense, "post_attention_layernorm.weight", key="mlp")),
+                                self.norm, self.norm_bias)
+            final_norm = False
         else:
             raise OpgraphError(f"unknown draft head {kind!r}; valid: mtp, eagle")
         moe = None if self.moe is None else attrs.evolve(self.moe, first_dense=0)
-        return attrs.evolve(self, name=f"{self.name} {kind} head", n_layers=1, layers=Stack.uniform(layer, 1), moe=moe)
+        return attrs.evolve(self, name=f"{self.name} {kind} head", n_layers=1, layers=Stack.uniform(layer, 1), moe=moe,
+                            draft_join=kind, final_norm=final_norm)
 
     # -- the uniform stack the Llama-style fields describe ---------------------------------------------
     def _uniform_stack(self) -> Stack:
@@ -273,8 +284,15 @@ class DecoderConfig:
             outs.append(pieces.embedding(b, phase, positions=positions, scaled=self.embed_scale, **dims))
         if "head" in parts:
             outs.append(pieces.lm_head(b, phase, tied=self.tie_embeddings, norm_fn=self.norm, norm_bias=self.norm_bias,
-                                       softcap=self.logit_softcap, scaled=self.logit_scale, **dims))
+                                       softcap=self.logit_softcap, scaled=self.logit_scale,
+                                       final_norm=self.final_norm, **dims))
         return b.build(outputs=outs)
+
+    def draft_input(self, phase: Phase, options: BuildOptions = BuildOptions()) -> Graph:
+        """A speculative head's join of the embedding and the target's hidden state (draft_join), one block."""
+        b = GraphBuilder(self.precision(options), "draft_join", weight_dtype=self.weight_dtype_for(options))
+        return b.build(outputs=[pieces.draft_join(b, phase, d_model=self.d_model, norms=self.draft_join == "mtp",
+                                                  norm_fn=self.norm, par=self.parallel(phase, options))])
 
     def build(self, phase: Phase, options: BuildOptions = BuildOptions()) -> Model:
         """The model for one phase, built as `options` say (precision per role, causal skipping, experts read,
@@ -301,6 +319,8 @@ class DecoderConfig:
         if pp > 1:
             return self._pipeline(phase, options, pp)
         blocks = [Block(self.block_name(k), n, self.layer(phase, options, k)) for k, n in self.layer_kinds().items()]
+        if self.draft_join is not None:
+            blocks.append(Block("draft_join", 1, self.draft_input(phase, options)))
         blocks.append(Block("embed_head", 1, self.embed_head(phase, options)))
         # The unsplit model's weights, so the group's copies and padding can be told apart from the model's.
         whole = self.whole_weight_bytes(options) if tp > 1 or ep > 1 else None
@@ -324,6 +344,8 @@ class DecoderConfig:
         head), each on its own tp (or ep) GPUs, passing the hidden states on with a send. The batch runs as
         micro-batches of ceil(batch / M) sequences, M = min(micro_batches, batch): the stages' times are taken at
         one micro-batch (`micro`), their weights and KV cache at the whole batch."""
+        if self.draft_join is not None:  # engines run a draft head beside the target's last stage, not split
+            raise OpgraphError(f"{self.name}: a speculative-decoding head is not split into pipeline stages")
         flat = attrs.evolve(options, pp=1, micro_batches=None, pp_layers=None)
         split = self.stage_layers(pp, options.pp_layers)
         m = checks.integer("--micro-batches", options.micro_batches or pp, maximum=10**6)

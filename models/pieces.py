@@ -561,22 +561,44 @@ def embedding(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, positi
     return b.elementwise("add_positions", "add", h, p, out="hidden_in")
 
 
+@piece("draft")
+def draft_join(b: GraphBuilder, phase: Phase, *, d_model: int, norms: bool, norm_fn: str = "rmsnorm",
+               par: Parallel = Parallel.SINGLE) -> Tensor:
+    """The input of a speculative-decoding head: the embedding of the token it drafts from and the target's last
+    hidden state, joined by one [2d -> d] projection. `norms`: each RMS-normed first (the multi-token-prediction
+    module: enorm, hnorm, eh_proj; DeepSeek-V3 technical report section 2.2, vLLM deepseek_mtp.py; Qwen3-Next's
+    pre_fc_norm_embedding, pre_fc_norm_hidden, fc), else joined as they are (EAGLE's fc, vLLM llama_eagle.py).
+    Every engine runs the projection as a plain, replicated nn.Linear, so each GPU holds all of it, stored as the
+    embedding and lm_head are (Precision.table: unquantized in a quantized checkpoint)."""
+    shape = (*par.tokens(phase), d_model)
+    e, h = b.input("embeddings", shape), b.input("target_hidden", shape)
+    if norms:
+        e = norm(b, "enorm", e, "enorm.weight", fn=norm_fn, out="embeddings_normed")
+        h = norm(b, "hnorm", h, "hnorm.weight", fn=norm_fn, out="target_hidden_normed")
+    joined = b.concat_heads("join", e, h, heads=1, out="joined")
+    name = "eh_proj" if norms else "fc"
+    return b.linear(name, joined, b.weight(f"{name}.weight", (d_model, 2 * d_model), b.precision.table),
+                    out="hidden_in")
+
+
 @piece("head")
 def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bool, norm_fn: str = "rmsnorm",
             norm_bias: bool = False, softcap: bool = False, par: Parallel = Parallel.SINGLE,
-            scaled: bool = False) -> Tensor:
+            scaled: bool = False, final_norm: bool = True) -> Tensor:
     """Final norm and lm_head over the last layer's output. In prefill only the last position of each
     sequence goes through them, as serving engines do (the norm is per position, so slicing first is exact).
     With sequence parallelism the last layer's output arrives as this GPU's slice of the tokens, gathered first.
     `softcap` (Gemma-2's final_logit_softcapping): the logits soft-capped, cap * tanh(logit / cap). `scaled`
     (Falcon-H1's lm_head_multiplier): then the logits times a constant, one multiply per logit (vLLM's
-    LogitsProcessor scale, which it applies only when the factor is not 1)."""
+    LogitsProcessor scale, which it applies only when the factor is not 1). Without `final_norm` (an EAGLE head:
+    vLLM's llama_eagle.py returns the layer's output to the target's lm_head as it is) no norm comes first."""
     tp = par.tp
     h = b.input("hidden", (*par.tokens(phase), d_model))
     h = par.gather(b, "hidden_allgather", h, "hidden_full")
     if phase.new_tokens > 1:
         h = b.take_last("last_position", h, out="last_hidden")
-    h = norm(b, "final_norm", h, "norm.weight", fn=norm_fn, bias=norm_bias, out="final_hidden")
+    if final_norm:
+        h = norm(b, "final_norm", h, "norm.weight", fn=norm_fn, bias=norm_bias, out="final_hidden")
     local = -(-vocab // tp)  # vocab-parallel, padded as the embedding is
     w = b.weight("embed_tokens.weight" if tied else "lm_head.weight", (local, d_model), b.precision.table)
     if tp == 1:

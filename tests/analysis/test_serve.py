@@ -825,16 +825,39 @@ def test_the_command_line_runs_a_benchmark():
 
 def test_draft_heads_made_of_the_target():
     """--draft mtp | eagle: one more layer of the target's kind, with its embedding and head. Llama-3-8B's EAGLE head
-    counted by hand: one decoder layer (q, k, v, o; gate, up, down; two norms), the embedding, the head and the final
-    norm. DeepSeek-V3's MTP module is 11.5B parameters besides the shared 0.9B embedding and 0.9B head (its
-    README_WEIGHTS.md), of which the 2d x d eh_proj (0.1B) is not counted here."""
-    layer = 4096 * (4096 * 2 + 1024 * 2) + 3 * 4096 * 14336 + 2 * 4096
-    assert LLAMA.draft_head("eagle").build(Phase.decode(1, 1)).params() == layer + 2 * 128256 * 4096 + 4096
-    mtp = models.get("deepseek-v3").draft_head("mtp").build(Phase.decode(1, 1)).params()
-    assert mtp == pytest.approx(11.5e9 - 7168 * 14336 + 2 * 129280 * 7168, rel=0.02)
+    counted by hand as vLLM's llama_eagle.py builds it: fc joining the embedding and the hidden state (2d x d, no
+    bias), one decoder layer without its input norm (q, k, v, o; gate, up, down; the post-attention norm), the
+    embedding and the head, no final norm. DeepSeek-V3's MTP module is 11.5B parameters besides the shared 0.9B
+    embedding and 0.9B head (its README_WEIGHTS.md): eh_proj (2d x d) and its two norms included."""
+    d = 4096
+    layer = d * (d * 2 + 1024 * 2) + 3 * d * 14336 + d
+    assert LLAMA.draft_head("eagle").build(Phase.decode(1, 1)).params() == 2 * d * d + layer + 2 * 128256 * d
+    v3 = models.get("deepseek-v3")
+    mtp = v3.draft_head("mtp").build(Phase.decode(1, 1)).params()
+    assert mtp == pytest.approx(11.5e9 + 2 * 129280 * 7168, rel=0.01)
+    # exactly: the target's MoE layer, eh_proj [d, 2d], enorm and hnorm, the embedding, the head and its norm
+    moe_layer = next(b for b in v3.build(Phase.decode(1, 1)).blocks if b.name == "moe_layer").graph.params()
+    assert mtp == moe_layer + 2 * 7168 ** 2 + 2 * 7168 + 2 * 129280 * 7168 + 7168
     r = opgraph("serve", "--concurrency", "4", "--prompt", "300", "--output", "32", "--draft", "eagle",
                 "--acceptance", "0.7")
     assert r.returncode == 0 and "speculative decoding: draft eagle proposes 3 tokens" in r.stdout, r.stderr
+
+
+def test_a_draft_heads_join_counted_by_hand():
+    """The join a draft head runs first, for T tokens of width d (DeepSeek-V3 section 2.2; vLLM deepseek_mtp.py and
+    llama_eagle.py): MTP's enorm and hnorm (a d-wide scale each), then the [2d -> d] projection, 2 x T x 2d x d FLOPs, its bf16 weight 2d x d x 2 bytes on every GPU (a replicated
+    nn.Linear, unquantized beside DeepSeek's fp8 layers, as its checkpoint keeps it); EAGLE's fc the same projection
+    without the norms."""
+    d, t = 7168, 8
+    for tp in (1, 8):
+        head = models.get("deepseek-v3").draft_head("mtp").build(Phase.decode(t, 1), BuildOptions(tp=tp))
+        join = next(b.graph for b in head.blocks if b.name == "draft_join")
+        proj = join.ops["eh_proj"]
+        assert proj.flops == 2 * t * 2 * d * d
+        assert join.weight_bytes() == 2 * d * d * 2 + 2 * d * 2
+        assert [op.name for op in join.ops.values()] == ["enorm", "hnorm", "join", "eh_proj"]
+    eagle = next(b.graph for b in LLAMA.draft_head("eagle").build(Phase.decode(t, 1)).blocks if b.name == "draft_join")
+    assert [op.name for op in eagle.ops.values()] == ["join", "fc"] and eagle.ops["fc"].flops == 2 * t * 2 * 4096 ** 2
 
 
 def test_a_draft_head_without_attention():
