@@ -89,6 +89,9 @@ class DecoderConfig:
     context_window: int | None = attrs.field(default=None, validator=_optional_positive)
     # Storage type of the weight matrices when the checkpoint is quantized (DeepSeek-V3's fp8); None: dtype.
     weight_dtype: DType | None = None
+    # Multi-token-prediction layers the checkpoint ships (num_nextn_predict_layers): next-token inference runs none;
+    # `serve --draft mtp` runs one as its draft head (draft_head).
+    mtp_layers: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     # What the loader wants every report to say (what it counted, what it left out).
     notes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     # The layers, each its own composition of parts (None: the uniform stack the fields above describe).

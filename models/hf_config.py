@@ -201,10 +201,12 @@ def _moe_stack(n: int, attention, moe: MoE | None, dense: MLP) -> Stack:
                   breaks=[moe.first_dense], what="moe_layer_freq")
 
 
-def _mtp_note(f: Fields, key: str = "num_nextn_predict_layers") -> tuple[str, ...]:
-    mtp = f.int(key, default=0, minimum=0)
-    return (f"not counted: the multi-token-prediction module ({mtp} extra layer(s) in the checkpoint), which "
-            f"next-token inference does not run",) if mtp else ()
+def _mtp(f: Fields, key: str = "num_nextn_predict_layers", default: int = 0) -> dict:
+    """The multi-token-prediction layers the checkpoint ships (DecoderConfig.mtp_layers), and the note that says
+    next-token inference does not count them."""
+    mtp = f.int(key, default=default, minimum=0)
+    return dict(mtp_layers=mtp, notes=(f"not counted: the multi-token-prediction module ({mtp} extra layer(s) in the "
+                                       f"checkpoint), which next-token inference does not run",) if mtp else ())
 
 
 # -- what a family does not read ------------------------------------------------------------------------
@@ -435,7 +437,9 @@ def _qwen3_next(f: Fields) -> dict:
                 tie_embeddings=f.bool("tie_word_embeddings", False),
                 state_dtype=f.choice(TORCH_DTYPES, "mamba_ssm_dtype", default=None) if
                 f.get("mamba_ssm_dtype", default=None)[1] is not None else None,
-                notes=_mtp_note(f, "mtp_num_hidden_layers"))
+                # Qwen3-Next's published config names no MTP layer though its checkpoint ships one: vLLM's
+                # qwen3_next_mtp.py and SGLang's model_config.py take 1 where the config is silent.
+                **_mtp(f, "mtp_num_hidden_layers", default=1))
 
 
 def _gpt_oss(f: Fields) -> dict:
@@ -584,7 +588,7 @@ def _deepseek(f: Fields, *, v3: bool) -> dict:
     return dict(d_model=d, n_heads=heads, n_kv_heads=heads, d_ffn=f.int("intermediate_size"),
                 n_layers=f.int("num_hidden_layers"), vocab_size=f.int("vocab_size"), mla=mla,
                 moe=_deepseek_moe(f, v3=v3), mlp=_gated(f), dtype=_dtype(f), **_weights(f),
-                notes=_mtp_note(f), tie_embeddings=f.bool("tie_word_embeddings", False))
+                **_mtp(f), tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
 def _glm4_moe(f: Fields) -> dict:
@@ -596,7 +600,7 @@ def _glm4_moe(f: Fields) -> dict:
     attention = _attention(f, core, o_bias=False, qk_norm="head" if f.bool("use_qk_norm", False) else None)
     moe = _deepseek_moe(f, v3=True)
     stack = _moe_stack(core["n_layers"], attention, moe, MLP(core["d_ffn"], _gated_act(f)))
-    return dict(**dict(core, qkv_bias=bias), mlp=_gated(f), moe=moe, layers=stack, notes=_mtp_note(f),
+    return dict(**dict(core, qkv_bias=bias), mlp=_gated(f), moe=moe, layers=stack, **_mtp(f),
                 tie_embeddings=f.bool("tie_word_embeddings", False))
 
 

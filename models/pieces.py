@@ -568,8 +568,10 @@ def draft_join(b: GraphBuilder, phase: Phase, *, d_model: int, norms: bool, norm
     hidden state, joined by one [2d -> d] projection. `norms`: each RMS-normed first (the multi-token-prediction
     module: enorm, hnorm, eh_proj; DeepSeek-V3 technical report section 2.2, vLLM deepseek_mtp.py; Qwen3-Next's
     pre_fc_norm_embedding, pre_fc_norm_hidden, fc), else joined as they are (EAGLE's fc, vLLM llama_eagle.py).
-    Every engine runs the projection as a plain, replicated nn.Linear, so each GPU holds all of it, stored as the
-    embedding and lm_head are (Precision.table: unquantized in a quantized checkpoint)."""
+    The projection is a plain nn.Linear, whole on every GPU and unquantized, in SGLang's heads and in vLLM's DeepSeek,
+    GLM and EAGLE heads, so it is stored as the embedding and lm_head are (Precision.table); vLLM's Qwen3-Next head
+    alone splits its fc over the tensor-parallel GPUs (qwen3_next_mtp.py ColumnParallelLinear, gathered), which this
+    counts whole on each GPU (2 d^2 weights, 8.4M at Qwen3-Next's d of 2,048)."""
     shape = (*par.tokens(phase), d_model)
     e, h = b.input("embeddings", shape), b.input("target_hidden", shape)
     if norms:

@@ -305,6 +305,16 @@ def model(text: str):
 DRAFT_HEADS = ("mtp", "eagle")
 
 
+def draft_note(target, text: str | None) -> tuple[str, ...]:
+    """What `--draft mtp` says of a target whose checkpoint ships no multi-token-prediction module
+    (DecoderConfig.mtp_layers): the head it prices is one the model would need trained."""
+    if text != "mtp" or getattr(target, "mtp_layers", None) != 0:
+        return ()
+    return (f"--draft mtp: {target.name}'s checkpoint ships no multi-token-prediction module (its config names no "
+            f"num_nextn_predict_layers); the head priced is one it would need trained, made as DeepSeek-V3's is (its "
+            f"last layer's kind, with enorm, hnorm and eh_proj)",)
+
+
 def draft(target, text: str):
     """The draft model of `serve --draft`: mtp or eagle, a head made of the target (DecoderConfig.draft_head);
     else a model source as MODEL names it."""

@@ -260,9 +260,10 @@ def _draft_options(p, plan: bool = False) -> None:
     p.add_argument("--draft", metavar="MODEL", help=("with --concurrency or --rate: each layout without pipeline "
                    "stages also served with " if plan else "") + "speculative decoding with this draft model (a "
                    "preset, config.json or FILE.py:NAME), built with the same options as the target; or a head made "
-                   "of the target: mtp (one more layer of its last kind, the multi-token-prediction module "
-                   "of DeepSeek-V3, GLM-4.5, Qwen3-Next) or eagle (one dense decoder layer, EAGLE), sharing "
-                   "its embedding and head")
+                   "of the target that joins the token's embedding with the target's hidden state first: mtp "
+                   "(one more layer of its last kind, the multi-token-prediction module of DeepSeek-V3, GLM-4.5, "
+                   "Qwen3-Next; a note says when the checkpoint has none) or eagle (one dense decoder layer, "
+                   "EAGLE), sharing its embedding and head")
     p.add_argument("--draft-tokens", type=_int, default=3, metavar="K", help="tokens the draft proposes a step "
                    "(default: 3)")
     p.add_argument("--acceptance", metavar="A[,A...]", help="the chance each draft token is accepted once those "

@@ -33,10 +33,12 @@ def _precision(a, model, serving: bool):
 
 
 def served_notes(a, model) -> tuple[str, ...]:
-    """What a serving command says of the precision it serves `model` at (choices.served_note) and of requests longer
-    than its context window (choices.context_note); the lengths are checked before it is called."""
+    """What a serving command says of the precision it serves `model` at (choices.served_note), of requests longer
+    than its context window (choices.context_note) and of an MTP head the checkpoint lacks (choices.draft_note); the
+    lengths are checked before it is called."""
     longest = sum(_longest(getattr(a, k)) for k in ("prompt", "output"))
-    return choices.served_note(model, a.dtype, a.weight_dtype, a.act_dtype) + choices.context_note(model, longest)
+    return (choices.served_note(model, a.dtype, a.weight_dtype, a.act_dtype) + choices.context_note(model, longest)
+            + choices.draft_note(model, getattr(a, "draft", None)))
 
 
 def build(a, model=None, serving: bool = False):

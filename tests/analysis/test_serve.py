@@ -860,6 +860,29 @@ def test_a_draft_heads_join_counted_by_hand():
     assert [op.name for op in eagle.ops.values()] == ["join", "fc"] and eagle.ops["fc"].flops == 2 * t * 2 * 4096 ** 2
 
 
+def test_an_mtp_head_the_checkpoint_lacks_is_said():
+    """The multi-token-prediction layers a checkpoint ships come from its config (num_nextn_predict_layers;
+    Qwen3-Next's config names none though its checkpoint has one, which vLLM and SGLang take as 1), and `--draft
+    mtp` on a model without them says that the head it prices is one the model would need trained."""
+    shipped = {name: models.get(name).mtp_layers for name in ("deepseek-v3", "glm-4.5", "qwen3-next-80b-a3b",
+                                                              "deepseek-v2-lite", "llama-3-8b")}
+    assert shipped == {"deepseek-v3": 1, "glm-4.5": 1, "qwen3-next-80b-a3b": 1, "deepseek-v2-lite": 0,
+                       "llama-3-8b": 0}
+    load = ("--concurrency", "4", "--prompt", "300", "--output", "16", "--acceptance", "0.7")
+    said = "ships no multi-token-prediction module"
+
+    def notes(*argv):
+        r = opgraph("serve", *argv, *load, "--format", "json")
+        assert r.returncode == 0, r.stderr
+        return [n for n in json.loads(r.stdout)["notes"] if said in n]
+
+    assert notes("llama-3-8b", "--draft", "mtp")
+    assert not notes("qwen3-next-80b-a3b", "--tp", "4", "--draft", "mtp")
+    assert not notes("llama-3-8b", "--draft", "eagle")
+    planned = opgraph("plan", "llama-3-8b", "--gpus", "1", "--draft", "mtp", *load)
+    assert planned.returncode == 0 and said in planned.stdout, planned.stderr
+
+
 def test_a_draft_head_without_attention():
     """Nemotron-H's last layer is an MLP alone, so its `mtp` head attends to nothing and keeps no cache: its steps
     have no attention work to look up by context (the traced lookup once generated `return (,)`)."""
