@@ -534,6 +534,8 @@ class DecoderConfig:
             s["layer_kinds"] = {self.block_name(k): n for k, n in kinds.items()}
         if self.positions == "learned":
             s["positions"] = self.max_positions
+        if self.mtp_layers:
+            s["mtp_layers"] = self.mtp_layers
         return s
 
 

@@ -34,6 +34,8 @@ def architecture(summary: dict) -> str:
         words.append("tied")
     if summary.get("weight_dtype"):
         words.append(f"{summary['weight_dtype']} weights")
+    if summary.get("mtp_layers"):  # shipped, not run by next-token inference: what `serve --draft mtp` runs
+        words.append(f"{summary['mtp_layers']} MTP layer{'s' if summary['mtp_layers'] > 1 else ''}")
     return ", ".join(words)
 
 

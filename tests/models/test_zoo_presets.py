@@ -132,3 +132,5 @@ def test_summaries_describe_the_architecture():
     assert models.get("gemma-7b").summary()["head_dim"] == 256
     assert models.get("gpt2").summary()["positions"] == 1024
     assert "window" not in models.get("qwen2-7b").summary()  # use_sliding_window is false in its config
+    # the multi-token-prediction layer its checkpoint ships (num_nextn_predict_layers: 1), for `serve --draft mtp`
+    assert v3["mtp_layers"] == 1 and "mtp_layers" not in models.get("llama-3-8b").summary()
