@@ -319,7 +319,14 @@ def draft(target, text: str):
     """The draft model of `serve --draft`: mtp or eagle, a head made of the target (DecoderConfig.draft_head);
     else a model source as MODEL names it."""
     if text not in DRAFT_HEADS:
-        return model(text)
+        found = model(text)
+        ours, theirs = getattr(target, "vocab_size", None), getattr(found, "vocab_size", None)
+        if ours is not None and theirs is not None and ours != theirs:
+            raise OpgraphError(f"--draft {text}: its vocabulary ({theirs:,} tokens) is not {target.name}'s ({ours:,}); "
+                               f"a draft proposes the target's token ids, so engines refuse a draft of another "
+                               f"vocabulary (vLLM's SpeculativeConfig.verify_equal_vocab_size_if_draft_model): give a "
+                               f"draft of the target's family, or --draft mtp or eagle")
+        return found
     if not hasattr(target, "draft_head"):
         raise OpgraphError(f"--draft {text}: a head made of the target needs a preset or a config.json model, not "
                            f"one written in Python; give its head as --draft MODEL")

@@ -599,9 +599,12 @@ def test_speculative_steps_yield_the_expected_run_of_accepted_drafts():
 
 @pytest.mark.parametrize("args, says", [(["--draft", "qwen3-8b"], "--draft needs --acceptance"),
                                         (["--acceptance", "0.5"], "give --draft MODEL too"),
-                                        (["--draft", "qwen3-8b", "--acceptance", "0.5,0.4"], "2 figure(s) for 3"),
-                                        (["--draft", "qwen3-8b", "--acceptance", "1.5"], "--acceptance"),
-                                        (["--draft", "qwen3-8b", "--acceptance", "most"], "--acceptance")])
+                                        (["--draft", "llama-3-8b", "--acceptance", "0.5,0.4"], "2 figure(s) for 3"),
+                                        (["--draft", "llama-3-8b", "--acceptance", "1.5"], "--acceptance"),
+                                        (["--draft", "qwen3-8b", "--acceptance", "most"], "--acceptance"),
+                                        # Qwen3's 151,936 tokens are not Llama-3's 128,256: vLLM refuses the pair
+                                        (["--draft", "qwen3-8b", "--acceptance", "0.7"],
+                                         "its vocabulary (151,936 tokens) is not llama-3-8b's (128,256)")])
 def test_bad_speculation(args, says):
     r = opgraph("serve", "--concurrency", "2", "--prompt", "128", "--output", "8", *args)
     assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
