@@ -848,9 +848,9 @@ def test_draft_heads_made_of_the_target():
 
 def test_a_draft_heads_join_counted_by_hand():
     """The join a draft head runs first, for T tokens of width d (DeepSeek-V3 section 2.2; vLLM deepseek_mtp.py and
-    llama_eagle.py): MTP's enorm and hnorm (a d-wide scale each), then the [2d -> d] projection, 2 x T x 2d x d FLOPs, its bf16 weight 2d x d x 2 bytes on every GPU (a replicated
-    nn.Linear, unquantized beside DeepSeek's fp8 layers, as its checkpoint keeps it); EAGLE's fc the same projection
-    without the norms."""
+    llama_eagle.py): MTP's enorm and hnorm (a d-wide scale each), then the [2d -> d] projection, 2 x T x 2d x d
+    FLOPs, its bf16 weight 2d x d x 2 bytes on every GPU (a replicated nn.Linear, unquantized beside DeepSeek's fp8
+    layers, as its checkpoint keeps it); EAGLE's fc the same projection without the norms."""
     d, t = 7168, 8
     for tp in (1, 8):
         head = models.get("deepseek-v3").draft_head("mtp").build(Phase.decode(t, 1), BuildOptions(tp=tp))
