@@ -48,6 +48,10 @@ def _one_of(*valid: str):
 ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu", "gelu": "gelu"}
 
 
+# The speculative-decoding heads a model makes of itself (DecoderConfig.draft_head: `serve --draft mtp|eagle`).
+DRAFT_HEADS = ("mtp", "eagle")
+
+
 @attrs.frozen
 class DecoderConfig:
     """A decoder-only transformer: its embeddings and head, and its layers (`layers`, a Stack of per-layer part
@@ -104,7 +108,7 @@ class DecoderConfig:
     logit_scale: bool = False  # final logits times a constant (Falcon-H1's lm_head_multiplier)
     # A speculative-decoding head's input (draft_head): "mtp" or "eagle" joins the embedding and the target's hidden
     # state (pieces.draft_join); None: the embedding alone, as a model's own first layer takes it.
-    draft_join: str | None = attrs.field(default=None, validator=attrs.validators.optional(_one_of("mtp", "eagle")))
+    draft_join: str | None = attrs.field(default=None, validator=attrs.validators.optional(_one_of(*DRAFT_HEADS)))
     final_norm: bool = True  # the norm before lm_head (an EAGLE head has none)
 
     def __attrs_post_init__(self) -> None:
@@ -146,7 +150,7 @@ class DecoderConfig:
                                 self.norm, self.norm_bias)
             final_norm = False
         else:
-            raise OpgraphError(f"unknown draft head {kind!r}; valid: mtp, eagle")
+            raise OpgraphError(f"unknown draft head {kind!r}; valid: {', '.join(DRAFT_HEADS)}")
         moe = None if self.moe is None else attrs.evolve(self.moe, first_dense=0)
         return attrs.evolve(self, name=f"{self.name} {kind} head", n_layers=1, layers=Stack.uniform(layer, 1), moe=moe,
                             draft_join=kind, final_norm=final_norm)

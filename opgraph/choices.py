@@ -302,9 +302,6 @@ def model(text: str):
     return models.get(text)
 
 
-DRAFT_HEADS = ("mtp", "eagle")
-
-
 def draft_note(target, text: str | None) -> tuple[str, ...]:
     """What `--draft mtp` says of a target whose checkpoint ships no multi-token-prediction module
     (DecoderConfig.mtp_layers): the head it prices is one the model would need trained."""
@@ -318,7 +315,7 @@ def draft_note(target, text: str | None) -> tuple[str, ...]:
 def draft(target, text: str):
     """The draft model of `serve --draft`: mtp or eagle, a head made of the target (DecoderConfig.draft_head);
     else a model source as MODEL names it."""
-    if text not in DRAFT_HEADS:
+    if text not in models.decoder.DRAFT_HEADS:
         found = model(text)
         ours, theirs = getattr(target, "vocab_size", None), getattr(found, "vocab_size", None)
         if ours is not None and theirs is not None and ours != theirs:
