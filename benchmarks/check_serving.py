@@ -14,6 +14,7 @@ GEMM storage, its engine's scheduler, defaults and kernels, under a benchmark pr
     python benchmarks/check_serving.py --protocol by-source --latency fitted   # and its B200-fitted request latency
     python benchmarks/check_serving.py --protocol by-source --by-tp      # and TPOT by tensor-parallel size
     python benchmarks/check_serving.py --protocol by-source --campaigns  # and each campaign's rows
+    python benchmarks/check_serving.py --protocol by-source --baseline   # and aiconfigurator's own predictions
 
 `by-source` serves each row under the client its campaign's own tooling documents, the file's client column (as
 `opgraph validate` does by default; extract_serving.py writes it from source code, not from any row's error):
@@ -35,12 +36,15 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from opgraph.analysis.serving_validate import PROTOCOLS, Client, own_client, validate_serving
 from opgraph.choices import serving_row
 from opgraph.files import serving_measurements
 from opgraph.render import render
 
 DATA = Path(__file__).parent / "data" / "serving-measured.csv.gz"
+BASELINE = Path(__file__).parent / "data" / "aiconfigurator-predictions.csv.gz"  # aiconfigurator_baseline.py
 CHOSEN = Path(__file__).parent / "data" / "serving-protocols.json"
 HELD_OUT = ("h100-sxm", "h200")
 FIT_GPUS = ("b200", "gb200")  # the rows issue 17 lets an engine or campaign constant be fitted on
@@ -108,7 +112,6 @@ def rows(gpus, models=None, engines=None) -> list:
 def by_tp(predictions) -> str:
     """TPOT's median signed error and median gap (measured less predicted, ms) by engine, GPU, model and tensor-parallel
     size, over all the group's rows and over its rows at its lowest concurrency (where prompts weigh least)."""
-    import numpy as np
     from tabulate import tabulate
 
     groups: dict = {}
@@ -160,6 +163,40 @@ def within(predictions, near: float = 0.08, far: float = 0.20) -> str:
             f"{sum(e > far for e in errors):,} rows" + (f" (most: {most})" if most else ""))
 
 
+def baseline(predictions, path: Path = BASELINE) -> str:
+    """opgraph's errors beside aiconfigurator's own predictions of the same rows (aiconfigurator_baseline.py), by
+    engine, GPU and model and over all: how many rows each predicts, and TPOT's and TTFT's median |error| on the rows
+    both predict."""
+    import csv
+    import gzip
+
+    from tabulate import tabulate
+
+    from opgraph.analysis.validate import Stats
+
+    with gzip.open(path, "rt", newline="") as f:
+        theirs = {r["source_id"]: r for r in csv.DictReader(f)}
+    groups: dict = {}
+    for p in predictions:
+        groups.setdefault((p.row.engine, p.row.gpu, p.row.model), []).append(p)
+    out = []
+    for key, ps in [*sorted(groups.items()), (("all", "", ""), list(predictions))]:
+        both = [(p, theirs[p.row.source]) for p in ps if theirs.get(p.row.source, {}).get("tpot_ms")]
+        cells = [f"{len(both):,}"]
+        for metric in ("tpot", "ttft"):
+            measured = np.array([getattr(p.row, f"{metric}_s") for p, _ in both])
+            aic = np.array([float(r[f"{metric}_ms"]) / 1e3 for _, r in both])
+            ours = Stats.of(np.array([getattr(p, f"{metric}_error") for p, _ in both])) if both else None
+            aics = Stats.of(aic / measured - 1) if both else None
+            cells += [f"{ours.median:.1%}" if ours else "-", f"{aics.median:.1%}" if aics else "-"]
+        out.append([*key, f"{len(ps):,}", *cells])
+    versions = sorted({f"{r['aiconfigurator']} ({r['backend_version']})" for r in theirs.values() if r["backend_version"]})
+    return (tabulate(out, ["engine", "GPU", "model", "rows opgraph predicts", "of them aiconfigurator too",
+                           "TPOT opgraph", "TPOT aiconfigurator", "TTFT opgraph", "TTFT aiconfigurator"],
+                     disable_numparse=True)
+            + f"\n(median |error| on the rows both predict; aiconfigurator {', '.join(versions)}: {path.name})\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gpus", default=",".join(HELD_OUT), help="GPUs whose rows to run (default: h100-sxm,h200)")
@@ -181,6 +218,9 @@ def main() -> int:
                     help="also print each campaign's rows (its data_source_kind: NVIDIA's Dynamo runs, InferenceX's "
                     "dated CSVs and database dump, the gap-analysis CSVs): TPOT's and TTFT's median and p90 |error| "
                     "and median signed error")
+    ap.add_argument("--baseline", action="store_true",
+                    help="also print aiconfigurator's own predictions of the same rows beside opgraph's "
+                    "(benchmarks/data/aiconfigurator-predictions.csv.gz, written by aiconfigurator_baseline.py)")
     args = ap.parse_args()
     split = lambda text: text.split(",") if text else None  # noqa: E731
     t0 = time.perf_counter()
@@ -196,6 +236,8 @@ def main() -> int:
         print(by_tp(v.predictions))
     if args.campaigns:
         print(by_campaign_of(v.predictions))
+    if args.baseline:
+        print(baseline(v.predictions))
     print(within(v.predictions))
     print(f"{len(v.predictions):,} rows predicted in {time.perf_counter() - t0:.0f} s")
     return 0

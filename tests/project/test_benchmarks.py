@@ -118,6 +118,95 @@ def test_check_serving_campaigns_gives_each_campaigns_errors_then_all():
     assert everything == ["all", "3", "10.0%", "26.0%", "+5.0%", "40.0%", "48.0%", "-40.0%"]
 
 
+def test_check_serving_baseline_sets_aiconfigurators_errors_beside_opgraphs_on_the_rows_both_predict(tmp_path):
+    """check_serving.py --baseline: per (engine, GPU, model) and over all, how many rows opgraph and aiconfigurator
+    predict, and each one's median |error| of TPOT and TTFT on the rows both predict; worked by hand."""
+    import csv
+    import gzip
+    import types
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        import check_serving
+    finally:
+        sys.path.remove(str(BENCH))
+
+    def prediction(source, model, measured_ms, ours_ms):  # (TPOT, TTFT) each
+        row = types.SimpleNamespace(engine="vllm", gpu="h200", model=model, source=source,
+                                    tpot_s=measured_ms[0] / 1e3, ttft_s=measured_ms[1] / 1e3)
+        return types.SimpleNamespace(row=row, tpot_error=ours_ms[0] / measured_ms[0] - 1,
+                                     ttft_error=ours_ms[1] / measured_ms[1] - 1)
+    path = tmp_path / "aic.csv.gz"
+    with gzip.open(path, "wt", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["source_id", "aiconfigurator", "backend_version", "ttft_ms", "tpot_ms", "error"])
+        w.writerow(["a", "0.12.0", "0.24.0", "120", "11", ""])   # TTFT +20%, TPOT +10%
+        w.writerow(["b", "0.12.0", "0.24.0", "50", "15", ""])    # TTFT -50%, TPOT -25%
+        w.writerow(["c", "0.12.0", "", "", "", "PerfDataNotAvailableError: no int4_wo GEMMs"])
+    table = check_serving.baseline([prediction("a", "m", (10, 100), (9, 90)),     # ours: TPOT -10%, TTFT -10%
+                                    prediction("b", "m", (20, 100), (22, 130)),    # ours: TPOT +10%, TTFT +30%
+                                    prediction("c", "k", (10, 100), (10, 100))], path)
+    k, m, everything = (line.split() for line in table.splitlines()[2:5])
+    assert k == ["vllm", "h200", "k", "1", "0", "-", "-", "-", "-"]
+    # m: ours |TPOT| 10, 10 -> 10%; theirs 10, 25 -> 17.5%; ours |TTFT| 10, 30 -> 20%; theirs 20, 50 -> 35%
+    assert m == ["vllm", "h200", "m", "2", "2", "10.0%", "17.5%", "20.0%", "35.0%"]
+    assert everything == ["all", "3", "2", "10.0%", "17.5%", "20.0%", "35.0%"]
+    assert "aiconfigurator 0.12.0 (0.24.0)" in table
+
+
+def test_aiconfigurator_baseline_passes_each_row_as_aiconfigurators_own_accuracy_check_does():
+    """aiconfigurator_baseline.estimate_args: a silicon row's fields as cli_estimate's arguments, as aiconfigurator's
+    tools/accuracy_regression_testing/predict_silicon_sample.py builds them for an aggregated row (empty fields
+    left out, versions and quant modes None when empty)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import aiconfigurator_baseline
+    finally:
+        sys.path.remove(str(BENCH))
+    row = dict(model_path="Qwen/Qwen3-32B", system="h100_sxm", mode="agg", backend="trtllm", backend_version="1.0.0rc3",
+               isl="4096", osl="512", gemm_quant_mode="fp8", moe_quant_mode="", batch_size="8", tp_size="1",
+               pp_size="1", attention_dp_size="1", moe_tp_size="", moe_ep_size="", decode_tp_size="4")
+    assert aiconfigurator_baseline.estimate_args(row) == dict(
+        model_path="Qwen/Qwen3-32B", system_name="h100_sxm", mode="agg", backend_name="trtllm",
+        backend_version="1.0.0rc3", isl=4096, osl=512, gemm_quant_mode="fp8", moe_quant_mode=None, batch_size=8,
+        tp_size=1, pp_size=1, attention_dp_size=1)
+    # given the row as it ran: InferenceX's { tp: 2, ep: 2 } (the file: tp 4, moe_tp 2, ep 2), gpt-oss-120b's own
+    # storage where the file names its experts' (nvfp4_wo), the deployment's fp8 KV cache and memory setting
+    row.update(model_path="openai/gpt-oss-120b", gemm_quant_mode="nvfp4_wo", moe_quant_mode="nvfp4_wo", tp_size="4",
+               moe_tp_size="2", moe_ep_size="2")
+    run = dict(model="gpt-oss-120b", tp="2", pp="1", dp="1", moe_tp="1", ep="2", kv_dtype="fp8", memory_fraction="0.8")
+    args = aiconfigurator_baseline.estimate_args(row, run)
+    assert {k: args[k] for k in ("tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")} == dict(
+        tp_size=2, pp_size=1, attention_dp_size=1, moe_tp_size=1, moe_ep_size=2)
+    assert (args["gemm_quant_mode"], args["moe_quant_mode"]) == ("bfloat16", "w4a16_mxfp4")
+    assert (args["kvcache_quant_mode"], args["free_gpu_memory_fraction"]) == ("fp8", 0.8)
+    # a row whose storage aiconfigurator prices keeps it, and nothing the run does not say is set
+    row.update(gemm_quant_mode="fp8", moe_quant_mode="fp8")
+    args = aiconfigurator_baseline.estimate_args(row, dict(model="gpt-oss-120b", tp="8"))
+    assert (args["gemm_quant_mode"], args["moe_quant_mode"], args["tp_size"]) == ("fp8", "fp8", 8)
+    assert "kvcache_quant_mode" not in args and "free_gpu_memory_fraction" not in args
+
+
+def test_aiconfigurators_predictions_cover_every_held_out_row_once():
+    """benchmarks/data/aiconfigurator-predictions.csv.gz (aiconfigurator_baseline.py): one row for each H100/H200 row of
+    serving-measured.csv.gz, each either predicted (TTFT and TPOT in ms, above 0, and the engine version whose tables
+    were used) or refused with aiconfigurator's error, never both."""
+    import csv
+    import gzip
+
+    with gzip.open(BENCH / "data" / "serving-measured.csv.gz", "rt", newline="") as f:
+        held_out = [r["source_id"] for r in csv.DictReader(f) if r["gpu"] in ("h100-sxm", "h200")]
+    with gzip.open(BENCH / "data" / "aiconfigurator-predictions.csv.gz", "rt", newline="") as f:
+        theirs = list(csv.DictReader(f))
+    assert sorted(r["source_id"] for r in theirs) == sorted(held_out)
+    for r in theirs:
+        predicted = bool(r["ttft_ms"] and r["tpot_ms"])
+        assert predicted != bool(r["error"]), r
+        if predicted:
+            assert float(r["ttft_ms"]) > 0 and float(r["tpot_ms"]) > 0 and r["backend_version"], r
+    assert sum(bool(r["error"]) for r in theirs) < len(theirs) / 10
+
+
 def _extract_serving():
     sys.path.insert(0, str(BENCH))
     try:
