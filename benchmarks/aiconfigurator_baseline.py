@@ -4,7 +4,7 @@ Usage (in a virtual environment of its own: aiconfigurator is not a dependency o
 run here once and its predictions kept as data):
 
     python -m venv /tmp/aic && /tmp/aic/bin/pip install aiconfigurator==0.12.0 aiconfigurator-core==0.12.0
-    /tmp/aic/bin/python benchmarks/aiconfigurator_baseline.py          # about 15 minutes on 2 cores
+    /tmp/aic/bin/python benchmarks/aiconfigurator_baseline.py          # 16 minutes on this 2-core machine
 
 writes benchmarks/data/aiconfigurator-predictions.csv.gz, one row per H100/H200 row of
 benchmarks/data/serving-measured.csv.gz (`source_id`, the silicon row's `id`): the TTFT and TPOT aiconfigurator
