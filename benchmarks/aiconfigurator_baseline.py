@@ -160,9 +160,17 @@ def model_configs(into: Path) -> None:
 def main(argv: list[str]) -> int:
     import logging
 
-    from aiconfigurator import __version__
+    try:
+        from aiconfigurator import __version__
+    except ImportError:
+        print("aiconfigurator_baseline.py: aiconfigurator is not installed in this Python; in a virtual environment of "
+              "its own: pip install aiconfigurator==0.12.0 aiconfigurator-core==0.12.0", file=sys.stderr)
+        return 2
+
+    import aiconfigurator_core
 
     logging.disable(logging.WARNING)  # aiconfigurator logs every table it loads
+    site = str(Path(aiconfigurator_core.__file__).parent.parent) + os.sep  # its errors name its files: kept relative
     silicon = silicon_rows(Path(argv[0]).resolve() if argv else None)
     with gzip.open(MEASURED, "rt", newline="") as f:
         runs = [r for r in csv.DictReader(f) if r["gpu"] in HELD_OUT]
@@ -176,7 +184,7 @@ def main(argv: list[str]) -> int:
             ttft, tpot, version, note = predict(estimate_args(silicon[run["source_id"]], run))
             out.update(ttft_ms=f"{ttft:.4f}", tpot_ms=f"{tpot:.4f}", backend_version=version, note=note)
         except Exception as e:  # noqa: BLE001 -- each failure is data: aiconfigurator predicts nothing for the row
-            out["error"] = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+            out["error"] = " ".join(f"{type(e).__name__}: {e}".replace(site, "").split())[:300]
         found.append(out)
         if n % 50 == 0:
             print(f"{n}/{len(runs)} rows, {time.time() - start:.0f} s", file=sys.stderr)
