@@ -190,11 +190,13 @@ def baseline(predictions, path: Path = BASELINE) -> str:
             aics = Stats.of(aic / measured - 1) if both else None
             cells += [f"{ours.median:.1%}" if ours else "-", f"{aics.median:.1%}" if aics else "-"]
         out.append([*key, f"{len(ps):,}", *cells])
-    versions = sorted({f"{r['aiconfigurator']} ({r['backend_version']})" for r in theirs.values() if r["backend_version"]})
+    used = sorted({r["aiconfigurator"] for r in theirs.values()})
+    tables = sorted({r["backend_version"] for r in theirs.values() if r["backend_version"]})
     return (tabulate(out, ["engine", "GPU", "model", "rows opgraph predicts", "of them aiconfigurator too",
                            "TPOT opgraph", "TPOT aiconfigurator", "TTFT opgraph", "TTFT aiconfigurator"],
                      disable_numparse=True)
-            + f"\n(median |error| on the rows both predict; aiconfigurator {', '.join(versions)}: {path.name})\n")
+            + f"\n(median |error| on the rows both predict; aiconfigurator {', '.join(used)} with its tables of engine "
+            f"versions {', '.join(tables)}: {path.name})\n")
 
 
 def main() -> int:

@@ -23,6 +23,8 @@ BENCH = Path(__file__).parents[2] / "benchmarks"
      "aic-auto-gap-analysis"),
     ("check_serving.py", ["--models", "llama-3-8b", "--engines", "trtllm", "--limit", "1", "--protocol", "by-campaign"],
      "protocol by-campaign"),
+    ("check_serving.py", ["--models", "llama-3-8b", "--engines", "trtllm", "--limit", "1", "--baseline"],
+     "of them aiconfigurator too"),
     ("bench_serving_plan.py", ["--repeat", "1", "--concurrency", "20", "--model", "llama-3-8b"], "priced a second"),
     ("bench_serve.py", ["--repeat", "1", "--concurrency", "8", "--measure", "20"], "iterations a second"),
     ("fit_host_launch.py", ["--engines", "trtllm", "--grid", "0,50", "--limit", "1"], "2 runs in"),
@@ -151,7 +153,7 @@ def test_check_serving_baseline_sets_aiconfigurators_errors_beside_opgraphs_on_t
     # m: ours |TPOT| 10, 10 -> 10%; theirs 10, 25 -> 17.5%; ours |TTFT| 10, 30 -> 20%; theirs 20, 50 -> 35%
     assert m == ["vllm", "h200", "m", "2", "2", "10.0%", "17.5%", "20.0%", "35.0%"]
     assert everything == ["all", "3", "2", "10.0%", "17.5%", "20.0%", "35.0%"]
-    assert "aiconfigurator 0.12.0 (0.24.0)" in table
+    assert "aiconfigurator 0.12.0 with its tables of engine versions 0.24.0:" in table
 
 
 def test_aiconfigurator_baseline_passes_each_row_as_aiconfigurators_own_accuracy_check_does():
