@@ -36,8 +36,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from opgraph.analysis.serving_validate import PROTOCOLS, Client, own_client, validate_serving
 from opgraph.choices import serving_row
 from opgraph.files import serving_measurements
@@ -112,6 +110,7 @@ def rows(gpus, models=None, engines=None) -> list:
 def by_tp(predictions) -> str:
     """TPOT's median signed error and median gap (measured less predicted, ms) by engine, GPU, model and tensor-parallel
     size, over all the group's rows and over its rows at its lowest concurrency (where prompts weigh least)."""
+    import numpy as np
     from tabulate import tabulate
 
     groups: dict = {}
@@ -163,35 +162,30 @@ def within(predictions, near: float = 0.08, far: float = 0.20) -> str:
             f"{sum(e > far for e in errors):,} rows" + (f" (most: {most})" if most else ""))
 
 
-def baseline(predictions, path: Path = BASELINE) -> str:
-    """opgraph's errors beside aiconfigurator's own predictions of the same rows (aiconfigurator_baseline.py), by
-    engine, GPU and model and over all: how many rows each predicts, and TPOT's and TTFT's median |error| on the rows
-    both predict."""
+def baseline(v, path: Path = BASELINE) -> str:
+    """opgraph's errors (a ServingValidation's) beside aiconfigurator's own predictions of the same rows
+    (aiconfigurator_baseline.py), by engine, GPU and model and over all: how many rows each predicts, and TPOT's and
+    TTFT's median |error| on the rows both predict."""
     import csv
     import gzip
 
     from tabulate import tabulate
 
-    from opgraph.analysis.validate import Stats
+    from opgraph.analysis.serving_validate import ServingPrediction, ServingValidation
 
     with gzip.open(path, "rt", newline="") as f:
-        theirs = {r["source_id"]: r for r in csv.DictReader(f)}
-    groups: dict = {}
-    for p in predictions:
-        groups.setdefault((p.row.engine, p.row.gpu, p.row.model), []).append(p)
+        theirs = {r["source_id"]: r for r in csv.DictReader(f) if r["tpot_ms"]}
     out = []
-    for key, ps in [*sorted(groups.items()), (("all", "", ""), list(predictions))]:
-        both = [(p, theirs[p.row.source]) for p in ps if theirs.get(p.row.source, {}).get("tpot_ms")]
+    for key, ps in [*v.groups().items(), (("all", "", ""), list(v.predictions))]:
+        both = [p for p in ps if p.row.source in theirs]
+        aic = [ServingPrediction(p.row, float(theirs[p.row.source]["ttft_ms"]) / 1e3,
+                                 float(theirs[p.row.source]["tpot_ms"]) / 1e3) for p in both]
         cells = [f"{len(both):,}"]
         for metric in ("tpot", "ttft"):
-            measured = np.array([getattr(p.row, f"{metric}_s") for p, _ in both])
-            aic = np.array([float(r[f"{metric}_ms"]) / 1e3 for _, r in both])
-            ours = Stats.of(np.array([getattr(p, f"{metric}_error") for p, _ in both])) if both else None
-            aics = Stats.of(aic / measured - 1) if both else None
-            cells += [f"{ours.median:.1%}" if ours else "-", f"{aics.median:.1%}" if aics else "-"]
+            cells += [f"{ServingValidation.stats(qs, metric).median:.1%}" if both else "-" for qs in (both, aic)]
         out.append([*key, f"{len(ps):,}", *cells])
     used = sorted({r["aiconfigurator"] for r in theirs.values()})
-    tables = sorted({r["backend_version"] for r in theirs.values() if r["backend_version"]})
+    tables = sorted({r["backend_version"] for r in theirs.values()})
     return (tabulate(out, ["engine", "GPU", "model", "rows opgraph predicts", "of them aiconfigurator too",
                            "TPOT opgraph", "TPOT aiconfigurator", "TTFT opgraph", "TTFT aiconfigurator"],
                      disable_numparse=True)
@@ -239,7 +233,7 @@ def main() -> int:
     if args.campaigns:
         print(by_campaign_of(v.predictions))
     if args.baseline:
-        print(baseline(v.predictions))
+        print(baseline(v))
     print(within(v.predictions))
     print(f"{len(v.predictions):,} rows predicted in {time.perf_counter() - t0:.0f} s")
     return 0

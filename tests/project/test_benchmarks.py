@@ -145,9 +145,12 @@ def test_check_serving_baseline_sets_aiconfigurators_errors_beside_opgraphs_on_t
         w.writerow(["a", "0.12.0", "0.24.0", "120", "11", ""])   # TTFT +20%, TPOT +10%
         w.writerow(["b", "0.12.0", "0.24.0", "50", "15", ""])    # TTFT -50%, TPOT -25%
         w.writerow(["c", "0.12.0", "", "", "", "PerfDataNotAvailableError: no int4_wo GEMMs"])
-    table = check_serving.baseline([prediction("a", "m", (10, 100), (9, 90)),     # ours: TPOT -10%, TTFT -10%
-                                    prediction("b", "m", (20, 100), (22, 130)),    # ours: TPOT +10%, TTFT +30%
-                                    prediction("c", "k", (10, 100), (10, 100))], path)
+    from opgraph.analysis.serving_validate import ServingValidation
+
+    predictions = (prediction("a", "m", (10, 100), (9, 90)),     # ours: TPOT -10%, TTFT -10%
+                   prediction("b", "m", (20, 100), (22, 130)),    # ours: TPOT +10%, TTFT +30%
+                   prediction("c", "k", (10, 100), (10, 100)))
+    table = check_serving.baseline(ServingValidation("file", "steady", predictions, (), 3, 3), path)
     k, m, everything = (line.split() for line in table.splitlines()[2:5])
     assert k == ["vllm", "h200", "k", "1", "0", "-", "-", "-", "-"]
     # m: ours |TPOT| 10, 10 -> 10%; theirs 10, 25 -> 17.5%; ours |TTFT| 10, 30 -> 20%; theirs 20, 50 -> 35%
