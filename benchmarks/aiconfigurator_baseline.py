@@ -17,7 +17,9 @@ How each row is predicted: as aiconfigurator's own accuracy check does it
 row's model_path, system, mode, backend, backend_version, isl, osl, gemm_quant_mode, moe_quant_mode, batch_size and
 parallel sizes passed to `aiconfigurator.cli.api.cli_estimate`; where its tables lack the row's engine version,
 again with its default version), and given what opgraph is given of the same row (as_run): the parallel layout
-the run had, the checkpoint's storage where the file names one aiconfigurator has no GEMMs for, the KV-cache dtype
+the run had, the checkpoint's storage where the file names one aiconfigurator has no GEMMs for, its fp8 scheme
+where the file writes "fp8" (blocks for DeepSeek's and Qwen's FP8 releases, per tensor with static input scales for
+ModelOpt's, the FP8 TensorRT-LLM loads; fp8_scheme), the KV-cache dtype
 (where aiconfigurator has attention tables for it; the note column says where not) and memory setting the
 deployment had. Run on the file's fields alone, 0.12.0 predicts 1,094 of the 1,449 rows;
 it refuses gpt-oss-120b's and Kimi-K2.5's rows (no nvfp4_wo or int4_wo GEMMs) and the rows whose layout the file
@@ -63,6 +65,13 @@ MODEL_ALIASES = {
 # bf16 and the experts in MXFP4 (gpt-oss: 4-bit weights, 16-bit activations) and int4 (Kimi-K2.5, weight-only).
 UNPRICED_GEMMS = ("nvfp4_wo", "nvfp4", "int4_wo")
 CHECKPOINT_STORAGE = {"gpt-oss-120b": ("bfloat16", "w4a16_mxfp4"), "kimi-k2": ("bfloat16", "int4_wo")}
+# The file writes every fp8 checkpoint's GEMMs "fp8", which aiconfigurator prices as per-tensor fp8 with the
+# activations' scale computed at run time (its TensorRT-LLM collector loads no input_scale, so the GEMM runs the
+# dynamic path, and it derives fp8_static by taking that step's own table off). The checkpoints store it otherwise:
+# DeepSeek's and Qwen's FP8 releases in 128 x 128 blocks (config.json quantization_config weight_block_size), and
+# NVIDIA's ModelOpt FP8 checkpoints, the FP8 that TensorRT-LLM's PyTorch backend loads, per tensor with calibrated,
+# static input scales (their input_scale tensors).
+BLOCK_FP8_CHECKPOINTS = ("deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3", "Qwen/Qwen3-235B-A22B-FP8")
 FIELDS = ("source_id", "aiconfigurator", "backend_version", "ttft_ms", "tpot_ms", "note", "error")
 
 
@@ -98,19 +107,37 @@ def estimate_args(silicon: dict[str, str], run: dict[str, str] | None = None) ->
 def as_run(args: dict, run: dict[str, str]) -> dict:
     """The arguments with what opgraph is given of the same row (extract_serving.py): the parallel layout as the run
     had it (InferenceX's ids are converted wrongly in some of the file's rows), the checkpoint's own storage where
-    the file names one aiconfigurator has no GEMMs for (CHECKPOINT_STORAGE), and the KV-cache dtype and memory
-    setting the deployment had."""
+    the file names one aiconfigurator has no GEMMs for (CHECKPOINT_STORAGE) and its fp8 scheme where the file writes
+    "fp8" (fp8_scheme), and the KV-cache dtype and memory setting the deployment had."""
     ints = {k: int(run[k]) for k in ("tp", "pp", "dp", "moe_tp", "ep") if run.get(k)}
     layout = dict(tp_size=ints.get("tp", 1), pp_size=ints.get("pp", 1), attention_dp_size=ints.get("dp", 1),
                   moe_tp_size=ints.get("moe_tp"), moe_ep_size=ints.get("ep"))
     out = {**args, **{k: v for k, v in layout.items() if v is not None}}
     if args.get("gemm_quant_mode") in UNPRICED_GEMMS and run["model"] in CHECKPOINT_STORAGE:
         out["gemm_quant_mode"], out["moe_quant_mode"] = CHECKPOINT_STORAGE[run["model"]]
+    scheme = fp8_scheme(run)
+    if args.get("gemm_quant_mode") == "fp8":
+        out["gemm_quant_mode"] = scheme
+    if args.get("moe_quant_mode") == "fp8" and scheme == "fp8_block":  # the experts are stored as the rest
+        out["moe_quant_mode"] = scheme
     if run.get("kv_dtype"):
         out["kvcache_quant_mode"] = run["kv_dtype"]
     if run.get("memory_fraction"):
         out["free_gpu_memory_fraction"] = float(run["memory_fraction"])
     return out
+
+
+def fp8_scheme(run: dict[str, str]) -> str:
+    """How the row's checkpoint stores the GEMMs the file writes "fp8", in aiconfigurator's words: fp8_block for a
+    block-scaled checkpoint (BLOCK_FP8_CHECKPOINTS), fp8_static for NVIDIA's ModelOpt checkpoints (nvidia/*-FP8, and
+    every per-tensor fp8 run of TensorRT-LLM, whose PyTorch backend takes FP8 from ModelOpt checkpoints alone), else
+    fp8 (a 16-bit checkpoint another engine may quantize as it loads it, with run-time activation scales)."""
+    source = run.get("model_source", "")
+    if source in BLOCK_FP8_CHECKPOINTS:
+        return "fp8_block"
+    if run.get("engine") == "trtllm" or (source.startswith("nvidia/") and source.endswith("-FP8")):
+        return "fp8_static"
+    return "fp8"
 
 
 def predict(args: dict) -> tuple[float, float, str, str]:

@@ -190,6 +190,16 @@ def test_aiconfigurator_baseline_passes_each_row_as_aiconfigurators_own_accuracy
     args = aiconfigurator_baseline.estimate_args(row, dict(model="gpt-oss-120b", tp="8"))
     assert (args["gemm_quant_mode"], args["moe_quant_mode"], args["tp_size"]) == ("fp8", "fp8", 8)
     assert "kvcache_quant_mode" not in args and "free_gpu_memory_fraction" not in args
+    # the file's "fp8" as the checkpoint stores it: DeepSeek's 128 x 128 blocks; TensorRT-LLM's per-tensor fp8 and
+    # NVIDIA's ModelOpt checkpoints with static input scales; else run-time scales, as the file says
+    # (the experts too, where the checkpoint stores them in blocks)
+    for source, engine, gemm, moe in (("deepseek-ai/DeepSeek-R1", "trtllm", "fp8_block", "fp8_block"),
+                                      ("Qwen/Qwen3-235B-A22B-FP8", "vllm", "fp8_block", "fp8_block"),
+                                      ("Qwen/Qwen3-32B", "trtllm", "fp8_static", "fp8"),
+                                      ("nvidia/Llama-3.1-8B-Instruct-FP8", "vllm", "fp8_static", "fp8"),
+                                      ("meta-llama/Llama-3.1-70B", "vllm", "fp8", "fp8")):
+        args = aiconfigurator_baseline.estimate_args(row, dict(model="m", tp="8", model_source=source, engine=engine))
+        assert (args["gemm_quant_mode"], args["moe_quant_mode"]) == (gemm, moe), source
 
 
 def test_aiconfigurators_predictions_cover_every_held_out_row_once():
