@@ -45,7 +45,7 @@ class Pool:
     replicas: int  # per worker
     utilization: float  # of its capacity in the steady state (decode: requests held of the closed loop's, or of
     # the engine's running limit in an open loop)
-    hardware: Hardware | None = None  # its GPU (the pools may differ)
+    hardware: Hardware | None = None  # its GPU (the pools may differ), as its engine prices it (Engine.timed)
 
     @property
     def total_gpus(self) -> int:
@@ -280,9 +280,10 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
                   f"workers, and its KV cache moves too",)
     return Disaggregated(
         name, hw,
-        Pool("prefill", prefill.workers, prefill.layout, prefill.gpus, prefill.replicas, rate / capacity, gpus[0]),
+        Pool("prefill", prefill.workers, prefill.layout, prefill.gpus, prefill.replicas, rate / capacity,
+             prefill.engine.timed(gpus[0])),
         Pool("decode", decode.workers, decode.layout, decode.gpus, decode.replicas,
-             holding / (held if c else decode.engine.max_seqs * lanes), gpus[1]),
+             holding / (held if c else decode.engine.max_seqs * lanes), decode.engine.timed(gpus[1])),
         c, holding, p, g, waiting + t_p + transfer, t_d, t_p, transfer, waiting, kv,
         "NVLink" if same_node else "network", rate, bound, notes, prefix=prefill.prefix,
         queued=c is not None and held < c)

@@ -395,7 +395,7 @@ class Serving:
     """`opgraph serve`: the steady state of a closed loop, per request and per GPU."""
 
     model: str
-    hardware: Hardware
+    hardware: Hardware  # as the engine prices it (Engine.timed): its time model names the tables it used
     plan: FusionPlan
     engine: Engine
     concurrency: int | None  # requests in flight, per replica (a closed loop); None: an open loop at `rate`
@@ -710,7 +710,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                   + "; a batch's step takes its pass through every stage, or "
                   f"{lanes} x its slowest stage if longer; one lane is run and stands for each (the batches in flight taken "
                   "to be alike)",)
-    return Serving(pricer.model, hw, plan, engine, total, prompts, outputs, gpus, replicas,
+    return Serving(pricer.model, priced_hw, plan, engine, total, prompts, outputs, gpus, replicas,
                    Stats.of(first - arrived[measured]).shifted(latency),
                    Stats.of((last - first)[output > 1] / (output[output > 1] - 1) if (output > 1).any() else [0.0]),
                    Stats.weighted(itl_values, itl_counts) if len(itl_values) else Stats.of([0.0]),

@@ -148,7 +148,7 @@ class ServingPlan:
     """`opgraph plan --concurrency`: every candidate that fits, the Pareto front, and the best under the limits."""
 
     model: str
-    hardware: Hardware
+    hardware: Hardware  # as the engine prices it (Engine.timed): its time model names the tables it used
     engine: str
     plan: str  # the fusion plan the kernels come from
     gpus: int
@@ -330,7 +330,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
     notes += (shown.launch_words,)
     if latency:
         notes += (latency_note(latency, "given (--request-latency-ms)"),)
-    return ServingPlan(name, hw, engine, fusion_name, gpus, prompt, output, tuple(found), best, too_big,
+    return ServingPlan(name, shown.timed(hw), engine, fusion_name, gpus, prompt, output, tuple(found), best, too_big,
                        tuple(dropped), limits, time.perf_counter() - start, disaggregated=disaggregated,
                        notes=notes, budgets_searched=len(budgets) > 1, draft=draft, event_runs=event_runs,
                        request_latency_s=latency, open_loop=bool(rates))

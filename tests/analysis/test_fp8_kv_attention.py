@@ -98,3 +98,30 @@ def test_an_engines_priced_gpu_is_one_object_so_a_repeated_serve_keeps_its_price
     build = models.get("llama-3-8b").build
     plan = strategy("trtllm")
     assert IterationPricer.of(build, plan, trt.timed(h200)) is IterationPricer.of(build, plan, trt.timed(h200))
+
+
+@pytest.mark.parametrize("argv", [
+    ["serve", "llama-3-8b", "--concurrency", "8", "--prompt", "500", "--output", "20"],
+    ["serve", "llama-3-8b", "--disaggregate", "1p1d", "--concurrency", "8", "--prompt", "500", "--output", "20"],
+    ["plan", "llama-3-8b", "--gpus", "2", "--concurrency", "8", "--prompt", "500", "--output", "20"],
+])
+def test_serving_outputs_name_the_table_their_engine_priced_an_fp8_cache_by(argv, capsys):
+    """serve, serve --disaggregate and the serving plan say what prices each kernel class as the engine priced it:
+    TensorRT-LLM's fp8-cache decodes by the bf16 decode table (until December 2026 their line of expected times named
+    the fp8 table, which priced nothing there), vLLM's by the fp8 one."""
+    from opgraph.cli import main
+    for engine, by_bf16 in (("trtllm", True), ("vllm", False)):
+        assert main([*argv, "--hardware", "h200", "--kv-dtype", "fp8", "--engine", engine]) == 0
+        said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Times are expected")]
+        assert len(said) == 1 and "expected times: h200 calibration" in said[0], said
+        assert ("decode_attention_fp8 from decode_attention's table" in said[0]) == by_bf16, said
+
+
+def test_serve_json_names_the_table_its_engine_priced_an_fp8_cache_by(capsys):
+    import json
+
+    from opgraph.cli import main
+    assert main(["serve", "llama-3-8b", "--hardware", "h200", "--kv-dtype", "fp8", "--engine", "trtllm",
+                 "--concurrency", "8", "--prompt", "500", "--output", "20", "--format", "json"]) == 0
+    origin = json.loads(capsys.readouterr().out)["time_model"]["classes"]["decode_attention_fp8"]
+    assert origin.startswith("decode_attention's table"), origin
