@@ -256,12 +256,18 @@ class DecoderConfig:
         x = b.input("x", self.hidden_shape(phase, options))
         return b.build(outputs=[kind.build(b, x, phase, par, options)])
 
+    def stores_own_weights(self, options: BuildOptions) -> bool:
+        """Whether the weights are the quantized checkpoint's own: no precision given, or one that keeps them
+        (opgraph.choices.precision keeps them unless --dtype or --weight-dtype is given)."""
+        return self.weight_dtype is not None and (options.precision is None
+                                                  or options.precision.weight == self.weight_dtype)
+
     def weight_dtype_for(self, options: BuildOptions):
         """What each weight matrix is stored as, by its checkpoint name, when the checkpoint quantizes some modules
         and not others (gpt-oss keeps attention and the router in bf16); None where all matrices share the
         precision's weight dtype (an unquantized model, or the user's --weight-dtype)."""
         fmt = self.weight_format
-        if fmt is None or options.precision is not None:
+        if fmt is None or not self.stores_own_weights(options):
             return None
         dtype = self.dtype
 
@@ -444,9 +450,11 @@ class DecoderConfig:
         if self.positions == "learned" and phase.keys > self.max_positions:
             notes.append(f"{phase.name}: {phase.keys} positions exceed the model's {self.max_positions} learned "
                          f"positions; the figures extrapolate a model that cannot run this long")
-        if self.weight_dtype is not None and options.precision is None:
+        if self.stores_own_weights(options):
+            p = self.precision(options)
             notes.append(f"weights stored as {self.weight_dtype.name} (config.json quantization_config); "
-                         f"activations and KV cache {self.dtype.name}")
+                         + (f"activations and KV cache {p.act.name}" if p.act == p.kv else
+                            f"activations {p.act.name}, KV cache {p.kv.name}"))
         if options.tp > 1:
             notes.append(f"tensor parallel over {options.tp} GPUs (Megatron): every figure is one GPU's; q, k, v, gate "
                          f"and up split by columns, o_proj and down_proj by rows, each followed by an all-reduce of "

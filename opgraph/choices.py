@@ -71,8 +71,9 @@ def precision(source, *, dtype_: str | None = None, weight: str | None = None, a
               kv: str | None = None, group_size: int | None = None, table: str | None = None,
               state: str | None = None, serving: bool = False) -> Precision | None:
     """Storage precision per role from --dtype and the per-role options; None keeps the model's own (`serving`: a
-    float32 checkpoint served in 16 bits, as engines load it: SERVED_FROM_FP32). The recurrent state
-    (--state-dtype) defaults to the activation dtype (Precision.state)."""
+    float32 checkpoint served in 16 bits, as engines load it: SERVED_FROM_FP32). A quantized checkpoint's weights
+    stay its own unless --dtype or --weight-dtype is given (--kv-dtype fp8 leaves gpt-oss's MXFP4 experts MXFP4).
+    The recurrent state (--state-dtype) defaults to the activation dtype (Precision.state)."""
     given = {"weight": weight, "act": act, "kv": kv, "table": table, "state": state}
     from_fp32 = serving and served_from_fp32(source)
     if dtype_ is None and all(v is None for v in given.values()):
@@ -85,11 +86,21 @@ def precision(source, *, dtype_: str | None = None, weight: str | None = None, a
     base = checks.choice("--dtype", own if dtype_ is None else dtype_, STORAGE_DTYPES)
     names = {role: checks.choice(f"--{role}-dtype", base if v is None else v, STORAGE_DTYPES)
              for role, v in given.items() if role not in ("table", "state") or v is not None}
-    w = dtype(names["weight"])
-    if names["weight"] in GROUPED:
-        w = w.grouped(DEFAULT_GROUP if group_size is None else checks.integer("--group-size", group_size))
+    # a quantized checkpoint keeps its own weights unless --dtype or --weight-dtype says otherwise (the model then
+    # stores each matrix as its quantization_config says: Model.weight_dtype_for)
+    stored = getattr(source, "weight_dtype", None) if dtype_ is None and weight is None else None
+    if stored is not None:
+        if group_size is not None:
+            raise OpgraphError(f"--group-size applies to int4/int8 weights, but the weights are the checkpoint's "
+                               f"{stored}; add --weight-dtype int4 or int8")
+        w = stored
+    elif names["weight"] in GROUPED:
+        w = dtype(names["weight"]).grouped(DEFAULT_GROUP if group_size is None else
+                                           checks.integer("--group-size", group_size))
     elif group_size is not None:
         raise OpgraphError(f"--group-size applies to int4/int8 weights, but --weight-dtype is {names['weight']}")
+    else:
+        w = dtype(names["weight"])
     tables = dtype(names["table"]) if "table" in names else None
     states = dtype(names["state"]) if "state" in names else None
     return Precision(weight=w, act=dtype(names["act"]), kv=dtype(names["kv"]), tables=tables, state=states)

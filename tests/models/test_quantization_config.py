@@ -177,3 +177,30 @@ def test_unknown_method_lists_the_valid_ones():
 def test_not_a_dict():
     with pytest.raises(OpgraphError):
         read(["fp8"], WHERE)
+
+
+@pytest.mark.parametrize("model, stored", [("gpt-oss-120b", "mxfp4"), ("deepseek-r1", "fp8/b128x128")])
+def test_kv_and_activation_dtypes_leave_a_quantized_checkpoints_weights_its_own(model, stored, capsys):
+    """--kv-dtype and --act-dtype change those roles alone: the weight matrices stay as the checkpoint's
+    quantization_config stores them (gpt-oss's MXFP4 experts, DeepSeek-R1's 128 x 128 fp8 blocks); only --dtype or
+    --weight-dtype replace them (until December 2026 any precision flag turned them into bf16, without a word)."""
+    import json
+
+    from opgraph.cli import main
+
+    def memory(*flags):
+        assert main(["memory", model, "--phase", "decode", "--batch", "4", "--context", "1000", "--tp", "8",
+                     "--format", "json", *flags]) == 0
+        out = json.loads(capsys.readouterr().out)
+        return out["precision"]["weights"], out["phases"]["decode"]
+
+    (w_own, own), (w_kv8, kv8) = memory(), memory("--kv-dtype", "fp8")
+    assert w_own == w_kv8 == f"bf16, {stored}" and kv8["weight_bytes"] == own["weight_bytes"]
+    assert 2 * kv8["kv_cache_bytes"] == own["kv_cache_bytes"]  # one byte an element where bf16 takes two
+    # fp8 activations narrow the norm scales, biases and tables (stored at the activation dtype), not the matrices
+    w_act8, act8 = memory("--act-dtype", "fp8")
+    assert stored in w_act8.split(", ") and 0.9 * own["weight_bytes"] < act8["weight_bytes"] < own["weight_bytes"]
+    w_bf16, bf16 = memory("--weight-dtype", "bf16")
+    assert w_bf16 == "bf16" and bf16["weight_bytes"] > 1.5 * own["weight_bytes"]
+    assert main(["report", model, "--phase", "decode", "--kv-dtype", "fp8", "--tp", "8"]) == 0
+    assert "activations bf16, KV cache fp8" in capsys.readouterr().out
