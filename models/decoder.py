@@ -452,7 +452,7 @@ class DecoderConfig:
                          f"positions; the figures extrapolate a model that cannot run this long")
         if self.stores_own_weights(options):
             p = self.precision(options)
-            notes.append(f"weights stored as {self.weight_dtype.name} (config.json quantization_config); "
+            notes.append(f"weights stored as {self.weight_dtype} (config.json quantization_config); "
                          + (f"activations and KV cache {p.act.name}" if p.act == p.kv else
                             f"activations {p.act.name}, KV cache {p.kv.name}"))
         if options.tp > 1:
