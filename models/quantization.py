@@ -79,7 +79,7 @@ import re
 
 import attrs
 
-from opgraph.core.tensor import FP8, INT4, INT8, MXFP4, NVFP4, DType
+from opgraph.core.tensor import FP8, FP8_TENSOR, INT4, INT8, MXFP4, NVFP4, DType
 from opgraph.errors import OpgraphError
 
 METHODS = ("fp8", "mxfp4", "modelopt", "awq", "gptq", "compressed-tensors")
@@ -260,7 +260,7 @@ def _fp8(f: _Fields) -> WeightFormat:
     _not_dequantized(f)
     block = f.get("weight_block_size")
     if block is None:
-        dt = attrs.evolve(FP8, tensor_bits=32)
+        dt = FP8_TENSOR
     else:
         if (not isinstance(block, list) or len(block) != 2
                 or not all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in block)):
@@ -281,7 +281,7 @@ def _modelopt(f: _Fields) -> WeightFormat:
         algo = algo.upper()  # ModelOpt may write fp8_pb_wo
     if algo not in MODELOPT_ALGOS:
         raise f.error("quant_algo", f"{f.q.get('quant_algo')!r} is not supported; valid: {', '.join(MODELOPT_ALGOS)}")
-    dt = {"NVFP4": NVFP4, "FP8": attrs.evolve(FP8, tensor_bits=32), "FP8_PB_WO": FP8.blocked(128, 128),
+    dt = {"NVFP4": NVFP4, "FP8": FP8_TENSOR, "FP8_PB_WO": FP8.blocked(128, 128),
           "FP8_PER_CHANNEL_PER_TOKEN": attrs.evolve(FP8, scale_bits=32), "MXFP8": FP8.grouped(32, scale_bits=8)}[algo]
     group = f.get("group_size")
     if group is None and isinstance(f.q.get("config_groups"), dict):  # the flat config.json form

@@ -40,7 +40,7 @@ import numpy as np
 
 from opgraph.analysis.serve import ENGINES, Engine, serve, with_limits
 from opgraph.analysis.validate import Stats
-from opgraph.core.tensor import BF16, FP8, Precision
+from opgraph.core.tensor import BF16, FP8, FP8_BLOCK128, FP8_TENSOR, Precision
 from opgraph.errors import OpgraphError
 from opgraph.files import planfile
 from opgraph.files.serving_measurements import CLIENTS, ServingMeasurement
@@ -123,8 +123,9 @@ class ServingValidation:
 def precision(row: ServingMeasurement) -> Precision | None:
     """The storage the row's GEMM label says, as opgraph builds it (None: the preset's own); an OpgraphError for a
     label this does not map (a resolver may know the checkpoint behind it: opgraph.choices.serving_row)."""
-    if row.gemm in ("fp8", "fp8_block"):
-        return Precision(weight=FP8, act=FP8, kv=FP8 if row.kv_dtype == "fp8" else BF16)
+    if row.gemm in ("fp8", "fp8_block"):  # W8A8: each GEMM quantizes its bf16 input, as engines run fp8 checkpoints
+        weight = FP8_TENSOR if row.gemm == "fp8" else FP8_BLOCK128
+        return Precision(weight=weight.with_input_quantized(), act=BF16, kv=FP8 if row.kv_dtype == "fp8" else BF16)
     if row.gemm:
         raise OpgraphError(f"GEMMs in {row.gemm} (not built as measured)")
     if row.kv_dtype:

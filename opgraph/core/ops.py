@@ -20,7 +20,7 @@ import attrs
 
 from opgraph.core import checks
 from opgraph.errors import OpgraphError
-from opgraph.core.tensor import DType, Role, Tensor, nbytes
+from opgraph.core.tensor import DTYPES, DType, Role, Tensor, nbytes
 from opgraph.core.sizes import is_int, maximum, minimum, size_function
 
 # Op categories as sets, so rules can speak of them (tinygrad's GroupOp habit).
@@ -84,12 +84,13 @@ class Op:
 
     @property
     def compute_dtype(self) -> DType:
-        """The precision the arithmetic runs at: that of the first non-weight input
-        (weight-only quantized weights are dequantized to the activation type)."""
+        """The operand type the arithmetic runs at: that of the first non-weight input (weight-only quantized weights
+        are dequantized to it), or a narrower weight's that quantizes its input (DType.quantizes_input: W8A8)."""
+        act = next((t.dtype for t in self.inputs if t.role is not Role.WEIGHT), self.inputs[0].dtype)
         for t in self.inputs:
-            if t.role is not Role.WEIGHT:
-                return t.dtype
-        return self.inputs[0].dtype
+            if t.role is Role.WEIGHT and t.dtype.quantizes_input and t.dtype.bits < act.bits:
+                return DTYPES[t.dtype.name]  # the operand type alone: its scales are the weight's storage
+        return act
 
 
 def _rows(x: Tensor) -> int:

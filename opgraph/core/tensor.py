@@ -26,6 +26,12 @@ class DType:
     - `zero_bits`: one zero point of that many bits per scale block, packed (AWQ/GPTQ's int4 qzeros).
     - `tensor_bits`: bits stored once per matrix (NVFP4's fp32 per-tensor global scale).
     - `index_bits`: bits stored per input column of each matrix (GPTQ's g_idx: an int32 group index each).
+
+    `quantizes_input` (a weight's type): the GEMMs that read the weight quantize their activation input to the
+    weight's operand type each call, so the product runs on that type's matrix units while the activations between
+    kernels keep their own type (W8A8: vLLM's Fp8LinearMethod and TensorRT-LLM's fp8 linears quantize a bf16 input
+    per token or per tensor; W4A4: NVFP4 on Blackwell). Without it a weight narrower than the activations is
+    weight-only: dequantized in the GEMM and multiplied at the activations' type.
     """
 
     name: str
@@ -37,6 +43,7 @@ class DType:
     tensor_bits: int = 0
     index_bits: int = 0
     label: str = ""
+    quantizes_input: bool = False
 
     def __attrs_post_init__(self) -> None:
         for f in ("bits", "group_size", "scale_bits", "block_rows", "zero_bits", "tensor_bits", "index_bits"):
@@ -49,6 +56,9 @@ class DType:
             raise OpgraphError(f"dtype {self.name!r}: group_size, block_rows and zero_bits need scales (scale_bits > 0)")
 
     def __str__(self) -> str:
+        return self._format() + (f" (w{self.bits}a{self.bits})" if self.quantizes_input else "")
+
+    def _format(self) -> str:
         if self.label:
             return self.label
         if not self.scale_bits:
@@ -61,6 +71,10 @@ class DType:
             text = f"{self.name}/row"
         return text + ("+zp" if self.zero_bits else "") + ("+gidx" if self.index_bits else "") + (
             "+ts" if self.tensor_bits else "")
+
+    def with_input_quantized(self, on: bool = True) -> "DType":
+        """This weight type with its GEMMs' input quantized to it (`on`) or dequantized weight-only (see the class)."""
+        return attrs.evolve(self, quantizes_input=on)
 
     def grouped(self, group_size: int, scale_bits: int = 16, zero_bits: int = 0) -> "DType":
         """This type with one scale (fp16 by default) per group of `group_size` elements along each row, and a
@@ -92,6 +106,8 @@ MXFP4 = DType("fp4", 4, group_size=32, scale_bits=8, label="mxfp4")
 # Block-scaled fp8 as DeepSeek-V3 and Qwen3-FP8 store it: e4m3 weights, one fp32 scale (weight_scale_inv) per
 # 128 x 128 block, ceil(rows/128) x ceil(cols/128) of them.
 FP8_BLOCK128 = FP8.blocked(128, 128)
+# Per-tensor fp8 (vLLM's Fp8Config without weight_block_size, ModelOpt's FP8): one fp32 scale per matrix.
+FP8_TENSOR = attrs.evolve(FP8, tensor_bits=32)
 
 # The one dtype table; the lists below name subsets of it. nvfp4 and mxfp4 are keyed by their format (label);
 # their `name` is fp4, the operand type (see DType).

@@ -106,6 +106,25 @@ def test_a_matmul_is_classed_by_its_compute_dtype():
     assert gemm_class("fp16") == GEMM and gemm_class("fp8") == GEMM_FP8
 
 
+def test_a_weight_that_quantizes_its_input_multiplies_at_its_own_type():
+    """W8A8: fp8 weights whose GEMM quantizes the bf16 activations run on the fp8 units (2 x m x n x k FLOPs at the
+    fp8 peak), while the activations it reads and writes stay bf16 (2 bytes an element); a 4-bit weight-only
+    int4 beside bf16 activations still multiplies in bf16."""
+    m, n, k = 8, 4096, 4096
+    w8a8 = one_gemm(Precision(FP8.with_input_quantized(), BF16, BF16), m, n, k)
+    [op] = ops(w8a8)
+    assert op.compute_dtype == FP8 and classify([op]) == GEMM_FP8
+    assert [t.dtype.bits for t in op.inputs] == [16, 8] and op.outputs[0].dtype == BF16
+    assert op.flops == 2 * m * n * k
+    assert str(op.inputs[1].dtype) == "fp8 (w8a8)"
+    h100 = hardware.load("h100-sxm")
+    cost = analyze(w8a8, ONE_KERNEL, h100).blocks[0].ops[0].cost
+    assert cost.compute_s == pytest.approx(2 * m * n * k / h100.matrix_rate(FP8))
+    assert cost.traffic.bytes == m * k * 2 + n * k + m * n * 2  # bf16 in, fp8 weight, bf16 out
+    wider = one_gemm(Precision(BF16.with_input_quantized(), FP8, FP8))  # a weight wider than its input: as given
+    assert ops(wider)[0].compute_dtype == FP8
+
+
 def test_inside_a_fused_kernel_each_matmul_is_priced_by_its_own_class():
     """A fused attention kernel (projection, scores, softmax, values) at fp8: the kernel is attention, its
     projection's work is gemm_fp8's."""

@@ -367,7 +367,8 @@ def test_a_bad_token_budget_names_the_column(tmp_path):
 
 
 def test_a_rows_fp8_kv_cache_is_built_and_halves_the_cache_it_reads(tmp_path):
-    # the row is served with fp8 weights, activations and KV cache; its decodes read half the KV bytes (long outputs:
+    # the row is served with fp8 weights whose GEMMs quantize their bf16 input (W8A8, as vLLM runs an fp8 checkpoint)
+    # and an fp8 KV cache; its decodes read half the KV bytes (long outputs:
     # its iterations mostly decodes, whose time that changes, not prompts' launched kernel by kernel)
     f = tmp_path / "kv.csv"
     f.write_text("model,gpu,engine,tp,concurrency,prompt_tokens,output_tokens,ttft_ms,tpot_ms,gemm_quant_mode,kv_dtype\n"
@@ -377,8 +378,9 @@ def test_a_rows_fp8_kv_cache_is_built_and_halves_the_cache_it_reads(tmp_path):
     rows = serving_measurements.read(f)
     from opgraph.analysis.serving_validate import precision
     from opgraph.core.tensor import BF16, FP8, Precision
-    assert precision(rows[0]) == Precision(weight=FP8, act=FP8, kv=FP8)
-    assert precision(rows[1]) == Precision(weight=FP8, act=FP8, kv=BF16)
+    w8a8 = attrs.evolve(FP8, tensor_bits=32, quantizes_input=True)  # one fp32 scale per matrix
+    assert precision(rows[0]) == Precision(weight=w8a8, act=BF16, kv=FP8)
+    assert precision(rows[1]) == Precision(weight=w8a8, act=BF16, kv=BF16)
     v = validate_serving(rows, serving_row, str(f))
     fp8_kv, bf16_kv = v.predictions
     assert fp8_kv.tpot_s < bf16_kv.tpot_s  # decode attention reads half the bytes

@@ -3,7 +3,8 @@
 A kernel that multiplies matrices (and computes no attention scores) is a GEMM. Its class is that of its first
 matrix product's compute dtype (op.compute_dtype: the activations' type, the operands the matrix units multiply):
 bf16 and fp16 are `gemm`, any other `gemm_<dtype>` (gemm_fp8: fp8 activations times fp8 weights on the fp8 tensor
-cores; weights quantized weight-only multiply at the activations' type, so they stay `gemm`). The roofline already
+cores, the activations fp8 throughout or quantized by the GEMM, W8A8 (DType.quantizes_input); weights quantized
+weight-only multiply at the activations' type, so they stay `gemm`). The roofline already
 takes that dtype's matrix peak; a class adds its own efficiencies and fixed cost, and a calibration without a
 gemm_<dtype> table prices those GEMMs by its `gemm` one.
 
