@@ -30,6 +30,14 @@ tensors         pack-quantized (int4/int8, group or channel): packed values,    
                 not symmetric, g_idx if actorder is "group", weight_shape int32  weight_shape)
                 [2] per matrix
 
+Which GEMMs quantize their input to the weights' type (DType.quantizes_input: W8A8, W4A4), as the engines' linear
+methods run them on a GPU with matrix units for that type (one without runs them weight-only: Graph.weight_only):
+fp8, either activation_scheme (dynamic: per-token or per-token-group scales; static: a per-tensor input_scale; vLLM's
+Fp8LinearMethod); modelopt NVFP4, FP8, FP8_PER_CHANNEL_PER_TOKEN and MXFP8 (vLLM's modelopt.py); compressed-tensors
+whose group has input_activations of the weights' bits and type. Weight-only (multiplied at the activations' type):
+modelopt FP8_PB_WO, mxfp4 (gpt-oss: Hopper's kernels take bf16 activations; Blackwell kernels that quantize them to
+mxfp8 are not modelled), awq, gptq, and compressed-tensors without input_activations.
+
 Bytes are the checkpoint's tensors. Two engine details they do not follow: vLLM upcasts bf16 block scales (as
 Qwen3.5-FP8 stores them) to fp32, which is what is counted for `fp8` (DeepSeek-V3 stores fp32); and Marlin
 kernels drop symmetric GPTQ's zero points and, without desc_act, its g_idx after loading (about 0.8% and K*4
@@ -37,16 +45,15 @@ bytes per matrix of a g128 int4 weight). A static activation scale (`input_scale
 to the activations and is not counted.
 
 Keys read but that do not change the weights' bytes (validated where they have fixed choices, else ignored):
-fp8: activation_scheme (dynamic|static), fmt (e4m3|e5m2, both one byte), scale_fmt (DeepSeek-V3.1's ue8m0:
-scale values, still stored fp32). mxfp4: none. modelopt: producer, kv_cache_quant_algo (read into `kv_cache`),
+fp8: activation_scheme (dynamic|static: W8A8 either way, above), fmt (e4m3|e5m2, both one byte), scale_fmt
+(DeepSeek-V3.1's ue8m0: scale values, still stored fp32). mxfp4: none. modelopt: producer, kv_cache_quant_algo (read into `kv_cache`),
 group_size (checked against the algorithm's). awq: version (gemm only), backend, do_fuse, fuse_max_seq_len,
 modules_to_fuse, exllama_config. gptq: desc_act, sym (GPTQ checkpoints store qzeros and g_idx either way),
 damp_percent, damp_auto_increment, static_groups, true_sequential, model_name_or_path, model_file_base_name,
 quantizer, meta, pack_dtype, format, checkpoint_format (gptq|gptq_v2), use_exllama, exllama_config,
 use_cuda_fp16, cache_block_outputs, batch_size, tokenizer, dataset, max_input_length, module_name_preceding_
 first_block, mse, v2, v2_alpha. compressed-tensors: quantization_status, global_compression_ratio, version,
-config_groups.*.input_activations / output_activations (activations), weights.observer / observer_kwargs /
-dynamic (false) / block_structure (null) / actorder (null|false|"weight"|"group": "group" adds g_idx).
+config_groups.*.output_activations, weights.observer / observer_kwargs / dynamic (false) / block_structure (null) / actorder (null|false|"weight"|"group": "group" adds g_idx).
 
 Which modules a format covers (dtype_for). Names are Hugging Face module paths without "model.layers.N."
 ("self_attn.q_proj", "mlp.experts.gate_up_proj", "mlp.router", "embed_tokens", "lm_head"):
@@ -84,6 +91,7 @@ from opgraph.errors import OpgraphError
 
 METHODS = ("fp8", "mxfp4", "modelopt", "awq", "gptq", "compressed-tensors")
 MODELOPT_ALGOS = ("NVFP4", "FP8", "FP8_PB_WO", "FP8_PER_CHANNEL_PER_TOKEN", "MXFP8")
+WEIGHT_ONLY_ALGOS = ("FP8_PB_WO",)  # "WO": weight-only; ModelOpt's other algorithms quantize the activations too
 ROUTERS = ("gate", "router", "shared_expert_gate")
 EMBEDDINGS = ("embed_tokens", "embed_positions")
 TOP_LEVEL = ("lm_head", "norm", "embed_tokens", "embed_positions")
@@ -255,7 +263,7 @@ def _not_dequantized(f: _Fields) -> None:
 
 def _fp8(f: _Fields) -> WeightFormat:
     f.choice("fmt", ("e4m3", "e5m2"), "e4m3")
-    f.choice("activation_scheme", ("dynamic", "static"), "dynamic")
+    f.choice("activation_scheme", ("dynamic", "static"), "dynamic")  # either way the GEMMs take fp8 input: W8A8
     f.ignore("scale_fmt")
     _not_dequantized(f)
     block = f.get("weight_block_size")
@@ -267,7 +275,7 @@ def _fp8(f: _Fields) -> WeightFormat:
             raise f.error("weight_block_size", f"must be [rows, cols] of positive integers, got {block!r}")
         dt = FP8.blocked(block[0], block[1])
     exclude = f.patterns("modules_to_not_convert", "ignored_layers")
-    return WeightFormat("fp8", dt, exclude, f.where)
+    return WeightFormat("fp8", dt.with_input_quantized(), exclude, f.where)
 
 
 def _mxfp4(f: _Fields) -> WeightFormat:
@@ -283,6 +291,7 @@ def _modelopt(f: _Fields) -> WeightFormat:
         raise f.error("quant_algo", f"{f.q.get('quant_algo')!r} is not supported; valid: {', '.join(MODELOPT_ALGOS)}")
     dt = {"NVFP4": NVFP4, "FP8": FP8_TENSOR, "FP8_PB_WO": FP8.blocked(128, 128),
           "FP8_PER_CHANNEL_PER_TOKEN": attrs.evolve(FP8, scale_bits=32), "MXFP8": FP8.grouped(32, scale_bits=8)}[algo]
+    dt = dt.with_input_quantized(algo not in WEIGHT_ONLY_ALGOS)
     group = f.get("group_size")
     if group is None and isinstance(f.q.get("config_groups"), dict):  # the flat config.json form
         groups = list(f.q["config_groups"].values())
@@ -379,6 +388,12 @@ def _compressed(f: _Fields) -> WeightFormat:
         dt = attrs.evolve(base.grouped(group if strategy == "group" else 0, scale_bits=16,
                                        zero_bits=0 if sym else bits),
                           tensor_bits=64, index_bits=32 if actorder == "group" else 0)
+    acts = g.get("input_activations")
+    if acts is not None and (not isinstance(acts, dict) or (acts.get("num_bits"), acts.get("type")) != (bits, typ)):
+        raise f.error(f"{key}.input_activations", f"{acts!r}: activations quantized unlike the weights are not "
+                                                   f"supported; valid: null (weight-only) or {bits}-bit {typ} as the "
+                                                   f"weights (W{bits}A{bits})")
+    dt = dt.with_input_quantized(acts is not None)
     kv = f.get("kv_cache_scheme")
     kv_dt = None
     if kv is not None:

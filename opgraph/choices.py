@@ -364,7 +364,7 @@ def serving_row(row):
     is missing.
 
     The storage: the preset's own for an empty label, fp8 weights whose GEMMs quantize their bf16 input (W8A8) for
-    fp8 and fp8_block (serving_validate.precision), the checkpoint's own 4-bit weights for nvfp4 where the preset's checkpoint
+    fp8 and fp8_block (serving_validate.precision; the checkpoint's own where it stores fp8, as DeepSeek-R1 does), the checkpoint's own 4-bit weights for nvfp4 where the preset's checkpoint
     stores fp4 weights (the label aiconfigurator gives gpt-oss's MXFP4 experts, which Hopper runs with bf16
     activations), and a CHECKPOINT_FORMATS entry where one is known."""
     from opgraph.analysis.serving_validate import precision
@@ -379,6 +379,8 @@ def serving_row(row):
     if (row.model, row.gemm) in CHECKPOINT_FORMATS:
         fmt = quantization.read(CHECKPOINT_FORMATS[row.model, row.gemm], f"{row.model} as {row.gemm} checkpoint")
         preset = attrs.evolve(preset, weight_dtype=fmt.dtype, weight_format=fmt)
+    elif row.gemm in ("fp8", "fp8_block") and own is not None and own.name == "fp8":
+        stored = attrs.evolve(precision(row), weight=own)  # the checkpoint's own fp8 (DeepSeek's blocks), W8A8
     elif not (row.gemm == "nvfp4" and own is not None and own.name == "fp4"):
         stored = precision(row)
     options = BuildOptions(stored, tp=row.tp, pp=row.pp, dp=row.dp, ep=row.ep)

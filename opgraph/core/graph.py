@@ -124,6 +124,23 @@ class Graph:
         """Bytes to store the weights, each shared tensor once."""
         return sum(t.nbytes for t in self.weights())
 
+    def quantized_inputs(self) -> frozenset[str]:
+        """The operand types of weights whose GEMMs quantize their input to them (DType.quantizes_input: W8A8)."""
+        return frozenset(t.dtype.name for t in self.weights() if t.dtype.quantizes_input)
+
+    def weight_only(self, types: Iterable[str]) -> "Graph":
+        """This graph with the input-quantizing weights of operand types `types` made weight-only (dequantized in
+        the GEMM, multiplied at the activations' type): how a GPU without those types' matrix units runs them (vLLM's
+        Marlin fp8 kernels on Ampere, its fp4 ones on Hopper). This same graph when there are none."""
+        types = set(types)
+        swap = {t.name: attrs.evolve(t, dtype=t.dtype.with_input_quantized(False)) for t in self.weights()
+                if t.dtype.quantizes_input and t.dtype.name in types}
+        if not swap:
+            return self
+        changed = [attrs.evolve(op, inputs=[swap.get(t.name, t) for t in op.inputs])
+                   if any(t.name in swap for t in op.inputs) else op for op in self.ops.values()]
+        return Graph(changed, self.outputs, self.name)
+
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, {len(self.ops)} ops)"
 

@@ -126,6 +126,8 @@ class BlockCost:
     graph: Graph = attrs.field(eq=False, repr=False)
     partition: Partition = attrs.field(eq=False, repr=False)
     kernel_s: dict[str, float] = attrs.field(factory=dict)  # each kernel's expected seconds, by kernel name
+    # operand types whose input-quantizing (W8A8) weights ran weight-only here: the GPU has no matrix rate for them
+    weight_only: frozenset[str] = frozenset()
 
     @property
     def kernels(self) -> tuple[Kernel, ...]:
@@ -296,7 +298,10 @@ def _overlap_comm(graph: Graph, rooflines: dict[str, Roofline], totals: Roofline
 
 
 def block_cost(name: str, count: int, graph: Graph, part: Partition, hw: Hardware) -> BlockCost:
-    """Per-op and total cost of one instance of a block, fused as `part` says."""
+    """Per-op and total cost of one instance of a block, fused as `part` says. Weights whose GEMMs quantize their input
+    to a type the GPU cannot multiply run weight-only (Graph.weight_only), as engines fall back on such a GPU."""
+    unrated = frozenset(n for n in graph.quantized_inputs() if not hw.multiplies(n))
+    graph = graph.weight_only(unrated)
     traffic = op_traffic(graph, part)
     rooflines = {}
     for op_name, op in graph.ops.items():
@@ -321,7 +326,7 @@ def block_cost(name: str, count: int, graph: Graph, part: Partition, hw: Hardwar
                sizes[part.kernel_of[n]] > 1 and not rooflines[n].bytes and not op.wire_bytes)
         for n, op in graph.ops.items()
     )
-    return BlockCost(name, count, ops, totals, graph, part, kernels)
+    return BlockCost(name, count, ops, totals, graph, part, kernels, unrated)
 
 
 def analyze(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:

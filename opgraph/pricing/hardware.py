@@ -64,6 +64,10 @@ class Hardware:
                            f"(it has: {', '.join(self.matrix_flops)}); pick a dtype it supports (--dtype, where "
                            f"the model does not fix the op's format) or another --hardware")
 
+    def multiplies(self, name: str) -> bool:
+        """Whether the chip has matrix units for operands of type `name` (a DType.name)."""
+        return name in self.matrix_flops
+
     def ridge(self, dt: DType) -> float:
         """FLOP/byte above which a matmul in `dt` is compute-bound."""
         return self.matrix_rate(dt) / self.bandwidth

@@ -57,7 +57,8 @@ def _phase_dict(p: PhaseCost) -> dict:
     model.update({k: v for k, v in _roofline_dict(p.totals).items()
                   if k in ("flops", "bytes", "intensity", "bound", "roofline_s", "expected_s")})
     model.update(throughput(p))
-    out = {**p.phase.describe(), "gpus": p.gpus, "notes": list(p.notes), "blocks": [_block_dict(b) for b in p.blocks],
+    out = {**p.phase.describe(), "gpus": p.gpus, "notes": list(p.notes + pricing_notes(p)),
+           "blocks": [_block_dict(b) for b in p.blocks],
            "top_kernels": [{"block": b.name, "count": b.count, "kernel": k.name, "ops": list(k.ops), "class": k.kind,
                             "bound": k.bound, "expected_s": b.count * k.cost.expected_s,
                             "expected_share": b.count * k.cost.expected_s / p.totals.expected_s}
@@ -291,11 +292,18 @@ def summary(r: Report, fmt: str) -> list[str]:
 
 def pricing_notes(p: PhaseCost) -> tuple[str, ...]:
     """What a reader must know of how the kernels were priced: op kinds no class names (a kind a user registered),
-    and kernels that hold a collective beside other work (the megakernel plan under --tp)."""
+    input-quantizing GEMMs the GPU runs weight-only, and kernels that hold a collective beside other work (the
+    megakernel plan under --tp)."""
     ops = [op for b in p.blocks for op in b.graph.ops.values()]
     notes = tuple(f"op kind {kind!r} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}) has no kernel class "
                   f"of its own: its expected time is priced as elementwise (a class is one file in "
                   f"opgraph/pricing/kinds)" for kind, names in unclassed(ops).items())
+    dequantized = sorted({n for b in p.blocks for n in b.weight_only})
+    if dequantized:
+        notes += (f"{p.hardware.name} has no {'/'.join(dequantized)} matrix rate: the checkpoint's "
+                  f"{'/'.join(dequantized)} GEMMs, which quantize their input where a GPU has one (W8A8, W4A4), run "
+                  f"weight-only, dequantized to the activations' type, as engines fall back on it (vLLM's Marlin "
+                  f"kernels)",)
     mixed = [k.label for b in p.blocks for k in b.kernel_costs()
              if k.kind in ("collective", "all_to_all") and len(k.ops) > 1]
     if not mixed:

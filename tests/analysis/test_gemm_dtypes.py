@@ -125,6 +125,20 @@ def test_a_weight_that_quantizes_its_input_multiplies_at_its_own_type():
     assert ops(wider)[0].compute_dtype == FP8
 
 
+def test_a_gpu_without_the_weights_type_runs_an_input_quantizing_gemm_weight_only():
+    """An A100 has no fp8 matrix units: a W8A8 GEMM runs as vLLM's Marlin kernel runs it there, fp8 weights dequantized
+    and multiplied in bf16 (the bf16 peak, class gemm), reading the same bytes; the block says which type fell back."""
+    m, n, k = 64, 4096, 4096
+    w8a8 = one_gemm(Precision(FP8.with_input_quantized(), BF16, BF16), m, n, k)
+    a100, h100 = hardware.load("a100-sxm"), hardware.load("h100-sxm")
+    on_a100, on_h100 = (analyze(w8a8, ONE_KERNEL, hw).blocks[0] for hw in (a100, h100))
+    assert on_a100.weight_only == {"fp8"} and on_h100.weight_only == frozenset()
+    assert on_a100.ops[0].cost.compute_s == pytest.approx(2 * m * n * k / a100.matrix_flops["bf16"])
+    assert on_a100.ops[0].cost.traffic == on_h100.ops[0].cost.traffic
+    assert [k.kind for k in on_a100.kernel_costs()] == [GEMM] and [k.kind for k in on_h100.kernel_costs()] == [GEMM_FP8]
+    assert str(on_a100.graph.ops["gemm"].inputs[1].dtype) == "fp8"
+
+
 def test_inside_a_fused_kernel_each_matmul_is_priced_by_its_own_class():
     """A fused attention kernel (projection, scores, softmax, values) at fp8: the kernel is attention, its
     projection's work is gemm_fp8's."""

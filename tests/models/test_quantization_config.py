@@ -57,7 +57,8 @@ def test_gpt_oss_mxfp4():
 
 def test_deepseek_v3_block_fp8():
     f = read(DEEPSEEK_V3, WHERE)
-    assert f.dtype == FP8.blocked(128, 128) and f.dtype.scale_bits == 32
+    # W8A8: vLLM's Fp8LinearMethod quantizes each GEMM's input (activation_scheme dynamic: per token group of 128)
+    assert f.dtype == FP8.blocked(128, 128).with_input_quantized() and f.dtype.scale_bits == 32
     assert f.dtype_for("self_attn.q_b_proj") == f.dtype
     assert f.dtype_for("mlp.experts.0.gate_proj") == f.dtype
     # the router (mlp.gate), the embeddings and lm_head are stored bf16 in the checkpoint
@@ -67,8 +68,8 @@ def test_deepseek_v3_block_fp8():
 def test_qwen3_fp8_per_layer_exclusions():
     f = read(QWEN3_FP8, WHERE)
     assert f.per_layer
-    assert f.dtype_for("self_attn.q_proj") == FP8.blocked(128, 128)
-    assert f.dtype_for("mlp.experts.3.up_proj") == FP8.blocked(128, 128)
+    assert f.dtype_for("self_attn.q_proj") == FP8.blocked(128, 128).with_input_quantized()
+    assert f.dtype_for("mlp.experts.3.up_proj") == FP8.blocked(128, 128).with_input_quantized()
     assert f.excludes("mlp.gate", layer=1) and not f.excludes("mlp.gate", layer=2)
     assert f.excludes("mlp.gate")  # without a layer: excluded in some layer
 
@@ -76,23 +77,24 @@ def test_qwen3_fp8_per_layer_exclusions():
 def test_modelopt_nvfp4_whole_file_and_block():
     for q in (MODELOPT_FILE, MODELOPT_FILE["quantization"]):
         f = read(q, "hf_quant_config.json")
-        assert f.dtype is NVFP4 and f.kv_cache is None
-        assert f.dtype_for("mlp.experts.0.down_proj") is NVFP4
+        w4a4 = NVFP4.with_input_quantized()  # ModelOpt's NVFP4 linears quantize their input to NVFP4 too
+        assert f.dtype == w4a4 and f.kv_cache is None
+        assert f.dtype_for("mlp.experts.0.down_proj") == w4a4
         assert f.dtype_for("self_attn.q_proj", layer=0) is None  # "model.layers.0.self_attn*"
-        assert f.dtype_for("self_attn.q_proj", layer=5) is NVFP4
+        assert f.dtype_for("self_attn.q_proj", layer=5) == w4a4
 
 
 def test_modelopt_flat_config():
     f = read(MODELOPT_FLAT, WHERE)
-    assert f.dtype is NVFP4 and f.kv_cache == FP8
+    assert f.dtype == NVFP4.with_input_quantized() and f.kv_cache == FP8
     assert f.dtype_for("lm_head") is None
 
 
 @pytest.mark.parametrize("algo,check", [
-    ("FP8", lambda d: d.name == "fp8" and d.tensor_bits == 32 and not d.scale_bits),
-    ("fp8_pb_wo", lambda d: d == FP8.blocked(128, 128)),
-    ("FP8_PER_CHANNEL_PER_TOKEN", lambda d: d.scale_bits == 32 and not d.group_size),
-    ("MXFP8", lambda d: (d.group_size, d.scale_bits) == (32, 8)),
+    ("FP8", lambda d: d.name == "fp8" and d.tensor_bits == 32 and not d.scale_bits and d.quantizes_input),
+    ("fp8_pb_wo", lambda d: d == FP8.blocked(128, 128)),  # "WO": weight-only, bf16 activations
+    ("FP8_PER_CHANNEL_PER_TOKEN", lambda d: d.scale_bits == 32 and not d.group_size and d.quantizes_input),
+    ("MXFP8", lambda d: (d.group_size, d.scale_bits) == (32, 8) and d.quantizes_input),
 ])
 def test_modelopt_other_algorithms(algo, check):
     assert check(read({"quant_algo": algo, "exclude_modules": []}, WHERE).dtype)
@@ -125,14 +127,27 @@ def test_compressed_tensors_w4a16_and_nvfp4():
     nv = {**CT_W4A16, "format": "nvfp4-pack-quantized", "config_groups": {"group_0": {
         "targets": ["Linear"], "weights": {"num_bits": 4, "type": "float", "strategy": "tensor_group",
                                            "group_size": 16, "symmetric": True, "dynamic": False}}}}
-    assert read(nv, WHERE).dtype is NVFP4
+    assert read(nv, WHERE).dtype == NVFP4  # no input_activations: NVFP4A16, weight-only
+    group = nv["config_groups"]["group_0"]
+    acts = {"num_bits": 4, "type": "float", "strategy": "tensor_group", "group_size": 16, "dynamic": "local"}
+    w4a4 = {**nv, "config_groups": {"group_0": {**group, "input_activations": acts}}}
+    assert read(w4a4, WHERE).dtype == NVFP4.with_input_quantized()
+    assert not read(CT_W4A16, WHERE).dtype.quantizes_input
+
+
+def test_compressed_tensors_activations_unlike_the_weights_are_refused():
+    group = CT_W4A16["config_groups"]["group_0"]
+    w4a8 = {**CT_W4A16, "config_groups": {"group_0": {**group, "input_activations": {"num_bits": 8, "type": "int"}}}}
+    with pytest.raises(OpgraphError, match=r"config_groups\.group_0\.input_activations.*valid: null \(weight-only\) "
+                                           r"or 4-bit int as the weights \(W4A4\)"):
+        read(w4a8, WHERE)
 
 
 def test_hf_naming_and_multimodal_prefixes():
     f = read({**DEEPSEEK_V3, "modules_to_not_convert": ["model.language_model.layers.*.linear_attn",
                                                         "re:.*shared_expert_gate$"]}, WHERE)
     assert f.dtype_for("linear_attn.in_proj_qkvz") is None
-    assert f.dtype_for("self_attn.q_proj") == FP8.blocked(128, 128)
+    assert f.dtype_for("self_attn.q_proj") == FP8.blocked(128, 128).with_input_quantized()
 
 
 # -- errors --------------------------------------------------------------------------------------------------
@@ -179,7 +194,7 @@ def test_not_a_dict():
         read(["fp8"], WHERE)
 
 
-@pytest.mark.parametrize("model, stored", [("gpt-oss-120b", "mxfp4"), ("deepseek-r1", "fp8/b128x128")])
+@pytest.mark.parametrize("model, stored", [("gpt-oss-120b", "mxfp4"), ("deepseek-r1", "fp8/b128x128 (w8a8)")])
 def test_kv_and_activation_dtypes_leave_a_quantized_checkpoints_weights_its_own(model, stored, capsys):
     """--kv-dtype and --act-dtype change those roles alone: the weight matrices stay as the checkpoint's
     quantization_config stores them (gpt-oss's MXFP4 experts, DeepSeek-R1's 128 x 128 fp8 blocks); only --dtype or
@@ -204,3 +219,23 @@ def test_kv_and_activation_dtypes_leave_a_quantized_checkpoints_weights_its_own(
     assert w_bf16 == "bf16" and bf16["weight_bytes"] > 1.5 * own["weight_bytes"]
     assert main(["report", model, "--phase", "decode", "--kv-dtype", "fp8", "--tp", "8"]) == 0
     assert "activations bf16, KV cache fp8" in capsys.readouterr().out
+
+
+def test_an_fp8_checkpoint_multiplies_in_fp8_where_the_gpu_can(capsys):
+    """DeepSeek-V3's fp8 experts and projections quantize their bf16 input (W8A8): on an H100 its MoE and dense GEMMs
+    are the fp8 classes; an A100 has no fp8 matrix units, so there they are the bf16 ones (weight-only, as vLLM's
+    Marlin fp8 kernels run them) and the report's note says why."""
+    import json
+
+    from opgraph.cli import main
+
+    def report(gpu):
+        assert main(["report", "deepseek-v3", "--tp", "8", "--hardware", gpu, "--phase", "decode", "--format",
+                     "json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        [phase] = out["phases"] if isinstance(out["phases"], list) else out["phases"].values()
+        return phase
+    h100, a100 = report("h100-sxm"), report("a100-sxm")
+    assert "moe_fp8" in json.dumps(h100) and "moe_fp8" not in json.dumps(a100)
+    assert any("a100-sxm has no fp8 matrix rate" in n for n in a100["notes"])
+    assert not any("matrix rate" in n for n in h100["notes"])

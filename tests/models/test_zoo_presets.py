@@ -127,7 +127,7 @@ def test_summaries_describe_the_architecture():
     v3 = models.get("deepseek-v3").summary()
     assert (v3["attention"], v3["kv_lora_rank"], v3["q_lora_rank"], v3["kv_cache_per_token"]) == ("mla", 512, 1536, 576)
     assert (v3["experts"], v3["top_k"], v3["shared_experts"], v3["dense_layers"], v3["weight_dtype"]) == (
-        256, 8, 1, 3, "fp8/b128x128")  # e4m3 in 128 x 128 blocks, each with its scale
+        256, 8, 1, 3, "fp8/b128x128 (w8a8)")  # e4m3 in 128 x 128 blocks, each with its scale; fp8 GEMM inputs
     assert models.get("mistral-7b").summary()["window"] == 4096
     assert models.get("gemma-7b").summary()["head_dim"] == 256
     assert models.get("gpt2").summary()["positions"] == 1024
