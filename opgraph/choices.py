@@ -24,6 +24,8 @@ DEFAULT_BATCH = 32
 DEFAULT_LENGTH = {"prefill": 1024, "decode": 1024}  # seq_len, context
 DEFAULT_BATCHES = "1,2,4,...,512"
 GROUPED = ("int4", "int8")  # weight types stored with one fp16 scale per group of a row
+# weight types whose GEMMs quantize a wider input to them (DType.quantizes_input) when --weight-dtype gives them
+INPUT_QUANTIZED = ("fp8", "nvfp4")
 DEFAULT_GROUP = 128
 MAX_POINTS = 10**7  # points in one sweep: about 1 GB of results
 
@@ -101,6 +103,8 @@ def precision(source, *, dtype_: str | None = None, weight: str | None = None, a
         raise OpgraphError(f"--group-size applies to int4/int8 weights, but --weight-dtype is {names['weight']}")
     else:
         w = dtype(names["weight"])
+        if names["weight"] in INPUT_QUANTIZED and w.bits < dtype(names["act"]).bits:
+            w = w.with_input_quantized()  # as engines serve them: vLLM's --quantization fp8 is W8A8
     tables = dtype(names["table"]) if "table" in names else None
     states = dtype(names["state"]) if "state" in names else None
     return Precision(weight=w, act=dtype(names["act"]), kv=dtype(names["kv"]), tables=tables, state=states)

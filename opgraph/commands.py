@@ -105,7 +105,9 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type, serving
         g = p.add_argument_group("precision")
         g.add_argument("--dtype", metavar="DTYPE", help=f"one dtype for weights, activations and KV cache: "
                        f"{', '.join(choices.STORAGE_DTYPES)} (default: the model's own)")
-        for role, what in (("weight", "matrix weights (norm scales and biases stay at the activation dtype)"),
+        for role, what in (("weight", "matrix weights (norm scales and biases stay at the activation dtype; fp8 "
+                                      "and nvfp4 GEMMs quantize their input to it where the GPU multiplies it, W8A8 "
+                                      "as vLLM's --quantization fp8, else run weight-only like int4 and int8)"),
                            ("act", "activations; also the precision matmuls compute at"), ("kv", "the KV cache")):
             g.add_argument(f"--{role}-dtype", metavar="DTYPE", help=f"dtype of {what} (default: --dtype)")
         g.add_argument("--state-dtype", metavar="DTYPE", help="dtype of the recurrent state of state-space and "

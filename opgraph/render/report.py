@@ -300,9 +300,9 @@ def pricing_notes(p: PhaseCost) -> tuple[str, ...]:
                   f"opgraph/pricing/kinds)" for kind, names in unclassed(ops).items())
     dequantized = sorted({n for b in p.blocks for n in b.weight_only})
     if dequantized:
-        notes += (f"{p.hardware.name} has no {'/'.join(dequantized)} matrix rate: the checkpoint's "
-                  f"{'/'.join(dequantized)} GEMMs, which quantize their input where a GPU has one (W8A8, W4A4), run "
-                  f"weight-only, dequantized to the activations' type, as engines fall back on it (vLLM's Marlin "
+        notes += (f"{p.hardware.name} has no {'/'.join(dequantized)} matrix rate: the {'/'.join(dequantized)} GEMMs, "
+                  f"which quantize their input to the weights' type on a GPU that has one (W8A8, W4A4), run "
+                  f"weight-only here, dequantized to the activations' type, as engines fall back (vLLM's Marlin "
                   f"kernels)",)
     mixed = [k.label for b in p.blocks for k in b.kernel_costs()
              if k.kind in ("collective", "all_to_all") and len(k.ops) > 1]

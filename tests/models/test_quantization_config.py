@@ -239,3 +239,22 @@ def test_an_fp8_checkpoint_multiplies_in_fp8_where_the_gpu_can(capsys):
     assert "moe_fp8" in json.dumps(h100) and "moe_fp8" not in json.dumps(a100)
     assert any("a100-sxm has no fp8 matrix rate" in n for n in a100["notes"])
     assert not any("matrix rate" in n for n in h100["notes"])
+
+
+@pytest.mark.parametrize("weight, h100_class", [("fp8", "gemm_fp8"), ("int8", "gemm"), ("int4", "gemm")])
+def test_weight_dtype_fp8_is_served_as_engines_quantize_a_checkpoint(weight, h100_class, capsys):
+    """--weight-dtype fp8 under bf16 activations is W8A8, as vLLM's --quantization fp8 serves a bf16 checkpoint (fp8
+    GEMMs on an H100, weight-only on an A100); int8 and int4 stay weight-only (GPTQ-style, Marlin), bf16 GEMMs."""
+    import json
+
+    from opgraph.cli import main
+
+    def kinds(gpu):
+        assert main(["report", "llama-3-8b", "--weight-dtype", weight, "--hardware", gpu, "--phase", "decode",
+                     "--format", "json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        [phase] = out["phases"] if isinstance(out["phases"], list) else out["phases"].values()
+        return {k["class"] for k in phase["top_kernels"]}, out["precision"]["weights"]
+    (on_h100, stored), (on_a100, _) = kinds("h100-sxm"), kinds("a100-sxm")
+    assert h100_class in on_h100 and "gemm_fp8" not in on_a100
+    assert stored.endswith("(w8a8)") == (weight == "fp8")
