@@ -46,14 +46,15 @@ to the activations and is not counted.
 
 Keys read but that do not change the weights' bytes (validated where they have fixed choices, else ignored):
 fp8: activation_scheme (dynamic|static: W8A8 either way, above), fmt (e4m3|e5m2, both one byte), scale_fmt
-(DeepSeek-V3.1's ue8m0: scale values, still stored fp32). mxfp4: none. modelopt: producer, kv_cache_quant_algo (read into `kv_cache`),
-group_size (checked against the algorithm's). awq: version (gemm only), backend, do_fuse, fuse_max_seq_len,
-modules_to_fuse, exllama_config. gptq: desc_act, sym (GPTQ checkpoints store qzeros and g_idx either way),
+(DeepSeek-V3.1's ue8m0: scale values, still stored fp32). mxfp4: none. modelopt: producer, kv_cache_quant_algo
+(read into `kv_cache`), group_size (checked against the algorithm's). awq: version (gemm only), backend, do_fuse,
+fuse_max_seq_len, modules_to_fuse, exllama_config. gptq: desc_act, sym (GPTQ checkpoints store qzeros and g_idx either way),
 damp_percent, damp_auto_increment, static_groups, true_sequential, model_name_or_path, model_file_base_name,
 quantizer, meta, pack_dtype, format, checkpoint_format (gptq|gptq_v2), use_exllama, exllama_config,
 use_cuda_fp16, cache_block_outputs, batch_size, tokenizer, dataset, max_input_length, module_name_preceding_
 first_block, mse, v2, v2_alpha. compressed-tensors: quantization_status, global_compression_ratio, version,
-config_groups.*.output_activations, weights.observer / observer_kwargs / dynamic (false) / block_structure (null) / actorder (null|false|"weight"|"group": "group" adds g_idx).
+config_groups.*.output_activations, weights.observer / observer_kwargs / dynamic (false) / block_structure (null) /
+actorder (null|false|"weight"|"group": "group" adds g_idx).
 
 Which modules a format covers (dtype_for). Names are Hugging Face module paths without "model.layers.N."
 ("self_attn.q_proj", "mlp.experts.gate_up_proj", "mlp.router", "embed_tokens", "lm_head"):

@@ -368,9 +368,10 @@ def serving_row(row):
     is missing.
 
     The storage: the preset's own for an empty label, fp8 weights whose GEMMs quantize their bf16 input (W8A8) for
-    fp8 and fp8_block (serving_validate.precision; the checkpoint's own where it stores fp8, as DeepSeek-R1 does), the checkpoint's own 4-bit weights for nvfp4 where the preset's checkpoint
-    stores fp4 weights (the label aiconfigurator gives gpt-oss's MXFP4 experts, which Hopper runs with bf16
-    activations), and a CHECKPOINT_FORMATS entry where one is known."""
+    fp8 and fp8_block (serving_validate.precision; the checkpoint's own where it stores fp8, as DeepSeek-R1 does),
+    the checkpoint's own 4-bit weights for nvfp4 where the preset's checkpoint stores fp4 weights (the label
+    aiconfigurator gives gpt-oss's MXFP4 experts, which Hopper runs with bf16 activations), and a CHECKPOINT_FORMATS
+    entry where one is known."""
     from opgraph.analysis.serving_validate import precision
     from opgraph.models import quantization
 

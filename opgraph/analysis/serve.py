@@ -239,8 +239,8 @@ HOST_LAUNCH = {"vllm": (25e-6, 156), "sglang": (50e-6, 174), "trtllm": (0.0, 216
 # The engine's own time per iteration, a + b x the requests it runs (Engine.overhead_s, overhead_per_request_s:
 # scheduling, sampling, input preparation and output), fitted the same way with the launches above in place
 # (benchmarks/fit_engine_overhead.py, December 2026, a grid of 0-4 ms and 0-100 µs a request; refitted with the fp8
-# rows W8A8 and the launches above: the same pairs). SGLang's best pair lay
-# on the grid's edge and, widened, at 8 ms + 200 µs; its rows are all large MoE models, and Qwen3.5-397B's measure
+# rows W8A8 and the launches above: the same pairs). SGLang's best pair lay on the grid's edge and, widened, at
+# 8 ms + 200 µs; its rows are all large MoE models, and Qwen3.5-397B's measure
 # TP 8 slower than TP 4 at the same concurrency: a time of the GPU's the pricing misses, not the host's, so none is
 # taken.
 # (a, b, where it comes from)
