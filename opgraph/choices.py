@@ -372,7 +372,7 @@ def serving_row(row):
     the checkpoint's own 4-bit weights for nvfp4 where the preset's checkpoint stores fp4 weights (the label
     aiconfigurator gives gpt-oss's MXFP4 experts, which Hopper runs with bf16 activations), and a CHECKPOINT_FORMATS
     entry where one is known."""
-    from opgraph.analysis.serving_validate import precision
+    from opgraph.analysis.serving_validate import FP8_GEMMS, precision
     from opgraph.models import quantization
 
     if row.model not in models.names():
@@ -384,7 +384,7 @@ def serving_row(row):
     if (row.model, row.gemm) in CHECKPOINT_FORMATS:
         fmt = quantization.read(CHECKPOINT_FORMATS[row.model, row.gemm], f"{row.model} as {row.gemm} checkpoint")
         preset = attrs.evolve(preset, weight_dtype=fmt.dtype, weight_format=fmt)
-    elif row.gemm in ("fp8", "fp8_block") and own is not None and own.name == "fp8":
+    elif row.gemm in FP8_GEMMS and own is not None and own.name == "fp8":
         stored = attrs.evolve(precision(row), weight=own)  # the checkpoint's own fp8 (DeepSeek's blocks), W8A8
     elif not (row.gemm == "nvfp4" and own is not None and own.name == "fp4"):
         stored = precision(row)

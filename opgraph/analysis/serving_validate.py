@@ -120,10 +120,13 @@ class ServingValidation:
         return Stats.of(np.array([getattr(p, f"{metric}_error") for p in predictions]))
 
 
+FP8_GEMMS = ("fp8", "fp8_block")  # the GEMM labels built as fp8 weights (precision)
+
+
 def precision(row: ServingMeasurement) -> Precision | None:
     """The storage the row's GEMM label says, as opgraph builds it (None: the preset's own); an OpgraphError for a
     label this does not map (a resolver may know the checkpoint behind it: opgraph.choices.serving_row)."""
-    if row.gemm in ("fp8", "fp8_block"):  # W8A8: each GEMM quantizes its bf16 input, as engines run fp8 checkpoints
+    if row.gemm in FP8_GEMMS:  # W8A8: each GEMM quantizes its bf16 input, as engines run fp8 checkpoints
         weight = FP8_TENSOR if row.gemm == "fp8" else FP8_BLOCK128
         return Precision(weight=weight.with_input_quantized(), act=BF16, kv=FP8 if row.kv_dtype == "fp8" else BF16)
     if row.gemm:
