@@ -565,8 +565,8 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         if concurrency * per_request > blocks and not queue:
             raise OpgraphError(f"--concurrency {concurrency}: the KV cache holds "
                                f"{blocks_of(blocks, engine.block_tokens)} on each GPU, {per_request:,} for each "
-                               f"request of {longest:,} tokens, so at most {fits:,} requests at once; give --queue to "
-                               f"let the others wait for room")
+                               f"request of {longest:,} tokens, so at most {fits:,} request{'s' if fits != 1 else ''} "
+                               f"at once; give --queue to let the others wait for room")
         if concurrency % lanes:
             raise OpgraphError(f"--concurrency {concurrency}: with --pp {lanes} the engine keeps {lanes} batches in "
                                f"flight, one a stage, each with its share of the requests; give a multiple of {lanes}")

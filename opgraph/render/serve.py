@@ -5,7 +5,7 @@ from __future__ import annotations
 from opgraph.analysis.serve import HOST, Serving, Stats, blocks_of, cached_tokens, hit_tokens
 from opgraph.render import renderer
 from opgraph.render.report import time_model_dict, time_model_line
-from opgraph.render.text import lines, seconds, sig, table, to_csv, to_json
+from opgraph.render.text import counted, lines, seconds, sig, table, to_csv, to_json
 
 METRICS = ("ttft", "tpot", "itl", "e2e")
 WORDS = {"ttft": "time to first token", "tpot": "time per output token (a request's)",
@@ -70,7 +70,7 @@ def as_csv(s: Serving, fmt: str) -> str:
 @renderer(Serving, "table", "markdown")
 def as_text(s: Serving, fmt: str) -> str:
     hw = s.hardware
-    scope = f"{s.gpus} GPUs, {s.replicas} replica(s)" if s.gpus > 1 else "one GPU"
+    scope = f"{s.gpus} GPUs, {counted(s.replicas, 'replica')}" if s.gpus > 1 else "one GPU"
     rows = [[WORDS[m], *(seconds(v) for v in _stats(getattr(s, m)).values())] for m in METRICS]
     rates = [["output tokens/s, all GPUs", sig(s.tokens_per_s)],
              ["output tokens/s per GPU", sig(s.tokens_per_s_per_gpu)],
@@ -82,7 +82,7 @@ def as_text(s: Serving, fmt: str) -> str:
         f"opgraph serve: {s.model} on {hw.display_name} ({hw.name}), {scope}, fusion {s.plan.name}, engine {e.name}",
         (f"benchmark: {s.requests:,} requests per replica, {s.concurrency} in flight (the first {s.concurrency} sent "
          f"at once, a finished one replaced while any are left), every one counted" if s.requests else
-         f"closed loop: {s.concurrency} requests in flight per replica (a finished one replaced at once)"
+         f"closed loop: {counted(s.concurrency, 'request')} in flight per replica (a finished one replaced at once)"
          if s.concurrency is not None else f"open loop: {s.rate:g} requests a second per replica (Poisson, seed "
                                             f"{s.seed})") + f"; each {_span(s.prompt)} prompt tokens -> "
         f"{_span(s.output)} output tokens" + _cached_said(s),
@@ -134,7 +134,7 @@ def as_html(s: Serving, fmt: str) -> str:
 
     data = as_json(s, "json")
     d = json.loads(data)
-    scope = f"{d['gpus']} GPUs, {d['replicas']} replica(s)" if d["gpus"] > 1 else "one GPU"
+    scope = f"{d['gpus']} GPUs, {counted(d['replicas'], 'replica')}" if d["gpus"] > 1 else "one GPU"
     latency = table("latency", ["latency, per request", "mean", "p50", "p90", "p99"],
                     [([(WORDS[m], WORDS[m]), *((seconds(v), v) for v in d[f"{m}_s_stats"].values())], {"data-op": m})
                      for m in METRICS])
@@ -154,7 +154,7 @@ def as_html(s: Serving, fmt: str) -> str:
     e = d["engine"]
     load = (f"benchmark: {d['benchmark_requests_per_replica']:,} requests per replica, {d['concurrency_per_replica']} "
             f"in flight" if d["benchmark_requests_per_replica"] else
-            f"closed loop: {d['concurrency_per_replica']} requests in flight per replica"
+            f"closed loop: {counted(d['concurrency_per_replica'], 'request')} in flight per replica"
             if d["concurrency_per_replica"] is not None else
             f"open loop: {d['rate_per_s_per_replica']:g} requests a second per replica (Poisson, seed {d['seed']})")
     hw = s.hardware

@@ -48,8 +48,19 @@ def scaled(value: float, unit: str, *, base: int = 1000) -> str:
     return f"{sig(value)} {prefixes[i]}{unit}"
 
 
+def counted(n: int, noun: str) -> str:
+    """A count and its noun, plural unless one: 1 replica, 8 requests, 1,024 requests.
+
+    >>> counted(1, "replica"), counted(1024, "request")
+    ('1 replica', '1,024 requests')
+    """
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def seconds(s: float) -> str:
-    """>>> seconds(2.5), seconds(0.00578), seconds(3.1e-7)
+    """Seconds in the unit that reads best: s, ms or µs.
+
+    >>> seconds(2.5), seconds(0.00578), seconds(3.1e-7)
     ('2.50 s', '5.78 ms', '0.310 µs')
     """
     if s >= 1 or not math.isfinite(s):
