@@ -54,8 +54,8 @@ NORMS = {"rmsnorm": "rms_norm", "layernorm": "layer_norm"}  # a norm op's functi
 
 
 def kernels(models: Iterable[Model]) -> list[KernelSpec]:
-    """The distinct GEMM, attention, norm, SwiGLU and embedding kernels of models (each built for one phase), in
-    first-seen order."""
+    """The distinct GEMM, attention, norm, SwiGLU and embedding kernels of models (each built for one phase) that
+    torch times in their type, in first-seen order (the others: `left_out`)."""
     found: dict[KernelSpec, None] = {}
     for model in models:
         for block in model.blocks:
@@ -63,7 +63,7 @@ def kernels(models: Iterable[Model]) -> list[KernelSpec]:
             av = [op for op in graph.ops.values() if op.fn == "av"]
             for op in graph.ops.values():
                 spec = _spec(op, model.phase, av) or _vector_spec(op, graph)
-                if spec is not None:
+                if spec is not None and spec.dtype in TORCH_DTYPES:
                     found.setdefault(spec)
     return list(found)
 
@@ -74,6 +74,11 @@ LEFT_OUT = {
                              "shipped H100 and H200 calibrations fit such calls on measured ones "
                              "(benchmarks/extract_aiconfigurator.py)",
     "attention of another value width (MLA)": "scaled_dot_product_attention is not the kernel engines run for it",
+    "ops in an 8- or 4-bit type": "the torch kernels bench runs (linear, scaled_dot_product_attention, the compiled "
+                                  "norms and SwiGLU) take bf16, fp16 or fp32 only, and an engine runs these through "
+                                  "its own quantized kernels (a W8A8 GEMM quantizes its input to the weights' type); "
+                                  "the shipped calibrations fit vLLM's fp8 GEMMs on measured ones "
+                                  "(benchmarks/extract_aiconfigurator.py)",
 }
 
 
@@ -85,10 +90,13 @@ def left_out(models: Iterable[Model]) -> dict[str, int]:
         for block in model.blocks:
             av = [op for op in block.graph.ops.values() if op.fn == "av"]
             for op in block.graph.ops.values():
+                spec = None if is_expert_gemm(op) else _spec(op, model.phase, av) or _vector_spec(op, block.graph)
                 if is_expert_gemm(op):
                     why = "routed experts' GEMMs"
-                elif op.fn == "qk" and _spec(op, model.phase, av) is None:
+                elif op.fn == "qk" and spec is None:
                     why = "attention of another value width (MLA)"
+                elif spec is not None and spec.dtype not in TORCH_DTYPES:
+                    why = "ops in an 8- or 4-bit type"
                 else:
                     continue
                 seen.setdefault(why, set()).add((op.name, tuple(t.shape for t in op.inputs)))

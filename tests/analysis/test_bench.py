@@ -71,6 +71,21 @@ def test_what_bench_cannot_time_it_names_and_counts():
     assert "not timed: 6 routed experts' GEMMs" in text
 
 
+def test_w8a8_gemms_are_named_as_not_timed_before_anything_is_measured():
+    """Llama-3-8B under --weight-dtype fp8 (W8A8, as vLLM's --quantization fp8 runs it): each layer's seven GEMMs
+    (q, k, v, o, gate, up, down) multiply in fp8, in prefill and in decode: 14 ops that torch's linear cannot run,
+    said up front rather than refused mid-run; lm_head stays bf16 (engines keep it unquantized) and is timed."""
+    r = opgraph("bench", "llama-3-8b", "--weight-dtype", "fp8", "--dry-run", "--batch", "1", "--lengths", "64",
+                "--format", "json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    (left,) = out["not_timed"]
+    assert (left["what"], left["ops"]) == ("ops in an 8- or 4-bit type", 14) and "W8A8" in left["why"]
+    gemms = [(k["dtype"], k["m"], k["n"], k["k"]) for k in out["kernels"] if k["class"] == "gemm"]
+    assert gemms == [("bf16", 1, 128256, 4096)]
+    assert all(k["dtype"] == "bf16" for k in out["kernels"])
+
+
 def test_dry_run_lists_without_measuring():
     r = opgraph("bench", "--dry-run", "--batch", "1", "--lengths", "1024", "--format", "json")
     assert r.returncode == 0, r.stderr
