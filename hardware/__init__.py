@@ -11,6 +11,7 @@ A spec file (all rates dense, i.e. without 2:4 sparsity):
     kernel_launch_us = 4                 # optional: the expected time's fixed cost per kernel where no calibration
     overlap = 1.0                        # gives one (default 0), and its compute/memory overlap (1.0 = max, 0.0 = sum)
     sms = 132                            # optional: streaming multiprocessors (GEMM tiles that run at once)
+    vendor = "nvidia"                    # optional: the chip's maker, nvidia or amd (which engines run on it)
     [matrix_TFLOP_per_s]                 # matrix-unit peak per operand dtype (TOPS for int types)
     bf16 = 989
     fp8 = 1979
@@ -42,7 +43,8 @@ SPECS = Path(__file__).parent / "specs"
 DEFAULT = "h100-sxm"
 MATRIX_DTYPES = COMPUTE_DTYPES
 # Optional time-model knobs; without them the time is the pure roofline.
-_OPTIONAL = ("kernel_launch_us", "overlap", "sms", "interconnect")
+_OPTIONAL = ("kernel_launch_us", "overlap", "sms", "vendor", "interconnect")
+VENDORS = ("nvidia", "amd")  # makers whose GPUs the engines are known to run on or not (serve.Engine.vendors)
 _LINK = {"name": str, "link_GB_per_s": (int, float), "gpus_per_node": int, "network_GB_per_s": (int, float),
          "step_latency_us": (int, float), "source": str}
 _REQUIRED = {
@@ -132,6 +134,8 @@ def parse(path: Path) -> Hardware:
                                     source=f"{where}: {', '.join(k for k in ('kernel_launch_us', 'overlap') if k in data)}")
     if "sms" in data:
         knobs["sms"] = checks.integer(f"{where}: sms", data["sms"], maximum=100_000)
+    if "vendor" in data:
+        knobs["vendor"] = checks.choice(f"{where}: vendor", data["vendor"], VENDORS)
     matrix = {}
     for dt, rate in data["matrix_TFLOP_per_s"].items():
         if dt not in MATRIX_DTYPES:

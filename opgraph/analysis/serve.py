@@ -311,7 +311,13 @@ def trtllm(hw: Hardware) -> Engine:
     tensorrt_llm/builder.py; newer LLM-API versions leave them unset), chunked prefill off (TorchLlmArgs
     enable_chunked_prefill False), the capacity scheduler GUARANTEED_NO_EVICT (a request admitted only when its whole
     length fits: never evicted), and the KV cache 0.9 of the memory free after the weights (KvCacheConfig
-    free_gpu_memory_fraction) in blocks of 32 tokens."""
+    free_gpu_memory_fraction) in blocks of 32 tokens. It runs on NVIDIA GPUs only ("the full spectrum of NVIDIA GPU
+    architectures", its docs' supported-hardware page; its support matrix lists no other), so a GPU whose spec names
+    another maker is refused."""
+    if hw.vendor not in ("", "nvidia"):
+        raise OpgraphError(f"--engine trtllm: TensorRT-LLM runs on NVIDIA GPUs only, and {hw.name} is an "
+                           f"{hw.vendor.upper()} GPU (its spec's vendor); use --engine vllm or sglang, which run on "
+                           f"both")
     return Engine("trtllm", 8192, 2048, 1.0, 32,
                   "TensorRT-LLM's defaults (tensorrt_llm/builder.py BuildConfig max_num_tokens 8,192, max_batch_size "
                   "2,048; llm_args.py enable_chunked_prefill False, GUARANTEED_NO_EVICT; KvCacheConfig "

@@ -46,6 +46,7 @@ class Hardware:
     timing: TimeModel = ROOFLINE
     interconnect: Interconnect | None = None  # None: the spec says nothing of links between GPUs
     sms: int | None = None  # streaming multiprocessors: the GEMM tiles that run at once (calibrate's wave model)
+    vendor: str = ""  # the chip's maker ("nvidia", "amd"; "" where its spec does not say): which engines run on it
 
     def __attrs_post_init__(self) -> None:
         if not 0.0 <= self.comm_overlap <= 1.0:

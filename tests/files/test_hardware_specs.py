@@ -246,3 +246,26 @@ def test_sms_is_optional_and_read_as_given(tmp_path):
     assert hardware.load(str(write(tmp_path, spec_text({**FIELDS, "sms": "132"})))).sms == 132
     # the whitepapers' counts: H100 SXM5 132 and PCIe 114 SMs, A100 108
     assert [hardware.load(n).sms for n in ("h100-sxm", "h100-pcie", "a100-sxm")] == [132, 114, 108]
+
+
+def test_every_shipped_spec_names_its_maker_as_its_display_name_does():
+    for name in hardware.names():
+        hw = hardware.load(name)
+        assert hw.vendor == hw.display_name.split()[0].lower(), name
+
+
+def test_vendor_is_optional_and_one_of_the_known_makers(tmp_path):
+    assert hardware.load(str(write(tmp_path, spec_text()))).vendor == ""
+    assert hardware.load(str(write(tmp_path, spec_text({**FIELDS, "vendor": '"amd"'})))).vendor == "amd"
+    assert_spec_error(write(tmp_path, spec_text({**FIELDS, "vendor": '"AMD Instinct"'})), "vendor")
+
+
+def test_tensorrt_llm_is_refused_on_an_amd_gpu_and_served_on_a_spec_that_names_no_maker(tmp_path):
+    from userland import opgraph
+    args = ("--engine", "trtllm", "--concurrency", "4", "--prompt", "128", "--output", "16")
+    r = opgraph("serve", "llama-3-8b", "--hardware", "mi300x", *args)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "NVIDIA GPUs only" in r.stderr and "mi300x" in r.stderr and "--engine vllm or sglang" in r.stderr
+    assert opgraph("serve", "llama-3-8b", "--hardware", "mi300x", *args[2:]).returncode == 0  # vLLM runs on ROCm
+    mine = write(tmp_path, spec_text({**FIELDS, "memory_capacity_GB": "192"}))
+    assert opgraph("serve", "llama-3-8b", "--hardware", str(mine), *args).returncode == 0
