@@ -347,7 +347,8 @@ def _plan_options(p) -> None:
                    "and p90s); a rate a layout cannot keep up with is no candidate; tokens/s per GPU are the rate x "
                    "--output over the GPUs")
     p.add_argument("--engine", default="vllm", metavar="NAME", help="with --concurrency or --rate: the serving engine "
-                   "whose scheduler, defaults and kernels are modelled: vllm, sglang, trtllm (NVIDIA GPUs only) (default: vllm)")
+                   "whose scheduler, defaults and kernels are modelled: vllm, sglang, trtllm (NVIDIA GPUs only) "
+                   "(default: vllm)")
     p.add_argument("--max-batch-tokens", metavar="LIST", help="with --concurrency or --rate: the engine's token "
                    "budget an iteration (its chunked-prefill size) to try, a list (2048,8192); each layout is served "
                    "under each (default: the engine's own, said in the output; its running limit is not searched: in a "
@@ -447,7 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "e.g. dp=16,ep=16, tp=4,pp=2 or tp=8,gpu=h200 (default: --tp, --dp, --ep, --pp)")
             p.add_argument("--engine", default="vllm", metavar="NAME", help="the serving engine whose scheduler, "
                            "defaults and kernels (its fusion plan) are modelled: vllm (decodes first, prompt chunks mixed "
-                           "in), sglang (prefill first, apart), trtllm (no chunked prefill; NVIDIA GPUs only) (default: vllm)")
+                           "in), sglang (prefill first, apart), trtllm (no chunked prefill; NVIDIA GPUs only) "
+                           "(default: vllm)")
             p.add_argument("--max-batch-tokens", type=_int, metavar="N", help="tokens one iteration may process, the "
                            "chunked-prefill budget (default: the engine's for this GPU: vLLM 8,192 at 70 GiB or more, "
                            "else 2,048; SGLang 8,192 below 160 GiB, else 16,384; TensorRT-LLM 8,192)")
