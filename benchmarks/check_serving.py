@@ -14,6 +14,7 @@ GEMM storage, its engine's scheduler, defaults and kernels, under a benchmark pr
     python benchmarks/check_serving.py --protocol by-source --latency fitted   # and its B200-fitted request latency
     python benchmarks/check_serving.py --protocol by-source --by-tp      # and TPOT by tensor-parallel size
     python benchmarks/check_serving.py --protocol by-source --campaigns  # and each campaign's rows
+    python benchmarks/check_serving.py --protocol by-source --cycles     # and what a prompt adds to a loop's cycle
     python benchmarks/check_serving.py --protocol by-source --baseline   # and aiconfigurator's own predictions
 
 `by-source` serves each row under the client its campaign's own tooling documents, the file's client column (as
@@ -127,6 +128,34 @@ def by_tp(predictions) -> str:
                           "lowest concurrency", "its gap ms"], disable_numparse=True)
 
 
+def cycles(predictions) -> str:
+    """Each (engine, GPU, model, TP, concurrency, prompt) measured at three or more output lengths G: a closed loop's
+    cycle (TTFT + (G - 1) x TPOT, measured) fitted as a + b x G, so b is a decode step and a / C what each prompt adds
+    to the cycle (its prefill), and the mean TTFT, measured and predicted, in those prefills: measured columns alone
+    say whether a first token waits for its own prefill or for several."""
+    import numpy as np
+    from tabulate import tabulate
+
+    groups: dict = {}
+    for p in predictions:
+        r = p.row
+        groups.setdefault((r.engine, r.gpu, r.model, r.tp, r.concurrency, r.prompt), []).append(p)
+    out = []
+    for key, ps in sorted(groups.items()):
+        g = np.array([p.row.output for p in ps], dtype=float)
+        if len(set(g)) < 3:
+            continue
+        ttft = np.array([p.row.ttft_s for p in ps])
+        b, a = np.polyfit(g, ttft + (g - 1) * np.array([p.row.tpot_s for p in ps]), 1)
+        prefill = a / key[4]
+        if prefill <= 0:
+            continue
+        out.append([*key[:5], f"{key[5]:,}", f"{prefill * 1e3:.1f}", f"{b * 1e3:.2f}", f"{ttft.mean() / prefill:.2f}",
+                    f"{np.mean([p.ttft_s for p in ps]) / prefill:.2f}"])
+    return tabulate(out, ["engine", "GPU", "model", "TP", "C", "prompt", "a prompt adds ms", "a decode step ms",
+                          "measured TTFT / that", "predicted TTFT / that"], disable_numparse=True)
+
+
 def by_campaign_of(predictions, kind: dict[int, str] | None = None) -> str:
     """Each campaign's rows (fit_protocol.campaigns: the file's data_source_kind), then all: TPOT's and TTFT's median
     and 90th-percentile |error| and median signed error, as the README and docs/serving-checks.md quote them."""
@@ -214,6 +243,10 @@ def main() -> int:
                     help="also print each campaign's rows (its data_source_kind: NVIDIA's Dynamo runs, InferenceX's "
                     "dated CSVs and database dump, the gap-analysis CSVs): TPOT's and TTFT's median and p90 |error| "
                     "and median signed error")
+    ap.add_argument("--cycles", action="store_true",
+                    help="also print, for each (engine, GPU, model, TP, concurrency, prompt) measured at three or more "
+                    "output lengths, what a prompt adds to a closed loop's measured cycle (its prefill, from the "
+                    "cycle's line in the output length) and the mean TTFT, measured and predicted, in such prefills")
     ap.add_argument("--baseline", action="store_true",
                     help="also print aiconfigurator's own predictions of the same rows beside opgraph's "
                     "(benchmarks/data/aiconfigurator-predictions.csv.gz, written by aiconfigurator_baseline.py)")
@@ -230,6 +263,8 @@ def main() -> int:
     print(render(v, args.format), end="")
     if args.by_tp:
         print(by_tp(v.predictions))
+    if args.cycles:
+        print(cycles(v.predictions))
     if args.campaigns:
         print(by_campaign_of(v.predictions))
     if args.baseline:

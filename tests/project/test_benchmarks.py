@@ -94,6 +94,29 @@ def test_check_serving_by_tp_gives_each_groups_median_signed_tpot_error_and_gap(
     assert tp8 == ["vllm", "h100-sxm", "m", "8", "1", "-20.0%", "+1.00", "8", "+1.00"]
 
 
+def test_check_serving_cycles_gives_what_a_prompt_adds_to_a_loops_cycle_and_ttft_in_those_units():
+    """check_serving.py --cycles, worked by hand: a closed loop of C = 4 whose every prompt adds 100 ms and whose decode
+    step is 10 ms has a cycle of 4 x 100 + 10 x G ms; its measured TTFT 300 ms (TPOT chosen so the cycle is exact) is 3
+    prompts' worth, the predicted 150 ms 1.5. Fewer than three output lengths: no row."""
+    import types
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        import check_serving
+    finally:
+        sys.path.remove(str(BENCH))
+
+    def prediction(output, prompt=1024):
+        cycle_s = 4 * 0.100 + 0.010 * output
+        row = types.SimpleNamespace(engine="trtllm", gpu="h100-sxm", model="m", tp=2, concurrency=4, prompt=prompt,
+                                    output=output, ttft_s=0.300, tpot_s=(cycle_s - 0.300) / (output - 1))
+        return types.SimpleNamespace(row=row, ttft_s=0.150)
+    table = check_serving.cycles([prediction(g) for g in (128, 256, 512)]
+                                 + [prediction(g, prompt=2048) for g in (128, 256)])
+    (only,) = table.splitlines()[2:]
+    assert only.split() == ["trtllm", "h100-sxm", "m", "2", "4", "1,024", "100.0", "10.00", "3.00", "1.50"]
+
+
 def test_check_serving_campaigns_gives_each_campaigns_errors_then_all():
     """check_serving.py --campaigns: per campaign (the file's data_source_kind) and then over all rows, TPOT's and
     TTFT's median and p90 |error| and median signed error; worked by hand."""
