@@ -59,7 +59,8 @@ def main_rate(h: Hardware) -> tuple[str, float]:
 
 @renderer(HardwareCatalog, "json")
 def hardware_json(c: HardwareCatalog, fmt: str) -> str:
-    return to_json([{"name": h.name, "display_name": h.display_name, "matrix_flops_per_s": h.matrix_flops,
+    return to_json([{"name": h.name, "display_name": h.display_name, "vendor": h.vendor or None,
+                     "matrix_flops_per_s": h.matrix_flops,
                      "vector_flops_per_s": h.vector_flops, "bandwidth_bytes_per_s": h.bandwidth,
                      "capacity_bytes": int(h.capacity), "ridge_flops_per_byte": main_rate(h)[1] / h.bandwidth,
                      "sms": h.sms, "source": h.source} for h in c.specs])

@@ -100,6 +100,8 @@ def test_models_and_hardware_listings():
     hj = json.loads(opgraph("hardware", "--format", "json").stdout)
     assert {x["name"] for x in hj} >= {"h100-sxm", "h100-pcie", "a100-sxm", "a100-pcie", "l40s", "a10", "v100",
                                        "h200", "b200", "mi300x", "l4"}
+    assert {x["name"]: x["vendor"] for x in hj if x["name"] in ("h100-sxm", "mi300x")} == {"h100-sxm": "nvidia",
+                                                                                          "mi300x": "amd"}
     assert opgraph("fusions").returncode == 0
     # every shipped plan as JSON, sets as sorted lists: the engine plans' packed projections are sets within a tuple
     fj = json.loads(opgraph("fusions", "--format", "json").stdout)
