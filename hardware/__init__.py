@@ -44,7 +44,7 @@ DEFAULT = "h100-sxm"
 MATRIX_DTYPES = COMPUTE_DTYPES
 # Optional time-model knobs; without them the time is the pure roofline.
 _OPTIONAL = ("kernel_launch_us", "overlap", "sms", "vendor", "interconnect")
-VENDORS = ("nvidia", "amd")  # makers whose GPUs the engines are known to run on or not (serve.Engine.vendors)
+VENDORS = ("nvidia", "amd")  # a spec's vendor: which engines run on it (TensorRT-LLM on nvidia only: serve.trtllm)
 _LINK = {"name": str, "link_GB_per_s": (int, float), "gpus_per_node": int, "network_GB_per_s": (int, float),
          "step_latency_us": (int, float), "source": str}
 _REQUIRED = {

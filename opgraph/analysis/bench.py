@@ -90,12 +90,13 @@ def left_out(models: Iterable[Model]) -> dict[str, int]:
         for block in model.blocks:
             av = [op for op in block.graph.ops.values() if op.fn == "av"]
             for op in block.graph.ops.values():
-                spec = None if is_expert_gemm(op) else _spec(op, model.phase, av) or _vector_spec(op, block.graph)
                 if is_expert_gemm(op):
                     why = "routed experts' GEMMs"
-                elif op.fn == "qk" and spec is None:
+                elif (spec := _spec(op, model.phase, av) or _vector_spec(op, block.graph)) is None:
+                    if op.fn != "qk":
+                        continue
                     why = "attention of another value width (MLA)"
-                elif spec is not None and spec.dtype not in TORCH_DTYPES:
+                elif spec.dtype not in TORCH_DTYPES:
                     why = "ops in an 8- or 4-bit type"
                 else:
                     continue
