@@ -30,7 +30,7 @@ from opgraph.analysis.memory import footprint_of
 from opgraph.analysis.serve import cached_tokens, latency_note
 from opgraph.core import checks
 from opgraph.core.phase import Phase
-from opgraph.errors import OpgraphError
+from opgraph.errors import OpgraphError, counted
 from opgraph.pricing.hardware import Hardware
 
 
@@ -214,8 +214,8 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
         rate = checks.number("--rate", rate, above=0, maximum=1e6)
         if rate >= capacity:
             raise OpgraphError(f"--rate {rate:g}: the prefill pool serves at most {capacity:,.2f} requests a second "
-                               f"({prefill.workers * prefill.replicas} replica(s), {n} prompt(s) an iteration); give "
-                               f"a lower rate or more prefill workers")
+                               f"({counted(prefill.workers * prefill.replicas, 'replica')}, "
+                               f"{counted(n, 'prompt')} an iteration); give a lower rate or more prefill workers")
         holding, t_d = 1.0, tpot(1)
         for _ in range(60):  # Little's law on the decode pool, and the iteration time at what it holds
             holding = rate * (g - 1) * t_d / replicas

@@ -36,7 +36,7 @@ from opgraph.core import checks
 from opgraph.core.fusion import FusionPlan
 from opgraph.core.model import expert_groups
 from opgraph.core.phase import Phase
-from opgraph.errors import OpgraphError
+from opgraph.errors import OpgraphError, counted
 from opgraph.pricing.hardware import Hardware
 from opgraph.pricing.kinds.attention import DECODE_ATTENTION, DECODE_FP8
 
@@ -334,8 +334,8 @@ def check_speculation(tokens: int, acceptance: tuple[float, ...]) -> None:
     """Draft tokens a step (1 to 64) and one acceptance figure from 0 to 1 for each, or a one-line error."""
     checks.integer("--draft-tokens", tokens, maximum=64)
     if len(acceptance) != tokens:
-        raise OpgraphError(f"--acceptance: {len(acceptance)} figure(s) for {tokens} draft tokens; give one, or one "
-                           f"per draft token")
+        raise OpgraphError(f"--acceptance: {counted(len(acceptance), 'figure')} for "
+                           f"{counted(tokens, 'draft token')}; give one, or one per draft token")
     for a in acceptance:
         checks.number("--acceptance", a, minimum=0, maximum=1)
 
@@ -571,7 +571,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         if concurrency * per_request > blocks and not queue:
             raise OpgraphError(f"--concurrency {concurrency}: the KV cache holds "
                                f"{blocks_of(blocks, engine.block_tokens)} on each GPU, {per_request:,} for each "
-                               f"request of {longest:,} tokens, so at most {fits:,} request{'s' if fits != 1 else ''} "
+                               f"request of {longest:,} tokens, so at most {counted(fits, 'request')} "
                                f"at once; give --queue to let the others wait for room")
         if concurrency % lanes:
             raise OpgraphError(f"--concurrency {concurrency}: with --pp {lanes} the engine keeps {lanes} batches in "
@@ -665,9 +665,9 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
         by_iteration = {name: np.array([c.get(name, 0.0) for c in costs]) for name in {n for c in costs for n in c}}
         ended = np.concatenate([run.end_time, [0.0]])
         arrived = np.asarray(run.arrival, dtype=float)
-    counted = np.arange(len(run.tokens)) > run.began  # the measured iterations
+    measuring = np.arange(len(run.tokens)) > run.began  # the measured iterations
     measured = np.asarray(run.finished[warmup:], dtype=np.int64)
-    if not counted.any() or not len(measured):
+    if not measuring.any() or not len(measured):
         raise OpgraphError("the run ended before the steady state was measured; measure more requests")
     end, start = ended[len(took) - 1], ended[run.began]
     if rate is not None and run.waiting_left > (run.queued if warmup else 0) + max(10, measure // 4):
@@ -683,8 +683,8 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                                   np.bincount(decodes_at[steps[0]], weights=steps[2], minlength=len(took)))
     itl_values, itl_counts = _gaps(run, measured, ended, decodes_at, None if spec is None else steps, k)
     gpus, replicas = pricer.gpus, pricer.replicas
-    total_time = float(took[counted].sum())
-    by_class = {kind: float(v[counted].sum()) for kind, v in by_iteration.items()}
+    total_time = float(took[measuring].sum())
+    by_class = {kind: float(v[measuring].sum()) for kind, v in by_iteration.items()}
     idle = total_time - sum(by_class.values())  # the GPU waiting on the host: launches, its own time (Engine.wall)
     if idle > 1e-9 * total_time:
         by_class[HOST] = idle
@@ -724,10 +724,10 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
                    Stats.of((last - first)[output > 1] / (output[output > 1] - 1) if (output > 1).any() else [0.0]),
                    Stats.weighted(itl_values, itl_counts) if len(itl_values) else Stats.of([0.0]),
                    e2e,
-                   lanes * replicas * float(out[counted].sum()) / (end - start),  # idle time included
-                   Stats.of(took[counted]), Stats.of(np.asarray(run.tokens)[counted]),
+                   lanes * replicas * float(out[measuring].sum()) / (end - start),  # idle time included
+                   Stats.of(took[measuring]), Stats.of(np.asarray(run.tokens)[measuring]),
                    {k: v / total_time for k, v in sorted(by_class.items(), key=lambda kv: -kv[1])},
-                   lanes * blocks + shared, run.peak_blocks / (blocks + shared), len(measured), int(counted.sum()),
+                   lanes * blocks + shared, run.peak_blocks / (blocks + shared), len(measured), int(measuring.sum()),
                    engine.overhead_s, notes, None if rate is None else rate * lanes, seed, prefix, spec,
                    None if requests is None else requests * lanes, run.preemptions, latency, hit)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from opgraph.analysis.serve import HOST, Serving, Stats, blocks_of, cached_tokens, hit_tokens
+from opgraph.errors import counted
 from opgraph.render import renderer
 from opgraph.render.report import time_model_dict, time_model_line
-from opgraph.render.text import counted, lines, seconds, sig, table, to_csv, to_json
+from opgraph.render.text import lines, seconds, sig, table, to_csv, to_json
 
 METRICS = ("ttft", "tpot", "itl", "e2e")
 WORDS = {"ttft": "time to first token", "tpot": "time per output token (a request's)",

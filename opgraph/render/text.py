@@ -48,15 +48,6 @@ def scaled(value: float, unit: str, *, base: int = 1000) -> str:
     return f"{sig(value)} {prefixes[i]}{unit}"
 
 
-def counted(n: int, noun: str) -> str:
-    """A count and its noun, plural unless one: 1 replica, 8 requests, 1,024 requests.
-
-    >>> counted(1, "replica"), counted(1024, "request")
-    ('1 replica', '1,024 requests')
-    """
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
 def seconds(s: float) -> str:
     """Seconds in the unit that reads best: s, ms or µs.
 

@@ -302,7 +302,8 @@ def test_an_open_loop_serves_what_arrives_and_waits_only_for_a_prefill_slot():
 
 
 def test_an_open_loop_beyond_a_pool_is_refused_with_what_it_serves():
-    for args, says in ((["1p2d", "--rate", "200", "--output", "200"], "the prefill pool serves at most 48.4"),
+    for args, says in ((["1p2d", "--rate", "200", "--output", "200"],
+                        "the prefill pool serves at most 48.43 requests a second (1 replica, 8 prompts an iteration)"),
                        (["4p1d", "--rate", "60", "--output", "2000"], "the decode pool cannot keep up")):
         bad = opgraph("serve", "--disaggregate", args[0], *args[1:3], "--prompt", "1000", *args[3:])
         assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr, bad.stderr

@@ -600,7 +600,7 @@ def test_speculative_steps_yield_the_expected_run_of_accepted_drafts():
 
 @pytest.mark.parametrize("args, says", [(["--draft", "qwen3-8b"], "--draft needs --acceptance"),
                                         (["--acceptance", "0.5"], "give --draft MODEL too"),
-                                        (["--draft", "llama-3-8b", "--acceptance", "0.5,0.4"], "2 figure(s) for 3"),
+                                        (["--draft", "llama-3-8b", "--acceptance", "0.5,0.4"], "2 figures for 3 draft tokens"),
                                         (["--draft", "llama-3-8b", "--acceptance", "1.5"], "--acceptance"),
                                         (["--draft", "qwen3-8b", "--acceptance", "most"], "--acceptance"),
                                         # Qwen3's 151,936 tokens are not Llama-3's 128,256: vLLM refuses the pair
