@@ -21,7 +21,7 @@ from .quantization import WeightFormat
 from .stack import Stack
 from opgraph.core.model import BuildOptions
 from opgraph.core import checks
-from opgraph.errors import OpgraphError
+from opgraph.errors import OpgraphError, counted
 from opgraph.core.graph import Graph, GraphBuilder
 from opgraph.core.model import Block, Model, Stage, expert_groups
 from opgraph.core.phase import Phase
@@ -422,9 +422,9 @@ class DecoderConfig:
         if e is not None:
             t = phase.tokens
             touched = e.touched(t, options.experts_touched)
-            how = (f"--experts-touched {options.experts_touched}; a step of {t} token(s) touches at most "
+            how = (f"--experts-touched {options.experts_touched}; a step of {counted(shown(t), 'token')} touches at most "
                    f"{e.top_k * t}" if options.experts_touched is not None else
-                   f"expected distinct experts for {t} token(s) routed uniformly: "
+                   f"expected distinct experts for {counted(shown(t), 'token')} routed uniformly: "
                    f"{e.experts}*(1-(1-{e.top_k}/{e.experts})^{t}) = "
                    f"{pieces.expected_experts_real(e.experts, e.top_k, t):.2f}, rounded up")
             shared = (f" + {e.shared} shared" if e.shared else f" + a shared expert of width {e.shared_d:,}"
@@ -485,7 +485,8 @@ class DecoderConfig:
                       f"(an upper bound)" if shown(phase.batch) % shown(m) else "")  # text only: no regime
             notes.append(f"pipeline parallel over {options.pp} stages of {', '.join(map(str, split))} layers (the "
                          f"first also embeds, the last runs the head), each handing its hidden states to the next "
-                         f"(send); the batch of {phase.batch} runs as {m} micro-batch(es) of {size}{uneven}; every "
+                         f"(send); the batch of {phase.batch} runs as "
+                         f"{counted(shown(m), 'micro-batch', 'micro-batches')} of {size}{uneven}; every "
                          f"figure is one GPU's of the busiest stage over all micro-batches, and the step takes "
                          + ("max(M x the slowest stage, the sum of the stages), M micro-batches in flight"
                             if phase.past else "the sum of the stages + (M-1) x the slowest (fill and drain)"))

@@ -23,7 +23,7 @@ from .parts import FULL, MLA, MLP, Attention, DeltaNet, Indexer, Keys, LatentAtt
 from .stack import Stack, period_of
 from opgraph.core import checks
 from opgraph.files import datafile
-from opgraph.errors import OpgraphError
+from opgraph.errors import OpgraphError, counted
 from opgraph.core.tensor import BF16, FP8, FP16, FP32, DType
 
 _MISSING = object()
@@ -205,7 +205,7 @@ def _mtp(f: Fields, key: str = "num_nextn_predict_layers", default: int = 0) -> 
     """The multi-token-prediction layers the checkpoint ships (DecoderConfig.mtp_layers), and the note that says
     next-token inference does not count them."""
     mtp = f.int(key, default=default, minimum=0)
-    return dict(mtp_layers=mtp, notes=(f"not counted: the multi-token-prediction module ({mtp} extra layer(s) in the "
+    return dict(mtp_layers=mtp, notes=(f"not counted: the multi-token-prediction module ({counted(mtp, 'extra layer')} in the "
                                        f"checkpoint), which next-token inference does not run",) if mtp else ())
 
 

@@ -6,10 +6,19 @@ class OpgraphError(ValueError):
     """Bad input from the user: a name, a shape, a file or a parameter. The message says which and what is valid."""
 
 
-def counted(n: int, noun: str) -> str:
+def noun(n: int, word: str, plural: str = "") -> str:
+    """`word` as `n` of it reads: singular for one, else `plural` (default: word + "s").
+
+    >>> noun(1, "key"), noun(2, "key"), noun(3, "micro-batch", "micro-batches")
+    ('key', 'keys', 'micro-batches')
+    """
+    return word if n == 1 else plural or f"{word}s"
+
+
+def counted(n: int, word: str, plural: str = "") -> str:
     """A count and its noun, plural unless one: 1 replica, 8 requests, 1,024 requests.
 
-    >>> counted(1, "replica"), counted(1024, "request")
-    ('1 replica', '1,024 requests')
+    >>> counted(1, "replica"), counted(1024, "request"), counted(2, "batch", "batches")
+    ('1 replica', '1,024 requests', '2 batches')
     """
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+    return f"{n:,} {noun(n, word, plural)}"

@@ -15,7 +15,7 @@ from opgraph.analysis import plan as plan_search
 from opgraph.core import checks
 from opgraph.core.model import BuildOptions
 from opgraph.core.phase import Phase
-from opgraph.errors import OpgraphError
+from opgraph.errors import OpgraphError, counted
 from opgraph.files import measurements, planfile, profiles
 from opgraph.hardware.calibration import write as write_calibration
 from opgraph.render.bench import measurement_csv
@@ -531,8 +531,9 @@ def validation(a):
     if profiles.is_trace(a.measurements):
         rows, skipped = profiles.read_noting(a.measurements)
         if skipped:
-            notes.append(f"{sum(skipped.values()):,} traced call(s) with GPU work map to no measured class and are "
-                         f"left out: " + ", ".join(f"{label} x{n:,}" for label, n in skipped.most_common()))
+            n = sum(skipped.values())
+            notes.append(f"{counted(n, 'traced call')} with GPU work {'maps' if n == 1 else 'map'} to no measured "
+                         f"class and {'is' if n == 1 else 'are'} left out: " + ", ".join(f"{label} x{n:,}" for label, n in skipped.most_common()))
     else:
         rows = measurements.read(a.measurements)
     for flag in ("protocol", "limit", "request_latency_ms"):

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 import attrs
 import networkx as nx
 
-from opgraph.errors import OpgraphError
+from opgraph.errors import OpgraphError, noun
 from opgraph.core.graph import Graph
 from opgraph.core.sets import DisjointSets
 from opgraph.core.tensor import Role
@@ -261,8 +261,8 @@ def _check_group(plan: FusionPlan, graph: Graph, group: tuple[str, ...], present
     or by reading the same activation (horizontal fusion, as of q_proj, k_proj and v_proj)."""
     missing = [n for n in group if n not in graph.ops]
     if missing:
-        raise FusionError(f"fusion plan {plan.name!r}: group {list(group)} names op(s) {missing} that are not "
-                          f"in block {graph.name!r} (its ops: {', '.join(graph.ops)})")
+        raise FusionError(f"fusion plan {plan.name!r}: group {list(group)} names {noun(len(missing), 'op')} {missing} "
+                          f"that {'is' if len(missing) == 1 else 'are'} not in block {graph.name!r} (its ops: {', '.join(graph.ops)})")
     links = nx.Graph()
     links.add_nodes_from(present)
     links.add_edges_from((u, v) for u in present for v in graph.dag.successors(u) if v in links)

@@ -19,7 +19,7 @@ import math
 import attrs
 
 from opgraph.core import checks
-from opgraph.errors import OpgraphError
+from opgraph.errors import OpgraphError, counted
 from opgraph.core.tensor import DTYPES, DType, Role, Tensor, nbytes
 from opgraph.core.sizes import is_int, maximum, minimum, size_function
 
@@ -432,7 +432,7 @@ def elementwise(name: str, fn: str, *inputs: Tensor, out: str | None = None, rol
                            f"opgraph.core.ops.register_elementwise)")
     arity = ELEMENTWISE_ARITY[fn]
     if len(inputs) != arity:
-        raise OpgraphError(f"op {name!r}: {fn} takes {arity} input(s), got {len(inputs)}")
+        raise OpgraphError(f"op {name!r}: {fn} takes {counted(arity, 'input')}, got {len(inputs)}")
     for t in inputs[1:]:
         _same_shape(name, inputs[0], t)
     x = inputs[0]
@@ -626,7 +626,7 @@ def gather_selected(name: str, keys: tuple[Tensor, ...] | list[Tensor], indices:
     reads = [b * r * width for r in newest_first([part.shape[1] for part in keys], k)]
     names = list(outs) if outs else [out or name] + ([f"{name}.values"] if value_dim else [])
     if len(names) != 1 + (value_dim is not None):
-        raise OpgraphError(f"op {name!r}: give {1 + (value_dim is not None)} output name(s)")
+        raise OpgraphError(f"op {name!r}: give {counted(1 + (value_dim is not None), 'output name')}")
     ys = [_out(names[0], (b, k, width), keys[0], role, dtype)]
     if value_dim is not None:
         ys.append(_out(names[1], (b, k, value_dim), keys[0], role, dtype))

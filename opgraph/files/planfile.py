@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from opgraph.files import datafile
-from opgraph.errors import OpgraphError
+from opgraph.errors import OpgraphError, noun
 from opgraph.core.fusion import FuseRule, FusionPlan
 from opgraph.core import ops
 from opgraph.core.tensor import Role
@@ -60,7 +60,7 @@ def _rule(where: str, i: int, raw: object) -> FuseRule:
         raise OpgraphError(f"{label}: needs a 'name' (a string saying what it fuses)")
     unknown = set(raw) - {"name", "packed", *_RULE_LISTS, *_RULE_FLAGS}
     if unknown:
-        raise OpgraphError(f"{label}: unknown key(s) {', '.join(sorted(unknown))}; "
+        raise OpgraphError(f"{label}: unknown {noun(len(unknown), 'key')} {', '.join(sorted(unknown))}; "
                            f"valid: name, {', '.join(_RULE_LISTS)}, {', '.join(_RULE_FLAGS)}, packed")
     kwargs = {"name": raw["name"]}
     for key, valid in _RULE_LISTS.items():
@@ -70,7 +70,7 @@ def _rule(where: str, i: int, raw: object) -> FuseRule:
                 raise OpgraphError(f"{label}: {key} must be a non-empty list of names")
             bad = [v for v in value if v not in valid()]
             if bad:
-                raise OpgraphError(f"{label}: {key} has unknown name(s) {', '.join(bad)}; "
+                raise OpgraphError(f"{label}: {key} has unknown {noun(len(bad), 'name')} {', '.join(bad)}; "
                                    f"valid: {', '.join(sorted(valid()))}")
             kwargs[key] = value
     for key in _RULE_FLAGS:
@@ -97,7 +97,7 @@ def _group(where: str, i: int, raw: object) -> tuple[str, ...]:
         raise OpgraphError(f"{where}: group {i} needs 'ops', a list of at least two op names")
     unknown = set(raw) - {"name", "ops"}
     if unknown:
-        raise OpgraphError(f"{where}: group {i}: unknown key(s) {', '.join(sorted(unknown))}; valid: name, ops")
+        raise OpgraphError(f"{where}: group {i}: unknown {noun(len(unknown), 'key')} {', '.join(sorted(unknown))}; valid: name, ops")
     return tuple(ops)
 
 
@@ -106,7 +106,8 @@ def parse(path: Path) -> FusionPlan:
     data = datafile.read(path, "fusion plan")
     unknown = set(data) - _PLAN_KEYS
     if unknown:
-        raise OpgraphError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(_PLAN_KEYS))}")
+        raise OpgraphError(f"{where}: unknown {noun(len(unknown), 'key')} {', '.join(sorted(unknown))}; "
+                           f"valid: {', '.join(sorted(_PLAN_KEYS))}")
     name = data.get("name", path.stem)
     if not isinstance(name, str):
         raise OpgraphError(f"{where}: 'name' must be a string")

@@ -26,7 +26,7 @@ from opgraph.pricing.kinds import classify, features, op_class
 from opgraph.pricing.kinds.all_to_all import FNS as ALL_TO_ALL_FNS
 from opgraph.pricing.kinds.collective import COLLECTIVE, stages
 from opgraph.pricing.timing import LATENCY, KernelWork, expected_fused
-from opgraph.errors import OpgraphError
+from opgraph.errors import OpgraphError, noun
 
 COMPUTE, MEMORY, COMMUNICATION = "compute", "memory", "communication"
 FUSED = "fused"  # an op's verdict where it moves no bytes of its own inside a larger kernel
@@ -346,7 +346,8 @@ def _one(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
         used |= part.groups_used
     unused = [list(g) for i, g in enumerate(plan.groups) if i not in used]
     if unused:
-        raise FusionError(f"fusion plan {plan.name!r}: group(s) {unused} match no op of model {model.name!r} "
+        raise FusionError(f"fusion plan {plan.name!r}: {noun(len(unused), 'group')} {unused} "
+                          f"{'matches' if len(unused) == 1 else 'match'} no op of model {model.name!r} "
                           f"(blocks: {', '.join(b.name for b in model.blocks)})")
     totals = _sum([b.totals.times(b.count) for b in blocks])
     group = _group(totals, totals.times(model.gpus)) if model.gpus > 1 else None  # every GPU alike, in lockstep

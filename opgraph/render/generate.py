@@ -6,6 +6,7 @@ from opgraph.analysis.generate import CONVENTION, Generation
 from opgraph.render import renderer
 from opgraph.render.memory import footprint_dict, verdict
 from opgraph.render.report import time_model_dict, time_model_line
+from opgraph.errors import counted
 from opgraph.render.text import gb, precision_line, seconds, sig, table, to_json
 
 
@@ -74,7 +75,7 @@ def as_text(g: Generation, fmt: str) -> str:
                                                           f"per second of total time; {sig(g.tokens_per_s_per_sequence)} "
                                                           f"tokens/s per sequence"],
         *([["group throughput", f"{sig(g.group_tokens_per_s)} tokens/s",
-            f"{p.parallel}: {p.replicas} batch(es) of {g.batch} at once on {p.gpus} GPUs; "
+            f"{p.parallel}: {counted(p.replicas, 'batch', 'batches')} of {g.batch} at once on {p.gpus} GPUs; "
             f"{sig(g.tokens_per_s_per_gpu)} tokens/s per GPU"]] if p.gpus > 1 else []),
         *([f"memory per GPU {end}", gb(f.total), verdict(f)] for end, f in zip(ends, g.memory)),
     ]

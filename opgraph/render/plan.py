@@ -6,6 +6,7 @@ from opgraph.analysis.plan import Candidate, PlanSearch
 from opgraph.analysis.serving_plan import SPLITS, ServingCandidate, ServingPlan
 from opgraph.render import renderer
 from opgraph.render.report import time_model_line
+from opgraph.errors import counted
 from opgraph.render.text import gb, header, heading, lines, seconds, sig, table, to_csv, to_json
 
 COLUMNS = ["layout", "batch per replica", "sequences", "TTFT", "TPOT", "tokens/s per GPU", "memory per GPU",
@@ -152,7 +153,8 @@ def serving_text(s: ServingPlan, fmt: str) -> str:
                 f"{s.gpus} GPUs and per user 1 / TPOT."
                 + (" Every aggregated candidate is an event run (means and p90s); a split's figures are its closed "
                    "form's means ('-': no p90)." if s.open_loop else
-                   f" p90s: {s.event_runs} candidate(s) within the mean limits run event by event (opgraph serve), "
+                   f" p90s: {counted(s.event_runs, 'candidate')} within the mean limits {'runs' if s.event_runs == 1 else 'run'} "
+                   f"event by event (opgraph serve), "
                    f"most tokens/s per GPU first, until one was within the p90 limits ('-': not run)." if _p90(s) else
                    "")
                 + (" TTFT*: prompts arriving together queue for an iteration's room; the closed form takes the "

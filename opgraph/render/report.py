@@ -13,6 +13,7 @@ from opgraph.pricing.cost import BlockCost, PhaseCost, Roofline
 from opgraph.pricing.kinds import REGISTRY, unclassed
 from opgraph.render import renderer
 from opgraph.render.memory import footprint_dict, verdict
+from opgraph.errors import counted
 from opgraph.render.text import capacity, gb, heading, lines, precision_line, scaled, seconds, sig, table, to_csv, to_json
 
 UNITS = {"flops": "FLOP", "bytes": "byte", "*_s": "s", "intensity": "FLOP/byte", "*_tokens_per_s": "tokens/s",
@@ -186,7 +187,8 @@ def _model_line(p: PhaseCost, fp=None) -> str:
             f"roofline {seconds(t.time_s)}")
     if p.stages:
         m = p.built.micro_batches
-        line += (f"\npipeline{unfit}: {m} micro-batch(es) of {p.built.micro.phase.batch}; per micro-batch " + "; ".join(
+        line += (f"\npipeline{unfit}: {counted(m, 'micro-batch', 'micro-batches')} of {p.built.micro.phase.batch}; "
+                 "per micro-batch " + "; ".join(
             f"{s.stage.name} (layers {s.stage.first_layer}-{s.stage.first_layer + s.stage.layers - 1}) "
             f"{seconds(s.totals.expected_s)} expected, {scaled(s.weight_bytes, 'B')} of weights" for s in p.stages)
             + f"; the step {seconds(t.expected_s)}")
@@ -308,7 +310,7 @@ def pricing_notes(p: PhaseCost) -> tuple[str, ...]:
              if k.kind in ("collective", "all_to_all") and len(k.ops) > 1]
     if not mixed:
         return notes
-    return notes + (f"{len(mixed)} kernel(s) hold a collective beside other work ({', '.join(mixed[:3])}"
+    return notes + (f"{counted(len(mixed), 'kernel')} {'holds' if len(mixed) == 1 else 'hold'} a collective beside other work ({', '.join(mixed[:3])}"
             f"{', ...' if len(mixed) > 3 else ''}): each part is priced at its own class's efficiencies, the links at "
             f"the collective's, with one fixed cost, the collective's; the collective overlaps none of the kernel's "
             f"other work (unless --comm-overlap)",)

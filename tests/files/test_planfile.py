@@ -72,13 +72,15 @@ name = "everything else"
 
 
 @pytest.mark.parametrize("text, message", [
-    ('[[rule]]\nname = "x"\nprodcer = ["norm"]\n', "rule 1 ('x'): unknown key(s) prodcer"),
-    ('[[rule]]\nname = "x"\nproducer = ["nrom"]\n', "rule 1 ('x'): producer has unknown name(s) nrom; valid:"),
+    ('[[rule]]\nname = "x"\nprodcer = ["norm"]\n', "rule 1 ('x'): unknown key prodcer"),
+    ('[[rule]]\nname = "x"\nproducer = ["nrom"]\n', "rule 1 ('x'): producer has unknown name nrom; valid:"),
     ('[[rule]]\nproducer = ["norm"]\n', "rule 1 ('unnamed'): needs a 'name'"),
     ('[[rule]]\nname = "x"\nnever = "yes"\n', "rule 1 ('x'): never must be true or false"),
-    ('[[rule]]\nname = "x"\ntensor = ["kv"]\n', "tensor has unknown name(s) kv"),
+    ('[[rule]]\nname = "x"\ntensor = ["kv"]\n', "tensor has unknown name kv"),
     ('[[group]]\nops = ["q_proj"]\n', "group 1 needs 'ops', a list of at least two op names"),
-    ('rules = []\n', "unknown key(s) rules"),
+    ('rules = []\n', "unknown key rules"),
+    ('rules = []\nfusion = 1\n', "unknown keys fusion, rules; valid:"),
+    ('[[rule]]\nname = "x"\nproducer = ["nrom", "nrm"]\n', "producer has unknown names nrom, nrm; valid:"),
     ('name = = "broken"\n', "not valid TOML"),
 ])
 def test_bad_plan_files_name_the_file_and_rule(tmp_path, text, message):

@@ -230,7 +230,7 @@ def test_validate_reads_a_trace_end_to_end(tmp_path):
     assert [row["measured_s"] for row in rows] == pytest.approx([412.375e-6, 9.75e-6, 950.5e-6, 21.75e-6])
     assert rows[3]["context"] == 1023
     # the residual add launched GPU work but maps to no class: said, not dropped in silence
-    assert json.loads(r.stdout)["notes"] == ["1 traced call(s) with GPU work map to no measured class and are left "
+    assert json.loads(r.stdout)["notes"] == ["1 traced call with GPU work maps to no measured class and is left "
                                              "out: aten::add x1"]
 
 

@@ -125,7 +125,7 @@ def test_the_command_line_reports_the_stages():
     assert [s["layers"] for s in p["pipeline"]["stages"]] == [63, 63] and p["pipeline"]["micro_batches"] == 2
     assert p["group"]["gpus"] == 16
     text = opgraph("report", "llama-3.1-405b", "--tp", "8", "--pp", "2", "--phase", "decode").stdout
-    assert "pipeline: 2 micro-batch(es) of 16; per micro-batch stage 0 (layers 0-62)" in text
+    assert "pipeline: 2 micro-batches of 16; per micro-batch stage 0 (layers 0-62)" in text
 
 
 def test_the_group_caches_every_sequence_once_per_kv_head():
