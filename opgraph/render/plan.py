@@ -33,7 +33,7 @@ def as_text(s: PlanSearch, fmt: str) -> str:
     hw = s.hardware
     out = header(f"opgraph plan: {s.model} on {s.gpus} x {hw.display_name} ({hw.name})", fmt, [
         f"prompt {s.prompt:,} tokens, {s.output:,} output tokens per sequence; {_limits(s)}; ranked by output "
-        f"tokens/s per GPU (replicas x batch x output tokens over TTFT + every decode step, over {s.gpus} GPUs)",
+        f"tokens/s per GPU (replicas x batch x output tokens over TTFT + every decode step, over {counted(s.gpus, 'GPU')})",
         f"{s.evaluated:,} candidates costed in {s.seconds:.2f} s; {len(s.ranked):,} fit and meet the limits, "
         f"{s.too_big:,} do not fit in memory, {s.too_slow:,} miss the latency limit",
         *(f"note: {n}" for n in s.notes)])
@@ -149,8 +149,8 @@ def serving_text(s: ServingPlan, fmt: str) -> str:
     if s.dropped:
         out += ["", heading("layouts not served", fmt), "",
                 table([[d.layout.describe(), d.reason] for d in s.dropped], ["layout", "why"], fmt)]
-    out += ["", f"Times are expected ({time_model_line(hw)}); tokens/s are output tokens, per GPU over all "
-                f"{s.gpus} GPUs and per user 1 / TPOT."
+    out += ["", f"Times are expected ({time_model_line(hw)}); tokens/s are output tokens, per GPU over "
+                f"{'all ' if s.gpus > 1 else ''}{counted(s.gpus, 'GPU')} and per user 1 / TPOT."
                 + (" Every aggregated candidate is an event run (means and p90s); a split's figures are its closed "
                    "form's means ('-': no p90)." if s.open_loop else
                    f" p90s: {counted(s.event_runs, 'candidate')} within the mean limits {'runs' if s.event_runs == 1 else 'run'} "
@@ -338,7 +338,7 @@ def as_html(s: PlanSearch, fmt: str) -> str:
             "no candidate fits and meets the limits")
     title = f"opgraph plan: {s.model} on {s.gpus} x {hw.display_name} ({hw.name})"
     note = (f"A static batch: prompt {s.prompt:,} tokens, {s.output:,} output tokens per sequence; {esc(_limits(s))}; "
-            f"ranked by output tokens/s per GPU over all {s.gpus} GPUs. {d['evaluated']:,} candidates costed: "
+            f"ranked by output tokens/s per GPU over {'all ' if s.gpus > 1 else ''}{counted(s.gpus, 'GPU')}. {d['evaluated']:,} candidates costed: "
             f"{len(ranked):,} fit and meet the limits, {d['too_big']:,} do not fit, {d['too_slow']:,} miss the limits. "
             f"Times are expected ({esc(time_model_line(hw))}); memory is one GPU's, GB = 10^9 bytes.")
     body = (f"<p><strong>{esc(said)}</strong></p>{legend(colour)}<p class=\"note\">{len(drawable):,} candidates drawn"
