@@ -6,8 +6,8 @@ class OpgraphError(ValueError):
     """Bad input from the user: a name, a shape, a file or a parameter. The message says which and what is valid."""
 
 
-def noun(n: int, word: str, plural: str = "") -> str:
-    """`word` as `n` of it reads: singular for one, else `plural` (default: word + "s").
+def noun(n: float, word: str, plural: str = "") -> str:
+    """`word` as `n` of it reads (a count or a rate): singular for one, else `plural` (default: word + "s").
 
     >>> noun(1, "key"), noun(2, "key"), noun(3, "micro-batch", "micro-batches")
     ('key', 'keys', 'micro-batches')

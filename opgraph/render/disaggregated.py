@@ -6,6 +6,7 @@ from opgraph.analysis.disaggregated import Disaggregated
 from opgraph.pricing.hardware import Hardware
 from opgraph.render import renderer
 from opgraph.render.report import time_model_line
+from opgraph.errors import counted, noun
 from opgraph.render.text import header, lines, seconds, sig, table, to_csv, to_json
 
 
@@ -39,8 +40,8 @@ def _time_models(d: Disaggregated) -> str:
 
 def _load(d: Disaggregated) -> str:
     if d.concurrency is None:
-        return f"an open loop: {d.requests_per_s:g} requests arriving a second in all (Poisson)"
-    return f"a closed loop: {d.concurrency} requests per decode replica"
+        return f"an open loop: {d.requests_per_s:g} {noun(d.requests_per_s, 'request')} arriving a second in all (Poisson)"
+    return f"a closed loop: {counted(d.concurrency, 'request')} per decode replica"
 
 
 def _bounds(d: Disaggregated) -> str:

@@ -55,7 +55,7 @@ def as_text(g: Generation, fmt: str) -> str:
     if steps:
         a, z = steps[0], steps[-1]
         decode = [
-            ["decode steps", f"{len(steps):,} steps", f"contexts {a.context:,}..{z.context:,} (tokens already cached; "
+            ["decode steps", counted(len(steps), "step"), f"contexts {a.context:,}..{z.context:,} (tokens already cached; "
                                                       f"each step attends over context+1 keys), {seconds(g.decode_s)} in all"],
             ["time per output token", seconds(g.tpot_s), f"mean of the {len(steps):,} decode steps; first "
                                                          f"{seconds(a.time_s)} (context {a.context:,}), last "

@@ -6,7 +6,7 @@ from opgraph.analysis.plan import Candidate, PlanSearch
 from opgraph.analysis.serving_plan import SPLITS, ServingCandidate, ServingPlan
 from opgraph.render import renderer
 from opgraph.render.report import time_model_line
-from opgraph.errors import counted
+from opgraph.errors import counted, noun
 from opgraph.render.text import gb, header, heading, lines, seconds, sig, table, to_csv, to_json
 
 COLUMNS = ["layout", "batch per replica", "sequences", "TTFT", "TPOT", "tokens/s per GPU", "memory per GPU",
@@ -34,8 +34,7 @@ def as_text(s: PlanSearch, fmt: str) -> str:
     out = header(f"opgraph plan: {s.model} on {s.gpus} x {hw.display_name} ({hw.name})", fmt, [
         f"prompt {s.prompt:,} tokens, {s.output:,} output tokens per sequence; {_limits(s)}; ranked by output "
         f"tokens/s per GPU (replicas x batch x output tokens over TTFT + every decode step, over {counted(s.gpus, 'GPU')})",
-        f"{s.evaluated:,} candidates costed in {s.seconds:.2f} s; {len(s.ranked):,} fit and meet the limits, "
-        f"{s.too_big:,} do not fit in memory, {s.too_slow:,} miss the latency limit",
+        f"{counted(s.evaluated, 'candidate')} costed in {s.seconds:.2f} s; {_fit(len(s.ranked), s.too_big, s.too_slow, 'in memory', 'latency limit')}",
         *(f"note: {n}" for n in s.notes)])
     if s.ranked:
         shown = s.ranked[:s.top]
@@ -104,8 +103,18 @@ def _load(c: ServingCandidate) -> str:
     return f"{c.rate:g}" if c.rate is not None else f"{c.concurrency:,}"
 
 
+def _fit(ranked: int, too_big: int, too_slow: int, where: str, limit: str) -> str:
+    """What became of a static plan's candidates, each count with its verb: '1 fits and meets the limits, ...'."""
+    def one(n: int, singular: str, plural: str) -> str:
+        return f"{n:,} {singular if n == 1 else plural}"
+    return (f"{one(ranked, 'fits and meets', 'fit and meet')} the limits, "
+            f"{one(too_big, 'does not fit', 'do not fit')}{' ' + where if where else ''}, "
+            f"{one(too_slow, 'misses', 'miss')} the {limit}")
+
+
 def _at(c: ServingCandidate) -> str:
-    return f"{_load(c)} requests a second in all" if c.rate is not None else f"{c.concurrency} requests per replica"
+    return (f"{_load(c)} {noun(c.rate, 'request')} a second in all" if c.rate is not None else
+            f"{counted(c.concurrency, 'request')} per replica")
 
 
 def _serving_row(c: ServingCandidate, best: ServingCandidate | None, budgets: bool, p90: bool) -> list:
@@ -129,7 +138,7 @@ def serving_text(s: ServingPlan, fmt: str) -> str:
     out = header(f"opgraph plan: serving {s.model} on {s.gpus} x {hw.display_name} ({hw.name}), engine {s.engine}, "
                  f"fusion {s.plan}", fmt, [
         loops + _splits_said(s) + f"; {_limits(s)}",
-        f"{len(s.candidates):,} candidates costed in {s.seconds:.2f} s; {sum(c.on_front for c in s.candidates):,} on "
+        f"{counted(len(s.candidates), 'candidate')} costed in {s.seconds:.2f} s; {sum(c.on_front for c in s.candidates):,} on "
         f"the Pareto front of tokens/s per GPU against tokens/s per user; {s.too_big:,} {beyond}"])
     if s.best is not None:
         b = s.best
@@ -248,7 +257,7 @@ def serving_html(s: ServingPlan, fmt: str) -> str:
 
     def at(c: dict) -> str:  # its load: a rate in all (open loops) or a concurrency per replica
         return (f"{c['rate_per_s']:g} requests/s in all" if c["rate_per_s"] is not None else
-                f"{c['concurrency_per_replica']} requests per replica")
+                f"{counted(c['concurrency_per_replica'], 'request')} per replica")
     points = [(c["expected_tokens_per_s_per_user"], c["expected_tokens_per_s_per_gpu"], colour[group(c)],
                f"{group(c) if not c['disaggregated'] else c['layout']} at {at(c)}, {c['max_batch_tokens']:,} tokens an "
                f"iteration: {c['expected_tokens_per_s_per_gpu']:,.0f} "
@@ -338,8 +347,9 @@ def as_html(s: PlanSearch, fmt: str) -> str:
             "no candidate fits and meets the limits")
     title = f"opgraph plan: {s.model} on {s.gpus} x {hw.display_name} ({hw.name})"
     note = (f"A static batch: prompt {s.prompt:,} tokens, {s.output:,} output tokens per sequence; {esc(_limits(s))}; "
-            f"ranked by output tokens/s per GPU over {'all ' if s.gpus > 1 else ''}{counted(s.gpus, 'GPU')}. {d['evaluated']:,} candidates costed: "
-            f"{len(ranked):,} fit and meet the limits, {d['too_big']:,} do not fit, {d['too_slow']:,} miss the limits. "
+            f"ranked by output tokens/s per GPU over {'all ' if s.gpus > 1 else ''}{counted(s.gpus, 'GPU')}. "
+            f"{counted(d['evaluated'], 'candidate')} costed: "
+            f"{_fit(len(ranked), d['too_big'], d['too_slow'], '', 'limits')}. "
             f"Times are expected ({esc(time_model_line(hw))}); memory is one GPU's, GB = 10^9 bytes.")
     body = (f"<p><strong>{esc(said)}</strong></p>{legend(colour)}<p class=\"note\">{len(drawable):,} candidates drawn"
               f"{'' if len(drawable) == len(ranked) else ' (those with decode steps)'}; large: the best.</p>{picture}"

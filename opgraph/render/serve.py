@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from opgraph.analysis.serve import HOST, Serving, Stats, blocks_of, cached_tokens, hit_tokens
-from opgraph.errors import counted
+from opgraph.errors import counted, noun
 from opgraph.render import renderer
 from opgraph.render.report import time_model_dict, time_model_line
 from opgraph.render.text import lines, seconds, sig, table, to_csv, to_json
@@ -81,10 +81,10 @@ def as_text(s: Serving, fmt: str) -> str:
     e = s.engine
     return lines(
         f"opgraph serve: {s.model} on {hw.display_name} ({hw.name}), {scope}, fusion {s.plan.name}, engine {e.name}",
-        (f"benchmark: {s.requests:,} requests per replica, {s.concurrency} in flight (the first {s.concurrency} sent "
+        (f"benchmark: {counted(s.requests, 'request')} per replica, {s.concurrency} in flight (the first {s.concurrency} sent "
          f"at once, a finished one replaced while any are left), every one counted" if s.requests else
          f"closed loop: {counted(s.concurrency, 'request')} in flight per replica (a finished one replaced at once)"
-         if s.concurrency is not None else f"open loop: {s.rate:g} requests a second per replica (Poisson, seed "
+         if s.concurrency is not None else f"open loop: {s.rate:g} {noun(s.rate, 'request')} a second per replica (Poisson, seed "
                                             f"{s.seed})") + f"; each {_span(s.prompt)} prompt tokens -> "
         f"{_span(s.output)} output tokens" + _cached_said(s),
         *([f"speculative decoding: draft {s.speculation.name} proposes {s.speculation.tokens} tokens a step, "
@@ -100,7 +100,7 @@ def as_text(s: Serving, fmt: str) -> str:
         "", table(rates, ["throughput", "value"], fmt, colalign=("left", "right")),
         "", f"iterations: {seconds(s.iteration.mean)} on average (p90 {seconds(s.iteration.p90)}), "
             f"{sig(s.tokens_per_iteration.mean)} tokens each; time by kernel class: {shares}",
-        f"measured: {s.measured:,} requests over {s.iterations:,} iterations"
+        f"measured: {counted(s.measured, 'request')} over {counted(s.iterations, 'iteration')}"
         + (", every one from the start (no warm-up)" if s.requests else " after the warm-up"),
         *(f"note: {n}" for n in s.notes),
         "", f"Times are expected ({time_model_line(hw)}). Engine limits: {e.source}.")
@@ -147,17 +147,20 @@ def as_html(s: Serving, fmt: str) -> str:
                                                   f"({seconds(d['iteration_s_stats']['p90'])})"),
                    ("tokens an iteration, mean", sig(d["tokens_per_iteration_stats"]["mean"])),
                    ("KV cache a GPU: blocks, peak use", f"{d['kv_cache_blocks_per_gpu']:,}, {d['kv_cache_peak_use']:.0%}"),
-                   ("measured", f"{d['requests_measured']:,} requests over {d['iterations_measured']:,} iterations")])
+                   ("measured", f"{counted(d['requests_measured'], 'request')} over "
+                                f"{counted(d['iterations_measured'], 'iteration')}")])
     classes = d["share_of_iteration_time_by_class"]
     colour = palette(classes)
     by_class = bars([(k, v * 100, colour[k], f"{k}: {v:.1%} of the iterations' time") for k, v in classes.items()],
                     "%")
     e = d["engine"]
-    load = (f"benchmark: {d['benchmark_requests_per_replica']:,} requests per replica, {d['concurrency_per_replica']} "
+    load = (f"benchmark: {counted(d['benchmark_requests_per_replica'], 'request')} per replica, "
+            f"{d['concurrency_per_replica']} "
             f"in flight" if d["benchmark_requests_per_replica"] else
             f"closed loop: {counted(d['concurrency_per_replica'], 'request')} in flight per replica"
             if d["concurrency_per_replica"] is not None else
-            f"open loop: {d['rate_per_s_per_replica']:g} requests a second per replica (Poisson, seed {d['seed']})")
+            f"open loop: {d['rate_per_s_per_replica']:g} {noun(d['rate_per_s_per_replica'], 'request')} a second per "
+            f"replica (Poisson, seed {d['seed']})")
     hw = s.hardware
     title = f"opgraph serve: {d['model']} on {hw.display_name} ({hw.name}), {scope}, engine {e['name']}"
     note = (f"{esc(load)}; prompts {esc(_span(s.prompt))} tokens, outputs {esc(_span(s.output))} tokens"
