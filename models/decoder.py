@@ -422,8 +422,8 @@ class DecoderConfig:
         if e is not None:
             t = phase.tokens
             touched = e.touched(t, options.experts_touched)
-            how = (f"--experts-touched {options.experts_touched}; a step of {counted(shown(t), 'token')} touches at most "
-                   f"{e.top_k * t}" if options.experts_touched is not None else
+            how = (f"--experts-touched {options.experts_touched}; a step of {counted(shown(t), 'token')} touches at "
+                   f"most {e.top_k * t}" if options.experts_touched is not None else
                    f"expected distinct experts for {counted(shown(t), 'token')} routed uniformly: "
                    f"{e.experts}*(1-(1-{e.top_k}/{e.experts})^{t}) = "
                    f"{pieces.expected_experts_real(e.experts, e.top_k, t):.2f}, rounded up")

@@ -205,8 +205,9 @@ def _mtp(f: Fields, key: str = "num_nextn_predict_layers", default: int = 0) -> 
     """The multi-token-prediction layers the checkpoint ships (DecoderConfig.mtp_layers), and the note that says
     next-token inference does not count them."""
     mtp = f.int(key, default=default, minimum=0)
-    return dict(mtp_layers=mtp, notes=(f"not counted: the multi-token-prediction module ({counted(mtp, 'extra layer')} in the "
-                                       f"checkpoint), which next-token inference does not run",) if mtp else ())
+    return dict(mtp_layers=mtp, notes=(f"not counted: the multi-token-prediction module "
+                                       f"({counted(mtp, 'extra layer')} in the checkpoint), which next-token inference "
+                                       f"does not run",) if mtp else ())
 
 
 # -- what a family does not read ------------------------------------------------------------------------

@@ -531,9 +531,10 @@ def validation(a):
     if profiles.is_trace(a.measurements):
         rows, skipped = profiles.read_noting(a.measurements)
         if skipped:
-            n = sum(skipped.values())
-            notes.append(f"{counted(n, 'traced call')} with GPU work {'maps' if n == 1 else 'map'} to no measured "
-                         f"class and {'is' if n == 1 else 'are'} left out: " + ", ".join(f"{label} x{n:,}" for label, n in skipped.most_common()))
+            calls = sum(skipped.values())
+            notes.append(f"{counted(calls, 'traced call')} with GPU work {'maps' if calls == 1 else 'map'} to no "
+                         f"measured class and {'is' if calls == 1 else 'are'} left out: "
+                         + ", ".join(f"{label} x{n:,}" for label, n in skipped.most_common()))
     else:
         rows = measurements.read(a.measurements)
     for flag in ("protocol", "limit", "request_latency_ms"):

@@ -97,7 +97,8 @@ def _group(where: str, i: int, raw: object) -> tuple[str, ...]:
         raise OpgraphError(f"{where}: group {i} needs 'ops', a list of at least two op names")
     unknown = set(raw) - {"name", "ops"}
     if unknown:
-        raise OpgraphError(f"{where}: group {i}: unknown {noun(len(unknown), 'key')} {', '.join(sorted(unknown))}; valid: name, ops")
+        raise OpgraphError(f"{where}: group {i}: unknown {noun(len(unknown), 'key')} {', '.join(sorted(unknown))}; "
+                           f"valid: name, ops")
     return tuple(ops)
 
 

@@ -40,7 +40,8 @@ def _time_models(d: Disaggregated) -> str:
 
 def _load(d: Disaggregated) -> str:
     if d.concurrency is None:
-        return f"an open loop: {d.requests_per_s:g} {noun(d.requests_per_s, 'request')} arriving a second in all (Poisson)"
+        return (f"an open loop: {d.requests_per_s:g} {noun(d.requests_per_s, 'request')} arriving a second in all "
+                f"(Poisson)")
     return f"a closed loop: {counted(d.concurrency, 'request')} per decode replica"
 
 

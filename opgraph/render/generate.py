@@ -55,8 +55,9 @@ def as_text(g: Generation, fmt: str) -> str:
     if steps:
         a, z = steps[0], steps[-1]
         decode = [
-            ["decode steps", counted(len(steps), "step"), f"contexts {a.context:,}..{z.context:,} (tokens already cached; "
-                                                      f"each step attends over context+1 keys), {seconds(g.decode_s)} in all"],
+            ["decode steps", counted(len(steps), "step"),
+             f"contexts {a.context:,}..{z.context:,} (tokens already cached; each step attends over context+1 keys), "
+             f"{seconds(g.decode_s)} in all"],
             ["time per output token", seconds(g.tpot_s), f"mean of the {len(steps):,} decode steps; first "
                                                          f"{seconds(a.time_s)} (context {a.context:,}), last "
                                                          f"{seconds(z.time_s)} (context {z.context:,})"],

@@ -79,7 +79,8 @@ def as_json(r: MemoryReport, fmt: str) -> str:
 def as_text(r: MemoryReport, fmt: str) -> str:
     hw, first = r.hardware, r.phases[0].footprint
     group = ([f"per GPU of a group of {r.gpus} ({r.parallel}): every figure is one GPU's; the batch is each "
-              f"replica's, and the group serves {r.replicas} such {noun(r.replicas, 'batch', 'batches')} at once"] if r.gpus > 1 else [])
+              f"replica's, and the group serves {r.replicas} such {noun(r.replicas, 'batch', 'batches')} at once"]
+             if r.gpus > 1 else [])
     out = header(f"opgraph memory: {r.model} on {hw.display_name} ({hw.name}), {capacity(hw.capacity)} of memory; "
                  f"fusion {r.plan.name}", fmt, [precision_line(first.precision), *group])
     for p in r.phases:

@@ -33,8 +33,10 @@ def as_text(s: PlanSearch, fmt: str) -> str:
     hw = s.hardware
     out = header(f"opgraph plan: {s.model} on {s.gpus} x {hw.display_name} ({hw.name})", fmt, [
         f"prompt {s.prompt:,} tokens, {s.output:,} output tokens per sequence; {_limits(s)}; ranked by output "
-        f"tokens/s per GPU (replicas x batch x output tokens over TTFT + every decode step, over {counted(s.gpus, 'GPU')})",
-        f"{counted(s.evaluated, 'candidate')} costed in {s.seconds:.2f} s; {_fit(len(s.ranked), s.too_big, s.too_slow, 'in memory', 'latency limit')}",
+        f"tokens/s per GPU (replicas x batch x output tokens over TTFT + every decode step, over "
+        f"{counted(s.gpus, 'GPU')})",
+        f"{counted(s.evaluated, 'candidate')} costed in {s.seconds:.2f} s; "
+        f"{_fit(len(s.ranked), s.too_big, s.too_slow, 'in memory', 'latency limit')}",
         *(f"note: {n}" for n in s.notes)])
     if s.ranked:
         shown = s.ranked[:s.top]
@@ -138,8 +140,9 @@ def serving_text(s: ServingPlan, fmt: str) -> str:
     out = header(f"opgraph plan: serving {s.model} on {s.gpus} x {hw.display_name} ({hw.name}), engine {s.engine}, "
                  f"fusion {s.plan}", fmt, [
         loops + _splits_said(s) + f"; {_limits(s)}",
-        f"{counted(len(s.candidates), 'candidate')} costed in {s.seconds:.2f} s; {sum(c.on_front for c in s.candidates):,} on "
-        f"the Pareto front of tokens/s per GPU against tokens/s per user; {s.too_big:,} {beyond}"])
+        f"{counted(len(s.candidates), 'candidate')} costed in {s.seconds:.2f} s; "
+        f"{sum(c.on_front for c in s.candidates):,} on the Pareto front of tokens/s per GPU against tokens/s per user; "
+        f"{s.too_big:,} {beyond}"])
     if s.best is not None:
         b = s.best
         out += ["", f"best within the limits: {_named(b)} at {_at(b)}"
@@ -162,8 +165,8 @@ def serving_text(s: ServingPlan, fmt: str) -> str:
                 f"{'all ' if s.gpus > 1 else ''}{counted(s.gpus, 'GPU')} and per user 1 / TPOT."
                 + (" Every aggregated candidate is an event run (means and p90s); a split's figures are its closed "
                    "form's means ('-': no p90)." if s.open_loop else
-                   f" p90s: {counted(s.event_runs, 'candidate')} within the mean limits {'runs' if s.event_runs == 1 else 'run'} "
-                   f"event by event (opgraph serve), "
+                   f" p90s: {counted(s.event_runs, 'candidate')} within the mean limits "
+                   f"{'runs' if s.event_runs == 1 else 'run'} event by event (opgraph serve), "
                    f"most tokens/s per GPU first, until one was within the p90 limits ('-': not run)." if _p90(s) else
                    "")
                 + (" TTFT*: prompts arriving together queue for an iteration's room; the closed form takes the "

@@ -310,10 +310,10 @@ def pricing_notes(p: PhaseCost) -> tuple[str, ...]:
              if k.kind in ("collective", "all_to_all") and len(k.ops) > 1]
     if not mixed:
         return notes
-    return notes + (f"{counted(len(mixed), 'kernel')} {'holds' if len(mixed) == 1 else 'hold'} a collective beside other work ({', '.join(mixed[:3])}"
-            f"{', ...' if len(mixed) > 3 else ''}): each part is priced at its own class's efficiencies, the links at "
-            f"the collective's, with one fixed cost, the collective's; the collective overlaps none of the kernel's "
-            f"other work (unless --comm-overlap)",)
+    return notes + (f"{counted(len(mixed), 'kernel')} {'holds' if len(mixed) == 1 else 'hold'} a collective beside "
+                    f"other work ({', '.join(mixed[:3])}{', ...' if len(mixed) > 3 else ''}): each part is priced "
+                    f"at its own class's efficiencies, the links at the collective's, with one fixed cost, the "
+                    f"collective's; the collective overlaps none of the kernel's other work (unless --comm-overlap)",)
 
 
 def _phase_words(p: PhaseCost) -> str:

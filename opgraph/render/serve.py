@@ -81,12 +81,13 @@ def as_text(s: Serving, fmt: str) -> str:
     e = s.engine
     return lines(
         f"opgraph serve: {s.model} on {hw.display_name} ({hw.name}), {scope}, fusion {s.plan.name}, engine {e.name}",
-        (f"benchmark: {counted(s.requests, 'request')} per replica, {s.concurrency} in flight (the first {s.concurrency} sent "
-         f"at once, a finished one replaced while any are left), every one counted" if s.requests else
+        (f"benchmark: {counted(s.requests, 'request')} per replica, {s.concurrency} in flight (the first "
+         f"{s.concurrency} sent at once, a finished one replaced while any are left), every one counted"
+         if s.requests else
          f"closed loop: {counted(s.concurrency, 'request')} in flight per replica (a finished one replaced at once)"
-         if s.concurrency is not None else f"open loop: {s.rate:g} {noun(s.rate, 'request')} a second per replica (Poisson, seed "
-                                            f"{s.seed})") + f"; each {_span(s.prompt)} prompt tokens -> "
-        f"{_span(s.output)} output tokens" + _cached_said(s),
+         if s.concurrency is not None else
+         f"open loop: {s.rate:g} {noun(s.rate, 'request')} a second per replica (Poisson, seed {s.seed})")
+        + f"; each {_span(s.prompt)} prompt tokens -> {_span(s.output)} output tokens" + _cached_said(s),
         *([f"speculative decoding: draft {s.speculation.name} proposes {s.speculation.tokens} tokens a step, "
            f"accepted with {', '.join(f'{a:g}' for a in s.speculation.acceptance)} (assumed): "
            f"{s.speculation.expected_tokens:.2f} tokens a step on average"] if s.speculation else []),
