@@ -7,7 +7,7 @@ from opgraph.pricing.hardware import Hardware
 from opgraph.render import renderer
 from opgraph.render.report import time_model_line
 from opgraph.errors import counted, noun
-from opgraph.render.text import header, lines, seconds, sig, table, to_csv, to_json
+from opgraph.render.text import flat, header, lines, seconds, sig, table, to_csv, to_json
 
 
 def _gpu(d: Disaggregated, pool) -> Hardware:
@@ -127,7 +127,7 @@ def as_json(d: Disaggregated, fmt: str) -> str:
 
 @renderer(Disaggregated, "csv")
 def as_csv(d: Disaggregated, fmt: str) -> str:
-    r = {k: v for k, v in _record(d).items() if not isinstance(v, (dict, list))}
+    r = flat({k: v for k, v in _record(d).items() if k not in ("notes", "units")})
     return to_csv(list(r), [list(r.values())])
 
 

@@ -6,7 +6,7 @@ from opgraph.analysis.serve import HOST, Serving, Stats, blocks_of, cached_token
 from opgraph.errors import counted, noun
 from opgraph.render import renderer
 from opgraph.render.report import time_model_dict, time_model_line
-from opgraph.render.text import lines, seconds, sig, table, to_csv, to_json
+from opgraph.render.text import flat, lines, seconds, sig, table, to_csv, to_json
 
 METRICS = ("ttft", "tpot", "itl", "e2e")
 WORDS = {"ttft": "time to first token", "tpot": "time per output token (a request's)",
@@ -22,9 +22,8 @@ def _span(lengths: tuple[int, int]) -> str:
     return f"{low:,}" if low == high else f"{low:,} to {high:,} (uniform)"
 
 
-@renderer(Serving, "json")
-def as_json(s: Serving, fmt: str) -> str:
-    return to_json({
+def _record(s: Serving) -> dict:
+    return {
         "model": s.model, "hardware": s.hardware.name, "fusion": s.plan.name, "time_model": time_model_dict(s.hardware),
         "engine": {"name": s.engine.name, "max_batched_tokens": s.engine.max_batched_tokens,
                    "chunk_tokens": s.engine.chunk or None,  # one prompt's tokens an iteration at most (--chunk)
@@ -59,13 +58,20 @@ def as_json(s: Serving, fmt: str) -> str:
         "overhead_s_per_iteration": s.overhead_s, "overhead_s_per_request": s.engine.overhead_per_request_s,
         "host_launch_s_per_kernel": s.engine.host_launch_s,
         "request_latency_s": s.request_latency_s, "notes": list(s.notes),
-    })
+    }
+
+
+@renderer(Serving, "json")
+def as_json(s: Serving, fmt: str) -> str:
+    return to_json(_record(s))
 
 
 @renderer(Serving, "csv")
 def as_csv(s: Serving, fmt: str) -> str:
-    return to_csv(["metric", "mean_s", "p50_s", "p90_s", "p99_s"],
-                  ([m, *_stats(getattr(s, m)).values()] for m in (*METRICS, "iteration")))
+    """One row: the JSON's figures, nested names joined by '_' (ttft_s_stats_p90, engine_name), without its prose (the
+    notes, the time model's description, the units' legend), so that many runs' rows stack into one table."""
+    r = flat({k: v for k, v in _record(s).items() if k not in ("notes", "time_model", "units")})
+    return to_csv(list(r), [list(r.values())])
 
 
 @renderer(Serving, "table", "markdown")

@@ -126,12 +126,38 @@ def to_json(data) -> str:
     return json.dumps(finite(data), indent=2, allow_nan=False) + "\n"
 
 
+def flat(record: dict, prefix: str = "") -> dict:
+    """A JSON record as one CSV row: a nested table's keys joined to its own by '_' (a list of tables keyed by each
+    one's name where they all have one, else by position), a list of plain values joined by ';'.
+
+    >>> flat({"a": 1, "b": {"mean": 2.0, "p90": 3.0}, "pools": [{"name": "x", "n": 1}], "lengths": [8, 16]})
+    {'a': 1, 'b_mean': 2.0, 'b_p90': 3.0, 'pools_x_n': 1, 'lengths': '8;16'}
+    """
+    out = {}
+    for key, value in record.items():
+        key = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flat(value, f"{key}_"))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            names = [v.get("name") for v in value]
+            named = all(isinstance(n, str) for n in names) and len(set(names)) == len(names)
+            for i, v in enumerate(value):
+                out.update(flat({k: x for k, x in v.items() if not named or k != "name"},
+                                f"{key}_{names[i] if named else i}_"))
+        elif isinstance(value, list):
+            out[key] = ";".join(str(v) for v in value)
+        else:
+            out[key] = value
+    return out
+
+
 def to_csv(header: list[str], rows) -> str:
     """CSV with floats written in full (repr) so scripts read back the exact values."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(header)
     for row in rows:
-        w.writerow(["" if isinstance(v, float) and not math.isfinite(v) else repr(v) if isinstance(v, float) else v
-                    for v in row])
+        # float() first: numpy's floats are floats whose repr names their type (np.float64(...))
+        w.writerow(["" if isinstance(v, float) and not math.isfinite(v) else repr(float(v)) if isinstance(v, float)
+                    else v for v in row])
     return out.getvalue()

@@ -974,3 +974,33 @@ def test_figures_given_replace_the_engines_own_each_with_its_source():
     assert (got.host_launch_s, got.host_launch_source) == (own.host_launch_s, own.host_launch_source)
     assert (got.overhead_per_request_s, got.overhead_per_request_source) == (own.overhead_per_request_s,
                                                                              own.overhead_per_request_source)
+
+
+def test_csv_is_one_row_of_the_json_figures():
+    """`--format csv` gives scripts what JSON does, as one row that stacks with other runs': each nested figure under
+    its joined name (ttft_s_stats_p90, engine_name, share_of_iteration_time_by_class_gemm), a length range as 'low;high',
+    floats exact (they read back equal to JSON's), and no prose (notes). Disaggregated serving names each pool's
+    figures by its role (pools_prefill_layout)."""
+    import csv
+    import io
+
+    args = ("serve", "--concurrency", "8", "--prompt", "512:1024", "--output", "32", "--seed", "3")
+    d = json.loads(opgraph(*args, "--format", "json").stdout)
+    rows = list(csv.DictReader(io.StringIO(opgraph(*args, "--format", "csv").stdout)))
+    assert len(rows) == 1
+    row = rows[0]
+    for name, want in (("ttft_s", d["ttft_s"]), ("tpot_s", d["tpot_s"]), ("ttft_s_stats_p90", d["ttft_s_stats"]["p90"]),
+                       ("e2e_s_stats_p99", d["e2e_s_stats"]["p99"]),
+                       ("expected_tokens_per_s_per_gpu", d["expected_tokens_per_s_per_gpu"]),
+                       ("expected_tokens_per_s_per_user", d["expected_tokens_per_s_per_user"]),
+                       ("kv_cache_peak_use", d["kv_cache_peak_use"]),
+                       ("share_of_iteration_time_by_class_gemm", d["share_of_iteration_time_by_class"]["gemm"])):
+        assert float(row[name]) == want, name
+    assert row["engine_name"] == "vllm" and int(row["engine_max_batched_tokens"]) == 8192
+    assert row["prompt_tokens"] == "512;1024" and int(row["requests_measured"]) == d["requests_measured"]
+    assert "notes" not in row and "units_*_s" not in row
+    split = ("serve", "--disaggregate", "1p1d", "--concurrency", "8", "--prompt", "512", "--output", "32")
+    d = json.loads(opgraph(*split, "--format", "json").stdout)
+    row = next(csv.DictReader(io.StringIO(opgraph(*split, "--format", "csv").stdout)))
+    assert row["pools_prefill_layout"] == d["pools"][0]["layout"] and row["pools_decode_layout"] == d["pools"][1]["layout"]
+    assert float(row["pools_decode_utilization"]) == d["pools"][1]["utilization"] and float(row["ttft_s"]) == d["ttft_s"]
