@@ -7,10 +7,11 @@ class OpgraphError(ValueError):
 
 
 def noun(n: float, word: str, plural: str = "") -> str:
-    """`word` as `n` of it reads (a count or a rate): singular for one, else `plural` (default: word + "s").
+    """`word` as `n` of it reads (a count or a rate): singular for one, else `plural` (default: word + "s"); a verb
+    agrees the same way, its singular given first.
 
-    >>> noun(1, "key"), noun(2, "key"), noun(3, "micro-batch", "micro-batches")
-    ('key', 'keys', 'micro-batches')
+    >>> noun(1, "key"), noun(2, "key"), noun(3, "micro-batch", "micro-batches"), noun(1, "is", "are")
+    ('key', 'keys', 'micro-batches', 'is')
     """
     return word if n == 1 else plural or f"{word}s"
 

@@ -15,7 +15,7 @@ from opgraph.analysis import plan as plan_search
 from opgraph.core import checks
 from opgraph.core.model import BuildOptions
 from opgraph.core.phase import Phase
-from opgraph.errors import OpgraphError, counted
+from opgraph.errors import OpgraphError, counted, noun
 from opgraph.files import measurements, planfile, profiles
 from opgraph.hardware.calibration import write as write_calibration
 from opgraph.render.bench import measurement_csv
@@ -532,8 +532,8 @@ def validation(a):
         rows, skipped = profiles.read_noting(a.measurements)
         if skipped:
             calls = sum(skipped.values())
-            notes.append(f"{counted(calls, 'traced call')} with GPU work {'maps' if calls == 1 else 'map'} to no "
-                         f"measured class and {'is' if calls == 1 else 'are'} left out: "
+            notes.append(f"{counted(calls, 'traced call')} with GPU work {noun(calls, 'maps', 'map')} to no "
+                         f"measured class and {noun(calls, 'is', 'are')} left out: "
                          + ", ".join(f"{label} x{n:,}" for label, n in skipped.most_common()))
     else:
         rows = measurements.read(a.measurements)

@@ -262,7 +262,7 @@ def _check_group(plan: FusionPlan, graph: Graph, group: tuple[str, ...], present
     missing = [n for n in group if n not in graph.ops]
     if missing:
         raise FusionError(f"fusion plan {plan.name!r}: group {list(group)} names {noun(len(missing), 'op')} {missing} "
-                          f"that {'is' if len(missing) == 1 else 'are'} not in block {graph.name!r} "
+                          f"that {noun(len(missing), 'is', 'are')} not in block {graph.name!r} "
                           f"(its ops: {', '.join(graph.ops)})")
     links = nx.Graph()
     links.add_nodes_from(present)

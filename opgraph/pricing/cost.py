@@ -347,7 +347,7 @@ def _one(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
     unused = [list(g) for i, g in enumerate(plan.groups) if i not in used]
     if unused:
         raise FusionError(f"fusion plan {plan.name!r}: {noun(len(unused), 'group')} {unused} "
-                          f"{'matches' if len(unused) == 1 else 'match'} no op of model {model.name!r} "
+                          f"{noun(len(unused), 'matches', 'match')} no op of model {model.name!r} "
                           f"(blocks: {', '.join(b.name for b in model.blocks)})")
     totals = _sum([b.totals.times(b.count) for b in blocks])
     group = _group(totals, totals.times(model.gpus)) if model.gpus > 1 else None  # every GPU alike, in lockstep

@@ -107,11 +107,9 @@ def _load(c: ServingCandidate) -> str:
 
 def _fit(ranked: int, too_big: int, too_slow: int, where: str, limit: str) -> str:
     """What became of a static plan's candidates, each count with its verb: '1 fits and meets the limits, ...'."""
-    def one(n: int, singular: str, plural: str) -> str:
-        return f"{n:,} {singular if n == 1 else plural}"
-    return (f"{one(ranked, 'fits and meets', 'fit and meet')} the limits, "
-            f"{one(too_big, 'does not fit', 'do not fit')}{' ' + where if where else ''}, "
-            f"{one(too_slow, 'misses', 'miss')} the {limit}")
+    return (f"{counted(ranked, 'fits and meets', 'fit and meet')} the limits, "
+            f"{counted(too_big, 'does not fit', 'do not fit')}{' ' + where if where else ''}, "
+            f"{counted(too_slow, 'misses', 'miss')} the {limit}")
 
 
 def _at(c: ServingCandidate) -> str:
@@ -166,7 +164,7 @@ def serving_text(s: ServingPlan, fmt: str) -> str:
                 + (" Every aggregated candidate is an event run (means and p90s); a split's figures are its closed "
                    "form's means ('-': no p90)." if s.open_loop else
                    f" p90s: {counted(s.event_runs, 'candidate')} within the mean limits "
-                   f"{'runs' if s.event_runs == 1 else 'run'} event by event (opgraph serve), "
+                   f"{noun(s.event_runs, 'runs', 'run')} event by event (opgraph serve), "
                    f"most tokens/s per GPU first, until one was within the p90 limits ('-': not run)." if _p90(s) else
                    "")
                 + (" TTFT*: prompts arriving together queue for an iteration's room; the closed form takes the "

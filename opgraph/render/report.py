@@ -13,7 +13,7 @@ from opgraph.pricing.cost import BlockCost, PhaseCost, Roofline
 from opgraph.pricing.kinds import REGISTRY, unclassed
 from opgraph.render import renderer
 from opgraph.render.memory import footprint_dict, verdict
-from opgraph.errors import counted
+from opgraph.errors import counted, noun
 from opgraph.render.text import capacity, gb, heading, lines, precision_line, scaled, seconds, sig, table, to_csv, to_json
 
 UNITS = {"flops": "FLOP", "bytes": "byte", "*_s": "s", "intensity": "FLOP/byte", "*_tokens_per_s": "tokens/s",
@@ -310,7 +310,7 @@ def pricing_notes(p: PhaseCost) -> tuple[str, ...]:
              if k.kind in ("collective", "all_to_all") and len(k.ops) > 1]
     if not mixed:
         return notes
-    return notes + (f"{counted(len(mixed), 'kernel')} {'holds' if len(mixed) == 1 else 'hold'} a collective beside "
+    return notes + (f"{counted(len(mixed), 'kernel')} {noun(len(mixed), 'holds', 'hold')} a collective beside "
                     f"other work ({', '.join(mixed[:3])}{', ...' if len(mixed) > 3 else ''}): each part is priced "
                     f"at its own class's efficiencies, the links at the collective's, with one fixed cost, the "
                     f"collective's; the collective overlaps none of the kernel's other work (unless --comm-overlap)",)

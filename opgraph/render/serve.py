@@ -162,8 +162,7 @@ def as_html(s: Serving, fmt: str) -> str:
                     "%")
     e = d["engine"]
     load = (f"benchmark: {counted(d['benchmark_requests_per_replica'], 'request')} per replica, "
-            f"{d['concurrency_per_replica']} "
-            f"in flight" if d["benchmark_requests_per_replica"] else
+            f"{d['concurrency_per_replica']} in flight" if d["benchmark_requests_per_replica"] else
             f"closed loop: {counted(d['concurrency_per_replica'], 'request')} in flight per replica"
             if d["concurrency_per_replica"] is not None else
             f"open loop: {d['rate_per_s_per_replica']:g} {noun(d['rate_per_s_per_replica'], 'request')} a second per "
