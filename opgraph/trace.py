@@ -462,9 +462,21 @@ class _Vector:
             return out, ((out, out) if type(out) is int else None)
         n = len(self.index)
         if all(isinstance(a, np.ndarray) and a.dtype.kind == "i" or type(a) is int and abs(a) <= _INT64 for a in args):
-            cols = np.stack([np.broadcast_to(np.asarray(a, dtype=np.int64), (n,)) for a in args])
-            uniq, inverse = np.unique(cols, axis=1, return_inverse=True)
-            combos = [tuple(int(x) for x in col) for col in uniq.T]
+            # the distinct combinations of the arguments that vary (arrays); the constants put back in each
+            varying = [i for i, a in enumerate(args) if isinstance(a, np.ndarray)]
+            cols = np.stack([np.broadcast_to(args[i], (n,)) for i in varying])
+            if len(varying) == 1:
+                uniq, inverse = np.unique(cols[0], return_inverse=True)
+                uniq = uniq[:, None]
+            else:
+                uniq, inverse = np.unique(cols, axis=1, return_inverse=True)
+                uniq = uniq.T
+            combos = []
+            for values in uniq.tolist():
+                combo = list(args)
+                for i, v in zip(varying, values):
+                    combo[i] = v
+                combos.append(tuple(combo))
         else:  # floats or huge ints: distinct combinations by Python equality
             cols = [a.tolist() if isinstance(a, np.ndarray) else [a] * n for a in args]
             seen: dict[tuple, int] = {}
@@ -594,18 +606,7 @@ class Traced:
 
     def many(self, **arrays) -> dict[str, np.ndarray]:
         """Every point at once: arrays of equal length per variable, in any order of points."""
-        inputs = {v: np.asarray(arrays[v], dtype=np.int64) for v in self.variables}
-        n = len(inputs[self.variables[0]])
-        remaining = np.arange(n)
-        found: list[tuple[Regime, np.ndarray, list]] = []
-        pending = list(self.regimes)
-        while remaining.size:
-            regime = pending.pop(0) if pending else self.trace(tuple(int(inputs[v][remaining[0]])
-                                                                   for v in self.variables))
-            mask, outs = regime.many({v: a[remaining] for v, a in inputs.items()})
-            if mask.any():
-                found.append((regime, remaining[mask], outs))
-                remaining = remaining[~mask]
+        n, found = self.by_regime(**arrays)
         if len(found) == 1 and len(found[0][1]) == n:  # one regime took every point, in order
             return dict(zip(found[0][0].labels, found[0][2]))
         labels = list(dict.fromkeys(label for regime, _, _ in found for label in regime.labels))
@@ -619,3 +620,69 @@ class Traced:
                 column[where] = part
             result[label] = column
         return result
+
+    def by_regime(self, traces: bool = True, **arrays) -> tuple[int, list[tuple[Regime, np.ndarray, list]]]:
+        """Every point at once, as each regime gives them: (the number of points, [(regime, the indices of its
+        points, its output arrays for them, in its labels' order)]). Without `traces`, the points no regime traced
+        so far takes are left out."""
+        inputs = {v: np.asarray(arrays[v], dtype=np.int64) for v in self.variables}
+        n = len(inputs[self.variables[0]])
+        remaining = np.arange(n)
+        found: list[tuple[Regime, np.ndarray, list]] = []
+        pending = list(self.regimes)
+        while remaining.size and (pending or traces):
+            regime = pending.pop(0) if pending else self.trace(tuple(int(inputs[v][remaining[0]])
+                                                                   for v in self.variables))
+            mask, outs = regime.many({v: a[remaining] for v, a in inputs.items()})
+            if mask.any():
+                found.append((regime, remaining[mask], outs))
+                remaining = remaining[~mask]
+        return n, found
+
+
+class Tabled:
+    """A traced function of one size, asked for point by point, kept as a table. A search meets thousands of
+    sizes close together (a serving plan's token counts: the decodes, beside whole prompt chunks, at each
+    concurrency), each of which a call replays alone (some 40 µs for a model's token work); `many` replays a
+    block of them for less a size. So the sizes of a block are called one by one, and kept, until `misses` of
+    them were; then the block is replayed at once, in the regimes traced so far (a size in none is called when
+    asked for: a block traces nothing its caller does not meet). A caller that meets a few scattered sizes pays
+    for no block.
+
+    A point reads as the call gives it: its regime's labels, in their order.
+    """
+
+    def __init__(self, traced: Traced, block: int = 256, misses: int = 8):
+        self.traced, self.block, self.misses = traced, block, misses
+        self._points: dict[int, dict] = {}  # sizes called one by one, in blocks not yet replayed
+        self._asked: dict[int, int] = {}  # block -> its sizes called so far
+        self._rows: dict[int, list[dict]] = {}  # block -> each of its sizes' point
+
+    def __call__(self, size: int) -> dict:
+        b, i = divmod(size, self.block)
+        rows = self._rows.get(b)
+        if rows is not None and rows[i] is not None:
+            return rows[i]
+        point = self._points.get(size)
+        if point is None:
+            point = self._points[size] = self.traced(size)
+            self._asked[b] = self._asked.get(b, 0) + 1
+            if self._asked[b] == self.misses:
+                self._fill(b)
+        return point
+
+    def _fill(self, b: int) -> None:
+        start = max(b * self.block, 1)  # sizes are positive
+        sizes = np.arange(start, (b + 1) * self.block)
+        try:
+            found = self.traced.by_regime(False, **{self.traced.variables[0]: sizes})[1]
+        except OpgraphError:  # a size of the block the function refuses (beyond a limit): kept point by point
+            return
+        rows: list[dict | None] = [None] * len(sizes)
+        for regime, where, outs in found:
+            for i, values in zip(where.tolist(), zip(*(o.tolist() for o in outs))):
+                rows[i] = dict(zip(regime.labels, values))
+        self._rows[b] = [None] * (start - b * self.block) + rows
+        for size in range(start, (b + 1) * self.block):
+            if rows[size - start] is not None:
+                self._points.pop(size, None)

@@ -34,7 +34,7 @@ from opgraph.pricing.cost import analyze, kernel_work
 from opgraph.pricing.hardware import Hardware
 from opgraph.pricing.kinds.attention import PREFILL, PREFILL_ATTENTION as PREFILL_KIND
 from opgraph.pricing.timing import KernelWork, expected_fused
-from opgraph.trace import Traced
+from opgraph.trace import Tabled, Traced
 
 HEAD = "head"
 WORK = ("compute_s", "memory_s", "transcendentals", "attention_rows")  # what attention's formula reads
@@ -109,8 +109,9 @@ class IterationPricer:
         self.launches = sum(len(b.kernels) * b.count for b in probe.blocks)
         # each part is traced once a third size misses (Traced's plain_first): a search meets the one-token iteration
         # once a layout, and a steady state few attention shapes
-        self._tokens = Traced(self._token_part, ("tokens",), plain_first=2)
-        self._head = Traced(self._head_part, ("rows",), plain_first=2)
+        # kept as tables: a search asks for thousands of token counts and rows close together
+        self._tokens = Tabled(Traced(self._token_part, ("tokens",), plain_first=2))
+        self._head = Tabled(Traced(self._head_part, ("rows",), plain_first=2))
         self._attention = Traced(lambda queries, past: self._attention_part(1, queries, past), ("queries", "past"),
                                  plain_first=2)
         # (queries, past) -> one sequence's attention work: its labels (one tuple per label set, shared), their
@@ -349,7 +350,7 @@ class IterationPricer:
         for (block, _), fields in kernels.items():
             count, roof = fields[("count",)], fields[("roofline_s",)]
             present = {label[1]: v > 0 for label, v in fields.items() if label[0] == "kind"}
-            one = all(np.ndim(p) == 0 for p in present.values())
+            one = not any(isinstance(p, np.ndarray) for p in present.values())  # an iteration, or many
             kinds = sorted(k for k, p in present.items() if p) if one else sorted(present)
             if not kinds:
                 continue
@@ -406,11 +407,11 @@ class IterationPricer:
                     into[label] = into.get(label, 0.0) + column
 
         distinct, at = np.unique(tokens, return_inverse=True)
-        add({k: v[at] for k, v in _many(self._tokens, "tokens", distinct).items()}, slice(None))
+        add({k: v[at] for k, v in _many(self._tokens.traced, "tokens", distinct).items()}, slice(None))
         sampling = rows > 0
         if sampling.any():
             distinct, at = np.unique(rows[sampling], return_inverse=True)
-            add({k: v[at] for k, v in _many(self._head, "rows", distinct).items()}, sampling)
+            add({k: v[at] for k, v in _many(self._head.traced, "rows", distinct).items()}, sampling)
         work, used = np.zeros((n, 0)), {}
         where, pasts = (np.asarray(a, dtype=np.int64) for a in decodes)
         if len(where):

@@ -35,8 +35,13 @@ def _arrays(args: tuple) -> bool:
     return any(hasattr(x, "__array_ufunc__") and hasattr(x, "shape") for x in args)
 
 
+_PLAIN = (int, float)
+
+
 def _pairwise(hook_name: str, ufunc: str, builtin, doc: str):
     def pick(a, b):
+        if type(a) in _PLAIN and type(b) in _PLAIN:  # the common case, first: no hook, no array
+            return builtin(a, b)
         hook = _hook(hook_name, (a, b))
         if hook:
             return hook(a, b)

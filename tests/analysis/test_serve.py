@@ -914,7 +914,7 @@ def test_a_kernels_latency_verdict_and_a_pipelines_note_split_no_trace():
     pricer = IterationPricer(build, FLASH, H100)
     sizes = (2, 3, 5, 17, 100, 1001, 4097)
     replayed = [pricer.price_mix(n, n, [(n, (1, 512))]).expected_s for n in sizes]
-    assert len(pricer._tokens.regimes) == 1 and len(pricer._head.regimes) == 1
+    assert len(pricer._tokens.traced.regimes) == 1 and len(pricer._head.traced.regimes) == 1
     fresh = [IterationPricer(build, FLASH, H100).price_mix(n, n, [(n, (1, 512))]).expected_s for n in sizes]
     assert replayed == pytest.approx(fresh, rel=1e-12)
 

@@ -1,6 +1,7 @@
 """The tracer's contract: whatever a block can write either replays exactly or fails with a TraceError that
 says what to write instead. Expected values come from calling the same function with plain ints."""
 
+import collections
 import math
 import random
 
@@ -142,3 +143,43 @@ def test_too_many_regimes_is_an_error_not_a_hang():
     with pytest.raises(TraceError, match="regimes"):
         Traced(lambda a, b: {"y": next(i for i in range(5000) if a == i)}, ("a", "b")).many(
             a=np.arange(1, 2000), b=np.arange(1, 2000))
+
+
+def test_a_size_function_of_constants_and_sizes_is_called_once_per_distinct_combination():
+    seen = []
+
+    @size_function
+    def mixed(e, a, k, b):
+        seen.append((e, a, k, b))
+        return e * 1000 + a * 10 + k - b
+
+    points = [(a, b) for a in (1, 2, 2, 3) for b in (5, 5, 6)]
+    replay_equals_direct(lambda a, b: {"one": mixed(64, a, 8, 7), "two": mixed(64, a, 8, b)}, points)
+    seen.clear()
+    Traced(lambda a, b: {"one": mixed(64, a, 8, 7), "two": mixed(64, a, 8, b)}, ("a", "b")).many(
+        a=[p[0] for p in points], b=[p[1] for p in points])
+    calls = collections.Counter(seen)
+    distinct = {(64, a, 8, 7) for a, _ in points} | {(64, a, 8, b) for a, b in points}
+    assert set(calls) == distinct
+    # the replay calls each distinct combination once; the first point's are also called while it is traced
+    assert {c: n for c, n in calls.items() if n > 1} == {(64, 1, 8, 7): 3, (64, 1, 8, 5): 3}
+
+
+def test_a_table_reads_as_the_calls_do_and_replays_only_blocks_met_often():
+    from opgraph.trace import Tabled
+
+    traces = []
+
+    def f(n):
+        traces.append(type(n) is not int)
+        return {"y": n * 3 + 1 if n > 300 else n // 2, **({"z": n * 0.5} if n > 300 else {})}
+
+    table = Tabled(Traced(f, ("n",)), block=64, misses=4)
+    sizes = list(range(250, 420)) + [1000, 5000]
+    random.Random(1).shuffle(sizes)
+    got = {n: table(n) for n in sizes}
+    assert got == {n: f(n) for n in sizes}  # the labels each size's regime gives, and their values, exactly
+    assert all(list(got[n]) == list(f(n)) for n in sizes)  # in the call's order
+    assert sorted(table._rows) == [3, 4, 5, 6]  # the blocks of 256..447 met often; 1000 and 5000 called alone
+    assert sum(traces) == 2  # the two regimes met; a block's sizes beyond them (none here) are not traced
+    assert table(1000) is got[1000] and table(260) is table(260)  # kept: called once, or in its block's row
