@@ -108,8 +108,8 @@ class IterationPricer:
         # where it does not replay a CUDA graph (Engine.host_launch_s)
         self.launches = sum(len(b.kernels) * b.count for b in probe.blocks)
         # each part is traced once a third size misses (Traced's plain_first): a search meets the one-token iteration
-        # once a layout, and a steady state few attention shapes
-        # kept as tables: a search asks for thousands of token counts and rows close together
+        # once a layout, and a steady state few attention shapes; the token and head parts are kept as tables (a
+        # search asks for thousands of token counts and rows close together)
         self._tokens = Tabled(Traced(self._token_part, ("tokens",), plain_first=2))
         self._head = Tabled(Traced(self._head_part, ("rows",), plain_first=2))
         self._attention = Traced(lambda queries, past: self._attention_part(1, queries, past), ("queries", "past"),
