@@ -30,7 +30,7 @@ from opgraph.core.fusion import FusionPlan
 from opgraph.core.phase import Phase
 from opgraph.core.sizes import maximum
 from opgraph.errors import OpgraphError
-from opgraph.pricing.cost import analyze, kernel_work
+from opgraph.pricing.cost import analyze, block_costs, kernel_work
 from opgraph.pricing.hardware import Hardware
 from opgraph.pricing.kinds.attention import PREFILL, PREFILL_ATTENTION as PREFILL_KIND
 from opgraph.pricing.timing import KernelWork, expected_fused
@@ -104,6 +104,7 @@ class IterationPricer:
                                        f"work on all the tokens: use a plan whose attention kernels hold only qk, "
                                        f"softmax and av (flash, unfused)")
         self.model, self.gpus, self.replicas = probe.model, model.gpus, probe.replicas
+        self._head_blocks = frozenset(b.name for b in probe.blocks if any(o.part == HEAD for o in b.ops))
         # the kernels a GPU runs in an iteration (one pass through every stage): what the host launches one by one
         # where it does not replay a CUDA graph (Engine.host_launch_s)
         self.launches = sum(len(b.kernels) * b.count for b in probe.blocks)
@@ -151,13 +152,17 @@ class IterationPricer:
         return self._kernels(Phase.prefill(1, tokens), lambda ops, parts: not _attends(ops[0]) and parts != {HEAD})
 
     def _head_part(self, rows) -> dict:
-        """The head's kernels for `rows` sampling rows (a decode step of that batch: one position each)."""
-        return self._kernels(Phase.decode(rows, 1), lambda ops, parts: parts == {HEAD})
+        """The head's kernels for `rows` sampling rows (a decode step of that batch: one position each), from the
+        blocks that hold them alone (the other blocks' costs would be traced and replayed for nothing)."""
+        return self._kernels(Phase.decode(rows, 1), lambda ops, parts: parts == {HEAD}, self._head_blocks)
 
-    def _kernels(self, phase: Phase, keep) -> dict:
-        cost = analyze(_flat(self.build(phase)), self.plan, self.hw)
+    def _kernels(self, phase: Phase, keep, blocks: frozenset[str] | None = None) -> dict:
+        """The kernels `keep` keeps (given their ops and the parts those belong to) of the model at `phase` (of the
+        `blocks` named, where given): their times summed, by kernel class, and by block where there are stages."""
+        model = _flat(self.build(phase))
         out = {"expected_s": 0.0, "roofline_s": 0.0}
-        for b in cost.blocks:
+        for b in (analyze(model, self.plan, self.hw).blocks if blocks is None else
+                  block_costs(model, self.plan, self.hw, blocks)):
             for k in b.kernel_costs():
                 ops = [b.graph.ops[n] for n in k.ops]
                 if keep(ops, {op.part for op in ops}):

@@ -338,12 +338,16 @@ def analyze(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
     return cost
 
 
+def block_costs(model: Model, plan: FusionPlan, hw: Hardware, names: frozenset[str] | None = None) -> list[BlockCost]:
+    """Each block of `model` (or each of those `names` names) costed under `plan` on `hw`: a block's cost is its own
+    graph's, whatever the other blocks are (what pricing a part of an iteration alone relies on)."""
+    return [block_cost(b.name, b.count, b.graph, apply(plan, b.graph), hw) for b in model.blocks
+            if names is None or b.name in names]
+
+
 def _one(model: Model, plan: FusionPlan, hw: Hardware) -> PhaseCost:
-    blocks, used = [], set()
-    for b in model.blocks:
-        part = apply(plan, b.graph)
-        blocks.append(block_cost(b.name, b.count, b.graph, part, hw))
-        used |= part.groups_used
+    blocks = block_costs(model, plan, hw)
+    used = set().union(*(b.partition.groups_used for b in blocks))
     unused = [list(g) for i, g in enumerate(plan.groups) if i not in used]
     if unused:
         raise FusionError(f"fusion plan {plan.name!r}: {noun(len(unused), 'group')} {unused} "
