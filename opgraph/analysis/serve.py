@@ -138,8 +138,9 @@ class Engine:
         arrays): at least the launches' time (`host_launch_s` each: the host runs ahead of the GPU, so the longer of
         the two counts); then under async scheduling the longer of that and the engine's own time for the iteration
         (`overhead_s` and `overhead_per_request_s` a request), under sync scheduling their sum."""
-        one = not any(isinstance(x, np.ndarray) for x in (gpu_s, launches, requests))  # one iteration: Python's max
-        larger = max if one else np.maximum  # (the same IEEE result, without numpy's cost on a search's many calls)
+        # one iteration: Python's max (the same IEEE result, without numpy's cost on a search's many calls)
+        one = type(gpu_s) is not np.ndarray and type(launches) is not np.ndarray and type(requests) is not np.ndarray
+        larger = max if one else np.maximum
         t = gpu_s
         if self.host_launch_s and (launches if one else np.any(launches)):
             t = larger(t, launches * self.host_launch_s)
