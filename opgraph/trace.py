@@ -644,19 +644,20 @@ class Tabled:
     """A traced function of one size, asked for point by point, kept as a table. A search meets thousands of
     sizes close together (a serving plan's token counts: the decodes, beside whole prompt chunks, at each
     concurrency), each of which a call replays alone (some 40 µs for a model's token work); `many` replays a
-    block of them for less a size. So the sizes of a block are called one by one, and kept, until `misses` of
-    them were; then the block is replayed at once, in the regimes traced so far (a size in none is called when
-    asked for: a block traces nothing its caller does not meet). A caller that meets a few scattered sizes pays
-    for no block.
+    block of them for a fraction of that a size. So the sizes of a block are called one by one, and kept, until
+    `misses` of them were; then the block is replayed at once, in the regimes traced so far (a size in none is
+    called when asked for: a block traces nothing its caller does not meet). A caller that meets a few scattered
+    sizes pays for no block.
 
-    A point reads as the call gives it: its regime's labels, in their order.
+    A point reads as the call gives it: its regime's labels, in their order. It is kept and shared by every later
+    call of that size: read it, do not change it.
     """
 
     def __init__(self, traced: Traced, block: int = 256, misses: int = 8):
         self.traced, self.block, self.misses = traced, block, misses
         self._points: dict[int, dict] = {}  # sizes called one by one, in blocks not yet replayed
         self._asked: dict[int, int] = {}  # block -> its sizes called so far
-        self._rows: dict[int, list[dict]] = {}  # block -> each of its sizes' point
+        self._rows: dict[int, list[dict | None]] = {}  # block -> each of its sizes' point (None: in no regime yet)
 
     def __call__(self, size: int) -> dict:
         b, i = divmod(size, self.block)
@@ -676,7 +677,7 @@ class Tabled:
         sizes = np.arange(start, (b + 1) * self.block)
         try:
             found = self.traced.by_regime(False, **{self.traced.variables[0]: sizes})[1]
-        except OpgraphError:  # a size of the block the function refuses (beyond a limit): kept point by point
+        except OpgraphError:  # a size of the block a replay cannot take (a size function refuses it): point by point
             return
         rows: list[dict | None] = [None] * len(sizes)
         for regime, where, outs in found:

@@ -183,3 +183,19 @@ def test_a_table_reads_as_the_calls_do_and_replays_only_blocks_met_often():
     assert sorted(table._rows) == [3, 4, 5, 6]  # the blocks of 256..447 met often; 1000 and 5000 called alone
     assert sum(traces) == 2  # the two regimes met; a block's sizes beyond them (none here) are not traced
     assert table(1000) is got[1000] and table(260) is table(260)  # kept: called once, or in its block's row
+
+
+def test_a_table_whose_block_a_size_function_refuses_keeps_its_sizes_one_by_one():
+    from opgraph.trace import Tabled
+
+    @size_function
+    def capped(n):
+        if n > 1010:
+            raise OpgraphError(f"n {n} is beyond 1,010")
+        return n * 2
+
+    table = Tabled(Traced(lambda n: {"y": capped(n) + 1}, ("n",)), block=64, misses=4)
+    assert [table(n)["y"] for n in range(1000, 1008)] == [2 * n + 1 for n in range(1000, 1008)]
+    assert not table._rows  # the block 960..1023 holds sizes the function refuses: not replayed, nothing lost
+    with pytest.raises(OpgraphError, match="beyond 1,010"):
+        table(1011)
