@@ -94,6 +94,7 @@ class IterationPricer:
         # batch (the stages' counts say which GPUs run what); `stages` is each stage's (block, instances).
         self.stages = tuple(st.counts for st in model.stages)
         self._counts = {b.name: b.count for b in model.blocks}
+        # the whole analysis once (its checks: every fusion group matches an op); the parts below cost blocks alone
         probe = analyze(_flat(model), plan, hw)
         for b in probe.blocks:
             for k in b.kernel_costs():
@@ -159,10 +160,8 @@ class IterationPricer:
     def _kernels(self, phase: Phase, keep, blocks: frozenset[str] | None = None) -> dict:
         """The kernels `keep` keeps (given their ops and the parts those belong to) of the model at `phase` (of the
         `blocks` named, where given): their times summed, by kernel class, and by block where there are stages."""
-        model = _flat(self.build(phase))
         out = {"expected_s": 0.0, "roofline_s": 0.0}
-        for b in (analyze(model, self.plan, self.hw).blocks if blocks is None else
-                  block_costs(model, self.plan, self.hw, blocks)):
+        for b in block_costs(_flat(self.build(phase)), self.plan, self.hw, blocks):
             for k in b.kernel_costs():
                 ops = [b.graph.ops[n] for n in k.ops]
                 if keep(ops, {op.part for op in ops}):
@@ -178,9 +177,8 @@ class IterationPricer:
         """Each attention kernel's work for `batch` sequences of `queries` new tokens over `past` cached ones, by
         (block, kernel, class, field), with its roofline."""
         phase = Phase("prefill" if queries > 1 else "decode", batch, queries, past)
-        cost = analyze(_flat(self.build(phase)), self.plan, self.hw)
         out = {}
-        for b in cost.blocks:
+        for b in block_costs(_flat(self.build(phase)), self.plan, self.hw):
             rooflines = {o.name: o.cost for o in b.ops}
             for k in b.kernel_costs():
                 ops = [b.graph.ops[n] for n in k.ops]
