@@ -688,7 +688,9 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     gpus, replicas = pricer.gpus, pricer.replicas
     total_time = float(took[measuring].sum())
     by_class = {kind: float(v[measuring].sum()) for kind, v in by_iteration.items()}
-    idle = total_time - sum(by_class.values())  # the GPU waiting on the host: launches, its own time (Engine.wall)
+    # the GPU waiting on the host: launches, its own time (Engine.wall); fsum: the same figure whatever the classes'
+    # order (which follows string hashing)
+    idle = total_time - math.fsum(by_class.values())
     if idle > 1e-9 * total_time:
         by_class[HOST] = idle
     notes = (engine.host_words, engine.launch_words, engine.admission_words(concurrency is not None),
