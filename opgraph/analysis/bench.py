@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import attrs
 
 from opgraph.core.model import Model
+from opgraph.core.ops import Op
 from opgraph.core.phase import Phase
 from opgraph.core.tensor import Role
 from opgraph.errors import OpgraphError
@@ -57,15 +58,20 @@ def kernels(models: Iterable[Model]) -> list[KernelSpec]:
     """The distinct GEMM, attention, norm, SwiGLU and embedding kernels of models (each built for one phase) that
     torch times in their type, in first-seen order (the others: `left_out`)."""
     found: dict[KernelSpec, None] = {}
+    for _, spec in _op_specs(models):
+        if spec is not None and spec.dtype in TORCH_DTYPES:
+            found.setdefault(spec)
+    return list(found)
+
+
+def _op_specs(models: Iterable[Model]) -> Iterator[tuple[Op, KernelSpec | None]]:
+    """Every op of the models' graphs with the kernel torch would time for it (None: none)."""
     for model in models:
         for block in model.blocks:
             graph = block.graph
             av = [op for op in graph.ops.values() if op.fn == "av"]
             for op in graph.ops.values():
-                spec = _spec(op, model.phase, av) or _vector_spec(op, graph)
-                if spec is not None and spec.dtype in TORCH_DTYPES:
-                    found.setdefault(spec)
-    return list(found)
+                yield op, _spec(op, model.phase, av) or _vector_spec(op, graph)
 
 
 # Ops of the models' graphs that bench cannot time as the engine runs them, and why (said in its output)
@@ -86,21 +92,18 @@ def left_out(models: Iterable[Model]) -> dict[str, int]:
     """Ops of the models' graphs that `kernels` does not time, by LEFT_OUT reason (distinct by name and shapes, as
     `kernels` counts the kernels it times by shape)."""
     seen: dict[str, set] = {}
-    for model in models:
-        for block in model.blocks:
-            av = [op for op in block.graph.ops.values() if op.fn == "av"]
-            for op in block.graph.ops.values():
-                if is_expert_gemm(op):
-                    why = "routed experts' GEMMs"
-                elif (spec := _spec(op, model.phase, av) or _vector_spec(op, block.graph)) is None:
-                    if op.fn != "qk":
-                        continue
-                    why = "attention of another value width (MLA)"
-                elif spec.dtype not in TORCH_DTYPES:
-                    why = "ops in an 8- or 4-bit type"
-                else:
-                    continue
-                seen.setdefault(why, set()).add((op.name, tuple(t.shape for t in op.inputs)))
+    for op, spec in _op_specs(models):
+        if is_expert_gemm(op):
+            why = "routed experts' GEMMs"
+        elif spec is None:
+            if op.fn != "qk":
+                continue
+            why = "attention of another value width (MLA)"
+        elif spec.dtype not in TORCH_DTYPES:
+            why = "ops in an 8- or 4-bit type"
+        else:
+            continue
+        seen.setdefault(why, set()).add((op.name, tuple(t.shape for t in op.inputs)))
     return {why: len(ops) for why, ops in seen.items()}
 
 
