@@ -109,8 +109,9 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
     ends: list[tuple[int, int]] = []  # (decode clock at which it finishes, id): a heap
     # decoding requests: their KV blocks at clock t are ceil((base + t) / bt), base = prompt + made - start; kept as
     # base + bt - 1 = q bt + r, so that every one's blocks sum to sum(q) + n (t // bt) + #{r >= bt - t % bt}
+    # (n: those counted so, one token a step; `counted`)
     bases: dict[int, tuple[int, int]] = {}
-    residues, quotients, bases_cached = [0] * bt, 0, 0  # bases_cached: their cached blocks, held once (shared)
+    residues, quotients, counted, bases_cached = [0] * bt, 0, 0, 0  # bases_cached: their cached blocks, held once
 
     def need(r: int) -> int:  # KV blocks for its whole length, reserved at admission: none is evicted
         return -(-(prompt[r] + output[r]) // bt) - run.cached[r] // bt
@@ -128,11 +129,10 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
     def add(p: int, g: int, arrival: float, origin: int | None = None, ready: int = 0) -> int:
         """A request of p prompt tokens and g output tokens, waiting to be admitted from iteration `ready` on: its
         id."""
-        r = len(prompt)
-        prompt.append(p), output.append(g), run.cached.append(cached(p))
-        prefilled.append(run.cached[-1]), run.arrival.append(arrival), run.ready.append(ready)
-        for column in (first_at, run.done, run.start, run.begin, run.steps):
-            column.append(-1)
+        r, hit = len(prompt), cached(p)
+        prompt.append(p), output.append(g), run.cached.append(hit)
+        prefilled.append(hit), run.arrival.append(arrival), run.ready.append(ready)
+        first_at.append(-1), run.done.append(-1), run.start.append(-1), run.begin.append(-1), run.steps.append(-1)
         run.origin.append(r if origin is None else origin)
         return r
 
@@ -140,7 +140,7 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         return add(*draw(), arrival, ready=ready)
 
     def decode(r: int, clock: int, made: int) -> None:  # r decodes from `clock`, `made` tokens made so far
-        nonlocal quotients, bases_cached
+        nonlocal quotients, counted, bases_cached
         left = output[r] - made
         plan = steps_of(left)
         steps = left if plan is None else len(plan)
@@ -149,15 +149,15 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         run.start[r], run.begin[r], run.steps[r] = clock, made, steps
         q, rest = bases[r] = divmod(prompt[r] + made - clock + bt - 1, bt)
         if plan is None:
-            quotients, residues[rest] = quotients + q, residues[rest] + 1
+            quotients, residues[rest], counted = quotients + q, residues[rest] + 1, counted + 1
         bases_cached += run.cached[r] // bt
         heapq.heappush(ends, (clock + steps, r))
 
     def leave(r: int) -> None:  # r stops decoding: decode()'s bookkeeping undone
-        nonlocal quotients, bases_cached
+        nonlocal quotients, counted, bases_cached
         q, rest = bases.pop(r)
         if r not in run.made:
-            quotients, residues[rest] = quotients - q, residues[rest] - 1
+            quotients, residues[rest], counted = quotients - q, residues[rest] - 1, counted - 1
         bases_cached -= run.cached[r] // bt
 
     def live(clock: int, r: int) -> bool:  # an entry of `ends` still due (else r was preempted since)
@@ -166,11 +166,13 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
     def in_use(t: int) -> int:
         """KV blocks the running requests hold with the decoding ones' tokens as of decode clock t."""
         whole, part = divmod(t, bt)
-        u = shared + quotients + whole * sum(residues) + sum(residues[bt - part:] if part else ()) - bases_cached
+        u = shared + quotients + whole * counted + (sum(residues[bt - part:]) if part else 0) - bases_cached
         if run.made:
             u += sum(-(-(prompt[r] + run.begin[r] + sum(run.made[r][:t - run.start[r]])) // bt)
                      for r in bases if r in run.made)
-        return u + sum(-(-prefilled[r] // bt) - run.cached[r] // bt for r in prefilling)
+        if prefilling:
+            u += sum(-(-prefilled[r] // bt) - run.cached[r] // bt for r in prefilling)
+        return u
 
     def preempt() -> None:
         """The request admitted last gives back its blocks (vLLM's recompute preemption: running.pop()); one that
@@ -195,17 +197,23 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
 
     def finish(i: int, finishing=()) -> None:  # iteration i ends: the requests done leave, the closed loop refills
         nonlocal held, created
+        if not finishing and not (ends and ends[0][0] <= tau):  # most iterations: nothing ends
+            return
         finishing = list(finishing)
         while ends and ends[0][0] <= tau:
             clock, r = heapq.heappop(ends)
-            if live(clock, r):  # else preempted: its continuation ends it
+            if not run.preemptions or live(clock, r):  # else preempted: its continuation ends it
                 finishing.append(r)
         if not finishing:
             return
-        # the KV cache in use is largest just before requests leave (it only grows in between)
-        run.peak_blocks = max(run.peak_blocks, in_use(tau) + sum(-(-(prompt[r] + 1) // bt) - run.cached[r] // bt
-                                                                  for r in finishing if r not in bases))
-        for r in sorted(finishing, key=admitted.__getitem__):  # in order of admission
+        # the KV cache in use is largest just before requests leave (it only grows in between); a request whose only
+        # token was its first holds its prompt's blocks and that token's
+        first_only = [r for r in finishing if r not in bases]
+        run.peak_blocks = max(run.peak_blocks, in_use(tau) + (sum(
+            -(-(prompt[r] + 1) // bt) - run.cached[r] // bt for r in first_only) if first_only else 0))
+        if len(finishing) > 1:
+            finishing.sort(key=admitted.__getitem__)  # in order of admission
+        for r in finishing:
             admitted.pop(r)
             if r in bases:
                 leave(r)
@@ -256,7 +264,7 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
             continue
         # the waiting requests this iteration can take (all, where nothing runs: the engine idles until they come)
         seen = (i if running else math.inf) if waiting else -1
-        while ends and not live(*ends[0]):
+        while run.preemptions and ends and not live(*ends[0]):  # (only a preemption leaves an end not due)
             heapq.heappop(ends)  # a preempted request's end: its continuation has its own
         visible = bool(waiting) and run.ready[waiting[0]] <= seen
         # the blocks in use (a closed loop's decode steps alone, below, check their own instead)
@@ -298,11 +306,12 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
                 i += 1
                 continue
         if preempts and decoding:  # each decode's next token needs its block: the newest give theirs back
-            while in_use(tau + 1) > blocks and running > 1:
+            used = in_use(tau + 1)
+            while used > blocks and running > 1:
                 preempt()
                 running -= 1
+                used = in_use(tau + 1)
             decoding = len(bases)
-            used = in_use(tau + 1)
         budget = budget_full - decoding * per_decode
         if budget < 0:
             raise OpgraphError(f"{decoding:,} requests decode at once, {decoding * per_decode:,} tokens an iteration, "
