@@ -27,6 +27,22 @@ from opgraph.analysis.serve import ENGINES, serve
 ITERATIONS_PER_S, STEADY_S = 100_000, 0.5
 
 
+def setting(model: str, engine: str) -> tuple:
+    """What this script serves: (the model's build, its engine's fusion plan, the H100 SXM, the engine)."""
+    hw = hardware.load("h100-sxm")
+    served = ENGINES[engine](hw)
+    return models.get(model).build, strategy(served.plan), hw, served
+
+
+def event_run(model: str, engine: str, concurrency: int, measure: int):
+    """The event run this script times, its traces made first (untimed; the models' builds are cached): a function
+    that runs it with no warm-up, every iteration counted, and returns serve's result."""
+    build, plan, hw, served = setting(model, engine)
+    run = dict(concurrency=concurrency, prompt=1024, output=256, engine=served)
+    serve(build, plan, hw, **run, measure=measure)
+    return lambda: serve(build, plan, hw, **run, warmup=0, measure=measure)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="llama-3-8b")
@@ -36,16 +52,13 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=2.0, help="the open loop's requests a second")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    hw, build = hardware.load("h100-sxm"), models.get(args.model).build
-    engine = ENGINES[args.engine](hw)
-    plan = strategy(engine.plan)
-    run = dict(concurrency=args.concurrency, prompt=1024, output=256, engine=engine)
-    serve(build, plan, hw, **run, measure=args.measure)  # untimed: the traces (the models' builds are cached)
-    serve(build, plan, hw, rate=args.rate, prompt=1024, output=256, engine=engine)  # untimed, as above
+    event = event_run(args.model, args.engine, args.concurrency, args.measure)
+    build, plan, hw, engine = setting(args.model, args.engine)
+    serve(build, plan, hw, rate=args.rate, prompt=1024, output=256, engine=engine)  # untimed: the traces
     rates, closed, opened = [], [], []
     for _ in range(args.repeat):
         t0 = time.perf_counter()
-        s = serve(build, plan, hw, **run, warmup=0, measure=args.measure)  # no warm-up: every iteration counted
+        s = event()
         rates.append(s.iterations / (time.perf_counter() - t0))
         t0 = time.perf_counter()
         steady(IterationPricer(build, plan, hw), engine, args.concurrency, 1024, 256)

@@ -25,19 +25,28 @@ from opgraph.core.phase import Phase
 TARGET = 2000  # configurations a second: 10,000 in 5 s
 
 
+def searching(name: str, concurrency: int, engine: str | None = None):
+    """The search this script times (a function that runs it whole, its traces included): every layout of 8 H100s
+    at every concurrency a replica from 1 to `concurrency`, 1,024 -> 512 tokens, under `engine`'s rules (None: the
+    search's default)."""
+    model, hw = models.get(name), hardware.load("h100-sxm")
+    moe = has_experts(model.build(Phase.decode(1, 1)))
+    more = {} if engine is None else {"engine": engine}
+    return lambda: search_serving(choices.arranger(model, BuildOptions(), hw), hw, gpus=8, moe=moe, name=model.name,
+                                  prompt=1024, output=512, concurrencies=range(1, concurrency + 1), **more)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="qwen3-30b-a3b")
     ap.add_argument("--concurrency", type=int, default=2000, help="concurrencies 1..N per replica (default: 2000)")
     ap.add_argument("--repeat", type=int, default=3, help="timed searches (default: 3)")
     args = ap.parse_args()
-    model, hw = models.get(args.model), hardware.load("h100-sxm")
-    moe = has_experts(model.build(Phase.decode(1, 1)))
+    run = searching(args.model, args.concurrency)
     seconds, last = [], None
     for _ in range(args.repeat):
         t0 = time.perf_counter()
-        last = search_serving(choices.arranger(model, BuildOptions(), hw), hw, gpus=8, moe=moe, name=model.name,
-                              prompt=1024, output=512, concurrencies=range(1, args.concurrency + 1))
+        last = run()
         seconds.append(time.perf_counter() - t0)
     took = statistics.median(seconds)
     priced, considered = len(last.candidates), len(last.candidates) + last.too_big

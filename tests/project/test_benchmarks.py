@@ -39,6 +39,21 @@ def test_benchmark_script_runs(script, args, expect, tmp_path):
         assert r.returncode == 0 and "12 as they must be" in r.stdout, r.stdout
 
 
+@pytest.mark.parametrize("args", [["serve", "--concurrency", "8", "--measure", "20"],
+                                  ["plan", "--model", "llama-3-8b", "--concurrency", "10"]])
+def test_instruction_counts_workloads_run_and_without_valgrind_it_says_so(args, tmp_path):
+    """bench_instructions.py: the workload valgrind's child runs (set up, then run once) works, and where valgrind is
+    missing (a PATH without it) the script says so and exits 2 (the count itself needs valgrind: a minute a run)."""
+    import os
+
+    script = str(BENCH / "bench_instructions.py")
+    r = subprocess.run([sys.executable, script, *args, "--child", "1"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, cwd=tmp_path,
+                       env={**os.environ, "PATH": str(tmp_path)})
+    assert r.returncode == 2 and "valgrind is not installed" in r.stderr, r.stderr
+
+
 def test_each_campaigns_client_is_its_fitted_choice_where_enough_rows_chose_it_else_its_documented_one():
     """check_serving.py --protocol by-source / by-campaign: the Dynamo campaign (aiconfigurator's generated aiperf
     benchmark) has 2 B200/GB200 TensorRT-LLM rows, too few to choose on, so it keeps its documented client; the dated
