@@ -16,7 +16,7 @@ from opgraph.analysis.serve import ENGINES, serve, vllm
 from opgraph.errors import OpgraphError
 from opgraph.core.tensor import Role
 from opgraph.models import BuildOptions
-from userland import opgraph
+from userland import NEUTRAL, opgraph
 
 H100 = hardware.load("h100-sxm")
 FLASH = strategy("flash")
@@ -1017,7 +1017,7 @@ def test_an_open_loops_json_is_the_same_in_every_process():
     for seed in ("1", "3"):
         r = subprocess.run([sys.executable, "-m", "opgraph", "serve", "gpt-oss-20b", "--rate", "2", "--prompt", "1024",
                             "--output", "256", "--format", "json"], capture_output=True, text=True, timeout=120,
-                           env={**os.environ, "PYTHONHASHSEED": seed})
+                           env={**os.environ, "PYTHONHASHSEED": seed}, cwd=NEUTRAL)  # the installed package
         assert r.returncode == 0, r.stderr
         outs.append(r.stdout)
     assert json.loads(outs[0])["share_of_iteration_time_by_class"]["host"] > 0
