@@ -1,15 +1,18 @@
-"""Count the instructions a serving workload takes, under valgrind's callgrind: a measure of a change's effect on speed
-that does not move with the machine (wall time on the shared machines moves by half from one run to the next).
+"""Count the instructions a serving workload takes under valgrind's callgrind: a speed that does not move with the load.
+
+Wall time on the shared machines moves by half from one run to the next; a count of instructions does not, so it
+says what a change did to the speed.
 
     python benchmarks/bench_instructions.py serve [--model llama-3-8b] [--engine vllm] [--concurrency 64]
     python benchmarks/bench_instructions.py plan [--model qwen3-30b-a3b] [--concurrency 400]
 
 `serve`: bench_serve.py's event run (a closed loop of 1,024 -> 256 tokens, 2,000 requests measured, no warm-up), its
 traces made first, as bench_serve.py times it. `plan`: bench_serving_plan.py's search over every layout of 8 H100s at
-concurrency 1..N a replica, each run a search of its own, its traces included, as bench_serving_plan.py times it. The workload runs in a child process under `valgrind --tool=callgrind` twice, once to its set-up
-only and once with --runs runs more, each with one BLAS thread and hash seed 0, so that the count is the same from one
-time to the next; printed: the difference, per run. Compare two trees by running the script in each with
-PYTHONPATH=<tree>. Needs valgrind (Debian: apt install valgrind), and takes about 50 times the workload's own time.
+concurrency 1..N a replica, each run a search of its own, its traces included, as bench_serving_plan.py times it.
+The workload runs in a child process under `valgrind --tool=callgrind` twice, once to its set-up only and once with
+--runs runs more, each with one BLAS thread and hash seed 0, so that the count is the same from one time to the next;
+printed: the difference, per run. Compare two trees by running the script in each with PYTHONPATH=<tree>. Needs
+valgrind (Debian: apt install valgrind), and takes about 50 times the workload's own time.
 """
 
 from __future__ import annotations
