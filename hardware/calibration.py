@@ -34,6 +34,10 @@
 
     [all_to_all]                         # expert-parallel dispatch and combine (absent: priced as [collective])
 
+    [gemm_fp8.rows_16]                   # a GEMM class's own table for GEMMs of at most 16 rows (m): the kernel a
+    latency_us = 5.0                     # library dispatches for them (vLLM's CUTLASS fp8 on Hopper: m <= 16, <= 64,
+                                         # <= 128); [gemm_fp8] prices GEMMs of more rows than its largest
+
 `write` makes such a file from a fitted TimeModel (what `opgraph calibrate --out` writes).
 """
 
@@ -63,6 +67,7 @@ _FIELDS = {"latency_us": ("latency_s", 1e-6), "compute_efficiency": ("compute_ef
 # written only where a class has them (the vector classes' L2 stretch, the fused-MoE calls' cost per tile)
 _UNLESS_SET = ("cache_s", "cache_efficiency", "per_tile_s")
 _UNSET = {name: getattr(ClassTiming(), name) for name in _UNLESS_SET}
+_ROWS = "rows_"  # [class.rows_16]: the class's table for GEMMs of at most 16 rows (ClassTiming.by_rows)
 
 
 def shipped(gpu: str) -> Path | None:
@@ -84,20 +89,16 @@ def parse(path: Path) -> TimeModel:
                                f"per kernel class")
         if key not in TABLES:  # a misspelt class would load and never be used
             raise OpgraphError(f"{where}: [{key}] is not a kernel class; valid tables: {', '.join(TABLES)}")
-        unknown = set(value) - set(_FIELDS)
-        if unknown:
-            raise OpgraphError(f"{where}: [{key}]: unknown field(s) {', '.join(sorted(unknown))}; valid: "
-                               f"{', '.join(_FIELDS)}")
-        kwargs = {}
-        for field, raw in value.items():
-            name, scale = _FIELDS[field]
-            if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-                raise OpgraphError(f"{where}: [{key}] {field} must be a number, got {raw!r}")
-            kwargs[name] = raw * scale if scale != 1 else raw
-        try:
-            classes[key] = ClassTiming(**kwargs)
-        except OpgraphError as e:
-            raise OpgraphError(f"{where}: [{key}] {e}") from None
+        subtables = {k: v for k, v in value.items() if isinstance(v, dict)}
+        by_rows = []
+        for sub, fields in subtables.items():
+            bound = sub.removeprefix(_ROWS)
+            if not sub.startswith(_ROWS) or not bound.isdigit() or int(bound) < 1:
+                raise OpgraphError(f"{where}: [{key}.{sub}] is not a table by rows; write [{key}.{_ROWS}N], N the "
+                                   f"most rows (m) of the GEMMs it prices")
+            by_rows.append((int(bound), _timing(where, f"{key}.{sub}", fields)))
+        fields = {k: v for k, v in value.items() if k not in subtables}
+        classes[key] = _timing(where, key, fields, tuple(sorted(by_rows, key=lambda b: b[0])))
     for key in ("name", "source", "fit"):
         if not isinstance(data.get(key, ""), str):
             raise OpgraphError(f"{where}: {key!r} must be a string")
@@ -107,6 +108,24 @@ def parse(path: Path) -> TimeModel:
     if not classes:
         raise OpgraphError(f"{where}: no kernel class tables; give at least [default] or [gemm]")
     return TimeModel(data.get("name", path.stem), classes, rate, data.get("source", ""), data.get("fit", ""))
+
+
+def _timing(where: str, key: str, value: dict, by_rows: tuple = ()) -> ClassTiming:
+    """One table's fields as a ClassTiming; errors name the file, the table and the field."""
+    unknown = set(value) - set(_FIELDS)
+    if unknown:
+        raise OpgraphError(f"{where}: [{key}]: unknown field(s) {', '.join(sorted(unknown))}; valid: "
+                           f"{', '.join(_FIELDS)}")
+    kwargs = {}
+    for field, raw in value.items():
+        name, scale = _FIELDS[field]
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            raise OpgraphError(f"{where}: [{key}] {field} must be a number, got {raw!r}")
+        kwargs[name] = raw * scale if scale != 1 else raw
+    try:
+        return ClassTiming(**kwargs, by_rows=by_rows)
+    except OpgraphError as e:
+        raise OpgraphError(f"{where}: [{key}] {e}") from None
 
 
 def _value(v) -> str:
@@ -119,14 +138,16 @@ def write(tm: TimeModel, path: Path) -> Path:
     if tm.exp_rate:
         lines.append(f"exp_rate_per_s = {tm.exp_rate!r}")
     for kind, p in tm.classes.items():
-        lines += ["", f"[{kind}]"]
-        for field, (name, scale) in _FIELDS.items():
-            value = getattr(p, name)
-            if value is None or (name in _UNLESS_SET and value == _UNSET[name]):  # the spec's step latency; no L2
-                continue
-            # six decimals are far inside any fit's error, and a fitted 0.9999999999 becomes the 1 that the time
-            # model skips as an identity (sweeps replay every term)
-            lines.append(f"{field} = {value!r}" if isinstance(value, int) else f"{field} = {round(value / scale, 6)!r}")
+        for table, q in ((kind, p), *((f"{kind}.{_ROWS}{bound}", t) for bound, t in p.by_rows)):
+            lines += ["", f"[{table}]"]
+            for field, (name, scale) in _FIELDS.items():
+                value = getattr(q, name)
+                if value is None or (name in _UNLESS_SET and value == _UNSET[name]):  # the spec's step latency; no L2
+                    continue
+                # six decimals are far inside any fit's error, and a fitted 0.9999999999 becomes the 1 that the time
+                # model skips as an identity (sweeps replay every term)
+                lines.append(f"{field} = {value!r}" if isinstance(value, int) else
+                             f"{field} = {round(value / scale, 6)!r}")
     try:
         Path(path).write_text("\n".join(lines) + "\n")
     except OSError as e:

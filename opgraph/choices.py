@@ -13,7 +13,9 @@ from opgraph.analysis.plan import has_experts
 from opgraph.analysis.sweep import parse_values, sweep_curve
 from opgraph.core import checks
 from opgraph.pricing.hardware import Hardware
+from opgraph.pricing import kinds
 from opgraph.pricing.kinds import moe
+from opgraph.pricing.kinds.gemm import GEMM
 from opgraph.core.model import BuildOptions, expert_layout
 from opgraph.core.phase import LENGTH_NAMES, PHASES, Phase
 from opgraph.core.tensor import BF16, STORAGE_DTYPES, Precision, dtype
@@ -118,6 +120,25 @@ def pp_layers(text: str | None) -> tuple[int, ...] | None:
     if not all(p.isascii() and p.isdigit() and len(p) <= 10 for p in parts):
         raise OpgraphError(f"--pp-layers: {text[:40]!r} is not a list of layer counts, e.g. 63,63")
     return tuple(checks.integer("--pp-layers", int(p)) for p in parts)
+
+
+def by_rows(texts: list[str] | None) -> dict[str, tuple[int, ...]]:
+    """--by-rows CLASS=N,N,...: GEMM classes fitted one table per range of rows, split at rising bounds."""
+    out = {}
+    for text in texts or ():
+        kind, _, bounds = text.partition("=")
+        gemms = sorted(c for c in kinds.NAMES if c == GEMM or c.startswith(GEMM + "_"))
+        if kind not in gemms:
+            raise OpgraphError(f"--by-rows {text[:40]!r}: {kind[:30]!r} is not a GEMM class; valid: {', '.join(gemms)}")
+        parts = [p.strip() for p in bounds.split(",")]
+        if not all(p.isascii() and p.isdigit() and len(p) <= 9 for p in parts) or kind in out:
+            raise OpgraphError(f"--by-rows {text[:40]!r}: give each class once, with rising row counts, e.g. "
+                               f"{GEMM}_fp8=16,64,128")
+        values = [checks.integer("--by-rows", int(p)) for p in parts]
+        if values != sorted(set(values)):
+            raise OpgraphError(f"--by-rows {text[:40]!r}: the row counts must rise, e.g. {GEMM}_fp8=16,64,128")
+        out[kind] = tuple(values)
+    return out
 
 
 def builder(source, options: BuildOptions):

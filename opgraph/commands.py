@@ -394,6 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "the file's name)")
             p.add_argument("--exp-rate", type=_float, metavar="PER_S", help="exponentials per second on the "
                            "special-function units, counted apart from FLOPs (default: not counted)")
+            p.add_argument("--by-rows", action="append", metavar="CLASS=N,N,...", help="a GEMM class fitted as one "
+                           "table per range of rows (m), split at these bounds: where the library dispatches "
+                           "another kernel (vLLM's CUTLASS fp8 GEMMs on Hopper: gemm_fp8=16,64,128); repeat for "
+                           "more classes (default: one table a class)")
         if name == "bench":
             p.add_argument("--batch", help="batches, a list (default: 1,8,32,128)")
             p.add_argument("--lengths", help="prompt lengths (prefill) and contexts (decode), a list "

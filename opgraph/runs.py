@@ -545,10 +545,11 @@ def validation(a):
 
 
 def calibration(a):
-    rows = measurements.read(a.measurements)
     holdout = checks.number("--holdout", a.holdout, above=0, maximum=0.9)
     rate = None if a.exp_rate is None else checks.number("--exp-rate", a.exp_rate, above=0, maximum=1e18)
+    by_rows = choices.by_rows(a.by_rows)
+    rows = measurements.read(a.measurements)
     result = fitting.calibrate(rows, choices.gpu(a.hardware), holdout=holdout, seed=a.seed,
-                               source=a.source or a.measurements, exp_rate=rate)
+                               source=a.source or a.measurements, exp_rate=rate, by_rows=by_rows)
     write_calibration(result.model, a.out)
     return result

@@ -98,11 +98,33 @@ def _fit_class(kind: str, work: KernelWork, measured: np.ndarray, exp_rate: floa
     return best[1]
 
 
+def _fit_rows(kind: str, bounds: Sequence[int], f: dict, train: np.ndarray, measured: np.ndarray,
+              exp_rate: float | None, sms: int | None) -> ClassTiming:
+    """A class's table, fitted on its training rows; with `bounds`, one table per range of rows, each fitted on the
+    rows in it (the last, above the largest bound, is the class's own)."""
+    if not bounds:
+        return _fit_class(kind, work_of(kind, f, train), measured[train], exp_rate, sms)
+    tables, lower = [], 0
+    for bound in (*bounds, None):
+        rows = train & (f["gemm_rows"] > lower) & (True if bound is None else f["gemm_rows"] <= bound)
+        where = f"rows {lower + 1} to {bound}" if bound is not None else f"more than {lower} rows"
+        if rows.sum() < MIN_TRAIN:
+            raise OpgraphError(f"class {kind!r} has {int(rows.sum())} training rows of {where}; a table by rows needs "
+                               f"at least {MIN_TRAIN}: measure more, or give fewer bounds")
+        tables.append((bound, _fit_class(kind, work_of(kind, f, rows), measured[rows], exp_rate, sms)))
+        lower = bound
+    *own, (_, rest) = tables
+    return attrs.evolve(rest, by_rows=tuple(own))
+
+
 def calibrate(measurements: Sequence[Measurement], hw: Hardware, *, holdout: float = 0.2, seed: int = 0,
-              source: str = "", exp_rate: float | None = None, held: Sequence[bool] | None = None) -> Calibration:
+              source: str = "", exp_rate: float | None = None, held: Sequence[bool] | None = None,
+              by_rows: dict[str, Sequence[int]] | None = None) -> Calibration:
     """Fit a time model for `hw` to the measurements (each class that has rows), holding `holdout` of them out
     (a seeded draw per row), or, given `held`, exactly the rows it marks (one kernel's, to see how a fit on the
-    others transfers to it)."""
+    others transfers to it). `by_rows` gives GEMM classes a table per range of rows (m), fitted apart: the bounds
+    at which the library dispatches another kernel (ClassTiming.by_rows)."""
+    by_rows = {kind: tuple(sorted(bounds)) for kind, bounds in (by_rows or {}).items()}
     measurements = tuple(measurements)
     bare = attrs.evolve(hw, timing=TimeModel("roofline"))
     f = features(measurements, bare)
@@ -127,7 +149,7 @@ def calibrate(measurements: Sequence[Measurement], hw: Hardware, *, holdout: flo
                    "give a smaller --holdout" if train.sum() < MIN_TRAIN else "give a larger --holdout")
             raise OpgraphError(f"class {name} has {int(train.sum())} training and {int(test.sum())} held-out rows; a fit "
                                f"needs at least {MIN_TRAIN} and {MIN_HELD}: {fix}")
-        params = _fit_class(kind, work_of(kind, f, train), measured[train], exp_rate, hw.sms)
+        params = _fit_rows(kind, by_rows.get(kind, ()), f, train, measured, exp_rate, hw.sms)
         classes[kind] = params
         t, _ = expected(TimeModel(kind, {kind: params}, exp_rate), work_of(kind, f, test))
         before = (f["time_s"][test] - measured[test]) / measured[test]

@@ -54,6 +54,7 @@ from __future__ import annotations
 import attrs
 
 from opgraph.core import checks
+from opgraph.errors import OpgraphError
 from opgraph.core.sizes import maximum, minimum
 from opgraph.pricing.kinds import FALLBACK
 from opgraph.pricing.kinds.collective import COLLECTIVE
@@ -82,6 +83,9 @@ class ClassTiming:
     cache_s: float = 0.0  # vector classes: roofline memory time of the traffic the L2 serves; 0: none
     cache_efficiency: float = 1.0  # and the share of the datasheet bandwidth it is served at (above 1: faster)
     per_tile_s: float = 0.0  # fused-MoE calls: per program of its grouped GEMMs (KernelWork.tiles)
+    # GEMMs: (most rows, table) pairs, bounds rising: the kernels a library dispatches by m (vLLM's CUTLASS fp8 GEMMs
+    # on Hopper: m <= 16, <= 64, <= 128, each its own tile shape); GEMMs of more rows than the last take this table
+    by_rows: tuple[tuple[int, "ClassTiming"], ...] = ()
 
     def __attrs_post_init__(self) -> None:
         checks.number("latency_s", self.latency_s, minimum=0, maximum=1)
@@ -102,6 +106,18 @@ class ClassTiming:
         checks.number("cache_s", self.cache_s, minimum=0, maximum=1)
         checks.number("cache_efficiency", self.cache_efficiency, above=0, maximum=10)
         checks.number("per_tile_s", self.per_tile_s, minimum=0, maximum=1e-3)
+        bounds = [b for b, _ in self.by_rows]
+        for b in bounds:
+            checks.integer("rows bound", b, maximum=10**9)
+        if bounds != sorted(set(bounds)) or any(t.by_rows for _, t in self.by_rows):
+            raise OpgraphError(f"tables by rows must have rising bounds and no tables of their own, got {bounds}")
+
+    def for_rows(self, rows):
+        """The table that prices a GEMM of `rows` rows (an int, or a traced one: a sweep splits at the bounds)."""
+        for bound, table in self.by_rows:
+            if rows <= bound:
+                return table
+        return self
 
 
 @attrs.frozen
@@ -200,7 +216,7 @@ def expected(tm: TimeModel, work: KernelWork) -> tuple[float, bool]:
 
 def _parts(tm: TimeModel, work: KernelWork) -> tuple[float, object, object, object, object]:
     """(latency, busy time, compute time, memory time, fixed costs within the busy time) of one class's work."""
-    p = tm.of(work.kind)
+    p = tm.of(work.kind).for_rows(work.gemm_rows)
     # Terms that are identities (an efficiency of 1, nothing to add) are skipped: a sweep replays every line.
     compute = work.compute_s if p.compute_efficiency == 1 else work.compute_s / p.compute_efficiency
     # tiles pad a GEMM's output; a matrix-unit kernel without one (a chunked linear-attention scan) is not padded
@@ -266,10 +282,37 @@ def expected_fused(tm: TimeModel, works: list[KernelWork], kind: str | None = No
     of its own. Without `kind`, the first work's class. Returns (seconds, latency margin): the latency less the
     larger of the compute and memory times, latency-bound when positive. A margin, not the verdict, so that a
     sweep tracing this formula records no branch on it (a verdict is asked for only when a report is shown)."""
+    kind = kind or works[0].kind
+    if tm.of(kind).by_rows and hasattr(works[0].gemm_rows, "shape"):
+        return _by_rows(tm, works, kind)
     parts = [_parts(tm, w) for w in works]
-    latency = tm.of(kind or works[0].kind).latency_s
+    rows = next((w.gemm_rows for w in works if w.kind == kind), works[0].gemm_rows)
+    latency = tm.of(kind).for_rows(rows).latency_s
     busy, compute, memory, fixed = parts[0][1], parts[0][2], parts[0][3], parts[0][4]
     for _, b, c, m, f in parts[1:]:
         busy, compute, memory, fixed = busy + b, compute + c, memory + m, fixed + f
     # a collective's stages cost a fixed time each, whatever they move: a latency in the verdict
     return latency + busy, latency + fixed - maximum(compute, memory)
+
+
+def _by_rows(tm: TimeModel, works: list[KernelWork], kind: str):
+    """expected_fused over arrays of kernels (a fit's, a validation's) whose class has tables by rows: each row
+    priced by its own table."""
+    import numpy as np
+
+    table = tm.table(kind)
+    p = tm.classes[table]
+    rows = next((w.gemm_rows for w in works if w.kind == kind), works[0].gemm_rows)
+    time, margin = np.zeros(len(rows)), np.zeros(len(rows))
+    lower = None
+    for bound, own in (*p.by_rows, (None, attrs.evolve(p, by_rows=()))):
+        picked = np.ones(len(rows), dtype=bool) if lower is None else rows > lower
+        if bound is not None:
+            picked &= rows <= bound
+        if picked.any():
+            each = TimeModel(tm.name, {**tm.classes, table: own}, tm.exp_rate)
+            part = [attrs.evolve(w, **{f: (v[picked] if hasattr(v, "shape") else v) for f, v in attrs.asdict(
+                w, recurse=False).items() if f != "kind"}) for w in works]
+            time[picked], margin[picked] = expected_fused(each, part, kind)
+        lower = bound
+    return time, margin

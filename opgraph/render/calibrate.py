@@ -16,15 +16,16 @@ def as_text(c: Calibration, fmt: str) -> str:
                  [f"held out: {c.holdout:.0%} of the rows (seed {c.seed}), never seen by the fit; error = (predicted - "
                   f"measured) / measured", "exponentials: " + (f"{tm.exp_rate:.3g} per second, counted apart from "
                                                                f"FLOPs" if tm.exp_rate else "not counted apart")])
-    rows = [[f.kind, f"{f.train:,}", f"{f.params.latency_s * 1e6:.2f}", f"{f.params.compute_efficiency:.3f}",
-             f"{f.params.memory_efficiency:.3f}", f"{f.params.overlap:.2f}", _tile(f.params),
-             f"{f.params.per_row_s * 1e9:.2f}" if f.params.per_row_s else "-",
-             f"{f.params.per_input_s * 1e12:.3f}" if f.params.per_input_s else "-",
-             _depth(f.params),
-             f"{f.params.link_efficiency:.3f}" if f.params.per_step_s is not None else "-",
-             f"{f.params.per_step_s * 1e6:.3f}" if f.params.per_step_s is not None else "-",
-             _cache(f.params, hw.bandwidth),
-             f"{f.params.per_tile_s * 1e9:.3f}" if f.params.per_tile_s else "-"] for f in c.classes]
+    rows = [[label, f"{f.train:,}" if i == 0 else "", f"{p.latency_s * 1e6:.2f}", f"{p.compute_efficiency:.3f}",
+             f"{p.memory_efficiency:.3f}", f"{p.overlap:.2f}", _tile(p),
+             f"{p.per_row_s * 1e9:.2f}" if p.per_row_s else "-",
+             f"{p.per_input_s * 1e12:.3f}" if p.per_input_s else "-",
+             _depth(p),
+             f"{p.link_efficiency:.3f}" if p.per_step_s is not None else "-",
+             f"{p.per_step_s * 1e6:.3f}" if p.per_step_s is not None else "-",
+             _cache(p, hw.bandwidth),
+             f"{p.per_tile_s * 1e9:.3f}" if p.per_tile_s else "-"] for f in c.classes
+            for i, (label, p) in enumerate(_tables(f))]
     out += ["", heading("fitted parameters", fmt), "",
             table(rows, ["class", "fitted on", "latency µs", "compute eff.", "memory eff.", "overlap",
                          "tile m x n / wave", "ns/row", "ps/input", "ns/k (to k)", "link eff.",
@@ -35,6 +36,15 @@ def as_text(c: Calibration, fmt: str) -> str:
             table(rows, ["class", "held out", "roofline median", "roofline p90", "fitted median", "fitted p90",
                          "fitted bias"], fmt, colalign=("left", *["right"] * 6))]
     return lines(out)
+
+
+def _tables(f) -> list:
+    """(label, parameters) of a class's tables: its own, or with tables by rows one a range of rows (m)."""
+    if not f.params.by_rows:
+        return [(f.kind, f.params)]
+    bounds = [b for b, _ in f.params.by_rows]
+    return [(f"{f.kind}, m {lo + 1}-{b}", t) for lo, (b, t) in zip([0, *bounds], f.params.by_rows)] + [
+        (f"{f.kind}, m > {bounds[-1]}", f.params)]
 
 
 def _cache(p, bandwidth: float) -> str:

@@ -273,3 +273,66 @@ def test_the_cli_shows_a_vector_classs_l2_stretch_in_bytes(tmp_path):
     assert float(pace) == pytest.approx(p.cache_efficiency, abs=0.005)
     gemm = next(line for line in r.stdout.splitlines() if line.startswith("gemm "))
     assert gemm.split()[-2:] == ["-", "-"]  # no L2 stretch (not a vector class), no cost per tile (not a MoE call)
+
+
+# fp8 GEMMs whose kernel changes at 16 rows (as vLLM's CUTLASS dispatch on Hopper): a slow fixed cost and a low
+# bandwidth share up to 16 rows, another table above
+TRUE_BY_ROWS = ClassTiming(latency_s=8e-6, compute_efficiency=0.7, memory_efficiency=0.9, overlap=0.5,
+                           by_rows=((16, ClassTiming(latency_s=3e-6, compute_efficiency=0.5, memory_efficiency=0.6,
+                                                     overlap=0.9)),))
+
+
+def fp8_gemms(n: int, seed: int = 1) -> list[Measurement]:
+    """fp8 GEMMs of random shapes 'measured' as TRUE_BY_ROWS prices them, times about 3% of noise."""
+    rng = random.Random(seed)
+    rows = [Measurement("gemm", "fp8", {"m": rng.choice([1, 2, 4, 8, 16, 32, 128, 1024, 8192]),
+                                        "n": rng.choice([1024, 4096, 14336]), "k": rng.choice([1024, 4096, 8192])}, 1.0)
+            for _ in range(n)]
+    f = features(rows, BARE)
+    t, _ = expected(TimeModel("true", {"gemm_fp8": TRUE_BY_ROWS}), work_of("gemm_fp8", f))
+    noise = np.exp(np.random.default_rng(seed).normal(0, 0.03, len(rows)))
+    return [attrs.evolve(m, time_s=float(x)) for m, x in zip(rows, t * noise)]
+
+
+def test_tables_by_rows_are_each_fitted_on_their_rows_and_round_trip(tmp_path):
+    rows = fp8_gemms(600)
+    one = {c.kind: c for c in calibrate(rows, BARE, holdout=0.25, seed=3).classes}["gemm_fp8"]
+    result = calibrate(rows, BARE, holdout=0.25, seed=3, by_rows={"gemm_fp8": (16,)})
+    fit = {c.kind: c for c in result.classes}["gemm_fp8"]
+    (bound, small), = fit.params.by_rows
+    assert bound == 16 and fit.params.by_rows and not small.by_rows
+    assert small.latency_s == pytest.approx(3e-6, rel=0.1) and fit.params.latency_s == pytest.approx(8e-6, rel=0.1)
+    assert small.memory_efficiency == pytest.approx(0.6, rel=0.05)
+    assert fit.after.median < 0.04 < one.after.median  # the noise floor, held out; one table cannot follow both
+    back = parse(write(result.model, tmp_path / "x.toml"))
+    (bound, again), = back.classes["gemm_fp8"].by_rows
+    assert bound == 16 and again.latency_s == pytest.approx(small.latency_s, rel=1e-5)
+    assert "[gemm_fp8.rows_16]" in (tmp_path / "x.toml").read_text()
+
+
+def test_a_range_of_rows_with_too_few_rows_to_fit_is_an_error():
+    with pytest.raises(OpgraphError, match="training rows of rows 1 to 1; a table by rows needs at least 8"):
+        calibrate(fp8_gemms(200), BARE, by_rows={"gemm_fp8": (1, 16)})
+
+
+@pytest.mark.parametrize("text, says", [
+    ("[gemm_fp8]\nlatency_us = 1\n[gemm_fp8.rows_x]\nlatency_us = 1\n", "[gemm_fp8.rows_x] is not a table by rows"),
+    ("[gemm_fp8]\nlatency_us = 1\n[gemm_fp8.rows_0]\nlatency_us = 1\n", "[gemm_fp8.rows_0] is not a table by rows"),
+    ("[gemm]\n[gemm.small]\nlatency_us = 1\n", "[gemm.small] is not a table by rows"),
+    ("[gemm]\n[gemm.rows_16]\nspeed = 1\n", "[gemm.rows_16]: unknown field(s) speed"),
+])
+def test_bad_tables_by_rows(tmp_path, text, says):
+    (tmp_path / "c.toml").write_text(text)
+    r = opgraph("report", "--calibration", str(tmp_path / "c.toml"))
+    assert r.returncode == 2 and says in r.stderr and str(tmp_path / "c.toml") in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("arg, says", [
+    ("decode_attention=16", "'decode_attention' is not a GEMM class; valid: gemm, gemm_"),
+    ("gemm_fp8=64,16", "the row counts must rise"),
+    ("gemm_fp8=16,a", "give each class once, with rising row counts"),
+    ("gemm_fp8=0", "--by-rows must be"),
+])
+def test_bad_by_rows_options(tmp_path, arg, says):
+    r = opgraph("calibrate", "m.csv", "--out", str(tmp_path / "f.toml"), "--by-rows", arg)
+    assert r.returncode == 2 and says in r.stderr and r.stderr.count("\n") == 1, r.stderr

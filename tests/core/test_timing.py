@@ -1,9 +1,12 @@
 """The time model (opgraph.pricing.timing), term by term, against the formula worked by hand."""
 
 import attrs
+import numpy as np
 import pytest
 
+from opgraph.errors import OpgraphError
 from opgraph.pricing.timing import ClassTiming, KernelWork, TimeModel, expected, expected_fused
+from opgraph.trace import Traced
 
 US = 1e-6
 
@@ -151,3 +154,34 @@ def test_shape_features_are_the_first_gemms_m_k_and_all_its_output_columns():
     b.multi_linear("kv_a", x, [b.weight("w1", (576, 512)), b.weight("w2", (64, 512))], outs=("latent", "rope"))
     assert features("gemm", list(b.build().ops.values())) == {"gemm_rows": 4 * 8, "gemm_depth": 512,
                                                                "gemm_cols": 576 + 64}
+
+
+# A GEMM class with tables by rows (the kernels a library dispatches by m): 1 µs up to 16 rows, 2 µs up to 64, 3 µs
+# above. With no compute or memory a kernel's time is its table's latency, so each table shows by its number.
+BY_ROWS = ClassTiming(latency_s=3e-6, by_rows=((16, ClassTiming(latency_s=1e-6)), (64, ClassTiming(latency_s=2e-6))))
+ROWS, BY_ROWS_TIMES = (1, 16, 17, 64, 65, 4096), [1e-6, 1e-6, 2e-6, 2e-6, 3e-6, 3e-6]
+
+
+def test_a_gemm_is_priced_by_the_table_of_its_rows_one_by_one_over_arrays_and_traced():
+    tm = TimeModel("x", {"gemm_fp8": BY_ROWS})
+    assert [expected(tm, KernelWork("gemm_fp8", 0.0, 0.0, gemm_rows=m))[0] for m in ROWS] == BY_ROWS_TIMES
+    rows = np.array(ROWS)
+    t, _ = expected(tm, KernelWork("gemm_fp8", np.zeros(6), np.zeros(6), gemm_rows=rows))  # a fit's, a validation's
+    assert t.tolist() == BY_ROWS_TIMES
+    # a sweep over the batch: one regime per range of rows, each replayed exactly
+    traced = Traced(lambda a, b: {"t": expected(tm, KernelWork("gemm_fp8", 0.0, 0.0, gemm_rows=a * b))[0]}, ("a", "b"))
+    assert [traced(m, 1)["t"] for m in ROWS] == BY_ROWS_TIMES and len(traced.regimes) == 3
+
+
+def test_a_fused_kernel_pays_the_latency_of_its_gemms_rows_table():
+    tm = TimeModel("x", {"gemm_fp8": BY_ROWS, "norm": ClassTiming(latency_s=7e-6)})
+    works = [KernelWork("norm", 0.0, 0.0), KernelWork("gemm_fp8", 0.0, 0.0, gemm_rows=20)]
+    assert expected_fused(tm, works, "gemm_fp8")[0] == 2e-6
+    assert expected_fused(tm, works)[0] == 7e-6  # a norm's kernel: its own latency
+
+
+@pytest.mark.parametrize("by_rows", [((64, ClassTiming()), (16, ClassTiming())), ((16, ClassTiming()),) * 2,
+                                     ((16, BY_ROWS),)])
+def test_tables_by_rows_must_rise_and_have_none_of_their_own(by_rows):
+    with pytest.raises(OpgraphError, match="rising bounds"):
+        ClassTiming(by_rows=by_rows)
