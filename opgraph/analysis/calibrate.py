@@ -107,9 +107,9 @@ def _fit_rows(kind: str, bounds: Sequence[int], f: dict, train: np.ndarray, meas
     tables, lower = [], 0
     for bound in (*bounds, None):
         rows = train & (f["gemm_rows"] > lower) & (True if bound is None else f["gemm_rows"] <= bound)
-        where = f"rows {lower + 1} to {bound}" if bound is not None else f"more than {lower} rows"
+        where = f"m {lower + 1} to {bound}" if bound is not None else f"m above {lower}"
         if rows.sum() < MIN_TRAIN:
-            raise OpgraphError(f"class {kind!r} has {int(rows.sum())} training rows of {where}; a table by rows needs "
+            raise OpgraphError(f"class {kind!r} has {int(rows.sum())} training rows with {where}; a table by rows needs "
                                f"at least {MIN_TRAIN}: measure more, or give fewer bounds")
         tables.append((bound, _fit_class(kind, work_of(kind, f, rows), measured[rows], exp_rate, sms)))
         lower = bound
