@@ -24,7 +24,7 @@ from opgraph.files.measurements import Measurement
 from opgraph.pricing import kinds
 from opgraph.pricing.hardware import Hardware
 from opgraph.pricing.kinds import time_class
-from opgraph.pricing.timing import ClassTiming, KernelWork, TimeModel, expected
+from opgraph.pricing.timing import ClassTiming, KernelWork, TimeModel, expected, in_rows, row_ranges
 
 INSTALL_HINT = 'calibrating needs scipy, an optional extra: pip install "opgraph[fit]"'
 MIN_TRAIN, MIN_HELD = 8, 1  # rows a class needs to be fitted, and to be checked
@@ -104,15 +104,14 @@ def _fit_rows(kind: str, bounds: Sequence[int], f: dict, train: np.ndarray, meas
     rows in it (the last, above the largest bound, is the class's own)."""
     if not bounds:
         return _fit_class(kind, work_of(kind, f, train), measured[train], exp_rate, sms)
-    tables, lower = [], 0
-    for bound in (*bounds, None):
-        rows = train & (f["gemm_rows"] > lower) & (True if bound is None else f["gemm_rows"] <= bound)
-        where = f"m {lower + 1} to {bound}" if bound is not None else f"m above {lower}"
+    tables = []
+    for lo, hi in row_ranges(bounds):
+        rows = train & in_rows(f["gemm_rows"], lo, hi)
+        where = f"m {lo + 1} to {hi}" if hi is not None else f"m above {lo}"
         if rows.sum() < MIN_TRAIN:
             raise OpgraphError(f"class {kind!r} has {int(rows.sum())} training rows with {where}; a table by rows needs "
                                f"at least {MIN_TRAIN}: measure more, or give fewer bounds")
-        tables.append((bound, _fit_class(kind, work_of(kind, f, rows), measured[rows], exp_rate, sms)))
-        lower = bound
+        tables.append((hi, _fit_class(kind, work_of(kind, f, rows), measured[rows], exp_rate, sms)))
     *own, (_, rest) = tables
     return attrs.evolve(rest, by_rows=tuple(own))
 

@@ -62,6 +62,20 @@ from opgraph.pricing.kinds.collective import COLLECTIVE
 LATENCY, COMPUTE, MEMORY = "latency", "compute", "memory"
 
 
+def row_ranges(bounds) -> list[tuple[int, int | None]]:
+    """The ranges of rows that rising bounds split GEMMs into: (fewest less one, most; None: no most).
+
+    >>> row_ranges([16, 64])
+    [(0, 16), (16, 64), (64, None)]
+    """
+    return list(zip([0, *bounds], [*bounds, None]))
+
+
+def in_rows(rows, lo: int, hi: int | None):
+    """Whether GEMMs of `rows` rows (an array) fall in the range (lo, hi]."""
+    return (rows > lo) & (rows <= hi) if hi is not None else rows > lo
+
+
 @attrs.frozen
 class ClassTiming:
     """The fitted parameters of one kernel class (defaults: the ideal roofline)."""
@@ -111,6 +125,11 @@ class ClassTiming:
             checks.integer("rows bound", b, maximum=10**9)
         if bounds != sorted(set(bounds)) or any(t.by_rows for _, t in self.by_rows):
             raise OpgraphError(f"tables by rows must have rising bounds and no tables of their own, got {bounds}")
+
+    def ranges(self) -> list[tuple[int, int | None, "ClassTiming"]]:
+        """(fewest rows less one, most rows or None, table) of each of its tables, its own last."""
+        return [(lo, hi, t) for (lo, hi), t in zip(row_ranges([b for b, _ in self.by_rows]),
+                                                   (*(t for _, t in self.by_rows), attrs.evolve(self, by_rows=())))]
 
     def for_rows(self, rows):
         """The table that prices a GEMM of `rows` rows (an int, or a traced one: a sweep splits at the bounds)."""
@@ -301,18 +320,13 @@ def _by_rows(tm: TimeModel, works: list[KernelWork], kind: str):
     import numpy as np
 
     table = tm.table(kind)
-    p = tm.classes[table]
     rows = next((w.gemm_rows for w in works if w.kind == kind), works[0].gemm_rows)
     time, margin = np.zeros(len(rows)), np.zeros(len(rows))
-    lower = None
-    for bound, own in (*p.by_rows, (None, attrs.evolve(p, by_rows=()))):
-        picked = np.ones(len(rows), dtype=bool) if lower is None else rows > lower
-        if bound is not None:
-            picked &= rows <= bound
+    for lo, hi, own in tm.classes[table].ranges():
+        picked = in_rows(rows, lo, hi)
         if picked.any():
             each = TimeModel(tm.name, {**tm.classes, table: own}, tm.exp_rate)
             part = [attrs.evolve(w, **{f: (v[picked] if hasattr(v, "shape") else v) for f, v in attrs.asdict(
                 w, recurse=False).items() if f != "kind"}) for w in works]
             time[picked], margin[picked] = expected_fused(each, part, kind)
-        lower = bound
     return time, margin

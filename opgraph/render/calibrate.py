@@ -42,9 +42,8 @@ def _tables(f) -> list:
     """(label, parameters) of a class's tables: its own, or with tables by rows one a range of rows (m)."""
     if not f.params.by_rows:
         return [(f.kind, f.params)]
-    bounds = [b for b, _ in f.params.by_rows]
-    return [(f"{f.kind}, m {lo + 1}-{b}", t) for lo, (b, t) in zip([0, *bounds], f.params.by_rows)] + [
-        (f"{f.kind}, m > {bounds[-1]}", f.params)]
+    return [(f"{f.kind}, m {lo + 1}-{hi}" if hi is not None else f"{f.kind}, m > {lo}", t)
+            for lo, hi, t in f.params.ranges()]
 
 
 def _cache(p, bandwidth: float) -> str:
