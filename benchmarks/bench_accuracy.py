@@ -87,11 +87,16 @@ SIDES = (Side(MLA, lambda m: m.source.startswith(MLA_FITTED_ON), "SGLang's MLA d
          Side(KV8, lambda m: m.source.startswith("vllm"), "vLLM's decode kernels over an fp8 KV cache",
               "TensorRT-LLM's and SGLang's decode kernels over an fp8 KV cache"))
 # GEMM classes fitted one table per range of rows: where the library dispatches another kernel. vLLM's CUTLASS fp8
-# GEMMs on Hopper (csrc/quantization/w8a8/cutlass/c3x/scaled_mm_sm90_fp8_dispatch.cuh): m <= 16, <= 64, <= 128, more,
-# each its own tile shape and schedule (swapping A and B below 64 rows). One table for all read 10% held out with a
-# +5-8% bias on decode's big weights; per range, 5% and none.
-SM90_FP8 = {GEMM_FP8: (16, 64, 128)}
-BY_ROWS = {"h100-sxm": SM90_FP8, "h200": SM90_FP8}
+# GEMMs pick a kernel by m on each architecture (csrc/quantization/w8a8/cutlass/): on Hopper
+# (c3x/scaled_mm_sm90_fp8_dispatch.cuh) m <= 16, <= 64, <= 128, more, each its own tile shape and schedule (swapping
+# A and B below 64 rows); one table for all read 10% held out with a +5-8% bias on decode's big weights, per range
+# 5% and none. Blackwell (c3x/scaled_mm_sm100_fp8_dispatch.cuh: <= 16, <= 64, <= 256, more; m = 64 with k < 4,096
+# keeps A and B, a split by m alone does not follow), the RTX PRO 6000's SM120 (c3x/scaled_mm_sm120_fp8_dispatch.cuh:
+# <= 16, <= 32, <= 256, more) and the L40S's SM89 (scaled_mm_c2x_sm89_fp8_dispatch.cuh: m rounded up to a power of
+# two, <= 16, 32, 64, 128, 256, more; within each, tiles by n as well, which a split by m does not follow).
+BY_ROWS = {"h100-sxm": {GEMM_FP8: (16, 64, 128)}, "h200": {GEMM_FP8: (16, 64, 128)},
+           "b200": {GEMM_FP8: (16, 64, 256)}, "rtx-pro-6000": {GEMM_FP8: (16, 32, 256)},
+           "l40s": {GEMM_FP8: (16, 32, 64, 128, 256)}}
 CARRIED = {"h100-sxm": "h200"}  # a GPU whose vector classes are another's (the same chip), carried by `carried`
 EXP_RATES = {"h100-sxm": 3.9e12, "h200": 3.9e12}  # FlashAttention-3 paper; the H200 is the same GH100 chip
 _ORIGIN = "aiconfigurator-core 0.12.0 (NVIDIA, Apache-2.0): vLLM {} bf16 GEMM and FlashAttention kernels measured on {}"
