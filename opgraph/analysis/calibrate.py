@@ -24,7 +24,8 @@ from opgraph.files.measurements import Measurement
 from opgraph.pricing import kinds
 from opgraph.pricing.hardware import Hardware
 from opgraph.pricing.kinds import time_class
-from opgraph.pricing.timing import ClassTiming, KernelWork, TimeModel, expected, in_rows, row_ranges
+from opgraph.pricing.timing import (ClassTiming, KernelWork, TimeModel, dispatch_rows, expected, in_rows,
+                                    row_ranges)
 
 INSTALL_HINT = 'calibrating needs scipy, an optional extra: pip install "opgraph[fit]"'
 MIN_TRAIN, MIN_HELD = 8, 1  # rows a class needs to be fitted, and to be checked
@@ -105,8 +106,9 @@ def _fit_rows(kind: str, bounds: Sequence[int], f: dict, train: np.ndarray, meas
     if not bounds:
         return _fit_class(kind, work_of(kind, f, train), measured[train], exp_rate, sms)
     tables = []
+    m = dispatch_rows(work_of(kind, f))
     for lo, hi in row_ranges(bounds):
-        rows = train & in_rows(f["gemm_rows"], lo, hi)
+        rows = train & in_rows(m, lo, hi)
         where = f"m {lo + 1} to {hi}" if hi is not None else f"m above {lo}"
         if rows.sum() < MIN_TRAIN:
             raise OpgraphError(f"class {kind!r} has {int(rows.sum())} training rows with {where}; a table by rows needs "

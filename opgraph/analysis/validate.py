@@ -96,7 +96,7 @@ class Validation:
 
 # KernelWork's fields after its class, in order
 WORK = ("compute_s", "memory_s", "transcendentals", "gemm_rows", "gemm_depth", "gemm_cols", "attention_rows", "comm_s",
-        "wire_s", "comm_steps", "comm_stages", "oneshot_stages", "oneshot_wire_s", "tiles")
+        "wire_s", "comm_steps", "comm_stages", "oneshot_stages", "oneshot_wire_s", "tiles", "gemm_groups")
 FEATURES = ("time_s", "expected_s", *WORK)
 
 

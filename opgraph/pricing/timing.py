@@ -219,6 +219,21 @@ class KernelWork:
     oneshot_stages: int = 0
     oneshot_wire_s: float = 0.0
     tiles: int = 0  # fused-MoE calls: the programs its grouped GEMMs launch
+    # grouped GEMMs (a fused-MoE call): the problems its rows spread over, the experts it touches; 0: one GEMM
+    gemm_groups: int = 0
+
+
+def dispatch_rows(work: KernelWork):
+    """The m a library dispatches a kernel by (ClassTiming.by_rows): a GEMM's rows; a grouped GEMM's, the rows of one
+    of its problems (rows spread evenly over the experts touched, rounded up), as each expert's product is a GEMM of
+    the rows routed to it. A fused-MoE call priced by a GEMM class (no table of its own on the GPU) otherwise took
+    the table of its summed rows: a decode step's 128 x 10 routed rows over 32 experts as one GEMM of 320 rows."""
+    rows, groups = work.gemm_rows, work.gemm_groups
+    if hasattr(groups, "shape"):  # arrays (a fit's, a validation's): rows without groups are GEMMs'
+        import numpy as np
+
+        return np.where(groups > 0, -(-rows // np.maximum(groups, 1)), rows)
+    return rows if _zero(groups) else -(-rows // groups)
 
 
 def expected(tm: TimeModel, work: KernelWork) -> tuple[float, bool]:
@@ -235,7 +250,7 @@ def expected(tm: TimeModel, work: KernelWork) -> tuple[float, bool]:
 
 def _parts(tm: TimeModel, work: KernelWork) -> tuple[float, object, object, object, object]:
     """(latency, busy time, compute time, memory time, fixed costs within the busy time) of one class's work."""
-    p = tm.of(work.kind).for_rows(work.gemm_rows)
+    p = tm.of(work.kind).for_rows(dispatch_rows(work))
     # Terms that are identities (an efficiency of 1, nothing to add) are skipped: a sweep replays every line.
     compute = work.compute_s if p.compute_efficiency == 1 else work.compute_s / p.compute_efficiency
     # tiles pad a GEMM's output; a matrix-unit kernel without one (a chunked linear-attention scan) is not padded
@@ -305,13 +320,17 @@ def expected_fused(tm: TimeModel, works: list[KernelWork], kind: str | None = No
     if tm.of(kind).by_rows and hasattr(works[0].gemm_rows, "shape"):
         return _by_rows(tm, works, kind)
     parts = [_parts(tm, w) for w in works]
-    rows = next((w.gemm_rows for w in works if w.kind == kind), works[0].gemm_rows)
-    latency = tm.of(kind).for_rows(rows).latency_s
+    latency = tm.of(kind).for_rows(dispatch_rows(_own(works, kind))).latency_s
     busy, compute, memory, fixed = parts[0][1], parts[0][2], parts[0][3], parts[0][4]
     for _, b, c, m, f in parts[1:]:
         busy, compute, memory, fixed = busy + b, compute + c, memory + m, fixed + f
     # a collective's stages cost a fixed time each, whatever they move: a latency in the verdict
     return latency + busy, latency + fixed - maximum(compute, memory)
+
+
+def _own(works: list[KernelWork], kind: str) -> KernelWork:
+    """The work of a kernel's own class (its GEMM's shape picks the table by rows), else its first."""
+    return next((w for w in works if w.kind == kind), works[0])
 
 
 def _by_rows(tm: TimeModel, works: list[KernelWork], kind: str):
@@ -320,7 +339,7 @@ def _by_rows(tm: TimeModel, works: list[KernelWork], kind: str):
     import numpy as np
 
     table = tm.table(kind)
-    rows = next((w.gemm_rows for w in works if w.kind == kind), works[0].gemm_rows)
+    rows = dispatch_rows(_own(works, kind))
     time, margin = np.zeros(len(rows)), np.zeros(len(rows))
     for lo, hi, own in tm.classes[table].ranges():
         picked = in_rows(rows, lo, hi)

@@ -63,6 +63,7 @@ def test_a_calls_tiles_are_its_experts_row_blocks_times_its_gemms_column_blocks(
     work = _work(kernel("moe", "bf16", **{**SHAPE, "tokens": tokens}))
     assert touched * -(-(tokens * 4) // (touched * 16)) == row_blocks
     assert work.tiles == row_blocks * (180 + 90) and work.gemm_rows == tokens * 4
+    assert work.gemm_groups == touched  # the grouped GEMM's problems: one per expert touched
 
 
 def test_the_cost_per_tile_is_what_separates_narrow_experts():
@@ -107,6 +108,20 @@ def test_a_calibration_without_moe_tables_prices_the_calls_by_its_gemm_tables():
         ("gemm", "gemm", "gemm", "gemm")
     assert (H200.timing.table("moe"), H200.timing.table("moe_w4"), H200.timing.table("moe_marlin"),
             H200.timing.table("moe_fp8")) == ("moe", "moe_w4", "moe_marlin", "moe_fp8")
+
+
+def test_a_call_priced_by_gemm_tables_by_rows_takes_the_table_of_one_experts_rows():
+    """On a GPU whose fp8 GEMMs have one table per range of rows and no fused-MoE table (the B200's: m <= 16, <= 64,
+    <= 256, more), a call's experts are GEMMs of the rows routed to each: 16 tokens x top-4 of gpt-oss's 128 experts
+    are 64 rows over 64 experts, one row each, priced by the m <= 16 table, not the 17-64 one their sum falls in."""
+    b200 = hardware.load("b200")
+    assert b200.timing.table("moe_fp8") == "gemm_fp8"
+    work = _work(kernel("moe", "fp8", **{**SHAPE, "tokens": 16}))
+    assert (work.gemm_rows, work.gemm_groups) == (64, 64)
+    gemm = b200.timing.classes["gemm_fp8"]
+    assert gemm.for_rows(1) is not gemm.for_rows(64)
+    from opgraph.pricing.timing import dispatch_rows
+    assert gemm.for_rows(dispatch_rows(work)) is gemm.for_rows(1)
 
 
 def test_the_stacked_rule_fuses_along_edges_only():

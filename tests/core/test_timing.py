@@ -173,6 +173,21 @@ def test_a_gemm_is_priced_by_the_table_of_its_rows_one_by_one_over_arrays_and_tr
     assert [traced(m, 1)["t"] for m in ROWS] == BY_ROWS_TIMES and len(traced.regimes) == 3
 
 
+def test_a_grouped_gemm_takes_the_table_of_the_rows_of_one_of_its_problems():
+    # a fused-MoE call priced by the GEMM class: 320 rows over 32 experts are GEMMs of 10 rows (m <= 16); over 4
+    # experts, of 80 (above 64); 33 rows over 2 experts, of 17 rounded up (17-64); no groups: one GEMM of 320
+    tm = TimeModel("x", {"gemm_fp8": BY_ROWS})
+    cases = [(320, 32, 1e-6), (320, 4, 3e-6), (33, 2, 2e-6), (32, 2, 1e-6), (320, 0, 3e-6)]
+    assert [expected(tm, KernelWork("moe_fp8", 0.0, 0.0, gemm_rows=r, gemm_groups=g))[0] for r, g, _ in cases] == \
+        [t for *_, t in cases]
+    rows, groups = (np.array([c[i] for c in cases]) for i in (0, 1))
+    t, _ = expected(tm, KernelWork("moe_fp8", np.zeros(5), np.zeros(5), gemm_rows=rows, gemm_groups=groups))
+    assert t.tolist() == [t for *_, t in cases]
+    traced = Traced(lambda a, b: {"t": expected(tm, KernelWork("moe_fp8", 0.0, 0.0, gemm_rows=a * b,
+                                                                gemm_groups=b))[0]}, ("a", "b"))
+    assert [traced(a, b)["t"] for a, b in ((10, 32), (80, 4), (17, 2))] == [1e-6, 3e-6, 2e-6]
+
+
 def test_a_fused_kernel_pays_the_latency_of_its_gemms_rows_table():
     tm = TimeModel("x", {"gemm_fp8": BY_ROWS, "norm": ClassTiming(latency_s=7e-6)})
     works = [KernelWork("norm", 0.0, 0.0), KernelWork("gemm_fp8", 0.0, 0.0, gemm_rows=20)]

@@ -84,7 +84,8 @@ def _features(ops) -> dict:
     cols = sum(op.inputs[1].shape[1] for op in gemms if op.inputs[0].name == x.name)
     touched = first.reads[1] // (w.shape[1] * w.shape[2])  # the experts whose weights the call reads
     widths = [cols] + [op.inputs[1].shape[1] for op in gemms if op.inputs[0].name != x.name]
-    return {"gemm_rows": rows, "gemm_depth": w.shape[2], "gemm_cols": cols, "tiles": _tiles(rows, touched, widths)}
+    return {"gemm_rows": rows, "gemm_depth": w.shape[2], "gemm_cols": cols, "tiles": _tiles(rows, touched, widths),
+            "gemm_groups": touched}
 
 
 # vLLM's fused_moe Triton kernel (vllm/model_executor/layers/fused_moe/fused_moe.py) runs one program per
