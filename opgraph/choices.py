@@ -13,9 +13,8 @@ from opgraph.analysis.plan import has_experts
 from opgraph.analysis.sweep import parse_values, sweep_curve
 from opgraph.core import checks
 from opgraph.pricing.hardware import Hardware
-from opgraph.pricing import kinds
 from opgraph.pricing.kinds import moe
-from opgraph.pricing.kinds.gemm import GEMM
+from opgraph.pricing.kinds.gemm import CLASSES as GEMM_CLASSES, GEMM
 from opgraph.core.model import BuildOptions, expert_layout
 from opgraph.core.phase import LENGTH_NAMES, PHASES, Phase
 from opgraph.core.tensor import BF16, STORAGE_DTYPES, Precision, dtype
@@ -125,9 +124,9 @@ def pp_layers(text: str | None) -> tuple[int, ...] | None:
 def by_rows(texts: list[str] | None) -> dict[str, tuple[int, ...]]:
     """--by-rows CLASS=N,N,...: GEMM classes fitted one table per range of rows, split at rising bounds."""
     out = {}
+    gemms = sorted(c.name for c in GEMM_CLASSES)
     for text in texts or ():
         kind, _, bounds = text.partition("=")
-        gemms = sorted(c for c in kinds.NAMES if c == GEMM or c.startswith(GEMM + "_"))
         if kind not in gemms:
             raise OpgraphError(f"--by-rows {text[:40]!r}: {kind[:30]!r} is not a GEMM class; valid: {', '.join(gemms)}")
         parts = [p.strip() for p in bounds.split(",")]
