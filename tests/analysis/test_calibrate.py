@@ -98,6 +98,11 @@ def test_the_cli_fits_writes_and_reports_held_out_error(tmp_path):
     ("[gemm]\noverlap = 'half'\n", "[gemm] overlap must be a number"),
     ("exp_rate_per_s = -3\n[gemm]\noverlap = 1\n", "exp_rate_per_s must be a positive number"),
     ("size = 3\n", "unknown field 'size'"),
+    # tables by rows (ClassTiming.by_rows)
+    ("[gemm_fp8]\nlatency_us = 1\n[gemm_fp8.rows_x]\nlatency_us = 1\n", "[gemm_fp8.rows_x] is not a table by rows"),
+    ("[gemm_fp8]\nlatency_us = 1\n[gemm_fp8.rows_0]\nlatency_us = 1\n", "[gemm_fp8.rows_0] is not a table by rows"),
+    ("[gemm]\n[gemm.small]\nlatency_us = 1\n", "[gemm.small] is not a table by rows"),
+    ("[gemm]\n[gemm.rows_16]\nspeed = 1\n", "[gemm.rows_16]: unknown field(s) speed"),
 ])
 def test_bad_calibration_files(tmp_path, text, says):
     (tmp_path / "c.toml").write_text(text)
@@ -313,18 +318,6 @@ def test_tables_by_rows_are_each_fitted_on_their_rows_and_round_trip(tmp_path):
 def test_a_range_of_rows_with_too_few_rows_to_fit_is_an_error():
     with pytest.raises(OpgraphError, match="7 training rows with m 1 to 1; a table by rows needs at least 8"):
         calibrate(fp8_gemms(40), BARE, by_rows={"gemm_fp8": (1, 16)})
-
-
-@pytest.mark.parametrize("text, says", [
-    ("[gemm_fp8]\nlatency_us = 1\n[gemm_fp8.rows_x]\nlatency_us = 1\n", "[gemm_fp8.rows_x] is not a table by rows"),
-    ("[gemm_fp8]\nlatency_us = 1\n[gemm_fp8.rows_0]\nlatency_us = 1\n", "[gemm_fp8.rows_0] is not a table by rows"),
-    ("[gemm]\n[gemm.small]\nlatency_us = 1\n", "[gemm.small] is not a table by rows"),
-    ("[gemm]\n[gemm.rows_16]\nspeed = 1\n", "[gemm.rows_16]: unknown field(s) speed"),
-])
-def test_bad_tables_by_rows(tmp_path, text, says):
-    (tmp_path / "c.toml").write_text(text)
-    r = opgraph("report", "--calibration", str(tmp_path / "c.toml"))
-    assert r.returncode == 2 and says in r.stderr and str(tmp_path / "c.toml") in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("arg, says", [
