@@ -67,7 +67,8 @@ TARGETED = GEMM_CLASSES | {c.name for c in MOES} | {PREFILL_ATTENTION, DECODE_AT
 VECTORS = {"h200": DATA / "h200-opgraph.csv.gz"}  # the GPUs whose vector classes are measured, and where
 SWEEP = "measure_vector_kernels"  # the rows of those files that the vector fit trains on (their source says so)
 # the GPUs with measured MLA decode kernels (extract_aiconfigurator.py): fitted on SGLang's, checked on TensorRT-LLM's
-MLA = {gpu: DATA / f"{gpu}-mla.csv.gz" for gpu in ("h100-sxm", "h200", "b200", "l40s", "rtx-pro-6000")}
+MLA = {gpu: DATA / f"{gpu}-mla.csv.gz" for gpu in ("h100-sxm", "h200", "b200", "gb200", "b300", "gb300", "l40s",
+                                                       "rtx-pro-6000")}
 MLA_FITTED_ON = "sglang"
 KV8 = {gpu: DATA / f"{gpu}-kv8.csv.gz" for gpu in ("h100-sxm", "h200")}  # decode over an fp8 KV cache, vLLM's fitted
 
@@ -90,13 +91,14 @@ SIDES = (Side(MLA, lambda m: m.source.startswith(MLA_FITTED_ON), "SGLang's MLA d
 # GEMMs pick a kernel by m on each architecture (csrc/quantization/w8a8/cutlass/): on Hopper
 # (c3x/scaled_mm_sm90_fp8_dispatch.cuh) m <= 16, <= 64, <= 128, more, each its own tile shape and schedule (swapping
 # A and B below 64 rows); one table for all read 10% held out with a +5-8% bias on decode's big weights, per range
-# 5% and none. Blackwell (c3x/scaled_mm_sm100_fp8_dispatch.cuh: <= 16, <= 64, <= 256, more; m = 64 with k < 4,096
-# keeps A and B, a split by m alone does not follow), the RTX PRO 6000's SM120 (c3x/scaled_mm_sm120_fp8_dispatch.cuh:
-# <= 16, <= 32, <= 256, more) and the L40S's SM89 (scaled_mm_c2x_sm89_fp8_dispatch.cuh: m rounded up to a power of
-# two, <= 16, 32, 64, 128, 256, more; within each, tiles by n as well, which a split by m does not follow).
+# 5% and none. Blackwell, the B200, GB200, B300 and GB300 (compute capability 10.x, which scaled_mm_entry.cu sends
+# to c3x/scaled_mm_sm100_fp8_dispatch.cuh: <= 16, <= 64, <= 256, more; m = 64 with k < 4,096 keeps A and B, a split
+# by m alone does not follow), the RTX PRO 6000's SM120 (c3x/scaled_mm_sm120_fp8_dispatch.cuh: <= 16, <= 32, <= 256,
+# more) and the L40S's SM89 (scaled_mm_c2x_sm89_fp8_dispatch.cuh: m rounded up to a power of two, <= 16, 32, 64, 128,
+# 256, more; within each, tiles by n as well, which a split by m does not follow).
 BY_ROWS = {"h100-sxm": {GEMM_FP8: (16, 64, 128)}, "h200": {GEMM_FP8: (16, 64, 128)},
-           "b200": {GEMM_FP8: (16, 64, 256)}, "rtx-pro-6000": {GEMM_FP8: (16, 32, 256)},
-           "l40s": {GEMM_FP8: (16, 32, 64, 128, 256)}}
+           **{gpu: {GEMM_FP8: (16, 64, 256)} for gpu in ("b200", "gb200", "b300", "gb300")},
+           "rtx-pro-6000": {GEMM_FP8: (16, 32, 256)}, "l40s": {GEMM_FP8: (16, 32, 64, 128, 256)}}
 CARRIED = {"h100-sxm": "h200"}  # a GPU whose vector classes are another's (the same chip), carried by `carried`
 EXP_RATES = {"h100-sxm": 3.9e12, "h200": 3.9e12}  # FlashAttention-3 paper; the H200 is the same GH100 chip
 _ORIGIN = "aiconfigurator-core 0.12.0 (NVIDIA, Apache-2.0): vLLM {} bf16 GEMM and FlashAttention kernels measured on {}"
@@ -105,7 +107,8 @@ _EXP = {"h100-sxm": "exponentials at 3.9e12/s, the H100 SXM5 special-function ra
                     "al., 2024) gives",
         "h200": "exponentials at 3.9e12/s, the H100 SXM5 special-function rate the FlashAttention-3 paper (Shah et al., "
                 "2024) gives, taken for the same GH100 chip"}
-_ALL_REDUCE = "all-reduce: vLLM's custom all-reduce as captured in a CUDA graph, bf16, 2-8 GPUs, the same file"
+_ALL_REDUCE = ("all-reduce: vLLM {version}'s custom all-reduce as captured in a CUDA graph, bf16, {gpus} GPUs, the same "
+               "file")
 _GEMM_FP8 = ("fp8 GEMMs: vLLM 0.24.0's CUTLASS fp8 x fp8 scaled_mm (fp8 weights with one scale per tensor, the bf16 "
              "activations quantized to fp8 per token in the layer, that quantization included), the same file")
 _VECTORS = ("norms, rope, SiLU x mul and embeddings: opgraph's own measurements on an H200 (torch 2.11 Inductor "
@@ -116,8 +119,8 @@ _MLA = ("MLA decode attention: SGLang 0.5.14's MLA decode kernels measured on th
         "DeepSeek-V3's geometry, bf16 KV cache, in a CUDA graph), benchmarks/data/{gpu}-mla.csv.gz")
 _KV8 = ("decode attention over an fp8 KV cache: vLLM 0.24.0's FlashAttention kernels measured on this GPU "
         "(aiconfigurator-core 0.12.0, bf16 queries), benchmarks/data/{gpu}-kv8.csv.gz")
-_ALL_TO_ALL = ("all-to-all: vLLM 0.24.0's DeepEP dispatch and combine, bf16, 8 GPUs of one node, low-latency up to "
-               "256 tokens per GPU and high-throughput above, the same file")
+_ALL_TO_ALL = ("all-to-all: vLLM {version}'s DeepEP dispatch and combine, bf16, {gpus} GPUs of one node, low-latency "
+               "up to 256 tokens per GPU and high-throughput above, the same file")
 _MOE = ("fused-MoE calls: vLLM 0.24.0's fused_experts (bf16 and block-fp8 Triton, Marlin int4, gpt-oss's MXFP4 "
         "Triton) timed whole, balanced routing, no expert parallelism, the same file")
 # Classes not shipped per GPU: they fit worse on held-out rows than the spec's alpha-beta
@@ -127,15 +130,26 @@ _MOE = ("fused-MoE calls: vLLM 0.24.0's fused_experts (bf16 and block-fp8 Triton
 UNSHIPPED = {"l40s": {"collective", MLA_DECODE_ATTENTION}, "rtx-pro-6000": {MLA_DECODE_ATTENTION}}
 
 
-def source(gpu: str, classes: set[str]) -> str:
-    """The calibration file's source line, naming the measured collectives it ships (of `classes`)."""
+def measured(rows, prefix: str) -> dict[str, str]:
+    """The vLLM versions and GPU counts of the rows whose class starts with `prefix` (a source line's words)."""
+    kept = [m for m in rows if m.kind.startswith(prefix)]
+    counts = sorted({m.shape["gpus"] for m in kept})
+    return {"version": ", ".join(sorted({m.source.split()[1] for m in kept})),
+            "gpus": f"{counts[0]}-{counts[-1]}" if len(counts) > 1 else str(counts[0])}
+
+
+def source(gpu: str, classes: set[str], rows) -> str:
+    """The calibration file's source line, naming the measured collectives it ships (of `classes`; their vLLM versions
+    and GPU counts read from `rows`, the GPU's vLLM kernels)."""
     version, device = _MEASURED_ON.get(gpu, ("", "this GPU"))
     parts = [f"{_ORIGIN.format(version, device).replace('  ', ' ')}, benchmarks/data/{gpu}-vllm.csv.gz",
              _EXP.get(gpu, "exponentials not counted apart (no sourced special-function rate)")]
     shipped = classes - UNSHIPPED.get(gpu, set())
     vectors = _VECTORS + (_CARRIED if gpu in CARRIED else "")
-    return "; ".join(parts + [text for kind, text in ((GEMM_FP8, _GEMM_FP8), ("collective", _ALL_REDUCE),
-                                                      ("all_to_all", _ALL_TO_ALL), (MOE, _MOE), (NORM, vectors),
+    collective = _ALL_REDUCE.format(**measured(rows, "all_reduce")) if "collective" in shipped else ""
+    all_to_all = _ALL_TO_ALL.format(**measured(rows, "ep_")) if "all_to_all" in shipped else ""
+    return "; ".join(parts + [text for kind, text in ((GEMM_FP8, _GEMM_FP8), ("collective", collective),
+                                                      ("all_to_all", all_to_all), (MOE, _MOE), (NORM, vectors),
                                                       (MLA_DECODE_ATTENTION, _MLA.format(gpu=gpu)),
                                                       (DECODE_FP8, _KV8.format(gpu=gpu)))
                              if kind in shipped])
@@ -176,7 +190,7 @@ def carried(params, source_gpu: str, gpu: str):
     return attrs.evolve(params, cache_s=params.cache_s * ratio, cache_efficiency=params.cache_efficiency * ratio)
 
 
-GPUS = ("h100-sxm", "h200", "a100-sxm", "b200", "l40s", "rtx-pro-6000")
+GPUS = ("h100-sxm", "h200", "a100-sxm", "b200", "gb200", "b300", "gb300", "l40s", "rtx-pro-6000")
 
 
 def main(argv: list[str]) -> int:
@@ -204,7 +218,7 @@ def main(argv: list[str]) -> int:
         classes = ({time_class(m.kind, m.dtype) for m in rows} | ({c.kind for c in extra.classes} if extra else set())
                    | {c.kind for _, f, _, _ in sides for c in f.classes})
         bare = attrs.evolve(spec, timing=ROOFLINE)
-        fit = calibrate(rows, bare, holdout=0.2, seed=0, exp_rate=EXP_RATES.get(gpu), source=source(gpu, classes),
+        fit = calibrate(rows, bare, holdout=0.2, seed=0, exp_rate=EXP_RATES.get(gpu), source=source(gpu, classes, rows),
                         by_rows=BY_ROWS.get(gpu))
         side_tables = ({c.kind: c.params if source_gpu == gpu else carried(c.params, source_gpu, gpu)
                         for c in (extra.classes if extra else ())}

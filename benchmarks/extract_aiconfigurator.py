@@ -19,8 +19,9 @@ Kept, bf16 only (the precision the shipped calibration targets), except vLLM's f
   random top_k experts per token, no quantization (aiconfigurator's collector,
   collector/wideep/vllm/collect_moe_a2a.py: `FusedMoEQuantConfig.make(None)`, `use_fp8_dispatch=False`; the
   table's comm_dtype "default" is that bf16). Its `latency` is in microseconds (transmit_us + notify_us), not
-  milliseconds. The package has it for the H100 SXM, H200 and B200 (not the A100 SXM or L40S): 8 GPUs of one
-  node (ep_size 8, node_num 1; collection_meta.yaml: campaign_node_counts 1, NVLink only), hidden 3072 to 7168,
+  milliseconds. The package has it for the H100 SXM, H200, B200 and B300 (not the A100 SXM or L40S): 8 GPUs of one
+  node (ep_size 8, node_num 1; collection_meta.yaml: campaign_node_counts 1, NVLink only), and for the GB200 and
+  GB300 at 4 GPUs (ep_size 4, node_num 1), hidden 3072 to 7168,
   top_k 6 or 8, 256 or 384 experts (not a column here: uniform routing's mean load does not depend on it). Kept:
   every DeepEP low-latency row (`deepep_ll`, 1 to 256 tokens per GPU: the decode kernel; vLLM sizes its buffer for
   VLLM_MOE_DP_CHUNK_SIZE, 256 by default, tokens per GPU, where the table stops) and the high-throughput rows
@@ -31,8 +32,8 @@ Kept, bf16 only (the precision the shipped calibration targets), except vLLM's f
   50 us), the H100's DeepEP v2 rows (`deepep_v2_*`, an overlay build of a newer DeepEP, on that GPU only), and any
   row spanning nodes or of another dtype (none in 0.12.0).
 - `gemm` with dtype `fp8` (vLLM files only, last of all, so no earlier row's held-out split moves): the vLLM
-  `gemm_perf` rows with gemm_dtype `fp8`, for each GPU that has them (H100 SXM, H200, B200, L40S, RTX PRO 6000:
-  35,742 shapes each, 35,718 on the L40S; the A100 has no fp8 tensor cores and its table only bf16). What each mode of that table is
+  `gemm_perf` rows with gemm_dtype `fp8`, for each GPU that has them (H100 SXM, H200, B200, GB200, B300, GB300, L40S,
+  RTX PRO 6000: 35,742 shapes each, 35,718 on the L40S; the A100 has no fp8 tensor cores and its table only bf16). What each mode of that table is
   (aiconfigurator's collector, collector/vllm/collect_gemm.py for vLLM 0.24.0, which records the kernel vLLM selected
   as kernel_source; the row's latency is the mean per layer of a RowParallelLinear forward on bf16 input):
   * `bfloat16` (torch.nn.functional.linear, cuBLAS): the bf16 rows above;
@@ -79,7 +80,7 @@ Kept, bf16 only (the precision the shipped calibration targets), except vLLM's f
   `decode_attention_fp8` class), then TensorRT-LLM's and SGLang's every fourth (a check, never fitted).
 
 - `mla_decode_attention` (`<gpu>-mla.csv.gz`, a file of its own for each GPU whose SGLang and TensorRT-LLM tables
-  both have it: the H100 SXM, H200, B200, L40S and RTX PRO 6000): `mla/<framework>/<newest>/generation_mla_perf`,
+  both have it: the H100 SXM, H200, B200, GB200, B300, GB300, L40S and RTX PRO 6000): `mla/<framework>/<newest>/generation_mla_perf`,
   the absorbed MLA decode kernel alone, one new token per sequence over isl + step cached entries (isl is 1
   throughout, so context = step), bf16 KV cache, `num_heads` query heads on one GPU, DeepSeek-V3's geometry (latent
   512, rope 64: the collector's KV_LORA_RANK and QK_ROPE_HEAD_DIM, collector/sglang/collect_mla.py; the table names no
@@ -90,7 +91,8 @@ Kept, bf16 only (the precision the shipped calibration targets), except vLLM's f
   the `wideep_` tables (DeepEP deployments' older versions).
 
 vLLM's tables are the calibration sets (`<gpu>-vllm.csv.gz`, every row, for each shipped GPU the package has: the
-H100 SXM, H200, A100 SXM, B200, L40S and RTX PRO 6000 Server Edition, each from its newest vLLM version there); on
+H100 SXM, H200, A100 SXM, B200, GB200, B300, GB300, L40S and RTX PRO 6000 Server Edition, each from its newest vLLM
+version there: 0.24.0, the GB300's all-reduces 0.27.0, 2-16 GPUs; the GB200's 2-4); on
 the H100, TensorRT-LLM's and SGLang's are the transfer checks (`h100-sxm-trtllm.csv.gz`, `h100-sxm-sglang.csv.gz`,
 every 4th row after sorting, to keep them small). The files are gzipped CSV; opgraph reads them as they are. The all-to-all columns (tokens,
 top_k, hidden) are in a file's header only when it has such rows, so the other files are as they were.
@@ -113,7 +115,7 @@ from pathlib import Path
 OUT = Path(__file__).parent / "data"
 DATA = "aiconfigurator_core/systems/data/"
 GPUS = {"h100-sxm": "h100_sxm", "h200": "h200_sxm", "a100-sxm": "a100_sxm", "b200": "b200_sxm", "l40s": "l40s",
-        "rtx-pro-6000": "rtx_pro_6000_server"}
+        "rtx-pro-6000": "rtx_pro_6000_server", "gb200": "gb200", "b300": "b300_sxm", "gb300": "gb300"}
 # (gpu, framework) -> (kernel sources kept or None for all, every n-th row)
 SETS = {("h100-sxm", "vllm"): (None, 1), ("h100-sxm", "trtllm"): (None, 4),
         ("h100-sxm", "sglang"): ({"sglang_torch_linear", "fa3"}, 4),
@@ -143,7 +145,8 @@ KV8_COLUMNS = ["class", "dtype", "batch", "context", "heads", "kv_heads", "head_
 KV8_GPUS = ("h100-sxm", "h200")
 KV8_SETS = (("vllm", 1), ("trtllm", 4), ("sglang", 4))  # (framework, every nth row): vLLM's fitted, the others checked
 MLA_COLUMNS = ["class", "dtype", "batch", "context", "heads", "kv_lora_rank", "rope_dim", "time_us", "source"]
-MLA_GPUS = ("h100-sxm", "h200", "b200", "l40s", "rtx-pro-6000")  # SGLang's table (fitted) and TensorRT-LLM's (checked) both there
+# SGLang's table (fitted) and TensorRT-LLM's (checked) both there
+MLA_GPUS = ("h100-sxm", "h200", "b200", "l40s", "rtx-pro-6000", "gb200", "b300", "gb300")
 MLA_GEOMETRY = {"kv_lora_rank": 512, "rope_dim": 64}  # collector/sglang/collect_mla.py: DeepSeek-V3's
 MOE_GPUS = {"h100-sxm", "h200"}  # the vLLM files that get MoE rows (the TensorRT-LLM and SGLang files, the H100's, too)
 NON_GATED = ((2688, 6, 128), (None, 22, 512))  # Nemotron-3's experts: (hidden or any, top_k, experts)

@@ -182,7 +182,7 @@ def test_a_moe_model_prices_its_dispatch_by_the_all_to_all_table_where_there_is_
 
 
 def test_the_shipped_calibrations_with_measured_all_to_alls_state_them_and_the_others_fall_back():
-    for gpu in ("h100-sxm", "h200", "b200"):
+    for gpu in ("h100-sxm", "h200", "b200", "gb200", "b300", "gb300"):
         tm = hardware.load(gpu).timing
         assert {"all_to_all", "collective"} <= set(tm.classes), gpu
         assert "all_to_all" in tm.fit and "DeepEP" in tm.source, gpu

@@ -141,6 +141,25 @@ def test_the_rtx_pro_6000_calibration_prices_its_measured_kernels_far_better_tha
     assert fitted["gemm"].median <= 0.10 and fitted["prefill_attention"].median <= 0.15
 
 
+@pytest.mark.parametrize("gpu", ["gb200", "b300", "gb300"])
+def test_the_rack_and_ultra_blackwells_price_their_measured_kernels_far_better_than_the_roofline(gpu):
+    # vLLM 0.24.0's kernels on each GPU (aiconfigurator-core 0.12.0), every 25th row and every all-reduce and
+    # all-to-all: the shipped fit against the roofline these specs had before, class by class
+    from pathlib import Path
+    from opgraph.files.measurements import read
+    tm = hardware.load(gpu).timing
+    assert tm.calibrated and {"gemm", "gemm_fp8", "prefill_attention", "decode_attention", "collective",
+                              "all_to_all", "mla_decode_attention"} <= set(tm.classes)
+    assert f"{gpu}-vllm.csv.gz" in tm.source and "held-out" in tm.fit
+    rows = read(Path(__file__).parents[2] / "benchmarks" / "data" / f"{gpu}-vllm.csv.gz")
+    sample = rows[::25] + [m for m in rows if m.kind == "all_reduce" or m.kind.startswith("ep_")]
+    stats = validate(sample, hardware.load(gpu)).stats
+    fitted, roofline = stats["expected"]["class"], stats["roofline"]["class"]
+    assert {"gemm", "prefill_attention", "decode_attention", "all_reduce", "ep_dispatch", "ep_combine"} <= set(fitted)
+    for kind, s in fitted.items():
+        assert s.median < roofline[kind].median / 2, kind
+
+
 def test_without_scipy_calibrate_says_how_to_install(tmp_path):
     from userland import python
     code = ("import sys; sys.modules['scipy'] = None\n"

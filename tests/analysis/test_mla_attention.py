@@ -71,7 +71,7 @@ def test_a_calibration_without_its_table_prices_it_as_decode_attention():
     assert not np.allclose(shipped, fallback)
 
 
-@pytest.mark.parametrize("gpu", ["h100-sxm", "h200", "b200"])
+@pytest.mark.parametrize("gpu", ["h100-sxm", "h200", "b200", "gb200", "b300", "gb300"])
 def test_the_mla_table_fitted_on_sglang_beats_the_fallback_on_tensorrt_llms_kernels(gpu):
     """TensorRT-LLM's MLA decode kernels (aiconfigurator-core, never fitted): the shipped table prices them closer
     at the median and p90 than the decode_attention table it would otherwise fall back to."""
@@ -83,4 +83,6 @@ def test_the_mla_table_fitted_on_sglang_beats_the_fallback_on_tensorrt_llms_kern
     fitted = validate(checked, spec).stats["expected"]["all"]["all"]
     fallback = validate(checked, attrs.evolve(spec, timing=without)).stats["expected"]["all"]["all"]
     assert fitted.median < fallback.median and fitted.p90 < fallback.p90
-    assert fitted.median < 0.12
+    # TensorRT-LLM's kernels are another engine's: within 12% at the median on the Hopper GPUs and the B200, 15% on
+    # the GB200, B300 and GB300 (docs/measured-times.md, "MLA decode attention")
+    assert fitted.median < (0.12 if gpu in ("h100-sxm", "h200", "b200") else 0.15)
