@@ -128,8 +128,8 @@ _MOE = ("fused-MoE calls: vLLM 0.24.0's fused_experts (bf16 and block-fp8 Triton
 # fitted, against TensorRT-LLM's), and the never-fitted check reads worse with the fit than with the decode_attention
 # table it falls back to.
 UNSHIPPED = {"l40s": {"collective", MLA_DECODE_ATTENTION}, "rtx-pro-6000": {MLA_DECODE_ATTENTION}}
-# GPUs a host holds where the package measured all-reduces over more (the GB300's, vLLM 0.27.0, 8 and 16 GPUs of an
-# NVL72 rack, four to a compute tray): vLLM's custom all-reduce works among one host's GPUs only
+# The GPUs one host holds, for a GPU whose all-reduces were measured over more (the GB300's, vLLM 0.27.0, 8 and 16
+# GPUs of an NVL72 rack, four to a compute tray): vLLM's custom all-reduce works among one host's GPUs only
 # (vllm/distributed/device_communicators/custom_all_reduce.py turns itself off for a group spanning nodes), so those
 # rows ran another path (13 and 46 µs at the smallest size, where 2 and 4 GPUs take 7-8); they are left out of the
 # fit and checked on it, never fitted
@@ -222,9 +222,9 @@ def main(argv: list[str]) -> int:
                  for g in gpus}
     for gpu in gpus:
         spec = hardware.load(gpu)
-        measured = read(DATA / f"{gpu}-vllm.csv.gz")
-        rows = [m for m in measured if within_host(gpu, m)]
-        beyond = [m for m in measured if not within_host(gpu, m)]
+        every = read(DATA / f"{gpu}-vllm.csv.gz")
+        rows = [m for m in every if within_host(gpu, m)]
+        beyond = [m for m in every if not within_host(gpu, m)]
         source_gpu = CARRIED.get(gpu, gpu)
         extra, _, checked = vector_fits.get(source_gpu, (None, [], []))
         sides = side_fits[gpu]

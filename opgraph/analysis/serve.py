@@ -236,7 +236,7 @@ def with_limits(engine: Engine, **given) -> Engine:
 # the pieces of a piecewise graph). Fitted on the B200 and GB200 serving rows only, as issue 17 allows for an engine
 # constant (benchmarks/fit_host_launch.py, December 2026: of a grid of figures, the one with the lowest median
 # |TPOT error| over the engine's rows; refitted when fp8 rows became W8A8, bf16 outside their GEMMs, and when the
-# B200's fp8 GEMMs became tables by rows: TensorRT-LLM 0 -> 25 µs, 13.8% -> 13.6%; its again once the GB200 had a
+# B200's fp8 GEMMs became tables by rows: TensorRT-LLM 0 -> 25 µs, 13.8% -> 13.6%; TensorRT-LLM's again once the GB200 had a
 # calibration of its own: 25 µs, 13.4%); the H100 and H200 rows stay held out. The grids are flat within half a point
 # near their best (vLLM 7.7-7.9% over 0-75 µs, TensorRT-LLM 13.4-13.7% over 0-50 µs, SGLang 19.3% over 0-50 µs), so
 # these figures are loosely determined. (figure, rows it was fitted on)
