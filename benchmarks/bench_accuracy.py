@@ -58,6 +58,7 @@ GEMM_CLASSES, GEMM_FP8 = frozenset(c.name for c in GEMMS), "gemm_fp8"
 from opgraph.files.measurements import read
 from opgraph.pricing.kinds import time_class
 from opgraph.hardware.calibration import FOLDER, write
+from extract_aiconfigurator import GPUS as EXTRACTED, KV8_GPUS, MLA_GPUS  # the files that script writes
 
 DATA = Path(__file__).parent / "data"
 TARGET_MEDIAN, TARGET_P90 = 0.10, 0.30
@@ -67,10 +68,9 @@ TARGETED = GEMM_CLASSES | {c.name for c in MOES} | {PREFILL_ATTENTION, DECODE_AT
 VECTORS = {"h200": DATA / "h200-opgraph.csv.gz"}  # the GPUs whose vector classes are measured, and where
 SWEEP = "measure_vector_kernels"  # the rows of those files that the vector fit trains on (their source says so)
 # the GPUs with measured MLA decode kernels (extract_aiconfigurator.py): fitted on SGLang's, checked on TensorRT-LLM's
-MLA = {gpu: DATA / f"{gpu}-mla.csv.gz" for gpu in ("h100-sxm", "h200", "b200", "gb200", "b300", "gb300", "l40s",
-                                                       "rtx-pro-6000")}
+MLA = {gpu: DATA / f"{gpu}-mla.csv.gz" for gpu in MLA_GPUS}
 MLA_FITTED_ON = "sglang"
-KV8 = {gpu: DATA / f"{gpu}-kv8.csv.gz" for gpu in ("h100-sxm", "h200")}  # decode over an fp8 KV cache, vLLM's fitted
+KV8 = {gpu: DATA / f"{gpu}-kv8.csv.gz" for gpu in KV8_GPUS}  # decode over an fp8 KV cache, vLLM's fitted
 
 
 @attrs.frozen
@@ -201,7 +201,7 @@ def carried(params, source_gpu: str, gpu: str):
     return attrs.evolve(params, cache_s=params.cache_s * ratio, cache_efficiency=params.cache_efficiency * ratio)
 
 
-GPUS = ("h100-sxm", "h200", "a100-sxm", "b200", "gb200", "b300", "gb300", "l40s", "rtx-pro-6000")
+GPUS = tuple(EXTRACTED)  # every GPU with a vLLM file (extract_aiconfigurator.py writes them)
 
 
 def main(argv: list[str]) -> int:

@@ -236,19 +236,18 @@ def with_limits(engine: Engine, **given) -> Engine:
 # the pieces of a piecewise graph). Fitted on the B200 and GB200 serving rows only, as issue 17 allows for an engine
 # constant (benchmarks/fit_host_launch.py, December 2026: of a grid of figures, the one with the lowest median
 # |TPOT error| over the engine's rows; refitted when fp8 rows became W8A8, bf16 outside their GEMMs, and when the
-# B200's fp8 GEMMs became tables by rows: TensorRT-LLM 0 -> 25 µs, 13.8% -> 13.6%; TensorRT-LLM's again once the GB200 had a
-# calibration of its own: 25 µs, 13.4%); the H100 and H200 rows stay held out. The grids are flat within half a point
-# near their best (vLLM 7.7-7.9% over 0-75 µs, TensorRT-LLM 13.4-13.7% over 0-50 µs, SGLang 19.3% over 0-50 µs), so
-# these figures are loosely determined. (figure, rows it was fitted on)
+# B200's fp8 GEMMs became tables by rows: TensorRT-LLM 0 -> 25 µs, 13.8% -> 13.6%; TensorRT-LLM's again once the
+# GB200 had a calibration of its own: 25 µs, 13.4%); the H100 and H200 rows stay held out. The grids are flat within
+# half a point near their best (vLLM 7.7-7.9% over 0-75 µs, TensorRT-LLM 13.4-13.7% over 0-50 µs, SGLang 19.3% over
+# 0-50 µs), so these figures are loosely determined. (figure, rows it was fitted on)
 HOST_LAUNCH = {"vllm": (25e-6, 156), "sglang": (50e-6, 174), "trtllm": (25e-6, 216)}
 # The engine's own time per iteration, a + b x the requests it runs (Engine.overhead_s, overhead_per_request_s:
 # scheduling, sampling, input preparation and output), fitted the same way with the launches above in place
 # (benchmarks/fit_engine_overhead.py, December 2026, a grid of 0-4 ms and 0-100 µs a request; refitted with the fp8
 # rows W8A8 and the launches above, with the B200's fp8 GEMMs by rows, and TensorRT-LLM's with the GB200 calibrated:
-# the same pairs). SGLang's best pair lay
-# on the grid's edge and, widened, at 8 ms + 200 µs; its rows are all large MoE models, and Qwen3.5-397B's measure
-# TP 8 slower than TP 4 at the same concurrency: a time of the GPU's the pricing misses, not the host's, so none is
-# taken.
+# the same pairs). SGLang's best pair lay on the grid's edge and, widened, at 8 ms + 200 µs; its rows are all large
+# MoE models, and Qwen3.5-397B's measure TP 8 slower than TP 4 at the same concurrency: a time of the GPU's the
+# pricing misses, not the host's, so none is taken.
 # (a, b, where it comes from)
 HOST_TIME = {"vllm": (3e-3, 50e-6, "fitted on 156 B200 and GB200 serving rows"),
              "sglang": (0.0, 0.0, "none fitted (its B200 rows' best figure is a time of the GPU's)"),
