@@ -281,6 +281,15 @@ def _memory_option(p, scope: str = "") -> None:
                    "reserve formula, TensorRT-LLM 0.9)")
 
 
+def _chunking_option(p, scope: str = "") -> None:
+    """--chunked-prefill / --no-chunked-prefill: whether the engine runs a long prompt in chunks (serve, plan)."""
+    p.add_argument("--chunked-prefill", action=argparse.BooleanOptionalAction, help=scope + "run a prompt longer "
+                   "than an iteration's room in chunks beside the decodes, or (--no-chunked-prefill) only whole, "
+                   "waiting for room (default: the engine's: vLLM and SGLang chunk; TensorRT-LLM does not, its "
+                   "enable_chunked_prefill False, and with it cuts chunks in units of its KV block, 32 tokens, first "
+                   "come first served; SGLang always chunks)")
+
+
 def _host_options(p, scope: str = "") -> None:
     """--overhead-us, --overhead-per-request-us, --host-launch-us and --scheduling: an engine's own time per iteration
     (and per request it runs), its time to launch a prompt's iteration, and how they meet the GPU's (serve, plan)."""
@@ -334,6 +343,7 @@ def _plan_options(p) -> None:
                    "(default: 0)")
     _host_options(p, "with --concurrency or --rate: ")
     _memory_option(p, "with --concurrency or --rate: ")
+    _chunking_option(p, "with --concurrency or --rate: ")
     p.add_argument("--top", type=_int, default=10, metavar="N", help="candidates to list in the table "
                    "(default: 10; json and csv list all)")
     p.add_argument("--concurrency", metavar="LIST", help="plan for serving: requests in flight per replica to "
@@ -452,7 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "e.g. dp=16,ep=16, tp=4,pp=2 or tp=8,gpu=h200 (default: --tp, --dp, --ep, --pp)")
             p.add_argument("--engine", default="vllm", metavar="NAME", help="the serving engine whose scheduler, "
                            "defaults and kernels (its fusion plan) are modelled: vllm (decodes first, prompt chunks mixed "
-                           "in), sglang (prefill first, apart), trtllm (no chunked prefill; NVIDIA GPUs only) "
+                           "in), sglang (prefill first, apart), trtllm (decodes first, prompts whole unless --chunked-prefill; "
+                           "NVIDIA GPUs only) "
                            "(default: vllm)")
             p.add_argument("--max-batch-tokens", type=_int, metavar="N", help="tokens one iteration may process, the "
                            "chunked-prefill budget (default: the engine's for this GPU: vLLM 8,192 at 70 GiB or more, "
@@ -460,7 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--chunk", type=_int, metavar="TOKENS", help="--engine vllm: one prompt's tokens an "
                            "iteration at most, within --max-batch-tokens (vLLM's --long-prefill-token-threshold), so "
                            "a long prompt runs in chunks of this size beside the decodes (default: none, the budget "
-                           "alone; SGLang's chunk is its budget, --max-batch-tokens; TensorRT-LLM runs prompts whole)")
+                           "alone; SGLang's chunk is its budget, --max-batch-tokens; TensorRT-LLM's chunks take the "
+                           "budget left, with --chunked-prefill)")
+            _chunking_option(p)
             p.add_argument("--max-seqs", type=_int, metavar="N", help="requests running at once (default: the "
                            "engine's: vLLM 1,024 at 70 GiB or more, else 256; SGLang and TensorRT-LLM 2,048)")
             _memory_option(p)

@@ -180,11 +180,11 @@ def planning(a):
             batch_tokens=sweep.parse_values(a.max_batch_tokens, "--max-batch-tokens") if a.max_batch_tokens else (),
             draft=drafted, max_tpot_p90_s=ms["max_tpot_p90"], max_ttft_p90_s=ms["max_ttft_p90"],
             request_latency_s=_request_latency(a), decode=decode,
-            configure=lambda engine: serve.with_limits(_hosted(a, engine), memory_fraction=_memory(a)))
-        return attrs.evolve(found, top=top, notes=served_notes(a, model) + found.notes + memory_notes(a, hw))
+            configure=lambda engine: serve.with_limits(_chunking(a, _hosted(a, engine)), memory_fraction=_memory(a)))
+        return attrs.evolve(found, top=top, notes=served_notes(a, model) + found.notes + setting_notes(a, hw))
     for flag in ("disaggregated", "max_batch_tokens", "draft", "acceptance", "max_tpot_p90", "max_ttft_p90",
                  "request_latency_ms", "decode_hardware", "overhead_us", "overhead_per_request_us", "host_launch_us",
-                 "scheduling", "memory_fraction"):
+                 "scheduling", "memory_fraction", "chunked_prefill"):
         if getattr(a, flag) is not None and getattr(a, flag) is not False:  # a 0 given is given too
             raise OpgraphError(f"--{flag.replace('_', '-')} plans serving in flight: give --concurrency or --rate "
                                f"too")
@@ -198,16 +198,22 @@ def planning(a):
                               max_tpot_s=ms["max_tpot"], max_ttft_s=ms["max_ttft"]), top=top)
 
 
-def memory_notes(a, hw) -> tuple[str, ...]:
-    """What a serving plan says of the engine's memory setting given (--memory-fraction), in that engine's terms."""
-    if a.memory_fraction is None:
-        return ()
+def setting_notes(a, hw) -> tuple[str, ...]:
+    """What a serving plan says of the engine settings given beside its searched ones: its memory setting
+    (--memory-fraction), in that engine's terms, and its chunked prefill (--chunked-prefill)."""
     from opgraph.analysis import serve
 
-    leaves = serve.ENGINES[a.engine](hw).memory_setting == "kv_share"
-    share = ("of what the weights and activations leave, for its KV cache (free_gpu_memory_fraction)" if leaves else
-             "of each GPU's memory, for weights, activations and KV cache")
-    return (f"the engine's memory setting: {a.memory_fraction:g} {share}, given (--memory-fraction)",)
+    notes = ()
+    if a.memory_fraction is not None:
+        leaves = serve.ENGINES[a.engine](hw).memory_setting == "kv_share"
+        share = ("of what the weights and activations leave, for its KV cache (free_gpu_memory_fraction)" if leaves
+                 else "of each GPU's memory, for weights, activations and KV cache")
+        notes += (f"the engine's memory setting: {a.memory_fraction:g} {share}, given (--memory-fraction)",)
+    if a.chunked_prefill is not None:
+        engine = _chunking(a, serve.ENGINES[a.engine](hw))
+        notes += (f"the engine's scheduler: {engine.rules}, given (--{'' if a.chunked_prefill else 'no-'}"
+                  f"chunked-prefill)",)
+    return notes
 
 
 def _longest(text) -> int:
@@ -269,11 +275,28 @@ def _limited(a, engine, **more):
     from opgraph.analysis import serve
 
     return serve.with_limits(
-        _hosted(a, engine),
+        _chunking(a, _hosted(a, engine)),
         max_batched_tokens=None if a.max_batch_tokens is None else checks.integer("--max-batch-tokens",
                                                                                  a.max_batch_tokens),
         max_seqs=None if a.max_seqs is None else checks.integer("--max-seqs", a.max_seqs),
         memory_fraction=_memory(a), **more)
+
+
+def _chunking(a, engine):
+    """The engine running long prompts in chunks or only whole as --chunked-prefill / --no-chunked-prefill say (not
+    given: its own way)."""
+    from opgraph.analysis import serve
+
+    on = a.chunked_prefill
+    if on is None:
+        return engine
+    if not on and engine.name == "sglang":
+        raise OpgraphError("--no-chunked-prefill: SGLang without chunked prefill (--chunked-prefill-size -1) runs "
+                           "prompts up to its max_prefill_tokens an iteration, which is not modelled; give "
+                           "--max-batch-tokens for its chunk")
+    if not on and getattr(a, "chunk", None) is not None:
+        raise OpgraphError("--chunk caps a prompt's chunks, and --no-chunked-prefill runs prompts whole: give one")
+    return serve.with_chunking(engine, on)
 
 
 def _memory(a) -> float | None:
@@ -380,6 +403,7 @@ def disaggregated_run(a):
                 build_, fusion, group_hw, engine, longest, drafting.speculation.build if drafting else None),
                 prefix, prompts[0], engine.block_tokens)
             holds = serve.replica_holds(blocks, per_request, engine, sides[-1].lanes)
+    sides[0].engine.check_whole(prompts[1], prompts[1] - sides[0].cached(prompts[1]))  # the prefill workers'
     gpus = sum(s.workers * s.gpus for s in sides)
     same_gpu = sides[0].hw.name == sides[1].hw.name
     d = disaggregated(sides[0].pricer.model, hw, *sides, concurrency=a.concurrency, rate=a.rate, prompt=prompt,
@@ -411,8 +435,8 @@ def _chunk(tokens: int, engine) -> int:
         raise OpgraphError("--chunk: SGLang's chunk is its chunked_prefill_size, which is its token budget an "
                            "iteration: give --max-batch-tokens")
     if engine.name != "vllm":
-        raise OpgraphError(f"--chunk: {engine.name} runs a prompt whole (chunked prefill off, its default); --chunk "
-                           f"applies to --engine vllm")
+        raise OpgraphError(f"--chunk: {engine.name} caps no prompt's chunk below its token budget (with "
+                           f"--chunked-prefill its chunks take the budget left); --chunk applies to --engine vllm")
     tokens = checks.integer("--chunk", tokens)
     if tokens > engine.max_batched_tokens:
         raise OpgraphError(f"--chunk {tokens:,}: more than the token budget an iteration "

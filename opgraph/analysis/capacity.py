@@ -89,9 +89,10 @@ def prompts_alone(pricer: IterationPricer, drafting: Drafting | None, engine, pr
     IterationPricer.prompt_chunks), the draft prefilling beside the target where there is one; each iteration's
     kernels, and the engine's own time as it schedules (Engine.wall)."""
     budget = engine.max_batched_tokens
-    chunks = pricer.prompt_chunks(prompt, budget, count, cached)
+    unit = engine.chunk_unit
+    chunks = pricer.prompt_chunks(prompt, budget, count, cached, unit)
     if drafting:
-        chunks = [a + b for a, b in zip(chunks, drafting.pricer.prompt_chunks(prompt, budget, count, cached))]
+        chunks = [a + b for a, b in zip(chunks, drafting.pricer.prompt_chunks(prompt, budget, count, cached, unit))]
     return float(sum(engine.wall(t, launches(pricer, drafting), count) for t in chunks))
 
 
@@ -125,14 +126,15 @@ def _before(x: int, spacing: float) -> float:
     return count
 
 
-def _queued_ttft(c: int, steps: float, prompt: int, room: int, iteration, chunked: bool = True, horizon: int = 400,
+def _queued_ttft(c: int, steps: float, prompt: int, room: int, iteration, unit: int = 1, horizon: int = 400,
                  warmup: int = 80) -> float:
     """Mean TTFT where prompts queue for an iteration's room. Prompts arrive spread out evenly (fixed lengths), the
-    whole number below or above the rate each iteration, and take the room first come first served (in chunks, or
-    only whole where the engine does not chunk), so a prompt spans the iterations from its arrival to the one that
-    takes its last token. The rate is the closed loop's at that span (C / (steps + span)); where the prompts would
-    need more than the room even without waiting, the room bounds the rate (P tokens each), every iteration is full,
-    and Little's law gives the span: C / rate - steps. `iteration(tokens)`: an iteration's seconds carrying that many
+    whole number below or above the rate each iteration, and take the room first come first served (in chunks, cut
+    down to whole multiples of `unit` tokens but a prompt's last, or only whole where `unit` is 0: no chunked
+    prefill), so a prompt spans the iterations from its arrival to the one that takes its last token. The rate is the
+    closed loop's at that span (C / (steps + span)); where the prompts would need more than the room even without
+    waiting, the room bounds the rate (P tokens each), every iteration is full, and Little's law gives the span:
+    C / rate - steps. `iteration(tokens)`: an iteration's seconds carrying that many
     prompt tokens. A deterministic queue, cheap enough for a search; `serve`'s event run checks it (tests)."""
     def run(rate: float) -> tuple[float, list[int], list[tuple[int, int]]]:
         queue: deque = deque()
@@ -141,8 +143,10 @@ def _queued_ttft(c: int, steps: float, prompt: int, room: int, iteration, chunke
             for _ in range(math.floor((i + 1) * rate) - math.floor(i * rate)):
                 queue.append([prompt, i])
             left = room
-            while queue and left > 0 and (chunked or queue[0][0] <= left):
-                bite = min(queue[0][0], left)
+            while queue and left > 0:
+                bite = queue[0][0] if queue[0][0] <= left else left // unit * unit if unit else 0
+                if not bite:
+                    break
                 queue[0][0] -= bite
                 left -= bite
                 if not queue[0][0]:
@@ -152,7 +156,7 @@ def _queued_ttft(c: int, steps: float, prompt: int, room: int, iteration, chunke
         return sum(b - a + 1 for a, b in spans) / len(spans), taken, spans
 
     unhindered, most = c / (steps + math.ceil(prompt / room)), room / prompt  # prompts an iteration
-    if chunked and unhindered >= most:  # prefill-bound: the queue holds the rest of the loop
+    if unit and unhindered >= most:  # prefill-bound: the queue holds the rest of the loop
         return (c / most - steps) * iteration(room)
     # waiting lengthens the loop, so fewer arrive: the rate r with r x (steps + span(r)) = C, by bisection (the left
     # side grows with r)
@@ -208,10 +212,11 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         if not engine.chunked and p > room:
             raise OpgraphError(f"prompt {p:,}: {engine.name} runs a prompt whole, and beside {c - 1} decodes an "
                                f"iteration has room for {room:,} tokens")
-        k = math.ceil(p / room)
+        k = engine.chunks(p, room)
+        stride = engine.stride(room)  # a chunk's tokens but the last's
         finish = c / (steps + k + w)  # requests finishing an iteration, and prompts arriving to replace them
         decodes = c - finish * (k + w)
-        chunk, past = -(-p // k), (k - 1) * room // 2  # a prompt's mean chunk and the tokens before it
+        chunk, past = -(-p // k), (k - 1) * stride // 2  # a prompt's mean chunk and the tokens before it
         # the iterations a newcomer waits for carry the chunks of those that finished just before it (a prompt runs
         # w + 1 iterations after its predecessor finished, k iterations long), as fixed lengths space them; a
         # request's decode steps and its own prompt's iterations carry the rest of the other C - 1 requests' chunks,
@@ -244,11 +249,12 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         own = _batched(finish, lambda n: n - 1)[0] if k == 1 and not queued else 0.0
         gaps = mean if queued or not steps else carrying(max((c - 1) * k - sum(waited) - own, 0.0) / steps, mine)
         if queued:  # prompts arriving together need more than the room: they queue for it, first come first served
-            ttft = _queued_ttft(c, steps + w, p, room, lambda tokens: carrying(tokens / chunk), engine.chunked)
+            ttft = _queued_ttft(c, steps + w, p, room, lambda tokens: carrying(tokens / chunk),
+                                engine.chunk_unit if engine.chunked else 0)
         elif k == 1:  # the newcomer's own prompt, whole, beside the others' decodes and the prompts arriving with it
             ttft = _batched(finish, lambda n: with_chunks(n, vacant))[0]  # its own slot holds a chunk, no decode
         else:  # its chunks, one an iteration
-            ttft = sum(step(rows, decodes, [(1, (min(room, p - j * room), j * room))],
+            ttft = sum(step(rows, decodes, [(1, (stride if j < k - 1 else p - j * stride, j * stride))],
                             rows * (1 + drafts) + (j == k - 1), vacant) for j in range(k))
         if queued:  # every iteration it waited for is full of prompts
             ttft += w * mean
@@ -257,7 +263,7 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         iteration = mean
         tpot = gaps / per_token  # a step's tokens arrive together: each gap a share of it
     else:
-        k = math.ceil(p / budget)
+        k = engine.chunks(p, budget)
 
         def prompts_s(n: int) -> float:  # n whole prompts in one prefill iteration (a longer one: in chunks)
             return prompts_alone(pricer, drafting, engine, p, n)

@@ -101,7 +101,8 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
     are), and `price_many(run, low, high, decoding)` those of iterations [low, high) at once, for a stretch of decodes
     alone: (their seconds, commit), commit(m) keeping the first m (those that ran before the next arrival came)."""
     run, bt, budget_full, per_decode = Run(), engine.block_tokens, engine.max_batched_tokens, 1 + k
-    cap = engine.chunk or budget_full  # one prompt's tokens an iteration at most
+    cap = engine.chunk or 1 << 62  # one prompt's tokens an iteration at most, before the budget cuts them
+    unit, chunks_prompts = engine.chunk_unit, engine.chunked  # a cut chunk's tokens: whole multiples of the unit
     prompt, output, prefilled, first_at = run.prompt, run.output, run.prefilled, run.first
     chunk_at, chunk_tokens, chunk_past = run.chunk_at.append, run.chunk_tokens.append, run.chunk_past.append
     waiting: deque[int] = deque()
@@ -321,7 +322,11 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         for r in prefilling:  # running requests' prompts, in order of admission, while the budget (and cache) lasts
             if budget == 0:
                 break
-            n = min(prompt[r] - prefilled[r], budget, cap)
+            n = min(prompt[r] - prefilled[r], cap)
+            if n > budget:  # the budget cuts it, down to a whole chunk unit: none where less is left (the next may fit)
+                n = budget // unit * unit
+                if not n:
+                    continue
             if preempts:  # as much of it as the free blocks take
                 n = min(n, room(r, used))
                 if n <= 0:
@@ -332,12 +337,15 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
             budget, chunked = budget - n, chunked + n
             ended += prefilled[r] == prompt[r]
         # then newcomers, first come first served, while the budget, the running limit and the KV cache allow; an
-        # engine without chunked prefill takes a prompt only whole
+        # engine without chunked prefill takes a prompt only whole (TensorRT-LLM's scheduler, cutting chunks in units,
+        # could give a later newcomer's whole prompt the few tokens left below a unit: too rare to model)
         taken, room_left, seats, free = [], budget, running, blocks - used
         for r in waiting:
             left = prompt[r] - prefilled[r]
-            n = min(left, room_left, cap)
-            if room_left <= 0 or seats >= most or not (engine.chunked or n == left) or run.ready[r] > seen:
+            n = min(left, cap)
+            if n > room_left:
+                n = room_left // unit * unit
+            if n <= 0 or (n < left and not chunks_prompts) or seats >= most or run.ready[r] > seen:
                 break
             extra = more(r, n)
             if extra > free:
@@ -373,9 +381,13 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         run.tokens.append(decoding * per_decode + chunked)
         run.rows.append(decoding * per_decode + ended)
         tau += decoding > 0
-        finishing = []
-        for _ in range(ended):  # the prompts ended are the first of those prefilling: each samples its first token
-            r = prefilling.popleft()
+        finishing, done = [], ()
+        if ended:  # the prompts ended, each to sample its first token: not always the first prefilling, as a prompt
+            # cut by --chunk or to a chunk unit may be passed by a shorter one behind it
+            done = [r for r in prefilling if prefilled[r] == prompt[r]]
+            kept = [r for r in prefilling if prefilled[r] < prompt[r]]
+            prefilling.clear(), prefilling.extend(kept)
+        for r in done:
             first_at[r] = i
             if output[r] == 1:
                 finishing.append(r)

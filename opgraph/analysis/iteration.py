@@ -332,15 +332,20 @@ class IterationPricer:
         """A decode-only iteration of `count` requests, each at `context` cached tokens."""
         return self.price_mix(count, count, [(count, (1, context))])
 
-    def prompt_chunks(self, prompt: int, budget: int, count: int = 1, cached: int = 0) -> list[float]:
+    def prompt_chunks(self, prompt: int, budget: int, count: int = 1, cached: int = 0, unit: int = 1) -> list[float]:
         """Expected seconds of each iteration of prompts alone: `count` whole prompts in one iteration when a prompt's
-        new tokens fit the token `budget`, else one prompt in chunks of the budget, an iteration each (the last one
-        samples). `cached`: its first tokens already in the KV cache (a shared prefix), attended to, not computed."""
+        new tokens fit the token `budget`, else one prompt in chunks of the budget (down to a whole multiple of `unit`
+        tokens, the engine's chunk unit; the last whatever is left), an iteration each (the last one samples).
+        `cached`: its first tokens already in the KV cache (a shared prefix), attended to, not computed."""
         new = prompt - cached
         if new <= budget:
             return [self.price_mix(count * new, count, [(count, (new, cached))]).expected_s]
-        return [self.price_mix(min(budget, prompt - j), int(prompt - j <= budget),
-                               [(1, (min(budget, prompt - j), j))]).expected_s for j in range(cached, prompt, budget)]
+        stride = budget // unit * unit
+        # chunks of `stride` tokens while more than the budget is left, then the rest whole
+        chunks = [(stride, j) for j in range(cached, prompt - budget, stride)]
+        last = cached + len(chunks) * stride
+        chunks.append((prompt - last, last))
+        return [self.price_mix(n, int(n + j == prompt), [(1, (n, j))]).expected_s for n, j in chunks]
 
     def _attention_time(self, got: dict, blocks: dict) -> tuple:
         """Each attention kernel of the iteration: its groups' work summed per class, priced as one kernel a layer

@@ -63,6 +63,11 @@ class Engine:
     # free_gpu_memory_fraction, the share of what the weights and activations leave that its KV cache takes)
     memory_setting: str = "memory_fraction"
     chunked: bool = True  # prompts are split into chunks under the budget; else a prompt must fit an iteration whole
+    # a prompt's chunks but its last are whole multiples of this many tokens: TensorRT-LLM rounds a chunk the budget
+    # cuts down to its chunk unit, its KV block (ContextChunkingConfig(FIRST_COME_FIRST_SERVED, tokens_per_block) in
+    # tensorrt_llm/_torch/pyexecutor/py_executor_creator.py; MicroBatchScheduler::setCtxRequestsChunkSize in
+    # cpp/tensorrt_llm/batch_manager/microBatchScheduler.cpp); vLLM and SGLang cut at any token
+    chunk_unit: int = 1
     # one prompt's tokens an iteration at most, within the budget (vLLM's long_prefill_token_threshold, 0 by default:
     # vllm/v1/core/sched/scheduler.py caps each request's new tokens by it); 0: the budget alone
     chunk: int = 0
@@ -202,6 +207,30 @@ class Engine:
                 f"one by one: it takes at least its kernels x {self.host_launch_s * 1e6:,.0f} µs of the host's time "
                 f"({self.host_launch_source}); decode-only iterations replay a graph")
 
+    def check_whole(self, prompt: int, new: int) -> None:
+        """A one-line error where a prompt of `prompt` tokens, `new` of them still to prefill (the rest cached), cannot
+        run in one iteration of an engine that runs prompts whole."""
+        if not self.chunked and new > self.max_batched_tokens:
+            raise OpgraphError(f"--prompt {prompt:,}: {self.name} without chunked prefill runs a prompt whole, and one "
+                               f"iteration takes at most {self.max_batched_tokens:,} tokens; give --max-batch-tokens "
+                               f"{new} or more, --chunked-prefill, or a shorter prompt")
+
+    def stride(self, room: int) -> int:
+        """A cut chunk's tokens where an iteration has `room` to spare: the room down to a whole chunk unit."""
+        return room // self.chunk_unit * self.chunk_unit
+
+    def chunks(self, prompt: int, room: int) -> int:
+        """Iterations a prompt of `prompt` tokens takes at `room` tokens an iteration (chunked prefill: chunks of the
+        room down to a whole chunk unit, the last whatever fits)."""
+        if prompt <= room:
+            return 1
+        stride = self.stride(room)
+        if not self.chunked or stride <= 0:
+            raise OpgraphError(f"a prompt of {prompt:,} tokens: {self.name} " + (
+                "without chunked prefill runs a prompt whole" if not self.chunked else
+                f"cuts chunks in units of {self.chunk_unit} tokens") + f", and an iteration has room for {room:,}")
+        return 1 + -(-(prompt - room) // stride)
+
     def room(self, concurrency: int, per_decode: int = 1) -> int:
         """Tokens an iteration leaves for a prompt beside the other concurrency - 1 requests' decodes, each
         `per_decode` tokens (a speculative step verifies its drafts and its own token)."""
@@ -210,7 +239,8 @@ class Engine:
     @property
     def rules(self) -> str:
         """The scheduling rules in words."""
-        chunks = "chunked prefill" if self.chunked else "whole prompts (no chunked prefill)"
+        chunks = ("whole prompts (no chunked prefill)" if not self.chunked else "chunked prefill" if
+                  self.chunk_unit == 1 else f"chunked prefill in units of {self.chunk_unit} tokens")
         order = "decodes first, prompts mixed in" if self.mixed else "prefill first, prompts and decodes apart"
         ratio, iters = self.batch_wait
         wait = f", new prompts held beside decodes until {ratio:g} of the budget or {iters} iterations" if iters else ""
@@ -229,6 +259,11 @@ def with_limits(engine: Engine, **given) -> Engine:
     if "memory_fraction" in given:
         given[engine.memory_setting] = given.pop("memory_fraction")
     return attrs.evolve(engine, **given, source=engine.source + "; " + said)
+
+
+def with_chunking(engine: Engine, on: bool) -> Engine:
+    """The engine running a prompt longer than an iteration's room in chunks (on) or only whole (off), as given."""
+    return attrs.evolve(engine, chunked=on, source=f"{engine.source}; chunked prefill {('off', 'on')[on]} given")
 
 
 # The host's time per kernel of an iteration that carries prompt tokens (Engine.host_launch_s): what the host spends
@@ -314,7 +349,8 @@ TRTLLM_FP8_CACHE = (DECODE_FP8, DECODE_ATTENTION, "TensorRT-LLM's decode kernels
 def trtllm(hw: Hardware) -> Engine:
     """TensorRT-LLM's PyTorch backend defaults: max_num_tokens 8,192 and max_batch_size 2,048 (BuildConfig in
     tensorrt_llm/builder.py; newer LLM-API versions leave them unset), chunked prefill off (TorchLlmArgs
-    enable_chunked_prefill False), the capacity scheduler GUARANTEED_NO_EVICT (a request admitted only when its whole
+    enable_chunked_prefill False; on, chunks are cut first come first served to the budget the decodes leave, down to
+    whole KV blocks but a prompt's last), the capacity scheduler GUARANTEED_NO_EVICT (a request admitted only when its whole
     length fits: never evicted), and the KV cache 0.9 of the memory free after the weights (KvCacheConfig
     free_gpu_memory_fraction) in blocks of 32 tokens. It runs on NVIDIA GPUs only ("the full spectrum of NVIDIA GPU
     architectures", its docs' supported-hardware page; its support matrix lists no other), so a GPU whose spec names
@@ -327,7 +363,8 @@ def trtllm(hw: Hardware) -> Engine:
                   "TensorRT-LLM's defaults (tensorrt_llm/builder.py BuildConfig max_num_tokens 8,192, max_batch_size "
                   "2,048; llm_args.py enable_chunked_prefill False, GUARANTEED_NO_EVICT; KvCacheConfig "
                   "free_gpu_memory_fraction 0.9, tokens_per_block 32)",
-                  plan="trtllm", kv_share=0.9, memory_setting="kv_share", chunked=False, tables=(TRTLLM_FP8_CACHE,),
+                  plan="trtllm", kv_share=0.9, memory_setting="kv_share", chunked=False, chunk_unit=32,
+                  tables=(TRTLLM_FP8_CACHE,),
                   scheduling_source="TensorRT-LLM's overlap scheduler, on unless disable_overlap_scheduler "
                   "(tensorrt_llm/llmapi/llm_args.py)", lookahead=False, **_fitted("trtllm"))
 
@@ -552,10 +589,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     draft = IterationPricer.of(spec.build, plan, priced_hw) if spec else None
     k = spec.tokens if spec else 0
     longest = prompts[1] + outputs[1]
-    if not engine.chunked and prompts[1] - cached(prompts[1]) > engine.max_batched_tokens:
-        raise OpgraphError(f"--prompt {prompts[1]:,}: {engine.name} without chunked prefill runs a prompt whole, and "
-                           f"one iteration takes at most {engine.max_batched_tokens:,} tokens; give --max-batch-tokens "
-                           f"{prompts[1] - cached(prompts[1])} or more, or a shorter prompt")
+    engine.check_whole(prompts[1], prompts[1] - cached(prompts[1]))
     held = kv_blocks(build, plan, hw, engine, longest, spec.build if spec else None)
     blocks, per_request, shared = with_prefix(*held, prefix, prompts[0], bt)
     total = concurrency
@@ -702,7 +736,8 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     if not engine.chunked and concurrency is not None and prompts[1] > engine.room(concurrency):
         notes += (f"{engine.name} runs a prompt whole: {prompts[1]:,} tokens do not fit beside {concurrency - 1} decodes "
                   f"in {engine.max_batched_tokens:,}, so a prompt waits until enough requests finish; give "
-                  f"--max-batch-tokens {prompts[1] + concurrency - 1} or more to take it at once",)
+                  f"--max-batch-tokens {prompts[1] + concurrency - 1} or more to take it at once, or --chunked-prefill "
+                  f"to run it in chunks beside them",)
     queued = concurrency is not None and total > fits  # more in the loop than run at once, each held whole
     if queued and fits == engine.max_seqs:
         notes += (f"queued: at most {fits:,} of the {total:,} requests run at once (the running limit, --max-seqs); "

@@ -7,7 +7,8 @@ activations, the KV cache in bf16 unless its kv_dtype column says fp8; other lab
 engine's scheduler, defaults and kernels (its fusion plan; MXFP4 experts as Marlin runs them where its moe_kernel
 column says so; its token budget where its max_batch_tokens column gives one; TensorRT-LLM's batch waiting where its
 batch_wait columns give it; its memory setting where its memory_fraction column gives one; its scheduling, async or
-sync, where its scheduling column says), at its concurrency,
+sync, where its scheduling column says; its chunked prefill, on or off, where its chunked_prefill column says), at
+its concurrency,
 prompt and output lengths, under a benchmark protocol: the row's own (its client column, steady where it names none)
 unless one is given for every row:
 
@@ -38,7 +39,7 @@ from collections.abc import Callable
 import attrs
 import numpy as np
 
-from opgraph.analysis.serve import ENGINES, Engine, serve, with_limits
+from opgraph.analysis.serve import ENGINES, Engine, serve, with_chunking, with_limits
 from opgraph.analysis.validate import Stats
 from opgraph.core.tensor import BF16, FP8, FP8_BLOCK128, FP8_TENSOR, Precision
 from opgraph.errors import OpgraphError
@@ -170,8 +171,8 @@ def predict(row: ServingMeasurement, resolve: Resolve, protocol: str, overhead_s
 
 
 def configured(engine: Engine, row: ServingMeasurement) -> Engine:
-    """The engine as the row's benchmark must have run it: with the token budget, batch waiting, memory setting and MoE
-    kernel the row gives; and an engine of whole prompts gets a token budget in which a prompt fits beside the other
+    """The engine as the row's benchmark must have run it: with the token budget, batch waiting, memory setting, MoE
+    kernel, scheduling and chunked prefill the row gives; and an engine of whole prompts gets a token budget in which a prompt fits beside the other
     concurrency - 1 requests' decodes (Engine.room), an assumption (else each prompt waits for every decode to finish,
     which no measured campaign would run)."""
     engine = with_limits(engine, max_batched_tokens=row.max_batch_tokens or None,
@@ -180,6 +181,8 @@ def configured(engine: Engine, row: ServingMeasurement) -> Engine:
     if row.moe_kernel == "marlin":
         engine = attrs.evolve(engine, tables=(*engine.tables, marlin("the row's moe_kernel")))
     engine = engine.given(lambda _: "the row's scheduling column", scheduling=row.scheduling or None)
+    if row.chunked_prefill:
+        engine = with_chunking(engine, row.chunked_prefill == "on")
     c = row.replica_concurrency
     if engine.chunked or engine.room(c) >= row.prompt:
         return engine

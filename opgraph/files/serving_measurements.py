@@ -41,6 +41,9 @@ unread, as extracts carry provenance):
                     TensorRT-LLM's free_gpu_memory_fraction); empty: the engine's default
     scheduling      how the engine met its host's work and its GPU's: empty (its default, async), async or sync
                     (served as `opgraph serve --scheduling` serves it)
+    chunked_prefill whether the engine ran long prompts in chunks: empty (its default: vLLM and SGLang on,
+                    TensorRT-LLM off), on or off (served as `opgraph serve --chunked-prefill` and
+                    `--no-chunked-prefill` serve it; SGLang always chunks, so off is refused for it)
     client          the benchmark client that measured the row: steady, wave, inferencemax or aiperf
                     (opgraph.analysis.serving_validate says what each runs); `opgraph validate` serves each row so
                     unless --protocol names one for all; empty: not known (steady)
@@ -65,6 +68,7 @@ HARMLESS_FLAGS = frozenset({"no_engine_version"})
 MOE_KERNELS = ("", "marlin")
 KV_DTYPES = ("", "fp8")
 SCHEDULINGS = ("", "async", "sync")
+CHUNKED_PREFILL = ("", "on", "off")
 # the benchmark clients a row may name (the client column), each run as opgraph.analysis.serving_validate.load says
 CLIENTS = ("steady", "inferencemax", "wave", "aiperf")
 
@@ -95,6 +99,7 @@ class ServingMeasurement:
     scheduling: str = ""  # SCHEDULINGS: "" the engine's default, async or sync
     client: str = ""  # CLIENTS: the benchmark client that measured the row; "": not known
     memory_fraction: float = 0.0  # the engine's memory setting as the benchmark set it; 0: the engine's default
+    chunked_prefill: str = ""  # CHUNKED_PREFILL: "" the engine's default, on or off
 
     @property
     def replica_concurrency(self) -> int:
@@ -192,16 +197,19 @@ def read(path: str | Path) -> list[ServingMeasurement]:
         ints["concurrency"] = _number(where, "concurrency", f["concurrency"], int) if f["concurrency"].strip() else 0
         ints.update({c: _number(where, c, f[c], int) for c in ("pp", "dp", "ep", "moe_tp", "max_batch_tokens")
                      if f.get(c)})
-        kernel, kv, scheduled, client = (_choice(where, f, c, valid) for c, valid in (
+        kernel, kv, scheduled, client, chunking = (_choice(where, f, c, valid) for c, valid in (
             ("moe_kernel", MOE_KERNELS), ("kv_dtype", KV_DTYPES), ("scheduling", SCHEDULINGS),
-            ("client", ("", *CLIENTS))))
+            ("client", ("", *CLIENTS)), ("chunked_prefill", CHUNKED_PREFILL)))
+        if chunking == "off" and f["engine"] == "sglang":
+            raise OpgraphError(f"{where}: column chunked_prefill: 'off' is not modelled for sglang (without chunked "
+                               f"prefill it runs prompts up to its max_prefill_tokens an iteration); give empty or on")
         out.append(ServingMeasurement(
             i, f["model"], f["gpu"], f["engine"], ints["tp"], ints["concurrency"], ints["prompt_tokens"],
             ints["output_tokens"], _number(where, "ttft_ms", f["ttft_ms"], float) / 1e3,
             _number(where, "tpot_ms", f["tpot_ms"], float) / 1e3, ints.get("pp", 1), ints.get("dp", 1),
             ints.get("ep", 1), f.get("gemm_quant_mode") or "", tuple(x for x in (f.get("flags") or "").split(";") if x),
             f.get("source_id") or "", ints.get("moe_tp", 0), ints.get("max_batch_tokens", 0), kv, kernel,
-            _batch_wait(where, f), scheduled, client, _memory_fraction(where, f)))
+            _batch_wait(where, f), scheduled, client, _memory_fraction(where, f), chunking))
     if not out:
         raise OpgraphError(f"{path}: no measurements (only a header)")
     return out

@@ -30,6 +30,8 @@ def _record(s: Serving) -> dict:
                    "max_seqs": s.engine.max_seqs, "memory_fraction": s.engine.memory_fraction,
                    "block_tokens": s.engine.block_tokens, "kv_share": s.engine.kv_share,
                    "chunked_prefill": s.engine.chunked, "mixed_batches": s.engine.mixed,
+                   # a prompt's chunks but its last are whole multiples of this (TensorRT-LLM's KV block)
+                   "chunk_unit_tokens": s.engine.chunk_unit,
                    # TensorRT-LLM's batch waiting: null when off
                    "batch_wait": dict(zip(("max_tokens_ratio", "timeout_iters"), s.engine.batch_wait))
                    if s.engine.batch_wait[1] else None,

@@ -82,7 +82,7 @@ def _row(p) -> dict:
             "max_batch_tokens": r.max_batch_tokens or None, "kv_dtype": r.kv_dtype or None,
             "moe_kernel": r.moe_kernel or None, "batch_wait_ratio": r.batch_wait[0] or None,
             "batch_wait_iters": r.batch_wait[1] or None, "memory_fraction": r.memory_fraction or None,
-            "scheduling": r.scheduling or None, "protocol": p.protocol,
+            "scheduling": r.scheduling or None, "chunked_prefill": r.chunked_prefill or None, "protocol": p.protocol,
             "measured_ttft_s": r.ttft_s, "expected_ttft_s": p.ttft_s, "ttft_error": p.ttft_error,
             "measured_tpot_s": r.tpot_s, "expected_tpot_s": p.tpot_s, "tpot_error": p.tpot_error, "source": r.source}
 
