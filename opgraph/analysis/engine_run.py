@@ -8,8 +8,8 @@ count, one sequence's attention at each past, gathered and summed), the way a sw
 loop prices each iteration as it is scheduled, to know what has arrived by its end.
 
 The bookkeeping follows events, not requests: running requests are in admission order, those decoding before those
-still prefilling (a request's chunks come before any admitted after it, so it finishes its prompt first), and every
-decoding request advances together, on the iterations that decode. So a decoding request is a range of a decode
+still prefilling (a request's chunks come before any admitted after it, though a shorter prompt behind one cut by the
+budget, a chunk unit or --chunk may end first), and every decoding request advances together, on the iterations that decode. So a decoding request is a range of a decode
 clock (the count of iterations that decoded), its context a function of the clock, and its end an event on it; an
 iteration costs the scheduler its chunks, admissions and completions, not a step per running request.
 
@@ -53,6 +53,7 @@ class Run:
         self.made: dict[int, list[int]] = {}  # speculative decoding: tokens each step made
         self.decoding, self.clock, self.tokens, self.rows, self.ends = [], [], [], [], []  # by iteration
         self.chunk_at, self.chunk_tokens, self.chunk_past = [], [], []  # by chunk
+        self.chunk_of: list[int] = []  # by chunk: the request whose prompt it prefills
         self.finished: list[int] = []  # request ids, in order of completion
         self.origin: list[int] = []  # the request a request continues (itself, unless a preempted one's recompute)
         self.resumed: dict[int, int] = {}  # a continuation: the iteration of its request's token before it
@@ -105,6 +106,7 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
     unit, chunks_prompts = engine.chunk_unit, engine.chunked  # a cut chunk's tokens: whole multiples of the unit
     prompt, output, prefilled, first_at = run.prompt, run.output, run.prefilled, run.first
     chunk_at, chunk_tokens, chunk_past = run.chunk_at.append, run.chunk_tokens.append, run.chunk_past.append
+    chunk_of = run.chunk_of.append
     waiting: deque[int] = deque()
     prefilling: deque[int] = deque()
     ends: list[tuple[int, int]] = []  # (decode clock at which it finishes, id): a heap
@@ -118,14 +120,21 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         return -(-(prompt[r] + output[r]) // bt) - run.cached[r] // bt
 
     def room(r: int, used: int) -> int:
-        """Tokens of r's prompt the free KV blocks take (an engine that preempts; else all that are left)."""
+        """Tokens of r's prompt the free KV blocks take (an engine that preempts; else all that are left): all of
+        them only with a slot to spare for the first token, which the iteration that ends the prompt samples."""
         left = prompt[r] - prefilled[r]
-        return min(left, (-(-prefilled[r] // bt) + blocks - used) * bt - prefilled[r]) if preempts else left
+        if not preempts:
+            return left
+        slots = (-(-prefilled[r] // bt) + blocks - used) * bt - prefilled[r]
+        return left if slots > left else min(slots, left - 1)
 
     def more(r: int, n: int) -> int:
-        """Blocks r takes on admission with a chunk of n tokens (an engine that preempts: those the chunk fills;
-        else its whole length, reserved)."""
-        return -(-(prefilled[r] + n) // bt) - -(-prefilled[r] // bt) if preempts else need(r)
+        """Blocks r takes on admission with a chunk of n tokens (an engine that preempts: those the chunk fills, and
+        the first token's where the chunk ends the prompt, as a token holds its block from the iteration that samples
+        it; else its whole length, reserved)."""
+        if not preempts:
+            return need(r)
+        return -(-(prefilled[r] + n + (prefilled[r] + n == prompt[r])) // bt) - -(-prefilled[r] // bt)
 
     def add(p: int, g: int, arrival: float, origin: int | None = None, ready: int = 0) -> int:
         """A request of p prompt tokens and g output tokens, waiting to be admitted from iteration `ready` on: its
@@ -317,7 +326,9 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
         if budget < 0:
             raise OpgraphError(f"{decoding:,} requests decode at once, {decoding * per_decode:,} tokens an iteration, "
                                f"more than the engine's token budget ({budget_full:,}, --max-batch-tokens) holds; "
-                               f"give a larger budget or a lower concurrency")
+                               f"give a larger budget or " + ("a lower concurrency" if concurrency is not None else
+                                                              f"--max-seqs {budget_full // per_decode:,} or fewer "
+                                                              f"(requests run at once)"))
         chunked, ended = 0, 0
         for r in prefilling:  # running requests' prompts, in order of admission, while the budget (and cache) lasts
             if budget == 0:
@@ -332,7 +343,7 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
                 if n <= 0:
                     break
                 used += more(r, n)
-            chunk_at(i), chunk_tokens(n), chunk_past(prefilled[r])
+            chunk_at(i), chunk_tokens(n), chunk_past(prefilled[r]), chunk_of(r)
             prefilled[r] += n
             budget, chunked = budget - n, chunked + n
             ended += prefilled[r] == prompt[r]
@@ -365,7 +376,7 @@ def schedule(engine, k: int, blocks: int, shared: int, cached, draw, steps_of, *
             if not preempts:
                 held = used
             admitted[r] = next(order)
-            chunk_at(i), chunk_tokens(n), chunk_past(prefilled[r])
+            chunk_at(i), chunk_tokens(n), chunk_past(prefilled[r]), chunk_of(r)
             prefilled[r] += n
             prefilling.append(r)
             budget, chunked = budget - n, chunked + n
