@@ -233,6 +233,10 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
     rates = sorted({checks.number("--rate", r, above=0, maximum=1e6) for r in rates})
     concurrencies = [] if rates else sorted(set(concurrencies))
     budgets = sorted({checks.integer("--max-batch-tokens", b, maximum=10**7) for b in batch_tokens}) or [None]
+    whole = configure(ENGINES[engine](hw))
+    if not whole.chunked:  # a prompt runs whole: the largest budget searched must take it
+        largest = max(b or whole.max_batched_tokens for b in budgets)
+        with_limits(whole, max_batched_tokens=largest).check_whole(prompt, prompt)
 
     def within(s: Steady) -> bool:
         return (s.tpot_s <= limits.get("max_tpot_s", float("inf"))
@@ -368,6 +372,11 @@ def _split_candidates(arrange: Arrange, hw: Hardware, gpus: int, moe: bool, prom
                 build, group_hw = pool_arrange(layout)
                 eng = configure(ENGINES[engine](group_hw))
                 eng.check_layout(layout.tp, layout.ep)
+                if pool == "prefill" and not eng.chunked and prompt > eng.max_batched_tokens:
+                    raise OpgraphError(f"{eng.name} without chunked prefill runs a prompt whole, and a prefill "
+                                       f"worker's budget, the engine's own {eng.max_batched_tokens:,} tokens (splits "
+                                       f"are not searched over --max-batch-tokens), cannot take {prompt:,}; give "
+                                       f"--chunked-prefill")
                 fusion = plan or planfile.load(eng.plan)
                 drafting = pool_draft.at(layout, fusion, eng.timed(group_hw)) if drafted else None
                 blocks, per_request = kv_blocks(build, fusion, group_hw, eng, prompt + output,

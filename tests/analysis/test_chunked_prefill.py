@@ -122,3 +122,18 @@ def test_a_rows_chunked_prefill_column_serves_it_so(tmp_path):
     bad = serving_csv(tmp_path, "chunked_prefill", f"{row},yes")
     with pytest.raises(OpgraphError, match="column chunked_prefill: 'yes' is not one of: empty, on, off"):
         serving_measurements.read(bad)
+
+
+def test_a_plan_of_whole_prompts_longer_than_the_budget_says_so():
+    # TensorRT-LLM without chunked prefill: no layout can run a 20,000-token prompt in 8,192 tokens an iteration,
+    # which the plan says once, not as "no candidate" (it would have offered more GPUs); with a budget that takes it
+    # the layouts are served, and a split's prefill workers, at the engine's own budget, are dropped saying why
+    common = ["plan", "llama-3-8b", "--gpus", "2", "--engine", "trtllm", "--concurrency", "4", "--prompt", "20000",
+              "--output", "16"]
+    r = opgraph(*common)
+    assert r.returncode == 2 and "runs a prompt whole" in r.stderr and "--chunked-prefill" in r.stderr
+    r = opgraph(*common, "--max-batch-tokens", "24000", "--disaggregated", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert plan["candidates"] and all(c["max_batch_tokens"] == 24000 and not c["disaggregated"] for c in plan["candidates"])
+    assert any("a prefill worker's budget, the engine's own 8,192 tokens" in d["reason"] for d in plan["dropped"])
