@@ -403,7 +403,7 @@ def disaggregated_run(a):
                 build_, fusion, group_hw, engine, longest, drafting.speculation.build if drafting else None),
                 prefix, prompts[0], engine.block_tokens)
             holds = serve.replica_holds(blocks, per_request, engine, sides[-1].lanes)
-    sides[0].engine.check_whole(prompts[1], prompts[1] - sides[0].cached(prompts[1]))  # the prefill workers'
+    sides[0].engine.check_prompt(prompts[1], prompts[1] - sides[0].cached(prompts[1]))  # the prefill workers'
     gpus = sum(s.workers * s.gpus for s in sides)
     same_gpu = sides[0].hw.name == sides[1].hw.name
     d = disaggregated(sides[0].pricer.model, hw, *sides, concurrency=a.concurrency, rate=a.rate, prompt=prompt,

@@ -207,13 +207,21 @@ class Engine:
                 f"one by one: it takes at least its kernels x {self.host_launch_s * 1e6:,.0f} µs of the host's time "
                 f"({self.host_launch_source}); decode-only iterations replay a graph")
 
-    def check_whole(self, prompt: int, new: int) -> None:
-        """A one-line error where a prompt of `prompt` tokens, `new` of them still to prefill (the rest cached), cannot
-        run in one iteration of an engine that runs prompts whole."""
-        if not self.chunked and new > self.max_batched_tokens:
+    def check_prompt(self, prompt: int, new: int) -> None:
+        """A one-line error where a prompt of `prompt` tokens, `new` of them still to prefill (the rest cached), can
+        never run: longer than an iteration's budget in an engine that runs prompts whole, or in one whose chunks are
+        whole units larger than the budget."""
+        budget = self.max_batched_tokens
+        if new <= budget:
+            return
+        if not self.chunked:
             raise OpgraphError(f"--prompt {prompt:,}: {self.name} without chunked prefill runs a prompt whole, and one "
-                               f"iteration takes at most {self.max_batched_tokens:,} tokens; give --max-batch-tokens "
-                               f"{new} or more, --chunked-prefill, or a shorter prompt")
+                               f"iteration takes at most {budget:,} tokens; give --max-batch-tokens {new} or more, "
+                               f"--chunked-prefill, or a shorter prompt")
+        if budget < self.chunk_unit:
+            raise OpgraphError(f"--max-batch-tokens {budget:,}: {self.name} cuts a prompt longer than the budget into "
+                               f"chunks of whole {self.chunk_unit}-token units, and none fits; give at least "
+                               f"{self.chunk_unit}")
 
     def stride(self, room: int) -> int:
         """A cut chunk's tokens where an iteration has `room` to spare: the room down to a whole chunk unit."""
@@ -589,7 +597,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     draft = IterationPricer.of(spec.build, plan, priced_hw) if spec else None
     k = spec.tokens if spec else 0
     longest = prompts[1] + outputs[1]
-    engine.check_whole(prompts[1], prompts[1] - cached(prompts[1]))
+    engine.check_prompt(prompts[1], prompts[1] - cached(prompts[1]))
     held = kv_blocks(build, plan, hw, engine, longest, spec.build if spec else None)
     blocks, per_request, shared = with_prefix(*held, prefix, prompts[0], bt)
     total = concurrency

@@ -236,7 +236,7 @@ def search_serving(arrange: Arrange, hw: Hardware, *, gpus: int, moe: bool, name
     whole = configure(ENGINES[engine](hw))
     if not whole.chunked:  # a prompt runs whole: the largest budget searched must take it
         largest = max(b or whole.max_batched_tokens for b in budgets)
-        with_limits(whole, max_batched_tokens=largest).check_whole(prompt, prompt)
+        with_limits(whole, max_batched_tokens=largest).check_prompt(prompt, prompt)
 
     def within(s: Steady) -> bool:
         return (s.tpot_s <= limits.get("max_tpot_s", float("inf"))

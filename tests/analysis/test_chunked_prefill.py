@@ -77,6 +77,9 @@ def test_the_command_line_turns_chunked_prefill_on_and_off():
     assert "chunked prefill on given" in engine["source"]
     r = opgraph(*common, "--chunked-prefill")
     assert "chunked prefill in units of 32 tokens" in r.stdout
+    # TensorRT-LLM's chunks are whole 32-token blocks: a budget below one never takes a longer prompt
+    r = opgraph(*common, "--chunked-prefill", "--max-batch-tokens", "20")
+    assert r.returncode == 2 and "chunks of whole 32-token units, and none fits; give at least 32" in r.stderr
     # a disaggregated prefill worker without chunked prefill takes a prompt whole too
     r = opgraph(*common, "--disaggregate", "1p1d")
     assert r.returncode == 2 and "runs a prompt whole" in r.stderr and "Traceback" not in r.stderr
