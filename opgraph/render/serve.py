@@ -173,7 +173,7 @@ def as_html(s: Serving, fmt: str) -> str:
     title = f"opgraph serve: {d['model']} on {hw.display_name} ({hw.name}), {scope}, engine {e['name']}"
     note = (f"{esc(load)}; prompts {esc(_span(s.prompt))} tokens, outputs {esc(_span(s.output))} tokens"
             f"{esc(_cached_said(s))}; fusion "
-            f"{esc(d['fusion'])}; {e['max_batched_tokens']:,} tokens"
+            f"{esc(d['fusion'])}; scheduler: {esc(s.engine.rules)}, {e['max_batched_tokens']:,} tokens"
             + _chunk_said(e["chunk_tokens"])
             + f" and {e['max_seqs']:,} requests an iteration at most. Times are expected "
               f"({esc(time_model_line(hw))}); engine limits: {esc(e['source'])}.")

@@ -75,8 +75,9 @@ def test_the_command_line_turns_chunked_prefill_on_and_off():
     engine = json.loads(r.stdout)["engine"]
     assert engine["chunked_prefill"] and engine["chunk_unit_tokens"] == 32
     assert "chunked prefill on given" in engine["source"]
-    r = opgraph(*common, "--chunked-prefill")
-    assert "chunked prefill in units of 32 tokens" in r.stdout
+    for fmt in ("table", "html"):  # the scheduler's rules, in the text and on the page
+        r = opgraph(*common, "--chunked-prefill", "--format", fmt)
+        assert "scheduler: chunked prefill in units of 32 tokens, decodes first" in r.stdout, fmt
     # TensorRT-LLM's chunks are whole 32-token blocks: a budget below one never takes a longer prompt
     r = opgraph(*common, "--chunked-prefill", "--max-batch-tokens", "20")
     assert r.returncode == 2 and "chunks of whole 32-token units, and none fits; give at least 32" in r.stderr
