@@ -462,8 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "e.g. dp=16,ep=16, tp=4,pp=2 or tp=8,gpu=h200 (default: --tp, --dp, --ep, --pp)")
             p.add_argument("--engine", default="vllm", metavar="NAME", help="the serving engine whose scheduler, "
                            "defaults and kernels (its fusion plan) are modelled: vllm (decodes first, prompt chunks mixed "
-                           "in), sglang (prefill first, apart), trtllm (decodes first, prompts whole unless --chunked-prefill; "
-                           "NVIDIA GPUs only) "
+                           "in), sglang (prefill first, apart), trtllm (decodes first, prompts whole unless "
+                           "--chunked-prefill; NVIDIA GPUs only) "
                            "(default: vllm)")
             p.add_argument("--max-batch-tokens", type=_int, metavar="N", help="tokens one iteration may process, the "
                            "chunked-prefill budget (default: the engine's for this GPU: vLLM 8,192 at 70 GiB or more, "

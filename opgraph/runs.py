@@ -185,7 +185,8 @@ def planning(a):
     for flag in ("disaggregated", "max_batch_tokens", "draft", "acceptance", "max_tpot_p90", "max_ttft_p90",
                  "request_latency_ms", "decode_hardware", "overhead_us", "overhead_per_request_us", "host_launch_us",
                  "scheduling", "memory_fraction", "chunked_prefill"):
-        if getattr(a, flag) is not None and getattr(a, flag) is not False:  # a 0 given is given too
+        # given: anything but the default (None; --disaggregated's False), a 0 or --no-chunked-prefill too
+        if getattr(a, flag) is not (False if flag == "disaggregated" else None):
             raise OpgraphError(f"--{flag.replace('_', '-')} plans serving in flight: give --concurrency or --rate "
                                f"too")
     if a.engine != "vllm":

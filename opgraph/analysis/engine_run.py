@@ -9,9 +9,10 @@ loop prices each iteration as it is scheduled, to know what has arrived by its e
 
 The bookkeeping follows events, not requests: running requests are in admission order, those decoding before those
 still prefilling (a request's chunks come before any admitted after it, though a shorter prompt behind one cut by the
-budget, a chunk unit or --chunk may end first), and every decoding request advances together, on the iterations that decode. So a decoding request is a range of a decode
-clock (the count of iterations that decoded), its context a function of the clock, and its end an event on it; an
-iteration costs the scheduler its chunks, admissions and completions, not a step per running request.
+budget, a chunk unit or --chunk may end first), and every decoding request advances together, on the iterations that
+decode. So a decoding request is a range of a decode clock (the count of iterations that decoded), its context a
+function of the clock, and its end an event on it; an iteration costs the scheduler its chunks, admissions and
+completions, not a step per running request.
 
 The KV cache: TensorRT-LLM reserves a request's whole length when it admits it (GUARANTEED_NO_EVICT), so what runs
 never outgrows the cache. vLLM and SGLang take blocks as tokens come (Engine.preempts): before an iteration's decodes

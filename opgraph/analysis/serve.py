@@ -358,8 +358,8 @@ def trtllm(hw: Hardware) -> Engine:
     """TensorRT-LLM's PyTorch backend defaults: max_num_tokens 8,192 and max_batch_size 2,048 (BuildConfig in
     tensorrt_llm/builder.py; newer LLM-API versions leave them unset), chunked prefill off (TorchLlmArgs
     enable_chunked_prefill False; on, chunks are cut first come first served to the budget the decodes leave, down to
-    whole KV blocks but a prompt's last), the capacity scheduler GUARANTEED_NO_EVICT (a request admitted only when its whole
-    length fits: never evicted), and the KV cache 0.9 of the memory free after the weights (KvCacheConfig
+    whole KV blocks but a prompt's last), the capacity scheduler GUARANTEED_NO_EVICT (a request admitted only when its
+    whole length fits: never evicted), and the KV cache 0.9 of the memory free after the weights (KvCacheConfig
     free_gpu_memory_fraction) in blocks of 32 tokens. It runs on NVIDIA GPUs only ("the full spectrum of NVIDIA GPU
     architectures", its docs' supported-hardware page; its support matrix lists no other), so a GPU whose spec names
     another maker is refused."""

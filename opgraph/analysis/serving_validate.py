@@ -172,9 +172,9 @@ def predict(row: ServingMeasurement, resolve: Resolve, protocol: str, overhead_s
 
 def configured(engine: Engine, row: ServingMeasurement) -> Engine:
     """The engine as the row's benchmark must have run it: with the token budget, batch waiting, memory setting, MoE
-    kernel, scheduling and chunked prefill the row gives; and an engine of whole prompts gets a token budget in which a prompt fits beside the other
-    concurrency - 1 requests' decodes (Engine.room), an assumption (else each prompt waits for every decode to finish,
-    which no measured campaign would run)."""
+    kernel, scheduling and chunked prefill the row gives; and an engine of whole prompts gets a token budget in which
+    a prompt fits beside the other concurrency - 1 requests' decodes (Engine.room), an assumption (else each prompt
+    waits for every decode to finish, which no measured campaign would run)."""
     engine = with_limits(engine, max_batched_tokens=row.max_batch_tokens or None,
                          batch_wait=row.batch_wait if any(row.batch_wait) else None,
                          memory_fraction=row.memory_fraction or None)

@@ -97,8 +97,9 @@ def test_a_serving_plan_takes_chunked_prefill_and_says_so():
                 "16", "--chunked-prefill")
     assert r.returncode == 0 and "chunked prefill in units of 32 tokens, decodes first, prompts mixed in, given " \
         "(--chunked-prefill)" in r.stdout, r.stderr
-    r = opgraph("plan", "--gpus", "2", "--chunked-prefill")
-    assert r.returncode == 2 and "--chunked-prefill plans serving in flight" in r.stderr
+    for flag in ("--chunked-prefill", "--no-chunked-prefill"):  # either, without a load to serve, is refused
+        r = opgraph("plan", "--gpus", "2", flag)
+        assert r.returncode == 2 and "--chunked-prefill plans serving in flight" in r.stderr, flag
 
 
 def test_a_rows_chunked_prefill_column_serves_it_so(tmp_path):
@@ -139,5 +140,6 @@ def test_a_plan_of_whole_prompts_longer_than_the_budget_says_so():
     r = opgraph(*common, "--max-batch-tokens", "24000", "--disaggregated", "--format", "json")
     assert r.returncode == 0, r.stderr
     plan = json.loads(r.stdout)
-    assert plan["candidates"] and all(c["max_batch_tokens"] == 24000 and not c["disaggregated"] for c in plan["candidates"])
+    assert plan["candidates"] and all(c["max_batch_tokens"] == 24000 and not c["disaggregated"]
+                                      for c in plan["candidates"])
     assert any("a prefill worker's budget, the engine's own 8,192 tokens" in d["reason"] for d in plan["dropped"])

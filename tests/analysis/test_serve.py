@@ -523,7 +523,8 @@ def test_a_chunk_cap_splits_a_prompt_below_the_budget():
 
 
 def test_chunk_errors_and_what_is_said():
-    for args, says in ((["--engine", "sglang"], "give --max-batch-tokens"), (["--engine", "trtllm"], "caps no prompt's chunk"),
+    for args, says in ((["--engine", "sglang"], "give --max-batch-tokens"),
+                       (["--engine", "trtllm"], "caps no prompt's chunk"),
                        (["--max-batch-tokens", "1000"], "more than the token budget"),
                        (["--disaggregate", "1p1d"], "--chunk with --disaggregate")):
         r = opgraph("serve", "--concurrency", "4", "--prompt", "600", "--output", "8", "--chunk", "2048", *args)
