@@ -172,7 +172,10 @@ def _option_cases() -> list[Case]:
                           (("--concurrency", "4", "--memory-fraction", "0.5"), OK),
                           (("--concurrency", "4", "--engine", "trtllm", "--memory-fraction", "0.5"), OK),
                           (("--concurrency", "4", "--memory-fraction", "1.5"), BAD),
-                          (("--memory-fraction", "0.5"), BAD)]:
+                          (("--memory-fraction", "0.5"), BAD),
+                          (("--concurrency", "4", "--engine", "trtllm", "--chunked-prefill"), OK),
+                          (("--concurrency", "4", "--engine", "sglang", "--no-chunked-prefill"), BAD),
+                          (("--no-chunked-prefill",), BAD)]:
         out.append(Case((*serving, *extra), expect, label=" ".join(extra)[:40]))
     apart = ("serve", "--disaggregate", "1p1d", "--prompt", "500", "--output", "20")
     for extra, expect in [(("--rate", "0"), BAD), (("--rate", "1e300"), BAD), (("--rate", "inf"), BAD),
@@ -201,7 +204,17 @@ def _option_cases() -> list[Case]:
                           (("--engine", "trtllm", "--memory-fraction", "0.8"), OK),
                           (("--engine", "trtllm", "--memory-fraction", "0"), BAD),
                           (("--engine", "trtllm", "--memory-fraction", "0.01"), OK),
-                          (("--engine", "trtllm", "--memory-fraction", "1e-6"), BAD)]:
+                          (("--engine", "trtllm", "--memory-fraction", "1e-6"), BAD),
+                          (("--engine", "trtllm", "--chunked-prefill"), OK),
+                          (("--engine", "trtllm", "--chunked-prefill", "--max-batch-tokens", "20", "--prompt",
+                            "5000"), BAD),
+                          (("--engine", "trtllm", "--prompt", "20000"), BAD),
+                          (("--engine", "trtllm", "--prompt", "20000", "--chunked-prefill"), OK),
+                          (("--engine", "trtllm", "--prompt", "20000", "--disaggregate", "1p1d"), BAD),
+                          (("--engine", "sglang", "--no-chunked-prefill"), BAD),
+                          (("--no-chunked-prefill", "--chunk", "256"), BAD),
+                          (("--no-chunked-prefill", "--prompt", "9000"), BAD),
+                          (("--chunked-prefill", "--no-chunked-prefill"), OK)]:
         out.append(Case((*alone, *extra), expect, label=" ".join(extra)))
     m = "class,dtype,m,n,k,batch,seq_len,context,heads,kv_heads,head_dim,time_us,source\n"
     good = m + "".join(f"gemm,bf16,{i},4096,4096,,,,,,,{5 + i},x\n" for i in range(1, 60))
