@@ -126,16 +126,16 @@ def _before(x: int, spacing: float) -> float:
     return count
 
 
-def _queued_ttft(c: int, steps: float, prompt: int, room: int, iteration, unit: int = 1, horizon: int = 400,
+def _queued_ttft(c: int, steps: float, prompt: int, room: int, iteration, engine, horizon: int = 400,
                  warmup: int = 80) -> float:
     """Mean TTFT where prompts queue for an iteration's room. Prompts arrive spread out evenly (fixed lengths), the
-    whole number below or above the rate each iteration, and take the room first come first served (in chunks, cut
-    down to whole multiples of `unit` tokens but a prompt's last, or only whole where `unit` is 0: no chunked
-    prefill), so a prompt spans the iterations from its arrival to the one that takes its last token. The rate is the
-    closed loop's at that span (C / (steps + span)); where the prompts would need more than the room even without
-    waiting, the room bounds the rate (P tokens each), every iteration is full, and Little's law gives the span:
-    C / rate - steps. `iteration(tokens)`: an iteration's seconds carrying that many
-    prompt tokens. A deterministic queue, cheap enough for a search; `serve`'s event run checks it (tests)."""
+    whole number below or above the rate each iteration, and take the room first come first served (as `engine` cuts
+    chunks, Engine.stride, or only whole where it has no chunked prefill), so a prompt spans the iterations from its
+    arrival to the one that takes its last token. The rate is the closed loop's at that span (C / (steps + span));
+    where the prompts would need more than the room even without waiting, the room bounds the rate (P tokens each),
+    every iteration is full, and Little's law gives the span: C / rate - steps. `iteration(tokens)`: an iteration's
+    seconds carrying that many prompt tokens. A deterministic queue, cheap enough for a search; `serve`'s event run
+    checks it (tests)."""
     def run(rate: float) -> tuple[float, list[int], list[tuple[int, int]]]:
         queue: deque = deque()
         taken, spans = [], []
@@ -144,7 +144,7 @@ def _queued_ttft(c: int, steps: float, prompt: int, room: int, iteration, unit: 
                 queue.append([prompt, i])
             left = room
             while queue and left > 0:
-                bite = queue[0][0] if queue[0][0] <= left else left // unit * unit if unit else 0
+                bite = queue[0][0] if queue[0][0] <= left else engine.stride(left) if engine.chunked else 0
                 if not bite:
                     break
                 queue[0][0] -= bite
@@ -155,8 +155,8 @@ def _queued_ttft(c: int, steps: float, prompt: int, room: int, iteration, unit: 
         spans = [(a, b) for a, b in spans if a >= warmup] or spans
         return sum(b - a + 1 for a, b in spans) / len(spans), taken, spans
 
-    unhindered, most = c / (steps + math.ceil(prompt / room)), room / prompt  # prompts an iteration
-    if unit and unhindered >= most:  # prefill-bound: the queue holds the rest of the loop
+    unhindered, most = c / (steps + engine.chunks(prompt, room)), room / prompt  # prompts an iteration
+    if engine.chunked and unhindered >= most:  # prefill-bound: the queue holds the rest of the loop
         return (c / most - steps) * iteration(room)
     # waiting lengthens the loop, so fewer arrive: the rate r with r x (steps + span(r)) = C, by bisection (the left
     # side grows with r)
@@ -249,8 +249,7 @@ def steady(pricer: IterationPricer, engine, concurrency: int, prompt: int, outpu
         own = _batched(finish, lambda n: n - 1)[0] if k == 1 and not queued else 0.0
         gaps = mean if queued or not steps else carrying(max((c - 1) * k - sum(waited) - own, 0.0) / steps, mine)
         if queued:  # prompts arriving together need more than the room: they queue for it, first come first served
-            ttft = _queued_ttft(c, steps + w, p, room, lambda tokens: carrying(tokens / chunk),
-                                engine.chunk_unit if engine.chunked else 0)
+            ttft = _queued_ttft(c, steps + w, p, room, lambda tokens: carrying(tokens / chunk), engine)
         elif k == 1:  # the newcomer's own prompt, whole, beside the others' decodes and the prompts arriving with it
             ttft = _batched(finish, lambda n: with_chunks(n, vacant))[0]  # its own slot holds a chunk, no decode
         else:  # its chunks, one an iteration
