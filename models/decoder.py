@@ -363,7 +363,7 @@ class DecoderConfig:
         split = self.stage_layers(pp, options.pp_layers)
         m = checks.integer("--micro-batches", options.micro_batches or pp, maximum=10**6)
         micro_batches = minimum(m, phase.batch)
-        small = Phase.of(phase.name, -(-phase.batch // micro_batches), phase.length)
+        small = attrs.evolve(phase, batch=-(-phase.batch // micro_batches))  # its cached tokens kept, as a chunk's
         gpus = max(options.tp, options.ep) * pp
 
         def blocks(at: Phase) -> list[Block]:

@@ -59,6 +59,27 @@ def test_the_step_is_the_pipeline_of_the_stage_times(phase):
     assert cost.totals.expected_s == pytest.approx(step, rel=1e-9)
 
 
+
+@pytest.mark.parametrize("phase", [Phase("decode", 6, 1, 0), Phase("prefill", 6, 512, 3000)],
+                         ids=["one-token prompt", "chunk over cached tokens"])
+def test_a_micro_batch_is_the_phase_with_fewer_sequences(phase):
+    """Serving builds phases no report does: a one-token prompt (one new token over an empty cache) and a prompt's
+    chunk over tokens already cached. A stage's micro-batch keeps both as they are, its batch ceil(6 / 4) = 2
+    sequences (it once rebuilt them from their length alone: the first refused as a decode without a context, the
+    second lost its cached keys)."""
+    micro = L405.build(phase, BuildOptions(tp=8, pp=2, micro_batches=4)).micro
+    assert (micro.phase.batch, micro.phase.new_tokens, micro.phase.past) == (2, phase.new_tokens, phase.past)
+    alone = L405.build(Phase(phase.name, 2, phase.new_tokens, phase.past), BuildOptions(tp=8))
+    flops = lambda model: sum(op.flops for op in model.blocks[0].graph.ops.values())  # noqa: E731
+    assert flops(micro) == flops(alone)
+
+
+def test_serve_with_a_pipeline_takes_one_token_prompts():
+    r = opgraph("serve", "llama-3-8b", "--pp", "2", "--concurrency", "8", "--prompt", "1", "--output", "16",
+                "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["ttft_s"] > 0
+
 def test_the_group_does_the_work_of_the_unpipelined_model():
     phase = Phase.decode(32, 1024)
     piped = analyze(L405.build(phase, PIPE), FUSED, H100)
