@@ -333,7 +333,7 @@ class MoE:
         if override is None:
             return pieces.expected_experts(self.experts, self.top_k, tokens)
         if not isinstance(override, int) or isinstance(override, bool) or not self.top_k <= override <= self.experts:
-            raise OpgraphError(f"experts_touched must be an integer from top_k ({self.top_k}) to the number of "
+            raise OpgraphError(f"--experts-touched must be an integer from top_k ({self.top_k}) to the number of "
                                f"experts ({self.experts}), got {override!r}")
         # A step of T tokens cannot touch more than T*k experts: small steps cap the user's figure.
         return minimum(override, tokens * self.top_k)

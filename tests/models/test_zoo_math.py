@@ -78,9 +78,9 @@ def test_experts_touched_can_be_overridden():
     layer = block_cost(MIXTRAL, phase, "layer", BuildOptions(experts_touched=5))
     assert sum(o.cost.traffic.weight_bytes for o in layer.ops if o.name.startswith("experts.")) == 3 * 5 * d * ffn * 2
     assert "--experts-touched 5" in " ".join(MIXTRAL.build(phase, BuildOptions(experts_touched=5)).notes)
-    with pytest.raises(OpgraphError, match="experts_touched must be an integer from top_k \\(2\\)"):
+    with pytest.raises(OpgraphError, match="--experts-touched must be an integer from top_k \\(2\\)"):
         MIXTRAL.build(phase, BuildOptions(experts_touched=9))
-    with pytest.raises(OpgraphError, match="experts_touched must be an integer from top_k \\(2\\)"):
+    with pytest.raises(OpgraphError, match="--experts-touched must be an integer from top_k \\(2\\)"):
         MIXTRAL.build(phase, BuildOptions(experts_touched=1))
     # One token picks exactly 2 experts, whatever the override says: the figure is capped at tokens * k.
     one = block_cost(MIXTRAL, Phase.decode(1, 64), "layer", BuildOptions(experts_touched=3))
