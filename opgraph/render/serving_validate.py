@@ -35,7 +35,8 @@ def as_text(v: ServingValidation, fmt: str) -> str:
                      *_cells(v.stats(v.predictions, "ttft"))])
     out += ["", table(rows, ["engine", "gpu", "model", "rows", "TPOT median |error|", "p90", "median error",
                              "TTFT median |error|", "p90", "median error"], fmt,
-                      colalign=("left", "left", "left", *("right",) * 7))]
+                      colalign=("left", "left", "left", *("right",) * 7))
+            if rows else "no row predicted: each is skipped, for the reasons above"]
     worst = sorted(v.predictions, key=lambda p: abs(p.tpot_error), reverse=True)[:5]
     rows = [[p.row.engine, p.row.gpu, p.row.model, f"{_layout(p.row)}, c {p.row.concurrency}, {p.row.prompt:,} -> "
              f"{p.row.output:,}", f"{p.row.tpot_s * 1e3:,.2f}", f"{p.tpot_s * 1e3:,.2f}", f"{p.tpot_error:+.0%}",
@@ -65,8 +66,9 @@ def _protocol(v: ServingValidation) -> str:
     """How the rows' benchmarks were served, in words: each row under its own client (with how many), or one for all."""
     if v.protocol != OWN:
         return f"protocol {v.protocol}"
-    return ("each row under its own benchmark client (its client column; steady where it names none: "
-            + ", ".join(f"{name} x{n:,}" for name, n in v.clients().items()) + "; --protocol gives one for all)")
+    counts = ", ".join(f"{name} x{n:,}" for name, n in v.clients().items())
+    return ("each row under its own benchmark client (its client column; steady where it names none"
+            + (f": {counts}" if counts else "") + "; --protocol gives one for all)")
 
 
 def _layout(r) -> str:

@@ -63,6 +63,15 @@ def test_the_command_line_reports_errors_by_engine_gpu_and_model(measured):
     assert "2 of 5 rows (5 in the file) predicted" in text and "flagged replicas x1" in text and "largest TPOT errors" in text
 
 
+def test_a_file_of_rows_none_of_which_is_predicted_says_so(tmp_path):
+    f = tmp_path / "serving.csv"
+    f.write_text(HEADER + "\n".join(ROWS[2:]) + "\n")
+    r = opgraph("validate", str(f))
+    assert r.returncode == 0, r.stderr
+    assert "0 of 3 rows (3 in the file) predicted" in r.stdout and "no row predicted" in r.stdout
+    assert "names none;" in r.stdout and "none: ;" not in r.stdout  # no empty list of clients
+
+
 def test_a_benchmark_protocol_and_a_gpu_filter(measured):
     rows = serving_measurements.read(measured)
     steady = validate_serving(rows, serving_row, protocol="steady").predictions[0]
