@@ -146,7 +146,7 @@ def side(build, fusion, group_hw: Hardware, engine, layout, workers: int, prompt
     collectives run on, `group_hw`): its KV cache per token is one GPU's, from the memory model at one request of
     `prompt` tokens (the draft's added, where there is one). `pricer`: one already made for this layout (a search
     shares it between pools and worker counts)."""
-    kv = sum(footprint_of(make(Phase.decode(1, prompt - 1)), fusion, group_hw).kv_cache_bytes
+    kv = sum(footprint_of(make(Phase.holding(1, prompt)), fusion, group_hw).kv_cache_bytes
              for make in (build, *((drafting.speculation.build,) if drafting else ()))) / prompt
     return Side(pricer or IterationPricer(build, fusion, engine.timed(group_hw)), engine,
                 checks.integer("workers", workers),

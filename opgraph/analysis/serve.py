@@ -837,7 +837,7 @@ def kv_blocks(build, plan: FusionPlan, hw: Hardware, engine: Engine, length: int
     weights and its cache share the GPU (a block then holds both models' tokens)."""
     budget, weights, activations, kv = hw.capacity * engine.memory_fraction, 0, 0, 0
     for make in (build, draft) if draft is not None else (build,):
-        one = footprint_of(make(Phase.decode(1, length - 1)), plan, hw)  # one sequence holding `length` tokens
+        one = footprint_of(make(Phase.holding(1, length)), plan, hw)
         largest = footprint_of(make(Phase.prefill(1, engine.max_batched_tokens)), plan, hw)
         weights, activations = weights + one.weight_bytes, activations + largest.activation_bytes
         kv += one.kv_cache_bytes

@@ -35,6 +35,16 @@ class Phase:
         return cls("decode", checks.integer("batch", batch), 1, checks.integer("context", context))
 
     @classmethod
+    def holding(cls, batch: int, tokens: int) -> "Phase":
+        """The step after which each of `batch` sequences holds `tokens` tokens in the KV cache: the decode of its last
+        token over the tokens - 1 before it (over none for a one-token prompt, which decode() refuses as a context).
+
+        >>> Phase.holding(2, 10) == Phase.decode(2, 9), Phase.holding(1, 1).past
+        (True, 0)
+        """
+        return cls("decode", checks.integer("batch", batch), 1, checks.integer("tokens", tokens) - 1)
+
+    @classmethod
     def of(cls, name: str, batch: int, length: int) -> "Phase":
         """prefill(batch, seq_len=length) or decode(batch, context=length), by name."""
         if name not in PHASES:

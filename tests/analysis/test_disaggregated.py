@@ -115,6 +115,15 @@ def test_the_command_line_serves_disaggregated():
         assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
 
 
+def test_a_one_token_prompt_moves_one_tokens_cache():
+    """Llama-3-8B's KV cache holds 32 layers x 8 KV heads x 128 x (key, value) x 2 bytes = 131,072 bytes a token; a
+    one-token prompt (once refused: its cache size was read from a decode over no context) moves that much."""
+    r = opgraph("serve", "--disaggregate", "1p1d", "--concurrency", "8", "--prompt", "1", "--output", "64",
+                "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["kv_bytes_per_gpu"] == 32 * 8 * 128 * 2 * 2
+
+
 @pytest.mark.parametrize("prefill, decode, c, p, g", [(2, 2, 16, 1000, 200), (1, 1, 64, 4000, 100),
                                                       (2, 1, 64, 2000, 300)])
 def test_the_event_run_agrees_with_the_closed_form_and_littles_law(prefill, decode, c, p, g):
