@@ -193,7 +193,8 @@ def _option_cases() -> list[Case]:
                           (("--concurrency", "4", "--prefix", "501"), BAD),
                           (("--concurrency", "4", "--queue"), OK), (("--rate", "2", "--queue"), BAD),
                           (("--concurrency", "4", "--requests", "12"), OK),
-                          (("--concurrency", "4", "--requests", "2"), BAD)]:
+                          (("--concurrency", "4", "--requests", "2"), BAD),
+                          (("--concurrency", "4", "--prompt", "1"), OK)]:
         out.append(Case((*apart, *extra), expect, label="disaggregated " + " ".join(extra)))
     alone = ("serve", "--concurrency", "4", "--prompt", "500", "--output", "20")
     for extra, expect in [(("--prefix-hit", "0.5"), OK), (("--prefix-hit", "1"), OK), (("--prefix-hit", "0"), OK),
@@ -214,7 +215,8 @@ def _option_cases() -> list[Case]:
                           (("--engine", "sglang", "--no-chunked-prefill"), BAD),
                           (("--no-chunked-prefill", "--chunk", "256"), BAD),
                           (("--no-chunked-prefill", "--prompt", "9000"), BAD),
-                          (("--chunked-prefill", "--no-chunked-prefill"), OK)]:
+                          (("--chunked-prefill", "--no-chunked-prefill"), OK),
+                          (("--pp", "2", "--prompt", "1"), OK)]:
         out.append(Case((*alone, *extra), expect, label=" ".join(extra)))
     m = "class,dtype,m,n,k,batch,seq_len,context,heads,kv_heads,head_dim,time_us,source\n"
     good = m + "".join(f"gemm,bf16,{i},4096,4096,,,,,,,{5 + i},x\n" for i in range(1, 60))
