@@ -23,7 +23,7 @@ from opgraph.core.model import BuildOptions
 from opgraph.core import checks
 from opgraph.errors import OpgraphError, counted
 from opgraph.core.graph import Graph, GraphBuilder
-from opgraph.core.model import Block, Model, Stage, expert_groups
+from opgraph.core.model import Block, Model, Stage, expert_groups, no_experts
 from opgraph.core.phase import Phase
 from opgraph.core.tensor import BF16, DType, Precision
 from opgraph.core.sizes import minimum, shown
@@ -315,8 +315,7 @@ class DecoderConfig:
         moe = self.moe_spec()
         if ep > 1:
             if moe is None:
-                raise OpgraphError(f"--ep {ep}: {self.name} has no experts to spread; expert parallelism applies to "
-                                   f"mixture-of-experts models")
+                raise no_experts(ep, self.name)
             if 1 < tp < ep:
                 raise OpgraphError(f"--ep {ep} with --tp {tp} and --dp {ep // tp}: expert parallelism is built "
                                    f"over data-parallel attention (--dp {ep} --ep {ep}, as DeepSeek serves V3) or "

@@ -15,7 +15,7 @@ from opgraph.core import checks
 from opgraph.pricing.hardware import Hardware
 from opgraph.pricing.kinds import moe
 from opgraph.pricing.kinds.gemm import CLASSES as GEMM_CLASSES, GEMM
-from opgraph.core.model import BuildOptions, expert_layout
+from opgraph.core.model import BuildOptions, expert_layout, no_experts
 from opgraph.core.phase import LENGTH_NAMES, PHASES, Phase
 from opgraph.core.tensor import BF16, STORAGE_DTYPES, Precision, dtype
 from opgraph.errors import OpgraphError
@@ -154,6 +154,9 @@ def builder(source, options: BuildOptions):
         raise OpgraphError(f"--{'micro-batches' if options.micro_batches is not None else 'pp-layers'} applies to "
                            f"pipeline parallelism; add --pp N")
     if not expert_layout(tp, dp, ep):
+        flat = source.build(Phase.decode(1, 1), BuildOptions(precision=options.precision))  # on this error path only
+        if not has_experts(flat):  # the first thing to say: a layout of experts cannot help a model without them
+            raise no_experts(ep, flat.name)
         groups = "/".join(str(d) for d in range(2, tp + 1) if tp % d == 0)
         within = f"--ep {groups} with --tp {tp}" if tp > 1 else f"--tp {ep} --ep {ep}"
         raise OpgraphError(f"--ep {ep} must equal --tp x --dp ({tp} x {dp} = {tp * dp}), the experts spread over "

@@ -9,6 +9,7 @@ import attrs
 from opgraph.core.graph import Graph
 from opgraph.core.phase import Phase
 from opgraph.core.tensor import Precision, Role
+from opgraph.errors import OpgraphError
 
 
 @attrs.frozen
@@ -47,6 +48,12 @@ def expert_layout(tp: int, dp: int, ep: int) -> bool:
     """Whether opgraph builds this expert layout: no expert parallelism (ep 1), the experts over every GPU of the
     tp x dp group (ep = tp x dp), or over groups of the tensor-parallel group (expert_groups)."""
     return ep == 1 or ep == tp * dp or expert_groups(tp, dp, ep)
+
+
+def no_experts(ep: int, model: str) -> OpgraphError:
+    """The error for --ep on a model without mixture-of-experts layers."""
+    return OpgraphError(f"--ep {ep}: {model} has no experts to spread; expert parallelism applies to "
+                        f"mixture-of-experts models")
 
 
 @attrs.frozen

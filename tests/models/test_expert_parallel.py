@@ -121,6 +121,7 @@ def test_the_command_line_reports_per_gpu_and_group_with_ep():
 
 @pytest.mark.parametrize("args, says", [
     (["llama-3-8b", "--dp", "2", "--ep", "2"], "has no experts"),
+    (["llama-3-8b", "--ep", "8"], "--ep 8: llama-3-8b has no experts"),  # before the layout it would need
     (["mixtral-8x7b", "--dp", "2", "--ep", "4"], "--ep 4 must equal --tp x --dp"),
     (["mixtral-8x7b", "--tp", "2", "--dp", "2", "--ep", "4"], "not both"),
     # expert groups: ep must divide tp, without dp
