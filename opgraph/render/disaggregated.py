@@ -62,7 +62,7 @@ def _held(d: Disaggregated) -> str:
 def as_text(d: Disaggregated, fmt: str) -> str:
     out = header(f"opgraph serve: {d.model} on {_on(d)}, disaggregated "
                  f"{d.prefill.workers}p{d.decode.workers}d", fmt, [
-                     f"{_load(d)}; each {d.prompt:,} prompt tokens"
+                     f"{_load(d)}; each {d.prompt:,} prompt {noun(d.prompt, 'token')}"
                      + (f" (the first {d.prefix:,} shared and cached)" if d.prefix else "")
                      + f" -> {d.output:,} output tokens; {_bounds(d)}",
                      *(f"note: {n}" for n in d.notes)])
@@ -157,7 +157,7 @@ def as_html(d: Disaggregated, fmt: str) -> str:
                      (str(p.workers * p.replicas), p.workers * p.replicas), (f"{p.utilization:.0%}", p.utilization)],
                     {"data-op": p.name}) for p in (d.prefill, d.decode)])
     title = f"opgraph serve: {d.model} on {_on(d)}, disaggregated {d.prefill.workers}p{d.decode.workers}d"
-    note = (f"{_load(d).capitalize()}, each {d.prompt:,} prompt tokens -> "
+    note = (f"{_load(d).capitalize()}, each {d.prompt:,} prompt {noun(d.prompt, 'token')} -> "
             f"{d.output:,} output tokens, in its steady state; {esc(_bounds(d))}. Times are "
             f"expected ({esc(_time_models(d))}).")
     events = "" if d.events is None else (

@@ -95,7 +95,8 @@ def as_text(s: Serving, fmt: str) -> str:
          f"closed loop: {counted(s.concurrency, 'request')} in flight per replica (a finished one replaced at once)"
          if s.concurrency is not None else
          f"open loop: {s.rate:g} {noun(s.rate, 'request')} a second per replica (Poisson, seed {s.seed})")
-        + f"; each {_span(s.prompt)} prompt tokens -> {_span(s.output)} output tokens" + _cached_said(s),
+        + f"; each {_span(s.prompt)} prompt {noun(s.prompt[1], 'token')} -> {_span(s.output)} output tokens"
+        + _cached_said(s),
         *([f"speculative decoding: draft {s.speculation.name} proposes {s.speculation.tokens} tokens a step, "
            f"accepted with {', '.join(f'{a:g}' for a in s.speculation.acceptance)} (assumed): "
            f"{s.speculation.expected_tokens:.2f} tokens a step on average"] if s.speculation else []),
