@@ -269,6 +269,12 @@ def with_limits(engine: Engine, **given) -> Engine:
     return attrs.evolve(engine, **given, source=engine.source + "; " + said)
 
 
+def pipelined_drafting(stages: str, instead: str) -> OpgraphError:
+    """The error for speculative decoding on pipeline `stages` (as the user laid them out), and what to do `instead`."""
+    return OpgraphError(f"speculative decoding with {stages}: the engines modelled do not run them together (vLLM's "
+                        f"docs: not composable); {instead}")
+
+
 def with_chunking(engine: Engine, on: bool) -> Engine:
     """The engine running a prompt longer than an iteration's room in chunks (on) or only whole (off), as given."""
     return attrs.evolve(engine, chunked=on, source=f"{engine.source}; chunked prefill {('off', 'on')[on]} given")
@@ -591,8 +597,7 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     # as an engine of its own over its share of the requests, its steps priced through every stage
     lanes = pricer.lanes
     if lanes > 1 and speculation is not None:
-        raise OpgraphError("speculative decoding with pipeline parallelism (--pp): the engines modelled do not run them "
-                           "together (vLLM's docs: not composable); give --tp instead")
+        raise pipelined_drafting("pipeline parallelism (--pp)", "give --tp instead")
     spec = speculation
     draft = IterationPricer.of(spec.build, plan, priced_hw) if spec else None
     k = spec.tokens if spec else 0

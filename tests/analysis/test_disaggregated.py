@@ -190,6 +190,8 @@ def test_the_command_line_lays_pools_out_with_pipeline_stages():
     for args, says in ((["--decode", "pp=2", "--concurrency", "7"], "give a multiple of 2"),
                        (["--decode", "pp=2", "--concurrency", "8", "--draft", "llama-3-8b", "--acceptance", "0.7"],
                         "speculative decoding with pipeline stages"),
+                       (["--prefill", "pp=2", "--concurrency", "8", "--draft", "mtp", "--acceptance", "0.7"],
+                        "speculative decoding with pipeline stages"),  # a head, once refused by its builder
                        (["--decode", "pp=x", "--concurrency", "8"], "tp=4,pp=2")):
         bad = opgraph("serve", "--disaggregate", "1p1d", "--prompt", "500", "--output", "50", *args)
         assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)

@@ -656,7 +656,8 @@ def test_pipeline_serving_runs_one_lane_a_stage_and_obeys_littles_law():
     (("--concurrency", "4", "--requests", "9"), "--requests 9: with --pp 2, give a multiple of 2"),
     (("--concurrency", "4", "--micro-batches", "4"), "--micro-batches does not apply to serving"),
     (("--concurrency", "4", "--disaggregate", "1p1d", "--micro-batches", "4"), "--micro-batches does not apply"),
-    (("--concurrency", "4", "--draft", "llama-3-8b", "--acceptance", "0.5"), "speculative decoding with pipeline")])
+    (("--concurrency", "4", "--draft", "llama-3-8b", "--acceptance", "0.5"), "speculative decoding with pipeline"),
+    (("--concurrency", "4", "--draft", "mtp", "--acceptance", "0.5"), "speculative decoding with pipeline")])
 def test_pipeline_serving_refuses_what_it_does_not_model(args, message):
     r = opgraph("serve", "--pp", "2", "--prompt", "256", "--output", "16", *args)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
