@@ -149,7 +149,7 @@ def search(arrange: Arrange, plan: FusionPlan, hw: Hardware, *, gpus: int, moe: 
                 build(ph), plan, hw_))  # one footprint per phase, shared by the fit and the candidates
             fitting = []
             for b in sorted(batches):  # memory grows with the batch: the first that does not fit ends the list
-                if not (memory(Phase.prefill(b, prompt)).fits and memory(Phase.decode(b, prompt + output - 1)).fits):
+                if not (memory(Phase.prefill(b, prompt)).fits and memory(Phase.holding(b, prompt + output)).fits):
                     break
                 fitting.append(b)
         except OpgraphError as e:
@@ -190,7 +190,7 @@ def _costed(build, memory, plan: FusionPlan, hw: Hardware, layout: Layout, batch
     out = []
     for i, b in enumerate(batches):
         # memory peaks after the last step (the longest cache) or after the prefill (the widest activations)
-        used = max(memory(Phase.prefill(b, prompt)).total, memory(Phase.decode(b, prompt + output - 1)).total)
+        used = max(memory(Phase.prefill(b, prompt)).total, memory(Phase.holding(b, prompt + output)).total)
         total = float(pre.expected_s[i]) + float(decode_s[i])
         out.append(Candidate(layout, b, float(pre.expected_s[i]), float(decode_s[i]) / steps if steps else None, total,
                              layout.dp * b * output / total / layout.gpus, used, int(hw.capacity), bound[i][0],
