@@ -90,9 +90,9 @@ class Parallel:
             return phase.batch, phase.new_tokens
         size = (phase.batch, phase.new_tokens)[self.sp]
         if size % self.tp:
-            what = ("seq_len", "batch")[self.sp == 0]
+            what, flag = (("seq_len", "--seq-len"), ("batch", "--batch"))[self.sp == 0]
             raise OpgraphError(f"--sp with --tp {self.tp}: the {what} ({size}) does not split into {self.tp} equal "
-                               f"slices of tokens; give a {what} divisible by {self.tp}")
+                               f"slices of tokens; give a {flag} divisible by {self.tp}")
         return (phase.batch // self.tp, phase.new_tokens) if self.sp == 0 else (phase.batch, phase.new_tokens // self.tp)
 
     # -- collectives ---------------------------------------------------------------------------------

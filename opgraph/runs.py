@@ -94,7 +94,16 @@ def sweep_report(a):
     return attrs.evolve(swept, notes=choices.context_note(source(a), longest, "points of up to {:,} positions"))
 
 
+def _whole_tokens(a, study: str) -> None:
+    """A one-line error for --sp in a study that searches sizes from 1 up, which do not split over --tp."""
+    if getattr(a, "sp", False):
+        raise OpgraphError(f"--sp: {study} searches batch sizes and prompt lengths from 1 up, which do not split into "
+                           f"--tp {a.tp} equal slices of tokens; study sequence parallelism with 'opgraph sweep' or "
+                           f"'opgraph report' at sizes divisible by {a.tp}")
+
+
 def crossover_report(a):
+    _whole_tokens(a, "opgraph crossover")
     names = choices.phase_names(a.phase, context=a.context)
     [ph] = choices.phases(["decode"], batch=a.batch, context=a.context)
     return crossover.crossover_report(build(a), choices.plan(a.fusion), gpu(a), list(names), batch=ph.batch,
@@ -501,6 +510,7 @@ def picture(a) -> str:
     if a.plot != "sweep":
         r = report.report(build(a), phases(a), choices.plan(a.fusion), gpu(a))
         return (plot.roofline_file if a.plot == "roofline" else plot.breakdown_file)(r.costs, path)
+    _whole_tokens(a, "opgraph plot sweep (each block's crossover marked)")
     gpus = gpu_list(a)
     if len(gpus) != 1:
         raise OpgraphError("opgraph plot sweep draws one GPU: give one --hardware")

@@ -309,7 +309,7 @@ def sweep(build, plan: FusionPlan, hardware: list[Hardware], phases: list[str], 
     >>> [p.bound for p in r.grids[0].points()]  # the KV cache read grows with the batch as fast as the FLOPs
     ['memory', 'memory']
     """
-    probe = build(Phase.of(phases[0], 1, 1))
+    probe = build(Phase.of(phases[0], batches[0], lengths[phases[0]][0]))  # a point of the grid (--sp splits it)
     grids = []
     for hw in hardware:
         for phase in phases:

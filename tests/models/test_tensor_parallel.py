@@ -225,4 +225,18 @@ def test_sequence_parallelism_needs_tp_and_tokens_that_split():
     r = opgraph("report", "llama-3-70b", "--tp", "8", "--sp", "--phase", "decode", "--batch", "12")
     assert r.returncode == 2 and "the batch (12) does not split into 8 equal slices" in r.stderr
     r = opgraph("report", "llama-3-70b", "--tp", "8", "--sp", "--phase", "prefill", "--batch", "8", "--seq-len", "100")
-    assert r.returncode == 2 and "the seq_len (100) does not split into 8" in r.stderr
+    assert r.returncode == 2 and "the seq_len (100) does not split into 8" in r.stderr and "give a --seq-len" in r.stderr
+
+
+def test_a_sweep_takes_sequence_parallelism_at_sizes_that_split_and_a_search_from_one_refuses_it():
+    """A sweep's points are the user's sizes (it once probed the model at one sequence and one token, which --sp
+    cannot split, whatever sizes were given); a crossover searches sizes from 1 up, so it refuses --sp by name."""
+    args = ("llama-3-70b", "--tp", "8", "--sp", "--phase", "prefill", "--batch", "8", "--format", "json")
+    swept = opgraph("sweep", *args, "--seq-len", "1024,2048")
+    assert swept.returncode == 0, swept.stderr
+    points = json.loads(swept.stdout)["points"]
+    alone = json.loads(opgraph("report", *args, "--seq-len", "2048").stdout)["phases"]["prefill"]["model"]
+    assert points[-1]["expected_s"] == pytest.approx(alone["expected_s"], rel=1e-9)
+    for command in (("crossover",), ("plot", "sweep", "--out", "x.png")):
+        r = opgraph(*command, "llama-3-70b", "--tp", "8", "--sp")
+        assert r.returncode == 2 and "searches batch sizes and prompt lengths from 1 up" in r.stderr, r.stderr
