@@ -212,8 +212,10 @@ def gpu(name: str, *, launch_us: float | None = None, overlap: float | None = No
     hw = specs.load(name, calibration)
     if marlin_moe:  # an engine setting of which kernel runs MXFP4 experts, not a change of the fitted parameters
         if hw.timing.table(moe.MARLIN) != moe.MARLIN:
-            raise OpgraphError(f"--marlin-moe: the {hw.name} calibration ({hw.timing.name}) has no {moe.MARLIN} table "
-                               f"(fitted on measured Marlin MoE calls); the shipped H100 SXM and H200 ones have it")
+            held = (f"the {hw.name} time model ({hw.timing.name})" if hw.timing.calibrated else
+                    f"{hw.name} has no calibration (its times are the roofline's), so it")
+            raise OpgraphError(f"--marlin-moe: {held} has no {moe.MARLIN} table (fitted on measured Marlin MoE "
+                               f"calls); the shipped H100 SXM and H200 calibrations have it")
         hw = attrs.evolve(hw, timing=hw.timing.priced_as(*moe.marlin("--marlin-moe")))
     knobs, fields, said = {}, {}, []
     if launch_us is not None:

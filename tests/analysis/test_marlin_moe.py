@@ -43,8 +43,10 @@ def test_marlin_moe_prices_mxfp4_experts_by_the_marlin_table_and_nothing_else():
 
 
 def test_a_gpu_without_a_marlin_table_is_refused_by_name():
-    with pytest.raises(OpgraphError, match="--marlin-moe: the a100-sxm calibration .* has no moe_marlin table"):
+    with pytest.raises(OpgraphError, match="--marlin-moe: the a100-sxm time model .* has no moe_marlin table"):
         gpu("a100-sxm", marlin_moe=True)
+    with pytest.raises(OpgraphError, match="--marlin-moe: v100 has no calibration .*, so it has no moe_marlin table"):
+        gpu("v100", marlin_moe=True)  # not "the v100 calibration (roofline)", which it does not have
     r = opgraph("serve", "gpt-oss-20b", "--hardware", "a100-sxm", "--concurrency", "4", "--prompt", "512",
                 "--output", "32", "--marlin-moe")
     assert r.returncode == 2 and "moe_marlin" in r.stderr and "Traceback" not in r.stderr
