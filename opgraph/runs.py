@@ -360,7 +360,7 @@ def disaggregated_run(a):
     import re
 
     from opgraph.analysis import disaggregated_events, serve
-    from opgraph.analysis.disaggregated import check_drafting, disaggregated, one_node, side, with_request_latency
+    from opgraph.analysis.disaggregated import disaggregated, one_node, side, with_request_latency
     from opgraph.analysis.serving_plan import Draft
 
     match = re.fullmatch(r"(\d+)p(\d+)d", a.disaggregate.strip().lower())
@@ -404,7 +404,7 @@ def disaggregated_run(a):
         fusion = choices.plan(a.fusion or engine.plan)
         # the draft laid out as its pool is: it prefills beside the target, and drafts
         if draft_model is not None:
-            check_drafting(layout)
+            serve.check_drafting(layout.pp, pool=True)
         drafting = None if draft_model is None else Draft(
             choices.arranger(draft_model, _unplaced(a, draft_model, serving=True), pool_hw), a.draft, a.draft_tokens,
             figures).at(layout, fusion, engine.timed(group_hw))
@@ -480,8 +480,8 @@ def serving_run(a):
         engine = serve.with_limits(engine, chunk=_chunk(a.chunk, engine))
     figures, model = _acceptance(a), source(a)
     draft = None if figures is None else choices.draft(model, a.draft)
-    if draft is not None and a.pp > 1:  # before the draft is built into stages
-        raise serve.pipelined_drafting("pipeline parallelism (--pp)", "give --tp instead")
+    if draft is not None:  # before the draft is built into stages
+        serve.check_drafting(a.pp)
     speculation = None if draft is None else serve.Speculation(build(a, draft, serving=True), a.draft, a.draft_tokens,
                                                                figures)
     served = serve.serve(build(a, model, serving=True), choices.plan(a.fusion or engine.plan), hw, concurrency=a.concurrency,

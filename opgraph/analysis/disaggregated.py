@@ -27,7 +27,7 @@ import attrs
 from opgraph.analysis.capacity import Drafting, iteration_s, prompts_alone
 from opgraph.analysis.iteration import IterationPricer
 from opgraph.analysis.memory import footprint_of
-from opgraph.analysis.serve import cached_tokens, latency_note, pipelined_drafting
+from opgraph.analysis.serve import cached_tokens, check_drafting, latency_note
 from opgraph.core import checks
 from opgraph.core.phase import Phase
 from opgraph.errors import OpgraphError, counted
@@ -140,12 +140,6 @@ def one_node(hw: Hardware, gpus: int) -> bool:
     return hw.interconnect is not None and gpus <= hw.interconnect.gpus_per_node
 
 
-def check_drafting(layout) -> None:
-    """A one-line error for speculative decoding on a pool of pipeline stages (before its draft is built into them)."""
-    if layout.pp > 1:
-        raise pipelined_drafting("pipeline stages (pp=N)", "lay the pools out with tp, dp and ep")
-
-
 def side(build, fusion, group_hw: Hardware, engine, layout, workers: int, prompt: int, hw: Hardware | None = None,
          pricer: IterationPricer | None = None, drafting: Drafting | None = None, prefix: int = 0) -> Side:
     """One pool of `workers` engine instances of `layout` (tp, dp, ep; its model builder `build` and the hardware its
@@ -153,7 +147,7 @@ def side(build, fusion, group_hw: Hardware, engine, layout, workers: int, prompt
     `prompt` tokens (the draft's added, where there is one). `pricer`: one already made for this layout (a search
     shares it between pools and worker counts)."""
     if drafting is not None:
-        check_drafting(layout)
+        check_drafting(layout.pp, pool=True)
     kv = sum(footprint_of(make(Phase.holding(1, prompt)), fusion, group_hw).kv_cache_bytes
              for make in (build, *((drafting.speculation.build,) if drafting else ()))) / prompt
     return Side(pricer or IterationPricer(build, fusion, engine.timed(group_hw)), engine,

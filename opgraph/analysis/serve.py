@@ -269,10 +269,14 @@ def with_limits(engine: Engine, **given) -> Engine:
     return attrs.evolve(engine, **given, source=engine.source + "; " + said)
 
 
-def pipelined_drafting(stages: str, instead: str) -> OpgraphError:
-    """The error for speculative decoding on pipeline `stages` (as the user laid them out), and what to do `instead`."""
-    return OpgraphError(f"speculative decoding with {stages}: the engines modelled do not run them together (vLLM's "
-                        f"docs: not composable); {instead}")
+def check_drafting(stages: int, pool: bool = False) -> None:
+    """A one-line error for speculative decoding over `stages` > 1 pipeline stages, which no engine modelled runs
+    (`pool`: a disaggregated pool's layout, pp=N, rather than --pp); before a draft is built into them."""
+    if stages > 1:
+        stages_said, instead = (("pipeline stages (pp=N)", "lay the pools out with tp, dp and ep") if pool else
+                                ("pipeline parallelism (--pp)", "give --tp instead"))
+        raise OpgraphError(f"speculative decoding with {stages_said}: the engines modelled do not run them together "
+                           f"(vLLM's docs: not composable); {instead}")
 
 
 def with_chunking(engine: Engine, on: bool) -> Engine:
@@ -596,8 +600,8 @@ def serve(build, plan: FusionPlan, hw: Hardware, *, prompt, output, concurrency:
     # pipeline parallelism: as many batches in flight as stages, one a stage (vLLM's batch queue); each lane is run
     # as an engine of its own over its share of the requests, its steps priced through every stage
     lanes = pricer.lanes
-    if lanes > 1 and speculation is not None:
-        raise pipelined_drafting("pipeline parallelism (--pp)", "give --tp instead")
+    if speculation is not None:
+        check_drafting(lanes)
     spec = speculation
     draft = IterationPricer.of(spec.build, plan, priced_hw) if spec else None
     k = spec.tokens if spec else 0
