@@ -94,7 +94,7 @@ def sweep_report(a):
     return attrs.evolve(swept, notes=choices.context_note(source(a), longest, "points of up to {:,} positions"))
 
 
-def _whole_tokens(a, study: str) -> None:
+def _no_sp_in_search(a, study: str) -> None:
     """A one-line error for --sp in a study that searches sizes from 1 up, which do not split over --tp."""
     if getattr(a, "sp", False):
         raise OpgraphError(f"--sp: {study} searches batch sizes and prompt lengths from 1 up, which do not split into "
@@ -103,7 +103,7 @@ def _whole_tokens(a, study: str) -> None:
 
 
 def crossover_report(a):
-    _whole_tokens(a, "opgraph crossover")
+    _no_sp_in_search(a, "opgraph crossover")
     names = choices.phase_names(a.phase, context=a.context)
     [ph] = choices.phases(["decode"], batch=a.batch, context=a.context)
     return crossover.crossover_report(build(a), choices.plan(a.fusion), gpu(a), list(names), batch=ph.batch,
@@ -510,7 +510,7 @@ def picture(a) -> str:
     if a.plot != "sweep":
         r = report.report(build(a), phases(a), choices.plan(a.fusion), gpu(a))
         return (plot.roofline_file if a.plot == "roofline" else plot.breakdown_file)(r.costs, path)
-    _whole_tokens(a, "opgraph plot sweep (each block's crossover marked)")
+    _no_sp_in_search(a, "opgraph plot sweep (each block's crossover marked)")
     gpus = gpu_list(a)
     if len(gpus) != 1:
         raise OpgraphError("opgraph plot sweep draws one GPU: give one --hardware")
