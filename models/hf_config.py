@@ -201,10 +201,11 @@ def _moe_stack(n: int, attention, moe: MoE | None, dense: MLP) -> Stack:
                   breaks=[moe.first_dense], what="moe_layer_freq")
 
 
-def _mtp(f: Fields, key: str = "num_nextn_predict_layers", default: int = 0) -> dict:
-    """The multi-token-prediction layers the checkpoint ships (DecoderConfig.mtp_layers), and the note that says
-    next-token inference does not count them."""
-    mtp = f.int(key, default=default, minimum=0)
+def _mtp(f: Fields, key: str = "num_nextn_predict_layers", default: int = 0, *, layers: int | None = None) -> dict:
+    """The multi-token-prediction layers the checkpoint ships (DecoderConfig.mtp_layers: `key`'s count, or
+    `layers` where the family counts them itself), and the note that says next-token inference does not count
+    them."""
+    mtp = f.int(key, default=default, minimum=0) if layers is None else layers
     return dict(mtp_layers=mtp, notes=(f"not counted: the multi-token-prediction module "
                                        f"({counted(mtp, 'extra layer')} in the checkpoint), which next-token inference "
                                        f"does not run",) if mtp else ())
@@ -230,7 +231,7 @@ NEUTRAL = frozenset("""
     scale_attn_weights scale_attn_by_inverse_layer_idx reorder_and_upcast_attn n_ctx task_specific_params
     final_logit_softcapping attn_logit_softcapping swiglu_limit vision_config projector_hidden_act
     multimodal_projector_bias spatial_merge_size vision_feature_layer vision_feature_select_strategy
-    text_config unsloth_fixed torchscript mamba_norm_before_gate
+    text_config unsloth_fixed torchscript mamba_norm_before_gate rope_interleave indexer_rope_interleave swa_rope_theta
 """.split())
 
 # Fields that change FLOPs, bytes or cache, and what they change: a family that does not read one refuses the
@@ -278,6 +279,15 @@ COST_FIELDS = {
     "index_topk": "sparse attention (DeepSeek-V3.2's DSA: attention FLOPs)",
     "index_n_heads": "sparse attention's indexer (FLOPs, weights)",
     "index_head_dim": "sparse attention's indexer (FLOPs, weights)",
+    "indexer_types": "which layers run the sparse-attention indexer and which reuse another layer's selection "
+                     "(indexer FLOPs, its KV cache)",
+    "index_topk_freq": "which layers compute their own sparse-attention selection (indexer FLOPs)",
+    "index_topk_pattern": "which layers compute their own sparse-attention selection (indexer FLOPs)",
+    "mlp_layer_types": "which layers are dense and which MoE (FLOPs, weights)",
+    "attn_window_size": "a sliding window (attention FLOPs, KV cache)",
+    "shared_intermediate_size": "a shared expert (FLOPs, weights)",
+    "use_grouped_topk": "group-limited routing (router FLOPs)",
+    "num_expert_group": "group-limited routing (router FLOPs)",
     "head_dim": "the attention heads' width (FLOPs, weights, KV cache)",
     "intermediate_size": "the MLP's width (FLOPs, weights)",
     "num_key_value_heads": "the KV heads (FLOPs, weights, KV cache)",
@@ -443,6 +453,48 @@ def _qwen3_next(f: Fields) -> dict:
                 **_mtp(f, "mtp_num_hidden_layers", default=1))
 
 
+def _minimax_m2(f: Fields) -> dict:
+    """MiniMax-M2 (MiniMaxAI's modeling_minimax_m2.py; vLLM's minimax_m2.py): GQA attention with an RMSNorm over
+    the whole q and the whole k projection (use_qk_norm, qk_norm_type "per_layer"; under tensor parallelism each
+    row's sum of squares is all-reduced, MiniMaxText01RMSNormTP) and rope over the first rotary_dim dims of each
+    head; every layer a MoE of num_local_experts experts of intermediate_size, top num_experts_per_tok by
+    sigmoid (or softmax) scores with a selection bias where use_routing_bias, their weights renormalized (the
+    reference always divides by their sum) and scaled by routed_scaling_factor. attn_type_list marks each layer's
+    attention: 1 softmax attention, 0 MiniMax-Text-01's lightning attention, which is not modelled. The
+    multi-token-prediction modules (use_mtp: num_mtp_modules of mtp_transformer_layers) are not counted."""
+    core = _core(f)
+    n, head_dim = core["n_layers"], core["head_dim"] or core["d_model"] // core["n_heads"]
+    rotary = f.int("rotary_dim", default=core["rotary_dim"] or head_dim)
+    if rotary > head_dim:
+        raise f.error("rotary_dim", f"({rotary}) must be at most 'head_dim' ({head_dim})")
+    if core["rotary_dim"] not in (None, rotary):
+        raise f.error("rotary_dim", f"({rotary}) disagrees with 'partial_rotary_factor' ({core['rotary_dim']} dims "
+                                    f"of {head_dim})")
+    core["rotary_dim"] = None if rotary == head_dim else rotary
+    kinds = f.ints("attn_type_list", n)
+    if kinds is not None and (len(kinds) != n or set(kinds) - {1}):
+        raise f.error("attn_type_list", f"must list 1 (softmax attention) for each of the {n} layers; 0 (lightning "
+                                        f"attention, MiniMax-Text-01's) is not modelled")
+    qk = f.choice({"per_layer": "full_reduced"}, "qk_norm_type", default="per_layer") if f.bool("use_qk_norm", False) \
+        else None
+    attention = _attention(f, core, qk_norm=qk)
+    if f.int("shared_intermediate_size", default=0, minimum=0):
+        raise f.error("shared_intermediate_size", "is set: MiniMax-M2's reference code runs no shared expert")
+    grouped = f.bool("use_grouped_topk", False)
+    moe = MoE(experts=f.int("num_local_experts"), top_k=f.int("num_experts_per_tok"), d_expert=f.int("intermediate_size"),
+              scores=f.choice({"softmax": "softmax", "sigmoid": "sigmoid"}, "scoring_func", default="softmax"),
+              router_bias="selection" if f.bool("use_routing_bias", False) else None, renormalize=True,
+              scaled=f.number("routed_scaling_factor", default=1.0) != 1.0,
+              groups=f.int("num_expert_group", default=1) if grouped else 1, act=_gated_act(f),
+              shared_name="shared_experts")
+    if grouped:
+        f.int("topk_group", default=1)
+    mtp = f.int("num_mtp_modules", default=0, minimum=0) * f.int("mtp_transformer_layers", default=1) \
+        if f.bool("use_mtp", False) else 0
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), layers=Stack.uniform(parts.pre_norm(attention, moe), n),
+                tie_embeddings=f.bool("tie_word_embeddings", False), **_mtp(f, layers=mtp))
+
+
 def _gpt_oss(f: Fields) -> dict:
     """gpt-oss: attention with biases and a learned sink per head, sliding (128) and full layers alternating as
     layer_types says; MoE of experts_per_token routed experts with biases, a router with a bias, softmax over the
@@ -590,6 +642,21 @@ def _deepseek(f: Fields, *, v3: bool) -> dict:
                 n_layers=f.int("num_hidden_layers"), vocab_size=f.int("vocab_size"), mla=mla,
                 moe=_deepseek_moe(f, v3=v3), mlp=_gated(f), dtype=_dtype(f), **_weights(f),
                 **_mtp(f), tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _glm_moe_dsa(f: Fields) -> dict:
+    """GLM-5 (transformers' glm_moe_dsa; vLLM's glm_moe_dsa.py and mlx-lm's run it as DeepSeek-V3.2's model): MLA
+    with DSA sparse attention and DeepSeekMoE, read as _deepseek_v32 reads them. Its config also names
+    qk_head_dim, which must be qk_nope_head_dim + qk_rope_head_dim, and head_dim, the width transformers' rope
+    helpers are given (64 in GLM-5, 192 in GLM-5.2): MLA's widths are the three it names, so head_dim is no cost."""
+    fields = _deepseek_v32(f)
+    mla = fields["mla"]
+    whole = mla.qk_nope_head_dim + mla.qk_rope_head_dim
+    if f.int("qk_head_dim", default=whole) != whole:
+        raise f.error("qk_head_dim", f"must be qk_nope_head_dim + qk_rope_head_dim ({mla.qk_nope_head_dim} + "
+                                     f"{mla.qk_rope_head_dim} = {whole})")
+    f.int("head_dim", default=None)
+    return fields
 
 
 def _glm4_moe(f: Fields) -> dict:
@@ -758,6 +825,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "deepseek_v3": lambda f: _deepseek(f, v3=True),
     "kimi_k2": lambda f: _deepseek(f, v3=True),
     "deepseek_v32": _deepseek_v32,
+    "glm_moe_dsa": _glm_moe_dsa,
     "gemma": _gemma,
     "gemma2": _gemma2,
     "gemma3_text": lambda f: _gemma2(f, v3=True),
@@ -765,6 +833,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "phi3": _phi3,
     "olmo2": _olmo2,
     "glm4_moe": _glm4_moe,
+    "minimax_m2": _minimax_m2,
     "nemotron_h": _nemotron_h,
     "mamba2": _mamba2,
     "falcon_h1": _falcon_h1,

@@ -97,12 +97,19 @@ FULL = Keys()
 def _qk_norm(b: GraphBuilder, name: str, x: Tensor, kind: str, heads: int, head_dim: int, par: Parallel,
              prefix: str, whole: int, role: Role) -> Tensor:
     """q or k normalized as the family does: per head with a learned scale ("head": Qwen3, Gemma-3), per head
-    without one ("head_l2": Llama-4's L2 norm), or over the whole projection ("full": OLMo-2; under tensor
-    parallelism the statistics need every GPU's columns, so the projection is all-gathered first, as vLLM's
-    Olmo2 does, and each GPU keeps its own slice). `whole`: the unsplit projection's width."""
-    if kind == "full":
+    without one ("head_l2": Llama-4's L2 norm), or over the whole projection, whose statistics under tensor
+    parallelism need every GPU's columns: "full" (OLMo-2) all-gathers the projection first, as vLLM's Olmo2 does,
+    and each GPU keeps its own slice; "full_reduced" (MiniMax-M2) all-reduces each row's sum of squares, one fp32
+    value a token, and each GPU scales its own columns, as vLLM's MiniMaxText01RMSNormTP does. `whole`: the
+    unsplit projection's width."""
+    if kind in ("full", "full_reduced"):
         if par.tp == 1:
             return b.norm(name, x, b.weight(f"{prefix}{name}.weight", (whole,)), out=f"{name}_out", role=role)
+        if kind == "full_reduced":
+            sums = b.rms_stats(f"{name}_stats", x, out=f"{name}_sumsq", dtype=FP32)
+            sums = b.all_reduce(f"{name}_allreduce", sums, group=par.tp, out=f"{name}_sumsq_all", dtype=FP32)
+            return b.rms_apply(name, x, sums, b.weight(f"{prefix}{name}.weight", (x.shape[-1],)), out=f"{name}_out",
+                               role=role)
         full = b.all_gather(f"{name}_allgather", x, group=par.tp, out=f"{name}_full")
         y = b.norm(name, full, b.weight(f"{prefix}{name}.weight", (whole,)), out=f"{name}_whole")
         return b.slice_last(f"{name}_slice", y, x.shape[-1], out=f"{name}_out", role=role)
@@ -110,7 +117,7 @@ def _qk_norm(b: GraphBuilder, name: str, x: Tensor, kind: str, heads: int, head_
     return b.norm(name, x, scale, heads=heads, out=f"{name}_out", role=role)
 
 
-QK_NORMS = ("head", "head_l2", "full")
+QK_NORMS = ("head", "head_l2", "full", "full_reduced")
 
 
 @piece("attention")
@@ -145,9 +152,9 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
     q_width, kv_width = heads * head_dim, kv_heads * head_dim
     if qk_norm not in (None, *QK_NORMS):
         raise OpgraphError(f"qk_norm must be one of {', '.join(QK_NORMS)} or None, got {qk_norm!r}")
-    if qk_norm == "full" and kv_width * par.tp != whole_kv:
+    if qk_norm in ("full", "full_reduced") and kv_width * par.tp != whole_kv:
         raise OpgraphError(f"--tp {par.tp} replicates the KV heads, which a norm over the whole k projection "
-                           f"(OLMo-2's) cannot split; use a --tp that divides the KV heads")
+                           f"(OLMo-2's, MiniMax-M2's) cannot split; use a --tp that divides the KV heads")
     k_role = Role.ACTIVATION if rotary else Role.KV_CACHE  # k as the cache stores it: after rope, if any
     if gate:
         if q_bias:

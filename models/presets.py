@@ -25,7 +25,7 @@ SOURCES = {name: _source(entry) for name, entry in CATALOG.items()}
 
 
 class _Presets(Mapping):
-    """The presets by name, each read from its file the first time it is asked for (not at import: 31 files)."""
+    """The presets by name, each read from its file the first time it is asked for (not at import: one file each)."""
 
     def __init__(self) -> None:
         self._loaded: dict = {}

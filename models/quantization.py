@@ -45,7 +45,8 @@ bytes per matrix of a g128 int4 weight). A static activation scale (`input_scale
 to the activations and is not counted.
 
 Keys read but that do not change the weights' bytes (validated where they have fixed choices, else ignored):
-fp8: activation_scheme (dynamic|static: W8A8 either way, above), fmt (e4m3|e5m2, both one byte), scale_fmt
+fp8: activation_scheme (dynamic|static: W8A8 either way, above), fmt (e4m3|e5m2, or torch's float8_e4m3fn|float8_e5m2:
+all one byte), scale_fmt
 (DeepSeek-V3.1's ue8m0: scale values, still stored fp32). mxfp4: none. modelopt: producer, kv_cache_quant_algo
 (read into `kv_cache`), group_size (checked against the algorithm's). awq: version (gemm only), backend, do_fuse,
 fuse_max_seq_len, modules_to_fuse, exllama_config. gptq: desc_act, sym (GPTQ checkpoints store qzeros and g_idx either way),
@@ -263,7 +264,7 @@ def _not_dequantized(f: _Fields) -> None:
 
 
 def _fp8(f: _Fields) -> WeightFormat:
-    f.choice("fmt", ("e4m3", "e5m2"), "e4m3")
+    f.choice("fmt", ("e4m3", "e5m2", "float8_e4m3fn", "float8_e5m2"), "e4m3")  # torch's spellings too (MiniMax)
     f.choice("activation_scheme", ("dynamic", "static"), "dynamic")  # either way the GEMMs take fp8 input: W8A8
     f.ignore("scale_fmt")
     _not_dequantized(f)

@@ -270,6 +270,8 @@ class GraphBuilder:
     attention_values = _op_method(ops.attention_values)
     softmax = _op_method(ops.softmax)
     norm = _op_method(ops.norm)
+    rms_stats = _op_method(ops.rms_stats)
+    rms_apply = _op_method(ops.rms_apply)
     elementwise = _op_method(ops.elementwise)
     rope = _op_method(ops.rope)
     embedding = _op_method(ops.embedding)

@@ -424,6 +424,35 @@ def norm(name: str, x: Tensor, weight: Tensor | None, *, bias: Tensor | None = N
     return Op(name, NORM, fn, inputs, (y,), per_elem * x.numel + per_row * _rows(x) * heads)
 
 
+# RMSNorm split where a row's elements lie on several GPUs (vLLM's MiniMaxText01RMSNormTP): each sums its squares,
+# the sums are all-reduced, each applies the norm to its own columns. The two halves are RMSNorm's FLOPs exactly.
+RMS_STATS, RMS_APPLY = register_function("rms_stats"), register_function("rms_apply")
+RMS_STATS_FLOPS = 2  # per element: square, accumulate
+
+
+def rms_stats(name: str, x: Tensor, *, out: str | None = None, role: Role = Role.ACTIVATION,
+              dtype: DType | None = None) -> Op:
+    """The sum of squares of each row of x [..., d] -> [..., 1]: RMSNorm's statistics over one GPU's columns of a
+    row split across GPUs, all-reduced before rms_apply uses them. FLOPs 2 per element (RMS_STATS_FLOPS)."""
+    y = _out(out or name, (*x.shape[:-1], 1), x, role, dtype)
+    return Op(name, NORM, RMS_STATS, (x,), (y,), RMS_STATS_FLOPS * x.numel)
+
+
+def rms_apply(name: str, x: Tensor, stats: Tensor, weight: Tensor, *, out: str | None = None,
+              role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """x [..., d] RMS-normalized by `stats` [..., 1], the sum of squares of each whole row (rms_stats, summed over
+    the GPUs), and scaled by `weight` [d] (this GPU's slice of the scale). FLOPs: RMSNorm's per element less
+    rms_stats' (the multiply by the reciprocal root, the scale), and RMSNorm's per row (the mean, + eps, the
+    reciprocal root), so that the two together are RMSNorm's (NORM_FLOPS)."""
+    if stats.shape != (*x.shape[:-1], 1):
+        raise OpgraphError(f"op {name!r}: stats {stats} must be {x} with a last dim of 1")
+    if weight.shape != (x.shape[-1],):
+        raise OpgraphError(f"op {name!r}: weight {weight} must have shape ({x.shape[-1]},)")
+    per_elem, per_row = NORM_FLOPS["rmsnorm"]
+    y = _out(out or name, x.shape, x, role, dtype)
+    return Op(name, NORM, RMS_APPLY, (x, stats, weight), (y,), (per_elem - RMS_STATS_FLOPS) * x.numel + per_row * _rows(x))
+
+
 def elementwise(name: str, fn: str, *inputs: Tensor, out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """add / mul of same-shaped tensors, or silu / gelu / relu2 of one; FLOPs per element from the table above."""
     if fn not in ELEMENTWISE_FLOPS_PER_ELEM:

@@ -42,6 +42,11 @@ PUBLISHED = {
     "glm-4.5": [("358.34B", "total+mtp", "Hugging Face's count of zai-org/GLM-4.5's safetensors, 358.34B (captured "
                                          "by free2aitools.com): the MTP layer with its own embedding and head"),
                 ("32B", "active-embed-head", "zai-org/GLM-4.5 README: 32 billion active parameters")],
+    "glm-5": [("744B", "total", "GLM-5 technical report (arXiv:2602.15763), architecture table: 744B total parameters, "
+                                "its MTP layer listed apart"),
+              ("40B", "active-embed-head", "ibid.: 40B activated parameters")],
+    "minimax-m2.5": [("9.8B", "active-embed-head", "MiniMax-M2.5 technical report (MiniMax et al., 2026), as "
+                                                   "emergentmind.com quotes it: 9.8 billion activated per token")],
     "llama-4-scout": [("17B", "active", "meta-llama/Llama-4-Scout-17B-16E model card: 17B activated")],
     "llama-4-maverick": [("17B", "active", "meta-llama/Llama-4-Maverick-17B-128E model card: 17B activated"),
                          ("400B", "total", "ibid.: 400B total")],

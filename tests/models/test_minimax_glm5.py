@@ -1,0 +1,147 @@
+"""MiniMax-M2 (model_type minimax_m2) and GLM-5 (glm_moe_dsa) from their config.json files.
+
+Expected values come from the dimensions and the reference code, never from the program's output:
+MiniMax's modeling_minimax_m2.py (q_norm over num_heads x head_dim, k_norm over num_kv_heads x head_dim, rope over the
+first rotary_dim dims, sigmoid scores plus e_score_correction_bias for the choice, the chosen scores renormalized) and
+vLLM's MiniMaxText01RMSNormTP (under tensor parallelism each GPU sums its columns' squares, the sums are
+all-reduced, each GPU scales its own columns); GLM-5 is DeepSeek-V3.2's model with its own field values (vLLM's
+glm_moe_dsa.py and mlx-lm's glm_moe_dsa.py subclass it).
+"""
+
+import copy
+import json
+
+import pytest
+
+from opgraph import OpgraphError, Phase, models
+from opgraph.models import hf_config
+from opgraph.core.model import BuildOptions
+
+D, HEADS, KV, HEAD_DIM, ROTARY, EXPERT, LAYERS, VOCAB, E, K = 64, 4, 2, 16, 8, 16, 2, 100, 8, 2
+MINIMAX = {"model_type": "minimax_m2", "hidden_size": D, "num_attention_heads": HEADS, "num_key_value_heads": KV,
+           "head_dim": HEAD_DIM, "rotary_dim": ROTARY, "intermediate_size": EXPERT, "num_hidden_layers": LAYERS,
+           "vocab_size": VOCAB, "num_local_experts": E, "num_experts_per_tok": K, "scoring_func": "sigmoid",
+           "use_routing_bias": True, "use_qk_norm": True, "qk_norm_type": "per_layer", "attn_type_list": [1, 1],
+           "shared_intermediate_size": 0, "use_mtp": True, "num_mtp_modules": 3, "mtp_transformer_layers": 1,
+           "tie_word_embeddings": False}
+
+
+def load(data: dict, **changes):
+    data = {**copy.deepcopy(data), **changes}
+    return hf_config.from_dict({k: v for k, v in data.items() if v is not None}, name="tiny", source="test")
+
+
+def layer_ops(cfg, phase, tp=1):
+    model = cfg.build(phase, BuildOptions(tp=tp))
+    return next(b for b in model.blocks if b.name != "embed_head").graph.ops
+
+
+def test_minimax_parameters_by_hand():
+    # attention q, k, v, o; the two full-width norms; 8 experts of three matrices; the router and its selection
+    # bias; two norms a layer; untied embedding and head; the final norm.
+    attention = D * HEADS * HEAD_DIM + 2 * D * KV * HEAD_DIM + HEADS * HEAD_DIM * D + HEADS * HEAD_DIM + KV * HEAD_DIM
+    moe = E * 3 * D * EXPERT + D * E + E
+    expected = LAYERS * (attention + moe + 2 * D) + 2 * VOCAB * D + D
+    assert load(MINIMAX).build(Phase.decode(1, 1)).params() == expected
+
+
+def test_minimax_m25_preset_parameters_by_hand():
+    d, heads, kv, hd, expert, layers, vocab, experts = 3072, 48, 8, 128, 1536, 62, 200064, 256
+    attention = d * heads * hd + 2 * d * kv * hd + heads * hd * d + heads * hd + kv * hd
+    moe = experts * 3 * d * expert + d * experts + experts
+    expected = layers * (attention + moe + 2 * d) + 2 * vocab * d + d
+    cfg = models.get("minimax-m2.5")
+    assert cfg.build(Phase.decode(1, 1)).params() == expected == 228_689_764_864
+    assert cfg.mtp_layers == 3
+
+
+def test_minimax_qk_norm_over_the_whole_projection_on_one_gpu():
+    t = 5
+    ops = layer_ops(load(MINIMAX), Phase.prefill(1, t))
+    q, k = ops["q_norm"], ops["k_norm"]
+    # RMSNorm over T rows of the whole width: 4 FLOPs an element (square, add, x rsqrt, x scale), 3 a row.
+    assert q.flops == 4 * t * HEADS * HEAD_DIM + 3 * t
+    assert k.flops == 4 * t * KV * HEAD_DIM + 3 * t
+    assert "q_norm_allreduce" not in ops
+
+
+def test_minimax_qk_norm_under_tensor_parallelism_all_reduces_one_sum_a_token():
+    t, tp = 5, 2
+    ops = layer_ops(load(MINIMAX), Phase.prefill(1, t), tp=tp)
+    local_q = HEADS * HEAD_DIM // tp
+    assert ops["q_norm_stats"].flops == 2 * t * local_q  # square and accumulate this GPU's columns
+    assert ops["q_norm"].flops == 2 * t * local_q + 3 * t  # scale its columns; mean, eps, rsqrt a row
+    ar = ops["q_norm_allreduce"]
+    assert ar.inputs[0].shape == (1, t, 1) and ar.inputs[0].dtype.bits == 32
+    assert ar.wire_bytes == 2 * (tp - 1) * t * 4 // tp  # a ring all-reduce of T fp32 sums
+    # Over the group, the halves are RMSNorm's FLOPs of the whole projection, plus the row terms each GPU repeats.
+    whole = tp * (ops["q_norm_stats"].flops + ops["q_norm"].flops)
+    assert whole == 4 * t * HEADS * HEAD_DIM + 3 * t * tp
+
+
+def test_minimax_rope_turns_rotary_dim_of_each_head():
+    t = 3
+    with_part = layer_ops(load(MINIMAX), Phase.prefill(1, t))["rope_q"].flops
+    whole = layer_ops(load(MINIMAX, rotary_dim=HEAD_DIM), Phase.prefill(1, t))["rope_q"].flops
+    assert with_part * HEAD_DIM == whole * ROTARY
+
+
+def test_minimax_router_scores_by_sigmoid_with_a_selection_bias_and_renormalizes():
+    moe = next(p for layer in load(MINIMAX).layer_kinds() for p in layer.parts() if hasattr(p, "experts"))
+    assert (moe.scores, moe.router_bias, moe.renormalize, moe.scaled, moe.shared_width) == \
+        ("sigmoid", "selection", True, False, 0)
+
+
+@pytest.mark.parametrize("changes, field", [
+    (dict(attn_type_list=[1, 0]), "attn_type_list"),
+    (dict(qk_norm_type="per_head"), "qk_norm_type"),
+    (dict(rotary_dim=2 * HEAD_DIM), "rotary_dim"),
+    (dict(rotary_dim=4, partial_rotary_factor=0.75), "rotary_dim"),
+    (dict(shared_intermediate_size=32), "shared_intermediate_size"),
+    (dict(attn_window_size=128), "attn_window_size"),
+])
+def test_minimax_refuses_what_it_does_not_model_naming_the_field(changes, field):
+    with pytest.raises(OpgraphError, match=repr(field)):
+        load(MINIMAX, **changes)
+
+
+def test_minimax_tensor_parallelism_that_replicates_kv_heads_is_refused():
+    with pytest.raises(OpgraphError, match="replicates the KV heads"):
+        load(MINIMAX).build(Phase.decode(1, 8), BuildOptions(tp=4))
+
+
+def test_minimax_mtp_modules_are_counted_apart():
+    assert load(MINIMAX).mtp_layers == 3
+    assert load(MINIMAX, use_mtp=False).mtp_layers == 0
+
+
+GLM5 = json.loads((models.presets.CONFIG_DIR / "glm-5.json").read_text())
+
+
+def test_glm5_is_deepseek_v32_with_its_own_values():
+    as_v32 = {k: v for k, v in GLM5.items() if k not in ("qk_head_dim", "head_dim")} | {"model_type": "deepseek_v32"}
+    for phase in (Phase.prefill(1, 64), Phase.decode(2, 300)):
+        glm, v32 = load(GLM5).build(phase), load(as_v32).build(phase)
+        assert glm.params() == v32.params()
+        for a, b in zip(glm.blocks, v32.blocks):
+            assert [(o.name, o.flops) for o in a.graph.ops.values()] == [(o.name, o.flops) for o in b.graph.ops.values()]
+
+
+def test_glm5_preset_is_744b_with_an_mtp_layer_apart():
+    cfg = models.get("glm-5")
+    assert (cfg.n_layers, cfg.mtp_layers, cfg.mla.qk_nope_head_dim, cfg.mla.v_head_dim) == (78, 1, 192, 256)
+
+
+def test_glm5_qk_head_dim_must_be_nope_plus_rope():
+    with pytest.raises(OpgraphError, match="'qk_head_dim'"):
+        load(GLM5, qk_head_dim=200)
+
+
+@pytest.mark.parametrize("changes, field", [
+    (dict(indexer_types=["full"] * 78), "indexer_types"),
+    (dict(index_topk_freq=4), "index_topk_freq"),
+    (dict(mlp_layer_types=["dense"] * 3 + ["sparse"] * 75), "mlp_layer_types"),
+])
+def test_glm52_layers_sharing_a_selection_are_refused_by_name(changes, field):
+    with pytest.raises(OpgraphError, match=repr(field)):
+        load(GLM5, **changes)
