@@ -21,16 +21,17 @@ the run had, the checkpoint's storage where the file names one aiconfigurator ha
 where the file writes "fp8" (blocks for DeepSeek's and Qwen's FP8 releases, per tensor with static input scales for
 ModelOpt's, the FP8 TensorRT-LLM loads; fp8_scheme), the KV-cache dtype
 (where aiconfigurator has attention tables for it; the note column says where not) and memory setting the
-deployment had. Run on the file's fields alone, 0.12.0 predicts 1,094 of the 1,449 rows;
+deployment had. Run on the file's fields alone, 0.12.0 predicted 1,094 of the 1,449 rows the file held before
+MiniMax-M2.5's and GLM-5's were added (December 2026);
 it refuses gpt-oss-120b's and Kimi-K2.5's rows (no nvfp4_wo or int4_wo GEMMs) and the rows whose layout the file
 writes wrongly. Its modelling is its own: its token budget per iteration and its scheduler. Its tables are of one
 or a few engine versions a GPU (TensorRT-LLM 1.3.0rc20, vLLM 0.24.0, SGLang 0.5.14 on the H100 and H200), none the
 rows' own; opgraph's kernels are fitted on vLLM 0.24.0's.
 
 That check runs on this very file (silicon_sample.csv) to gate aiconfigurator's changes, so these rows are not
-held out from aiconfigurator as they are from opgraph: the comparison favours it. Three of the rows' model ids
+held out from aiconfigurator as they are from opgraph: the comparison favours it. Four of the rows' model ids
 have no config in the package (MODEL_ALIASES): offline, each is read from a local folder holding the shipped config
-of the same model.
+of the same model (GLM-5's zhipuai/GLM-5: zai-org/GLM-5-FP8, the checkpoint InferenceX served).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ MODEL_ALIASES = {
     "meta-llama/Llama-3.1-70B": "meta-llama/Meta-Llama-3.1-70B",
     "meta-llama/Llama-3.1-8B-Instruct": "meta-llama/Meta-Llama-3.1-8B",
     "nvidia/Llama-3.1-8B-Instruct-FP8": "meta-llama/Meta-Llama-3.1-8B",
+    "zhipuai/GLM-5": "zai-org/GLM-5-FP8",  # zai-org's former name; the runs served its FP8 release
 }
 # The file labels gpt-oss-120b's and Kimi-K2.5's GEMMs by their expert storage (nvfp4_wo, int4_wo), which
 # aiconfigurator 0.12.0 has no GEMM tables for and refuses; their checkpoints keep attention and dense layers in
@@ -71,7 +73,8 @@ CHECKPOINT_STORAGE = {"gpt-oss-120b": ("bfloat16", "w4a16_mxfp4"), "kimi-k2": ("
 # DeepSeek's and Qwen's FP8 releases in 128 x 128 blocks (config.json quantization_config weight_block_size), and
 # NVIDIA's ModelOpt FP8 checkpoints, the FP8 that TensorRT-LLM's PyTorch backend loads, per tensor with calibrated,
 # static input scales (their input_scale tensors).
-BLOCK_FP8_CHECKPOINTS = ("deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3", "Qwen/Qwen3-235B-A22B-FP8")
+BLOCK_FP8_CHECKPOINTS = ("deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3", "Qwen/Qwen3-235B-A22B-FP8",
+                         "MiniMaxAI/MiniMax-M2.5", "zhipuai/GLM-5")  # GLM-5's rows served zai-org/GLM-5-FP8
 FIELDS = ("source_id", "aiconfigurator", "backend_version", "ttft_ms", "tpot_ms", "note", "error")
 
 

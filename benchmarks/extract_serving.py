@@ -68,7 +68,8 @@ A row is kept when (checked in this order; the first failing test is the reason 
 1. ``mode == "agg"`` (aggregated serving: one engine does prefill and decode). Dropped otherwise
    (``disaggregated``; the 1,602 ``disagg`` rows have separate prefill/decode worker columns).
 2. its ``model_path`` maps to an opgraph preset (table ``MODELS`` below). Dropped otherwise
-   (``model not in opgraph``: MiniMaxAI/MiniMax-M2.5 and zhipuai/GLM-5 have no preset).
+   (``model not in opgraph``: none since MiniMaxAI/MiniMax-M2.5 and zhipuai/GLM-5 got presets, December 2026;
+   until then their 609 agg rows were dropped so).
 3. its ``system`` maps to an opgraph GPU spec (table ``GPUS``). Dropped otherwise (``GPU unknown``).
 4. ``silicon_ttft_ms`` and ``silicon_tpot_ms`` are finite and > 0. Dropped otherwise (``missing TTFT/TPOT``).
 
@@ -76,10 +77,10 @@ The numbers this script prints on the 0.12.0 file:
 
     rows in                         5221
     dropped disaggregated           1602
-    dropped model not in opgraph     609   (agg rows of MiniMaxAI/MiniMax-M2.5: 523; zhipuai/GLM-5: 86)
+    dropped model not in opgraph       0
     dropped GPU unknown                0
     dropped missing TTFT/TPOT          0
-    kept                            3010
+    kept                            3619
 
 Repeated measurements of one configuration (same engine, version, model, GPU, parallelism, isl, osl,
 concurrency) from different runs or dates are all kept, each as its own row (``source_id`` and
@@ -90,6 +91,15 @@ DeepSeek-R1 runs, ids ``dsr1_...``, as DeepSeek-V3), so every copy but one is fl
 once. The copy kept is a dated CSV's (it names the run's date and image) before the gap-analysis CSVs', the
 Dynamo runs' and the dump's, the first in the CSV's order among equals. Rows are written in the CSV's order.
 
+InferenceX's vLLM MiniMax-M2.5 runs on the H200 from 2026-03-05 spread the experts over their tp GPUs though the
+file writes ep 1: its recipe (benchmarks/single_node/minimaxm2.5_fp8_h200.sh) passes ``--enable-expert-parallel``
+when ``EP_SIZE`` >= 1 from its commit 1fcdea247 of that day ("fix ep condition"; -gt 1 before), and its sweep
+generator gives a config without an ep 1 (``utils/matrix_logic/generate_sweep_configs.py``: ``ep: 1  # Default``);
+the H200 config has none (``minimaxm2.5-fp8-h200-vllm``: ``{ tp: 8 }``). Those 54 rows are written ep = tp
+(``RECIPE_EP_SINCE``, ``silicon_layout`` keeping the file's); its runs of 2026-03-01 (tp 4, the recipe's first
+version, -gt 1) kept the experts split, as the file says. Served as the file says instead, the 36 held-out rows of
+tp 8 read TPOT 2.9% at the median against 6.6% as the recipe ran them (December 2026): the recipe's is taken.
+
 The parallel layout of some InferenceX rows is the conversion's, not the run's. InferenceX's configs
 (.github/configs/nvidia-master.yaml in github.com/SemiAnalysisAI/InferenceX) give a run's GPUs as ``tp`` and its
 expert parallelism as ``ep`` over the same GPUs, ep 1 or equal to tp (``gptoss-fp4-h200-trt``: ``# For all sequence
@@ -99,7 +109,7 @@ run of M GPUs as moe_tp M x ep M over a width (tp x dp) of M x M: ``tp4_ep4`` as
 gpt-oss's ``tp2_ep2`` on the H200 as tp 4 with experts 2 x 2. The extraction writes every InferenceX row of that
 pattern (moe_tp = ep = M > 1, tp x dp = M x M; where the row has an id, it must say tp M ep M) as it ran: M GPUs,
 attention tensor-parallel over them (data-parallel where the file gives dp > 1: dp-attn), the experts spread over
-all M (``silicon_layout`` keeps the file's; 329 rows: B200 210, B300 33, H200 86). The runs confirm it: 117 of them
+all M (``silicon_layout`` keeps the file's; 329 rows: B200 210, B300 33, H200 86; with the 54 below, 383). The runs confirm it: 117 of them
 are then, to the 0.1 us, the same measurement as a row whose layout needed no correction (80 dated-CSV rows whose
 ids spell the layout ``_tp8_0_ep8_0_``, ``_tp4_0_ep4_0_`` or ``_tp2_0_ep2_0_``, 37 dump rows), and are flagged
 ``duplicate`` as copies are (a copy is recognised at either layout, as a copy exported before the correction keeps
@@ -157,7 +167,7 @@ request_rate_req_per_s  always empty: no row gives a request rate (all are close
 batch_size_per_dp_rank  the CSV's ``batch_size``: "Batch size (max concurrent requests, used for agg mode)".
                     aiconfigurator's InferenceX adapter sets it to concurrency // (replicas * attention_dp), so
                     normally concurrency = batch_size * dp, one replica.
-concurrency_over_batch_x_dp  concurrency / (batch_size * dp), derived: 1 in 2,968 rows, empty in 12 (no
+concurrency_over_batch_x_dp  concurrency / (batch_size * dp), derived: 1 in 3,577 rows, empty in 12 (no
                     concurrency), else 2, 4, 8 or 32 in 29 aic-auto-gap-analysis rows (where it mostly equals tp:
                     batch_size there looks like concurrency per GPU, or the run had several replicas; the file
                     does not say which) and 1/64 in one dated-csv row (batch_size = concurrency with dp 64).
@@ -169,8 +179,9 @@ measured_date       ``measured=`` from ``silicon_data_source`` (date of the run;
 data_source_kind    db-dump | dated-csv | aic-auto-gap-analysis | gap-analysis-csv (see above).
 wip                 ``wip=`` from ``silicon_data_source`` (True/False) where given; else empty.
 flags               ;-separated warnings, empty when none (counts on 0.12.0 in brackets):
-                    ``width_exceeds_node`` (30): gpus_per_worker > gpus_per_node on an 8-GPU HGX node: vLLM
-                    Kimi-K2.5 on the B200, tp 4 x dp 4 with ep 16 (ids ``tp4_ep4``, not the pattern above). The
+                    ``width_exceeds_node`` (61): gpus_per_worker > gpus_per_node on an 8-GPU HGX node: vLLM
+                    Kimi-K2.5 on the B200 (30) and MiniMax-M2.5 on the H100, B200 and B300 (31), tp 4 x dp 4 with
+                    ep 16 (ids ``tp4_ep4``, not the pattern above). The
                     329 rows laid out as run (above) were flagged so, or taken at their file layout, until
                     December 2026.
                     ``width_exceeds_tray`` (57): GB200/GB300 worker wider than one 4-GPU tray but within the
@@ -180,7 +191,7 @@ flags               ;-separated warnings, empty when none (counts on 0.12.0 in b
                     ``replicas`` (30): concurrency_over_batch_x_dp != 1.
                     ``no_concurrency`` (12): concurrency not given.
                     ``no_engine_version`` (759): engine_version empty (the image usually still names it).
-                    ``duplicate`` (517): the same measurement as another row, which is kept (see "Repeated
+                    ``duplicate`` (670): the same measurement as another row, which is kept (see "Repeated
                     measurements" above).
                     ``mtp`` (74): InferenceX's TensorRT-LLM DeepSeek-R1 runs that its sources show ran with
                     multi-token prediction (its -mtp configs: 3 draft tokens, 1 with attention data parallelism),
@@ -337,6 +348,10 @@ MODELS = {
     "nvidia/Qwen3-32B-NVFP4": ("qwen3-32b", "quantized-checkpoint", "NVIDIA ModelOpt NVFP4 requantization of Qwen3-32B"),
     "Qwen/Qwen3-235B-A22B-FP8": ("qwen3-235b-a22b", "quantized-checkpoint", "Qwen's own FP8 (128x128 block) checkpoint"),
     "Qwen/Qwen3.5-397B-A17B": ("qwen3.5-397b-a17b", "exact", ""),
+    "MiniMaxAI/MiniMax-M2.5": ("minimax-m2.5", "exact", ""),
+    "zhipuai/GLM-5": ("glm-5", "quantized-checkpoint",
+                      "zai-org's own FP8 (128x128 block) release, zai-org/GLM-5-FP8, which InferenceX's "
+                      "glm5-fp8-h200-sglang config serves (zhipuai: zai-org's former Hugging Face name)"),
     "moonshotai/Kimi-K2.5": ("kimi-k2", "same-architecture",
                              "Kimi-K2.5 text_config has Kimi-K2's shapes (61 layers, 384 experts top-8, MLA 512/1536); "
                              "INT4 group-32 routed-expert weights; vision tower unused by a text benchmark; "
@@ -353,7 +368,8 @@ GPUS = {
 NVL72 = {"gb200", "gb300"}
 
 # Architecture families that have MoE layers (the moe_tp * ep == tp * dp rule applies).
-MOE_PRESETS = {"deepseek-r1", "deepseek-v3", "gpt-oss-120b", "qwen3-235b-a22b", "qwen3.5-397b-a17b", "kimi-k2"}
+MOE_PRESETS = {"deepseek-r1", "deepseek-v3", "gpt-oss-120b", "qwen3-235b-a22b", "qwen3.5-397b-a17b", "kimi-k2",
+               "minimax-m2.5", "glm-5"}
 
 COLUMNS = [
     "model", "model_source", "model_match", "model_note",
@@ -550,6 +566,23 @@ def inferencex_layout(kind: str, id_tp: str, id_ep: str, tp: int, dp: int, moe_t
     return (1, ep, 1, ep) if dp > 1 else (ep, 1, 1, ep)
 
 
+# InferenceX's vLLM MiniMax-M2.5 recipe for the H200 (benchmarks/single_node/minimaxm2.5_fp8_h200.sh) passes
+# --enable-expert-parallel when EP_SIZE >= 1 from its commit 1fcdea247 ("fix ep condition", 2026-03-05), and its
+# sweep generator gives every config without an ep 1 (utils/matrix_logic/generate_sweep_configs.py: "ep: 1 #
+# Default"): from that day its runs spread the experts over all tp GPUs, though their ep says 1
+RECIPE_EP_SINCE = {("vllm", "minimax-m2.5", "h200"): "2026-03-05"}
+
+
+def recipe_layout(preset: str, gpu: str, engine: str, kind: str, measured: str, layout: tuple) -> tuple | None:
+    """The deployment a row's recipe ran where its expert parallelism was on though the file says ep 1, (tp, dp,
+    moe_tp, ep); else None (RECIPE_EP_SINCE)."""
+    tp, dp, moe_tp, ep = layout
+    since = RECIPE_EP_SINCE.get((engine, preset, gpu))
+    if kind not in INFERENCEX or since is None or measured < since or ep != 1 or tp * dp == 1:
+        return None
+    return tp, dp, 1, tp * dp
+
+
 def convert(row: dict[str, str]) -> dict[str, object]:
     preset, match, note = MODELS[row["model_path"]]
     gpu, per_node = GPUS[row["system"]]
@@ -569,7 +602,9 @@ def convert(row: dict[str, str]) -> dict[str, object]:
     id_tp, id_ep = m.groups() if m else ("", "")
     kind = source_kind(fields)
     silicon = (tp, dp, moe_tp, ep)
-    tp, dp, moe_tp, ep = inferencex_layout(kind, id_tp, id_ep, *silicon) or silicon
+    measured, isl, engine = fields.get("measured", "")[:10], int(row["isl"]), row["backend"]
+    tp, dp, moe_tp, ep = inferencex_layout(kind, id_tp, id_ep, *silicon) or \
+        recipe_layout(preset, gpu, engine, kind, measured, silicon) or silicon
     gpus = tp * pp * dp
 
     conc = as_int(fields.get("silicon_concurrency", ""))
@@ -592,7 +627,6 @@ def convert(row: dict[str, str]) -> dict[str, object]:
         flags.append("moe_width_mismatch")
     if not row["backend_version"]:
         flags.append("no_engine_version")
-    measured, isl, engine = fields.get("measured", "")[:10], int(row["isl"]), row["backend"]
     if ran_mtp(preset, gpu, engine, kind, measured, conc):
         flags.append("mtp")
 

@@ -375,8 +375,19 @@ def draft(target, text: str):
 # preset's). Kimi-K2.5 (and K2-Thinking) store the routed experts' weights as INT4, one bf16 scale per 32, from
 # quantization-aware training, and keep attention, the shared expert, the dense layer and lm_head in bf16 (the
 # model cards: "native INT4 quantization ... on the MoE components"; group size 32, compressed-tensors
-# pack-quantized, as vLLM and SGLang load them).
+# pack-quantized, as vLLM and SGLang load them). GLM-5's fp8 rows served zai-org/GLM-5-FP8 (InferenceX's
+# glm5-fp8-h200-sglang config): 128 x 128 fp8 blocks, its 712 modules_to_not_convert (aiconfigurator-core's copy of
+# its config.json) written once for every layer; it names the indexer's weight projection indexers_proj, opgraph's
+# graph indexer.weights_proj (DeepSeek-V3.2's name).
 CHECKPOINT_FORMATS = {
+    ("glm-5", "fp8"): {
+        "quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic", "weight_block_size": [128, 128],
+        "modules_to_not_convert": [
+            "lm_head", "model.embed_tokens", "model.norm", "model.layers.*.input_layernorm",
+            "model.layers.*.post_attention_layernorm", "model.layers.*.self_attn.q_a_layernorm",
+            "model.layers.*.self_attn.kv_a_layernorm", "model.layers.*.self_attn.indexer.k_norm",
+            "model.layers.*.self_attn.indexer.weights_proj", "model.layers.*.mlp.gate"],
+    },
     ("kimi-k2", "int4_wo"): {
         "quant_method": "compressed-tensors", "format": "pack-quantized",
         "config_groups": {"group_0": {"targets": ["Linear"], "input_activations": None, "output_activations": None,

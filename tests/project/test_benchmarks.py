@@ -315,13 +315,40 @@ def test_the_shipped_serving_rows_keep_no_layout_of_the_conversions():
     left = [r for r in inferencex if size(r, "ep") > 1 and size(r, "moe_tp") == size(r, "ep")
             and size(r, "tp") * size(r, "dp") == size(r, "ep") ** 2]
     assert not left
-    corrected = [r for r in rows if r["silicon_layout"]]
+    corrected = [r for r in rows if r["silicon_layout"] and r["model"] != "minimax-m2.5"]  # recipe_layout's apart
     assert len(corrected) == 329
     for r in corrected:
         file_layout = dict(part.split("=") for part in r["silicon_layout"].split(";"))
         m = int(file_layout["ep"])
         assert int(file_layout["tp"]) * int(file_layout["dp"]) == m * m and int(r["gpus_per_worker"]) == m
         assert (size(r, "tp") * size(r, "dp"), size(r, "moe_tp"), size(r, "ep")) == (m, 1, m)
+
+
+@pytest.mark.parametrize("engine, preset, gpu, kind, measured, layout, run", [
+    # InferenceX's H200 MiniMax-M2.5 recipe turned expert parallelism on for EP_SIZE >= 1 from 2026-03-05
+    ("vllm", "minimax-m2.5", "h200", "dated-csv", "2026-03-27", (8, 1, 8, 1), (8, 1, 1, 8)),
+    ("vllm", "minimax-m2.5", "h200", "db-dump", "2026-03-05", (4, 1, 4, 1), (4, 1, 1, 4)),
+    ("vllm", "minimax-m2.5", "h200", "db-dump", "2026-03-01", (4, 1, 4, 1), None),  # its first version: -gt 1
+    ("vllm", "minimax-m2.5", "h100-sxm", "dated-csv", "2026-03-27", (4, 1, 4, 1), None),  # another recipe
+    ("vllm", "minimax-m2.5", "h200", "aic-auto-gap-analysis", "2026-03-27", (8, 1, 8, 1), None),  # not InferenceX
+    ("vllm", "minimax-m2.5", "h200", "dated-csv", "2026-03-27", (8, 1, 1, 8), None),  # ep already given
+])
+def test_extract_serving_takes_expert_parallelism_from_the_recipe(engine, preset, gpu, kind, measured, layout, run):
+    assert _extract_serving().recipe_layout(preset, gpu, engine, kind, measured, layout) == run
+
+
+def test_the_shipped_minimax_rows_on_the_h200_ran_their_recipes_expert_parallelism():
+    """Every InferenceX MiniMax-M2.5 row on the H200 measured from 2026-03-05 spreads its experts over its GPUs and
+    keeps the file's ep 1 beside; the earlier ones split them, as the file says."""
+    import csv
+    import gzip
+
+    with gzip.open(BENCH / "data" / "serving-measured.csv.gz", "rt") as f:
+        rows = [r for r in csv.DictReader(f) if r["model"] == "minimax-m2.5" and r["gpu"] == "h200"]
+    assert rows
+    for r in rows:
+        on = r["measured_date"] >= "2026-03-05"
+        assert (r["ep"] == r["tp"], bool(r["silicon_layout"])) == (on, on), r["source_id"]
 
 
 def test_check_serving_counts_the_rows_within_and_beyond_the_tpot_targets():
