@@ -7,7 +7,8 @@ field and the file. Fields that do not change FLOPs or bytes (token ids, dropout
 router loss coefficients: NEUTRAL) are not read, except that the rope fields are type-checked. A field known to
 change the cost (COST_FIELDS) that the file's family does not read refuses the file, naming the field and what
 it changes; a field opgraph does not know at all is listed in the model's notes, never dropped without a word.
-Multimodal wrappers (Gemma-3, Llama-4, Mistral-3, Qwen3.5) cost their `text_config` language model, and say so.
+Multimodal wrappers (Gemma-3, Llama-4, Mistral-3, Qwen3.5, Qwen3-VL, Kimi-K2.5) cost their `text_config` language
+model, and say so.
 """
 
 from __future__ import annotations
@@ -214,7 +215,8 @@ def _mtp(f: Fields, key: str = "num_nextn_predict_layers", default: int = 0, *, 
 # -- what a family does not read ------------------------------------------------------------------------
 
 # Fields that never change FLOPs, bytes or cache: ids, numerics, training-only knobs, rope bases and scaling
-# (rope's cost is its rotated dims), context limits, engine hints.
+# (rope's cost is its rotated dims), context limits, engine hints, and the generation and serialization defaults
+# transformers' PretrainedConfig writes into a nested config (Kimi-K2.5's text_config: num_beams, top_k, ...).
 NEUTRAL = frozenset("""
     architectures model_type transformers_version _name_or_path auto_map torch_dtype dtype
     bos_token_id eos_token_id pad_token_id sep_token_id decoder_start_token_id image_token_id image_token_index
@@ -232,6 +234,13 @@ NEUTRAL = frozenset("""
     final_logit_softcapping attn_logit_softcapping swiglu_limit vision_config projector_hidden_act
     multimodal_projector_bias spatial_merge_size vision_feature_layer vision_feature_select_strategy
     text_config unsloth_fixed torchscript mamba_norm_before_gate rope_interleave indexer_rope_interleave swa_rope_theta
+    add_cross_attention bad_words_ids begin_suppress_tokens chunk_size_feed_forward cross_attention_hidden_size
+    diversity_penalty do_sample early_stopping encoder_no_repeat_ngram_size exponential_decay_length_penalty
+    finetuning_task forced_bos_token_id forced_eos_token_id id2label is_decoder is_encoder_decoder label2id
+    length_penalty max_length min_length no_repeat_ngram_size num_beam_groups num_beams num_return_sequences
+    output_attentions output_hidden_states output_scores prefix problem_type pruned_heads remove_invalid_values
+    repetition_penalty return_dict return_dict_in_generate suppress_tokens temperature tf_legacy_loss
+    tie_encoder_decoder top_k top_p typical_p use_bfloat16
 """.split())
 
 # Fields that change FLOPs, bytes or cache, and what they change: a family that does not read one refuses the
@@ -409,6 +418,9 @@ def _qwen3(f: Fields, *, moe: bool = False) -> dict:
     core = _core(f)
     n = core["n_layers"]
     windowed = _windowed_layers(f, n)
+    if not f.bool("use_qk_norm", True):  # Qwen3-Coder's config says true; the reference has no switch
+        raise f.error("use_qk_norm", "is false, but Qwen3's reference code (modeling_qwen3.py, modeling_qwen3_moe.py) "
+                                     "normalizes q and k in every layer")
     attention = _attention(f, core, qk_norm="head")
     sliding = attrs.evolve(attention, keys=Keys("sliding", f.int("sliding_window"))) if windowed else attention
     dense = MLP(core["d_ffn"], _gated_act(f))
@@ -428,8 +440,11 @@ def _qwen3_next(f: Fields) -> dict:
     full_attention_interval (or as layer_types says); attention with per-head q/k norms, partial rotary and a
     sigmoid output gate (attn_output_gate); MoE with a gated shared expert (modular_qwen3_next.py). A checkpoint
     without dense layers may omit intermediate_size (Qwen3.5): the experts' width stands in for listings."""
-    # Qwen3NextConfig's defaults where a checkpoint omits them: head_dim 256, a quarter of it rotated.
-    core = _core(f, ffn_default=f.int("moe_intermediate_size"), head_dim_default=256, rotary_default=0.25)
+    # Qwen3NextConfig's defaults where a checkpoint omits them: head_dim 256, a quarter of it rotated. Without
+    # num_experts (Qwen3.5-27B) every layer has a dense MLP of intermediate_size (modeling_qwen3_5.py).
+    moe = f.get("num_experts", default=None)[1] is not None
+    core = _core(f, ffn_default=f.int("moe_intermediate_size") if moe else _MISSING, head_dim_default=256,
+                 rotary_default=0.25)
     n = core["n_layers"]
     kinds = _layer_types(f, n, ("linear_attention", "full_attention"))
     if kinds is None:
@@ -440,7 +455,8 @@ def _qwen3_next(f: Fields) -> dict:
     full = _attention(f, core, qk_norm="head", gate=f.bool("attn_output_gate", True))
     linear = DeltaNet(f.int("linear_num_key_heads"), f.int("linear_num_value_heads"), f.int("linear_key_head_dim"),
                       f.int("linear_value_head_dim"), f.int("linear_conv_kernel_dim", default=4))
-    ffn, ffn_period = _qwen_ffn(f, n, _qwen_moe(f, shared=True, renormalize=True), MLP(core["d_ffn"], _gated_act(f)))
+    ffn, ffn_period = _qwen_ffn(f, n, _qwen_moe(f, shared=True, renormalize=True) if moe else None,
+                                MLP(core["d_ffn"], _gated_act(f)))
     # The mixers' pattern (the interval's, or the list) repeats; so does the MoE placement: both at once.
     stack = _stack(n, lambda i: parts.pre_norm(full if kinds[i % len(kinds)] == "full_attention" else linear, ffn(i)),
                    period=period_of(len(kinds), ffn_period), what="full_attention_interval")
@@ -819,6 +835,8 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "qwen3_next": _qwen3_next,
     "qwen3_5_text": _qwen3_next,
     "qwen3_5_moe_text": _qwen3_next,
+    "qwen3_vl_text": _qwen3,
+    "qwen3_vl_moe_text": lambda f: _qwen3(f, moe=True),
     "gpt2": _gpt2,
     "gpt_oss": _gpt_oss,
     "deepseek_v2": lambda f: _deepseek(f, v3=False),
@@ -841,7 +859,8 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
 
 # Multimodal wrappers: the language model in text_config is costed (its own model_type, or this default).
 WRAPPERS = {"gemma3": "gemma3_text", "llama4": "llama4_text", "mistral3": "mistral", "qwen3_5": "qwen3_5_text",
-            "qwen3_5_moe": "qwen3_5_moe_text"}
+            "qwen3_5_moe": "qwen3_5_moe_text", "qwen3_vl": "qwen3_vl_text", "qwen3_vl_moe": "qwen3_vl_moe_text",
+            "kimi_k25": "kimi_k2"}
 
 
 def register_family(model_type: str, family: Callable[[Fields], dict]) -> str:

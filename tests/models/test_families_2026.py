@@ -1,4 +1,5 @@
-"""MiniMax-M2 (model_type minimax_m2) and GLM-5 (glm_moe_dsa) from their config.json files.
+"""The families of late 2025 and 2026 from their config.json files: MiniMax-M2 (model_type minimax_m2), GLM-5
+(glm_moe_dsa), the multimodal wrappers of Qwen3-VL and Kimi-K2.5, Qwen3-Coder's use_qk_norm and the dense Qwen3.5.
 
 Expected values come from the dimensions and the reference code, never from the program's output:
 MiniMax's modeling_minimax_m2.py (q_norm over num_heads x head_dim, k_norm over num_kv_heads x head_dim, rope over the
@@ -145,3 +146,55 @@ def test_glm5_qk_head_dim_must_be_nope_plus_rope():
 def test_glm52_layers_sharing_a_selection_are_refused_by_name(changes, field):
     with pytest.raises(OpgraphError, match=repr(field)):
         load(GLM5, **changes)
+
+
+# Wrappers and variants of families opgraph already has: each costs exactly what its language model costs.
+QWEN3 = {"hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+         "intermediate_size": 128, "num_hidden_layers": 2, "vocab_size": 100, "tie_word_embeddings": False}
+
+
+@pytest.mark.parametrize("outer, inner, same_as", [
+    ("qwen3_vl", dict(QWEN3, model_type="qwen3_vl_text"), dict(QWEN3, model_type="qwen3")),
+    ("qwen3_vl_moe", dict(QWEN3, model_type="qwen3_vl_moe_text", num_experts=8, num_experts_per_tok=2,
+                          moe_intermediate_size=16), dict(QWEN3, model_type="qwen3_moe", num_experts=8,
+                                                          num_experts_per_tok=2, moe_intermediate_size=16)),
+    ("kimi_k25", {"model_type": "kimi_k2", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 3,
+      "intermediate_size": 128, "moe_intermediate_size": 16, "n_routed_experts": 8, "n_shared_experts": 1,
+      "num_experts_per_tok": 2, "first_k_dense_replace": 1, "q_lora_rank": 24, "kv_lora_rank": 32,
+      "qk_nope_head_dim": 16, "qk_rope_head_dim": 8, "v_head_dim": 16, "vocab_size": 100, "num_beams": 4,
+      "top_k": 50, "temperature": 0.7},
+     {"model_type": "kimi_k2", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 3,
+      "intermediate_size": 128, "moe_intermediate_size": 16, "n_routed_experts": 8, "n_shared_experts": 1,
+      "num_experts_per_tok": 2, "first_k_dense_replace": 1, "q_lora_rank": 24, "kv_lora_rank": 32,
+      "qk_nope_head_dim": 16, "qk_rope_head_dim": 8, "v_head_dim": 16, "vocab_size": 100}),
+])
+def test_multimodal_wrappers_cost_their_language_model(outer, inner, same_as):
+    wrapped = load({"model_type": outer, "vision_config": {"depth": 27}, "text_config": inner})
+    alone = load(same_as or inner)
+    phase = Phase.decode(2, 100)
+    assert wrapped.build(phase).params() == alone.build(phase).params()
+    assert any("vision tower" in n for n in wrapped.notes)
+    assert not any("not read" in n for n in wrapped.notes)  # transformers' generation defaults are no cost
+
+
+def test_qwen3_refuses_a_switched_off_qk_norm_and_reads_qwen3_coders_switched_on():
+    assert load(dict(QWEN3, model_type="qwen3_moe", num_experts=8, num_experts_per_tok=2, moe_intermediate_size=16,
+                     use_qk_norm=True))
+    with pytest.raises(OpgraphError, match="'use_qk_norm'"):
+        load(dict(QWEN3, model_type="qwen3", use_qk_norm=False))
+
+
+QWEN35_DENSE = {"model_type": "qwen3_5_text", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
+                "head_dim": 16, "intermediate_size": 64, "num_hidden_layers": 4, "vocab_size": 100,
+                "full_attention_interval": 4, "linear_num_key_heads": 2, "linear_num_value_heads": 4,
+                "linear_key_head_dim": 16, "linear_value_head_dim": 16, "linear_conv_kernel_dim": 4,
+                "attn_output_gate": True}
+
+
+def test_qwen35_without_experts_has_a_dense_mlp_of_intermediate_size():
+    # Qwen3.5-27B names no num_experts: every layer's MLP is gate, up and down of intermediate_size (no router).
+    narrow, wide = load(QWEN35_DENSE), load(QWEN35_DENSE, intermediate_size=128)
+    phase = Phase.decode(1, 8)
+    assert wide.build(phase).params() - narrow.build(phase).params() == 4 * 3 * 64 * 64
+    ops = layer_ops(narrow, phase)
+    assert "router" not in ops and ops["down_proj"].flops == 2 * 64 * 64
