@@ -202,6 +202,11 @@ def _moe_stack(n: int, attention, moe: MoE | None, dense: MLP) -> Stack:
                   breaks=[moe.first_dense], what="moe_layer_freq")
 
 
+def _scores(f: Fields, default: str) -> str:
+    """A MoE router's scoring_func: softmax or sigmoid (MoE.scores)."""
+    return f.choice({"softmax": "softmax", "sigmoid": "sigmoid"}, "scoring_func", default=default)
+
+
 def _mtp(f: Fields, key: str = "num_nextn_predict_layers", default: int = 0, *, layers: int | None = None) -> dict:
     """The multi-token-prediction layers the checkpoint ships (DecoderConfig.mtp_layers: `key`'s count, or
     `layers` where the family counts them itself), and the note that says next-token inference does not count
@@ -498,7 +503,7 @@ def _minimax_m2(f: Fields) -> dict:
         raise f.error("shared_intermediate_size", "is set: MiniMax-M2's reference code runs no shared expert")
     grouped = f.bool("use_grouped_topk", False)
     moe = MoE(experts=f.int("num_local_experts"), top_k=f.int("num_experts_per_tok"), d_expert=f.int("intermediate_size"),
-              scores=f.choice({"softmax": "softmax", "sigmoid": "sigmoid"}, "scoring_func", default="softmax"),
+              scores=_scores(f, default="softmax"),
               router_bias="selection" if f.bool("use_routing_bias", False) else None, renormalize=True,
               scaled=f.number("routed_scaling_factor", default=1.0) != 1.0,
               groups=f.int("num_expert_group", default=1) if grouped else 1, act=_gated_act(f),
@@ -615,7 +620,7 @@ def _deepseek_moe(f: Fields, *, v3: bool) -> MoE | None:
     (norm_topk_prob) scaled by routed_scaling_factor."""
     if f.get("n_routed_experts", default=None)[1] is None:
         return None
-    scoring = f.choice({"softmax": "softmax", "sigmoid": "sigmoid"}, "scoring_func", default="sigmoid" if v3 else "softmax")
+    scoring = _scores(f, default="sigmoid" if v3 else "softmax")
     topk_method = f.str("topk_method", default="noaux_tc" if v3 else "greedy")
     groups = f.int("n_group", default=1) if topk_method in ("group_limited_greedy", "noaux_tc") else 1
     if groups > 1:
