@@ -39,7 +39,7 @@ from collections.abc import Callable
 import attrs
 import numpy as np
 
-from opgraph.analysis.serve import ENGINES, Engine, serve, with_chunking, with_limits
+from opgraph.analysis.serve import ENGINES, Engine, length_range, serve, with_chunking, with_limits
 from opgraph.analysis.validate import Stats
 from opgraph.core.tensor import BF16, FP8, FP8_BLOCK128, FP8_TENSOR, Precision
 from opgraph.errors import OpgraphError
@@ -55,6 +55,11 @@ Resolve = Callable[[ServingMeasurement], tuple[Callable, Hardware]]
 PROTOCOLS = CLIENTS  # the benchmark clients a row may name, each served as load() says
 OWN = "each row's own client"  # validate_serving's protocol without one given: own_client(row) for each row
 AIPERF_ROUNDS = 20  # aiconfigurator's MULTI_ROUND default: requests = 20 x the concurrency
+# srt-slurm's sa-bench: num_prompts = concurrency x 5 (src/srtctl/benchmarks/scripts/sa-bench/bench.sh,
+# github.com/ishandhanani/srt-slurm)
+SA_BENCH_ROUNDS = 5
+ROUNDS = {"inferencemax": 10, "sa-bench": SA_BENCH_ROUNDS, "aiperf": AIPERF_ROUNDS, "wave": 1}
+DRAWN = ("inferencemax", "sa-bench")  # the clients that draw lengths from 0.8 of the row's to the row's own
 
 
 @attrs.frozen
@@ -69,6 +74,11 @@ class Client:
     def of(cls, given: "str | Client") -> "Client":
         """A Client from a protocol's name, or the Client given."""
         return given if isinstance(given, Client) else cls(given)
+
+
+def serving(row: ServingMeasurement) -> str:
+    """How the row was served: aggregated (one engine does prefill and decode) or disaggregated."""
+    return "disaggregated" if row.disaggregated else "aggregated"
 
 
 def own_client(row: ServingMeasurement) -> str:
@@ -109,11 +119,11 @@ class ServingValidation:
         """Rows predicted under each benchmark client, most first."""
         return dict(Counter(p.protocol for p in self.predictions).most_common())
 
-    def groups(self) -> dict[tuple[str, str, str], list[ServingPrediction]]:
-        """Predictions by (engine, GPU, model), sorted."""
-        out: dict[tuple[str, str, str], list[ServingPrediction]] = {}
+    def groups(self) -> dict[tuple[str, str, str, str], list[ServingPrediction]]:
+        """Predictions by (engine, GPU, model, serving: aggregated or disaggregated), sorted."""
+        out: dict[tuple[str, str, str, str], list[ServingPrediction]] = {}
         for p in self.predictions:
-            out.setdefault((p.row.engine, p.row.gpu, p.row.model), []).append(p)
+            out.setdefault((p.row.engine, p.row.gpu, p.row.model, serving(p.row)), []).append(p)
         return dict(sorted(out.items()))
 
     @staticmethod
@@ -138,15 +148,12 @@ def precision(row: ServingMeasurement) -> Precision | None:
 
 
 def load(row: ServingMeasurement, protocol: str) -> dict:
-    """serve's load arguments for a row under a benchmark protocol."""
+    """serve's load arguments for one replica of a row under a benchmark protocol (ROUNDS x its concurrency
+    requests, lengths DRAWN or fixed; `steady`: an endless loop)."""
     c, p, g = row.replica_concurrency, row.prompt, row.output
-    if protocol == "inferencemax":
-        return dict(concurrency=c, requests=10 * c, prompt=(int(0.8 * p), p), output=(max(int(0.8 * g), 1), g))
-    if protocol == "wave":
-        return dict(concurrency=c, requests=c, prompt=p, output=g)
-    if protocol == "aiperf":
-        return dict(concurrency=c, requests=AIPERF_ROUNDS * c, prompt=p, output=g)
-    return dict(concurrency=c, prompt=p, output=g)
+    if protocol in DRAWN:
+        p, g = (int(0.8 * p), p), (max(int(0.8 * g), 2), g)
+    return dict(concurrency=c, prompt=p, output=g, **({"requests": ROUNDS[protocol] * c} if protocol in ROUNDS else {}))
 
 
 def predict(row: ServingMeasurement, resolve: Resolve, protocol: str, overhead_s: float | None = None,
@@ -159,15 +166,58 @@ def predict(row: ServingMeasurement, resolve: Resolve, protocol: str, overhead_s
     engine's)."""
     if row.engine not in ENGINES:
         raise OpgraphError(f"engine {row.engine} is not modelled")
-    build, gpu = resolve(row)
-    engine = configured(ENGINES[row.engine](gpu), row).given(
-        lambda _: "as fitted", overhead_s=overhead_s, overhead_per_request_s=overhead_per_request_s,
-        host_launch_s=host_launch_s, scheduling=scheduling)
-    engine.check_layout(row.tp, row.ep)
+    figures = dict(overhead_s=overhead_s, overhead_per_request_s=overhead_per_request_s, host_launch_s=host_launch_s,
+                   scheduling=scheduling)
+    if row.disaggregated:
+        return predict_disaggregated(row, resolve, protocol, request_latency_s, figures)
+    build, gpu, engine = _served(row, resolve, figures)
     # a concurrency beyond what runs at once queues, as the measured engine queued it
     s = serve(build, planfile.load(engine.plan), gpu, engine=engine, queue=True,
               request_latency_s=request_latency_s, request_latency_source="given for the row", **load(row, protocol))
     return ServingPrediction(row, s.ttft.mean, s.tpot.mean, protocol)
+
+
+def _served(row: ServingMeasurement, resolve: Resolve, figures: dict) -> tuple[Callable, Hardware, Engine]:
+    """A row's (or one pool's) model builder, GPU and engine as its benchmark ran it, with `figures` (predict's) in
+    place of the engine's own where given."""
+    build, gpu = resolve(row)
+    engine = configured(ENGINES[row.engine](gpu), row).given(lambda _: "as fitted", **figures)
+    engine.check_layout(row.tp, row.ep)
+    return build, gpu, engine
+
+
+def predict_disaggregated(row: ServingMeasurement, resolve: Resolve, protocol: str, request_latency_s: float,
+                          figures: dict) -> ServingPrediction:
+    """A disaggregated row served as `serve --disaggregate` serves it: its prefill workers and decode workers, each
+    pool at its own layout with the row's engine settings, a decode replica holding what its KV cache holds and the
+    rest of the client's requests queued for a slot; `steady` in closed form (opgraph.analysis.disaggregated), a
+    benchmark client's requests (load: its rounds of every decode replica's concurrency, all counted) as events."""
+    from opgraph.analysis import disaggregated_events
+    from opgraph.analysis.disaggregated import disaggregated, one_node, side
+    from opgraph.analysis.plan import Layout
+    from opgraph.analysis.serve import kv_blocks, replica_holds
+
+    given = load(row, protocol)
+    prompts, outputs = (length_range("prompt", given[k]) for k in ("prompt", "output"))
+    prompt, output = (prompts[0] + prompts[1]) // 2, (outputs[0] + outputs[1]) // 2  # the closed form's, the means
+    sides, gpu = [], None
+    for workers, (tp, dp, ep), pp in ((row.prefill[0], row.prefill[1:], 1), (row.decode_workers,
+                                                                             (row.tp, row.dp, row.ep), row.pp)):
+        pool = attrs.evolve(row, tp=tp, dp=dp, ep=ep, pp=pp)
+        build, gpu, engine = _served(pool, resolve, figures)
+        fusion = planfile.load(engine.plan)
+        sides.append(side(build, fusion, gpu, engine, Layout(tp, dp, ep, pp), workers, prompt, gpu))
+    blocks, per_request = kv_blocks(build, fusion, gpu, engine, prompts[1] + outputs[1])  # the decode pool's
+    holds = replica_holds(blocks, per_request, engine, sides[1].lanes)
+    c = row.replica_concurrency
+    d = disaggregated(row.model, gpu, *sides, concurrency=c, prompt=prompt, output=output,
+                      same_node=one_node(gpu, sum(s.workers * s.gpus for s in sides)), queued_beyond=holds)
+    if "requests" not in given:
+        return ServingPrediction(row, d.ttft_s + request_latency_s, d.tpot_s, protocol)
+    run = disaggregated_events.run(*sides, concurrency=c, prompt=prompts, output=outputs, transfer_s=d.transfer_s,
+                                   holds=holds, decoding=d.decoding, requests=given["requests"] * row.replicas,
+                                   queue=True)
+    return ServingPrediction(row, run.ttft.mean + request_latency_s, run.tpot.mean, protocol)
 
 
 def configured(engine: Engine, row: ServingMeasurement) -> Engine:

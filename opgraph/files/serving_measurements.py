@@ -44,7 +44,11 @@ unread, as extracts carry provenance):
     chunked_prefill whether the engine ran long prompts in chunks: empty (its default: vLLM and SGLang on,
                     TensorRT-LLM off), on or off (served as `opgraph serve --chunked-prefill` and
                     `--no-chunked-prefill` serve it; SGLang always chunks, so off is refused for it)
-    client          the benchmark client that measured the row: steady, wave, inferencemax or aiperf
+    decode_workers, prefill_workers  a disaggregated deployment's decode and prefill workers (both or neither;
+                    neither: one engine does both); tp, pp, dp, ep and moe_tp are then each decode worker's layout
+                    and the concurrency the client's over every decode replica (decode_workers x dp of them)
+    prefill_tp, prefill_dp, prefill_ep  each prefill worker's layout (default 1), with prefill_workers
+    client          the benchmark client that measured the row: steady, wave, inferencemax, sa-bench or aiperf
                     (opgraph.analysis.serving_validate says what each runs); `opgraph validate` serves each row so
                     unless --protocol names one for all; empty: not known (steady)
     source_id       free text, shown with the row's errors
@@ -70,7 +74,8 @@ KV_DTYPES = ("", "fp8")
 SCHEDULINGS = ("", "async", "sync")
 CHUNKED_PREFILL = ("", "on", "off")
 # the benchmark clients a row may name (the client column), each run as opgraph.analysis.serving_validate.load says
-CLIENTS = ("steady", "inferencemax", "wave", "aiperf")
+CLIENTS = ("steady", "inferencemax", "wave", "aiperf", "sa-bench")
+POOL_COLUMNS = ("decode_workers", "prefill_workers", "prefill_tp", "prefill_dp", "prefill_ep")
 
 
 @attrs.frozen
@@ -100,11 +105,22 @@ class ServingMeasurement:
     client: str = ""  # CLIENTS: the benchmark client that measured the row; "": not known
     memory_fraction: float = 0.0  # the engine's memory setting as the benchmark set it; 0: the engine's default
     chunked_prefill: str = ""  # CHUNKED_PREFILL: "" the engine's default, on or off
+    decode_workers: int = 0  # a disaggregated deployment's decode workers (each of tp, pp, dp, ep); 0: aggregated
+    prefill: tuple[int, int, int, int] = (0, 1, 1, 1)  # its prefill workers and each one's tp, dp and ep
+
+    @property
+    def disaggregated(self) -> bool:
+        return self.decode_workers > 0
+
+    @property
+    def replicas(self) -> int:
+        """The replicas the client's requests spread over: data-parallel ones, of every decode worker."""
+        return self.dp * max(self.decode_workers, 1)
 
     @property
     def replica_concurrency(self) -> int:
-        """Requests in flight on each data-parallel replica: the client's concurrency spread evenly."""
-        return self.concurrency // self.dp
+        """Requests in flight on each (decode) replica: the client's concurrency spread evenly."""
+        return self.concurrency // self.replicas
 
     @property
     def skip(self) -> str:
@@ -120,8 +136,12 @@ class ServingMeasurement:
             return "MoE tensor parallelism beside data parallelism (not modelled in serving yet)"
         if self.moe_tp > 1 and self.ep > 1 and self.moe_tp * self.ep != self.tp:
             return f"moe_tp {self.moe_tp} x ep {self.ep} is not the tp of {self.tp} (not modelled in serving yet)"
-        if self.concurrency % self.dp:
-            return f"concurrency {self.concurrency} not a multiple of dp {self.dp}"
+        if self.concurrency % self.replicas:
+            return (f"concurrency {self.concurrency} not a multiple of dp {self.dp}" if not self.disaggregated else
+                    f"concurrency {self.concurrency} not a multiple of the {self.replicas} decode replicas")
+        if self.disaggregated and not expert_layout(*self.prefill[1:3], self.prefill[3]):
+            return (f"prefill_ep {self.prefill[3]} over part of the prefill_tp x prefill_dp = "
+                    f"{self.prefill[1] * self.prefill[2]} GPUs (not modelled in serving yet)")
         return ""
 
 
@@ -195,8 +215,13 @@ def read(path: str | Path) -> list[ServingMeasurement]:
         where = f"{path}: row {i}"
         ints = {c: _number(where, c, f[c], int) for c in ("tp", "prompt_tokens", "output_tokens")}
         ints["concurrency"] = _number(where, "concurrency", f["concurrency"], int) if f["concurrency"].strip() else 0
-        ints.update({c: _number(where, c, f[c], int) for c in ("pp", "dp", "ep", "moe_tp", "max_batch_tokens")
-                     if f.get(c)})
+        ints.update({c: _number(where, c, f[c], int) for c in ("pp", "dp", "ep", "moe_tp", "max_batch_tokens",
+                                                                   *POOL_COLUMNS) if (f.get(c) or "").strip()})
+        if ("decode_workers" in ints) != ("prefill_workers" in ints) or (
+                "decode_workers" not in ints and any(c in ints for c in POOL_COLUMNS)):
+            raise OpgraphError(f"{where}: columns decode_workers and prefill_workers: a disaggregated row gives both "
+                               f"(its prefill_tp, prefill_dp and prefill_ep beside them), an aggregated row none of "
+                               f"{', '.join(POOL_COLUMNS)}")
         kernel, kv, scheduled, client, chunking = (_choice(where, f, c, valid) for c, valid in (
             ("moe_kernel", MOE_KERNELS), ("kv_dtype", KV_DTYPES), ("scheduling", SCHEDULINGS),
             ("client", ("", *CLIENTS)), ("chunked_prefill", CHUNKED_PREFILL)))
@@ -209,7 +234,9 @@ def read(path: str | Path) -> list[ServingMeasurement]:
             _number(where, "tpot_ms", f["tpot_ms"], float) / 1e3, ints.get("pp", 1), ints.get("dp", 1),
             ints.get("ep", 1), f.get("gemm_quant_mode") or "", tuple(x for x in (f.get("flags") or "").split(";") if x),
             f.get("source_id") or "", ints.get("moe_tp", 0), ints.get("max_batch_tokens", 0), kv, kernel,
-            _batch_wait(where, f), scheduled, client, _memory_fraction(where, f), chunking))
+            _batch_wait(where, f), scheduled, client, _memory_fraction(where, f), chunking,
+            ints.get("decode_workers", 0),
+            (ints.get("prefill_workers", 0), *(ints.get(f"prefill_{k}", 1) for k in ("tp", "dp", "ep")))))
     if not out:
         raise OpgraphError(f"{path}: no measurements (only a header)")
     return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from opgraph.analysis.plan import Layout
-from opgraph.analysis.serving_validate import OWN, ServingValidation
+from opgraph.analysis.serving_validate import OWN, ServingValidation, serving
 from opgraph.analysis.validate import Stats
 from opgraph.render import renderer
 from opgraph.render.text import header, heading, lines, table, to_csv, to_json
@@ -31,11 +31,11 @@ def as_text(v: ServingValidation, fmt: str) -> str:
     rows = [[*key, f"{len(ps):,}", *_cells(v.stats(ps, "tpot")), *_cells(v.stats(ps, "ttft"))]
             for key, ps in v.groups().items()]
     if v.predictions:
-        rows.append(["all", "", "", f"{len(v.predictions):,}", *_cells(v.stats(v.predictions, "tpot")),
+        rows.append(["all", "", "", "", f"{len(v.predictions):,}", *_cells(v.stats(v.predictions, "tpot")),
                      *_cells(v.stats(v.predictions, "ttft"))])
-    out += ["", table(rows, ["engine", "gpu", "model", "rows", "TPOT median |error|", "p90", "median error",
-                             "TTFT median |error|", "p90", "median error"], fmt,
-                      colalign=("left", "left", "left", *("right",) * 7))
+    out += ["", table(rows, ["engine", "gpu", "model", "serving", "rows", "TPOT median |error|", "p90",
+                             "median error", "TTFT median |error|", "p90", "median error"], fmt,
+                      colalign=("left", "left", "left", "left", *("right",) * 7))
             if rows else "no row predicted: each is skipped, for the reasons above"]
     worst = sorted(v.predictions, key=lambda p: abs(p.tpot_error), reverse=True)[:5]
     rows = [[p.row.engine, p.row.gpu, p.row.model, f"{_layout(p.row)}, c {p.row.concurrency}, {p.row.prompt:,} -> "
@@ -56,9 +56,9 @@ def as_json(v: ServingValidation, fmt: str) -> str:
         "gpu": v.gpu, "units": {"*_s": "s"},
         "skipped": {why: n for why, n in v.skipped},
         "stats": {"all": {m: stats_record(v.stats(v.predictions, m)) for m in METRICS} if v.predictions else {},
-                  "by_engine_gpu_model": [{"engine": e, "gpu": g, "model": m,
+                  "by_engine_gpu_model": [{"engine": e, "gpu": g, "model": m, "serving": how,
                                            **{k: stats_record(v.stats(ps, k)) for k in METRICS}}
-                                          for (e, g, m), ps in v.groups().items()]},
+                                          for (e, g, m, how), ps in v.groups().items()]},
         "rows": [_row(p) for p in v.predictions]})
 
 
@@ -72,14 +72,23 @@ def _protocol(v: ServingValidation) -> str:
 
 
 def _layout(r) -> str:
-    """The row's parallel layout in the plan's words (tp 4 x ep 2 (2 groups of 2), dp 2 x ep 2, 1 GPU)."""
-    return Layout(r.tp, r.dp, r.ep, r.pp).describe()
+    """The row's parallel layout in the plan's words (tp 4 x ep 2 (2 groups of 2), dp 2 x ep 2, 1 GPU); a
+    disaggregated row's workers too (1p9d: prefill tp 8 x ep 8, decode tp 8 x ep 8)."""
+    decode = Layout(r.tp, r.dp, r.ep, r.pp).describe()
+    if not r.disaggregated:
+        return decode
+    workers, tp, dp, ep = r.prefill
+    return f"{workers}p{r.decode_workers}d: prefill {Layout(tp, dp, ep, 1).describe()}, decode {decode}"
 
 
 def _row(p) -> dict:
     r = p.row
     return {"row": r.row, "engine": r.engine, "gpu": r.gpu, "model": r.model, "tp": r.tp, "pp": r.pp, "dp": r.dp,
-            "ep": r.ep, "concurrency": r.concurrency, "prompt_tokens": r.prompt, "output_tokens": r.output, "gemm": r.gemm,
+            "ep": r.ep, "serving": serving(r), "decode_workers": r.decode_workers or None,
+            "prefill_workers": r.prefill[0] or None, **({f"prefill_{k}": x for k, x in zip(("tp", "dp", "ep"),
+                                                                                      r.prefill[1:])}
+                                                       if r.disaggregated else {}),
+            "concurrency": r.concurrency, "prompt_tokens": r.prompt, "output_tokens": r.output, "gemm": r.gemm,
             # the engine settings the row gave (null: the engine's default)
             "max_batch_tokens": r.max_batch_tokens or None, "kv_dtype": r.kv_dtype or None,
             "moe_kernel": r.moe_kernel or None, "batch_wait_ratio": r.batch_wait[0] or None,
@@ -110,7 +119,9 @@ def as_html(v: ServingValidation, fmt: str) -> str:
     colour = palette(sorted({r["engine"] for r in d["rows"]}))
 
     def hover(r: dict, metric: str) -> str:
-        return (f"row {r['row']}: {r['engine']} {r['model']} on {r['gpu']}, tp {r['tp']}, concurrency "
+        pools = (f", disaggregated {r['prefill_workers']}p{r['decode_workers']}d (prefill tp {r['prefill_tp']}, "
+                 f"decode tp {r['tp']})" if r["serving"] == "disaggregated" else f", tp {r['tp']}")
+        return (f"row {r['row']}: {r['engine']} {r['model']} on {r['gpu']}{pools}, concurrency "
                 f"{r['concurrency']}, {r['prompt_tokens']:,} -> {r['output_tokens']:,} tokens; measured "
                 f"{r[f'measured_{metric}_s'] * 1e3:,.1f} ms, expected {r[f'expected_{metric}_s'] * 1e3:,.1f} ms, "
                 f"error {r[f'{metric}_error']:+.0%}")
@@ -120,8 +131,9 @@ def as_html(v: ServingValidation, fmt: str) -> str:
                                       hover(r, m)) for r in d["rows"]], f"measured {name} (ms)",
                                     f"expected {name} (ms)")
         for m, name in (("tpot", "TPOT"), ("ttft", "TTFT"))) if d["rows"] else "<p class=\"note\">no row predicted</p>"
-    groups = d["stats"]["by_engine_gpu_model"] + [{"engine": "all", "gpu": "", "model": "", **d["stats"]["all"]}]
-    rows = [([(g["engine"], g["engine"]), (g["gpu"], g["gpu"]), (g["model"], g["model"]),
+    groups = d["stats"]["by_engine_gpu_model"] + [{"engine": "all", "gpu": "", "model": "", "serving": "",
+                                                   **d["stats"]["all"]}]
+    rows = [([(g["engine"], g["engine"]), (g["gpu"], g["gpu"]), (g["model"], g["model"]), (g["serving"], g["serving"]),
               (f"{g['tpot']['count']:,}", g["tpot"]["count"]),
               *((f"{g[m]['median_abs_error']:.1%} ({g[m]['median_error']:+.1%})", g[m]["median_abs_error"])
                 for m in ("tpot", "ttft"))], {"data-op": " ".join(x for x in (g["engine"], g["gpu"], g["model"]) if x)})
@@ -132,6 +144,6 @@ def as_html(v: ServingValidation, fmt: str) -> str:
             f"fitted); error = (expected - measured) / measured" + (f"; skipped: {esc(skipped)}" if skipped else "")
             + ".")
     body = (legend(colour) + charts + "<h2>errors by engine, GPU and model</h2>"
-            + table("errors", ["engine", "GPU", "model", "rows", "TPOT median |error| (signed)",
+            + table("errors", ["engine", "GPU", "model", "serving", "rows", "TPOT median |error| (signed)",
                                "TTFT median |error| (signed)"], rows))
     return page(title, note, body, data)

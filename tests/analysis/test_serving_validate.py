@@ -140,19 +140,19 @@ def test_a_bad_client_names_the_column_and_the_choices(tmp_path):
     f.write_text("model,gpu,engine,tp,concurrency,prompt_tokens,output_tokens,ttft_ms,tpot_ms,client\n"
                  "llama-3-8b,h100-sxm,sglang,1,4,500,16,50.0,10.0,locust\n")
     with pytest.raises(OpgraphError, match="row 1: column client: 'locust' is not one of: empty, steady, "
-                                           "inferencemax, wave, aiperf"):
+                                           "inferencemax, wave, aiperf, sa-bench"):
         serving_measurements.read(f)
 
 
 def test_the_extract_names_each_campaigns_client_as_its_tooling_documents_it():
     # aiconfigurator's generator writes the Dynamo runs' aiperf benchmark; InferenceX's client for its dump and dated
-    # CSVs; the gap-analysis CSVs name none
+    # CSVs, and srt-slurm's sa-bench for its disaggregated runs (the dump's); the gap-analysis CSVs name none
     import csv
     import gzip
     from pathlib import Path
     data = Path(__file__).parents[2] / "benchmarks" / "data" / "serving-measured.csv.gz"
     clients = {(r["data_source_kind"], r["client"]) for r in csv.DictReader(gzip.open(data, "rt"))}
-    assert clients == {("aic-auto-gap-analysis", "aiperf"), ("db-dump", "inferencemax"),
+    assert clients == {("aic-auto-gap-analysis", "aiperf"), ("db-dump", "inferencemax"), ("db-dump", "sa-bench"),
                        ("dated-csv", "inferencemax"), ("gap-analysis-csv", "")}
 
 
