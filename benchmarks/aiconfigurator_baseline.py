@@ -5,6 +5,7 @@ run here once and its predictions kept as data):
 
     python -m venv /tmp/aic && /tmp/aic/bin/pip install aiconfigurator==0.12.0 aiconfigurator-core==0.12.0
     /tmp/aic/bin/python benchmarks/aiconfigurator_baseline.py          # 16 minutes on this 2-core machine
+    /tmp/aic/bin/python benchmarks/aiconfigurator_baseline.py --new    # only the rows without a prediction yet
 
 writes benchmarks/data/aiconfigurator-predictions.csv.gz, one row per H100/H200 row of
 benchmarks/data/serving-measured.csv.gz (`source_id`, the silicon row's `id`): the TTFT and TPOT aiconfigurator
@@ -52,6 +53,9 @@ MEASURED = DATA / "serving-measured.csv.gz"
 OUT = DATA / "aiconfigurator-predictions.csv.gz"
 HELD_OUT = ("h100-sxm", "h200")
 PARALLEL = ("tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")
+# a disaggregated row's fields, each pool's layout, batch and workers (predict_silicon_sample.py's DISAGG_FIELDS)
+DISAGGREGATED = tuple(f"{pool}_{field}" for pool in ("prefill", "decode")
+                      for field in (*PARALLEL, "batch_size", "num_workers"))
 VERSION_REFUSED = ("Failed to load perf database", "raw version query")
 # The rows' model ids aiconfigurator 0.12.0 ships no config for, and the shipped config each is given: the same
 # model's config under its former name on the Hub (Meta-Llama-3.1-* was renamed Llama-3.1-*; an Instruct model and
@@ -94,15 +98,16 @@ def silicon_rows(source: Path | None) -> dict[str, dict[str, str]]:
 
 
 def estimate_args(silicon: dict[str, str], run: dict[str, str] | None = None) -> dict:
-    """cli_estimate's arguments for one silicon row, as predict_silicon_sample.py's _estimate_args builds them for an
-    aggregated row (every held-out row is one); with `run`, the row as serving-measured.csv.gz says it ran
-    (as_run)."""
+    """cli_estimate's arguments for one silicon row, as predict_silicon_sample.py's _estimate_args builds them (an
+    aggregated row's batch and layout, a disaggregated row's each pool's); with `run`, the row as
+    serving-measured.csv.gz says it ran (as_run)."""
     args = dict(
         model_path=silicon["model_path"], system_name=silicon["system"], mode=silicon["mode"],
         backend_name=silicon["backend"], backend_version=silicon["backend_version"] or None, isl=int(silicon["isl"]),
         osl=int(silicon["osl"]), gemm_quant_mode=silicon["gemm_quant_mode"] or None,
         moe_quant_mode=silicon["moe_quant_mode"] or None,
-        **{field: int(silicon[field]) for field in ("batch_size", *PARALLEL) if silicon.get(field)},
+        **{field: int(silicon[field]) for field in (DISAGGREGATED if silicon["mode"] == "disagg" else
+                                                   ("batch_size", *PARALLEL)) if silicon.get(field)},
     )
     return as_run(args, run) if run else args
 
@@ -115,7 +120,8 @@ def as_run(args: dict, run: dict[str, str]) -> dict:
     ints = {k: int(run[k]) for k in ("tp", "pp", "dp", "moe_tp", "ep") if run.get(k)}
     layout = dict(tp_size=ints.get("tp", 1), pp_size=ints.get("pp", 1), attention_dp_size=ints.get("dp", 1),
                   moe_tp_size=ints.get("moe_tp"), moe_ep_size=ints.get("ep"))
-    out = {**args, **{k: v for k, v in layout.items() if v is not None}}
+    # a disaggregated row's pools are as the file gives them (no correction is made to them)
+    out = {**args, **({} if run.get("decode_workers") else {k: v for k, v in layout.items() if v is not None})}
     if args.get("gemm_quant_mode") in UNPRICED_GEMMS and run["model"] in CHECKPOINT_STORAGE:
         out["gemm_quant_mode"], out["moe_quant_mode"] = CHECKPOINT_STORAGE[run["model"]]
     scheme = fp8_scheme(run)
@@ -201,13 +207,22 @@ def main(argv: list[str]) -> int:
 
     logging.disable(logging.WARNING)  # aiconfigurator logs every table it loads
     site = str(Path(aiconfigurator_core.__file__).parent.parent) + os.sep  # its errors name its files: kept relative
+    new = "--new" in argv  # predict only the rows the file has no prediction for yet, keeping the others
+    argv = [a for a in argv if a != "--new"]
     silicon = silicon_rows(Path(argv[0]).resolve() if argv else None)
     with gzip.open(MEASURED, "rt", newline="") as f:
         runs = [r for r in csv.DictReader(f) if r["gpu"] in HELD_OUT]
+    kept = {}
+    if new:
+        with gzip.open(OUT, "rt", newline="") as f:
+            kept = {r["source_id"]: r for r in csv.DictReader(f)}
     os.chdir(tempfile.mkdtemp())
     model_configs(Path.cwd())
     found, start = [], time.time()
     for n, run in enumerate(runs, 1):
+        if run["source_id"] in kept:
+            found.append(kept[run["source_id"]])
+            continue
         out = dict.fromkeys(FIELDS, "")
         out.update(source_id=run["source_id"], aiconfigurator=__version__)
         try:

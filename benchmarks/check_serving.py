@@ -21,7 +21,10 @@ GEMM storage, its engine's scheduler, defaults and kernels, under a benchmark pr
 `opgraph validate` does by default; extract_serving.py writes it from source code, not from any row's error):
 aiconfigurator's generated aiperf benchmark for NVIDIA's Dynamo runs (aic-auto-gap-analysis), InferenceX's client for
 the database dump (aisimulate replays those points with 10 x C requests and a range ratio of 0.8) and for the dated
-CSVs (the same field names and engine images: an inference); the gap-analysis CSVs name no tool and stay `steady`.
+CSVs (the same field names and engine images: an inference), srt-slurm's sa-bench for the dump's disaggregated runs
+(5 x C requests over every decode replica, lengths from 0.8 of the row's: the recipes InferenceX's configs name);
+the gap-analysis CSVs name no tool and stay `steady`. A disaggregated row (its decode_workers and prefill_workers
+columns) is served as `opgraph serve --disaggregate` serves it, each pool at its own layout.
 `by-campaign` serves each row under the protocol benchmarks/fit_protocol.py chose for its campaign and engine on the
 B200 and GB200 rows (benchmarks/data/serving-protocols.json), where it chose on at least fit_protocol.MIN_ROWS rows; a
 campaign or engine with fewer is served as `by-source` serves it. `--latency fitted` adds to each row's TTFT the request latency
@@ -103,9 +106,11 @@ def selected(gpus, models=None, engines=None):
     return lambda r: r.gpu in gpus and (not models or r.model in models) and (not engines or r.engine in engines)
 
 
-def rows(gpus, models=None, engines=None) -> list:
-    """The file's rows of these GPUs (and models and engines, if given)."""
-    return list(filter(selected(gpus, models, engines), serving_measurements.read(DATA)))
+def rows(gpus, models=None, engines=None, aggregated: bool = False) -> list:
+    """The file's rows of these GPUs (and models and engines, if given; `aggregated`: those rows only, without the
+    disaggregated ones)."""
+    return [r for r in serving_measurements.read(DATA)
+            if selected(gpus, models, engines)(r) and not (aggregated and r.disaggregated)]
 
 
 def by_tp(predictions) -> str:
@@ -205,7 +210,7 @@ def baseline(v, path: Path = BASELINE) -> str:
     with gzip.open(path, "rt", newline="") as f:
         theirs = {r["source_id"]: r for r in csv.DictReader(f) if r["tpot_ms"]}
     out = []
-    for key, ps in [*v.groups().items(), (("all", "", ""), list(v.predictions))]:
+    for key, ps in [*v.groups().items(), (("all", "", "", ""), list(v.predictions))]:
         both = [p for p in ps if p.row.source in theirs]
         aic = [ServingPrediction(p.row, float(theirs[p.row.source]["ttft_ms"]) / 1e3,
                                  float(theirs[p.row.source]["tpot_ms"]) / 1e3) for p in both]
@@ -215,7 +220,7 @@ def baseline(v, path: Path = BASELINE) -> str:
         out.append([*key, f"{len(ps):,}", *cells])
     used = sorted({r["aiconfigurator"] for r in theirs.values()})
     tables = sorted({r["backend_version"] for r in theirs.values()})
-    return (tabulate(out, ["engine", "GPU", "model", "rows opgraph predicts", "of them aiconfigurator too",
+    return (tabulate(out, ["engine", "GPU", "model", "serving", "rows opgraph predicts", "of them aiconfigurator too",
                            "TPOT opgraph", "TPOT aiconfigurator", "TTFT opgraph", "TTFT aiconfigurator"],
                      disable_numparse=True)
             + f"\n(median |error| on the rows both predict; aiconfigurator {', '.join(used)} with its tables of engine "

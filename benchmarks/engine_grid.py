@@ -49,7 +49,8 @@ def figures(ap: argparse.ArgumentParser, option: str, text: str) -> list[float]:
 def errors(engine: str, figures: dict, limit: int | None) -> list[float]:
     """Signed TPOT errors of the engine's B200 and GB200 rows served with `figures` (predict's keywords), at most
     `limit` rows per (GPU, model)."""
-    v = validate_serving(rows(FIT_GPUS, engines=[engine]), serving_row, protocol=BY_SOURCE, limit=limit,
+    # the engines' figures are fitted on aggregated rows (an engine that runs prompts and decodes together)
+    v = validate_serving(rows(FIT_GPUS, engines=[engine], aggregated=True), serving_row, protocol=BY_SOURCE, limit=limit,
                          per_row=per_row(BY_SOURCE), figures=figures)
     return [p.tpot_error for p in v.predictions]
 

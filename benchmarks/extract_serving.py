@@ -65,8 +65,11 @@ Rows kept and dropped
 ---------------------
 A row is kept when (checked in this order; the first failing test is the reason counted):
 
-1. ``mode == "agg"`` (aggregated serving: one engine does prefill and decode). Dropped otherwise
-   (``disaggregated``; the 1,602 ``disagg`` rows have separate prefill/decode worker columns).
+1. ``mode == "agg"`` (aggregated serving: one engine does prefill and decode), or ``mode == "disagg"`` with both
+   pools' workers given (``prefill_num_workers``, ``decode_num_workers``: InferenceX's database dump and NVIDIA's
+   Dynamo runs give them, 274 rows; written as ``convert_disaggregated`` says). Dropped otherwise (``disaggregated,
+   workers not given``: InferenceX's dated CSVs, 1,328 rows, which give neither pool's workers nor its attention
+   data parallelism; until December 2026 all 1,602 ``disagg`` rows were dropped).
 2. its ``model_path`` maps to an opgraph preset (table ``MODELS`` below). Dropped otherwise
    (``model not in opgraph``: none since MiniMaxAI/MiniMax-M2.5 and zhipuai/GLM-5 got presets, December 2026;
    until then their 609 agg rows were dropped so).
@@ -76,11 +79,11 @@ A row is kept when (checked in this order; the first failing test is the reason 
 The numbers this script prints on the 0.12.0 file:
 
     rows in                         5221
-    dropped disaggregated           1602
+    dropped disaggregated, workers not given  1328
     dropped model not in opgraph       0
     dropped GPU unknown                0
     dropped missing TTFT/TPOT          0
-    kept                            3619
+    kept                            3893
 
 Repeated measurements of one configuration (same engine, version, model, GPU, parallelism, isl, osl,
 concurrency) from different runs or dates are all kept, each as its own row (``source_id`` and
@@ -160,6 +163,12 @@ ep                  ``moe_ep_size``: "MoE expert parallelism size". 0 in 25 rows
                     (``ModelConfig.resolve_moe_parallelism``); for dense models the MoE fields mean nothing.
 gpus_per_worker     tp * pp * dp: "GPUs occupied by a single worker = tp * pp * dp * cp"
                     (``ModelConfig.total_gpus_per_worker``; cp is 1 here). Derived; see ``width_exceeds_*``.
+                    A disaggregated row's tp, pp, dp, moe_tp, ep and gpus_per_worker are its decode workers'
+                    (``decode_*_size``), its batch_size_per_dp_rank their ``decode_batch_size``.
+decode_workers, prefill_workers  a disaggregated row's ``decode_num_workers`` and ``prefill_num_workers``; empty for
+                    an aggregated row.
+prefill_tp, prefill_dp, prefill_ep  its prefill workers' ``prefill_tp_size``, ``prefill_attention_dp_size`` and
+                    ``prefill_moe_ep_size`` (empty or 0 written 1); empty for an aggregated row.
 concurrency         the benchmark's client concurrency, from ``silicon_concurrency=`` in
                     ``silicon_data_source`` (or, where that is absent, the ``_c<N>_`` in the row id); empty
                     for 12 rows that give neither (flag ``no_concurrency``).
@@ -167,8 +176,8 @@ request_rate_req_per_s  always empty: no row gives a request rate (all are close
 batch_size_per_dp_rank  the CSV's ``batch_size``: "Batch size (max concurrent requests, used for agg mode)".
                     aiconfigurator's InferenceX adapter sets it to concurrency // (replicas * attention_dp), so
                     normally concurrency = batch_size * dp, one replica.
-concurrency_over_batch_x_dp  concurrency / (batch_size * dp), derived: 1 in 3,577 rows, empty in 12 (no
-                    concurrency), else 2, 4, 8 or 32 in 29 aic-auto-gap-analysis rows (where it mostly equals tp:
+concurrency_over_batch_x_dp  concurrency / (batch_size * dp), derived (a disaggregated row's over its decode workers
+                    too): 1 in 3,844 rows, empty in 19 (no concurrency), else 2, 4, 8 or 32 in 29 aic-auto-gap-analysis rows (where it mostly equals tp:
                     batch_size there looks like concurrency per GPU, or the run had several replicas; the file
                     does not say which) and 1/64 in one dated-csv row (batch_size = concurrency with dp 64).
 prompt_tokens       the CSV's ``isl``: "Input sequence length" (nominal; see the workload note above).
@@ -179,17 +188,20 @@ measured_date       ``measured=`` from ``silicon_data_source`` (date of the run;
 data_source_kind    db-dump | dated-csv | aic-auto-gap-analysis | gap-analysis-csv (see above).
 wip                 ``wip=`` from ``silicon_data_source`` (True/False) where given; else empty.
 flags               ;-separated warnings, empty when none (counts on 0.12.0 in brackets):
-                    ``width_exceeds_node`` (61): gpus_per_worker > gpus_per_node on an 8-GPU HGX node: vLLM
+                    ``width_exceeds_node`` (69): gpus_per_worker > gpus_per_node on an 8-GPU HGX node: vLLM
                     Kimi-K2.5 on the B200 (30) and MiniMax-M2.5 on the H100, B200 and B300 (31), tp 4 x dp 4 with
-                    ep 16 (ids ``tp4_ep4``, not the pattern above). The
+                    ep 16 (ids ``tp4_ep4``, not the pattern above); a disaggregated row with a prefill or decode
+                    worker so wide (8: DeepSeek-R1's H100 runs, workers of 16 GPUs). The
                     329 rows laid out as run (above) were flagged so, or taken at their file layout, until
                     December 2026.
-                    ``width_exceeds_tray`` (57): GB200/GB300 worker wider than one 4-GPU tray but within the
-                    72-GPU NVLink rack (DeepSeek-R1 tp 12..72, ep 1, "agg"): odd GPU counts (12, 20, 28, 52)
-                    suggest disaggregated or multi-worker Dynamo deployments recorded as one worker.
-                    ``moe_width_mismatch`` (19): MoE model with tp * dp != moe_tp * ep (vLLM Qwen3-235B, H200).
+                    ``width_exceeds_tray`` (172): GB200/GB300 worker wider than one 4-GPU tray but within the
+                    72-GPU NVLink rack (57 aggregated: DeepSeek-R1 tp 12..72, ep 1: odd GPU counts (12, 20, 28, 52)
+                    suggest disaggregated or multi-worker Dynamo deployments recorded as one worker; 115
+                    disaggregated rows with a worker of 8 or more GPUs).
+                    ``moe_width_mismatch`` (21): MoE model with tp * dp != moe_tp * ep (vLLM Qwen3-235B: 19 on the
+                    H200, and 2 disaggregated rows on the H100 whose moe_tp is 0).
                     ``replicas`` (30): concurrency_over_batch_x_dp != 1.
-                    ``no_concurrency`` (12): concurrency not given.
+                    ``no_concurrency`` (19): concurrency not given (7 of them NVIDIA's disaggregated Dynamo runs).
                     ``no_engine_version`` (759): engine_version empty (the image usually still names it).
                     ``duplicate`` (670): the same measurement as another row, which is kept (see "Repeated
                     measurements" above).
@@ -300,7 +312,11 @@ client              the benchmark client that measured the row, as its campaign'
                     ``backend_templates/benchmark/bench_run.sh.j2``); ``inferencemax`` for InferenceX's database dump
                     (aisimulate replays its points with 10 x C requests and a range ratio of 0.8, above) and its
                     dated CSVs (the same fields and public engine images: taken as InferenceX's client too, an
-                    inference); empty for the gap-analysis CSVs, which name no client.
+                    inference); ``sa-bench`` for InferenceX's disaggregated runs (its configs name srt-slurm
+                    recipes, github.com/ishandhanani/srt-slurm branch sa-submission-q1-2026, whose ``benchmark:
+                    type: "sa-bench"`` runs ``benchmark_serving.py`` with concurrency x 5 prompts and a range ratio
+                    of 0.8, ``src/srtctl/benchmarks/scripts/sa-bench/bench.sh``); empty for the gap-analysis CSVs,
+                    which name no client.
 source_id           the CSV's ``id``.
 source_provenance   the CSV's ``silicon_data_source``, whole.
 
@@ -377,6 +393,7 @@ COLUMNS = [
     "engine", "engine_version", "engine_image",
     "precision", "gemm_quant_mode", "moe_quant_mode",
     "tp", "pp", "dp", "moe_tp", "ep", "gpus_per_worker",
+    "decode_workers", "prefill_workers", "prefill_tp", "prefill_dp", "prefill_ep",
     "concurrency", "request_rate_req_per_s", "batch_size_per_dp_rank", "concurrency_over_batch_x_dp",
     "prompt_tokens", "output_tokens", "ttft_ms", "tpot_ms",
     "measured_date", "data_source_kind", "wip", "flags", "defaulted",
@@ -386,6 +403,13 @@ COLUMNS = [
 # each campaign's benchmark client as its tooling documents it (the client column above)
 DYNAMO = "aic-auto-gap-analysis"  # NVIDIA's Dynamo runs, deployed by aiconfigurator's generator
 CAMPAIGN_CLIENTS = {DYNAMO: "aiperf", "db-dump": "inferencemax", "dated-csv": "inferencemax"}
+# InferenceX's disaggregated runs go through srt-slurm (runners/launch_h200-dgxc-slurm.sh: `srtctl apply -f
+# $CONFIG_FILE`), whose recipes benchmark with its sa-bench (benchmark: type: "sa-bench")
+DISAGGREGATED_CLIENT = "sa-bench"
+# srt-slurm's TensorRT-LLM DeepSeek-R1 recipes for the H200 keep an fp8 KV cache in both pools (kv_cache_config:
+# dtype: fp8; recipes/trtllm/h200/1k1k/stp/c4_ctx1_gen9_tep8_batch256_eplb0_mtp0.yaml, branch
+# sa-submission-q1-2026 of github.com/ishandhanani/srt-slurm, which InferenceX's configs name)
+DISAGGREGATED_FP8_KV = {("trtllm", "deepseek-r1", "h200"), ("trtllm", "deepseek-v3", "h200")}
 MARLIN_SINCE = "2026-01-02"  # InferenceX commit 4e52ed4c6: VLLM_MXFP4_USE_MARLIN=1 in its Hopper gpt-oss recipes
 INFERENCEX = ("db-dump", "dated-csv")  # the campaigns run by InferenceX's recipes (source_kind)
 
@@ -480,7 +504,8 @@ def scheduling(engine: str, kind: str, version: str) -> str:
     return ""
 
 
-REASONS = ("disaggregated", "model not in opgraph", "GPU unknown", "missing TTFT/TPOT")
+REASONS = ("disaggregated, workers not given", "model not in opgraph", "GPU unknown", "missing TTFT/TPOT")
+POOLS = ("tp", "attention_dp", "moe_tp", "moe_ep")  # a pool's layout columns in the file, prefill_<x>_size
 
 
 def read_source(path: Path) -> tuple[str, str]:
@@ -583,7 +608,53 @@ def recipe_layout(preset: str, gpu: str, engine: str, kind: str, measured: str, 
     return tp, dp, 1, tp * dp
 
 
-def convert(row: dict[str, str]) -> dict[str, object]:
+def width_flag(system: str, gpus: int, per_node: int) -> str:
+    """The flag of a worker of `gpus` GPUs wider than its node (a GB200/GB300 tray within its NVL72 rack: tray), or
+    empty."""
+    if gpus <= per_node:
+        return ""
+    return "width_exceeds_tray" if system in NVL72 and gpus <= 72 else "width_exceeds_node"
+
+
+def convert_disaggregated(row: dict[str, str]) -> dict[str, object]:
+    """A disaggregated row: its decode pool's layout in tp, dp, moe_tp and ep, its prefill pool's in the prefill_
+    columns, both pools' workers; its concurrency the client's, over every decode replica (batch_size_per_dp_rank x
+    dp x decode_workers). None of InferenceX's aggregated recipes' engine settings apply: its own are its srt-slurm
+    recipe's (DISAGGREGATED_FP8_KV), its client srt-slurm's sa-bench; the Dynamo runs' generator's rules for any
+    worker (its KV cache, memory setting and scheduling, not its aggregated token budget) and its aiperf client do."""
+    decode = {f"{x}_size": row[f"decode_{x}_size"] for x in POOLS}
+    out = convert({**row, **decode, "pp_size": row["decode_pp_size"], "batch_size": row["decode_batch_size"]},
+                  disaggregated=True)
+    pools = {name: [as_int(row[f"{name}_{x}_size"]) or 1 for x in POOLS] for name in ("prefill", "decode")}
+    workers = {name: as_int(row[f"{name}_num_workers"]) for name in pools}
+    tp, dp, _, ep = pools["prefill"]
+    out.update(decode_workers=workers["decode"], prefill_workers=workers["prefill"], prefill_tp=tp, prefill_dp=dp,
+               prefill_ep=ep)
+    flags = [f for f in out["flags"].split(";") if f and f != "replicas"]
+    batch = as_int(row["decode_batch_size"])
+    if out["concurrency"] != "" and batch:  # the client's requests over every decode replica
+        r = out["concurrency"] / (batch * pools["decode"][1] * workers["decode"])
+        out["concurrency_over_batch_x_dp"] = int(r) if r == int(r) else round(r, 4)
+        if r != 1:
+            flags.append("replicas")
+    wide = width_flag(row["system"], tp * (as_int(row["prefill_pp_size"]) or 1) * dp, out["gpus_per_node"])
+    if wide and wide not in flags:
+        flags.append(wide)
+    out["flags"] = ";".join(flags)
+    kind, engine = out["data_source_kind"], out["engine"]
+    if kind == DYNAMO:  # aiconfigurator's generator: its KV cache, memory and scheduling rules hold for any worker
+        out.update(kv_dtype=kv_dtype(out["model"], out["gpu"], engine, kind, row["gemm_quant_mode"]),
+                   memory_fraction=memory_fraction(engine, kind),
+                   scheduling=scheduling(engine, kind, row["backend_version"]))
+    elif kind in INFERENCEX:
+        out.update(kv_dtype="fp8" if (engine, out["model"], out["gpu"]) in DISAGGREGATED_FP8_KV else "",
+                   client=DISAGGREGATED_CLIENT)
+    return out
+
+
+def convert(row: dict[str, str], disaggregated: bool = False) -> dict[str, object]:
+    """An aggregated row (or, `disaggregated`, its decode pool as convert_disaggregated gives it, with none of the
+    aggregated recipes' settings)."""
     preset, match, note = MODELS[row["model_path"]]
     gpu, per_node = GPUS[row["system"]]
     fields = provenance(row["silicon_data_source"])
@@ -621,14 +692,15 @@ def convert(row: dict[str, str]) -> dict[str, object]:
         if replicas != 1:
             flags.append("replicas")
 
-    if gpus > per_node:
-        flags.append("width_exceeds_tray" if row["system"] in NVL72 and gpus <= 72 else "width_exceeds_node")
+    if width_flag(row["system"], gpus, per_node):
+        flags.append(width_flag(row["system"], gpus, per_node))
     if preset in MOE_PRESETS and tp * dp != moe_tp * ep:
         flags.append("moe_width_mismatch")
     if not row["backend_version"]:
         flags.append("no_engine_version")
-    if ran_mtp(preset, gpu, engine, kind, measured, conc):
+    if not disaggregated and ran_mtp(preset, gpu, engine, kind, measured, conc):
         flags.append("mtp")
+    recipe = not disaggregated  # the aggregated recipes' engine settings (each function below says whose)
 
     return {
         "model": preset, "model_source": row["model_path"], "model_match": match, "model_note": note,
@@ -647,20 +719,22 @@ def convert(row: dict[str, str]) -> dict[str, object]:
         "silicon_layout": "" if (tp, dp, moe_tp, ep) == silicon else
         ";".join(f"{k}={v}" for k, v in zip(LAYOUT, silicon)),
         "max_batch_tokens": max_batch_tokens(preset, gpu, engine, kind, measured, isl, conc, row["backend_version"],
-                                             batch),
-        "kv_dtype": kv_dtype(preset, gpu, engine, kind, row["gemm_quant_mode"]),
-        "memory_fraction": memory_fraction(engine, kind),
-        "moe_kernel": moe_kernel(preset, gpu, engine, kind, measured),
+                                             batch) if recipe else "",
+        "kv_dtype": kv_dtype(preset, gpu, engine, kind, row["gemm_quant_mode"]) if recipe else "",
+        "memory_fraction": memory_fraction(engine, kind) if recipe else "",
+        "moe_kernel": moe_kernel(preset, gpu, engine, kind, measured) if recipe else "",
         **dict(zip(("batch_wait_ratio", "batch_wait_iters"),
-                   batch_wait(preset, gpu, engine, kind, measured, isl, int(row["osl"]), tp))),
-        "scheduling": scheduling(engine, kind, row["backend_version"]), "client": CAMPAIGN_CLIENTS.get(kind, ""),
+                   batch_wait(preset, gpu, engine, kind, measured, isl, int(row["osl"]), tp) if recipe else ("", ""))),
+        "scheduling": scheduling(engine, kind, row["backend_version"]) if recipe else "",
+        "client": CAMPAIGN_CLIENTS.get(kind, ""),
         "source_id": row["id"], "source_provenance": row["silicon_data_source"],
     }
 
 
 # what identifies one measurement: a copy agrees on all of these (TTFT and TPOT to the file's 0.1 us)
-SAME_MEASUREMENT = ("gpu", "engine", "tp", "pp", "dp", "moe_tp", "ep", "concurrency", "prompt_tokens",
-                    "output_tokens", "ttft_ms", "tpot_ms")
+SAME_MEASUREMENT = ("gpu", "engine", "tp", "pp", "dp", "moe_tp", "ep", "decode_workers", "prefill_workers",
+                    "prefill_tp", "prefill_dp", "prefill_ep", "concurrency", "prompt_tokens", "output_tokens",
+                    "ttft_ms", "tpot_ms")
 KEEP_FIRST = ("dated-csv", "gap-analysis-csv", "aic-auto-gap-analysis", "db-dump")  # which copy is kept
 
 
@@ -668,8 +742,8 @@ def measurements(row: dict[str, object]) -> set[tuple]:
     """What identifies the row's measurement (SAME_MEASUREMENT): at its layout, and where that corrects the file's
     (silicon_layout) at the file's too, which a copy exported uncorrected keeps."""
     file_layout = dict(part.split("=") for part in row["silicon_layout"].split(";")) if row["silicon_layout"] else {}
-    return {tuple(row[c] for c in SAME_MEASUREMENT),
-            tuple(int(file_layout[c]) if c in file_layout else row[c] for c in SAME_MEASUREMENT)}
+    return {tuple(row.get(c, "") for c in SAME_MEASUREMENT),
+            tuple(int(file_layout[c]) if c in file_layout else row.get(c, "") for c in SAME_MEASUREMENT)}
 
 
 def flag_duplicates(rows: list[dict[str, object]]) -> None:
@@ -687,8 +761,11 @@ def extract(text: str) -> tuple[list[dict[str, object]], Counter, Counter, int]:
     rows = list(csv.DictReader(io.StringIO(text)))
     kept, dropped, unmapped = [], Counter(), Counter()
     for row in rows:
-        if row["mode"] != "agg":
-            dropped["disaggregated"] += 1
+        pooled = row["mode"] == "disagg"
+        if row["mode"] not in ("agg", "disagg"):
+            raise SystemExit(f"row {row['id']}: mode {row['mode']!r} is neither agg nor disagg")
+        if pooled and not (row["prefill_num_workers"] and row["decode_num_workers"]):
+            dropped["disaggregated, workers not given"] += 1
         elif row["model_path"] not in MODELS:
             dropped["model not in opgraph"] += 1
             unmapped[row["model_path"]] += 1
@@ -698,7 +775,7 @@ def extract(text: str) -> tuple[list[dict[str, object]], Counter, Counter, int]:
         elif not (positive(row["silicon_ttft_ms"]) and positive(row["silicon_tpot_ms"])):
             dropped["missing TTFT/TPOT"] += 1
         else:
-            kept.append(convert(row))
+            kept.append(convert_disaggregated(row) if pooled else convert(row))
     flag_duplicates(kept)
     return kept, dropped, unmapped, len(rows)
 

@@ -41,9 +41,12 @@ MIN_ROWS = 10  # fewer predicted rows choose nothing: the campaign stays `steady
 
 
 def campaigns(path: Path = DATA) -> dict[int, str]:
-    """Each row's campaign (its data_source_kind), by row number (1 = the first data row)."""
+    """Each row's campaign (its data_source_kind; a disaggregated row's its own, `<kind> disaggregated`: another
+    deployment, and another client, than the same source's aggregated rows), by row number (1 = the first data
+    row)."""
     with gzip.open(path, "rt", newline="") as f:
-        return {i: row["data_source_kind"] for i, row in enumerate(csv.DictReader(f), 1)}
+        return {i: row["data_source_kind"] + (" disaggregated" if row.get("decode_workers") else "")
+                for i, row in enumerate(csv.DictReader(f), 1)}
 
 
 class Fit(NamedTuple):

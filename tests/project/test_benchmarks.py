@@ -1,5 +1,6 @@
 """The benchmark scripts run (their timings are for people; here only that they work, on small sizes)."""
 
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -172,7 +173,7 @@ def test_check_serving_baseline_sets_aiconfigurators_errors_beside_opgraphs_on_t
         sys.path.remove(str(BENCH))
 
     def prediction(source, model, measured_ms, ours_ms):  # (TPOT, TTFT) each
-        row = types.SimpleNamespace(engine="vllm", gpu="h200", model=model, source=source,
+        row = types.SimpleNamespace(engine="vllm", gpu="h200", model=model, source=source, disaggregated=False,
                                     tpot_s=measured_ms[0] / 1e3, ttft_s=measured_ms[1] / 1e3)
         return types.SimpleNamespace(row=row, tpot_error=ours_ms[0] / measured_ms[0] - 1,
                                      ttft_error=ours_ms[1] / measured_ms[1] - 1)
@@ -190,9 +191,9 @@ def test_check_serving_baseline_sets_aiconfigurators_errors_beside_opgraphs_on_t
                    prediction("c", "k", (10, 100), (10, 100)))
     table = check_serving.baseline(ServingValidation("file", "steady", predictions, (), 3, 3), path)
     k, m, everything = (line.split() for line in table.splitlines()[2:5])
-    assert k == ["vllm", "h200", "k", "1", "0", "-", "-", "-", "-"]
+    assert k == ["vllm", "h200", "k", "aggregated", "1", "0", "-", "-", "-", "-"]
     # m: ours |TPOT| 10, 10 -> 10%; theirs 10, 25 -> 17.5%; ours |TTFT| 10, 30 -> 20%; theirs 20, 50 -> 35%
-    assert m == ["vllm", "h200", "m", "2", "2", "10.0%", "17.5%", "20.0%", "35.0%"]
+    assert m == ["vllm", "h200", "m", "aggregated", "2", "2", "10.0%", "17.5%", "20.0%", "35.0%"]
     assert everything == ["all", "3", "2", "10.0%", "17.5%", "20.0%", "35.0%"]
     assert "aiconfigurator 0.12.0 with its tables of engine versions 0.24.0:" in table
 
@@ -368,3 +369,49 @@ def test_check_serving_counts_the_rows_within_and_beyond_the_tpot_targets():
     assert text.startswith("TPOT within 8%: 2 rows; beyond 20%: 3 rows")
     assert "(most: vllm qwen3-32b h200 2, vllm llama-3-8b h200 1)" in text
     assert check_serving.within([]) == "TPOT within 8%: 0 rows; beyond 20%: 0 rows"
+
+
+def _disaggregated_silicon_row(**given) -> dict:
+    """A disaggregated row of silicon_sample.csv as InferenceX's database dump writes one: 1 prefill worker of tp 8,
+    9 decode workers of tp 8 with experts over the 8 GPUs, 8 requests on each (72 in all)."""
+    row = dict(id="dsr1_h200_trtllm_fp8_disagg_1024x1024_c72_cfg303", backend="trtllm", backend_version="0.8.1.post1",
+               model_path="deepseek-ai/DeepSeek-V3", system="h200_sxm", precision="fp8", mode="disagg", isl="1024",
+               osl="1024", gemm_quant_mode="fp8", moe_quant_mode="fp8", batch_size="", tp_size="", pp_size="",
+               attention_dp_size="", moe_tp_size="", moe_ep_size="", silicon_ttft_ms="875.5", silicon_tpot_ms="16.26",
+               silicon_data_source="db-dump/2026-04-27; config_id=303; silicon_concurrency=72; "
+               "measured=2026-02-14T00:00:00.000Z; nvcr.io/nvidia/ai-dynamo/tensorrtllm-runtime:0.8.1.post1")
+    for pool, (workers, tp, dp, moe_tp, ep, batch) in (("prefill", (1, 8, 1, 1, 8, 1)), ("decode", (9, 8, 1, 1, 8, 8))):
+        row.update({f"{pool}_num_workers": str(workers), f"{pool}_tp_size": str(tp), f"{pool}_pp_size": "1",
+                    f"{pool}_attention_dp_size": str(dp), f"{pool}_moe_tp_size": str(moe_tp),
+                    f"{pool}_moe_ep_size": str(ep), f"{pool}_batch_size": str(batch)})
+    return {**row, **given}
+
+
+def test_extract_serving_writes_a_disaggregated_rows_pools_and_its_recipes_settings():
+    """A disaggregated row: the decode pool's layout in tp, dp, moe_tp and ep, the prefill pool's and both pools'
+    workers in their own columns; its client srt-slurm's sa-bench and its KV cache its recipe's fp8; none of the
+    aggregated recipes' settings (InferenceX's DeepSeek TensorRT-LLM budget, its MTP flag above concurrency 64)."""
+    x = _extract_serving()
+    out = x.convert_disaggregated(_disaggregated_silicon_row())
+    assert (out["tp"], out["dp"], out["moe_tp"], out["ep"], out["decode_workers"]) == (8, 1, 1, 8, 9)
+    assert (out["prefill_workers"], out["prefill_tp"], out["prefill_dp"], out["prefill_ep"]) == (1, 8, 1, 8)
+    assert (out["concurrency"], out["batch_size_per_dp_rank"], out["flags"]) == (72, 8, "")
+    assert (out["client"], out["kv_dtype"], out["max_batch_tokens"], out["scheduling"]) == ("sa-bench", "fp8", "", "")
+    # 80 requests over 9 x 8: not one replica's batch each; a prefill worker of 16 GPUs is wider than the node
+    assert x.convert_disaggregated(_disaggregated_silicon_row(
+        silicon_data_source="db-dump/2026-04-27; silicon_concurrency=80"))["flags"] == "replicas"
+    assert x.convert_disaggregated(_disaggregated_silicon_row(prefill_tp_size="16"))["flags"] == "width_exceeds_node"
+
+
+def test_extract_serving_drops_disaggregated_rows_that_do_not_give_their_workers():
+    import io
+
+    x = _extract_serving()
+    given, bare = _disaggregated_silicon_row(), _disaggregated_silicon_row(prefill_num_workers="", id="other")
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(given))
+    writer.writeheader()
+    writer.writerows([given, bare])
+    kept, dropped, _, total = x.extract(text.getvalue())
+    assert [r["source_id"] for r in kept] == [given["id"]] and total == 2
+    assert dropped == {"disaggregated, workers not given": 1}
