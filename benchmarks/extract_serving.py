@@ -69,7 +69,11 @@ A row is kept when (checked in this order; the first failing test is the reason 
    pools' workers given (``prefill_num_workers``, ``decode_num_workers``: InferenceX's database dump and NVIDIA's
    Dynamo runs give them, 274 rows; written as ``convert_disaggregated`` says). Dropped otherwise (``disaggregated,
    workers not given``: InferenceX's dated CSVs, 1,328 rows, which give neither pool's workers nor its attention
-   data parallelism; until December 2026 all 1,602 ``disagg`` rows were dropped).
+   data parallelism; until December 2026 all 1,602 ``disagg`` rows were dropped). InferenceX's configs cannot supply
+   them: they run the same layouts with and without multi-token prediction at the same concurrencies
+   (``dsr1-fp8-h200-dynamo-sglang``'s ``low-latency-1p9d.yaml`` and ``low-latency-1p9d-mtp.yaml``, both at
+   concurrency 1 to 256, .github/configs/nvidia-master.yaml of 2026-02-07), so a dated row's config is not known.
+   The dump's rows are taken as runs without speculation, as its other rows are (below).
 2. its ``model_path`` maps to an opgraph preset (table ``MODELS`` below). Dropped otherwise
    (``model not in opgraph``: none since MiniMaxAI/MiniMax-M2.5 and zhipuai/GLM-5 got presets, December 2026;
    until then their 609 agg rows were dropped so).

@@ -15,6 +15,11 @@ adds to the held-out rows served under that protocol. Nothing else is fitted, an
 benchmarks/data/serving-protocols.json (the choices and the figures they were made on).
 
     python benchmarks/fit_protocol.py     # at most 40 rows per (campaign, engine, GPU, model): --limit N
+    python benchmarks/fit_protocol.py --campaigns "db-dump disaggregated"   # one campaign, the others kept
+
+A disaggregated row is a campaign of its own (`<kind> disaggregated`: another deployment and another client than its
+source's aggregated rows). The protocols tried are every client opgraph.analysis.serving_validate knows; `sa-bench`
+was added with the disaggregated rows (December 2026), after the aggregated campaigns' choices were made.
 """
 
 from __future__ import annotations
@@ -70,18 +75,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=40,
                     help="rows per (campaign, engine, GPU, model) at most (default: 40)")
+    ap.add_argument("--campaigns", help="fit only these campaigns (comma-separated, e.g. 'db-dump disaggregated'), "
+                    "keeping the file's other choices as they are (default: every campaign, the file written anew)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     kind = campaigns()
     rows = [r for r in serving_measurements.read(DATA) if r.gpu in FIT_GPUS]
+    every = sorted({kind[r.row] for r in rows})
+    only = every if args.campaigns is None else [c.strip() for c in args.campaigns.split(",")]
+    if unknown := [c for c in only if c not in every]:
+        ap.error(f"--campaigns: {', '.join(unknown)} not among the fit rows' campaigns: {', '.join(every)}")
     seen: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for protocol in PROTOCOLS:
-        for campaign in sorted({kind[r.row] for r in rows}):  # --limit rows of each campaign: none crowds another out
+        for campaign in only:  # --limit rows of each campaign: none crowds another out
             v = validate_serving(rows, serving_row, str(DATA), protocol=protocol, limit=args.limit,
                                  where=lambda r, c=campaign: kind[r.row] == c)
             for p in v.predictions:
                 seen[campaign, p.row.engine][protocol].append((p.row.ttft_s, p.ttft_s, abs(p.tpot_error)))
-    chosen = {}
+    chosen = {} if args.campaigns is None else {
+        key: fit for key, fit in json.loads(OUT.read_text())["chosen"].items() if key.split("/")[0] not in only}
     for (campaign, engine), by in sorted(seen.items()):
         fits = {pr: fitted(es) for pr, es in by.items()}
         best = min(fits, key=lambda pr: fits[pr].ttft) if len(by["steady"]) >= MIN_ROWS else "steady"
@@ -95,7 +107,7 @@ def main() -> int:
             f"{pr} TTFT {f.ttft:.1%} (+{f.latency_s * 1e3:.0f} ms: {f.ttft_with_latency:.1%}) TPOT {f.tpot:.1%}"
             for pr, f in fits.items()) + f" -> {best}")
     OUT.write_text(json.dumps({"fitted_on": list(FIT_GPUS), "limit": args.limit, "source": DATA.name,
-                               "chosen": chosen}, indent=1) + "\n")
+                               "chosen": dict(sorted(chosen.items()))}, indent=1) + "\n")
     print(f"wrote {OUT} ({time.perf_counter() - t0:.0f} s)")
     return 0
 

@@ -85,6 +85,14 @@ def test_each_campaigns_client_is_its_fitted_choice_where_enough_rows_chose_it_e
     assert {check_serving.with_latency(campaign, kind)(r) for r in dated} == {
         Client(fit["protocol"], fit["request_latency_ms"][fit["protocol"]] / 1000)}
     assert {check_serving.with_latency(source, kind)(r) for r in dynamo} == {Client("aiperf", 0.0)}
+    # a disaggregated row is a campaign of its own: its client and latency are not its source's aggregated rows'
+    pooled = [r for r in rows if r.disaggregated]
+    assert pooled and {kind[r.row] for r in pooled} == {"db-dump disaggregated"}
+    assert {source(r) for r in pooled} == {"sa-bench"}
+    fit = chosen["db-dump disaggregated/trtllm"]
+    assert {check_serving.with_latency(source, kind)(r) for r in pooled} == {
+        Client("sa-bench", fit["request_latency_ms"]["sa-bench"] / 1000)}
+    assert not [r for r in check_serving.rows(("b200",), aggregated=True) if r.disaggregated]
 
 
 def test_check_serving_by_tp_gives_each_groups_median_signed_tpot_error_and_gap():
