@@ -388,9 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--protocol", metavar="NAME", help="serving rows: how each was benchmarked: steady (the "
                            "steady state of an endless closed loop at its lengths), wave (C requests sent at once, "
                            "every one counted), inferencemax (10 x C requests, the first C at once, every one "
-                           "counted, lengths from 0.8 of the row's) or aiperf (20 x C requests at the row's lengths, "
-                           "the first C at once, every one counted: the benchmark aiconfigurator generates), for "
-                           "every row (default: each row's own, its client column; steady where it names none)")
+                           "counted, lengths from 0.8 of the row's), sa-bench (the same with 5 x C requests: "
+                           "srt-slurm's, which ran InferenceX's disaggregated runs) or aiperf (20 x C requests at the "
+                           "row's lengths, the first C at once, every one counted: the benchmark aiconfigurator "
+                           "generates), for every row (default: each row's own, its client column; steady where it "
+                           "names none); a disaggregated row's (decode_workers and prefill_workers columns) C is "
+                           "each decode replica's")
             p.add_argument("--limit", type=_int, metavar="N", help="serving rows: at most N rows per engine, GPU and "
                            "model (default: all; each row is a serving run of seconds)")
             p.add_argument("--request-latency-ms", type=_float, metavar="MS", help="serving rows: each request's time "

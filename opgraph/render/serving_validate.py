@@ -85,9 +85,9 @@ def _row(p) -> dict:
     r = p.row
     return {"row": r.row, "engine": r.engine, "gpu": r.gpu, "model": r.model, "tp": r.tp, "pp": r.pp, "dp": r.dp,
             "ep": r.ep, "serving": serving(r), "decode_workers": r.decode_workers or None,
-            "prefill_workers": r.prefill[0] or None, **({f"prefill_{k}": x for k, x in zip(("tp", "dp", "ep"),
-                                                                                      r.prefill[1:])}
-                                                       if r.disaggregated else {}),
+            # a disaggregated row's prefill workers and their layout (null for an aggregated row)
+            "prefill_workers": r.prefill[0] or None,
+            **{f"prefill_{k}": x if r.disaggregated else None for k, x in zip(("tp", "dp", "ep"), r.prefill[1:])},
             "concurrency": r.concurrency, "prompt_tokens": r.prompt, "output_tokens": r.output, "gemm": r.gemm,
             # the engine settings the row gave (null: the engine's default)
             "max_batch_tokens": r.max_batch_tokens or None, "kv_dtype": r.kv_dtype or None,

@@ -70,8 +70,12 @@ def test_the_report_names_each_groups_serving_and_a_rows_workers(tmp_path):
     assert "llama-3-8b  aggregated" in r.stdout and "llama-3-8b  disaggregated" in r.stdout
     assert "1p2d: prefill 1 GPU, decode 1 GPU, c 16, 1,000 -> 200" in r.stdout
     rows = json.loads(opgraph("validate", str(f), "--format", "json").stdout)["rows"]
-    assert [(r["serving"], r["decode_workers"], r["prefill_workers"]) for r in rows] == [
-        ("disaggregated", 2, 1), ("aggregated", None, None)]
+    assert [(r["serving"], r["decode_workers"], r["prefill_workers"], r["prefill_tp"]) for r in rows] == [
+        ("disaggregated", 2, 1, 1), ("aggregated", None, None, None)]
+    csv = opgraph("validate", str(f), "--format", "csv")  # one header for both kinds of row
+    assert csv.returncode == 0, csv.stderr
+    header, disaggregated, aggregated = csv.stdout.splitlines()
+    assert "prefill_tp" in header.split(",") and len(disaggregated.split(",")) == len(aggregated.split(","))
 
 
 def test_a_prefill_worker_whose_experts_spread_over_part_of_it_is_skipped_by_name(tmp_path):
