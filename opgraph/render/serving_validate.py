@@ -137,7 +137,7 @@ def as_html(v: ServingValidation, fmt: str) -> str:
               (f"{g['tpot']['count']:,}", g["tpot"]["count"]),
               *((f"{g[m]['median_abs_error']:.1%} ({g[m]['median_error']:+.1%})", g[m]["median_abs_error"])
                 for m in ("tpot", "ttft"))], {"data-op": " ".join(x for x in (g["engine"], g["gpu"], g["model"]) if x)})
-            for g in groups if g["tpot"]["count"]]
+            for g in groups if g.get("tpot", {}).get("count")]  # "all" is empty when no row is predicted
     skipped = "; ".join(f"{why} x{n}" for why, n in d["skipped"].items())
     title = f"opgraph validate: {d['source']}, measured serving ({d['protocol']} protocol)"
     note = (f"{len(d['rows']):,} of {d['rows_considered']:,} rows predicted, each served as measured (nothing "

@@ -70,6 +70,9 @@ def test_a_file_of_rows_none_of_which_is_predicted_says_so(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "0 of 3 rows (3 in the file) predicted" in r.stdout and "no row predicted" in r.stdout
     assert "names none;" in r.stdout and "none: ;" not in r.stdout  # no empty list of clients
+    page = opgraph("validate", str(f), "--format", "html", "-o", str(tmp_path / "page.html"))
+    assert page.returncode == 0, page.stderr
+    assert "no row predicted" in (tmp_path / "page.html").read_text()
 
 
 def test_a_benchmark_protocol_and_a_gpu_filter(measured):
