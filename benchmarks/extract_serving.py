@@ -116,7 +116,10 @@ run of M GPUs as moe_tp M x ep M over a width (tp x dp) of M x M: ``tp4_ep4`` as
 gpt-oss's ``tp2_ep2`` on the H200 as tp 4 with experts 2 x 2. The extraction writes every InferenceX row of that
 pattern (moe_tp = ep = M > 1, tp x dp = M x M; where the row has an id, it must say tp M ep M) as it ran: M GPUs,
 attention tensor-parallel over them (data-parallel where the file gives dp > 1: dp-attn), the experts spread over
-all M (``silicon_layout`` keeps the file's; 329 rows: B200 210, B300 33, H200 86; with the 54 below, 383). The runs confirm it: 117 of them
+all M (``silicon_layout`` keeps the file's; 329 rows: B200 210, B300 33, H200 86; with the 54 below, 383). Its vLLM
+runs of ``{ tp: M, ep: M }`` on one node the conversion wrote as tp M x dp M with ep M x M instead (``tp4_ep4`` as 16
+GPUs); where the id says tp M ep M they are written as run too (40 rows: MiniMax-M2.5 on the H100 15 and B200 10,
+Kimi-K2.5 on the B200 15; December 2026; ``inferencex_layout``). The runs confirm it: 117 of them
 are then, to the 0.1 us, the same measurement as a row whose layout needed no correction (80 dated-CSV rows whose
 ids spell the layout ``_tp8_0_ep8_0_``, ``_tp4_0_ep4_0_`` or ``_tp2_0_ep2_0_``, 37 dump rows), and are flagged
 ``duplicate`` as copies are (a copy is recognised at either layout, as a copy exported before the correction keeps
@@ -192,12 +195,13 @@ measured_date       ``measured=`` from ``silicon_data_source`` (date of the run;
 data_source_kind    db-dump | dated-csv | aic-auto-gap-analysis | gap-analysis-csv (see above).
 wip                 ``wip=`` from ``silicon_data_source`` (True/False) where given; else empty.
 flags               ;-separated warnings, empty when none (counts on 0.12.0 in brackets):
-                    ``width_exceeds_node`` (69): gpus_per_worker > gpus_per_node on an 8-GPU HGX node: vLLM
-                    Kimi-K2.5 on the B200 (30) and MiniMax-M2.5 on the H100, B200 and B300 (31), tp 4 x dp 4 with
-                    ep 16 (ids ``tp4_ep4``, not the pattern above); a disaggregated row with a prefill or decode
+                    ``width_exceeds_node`` (36): gpus_per_worker > gpus_per_node on an 8-GPU HGX node: the
+                    database dump's vLLM Kimi-K2.5 on the B200 (15) and MiniMax-M2.5 on the B200 and B300 (13), tp
+                    4 x dp 4 with ep 16 and no id to say the run's layout (the dated CSVs' rows of that pattern,
+                    ids ``tp4_ep4``, are written as run, above); a disaggregated row with a prefill or decode
                     worker so wide (8: DeepSeek-R1's H100 runs, workers of 16 GPUs). The
                     329 rows laid out as run (above) were flagged so, or taken at their file layout, until
-                    December 2026.
+                    December 2026, and the 40 until later that month.
                     ``width_exceeds_tray`` (172): GB200/GB300 worker wider than one 4-GPU tray but within the
                     72-GPU NVLink rack (57 aggregated: DeepSeek-R1 tp 12..72, ep 1: odd GPU counts (12, 20, 28, 52)
                     suggest disaggregated or multi-worker Dynamo deployments recorded as one worker; 115
@@ -220,7 +224,7 @@ defaulted           which parallel fields were absent/0 and written as 1, e.g. `
 id_tp, id_ep        the ``_tp<N>_ep<M>_`` written in the row id (dated-csv and gap-analysis rows; ``none`` and
                     ``2_0`` as written), empty when the id has none (db-dump rows).
 silicon_layout      the file's own tp, dp, moe_tp and ep (``tp=16;dp=1;moe_tp=4;ep=4``) where they are the
-                    conversion's (above; 329 rows), else empty. batch_size_per_dp_rank is the file's,
+                    conversion's (above; 369 rows), else empty. batch_size_per_dp_rank is the file's,
                     per its own dp.
 max_batch_tokens    the engine's token budget an iteration where the campaign's recipe sets one (vLLM's
                     max-num-batched-tokens, SGLang's chunked-prefill-size, TensorRT-LLM's max_num_tokens), else
@@ -587,7 +591,15 @@ def inferencex_layout(kind: str, id_tp: str, id_ep: str, tp: int, dp: int, moe_t
     DP_ATTENTION=false`` for gptoss-fp4-h200-trt; ``{ tp: 4, ep: 4, dp-attn: true }``); the conversion wrote such a
     run of M GPUs as moe_tp M x ep M over a width (tp x dp) of M x M. The run: M GPUs, attention tensor-parallel over
     them (or data-parallel, where the file gives dp > 1: dp-attn), the experts spread over all M. A dated CSV's id
-    writes the run's ``_tp<M>_ep<M>_`` and must agree; the database dump's rows have no id."""
+    writes the run's ``_tp<M>_ep<M>_`` and must agree; the database dump's rows have no id.
+
+    Its vLLM rows of ``{ tp: M, ep: M }`` (MiniMax-M2.5 on the H100, B200 and B300, Kimi-K2.5 on the B200, each config
+    ``multinode: false``) the conversion wrote as tp M x dp M with ep M x M, 16 GPUs for M = 4, more than their one
+    node holds; where a dated CSV's id writes ``_tp<M>_ep<M>_`` the run is taken as its config gives it: M GPUs,
+    attention tensor-parallel over them, the experts spread over all M (the dump's rows of that pattern, which have no
+    id, stay as the file writes them, flagged)."""
+    if kind in INFERENCEX and moe_tp == 1 and tp == dp > 1 and ep == tp * dp and (id_tp, id_ep) == (str(tp), str(tp)):
+        return tp, 1, 1, tp
     if kind not in INFERENCEX or ep == 1 or moe_tp != ep or tp * dp != ep * ep:
         return None
     if (id_tp or id_ep) and (id_tp, id_ep) != (str(ep), str(ep)):

@@ -286,7 +286,11 @@ def _extract_serving():
     ("dated-csv", ("4", "4"), (1, 16, 4, 4), (1, 4, 1, 4)),
     ("dated-csv", ("8_0", "8_0"), (8, 1, 1, 8), None),  # the id's other spelling: the file's layout is the run's
     ("dated-csv", ("4", "1"), (4, 1, 4, 1), None),  # no expert parallelism: nothing multiplied
-    ("dated-csv", ("4", "4"), (4, 4, 1, 16), None),  # not the pattern (vLLM's Kimi-K2.5 rows): left flagged
+    # vLLM's { tp: 4, ep: 4 } on one node (MiniMax-M2.5 on the H100, Kimi-K2.5 on the B200): written tp 4 x dp 4
+    # with ep 16, 16 GPUs; the id says the run; a dump row of that pattern has no id and stays as written
+    ("dated-csv", ("4", "4"), (4, 4, 1, 16), (4, 1, 1, 4)),
+    ("db-dump", ("", ""), (4, 4, 1, 16), None),
+    ("dated-csv", ("2", "2"), (4, 4, 1, 16), None),  # an id of another layout: as written
     ("db-dump", ("", ""), (16, 1, 4, 4), (4, 1, 1, 4)),  # the dump's rows have no id: the pattern alone
     ("dated-csv", ("2", "1"), (4, 1, 2, 2), None),  # an id that does not write tp M ep M
     ("aic-auto-gap-analysis", ("4", "none"), (4, 1, 2, 2), None),  # NVIDIA's own runs: experts 2 x 2 as written
@@ -313,7 +317,8 @@ def test_extract_serving_knows_a_copy_at_either_layout():
 
 def test_the_shipped_serving_rows_keep_no_layout_of_the_conversions():
     """No InferenceX row of benchmarks/data/serving-measured.csv.gz is left at the conversion's layout (experts M x M
-    over M x M GPUs), and each corrected row keeps the file's layout, M x M wide, beside its own M GPUs."""
+    over M x M GPUs; or, where its id says tp M ep M, tp M x dp M with ep M x M), and each corrected row keeps the
+    file's layout, M x M wide, beside its own M GPUs."""
     import csv
     import gzip
 
@@ -324,12 +329,15 @@ def test_the_shipped_serving_rows_keep_no_layout_of_the_conversions():
     left = [r for r in inferencex if size(r, "ep") > 1 and size(r, "moe_tp") == size(r, "ep")
             and size(r, "tp") * size(r, "dp") == size(r, "ep") ** 2]
     assert not left
-    corrected = [r for r in rows if r["silicon_layout"] and r["model"] != "minimax-m2.5"]  # recipe_layout's apart
-    assert len(corrected) == 329
+    assert not [r for r in inferencex if size(r, "tp") == size(r, "dp") > 1 and size(r, "moe_tp") == 1
+                and size(r, "ep") == size(r, "tp") ** 2 and r["id_tp"] == r["id_ep"] == r["tp"]]
+    corrected = [r for r in rows if r["silicon_layout"] and not r["silicon_layout"].endswith(";ep=1")]  # recipe_layout
+    assert len(corrected) == 329 + 40  # its ep 1 in the file apart
     for r in corrected:
-        file_layout = dict(part.split("=") for part in r["silicon_layout"].split(";"))
-        m = int(file_layout["ep"])
-        assert int(file_layout["tp"]) * int(file_layout["dp"]) == m * m and int(r["gpus_per_worker"]) == m
+        tp, dp, moe_tp, ep = (int(part.split("=")[1]) for part in r["silicon_layout"].split(";"))
+        m = ep if moe_tp == ep else tp
+        assert tp * dp == m * m and int(r["gpus_per_worker"]) == m
+        assert moe_tp == ep or (dp == m and moe_tp == 1 and ep == m * m and r["id_tp"] == r["id_ep"] == str(m))
         assert (size(r, "tp") * size(r, "dp"), size(r, "moe_tp"), size(r, "ep")) == (m, 1, m)
 
 
