@@ -251,7 +251,8 @@ class DecoderConfig:
         """One layer's graph; by default of the most numerous kind (the only one in a homogeneous model)."""
         kinds = self.layer_kinds()
         kind = max(kinds, key=kinds.__getitem__) if kind is None else kind
-        b = GraphBuilder(self.precision(options), self.block_name(kind), weight_dtype=self.weight_dtype_for(options))
+        b = GraphBuilder(self.precision(options), self.block_name(kind),
+                         weight_dtype=self.weight_dtype_for(options, self.layer_indices(kind)))
         par = self.parallel(phase, options)
         x = b.input("x", self.hidden_shape(phase, options))
         return b.build(outputs=[kind.build(b, x, phase, par, options)])
@@ -262,18 +263,34 @@ class DecoderConfig:
         return self.weight_dtype is not None and (options.precision is None
                                                   or options.precision.weight == self.weight_dtype)
 
-    def weight_dtype_for(self, options: BuildOptions):
+    def layer_indices(self, kind: Layer) -> tuple[int, ...]:
+        """The indices of the layers of one kind."""
+        return tuple(i for i in range(len(self.layers)) if self.layers.at(i) == kind)
+
+    def weight_dtype_for(self, options: BuildOptions, layers: tuple[int, ...] | None = None):
         """What each weight matrix is stored as, by its checkpoint name, when the checkpoint quantizes some modules
         and not others (gpt-oss keeps attention and the router in bf16); None where all matrices share the
-        precision's weight dtype (an unquantized model, or the user's --weight-dtype)."""
+        precision's weight dtype (an unquantized model, or the user's --weight-dtype). Where the checkpoint's
+        patterns name particular layers (WeightFormat.per_layer: NVIDIA's GLM-5.1 NVFP4 keeps its three dense layers
+        whole in bf16), a layer kind's matrices are resolved over `layers`, its own layers; a module its layers store
+        differently is refused, since one block prices them all."""
         fmt = self.weight_format
         if fmt is None or not self.stores_own_weights(options):
             return None
-        dtype = self.dtype
+        dtype, indices = self.dtype, layers if layers and fmt.per_layer else (None,)
 
         def of(name: str):
             module = name.split("[")[0].removesuffix(".weight")
-            return fmt.dtype_for(module) or dtype
+            found = {i: fmt.dtype_for(module, i) or dtype for i in indices}
+            if len(set(found.values())) > 1:
+                kinds = {}
+                for i, d in found.items():
+                    kinds.setdefault(d.name, []).append(i)
+                raise OpgraphError(f"{fmt.where}: quantization_config stores {module} as "
+                                   + " and as ".join(f"{d} in layers {_spans(ix)}" for d, ix in kinds.items())
+                                   + ", layers this model builds alike: layers of one kind stored differently are "
+                                   "not modelled")
+            return found[indices[0]]
         return of
 
     @staticmethod
@@ -556,3 +573,14 @@ def _parallel_words(tp: int, ep: int) -> str:
                f", experts over all {ep}" if ep > 1 else "")
     return (f"tensor parallel over {tp} GPUs{experts}" if tp > 1 else
             f"data parallel over {ep} GPUs{experts}" if ep > 1 else "")
+
+
+def _spans(indices: list[int]) -> str:
+    """Layer indices in runs: [0, 1, 2, 5] -> '0-2, 5'."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)

@@ -677,7 +677,26 @@ def _glm_moe_dsa(f: Fields) -> dict:
         raise f.error("qk_head_dim", f"must be qk_nope_head_dim + qk_rope_head_dim ({mla.qk_nope_head_dim} + "
                                      f"{mla.qk_rope_head_dim} = {whole})")
     f.int("head_dim", default=None)
+    n, moe = fields["n_layers"], fields["moe"]
+    # GLM-5.1's configs list each layer's kind; as long as every layer runs its own indexer and the MoE layers are
+    # those first_k_dense_replace and moe_layer_freq place, the lists say what the family builds
+    _per_layer(f, "indexer_types", ["full"] * n, "a layer that reuses another layer's top-k selection is not "
+               "modelled yet")
+    _per_layer(f, "mlp_layer_types", ["sparse" if moe is not None and moe.placed(i) else "dense" for i in range(n)],
+               "it must place the MoE ('sparse') layers as first_k_dense_replace and moe_layer_freq do")
     return fields
+
+
+def _per_layer(f: Fields, key: str, built: list[str], otherwise: str) -> None:
+    """A config's list of each layer's kind (`key`), read where it is the list the family builds (`built`); another
+    list is refused, naming the first layer that differs and why (`otherwise`)."""
+    _, given = f.get(key, default=None)
+    if given is None or given == built:
+        return
+    if not isinstance(given, list) or len(given) != len(built):
+        raise f.error(key, f"must list each of the {len(built)} layers, got {str(given)[:60]}")
+    i = next(i for i, (a, b) in enumerate(zip(given, built)) if a != b)
+    raise f.error(key, f"says {given[i]!r} for layer {i}, where this family builds {built[i]!r}: {otherwise}")
 
 
 def _glm4_moe(f: Fields) -> dict:

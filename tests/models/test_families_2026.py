@@ -138,14 +138,56 @@ def test_glm5_qk_head_dim_must_be_nope_plus_rope():
         load(GLM5, qk_head_dim=200)
 
 
-@pytest.mark.parametrize("changes, field", [
-    (dict(indexer_types=["full"] * 78), "indexer_types"),
-    (dict(index_topk_freq=4), "index_topk_freq"),
-    (dict(mlp_layer_types=["dense"] * 3 + ["sparse"] * 75), "mlp_layer_types"),
+def test_glm51_lists_of_each_layers_kind_that_say_what_the_family_builds_change_nothing():
+    # GLM-5.1's configs list every layer: each runs its own indexer ("full"), and the first 3
+    # (first_k_dense_replace) are dense, the other 75 MoE ("sparse")
+    listed = load(GLM5, indexer_types=["full"] * 78, mlp_layer_types=["dense"] * 3 + ["sparse"] * 75)
+    phase = Phase.decode(2, 300)
+    assert listed.build(phase).params() == load(GLM5).build(phase).params()
+
+
+@pytest.mark.parametrize("changes, field, says", [
+    (dict(indexer_types=["full"] * 3 + ["shared"] + ["full"] * 74), "indexer_types", "'shared' for layer 3"),
+    (dict(index_topk_freq=4), "index_topk_freq", "does not read it"),
+    (dict(mlp_layer_types=["dense"] * 4 + ["sparse"] * 74), "mlp_layer_types", "'dense' for layer 3"),
+    (dict(mlp_layer_types=["sparse"] * 3), "mlp_layer_types", "each of the 78 layers"),
 ])
-def test_glm52_layers_sharing_a_selection_are_refused_by_name(changes, field):
-    with pytest.raises(OpgraphError, match=repr(field)):
+def test_glm52_layers_sharing_a_selection_are_refused_by_name(changes, field, says):
+    with pytest.raises(OpgraphError, match=f"'{field}'.*{says}"):
         load(GLM5, **changes)
+
+
+def _nvfp4(exclude: list[str]) -> dict:
+    """NVIDIA's ModelOpt NVFP4 quantization_config, as its GLM-5.1-NVFP4 config writes it."""
+    return {"quant_method": "modelopt", "quant_algo": "NVFP4", "ignore": exclude, "config_groups": {"group_0": {
+        "weights": {"num_bits": 4, "type": "float", "group_size": 16, "dynamic": False},
+        "input_activations": {"num_bits": 4, "type": "float", "group_size": 16, "dynamic": False},
+        "targets": ["Linear"]}}}
+
+
+def test_a_checkpoint_that_keeps_whole_layers_unquantized_keeps_only_those():
+    # NVIDIA's GLM-5.1-NVFP4 keeps its dense layers 0-2 whole ("model.layers.0*") and every layer's attention in
+    # bf16; its MoE layers store the routed experts in NVFP4. Each block is resolved over its own layers.
+    exclude = ["lm_head", "model.layers.0*", "model.layers.1.*", "model.layers.2.*", "model.layers.*.self_attn*",
+               "model.layers.*.mlp.shared_experts*"]
+    model = load(GLM5, quantization_config=_nvfp4(exclude)).build(Phase.decode(1, 100))
+    dense, moe = (next(b for b in model.blocks if b.name == name) for name in ("dense_layer", "moe_layer"))
+    stored = lambda block: {t.name.split("[")[0]: t.dtype.name for t in block.graph.weights()}  # noqa: E731
+    assert set(stored(dense).values()) == {"bf16"}
+    assert {n: d for n, d in stored(moe).items() if d != "bf16"} == {
+        f"mlp.experts.{w}_proj.weight": "fp4" for w in ("gate", "up", "down")}
+    # the experts' bytes: 256 experts x 3 matrices of 2,048 x 6,144, 4 bits each, an 8-bit scale a group of 16 and
+    # one fp32 scale a matrix (ModelOpt's weight_scale and weight_scale_2)
+    experts = 256 * 3 * 2048 * 6144
+    assert sum(t.nbytes for t in moe.graph.weights() if t.name.startswith("mlp.experts.")) == \
+        experts // 2 + experts // 16 + 256 * 3 * 4
+
+
+def test_a_module_its_layers_of_one_kind_store_differently_is_refused_by_name():
+    exclude = ["model.layers.5.mlp.experts*"]  # one MoE layer's experts in bf16, the other 74 in NVFP4
+    with pytest.raises(OpgraphError, match="stores mlp.experts.gate_proj as (bf16 in layers 5 and as fp4 in layers "
+                                           "3-4, 6-77|fp4 in layers 3-4, 6-77 and as bf16 in layers 5)"):
+        load(GLM5, quantization_config=_nvfp4(exclude)).build(Phase.decode(1, 100))
 
 
 # Wrappers and variants of families opgraph already has: each costs exactly what its language model costs.
