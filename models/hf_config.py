@@ -937,6 +937,7 @@ def from_dict(data: dict, *, name: str, source: str, where: str = "config.json")
         fields = FAMILIES[model_type](f)
         notes += unread(f, model_type)
         if outer is not None:
+            outer.read.update(k for k in inherited if k in f.read)  # read where the language model reads it
             notes += unread(outer, model_type, wrapper=True)
         fields["notes"] = (*fields.get("notes", ()), *notes)
         fields.setdefault("context_window", context_window(f))

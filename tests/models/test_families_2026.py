@@ -240,3 +240,19 @@ def test_qwen35_without_experts_has_a_dense_mlp_of_intermediate_size():
     assert wide.build(phase).params() - narrow.build(phase).params() == 4 * 3 * 64 * 64
     ops = layer_ops(narrow, phase)
     assert "router" not in ops and ops["down_proj"].flops == 2 * 64 * 64
+
+
+def test_a_wrappers_own_quantization_config_stores_its_language_model():
+    # NVIDIA's NVFP4 Kimi-K2.5 and Qwen3.5 write quantization_config beside text_config, not in it: the language
+    # model is stored as it says (its vision tower, which the patterns also name, is not costed)
+    text = {"model_type": "kimi_k2", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 3,
+            "intermediate_size": 128, "moe_intermediate_size": 16, "n_routed_experts": 8, "n_shared_experts": 1,
+            "num_experts_per_tok": 2, "first_k_dense_replace": 1, "q_lora_rank": 24, "kv_lora_rank": 32,
+            "qk_nope_head_dim": 16, "qk_rope_head_dim": 8, "v_head_dim": 16, "vocab_size": 100}
+    q = _nvfp4(["lm_head", "vision_tower*", "mm_projector*", "language_model.model.layers.*.self_attn*"])
+    wrapped = load({"model_type": "kimi_k25", "vision_config": {"depth": 2}, "text_config": text,
+                    "quantization_config": q})
+    alone = load(dict(text, quantization_config=q))
+    phase = Phase.decode(1, 50)
+    assert wrapped.build(phase).weight_bytes() == alone.build(phase).weight_bytes() < load(text).build(phase).weight_bytes()
+    assert wrapped.weight_dtype.name == "fp4"
