@@ -639,38 +639,27 @@ def convert_disaggregated(row: dict[str, str]) -> dict[str, object]:
     recipe's (DISAGGREGATED_FP8_KV), its client srt-slurm's sa-bench; the Dynamo runs' generator's rules for any
     worker (its KV cache, memory setting and scheduling, not its aggregated token budget) and its aiperf client do."""
     decode = {f"{x}_size": row[f"decode_{x}_size"] for x in POOLS}
+    workers = as_int(row["decode_num_workers"])
     out = convert({**row, **decode, "pp_size": row["decode_pp_size"], "batch_size": row["decode_batch_size"]},
-                  disaggregated=True)
-    pools = {name: [as_int(row[f"{name}_{x}_size"]) or 1 for x in POOLS] for name in ("prefill", "decode")}
-    workers = {name: as_int(row[f"{name}_num_workers"]) for name in pools}
-    tp, dp, _, ep = pools["prefill"]
-    out.update(decode_workers=workers["decode"], prefill_workers=workers["prefill"], prefill_tp=tp, prefill_dp=dp,
-               prefill_ep=ep)
-    flags = [f for f in out["flags"].split(";") if f and f != "replicas"]
-    batch = as_int(row["decode_batch_size"])
-    if out["concurrency"] != "" and batch:  # the client's requests over every decode replica
-        r = out["concurrency"] / (batch * pools["decode"][1] * workers["decode"])
-        out["concurrency_over_batch_x_dp"] = int(r) if r == int(r) else round(r, 4)
-        if r != 1:
-            flags.append("replicas")
+                  decode_workers=workers)
+    tp, dp, _, ep = (as_int(row[f"prefill_{x}_size"]) or 1 for x in POOLS)
+    out.update(decode_workers=workers, prefill_workers=as_int(row["prefill_num_workers"]), prefill_tp=tp,
+               prefill_dp=dp, prefill_ep=ep)
+    flags = [f for f in out["flags"].split(";") if f]
     wide = width_flag(row["system"], tp * (as_int(row["prefill_pp_size"]) or 1) * dp, out["gpus_per_node"])
     if wide and wide not in flags:
         flags.append(wide)
     out["flags"] = ";".join(flags)
-    kind, engine = out["data_source_kind"], out["engine"]
-    if kind == DYNAMO:  # aiconfigurator's generator: its KV cache, memory and scheduling rules hold for any worker
-        out.update(kv_dtype=kv_dtype(out["model"], out["gpu"], engine, kind, row["gemm_quant_mode"]),
-                   memory_fraction=memory_fraction(engine, kind),
-                   scheduling=scheduling(engine, kind, row["backend_version"]))
-    elif kind in INFERENCEX:
-        out.update(kv_dtype="fp8" if (engine, out["model"], out["gpu"]) in DISAGGREGATED_FP8_KV else "",
+    if out["data_source_kind"] in INFERENCEX:
+        out.update(kv_dtype="fp8" if (out["engine"], out["model"], out["gpu"]) in DISAGGREGATED_FP8_KV else "",
                    client=DISAGGREGATED_CLIENT)
     return out
 
 
-def convert(row: dict[str, str], disaggregated: bool = False) -> dict[str, object]:
-    """An aggregated row (or, `disaggregated`, its decode pool as convert_disaggregated gives it, with none of the
-    aggregated recipes' settings)."""
+def convert(row: dict[str, str], decode_workers: int = 0) -> dict[str, object]:
+    """An aggregated row; or, with its `decode_workers`, a disaggregated row's decode pool as convert_disaggregated
+    gives it, the client's requests over every decode replica, with none of the aggregated recipes' settings."""
+    disaggregated = decode_workers > 0
     preset, match, note = MODELS[row["model_path"]]
     gpu, per_node = GPUS[row["system"]]
     fields = provenance(row["silicon_data_source"])
@@ -703,7 +692,7 @@ def convert(row: dict[str, str], disaggregated: bool = False) -> dict[str, objec
     if conc is None:
         flags.append("no_concurrency")
     elif batch:
-        r = conc / (batch * silicon[1])  # the file's batch_size is per its own dp
+        r = conc / (batch * silicon[1] * max(decode_workers, 1))  # the file's batch_size is per its own dp
         replicas = int(r) if r == int(r) else round(r, 4)
         if replicas != 1:
             flags.append("replicas")
@@ -716,7 +705,9 @@ def convert(row: dict[str, str], disaggregated: bool = False) -> dict[str, objec
         flags.append("no_engine_version")
     if not disaggregated and ran_mtp(preset, gpu, engine, kind, measured, conc):
         flags.append("mtp")
-    recipe = not disaggregated  # the aggregated recipes' engine settings (each function below says whose)
+    # the aggregated recipes' engine settings (each function below says whose); aiconfigurator's generator's KV
+    # cache, memory and scheduling rules hold for a disaggregated worker too
+    recipe, generator = not disaggregated, not disaggregated or kind == DYNAMO
 
     return {
         "model": preset, "model_source": row["model_path"], "model_match": match, "model_note": note,
@@ -736,12 +727,12 @@ def convert(row: dict[str, str], disaggregated: bool = False) -> dict[str, objec
         ";".join(f"{k}={v}" for k, v in zip(LAYOUT, silicon)),
         "max_batch_tokens": max_batch_tokens(preset, gpu, engine, kind, measured, isl, conc, row["backend_version"],
                                              batch) if recipe else "",
-        "kv_dtype": kv_dtype(preset, gpu, engine, kind, row["gemm_quant_mode"]) if recipe else "",
-        "memory_fraction": memory_fraction(engine, kind) if recipe else "",
+        "kv_dtype": kv_dtype(preset, gpu, engine, kind, row["gemm_quant_mode"]) if generator else "",
+        "memory_fraction": memory_fraction(engine, kind) if generator else "",
         "moe_kernel": moe_kernel(preset, gpu, engine, kind, measured) if recipe else "",
         **dict(zip(("batch_wait_ratio", "batch_wait_iters"),
                    batch_wait(preset, gpu, engine, kind, measured, isl, int(row["osl"]), tp) if recipe else ("", ""))),
-        "scheduling": scheduling(engine, kind, row["backend_version"]) if recipe else "",
+        "scheduling": scheduling(engine, kind, row["backend_version"]) if generator else "",
         "client": CAMPAIGN_CLIENTS.get(kind, ""),
         "source_id": row["id"], "source_provenance": row["silicon_data_source"],
     }
