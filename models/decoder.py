@@ -252,7 +252,7 @@ class DecoderConfig:
         kinds = self.layer_kinds()
         kind = max(kinds, key=kinds.__getitem__) if kind is None else kind
         b = GraphBuilder(self.precision(options), self.block_name(kind),
-                         weight_dtype=self.weight_dtype_for(options, self.layer_indices(kind)))
+                         weight_dtype=self.weight_dtype_for(options, kind))
         par = self.parallel(phase, options)
         x = b.input("x", self.hidden_shape(phase, options))
         return b.build(outputs=[kind.build(b, x, phase, par, options)])
@@ -267,27 +267,28 @@ class DecoderConfig:
         """The indices of the layers of one kind."""
         return tuple(i for i in range(len(self.layers)) if self.layers.at(i) == kind)
 
-    def weight_dtype_for(self, options: BuildOptions, layers: tuple[int, ...] | None = None):
+    def weight_dtype_for(self, options: BuildOptions, kind: Layer | None = None):
         """What each weight matrix is stored as, by its checkpoint name, when the checkpoint quantizes some modules
         and not others (gpt-oss keeps attention and the router in bf16); None where all matrices share the
         precision's weight dtype (an unquantized model, or the user's --weight-dtype). Where the checkpoint's
         patterns name particular layers (WeightFormat.per_layer: NVIDIA's GLM-5.1 NVFP4 keeps its three dense layers
-        whole in bf16), a layer kind's matrices are resolved over `layers`, its own layers; a module its layers store
+        whole in bf16), a layer `kind`'s matrices are resolved over its own layers; a module its layers store
         differently is refused, since one block prices them all."""
         fmt = self.weight_format
         if fmt is None or not self.stores_own_weights(options):
             return None
-        dtype, indices = self.dtype, layers if layers and fmt.per_layer else (None,)
+        # the kind's layers are looked up only for patterns that name layers: most checkpoints' do not
+        dtype, indices = self.dtype, self.layer_indices(kind) if kind is not None and fmt.per_layer else (None,)
 
         def of(name: str):
             module = name.split("[")[0].removesuffix(".weight")
             found = {i: fmt.dtype_for(module, i) or dtype for i in indices}
             if len(set(found.values())) > 1:
-                kinds = {}
+                stored: dict[str, list[int]] = {}
                 for i, d in found.items():
-                    kinds.setdefault(d.name, []).append(i)
+                    stored.setdefault(d.name, []).append(i)
                 raise OpgraphError(f"{fmt.where}: quantization_config stores {module} as "
-                                   + " and as ".join(f"{d} in layers {_spans(ix)}" for d, ix in kinds.items())
+                                   + " and as ".join(f"{d} in layers {_spans(ix)}" for d, ix in stored.items())
                                    + ", layers this model builds alike: layers of one kind stored differently are "
                                    "not modelled")
             return found[indices[0]]
