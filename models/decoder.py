@@ -245,7 +245,13 @@ class DecoderConfig:
         if options.precision is not None:
             p = options.precision
             return attrs.evolve(p, state=self.state_dtype) if p.state is None and self.state_dtype else p
-        return Precision(self.weight_dtype or self.dtype, self.dtype, self.dtype, state=self.state_dtype)
+        return Precision(self.weight_dtype or self.dtype, self.dtype, self.declared_kv or self.dtype,
+                         state=self.state_dtype)
+
+    @property
+    def declared_kv(self):
+        """The KV cache's dtype the checkpoint's quantization_config declares (WeightFormat.kv_cache), else None."""
+        return None if self.weight_format is None else self.weight_format.kv_cache
 
     def layer(self, phase: Phase, options: BuildOptions = BuildOptions(), kind: Layer | None = None) -> Graph:
         """One layer's graph; by default of the most numerous kind (the only one in a homogeneous model)."""
@@ -471,7 +477,8 @@ class DecoderConfig:
             p = self.precision(options)
             notes.append(f"weights stored as {self.weight_dtype} (config.json quantization_config); "
                          + (f"activations and KV cache {p.act.name}" if p.act == p.kv else
-                            f"activations {p.act.name}, KV cache {p.kv.name}"))
+                            f"activations {p.act.name}, KV cache {p.kv}")
+                         + (" as the checkpoint declares" if p.kv == self.declared_kv else ""))
         if options.tp > 1:
             notes.append(f"tensor parallel over {options.tp} GPUs (Megatron): every figure is one GPU's; q, k, v, gate "
                          f"and up split by columns, o_proj and down_proj by rows, each followed by an all-reduce of "

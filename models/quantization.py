@@ -48,13 +48,13 @@ Keys read but that do not change the weights' bytes (validated where they have f
 fp8: activation_scheme (dynamic|static: W8A8 either way, above), fmt (e4m3|e5m2, or torch's float8_e4m3fn|float8_e5m2:
 all one byte), scale_fmt
 (DeepSeek-V3.1's ue8m0: scale values, still stored fp32). mxfp4: none. modelopt: producer, kv_cache_quant_algo
-(read into `kv_cache`), group_size (checked against the algorithm's). awq: version (gemm only), backend, do_fuse,
-fuse_max_seq_len, modules_to_fuse, exllama_config. gptq: desc_act, sym (GPTQ checkpoints store qzeros and g_idx either way),
+and the flat form's kv_cache_scheme (read into `kv_cache`), group_size (checked against the algorithm's). awq:
+version (gemm only), backend, do_fuse, fuse_max_seq_len, modules_to_fuse, exllama_config. gptq: desc_act, sym (GPTQ checkpoints store qzeros and g_idx either way),
 damp_percent, damp_auto_increment, static_groups, true_sequential, model_name_or_path, model_file_base_name,
 quantizer, meta, pack_dtype, format, checkpoint_format (gptq|gptq_v2), use_exllama, exllama_config,
 use_cuda_fp16, cache_block_outputs, batch_size, tokenizer, dataset, max_input_length, module_name_preceding_
 first_block, mse, v2, v2_alpha. compressed-tensors: quantization_status, global_compression_ratio, version,
-config_groups.*.output_activations, weights.observer / observer_kwargs / dynamic (false) / block_structure (null) /
+kv_cache_scheme (an 8-bit float scheme, read into `kv_cache`), config_groups.*.output_activations, weights.observer / observer_kwargs / dynamic (false) / block_structure (null) /
 actorder (null|false|"weight"|"group": "group" adds g_idx).
 
 Which modules a format covers (dtype_for). Names are Hugging Face module paths without "model.layers.N."
@@ -105,7 +105,8 @@ class WeightFormat:
     """The storage of a quantized checkpoint's weights: `dtype` for the linear layers it quantizes, `exclude`
     (the checkpoint's own patterns, as given) for those it keeps at the model's dtype; `kv_cache` when the
     checkpoint also fixes the KV cache's dtype (ModelOpt's kv_cache_quant_algo, compressed-tensors'
-    kv_cache_scheme), else None."""
+    kv_cache_scheme), else None: the model's own storage keeps its KV cache so (DecoderConfig.precision), and an
+    engine serves it so where its KV-cache dtype "auto" reads it (opgraph.analysis.serve.CHECKPOINT_KV)."""
 
     method: str
     dtype: DType
@@ -305,8 +306,24 @@ def _modelopt(f: _Fields) -> WeightFormat:
     kv_dt = {None: None, "FP8": FP8, "NVFP4": NVFP4}.get(kv.upper() if isinstance(kv, str) else kv, "bad")
     if kv_dt == "bad":
         raise f.error("kv_cache_quant_algo", f"{kv!r} is not supported; valid: null, FP8, NVFP4")
-    f.ignore("kv_cache_scheme")  # the flat form's restatement of kv_cache_quant_algo
-    return WeightFormat("modelopt", dt, f.patterns("exclude_modules", "ignore"), f.where, kv_cache=kv_dt)
+    # the flat form may state it as a scheme instead (vLLM's resolve_kv_cache_dtype_string reads either)
+    scheme = _kv_scheme(f, {8: FP8, 4: NVFP4})
+    if kv_dt is not None and scheme is not None and scheme != kv_dt:
+        raise f.error("kv_cache_scheme", f"says {scheme}, kv_cache_quant_algo says {kv_dt}: give one KV-cache dtype")
+    return WeightFormat("modelopt", dt, f.patterns("exclude_modules", "ignore"), f.where, kv_cache=kv_dt or scheme)
+
+
+def _kv_scheme(f: _Fields, floats: dict) -> DType | None:
+    """The KV cache's dtype a `kv_cache_scheme` states (compressed-tensors' QuantizationArgs: num_bits, type), one
+    of `floats` by its bits; None when the scheme is null."""
+    kv = f.get("kv_cache_scheme")
+    if kv is None:
+        return None
+    if not isinstance(kv, dict) or kv.get("type") != "float" or kv.get("num_bits") not in floats:
+        valid = " or ".join(f"{b}-bit" for b in floats)
+        raise f.error("kv_cache_scheme", f"{kv!r}; valid: null or a {valid} float scheme "
+                                         f"({', '.join(str(d) for d in floats.values())})")
+    return floats[kv["num_bits"]]
 
 
 def _awq(f: _Fields) -> WeightFormat:
@@ -396,10 +413,4 @@ def _compressed(f: _Fields) -> WeightFormat:
                                                    f"supported; valid: null (weight-only) or {bits}-bit {typ} as the "
                                                    f"weights (W{bits}A{bits})")
     dt = dt.with_input_quantized(acts is not None)
-    kv = f.get("kv_cache_scheme")
-    kv_dt = None
-    if kv is not None:
-        if not isinstance(kv, dict) or (kv.get("num_bits"), kv.get("type")) != (8, "float"):
-            raise f.error("kv_cache_scheme", f"{kv!r}; valid: null or an 8-bit float scheme (fp8)")
-        kv_dt = FP8
-    return WeightFormat("compressed-tensors", dt, f.patterns("ignore"), f.where, kv_cache=kv_dt)
+    return WeightFormat("compressed-tensors", dt, f.patterns("ignore"), f.where, kv_cache=_kv_scheme(f, {8: FP8}))

@@ -70,24 +70,35 @@ def context_note(source, longest: int, what: str = SERVED_REQUESTS) -> tuple[str
             f"and TensorRT-LLM's max_seq_len are derived from it); the figures extrapolate",)
 
 
+def declared_kv(source) -> str | None:
+    """The KV-cache dtype a quantized checkpoint declares (its quantization_config's kv_cache_quant_algo or
+    kv_cache_scheme: models.quantization.WeightFormat.kv_cache), as --kv-dtype names it; else None."""
+    fmt = getattr(source, "weight_format", None)
+    return None if fmt is None or fmt.kv_cache is None else str(fmt.kv_cache)
+
+
 def precision(source, *, dtype_: str | None = None, weight: str | None = None, act: str | None = None,
               kv: str | None = None, group_size: int | None = None, table: str | None = None,
-              state: str | None = None, serving: bool = False) -> Precision | None:
+              state: str | None = None, serving: bool = False, kv_declared: bool = True) -> Precision | None:
     """Storage precision per role from --dtype and the per-role options; None keeps the model's own (`serving`: a
     float32 checkpoint served in 16 bits, as engines load it: SERVED_FROM_FP32). A quantized checkpoint's weights
-    stay its own unless --dtype or --weight-dtype is given (--kv-dtype fp8 leaves gpt-oss's MXFP4 experts MXFP4).
-    The recurrent state (--state-dtype) defaults to the activation dtype (Precision.state)."""
+    stay its own unless --dtype or --weight-dtype is given (--kv-dtype fp8 leaves gpt-oss's MXFP4 experts MXFP4),
+    and so does the KV cache it declares (declared_kv) unless --dtype or --kv-dtype is given, or `kv_declared` is
+    False (an engine that does not read the declaration: opgraph.analysis.serve.reads_declared_kv), when it takes the
+    model's own dtype. The recurrent state (--state-dtype) defaults to the activation dtype (Precision.state)."""
     given = {"weight": weight, "act": act, "kv": kv, "table": table, "state": state}
     from_fp32 = serving and served_from_fp32(source)
+    declared = declared_kv(source)
     if dtype_ is None and all(v is None for v in given.values()):
         if group_size is not None:
             raise OpgraphError(f"--group-size applies to int4/int8 weights, but the weights are {own_dtype(source)}; "
                                f"add --weight-dtype int4 or int8")
-        if not from_fp32:
+        if not from_fp32 and (declared is None or kv_declared):
             return None
     own = SERVED_FROM_FP32 if from_fp32 else own_dtype(source)
     base = checks.choice("--dtype", own if dtype_ is None else dtype_, STORAGE_DTYPES)
-    names = {role: checks.choice(f"--{role}-dtype", base if v is None else v, STORAGE_DTYPES)
+    kept = {"kv": declared} if declared is not None and kv_declared and dtype_ is None else {}
+    names = {role: checks.choice(f"--{role}-dtype", kept.get(role, base) if v is None else v, STORAGE_DTYPES)
              for role, v in given.items() if role not in ("table", "state") or v is not None}
     # a quantized checkpoint keeps its own weights unless --dtype or --weight-dtype says otherwise (the model then
     # stores each matrix as its quantization_config says: Model.weight_dtype_for)

@@ -26,18 +26,26 @@ def source(a):
 
 
 def _precision(a, model, serving: bool):
-    """The command line's storage precision for `model` (`serving`: as an engine loads it, choices.precision)."""
+    """The command line's storage precision for `model` (`serving`: as --engine loads it, choices.precision)."""
+    declared = True
+    if serving:  # serve, with numpy, only where a command serves
+        from opgraph.analysis.serve import reads_declared_kv
+
+        declared = reads_declared_kv(a.engine, model)
     return choices.precision(model, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype, kv=a.kv_dtype,
                              group_size=a.group_size, table=a.table_dtype, state=getattr(a, "state_dtype", None),
-                             serving=serving)
+                             serving=serving, kv_declared=declared)
 
 
 def served_notes(a, model) -> tuple[str, ...]:
-    """What a serving command says of the precision it serves `model` at (choices.served_note), of requests longer
-    than its context window (choices.context_note) and of an MTP head the checkpoint lacks (choices.draft_note); the
-    lengths are checked before it is called."""
+    """What a serving command says of the precision it serves `model` at (choices.served_note, and the KV cache its
+    checkpoint declares: serve.declared_kv_note), of requests longer than its context window (choices.context_note)
+    and of an MTP head the checkpoint lacks (choices.draft_note); the lengths are checked before it is called."""
+    from opgraph.analysis.serve import declared_kv_note
+
     longest = sum(_longest(getattr(a, k)) for k in ("prompt", "output"))
-    return (choices.served_note(model, a.dtype, a.weight_dtype, a.act_dtype) + choices.context_note(model, longest)
+    return (choices.served_note(model, a.dtype, a.weight_dtype, a.act_dtype)
+            + declared_kv_note(a.engine, model, a.kv_dtype, a.dtype) + choices.context_note(model, longest)
             + choices.draft_note(model, getattr(a, "draft", None)))
 
 

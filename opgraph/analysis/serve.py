@@ -389,6 +389,44 @@ def trtllm(hw: Hardware) -> Engine:
 
 ENGINES = {"vllm": vllm, "sglang": sglang, "trtllm": trtllm}
 
+# The KV caches each engine takes from a checkpoint's quantization_config when its own KV-cache dtype is left "auto",
+# its default, by (quantization method, dtype); any other declaration it leaves, serving the model's dtype:
+# - vLLM: ModelOpt's kv_cache_quant_algo or kv_cache_scheme, fp8 or nvfp4 (resolve_kv_cache_dtype_string in
+#   vllm/utils/torch_utils.py, vllm-project/vllm#34752), and a compressed-tensors kv_cache_scheme, fp8 (its Attention
+#   layer sets cache_dtype "fp8": "llm-compressor mdls need to set cache_dtype to fp8", vllm-project/vllm#30141);
+# - SGLang: ModelOpt's FP8 alone (configure_kv_cache_dtype in sglang/srt/model_executor/model_runner.py compares
+#   quant_config.kv_cache_quant_algo with "FP8"; its compressed-tensors config carries no such field);
+# - TensorRT-LLM: ModelOpt's FP8 and NVFP4 (ModelLoader._update_from_hf_quant_config in
+#   tensorrt_llm/llmapi/llm_utils.py) and a compressed-tensors fp8 kv_cache_scheme (quant_config_utils.py,
+#   NVIDIA/TensorRT-LLM#17334, August 2026).
+DECLARED_KV = {"vllm": {("modelopt", "fp8"), ("modelopt", "nvfp4"), ("compressed-tensors", "fp8")},
+               "sglang": {("modelopt", "fp8")},
+               "trtllm": {("modelopt", "fp8"), ("modelopt", "nvfp4"), ("compressed-tensors", "fp8")}}
+DECLARED_KV_KEY = {"modelopt": "kv_cache_quant_algo", "compressed-tensors": "kv_cache_scheme"}
+
+
+def reads_declared_kv(engine: str, source) -> bool:
+    """Whether `engine` serves the KV cache `source`'s checkpoint declares (DECLARED_KV; True where none is)."""
+    fmt = getattr(source, "weight_format", None)
+    if fmt is None or fmt.kv_cache is None:
+        return True
+    return (fmt.method, str(fmt.kv_cache)) in DECLARED_KV[checks.choice("--engine", engine, ENGINES)]
+
+
+def declared_kv_note(engine: str, source, kv: str | None, dtype_: str | None) -> tuple[str, ...]:
+    """What a serving command says of the KV cache `source`'s checkpoint declares, when neither --kv-dtype (`kv`) nor
+    --dtype chose one: served so, or in the model's dtype by an engine that does not read it."""
+    fmt = getattr(source, "weight_format", None)
+    if fmt is None or fmt.kv_cache is None or kv is not None or dtype_ is not None:
+        return ()
+    declared = f"{fmt.kv_cache} KV cache ({fmt.where}: quantization_config.{DECLARED_KV_KEY[fmt.method]})"
+    if reads_declared_kv(engine, source):
+        return (f"the checkpoint declares an {declared}, which {engine} serves by default (its KV-cache dtype "
+                f"'auto'); give --kv-dtype to cost another",)
+    return (f"the checkpoint declares an {declared}, which {engine} does not read: its KV-cache dtype 'auto' keeps "
+            f"the model's {source.dtype.name}, as served here; give --kv-dtype {fmt.kv_cache} to cost the declared "
+            f"one (where the engine runs it)",)
+
 
 def check_speculation(tokens: int, acceptance: tuple[float, ...]) -> None:
     """Draft tokens a step (1 to 64) and one acceptance figure from 0 to 1 for each, or a one-line error."""

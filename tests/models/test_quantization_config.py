@@ -90,6 +90,19 @@ def test_modelopt_flat_config():
     assert f.dtype_for("lm_head") is None
 
 
+@pytest.mark.parametrize("bits, kv", [(8, FP8), (4, NVFP4)])
+def test_modelopt_flat_config_may_state_its_kv_cache_as_a_scheme(bits, kv):
+    """The flat form may give the KV cache as a kv_cache_scheme instead of kv_cache_quant_algo (vLLM's
+    get_kv_cache_quant_algo_string reads either: an 8-bit float scheme is fp8, a 4-bit one nvfp4); both together
+    must agree."""
+    flat = {k: v for k, v in MODELOPT_FLAT.items() if k != "kv_cache_quant_algo"}
+    scheme = {"num_bits": bits, "type": "float", "dynamic": False}
+    assert read({**flat, "kv_cache_scheme": scheme}, WHERE).kv_cache == kv
+    assert read(flat, WHERE).kv_cache is None
+    agreeing = {**flat, "kv_cache_scheme": scheme, "kv_cache_quant_algo": "FP8" if bits == 8 else "NVFP4"}
+    assert read(agreeing, WHERE).kv_cache == kv
+
+
 @pytest.mark.parametrize("algo,check", [
     ("FP8", lambda d: d.name == "fp8" and d.tensor_bits == 32 and not d.scale_bits and d.quantizes_input),
     ("fp8_pb_wo", lambda d: d == FP8.blocked(128, 128)),  # "WO": weight-only, bf16 activations
@@ -165,6 +178,9 @@ def test_hf_naming_and_multimodal_prefixes():
     ({"quant_algo": "W4A8_AWQ"}, "quant_algo"),
     ({"quant_algo": "NVFP4", "group_size": 32}, "group_size"),
     ({"quant_algo": "NVFP4", "kv_cache_quant_algo": "INT8"}, "kv_cache_quant_algo"),
+    ({**MODELOPT_FLAT, "kv_cache_scheme": {"num_bits": 4, "type": "float"}}, "kv_cache_scheme"),  # FP8 beside it
+    ({**MODELOPT_FLAT, "kv_cache_scheme": {"num_bits": 8, "type": "int"}}, "kv_cache_scheme"),
+    ({**CT_W4A16, "kv_cache_scheme": {"num_bits": 4, "type": "float"}}, "kv_cache_scheme"),
     ({"quant_algo": "NVFP4", "quantized_layers": {}}, "quantized_layers"),
     ({**AWQ, "bits": 3}, "bits"),
     ({**AWQ, "version": "gemv_fast"}, "version"),
