@@ -290,6 +290,10 @@ COST_FIELDS = {
     "hybrid_override_pattern": "which layers are Mamba, attention or MLP (everything)",
     "full_attention_interval": "which layers are full attention (everything)",
     "mamba_ssm_dtype": "the recurrent state's dtype (cache bytes)",
+    "mamba_ssm_cache_dtype": "the recurrent state's dtype (cache bytes)",
+    "moe_latent_size": "latent projections around the experts (FLOPs, weights)",
+    "layers_block_type": "which layers are Mamba, attention, MLP or MoE (everything)",
+    "moe_shared_expert_intermediate_size": "a shared expert (FLOPs, weights)",
     "index_topk": "sparse attention (DeepSeek-V3.2's DSA: attention FLOPs)",
     "index_n_heads": "sparse attention's indexer (FLOPs, weights)",
     "index_head_dim": "sparse attention's indexer (FLOPs, weights)",
@@ -613,24 +617,30 @@ def _olmo2(f: Fields) -> dict:
                 tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
-def _deepseek_moe(f: Fields, *, v3: bool) -> MoE | None:
-    """DeepSeekMoE as V2, V3, Kimi-K2 and GLM-4.5 configure it: n_routed_experts of moe_intermediate_size and
-    n_shared_experts, dense below first_k_dense_replace, every moe_layer_freq-th layer; V3's sigmoid scores with a
-    selection bias (e_score_correction_bias), group-limited routing (n_group, topk_group), renormalized weights
-    (norm_topk_prob) scaled by routed_scaling_factor."""
-    if f.get("n_routed_experts", default=None)[1] is None:
-        return None
+def _deepseek_router(f: Fields, *, v3: bool) -> dict:
+    """DeepSeekMoE's router (MoE fields): V3's sigmoid scores with a selection bias (e_score_correction_bias),
+    group-limited routing (n_group, topk_group), renormalized weights (norm_topk_prob) scaled by
+    routed_scaling_factor; V2's softmax."""
     scoring = _scores(f, default="sigmoid" if v3 else "softmax")
     topk_method = f.str("topk_method", default="noaux_tc" if v3 else "greedy")
     groups = f.int("n_group", default=1) if topk_method in ("group_limited_greedy", "noaux_tc") else 1
     if groups > 1:
         f.int("topk_group")
     scale = f.number("routed_scaling_factor", default=1.0)
-    return MoE(experts=f.int("n_routed_experts"), top_k=f.int("num_experts_per_tok"),
-               d_expert=f.int("moe_intermediate_size"), shared=f.int("n_shared_experts", default=0, minimum=0),
+    return dict(experts=f.int("n_routed_experts"), top_k=f.int("num_experts_per_tok"),
+                router_bias="selection" if v3 else None, scores=scoring, groups=groups,
+                renormalize=f.bool("norm_topk_prob", False), scaled=scale != 1.0)
+
+
+def _deepseek_moe(f: Fields, *, v3: bool) -> MoE | None:
+    """DeepSeekMoE as V2, V3, Kimi-K2 and GLM-4.5 configure it: n_routed_experts of moe_intermediate_size and
+    n_shared_experts, dense below first_k_dense_replace, every moe_layer_freq-th layer, routed as _deepseek_router
+    reads."""
+    if f.get("n_routed_experts", default=None)[1] is None:
+        return None
+    return MoE(d_expert=f.int("moe_intermediate_size"), shared=f.int("n_shared_experts", default=0, minimum=0),
                first_dense=f.int("first_k_dense_replace", default=0, minimum=0),
-               layer_freq=f.int("moe_layer_freq", default=1), router_bias="selection" if v3 else None,
-               scores=scoring, groups=groups, renormalize=f.bool("norm_topk_prob", False), scaled=scale != 1.0)
+               layer_freq=f.int("moe_layer_freq", default=1), **_deepseek_router(f, v3=v3))
 
 
 def _deepseek_v32(f: Fields) -> dict:
@@ -727,31 +737,68 @@ def _gpt2(f: Fields) -> dict:
                 dtype=_dtype(f), **_weights(f), tie_embeddings=f.bool("tie_word_embeddings", True))
 
 
-# Hybrid layer letters (Nemotron-H's hybrid_override_pattern): Mamba-2, attention, MLP, MoE.
-HYBRID = {"M": "mamba", "*": "attention", "-": "mlp"}
+# Hybrid layer letters (Nemotron-H's hybrid_override_pattern): Mamba-2, attention, MLP, MoE; and the same kinds as
+# transformers' later layers_block_type spells them.
+HYBRID = {"M": "mamba", "*": "attention", "-": "mlp", "E": "moe"}
 
 
 def _mamba(f: Fields, d: int, *, heads_key: str = "mamba_num_heads", head_dim_key: str = "mamba_head_dim",
-           state_key: str = "ssm_state_size") -> Mamba2:
-    """A Mamba-2 mixer from Mamba2Config's / NemotronHConfig's fields; its heads x head_dim must be expand x d."""
+           state_key: str = "ssm_state_size", expanded: bool = True) -> Mamba2:
+    """A Mamba-2 mixer from Mamba2Config's / NemotronHConfig's fields; `expanded` (Mamba2Config's): its heads x
+    head_dim must be expand x d. Nemotron-H's mixer is heads x head_dim wide whatever expand says
+    (NemotronHMamba2Mixer: intermediate_size = mamba_num_heads * mamba_head_dim; Nemotron-3 Nano's 64 x 64 beside
+    expand 2 x 2,688)."""
     mamba = Mamba2(n_heads=f.int(heads_key), head_dim=f.int(head_dim_key), d_state=f.int(state_key),
                    n_groups=f.int("n_groups", default=1), d_conv=f.int("conv_kernel", default=4),
                    chunk_size=f.int("chunk_size", default=256), conv_bias=f.bool("use_conv_bias", True),
                    proj_bias=f.bool("use_bias", False))
-    if mamba.n_heads * mamba.head_dim != f.int("expand", default=2) * d:
+    expand = f.int("expand", default=2)
+    if expanded and mamba.n_heads * mamba.head_dim != expand * d:
         raise f.error(heads_key, f"x {head_dim_key!r} ({mamba.n_heads} x {mamba.head_dim}) must equal 'expand' x "
                                  f"'hidden_size'")
     return mamba
 
 
-def _nemotron_h(f: Fields) -> dict:
-    """Nemotron-H: one mixer per layer as hybrid_override_pattern says (M: Mamba-2, *: attention, -: a
-    squared-ReLU MLP), each with its own pre-norm (modeling_nemotron_h.py)."""
-    n = f.int("num_hidden_layers")
+def _hybrid_pattern(f: Fields, n: int) -> str:
+    """Nemotron-H's layer kinds, one letter each (HYBRID): hybrid_override_pattern, or layers_block_type's list of
+    kind names where a config gives that instead."""
+    _, listed = f.get("layers_block_type", default=None)
+    if listed is not None:
+        names = {v: k for k, v in HYBRID.items()}
+        if not isinstance(listed, list) or len(listed) != n or not all(v in names for v in listed):
+            raise f.error("layers_block_type", f"must list {n} layer kinds from {', '.join(names)}")
+        f.get("hybrid_override_pattern", default=None)  # a restatement where both are given
+        return "".join(names[v] for v in listed)
     _, pattern = f.get("hybrid_override_pattern")
     if not isinstance(pattern, str) or len(pattern) != n or not set(pattern) <= set(HYBRID):
         raise f.error("hybrid_override_pattern", f"must be a string of {n} letters from {', '.join(HYBRID)} "
                                                  f"({', '.join(f'{k}: {v}' for k, v in HYBRID.items())})")
+    return pattern
+
+
+def _nemotron_moe(f: Fields) -> MoE:
+    """Nemotron-3's MoE mixer (NemotronHMoE in modeling_nemotron_h.py): n_routed_experts plain experts
+    down(act(up)) of moe_intermediate_size, routed as DeepSeek-V3 routes (NemotronHTopkRouter, its weight and
+    e_score_correction_bias stored in fp32), beside one shared plain MLP of moe_shared_expert_intermediate_size; the
+    latent projections of Super and Ultra (moe_latent_size) are not modelled."""
+    if f.get("moe_latent_size", default=None)[1] is not None:
+        raise f.error("moe_latent_size", "is set: the experts' latent projections (fc1_latent_proj, "
+                                         "fc2_latent_proj: Nemotron-3 Super and Ultra) are not modelled")
+    if f.int("n_shared_experts", default=1) != 1:
+        raise f.error("n_shared_experts", "must be 1: NemotronHMoE builds one shared MLP of "
+                                          "moe_shared_expert_intermediate_size")
+    act = f.choice({"relu2": "relu2", "silu": "silu", "gelu": "gelu"}, "mlp_hidden_act", default="relu2")
+    return MoE(d_expert=f.int("moe_intermediate_size"), shared_d=f.int("moe_shared_expert_intermediate_size"),
+               act=act, gated=False, router_dtype=FP32, prefix="mixer.", **_deepseek_router(f, v3=True))
+
+
+def _nemotron_h(f: Fields) -> dict:
+    """Nemotron-H and Nemotron-3: one mixer per layer as hybrid_override_pattern says (M: Mamba-2, *: attention,
+    -: a squared-ReLU MLP, E: a mixture of squared-ReLU experts), each with its own pre-norm (modeling_nemotron_h.py).
+    The recurrent state's dtype is mamba_ssm_cache_dtype where the config gives it, as vLLM serves it
+    (NemotronHForCausalLMConfig in vllm/model_executor/models/config.py takes it for its "auto")."""
+    n = f.int("num_hidden_layers")
+    pattern = _hybrid_pattern(f, n)
     d, heads = f.int("hidden_size"), f.int("num_attention_heads")
     kv, head_dim = f.int("num_key_value_heads", default=heads), f.int("attention_head_dim", "head_dim", default=d // heads)
     attention = Attention(heads, kv, head_dim, rotary=False, q_bias=f.bool("attention_bias", False),
@@ -760,13 +807,17 @@ def _nemotron_h(f: Fields) -> dict:
     mlp = MLP(f.int("intermediate_size"), f.choice({"relu2": "relu2", "silu": "silu", "gelu": "gelu"}, "mlp_hidden_act",
                                                   default="relu2"), gated=False, bias=f.bool("mlp_bias", False),
               prefix="mixer.")
-    mamba = _mamba(f, d)
+    mamba = _mamba(f, d, expanded=False)
     f.choice({"silu": "silu"}, "mamba_hidden_act", default="silu")
     mixers = {"M": mamba, "*": attention, "-": mlp}
+    if "E" in pattern:
+        mixers["E"] = _nemotron_moe(f)
     layers = [parts.Layer((parts.Sublayer(mixers[c], "norm.weight", key="mixer"),)) for c in pattern]
+    state = f.get("mamba_ssm_cache_dtype", default=None)[1]
     return dict(d_model=d, n_heads=heads, n_kv_heads=kv, head_dim=head_dim, d_ffn=mlp.d_ffn, n_layers=n,
                 vocab_size=f.int("vocab_size"), dtype=_dtype(f), **_weights(f),
-                layers=Stack.listed(layers), tie_embeddings=f.bool("tie_word_embeddings", False))
+                layers=Stack.listed(layers), tie_embeddings=f.bool("tie_word_embeddings", False),
+                state_dtype=None if state is None else f.choice(TORCH_DTYPES, "mamba_ssm_cache_dtype"))
 
 
 def _mamba2(f: Fields) -> dict:

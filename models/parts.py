@@ -19,7 +19,7 @@ from opgraph.core.graph import GraphBuilder
 from opgraph.core.model import BuildOptions
 from opgraph.core.phase import Phase
 from opgraph.core.sizes import minimum
-from opgraph.core.tensor import Tensor
+from opgraph.core.tensor import DType, Tensor
 from opgraph.errors import OpgraphError
 from . import pieces, recurrent
 from .parallel import Parallel
@@ -278,12 +278,16 @@ ROUTER_BIASES = (None, "linear", "selection")
 
 @attrs.frozen
 class MoE:
-    """Mixture-of-experts FFN: `experts` routed gated experts of width `d_expert`, `top_k` per token, and shared
+    """Mixture-of-experts FFN: `experts` routed experts of width `d_expert`, `top_k` per token, and shared
     experts every token runs (`shared` of width d_expert, or one of `shared_d`), optionally behind a sigmoid gate.
+    Experts are gated (down(act(gate) * up)) or, with `gated` False, plain (down(act(up)): Nemotron-3's squared-ReLU
+    experts), the shared ones alike.
     The router scores by softmax or sigmoid, may carry a bias of its own ("linear", gpt-oss) or a selection bias
     ("selection", DeepSeek-V3's e_score_correction_bias), and may route within `groups` groups (DeepSeek-V3's
-    n_group). `first_dense` and `layer_freq`: which layers of a uniform model are MoE (every layer_freq-th from
-    first_dense on; the layers before are dense), as DecoderConfig reads them."""
+    n_group); `router_dtype`: what its weight and bias are stored as where not the model's dtype (Nemotron-3's fp32).
+    `first_dense` and `layer_freq`: which layers of a uniform model are MoE (every layer_freq-th from first_dense on;
+    the layers before are dense), as DecoderConfig reads them. `prefix`: its weights' module names ("mlp.experts",
+    Nemotron-H's "mixer.experts")."""
 
     experts: int = attrs.field(validator=_positive)
     top_k: int = attrs.field(validator=_positive)
@@ -302,6 +306,9 @@ class MoE:
     scaled: bool = False
     router_name: str = "gate"
     shared_name: str = "shared_experts"
+    gated: bool = True
+    router_dtype: DType | None = None
+    prefix: str = "mlp."
 
     tag: ClassVar[str] = "moe"
 
@@ -317,6 +324,9 @@ class MoE:
             raise OpgraphError(f"router_bias must be one of linear, selection or None, got {self.router_bias!r}")
         if self.experts % self.groups:
             raise OpgraphError(f"the router's {self.groups} groups (n_group) must divide the {self.experts} experts")
+        if not self.gated and (self.act in pieces.PAIRED_ACTS or self.shared_gate):
+            raise OpgraphError(f"plain (non-gated) experts take a one-input activation and no shared-expert gate, "
+                               f"got {self.act!r}" + (" and a shared gate" if self.shared_gate else ""))
 
     def placed(self, i: int) -> bool:
         """Whether layer i (0-based) is one of the MoE layers: every layer_freq-th from first_dense on."""
@@ -360,7 +370,7 @@ class MoE:
         rows = self.rows(phase.tokens, ep, options.expert_imbalance, shared=par.tp > 1) if ep > 1 else 0
         touched = (self.touched_local(rows, ep, options.experts_touched) if ep > 1 else
                    self.touched(phase.tokens, options.experts_touched))
-        return pieces.moe(b, x, self, touched=touched, rows=rows, par=par)
+        return pieces.moe(b, x, self, touched=touched, rows=rows, par=par, prefix=self.prefix)
 
     def words(self) -> dict[str, str]:
         return {"ffn": "moe"}

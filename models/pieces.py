@@ -364,13 +364,17 @@ def gated_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "silu", pref
     up = proj(b, "up_proj", x, d_ffn, prefix=prefix, bias=bias, out="up")
     if gate_scale:
         gate = b.scale("gate_scale", gate, out="gate_scaled")
-    h = _gated(b, "", act, gate, up, "")
-    if not reduce_output:
-        y = proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_out")
-    else:
-        y = par.reduce(b, "down_allreduce", proj(b, "down_proj", h, d, prefix=prefix, bias=bias,
-                                                 out=par.out("mlp_out", "mlp_partial")), "mlp_out")
+    y = _down(b, _gated(b, "", act, gate, up, ""), d, prefix, bias, par, reduce_output)
     return b.scale("out_scale", y, out="mlp_scaled") if out_scale else y
+
+
+def _down(b: GraphBuilder, h: Tensor, d: int, prefix: str, bias: bool, par: Parallel, reduce_output: bool) -> Tensor:
+    """An MLP's down projection back to the hidden size `d`, row-parallel under `par`, then the all-reduce (left to
+    the caller with `reduce_output=False`)."""
+    if not reduce_output:
+        return proj(b, "down_proj", h, d, prefix=prefix, bias=bias, out="mlp_out")
+    return par.reduce(b, "down_allreduce", proj(b, "down_proj", h, d, prefix=prefix, bias=bias,
+                                                out=par.out("mlp_out", "mlp_partial")), "mlp_out")
 
 
 def _gated(b: GraphBuilder, ops: str, act: str, gate: Tensor, up: Tensor, outs: str) -> Tensor:
@@ -383,14 +387,12 @@ def _gated(b: GraphBuilder, ops: str, act: str, gate: Tensor, up: Tensor, outs: 
 
 @piece("mlp")
 def plain_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "gelu", prefix: str = "mlp.",
-              bias: bool = True, par: Parallel = Parallel.SINGLE) -> Tensor:
+              bias: bool = True, par: Parallel = Parallel.SINGLE, reduce_output: bool = True) -> Tensor:
     """down(act(up(x))), with or without biases: GPT-2's c_fc -> gelu -> c_proj, Nemotron-H's squared-ReLU MLP
-    (split under `par` as gated_mlp is)."""
+    (split under `par` as gated_mlp is, its all-reduce left to the caller with `reduce_output=False`)."""
     d, d_ffn = x.shape[-1], par.columns("the FFN width", d_ffn)
     h = proj(b, "up_proj", x, d_ffn, prefix=prefix, bias=bias, out="up")
-    h = b.elementwise("act", act, h, out="act")
-    return par.reduce(b, "down_allreduce", proj(b, "down_proj", h, d, prefix=prefix, bias=bias,
-                                                out=par.out("mlp_out", "mlp_partial")), "mlp_out")
+    return _down(b, b.elementwise("act", act, h, out="act"), d, prefix, bias, par, reduce_output)
 
 
 @size_function
@@ -461,9 +463,10 @@ def moe(b: GraphBuilder, x: Tensor, spec, *, touched: int, rows: int = 0, par: P
     experts, Qwen's with a gated shared expert, gpt-oss's with expert biases and a clamped SwiGLU, Llama-4's.
 
     router (a matmul to E logits, with its own bias or a selection bias) -> softmax or sigmoid -> top_k (group-
-    limited where the spec says); each token runs through its top_k routed gated experts (FLOPs for exactly k
-    experts per token), whose outputs are combined with the routing weights; shared experts are one gated MLP of
-    the spec's shared width that every token runs (times a sigmoid gate per token where the spec has one).
+    limited where the spec says); each token runs through its top_k routed experts (FLOPs for exactly k experts per
+    token), gated or, where the spec says, plain (Nemotron-3's down(relu2(up))), whose outputs are combined with the
+    routing weights; shared experts are one MLP of the same kind and the spec's shared width that every token runs
+    (times a sigmoid gate per token where the spec has one).
     Routed expert weights are stacked [E, out, in]; a step reads `touched` of the E experts (`expected_experts`).
 
     Under tensor parallelism without expert parallelism (as vLLM shards MoE): the router on every GPU, each
@@ -498,9 +501,13 @@ def moe(b: GraphBuilder, x: Tensor, spec, *, touched: int, rows: int = 0, par: P
         return b.grouped_linear(f"experts.{name}", h, w, groups=groups, in_dim=k, out_dim=n,
                                 weight_reads=touched * n * k, bias=bias, out=out)
 
-    gate = experts_linear("gate_proj", h, width, d, "expert_gate")
-    up = experts_linear("up_proj", h, width, d, "expert_up")
-    y = experts_linear("down_proj", _gated(b, "experts.", spec.act, gate, up, "expert_"), d, width, "expert_out")
+    if spec.gated:
+        gate = experts_linear("gate_proj", h, width, d, "expert_gate")
+        a = _gated(b, "experts.", spec.act, gate, experts_linear("up_proj", h, width, d, "expert_up"), "expert_")
+    else:
+        a = b.elementwise("experts.act", spec.act, experts_linear("up_proj", h, width, d, "expert_up"),
+                          out="expert_act")
+    y = experts_linear("down_proj", a, d, width, "expert_out")
     if ep > 1 and tp > 1:
         out = b.moe_unroute("combine", y, weights, tokens=x.shape[:-1], out="routed_partial")
     else:
@@ -509,8 +516,9 @@ def moe(b: GraphBuilder, x: Tensor, spec, *, touched: int, rows: int = 0, par: P
         out = b.moe_combine("combine", y, weights, top_k=spec.top_k, out=par.out("routed_out", "routed_partial"))
     if spec.shared_width:
         # Shared experts sit beside the routed ones in one block, as ops named shared.*
-        s = gated_mlp(b, x, d_ffn=spec.shared_width, act=spec.act, prefix=f"{prefix}{spec.shared_name}.",
-                      name="shared.", par=Parallel(tp), reduce_output=False)
+        mlp = gated_mlp if spec.gated else plain_mlp
+        s = mlp(b, x, d_ffn=spec.shared_width, act=spec.act, prefix=f"{prefix}{spec.shared_name}.", bias=False,
+                name="shared.", par=Parallel(tp), reduce_output=False)
         if spec.shared_gate:
             g = b.linear("shared.gate", x, b.weight(f"{prefix}shared_expert_gate.weight", (1, d)), out="shared_gate")
             s = b.scale("shared.scale", s, b.elementwise("shared.sigmoid", "sigmoid", g, out="shared_gate_act"),
@@ -522,11 +530,11 @@ def moe(b: GraphBuilder, x: Tensor, spec, *, touched: int, rows: int = 0, par: P
 def _router(b: GraphBuilder, x: Tensor, spec, prefix: str) -> Tensor:
     """router (a matmul to E logits: with gpt-oss's bias, or DeepSeek-V3's selection bias added to the scores)
     -> softmax or sigmoid scores -> the top_k routing weights."""
-    e = spec.experts
-    bias = (b.weight(f"{prefix}{spec.router_name}.bias", (e,)) if spec.router_bias == "linear" else
-            b.weight(f"{prefix}{spec.router_name}.e_score_correction_bias", (e,)) if spec.router_bias == "selection"
-            else None)
-    logits = b.linear("router", x, b.weight(f"{prefix}{spec.router_name}.weight", (e, x.shape[-1])), bias=bias,
+    e, dt = spec.experts, spec.router_dtype
+    bias = (b.weight(f"{prefix}{spec.router_name}.bias", (e,), dt) if spec.router_bias == "linear" else
+            b.weight(f"{prefix}{spec.router_name}.e_score_correction_bias", (e,), dt)
+            if spec.router_bias == "selection" else None)
+    logits = b.linear("router", x, b.weight(f"{prefix}{spec.router_name}.weight", (e, x.shape[-1]), dt), bias=bias,
                       out="router_logits")
     if spec.scores == "sigmoid":
         probs = b.elementwise("router_sigmoid", "sigmoid", logits, out="router_probs")

@@ -66,7 +66,8 @@ Which modules a format covers (dtype_for). Names are Hugging Face module paths w
    `"lm_head": true`.
 2. Else a module is excluded (None: the model's own dtype) when one of the format's patterns matches one of its
    full names: "model.layers.N.<module>" (also "model.language_model.layers.N.<module>" and
-   "language_model.model.layers.N.<module>" for multimodal checkpoints), or for top-level modules (`lm_head`,
+   "language_model.model.layers.N.<module>" for multimodal checkpoints, "backbone.layers.N.<module>" for Nemotron-H's
+   and Mamba's), or for top-level modules (`lm_head`,
    `norm`, `embed_tokens`) "model.<module>", "<module>" and their language_model spellings. A pattern P matches a
    full name F when:
    a. fnmatch(X, P) for X = F or any dotted prefix of F (P names F or a parent: gpt-oss's
@@ -144,7 +145,7 @@ def _full_names(module: str, layer: int | None) -> list[str]:
                 f"language_model.{module}"]
     n = "0" if layer is None else str(layer)
     return [f"model.layers.{n}.{module}", f"model.language_model.layers.{n}.{module}",
-            f"language_model.model.layers.{n}.{module}"]
+            f"language_model.model.layers.{n}.{module}", f"backbone.layers.{n}.{module}"]
 
 
 def _prefixes(name: str) -> list[str]:

@@ -55,6 +55,10 @@ PUBLISHED = {
     "gemma-3-27b": [("27B", "total", "google/gemma-3-27b-it: the 27B of its name")],
     "mistral-small-3.1-24b": [("24B", "total", "mistralai/Mistral-Small-3.1-24B-Instruct-2503: 24B of its name")],
     "nemotron-h-8b": [("8B", "total", "nvidia/Nemotron-H-8B-Base-8K: the 8B of its name")],
+    "nemotron-3-nano-30b-a3b": [
+        ("31.6B", "total", "NVIDIA's Nemotron 3 announcement: '3.2B active (3.6B with embeddings), 31.6B total'"),
+        ("3.6B", "active", "ibid.: 3.6B active with embeddings"),
+        ("3.2B", "active-embed", "ibid.: 3.2B active (the head counted, as the 3.6B's 0.35B gap is one table)")],
     "phi-3-mini": [("3.8B", "total", "microsoft/Phi-3-mini-4k-instruct model card: 3.8B parameters")],
 }
 
@@ -80,7 +84,8 @@ def counted(name: str, what: str) -> int:
         for layer, n in cfg.layer_kinds().items():
             for part in layer.parts():
                 if isinstance(part, MoE):
-                    per_expert = 3 * d * part.d_expert + (2 * part.d_expert + d if part.expert_bias else 0)
+                    matrices = 3 if part.gated else 2  # gate, up, down; plain experts have no gate
+                    per_expert = matrices * d * part.d_expert + (2 * part.d_expert + d if part.expert_bias else 0)
                     skipped += n * (part.experts - part.top_k) * per_expert
     if what == "total+mtp":
         # The MTP module (not run by next-token inference, so not in the model): one more MoE layer, its eh_proj
