@@ -96,6 +96,9 @@ class DecoderConfig:
     # Multi-token-prediction layers the checkpoint ships (num_nextn_predict_layers): next-token inference runs none;
     # `serve --draft mtp` runs one as its draft head (draft_head).
     mtp_layers: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    # The layers of that module where it is not one layer of the last layer's kind (Nemotron-3 Super's attention
+    # and MoE layers, mtp_hybrid_override_pattern "*E"); None: the last layer's kind, as DeepSeek-V3's.
+    mtp_stack: Stack | None = None
     # What the loader wants every report to say (what it counted, what it left out).
     notes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     # The layers, each its own composition of parts (None: the uniform stack the fields above describe).
@@ -134,7 +137,8 @@ class DecoderConfig:
     def draft_head(self, kind: str) -> "DecoderConfig":
         """A speculative-decoding head made of this model, for `serve --draft mtp|eagle`: `mtp`, one more layer of its
         last layer's kind (the multi-token-prediction module DeepSeek-V3/R1, GLM-4.5 and Qwen3-Next ship:
-        num_nextn_predict_layers, DeepSeek-V3 technical report section 2.2); `eagle`, one dense decoder layer of its
+        num_nextn_predict_layers, DeepSeek-V3 technical report section 2.2), or the module's own layers where the
+        checkpoint says (mtp_stack: Nemotron-3 Super's attention and MoE layers); `eagle`, one dense decoder layer of its
         attention and its dense MLP (EAGLE, Li et al. 2024). Either runs the model's embedding and head again each
         step (shared weights, counted here as the head's own), and joins the token's embedding with the target's
         last hidden state first (pieces.draft_join: the MTP module's enorm, hnorm and eh_proj; EAGLE's fc). The EAGLE
@@ -142,6 +146,10 @@ class DecoderConfig:
         lm_head without a final norm."""
         final_norm = True
         if kind == "mtp":
+            if self.mtp_stack is not None:
+                moe = None if self.moe is None else attrs.evolve(self.moe, first_dense=0)
+                return attrs.evolve(self, name=f"{self.name} {kind} head", n_layers=len(self.mtp_stack),
+                                    layers=self.mtp_stack, moe=moe, draft_join=kind)
             layer = self.layers.at(self.n_layers - 1)
         elif kind == "eagle":
             dense = MLP(self.d_ffn, ACTIVATIONS[self.mlp], gated=self.mlp != "gelu", bias=self.mlp_bias)

@@ -292,6 +292,7 @@ COST_FIELDS = {
     "mamba_ssm_dtype": "the recurrent state's dtype (cache bytes)",
     "mamba_ssm_cache_dtype": "the recurrent state's dtype (cache bytes)",
     "moe_latent_size": "latent projections around the experts (FLOPs, weights)",
+    "mtp_hybrid_override_pattern": "the multi-token-prediction module's layers (weights)",
     "layers_block_type": "which layers are Mamba, attention, MLP or MoE (everything)",
     "moe_shared_expert_intermediate_size": "a shared expert (FLOPs, weights)",
     "index_topk": "sparse attention (DeepSeek-V3.2's DSA: attention FLOPs)",
@@ -779,17 +780,32 @@ def _hybrid_pattern(f: Fields, n: int) -> str:
 def _nemotron_moe(f: Fields) -> MoE:
     """Nemotron-3's MoE mixer (NemotronHMoE in modeling_nemotron_h.py): n_routed_experts plain experts
     down(act(up)) of moe_intermediate_size, routed as DeepSeek-V3 routes (NemotronHTopkRouter, its weight and
-    e_score_correction_bias stored in fp32), beside one shared plain MLP of moe_shared_expert_intermediate_size; the
-    latent projections of Super and Ultra (moe_latent_size) are not modelled."""
-    if f.get("moe_latent_size", default=None)[1] is not None:
-        raise f.error("moe_latent_size", "is set: the experts' latent projections (fc1_latent_proj, "
-                                         "fc2_latent_proj: Nemotron-3 Super and Ultra) are not modelled")
+    e_score_correction_bias stored in fp32), beside one shared plain MLP of moe_shared_expert_intermediate_size;
+    Super's and Ultra's experts work in moe_latent_size dims, projected there and back (fc1_latent_proj,
+    fc2_latent_proj: LatentMoE), the shared MLP in the full hidden size."""
     if f.int("n_shared_experts", default=1) != 1:
         raise f.error("n_shared_experts", "must be 1: NemotronHMoE builds one shared MLP of "
                                           "moe_shared_expert_intermediate_size")
     act = f.choice({"relu2": "relu2", "silu": "silu", "gelu": "gelu"}, "mlp_hidden_act", default="relu2")
     return MoE(d_expert=f.int("moe_intermediate_size"), shared_d=f.int("moe_shared_expert_intermediate_size"),
-               act=act, gated=False, router_dtype=FP32, prefix="mixer.", **_deepseek_router(f, v3=True))
+               act=act, gated=False, router_dtype=FP32, prefix="mixer.",
+               latent=f.int("moe_latent_size", default=None), **_deepseek_router(f, v3=True))
+
+
+def _nemotron_mtp(f: Fields, layer: Callable[[str], parts.Layer]) -> dict:
+    """Nemotron-3 Super's multi-token-prediction module (num_nextn_predict_layers: 1): the layers
+    mtp_hybrid_override_pattern names ("*E": attention, then MoE), built as the stack's layers of those letters
+    (vLLM's nemotron_h_mtp.py, which supports one such module)."""
+    modules = f.int("num_nextn_predict_layers", default=0, minimum=0)
+    if not modules:
+        return _mtp(f, layers=0)
+    if modules != 1:
+        raise f.error("num_nextn_predict_layers", f"is {modules}: Nemotron-H's MTP module is one pass through "
+                                                  f"mtp_hybrid_override_pattern (vLLM's nemotron_h_mtp.py supports 1)")
+    _, pattern = f.get("mtp_hybrid_override_pattern")
+    if not isinstance(pattern, str) or not pattern or not set(pattern) <= set(HYBRID):
+        raise f.error("mtp_hybrid_override_pattern", f"must be a string of letters from {', '.join(HYBRID)}")
+    return dict(_mtp(f, layers=len(pattern)), mtp_stack=Stack.listed([layer(c) for c in pattern]))
 
 
 def _nemotron_h(f: Fields) -> dict:
@@ -804,20 +820,23 @@ def _nemotron_h(f: Fields) -> dict:
     attention = Attention(heads, kv, head_dim, rotary=False, q_bias=f.bool("attention_bias", False),
                           k_bias=f.bool("attention_bias", False), v_bias=f.bool("attention_bias", False),
                           o_bias=f.bool("attention_bias", False))
-    mlp = MLP(f.int("intermediate_size"), f.choice({"relu2": "relu2", "silu": "silu", "gelu": "gelu"}, "mlp_hidden_act",
-                                                  default="relu2"), gated=False, bias=f.bool("mlp_bias", False),
-              prefix="mixer.")
+    moe = _nemotron_moe(f) if "E" in pattern + str(f.data.get("mtp_hybrid_override_pattern") or "") else None
+    # a stack of no dense MLP layer needs no intermediate_size (Nemotron-3's summary width is then its experts')
+    width = f.int("intermediate_size") if moe is None else f.int("intermediate_size", default=moe.d_expert)
+    mlp = MLP(width, f.choice({"relu2": "relu2", "silu": "silu", "gelu": "gelu"}, "mlp_hidden_act", default="relu2"),
+              gated=False, bias=f.bool("mlp_bias", False), prefix="mixer.")
     mamba = _mamba(f, d, expanded=False)
     f.choice({"silu": "silu"}, "mamba_hidden_act", default="silu")
-    mixers = {"M": mamba, "*": attention, "-": mlp}
-    if "E" in pattern:
-        mixers["E"] = _nemotron_moe(f)
-    layers = [parts.Layer((parts.Sublayer(mixers[c], "norm.weight", key="mixer"),)) for c in pattern]
+    mixers = {"M": mamba, "*": attention, "-": mlp, "E": moe}
+
+    def layer(c: str) -> parts.Layer:
+        return parts.Layer((parts.Sublayer(mixers[c], "norm.weight", key="mixer"),))
     state = f.get("mamba_ssm_cache_dtype", default=None)[1]
     return dict(d_model=d, n_heads=heads, n_kv_heads=kv, head_dim=head_dim, d_ffn=mlp.d_ffn, n_layers=n,
                 vocab_size=f.int("vocab_size"), dtype=_dtype(f), **_weights(f),
-                layers=Stack.listed(layers), tie_embeddings=f.bool("tie_word_embeddings", False),
-                state_dtype=None if state is None else f.choice(TORCH_DTYPES, "mamba_ssm_cache_dtype"))
+                layers=Stack.listed([layer(c) for c in pattern]), tie_embeddings=f.bool("tie_word_embeddings", False),
+                state_dtype=None if state is None else f.choice(TORCH_DTYPES, "mamba_ssm_cache_dtype"),
+                **_nemotron_mtp(f, layer))
 
 
 def _mamba2(f: Fields) -> dict:

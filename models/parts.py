@@ -285,6 +285,8 @@ class MoE:
     The router scores by softmax or sigmoid, may carry a bias of its own ("linear", gpt-oss) or a selection bias
     ("selection", DeepSeek-V3's e_score_correction_bias), and may route within `groups` groups (DeepSeek-V3's
     n_group); `router_dtype`: what its weight and bias are stored as where not the model's dtype (Nemotron-3's fp32).
+    `latent`: the width the routed experts work in where narrower than the hidden size, projected there and back
+    (Nemotron-3 Super's LatentMoE: moe_latent_size; pieces.moe).
     `first_dense` and `layer_freq`: which layers of a uniform model are MoE (every layer_freq-th from first_dense on;
     the layers before are dense), as DecoderConfig reads them. `prefix`: its weights' module names ("mlp.experts",
     Nemotron-H's "mixer.experts")."""
@@ -309,6 +311,7 @@ class MoE:
     gated: bool = True
     router_dtype: DType | None = None
     prefix: str = "mlp."
+    latent: int | None = attrs.field(default=None, validator=_optional_positive)
 
     tag: ClassVar[str] = "moe"
 

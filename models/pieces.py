@@ -482,18 +482,28 @@ def moe(b: GraphBuilder, x: Tensor, spec, *, touched: int, rows: int = 0, par: P
       by width as tensor parallelism splits them;
     - over ep groups of a tensor-parallel group (ep divides tp, as TensorRT-LLM's moe_tp x moe_ep and SGLang's
       --ep-size below --tp-size run it): the same, each of a group's tp / ep GPUs holding its group's experts at
-      1 / (tp / ep) of their width (Parallel.expert_split) and running every row routed to them."""
+      1 / (tp / ep) of their width (Parallel.expert_split) and running every row routed to them.
+
+    A latent MoE (spec.latent: Nemotron-3 Super's LatentMoE, arXiv 2512.20856) runs its routed experts in a
+    narrower space: fc1_latent_proj takes each token there after routing (the router reads the full hidden state)
+    and before any dispatch, so the experts' matrices and the rows that move are latent wide, and fc2_latent_proj
+    takes the weighted sum back; both are whole on every GPU (vLLM's and SGLang's ReplicatedLinear). Under tensor
+    parallelism the routed sum is all-reduced in the latent space before fc2 and the shared experts' output on its
+    own, two all-reduces where a plain MoE has one (vLLM's MoERunner._maybe_reduce_routed_output_before_transform,
+    vllm/model_executor/layers/fused_moe/runner/moe_runner.py)."""
     d, tp, ep = x.shape[-1], par.tp, par.ep
     weights = _router(b, x, spec, prefix)
+    xe = x if spec.latent is None else proj(b, "fc1_latent_proj", x, spec.latent, prefix=prefix, out="latent")
+    de = xe.shape[-1]  # the width the routed experts take and give back
     if ep > 1:
         held = shard("the routed experts", spec.experts, ep)  # every row on one of its experts
         width, groups = par.expert_columns(spec.d_expert), 1
         if tp > 1:
-            h = b.moe_route("route", x, rows=rows, out="routed")
+            h = b.moe_route("route", xe, rows=rows, out="routed")
         else:
-            h = b.ep_dispatch("dispatch", x, group=ep, top_k=spec.top_k, rows=rows, out="dispatched")
+            h = b.ep_dispatch("dispatch", xe, group=ep, top_k=spec.top_k, rows=rows, out="dispatched")
     else:
-        held, width, groups, h = spec.experts, par.expert_columns(spec.d_expert), spec.top_k, x
+        held, width, groups, h = spec.experts, par.expert_columns(spec.d_expert), spec.top_k, xe
 
     def experts_linear(name: str, h: Tensor, n: int, k: int, out: str) -> Tensor:
         w = b.weight(f"{prefix}experts.{name}.weight", (held, n, k))
@@ -502,28 +512,35 @@ def moe(b: GraphBuilder, x: Tensor, spec, *, touched: int, rows: int = 0, par: P
                                 weight_reads=touched * n * k, bias=bias, out=out)
 
     if spec.gated:
-        gate = experts_linear("gate_proj", h, width, d, "expert_gate")
-        a = _gated(b, "experts.", spec.act, gate, experts_linear("up_proj", h, width, d, "expert_up"), "expert_")
+        gate = experts_linear("gate_proj", h, width, de, "expert_gate")
+        a = _gated(b, "experts.", spec.act, gate, experts_linear("up_proj", h, width, de, "expert_up"), "expert_")
     else:
-        a = b.elementwise("experts.act", spec.act, experts_linear("up_proj", h, width, d, "expert_up"),
+        a = b.elementwise("experts.act", spec.act, experts_linear("up_proj", h, width, de, "expert_up"),
                           out="expert_act")
-    y = experts_linear("down_proj", a, d, width, "expert_out")
+    y = experts_linear("down_proj", a, de, width, "expert_out")
+    latent = spec.latent is not None
+    summed = "routed_latent" if latent else "routed_out"  # the weighted sum, in the experts' width
     if ep > 1 and tp > 1:
-        out = b.moe_unroute("combine", y, weights, tokens=x.shape[:-1], out="routed_partial")
+        out = b.moe_unroute("combine", y, weights, tokens=x.shape[:-1], out=f"{summed}_partial")
     else:
         if ep > 1:
             y = b.ep_combine("combine_back", y, group=ep, top_k=spec.top_k, tokens=x.shape[:-1], out="expert_returned")
-        out = b.moe_combine("combine", y, weights, top_k=spec.top_k, out=par.out("routed_out", "routed_partial"))
+        out = b.moe_combine("combine", y, weights, top_k=spec.top_k, out=par.out(summed, f"{summed}_partial"))
+    if latent:  # the routed sum whole, then back to the hidden size
+        out = proj(b, "fc2_latent_proj", par.reduce(b, "latent_allreduce", out, summed), d, prefix=prefix,
+                   out="routed_out")
     if spec.shared_width:
         # Shared experts sit beside the routed ones in one block, as ops named shared.*
         mlp = gated_mlp if spec.gated else plain_mlp
         s = mlp(b, x, d_ffn=spec.shared_width, act=spec.act, prefix=f"{prefix}{spec.shared_name}.", bias=False,
-                name="shared.", par=Parallel(tp), reduce_output=False)
+                name="shared.", par=Parallel(tp), reduce_output=latent)
         if spec.shared_gate:
             g = b.linear("shared.gate", x, b.weight(f"{prefix}shared_expert_gate.weight", (1, d)), out="shared_gate")
             s = b.scale("shared.scale", s, b.elementwise("shared.sigmoid", "sigmoid", g, out="shared_gate_act"),
                         out="shared_scaled")
-        out = b.elementwise("shared_add", "add", out, s, out=par.out("moe_out", "moe_partial"))
+        out = b.elementwise("shared_add", "add", out, s, out="moe_out" if latent else par.out("moe_out", "moe_partial"))
+    if latent:  # each side reduced already
+        return out
     return par.reduce(b, "moe_allreduce", out, "moe_out" if spec.shared_width else "routed_out")
 
 

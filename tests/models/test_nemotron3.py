@@ -10,7 +10,7 @@ import pytest
 
 from opgraph import OpgraphError, Phase, analyze, hardware, models, strategy
 from opgraph.cli import main
-from opgraph.models import hf_config, presets
+from opgraph.models import BuildOptions, hf_config, presets
 
 NANO = json.loads((presets.CONFIG_DIR / "nemotron-3-nano-30b-a3b.json").read_text())
 D, VOCAB = 2688, 131072
@@ -100,8 +100,10 @@ def test_layers_block_type_spells_the_same_stack():
 
 
 @pytest.mark.parametrize("changes, field", [
-    ({"moe_latent_size": 1024}, "moe_latent_size"),  # Super's and Ultra's latent MoE is not modelled
     ({"n_shared_experts": 2}, "n_shared_experts"),
+    ({"num_nextn_predict_layers": 2, "mtp_hybrid_override_pattern": "*E"}, "num_nextn_predict_layers"),
+    ({"num_nextn_predict_layers": 1}, "mtp_hybrid_override_pattern"),
+    ({"num_nextn_predict_layers": 1, "mtp_hybrid_override_pattern": "*X"}, "mtp_hybrid_override_pattern"),
     ({"hybrid_override_pattern": "MX" * 26}, "hybrid_override_pattern"),
     ({"hybrid_override_pattern": None, "layers_block_type": ["mamba", "expert"] * 26}, "layers_block_type"),
     ({"mlp_hidden_act": "tanh"}, "mlp_hidden_act"),
@@ -121,3 +123,52 @@ def test_a_modelopt_checkpoint_names_its_layers_under_backbone():
     assert stored["mixer.in_proj.weight"] == "bf16" and stored["mixer.out_proj.weight"] == "fp8"
     assert stored["mixer.experts.up_proj.weight"] == stored["shared.mixer.shared_experts.up_proj.weight"] == "fp8"
     assert stored["mixer.gate.weight"] == "fp32"  # a router stays as stored
+
+
+# Nemotron-3 Super 120B-A12B (its preset is assembled from the fields its config.json is quoted with: SOURCES.json)
+SUPER = json.loads((presets.CONFIG_DIR / "nemotron-3-super-120b-a12b.json").read_text())
+S_D, S_HEADS, S_EXPERTS, S_TOP_K, S_EXPERT, S_LATENT, S_SHARED = 4096, 128, 512, 22, 2688, 1024, 5376
+
+
+def test_super_parameters_by_hand():
+    """LatentMoE: the router and the shared MLP read the full 4,096; fc1_latent_proj takes each token to 1,024,
+    where all 512 experts (1,024 -> 2,688 -> 1,024) work, fc2_latent_proj back. 40 Mamba-2 layers of 128 x 64 heads,
+    8 attention layers, 40 MoE layers; NVIDIA: '120B Total / 12B Active'."""
+    inner = S_HEADS * MAMBA_HEAD_DIM
+    conv_dim = inner + 2 * GROUPS * STATE
+    mamba = (S_D * (2 * inner + 2 * GROUPS * STATE + S_HEADS) + conv_dim * CONV + conv_dim + 3 * S_HEADS + inner
+             + inner * S_D + S_D)
+    attention = S_D * HEADS * HEAD_DIM + 2 * S_D * KV * HEAD_DIM + HEADS * HEAD_DIM * S_D + S_D
+    router = S_EXPERTS * S_D + S_EXPERTS
+    moe = router + 2 * S_D * S_LATENT + S_EXPERTS * 2 * S_LATENT * S_EXPERT + 2 * S_D * S_SHARED + S_D
+    total = 40 * mamba + 8 * attention + 40 * moe + 2 * VOCAB * S_D + S_D
+    cfg = models.get("nemotron-3-super-120b-a12b")
+    assert cfg.build(Phase.decode(1, 1)).params() == total == 120_668_707_840
+    skipped = 40 * (S_EXPERTS - S_TOP_K) * 2 * S_LATENT * S_EXPERT
+    assert round((total - skipped - VOCAB * S_D) / 1e9, 1) == 12.2  # the card's 12B active, the head counted
+
+
+def test_a_latent_moe_under_tensor_parallelism_reduces_the_routed_sum_in_the_latent_space():
+    """TP 8: each GPU runs 1/8 of every expert's width on the 1,024-wide latent tokens; the weighted sum is
+    all-reduced at 1,024 wide before fc2_latent_proj, the shared MLP's output at 4,096 on its own (vLLM's MoERunner);
+    fc1 and fc2 are whole on every GPU."""
+    t = 4
+    model = models.get("nemotron-3-super-120b-a12b").build(Phase.decode(t, 100), BuildOptions(tp=8))
+    ops = block(model, "moe_layer").graph.ops
+    reduces = {name: op.outputs[0].shape[-1] for name, op in ops.items() if op.kind == "collective"}
+    assert reduces == {"latent_allreduce": S_LATENT, "shared.down_allreduce": S_D}
+    assert ops["fc1_latent_proj"].flops == 2 * t * S_D * S_LATENT == ops["fc2_latent_proj"].flops
+    assert ops["experts.up_proj"].flops == 2 * t * S_TOP_K * S_LATENT * (S_EXPERT // 8)
+
+
+def test_the_mtp_head_is_the_modules_own_layers():
+    """serve --draft mtp: the module's attention and MoE layers ("*E"), with enorm, hnorm and eh_proj [4,096 x
+    8,192] before them and the shared embedding and head, not one layer of the stack's last kind (a MoE layer)."""
+    cfg = models.get("nemotron-3-super-120b-a12b")
+    head = cfg.draft_head("mtp")
+    assert head.n_layers == 2 and cfg.mtp_layers == 2
+    attention = S_D * HEADS * HEAD_DIM + 2 * S_D * KV * HEAD_DIM + HEADS * HEAD_DIM * S_D + S_D
+    moe = (S_EXPERTS * S_D + S_EXPERTS + 2 * S_D * S_LATENT + S_EXPERTS * 2 * S_LATENT * S_EXPERT
+           + 2 * S_D * S_SHARED + S_D)
+    join = 2 * S_D + 2 * S_D * S_D
+    assert head.build(Phase.decode(1, 1)).params() == attention + moe + join + 2 * VOCAB * S_D + S_D

@@ -59,6 +59,9 @@ PUBLISHED = {
         ("31.6B", "total", "NVIDIA's Nemotron 3 announcement: '3.2B active (3.6B with embeddings), 31.6B total'"),
         ("3.6B", "active", "ibid.: 3.6B active with embeddings"),
         ("3.2B", "active-embed", "ibid.: 3.2B active (the head counted, as the 3.6B's 0.35B gap is one table)")],
+    "nemotron-3-super-120b-a12b": [
+        ("120B", "total", "nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-BF16 model card: '120B Total / 12B Active'"),
+        ("12B", "active-embed", "ibid.")],
     "phi-3-mini": [("3.8B", "total", "microsoft/Phi-3-mini-4k-instruct model card: 3.8B parameters")],
 }
 
@@ -85,7 +88,8 @@ def counted(name: str, what: str) -> int:
             for part in layer.parts():
                 if isinstance(part, MoE):
                     matrices = 3 if part.gated else 2  # gate, up, down; plain experts have no gate
-                    per_expert = matrices * d * part.d_expert + (2 * part.d_expert + d if part.expert_bias else 0)
+                    e = part.latent or d  # a latent MoE's experts work in its latent width
+                    per_expert = matrices * e * part.d_expert + (2 * part.d_expert + e if part.expert_bias else 0)
                     skipped += n * (part.experts - part.top_k) * per_expert
     if what == "total+mtp":
         # The MTP module (not run by next-token inference, so not in the model): one more MoE layer, its eh_proj
