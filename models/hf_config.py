@@ -303,6 +303,15 @@ COST_FIELDS = {
     "index_topk_freq": "which layers compute their own sparse-attention selection (indexer FLOPs)",
     "index_topk_pattern": "which layers compute their own sparse-attention selection (indexer FLOPs)",
     "mlp_layer_types": "which layers are dense and which MoE (FLOPs, weights)",
+    "global_head_dim": "the full-attention layers' head width (FLOPs, weights, KV cache)",
+    "num_global_key_value_heads": "the full-attention layers' KV heads (FLOPs, weights, KV cache)",
+    "attention_k_eq_v": "v taken from k_proj on full-attention layers (FLOPs, weights)",
+    "hidden_size_per_layer_input": "per-layer embeddings (FLOPs, weights)",
+    "vocab_size_per_layer_input": "the per-layer embeddings' table (weights)",
+    "num_kv_shared_layers": "layers that reuse another layer's K and V (FLOPs, weights, KV cache)",
+    "use_double_wide_mlp": "a wider MLP on the KV-shared layers (FLOPs, weights)",
+    "enable_moe_block": "a mixture of experts beside the dense MLP (FLOPs, weights)",
+    "top_k_experts": "the experts each token runs (FLOPs)",
     "attn_window_size": "a sliding window (attention FLOPs, KV cache)",
     "shared_intermediate_size": "a shared expert (FLOPs, weights)",
     "use_grouped_topk": "group-limited routing (router FLOPs)",
@@ -571,6 +580,80 @@ def _gemma2(f: Fields, *, v3: bool = False) -> dict:
     return dict(**_summary_fields(core, full), mlp=_gated(f, default="gelu_pytorch_tanh"), layers=stack,
                 tie_embeddings=f.bool("tie_word_embeddings", True), embed_scale=True,
                 logit_softcap=f.number("final_logit_softcapping") is not None)
+
+
+# Gemma-4's RoPE where a config gives no rope_parameters (Gemma4TextConfig's default): full layers rotate a
+# quarter of their head ("proportional"), sliding layers all of it.
+GEMMA4_ROPE = {"full_attention": {"partial_rotary_factor": 0.25}, "sliding_attention": {}}
+
+
+def _gemma4_rotary(f: Fields, head_dim: int, kind: str) -> int | None:
+    """The dims a Gemma-4 layer of `kind` rotates: its rope_parameters entry's partial_rotary_factor of its head
+    (transformers' _compute_proportional_rope_parameters rotates int(factor x global_head_dim / 2) pairs)."""
+    _, params = f.get("rope_parameters", default=GEMMA4_ROPE)
+    entry = params.get(kind, {}) if isinstance(params, dict) else None
+    if not isinstance(entry, dict):
+        raise f.error("rope_parameters", f"must hold an object for {kind}, got {str(params)[:60]}")
+    factor = entry.get("partial_rotary_factor", 1.0)
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor <= 1:
+        raise f.error("rope_parameters", f"{kind}.partial_rotary_factor must be a number in (0, 1], got {factor!r}")
+    return None if factor == 1 else 2 * int(factor * head_dim // 2)
+
+
+def _gemma4(f: Fields) -> dict:
+    """Gemma-4 (modeling_gemma4.py, Gemma4TextConfig's defaults): Gemma-3's sandwich norms, GeGLU and q/k norms,
+    plus a weightless norm of v, a learned scalar on the residual stream at the end of each layer (layer_scalar);
+    sliding layers of head_dim, full layers of global_head_dim rotating a quarter of it, with
+    num_global_key_value_heads and no v_proj where attention_k_eq_v (v is k_proj's output); layer_types as given,
+    else every 6th layer full and the last one full. With enable_moe_block, each layer's dense MLP runs beside
+    num_experts GeGLU experts of moe_intermediate_size, top_k_experts each (parts.DenseAndExperts): softmax
+    routing renormalized and scaled per expert, the router's input normed with its own scale. The per-layer
+    embeddings (hidden_size_per_layer_input, E2B and E4B) and the KV-shared layers (num_kv_shared_layers) are not
+    modelled and are refused."""
+    core = _core(f, head_dim_default=256, vocab_default=262_144, ffn_default=9216)
+    if f.int("hidden_size_per_layer_input", default=256, minimum=0):
+        raise f.error("hidden_size_per_layer_input", "is set (Gemma4TextConfig's default is 256): the per-layer "
+                                                     "embeddings of Gemma-4 E2B and E4B are not modelled; 0 turns "
+                                                     "them off, as the 31B and 26B-A4B configs say")
+    f.int("vocab_size_per_layer_input", default=0, minimum=0)  # the per-layer embeddings' table, off above
+    if f.int("num_kv_shared_layers", default=0, minimum=0):
+        raise f.error("num_kv_shared_layers", "is set: layers that reuse another layer's K and V (Gemma-4 E2B and "
+                                              "E4B) are not modelled")
+    f.bool("use_double_wide_mlp", False)  # widens the KV-shared layers' MLP only: there are none
+    if f.get("use_bidirectional_attention", default=None)[1] not in (None, "vision"):
+        raise f.error("use_bidirectional_attention", "is not null or 'vision' (images attend both ways within "
+                                                      "themselves, a mask of no cost to text): non-causal text "
+                                                      "attention is not modelled")
+    n, heads, d = core["n_layers"], core["n_heads"], core["head_dim"]
+    types = _layer_types(f, n) or ["full_attention" if (i + 1) % 6 == 0 or i == n - 1 else "sliding_attention"
+                                   for i in range(n)]
+    k_eq_v = f.bool("attention_k_eq_v", False)
+    full_dim = f.int("global_head_dim", default=512)
+    full_kv = f.int("num_global_key_value_heads") if k_eq_v else core["n_kv_heads"]
+    if not k_eq_v:
+        f.get("num_global_key_value_heads", default=None)  # read only with attention_k_eq_v, as the reference does
+    common = dict(qk_norm="head", v_norm=True, q_bias=f.bool("attention_bias", False))
+    common.update(k_bias=common["q_bias"], v_bias=common["q_bias"], o_bias=common["q_bias"])
+    sliding = Attention(heads, core["n_kv_heads"], d, keys=Keys("sliding", f.int("sliding_window", default=512)),
+                        rotary_dim=_gemma4_rotary(f, d, "sliding_attention"), **common)
+    full = Attention(heads, full_kv, full_dim, rotary_dim=_gemma4_rotary(f, full_dim, "full_attention"),
+                     k_eq_v=k_eq_v, **common)
+    act = _gated_act(f, "gelu_pytorch_tanh")
+    mlp = MLP(core["d_ffn"], act)
+    if f.bool("enable_moe_block", False):
+        moe = MoE(experts=f.int("num_experts"), top_k=f.int("top_k_experts"), d_expert=f.int("moe_intermediate_size"),
+                  act=act, renormalize=True, router_norm=True, expert_scale=True, router_name="router", prefix="")
+        ffn = parts.Sublayer(parts.DenseAndExperts(mlp, moe), post="post_feedforward_layernorm.weight", key="mlp")
+    else:
+        ffn = parts.Sublayer(mlp, "pre_feedforward_layernorm.weight", "post_feedforward_layernorm.weight", key="mlp")
+
+    def layer(i: int) -> parts.Layer:
+        mixer = sliding if types[i] == "sliding_attention" else full
+        return parts.Layer((parts.Sublayer(mixer, "input_layernorm.weight", "post_attention_layernorm.weight",
+                                           key="attn"), ffn), scalar=True)
+    return dict(**_summary_fields(core, sliding), mlp=_gated(f, default="gelu_pytorch_tanh"),
+                layers=Stack.listed([layer(i) for i in range(n)]), tie_embeddings=f.bool("tie_word_embeddings", True),
+                embed_scale=True, logit_softcap=f.number("final_logit_softcapping") is not None)
 
 
 def _llama4(f: Fields) -> dict:
@@ -941,6 +1024,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "gemma": _gemma,
     "gemma2": _gemma2,
     "gemma3_text": lambda f: _gemma2(f, v3=True),
+    "gemma4_text": _gemma4,
     "llama4_text": _llama4,
     "phi3": _phi3,
     "olmo2": _olmo2,
@@ -952,7 +1036,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
 }
 
 # Multimodal wrappers: the language model in text_config is costed (its own model_type, or this default).
-WRAPPERS = {"gemma3": "gemma3_text", "llama4": "llama4_text", "mistral3": "mistral", "qwen3_5": "qwen3_5_text",
+WRAPPERS = {"gemma3": "gemma3_text", "gemma4": "gemma4_text", "llama4": "llama4_text", "mistral3": "mistral", "qwen3_5": "qwen3_5_text",
             "qwen3_5_moe": "qwen3_5_moe_text", "qwen3_vl": "qwen3_vl_text", "qwen3_vl_moe": "qwen3_vl_moe_text",
             "kimi_k25": "kimi_k2"}
 

@@ -44,7 +44,8 @@ def _optional_positive(inst, attribute, value) -> None:
 class Attention:
     """Softmax attention over query heads sharing `kv_heads` K/V heads (MHA, GQA, MQA), with the options of
     pieces.gqa_attention: which keys it sees, rotary or not (NoPE), biases, q/k norms, sinks, soft-capping, an
-    output gate, a query temperature, a key multiplier (Falcon-H1's key_multiplier)."""
+    output gate, a query temperature, a key multiplier (Falcon-H1's key_multiplier), a weightless norm of v and v
+    taken from k_proj (Gemma-4's v_norm and attention_k_eq_v)."""
 
     heads: int = attrs.field(validator=_positive)
     kv_heads: int = attrs.field(validator=_positive)
@@ -62,6 +63,8 @@ class Attention:
     gate: bool = False
     q_scale: bool = False
     k_scale: bool = False
+    v_norm: bool = False
+    k_eq_v: bool = False
 
     tag: ClassVar[str] = "attention"
 
@@ -312,6 +315,8 @@ class MoE:
     router_dtype: DType | None = None
     prefix: str = "mlp."
     latent: int | None = attrs.field(default=None, validator=_optional_positive)
+    router_norm: bool = False  # Gemma-4: the router's input RMS-normalized with its own scale (pieces._router)
+    expert_scale: bool = False  # Gemma-4: each routing weight times its expert's learned scale
 
     tag: ClassVar[str] = "moe"
 
@@ -368,12 +373,47 @@ class MoE:
                                f"{local} it holds ({self.experts} / {ep}); got {override!r}")
         return minimum(override, rows)
 
-    def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
+    def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions,
+              router_x: Tensor | None = None) -> Tensor:
         ep = par.ep
         rows = self.rows(phase.tokens, ep, options.expert_imbalance, shared=par.tp > 1) if ep > 1 else 0
         touched = (self.touched_local(rows, ep, options.experts_touched) if ep > 1 else
                    self.touched(phase.tokens, options.experts_touched))
-        return pieces.moe(b, x, self, touched=touched, rows=rows, par=par, prefix=self.prefix)
+        return pieces.moe(b, x, self, touched=touched, rows=rows, par=par, prefix=self.prefix, router_x=router_x)
+
+    def words(self) -> dict[str, str]:
+        return {"ffn": "moe"}
+
+
+@attrs.frozen
+class DenseAndExperts:
+    """Gemma-4's feed-forward with its MoE block (enable_moe_block): a dense MLP and a mixture of experts side by
+    side on the residual stream x, each with a norm before and after, summed (modeling_gemma4.py
+    Gemma4TextDecoderLayer): post_feedforward_layernorm_1(mlp(pre_feedforward_layernorm(x))) +
+    post_feedforward_layernorm_2(moe(pre_feedforward_layernorm_2(x))), the router reading x itself. Its Sublayer
+    has no norm before (the branches have theirs) and post_feedforward_layernorm after. Under tensor parallelism
+    each branch ends with its own all-reduce."""
+
+    mlp: MLP
+    moe: MoE
+
+    tag: ClassVar[str] = "moe"
+
+    @property
+    def parts(self) -> tuple:
+        """Its two branches, each on its own (Layer.parts)."""
+        return self.mlp, self.moe
+
+    def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
+        dense = pieces.norm(b, "pre_feedforward_layernorm", x, "pre_feedforward_layernorm.weight", out="dense_in")
+        dense = pieces.norm(b, "post_feedforward_layernorm_1", self.mlp.build(b, dense, phase, par, options),
+                            "post_feedforward_layernorm_1.weight", out="dense_out")
+        routed = pieces.norm(b, "pre_feedforward_layernorm_2", x, "pre_feedforward_layernorm_2.weight",
+                             out="experts_in")
+        routed = pieces.norm(b, "post_feedforward_layernorm_2", self.moe.build(b, routed, phase, par, options,
+                                                                              router_x=x),
+                             "post_feedforward_layernorm_2.weight", out="experts_out")
+        return b.elementwise("branches_add", "add", dense, routed, out="ffn_out")
 
     def words(self) -> dict[str, str]:
         return {"ffn": "moe"}
@@ -401,10 +441,12 @@ class Layer:
     sublayers: tuple[Sublayer, ...] = attrs.field(converter=tuple)
     norm: str = attrs.field(default="rmsnorm", validator=attrs.validators.in_(("rmsnorm", "layernorm")))
     norm_bias: bool = False
+    scalar: bool = False  # the residual stream times a learned scalar at the end (Gemma-4's layer_scalar)
 
     def parts(self) -> list:
-        """Its parts, a Branches' side-by-side mixers each on its own."""
-        return [p for s in self.sublayers for p in (s.part.parts if isinstance(s.part, Branches) else (s.part,))]
+        """Its parts, side-by-side branches (Branches' mixers, DenseAndExperts' MLP and experts) each on its own."""
+        return [p for s in self.sublayers
+                for p in (s.part.parts if isinstance(s.part, (Branches, DenseAndExperts)) else (s.part,))]
 
     def words(self) -> dict[str, str]:
         """What this layer is, axis by axis (ffn, keys, positions, mixer), for naming blocks apart."""
@@ -428,7 +470,9 @@ class Layer:
                 a = s.part.build(b, a, phase, par, options)
                 if s.post:
                     a = pieces.norm(b, s.post.removesuffix(".weight"), a, s.post, out=f"{s.key}_normed", **ln)
-                x = pieces.residual(b, f"{s.key}_residual", x, a, out=out)
+                x = pieces.residual(b, f"{s.key}_residual", x, a, out="unscaled" if self.scalar and i == last else out)
+        if self.scalar:
+            x = b.scale("layer_scalar", x, b.weight("layer_scalar", (1,)), out="out")
         return x
 
 

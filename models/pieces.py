@@ -126,7 +126,7 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
                   q_bias: bool = False, k_bias: bool = False, v_bias: bool = False, o_bias: bool = False,
                   keys: Keys = FULL, rotary_dim: int | None = None, rotary: bool = True, qk_norm: str | None = None,
                   sinks: bool = False, softcap: bool = False, gate: bool = False, q_scale: bool = False,
-                  k_scale: bool = False) -> Tensor:
+                  k_scale: bool = False, v_norm: bool = False, k_eq_v: bool = False) -> Tensor:
     """Grouped-query attention (MHA when kv_heads == heads, MQA when 1), head_dim independent of d_model.
 
     - Biases on q, k, v and o each on its own (Qwen2: q, k, v; GPT-2 and gpt-oss: all four).
@@ -139,6 +139,10 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
       `q_scale` (Llama-4's attn_temperature_tuning on NoPE layers): q times a per-position temperature;
       `k_scale` (Falcon-H1's key_multiplier): k times a constant before rope, one multiply per element, as vLLM
       runs it (`k = k * self.key_multiplier`).
+    - `v_norm` (Gemma-4): v RMS-normalized per head without a scale; `k_eq_v` (Gemma-4's attention_k_eq_v on its
+      full layers): no v_proj, v is k_proj's output (before k's norm and rope), normalized; the cache still holds K
+      and V apart, as transformers and vLLM store them (modeling_gemma4.py Gemma4TextAttention). vLLM also loads
+      k_proj's weight into its fused qkv_proj's v slot and runs that product (gemma4.py), which is not counted.
 
     The new token(s)' K and V are the KV-cache entries this step writes (role KV_CACHE, so every fusion
     plan writes them); in decode the cached positions are read as well, and attention runs over
@@ -163,9 +167,14 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
         q, g = b.multi_linear("q_proj", x, w, outs=["q", "attn_gate"])
     else:
         q = proj(b, "q_proj", x, q_width, prefix=prefix, bias=q_bias, out="q")
+    if k_eq_v and not v_norm:
+        raise OpgraphError("k_eq_v (v taken from k_proj) is modelled with v's norm (Gemma-4's v_norm)")
     k = proj(b, "k_proj", x, kv_width, prefix=prefix, bias=k_bias, out="k",
-             role=Role.ACTIVATION if qk_norm or k_scale else k_role)
-    v = proj(b, "v_proj", x, kv_width, prefix=prefix, bias=v_bias, out="v", role=Role.KV_CACHE)
+             role=Role.ACTIVATION if qk_norm or k_scale or k_eq_v else k_role)
+    v = k if k_eq_v else proj(b, "v_proj", x, kv_width, prefix=prefix, bias=v_bias, out="v",
+                              role=Role.ACTIVATION if v_norm else Role.KV_CACHE)
+    if v_norm:
+        v = b.norm("v_norm", v, None, heads=kv_heads, out="v_norm_out", role=Role.KV_CACHE)
     if qk_norm:
         q = _qk_norm(b, "q_norm", q, qk_norm, heads, head_dim, par, prefix, whole_q, Role.ACTIVATION)
         k = _qk_norm(b, "k_norm", k, qk_norm, kv_heads, head_dim, par, prefix, whole_kv,
@@ -458,7 +467,7 @@ def busiest_expert_load(experts: int, top_k: int, gpus: int, tokens: int, imbala
 
 @piece("moe")
 def moe(b: GraphBuilder, x: Tensor, spec, *, touched: int, rows: int = 0, par: Parallel = Parallel.SINGLE,
-        prefix: str = "mlp.") -> Tensor:
+        prefix: str = "mlp.", router_x: Tensor | None = None) -> Tensor:
     """Mixture-of-experts feed-forward as `spec` (a models.parts.MoE) says: Mixtral's, DeepSeekMoE's with shared
     experts, Qwen's with a gated shared expert, gpt-oss's with expert biases and a clamped SwiGLU, Llama-4's.
 
@@ -492,7 +501,7 @@ def moe(b: GraphBuilder, x: Tensor, spec, *, touched: int, rows: int = 0, par: P
     own, two all-reduces where a plain MoE has one (vLLM's MoERunner._maybe_reduce_routed_output_before_transform,
     vllm/model_executor/layers/fused_moe/runner/moe_runner.py)."""
     d, tp, ep = x.shape[-1], par.tp, par.ep
-    weights = _router(b, x, spec, prefix)
+    weights = _router(b, x if router_x is None else router_x, spec, prefix)  # Gemma-4's reads the un-normed stream
     xe = x if spec.latent is None else proj(b, "fc1_latent_proj", x, spec.latent, prefix=prefix, out="latent")
     de = xe.shape[-1]  # the width the routed experts take and give back
     if ep > 1:
@@ -546,8 +555,14 @@ def moe(b: GraphBuilder, x: Tensor, spec, *, touched: int, rows: int = 0, par: P
 
 def _router(b: GraphBuilder, x: Tensor, spec, prefix: str) -> Tensor:
     """router (a matmul to E logits: with gpt-oss's bias, or DeepSeek-V3's selection bias added to the scores)
-    -> softmax or sigmoid scores -> the top_k routing weights."""
+    -> softmax or sigmoid scores -> the top_k routing weights. Gemma-4's (spec.router_norm, spec.expert_scale):
+    its input RMS-normalized with a learned scale (router.scale) and times hidden_size^-1/2 first, and each kept
+    weight times its expert's per_expert_scale (modeling_gemma4.py Gemma4TextRouter)."""
     e, dt = spec.experts, spec.router_dtype
+    if spec.router_norm:
+        normed = b.norm("router_norm", x, b.weight(f"{prefix}{spec.router_name}.scale", (x.shape[-1],)),
+                        out="router_normed")
+        x = b.scale("router_input_scale", normed, out="router_input")
     bias = (b.weight(f"{prefix}{spec.router_name}.bias", (e,), dt) if spec.router_bias == "linear" else
             b.weight(f"{prefix}{spec.router_name}.e_score_correction_bias", (e,), dt)
             if spec.router_bias == "selection" else None)
@@ -557,8 +572,9 @@ def _router(b: GraphBuilder, x: Tensor, spec, prefix: str) -> Tensor:
         probs = b.elementwise("router_sigmoid", "sigmoid", logits, out="router_probs")
     else:
         probs = b.softmax("router_softmax", logits, out="router_probs")
+    scales = b.weight(f"{prefix}{spec.router_name}.per_expert_scale", (e,)) if spec.expert_scale else None
     return b.top_k("top_k", probs, k=spec.top_k, groups=spec.groups, renormalize=spec.renormalize,
-                   scaled=spec.scaled, out="routing_weights")
+                   scaled=spec.scaled, expert_scale=scales, out="routing_weights")
 
 
 def residual(b: GraphBuilder, name: str, x: Tensor, branch: Tensor, out: str) -> Tensor:

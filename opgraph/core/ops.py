@@ -563,19 +563,25 @@ def multi_linear(name: str, x: Tensor, weights: tuple[Tensor, ...] | list[Tensor
 
 
 def top_k(name: str, scores: Tensor, *, k: int, groups: int = 1, renormalize: bool = False, scaled: bool = False,
-          out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+          expert_scale: Tensor | None = None, out: str | None = None, role: Role = Role.ACTIVATION,
+          dtype: DType | None = None) -> Op:
     """MoE routing: keep the k largest of E scores per token, [..., E] -> [..., k] (their weights; which
     experts they name is part of the result). FLOPs: one comparison per score, as softmax counts its max.
     Group-limited routing (DeepSeek-V3's n_group / topk_group, `groups` > 1) first scores each group by the sum of
     its two best (E comparisons and `groups` adds per token) and keeps the best groups (`groups` comparisons):
     E + 2 x groups more. `renormalize` (norm_topk_prob): the k weights divided by their sum, 2k per token;
-    `scaled` (routed_scaling_factor): k multiplies per token, folded into the weights as vLLM does."""
+    `scaled` (routed_scaling_factor): k multiplies per token, folded into the weights as vLLM does;
+    `expert_scale` [E] (Gemma-4's per_expert_scale): each kept weight times its expert's scale, k more."""
     experts = scores.shape[-1]
     if not 0 < k <= experts:
         raise OpgraphError(f"op {name!r}: k={k} must be between 1 and the {experts} scores")
+    if expert_scale is not None and expert_scale.shape != (experts,):
+        raise OpgraphError(f"op {name!r}: expert_scale {expert_scale} must have one value per expert ({experts})")
     y = _out(out or name, (*scores.shape[:-1], k), scores, role, dtype)
-    per_token = experts + (experts + 2 * groups if groups > 1 else 0) + 2 * k * renormalize + k * scaled
-    return Op(name, GATHER, "topk", (scores,), (y,), _rows(scores) * per_token)
+    per_token = (experts + (experts + 2 * groups if groups > 1 else 0) + 2 * k * renormalize + k * scaled
+                 + k * (expert_scale is not None))
+    inputs = (scores,) if expert_scale is None else (scores, expert_scale)
+    return Op(name, GATHER, "topk", inputs, (y,), _rows(scores) * per_token)
 
 
 # --- DeepSeek-V3.2's sparse attention (DSA): the lightning indexer and the selected keys --------------------
@@ -664,10 +670,11 @@ def gather_selected(name: str, keys: tuple[Tensor, ...] | list[Tensor], indices:
 
 def scale(name: str, x: Tensor, factor: Tensor | None = None, *, out: str | None = None, role: Role = Role.ACTIVATION,
           dtype: DType | None = None) -> Op:
-    """x [..., d] times one scalar per row: `factor` [..., 1] (a shared expert's sigmoid gate), or one computed in
-    the kernel from the position (Llama-4's attention temperature on NoPE layers). FLOPs 1 per element."""
-    if factor is not None and factor.shape != (*x.shape[:-1], 1):
-        raise OpgraphError(f"op {name!r}: factor {factor} must be {x} with a last dim of 1")
+    """x [..., d] times one scalar per row: `factor` [..., 1] (a shared expert's sigmoid gate), one learned scalar
+    for all of x, `factor` [1] (Gemma-4's layer_scalar), or one computed in the kernel from the position (Llama-4's
+    attention temperature on NoPE layers). FLOPs 1 per element."""
+    if factor is not None and factor.shape not in ((*x.shape[:-1], 1), (1,)):
+        raise OpgraphError(f"op {name!r}: factor {factor} must be {x} with a last dim of 1, or one scalar [1]")
     y = _out(out or name, x.shape, x, role, dtype)
     return Op(name, ELEMENTWISE, "scale", (x,) if factor is None else (x, factor), (y,), x.numel)
 

@@ -53,6 +53,11 @@ PUBLISHED = {
     "gemma-2-9b": [("9B", "total", "google/gemma-2-9b: the 9B of its name")],
     "gemma-3-12b": [("12B", "total", "google/gemma-3-12b-it: the 12B of its name (the vision tower is 0.4B)")],
     "gemma-3-27b": [("27B", "total", "google/gemma-3-27b-it: the 27B of its name")],
+    "gemma-4-31b": [("30.7B", "total", "Google's Gemma-4 model card as apxml.com and llmradar.eu report it: 30.7B "
+                                       "parameters (the vision encoder apart)")],
+    "gemma-4-26b-a4b": [("25.2B", "total", "Google's Gemma-4 model card as vast.ai and llmradar.eu report it: 25.2B "
+                                           "total"),
+                        ("3.8B", "active", "ibid.: 3.8B active per token")],
     "mistral-small-3.1-24b": [("24B", "total", "mistralai/Mistral-Small-3.1-24B-Instruct-2503: 24B of its name")],
     "nemotron-h-8b": [("8B", "total", "nvidia/Nemotron-H-8B-Base-8K: the 8B of its name")],
     "nemotron-3-nano-30b-a3b": [
