@@ -587,9 +587,10 @@ def _gemma2(f: Fields, *, v3: bool = False) -> dict:
 GEMMA4_ROPE = {"full_attention": {"partial_rotary_factor": 0.25}, "sliding_attention": {}}
 
 
-def _gemma4_rotary(f: Fields, head_dim: int, kind: str) -> int | None:
-    """The dims a Gemma-4 layer of `kind` rotates: its rope_parameters entry's partial_rotary_factor of its head
-    (transformers' _compute_proportional_rope_parameters rotates int(factor x global_head_dim / 2) pairs)."""
+def _gemma4_rotary(f: Fields, head_dim: int, kind: str, width_key: str) -> int | None:
+    """The dims a Gemma-4 layer of `kind` rotates: its rope_parameters entry's partial_rotary_factor of its head,
+    `width_key` wide (transformers' _compute_proportional_rope_parameters rotates int(factor x global_head_dim / 2)
+    pairs)."""
     _, params = f.get("rope_parameters", default=GEMMA4_ROPE)
     entry = params.get(kind, {}) if isinstance(params, dict) else None
     if not isinstance(entry, dict):
@@ -597,7 +598,12 @@ def _gemma4_rotary(f: Fields, head_dim: int, kind: str) -> int | None:
     factor = entry.get("partial_rotary_factor", 1.0)
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor <= 1:
         raise f.error("rope_parameters", f"{kind}.partial_rotary_factor must be a number in (0, 1], got {factor!r}")
-    return None if factor == 1 else 2 * int(factor * head_dim // 2)
+    if factor == 1:
+        return None
+    if factor * head_dim < 2:
+        raise f.error(width_key, f"is {head_dim}: rope_parameters.{kind}.partial_rotary_factor {factor} of it rotates no "
+                                 f"pair of dims")
+    return 2 * int(factor * head_dim // 2)
 
 
 def _gemma4(f: Fields) -> dict:
@@ -635,9 +641,9 @@ def _gemma4(f: Fields) -> dict:
     common = dict(qk_norm="head", v_norm=True, q_bias=f.bool("attention_bias", False))
     common.update(k_bias=common["q_bias"], v_bias=common["q_bias"], o_bias=common["q_bias"])
     sliding = Attention(heads, core["n_kv_heads"], d, keys=Keys("sliding", f.int("sliding_window", default=512)),
-                        rotary_dim=_gemma4_rotary(f, d, "sliding_attention"), **common)
-    full = Attention(heads, full_kv, full_dim, rotary_dim=_gemma4_rotary(f, full_dim, "full_attention"),
-                     k_eq_v=k_eq_v, **common)
+                        rotary_dim=_gemma4_rotary(f, d, "sliding_attention", "head_dim"), **common)
+    full = Attention(heads, full_kv, full_dim, k_eq_v=k_eq_v,
+                     rotary_dim=_gemma4_rotary(f, full_dim, "full_attention", "global_head_dim"), **common)
     act = _gated_act(f, "gelu_pytorch_tanh")
     mlp = MLP(core["d_ffn"], act)
     if f.bool("enable_moe_block", False):
