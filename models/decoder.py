@@ -277,6 +277,14 @@ class DecoderConfig:
         return self.weight_dtype is not None and (options.precision is None
                                                   or options.precision.weight == self.weight_dtype)
 
+    def head_dtype(self, options: BuildOptions):
+        """lm_head's storage where the checkpoint quantizes it (GPTQ's lm_head: true, a MIXED_PRECISION entry), else
+        None: a head of its own, the checkpoint's weights kept."""
+        fmt = self.weight_format
+        if fmt is None or self.tie_embeddings or not self.stores_own_weights(options):
+            return None
+        return fmt.dtype_for("lm_head")
+
     def layer_indices(self, kind: Layer) -> tuple[int, ...]:
         """The indices of the layers of one kind."""
         return tuple(i for i in range(len(self.layers)) if self.layers.at(i) == kind)
@@ -330,7 +338,7 @@ class DecoderConfig:
         if "head" in parts:
             outs.append(pieces.lm_head(b, phase, tied=self.tie_embeddings, norm_fn=self.norm, norm_bias=self.norm_bias,
                                        softcap=self.logit_softcap, scaled=self.logit_scale,
-                                       final_norm=self.final_norm, **dims))
+                                       final_norm=self.final_norm, dtype=self.head_dtype(options), **dims))
         return b.build(outputs=outs)
 
     def draft_input(self, phase: Phase, options: BuildOptions = BuildOptions()) -> Graph:

@@ -19,7 +19,7 @@ from opgraph.errors import OpgraphError
 from opgraph.core.graph import GraphBuilder
 from opgraph.core.phase import Phase
 from opgraph.core.sizes import minimum, size_function
-from opgraph.core.tensor import FP8, FP32, INT32, Role, Tensor
+from opgraph.core.tensor import FP8, FP32, INT32, DType, Role, Tensor
 from .parallel import Parallel, shard
 
 
@@ -634,14 +634,16 @@ def draft_join(b: GraphBuilder, phase: Phase, *, d_model: int, norms: bool, norm
 @piece("head")
 def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bool, norm_fn: str = "rmsnorm",
             norm_bias: bool = False, softcap: bool = False, par: Parallel = Parallel.SINGLE,
-            scaled: bool = False, final_norm: bool = True) -> Tensor:
+            scaled: bool = False, final_norm: bool = True, dtype: DType | None = None) -> Tensor:
     """Final norm and lm_head over the last layer's output. In prefill only the last position of each
     sequence goes through them, as serving engines do (the norm is per position, so slicing first is exact).
     With sequence parallelism the last layer's output arrives as this GPU's slice of the tokens, gathered first.
     `softcap` (Gemma-2's final_logit_softcapping): the logits soft-capped, cap * tanh(logit / cap). `scaled`
     (Falcon-H1's lm_head_multiplier): then the logits times a constant, one multiply per logit (vLLM's
     LogitsProcessor scale, which it applies only when the factor is not 1). Without `final_norm` (an EAGLE head:
-    vLLM's llama_eagle.py returns the layer's output to the target's lm_head as it is) no norm comes first."""
+    vLLM's llama_eagle.py returns the layer's output to the target's lm_head as it is) no norm comes first.
+    `dtype`: lm_head's storage where a quantized checkpoint stores it so (GPTQ's lm_head: true, a MIXED_PRECISION
+    entry); else the tables' (Precision.table)."""
     tp = par.tp
     h = b.input("hidden", (*par.tokens(phase), d_model))
     h = par.gather(b, "hidden_allgather", h, "hidden_full")
@@ -650,7 +652,7 @@ def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bo
     if final_norm:
         h = norm(b, "final_norm", h, "norm.weight", fn=norm_fn, bias=norm_bias, out="final_hidden")
     local = -(-vocab // tp)  # vocab-parallel, padded as the embedding is
-    w = b.weight("embed_tokens.weight" if tied else "lm_head.weight", (local, d_model), b.precision.table)
+    w = b.weight("embed_tokens.weight" if tied else "lm_head.weight", (local, d_model), dtype or b.precision.table)
     if tp == 1:
         logits = b.linear("lm_head", h, w, out="logits")
     else:

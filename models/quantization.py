@@ -16,7 +16,9 @@ mxfp4           MXFP4: e2m1 + one e8m0 scale per 32 values (gpt-oss)            
 modelopt        quant_algo NVFP4: e2m1 + fp8 e4m3 scale per 16 + fp32 global    ModelOpt unified HF checkpoint (weight,
                 scale per matrix; FP8: fp32 scale per matrix; FP8_PB_WO: 128 x  weight_scale, weight_scale_2); vLLM
                 128 fp32 blocks; FP8_PER_CHANNEL_PER_TOKEN: fp32 scale per row;  modelopt.py
-                MXFP8: e4m3 + e8m0 scale per 32
+                MXFP8: e4m3 + e8m0 scale per 32; MIXED_PRECISION: each module
+                as quantized_layers names it (one of those, W4A16_NVFP4:
+                NVFP4 weight-only, UNQUANTIZED), an unlisted one unquantized
 awq             int4 packed + fp16 scale and packed int4 zero per group          AutoAWQ WQLinear_GEMM: qweight
                 (zero_point false: no zeros)                                     [K, N/8], scales [K/g, N] fp16, qzeros
                                                                                  [K/g, N/8] int32; vLLM awq.py
@@ -85,6 +87,7 @@ Which modules a format covers (dtype_for). Names are Hugging Face module paths w
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 
 import attrs
@@ -94,11 +97,12 @@ from opgraph.errors import OpgraphError
 
 METHODS = ("fp8", "mxfp4", "modelopt", "awq", "gptq", "compressed-tensors")
 MODELOPT_ALGOS = ("NVFP4", "FP8", "FP8_PB_WO", "FP8_PER_CHANNEL_PER_TOKEN", "MXFP8")
-WEIGHT_ONLY_ALGOS = ("FP8_PB_WO",)  # "WO": weight-only; ModelOpt's other algorithms quantize the activations too
+WEIGHT_ONLY_ALGOS = ("FP8_PB_WO", "W4A16_NVFP4")  # weight-only; ModelOpt's other algorithms quantize the input too
 ROUTERS = ("gate", "router", "shared_expert_gate")
 EMBEDDINGS = ("embed_tokens", "embed_positions")
 TOP_LEVEL = ("lm_head", "norm", "embed_tokens", "embed_positions")
 _LAYER = re.compile(r"(?<=layers\.)[^.]+(?=\.|$)")
+_EXPERT = re.compile(r"(?<=\.experts)\.\d+(?=\.)")  # one expert's index in a module name
 
 
 @attrs.frozen
@@ -116,11 +120,16 @@ class WeightFormat:
     substring: bool = False  # awq: a pattern excludes every module whose name contains it
     lm_head: bool = False  # gptq's "lm_head": true quantizes lm_head too
     kv_cache: DType | None = None
+    # ModelOpt's MIXED_PRECISION: each listed module's own storage (quantized_layers: full module name, dtype or
+    # None for unquantized); a module it does not list stays at the model's dtype. `dtype` is then the one most
+    # modules take.
+    layers: tuple[tuple[str, DType | None], ...] = ()
 
     @property
     def per_layer(self) -> bool:
         """Whether a pattern names particular layers ("model.layers.0.mlp.gate"): then dtype_for needs `layer`."""
-        return any(m and m.group(0).isdigit() for p in self.exclude for m in [_LAYER.search(p)])
+        names = (*self.exclude, *(name for name, _ in self.layers))
+        return any(m and m.group(0).isdigit() for p in names for m in [_LAYER.search(p)])
 
     def dtype_for(self, module: str, layer: int | None = None) -> DType | None:
         """The dtype `module`'s weight matrix is stored in (None: the model's own dtype); see the module doc."""
@@ -131,12 +140,36 @@ class WeightFormat:
             return None
         if parts[0] == "lm_head" and not self.lm_head:
             return None
-        return None if self.excludes(module, layer) else self.dtype
+        if self.excludes(module, layer):
+            return None
+        return self._listed(module, layer) if self.layers else self.dtype
+
+    def _listed(self, module: str, layer: int | None) -> DType | None:
+        """MIXED_PRECISION: the storage quantized_layers gives `module` under one of its full names or a parent of
+        it; an entry of one expert ("mlp.experts.3.up_proj") names the stacked experts' matrix, as vLLM's
+        ModelOptMixedPrecisionConfig resolves fused experts; None where it lists neither."""
+        names = _full_names(module, layer)
+        if layer is not None or module.split(".")[0] in TOP_LEVEL:  # exact names: a lookup of each and its parents
+            index = _listed_index(self.layers)
+            return next((index[p] for f in names for p in _prefixes(f) if p in index), None)
+        for key, dt in self.layers:
+            if any(_matches(_EXPERT.sub("", key), f, False, any_layer=True) for f in names):
+                return dt
+        return None
 
     def excludes(self, module: str, layer: int | None = None) -> bool:
         """Whether one of the checkpoint's patterns keeps `module` at the model's dtype (rule 2 of the doc)."""
         names = _full_names(module, layer)
         return any(_matches(p, f, self.substring, any_layer=layer is None) for p in self.exclude for f in names)
+
+
+@functools.lru_cache(maxsize=8)
+def _listed_index(layers: tuple) -> dict:
+    """MIXED_PRECISION's entries by name, an expert's own entry under its stacked matrix's name (the first wins)."""
+    index: dict = {}
+    for key, dt in layers:
+        index.setdefault(_EXPERT.sub("", key), dt)
+    return index
 
 
 def _full_names(module: str, layer: int | None) -> list[str]:
@@ -287,15 +320,24 @@ def _mxfp4(f: _Fields) -> WeightFormat:
     return WeightFormat("mxfp4", MXFP4, f.patterns("modules_to_not_convert"), f.where)
 
 
+def _modelopt_dtype(algo: str) -> DType:
+    """The storage of one of ModelOpt's algorithms (MODELOPT_ALGOS), its GEMMs' input quantized unless weight-only."""
+    dt = {"NVFP4": NVFP4, "FP8": FP8_TENSOR, "FP8_PB_WO": FP8.blocked(128, 128),
+          "FP8_PER_CHANNEL_PER_TOKEN": attrs.evolve(FP8, scale_bits=32), "MXFP8": FP8.grouped(32, scale_bits=8),
+          "W4A16_NVFP4": NVFP4}[algo]
+    return dt.with_input_quantized(algo not in WEIGHT_ONLY_ALGOS)
+
+
 def _modelopt(f: _Fields) -> WeightFormat:
     algo = f.get("quant_algo")
     if isinstance(algo, str):
         algo = algo.upper()  # ModelOpt may write fp8_pb_wo
+    if algo == MIXED:
+        return _modelopt_mixed(f)
     if algo not in MODELOPT_ALGOS:
-        raise f.error("quant_algo", f"{f.q.get('quant_algo')!r} is not supported; valid: {', '.join(MODELOPT_ALGOS)}")
-    dt = {"NVFP4": NVFP4, "FP8": FP8_TENSOR, "FP8_PB_WO": FP8.blocked(128, 128),
-          "FP8_PER_CHANNEL_PER_TOKEN": attrs.evolve(FP8, scale_bits=32), "MXFP8": FP8.grouped(32, scale_bits=8)}[algo]
-    dt = dt.with_input_quantized(algo not in WEIGHT_ONLY_ALGOS)
+        raise f.error("quant_algo", f"{f.q.get('quant_algo')!r} is not supported; valid: "
+                                    f"{', '.join((*MODELOPT_ALGOS, MIXED))}")
+    dt = _modelopt_dtype(algo)
     group = f.get("group_size")
     if group is None and isinstance(f.q.get("config_groups"), dict):  # the flat config.json form
         groups = list(f.q["config_groups"].values())
@@ -303,15 +345,60 @@ def _modelopt(f: _Fields) -> WeightFormat:
     f.ignore("config_groups", "producer")
     if group is not None and dt.group_size and group != dt.group_size:
         raise f.error("group_size", f"{group!r}: {algo} has group size {dt.group_size}; valid: {dt.group_size}")
+    return WeightFormat("modelopt", dt, f.patterns("exclude_modules", "ignore"), f.where, kv_cache=_modelopt_kv(f))
+
+
+def _modelopt_kv(f: _Fields) -> DType | None:
+    """The KV cache a ModelOpt checkpoint declares: kv_cache_quant_algo, or the flat form's kv_cache_scheme (vLLM's
+    resolve_kv_cache_dtype_string reads either); both given must agree."""
     kv = f.get("kv_cache_quant_algo")
     kv_dt = {None: None, "FP8": FP8, "NVFP4": NVFP4}.get(kv.upper() if isinstance(kv, str) else kv, "bad")
     if kv_dt == "bad":
         raise f.error("kv_cache_quant_algo", f"{kv!r} is not supported; valid: null, FP8, NVFP4")
-    # the flat form may state it as a scheme instead (vLLM's resolve_kv_cache_dtype_string reads either)
     scheme = _kv_scheme(f, {8: FP8, 4: NVFP4})
     if kv_dt is not None and scheme is not None and scheme != kv_dt:
         raise f.error("kv_cache_scheme", f"says {scheme}, kv_cache_quant_algo says {kv_dt}: give one KV-cache dtype")
-    return WeightFormat("modelopt", dt, f.patterns("exclude_modules", "ignore"), f.where, kv_cache=kv_dt or scheme)
+    return kv_dt or scheme
+
+
+MIXED = "MIXED_PRECISION"
+# A MIXED_PRECISION module's own algorithm (quantized_layers.<module>.quant_algo): ModelOpt's, NVFP4 weight-only
+# (W4A16_NVFP4), or none (vLLM's ModelOptMixedPrecisionConfig leaves an unlisted or UNQUANTIZED module unquantized)
+MIXED_ALGOS = (*MODELOPT_ALGOS, "W4A16_NVFP4", "UNQUANTIZED")
+
+
+def _modelopt_mixed(f: _Fields) -> WeightFormat:
+    """ModelOpt's MIXED_PRECISION: quantized_layers gives each quantized module's algorithm by its full name (vLLM's
+    ModelOptMixedPrecisionConfig, which needs the mapping too); the flat form's config_groups restate it as groups of
+    targets and are not read apart."""
+    listed = f.get("quantized_layers")
+    if not isinstance(listed, dict) or not listed:
+        raise f.error("quantized_layers", "MIXED_PRECISION needs a non-empty mapping of module names to their "
+                                          "quant_algo (as vLLM's ModelOptMixedPrecisionConfig does)")
+    layers = []
+    for name, info in listed.items():
+        key = f"quantized_layers.{name}"
+        if not isinstance(info, dict) or set(info) - {"quant_algo", "group_size"}:
+            raise f.error(key, f"{str(info)[:60]}; valid: an object of quant_algo and group_size")
+        algo = info.get("quant_algo")
+        algo = algo.upper() if isinstance(algo, str) else algo
+        if algo not in MIXED_ALGOS:
+            raise f.error(f"{key}.quant_algo", f"{info.get('quant_algo')!r} is not supported; valid: "
+                                               f"{', '.join(MIXED_ALGOS)}")
+        dt = None if algo == "UNQUANTIZED" else _modelopt_dtype(algo)
+        group = info.get("group_size")
+        if group is not None and (dt is None or group != dt.group_size):
+            raise f.error(f"{key}.group_size", f"{group!r}: {algo} has "
+                                               + (f"group size {dt.group_size}" if dt and dt.group_size else "none"))
+        layers.append((name, dt))
+    f.ignore("config_groups", "producer", "group_size")  # restatements of the listed storage
+    kinds = [dt for _, dt in layers if dt is not None]
+    if not kinds:
+        raise f.error("quantized_layers", "lists no quantized module")
+    common = max(dict.fromkeys(kinds), key=kinds.count)
+    return WeightFormat("modelopt", common, f.patterns("exclude_modules", "ignore"), f.where,
+                        lm_head=any(name == "lm_head" for name, _ in layers), kv_cache=_modelopt_kv(f),
+                        layers=tuple(layers))
 
 
 def _kv_scheme(f: _Fields, floats: dict) -> DType | None:

@@ -199,7 +199,8 @@ class GraphBuilder:
                  weight_dtype: Callable[[str], DType] | None = None):
         self.precision = precision if isinstance(precision, Precision) else Precision.uniform(precision)
         self.name = name
-        # A checkpoint that quantizes some weight matrices and not others: the dtype of each, by its name.
+        # A checkpoint that quantizes some weight matrices and not others: the dtype of each, by its checkpoint name
+        # (as a piece names it, without the builder's scope: a shared expert's "mlp.shared_experts.up_proj.weight").
         self.weight_dtype = weight_dtype
         self._ops: list[ops.Op] = []
         self._declared: dict[str, Tensor] = {}
@@ -245,7 +246,7 @@ class GraphBuilder:
         if dtype is None and len(shape) == 1:
             dtype = self.precision.act
         elif dtype is None and self.weight_dtype is not None:
-            dtype = self.weight_dtype(self._prefix + name)
+            dtype = self.weight_dtype(name)
         return self._declare(name, shape, dtype, Role.WEIGHT)
 
     def cache(self, name: str, shape: tuple[int, ...], dtype: DType | None = None) -> Tensor:
