@@ -107,6 +107,9 @@ class DecoderConfig:
     state_dtype: DType | None = None  # the recurrent state's dtype the checkpoint asks for (None: the model's)
     # A quantized checkpoint's storage (models.quantization): which weight matrices it quantizes, and how.
     weight_format: WeightFormat | None = None
+    # Gemma-4 E2B/E4B's per-layer embeddings: (hidden_size_per_layer_input, vocab_size_per_layer_input); the
+    # embedding block computes them (pieces.per_layer_inputs), each layer reads its slice (parts.PerLayerInput)
+    per_layer_input: tuple[int, int] | None = None
     logit_softcap: bool = False  # final logits soft-capped (Gemma-2)
     logit_scale: bool = False  # final logits times a constant (Falcon-H1's lm_head_multiplier)
     # A speculative-decoding head's input (draft_head): "mtp" or "eagle" joins the embedding and the target's hidden
@@ -335,6 +338,10 @@ class DecoderConfig:
         outs = []
         if "embed" in parts:
             outs.append(pieces.embedding(b, phase, positions=positions, scaled=self.embed_scale, **dims))
+            if self.per_layer_input is not None:
+                width, vocab = self.per_layer_input
+                outs.append(pieces.per_layer_inputs(b, phase, outs[-1], layers=self.n_layers, width=width, vocab=vocab,
+                                                    par=dims["par"]))
         if "head" in parts:
             outs.append(pieces.lm_head(b, phase, tied=self.tie_embeddings, norm_fn=self.norm, norm_bias=self.norm_bias,
                                        softcap=self.logit_softcap, scaled=self.logit_scale,

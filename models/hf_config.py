@@ -613,19 +613,20 @@ def _gemma4(f: Fields) -> dict:
     num_global_key_value_heads and no v_proj where attention_k_eq_v (v is k_proj's output); layer_types as given,
     else every 6th layer full and the last one full. With enable_moe_block, each layer's dense MLP runs beside
     num_experts GeGLU experts of moe_intermediate_size, top_k_experts each (parts.DenseAndExperts): softmax
-    routing renormalized and scaled per expert, the router's input normed with its own scale. The per-layer
-    embeddings (hidden_size_per_layer_input, E2B and E4B) and the KV-shared layers (num_kv_shared_layers) are not
-    modelled and are refused."""
+    routing renormalized and scaled per expert, the router's input normed with its own scale. E2B and E4B: per-layer
+    embeddings of hidden_size_per_layer_input (pieces.per_layer_inputs, parts.PerLayerInput), and their last
+    num_kv_shared_layers attend over an earlier layer's K and V (Attention.kv_shared), their MLP twice as wide where
+    use_double_wide_mlp."""
     core = _core(f, head_dim_default=256, vocab_default=262_144, ffn_default=9216)
-    if f.int("hidden_size_per_layer_input", default=256, minimum=0):
-        raise f.error("hidden_size_per_layer_input", "is set (Gemma4TextConfig's default is 256): the per-layer "
-                                                     "embeddings of Gemma-4 E2B and E4B are not modelled; 0 turns "
-                                                     "them off, as the 31B and 26B-A4B configs say")
-    f.int("vocab_size_per_layer_input", default=0, minimum=0)  # the per-layer embeddings' table, off above
-    if f.int("num_kv_shared_layers", default=0, minimum=0):
-        raise f.error("num_kv_shared_layers", "is set: layers that reuse another layer's K and V (Gemma-4 E2B and "
-                                              "E4B) are not modelled")
-    f.bool("use_double_wide_mlp", False)  # widens the KV-shared layers' MLP only: there are none
+    per_layer = f.int("hidden_size_per_layer_input", default=256, minimum=0)  # Gemma4TextConfig's default
+    table = f.int("vocab_size_per_layer_input", default=262_144, minimum=0) if per_layer else None
+    if not per_layer:
+        f.get("vocab_size_per_layer_input", default=None)  # the per-layer embeddings' table: none without them
+    shared = f.int("num_kv_shared_layers", default=0, minimum=0)
+    if shared >= core["n_layers"]:
+        raise f.error("num_kv_shared_layers", f"is {shared}: the layers that reuse an earlier layer's K and V must "
+                                              f"leave at least one of the {core['n_layers']} that writes them")
+    double = f.bool("use_double_wide_mlp", False)  # the KV-shared layers' MLP twice as wide
     if f.get("use_bidirectional_attention", default=None)[1] not in (None, "vision"):
         raise f.error("use_bidirectional_attention", "is not null or 'vision' (images attend both ways within "
                                                       "themselves, a mask of no cost to text): non-causal text "
@@ -644,8 +645,14 @@ def _gemma4(f: Fields) -> dict:
                         rotary_dim=_gemma4_rotary(f, d, "sliding_attention", "head_dim"), **common)
     full = Attention(heads, full_kv, full_dim, k_eq_v=k_eq_v,
                      rotary_dim=_gemma4_rotary(f, full_dim, "full_attention", "global_head_dim"), **common)
+    first_shared = n - shared  # transformers: a layer from num_hidden_layers - num_kv_shared_layers on is shared
+    if set(types[first_shared:]) - set(types[:first_shared]):
+        raise f.error("num_kv_shared_layers", f"is {shared}: a shared layer reads the K and V of the last earlier "
+                                              f"layer of its kind, and layers {first_shared} on have a kind no earlier "
+                                              f"layer has")
     act = _gated_act(f, "gelu_pytorch_tanh")
     mlp = MLP(core["d_ffn"], act)
+    wide = MLP(2 * core["d_ffn"], act) if double and shared else mlp
     if f.bool("enable_moe_block", False):
         moe = MoE(experts=f.int("num_experts"), top_k=f.int("top_k_experts"), d_expert=f.int("moe_intermediate_size"),
                   act=act, renormalize=True, router_norm=True, expert_scale=True, router_name="router", prefix="")
@@ -653,13 +660,23 @@ def _gemma4(f: Fields) -> dict:
     else:
         ffn = parts.Sublayer(mlp, "pre_feedforward_layernorm.weight", "post_feedforward_layernorm.weight", key="mlp")
 
+    ple = () if not per_layer else (parts.Sublayer(parts.PerLayerInput(per_layer, act),
+                                                   post="post_per_layer_input_norm.weight", key="ple"),)
+
     def layer(i: int) -> parts.Layer:
         mixer = sliding if types[i] == "sliding_attention" else full
+        own_ffn = ffn
+        if i >= first_shared:
+            mixer = attrs.evolve(mixer, kv_shared=True)
+            if wide is not mlp:
+                own_ffn = parts.Sublayer(wide, "pre_feedforward_layernorm.weight", "post_feedforward_layernorm.weight",
+                                         key="mlp")
         return parts.Layer((parts.Sublayer(mixer, "input_layernorm.weight", "post_attention_layernorm.weight",
-                                           key="attn"), ffn), scalar=True)
+                                           key="attn"), own_ffn, *ple), scalar=True)
     return dict(**_summary_fields(core, sliding), mlp=_gated(f, default="gelu_pytorch_tanh"),
                 layers=Stack.listed([layer(i) for i in range(n)]), tie_embeddings=f.bool("tie_word_embeddings", True),
-                embed_scale=True, logit_softcap=f.number("final_logit_softcapping") is not None)
+                embed_scale=True, logit_softcap=f.number("final_logit_softcapping") is not None,
+                per_layer_input=(per_layer, table) if per_layer else None)
 
 
 def _llama4(f: Fields) -> dict:

@@ -65,6 +65,7 @@ class Attention:
     k_scale: bool = False
     v_norm: bool = False
     k_eq_v: bool = False
+    kv_shared: bool = False  # Gemma-4 E2B/E4B: attends over an earlier layer's K and V, has none of its own
 
     tag: ClassVar[str] = "attention"
 
@@ -80,7 +81,8 @@ class Attention:
         return pieces.gqa_attention(b, x, phase, par=par, causal=options.causal_skip, **kw)
 
     def words(self) -> dict[str, str]:
-        return {"keys": self.keys.kind, "positions": "rope" if self.rotary else "nope", "mixer": "attention"}
+        return {"keys": self.keys.kind, "positions": "rope" if self.rotary else "nope",
+                "mixer": "kv_shared" if self.kv_shared else "attention"}
 
 
 
@@ -417,6 +419,30 @@ class DenseAndExperts:
 
     def words(self) -> dict[str, str]:
         return {"ffn": "moe"}
+
+
+@attrs.frozen
+class PerLayerInput:
+    """Gemma-4 E2B/E4B's per-layer input, a residual branch after the feed-forward (modeling_gemma4.py
+    Gemma4TextDecoderLayer): per_layer_projection(gelu(per_layer_input_gate(x)) * ple), where ple is this layer's
+    `width` slice of the per-layer embeddings the embedding block computes (pieces.per_layer_inputs), read here as an
+    input; the Sublayer adds post_per_layer_input_norm after. The two projections are whole on every GPU (vLLM's
+    ReplicatedLinear)."""
+
+    width: int = attrs.field(validator=_positive)
+    act: str = "gelu"
+
+    tag: ClassVar[str] = "mlp"
+
+    def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
+        g = pieces.proj(b, "per_layer_input_gate", x, self.width, out="ple_gate")
+        ple = b.input("per_layer_input", (*x.shape[:-1], self.width))
+        g = b.elementwise("ple_mul", "mul", b.elementwise("ple_act", self.act, g, out="ple_gate_act"), ple,
+                          out="ple_gated")
+        return pieces.proj(b, "per_layer_projection", g, x.shape[-1], out="ple_out")
+
+    def words(self) -> dict[str, str]:
+        return {}
 
 
 # -- layers -------------------------------------------------------------------------------------------------

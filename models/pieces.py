@@ -126,7 +126,8 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
                   q_bias: bool = False, k_bias: bool = False, v_bias: bool = False, o_bias: bool = False,
                   keys: Keys = FULL, rotary_dim: int | None = None, rotary: bool = True, qk_norm: str | None = None,
                   sinks: bool = False, softcap: bool = False, gate: bool = False, q_scale: bool = False,
-                  k_scale: bool = False, v_norm: bool = False, k_eq_v: bool = False) -> Tensor:
+                  k_scale: bool = False, v_norm: bool = False, k_eq_v: bool = False,
+                  kv_shared: bool = False) -> Tensor:
     """Grouped-query attention (MHA when kv_heads == heads, MQA when 1), head_dim independent of d_model.
 
     - Biases on q, k, v and o each on its own (Qwen2: q, k, v; GPT-2 and gpt-oss: all four).
@@ -143,6 +144,9 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
       full layers): no v_proj, v is k_proj's output (before k's norm and rope), normalized; the cache still holds K
       and V apart, as transformers and vLLM store them (modeling_gemma4.py Gemma4TextAttention). vLLM also loads
       k_proj's weight into its fused qkv_proj's v slot and runs that product (gemma4.py), which is not counted.
+    - `kv_shared` (Gemma-4 E2B and E4B's last num_kv_shared_layers): no k_proj, v_proj or k and v norms; the layer
+      attends over the K and V an earlier layer of its kind wrote this step and before, read as inputs (role INPUT,
+      so they are no cache of its own), and writes none.
 
     The new token(s)' K and V are the KV-cache entries this step writes (role KV_CACHE, so every fusion
     plan writes them); in decode the cached positions are read as well, and attention runs over
@@ -169,6 +173,17 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
         q = proj(b, "q_proj", x, q_width, prefix=prefix, bias=q_bias, out="q")
     if k_eq_v and not v_norm:
         raise OpgraphError("k_eq_v (v taken from k_proj) is modelled with v's norm (Gemma-4's v_norm)")
+    if kv_shared:
+        q = _qk_norm(b, "q_norm", q, qk_norm, heads, head_dim, par, prefix, whole_q, Role.ACTIVATION) if qk_norm \
+            else q
+        if rotary:
+            q = b.rope("rope_q", q, head_dim=head_dim, rotary_dim=rotary_dim, out="q_rope")
+        if q_scale:
+            q = b.scale("q_temperature", q, out="q_scaled")
+        seen = (phase.batch, keys.cached(phase) + phase.new_tokens, kv_width)
+        return _attend(b, q, [b.input("shared_k", seen)], [b.input("shared_v", seen)], phase, d, par, keys, causal,
+                       prefix, o_bias, heads=heads, kv_heads=kv_heads, head_dim=head_dim, sinks=sinks,
+                       softcap=softcap, gate=g if gate else None)
     k = proj(b, "k_proj", x, kv_width, prefix=prefix, bias=k_bias, out="k",
              role=Role.ACTIVATION if qk_norm or k_scale or k_eq_v else k_role)
     v = k if k_eq_v else proj(b, "v_proj", x, kv_width, prefix=prefix, bias=v_bias, out="v",
@@ -191,15 +206,24 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
     if past:
         cached[0].insert(0, b.cache("k_cache", (phase.batch, past, kv_width)))
         cached[1].insert(0, b.cache("v_cache", (phase.batch, past, kv_width)))
+    return _attend(b, q, *cached, phase, d, par, keys, causal, prefix, o_bias, heads=heads, kv_heads=kv_heads,
+                   head_dim=head_dim, sinks=sinks, softcap=softcap, gate=g if gate else None)
+
+
+def _attend(b: GraphBuilder, q: Tensor, ks: list, vs: list, phase: Phase, d: int, par: Parallel, keys: Keys,
+            causal: bool, prefix: str, o_bias: bool, *, heads: int, kv_heads: int, head_dim: int, sinks: bool = False,
+            softcap: bool = False, gate: Tensor | None = None) -> Tensor:
+    """Attention of q over the keys `ks` and values `vs` (cached and new), softmax with its sinks and soft cap, the
+    output gate where given, o_proj and its all-reduce."""
     heads_kw = dict(heads=heads, kv_heads=kv_heads, head_dim=head_dim, causal=causal, window=keys.window,
                     chunk=keys.chunk)
-    s = b.attention_scores("qk", q, cached[0], out="scores", **heads_kw)
+    s = b.attention_scores("qk", q, ks, out="scores", **heads_kw)
     sink = b.weight(f"{prefix}sinks", (heads,)) if sinks else None
-    p = b.softmax("softmax", s, causal=causal, window=keys.window, chunk=keys.chunk, keys=past + phase.new_tokens,
-                  sinks=sink, softcap=softcap, out="probs")
-    o = b.attention_values("av", p, cached[1], out="attn", **heads_kw)
-    if gate:
-        o = b.elementwise("gate_mul", "mul", o, b.elementwise("gate_sigmoid", "sigmoid", g, out="attn_gate_act"),
+    p = b.softmax("softmax", s, causal=causal, window=keys.window, chunk=keys.chunk,
+                  keys=keys.cached(phase) + phase.new_tokens, sinks=sink, softcap=softcap, out="probs")
+    o = b.attention_values("av", p, vs, out="attn", **heads_kw)
+    if gate is not None:
+        o = b.elementwise("gate_mul", "mul", o, b.elementwise("gate_sigmoid", "sigmoid", gate, out="attn_gate_act"),
                           out="attn_gated")
     y = proj(b, "o_proj", o, d, prefix=prefix, bias=o_bias, out=par.out("attn_out", "attn_partial"))
     return par.reduce(b, "o_allreduce", y, "attn_out")
@@ -588,25 +612,53 @@ def embedding(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, positi
     a learned position table, GPT-2's wpe), adds the learned position embedding: every sequence looks up
     the same new_tokens positions, so only those rows are read. `scaled`: the embeddings times sqrt(d_model)
     (Gemma's normalizer), one multiply per element."""
-    ids = b.input("token_ids", (phase.batch, phase.new_tokens), INT32)
-    table = b.precision.table  # quantized checkpoints keep their tables unquantized (Precision.table)
-    tp = par.tp
-    if tp > 1:  # vocab-parallel (Megatron): each GPU holds ceil(vocab / tp) rows, the vocabulary padded to fit
-        rows = minimum(-(-phase.tokens // tp), -(-vocab // tp))  # ids spread over the shards
-        part = b.embedding("embedding", ids, b.weight("embed_tokens.weight", (-(-vocab // tp), d_model), table),
-                           rows=rows, out="embeddings_partial")
-        h = par.reduce(b, "embedding_allreduce", part, "embeddings")
-    else:
-        h = b.embedding("embedding", ids, b.weight("embed_tokens.weight", (vocab, d_model), table), out="embeddings")
+    h = _lookup(b, "embedding", "embed_tokens.weight", phase, vocab=vocab, width=d_model, par=par, out="embeddings")
     if scaled:
         h = b.scale("embed_scale", h, out="embeddings_scaled")
     if positions is None:
         return h
     shape = h.shape[:-1]  # with sequence parallelism, this GPU's slice of the tokens
     pos = b.input("position_ids", shape, INT32)
-    p = b.embedding("position_embedding", pos, b.weight("embed_positions.weight", (positions, d_model), table),
-                    rows=shape[1], out="position_embeddings")
+    p = b.embedding("position_embedding", pos, b.weight("embed_positions.weight", (positions, d_model),
+                                                        b.precision.table), rows=shape[1], out="position_embeddings")
     return b.elementwise("add_positions", "add", h, p, out="hidden_in")
+
+
+def _lookup(b: GraphBuilder, name: str, table: str, phase: Phase, *, vocab: int, width: int, par: Parallel,
+            out: str) -> Tensor:
+    """The rows of an embedding table [vocab, width] the batch's token ids look up. Under tensor parallelism the
+    table is vocab-parallel (Megatron): each GPU holds ceil(vocab / tp) rows, the vocabulary padded to fit, looks up
+    the ids in its shard and an all-reduce sums the shards' rows. Quantized checkpoints keep their tables
+    unquantized (Precision.table)."""
+    ids = b.input("token_ids", (phase.batch, phase.new_tokens), INT32)
+    tp = par.tp
+    if tp == 1:
+        return b.embedding(name, ids, b.weight(table, (vocab, width), b.precision.table), out=out)
+    rows = minimum(-(-phase.tokens // tp), -(-vocab // tp))  # ids spread over the shards
+    part = b.embedding(name, ids, b.weight(table, (-(-vocab // tp), width), b.precision.table), rows=rows,
+                       out=f"{out}_partial")
+    return par.reduce(b, f"{name}_allreduce", part, out)
+
+
+def per_layer_inputs(b: GraphBuilder, phase: Phase, h: Tensor, *, layers: int, width: int, vocab: int,
+                     par: Parallel = Parallel.SINGLE) -> Tensor:
+    """Gemma-4 E2B/E4B's per-layer embeddings (modeling_gemma4.py Gemma4TextModel.get_per_layer_inputs and
+    project_per_layer_inputs): every token's row of embed_tokens_per_layer [vocab, layers x width] times
+    sqrt(width), plus per_layer_model_projection [layers x width, d] of the scaled embeddings `h` times d^-1/2,
+    RMS-normed per layer slice (per_layer_projection_norm, one scale of `width`), the sum times 2^-1/2: [tokens,
+    layers x width], of which each layer reads its slice (parts.PerLayerInput). The table is vocab-parallel as the
+    main one is (_lookup; vLLM's gemma4.py builds it a VocabParallelEmbedding); the projection is whole on every
+    GPU."""
+    looked = b.scale("per_layer_embed_scale", _lookup(b, "per_layer_embedding", "embed_tokens_per_layer.weight",
+                                                       phase, vocab=vocab, width=layers * width, par=par,
+                                                       out="per_layer_embedded"), out="per_layer_embedded_scaled")
+    projected = b.scale("per_layer_projection_scale",
+                        proj(b, "per_layer_model_projection", h, layers * width, out="per_layer_projected"),
+                        out="per_layer_projected_scaled")
+    normed = b.norm("per_layer_projection_norm", projected, b.weight("per_layer_projection_norm.weight", (width,)),
+                    heads=layers, out="per_layer_normed")
+    return b.scale("per_layer_input_scale", b.elementwise("per_layer_add", "add", normed, looked,
+                                                         out="per_layer_summed"), out="per_layer_inputs")
 
 
 @piece("draft")

@@ -114,9 +114,8 @@ def load(**changes):
 
 
 @pytest.mark.parametrize("changes, field", [
-    ({"hidden_size_per_layer_input": None}, "hidden_size_per_layer_input"),  # the default, 256: E2B's and E4B's
-    ({"hidden_size_per_layer_input": 256}, "hidden_size_per_layer_input"),
-    ({"num_kv_shared_layers": 18}, "num_kv_shared_layers"),
+    ({"num_kv_shared_layers": 60}, "num_kv_shared_layers"),  # no layer left to write K and V
+    ({"num_kv_shared_layers": 59}, "num_kv_shared_layers"),  # a full layer with no full layer before it
     ({"use_bidirectional_attention": "all"}, "use_bidirectional_attention"),
     ({"rope_parameters": {"full_attention": {"partial_rotary_factor": 2}}}, "rope_parameters"),
 ])
@@ -129,3 +128,65 @@ def test_without_k_eq_v_a_full_layer_keeps_its_v_proj_and_kv_heads():
     ops = load(attention_k_eq_v=False).build(Phase.prefill(1, 2)).blocks
     full = next(b for b in ops if b.name == "full_layer").graph.ops
     assert full["v_proj"].flops == 2 * 2 * G31["d"] * G31["kv"] * FULL_HEAD
+
+
+# E2B and E4B as transformers' converter builds them (convert_gemma4_weights.py _VARIANTS): per-layer embeddings of
+# 256, their last layers reading an earlier layer's K and V, E2B's MLP twice as wide on those.
+ROPE = {"full_attention": {"partial_rotary_factor": 0.25, "rope_type": "proportional"}, "sliding_attention": {}}
+E_COMMON = {"model_type": "gemma4_text", "hidden_size_per_layer_input": 256, "final_logit_softcapping": 30.0,
+            "rope_parameters": ROPE, "num_attention_heads": 8, "hidden_activation": "gelu_pytorch_tanh"}
+E4B = dict(E_COMMON, hidden_size=2560, intermediate_size=10240, num_hidden_layers=42, num_key_value_heads=2,
+           layer_types=(["sliding_attention"] * 5 + ["full_attention"]) * 7, num_kv_shared_layers=18)
+E2B = dict(E_COMMON, hidden_size=1536, intermediate_size=6144, num_hidden_layers=35, num_key_value_heads=1,
+           layer_types=(["sliding_attention"] * 4 + ["full_attention"]) * 7, num_kv_shared_layers=20,
+           use_double_wide_mlp=True)
+
+
+def edge_params(c) -> int:
+    """By hand: each layer's attention (shared layers: q and o and q's norm only), its GeGLU MLP (doubled on shared
+    layers where use_double_wide_mlp), four norms and the scalar, its per-layer input's gate, projection and norm;
+    the tied embedding, the per-layer table [V, L x 256], its projection [L x 256, H] and norm, the final norm."""
+    h, n, p, heads, kv = c["hidden_size"], c["num_hidden_layers"], 256, 8, c["num_key_value_heads"]
+    first_shared = n - c["num_kv_shared_layers"]
+    total = V * h + V * n * p + n * p * h + p + h
+    for i, kind in enumerate(c["layer_types"]):
+        hd = FULL_HEAD if kind == "full_attention" else HEAD
+        shared = i >= first_shared
+        attn = 2 * h * heads * hd + hd + (0 if shared else 2 * h * kv * hd + hd)
+        width = c["intermediate_size"] * (2 if shared and c.get("use_double_wide_mlp") else 1)
+        total += attn + 3 * h * width + 4 * h + 1 + 2 * h * p + h
+    return total
+
+
+@pytest.mark.parametrize("c, independent", [(E2B, 4_628_569_379), (E4B, 7_463_013_418)])
+def test_the_edge_models_by_hand(c, independent):
+    """`independent`: the same count made separately from the reference code's shapes. The published figures (E2B
+    2.3B effective, 5.1B with embeddings; E4B 4.5B and 8B) include the vision and audio towers, not costed."""
+    model = hf_config.from_dict(c, name="e", source="test").build(Phase.decode(1, 1))
+    assert model.params() == edge_params(c) == independent
+
+
+def test_a_shared_layer_reads_an_earlier_layers_kv_and_holds_none():
+    """E4B decoding 1 token at a 999-token context: the 20 sliding layers that write K and V hold their 512-token
+    window, the 4 full ones all 1,000 positions, 2 KV heads of 256 and 512 in bf16; the 18 shared layers hold
+    nothing, and read the 512 or 1,000 positions an earlier layer wrote."""
+    cfg = hf_config.from_dict(E4B, name="e4b", source="test")
+    model = cfg.build(Phase.decode(1, 999))
+    from opgraph.analysis.memory import kv_cache_bytes
+    held = sum(b.count * kv_cache_bytes(b.graph) for b in model.blocks)
+    assert held == 20 * 512 * 2 * 2 * HEAD * 2 + 4 * 1000 * 2 * 2 * FULL_HEAD * 2
+    shared = next(b for b in model.blocks if b.name == "full_kv_shared_layer").graph.ops
+    assert "k_proj" not in shared and "v_proj" not in shared
+    assert shared["qk"].inputs[1].shape == (1, 1000, 2 * FULL_HEAD) and shared["qk"].inputs[1].role.value == "input"
+
+
+def test_the_per_layer_inputs_are_made_once_and_read_by_each_layer():
+    t, c = 6, E2B
+    model = hf_config.from_dict(c, name="e2b", source="test").build(Phase.prefill(1, t))
+    embed = next(b for b in model.blocks if b.name == "embed_head").graph.ops
+    lp = c["num_hidden_layers"] * 256
+    assert embed["per_layer_model_projection"].flops == 2 * t * c["hidden_size"] * lp
+    assert embed["per_layer_embedding"].outputs[0].shape[-1] == lp
+    layer = next(b for b in model.blocks if b.name == "sliding_attention_layer").graph.ops
+    assert layer["per_layer_input_gate"].flops == layer["per_layer_projection"].flops == 2 * t * c["hidden_size"] * 256
+    assert layer["ple_mul"].inputs[1].shape == (1, t, 256)
