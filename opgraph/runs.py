@@ -367,8 +367,8 @@ def disaggregated_run(a):
     """`opgraph serve --disaggregate XpYd`: prefill and decode workers apart, the KV cache moved between them."""
     import re
 
-    from opgraph.analysis import disaggregated_events, serve
-    from opgraph.analysis.disaggregated import disaggregated, one_node, side, with_request_latency
+    from opgraph.analysis import serve
+    from opgraph.analysis.disaggregated import decode_holds, one_node, served, side, with_request_latency
     from opgraph.analysis.serving_plan import Draft
 
     match = re.fullmatch(r"(\d+)p(\d+)d", a.disaggregate.strip().lower())
@@ -419,19 +419,14 @@ def disaggregated_run(a):
         sides.append(side(build_, fusion, group_hw, engine, layout, checks.integer(flag, workers), prompt, pool_hw,
                           drafting=drafting, prefix=prefix))
         if flag == "--decode":  # requests one decode replica's KV cache holds (a shared prefix once)
-            blocks, per_request, _ = serve.with_prefix(*serve.kv_blocks(
-                build_, fusion, group_hw, engine, longest, drafting.speculation.build if drafting else None),
-                prefix, prompts[0], engine.block_tokens)
-            holds = serve.replica_holds(blocks, per_request, engine, sides[-1].lanes)
+            holds = decode_holds(sides[-1], build_, fusion, group_hw, longest, prompts[0],
+                                 drafting.speculation.build if drafting else None)
     sides[0].engine.check_prompt(prompts[1], prompts[1] - sides[0].cached(prompts[1]))  # the prefill workers'
     gpus = sum(s.workers * s.gpus for s in sides)
     same_gpu = sides[0].hw.name == sides[1].hw.name
-    d = disaggregated(sides[0].pricer.model, hw, *sides, concurrency=a.concurrency, rate=a.rate, prompt=prompt,
-                      output=output, same_node=same_gpu and one_node(hw, gpus),
-                      queued_beyond=holds if a.queue else None)
-    if a.rate is not None and d.decoding > holds:  # a closed loop's concurrency is checked against it by the run
-        raise OpgraphError(f"--rate {a.rate:g}: each decode replica would hold {d.decoding:,.0f} requests, more than "
-                           f"its KV cache holds ({holds:,}); give a lower rate or more decode workers")
+    d = served(sides[0].pricer.model, hw, *sides, prompts=prompts, outputs=outputs, holds=holds,
+               same_node=same_gpu and one_node(hw, gpus), concurrency=a.concurrency, rate=a.rate, queue=a.queue,
+               requests=a.requests, seed=a.seed)
     d = attrs.evolve(d, notes=served_notes(a, model) + d.notes)
     if prompts[0] != prompts[1] or outputs[0] != outputs[1]:
         d = attrs.evolve(d, notes=d.notes + (
@@ -443,9 +438,7 @@ def disaggregated_run(a):
             f"the event run is a benchmark of {a.requests:,} requests (--requests): the first {a.concurrency:,} per "
             f"decode replica sent at once to the prefill queue, a new one as each finishes while any are left, every "
             f"one counted, first wave and drain included; the closed form is an endless loop's steady state",))
-    return with_request_latency(attrs.evolve(d, events=disaggregated_events.run(
-        *sides, concurrency=a.concurrency, rate=a.rate, prompt=prompts, output=outputs, transfer_s=d.transfer_s,
-        holds=holds, decoding=d.decoding, seed=a.seed, requests=a.requests, queue=a.queue)), _request_latency(a))
+    return with_request_latency(d, _request_latency(a))
 
 
 def _chunk(tokens: int, engine) -> int:

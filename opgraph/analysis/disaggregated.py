@@ -27,7 +27,8 @@ import attrs
 from opgraph.analysis.capacity import Drafting, iteration_s, prompts_alone
 from opgraph.analysis.iteration import IterationPricer
 from opgraph.analysis.memory import footprint_of
-from opgraph.analysis.serve import cached_tokens, check_drafting, latency_note
+from opgraph.analysis.serve import (cached_tokens, check_drafting, kv_blocks, latency_note, replica_holds,
+                                    with_prefix)
 from opgraph.core import checks
 from opgraph.core.phase import Phase
 from opgraph.errors import OpgraphError, counted
@@ -285,6 +286,40 @@ def disaggregated(name: str, hw: Hardware, prefill: Side, decode: Side, *, concu
         c, holding, p, g, waiting + t_p + transfer, t_d, t_p, transfer, waiting, kv,
         "NVLink" if same_node else "network", rate, bound, notes, prefix=prefill.prefix,
         queued=c is not None and held < c)
+
+
+def decode_holds(decode: Side, build, fusion, gpu: Hardware, longest: int, shortest_prompt: int,
+                 draft_build=None) -> int:
+    """Requests one decode replica's KV cache holds at once: serve.kv_blocks at a request of `longest` tokens (a
+    draft's beside it, `draft_build`), the pool's shared prefix held once (serve.with_prefix, the shortest prompt's
+    cached tokens), over its lanes."""
+    engine = decode.engine
+    blocks, per_request, _ = with_prefix(*kv_blocks(build, fusion, gpu, engine, longest, draft_build), decode.prefix,
+                                         shortest_prompt, engine.block_tokens)
+    return replica_holds(blocks, per_request, engine, decode.lanes)
+
+
+def served(name: str, hw: Hardware, prefill: Side, decode: Side, *, prompts: tuple[int, int],
+           outputs: tuple[int, int], holds: int, same_node: bool, concurrency: int | None = None,
+           rate: float | None = None, queue: bool = False, requests: int | None = None, seed: int = 0,
+           events: bool = True) -> Disaggregated:
+    """A disaggregated deployment served as `serve --disaggregate` serves it and `opgraph validate` a measured one:
+    the closed form at the mean lengths (`queue`: a closed loop's requests beyond the `holds` a decode replica holds
+    wait for a slot), then, with `events`, the event run (opgraph.analysis.disaggregated_events) drawing each
+    request's lengths from `prompts` and `outputs`, `requests` in all where a benchmark client's count is given."""
+    from opgraph.analysis import disaggregated_events
+
+    prompt, output = (prompts[0] + prompts[1]) // 2, (outputs[0] + outputs[1]) // 2
+    d = disaggregated(name, hw, prefill, decode, concurrency=concurrency, rate=rate, prompt=prompt, output=output,
+                      same_node=same_node, queued_beyond=holds if queue else None)
+    if rate is not None and d.decoding > holds:  # a closed loop's concurrency is checked against it by the run
+        raise OpgraphError(f"--rate {rate:g}: each decode replica would hold {d.decoding:,.0f} requests, more than "
+                           f"its KV cache holds ({holds:,}); give a lower rate or more decode workers")
+    if not events:
+        return d
+    return attrs.evolve(d, events=disaggregated_events.run(
+        prefill, decode, concurrency=concurrency, rate=rate, prompt=prompts, output=outputs, transfer_s=d.transfer_s,
+        holds=holds, decoding=d.decoding, seed=seed, requests=requests, queue=queue))
 
 
 def with_request_latency(d: Disaggregated, latency: float) -> Disaggregated:

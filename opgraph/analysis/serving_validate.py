@@ -192,14 +192,12 @@ def predict_disaggregated(row: ServingMeasurement, resolve: Resolve, protocol: s
     pool at its own layout with the row's engine settings, a decode replica holding what its KV cache holds and the
     rest of the client's requests queued for a slot; `steady` in closed form (opgraph.analysis.disaggregated), a
     benchmark client's requests (load: its rounds of every decode replica's concurrency, all counted) as events."""
-    from opgraph.analysis import disaggregated_events
-    from opgraph.analysis.disaggregated import disaggregated, one_node, side
+    from opgraph.analysis.disaggregated import decode_holds, one_node, served, side
     from opgraph.analysis.plan import Layout
-    from opgraph.analysis.serve import kv_blocks, replica_holds
 
     given = load(row, protocol)
     prompts, outputs = (length_range("prompt", given[k]) for k in ("prompt", "output"))
-    prompt, output = (prompts[0] + prompts[1]) // 2, (outputs[0] + outputs[1]) // 2  # the closed form's, the means
+    prompt = (prompts[0] + prompts[1]) // 2  # the mean, each pool's KV cache a token is taken at (side)
     sides, gpu = [], None
     for workers, (tp, dp, ep), pp in ((row.prefill[0], row.prefill[1:], 1), (row.decode_workers,
                                                                              (row.tp, row.dp, row.ep), row.pp)):
@@ -207,17 +205,14 @@ def predict_disaggregated(row: ServingMeasurement, resolve: Resolve, protocol: s
         build, gpu, engine = _served(pool, resolve, figures)
         fusion = planfile.load(engine.plan)
         sides.append(side(build, fusion, gpu, engine, Layout(tp, dp, ep, pp), workers, prompt, gpu))
-    blocks, per_request = kv_blocks(build, fusion, gpu, engine, prompts[1] + outputs[1])  # the decode pool's
-    holds = replica_holds(blocks, per_request, engine, sides[1].lanes)
-    c = row.replica_concurrency
-    d = disaggregated(row.model, gpu, *sides, concurrency=c, prompt=prompt, output=output,
-                      same_node=one_node(gpu, sum(s.workers * s.gpus for s in sides)), queued_beyond=holds)
-    if "requests" not in given:
+    holds = decode_holds(sides[1], build, fusion, gpu, prompts[1] + outputs[1], prompts[0])  # the decode pool's
+    counted = "requests" in given  # a benchmark client's requests, as events; else the steady closed form
+    d = served(row.model, gpu, *sides, prompts=prompts, outputs=outputs, holds=holds,
+               same_node=one_node(gpu, sum(s.workers * s.gpus for s in sides)), concurrency=row.replica_concurrency,
+               queue=True, requests=given["requests"] * row.replicas if counted else None, events=counted)
+    if not counted:
         return ServingPrediction(row, d.ttft_s + request_latency_s, d.tpot_s, protocol)
-    run = disaggregated_events.run(*sides, concurrency=c, prompt=prompts, output=outputs, transfer_s=d.transfer_s,
-                                   holds=holds, decoding=d.decoding, requests=given["requests"] * row.replicas,
-                                   queue=True)
-    return ServingPrediction(row, run.ttft.mean + request_latency_s, run.tpot.mean, protocol)
+    return ServingPrediction(row, d.events.ttft.mean + request_latency_s, d.events.tpot.mean, protocol)
 
 
 def configured(engine: Engine, row: ServingMeasurement) -> Engine:
