@@ -4,8 +4,11 @@ Each part adds a whole mixer to a builder (input projections, the short causal c
 output projection, and under tensor parallelism the all-reduce) and returns its output, with its ops tagged
 part "attention" (the layer's token-mixing part, which crossover analyses read). Its cache is two recurrent states
 of role STATE, the conv state and the SSM state, read by a decode step and written whole by every step: they do
-not grow with the context (opgraph.analysis.memory.kv_cache_bytes counts each written state once). They are
-stored at the precision's state dtype (Precision.state: the model's dtype by default, as vLLM keeps it).
+not grow with the context (opgraph.analysis.memory.kv_cache_bytes counts each written state once). The SSM (or
+delta-rule) state is stored at the precision's state dtype (Precision.state: the model's dtype by default, as vLLM
+keeps it); the conv state at the activation dtype whatever the state dtype is, as vLLM keeps it (its conv state
+follows mamba_cache_dtype, only the temporal state mamba_ssm_cache_dtype: MambaStateDtypeCalculator in
+vllm/model_executor/layers/mamba/mamba_utils.py).
 
 Weights carry the Hugging Face checkpoint names, so a mixer's parameter count is the checkpoint's exactly; a
 checkpoint matrix whose row blocks feed different ops is one weight per block, `name.weight[block]`, as
@@ -52,12 +55,14 @@ def _split_linear(b: GraphBuilder, name: str, x: Tensor, parts: dict[str, int], 
 def _conv(b: GraphBuilder, x: Tensor, phase: Phase, *, d_conv: int, bias: bool, prefix: str) -> Tensor:
     """The depthwise causal conv1d over x's channels and its SiLU; decode reads the conv state (the last
     d_conv - 1 inputs), every step writes it. The conv weight is kept at the activation dtype, as quantized
-    checkpoints leave it (vLLM builds it with quant_config=None)."""
+    checkpoints leave it (vLLM builds it with quant_config=None), and so is the conv state (see the module's note)."""
     bsz, _, channels = x.shape
-    w = b.weight(f"{prefix}conv1d.weight", (channels, 1, d_conv), b.precision.act)
+    act = b.precision.act
+    w = b.weight(f"{prefix}conv1d.weight", (channels, 1, d_conv), act)
     shift = b.weight(f"{prefix}conv1d.bias", (channels,)) if bias else None
-    state = b.state("conv_state", (bsz, d_conv - 1, channels)) if phase.name == "decode" else None
-    y, _ = b.causal_conv1d("conv1d", x, w, bias=shift, state=state, out="conv_out", state_out="conv_state_new")
+    state = b.state("conv_state", (bsz, d_conv - 1, channels), act) if phase.name == "decode" else None
+    y, _ = b.causal_conv1d("conv1d", x, w, bias=shift, state=state, out="conv_out", state_out="conv_state_new",
+                           state_dtype=act)
     return b.elementwise("conv_act", "silu", y, out="conv_act")
 
 

@@ -111,8 +111,10 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type, serving
                            ("act", "activations; also the precision matmuls compute at"), ("kv", "the KV cache")):
             g.add_argument(f"--{role}-dtype", metavar="DTYPE", help=f"dtype of {what} (default: --dtype)")
         g.add_argument("--state-dtype", metavar="DTYPE", help="dtype of the recurrent state of state-space and "
-                       "linear-attention layers (Mamba-2, Gated DeltaNet) (default: the activation dtype, as vLLM "
-                       "keeps it with mamba_ssm_cache_dtype=auto; transformers keeps it in fp32: give fp32 for that)")
+                       "linear-attention layers (Mamba-2's SSM state, Gated DeltaNet's) (default: what the config "
+                       "asks for, else the activation dtype, as vLLM keeps it with mamba_ssm_cache_dtype=auto; "
+                       "transformers keeps it in fp32: give fp32 for that). Their short conv's window stays at the "
+                       "activation dtype, as vLLM keeps it")
         g.add_argument("--table-dtype", metavar="DTYPE", help="dtype of the embedding tables and lm_head (default: "
                        "the activation dtype when the weights are narrower, as quantized checkpoints keep them)")
         g.add_argument("--group-size", type=_int, metavar="N", help=(

@@ -211,10 +211,13 @@ class Precision:
     the weights are narrower than the activations (GPTQ/AWQ int4 and int8, fp8 checkpoints such as
     DeepSeek-V3's), else the weight dtype.
 
-    `state`: the recurrent state of state-space and linear-attention layers (Role.STATE: Mamba-2's conv and SSM
-    states, Gated DeltaNet's). None means the activation dtype (the model's own), as vLLM keeps it by default
-    (mamba_ssm_cache_dtype="auto" takes the model's dtype); transformers keeps the SSM state in fp32 instead
-    (and some checkpoints ask for it, e.g. mamba_ssm_dtype="float32" in Qwen3.5's config): give fp32 to cost that."""
+    `state`: the recurrent state of state-space and linear-attention layers (Role.STATE: Mamba-2's SSM state,
+    Gated DeltaNet's delta-rule state). None means the activation dtype (the model's own), as vLLM keeps it by
+    default (mamba_ssm_cache_dtype="auto" takes the model's dtype); transformers keeps the SSM state in fp32 instead
+    (and some checkpoints ask for it, e.g. mamba_ssm_dtype="float32" in Qwen3.5's config): give fp32 to cost that.
+    The short convolution's window (also Role.STATE) is not this state: vLLM keeps it at mamba_cache_dtype, the
+    model's dtype, whatever mamba_ssm_cache_dtype says (MambaStateDtypeCalculator._mamba_state_dtype), so the
+    layers that build it store it at the activation dtype."""
 
     weight: DType
     act: DType

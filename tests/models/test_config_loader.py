@@ -313,3 +313,11 @@ def test_qwen3_next_places_moe_and_full_attention_each_by_its_own_rule(tmp_path)
         words = cfg.layers.at(i).words()
         assert words["mixer"] == ("attention" if (i + 1) % 4 == 0 else "deltanet"), i
         assert words["ffn"] == ("moe" if (i + 1) % 3 == 0 else "dense"), i
+
+
+def test_mamba_ssm_dtype_sets_the_recurrent_state_not_the_conv_window(tmp_path):
+    # Qwen3.5's mamba_ssm_dtype float32 becomes vLLM's mamba_ssm_cache_dtype, the temporal state's dtype; the conv
+    # state stays at mamba_cache_dtype, the model's bf16 (MambaStateDtypeCalculator._mamba_state_dtype).
+    graph = models.get(str(write(tmp_path, TINY["qwen3_5_text"]))).build(Phase.decode(1, 8)).blocks[0].graph
+    dtypes = {n.rsplit(".", 1)[-1]: t.dtype for n, t in graph.tensors.items() if n.endswith("_state_new")}
+    assert dtypes == {"conv_state_new": BF16, "recurrent_state_new": FP32}

@@ -77,13 +77,15 @@ def test_the_engines_run_the_plain_experts_as_one_fused_moe_call():
 
 
 def test_the_recurrent_state_is_kept_as_the_config_says(capsys):
-    """mamba_ssm_cache_dtype float32 (vLLM's NemotronH default): the conv state (3 x 6,144) and the SSM state
-    (64 x 64 x 128) of each Mamba layer at 4 bytes, written once a step; the 6 attention layers' K and V at 2."""
+    """mamba_ssm_cache_dtype float32 (vLLM's NemotronH default): the SSM state (64 x 64 x 128) of each Mamba layer
+    at 4 bytes, its conv state (3 x 6,144) at the model's 2 (vLLM's conv state follows mamba_cache_dtype, "auto",
+    not mamba_ssm_cache_dtype: MambaStateDtypeCalculator._mamba_state_dtype), each written once a step; the 6
+    attention layers' K and V at 2."""
     assert main(["memory", "nemotron-3-nano-30b-a3b", "--phase", "decode", "--batch", "2", "--context", "999",
                  "--format", "json"]) == 0
     cached = json.loads(capsys.readouterr().out)["phases"]["decode"]["kv_cache_bytes"]
-    states = N_MAMBA * ((CONV - 1) * (MAMBA_HEADS * MAMBA_HEAD_DIM + 2 * GROUPS * STATE)
-                        + MAMBA_HEADS * MAMBA_HEAD_DIM * STATE) * 4
+    states = N_MAMBA * ((CONV - 1) * (MAMBA_HEADS * MAMBA_HEAD_DIM + 2 * GROUPS * STATE) * 2
+                        + MAMBA_HEADS * MAMBA_HEAD_DIM * STATE * 4)
     assert cached == 2 * (states + N_ATTENTION * 2 * KV * HEAD_DIM * 1000 * 2)
 
 

@@ -168,16 +168,19 @@ def test_gated_deltanet_decode_flops_and_state_bytes_by_hand():
 
 # -- the cache does not grow with the context ------------------------------------------------------------
 
-@pytest.mark.parametrize("part, d, kw, state", [
-    (mamba2_mixer, 4096, NEMOTRON_H_8B, 3 * 10240 + 128 * 64 * 128),
-    (gated_deltanet, 2048, QWEN3_NEXT, 3 * 8192 + 32 * 128 * 128),
+@pytest.mark.parametrize("part, d, kw, conv, recurrent", [
+    (mamba2_mixer, 4096, NEMOTRON_H_8B, 3 * 10240, 128 * 64 * 128),
+    (gated_deltanet, 2048, QWEN3_NEXT, 3 * 8192, 32 * 128 * 128),
 ])
-def test_state_is_independent_of_the_context(part, d, kw, state):
+def test_state_is_independent_of_the_context(part, d, kw, conv, recurrent):
     short, long = (build(part, Phase.decode(4, c), d, **kw) for c in (10, 10_000))
-    assert kv_cache_bytes(short) == kv_cache_bytes(long) == 4 * state * 2
+    assert kv_cache_bytes(short) == kv_cache_bytes(long) == 4 * (conv + recurrent) * 2
     assert sum(o.flops for o in short.ops.values()) == sum(o.flops for o in long.ops.values())
+    # an fp32 state dtype is the recurrent state's; vLLM keeps the conv window at the model's dtype whatever
+    # mamba_ssm_cache_dtype says (MambaStateDtypeCalculator._mamba_state_dtype: conv follows mamba_cache_dtype)
     fp32 = build(part, Phase.decode(4, 10), d, precision=Precision(BF16, BF16, BF16, state=FP32), **kw)
-    assert kv_cache_bytes(fp32) == 4 * state * 4 and fp32.weight_bytes() == short.weight_bytes()
+    assert kv_cache_bytes(fp32) == 4 * (conv * 2 + recurrent * 4) and fp32.weight_bytes() == short.weight_bytes()
+    assert {fp32.tensors[n].dtype for n in ("layer.conv_state", "layer.conv_state_new")} == {BF16}
 
 
 # -- tensor parallelism --------------------------------------------------------------------------------------
