@@ -105,6 +105,9 @@ class DecoderConfig:
     layers: Stack | None = None
     embed_scale: bool = False  # embeddings times a constant: sqrt(d_model) (Gemma), embedding_multiplier (Falcon-H1)
     state_dtype: DType | None = None  # the recurrent state's dtype the checkpoint asks for (None: the model's)
+    # The config field that asks for it (mamba_ssm_dtype, mamba_ssm_cache_dtype): engines read different ones
+    # (opgraph.analysis.serve.served_state_dtype).
+    state_key: str | None = None
     # A quantized checkpoint's storage (models.quantization): which weight matrices it quantizes, and how.
     weight_format: WeightFormat | None = None
     # Gemma-4 E2B/E4B's per-layer embeddings: (hidden_size_per_layer_input, vocab_size_per_layer_input); the
@@ -258,6 +261,11 @@ class DecoderConfig:
             return attrs.evolve(p, state=self.state_dtype) if p.state is None and self.state_dtype else p
         return Precision(self.weight_dtype or self.dtype, self.dtype, self.declared_kv or self.dtype,
                          state=self.state_dtype)
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether some layer keeps a recurrent state (a Mamba-2 or Gated DeltaNet mixer)."""
+        return bool(self.parts(parts.Mamba2) or self.parts(parts.DeltaNet))
 
     @property
     def declared_kv(self):

@@ -481,8 +481,7 @@ def _qwen3_next(f: Fields) -> dict:
                    period=period_of(len(kinds), ffn_period), what="full_attention_interval")
     return dict(**_summary_fields(core, full), mlp=_gated(f), layers=stack,
                 tie_embeddings=f.bool("tie_word_embeddings", False),
-                state_dtype=f.choice(TORCH_DTYPES, "mamba_ssm_dtype", default=None) if
-                f.get("mamba_ssm_dtype", default=None)[1] is not None else None,
+                **_state_dtype(f, "mamba_ssm_dtype"),
                 # Qwen3-Next's published config names no MTP layer though its checkpoint ships one: vLLM's
                 # qwen3_next_mtp.py and SGLang's model_config.py take 1 where the config is silent.
                 **_mtp(f, "mtp_num_hidden_layers", default=1))
@@ -914,6 +913,14 @@ def _nemotron_mtp(f: Fields, layer: Callable[[str], parts.Layer]) -> dict:
     return dict(_mtp(f, layers=len(pattern)), mtp_stack=Stack.listed([layer(c) for c in pattern]))
 
 
+def _state_dtype(f: Fields, key: str) -> dict:
+    """The recurrent state's dtype where the config's `key` asks for one, and the key (engines read different
+    ones: opgraph.analysis.serve.served_state_dtype)."""
+    if f.get(key, default=None)[1] is None:
+        return {}
+    return dict(state_dtype=f.choice(TORCH_DTYPES, key), state_key=key)
+
+
 def _nemotron_h(f: Fields) -> dict:
     """Nemotron-H and Nemotron-3: one mixer per layer as hybrid_override_pattern says (M: Mamba-2, *: attention,
     -: a squared-ReLU MLP, E: a mixture of squared-ReLU experts), each with its own pre-norm (modeling_nemotron_h.py).
@@ -937,11 +944,10 @@ def _nemotron_h(f: Fields) -> dict:
 
     def layer(c: str) -> parts.Layer:
         return parts.Layer((parts.Sublayer(mixers[c], "norm.weight", key="mixer"),))
-    state = f.get("mamba_ssm_cache_dtype", default=None)[1]
     return dict(d_model=d, n_heads=heads, n_kv_heads=kv, head_dim=head_dim, d_ffn=mlp.d_ffn, n_layers=n,
                 vocab_size=f.int("vocab_size"), dtype=_dtype(f), **_weights(f),
                 layers=Stack.listed([layer(c) for c in pattern]), tie_embeddings=f.bool("tie_word_embeddings", False),
-                state_dtype=None if state is None else f.choice(TORCH_DTYPES, "mamba_ssm_cache_dtype"),
+                **_state_dtype(f, "mamba_ssm_cache_dtype"),
                 **_nemotron_mtp(f, layer))
 
 

@@ -419,6 +419,7 @@ def serving_row(row):
     the checkpoint's own 4-bit weights for nvfp4 where the preset's checkpoint stores fp4 weights (the label
     aiconfigurator gives gpt-oss's MXFP4 experts, which Hopper runs with bf16 activations), and a CHECKPOINT_FORMATS
     entry where one is known."""
+    from opgraph.analysis.serve import served_state_dtype
     from opgraph.analysis.serving_validate import FP8_GEMMS, precision
     from opgraph.models import quantization
 
@@ -435,5 +436,9 @@ def serving_row(row):
         stored = attrs.evolve(precision(row), weight=own)  # the checkpoint's own fp8 (DeepSeek's blocks), W8A8
     elif not (row.gemm == "nvfp4" and own is not None and own.name == "fp4"):
         stored = precision(row)
+    # the recurrent state as the row's engine keeps it (serve.served_state_dtype), as `opgraph serve` serves it
+    state = served_state_dtype(row.engine, preset, own_dtype(preset) if stored is None else stored.act.name)
+    if state is not None:
+        stored = attrs.evolve(preset.precision(BuildOptions()) if stored is None else stored, state=dtype(state))
     options = BuildOptions(stored, tp=row.tp, pp=row.pp, dp=row.dp, ep=row.ep)
     return builder(preset, options), specs.load(row.gpu)

@@ -113,8 +113,10 @@ def _options(p: argparse.ArgumentParser, groups: set[str], record: type, serving
         g.add_argument("--state-dtype", metavar="DTYPE", help="dtype of the recurrent state of state-space and "
                        "linear-attention layers (Mamba-2's SSM state, Gated DeltaNet's) (default: what the config "
                        "asks for, else the activation dtype, as vLLM keeps it with mamba_ssm_cache_dtype=auto; "
-                       "transformers keeps it in fp32: give fp32 for that). Their short conv's window stays at the "
-                       "activation dtype, as vLLM keeps it")
+                       "transformers keeps it in fp32: give fp32 for that; a serving command keeps it as --engine "
+                       "does: SGLang fp32 unless the config's mamba_ssm_dtype says otherwise, TensorRT-LLM the "
+                       "model's dtype whatever the config says). Their short conv's window stays at the "
+                       "activation dtype, as the engines keep it")
         g.add_argument("--table-dtype", metavar="DTYPE", help="dtype of the embedding tables and lm_head (default: "
                        "the activation dtype when the weights are narrower, as quantized checkpoints keep them)")
         g.add_argument("--group-size", type=_int, metavar="N", help=(

@@ -27,25 +27,35 @@ def source(a):
 
 def _precision(a, model, serving: bool):
     """The command line's storage precision for `model` (`serving`: as --engine loads it, choices.precision)."""
-    declared = True
+    declared, state = True, getattr(a, "state_dtype", None)
     if serving:  # serve, with numpy, only where a command serves
-        from opgraph.analysis.serve import reads_declared_kv
+        from opgraph.analysis.serve import reads_declared_kv, served_state_dtype
 
         declared = reads_declared_kv(a.engine, model)
+        if state is None:
+            state = served_state_dtype(a.engine, model, _served_act(a, model))
     return choices.precision(model, dtype_=a.dtype, weight=a.weight_dtype, act=a.act_dtype, kv=a.kv_dtype,
-                             group_size=a.group_size, table=a.table_dtype, state=getattr(a, "state_dtype", None),
+                             group_size=a.group_size, table=a.table_dtype, state=state,
                              serving=serving, kv_declared=declared)
+
+
+def _served_act(a, model) -> str:
+    """The activation dtype a serving command serves `model` at: what the engines call the model's dtype."""
+    own = choices.SERVED_FROM_FP32 if choices.served_from_fp32(model) else choices.own_dtype(model)
+    return a.act_dtype or a.dtype or own
 
 
 def served_notes(a, model) -> tuple[str, ...]:
     """What a serving command says of the precision it serves `model` at (choices.served_note, and the KV cache its
     checkpoint declares: serve.declared_kv_note), of requests longer than its context window (choices.context_note)
     and of an MTP head the checkpoint lacks (choices.draft_note); the lengths are checked before it is called."""
-    from opgraph.analysis.serve import declared_kv_note
+    from opgraph.analysis.serve import declared_kv_note, served_state_note
 
     longest = sum(_longest(getattr(a, k)) for k in ("prompt", "output"))
     return (choices.served_note(model, a.dtype, a.weight_dtype, a.act_dtype)
-            + declared_kv_note(a.engine, model, a.kv_dtype, a.dtype) + choices.context_note(model, longest)
+            + declared_kv_note(a.engine, model, a.kv_dtype, a.dtype)
+            + served_state_note(a.engine, model, getattr(a, "state_dtype", None), _served_act(a, model))
+            + choices.context_note(model, longest)
             + choices.draft_note(model, getattr(a, "draft", None)))
 
 

@@ -428,6 +428,46 @@ def declared_kv_note(engine: str, source, kv: str | None, dtype_: str | None) ->
             f"one (where the engine runs it)",)
 
 
+# What each engine stores a recurrent (SSM or delta-rule) state at unless told (--state-dtype): the config field it
+# reads, and its dtype when the config gives none of them (None: the model's dtype). The conv window stays at the
+# model's dtype in all three (models/recurrent.py).
+# - vLLM: mamba_ssm_cache_dtype "auto" takes the model's dtype (MambaStateDtypeCalculator._mamba_state_dtype in
+#   vllm/model_executor/layers/mamba/mamba_utils.py); its NemotronH and Qwen3.5 configs set it from the config's
+#   mamba_ssm_cache_dtype and mamba_ssm_dtype (verify_and_update_config in vllm/model_executor/models/config.py);
+# - SGLang: fp32 unless the config's mamba_ssm_dtype (or an environment variable) says otherwise (mamba2_state_dtype
+#   in sglang/srt/configs/mamba_utils.py: "Default float32"); it reads no mamba_ssm_cache_dtype;
+# - TensorRT-LLM: kv_cache_config.mamba_ssm_cache_dtype "auto" takes the model's torch_dtype whatever the config
+#   says (validate_and_set_mamba_ssm_cache_dtype, tensorrt_llm/_torch/pyexecutor/model_loader.py); NVIDIA's
+#   Nemotron-3 recipes pass mamba_ssm_cache_dtype float32 for that reason.
+STATE_KEYS = {"vllm": ("mamba_ssm_cache_dtype", "mamba_ssm_dtype"), "sglang": ("mamba_ssm_dtype",), "trtllm": ()}
+STATE_DEFAULT = {"vllm": None, "sglang": "fp32", "trtllm": None}
+
+
+def served_state_dtype(engine: str, source, act: str) -> str | None:
+    """The dtype `engine` stores `source`'s recurrent state at when --state-dtype is not given (STATE_KEYS,
+    STATE_DEFAULT; `act`: the activation dtype served, the engines' "model dtype"), where that is not what the
+    model's own config builds (None: as built, or no recurrent state)."""
+    engine = checks.choice("--engine", engine, ENGINES)
+    if not getattr(source, "recurrent", False):
+        return None
+    own = source.state_dtype.name if source.state_dtype is not None else act
+    served = own if source.state_key in STATE_KEYS[engine] else (STATE_DEFAULT[engine] or act)
+    return None if served == own else served
+
+
+def served_state_note(engine: str, source, state: str | None, act: str) -> tuple[str, ...]:
+    """What a serving command says when `engine` stores the recurrent state otherwise than the config asks
+    (served_state_dtype), unless --state-dtype (`state`) chose it."""
+    served = None if state is not None else served_state_dtype(engine, source, act)
+    if served is None:
+        return ()
+    asked = (f"the config's {source.state_key} asks for {source.state_dtype.name}" if source.state_key else
+             f"the config asks for none: the model's {act}")
+    return (f"{engine} keeps the recurrent state in {served} ({asked}; {engine} reads "
+            f"{' or '.join(STATE_KEYS[engine]) or 'no config field'} and defaults to "
+            f"{STATE_DEFAULT[engine] or 'the model dtype'}): served so; give --state-dtype to cost another",)
+
+
 def check_speculation(tokens: int, acceptance: tuple[float, ...]) -> None:
     """Draft tokens a step (1 to 64) and one acceptance figure from 0 to 1 for each, or a one-line error."""
     checks.integer("--draft-tokens", tokens, maximum=64)
