@@ -139,6 +139,48 @@ class DecoderConfig:
             object.__setattr__(self, "layers", self._uniform_stack())
         elif len(self.layers) != self.n_layers:
             raise OpgraphError(f"{self.name}: the stack has {len(self.layers)} layers, n_layers says {self.n_layers}")
+        object.__setattr__(self, "layers", self._split_by_storage())
+
+    def _split_by_storage(self) -> Stack:
+        """The stack with the layers of one kind that the checkpoint stores differently made kinds of their own
+        (Layer.storage: the dtypes they keep the modules that differ in), so that each block prices its own layers'
+        storage (blocks moe_fp4_layer and moe_bf16_layer where one MoE layer's experts are left unquantized); the
+        stack as it is where the checkpoint's patterns name no layer (WeightFormat.per_layer) or none differ."""
+        fmt = self.weight_format
+        if fmt is None or not fmt.per_layer:
+            return self.layers
+        relabelled: dict[int, str] = {}
+        for kind in self.layers.distinct():
+            modules = self._matrix_modules(kind)
+            groups: dict[tuple, list[int]] = {}
+            for i in self.layer_indices(kind):
+                groups.setdefault(tuple(fmt.dtype_for(m, i) or self.dtype for m in modules), []).append(i)
+            if len(groups) == 1:
+                continue
+            # each group named by the dtypes it keeps the modules the groups differ on in
+            differ = [j for j in range(len(modules)) if len({stored[j] for stored in groups}) > 1]
+            labels: list[str] = []
+            for stored, indices in groups.items():
+                label = "_".join(sorted({stored[j].name for j in differ}))
+                label = label if label not in labels else f"{label}_{len(labels) + 1}"
+                labels.append(label)
+                relabelled.update((i, label) for i in indices)
+        if not relabelled:
+            return self.layers
+        return Stack.listed([attrs.evolve(self.layers.at(i), storage=relabelled[i]) if i in relabelled
+                             else self.layers.at(i) for i in range(len(self.layers))])
+
+    def _matrix_modules(self, kind: Layer) -> tuple[str, ...]:
+        """The checkpoint modules whose weight matrices a layer of `kind` stores, as its build looks them up."""
+        seen: list[str] = []
+
+        def record(name: str) -> DType:
+            seen.append(name.split("[")[0].removesuffix(".weight"))
+            return self.dtype
+        phase, options = Phase.decode(1, 1), BuildOptions()
+        b = GraphBuilder(Precision.uniform(self.dtype), "storage", weight_dtype=record)
+        kind.build(b, b.input("x", self.hidden_shape(phase, options)), phase, self.parallel(phase, options), options)
+        return tuple(dict.fromkeys(seen))
 
     def draft_head(self, kind: str) -> "DecoderConfig":
         """A speculative-decoding head made of this model, for `serve --draft mtp|eagle`: `mtp`, one more layer of its
@@ -241,7 +283,8 @@ class DecoderConfig:
             return {kinds[0]: "layer"}
         words = [k.words() for k in kinds]
         # An axis names layers apart where the layers that have it differ on it (a Mamba layer has no keys).
-        axes = [a for a in ("ffn", "keys", "positions", "mixer") if len({w[a] for w in words if a in w}) > 1]
+        axes = [a for a in ("ffn", "keys", "positions", "mixer", "storage")
+                if len({w[a] for w in words if a in w}) > 1]
         names: dict[Layer, str] = {}
         for k, w in zip(kinds, words):
             base = "_".join(w[a] for a in axes if a in w) or "_".join(w.values())
@@ -305,8 +348,9 @@ class DecoderConfig:
         and not others (gpt-oss keeps attention and the router in bf16); None where all matrices share the
         precision's weight dtype (an unquantized model, or the user's --weight-dtype). Where the checkpoint's
         patterns name particular layers (WeightFormat.per_layer: NVIDIA's GLM-5.1 NVFP4 keeps its three dense layers
-        whole in bf16), a layer `kind`'s matrices are resolved over its own layers; a module its layers store
-        differently is refused, since one block prices them all."""
+        whole in bf16), a layer `kind`'s matrices are resolved over its own layers, which store them alike: layers
+        of one kind stored differently are kinds of their own (_split_by_storage). A module they store differently
+        all the same is refused, since one block prices them all."""
         fmt = self.weight_format
         if fmt is None or not self.stores_own_weights(options):
             return None

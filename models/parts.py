@@ -468,6 +468,9 @@ class Layer:
     norm: str = attrs.field(default="rmsnorm", validator=attrs.validators.in_(("rmsnorm", "layernorm")))
     norm_bias: bool = False
     scalar: bool = False  # the residual stream times a learned scalar at the end (Gemma-4's layer_scalar)
+    # The dtypes of its differing matrices where the checkpoint stores layers of one kind differently (DecoderConfig's
+    # _split_by_storage): a kind of its own, priced in a block of its own. "" where all its kind's layers are alike.
+    storage: str = ""
 
     def parts(self) -> list:
         """Its parts, side-by-side branches (Branches' mixers, DenseAndExperts' MLP and experts) each on its own."""
@@ -479,7 +482,7 @@ class Layer:
         out: dict[str, str] = {}
         for s in self.sublayers:
             out.update(s.part.words())
-        return out
+        return {**out, "storage": self.storage} if self.storage else out
 
     def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
         """The layer's ops on hidden states x (this GPU's slice of the tokens under sequence parallelism)."""

@@ -183,11 +183,14 @@ def test_a_checkpoint_that_keeps_whole_layers_unquantized_keeps_only_those():
         experts // 2 + experts // 16 + 256 * 3 * 4
 
 
-def test_a_module_its_layers_of_one_kind_store_differently_is_refused_by_name():
+def test_layers_of_one_kind_stored_differently_are_blocks_of_their_own():
     exclude = ["model.layers.5.mlp.experts*"]  # one MoE layer's experts in bf16, the other 74 in NVFP4
-    with pytest.raises(OpgraphError, match="stores mlp.experts.gate_proj as (bf16 in layers 5 and as fp4 in layers "
-                                           "3-4, 6-77|fp4 in layers 3-4, 6-77 and as bf16 in layers 5)"):
-        load(GLM5, quantization_config=_nvfp4(exclude)).build(Phase.decode(1, 100))
+    model = load(GLM5, quantization_config=_nvfp4(exclude)).build(Phase.decode(1, 100))
+    experts = 256 * 3 * 2048 * 6144
+    moe = {(b.name, b.count): sum(t.nbytes for t in b.graph.weights() if t.name.startswith("mlp.experts."))
+           for b in model.blocks if b.name.startswith("moe")}
+    assert moe == {("moe_bf16_layer", 1): 2 * experts,
+                   ("moe_fp4_layer", 74): experts // 2 + experts // 16 + 256 * 3 * 4}
 
 
 # Wrappers and variants of families opgraph already has: each costs exactly what its language model costs.

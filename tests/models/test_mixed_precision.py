@@ -74,12 +74,21 @@ def test_its_fp8_kv_cache_is_the_declared_one(tmp_path, capsys):
     assert 2 * kv() > kv("--kv-dtype", "bf16")  # the attention layers' K and V at a byte; the states unchanged
 
 
-def test_layers_of_one_kind_stored_differently_are_refused_by_name():
+def test_layers_of_one_kind_stored_differently_are_blocks_of_their_own():
+    """The first linear-attention layer's out_proj left unlisted: bf16 there, FP8 in the other 44. That layer is
+    a block of its own; the weights grow by that matrix's bf16 bytes less its FP8 ones (a byte an element and one
+    fp32 scale for the matrix): hidden_size x linear_num_value_heads x linear_value_head_dim elements."""
     layers = listed()
     first_linear = TEXT["layer_types"].index("linear_attention")
     del layers[f"{P}.{first_linear}.linear_attn.out_proj"]
-    with pytest.raises(OpgraphError, match="linear_attn.out_proj"):
-        hf_config.from_dict(config(layers), name="q", source="test").build(Phase.decode(1, 10))
+    model = hf_config.from_dict(config(layers), name="q", source="test").build(Phase.decode(1, 10))
+    linear = [b for b in model.blocks if "deltanet" in b.name]
+    assert sorted(b.count for b in linear) == [1, TEXT["layer_types"].count("linear_attention") - 1]
+    out_proj = {b.count: stored(model)[b.name]["linear_attn.out_proj.weight"] for b in linear}
+    assert out_proj == {1: "bf16", 44: "fp8"}
+    n = TEXT["hidden_size"] * TEXT["linear_num_value_heads"] * TEXT["linear_value_head_dim"]
+    base = hf_config.from_dict(config(), name="q", source="test").build(Phase.decode(1, 10))
+    assert model.weight_bytes() - base.weight_bytes() == 2 * n - (n + 4)
 
 
 @pytest.mark.parametrize("layers, field", [
