@@ -647,14 +647,19 @@ def per_layer_inputs(b: GraphBuilder, phase: Phase, h: Tensor, *, layers: int, w
     sqrt(width), plus per_layer_model_projection [layers x width, d] of the scaled embeddings `h` times d^-1/2,
     RMS-normed per layer slice (per_layer_projection_norm, one scale of `width`), the sum times 2^-1/2: [tokens,
     layers x width], of which each layer reads its slice (parts.PerLayerInput). The table is vocab-parallel as the
-    main one is (_lookup; vLLM's gemma4.py builds it a VocabParallelEmbedding); the projection is whole on every
-    GPU."""
+    main one is (_lookup; vLLM's gemma4.py builds it a VocabParallelEmbedding); the projection is column-parallel,
+    each GPU's share of its outputs all-gathered (vLLM's ColumnParallelLinear with gather_output=True)."""
     looked = b.scale("per_layer_embed_scale", _lookup(b, "per_layer_embedding", "embed_tokens_per_layer.weight",
                                                        phase, vocab=vocab, width=layers * width, par=par,
                                                        out="per_layer_embedded"), out="per_layer_embedded_scaled")
-    projected = b.scale("per_layer_projection_scale",
-                        proj(b, "per_layer_model_projection", h, layers * width, out="per_layer_projected"),
-                        out="per_layer_projected_scaled")
+    if par.tp == 1:
+        projected = proj(b, "per_layer_model_projection", h, layers * width, out="per_layer_projected")
+    else:
+        checks.divides("per_layer_model_projection", "tp", par.tp, "its outputs (layers x width)", layers * width)
+        projected = b.all_gather("per_layer_allgather", proj(b, "per_layer_model_projection", h,
+                                                              layers * width // par.tp, out="per_layer_partial"),
+                                 group=par.tp, out="per_layer_projected")
+    projected = b.scale("per_layer_projection_scale", projected, out="per_layer_projected_scaled")
     normed = b.norm("per_layer_projection_norm", projected, b.weight("per_layer_projection_norm.weight", (width,)),
                     heads=layers, out="per_layer_normed")
     return b.scale("per_layer_input_scale", b.elementwise("per_layer_add", "add", normed, looked,

@@ -190,3 +190,19 @@ def test_the_per_layer_inputs_are_made_once_and_read_by_each_layer():
     layer = next(b for b in model.blocks if b.name == "sliding_attention_layer").graph.ops
     assert layer["per_layer_input_gate"].flops == layer["per_layer_projection"].flops == 2 * t * c["hidden_size"] * 256
     assert layer["ple_mul"].inputs[1].shape == (1, t, 256)
+
+
+def test_the_per_layer_projection_is_column_parallel_and_gathered():
+    """vLLM's gemma4.py builds per_layer_model_projection a ColumnParallelLinear with gather_output=True: under TP 4
+    each GPU holds and multiplies a quarter of its layers x 256 outputs, then all-gathers them; the per-layer gate
+    and projection in each layer stay whole (ReplicatedLinear)."""
+    t, c = 6, E2B
+    model = hf_config.from_dict(c, name="e2b", source="test").build(Phase.prefill(1, t), BuildOptions(tp=4))
+    embed = next(b for b in model.blocks if b.name == "embed_head").graph
+    lp = c["num_hidden_layers"] * 256
+    assert embed.ops["per_layer_model_projection"].flops == 2 * t * c["hidden_size"] * lp // 4
+    assert embed.tensors["per_layer_model_projection.weight"].shape == (lp // 4, c["hidden_size"])
+    gather = embed.ops["per_layer_allgather"]
+    assert gather.group == 4 and gather.outputs[0].shape == (1, t, lp)
+    layer = next(b for b in model.blocks if b.name == "sliding_attention_layer").graph.ops
+    assert layer["per_layer_input_gate"].flops == 2 * t * c["hidden_size"] * 256
