@@ -233,6 +233,7 @@ NEUTRAL = frozenset("""
     query_pre_attn_scalar cache_implementation num_logits_to_keep rescale_prenorm_residual residual_in_fp32
     use_mamba_kernels time_step_min time_step_max time_step_floor time_step_limit time_step_rank ep_size
     for_llm_compressor _attn_implementation_autoset attn_scale floor_scale tokenizer_class sliding_window_size
+    layernorm_epsilon
     mtp_use_dedicated_embeddings hidden_act hidden_activation tie_word_embeddings use_sliding_window
     max_window_layers summary_type summary_use_proj summary_activation summary_proj_to_labels summary_first_dropout
     scale_attn_weights scale_attn_by_inverse_layer_idx reorder_and_upcast_attn n_ctx task_specific_params
@@ -527,6 +528,48 @@ def _minimax_m2(f: Fields) -> dict:
         if f.bool("use_mtp", False) else 0
     return dict(**_summary_fields(core, attention), mlp=_gated(f), layers=Stack.uniform(parts.pre_norm(attention, moe), n),
                 tie_embeddings=f.bool("tie_word_embeddings", False), **_mtp(f, layers=mtp))
+
+
+def _mimo_v2_flash(f: Fields) -> dict:
+    """MiMo-V2-Flash (Xiaomi; transformers' modeling_mimo_v2_flash.py, vLLM's and SGLang's mimo_v2_flash.py): full
+    and sliding-window attention layers as hybrid_layer_pattern says (0 full, 1 sliding), each kind with its own
+    heads and head widths (num_key_value_heads, head_dim, v_head_dim; swa_num_attention_heads,
+    swa_num_key_value_heads, swa_head_dim, swa_v_head_dim): q and k of head_dim, v of v_head_dim, rope on the first
+    int(head_dim x partial_rotary_factor) dims, v times attention_value_scale before attention (`v = v *
+    self.v_scale`), a learned sink per head where add_swa_attention_sink_bias / add_full_attention_sink_bias say.
+    Where moe_layer_freq is 0 a SwiGLU MLP of intermediate_size, else n_routed_experts of moe_intermediate_size
+    routed as DeepSeek-V3's router reads (sigmoid scores, e_score_correction_bias choosing, renormalized), its
+    weight kept in fp32 as the engines build it, and n_shared_experts (null: none). The multi-token-prediction
+    layers (num_nextn_predict_layers) are not counted."""
+    core = _core(f)
+    n, heads, head_dim = core["n_layers"], core["n_heads"], core["head_dim"] or core["d_model"] // core["n_heads"]
+
+    def flags(key: str) -> list[int]:
+        listed = f.ints(key, n)
+        if listed is None or len(listed) != n or set(listed) - {0, 1}:
+            raise f.error(key, f"must list 0 or 1 for each of the {n} layers")
+        return listed
+    pattern, moe_at = flags("hybrid_layer_pattern"), flags("moe_layer_freq")
+    if f.bool("use_qk_norm", False):
+        raise f.error("use_qk_norm", "is true: MiMo-V2-Flash's reference attention has no q or k norm")
+    f.number("swa_rope_theta")  # a rope base: the same ops whatever its value
+    scaled = f.number("attention_value_scale") is not None
+    v_dim = f.int("v_head_dim", default=head_dim)
+    full = _attention(f, core, v_head_dim=v_dim, v_scale=scaled, sinks=f.bool("add_full_attention_sink_bias", False))
+    swa_dim = f.int("swa_head_dim", default=head_dim)
+    window = {k: f.int(k) for k in ("sliding_window", "sliding_window_size") if f.data.get(k) is not None}
+    if len(set(window.values())) != 1:
+        raise f.error("sliding_window", f"and 'sliding_window_size' must give one window, got {window or 'neither'}")
+    sliding = attrs.evolve(full, heads=f.int("swa_num_attention_heads", default=heads),
+                           kv_heads=f.int("swa_num_key_value_heads", default=core["n_kv_heads"]), head_dim=swa_dim,
+                           v_head_dim=f.int("swa_v_head_dim", default=v_dim), rotary_dim=_rotary_dim(f, swa_dim),
+                           keys=Keys("sliding", next(iter(window.values()))), sinks=f.bool("add_swa_attention_sink_bias", False))
+    mlp = MLP(core["d_ffn"], _gated_act(f))
+    moe = MoE(d_expert=f.int("moe_intermediate_size"), shared=f.int("n_shared_experts", default=0, minimum=0),
+              router_dtype=FP32, act=_gated_act(f), **_deepseek_router(f, v3=True))
+    stack = _stack(n, lambda i: parts.pre_norm(sliding if pattern[i] else full, moe if moe_at[i] else mlp), period=n)
+    return dict(**_summary_fields(core, full), mlp=_gated(f), layers=stack,
+                tie_embeddings=f.bool("tie_word_embeddings", False), **_mtp(f))
 
 
 def _gpt_oss(f: Fields) -> dict:
@@ -1059,6 +1102,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "olmo2": _olmo2,
     "glm4_moe": _glm4_moe,
     "minimax_m2": _minimax_m2,
+    "mimo_v2_flash": _mimo_v2_flash,
     "nemotron_h": _nemotron_h,
     "mamba2": _mamba2,
     "falcon_h1": _falcon_h1,

@@ -45,7 +45,8 @@ class Attention:
     """Softmax attention over query heads sharing `kv_heads` K/V heads (MHA, GQA, MQA), with the options of
     pieces.gqa_attention: which keys it sees, rotary or not (NoPE), biases, q/k norms, sinks, soft-capping, an
     output gate, a query temperature, a key multiplier (Falcon-H1's key_multiplier), a weightless norm of v and v
-    taken from k_proj (Gemma-4's v_norm and attention_k_eq_v)."""
+    taken from k_proj (Gemma-4's v_norm and attention_k_eq_v), value heads of their own width and a value scale
+    (MiMo-V2-Flash's v_head_dim and attention_value_scale)."""
 
     heads: int = attrs.field(validator=_positive)
     kv_heads: int = attrs.field(validator=_positive)
@@ -66,6 +67,8 @@ class Attention:
     v_norm: bool = False
     k_eq_v: bool = False
     kv_shared: bool = False  # Gemma-4 E2B/E4B: attends over an earlier layer's K and V, has none of its own
+    v_head_dim: int | None = attrs.field(default=None, validator=_optional_positive)  # None: head_dim (MiMo: 128)
+    v_scale: bool = False  # v times a constant before attention (MiMo's attention_value_scale)
 
     tag: ClassVar[str] = "attention"
 

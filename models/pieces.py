@@ -127,7 +127,7 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
                   keys: Keys = FULL, rotary_dim: int | None = None, rotary: bool = True, qk_norm: str | None = None,
                   sinks: bool = False, softcap: bool = False, gate: bool = False, q_scale: bool = False,
                   k_scale: bool = False, v_norm: bool = False, k_eq_v: bool = False,
-                  kv_shared: bool = False) -> Tensor:
+                  kv_shared: bool = False, v_head_dim: int | None = None, v_scale: bool = False) -> Tensor:
     """Grouped-query attention (MHA when kv_heads == heads, MQA when 1), head_dim independent of d_model.
 
     - Biases on q, k, v and o each on its own (Qwen2: q, k, v; GPT-2 and gpt-oss: all four).
@@ -147,6 +147,9 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
     - `kv_shared` (Gemma-4 E2B and E4B's last num_kv_shared_layers): no k_proj, v_proj or k and v norms; the layer
       attends over the K and V an earlier layer of its kind wrote this step and before, read as inputs (role INPUT,
       so they are no cache of its own), and writes none.
+    - `v_head_dim` (MiMo-V2-Flash: 192 for q and k, 128 for v): each value head's width where it is not head_dim;
+      v_proj, the V cache, the P V product and o_proj's input take it. `v_scale` (MiMo's attention_value_scale):
+      v times a constant before attention, one multiply per element.
 
     The new token(s)' K and V are the KV-cache entries this step writes (role KV_CACHE, so every fusion
     plan writes them); in decode the cached positions are read as well, and attention runs over
@@ -155,9 +158,10 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
     Under tensor parallelism (`par`) this is one GPU's share: q, k and v column-parallel over the heads (KV heads
     replicated when tp exceeds them, sinks split with their heads), o_proj row-parallel, then an all-reduce."""
     d = x.shape[-1]
+    v_dim = head_dim if v_head_dim is None else v_head_dim
     whole_q, whole_kv = heads * head_dim, kv_heads * head_dim
     heads, kv_heads = par.heads(heads), par.kv_heads(kv_heads)
-    q_width, kv_width = heads * head_dim, kv_heads * head_dim
+    q_width, kv_width, v_width = heads * head_dim, kv_heads * head_dim, kv_heads * v_dim
     if qk_norm not in (None, *QK_NORMS):
         raise OpgraphError(f"qk_norm must be one of {', '.join(QK_NORMS)} or None, got {qk_norm!r}")
     if qk_norm in ("full", "full_reduced") and kv_width * par.tp != whole_kv:
@@ -173,6 +177,12 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
         q = proj(b, "q_proj", x, q_width, prefix=prefix, bias=q_bias, out="q")
     if k_eq_v and not v_norm:
         raise OpgraphError("k_eq_v (v taken from k_proj) is modelled with v's norm (Gemma-4's v_norm)")
+    if k_eq_v and v_dim != head_dim:
+        raise OpgraphError(f"k_eq_v takes v from k_proj, so v_head_dim ({v_dim}) must be head_dim ({head_dim})")
+    if gate and v_dim != head_dim:
+        raise OpgraphError(f"a gated q_proj gates head_dim ({head_dim}) outputs a head; v_head_dim is {v_dim}")
+    if v_scale and (k_eq_v or v_norm):
+        raise OpgraphError("v_scale (MiMo's attention_value_scale) is modelled without v's norm or k_eq_v")
     if kv_shared:
         q = _qk_norm(b, "q_norm", q, qk_norm, heads, head_dim, par, prefix, whole_q, Role.ACTIVATION) if qk_norm \
             else q
@@ -180,14 +190,16 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
             q = b.rope("rope_q", q, head_dim=head_dim, rotary_dim=rotary_dim, out="q_rope")
         if q_scale:
             q = b.scale("q_temperature", q, out="q_scaled")
-        seen = (phase.batch, keys.cached(phase) + phase.new_tokens, kv_width)
-        return _attend(b, q, [b.input("shared_k", seen)], [b.input("shared_v", seen)], phase, d, par, keys, causal,
-                       prefix, o_bias, heads=heads, kv_heads=kv_heads, head_dim=head_dim, sinks=sinks,
-                       softcap=softcap, gate=g if gate else None)
+        seen = (phase.batch, keys.cached(phase) + phase.new_tokens)
+        return _attend(b, q, [b.input("shared_k", (*seen, kv_width))], [b.input("shared_v", (*seen, v_width))],
+                       phase, d, par, keys, causal, prefix, o_bias, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
+                       v_dim=v_dim, sinks=sinks, softcap=softcap, gate=g if gate else None)
     k = proj(b, "k_proj", x, kv_width, prefix=prefix, bias=k_bias, out="k",
              role=Role.ACTIVATION if qk_norm or k_scale or k_eq_v else k_role)
-    v = k if k_eq_v else proj(b, "v_proj", x, kv_width, prefix=prefix, bias=v_bias, out="v",
-                              role=Role.ACTIVATION if v_norm else Role.KV_CACHE)
+    v = k if k_eq_v else proj(b, "v_proj", x, v_width, prefix=prefix, bias=v_bias, out="v",
+                              role=Role.ACTIVATION if v_norm or v_scale else Role.KV_CACHE)
+    if v_scale:
+        v = b.scale("v_scale", v, out="v_scaled", role=Role.KV_CACHE)
     if v_norm:
         v = b.norm("v_norm", v, None, heads=kv_heads, out="v_norm_out", role=Role.KV_CACHE)
     if qk_norm:
@@ -205,23 +217,22 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
     past = keys.cached(phase)
     if past:
         cached[0].insert(0, b.cache("k_cache", (phase.batch, past, kv_width)))
-        cached[1].insert(0, b.cache("v_cache", (phase.batch, past, kv_width)))
+        cached[1].insert(0, b.cache("v_cache", (phase.batch, past, v_width)))
     return _attend(b, q, *cached, phase, d, par, keys, causal, prefix, o_bias, heads=heads, kv_heads=kv_heads,
-                   head_dim=head_dim, sinks=sinks, softcap=softcap, gate=g if gate else None)
+                   head_dim=head_dim, v_dim=v_dim, sinks=sinks, softcap=softcap, gate=g if gate else None)
 
 
 def _attend(b: GraphBuilder, q: Tensor, ks: list, vs: list, phase: Phase, d: int, par: Parallel, keys: Keys,
-            causal: bool, prefix: str, o_bias: bool, *, heads: int, kv_heads: int, head_dim: int, sinks: bool = False,
-            softcap: bool = False, gate: Tensor | None = None) -> Tensor:
-    """Attention of q over the keys `ks` and values `vs` (cached and new), softmax with its sinks and soft cap, the
-    output gate where given, o_proj and its all-reduce."""
-    heads_kw = dict(heads=heads, kv_heads=kv_heads, head_dim=head_dim, causal=causal, window=keys.window,
-                    chunk=keys.chunk)
-    s = b.attention_scores("qk", q, ks, out="scores", **heads_kw)
+            causal: bool, prefix: str, o_bias: bool, *, heads: int, kv_heads: int, head_dim: int, v_dim: int,
+            sinks: bool = False, softcap: bool = False, gate: Tensor | None = None) -> Tensor:
+    """Attention of q over the keys `ks` and values `vs` (cached and new; values of `v_dim` a head), softmax with its
+    sinks and soft cap, the output gate where given, o_proj and its all-reduce."""
+    heads_kw = dict(heads=heads, kv_heads=kv_heads, causal=causal, window=keys.window, chunk=keys.chunk)
+    s = b.attention_scores("qk", q, ks, out="scores", head_dim=head_dim, **heads_kw)
     sink = b.weight(f"{prefix}sinks", (heads,)) if sinks else None
     p = b.softmax("softmax", s, causal=causal, window=keys.window, chunk=keys.chunk,
                   keys=keys.cached(phase) + phase.new_tokens, sinks=sink, softcap=softcap, out="probs")
-    o = b.attention_values("av", p, vs, out="attn", **heads_kw)
+    o = b.attention_values("av", p, vs, out="attn", head_dim=v_dim, **heads_kw)
     if gate is not None:
         o = b.elementwise("gate_mul", "mul", o, b.elementwise("gate_sigmoid", "sigmoid", gate, out="attn_gate_act"),
                           out="attn_gated")

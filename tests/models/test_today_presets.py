@@ -67,6 +67,8 @@ PUBLISHED = {
     "nemotron-3-super-120b-a12b": [
         ("120B", "total", "nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-BF16 model card: '120B Total / 12B Active'"),
         ("12B", "active-embed", "ibid.")],
+    "mimo-v2-flash": [("309B", "total", "XiaomiMiMo/MiMo-V2-Flash README: '309B total parameters and 15B active'"),
+                      ("15B", "active", "ibid.")],
     "phi-3-mini": [("3.8B", "total", "microsoft/Phi-3-mini-4k-instruct model card: 3.8B parameters")],
 }
 
