@@ -227,3 +227,10 @@ def test_gated_rmsnorm_flops():
     assert shared.flops == op.flops
     with pytest.raises(OpgraphError):
         ops.gated_rmsnorm("norm", x, z, t("w", (5,), Role.WEIGHT), groups=3)
+
+
+def test_a_state_dtype_for_a_model_without_a_state_is_refused(capsys):
+    from opgraph.cli import main
+    assert main(["report", "llama-3-8b", "--state-dtype", "fp32"]) == 2
+    assert "llama-3-8b has none" in capsys.readouterr().err
+    assert main(["report", "nemotron-h-8b", "--state-dtype", "fp32", "--phase", "decode"]) == 0
