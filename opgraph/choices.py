@@ -86,10 +86,6 @@ def precision(source, *, dtype_: str | None = None, weight: str | None = None, a
     and so does the KV cache it declares (declared_kv) unless --dtype or --kv-dtype is given, or `kv_declared` is
     False (an engine that does not read the declaration: opgraph.analysis.serve.reads_declared_kv), when it takes the
     model's own dtype. The recurrent state (--state-dtype) defaults to the activation dtype (Precision.state)."""
-    if state is not None and checks.choice("--state-dtype", state, STORAGE_DTYPES) \
-            and not getattr(source, "recurrent", True):
-        raise OpgraphError(f"--state-dtype sets the recurrent state of Mamba-2 and Gated DeltaNet layers, and "
-                           f"{getattr(source, 'name', 'this model')} has none; leave it out")
     given = {"weight": weight, "act": act, "kv": kv, "table": table, "state": state}
     from_fp32 = serving and served_from_fp32(source)
     declared = declared_kv(source)

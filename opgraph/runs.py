@@ -22,12 +22,20 @@ from opgraph.render.bench import measurement_csv
 
 
 def source(a):
-    return choices.model(a.model)
+    """The command's model; --state-dtype is refused for one without a recurrent state (it would change nothing)."""
+    model = choices.model(a.model)
+    state = getattr(a, "state_dtype", None)
+    if state is not None and checks.choice("--state-dtype", state, choices.STORAGE_DTYPES) \
+            and not getattr(model, "recurrent", True):
+        raise OpgraphError(f"--state-dtype sets the recurrent state of Mamba-2 and Gated DeltaNet layers, and "
+                           f"{getattr(model, 'name', a.model)} has none; leave it out")
+    return model
 
 
 def _precision(a, model, serving: bool):
     """The command line's storage precision for `model` (`serving`: as --engine loads it, choices.precision)."""
-    declared, state = True, getattr(a, "state_dtype", None)
+    # --state-dtype is the target's: a draft without a recurrent state (an MTP head of attention) takes none
+    declared, state = True, getattr(a, "state_dtype", None) if getattr(model, "recurrent", True) else None
     if serving:  # serve, with numpy, only where a command serves
         from opgraph.analysis.serve import reads_declared_kv, served_state_dtype
 

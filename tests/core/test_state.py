@@ -234,3 +234,6 @@ def test_a_state_dtype_for_a_model_without_a_state_is_refused(capsys):
     assert main(["report", "llama-3-8b", "--state-dtype", "fp32"]) == 2
     assert "llama-3-8b has none" in capsys.readouterr().err
     assert main(["report", "nemotron-h-8b", "--state-dtype", "fp32", "--phase", "decode"]) == 0
+    # the target's option: an MTP draft head of attention alone takes none, and the run goes on
+    assert main(["serve", "qwen3-next-80b-a3b", "--tp", "4", "--draft", "mtp", "--acceptance", "0.8", "--state-dtype",
+                 "fp32", "--concurrency", "8", "--prompt", "500", "--output", "100"]) == 0
