@@ -121,8 +121,8 @@ def _option_cases() -> list[Case]:
                     expect = EITHER  # a length for the other phase than the one drawn is refused
                 if opt in ("--seq-len", "--context", "--batch") and value == "64" and cmd == "crossover":
                     expect = EITHER
-                if opt == "--experts-touched" and expect == OK:
-                    expect = BAD  # llama-3-8b has no experts: the option would be ignored
+                if opt in ("--experts-touched", "--state-dtype") and expect == OK:
+                    expect = BAD  # llama-3-8b has no experts and no recurrent state: the option would be ignored
                 if opt == "--table-dtype" and value == "fp32" and cmd in ("report", "compare"):
                     expect = OK
                 out.append(Case(tuple(argv), expect, label=f"{cmd} {opt} {value[:20]!r}"))
