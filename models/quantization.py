@@ -111,7 +111,7 @@ class WeightFormat:
     (the checkpoint's own patterns, as given) for those it keeps at the model's dtype; `kv_cache` when the
     checkpoint also fixes the KV cache's dtype (ModelOpt's kv_cache_quant_algo, compressed-tensors'
     kv_cache_scheme), else None: the model's own storage keeps its KV cache so (DecoderConfig.precision), and an
-    engine serves it so where its KV-cache dtype "auto" reads it (opgraph.analysis.serve.CHECKPOINT_KV)."""
+    engine serves it so where its KV-cache dtype "auto" reads it (opgraph.analysis.serve.DECLARED_KV)."""
 
     method: str
     dtype: DType
