@@ -560,10 +560,11 @@ def _mimo_v2_flash(f: Fields) -> dict:
     window = {k: f.int(k) for k in ("sliding_window", "sliding_window_size") if f.data.get(k) is not None}
     if len(set(window.values())) != 1:
         raise f.error("sliding_window", f"and 'sliding_window_size' must give one window, got {window or 'neither'}")
+    (size,) = set(window.values())
     sliding = attrs.evolve(full, heads=f.int("swa_num_attention_heads", default=heads),
                            kv_heads=f.int("swa_num_key_value_heads", default=core["n_kv_heads"]), head_dim=swa_dim,
                            v_head_dim=f.int("swa_v_head_dim", default=v_dim), rotary_dim=_rotary_dim(f, swa_dim),
-                           keys=Keys("sliding", next(iter(window.values()))), sinks=f.bool("add_swa_attention_sink_bias", False))
+                           keys=Keys("sliding", size), sinks=f.bool("add_swa_attention_sink_bias", False))
     mlp = MLP(core["d_ffn"], _gated_act(f))
     moe = MoE(d_expert=f.int("moe_intermediate_size"), shared=f.int("n_shared_experts", default=0, minimum=0),
               router_dtype=FP32, act=_gated_act(f), **_deepseek_router(f, v3=True))

@@ -109,6 +109,11 @@ class Parallel:
         """Sequence parallelism: the whole tokens back from each GPU's slice, before a column-parallel layer."""
         return b.all_gather(name, x, group=self.tp, dim=self.sp, out=out) if self.sp is not None and self.tp > 1 else x
 
+    def gather_columns(self, b: GraphBuilder, name: str, x: Tensor, out: str) -> Tensor:
+        """A column-parallel layer's outputs made whole on every GPU (gather_output=True: each GPU's columns
+        all-gathered); nothing on one GPU."""
+        return b.all_gather(name, x, group=self.tp, out=out) if self.tp > 1 else x
+
     def out(self, name: str, partial: str) -> str:
         """The name of a row-parallel layer's output: `partial` (its partial sums) under tp, else `name`."""
         return partial if self.tp > 1 else name

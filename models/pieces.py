@@ -663,13 +663,10 @@ def per_layer_inputs(b: GraphBuilder, phase: Phase, h: Tensor, *, layers: int, w
     looked = b.scale("per_layer_embed_scale", _lookup(b, "per_layer_embedding", "embed_tokens_per_layer.weight",
                                                        phase, vocab=vocab, width=layers * width, par=par,
                                                        out="per_layer_embedded"), out="per_layer_embedded_scaled")
-    if par.tp == 1:
-        projected = proj(b, "per_layer_model_projection", h, layers * width, out="per_layer_projected")
-    else:
-        checks.divides("per_layer_model_projection", "tp", par.tp, "its outputs (layers x width)", layers * width)
-        projected = b.all_gather("per_layer_allgather", proj(b, "per_layer_model_projection", h,
-                                                              layers * width // par.tp, out="per_layer_partial"),
-                                 group=par.tp, out="per_layer_projected")
+    checks.divides("per_layer_model_projection", "tp", par.tp, "its outputs (layers x width)", layers * width)
+    projected = proj(b, "per_layer_model_projection", h, layers * width // par.tp,
+                     out=par.out("per_layer_projected", "per_layer_partial"))
+    projected = par.gather_columns(b, "per_layer_allgather", projected, "per_layer_projected")
     projected = b.scale("per_layer_projection_scale", projected, out="per_layer_projected_scaled")
     normed = b.norm("per_layer_projection_norm", projected, b.weight("per_layer_projection_norm.weight", (width,)),
                     heads=layers, out="per_layer_normed")
@@ -721,11 +718,8 @@ def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bo
         h = norm(b, "final_norm", h, "norm.weight", fn=norm_fn, bias=norm_bias, out="final_hidden")
     local = -(-vocab // tp)  # vocab-parallel, padded as the embedding is
     w = b.weight("embed_tokens.weight" if tied else "lm_head.weight", (local, d_model), dtype or b.precision.table)
-    if tp == 1:
-        logits = b.linear("lm_head", h, w, out="logits")
-    else:
-        logits = b.all_gather("logits_allgather", b.linear("lm_head", h, w, out="logits_partial"), group=tp,
-                              out="logits")
+    logits = par.gather_columns(b, "logits_allgather", b.linear("lm_head", h, w,
+                                                                out=par.out("logits", "logits_partial")), "logits")
     if not softcap and not scaled:
         return logits
     if local * tp != vocab:  # the vocabulary's padding is dropped first, as vLLM's LogitsProcessor does

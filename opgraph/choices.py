@@ -42,6 +42,12 @@ def own_dtype(source) -> str:
 SERVED_FROM_FP32 = "bf16"
 
 
+def built_dtype(source, serving: bool) -> str:
+    """The model's own dtype name as a command builds it: a float32 checkpoint served in 16 bits (SERVED_FROM_FP32)
+    where it serves (what the engines call the model's dtype), else own_dtype."""
+    return SERVED_FROM_FP32 if serving and served_from_fp32(source) else own_dtype(source)
+
+
 def served_from_fp32(source) -> bool:
     """Whether serving changes the model's own precision: an unquantized float32 checkpoint, served in 16 bits."""
     return own_dtype(source) == "fp32" and getattr(source, "weight_dtype", None) is None
@@ -95,7 +101,7 @@ def precision(source, *, dtype_: str | None = None, weight: str | None = None, a
                                f"add --weight-dtype int4 or int8")
         if not from_fp32 and (declared is None or kv_declared):
             return None
-    own = SERVED_FROM_FP32 if from_fp32 else own_dtype(source)
+    own = built_dtype(source, serving)
     base = checks.choice("--dtype", own if dtype_ is None else dtype_, STORAGE_DTYPES)
     kept = {"kv": declared} if declared is not None and kv_declared and dtype_ is None else {}
     names = {role: checks.choice(f"--{role}-dtype", kept.get(role, base) if v is None else v, STORAGE_DTYPES)

@@ -49,8 +49,7 @@ def _precision(a, model, serving: bool):
 
 def _served_act(a, model) -> str:
     """The activation dtype a serving command serves `model` at: what the engines call the model's dtype."""
-    own = choices.SERVED_FROM_FP32 if choices.served_from_fp32(model) else choices.own_dtype(model)
-    return a.act_dtype or a.dtype or own
+    return a.act_dtype or a.dtype or choices.built_dtype(model, serving=True)
 
 
 def served_notes(a, model) -> tuple[str, ...]:
