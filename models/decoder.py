@@ -14,7 +14,7 @@ import functools
 
 import attrs
 
-from . import parts, pieces
+from . import hyper, parts, pieces
 from .parallel import Parallel
 from .parts import MLA, MLP, Attention, Keys, LatentAttention, Layer, MoE
 from .quantization import WeightFormat
@@ -119,6 +119,9 @@ class DecoderConfig:
     # state (pieces.draft_join); None: the embedding alone, as a model's own first layer takes it.
     draft_join: str | None = attrs.field(default=None, validator=attrs.validators.optional(_one_of(*DRAFT_HEADS)))
     final_norm: bool = True  # the norm before lm_head (an EAGLE head has none)
+    # DeepSeek-V4's hyper-connection streams (hc_mult; models.hyper): the hidden state between layers is this many
+    # times d_model wide. The layers' own Layer.streams must say the same.
+    streams: int = attrs.field(default=1, validator=_positive)
 
     def __attrs_post_init__(self) -> None:
         if self.n_heads % self.n_kv_heads:
@@ -140,6 +143,8 @@ class DecoderConfig:
         elif len(self.layers) != self.n_layers:
             raise OpgraphError(f"{self.name}: the stack has {len(self.layers)} layers, n_layers says {self.n_layers}")
         object.__setattr__(self, "layers", self._split_by_storage())
+        if any(k.streams != self.streams for k in self.layers.distinct()):
+            raise OpgraphError(f"{self.name}: every layer must carry the model's {self.streams} residual stream(s)")
 
     def _split_by_storage(self) -> Stack:
         """The stack with the layers of one kind that the checkpoint stores differently made kinds of their own
@@ -193,6 +198,9 @@ class DecoderConfig:
         head is vLLM's (llama_eagle.py, after EAGLE's cnets.py): its layer has no input norm and its output goes to
         lm_head without a final norm."""
         final_norm = True
+        if self.streams > 1:
+            raise OpgraphError(f"{self.name}: a speculative-decoding head over hyper-connection streams (DeepSeek-V4's "
+                               f"multi-token-prediction module: e_proj and h_proj on each stream) is not modelled")
         if kind == "mtp":
             if self.mtp_stack is not None:
                 moe = None if self.moe is None else attrs.evolve(self.moe, first_dense=0)
@@ -378,7 +386,7 @@ class DecoderConfig:
 
     def hidden_shape(self, phase: Phase, options: BuildOptions) -> tuple:
         """The hidden states between layers on one GPU: all the step's tokens, or its slice under --sp."""
-        return (*self.parallel(phase, options).tokens(phase), self.d_model)
+        return (*self.parallel(phase, options).tokens(phase), self.d_model * self.streams)
 
     def embed_head(self, phase: Phase, options: BuildOptions = BuildOptions(),
                    parts: tuple[str, ...] = ("embed", "head")) -> Graph:
@@ -390,6 +398,8 @@ class DecoderConfig:
         outs = []
         if "embed" in parts:
             outs.append(pieces.embedding(b, phase, positions=positions, scaled=self.embed_scale, **dims))
+            if self.streams > 1:
+                outs[-1] = hyper.repeat(b, outs[-1], streams=self.streams)
             if self.per_layer_input is not None:
                 width, vocab = self.per_layer_input
                 outs.append(pieces.per_layer_inputs(b, phase, outs[-1], layers=self.n_layers, width=width, vocab=vocab,
@@ -397,7 +407,8 @@ class DecoderConfig:
         if "head" in parts:
             outs.append(pieces.lm_head(b, phase, tied=self.tie_embeddings, norm_fn=self.norm, norm_bias=self.norm_bias,
                                        softcap=self.logit_softcap, scaled=self.logit_scale,
-                                       final_norm=self.final_norm, dtype=self.head_dtype(options), **dims))
+                                       final_norm=self.final_norm, dtype=self.head_dtype(options),
+                                       streams=self.streams, **dims))
         return b.build(outputs=outs)
 
     def draft_input(self, phase: Phase, options: BuildOptions = BuildOptions()) -> Graph:
@@ -633,6 +644,12 @@ class DecoderConfig:
         windows = sorted({a.keys.size for a in self.parts(Attention) if a.keys.kind == "sliding"})
         if windows:
             s["window"] = windows[0] if len(windows) == 1 else windows
+        squeezed = self.parts(parts.CompressedAttention)
+        if squeezed:
+            s.update(attention="compressed", window=squeezed[0].window,
+                     compress_ratios=sorted({a.ratio for a in squeezed if a.ratio}))
+        if self.streams > 1:
+            s["streams"] = self.streams
         chunks = sorted({a.keys.size for a in self.parts(Attention) if a.keys.kind == "chunked"})
         if chunks:
             s["chunk"] = chunks[0] if len(chunks) == 1 else chunks

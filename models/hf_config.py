@@ -18,14 +18,14 @@ from pathlib import Path
 
 import attrs
 
-from . import parts, quantization
+from . import compressed, parts, quantization
 from .decoder import ACTIVATIONS, DecoderConfig
 from .parts import FULL, MLA, MLP, Attention, DeltaNet, Indexer, Keys, LatentAttention, Mamba2, MoE
 from .stack import Stack, period_of
 from opgraph.core import checks
 from opgraph.files import datafile
 from opgraph.errors import OpgraphError, counted
-from opgraph.core.tensor import BF16, FP8, FP16, FP32, DType
+from opgraph.core.tensor import BF16, FP8, FP16, FP32, MXFP4, DType
 
 _MISSING = object()
 
@@ -233,7 +233,7 @@ NEUTRAL = frozenset("""
     query_pre_attn_scalar cache_implementation num_logits_to_keep rescale_prenorm_residual residual_in_fp32
     use_mamba_kernels time_step_min time_step_max time_step_floor time_step_limit time_step_rank ep_size
     for_llm_compressor _attn_implementation_autoset attn_scale floor_scale tokenizer_class sliding_window_size
-    layernorm_epsilon
+    layernorm_epsilon hc_eps compress_rope_theta
     mtp_use_dedicated_embeddings hidden_act hidden_activation tie_word_embeddings use_sliding_window
     max_window_layers summary_type summary_use_proj summary_activation summary_proj_to_labels summary_first_dropout
     scale_attn_weights scale_attn_by_inverse_layer_idx reorder_and_upcast_attn n_ctx task_specific_params
@@ -341,6 +341,12 @@ COST_FIELDS = {
     "mamba_proj_bias": "biases on the Mamba-2 projections (FLOPs, weights)",
     "projectors_bias": "a bias on the Mamba-2 out_proj (FLOPs, weights)",
     "mamba_rms_norm": "the Mamba-2 mixer's gated norm (FLOPs, weights)",
+    "compress_ratios": "which layers attend to compressed entries (attention FLOPs, KV cache)",
+    "hc_mult": "hyper-connection streams around every sublayer (FLOPs, activations)",
+    "o_groups": "a grouped output projection (FLOPs, weights)",
+    "o_lora_rank": "a low-rank output projection (FLOPs, weights)",
+    "num_hash_layers": "layers routed by a table of token ids (router FLOPs, weights)",
+    "expert_dtype": "how the routed experts are stored (bytes)",
 }
 COST_NEUTRAL_VALUES = {"moe_layer_freq": (1,), "decoder_sparse_step": (1,), "n_group": (1,), "topk_group": (1,),
                        "routed_scaling_factor": (1, 1.0), "partial_rotary_factor": (1, 1.0),
@@ -847,6 +853,99 @@ def _glm_moe_dsa(f: Fields) -> dict:
     return fields
 
 
+# DeepSeek-V4's modules as its checkpoints store them (the tensor list of deepseek-ai/DeepSeek-V4-Pro; its reference
+# inference/model.py Linear): fp8 e4m3 in 128 x 128 blocks, the routed experts as expert_dtype says (fp4: MXFP4,
+# e2m1 with a ue8m0 scale per 32; fp8: the blocks), the rest (the compressors, the indexer's weights_proj, the
+# router) at the model's dtype.
+V4_FP8_MODULES = ("attn.wq_a", "attn.wq_b", "attn.wkv", "attn.wo_a", "attn.wo_b", "attn.indexer.wq_b",
+                  "ffn.shared_experts")
+V4_EXPERTS = {"fp4": MXFP4, "fp8": None}
+
+
+def _deepseek_v4_storage(f: Fields, fmt) -> dict:
+    """The weight format of a DeepSeek-V4 checkpoint: its quantization_config's fp8 blocks for V4_FP8_MODULES, with
+    one-byte ue8m0 scales where scale_fmt says ue8m0 (the released checkpoints' F8_E8M0 scale tensors; fp32 scales
+    otherwise, as the Base checkpoints' are), and the routed experts as expert_dtype says (absent: fp4, as vLLM's
+    deepseek_v4.py DeepseekV4FP8Config reads it)."""
+    if fmt is None:
+        return dict(weight_dtype=None, weight_format=None)
+    if fmt.method != "fp8" or fmt.dtype.block_rows is None or fmt.exclude:
+        raise f.error("quantization_config", "must be DeepSeek-V4's fp8 blocks (quant_method fp8, weight_block_size), "
+                                             "without modules_to_not_convert: the family knows which modules it keeps")
+    _, q = f.get("quantization_config")
+    blocks = fmt.dtype
+    if q.get("scale_fmt") == "ue8m0":
+        blocks = attrs.evolve(blocks, scale_bits=8)
+    experts = f.choice(V4_EXPERTS, "expert_dtype", default="fp4") or blocks
+    layers = (("ffn.experts", experts), *((m, blocks) for m in V4_FP8_MODULES))
+    return dict(weight_dtype=blocks, weight_format=attrs.evolve(fmt, dtype=blocks, layers=layers))
+
+
+def _deepseek_v4(f: Fields) -> dict:
+    """DeepSeek-V4 (Flash, Pro; its reference inference/model.py and config.json): every layer a sliding window of
+    sliding_window raw keys plus, as compress_ratios says, entries compressed 4 : 1 and selected by an indexer (CSA)
+    or 128 : 1 and all attended (HCA), or none (parts.CompressedAttention); MoE in every layer, the first
+    num_hash_layers routed by a table of token ids; the residual as hc_mult hyper-connection streams (models.hyper).
+    The multi-token-prediction layers (num_nextn_predict_layers) are not counted."""
+    d, n, heads = f.int("hidden_size"), f.int("num_hidden_layers"), f.int("num_attention_heads")
+    if f.bool("attention_bias", False):
+        raise f.error("attention_bias", "is true; DeepSeek-V4's attention has no biases")
+    if f.int("num_key_value_heads", default=1) != 1:
+        raise f.error("num_key_value_heads", "must be 1: DeepSeek-V4 attends over one shared key-value head")
+    head_dim = f.int("head_dim")
+    mtp = f.int("num_nextn_predict_layers", default=0, minimum=0)
+    _, ratios = f.get("compress_ratios")
+    if (not isinstance(ratios, list) or len(ratios) not in (n, n + mtp)
+            or any(not isinstance(r, int) or isinstance(r, bool) or r < 0 or r == 1 for r in ratios)):
+        raise f.error("compress_ratios", f"must list 0 (no compression) or a ratio of 2 or more for each of the {n} "
+                                         f"layers (and the {mtp} multi-token-prediction ones), got {str(ratios)[:60]}")
+    index = Indexer(heads=f.int("index_n_heads"), head_dim=f.int("index_head_dim"), topk=f.int("index_topk"))
+    rope, groups = f.int("qk_rope_head_dim"), f.int("o_groups")
+    if rope > head_dim:
+        raise f.error("head_dim", f"({head_dim}) must be at least qk_rope_head_dim ({rope}), the dims rope turns")
+    if heads % groups:
+        raise f.error("o_groups", f"({groups}) must divide num_attention_heads ({heads}): each group is whole heads")
+    attention = {r: parts.CompressedAttention(heads, head_dim, rope, f.int("q_lora_rank"), groups, f.int("o_lora_rank"),
+                                              f.int("sliding_window"), r,
+                                              index if r == compressed.OVERLAPPING_RATIO else None)
+                 for r in set(ratios[:n])}
+    f.number("swiglu_limit")  # the clamp's bound: the same ops whatever its value
+    if f.str("topk_method", default="noaux_tc") != "noaux_tc":
+        raise f.error("topk_method", "must be noaux_tc: DeepSeek-V4 routes by scores plus a selection bias")
+    moe = MoE(experts=f.int("n_routed_experts"), top_k=f.int("num_experts_per_tok"),
+              d_expert=f.int("moe_intermediate_size"), shared=f.int("n_shared_experts", default=0, minimum=0),
+              router_bias="selection", bias_dtype=FP32,
+              scores=f.choice({"sqrtsoftplus": "sqrtsoftplus"}, "scoring_func", default="sqrtsoftplus"),
+              renormalize=f.bool("norm_topk_prob", True),
+              scaled=f.number("routed_scaling_factor", default=1.0) != 1.0,
+              act="limit_swiglu" if f.number("swiglu_limit") is not None else _gated_act(f), prefix="ffn.",
+              shared_name="shared_experts")
+    hashed = attrs.evolve(moe, hashed=f.int("vocab_size"))
+    first_hashed = f.int("num_hash_layers", default=0, minimum=0)
+    streams, iters = f.int("hc_mult", default=1), f.int("hc_sinkhorn_iters", default=20)
+
+    def layer(i: int) -> parts.Layer:
+        return parts.Layer((parts.Sublayer(attention[ratios[i]], "attn_norm.weight", key="attn"),
+                            parts.Sublayer(hashed if i < first_hashed else moe, "ffn_norm.weight", key="ffn")),
+                           streams=streams, hc_iters=iters)
+    f.number("compress_rope_theta")  # a rope base: the same ops whatever its value
+    window = f.int("sliding_window")
+    said = [f"attention: every layer's queries see the last {window} positions' keys (one shared {head_dim}-wide "
+            f"key-value head) and, where compress_ratios is m > 0, the entries pooled one per m positions: all of "
+            f"them, or with m = {compressed.OVERLAPPING_RATIO} the indexer's top {index.topk}; the cache holds the "
+            f"window, the entries and each compressor's fp32 state, at the KV-cache dtype (vLLM's own fp8 entries, "
+            f"584 bytes for 512, are not modelled)"]
+    if first_hashed:
+        said.append(f"the first {first_hashed} layers route by token id: their gate.tid2eid tables ([vocab, top-k], "
+                    f"int64) are counted as parameters, which published totals leave out")
+    mtp = _mtp(f)
+    return dict(d_model=d, n_heads=heads, n_kv_heads=1, d_ffn=moe.d_expert, n_layers=n, vocab_size=f.int("vocab_size"),
+                head_dim=head_dim, dtype=_dtype(f), **_deepseek_v4_storage(f, _weights(f)["weight_format"]),
+                layers=Stack.listed([layer(i) for i in range(n)]), streams=streams,
+                tie_embeddings=f.bool("tie_word_embeddings", False), mtp_layers=mtp["mtp_layers"],
+                notes=(*said, *mtp["notes"]))
+
+
 def _per_layer(f: Fields, key: str, built: list[str], otherwise: str) -> None:
     """A config's list of each layer's kind (`key`), read where it is the list the family builds (`built`); another
     list is refused, naming the first layer that differs and why (`otherwise`)."""
@@ -1094,6 +1193,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "kimi_k2": lambda f: _deepseek(f, v3=True),
     "deepseek_v32": _deepseek_v32,
     "glm_moe_dsa": _glm_moe_dsa,
+    "deepseek_v4": _deepseek_v4,
     "gemma": _gemma,
     "gemma2": _gemma2,
     "gemma3_text": lambda f: _gemma2(f, v3=True),

@@ -21,11 +21,11 @@ from opgraph.core.phase import Phase
 from opgraph.core.sizes import minimum
 from opgraph.core.tensor import DType, Tensor
 from opgraph.errors import OpgraphError
-from . import pieces, recurrent
+from . import compressed, hyper, pieces, recurrent
 from .parallel import Parallel
 from .pieces import FULL, Keys
 
-__all__ = ["Attention", "Branches", "DeltaNet", "FULL", "Indexer", "Keys", "Layer", "LatentAttention", "MLA", "MLP", "Mamba2", "MoE",
+__all__ = ["Attention", "Branches", "CompressedAttention", "DeltaNet", "FULL", "Indexer", "Keys", "Layer", "LatentAttention", "MLA", "MLP", "Mamba2", "MoE",
            "Sublayer"]
 
 
@@ -141,6 +141,43 @@ class LatentAttention:
     def words(self) -> dict[str, str]:
         return {"keys": "full" if self.indexer is None else "sparse", "positions": "rope", "mixer": "mla"}
 
+
+
+@attrs.frozen
+class CompressedAttention:
+    """DeepSeek-V4's attention (models.compressed.compressed_attention), named as in its config.json: heads
+    (num_attention_heads) over one shared key-value head of head_dim, rope on its last rope_dim
+    (qk_rope_head_dim), the low-rank q (q_lora_rank), the grouped output projection (o_groups, o_lora_rank), a
+    sliding `window` (sliding_window), and with a compress `ratio` (compress_ratios) the compressed entries,
+    selected by an `indexer` (CSA) or all seen (HCA)."""
+
+    heads: int = attrs.field(validator=_positive)
+    head_dim: int = attrs.field(validator=_positive)
+    rope_dim: int = attrs.field(validator=_positive)
+    q_lora_rank: int = attrs.field(validator=_positive)
+    o_groups: int = attrs.field(validator=_positive)
+    o_lora_rank: int = attrs.field(validator=_positive)
+    window: int = attrs.field(validator=_positive)
+    ratio: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    indexer: Indexer | None = None
+
+    tag: ClassVar[str] = "attention"
+
+    def __attrs_post_init__(self) -> None:
+        if self.rope_dim > self.head_dim:
+            raise OpgraphError(f"rope_dim ({self.rope_dim}) exceeds head_dim ({self.head_dim})")
+        if self.indexer is not None and not self.ratio:
+            raise OpgraphError("an indexer selects compressed entries: give the layer a compress ratio")
+        if self.heads % self.o_groups:
+            raise OpgraphError(f"o_groups ({self.o_groups}) must divide the attention heads ({self.heads})")
+
+    def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
+        kw = attrs.asdict(self, recurse=False)
+        return compressed.compressed_attention(b, x, phase, par=par, index=kw.pop("indexer"), **kw)
+
+    def words(self) -> dict[str, str]:
+        kind = ("sparse" if self.indexer is not None else "compressed") + str(self.ratio) if self.ratio else "sliding"
+        return {"keys": kind, "positions": "rope", "mixer": "attention"}
 
 
 @attrs.frozen
@@ -309,7 +346,7 @@ class MoE:
     shared_d: int | None = attrs.field(default=None, validator=_optional_positive)
     shared_gate: bool = False
     act: str = "silu"
-    scores: str = attrs.field(default="softmax", validator=attrs.validators.in_(("softmax", "sigmoid")))
+    scores: str = attrs.field(default="softmax", validator=attrs.validators.in_(("softmax", "sigmoid", "sqrtsoftplus")))
     groups: int = attrs.field(default=1, validator=_positive)
     expert_bias: bool = False
     renormalize: bool = False
@@ -322,6 +359,10 @@ class MoE:
     latent: int | None = attrs.field(default=None, validator=_optional_positive)
     router_norm: bool = False  # Gemma-4: the router's input RMS-normalized with its own scale (pieces._router)
     expert_scale: bool = False  # Gemma-4: each routing weight times its expert's learned scale
+    # DeepSeek-V4's first num_hash_layers: each token's experts looked up by its id (gate.tid2eid [vocab, top_k]),
+    # this vocabulary's table; the scores still weight them (pieces._router). 0: routed by the scores.
+    hashed: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    bias_dtype: DType | None = None  # the selection bias's storage where not router_dtype's (DeepSeek-V4's fp32)
 
     tag: ClassVar[str] = "moe"
 
@@ -387,7 +428,7 @@ class MoE:
         return pieces.moe(b, x, self, touched=touched, rows=rows, par=par, prefix=self.prefix, router_x=router_x)
 
     def words(self) -> dict[str, str]:
-        return {"ffn": "moe"}
+        return {"ffn": "hash_moe" if self.hashed else "moe"}
 
 
 @attrs.frozen
@@ -474,6 +515,11 @@ class Layer:
     # The dtypes of its differing matrices where the checkpoint stores layers of one kind differently (DecoderConfig's
     # _split_by_storage): a kind of its own, priced in a block of its own. "" where all its kind's layers are alike.
     storage: str = ""
+    # Manifold-constrained hyper-connections (DeepSeek-V4's hc_mult, arXiv 2512.24880): the residual is `streams`
+    # streams of the hidden size, mixed around each sublayer (models.hyper) with `hc_iters` Sinkhorn iterations;
+    # 1: a plain residual add.
+    streams: int = attrs.field(default=1, validator=_positive)
+    hc_iters: int = attrs.field(default=20, validator=_positive)
 
     def parts(self) -> list:
         """Its parts, side-by-side branches (Branches' mixers, DenseAndExperts' MLP and experts) each on its own."""
@@ -495,13 +541,17 @@ class Layer:
             names = ("x", "h") if i == 0 else ("h", "out") if i == last else (f"h{i - 1}" if i > 1 else "h", f"h{i}")
             out = "out" if i == last else names[1]
             with b.scope(part=s.part.tag):
-                a = x
+                a, mixing = (x, None) if self.streams == 1 else hyper.collapse(b, s.key, x, streams=self.streams,
+                                                                               iters=self.hc_iters)
                 if s.pre:
                     a = pieces.norm(b, s.pre.removesuffix(".weight"), a, s.pre, out=f"{names[0]}_norm", **ln)
                 a = par.gather(b, f"{s.key}_allgather", a, f"{names[0]}_norm_full" if s.pre else f"{names[0]}_full")
                 a = s.part.build(b, a, phase, par, options)
                 if s.post:
                     a = pieces.norm(b, s.post.removesuffix(".weight"), a, s.post, out=f"{s.key}_normed", **ln)
+                if self.streams > 1:
+                    x = hyper.expand(b, s.key, x, a, mixing, streams=self.streams, out=out)
+                    continue
                 x = pieces.residual(b, f"{s.key}_residual", x, a, out="unscaled" if self.scalar and i == last else out)
         if self.scalar:
             x = b.scale("layer_scalar", x, b.weight("layer_scalar", (1,)), out="out")

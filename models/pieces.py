@@ -19,7 +19,8 @@ from opgraph.errors import OpgraphError
 from opgraph.core.graph import GraphBuilder
 from opgraph.core.phase import Phase
 from opgraph.core.sizes import minimum, size_function
-from opgraph.core.tensor import FP8, FP32, INT32, DType, Role, Tensor
+from opgraph.core.tensor import FP8, FP32, INT32, INT64, DType, Role, Tensor
+from . import hyper
 from .parallel import Parallel, shard
 
 
@@ -390,7 +391,7 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
 
 
 # Two-input activations take the gate and the up projection together (gpt-oss's clamped SwiGLU).
-PAIRED_ACTS = frozenset({"clamp_swiglu"})
+PAIRED_ACTS = frozenset({"clamp_swiglu", "limit_swiglu"})
 
 
 @piece("mlp")
@@ -592,24 +593,34 @@ def _router(b: GraphBuilder, x: Tensor, spec, prefix: str) -> Tensor:
     """router (a matmul to E logits: with gpt-oss's bias, or DeepSeek-V3's selection bias added to the scores)
     -> softmax or sigmoid scores -> the top_k routing weights. Gemma-4's (spec.router_norm, spec.expert_scale):
     its input RMS-normalized with a learned scale (router.scale) and times hidden_size^-1/2 first, and each kept
-    weight times its expert's per_expert_scale (modeling_gemma4.py Gemma4TextRouter)."""
+    weight times its expert's per_expert_scale (modeling_gemma4.py Gemma4TextRouter). DeepSeek-V4's
+    (spec.scores "sqrtsoftplus", spec.hashed): scores sqrt(softplus(logits)), and in its hash-routed layers each
+    token's experts looked up by its id in gate.tid2eid [vocab, top_k] (int64; its reference inference/model.py
+    Gate), its weights still taken from the scores; the selection bias is then not read."""
     e, dt = spec.experts, spec.router_dtype
     if spec.router_norm:
         normed = b.norm("router_norm", x, b.weight(f"{prefix}{spec.router_name}.scale", (x.shape[-1],)),
                         out="router_normed")
         x = b.scale("router_input_scale", normed, out="router_input")
-    bias = (b.weight(f"{prefix}{spec.router_name}.bias", (e,), dt) if spec.router_bias == "linear" else
-            b.weight(f"{prefix}{spec.router_name}.e_score_correction_bias", (e,), dt)
-            if spec.router_bias == "selection" else None)
+    bias = (b.weight(f"{prefix}{spec.router_name}.bias", (e,), spec.bias_dtype or dt) if spec.router_bias == "linear"
+            else b.weight(f"{prefix}{spec.router_name}.e_score_correction_bias", (e,), spec.bias_dtype or dt)
+            if spec.router_bias == "selection" and not spec.hashed else None)
     logits = b.linear("router", x, b.weight(f"{prefix}{spec.router_name}.weight", (e, x.shape[-1]), dt), bias=bias,
                       out="router_logits")
     if spec.scores == "sigmoid":
         probs = b.elementwise("router_sigmoid", "sigmoid", logits, out="router_probs")
+    elif spec.scores == "sqrtsoftplus":
+        probs = b.elementwise("router_sqrt_softplus", "sqrt_softplus", logits, out="router_probs")
     else:
         probs = b.softmax("router_softmax", logits, out="router_probs")
     scales = b.weight(f"{prefix}{spec.router_name}.per_expert_scale", (e,)) if spec.expert_scale else None
+    looked = None
+    if spec.hashed:
+        ids = b.input("token_ids", x.shape[:-1], INT32)
+        table = b.weight(f"{prefix}{spec.router_name}.tid2eid", (spec.hashed, spec.top_k), INT64)
+        looked = b.embedding("hash_route", ids, table, out="hashed_experts", dtype=INT64)
     return b.top_k("top_k", probs, k=spec.top_k, groups=spec.groups, renormalize=spec.renormalize,
-                   scaled=spec.scaled, expert_scale=scales, out="routing_weights")
+                   scaled=spec.scaled, expert_scale=scales, lookup=looked, out="routing_weights")
 
 
 def residual(b: GraphBuilder, name: str, x: Tensor, branch: Tensor, out: str) -> Tensor:
@@ -699,7 +710,7 @@ def draft_join(b: GraphBuilder, phase: Phase, *, d_model: int, norms: bool, norm
 @piece("head")
 def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bool, norm_fn: str = "rmsnorm",
             norm_bias: bool = False, softcap: bool = False, par: Parallel = Parallel.SINGLE,
-            scaled: bool = False, final_norm: bool = True, dtype: DType | None = None) -> Tensor:
+            scaled: bool = False, final_norm: bool = True, dtype: DType | None = None, streams: int = 1) -> Tensor:
     """Final norm and lm_head over the last layer's output. In prefill only the last position of each
     sequence goes through them, as serving engines do (the norm is per position, so slicing first is exact).
     With sequence parallelism the last layer's output arrives as this GPU's slice of the tokens, gathered first.
@@ -708,12 +719,15 @@ def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bo
     LogitsProcessor scale, which it applies only when the factor is not 1). Without `final_norm` (an EAGLE head:
     vLLM's llama_eagle.py returns the layer's output to the target's lm_head as it is) no norm comes first.
     `dtype`: lm_head's storage where a quantized checkpoint stores it so (GPTQ's lm_head: true, a MIXED_PRECISION
-    entry); else the tables' (Precision.table)."""
+    entry); else the tables' (Precision.table). `streams` > 1: the last layer's hyper-connection streams, collapsed
+    first (models.hyper.head)."""
     tp = par.tp
-    h = b.input("hidden", (*par.tokens(phase), d_model))
+    h = b.input("hidden", (*par.tokens(phase), d_model * streams))
     h = par.gather(b, "hidden_allgather", h, "hidden_full")
     if phase.new_tokens > 1:
         h = b.take_last("last_position", h, out="last_hidden")
+    if streams > 1:
+        h = hyper.head(b, h, streams=streams)
     if final_norm:
         h = norm(b, "final_norm", h, "norm.weight", fn=norm_fn, bias=norm_bias, out="final_hidden")
     local = -(-vocab // tp)  # vocab-parallel, padded as the embedding is

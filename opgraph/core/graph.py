@@ -300,6 +300,11 @@ class GraphBuilder:
     hadamard = _op_method(ops.hadamard)
     index_scores = _op_method(ops.index_scores)
     gather_selected = _op_method(ops.gather_selected)
+    compress_pool = _state_op_method(ops.compress_pool)
+    hc_coefficients = _op_method(ops.hc_coefficients)
+    hc_collapse = _op_method(ops.hc_collapse)
+    hc_expand = _op_method(ops.hc_expand)
+    hc_repeat = _op_method(ops.hc_repeat)
 
     def build(self, outputs: Iterable[Tensor | str] = ()) -> Graph:
         return Graph(self._ops, outputs, name=self.name)

@@ -37,7 +37,7 @@ COLLECTIVE = "collective"  # communication between GPUs: its bytes go over links
 KINDS = {MATMUL, SOFTMAX, NORM, ELEMENTWISE, ROPE, EMBEDDING, GATHER, COLLECTIVE}
 # What each op computes (Op.fn); fusion rules may name these as well as kinds.
 FUNCTIONS = {"linear", "qk", "av", "softmax", "rmsnorm", "layernorm", "add", "mul", "silu", "gelu", "relu2",
-             "sigmoid", "scale", "softcap", "clamp_swiglu", "slice",
+             "sigmoid", "scale", "softcap", "clamp_swiglu", "limit_swiglu", "sqrt_softplus", "slice",
              "rope", "embedding", "take_last", "concat", "topk", "moe_combine", "moe_route", "moe_unroute",
              "all_reduce", "all_gather", "reduce_scatter", "all_to_all", "ep_dispatch", "ep_combine", "send_recv"}
 # Ops whose arithmetic runs on the matrix units; everything else runs at the vector rate.
@@ -191,11 +191,57 @@ def select_pairs(sq: int, sk: int, select: int, causal: bool) -> int:
     return causal_pairs(sq, sk, select) if causal else sq * min(select, sk)
 
 
+@attrs.frozen
+class Compressed:
+    """Keys a query sees beside its window (DeepSeek-V4's compressed attention, its reference inference/model.py
+    Compressor and get_compress_topk_idxs): entries that each pool `stride` positions, the last `parts` of an
+    attention op's key tensors. The query at position p sees the (p + 1) // stride entries complete by then, or
+    the `select` of them an indexer picks; `positions`: the sequence's positions after the step (the window's keys
+    do not tell them, as a window drops the oldest)."""
+
+    stride: int
+    positions: int
+    select: int | None = None
+    parts: int = 1
+
+    def split(self, name: str, keys: tuple) -> tuple[tuple, tuple]:
+        """(the window's key tensors, the compressed entries'), as the op was given them."""
+        if not 0 < self.parts <= len(keys):
+            raise OpgraphError(f"op {name!r}: {self.parts} compressed key parts among {len(keys)} key tensors")
+        return keys[:-self.parts], keys[-self.parts:]
+
+    def slots(self, entries: int) -> int:
+        """The scores' columns for `entries` compressed entries: all of them, or the selection's."""
+        return entries if self.select is None else minimum(self.select, entries)
+
+
+@size_function
+def strided_pairs(sq: int, positions: int, stride: int, select: int | None = None) -> int:
+    """Query-entry pairs of attention over compressed entries (Compressed): the Sq queries are the last Sq of
+    `positions`, and the query at position p sees min(select, (p + 1) // stride) entries. With F(n), the sum of
+    j // stride over j = 1..n (q = n // stride, r = n % stride: stride*q*(q-1)/2 + q*(r+1)), capped where
+    j // stride reaches `select`, the pairs are G(positions) - G(positions - Sq).
+
+    >>> strided_pairs(10, 10, 4), strided_pairs(1, 10, 4), strided_pairs(10, 10, 4, 1)  # 0,0,0,1,1,1,1,2,2,2
+    (10, 2, 7)
+    """
+    def upto(n: int) -> int:
+        if select is not None and n >= select * stride:
+            return upto(select * stride - 1) + select * (n - select * stride + 1)
+        q, r = divmod(n, stride)
+        return stride * q * (q - 1) // 2 + q * (r + 1)
+    return upto(positions) - upto(positions - sq)
+
+
 def pairs(sq: int, sk: int, *, causal: bool, window: int | None = None, chunk: int | None = None,
-          select: int | None = None) -> int:
+          select: int | None = None, compressed: Compressed | None = None) -> int:
     """Query-key pairs an attention kernel computes: all Sq x Sk, or (causal) the unmasked ones inside a sliding
     window; with a chunk, those of each chunk (chunk_pairs); with `select`, each query's min(select, visible)
-    selected keys (select_pairs)."""
+    selected keys (select_pairs). With `compressed`, Sk counts the window's keys, and each query's compressed
+    entries are added (strided_pairs)."""
+    if compressed is not None:
+        extra = strided_pairs(sq, compressed.positions, compressed.stride, compressed.select)
+        return extra + (pairs(sq, sk, causal=causal, window=window, chunk=chunk, select=select) if sk else 0)
     if select is not None:
         if window is not None or chunk is not None:
             raise OpgraphError("selected keys (select) do not combine with a sliding window or chunks")
@@ -240,7 +286,8 @@ def key_slots(sk: int, *, chunk: int | None = None, select: int | None = None) -
 def attention_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tensor], *, heads: int,
                      kv_heads: int, head_dim: int, causal: bool = False, window: int | None = None,
                      chunk: int | None = None, select: int | None = None, indices: Tensor | None = None,
-                     out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+                     compressed: Compressed | None = None, out: str | None = None, role: Role = Role.ACTIVATION,
+                     dtype: DType | None = None) -> Op:
     """S = Q K^T per head. q: [B, Sq, heads*head_dim]; keys: [B, s_i, kv_heads*head_dim] (cache, then new).
     Output [B, heads, Sq, Sk]. FLOPs 2*B*heads*pairs*head_dim, pairs = Sq*Sk: every query head does a full
     product even when it shares its K head (GQA). With `causal`, pairs counts only the unmasked part
@@ -248,34 +295,61 @@ def attention_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tenso
     (chunk_pairs), and the output holds a chunk's keys per query: [B, heads, Sq, min(chunk, Sk)]. With `select`
     (sparse attention over the keys an indexer selected, DeepSeek-V3.2's DSA), only each query's
     min(select, visible) keys (select_pairs), output [B, heads, Sq, min(select, Sk)]; `indices` (the selection,
-    [B, Sq, min(select, Sk)]) is then read as well."""
+    [B, Sq, min(select, Sk)]) is then read as well. With `compressed` (Compressed: DeepSeek-V4), the last key
+    tensors are compressed entries each query sees beside its window (strided_pairs), the selection's entries alone
+    where an indexer selects them (`indices` then names them)."""
     _check_heads(name, heads, kv_heads)
     keys = tuple(keys)
     if len(q.shape) != 3 or q.shape[2] != heads * head_dim:
         raise OpgraphError(f"op {name!r}: query {q} must be [batch, positions, heads*head_dim={heads * head_dim}]")
     b, sq, _ = q.shape
-    sk = _key_length(name, q, keys, kv_heads * head_dim)
-    s = _out(out or name, (b, heads, sq, key_slots(sk, chunk=chunk, select=select)), q, role, dtype)
-    n = pairs(sq, sk, causal=causal, window=window, chunk=chunk, select=select)
-    if indices is not None and select is None:
+    width = kv_heads * head_dim
+    sk, slots, tail = _keys_seen(name, q, keys, width, chunk, select, compressed)
+    s = _out(out or name, (b, heads, sq, slots), q, role, dtype)
+    n = pairs(sq, sk, causal=causal, window=window, chunk=chunk, select=select, compressed=compressed)
+    if indices is not None and select is None and (compressed is None or compressed.select is None):
         raise OpgraphError(f"op {name!r}: indices name selected keys; give `select` as well")
     extra = () if indices is None else (indices,)
-    reads = None
-    if select is not None and len(keys) > 1:  # over a cache: the selected keys only (selected_reads)
-        reads = (None, *selected_reads(b, sq, keys, select, kv_heads * head_dim), *(None for _ in extra))
-    return Op(name, MATMUL, "qk", (q, *keys, *extra), (s,), 2 * b * heads * n * head_dim, reads=reads)
+    return Op(name, MATMUL, "qk", (q, *keys, *extra), (s,), 2 * b * heads * n * head_dim,
+              reads=_selected_reads(b, sq, keys, width, select, compressed, tail, extra))
+
+
+def _keys_seen(name: str, q: Tensor, keys: tuple, width: int, chunk: int | None, select: int | None,
+               compressed: Compressed | None) -> tuple:
+    """(the window's key positions Sk, the scores' last dim, the compressed entries' tensors) of an attention op."""
+    if compressed is None:
+        sk = _key_length(name, q, keys, width)
+        return sk, key_slots(sk, chunk=chunk, select=select), ()
+    if select is not None or chunk is not None:
+        raise OpgraphError(f"op {name!r}: compressed entries do not combine with `select` or chunks")
+    window, tail = compressed.split(name, keys)
+    sk = _key_length(name, q, window, width)
+    return sk, sk + compressed.slots(_key_length(name, q, tail, width)), tail
+
+
+def _selected_reads(b: int, sq: int, keys: tuple, width: int, select: int | None, compressed: Compressed | None,
+                    tail: tuple, extra: tuple) -> tuple | None:
+    """The elements an attention op reads of each key tensor where it reads only a selection (selected_reads): of
+    all its keys under `select` over a cache, of the compressed entries where an indexer selects them; None: all."""
+    if select is not None and len(keys) > 1:
+        return (None, *selected_reads(b, sq, keys, select, width), *(None for _ in extra))
+    if compressed is not None and compressed.select is not None:
+        window = (None,) * (len(keys) - len(tail))
+        return (None, *window, *selected_reads(b, sq, tail, compressed.select, width), *(None for _ in extra))
+    return None
 
 
 def attention_values(name: str, p: Tensor, values: tuple[Tensor, ...] | list[Tensor], *, heads: int,
                      kv_heads: int, head_dim: int, causal: bool = False, window: int | None = None,
                      chunk: int | None = None, select: int | None = None, value_width: int | None = None,
-                     out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+                     compressed: Compressed | None = None, out: str | None = None, role: Role = Role.ACTIVATION,
+                     dtype: DType | None = None) -> Op:
     """O = P V per head. p: [B, heads, Sq, Sk]; values: [B, s_i, kv_heads*head_dim] summing to Sk.
     Output [B, Sq, heads*head_dim]. FLOPs 2*B*heads*pairs*head_dim, pairs as in attention_scores (with `select`:
     each query's selected keys only).
     With `value_width`, each value tensor is [B, s_i, value_width] and only its first kv_heads*head_dim
     features are read: MLA's absorbed decode uses the cached [latent | rope key] entries as V, whose
-    latent part is the value (DeepSeek-V2 paper, section 2.1.2)."""
+    latent part is the value (DeepSeek-V2 paper, section 2.1.2). `compressed`: as attention_scores."""
     _check_heads(name, heads, kv_heads)
     values = tuple(values)
     if len(p.shape) != 4 or p.shape[1] != heads:
@@ -284,15 +358,17 @@ def attention_values(name: str, p: Tensor, values: tuple[Tensor, ...] | list[Ten
     width = kv_heads * head_dim
     if value_width is not None and value_width < width:
         raise OpgraphError(f"op {name!r}: value_width {value_width} is narrower than kv_heads*head_dim={width}")
-    sk = _key_length(name, p, values, value_width or width)
-    if p.shape[3] != key_slots(sk, chunk=chunk, select=select):
+    if value_width is not None and compressed is not None:
+        raise OpgraphError(f"op {name!r}: value_width does not combine with compressed entries")
+    sk, slots, tail = _keys_seen(name, p, values, value_width or width, chunk, select, compressed)
+    if p.shape[3] != slots:
         raise OpgraphError(f"op {name!r}: values cover {sk} positions but the probabilities {p} have "
                            f"{p.shape[3]} keys")
     o = _out(out or name, (b, sq, heads * head_dim), p, role, dtype)
-    n = pairs(sq, sk, causal=causal, window=window, chunk=chunk, select=select)
+    n = pairs(sq, sk, causal=causal, window=window, chunk=chunk, select=select, compressed=compressed)
     reads = None if value_width is None else (None, *(v.shape[0] * v.shape[1] * width for v in values))
-    if select is not None and len(values) > 1:  # over a cache: the selected keys' values only (selected_reads)
-        reads = (None, *selected_reads(b, sq, values, select, width))
+    # over a cache, a selection's values only (selected_reads)
+    reads = _selected_reads(b, sq, values, width, select, compressed, tail, ()) or reads
     return Op(name, MATMUL, "av", (p, *values), (o,), 2 * b * heads * n * head_dim, reads=reads)
 
 
@@ -357,11 +433,17 @@ ELEMENTWISE_FLOPS_PER_ELEM = {
     # gpt-oss's clamped SwiGLU of (gate, up), from its reference code (openai/gpt-oss, torch/model.py swiglu):
     # clamp gate (1), clamp up both sides (2), gate * alpha (1), sigmoid (4), times gate (1), up + 1 (1), times (1)
     "clamp_swiglu": 11,
+    # DeepSeek-V4's SwiGLU with swiglu_limit (its reference inference/model.py Expert): gate clamped above (1), up
+    # clamped both sides (2), silu (4), times up (1)
+    "limit_swiglu": 8,
+    # DeepSeek-V4's router scores, sqrt(softplus(x)) = sqrt(log(1 + exp(x))): exp, add, log, sqrt
+    "sqrt_softplus": 4,
 }
 ELEMENTWISE_ARITY = {"add": 2, "mul": 2, "silu": 1, "gelu": 1, "relu2": 1, "sigmoid": 1, "softcap": 1,
-                     "clamp_swiglu": 2}
+                     "clamp_swiglu": 2, "limit_swiglu": 2, "sqrt_softplus": 1}
 # exp in SiLU's and the sigmoids, tanh in GELU's tanh form and the soft cap
-ELEMENTWISE_TRANSCENDENTALS = {"silu": 1, "gelu": 1, "sigmoid": 1, "softcap": 1, "clamp_swiglu": 1}
+ELEMENTWISE_TRANSCENDENTALS = {"silu": 1, "gelu": 1, "sigmoid": 1, "softcap": 1, "clamp_swiglu": 1, "limit_swiglu": 1,
+                               "sqrt_softplus": 2}
 ROPE_FLOPS_PER_ELEM = 3  # x*cos + rotate_half(x)*sin: 2 multiplies and 1 add per rotated element
 # Norms over the last dim d, from the definitions in the PyTorch docs (torch.nn.RMSNorm, torch.nn.LayerNorm):
 #   RMSNorm:   per element square, accumulate, scale by 1/rms, multiply by gamma        -> 4
@@ -373,7 +455,8 @@ NORM_FLOPS = {"rmsnorm": (4, 3), "layernorm": (6, 4)}
 
 def softmax(name: str, x: Tensor, *, causal: bool = False, window: int | None = None, keys: int | None = None,
             chunk: int | None = None, select: int | None = None, sinks: Tensor | None = None, softcap: bool = False,
-            out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+            compressed: Compressed | None = None, out: str | None = None, role: Role = Role.ACTIVATION,
+            dtype: DType | None = None) -> Op:
     """Softmax over the last dim; FLOPs 5 per element. With `causal` or a `chunk`, x is attention scores
     [B, heads, Sq, *] over `keys` key positions (default the last dim) and only the pairs the kernel computes are
     counted (`pairs`): a causal FlashAttention kernel never computes the masked exponentials. With `select`
@@ -381,14 +464,15 @@ def softmax(name: str, x: Tensor, *, causal: bool = False, window: int | None = 
     counted (select_pairs over `keys` = Sk key positions: pass it, the scores' last dim is the selection's).
     `softcap` (Gemma-2's attn_logit_softcapping): each score first becomes cap * tanh(score / cap), 3 FLOPs and one
     exponential more per score. `sinks` (gpt-oss): one learned logit per head [heads] joins every row's
-    normalization (its max, exp and sum: 3 FLOPs and one exponential per row) and takes no value."""
+    normalization (its max, exp and sum: 3 FLOPs and one exponential per row) and takes no value. `compressed`
+    (DeepSeek-V4): each query's compressed entries beside its window's `keys` key positions (strided_pairs)."""
     y = _out(out or name, x.shape, x, role, dtype)
-    if causal or chunk is not None or select is not None:
+    if causal or chunk is not None or select is not None or compressed is not None:
         if len(x.shape) != 4:
             raise OpgraphError(f"op {name!r}: masked scores must be [batch, heads, queries, keys], got {x}")
         b, heads, sq, sk = x.shape
         elements = b * heads * pairs(sq, sk if keys is None else keys, causal=causal, window=window, chunk=chunk,
-                                     select=select)
+                                     select=select, compressed=compressed)
     else:
         elements = x.numel
     flops, exps = SOFTMAX_FLOPS_PER_ELEM * elements, elements
@@ -563,25 +647,32 @@ def multi_linear(name: str, x: Tensor, weights: tuple[Tensor, ...] | list[Tensor
 
 
 def top_k(name: str, scores: Tensor, *, k: int, groups: int = 1, renormalize: bool = False, scaled: bool = False,
-          expert_scale: Tensor | None = None, out: str | None = None, role: Role = Role.ACTIVATION,
-          dtype: DType | None = None) -> Op:
+          expert_scale: Tensor | None = None, lookup: Tensor | None = None, out: str | None = None,
+          role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """MoE routing: keep the k largest of E scores per token, [..., E] -> [..., k] (their weights; which
     experts they name is part of the result). FLOPs: one comparison per score, as softmax counts its max.
     Group-limited routing (DeepSeek-V3's n_group / topk_group, `groups` > 1) first scores each group by the sum of
     its two best (E comparisons and `groups` adds per token) and keeps the best groups (`groups` comparisons):
     E + 2 x groups more. `renormalize` (norm_topk_prob): the k weights divided by their sum, 2k per token;
     `scaled` (routed_scaling_factor): k multiplies per token, folded into the weights as vLLM does;
-    `expert_scale` [E] (Gemma-4's per_expert_scale): each kept weight times its expert's scale, k more."""
+    `expert_scale` [E] (Gemma-4's per_expert_scale): each kept weight times its expert's scale, k more.
+    `lookup` [..., k] (DeepSeek-V4's hash-routed layers: each token's experts looked up by its id, tid2eid): the
+    experts are given, so no score is compared; their k weights are taken from the scores (and renormalized,
+    scaled) as above."""
     experts = scores.shape[-1]
     if not 0 < k <= experts:
         raise OpgraphError(f"op {name!r}: k={k} must be between 1 and the {experts} scores")
     if expert_scale is not None and expert_scale.shape != (experts,):
         raise OpgraphError(f"op {name!r}: expert_scale {expert_scale} must have one value per expert ({experts})")
+    if lookup is not None and (lookup.shape != (*scores.shape[:-1], k) or groups > 1):
+        raise OpgraphError(f"op {name!r}: looked-up experts {lookup} must be [..., k={k}] of the scores {scores}, "
+                           f"without groups")
     y = _out(out or name, (*scores.shape[:-1], k), scores, role, dtype)
-    per_token = (experts + (experts + 2 * groups if groups > 1 else 0) + 2 * k * renormalize + k * scaled
-                 + k * (expert_scale is not None))
-    inputs = (scores,) if expert_scale is None else (scores, expert_scale)
-    return Op(name, GATHER, "topk", inputs, (y,), _rows(scores) * per_token)
+    compared = experts + (experts + 2 * groups if groups > 1 else 0) if lookup is None else 0
+    per_token = compared + 2 * k * renormalize + k * scaled + k * (expert_scale is not None)
+    inputs = (scores, *(t for t in (expert_scale, lookup) if t is not None))
+    reads = None if lookup is None else (_rows(scores) * k, *(None for t in inputs[1:]))
+    return Op(name, GATHER, "topk", inputs, (y,), _rows(scores) * per_token, reads=reads)
 
 
 # --- DeepSeek-V3.2's sparse attention (DSA): the lightning indexer and the selected keys --------------------
@@ -609,8 +700,8 @@ def hadamard(name: str, x: Tensor, *, dim: int, out: str | None = None, role: Ro
 
 
 def index_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tensor], weights: Tensor, *, heads: int,
-                 head_dim: int, causal: bool = False, out: str | None = None, role: Role = Role.ACTIVATION,
-                 dtype: DType | None = None) -> Op:
+                 head_dim: int, causal: bool = False, stride: int | None = None, positions: int | None = None,
+                 out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """DeepSeek-V3.2's lightning indexer scores, one kernel as fp8_index (reference) and DeepGEMM's
     fp8_mqa_logits (vLLM) run it: for each query t and key s, I[t, s] = sum over heads j of w[t, j] *
     ReLU(q[t, j] . k[s]). q: [B, Sq, heads*head_dim]; keys: [B, s_i, head_dim] (one key per position shared by
@@ -620,8 +711,10 @@ def index_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tensor], 
     multiply (2*heads), the head sum (heads - 1) and the key's fp8 scale (1): 2*H*D + 3*H; plus, per query and head,
     the weight's three scalings (n_heads^-1/2, q's fp8 scale, softmax_scale):
     B * (pairs * (2*H*D + 3*H) + 3*Sq*H). pairs as `pairs`: Sq*Sk, or with `causal` the unmasked ones (a kernel
-    given each query's key range, as vLLM's; the reference computes all Sq*Sk and masks). Kind matmul: the dot
-    products run on the tensor cores."""
+    given each query's key range, as vLLM's; the reference computes all Sq*Sk and masks). With `stride` (DeepSeek-V4's
+    indexer, over compressed keys each pooling `stride` of the sequence's `positions`), the query at position p
+    scores the (p + 1) // stride keys complete by then (strided_pairs). Kind matmul: the dot products run on the
+    tensor cores."""
     keys = tuple(keys)
     if len(q.shape) != 3 or q.shape[2] != heads * head_dim:
         raise OpgraphError(f"op {name!r}: query {q} must be [batch, positions, heads*head_dim={heads * head_dim}]")
@@ -629,7 +722,7 @@ def index_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tensor], 
     if weights.shape != (b, sq, heads):
         raise OpgraphError(f"op {name!r}: weights {weights} must be [batch={b}, positions={sq}, heads={heads}]")
     sk = _key_length(name, q, keys, head_dim)
-    n = pairs(sq, sk, causal=causal)
+    n = pairs(sq, sk, causal=causal) if stride is None else strided_pairs(sq, positions, stride)
     # dot products, ReLU and weight per head, the heads - 1 adds of the head sum, the key's fp8 scale
     per_pair = 2 * heads * head_dim + INDEX_FLOPS_PER_HEAD_PAIR * heads + (heads - 1) + 1
     y = _out(out or name, (b, sq, sk), q, role, dtype)
@@ -1021,3 +1114,114 @@ def gated_rmsnorm(name: str, x: Tensor, gate: Tensor, weight: Tensor, *, groups:
     flops = (ELEMENTWISE_FLOPS_PER_ELEM["silu"] + 1 + per_elem) * x.numel + per_row * _rows(x) * groups
     y = _out(out or name, x.shape, x, role, dtype)
     return Op(name, NORM, GATED_RMSNORM, (x, gate, weight), (y,), flops, transcendentals=x.numel)
+
+
+# --- DeepSeek-V4's compressed attention and manifold-constrained hyper-connections ------------------------
+# From its reference inference code (deepseek-ai/DeepSeek-V4-Pro, inference/model.py Compressor, Block.hc_pre,
+# Block.hc_post, ParallelHead.hc_head; inference/kernel.py hc_split_sinkhorn) and the mHC paper (arXiv 2512.24880).
+COMPRESS_POOL = register_function("compress_pool")
+HC_COEFFICIENTS = register_function("hc_coefficients")
+HC_COLLAPSE = register_function("hc_collapse")
+HC_EXPAND = register_function("hc_expand")
+HC_REPEAT = register_function("hc_repeat")
+# A pooled entry, per channel and slot: the softmax over the slots (5, SOFTMAX_FLOPS_PER_ELEM) and the weighted
+# sum's multiply and add (2).
+POOL_FLOPS_PER_SLOT = SOFTMAX_FLOPS_PER_ELEM + 2
+
+
+def compress_pool(name: str, kv: Tensor, score: Tensor, ape: Tensor, norm: Tensor, *, stride: int, width: int,
+                  entries: int, kept: Tensor | None = None, out: str | None = None, state_out: str | None = None,
+                  role: Role = Role.ACTIVATION, dtype: DType | None = None, state_dtype: DType | None = None) -> Op:
+    """DeepSeek-V4's compressor after its two projections (reference Compressor.forward): every new token's score
+    plus its position's learned bias (`ape` [stride, C], one add per element), and every `stride` positions one entry
+    of `width` pooled from the kv of the slots it covers: softmax(score) over the slots times kv, summed, per channel,
+    then RMS-normed with `norm` [width] (the reference's Compressor.norm).
+    kv, score: [B, S, C], C = overlap x width: the CSA compressor's overlapping windows (overlap 2: [Ca of the
+    previous window | Cb of this one], 2 x stride slots), the HCA one's plain ones (overlap 1, `stride` slots).
+
+    Its state is the kv and scores of the overlap x stride slots the next entry pools from, [slots, 2C] a sequence
+    (the reference's kv_state and score_state side by side), kept with the layer's cache (role KV_CACHE: a fixed size
+    a sequence). A step writes the rows of its new tokens, the last min(S, slots) of them (an output, [B, that, 2C]),
+    and reads the rows it keeps, `kept` [B, slots - that, 2C] (a step after the first), only where it pools an entry
+    from them; so the cache holds the slots once. (A prompt chunk of `slots` tokens or more keeps no earlier row: the
+    rows before it that its first entry pools, fewer than `slots`, are not counted as read.) Outputs: the `entries` entries pooled this step [B, entries, width]
+    (none where the step completes no window), then the written rows.
+    FLOPs: B x (S x C + entries x (overlap x stride x width x POOL_FLOPS_PER_SLOT + RMSNorm's 4 x width + 3)).
+    Kind elementwise."""
+    if len(kv.shape) != 3 or score.shape != kv.shape:
+        raise OpgraphError(f"op {name!r}: kv {kv} and score {score} must be one shape [batch, positions, channels]")
+    bsz, s, c = kv.shape
+    if c % width or c // width not in (1, 2):
+        raise OpgraphError(f"op {name!r}: the channels of {kv} must be 1 or 2 x the entry width {width}")
+    if ape.shape != (stride, c) or norm.shape != (width,):
+        raise OpgraphError(f"op {name!r}: ape {ape} must be [stride={stride}, channels={c}] and norm {norm} "
+                           f"[width={width}]")
+    slots = c // width * stride
+    written = minimum(s, slots)
+    if kept is not None and kept.shape != (bsz, slots - written, 2 * c):
+        raise OpgraphError(f"op {name!r}: the kept state {kept} must be [batch, {slots} - {written} rows, {2 * c}]")
+    new = Tensor(state_out or f"{name}.state", (bsz, written, 2 * c), state_dtype or kv.dtype, Role.KV_CACHE)
+    per_elem, per_row = NORM_FLOPS["rmsnorm"]
+    flops = bsz * (s * c + entries * (slots * width * POOL_FLOPS_PER_SLOT + per_elem * width + per_row))
+    outs = ((_out(out or name, (bsz, entries, width), kv, role, dtype),) if entries else ()) + (new,)
+    if kept is None:
+        return Op(name, ELEMENTWISE, COMPRESS_POOL, (kv, score, ape, norm), outs, flops)
+    return Op(name, ELEMENTWISE, COMPRESS_POOL, (kv, score, ape, norm, kept), outs, flops,
+              reads=(None, None, None, None, kept.numel if entries else 0))
+
+
+def hc_coefficients(name: str, mixes: Tensor, sumsq: Tensor, base: Tensor, scale: Tensor, *, streams: int,
+                    iters: int | None, out: str | None = None, role: Role = Role.ACTIVATION,
+                    dtype: DType | None = None) -> Op:
+    """The mixing coefficients of n = `streams` hyper-connection streams from `mixes` [..., M] (the streams' fp32
+    product with hc_fn) and their sum of squares `sumsq` [..., 1] (rms_stats), as the reference's hc_pre and
+    hc_split_sinkhorn compute them. A sublayer's (M = (2 + n) n, `iters` Sinkhorn iterations): mixes x rstd x scale
+    + base, pre = sigmoid + eps (n), post = 2 sigmoid (n), comb = a row softmax + eps of n x n, column-normalized,
+    then `iters` - 1 times row- and column-normalized (each a sum and a divide per element): FLOPs per row 3 (rstd)
+    + 3M + 10n + 4n^2 (iters + 1). The head's (M = n, `iters` None: ParallelHead.hc_head): pre alone, 3 + 3M + 5n.
+    Output [..., M]: pre | post | comb. Kind elementwise."""
+    m = mixes.shape[-1]
+    want = streams if iters is None else (2 + streams) * streams
+    if m != want or sumsq.shape != (*mixes.shape[:-1], 1):
+        raise OpgraphError(f"op {name!r}: mixes {mixes} must be [..., {want}] and sumsq {sumsq} [..., 1] for "
+                           f"{streams} streams")
+    per_row = 3 + 3 * m + (5 * streams if iters is None else 10 * streams + 4 * streams * streams * (iters + 1))
+    y = _out(out or name, mixes.shape, mixes, role, dtype)
+    return Op(name, ELEMENTWISE, HC_COEFFICIENTS, (mixes, sumsq, base, scale), (y,), _rows(mixes) * per_row)
+
+
+def _streams(name: str, x: Tensor, coeffs: Tensor, streams: int) -> int:
+    if x.shape[-1] % streams or coeffs.shape[:-1] != x.shape[:-1]:
+        raise OpgraphError(f"op {name!r}: {x} must be {streams} streams, with coefficients {coeffs} for each row")
+    return x.shape[-1] // streams
+
+
+def hc_collapse(name: str, x: Tensor, coeffs: Tensor, *, streams: int, out: str | None = None,
+                role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """A sublayer's input from n = `streams` hyper-connection streams x [..., n*d]: sum_i pre_i x_i [..., d]
+    (reference Block.hc_pre). Reads the coefficients' n pre values a row. FLOPs (2n - 1) per output element."""
+    d = _streams(name, x, coeffs, streams)
+    y = _out(out or name, (*x.shape[:-1], d), x, role, dtype)
+    return Op(name, ELEMENTWISE, HC_COLLAPSE, (x, coeffs), (y,), _rows(x) * d * (2 * streams - 1),
+              reads=(None, _rows(x) * streams))
+
+
+def hc_expand(name: str, x: Tensor, f: Tensor, coeffs: Tensor, *, streams: int, out: str | None = None,
+              role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """The n = `streams` streams after a sublayer (reference Block.hc_post), in place of a residual add:
+    x'_k = post_k f + sum_j comb[j, k] x_j for the sublayer's output f [..., d] and the streams x [..., n*d].
+    Reads the post and comb coefficients (n + n^2 a row). FLOPs (2n + 1) per output element."""
+    d = _streams(name, x, coeffs, streams)
+    if f.shape != (*x.shape[:-1], d):
+        raise OpgraphError(f"op {name!r}: the sublayer's output {f} must be [..., {d}] for the streams {x}")
+    y = _out(out or name, x.shape, x, role, dtype)
+    return Op(name, ELEMENTWISE, HC_EXPAND, (x, f, coeffs), (y,), x.numel * (2 * streams + 1),
+              reads=(None, None, _rows(x) * (streams + streams * streams)))
+
+
+def hc_repeat(name: str, h: Tensor, *, streams: int, out: str | None = None, role: Role = Role.ACTIVATION,
+              dtype: DType | None = None) -> Op:
+    """The embeddings [..., d] copied into n = `streams` hyper-connection streams [..., n*d] (reference
+    Transformer.forward's repeat). No FLOPs. Kind gather."""
+    y = _out(out or name, (*h.shape[:-1], streams * h.shape[-1]), h, role, dtype)
+    return Op(name, GATHER, HC_REPEAT, (h,), (y,), 0)

@@ -18,7 +18,10 @@ def models_json(c: ModelCatalog, fmt: str) -> str:
 
 def architecture(summary: dict) -> str:
     """What sets a model apart, in a few words, from its summary fields."""
+    ratios = summary.get("compress_ratios", ())
     words = ["MLA" if summary.get("attention") == "mla" else
+             "compressed attention" + (f" ({', '.join(f'{r}:1' for r in ratios)})" if ratios else "")
+             if summary.get("attention") == "compressed" else
              "MHA" if summary.get("kv_heads") == summary["heads"] else "GQA"]
     if "window" in summary:
         words.append(f"window {summary['window']}")
@@ -30,6 +33,8 @@ def architecture(summary: dict) -> str:
     if "experts" in summary:
         shared = f" +{summary['shared_experts']} shared" if summary.get("shared_experts") else ""
         words.append(f"MoE {summary['experts']} top-{summary['top_k']}{shared}")
+    if summary.get("streams"):
+        words.append(f"{summary['streams']} hyper-connection streams")
     if summary.get("tied_embeddings"):
         words.append("tied")
     if summary.get("weight_dtype"):

@@ -35,6 +35,12 @@ PUBLISHED = {
                     ("37B", "active", "deepseek-ai/DeepSeek-R1 README: 37B activated")],
     "deepseek-v3.2": [("685B", "total+mtp", "deepseek-ai/DeepSeek-V3.2 on Hugging Face: 685B params, the checkpoint "
                                             "with its multi-token-prediction layer")],
+    "deepseek-v4-flash": [("284B", "total", "deepseek-ai/DeepSeek-V4-Flash model card: 'DeepSeek-V4-Flash with 284B "
+                                            "parameters (13B activated)' (its MTP layer apart)"),
+                          ("13B", "active-embed", "ibid.: 13B activated (the head counted, not the embedding table)")],
+    "deepseek-v4-pro": [("1.6T", "total", "DeepSeek-V4 model card: 'DeepSeek-V4-Pro with 1.6T parameters (49B "
+                                          "activated)'"),
+                        ("49B", "active-embed", "ibid.: 49B activated (the head counted, not the embedding table)")],
     "kimi-k2": [("1T", "total", "moonshotai/Kimi-K2-Instruct model card: 1T total parameters"),
                 ("32B", "active", "moonshotai/Kimi-K2-Instruct model card: 32B activated parameters")],
     "glm-4.5-air": [("106B", "total", "zai-org/GLM-4.5-Air README: 106 billion total parameters"),
