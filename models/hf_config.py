@@ -25,7 +25,7 @@ from .stack import Stack, period_of
 from opgraph.core import checks
 from opgraph.files import datafile
 from opgraph.errors import OpgraphError, counted
-from opgraph.core.tensor import BF16, FP8, FP16, FP32, MXFP4, DType
+from opgraph.core.tensor import BF16, FP8, FP8_DS_MLA, FP16, FP32, MXFP4, DType
 
 _MISSING = object()
 
@@ -862,11 +862,16 @@ V4_FP8_MODULES = ("attn.wq_a", "attn.wq_b", "attn.wkv", "attn.wo_a", "attn.wo_b"
 V4_EXPERTS = {"fp4": MXFP4, "fp8": None}
 
 
-def _deepseek_v4_storage(f: Fields, fmt) -> dict:
+def _deepseek_v4_storage(f: Fields, fmt, head_dim: int, rope: int) -> dict:
     """The weight format of a DeepSeek-V4 checkpoint: its quantization_config's fp8 blocks for V4_FP8_MODULES, with
     one-byte ue8m0 scales where scale_fmt says ue8m0 (the released checkpoints' F8_E8M0 scale tensors; fp32 scales
     otherwise, as the Base checkpoints' are), and the routed experts as expert_dtype says (absent: fp4, as vLLM's
-    deepseek_v4.py DeepseekV4FP8Config reads it)."""
+    deepseek_v4.py DeepseekV4FP8Config reads it). Its KV cache is the layout its attention is trained for (the
+    reference's act_quant of the 448 values without rope, 64 at a time with ue8m0 scales; the rope values in bf16):
+    FlashMLA's fp8_ds_mla, declared for entries of 512 of which 64 turned by rope."""
+    kv = (dict(kv_cache=FP8_DS_MLA, kv_from="DeepSeek-V4's trained KV layout, FlashMLA's: 448 fp8 values with ue8m0 "
+                                            "scales and 64 rope values in bf16 a 512-wide entry")
+          if (head_dim, rope) == (512, 64) else {})
     if fmt is None:
         return dict(weight_dtype=None, weight_format=None)
     if fmt.method != "fp8" or fmt.dtype.block_rows is None or fmt.exclude:
@@ -878,7 +883,7 @@ def _deepseek_v4_storage(f: Fields, fmt) -> dict:
         blocks = attrs.evolve(blocks, scale_bits=8)
     experts = f.choice(V4_EXPERTS, "expert_dtype", default="fp4") or blocks
     layers = (("ffn.experts", experts), *((m, blocks) for m in V4_FP8_MODULES))
-    return dict(weight_dtype=blocks, weight_format=attrs.evolve(fmt, dtype=blocks, layers=layers))
+    return dict(weight_dtype=blocks, weight_format=attrs.evolve(fmt, dtype=blocks, layers=layers, **kv))
 
 
 def _deepseek_v4(f: Fields) -> dict:
@@ -933,14 +938,14 @@ def _deepseek_v4(f: Fields) -> dict:
     said = [f"attention: every layer's queries see the last {window} positions' keys (one shared {head_dim}-wide "
             f"key-value head) and, where compress_ratios is m > 0, the entries pooled one per m positions: all of "
             f"them, or with m = {compressed.OVERLAPPING_RATIO} the indexer's top {index.topk}; the cache holds the "
-            f"window, the entries and each compressor's fp32 state, at the KV-cache dtype (vLLM's own fp8 entries, "
-            f"584 bytes for 512, are not modelled)"]
+            f"window and the entries at the KV-cache dtype, the indexer's keys in fp8 with a scale, and each "
+            f"compressor's fp32 state"]
     if first_hashed:
         said.append(f"the first {first_hashed} layers route by token id: their gate.tid2eid tables ([vocab, top-k], "
                     f"int64) are counted as parameters, which published totals leave out")
     mtp = _mtp(f)
     return dict(d_model=d, n_heads=heads, n_kv_heads=1, d_ffn=moe.d_expert, n_layers=n, vocab_size=f.int("vocab_size"),
-                head_dim=head_dim, dtype=_dtype(f), **_deepseek_v4_storage(f, _weights(f)["weight_format"]),
+                head_dim=head_dim, dtype=_dtype(f), **_deepseek_v4_storage(f, _weights(f)["weight_format"], head_dim, rope),
                 layers=Stack.listed([layer(i) for i in range(n)]), streams=streams,
                 tie_embeddings=f.bool("tie_word_embeddings", False), mtp_layers=mtp["mtp_layers"],
                 notes=(*said, *mtp["notes"]))

@@ -120,6 +120,8 @@ class WeightFormat:
     substring: bool = False  # awq: a pattern excludes every module whose name contains it
     lm_head: bool = False  # gptq's "lm_head": true quantizes lm_head too
     kv_cache: DType | None = None
+    # What declares `kv_cache`, for notes; "" where the format's own key does (serve.DECLARED_KV_KEY).
+    kv_from: str = ""
     # ModelOpt's MIXED_PRECISION: each listed module's own storage (quantized_layers: full module name, dtype or
     # None for unquantized); a module it does not list stays at the model's dtype. `dtype` is then the one most
     # modules take.

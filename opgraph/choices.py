@@ -103,8 +103,8 @@ def precision(source, *, dtype_: str | None = None, weight: str | None = None, a
             return None
     own = built_dtype(source, serving)
     base = checks.choice("--dtype", own if dtype_ is None else dtype_, STORAGE_DTYPES)
-    kept = {"kv": declared} if declared is not None and kv_declared and dtype_ is None else {}
-    names = {role: checks.choice(f"--{role}-dtype", kept.get(role, base) if v is None else v, STORAGE_DTYPES)
+    kept = declared is not None and kv_declared and dtype_ is None and kv is None  # the declared KV cache kept
+    names = {role: checks.choice(f"--{role}-dtype", base if v is None else v, STORAGE_DTYPES)
              for role, v in given.items() if role not in ("table", "state") or v is not None}
     # a quantized checkpoint keeps its own weights unless --dtype or --weight-dtype says otherwise (the model then
     # stores each matrix as its quantization_config says: Model.weight_dtype_for)
@@ -125,7 +125,8 @@ def precision(source, *, dtype_: str | None = None, weight: str | None = None, a
             w = w.with_input_quantized()  # as engines serve them: vLLM's --quantization fp8 is W8A8
     tables = dtype(names["table"]) if "table" in names else None
     states = dtype(names["state"]) if "state" in names else None
-    return Precision(weight=w, act=dtype(names["act"]), kv=dtype(names["kv"]), tables=tables, state=states)
+    kv_type = source.weight_format.kv_cache if kept else dtype(names["kv"])
+    return Precision(weight=w, act=dtype(names["act"]), kv=kv_type, tables=tables, state=states)
 
 
 def pp_layers(text: str | None) -> tuple[int, ...] | None:

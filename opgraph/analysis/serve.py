@@ -36,6 +36,7 @@ from opgraph.core import checks
 from opgraph.core.fusion import FusionPlan
 from opgraph.core.model import expert_groups
 from opgraph.core.phase import Phase
+from opgraph.core.tensor import STORAGE_DTYPES
 from opgraph.errors import OpgraphError, counted
 from opgraph.pricing.hardware import Hardware
 from opgraph.pricing.kinds.attention import DECODE_ATTENTION, DECODE_FP8
@@ -399,8 +400,15 @@ ENGINES = {"vllm": vllm, "sglang": sglang, "trtllm": trtllm}
 # - TensorRT-LLM: ModelOpt's FP8 and NVFP4 (ModelLoader._update_from_hf_quant_config in
 #   tensorrt_llm/llmapi/llm_utils.py) and a compressed-tensors fp8 kv_cache_scheme (quant_config_utils.py,
 #   NVIDIA/TensorRT-LLM#17334, August 2026).
-DECLARED_KV = {"vllm": {("modelopt", "fp8"), ("modelopt", "nvfp4"), ("compressed-tensors", "fp8")},
-               "sglang": {("modelopt", "fp8")},
+# DeepSeek-V4's cache, declared by its family (fp8_ds_mla, the FlashMLA layout it is trained for): vLLM serves nothing
+# else ("DeepseekV4 only supports fp8 kv-cache format", DeepseekV4MLAAttention in
+# vllm/model_executor/layers/deepseek_v4_attention.py, which converts any fp8 to fp8_ds_mla), nor does SGLang
+# (DeepSeekV4SingleKVPool in sglang/srt/mem_cache/deepseek_v4_memory_pool.py: 584 bytes a token); TensorRT-LLM's
+# DeepseekV4CacheManager keeps its KV-cache dtype, bf16 or its own fp8 (tensorrt_llm/_torch/attention_backend/sparse/
+# deepseek_v4/cache_manager.py), the model's bf16 by default.
+DECLARED_KV = {"vllm": {("modelopt", "fp8"), ("modelopt", "nvfp4"), ("compressed-tensors", "fp8"),
+                        ("fp8", "fp8_ds_mla")},
+               "sglang": {("modelopt", "fp8"), ("fp8", "fp8_ds_mla")},
                "trtllm": {("modelopt", "fp8"), ("modelopt", "nvfp4"), ("compressed-tensors", "fp8")}}
 DECLARED_KV_KEY = {"modelopt": "kv_cache_quant_algo", "compressed-tensors": "kv_cache_scheme"}
 
@@ -419,13 +427,14 @@ def declared_kv_note(engine: str, source, kv: str | None, dtype_: str | None) ->
     fmt = getattr(source, "weight_format", None)
     if fmt is None or fmt.kv_cache is None or kv is not None or dtype_ is not None:
         return ()
-    declared = f"{fmt.kv_cache} KV cache ({fmt.where}: quantization_config.{DECLARED_KV_KEY[fmt.method]})"
+    declared = f"{fmt.kv_cache} KV cache ({fmt.kv_from or f'{fmt.where}: quantization_config.{DECLARED_KV_KEY[fmt.method]}'})"
     if reads_declared_kv(engine, source):
         return (f"the checkpoint declares an {declared}, which {engine} serves by default (its KV-cache dtype "
                 f"'auto'); give --kv-dtype to cost another",)
+    hint = (f"give --kv-dtype {fmt.kv_cache} to cost the declared one (where the engine runs it)"
+            if str(fmt.kv_cache) in STORAGE_DTYPES else "give --kv-dtype fp8 to cost a cache of one byte a value")
     return (f"the checkpoint declares an {declared}, which {engine} does not read: its KV-cache dtype 'auto' keeps "
-            f"the model's {source.dtype.name}, as served here; give --kv-dtype {fmt.kv_cache} to cost the declared "
-            f"one (where the engine runs it)",)
+            f"the model's {source.dtype.name}, as served here; {hint}",)
 
 
 # What each engine stores a recurrent (SSM or delta-rule) state at unless told (--state-dtype): the config field it

@@ -106,6 +106,11 @@ MXFP4 = DType("fp4", 4, group_size=32, scale_bits=8, label="mxfp4")
 # Block-scaled fp8 as DeepSeek-V3 and Qwen3-FP8 store it: e4m3 weights, one fp32 scale (weight_scale_inv) per
 # 128 x 128 block, ceil(rows/128) x ceil(cols/128) of them.
 FP8_BLOCK128 = FP8.blocked(128, 128)
+# DeepSeek-V4's KV-cache entry of 512 values as FlashMLA stores it, the layout its attention is trained for and vLLM
+# and SGLang serve (vLLM's fp8_ds_mla; SGLang's DeepSeekV4SingleKVPool): the 448 values without rope in fp8 with a
+# ue8m0 scale per 64 (7 bytes) and a pad byte, the 64 rope values in bf16; 584 bytes, counted as 512 one-byte values
+# and 72 bytes more an entry (the scales, the pad and the rope values' second bytes).
+FP8_DS_MLA = DType("fp8", 8, group_size=512, scale_bits=8 * 72, label="fp8_ds_mla")
 # Per-tensor fp8 (vLLM's Fp8Config without weight_block_size, ModelOpt's FP8): one fp32 scale per matrix.
 FP8_TENSOR = attrs.evolve(FP8, tensor_bits=32)
 

@@ -14,9 +14,13 @@ from opgraph import BF16, FP32, OpgraphError, Phase, models
 from opgraph.analysis.memory import kv_cache_bytes
 from opgraph.core.tensor import MXFP4
 from opgraph.models import BuildOptions, hf_config, presets
+from opgraph.core.tensor import Precision
 
 CONFIGS = {name: json.loads((presets.CONFIG_DIR / f"deepseek-v4-{name}.json").read_text()) for name in ("flash", "pro")}
 HEAD, ROPE, WINDOW, STREAMS, MIXES = 512, 64, 128, 4, 24  # MIXES: (2 + n) n
+# A cache entry as FlashMLA stores it (vLLM's fp8_ds_mla, SGLang's DeepSeekV4SingleKVPool): 448 values in fp8, 448 / 64
+# ue8m0 scales and a pad byte, 64 rope values in bf16
+ENTRY = 448 + 448 // 64 + 1 + 64 * 2
 
 
 def block_scales(rows: int, cols: int) -> int:
@@ -128,14 +132,16 @@ def test_attention_counts_each_querys_window_and_entries(layer, ratio, topk, pha
     assert g.ops["softmax"].flops == 5 * h * pairs + 3 * phase.batch * h * phase.new_tokens  # + the sink
 
 
-def test_the_cache_holds_the_window_the_entries_and_the_compressors_state():
+@pytest.mark.parametrize("kv, entry", [(None, ENTRY), ("bf16", 2 * HEAD)])
+def test_the_cache_holds_the_window_the_entries_and_the_compressors_state(kv, entry):
     phase = Phase.decode(1, 1000)
-    g = {n: graph for n, (_, graph) in blocks("flash", phase).items()}
-    window = WINDOW * HEAD * 2  # 127 cached + the new one, bf16
-    # CSA: 250 entries of 512 (bf16) and 250 indexer keys of 128 fp8 with an fp32 scale; the states' slots in fp32:
+    options = {} if kv is None else dict(precision=Precision.uniform(BF16))
+    g = {n: graph for n, (_, graph) in blocks("flash", phase, **options).items()}
+    window = WINDOW * entry  # 127 cached + the new one
+    # CSA: 250 entries and 250 indexer keys of 128 fp8 with an fp32 scale; the states' slots in fp32:
     # 8 x (1,024 kv | 1,024 scores), 8 x (256 | 256)
-    csa = window + 250 * HEAD * 2 + 250 * 132 + 8 * 2048 * 4 + 8 * 512 * 4
-    hca = window + 7 * HEAD * 2 + 128 * 1024 * 4  # 1000 // 128 entries; 128 x (512 | 512) slots
+    csa = window + 250 * entry + 250 * 132 + 8 * 2048 * 4 + 8 * 512 * 4
+    hca = window + 7 * entry + 128 * 1024 * 4  # 1000 // 128 entries; 128 x (512 | 512) slots
     assert kv_cache_bytes(g["moe_sparse4_layer"]) == csa
     assert kv_cache_bytes(g["moe_compressed128_layer"]) == hca
     assert kv_cache_bytes(g["hash_moe_sliding_layer"]) == window
@@ -225,13 +231,27 @@ def test_a_draft_head_is_refused():
 def test_a_million_tokens_cache_the_published_size():
     # DeepSeek-V4's report: 9.62 GiB a sequence at 1M tokens for Pro, its cache in bf16 (the entries, without the
     # window and the compressors' states): 30 CSA layers x (128 + 32 indexer values) + 31 HCA layers x 4, two bytes
-    # each, a token. opgraph keeps the indexer's keys in fp8 with an fp32 scale (132 bytes for 128, as vLLM does).
+    # each, a token. opgraph keeps the entries as FlashMLA does (ENTRY bytes) and the indexer's keys in fp8 with an
+    # fp32 scale (132 bytes for 128, as vLLM does).
     tokens = 2**20
     model = models.get("deepseek-v4-pro").build(Phase.holding(1, tokens))
     total = sum(b.count * kv_cache_bytes(b.graph) for b in model.blocks)
-    window, csa_state, hca_state = WINDOW * HEAD * 2, 8 * 2048 * 4 + 8 * 512 * 4, 128 * 1024 * 4
+    window, csa_state, hca_state = WINDOW * ENTRY, 8 * 2048 * 4 + 8 * 512 * 4, 128 * 1024 * 4
     entries = total - 61 * window - 30 * csa_state - 31 * hca_state
-    assert entries == 30 * (tokens // 4 * HEAD * 2 + tokens // 4 * 132) + 31 * tokens // 128 * HEAD * 2
-    in_bf16 = entries + 30 * tokens // 4 * (2 * 128 - 132)
+    assert entries == 30 * (tokens // 4 * ENTRY + tokens // 4 * 132) + 31 * tokens // 128 * ENTRY
+    main = 30 * tokens // 4 + 31 * tokens // 128
+    in_bf16 = entries + main * (2 * HEAD - ENTRY) + 30 * tokens // 4 * (2 * 128 - 132)
     assert in_bf16 == (30 * (128 + 32) * 2 + 31 * 4 * 2) * tokens
     assert round(in_bf16 / 2**30, 2) == 9.62
+
+
+@pytest.mark.parametrize("engine, serves", [("vllm", True), ("sglang", True), ("trtllm", False)])
+def test_each_engine_serves_the_cache_it_stores(capsys, engine, serves):
+    # vLLM and SGLang store FlashMLA's layout whatever they are told; TensorRT-LLM its KV-cache dtype, bf16 by default
+    from opgraph.cli import main
+    rc = main(["serve", "deepseek-v4-flash", "--hardware", "h200", "--engine", engine, "--tp", "8", "--concurrency",
+               "4", "--prompt", "500", "--output", "20", "--format", "json"])
+    notes = " ".join(json.loads(capsys.readouterr().out)["notes"])
+    assert rc == 0
+    assert (f"fp8_ds_mla KV cache" in notes) and ((f"which {engine} serves by default" in notes) == serves)
+    assert ("keeps the model's bf16" in notes) == (not serves)
