@@ -198,9 +198,10 @@ class DecoderConfig:
         head is vLLM's (llama_eagle.py, after EAGLE's cnets.py): its layer has no input norm and its output goes to
         lm_head without a final norm."""
         final_norm = True
-        if self.streams > 1:
-            raise OpgraphError(f"{self.name}: a speculative-decoding head over hyper-connection streams (DeepSeek-V4's "
-                               f"multi-token-prediction module: e_proj and h_proj on each stream) is not modelled")
+        if self.streams > 1 and (kind != "mtp" or self.mtp_stack is None):
+            raise OpgraphError(f"{self.name}: a speculative-decoding head over hyper-connection streams is modelled as "
+                               f"the checkpoint's own multi-token-prediction module (--draft mtp), which "
+                               f"{'it does not ship' if self.mtp_stack is None else 'is the one to use'}")
         if kind == "mtp":
             if self.mtp_stack is not None:
                 moe = None if self.moe is None else attrs.evolve(self.moe, first_dense=0)
@@ -415,6 +416,7 @@ class DecoderConfig:
         """A speculative head's join of the embedding and the target's hidden state (draft_join), one block."""
         b = GraphBuilder(self.precision(options), "draft_join", weight_dtype=self.weight_dtype_for(options))
         return b.build(outputs=[pieces.draft_join(b, phase, d_model=self.d_model, norms=self.draft_join == "mtp",
+                                                  streams=self.streams,
                                                   norm_fn=self.norm, par=self.parallel(phase, options))])
 
     def build(self, phase: Phase, options: BuildOptions = BuildOptions()) -> Model:

@@ -858,7 +858,7 @@ def _glm_moe_dsa(f: Fields) -> dict:
 # e2m1 with a ue8m0 scale per 32; fp8: the blocks), the rest (the compressors, the indexer's weights_proj, the
 # router) at the model's dtype.
 V4_FP8_MODULES = ("attn.wq_a", "attn.wq_b", "attn.wkv", "attn.wo_a", "attn.wo_b", "attn.indexer.wq_b",
-                  "ffn.shared_experts")
+                  "ffn.shared_experts", "e_proj", "h_proj")
 V4_EXPERTS = {"fp4": MXFP4, "fp8": None}
 
 
@@ -930,6 +930,9 @@ def _deepseek_v4(f: Fields) -> dict:
     streams, iters = f.int("hc_mult", default=1), f.int("hc_sinkhorn_iters", default=20)
 
     def layer(i: int) -> parts.Layer:
+        if ratios[i] not in attention:  # a multi-token-prediction layer's ratio, which no main layer has
+            attention[ratios[i]] = attrs.evolve(next(iter(attention.values())), ratio=ratios[i],
+                                                indexer=index if ratios[i] == compressed.OVERLAPPING_RATIO else None)
         return parts.Layer((parts.Sublayer(attention[ratios[i]], "attn_norm.weight", key="attn"),
                             parts.Sublayer(hashed if i < first_hashed else moe, "ffn_norm.weight", key="ffn")),
                            streams=streams, hc_iters=iters)
@@ -944,7 +947,11 @@ def _deepseek_v4(f: Fields) -> dict:
         said.append(f"the first {first_hashed} layers route by token id: their gate.tid2eid tables ([vocab, top-k], "
                     f"int64) are counted as parameters, which published totals leave out")
     mtp = _mtp(f)
-    return dict(d_model=d, n_heads=heads, n_kv_heads=1, d_ffn=moe.d_expert, n_layers=n, vocab_size=f.int("vocab_size"),
+    # the MTP module's layer (reference MTPBlock): its own ratio (compress_ratios lists it after the main layers; a
+    # window alone in the released checkpoints), routed by scores
+    stack = (Stack.uniform(layer(n), mtp["mtp_layers"]) if mtp["mtp_layers"] and len(ratios) > n and
+             all(r == ratios[n] for r in ratios[n:]) else None)
+    return dict(mtp_stack=stack, d_model=d, n_heads=heads, n_kv_heads=1, d_ffn=moe.d_expert, n_layers=n, vocab_size=f.int("vocab_size"),
                 head_dim=head_dim, dtype=_dtype(f), **_deepseek_v4_storage(f, _weights(f)["weight_format"], head_dim, rope),
                 layers=Stack.listed([layer(i) for i in range(n)]), streams=streams,
                 tie_embeddings=f.bool("tie_word_embeddings", False), mtp_layers=mtp["mtp_layers"],

@@ -41,7 +41,7 @@ def expand(b: GraphBuilder, key: str, x: Tensor, f: Tensor, coeffs: Tensor, *, s
 
 def repeat(b: GraphBuilder, h: Tensor, *, streams: int) -> Tensor:
     """The embeddings copied into the streams."""
-    return b.hc_repeat("hc_repeat", h, streams=streams, out="hidden_streams")
+    return b.hc_repeat("hc_repeat", h, streams=streams, out=f"{h.name.rsplit('.', 1)[-1]}_streams")
 
 
 def head(b: GraphBuilder, x: Tensor, *, streams: int) -> Tensor:

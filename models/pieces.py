@@ -687,7 +687,7 @@ def per_layer_inputs(b: GraphBuilder, phase: Phase, h: Tensor, *, layers: int, w
 
 @piece("draft")
 def draft_join(b: GraphBuilder, phase: Phase, *, d_model: int, norms: bool, norm_fn: str = "rmsnorm",
-               par: Parallel = Parallel.SINGLE) -> Tensor:
+               par: Parallel = Parallel.SINGLE, streams: int = 1) -> Tensor:
     """The input of a speculative-decoding head: the embedding of the token it drafts from and the target's last
     hidden state, joined by one [2d -> d] projection. `norms`: each RMS-normed first (the multi-token-prediction
     module: enorm, hnorm, eh_proj; DeepSeek-V3 technical report section 2.2, vLLM deepseek_mtp.py; Qwen3-Next's
@@ -695,8 +695,23 @@ def draft_join(b: GraphBuilder, phase: Phase, *, d_model: int, norms: bool, norm
     The projection is a plain nn.Linear, whole on every GPU and unquantized, in SGLang's heads and in vLLM's DeepSeek,
     GLM and EAGLE heads, so it is stored as the embedding and lm_head are (Precision.table); vLLM's Qwen3-Next head
     alone splits its fc over the tensor-parallel GPUs (qwen3_next_mtp.py ColumnParallelLinear, gathered), which this
-    counts whole on each GPU (2 d^2 weights, 8.4M at Qwen3-Next's d of 2,048)."""
+    counts whole on each GPU (2 d^2 weights, 8.4M at Qwen3-Next's d of 2,048).
+
+    Over `streams` hyper-connection streams (DeepSeek-V4's MTPBlock, its reference inference/model.py): the target's
+    hidden state is its last layer's streams; e_proj [d, d] takes the normed embedding, h_proj [d, d] each normed
+    stream (hnorm per stream), and the embedding's projection is added to every stream. Both are stored as the
+    checkpoint stores them (fp8 blocks in DeepSeek-V4's)."""
     shape = (*par.tokens(phase), d_model)
+    if streams > 1:
+        if not norms:
+            raise OpgraphError("a draft head over hyper-connection streams is a multi-token-prediction module")
+        e = norm(b, "enorm", b.input("embeddings", shape), "enorm.weight", fn=norm_fn, out="embeddings_normed")
+        h = b.input("target_hidden", (*shape[:-1], streams * d_model))
+        h = b.norm("hnorm", h, b.weight("hnorm.weight", (d_model,)), heads=streams, out="target_hidden_normed")
+        h = b.grouped_linear("h_proj", h, b.weight("h_proj.weight", (d_model, d_model)), groups=streams,
+                             in_dim=d_model, out_dim=d_model, weight_reads=d_model * d_model, out="streams_projected")
+        e = hyper.repeat(b, proj(b, "e_proj", e, d_model, out="embeddings_projected"), streams=streams)
+        return b.elementwise("join", "add", h, e, out="hidden_in")
     e, h = b.input("embeddings", shape), b.input("target_hidden", shape)
     if norms:
         e = norm(b, "enorm", e, "enorm.weight", fn=norm_fn, out="embeddings_normed")

@@ -223,9 +223,24 @@ def test_bad_fields_are_refused_by_name(change, message):
         hf_config.from_dict({**CONFIGS["flash"], **change}, name="x", source="test")
 
 
-def test_a_draft_head_is_refused():
+@pytest.mark.parametrize("name", ["flash", "pro"])
+def test_the_mtp_head_is_the_checkpoints_module(name):
+    # the checkpoint's MTP block (e_proj, h_proj, enorm, hnorm, a window-only layer, its own norm and hc_head), and the
+    # embedding and head it shares, which the draft counts as its own
+    c = CONFIGS[name]
+    table = c["vocab_size"] * c["hidden_size"]
+    params = hand(name, mtp=True)[0] - hand(name)[0] + 2 * table
+    nbytes = hand(name, mtp=True)[2] - hand(name)[2] + 2 * 2 * table
+    head = models.get(f"deepseek-v4-{name}").draft_head("mtp").build(Phase.decode(2, 100))
+    assert head.params() == params and head.weight_bytes() == nbytes
+    join = next(b.graph for b in head.blocks if b.name == "draft_join")
+    d = c["hidden_size"]
+    assert join.ops["h_proj"].flops == 2 * 2 * STREAMS * d * d  # one [d, d] matrix on each of the 4 streams
+
+
+def test_an_eagle_head_is_refused():
     with pytest.raises(OpgraphError, match="hyper-connection"):
-        models.get("deepseek-v4-flash").draft_head("mtp")
+        models.get("deepseek-v4-flash").draft_head("eagle")
 
 
 def test_a_million_tokens_cache_the_published_size():
