@@ -56,6 +56,14 @@ def test_the_absorbed_latent_kernel_is_its_own_class_and_other_attention_is_not(
     assert kernel_of_scores("llama-3-8b", Phase.decode(8, 1024), tp=1) == {"decode_attention"}
 
 
+def test_deepseek_v4s_one_key_value_head_is_the_latent_kind():
+    """DeepSeek-V4's decode reads one 512-wide head as keys and values (K = V), its CSA layers an indexer's selection
+    besides: FlashMLA's sparse kernels, the MLA class, with or without the selection; DeepSeek-V3.2's selected decode
+    gathers its keys and values apart, and stays decode attention."""
+    assert kernel_of_scores("deepseek-v4-flash", Phase.decode(8, 4096)) == {"mla_decode_attention"}
+    assert kernel_of_scores("deepseek-v3.2", Phase.decode(8, 4096)) == {"decode_attention"}
+
+
 def test_a_calibration_without_its_table_prices_it_as_decode_attention():
     """The same kernel priced with the decode_attention table standing in for the MLA one, and with no MLA table at
     all (the fallback), takes exactly the same time; with the shipped MLA table it differs."""

@@ -7,8 +7,10 @@ FlashAttention-3 MLA path): one key head shared by all the GPU's query heads (16
 attention), where FlashAttention's GQA kernels, which the decode_attention class is fitted on, share one among 4-8.
 Measured MLA kernels (aiconfigurator-core's SGLang and TensorRT-LLM tables) run 128 heads on an H200 at half the time
 that class gives them at large batches, and a single sequence 30% slower (docs/measured-times.md). A kernel is this
-class when its value product reads the very tensors its scores read (the latent is both key and value); a
-calibration without its table prices it as decode attention.
+class when its value product reads the very tensors its scores read (the latent is both key and value), the scores
+reading at most an indexer's selection besides (DeepSeek-V4's window and compressed entries, one 512-wide key-value
+head, run by FlashMLA's sparse kernels in vLLM and SGLang); a calibration without its table prices it as decode
+attention.
 
 A measured row: batch sequences, `heads` query heads on the GPU, one query each over context+1 cached entries of
 kv_lora_rank + rope_dim.
@@ -23,11 +25,16 @@ MLA_DECODE_ATTENTION = "mla_decode_attention"
 
 
 def _latent(ops) -> bool:
-    """Decode attention whose values are its keys' own tensors (the absorbed latent)."""
+    """Decode attention whose values are its keys' own tensors (the absorbed latent; DeepSeek-V4's one key-value
+    head, K = V), the scores reading besides them at most the selection of an indexer (FlashMLA's sparse kernels
+    take the indices themselves)."""
     scores = next((op for op in ops if op.fn == "qk"), None)
     values = next((op for op in ops if op.fn == "av"), None)
-    return (scores is not None and values is not None and decoding(ops) is True
-            and [t.name for t in scores.inputs[1:]] == [t.name for t in values.inputs[1:]])
+    if scores is None or values is None or decoding(ops) is not True:
+        return False
+    keys, rest = scores.inputs[1:len(values.inputs)], scores.inputs[len(values.inputs):]
+    return ([t.name for t in keys] == [t.name for t in values.inputs[1:]]
+            and all(t.dtype.name.startswith("int") for t in rest))
 
 
 def _build(b, s: dict) -> list:
