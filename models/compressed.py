@@ -17,12 +17,18 @@ sparse kernels likewise), so it computes only the pairs each query sees, whateve
 from __future__ import annotations
 
 from opgraph.core.graph import GraphBuilder
+from opgraph.errors import OpgraphError
 from opgraph.core.ops import Compressed
 from opgraph.core.phase import Phase
 from opgraph.core.sizes import minimum
 from opgraph.core.tensor import FP32, INT32, Role, Tensor
 from .parallel import Parallel
 from .pieces import INDEX_FP8, Keys, norm, piece, proj
+
+# FlashMLA's sparse kernels, which run this attention in vLLM, SGLang and TensorRT-LLM, take 64 or 128 query heads: a
+# GPU with fewer pads its queries with zeros up to the next and computes them all (vLLM's
+# DeepseekV4MultiHeadLatentAttentionWrapper.padded_heads; sgl_kernel's flash_mla_sparse_fwd callers pad to 64).
+KERNEL_HEADS = (64, 128)
 
 # The CSA compressor's windows overlap (its reference `coff = 1 + (compress_ratio == 4)`): each entry pools 2m
 # slots, the kv and scores of the window before and this one, so it projects 2 x width channels.
@@ -116,11 +122,16 @@ def compressed_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int
     - the grouped output projection: wo_a, o_groups blocks [o_lora_rank, heads x head_dim / o_groups] each on its
       group of heads, then wo_b [d, o_groups x o_lora_rank].
 
-    Under tensor parallelism the heads split, and with them the output projection's groups (o_groups must divide
-    over the GPUs): wq_b and wo_a column-parallel, wo_b row-parallel, then an all-reduce. wq_a, wkv, their norms,
+    The attention itself runs over the GPU's heads padded to 64 or 128 (KERNEL_HEADS): the padded heads' scores and
+    values are computed and dropped. Under tensor parallelism the heads split, and with them the output
+    projection's groups (o_groups must divide over the GPUs): wq_b and wo_a column-parallel, wo_b row-parallel, then an all-reduce. wq_a, wkv, their norms,
     the compressor and the indexer are whole on every GPU, and so is the cache, as MLA's latent path is."""
     local = par.heads(heads)
     groups = par.columns("the output projection's groups (o_groups)", o_groups)
+    padded = next((n for n in KERNEL_HEADS if local <= n), None)
+    if padded is None:
+        raise OpgraphError(f"DeepSeek-V4's attention kernels take at most {KERNEL_HEADS[-1]} query heads a GPU; "
+                           f"{local} here: raise --tp")
     qr = norm(b, "q_norm", proj(b, "wq_a", x, q_lora_rank, prefix=prefix, out="q_latent"), f"{prefix}q_norm.weight",
               out="q_latent_norm")
     q = proj(b, "wq_b", qr, local * head_dim, prefix=prefix, out="q")
@@ -141,12 +152,17 @@ def compressed_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int
                              ratio=ratio, rope_dim=rope_dim, prefix=prefix)
     seen = (Compressed(ratio, phase.past + phase.new_tokens, index.topk if index is not None else None, len(entries))
             if entries else None)
-    kw = dict(heads=local, kv_heads=1, causal=True, window=window, compressed=seen)
+    if padded > local:  # zero query heads up to the kernel's count; their outputs are dropped unread
+        q = b.pad_last("pad_heads", q, padded * head_dim, out="q_padded")
+    kw = dict(heads=padded, kv_heads=1, causal=True, window=window, compressed=seen)
     s = b.attention_scores("qk", q, window_keys + entries, head_dim=head_dim, indices=picked, out="scores", **kw)
-    sinks = b.weight(f"{prefix}attn_sink", (local,), FP32)
+    # one sink a head, padded as the queries are (vLLM keeps them padded with -inf): at one GPU the checkpoint's own
+    sinks = b.weight(f"{prefix}attn_sink", (padded if padded > local else local,), FP32)
     p = b.softmax("softmax", s, causal=True, window=window, keys=past + phase.new_tokens, sinks=sinks,
                   compressed=seen, out="probs")
     o = b.attention_values("av", p, window_keys + entries, head_dim=head_dim, out="attn", **kw)
+    if padded > local:
+        o = b.slice_last("unpad_heads", o, local * head_dim, out="attn_heads")
     o = b.rope("rope_o", o, head_dim=head_dim, rotary_dim=rope_dim, out="attn_unrotated")
     width = local * head_dim // groups
     o = b.grouped_linear("wo_a", o, b.weight(f"{prefix}wo_a.weight", (groups * o_lora_rank, width)), groups=groups,

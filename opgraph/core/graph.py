@@ -283,6 +283,7 @@ class GraphBuilder:
     top_k = _op_method(ops.top_k)
     scale = _op_method(ops.scale)
     slice_last = _op_method(ops.slice_last)
+    pad_last = _op_method(ops.pad_last)
     moe_combine = _op_method(ops.moe_combine)
     all_reduce = _op_method(ops.all_reduce)
     all_gather = _op_method(ops.all_gather)

@@ -781,6 +781,19 @@ def slice_last(name: str, x: Tensor, width: int, *, out: str | None = None, role
     return Op(name, GATHER, "slice", (x,), (y,), 0, reads=(_rows(x) * width,))
 
 
+PAD = register_function("pad")
+
+
+def pad_last(name: str, x: Tensor, width: int, *, out: str | None = None, role: Role = Role.ACTIVATION,
+             dtype: DType | None = None) -> Op:
+    """x with zeros appended to its last dim, up to `width` features (query heads padded to a kernel's head count,
+    DeepSeek-V4's FlashMLA sparse attention): reads x, writes the padded copy. No FLOPs."""
+    if not x.shape[-1] <= width:
+        raise OpgraphError(f"op {name!r}: cannot pad the {x.shape[-1]} features of {x} to {width}")
+    y = _out(out or name, (*x.shape[:-1], width), x, role, dtype)
+    return Op(name, GATHER, PAD, (x,), (y,), 0)
+
+
 def moe_route(name: str, x: Tensor, *, rows: int, out: str | None = None, role: Role = Role.ACTIVATION,
               dtype: DType | None = None) -> Op:
     """Expert parallelism inside a tensor-parallel group: every GPU has all the tokens x [..., d]; it gathers the

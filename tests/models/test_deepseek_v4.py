@@ -270,3 +270,16 @@ def test_each_engine_serves_the_cache_it_stores(capsys, engine, serves):
     assert rc == 0
     assert (f"fp8_ds_mla KV cache" in notes) and ((f"which {engine} serves by default" in notes) == serves)
     assert ("keeps the model's bf16" in notes) == (not serves)
+
+
+@pytest.mark.parametrize("name, tp, local, padded", [("flash", 8, 8, 64), ("pro", 8, 16, 64), ("pro", 1, 128, 128)])
+def test_the_kernel_computes_64_or_128_query_heads(name, tp, local, padded):
+    # FlashMLA's sparse kernels take 64 or 128 query heads; vLLM pads a GPU's queries (and sinks) up to them
+    phase = Phase.decode(2, 1000)
+    _, g = blocks(name, phase, tp=tp)["moe_compressed128_layer"]
+    keys = WINDOW + 1001 // 128
+    assert g.ops["qk"].flops == g.ops["av"].flops == 2 * 2 * padded * HEAD * keys
+    assert g.ops["wq_b"].outputs[0].shape[-1] == local * HEAD  # the projections keep the GPU's own heads
+    assert g.ops["rope_o"].inputs[0].shape[-1] == local * HEAD
+    assert g.tensors["attn.attn_sink"].shape == (padded,)
+    assert ("pad_heads" in g.ops) == (padded > local)
