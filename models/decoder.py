@@ -108,6 +108,9 @@ class DecoderConfig:
     # The config field that asks for it (mamba_ssm_dtype, mamba_ssm_cache_dtype): engines read different ones
     # (opgraph.analysis.serve.served_state_dtype).
     state_key: str | None = None
+    # Whether the kernels keep the recurrent state at state_dtype whatever an engine is told (Kimi Linear's KDA state,
+    # fp32: vLLM's MambaStateDtypeCalculator.kda_state_dtype); opgraph.analysis.serve.served_state_dtype reads it.
+    state_fixed: bool = False
     # A quantized checkpoint's storage (models.quantization): which weight matrices it quantizes, and how.
     weight_format: WeightFormat | None = None
     # Gemma-4 E2B/E4B's per-layer embeddings: (hidden_size_per_layer_input, vocab_size_per_layer_input); the
@@ -316,8 +319,8 @@ class DecoderConfig:
 
     @property
     def recurrent(self) -> bool:
-        """Whether some layer keeps a recurrent state (a Mamba-2 or Gated DeltaNet mixer)."""
-        return bool(self.parts(parts.Mamba2) or self.parts(parts.DeltaNet))
+        """Whether some layer keeps a recurrent state (a Mamba-2, Gated DeltaNet or Kimi Delta Attention mixer)."""
+        return bool(self.parts(parts.Mamba2) or self.parts(parts.DeltaNet) or self.parts(parts.KimiDelta))
 
     @property
     def declared_kv(self):

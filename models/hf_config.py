@@ -233,7 +233,7 @@ NEUTRAL = frozenset("""
     query_pre_attn_scalar cache_implementation num_logits_to_keep rescale_prenorm_residual residual_in_fp32
     use_mamba_kernels time_step_min time_step_max time_step_floor time_step_limit time_step_rank ep_size
     for_llm_compressor _attn_implementation_autoset attn_scale floor_scale tokenizer_class sliding_window_size
-    layernorm_epsilon hc_eps compress_rope_theta
+    layernorm_epsilon hc_eps compress_rope_theta model_max_length
     mtp_use_dedicated_embeddings hidden_act hidden_activation tie_word_embeddings use_sliding_window
     max_window_layers summary_type summary_use_proj summary_activation summary_proj_to_labels summary_first_dropout
     scale_attn_weights scale_attn_by_inverse_layer_idx reorder_and_upcast_attn n_ctx task_specific_params
@@ -347,6 +347,10 @@ COST_FIELDS = {
     "o_lora_rank": "a low-rank output projection (FLOPs, weights)",
     "num_hash_layers": "layers routed by a table of token ids (router FLOPs, weights)",
     "expert_dtype": "how the routed experts are stored (bytes)",
+    "linear_attn_config": "which layers are Kimi Delta Attention, and their sizes (everything)",
+    "mla_use_nope": "MLA without rope (rope FLOPs)",
+    "num_experts_per_token": "the experts each token runs (FLOPs)",
+    "num_shared_experts": "shared experts (FLOPs, weights)",
 }
 COST_NEUTRAL_VALUES = {"moe_layer_freq": (1,), "decoder_sparse_step": (1,), "n_group": (1,), "topk_group": (1,),
                        "routed_scaling_factor": (1, 1.0), "partial_rotary_factor": (1, 1.0),
@@ -958,6 +962,49 @@ def _deepseek_v4(f: Fields) -> dict:
                 notes=(*said, *mtp["notes"]))
 
 
+def _kimi_linear(f: Fields) -> dict:
+    """Kimi Linear (Moonshot AI; vLLM's kimi_linear.py and layers/kda.py, arXiv 2510.26692): Kimi Delta Attention
+    layers (linear_attn_config: kda_layers, full_attn_layers, 1-based; num_heads of head_dim; short_conv_kernel_size)
+    beside MLA layers without rope (mla_use_nope; q_lora_rank null: a plain q_proj), dense below
+    first_k_dense_replace and MoE every moe_layer_freq-th layer after: num_experts of moe_intermediate_size,
+    num_experts_per_token each, num_shared_experts, routed as DeepSeek-V3's router (sigmoid scores with
+    e_score_correction_bias, renormalized where moe_renormalize, times routed_scaling_factor). The KDA state is kept
+    in fp32, as vLLM keeps it whatever it is told (MambaStateDtypeCalculator.kda_state_dtype)."""
+    d, n, heads = f.int("hidden_size"), f.int("num_hidden_layers"), f.int("num_attention_heads")
+    f.int("head_dim", default=None)  # the generic hidden_size / heads (72): neither mixer's width
+    f.int("num_key_value_heads", default=None)  # MLA has no KV heads of its own
+    lin = f.sub("linear_attn_config")
+    kda = lin.ints("kda_layers", n + 1, minimum=1) or []
+    full = lin.ints("full_attn_layers", n + 1, minimum=1) or []
+    if sorted(kda + full) != list(range(1, n + 1)):
+        raise lin.error("kda_layers", f"and 'full_attn_layers' must name each of the layers 1 to {n} once, between "
+                                      f"them")
+    mixer = parts.KimiDelta(lin.int("num_heads"), lin.int("head_dim"), lin.int("short_conv_kernel_size", default=4))
+    mla = MLA(kv_lora_rank=f.int("kv_lora_rank"), qk_nope_head_dim=f.int("qk_nope_head_dim"),
+              qk_rope_head_dim=f.int("qk_rope_head_dim"), v_head_dim=f.int("v_head_dim"),
+              q_lora_rank=f.int("q_lora_rank", default=None))
+    attention = LatentAttention(heads, mla, rotary=not f.bool("mla_use_nope", False))
+    groups = f.int("num_expert_group", default=1) if f.bool("use_grouped_topk", False) else 1
+    if groups > 1:
+        f.int("topk_group")
+    moe = MoE(experts=f.int("num_experts"), top_k=f.int("num_experts_per_token"), d_expert=f.int("moe_intermediate_size"),
+              shared=f.int("num_shared_experts", default=0, minimum=0),
+              first_dense=f.int("first_k_dense_replace", default=0, minimum=0),
+              layer_freq=f.int("moe_layer_freq", default=1), router_bias="selection",
+              scores=f.choice({"sigmoid": "sigmoid", "softmax": "softmax"}, "moe_router_activation_func",
+                              default="sigmoid"),
+              groups=groups, renormalize=f.bool("moe_renormalize", True),
+              scaled=f.number("routed_scaling_factor", default=1.0) != 1.0, act=_gated_act(f),
+              prefix="block_sparse_moe.")
+    dense = MLP(f.int("intermediate_size"), _gated_act(f))
+    stack = _stack(n, lambda i: parts.pre_norm(mixer if i + 1 in kda else attention, moe if moe.placed(i) else dense),
+                   period=n)
+    return dict(d_model=d, n_heads=heads, n_kv_heads=heads, d_ffn=dense.d_ffn, n_layers=n, vocab_size=f.int("vocab_size"),
+                head_dim=mla.qk_nope_head_dim + mla.qk_rope_head_dim, dtype=_dtype(f), **_weights(f), layers=stack,
+                mlp=_gated(f), state_dtype=FP32, state_fixed=True, tie_embeddings=f.bool("tie_word_embeddings", False),
+                **_mtp(f))
+
+
 def _per_layer(f: Fields, key: str, built: list[str], otherwise: str) -> None:
     """A config's list of each layer's kind (`key`), read where it is the list the family builds (`built`); another
     list is refused, naming the first layer that differs and why (`otherwise`)."""
@@ -1206,6 +1253,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "deepseek_v32": _deepseek_v32,
     "glm_moe_dsa": _glm_moe_dsa,
     "deepseek_v4": _deepseek_v4,
+    "kimi_linear": _kimi_linear,
     "gemma": _gemma,
     "gemma2": _gemma2,
     "gemma3_text": lambda f: _gemma2(f, v3=True),

@@ -25,7 +25,7 @@ from . import compressed, hyper, pieces, recurrent
 from .parallel import Parallel
 from .pieces import FULL, Keys
 
-__all__ = ["Attention", "Branches", "CompressedAttention", "DeltaNet", "FULL", "Indexer", "Keys", "Layer", "LatentAttention", "MLA", "MLP", "Mamba2", "MoE",
+__all__ = ["Attention", "Branches", "CompressedAttention", "DeltaNet", "FULL", "Indexer", "Keys", "KimiDelta", "Layer", "LatentAttention", "MLA", "MLP", "Mamba2", "MoE",
            "Sublayer"]
 
 
@@ -124,6 +124,7 @@ class LatentAttention:
     heads: int = attrs.field(validator=_positive)
     mla: MLA
     indexer: Indexer | None = None
+    rotary: bool = True  # False: NoPE (Kimi Linear's mla_use_nope), the rope part unrotated
 
     tag: ClassVar[str] = "attention"
 
@@ -136,10 +137,11 @@ class LatentAttention:
         return pieces.mla_attention(b, x, phase, heads=self.heads, kv_lora_rank=m.kv_lora_rank,
                                     qk_nope_head_dim=m.qk_nope_head_dim, qk_rope_head_dim=m.qk_rope_head_dim,
                                     v_head_dim=m.v_head_dim, q_lora_rank=m.q_lora_rank, absorbed=phase.past > 0,
-                                    causal=options.causal_skip, par=par, indexer=self.indexer)
+                                    causal=options.causal_skip, par=par, indexer=self.indexer, rotary=self.rotary)
 
     def words(self) -> dict[str, str]:
-        return {"keys": "full" if self.indexer is None else "sparse", "positions": "rope", "mixer": "mla"}
+        return {"keys": "full" if self.indexer is None else "sparse", "positions": "rope" if self.rotary else "nope",
+                "mixer": "mla"}
 
 
 
@@ -228,6 +230,24 @@ class DeltaNet:
 
     def words(self) -> dict[str, str]:
         return {"mixer": "deltanet"}
+
+
+@attrs.frozen
+class KimiDelta:
+    """A Kimi Delta Attention mixer (models.recurrent.kimi_delta_attention, Kimi Linear's): `heads` heads of
+    head_dim, each with a state of head_dim x head_dim as the layer's cache, and the short convs' states."""
+
+    heads: int = attrs.field(validator=_positive)
+    head_dim: int = attrs.field(validator=_positive)
+    d_conv: int = attrs.field(default=4, validator=_positive)
+
+    tag: ClassVar[str] = "attention"
+
+    def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
+        return recurrent.kimi_delta_attention(b, x, phase, par, **attrs.asdict(self, recurse=False))
+
+    def words(self) -> dict[str, str]:
+        return {"mixer": "kda"}
 
 
 @attrs.frozen

@@ -295,7 +295,7 @@ def lightning_indexer(b: GraphBuilder, x: Tensor, cq: Tensor, phase: Phase, *, h
 def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lora_rank: int, qk_nope_head_dim: int,
                   qk_rope_head_dim: int, v_head_dim: int, q_lora_rank: int | None = None, absorbed: bool = False,
                   causal: bool = False, prefix: str = "self_attn.", par: Parallel = Parallel.SINGLE,
-                  indexer=None) -> Tensor:
+                  indexer=None, rotary: bool = True) -> Tensor:
     """Multi-head latent attention (DeepSeek-V2 paper, section 2.1; DeepSeek-V3 keeps it).
 
     kv_a_proj_with_mqa compresses each token to a latent of kv_lora_rank (normed) plus one rope key of
@@ -322,7 +322,8 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
     form over them; several queries a sequence over a cache (a prompt chunk, a speculative verify step: the
     absorbed form too, as vLLM's FlashMLA sparse backend runs both) attend to their selections in the kernel, which
     reads each cached entry at most once (ops.selected_reads). Needs q_lora_rank (the indexer reads the normed q
-    latent). The indexer is replicated under tensor parallelism (lightning_indexer)."""
+    latent). The indexer is replicated under tensor parallelism (lightning_indexer). Without `rotary` (Kimi Linear's
+    NoPE MLA, vLLM's KimiMLAAttention with rotary_emb None) the qk_rope_head_dim parts are used unrotated."""
     d = x.shape[-1]
     if indexer is not None and not q_lora_rank:
         raise OpgraphError("DeepSeek-V3.2's indexer reads the normed q latent: it needs q_lora_rank")
@@ -337,11 +338,13 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
     else:
         q_nope, q_pe = b.multi_linear("q_proj", x, _row_blocks(b, "q_proj", d, q_parts, prefix=prefix),
                                      outs=["q_nope", "q_pe"])
-    q_pe = b.rope("rope_q", q_pe, head_dim=rope, out="q_pe_rope")
+    if rotary:  # Kimi Linear's MLA layers (mla_use_nope) keep the qk_rope_head_dim part unrotated
+        q_pe = b.rope("rope_q", q_pe, head_dim=rope, out="q_pe_rope")
     w_kv_a = _row_blocks(b, "kv_a_proj_with_mqa", d, {"latent": r, "rope": rope}, prefix=prefix)
     latent, k_pe = b.multi_linear("kv_a_proj_with_mqa", x, w_kv_a, outs=["kv_latent", "k_pe"])
     latent = norm(b, "kv_a_layernorm", latent, f"{prefix}kv_a_layernorm.weight", out="kv_latent_norm")
-    k_pe = b.rope("rope_k", k_pe, head_dim=rope, out="k_pe_rope")
+    if rotary:
+        k_pe = b.rope("rope_k", k_pe, head_dim=rope, out="k_pe_rope")
     entry = b.concat_heads("cache_entry", latent, k_pe, heads=1, out="latent_entry", role=Role.KV_CACHE)
     w_uk, w_uv = _row_blocks(b, "kv_b_proj", r, {"k": heads * nope, "v": heads * v_head_dim}, prefix=prefix)
     picked = select = None

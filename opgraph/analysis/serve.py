@@ -457,7 +457,7 @@ def served_state_dtype(engine: str, source, act: str) -> str | None:
     STATE_DEFAULT; `act`: the activation dtype served, the engines' "model dtype"), where that is not what the
     model's own config builds (None: as built, or no recurrent state)."""
     engine = checks.choice("--engine", engine, ENGINES)
-    if not getattr(source, "recurrent", False):
+    if not getattr(source, "recurrent", False) or getattr(source, "state_fixed", False):
         return None
     own = source.state_dtype.name if source.state_dtype is not None else act
     served = own if source.state_key in STATE_KEYS[engine] else (STATE_DEFAULT[engine] or act)

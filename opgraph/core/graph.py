@@ -297,6 +297,8 @@ class GraphBuilder:
     causal_conv1d = _state_op_method(ops.causal_conv1d)
     ssd_scan = _state_op_method(ops.ssd_scan)
     gated_delta_rule = _state_op_method(ops.gated_delta_rule)
+    kimi_delta_rule = _state_op_method(ops.kimi_delta_rule)
+    kda_gate = _op_method(ops.kda_gate)
     gated_rmsnorm = _op_method(ops.gated_rmsnorm)
     hadamard = _op_method(ops.hadamard)
     index_scores = _op_method(ops.index_scores)

@@ -1108,15 +1108,102 @@ def gated_delta_rule(name: str, qkv: Tensor, ba: Tensor, a_log: Tensor, dt_bias:
     return Op(name, MATMUL, DELTA_CHUNKED, inputs, (o, new), flops, transcendentals=exps)
 
 
+KDA_CHUNKED, KDA_RECURRENT = register_function("kda_chunked"), register_function("kda_recurrent")
+KDA_GATE = register_function("kda_gate")
+KDA_SUBCHUNK = 16  # fla's chunk_kda computes the intra-chunk matrices in 16 x 16 sub-blocks (BC)
+
+
+def kda_gate(name: str, f: Tensor, a_log: Tensor, dt_bias: Tensor, *, heads: int, out: str | None = None,
+             role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """Kimi Delta Attention's per-channel decay (vLLM's and fla's fused_kda_gate): g = -exp(A_log[h]) x
+    softplus(f + dt_bias), f [B, S, heads*K] the low-rank gate's output, A_log one per head, dt_bias one per channel.
+    FLOPs per element: the add, softplus (SOFTPLUS_FLOPS: exp, add, log) and the multiply, 5 (2 transcendentals).
+    Kind elementwise."""
+    if f.shape[-1] % heads or a_log.numel != heads or dt_bias.shape != (f.shape[-1],):
+        raise OpgraphError(f"op {name!r}: {f} must split into {heads} heads, with A_log {a_log} one a head and "
+                           f"dt_bias {dt_bias} one a channel")
+    y = _out(out or name, f.shape, f, role, dtype)
+    return Op(name, ELEMENTWISE, KDA_GATE, (f, a_log, dt_bias), (y,), (2 + SOFTPLUS_FLOPS) * f.numel,
+              transcendentals=2 * f.numel)
+
+
+def kda_rows(q: int, k: int, v: int, sub: int = KDA_SUBCHUNK) -> tuple:
+    """(FLOPs, exponentials) of fla's chunk_kda for one head and one chunk of q positions, less the once-a-chunk
+    state decay (Kimi Linear's chunked KDA, the kernels vLLM copies: fla-org/flash-linear-attention b5d48b7,
+    fla/ops/kda/{chunk,chunk_intra,wy_fast}.py, and chunk_delta_h.py, chunk_o (chunk_gla_fwd_o_gk), solve_tril.py),
+    the tiles counted as the kernels compute them, in order:
+      chunk_local_cumsum of g, a lower-triangular 0/1 matrix times g          2*q*q*K, then g / ln 2: q*K
+      the intra-chunk A (k k^T, beta) and A_qk (q k^T, scale) with the decay exp(g_i - g_j) per channel:
+        each of the m(m - 1)/2 lower sub-block pairs (m = ceil(q / sub))      4*sub^2*K + 6*sub*K + sub^2 (2*sub*K exps)
+        the m diagonal sub-blocks, column by column on the vector units       6*q*sub*K + q*sub + q*K (q*sub*K exps)
+      solve_tril: (I + A)^-1                                                  (q^3 - q)/3 (as the GDN count)
+      recompute_w_u: u = A (beta v), w = A (beta exp(g) k), kg                 2*q*q*(K + V) + q*V + 4*q*K (2*q*K exps)
+      chunk_fwd_h: v' = u - w S, S += kg^T v'                                 4*q*K*V + q*V (+ the state decay)
+      chunk_fwd_o: o = (q exp(g)) S + tril(A_qk) v'                           2*q*K*V + 2*q*q*V + 2*q*K (q*K exps)
+    Arithmetic only, so a sweep traces it."""
+    m = (q + sub - 1) // sub
+    pairs = m * (m - 1) // 2
+    flops = (2 * q * q * k + q * k + pairs * (4 * sub * sub * k + 6 * sub * k + sub * sub) + 6 * q * sub * k + q * sub
+             + q * k + (q * q * q - q) // 3 + 2 * q * q * (k + v) + q * v + 4 * q * k + 4 * q * k * v + q * v
+             + 2 * q * k * v + 2 * q * q * v + 2 * q * k)
+    exps = pairs * 2 * sub * k + q * sub * k + 2 * q * k + q * k
+    return flops, exps
+
+
+def kimi_delta_rule(name: str, q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, *, heads: int,
+                    head_dim: int, recurrent: bool, chunk_size: int = 64, state: Tensor | None = None,
+                    out: str | None = None, state_out: str | None = None, role: Role = Role.ACTIVATION,
+                    dtype: DType | None = None, state_dtype: DType | None = None) -> Op:
+    """Kimi Delta Attention (Kimi Linear, arXiv 2510.26692), per head a state S of K x V (head_dim each):
+    S_t = (I - beta_t k_t k_t^T) Diag(exp(g_t)) S_{t-1} + beta_t k_t v_t^T, o_t = S_t^T (K^-1/2 q_t): the gated delta
+    rule with a decay per channel. q and k are L2-normalized in the kernels (2*(3*K + 2) a head and position, the
+    square roots counted as FLOPs and transcendentals).
+    q, k, v, g: [B, S, heads*K] (g: kda_gate's output); beta: [B, S, heads]; `state` [B, heads, K, V] (decode).
+    Outputs: o [B, S, heads*V] and the final state (role STATE).
+    Chunked (`recurrent` False, prefill: fla's chunk_kda over chunks of 64, the last shorter): per head, kda_rows of
+    each chunk, and per chunk the state decay S *= exp(g_last) (K*V FLOPs, K exps). Kind matmul.
+    Recurrent (decode, fused_recurrent_kda, one position): per head S *= exp(g) (K*V, K exps), v - S^T k (2*K*V),
+    * beta (V), S += k v'^T (2*K*V), o = S^T q (2*K*V - V), the L2 norms and q's scale (K): 7*K*V + 7*K + 4.
+    Kind elementwise: a matrix-vector update per head, memory-bound on the state."""
+    kd = vd = head_dim
+    width = heads * kd
+    for t in (q, k, v, g):
+        if len(t.shape) != 3 or t.shape != q.shape or t.shape[-1] != width:
+            raise OpgraphError(f"op {name!r}: q, k, v and g must be [batch, positions, heads*head_dim={width}], "
+                               f"got {t}")
+    bsz, s, _ = q.shape
+    if beta.shape != (bsz, s, heads):
+        raise OpgraphError(f"op {name!r}: beta {beta} must be [batch, positions, heads={heads}]")
+    new = _new_state(name, state_out, (bsz, heads, kd, vd), state, q, state_dtype)
+    inputs = [q, k, v, g, beta] + ([state] if state is not None else [])
+    o = _out(out or name, (bsz, s, heads * vd), q, role, dtype)
+    norms = 2 * (3 * kd + 2)
+    if recurrent:
+        if s != 1:
+            raise OpgraphError(f"op {name!r}: the recurrent form takes one position per sequence, got {s}")
+        return Op(name, ELEMENTWISE, KDA_RECURRENT, inputs, (o, new),
+                  bsz * heads * (7 * kd * vd + 7 * kd + 4), transcendentals=bsz * heads * (kd + 2))
+    full, rest = s // chunk_size, s % chunk_size
+    chunks = (s + chunk_size - 1) // chunk_size
+    f_full, e_full = kda_rows(chunk_size, kd, vd)
+    f_rest, e_rest = kda_rows(rest, kd, vd)
+    flops = bsz * heads * (full * f_full + f_rest + chunks * kd * vd + s * norms)
+    exps = bsz * heads * (full * e_full + e_rest + chunks * kd + 2 * s)
+    return Op(name, MATMUL, KDA_CHUNKED, inputs, (o, new), flops, transcendentals=exps)
+
+
 def gated_rmsnorm(name: str, x: Tensor, gate: Tensor, weight: Tensor, *, groups: int = 1,
-                  norm_before_gate: bool = False, out: str | None = None, role: Role = Role.ACTIVATION,
-                  dtype: DType | None = None) -> Op:
+                  norm_before_gate: bool = False, gate_act: str = "silu", out: str | None = None,
+                  role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """RMSNorm gated by SiLU(gate), over `groups` equal groups of the last dim: norm(x * silu(gate)) (Mamba-2's
     RMSNormGated with norm_before_gate=False, group_size = d / n_groups, as Nemotron-H and vLLM's
     Mixer2RMSNormGated run it), or with `norm_before_gate` norm(x) * silu(gate) (Qwen3-Next's per-head
     Qwen3NextRMSNormGated). `weight` is [d], or [d / groups] shared by every group (Qwen3-Next's [head_v_dim]).
-    FLOPs per element: SiLU 4 (1 exp), the gate multiply 1, RMSNorm's 4; per group of each row RMSNorm's 3
-    (NORM_FLOPS)."""
+    `gate_act` "sigmoid": the gate is sigmoid(gate) (Kimi Linear's o_norm, FusedRMSNormGated with
+    activation="sigmoid"), which costs what SiLU does. FLOPs per element: SiLU 4 (1 exp), the gate multiply 1,
+    RMSNorm's 4; per group of each row RMSNorm's 3 (NORM_FLOPS)."""
+    if gate_act not in ("silu", "sigmoid"):
+        raise OpgraphError(f"op {name!r}: gate_act must be silu or sigmoid, got {gate_act!r}")
     _same_shape(name, x, gate)
     d = x.shape[-1]
     if groups < 1 or d % groups:

@@ -41,6 +41,9 @@ PUBLISHED = {
     "deepseek-v4-pro": [("1.6T", "total", "DeepSeek-V4 model card: 'DeepSeek-V4-Pro with 1.6T parameters (49B "
                                           "activated)'"),
                         ("49B", "active-embed", "ibid.: 49B activated (the head counted, not the embedding table)")],
+    "kimi-linear-48b-a3b": [("49.122681728B", "total", "moonshotai/Kimi-Linear-48B-A3B-Instruct's tensor list: "
+                                                       "49,122,681,728 parameters (its README rounds it to 48B)"),
+                            ("3B", "active-embed", "MoonshotAI/Kimi-Linear README: 3B activated parameters")],
     "kimi-k2": [("1T", "total", "moonshotai/Kimi-K2-Instruct model card: 1T total parameters"),
                 ("32B", "active", "moonshotai/Kimi-K2-Instruct model card: 32B activated parameters")],
     "glm-4.5-air": [("106B", "total", "zai-org/GLM-4.5-Air README: 106 billion total parameters"),
