@@ -351,6 +351,8 @@ COST_FIELDS = {
     "mla_use_nope": "MLA without rope (rope FLOPs)",
     "num_experts_per_token": "the experts each token runs (FLOPs)",
     "num_shared_experts": "shared experts (FLOPs, weights)",
+    "sparse_attention_config": "which layers attend to selected blocks of keys (attention FLOPs, index cache)",
+    "dense_intermediate_size": "the dense layers' width (FLOPs, weights)",
 }
 COST_NEUTRAL_VALUES = {"moe_layer_freq": (1,), "decoder_sparse_step": (1,), "n_group": (1,), "topk_group": (1,),
                        "routed_scaling_factor": (1, 1.0), "partial_rotary_factor": (1, 1.0),
@@ -498,6 +500,19 @@ def _qwen3_next(f: Fields) -> dict:
                 **_mtp(f, "mtp_num_hidden_layers", default=1))
 
 
+def _minimax_rotary(f: Fields, core: dict) -> tuple[int, int, int | None]:
+    """(layers, head_dim, the dims rope turns: None for all) of a MiniMax config, whose rotary_dim (or
+    partial_rotary_factor) names them."""
+    n, head_dim = core["n_layers"], core["head_dim"] or core["d_model"] // core["n_heads"]
+    rotary = f.int("rotary_dim", default=core["rotary_dim"] or head_dim)
+    if rotary > head_dim:
+        raise f.error("rotary_dim", f"({rotary}) must be at most 'head_dim' ({head_dim})")
+    if core["rotary_dim"] not in (None, rotary):
+        raise f.error("rotary_dim", f"({rotary}) disagrees with 'partial_rotary_factor' ({core['rotary_dim']} dims "
+                                    f"of {head_dim})")
+    return n, head_dim, None if rotary == head_dim else rotary
+
+
 def _minimax_m2(f: Fields) -> dict:
     """MiniMax-M2 (MiniMaxAI's modeling_minimax_m2.py; vLLM's minimax_m2.py): GQA attention with an RMSNorm over
     the whole q and the whole k projection (use_qk_norm, qk_norm_type "per_layer"; under tensor parallelism each
@@ -508,14 +523,7 @@ def _minimax_m2(f: Fields) -> dict:
     attention: 1 softmax attention, 0 MiniMax-Text-01's lightning attention, which is not modelled. The
     multi-token-prediction modules (use_mtp: num_mtp_modules of mtp_transformer_layers) are not counted."""
     core = _core(f)
-    n, head_dim = core["n_layers"], core["head_dim"] or core["d_model"] // core["n_heads"]
-    rotary = f.int("rotary_dim", default=core["rotary_dim"] or head_dim)
-    if rotary > head_dim:
-        raise f.error("rotary_dim", f"({rotary}) must be at most 'head_dim' ({head_dim})")
-    if core["rotary_dim"] not in (None, rotary):
-        raise f.error("rotary_dim", f"({rotary}) disagrees with 'partial_rotary_factor' ({core['rotary_dim']} dims "
-                                    f"of {head_dim})")
-    core["rotary_dim"] = None if rotary == head_dim else rotary
+    n, head_dim, core["rotary_dim"] = _minimax_rotary(f, core)
     kinds = f.ints("attn_type_list", n)
     if kinds is not None and (len(kinds) != n or set(kinds) - {1}):
         raise f.error("attn_type_list", f"must list 1 (softmax attention) for each of the {n} layers; 0 (lightning "
@@ -962,6 +970,68 @@ def _deepseek_v4(f: Fields) -> dict:
                 notes=(*said, *mtp["notes"]))
 
 
+def _minimax_m3(f: Fields) -> dict:
+    """MiniMax-M3 (its text_config; vLLM's vllm/models/minimax_m3, SGLang's minimax_m3.py, transformers'
+    minimax_m3_vl): GQA attention with per-head q and k norms (qk_norm_type "per_head", one [head_dim] scale) and
+    rope on rotary_dim; on the layers sparse_attention_freq marks, MiniMax's sparse attention
+    (parts.BlockSparseAttention: sparse_attention_config's index heads and dim, the top sparse_topk_blocks blocks
+    of sparse_block_size keys by their largest score, the query's own block among them); a SwiGLU-OAI
+    (hidden_act swigluoai: gpt-oss's clamped form) MLP of dense_intermediate_size where moe_layer_freq is 0, else
+    num_local_experts experts of intermediate_size, top num_experts_per_tok by sigmoid scores with a selection bias
+    (use_routing_bias), renormalized and scaled by routed_scaling_factor, the router and its bias in fp32, and
+    n_shared_experts of shared_intermediate_size. Its RMSNorms scale by 1 + w (use_gemma_norm), costed as any
+    RMSNorm, as Gemma's are. The multi-token-prediction modules are not counted."""
+    core = _core(f, ffn_default=None)
+    n, head_dim, rotary = _minimax_rotary(f, core)
+    if f.bool("use_qk_norm", False) is not True or f.str("qk_norm_type", default="per_head") != "per_head":
+        raise f.error("qk_norm_type", "must be per_head, with use_qk_norm true, as MiniMax-M3's attention norms q and k")
+    if f.bool("attention_output_gate", False):
+        raise f.error("attention_output_gate", "is true: MiniMax-M3's attention has no output gate")
+    f.bool("use_gemma_norm", False)
+    full = _attention(f, core, rotary_dim=rotary, qk_norm="head")
+    sp = f.sub("sparse_attention_config")
+
+    def flags(where: Fields, key: str) -> list[int]:
+        listed = where.ints(key, n)
+        if listed is None or len(listed) != n or set(listed) - {0, 1}:
+            raise where.error(key, f"must list 0 or 1 for each of the {n} layers")
+        return listed
+    sparse_at = flags(sp, "sparse_attention_freq") if sp.bool("use_sparse_attention", False) else [0] * n
+    if any(a and not b for a, b in zip(sparse_at, flags(sp, "sparse_disable_index_value"))):
+        raise sp.error("sparse_disable_index_value", "must be 1 on every sparse layer: the index value branch is not "
+                                                     "modelled")
+    if sp.str("sparse_score_type", default="max") != "max" or sp.int("sparse_init_block", default=0, minimum=0) \
+            or sp.int("sparse_local_block", default=1, minimum=0) != 1:
+        raise sp.error("sparse_score_type", "must be max, with sparse_init_block 0 and sparse_local_block 1, as the "
+                                            "engines select MiniMax-M3's blocks")
+    if any(sparse_at) and sp.int("sparse_num_index_heads") != full.kv_heads:
+        raise sp.error("sparse_num_index_heads", f"({sp.int('sparse_num_index_heads')}) must equal "
+                                                 f"'num_key_value_heads' ({full.kv_heads}): each index head picks its "
+                                                 f"KV head's blocks")
+    sparse = parts.BlockSparseAttention(full.heads, full.kv_heads, head_dim, sp.int("sparse_num_index_heads"),
+                                        sp.int("sparse_index_dim"), sp.int("sparse_topk_blocks"),
+                                        sp.int("sparse_block_size"), rotary_dim=rotary)
+    act = f.choice({"swigluoai": "clamp_swiglu"}, "hidden_act")
+    f.number("swiglu_alpha"), f.number("swiglu_limit")  # the clamp's constants: the same ops whatever their values
+    moe_at = flags(f, "moe_layer_freq")
+    shared, width = f.int("n_shared_experts", default=0, minimum=0), f.int("intermediate_size")
+    shared_width = shared * f.int("shared_intermediate_size", default=width)
+    moe = MoE(experts=f.int("num_local_experts"), top_k=f.int("num_experts_per_tok"), d_expert=width, shared=shared,
+              shared_d=shared_width if shared_width != shared * width else None, scores=_scores(f, "sigmoid"),
+              router_bias="selection" if f.bool("use_routing_bias", False) else None, renormalize=True,
+              scaled=f.number("routed_scaling_factor", default=1.0) != 1.0, act=act, router_dtype=FP32,
+              prefix="block_sparse_moe.", shared_name="shared_experts")
+    dense = MLP(f.int("dense_intermediate_size"), act)
+    stack = _stack(n, lambda i: parts.pre_norm(sparse if sparse_at[i] else full, moe if moe_at[i] else dense),
+                   period=n)
+    declared = max(f.int("num_mtp_modules", default=0, minimum=0), f.int("num_nextn_predict_layers", default=0,
+                                                                            minimum=0))
+    said = (f"the config declares {counted(declared, 'multi-token-prediction module')}, but the released checkpoints "
+            f"hold no mtp tensors: none is counted, and --draft mtp prices one it would need",) if declared else ()
+    return dict(**_summary_fields({**core, "d_ffn": dense.d_ffn}, full), mlp="swiglu", layers=stack,
+                tie_embeddings=f.bool("tie_word_embeddings", False), notes=said)
+
+
 def _kimi_linear(f: Fields) -> dict:
     """Kimi Linear (Moonshot AI; vLLM's kimi_linear.py and layers/kda.py, arXiv 2510.26692): Kimi Delta Attention
     layers (linear_attn_config: kda_layers, full_attn_layers, 1-based; num_heads of head_dim; short_conv_kernel_size)
@@ -1254,6 +1324,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "glm_moe_dsa": _glm_moe_dsa,
     "deepseek_v4": _deepseek_v4,
     "kimi_linear": _kimi_linear,
+    "minimax_m3": _minimax_m3,
     "gemma": _gemma,
     "gemma2": _gemma2,
     "gemma3_text": lambda f: _gemma2(f, v3=True),
@@ -1272,7 +1343,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
 # Multimodal wrappers: the language model in text_config is costed (its own model_type, or this default).
 WRAPPERS = {"gemma3": "gemma3_text", "gemma4": "gemma4_text", "llama4": "llama4_text", "mistral3": "mistral", "qwen3_5": "qwen3_5_text",
             "qwen3_5_moe": "qwen3_5_moe_text", "qwen3_vl": "qwen3_vl_text", "qwen3_vl_moe": "qwen3_vl_moe_text",
-            "kimi_k25": "kimi_k2"}
+            "kimi_k25": "kimi_k2", "minimax_m3_vl": "minimax_m3"}
 
 
 def register_family(model_type: str, family: Callable[[Fields], dict]) -> str:

@@ -21,11 +21,11 @@ from opgraph.core.phase import Phase
 from opgraph.core.sizes import minimum
 from opgraph.core.tensor import DType, Tensor
 from opgraph.errors import OpgraphError
-from . import compressed, hyper, pieces, recurrent
+from . import block_sparse, compressed, hyper, pieces, recurrent
 from .parallel import Parallel
 from .pieces import FULL, Keys
 
-__all__ = ["Attention", "Branches", "CompressedAttention", "DeltaNet", "FULL", "Indexer", "Keys", "KimiDelta", "Layer", "LatentAttention", "MLA", "MLP", "Mamba2", "MoE",
+__all__ = ["Attention", "BlockSparseAttention", "Branches", "CompressedAttention", "DeltaNet", "FULL", "Indexer", "Keys", "KimiDelta", "Layer", "LatentAttention", "MLA", "MLP", "Mamba2", "MoE",
            "Sublayer"]
 
 
@@ -230,6 +230,35 @@ class DeltaNet:
 
     def words(self) -> dict[str, str]:
         return {"mixer": "deltanet"}
+
+
+@attrs.frozen
+class BlockSparseAttention:
+    """MiniMax-M3's sparse attention (models.block_sparse.block_sparse_attention): GQA of `heads` over `kv_heads`
+    heads of head_dim (per-head q and k norms, rope on rotary_dim) over the `top_blocks` blocks of `block` keys an
+    indexer of index_heads heads of index_dim picks for each KV head, named as in its sparse_attention_config."""
+
+    heads: int = attrs.field(validator=_positive)
+    kv_heads: int = attrs.field(validator=_positive)
+    head_dim: int = attrs.field(validator=_positive)
+    index_heads: int = attrs.field(validator=_positive)
+    index_dim: int = attrs.field(validator=_positive)
+    top_blocks: int = attrs.field(validator=_positive)
+    block: int = attrs.field(validator=_positive)
+    rotary_dim: int | None = attrs.field(default=None, validator=_optional_positive)
+
+    tag: ClassVar[str] = "attention"
+
+    def __attrs_post_init__(self) -> None:
+        if self.heads % self.kv_heads or self.index_heads != self.kv_heads:
+            raise OpgraphError(f"the KV heads ({self.kv_heads}) must divide the query heads ({self.heads}), and each "
+                               f"needs its own index head (index_heads {self.index_heads})")
+
+    def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
+        return block_sparse.block_sparse_attention(b, x, phase, par=par, **attrs.asdict(self, recurse=False))
+
+    def words(self) -> dict[str, str]:
+        return {"keys": "sparse", "positions": "rope", "mixer": "attention"}
 
 
 @attrs.frozen

@@ -302,6 +302,7 @@ class GraphBuilder:
     gated_rmsnorm = _op_method(ops.gated_rmsnorm)
     hadamard = _op_method(ops.hadamard)
     index_scores = _op_method(ops.index_scores)
+    block_scores = _op_method(ops.block_scores)
     gather_selected = _op_method(ops.gather_selected)
     compress_pool = _state_op_method(ops.compress_pool)
     hc_coefficients = _op_method(ops.hc_coefficients)

@@ -233,8 +233,27 @@ def strided_pairs(sq: int, positions: int, stride: int, select: int | None = Non
     return upto(positions) - upto(positions - sq)
 
 
+@size_function
+def block_select_pairs(sq: int, sk: int, select: int, block: int) -> int:
+    """Query-key pairs of attention over selected blocks of keys (MiniMax-M3's sparse attention: the top
+    select // block blocks of `block` positions, the query's own block among them): the query at position p sees
+    every key before it while p < select, else the select - block keys of its other blocks and the p mod block + 1
+    of its own. The Sq queries are the last Sq of Sk positions.
+
+    >>> block_select_pairs(1, 300, 256, 128), block_select_pairs(300, 300, 256, 128)  # 128 + 299 % 128 + 1; ...
+    (172, 39518)
+    """
+    def upto(n: int) -> int:  # keys seen by the queries at positions 0 .. n - 1
+        if n <= select:
+            return n * (n + 1) // 2
+        full, r = divmod(n - select, block)
+        return (select * (select + 1) // 2 + (n - select) * (select - block + 1) + full * block * (block - 1) // 2
+                + r * (r - 1) // 2)
+    return upto(sk) - upto(sk - sq)
+
+
 def pairs(sq: int, sk: int, *, causal: bool, window: int | None = None, chunk: int | None = None,
-          select: int | None = None, compressed: Compressed | None = None) -> int:
+          select: int | None = None, compressed: Compressed | None = None, block: int | None = None) -> int:
     """Query-key pairs an attention kernel computes: all Sq x Sk, or (causal) the unmasked ones inside a sliding
     window; with a chunk, those of each chunk (chunk_pairs); with `select`, each query's min(select, visible)
     selected keys (select_pairs). With `compressed`, Sk counts the window's keys, and each query's compressed
@@ -245,6 +264,8 @@ def pairs(sq: int, sk: int, *, causal: bool, window: int | None = None, chunk: i
     if select is not None:
         if window is not None or chunk is not None:
             raise OpgraphError("selected keys (select) do not combine with a sliding window or chunks")
+        if block is not None:  # whole blocks selected, the query's own one partly (index-based: always causal)
+            return block_select_pairs(sq, sk, select, block)
         return select_pairs(sq, sk, select, causal)
     if chunk is not None:
         return chunk_pairs(sq, sk, chunk, causal)
@@ -286,8 +307,8 @@ def key_slots(sk: int, *, chunk: int | None = None, select: int | None = None) -
 def attention_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tensor], *, heads: int,
                      kv_heads: int, head_dim: int, causal: bool = False, window: int | None = None,
                      chunk: int | None = None, select: int | None = None, indices: Tensor | None = None,
-                     compressed: Compressed | None = None, out: str | None = None, role: Role = Role.ACTIVATION,
-                     dtype: DType | None = None) -> Op:
+                     compressed: Compressed | None = None, block: int | None = None, out: str | None = None,
+                     role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """S = Q K^T per head. q: [B, Sq, heads*head_dim]; keys: [B, s_i, kv_heads*head_dim] (cache, then new).
     Output [B, heads, Sq, Sk]. FLOPs 2*B*heads*pairs*head_dim, pairs = Sq*Sk: every query head does a full
     product even when it shares its K head (GQA). With `causal`, pairs counts only the unmasked part
@@ -306,7 +327,7 @@ def attention_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tenso
     width = kv_heads * head_dim
     sk, slots, tail = _keys_seen(name, q, keys, width, chunk, select, compressed)
     s = _out(out or name, (b, heads, sq, slots), q, role, dtype)
-    n = pairs(sq, sk, causal=causal, window=window, chunk=chunk, select=select, compressed=compressed)
+    n = pairs(sq, sk, causal=causal, window=window, chunk=chunk, select=select, compressed=compressed, block=block)
     if indices is not None and select is None and (compressed is None or compressed.select is None):
         raise OpgraphError(f"op {name!r}: indices name selected keys; give `select` as well")
     extra = () if indices is None else (indices,)
@@ -342,8 +363,8 @@ def _selected_reads(b: int, sq: int, keys: tuple, width: int, select: int | None
 def attention_values(name: str, p: Tensor, values: tuple[Tensor, ...] | list[Tensor], *, heads: int,
                      kv_heads: int, head_dim: int, causal: bool = False, window: int | None = None,
                      chunk: int | None = None, select: int | None = None, value_width: int | None = None,
-                     compressed: Compressed | None = None, out: str | None = None, role: Role = Role.ACTIVATION,
-                     dtype: DType | None = None) -> Op:
+                     compressed: Compressed | None = None, block: int | None = None, out: str | None = None,
+                     role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """O = P V per head. p: [B, heads, Sq, Sk]; values: [B, s_i, kv_heads*head_dim] summing to Sk.
     Output [B, Sq, heads*head_dim]. FLOPs 2*B*heads*pairs*head_dim, pairs as in attention_scores (with `select`:
     each query's selected keys only).
@@ -365,7 +386,7 @@ def attention_values(name: str, p: Tensor, values: tuple[Tensor, ...] | list[Ten
         raise OpgraphError(f"op {name!r}: values cover {sk} positions but the probabilities {p} have "
                            f"{p.shape[3]} keys")
     o = _out(out or name, (b, sq, heads * head_dim), p, role, dtype)
-    n = pairs(sq, sk, causal=causal, window=window, chunk=chunk, select=select, compressed=compressed)
+    n = pairs(sq, sk, causal=causal, window=window, chunk=chunk, select=select, compressed=compressed, block=block)
     reads = None if value_width is None else (None, *(v.shape[0] * v.shape[1] * width for v in values))
     # over a cache, a selection's values only (selected_reads)
     reads = _selected_reads(b, sq, values, width, select, compressed, tail, ()) or reads
@@ -455,8 +476,8 @@ NORM_FLOPS = {"rmsnorm": (4, 3), "layernorm": (6, 4)}
 
 def softmax(name: str, x: Tensor, *, causal: bool = False, window: int | None = None, keys: int | None = None,
             chunk: int | None = None, select: int | None = None, sinks: Tensor | None = None, softcap: bool = False,
-            compressed: Compressed | None = None, out: str | None = None, role: Role = Role.ACTIVATION,
-            dtype: DType | None = None) -> Op:
+            compressed: Compressed | None = None, block: int | None = None, out: str | None = None,
+            role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """Softmax over the last dim; FLOPs 5 per element. With `causal` or a `chunk`, x is attention scores
     [B, heads, Sq, *] over `keys` key positions (default the last dim) and only the pairs the kernel computes are
     counted (`pairs`): a causal FlashAttention kernel never computes the masked exponentials. With `select`
@@ -472,7 +493,7 @@ def softmax(name: str, x: Tensor, *, causal: bool = False, window: int | None = 
             raise OpgraphError(f"op {name!r}: masked scores must be [batch, heads, queries, keys], got {x}")
         b, heads, sq, sk = x.shape
         elements = b * heads * pairs(sq, sk if keys is None else keys, causal=causal, window=window, chunk=chunk,
-                                     select=select, compressed=compressed)
+                                     select=select, compressed=compressed, block=block)
     else:
         elements = x.numel
     flops, exps = SOFTMAX_FLOPS_PER_ELEM * elements, elements
@@ -728,6 +749,33 @@ def index_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tensor], 
     y = _out(out or name, (b, sq, sk), q, role, dtype)
     return Op(name, MATMUL, INDEX_SCORES, (q, *keys, weights), (y,),
               b * (n * per_pair + INDEX_WEIGHT_FLOPS * sq * heads))
+
+
+BLOCK_SCORES = register_function("block_scores")
+
+
+def block_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tensor], *, heads: int, head_dim: int,
+                 block: int, positions: int, out: str | None = None, role: Role = Role.ACTIVATION,
+                 dtype: DType | None = None) -> Op:
+    """MiniMax-M3's block scores (vLLM's minimax_m3 indexer and index_topk, SGLang's MiniMaxSparseAttnBackend): for
+    each query, index head h and block of `block` keys, the largest dot product q_h . k over the block's keys (one
+    index key a position, shared by the heads; no ReLU, no weights). q: [B, Sq, heads*head_dim]; keys [B, s_i,
+    head_dim] (cache, then new), `positions` of them after the step. Output [B, Sq, heads * blocks] (fp32), blocks =
+    ceil(positions / block). The kernels load whole blocks and mask after the products, so the query at position p
+    scores block * ceil((p + 1) / block) keys: per key and head the dot product (2*head_dim) and the max (1).
+    Kind matmul."""
+    keys = tuple(keys)
+    if len(q.shape) != 3 or q.shape[2] != heads * head_dim:
+        raise OpgraphError(f"op {name!r}: query {q} must be [batch, positions, heads*head_dim={heads * head_dim}]")
+    b, sq, _ = q.shape
+    _key_length(name, q, keys, head_dim)
+
+    def upto(n: int) -> int:  # sum of ceil(j / block) over j = 1 .. n
+        full, r = divmod(n, block)
+        return block * full * (full + 1) // 2 + r * (full + 1)
+    scored = block * (upto(positions) - upto(positions - sq))
+    y = _out(out or name, (b, sq, heads * ((positions + block - 1) // block)), q, role, dtype)
+    return Op(name, MATMUL, BLOCK_SCORES, (q, *keys), (y,), b * heads * scored * (2 * head_dim + 1))
 
 
 def gather_selected(name: str, keys: tuple[Tensor, ...] | list[Tensor], indices: Tensor, *,

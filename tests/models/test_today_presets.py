@@ -44,6 +44,8 @@ PUBLISHED = {
     "kimi-linear-48b-a3b": [("49.122681728B", "total", "moonshotai/Kimi-Linear-48B-A3B-Instruct's tensor list: "
                                                        "49,122,681,728 parameters (its README rounds it to 48B)"),
                             ("3B", "active-embed", "MoonshotAI/Kimi-Linear README: 3B activated parameters")],
+    "minimax-m3": [("23B", "active-embed-head", "MiniMax-M3 model card (as mirrors quote it): '~23B activated' (the "
+                                                "decoder layers'; its ~428B total counts the vision tower, not costed)")],
     "kimi-k2": [("1T", "total", "moonshotai/Kimi-K2-Instruct model card: 1T total parameters"),
                 ("32B", "active", "moonshotai/Kimi-K2-Instruct model card: 32B activated parameters")],
     "glm-4.5-air": [("106B", "total", "zai-org/GLM-4.5-Air README: 106 billion total parameters"),
