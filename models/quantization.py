@@ -13,6 +13,8 @@ fp8             e4m3 + one fp32 scale per weight_block_size block (DeepSeek-V3  
                 [128, 128], Qwen3-FP8); without weight_block_size one fp32      (weight_scale_inv [ceil(N/128),
                 scale per matrix (vLLM's Fp8Config)                             ceil(K/128)]); vLLM Fp8LinearMethod
 mxfp4           MXFP4: e2m1 + one e8m0 scale per 32 values (gpt-oss)            gpt-oss *_blocks / *_scales; OCP MX v1.0
+mxfp8           MXFP8: e4m3 + one e8m0 scale per 32 values of a row             MiniMax-M3-MXFP8 (weight_scale_inv uint8
+                (weight_block_size [1, 32]; MiniMax-M3's release)               [out, in / 32]); OCP MX v1.0
 modelopt        quant_algo NVFP4: e2m1 + fp8 e4m3 scale per 16 + fp32 global    ModelOpt unified HF checkpoint (weight,
                 scale per matrix; FP8: fp32 scale per matrix; FP8_PB_WO: 128 x  weight_scale, weight_scale_2); vLLM
                 128 fp32 blocks; FP8_PER_CHANNEL_PER_TOKEN: fp32 scale per row;  modelopt.py
@@ -95,7 +97,7 @@ import attrs
 from opgraph.core.tensor import FP8, FP8_TENSOR, INT4, INT8, MXFP4, NVFP4, DType
 from opgraph.errors import OpgraphError
 
-METHODS = ("fp8", "mxfp4", "modelopt", "awq", "gptq", "compressed-tensors")
+METHODS = ("fp8", "mxfp4", "mxfp8", "modelopt", "awq", "gptq", "compressed-tensors")
 MODELOPT_ALGOS = ("NVFP4", "FP8", "FP8_PB_WO", "FP8_PER_CHANNEL_PER_TOKEN", "MXFP8")
 WEIGHT_ONLY_ALGOS = ("FP8_PB_WO", "W4A16_NVFP4")  # weight-only; ModelOpt's other algorithms quantize the input too
 ROUTERS = ("gate", "router", "shared_expert_gate")
@@ -288,7 +290,7 @@ def read(q: dict, where: str) -> WeightFormat:
                            f"{', '.join(METHODS)}")
     f = _Fields(q, where, method)
     f.get("quant_method")
-    fmt = {"fp8": _fp8, "mxfp4": _mxfp4, "modelopt": _modelopt, "awq": _awq, "gptq": _gptq,
+    fmt = {"fp8": _fp8, "mxfp4": _mxfp4, "mxfp8": _mxfp8, "modelopt": _modelopt, "awq": _awq, "gptq": _gptq,
            "compressed-tensors": _compressed}[method](f)
     f.done()
     return fmt
@@ -315,6 +317,18 @@ def _fp8(f: _Fields) -> WeightFormat:
         dt = FP8.blocked(block[0], block[1])
     exclude = f.patterns("modules_to_not_convert", "ignored_layers")
     return WeightFormat("fp8", dt.with_input_quantized(), exclude, f.where)
+
+
+def _mxfp8(f: _Fields) -> WeightFormat:
+    """MXFP8 as MiniMax-M3-MXFP8 stores it: e4m3 values and one ue8m0 byte per 32 of a row (weight_block_size
+    [1, 32], the only layout read), its GEMMs quantizing their input (activation_scheme dynamic), as ModelOpt's MXFP8
+    does; ignored_layers (or modules_to_not_convert) kept at the model's dtype."""
+    f.choice("activation_scheme", ("dynamic",), "dynamic")
+    _not_dequantized(f)
+    if f.get("weight_block_size") not in (None, [1, 32]):
+        raise f.error("weight_block_size", "must be [1, 32] (one scale per 32 values of a row): the MXFP8 layout")
+    return WeightFormat("mxfp8", FP8.grouped(32, scale_bits=8).with_input_quantized(),
+                        f.patterns("ignored_layers", "modules_to_not_convert"), f.where)
 
 
 def _mxfp4(f: _Fields) -> WeightFormat:

@@ -91,3 +91,21 @@ def test_bad_fields_are_refused_by_name(change, message):
     data = {**CONFIG, "text_config": {**CONFIG["text_config"], **change}}
     with pytest.raises(OpgraphError, match=message):
         hf_config.from_dict(data, name="x", source="test")
+
+
+def test_the_mxfp8_release_is_stored_as_its_checkpoint():
+    # MiniMax-M3-MXFP8: e4m3 and a ue8m0 byte per 32 values of every linear but lm_head, the embeddings and the routers
+    # (fp32); its checkpoint holds 423,670,579,200 quantized values and 13,239,705,600 scales, all in the language model
+    ignored = ["lm_head", "model.embed_tokens", "vision_tower", "multi_modal_projector", "patch_merge_mlp",
+               *(f"language_model.model.layers.{i}.block_sparse_moe.gate" for i in range(3, 60))]
+    data = {**CONFIG, "quantization_config": {"quant_method": "mxfp8", "activation_scheme": "dynamic",
+                                              "weight_block_size": [1, 32], "ignored_layers": ignored}}
+    model = hf_config.from_dict(data, name="mxfp8", source="test").build(Phase.decode(1, 1))
+    quantized, scales = 423_670_579_200, 13_239_705_600
+    assert quantized // 32 == scales
+    tables, norms, routers = 2 * VOCAB * D, 60 * 2 * D + D + 60 * 2 * HD + 57 * 2 * HD, 57 * (E * D + E)
+    assert model.params() == quantized + tables + norms + routers
+    assert model.weight_bytes() == quantized + scales + 2 * (tables + norms) + 4 * routers
+    with pytest.raises(OpgraphError, match="weight_block_size"):
+        hf_config.from_dict({**data, "quantization_config": {**data["quantization_config"],
+                                                             "weight_block_size": [128, 128]}}, name="x", source="t")
