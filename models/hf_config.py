@@ -912,10 +912,11 @@ def _deepseek_v4(f: Fields) -> dict:
     head_dim = f.int("head_dim")
     mtp = f.int("num_nextn_predict_layers", default=0, minimum=0)
     _, ratios = f.get("compress_ratios")
+    # the ratios the engines build (SGLang's MQALayer asserts them: 0, 4 with the indexer, 128)
     if (not isinstance(ratios, list) or len(ratios) not in (n, n + mtp)
-            or any(not isinstance(r, int) or isinstance(r, bool) or r < 0 or r == 1 for r in ratios)):
-        raise f.error("compress_ratios", f"must list 0 (no compression) or a ratio of 2 or more for each of the {n} "
-                                         f"layers (and the {mtp} multi-token-prediction ones), got {str(ratios)[:60]}")
+            or any(isinstance(r, bool) or r not in (0, compressed.OVERLAPPING_RATIO, 128) for r in ratios)):
+        raise f.error("compress_ratios", f"must list 0 (no compression), 4 or 128 for each of the {n} layers (and the "
+                                         f"{mtp} multi-token-prediction ones), got {str(ratios)[:60]}")
     index = Indexer(heads=f.int("index_n_heads"), head_dim=f.int("index_head_dim"), topk=f.int("index_topk"))
     rope, groups = f.int("qk_rope_head_dim"), f.int("o_groups")
     if rope > head_dim:

@@ -133,7 +133,7 @@ TINY = {
                     "index_topk": 8, "rope_interleave": True, "indexer_rope_interleave": True},
     "deepseek_v4": {"model_type": "deepseek_v4", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 4,
                     "num_key_value_heads": 1, "head_dim": 32, "qk_rope_head_dim": 8, "q_lora_rank": 16,
-                    "o_groups": 2, "o_lora_rank": 16, "sliding_window": 8, "compress_ratios": [0, 4, 16, 4],
+                    "o_groups": 2, "o_lora_rank": 16, "sliding_window": 8, "compress_ratios": [0, 4, 128, 4],
                     "index_n_heads": 2, "index_head_dim": 16, "index_topk": 4, "n_routed_experts": 8,
                     "num_experts_per_tok": 2, "n_shared_experts": 1, "moe_intermediate_size": 16,
                     "num_hash_layers": 1, "hc_mult": 2, "vocab_size": 100},

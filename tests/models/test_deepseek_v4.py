@@ -215,6 +215,7 @@ def test_tensor_parallel_splits_the_heads_and_the_output_groups():
     ({"num_key_value_heads": 2}, "num_key_value_heads"),
     ({"compress_ratios": [0, 4]}, "compress_ratios"),
     ({"compress_ratios": None}, "compress_ratios"),
+    ({"compress_ratios": [2] * 44}, "compress_ratios"),
     ({"expert_dtype": "int4"}, "expert_dtype"),
     ({"scoring_func": "softmax"}, "scoring_func"),
 ])
