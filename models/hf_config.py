@@ -93,6 +93,13 @@ class Fields:
             raise self.error(key, f"must be a list of integers from {minimum} to {max(n, 2) - 1}, got {str(v)[:60]}")
         return v
 
+    def flags(self, key: str, n: int) -> list[int]:
+        """A list of one 0 or 1 per layer (MiMo's hybrid_layer_pattern, MiniMax-M3's moe_layer_freq), required."""
+        listed = self.ints(key, n)
+        if listed is None or len(listed) != n or set(listed) - {0, 1}:
+            raise self.error(key, f"must list 0 or 1 for each of the {n} layers")
+        return listed
+
     def words(self, key: str, n: int, valid: tuple[str, ...]) -> list[str] | None:
         """A list of one word per layer (layer_types), or None when absent or null."""
         _, v = self.get(key, default=None)
@@ -562,12 +569,7 @@ def _mimo_v2_flash(f: Fields) -> dict:
     core = _core(f)
     n, heads, head_dim = core["n_layers"], core["n_heads"], core["head_dim"] or core["d_model"] // core["n_heads"]
 
-    def flags(key: str) -> list[int]:
-        listed = f.ints(key, n)
-        if listed is None or len(listed) != n or set(listed) - {0, 1}:
-            raise f.error(key, f"must list 0 or 1 for each of the {n} layers")
-        return listed
-    pattern, moe_at = flags("hybrid_layer_pattern"), flags("moe_layer_freq")
+    pattern, moe_at = f.flags("hybrid_layer_pattern", n), f.flags("moe_layer_freq", n)
     if f.bool("use_qk_norm", False):
         raise f.error("use_qk_norm", "is true: MiMo-V2-Flash's reference attention has no q or k norm")
     f.number("swa_rope_theta")  # a rope base: the same ops whatever its value
@@ -992,13 +994,8 @@ def _minimax_m3(f: Fields) -> dict:
     full = _attention(f, core, rotary_dim=rotary, qk_norm="head")
     sp = f.sub("sparse_attention_config")
 
-    def flags(where: Fields, key: str) -> list[int]:
-        listed = where.ints(key, n)
-        if listed is None or len(listed) != n or set(listed) - {0, 1}:
-            raise where.error(key, f"must list 0 or 1 for each of the {n} layers")
-        return listed
-    sparse_at = flags(sp, "sparse_attention_freq") if sp.bool("use_sparse_attention", False) else [0] * n
-    if any(a and not b for a, b in zip(sparse_at, flags(sp, "sparse_disable_index_value"))):
+    sparse_at = sp.flags("sparse_attention_freq", n) if sp.bool("use_sparse_attention", False) else [0] * n
+    if any(a and not b for a, b in zip(sparse_at, sp.flags("sparse_disable_index_value", n))):
         raise sp.error("sparse_disable_index_value", "must be 1 on every sparse layer: the index value branch is not "
                                                      "modelled")
     if sp.str("sparse_score_type", default="max") != "max" or sp.int("sparse_init_block", default=0, minimum=0) \
@@ -1014,7 +1011,7 @@ def _minimax_m3(f: Fields) -> dict:
                                         sp.int("sparse_block_size"), rotary_dim=rotary)
     act = f.choice({"swigluoai": "clamp_swiglu"}, "hidden_act")
     f.number("swiglu_alpha"), f.number("swiglu_limit")  # the clamp's constants: the same ops whatever their values
-    moe_at = flags(f, "moe_layer_freq")
+    moe_at = f.flags("moe_layer_freq", n)
     shared, width = f.int("n_shared_experts", default=0, minimum=0), f.int("intermediate_size")
     shared_width = shared * f.int("shared_intermediate_size", default=width)
     moe = MoE(experts=f.int("num_local_experts"), top_k=f.int("num_experts_per_tok"), d_expert=width, shared=shared,
