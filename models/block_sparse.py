@@ -15,7 +15,7 @@ from opgraph.core.phase import Phase
 from opgraph.core.sizes import minimum
 from opgraph.core.tensor import FP32, INT32, Role, Tensor
 from .parallel import Parallel
-from .pieces import _qk_norm, piece, proj
+from .pieces import FULL, _attend, _qk_norm, piece, proj
 
 
 @piece("attention")
@@ -65,10 +65,5 @@ def block_sparse_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: i
     if past:
         keys.insert(0, b.cache("k_cache", (phase.batch, past, kvh * head_dim)))
         values.insert(0, b.cache("v_cache", (phase.batch, past, kvh * head_dim)))
-    select = top_blocks * block
-    kw = dict(heads=h, kv_heads=kvh, causal=True, select=select, block=block)
-    s = b.attention_scores("qk", q, keys, head_dim=head_dim, indices=picked, out="scores", **kw)
-    p = b.softmax("softmax", s, causal=True, keys=positions, select=select, block=block, out="probs")
-    o = b.attention_values("av", p, values, head_dim=head_dim, out="attn", **kw)
-    y = proj(b, "o_proj", o, d, prefix=prefix, out=par.out("attn_out", "attn_partial"))
-    return par.reduce(b, "o_allreduce", y, "attn_out")
+    return _attend(b, q, keys, values, phase, d, par, FULL, True, prefix, False, heads=h, kv_heads=kvh,
+                   head_dim=head_dim, v_dim=head_dim, select=top_blocks * block, block=block, indices=picked)

@@ -225,13 +225,16 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
 
 def _attend(b: GraphBuilder, q: Tensor, ks: list, vs: list, phase: Phase, d: int, par: Parallel, keys: Keys,
             causal: bool, prefix: str, o_bias: bool, *, heads: int, kv_heads: int, head_dim: int, v_dim: int,
-            sinks: bool = False, softcap: bool = False, gate: Tensor | None = None) -> Tensor:
+            sinks: bool = False, softcap: bool = False, gate: Tensor | None = None, select: int | None = None,
+            block: int | None = None, indices: Tensor | None = None) -> Tensor:
     """Attention of q over the keys `ks` and values `vs` (cached and new; values of `v_dim` a head), softmax with its
-    sinks and soft cap, the output gate where given, o_proj and its all-reduce."""
-    heads_kw = dict(heads=heads, kv_heads=kv_heads, causal=causal, window=keys.window, chunk=keys.chunk)
-    s = b.attention_scores("qk", q, ks, out="scores", head_dim=head_dim, **heads_kw)
+    sinks and soft cap, the output gate where given, o_proj and its all-reduce. `select`, `block`, `indices`: each
+    query's selected keys (ops.pairs; MiniMax-M3's blocks)."""
+    heads_kw = dict(heads=heads, kv_heads=kv_heads, causal=causal, window=keys.window, chunk=keys.chunk,
+                    select=select, block=block)
+    s = b.attention_scores("qk", q, ks, out="scores", head_dim=head_dim, indices=indices, **heads_kw)
     sink = b.weight(f"{prefix}sinks", (heads,)) if sinks else None
-    p = b.softmax("softmax", s, causal=causal, window=keys.window, chunk=keys.chunk,
+    p = b.softmax("softmax", s, causal=causal, window=keys.window, chunk=keys.chunk, select=select, block=block,
                   keys=keys.cached(phase) + phase.new_tokens, sinks=sink, softcap=softcap, out="probs")
     o = b.attention_values("av", p, vs, out="attn", head_dim=v_dim, **heads_kw)
     if gate is not None:
