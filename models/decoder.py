@@ -130,6 +130,8 @@ class DecoderConfig:
         if self.n_heads % self.n_kv_heads:
             raise OpgraphError(f"{self.name}: n_kv_heads ({self.n_kv_heads}) must divide n_heads ({self.n_heads}) "
                                f"evenly: each KV head serves a whole group of query heads")
+        if self.head_dim is None and self.mla is not None:  # MLA's heads have widths of their own
+            object.__setattr__(self, "head_dim", self.mla.qk_nope_head_dim + self.mla.qk_rope_head_dim)
         if self.head_dim is None:
             if self.d_model % self.n_heads:
                 raise OpgraphError(f"{self.name}: d_model ({self.d_model}) must be divisible by n_heads "

@@ -802,32 +802,41 @@ def _deepseek_router(f: Fields, *, v3: bool) -> dict:
                 renormalize=f.bool("norm_topk_prob", False), scaled=scale != 1.0)
 
 
-def _deepseek_moe(f: Fields, *, v3: bool) -> MoE | None:
+def _deepseek_moe(f: Fields, *, v3: bool, first_dense: int = 0) -> MoE | None:
     """DeepSeekMoE as V2, V3, Kimi-K2 and GLM-4.5 configure it: n_routed_experts of moe_intermediate_size and
-    n_shared_experts, dense below first_k_dense_replace, every moe_layer_freq-th layer, routed as _deepseek_router
-    reads."""
+    n_shared_experts, dense below first_k_dense_replace (`first_dense` where the config gives none), every
+    moe_layer_freq-th layer, routed as _deepseek_router reads."""
     if f.get("n_routed_experts", default=None)[1] is None:
         return None
     return MoE(d_expert=f.int("moe_intermediate_size"), shared=f.int("n_shared_experts", default=0, minimum=0),
-               first_dense=f.int("first_k_dense_replace", default=0, minimum=0),
+               first_dense=f.int("first_k_dense_replace", default=first_dense, minimum=0),
                layer_freq=f.int("moe_layer_freq", default=1), **_deepseek_router(f, v3=v3))
 
 
-def _deepseek_v32(f: Fields) -> dict:
+def _deepseek_v32(f: Fields, own: list[bool] | None = None) -> dict:
     """DeepSeek-V3.2: V3 with DSA sparse attention, a lightning indexer (index_n_heads heads of index_head_dim)
     scoring every key and MLA over the index_topk it selects (pieces.lightning_indexer). The indexer's
-    weights_proj stays in the model's dtype in an fp8 checkpoint, as the reference code builds it."""
+    weights_proj stays in the model's dtype in an fp8 checkpoint, as the reference code builds it. `own`: which
+    layers run their own indexer, the others reusing the last one's selection (_index_schedule); None: all."""
     fields = _deepseek(f, v3=True)
     indexer = Indexer(heads=f.int("index_n_heads"), head_dim=f.int("index_head_dim"), topk=f.int("index_topk"))
     attention = LatentAttention(fields["n_heads"], fields["mla"], indexer=indexer)
-    fields["layers"] = _moe_stack(fields["n_layers"], attention, fields["moe"], MLP(fields["d_ffn"], _gated_act(f)))
+    n, moe, dense = fields["n_layers"], fields["moe"], MLP(fields["d_ffn"], _gated_act(f))
+    fields["layers"] = _moe_stack(n, attention, moe, dense)
+    if own is not None and not all(own):
+        shared = attrs.evolve(attention, indexer=attrs.evolve(indexer, shared=True))
+        ffn = [moe if moe is not None and moe.placed(i) else dense for i in range(n)]
+        fields["layers"] = Stack.listed([parts.pre_norm(attention if own[i] else shared, ffn[i]) for i in range(n)])
+        # the multi-token-prediction layer runs an indexer of its own (vLLM's DeepseekV32Attention builds one on it
+        # whatever the schedule says), as the checkpoint's layer after the last carries one
+        fields["mtp_stack"] = Stack.uniform(parts.pre_norm(attention, moe or dense), 1)
     if fields["weight_format"] is not None:
         fmt = fields["weight_format"]
         fields["weight_format"] = attrs.evolve(fmt, exclude=(*fmt.exclude, "model.layers.*.self_attn.indexer.weights_proj"))
     return fields
 
 
-def _deepseek(f: Fields, *, v3: bool) -> dict:
+def _deepseek(f: Fields, *, v3: bool, first_dense: int = 0) -> dict:
     """DeepSeek-V2/V3 and Kimi-K2: MLA (q_lora_rank may be null), DeepSeekMoE. The multi-token-prediction
     module (num_nextn_predict_layers) is not part of next-token inference and is not counted."""
     if f.bool("attention_bias", False):
@@ -841,7 +850,7 @@ def _deepseek(f: Fields, *, v3: bool) -> dict:
     _rotary_dim(f, mla.qk_rope_head_dim)  # type checks only: MLA rotates exactly qk_rope_head_dim
     return dict(d_model=d, n_heads=heads, n_kv_heads=heads, d_ffn=f.int("intermediate_size"),
                 n_layers=f.int("num_hidden_layers"), vocab_size=f.int("vocab_size"), mla=mla,
-                moe=_deepseek_moe(f, v3=v3), mlp=_gated(f), dtype=_dtype(f), **_weights(f),
+                moe=_deepseek_moe(f, v3=v3, first_dense=first_dense), mlp=_gated(f), dtype=_dtype(f), **_weights(f),
                 **_mtp(f), tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
@@ -850,21 +859,70 @@ def _glm_moe_dsa(f: Fields) -> dict:
     with DSA sparse attention and DeepSeekMoE, read as _deepseek_v32 reads them. Its config also names
     qk_head_dim, which must be qk_nope_head_dim + qk_rope_head_dim, and head_dim, the width transformers' rope
     helpers are given (64 in GLM-5, 192 in GLM-5.2): MLA's widths are the three it names, so head_dim is no cost."""
-    fields = _deepseek_v32(f)
+    fields = _deepseek_v32(f, _index_schedule(f, f.int("num_hidden_layers")))
+    if fields["mtp_layers"] and f.bool("index_share_for_mtp_iteration", False):
+        fields["notes"] = (*fields["notes"], "index_share_for_mtp_iteration: the checkpoint lets the "
+                           "multi-token-prediction layer's later draft steps reuse its first step's selection; "
+                           "`serve --draft mtp` prices its indexer at every step (an upper bound on the draft's cost)")
     mla = fields["mla"]
     whole = mla.qk_nope_head_dim + mla.qk_rope_head_dim
     if f.int("qk_head_dim", default=whole) != whole:
         raise f.error("qk_head_dim", f"must be qk_nope_head_dim + qk_rope_head_dim ({mla.qk_nope_head_dim} + "
                                      f"{mla.qk_rope_head_dim} = {whole})")
     f.int("head_dim", default=None)
+    _mlp_layer_types(f, fields)
+    return fields
+
+
+def _mlp_layer_types(f: Fields, fields: dict) -> None:
+    """GLM's configs list each layer's MLP (mlp_layer_types): read where the MoE ('sparse') layers are those
+    first_k_dense_replace and moe_layer_freq place."""
     n, moe = fields["n_layers"], fields["moe"]
-    # GLM-5.1's configs list each layer's kind; as long as every layer runs its own indexer and the MoE layers are
-    # those first_k_dense_replace and moe_layer_freq place, the lists say what the family builds
-    _per_layer(f, "indexer_types", ["full"] * n, "a layer that reuses another layer's top-k selection is not "
-               "modelled yet")
     _per_layer(f, "mlp_layer_types", ["sparse" if moe is not None and moe.placed(i) else "dense" for i in range(n)],
                "it must place the MoE ('sparse') layers as first_k_dense_replace and moe_layer_freq do")
+
+
+def _glm4_moe_lite(f: Fields) -> dict:
+    """GLM-4.7-Flash (transformers' glm4_moe_lite: DeepseekV3Attention, MLA, with GLM-4.5's MoE, which routes as
+    DeepSeek-V3's): read as _deepseek reads DeepSeek-V3, the first layer dense where the config says nothing
+    (transformers' default mlp_layer_types: one 'dense', then 'sparse'); the multi-token-prediction layer apart."""
+    fields = _deepseek(f, v3=True, first_dense=1)
+    _mlp_layer_types(f, fields)
     return fields
+
+
+# IndexShare's schedule where a config gives no list (transformers' GlmMoeDsaConfig, vLLM's DeepseekV32Attention):
+# layer i runs its own indexer where max(i - offset + 1, 0) % index_topk_freq == 0, offset 2 by default.
+INDEX_SKIP_OFFSET = 2
+
+
+def _index_schedule(f: Fields, n: int) -> list[bool]:
+    """Which layers run their own DSA indexer (True) and which reuse the selection of the last layer that did
+    (IndexShare, arXiv:2603.12201; GLM-5.2): indexer_types ("full" / "shared") where the config lists them, else
+    index_topk_pattern ("F" / "S" a layer), else index_topk_freq with index_skip_topk_offset, as transformers'
+    GlmMoeDsaConfig derives the list. A config that gives the list and the schedule must have them agree (vLLM builds
+    its indexers from the schedule alone)."""
+    freq = f.int("index_topk_freq", default=1)
+    offset = f.int("index_skip_topk_offset", default=INDEX_SKIP_OFFSET, minimum=0)
+    scheduled = [max(i - offset + 1, 0) % freq == 0 for i in range(n)]
+    _, pattern = f.get("index_topk_pattern", default=None)
+    if pattern is not None:
+        if not isinstance(pattern, str) or len(pattern) != n or set(pattern) - set("FS"):
+            raise f.error("index_topk_pattern", f"must be a string of {n} letters, F (the layer runs its indexer) or S "
+                                                f"(it reuses the last one's selection), got {str(pattern)[:60]}")
+        scheduled = [c == "F" for c in pattern]
+    listed = f.words("indexer_types", n, ("full", "shared"))
+    own = scheduled if listed is None else [kind == "full" for kind in listed]
+    if own != scheduled:
+        i = next(i for i, (a, b) in enumerate(zip(own, scheduled)) if a != b)
+        by = "index_topk_pattern" if pattern is not None else "index_topk_freq and index_skip_topk_offset"
+        raise f.error("indexer_types", f"says {listed[i]!r} for layer {i}, where {by} "
+                                       f"{'gives' if pattern is not None else 'give'} "
+                                       f"{'full' if scheduled[i] else 'shared'!r}: the two must agree")
+    if not own[0]:
+        raise f.error("indexer_types" if listed is not None else "index_topk_pattern",
+                      "makes layer 0 reuse a selection, but no earlier layer makes one")
+    return own
 
 
 # DeepSeek-V4's modules as its checkpoints store them (the tensor list of deepseek-ai/DeepSeek-V4-Pro; its reference
@@ -1331,6 +1389,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "phi3": _phi3,
     "olmo2": _olmo2,
     "glm4_moe": _glm4_moe,
+    "glm4_moe_lite": _glm4_moe_lite,
     "minimax_m2": _minimax_m2,
     "mimo_v2_flash": _mimo_v2_flash,
     "nemotron_h": _nemotron_h,

@@ -113,6 +113,9 @@ class Indexer:
     heads: int = attrs.field(validator=_positive)
     head_dim: int = attrs.field(validator=_positive)
     topk: int = attrs.field(validator=_positive)
+    # IndexShare (arXiv:2603.12201; GLM-5.2's indexer_types "shared"): the layer attends to the selection the last
+    # layer with an indexer of its own made this step, and has no indexer weights, work or key cache itself
+    shared: bool = False
 
 
 @attrs.frozen
@@ -140,8 +143,8 @@ class LatentAttention:
                                     causal=options.causal_skip, par=par, indexer=self.indexer, rotary=self.rotary)
 
     def words(self) -> dict[str, str]:
-        return {"keys": "full" if self.indexer is None else "sparse", "positions": "rope" if self.rotary else "nope",
-                "mixer": "mla"}
+        keys = "full" if self.indexer is None else "sparse_shared" if self.indexer.shared else "sparse"
+        return {"keys": keys, "positions": "rope" if self.rotary else "nope", "mixer": "mla"}
 
 
 

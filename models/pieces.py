@@ -325,7 +325,9 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
     form over them; several queries a sequence over a cache (a prompt chunk, a speculative verify step: the
     absorbed form too, as vLLM's FlashMLA sparse backend runs both) attend to their selections in the kernel, which
     reads each cached entry at most once (ops.selected_reads). Needs q_lora_rank (the indexer reads the normed q
-    latent). The indexer is replicated under tensor parallelism (lightning_indexer). Without `rotary` (Kimi Linear's
+    latent). The indexer is replicated under tensor parallelism (lightning_indexer). A `shared` indexer (IndexShare,
+    GLM-5.2's "shared" layers) runs nothing: the layer reads the indices an earlier layer selected this step, as
+    transformers' GlmMoeDsaAttention takes prev_topk_indices and vLLM's layers read one topk_indices_buffer. Without `rotary` (Kimi Linear's
     NoPE MLA, vLLM's KimiMLAAttention with rotary_emb None) the qk_rope_head_dim parts are used unrotated."""
     d = x.shape[-1]
     if indexer is not None and not q_lora_rank:
@@ -351,7 +353,11 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
     entry = b.concat_heads("cache_entry", latent, k_pe, heads=1, out="latent_entry", role=Role.KV_CACHE)
     w_uk, w_uv = _row_blocks(b, "kv_b_proj", r, {"k": heads * nope, "v": heads * v_head_dim}, prefix=prefix)
     picked = select = None
-    if indexer is not None:
+    if indexer is not None and indexer.shared:  # IndexShare: the selection an earlier layer's indexer wrote
+        shape = (phase.batch, phase.new_tokens, minimum(indexer.topk, phase.keys))
+        picked = b.input("indexer.shared_topk_indices", shape, INT32)
+        select = indexer.topk
+    elif indexer is not None:
         picked = lightning_indexer(b, x, cq, phase, heads=indexer.heads, head_dim=indexer.head_dim,
                                    topk=indexer.topk, rope_dim=rope, causal=causal, prefix=prefix)
         select = indexer.topk

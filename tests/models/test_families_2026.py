@@ -119,13 +119,18 @@ def test_minimax_mtp_modules_are_counted_apart():
 GLM5 = json.loads((models.presets.CONFIG_DIR / "glm-5.json").read_text())
 
 
+def assert_costs_as(config: dict, other: dict) -> None:
+    """`config` builds the same weights and the same ops, FLOP for FLOP, as `other` in prefill and decode."""
+    for phase in (Phase.prefill(1, 64), Phase.decode(2, 300)):
+        a_model, b_model = load(config).build(phase), load(other).build(phase)
+        assert a_model.params() == b_model.params()
+        for a, b in zip(a_model.blocks, b_model.blocks):
+            assert [(o.name, o.flops) for o in a.graph.ops.values()] == [(o.name, o.flops) for o in b.graph.ops.values()]
+
+
 def test_glm5_is_deepseek_v32_with_its_own_values():
     as_v32 = {k: v for k, v in GLM5.items() if k not in ("qk_head_dim", "head_dim")} | {"model_type": "deepseek_v32"}
-    for phase in (Phase.prefill(1, 64), Phase.decode(2, 300)):
-        glm, v32 = load(GLM5).build(phase), load(as_v32).build(phase)
-        assert glm.params() == v32.params()
-        for a, b in zip(glm.blocks, v32.blocks):
-            assert [(o.name, o.flops) for o in a.graph.ops.values()] == [(o.name, o.flops) for o in b.graph.ops.values()]
+    assert_costs_as(GLM5, as_v32)
 
 
 def test_glm5_preset_is_744b_with_an_mtp_layer_apart():
@@ -147,14 +152,39 @@ def test_glm51_lists_of_each_layers_kind_that_say_what_the_family_builds_change_
 
 
 @pytest.mark.parametrize("changes, field, says", [
-    (dict(indexer_types=["full"] * 3 + ["shared"] + ["full"] * 74), "indexer_types", "'shared' for layer 3"),
-    (dict(index_topk_freq=4), "index_topk_freq", "does not read it"),
+    # GLM-5 gives no index_topk_freq: every layer runs its own indexer, so a list that shares one disagrees
+    (dict(indexer_types=["full"] * 3 + ["shared"] + ["full"] * 74), "indexer_types", "'shared' for layer 3.*agree"),
     (dict(mlp_layer_types=["dense"] * 4 + ["sparse"] * 74), "mlp_layer_types", "'dense' for layer 3"),
     (dict(mlp_layer_types=["sparse"] * 3), "mlp_layer_types", "each of the 78 layers"),
 ])
-def test_glm52_layers_sharing_a_selection_are_refused_by_name(changes, field, says):
+def test_glm5_lists_that_disagree_with_the_config_are_refused_by_name(changes, field, says):
     with pytest.raises(OpgraphError, match=f"'{field}'.*{says}"):
         load(GLM5, **changes)
+
+
+GLM47_FLASH = json.loads((models.presets.CONFIG_DIR / "glm-4.7-flash.json").read_text())
+
+
+def test_glm47_flash_is_deepseek_v3s_layer_with_its_own_values():
+    # transformers' Glm4MoeLiteAttention is DeepseekV3Attention, its MoE GLM-4.5's (DeepSeek-V3's routing)
+    assert_costs_as(GLM47_FLASH, GLM47_FLASH | {"model_type": "deepseek_v3"})
+
+
+def test_glm47_flash_parameters_by_hand():
+    d, heads, ql, r, nope, rope, v, vocab = 2048, 20, 768, 512, 192, 64, 256, 154880
+    attention = d * ql + ql + ql * heads * (nope + rope) + d * (r + rope) + r + r * heads * (nope + v) + heads * v * d
+    dense, moe = 3 * d * 10240, 65 * 3 * d * 1536 + 64 * d + 64  # 64 routed + 1 shared, router and its bias
+    total = 47 * (attention + 2 * d) + dense + 46 * moe + 2 * vocab * d + d
+    assert total == 29_943_393_920
+    assert models.get("glm-4.7-flash").build(Phase.decode(1, 10)).params() == total
+
+
+def test_glm47_flash_keeps_one_dense_layer_where_the_config_names_none():
+    # transformers' Glm4MoeLiteConfig: mlp_layer_types defaults to one "dense" and then "sparse"
+    bare = {k: v for k, v in GLM47_FLASH.items() if k != "first_k_dense_replace"}
+    assert load(bare).build(Phase.decode(1, 10)).params() == load(GLM47_FLASH).build(Phase.decode(1, 10)).params()
+    with pytest.raises(OpgraphError, match="'mlp_layer_types'.*'sparse' for layer 0"):
+        load(bare, mlp_layer_types=["sparse"] * 47)
 
 
 def _nvfp4(exclude: list[str]) -> dict:

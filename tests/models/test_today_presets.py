@@ -56,6 +56,13 @@ PUBLISHED = {
     "glm-5": [("744B", "total", "GLM-5 technical report (arXiv:2602.15763), architecture table: 744B total parameters, "
                                 "its MTP layer listed apart"),
               ("40B", "active-embed-head", "ibid.: 40B activated parameters")],
+    "glm-4.7-flash": [("30B", "total", "zai-org/GLM-4.7-Flash model card: 'a 30B-A3B MoE model'"),
+                      ("3B", "active-embed-head", "ibid.: the A3B, counted as GLM-5's 40B active is, without the "
+                                                  "embedding table and the head")],
+    "glm-5.2": [("753B", "total+mtp-layer", "the Hugging Face Hub's listing of zai-org/GLM-5.2: ~753B (its "
+                                            "safetensors, the MTP layer 78 with them: a full layer with its indexer, "
+                                            "enorm, hnorm, eh_proj and shared_head.norm, and no embedding or head of "
+                                            "its own, as a third-party reading of the checkpoint lists it)")],
     "minimax-m2.5": [("9.8B", "active-embed-head", "MiniMax-M2.5 technical report (MiniMax et al., 2026), as "
                                                    "emergentmind.com quotes it: 9.8 billion activated per token")],
     "llama-4-scout": [("17B", "active", "meta-llama/Llama-4-Scout-17B-16E model card: 17B activated")],
@@ -109,12 +116,13 @@ def counted(name: str, what: str) -> int:
                     e = part.latent or d  # a latent MoE's experts work in its latent width
                     per_expert = matrices * e * part.d_expert + (2 * part.d_expert + e if part.expert_bias else 0)
                     skipped += n * (part.experts - part.top_k) * per_expert
-    if what == "total+mtp":
-        # The MTP module (not run by next-token inference, so not in the model): one more MoE layer, its eh_proj
-        # [d, 2d], two norms, and its own embedding, head and final norm (DeepSeek-V3 README_WEIGHTS.md; GLM-4.5's
-        # layer 92 holds the same tensors, vLLM glm4_moe_mtp.py).
-        moe_layer = next(b for b in model.blocks if b.name == "moe_layer").graph.params()
-        return total + moe_layer + 2 * d * d + 2 * d + 2 * vocab * d + d
+    if what in ("total+mtp", "total+mtp-layer"):
+        # The MTP module (not run by next-token inference, so not in the model): one more MoE layer (with an indexer
+        # where the model has one), its eh_proj [d, 2d], two norms and its head's norm, and its own embedding and
+        # head (DeepSeek-V3 README_WEIGHTS.md; GLM-4.5's layer 92 holds the same tensors, vLLM glm4_moe_mtp.py),
+        # or, "total+mtp-layer", none of its own (GLM-5.2's layer 78: no embed_tokens or shared_head.head).
+        moe_layer = next(b for b in model.blocks if b.name in ("moe_layer", "moe_sparse_layer")).graph.params()
+        return total + moe_layer + 2 * d * d + 3 * d + (2 * vocab * d if what == "total+mtp" else 0)
     if what.endswith("-embed") or what.endswith("-embed-head"):
         skipped += vocab * d
     if what.endswith("-head") and not cfg.tie_embeddings:
