@@ -233,7 +233,7 @@ NEUTRAL = frozenset("""
     architectures model_type transformers_version _name_or_path auto_map torch_dtype dtype
     bos_token_id eos_token_id pad_token_id sep_token_id decoder_start_token_id image_token_id image_token_index
     boi_token_index eoi_token_index video_token_id vision_start_token_id vision_end_token_id mm_tokens_per_image
-    initializer_range rms_norm_eps layer_norm_eps layer_norm_epsilon norm_eps attention_dropout hidden_dropout
+    initializer_range rms_norm_eps layer_norm_eps layer_norm_epsilon norm_eps attention_dropout residual_dropout hidden_dropout
     dropout embd_pdrop resid_pdrop attn_pdrop use_cache output_router_logits router_aux_loss_coef aux_loss_alpha
     seq_aux router_jitter_noise router_z_loss_coef max_position_embeddings original_max_position_embeddings
     initial_context_length rope_theta rope_scaling rope_parameters rope_local_base_freq pretraining_tp
@@ -398,6 +398,12 @@ def _llama(f: Fields) -> dict:
     bias = f.bool("attention_bias", False)
     return dict(**_core(f), mlp=_gated(f), qkv_bias=bias, o_bias=bias, mlp_bias=f.bool("mlp_bias", False),
                 tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _seed_oss(f: Fields) -> dict:
+    """Seed-OSS (transformers' seed_oss: LlamaDecoderLayer, its attention biases split): q, k and v biased where
+    attention_bias is true, o_proj where attention_out_bias is."""
+    return dict(_llama(f), o_bias=f.bool("attention_out_bias", False))
 
 
 def _mistral(f: Fields) -> dict:
@@ -784,6 +790,21 @@ def _olmo2(f: Fields) -> dict:
     attention = _attention(f, core, qk_norm="full")
     layer = parts.post_norm(attention, MLP(core["d_ffn"], _gated_act(f)))
     return dict(**_summary_fields(core, attention), mlp=_gated(f), layers=Stack.uniform(layer, core["n_layers"]),
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _olmo3(f: Fields) -> dict:
+    """OLMo-3: OLMo-2's layer (transformers' Olmo3DecoderLayer is Olmo2DecoderLayer; vLLM serves it with olmo2.py)
+    with a sliding window of sliding_window keys on the layers layer_types names sliding_attention (by default 3 of
+    every 4: the full layers are 3, 7, 11, ...). Its YaRN on the full layers changes no cost."""
+    core = _core(f)
+    n = core["n_layers"]
+    types = _layer_types(f, n) or ["full_attention" if (i + 1) % 4 == 0 else "sliding_attention" for i in range(n)]
+    full = _attention(f, core, qk_norm="full")
+    sliding = attrs.evolve(full, keys=Keys("sliding", f.int("sliding_window", default=4096)))
+    mlp = MLP(core["d_ffn"], _gated_act(f))
+    layers = Stack.listed([parts.post_norm(sliding if t == "sliding_attention" else full, mlp) for t in types])
+    return dict(**_summary_fields(core, full), mlp=_gated(f), layers=layers,
                 tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
@@ -1388,6 +1409,8 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "llama4_text": _llama4,
     "phi3": _phi3,
     "olmo2": _olmo2,
+    "olmo3": _olmo3,
+    "seed_oss": _seed_oss,
     "glm4_moe": _glm4_moe,
     "glm4_moe_lite": _glm4_moe_lite,
     "minimax_m2": _minimax_m2,

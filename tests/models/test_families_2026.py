@@ -187,6 +187,36 @@ def test_glm47_flash_keeps_one_dense_layer_where_the_config_names_none():
         load(bare, mlp_layer_types=["sparse"] * 47)
 
 
+SEED_OSS = json.loads((models.presets.CONFIG_DIR / "seed-oss-36b.json").read_text())
+OLMO3 = json.loads((models.presets.CONFIG_DIR / "olmo-3-7b.json").read_text())
+
+
+def test_seed_oss_biases_q_k_and_v_but_not_o_by_hand():
+    # transformers' SeedOssAttention: q/k/v_proj bias=attention_bias, o_proj bias=attention_out_bias
+    d, heads, kv, hd, ffn, vocab = 5120, 80, 8, 128, 27648, 155136
+    layer = d * heads * hd + 2 * d * kv * hd + heads * hd * d + (heads + 2 * kv) * hd + 3 * d * ffn + 2 * d
+    assert 64 * layer + 2 * vocab * d + d == 36_151_104_512  # the checkpoint's own count
+    model = models.get("seed-oss-36b").build(Phase.decode(1, 10))
+    assert model.params() == 36_151_104_512
+    ops = next(b for b in model.blocks if b.name == "layer").graph.ops
+    assert ops["q_proj"].flops == 2 * d * heads * hd + heads * hd and ops["o_proj"].flops == 2 * heads * hd * d
+    assert load(SEED_OSS, attention_out_bias=True).build(Phase.decode(1, 10)).params() == 36_151_104_512 + 64 * d
+
+
+def test_olmo3_is_olmo2_with_a_window_on_three_layers_of_four():
+    model = models.get("olmo-3-7b").build(Phase.decode(2, 10_000))
+    assert {b.name: b.count for b in model.blocks if b.name != "embed_head"} == {"sliding_layer": 24, "full_layer": 8}
+    d, ffn, vocab = 4096, 11008, 100278
+    assert model.params() == 32 * (4 * d * d + 2 * d + 3 * d * ffn + 2 * d) + 2 * vocab * d + d  # q/k norms, 2 norms
+    # a sliding layer caches and attends over its last 4,096 keys; a full layer over all 10,001
+    graphs = {b.name: b.graph for b in model.blocks}
+    assert graphs["sliding_layer"].ops["qk"].flops * 10_001 == graphs["full_layer"].ops["qk"].flops * 4096
+    as_olmo2 = {k: v for k, v in OLMO3.items() if k not in ("layer_types", "sliding_window")} | {"model_type": "olmo2"}
+    assert model.params() == load(as_olmo2).build(Phase.decode(2, 10_000)).params()
+    # layer_types absent: transformers' default, every 4th layer full
+    assert load(OLMO3, layer_types=None).build(Phase.decode(1, 10)).params() == model.params()
+
+
 def _nvfp4(exclude: list[str]) -> dict:
     """NVIDIA's ModelOpt NVFP4 quantization_config, as its GLM-5.1-NVFP4 config writes it."""
     return {"quant_method": "modelopt", "quant_algo": "NVFP4", "ignore": exclude, "config_groups": {"group_0": {

@@ -56,6 +56,10 @@ PUBLISHED = {
     "glm-5": [("744B", "total", "GLM-5 technical report (arXiv:2602.15763), architecture table: 744B total parameters, "
                                 "its MTP layer listed apart"),
               ("40B", "active-embed-head", "ibid.: 40B activated parameters")],
+    "seed-oss-36b": [("36.151104512B", "total", "ByteDance-Seed/Seed-OSS-36B-Instruct: its safetensors index's "
+                                                "parameter count, 36,151,104,512, as a note copying the raw files "
+                                                "quotes it")],
+    "olmo-3-7b": [("7B", "total", "allenai/Olmo-3-1025-7B model card: 'Olmo 3 7B'")],
     "glm-4.7-flash": [("30B", "total", "zai-org/GLM-4.7-Flash model card: 'a 30B-A3B MoE model'"),
                       ("3B", "active-embed-head", "ibid.: the A3B, counted as GLM-5's 40B active is, without the "
                                                   "embedding table and the head")],
