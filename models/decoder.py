@@ -45,7 +45,7 @@ def _one_of(*valid: str):
     return check
 
 
-ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu", "gelu": "gelu"}
+ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu", "gelu": "gelu", "situ": "situ"}
 
 
 # The speculative-decoding heads a model makes of itself (DecoderConfig.draft_head: `serve --draft mtp|eagle`).
@@ -125,6 +125,9 @@ class DecoderConfig:
     # DeepSeek-V4's hyper-connection streams (hc_mult; models.hyper): the hidden state between layers is this many
     # times d_model wide. The layers' own Layer.streams must say the same.
     streams: int = attrs.field(default=1, validator=_positive)
+    # Block AttnRes (Kimi-K3's attn_res_block_size; pieces.attn_res): the block snapshots the head's input mixes with
+    # the last block's running sum; 0: none. The layers say their own mixes (Layer.res_mix).
+    res_blocks: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
     def __attrs_post_init__(self) -> None:
         if self.n_heads % self.n_kv_heads:
@@ -211,7 +214,7 @@ class DecoderConfig:
             if self.mtp_stack is not None:
                 moe = None if self.moe is None else attrs.evolve(self.moe, first_dense=0)
                 return attrs.evolve(self, name=f"{self.name} {kind} head", n_layers=len(self.mtp_stack),
-                                    layers=self.mtp_stack, moe=moe, draft_join=kind)
+                                    layers=self.mtp_stack, moe=moe, draft_join=kind, res_blocks=0)
             layer = self.layers.at(self.n_layers - 1)
         elif kind == "eagle":
             dense = MLP(self.d_ffn, ACTIVATIONS[self.mlp], gated=self.mlp != "gelu", bias=self.mlp_bias)
@@ -223,7 +226,7 @@ class DecoderConfig:
             raise OpgraphError(f"unknown draft head {kind!r}; valid: {', '.join(DRAFT_HEADS)}")
         moe = None if self.moe is None else attrs.evolve(self.moe, first_dense=0)
         return attrs.evolve(self, name=f"{self.name} {kind} head", n_layers=1, layers=Stack.uniform(layer, 1), moe=moe,
-                            draft_join=kind, final_norm=final_norm)
+                            draft_join=kind, final_norm=final_norm, res_blocks=0)
 
     # -- the uniform stack the Llama-style fields describe ---------------------------------------------
     def _uniform_stack(self) -> Stack:
@@ -297,7 +300,7 @@ class DecoderConfig:
             return {kinds[0]: "layer"}
         words = [k.words() for k in kinds]
         # An axis names layers apart where the layers that have it differ on it (a Mamba layer has no keys).
-        axes = [a for a in ("ffn", "keys", "positions", "mixer", "storage")
+        axes = [a for a in ("ffn", "keys", "positions", "mixer", "storage", "res")
                 if len({w[a] for w in words if a in w}) > 1]
         names: dict[Layer, str] = {}
         for k, w in zip(kinds, words):
@@ -414,7 +417,7 @@ class DecoderConfig:
             outs.append(pieces.lm_head(b, phase, tied=self.tie_embeddings, norm_fn=self.norm, norm_bias=self.norm_bias,
                                        softcap=self.logit_softcap, scaled=self.logit_scale,
                                        final_norm=self.final_norm, dtype=self.head_dtype(options),
-                                       streams=self.streams, **dims))
+                                       streams=self.streams, res_blocks=self.res_blocks, **dims))
         return b.build(outputs=outs)
 
     def draft_input(self, phase: Phase, options: BuildOptions = BuildOptions()) -> Graph:
@@ -445,6 +448,10 @@ class DecoderConfig:
                 raise OpgraphError(f"--ep {ep} {more} the {moe.experts} routed experts; expert parallelism "
                                    f"gives every GPU the same number of whole experts")
         pp = checks.integer("--pp", options.pp, maximum=1024)
+        if pp > 1 and self.res_blocks:
+            raise OpgraphError(f"{self.name}: --pp {pp}: with Block AttnRes a stage hands the next its block snapshots "
+                               f"(up to {self.res_blocks} x {self.d_model} values a token) beside the running sum, "
+                               f"which the pipeline's hand-over does not model yet; use --tp, --ep and --dp")
         if pp > 1:
             return self._pipeline(phase, options, pp)
         blocks = [Block(self.block_name(k), n, self.layer(phase, options, k)) for k, n in self.layer_kinds().items()]

@@ -32,7 +32,7 @@ _MISSING = object()
 TORCH_DTYPES = {"bfloat16": BF16, "float16": FP16, "float32": FP32}
 # hidden_act values -> the gated MLP variant (SwiGLU or GeGLU, the tanh and erf forms of GELU cost alike).
 GATED_ACTS = {"silu": "swiglu", "swish": "swiglu", "gelu": "geglu", "gelu_pytorch_tanh": "geglu",
-              "gelu_new": "geglu", "gelu_fast": "geglu"}
+              "gelu_new": "geglu", "gelu_fast": "geglu", "situ": "situ"}
 GPT2_ACTS = ("gelu_new", "gelu", "gelu_fast", "gelu_pytorch_tanh")
 
 
@@ -42,6 +42,7 @@ class Fields:
     def __init__(self, data: dict, where: str, path: str = ""):
         self.data, self.where, self.path = data, where, path
         self.read: set[str] = set()  # every key a family looked at, present or not
+        self.wrapper: str | None = None  # a multimodal wrapper's model_type, where these are its text_config
 
     def error(self, key: str, what: str) -> OpgraphError:
         return OpgraphError(f"{self.where}: field {self.path + key!r} {what}")
@@ -1116,7 +1117,13 @@ def _kimi_linear(f: Fields) -> dict:
     first_k_dense_replace and MoE every moe_layer_freq-th layer after: num_experts of moe_intermediate_size,
     num_experts_per_token each, num_shared_experts, routed as DeepSeek-V3's router (sigmoid scores with
     e_score_correction_bias, renormalized where moe_renormalize, times routed_scaling_factor). The KDA state is kept
-    in fp32, as vLLM keeps it whatever it is told (MambaStateDtypeCalculator.kda_state_dtype)."""
+    in fp32, as vLLM keeps it whatever it is told (MambaStateDtypeCalculator.kda_state_dtype).
+
+    Kimi-K3's text model (model_type kimi_k3 wraps it; its modeling_kimi_linear.py, vLLM's models/kimi_k3, SGLang's
+    kimi_k3.py) adds: the SiTU activation (hidden_act situ), MLA's q_lora_rank and a sigmoid output gate
+    (mla_use_output_gate), KDA's full-rank output gate (use_full_rank_gate) and bounded decay (gate_lower_bound), a
+    latent MoE (routed_expert_hidden_size, its sum normed where latent_moe_use_norm) and Block AttnRes
+    (attn_res_block_size: _attn_res)."""
     d, n, heads = f.int("hidden_size"), f.int("num_hidden_layers"), f.int("num_attention_heads")
     f.int("head_dim", default=None)  # the generic hidden_size / heads (72): neither mixer's width
     f.int("num_key_value_heads", default=None)  # MLA has no KV heads of its own
@@ -1126,11 +1133,25 @@ def _kimi_linear(f: Fields) -> dict:
     if sorted(kda + full) != list(range(1, n + 1)):
         raise lin.error("kda_layers", f"and 'full_attn_layers' must name each of the layers 1 to {n} once, between "
                                       f"them")
-    mixer = parts.KimiDelta(lin.int("num_heads"), lin.int("head_dim"), lin.int("short_conv_kernel_size", default=4))
+    _, bound = lin.get("gate_lower_bound", default=None)  # its value changes no cost: whether it is given does
+    if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float)) or not bound < 0):
+        raise lin.error("gate_lower_bound", f"must be a negative number (the decay's floor) or null, got {bound!r}")
+    mixer = parts.KimiDelta(lin.int("num_heads"), lin.int("head_dim"), lin.int("short_conv_kernel_size", default=4),
+                            full_rank_gate=lin.bool("use_full_rank_gate", False), bounded=bound is not None,
+                            fp32_weights=f.wrapper == "kimi_k3")  # as K3's checkpoint stores them (its tensor list)
     mla = MLA(kv_lora_rank=f.int("kv_lora_rank"), qk_nope_head_dim=f.int("qk_nope_head_dim"),
               qk_rope_head_dim=f.int("qk_rope_head_dim"), v_head_dim=f.int("v_head_dim"),
               q_lora_rank=f.int("q_lora_rank", default=None))
-    attention = LatentAttention(heads, mla, rotary=not f.bool("mla_use_nope", False))
+    attention = LatentAttention(heads, mla, rotary=not f.bool("mla_use_nope", False),
+                                gate=f.bool("mla_use_output_gate", False))
+    if f.str("topk_method", default="noaux_tc") != "noaux_tc":
+        raise f.error("topk_method", f"is {f.data['topk_method']!r}; Kimi's router is DeepSeek-V3's: valid: 'noaux_tc'")
+    act = _gated_act(f)
+    if act == "situ" and (f.number("activation_situ_beta") is None or f.number("activation_situ_linear_beta") is None):
+        raise f.error("activation_situ_linear_beta", "must be given with hidden_act situ (and activation_situ_beta): "
+                                                     "SiTU without its soft cap of up is not modelled")
+    latent = f.int("routed_expert_hidden_size", default=None)
+    latent = None if latent == d else latent
     groups = f.int("num_expert_group", default=1) if f.bool("use_grouped_topk", False) else 1
     if groups > 1:
         f.int("topk_group")
@@ -1141,15 +1162,42 @@ def _kimi_linear(f: Fields) -> dict:
               scores=f.choice({"sigmoid": "sigmoid", "softmax": "softmax"}, "moe_router_activation_func",
                               default="sigmoid"),
               groups=groups, renormalize=f.bool("moe_renormalize", True),
-              scaled=f.number("routed_scaling_factor", default=1.0) != 1.0, act=_gated_act(f),
-              prefix="block_sparse_moe.")
-    dense = MLP(f.int("intermediate_size"), _gated_act(f))
-    stack = _stack(n, lambda i: parts.pre_norm(mixer if i + 1 in kda else attention, moe if moe.placed(i) else dense),
+              scaled=f.number("routed_scaling_factor", default=1.0) != 1.0, act=act,
+              prefix="block_sparse_moe.", latent=latent, bias_dtype=FP32 if f.wrapper == "kimi_k3" else None,
+              latent_names=("routed_expert_down_proj", "routed_expert_up_proj"),
+              latent_norm="routed_expert_norm" if latent and f.bool("latent_moe_use_norm", False) else None)
+    dense = MLP(f.int("intermediate_size"), act)
+    res = _attn_res(f, n)
+    stack = _stack(n, lambda i: attrs.evolve(parts.pre_norm(mixer if i + 1 in kda else attention,
+                                                            moe if moe.placed(i) else dense), **res.get(i, {})),
                    period=n)
+    weights = _weights(f)
+    if weights["weight_format"] is not None:  # modules Kimi-K3's checkpoint keeps in bf16 though its ignore list
+        # admits them (the engines build them unquantized: vLLM's and SGLang's kimi_k3 quant_config=None)
+        fmt = weights["weight_format"]
+        weights["weight_format"] = attrs.evolve(fmt, exclude=(*fmt.exclude, *KIMI_UNQUANTIZED))
     return dict(d_model=d, n_heads=heads, n_kv_heads=heads, d_ffn=dense.d_ffn, n_layers=n, vocab_size=f.int("vocab_size"),
-                head_dim=mla.qk_nope_head_dim + mla.qk_rope_head_dim, dtype=_dtype(f), **_weights(f), layers=stack,
+                head_dim=mla.qk_nope_head_dim + mla.qk_rope_head_dim, dtype=_dtype(f), **weights, layers=stack,
                 mlp=_gated(f), state_dtype=FP32, state_fixed=True, tie_embeddings=f.bool("tie_word_embeddings", False),
-                **_mtp(f))
+                res_blocks=(n - 1) // res["block"] + 1 if res else 0, **_mtp(f))
+
+
+KIMI_UNQUANTIZED = ("model.layers.*.block_sparse_moe.routed_expert_down_proj",
+                    "model.layers.*.block_sparse_moe.routed_expert_up_proj", "model.layers.*.self_attention_res_proj",
+                    "model.layers.*.mlp_res_proj", "model.output_attn_res_proj")
+
+
+def _attn_res(f: Fields, n: int) -> dict:
+    """Block AttnRes (Kimi-K3's attn_res_block_size S; its modeling_kimi_linear.py _forward_attn_residual): each
+    layer's Layer fields by index, and "block": S. Layer l's attention input mixes the ceil(l / S) snapshots written
+    before it with the running sum (none at layer 0, whose input is the embedding), and where l is a multiple of S
+    that input becomes a snapshot and the attention's output starts a new sum; its FFN input mixes the l // S + 1
+    snapshots then written. {}: no AttnRes."""
+    size = f.int("attn_res_block_size", default=None)
+    if size is None:
+        return {}
+    return {"block": size, **{i: dict(res_mix=(-(-i // size), i // size + 1), res_restart=i % size == 0)
+                              for i in range(n)}}
 
 
 def _per_layer(f: Fields, key: str, built: list[str], otherwise: str) -> None:
@@ -1423,7 +1471,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
 # Multimodal wrappers: the language model in text_config is costed (its own model_type, or this default).
 WRAPPERS = {"gemma3": "gemma3_text", "gemma4": "gemma4_text", "llama4": "llama4_text", "mistral3": "mistral", "qwen3_5": "qwen3_5_text",
             "qwen3_5_moe": "qwen3_5_moe_text", "qwen3_vl": "qwen3_vl_text", "qwen3_vl_moe": "qwen3_vl_moe_text",
-            "kimi_k25": "kimi_k2", "minimax_m3_vl": "minimax_m3"}
+            "kimi_k25": "kimi_k2", "minimax_m3_vl": "minimax_m3", "kimi_k3": "kimi_linear"}
 
 
 def register_family(model_type: str, family: Callable[[Fields], dict]) -> str:
@@ -1465,7 +1513,7 @@ def from_dict(data: dict, *, name: str, source: str, where: str = "config.json")
         inherited = {k: outer.data[k] for k in ("torch_dtype", "dtype", "tie_word_embeddings", "quantization_config")
                      if k in outer.data and k not in f.data}
         f.data = {**f.data, **inherited}
-        model_type = f.str("model_type", default=WRAPPERS[model_type])
+        f.wrapper, model_type = model_type, f.str("model_type", default=WRAPPERS[model_type])
         notes.append(f"the language model (text_config) is costed; the vision tower and projector of this "
                      f"{outer.data['model_type']} checkpoint are not")
     if model_type not in FAMILIES:

@@ -128,6 +128,7 @@ class LatentAttention:
     mla: MLA
     indexer: Indexer | None = None
     rotary: bool = True  # False: NoPE (Kimi Linear's mla_use_nope), the rope part unrotated
+    gate: bool = False  # Kimi-K3's mla_use_output_gate: a sigmoid gate per output channel (pieces.mla_attention)
 
     tag: ClassVar[str] = "attention"
 
@@ -140,7 +141,8 @@ class LatentAttention:
         return pieces.mla_attention(b, x, phase, heads=self.heads, kv_lora_rank=m.kv_lora_rank,
                                     qk_nope_head_dim=m.qk_nope_head_dim, qk_rope_head_dim=m.qk_rope_head_dim,
                                     v_head_dim=m.v_head_dim, q_lora_rank=m.q_lora_rank, absorbed=phase.past > 0,
-                                    causal=options.causal_skip, par=par, indexer=self.indexer, rotary=self.rotary)
+                                    causal=options.causal_skip, par=par, indexer=self.indexer, rotary=self.rotary,
+                                    gate=self.gate)
 
     def words(self) -> dict[str, str]:
         keys = "full" if self.indexer is None else "sparse_shared" if self.indexer.shared else "sparse"
@@ -272,6 +274,9 @@ class KimiDelta:
     heads: int = attrs.field(validator=_positive)
     head_dim: int = attrs.field(validator=_positive)
     d_conv: int = attrs.field(default=4, validator=_positive)
+    full_rank_gate: bool = False  # Kimi-K3's use_full_rank_gate: the output gate one g_proj [heads*head_dim, d]
+    bounded: bool = False  # Kimi-K3's gate_lower_bound: the decay gate's safe form (ops.kda_gate)
+    fp32_weights: bool = False  # Kimi-K3's checkpoint: the convs' and o_norm's weights in fp32
 
     tag: ClassVar[str] = "attention"
 
@@ -409,6 +414,10 @@ class MoE:
     router_dtype: DType | None = None
     prefix: str = "mlp."
     latent: int | None = attrs.field(default=None, validator=_optional_positive)
+    # the latent projections' module names (down, up), and the norm of the latent sum, if any (Kimi-K3's
+    # routed_expert_norm; pieces.moe)
+    latent_names: tuple[str, str] = ("fc1_latent_proj", "fc2_latent_proj")
+    latent_norm: str | None = None
     router_norm: bool = False  # Gemma-4: the router's input RMS-normalized with its own scale (pieces._router)
     expert_scale: bool = False  # Gemma-4: each routing weight times its expert's learned scale
     # DeepSeek-V4's first num_hash_layers: each token's experts looked up by its id (gate.tid2eid [vocab, top_k]),
@@ -572,6 +581,11 @@ class Layer:
     # 1: a plain residual add.
     streams: int = attrs.field(default=1, validator=_positive)
     hc_iters: int = attrs.field(default=20, validator=_positive)
+    # Block AttnRes (Kimi-K3's attn_res_block_size, pieces.attn_res): for each sublayer, how many block snapshots
+    # its input mixes with the running sum (0: the running sum as it is); `res_restart`: the layer opens a block, so
+    # its input becomes a snapshot and the first sublayer's output starts the new running sum. (): residual adds.
+    res_mix: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    res_restart: bool = False
 
     def parts(self) -> list:
         """Its parts, side-by-side branches (Branches' mixers, DenseAndExperts' MLP and experts) each on its own."""
@@ -583,6 +597,8 @@ class Layer:
         out: dict[str, str] = {}
         for s in self.sublayers:
             out.update(s.part.words())
+        if self.res_mix:
+            out["res"] = "res" + "_".join(map(str, self.res_mix)) + ("b" if self.res_restart else "")
         return {**out, "storage": self.storage} if self.storage else out
 
     def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
@@ -595,6 +611,10 @@ class Layer:
             with b.scope(part=s.part.tag):
                 a, mixing = (x, None) if self.streams == 1 else hyper.collapse(b, s.key, x, streams=self.streams,
                                                                                iters=self.hc_iters)
+                restart = self.res_restart and i == 0  # a block's boundary: the running sum so far becomes a
+                # snapshot, and the sublayer's output starts a new one
+                if self.res_mix and (self.res_mix[i] or restart):
+                    a = pieces.attn_res(b, RES_KEYS[s.key], x, self.res_mix[i], snapshot=restart)
                 if s.pre:
                     a = pieces.norm(b, s.pre.removesuffix(".weight"), a, s.pre, out=f"{names[0]}_norm", **ln)
                 a = par.gather(b, f"{s.key}_allgather", a, f"{names[0]}_norm_full" if s.pre else f"{names[0]}_full")
@@ -604,10 +624,17 @@ class Layer:
                 if self.streams > 1:
                     x = hyper.expand(b, s.key, x, a, mixing, streams=self.streams, out=out)
                     continue
+                if restart:
+                    x = a
+                    continue
                 x = pieces.residual(b, f"{s.key}_residual", x, a, out="unscaled" if self.scalar and i == last else out)
         if self.scalar:
             x = b.scale("layer_scalar", x, b.weight("layer_scalar", (1,)), out="out")
         return x
+
+
+# Block AttnRes's weights before each sublayer, as Kimi-K3's checkpoint names them (pieces.attn_res)
+RES_KEYS = {"attn": "self_attention_res", "mlp": "mlp_res"}
 
 
 def pre_norm(mixer, ffn, *, norm: str = "rmsnorm", norm_bias: bool = False) -> Layer:

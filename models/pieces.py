@@ -298,7 +298,7 @@ def lightning_indexer(b: GraphBuilder, x: Tensor, cq: Tensor, phase: Phase, *, h
 def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lora_rank: int, qk_nope_head_dim: int,
                   qk_rope_head_dim: int, v_head_dim: int, q_lora_rank: int | None = None, absorbed: bool = False,
                   causal: bool = False, prefix: str = "self_attn.", par: Parallel = Parallel.SINGLE,
-                  indexer=None, rotary: bool = True) -> Tensor:
+                  indexer=None, rotary: bool = True, gate: bool = False) -> Tensor:
     """Multi-head latent attention (DeepSeek-V2 paper, section 2.1; DeepSeek-V3 keeps it).
 
     kv_a_proj_with_mqa compresses each token to a latent of kv_lora_rank (normed) plus one rope key of
@@ -328,7 +328,10 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
     latent). The indexer is replicated under tensor parallelism (lightning_indexer). A `shared` indexer (IndexShare,
     GLM-5.2's "shared" layers) runs nothing: the layer reads the indices an earlier layer selected this step, as
     transformers' GlmMoeDsaAttention takes prev_topk_indices and vLLM's layers read one topk_indices_buffer. Without `rotary` (Kimi Linear's
-    NoPE MLA, vLLM's KimiMLAAttention with rotary_emb None) the qk_rope_head_dim parts are used unrotated."""
+    NoPE MLA, vLLM's KimiMLAAttention with rotary_emb None) the qk_rope_head_dim parts are used unrotated. With
+    `gate` (Kimi-K3's mla_use_output_gate: its modeling_kimi_linear.py KimiMLAAttention), g_proj [heads*v_head_dim,
+    d] on the layer's input gives a sigmoid gate for each output channel of each head, multiplied in before o_proj
+    (column-parallel over the heads, as vLLM and SGLang shard it)."""
     d = x.shape[-1]
     if indexer is not None and not q_lora_rank:
         raise OpgraphError("DeepSeek-V3.2's indexer reads the normed q latent: it needs q_lora_rank")
@@ -398,12 +401,16 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
         s = b.attention_scores("qk", q, [k], head_dim=nope + rope, indices=picked, out="scores", **kw)
         p = b.softmax("softmax", s, causal=causal, keys=phase.keys if select else None, select=select, out="probs")
         o = b.attention_values("av", p, [v], head_dim=v_head_dim, out="attn", **kw)
+    if gate:
+        g = proj(b, "g_proj", x, heads * v_head_dim, prefix=prefix, out="attn_gate")
+        o = b.elementwise("gate_mul", "mul", o, b.elementwise("gate_sigmoid", "sigmoid", g, out="attn_gate_act"),
+                          out="attn_gated")
     return par.reduce(b, "o_allreduce", proj(b, "o_proj", o, d, prefix=prefix, out=par.out("attn_out", "attn_partial")),
                       "attn_out")
 
 
 # Two-input activations take the gate and the up projection together (gpt-oss's clamped SwiGLU).
-PAIRED_ACTS = frozenset({"clamp_swiglu", "limit_swiglu"})
+PAIRED_ACTS = frozenset({"clamp_swiglu", "limit_swiglu", "situ"})
 
 
 @piece("mlp")
@@ -547,10 +554,14 @@ def moe(b: GraphBuilder, x: Tensor, spec, *, touched: int, rows: int = 0, par: P
     takes the weighted sum back; both are whole on every GPU (vLLM's and SGLang's ReplicatedLinear). Under tensor
     parallelism the routed sum is all-reduced in the latent space before fc2 and the shared experts' output on its
     own, two all-reduces where a plain MoE has one (vLLM's MoERunner._maybe_reduce_routed_output_before_transform,
-    vllm/model_executor/layers/fused_moe/runner/moe_runner.py)."""
+    vllm/model_executor/layers/fused_moe/runner/moe_runner.py). Kimi-K3's (spec.latent_names routed_expert_down_proj
+    and routed_expert_up_proj, spec.latent_norm routed_expert_norm) RMS-normalizes the whole latent sum before the
+    projection back (its modeling_kimi_linear.py KimiSparseMoeBlock; SGLang's unfused path, two all-reduces: vLLM
+    sends the latent and the shared partials in one)."""
     d, tp, ep = x.shape[-1], par.tp, par.ep
     weights = _router(b, x if router_x is None else router_x, spec, prefix)  # Gemma-4's reads the un-normed stream
-    xe = x if spec.latent is None else proj(b, "fc1_latent_proj", x, spec.latent, prefix=prefix, out="latent")
+    down_name, up_name = spec.latent_names
+    xe = x if spec.latent is None else proj(b, down_name, x, spec.latent, prefix=prefix, out="latent")
     de = xe.shape[-1]  # the width the routed experts take and give back
     if ep > 1:
         held = shard("the routed experts", spec.experts, ep)  # every row on one of its experts
@@ -583,14 +594,18 @@ def moe(b: GraphBuilder, x: Tensor, spec, *, touched: int, rows: int = 0, par: P
         if ep > 1:
             y = b.ep_combine("combine_back", y, group=ep, top_k=spec.top_k, tokens=x.shape[:-1], out="expert_returned")
         out = b.moe_combine("combine", y, weights, top_k=spec.top_k, out=par.out(summed, f"{summed}_partial"))
-    if latent:  # the routed sum whole, then back to the hidden size
-        out = proj(b, "fc2_latent_proj", par.reduce(b, "latent_allreduce", out, summed), d, prefix=prefix,
-                   out="routed_out")
+    if latent:  # the routed sum whole, (normed,) then back to the hidden size
+        out = par.reduce(b, "latent_allreduce", out, summed)
+        if spec.latent_norm:
+            out = norm(b, spec.latent_norm, out, f"{prefix}{spec.latent_norm}.weight", out="routed_latent_normed")
+        out = proj(b, up_name, out, d, prefix=prefix, out="routed_out")
     if spec.shared_width:
         # Shared experts sit beside the routed ones in one block, as ops named shared.*
         mlp = gated_mlp if spec.gated else plain_mlp
+        # split by width over the tp group whatever the experts' layout; a latent MoE's reduces its own output, as
+        # the routed latent sum is (scattered over the tokens under sequence parallelism)
         s = mlp(b, x, d_ffn=spec.shared_width, act=spec.act, prefix=f"{prefix}{spec.shared_name}.", bias=False,
-                name="shared.", par=Parallel(tp), reduce_output=latent)
+                name="shared.", par=Parallel(tp, sp=par.sp), reduce_output=latent)
         if spec.shared_gate:
             g = b.linear("shared.gate", x, b.weight(f"{prefix}shared_expert_gate.weight", (1, d)), out="shared_gate")
             s = b.scale("shared.scale", s, b.elementwise("shared.sigmoid", "sigmoid", g, out="shared_gate_act"),
@@ -637,6 +652,27 @@ def _router(b: GraphBuilder, x: Tensor, spec, prefix: str) -> Tensor:
 
 def residual(b: GraphBuilder, name: str, x: Tensor, branch: Tensor, out: str) -> Tensor:
     return b.elementwise(name, "add", x, branch, out=out)
+
+
+def attn_res(b: GraphBuilder, key: str, prefix: Tensor, blocks: int, *, snapshot: bool = False) -> Tensor:
+    """Block AttnRes's input to a sublayer (or the head): the mix of the `blocks` snapshots written at the block
+    boundaries so far, read from memory, and the current block's running sum `prefix` (ops.attn_res_mix), with the
+    weights `{key}_norm.weight` [d] and `{key}_proj.weight` [1, d] as Kimi-K3's checkpoint names them. With
+    `snapshot` (a block's boundary) the same pass writes `prefix` as the block's snapshot, an output of the graph.
+    Without snapshots to mix, the snapshot is written on its own (attn_res_bank). Whole on every GPU under tensor
+    parallelism, as a residual add is."""
+    d = prefix.shape[-1]
+    if not blocks:
+        b.keep(b.attn_res_bank("attn_res_bank", prefix, out="block_snapshot"))
+        return prefix
+    bank = b.input(f"{key}_blocks", (*prefix.shape[:-1], blocks, d))
+    y = b.attn_res_mix(f"{key}_mix", bank, prefix, b.weight(f"{key}_norm.weight", (d,)),
+                       b.weight(f"{key}_proj.weight", (1, d)), snapshot="block_snapshot" if snapshot else None,
+                       out=f"{key}_in")
+    if not snapshot:
+        return y
+    b.keep(y[1])
+    return y[0]
 
 
 @piece("embedding")
@@ -737,7 +773,8 @@ def draft_join(b: GraphBuilder, phase: Phase, *, d_model: int, norms: bool, norm
 @piece("head")
 def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bool, norm_fn: str = "rmsnorm",
             norm_bias: bool = False, softcap: bool = False, par: Parallel = Parallel.SINGLE,
-            scaled: bool = False, final_norm: bool = True, dtype: DType | None = None, streams: int = 1) -> Tensor:
+            scaled: bool = False, final_norm: bool = True, dtype: DType | None = None, streams: int = 1,
+            res_blocks: int = 0) -> Tensor:
     """Final norm and lm_head over the last layer's output. In prefill only the last position of each
     sequence goes through them, as serving engines do (the norm is per position, so slicing first is exact).
     With sequence parallelism the last layer's output arrives as this GPU's slice of the tokens, gathered first.
@@ -747,7 +784,8 @@ def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bo
     vLLM's llama_eagle.py returns the layer's output to the target's lm_head as it is) no norm comes first.
     `dtype`: lm_head's storage where a quantized checkpoint stores it so (GPTQ's lm_head: true, a MIXED_PRECISION
     entry); else the tables' (Precision.table). `streams` > 1: the last layer's hyper-connection streams, collapsed
-    first (models.hyper.head)."""
+    first (models.hyper.head). `res_blocks` > 0 (Block AttnRes): the head's input is the mix of that many block
+    snapshots and the last block's running sum (attn_res_mix, output_attn_res_norm and _proj)."""
     tp = par.tp
     h = b.input("hidden", (*par.tokens(phase), d_model * streams))
     h = par.gather(b, "hidden_allgather", h, "hidden_full")
@@ -755,6 +793,8 @@ def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bo
         h = b.take_last("last_position", h, out="last_hidden")
     if streams > 1:
         h = hyper.head(b, h, streams=streams)
+    if res_blocks:
+        h = attn_res(b, "output_attn_res", h, res_blocks)
     if final_norm:
         h = norm(b, "final_norm", h, "norm.weight", fn=norm_fn, bias=norm_bias, out="final_hidden")
     local = -(-vocab // tp)  # vocab-parallel, padded as the embedding is

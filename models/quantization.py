@@ -29,10 +29,11 @@ gptq            int4/int8 packed + fp16 scale and packed zero (bits) per group, 
                                                                                  fp16, qzeros [K/g, N*bits/32], g_idx
                                                                                  [K] int32; vLLM gptq.py
 compressed-     format nvfp4-pack-quantized: NVFP4 (weight_global_scale);       compressed-tensors compressors
-tensors         pack-quantized (int4/int8, group or channel): packed values,     (weight_packed, weight_scale,
-                one 16-bit scale per group (the model's bf16/fp16), zeros if     weight_zero_point, weight_g_idx,
-                not symmetric, g_idx if actorder is "group", weight_shape int32  weight_shape)
-                [2] per matrix
+tensors         mxfp4-pack-quantized: MXFP4 (e2m1, a ue8m0 scale per 32:        (weight_packed, weight_scale,
+                Kimi-K3's experts); pack-quantized (int4/int8, group or          weight_zero_point, weight_g_idx,
+                channel): packed values, one 16-bit scale per group (the         weight_shape)
+                model's bf16/fp16), zeros if not symmetric, g_idx if actorder
+                is "group", weight_shape int32 [2] per matrix
 
 Which GEMMs quantize their input to the weights' type (DType.quantizes_input: W8A8, W4A4), as the engines' linear
 methods run them on a GPU with matrix units for that type (one without runs them weight-only: Graph.weight_only):
@@ -72,7 +73,7 @@ Which modules a format covers (dtype_for). Names are Hugging Face module paths w
    full names: "model.layers.N.<module>" (also "model.language_model.layers.N.<module>" and
    "language_model.model.layers.N.<module>" for multimodal checkpoints, "backbone.layers.N.<module>" for Nemotron-H's
    and Mamba's), or for top-level modules (`lm_head`,
-   `norm`, `embed_tokens`) "model.<module>", "<module>" and their language_model spellings. A pattern P matches a
+   `norm`, `embed_tokens`, Kimi-K3's `output_attn_res_*`) "model.<module>", "<module>" and their language_model spellings. A pattern P matches a
    full name F when:
    a. fnmatch(X, P) for X = F or any dotted prefix of F (P names F or a parent: gpt-oss's
       "model.layers.*.self_attn", ModelOpt's wildcards);
@@ -102,7 +103,7 @@ MODELOPT_ALGOS = ("NVFP4", "FP8", "FP8_PB_WO", "FP8_PER_CHANNEL_PER_TOKEN", "MXF
 WEIGHT_ONLY_ALGOS = ("FP8_PB_WO", "W4A16_NVFP4")  # weight-only; ModelOpt's other algorithms quantize the input too
 ROUTERS = ("gate", "router", "shared_expert_gate")
 EMBEDDINGS = ("embed_tokens", "embed_positions")
-TOP_LEVEL = ("lm_head", "norm", "embed_tokens", "embed_positions")
+TOP_LEVEL = ("lm_head", "norm", "embed_tokens", "embed_positions", "output_attn_res_norm", "output_attn_res_proj")
 _LAYER = re.compile(r"(?<=layers\.)[^.]+(?=\.|$)")
 _EXPERT = re.compile(r"(?<=\.experts)\.\d+(?=\.)")  # one expert's index in a module name
 
@@ -463,7 +464,7 @@ def _gptq(f: _Fields) -> WeightFormat:
 
 
 def _compressed(f: _Fields) -> WeightFormat:
-    formats = ("nvfp4-pack-quantized", "pack-quantized")
+    formats = ("nvfp4-pack-quantized", "mxfp4-pack-quantized", "pack-quantized")
     form = f.choice("format", formats)
     f.ignore("quantization_status", "global_compression_ratio", "version")
     if f.get("sparsity_config"):
@@ -487,14 +488,21 @@ def _compressed(f: _Fields) -> WeightFormat:
         raise f.error(f"{key}.weights.{extra[0]}", f"not understood; known: {', '.join(sorted(known))}")
     if w.get("dynamic") not in (None, False) or w.get("block_structure") is not None:
         raise f.error(f"{key}.weights", "dynamic or block-structured weights are not supported")
-    if w.get("scale_dtype") is not None or w.get("zp_dtype") is not None:
-        raise f.error(f"{key}.weights.scale_dtype", "explicit scale/zero dtypes are not supported; valid: null")
+    mx = form == "mxfp4-pack-quantized"  # its one-byte ue8m0 scales are stated (Kimi-K3's "torch.uint8")
+    if w.get("scale_dtype") not in ((None, "torch.uint8") if mx else (None,)) or w.get("zp_dtype") is not None:
+        raise f.error(f"{key}.weights.scale_dtype", "explicit scale/zero dtypes are not supported (but an MXFP4 "
+                                                    "checkpoint's torch.uint8); valid: null")
     bits, typ, strategy, group = w.get("num_bits"), w.get("type"), w.get("strategy"), w.get("group_size")
     if form == "nvfp4-pack-quantized":
         if (bits, typ, strategy, group) != (4, "float", "tensor_group", 16):
             raise f.error(f"{key}.weights", f"nvfp4-pack-quantized needs num_bits 4, type float, strategy "
                                             f"tensor_group, group_size 16; got {bits}, {typ}, {strategy}, {group}")
         dt = NVFP4
+    elif mx:
+        if (bits, typ, strategy, group, w.get("symmetric", True)) != (4, "float", "group", 32, True):
+            raise f.error(f"{key}.weights", f"mxfp4-pack-quantized needs num_bits 4, type float, strategy group, "
+                                            f"group_size 32, symmetric; got {bits}, {typ}, {strategy}, {group}")
+        dt = MXFP4
     else:
         if typ != "int" or bits not in (4, 8):
             raise f.error(f"{key}.weights.num_bits", f"pack-quantized needs type int with num_bits 4 or 8, got "

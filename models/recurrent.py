@@ -25,7 +25,7 @@ from __future__ import annotations
 from opgraph.core import checks
 from opgraph.core.graph import GraphBuilder
 from opgraph.core.phase import Phase
-from opgraph.core.tensor import FP32, Tensor
+from opgraph.core.tensor import FP32, DType, Tensor
 from opgraph.errors import OpgraphError
 
 from .parallel import Parallel
@@ -53,14 +53,15 @@ def _split_linear(b: GraphBuilder, name: str, x: Tensor, parts: dict[str, int], 
 
 
 def _conv(b: GraphBuilder, x: Tensor, phase: Phase, *, d_conv: int, bias: bool, prefix: str, name: str = "conv1d",
-          tag: str = "conv") -> Tensor:
+          tag: str = "conv", weight_dtype: DType | None = None) -> Tensor:
     """The depthwise causal conv1d over x's channels and its SiLU; decode reads the conv state (the last
     d_conv - 1 inputs), every step writes it. The conv weight is kept at the activation dtype, as quantized
     checkpoints leave it (vLLM builds it with quant_config=None), and so is the conv state (see the module's note).
-    `name`: the checkpoint module (Kimi Linear has q_conv1d, k_conv1d, v_conv1d); `tag` names its ops' results."""
+    `name`: the checkpoint module (Kimi Linear has q_conv1d, k_conv1d, v_conv1d); `tag` names its ops' results;
+    `weight_dtype`: the conv weight's storage where the checkpoint keeps it otherwise (Kimi-K3's fp32)."""
     bsz, _, channels = x.shape
     act = b.precision.act
-    w = b.weight(f"{prefix}{name}.weight", (channels, 1, d_conv), act)
+    w = b.weight(f"{prefix}{name}.weight", (channels, 1, d_conv), weight_dtype or act)
     shift = b.weight(f"{prefix}{name}.bias", (channels,)) if bias else None
     state = b.state(f"{tag}_state", (bsz, d_conv - 1, channels), act) if phase.name == "decode" else None
     y, _ = b.causal_conv1d(name, x, w, bias=shift, state=state, out=f"{tag}_out", state_out=f"{tag}_state_new",
@@ -189,6 +190,7 @@ def gated_deltanet(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel = Par
 
 def kimi_delta_attention(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel = Parallel.SINGLE, *, heads: int,
                          head_dim: int, d_conv: int = 4, gate_rank: int | None = None, chunk_size: int = 64,
+                         full_rank_gate: bool = False, bounded: bool = False, fp32_weights: bool = False,
                          prefix: str = "self_attn.") -> Tensor:
     """A Kimi Delta Attention mixer as Kimi Linear runs it (vLLM's layers/kda.py KimiDeltaAttention; fla's
     layers/kda.py): q_proj, k_proj, v_proj [d -> heads*head_dim] each, then its own causal conv1d (q_conv1d,
@@ -197,7 +199,10 @@ def kimi_delta_attention(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel
     checkpoint); beta = sigmoid(b_proj x) a head; the delta rule (ops.kimi_delta_rule: chunked in prefill, the
     one-token recurrence in decode); the output gated per head by sigmoid(g_b_proj(g_a_proj x)) in an RMSNorm of
     head_dim (o_norm, FusedRMSNormGated with a sigmoid); o_proj [heads*head_dim -> d]. `gate_rank`: the low-rank
-    projections' width (head_dim in Kimi Linear).
+    projections' width (head_dim in Kimi Linear). Kimi-K3's (its modeling_kimi_linear.py KimiDeltaAttention):
+    `full_rank_gate`, the output gate one g_proj [d -> heads*head_dim] (column-parallel); `bounded`, the decay gate's
+    safe form with gate_lower_bound (ops.kda_gate); `fp32_weights`, the convs' and o_norm's weights in fp32, as its
+    checkpoint stores them.
 
     Cache per sequence: the three conv states, (d_conv - 1) x heads*head_dim each at the activation dtype, and the
     recurrent state heads x head_dim x head_dim at the precision's state dtype. Under tensor parallelism the heads
@@ -207,21 +212,23 @@ def kimi_delta_attention(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel
     with b.scope(part=PART):
         h = par.heads(heads, "the KDA heads")
         width = h * head_dim
+        small = FP32 if fp32_weights else None
         qkv = [_conv(b, _linear(b, f"{n}_proj", x, width, prefix=prefix, bias=False, out=n), phase, d_conv=d_conv,
-                     bias=False, prefix=prefix, name=f"{n}_conv1d", tag=f"{n}_conv") for n in "qkv"]
+                     bias=False, prefix=prefix, name=f"{n}_conv1d", tag=f"{n}_conv", weight_dtype=small) for n in "qkv"]
         f = _linear(b, "f_b_proj", _linear(b, "f_a_proj", x, rank, prefix=prefix, bias=False, out="f_low"), width,
                     prefix=prefix, bias=False, out="f")
         g = b.kda_gate("gate", f, b.weight(f"{prefix}A_log", (h,), FP32), b.weight(f"{prefix}dt_bias", (width,), FP32),
-                       heads=h, out="decay", dtype=FP32)
+                       heads=h, bounded=bounded, out="decay", dtype=FP32)
         beta = b.elementwise("beta", "sigmoid", _linear(b, "b_proj", x, h, prefix=prefix, bias=False, out="b"),
                              out="beta", dtype=FP32)
         decode = phase.name == "decode"
         state = b.state("recurrent_state", (x.shape[0], h, head_dim, head_dim)) if decode else None
         o, _ = b.kimi_delta_rule("delta_rule", *qkv, g, beta, heads=h, head_dim=head_dim, chunk_size=chunk_size,
                                  recurrent=decode, state=state, out="delta_out", state_out="recurrent_state_new")
-        gate = _linear(b, "g_b_proj", _linear(b, "g_a_proj", x, rank, prefix=prefix, bias=False, out="g_low"), width,
-                       prefix=prefix, bias=False, out="out_gate")
-        o = b.gated_rmsnorm("o_norm", o, gate, b.weight(f"{prefix}o_norm.weight", (head_dim,)), groups=h,
+        gate = (_linear(b, "g_proj", x, width, prefix=prefix, bias=False, out="out_gate") if full_rank_gate else
+                _linear(b, "g_b_proj", _linear(b, "g_a_proj", x, rank, prefix=prefix, bias=False, out="g_low"), width,
+                        prefix=prefix, bias=False, out="out_gate"))
+        o = b.gated_rmsnorm("o_norm", o, gate, b.weight(f"{prefix}o_norm.weight", (head_dim,), small), groups=h,
                             norm_before_gate=True, gate_act="sigmoid", out="delta_normed")
         out = _linear(b, "o_proj", o, x.shape[-1], prefix=prefix, bias=False,
                       out="mixer_out" if par.tp == 1 else "mixer_partial")

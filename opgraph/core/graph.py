@@ -203,6 +203,7 @@ class GraphBuilder:
         # (as a piece names it, without the builder's scope: a shared expert's "mlp.shared_experts.up_proj.weight").
         self.weight_dtype = weight_dtype
         self._ops: list[ops.Op] = []
+        self._kept: list[Tensor] = []  # outputs besides those build() is given (keep)
         self._declared: dict[str, Tensor] = {}
         self._prefix, self._part = "", ""
 
@@ -309,6 +310,14 @@ class GraphBuilder:
     hc_collapse = _op_method(ops.hc_collapse)
     hc_expand = _op_method(ops.hc_expand)
     hc_repeat = _op_method(ops.hc_repeat)
+    attn_res_mix = _op_method(ops.attn_res_mix)
+    attn_res_bank = _op_method(ops.attn_res_bank)
+
+    def keep(self, t: Tensor) -> Tensor:
+        """Make `t` one of the graph's outputs besides those build() is given (a result later layers read, as
+        Block AttnRes's snapshots)."""
+        self._kept.append(t)
+        return t
 
     def build(self, outputs: Iterable[Tensor | str] = ()) -> Graph:
-        return Graph(self._ops, outputs, name=self.name)
+        return Graph(self._ops, [*outputs, *self._kept], name=self.name)

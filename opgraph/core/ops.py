@@ -37,7 +37,7 @@ COLLECTIVE = "collective"  # communication between GPUs: its bytes go over links
 KINDS = {MATMUL, SOFTMAX, NORM, ELEMENTWISE, ROPE, EMBEDDING, GATHER, COLLECTIVE}
 # What each op computes (Op.fn); fusion rules may name these as well as kinds.
 FUNCTIONS = {"linear", "qk", "av", "softmax", "rmsnorm", "layernorm", "add", "mul", "silu", "gelu", "relu2",
-             "sigmoid", "scale", "softcap", "clamp_swiglu", "limit_swiglu", "sqrt_softplus", "slice",
+             "sigmoid", "scale", "softcap", "clamp_swiglu", "limit_swiglu", "situ", "sqrt_softplus", "slice",
              "rope", "embedding", "take_last", "concat", "topk", "moe_combine", "moe_route", "moe_unroute",
              "all_reduce", "all_gather", "reduce_scatter", "all_to_all", "ep_dispatch", "ep_combine", "send_recv"}
 # Ops whose arithmetic runs on the matrix units; everything else runs at the vector rate.
@@ -457,14 +457,17 @@ ELEMENTWISE_FLOPS_PER_ELEM = {
     # DeepSeek-V4's SwiGLU with swiglu_limit (its reference inference/model.py Expert): gate clamped above (1), up
     # clamped both sides (2), silu (4), times up (1)
     "limit_swiglu": 8,
+    # Kimi-K3's SiTU of (gate, up) (its modeling_kimi_linear.py SituAndMul, fp32): beta tanh(gate / beta) (a soft cap,
+    # 3) times sigmoid(gate) (4, and the multiply 1), times linear_beta tanh(up / linear_beta) (3, and 1)
+    "situ": 12,
     # DeepSeek-V4's router scores, sqrt(softplus(x)) = sqrt(log(1 + exp(x))): exp, add, log, sqrt
     "sqrt_softplus": 4,
 }
 ELEMENTWISE_ARITY = {"add": 2, "mul": 2, "silu": 1, "gelu": 1, "relu2": 1, "sigmoid": 1, "softcap": 1,
-                     "clamp_swiglu": 2, "limit_swiglu": 2, "sqrt_softplus": 1}
+                     "clamp_swiglu": 2, "limit_swiglu": 2, "situ": 2, "sqrt_softplus": 1}
 # exp in SiLU's and the sigmoids, tanh in GELU's tanh form and the soft cap
 ELEMENTWISE_TRANSCENDENTALS = {"silu": 1, "gelu": 1, "sigmoid": 1, "softcap": 1, "clamp_swiglu": 1, "limit_swiglu": 1,
-                               "sqrt_softplus": 2}
+                               "situ": 3, "sqrt_softplus": 2}
 ROPE_FLOPS_PER_ELEM = 3  # x*cos + rotate_half(x)*sin: 2 multiplies and 1 add per rotated element
 # Norms over the last dim d, from the definitions in the PyTorch docs (torch.nn.RMSNorm, torch.nn.LayerNorm):
 #   RMSNorm:   per element square, accumulate, scale by 1/rms, multiply by gamma        -> 4
@@ -1161,16 +1164,21 @@ KDA_GATE = register_function("kda_gate")
 KDA_SUBCHUNK = 16  # fla's chunk_kda computes the intra-chunk matrices in 16 x 16 sub-blocks (BC)
 
 
-def kda_gate(name: str, f: Tensor, a_log: Tensor, dt_bias: Tensor, *, heads: int, out: str | None = None,
-             role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+def kda_gate(name: str, f: Tensor, a_log: Tensor, dt_bias: Tensor, *, heads: int, bounded: bool = False,
+             out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """Kimi Delta Attention's per-channel decay (vLLM's and fla's fused_kda_gate): g = -exp(A_log[h]) x
     softplus(f + dt_bias), f [B, S, heads*K] the low-rank gate's output, A_log one per head, dt_bias one per channel.
     FLOPs per element: the add, softplus (SOFTPLUS_FLOPS: exp, add, log) and the multiply, 5 (2 transcendentals).
+    `bounded` (Kimi-K3's gate_lower_bound, fla's safe gate): g = lower_bound x sigmoid(exp(A_log[h]) x (f +
+    dt_bias)): the add, the multiply, the sigmoid (4) and the multiply by the bound, 7 (1 transcendental).
     Kind elementwise."""
     if f.shape[-1] % heads or a_log.numel != heads or dt_bias.shape != (f.shape[-1],):
         raise OpgraphError(f"op {name!r}: {f} must split into {heads} heads, with A_log {a_log} one a head and "
                            f"dt_bias {dt_bias} one a channel")
     y = _out(out or name, f.shape, f, role, dtype)
+    if bounded:
+        return Op(name, ELEMENTWISE, KDA_GATE, (f, a_log, dt_bias), (y,), (3 + ELEMENTWISE_FLOPS_PER_ELEM["sigmoid"])
+                  * f.numel, transcendentals=f.numel)
     return Op(name, ELEMENTWISE, KDA_GATE, (f, a_log, dt_bias), (y,), (2 + SOFTPLUS_FLOPS) * f.numel,
               transcendentals=2 * f.numel)
 
@@ -1365,6 +1373,44 @@ def hc_expand(name: str, x: Tensor, f: Tensor, coeffs: Tensor, *, streams: int, 
     y = _out(out or name, x.shape, x, role, dtype)
     return Op(name, ELEMENTWISE, HC_EXPAND, (x, f, coeffs), (y,), x.numel * (2 * streams + 1),
               reads=(None, None, _rows(x) * (streams + streams * streams)))
+
+
+# --- Attention Residuals (Kimi-K3's attn_res_block_size; Block AttnRes): a softmax over depth ----------------------
+ATTN_RES_MIX = register_function("attn_res_mix")
+ATTN_RES_BANK = register_function("attn_res_bank")
+
+
+def attn_res_mix(name: str, bank: Tensor, prefix: Tensor, norm_weight: Tensor, proj_weight: Tensor, *,
+                 snapshot: str | None = None, out: str | None = None, role: Role = Role.ACTIVATION,
+                 dtype: DType | None = None) -> Op:
+    """A sublayer's input as Block AttnRes computes it (Kimi-K3's modeling_kimi_linear.py _apply_attn_res; vLLM's
+    fused attn_res kernel): over the n = m + 1 sources v_i, the m block snapshots bank [..., m, d] and the current
+    block's running sum prefix [..., d], s_i = (v_i . (norm_weight x proj_weight)) / rms(v_i), p = softmax(s), and
+    the output sum_i p_i v_i [..., d]. FLOPs per token, as the reference computes it (every source normed and scored
+    at each mix): 4 a source element (square, accumulate, times the weight, accumulate), 9 a source (the mean, eps,
+    reciprocal root, the product, the softmax's 5), and the weighted sum's 2n - 1 an output element: (6n - 1) d + 9n,
+    with 2n transcendentals (a root and an exponential a source). `snapshot`: at a block's boundary the pass also
+    writes the running sum as the block's snapshot, a second output named so (vLLM's kernel does both in one pass).
+    Kind norm."""
+    d = prefix.shape[-1]
+    if bank.shape[:-2] != prefix.shape[:-1] or bank.shape[-1] != d:
+        raise OpgraphError(f"op {name!r}: the snapshots {bank} must be [..., m, {d}] for the running sum {prefix}")
+    if norm_weight.shape != (d,) or proj_weight.shape != (1, d):
+        raise OpgraphError(f"op {name!r}: the norm's weight {norm_weight} must be ({d},) and the projection's "
+                           f"{proj_weight} (1, {d})")
+    n, rows = bank.shape[-2] + 1, _rows(prefix)
+    y = _out(out or name, prefix.shape, prefix, role, dtype)
+    outs = (y,) if snapshot is None else (y, _out(snapshot, prefix.shape, prefix, role, dtype))
+    return Op(name, NORM, ATTN_RES_MIX, (bank, prefix, norm_weight, proj_weight), outs,
+              rows * ((6 * n - 1) * d + 9 * n), transcendentals=rows * 2 * n)
+
+
+def attn_res_bank(name: str, prefix: Tensor, *, out: str | None = None, role: Role = Role.ACTIVATION,
+                  dtype: DType | None = None) -> Op:
+    """The running sum [..., d] written as a block snapshot at a block's boundary (Block AttnRes): a copy, no
+    FLOPs. Kind gather."""
+    y = _out(out or name, prefix.shape, prefix, role, dtype)
+    return Op(name, GATHER, ATTN_RES_BANK, (prefix,), (y,), 0)
 
 
 def hc_repeat(name: str, h: Tensor, *, streams: int, out: str | None = None, role: Role = Role.ACTIVATION,

@@ -60,6 +60,9 @@ PUBLISHED = {
                                                 "parameter count, 36,151,104,512, as a note copying the raw files "
                                                 "quotes it")],
     "olmo-3-7b": [("7B", "total", "allenai/Olmo-3-1025-7B model card: 'Olmo 3 7B'")],
+    "kimi-k3": [("2.8T", "total", "Moonshot's Kimi-K3 release as press and third-party pages report it: a "
+                                  "'2.8T-parameter MoE' (its 0.45B vision tower, not costed here, changes no digit)"),
+                ("104B", "active-embed", "ibid.: '104B active' (the head counted, not the input table)")],
     "glm-4.7-flash": [("30B", "total", "zai-org/GLM-4.7-Flash model card: 'a 30B-A3B MoE model'"),
                       ("3B", "active-embed-head", "ibid.: the A3B, counted as GLM-5's 40B active is, without the "
                                                   "embedding table and the head")],
