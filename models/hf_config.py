@@ -143,12 +143,17 @@ def _weights(f: Fields) -> dict:
     return dict(weight_dtype=fmt.dtype, weight_format=fmt)
 
 
-def _rotary_dim(f: Fields, head_dim: int, default: float | None = None) -> int | None:
+def _rotary_dim(f: Fields, head_dim: int, default: float | None = None, *, q_scaled: bool = False) -> int | None:
     """Rotated dims per head from partial_rotary_factor, top-level (older) or in rope_parameters (newer);
-    rope_theta / rope_parameters / rope_scaling are otherwise only type-checked (they do not change cost)."""
+    rope_theta / rope_parameters / rope_scaling are otherwise only type-checked (they do not change cost), but for
+    rope_parameters' llama_4_scaling_beta, a query scaled by position (one multiply an element), which a family
+    that does not model it (`q_scaled`) refuses."""
     _, params = f.get("rope_parameters", default={})
     if not isinstance(params, dict):
         raise f.error("rope_parameters", f"must be an object, got {params!r}")
+    if params.get("llama_4_scaling_beta") is not None and not q_scaled:
+        raise f.error("rope_parameters", "gives llama_4_scaling_beta, a query scaled by its position (Ministral-3's: "
+                                         "one multiply an element), which this family does not model")
     _, scaling = f.get("rope_scaling", default={})
     if not isinstance(scaling, dict):
         raise f.error("rope_scaling", f"must be an object or null, got {scaling!r}")
@@ -165,7 +170,7 @@ def _rotary_dim(f: Fields, head_dim: int, default: float | None = None) -> int |
 
 
 def _core(f: Fields, *, head_dim_default=None, vocab_default=_MISSING, ffn_default=_MISSING,
-          rotary_default: float | None = None) -> dict:
+          rotary_default: float | None = None, q_scaled: bool = False) -> dict:
     """The Llama-style fields most families share."""
     d = f.int("hidden_size")
     heads = f.int("num_attention_heads")
@@ -174,7 +179,7 @@ def _core(f: Fields, *, head_dim_default=None, vocab_default=_MISSING, ffn_defau
                 d_ffn=f.int("intermediate_size", default=ffn_default), n_layers=f.int("num_hidden_layers"),
                 vocab_size=f.int("vocab_size", default=vocab_default),
                 head_dim=head_dim, dtype=_dtype(f), **_weights(f),
-                rotary_dim=_rotary_dim(f, head_dim or d // heads, rotary_default))
+                rotary_dim=_rotary_dim(f, head_dim or d // heads, rotary_default, q_scaled=q_scaled))
 
 
 def _gated(f: Fields, default: str = "silu") -> str:
@@ -410,6 +415,20 @@ def _seed_oss(f: Fields) -> dict:
 def _mistral(f: Fields) -> dict:
     return dict(**_core(f), mlp=_gated(f), sliding_window=f.int("sliding_window", default=None),
                 tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _ministral3(f: Fields) -> dict:
+    """Ministral-3's text model (transformers' ministral3: MistralDecoderLayer; vLLM's mistral.py): Mistral's layer,
+    with the query times 1 + beta ln(1 + floor(p / original_max_position_embeddings)) after rope at every position p
+    where rope_parameters gives beta (llama_4_scaling_beta): one multiply an element, as Llama-4's temperature."""
+    _, params = f.get("rope_parameters", default={})
+    scaled = isinstance(params, dict) and params.get("llama_4_scaling_beta") is not None
+    core = _core(f, q_scaled=scaled)
+    window = f.int("sliding_window", default=None)
+    attention = _attention(f, core, q_scale=scaled, **({"keys": Keys("sliding", window)} if window else {}))
+    layer = parts.pre_norm(attention, MLP(core["d_ffn"], _gated_act(f)))
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), sliding_window=window,
+                layers=Stack.uniform(layer, core["n_layers"]), tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
 def _mixtral(f: Fields) -> dict:
@@ -1458,6 +1477,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "phi3": _phi3,
     "olmo2": _olmo2,
     "olmo3": _olmo3,
+    "ministral3": _ministral3,
     "seed_oss": _seed_oss,
     "glm4_moe": _glm4_moe,
     "glm4_moe_lite": _glm4_moe_lite,

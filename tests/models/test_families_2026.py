@@ -217,6 +217,34 @@ def test_olmo3_is_olmo2_with_a_window_on_three_layers_of_four():
     assert load(OLMO3, layer_types=None).build(Phase.decode(1, 10)).params() == model.params()
 
 
+# Ministral-3 8B's text_config fields as a copy of the file gives them (an NVIDIA model said to be structurally
+# identical to Ministral3-8B; the 8B's card: "8.4B Language Model"); its wrapper is mistral3.
+MINISTRAL3_8B = {"model_type": "ministral3", "head_dim": 128, "hidden_act": "silu", "hidden_size": 4096,
+                 "intermediate_size": 14336, "max_position_embeddings": 262144, "num_attention_heads": 32,
+                 "num_hidden_layers": 34, "num_key_value_heads": 8, "rms_norm_eps": 1e-05, "sliding_window": None,
+                 "rope_parameters": {"beta_fast": 32.0, "beta_slow": 1.0, "factor": 16.0, "llama_4_scaling_beta": 0.1,
+                                     "mscale": 1.0, "mscale_all_dim": 1.0, "original_max_position_embeddings": 16384,
+                                     "rope_theta": 1000000.0, "rope_type": "yarn"},
+                 "tie_word_embeddings": False, "vocab_size": 131072}
+
+
+def test_ministral3_is_mistral_with_its_query_scaled_by_position():
+    model = load({"model_type": "mistral3", "text_config": MINISTRAL3_8B, "vision_config": {}}).build(Phase.decode(2, 100))
+    d, kv, ffn, vocab = 4096, 8 * 128, 14336, 131072
+    assert model.params() == 34 * (2 * d * d + 2 * d * kv + 3 * d * ffn + 2 * d) + 2 * vocab * d + d  # 8.49B: "8.4B"
+    ops = next(b.graph for b in model.blocks if b.name == "layer").ops
+    # transformers' _get_llama_4_attn_scale: q times 1 + beta log(1 + floor(p / 16384)) after rope, at every position
+    assert ops["q_temperature"].flops == 2 * 32 * 128
+    plain = {k: v for k, v in MINISTRAL3_8B.items() if k != "rope_parameters"} | {"model_type": "mistral"}
+    assert load(plain).build(Phase.decode(2, 100)).params() == model.params()
+
+
+def test_a_query_scale_by_position_is_refused_where_the_family_does_not_model_it():
+    as_mistral = MINISTRAL3_8B | {"model_type": "mistral"}
+    with pytest.raises(OpgraphError, match="'rope_parameters'.*llama_4_scaling_beta"):
+        load(as_mistral)
+
+
 def _nvfp4(exclude: list[str]) -> dict:
     """NVIDIA's ModelOpt NVFP4 quantization_config, as its GLM-5.1-NVFP4 config writes it."""
     return {"quant_method": "modelopt", "quant_algo": "NVFP4", "ignore": exclude, "config_groups": {"group_0": {
