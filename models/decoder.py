@@ -448,10 +448,6 @@ class DecoderConfig:
                 raise OpgraphError(f"--ep {ep} {more} the {moe.experts} routed experts; expert parallelism "
                                    f"gives every GPU the same number of whole experts")
         pp = checks.integer("--pp", options.pp, maximum=1024)
-        if pp > 1 and self.res_blocks:
-            raise OpgraphError(f"{self.name}: --pp {pp}: with Block AttnRes a stage hands the next its block snapshots "
-                               f"(up to {self.res_blocks} x {self.d_model} values a token) beside the running sum, "
-                               f"which the pipeline's hand-over does not model yet; use --tp, --ep and --dp")
         if pp > 1:
             return self._pipeline(phase, options, pp)
         blocks = [Block(self.block_name(k), n, self.layer(phase, options, k)) for k, n in self.layer_kinds().items()]
@@ -489,16 +485,25 @@ class DecoderConfig:
         small = attrs.evolve(phase, batch=-(-phase.batch // micro_batches))  # its cached tokens kept, as a chunk's
         gpus = max(options.tp, options.ep) * pp
 
+        # Each hand-over's block snapshots (Block AttnRes: those written before the next stage's first layer), and
+        # the send block that carries them: one "send" where every hand-over is alike.
+        starts = [sum(split[:s + 1]) for s in range(pp - 1)]
+        carried = [sum(c for k, c in self.kinds_between(0, first).items() if k.res_restart) for first in starts]
+        send_name = {k: "send" if len(set(carried)) == 1 else f"send_{k}" for k in carried}
+
         def blocks(at: Phase) -> list[Block]:
             out = [Block(self.block_name(k), n, self.layer(at, flat, k)) for k, n in self.layer_kinds().items()]
             out += [Block("embed", 1, self.embed_head(at, flat, parts=("embed",))),
-                    Block("head", 1, self.embed_head(at, flat, parts=("head",))), Block("send", pp - 1, self._send(at, flat, gpus))]
+                    Block("head", 1, self.embed_head(at, flat, parts=("head",)))]
+            out += [Block(send_name[k], carried.count(k), self._send(at, flat, gpus, snapshots=k))
+                    for k in dict.fromkeys(carried)]
             return out
 
         stages, first = [], 0
         for s, n in enumerate(split):
             counts = [(self.block_name(k), c) for k, c in self.kinds_between(first, first + n).items()]
-            counts = ([("embed", 1)] if s == 0 else []) + counts + ([("head", 1)] if s == pp - 1 else [("send", 1)])
+            hand_over = [("head", 1)] if s == pp - 1 else [(send_name[carried[s]], 1)]
+            counts = ([("embed", 1)] if s == 0 else []) + counts + hand_over
             stages.append(Stage(f"stage {s}", first, n, tuple(counts)))
             first += n
         micro = Model(self.name, small, blocks(small))
@@ -511,10 +516,13 @@ class DecoderConfig:
                      replicas=max(1, options.ep // options.tp), stages=tuple(stages), micro=micro,
                      micro_batches=micro_batches)
 
-    def _send(self, phase: Phase, options: BuildOptions, span: int) -> Graph:
-        """A pipeline stage's hand-over: its last layer's output sent to the next stage's GPUs."""
+    def _send(self, phase: Phase, options: BuildOptions, span: int, snapshots: int = 0) -> Graph:
+        """A pipeline stage's hand-over: its last layer's output sent to the next stage's GPUs, with the Block
+        AttnRes `snapshots` the next stage's layers read (vLLM's kimi_k3 intermediate tensors: the running sum and
+        [tokens, snapshots, d])."""
         b = GraphBuilder(self.precision(options), "send")
-        x = b.input("hidden", self.hidden_shape(phase, options))
+        *tokens, width = self.hidden_shape(phase, options)
+        x = b.input("hidden", (*tokens, width + snapshots * self.d_model))
         return b.build(outputs=[b.send_recv("send", x, span=span, out="hidden_sent")])
 
     # -- what a reader must know --------------------------------------------------------------------

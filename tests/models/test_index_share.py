@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-import models
+from opgraph import models
 from opgraph.analysis.memory import kv_cache_bytes
 from opgraph.core.phase import Phase
 from opgraph.errors import OpgraphError

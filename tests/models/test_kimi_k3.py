@@ -160,9 +160,15 @@ def test_cache_per_sequence():
     assert cached == 69 * kda + 24 * (context + 1) * (R + ROPE) * 2
 
 
-def test_pipeline_parallelism_is_refused_for_attn_res():
-    with pytest.raises(OpgraphError, match="--pp 2: with Block AttnRes"):
-        models.get("kimi-k3").build(Phase.decode(1, 100), BuildOptions(tp=8, pp=2))
+@pytest.mark.parametrize("pp, starts", [(2, [47]), (4, [24, 47, 70])])
+def test_a_pipeline_hand_over_carries_the_snapshots_the_next_stage_reads(pp, starts):
+    # vLLM's kimi_k3 intermediate tensors: the running sum and [tokens, ceil(first / 12), d], first the next stage's
+    # first layer (a snapshot is written at each layer 0, 12, 24, ... before it)
+    model = models.get("kimi-k3").build(Phase.decode(4, 100), BuildOptions(tp=8, pp=pp))
+    assert [s.first_layer for s in model.stages[1:]] == starts
+    sends = {b.name: b for b in model.blocks if b.name.startswith("send")}
+    sent = [sends[s.counts[-1][0]].graph.tensors["hidden"] for s in model.stages[:-1]]
+    assert [t.shape for t in sent] == [(4, 1, D * (1 + math.ceil(first / BLOCK))) for first in starts]
 
 
 @pytest.mark.parametrize("name", ["kimi-k3", "nemotron-3-super-120b-a12b"])
