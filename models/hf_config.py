@@ -1281,6 +1281,64 @@ def _mamba(f: Fields, d: int, *, heads_key: str = "mamba_num_heads", head_dim_ke
     return mamba
 
 
+def _mamba_fields(f: Fields, d: int, width: int, width_key: str, **options) -> Mamba2:
+    """A Mamba-2 mixer from the mamba_* fields Falcon-H1's and Granite-4.0's configs share (their transformers
+    defaults): mamba_n_heads heads of mamba_d_head ("auto": `width` / heads) making up `width` (named `width_key` in
+    errors), mamba_d_state, mamba_n_groups, mamba_d_conv, mamba_chunk_size, mamba_conv_bias, mamba_proj_bias."""
+    n_heads = f.int("mamba_n_heads", default=128)
+    _, d_head = f.get("mamba_d_head", default="auto")
+    if d_head == "auto":
+        if width % n_heads:
+            raise f.error(width_key, f"({width}) must be a multiple of 'mamba_n_heads' ({n_heads}) when "
+                                     f"'mamba_d_head' is auto")
+        d_head = width // n_heads
+    else:
+        d_head = f.int("mamba_d_head")
+    if n_heads * d_head != width:
+        raise f.error(width_key, f"({width}) must equal 'mamba_n_heads' x 'mamba_d_head' ({n_heads} x {d_head})")
+    return Mamba2(n_heads=n_heads, head_dim=d_head, d_state=f.int("mamba_d_state", default=256),
+                  n_groups=f.int("mamba_n_groups", default=1), d_conv=f.int("mamba_d_conv", default=4),
+                  chunk_size=f.int("mamba_chunk_size", default=256), conv_bias=f.bool("mamba_conv_bias", True),
+                  proj_bias=f.bool("mamba_proj_bias", False), **options)
+
+
+def _granitemoehybrid(f: Fields) -> dict:
+    """IBM's Granite-4.0 (transformers' granitemoehybrid; vLLM's granitemoehybrid.py): layers as layer_types says
+    (mamba: a MambaMixer2 of mamba_expand x hidden_size; attention: GQA without positions unless
+    position_embedding_type is rope, attention_multiplier its softmax scale, no op), each with its FFN:
+    num_local_experts SwiGLU experts of intermediate_size (GraniteMoeMoE: a bias-free router, softmax, top-k,
+    renormalized; none where 0) beside a shared SwiGLU MLP of shared_intermediate_size (none where 0). The muP
+    multipliers as vLLM runs them, one multiply an element each whatever its value: the embeddings times
+    embedding_multiplier, each branch's output times residual_multiplier before its residual add; the logits divided
+    by logits_scaling where it is not 1 (vLLM's LogitsProcessor skips a scale of 1)."""
+    core = _core(f)
+    d, n = core["d_model"], core["n_layers"]
+    types = f.words("layer_types", n, ("mamba", "attention")) or ["mamba"] * n  # transformers' layers_block_type
+    _, positions = f.get("position_embedding_type", default=None)
+    if positions not in (None, "rope"):
+        raise f.error("position_embedding_type", f"is {positions!r}; valid: null (no positions), 'rope'")
+    for key in ("embedding_multiplier", "residual_multiplier", "attention_multiplier"):
+        f.number(key, default=1.0)
+    attention = _attention(f, core, rotary=positions == "rope")
+    mamba = _mamba_fields(f, d, f.int("mamba_expand", default=2) * d, "mamba_expand")
+    f.choice({"silu": "silu"}, "hidden_act", default="silu")
+    experts, shared = f.int("num_local_experts", default=8, minimum=0), f.int("shared_intermediate_size",
+                                                                              default=1024, minimum=0)
+    top_k = f.int("num_experts_per_tok", default=2)  # no cost without experts (micro's dense model)
+    ffn = (MoE(experts=experts, top_k=top_k, d_expert=core["d_ffn"],
+               shared_d=shared or None, renormalize=True, prefix="block_sparse_moe.", shared_name="shared_mlp")
+           if experts else MLP(shared, "silu", prefix="shared_mlp.") if shared else None)
+
+    def layer(kind: str) -> parts.Layer:
+        mixer = parts.Sublayer(attention if kind == "attention" else mamba, "input_layernorm.weight", key="attn",
+                               scale=True)
+        return parts.Layer((mixer,) if ffn is None else
+                           (mixer, parts.Sublayer(ffn, "post_attention_layernorm.weight", key="mlp", scale=True)))
+    return dict(**_summary_fields(core, attention), mlp="swiglu", layers=Stack.listed([layer(t) for t in types]),
+                moe=ffn if experts else None, tie_embeddings=f.bool("tie_word_embeddings", False), embed_scale=True,
+                logit_scale=f.number("logits_scaling", default=1.0) != 1, **_state_dtype(f, "mamba_ssm_cache_dtype"))
+
+
 def _hybrid_pattern(f: Fields, n: int) -> str:
     """Nemotron-H's layer kinds, one letter each (HYBRID): hybrid_override_pattern, or layers_block_type's list of
     kind names where a config gives that instead."""
@@ -1416,27 +1474,9 @@ def _falcon_h1(f: Fields) -> dict:
     _multipliers(f, "mlp_multipliers", 2)
     logit_scale = f.number("lm_head_multiplier", default=1.0) != 1
     attention = _attention(f, core, k_scale=True)
-    expand = f.int("mamba_expand", default=2)
-    d_ssm = f.int("mamba_d_ssm", default=expand * d)
-    n_heads = f.int("mamba_n_heads", default=128)
-    key, d_head = f.get("mamba_d_head", default="auto")
-    if d_head == "auto":
-        if d_ssm % n_heads:
-            raise f.error("mamba_d_ssm", f"({d_ssm}) must be a multiple of 'mamba_n_heads' ({n_heads}) when "
-                                         f"'mamba_d_head' is auto")
-        d_head = d_ssm // n_heads
-    else:
-        d_head = f.int("mamba_d_head")
-    if n_heads * d_head != d_ssm:
-        raise f.error("mamba_d_ssm", f"({d_ssm}) must equal 'mamba_n_heads' x 'mamba_d_head' ({n_heads} x {d_head}), "
-                                     f"as FalconH1Config requires")
-    proj_bias = f.bool("mamba_proj_bias", False)
-    mamba = Mamba2(n_heads=n_heads, head_dim=d_head, d_state=f.int("mamba_d_state", default=256),
-                   n_groups=f.int("mamba_n_groups", default=1), d_conv=f.int("mamba_d_conv", default=4),
-                   chunk_size=f.int("mamba_chunk_size", default=256), conv_bias=f.bool("mamba_conv_bias", True),
-                   proj_bias=proj_bias, out_bias=f.bool("projectors_bias", False),
-                   rms_norm=f.bool("mamba_rms_norm", False), norm_before_gate=f.bool("mamba_norm_before_gate", True),
-                   in_scale=True, prefix="mamba.")
+    mamba = _mamba_fields(f, d, f.int("mamba_d_ssm", default=f.int("mamba_expand", default=2) * d), "mamba_d_ssm",
+                          out_bias=f.bool("projectors_bias", False), rms_norm=f.bool("mamba_rms_norm", False),
+                          norm_before_gate=f.bool("mamba_norm_before_gate", True), in_scale=True, prefix="mamba.")
     mixer = parts.Branches((attention, mamba), in_scale=(True, True), out_scale=(True, True))
     mlp = MLP(core["d_ffn"], _gated_act(f), bias=f.bool("mlp_bias", False), prefix="feed_forward.",
               gate_scale=True, out_scale=True)
@@ -1486,6 +1526,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "nemotron_h": _nemotron_h,
     "mamba2": _mamba2,
     "falcon_h1": _falcon_h1,
+    "granitemoehybrid": _granitemoehybrid,
 }
 
 # Multimodal wrappers: the language model in text_config is costed (its own model_type, or this default).

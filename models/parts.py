@@ -556,12 +556,13 @@ class PerLayerInput:
 class Sublayer:
     """One residual branch: x + post(part(pre(x))). `pre` / `post`: the names of its norms' weights (None: no
     norm there): pre-norm (Llama), post-norm (OLMo-2), or both (Gemma-2/3's sandwich). `key` names its ops
-    ({key}_residual, {key}_allgather)."""
+    ({key}_residual, {key}_allgather). `scale`: x + c post(part(pre(x))), one multiply an element."""
 
     part: object
     pre: str | None = None
     post: str | None = None
     key: str = "attn"
+    scale: bool = False  # the branch's output times a constant before the add (Granite's residual_multiplier)
 
 
 @attrs.frozen
@@ -621,6 +622,8 @@ class Layer:
                 a = s.part.build(b, a, phase, par, options)
                 if s.post:
                     a = pieces.norm(b, s.post.removesuffix(".weight"), a, s.post, out=f"{s.key}_normed", **ln)
+                if s.scale:
+                    a = b.scale(f"{s.key}_branch_scale", a, out=f"{s.key}_scaled")
                 if self.streams > 1:
                     x = hyper.expand(b, s.key, x, a, mixing, streams=self.streams, out=out)
                     continue

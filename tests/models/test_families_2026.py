@@ -245,6 +245,61 @@ def test_a_query_scale_by_position_is_refused_where_the_family_does_not_model_it
         load(as_mistral)
 
 
+# IBM Granite-4.0-H-Small's fields as a copy of its config.json gives them (a subset: the layers' order and the Mamba
+# heads are not in it; taken here as H-Tiny's attention layers 5, 15, 25, 35 and 128 heads of 64, transformers'
+# default count); its card: "32B total, 9B active".
+GRANITE_H_SMALL = {"model_type": "granitemoehybrid", "hidden_size": 4096, "num_hidden_layers": 40,
+                   "num_attention_heads": 32, "num_key_value_heads": 8, "num_local_experts": 72,
+                   "num_experts_per_tok": 10, "shared_intermediate_size": 1536, "intermediate_size": 768,
+                   "mamba_d_state": 128, "mamba_d_conv": 4, "mamba_expand": 2, "mamba_n_heads": 128,
+                   "tie_word_embeddings": True, "vocab_size": 100352, "torch_dtype": "bfloat16",
+                   "layer_types": ["attention" if i in (5, 15, 25, 35) else "mamba" for i in range(40)],
+                   "embedding_multiplier": 12.0, "residual_multiplier": 0.22, "logits_scaling": 8.0}
+
+
+def test_granite4_parameters_by_hand():
+    d, kv, e, k, de, shared, vocab = 4096, 8 * 128, 72, 10, 768, 1536, 100352
+    width, heads, state = 2 * d, 128, 128
+    mamba = (d * (2 * width + 2 * state + heads)  # in_proj: z, x, B, C (one group), dt
+             + (width + 2 * state) * 5  # the conv's weight (4 taps) and bias over x, B, C
+             + 3 * heads + width + width * d)  # A, D, dt_bias; the gated norm; out_proj
+    attention = 2 * d * d + 2 * d * kv
+    ffn = d * e + e * 3 * d * de + 3 * d * shared + 2 * d  # router, experts, shared MLP; the two norms
+    total = 36 * mamba + 4 * attention + 40 * ffn + vocab * d + d  # tied embedding, final norm
+    assert total == 32_207_337_984  # 32B
+    model = load(GRANITE_H_SMALL).build(Phase.decode(2, 100))
+    assert model.params() == total
+    assert round((total - 40 * (e - k) * 3 * d * de) / 1e9) == 9  # "9B active"
+
+
+def test_granite4_multipliers_and_layers():
+    model = load(GRANITE_H_SMALL).build(Phase.decode(2, 100))
+    graphs = {b.name: b.graph for b in model.blocks}
+    d, tokens = 4096, 2
+    attention = graphs["attention_layer"].ops
+    assert not [n for n in attention if "rope" in n]  # no positions
+    # residual_multiplier: each branch's output times it, one multiply an element, before its add
+    for g in graphs.values():
+        if "attn_residual" in g.ops:
+            assert g.ops["attn_branch_scale"].flops == g.ops["mlp_branch_scale"].flops == tokens * d
+    assert graphs["embed_head"].ops["embed_scale"].flops == tokens * d  # embedding_multiplier
+    assert "logit_scale" in graphs["embed_head"].ops  # logits_scaling 8
+    router = graphs["mamba_layer"].ops["router"]
+    assert router.flops == 2 * tokens * d * 72 and len(router.inputs) == 2  # no bias
+    assert load(GRANITE_H_SMALL, logits_scaling=1.0).build(Phase.decode(1, 10)).params() == model.params()
+
+
+def test_granite4_without_experts_is_a_dense_model_of_its_shared_mlp():
+    dense = load(GRANITE_H_SMALL, num_local_experts=0, layer_types=["attention"] * 40)
+    graph = dense.build(Phase.decode(1, 10)).blocks[0].graph
+    assert not [n for n in graph.ops if "router" in n] and graph.ops["gate_proj"].flops == 2 * 4096 * 1536
+
+
+def test_granite4_refuses_an_unknown_position_embedding():
+    with pytest.raises(OpgraphError, match="'position_embedding_type'.*'alibi'"):
+        load(GRANITE_H_SMALL, position_embedding_type="alibi")
+
+
 def _nvfp4(exclude: list[str]) -> dict:
     """NVIDIA's ModelOpt NVFP4 quantization_config, as its GLM-5.1-NVFP4 config writes it."""
     return {"quant_method": "modelopt", "quant_algo": "NVFP4", "ignore": exclude, "config_groups": {"group_0": {
