@@ -1302,6 +1302,17 @@ def _mamba_fields(f: Fields, d: int, width: int, width_key: str, **options) -> M
                   proj_bias=f.bool("mamba_proj_bias", False), **options)
 
 
+def _mimo_v2(f: Fields) -> dict:
+    """Xiaomi's MiMo-V2.5 and V2.6 (model_type mimo_v2, MiMoV2ForCausalLM): MiMo-V2-Flash's text model, its fields
+    at the top level beside the vision and audio towers' configs, which are not costed (a note says so)."""
+    fields = _mimo_v2_flash(f)
+    towers = [k for k in ("vision_config", "audio_config") if f.get(k, default=None)[1] is not None]
+    if towers:
+        fields["notes"] = (*fields.get("notes", ()), f"the language model is costed; the towers {', '.join(towers)} "
+                                                     f"describe are not")
+    return fields
+
+
 def _granitemoehybrid(f: Fields) -> dict:
     """IBM's Granite-4.0 (transformers' granitemoehybrid; vLLM's granitemoehybrid.py): layers as layer_types says
     (mamba: a MambaMixer2 of mamba_expand x hidden_size; attention: GQA without positions unless
@@ -1523,6 +1534,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "glm4_moe_lite": _glm4_moe_lite,
     "minimax_m2": _minimax_m2,
     "mimo_v2_flash": _mimo_v2_flash,
+    "mimo_v2": _mimo_v2,
     "nemotron_h": _nemotron_h,
     "mamba2": _mamba2,
     "falcon_h1": _falcon_h1,

@@ -300,6 +300,26 @@ def test_granite4_refuses_an_unknown_position_embedding():
         load(GRANITE_H_SMALL, position_embedding_type="alibi")
 
 
+# MiMo-V2.6-Pro's fields as a third-party test writes them (two of its 70 layers: one full with a dense MLP, one
+# sliding with 384 experts), beside its vision and audio towers' configs
+MIMO_V26_PRO = {"model_type": "mimo_v2", "vocab_size": 152576, "hidden_size": 6144, "num_hidden_layers": 2,
+                "num_attention_heads": 128, "num_key_value_heads": 8, "head_dim": 192, "v_head_dim": 128,
+                "swa_num_attention_heads": 128, "swa_num_key_value_heads": 8, "swa_head_dim": 192,
+                "swa_v_head_dim": 128, "partial_rotary_factor": 0.334, "sliding_window": 128,
+                "hybrid_layer_pattern": [0, 1], "moe_layer_freq": [0, 1], "add_swa_attention_sink_bias": True,
+                "add_full_attention_sink_bias": False, "intermediate_size": 16384, "n_routed_experts": 384,
+                "num_experts_per_tok": 8, "moe_intermediate_size": 2048, "scoring_func": "sigmoid",
+                "topk_method": "noaux_tc", "n_group": 1, "norm_topk_prob": True, "attention_value_scale": 0.612,
+                "vision_config": {"model_type": "mimo_v2_vision"}, "audio_config": {"model_type": "mimo_v2_audio"}}
+
+
+def test_mimo_v2_is_mimo_v2_flash_beside_towers_it_does_not_cost():
+    v2 = load(MIMO_V26_PRO)
+    flash = {k: v for k, v in MIMO_V26_PRO.items() if not k.endswith("_config")} | {"model_type": "mimo_v2_flash"}
+    assert_costs_as(MIMO_V26_PRO, flash)
+    assert any("vision_config, audio_config" in n and "not" in n for n in v2.notes)
+
+
 def _nvfp4(exclude: list[str]) -> dict:
     """NVIDIA's ModelOpt NVFP4 quantization_config, as its GLM-5.1-NVFP4 config writes it."""
     return {"quant_method": "modelopt", "quant_algo": "NVFP4", "ignore": exclude, "config_groups": {"group_0": {
