@@ -35,6 +35,8 @@ def architecture(summary: dict) -> str:
         words.append(f"MoE {summary['experts']} top-{summary['top_k']}{shared}")
     if summary.get("streams"):
         words.append(f"{summary['streams']} hyper-connection streams")
+    if summary.get("attn_res_snapshots"):
+        words.append(f"Block AttnRes ({summary['attn_res_snapshots']} block snapshots)")
     if summary.get("tied_embeddings"):
         words.append("tied")
     if summary.get("weight_dtype"):

@@ -206,3 +206,9 @@ def test_without_attn_res_or_the_gates_it_is_kimi_linear():
     names = {n for b in g.blocks for n in b.graph.ops}
     assert not {n for n in names if "res_mix" in n or n == "gate_mul"} and "g_a_proj" in names
     assert plain.res_blocks == 0
+
+
+def test_the_catalog_groups_layers_by_kind_not_by_their_mixes():
+    summary = models.get("kimi-k3").summary()
+    assert summary["layer_kinds"] == {"dense_kda_layer": 1, "moe_kda_layer": 68, "moe_mla_layer": 24}
+    assert summary["attn_res_snapshots"] == len(range(0, L, BLOCK))
