@@ -433,6 +433,10 @@ class DecoderConfig:
         tp = checks.integer("--tp", options.tp, maximum=1024)
         ep = checks.integer("--ep", options.ep, maximum=1024)
         moe = self.moe_spec()
+        if ep > 1 and moe is None and self.draft_join is not None and tp % ep == 0:
+            # a dense draft head (Step-3.5's MTP layer) beside a target whose experts spread over its tensor-parallel
+            # group: its layers run on that group as the target's attention does
+            options, ep = attrs.evolve(options, ep=1), 1
         if ep > 1:
             if moe is None:
                 raise no_experts(ep, self.name)

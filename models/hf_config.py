@@ -1313,6 +1313,92 @@ def _mimo_v2(f: Fields) -> dict:
     return fields
 
 
+def _step3p5(f: Fields) -> dict:
+    """StepFun's Step-3.5-Flash (model_type step3p5; Step-3.7's text_config: its modeling_step3p5.py, vLLM's and
+    SGLang's step3p5.py). Layers as layer_types says: full attention (num_attention_heads over num_attention_groups KV
+    heads of head_dim) or sliding (attention_other_setting's heads, a window of sliding_window), each with its
+    partial_rotary_factors entry, per-head q/k norms (use_qk_norm) and a sigmoid gate a head (use_head_wise_attn_gate:
+    g_proj [heads, d]) before o_proj; a dense SwiGLU MLP of intermediate_size, or where moe_layers_enum lists the
+    layer moe_num_experts experts of moe_intermediate_size (sigmoid scores, a selection bias where
+    use_moe_router_bias, top moe_top_k renormalized where norm_expert_weight, times moe_router_scaling_factor; the
+    router in fp32 where need_fp32_gate, as vLLM holds it) beside a shared expert of share_expert_dim; SwiGLU clamped
+    where swiglu_limits (routed) and swiglu_limits_shared (the shared expert, and the dense MLP) give a limit (8
+    FLOPs an element, as limit_swiglu). Its norms add 1 to their weights (zero_centered), a cost of none. The
+    per-layer lists may also cover the num_nextn_predict_layers MTP layers, which are not counted: `serve --draft
+    mtp` runs one (a sliding-attention layer with a dense MLP)."""
+    d, n = f.int("hidden_size"), f.int("num_hidden_layers")
+    mtp = f.int("num_nextn_predict_layers", default=0, minimum=0)
+    total = n + mtp
+
+    def listed(key: str, default):
+        _, v = f.get(key, default=None)
+        if v is None:
+            return [default] * total
+        if not isinstance(v, list) or len(v) not in (n, total):
+            raise f.error(key, f"must list each of the {n} layers (or the {total} with the MTP layers)")
+        return v + [default] * (total - len(v))
+    types = listed("layer_types", "full_attention")
+    if set(types) - {"full_attention", "sliding_attention"}:
+        raise f.error("layer_types", "must list 'full_attention' or 'sliding_attention' for each layer")
+    factors = listed("partial_rotary_factors", 1.0)
+    limits, shared_limits = listed("swiglu_limits", 0.0), listed("swiglu_limits_shared", 0.0)
+    for key, values in (("partial_rotary_factors", factors), ("swiglu_limits", limits),
+                        ("swiglu_limits_shared", shared_limits)):
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in values if v is not None):
+            raise f.error(key, "must be non-negative numbers, one a layer")
+    listed("rope_theta", None)  # a base a layer: no cost
+    for key in ("yarn_only_types", "zero_centered", "att_impl_type", "max_seq_len"):
+        f.get(key, default=None)
+    _, rope_layers = f.get("use_rope_layers", default=[])
+    if rope_layers:
+        raise f.error("use_rope_layers", "lists layers without rope, which the family does not model; valid: []")
+    if f.bool("sink", False):
+        raise f.error("sink", "is true: attention sinks in Step-3.5 are not modelled")
+    head_dim = f.int("head_dim", default=d // f.int("num_attention_heads"))
+    other = f.sub("attention_other_setting") if f.get("attention_other_setting", default=None)[1] else None
+
+    def attention(kind: str, factor: float) -> Attention:
+        g = f if kind == "full_attention" or other is None else other
+        width = g.int("head_dim", default=head_dim)
+        if g is other:
+            other.get("attention_type", "true_head_dim", default=None)
+        rotary = None if factor in (None, 1, 1.0) else max(1, int(width * factor))
+        keys = FULL if kind == "full_attention" else Keys("sliding", f.int("sliding_window"))
+        return Attention(g.int("num_attention_heads"), g.int("num_attention_groups"), width, keys=keys,
+                         rotary_dim=rotary, qk_norm="head" if f.bool("use_qk_norm", False) else None,
+                         head_gate=f.bool("use_head_wise_attn_gate", False))
+
+    def clamp(limit) -> str:
+        return "limit_swiglu" if limit else "silu"
+    moe_layers = {int(i) for i in str(f.get("moe_layers_enum", default="")[1]).split(",") if i.strip()} \
+        if f.bool("use_moe", False) else set()
+    if any(i >= n for i in moe_layers):
+        raise f.error("moe_layers_enum", f"names a layer beyond the {n}")
+    f.int("moe_layer_offset", default=0, minimum=0), f.int("moe_every_n_layer", default=1)
+    moe = (MoE(experts=f.int("moe_num_experts"), top_k=f.int("moe_top_k"), d_expert=f.int("moe_intermediate_size"),
+               shared_d=f.int("share_expert_dim", default=0, minimum=0) or None,
+               scores=f.choice({"sigmoid": "sigmoid", "softmax": "softmax"}, "moe_router_activation"),
+               router_bias="selection" if f.bool("use_moe_router_bias", False) else None,
+               renormalize=f.bool("norm_expert_weight", False),
+               scaled=f.number("moe_router_scaling_factor", default=1.0) != 1.0,
+               router_dtype=FP32 if f.bool("need_fp32_gate", False) else None, prefix="moe.",
+               shared_name="share_expert") if moe_layers else None)
+    dense = f.int("intermediate_size")
+
+    def layer(i: int) -> parts.Layer:
+        ffn = (attrs.evolve(moe, act=clamp(limits[i]), shared_act=clamp(shared_limits[i])) if i in moe_layers else
+               MLP(dense, clamp(shared_limits[i])))
+        return parts.pre_norm(attention(types[i], factors[i]), ffn)
+    full = attention("full_attention", None)
+    return dict(d_model=d, n_heads=full.heads, n_kv_heads=full.kv_heads, head_dim=head_dim, d_ffn=dense, n_layers=n,
+                vocab_size=f.int("vocab_size"), dtype=_dtype(f), **_weights(f), mlp="swiglu",
+                layers=Stack.listed([layer(i) for i in range(n)]), moe=moe,
+                tie_embeddings=f.bool("tie_word_embeddings", False), mtp_layers=mtp,
+                mtp_stack=Stack.uniform(layer(n), 1) if mtp else None,
+                notes=(f"not counted: the multi-token-prediction module ({counted(mtp, 'extra layer')} in the "
+                       f"checkpoint), which next-token inference does not run",) if mtp else ())
+
+
 def _granitemoehybrid(f: Fields) -> dict:
     """IBM's Granite-4.0 (transformers' granitemoehybrid; vLLM's granitemoehybrid.py): layers as layer_types says
     (mamba: a MambaMixer2 of mamba_expand x hidden_size; attention: GQA without positions unless
@@ -1539,12 +1625,13 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "mamba2": _mamba2,
     "falcon_h1": _falcon_h1,
     "granitemoehybrid": _granitemoehybrid,
+    "step3p5": _step3p5,
 }
 
 # Multimodal wrappers: the language model in text_config is costed (its own model_type, or this default).
 WRAPPERS = {"gemma3": "gemma3_text", "gemma4": "gemma4_text", "llama4": "llama4_text", "mistral3": "mistral", "qwen3_5": "qwen3_5_text",
             "qwen3_5_moe": "qwen3_5_moe_text", "qwen3_vl": "qwen3_vl_text", "qwen3_vl_moe": "qwen3_vl_moe_text",
-            "kimi_k25": "kimi_k2", "minimax_m3_vl": "minimax_m3", "kimi_k3": "kimi_linear"}
+            "kimi_k25": "kimi_k2", "minimax_m3_vl": "minimax_m3", "kimi_k3": "kimi_linear", "step3p7": "step3p5"}
 
 
 def register_family(model_type: str, family: Callable[[Fields], dict]) -> str:

@@ -69,6 +69,7 @@ class Attention:
     kv_shared: bool = False  # Gemma-4 E2B/E4B: attends over an earlier layer's K and V, has none of its own
     v_head_dim: int | None = attrs.field(default=None, validator=_optional_positive)  # None: head_dim (MiMo: 128)
     v_scale: bool = False  # v times a constant before attention (MiMo's attention_value_scale)
+    head_gate: bool = False  # Step-3.5's use_head_wise_attn_gate: a sigmoid gate a head (g_proj [heads, d])
 
     tag: ClassVar[str] = "attention"
 
@@ -418,6 +419,7 @@ class MoE:
     # routed_expert_norm; pieces.moe)
     latent_names: tuple[str, str] = ("fc1_latent_proj", "fc2_latent_proj")
     latent_norm: str | None = None
+    shared_act: str | None = None  # the shared experts' activation where not `act` (Step-3.5's per-layer clamps)
     router_norm: bool = False  # Gemma-4: the router's input RMS-normalized with its own scale (pieces._router)
     expert_scale: bool = False  # Gemma-4: each routing weight times its expert's learned scale
     # DeepSeek-V4's first num_hash_layers: each token's experts looked up by its id (gate.tid2eid [vocab, top_k]),

@@ -128,7 +128,8 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
                   keys: Keys = FULL, rotary_dim: int | None = None, rotary: bool = True, qk_norm: str | None = None,
                   sinks: bool = False, softcap: bool = False, gate: bool = False, q_scale: bool = False,
                   k_scale: bool = False, v_norm: bool = False, k_eq_v: bool = False,
-                  kv_shared: bool = False, v_head_dim: int | None = None, v_scale: bool = False) -> Tensor:
+                  kv_shared: bool = False, v_head_dim: int | None = None, v_scale: bool = False,
+                  head_gate: bool = False) -> Tensor:
     """Grouped-query attention (MHA when kv_heads == heads, MQA when 1), head_dim independent of d_model.
 
     - Biases on q, k, v and o each on its own (Qwen2: q, k, v; GPT-2 and gpt-oss: all four).
@@ -138,6 +139,8 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
     - `qk_norm`: q and k normalized before rope (_qk_norm: "head", "head_l2" or "full").
     - `sinks` (gpt-oss): a learned logit per head joins the softmax; `softcap` (Gemma-2): scores soft-capped;
       `gate` (Qwen3-Next): q_proj also gives a gate per output element, sigmoid(gate) x attention output;
+      `head_gate` (Step-3.5's use_head_wise_attn_gate): g_proj [heads, d] gives one a head, sigmoid(g) times each
+      head's output (column-parallel over the heads);
       `q_scale` (Llama-4's attn_temperature_tuning on NoPE layers): q times a per-position temperature;
       `k_scale` (Falcon-H1's key_multiplier): k times a constant before rope, one multiply per element, as vLLM
       runs it (`k = k * self.key_multiplier`).
@@ -194,7 +197,8 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
         seen = (phase.batch, keys.cached(phase) + phase.new_tokens)
         return _attend(b, q, [b.input("shared_k", (*seen, kv_width))], [b.input("shared_v", (*seen, v_width))],
                        phase, d, par, keys, causal, prefix, o_bias, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
-                       v_dim=v_dim, sinks=sinks, softcap=softcap, gate=g if gate else None)
+                       v_dim=v_dim, sinks=sinks, softcap=softcap,
+                       gate=g if gate else _head_gate(b, x, heads, prefix) if head_gate else None)
     k = proj(b, "k_proj", x, kv_width, prefix=prefix, bias=k_bias, out="k",
              role=Role.ACTIVATION if qk_norm or k_scale or k_eq_v else k_role)
     v = k if k_eq_v else proj(b, "v_proj", x, v_width, prefix=prefix, bias=v_bias, out="v",
@@ -220,7 +224,13 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
         cached[0].insert(0, b.cache("k_cache", (phase.batch, past, kv_width)))
         cached[1].insert(0, b.cache("v_cache", (phase.batch, past, v_width)))
     return _attend(b, q, *cached, phase, d, par, keys, causal, prefix, o_bias, heads=heads, kv_heads=kv_heads,
-                   head_dim=head_dim, v_dim=v_dim, sinks=sinks, softcap=softcap, gate=g if gate else None)
+                   head_dim=head_dim, v_dim=v_dim, sinks=sinks, softcap=softcap,
+                   gate=g if gate else _head_gate(b, x, heads, prefix) if head_gate else None)
+
+
+def _head_gate(b: GraphBuilder, x: Tensor, heads: int, prefix: str) -> Tensor:
+    """Step-3.5's gate logits, one a head of this GPU's (g_proj [heads, d])."""
+    return proj(b, "g_proj", x, heads, prefix=prefix, out="attn_gate")
 
 
 def _attend(b: GraphBuilder, q: Tensor, ks: list, vs: list, phase: Phase, d: int, par: Parallel, keys: Keys,
@@ -237,9 +247,10 @@ def _attend(b: GraphBuilder, q: Tensor, ks: list, vs: list, phase: Phase, d: int
     p = b.softmax("softmax", s, causal=causal, window=keys.window, chunk=keys.chunk, select=select, block=block,
                   keys=keys.cached(phase) + phase.new_tokens, sinks=sink, softcap=softcap, out="probs")
     o = b.attention_values("av", p, vs, out="attn", head_dim=v_dim, **heads_kw)
-    if gate is not None:
-        o = b.elementwise("gate_mul", "mul", o, b.elementwise("gate_sigmoid", "sigmoid", gate, out="attn_gate_act"),
-                          out="attn_gated")
+    if gate is not None:  # one gate an output element (Qwen3-Next), or one a head (Step-3.5)
+        g = b.elementwise("gate_sigmoid", "sigmoid", gate, out="attn_gate_act")
+        o = (b.elementwise("gate_mul", "mul", o, g, out="attn_gated") if g.shape == o.shape else
+             b.scale("gate_mul", o, g, out="attn_gated"))
     y = proj(b, "o_proj", o, d, prefix=prefix, bias=o_bias, out=par.out("attn_out", "attn_partial"))
     return par.reduce(b, "o_allreduce", y, "attn_out")
 
@@ -604,8 +615,8 @@ def moe(b: GraphBuilder, x: Tensor, spec, *, touched: int, rows: int = 0, par: P
         mlp = gated_mlp if spec.gated else plain_mlp
         # split by width over the tp group whatever the experts' layout; a latent MoE's reduces its own output, as
         # the routed latent sum is (scattered over the tokens under sequence parallelism)
-        s = mlp(b, x, d_ffn=spec.shared_width, act=spec.act, prefix=f"{prefix}{spec.shared_name}.", bias=False,
-                name="shared.", par=Parallel(tp, sp=par.sp), reduce_output=latent)
+        s = mlp(b, x, d_ffn=spec.shared_width, act=spec.shared_act or spec.act, prefix=f"{prefix}{spec.shared_name}.",
+                bias=False, name="shared.", par=Parallel(tp, sp=par.sp), reduce_output=latent)
         if spec.shared_gate:
             g = b.linear("shared.gate", x, b.weight(f"{prefix}shared_expert_gate.weight", (1, d)), out="shared_gate")
             s = b.scale("shared.scale", s, b.elementwise("shared.sigmoid", "sigmoid", g, out="shared_gate_act"),

@@ -814,11 +814,14 @@ def gather_selected(name: str, keys: tuple[Tensor, ...] | list[Tensor], indices:
 
 def scale(name: str, x: Tensor, factor: Tensor | None = None, *, out: str | None = None, role: Role = Role.ACTIVATION,
           dtype: DType | None = None) -> Op:
-    """x [..., d] times one scalar per row: `factor` [..., 1] (a shared expert's sigmoid gate), one learned scalar
-    for all of x, `factor` [1] (Gemma-4's layer_scalar), or one computed in the kernel from the position (Llama-4's
-    attention temperature on NoPE layers). FLOPs 1 per element."""
-    if factor is not None and factor.shape not in ((*x.shape[:-1], 1), (1,)):
-        raise OpgraphError(f"op {name!r}: factor {factor} must be {x} with a last dim of 1, or one scalar [1]")
+    """x [..., d] times one scalar per row: `factor` [..., 1] (a shared expert's sigmoid gate), one per group of a
+    row's d, `factor` [..., g] with g dividing d (Step-3.5's gate per attention head), one learned scalar for all of
+    x, `factor` [1] (Gemma-4's layer_scalar), or one computed in the kernel from the position (Llama-4's attention
+    temperature on NoPE layers). FLOPs 1 per element."""
+    grouped = factor is not None and factor.shape[:-1] == x.shape[:-1] and x.shape[-1] % factor.shape[-1] == 0
+    if factor is not None and factor.shape != (1,) and not grouped:
+        raise OpgraphError(f"op {name!r}: factor {factor} must be {x} with a last dim of 1 or of a divisor of "
+                           f"{x.shape[-1]}, or one scalar [1]")
     y = _out(out or name, x.shape, x, role, dtype)
     return Op(name, ELEMENTWISE, "scale", (x,) if factor is None else (x, factor), (y,), x.numel)
 
