@@ -246,7 +246,7 @@ NEUTRAL = frozenset("""
     query_pre_attn_scalar cache_implementation num_logits_to_keep rescale_prenorm_residual residual_in_fp32
     use_mamba_kernels time_step_min time_step_max time_step_floor time_step_limit time_step_rank ep_size
     for_llm_compressor _attn_implementation_autoset attn_scale floor_scale tokenizer_class sliding_window_size
-    layernorm_epsilon hc_eps compress_rope_theta model_max_length
+    layernorm_epsilon hc_eps compress_rope_theta model_max_length moe_capacity moe_gate moe_norm_min
     mtp_use_dedicated_embeddings hidden_act hidden_activation tie_word_embeddings use_sliding_window
     max_window_layers summary_type summary_use_proj summary_activation summary_proj_to_labels summary_first_dropout
     scale_attn_weights scale_attn_by_inverse_layer_idx reorder_and_upcast_attn n_ctx task_specific_params
@@ -1399,6 +1399,75 @@ def _step3p5(f: Fields) -> dict:
                        f"checkpoint), which next-token inference does not run",) if mtp else ())
 
 
+def _bailing_moe(f: Fields) -> dict:
+    """inclusionAI's Ling-2.0 and Ring-2.0 (architectures BailingMoeV2ForCausalLM; their model_type is bailing_moe, Ling
+    v1's too: inclusionAI/Ling-V2 models/modeling_bailing_moe_v2.py): GQA with one fused query_key_value projection
+    (biased where use_qkv_bias), per-head q/k norms before a partial rope (use_qk_norm, partial_rotary_factor), o_proj
+    (attention.dense, biased where use_bias); dense SwiGLU layers below first_k_dense_replace, then MoE: num_experts
+    of moe_intermediate_size, routed as DeepSeek-V3's (score_function sigmoid, moe_router_enable_expert_bias a
+    selection bias, n_group / topk_group, norm_topk_prob, routed_scaling_factor; the router in fp32) beside
+    num_shared_experts of moe_intermediate_size (moe_shared_expert_intermediate_size where given). Ling v1
+    (BailingMoeForCausalLM, softmax routing) is refused by name."""
+    _, archs = f.get("architectures", default=[])
+    if "BailingMoeV2ForCausalLM" not in (archs or []) and f.get("score_function", default=None)[1] is None:
+        raise f.error("architectures", f"is {archs!r}: Ling v1's bailing_moe (BailingMoeForCausalLM) is not "
+                                       f"modelled; valid: ['BailingMoeV2ForCausalLM'] (Ling-2.0, Ring-2.0)")
+    core = _core(f)
+    attention = _attention(f, core, q_bias=f.bool("use_qkv_bias", False), k_bias=f.bool("use_qkv_bias", False),
+                           v_bias=f.bool("use_qkv_bias", False), o_bias=f.bool("use_bias", False),
+                           qk_norm="head" if f.bool("use_qk_norm", False) else None)
+    if not f.bool("moe_router_enable_expert_bias", True):
+        raise f.error("moe_router_enable_expert_bias", "is false: Ling-2.0's routing without its selection bias "
+                                                       "is not modelled")
+    groups = f.int("n_group", default=1)
+    if groups > 1:
+        f.int("topk_group")
+    experts, d_expert = f.int("num_experts"), f.int("moe_intermediate_size")
+    shared = f.int("num_shared_experts", default=0, minimum=0)
+    moe = MoE(experts=experts, top_k=f.int("num_experts_per_tok"), d_expert=d_expert,
+              shared_d=f.int("moe_shared_expert_intermediate_size", default=shared * d_expert) or None,
+              first_dense=f.int("first_k_dense_replace", default=0, minimum=0), router_bias="selection",
+              scores=f.choice({"sigmoid": "sigmoid", "softmax": "softmax"}, "score_function", default="sigmoid"),
+              groups=groups, renormalize=f.bool("norm_topk_prob", True),
+              scaled=f.number("routed_scaling_factor", default=1.0) != 1.0, router_dtype=FP32)
+    stack = _moe_stack(core["n_layers"], attention, moe, MLP(core["d_ffn"], _gated_act(f)))
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), moe=moe, layers=stack, **_mtp(f),
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _ernie4_5(f: Fields, *, moe: bool) -> dict:
+    """Baidu's ERNIE-4.5 (transformers' ernie4_5 and ernie4_5_moe): Llama's layer, biases where use_bias; the MoE
+    model's layer i is MoE where (i + 1) % moe_layer_interval == 0 and moe_layer_start_index <= i <=
+    moe_layer_end_index (-1: the last), else dense: moe_num_experts SwiGLU experts of moe_intermediate_size, top
+    moe_k of softmax scores picked with moe_statics' selection bias (moe_use_aux_free, by default) and renormalized,
+    the router and its bias kept in fp32 (_keep_in_fp32_modules_strict), beside moe_num_shared_experts of
+    moe_intermediate_size. The multi-token-prediction layer is not counted."""
+    core = _core(f)
+    bias = f.bool("use_bias", False)
+    attention = _attention(f, core, q_bias=bias, k_bias=bias, v_bias=bias, o_bias=bias)
+    dense = MLP(core["d_ffn"], _gated_act(f), bias=bias)
+    n = core["n_layers"]
+    spec = None
+    if moe:
+        start = f.int("moe_layer_start_index", default=0, minimum=0)
+        _, end = f.get("moe_layer_end_index", default=-1)
+        end = n - 1 if end == -1 else f.int("moe_layer_end_index", minimum=0)
+        interval = f.int("moe_layer_interval", default=1)
+        placed = [(i + 1) % interval == 0 and start <= i <= end for i in range(n)]
+        if not any(placed):
+            raise f.error("moe_layer_start_index", f"with 'moe_layer_end_index' and 'moe_layer_interval' places no MoE "
+                                                   f"layer among the {n}")
+        spec = MoE(experts=f.int("moe_num_experts"), top_k=f.int("moe_k"), d_expert=f.int("moe_intermediate_size"),
+                   shared=f.int("moe_num_shared_experts", default=0, minimum=0), scores="softmax",
+                   router_bias="selection" if f.bool("moe_use_aux_free", True) else None, renormalize=True,
+                   router_dtype=FP32)
+        layers = Stack.listed([parts.pre_norm(attention, spec if placed[i] else dense) for i in range(n)])
+    else:
+        layers = Stack.uniform(parts.pre_norm(attention, dense), n)
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), mlp_bias=bias, moe=spec, layers=layers, **_mtp(f),
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
 def _granitemoehybrid(f: Fields) -> dict:
     """IBM's Granite-4.0 (transformers' granitemoehybrid; vLLM's granitemoehybrid.py): layers as layer_types says
     (mamba: a MambaMixer2 of mamba_expand x hidden_size; attention: GQA without positions unless
@@ -1626,6 +1695,9 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "falcon_h1": _falcon_h1,
     "granitemoehybrid": _granitemoehybrid,
     "step3p5": _step3p5,
+    "bailing_moe": _bailing_moe,
+    "ernie4_5": lambda f: _ernie4_5(f, moe=False),
+    "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),
 }
 
 # Multimodal wrappers: the language model in text_config is costed (its own model_type, or this default).

@@ -320,6 +320,59 @@ def test_mimo_v2_is_mimo_v2_flash_beside_towers_it_does_not_cost():
     assert any("vision_config, audio_config" in n and "not" in n for n in v2.notes)
 
 
+# inclusionAI's Ling-mini-2.0, its architecture fields as a test fixture transcribes them from its config.json
+# (its README: 16.26B total, 1.43B activated, 789M without the embeddings)
+LING_MINI_2 = {"model_type": "bailing_moe", "architectures": ["BailingMoeV2ForCausalLM"], "num_hidden_layers": 20,
+               "hidden_size": 2048, "intermediate_size": 5120, "first_k_dense_replace": 1,
+               "moe_intermediate_size": 512, "moe_shared_expert_intermediate_size": 512, "num_shared_experts": 1,
+               "num_experts": 256, "num_experts_per_tok": 8, "n_group": 8, "topk_group": 4, "norm_topk_prob": True,
+               "routed_scaling_factor": 2.5, "score_function": "sigmoid", "moe_router_enable_expert_bias": True,
+               "num_attention_heads": 16, "num_key_value_heads": 4, "head_dim": 128, "use_qk_norm": True,
+               "partial_rotary_factor": 0.5, "rope_theta": 600000, "hidden_act": "silu", "rms_norm_eps": 1e-06,
+               "tie_word_embeddings": False, "vocab_size": 157184, "max_position_embeddings": 32768}
+# Baidu's ERNIE-4.5-21B-A3B, its fields as transformers' Ernie4_5_MoeConfig defaults and two fixtures give them
+ERNIE_21B = {"model_type": "ernie4_5_moe", "architectures": ["Ernie4_5_MoeForCausalLM"], "hidden_size": 2560,
+             "intermediate_size": 12288, "max_position_embeddings": 131072, "num_attention_heads": 20,
+             "num_key_value_heads": 4, "head_dim": 128, "num_hidden_layers": 28, "rms_norm_eps": 1e-05,
+             "vocab_size": 103424, "rope_theta": 500000, "use_bias": False, "tie_word_embeddings": True,
+             "moe_num_experts": 64, "moe_layer_start_index": 1, "moe_layer_end_index": 27,
+             "moe_intermediate_size": 1536, "moe_k": 6, "moe_layer_interval": 1, "moe_num_shared_experts": 2,
+             "hidden_act": "silu"}
+
+
+def test_ling2_by_hand():
+    d, heads, kv, hd, e, k, de, vocab = 2048, 16, 4, 128, 256, 8, 512, 157184
+    attention = d * (heads + 2 * kv) * hd + heads * hd * d + 2 * hd + 2 * d  # fused qkv, dense, q/k norms, 2 norms
+    expert = 3 * d * de
+    moe = attention + e * expert + expert + e * d + e  # routed, one shared, the router and its selection bias
+    total = attention + 3 * d * 5120 + 19 * moe + 2 * vocab * d + d
+    active = total - 19 * (e - k) * expert
+    model = load(LING_MINI_2).build(Phase.decode(1, 10))
+    assert model.params() == total and round(total / 1e9, 2) == 16.26
+    assert round(active / 1e9, 2) == 1.43 and round((active - 2 * vocab * d) / 1e6) == 789
+    ops = next(b.graph for b in model.blocks if b.name == "moe_layer").ops
+    assert ops["router_sigmoid"].flops == 4 * e and "q_norm" in ops
+
+
+def test_ling_v1_is_refused_by_name():
+    v1 = {k: v for k, v in LING_MINI_2.items() if k != "score_function"} | {"architectures": ["BailingMoeForCausalLM"]}
+    with pytest.raises(OpgraphError, match="'architectures'.*Ling v1"):
+        load(v1)
+
+
+def test_ernie45_moe_layers_from_start_end_and_interval_by_hand():
+    d, heads, kv, hd, e, k, de, shared, vocab = 2560, 20, 4, 128, 64, 6, 1536, 2, 103424
+    attention = 2 * d * heads * hd + 2 * d * kv * hd + 2 * d
+    moe = attention + e * 3 * d * de + 3 * d * shared * de + e * d + e  # the router and moe_statics' bias
+    total = attention + 3 * d * 12288 + 27 * moe + vocab * d + d  # layer 0 dense; tied embeddings
+    model = load(ERNIE_21B).build(Phase.decode(1, 10))
+    assert model.params() == total and round(total / 1e9) == 22  # "21B": 21.8B
+    assert round((total - 27 * (e - k) * 3 * d * de - vocab * d) / 1e9) == 3  # "A3B"
+    assert {b.name: b.count for b in model.blocks} == {"dense_layer": 1, "moe_layer": 27, "embed_head": 1}
+    every_other = load(ERNIE_21B, moe_layer_interval=2).build(Phase.decode(1, 10))
+    assert {b.name: b.count for b in every_other.blocks}["moe_layer"] == 14  # layers 1, 3, ..., 27
+
+
 def _nvfp4(exclude: list[str]) -> dict:
     """NVIDIA's ModelOpt NVFP4 quantization_config, as its GLM-5.1-NVFP4 config writes it."""
     return {"quant_method": "modelopt", "quant_algo": "NVFP4", "ignore": exclude, "config_groups": {"group_0": {
