@@ -1370,11 +1370,17 @@ def _step3p5(f: Fields) -> dict:
 
     def clamp(limit) -> str:
         return "limit_swiglu" if limit else "silu"
-    moe_layers = {int(i) for i in str(f.get("moe_layers_enum", default="")[1]).split(",") if i.strip()} \
-        if f.bool("use_moe", False) else set()
-    if any(i >= n for i in moe_layers):
-        raise f.error("moe_layers_enum", f"names a layer beyond the {n}")
-    f.int("moe_layer_offset", default=0, minimum=0), f.int("moe_every_n_layer", default=1)
+    moe_layers: set[int] = set()
+    if f.bool("use_moe", False):
+        _, listed = f.get("moe_layers_enum", default=None)
+        if not isinstance(listed, str) or not all(i.strip().isdigit() for i in listed.split(",")):
+            raise f.error("moe_layers_enum", f"must list the MoE layers, comma-separated, got {listed!r}")
+        moe_layers = {int(i) for i in listed.split(",")}
+        if max(moe_layers) >= n:
+            raise f.error("moe_layers_enum", f"names a layer beyond the {n}")
+    if (f.int("moe_layer_offset", default=0, minimum=0), f.int("moe_every_n_layer", default=1)) != (0, 1):
+        raise f.error("moe_layer_offset", "and 'moe_every_n_layer' must be 0 and 1: the family places the MoE layers "
+                                          "as moe_layers_enum lists them")
     moe = (MoE(experts=f.int("moe_num_experts"), top_k=f.int("moe_top_k"), d_expert=f.int("moe_intermediate_size"),
                shared_d=f.int("share_expert_dim", default=0, minimum=0) or None,
                scores=f.choice({"sigmoid": "sigmoid", "softmax": "softmax"}, "moe_router_activation"),

@@ -105,6 +105,8 @@ def test_step37_wraps_it():
     (dict(sink=True), "sink"),
     (dict(moe_layers_enum="3,99"), "moe_layers_enum"),
     (dict(swiglu_limits=[-1.0] * (N + MTP)), "swiglu_limits"),
+    (dict(moe_layers_enum=None), "moe_layers_enum"),
+    (dict(moe_every_n_layer=2), "moe_layer_offset"),
 ])
 def test_what_is_not_modelled_is_refused_by_name(changes, field):
     with pytest.raises(OpgraphError, match=f"'{field}'"):
