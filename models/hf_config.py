@@ -1414,11 +1414,11 @@ def _bailing_moe(f: Fields) -> dict:
     selection bias, n_group / topk_group, norm_topk_prob, routed_scaling_factor; the router in fp32) beside
     num_shared_experts of moe_intermediate_size (moe_shared_expert_intermediate_size where given). Ling v1
     (BailingMoeForCausalLM, softmax routing) is refused by name."""
+    core = _core(f)
     _, archs = f.get("architectures", default=[])
     if "BailingMoeV2ForCausalLM" not in (archs or []) and f.get("score_function", default=None)[1] is None:
         raise f.error("architectures", f"is {archs!r}: Ling v1's bailing_moe (BailingMoeForCausalLM) is not "
                                        f"modelled; valid: ['BailingMoeV2ForCausalLM'] (Ling-2.0, Ring-2.0)")
-    core = _core(f)
     attention = _attention(f, core, q_bias=f.bool("use_qkv_bias", False), k_bias=f.bool("use_qkv_bias", False),
                            v_bias=f.bool("use_qkv_bias", False), o_bias=f.bool("use_bias", False),
                            qk_norm="head" if f.bool("use_qk_norm", False) else None)
