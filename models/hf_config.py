@@ -247,6 +247,7 @@ NEUTRAL = frozenset("""
     use_mamba_kernels time_step_min time_step_max time_step_floor time_step_limit time_step_rank ep_size
     for_llm_compressor _attn_implementation_autoset attn_scale floor_scale tokenizer_class sliding_window_size
     layernorm_epsilon hc_eps compress_rope_theta model_max_length moe_capacity moe_gate moe_norm_min
+    moe_drop_tokens moe_random_routing_dropped_token
     mtp_use_dedicated_embeddings hidden_act hidden_activation tie_word_embeddings use_sliding_window
     max_window_layers summary_type summary_use_proj summary_activation summary_proj_to_labels summary_first_dropout
     scale_attn_weights scale_attn_by_inverse_layer_idx reorder_and_upcast_attn n_ctx task_specific_params
@@ -1474,6 +1475,40 @@ def _ernie4_5(f: Fields, *, moe: bool) -> dict:
                 tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
+def _hunyuan_v1_moe(f: Fields) -> dict:
+    """Tencent's Hunyuan-A13B (transformers' hunyuan_v1_moe; vLLM's hunyuan_v1.py): GQA with per-head q/k norms
+    (use_qk_norm) and, in every layer, a shared SwiGLU MLP of intermediate_size x num_shared_expert (where
+    use_mixed_mlp_moe) beside num_experts SwiGLU experts of moe_intermediate_size, top moe_topk of softmax scores
+    (HunYuanTopKGate: its weight wg and its math in fp32, the top-k renormalized), each of these four a number or a
+    list of one a layer. Cross-layer attention (use_cla: layers that reuse another's K and V) is refused by name: not
+    modelled yet. The capacity limits (moe_drop_tokens) are training's."""
+    core = _core(f)
+    n = core["n_layers"]
+
+    def per_layer(key: str, default=_MISSING) -> list[int]:
+        _, v = f.get(key, default=default)
+        values = v if isinstance(v, list) else [v] * n
+        if len(values) != n or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in values):
+            raise f.error(key, f"must be a non-negative integer or a list of one for each of the {n} layers")
+        return values
+    if f.bool("use_cla", False):
+        raise f.error("use_cla", "is true: cross-layer attention (layers that reuse another layer's K and V) is not "
+                                 "modelled yet for this family")
+    f.int("cla_share_factor", default=None)  # moot without use_cla
+    attention = _attention(f, core, qk_norm="head" if f.bool("use_qk_norm", True) else None)
+    experts, top_k, widths = per_layer("num_experts"), per_layer("moe_topk"), per_layer("moe_intermediate_size",
+                                                                                       core["d_ffn"])
+    shared = per_layer("num_shared_expert", 1) if f.bool("use_mixed_mlp_moe", True) else [0] * n
+
+    def layer(i: int) -> parts.Layer:
+        moe = MoE(experts=experts[i], top_k=top_k[i], d_expert=widths[i], shared_d=core["d_ffn"] * shared[i] or None,
+                  renormalize=top_k[i] > 1, router_dtype=FP32)
+        return parts.pre_norm(attention, moe)
+    layers = Stack.listed([layer(i) for i in range(n)])
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), moe=layers.at(0).parts()[1], layers=layers,
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
 def _granitemoehybrid(f: Fields) -> dict:
     """IBM's Granite-4.0 (transformers' granitemoehybrid; vLLM's granitemoehybrid.py): layers as layer_types says
     (mamba: a MambaMixer2 of mamba_expand x hidden_size; attention: GQA without positions unless
@@ -1702,6 +1737,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "granitemoehybrid": _granitemoehybrid,
     "step3p5": _step3p5,
     "bailing_moe": _bailing_moe,
+    "hunyuan_v1_moe": _hunyuan_v1_moe,
     "ernie4_5": lambda f: _ernie4_5(f, moe=False),
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),
 }

@@ -373,6 +373,35 @@ def test_ernie45_moe_layers_from_start_end_and_interval_by_hand():
     assert {b.name: b.count for b in every_other.blocks}["moe_layer"] == 14  # layers 1, 3, ..., 27
 
 
+# Tencent's Hunyuan-A13B, its fields as a test fixture transcribes its config.json (per-layer lists), with the model
+# card's sizes (32 layers, 1 shared + 64 routed experts, top-8, GQA 32/8); its card: 80B total, 13B active
+HUNYUAN_A13B = {"model_type": "hunyuan_v1_moe", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+                "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 3072, "vocab_size": 128167,
+                "num_experts": 64, "moe_intermediate_size": [3072] * 32, "moe_topk": [8] * 32,
+                "num_shared_expert": [1] * 32, "use_qk_norm": True, "tie_word_embeddings": False}
+
+
+def test_hunyuan_a13b_by_hand():
+    d, heads, kv, hd, e, k, de, vocab = 4096, 32, 8, 128, 64, 8, 3072, 128167
+    attention = 2 * d * heads * hd + 2 * d * kv * hd + 2 * hd + 2 * d  # q, o; k, v; q/k norms; two norms
+    layer = attention + 3 * d * 3072 + e * 3 * d * de + d * e  # the shared MLP, the experts, the fp32 router
+    total = 32 * layer + 2 * vocab * d + d
+    model = load(HUNYUAN_A13B).build(Phase.decode(1, 10))
+    assert model.params() == total and int(total / 1e9) == 80  # "80B", cut as cards print it: 80.9B (80.4B tied)
+    assert round((total - 32 * (e - k) * 3 * d * de) / 1e9) == 13  # "13B active"
+    ops = next(b.graph for b in model.blocks if b.name == "layer").ops
+    assert ops["router_softmax"].flops == 5 * e and ops["router"].inputs[1].dtype.name == "fp32"
+
+
+def test_hunyuan_per_layer_lists_and_cla_refusal():
+    varied = load(HUNYUAN_A13B, moe_topk=[8] * 31 + [2]).build(Phase.decode(1, 10))
+    assert sorted(b.count for b in varied.blocks if b.name != "embed_head") == [1, 31]
+    with pytest.raises(OpgraphError, match="'use_cla'"):
+        load(HUNYUAN_A13B, use_cla=True, cla_share_factor=2)
+    with pytest.raises(OpgraphError, match="'moe_topk'.*each of the 32"):
+        load(HUNYUAN_A13B, moe_topk=[8] * 31)
+
+
 def _nvfp4(exclude: list[str]) -> dict:
     """NVIDIA's ModelOpt NVFP4 quantization_config, as its GLM-5.1-NVFP4 config writes it."""
     return {"quant_method": "modelopt", "quant_algo": "NVFP4", "ignore": exclude, "config_groups": {"group_0": {
