@@ -684,13 +684,11 @@ class DecoderConfig:
             s.update(experts=e.experts, top_k=e.top_k, shared_experts=e.shared, d_expert=e.d_expert,
                      dense_layers=sum(n for k, n in self.layer_kinds().items()
                                       if not any(isinstance(p, MoE) for p in k.parts())))
-        kinds: dict[Layer, int] = {}  # Block AttnRes's mixes set layers apart as blocks, not as kinds of layer
-        for k, n in self.layer_kinds().items():
-            kind = attrs.evolve(k, res_mix=(), res_restart=False)
-            kinds[kind] = kinds.get(kind, 0) + n
+        # Block AttnRes's mixes set layers apart as blocks, not as kinds of layer: listed without them
+        plain = self if not self.res_blocks else attrs.evolve(self, layers=Stack.listed(
+            [attrs.evolve(self.layers.at(i), res_mix=(), res_restart=False) for i in range(self.n_layers)]))
+        kinds = plain.layer_kinds()
         if len(kinds) > 1:
-            plain = attrs.evolve(self, layers=Stack.listed([attrs.evolve(self.layers.at(i), res_mix=(), res_restart=False)
-                                                            for i in range(self.n_layers)]))
             s["layer_kinds"] = {plain.block_name(k): n for k, n in kinds.items()}
         if self.res_blocks:
             s["attn_res_snapshots"] = self.res_blocks

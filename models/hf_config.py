@@ -239,7 +239,8 @@ NEUTRAL = frozenset("""
     architectures model_type transformers_version _name_or_path auto_map torch_dtype dtype
     bos_token_id eos_token_id pad_token_id sep_token_id decoder_start_token_id image_token_id image_token_index
     boi_token_index eoi_token_index video_token_id vision_start_token_id vision_end_token_id mm_tokens_per_image
-    initializer_range rms_norm_eps layer_norm_eps layer_norm_epsilon norm_eps attention_dropout residual_dropout hidden_dropout
+    initializer_range rms_norm_eps layer_norm_eps layer_norm_epsilon norm_eps attention_dropout hidden_dropout
+    residual_dropout
     dropout embd_pdrop resid_pdrop attn_pdrop use_cache output_router_logits router_aux_loss_coef aux_loss_alpha
     seq_aux router_jitter_noise router_z_loss_coef max_position_embeddings original_max_position_embeddings
     initial_context_length rope_theta rope_scaling rope_parameters rope_local_base_freq pretraining_tp
@@ -864,8 +865,9 @@ def _deepseek_v32(f: Fields, own: list[bool] | None = None) -> dict:
     indexer = Indexer(heads=f.int("index_n_heads"), head_dim=f.int("index_head_dim"), topk=f.int("index_topk"))
     attention = LatentAttention(fields["n_heads"], fields["mla"], indexer=indexer)
     n, moe, dense = fields["n_layers"], fields["moe"], MLP(fields["d_ffn"], _gated_act(f))
-    fields["layers"] = _moe_stack(n, attention, moe, dense)
-    if own is not None and not all(own):
+    if own is None or all(own):
+        fields["layers"] = _moe_stack(n, attention, moe, dense)
+    else:
         shared = attrs.evolve(attention, indexer=attrs.evolve(indexer, shared=True))
         ffn = [moe if moe is not None and moe.placed(i) else dense for i in range(n)]
         fields["layers"] = Stack.listed([parts.pre_norm(attention if own[i] else shared, ffn[i]) for i in range(n)])
@@ -1066,7 +1068,8 @@ def _deepseek_v4(f: Fields) -> dict:
     # window alone in the released checkpoints), routed by scores
     stack = (Stack.uniform(layer(n), mtp["mtp_layers"]) if mtp["mtp_layers"] and len(ratios) > n and
              all(r == ratios[n] for r in ratios[n:]) else None)
-    return dict(mtp_stack=stack, d_model=d, n_heads=heads, n_kv_heads=1, d_ffn=moe.d_expert, n_layers=n, vocab_size=f.int("vocab_size"),
+    return dict(mtp_stack=stack, d_model=d, n_heads=heads, n_kv_heads=1, d_ffn=moe.d_expert, n_layers=n,
+                vocab_size=f.int("vocab_size"),
                 head_dim=head_dim, dtype=_dtype(f), **_deepseek_v4_storage(f, _weights(f)["weight_format"], head_dim, rope),
                 layers=Stack.listed([layer(i) for i in range(n)]), streams=streams,
                 tie_embeddings=f.bool("tie_word_embeddings", False), mtp_layers=mtp["mtp_layers"],
@@ -1087,7 +1090,8 @@ def _minimax_m3(f: Fields) -> dict:
     core = _core(f, ffn_default=None)
     n, head_dim, rotary = _minimax_rotary(f, core)
     if f.bool("use_qk_norm", False) is not True or f.str("qk_norm_type", default="per_head") != "per_head":
-        raise f.error("qk_norm_type", "must be per_head, with use_qk_norm true, as MiniMax-M3's attention norms q and k")
+        raise f.error("qk_norm_type", "must be per_head, with use_qk_norm true, as MiniMax-M3's attention norms q "
+                                      "and k")
     if f.bool("attention_output_gate", False):
         raise f.error("attention_output_gate", "is true: MiniMax-M3's attention has no output gate")
     f.bool("use_gemma_norm", False)
@@ -1175,7 +1179,8 @@ def _kimi_linear(f: Fields) -> dict:
     groups = f.int("num_expert_group", default=1) if f.bool("use_grouped_topk", False) else 1
     if groups > 1:
         f.int("topk_group")
-    moe = MoE(experts=f.int("num_experts"), top_k=f.int("num_experts_per_token"), d_expert=f.int("moe_intermediate_size"),
+    moe = MoE(experts=f.int("num_experts"), top_k=f.int("num_experts_per_token"),
+              d_expert=f.int("moe_intermediate_size"),
               shared=f.int("num_shared_experts", default=0, minimum=0),
               first_dense=f.int("first_k_dense_replace", default=0, minimum=0),
               layer_freq=f.int("moe_layer_freq", default=1), router_bias="selection",
@@ -1196,7 +1201,8 @@ def _kimi_linear(f: Fields) -> dict:
         # admits them (the engines build them unquantized: vLLM's and SGLang's kimi_k3 quant_config=None)
         fmt = weights["weight_format"]
         weights["weight_format"] = attrs.evolve(fmt, exclude=(*fmt.exclude, *KIMI_UNQUANTIZED))
-    return dict(d_model=d, n_heads=heads, n_kv_heads=heads, d_ffn=dense.d_ffn, n_layers=n, vocab_size=f.int("vocab_size"),
+    return dict(d_model=d, n_heads=heads, n_kv_heads=heads, d_ffn=dense.d_ffn, n_layers=n,
+                vocab_size=f.int("vocab_size"),
                 head_dim=mla.qk_nope_head_dim + mla.qk_rope_head_dim, dtype=_dtype(f), **weights, layers=stack,
                 mlp=_gated(f), state_dtype=FP32, state_fixed=True, tie_embeddings=f.bool("tie_word_embeddings", False),
                 res_blocks=(n - 1) // res["block"] + 1 if res else 0, **_mtp(f))
@@ -1400,10 +1406,9 @@ def _step3p5(f: Fields) -> dict:
     return dict(d_model=d, n_heads=full.heads, n_kv_heads=full.kv_heads, head_dim=head_dim, d_ffn=dense, n_layers=n,
                 vocab_size=f.int("vocab_size"), dtype=_dtype(f), **_weights(f), mlp="swiglu",
                 layers=Stack.listed([layer(i) for i in range(n)]), moe=moe,
-                tie_embeddings=f.bool("tie_word_embeddings", False), mtp_layers=mtp,
+                tie_embeddings=f.bool("tie_word_embeddings", False),
                 mtp_stack=Stack.uniform(layer(n), 1) if mtp else None,
-                notes=(f"not counted: the multi-token-prediction module ({counted(mtp, 'extra layer')} in the "
-                       f"checkpoint), which next-token inference does not run",) if mtp else ())
+                **_mtp(f))
 
 
 def _bailing_moe(f: Fields) -> dict:
@@ -1420,8 +1425,8 @@ def _bailing_moe(f: Fields) -> dict:
     if "BailingMoeV2ForCausalLM" not in (archs or []) and f.get("score_function", default=None)[1] is None:
         raise f.error("architectures", f"is {archs!r}: Ling v1's bailing_moe (BailingMoeForCausalLM) is not "
                                        f"modelled; valid: ['BailingMoeV2ForCausalLM'] (Ling-2.0, Ring-2.0)")
-    attention = _attention(f, core, q_bias=f.bool("use_qkv_bias", False), k_bias=f.bool("use_qkv_bias", False),
-                           v_bias=f.bool("use_qkv_bias", False), o_bias=f.bool("use_bias", False),
+    qkv_bias = f.bool("use_qkv_bias", False)
+    attention = _attention(f, core, q_bias=qkv_bias, k_bias=qkv_bias, v_bias=qkv_bias, o_bias=f.bool("use_bias", False),
                            qk_norm="head" if f.bool("use_qk_norm", False) else None)
     if not f.bool("moe_router_enable_expert_bias", True):
         raise f.error("moe_router_enable_expert_bias", "is false: Ling-2.0's routing without its selection bias "
