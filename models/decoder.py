@@ -125,6 +125,9 @@ class DecoderConfig:
     # DeepSeek-V4's hyper-connection streams (hc_mult; models.hyper): the hidden state between layers is this many
     # times d_model wide. The layers' own Layer.streams must say the same.
     streams: int = attrs.field(default=1, validator=_positive)
+    # Whether the head collapses the streams with weights of its own (V4's hc_head_fn); False: with the pre
+    # coefficients the last layer's feed-forward computed, as DeepSeek-V4.1's, whose checkpoint has no hc_head
+    hc_head: bool = True
     # Block AttnRes (Kimi-K3's attn_res_block_size; pieces.attn_res): the block snapshots the head's input mixes with
     # the last block's running sum; 0: none. The layers say their own mixes (Layer.res_mix).
     res_blocks: int = attrs.field(default=0, validator=attrs.validators.ge(0))
@@ -207,9 +210,10 @@ class DecoderConfig:
         lm_head without a final norm."""
         final_norm = True
         if self.streams > 1 and (kind != "mtp" or self.mtp_stack is None):
+            which = ("is the one to use" if self.mtp_stack is not None else
+                     "opgraph does not build for it (its notes say why)" if self.mtp_layers else "it does not ship")
             raise OpgraphError(f"{self.name}: a speculative-decoding head over hyper-connection streams is modelled as "
-                               f"the checkpoint's own multi-token-prediction module (--draft mtp), which "
-                               f"{'it does not ship' if self.mtp_stack is None else 'is the one to use'}")
+                               f"the checkpoint's own multi-token-prediction module (--draft mtp), which {which}")
         if kind == "mtp":
             if self.mtp_stack is not None:
                 moe = None if self.moe is None else attrs.evolve(self.moe, first_dense=0)
@@ -300,8 +304,9 @@ class DecoderConfig:
             return {kinds[0]: "layer"}
         words = [k.words() for k in kinds]
         # An axis names layers apart where the layers that have it differ on it (a Mamba layer has no keys).
-        axes = [a for a in ("ffn", "keys", "positions", "mixer", "storage", "res")
-                if len({w[a] for w in words if a in w}) > 1]
+        axes = [a for a in ("ffn", "keys", "positions", "mixer", "memory", "storage", "res")
+                if len({w[a] for w in words if a in w}) > 1
+                or (a == "memory" and 0 < sum(a in w for w in words) < len(words))]  # some layers have one
         names: dict[Layer, str] = {}
         for k, w in zip(kinds, words):
             base = "_".join(w[a] for a in axes if a in w) or "_".join(w.values())
@@ -417,7 +422,8 @@ class DecoderConfig:
             outs.append(pieces.lm_head(b, phase, tied=self.tie_embeddings, norm_fn=self.norm, norm_bias=self.norm_bias,
                                        softcap=self.logit_softcap, scaled=self.logit_scale,
                                        final_norm=self.final_norm, dtype=self.head_dtype(options),
-                                       streams=self.streams, res_blocks=self.res_blocks, **dims))
+                                       streams=self.streams, hc_head=self.hc_head, res_blocks=self.res_blocks,
+                                       **dims))
         return b.build(outputs=outs)
 
     def draft_input(self, phase: Phase, options: BuildOptions = BuildOptions()) -> Graph:

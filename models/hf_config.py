@@ -20,12 +20,13 @@ import attrs
 
 from . import compressed, parts, quantization
 from .decoder import ACTIVATIONS, DecoderConfig
+from .engram import Engram
 from .parts import FULL, MLA, MLP, Attention, DeltaNet, Indexer, Keys, LatentAttention, Mamba2, MoE
 from .stack import Stack, period_of
 from opgraph.core import checks
 from opgraph.files import datafile
 from opgraph.errors import OpgraphError, counted
-from opgraph.core.tensor import BF16, FP8, FP8_DS_MLA, FP16, FP32, MXFP4, DType
+from opgraph.core.tensor import BF16, FP4, FP8, FP8_DS_MLA, FP16, FP32, MXFP4, DType
 
 _MISSING = object()
 
@@ -357,6 +358,11 @@ COST_FIELDS = {
     "projectors_bias": "a bias on the Mamba-2 out_proj (FLOPs, weights)",
     "mamba_rms_norm": "the Mamba-2 mixer's gated norm (FLOPs, weights)",
     "compress_ratios": "which layers attend to compressed entries (attention FLOPs, KV cache)",
+    "kv_source_layer_ids": "which layers compress and cache the entries others read (FLOPs, weights, KV cache)",
+    "index_source_layer_ids": "which layers run the indexer and which reuse its selection (FLOPs, weights)",
+    "candidate_source_layer_id": "a first selection of blocks that later indexers are masked to (FLOPs)",
+    "engram_layer_ids": "Engram memories added before layers (FLOPs, weights)",
+    "engram_num_embeddings": "Engram tables (weights)",
     "hc_mult": "hyper-connection streams around every sublayer (FLOPs, activations)",
     "o_groups": "a grouped output projection (FLOPs, weights)",
     "o_lora_rank": "a low-rank output projection (FLOPs, weights)",
@@ -972,22 +978,26 @@ def _index_schedule(f: Fields, n: int) -> list[bool]:
 # DeepSeek-V4's modules as its checkpoints store them (the tensor list of deepseek-ai/DeepSeek-V4-Pro; its reference
 # inference/model.py Linear): fp8 e4m3 in 128 x 128 blocks, the routed experts as expert_dtype says (fp4: MXFP4,
 # e2m1 with a ue8m0 scale per 32; fp8: the blocks), the rest (the compressors, the indexer's weights_proj, the
-# router) at the model's dtype.
+# router) at the model's dtype. DeepSeek-V4.1 adds its Engram memories' wkv.
 V4_FP8_MODULES = ("attn.wq_a", "attn.wq_b", "attn.wkv", "attn.wo_a", "attn.wo_b", "attn.indexer.wq_b",
-                  "ffn.shared_experts", "e_proj", "h_proj")
+                  "ffn.shared_experts", "e_proj", "h_proj", "engram.wkv")
 V4_EXPERTS = {"fp4": MXFP4, "fp8": None}
+# DeepSeek-V4.1's caches (its reference inference/model.py act_quant calls; SPEC of the report, 890 bytes a token):
+# the window's entries in fp8 with a ue8m0 scale per 32 (528 bytes for 512), the compressed entries in fp4 with an
+# e4m3 scale per 16 (288 bytes), the indexer's keys in fp4 with a ue8m0 scale per 32 (68 bytes for 128); its Engram
+# tables in fp8 with a ue8m0 scale per 32 of a row (264 bytes for 256).
+V41_WINDOW = FP8.grouped(32, scale_bits=8)
+V41_ENTRY = FP4.grouped(16, scale_bits=8)
+V41_INDEX_KEY = FP4.grouped(32, scale_bits=8)
+V41_ENGRAM = FP8.grouped(32, scale_bits=8)
 
 
-def _deepseek_v4_storage(f: Fields, fmt, head_dim: int, rope: int) -> dict:
+def _deepseek_v4_storage(f: Fields, fmt, kv: dict, experts: str) -> dict:
     """The weight format of a DeepSeek-V4 checkpoint: its quantization_config's fp8 blocks for V4_FP8_MODULES, with
     one-byte ue8m0 scales where scale_fmt says ue8m0 (the released checkpoints' F8_E8M0 scale tensors; fp32 scales
-    otherwise, as the Base checkpoints' are), and the routed experts as expert_dtype says (absent: fp4, as vLLM's
-    deepseek_v4.py DeepseekV4FP8Config reads it). Its KV cache is the layout its attention is trained for (the
-    reference's act_quant of the 448 values without rope, 64 at a time with ue8m0 scales; the rope values in bf16):
-    FlashMLA's fp8_ds_mla, declared for entries of 512 of which 64 turned by rope."""
-    kv = (dict(kv_cache=FP8_DS_MLA, kv_from="DeepSeek-V4's trained KV layout, FlashMLA's: 448 fp8 values with ue8m0 "
-                                            "scales and 64 rope values in bf16 a 512-wide entry")
-          if (head_dim, rope) == (512, 64) else {})
+    otherwise, as the Base checkpoints' are), and the routed experts as `experts` says (fp4 or fp8: the config's
+    expert_dtype, absent fp4, as vLLM's deepseek_v4.py DeepseekV4FP8Config reads it); `kv`: the KV cache's layout
+    (kv_cache, kv_from) where the family knows it."""
     if fmt is None:
         return dict(weight_dtype=None, weight_format=None)
     if fmt.method != "fp8" or fmt.dtype.block_rows is None or fmt.exclude:
@@ -997,9 +1007,51 @@ def _deepseek_v4_storage(f: Fields, fmt, head_dim: int, rope: int) -> dict:
     blocks = fmt.dtype
     if q.get("scale_fmt") == "ue8m0":
         blocks = attrs.evolve(blocks, scale_bits=8)
-    experts = f.choice(V4_EXPERTS, "expert_dtype", default="fp4") or blocks
-    layers = (("ffn.experts", experts), *((m, blocks) for m in V4_FP8_MODULES))
+    layers = (("ffn.experts", V4_EXPERTS[experts] or blocks), *((m, blocks) for m in V4_FP8_MODULES))
     return dict(weight_dtype=blocks, weight_format=attrs.evolve(fmt, dtype=blocks, layers=layers, **kv))
+
+
+def _v4_attention(f: Fields) -> dict:
+    """DeepSeek-V4's attention sizes (parts.CompressedAttention's fields but the ratio), checked."""
+    heads, head_dim = f.int("num_attention_heads"), f.int("head_dim")
+    if f.bool("attention_bias", False):
+        raise f.error("attention_bias", "is true; DeepSeek-V4's attention has no biases")
+    if f.int("num_key_value_heads", default=1) != 1:
+        raise f.error("num_key_value_heads", "must be 1: DeepSeek-V4 attends over one shared key-value head")
+    rope, groups = f.int("qk_rope_head_dim"), f.int("o_groups")
+    if rope > head_dim:
+        raise f.error("head_dim", f"({head_dim}) must be at least qk_rope_head_dim ({rope}), the dims rope turns")
+    if heads % groups:
+        raise f.error("o_groups", f"({groups}) must divide num_attention_heads ({heads}): each group is whole heads")
+    f.number("compress_rope_theta")  # a rope base: the same ops whatever its value
+    return dict(heads=heads, head_dim=head_dim, rope_dim=rope, q_lora_rank=f.int("q_lora_rank"), o_groups=groups,
+                o_lora_rank=f.int("o_lora_rank"), window=f.int("sliding_window"))
+
+
+def _v4_moe(f: Fields, experts: str = "n_routed_experts", top_k: str = "num_experts_per_tok") -> MoE:
+    """DeepSeek-V4's MoE (its reference Gate and MoE): sqrtsoftplus scores, a selection bias, the clamped SwiGLU."""
+    f.number("swiglu_limit")  # the clamp's bound: the same ops whatever its value
+    if f.str("topk_method", default="noaux_tc") != "noaux_tc":
+        raise f.error("topk_method", "must be noaux_tc: DeepSeek-V4 routes by scores plus a selection bias")
+    return MoE(experts=f.int(experts), top_k=f.int(top_k),
+               d_expert=f.int("moe_intermediate_size"), shared=f.int("n_shared_experts", default=0, minimum=0),
+               router_bias="selection", bias_dtype=FP32,
+               scores=f.choice({"sqrtsoftplus": "sqrtsoftplus"}, "scoring_func", default="sqrtsoftplus"),
+               renormalize=f.bool("norm_topk_prob", True),
+               scaled=f.number("routed_scaling_factor", default=1.0) != 1.0,
+               act="limit_swiglu" if f.number("swiglu_limit") is not None else _gated_act(f), prefix="ffn.",
+               shared_name="shared_experts")
+
+
+def _v4_ratios(f: Fields, n: int, mtp: int, valid: tuple[int, ...]) -> list[int]:
+    """compress_ratios: one of `valid` for each of the n layers (and, optionally, the mtp draft layers)."""
+    _, ratios = f.get("compress_ratios")
+    if (not isinstance(ratios, list) or len(ratios) not in (n, n + mtp)
+            or any(isinstance(r, bool) or r not in valid for r in ratios)):
+        raise f.error("compress_ratios", f"must list {', '.join(map(str, valid[:-1]))} or {valid[-1]} for each of "
+                                         f"the {n} layers (and the {mtp} multi-token-prediction ones), got "
+                                         f"{str(ratios)[:60]}")
+    return ratios
 
 
 def _deepseek_v4(f: Fields) -> dict:
@@ -1008,53 +1060,25 @@ def _deepseek_v4(f: Fields) -> dict:
     or 128 : 1 and all attended (HCA), or none (parts.CompressedAttention); MoE in every layer, the first
     num_hash_layers routed by a table of token ids; the residual as hc_mult hyper-connection streams (models.hyper).
     The multi-token-prediction layers (num_nextn_predict_layers) are not counted."""
-    d, n, heads = f.int("hidden_size"), f.int("num_hidden_layers"), f.int("num_attention_heads")
-    if f.bool("attention_bias", False):
-        raise f.error("attention_bias", "is true; DeepSeek-V4's attention has no biases")
-    if f.int("num_key_value_heads", default=1) != 1:
-        raise f.error("num_key_value_heads", "must be 1: DeepSeek-V4 attends over one shared key-value head")
-    head_dim = f.int("head_dim")
+    d, n = f.int("hidden_size"), f.int("num_hidden_layers")
+    att = _v4_attention(f)
     mtp = f.int("num_nextn_predict_layers", default=0, minimum=0)
-    _, ratios = f.get("compress_ratios")
     # the ratios the engines build (SGLang's MQALayer asserts them: 0, 4 with the indexer, 128)
-    if (not isinstance(ratios, list) or len(ratios) not in (n, n + mtp)
-            or any(isinstance(r, bool) or r not in (0, compressed.OVERLAPPING_RATIO, 128) for r in ratios)):
-        raise f.error("compress_ratios", f"must list 0 (no compression), 4 or 128 for each of the {n} layers (and the "
-                                         f"{mtp} multi-token-prediction ones), got {str(ratios)[:60]}")
+    ratios = _v4_ratios(f, n, mtp, (0, compressed.OVERLAPPING_RATIO, 128))
     index = Indexer(heads=f.int("index_n_heads"), head_dim=f.int("index_head_dim"), topk=f.int("index_topk"))
-    rope, groups = f.int("qk_rope_head_dim"), f.int("o_groups")
-    if rope > head_dim:
-        raise f.error("head_dim", f"({head_dim}) must be at least qk_rope_head_dim ({rope}), the dims rope turns")
-    if heads % groups:
-        raise f.error("o_groups", f"({groups}) must divide num_attention_heads ({heads}): each group is whole heads")
-    attention = {r: parts.CompressedAttention(heads, head_dim, rope, f.int("q_lora_rank"), groups, f.int("o_lora_rank"),
-                                              f.int("sliding_window"), r,
-                                              index if r == compressed.OVERLAPPING_RATIO else None)
-                 for r in set(ratios[:n])}
-    f.number("swiglu_limit")  # the clamp's bound: the same ops whatever its value
-    if f.str("topk_method", default="noaux_tc") != "noaux_tc":
-        raise f.error("topk_method", "must be noaux_tc: DeepSeek-V4 routes by scores plus a selection bias")
-    moe = MoE(experts=f.int("n_routed_experts"), top_k=f.int("num_experts_per_tok"),
-              d_expert=f.int("moe_intermediate_size"), shared=f.int("n_shared_experts", default=0, minimum=0),
-              router_bias="selection", bias_dtype=FP32,
-              scores=f.choice({"sqrtsoftplus": "sqrtsoftplus"}, "scoring_func", default="sqrtsoftplus"),
-              renormalize=f.bool("norm_topk_prob", True),
-              scaled=f.number("routed_scaling_factor", default=1.0) != 1.0,
-              act="limit_swiglu" if f.number("swiglu_limit") is not None else _gated_act(f), prefix="ffn.",
-              shared_name="shared_experts")
+    attention = {r: parts.CompressedAttention(**att, ratio=r,
+                                              indexer=index if r == compressed.OVERLAPPING_RATIO else None)
+                 for r in set(ratios)}
+    moe = _v4_moe(f)
     hashed = attrs.evolve(moe, hashed=f.int("vocab_size"))
     first_hashed = f.int("num_hash_layers", default=0, minimum=0)
     streams, iters = f.int("hc_mult", default=1), f.int("hc_sinkhorn_iters", default=20)
 
     def layer(i: int) -> parts.Layer:
-        if ratios[i] not in attention:  # a multi-token-prediction layer's ratio, which no main layer has
-            attention[ratios[i]] = attrs.evolve(next(iter(attention.values())), ratio=ratios[i],
-                                                indexer=index if ratios[i] == compressed.OVERLAPPING_RATIO else None)
         return parts.Layer((parts.Sublayer(attention[ratios[i]], "attn_norm.weight", key="attn"),
                             parts.Sublayer(hashed if i < first_hashed else moe, "ffn_norm.weight", key="ffn")),
                            streams=streams, hc_iters=iters)
-    f.number("compress_rope_theta")  # a rope base: the same ops whatever its value
-    window = f.int("sliding_window")
+    window, head_dim = att["window"], att["head_dim"]
     said = [f"attention: every layer's queries see the last {window} positions' keys (one shared {head_dim}-wide "
             f"key-value head) and, where compress_ratios is m > 0, the entries pooled one per m positions: all of "
             f"them, or with m = {compressed.OVERLAPPING_RATIO} the indexer's top {index.topk}; the cache holds the "
@@ -1068,12 +1092,145 @@ def _deepseek_v4(f: Fields) -> dict:
     # window alone in the released checkpoints), routed by scores
     stack = (Stack.uniform(layer(n), mtp["mtp_layers"]) if mtp["mtp_layers"] and len(ratios) > n and
              all(r == ratios[n] for r in ratios[n:]) else None)
-    return dict(mtp_stack=stack, d_model=d, n_heads=heads, n_kv_heads=1, d_ffn=moe.d_expert, n_layers=n,
-                vocab_size=f.int("vocab_size"),
-                head_dim=head_dim, dtype=_dtype(f), **_deepseek_v4_storage(f, _weights(f)["weight_format"], head_dim, rope),
+    kv = (dict(kv_cache=FP8_DS_MLA, kv_from="DeepSeek-V4's trained KV layout, FlashMLA's: 448 fp8 values with ue8m0 "
+                                            "scales and 64 rope values in bf16 a 512-wide entry")
+          if (head_dim, att["rope_dim"]) == (512, 64) else {})
+    return dict(mtp_stack=stack, d_model=d, n_heads=att["heads"], n_kv_heads=1, d_ffn=moe.d_expert, n_layers=n,
+                vocab_size=f.int("vocab_size"), head_dim=head_dim, dtype=_dtype(f),
+                **_deepseek_v4_storage(f, _weights(f)["weight_format"], kv,
+                                       f.choice({k: k for k in V4_EXPERTS}, "expert_dtype", default="fp4")),
                 layers=Stack.listed([layer(i) for i in range(n)]), streams=streams,
                 tie_embeddings=f.bool("tie_word_embeddings", False), mtp_layers=mtp["mtp_layers"],
                 notes=(*said, *mtp["notes"]))
+
+
+def _layer_ids(f: Fields, key: str, n: int, default=_MISSING) -> list[int]:
+    """A list of distinct layer indices, in order (DeepSeek-V4.1's kv_source_layer_ids and the like)."""
+    _, v = f.get(key, default=default)
+    if v is default and default is not _MISSING:
+        return v
+    if (not isinstance(v, list) or any(not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < n for i in v)
+            or v != sorted(set(v))):
+        raise f.error(key, f"must list distinct layer indices from 0 to {n - 1} in order, got {str(v)[:60]}")
+    return v
+
+
+def _deepseek_v41(f: Fields) -> dict:
+    """DeepSeek-V4.1 (Flash; its text_config, its reference inference/model.py and transformers' deepseek_v41):
+    V4's attention, MoE and hyper-connection streams, with the compressed cache shared across layers.
+
+    - compress_ratios 0, 1 or 2. Only the kv_source_layer_ids compress: a ratio-2 source pools two positions
+      an entry (its compressor without V4's position bias), a ratio-1 source projects and norms each; every other
+      layer with a ratio attends to the entries of the last source at or before it (of the same ratio), cached once.
+      Entries are fp4 (288 bytes), the window fp8 (528 bytes an entry).
+    - The index_source_layer_ids select entries: with keys of their own from the source's latent (wk, k_norm;
+      68 bytes an entry) at a source, the source's keys elsewhere; the other layers reuse the selection of the last
+      index source before them. candidate_source_layer_id picks candidate_topk_blocks blocks of
+      candidate_block_size entries, and the index sources after it mask their scores to them (every entry is
+      still scored, as the reference does).
+    - engram_layer_ids: an Engram memory (models.engram) added to the streams before the layer.
+    - The head collapses the streams with the last layer's coefficients (no hc_head).
+
+    The DSpark draft stages (num_nextn_predict_layers, dspark_*) are not counted and not modelled as a draft."""
+    d, n = f.int("hidden_size"), f.int("num_hidden_layers")
+    att = _v4_attention(f)
+    mtp = f.int("num_nextn_predict_layers", default=0, minimum=0)
+    ratios = _v4_ratios(f, n, mtp, (0, 1, 2))
+    sources = _layer_ids(f, "kv_source_layer_ids", n)
+    index_sources = _layer_ids(f, "index_source_layer_ids", n)
+    for key, ids in (("kv_source_layer_ids", sources), ("index_source_layer_ids", index_sources)):
+        if any(not ratios[i] for i in ids):
+            raise f.error(key, f"names layer {next(i for i in ids if not ratios[i])}, whose compress ratio is 0: "
+                               f"it has no compressed entries")
+
+    def last(ids: list[int], i: int, key: str) -> int:
+        """The last of `ids` at or before layer i, which layer i's ratio must be."""
+        j = max((s for s in ids if s <= i), default=None)
+        if j is None or ratios[j] != ratios[i]:
+            raise f.error(key, f"leaves layer {i} (compress ratio {ratios[i]}) without a layer of its ratio at or "
+                               f"before it to take {'entries' if key.startswith('kv') else 'a selection'} from")
+        return j
+    candidate = f.int("candidate_source_layer_id", default=None, minimum=0)
+    if candidate is not None and candidate not in index_sources:
+        raise f.error("candidate_source_layer_id", f"({candidate}) must be one of index_source_layer_ids: the layer "
+                                                   f"picks candidates from its own scores")
+    blocks = ((f.int("candidate_topk_blocks"), f.int("candidate_block_size")) if candidate is not None else None)
+    index = Indexer(heads=f.int("index_n_heads"), head_dim=f.int("index_head_dim"), topk=f.int("index_topk"),
+                    from_latent=True, key_dtype=V41_INDEX_KEY)
+    engram_at = _layer_ids(f, "engram_layer_ids", n, default=[])
+    tables = f.ints("engram_num_embeddings", 2 ** 62, minimum=1) or [] if engram_at else []
+    if len(tables) != len(engram_at):
+        raise f.error("engram_num_embeddings", f"must give one table size for each of the {len(engram_at)} "
+                                               f"engram_layer_ids")
+    if engram_at:
+        for key in ("engram_vocab_size", "engram_pad_token_id", "engram_compressed_vocab_size"):
+            f.get(key, default=None)  # the hash's inputs: the same ops whatever their values
+        memory = dict(heads=f.int("engram_n_heads"), head_dim=f.int("engram_head_dim"),
+                      ngram=f.int("engram_max_ngram_size", minimum=2), table_dtype=V41_ENGRAM)
+    moe = _v4_moe(f)
+    hashed = attrs.evolve(moe, hashed=f.int("vocab_size"))
+    first_hashed = f.int("num_hash_layers", default=0, minimum=0)
+    streams, iters = f.int("hc_mult", default=1), f.int("hc_sinkhorn_iters", default=20)
+
+    def attention(i: int) -> parts.CompressedAttention:
+        r = ratios[i]
+        if not r:
+            return parts.CompressedAttention(**att)
+        source = last(sources, i, "kv_source_layer_ids")
+        owner = last(index_sources, i, "index_source_layer_ids")
+        selects = attrs.evolve(index, shared=owner != i,
+                               candidates=blocks if i == candidate else None,
+                               masked=blocks if owner == i and candidate is not None and candidate < i
+                               and ratios[candidate] == r else None)
+        return parts.CompressedAttention(**att, ratio=r, indexer=selects, compressor="plain" if r == 1 else "gated",
+                                         source=source == i, entry_dtype=V41_ENTRY)
+
+    def layer(i: int) -> parts.Layer:
+        mem = (Engram(table_rows=tables[engram_at.index(i)], **memory) if i in engram_at else None)
+        return parts.Layer((parts.Sublayer(attention(i), "attn_norm.weight", key="attn"),
+                            parts.Sublayer(hashed if i < first_hashed else moe, "ffn_norm.weight", key="ffn")),
+                           streams=streams, hc_iters=iters, memory=mem)
+    for key in ("hc_eps", "dspark_block_size", "dspark_noise_token_id", "dspark_target_layer_ids",
+                "dspark_markov_rank", "dspark_n_routed_experts", "dspark_num_experts_per_tok"):
+        f.get(key, default=None)  # the DSpark draft's fields: noted below, not modelled
+    window, head_dim = att["window"], att["head_dim"]
+    said = [f"attention: every layer's queries see the last {window} positions' keys (one {head_dim}-wide key-value "
+            f"head, fp8 with a scale per 32) and, where compress_ratios is m > 0, the top {index.topk} of the entries "
+            f"pooled one per m positions (fp4), which only the layers of kv_source_layer_ids compute and cache; the "
+            f"others read those of the last source before them. The indexer runs on index_source_layer_ids (fp4 keys "
+            f"at the sources); the other layers reuse its selection"]
+    if engram_at:
+        said.append(f"Engram memories before layers {', '.join(map(str, engram_at))}: "
+                    f"{sum(tables):,} table rows of {memory['head_dim']} (fp8), "
+                    f"{(memory['ngram'] - 1) * memory['heads']} rows read a token a layer")
+    if first_hashed:
+        said.append(f"the first {first_hashed} layers route by token id: their gate.tid2eid tables are counted")
+    said.append("not counted: each layer's gate.bias_vl (a selection bias for image tokens, 4 bytes an expert), "
+                "which text does not read")
+    if mtp:
+        said.append(f"not counted: the DSpark draft ({counted(mtp, 'stage')} of its own experts, a Markov head and a "
+                    f"confidence head), which next-token inference does not run; --draft mtp does not model it")
+    experts = _v41_expert_dtype(f)  # before the fp8 reader, which does not know the key
+    storage = _deepseek_v4_storage(f, _weights(f)["weight_format"],
+                                   dict(kv_cache=V41_WINDOW, kv_from="DeepSeek-V4.1's window cache: fp8 with a ue8m0 "
+                                                                     "scale per 32 values"), experts)
+    return dict(d_model=d, n_heads=att["heads"], n_kv_heads=1, d_ffn=moe.d_expert, n_layers=n,
+                vocab_size=f.int("vocab_size"), head_dim=head_dim, dtype=_dtype(f), **storage,
+                layers=Stack.listed([layer(i) for i in range(n)]), streams=streams, hc_head=False, mtp_layers=mtp,
+                tie_embeddings=f.bool("tie_word_embeddings", False), notes=tuple(said))
+
+
+def _v41_expert_dtype(f: Fields) -> str:
+    """DeepSeek-V4.1 writes expert_dtype inside quantization_config (V4 beside it): taken out before the fp8 reader,
+    which does not know it."""
+    _, q = f.get("quantization_config", default=None)
+    if not isinstance(q, dict) or "expert_dtype" not in q:
+        return "fp4"
+    f.data["quantization_config"] = {k: v for k, v in q.items() if k != "expert_dtype"}
+    if q["expert_dtype"] not in V4_EXPERTS:
+        raise f.error("quantization_config", f"expert_dtype is {q['expert_dtype']!r}; supported: "
+                                             f"{', '.join(V4_EXPERTS)}")
+    return q["expert_dtype"]
 
 
 def _minimax_m3(f: Fields) -> dict:
@@ -1719,6 +1876,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "deepseek_v32": _deepseek_v32,
     "glm_moe_dsa": _glm_moe_dsa,
     "deepseek_v4": _deepseek_v4,
+    "deepseek_v41_text": _deepseek_v41,
     "kimi_linear": _kimi_linear,
     "minimax_m3": _minimax_m3,
     "gemma": _gemma,
@@ -1750,7 +1908,8 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
 # Multimodal wrappers: the language model in text_config is costed (its own model_type, or this default).
 WRAPPERS = {"gemma3": "gemma3_text", "gemma4": "gemma4_text", "llama4": "llama4_text", "mistral3": "mistral", "qwen3_5": "qwen3_5_text",
             "qwen3_5_moe": "qwen3_5_moe_text", "qwen3_vl": "qwen3_vl_text", "qwen3_vl_moe": "qwen3_vl_moe_text",
-            "kimi_k25": "kimi_k2", "minimax_m3_vl": "minimax_m3", "kimi_k3": "kimi_linear", "step3p7": "step3p5"}
+            "kimi_k25": "kimi_k2", "minimax_m3_vl": "minimax_m3", "kimi_k3": "kimi_linear", "step3p7": "step3p5",
+            "deepseek_v41": "deepseek_v41_text"}
 
 
 def register_family(model_type: str, family: Callable[[Fields], dict]) -> str:

@@ -44,7 +44,10 @@ def repeat(b: GraphBuilder, h: Tensor, *, streams: int) -> Tensor:
     return b.hc_repeat("hc_repeat", h, streams=streams, out=f"{h.name.rsplit('.', 1)[-1]}_streams")
 
 
-def head(b: GraphBuilder, x: Tensor, *, streams: int) -> Tensor:
-    """The head's input [..., d] from the last layer's streams (hc_head_fn, without Sinkhorn)."""
-    coeffs = _coefficients(b, "head", x, streams=streams, iters=None)
+def head(b: GraphBuilder, x: Tensor, *, streams: int, weighted: bool = True) -> Tensor:
+    """The head's input [..., d] from the last layer's streams (hc_head_fn, without Sinkhorn); not `weighted`
+    (DeepSeek-V4.1, which has no hc_head): collapsed with the pre coefficients its last feed-forward computed
+    (the model's Block passes each sublayer's pre to the next), read as an input."""
+    coeffs = (_coefficients(b, "head", x, streams=streams, iters=None) if weighted else
+              b.input("hc_last_pre", (*x.shape[:-1], streams), FP32))
     return b.hc_collapse("hc_head_pre", x, coeffs, streams=streams, out="hc_head_in")

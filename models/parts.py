@@ -22,6 +22,7 @@ from opgraph.core.sizes import minimum
 from opgraph.core.tensor import DType, Tensor
 from opgraph.errors import OpgraphError
 from . import block_sparse, compressed, hyper, pieces, recurrent
+from .engram import Engram
 from .parallel import Parallel
 from .pieces import FULL, Keys
 
@@ -117,6 +118,15 @@ class Indexer:
     # IndexShare (arXiv:2603.12201; GLM-5.2's indexer_types "shared"): the layer attends to the selection the last
     # layer with an indexer of its own made this step, and has no indexer weights, work or key cache itself
     shared: bool = False
+    # DeepSeek-V4.1's indexer (models.compressed.latent_indexer): its keys are wk and k_norm on the attention's own
+    # compressed latent, cached at `key_dtype`, and held by the layer that compresses (a CompressedAttention that is
+    # not its kv_source reads them); `candidates` (blocks kept, block size): the layer also picks candidate blocks
+    # for the layers after it (candidate_source_layer_id); `masked` (the same two): its scores are masked to the
+    # candidates an earlier layer picked.
+    from_latent: bool = False
+    key_dtype: DType | None = None
+    candidates: tuple[int, int] | None = None
+    masked: tuple[int, int] | None = None
 
 
 @attrs.frozen
@@ -168,6 +178,13 @@ class CompressedAttention:
     window: int = attrs.field(validator=_positive)
     ratio: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     indexer: Indexer | None = None
+    # DeepSeek-V4.1 (models.compressed.COMPRESSORS): the compressor's kind, "v4" (V4's, with a learned position
+    # bias), "gated" (V4.1's pooling without one) or "plain" (ratio 1: each token's entry projected and normed);
+    # `source` False: the layer compresses nothing and attends to the entries of the last kv source before it
+    # (kv_source_layer_ids); `entry_dtype`: the compressed entries' storage (None: the KV cache's).
+    compressor: str = attrs.field(default="v4", validator=attrs.validators.in_(compressed.COMPRESSORS))
+    source: bool = True
+    entry_dtype: DType | None = None
 
     tag: ClassVar[str] = "attention"
 
@@ -178,6 +195,12 @@ class CompressedAttention:
             raise OpgraphError("an indexer selects compressed entries: give the layer a compress ratio")
         if self.heads % self.o_groups:
             raise OpgraphError(f"o_groups ({self.o_groups}) must divide the attention heads ({self.heads})")
+        if (self.compressor == "plain") != (self.ratio == 1):
+            raise OpgraphError(f"a compress ratio of 1 takes the plain compressor and no other ratio does; got ratio "
+                               f"{self.ratio} with {self.compressor!r}")
+        if self.indexer is not None and self.indexer.from_latent != (self.compressor != "v4"):
+            raise OpgraphError("DeepSeek-V4.1's compressors take an indexer keyed on their latent, V4's one with a "
+                               "compressor of its own")
 
     def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
         kw = attrs.asdict(self, recurse=False)
@@ -185,6 +208,12 @@ class CompressedAttention:
 
     def words(self) -> dict[str, str]:
         kind = ("sparse" if self.indexer is not None else "compressed") + str(self.ratio) if self.ratio else "sliding"
+        if self.ratio and not self.source:
+            kind += "_borrowed"  # another layer's entries
+        if self.indexer is not None:
+            i = self.indexer
+            kind += ("_candidates" if i.candidates else "") + ("_masked" if i.masked else "") + (
+                "_reused" if i.shared else "")
         return {"keys": kind, "positions": "rope", "mixer": "attention"}
 
 
@@ -589,6 +618,8 @@ class Layer:
     # its input becomes a snapshot and the first sublayer's output starts the new running sum. (): residual adds.
     res_mix: tuple[int, ...] = attrs.field(default=(), converter=tuple)
     res_restart: bool = False
+    # A memory read into the residual streams before the sublayers (DeepSeek-V4.1's Engram, models.engram)
+    memory: Engram | None = None
 
     def parts(self) -> list:
         """Its parts, side-by-side branches (Branches' mixers, DenseAndExperts' MLP and experts) each on its own."""
@@ -602,12 +633,17 @@ class Layer:
             out.update(s.part.words())
         if self.res_mix:
             out["res"] = "res" + "_".join(map(str, self.res_mix)) + ("b" if self.res_restart else "")
+        if self.memory is not None:
+            out.update(self.memory.words())
         return {**out, "storage": self.storage} if self.storage else out
 
     def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
         """The layer's ops on hidden states x (this GPU's slice of the tokens under sequence parallelism)."""
         ln = dict(fn=self.norm, bias=self.norm_bias)
         last = len(self.sublayers) - 1
+        if self.memory is not None:
+            with b.scope(part=self.memory.tag):
+                x = self.memory.add_to(b, x, phase, par, self.streams)
         for i, s in enumerate(self.sublayers):
             names = ("x", "h") if i == 0 else ("h", "out") if i == last else (f"h{i - 1}" if i > 1 else "h", f"h{i}")
             out = "out" if i == last else names[1]

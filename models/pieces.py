@@ -785,7 +785,7 @@ def draft_join(b: GraphBuilder, phase: Phase, *, d_model: int, norms: bool, norm
 def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bool, norm_fn: str = "rmsnorm",
             norm_bias: bool = False, softcap: bool = False, par: Parallel = Parallel.SINGLE,
             scaled: bool = False, final_norm: bool = True, dtype: DType | None = None, streams: int = 1,
-            res_blocks: int = 0) -> Tensor:
+            hc_head: bool = True, res_blocks: int = 0) -> Tensor:
     """Final norm and lm_head over the last layer's output. In prefill only the last position of each
     sequence goes through them, as serving engines do (the norm is per position, so slicing first is exact).
     With sequence parallelism the last layer's output arrives as this GPU's slice of the tokens, gathered first.
@@ -795,7 +795,7 @@ def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bo
     vLLM's llama_eagle.py returns the layer's output to the target's lm_head as it is) no norm comes first.
     `dtype`: lm_head's storage where a quantized checkpoint stores it so (GPTQ's lm_head: true, a MIXED_PRECISION
     entry); else the tables' (Precision.table). `streams` > 1: the last layer's hyper-connection streams, collapsed
-    first (models.hyper.head). `res_blocks` > 0 (Block AttnRes): the head's input is the mix of that many block
+    first (models.hyper.head; `hc_head` False: with the last layer's coefficients). `res_blocks` > 0 (Block AttnRes): the head's input is the mix of that many block
     snapshots and the last block's running sum (attn_res_mix, output_attn_res_norm and _proj)."""
     tp = par.tp
     h = b.input("hidden", (*par.tokens(phase), d_model * streams))
@@ -803,7 +803,7 @@ def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bo
     if phase.new_tokens > 1:
         h = b.take_last("last_position", h, out="last_hidden")
     if streams > 1:
-        h = hyper.head(b, h, streams=streams)
+        h = hyper.head(b, h, streams=streams, weighted=hc_head)
     if res_blocks:
         h = attn_res(b, "output_attn_res", h, res_blocks)
     if final_norm:

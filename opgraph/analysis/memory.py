@@ -115,9 +115,10 @@ def kv_cache_bytes(graph: Graph) -> int:
     """Bytes of one instance of a block's cache: its KV-cache tensors (those read from the cache and those
     written), plus the recurrent states (role STATE) it writes. A state is updated in place, so what the cache
     holds is one copy, the written one, in prefill and decode alike: the state a decode step reads is not
-    counted again, and the total does not grow with the context."""
+    counted again, and the total does not grow with the context. Entries borrowed from another layer's cache
+    are that layer's, not counted here."""
     return sum(t.nbytes for t in graph.tensors.values()
-               if t.role is Role.KV_CACHE or (t.role is Role.STATE and t.name in graph.producer))
+               if (t.role is Role.KV_CACHE and not t.borrowed) or (t.role is Role.STATE and t.name in graph.producer))
 
 
 @attrs.frozen

@@ -228,9 +228,10 @@ class GraphBuilder:
         finally:
             self._prefix, self._part = saved
 
-    def _declare(self, name: str, shape: tuple[int, ...], dtype: DType | None, role: Role) -> Tensor:
+    def _declare(self, name: str, shape: tuple[int, ...], dtype: DType | None, role: Role,
+                 borrowed: bool = False) -> Tensor:
         name = self._prefix + name
-        t = Tensor(name, shape, dtype or self.precision.of(role), role)
+        t = Tensor(name, shape, dtype or self.precision.of(role), role, borrowed=borrowed)
         seen = self._declared.setdefault(name, t)
         if seen != t:
             raise LintError(f"tensor {name!r} declared twice, as {seen} ({seen.role.value}) and {t} ({role.value})")
@@ -250,9 +251,11 @@ class GraphBuilder:
             dtype = self.weight_dtype(name)
         return self._declare(name, shape, dtype, Role.WEIGHT)
 
-    def cache(self, name: str, shape: tuple[int, ...], dtype: DType | None = None) -> Tensor:
-        """KV-cache entries written by earlier steps, read here."""
-        return self._declare(name, shape, dtype, Role.KV_CACHE)
+    def cache(self, name: str, shape: tuple[int, ...], dtype: DType | None = None, *,
+              borrowed: bool = False) -> Tensor:
+        """KV-cache entries written by earlier steps, read here; `borrowed`: another layer's, which that layer
+        holds (Tensor.borrowed), so this one's cache does not count them."""
+        return self._declare(name, shape, dtype, Role.KV_CACHE, borrowed)
 
     def state(self, name: str, shape: tuple[int, ...], dtype: DType | None = None) -> Tensor:
         """A recurrent state written by the previous step, read here (role STATE, at the precision's state dtype):
@@ -305,11 +308,16 @@ class GraphBuilder:
     index_scores = _op_method(ops.index_scores)
     block_scores = _op_method(ops.block_scores)
     gather_selected = _op_method(ops.gather_selected)
+    candidate_blocks = _op_method(ops.candidate_blocks)
+    candidate_mask = _op_method(ops.candidate_mask)
     compress_pool = _state_op_method(ops.compress_pool)
     hc_coefficients = _op_method(ops.hc_coefficients)
     hc_collapse = _op_method(ops.hc_collapse)
     hc_expand = _op_method(ops.hc_expand)
     hc_repeat = _op_method(ops.hc_repeat)
+    ngram_hash = _state_op_method(ops.ngram_hash)
+    engram_lookup = _op_method(ops.engram_lookup)
+    engram_gate = _op_method(ops.engram_gate)
     attn_res_mix = _op_method(ops.attn_res_mix)
     attn_res_bank = _op_method(ops.attn_res_bank)
 

@@ -20,7 +20,7 @@ import attrs
 
 from opgraph.core import checks
 from opgraph.errors import OpgraphError, counted
-from opgraph.core.tensor import DTYPES, DType, Role, Tensor, nbytes
+from opgraph.core.tensor import BF16, DTYPES, INT32, DType, Role, Tensor, nbytes
 from opgraph.core.sizes import is_int, maximum, minimum, size_function
 
 # Op categories as sets, so rules can speak of them (tinygrad's GroupOp habit).
@@ -781,6 +781,38 @@ def block_scores(name: str, q: Tensor, keys: tuple[Tensor, ...] | list[Tensor], 
     return Op(name, MATMUL, BLOCK_SCORES, (q, *keys), (y,), b * heads * scored * (2 * head_dim + 1))
 
 
+CANDIDATE_BLOCKS = register_function("candidate_blocks")
+CANDIDATE_MASK = register_function("candidate_mask")
+
+
+def candidate_blocks(name: str, scores: Tensor, *, block: int, keep: int, out: str | None = None,
+                     role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """DeepSeek-V4.1's first selection level (its reference inference/model.py Indexer, candidate_source_layer_id):
+    the index scores [B, Sq, E] of E entries taken in blocks of `block`, each block scored by its largest, and the
+    best `keep` blocks kept for each query (the newest block among them). Output [B, Sq, min(keep, blocks)], the
+    blocks' numbers (int32 unless `dtype`), which later layers' scores are masked to (candidate_mask). FLOPs per
+    query: one comparison per score (the blocks' maxima) and one per block (their top-k, as top_k counts it).
+    Kind gather, as top_k."""
+    if len(scores.shape) != 3 or not is_int(block) or block < 1 or not is_int(keep) or keep < 1:
+        raise OpgraphError(f"op {name!r}: scores {scores} must be [batch, queries, entries], with a positive block "
+                           f"and count kept")
+    bsz, sq, entries = scores.shape
+    blocks = -(-entries // block)
+    y = _out(out or name, (bsz, sq, minimum(keep, blocks)), scores, role, dtype or INT32)
+    return Op(name, GATHER, CANDIDATE_BLOCKS, (scores,), (y,), bsz * sq * (entries + blocks))
+
+
+def candidate_mask(name: str, scores: Tensor, candidates: Tensor, *, out: str | None = None,
+                   role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """Index scores [B, Sq, E] with every entry outside a query's candidate blocks (candidates [B, Sq, k], an
+    earlier layer's candidate_blocks) set to minus infinity before the top-k (DeepSeek-V4.1's reference Indexer,
+    which scores every entry and then masks). FLOPs: one select per score. Kind elementwise."""
+    if len(candidates.shape) != 3 or candidates.shape[:2] != scores.shape[:2]:
+        raise OpgraphError(f"op {name!r}: candidates {candidates} must be [batch, queries, k] for scores {scores}")
+    y = _out(out or name, scores.shape, scores, role, dtype)
+    return Op(name, ELEMENTWISE, CANDIDATE_MASK, (scores, candidates), (y,), scores.numel)
+
+
 def gather_selected(name: str, keys: tuple[Tensor, ...] | list[Tensor], indices: Tensor, *,
                     value_dim: int | None = None, out: str | None = None, outs: list[str] | None = None,
                     role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
@@ -931,12 +963,15 @@ def reduce_scatter(name: str, x: Tensor, *, group: int, dim: int = -1, out: str 
                        n - 1, -(-(n - 1) * x.numel // n), out, role, dtype)
 
 
-def all_to_all(name: str, x: Tensor, *, group: int, out: str | None = None, role: Role = Role.ACTIVATION,
-               dtype: DType | None = None) -> Op:
+def all_to_all(name: str, x: Tensor, *, group: int, shape: tuple[int, ...] | None = None, out: str | None = None,
+               role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """Each GPU sends a 1/n part of x to every other GPU (expert-parallel dispatch and combine): (n-1)/n of the
-    buffer, in n-1 pairwise steps."""
+    buffer, in n-1 pairwise steps. `shape`: the output's, where the exchange regroups the same elements (each GPU's
+    columns of every token in, every column of its tokens out); default x's."""
     n = group
-    return _collective(name, "all_to_all", x, x.shape, n, (n - 1) * x.nbytes, n - 1, 0, out, role, dtype)
+    if shape is not None and math.prod(shape) != x.numel:
+        raise OpgraphError(f"op {name!r}: an exchange keeps the elements of {x}; {shape} holds {math.prod(shape)}")
+    return _collective(name, "all_to_all", x, shape or x.shape, n, (n - 1) * x.nbytes, n - 1, 0, out, role, dtype)
 
 
 def ep_dispatch(name: str, x: Tensor, *, group: int, top_k: int, rows: int, out: str | None = None,
@@ -1288,11 +1323,13 @@ HC_REPEAT = register_function("hc_repeat")
 POOL_FLOPS_PER_SLOT = SOFTMAX_FLOPS_PER_ELEM + 2
 
 
-def compress_pool(name: str, kv: Tensor, score: Tensor, ape: Tensor, norm: Tensor, *, stride: int, width: int,
-                  entries: int, kept: Tensor | None = None, out: str | None = None, state_out: str | None = None,
+def compress_pool(name: str, kv: Tensor, score: Tensor, ape: Tensor | None, norm: Tensor, *, stride: int, width: int,
+                  entries: int, kept: Tensor | None = None, key: tuple[Tensor, Tensor] | None = None,
+                  out: str | None = None, key_out: str | None = None, state_out: str | None = None,
                   role: Role = Role.ACTIVATION, dtype: DType | None = None, state_dtype: DType | None = None) -> Op:
     """DeepSeek-V4's compressor after its two projections (reference Compressor.forward): every new token's score
-    plus its position's learned bias (`ape` [stride, C], one add per element), and every `stride` positions one entry
+    plus its position's learned bias (`ape` [stride, C], one add per element; None: no bias, as DeepSeek-V4.1's
+    compressor has none), and every `stride` positions one entry
     of `width` pooled from the kv of the slots it covers: softmax(score) over the slots times kv, summed, per channel,
     then RMS-normed with `norm` [width] (the reference's Compressor.norm).
     kv, score: [B, S, C], C = overlap x width: the CSA compressor's overlapping windows (overlap 2: [Ca of the
@@ -1305,14 +1342,17 @@ def compress_pool(name: str, kv: Tensor, score: Tensor, ape: Tensor, norm: Tenso
     from them; so the cache holds the slots once. (A prompt chunk of `slots` tokens or more keeps no earlier row: the
     rows before it that its first entry pools, fewer than `slots`, are not counted as read.) Outputs: the `entries` entries pooled this step [B, entries, width]
     (none where the step completes no window), then the written rows.
-    FLOPs: B x (S x C + entries x (overlap x stride x width x POOL_FLOPS_PER_SLOT + RMSNorm's 4 x width + 3)).
-    Kind elementwise."""
+    `key` (wk [K, width], k_norm [K]: DeepSeek-V4.1's indexer, whose keys come from the compressor's latent): each
+    pooled entry also projected and RMS-normed to an index key, [B, entries, K] (named `key_out`), after the entries
+    in the outputs; in the same op so that a step that completes no entry still holds the weights it would use.
+    FLOPs: B x (S x C (the bias, if any) + entries x (overlap x stride x width x POOL_FLOPS_PER_SLOT + RMSNorm's
+    4 x width + 3, and with `key` 2 x width x K + RMSNorm's 4 x K + 3)). Kind elementwise."""
     if len(kv.shape) != 3 or score.shape != kv.shape:
         raise OpgraphError(f"op {name!r}: kv {kv} and score {score} must be one shape [batch, positions, channels]")
     bsz, s, c = kv.shape
     if c % width or c // width not in (1, 2):
         raise OpgraphError(f"op {name!r}: the channels of {kv} must be 1 or 2 x the entry width {width}")
-    if ape.shape != (stride, c) or norm.shape != (width,):
+    if (ape is not None and ape.shape != (stride, c)) or norm.shape != (width,):
         raise OpgraphError(f"op {name!r}: ape {ape} must be [stride={stride}, channels={c}] and norm {norm} "
                            f"[width={width}]")
     slots = c // width * stride
@@ -1320,13 +1360,23 @@ def compress_pool(name: str, kv: Tensor, score: Tensor, ape: Tensor, norm: Tenso
     if kept is not None and kept.shape != (bsz, slots - written, 2 * c):
         raise OpgraphError(f"op {name!r}: the kept state {kept} must be [batch, {slots} - {written} rows, {2 * c}]")
     new = Tensor(state_out or f"{name}.state", (bsz, written, 2 * c), state_dtype or kv.dtype, Role.KV_CACHE)
+    k = 0
+    if key is not None:
+        k = key[0].shape[0]
+        if key[0].shape != (k, width) or key[1].shape != (k,):
+            raise OpgraphError(f"op {name!r}: the key's projection {key[0]} must be [K, width={width}] and its norm "
+                               f"{key[1]} [K]")
     per_elem, per_row = NORM_FLOPS["rmsnorm"]
-    flops = bsz * (s * c + entries * (slots * width * POOL_FLOPS_PER_SLOT + per_elem * width + per_row))
-    outs = ((_out(out or name, (bsz, entries, width), kv, role, dtype),) if entries else ()) + (new,)
+    per_key = 2 * width * k + per_elem * k + per_row if k else 0
+    flops = bsz * (s * c * (ape is not None) + entries * (slots * width * POOL_FLOPS_PER_SLOT + per_elem * width
+                                                          + per_row + per_key))
+    outs = ((_out(out or name, (bsz, entries, width), kv, role, dtype),) if entries else ()) + (
+        (_out(key_out or f"{name}.key", (bsz, entries, k), kv, role, dtype),) if entries and k else ()) + (new,)
+    inputs = tuple(t for t in (kv, score, ape, norm, *(key or ())) if t is not None)
     if kept is None:
-        return Op(name, ELEMENTWISE, COMPRESS_POOL, (kv, score, ape, norm), outs, flops)
-    return Op(name, ELEMENTWISE, COMPRESS_POOL, (kv, score, ape, norm, kept), outs, flops,
-              reads=(None, None, None, None, kept.numel if entries else 0))
+        return Op(name, ELEMENTWISE, COMPRESS_POOL, inputs, outs, flops)
+    return Op(name, ELEMENTWISE, COMPRESS_POOL, (*inputs, kept), outs, flops,
+              reads=(*(None for _ in inputs), kept.numel if entries else 0))
 
 
 def hc_coefficients(name: str, mixes: Tensor, sumsq: Tensor, base: Tensor, scale: Tensor, *, streams: int,
@@ -1414,6 +1464,71 @@ def attn_res_bank(name: str, prefix: Tensor, *, out: str | None = None, role: Ro
     FLOPs. Kind gather."""
     y = _out(out or name, prefix.shape, prefix, role, dtype)
     return Op(name, GATHER, ATTN_RES_BANK, (prefix,), (y,), 0)
+
+
+# --- Engram (DeepSeek, arXiv 2601.07372; DeepSeek-V4.1's engram_layer_ids): hashed n-gram rows added to the streams --
+NGRAM_HASH = register_function("ngram_hash")
+ENGRAM_LOOKUP = register_function("engram_lookup")
+ENGRAM_GATE = register_function("engram_gate")
+# engram_gate, per stream and token beyond its elementwise work: the two means and eps adds, two reciprocal roots,
+# their product, the dot's two scalings, abs, the floor, sqrt, the sign, and the sigmoid's negate, exp, add and divide
+ENGRAM_GATE_SCALAR_FLOPS = 16
+ENGRAM_GATE_TRANSCENDENTALS = 4  # two rsqrt, a sqrt, an exp
+
+
+def ngram_hash(name: str, ids: Tensor, history: Tensor | None, *, ngram: int, rows: int, out: str | None = None,
+               state_out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None,
+               state_dtype: DType | None = None) -> Op:
+    """The table rows of each token's n-grams (DeepSeek-V4.1's NgramHashState; vLLM's engram.py): the token ids
+    [B, S] with the `ngram` - 1 before each (`history` [B, ngram - 1], the sequence's last ids, read in a step after
+    the first and written for the next, role STATE), each times an odd multiplier and folded by xor, then for each
+    of the `rows` (n-gram size, head) pairs a modulus and an offset. Output [B, S, rows] row numbers (int32 unless
+    `dtype`), then the written history. Integer ops counted as FLOPs (as top_k counts comparisons): ngram
+    multiplies, ngram - 1 xors, and 2 x rows a token. Kind elementwise."""
+    if len(ids.shape) != 2 or not is_int(ngram) or ngram < 2 or not is_int(rows) or rows < 1:
+        raise OpgraphError(f"op {name!r}: ids {ids} must be [batch, positions], with an n-gram of 2 or more ids "
+                           f"and rows to hash")
+    bsz, s = ids.shape
+    if history is not None and history.shape != (bsz, ngram - 1):
+        raise OpgraphError(f"op {name!r}: the history {history} must be [batch={bsz}, {ngram - 1}]")
+    y = _out(out or name, (bsz, s, rows), ids, role, dtype or INT32)
+    new = Tensor(state_out or f"{name}.history", (bsz, ngram - 1), state_dtype or ids.dtype, Role.STATE)
+    inputs = (ids,) if history is None else (ids, history)
+    return Op(name, ELEMENTWISE, NGRAM_HASH, inputs, (y, new), bsz * s * (2 * ngram - 1 + 2 * rows))
+
+
+def engram_lookup(name: str, rows: Tensor, table: Tensor, *, out: str | None = None, role: Role = Role.ACTIVATION,
+                  dtype: DType | None = None) -> Op:
+    """The hashed rows (rows [B, S, R], ngram_hash's) of an Engram table [N, w] (fp8 with a scale per block of the
+    row, as DeepSeek-V4.1 stores it) read and dequantized side by side, [B, S, R x w] at `dtype` (default the
+    activations': bf16). Reads each looked-up row (at most the table); FLOPs: the dequantizing multiply, one a value.
+    Kind embedding, as a table lookup."""
+    if len(table.shape) != 2 or len(rows.shape) != 3:
+        raise OpgraphError(f"op {name!r}: table {table} must be [rows, width] and the looked-up rows {rows} "
+                           f"[batch, positions, count]")
+    n, w = table.shape
+    bsz, s, r = rows.shape
+    y = Tensor(out or name, (bsz, s, r * w), dtype or BF16, role)
+    return Op(name, EMBEDDING, ENGRAM_LOOKUP, (rows, table), (y,), bsz * s * r * w,
+              reads=(None, minimum(rows.numel, n) * w))
+
+
+def engram_gate(name: str, x: Tensor, kv: Tensor, q_weight: Tensor, k_weight: Tensor, *, streams: int,
+                out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """The streams x [..., n d] after an Engram memory (DeepSeek-V4.1's reference Engram.forward): kv [..., (n + 1) d]
+    holds a key per stream and one value; for stream s, g = sigmoid(sign(t) sqrt(|t|)) with t = sum(x_s q_w k_w
+    key_s) / (rms(x_s) rms(key_s) sqrt(d)) (q_weight, k_weight [n, d]), and x_s + g value. FLOPs per stream and
+    token: 10 d (the two sums of squares, 2 d each; the four-way product and its sum, 4 d; the update, 2 d) and
+    ENGRAM_GATE_SCALAR_FLOPS. Kind elementwise."""
+    d = x.shape[-1] // streams if streams > 0 and x.shape[-1] % streams == 0 else 0
+    if not d or kv.shape != (*x.shape[:-1], (streams + 1) * d) or q_weight.shape != (streams, d) \
+            or k_weight.shape != (streams, d):
+        raise OpgraphError(f"op {name!r}: the streams {x} ({streams} of them), keys and value {kv} and weights "
+                           f"{q_weight}, {k_weight} do not agree")
+    y = _out(out or name, x.shape, x, role, dtype)
+    rows = _rows(x) * streams
+    return Op(name, ELEMENTWISE, ENGRAM_GATE, (x, kv, q_weight, k_weight), (y,),
+              rows * (10 * d + ENGRAM_GATE_SCALAR_FLOPS), transcendentals=rows * ENGRAM_GATE_TRANSCENDENTALS)
 
 
 def hc_repeat(name: str, h: Tensor, *, streams: int, out: str | None = None, role: Role = Role.ACTIVATION,

@@ -150,6 +150,9 @@ class Tensor:
     shape: tuple[int, ...] = attrs.field(converter=tuple)
     dtype: DType
     role: Role = Role.ACTIVATION
+    # A KV-cache tensor another layer wrote and holds (DeepSeek-V4.1's kv_source_layer_ids: layers that attend to
+    # an earlier layer's compressed entries): read here, held in memory once, by its owner.
+    borrowed: bool = attrs.field(default=False, kw_only=True, repr=False)
 
     def __attrs_post_init__(self) -> None:
         for dim in self.shape:

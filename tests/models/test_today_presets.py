@@ -63,6 +63,9 @@ PUBLISHED = {
     "kimi-k3": [("2.8T", "total", "Moonshot's Kimi-K3 release as press and third-party pages report it: a "
                                   "'2.8T-parameter MoE' (its 0.45B vision tower, not costed here, changes no digit)"),
                 ("104B", "active-embed", "ibid.: '104B active' (the head counted, not the input table)")],
+    "deepseek-v4.1-flash": [("552B", "total-engram", "DeepSeek-V4.1-Flash's model card and report as secondary "
+                                                     "summaries quote them: a 552B backbone ..."),
+                            ("196B", "engram", "ibid.: ... and 196B of Engram memory")],
     "glm-4.7-flash": [("30B", "total", "zai-org/GLM-4.7-Flash model card: 'a 30B-A3B MoE model'"),
                       ("3B", "active-embed-head", "ibid.: the A3B, counted as GLM-5's 40B active is, without the "
                                                   "embedding table and the head")],
@@ -130,6 +133,17 @@ def counted(name: str, what: str) -> int:
         # or, "total+mtp-layer", none of its own (GLM-5.2's layer 78: no embed_tokens or shared_head.head).
         moe_layer = next(b for b in model.blocks if b.name in ("moe_layer", "moe_sparse_layer")).graph.params()
         return total + moe_layer + 2 * d * d + 3 * d + (2 * vocab * d if what == "total+mtp" else 0)
+    if what in ("total-engram", "engram"):
+        # Engram memories (DeepSeek-V4.1), by hand: each table of rows x head_dim, the wkv [(n + 1) d, rows read x
+        # head_dim] for n streams, and the q_weight and k_weight [n, d]
+        engram = 0
+        for layer, n in cfg.layer_kinds().items():
+            m = layer.memory
+            if m is not None:
+                read = (m.ngram - 1) * m.heads
+                engram += n * (m.table_rows * m.head_dim + (cfg.streams + 1) * d * read * m.head_dim
+                               + 2 * cfg.streams * d)
+        return total - engram if what == "total-engram" else engram
     if what.endswith("-embed") or what.endswith("-embed-head"):
         skipped += vocab * d
     if what.endswith("-head") and not cfg.tie_embeddings:
