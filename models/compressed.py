@@ -94,18 +94,17 @@ def _latent(b: GraphBuilder, x: Tensor, phase: Phase, *, ratio: int, width: int,
     return pooled[0], (pooled[1] if key is not None else None)
 
 
-def compress_entries(b: GraphBuilder, x: Tensor, phase: Phase, *, ratio: int, width: int, rope_dim: int, prefix: str,
-               rotate: bool = False, kind: str = "v4", dtype: DType | None = None) -> Tensor | None:
-    """The entries the step's new tokens complete (`_latent`), rotated (rope on their last rope_dim) and written to
-    the layer's compressed cache at `dtype` (role KV_CACHE; None: the KV cache's type), or None where they complete
-    none; the indexer's (`rotate`) Hadamard-transformed after rope and stored in fp8 (INDEX_FP8)."""
+def compress_entries(b: GraphBuilder, x: Tensor, phase: Phase, *, ratio: int, width: int, rope_dim: int,
+                     prefix: str, rotate: bool = False) -> Tensor | None:
+    """DeepSeek-V4's compressor: the entries the step's new tokens complete (`_latent`), rotated (rope on their last
+    rope_dim) and written to the layer's compressed cache (role KV_CACHE), or None where they complete none; the
+    indexer's (`rotate`) Hadamard-transformed after rope and stored in fp8 (INDEX_FP8)."""
     tag = prefix.split(".", 1)[1]
-    e, _ = _latent(b, x, phase, ratio=ratio, width=width, prefix=prefix, kind=kind)
+    e, _ = _latent(b, x, phase, ratio=ratio, width=width, prefix=prefix)
     if e is None:
         return None
     if not rotate:
-        return b.rope(f"{tag}rope", e, head_dim=width, rotary_dim=rope_dim, out=f"{tag}entry", role=Role.KV_CACHE,
-                      **_stored(dtype))
+        return b.rope(f"{tag}rope", e, head_dim=width, rotary_dim=rope_dim, out=f"{tag}entry", role=Role.KV_CACHE)
     e = b.rope(f"{tag}rope", e, head_dim=width, rotary_dim=rope_dim, out=f"{tag}rotated")
     return b.hadamard(f"{tag}hadamard", e, dim=width, out=f"{tag}entry", role=Role.KV_CACHE, dtype=INDEX_FP8)
 
@@ -127,7 +126,8 @@ def indexer(b: GraphBuilder, x: Tensor, qr: Tensor, phase: Phase, *, heads: int,
     """The compressed entries each query attends to, [B, Sq, min(topk, entries)] (int32), or None where there are
     none yet (its compressor, q and weights run all the same, as the reference's do). Reference Indexer: wq_b [heads x head_dim, q_lora_rank] on the normed q latent `qr`, rope, the Hadamard
     transform, fp8 (vLLM's cache stores it so; the reference simulates fp4); its keys are a compressor's of
-    head_dim (`compress_entries` with rotate), cached in fp8 (132 bytes an entry for 128); weights_proj [heads, d] (bf16);
+    head_dim (`compress_entries` with rotate), cached in fp8 (132 bytes an entry for 128); weights_proj [heads, d]
+    (bf16);
     the scores (ops.index_scores) over the entries each query sees, then the top min(topk, entries) of them. Whole on
     every GPU under tensor parallelism, as DeepSeek-V3.2's indexer is (pieces.lightning_indexer)."""
     entry = compress_entries(b, x, phase, ratio=ratio, width=head_dim, rope_dim=rope_dim,

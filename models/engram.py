@@ -11,8 +11,9 @@ alone, so engines prefetch the rows; it is costed where the layer runs it.
 Under tensor parallelism the table splits by its hashed rows' heads, as vLLM's ParallelEngramEmbedding splits it:
 each GPU holds and looks up its share of the (ngram - 1) x heads rows, and an all-gather joins the rows before wkv,
 which is whole on every GPU; under sequence parallelism (each GPU holding a slice of the tokens) the GPUs look their
-heads' rows up for every token and exchange them (all-to-all), each keeping its own tokens' rows. Each head's rows are a prime count just above the table's vocabulary, so a GPU's
-share of the table is counted as rows x its heads / all heads, rounded up (within one row a head of the exact one).
+heads' rows up for every token and exchange them (all-to-all), each keeping its own tokens' rows. Each head's rows
+are a prime count just above the hash's vocabulary (16 million), so a GPU's share of the table is counted as rows x
+its heads / all heads, rounded up: within 0.01% of the exact one.
 """
 
 from __future__ import annotations

@@ -795,7 +795,8 @@ def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bo
     vLLM's llama_eagle.py returns the layer's output to the target's lm_head as it is) no norm comes first.
     `dtype`: lm_head's storage where a quantized checkpoint stores it so (GPTQ's lm_head: true, a MIXED_PRECISION
     entry); else the tables' (Precision.table). `streams` > 1: the last layer's hyper-connection streams, collapsed
-    first (models.hyper.head; `hc_head` False: with the last layer's coefficients). `res_blocks` > 0 (Block AttnRes): the head's input is the mix of that many block
+    first (models.hyper.head; `hc_head` False: with the last layer's coefficients).
+    `res_blocks` > 0 (Block AttnRes): the head's input is the mix of that many block
     snapshots and the last block's running sum (attn_res_mix, output_attn_res_norm and _proj)."""
     tp = par.tp
     h = b.input("hidden", (*par.tokens(phase), d_model * streams))

@@ -40,7 +40,8 @@ def hand() -> tuple[int, int]:
     the DSpark draft (mtp.*), the vision tower and gate.bias_vl (image tokens only)."""
     t = [raw(129280 * D, 2), raw(129280 * D, 2), raw(D, 2)]  # embed, head, norm
     for i in range(40):
-        t += [fp8(1280, D), raw(1280, 2), fp8(HEADS * HEAD, 1280), fp8(HEAD, D), raw(HEAD, 2)]  # wq_a, q_norm, wq_b, wkv
+        # wq_a, q_norm, wq_b, wkv, kv_norm
+        t += [fp8(1280, D), raw(1280, 2), fp8(HEADS * HEAD, 1280), fp8(HEAD, D), raw(HEAD, 2)]
         t += [fp8(8 * 1024, HEADS * HEAD // 8), fp8(D, 8 * 1024), raw(HEADS, 4)]  # wo_a, wo_b, attn_sink
         if i in KV_SOURCES:  # compressor wkv (and wgate at ratio 2) and norm, bf16; the indexer's wk, k_norm
             t += [raw(HEAD * D, 2)] * (2 if RATIOS[i] == 2 else 1) + [raw(HEAD, 2), raw(128 * HEAD, 2), raw(128, 2)]
