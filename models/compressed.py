@@ -23,7 +23,7 @@ from opgraph.core.phase import Phase
 from opgraph.core.sizes import minimum
 from opgraph.core.tensor import FP32, INT32, DType, Role, Tensor
 from .parallel import Parallel
-from .pieces import INDEX_FP8, Keys, norm, piece, proj
+from .pieces import INDEX_FP8, Keys, norm, piece, proj, shared_selection
 
 # FlashMLA's sparse kernels, which run this attention in vLLM, SGLang and TensorRT-LLM, take 64 or 128 query heads: a
 # GPU with fewer pads its queries with zeros up to the next and computes them all (vLLM's
@@ -165,10 +165,7 @@ def latent_indexer(b: GraphBuilder, x: Tensor, qr: Tensor, key: Tensor | None, p
     under tensor parallelism, as V4's indexer."""
     entries = (phase.past + phase.new_tokens) // ratio
     if index.shared:
-        if not entries:
-            return None
-        shape = (phase.batch, phase.new_tokens, minimum(index.topk, entries))
-        return b.input("indexer.shared_topk_indices", shape, INT32)
+        return shared_selection(b, phase, index.topk, entries) if entries else None
     if key is not None:
         key = b.rope("indexer.rope_k", key, head_dim=index.head_dim, rotary_dim=rope_dim, out="indexer.k_entry",
                      role=Role.KV_CACHE, **_stored(index.key_dtype))

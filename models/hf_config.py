@@ -1158,7 +1158,7 @@ def _deepseek_v41(f: Fields) -> dict:
     index = Indexer(heads=f.int("index_n_heads"), head_dim=f.int("index_head_dim"), topk=f.int("index_topk"),
                     from_latent=True, key_dtype=V41_INDEX_KEY)
     engram_at = _layer_ids(f, "engram_layer_ids", n, default=[])
-    tables = f.ints("engram_num_embeddings", 2 ** 62, minimum=1) or [] if engram_at else []
+    tables = (f.ints("engram_num_embeddings", 2 ** 62, minimum=1) or []) if engram_at else []
     if len(tables) != len(engram_at):
         raise f.error("engram_num_embeddings", f"must give one table size for each of the {len(engram_at)} "
                                                f"engram_layer_ids")

@@ -267,6 +267,13 @@ def _row_blocks(b: GraphBuilder, name: str, k: int, parts: dict[str, int], *, pr
 INDEX_FP8 = FP8.grouped(128, scale_bits=32)
 
 
+def shared_selection(b: GraphBuilder, phase: Phase, topk: int, entries: int) -> Tensor:
+    """The selection an earlier layer's indexer made this step, read as an input: min(topk, entries) indices a query,
+    [B, Sq, that] (int32). GLM-5.2's IndexShare layers and DeepSeek-V4.1's layers between index sources attend to it,
+    as transformers' prev_topk_indices and vLLM's one topk_indices_buffer hand it on."""
+    return b.input("indexer.shared_topk_indices", (phase.batch, phase.new_tokens, minimum(topk, entries)), INT32)
+
+
 def lightning_indexer(b: GraphBuilder, x: Tensor, cq: Tensor, phase: Phase, *, heads: int, head_dim: int, topk: int,
                       rope_dim: int, causal: bool = False, prefix: str = "self_attn.") -> Tensor:
     """DeepSeek-V3.2's lightning indexer (DeepSeek-V3.2-Exp report, section 2.1; reference inference/model.py
@@ -368,9 +375,7 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
     w_uk, w_uv = _row_blocks(b, "kv_b_proj", r, {"k": heads * nope, "v": heads * v_head_dim}, prefix=prefix)
     picked = select = None
     if indexer is not None and indexer.shared:  # IndexShare: the selection an earlier layer's indexer wrote
-        shape = (phase.batch, phase.new_tokens, minimum(indexer.topk, phase.keys))
-        picked = b.input("indexer.shared_topk_indices", shape, INT32)
-        select = indexer.topk
+        picked, select = shared_selection(b, phase, indexer.topk, phase.keys), indexer.topk
     elif indexer is not None:
         picked = lightning_indexer(b, x, cq, phase, heads=indexer.heads, head_dim=indexer.head_dim,
                                    topk=indexer.topk, rope_dim=rope, causal=causal, prefix=prefix)
