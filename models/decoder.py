@@ -25,7 +25,7 @@ from opgraph.errors import OpgraphError, counted
 from opgraph.core.graph import Graph, GraphBuilder
 from opgraph.core.model import Block, Model, Stage, expert_groups, no_experts
 from opgraph.core.phase import Phase
-from opgraph.core.tensor import BF16, DType, Precision
+from opgraph.core.tensor import BF16, FP32, DType, Precision
 from opgraph.core.sizes import minimum, shown
 
 
@@ -131,6 +131,8 @@ class DecoderConfig:
     # Block AttnRes (Kimi-K3's attn_res_block_size; pieces.attn_res): the block snapshots the head's input mixes with
     # the last block's running sum; 0: none. The layers say their own mixes (Layer.res_mix).
     res_blocks: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    # lm_head kept in fp32 whatever the checkpoint stores (MiniMax-01's: vLLM's minimax_text_01.py lm_head.float())
+    head_fp32: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.n_heads % self.n_kv_heads:
@@ -354,9 +356,11 @@ class DecoderConfig:
                                                   or options.precision.weight == self.weight_dtype)
 
     def head_dtype(self, options: BuildOptions):
-        """lm_head's storage where the checkpoint quantizes it (GPTQ's lm_head: true, a MIXED_PRECISION entry), else
-        None: a head of its own, the checkpoint's weights kept."""
+        """lm_head's storage where the checkpoint quantizes it (GPTQ's lm_head: true, a MIXED_PRECISION entry) or
+        the engines widen it (head_fp32), else None: a head of its own, the checkpoint's weights kept."""
         fmt = self.weight_format
+        if self.head_fp32 and not self.tie_embeddings:
+            return FP32
         if fmt is None or self.tie_embeddings or not self.stores_own_weights(options):
             return None
         return fmt.dtype_for("lm_head")

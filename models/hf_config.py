@@ -24,6 +24,7 @@ from .engram import Engram
 from .parts import FULL, MLA, MLP, Attention, DeltaNet, Indexer, Keys, LatentAttention, Mamba2, MoE
 from .stack import Stack, period_of
 from opgraph.core import checks
+from opgraph.core.ops import LIGHTNING_BLOCK, LIGHTNING_HEAD_DIMS
 from opgraph.files import datafile
 from opgraph.errors import OpgraphError, counted
 from opgraph.core.tensor import BF16, FP4, FP8, FP8_DS_MLA, FP16, FP32, MXFP4, DType
@@ -561,14 +562,16 @@ def _minimax_m2(f: Fields) -> dict:
     head; every layer a MoE of num_local_experts experts of intermediate_size, top num_experts_per_tok by
     sigmoid (or softmax) scores with a selection bias where use_routing_bias, their weights renormalized (the
     reference always divides by their sum) and scaled by routed_scaling_factor. attn_type_list marks each layer's
-    attention: 1 softmax attention, 0 MiniMax-Text-01's lightning attention, which is not modelled. The
+    attention: 1 softmax attention; 0, MiniMax-Text-01's lightning attention, is refused (its family is _minimax_01). The
     multi-token-prediction modules (use_mtp: num_mtp_modules of mtp_transformer_layers) are not counted."""
     core = _core(f)
     n, head_dim, core["rotary_dim"] = _minimax_rotary(f, core)
     kinds = f.ints("attn_type_list", n)
     if kinds is not None and (len(kinds) != n or set(kinds) - {1}):
-        raise f.error("attn_type_list", f"must list 1 (softmax attention) for each of the {n} layers; 0 (lightning "
-                                        f"attention, MiniMax-Text-01's) is not modelled")
+        raise f.error("attn_type_list", f"must list 1 (softmax attention) for each of the {n} layers: MiniMax-M2's "
+                                        f"reference code runs no lightning attention (0); a checkpoint with lightning "
+                                        f"layers is MiniMax-Text-01's or MiniMax-M1's (model_type minimax_text_01 or "
+                                        f"minimax_m1)")
     qk = f.choice({"per_layer": "full_reduced"}, "qk_norm_type", default="per_layer") if f.bool("use_qk_norm", False) \
         else None
     attention = _attention(f, core, qk_norm=qk)
@@ -587,6 +590,72 @@ def _minimax_m2(f: Fields) -> dict:
         if f.bool("use_mtp", False) else 0
     return dict(**_summary_fields(core, attention), mlp=_gated(f), layers=Stack.uniform(parts.pre_norm(attention, moe), n),
                 tie_embeddings=f.bool("tie_word_embeddings", False), **_mtp(f, layers=mtp))
+
+
+# MiniMax-01's residual constants in the remote code's names and transformers' (the sublayer, alpha's, beta's)
+MINIMAX_01_RESIDUALS = {
+    "minimax": (("attention", "full_attn_alpha_factor", "full_attn_beta_factor"),
+                ("lightning", "linear_attn_alpha_factor", "linear_attn_beta_factor"),
+                ("mlp", "mlp_alpha_factor", "mlp_beta_factor")),
+    "remote": (("attention", "layernorm_full_attention_alpha", "layernorm_full_attention_beta"),
+               ("lightning", "layernorm_linear_attention_alpha", "layernorm_linear_attention_beta"),
+               ("mlp", "layernorm_mlp_alpha", "layernorm_mlp_beta"))}
+
+
+def _minimax_01(f: Fields) -> dict:
+    """MiniMax-Text-01 and MiniMax-M1 (model_type minimax_text_01 and minimax_m1, their modeling files; minimax,
+    transformers' conversion; vLLM's minimax_text_01.py, which runs all three; arXiv 2501.08313 and 2506.13585):
+    lightning-attention layers (parts.Lightning) with a softmax-attention layer where attn_type_list says 1
+    (transformers: layer_types), GQA with rope over the first rotary_dim dims of each head; every layer a MoE of
+    num_local_experts SwiGLU experts of intermediate_size, top num_experts_per_tok of softmax scores renormalized,
+    the router in fp32 (as the checkpoint stores it and vLLM runs it). Each sublayer's residual is
+    alpha x (its input, or where postnorm its normed input) + beta x its output, three multiply-adds an element as
+    vLLM runs them whatever alpha and beta are. lm_head in fp32 (vLLM's lm_head.float(); M1's report: "we
+    increased the precision of the LM output head to FP32")."""
+    hf = f.data.get("model_type") == "minimax"
+    core = _core(f)
+    n, head_dim, core["rotary_dim"] = _minimax_rotary(f, core)
+    if hf:
+        kinds = _layer_types(f, n, ("linear_attention", "full_attention"))
+        if kinds is None:
+            raise f.error("layer_types", "is missing: it says which layers run lightning attention")
+        softmax = [k == "full_attention" for k in kinds]
+    else:
+        listed = f.flags("attn_type_list", n)
+        softmax = [k == 1 for k in listed]
+    if f.int("shared_intermediate_size", default=0, minimum=0):
+        raise f.error("shared_intermediate_size", "is set: MiniMax-01's shared MLP (shared_moe_mode) is not modelled")
+    f.get("shared_moe_mode", default=None)  # how a shared MLP would join the experts: none here (above)
+    if f.get("sliding_window", default=None)[1] is not None:
+        raise f.error("sliding_window", "is set: MiniMax-01's softmax attention has no window")
+    for _, alpha, beta in MINIMAX_01_RESIDUALS["minimax" if hf else "remote"]:
+        f.number(alpha, default=1.0), f.number(beta, default=1.0)  # multiplied whatever their values
+    # transformers' decoder layer always carries the normed input; vLLM and the remote code read postnorm
+    normed = True if hf else f.bool("postnorm", False)
+    block = f.int("block_size", default=LIGHTNING_BLOCK)
+    notes = ("lm_head in fp32 (4 bytes a weight), as vLLM runs MiniMax-01's (lm_head.float())",)
+    if block != LIGHTNING_BLOCK:
+        notes += (f"block_size {block} is priced as vLLM runs it: its prefill kernels take blocks of "
+                  f"{LIGHTNING_BLOCK} positions whatever the config says",)
+    if head_dim not in LIGHTNING_HEAD_DIMS and not all(softmax):
+        raise f.error("head_dim", f"is {head_dim}: vLLM's lightning-attention kernels run heads of "
+                                  f"{' or '.join(map(str, LIGHTNING_HEAD_DIMS))} in one pass, and wider ones in "
+                                  f"passes that are not modelled")
+    attention = _attention(f, core)
+    lightning = parts.Lightning(core["n_heads"], head_dim)
+    moe = MoE(experts=f.int("num_local_experts"), top_k=f.int("num_experts_per_tok"),
+              d_expert=f.int("intermediate_size"), renormalize=True, router_dtype=FP32, act=_gated_act(f),
+              prefix="block_sparse_moe.")
+
+    def layer(mixer) -> parts.Layer:
+        carry = "normed" if normed else "input"
+        return parts.Layer((parts.Sublayer(mixer, "input_layernorm.weight", key="attn", scale=True, carry=carry),
+                            parts.Sublayer(moe, "post_attention_layernorm.weight", key="mlp", scale=True,
+                                           carry=carry)))
+
+    stack = _stack(n, lambda i: layer(attention if softmax[i] else lightning), period=n)
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), layers=stack, head_fp32=True,
+                tie_embeddings=f.bool("tie_word_embeddings", False), notes=notes)
 
 
 def _mimo_v2_flash(f: Fields) -> dict:
@@ -1892,6 +1961,9 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "glm4_moe": _glm4_moe,
     "glm4_moe_lite": _glm4_moe_lite,
     "minimax_m2": _minimax_m2,
+    "minimax_text_01": _minimax_01,
+    "minimax_m1": _minimax_01,
+    "minimax": _minimax_01,
     "mimo_v2_flash": _mimo_v2_flash,
     "mimo_v2": _mimo_v2,
     "nemotron_h": _nemotron_h,

@@ -318,6 +318,23 @@ class KimiDelta:
 
 
 @attrs.frozen
+class Lightning:
+    """A lightning-attention mixer (models.recurrent.lightning_attention, MiniMax-01's): `heads` heads of head_dim,
+    each with a state of head_dim x head_dim as the layer's cache."""
+
+    heads: int = attrs.field(validator=_positive)
+    head_dim: int = attrs.field(validator=_positive)
+
+    tag: ClassVar[str] = "attention"
+
+    def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
+        return recurrent.lightning_attention(b, x, phase, par, heads=self.heads, head_dim=self.head_dim)
+
+    def words(self) -> dict[str, str]:
+        return {"mixer": "lightning"}
+
+
+@attrs.frozen
 class Branches:
     """Token mixers side by side (Falcon-H1's parallel hybrid: attention and a Mamba-2 mixer): each runs on the same
     normed input and their outputs are summed, x + sum_i out_scale_i * part_i(in_scale_i * norm(x)). `in_scale` /
@@ -587,13 +604,16 @@ class PerLayerInput:
 class Sublayer:
     """One residual branch: x + post(part(pre(x))). `pre` / `post`: the names of its norms' weights (None: no
     norm there): pre-norm (Llama), post-norm (OLMo-2), or both (Gemma-2/3's sandwich). `key` names its ops
-    ({key}_residual, {key}_allgather). `scale`: x + c post(part(pre(x))), one multiply an element."""
+    ({key}_residual, {key}_allgather). `scale`: x + c post(part(pre(x))), one multiply an element. `carry`: what
+    the residual carries, times a constant (MiniMax-01's layernorm_*_alpha, one multiply an element): "input" the
+    branch's input, "normed" its normed input (MiniMax-01's postnorm); None: the input as it is."""
 
     part: object
     pre: str | None = None
     post: str | None = None
     key: str = "attn"
     scale: bool = False  # the branch's output times a constant before the add (Granite's residual_multiplier)
+    carry: str | None = attrs.field(default=None, validator=attrs.validators.in_((None, "input", "normed")))
 
 
 @attrs.frozen
@@ -656,6 +676,8 @@ class Layer:
                     a = pieces.attn_res(b, RES_KEYS[s.key], x, self.res_mix[i], snapshot=restart)
                 if s.pre:
                     a = pieces.norm(b, s.pre.removesuffix(".weight"), a, s.pre, out=f"{names[0]}_norm", **ln)
+                if s.carry:
+                    x = b.scale(f"{s.key}_residual_scale", a if s.carry == "normed" else x, out=f"{s.key}_carried")
                 a = par.gather(b, f"{s.key}_allgather", a, f"{names[0]}_norm_full" if s.pre else f"{names[0]}_full")
                 a = s.part.build(b, a, phase, par, options)
                 if s.post:

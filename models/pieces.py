@@ -103,19 +103,29 @@ def _qk_norm(b: GraphBuilder, name: str, x: Tensor, kind: str, heads: int, head_
     and each GPU keeps its own slice; "full_reduced" (MiniMax-M2) all-reduces each row's sum of squares, one fp32
     value a token, and each GPU scales its own columns, as vLLM's MiniMaxText01RMSNormTP does. `whole`: the
     unsplit projection's width."""
-    if kind in ("full", "full_reduced"):
+    if kind == "full_reduced":
+        return reduced_norm(b, name, x, par, prefix=prefix, whole=whole, role=role)
+    if kind == "full":
         if par.tp == 1:
             return b.norm(name, x, b.weight(f"{prefix}{name}.weight", (whole,)), out=f"{name}_out", role=role)
-        if kind == "full_reduced":
-            sums = b.rms_stats(f"{name}_stats", x, out=f"{name}_sumsq", dtype=FP32)
-            sums = b.all_reduce(f"{name}_allreduce", sums, group=par.tp, out=f"{name}_sumsq_all", dtype=FP32)
-            return b.rms_apply(name, x, sums, b.weight(f"{prefix}{name}.weight", (x.shape[-1],)), out=f"{name}_out",
-                               role=role)
         full = b.all_gather(f"{name}_allgather", x, group=par.tp, out=f"{name}_full")
         y = b.norm(name, full, b.weight(f"{prefix}{name}.weight", (whole,)), out=f"{name}_whole")
         return b.slice_last(f"{name}_slice", y, x.shape[-1], out=f"{name}_out", role=role)
     scale = b.weight(f"{prefix}{name}.weight", (head_dim,)) if kind == "head" else None
     return b.norm(name, x, scale, heads=heads, out=f"{name}_out", role=role)
+
+
+def reduced_norm(b: GraphBuilder, name: str, x: Tensor, par: Parallel, *, prefix: str, whole: int,
+                 role: Role = Role.ACTIVATION) -> Tensor:
+    """An RMSNorm over a projection's whole width (`whole`) whose columns tensor parallelism splits: each GPU sums
+    its columns' squares, the sums (one fp32 value a token) are all-reduced, and each GPU scales its own columns,
+    as vLLM's MiniMaxText01RMSNormTP does (MiniMax-M2's q and k norms, MiniMax-01's lightning-attention norm)."""
+    if par.tp == 1:
+        return b.norm(name, x, b.weight(f"{prefix}{name}.weight", (whole,)), out=f"{name}_out", role=role)
+    sums = b.rms_stats(f"{name}_stats", x, out=f"{name}_sumsq", dtype=FP32)
+    sums = b.all_reduce(f"{name}_allreduce", sums, group=par.tp, out=f"{name}_sumsq_all", dtype=FP32)
+    return b.rms_apply(name, x, sums, b.weight(f"{prefix}{name}.weight", (x.shape[-1],)), out=f"{name}_out",
+                       role=role)
 
 
 QK_NORMS = ("head", "head_l2", "full", "full_reduced")

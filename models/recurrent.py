@@ -1,4 +1,5 @@
-"""Token mixers with a fixed-size state: Mamba-2 (SSD) and Gated DeltaNet, as layer parts.
+"""Token mixers with a fixed-size state: Mamba-2 (SSD), Gated DeltaNet, Kimi Delta Attention and lightning
+attention, as layer parts.
 
 Each part adds a whole mixer to a builder (input projections, the short causal conv, the scan, the gated norm, the
 output projection, and under tensor parallelism the all-reduce) and returns its output, with its ops tagged
@@ -28,6 +29,7 @@ from opgraph.core.phase import Phase
 from opgraph.core.tensor import FP32, DType, Tensor
 from opgraph.errors import OpgraphError
 
+from . import pieces
 from .parallel import Parallel
 
 PART = "attention"
@@ -231,5 +233,35 @@ def kimi_delta_attention(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel
         o = b.gated_rmsnorm("o_norm", o, gate, b.weight(f"{prefix}o_norm.weight", (head_dim,), small), groups=h,
                             norm_before_gate=True, gate_act="sigmoid", out="delta_normed")
         out = _linear(b, "o_proj", o, x.shape[-1], prefix=prefix, bias=False,
+                      out="mixer_out" if par.tp == 1 else "mixer_partial")
+        return par.reduce(b, "out_allreduce", out, "mixer_out")
+
+
+def lightning_attention(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel = Parallel.SINGLE, *, heads: int,
+                        head_dim: int, prefix: str = "self_attn.") -> Tensor:
+    """A lightning-attention mixer as vLLM runs MiniMax-Text-01's and MiniMax-M1's
+    (MiniMaxText01LinearAttention in vllm/model_executor/layers/mamba/linear_attn.py; arXiv 2501.08313):
+    qkv_proj [d -> heads*3*head_dim] (each head's q, k and v side by side, no bias), SiLU in fp32, the linear
+    attention with a fixed decay a head (ops.lightning_attention, in fp32), an RMSNorm over the whole
+    heads*head_dim output (`norm`, fp32; under tensor parallelism its sums of squares all-reduced:
+    pieces.reduced_norm), times sigmoid(output_gate x) [d -> heads*head_dim], back to the activation dtype, and
+    out_proj [heads*head_dim -> d]. No conv, no rope, no q or k norm.
+
+    Cache per sequence: the state heads x head_dim x head_dim at the precision's state dtype (vLLM's
+    mamba_cache_dtype, the model's dtype unless told otherwise). Under tensor parallelism the heads split (qkv_proj
+    and output_gate column-parallel, out_proj row-parallel) with their slopes and the norm weight's columns."""
+    with b.scope(part=PART):
+        h = par.heads(heads, "the lightning-attention heads")
+        width = h * head_dim
+        qkv = _linear(b, "qkv_proj", x, 3 * width, prefix=prefix, bias=False, out="qkv")
+        qkv = b.elementwise("qkv_act", "silu", qkv, out="qkv_act", dtype=FP32)
+        state = b.state("recurrent_state", (x.shape[0], h, head_dim, head_dim)) if phase.name == "decode" else None
+        o, _ = b.lightning_attention("lightning", qkv, heads=h, head_dim=head_dim, recurrent=phase.name == "decode",
+                                     state=state, out="lightning_out", state_out="recurrent_state_new")
+        o = pieces.reduced_norm(b, "norm", o, par, prefix=prefix, whole=heads * head_dim)
+        gate = b.elementwise("gate_sigmoid", "sigmoid", _linear(b, "output_gate", x, width, prefix=prefix,
+                                                                bias=False, out="out_gate"), out="out_gate_act")
+        o = b.elementwise("gate_mul", "mul", o, gate, out="gated", dtype=b.precision.act)
+        out = _linear(b, "out_proj", o, x.shape[-1], prefix=prefix, bias=False,
                       out="mixer_out" if par.tp == 1 else "mixer_partial")
         return par.reduce(b, "out_allreduce", out, "mixer_out")

@@ -302,6 +302,7 @@ class GraphBuilder:
     ssd_scan = _state_op_method(ops.ssd_scan)
     gated_delta_rule = _state_op_method(ops.gated_delta_rule)
     kimi_delta_rule = _state_op_method(ops.kimi_delta_rule)
+    lightning_attention = _state_op_method(ops.lightning_attention)
     kda_gate = _op_method(ops.kda_gate)
     gated_rmsnorm = _op_method(ops.gated_rmsnorm)
     hadamard = _op_method(ops.hadamard)

@@ -1286,6 +1286,78 @@ def kimi_delta_rule(name: str, q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta:
     return Op(name, MATMUL, KDA_CHUNKED, inputs, (o, new), flops, transcendentals=exps)
 
 
+LIGHTNING_BLOCKS, LIGHTNING_RECURRENT = register_function("lightning_blocks"), register_function("lightning_recurrent")
+LIGHTNING_BLOCK = 256  # the prefill kernel's block of positions (hard-coded BLOCK in vLLM's lightning_attn.py)
+LIGHTNING_DIAG_TILE = 32  # _fwd_diag_kernel's CBLOCK: its tiles within a block
+LIGHTNING_KV_TILE = 64  # _fwd_kv_parallel's and _fwd_none_diag_kernel's CBLOCK
+LIGHTNING_DECODE_TILE = 32  # _linear_attn_decode_kernel's BLOCK_SIZE: value columns a program
+LIGHTNING_HEAD_DIMS = (64, 128)  # the widths lightning_attention runs in one pass (m = 128 if d >= 128 else 64)
+
+
+def lightning_rows(n, d: int, e: int) -> tuple:
+    """(matrix FLOPs, vector FLOPs, exponentials) of vLLM's prefill kernels for one head over one sequence of n
+    positions (lightning_attention in vllm/model_executor/layers/lightning_attn.py, MiniMax-01's block algorithm,
+    arXiv 2501.08313 section 2.2), blocks of B = 256 positions, nb = ceil(n / B), counted as the kernels compute
+    them (a partial last block runs the full tiles of the kernels whose grids cover whole blocks, with masked loads):
+      the k_decay table exp(-s (B - j)) a call                               2*B (B exps)
+      _fwd_diag_kernel, tiles of 32: the t(t + 1)/2 pairs i >= j of a block  2*32*32*(d + e) matrix, 4*32*32 vector
+                                     (t = B / 32): (q_i k_j^T) * decay, @ v_j   (the decay's difference, times s,
+                                                                                negated, times qk; 32*32 exps)
+      _fwd_kv_parallel, tiles of 64: (k * k_decay)^T v, ceil(rows / 64)      2*64*d*e matrix, 64*d vector
+                                     tiles of each block's rows
+      _fwd_kv_reduce, a block: S = exp(-s b) S + KV_b                       2*d*e + 2 vector, 1 exp
+      _fwd_none_diag_kernel, tiles of 64, B / 64 a block: (q S) * q_decay    2*64*d*e matrix, 2*64*e + 2*64
+                                     + the diagonal's output                    vector (64 exps)
+    Arithmetic only, so a sweep traces it."""
+    b, c1, c2 = LIGHTNING_BLOCK, LIGHTNING_DIAG_TILE, LIGHTNING_KV_TILE
+    nb = (n + b - 1) // b
+    full = n // b
+    kv_tiles = full * (b // c2) + (n - full * b + c2 - 1) // c2
+    pairs = (b // c1) * (b // c1 + 1) // 2
+    out_tiles = nb * (b // c2)
+    matrix = nb * pairs * 2 * c1 * c1 * (d + e) + (kv_tiles + out_tiles) * 2 * c2 * d * e
+    vector = (2 * b + nb * pairs * 4 * c1 * c1 + kv_tiles * c2 * d + nb * (2 * d * e + 2)
+              + out_tiles * (2 * c2 * e + 2 * c2))
+    exps = b + nb * pairs * c1 * c1 + nb + out_tiles * c2
+    return matrix, vector, exps
+
+
+def lightning_attention(name: str, qkv: Tensor, *, heads: int, head_dim: int, recurrent: bool,
+                        state: Tensor | None = None, out: str | None = None, state_out: str | None = None,
+                        role: Role = Role.ACTIVATION, dtype: DType | None = None,
+                        state_dtype: DType | None = None) -> Op:
+    """Lightning attention (MiniMax-01's linear attention with a fixed decay a head, arXiv 2501.08313; vLLM's
+    lightning_attn.py, which MiniMax-Text-01 and MiniMax-M1 run): per head a state S of d x d,
+    S_t = exp(-s) S_{t-1} + k_t^T v_t, o_t = q_t S_t, with s the head's slope (a constant of the layer, not a
+    weight). No scale, no normalizer, no conv.
+    qkv: [B, S, heads*3*d], each head's q, k and v side by side (MiniMax's qkv_proj layout); `state`: [B, heads,
+    d, d] (read in decode). Outputs: o [B, S, heads*d] and the final state (role STATE).
+    Blocks (`recurrent` False, prefill): lightning_rows for each sequence and head. Kind matmul.
+    Recurrent (decode, _linear_attn_decode_kernel, one position): per head k^T v (d*d), exp(-s) S (d*d), the sum
+    (d*d), q * S (d*d) and its column sums ((d - 1)*d): 5*d*d - d, and exp(-s) negated and taken by each program of
+    32 value columns (d / 32 exps). Kind elementwise: memory-bound on the state."""
+    d = head_dim
+    if d not in LIGHTNING_HEAD_DIMS:
+        raise OpgraphError(f"op {name!r}: head_dim {d} is not one the kernels run in one pass (vLLM's "
+                           f"lightning_attention slices wider heads into passes of 128); valid: "
+                           f"{', '.join(map(str, LIGHTNING_HEAD_DIMS))}")
+    if len(qkv.shape) != 3 or qkv.shape[-1] != heads * 3 * d:
+        raise OpgraphError(f"op {name!r}: {qkv} must be [batch, positions, heads*3*head_dim={heads * 3 * d}]")
+    bsz, s, _ = qkv.shape
+    new = _new_state(name, state_out, (bsz, heads, d, d), state, qkv, state_dtype)
+    inputs = [qkv] + ([state] if state is not None else [])
+    o = _out(out or name, (bsz, s, heads * d), qkv, role, dtype)
+    programs = (d + LIGHTNING_DECODE_TILE - 1) // LIGHTNING_DECODE_TILE
+    if recurrent:
+        if s != 1:
+            raise OpgraphError(f"op {name!r}: the recurrent form takes one position per sequence, got {s}")
+        return Op(name, ELEMENTWISE, LIGHTNING_RECURRENT, inputs, (o, new),
+                  bsz * heads * (5 * d * d - d + programs), transcendentals=bsz * heads * programs)
+    matrix, vector, exps = lightning_rows(s, d, d)
+    return Op(name, MATMUL, LIGHTNING_BLOCKS, inputs, (o, new), bsz * heads * (matrix + vector),
+              transcendentals=bsz * heads * exps)
+
+
 def gated_rmsnorm(name: str, x: Tensor, gate: Tensor, weight: Tensor, *, groups: int = 1,
                   norm_before_gate: bool = False, gate_act: str = "silu", out: str | None = None,
                   role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:

@@ -73,6 +73,10 @@ PUBLISHED = {
                                             "safetensors, the MTP layer 78 with them: a full layer with its indexer, "
                                             "enorm, hnorm, eh_proj and shared_head.norm, and no embedding or head of "
                                             "its own, as a third-party reading of the checkpoint lists it)")],
+    "minimax-m1": [("456B", "total", "MiniMax-M1 technical report (arXiv 2506.13585): '456 billion parameters with "
+                                     "45.9 billion parameters activated per token'"),
+                   ("45.9B", "active-embed-head", "ibid.: 45.9B activated (without the embedding table and the head, "
+                                                  "as the count of the layers alone gives it)")],
     "minimax-m2.5": [("9.8B", "active-embed-head", "MiniMax-M2.5 technical report (MiniMax et al., 2026), as "
                                                    "emergentmind.com quotes it: 9.8 billion activated per token")],
     "llama-4-scout": [("17B", "active", "meta-llama/Llama-4-Scout-17B-16E model card: 17B activated")],
