@@ -1651,6 +1651,14 @@ def _bailing_moe(f: Fields) -> dict:
     if "BailingMoeV2ForCausalLM" not in (archs or []) and f.get("score_function", default=None)[1] is None:
         raise f.error("architectures", f"is {archs!r}: Ling v1's bailing_moe (BailingMoeForCausalLM) is not "
                                        f"modelled; valid: ['BailingMoeV2ForCausalLM'] (Ling-2.0, Ring-2.0)")
+    attention, moe, dense = _bailing_parts(f, core)
+    stack = _moe_stack(core["n_layers"], attention, moe, dense)
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), moe=moe, layers=stack, **_mtp(f),
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _bailing_parts(f: Fields, core: dict) -> tuple:
+    """Ling-2.0's softmax attention, MoE and dense MLP (_bailing_moe), which Ring-linear's layers share."""
     qkv_bias = f.bool("use_qkv_bias", False)
     attention = _attention(f, core, q_bias=qkv_bias, k_bias=qkv_bias, v_bias=qkv_bias, o_bias=f.bool("use_bias", False),
                            qk_norm="head" if f.bool("use_qk_norm", False) else None)
@@ -1667,10 +1675,51 @@ def _bailing_moe(f: Fields) -> dict:
               first_dense=f.int("first_k_dense_replace", default=0, minimum=0), router_bias="selection",
               scores=f.choice({"sigmoid": "sigmoid", "softmax": "softmax"}, "score_function", default="sigmoid"),
               groups=groups, renormalize=f.bool("norm_topk_prob", True),
-              scaled=f.number("routed_scaling_factor", default=1.0) != 1.0, router_dtype=FP32)
-    stack = _moe_stack(core["n_layers"], attention, moe, MLP(core["d_ffn"], _gated_act(f)))
-    return dict(**_summary_fields(core, attention), mlp=_gated(f), moe=moe, layers=stack, **_mtp(f),
-                tie_embeddings=f.bool("tie_word_embeddings", False))
+              scaled=f.number("routed_scaling_factor", default=1.0) != 1.0,
+              router_dtype=f.choice({"fp32": FP32, "float32": FP32, "bf16": None, "bfloat16": None}, "router_dtype",
+                                    default="fp32"))  # the router's weight and its bias; fp32 is Ling's default
+    return attention, moe, MLP(core["d_ffn"], _gated_act(f))
+
+
+def _bailing_moe_linear(f: Fields) -> dict:
+    """inclusionAI's Ring-mini-linear-2.0 and Ring-flash-linear-2.0 (model_type bailing_moe_linear,
+    BailingMoeLinearV2ForCausalLM; SGLang's models/bailing_moe_linear.py, vLLM's
+    layers/mamba/linear/bailing_linear_attn.py; arXiv 2510.19338): Ling-2.0's layers (_bailing_parts) with lightning
+    attention (parts.Lightning) in every layer but each layer_group_size-th: one query_key_value of every head's q,
+    k and v (the linear layers are MHA-shaped), SiLU on them where linear_silu, per-head q/k norms (use_qk_norm), rope
+    over partial_rotary_factor of each head (linear_rope), q times head_dim^-1/2, the output RMS-normed in
+    group_norm_size groups and gated by sigmoid(g_proj x), then dense; lm_head in fp32, as SGLang runs it. Prefill
+    is priced by vLLM's lightning kernels (SGLang's `minimax` backend); SGLang's default `seg_la` backend runs
+    other tiles, which linear_backend naming it notes."""
+    core = _core(f)
+    n, heads = core["n_layers"], core["n_heads"]
+    head_dim = core["head_dim"] or core["d_model"] // heads
+    every = f.int("layer_group_size")
+    if n % every:
+        raise f.error("layer_group_size", f"({every}) must divide num_hidden_layers ({n}): the engines place a softmax "
+                                          f"layer at the end of each group")
+    if head_dim not in LIGHTNING_HEAD_DIMS:
+        raise f.error("head_dim", f"is {head_dim}: the lightning kernels run heads of "
+                                  f"{' or '.join(map(str, LIGHTNING_HEAD_DIMS))} in one pass")
+    if not f.bool("use_rmsnorm", True):
+        raise f.error("use_rmsnorm", "is false: Ring-linear's layers are modelled with RMSNorm")
+    attention, moe, dense = _bailing_parts(f, core)
+    rope = f.bool("linear_rope", True)
+    lightning = parts.Lightning(heads, head_dim, act=f.bool("linear_silu", False) or f.bool("use_linear_silu", False),
+                                qk_norm=attention.qk_norm is not None, rotary_dim=(core["rotary_dim"] or head_dim) if rope else None,
+                                q_scale=True, norm_groups=f.int("group_norm_size", default=1),
+                                names=("query_key_value", "g_proj", "dense", "g_norm"), prefix="attention.")
+    notes = ("lm_head in fp32 (4 bytes a weight), as SGLang runs Ring-linear (lm_head.float())",)
+    backend = f.str("linear_backend", default="minimax")
+    if backend != "minimax":
+        notes += (f"linear_backend {backend!r}: prefill is priced by vLLM's lightning kernels (SGLang's 'minimax' "
+                  f"backend), whose tiles differ from {backend!r}'s; decode is the same recurrence",)
+    stack = _stack(n, lambda i: parts.pre_norm(attention if (i + 1) % every == 0 else lightning,
+                                               moe if moe.placed(i) else dense), period=n)
+    mtp = _mtp(f)
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), moe=moe, layers=stack, head_fp32=True,
+                tie_embeddings=f.bool("tie_word_embeddings", False), mtp_layers=mtp["mtp_layers"],
+                notes=(*mtp["notes"], *notes))
 
 
 def _ernie4_5(f: Fields, *, moe: bool) -> dict:
@@ -1972,6 +2021,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "granitemoehybrid": _granitemoehybrid,
     "step3p5": _step3p5,
     "bailing_moe": _bailing_moe,
+    "bailing_moe_linear": _bailing_moe_linear,
     "hunyuan_v1_moe": _hunyuan_v1_moe,
     "ernie4_5": lambda f: _ernie4_5(f, moe=False),
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),

@@ -324,11 +324,20 @@ class Lightning:
 
     heads: int = attrs.field(validator=_positive)
     head_dim: int = attrs.field(validator=_positive)
+    # Ring-linear's (recurrent.lightning_attention): SiLU on q, k and v or not (linear_silu), per-head q and k
+    # norms, rope over rotary_dim dims, q scaled, the output norm in groups gated in one kernel, its module names
+    act: bool = True
+    qk_norm: bool = False
+    rotary_dim: int | None = attrs.field(default=None, validator=_optional_positive)
+    q_scale: bool = False
+    norm_groups: int = attrs.field(default=1, validator=_positive)
+    names: tuple[str, str, str, str] = recurrent.LIGHTNING_NAMES
+    prefix: str = "self_attn."
 
     tag: ClassVar[str] = "attention"
 
     def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
-        return recurrent.lightning_attention(b, x, phase, par, heads=self.heads, head_dim=self.head_dim)
+        return recurrent.lightning_attention(b, x, phase, par, **attrs.asdict(self, recurse=False))
 
     def words(self) -> dict[str, str]:
         return {"mixer": "lightning"}

@@ -237,31 +237,71 @@ def kimi_delta_attention(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel
         return par.reduce(b, "out_allreduce", out, "mixer_out")
 
 
+
+# MiniMax-01's module names for the projections and the norm (qkv, gate, out, norm); Ring-linear's differ
+LIGHTNING_NAMES = ("qkv_proj", "output_gate", "out_proj", "norm")
+
+
 def lightning_attention(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel = Parallel.SINGLE, *, heads: int,
-                        head_dim: int, prefix: str = "self_attn.") -> Tensor:
+                        head_dim: int, act: bool = True, qk_norm: bool = False, rotary_dim: int | None = None,
+                        q_scale: bool = False, norm_groups: int = 1, names: tuple = LIGHTNING_NAMES,
+                        prefix: str = "self_attn.") -> Tensor:
     """A lightning-attention mixer as vLLM runs MiniMax-Text-01's and MiniMax-M1's
     (MiniMaxText01LinearAttention in vllm/model_executor/layers/mamba/linear_attn.py; arXiv 2501.08313):
-    qkv_proj [d -> heads*3*head_dim] (each head's q, k and v side by side, no bias), SiLU in fp32, the linear
-    attention with a fixed decay a head (ops.lightning_attention, in fp32), an RMSNorm over the whole
+    qkv_proj [d -> heads*3*head_dim] (each head's q, k and v side by side, no bias), SiLU in fp32 (`act`), the
+    linear attention with a fixed decay a head (ops.lightning_attention, in fp32), an RMSNorm over the whole
     heads*head_dim output (`norm`, fp32; under tensor parallelism its sums of squares all-reduced:
     pieces.reduced_norm), times sigmoid(output_gate x) [d -> heads*head_dim], back to the activation dtype, and
     out_proj [heads*head_dim -> d]. No conv, no rope, no q or k norm.
 
+    Ring-linear's (inclusionAI's BailingMoELinearAttention: vLLM's layers/mamba/linear/bailing_linear_attn.py,
+    SGLang's models/bailing_moe_linear.py), with its `names` (query_key_value, g_proj, dense, g_norm): q, k and v
+    of every head from one matrix, without SiLU where `act` is False (linear_silu), q and k each RMS-normed per
+    head in fp32 (`qk_norm`: query_layernorm, key_layernorm), rotated over their first `rotary_dim` dims, q times
+    head_dim^-1/2 (`q_scale`); the output RMS-normed in `norm_groups` groups and gated by sigmoid(g_proj x) in one
+    kernel (RMSNormGated; its groups never span GPUs: --tp must divide them; one group is MiniMax's norm).
+
     Cache per sequence: the state heads x head_dim x head_dim at the precision's state dtype (vLLM's
     mamba_cache_dtype, the model's dtype unless told otherwise). Under tensor parallelism the heads split (qkv_proj
     and output_gate column-parallel, out_proj row-parallel) with their slopes and the norm weight's columns."""
+    qkv_name, gate_name, out_name, norm_name = names
     with b.scope(part=PART):
         h = par.heads(heads, "the lightning-attention heads")
         width = h * head_dim
-        qkv = _linear(b, "qkv_proj", x, 3 * width, prefix=prefix, bias=False, out="qkv")
-        qkv = b.elementwise("qkv_act", "silu", qkv, out="qkv_act", dtype=FP32)
+        if norm_groups > 1 and norm_groups % par.tp:
+            raise OpgraphError(f"--tp {par.tp} splits a group of the lightning layer's output norm ({norm_groups} "
+                               f"groups: group_norm_size): the engines keep each group on one GPU; use a --tp that "
+                               f"divides {norm_groups}")
+        if qk_norm or rotary_dim or q_scale:  # q, k and v apart
+            qkv = _split_linear(b, qkv_name, x, {"q": width, "k": width, "v": width}, prefix=prefix, bias=False)
+            if act:
+                qkv = [b.elementwise(f"{n}_act", "silu", t, out=f"{n}_act", dtype=FP32) for n, t in zip("qkv", qkv)]
+            q, k, v = qkv
+            if qk_norm:
+                q, k = (b.norm(n, t, b.weight(f"{prefix}{n}.weight", (head_dim,)), heads=h, out=f"{n}_out", dtype=FP32)
+                        for n, t in (("query_layernorm", q), ("key_layernorm", k)))
+            if rotary_dim:
+                q, k = (b.rope(f"rope_{n}", t, head_dim=head_dim, rotary_dim=rotary_dim, out=f"{n}_rope")
+                        for n, t in (("q", q), ("k", k)))
+            if q_scale:
+                q = b.scale("q_scale", q, out="q_scaled")
+            qkv = (q, k, v)
+        else:
+            qkv = (_linear(b, qkv_name, x, 3 * width, prefix=prefix, bias=False, out="qkv"),)
+            if act:
+                qkv = (b.elementwise("qkv_act", "silu", qkv[0], out="qkv_act", dtype=FP32),)
         state = b.state("recurrent_state", (x.shape[0], h, head_dim, head_dim)) if phase.name == "decode" else None
-        o, _ = b.lightning_attention("lightning", qkv, heads=h, head_dim=head_dim, recurrent=phase.name == "decode",
+        o, _ = b.lightning_attention("lightning", *qkv, heads=h, head_dim=head_dim, recurrent=phase.name == "decode",
                                      state=state, out="lightning_out", state_out="recurrent_state_new")
-        o = pieces.reduced_norm(b, "norm", o, par, prefix=prefix, whole=heads * head_dim)
-        gate = b.elementwise("gate_sigmoid", "sigmoid", _linear(b, "output_gate", x, width, prefix=prefix,
-                                                                bias=False, out="out_gate"), out="out_gate_act")
-        o = b.elementwise("gate_mul", "mul", o, gate, out="gated", dtype=b.precision.act)
-        out = _linear(b, "out_proj", o, x.shape[-1], prefix=prefix, bias=False,
+        gate = _linear(b, gate_name, x, width, prefix=prefix, bias=False, out="out_gate")
+        if norm_groups > 1:
+            o = b.gated_rmsnorm(norm_name, o, gate, b.weight(f"{prefix}{norm_name}.weight", (width,)),
+                                groups=norm_groups // par.tp, norm_before_gate=True, gate_act="sigmoid", out="mixer_gated",
+                                dtype=b.precision.act)
+        else:
+            o = pieces.reduced_norm(b, norm_name, o, par, prefix=prefix, whole=heads * head_dim)
+            gate = b.elementwise("gate_sigmoid", "sigmoid", gate, out="out_gate_act")
+            o = b.elementwise("gate_mul", "mul", o, gate, out="mixer_gated", dtype=b.precision.act)
+        out = _linear(b, out_name, o, x.shape[-1], prefix=prefix, bias=False,
                       out="mixer_out" if par.tp == 1 else "mixer_partial")
         return par.reduce(b, "out_allreduce", out, "mixer_out")

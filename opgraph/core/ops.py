@@ -1322,7 +1322,7 @@ def lightning_rows(n, d: int, e: int) -> tuple:
     return matrix, vector, exps
 
 
-def lightning_attention(name: str, qkv: Tensor, *, heads: int, head_dim: int, recurrent: bool,
+def lightning_attention(name: str, *qkv: Tensor, heads: int, head_dim: int, recurrent: bool,
                         state: Tensor | None = None, out: str | None = None, state_out: str | None = None,
                         role: Role = Role.ACTIVATION, dtype: DType | None = None,
                         state_dtype: DType | None = None) -> Op:
@@ -1330,8 +1330,8 @@ def lightning_attention(name: str, qkv: Tensor, *, heads: int, head_dim: int, re
     lightning_attn.py, which MiniMax-Text-01 and MiniMax-M1 run): per head a state S of d x d,
     S_t = exp(-s) S_{t-1} + k_t^T v_t, o_t = q_t S_t, with s the head's slope (a constant of the layer, not a
     weight). No scale, no normalizer, no conv.
-    qkv: [B, S, heads*3*d], each head's q, k and v side by side (MiniMax's qkv_proj layout); `state`: [B, heads,
-    d, d] (read in decode). Outputs: o [B, S, heads*d] and the final state (role STATE).
+    qkv: one [B, S, heads*3*d], each head's q, k and v side by side (MiniMax's qkv_proj layout), or q, k and v
+    [B, S, heads*d] each (Ring-linear's, normed and rotated apart); `state`: [B, heads, d, d] (read in decode). Outputs: o [B, S, heads*d] and the final state (role STATE).
     Blocks (`recurrent` False, prefill): lightning_rows for each sequence and head. Kind matmul.
     Recurrent (decode, _linear_attn_decode_kernel, one position): per head k^T v (d*d), exp(-s) S (d*d), the sum
     (d*d), q * S (d*d) and its column sums ((d - 1)*d): 5*d*d - d, and exp(-s) negated and taken by each program of
@@ -1341,12 +1341,15 @@ def lightning_attention(name: str, qkv: Tensor, *, heads: int, head_dim: int, re
         raise OpgraphError(f"op {name!r}: head_dim {d} is not one the kernels run in one pass (vLLM's "
                            f"lightning_attention slices wider heads into passes of 128); valid: "
                            f"{', '.join(map(str, LIGHTNING_HEAD_DIMS))}")
-    if len(qkv.shape) != 3 or qkv.shape[-1] != heads * 3 * d:
-        raise OpgraphError(f"op {name!r}: {qkv} must be [batch, positions, heads*3*head_dim={heads * 3 * d}]")
-    bsz, s, _ = qkv.shape
-    new = _new_state(name, state_out, (bsz, heads, d, d), state, qkv, state_dtype)
-    inputs = [qkv] + ([state] if state is not None else [])
-    o = _out(out or name, (bsz, s, heads * d), qkv, role, dtype)
+    width = heads * d * (3 if len(qkv) == 1 else 1)
+    if len(qkv) not in (1, 3) or any(len(t.shape) != 3 or t.shape != (*qkv[0].shape[:2], width) for t in qkv):
+        raise OpgraphError(f"op {name!r}: takes qkv [batch, positions, heads*3*head_dim={heads * 3 * d}], or q, k "
+                           f"and v [batch, positions, heads*head_dim={heads * d}] each; got "
+                           f"{', '.join(map(str, qkv))}")
+    bsz, s, _ = qkv[0].shape
+    new = _new_state(name, state_out, (bsz, heads, d, d), state, qkv[0], state_dtype)
+    inputs = [*qkv] + ([state] if state is not None else [])
+    o = _out(out or name, (bsz, s, heads * d), qkv[0], role, dtype)
     programs = (d + LIGHTNING_DECODE_TILE - 1) // LIGHTNING_DECODE_TILE
     if recurrent:
         if s != 1:
