@@ -592,14 +592,12 @@ def _minimax_m2(f: Fields) -> dict:
                 tie_embeddings=f.bool("tie_word_embeddings", False), **_mtp(f, layers=mtp))
 
 
-# MiniMax-01's residual constants in the remote code's names and transformers' (the sublayer, alpha's, beta's)
+# MiniMax-01's residual constants (alpha, beta) of its attention, lightning and MLP sublayers, in the remote code's
+# names and transformers'
 MINIMAX_01_RESIDUALS = {
-    "minimax": (("attention", "full_attn_alpha_factor", "full_attn_beta_factor"),
-                ("lightning", "linear_attn_alpha_factor", "linear_attn_beta_factor"),
-                ("mlp", "mlp_alpha_factor", "mlp_beta_factor")),
-    "remote": (("attention", "layernorm_full_attention_alpha", "layernorm_full_attention_beta"),
-               ("lightning", "layernorm_linear_attention_alpha", "layernorm_linear_attention_beta"),
-               ("mlp", "layernorm_mlp_alpha", "layernorm_mlp_beta"))}
+    "minimax": tuple((f"{k}_alpha_factor", f"{k}_beta_factor") for k in ("full_attn", "linear_attn", "mlp")),
+    "remote": tuple((f"layernorm_{k}_alpha", f"layernorm_{k}_beta")
+                    for k in ("full_attention", "linear_attention", "mlp"))}
 
 
 def _minimax_01(f: Fields) -> dict:
@@ -628,7 +626,7 @@ def _minimax_01(f: Fields) -> dict:
     f.get("shared_moe_mode", default=None)  # how a shared MLP would join the experts: none here (above)
     if f.get("sliding_window", default=None)[1] is not None:
         raise f.error("sliding_window", "is set: MiniMax-01's softmax attention has no window")
-    for _, alpha, beta in MINIMAX_01_RESIDUALS["minimax" if hf else "remote"]:
+    for alpha, beta in MINIMAX_01_RESIDUALS["minimax" if hf else "remote"]:
         f.number(alpha, default=1.0), f.number(beta, default=1.0)  # multiplied whatever their values
     # transformers' decoder layer always carries the normed input; vLLM and the remote code read postnorm
     normed = True if hf else f.bool("postnorm", False)

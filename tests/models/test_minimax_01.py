@@ -143,7 +143,10 @@ def test_text_01_and_the_transformers_conversion_load_the_same_model(tmp_path):
 
     m1 = models.get("minimax-m1").build(Phase.decode(2, 100))
     for data in (text01, converted):
-        assert figures(models.get(write(tmp_path, data)).build(Phase.decode(2, 100))) == figures(m1)
+        cfg = models.get(write(tmp_path, data))
+        assert figures(cfg.build(Phase.decode(2, 100))) == figures(m1)
+        assert not [n for n in cfg.notes if "not read" in n]  # every residual constant read under its own name
+    assert not [n for n in models.get("minimax-m1").notes if "not read" in n]
 
 
 @pytest.mark.parametrize("change, field", [

@@ -98,9 +98,10 @@ def test_rope_turns_the_dims_the_config_says(tmp_path, change, rotated):
     assert ropes == ([3 * H * rotated] * 2 if rotated else [])  # q's and k's: 3 FLOPs a rotated element
 
 
-def test_seg_la_is_noted(tmp_path):
+def test_seg_la_is_noted_and_every_field_read(tmp_path):
     cfg = load(tmp_path, linear_backend="seg_la")
     assert any("seg_la" in n for n in cfg.notes)
+    assert not [n for n in load(tmp_path).notes if "not read" in n or "seg_la" in n]
 
 
 @pytest.mark.parametrize("change, field", [
