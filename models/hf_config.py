@@ -562,8 +562,9 @@ def _minimax_m2(f: Fields) -> dict:
     head; every layer a MoE of num_local_experts experts of intermediate_size, top num_experts_per_tok by
     sigmoid (or softmax) scores with a selection bias where use_routing_bias, their weights renormalized (the
     reference always divides by their sum) and scaled by routed_scaling_factor. attn_type_list marks each layer's
-    attention: 1 softmax attention; 0, MiniMax-Text-01's lightning attention, is refused (its family is _minimax_01). The
-    multi-token-prediction modules (use_mtp: num_mtp_modules of mtp_transformer_layers) are not counted."""
+    attention: 1 softmax attention; 0, MiniMax-Text-01's lightning attention, is refused (its family is
+    _minimax_01). The multi-token-prediction modules (use_mtp: num_mtp_modules of mtp_transformer_layers) are not
+    counted."""
     core = _core(f)
     n, head_dim, core["rotary_dim"] = _minimax_rotary(f, core)
     kinds = f.ints("attn_type_list", n)
@@ -590,6 +591,14 @@ def _minimax_m2(f: Fields) -> dict:
         if f.bool("use_mtp", False) else 0
     return dict(**_summary_fields(core, attention), mlp=_gated(f), layers=Stack.uniform(parts.pre_norm(attention, moe), n),
                 tie_embeddings=f.bool("tie_word_embeddings", False), **_mtp(f, layers=mtp))
+
+
+def _lightning_head_dim(f: Fields, head_dim: int) -> None:
+    """Refuse, by the config's field, a lightning layer's head width the kernels do not run in one pass."""
+    if head_dim not in LIGHTNING_HEAD_DIMS:
+        raise f.error("head_dim", f"is {head_dim}: vLLM's lightning-attention kernels run heads of "
+                                  f"{' or '.join(map(str, LIGHTNING_HEAD_DIMS))} in one pass, and wider ones in "
+                                  f"passes that are not modelled")
 
 
 # MiniMax-01's residual constants (alpha, beta) of its attention, lightning and MLP sublayers, in the remote code's
@@ -635,10 +644,8 @@ def _minimax_01(f: Fields) -> dict:
     if block != LIGHTNING_BLOCK:
         notes += (f"block_size {block} is priced as vLLM runs it: its prefill kernels take blocks of "
                   f"{LIGHTNING_BLOCK} positions whatever the config says",)
-    if head_dim not in LIGHTNING_HEAD_DIMS and not all(softmax):
-        raise f.error("head_dim", f"is {head_dim}: vLLM's lightning-attention kernels run heads of "
-                                  f"{' or '.join(map(str, LIGHTNING_HEAD_DIMS))} in one pass, and wider ones in "
-                                  f"passes that are not modelled")
+    if not all(softmax):
+        _lightning_head_dim(f, head_dim)
     attention = _attention(f, core)
     lightning = parts.Lightning(core["n_heads"], head_dim)
     moe = MoE(experts=f.int("num_local_experts"), top_k=f.int("num_experts_per_tok"),
@@ -1696,16 +1703,15 @@ def _bailing_moe_linear(f: Fields) -> dict:
     if n % every:
         raise f.error("layer_group_size", f"({every}) must divide num_hidden_layers ({n}): the engines place a softmax "
                                           f"layer at the end of each group")
-    if head_dim not in LIGHTNING_HEAD_DIMS:
-        raise f.error("head_dim", f"is {head_dim}: the lightning kernels run heads of "
-                                  f"{' or '.join(map(str, LIGHTNING_HEAD_DIMS))} in one pass")
+    _lightning_head_dim(f, head_dim)
     if not f.bool("use_rmsnorm", True):
         raise f.error("use_rmsnorm", "is false: Ring-linear's layers are modelled with RMSNorm")
     attention, moe, dense = _bailing_parts(f, core)
     rope = f.bool("linear_rope", True)
     lightning = parts.Lightning(heads, head_dim, act=f.bool("linear_silu", False) or f.bool("use_linear_silu", False),
-                                qk_norm=attention.qk_norm is not None, rotary_dim=(core["rotary_dim"] or head_dim) if rope else None,
-                                q_scale=True, norm_groups=f.int("group_norm_size", default=1),
+                                qk_norm=attention.qk_norm is not None,
+                                rotary_dim=(core["rotary_dim"] or head_dim) if rope else None, q_scale=True,
+                                norm_groups=f.int("group_norm_size", default=1),
                                 names=("query_key_value", "g_proj", "dense", "g_norm"), prefix="attention.")
     notes = ("lm_head in fp32 (4 bytes a weight), as SGLang runs Ring-linear (lm_head.float())",)
     backend = f.str("linear_backend", default="minimax")

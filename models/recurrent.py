@@ -237,7 +237,6 @@ def kimi_delta_attention(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel
         return par.reduce(b, "out_allreduce", out, "mixer_out")
 
 
-
 # MiniMax-01's module names for the projections and the norm (qkv, gate, out, norm); Ring-linear's differ
 LIGHTNING_NAMES = ("qkv_proj", "output_gate", "out_proj", "norm")
 
@@ -296,8 +295,8 @@ def lightning_attention(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel 
         gate = _linear(b, gate_name, x, width, prefix=prefix, bias=False, out="out_gate")
         if norm_groups > 1:
             o = b.gated_rmsnorm(norm_name, o, gate, b.weight(f"{prefix}{norm_name}.weight", (width,)),
-                                groups=norm_groups // par.tp, norm_before_gate=True, gate_act="sigmoid", out="mixer_gated",
-                                dtype=b.precision.act)
+                                groups=norm_groups // par.tp, norm_before_gate=True, gate_act="sigmoid",
+                                out="mixer_gated", dtype=b.precision.act)
         else:
             o = pieces.reduced_norm(b, norm_name, o, par, prefix=prefix, whole=heads * head_dim)
             gate = b.elementwise("gate_sigmoid", "sigmoid", gate, out="out_gate_act")

@@ -1331,7 +1331,8 @@ def lightning_attention(name: str, *qkv: Tensor, heads: int, head_dim: int, recu
     S_t = exp(-s) S_{t-1} + k_t^T v_t, o_t = q_t S_t, with s the head's slope (a constant of the layer, not a
     weight). No scale, no normalizer, no conv.
     qkv: one [B, S, heads*3*d], each head's q, k and v side by side (MiniMax's qkv_proj layout), or q, k and v
-    [B, S, heads*d] each (Ring-linear's, normed and rotated apart); `state`: [B, heads, d, d] (read in decode). Outputs: o [B, S, heads*d] and the final state (role STATE).
+    [B, S, heads*d] each (Ring-linear's, normed and rotated apart); `state`: [B, heads, d, d] (read in
+    decode). Outputs: o [B, S, heads*d] and the final state (role STATE).
     Blocks (`recurrent` False, prefill): lightning_rows for each sequence and head. Kind matmul.
     Recurrent (decode, _linear_attn_decode_kernel, one position): per head k^T v (d*d), exp(-s) S (d*d), the sum
     (d*d), q * S (d*d) and its column sums ((d - 1)*d): 5*d*d - d, and exp(-s) negated and taken by each program of

@@ -137,9 +137,11 @@ def test_text_01_and_the_transformers_conversion_load_the_same_model(tmp_path):
     converted.update({"model_type": "minimax", "architectures": ["MiniMaxForCausalLM"], "block_size": 256,
                       "layer_types": ["full_attention" if t else "linear_attention" for t in CONFIG["attn_type_list"]]})
     for old, new in names.items():
-        converted[f"{new}_alpha_factor"], converted[f"{new}_beta_factor"] = CONFIG[f"{old}_alpha"], CONFIG[f"{old}_beta"]
+        converted[f"{new}_alpha_factor"] = CONFIG[f"{old}_alpha"]
+        converted[f"{new}_beta_factor"] = CONFIG[f"{old}_beta"]
     def figures(model):
-        return model.params(), model.weight_bytes(), sum(b.count * op.flops for b in model.blocks for op in b.graph.ops.values())
+        flops = sum(b.count * op.flops for b in model.blocks for op in b.graph.ops.values())
+        return model.params(), model.weight_bytes(), flops
 
     m1 = models.get("minimax-m1").build(Phase.decode(2, 100))
     for data in (text01, converted):
