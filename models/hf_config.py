@@ -251,7 +251,8 @@ NEUTRAL = frozenset("""
     for_llm_compressor _attn_implementation_autoset attn_scale floor_scale tokenizer_class sliding_window_size
     layernorm_epsilon hc_eps compress_rope_theta model_max_length moe_capacity moe_gate moe_norm_min
     moe_drop_tokens moe_random_routing_dropped_token
-    mtp_use_dedicated_embeddings hidden_act hidden_activation tie_word_embeddings use_sliding_window
+    mtp_use_dedicated_embeddings mtp_loss_scaling_factor hidden_act hidden_activation tie_word_embeddings
+    use_sliding_window
     max_window_layers summary_type summary_use_proj summary_activation summary_proj_to_labels summary_first_dropout
     scale_attn_weights scale_attn_by_inverse_layer_idx reorder_and_upcast_attn n_ctx task_specific_params
     final_logit_softcapping attn_logit_softcapping swiglu_limit vision_config projector_hidden_act
@@ -960,6 +961,19 @@ def _deepseek_v32(f: Fields, own: list[bool] | None = None) -> dict:
     return fields
 
 
+def _mla(f: Fields) -> MLA:
+    """MLA's widths as DeepSeek-V2's config names them (q_lora_rank null: q projected at once), and qk_head_dim,
+    which GLM-5's and Ling-2.5's configs also give: it must be qk_nope_head_dim + qk_rope_head_dim."""
+    mla = MLA(kv_lora_rank=f.int("kv_lora_rank"), qk_nope_head_dim=f.int("qk_nope_head_dim"),
+              qk_rope_head_dim=f.int("qk_rope_head_dim"), v_head_dim=f.int("v_head_dim"),
+              q_lora_rank=f.int("q_lora_rank", default=None))
+    whole = mla.qk_nope_head_dim + mla.qk_rope_head_dim
+    if f.int("qk_head_dim", default=whole) != whole:
+        raise f.error("qk_head_dim", f"must be qk_nope_head_dim + qk_rope_head_dim ({mla.qk_nope_head_dim} + "
+                                     f"{mla.qk_rope_head_dim} = {whole})")
+    return mla
+
+
 def _deepseek(f: Fields, *, v3: bool, first_dense: int = 0) -> dict:
     """DeepSeek-V2/V3 and Kimi-K2: MLA (q_lora_rank may be null), DeepSeekMoE. The multi-token-prediction
     module (num_nextn_predict_layers) is not part of next-token inference and is not counted."""
@@ -968,9 +982,7 @@ def _deepseek(f: Fields, *, v3: bool, first_dense: int = 0) -> dict:
     d = f.int("hidden_size")
     heads = f.int("num_attention_heads")
     f.int("num_key_value_heads", default=heads)  # MLA has no KV heads of its own; the field equals the heads
-    mla = MLA(kv_lora_rank=f.int("kv_lora_rank"), qk_nope_head_dim=f.int("qk_nope_head_dim"),
-              qk_rope_head_dim=f.int("qk_rope_head_dim"), v_head_dim=f.int("v_head_dim"),
-              q_lora_rank=f.int("q_lora_rank", default=None))
+    mla = _mla(f)
     _rotary_dim(f, mla.qk_rope_head_dim)  # type checks only: MLA rotates exactly qk_rope_head_dim
     return dict(d_model=d, n_heads=heads, n_kv_heads=heads, d_ffn=f.int("intermediate_size"),
                 n_layers=f.int("num_hidden_layers"), vocab_size=f.int("vocab_size"), mla=mla,
@@ -988,11 +1000,6 @@ def _glm_moe_dsa(f: Fields) -> dict:
         fields["notes"] = (*fields["notes"], "index_share_for_mtp_iteration: the checkpoint lets the "
                            "multi-token-prediction layer's later draft steps reuse its first step's selection; "
                            "`serve --draft mtp` prices its indexer at every step (an upper bound on the draft's cost)")
-    mla = fields["mla"]
-    whole = mla.qk_nope_head_dim + mla.qk_rope_head_dim
-    if f.int("qk_head_dim", default=whole) != whole:
-        raise f.error("qk_head_dim", f"must be qk_nope_head_dim + qk_rope_head_dim ({mla.qk_nope_head_dim} + "
-                                     f"{mla.qk_rope_head_dim} = {whole})")
     f.int("head_dim", default=None)
     _mlp_layer_types(f, fields)
     return fields
@@ -1394,9 +1401,7 @@ def _kimi_linear(f: Fields) -> dict:
     mixer = parts.KimiDelta(lin.int("num_heads"), lin.int("head_dim"), lin.int("short_conv_kernel_size", default=4),
                             full_rank_gate=lin.bool("use_full_rank_gate", False), bounded=bound is not None,
                             fp32_weights=f.wrapper == "kimi_k3")  # as K3's checkpoint stores them (its tensor list)
-    mla = MLA(kv_lora_rank=f.int("kv_lora_rank"), qk_nope_head_dim=f.int("qk_nope_head_dim"),
-              qk_rope_head_dim=f.int("qk_rope_head_dim"), v_head_dim=f.int("v_head_dim"),
-              q_lora_rank=f.int("q_lora_rank", default=None))
+    mla = _mla(f)
     attention = LatentAttention(heads, mla, rotary=not f.bool("mla_use_nope", False),
                                 gate=f.bool("mla_use_output_gate", False))
     if f.str("topk_method", default="noaux_tc") != "noaux_tc":
@@ -1646,30 +1651,44 @@ def _bailing_moe(f: Fields) -> dict:
     """inclusionAI's Ling-2.0 and Ring-2.0 (architectures BailingMoeV2ForCausalLM; their model_type is bailing_moe, Ling
     v1's too: inclusionAI/Ling-V2 models/modeling_bailing_moe_v2.py): GQA with one fused query_key_value projection
     (biased where use_qkv_bias), per-head q/k norms before a partial rope (use_qk_norm, partial_rotary_factor), o_proj
-    (attention.dense, biased where use_bias); dense SwiGLU layers below first_k_dense_replace, then MoE: num_experts
-    of moe_intermediate_size, routed as DeepSeek-V3's (score_function sigmoid, moe_router_enable_expert_bias a
-    selection bias, n_group / topk_group, norm_topk_prob, routed_scaling_factor; the router in fp32) beside
-    num_shared_experts of moe_intermediate_size (moe_shared_expert_intermediate_size where given). Ling v1
-    (BailingMoeForCausalLM, softmax routing) is refused by name."""
+    (attention.dense, biased where use_bias); dense SwiGLU layers below first_k_dense_replace, then MoE
+    (_bailing_ffn). Ling v1 (BailingMoeForCausalLM, softmax routing) is refused by name."""
     core = _core(f)
     _, archs = f.get("architectures", default=[])
     if "BailingMoeV2ForCausalLM" not in (archs or []) and f.get("score_function", default=None)[1] is None:
         raise f.error("architectures", f"is {archs!r}: Ling v1's bailing_moe (BailingMoeForCausalLM) is not "
                                        f"modelled; valid: ['BailingMoeV2ForCausalLM'] (Ling-2.0, Ring-2.0)")
-    attention, moe, dense = _bailing_parts(f, core)
+    attention = _bailing_attention(f, core)
+    moe, dense = _bailing_ffn(f, core)
     stack = _moe_stack(core["n_layers"], attention, moe, dense)
     return dict(**_summary_fields(core, attention), mlp=_gated(f), moe=moe, layers=stack, **_mtp(f),
                 tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
-def _bailing_parts(f: Fields, core: dict) -> tuple:
-    """Ling-2.0's softmax attention, MoE and dense MLP (_bailing_moe), which Ring-linear's layers share."""
+def _bailing_attention(f: Fields, core: dict) -> Attention:
+    """Ling-2.0's softmax attention (_bailing_moe), which Ring-linear's softmax layers are."""
     qkv_bias = f.bool("use_qkv_bias", False)
-    attention = _attention(f, core, q_bias=qkv_bias, k_bias=qkv_bias, v_bias=qkv_bias, o_bias=f.bool("use_bias", False),
-                           qk_norm="head" if f.bool("use_qk_norm", False) else None)
+    return _attention(f, core, q_bias=qkv_bias, k_bias=qkv_bias, v_bias=qkv_bias, o_bias=f.bool("use_bias", False),
+                      qk_norm="head" if f.bool("use_qk_norm", False) else None)
+
+
+def _bailing_ffn(f: Fields, core: dict) -> tuple[MoE, MLP]:
+    """Ling-2.0's MoE and dense MLP, which Ring-linear's and Ling-2.5's layers share: num_experts of
+    moe_intermediate_size, routed as DeepSeek-V3's (score_function sigmoid, moe_router_enable_expert_bias a
+    selection bias, n_group / topk_group, norm_topk_prob, routed_scaling_factor; the router in router_dtype, fp32
+    by default) beside num_shared_experts of moe_intermediate_size (moe_shared_expert_intermediate_size where
+    given); dense SwiGLU layers of intermediate_size below first_k_dense_replace."""
     if not f.bool("moe_router_enable_expert_bias", True):
         raise f.error("moe_router_enable_expert_bias", "is false: Ling-2.0's routing without its selection bias "
                                                        "is not modelled")
+    scores = f.choice({"sigmoid": "sigmoid", "softmax": "softmax"}, "score_function", default="sigmoid")
+    # Ling-2.5's configs also give DeepSeek-V3's names for the same router (its configuration_bailing_moe_v2_5.py)
+    if f.str("scoring_func", default=scores) != scores:
+        raise f.error("scoring_func", f"is {f.data['scoring_func']!r}, where score_function is {scores!r}: the "
+                                      f"engines route by score_function; the two must agree")
+    if f.str("topk_method", default="noaux_tc") != "noaux_tc":
+        raise f.error("topk_method", f"is {f.data['topk_method']!r}: Ling's router picks by the biased scores; "
+                                     f"valid: 'noaux_tc'")
     groups = f.int("n_group", default=1)
     if groups > 1:
         f.int("topk_group")
@@ -1678,52 +1697,100 @@ def _bailing_parts(f: Fields, core: dict) -> tuple:
     moe = MoE(experts=experts, top_k=f.int("num_experts_per_tok"), d_expert=d_expert,
               shared_d=f.int("moe_shared_expert_intermediate_size", default=shared * d_expert) or None,
               first_dense=f.int("first_k_dense_replace", default=0, minimum=0), router_bias="selection",
-              scores=f.choice({"sigmoid": "sigmoid", "softmax": "softmax"}, "score_function", default="sigmoid"),
-              groups=groups, renormalize=f.bool("norm_topk_prob", True),
+              scores=scores, groups=groups, renormalize=f.bool("norm_topk_prob", True),
               scaled=f.number("routed_scaling_factor", default=1.0) != 1.0,
               router_dtype=f.choice({"fp32": FP32, "float32": FP32, "bf16": None, "bfloat16": None}, "router_dtype",
                                     default="fp32"))  # the router's weight and its bias; fp32 is Ling's default
-    return attention, moe, MLP(core["d_ffn"], _gated_act(f))
+    return moe, MLP(core["d_ffn"], _gated_act(f))
 
 
-def _bailing_moe_linear(f: Fields) -> dict:
-    """inclusionAI's Ring-mini-linear-2.0 and Ring-flash-linear-2.0 (model_type bailing_moe_linear,
-    BailingMoeLinearV2ForCausalLM; SGLang's models/bailing_moe_linear.py, vLLM's
-    layers/mamba/linear/bailing_linear_attn.py; arXiv 2510.19338): Ling-2.0's layers (_bailing_parts) with lightning
-    attention (parts.Lightning) in every layer but each layer_group_size-th: one query_key_value of every head's q,
-    k and v (the linear layers are MHA-shaped), SiLU on them where linear_silu, per-head q/k norms (use_qk_norm), rope
-    over partial_rotary_factor of each head (linear_rope), q times head_dim^-1/2, the output RMS-normed in
-    group_norm_size groups and gated by sigmoid(g_proj x), then dense; lm_head in fp32, as SGLang runs it. Prefill
-    is priced by vLLM's lightning kernels (SGLang's `minimax` backend); SGLang's default `seg_la` backend runs
-    other tiles, which linear_backend naming it notes."""
-    core = _core(f)
+def _bailing_layers(f: Fields, core: dict, softmax) -> tuple[Stack, MoE, tuple[str, ...]]:
+    """Ring-linear's and Ling-2.5's layers, the MoE in them and the notes they need: lightning attention
+    (parts.Lightning; SGLang's models/bailing_moe_linear.py, vLLM's layers/mamba/linear/bailing_linear_attn.py) but
+    in each layer_group_size-th, where the `softmax` attention is (layer i where (i + 1) % layer_group_size == 0);
+    Ling-2.0's MoE and dense MLPs (_bailing_ffn). The lightning layers: one query_key_value of every head's q, k and
+    v (MHA-shaped, whatever num_key_value_heads says), SiLU on them where linear_silu, per-head q/k norms
+    (use_qk_norm), rope over partial_rotary_factor of each head (linear_rope), q times head_dim^-1/2, the output
+    RMS-normed in group_norm_size groups and gated by sigmoid(g_proj x), then dense. Prefill is priced by vLLM's lightning kernels (SGLang's `minimax` backend); SGLang's default `seg_la` backend
+    runs other tiles, which linear_backend naming it notes."""
     n, heads = core["n_layers"], core["n_heads"]
     head_dim = core["head_dim"] or core["d_model"] // heads
+    _, every = f.get("layer_group_size")
+    if isinstance(every, list):
+        raise f.error("layer_group_size", "is a list: vLLM's and SGLang's models place the softmax layers by one "
+                                          "period (a number), and a list of layer kinds is not modelled")
     every = f.int("layer_group_size")
     if n % every:
         raise f.error("layer_group_size", f"({every}) must divide num_hidden_layers ({n}): the engines place a softmax "
                                           f"layer at the end of each group")
     _lightning_head_dim(f, head_dim)
     if not f.bool("use_rmsnorm", True):
-        raise f.error("use_rmsnorm", "is false: Ring-linear's layers are modelled with RMSNorm")
-    attention, moe, dense = _bailing_parts(f, core)
+        raise f.error("use_rmsnorm", "is false: the lightning layers are modelled with RMSNorm")
+    for key in ("use_qkv_bias", "use_bias"):
+        if f.bool(key, False):
+            raise f.error(key, "is true: biases on the lightning layers' projections are not modelled")
     rope = f.bool("linear_rope", True)
     lightning = parts.Lightning(heads, head_dim, act=f.bool("linear_silu", False) or f.bool("use_linear_silu", False),
-                                qk_norm=attention.qk_norm is not None,
+                                qk_norm=f.bool("use_qk_norm", False),
                                 rotary_dim=(core["rotary_dim"] or head_dim) if rope else None, q_scale=True,
                                 norm_groups=f.int("group_norm_size", default=1),
                                 names=("query_key_value", "g_proj", "dense", "g_norm"), prefix="attention.")
-    notes = ("lm_head in fp32 (4 bytes a weight), as SGLang runs Ring-linear (lm_head.float())",)
+    notes = ()
     backend = f.str("linear_backend", default="minimax")
     if backend != "minimax":
         notes += (f"linear_backend {backend!r}: prefill is priced by vLLM's lightning kernels (SGLang's 'minimax' "
                   f"backend), whose tiles differ from {backend!r}'s; decode is the same recurrence",)
-    stack = _stack(n, lambda i: parts.pre_norm(attention if (i + 1) % every == 0 else lightning,
+    moe, dense = _bailing_ffn(f, core)
+    stack = _stack(n, lambda i: parts.pre_norm(softmax if (i + 1) % every == 0 else lightning,
                                                moe if moe.placed(i) else dense), period=n)
+    return stack, moe, notes
+
+
+def _bailing_moe_linear(f: Fields) -> dict:
+    """inclusionAI's Ring-mini-linear-2.0 and Ring-flash-linear-2.0 (model_type bailing_moe_linear,
+    BailingMoeLinearV2ForCausalLM; arXiv 2510.19338): lightning layers with Ling-2.0's GQA (_bailing_attention) in
+    each layer_group_size-th (_bailing_layers); lm_head in fp32, as SGLang runs it."""
+    core = _core(f)
+    attention = _bailing_attention(f, core)
+    stack, moe, notes = _bailing_layers(f, core, attention)
     mtp = _mtp(f)
     return dict(**_summary_fields(core, attention), mlp=_gated(f), moe=moe, layers=stack, head_fp32=True,
                 tie_embeddings=f.bool("tie_word_embeddings", False), mtp_layers=mtp["mtp_layers"],
-                notes=(*mtp["notes"], *notes))
+                notes=(*mtp["notes"], "lm_head in fp32 (4 bytes a weight), as SGLang runs Ring-linear "
+                                      "(lm_head.float())", *notes))
+
+
+def _bailing_hybrid(f: Fields) -> dict:
+    """inclusionAI's Ling-2.5 / Ring-2.5 and Ling-2.6 / Ring-2.6 (BailingMoeV2_5ForCausalLM; model_type
+    bailing_hybrid, as SGLang's configs/bailing_hybrid.py names it; inclusionAI/Ring-V2.5
+    models/modeling_bailing_moe_v2_5.py, vLLM's models/bailing_moe_linear.py BailingMoeV25ForCausalLM): Ring-linear's
+    lightning layers with MLA (_mla: q_a_layernorm and kv_a_layernorm, no per-head norms) in each
+    layer_group_size-th, over the same num_attention_heads (_bailing_layers). The
+    multi-token-prediction layer (num_nextn_predict_layers: MLA and MoE, as `--draft mtp` builds it) is not counted.
+    The head is held at the model's dtype, as vLLM runs it. Ling-3.0 (BailingMoeV3ForCausalLM: Kimi Delta Attention
+    in place of lightning) is refused by name."""
+    _, archs = f.get("architectures", default=[])
+    if "BailingMoeV3ForCausalLM" in (archs or []) or f.get("short_conv_kernel_size", default=None)[1] is not None:
+        raise f.error("architectures" if "BailingMoeV3ForCausalLM" in (archs or []) else "short_conv_kernel_size",
+                      "names Ling-3.0's layers (BailingMoeV3ForCausalLM: Kimi Delta Attention with a short conv in "
+                      "place of lightning attention), which this family does not model; valid: "
+                      "['BailingMoeV2_5ForCausalLM'] (Ling-2.5, Ring-2.5, Ling-2.6, Ring-2.6)")
+    if f.bool("use_qkv_bias", False):
+        raise f.error("use_qkv_bias", "is true: biases on the MLA projections (q_a_proj, kv_a_proj_with_mqa, dense) "
+                                      "are not modelled")
+    core = _core(f)
+    heads = core["n_heads"]
+    mla = _mla(f)
+    stack, moe, notes = _bailing_layers(f, core, LatentAttention(heads, mla))
+    linear_kv = f.int("num_kv_heads_for_linear_attn", default=heads)
+    if linear_kv != heads:
+        notes += (f"num_kv_heads_for_linear_attn ({linear_kv}) is not read: the engines build the lightning layers "
+                  f"with K and V for each of the {heads} heads (vLLM's and SGLang's bailing_moe_linear.py)",)
+    mtp = _mtp(f)
+    return dict(core, n_kv_heads=heads, head_dim=mla.qk_nope_head_dim + mla.qk_rope_head_dim, mlp=_gated(f), moe=moe,
+                layers=stack, tie_embeddings=f.bool("tie_word_embeddings", False), mtp_layers=mtp["mtp_layers"],
+                notes=(*mtp["notes"], *notes, "lm_head at the model's dtype, as vLLM runs it; SGLang holds it in fp32 "
+                                              "(ParallelLMHead params_dtype float32)"))
 
 
 def _ernie4_5(f: Fields, *, moe: bool) -> dict:
@@ -2026,6 +2093,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "step3p5": _step3p5,
     "bailing_moe": _bailing_moe,
     "bailing_moe_linear": _bailing_moe_linear,
+    "bailing_hybrid": _bailing_hybrid,
     "hunyuan_v1_moe": _hunyuan_v1_moe,
     "ernie4_5": lambda f: _ernie4_5(f, moe=False),
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),
