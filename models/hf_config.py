@@ -240,7 +240,8 @@ def _mtp(f: Fields, key: str = "num_nextn_predict_layers", default: int = 0, *, 
 NEUTRAL = frozenset("""
     architectures model_type transformers_version _name_or_path auto_map torch_dtype dtype
     bos_token_id eos_token_id pad_token_id sep_token_id decoder_start_token_id image_token_id image_token_index
-    boi_token_index eoi_token_index video_token_id vision_start_token_id vision_end_token_id mm_tokens_per_image
+    eod_token_id org_vocab_size boi_token_index eoi_token_index video_token_id vision_start_token_id vision_end_token_id
+    mm_tokens_per_image
     initializer_range rms_norm_eps layer_norm_eps layer_norm_epsilon norm_eps attention_dropout hidden_dropout
     residual_dropout
     dropout embd_pdrop resid_pdrop attn_pdrop use_cache output_router_logits router_aux_loss_coef aux_loss_alpha
@@ -497,12 +498,153 @@ def _qwen3(f: Fields, *, moe: bool = False) -> dict:
         raise f.error("use_qk_norm", "is false, but Qwen3's reference code (modeling_qwen3.py, modeling_qwen3_moe.py) "
                                      "normalizes q and k in every layer")
     attention = _attention(f, core, qk_norm="head")
-    sliding = attrs.evolve(attention, keys=Keys("sliding", f.int("sliding_window"))) if windowed else attention
-    dense = MLP(core["d_ffn"], _gated_act(f))
-    ffn, period = _qwen_ffn(f, n, _qwen_moe(f, shared=False) if moe else None, dense)
-    stack = _stack(n, lambda i: parts.pre_norm(sliding if i in windowed else attention, ffn(i)),
-                   period=n if windowed else period)
+    stack = _qwen_layers(f, core, windowed, attention, _qwen_moe(f, shared=False) if moe else None)
     return dict(**_summary_fields(core, attention), mlp=_gated(f), layers=stack,
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _qwen_layers(f: Fields, core: dict, windowed: set[int], attention: Attention, moe: MoE | None) -> Stack:
+    """Qwen's pre-norm layers: `attention`, over sliding_window keys on the `windowed` layers, and the MoE where
+    _qwen_ffn places it (dense MLPs of intermediate_size elsewhere)."""
+    n = core["n_layers"]
+    sliding = attrs.evolve(attention, keys=Keys("sliding", f.int("sliding_window"))) if windowed else attention
+    ffn, period = _qwen_ffn(f, n, moe, MLP(core["d_ffn"], _gated_act(f)))
+    return _stack(n, lambda i: parts.pre_norm(sliding if i in windowed else attention, ffn(i)),
+                  period=n if windowed else period)
+
+
+def _qwen2_moe(f: Fields) -> dict:
+    """Qwen1.5-MoE and Qwen2-MoE (transformers' qwen2_moe, vLLM's qwen2_moe.py): Qwen2's attention (q, k and v biased
+    where qkv_bias, true by default; o_proj never), and in the layers _qwen_ffn places (decoder_sparse_step,
+    mlp_only_layers) num_experts of moe_intermediate_size, top num_experts_per_tok of softmax scores (renormalized
+    where norm_topk_prob), beside a shared expert of shared_expert_intermediate_size scaled by
+    sigmoid(shared_expert_gate x)."""
+    core = _core(f)
+    bias = f.bool("qkv_bias", True)
+    attention = _attention(f, core, q_bias=bias, k_bias=bias, v_bias=bias, o_bias=False)
+    moe = _qwen_moe(f, shared=True)
+    stack = _qwen_layers(f, core, _windowed_layers(f, core["n_layers"]), attention, moe)
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), moe=moe, layers=stack,
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _olmoe(f: Fields) -> dict:
+    """AllenAI's OLMoE (transformers' olmoe, vLLM's olmoe.py): pre-norm layers (not OLMo-2's post-norm), an RMSNorm
+    of the whole q and the whole k projection, and in every layer num_experts SwiGLU experts of intermediate_size
+    (the experts' width: there is no dense MLP), top num_experts_per_tok of softmax scores, renormalized where
+    norm_topk_prob. clip_qkv's clamps of q, k and v are noted, not counted."""
+    core = _core(f)
+    attention = _attention(f, core, qk_norm="full")
+    moe = MoE(experts=f.int("num_experts"), top_k=f.int("num_experts_per_tok"), d_expert=core["d_ffn"],
+              renormalize=f.bool("norm_topk_prob", False), act=_gated_act(f))
+    clip = f.number("clip_qkv", default=None)
+    notes = (f"clip_qkv {clip}: the clamps of q, k and v (one op an element each) are not counted",) if clip else ()
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), moe=moe, notes=notes,
+                layers=Stack.uniform(parts.pre_norm(attention, moe), core["n_layers"]),
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _rope_flags(f: Fields, n: int) -> list[int]:
+    """Which layers apply rope (1) and which are NoPE (0): no_rope_layers, else every no_rope_layer_interval-th layer
+    NoPE (Llama-4's and SmolLM3's configs, default interval 4)."""
+    interval = f.int("no_rope_layer_interval", default=4)  # read where the list is given too: the list wins
+    flags = f.ints("no_rope_layers", n) or [int((i + 1) % interval != 0) for i in range(n)]
+    if len(flags) != n or not set(flags) <= {0, 1}:
+        raise f.error("no_rope_layers", f"must give 1 (rope) or 0 (NoPE) for each of the {n} layers")
+    return flags
+
+
+def _smollm3(f: Fields) -> dict:
+    """Hugging Face's SmolLM3 (transformers' smollm3, vLLM runs it as Llama with NoPE layers): Llama's layer without
+    rope on the layers no_rope_layers marks 0 (every no_rope_layer_interval-th: 3, 7, ...), a sliding window where
+    use_sliding_window and layer_types say so, embeddings tied unless tie_word_embeddings says otherwise (the
+    config class's default is true, and SmolLM3-3B's config.json does not give it)."""
+    core = _core(f)
+    n = core["n_layers"]
+    flags = _rope_flags(f, n)
+    bias = f.bool("attention_bias", False)
+    if f.bool("mlp_bias", False):
+        raise f.error("mlp_bias", "is true: biases on SmolLM3's MLP are not modelled")
+    rope = _attention(f, core, q_bias=bias, k_bias=bias, v_bias=bias, o_bias=bias)
+    types = _layer_types(f, n) or ["full_attention"] * n
+    windowed = {i for i, t in enumerate(types) if t == "sliding_attention"} if f.bool("use_sliding_window", False) \
+        else set()
+    f.get("max_window_layers", "sliding_window", default=None)  # read: they only matter with use_sliding_window
+
+    def attention(i: int) -> Attention:
+        a = rope if flags[i] else attrs.evolve(rope, rotary=False)
+        return attrs.evolve(a, keys=Keys("sliding", f.int("sliding_window"))) if i in windowed else a
+    mlp = MLP(core["d_ffn"], _gated_act(f))
+    return dict(**_summary_fields(core, rope), mlp=_gated(f), tie_embeddings=f.bool("tie_word_embeddings", True),
+                layers=_stack(n, lambda i: parts.pre_norm(attention(i), mlp), period=n))
+
+
+def _exaone4(f: Fields) -> dict:
+    """LG's EXAONE-4.0 (transformers' exaone4, vLLM's exaone4.py): OLMo-2's post-norm layer (the norm after attention
+    and after the MLP, inside the residual) with per-head q/k norms before rope; where sliding_window is set, the
+    layers layer_types (or sliding_window_pattern: every pattern-th is full) names sliding_attention see a window
+    of sliding_window keys and apply rope, and the full layers apply none (NoPE)."""
+    core = _core(f)
+    n = core["n_layers"]
+    window = f.int("sliding_window", default=None)
+    pattern = f.get("sliding_window_pattern", default=None)[1]
+    types = _layer_types(f, n)
+    if types is None:
+        if window is not None and not isinstance(pattern, int):
+            raise f.error("sliding_window_pattern", f"must be a number (every pattern-th layer is full) where "
+                                                    f"layer_types is not given, got {pattern!r}")
+        types = ["sliding_attention" if window and (i + 1) % pattern else "full_attention" for i in range(n)]
+    attention = _attention(f, core, qk_norm="head")
+    full = attention if window is None else attrs.evolve(attention, rotary=False)
+    sliding = attrs.evolve(attention, keys=Keys("sliding", window)) if window else attention
+    mlp = MLP(core["d_ffn"], _gated_act(f))
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), tie_embeddings=f.bool("tie_word_embeddings", False),
+                layers=_stack(n, lambda i: parts.post_norm(sliding if types[i] == "sliding_attention" else full, mlp),
+                              period=n))
+
+
+def _glm4(f: Fields) -> dict:
+    """Zhipu's GLM-4-0414 and GLM-Z1 (transformers' glm4, vLLM's glm4.py): four RMSNorms a layer (input_layernorm,
+    post_self_attn_layernorm after attention, post_attention_layernorm before the MLP, post_mlp_layernorm after
+    it), q, k and v biased where attention_bias (o_proj never), rope over partial_rotary_factor of each head, one
+    gate_up_proj."""
+    core = _core(f)
+    attention = _attention(f, core, o_bias=False)
+    names = ("input_layernorm", "post_self_attn_layernorm", "post_attention_layernorm", "post_mlp_layernorm")
+    layer = parts.sandwich_norm(attention, MLP(core["d_ffn"], _gated_act(f)), names)
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), layers=Stack.uniform(layer, core["n_layers"]),
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _dots1(f: Fields) -> dict:
+    """rednote's dots.llm1 (transformers' dots1, vLLM's dots1.py): Qwen3's attention (per-head q/k norms before rope;
+    a sliding window from max_window_layers on where sliding_window is set) and DeepSeek-V3's MoE: dense below
+    first_k_dense_replace, then n_routed_experts of moe_intermediate_size, picked by sigmoid scores plus a selection
+    bias (e_score_correction_bias), renormalized (norm_topk_prob) and scaled (routed_scaling_factor), beside
+    n_shared_experts. Its configs say scoring_func "noaux_tc"; the reference's Dots1TopkRouter takes a sigmoid
+    whatever it says."""
+    core = _core(f)
+    n = core["n_layers"]
+    bias = f.bool("attention_bias", False)
+    attention = _attention(f, core, q_bias=bias, k_bias=bias, v_bias=bias, o_bias=bias, qk_norm="head")
+    window = f.int("sliding_window", default=None)
+    start = f.int("max_window_layers", default=n, minimum=0) if window else n
+    f.bool("use_sliding_window", False)  # transformers' Dots1 windows by sliding_window and max_window_layers alone
+    f.choice({"noaux_tc": "sigmoid", "sigmoid": "sigmoid"}, "scoring_func", default="sigmoid")
+    groups = f.int("n_group", default=1)
+    if groups > 1:
+        f.int("topk_group")
+    moe = MoE(experts=f.int("n_routed_experts"), top_k=f.int("num_experts_per_tok"),
+              d_expert=f.int("moe_intermediate_size"), shared=f.int("n_shared_experts", default=0, minimum=0),
+              first_dense=f.int("first_k_dense_replace", default=0, minimum=0),
+              layer_freq=f.int("moe_layer_freq", default=1), router_bias="selection", scores="sigmoid", groups=groups,
+              renormalize=f.bool("norm_topk_prob", False),
+              scaled=f.number("routed_scaling_factor", default=1.0) != 1.0, act=_gated_act(f))
+    sliding = attrs.evolve(attention, keys=Keys("sliding", window)) if window else attention
+    dense = MLP(core["d_ffn"], _gated_act(f))
+    stack = _stack(n, lambda i: parts.pre_norm(sliding if i >= start else attention, moe if moe.placed(i) else dense),
+                   period=n)
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), moe=moe, layers=stack,
                 tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
@@ -859,10 +1001,7 @@ def _llama4(f: Fields) -> dict:
     Llama4TextConfig ones."""
     core = _core(f)
     n = core["n_layers"]
-    rope_flags = f.ints("no_rope_layers", n) or [int((i + 1) % f.int("no_rope_layer_interval", default=4) != 0)
-                                                  for i in range(n)]
-    if len(rope_flags) != n or not set(rope_flags) <= {0, 1}:
-        raise f.error("no_rope_layers", f"must give 1 (rope) or 0 (NoPE) for each of the {n} layers")
+    rope_flags = _rope_flags(f, n)
     step = f.int("interleave_moe_layer_step", default=1)
     moe_layers = set(f.ints("moe_layers", n) or range(step - 1, n, step))
     chunk = f.int("attention_chunk_size", default=8192)
@@ -1711,8 +1850,9 @@ def _bailing_layers(f: Fields, core: dict, softmax) -> tuple[Stack, MoE, tuple[s
     Ling-2.0's MoE and dense MLPs (_bailing_ffn). The lightning layers: one query_key_value of every head's q, k and
     v (MHA-shaped, whatever num_key_value_heads says), SiLU on them where linear_silu, per-head q/k norms
     (use_qk_norm), rope over partial_rotary_factor of each head (linear_rope), q times head_dim^-1/2, the output
-    RMS-normed in group_norm_size groups and gated by sigmoid(g_proj x), then dense. Prefill is priced by vLLM's lightning kernels (SGLang's `minimax` backend); SGLang's default `seg_la` backend
-    runs other tiles, which linear_backend naming it notes."""
+    RMS-normed in group_norm_size groups and gated by sigmoid(g_proj x), then dense. Prefill is priced by vLLM's
+    lightning kernels (SGLang's `minimax` backend); SGLang's default `seg_la` backend runs other tiles, which
+    linear_backend naming it notes."""
     n, heads = core["n_layers"], core["n_heads"]
     head_dim = core["head_dim"] or core["d_model"] // heads
     _, every = f.get("layer_group_size")
@@ -1826,6 +1966,34 @@ def _ernie4_5(f: Fields, *, moe: bool) -> dict:
                 tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
+def _hunyuan_attention(f: Fields, core: dict) -> Attention:
+    """Hunyuan's GQA (transformers' hunyuan_v1_dense and hunyuan_v1_moe): biases where attention_bias, per-head q/k
+    norms (query_layernorm, key_layernorm) where use_qk_norm, after rope (the same work as before it). Cross-layer
+    attention (use_cla: layers that reuse another's K and V) is refused by name: not modelled yet."""
+    if f.bool("use_cla", False):
+        raise f.error("use_cla", "is true: cross-layer attention (layers that reuse another layer's K and V) is not "
+                                 "modelled yet for this family")
+    f.int("cla_share_factor", default=None)  # moot without use_cla
+    head_dim = core["head_dim"] or core["d_model"] // core["n_heads"]
+    if f.int("attention_head_dim", default=head_dim) != head_dim:
+        raise f.error("attention_head_dim", f"must equal head_dim ({head_dim}): the attention's width")
+    f.choice({"rms": "rms"}, "norm_type", default="rms")
+    return _attention(f, core, qk_norm="head" if f.bool("use_qk_norm", True) else None)
+
+
+def _hunyuan_v1_dense(f: Fields) -> dict:
+    """Tencent's Hunyuan dense models (Hunyuan-0.5B to 7B; transformers' hunyuan_v1_dense, vLLM's hunyuan_v1.py):
+    Llama's layer with _hunyuan_attention; the MLP has no biases (the reference builds none, whatever mlp_bias
+    says)."""
+    core = _core(f)
+    attention = _hunyuan_attention(f, core)
+    if f.bool("mlp_bias", False):
+        raise f.error("mlp_bias", "is true, but Hunyuan's reference MLP has no biases")
+    layer = parts.pre_norm(attention, MLP(core["d_ffn"], _gated_act(f)))
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), layers=Stack.uniform(layer, core["n_layers"]),
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
 def _hunyuan_v1_moe(f: Fields) -> dict:
     """Tencent's Hunyuan-A13B (transformers' hunyuan_v1_moe; vLLM's hunyuan_v1.py): GQA with per-head q/k norms
     (use_qk_norm) and, in every layer, a shared SwiGLU MLP of intermediate_size x num_shared_expert (where
@@ -1842,11 +2010,7 @@ def _hunyuan_v1_moe(f: Fields) -> dict:
         if len(values) != n or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in values):
             raise f.error(key, f"must be a non-negative integer or a list of one for each of the {n} layers")
         return values
-    if f.bool("use_cla", False):
-        raise f.error("use_cla", "is true: cross-layer attention (layers that reuse another layer's K and V) is not "
-                                 "modelled yet for this family")
-    f.int("cla_share_factor", default=None)  # moot without use_cla
-    attention = _attention(f, core, qk_norm="head" if f.bool("use_qk_norm", True) else None)
+    attention = _hunyuan_attention(f, core)
     experts, top_k, widths = per_layer("num_experts"), per_layer("moe_topk"), per_layer("moe_intermediate_size",
                                                                                        core["d_ffn"])
     shared = per_layer("num_shared_expert", 1) if f.bool("use_mixed_mlp_moe", True) else [0] * n
@@ -2094,6 +2258,13 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "bailing_moe": _bailing_moe,
     "bailing_moe_linear": _bailing_moe_linear,
     "bailing_hybrid": _bailing_hybrid,
+    "qwen2_moe": _qwen2_moe,
+    "olmoe": _olmoe,
+    "smollm3": _smollm3,
+    "exaone4": _exaone4,
+    "glm4": _glm4,
+    "dots1": _dots1,
+    "hunyuan_v1_dense": _hunyuan_v1_dense,
     "hunyuan_v1_moe": _hunyuan_v1_moe,
     "ernie4_5": lambda f: _ernie4_5(f, moe=False),
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),

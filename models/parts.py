@@ -721,10 +721,13 @@ def post_norm(mixer, ffn) -> Layer:
                   Sublayer(ffn, post="post_feedforward_layernorm.weight", key="mlp")))
 
 
-def sandwich_norm(mixer, ffn) -> Layer:
-    """Gemma-2/3's layer: a norm before and after each branch."""
-    return Layer((Sublayer(mixer, "input_layernorm.weight", "post_attention_layernorm.weight", key="attn"),
-                  Sublayer(ffn, "pre_feedforward_layernorm.weight", "post_feedforward_layernorm.weight", key="mlp")))
+GEMMA_SANDWICH = ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm")
+
+
+def sandwich_norm(mixer, ffn, names: tuple[str, str, str, str] = GEMMA_SANDWICH) -> Layer:
+    """Gemma-2/3's layer: a norm before and after each branch; `names`: the four norms' weights (GLM-4's differ)."""
+    pre_mixer, post_mixer, pre_ffn, post_ffn = (f"{n}.weight" for n in names)
+    return Layer((Sublayer(mixer, pre_mixer, post_mixer, key="attn"), Sublayer(ffn, pre_ffn, post_ffn, key="mlp")))
 
 
 NORM_PLACEMENTS = {"pre": pre_norm, "post": post_norm, "sandwich": sandwich_norm}

@@ -60,6 +60,8 @@ PUBLISHED = {
                                                 "parameter count, 36,151,104,512, as a note copying the raw files "
                                                 "quotes it")],
     "olmo-3-7b": [("7B", "total", "allenai/Olmo-3-1025-7B model card: 'Olmo 3 7B'")],
+    "smollm3-3b": [("3.08B", "total", "HuggingFaceTB/SmolLM3-3B on Hugging Face: 3.08B params (its "
+                                      "model.safetensors.index.json: total_parameters 3075098624)")],
     "kimi-k3": [("2.8T", "total", "Moonshot's Kimi-K3 release as press and third-party pages report it: a "
                                   "'2.8T-parameter MoE' (its 0.45B vision tower, not costed here, changes no digit)"),
                 ("104B", "active-embed", "ibid.: '104B active' (the head counted, not the input table)")],
