@@ -570,12 +570,14 @@ class DecoderConfig:
             how = (f"--experts-touched {options.experts_touched}; a step of {counted(shown(t), 'token')} touches at "
                    f"most {e.top_k * t}" if options.experts_touched is not None else
                    f"expected distinct experts for {counted(shown(t), 'token')} routed uniformly: "
-                   f"{e.experts}*(1-(1-{e.top_k}/{e.experts})^{t}) = "
-                   f"{pieces.expected_experts_real(e.experts, e.top_k, t):.2f}, rounded up")
+                   f"{e.experts}*(1-(1-{e.top_k}/{e.experts + e.zero})^{t}) = "
+                   f"{pieces.expected_experts_real(e.experts, e.top_k, t, e.experts + e.zero):.2f}, rounded up")
             shared = (f" + {e.shared} shared" if e.shared else f" + a shared expert of width {e.shared_d:,}"
                       if e.shared_d else "")
-            notes.append(f"{phase.name}: MoE layers compute {e.top_k} of {e.experts} routed experts{shared} per token "
-                         f"and read the weights of {touched} routed experts ({how})")
+            zero = (f" (picked among them and {e.zero} zero-computation experts, whose picks run as weight-0 rows "
+                    f"of expert 0, as vLLM and SGLang run them: {e.top_k} rows a token)" if e.zero else "")
+            notes.append(f"{phase.name}: MoE layers compute {e.top_k} of {e.experts} routed experts{zero}{shared} per "
+                         f"token and read the weights of {touched} routed experts ({how})")
         for keys in dict.fromkeys(a.keys for a in self.parts(Attention) if a.keys.kind != "full"):
             w = keys.size
             if keys.kind == "sliding":

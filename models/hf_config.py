@@ -1933,6 +1933,47 @@ def _bailing_hybrid(f: Fields) -> dict:
                                               "(ParallelLMHead params_dtype float32)"))
 
 
+def _longcat_flash(f: Fields) -> dict:
+    """Meituan's LongCat-Flash (LongcatFlashForCausalLM; transformers' longcat_flash, vLLM's and SGLang's
+    longcat_flash.py; arXiv 2509.01322): num_layers layers, each of two MLA attentions (_mla; mla_scale_q_lora and
+    mla_scale_kv_lora fold into the latent norms' weights as the engines load them: no cost) and two dense SwiGLU
+    MLPs of ffn_hidden_size, and one shortcut-connected MoE (ScMoE) on the first MLP's input: n_routed_experts of
+    expert_ffn_hidden_size beside zero_expert_num zero-computation (identity) experts, top moe_topk of softmax
+    scores over all of them picked with a selection bias, times routed_scaling_factor; the router in router_dtype
+    (fp32 by default). The MoE's output joins the residual at the end of the layer in the reference code; here it
+    is summed with the first MLP's (parts.Branches), the same ops and bytes. The multi-token-prediction layer (one
+    MLA and one dense MLP; nextn_use_scmoe: a whole layer) is not counted; `--draft mtp` builds it."""
+    listed = f.int("num_hidden_layers", default=None)
+    d, heads, n = f.int("hidden_size"), f.int("num_attention_heads"), f.int("num_layers")
+    f.int("num_key_value_heads", default=heads)  # MLA has no KV heads of its own
+    if listed is not None and listed not in (n, 2 * n):
+        raise f.error("num_hidden_layers", f"is {listed}: it must be num_layers ({n}) or, as transformers counts "
+                                           f"the attentions, twice it ({2 * n})")
+    f.choice({"MLA": "MLA"}, "attention_method", default="MLA")
+    for key in ("attention_bias", "router_bias"):
+        if f.bool(key, False):
+            raise f.error(key, "is true: LongCat-Flash is modelled without biases on its attention and router")
+    f.bool("mla_scale_q_lora", False), f.bool("mla_scale_kv_lora", False)  # folded into norm weights at load
+    f.choice({"identity": "identity"}, "zero_expert_type", default="identity")
+    act = _gated_act(f)
+    moe = MoE(experts=f.int("n_routed_experts"), top_k=f.int("moe_topk"), d_expert=f.int("expert_ffn_hidden_size"),
+              zero=f.int("zero_expert_num", default=0, minimum=0), router_bias="selection", scores="softmax",
+              scaled=f.number("routed_scaling_factor", default=1.0) != 1.0, act=act, router_name="router.classifier",
+              router_dtype=f.choice({"float32": FP32, "fp32": FP32, "bfloat16": None, "bf16": None}, "router_dtype",
+                                    default="float32"))
+    attention, dense = LatentAttention(heads, _mla(f)), MLP(f.int("ffn_hidden_size"), act)
+    layer = parts.Layer((parts.Sublayer(attention, "input_layernorm.0.weight", key="attn"),
+                         parts.Sublayer(parts.Branches((dense, moe)), "post_attention_layernorm.0.weight", key="mlp"),
+                         parts.Sublayer(attention, "input_layernorm.1.weight", key="attn1", scope="1."),
+                         parts.Sublayer(dense, "post_attention_layernorm.1.weight", key="mlp1", scope="1.")))
+    mtp = layer if f.bool("nextn_use_scmoe", False) else parts.pre_norm(attention, dense)
+    return dict(d_model=d, n_heads=heads, n_kv_heads=heads, d_ffn=dense.d_ffn, n_layers=n,
+                vocab_size=f.int("vocab_size"), head_dim=attention.mla.qk_nope_head_dim + attention.mla.qk_rope_head_dim,
+                dtype=_dtype(f), **_weights(f), mlp=_gated(f), moe=moe, layers=Stack.uniform(layer, n),
+                mtp_stack=Stack.uniform(mtp, 1), tie_embeddings=f.bool("tie_word_embeddings", False),
+                **_mtp(f, layers=1))
+
+
 def _ernie4_5(f: Fields, *, moe: bool) -> dict:
     """Baidu's ERNIE-4.5 (transformers' ernie4_5 and ernie4_5_moe): Llama's layer, biases where use_bias; the MoE
     model's layer i is MoE where (i + 1) % moe_layer_interval == 0 and moe_layer_start_index <= i <=
@@ -2265,6 +2306,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "glm4": _glm4,
     "dots1": _dots1,
     "hunyuan_v1_dense": _hunyuan_v1_dense,
+    "longcat_flash": _longcat_flash,
     "hunyuan_v1_moe": _hunyuan_v1_moe,
     "ernie4_5": lambda f: _ernie4_5(f, moe=False),
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),

@@ -345,8 +345,9 @@ class Lightning:
 
 @attrs.frozen
 class Branches:
-    """Token mixers side by side (Falcon-H1's parallel hybrid: attention and a Mamba-2 mixer): each runs on the same
-    normed input and their outputs are summed, x + sum_i out_scale_i * part_i(in_scale_i * norm(x)). `in_scale` /
+    """Token mixers side by side (Falcon-H1's parallel hybrid: attention and a Mamba-2 mixer), or feed-forwards
+    (LongCat-Flash's dense MLP beside its shortcut MoE): each runs on the same normed input and their outputs are
+    summed, x + sum_i out_scale_i * part_i(in_scale_i * norm(x)). `in_scale` /
     `out_scale`: per branch, whether its input / output is multiplied by a constant (Falcon-H1's
     attention_in_multiplier, ssm_in_multiplier, attention_out_multiplier, ssm_out_multiplier), one multiply per
     element each, as vLLM runs them (falcon_h1.py FalconH1ParallelHybrid; not folded into the weights).
@@ -361,11 +362,18 @@ class Branches:
     in_scale: tuple[bool, ...] = attrs.field(default=(), converter=tuple)
     out_scale: tuple[bool, ...] = attrs.field(default=(), converter=tuple)
 
-    tag: ClassVar[str] = "attention"
+    @property
+    def tag(self) -> str:
+        """What its ops are filed under: "attention" for token mixers; for feed-forwards "moe" where experts are
+        among them, else "mlp"."""
+        tags = {p.tag for p in self.parts}
+        return "attention" if "attention" in tags else "moe" if "moe" in tags else "mlp"
 
     def __attrs_post_init__(self) -> None:
         if len(self.parts) < 2:
             raise OpgraphError(f"Branches needs two or more token mixers side by side, got {len(self.parts)}")
+        if len({p.tag == "attention" for p in self.parts}) > 1:
+            raise OpgraphError("Branches: the branches must all be token mixers or all feed-forwards")
         for field in ("in_scale", "out_scale"):
             v = getattr(self, field)
             if v and len(v) != len(self.parts):
@@ -375,7 +383,7 @@ class Branches:
             raise OpgraphError(f"Branches: each branch must be a different kind of mixer, got {', '.join(names)}")
 
     def names(self) -> list[str]:
-        return [p.words()["mixer"] for p in self.parts]
+        return [p.words().get("mixer") or p.words()["ffn"] for p in self.parts]
 
     def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
         outs = []
@@ -395,7 +403,7 @@ class Branches:
         out: dict[str, str] = {}
         for p in self.parts:
             out.update(p.words())
-        out["mixer"] = "+".join(self.names())
+        out["mixer" if self.tag == "attention" else "ffn"] = "+".join(self.names())
         return out
 
 
@@ -481,11 +489,16 @@ class MoE:
     # this vocabulary's table; the scores still weight them (pieces._router). 0: routed by the scores.
     hashed: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     bias_dtype: DType | None = None  # the selection bias's storage where not router_dtype's (DeepSeek-V4's fp32)
+    # LongCat-Flash's zero-computation experts (zero_expert_num, zero_expert_type identity): scored and picked
+    # beside the experts, each returning its input times its weight. vLLM and SGLang run a token's picks of them as
+    # weight-0 rows of expert 0 (vLLM's ZeroExpertRouter, SGLang's longcat_flash.py since its PR #30387), so the
+    # expert GEMMs still see top_k rows a token; the identity term is one kernel over x (pieces.moe).
+    zero: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
     tag: ClassVar[str] = "moe"
 
     def __attrs_post_init__(self) -> None:
-        if self.top_k > self.experts:
+        if self.top_k > self.experts + self.zero:
             raise OpgraphError(f"top_k ({self.top_k}; num_experts_per_tok in a config.json) must not exceed the "
                                f"number of experts ({self.experts}; num_local_experts or n_routed_experts)")
         for field in ("shared", "first_dense"):
@@ -513,7 +526,7 @@ class MoE:
         """Routed experts whose weights a step of `tokens` tokens reads: the user's override, or the
         expectation under uniform routing rounded up (pieces.expected_experts)."""
         if override is None:
-            return pieces.expected_experts(self.experts, self.top_k, tokens)
+            return pieces.expected_experts(self.experts, self.top_k, tokens, self.experts + self.zero)
         if not isinstance(override, int) or isinstance(override, bool) or not self.top_k <= override <= self.experts:
             raise OpgraphError(f"--experts-touched must be an integer from top_k ({self.top_k}) to the number of "
                                f"experts ({self.experts}), got {override!r}")
@@ -540,6 +553,10 @@ class MoE:
     def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions,
               router_x: Tensor | None = None) -> Tensor:
         ep = par.ep
+        if ep > 1 and self.zero:
+            raise OpgraphError(f"--ep {ep}: zero-computation experts under expert parallelism (vLLM and SGLang send "
+                               f"a token's picks of them to expert 0's GPU as weight-0 rows) are not modelled; "
+                               f"use --tp")
         rows = self.rows(phase.tokens, ep, options.expert_imbalance, shared=par.tp > 1) if ep > 1 else 0
         touched = (self.touched_local(rows, ep, options.experts_touched) if ep > 1 else
                    self.touched(phase.tokens, options.experts_touched))
@@ -623,6 +640,7 @@ class Sublayer:
     key: str = "attn"
     scale: bool = False  # the branch's output times a constant before the add (Granite's residual_multiplier)
     carry: str | None = attrs.field(default=None, validator=attrs.validators.in_((None, "input", "normed")))
+    scope: str = ""  # in front of its part's op and weight names, where a layer runs a part twice (LongCat-Flash's)
 
 
 @attrs.frozen
@@ -674,8 +692,8 @@ class Layer:
             with b.scope(part=self.memory.tag):
                 x = self.memory.add_to(b, x, phase, par, self.streams)
         for i, s in enumerate(self.sublayers):
-            names = ("x", "h") if i == 0 else ("h", "out") if i == last else (f"h{i - 1}" if i > 1 else "h", f"h{i}")
-            out = "out" if i == last else names[1]
+            names = ("x", "h") if i == 0 else (f"h{i - 1}" if i > 1 else "h", "out" if i == last else f"h{i}")
+            out = names[1]
             with b.scope(part=s.part.tag):
                 a, mixing = (x, None) if self.streams == 1 else hyper.collapse(b, s.key, x, streams=self.streams,
                                                                                iters=self.hc_iters)
@@ -688,7 +706,8 @@ class Layer:
                 if s.carry:
                     x = b.scale(f"{s.key}_residual_scale", a if s.carry == "normed" else x, out=f"{s.key}_carried")
                 a = par.gather(b, f"{s.key}_allgather", a, f"{names[0]}_norm_full" if s.pre else f"{names[0]}_full")
-                a = s.part.build(b, a, phase, par, options)
+                with b.scope(s.scope):
+                    a = s.part.build(b, a, phase, par, options)
                 if s.post:
                     a = pieces.norm(b, s.post.removesuffix(".weight"), a, s.post, out=f"{s.key}_normed", **ln)
                 if s.scale:

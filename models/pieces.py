@@ -486,26 +486,29 @@ def plain_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "gelu", pref
 
 
 @size_function
-def expected_experts(experts: int, top_k: int, tokens: int) -> int:
+def expected_experts(experts: int, top_k: int, tokens: int, pool: int | None = None) -> int:
     """Distinct routed experts a step's `tokens` touch, each token picking top_k of `experts` uniformly
     at random: the expectation E*(1 - (1 - k/E)^T), rounded up to whole experts (an expert's weights are
-    read whole or not at all). Exact integer arithmetic, so k/E never rounds the wrong way.
+    read whole or not at all). Exact integer arithmetic, so k/E never rounds the wrong way. `pool`: the candidates
+    each token picks among where more than the experts (LongCat-Flash's zero-computation experts beside them):
+    E*(1 - (1 - k/P)^T).
 
     A size function (opgraph.core.sizes): a sweep evaluates it once per distinct token count, so the
     exact power is computed only where it decides the answer."""
-    if top_k >= experts:
+    pool = pool or experts
+    if top_k >= pool:
         return experts
-    # Experts left untouched: E*((E-k)/E)^T = (E-k)^T / E^(T-1); it is below 1/2 unless T < E/k*ln(2E),
+    # Experts left untouched: E*((P-k)/P)^T = E (P-k)^T / P^T; it is below 1/2 unless T < P/k*ln(2E),
     # so the exact powers below never exceed a few hundred factors.
-    if experts * (1 - top_k / experts) ** tokens < 0.5:
+    if experts * (1 - top_k / pool) ** tokens < 0.5:
         return experts
-    return experts - (experts - top_k) ** tokens // experts ** (tokens - 1)
+    return experts - experts * (pool - top_k) ** tokens // pool ** tokens
 
 
 @size_function
-def expected_experts_real(experts: int, top_k: int, tokens: int) -> float:
-    """The expectation E*(1 - (1 - k/E)^T) before rounding, for notes that show the arithmetic."""
-    return experts * (1 - (1 - top_k / experts) ** tokens)
+def expected_experts_real(experts: int, top_k: int, tokens: int, pool: int | None = None) -> float:
+    """The expectation E*(1 - (1 - k/P)^T) before rounding, for notes that show the arithmetic."""
+    return experts * (1 - (1 - top_k / (pool or experts)) ** tokens)
 
 
 @functools.lru_cache(maxsize=None)
@@ -639,7 +642,10 @@ def moe(b: GraphBuilder, x: Tensor, spec, *, touched: int, rows: int = 0, par: P
         out = b.elementwise("shared_add", "add", out, s, out="moe_out" if latent else par.out("moe_out", "moe_partial"))
     if latent:  # each side reduced already
         return out
-    return par.reduce(b, "moe_allreduce", out, "moe_out" if spec.shared_width else "routed_out")
+    if spec.zero:  # the identity experts' term: x times the token's weights on them, summed in one kernel
+        z = b.scale("zero_experts", x, out="zero_out")
+        out = b.elementwise("zero_add", "add", out, z, out=par.out("experts_out", "experts_partial"))
+    return par.reduce(b, "moe_allreduce", out, "moe_out" if spec.shared_width or spec.zero else "routed_out")
 
 
 def _router(b: GraphBuilder, x: Tensor, spec, prefix: str) -> Tensor:
@@ -650,7 +656,7 @@ def _router(b: GraphBuilder, x: Tensor, spec, prefix: str) -> Tensor:
     (spec.scores "sqrtsoftplus", spec.hashed): scores sqrt(softplus(logits)), and in its hash-routed layers each
     token's experts looked up by its id in gate.tid2eid [vocab, top_k] (int64; its reference inference/model.py
     Gate), its weights still taken from the scores; the selection bias is then not read."""
-    e, dt = spec.experts, spec.router_dtype
+    e, dt = spec.experts + spec.zero, spec.router_dtype  # zero-computation experts are scored and picked too
     if spec.router_norm:
         normed = b.norm("router_norm", x, b.weight(f"{prefix}{spec.router_name}.scale", (x.shape[-1],)),
                         out="router_normed")
