@@ -32,7 +32,8 @@ def architecture(summary: dict) -> str:
         words.append(" + ".join(f"{n} {name.removesuffix('_layer').replace('_', ' ')}" for name, n in kinds.items()))
     if "experts" in summary:
         shared = f" +{summary['shared_experts']} shared" if summary.get("shared_experts") else ""
-        words.append(f"MoE {summary['experts']} top-{summary['top_k']}{shared}")
+        zero = f" (+{summary['zero_experts']} zero-computation)" if summary.get("zero_experts") else ""
+        words.append(f"MoE {summary['experts']}{zero} top-{summary['top_k']}{shared}")
     if summary.get("streams"):
         words.append(f"{summary['streams']} hyper-connection streams")
     if summary.get("attn_res_snapshots"):

@@ -60,6 +60,12 @@ PUBLISHED = {
                                                 "parameter count, 36,151,104,512, as a note copying the raw files "
                                                 "quotes it")],
     "olmo-3-7b": [("7B", "total", "allenai/Olmo-3-1025-7B model card: 'Olmo 3 7B'")],
+    "longcat-flash": [("560B", "total", "meituan-longcat/LongCat-Flash-Chat README: '560 billion total parameters'"),
+                      ("31.3B", "active-embed", "ibid.: '18.6B~31.3B (averaging ~27B)' activated, the upper end all "
+                                                "12 picks real experts (the head counted, not the embedding table)")],
+    "dots-llm1": [("142B", "total", "rednote-hilab/dots.llm1.inst model card: '14B parameters out of a total of "
+                                    "142B'"),
+                  ("14B", "active", "ibid.")],
     "smollm3-3b": [("3.08B", "total", "HuggingFaceTB/SmolLM3-3B on Hugging Face: 3.08B params (its "
                                       "model.safetensors.index.json: total_parameters 3075098624)")],
     "kimi-k3": [("2.8T", "total", "Moonshot's Kimi-K3 release as press and third-party pages report it: a "
