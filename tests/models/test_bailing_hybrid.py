@@ -2,10 +2,10 @@
 by hand from Ling-2.6-flash's config and the modules inclusionAI/Ring-V2.5's models/modeling_bailing_moe_v2_5.py and
 vLLM's models/bailing_moe_linear.py (BailingMoeV25ForCausalLM) build.
 
-CONFIG: the first 49 lines of huggingface.co/inclusionAI/Ling-2.6-flash-fp8 config.json (refs/pr/3, MIT; the same
-lines as OsaurusAI/Ling-2.6-flash-MXFP4's), as stored; the rest (rope_theta on) are the keys the model's config class
-(configuration_bailing_moe_v2_5.py) writes, with the values every loader of the model uses (vocab 157,184, the
-head untied, routed_scaling_factor 2.5, topk_group 4) and model_type as the Hub tags the model. 32 layers, every 8th
+CONFIG: the preset ling-2.6-flash's file: the first 49 lines of huggingface.co/inclusionAI/Ling-2.6-flash-fp8
+config.json (refs/pr/3, MIT; the same lines as OsaurusAI/Ling-2.6-flash-MXFP4's); the rest (rope_theta on) the keys
+the model's config class (configuration_bailing_moe_v2_5.py) writes, with the values every loader of the model uses
+(vocab 157,184, the head untied, routed_scaling_factor 2.5, topk_group 4) and model_type as the Hub tags the model. 32 layers, every 8th
 (7, 15, 23, 31) MLA over 32 heads (q_lora_rank 1536, kv_lora_rank 512, 128 + 64 / 128), the others lightning attention
 over 32 heads of 128 (q, k and v of every head, per-head q/k norms, rope on 64 dims, the output normed in 4 groups
 and gated by sigmoid(g_proj)); layer 0 a dense SwiGLU of 9,216, the others 256 experts of 1,024 top-8 and a shared
@@ -19,26 +19,7 @@ from opgraph import OpgraphError, Phase, models
 from opgraph.analysis.memory import kv_cache_bytes
 from opgraph.models import BuildOptions
 
-CONFIG = {
-    "architectures": ["BailingMoeV2_5ForCausalLM"], "attention_dropout": 0.0,
-    "auto_map": {"AutoConfig": "configuration_bailing_moe_v2_5.BailingMoeV2_5Config",
-                 "AutoModel": "modeling_bailing_moe_v2_5.BailingMoeV2_5Model",
-                 "AutoModelForCausalLM": "modeling_bailing_moe_v2_5.BailingMoeV2_5ForCausalLM"},
-    "embedding_dropout": 0.0, "eos_token_id": 156895, "first_k_dense_replace": 1, "group_norm_size": 4,
-    "head_dim": 128, "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.02, "intermediate_size": 9216,
-    "kv_lora_rank": 512, "layer_group_size": 8, "linear_silu": False, "max_position_embeddings": 131072,
-    "max_window_layers": 20, "moe_intermediate_size": 1024, "moe_router_enable_expert_bias": True,
-    "moe_shared_expert_intermediate_size": 1024, "mtp_loss_scaling_factor": 0, "n_group": 8,
-    "num_attention_heads": 32, "num_experts": 256, "num_experts_per_tok": 8, "num_hidden_layers": 32,
-    "num_key_value_heads": 32, "num_kv_heads_for_linear_attn": 32, "num_nextn_predict_layers": 1,
-    "num_shared_experts": 1, "output_dropout": 0.0, "output_router_logits": False, "pad_token_id": 156892,
-    "partial_rotary_factor": 0.5, "q_lora_rank": 1536, "qk_head_dim": 192, "qk_nope_head_dim": 128,
-    "qk_rope_head_dim": 64, "rms_norm_eps": 1e-06, "rope_interleave": True, "rope_scaling": None,
-    # reconstructed from here (see the docstring)
-    "rope_theta": 6000000, "routed_scaling_factor": 2.5, "router_dtype": "fp32", "score_function": "sigmoid",
-    "scoring_func": "sigmoid", "seq_aux": True, "tie_word_embeddings": False, "topk_group": 4,
-    "topk_method": "noaux_tc", "torch_dtype": "bfloat16", "use_bias": False, "use_cache": True, "use_qk_norm": True,
-    "use_qkv_bias": False, "v_head_dim": 128, "vocab_size": 157184, "model_type": "bailing_hybrid"}
+CONFIG = json.loads((models.presets.CONFIG_DIR / "ling-2.6-flash.json").read_text())  # the preset's file
 D, VOCAB, H, HD, E, DE, DENSE = 4096, 157184, 32, 128, 256, 1024, 9216
 QR, KVR, NOPE, ROPE, V = 1536, 512, 128, 64, 128
 P = H * HD

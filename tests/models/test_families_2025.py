@@ -104,14 +104,8 @@ def test_glm4_9b_by_hand_has_four_norms_and_half_rope(tmp_path):
 
 # -- dots.llm1 ---------------------------------------------------------------------------------------------------
 
-# rednote-hilab/dots.llm1.base's config.json (refs/pr/4), as the Hub shows it
-DOTS1 = {"architectures": ["Dots1ForCausalLM"], "attention_bias": False, "first_k_dense_replace": 1,
-         "hidden_act": "silu", "hidden_size": 4096, "intermediate_size": 10944, "model_type": "dots1",
-         "moe_intermediate_size": 1408, "moe_layer_freq": 1, "n_routed_experts": 128, "n_shared_experts": 2,
-         "norm_topk_prob": True, "num_attention_heads": 32, "num_experts_per_tok": 6, "num_hidden_layers": 62,
-         "num_key_value_heads": 32, "pretraining_tp": 1, "rope_theta": 10000000, "routed_scaling_factor": 2.5,
-         "scoring_func": "noaux_tc", "sliding_window": None, "tie_word_embeddings": False,
-         "torch_dtype": "bfloat16", "use_sliding_window": False, "vocab_size": 152064}
+# rednote-hilab/dots.llm1.base's config.json (refs/pr/4), as the Hub shows it: the preset dots-llm1's file
+DOTS1 = json.loads((models.presets.CONFIG_DIR / "dots-llm1.json").read_text())
 
 
 def test_dots1_by_hand_is_the_published_142b_14b_active(tmp_path):

@@ -1,5 +1,5 @@
-"""Meituan's LongCat-Flash (model_type longcat_flash). Expected values by hand from LongCat-Flash-Chat's config (its
-fields as mlx-community/LongCat-Flash-Chat-bf16's config.json copies them; the values agree with transformers'
+"""Meituan's LongCat-Flash (model_type longcat_flash). Expected values by hand from LongCat-Flash-Chat's config (the
+preset longcat-flash's file: its fields as mlx-community/LongCat-Flash-Chat-bf16's config.json copies them; the values agree with transformers'
 LongcatFlashConfig defaults) and the modules transformers' modeling_longcat_flash.py and vLLM's longcat_flash.py
 build: 28 layers, each two MLA attentions (64 heads; q_lora 1536, kv_lora 512, 128 + 64 / 128), two SwiGLU MLPs of
 12,288 and one MoE on the first MLP's input: 512 experts of 2,048 beside 256 identity experts, top-12 of softmax
@@ -15,15 +15,7 @@ from opgraph import OpgraphError, Phase, models
 from opgraph.analysis.memory import kv_cache_bytes
 from opgraph.models import BuildOptions
 
-CONFIG = {
-    "architectures": ["LongcatFlashForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
-    "attention_method": "MLA", "bos_token_id": 1, "eos_token_id": 2, "expert_ffn_hidden_size": 2048,
-    "ffn_hidden_size": 12288, "hidden_size": 6144, "kv_lora_rank": 512, "max_position_embeddings": 131072,
-    "mla_scale_kv_lora": True, "mla_scale_q_lora": True, "model_type": "longcat_flash", "moe_topk": 12,
-    "n_routed_experts": 512, "num_attention_heads": 64, "num_layers": 28, "q_lora_rank": 1536,
-    "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "rms_norm_eps": 1e-05, "rope_theta": 10000000.0,
-    "routed_scaling_factor": 6.0, "use_cache": True, "v_head_dim": 128, "vocab_size": 131072,
-    "zero_expert_num": 256, "zero_expert_type": "identity"}
+CONFIG = json.loads((models.presets.CONFIG_DIR / "longcat-flash.json").read_text())  # the preset's file
 D, H, V, FFN, E, Z, K, DE, L = 6144, 64, 131072, 12288, 512, 256, 12, 2048, 28
 MLA = (1536 * D + 1536 + H * 192 * 1536  # q_a_proj, q_a_layernorm, q_b_proj
        + 576 * D + 512 + H * 256 * 512  # kv_a_proj_with_mqa, kv_a_layernorm, kv_b_proj

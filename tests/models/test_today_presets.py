@@ -66,6 +66,8 @@ PUBLISHED = {
     "dots-llm1": [("142B", "total", "rednote-hilab/dots.llm1.inst model card: '14B parameters out of a total of "
                                     "142B'"),
                   ("14B", "active", "ibid.")],
+    "ling-2.6-flash": [("104B", "total", "inclusionAI/Ling-2.6-flash model card: 'Total ~104B, Activated ~7.4B'"),
+                       ("7.4B", "active", "ibid.")],
     "smollm3-3b": [("3.08B", "total", "HuggingFaceTB/SmolLM3-3B on Hugging Face: 3.08B params (its "
                                       "model.safetensors.index.json: total_parameters 3075098624)")],
     "kimi-k3": [("2.8T", "total", "Moonshot's Kimi-K3 release as press and third-party pages report it: a "
