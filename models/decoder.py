@@ -300,7 +300,8 @@ class DecoderConfig:
     def _block_names(self) -> dict[Layer, str]:
         """"layer" when all layers are alike, else the words that set each kind apart, axis by axis (ffn: dense /
         moe; keys: full / sliding / chunked; positions: rope / nope; mixer: attention / mla / mamba / deltanet):
-        dense_layer, sliding_layer, chunked_rope_layer, mamba_layer ...; a number where that is not enough."""
+        dense_layer, sliding_layer, chunked_rope_layer, mamba_layer ...; the MLP's width, then a number, where that is
+        not enough."""
         kinds = self.layers.distinct()
         if len(kinds) == 1:
             return {kinds[0]: "layer"}
@@ -309,9 +310,12 @@ class DecoderConfig:
         axes = [a for a in ("ffn", "keys", "positions", "mixer", "memory", "storage", "res")
                 if len({w[a] for w in words if a in w}) > 1
                 or (a == "memory" and 0 < sum(a in w for w in words) < len(words))]  # some layers have one
+        bases = ["_".join(w[a] for a in axes if a in w) or "_".join(w.values()) for w in words]
         names: dict[Layer, str] = {}
-        for k, w in zip(kinds, words):
-            base = "_".join(w[a] for a in axes if a in w) or "_".join(w.values())
+        for k, base in zip(kinds, bases):
+            widths = [p.d_ffn for p in k.parts() if isinstance(p, MLP)]
+            if bases.count(base) > 1 and widths:  # kinds alike but for their MLPs' widths (Llama-Nemotron's)
+                base = f"{base}_ffn{widths[0]}"
             name, n = f"{base}_layer", 2
             while name in names.values():
                 name, n = f"{base}_layer_{n}", n + 1

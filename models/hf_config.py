@@ -1974,6 +1974,89 @@ def _longcat_flash(f: Fields) -> dict:
                 **_mtp(f, layers=1))
 
 
+# Llama-Nemotron's block_configs entries: the keys of its block_config.py dataclasses (AttentionConfig, FFNConfig)
+NAS_KEYS = {"attention": {"no_op", "replace_with_linear", "n_heads_in_group", "window_length", "num_sink_tokens",
+                          "unshifted_sink", "use_prefill_window_in_sink_attention", "sparsify"},
+            "ffn": {"no_op", "replace_with_linear", "ffn_mult", "sparsify"}}
+
+
+def _nas_ffn_width(ffn_mult: float, d: int) -> int:
+    """An FFN's width from its ffn_mult, as modeling_decilm.py's _ffn_mult_to_intermediate_size and vLLM's
+    nemotron_nas.py compute it: int(2 x ffn_mult x hidden / 3), rounded up to a multiple of 256 (ffn_mult rounded to
+    6 decimals first, as block_config.py's FFNConfig does)."""
+    width = int(2 * round(ffn_mult, 6) * d / 3)
+    return -(-width // 256) * 256
+
+
+def _nemotron_nas(f: Fields) -> dict:
+    """NVIDIA's Llama-Nemotron Super and Ultra (model_type nemotron-nas, DeciLMForCausalLM: their modeling_decilm.py,
+    vLLM's nemotron_nas.py): Llama layers made by neural architecture search, each as its block_configs entry says:
+    attention with num_attention_heads / n_heads_in_group KV heads, or none (no_op: no norm, no cache); a SwiGLU of
+    ffn_mult's width (_nas_ffn_width), or none. A layer with neither is the identity, and is not built (noted).
+    replace_with_linear (a hidden x hidden matrix in the sublayer's place, which vLLM and SGLang do not build) and
+    sink attention are refused by name; window_length is a sliding window."""
+    d, heads, n = f.int("hidden_size"), f.int("num_attention_heads"), f.int("num_hidden_layers")
+    f.int("num_key_value_heads", default=None), f.int("intermediate_size", default=None)  # null: per layer below
+    if d % heads:
+        raise f.error("num_attention_heads", f"({heads}) must divide hidden_size ({d}): the heads' width")
+    bias = f.bool("attention_bias", False)
+    if f.bool("mlp_bias", False):
+        raise f.error("mlp_bias", "is true: biases on Llama-Nemotron's MLPs are not modelled")
+    _, blocks = f.get("block_configs")
+    if not isinstance(blocks, list) or len(blocks) != n:
+        raise f.error("block_configs", f"must list one block for each of the {n} layers (num_hidden_layers)")
+    act, layers, notes = _gated_act(f), [], []
+
+    def sublayer(i: int, block: Fields, kind: str) -> Fields | None:
+        part = block.sub(kind)
+        unknown = sorted(set(part.data) - NAS_KEYS[kind])
+        if unknown:
+            notes.append(f"not read from block_configs[{i}].{kind}: {', '.join(unknown)}")
+        part.get("sparsify", default=None)  # a training-time sparsity marker: no inference cost
+        if part.bool("no_op", False):
+            return None
+        if part.bool("replace_with_linear", False):
+            raise part.error("replace_with_linear", "is true: a linear layer in place of the sublayer is not modelled "
+                                                    "(vLLM and SGLang do not build it)")
+        return part
+
+    for i, entry in enumerate(blocks):
+        if not isinstance(entry, dict):
+            raise f.error("block_configs", f"entry {i} must be an object with 'attention' and 'ffn'")
+        block = Fields(entry, f.where, f"{f.path}block_configs[{i}].")
+        att, ffn = sublayer(i, block, "attention"), sublayer(i, block, "ffn")
+        subs = []
+        if att is not None:
+            window = att.int("window_length", default=None)
+            if att.int("num_sink_tokens", default=None) or att.bool("unshifted_sink", False) \
+                    or att.bool("use_prefill_window_in_sink_attention", False):
+                raise att.error("num_sink_tokens", "is set: sink attention is not modelled")
+            group = att.int("n_heads_in_group")
+            if heads % group:
+                raise att.error("n_heads_in_group", f"({group}) must divide num_attention_heads ({heads})")
+            if window and not any("window_length" in n for n in notes):
+                notes.append("window_length: a sliding window, as modeling_decilm.py applies it; vLLM's and SGLang's "
+                             "nemotron_nas.py do not read it and attend to every key")
+            attention = Attention(heads, heads // group, d // heads, q_bias=bias, k_bias=bias, v_bias=bias,
+                                  o_bias=bias, keys=Keys("sliding", window) if window else FULL)
+            subs.append(parts.Sublayer(attention, "input_layernorm.weight", key="attn"))
+        if ffn is not None:
+            subs.append(parts.Sublayer(MLP(_nas_ffn_width(ffn.number("ffn_mult"), d), act),
+                                       "post_attention_layernorm.weight", key="mlp"))
+        if subs:
+            layers.append(parts.Layer(subs))
+    if not layers:
+        raise f.error("block_configs", "makes every layer the identity")
+    if len(layers) < n:
+        notes.append(f"{n - len(layers)} of the {n} layers are the identity (block_configs: attention and ffn both "
+                     f"no_op): no ops, no weights, not built")
+    first = next(p for layer in layers for p in layer.parts() if isinstance(p, Attention))
+    width = next(p.d_ffn for layer in layers for p in layer.parts() if isinstance(p, MLP))
+    return dict(d_model=d, n_heads=heads, n_kv_heads=first.kv_heads, head_dim=d // heads, d_ffn=width,
+                n_layers=len(layers), vocab_size=f.int("vocab_size"), dtype=_dtype(f), **_weights(f), mlp=_gated(f),
+                layers=Stack.listed(layers), tie_embeddings=f.bool("tie_word_embeddings", False), notes=tuple(notes))
+
+
 def _ernie4_5(f: Fields, *, moe: bool) -> dict:
     """Baidu's ERNIE-4.5 (transformers' ernie4_5 and ernie4_5_moe): Llama's layer, biases where use_bias; the MoE
     model's layer i is MoE where (i + 1) % moe_layer_interval == 0 and moe_layer_start_index <= i <=
@@ -2307,6 +2390,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "dots1": _dots1,
     "hunyuan_v1_dense": _hunyuan_v1_dense,
     "longcat_flash": _longcat_flash,
+    "nemotron-nas": _nemotron_nas,
     "hunyuan_v1_moe": _hunyuan_v1_moe,
     "ernie4_5": lambda f: _ernie4_5(f, moe=False),
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),

@@ -692,7 +692,7 @@ class Layer:
             with b.scope(part=self.memory.tag):
                 x = self.memory.add_to(b, x, phase, par, self.streams)
         for i, s in enumerate(self.sublayers):
-            names = ("x", "h") if i == 0 else (f"h{i - 1}" if i > 1 else "h", "out" if i == last else f"h{i}")
+            names = ("x" if i == 0 else f"h{i - 1}" if i > 1 else "h", "out" if i == last else f"h{i}" if i else "h")
             out = names[1]
             with b.scope(part=s.part.tag):
                 a, mixing = (x, None) if self.streams == 1 else hyper.collapse(b, s.key, x, streams=self.streams,

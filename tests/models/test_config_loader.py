@@ -181,6 +181,13 @@ TINY = {
                       "zero_expert_num": 4, "zero_expert_type": "identity", "moe_topk": 3,
                       "routed_scaling_factor": 6.0, "vocab_size": 100, "mla_scale_q_lora": True,
                       "mla_scale_kv_lora": True, "attention_method": "MLA"},
+    "nemotron-nas": {"model_type": "nemotron-nas", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 4,
+                     "vocab_size": 100, "num_key_value_heads": None, "intermediate_size": None,
+                     "block_configs": [
+                         {"attention": {"no_op": False, "n_heads_in_group": 2}, "ffn": {"ffn_mult": 1.0}},
+                         {"attention": {"no_op": True}, "ffn": {"ffn_mult": 2.5}},
+                         {"attention": {"no_op": False, "n_heads_in_group": 2}, "ffn": {"no_op": True}},
+                         {"attention": {"no_op": True}, "ffn": {"no_op": True}}]},
     "bailing_hybrid": {"model_type": "bailing_hybrid", "architectures": ["BailingMoeV2_5ForCausalLM"],
                        "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 4, "head_dim": 64,
                        "intermediate_size": 128, "num_hidden_layers": 4, "vocab_size": 100,

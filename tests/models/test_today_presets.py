@@ -68,6 +68,9 @@ PUBLISHED = {
                   ("14B", "active", "ibid.")],
     "ling-2.6-flash": [("104B", "total", "inclusionAI/Ling-2.6-flash model card: 'Total ~104B, Activated ~7.4B'"),
                        ("7.4B", "active", "ibid.")],
+    "llama-3.3-nemotron-super-49b": [("49B", "total", "nvidia/Llama-3_3-Nemotron-Super-49B-v1: the 49B of its name")],
+    "llama-3.1-nemotron-ultra-253b": [("253B", "total", "nvidia/Llama-3_1-Nemotron-Ultra-253B-v1: the 253B of its "
+                                                        "name")],
     "smollm3-3b": [("3.08B", "total", "HuggingFaceTB/SmolLM3-3B on Hugging Face: 3.08B params (its "
                                       "model.safetensors.index.json: total_parameters 3075098624)")],
     "kimi-k3": [("2.8T", "total", "Moonshot's Kimi-K3 release as press and third-party pages report it: a "
