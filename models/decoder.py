@@ -698,7 +698,8 @@ class DecoderConfig:
         e = self.moe_spec()
         if e is not None:
             s.update(experts=e.experts, top_k=e.top_k, shared_experts=e.shared, d_expert=e.d_expert,
-                     **({"zero_experts": e.zero} if e.zero else {}), dense_layers=sum(n for k, n in self.layer_kinds().items()
+                     **({"zero_experts": e.zero} if e.zero else {}),
+                     dense_layers=sum(n for k, n in self.layer_kinds().items()
                                       if not any(isinstance(p, MoE) for p in k.parts())))
         # Block AttnRes's mixes set layers apart as blocks, not as kinds of layer: listed without them
         plain = self if not self.res_blocks else attrs.evolve(self, layers=Stack.listed(

@@ -1967,8 +1967,9 @@ def _longcat_flash(f: Fields) -> dict:
                          parts.Sublayer(attention, "input_layernorm.1.weight", key="attn1", scope="1."),
                          parts.Sublayer(dense, "post_attention_layernorm.1.weight", key="mlp1", scope="1.")))
     mtp = layer if f.bool("nextn_use_scmoe", False) else parts.pre_norm(attention, dense)
+    mla = attention.mla
     return dict(d_model=d, n_heads=heads, n_kv_heads=heads, d_ffn=dense.d_ffn, n_layers=n,
-                vocab_size=f.int("vocab_size"), head_dim=attention.mla.qk_nope_head_dim + attention.mla.qk_rope_head_dim,
+                vocab_size=f.int("vocab_size"), head_dim=mla.qk_nope_head_dim + mla.qk_rope_head_dim,
                 dtype=_dtype(f), **_weights(f), mlp=_gated(f), moe=moe, layers=Stack.uniform(layer, n),
                 mtp_stack=Stack.uniform(mtp, 1), tie_embeddings=f.bool("tie_word_embeddings", False),
                 **_mtp(f, layers=1))

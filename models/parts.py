@@ -371,7 +371,7 @@ class Branches:
 
     def __attrs_post_init__(self) -> None:
         if len(self.parts) < 2:
-            raise OpgraphError(f"Branches needs two or more token mixers side by side, got {len(self.parts)}")
+            raise OpgraphError(f"Branches needs two or more parts side by side, got {len(self.parts)}")
         if len({p.tag == "attention" for p in self.parts}) > 1:
             raise OpgraphError("Branches: the branches must all be token mixers or all feed-forwards")
         for field in ("in_scale", "out_scale"):
@@ -740,7 +740,8 @@ def post_norm(mixer, ffn) -> Layer:
                   Sublayer(ffn, post="post_feedforward_layernorm.weight", key="mlp")))
 
 
-GEMMA_SANDWICH = ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm")
+GEMMA_SANDWICH = ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                  "post_feedforward_layernorm")
 
 
 def sandwich_norm(mixer, ffn, names: tuple[str, str, str, str] = GEMMA_SANDWICH) -> Layer:

@@ -1,12 +1,11 @@
 """inclusionAI's Ling-2.5 / Ring-2.5 / Ling-2.6 (BailingMoeV2_5ForCausalLM, model_type bailing_hybrid). Expected values
 by hand from Ling-2.6-flash's config and the modules inclusionAI/Ring-V2.5's models/modeling_bailing_moe_v2_5.py and
-vLLM's models/bailing_moe_linear.py (BailingMoeV25ForCausalLM) build.
-
-CONFIG: the preset ling-2.6-flash's file: the first 49 lines of huggingface.co/inclusionAI/Ling-2.6-flash-fp8
-config.json (refs/pr/3, MIT; the same lines as OsaurusAI/Ling-2.6-flash-MXFP4's); the rest (rope_theta on) the keys
-the model's config class (configuration_bailing_moe_v2_5.py) writes, with the values every loader of the model uses
-(vocab 157,184, the head untied, routed_scaling_factor 2.5, topk_group 4) and model_type as the Hub tags the model. 32 layers, every 8th
-(7, 15, 23, 31) MLA over 32 heads (q_lora_rank 1536, kv_lora_rank 512, 128 + 64 / 128), the others lightning attention
+vLLM's models/bailing_moe_linear.py (BailingMoeV25ForCausalLM) build. CONFIG: the preset ling-2.6-flash's file: the
+first 49 lines of huggingface.co/inclusionAI/Ling-2.6-flash-fp8 config.json (refs/pr/3, MIT; the same lines as
+OsaurusAI/Ling-2.6-flash-MXFP4's); the rest (rope_theta on) the keys the model's config class
+(configuration_bailing_moe_v2_5.py) writes, with the values every loader of the model uses (vocab 157,184, the head
+untied, routed_scaling_factor 2.5, topk_group 4) and model_type as the Hub tags the model. 32 layers, every 8th (7,
+15, 23, 31) MLA over 32 heads (q_lora_rank 1536, kv_lora_rank 512, 128 + 64 / 128), the others lightning attention
 over 32 heads of 128 (q, k and v of every head, per-head q/k norms, rope on 64 dims, the output normed in 4 groups
 and gated by sigmoid(g_proj)); layer 0 a dense SwiGLU of 9,216, the others 256 experts of 1,024 top-8 and a shared
 one; the router and its bias in fp32; one multi-token-prediction layer."""

@@ -1,9 +1,9 @@
 """Meituan's LongCat-Flash (model_type longcat_flash). Expected values by hand from LongCat-Flash-Chat's config (the
-preset longcat-flash's file: its fields as mlx-community/LongCat-Flash-Chat-bf16's config.json copies them; the values agree with transformers'
-LongcatFlashConfig defaults) and the modules transformers' modeling_longcat_flash.py and vLLM's longcat_flash.py
-build: 28 layers, each two MLA attentions (64 heads; q_lora 1536, kv_lora 512, 128 + 64 / 128), two SwiGLU MLPs of
-12,288 and one MoE on the first MLP's input: 512 experts of 2,048 beside 256 identity experts, top-12 of softmax
-scores over all 768, times 6; the router (768 x 6,144) and its selection bias in fp32."""
+preset longcat-flash's file: its fields as mlx-community/LongCat-Flash-Chat-bf16's config.json copies them; the
+values agree with transformers' LongcatFlashConfig defaults) and the modules transformers' modeling_longcat_flash.py
+and vLLM's longcat_flash.py build: 28 layers, each two MLA attentions (64 heads; q_lora 1536, kv_lora 512, 128 + 64 /
+128), two SwiGLU MLPs of 12,288 and one MoE on the first MLP's input: 512 experts of 2,048 beside 256 identity
+experts, top-12 of softmax scores over all 768, times 6; the router (768 x 6,144) and its selection bias in fp32."""
 
 import json
 from fractions import Fraction
