@@ -249,7 +249,8 @@ NEUTRAL = frozenset("""
     initial_context_length rope_theta rope_scaling rope_parameters rope_local_base_freq pretraining_tp
     query_pre_attn_scalar cache_implementation num_logits_to_keep rescale_prenorm_residual residual_in_fp32
     use_mamba_kernels time_step_min time_step_max time_step_floor time_step_limit time_step_rank ep_size
-    for_llm_compressor _attn_implementation_autoset attn_scale floor_scale tokenizer_class sliding_window_size
+    debug micro_forward skip_checkpoint use_deepep for_llm_compressor _attn_implementation_autoset attn_scale
+    floor_scale tokenizer_class sliding_window_size
     layernorm_epsilon hc_eps compress_rope_theta model_max_length moe_capacity moe_gate moe_norm_min
     moe_drop_tokens moe_random_routing_dropped_token
     mtp_use_dedicated_embeddings mtp_loss_scaling_factor hidden_act hidden_activation tie_word_embeddings
@@ -258,7 +259,8 @@ NEUTRAL = frozenset("""
     scale_attn_weights scale_attn_by_inverse_layer_idx reorder_and_upcast_attn n_ctx task_specific_params
     final_logit_softcapping attn_logit_softcapping swiglu_limit vision_config projector_hidden_act
     multimodal_projector_bias spatial_merge_size vision_feature_layer vision_feature_select_strategy
-    text_config unsloth_fixed torchscript mamba_norm_before_gate rope_interleave indexer_rope_interleave swa_rope_theta
+    mrope_section text_config unsloth_fixed torchscript mamba_norm_before_gate rope_interleave indexer_rope_interleave
+    swa_rope_theta
     add_cross_attention bad_words_ids begin_suppress_tokens chunk_size_feed_forward cross_attention_hidden_size
     diversity_penalty do_sample early_stopping encoder_no_repeat_ngram_size exponential_decay_length_penalty
     finetuning_task forced_bos_token_id forced_eos_token_id id2label is_decoder is_encoder_decoder label2id
@@ -2392,6 +2394,9 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "hunyuan_v1_dense": _hunyuan_v1_dense,
     "longcat_flash": _longcat_flash,
     "nemotron-nas": _nemotron_nas,
+    "glm4v_text": _glm4,  # GLM-4.1V's language model: GLM-4-0414's layer, its 3-D rope rotating the same dims
+    "glm4v_moe_text": _glm4_moe,  # GLM-4.5V's: GLM-4.5-Air's layer (modeling_glm4v_moe.py), 3-D rope likewise
+    "Glm4vMoe_text": _glm4_moe,  # the same, as GLM-4.5V's first configs named it
     "hunyuan_v1_moe": _hunyuan_v1_moe,
     "ernie4_5": lambda f: _ernie4_5(f, moe=False),
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),
@@ -2401,7 +2406,10 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
 WRAPPERS = {"gemma3": "gemma3_text", "gemma4": "gemma4_text", "llama4": "llama4_text", "mistral3": "mistral", "qwen3_5": "qwen3_5_text",
             "qwen3_5_moe": "qwen3_5_moe_text", "qwen3_vl": "qwen3_vl_text", "qwen3_vl_moe": "qwen3_vl_moe_text",
             "kimi_k25": "kimi_k2", "minimax_m3_vl": "minimax_m3", "kimi_k3": "kimi_linear", "step3p7": "step3p5",
-            "deepseek_v41": "deepseek_v41_text"}
+            "deepseek_v41": "deepseek_v41_text", "glm4v": "glm4v_text", "glm4v_moe": "glm4v_moe_text",
+            "minimax_vl_01": "minimax_text_01", "internvl": "qwen3", "internvl_chat": "qwen3"}
+# The key that holds a wrapper's language model where it is not text_config (InternVL's original format)
+WRAPPER_KEYS = {"internvl_chat": "llm_config"}
 
 
 def register_family(model_type: str, family: Callable[[Fields], dict]) -> str:
@@ -2439,12 +2447,13 @@ def from_dict(data: dict, *, name: str, source: str, where: str = "config.json")
     notes: list[str] = []
     outer = None
     if model_type in WRAPPERS:
-        outer, f = f, f.sub("text_config")
+        key = WRAPPER_KEYS.get(model_type, "text_config")
+        outer, f = f, f.sub(key)
         inherited = {k: outer.data[k] for k in ("torch_dtype", "dtype", "tie_word_embeddings", "quantization_config")
                      if k in outer.data and k not in f.data}
         f.data = {**f.data, **inherited}
         f.wrapper, model_type = model_type, f.str("model_type", default=WRAPPERS[model_type])
-        notes.append(f"the language model (text_config) is costed; the vision tower and projector of this "
+        notes.append(f"the language model ({key}) is costed; the vision tower and projector of this "
                      f"{outer.data['model_type']} checkpoint are not")
     if model_type not in FAMILIES:
         raise f.error("model_type", f"is {model_type!r}, which is not supported; supported: "
