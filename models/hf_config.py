@@ -572,10 +572,11 @@ def _smollm3(f: Fields) -> dict:
     windowed = {i for i, t in enumerate(types) if t == "sliding_attention"} if f.bool("use_sliding_window", False) \
         else set()
     f.get("max_window_layers", "sliding_window", default=None)  # read: they only matter with use_sliding_window
+    keys = Keys("sliding", f.int("sliding_window")) if windowed else FULL
 
     def attention(i: int) -> Attention:
         a = rope if flags[i] else attrs.evolve(rope, rotary=False)
-        return attrs.evolve(a, keys=Keys("sliding", f.int("sliding_window"))) if i in windowed else a
+        return attrs.evolve(a, keys=keys) if i in windowed else a
     mlp = MLP(core["d_ffn"], _gated_act(f))
     return dict(**_summary_fields(core, rope), mlp=_gated(f), tie_embeddings=f.bool("tie_word_embeddings", True),
                 layers=_stack(n, lambda i: parts.pre_norm(attention(i), mlp), period=n))
@@ -2008,7 +2009,7 @@ def _nemotron_nas(f: Fields) -> dict:
     _, blocks = f.get("block_configs")
     if not isinstance(blocks, list) or len(blocks) != n:
         raise f.error("block_configs", f"must list one block for each of the {n} layers (num_hidden_layers)")
-    act, layers, notes = _gated_act(f), [], []
+    act, layers, notes, windowed = _gated_act(f), [], [], False
 
     def sublayer(i: int, block: Fields, kind: str) -> Fields | None:
         part = block.sub(kind)
@@ -2037,9 +2038,7 @@ def _nemotron_nas(f: Fields) -> dict:
             group = att.int("n_heads_in_group")
             if heads % group:
                 raise att.error("n_heads_in_group", f"({group}) must divide num_attention_heads ({heads})")
-            if window and not any("window_length" in n for n in notes):
-                notes.append("window_length: a sliding window, as modeling_decilm.py applies it; vLLM's and SGLang's "
-                             "nemotron_nas.py do not read it and attend to every key")
+            windowed = windowed or bool(window)
             attention = Attention(heads, heads // group, d // heads, q_bias=bias, k_bias=bias, v_bias=bias,
                                   o_bias=bias, keys=Keys("sliding", window) if window else FULL)
             subs.append(parts.Sublayer(attention, "input_layernorm.weight", key="attn"))
@@ -2048,14 +2047,18 @@ def _nemotron_nas(f: Fields) -> dict:
                                        "post_attention_layernorm.weight", key="mlp"))
         if subs:
             layers.append(parts.Layer(subs))
-    if not layers:
-        raise f.error("block_configs", "makes every layer the identity")
+    attentions = [p for layer in layers for p in layer.parts() if isinstance(p, Attention)]
+    mlps = [p for layer in layers for p in layer.parts() if isinstance(p, MLP)]
+    if not attentions or not mlps:
+        what = "attention" if not attentions else "an ffn"
+        raise f.error("block_configs", f"gives no layer {what}: a stack without {what} is not modelled")
+    if windowed:
+        notes.append("window_length: a sliding window, as modeling_decilm.py applies it; vLLM's and SGLang's "
+                     "nemotron_nas.py do not read it and attend to every key")
     if len(layers) < n:
         notes.append(f"{n - len(layers)} of the {n} layers are the identity (block_configs: attention and ffn both "
                      f"no_op): no ops, no weights, not built")
-    first = next(p for layer in layers for p in layer.parts() if isinstance(p, Attention))
-    width = next(p.d_ffn for layer in layers for p in layer.parts() if isinstance(p, MLP))
-    return dict(d_model=d, n_heads=heads, n_kv_heads=first.kv_heads, head_dim=d // heads, d_ffn=width,
+    return dict(d_model=d, n_heads=heads, n_kv_heads=attentions[0].kv_heads, head_dim=d // heads, d_ffn=mlps[0].d_ffn,
                 n_layers=len(layers), vocab_size=f.int("vocab_size"), dtype=_dtype(f), **_weights(f), mlp=_gated(f),
                 layers=Stack.listed(layers), tie_embeddings=f.bool("tie_word_embeddings", False), notes=tuple(notes))
 

@@ -12,6 +12,12 @@ from userland import opgraph
 from opgraph import BF16, FP16, FP32, OpgraphError, Phase, analyze, strategy
 
 # Small configs of each supported model_type, as the checkpoints spell them.
+# Ring-linear's and Ling-2.5's shared fields: Ling-2.0's MoE, lightning layers with a softmax one every 2nd
+LING_LINEAR = {"hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64,
+               "intermediate_size": 128, "num_hidden_layers": 4, "vocab_size": 100, "first_k_dense_replace": 1,
+               "num_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": 16, "num_shared_experts": 1,
+               "n_group": 2, "topk_group": 1, "score_function": "sigmoid", "use_qk_norm": True,
+               "partial_rotary_factor": 0.5, "routed_scaling_factor": 2.5, "layer_group_size": 2, "group_norm_size": 4}
 TINY = {
     "llama": {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
               "intermediate_size": 128, "num_hidden_layers": 2, "vocab_size": 100, "rope_theta": 500000.0,
@@ -197,23 +203,12 @@ TINY = {
                          {"attention": {"no_op": True}, "ffn": {"ffn_mult": 2.5}},
                          {"attention": {"no_op": False, "n_heads_in_group": 2}, "ffn": {"no_op": True}},
                          {"attention": {"no_op": True}, "ffn": {"no_op": True}}]},
-    "bailing_hybrid": {"model_type": "bailing_hybrid", "architectures": ["BailingMoeV2_5ForCausalLM"],
-                       "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 4, "head_dim": 64,
-                       "intermediate_size": 128, "num_hidden_layers": 4, "vocab_size": 100,
-                       "first_k_dense_replace": 1, "num_experts": 8, "num_experts_per_tok": 2,
-                       "moe_intermediate_size": 16, "num_shared_experts": 1, "n_group": 2, "topk_group": 1,
-                       "score_function": "sigmoid", "use_qk_norm": True, "partial_rotary_factor": 0.5,
-                       "routed_scaling_factor": 2.5, "layer_group_size": 2, "group_norm_size": 4,
-                       "q_lora_rank": 24, "kv_lora_rank": 32, "qk_nope_head_dim": 16, "qk_rope_head_dim": 8,
-                       "v_head_dim": 16, "num_nextn_predict_layers": 1},
-    "bailing_moe_linear": {"model_type": "bailing_moe_linear", "architectures": ["BailingMoeLinearV2ForCausalLM"],
-                           "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64,
-                           "intermediate_size": 128, "num_hidden_layers": 4, "vocab_size": 100,
-                           "first_k_dense_replace": 1, "num_experts": 8, "num_experts_per_tok": 2,
-                           "moe_intermediate_size": 16, "num_shared_experts": 1, "n_group": 2, "topk_group": 1,
-                           "score_function": "sigmoid", "use_qk_norm": True, "partial_rotary_factor": 0.5,
-                           "routed_scaling_factor": 2.5, "layer_group_size": 2, "group_norm_size": 4,
-                           "linear_silu": False, "router_dtype": "fp32", "use_rmsnorm": True},
+    "bailing_hybrid": {**LING_LINEAR, "model_type": "bailing_hybrid", "architectures": ["BailingMoeV2_5ForCausalLM"],
+                       "num_key_value_heads": 4, "q_lora_rank": 24, "kv_lora_rank": 32, "qk_nope_head_dim": 16,
+                       "qk_rope_head_dim": 8, "v_head_dim": 16, "num_nextn_predict_layers": 1},
+    "bailing_moe_linear": {**LING_LINEAR, "model_type": "bailing_moe_linear",
+                           "architectures": ["BailingMoeLinearV2ForCausalLM"], "linear_silu": False,
+                           "router_dtype": "fp32", "use_rmsnorm": True},
     "ernie4_5": {"model_type": "ernie4_5", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
                  "intermediate_size": 128, "num_hidden_layers": 2, "vocab_size": 100, "use_bias": True},
     "ernie4_5_moe": {"model_type": "ernie4_5_moe", "hidden_size": 64, "num_attention_heads": 4,

@@ -91,3 +91,10 @@ def test_a_window_and_unknown_block_keys_are_noted(tmp_path):
     assert any("block_configs[1].attention: spare" in n for n in cfg.notes)
     with pytest.raises(OpgraphError, match="'block_configs'"):
         load(tmp_path, {**SUPER, "block_configs": SUPER["block_configs"][:3]})
+
+
+@pytest.mark.parametrize("kind, says", [("attention", "no layer attention"), ("ffn", "no layer an ffn")])
+def test_a_stack_without_attention_or_ffn_is_refused_by_name(tmp_path, kind, says):
+    blocks = [{**b, kind: {"no_op": True}} for b in SUPER["block_configs"]]
+    with pytest.raises(OpgraphError, match=f"'block_configs' gives {says}"):
+        load(tmp_path, {**SUPER, "block_configs": blocks})
