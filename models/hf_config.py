@@ -379,11 +379,12 @@ COST_FIELDS = {
     "num_shared_experts": "shared experts (FLOPs, weights)",
     "sparse_attention_config": "which layers attend to selected blocks of keys (attention FLOPs, index cache)",
     "dense_intermediate_size": "the dense layers' width (FLOPs, weights)",
+    "logit_scale": "scaling the logits (FLOPs)",
 }
 COST_NEUTRAL_VALUES = {"moe_layer_freq": (1,), "decoder_sparse_step": (1,), "n_group": (1,), "topk_group": (1,),
                        "routed_scaling_factor": (1, 1.0), "partial_rotary_factor": (1, 1.0),
                        "interleave_moe_layer_step": (1,), "topk_method": ("greedy",), "scoring_func": ("softmax",),
-                       "embedding_multiplier": (1, 1.0), "lm_head_multiplier": (1, 1.0), "key_multiplier": (1, 1.0),
+                       "embedding_multiplier": (1, 1.0), "lm_head_multiplier": (1, 1.0), "logit_scale": (1, 1.0), "key_multiplier": (1, 1.0),
                        "attention_in_multiplier": (1, 1.0), "attention_out_multiplier": (1, 1.0),
                        "ssm_in_multiplier": (1, 1.0), "ssm_out_multiplier": (1, 1.0),
                        "ssm_multipliers": ([1] * 5, [1.0] * 5), "mlp_multipliers": ([1] * 2, [1.0] * 2)}
@@ -589,21 +590,70 @@ def _exaone4(f: Fields) -> dict:
     of sliding_window keys and apply rope, and the full layers apply none (NoPE)."""
     core = _core(f)
     n = core["n_layers"]
-    window = f.int("sliding_window", default=None)
-    pattern = f.get("sliding_window_pattern", default=None)[1]
-    types = _layer_types(f, n)
-    if types is None:
-        if window is not None and not isinstance(pattern, int):
-            raise f.error("sliding_window_pattern", f"must be a number (every pattern-th layer is full) where "
-                                                    f"layer_types is not given, got {pattern!r}")
-        types = ["sliding_attention" if window and (i + 1) % pattern else "full_attention" for i in range(n)]
     attention = _attention(f, core, qk_norm="head")
-    full = attention if window is None else attrs.evolve(attention, rotary=False)
-    sliding = attrs.evolve(attention, keys=Keys("sliding", window)) if window else attention
+    attention_at = _windowed_nope(f, n, attention)
     mlp = MLP(core["d_ffn"], _gated_act(f))
     return dict(**_summary_fields(core, attention), mlp=_gated(f), tie_embeddings=f.bool("tie_word_embeddings", False),
-                layers=_stack(n, lambda i: parts.post_norm(sliding if types[i] == "sliding_attention" else full, mlp),
-                              period=n))
+                layers=_stack(n, lambda i: parts.post_norm(attention_at(i), mlp), period=n))
+
+
+def _windowed_nope(f: Fields, n: int, attention: Attention, *, window_default=None,
+                   pattern_default=None) -> Callable[[int], Attention]:
+    """Each layer's attention where sliding_window is set (EXAONE-4.0's, Command R7B's and A's): the layers
+    layer_types (or sliding_window_pattern: every pattern-th is full) names sliding_attention see a window of
+    sliding_window keys and apply rope; the full layers apply none (NoPE). Without a window, every layer is
+    `attention`."""
+    window = f.int("sliding_window", default=window_default)
+    key, pattern = f.get("sliding_window_pattern", default=pattern_default)
+    types = _layer_types(f, n)
+    if types is None:
+        if window is not None and (isinstance(pattern, bool) or not isinstance(pattern, int) or pattern < 1):
+            raise f.error(key, f"must be a positive number (every pattern-th layer is full) where layer_types is not "
+                               f"given, got {pattern!r}")
+        types = ["sliding_attention" if window and (i + 1) % pattern else "full_attention" for i in range(n)]
+    full = attention if window is None else attrs.evolve(attention, rotary=False)
+    sliding = attrs.evolve(attention, keys=Keys("sliding", window)) if window else attention
+    return lambda i: sliding if types[i] == "sliding_attention" else full
+
+
+def _cohere(f: Fields, *, v2: bool = False) -> dict:
+    """Cohere's Command R and R+ (transformers' cohere) and Command R7B and A (cohere2; vLLM's commandr.py serves
+    both): a parallel block, x + attention(ln(x)) + mlp(ln(x)) under one input_layernorm, a LayerNorm with a scale
+    and no shift (CohereLayerNorm), as is the final norm; GQA, head_dim hidden_size / heads (Cohere2Config overwrites
+    a given head_dim and vLLM ignores it, so another is refused); a SwiGLU; embeddings tied unless
+    tie_word_embeddings says otherwise; the logits times logit_scale, one multiply a logit where it is not 1 (vLLM's
+    LogitsProcessor skips 1). cohere: per-head LayerNorms of q and k before rope where use_qk_norm, each head with a
+    scale of its own (Command R+). cohere2: the layers layer_types (or sliding_window_pattern, default 4: every
+    4th is full) names sliding_attention see sliding_window keys (default 4,096) and apply rope; the full ones none
+    (NoPE). Under tensor parallelism o_proj and down_proj each all-reduce (vLLM's RowParallelLinear), two a layer.
+    Cohere's own keys that restate this architecture (use_parallel_block, use_gated_activation, rotary_pct,
+    position_embedding_type, order_of_interleaved_layers) are checked, since a config that contradicts them
+    describes a model the reference code does not build."""
+    core = _core(f)
+    d, heads, n = core["d_model"], core["n_heads"], core["n_layers"]
+    if core["head_dim"] not in (None, d // heads):
+        raise f.error("head_dim", f"is {core['head_dim']}, but Cohere's attention uses hidden_size / "
+                                  f"num_attention_heads = {d // heads} (transformers and vLLM ignore head_dim)")
+    core["head_dim"] = d // heads
+    restated = {"use_parallel_block": True, "use_gated_activation": True, "rotary_pct": 1.0,
+                "position_embedding_type": "rope_gptj", "order_of_interleaved_layers": "local_attn_first"}
+    for key, expected in restated.items():
+        _, value = f.get(key, default=expected)
+        if value != expected:
+            raise f.error(key, f"is {value!r}: Cohere's reference code (transformers, vLLM) does not read it and "
+                               f"always builds {expected!r}, so this config describes a model it does not build")
+    f.get("use_embedding_sharing", "use_parallel_embedding", "layer_switch", default=None)  # engine hints: no cost
+    attention = _attention(f, core, qk_norm="head_layernorm" if not v2 and f.bool("use_qk_norm", False) else None)
+    attention_at = (_windowed_nope(f, n, attention, window_default=4096, pattern_default=4) if v2
+                    else lambda i: attention)
+    mlp = MLP(core["d_ffn"], _gated_act(f))
+
+    def layer(i: int) -> parts.Layer:
+        block = parts.Branches((attention_at(i), mlp))
+        return parts.Layer((parts.Sublayer(block, "input_layernorm.weight", key="attn"),), "layernorm")
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), norm="layernorm",
+                tie_embeddings=f.bool("tie_word_embeddings", True), layers=_stack(n, layer, period=n),
+                logit_scale=f.number("logit_scale", default=0.0625) != 1)
 
 
 def _glm4(f: Fields) -> dict:
@@ -2403,6 +2453,8 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "hunyuan_v1_moe": _hunyuan_v1_moe,
     "ernie4_5": lambda f: _ernie4_5(f, moe=False),
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),
+    "cohere": _cohere,
+    "cohere2": lambda f: _cohere(f, v2=True),
 }
 
 # Multimodal wrappers: the language model in text_config is costed (its own model_type, or this default).

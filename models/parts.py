@@ -345,8 +345,9 @@ class Lightning:
 
 @attrs.frozen
 class Branches:
-    """Token mixers side by side (Falcon-H1's parallel hybrid: attention and a Mamba-2 mixer), or feed-forwards
-    (LongCat-Flash's dense MLP beside its shortcut MoE): each runs on the same normed input and their outputs are
+    """Parts side by side: token mixers (Falcon-H1's parallel hybrid: attention and a Mamba-2 mixer), feed-forwards
+    (LongCat-Flash's dense MLP beside its shortcut MoE), or a token mixer beside a feed-forward (Cohere's parallel
+    block: attention and the MLP under one norm). Each runs on the same normed input and their outputs are
     summed, x + sum_i out_scale_i * part_i(in_scale_i * norm(x)). `in_scale` /
     `out_scale`: per branch, whether its input / output is multiplied by a constant (Falcon-H1's
     attention_in_multiplier, ssm_in_multiplier, attention_out_multiplier, ssm_out_multiplier), one multiply per
@@ -364,16 +365,18 @@ class Branches:
 
     @property
     def tag(self) -> str:
-        """What its ops are filed under: "attention" for token mixers; for feed-forwards "moe" where experts are
-        among them, else "mlp"."""
+        """What its ops are filed under where they are not a branch's own (the norm before them, the residual add):
+        "attention" where a token mixer is among them; for feed-forwards "moe" where experts are among them, else
+        "mlp". Each branch's ops are filed under its own part."""
         tags = {p.tag for p in self.parts}
         return "attention" if "attention" in tags else "moe" if "moe" in tags else "mlp"
 
     def __attrs_post_init__(self) -> None:
         if len(self.parts) < 2:
             raise OpgraphError(f"Branches needs two or more parts side by side, got {len(self.parts)}")
-        if len({p.tag == "attention" for p in self.parts}) > 1:
-            raise OpgraphError("Branches: the branches must all be token mixers or all feed-forwards")
+        if sum(p.tag == "attention" for p in self.parts) not in (0, len(self.parts)) and len(self.parts) != 2:
+            raise OpgraphError("Branches: the branches must all be token mixers, all feed-forwards, or one token mixer "
+                               "beside one feed-forward")
         for field in ("in_scale", "out_scale"):
             v = getattr(self, field)
             if v and len(v) != len(self.parts):
@@ -403,6 +406,8 @@ class Branches:
         out: dict[str, str] = {}
         for p in self.parts:
             out.update(p.words())
+        if {p.tag == "attention" for p in self.parts} == {True, False}:
+            return out  # a mixer beside a feed-forward: each names its own axis
         out["mixer" if self.tag == "attention" else "ffn"] = "+".join(self.names())
         return out
 

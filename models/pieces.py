@@ -102,7 +102,11 @@ def _qk_norm(b: GraphBuilder, name: str, x: Tensor, kind: str, heads: int, head_
     parallelism need every GPU's columns: "full" (OLMo-2) all-gathers the projection first, as vLLM's Olmo2 does,
     and each GPU keeps its own slice; "full_reduced" (MiniMax-M2) all-reduces each row's sum of squares, one fp32
     value a token, and each GPU scales its own columns, as vLLM's MiniMaxText01RMSNormTP does. `whole`: the
-    unsplit projection's width."""
+    unsplit projection's width. "head_layernorm" (Command R+): a LayerNorm per head, each head with a scale of its own
+    ([heads, head_dim] in the checkpoint, split with the heads under tensor parallelism)."""
+    if kind == "head_layernorm":
+        scale = b.weight(f"{prefix}{name}.weight", (heads * head_dim,))
+        return b.norm(name, x, scale, fn="layernorm", heads=heads, out=f"{name}_out", role=role)
     if kind == "full_reduced":
         return reduced_norm(b, name, x, par, prefix=prefix, whole=whole, role=role)
     if kind == "full":
@@ -128,7 +132,7 @@ def reduced_norm(b: GraphBuilder, name: str, x: Tensor, par: Parallel, *, prefix
                        role=role)
 
 
-QK_NORMS = ("head", "head_l2", "full", "full_reduced")
+QK_NORMS = ("head", "head_l2", "head_layernorm", "full", "full_reduced")
 
 
 @piece("attention")
@@ -146,7 +150,8 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
     - `rotary=False`: no rotary positions (GPT-2's learned positions, Llama-4's NoPE layers); `rotary_dim`: the
       dims of each head it rotates (partial rotary).
     - `keys`: full, sliding window or chunked (Keys): decode reads only the cached positions the layer sees.
-    - `qk_norm`: q and k normalized before rope (_qk_norm: "head", "head_l2" or "full").
+    - `qk_norm`: q and k normalized before rope (_qk_norm: "head", "head_l2", "head_layernorm", "full" or
+      "full_reduced").
     - `sinks` (gpt-oss): a learned logit per head joins the softmax; `softcap` (Gemma-2): scores soft-capped;
       `gate` (Qwen3-Next): q_proj also gives a gate per output element, sigmoid(gate) x attention output;
       `head_gate` (Step-3.5's use_head_wise_attn_gate): g_proj [heads, d] gives one a head, sigmoid(g) times each

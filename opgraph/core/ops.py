@@ -516,15 +516,17 @@ def norm(name: str, x: Tensor, weight: Tensor | None, *, bias: Tensor | None = N
     """RMSNorm or LayerNorm over the last dim, with a scale (and for LayerNorm an optional shift); `weight` None:
     no scale (Llama-4's weightless L2 norm of q and k), one multiply per element fewer. With `heads`, each of the
     last dim's `heads` equal slices is normalized on its own (Qwen3's per-head q and k norms), with one scale of a
-    slice's width shared by all."""
+    slice's width shared by all, or a scale of the whole width, each slice its own (Command R+'s q and k norms);
+    either way one multiply per element."""
     if fn not in NORM_FLOPS:
         raise OpgraphError(f"op {name!r}: unknown norm {fn!r}; valid: {', '.join(NORM_FLOPS)}")
     if x.shape[-1] % heads:
         raise OpgraphError(f"op {name!r}: {x} does not split into {heads} heads")
     d = x.shape[-1] // heads
     for p in (weight, bias):
-        if p is not None and p.shape != (d,):
-            raise OpgraphError(f"op {name!r}: parameter {p} must have shape ({d},)")
+        if p is not None and p.shape not in ((d,), (x.shape[-1],)):
+            raise OpgraphError(f"op {name!r}: parameter {p} must have shape ({d},)"
+                               + (f" or ({x.shape[-1]},)" if heads > 1 else ""))
     per_elem, per_row = NORM_FLOPS[fn]
     per_elem += (bias is not None) - (weight is None)
     inputs = (x, *(p for p in (weight, bias) if p is not None))
