@@ -2204,41 +2204,72 @@ def _hunyuan_v1_moe(f: Fields) -> dict:
                 tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
+def _granite_layer(mixer, ffn) -> parts.Layer:
+    """IBM Granite's layer: pre-norm, each branch's output times residual_multiplier before its residual add (one
+    multiply an element whatever its value, as transformers and vLLM run it); no FFN where `ffn` is None."""
+    first = parts.Sublayer(mixer, "input_layernorm.weight", key="attn", scale=True)
+    return parts.Layer((first,) if ffn is None else
+                       (first, parts.Sublayer(ffn, "post_attention_layernorm.weight", key="mlp", scale=True)))
+
+
+def _granite_scales(f: Fields) -> dict:
+    """Granite's muP multipliers as vLLM runs them: the embeddings times embedding_multiplier (always), the logits
+    divided by logits_scaling where it is not 1 (vLLM's LogitsProcessor skips a scale of 1); residual_multiplier is
+    _granite_layer's, attention_multiplier the softmax's scale (no op)."""
+    for key in ("embedding_multiplier", "residual_multiplier", "attention_multiplier"):
+        f.number(key, default=1.0)
+    return dict(embed_scale=True, logit_scale=f.number("logits_scaling", default=1.0) != 1)
+
+
+def _granite_experts(f: Fields, d_expert: int, shared: int) -> MoE:
+    """Granite's MoE (GraniteMoeMoE): num_local_experts SwiGLU experts of d_expert (input_linear gate and up fused,
+    output_linear), a bias-free router, the top num_experts_per_tok logits softmaxed (vLLM: softmax, top-k,
+    renormalized: the same weights), beside a shared SwiGLU of `shared` where it is not 0."""
+    return MoE(experts=f.int("num_local_experts", default=8), top_k=f.int("num_experts_per_tok", default=2),
+               d_expert=d_expert, shared_d=shared or None, renormalize=True, prefix="block_sparse_moe.",
+               shared_name="shared_mlp")
+
+
+def _granite(f: Fields, *, experts: bool = False, shared: bool = False) -> dict:
+    """IBM's Granite 3.x (transformers' granite: Llama's layer with the muP multipliers, _granite_layer and
+    _granite_scales; a SwiGLU biased where mlp_bias), its MoE models (granitemoe: _granite_experts) and their
+    shared-expert variant (granitemoeshared: shared_intermediate_size, none where 0). hidden_act must be silu
+    (vLLM's granite.py refuses another)."""
+    core = _core(f)
+    attention = _attention(f, core)
+    f.choice({"silu": "silu"}, "hidden_act", default="silu")
+    bias = not experts and f.bool("mlp_bias", False)
+    ffn = (_granite_experts(f, core["d_ffn"], f.int("shared_intermediate_size", default=0, minimum=0) if shared else 0)
+           if experts else MLP(core["d_ffn"], "silu", bias=bias))
+    return dict(**_summary_fields(core, attention), mlp="swiglu", mlp_bias=bias,
+                layers=Stack.uniform(_granite_layer(attention, ffn), core["n_layers"]), moe=ffn if experts else None,
+                tie_embeddings=f.bool("tie_word_embeddings", False), **_granite_scales(f))
+
+
 def _granitemoehybrid(f: Fields) -> dict:
     """IBM's Granite-4.0 (transformers' granitemoehybrid; vLLM's granitemoehybrid.py): layers as layer_types says
     (mamba: a MambaMixer2 of mamba_expand x hidden_size; attention: GQA without positions unless
-    position_embedding_type is rope, attention_multiplier its softmax scale, no op), each with its FFN:
-    num_local_experts SwiGLU experts of intermediate_size (GraniteMoeMoE: a bias-free router, softmax, top-k,
-    renormalized; none where 0) beside a shared SwiGLU MLP of shared_intermediate_size (none where 0). The muP
-    multipliers as vLLM runs them, one multiply an element each whatever its value: the embeddings times
-    embedding_multiplier, each branch's output times residual_multiplier before its residual add; the logits divided
-    by logits_scaling where it is not 1 (vLLM's LogitsProcessor skips a scale of 1)."""
+    position_embedding_type is rope), each with its FFN: num_local_experts SwiGLU experts of intermediate_size
+    (_granite_experts) beside a shared SwiGLU MLP of shared_intermediate_size (none where 0); Granite's layer and
+    muP multipliers (_granite_layer, _granite_scales)."""
     core = _core(f)
     d, n = core["d_model"], core["n_layers"]
     types = f.words("layer_types", n, ("mamba", "attention")) or ["mamba"] * n  # transformers' layers_block_type
     _, positions = f.get("position_embedding_type", default=None)
     if positions not in (None, "rope"):
         raise f.error("position_embedding_type", f"is {positions!r}; valid: null (no positions), 'rope'")
-    for key in ("embedding_multiplier", "residual_multiplier", "attention_multiplier"):
-        f.number(key, default=1.0)
     attention = _attention(f, core, rotary=positions == "rope")
     mamba = _mamba_fields(f, d, f.int("mamba_expand", default=2) * d, "mamba_expand")
     f.choice({"silu": "silu"}, "hidden_act", default="silu")
-    experts, shared = f.int("num_local_experts", default=8, minimum=0), f.int("shared_intermediate_size",
-                                                                              default=1024, minimum=0)
-    top_k = f.int("num_experts_per_tok", default=2)  # no cost without experts (micro's dense model)
-    ffn = (MoE(experts=experts, top_k=top_k, d_expert=core["d_ffn"],
-               shared_d=shared or None, renormalize=True, prefix="block_sparse_moe.", shared_name="shared_mlp")
-           if experts else MLP(shared, "silu", prefix="shared_mlp.") if shared else None)
-
-    def layer(kind: str) -> parts.Layer:
-        mixer = parts.Sublayer(attention if kind == "attention" else mamba, "input_layernorm.weight", key="attn",
-                               scale=True)
-        return parts.Layer((mixer,) if ffn is None else
-                           (mixer, parts.Sublayer(ffn, "post_attention_layernorm.weight", key="mlp", scale=True)))
-    return dict(**_summary_fields(core, attention), mlp="swiglu", layers=Stack.listed([layer(t) for t in types]),
-                moe=ffn if experts else None, tie_embeddings=f.bool("tie_word_embeddings", False), embed_scale=True,
-                logit_scale=f.number("logits_scaling", default=1.0) != 1, **_state_dtype(f, "mamba_ssm_cache_dtype"))
+    experts = f.int("num_local_experts", default=8, minimum=0)
+    shared = f.int("shared_intermediate_size", default=1024, minimum=0)
+    f.int("num_experts_per_tok", default=2)  # no cost without experts (micro's dense model)
+    ffn = (_granite_experts(f, core["d_ffn"], shared) if experts
+           else MLP(shared, "silu", prefix="shared_mlp.") if shared else None)
+    return dict(**_summary_fields(core, attention), mlp="swiglu",
+                layers=Stack.listed([_granite_layer(attention if t == "attention" else mamba, ffn) for t in types]),
+                moe=ffn if experts else None, tie_embeddings=f.bool("tie_word_embeddings", False),
+                **_granite_scales(f), **_state_dtype(f, "mamba_ssm_cache_dtype"))
 
 
 def _hybrid_pattern(f: Fields, n: int) -> str:
@@ -2454,6 +2485,9 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "ernie4_5": lambda f: _ernie4_5(f, moe=False),
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),
     "cohere": _cohere,
+    "granite": _granite,
+    "granitemoe": lambda f: _granite(f, experts=True),
+    "granitemoeshared": lambda f: _granite(f, experts=True, shared=True),
     "cohere2": lambda f: _cohere(f, v2=True),
 }
 
