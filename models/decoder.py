@@ -45,7 +45,8 @@ def _one_of(*valid: str):
     return check
 
 
-ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu", "gelu": "gelu", "situ": "situ"}
+ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu", "gelu": "gelu", "situ": "situ", "xielu": "xielu"}
+PLAIN_MLPS = ("gelu", "xielu")  # the `mlp` values that are down(act(up)), without a gate
 
 
 # The speculative-decoding heads a model makes of itself (DecoderConfig.draft_head: `serve --draft mtp|eagle`).
@@ -223,7 +224,7 @@ class DecoderConfig:
                                     layers=self.mtp_stack, moe=moe, draft_join=kind, res_blocks=0)
             layer = self.layers.at(self.n_layers - 1)
         elif kind == "eagle":
-            dense = MLP(self.d_ffn, ACTIVATIONS[self.mlp], gated=self.mlp != "gelu", bias=self.mlp_bias)
+            dense = MLP(self.d_ffn, ACTIVATIONS[self.mlp], gated=self.mlp not in PLAIN_MLPS, bias=self.mlp_bias)
             layer = parts.Layer((parts.Sublayer(self._attention(), key="attn"),
                                  parts.Sublayer(dense, "post_attention_layernorm.weight", key="mlp")),
                                 self.norm, self.norm_bias)
@@ -239,7 +240,7 @@ class DecoderConfig:
         attention = self._attention()
         windowed = attrs.evolve(attention, keys=Keys("sliding", self.sliding_window)) \
             if self.sliding_window is not None and self.mla is None else attention
-        dense = MLP(self.d_ffn, ACTIVATIONS[self.mlp], gated=self.mlp != "gelu", bias=self.mlp_bias)
+        dense = MLP(self.d_ffn, ACTIVATIONS[self.mlp], gated=self.mlp not in PLAIN_MLPS, bias=self.mlp_bias)
         moe, listed = self.moe, self.window_layers if self.sliding_window is not None else None
         layers = {(f, w): parts.pre_norm(windowed if w else attention, moe if f else dense, norm=self.norm,
                                          norm_bias=self.norm_bias) for f in (False, True) for w in (False, True)}

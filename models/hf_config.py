@@ -616,6 +616,34 @@ def _windowed_nope(f: Fields, n: int, attention: Attention, *, window_default=No
     return lambda i: sliding if types[i] == "sliding_attention" else full
 
 
+def _restated(f: Fields, who: str, **expected) -> None:
+    """Keys a family's config.json carries that its reference code never reads, restating the architecture it always
+    builds: a value that says otherwise describes a model the code does not build, so it is refused by name."""
+    for key, want in expected.items():
+        _, value = f.get(key, default=want)
+        if value != want:
+            raise f.error(key, f"is {value!r}: {who}'s reference code (transformers, vLLM) does not read it and "
+                               f"always builds {want!r}, so this config describes a model it does not build")
+
+
+def _apertus(f: Fields) -> dict:
+    """Swiss AI's Apertus (transformers' apertus, vLLM's apertus.py): Llama's layer with q and k RMS-normed per head
+    before rope (one scale of a head's width), its norms named attention_layernorm and feedforward_layernorm, and a
+    plain MLP, down(xielu(up(x))) with no gate; xIELU's four learned scalars a layer are in the checkpoint
+    (pieces.ACT_PARAMS). Biases where attention_bias, and on up and down where mlp_bias (vLLM reads it). The
+    published configs' qk_norm and post_norm restate the layer (_restated); hidden_act must be xielu."""
+    core = _core(f)
+    f.choice({"xielu": "xielu"}, "hidden_act", default="xielu")
+    _restated(f, "Apertus", qk_norm=True, post_norm=False)
+    attention = _attention(f, core, qk_norm="head")
+    bias = f.bool("mlp_bias", False)
+    layer = parts.Layer((parts.Sublayer(attention, "attention_layernorm.weight", key="attn"),
+                         parts.Sublayer(MLP(core["d_ffn"], "xielu", gated=False, bias=bias),
+                                        "feedforward_layernorm.weight", key="mlp")))
+    return dict(**_summary_fields(core, attention), mlp="xielu", mlp_bias=bias,
+                layers=Stack.uniform(layer, core["n_layers"]), tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
 def _cohere(f: Fields, *, v2: bool = False) -> dict:
     """Cohere's Command R and R+ (transformers' cohere) and Command R7B and A (cohere2; vLLM's commandr.py serves
     both): a parallel block, x + attention(ln(x)) + mlp(ln(x)) under one input_layernorm, a LayerNorm with a scale
@@ -635,13 +663,8 @@ def _cohere(f: Fields, *, v2: bool = False) -> dict:
         raise f.error("head_dim", f"is {core['head_dim']}, but Cohere's attention uses hidden_size / "
                                   f"num_attention_heads = {d // heads} (transformers and vLLM ignore head_dim)")
     core["head_dim"] = d // heads
-    restated = {"use_parallel_block": True, "use_gated_activation": True, "rotary_pct": 1.0,
-                "position_embedding_type": "rope_gptj", "order_of_interleaved_layers": "local_attn_first"}
-    for key, expected in restated.items():
-        _, value = f.get(key, default=expected)
-        if value != expected:
-            raise f.error(key, f"is {value!r}: Cohere's reference code (transformers, vLLM) does not read it and "
-                               f"always builds {expected!r}, so this config describes a model it does not build")
+    _restated(f, "Cohere", use_parallel_block=True, use_gated_activation=True, rotary_pct=1.0,
+              position_embedding_type="rope_gptj", order_of_interleaved_layers="local_attn_first")
     f.get("use_embedding_sharing", "use_parallel_embedding", "layer_switch", default=None)  # engine hints: no cost
     attention = _attention(f, core, qk_norm="head_layernorm" if not v2 and f.bool("use_qk_norm", False) else None)
     attention_at = (_windowed_nope(f, n, attention, window_default=4096, pattern_default=4) if v2
@@ -2485,6 +2508,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "ernie4_5": lambda f: _ernie4_5(f, moe=False),
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),
     "cohere": _cohere,
+    "apertus": _apertus,
     "granite": _granite,
     "granitemoe": lambda f: _granite(f, experts=True),
     "granitemoeshared": lambda f: _granite(f, experts=True, shared=True),

@@ -442,6 +442,15 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
 
 # Two-input activations take the gate and the up projection together (gpt-oss's clamped SwiGLU).
 PAIRED_ACTS = frozenset({"clamp_swiglu", "limit_swiglu", "situ"})
+# Activations with learned scalars of their own, each in the checkpoint under act_fn (Apertus's xIELU: transformers'
+# XIELUActivation keeps alpha_p and alpha_n as parameters, beta and eps as persistent buffers, all four per layer).
+ACT_PARAMS = {"xielu": ("alpha_p", "alpha_n", "beta", "eps")}
+
+
+def _activation(b: GraphBuilder, name: str, act: str, x: Tensor, prefix: str, out: str) -> Tensor:
+    """act(x), reading the activation's own scalars (ACT_PARAMS) where it has them."""
+    params = tuple(b.weight(f"{prefix}act_fn.{p}", (1,)) for p in ACT_PARAMS.get(act, ()))
+    return b.elementwise(name, act, x, params=params, out=out)
 
 
 @piece("mlp")
@@ -476,6 +485,8 @@ def _gated(b: GraphBuilder, ops: str, act: str, gate: Tensor, up: Tensor, outs: 
     """act(gate) * up, as two ops (act, mul), or one for a paired activation; `ops`/`outs` prefix their names."""
     if act in PAIRED_ACTS:
         return b.elementwise(f"{ops}act", act, gate, up, out=f"{outs}gated")
+    if act in ACT_PARAMS:
+        raise OpgraphError(f"{act} (an activation with scalars of its own) is modelled in a plain MLP, not a gated one")
     a = b.elementwise(f"{ops}act", act, gate, out=f"{outs}act")
     return b.elementwise(f"{ops}mul", "mul", a, up, out=f"{outs}gated")
 
@@ -487,7 +498,7 @@ def plain_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "gelu", pref
     (split under `par` as gated_mlp is, its all-reduce left to the caller with `reduce_output=False`)."""
     d, d_ffn = x.shape[-1], par.columns("the FFN width", d_ffn)
     h = proj(b, "up_proj", x, d_ffn, prefix=prefix, bias=bias, out="up")
-    return _down(b, b.elementwise("act", act, h, out="act"), d, prefix, bias, par, reduce_output)
+    return _down(b, _activation(b, "act", act, h, prefix, "act"), d, prefix, bias, par, reduce_output)
 
 
 @size_function

@@ -37,7 +37,7 @@ COLLECTIVE = "collective"  # communication between GPUs: its bytes go over links
 KINDS = {MATMUL, SOFTMAX, NORM, ELEMENTWISE, ROPE, EMBEDDING, GATHER, COLLECTIVE}
 # What each op computes (Op.fn); fusion rules may name these as well as kinds.
 FUNCTIONS = {"linear", "qk", "av", "softmax", "rmsnorm", "layernorm", "add", "mul", "silu", "gelu", "relu2",
-             "sigmoid", "scale", "softcap", "clamp_swiglu", "limit_swiglu", "situ", "sqrt_softplus", "slice",
+             "sigmoid", "scale", "softcap", "clamp_swiglu", "limit_swiglu", "situ", "sqrt_softplus", "xielu", "slice",
              "rope", "embedding", "take_last", "concat", "topk", "moe_combine", "moe_route", "moe_unroute",
              "all_reduce", "all_gather", "reduce_scatter", "all_to_all", "ep_dispatch", "ep_combine", "send_recv"}
 # Ops whose arithmetic runs on the matrix units; everything else runs at the vector rate.
@@ -462,12 +462,16 @@ ELEMENTWISE_FLOPS_PER_ELEM = {
     "situ": 12,
     # DeepSeek-V4's router scores, sqrt(softplus(x)) = sqrt(log(1 + exp(x))): exp, add, log, sqrt
     "sqrt_softplus": 4,
+    # Apertus's xIELU (transformers' XIELUActivation, vLLM's XIELU._xielu_python, which torch.compile fuses):
+    # where(x > 0, ap x x + beta x, (expm1(min(x, eps)) - x) an + beta x), both branches computed: compare (1),
+    # x x, times ap, beta x, add (4), min, expm1, subtract, times an, add (5), select (1)
+    "xielu": 11,
 }
 ELEMENTWISE_ARITY = {"add": 2, "mul": 2, "silu": 1, "gelu": 1, "relu2": 1, "sigmoid": 1, "softcap": 1,
-                     "clamp_swiglu": 2, "limit_swiglu": 2, "situ": 2, "sqrt_softplus": 1}
+                     "clamp_swiglu": 2, "limit_swiglu": 2, "situ": 2, "sqrt_softplus": 1, "xielu": 1}
 # exp in SiLU's and the sigmoids, tanh in GELU's tanh form and the soft cap
 ELEMENTWISE_TRANSCENDENTALS = {"silu": 1, "gelu": 1, "sigmoid": 1, "softcap": 1, "clamp_swiglu": 1, "limit_swiglu": 1,
-                               "situ": 3, "sqrt_softplus": 2}
+                               "situ": 3, "sqrt_softplus": 2, "xielu": 1}
 ROPE_FLOPS_PER_ELEM = 3  # x*cos + rotate_half(x)*sin: 2 multiplies and 1 add per rotated element
 # Norms over the last dim d, from the definitions in the PyTorch docs (torch.nn.RMSNorm, torch.nn.LayerNorm):
 #   RMSNorm:   per element square, accumulate, scale by 1/rms, multiply by gamma        -> 4
@@ -563,8 +567,10 @@ def rms_apply(name: str, x: Tensor, stats: Tensor, weight: Tensor, *, out: str |
     return Op(name, NORM, RMS_APPLY, (x, stats, weight), (y,), (per_elem - RMS_STATS_FLOPS) * x.numel + per_row * _rows(x))
 
 
-def elementwise(name: str, fn: str, *inputs: Tensor, out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
-    """add / mul of same-shaped tensors, or silu / gelu / relu2 of one; FLOPs per element from the table above."""
+def elementwise(name: str, fn: str, *inputs: Tensor, params: tuple[Tensor, ...] = (), out: str | None = None,
+                role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """add / mul of same-shaped tensors, or silu / gelu / relu2 of one; FLOPs per element from the table above.
+    `params`: scalars the function reads (xIELU's learned alpha_p, alpha_n, beta, eps), one value each."""
     if fn not in ELEMENTWISE_FLOPS_PER_ELEM:
         raise OpgraphError(f"op {name!r}: unknown elementwise function {fn!r}; "
                            f"valid: {', '.join(ELEMENTWISE_FLOPS_PER_ELEM)} (add one with "
@@ -574,9 +580,12 @@ def elementwise(name: str, fn: str, *inputs: Tensor, out: str | None = None, rol
         raise OpgraphError(f"op {name!r}: {fn} takes {counted(arity, 'input')}, got {len(inputs)}")
     for t in inputs[1:]:
         _same_shape(name, inputs[0], t)
+    for p in params:
+        if p.numel != 1:
+            raise OpgraphError(f"op {name!r}: {fn}'s parameters are scalars, got {p}")
     x = inputs[0]
     y = _out(out or name, x.shape, x, role, dtype)
-    return Op(name, ELEMENTWISE, fn, inputs, (y,), ELEMENTWISE_FLOPS_PER_ELEM[fn] * x.numel,
+    return Op(name, ELEMENTWISE, fn, (*inputs, *params), (y,), ELEMENTWISE_FLOPS_PER_ELEM[fn] * x.numel,
               transcendentals=ELEMENTWISE_TRANSCENDENTALS.get(fn, 0) * x.numel)
 
 
