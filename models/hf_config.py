@@ -597,14 +597,14 @@ def _exaone4(f: Fields) -> dict:
                 layers=_stack(n, lambda i: parts.post_norm(attention_at(i), mlp), period=n))
 
 
-def _windowed_nope(f: Fields, n: int, attention: Attention, *, window_default=None,
-                   pattern_default=None) -> Callable[[int], Attention]:
-    """Each layer's attention where sliding_window is set (EXAONE-4.0's, Command R7B's and A's): the layers
-    layer_types (or sliding_window_pattern: every pattern-th is full) names sliding_attention see a window of
+def _windowed_nope(f: Fields, n: int, attention: Attention, *, window_default=None, pattern_default=None,
+                   pattern_key: str = "sliding_window_pattern") -> Callable[[int], Attention]:
+    """Each layer's attention where sliding_window is set (EXAONE-4.0's, Command R7B's and A's, AFMoE's): the layers
+    layer_types (or `pattern_key`: every pattern-th is full) names sliding_attention see a window of
     sliding_window keys and apply rope; the full layers apply none (NoPE). Without a window, every layer is
     `attention`."""
     window = f.int("sliding_window", default=window_default)
-    key, pattern = f.get("sliding_window_pattern", default=pattern_default)
+    key, pattern = f.get(pattern_key, default=pattern_default)
     types = _layer_types(f, n)
     if types is None:
         if window is not None and (isinstance(pattern, bool) or not isinstance(pattern, int) or pattern < 1):
@@ -624,6 +624,42 @@ def _restated(f: Fields, who: str, **expected) -> None:
         if value != want:
             raise f.error(key, f"is {value!r}: {who}'s reference code (transformers, vLLM) does not read it and "
                                f"always builds {want!r}, so this config describes a model it does not build")
+
+
+def _afmoe(f: Fields) -> dict:
+    """Arcee's Trinity Nano, Mini and Large (transformers' afmoe, vLLM's afmoe.py): four RMSNorms a layer
+    (input_layernorm, post_attention_layernorm on attention's output, pre_mlp_layernorm, post_mlp_layernorm); GQA
+    of head_dim with per-head q/k norms and an output gate from its own gate_proj (sigmoid, one an output element);
+    the sliding layers (layer_types, else all but every global_attn_every_n_layers-th) see sliding_window keys with
+    rope, the full ones none (NoPE). The first num_dense_layers layers a SwiGLU of intermediate_size, the rest
+    num_experts of moe_intermediate_size, top num_experts_per_tok of sigmoid scores (score_func) picked with a
+    selection bias (expert_bias, fp32), renormalized (route_norm), times route_scale where not 1, the router in fp32
+    (vLLM's), beside num_shared_experts as one SwiGLU; the embeddings times sqrt(hidden_size) where mup_enabled.
+    Group-limited routing (n_group / num_expert_groups above 1) is refused by name."""
+    core = _core(f)
+    n = core["n_layers"]
+    f.choice({"silu": "silu"}, "hidden_act", default="silu")
+    attention = _attention(f, core, qk_norm="head", gate=True, own_gate=True)
+    attention_at = _windowed_nope(f, n, attention, window_default=1024, pattern_default=4,
+                                  pattern_key="global_attn_every_n_layers")
+    for key in ("n_group", "topk_group", "num_expert_groups", "num_limited_groups"):
+        if f.int(key, default=1) != 1:
+            raise f.error(key, "is above 1: group-limited routing in Trinity is not modelled")
+    f.get("load_balance_coeff", "use_grouped_mm", "score_before_experts", default=None)  # training-only knobs
+    moe = MoE(experts=f.int("num_experts", default=64), top_k=f.int("num_experts_per_tok", default=6),
+              d_expert=f.int("moe_intermediate_size", default=1408), shared=f.int("num_shared_experts", default=2,
+                                                                                   minimum=0),
+              router_bias="selection", scores=f.choice({"sigmoid": "sigmoid", "softmax": "softmax"}, "score_func",
+                                                       default="sigmoid"),
+              renormalize=f.bool("route_norm", True), scaled=f.number("route_scale", default=1.0) != 1,
+              router_name="router.gate", router_dtype=FP32, bias_dtype=FP32)
+    dense = MLP(core["d_ffn"], "silu")
+    first = f.int("num_dense_layers", default=1, minimum=0)
+    names = ("input_layernorm", "post_attention_layernorm", "pre_mlp_layernorm", "post_mlp_layernorm")
+    return dict(**_summary_fields(core, attention), moe=attrs.evolve(moe, first_dense=first),
+                layers=_stack(n, lambda i: parts.sandwich_norm(attention_at(i), dense if i < first else moe, names),
+                              period=n), tie_embeddings=f.bool("tie_word_embeddings", False),
+                embed_scale=f.bool("mup_enabled", False))
 
 
 def _apertus(f: Fields) -> dict:
@@ -2509,6 +2545,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),
     "cohere": _cohere,
     "apertus": _apertus,
+    "afmoe": _afmoe,
     "granite": _granite,
     "granitemoe": lambda f: _granite(f, experts=True),
     "granitemoeshared": lambda f: _granite(f, experts=True, shared=True),

@@ -71,6 +71,7 @@ class Attention:
     v_head_dim: int | None = attrs.field(default=None, validator=_optional_positive)  # None: head_dim (MiMo: 128)
     v_scale: bool = False  # v times a constant before attention (MiMo's attention_value_scale)
     head_gate: bool = False  # Step-3.5's use_head_wise_attn_gate: a sigmoid gate a head (g_proj [heads, d])
+    own_gate: bool = False  # with `gate`: the gate from its own gate_proj [heads*d, d] (AFMoE), not q_proj's
 
     tag: ClassVar[str] = "attention"
 
