@@ -662,6 +662,73 @@ def _afmoe(f: Fields) -> dict:
                 embed_scale=f.bool("mup_enabled", False))
 
 
+def _lfm2_ffn_width(f: Fields) -> int:
+    """LFM2's SwiGLU width (transformers' Lfm2MLP): block_ff_dim (the original key, which Lfm2Config takes over
+    intermediate_size), then where block_auto_adjust_ff_dim: two thirds of it, times block_ffn_dim_multiplier and
+    rounded up to block_multiple_of (vLLM rounds up even without a multiplier, and every published config gives 1.0)."""
+    width = f.int("block_ff_dim", "intermediate_size")
+    if not f.bool("block_auto_adjust_ff_dim", True):
+        f.get("block_ffn_dim_multiplier", "block_multiple_of", default=None)  # moot without the adjustment
+        return width
+    width = int(2 * width / 3)
+    _, multiplier = f.get("block_ffn_dim_multiplier", default=1.0)
+    if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) or multiplier <= 0:
+        raise f.error("block_ffn_dim_multiplier", f"must be a positive number, got {multiplier!r}")
+    width, step = int(multiplier * width), f.int("block_multiple_of", default=256)
+    return -(-width // step) * step
+
+
+def _lfm2(f: Fields, *, moe: bool = False) -> dict:
+    """Liquid AI's LFM2 (transformers' lfm2, vLLM's lfm2.py) and LFM2-MoE (lfm2_moe): pre-norm layers (operator_norm,
+    ffn_norm), each layer_types names full_attention GQA with per-head q/k norms before rope, the others LFM2's gated
+    short convolution (parts.ShortConv: conv_dim channels, conv_L_cache taps, biased where conv_bias); lfm2 takes
+    full_attn_idxs where it gives no layer_types, and every layer is attention where it gives neither (Lfm2Config's
+    rule). The FFN a SwiGLU (_lfm2_ffn_width); in lfm2_moe the first num_dense_layers a SwiGLU of
+    intermediate_size as it is, the rest num_experts of moe_intermediate_size, top num_experts_per_tok of sigmoid
+    scores picked with a selection bias where use_expert_bias (fp32), renormalized where norm_topk_prob, times
+    routed_scaling_factor where not 1. Embeddings tied unless tie_word_embeddings (or the original
+    tie_embedding) says otherwise. The original config's keys that restate this (block_dim, conv_dim_out, num_heads,
+    block_use_swiglu, use_pos_enc) are checked; its initialization keys cost nothing."""
+    core = _core(f, ffn_default=None)  # the width is _lfm2_ffn_width's, or intermediate_size for lfm2_moe
+    d, n = core["d_model"], core["n_layers"]
+    _restated(f, "LFM2", block_dim=d, conv_dim_out=f.int("conv_dim", default=d), num_heads=core["n_heads"],
+              block_use_swiglu=True, use_pos_enc=True)
+    f.get("block_norm_eps", "norm_eps", "block_mlp_init_scale", "block_out_init_scale", "block_use_xavier_init",
+          "conv_use_xavier_init", default=None)  # numerics and initialization: no cost
+    types = _layer_types(f, n, ("full_attention", "conv"))
+    if types is None and not moe:
+        attention_at = f.ints("full_attn_idxs", n)
+        types = ["full_attention" if attention_at is None or i in attention_at else "conv" for i in range(n)]
+    elif types is None:
+        raise f.error("layer_types", "is missing: LFM2-MoE's config must list each layer's kind (full_attention or "
+                                     "conv)")
+    attention = _attention(f, core, qk_norm="head")
+    conv = parts.ShortConv(f.int("conv_dim", default=d), f.int("conv_L_cache", default=3),
+                           bias=f.bool("conv_bias", False))
+    f.choice({"silu": "silu"}, "hidden_act", default="silu")
+    tied = f.bool("tie_embedding", f.bool("tie_word_embeddings", True))
+    if moe:
+        core["d_ffn"] = f.int("intermediate_size", default=7168)
+        dense = MLP(core["d_ffn"], "silu", prefix="feed_forward.")
+        experts = MoE(experts=f.int("num_experts", default=32), top_k=f.int("num_experts_per_tok", default=4),
+                      d_expert=f.int("moe_intermediate_size"), scores="sigmoid",
+                      router_bias="selection" if f.bool("use_expert_bias", True) else None, bias_dtype=FP32,
+                      renormalize=f.bool("norm_topk_prob", True),
+                      scaled=f.number("routed_scaling_factor", default=1.0) != 1, prefix="feed_forward.",
+                      first_dense=f.int("num_dense_layers", default=2, minimum=0))
+    else:
+        core["d_ffn"] = _lfm2_ffn_width(f)
+        dense, experts = MLP(core["d_ffn"], "silu", prefix="feed_forward."), None
+
+    def layer(i: int) -> parts.Layer:
+        ffn = dense if experts is None or i < experts.first_dense else experts
+        return parts.Layer((parts.Sublayer(attention if types[i] == "full_attention" else conv,
+                                           "operator_norm.weight", key="attn"),
+                            parts.Sublayer(ffn, "ffn_norm.weight", key="mlp")))
+    return dict(**_summary_fields(core, attention), moe=experts, layers=_stack(n, layer, period=n),
+                tie_embeddings=tied)
+
+
 def _apertus(f: Fields) -> dict:
     """Swiss AI's Apertus (transformers' apertus, vLLM's apertus.py): Llama's layer with q and k RMS-normed per head
     before rope (one scale of a head's width), its norms named attention_layernorm and feedforward_layernorm, and a
@@ -2546,6 +2613,8 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "cohere": _cohere,
     "apertus": _apertus,
     "afmoe": _afmoe,
+    "lfm2": _lfm2,
+    "lfm2_moe": lambda f: _lfm2(f, moe=True),
     "granite": _granite,
     "granitemoe": lambda f: _granite(f, experts=True),
     "granitemoeshared": lambda f: _granite(f, experts=True, shared=True),

@@ -249,6 +249,25 @@ class Mamba2:
 
 
 @attrs.frozen
+class ShortConv:
+    """LFM2's gated short convolution (models.recurrent.short_conv): its conv state, (d_conv - 1) x width a
+    sequence, is the layer's cache, whatever the context."""
+
+    width: int = attrs.field(validator=_positive)
+    d_conv: int = attrs.field(default=3, validator=_positive)
+    bias: bool = False
+    prefix: str = "conv."
+
+    tag: ClassVar[str] = "attention"
+
+    def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
+        return recurrent.short_conv(b, x, phase, par, **attrs.asdict(self, recurse=False))
+
+    def words(self) -> dict[str, str]:
+        return {"mixer": "conv"}
+
+
+@attrs.frozen
 class DeltaNet:
     """A Gated DeltaNet linear-attention mixer (models.recurrent.gated_deltanet, Qwen3-Next's): a fixed-size
     state per value head as the layer's cache."""

@@ -1,5 +1,5 @@
-"""Token mixers with a fixed-size state: Mamba-2 (SSD), Gated DeltaNet, Kimi Delta Attention and lightning
-attention, as layer parts.
+"""Token mixers with a fixed-size state: Mamba-2 (SSD), Gated DeltaNet, Kimi Delta Attention, lightning attention
+and LFM2's gated short convolution, as layer parts.
 
 Each part adds a whole mixer to a builder (input projections, the short causal conv, the scan, the gated norm, the
 output projection, and under tensor parallelism the all-reduce) and returns its output, with its ops tagged
@@ -55,20 +55,20 @@ def _split_linear(b: GraphBuilder, name: str, x: Tensor, parts: dict[str, int], 
 
 
 def _conv(b: GraphBuilder, x: Tensor, phase: Phase, *, d_conv: int, bias: bool, prefix: str, name: str = "conv1d",
-          tag: str = "conv", weight_dtype: DType | None = None) -> Tensor:
-    """The depthwise causal conv1d over x's channels and its SiLU; decode reads the conv state (the last
-    d_conv - 1 inputs), every step writes it. The conv weight is kept at the activation dtype, as quantized
+          tag: str = "conv", weight_dtype: DType | None = None, act: bool = True) -> Tensor:
+    """The depthwise causal conv1d over x's channels and its SiLU (none where not `act`: LFM2's short conv); decode
+    reads the conv state (the last d_conv - 1 inputs), every step writes it. The conv weight is kept at the activation dtype, as quantized
     checkpoints leave it (vLLM builds it with quant_config=None), and so is the conv state (see the module's note).
     `name`: the checkpoint module (Kimi Linear has q_conv1d, k_conv1d, v_conv1d); `tag` names its ops' results;
     `weight_dtype`: the conv weight's storage where the checkpoint keeps it otherwise (Kimi-K3's fp32)."""
     bsz, _, channels = x.shape
-    act = b.precision.act
-    w = b.weight(f"{prefix}{name}.weight", (channels, 1, d_conv), weight_dtype or act)
+    dtype = b.precision.act
+    w = b.weight(f"{prefix}{name}.weight", (channels, 1, d_conv), weight_dtype or dtype)
     shift = b.weight(f"{prefix}{name}.bias", (channels,)) if bias else None
-    state = b.state(f"{tag}_state", (bsz, d_conv - 1, channels), act) if phase.name == "decode" else None
+    state = b.state(f"{tag}_state", (bsz, d_conv - 1, channels), dtype) if phase.name == "decode" else None
     y, _ = b.causal_conv1d(name, x, w, bias=shift, state=state, out=f"{tag}_out", state_out=f"{tag}_state_new",
-                           state_dtype=act)
-    return b.elementwise(f"{tag}_act", "silu", y, out=f"{tag}_act")
+                           state_dtype=dtype)
+    return b.elementwise(f"{tag}_act", "silu", y, out=f"{tag}_act") if act else y
 
 
 def _width(x: Tensor, d_model: int | None, who: str) -> int:
@@ -149,6 +149,27 @@ def mamba2_mixer(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel = Paral
                               out="ssm_gated")
         out = _linear(b, "out_proj", y, d, prefix=prefix, bias=proj_bias if out_bias is None else out_bias,
                       out="mixer_out" if par.tp == 1 else "mixer_partial")
+        return par.reduce(b, "out_allreduce", out, "mixer_out")
+
+
+def short_conv(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel = Parallel.SINGLE, *, width: int,
+               d_conv: int = 3, bias: bool = False, prefix: str = "conv.") -> Tensor:
+    """LFM2's gated short convolution (transformers' Lfm2ShortConv, vLLM's ShortConv): in_proj [d_model -> 3 width]
+    = B | C | x; B * x; the depthwise causal conv1d over that (d_conv taps, no activation); C times it; out_proj
+    [width -> d_model]. No scan and no norm: per token 8 d_model width + (2 d_conv + 2) width FLOPs at width =
+    d_model, whatever the context.
+
+    Cache per sequence: the conv state, (d_conv - 1) x width at the activation dtype (vLLM's
+    short_conv_state_shape). Under tensor parallelism the channels split (in_proj by columns, with the conv's
+    channels; out_proj by rows, then `par.reduce`), as vLLM shards ShortConv."""
+    d = x.shape[-1]
+    with b.scope(part=PART):
+        w = par.columns("the short conv's channels (conv_dim)", width)
+        gate_b, gate_c, h = _split_linear(b, "in_proj", x, {"B": w, "C": w, "xs": w}, prefix=prefix, bias=bias)
+        h = b.elementwise("b_gate", "mul", gate_b, h, out="bx")
+        h = _conv(b, h, phase, d_conv=d_conv, bias=bias, prefix=prefix, name="conv", act=False)
+        h = b.elementwise("c_gate", "mul", gate_c, h, out="conv_gated")
+        out = _linear(b, "out_proj", h, d, prefix=prefix, bias=bias, out="mixer_out" if par.tp == 1 else "mixer_partial")
         return par.reduce(b, "out_allreduce", out, "mixer_out")
 
 
