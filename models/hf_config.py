@@ -384,7 +384,8 @@ COST_FIELDS = {
 COST_NEUTRAL_VALUES = {"moe_layer_freq": (1,), "decoder_sparse_step": (1,), "n_group": (1,), "topk_group": (1,),
                        "routed_scaling_factor": (1, 1.0), "partial_rotary_factor": (1, 1.0),
                        "interleave_moe_layer_step": (1,), "topk_method": ("greedy",), "scoring_func": ("softmax",),
-                       "embedding_multiplier": (1, 1.0), "lm_head_multiplier": (1, 1.0), "logit_scale": (1, 1.0), "key_multiplier": (1, 1.0),
+                       "embedding_multiplier": (1, 1.0), "lm_head_multiplier": (1, 1.0), "logit_scale": (1, 1.0),
+                       "key_multiplier": (1, 1.0),
                        "attention_in_multiplier": (1, 1.0), "attention_out_multiplier": (1, 1.0),
                        "ssm_in_multiplier": (1, 1.0), "ssm_out_multiplier": (1, 1.0),
                        "ssm_multipliers": ([1] * 5, [1.0] * 5), "mlp_multipliers": ([1] * 2, [1.0] * 2)}
@@ -696,9 +697,12 @@ def _lfm2(f: Fields, *, moe: bool = False) -> dict:
     f.get("block_norm_eps", "norm_eps", "block_mlp_init_scale", "block_out_init_scale", "block_use_xavier_init",
           "conv_use_xavier_init", default=None)  # numerics and initialization: no cost
     types = _layer_types(f, n, ("full_attention", "conv"))
+    attention_at = None if moe else f.ints("full_attn_idxs", n)
+    listed = attention_at is None or ["full_attention" if i in attention_at else "conv" for i in range(n)]
+    if types is not None and listed not in (True, types):
+        raise f.error("full_attn_idxs", "names other attention layers than layer_types does")
     if types is None and not moe:
-        attention_at = f.ints("full_attn_idxs", n)
-        types = ["full_attention" if attention_at is None or i in attention_at else "conv" for i in range(n)]
+        types = ["full_attention"] * n if listed is True else listed
     elif types is None:
         raise f.error("layer_types", "is missing: LFM2-MoE's config must list each layer's kind (full_attention or "
                                      "conv)")
@@ -2611,6 +2615,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "ernie4_5": lambda f: _ernie4_5(f, moe=False),
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),
     "cohere": _cohere,
+    "cohere2": lambda f: _cohere(f, v2=True),
     "apertus": _apertus,
     "afmoe": _afmoe,
     "lfm2": _lfm2,
@@ -2618,7 +2623,6 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "granite": _granite,
     "granitemoe": lambda f: _granite(f, experts=True),
     "granitemoeshared": lambda f: _granite(f, experts=True, shared=True),
-    "cohere2": lambda f: _cohere(f, v2=True),
 }
 
 # Multimodal wrappers: the language model in text_config is costed (its own model_type, or this default).

@@ -57,8 +57,8 @@ def _split_linear(b: GraphBuilder, name: str, x: Tensor, parts: dict[str, int], 
 def _conv(b: GraphBuilder, x: Tensor, phase: Phase, *, d_conv: int, bias: bool, prefix: str, name: str = "conv1d",
           tag: str = "conv", weight_dtype: DType | None = None, act: bool = True) -> Tensor:
     """The depthwise causal conv1d over x's channels and its SiLU (none where not `act`: LFM2's short conv); decode
-    reads the conv state (the last d_conv - 1 inputs), every step writes it. The conv weight is kept at the activation dtype, as quantized
-    checkpoints leave it (vLLM builds it with quant_config=None), and so is the conv state (see the module's note).
+    reads the conv state (the last d_conv - 1 inputs), every step writes it. The conv weight is kept at the
+    activation dtype, as quantized checkpoints leave it (vLLM builds it with quant_config=None), and so is the conv state (see the module's note).
     `name`: the checkpoint module (Kimi Linear has q_conv1d, k_conv1d, v_conv1d); `tag` names its ops' results;
     `weight_dtype`: the conv weight's storage where the checkpoint keeps it otherwise (Kimi-K3's fp32)."""
     bsz, _, channels = x.shape
@@ -169,7 +169,7 @@ def short_conv(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel = Paralle
         h = b.elementwise("b_gate", "mul", gate_b, h, out="bx")
         h = _conv(b, h, phase, d_conv=d_conv, bias=bias, prefix=prefix, name="conv", act=False)
         h = b.elementwise("c_gate", "mul", gate_c, h, out="conv_gated")
-        out = _linear(b, "out_proj", h, d, prefix=prefix, bias=bias, out="mixer_out" if par.tp == 1 else "mixer_partial")
+        out = _linear(b, "out_proj", h, d, prefix=prefix, bias=bias, out=par.out("mixer_out", "mixer_partial"))
         return par.reduce(b, "out_allreduce", out, "mixer_out")
 
 

@@ -70,8 +70,9 @@ def test_trinity_large_layers(tmp_path):
     assert g.ops["attn_gate_proj"].flops == 2 * 2 * 3072 * 48 * 128 and "gate_sigmoid" in g.ops
     assert g.tensors["mlp.router.gate.weight"].dtype == FP32  # vLLM's router, and its selection bias, in fp32
     assert not [op for op in blocks["moe_full_nope_layer"][1].ops.values() if op.fn == "rope"]
-    assert "embedding_scale" in blocks["embed_head"][1].ops or any(
-        op.fn == "scale" for op in blocks["embed_head"][1].ops.values())  # times sqrt(hidden_size): mup_enabled
+    assert "embed_scale" in blocks["embed_head"][1].ops  # times sqrt(hidden_size): mup_enabled
+    unscaled = load(tmp_path, LARGE, mup_enabled=False).build(Phase.decode(2, 9)).blocks[-1].graph
+    assert "embed_scale" not in unscaled.ops
 
 
 @pytest.mark.parametrize("change, field", [

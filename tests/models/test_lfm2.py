@@ -108,6 +108,7 @@ def test_without_layer_lists_every_layer_is_attention(tmp_path):
     (LFM2_700M, {"block_dim": 2048}, "block_dim"),
     (LFM2_700M, {"block_use_swiglu": False}, "block_use_swiglu"),
     (LFM2_700M, {"full_attn_idxs": [2, 99]}, "full_attn_idxs"),
+    (LFM2_700M, {"layer_types": ["conv"] * 16}, "full_attn_idxs"),  # the two lists disagree
     (LFM2_700M, {"block_ffn_dim_multiplier": "wide"}, "block_ffn_dim_multiplier"),
     (LFM2_8B_A1B, {"layer_types": None}, "layer_types"),
 ])
