@@ -115,6 +115,11 @@ PUBLISHED = {
     "mimo-v2-flash": [("309B", "total", "XiaomiMiMo/MiMo-V2-Flash README: '309B total parameters and 15B active'"),
                       ("15B", "active", "ibid.")],
     "phi-3-mini": [("3.8B", "total", "microsoft/Phi-3-mini-4k-instruct model card: 3.8B parameters")],
+    "granite-3.3-8b": [("8B", "total", "ibm-granite/granite-3.3-8b-instruct: the 8B of its name")],
+    "trinity-mini": [("26B", "total", "the Trinity technical report (arXiv 2602.17004): 26B total, 3B active"),
+                     ("3B", "active-embed", "ibid.: 3B active (the head counted, the embedding not)")],
+    "trinity-large": [("398B", "total", "arcee-ai/Trinity-Large-Preview's card: ~398B total, ~13B active"),
+                      ("13B", "active", "ibid.")],
 }
 
 

@@ -122,7 +122,7 @@ def test_user_hardware_file(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["report", "gpt-5"], "unknown model 'gpt-5'; presets: deepseek-r1, deepseek-v2-lite, deepseek-v3, "),
-    (["report", "gpt-5"], "smollm3-3b; or the path of a Hugging Face config.json, or file.py:NAME"),
+    (["report", "gpt-5"], "trinity-mini; or the path of a Hugging Face config.json, or file.py:NAME"),
     (["report", "a" * 300], "unknown model 'aaaa"),  # a long name is a name, not a path to stat
     (["report", "--hardware", "h1000"], "unknown hardware 'h1000'; valid: a10, "),
     (["report", "--fusion", "magic"], "unknown fusion strategy 'magic'; valid: unfused, flash, fused, megakernel"),
