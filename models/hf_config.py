@@ -241,7 +241,7 @@ NEUTRAL = frozenset("""
     architectures model_type transformers_version _name_or_path auto_map torch_dtype dtype
     bos_token_id eos_token_id pad_token_id sep_token_id decoder_start_token_id image_token_id image_token_index
     eod_token_id org_vocab_size boi_token_index eoi_token_index video_token_id vision_start_token_id vision_end_token_id
-    mm_tokens_per_image
+    mm_tokens_per_image vision_token_id
     initializer_range rms_norm_eps layer_norm_eps layer_norm_epsilon norm_eps attention_dropout hidden_dropout
     residual_dropout
     dropout embd_pdrop resid_pdrop attn_pdrop use_cache output_router_logits router_aux_loss_coef aux_loss_alpha
@@ -2614,6 +2614,8 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "hunyuan_v1_moe": _hunyuan_v1_moe,
     "ernie4_5": lambda f: _ernie4_5(f, moe=False),
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),
+    "qwen2_vl_text": _qwen2,  # Qwen2-VL's and Qwen2.5-VL's language model: Qwen2's layer, M-RoPE rotating the same dims
+    "qwen2_5_vl_text": _qwen2,
     "cohere": _cohere,
     "cohere2": lambda f: _cohere(f, v2=True),
     "apertus": _apertus,
@@ -2630,9 +2632,14 @@ WRAPPERS = {"gemma3": "gemma3_text", "gemma4": "gemma4_text", "llama4": "llama4_
             "qwen3_5_moe": "qwen3_5_moe_text", "qwen3_vl": "qwen3_vl_text", "qwen3_vl_moe": "qwen3_vl_moe_text",
             "kimi_k25": "kimi_k2", "minimax_m3_vl": "minimax_m3", "kimi_k3": "kimi_linear", "step3p7": "step3p5",
             "deepseek_v41": "deepseek_v41_text", "glm4v": "glm4v_text", "glm4v_moe": "glm4v_moe_text",
-            "minimax_vl_01": "minimax_text_01", "internvl": "qwen3", "internvl_chat": "qwen3"}
+            "minimax_vl_01": "minimax_text_01", "internvl": "qwen3", "internvl_chat": "qwen3",
+            "qwen2_vl": "qwen2_vl_text", "qwen2_5_vl": "qwen2_5_vl_text", "kimi_vl": "deepseek_v3"}
 # The key that holds a wrapper's language model where it is not text_config (InternVL's original format)
 WRAPPER_KEYS = {"internvl_chat": "llm_config"}
+# Wrappers whose published configs hold the language model's fields at the top level, beside vision_config (Qwen2-VL
+# and Qwen2.5-VL as Qwen released them; transformers builds their text_config from those fields, and files it saves
+# later carry both, the same values)
+FLAT_WRAPPERS = frozenset({"qwen2_vl", "qwen2_5_vl"})
 
 
 def register_family(model_type: str, family: Callable[[Fields], dict]) -> str:
@@ -2669,9 +2676,15 @@ def from_dict(data: dict, *, name: str, source: str, where: str = "config.json")
     model_type = f.str("model_type")
     notes: list[str] = []
     outer = None
-    if model_type in WRAPPERS:
+    if model_type in FLAT_WRAPPERS and WRAPPER_KEYS.get(model_type, "text_config") not in data:
+        f.wrapper, model_type = model_type, WRAPPERS[model_type]  # the language model's fields are the top level's
+        notes.append(f"the language model (the top level's fields) is costed; the vision tower and projector of "
+                     f"this {f.wrapper} checkpoint are not")
+    elif model_type in WRAPPERS:
         key = WRAPPER_KEYS.get(model_type, "text_config")
         outer, f = f, f.sub(key)
+        if model_type in FLAT_WRAPPERS:  # a re-saved file repeats the language model's fields at the top level
+            outer.read.update(k for k, v in outer.data.items() if k != "model_type" and f.data.get(k) == v)
         inherited = {k: outer.data[k] for k in ("torch_dtype", "dtype", "tie_word_embeddings", "quantization_config")
                      if k in outer.data and k not in f.data}
         f.data = {**f.data, **inherited}

@@ -3,7 +3,9 @@ llm_config; internvl, its text_config), GLM-4.1V (glm4v) and GLM-4.5V (glm4v_moe
 Each must cost exactly as its language model does alone (the vision tower is noted, not costed): the transformers
 code builds the text model of each from the nested config (modular_internvl.py: LlavaModel's text model;
 modular_glm4v.py / modular_glm4v_moe.py: GLM-4-0414's and GLM-4.5-Air's layers with a 3-D rope over the same dims;
-vLLM's minimax_vl_01.py: MiniMaxText01ForCausalLM)."""
+vLLM's minimax_vl_01.py: MiniMaxText01ForCausalLM); Qwen2-VL and Qwen2.5-VL (qwen2_vl, qwen2_5_vl: the language
+model's fields at the top level as Qwen published them, or in text_config as transformers re-saves them) and
+Kimi-VL (kimi_vl: DeepSeek-V3's layer in its text_config)."""
 
 import json
 
@@ -88,3 +90,82 @@ def test_minimax_vl_01_costs_its_text_model(tmp_path):
     cfg = load(tmp_path, {"model_type": "minimax_vl_01", "architectures": ["MiniMaxVL01ForConditionalGeneration"],
                           "text_config": text, "vision_config": {"image_size": 336}})
     assert params(cfg) == params(models.get("minimax-m1"))
+
+
+# Qwen/Qwen2.5-VL-7B-Instruct's config.json (Apache-2.0): Qwen2's fields at the top level, beside vision_config
+QWEN25_VL_7B = {'architectures': ['Qwen2_5_VLForConditionalGeneration'],
+    'attention_dropout': 0.0,
+    'bos_token_id': 151643,
+    'eos_token_id': 151645,
+    'vision_start_token_id': 151652,
+    'vision_end_token_id': 151653,
+    'vision_token_id': 151654,
+    'image_token_id': 151655,
+    'video_token_id': 151656,
+    'hidden_act': 'silu',
+    'hidden_size': 3584,
+    'initializer_range': 0.02,
+    'intermediate_size': 18944,
+    'max_position_embeddings': 128000,
+    'max_window_layers': 28,
+    'model_type': 'qwen2_5_vl',
+    'num_attention_heads': 28,
+    'num_hidden_layers': 28,
+    'num_key_value_heads': 4,
+    'rms_norm_eps': 1e-06,
+    'rope_theta': 1000000.0,
+    'sliding_window': 32768,
+    'tie_word_embeddings': False,
+    'torch_dtype': 'bfloat16',
+    'transformers_version': '4.41.2',
+    'use_cache': True,
+    'use_sliding_window': False,
+    'vision_config': {'depth': 32,
+                      'hidden_act': 'silu',
+                      'hidden_size': 1280,
+                      'intermediate_size': 3420,
+                      'num_heads': 16,
+                      'in_chans': 3,
+                      'out_hidden_size': 3584,
+                      'patch_size': 14,
+                      'spatial_merge_size': 2,
+                      'spatial_patch_size': 14,
+                      'window_size': 112,
+                      'fullatt_block_indexes': [7, 15, 23, 31],
+                      'tokens_per_second': 2,
+                      'temporal_patch_size': 2},
+    'rope_scaling': {'type': 'mrope', 'mrope_section': [16, 24, 24]},
+    'vocab_size': 152064}
+
+
+def test_qwen2_5_vl_costs_its_top_level_fields_as_qwen2(tmp_path):
+    d, layers, v = 3584, 28, 152064
+    attention = 2 * d * 28 * 128 + 2 * d * 4 * 128 + (28 + 2 * 4) * 128  # q, o; k, v; the q/k/v biases
+    total = 2 * v * d + d + layers * (attention + 3 * d * 18944 + 2 * d)
+    assert round(total / 1e9, 3) == 7.616  # its language model's published 7.616B
+    flat = load(tmp_path, QWEN25_VL_7B)
+    assert params(flat) == total and "vision tower" in flat.notes[0]
+    text = {k: v for k, v in QWEN25_VL_7B.items() if k not in ("vision_config", "model_type", "architectures")}
+    resaved = {**QWEN25_VL_7B, "text_config": {**text, "model_type": "qwen2_5_vl_text"}}  # transformers >= 4.53
+    assert params(load(tmp_path, resaved)) == total
+    qwen2 = {**text, "model_type": "qwen2"}
+    assert params(load(tmp_path, qwen2)) == total
+    assert params(load(tmp_path, {**QWEN25_VL_7B, "model_type": "qwen2_vl"})) == total  # Qwen2-VL's layout
+
+
+def test_a_resaved_top_level_that_disagrees_is_refused(tmp_path):
+    text = {k: v for k, v in QWEN25_VL_7B.items() if k not in ("vision_config", "model_type", "architectures")}
+    resaved = {**QWEN25_VL_7B, "intermediate_size": 9999, "text_config": {**text, "model_type": "qwen2_5_vl_text"}}
+    with pytest.raises(Exception, match="'intermediate_size'"):
+        load(tmp_path, resaved)
+
+
+def test_kimi_vl_costs_its_deepseek_v3_text_config(tmp_path):
+    text = {"hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 4, "intermediate_size": 128,
+            "num_hidden_layers": 2, "vocab_size": 100, "kv_lora_rank": 16, "q_lora_rank": None,
+            "qk_nope_head_dim": 8, "qk_rope_head_dim": 8, "v_head_dim": 8, "n_routed_experts": 8,
+            "n_shared_experts": 1, "num_experts_per_tok": 2, "moe_intermediate_size": 16, "first_k_dense_replace": 1}
+    wrapped = load(tmp_path, {"model_type": "kimi_vl", "architectures": ["KimiVLForConditionalGeneration"],
+                              "text_config": text, "vision_config": {"hidden_size": 32}})
+    alone = load(tmp_path, {**text, "model_type": "deepseek_v3"})
+    assert params(wrapped) == params(alone)
