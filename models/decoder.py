@@ -45,8 +45,8 @@ def _one_of(*valid: str):
     return check
 
 
-ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu", "gelu": "gelu", "situ": "situ", "xielu": "xielu"}
-PLAIN_MLPS = ("gelu", "xielu")  # the `mlp` values that are down(act(up)), without a gate
+ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu", "gelu": "gelu", "situ": "situ", "xielu": "xielu", "relu2": "relu2"}
+PLAIN_MLPS = ("gelu", "xielu", "relu2")  # the `mlp` values that are down(act(up)), without a gate
 
 
 # The speculative-decoding heads a model makes of itself (DecoderConfig.draft_head: `serve --draft mtp|eagle`).

@@ -733,6 +733,44 @@ def _lfm2(f: Fields, *, moe: bool = False) -> dict:
                 tie_embeddings=tied)
 
 
+def _relu2_llama(f: Fields, *, nemotron: bool = False) -> dict:
+    """Arcee's AFM (transformers' arcee) and NVIDIA's Nemotron-4 / Minitron (nemotron): Llama's attention and a plain
+    MLP, down(relu(up(x))^2) with no gate, biased where mlp_bias (vLLM refuses another hidden_act). nemotron: the
+    norms LayerNorm1P with a shift (weight + 1: the same FLOPs as a LayerNorm, as Gemma's 1 + w), rope over
+    partial_rotary_factor of each head (0.5 by default; rope_percent and rope_percentage, vLLM's aliases),
+    head_dim (or kv_channels, vLLM's alias) where heads x head_dim is not the hidden size (Minitron-8B)."""
+    rotary = f.get("rope_percent", "rope_percentage", default=0.5)[1] if nemotron else None
+    core = _core(f, rotary_default=rotary, head_dim_default=f.int("kv_channels", default=None) if nemotron else None)
+    f.choice({"relu2": "relu2"}, "hidden_act", default="relu2")
+    bias = f.bool("mlp_bias", False)
+    attention = _attention(f, core)
+    norm = dict(norm="layernorm", norm_bias=True) if nemotron else dict(norm="rmsnorm")
+    layer = parts.pre_norm(attention, MLP(core["d_ffn"], "relu2", gated=False, bias=bias), **norm)
+    return dict(**_summary_fields(core, attention), mlp="relu2", mlp_bias=bias, **norm,
+                layers=Stack.uniform(layer, core["n_layers"]), tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _bamba(f: Fields) -> dict:
+    """IBM's Bamba (transformers' bamba, vLLM's bamba.py): Mamba-2 layers (the mamba_* fields, a mixer of
+    mamba_expand x hidden_size, _mamba_fields) and GQA attention layers at attn_layer_indices (no biases, rope over
+    half of each head: transformers pins partial_rotary_factor at 0.5), each followed by a SwiGLU of
+    intermediate_size; pre-norm (input_layernorm, pre_ff_layernorm); no multipliers."""
+    core = _core(f, rotary_default=0.5)
+    d, n = core["d_model"], core["n_layers"]
+    attention_at = set(f.ints("attn_layer_indices", n) or ())
+    attention = _attention(f, core)
+    mamba = _mamba_fields(f, d, f.int("mamba_expand", default=2) * d, "mamba_expand")
+    f.choice({"silu": "silu"}, "hidden_act", default="silu")
+    mlp = MLP(core["d_ffn"], "silu", prefix="feed_forward.")
+
+    def layer(i: int) -> parts.Layer:
+        return parts.Layer((parts.Sublayer(attention if i in attention_at else mamba, "input_layernorm.weight",
+                                           key="attn"),
+                            parts.Sublayer(mlp, "pre_ff_layernorm.weight", key="mlp")))
+    return dict(**_summary_fields(core, attention), layers=_stack(n, layer, period=n),
+                tie_embeddings=f.bool("tie_word_embeddings", False), **_state_dtype(f, "mamba_ssm_cache_dtype"))
+
+
 def _apertus(f: Fields) -> dict:
     """Swiss AI's Apertus (transformers' apertus, vLLM's apertus.py): Llama's layer with q and k RMS-normed per head
     before rope (one scale of a head's width), its norms named attention_layernorm and feedforward_layernorm, and a
@@ -2616,6 +2654,9 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),
     "qwen2_vl_text": _qwen2,  # Qwen2-VL's and Qwen2.5-VL's language model: Qwen2's layer, M-RoPE rotating the same dims
     "qwen2_5_vl_text": _qwen2,
+    "arcee": _relu2_llama,
+    "nemotron": lambda f: _relu2_llama(f, nemotron=True),
+    "bamba": _bamba,
     "cohere": _cohere,
     "cohere2": lambda f: _cohere(f, v2=True),
     "apertus": _apertus,
