@@ -771,6 +771,77 @@ def _bamba(f: Fields) -> dict:
                 tie_embeddings=f.bool("tie_word_embeddings", False), **_state_dtype(f, "mamba_ssm_cache_dtype"))
 
 
+def _dt_rank(f: Fields, key: str, d: int) -> int:
+    """A Mamba-1 mixer's dt_rank: the config's, or "auto", ceil(hidden_size / 16) (MambaConfig, JambaConfig)."""
+    _, rank = f.get(key, default="auto")
+    return -(-d // 16) if rank == "auto" else f.int(key)
+
+
+def _mamba1(f: Fields, *, falcon: bool = False) -> dict:
+    """state-spaces' Mamba (transformers' mamba) and TII's Falcon-Mamba (falcon_mamba; vLLM's mamba.py runs both): a
+    Mamba-1 mixer after an RMSNorm in every layer, no attention, no MLP (parts.Mamba1): d_inner intermediate_size
+    where given (Falcon-Mamba-7B's 8,192 beside its expand of 16, as transformers and vLLM read it), else expand x
+    hidden_size; time_step_rank ("auto": ceil(hidden_size / 16)), state_size, conv_kernel, use_conv_bias, use_bias;
+    falcon_mamba: weightless RMSNorms of dt, B and C. Embeddings tied unless tie_word_embeddings says otherwise.
+    residual_in_fp32 is transformers' alone (vLLM keeps the residual at the model's dtype) and costs nothing here;
+    mamba_ssm's original keys (n_layer, rms_norm, fused_add_norm, pad_vocab_size_multiple) restate the model."""
+    d = f.int("hidden_size")
+    n = f.int("num_hidden_layers", "n_layer")
+    inner = f.int("intermediate_size", default=f.int("expand", default=2) * d)
+    _restated(f, "Mamba", rms_norm=True)
+    f.get("fused_add_norm", "pad_vocab_size_multiple", "residual_in_fp32", "time_step_scale", "time_step_init_scheme",
+          "use_mambapy", "use_falcon_mambapy", "mixer_rms_eps", "use_associative_scan", default=None)  # no cost
+    f.choice({"silu": "silu"}, "hidden_act", default="silu")
+    mamba = parts.Mamba1(inner, f.int("state_size", default=16), _dt_rank(f, "time_step_rank", d),
+                         f.int("conv_kernel", default=4), conv_bias=f.bool("use_conv_bias", True),
+                         proj_bias=f.bool("use_bias", False), inner_norms="weightless" if falcon else None)
+    layer = parts.Layer((parts.Sublayer(mamba, "norm.weight", key="mixer"),))
+    return dict(d_model=d, n_heads=1, n_kv_heads=1, head_dim=d, d_ffn=inner, n_layers=n,
+                vocab_size=f.int("vocab_size"), dtype=_dtype(f), **_weights(f), layers=Stack.uniform(layer, n),
+                tie_embeddings=f.bool("tie_word_embeddings", True))
+
+
+def _jamba(f: Fields) -> dict:
+    """AI21's Jamba (transformers' jamba, vLLM's jamba.py): layer i attends where i % attn_layer_period is
+    attn_layer_offset (GQA of hidden_size / heads, no positions), else a Mamba-1 mixer of mamba_expand x hidden_size
+    with weighted RMSNorms of dt, B and C (parts.Mamba1; mamba_dt_rank "auto": ceil(hidden_size / 16)); its
+    feed-forward num_experts SwiGLU experts of intermediate_size where i % expert_layer_period is
+    expert_layer_offset (softmax over all of them, top num_experts_per_tok, not renormalized), else a SwiGLU of
+    intermediate_size; pre-norm (input_layernorm, pre_ff_layernorm); the head untied (vLLM never ties it)."""
+    core = _core(f)
+    d, n = core["d_model"], core["n_layers"]
+    if core["head_dim"] not in (None, d // core["n_heads"]):
+        raise f.error("head_dim", f"is {core['head_dim']}, but Jamba's attention uses hidden_size / "
+                                  f"num_attention_heads = {d // core['n_heads']}")
+    core["head_dim"] = d // core["n_heads"]
+    periods = {}
+    for kind, defaults in (("attn", (8, 4)), ("expert", (2, 1))):
+        period = f.int(f"{kind}_layer_period", default=defaults[0])
+        offset = f.int(f"{kind}_layer_offset", default=defaults[1], minimum=0)
+        if offset >= period:
+            raise f.error(f"{kind}_layer_offset", f"is {offset}: it must be below {kind}_layer_period ({period})")
+        periods[kind] = period, offset
+    attention = _attention(f, core, rotary=False)
+    mamba = parts.Mamba1(f.int("mamba_expand", default=2) * d, f.int("mamba_d_state", default=16),
+                         _dt_rank(f, "mamba_dt_rank", d), f.int("mamba_d_conv", default=4),
+                         conv_bias=f.bool("mamba_conv_bias", True), proj_bias=f.bool("mamba_proj_bias", False),
+                         inner_norms="weighted", prefix="mamba.")
+    f.choice({"silu": "silu"}, "hidden_act", default="silu")
+    f.get("use_mamba_kernels", "num_logits_to_keep", default=None)  # transformers' kernel switch and logits: no cost
+    experts = f.int("num_experts", "num_local_experts", default=16)
+    mlp = MLP(core["d_ffn"], "silu", prefix="feed_forward.")
+    moe = (MoE(experts=experts, top_k=f.int("num_experts_per_tok", default=2), d_expert=core["d_ffn"],
+               prefix="feed_forward.", router_name="router") if experts > 1 else None)
+
+    def layer(i: int) -> parts.Layer:
+        (ap, ao), (ep, eo) = periods["attn"], periods["expert"]
+        return parts.Layer((parts.Sublayer(attention if i % ap == ao else mamba, "input_layernorm.weight", key="attn"),
+                            parts.Sublayer(moe if moe is not None and i % ep == eo else mlp, "pre_ff_layernorm.weight",
+                                           key="mlp")))
+    return dict(**_summary_fields(core, attention), moe=moe, layers=_stack(n, layer, period=n),
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
 def _apertus(f: Fields) -> dict:
     """Swiss AI's Apertus (transformers' apertus, vLLM's apertus.py): Llama's layer with q and k RMS-normed per head
     before rope (one scale of a head's width), its norms named attention_layernorm and feedforward_layernorm, and a
@@ -2654,6 +2725,9 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),
     "qwen2_vl_text": _qwen2,  # Qwen2-VL's and Qwen2.5-VL's language model: Qwen2's layer, M-RoPE rotating the same dims
     "qwen2_5_vl_text": _qwen2,
+    "mamba": _mamba1,
+    "falcon_mamba": lambda f: _mamba1(f, falcon=True),
+    "jamba": _jamba,
     "arcee": _relu2_llama,
     "nemotron": lambda f: _relu2_llama(f, nemotron=True),
     "bamba": _bamba,

@@ -249,6 +249,29 @@ class Mamba2:
 
 
 @attrs.frozen
+class Mamba1:
+    """A Mamba-1 mixer (models.recurrent.mamba1_mixer): its conv and SSM state are the layer's cache, whatever the
+    context."""
+
+    d_inner: int = attrs.field(validator=_positive)
+    d_state: int = attrs.field(validator=_positive)
+    dt_rank: int = attrs.field(validator=_positive)
+    d_conv: int = attrs.field(default=4, validator=_positive)
+    conv_bias: bool = True
+    proj_bias: bool = False
+    inner_norms: str | None = None  # Falcon-Mamba's weightless RMSNorms of dt, B and C; Jamba's weighted ones
+    prefix: str = "mixer."
+
+    tag: ClassVar[str] = "attention"
+
+    def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
+        return recurrent.mamba1_mixer(b, x, phase, par, **attrs.asdict(self, recurse=False))
+
+    def words(self) -> dict[str, str]:
+        return {"mixer": "mamba"}
+
+
+@attrs.frozen
 class ShortConv:
     """LFM2's gated short convolution (models.recurrent.short_conv): its conv state, (d_conv - 1) x width a
     sequence, is the layer's cache, whatever the context."""

@@ -1,5 +1,5 @@
-"""Token mixers with a fixed-size state: Mamba-2 (SSD), Gated DeltaNet, Kimi Delta Attention, lightning attention
-and LFM2's gated short convolution, as layer parts.
+"""Token mixers with a fixed-size state: Mamba-1 (the selective scan), Mamba-2 (SSD), Gated DeltaNet, Kimi Delta
+Attention, lightning attention and LFM2's gated short convolution, as layer parts.
 
 Each part adds a whole mixer to a builder (input projections, the short causal conv, the scan, the gated norm, the
 output projection, and under tensor parallelism the all-reduce) and returns its output, with its ops tagged
@@ -149,6 +149,49 @@ def mamba2_mixer(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel = Paral
                               out="ssm_gated")
         out = _linear(b, "out_proj", y, d, prefix=prefix, bias=proj_bias if out_bias is None else out_bias,
                       out="mixer_out" if par.tp == 1 else "mixer_partial")
+        return par.reduce(b, "out_allreduce", out, "mixer_out")
+
+
+def mamba1_mixer(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel = Parallel.SINGLE, *, d_inner: int,
+                 d_state: int, dt_rank: int, d_conv: int = 4, conv_bias: bool = True, proj_bias: bool = False,
+                 inner_norms: str | None = None, prefix: str = "mixer.") -> Tensor:
+    """A Mamba-1 mixer (Gu & Dao 2023, arXiv 2312.00752; transformers' MambaMixer, vLLM's mamba_mixer.py):
+    in_proj [d_model -> 2 d_inner] = x | z; the causal conv1d over x (`conv_bias`) and SiLU; x_proj [d_inner ->
+    dt_rank + 2 d_state] = dt | B | C, no bias; `inner_norms`: RMSNorms of dt, B and C, "weightless" (Falcon-Mamba)
+    or "weighted" (Jamba's dt_layernorm, b_layernorm, c_layernorm); dt_proj [dt_rank -> d_inner], its bias added in
+    the scan; the selective scan with A [d_inner, d_state] (fp32, as vLLM keeps -exp(A_log)), D and the gate
+    y * silu(z) (ops.selective_scan); out_proj [d_inner -> d_model]. `proj_bias`: biases on in_proj and out_proj.
+
+    Cache per sequence: the conv state (d_conv - 1) x d_inner and the SSM state d_inner x d_state.
+
+    Under tensor parallelism d_inner splits (in_proj by columns, the conv, dt_proj, A, D); x_proj and out_proj are
+    row-parallel, so each ends with an all-reduce (dt_rank + 2 d_state values a token, then d_model), as vLLM
+    shards it; the inner norms run whole on every GPU."""
+    d = x.shape[-1]
+    if inner_norms not in (None, "weightless", "weighted"):
+        raise OpgraphError(f"mamba1_mixer: inner_norms must be None, 'weightless' or 'weighted', got {inner_norms!r}")
+    with b.scope(part=PART):
+        e = par.columns("the Mamba inner width (d_inner)", d_inner)
+        xs, z = _split_linear(b, "in_proj", x, {"xs": e, "z": e}, prefix=prefix, bias=proj_bias)
+        u = _conv(b, xs, phase, d_conv=d_conv, bias=conv_bias, prefix=prefix)
+        x_dbl = _linear(b, "x_proj", u, dt_rank + 2 * d_state, prefix=prefix, bias=False,
+                        out=par.out("x_dbl", "x_dbl_partial"))
+        x_dbl = par.reduce(b, "x_allreduce", x_dbl, "x_dbl")
+        dt, gate_b, gate_c = (b.slice_last(f"{n}_slice", x_dbl, w, out=f"{n}_raw")
+                              for n, w in (("dt", dt_rank), ("b", d_state), ("c", d_state)))
+        if inner_norms:
+            def norm(n: str, t: Tensor) -> Tensor:
+                w = b.weight(f"{prefix}{n}_layernorm.weight", (t.shape[-1],)) if inner_norms == "weighted" else None
+                return b.norm(f"{n}_layernorm", t, w, out=f"{n}_normed")
+            dt, gate_b, gate_c = norm("dt", dt), norm("b", gate_b), norm("c", gate_c)
+        dt = _linear(b, "dt_proj", dt, e, prefix=prefix, bias=False, out="dt")
+        decode = phase.name == "decode"
+        state = b.state("ssm_state", (x.shape[0], e, d_state)) if decode else None
+        y, _ = b.selective_scan("selective_scan", u, dt, gate_b, gate_c, z, b.weight(f"{prefix}A_log", (e, d_state),
+                                                                                        FP32),
+                                b.weight(f"{prefix}D", (e,)), b.weight(f"{prefix}dt_proj.bias", (e,)),
+                                recurrent=decode, state=state, out="ssm_out", state_out="ssm_state_new")
+        out = _linear(b, "out_proj", y, d, prefix=prefix, bias=proj_bias, out=par.out("mixer_out", "mixer_partial"))
         return par.reduce(b, "out_allreduce", out, "mixer_out")
 
 

@@ -300,6 +300,7 @@ class GraphBuilder:
     send_recv = _op_method(ops.send_recv)
     causal_conv1d = _state_op_method(ops.causal_conv1d)
     ssd_scan = _state_op_method(ops.ssd_scan)
+    selective_scan = _state_op_method(ops.selective_scan)
     gated_delta_rule = _state_op_method(ops.gated_delta_rule)
     kimi_delta_rule = _state_op_method(ops.kimi_delta_rule)
     lightning_attention = _state_op_method(ops.lightning_attention)

@@ -1143,6 +1143,46 @@ def ssd_scan(name: str, xbc: Tensor, dt: Tensor, a_log: Tensor, d: Tensor, dt_bi
     return Op(name, MATMUL, SSD_CHUNKED, inputs, (y, new), flops, transcendentals=exps)
 
 
+SELECTIVE_SCAN, SELECTIVE_UPDATE = register_function("selective_scan"), register_function("selective_update")
+# Mamba-1's selective scan (Gu & Dao 2023, arXiv 2312.00752, Algorithm 2 as mamba_ssm's kernels run it: B-bar taken
+# as dt * B), per channel e and state n: dA = exp(dt_e A_en), h = dA h + (dt_e B_n) u_e, y_e = sum_n C_n h_en.
+# Per (channel, state) pair: the one-token update (selective_state_update, decode) 7 FLOPs and an exp; the parallel
+# scan of a prompt (selective_scan_fwd) 9, the count Gu gives for it (state-spaces/mamba#110: 9 B L D N), and an exp.
+# Per channel either way: dt + dt_bias, softplus (2 transcendentals), dt u, D u and its add, silu(z) (3 and an exp)
+# and the gate multiply: 9 FLOPs, 3 transcendentals.
+SELECTIVE_PAIR_FLOPS = {SELECTIVE_UPDATE: 7, SELECTIVE_SCAN: 9}
+SELECTIVE_CHANNEL_FLOPS, SELECTIVE_CHANNEL_TRANSCENDENTALS = 9, 3
+
+
+def selective_scan(name: str, u: Tensor, dt: Tensor, b: Tensor, c: Tensor, z: Tensor, a: Tensor, d: Tensor,
+                   dt_bias: Tensor, *, recurrent: bool, state: Tensor | None = None, out: str | None = None,
+                   state_out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None,
+                   state_dtype: DType | None = None) -> Op:
+    """Mamba-1's selective scan with its D skip and its gate, y * silu(z) (mamba_ssm's selective_scan_fn with z in
+    prefill, selective_state_update in decode; the per-element counts above). u, dt, z: [B, S, E] (the conv's
+    output, dt_proj's without its bias, the gate); b, c: [B, S, N]; a: [E, N] (A = -exp(A_log), which vLLM computes
+    once at load); d, dt_bias: [E]; `state`: [B, E, N] (read in decode; a prefill starts from zeros). Outputs: y
+    [B, S, E] and the final state [B, E, N] (role STATE), written whole. Kind elementwise: no tensor-core work, each
+    state element updated in registers (the prompt's intermediate states never reach memory)."""
+    if len(u.shape) != 3:
+        raise OpgraphError(f"op {name!r}: u {u} must be [batch, positions, channels]")
+    bsz, s, e = u.shape
+    n = a.shape[-1] if len(a.shape) == 2 else 0
+    for t, want in ((dt, u.shape), (z, u.shape), (b, (bsz, s, n)), (c, (bsz, s, n)), (a, (e, n)), (d, (e,)),
+                    (dt_bias, (e,))):
+        if t.shape != want:
+            raise OpgraphError(f"op {name!r}: {t} must have shape {want}")
+    if recurrent and s != 1:
+        raise OpgraphError(f"op {name!r}: the recurrent form takes one position per sequence, got {s}")
+    new = _new_state(name, state_out, (bsz, e, n), state, u, state_dtype)
+    inputs = [u, dt, b, c, z, a, d, dt_bias] + ([state] if state is not None else [])
+    fn = SELECTIVE_UPDATE if recurrent else SELECTIVE_SCAN
+    y = _out(out or name, u.shape, u, role, dtype)
+    flops = bsz * s * e * (SELECTIVE_PAIR_FLOPS[fn] * n + SELECTIVE_CHANNEL_FLOPS)
+    return Op(name, ELEMENTWISE, fn, inputs, (y, new), flops,
+              transcendentals=bsz * s * e * (n + SELECTIVE_CHANNEL_TRANSCENDENTALS))
+
+
 def gated_delta_rule(name: str, qkv: Tensor, ba: Tensor, a_log: Tensor, dt_bias: Tensor, *, k_heads: int,
                      v_heads: int, head_k_dim: int, head_v_dim: int, recurrent: bool, chunk_size: int = 64,
                      state: Tensor | None = None, out: str | None = None, state_out: str | None = None,
