@@ -798,7 +798,7 @@ def _mamba1(f: Fields, *, falcon: bool = False) -> dict:
     layer = parts.Layer((parts.Sublayer(mamba, "norm.weight", key="mixer"),))
     return dict(d_model=d, n_heads=1, n_kv_heads=1, head_dim=d, d_ffn=inner, n_layers=n,
                 vocab_size=f.int("vocab_size"), dtype=_dtype(f), **_weights(f), layers=Stack.uniform(layer, n),
-                tie_embeddings=f.bool("tie_word_embeddings", True))
+                tie_embeddings=f.bool("tie_word_embeddings", True), **_state_dtype(f, "mamba_ssm_cache_dtype"))
 
 
 def _jamba(f: Fields) -> dict:
@@ -839,7 +839,7 @@ def _jamba(f: Fields) -> dict:
                             parts.Sublayer(moe if moe is not None and i % ep == eo else mlp, "pre_ff_layernorm.weight",
                                            key="mlp")))
     return dict(**_summary_fields(core, attention), moe=moe, layers=_stack(n, layer, period=n),
-                tie_embeddings=f.bool("tie_word_embeddings", False))
+                tie_embeddings=f.bool("tie_word_embeddings", False), **_state_dtype(f, "mamba_ssm_cache_dtype"))
 
 
 def _apertus(f: Fields) -> dict:

@@ -105,6 +105,11 @@ class Parallel:
             return b.reduce_scatter(name.replace("allreduce", "reducescatter"), x, group=self.tp, dim=self.sp, out=out)
         return b.all_reduce(name, x, group=self.tp, out=out)
 
+    def reduce_whole(self, b: GraphBuilder, name: str, x: Tensor, out: str) -> Tensor:
+        """The all-reduce of a row-parallel layer inside a part, whose sums every GPU needs for all its tokens
+        (Mamba-1's x_proj): an all-reduce even under sequence parallelism; nothing on one GPU."""
+        return b.all_reduce(name, x, group=self.tp, out=out) if self.tp > 1 else x
+
     def gather(self, b: GraphBuilder, name: str, x: Tensor, out: str) -> Tensor:
         """Sequence parallelism: the whole tokens back from each GPU's slice, before a column-parallel layer."""
         return b.all_gather(name, x, group=self.tp, dim=self.sp, out=out) if self.sp is not None and self.tp > 1 else x

@@ -176,7 +176,7 @@ def mamba1_mixer(b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel = Paral
         u = _conv(b, xs, phase, d_conv=d_conv, bias=conv_bias, prefix=prefix)
         x_dbl = _linear(b, "x_proj", u, dt_rank + 2 * d_state, prefix=prefix, bias=False,
                         out=par.out("x_dbl", "x_dbl_partial"))
-        x_dbl = par.reduce(b, "x_allreduce", x_dbl, "x_dbl")
+        x_dbl = par.reduce_whole(b, "x_allreduce", x_dbl, "x_dbl")
         dt, gate_b, gate_c = (b.slice_last(f"{n}_slice", x_dbl, w, out=f"{n}_raw")
                               for n, w in (("dt", dt_rank), ("b", d_state), ("c", d_state)))
         if inner_norms:

@@ -61,6 +61,8 @@ def test_mamba_28b_by_hand(tmp_path):
     assert scan.fn == "selective_update" and scan.flops == 4 * e * (7 * 16 + 9) and SELECTIVE_PAIR_FLOPS[scan.fn] == 7
     # a state whatever the context: (4 - 1) x 5,120 conv inputs and 5,120 x 16 SSM values, at fp32 here
     assert kv_cache_bytes(g) == 4 * (3 * e + e * 16) * 4
+    bf16 = load(tmp_path, MAMBA_28B, torch_dtype="bfloat16", mamba_ssm_cache_dtype="float32")
+    assert kv_cache_bytes(bf16.build(Phase.decode(4, 999)).blocks[0].graph) == 4 * (3 * e * 2 + e * 16 * 4)
     prefill = cfg.build(Phase.prefill(1, 100)).blocks[0].graph.ops["selective_scan"]
     assert prefill.fn == "selective_scan" and prefill.flops == 100 * e * (9 * 16 + 9)
 
