@@ -532,6 +532,12 @@ def _qwen2_moe(f: Fields) -> dict:
                 tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
+def _clip_qkv_note(f: Fields) -> tuple[str, ...]:
+    """clip_qkv (OLMoE's, DBRX's attn_config's): q, k and v clamped to +-clip, noted rather than counted."""
+    clip = f.number("clip_qkv", default=None)
+    return (f"clip_qkv {clip}: the clamps of q, k and v (one op an element each) are not counted",) if clip else ()
+
+
 def _olmoe(f: Fields) -> dict:
     """AllenAI's OLMoE (transformers' olmoe, vLLM's olmoe.py): pre-norm layers (not OLMo-2's post-norm), an RMSNorm
     of the whole q and the whole k projection, and in every layer num_experts SwiGLU experts of intermediate_size
@@ -541,9 +547,7 @@ def _olmoe(f: Fields) -> dict:
     attention = _attention(f, core, qk_norm="full")
     moe = MoE(experts=f.int("num_experts"), top_k=f.int("num_experts_per_tok"), d_expert=core["d_ffn"],
               renormalize=f.bool("norm_topk_prob", False), act=_gated_act(f))
-    clip = f.number("clip_qkv", default=None)
-    notes = (f"clip_qkv {clip}: the clamps of q, k and v (one op an element each) are not counted",) if clip else ()
-    return dict(**_summary_fields(core, attention), mlp=_gated(f), moe=moe, notes=notes,
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), moe=moe, notes=_clip_qkv_note(f),
                 layers=Stack.uniform(parts.pre_norm(attention, moe), core["n_layers"]),
                 tie_embeddings=f.bool("tie_word_embeddings", False))
 
@@ -840,6 +844,73 @@ def _jamba(f: Fields) -> dict:
                                            key="mlp")))
     return dict(**_summary_fields(core, attention), moe=moe, layers=_stack(n, layer, period=n),
                 tie_embeddings=f.bool("tie_word_embeddings", False), **_state_dtype(f, "mamba_ssm_cache_dtype"))
+
+
+DBRX_KEYS = {"attn_config": {"clip_qkv", "kv_n_heads", "rope_theta", "attn_pdrop", "model_type"},
+             "ffn_config": {"ffn_act_fn", "ffn_hidden_size", "moe_num_experts", "moe_top_k", "moe_jitter_eps",
+                            "moe_loss_weight", "moe_normalize_expert_weights", "hidden_size", "model_type",
+                            "uniform_expert_assignment"}}
+
+
+def _dbrx(f: Fields) -> dict:
+    """Databricks' DBRX (transformers' dbrx, vLLM's dbrx.py): d_model, n_heads, n_layers (or their Llama names), GQA
+    of attn_config.kv_n_heads KV heads over a fused Wqkv, rope over whole heads, clip_qkv noted; LayerNorms with a
+    scale and no shift (norm_1, norm_2, norm_f); in every layer ffn_config.moe_num_experts SwiGLU experts of
+    ffn_hidden_size, top moe_top_k of softmax scores, renormalized (vLLM divides by their sum whatever
+    moe_normalize_expert_weights' p, as p = 1 does; null: not renormalized in transformers, noted); the head never
+    tied (transformers refuses tie_word_embeddings)."""
+    d = f.int("d_model", "hidden_size")
+    heads = f.int("n_heads", "num_attention_heads")
+    layers = f.int("n_layers", "num_hidden_layers")
+    # DbrxConfig's defaults where a block is absent (DbrxAttentionConfig(), DbrxFFNConfig())
+    attn, ffn = (f.sub(key) if f.get(key, default=None)[1] is not None else Fields({}, f.where, f"{key}.")
+                 for key in ("attn_config", "ffn_config"))
+    notes = [f"not read from {sub.path.rstrip('.')}: {', '.join(sorted(set(sub.data) - DBRX_KEYS[name]))}"
+             for name, sub in (("attn_config", attn), ("ffn_config", ffn)) if set(sub.data) - DBRX_KEYS[name]]
+    if ffn.bool("uniform_expert_assignment", False):
+        raise ffn.error("uniform_expert_assignment", "is true: a training-time routing switch DBRX's inference code "
+                                                     "refuses")
+    _, act = ffn.get("ffn_act_fn", default={"name": "silu"})
+    if not isinstance(act, dict) or act.get("name", "silu") != "silu":
+        raise ffn.error("ffn_act_fn", f"is {act!r}: DBRX's experts are SwiGLUs (name silu)")
+    _, p = ffn.get("moe_normalize_expert_weights", default=1.0)
+    ffn.get("moe_jitter_eps", "moe_loss_weight", "hidden_size", default=None)  # training knobs; hidden_size is d_model
+    attn.get("rope_theta", "attn_pdrop", default=None)
+    if f.bool("tie_word_embeddings", False):
+        raise f.error("tie_word_embeddings", "is true: DBRX's head is never tied (transformers refuses it)")
+    core = dict(d_model=d, n_heads=heads, n_kv_heads=attn.int("kv_n_heads", default=1), head_dim=d // heads,
+                d_ffn=ffn.int("ffn_hidden_size", default=3584), n_layers=layers,
+                vocab_size=f.int("vocab_size"), dtype=_dtype(f), **_weights(f), rotary_dim=None)
+    attention = _attention(f, core)
+    moe = MoE(experts=ffn.int("moe_num_experts", default=4), top_k=ffn.int("moe_top_k", default=1),
+              d_expert=core["d_ffn"], renormalize=True, router_name="router.layer", prefix="ffn.")
+    if p is None:
+        notes.append("moe_normalize_expert_weights is null: transformers keeps the top-k weights as they are, vLLM "
+                     "renormalizes them (priced as vLLM runs it)")
+    layer = parts.pre_norm(attention, moe, norm="layernorm")
+    return dict(**_summary_fields(core, attention), moe=moe, norm="layernorm", layers=Stack.uniform(layer, layers),
+                notes=(*_clip_qkv_note(attn), *notes),
+                context_window=f.int("max_seq_len", "max_position_embeddings", default=None))
+
+
+def _starcoder2(f: Fields) -> dict:
+    """BigCode's StarCoder2 (transformers' starcoder2, vLLM's starcoder2.py): LayerNorms with a shift, GQA and a plain
+    MLP, down(gelu_tanh(up(x))), every projection biased where use_bias (true by default), a window of
+    sliding_window keys in every layer; the head tied unless tie_word_embeddings says otherwise. The published
+    configs' mlp_type and norm_type restate the layer; rms_norm_eps is a leftover transformers does not read."""
+    core = _core(f)
+    bias = f.bool("use_bias", True)
+    window = f.int("sliding_window", default=None)
+    attention = _attention(f, core, q_bias=bias, k_bias=bias, v_bias=bias, o_bias=bias,
+                           **({"keys": Keys("sliding", window)} if window else {}))
+    f.choice({"gelu_pytorch_tanh": "gelu", "gelu": "gelu"}, "hidden_act", default="gelu_pytorch_tanh")
+    _restated(f, "StarCoder2", mlp_type="default", norm_type="layer_norm")
+    f.get("norm_epsilon", "residual_dropout", "embedding_dropout", default=None)  # numerics and training: no cost
+    layer = parts.pre_norm(attention, MLP(core["d_ffn"], "gelu", gated=False, bias=bias), norm="layernorm",
+                           norm_bias=True)
+    return dict(**_summary_fields(core, attention), mlp="gelu", mlp_bias=bias, norm="layernorm", norm_bias=True,
+                sliding_window=window, layers=Stack.uniform(layer, core["n_layers"]),
+                tie_embeddings=f.bool("tie_word_embeddings", True))
 
 
 def _apertus(f: Fields) -> dict:
@@ -2725,6 +2796,9 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),
     "qwen2_vl_text": _qwen2,  # Qwen2-VL's and Qwen2.5-VL's language model: Qwen2's layer, M-RoPE rotating the same dims
     "qwen2_5_vl_text": _qwen2,
+    "dbrx": _dbrx,
+    "starcoder2": _starcoder2,
+    "qwen3_omni_moe_text": lambda f: _qwen3(f, moe=True),  # Qwen3-Omni's thinker: Qwen3-MoE's layer
     "mamba": _mamba1,
     "falcon_mamba": lambda f: _mamba1(f, falcon=True),
     "jamba": _jamba,
@@ -2748,9 +2822,10 @@ WRAPPERS = {"gemma3": "gemma3_text", "gemma4": "gemma4_text", "llama4": "llama4_
             "kimi_k25": "kimi_k2", "minimax_m3_vl": "minimax_m3", "kimi_k3": "kimi_linear", "step3p7": "step3p5",
             "deepseek_v41": "deepseek_v41_text", "glm4v": "glm4v_text", "glm4v_moe": "glm4v_moe_text",
             "minimax_vl_01": "minimax_text_01", "internvl": "qwen3", "internvl_chat": "qwen3",
-            "qwen2_vl": "qwen2_vl_text", "qwen2_5_vl": "qwen2_5_vl_text", "kimi_vl": "deepseek_v3"}
+            "qwen2_vl": "qwen2_vl_text", "qwen2_5_vl": "qwen2_5_vl_text", "kimi_vl": "deepseek_v3",
+            "qwen3_omni_moe": "qwen3_omni_moe_text"}
 # The key that holds a wrapper's language model where it is not text_config (InternVL's original format)
-WRAPPER_KEYS = {"internvl_chat": "llm_config"}
+WRAPPER_KEYS = {"internvl_chat": "llm_config", "qwen3_omni_moe": "thinker_config.text_config"}
 # Wrappers whose published configs hold the language model's fields at the top level, beside vision_config (Qwen2-VL
 # and Qwen2.5-VL as Qwen released them; transformers builds their text_config from those fields, and files it saves
 # later carry both, the same values)
@@ -2797,7 +2872,9 @@ def from_dict(data: dict, *, name: str, source: str, where: str = "config.json")
                      f"this {f.wrapper} checkpoint are not")
     elif model_type in WRAPPERS:
         key = WRAPPER_KEYS.get(model_type, "text_config")
-        outer, f = f, f.sub(key)
+        outer = f
+        for part in key.split("."):  # Qwen3-Omni's language model is its thinker's text_config
+            f = f.sub(part)
         if model_type in FLAT_WRAPPERS:  # a re-saved file repeats the language model's fields at the top level
             outer.read.update(k for k, v in outer.data.items() if k != "model_type" and f.data.get(k) == v)
         inherited = {k: outer.data[k] for k in ("torch_dtype", "dtype", "tie_word_embeddings", "quantization_config")

@@ -5,7 +5,8 @@ code builds the text model of each from the nested config (modular_internvl.py: 
 modular_glm4v.py / modular_glm4v_moe.py: GLM-4-0414's and GLM-4.5-Air's layers with a 3-D rope over the same dims;
 vLLM's minimax_vl_01.py: MiniMaxText01ForCausalLM); Qwen2-VL and Qwen2.5-VL (qwen2_vl, qwen2_5_vl: the language
 model's fields at the top level as Qwen published them, or in text_config as transformers re-saves them) and
-Kimi-VL (kimi_vl: DeepSeek-V3's layer in its text_config)."""
+Kimi-VL (kimi_vl: DeepSeek-V3's layer in its text_config) and Qwen3-Omni (qwen3_omni_moe: its thinker's text_config,
+Qwen3-MoE's layer; vLLM serves the thinker alone for text out)."""
 
 import json
 
@@ -169,3 +170,22 @@ def test_kimi_vl_costs_its_deepseek_v3_text_config(tmp_path):
                               "text_config": text, "vision_config": {"hidden_size": 32}})
     alone = load(tmp_path, {**text, "model_type": "deepseek_v3"})
     assert params(wrapped) == params(alone)
+
+
+# Qwen/Qwen3-Omni-30B-A3B-Instruct's thinker_config.text_config, as transformers re-saves it from the checkpoint
+QWEN3_OMNI_TEXT = {"attention_bias": False, "attention_dropout": 0.0, "decoder_sparse_step": 1, "head_dim": 128, "hidden_act": "silu", "hidden_size": 2048, "initializer_range": 0.02, "intermediate_size": 768, "max_position_embeddings": 65536, "mlp_only_layers": [], "model_type": "qwen3_omni_moe_text", "moe_intermediate_size": 768, "norm_topk_prob": True, "num_attention_heads": 32, "num_experts": 128, "num_experts_per_tok": 8, "num_hidden_layers": 48, "num_key_value_heads": 4, "output_router_logits": False, "rms_norm_eps": 1e-06, "rope_parameters": {"interleaved": True, "mrope_interleaved": True, "mrope_section": [24, 20, 20], "rope_theta": 1000000, "rope_type": "default", "type": "default"}, "router_aux_loss_coef": 0.001, "shared_expert_intermediate_size": 0, "sliding_window": None, "tie_word_embeddings": False, "use_cache": True, "use_qk_norm": True, "use_sliding_window": False, "vocab_size": 152064}
+
+
+def test_qwen3_omni_costs_its_thinkers_language_model(tmp_path):
+    d, e, layers, v = 2048, 128, 48, 152064
+    attention = 2 * d * 32 * 128 + 2 * d * 4 * 128 + 2 * 128  # q, o; k, v; per-head q and k scales
+    total = 2 * v * d + d + layers * (attention + e * d + e * 3 * d * 768 + 2 * d)
+    assert round(total / 1e9, 1) == 30.5  # "30B-A3B": the thinker's language model
+    omni = {"model_type": "qwen3_omni_moe", "architectures": ["Qwen3OmniMoeForConditionalGeneration"],
+            "thinker_config": {"model_type": "qwen3_omni_moe_thinker", "text_config": QWEN3_OMNI_TEXT,
+                               "audio_config": {"d_model": 1280}, "vision_config": {"hidden_size": 1152}},
+            "talker_config": {"text_config": {"hidden_size": 1024}}, "enable_audio_output": True,
+            "torch_dtype": "bfloat16"}
+    cfg = load(tmp_path, omni)
+    assert params(cfg) == total and "thinker_config.text_config" in cfg.notes[0]
+    assert params(load(tmp_path, {**QWEN3_OMNI_TEXT, "model_type": "qwen3_moe"})) == total
