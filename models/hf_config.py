@@ -913,6 +913,59 @@ def _starcoder2(f: Fields) -> dict:
                 tie_embeddings=f.bool("tie_word_embeddings", True))
 
 
+def _minicpm(f: Fields) -> dict:
+    """OpenBMB's MiniCPM (MiniCPM-1B/2B, MiniCPM4, MiniCPM4.1; vLLM's minicpm.py): Llama's layer with its muP scalings
+    run as vLLM runs them whatever their values: the embeddings times scale_emb, each branch's output times
+    scale_depth / sqrt(layers) before its residual add (_mup_layer), lm_head's input divided by hidden_size /
+    dim_model_base; head_dim is hidden_size / heads (vLLM ignores another, so another is refused). Where
+    num_experts is above 0 (MiniCPM-MoE) num_experts SwiGLU experts of intermediate_size, softmax top
+    num_experts_per_tok, renormalized, in every layer. MiniCPM4's sparse_config (InfLLM v2) is noted: vLLM and
+    SGLang run dense attention, as priced."""
+    core = _core(f)
+    d, heads = core["d_model"], core["n_heads"]
+    if core["head_dim"] not in (None, d // heads):
+        raise f.error("head_dim", f"is {core['head_dim']}, but MiniCPM's attention uses hidden_size / "
+                                  f"num_attention_heads = {d // heads} (vLLM ignores head_dim)")
+    core["head_dim"] = d // heads
+    for key in ("scale_emb", "scale_depth", "dim_model_base"):
+        f.number(key, default=1.0)
+    f.get("mup_denominator", default=None)  # an EAGLE draft's, not the model's
+    f.choice({"silu": "silu"}, "hidden_act", default="silu")
+    attention = _attention(f, core)
+    experts = f.int("num_experts", default=0, minimum=0)
+    ffn = (MoE(experts=experts, top_k=f.int("num_experts_per_tok"), d_expert=core["d_ffn"], renormalize=True)
+           if experts else MLP(core["d_ffn"], "silu"))
+    _, sparse = f.get("sparse_config", default=None)
+    notes = ("sparse_config (InfLLM v2 sparse attention) is not run by vLLM or SGLang, which serve MiniCPM4 dense; "
+             "attention is priced dense",) if sparse else ()
+    return dict(**_summary_fields(core, attention), moe=ffn if experts else None, notes=notes,
+                layers=Stack.uniform(_mup_layer(attention, ffn), core["n_layers"]), embed_scale=True,
+                head_input_scale=True, tie_embeddings=f.bool("tie_word_embeddings", True))
+
+
+def _internlm(f: Fields, *, v3: bool = False) -> dict:
+    """Shanghai AI Lab's InternLM2 / 2.5 (internlm2: a fused wqkv in its grouped layout, the same FLOPs as q, k and
+    v; vLLM's internlm2.py) and InternLM3 (internlm3: Llama's names; vLLM runs it as Llama): Llama's layer, the head
+    untied unless tie_word_embeddings says otherwise. Biases (internlm2's bias, internlm3's bias) are refused by
+    name: vLLM drops InternLM2's and puts InternLM3's on other projections than transformers does; InternLM3's
+    qkv_bias biases q, k and v. Under tensor parallelism vLLM's internlm2.py also all-gathers each layer's qkv
+    activations to re-split the grouped wqkv, which is noted and not counted."""
+    core = _core(f)
+    if f.bool("bias", not v3):
+        given = "is true" if "bias" in f.data else "is not given, and InternLM2Config's default is true"
+        raise f.error("bias", f"{given}: transformers' remote code adds these biases and vLLM does not (InternLM2) "
+                              f"or adds them elsewhere (InternLM3); published InternLM models set it false")
+    qkv = v3 and f.bool("qkv_bias", False)
+    attention = _attention(f, core, q_bias=qkv, k_bias=qkv, v_bias=qkv, o_bias=False)
+    f.choice({"silu": "silu"}, "hidden_act", default="silu")
+    f.get("attn_implementation", default=None)  # transformers' kernel choice
+    notes = () if v3 else ("under --tp, vLLM's internlm2.py all-gathers each layer's qkv to re-split the grouped "
+                           "wqkv (one all-gather of (heads + 2 x KV heads) x head_dim a token), not counted",)
+    return dict(**_summary_fields(core, attention), mlp="swiglu", notes=notes,
+                layers=Stack.uniform(parts.pre_norm(attention, MLP(core["d_ffn"], "silu")), core["n_layers"]),
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
 def _apertus(f: Fields) -> dict:
     """Swiss AI's Apertus (transformers' apertus, vLLM's apertus.py): Llama's layer with q and k RMS-normed per head
     before rope (one scale of a head's width), its norms named attention_layernorm and feedforward_layernorm, and a
@@ -2514,9 +2567,10 @@ def _hunyuan_v1_moe(f: Fields) -> dict:
                 tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
-def _granite_layer(mixer, ffn) -> parts.Layer:
-    """IBM Granite's layer: pre-norm, each branch's output times residual_multiplier before its residual add (one
-    multiply an element whatever its value, as transformers and vLLM run it); no FFN where `ffn` is None."""
+def _mup_layer(mixer, ffn) -> parts.Layer:
+    """A muP-scaled pre-norm layer (IBM Granite's residual_multiplier, MiniCPM's scale_depth / sqrt(layers)): each
+    branch's output times a constant before its residual add (one multiply an element whatever its value, as
+    transformers and vLLM run it); no FFN where `ffn` is None."""
     first = parts.Sublayer(mixer, "input_layernorm.weight", key="attn", scale=True)
     return parts.Layer((first,) if ffn is None else
                        (first, parts.Sublayer(ffn, "post_attention_layernorm.weight", key="mlp", scale=True)))
@@ -2525,7 +2579,7 @@ def _granite_layer(mixer, ffn) -> parts.Layer:
 def _granite_scales(f: Fields) -> dict:
     """Granite's muP multipliers as vLLM runs them: the embeddings times embedding_multiplier (always), the logits
     divided by logits_scaling where it is not 1 (vLLM's LogitsProcessor skips a scale of 1); residual_multiplier is
-    _granite_layer's, attention_multiplier the softmax's scale (no op)."""
+    _mup_layer's, attention_multiplier the softmax's scale (no op)."""
     for key in ("embedding_multiplier", "residual_multiplier", "attention_multiplier"):
         f.number(key, default=1.0)
     return dict(embed_scale=True, logit_scale=f.number("logits_scaling", default=1.0) != 1)
@@ -2541,7 +2595,7 @@ def _granite_experts(f: Fields, d_expert: int, shared: int) -> MoE:
 
 
 def _granite(f: Fields, *, experts: bool = False, shared: bool = False) -> dict:
-    """IBM's Granite 3.x (transformers' granite: Llama's layer with the muP multipliers, _granite_layer and
+    """IBM's Granite 3.x (transformers' granite: Llama's layer with the muP multipliers, _mup_layer and
     _granite_scales; a SwiGLU biased where mlp_bias), its MoE models (granitemoe: _granite_experts) and their
     shared-expert variant (granitemoeshared: shared_intermediate_size, none where 0). hidden_act must be silu
     (vLLM's granite.py refuses another)."""
@@ -2552,7 +2606,7 @@ def _granite(f: Fields, *, experts: bool = False, shared: bool = False) -> dict:
     ffn = (_granite_experts(f, core["d_ffn"], f.int("shared_intermediate_size", default=0, minimum=0) if shared else 0)
            if experts else MLP(core["d_ffn"], "silu", bias=bias))
     return dict(**_summary_fields(core, attention), mlp="swiglu", mlp_bias=bias,
-                layers=Stack.uniform(_granite_layer(attention, ffn), core["n_layers"]), moe=ffn if experts else None,
+                layers=Stack.uniform(_mup_layer(attention, ffn), core["n_layers"]), moe=ffn if experts else None,
                 tie_embeddings=f.bool("tie_word_embeddings", False), **_granite_scales(f))
 
 
@@ -2561,7 +2615,7 @@ def _granitemoehybrid(f: Fields) -> dict:
     (mamba: a MambaMixer2 of mamba_expand x hidden_size; attention: GQA without positions unless
     position_embedding_type is rope), each with its FFN: num_local_experts SwiGLU experts of intermediate_size
     (_granite_experts) beside a shared SwiGLU MLP of shared_intermediate_size (none where 0); Granite's layer and
-    muP multipliers (_granite_layer, _granite_scales)."""
+    muP multipliers (_mup_layer, _granite_scales)."""
     core = _core(f)
     d, n = core["d_model"], core["n_layers"]
     types = f.words("layer_types", n, ("mamba", "attention")) or ["mamba"] * n  # transformers' layers_block_type
@@ -2577,7 +2631,7 @@ def _granitemoehybrid(f: Fields) -> dict:
     ffn = (_granite_experts(f, core["d_ffn"], shared) if experts
            else MLP(shared, "silu", prefix="shared_mlp.") if shared else None)
     return dict(**_summary_fields(core, attention), mlp="swiglu",
-                layers=Stack.listed([_granite_layer(attention if t == "attention" else mamba, ffn) for t in types]),
+                layers=Stack.listed([_mup_layer(attention if t == "attention" else mamba, ffn) for t in types]),
                 moe=ffn if experts else None, tie_embeddings=f.bool("tie_word_embeddings", False),
                 **_granite_scales(f), **_state_dtype(f, "mamba_ssm_cache_dtype"))
 
@@ -2796,6 +2850,9 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),
     "qwen2_vl_text": _qwen2,  # Qwen2-VL's and Qwen2.5-VL's language model: Qwen2's layer, M-RoPE rotating the same dims
     "qwen2_5_vl_text": _qwen2,
+    "minicpm": _minicpm,
+    "internlm2": _internlm,
+    "internlm3": lambda f: _internlm(f, v3=True),
     "dbrx": _dbrx,
     "starcoder2": _starcoder2,
     "qwen3_omni_moe_text": lambda f: _qwen3(f, moe=True),  # Qwen3-Omni's thinker: Qwen3-MoE's layer
