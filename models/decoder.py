@@ -120,6 +120,7 @@ class DecoderConfig:
     logit_softcap: bool = False  # final logits soft-capped (Gemma-2)
     logit_scale: bool = False  # final logits times a constant (Falcon-H1's lm_head_multiplier)
     head_input_scale: bool = False  # lm_head's input times a constant (MiniCPM's hidden / dim_model_base)
+    head_bias: bool = False  # lm_head has a bias (Phi-3.5-MoE's lm_head_bias)
     # A speculative-decoding head's input (draft_head): "mtp" or "eagle" joins the embedding and the target's hidden
     # state (pieces.draft_join); None: the embedding alone, as a model's own first layer takes it.
     draft_join: str | None = attrs.field(default=None, validator=attrs.validators.optional(_one_of(*DRAFT_HEADS)))
@@ -431,7 +432,7 @@ class DecoderConfig:
         if "head" in parts:
             outs.append(pieces.lm_head(b, phase, tied=self.tie_embeddings, norm_fn=self.norm, norm_bias=self.norm_bias,
                                        softcap=self.logit_softcap, scaled=self.logit_scale,
-                                       input_scaled=self.head_input_scale,
+                                       input_scaled=self.head_input_scale, bias=self.head_bias,
                                        final_norm=self.final_norm, dtype=self.head_dtype(options),
                                        streams=self.streams, hc_head=self.hc_head, res_blocks=self.res_blocks,
                                        **dims))

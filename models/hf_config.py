@@ -966,6 +966,26 @@ def _internlm(f: Fields, *, v3: bool = False) -> dict:
                 tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
+def _phimoe(f: Fields) -> dict:
+    """Microsoft's Phi-3.5-MoE (transformers' phimoe, vLLM's phimoe.py): LayerNorms with a shift; GQA with biases on
+    q, k, v and o where attention_bias (vLLM always builds them); a window of sliding_window keys; in every layer
+    num_local_experts SwiGLU experts of intermediate_size, top num_experts_per_tok (2) by sparsemixer, its softmax
+    weights not renormalized (priced as a softmax router); lm_head biased where lm_head_bias, the bias counted and
+    added as transformers adds it (vLLM, as read, loads it without adding it). Longrope scaling costs nothing; the
+    jitter noises are training's (router_jitter_noise is sparsemixer's threshold at inference: no cost)."""
+    core = _core(f)
+    window = f.int("sliding_window", default=None)
+    attention = _attention(f, core, **({"keys": Keys("sliding", window)} if window else {}))
+    f.choice({"silu": "silu"}, "hidden_act", default="silu")
+    f.get("input_jitter_noise", default=None)
+    moe = MoE(experts=f.int("num_local_experts", default=16), top_k=f.int("num_experts_per_tok", default=2),
+              d_expert=core["d_ffn"], prefix="block_sparse_moe.")
+    return dict(**_summary_fields(core, attention), moe=moe, norm="layernorm", norm_bias=True, sliding_window=window,
+                layers=Stack.uniform(parts.pre_norm(attention, moe, norm="layernorm", norm_bias=True),
+                                     core["n_layers"]),
+                tie_embeddings=f.bool("tie_word_embeddings", False), head_bias=f.bool("lm_head_bias", False))
+
+
 def _apertus(f: Fields) -> dict:
     """Swiss AI's Apertus (transformers' apertus, vLLM's apertus.py): Llama's layer with q and k RMS-normed per head
     before rope (one scale of a head's width), its norms named attention_layernorm and feedforward_layernorm, and a
@@ -2850,6 +2870,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),
     "qwen2_vl_text": _qwen2,  # Qwen2-VL's and Qwen2.5-VL's language model: Qwen2's layer, M-RoPE rotating the same dims
     "qwen2_5_vl_text": _qwen2,
+    "phimoe": _phimoe,
     "minicpm": _minicpm,
     "internlm2": _internlm,
     "internlm3": lambda f: _internlm(f, v3=True),

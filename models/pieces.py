@@ -827,8 +827,8 @@ def draft_join(b: GraphBuilder, phase: Phase, *, d_model: int, norms: bool, norm
 @piece("head")
 def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bool, norm_fn: str = "rmsnorm",
             norm_bias: bool = False, softcap: bool = False, par: Parallel = Parallel.SINGLE,
-            scaled: bool = False, input_scaled: bool = False, final_norm: bool = True, dtype: DType | None = None,
-            streams: int = 1,
+            scaled: bool = False, input_scaled: bool = False, bias: bool = False, final_norm: bool = True,
+            dtype: DType | None = None, streams: int = 1,
             hc_head: bool = True, res_blocks: int = 0) -> Tensor:
     """Final norm and lm_head over the last layer's output. In prefill only the last position of each
     sequence goes through them, as serving engines do (the norm is per position, so slicing first is exact).
@@ -836,7 +836,8 @@ def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bo
     `softcap` (Gemma-2's final_logit_softcapping): the logits soft-capped, cap * tanh(logit / cap). `scaled`
     (Falcon-H1's lm_head_multiplier): then the logits times a constant, one multiply per logit (vLLM's
     LogitsProcessor scale, which it applies only when the factor is not 1); `input_scaled` (MiniCPM's
-    dim_model_base): the normed hidden state times a constant before lm_head, one multiply an element. Without
+    dim_model_base): the normed hidden state times a constant before lm_head, one multiply an element. `bias`
+    (Phi-3.5-MoE's lm_head_bias): lm_head's bias, one add a logit, as transformers adds it. Without
     `final_norm` (an EAGLE head: vLLM's llama_eagle.py returns the layer's output to the target's lm_head as it is)
     no norm comes first.
     `dtype`: lm_head's storage where a quantized checkpoint stores it so (GPTQ's lm_head: true, a MIXED_PRECISION
@@ -859,7 +860,8 @@ def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bo
         h = b.scale("head_input_scale", h, out="head_input")
     local = -(-vocab // tp)  # vocab-parallel, padded as the embedding is
     w = b.weight("embed_tokens.weight" if tied else "lm_head.weight", (local, d_model), dtype or b.precision.table)
-    logits = par.gather_columns(b, "logits_allgather", b.linear("lm_head", h, w,
+    shift = b.weight("lm_head.bias", (local,)) if bias else None
+    logits = par.gather_columns(b, "logits_allgather", b.linear("lm_head", h, w, bias=shift,
                                                                 out=par.out("logits", "logits_partial")), "logits")
     if not softcap and not scaled:
         return logits
