@@ -933,6 +933,9 @@ def _minicpm(f: Fields) -> dict:
     f.choice({"silu": "silu"}, "hidden_act", default="silu")
     attention = _attention(f, core)
     experts = f.int("num_experts", default=0, minimum=0)
+    if experts and f.get("num_experts_per_tok", default=None)[1] is None:
+        raise f.error("num_experts_per_tok", f"is missing: 'num_experts' ({experts}) makes this a MoE model, and vLLM "
+                                             f"needs its top-k")
     ffn = (MoE(experts=experts, top_k=f.int("num_experts_per_tok"), d_expert=core["d_ffn"], renormalize=True)
            if experts else MLP(core["d_ffn"], "silu"))
     _, sparse = f.get("sparse_config", default=None)
