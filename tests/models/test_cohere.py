@@ -11,7 +11,7 @@ import pytest
 
 from opgraph import OpgraphError, Phase, models
 from opgraph.analysis.memory import kv_cache_bytes
-from models.decoder import BuildOptions
+from opgraph.core.model import BuildOptions
 
 # CohereForAI/c4ai-command-r-v01, as Cohere's own c4ai-command-r-v01-4bit repository copies it
 COMMAND_R = {"architectures": ["CohereForCausalLM"], "attention_bias": False, "hidden_act": "silu",

@@ -11,7 +11,7 @@ import pytest
 
 from opgraph import OpgraphError, Phase, models
 from opgraph.analysis.memory import kv_cache_bytes
-from models.decoder import BuildOptions
+from opgraph.core.model import BuildOptions
 
 LFM2_700M = {"architectures": ["Lfm2ForCausalLM"], "block_auto_adjust_ff_dim": True, "block_dim": 1536,
              "block_ff_dim": 10240, "block_ffn_dim_multiplier": 1.0, "block_mlp_init_scale": 1.0,

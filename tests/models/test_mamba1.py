@@ -13,7 +13,7 @@ import pytest
 from opgraph import OpgraphError, Phase, models
 from opgraph.analysis.memory import kv_cache_bytes
 from opgraph.core.ops import SELECTIVE_PAIR_FLOPS
-from models.decoder import BuildOptions
+from opgraph.core.model import BuildOptions
 
 MAMBA_28B = {"architectures": ["MambaForCausalLM"], "bos_token_id": 0, "conv_kernel": 4, "eos_token_id": 0,
              "expand": 2, "fused_add_norm": True, "hidden_act": "silu", "hidden_size": 2560,
