@@ -2134,6 +2134,47 @@ def _mimo_v2(f: Fields) -> dict:
     return fields
 
 
+def _moe_layers_enum(f: Fields, n: int) -> set[int]:
+    """StepFun's moe_layers_enum: the MoE layers, a comma-separated string (the engines split it on commas)."""
+    _, listed = f.get("moe_layers_enum", default=None)
+    if not isinstance(listed, str) or not all(i.strip().isdigit() for i in listed.split(",")):
+        raise f.error("moe_layers_enum", f"must list the MoE layers, comma-separated, got {listed!r}")
+    layers = {int(i) for i in listed.split(",")}
+    if max(layers) >= n:
+        raise f.error("moe_layers_enum", f"names a layer beyond the {n}")
+    return layers
+
+
+def _step3(f: Fields) -> dict:
+    """StepFun's Step-3 (step3_text, Step-3's text_config; vLLM's step3_text.py, SGLang's step3_vl.py): MFA attention,
+    q through a low rank (q_proj [d -> share_q_dim], its RMSNorm inter_norm, wq [share_q_dim -> heads x head_dim]) over
+    one KV head of head_dim from k_proj and v_proj (the engines build one whatever num_attention_groups says, so
+    another is refused), rope over whole heads, no biases and no q/k norms; a SwiGLU of intermediate_size, or where
+    moe_layers_enum lists the layer moe_num_experts experts of moe_intermediate_size, softmax top moe_top_k,
+    renormalized where norm_expert_weight, beside a shared expert of share_expert_dim; the head untied. Under tensor
+    parallelism q_proj, k_proj, v_proj and inter_norm run whole on every GPU, as vLLM replicates them; wq and o_proj
+    split by heads."""
+    d, n, heads = f.int("hidden_size"), f.int("num_hidden_layers"), f.int("num_attention_heads")
+    if f.int("num_attention_groups", default=1) != 1:
+        raise f.error("num_attention_groups", "must be 1: vLLM's and SGLang's Step-3 attention builds one KV head")
+    head_dim = f.int("head_dim", default=d // heads)
+    attention = Attention(heads, 1, head_dim, q_rank=f.int("share_q_dim", default=2048),
+                          rotary_dim=_rotary_dim(f, head_dim))
+    f.get("max_seq_len", default=None)  # a context limit
+    moe_layers = _moe_layers_enum(f, n)
+    moe = MoE(experts=f.int("moe_num_experts", default=48), top_k=f.int("moe_top_k", default=3),
+              d_expert=f.int("moe_intermediate_size", default=5120),
+              shared_d=f.int("share_expert_dim", default=5120, minimum=0) or None,
+              renormalize=f.bool("norm_expert_weight", False), prefix="moe.", shared_name="share_expert")
+    dense = MLP(f.int("intermediate_size", default=18432), "silu")
+    f.choice({"silu": "silu"}, "hidden_act", default="silu")
+    return dict(d_model=d, n_heads=heads, n_kv_heads=1, head_dim=head_dim, d_ffn=dense.d_ffn, n_layers=n,
+                vocab_size=f.int("vocab_size", default=128815), dtype=_dtype(f), **_weights(f), mlp="swiglu",
+                layers=_stack(n, lambda i: parts.pre_norm(attention, moe if i in moe_layers else dense), period=n),
+                moe=moe, tie_embeddings=f.bool("tie_word_embeddings", False),
+                context_window=f.int("max_position_embedding", "max_position_embeddings", default=None))
+
+
 def _step3p5(f: Fields) -> dict:
     """StepFun's Step-3.5-Flash (model_type step3p5; Step-3.7's text_config: its modeling_step3p5.py, vLLM's and
     SGLang's step3p5.py). Layers as layer_types says: full attention (num_attention_heads over num_attention_groups KV
@@ -2191,14 +2232,7 @@ def _step3p5(f: Fields) -> dict:
 
     def clamp(limit) -> str:
         return "limit_swiglu" if limit else "silu"
-    moe_layers: set[int] = set()
-    if f.bool("use_moe", False):
-        _, listed = f.get("moe_layers_enum", default=None)
-        if not isinstance(listed, str) or not all(i.strip().isdigit() for i in listed.split(",")):
-            raise f.error("moe_layers_enum", f"must list the MoE layers, comma-separated, got {listed!r}")
-        moe_layers = {int(i) for i in listed.split(",")}
-        if max(moe_layers) >= n:
-            raise f.error("moe_layers_enum", f"names a layer beyond the {n}")
+    moe_layers = _moe_layers_enum(f, n) if f.bool("use_moe", False) else set()
     if (f.int("moe_layer_offset", default=0, minimum=0), f.int("moe_every_n_layer", default=1)) != (0, 1):
         raise f.error("moe_layer_offset", "and 'moe_every_n_layer' must be 0 and 1: the family places the MoE layers "
                                           "as moe_layers_enum lists them")
@@ -2873,6 +2907,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),
     "qwen2_vl_text": _qwen2,  # Qwen2-VL's and Qwen2.5-VL's language model: Qwen2's layer, M-RoPE rotating the same dims
     "qwen2_5_vl_text": _qwen2,
+    "step3_text": _step3,
     "phimoe": _phimoe,
     "minicpm": _minicpm,
     "internlm2": _internlm,
@@ -2904,7 +2939,7 @@ WRAPPERS = {"gemma3": "gemma3_text", "gemma4": "gemma4_text", "llama4": "llama4_
             "deepseek_v41": "deepseek_v41_text", "glm4v": "glm4v_text", "glm4v_moe": "glm4v_moe_text",
             "minimax_vl_01": "minimax_text_01", "internvl": "qwen3", "internvl_chat": "qwen3",
             "qwen2_vl": "qwen2_vl_text", "qwen2_5_vl": "qwen2_5_vl_text", "kimi_vl": "deepseek_v3",
-            "qwen3_omni_moe": "qwen3_omni_moe_text"}
+            "qwen3_omni_moe": "qwen3_omni_moe_text", "step3_vl": "step3_text"}
 # The key that holds a wrapper's language model where it is not text_config (InternVL's original format)
 WRAPPER_KEYS = {"internvl_chat": "llm_config", "qwen3_omni_moe": "thinker_config.text_config"}
 # Wrappers whose published configs hold the language model's fields at the top level, beside vision_config (Qwen2-VL

@@ -72,6 +72,8 @@ class Attention:
     v_scale: bool = False  # v times a constant before attention (MiMo's attention_value_scale)
     head_gate: bool = False  # Step-3.5's use_head_wise_attn_gate: a sigmoid gate a head (g_proj [heads, d])
     own_gate: bool = False  # with `gate`: the gate from its own gate_proj [heads*d, d] (AFMoE), not q_proj's
+    # Step-3's MFA: q through a low rank, q_proj [q_rank, d], inter_norm, wq [heads*d, q_rank]; None: one q_proj
+    q_rank: int | None = attrs.field(default=None, validator=_optional_positive)
 
     tag: ClassVar[str] = "attention"
 

@@ -143,7 +143,7 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
                   sinks: bool = False, softcap: bool = False, gate: bool = False, q_scale: bool = False,
                   k_scale: bool = False, v_norm: bool = False, k_eq_v: bool = False,
                   kv_shared: bool = False, v_head_dim: int | None = None, v_scale: bool = False,
-                  head_gate: bool = False, own_gate: bool = False) -> Tensor:
+                  head_gate: bool = False, own_gate: bool = False, q_rank: int | None = None) -> Tensor:
     """Grouped-query attention (MHA when kv_heads == heads, MQA when 1), head_dim independent of d_model.
 
     - Biases on q, k, v and o each on its own (Qwen2: q, k, v; GPT-2 and gpt-oss: all four).
@@ -155,6 +155,8 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
     - `sinks` (gpt-oss): a learned logit per head joins the softmax; `softcap` (Gemma-2): scores soft-capped;
       `gate` (Qwen3-Next): q_proj also gives a gate per output element, sigmoid(gate) x attention output (with
       `own_gate`, AFMoE's: the gate from a gate_proj of its own, [heads*d, d], one more GEMM);
+      `q_rank` (Step-3's MFA): q through a low rank, q_proj [q_rank, d] and its RMSNorm (inter_norm), whole on every
+      GPU as vLLM replicates them, then wq [heads*d, q_rank], split with the heads;
       `head_gate` (Step-3.5's use_head_wise_attn_gate): g_proj [heads, d] gives one a head, sigmoid(g) times each
       head's output (column-parallel over the heads);
       `q_scale` (Llama-4's attn_temperature_tuning on NoPE layers): q times a per-position temperature;
@@ -190,7 +192,13 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
     k_role = Role.ACTIVATION if rotary else Role.KV_CACHE  # k as the cache stores it: after rope, if any
     if own_gate and not gate:
         raise OpgraphError("own_gate (the output gate's own gate_proj) needs gate")
-    if own_gate:
+    if q_rank and (gate or q_bias):
+        raise OpgraphError("a low-rank q (q_rank) is modelled without an output gate or a q bias")
+    if q_rank:
+        low = b.linear("q_proj", x, b.weight(f"{prefix}q_proj.weight", (q_rank, d)), out="q_low")
+        low = b.norm("inter_norm", low, b.weight(f"{prefix}inter_norm.weight", (q_rank,)), out="q_low_normed")
+        q = proj(b, "wq", low, q_width, prefix=prefix, out="q")
+    elif own_gate:
         q = proj(b, "q_proj", x, q_width, prefix=prefix, bias=q_bias, out="q")
         g = b.linear("attn_gate_proj", x, b.weight(f"{prefix}gate_proj.weight", (q_width, d)), out="attn_gate")
     elif gate:
