@@ -702,14 +702,13 @@ def _lfm2(f: Fields, *, moe: bool = False) -> dict:
           "conv_use_xavier_init", default=None)  # numerics and initialization: no cost
     types = _layer_types(f, n, ("full_attention", "conv"))
     attention_at = None if moe else f.ints("full_attn_idxs", n)
-    listed = attention_at is None or ["full_attention" if i in attention_at else "conv" for i in range(n)]
-    if types is not None and listed not in (True, types):
+    listed = None if attention_at is None else ["full_attention" if i in attention_at else "conv" for i in range(n)]
+    if types is not None and listed not in (None, types):
         raise f.error("full_attn_idxs", "names other attention layers than layer_types does")
-    if types is None and not moe:
-        types = ["full_attention"] * n if listed is True else listed
-    elif types is None:
+    if types is None and moe:
         raise f.error("layer_types", "is missing: LFM2-MoE's config must list each layer's kind (full_attention or "
                                      "conv)")
+    types = types or listed or ["full_attention"] * n  # Lfm2Config: every layer attention where neither is given
     attention = _attention(f, core, qk_norm="head")
     conv = parts.ShortConv(f.int("conv_dim", default=d), f.int("conv_L_cache", default=3),
                            bias=f.bool("conv_bias", False))
@@ -775,6 +774,23 @@ def _bamba(f: Fields) -> dict:
                 tie_embeddings=f.bool("tie_word_embeddings", False), **_state_dtype(f, "mamba_ssm_cache_dtype"))
 
 
+def _fixed_head_dim(f: Fields, core: dict, who: str) -> None:
+    """Set core's head_dim to hidden_size / heads, for a family whose engines ignore any other (Cohere, Jamba,
+    MiniCPM); a config that gives another is refused by name."""
+    width = core["d_model"] // core["n_heads"]
+    if core["head_dim"] not in (None, width):
+        raise f.error("head_dim", f"is {core['head_dim']}, but {who}'s attention uses hidden_size / "
+                                  f"num_attention_heads = {width} (its engines ignore head_dim)")
+    core["head_dim"] = width
+
+
+def _unread_keys(sub: Fields, known: set[str], where: str) -> list[str]:
+    """A note naming the keys of a nested block (DBRX's attn_config, a Nemotron-NAS block) the family does not
+    know, or none."""
+    unknown = sorted(set(sub.data) - known)
+    return [f"not read from {where}: {', '.join(unknown)}"] if unknown else []
+
+
 def _dt_rank(f: Fields, key: str, d: int) -> int:
     """A Mamba-1 mixer's dt_rank: the config's, or "auto", ceil(hidden_size / 16) (MambaConfig, JambaConfig)."""
     _, rank = f.get(key, default="auto")
@@ -814,10 +830,7 @@ def _jamba(f: Fields) -> dict:
     intermediate_size; pre-norm (input_layernorm, pre_ff_layernorm); the head untied (vLLM never ties it)."""
     core = _core(f)
     d, n = core["d_model"], core["n_layers"]
-    if core["head_dim"] not in (None, d // core["n_heads"]):
-        raise f.error("head_dim", f"is {core['head_dim']}, but Jamba's attention uses hidden_size / "
-                                  f"num_attention_heads = {d // core['n_heads']}")
-    core["head_dim"] = d // core["n_heads"]
+    _fixed_head_dim(f, core, "Jamba")
     periods = {}
     for kind, defaults in (("attn", (8, 4)), ("expert", (2, 1))):
         period = f.int(f"{kind}_layer_period", default=defaults[0])
@@ -865,8 +878,8 @@ def _dbrx(f: Fields) -> dict:
     # DbrxConfig's defaults where a block is absent (DbrxAttentionConfig(), DbrxFFNConfig())
     attn, ffn = (f.sub(key) if f.get(key, default=None)[1] is not None else Fields({}, f.where, f"{key}.")
                  for key in ("attn_config", "ffn_config"))
-    notes = [f"not read from {sub.path.rstrip('.')}: {', '.join(sorted(set(sub.data) - DBRX_KEYS[name]))}"
-             for name, sub in (("attn_config", attn), ("ffn_config", ffn)) if set(sub.data) - DBRX_KEYS[name]]
+    notes = _unread_keys(attn, DBRX_KEYS["attn_config"], "attn_config") + _unread_keys(ffn, DBRX_KEYS["ffn_config"],
+                                                                                         "ffn_config")
     if ffn.bool("uniform_expert_assignment", False):
         raise ffn.error("uniform_expert_assignment", "is true: a training-time routing switch DBRX's inference code "
                                                      "refuses")
@@ -922,11 +935,7 @@ def _minicpm(f: Fields) -> dict:
     num_experts_per_tok, renormalized, in every layer. MiniCPM4's sparse_config (InfLLM v2) is noted: vLLM and
     SGLang run dense attention, as priced."""
     core = _core(f)
-    d, heads = core["d_model"], core["n_heads"]
-    if core["head_dim"] not in (None, d // heads):
-        raise f.error("head_dim", f"is {core['head_dim']}, but MiniCPM's attention uses hidden_size / "
-                                  f"num_attention_heads = {d // heads} (vLLM ignores head_dim)")
-    core["head_dim"] = d // heads
+    _fixed_head_dim(f, core, "MiniCPM")
     for key in ("scale_emb", "scale_depth", "dim_model_base"):
         f.number(key, default=1.0)
     f.get("mup_denominator", default=None)  # an EAGLE draft's, not the model's
@@ -1021,11 +1030,8 @@ def _cohere(f: Fields, *, v2: bool = False) -> dict:
     position_embedding_type, order_of_interleaved_layers) are checked, since a config that contradicts them
     describes a model the reference code does not build."""
     core = _core(f)
-    d, heads, n = core["d_model"], core["n_heads"], core["n_layers"]
-    if core["head_dim"] not in (None, d // heads):
-        raise f.error("head_dim", f"is {core['head_dim']}, but Cohere's attention uses hidden_size / "
-                                  f"num_attention_heads = {d // heads} (transformers and vLLM ignore head_dim)")
-    core["head_dim"] = d // heads
+    n = core["n_layers"]
+    _fixed_head_dim(f, core, "Cohere")
     _restated(f, "Cohere", use_parallel_block=True, use_gated_activation=True, rotary_pct=1.0,
               position_embedding_type="rope_gptj", order_of_interleaved_layers="local_attn_first")
     f.get("use_embedding_sharing", "use_parallel_embedding", "layer_switch", default=None)  # engine hints: no cost
@@ -2483,9 +2489,7 @@ def _nemotron_nas(f: Fields) -> dict:
 
     def sublayer(i: int, block: Fields, kind: str) -> Fields | None:
         part = block.sub(kind)
-        unknown = sorted(set(part.data) - NAS_KEYS[kind])
-        if unknown:
-            notes.append(f"not read from block_configs[{i}].{kind}: {', '.join(unknown)}")
+        notes.extend(_unread_keys(part, NAS_KEYS[kind], f"block_configs[{i}].{kind}"))
         part.get("sparsify", default=None)  # a training-time sparsity marker: no inference cost
         if part.bool("no_op", False):
             return None
