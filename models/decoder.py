@@ -45,8 +45,8 @@ def _one_of(*valid: str):
     return check
 
 
-ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu", "gelu": "gelu", "situ": "situ", "xielu": "xielu", "relu2": "relu2"}
-PLAIN_MLPS = ("gelu", "xielu", "relu2")  # the `mlp` values that are down(act(up)), without a gate
+ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu", "gelu": "gelu", "situ": "situ", "xielu": "xielu", "relu": "relu", "relu2": "relu2"}
+PLAIN_MLPS = ("gelu", "xielu", "relu", "relu2")  # the `mlp` values that are down(act(up)), without a gate
 
 
 # The speculative-decoding heads a model makes of itself (DecoderConfig.draft_head: `serve --draft mtp|eagle`).
@@ -87,8 +87,12 @@ class DecoderConfig:
     # Norms, positions.
     norm: str = attrs.field(default="rmsnorm", validator=_one_of("rmsnorm", "layernorm"))
     norm_bias: bool = False
+    norm_scale: bool = True  # the final norm has a weight (False: OLMo's non-parametric LayerNorm)
     positions: str = attrs.field(default="rope", validator=_one_of("rope", "learned"))
     max_positions: int | None = attrs.field(default=None, validator=_optional_positive)
+    # Rows of the learned position table before position 0 (OPT's OPTLearnedPositionalEmbedding offset of 2): the
+    # table holds max_positions + position_offset rows
+    position_offset: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     # The positions the checkpoint declares it serves (config.json max_position_embeddings; None: not declared).
     # It changes no cost; engines refuse longer requests by default (vLLM's max_model_len is derived from it).
     context_window: int | None = attrs.field(default=None, validator=_optional_positive)
@@ -121,6 +125,9 @@ class DecoderConfig:
     logit_scale: bool = False  # final logits times a constant (Falcon-H1's lm_head_multiplier)
     head_input_scale: bool = False  # lm_head's input times a constant (MiniCPM's hidden / dim_model_base)
     head_bias: bool = False  # lm_head has a bias (Phi-3.5-MoE's lm_head_bias)
+    # The embeddings' width where it is not d_model (OPT-350m's word_embed_proj_dim): project_in [d_model, embed_dim]
+    # after the lookup, project_out [embed_dim, d_model] before lm_head, which is embed_dim wide; None: d_model
+    embed_dim: int | None = attrs.field(default=None, validator=_optional_positive)
     # A speculative-decoding head's input (draft_head): "mtp" or "eagle" joins the embedding and the target's hidden
     # state (pieces.draft_join); None: the embedding alone, as a model's own first layer takes it.
     draft_join: str | None = attrs.field(default=None, validator=attrs.validators.optional(_one_of(*DRAFT_HEADS)))
@@ -418,8 +425,9 @@ class DecoderConfig:
         """The embedding and the final norm with lm_head: one block, or (a pipeline's first and last stages) one
         of the two."""
         b = GraphBuilder(self.precision(options), "_".join(parts), weight_dtype=self.weight_dtype_for(options))
-        dims = dict(vocab=self.vocab_size, d_model=self.d_model, par=self.parallel(phase, options))
-        positions = self.max_positions if self.positions == "learned" else None
+        dims = dict(vocab=self.vocab_size, d_model=self.d_model, par=self.parallel(phase, options),
+                    embed_dim=self.embed_dim)
+        positions = self.max_positions + self.position_offset if self.positions == "learned" else None
         outs = []
         if "embed" in parts:
             outs.append(pieces.embedding(b, phase, positions=positions, scaled=self.embed_scale, **dims))
@@ -433,7 +441,8 @@ class DecoderConfig:
             outs.append(pieces.lm_head(b, phase, tied=self.tie_embeddings, norm_fn=self.norm, norm_bias=self.norm_bias,
                                        softcap=self.logit_softcap, scaled=self.logit_scale,
                                        input_scaled=self.head_input_scale, bias=self.head_bias,
-                                       final_norm=self.final_norm, dtype=self.head_dtype(options),
+                                       final_norm=self.final_norm, norm_scale=self.norm_scale,
+                                       dtype=self.head_dtype(options),
                                        streams=self.streams, hc_head=self.hc_head, res_blocks=self.res_blocks,
                                        **dims))
         return b.build(outputs=outs)

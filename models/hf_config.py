@@ -189,9 +189,12 @@ def _gated(f: Fields, default: str = "silu") -> str:
 
 
 def _attention(f: Fields, core: dict, **options) -> Attention:
-    """The GQA attention the core fields describe (biases from attention_bias unless given)."""
-    bias = f.bool("attention_bias", False)
-    kw = dict(q_bias=bias, k_bias=bias, v_bias=bias, o_bias=bias, rotary_dim=core["rotary_dim"])
+    """The GQA attention the core fields describe (biases from attention_bias unless all four are given: a family
+    whose biases come from elsewhere leaves attention_bias unread, so a set one is refused by name)."""
+    kw = dict(rotary_dim=core["rotary_dim"])
+    if not {"q_bias", "k_bias", "v_bias", "o_bias"} <= set(options):
+        bias = f.bool("attention_bias", False)
+        kw.update(q_bias=bias, k_bias=bias, v_bias=bias, o_bias=bias)
     return Attention(core["n_heads"], core["n_kv_heads"], core["head_dim"] or core["d_model"] // core["n_heads"],
                      **{**kw, **options})
 
@@ -246,7 +249,7 @@ NEUTRAL = frozenset("""
     residual_dropout
     dropout embd_pdrop resid_pdrop attn_pdrop use_cache output_router_logits router_aux_loss_coef aux_loss_alpha
     seq_aux router_jitter_noise router_z_loss_coef max_position_embeddings original_max_position_embeddings
-    initial_context_length rope_theta rope_scaling rope_parameters rope_local_base_freq pretraining_tp
+    initial_context_length rope_theta rope_scaling rope_parameters rope_local_base_freq pretraining_tp rotary_emb_base
     query_pre_attn_scalar cache_implementation num_logits_to_keep rescale_prenorm_residual residual_in_fp32
     use_mamba_kernels time_step_min time_step_max time_step_floor time_step_limit time_step_rank ep_size
     debug micro_forward skip_checkpoint use_deepep for_llm_compressor _attn_implementation_autoset attn_scale
@@ -2086,6 +2089,257 @@ def _gpt2(f: Fields) -> dict:
                 dtype=_dtype(f), **_weights(f), tie_embeddings=f.bool("tie_word_embeddings", True))
 
 
+def _opt(f: Fields) -> dict:
+    """Meta's OPT (transformers' opt, vLLM's opt.py): multi-head attention and a plain MLP, fc2(relu(fc1(x))) of
+    ffn_dim, every projection biased where enable_bias; LayerNorms with a shift; learned positions, the table
+    max_position_embeddings + 2 rows (OPTLearnedPositionalEmbedding's offset). do_layer_norm_before: pre-norm
+    (self_attn_layer_norm, final_layer_norm), with a final norm unless _remove_final_layer_norm; false (OPT-350m):
+    the original Transformer's post-norm, each branch's residual sum normed, and no final norm. Where
+    word_embed_proj_dim is not hidden_size (OPT-350m's 512), the embeddings are that wide, project_in after the
+    lookup and project_out before lm_head (DecoderConfig.embed_dim). lm_head tied unless tie_word_embeddings says
+    otherwise. Two all-reduces a layer under tensor parallelism."""
+    d = f.int("hidden_size")
+    heads = f.int("num_attention_heads")
+    if d % heads:
+        raise f.error("hidden_size", f"({d}) must be a multiple of 'num_attention_heads' ({heads})")
+    act = f.choice({"relu": "relu", **{a: "gelu" for a in GPT2_ACTS}}, "activation_function", default="relu")
+    if not f.bool("layer_norm_elementwise_affine", True):
+        raise f.error("layer_norm_elementwise_affine", "is false: LayerNorms without a scale or shift are not "
+                                                       "modelled for OPT (published OPT models have them)")
+    bias = f.bool("enable_bias", True)
+    width = f.int("word_embed_proj_dim", default=d)
+    layers = f.int("num_hidden_layers")
+    core = dict(d_model=d, n_heads=heads, n_kv_heads=heads, d_ffn=f.int("ffn_dim"),
+                n_layers=layers, vocab_size=f.int("vocab_size"), head_dim=d // heads,
+                dtype=_dtype(f), **_weights(f), rotary_dim=None)
+    attention = _attention(f, core, q_bias=bias, k_bias=bias, v_bias=bias, o_bias=bias, rotary=False)
+    mlp = MLP(core["d_ffn"], act, gated=False, bias=bias)
+    pre = f.bool("do_layer_norm_before", True)
+    names = ("self_attn_layer_norm.weight", "final_layer_norm.weight")
+    layer = (parts.pre_norm(attention, mlp, norm="layernorm", norm_bias=True) if pre else
+             parts.Layer((parts.Sublayer(attention, key="attn", after=names[0]),
+                          parts.Sublayer(mlp, key="mlp", after=names[1])), "layernorm", norm_bias=True))
+    # training and generation (output_projection: OPT-13b's, which OPTConfig does not read): no cost
+    f.get("layerdrop", "init_std", "prefix", "activation_dropout", "output_projection", default=None)
+    positions = f.int("max_position_embeddings")
+    return dict(**_summary_fields(core, attention), mlp=act, mlp_bias=bias, norm="layernorm", norm_bias=True,
+                positions="learned", max_positions=positions, position_offset=2, context_window=positions,
+                final_norm=pre and not f.bool("_remove_final_layer_norm", False), embed_dim=width if width != d else None,
+                layers=Stack.uniform(layer, core["n_layers"]), tie_embeddings=f.bool("tie_word_embeddings", True))
+
+
+def _gpt_bigcode(f: Fields) -> dict:
+    """BigCode's StarCoder, StarCoderBase and SantaCoder (transformers' gpt_bigcode, vLLM's gpt_bigcode.py): GPT-2's
+    layer (LayerNorms with a shift, learned positions of n_positions, biased projections, a plain MLP of n_inner,
+    null: 4 x n_embd), with one KV head where multi_query (one c_attn of hidden + 2 x head_dim), else every head;
+    lm_head tied. Two all-reduces a layer under tensor parallelism."""
+    fields = _gpt2(f)
+    if f.bool("multi_query", True):
+        fields["n_kv_heads"] = 1
+    f.get("attention_softmax_in_fp32", "scale_attention_softmax_in_fp32", default=None)  # numerics: no cost
+    # BigCode's Megatron runner settings, which transformers and vLLM do not read
+    f.get("inference_runner", "max_batch_size", "max_sequence_length", "pad_key_length", "pre_allocate_kv_cache",
+          "validate_runner_input", "runner_max_sequence_length", default=None)
+    return fields
+
+
+def _olmo(f: Fields) -> dict:
+    """AllenAI's OLMo (transformers' olmo, vLLM's olmo.py): Llama's layer in non-parametric LayerNorms (OlmoLayerNorm:
+    no weight, no shift), the final norm too; q, k, v and o biased where attention_bias; clip_qkv's clamps of q, k
+    and v noted, not counted."""
+    core = _core(f)
+    attention = _attention(f, core)
+    f.choice({"silu": "silu"}, "hidden_act", default="silu")
+    layer = parts.pre_norm(attention, MLP(core["d_ffn"], "silu"), norm="layernorm", norm_scale=False)
+    return dict(**_summary_fields(core, attention), mlp="swiglu", norm="layernorm", norm_scale=False,
+                layers=Stack.uniform(layer, core["n_layers"]), notes=_clip_qkv_note(f),
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _stablelm(f: Fields) -> dict:
+    """Stability AI's StableLM-3B-4E1T, StableLM-2 and Zephyr (transformers' stablelm, vLLM's stablelm.py): LayerNorms
+    with a shift; GQA with q, k and v biased where use_qkv_bias (o_proj never); rope over partial_rotary_factor
+    (default 0.25) of each head; where qk_layernorm (StableLM-2-12B), q and k LayerNormed per head, each head with a
+    scale of its own and no shift (StableLmLayerNormPerHead); a SwiGLU; where use_parallel_residual (StableLM-2-12B),
+    x + attention(ln(x)) + mlp(ln(x)) under one input_layernorm, else Llama's order. lm_head untied unless
+    tie_word_embeddings says otherwise. The first remote-code configs (stablelm_epoch) spell partial_rotary_factor
+    rope_pct; their use_norm_bias is not read by transformers, which builds the shifts (noted where false).
+    vLLM's stablelm.py builds neither the q/k norms nor the parallel residual (it cannot load StableLM-2-12B):
+    noted where set."""
+    f.read.add("rope_pct")
+    pct = f.data.get("rope_pct")
+    core = _core(f, rotary_default=0.25 if pct is None else f.number("rope_pct"))
+    qkv = f.bool("use_qkv_bias", False)
+    qk_norm, parallel = f.bool("qk_layernorm", False), f.bool("use_parallel_residual", False)
+    attention = _attention(f, core, q_bias=qkv, k_bias=qkv, v_bias=qkv, o_bias=False,
+                           qk_norm="head_layernorm" if qk_norm else None)
+    mlp = MLP(core["d_ffn"], _gated_act(f))
+    layer = (_parallel_block(attention, mlp) if parallel else
+             parts.pre_norm(attention, mlp, norm="layernorm", norm_bias=True))
+    f.get("norm_eps", "rotary_scaling_factor", "num_heads", default=None)  # legacy spellings: no cost
+    unbuilt = [w for w, on in (("the q/k norms", qk_norm), ("the parallel residual", parallel)) if on]
+    notes = [f"vLLM's stablelm.py does not build {' or '.join(unbuilt)} (it cannot load this checkpoint); priced "
+             f"as transformers builds it"] if unbuilt else []
+    if not f.bool("use_norm_bias", True):
+        notes.append("use_norm_bias is false, which transformers' StableLM does not read: its LayerNorms have "
+                     "shifts, and are priced with them")
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), norm="layernorm", norm_bias=True, notes=notes,
+                layers=Stack.uniform(layer, core["n_layers"]), tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _exaone(f: Fields) -> dict:
+    """LG's EXAONE-3.0 and 3.5 (remote code ExaoneForCausalLM; vLLM's exaone.py): Llama's layer under its own names
+    (num_layers, activation_function, wte / ln_1 / ln_2 / c_fc_0 / c_fc_1 / c_proj): RMSNorms, GQA of head_dim
+    (else hidden / heads) without biases, a SwiGLU of intermediate_size (null: 4 x hidden_size); the head tied
+    unless tie_word_embeddings says otherwise (ExaoneConfig's default is tied)."""
+    d = f.int("hidden_size")
+    heads = f.int("num_attention_heads")
+    head_dim = f.int("head_dim", default=None)
+    core = dict(d_model=d, n_heads=heads, n_kv_heads=f.int("num_key_value_heads", default=heads),
+                d_ffn=f.int("intermediate_size", default=4 * d), n_layers=f.int("num_layers", "num_hidden_layers"),
+                vocab_size=f.int("vocab_size"), head_dim=head_dim, dtype=_dtype(f), **_weights(f),
+                rotary_dim=_rotary_dim(f, head_dim or d // heads))
+    f.choice({"silu": "silu"}, "activation_function", default="silu")
+    f.get("embed_dropout", default=None)  # training only
+    attention = _attention(f, core)
+    return dict(**_summary_fields(core, attention), mlp="swiglu",
+                layers=Stack.uniform(parts.pre_norm(attention, MLP(core["d_ffn"], "silu")), core["n_layers"]),
+                tie_embeddings=f.bool("tie_word_embeddings", True))
+
+
+def _parallel_block(attention, mlp, *, norms: tuple[str, ...] = ("input_layernorm.weight",),
+                    reduce_once: bool = False) -> parts.Layer:
+    """The parallel residual of GPT-J, GPT-NeoX, Phi and Falcon, x + attention(ln(x)) + mlp(ln(x)), in LayerNorms
+    with a shift: one norm both branches read, or one each (`norms`: GPT-NeoX's input_layernorm and
+    post_attention_layernorm, Falcon-40B's ln_attn and ln_mlp); `reduce_once`: the two partial sums added, then
+    all-reduced once under tensor parallelism (vLLM's falcon.py)."""
+    pre, own = (norms[0], ()) if len(norms) == 1 else (None, norms)
+    block = parts.Branches((attention, mlp), norms=own, norm="layernorm", norm_bias=True, reduce_once=reduce_once)
+    return parts.Layer((parts.Sublayer(block, pre, key="attn"),), "layernorm", norm_bias=True)
+
+
+def _gpt_neox(f: Fields) -> dict:
+    """EleutherAI's GPT-NeoX-20B and Pythia (transformers' gpt_neox, vLLM's gpt_neox.py): LayerNorms with a shift;
+    multi-head attention from one query_key_value with biases (attention_bias) and a biased dense; rope over
+    rotary_pct of each head (newer configs: partial_rotary_factor); a plain biased MLP, dense_4h_to_h(act(
+    dense_h_to_4h(x))); where use_parallel_residual, x + attention(input_layernorm(x)) + mlp(
+    post_attention_layernorm(x)), else Llama's order; embed_out untied unless tie_word_embeddings. Under tensor
+    parallelism dense and dense_4h_to_h each all-reduce (RowParallelLinear), two a layer."""
+    f.read.add("rotary_pct")
+    pct = f.data.get("rotary_pct")
+    if pct is not None and "partial_rotary_factor" in f.data and f.data["partial_rotary_factor"] != pct:
+        raise f.error("rotary_pct", f"is {pct!r} and 'partial_rotary_factor' is "
+                                    f"{f.data['partial_rotary_factor']!r}: they disagree; give one")
+    core = _core(f, rotary_default=0.25 if pct is None else f.number("rotary_pct"))
+    _fixed_head_dim(f, core, "GPT-NeoX")
+    act = f.choice({a: "gelu" for a in GPT2_ACTS}, "hidden_act", default="gelu")
+    bias = f.bool("attention_bias", True)
+    attention = _attention(f, core, q_bias=bias, k_bias=bias, v_bias=bias, o_bias=bias)
+    mlp = MLP(core["d_ffn"], act, gated=False, bias=True)
+    layer = (_parallel_block(attention, mlp, norms=("input_layernorm.weight", "post_attention_layernorm.weight"))
+             if f.bool("use_parallel_residual", True) else
+             parts.pre_norm(attention, mlp, norm="layernorm", norm_bias=True))
+    return dict(**_summary_fields(core, attention), mlp="gelu", mlp_bias=True, norm="layernorm", norm_bias=True,
+                layers=Stack.uniform(layer, core["n_layers"]), tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _gptj(f: Fields) -> dict:
+    """EleutherAI's GPT-J (transformers' gptj, vLLM's gpt_j.py): GPT-2's field names; one LayerNorm (ln_1) both
+    branches of a parallel residual read; q, k, v and out_proj without biases; rope over rotary_dim of each head
+    (null: all of it); a plain biased MLP, fc_out(gelu(fc_in(x))) of n_inner (null: 4 x n_embd); lm_head untied and
+    biased, its bias added (vLLM adds lm_head.bias to the logits too). Two all-reduces a layer under tensor
+    parallelism (out_proj and fc_out)."""
+    d = f.int("n_embd", "hidden_size")
+    heads = f.int("n_head", "num_attention_heads")
+    f.choice({a: "gelu" for a in GPT2_ACTS}, "activation_function", default="gelu_new")
+    core = dict(d_model=d, n_heads=heads, n_kv_heads=heads, d_ffn=f.int("n_inner", default=4 * d),
+                n_layers=f.int("n_layer", "num_hidden_layers"), vocab_size=f.int("vocab_size"), head_dim=d // heads,
+                dtype=_dtype(f), **_weights(f), rotary_dim=f.int("rotary_dim", default=None))
+    if d % heads:
+        raise f.error("n_embd", f"({d}) must be a multiple of 'n_head' ({heads})")
+    attention = _attention(f, core)
+    layer = _parallel_block(attention, MLP(core["d_ffn"], "gelu", gated=False, bias=True), norms=("ln_1.weight",))
+    return dict(**_summary_fields(core, attention), mlp="gelu", mlp_bias=True, norm="layernorm", norm_bias=True,
+                layers=Stack.uniform(layer, core["n_layers"]), tie_embeddings=f.bool("tie_word_embeddings", False),
+                head_bias=True, context_window=f.int("n_positions", default=None))
+
+
+def _phi(f: Fields) -> dict:
+    """Microsoft's Phi-1, Phi-1.5 and Phi-2 (transformers' phi, vLLM's phi.py): a parallel residual under one
+    LayerNorm with a shift, x + attention(ln(x)) + mlp(ln(x)); biased q, k, v and dense; rope over
+    partial_rotary_factor (default 0.5) of each head; where qk_layernorm, q and k LayerNormed per head with one
+    scale and shift of head_dim the heads share; a plain biased MLP, fc2(gelu_new(fc1(x))); lm_head untied and
+    biased, its bias added (as vLLM adds it). Two all-reduces a layer under tensor parallelism. vLLM's phi.py
+    builds every KV head, no q/k norms and an MLP of n_inner (else 4 x hidden_size) whatever num_key_value_heads,
+    qk_layernorm and intermediate_size say; where they say otherwise a note tells (priced as transformers)."""
+    core = _core(f, rotary_default=0.5)
+    _fixed_head_dim(f, core, "Phi")
+    f.choice({a: "gelu" for a in GPT2_ACTS}, "hidden_act", default="gelu_new")
+    qk_norm = f.bool("qk_layernorm", False)
+    attention = _attention(f, core, q_bias=True, k_bias=True, v_bias=True, o_bias=True,
+                           qk_norm="shared_layernorm" if qk_norm else None)
+    f.get("resid_pdrop", "embd_pdrop", "attention_dropout", default=None)  # training only
+    vllm_ffn = f.int("n_inner", default=4 * core["d_model"])
+    differ = [what for what, differs in (
+        (f"num_key_value_heads ({core['n_kv_heads']}: vLLM builds {core['n_heads']})",
+         core["n_kv_heads"] != core["n_heads"]),
+        ("qk_layernorm (vLLM builds no q/k norms)", qk_norm),
+        (f"intermediate_size ({core['d_ffn']:,}: vLLM builds {vllm_ffn:,})", core["d_ffn"] != vllm_ffn)) if differs]
+    notes = (f"vLLM's phi.py does not read {', '.join(differ)}; priced as transformers builds it",) if differ else ()
+    layer = _parallel_block(attention, MLP(core["d_ffn"], "gelu", gated=False, bias=True))
+    return dict(**_summary_fields(core, attention), mlp="gelu", mlp_bias=True, norm="layernorm", norm_bias=True,
+                layers=Stack.uniform(layer, core["n_layers"]), tie_embeddings=f.bool("tie_word_embeddings", False),
+                head_bias=True, notes=notes)
+
+
+def _falcon(f: Fields) -> dict:
+    """TII's Falcon-7B, 40B, 180B and 11B (transformers' falcon, vLLM's falcon.py): head_dim hidden_size / heads;
+    one KV head where multi_query, num_kv_heads of them where new_decoder_architecture (default: every head), else
+    every head; q, k, v, dense and the MLP biased where bias; a plain MLP, dense_4h_to_h(gelu(dense_h_to_4h(x))) of
+    ffn_hidden_size (null: 4 x hidden_size); rope. Where parallel_attn or new_decoder_architecture, a parallel
+    residual: under one input_layernorm (Falcon-7B, and Falcon-11B's num_ln_in_parallel_attn 1), or ln_attn and
+    ln_mlp (new_decoder_architecture's default, 2: Falcon-40B, 180B); its attention and MLP summed before one
+    all-reduce under tensor parallelism, as vLLM's reduce_row_parallel_results. Else Llama's order with
+    input_layernorm and post_attention_layernorm, two all-reduces. LayerNorms with a shift; lm_head tied unless
+    tie_word_embeddings says otherwise. ALiBi (alibi) is refused by name. The first in-library configs' n_embed,
+    n_head, n_head_kv and n_layer are read as their later names. vLLM builds the MLP 4 x hidden_size wide with gelu
+    whatever ffn_hidden_size and activation say; where they say otherwise a note tells (priced as transformers)."""
+    d = f.int("hidden_size", "n_embed")
+    heads = f.int("num_attention_heads", "n_head")
+    if d % heads:
+        raise f.error("hidden_size", f"({d}) must be a multiple of 'num_attention_heads' ({heads})")
+    if f.bool("alibi", False):
+        raise f.error("alibi", "is true: ALiBi attention biases are not modelled (published Falcon models use rope)")
+    new = f.bool("new_decoder_architecture", False)
+    multi_query = f.bool("multi_query", True)
+    kv = f.int("num_kv_heads", "n_head_kv", default=heads) if new else 1 if multi_query else heads
+    parallel = f.bool("parallel_attn", True)
+    lns = f.int("num_ln_in_parallel_attn", default=2 if new else 1)
+    if lns not in (1, 2) or (lns == 2 and not new):
+        raise f.error("num_ln_in_parallel_attn", f"is {lns}: 1 (one input_layernorm), or 2 (ln_attn and ln_mlp) "
+                                                 f"with new_decoder_architecture")
+    bias = f.bool("bias", False)
+    core = dict(d_model=d, n_heads=heads, n_kv_heads=kv, d_ffn=f.int("ffn_hidden_size", default=4 * d),
+                n_layers=f.int("num_hidden_layers", "n_layer"), vocab_size=f.int("vocab_size"), head_dim=d // heads,
+                dtype=_dtype(f), **_weights(f), rotary_dim=_rotary_dim(f, d // heads))
+    act = f.choice({a: "gelu" for a in GPT2_ACTS}, "activation", default="gelu")
+    _, named = f.get("activation", default="gelu")
+    notes = ((f"vLLM's falcon.py builds the MLP 4 x hidden_size wide with gelu whatever ffn_hidden_size "
+              f"({core['d_ffn']:,}) and activation ({named}) say; priced as transformers builds it",)
+             if core["d_ffn"] != 4 * d or named != "gelu" else ())
+    f.get("apply_residual_connection_post_layernorm", "ff_factor", default=None)  # neither transformers nor vLLM reads them
+    attention = _attention(f, core, q_bias=bias, k_bias=bias, v_bias=bias, o_bias=bias)
+    mlp = MLP(core["d_ffn"], act, gated=False, bias=bias)
+    if new or parallel:
+        norms = ("ln_attn.weight", "ln_mlp.weight") if new and lns == 2 else ("input_layernorm.weight",)
+        layer = _parallel_block(attention, mlp, norms=norms, reduce_once=True)
+    else:
+        layer = parts.pre_norm(attention, mlp, norm="layernorm", norm_bias=True)
+    return dict(**_summary_fields(core, attention), mlp="gelu", mlp_bias=bias, norm="layernorm", norm_bias=True,
+                layers=Stack.uniform(layer, core["n_layers"]), tie_embeddings=f.bool("tie_word_embeddings", True),
+                notes=notes)
+
+
 # Hybrid layer letters (Nemotron-H's hybrid_override_pattern): Mamba-2, attention, MLP, MoE; and the same kinds as
 # transformers' later layers_block_type spells them.
 HYBRID = {"M": "mamba", "*": "attention", "-": "mlp", "E": "moe"}
@@ -2858,6 +3112,16 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "qwen3_vl_text": _qwen3,
     "qwen3_vl_moe_text": lambda f: _qwen3(f, moe=True),
     "gpt2": _gpt2,
+    "gpt_neox": _gpt_neox,
+    "olmo": _olmo,
+    "stablelm": _stablelm,
+    "stablelm_epoch": _stablelm,
+    "exaone": _exaone,
+    "opt": _opt,
+    "gpt_bigcode": _gpt_bigcode,
+    "gptj": _gptj,
+    "phi": _phi,
+    "falcon": _falcon,
     "gpt_oss": _gpt_oss,
     "deepseek_v2": lambda f: _deepseek(f, v3=False),
     "deepseek_v3": lambda f: _deepseek(f, v3=True),

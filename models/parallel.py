@@ -35,6 +35,9 @@ class Parallel:
     tp: int = 1
     ep: int = 1
     sp: int | None = None
+    # The row-parallel layers leave their partial sums for the caller to reduce once (vLLM's reduce_results=False:
+    # Falcon's attention and MLP, summed before one all-reduce); `reduce` is then nothing.
+    partial: bool = False
 
     SINGLE: ClassVar["Parallel"]  # one GPU (set below)
 
@@ -98,8 +101,9 @@ class Parallel:
     # -- collectives ---------------------------------------------------------------------------------
     def reduce(self, b: GraphBuilder, name: str, x: Tensor, out: str) -> Tensor:
         """The all-reduce that completes a row-parallel layer's partial sums (nothing on one GPU); with sequence
-        parallelism, a reduce-scatter to the token slices instead."""
-        if self.tp == 1:
+        parallelism, a reduce-scatter to the token slices instead. Nothing where `partial` leaves it to the
+        caller."""
+        if self.tp == 1 or self.partial:
             return x
         if self.sp is not None:
             return b.reduce_scatter(name.replace("allreduce", "reducescatter"), x, group=self.tp, dim=self.sp, out=out)

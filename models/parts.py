@@ -402,11 +402,20 @@ class Branches:
     RowParallelLinear layers that reduce their results), then the scaled outputs are added on every GPU: two
     all-reduces per layer, as vLLM runs it, not one over the summed partials. The ops keep part "attention" (the
     token-mixing part, which crossover reads); the layer's cache is the attention's KV cache and the Mamba
-    states together."""
+    states together.
+
+    `norms`: per branch, the weight of a norm of its own on the layer's input (GPT-NeoX's parallel residual,
+    x + attn(ln1(x)) + mlp(ln2(x)); Falcon-40B's ln_attn and ln_mlp), with the sublayer then taking no norm of its
+    own; `norm` / `norm_bias`: their kind. `reduce_once`: the branches' partial sums are added, then all-reduced
+    once (vLLM's falcon.py: reduce_results=False on both, one all-reduce of attention + MLP), not one each."""
 
     parts: tuple = attrs.field(converter=tuple)
     in_scale: tuple[bool, ...] = attrs.field(default=(), converter=tuple)
     out_scale: tuple[bool, ...] = attrs.field(default=(), converter=tuple)
+    norms: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    norm: str = attrs.field(default="rmsnorm", validator=attrs.validators.in_(("rmsnorm", "layernorm")))
+    norm_bias: bool = False
+    reduce_once: bool = False
 
     @property
     def tag(self) -> str:
@@ -422,7 +431,7 @@ class Branches:
         if sum(p.tag == "attention" for p in self.parts) not in (0, len(self.parts)) and len(self.parts) != 2:
             raise OpgraphError("Branches: the branches must all be token mixers, all feed-forwards, or one token mixer "
                                "beside one feed-forward")
-        for field in ("in_scale", "out_scale"):
+        for field in ("in_scale", "out_scale", "norms"):
             v = getattr(self, field)
             if v and len(v) != len(self.parts):
                 raise OpgraphError(f"Branches: {field} needs one flag per branch ({len(self.parts)}), got {len(v)}")
@@ -435,17 +444,21 @@ class Branches:
 
     def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
         outs = []
+        inner = attrs.evolve(par, partial=True) if self.reduce_once else par
         for i, (name, part) in enumerate(zip(self.names(), self.parts)):
-            a = b.scale(f"{name}_in_scale", x, out=f"{name}_in") if self.in_scale and self.in_scale[i] else x
             with b.scope(part=part.tag):
-                y = part.build(b, a, phase, par, options)
+                a = (pieces.norm(b, self.norms[i].removesuffix(".weight"), x, self.norms[i], fn=self.norm,
+                                 bias=self.norm_bias, out=f"{name}_norm") if self.norms else x)
+                a = b.scale(f"{name}_in_scale", a, out=f"{name}_in") if self.in_scale and self.in_scale[i] else a
+                y = part.build(b, a, phase, inner, options)
             outs.append(b.scale(f"{name}_out_scale", y, out=f"{name}_scaled")
                         if self.out_scale and self.out_scale[i] else y)
         total = outs[0]
+        last = "branches_partial" if self.reduce_once and par.tp > 1 else "branches_out"
         for i, y in enumerate(outs[1:], 1):
             total = b.elementwise("branch_sum" if i == len(outs) - 1 else f"branch_sum{i}", "add", total, y,
-                                  out="branches_out" if i == len(outs) - 1 else f"branches_out{i}")
-        return total
+                                  out=last if i == len(outs) - 1 else f"branches_out{i}")
+        return par.reduce(b, "branches_allreduce", total, "branches_out") if self.reduce_once else total
 
     def words(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -691,6 +704,9 @@ class Sublayer:
     scale: bool = False  # the branch's output times a constant before the add (Granite's residual_multiplier)
     carry: str | None = attrs.field(default=None, validator=attrs.validators.in_((None, "input", "normed")))
     scope: str = ""  # in front of its part's op and weight names, where a layer runs a part twice (LongCat-Flash's)
+    # A norm of the residual sum, norm(x + part(x)): the original Transformer's post-LN (OPT-350m's
+    # do_layer_norm_before false); None: the sum goes on as it is
+    after: str | None = None
 
 
 @attrs.frozen
@@ -701,6 +717,7 @@ class Layer:
     sublayers: tuple[Sublayer, ...] = attrs.field(converter=tuple)
     norm: str = attrs.field(default="rmsnorm", validator=attrs.validators.in_(("rmsnorm", "layernorm")))
     norm_bias: bool = False
+    norm_scale: bool = True  # False: its norms have no weight (OLMo's non-parametric LayerNorm)
     scalar: bool = False  # the residual stream times a learned scalar at the end (Gemma-4's layer_scalar)
     # The dtypes of its differing matrices where the checkpoint stores layers of one kind differently (DecoderConfig's
     # _split_by_storage): a kind of its own, priced in a block of its own. "" where all its kind's layers are alike.
@@ -717,6 +734,11 @@ class Layer:
     res_restart: bool = False
     # A memory read into the residual streams before the sublayers (DeepSeek-V4.1's Engram, models.engram)
     memory: Engram | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if any(s.after for s in self.sublayers) and (self.streams > 1 or self.res_mix or self.scalar):
+            raise OpgraphError("a norm after the residual add (Sublayer.after) needs a plain residual: no "
+                               "hyper-connection streams, AttnRes mixes or layer scalar")
 
     def parts(self) -> list:
         """Its parts, side-by-side branches (Branches' mixers, DenseAndExperts' MLP and experts) each on its own."""
@@ -736,7 +758,7 @@ class Layer:
 
     def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
         """The layer's ops on hidden states x (this GPU's slice of the tokens under sequence parallelism)."""
-        ln = dict(fn=self.norm, bias=self.norm_bias)
+        ln = dict(fn=self.norm, bias=self.norm_bias, scale=self.norm_scale)
         last = len(self.sublayers) - 1
         if self.memory is not None:
             with b.scope(part=self.memory.tag):
@@ -768,7 +790,10 @@ class Layer:
                 if restart:
                     x = a
                     continue
-                x = pieces.residual(b, f"{s.key}_residual", x, a, out="unscaled" if self.scalar and i == last else out)
+                summed = "unscaled" if self.scalar and i == last else f"{s.key}_sum" if s.after else out
+                x = pieces.residual(b, f"{s.key}_residual", x, a, out=summed)
+                if s.after:
+                    x = pieces.norm(b, s.after.removesuffix(".weight"), x, s.after, out=out, **ln)
         if self.scalar:
             x = b.scale("layer_scalar", x, b.weight("layer_scalar", (1,)), out="out")
         return x
@@ -778,10 +803,10 @@ class Layer:
 RES_KEYS = {"attn": "self_attention_res", "mlp": "mlp_res"}
 
 
-def pre_norm(mixer, ffn, *, norm: str = "rmsnorm", norm_bias: bool = False) -> Layer:
+def pre_norm(mixer, ffn, *, norm: str = "rmsnorm", norm_bias: bool = False, norm_scale: bool = True) -> Layer:
     """Llama's layer: x + mixer(input_layernorm(x)), then + ffn(post_attention_layernorm(.))."""
     return Layer((Sublayer(mixer, "input_layernorm.weight", key="attn"),
-                  Sublayer(ffn, "post_attention_layernorm.weight", key="mlp")), norm, norm_bias)
+                  Sublayer(ffn, "post_attention_layernorm.weight", key="mlp")), norm, norm_bias, norm_scale)
 
 
 def post_norm(mixer, ffn) -> Layer:

@@ -38,11 +38,12 @@ def piece(part: str = ""):
 
 
 def norm(b: GraphBuilder, name: str, x: Tensor, weight: str, *, fn: str = "rmsnorm", bias: bool = False,
-         out: str | None = None) -> Tensor:
-    """RMSNorm / LayerNorm with a learned scale (and, with `bias`, a shift) over the last dim."""
+         out: str | None = None, scale: bool = True) -> Tensor:
+    """RMSNorm / LayerNorm with a learned scale (and, with `bias`, a shift) over the last dim; without `scale`,
+    neither (OLMo's non-parametric LayerNorm: no weight, no bias)."""
     d = x.shape[-1]
-    shift = b.weight(weight.replace("weight", "bias"), (d,)) if bias else None
-    return b.norm(name, x, b.weight(weight, (d,)), bias=shift, fn=fn, out=out)
+    shift = b.weight(weight.replace("weight", "bias"), (d,)) if bias and scale else None
+    return b.norm(name, x, b.weight(weight, (d,)) if scale else None, bias=shift, fn=fn, out=out)
 
 
 def proj(b: GraphBuilder, name: str, x: Tensor, n: int, *, prefix: str = "", bias: bool = False,
@@ -103,10 +104,14 @@ def _qk_norm(b: GraphBuilder, name: str, x: Tensor, kind: str, heads: int, head_
     and each GPU keeps its own slice; "full_reduced" (MiniMax-M2) all-reduces each row's sum of squares, one fp32
     value a token, and each GPU scales its own columns, as vLLM's MiniMaxText01RMSNormTP does. `whole`: the
     unsplit projection's width. "head_layernorm" (Command R+): a LayerNorm per head, each head with a scale of its own
-    ([heads, head_dim] in the checkpoint, split with the heads under tensor parallelism)."""
+    ([heads, head_dim] in the checkpoint, split with the heads under tensor parallelism). "shared_layernorm" (Phi's
+    qk_layernorm): a LayerNorm per head with one scale and shift of head_dim that every head shares."""
     if kind == "head_layernorm":
         scale = b.weight(f"{prefix}{name}.weight", (heads * head_dim,))
         return b.norm(name, x, scale, fn="layernorm", heads=heads, out=f"{name}_out", role=role)
+    if kind == "shared_layernorm":
+        scale, shift = (b.weight(f"{prefix}{name}.{w}", (head_dim,)) for w in ("weight", "bias"))
+        return b.norm(name, x, scale, bias=shift, fn="layernorm", heads=heads, out=f"{name}_out", role=role)
     if kind == "full_reduced":
         return reduced_norm(b, name, x, par, prefix=prefix, whole=whole, role=role)
     if kind == "full":
@@ -132,7 +137,7 @@ def reduced_norm(b: GraphBuilder, name: str, x: Tensor, par: Parallel, *, prefix
                        role=role)
 
 
-QK_NORMS = ("head", "head_l2", "head_layernorm", "full", "full_reduced")
+QK_NORMS = ("head", "head_l2", "head_layernorm", "shared_layernorm", "full", "full_reduced")
 
 
 @piece("attention")
@@ -739,12 +744,16 @@ def attn_res(b: GraphBuilder, key: str, prefix: Tensor, blocks: int, *, snapshot
 
 @piece("embedding")
 def embedding(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, positions: int | None = None,
-              scaled: bool = False, par: Parallel = Parallel.SINGLE) -> Tensor:
+              scaled: bool = False, par: Parallel = Parallel.SINGLE, embed_dim: int | None = None) -> Tensor:
     """Token ids -> hidden states; reads only the rows the batch looks up. With `positions` (the size of
     a learned position table, GPT-2's wpe), adds the learned position embedding: every sequence looks up
     the same new_tokens positions, so only those rows are read. `scaled`: the embeddings times sqrt(d_model)
-    (Gemma's normalizer), one multiply per element."""
-    h = _lookup(b, "embedding", "embed_tokens.weight", phase, vocab=vocab, width=d_model, par=par, out="embeddings")
+    (Gemma's normalizer), one multiply per element. `embed_dim` (OPT-350m's word_embed_proj_dim): the table's
+    width, then project_in to d_model, whole on every GPU (vLLM's ReplicatedLinear), before the positions."""
+    h = _lookup(b, "embedding", "embed_tokens.weight", phase, vocab=vocab, width=embed_dim or d_model, par=par,
+                out="embeddings")
+    if embed_dim:
+        h = proj(b, "project_in", h, d_model, out="embeddings_projected")
     if scaled:
         h = b.scale("embed_scale", h, out="embeddings_scaled")
     if positions is None:
@@ -837,7 +846,8 @@ def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bo
             norm_bias: bool = False, softcap: bool = False, par: Parallel = Parallel.SINGLE,
             scaled: bool = False, input_scaled: bool = False, bias: bool = False, final_norm: bool = True,
             dtype: DType | None = None, streams: int = 1,
-            hc_head: bool = True, res_blocks: int = 0) -> Tensor:
+            hc_head: bool = True, res_blocks: int = 0, embed_dim: int | None = None,
+            norm_scale: bool = True) -> Tensor:
     """Final norm and lm_head over the last layer's output. In prefill only the last position of each
     sequence goes through them, as serving engines do (the norm is per position, so slicing first is exact).
     With sequence parallelism the last layer's output arrives as this GPU's slice of the tokens, gathered first.
@@ -852,7 +862,8 @@ def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bo
     entry); else the tables' (Precision.table). `streams` > 1: the last layer's hyper-connection streams, collapsed
     first (models.hyper.head; `hc_head` False: with the last layer's coefficients).
     `res_blocks` > 0 (Block AttnRes): the head's input is the mix of that many block
-    snapshots and the last block's running sum (attn_res_mix, output_attn_res_norm and _proj)."""
+    snapshots and the last block's running sum (attn_res_mix, output_attn_res_norm and _proj). `embed_dim`
+    (OPT-350m's word_embed_proj_dim): project_out to that width, whole on every GPU, before an lm_head as wide."""
     tp = par.tp
     h = b.input("hidden", (*par.tokens(phase), d_model * streams))
     h = par.gather(b, "hidden_allgather", h, "hidden_full")
@@ -863,11 +874,14 @@ def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bo
     if res_blocks:
         h = attn_res(b, "output_attn_res", h, res_blocks)
     if final_norm:
-        h = norm(b, "final_norm", h, "norm.weight", fn=norm_fn, bias=norm_bias, out="final_hidden")
+        h = norm(b, "final_norm", h, "norm.weight", fn=norm_fn, bias=norm_bias, out="final_hidden", scale=norm_scale)
     if input_scaled:
         h = b.scale("head_input_scale", h, out="head_input")
+    if embed_dim:
+        h = proj(b, "project_out", h, embed_dim, out="head_input_projected")
     local = -(-vocab // tp)  # vocab-parallel, padded as the embedding is
-    w = b.weight("embed_tokens.weight" if tied else "lm_head.weight", (local, d_model), dtype or b.precision.table)
+    w = b.weight("embed_tokens.weight" if tied else "lm_head.weight", (local, h.shape[-1]),
+                 dtype or b.precision.table)
     shift = b.weight("lm_head.bias", (local,)) if bias else None
     logits = par.gather_columns(b, "logits_allgather", b.linear("lm_head", h, w, bias=shift,
                                                                 out=par.out("logits", "logits_partial")), "logits")

@@ -36,7 +36,7 @@ GATHER = "gather"
 COLLECTIVE = "collective"  # communication between GPUs: its bytes go over links, not (only) to memory
 KINDS = {MATMUL, SOFTMAX, NORM, ELEMENTWISE, ROPE, EMBEDDING, GATHER, COLLECTIVE}
 # What each op computes (Op.fn); fusion rules may name these as well as kinds.
-FUNCTIONS = {"linear", "qk", "av", "softmax", "rmsnorm", "layernorm", "add", "mul", "silu", "gelu", "relu2",
+FUNCTIONS = {"linear", "qk", "av", "softmax", "rmsnorm", "layernorm", "add", "mul", "silu", "gelu", "relu", "relu2",
              "sigmoid", "scale", "softcap", "clamp_swiglu", "limit_swiglu", "situ", "sqrt_softplus", "xielu", "slice",
              "rope", "embedding", "take_last", "concat", "topk", "moe_combine", "moe_route", "moe_unroute",
              "all_reduce", "all_gather", "reduce_scatter", "all_to_all", "ep_dispatch", "ep_combine", "send_recv"}
@@ -448,6 +448,7 @@ ELEMENTWISE_FLOPS_PER_ELEM = {
     "mul": 1,
     "silu": 4,  # x / (1 + exp(-x)): negate, exp, add, divide
     "gelu": 8,  # tanh form 0.5x(1 + tanh(c(x + 0.044715x^3))): cube, 2 mul, add, mul, tanh, add, mul
+    "relu": 1,  # max(x, 0): one compare (OPT's MLP)
     "relu2": 2,  # squared ReLU, max(x, 0)^2 (So et al., 2021, Primer; Nemotron-4's MLP): compare, multiply
     "sigmoid": 4,  # 1 / (1 + exp(-x)): negate, exp, add, divide (an output or shared-expert gate)
     "softcap": 3,  # cap * tanh(x / cap) (Gemma-2's final_logit_softcapping)
@@ -467,7 +468,7 @@ ELEMENTWISE_FLOPS_PER_ELEM = {
     # x x, times ap, beta x, add (4), min, expm1, subtract, times an, add (5), select (1)
     "xielu": 11,
 }
-ELEMENTWISE_ARITY = {"add": 2, "mul": 2, "silu": 1, "gelu": 1, "relu2": 1, "sigmoid": 1, "softcap": 1,
+ELEMENTWISE_ARITY = {"add": 2, "mul": 2, "silu": 1, "gelu": 1, "relu": 1, "relu2": 1, "sigmoid": 1, "softcap": 1,
                      "clamp_swiglu": 2, "limit_swiglu": 2, "situ": 2, "sqrt_softplus": 1, "xielu": 1}
 # exp in SiLU's and the sigmoids, tanh in GELU's tanh form and the soft cap
 ELEMENTWISE_TRANSCENDENTALS = {"silu": 1, "gelu": 1, "sigmoid": 1, "softcap": 1, "clamp_swiglu": 1, "limit_swiglu": 1,
@@ -569,7 +570,7 @@ def rms_apply(name: str, x: Tensor, stats: Tensor, weight: Tensor, *, out: str |
 
 def elementwise(name: str, fn: str, *inputs: Tensor, params: tuple[Tensor, ...] = (), out: str | None = None,
                 role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
-    """add / mul of same-shaped tensors, or silu / gelu / relu2 of one; FLOPs per element from the table above.
+    """add / mul of same-shaped tensors, or silu / gelu / relu / relu2 of one; FLOPs per element from the table above.
     `params`: scalars the function reads (xIELU's learned alpha_p, alpha_n, beta, eps), one value each."""
     if fn not in ELEMENTWISE_FLOPS_PER_ELEM:
         raise OpgraphError(f"op {name!r}: unknown elementwise function {fn!r}; "

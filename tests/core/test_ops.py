@@ -81,7 +81,9 @@ def test_elementwise_counts():
     assert ops.elementwise("g", "gelu", x).flops == 8 * 15
     r = ops.elementwise("r", "relu2", x)  # max(x, 0) then its square: 2 per element, no exponential
     assert (r.flops, r.transcendentals) == (2 * 15, 0)
-    with pytest.raises(OpgraphError, match="valid: add, mul, silu, gelu, relu2"):
+    r = ops.elementwise("r", "relu", x)  # max(x, 0): one compare per element (OPT's MLP)
+    assert (r.flops, r.transcendentals) == (15, 0)
+    with pytest.raises(OpgraphError, match="valid: add, mul, silu, gelu, relu, relu2"):
         ops.elementwise("t", "tanh", x)
     with pytest.raises(OpgraphError, match="shape mismatch"):
         ops.elementwise("a", "add", x, act("z", 5, 3))
