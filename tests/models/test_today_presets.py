@@ -120,6 +120,9 @@ PUBLISHED = {
                      ("3B", "active-embed", "ibid.: 3B active (the head counted, the embedding not)")],
     "trinity-large": [("398B", "total", "arcee-ai/Trinity-Large-Preview's card: ~398B total, ~13B active"),
                       ("13B", "active", "ibid.")],
+    "pythia-12b": [("11.846072320B", "total", "the Pythia model card's parameter table: 11,846,072,320"),
+                   ("11.327027200B", "total-embed-head", "ibid.: 11,327,027,200 non-embedding")],
+    "phi-2": [("2.7B", "total", "microsoft/phi-2's card: 2.7 billion parameters (2,779,683,840 cut)")],
 }
 
 
