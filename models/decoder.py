@@ -88,7 +88,7 @@ class DecoderConfig:
     norm: str = attrs.field(default="rmsnorm", validator=_one_of("rmsnorm", "layernorm"))
     norm_bias: bool = False
     norm_scale: bool = True  # the final norm has a weight (False: OLMo's non-parametric LayerNorm)
-    positions: str = attrs.field(default="rope", validator=_one_of("rope", "learned"))
+    positions: str = attrs.field(default="rope", validator=_one_of("rope", "learned", "alibi"))
     max_positions: int | None = attrs.field(default=None, validator=_optional_positive)
     # Rows of the learned position table before position 0 (OPT's OPTLearnedPositionalEmbedding offset of 2): the
     # table holds max_positions + position_offset rows
@@ -108,6 +108,7 @@ class DecoderConfig:
     notes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     # The layers, each its own composition of parts (None: the uniform stack the fields above describe).
     layers: Stack | None = None
+    embed_norm: bool = False  # a LayerNorm with a shift on the looked-up embeddings (BLOOM's word_embeddings_layernorm)
     embed_scale: bool = False  # embeddings times a constant: sqrt(d_model) (Gemma), embedding_multiplier (Falcon-H1)
     state_dtype: DType | None = None  # the recurrent state's dtype the checkpoint asks for (None: the model's)
     # The config field that asks for it (mamba_ssm_dtype, mamba_ssm_cache_dtype): engines read different ones
@@ -267,7 +268,7 @@ class DecoderConfig:
         if self.mla is not None:
             return LatentAttention(self.n_heads, self.mla)
         return Attention(self.n_heads, self.n_kv_heads, self.head_dim, rotary=self.positions == "rope",
-                         rotary_dim=self.rotary_dim, q_bias=self.qkv_bias, k_bias=self.qkv_bias,
+                         alibi=self.positions == "alibi", rotary_dim=self.rotary_dim, q_bias=self.qkv_bias, k_bias=self.qkv_bias,
                          v_bias=self.qkv_bias, o_bias=self.o_bias)
 
     # -- structure ----------------------------------------------------------------------------------
@@ -430,7 +431,8 @@ class DecoderConfig:
         positions = self.max_positions + self.position_offset if self.positions == "learned" else None
         outs = []
         if "embed" in parts:
-            outs.append(pieces.embedding(b, phase, positions=positions, scaled=self.embed_scale, **dims))
+            outs.append(pieces.embedding(b, phase, positions=positions, scaled=self.embed_scale,
+                                         normed=self.embed_norm, **dims))
             if self.streams > 1:
                 outs[-1] = hyper.repeat(b, outs[-1], streams=self.streams)
             if self.per_layer_input is not None:

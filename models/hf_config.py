@@ -1064,6 +1064,71 @@ def _glm4(f: Fields) -> dict:
                 tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
+def _glm(f: Fields) -> dict:
+    """Zhipu's GLM-4-9B-chat-hf and GLM-4-9B-hf (transformers' glm, vLLM's glm.py): Llama's layer with q, k and v
+    biased where attention_bias (true by default; o_proj never), rope over partial_rotary_factor (0.5) of each
+    head, one gate_up_proj. vLLM runs rope over half of each head whatever partial_rotary_factor says; another
+    value is noted."""
+    core = _core(f, rotary_default=0.5)
+    bias = f.bool("attention_bias", True)
+    attention = _attention(f, core, q_bias=bias, k_bias=bias, v_bias=bias, o_bias=False)
+    head_dim = core["head_dim"] or core["d_model"] // core["n_heads"]
+    notes = (f"vLLM's glm.py rotates half of each head ({head_dim // 2} dims) whatever partial_rotary_factor says "
+             f"({core['rotary_dim']} dims here); priced as the config says",) \
+        if core["rotary_dim"] not in (None, head_dim // 2) else ()
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), notes=notes,
+                layers=Stack.uniform(parts.pre_norm(attention, MLP(core["d_ffn"], _gated_act(f))), core["n_layers"]),
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _chatglm(f: Fields) -> dict:
+    """Zhipu's ChatGLM2/3, GLM-4-9B-chat and CodeGeeX4 in their first, remote-code format (ChatGLMModel; vLLM's
+    chatglm.py, which registers the config itself): num_layers layers of RMSNorms (a LayerNorm with a shift where
+    rmsnorm is false); one query_key_value over num_attention_heads heads of kv_channels and, where
+    multi_query_attention, multi_query_group_num KV heads (else every head), biased where add_qkv_bias or
+    add_bias_linear; rope over half of each head; dense, and a SwiGLU of ffn_hidden_size, biased where
+    add_bias_linear; a final norm where post_layer_norm; output_layer untied unless tie_word_embeddings; the
+    vocabulary padded_vocab_size. P-tuning prefixes (pre_seq_len), a vision tower (GLM-4V's vision_config) and a
+    multi-head checkpoint (vLLM loads its interleaved qkv wrongly) are refused by name; quantization_bit (the
+    reference's in-place int4/int8, which vLLM does not run) is noted."""
+    d = f.int("hidden_size")
+    heads = f.int("num_attention_heads")
+    layers = f.int("num_layers", "num_hidden_layers")
+    head_dim = f.int("kv_channels", default=d // heads)
+    if head_dim * heads != d:
+        raise f.error("kv_channels", f"x num_attention_heads ({head_dim} x {heads}) is not hidden_size ({d}): vLLM's "
+                                     f"chatglm.py takes heads of hidden_size / num_attention_heads")
+    if not f.bool("multi_query_attention", False):
+        raise f.error("multi_query_attention", "is false: a multi-head ChatGLM checkpoint (its per-head interleaved "
+                                               "query_key_value) is not modelled; published ChatGLM2/3 and GLM-4 "
+                                               "checkpoints set it true")
+    for key, why in (("pre_seq_len", "a P-tuning v2 prefix (its prefix KV a layer)"),
+                     ("vision_config", "GLM-4V's vision tower, which ChatGLMModel refuses")):
+        if f.get(key, default=None)[1] is not None:
+            raise f.error(key, f"is set: {why} is not modelled")
+    f.get("prefix_projection", default=None)  # read only with pre_seq_len
+    both = f.bool("add_bias_linear", False)
+    qkv = both or f.bool("add_qkv_bias", False)
+    rms = f.bool("rmsnorm", True)
+    core = dict(d_model=d, n_heads=heads, n_kv_heads=f.int("multi_query_group_num", default=1),
+                d_ffn=f.int("ffn_hidden_size"), n_layers=layers,
+                vocab_size=f.int("padded_vocab_size", "vocab_size"), head_dim=head_dim, dtype=_dtype(f),
+                **_weights(f), rotary_dim=head_dim // 2)
+    attention = _attention(f, core, q_bias=qkv, k_bias=qkv, v_bias=qkv, o_bias=both)
+    norm = dict(norm="layernorm", norm_bias=True) if not rms else {}
+    layer = parts.pre_norm(attention, MLP(core["d_ffn"], "silu", bias=both), **norm)
+    # numerics, training and the rope base: no cost
+    f.get("apply_query_key_layer_scaling", "attention_softmax_in_fp32", "fp32_residual_connection", "rope_ratio",
+          "original_rope", "bias_dropout_fusion", "classifier_dropout", "interleaved_qkv",
+          "apply_residual_connection_post_layernorm", default=None)
+    bits = f.int("quantization_bit", default=0, minimum=0)
+    notes = (f"quantization_bit {bits}: the reference quantizes its weights in place at load; vLLM does not, and "
+             f"they are priced at the checkpoint's dtype",) if bits else ()
+    return dict(**_summary_fields(core, attention), mlp="swiglu", mlp_bias=both, **norm, notes=notes,
+                layers=Stack.uniform(layer, layers), final_norm=f.bool("post_layer_norm", True),
+                context_window=f.int("seq_length", default=None), tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
 def _dots1(f: Fields) -> dict:
     """rednote's dots.llm1 (transformers' dots1, vLLM's dots1.py): Qwen3's attention (per-head q/k norms before rope;
     a sliding window from max_window_layers on where sliding_window is set) and DeepSeek-V3's MoE: dense below
@@ -2207,6 +2272,109 @@ def _exaone(f: Fields) -> dict:
                 tie_embeddings=f.bool("tie_word_embeddings", True))
 
 
+# vLLM 0.11.0 on Hopper picks FlashAttention 3, which has no ALiBi (flash_attn_interface.py asserts it away)
+ALIBI_NOTE = ("ALiBi attention is priced as FlashAttention 2 runs it (slope x distance added to each score, 2 FLOPs); "
+              "vLLM 0.11's default FlashAttention 3 on H100/H200 has no ALiBi: serve it with "
+              "VLLM_FLASH_ATTN_VERSION=2 or VLLM_ATTENTION_BACKEND=TRITON_ATTN")
+
+
+def _bloom(f: Fields) -> dict:
+    """BigScience's BLOOM and BLOOMZ (transformers' bloom, vLLM's bloom.py): the embeddings LayerNormed
+    (word_embeddings_layernorm); multi-head ALiBi attention (no positions) from one biased query_key_value and a
+    biased dense; a plain biased MLP 4 x hidden wide (n_inner is read by neither transformers nor vLLM: another
+    value is noted) with gelu; LayerNorms with a shift; the head tied. Two all-reduces a layer under tensor
+    parallelism. The first configs' n_embed, num_attention_heads and num_hidden_layers are read as BloomConfig maps
+    them."""
+    d = f.int("hidden_size", "n_embed")
+    heads = f.int("n_head", "num_attention_heads")
+    layers = f.int("n_layer", "num_hidden_layers")
+    if d % heads:
+        raise f.error("hidden_size", f"({d}) must be a multiple of 'n_head' ({heads})")
+    core = dict(d_model=d, n_heads=heads, n_kv_heads=heads, d_ffn=4 * d, n_layers=layers,
+                vocab_size=f.int("vocab_size"), head_dim=d // heads, dtype=_dtype(f), **_weights(f), rotary_dim=None)
+    attention = _attention(f, core, q_bias=True, k_bias=True, v_bias=True, o_bias=True, rotary=False, alibi=True)
+    inner = f.int("n_inner", default=None)
+    notes = [ALIBI_NOTE]
+    if inner not in (None, 4 * d):
+        notes.append(f"n_inner ({inner:,}) is read by neither transformers nor vLLM: the MLP is 4 x hidden_size "
+                     f"({4 * d:,}) wide, as priced")
+    # Megatron-DeepSpeed's training settings, which BloomConfig keeps and transformers and vLLM do not run
+    f.get("offset_alibi", "masked_softmax_fusion", "attention_softmax_in_fp32", "bias_dropout_fusion",
+          "skip_bias_add", "skip_bias_add_qkv", "unk_token_id", "slow_but_exact",
+          "apply_residual_connection_post_layernorm", default=None)
+    layer = parts.pre_norm(attention, MLP(4 * d, "gelu", gated=False, bias=True), norm="layernorm", norm_bias=True)
+    return dict(**_summary_fields(core, attention), mlp="gelu", mlp_bias=True, norm="layernorm", norm_bias=True,
+                embed_norm=True, positions="alibi", layers=Stack.uniform(layer, layers), notes=notes,
+                tie_embeddings=f.bool("tie_word_embeddings", True))
+
+
+def _mpt(f: Fields) -> dict:
+    """MosaicML's MPT-7B and 30B (model_type mpt; vLLM's mpt.py on transformers' MptConfig): multi-head ALiBi
+    attention from one Wqkv and out_proj; a plain MLP of expansion_ratio x d_model with exact gelu; LayerNorms; every
+    bias (the norms' too) where no_bias is false; the head tied. attn_config is read: alibi must be true (vLLM
+    asserts it), attn_type multihead_attention, kv_n_heads absent or every head (transformers' MptConfig drops it and
+    vLLM builds every head), no rope, prefix_lm or qk_ln (refused by name); clip_qkv is noted. ffn_config must be
+    the plain MLP (mptmlp); its ffn_hidden_size, softmax_scale and logit_scale, which vLLM does not run, are noted.
+    norm_type must be low_precision_layernorm and the head tied (vLLM asserts both). learned_pos_emb builds no
+    table beside ALiBi (MPT's checkpoints have none)."""
+    d = f.int("d_model", "hidden_size")
+    heads = f.int("n_heads", "num_attention_heads")
+    layers = f.int("n_layers", "num_hidden_layers")
+    if d % heads:
+        raise f.error("d_model", f"({d}) must be a multiple of 'n_heads' ({heads})")
+    attn = f.sub("attn_config") if f.get("attn_config", default=None)[1] is not None else Fields({}, f.where,
+                                                                                                   "attn_config.")
+    if not attn.bool("alibi", True):
+        raise attn.error("alibi", "is false: MPT without ALiBi (learned positions or rope) is not modelled, and "
+                                  "vLLM's mpt.py asserts ALiBi")
+    attn.choice({"multihead_attention": "mha"}, "attn_type", default="multihead_attention")
+    if attn.int("kv_n_heads", default=heads) != heads:
+        raise attn.error("kv_n_heads", f"is not n_heads ({heads}): grouped-query MPT is not modelled (transformers' "
+                                       f"MptConfig drops it and vLLM builds every head)")
+    for key, why in (("rope", "rope positions"), ("prefix_lm", "a prefix LM's bidirectional prefix"),
+                     ("qk_ln", "LayerNorms of q and k")):
+        if attn.bool(key, False):
+            raise attn.error(key, f"is true: {why} in MPT is not modelled")
+    notes = [ALIBI_NOTE, *_clip_qkv_note(attn)]
+    attn.get("alibi_bias_max", "attn_impl", "attn_pdrop", "attn_uses_sequence_id", default=None)  # no cost
+    if attn.get("softmax_scale", default=None)[1] is not None:
+        notes.append("attn_config.softmax_scale is set; vLLM scales the scores by head_dim^-0.5 whatever it says "
+                     "(the same cost)")
+    ffn = f.sub("ffn_config") if f.get("ffn_config", default=None)[1] is not None else Fields({}, f.where,
+                                                                                                "ffn_config.")
+    ffn.choice({"mptmlp": "mlp"}, "ffn_type", default="mptmlp")
+    ratio = f.number("expansion_ratio", default=4)
+    width = int(d * ratio)
+    if ffn.get("ffn_hidden_size", default=None)[1] not in (None, width):
+        notes.append(f"ffn_config.ffn_hidden_size is not run by vLLM, which builds expansion_ratio x d_model "
+                     f"({width:,}), as priced")
+    _, act = ffn.get("ffn_act_fn", default=None)
+    if act is not None:
+        notes.append(f"ffn_config.ffn_act_fn ({str(act)[:40]}) is not read by vLLM, which runs gelu, as priced")
+    f.choice({"low_precision_layernorm": "layernorm"}, "norm_type", default="low_precision_layernorm")
+    if not f.bool("tie_word_embeddings", True):
+        raise f.error("tie_word_embeddings", "is false: vLLM's mpt.py builds MPT's head tied to wte (it asserts it)")
+    if f.get("logit_scale", default=None)[1] is not None:
+        notes.append("logit_scale is set; neither transformers' MPT nor vLLM scales the logits, as priced")
+    # training and initialization settings, and learned_pos_emb (no table beside ALiBi): no cost
+    f.get("learned_pos_emb", "init_config", "init_device", "tokenizer_name", "verbose", "emb_pdrop",
+          "embedding_fraction", default=None)
+    bias = not f.bool("no_bias", True)
+    core = dict(d_model=d, n_heads=heads, n_kv_heads=heads, d_ffn=width, n_layers=layers,
+                vocab_size=f.int("vocab_size"), head_dim=d // heads, dtype=_dtype(f), **_weights(f), rotary_dim=None)
+    attention = _attention(f, core, q_bias=bias, k_bias=bias, v_bias=bias, o_bias=bias, rotary=False, alibi=True)
+    notes += _unread_keys(attn, {"alibi", "attn_type", "kv_n_heads", "rope", "prefix_lm", "qk_ln", "clip_qkv",
+                                 "alibi_bias_max", "attn_impl", "attn_pdrop", "attn_uses_sequence_id",
+                                 "softmax_scale"}, "attn_config")
+    notes += _unread_keys(ffn, {"ffn_type", "ffn_hidden_size", "ffn_act_fn"}, "ffn_config")
+    layer = parts.Layer((parts.Sublayer(attention, "norm_1.weight", key="attn"),
+                         parts.Sublayer(MLP(width, "gelu", gated=False, bias=bias), "norm_2.weight", key="mlp")),
+                        "layernorm", norm_bias=bias)
+    return dict(**_summary_fields(core, attention), mlp="gelu", mlp_bias=bias, norm="layernorm", norm_bias=bias,
+                positions="alibi", layers=Stack.uniform(layer, layers), notes=notes, tie_embeddings=True,
+                context_window=f.int("max_seq_len", default=None))
+
+
 def _parallel_block(attention, mlp, *, norms: tuple[str, ...] = ("input_layernorm.weight",),
                     reduce_once: bool = False) -> parts.Layer:
     """The parallel residual of GPT-J, GPT-NeoX, Phi and Falcon, x + attention(ln(x)) + mlp(ln(x)), in LayerNorms
@@ -3113,6 +3281,8 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "qwen3_vl_moe_text": lambda f: _qwen3(f, moe=True),
     "gpt2": _gpt2,
     "gpt_neox": _gpt_neox,
+    "bloom": _bloom,
+    "mpt": _mpt,
     "olmo": _olmo,
     "stablelm": _stablelm,
     "stablelm_epoch": _stablelm,
@@ -3163,6 +3333,8 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "smollm3": _smollm3,
     "exaone4": _exaone4,
     "glm4": _glm4,
+    "glm": _glm,
+    "chatglm": _chatglm,
     "dots1": _dots1,
     "hunyuan_v1_dense": _hunyuan_v1_dense,
     "longcat_flash": _longcat_flash,

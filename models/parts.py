@@ -74,6 +74,7 @@ class Attention:
     own_gate: bool = False  # with `gate`: the gate from its own gate_proj [heads*d, d] (AFMoE), not q_proj's
     # Step-3's MFA: q through a low rank, q_proj [q_rank, d], inter_norm, wq [heads*d, q_rank]; None: one q_proj
     q_rank: int | None = attrs.field(default=None, validator=_optional_positive)
+    alibi: bool = False  # ALiBi biases on the scores (BLOOM, MPT), in place of rope
 
     tag: ClassVar[str] = "attention"
 
@@ -83,13 +84,15 @@ class Attention:
                                f"each KV head serves a whole group of query heads")
         if self.rotary_dim is not None and self.rotary_dim > self.head_dim:
             raise OpgraphError(f"rotary_dim ({self.rotary_dim}) exceeds head_dim ({self.head_dim})")
+        if self.alibi and self.rotary:
+            raise OpgraphError("ALiBi attention takes no rope: give rotary=False with alibi")
 
     def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
         kw = attrs.asdict(self, recurse=False)
         return pieces.gqa_attention(b, x, phase, par=par, causal=options.causal_skip, **kw)
 
     def words(self) -> dict[str, str]:
-        return {"keys": self.keys.kind, "positions": "rope" if self.rotary else "nope",
+        return {"keys": self.keys.kind, "positions": "rope" if self.rotary else "alibi" if self.alibi else "nope",
                 "mixer": "kv_shared" if self.kv_shared else "attention"}
 
 

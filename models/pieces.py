@@ -148,7 +148,8 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
                   sinks: bool = False, softcap: bool = False, gate: bool = False, q_scale: bool = False,
                   k_scale: bool = False, v_norm: bool = False, k_eq_v: bool = False,
                   kv_shared: bool = False, v_head_dim: int | None = None, v_scale: bool = False,
-                  head_gate: bool = False, own_gate: bool = False, q_rank: int | None = None) -> Tensor:
+                  head_gate: bool = False, own_gate: bool = False, q_rank: int | None = None,
+                  alibi: bool = False) -> Tensor:
     """Grouped-query attention (MHA when kv_heads == heads, MQA when 1), head_dim independent of d_model.
 
     - Biases on q, k, v and o each on its own (Qwen2: q, k, v; GPT-2 and gpt-oss: all four).
@@ -158,6 +159,8 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
     - `qk_norm`: q and k normalized before rope (_qk_norm: "head", "head_l2", "head_layernorm", "full" or
       "full_reduced").
     - `sinks` (gpt-oss): a learned logit per head joins the softmax; `softcap` (Gemma-2): scores soft-capped;
+      `alibi` (BLOOM, MPT): each score plus its head's slope times the key's distance (ops.softmax), the slopes
+      fp32 values the engine computes at load (not checkpoint weights), split with the heads;
       `gate` (Qwen3-Next): q_proj also gives a gate per output element, sigmoid(gate) x attention output (with
       `own_gate`, AFMoE's: the gate from a gate_proj of its own, [heads*d, d], one more GEMM);
       `q_rank` (Step-3's MFA): q through a low rank, q_proj [q_rank, d] and its RMSNorm (inter_norm), whole on every
@@ -231,7 +234,7 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
         seen = (phase.batch, keys.cached(phase) + phase.new_tokens)
         return _attend(b, q, [b.input("shared_k", (*seen, kv_width))], [b.input("shared_v", (*seen, v_width))],
                        phase, d, par, keys, causal, prefix, o_bias, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
-                       v_dim=v_dim, sinks=sinks, softcap=softcap,
+                       v_dim=v_dim, sinks=sinks, softcap=softcap, alibi=alibi,
                        gate=g if gate else _head_gate(b, x, heads, prefix) if head_gate else None)
     k = proj(b, "k_proj", x, kv_width, prefix=prefix, bias=k_bias, out="k",
              role=Role.ACTIVATION if qk_norm or k_scale or k_eq_v else k_role)
@@ -258,7 +261,7 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
         cached[0].insert(0, b.cache("k_cache", (phase.batch, past, kv_width)))
         cached[1].insert(0, b.cache("v_cache", (phase.batch, past, v_width)))
     return _attend(b, q, *cached, phase, d, par, keys, causal, prefix, o_bias, heads=heads, kv_heads=kv_heads,
-                   head_dim=head_dim, v_dim=v_dim, sinks=sinks, softcap=softcap,
+                   head_dim=head_dim, v_dim=v_dim, sinks=sinks, softcap=softcap, alibi=alibi,
                    gate=g if gate else _head_gate(b, x, heads, prefix) if head_gate else None)
 
 
@@ -270,7 +273,7 @@ def _head_gate(b: GraphBuilder, x: Tensor, heads: int, prefix: str) -> Tensor:
 def _attend(b: GraphBuilder, q: Tensor, ks: list, vs: list, phase: Phase, d: int, par: Parallel, keys: Keys,
             causal: bool, prefix: str, o_bias: bool, *, heads: int, kv_heads: int, head_dim: int, v_dim: int,
             sinks: bool = False, softcap: bool = False, gate: Tensor | None = None, select: int | None = None,
-            block: int | None = None, indices: Tensor | None = None) -> Tensor:
+            block: int | None = None, indices: Tensor | None = None, alibi: bool = False) -> Tensor:
     """Attention of q over the keys `ks` and values `vs` (cached and new; values of `v_dim` a head), softmax with its
     sinks and soft cap, the output gate where given, o_proj and its all-reduce. `select`, `block`, `indices`: each
     query's selected keys (ops.pairs; MiniMax-M3's blocks)."""
@@ -278,8 +281,10 @@ def _attend(b: GraphBuilder, q: Tensor, ks: list, vs: list, phase: Phase, d: int
                     select=select, block=block)
     s = b.attention_scores("qk", q, ks, out="scores", head_dim=head_dim, indices=indices, **heads_kw)
     sink = b.weight(f"{prefix}sinks", (heads,)) if sinks else None
+    slopes = b.input("alibi_slopes", (heads,), FP32) if alibi else None
     p = b.softmax("softmax", s, causal=causal, window=keys.window, chunk=keys.chunk, select=select, block=block,
-                  keys=keys.cached(phase) + phase.new_tokens, sinks=sink, softcap=softcap, out="probs")
+                  keys=keys.cached(phase) + phase.new_tokens, sinks=sink, softcap=softcap, alibi=slopes,
+                  out="probs")
     o = b.attention_values("av", p, vs, out="attn", head_dim=v_dim, **heads_kw)
     if gate is not None:  # one gate an output element (Qwen3-Next), or one a head (Step-3.5)
         g = b.elementwise("gate_sigmoid", "sigmoid", gate, out="attn_gate_act")
@@ -744,14 +749,19 @@ def attn_res(b: GraphBuilder, key: str, prefix: Tensor, blocks: int, *, snapshot
 
 @piece("embedding")
 def embedding(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, positions: int | None = None,
-              scaled: bool = False, par: Parallel = Parallel.SINGLE, embed_dim: int | None = None) -> Tensor:
+              scaled: bool = False, par: Parallel = Parallel.SINGLE, embed_dim: int | None = None,
+              normed: bool = False) -> Tensor:
     """Token ids -> hidden states; reads only the rows the batch looks up. With `positions` (the size of
     a learned position table, GPT-2's wpe), adds the learned position embedding: every sequence looks up
     the same new_tokens positions, so only those rows are read. `scaled`: the embeddings times sqrt(d_model)
     (Gemma's normalizer), one multiply per element. `embed_dim` (OPT-350m's word_embed_proj_dim): the table's
-    width, then project_in to d_model, whole on every GPU (vLLM's ReplicatedLinear), before the positions."""
+    width, then project_in to d_model, whole on every GPU (vLLM's ReplicatedLinear), before the positions.
+    `normed` (BLOOM's word_embeddings_layernorm): a LayerNorm with a shift on the looked-up rows."""
     h = _lookup(b, "embedding", "embed_tokens.weight", phase, vocab=vocab, width=embed_dim or d_model, par=par,
                 out="embeddings")
+    if normed:
+        h = norm(b, "embed_norm", h, "word_embeddings_layernorm.weight", fn="layernorm", bias=True,
+                 out="embeddings_normed")
     if embed_dim:
         h = proj(b, "project_in", h, d_model, out="embeddings_projected")
     if scaled:

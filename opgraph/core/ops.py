@@ -443,6 +443,9 @@ def register_elementwise(fn: str, flops_per_element: int, *, arity: int = 1, tra
 SOFTMAX_FLOPS_PER_ELEM = 5  # max, subtract, exp, sum, divide (scale and mask folded into qk, as FlashAttention does)
 SOFTCAP_FLOPS_PER_ELEM = 3  # cap * tanh(x / cap): divide, tanh, multiply (Gemma-2's soft-capping)
 SINK_FLOPS_PER_ROW = 3  # a sink logit joins the row's max, exp and sum (gpt-oss's attention sinks)
+# ALiBi (Press et al., 2022; BLOOM, MPT): slope x (key - query position) added to a score, a multiply and an add, as
+# FlashAttention's apply_alibi computes it in registers from the head's slope and the positions
+ALIBI_FLOPS_PER_ELEM = 2
 ELEMENTWISE_FLOPS_PER_ELEM = {
     "add": 1,
     "mul": 1,
@@ -484,8 +487,8 @@ NORM_FLOPS = {"rmsnorm": (4, 3), "layernorm": (6, 4)}
 
 def softmax(name: str, x: Tensor, *, causal: bool = False, window: int | None = None, keys: int | None = None,
             chunk: int | None = None, select: int | None = None, sinks: Tensor | None = None, softcap: bool = False,
-            compressed: Compressed | None = None, block: int | None = None, out: str | None = None,
-            role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+            compressed: Compressed | None = None, block: int | None = None, alibi: Tensor | None = None,
+            out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
     """Softmax over the last dim; FLOPs 5 per element. With `causal` or a `chunk`, x is attention scores
     [B, heads, Sq, *] over `keys` key positions (default the last dim) and only the pairs the kernel computes are
     counted (`pairs`): a causal FlashAttention kernel never computes the masked exponentials. With `select`
@@ -494,7 +497,9 @@ def softmax(name: str, x: Tensor, *, causal: bool = False, window: int | None = 
     `softcap` (Gemma-2's attn_logit_softcapping): each score first becomes cap * tanh(score / cap), 3 FLOPs and one
     exponential more per score. `sinks` (gpt-oss): one learned logit per head [heads] joins every row's
     normalization (its max, exp and sum: 3 FLOPs and one exponential per row) and takes no value. `compressed`
-    (DeepSeek-V4): each query's compressed entries beside its window's `keys` key positions (strided_pairs)."""
+    (DeepSeek-V4): each query's compressed entries beside its window's `keys` key positions (strided_pairs).
+    `alibi` (BLOOM, MPT): the slopes, one per head [heads]; each score first gets slope x its distance added,
+    ALIBI_FLOPS_PER_ELEM more per score."""
     y = _out(out or name, x.shape, x, role, dtype)
     if causal or chunk is not None or select is not None or compressed is not None:
         if len(x.shape) != 4:
@@ -513,6 +518,10 @@ def softmax(name: str, x: Tensor, *, causal: bool = False, window: int | None = 
             raise OpgraphError(f"op {name!r}: sinks {sinks} must hold one logit per head of the scores {x}")
         rows = x.numel // x.shape[-1]
         flops, exps, inputs = flops + SINK_FLOPS_PER_ROW * rows, exps + rows, (x, sinks)
+    if alibi is not None:
+        if len(x.shape) != 4 or alibi.shape != (x.shape[1],):
+            raise OpgraphError(f"op {name!r}: ALiBi slopes {alibi} must hold one slope per head of the scores {x}")
+        flops, inputs = flops + ALIBI_FLOPS_PER_ELEM * elements, (*inputs, alibi)
     return Op(name, SOFTMAX, "softmax", inputs, (y,), flops, transcendentals=exps)
 
 

@@ -6,27 +6,10 @@ model_executor/models/*.py), and checked against the published count where one i
 published config.json's fields: the official file where one was reachable, else a re-save by another repository,
 named beside it (the shape fields agree across every copy)."""
 
-import json
-
 import pytest
+from config_files import layer_graph, load, params
 
-from opgraph import Phase, models
-from opgraph.core.model import BuildOptions
-
-
-def load(tmp_path, config: dict, **change):
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps({**config, **change}))
-    return models.get(str(path))
-
-
-def params(tmp_path, config: dict, **change) -> int:
-    return load(tmp_path, config, **change).build(Phase.decode(1, 1)).params()
-
-
-def layer_graph(cfg, phase, **options):
-    (name, block), *_ = [(b.name, b) for b in cfg.build(phase, BuildOptions(**options)).blocks if b.name != "embed_head"]
-    return block.count, block.graph
+from opgraph import Phase
 
 
 def ln(d):  # a LayerNorm with a scale and a shift
@@ -92,8 +75,8 @@ def test_gpt_neox_20b_counts_every_tensor_once(tmp_path):
 
 def test_gpt_neox_layer_is_a_parallel_residual_with_two_norms_and_a_quarter_of_rope(tmp_path):
     cfg = load(tmp_path, PYTHIA_12B)
-    count, g = layer_graph(cfg, Phase.decode(4, 99))
-    assert count == 36
+    g = layer_graph(cfg, Phase.decode(4, 99))
+    assert cfg.layer_kinds() == {cfg.layers.at(0): 36}
     ops = g.ops
     # both norms read the layer's input, and the two branches are summed before the residual add
     assert ops["input_layernorm"].inputs[0] is ops["post_attention_layernorm"].inputs[0]
@@ -101,13 +84,13 @@ def test_gpt_neox_layer_is_a_parallel_residual_with_two_norms_and_a_quarter_of_r
     # rope over int(128 x 0.25) = 32 dims of each head: 3 FLOPs an element, 40 q heads of one token each
     assert ops["rope_q"].flops == 3 * 4 * 40 * 32
     # under --tp 2, dense and dense_4h_to_h each all-reduce (vLLM's gpt_neox.py: RowParallelLinear)
-    _, g2 = layer_graph(cfg, Phase.decode(4, 99), tp=2)
+    g2 = layer_graph(cfg, Phase.decode(4, 99), tp=2)
     assert sorted(o.name for o in g2.ops.values() if o.fn == "all_reduce") == ["down_allreduce", "o_allreduce"]
 
 
 def test_gpt_neox_sequential_layers_and_a_disagreeing_rotary_fraction(tmp_path):
     sequential = load(tmp_path, PYTHIA_12B, use_parallel_residual=False)
-    _, g = layer_graph(sequential, Phase.decode(1, 9))
+    g = layer_graph(sequential, Phase.decode(1, 9))
     assert "branch_sum" not in g.ops and g.ops["post_attention_layernorm"].inputs[0].name == "h"
     with pytest.raises(Exception, match="'partial_rotary_factor' is 0.5: they disagree"):
         load(tmp_path, PYTHIA_12B, partial_rotary_factor=0.5)
@@ -132,7 +115,7 @@ def test_gpt_j_counts_and_its_biased_head(tmp_path):
     assert total == 6_050_882_784
     cfg = load(tmp_path, GPTJ_6B)
     assert cfg.build(Phase.decode(1, 1)).params() == total
-    _, g = layer_graph(cfg, Phase.decode(2, 9))
+    g = layer_graph(cfg, Phase.decode(2, 9))
     assert g.ops["rope_q"].flops == 3 * 2 * 16 * 64  # rotary_dim 64 of 256
     head = cfg.embed_head(Phase.decode(2, 9))
     assert head.ops["lm_head"].flops == 2 * 2 * d * vocab + 2 * vocab  # the bias added to every logit
@@ -162,13 +145,13 @@ def test_phi_counts(tmp_path, config, d, layers):
 
 def test_phi_rotates_forty_percent_and_notes_what_vllm_does_not_build(tmp_path):
     cfg = load(tmp_path, PHI_2)
-    _, g = layer_graph(cfg, Phase.decode(1, 9))
+    g = layer_graph(cfg, Phase.decode(1, 9))
     assert g.ops["rope_q"].flops == 3 * 32 * 32  # int(80 x 0.4) = 32 dims of each of 32 heads
     assert not [n for n in cfg.notes if "vLLM" in n]
     odd = load(tmp_path, PHI_2, qk_layernorm=True, num_key_value_heads=8)
     (note,) = [n for n in odd.notes if "vLLM's phi.py" in n]
     assert "num_key_value_heads (8: vLLM builds 32)" in note and "qk_layernorm" in note
-    _, g = layer_graph(odd, Phase.decode(1, 9))
+    g = layer_graph(odd, Phase.decode(1, 9))
     # one scale and shift of head_dim shared by the heads
     assert g.ops["q_norm"].inputs[1].shape == (80,) and g.ops["q_norm"].inputs[2].shape == (80,)
 
@@ -212,14 +195,14 @@ def test_falcon_counts(tmp_path, config, d, layers, heads, kv, norms, tied, tota
 
 def test_falcon_sums_attention_and_mlp_before_one_all_reduce(tmp_path):
     cfg = load(tmp_path, FALCON_40B)
-    _, g = layer_graph(cfg, Phase.decode(8, 99), tp=2)
+    g = layer_graph(cfg, Phase.decode(8, 99), tp=2)
     reduces = [o for o in g.ops.values() if o.fn == "all_reduce"]
     assert [o.name for o in reduces] == ["branches_allreduce"]  # vLLM's falcon.py: reduce_results=False on both
     assert {t.name for t in g.ops["branch_sum"].inputs} == {"attn_partial", "mlp_partial"}
     assert reduces[0].inputs[0].shape[-1] == 8192
     assert {"ln_attn", "ln_mlp"} <= set(g.ops)
     # Falcon-7B's one input_layernorm for both branches, one KV head
-    _, g7 = layer_graph(load(tmp_path, FALCON_7B), Phase.decode(1, 9))
+    g7 = layer_graph(load(tmp_path, FALCON_7B), Phase.decode(1, 9))
     assert "ln_attn" not in g7.ops and g7.ops["k_proj"].outputs[0].shape[-1] == 64
 
 
@@ -273,7 +256,7 @@ def test_opt_counts(tmp_path, size):
 
 def test_opt_350m_is_post_norm_with_projected_embeddings(tmp_path):
     cfg = load(tmp_path, OPT_350M)
-    _, g = layer_graph(cfg, Phase.prefill(1, 16))
+    g = layer_graph(cfg, Phase.prefill(1, 16))
     # each norm takes its residual sum: LN(x + attn(x)), then LN(h + mlp(h))
     assert g.ops["self_attn_layer_norm"].inputs[0].name == "attn_sum"
     assert g.ops["final_layer_norm"].inputs[0].name == "mlp_sum"
@@ -310,7 +293,7 @@ def test_starcoder_counts_and_one_kv_head(tmp_path):
     assert cfg.build(Phase.decode(1, 1)).params() == total
     assert not cfg.notes  # BigCode's runner settings are read, not listed as unknown
     # one K and one V head of 128, whole on each GPU under --tp 4 (vLLM replicates it)
-    _, g = layer_graph(cfg, Phase.decode(1, 9), tp=4)
+    g = layer_graph(cfg, Phase.decode(1, 9), tp=4)
     assert g.ops["k_proj"].outputs[0].shape[-1] == hd
 
 
@@ -343,7 +326,7 @@ def test_stablelm_3b_count_is_published(tmp_path, config):
     assert total == 2_795_443_200  # its model card
     cfg = load(tmp_path, config)
     assert cfg.build(Phase.decode(1, 1)).params() == total and not cfg.notes
-    _, g = layer_graph(cfg, Phase.decode(1, 9))
+    g = layer_graph(cfg, Phase.decode(1, 9))
     assert g.ops["rope_q"].flops == 3 * 32 * 20  # int(80 x 0.25) = 20 dims of each head
 
 
@@ -379,7 +362,7 @@ def test_olmo_counts_no_norm_weights(tmp_path):
 def test_olmo_layernorm_without_a_scale_and_its_clip_note(tmp_path):
     cfg = load(tmp_path, OLMO_7B_0424)
     assert any("clip_qkv 8.0" in n for n in cfg.notes)
-    _, g = layer_graph(cfg, Phase.decode(3, 9))
+    g = layer_graph(cfg, Phase.decode(3, 9))
     norm = g.ops["input_layernorm"]
     # LayerNorm's 6 FLOPs an element less the scale's multiply, 4 a row (torch.nn.LayerNorm without affine)
     assert len(norm.inputs) == 1 and norm.flops == 5 * 3 * 4096 + 4 * 3
