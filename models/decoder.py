@@ -14,7 +14,7 @@ import functools
 
 import attrs
 
-from . import hyper, parts, pieces
+from . import altup, hyper, parts, pieces
 from .parallel import Parallel
 from .parts import MLA, MLP, Attention, Keys, LatentAttention, Layer, MoE
 from .quantization import WeightFormat
@@ -136,6 +136,9 @@ class DecoderConfig:
     # DeepSeek-V4's hyper-connection streams (hc_mult; models.hyper): the hidden state between layers is this many
     # times d_model wide. The layers' own Layer.streams must say the same.
     streams: int = attrs.field(default=1, validator=_positive)
+    # The streams are Gemma-3n's AltUp streams (models.altup: made by projections of the embeddings, averaged back at
+    # the head) rather than hyper-connections (copied in, collapsed by weights)
+    altup: bool = False
     # Whether the head collapses the streams with weights of its own (V4's hc_head_fn); False: with the pre
     # coefficients the last layer's feed-forward computed, as DeepSeek-V4.1's, whose checkpoint has no hc_head
     hc_head: bool = True
@@ -225,7 +228,8 @@ class DecoderConfig:
         if self.streams > 1 and (kind != "mtp" or self.mtp_stack is None):
             which = ("is the one to use" if self.mtp_stack is not None else
                      "opgraph does not build for it (its notes say why)" if self.mtp_layers else "it does not ship")
-            raise OpgraphError(f"{self.name}: a speculative-decoding head over hyper-connection streams is modelled as "
+            raise OpgraphError(f"{self.name}: a speculative-decoding head over residual streams (hyper-connections, "
+                               f"AltUp) is modelled as "
                                f"the checkpoint's own multi-token-prediction module (--draft mtp), which {which}")
         if kind == "mtp":
             if self.mtp_stack is not None:
@@ -431,14 +435,15 @@ class DecoderConfig:
         positions = self.max_positions + self.position_offset if self.positions == "learned" else None
         outs = []
         if "embed" in parts:
-            outs.append(pieces.embedding(b, phase, positions=positions, scaled=self.embed_scale,
-                                         normed=self.embed_norm, **dims))
-            if self.streams > 1:
-                outs[-1] = hyper.repeat(b, outs[-1], streams=self.streams)
-            if self.per_layer_input is not None:
+            h = pieces.embedding(b, phase, positions=positions, scaled=self.embed_scale, normed=self.embed_norm, **dims)
+            if self.per_layer_input is not None:  # projected from the embeddings, before any streams
                 width, vocab = self.per_layer_input
-                outs.append(pieces.per_layer_inputs(b, phase, outs[-1], layers=self.n_layers, width=width, vocab=vocab,
+                outs.append(pieces.per_layer_inputs(b, phase, h, layers=self.n_layers, width=width, vocab=vocab,
                                                     par=dims["par"]))
+            if self.streams > 1:
+                h = (altup.embed(b, h, streams=self.streams, par=dims["par"]) if self.altup else
+                     hyper.repeat(b, h, streams=self.streams))
+            outs.insert(0, h)
         if "head" in parts:
             outs.append(pieces.lm_head(b, phase, tied=self.tie_embeddings, norm_fn=self.norm, norm_bias=self.norm_bias,
                                        softcap=self.logit_softcap, scaled=self.logit_scale,
@@ -446,6 +451,7 @@ class DecoderConfig:
                                        final_norm=self.final_norm, norm_scale=self.norm_scale,
                                        dtype=self.head_dtype(options),
                                        streams=self.streams, hc_head=self.hc_head, res_blocks=self.res_blocks,
+                                       altup_streams=self.altup,
                                        **dims))
         return b.build(outputs=outs)
 

@@ -1450,9 +1450,6 @@ def _gemma4(f: Fields) -> dict:
     if not per_layer:
         f.get("vocab_size_per_layer_input", default=None)  # the per-layer embeddings' table: none without them
     shared = f.int("num_kv_shared_layers", default=0, minimum=0)
-    if shared >= core["n_layers"]:
-        raise f.error("num_kv_shared_layers", f"is {shared}: the layers that reuse an earlier layer's K and V must "
-                                              f"leave at least one of the {core['n_layers']} that writes them")
     double = f.bool("use_double_wide_mlp", False)  # the KV-shared layers' MLP twice as wide
     if f.get("use_bidirectional_attention", default=None)[1] not in (None, "vision"):
         raise f.error("use_bidirectional_attention", "is not null or 'vision' (images attend both ways within "
@@ -1472,11 +1469,7 @@ def _gemma4(f: Fields) -> dict:
                         rotary_dim=_gemma4_rotary(f, d, "sliding_attention", "head_dim"), **common)
     full = Attention(heads, full_kv, full_dim, k_eq_v=k_eq_v,
                      rotary_dim=_gemma4_rotary(f, full_dim, "full_attention", "global_head_dim"), **common)
-    first_shared = n - shared  # transformers: a layer from num_hidden_layers - num_kv_shared_layers on is shared
-    if set(types[first_shared:]) - set(types[:first_shared]):
-        raise f.error("num_kv_shared_layers", f"is {shared}: a shared layer reads the K and V of the last earlier "
-                                              f"layer of its kind, and layers {first_shared} on have a kind no earlier "
-                                              f"layer has")
+    first_shared = _first_kv_shared(f, types, shared)
     act = _gated_act(f, "gelu_pytorch_tanh")
     mlp = MLP(core["d_ffn"], act)
     wide = MLP(2 * core["d_ffn"], act) if double and shared else mlp
@@ -1504,6 +1497,86 @@ def _gemma4(f: Fields) -> dict:
                 layers=Stack.listed([layer(i) for i in range(n)]), tie_embeddings=f.bool("tie_word_embeddings", True),
                 embed_scale=True, logit_softcap=f.number("final_logit_softcapping") is not None,
                 per_layer_input=(per_layer, table) if per_layer else None)
+
+
+def _first_kv_shared(f: Fields, types: list[str], shared: int) -> int:
+    """The first of the last num_kv_shared_layers layers (Gemma-3n's and Gemma-4's), which attend over the K and V
+    of the last earlier layer of their kind (transformers: a layer from num_hidden_layers - num_kv_shared_layers
+    on is shared); refused where none is left to write them or a shared layer's kind has no earlier layer."""
+    n = len(types)
+    if shared >= n:
+        raise f.error("num_kv_shared_layers", f"is {shared}: the layers that reuse an earlier layer's K and V must "
+                                              f"leave at least one of the {n} that writes them")
+    first = n - shared
+    if set(types[first:]) - set(types[:first]):
+        raise f.error("num_kv_shared_layers", f"is {shared}: a shared layer reads the K and V of the last earlier "
+                                              f"layer of its kind, and layers {first} on have a kind no earlier "
+                                              f"layer has")
+    return first
+
+
+def _gemma3n(f: Fields) -> dict:
+    """Google's Gemma-3n E2B and E4B, their text model (transformers' gemma3n_text, Gemma3nTextConfig's defaults
+    being E4B's; vLLM's gemma3n.py): every layer a parts.AltUpLayer over altup_num_inputs AltUp streams (models.altup:
+    the embeddings times sqrt(hidden) and altup_projections of them; predicted and corrected around each layer;
+    altup_unembed_projections and their mean before the final norm), with a LAuReL branch of laurel_rank, GQA of
+    head_dim with per-head q and k norms and a weightless v norm, a window of sliding_window keys on the
+    layer_types sliding layers (else four of every five), a GeGLU of intermediate_size (one width, or one a layer)
+    whose gate takes a Gaussian top-k on the layers activation_sparsity_pattern gives a sparsity above 0 (the first
+    10 by default), and the per-layer input of hidden_size_per_layer_input (pieces.per_layer_inputs, as Gemma-4's).
+    The last num_kv_shared_layers attend over the K and V of the last earlier layer of their kind and cache none; as
+    vLLM runs them they still compute K and V of their own (their k_proj and v_proj are in the checkpoint), which
+    nothing reads. The logits soft-capped at final_logit_softcapping, the head tied. query_pre_attn_scalar is not
+    a scale (Gemma-3n's attention scale is 1), altup_coef_clip, altup_active_idx and altup_lr_multiplier cost
+    nothing. The per-layer projection's scale (a multiply of layers x 256 a token), which vLLM skips, is counted as
+    transformers runs it."""
+    d = f.int("hidden_size", default=2048)
+    n = f.int("num_hidden_layers", default=35)
+    heads = f.int("num_attention_heads", default=8)
+    head_dim = f.int("head_dim", default=256)
+    _, widths = f.get("intermediate_size", default=16384)
+    if isinstance(widths, list):
+        if len(widths) != n or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in widths):
+            raise f.error("intermediate_size", f"must be one positive width, or one a layer for the {n} layers")
+    else:
+        widths = [f.int("intermediate_size", default=16384)] * n
+    core = dict(d_model=d, n_heads=heads, n_kv_heads=f.int("num_key_value_heads", default=2), d_ffn=widths[0],
+                n_layers=n, vocab_size=f.int("vocab_size", default=262_400), head_dim=head_dim, dtype=_dtype(f),
+                **_weights(f), rotary_dim=_rotary_dim(f, head_dim))
+    streams = f.int("altup_num_inputs", default=4, minimum=2)
+    active = f.int("altup_active_idx", default=0, minimum=0)
+    if active >= streams:
+        raise f.error("altup_active_idx", f"is {active}: there are {streams} streams (altup_num_inputs)")
+    f.get("altup_coef_clip", "altup_lr_multiplier", "query_pre_attn_scalar", default=None)  # no cost (docstring)
+    per_layer = f.int("hidden_size_per_layer_input", default=256)
+    table = f.int("vocab_size_per_layer_input", default=262_144)
+    types = _layer_types(f, n) or ["full_attention" if (i + 1) % 5 == 0 else "sliding_attention" for i in range(n)]
+    first_shared = _first_kv_shared(f, types, f.int("num_kv_shared_layers", default=15, minimum=0))
+    _, pattern = f.get("activation_sparsity_pattern", default=None)
+    if pattern is None:
+        pattern = [0.95] * 10 + [0.0] * (n - 10) if n > 10 else [0.0] * n
+    if not isinstance(pattern, list) or len(pattern) != n or any(
+            isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1 for p in pattern):
+        raise f.error("activation_sparsity_pattern", f"must list a sparsity in [0, 1) for each of the {n} layers")
+    act = _gated_act(f, "gelu_pytorch_tanh")
+    common = dict(qk_norm="head", v_norm=True)
+    sliding = Attention(heads, core["n_kv_heads"], head_dim, keys=Keys("sliding", f.int("sliding_window", default=512)),
+                        rotary_dim=core["rotary_dim"], **common)
+    full = Attention(heads, core["n_kv_heads"], head_dim, rotary_dim=core["rotary_dim"], **common)
+    ple = parts.PerLayerInput(per_layer, act)
+    rank = f.int("laurel_rank", default=64)
+    scaled = f.bool("altup_correct_scale", True)
+
+    def layer(i: int) -> parts.AltUpLayer:
+        mixer = sliding if types[i] == "sliding_attention" else full
+        if i >= first_shared:
+            mixer = attrs.evolve(mixer, kv_shared=True, kv_unused=True)
+        return parts.AltUpLayer(mixer, MLP(widths[i], act, sparse=pattern[i] > 0), rank, ple, streams,
+                                output_scale=scaled)
+    return dict(**_summary_fields(core, sliding), mlp=_gated(f, default="gelu_pytorch_tanh"),
+                layers=Stack.listed([layer(i) for i in range(n)]), tie_embeddings=f.bool("tie_word_embeddings", True),
+                embed_scale=True, logit_softcap=f.number("final_logit_softcapping") is not None,
+                per_layer_input=(per_layer, table), streams=streams, altup=True)
 
 
 def _llama4(f: Fields) -> dict:
@@ -3333,6 +3406,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "smollm3": _smollm3,
     "exaone4": _exaone4,
     "glm4": _glm4,
+    "gemma3n_text": _gemma3n,
     "glm": _glm,
     "chatglm": _chatglm,
     "dots1": _dots1,
@@ -3373,7 +3447,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
 }
 
 # Multimodal wrappers: the language model in text_config is costed (its own model_type, or this default).
-WRAPPERS = {"gemma3": "gemma3_text", "gemma4": "gemma4_text", "llama4": "llama4_text", "mistral3": "mistral", "qwen3_5": "qwen3_5_text",
+WRAPPERS = {"gemma3": "gemma3_text", "gemma3n": "gemma3n_text", "gemma4": "gemma4_text", "llama4": "llama4_text", "mistral3": "mistral", "qwen3_5": "qwen3_5_text",
             "qwen3_5_moe": "qwen3_5_moe_text", "qwen3_vl": "qwen3_vl_text", "qwen3_vl_moe": "qwen3_vl_moe_text",
             "kimi_k25": "kimi_k2", "minimax_m3_vl": "minimax_m3", "kimi_k3": "kimi_linear", "step3p7": "step3p5",
             "deepseek_v41": "deepseek_v41_text", "glm4v": "glm4v_text", "glm4v_moe": "glm4v_moe_text",
@@ -3437,8 +3511,9 @@ def from_dict(data: dict, *, name: str, source: str, where: str = "config.json")
                      if k in outer.data and k not in f.data}
         f.data = {**f.data, **inherited}
         f.wrapper, model_type = model_type, f.str("model_type", default=WRAPPERS[model_type])
-        notes.append(f"the language model ({key}) is costed; the vision tower and projector of this "
-                     f"{outer.data['model_type']} checkpoint are not")
+        towers = "the vision and audio towers" if "audio_config" in outer.data else "the vision tower and projector"
+        notes.append(f"the language model ({key}) is costed; {towers} of this {outer.data['model_type']} "
+                     f"checkpoint are not")
     if model_type not in FAMILIES:
         raise f.error("model_type", f"is {model_type!r}, which is not supported; supported: "
                                     f"{', '.join([*FAMILIES, *WRAPPERS])}; or write the model in Python and pass "

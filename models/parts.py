@@ -21,7 +21,7 @@ from opgraph.core.phase import Phase
 from opgraph.core.sizes import minimum
 from opgraph.core.tensor import DType, Tensor
 from opgraph.errors import OpgraphError
-from . import block_sparse, compressed, hyper, pieces, recurrent
+from . import altup, block_sparse, compressed, hyper, pieces, recurrent
 from .engram import Engram
 from .parallel import Parallel
 from .pieces import FULL, Keys
@@ -75,6 +75,7 @@ class Attention:
     # Step-3's MFA: q through a low rank, q_proj [q_rank, d], inter_norm, wq [heads*d, q_rank]; None: one q_proj
     q_rank: int | None = attrs.field(default=None, validator=_optional_positive)
     alibi: bool = False  # ALiBi biases on the scores (BLOOM, MPT), in place of rope
+    kv_unused: bool = False  # with kv_shared: K and V still computed and dropped (Gemma-3n under vLLM)
 
     tag: ClassVar[str] = "attention"
 
@@ -86,6 +87,8 @@ class Attention:
             raise OpgraphError(f"rotary_dim ({self.rotary_dim}) exceeds head_dim ({self.head_dim})")
         if self.alibi and self.rotary:
             raise OpgraphError("ALiBi attention takes no rope: give rotary=False with alibi")
+        if self.kv_unused and not self.kv_shared:
+            raise OpgraphError("kv_unused (K and V computed and dropped) applies to a KV-shared layer (kv_shared)")
 
     def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
         kw = attrs.asdict(self, recurse=False)
@@ -488,21 +491,22 @@ class MLP:
     # Falcon-H1's mlp_multipliers (gated only): the gate projection and the output each times a constant.
     gate_scale: bool = False
     out_scale: bool = False
+    sparse: bool = False  # Gemma-3n's Gaussian top-k of the gate (activation_sparsity_pattern)
 
     tag: ClassVar[str] = "mlp"
 
     def __attrs_post_init__(self) -> None:
-        if not self.gated and (self.gate_scale or self.out_scale):
-            raise OpgraphError("gate_scale and out_scale (mlp_multipliers) apply to a gated MLP")
+        if not self.gated and (self.gate_scale or self.out_scale or self.sparse):
+            raise OpgraphError("gate_scale, out_scale (mlp_multipliers) and sparse apply to a gated MLP")
 
     def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
         kw = dict(d_ffn=self.d_ffn, act=self.act, bias=self.bias, prefix=self.prefix, par=par)
         if not self.gated:
             return pieces.plain_mlp(b, x, **kw)
-        return pieces.gated_mlp(b, x, gate_scale=self.gate_scale, out_scale=self.out_scale, **kw)
+        return pieces.gated_mlp(b, x, gate_scale=self.gate_scale, out_scale=self.out_scale, sparse=self.sparse, **kw)
 
     def words(self) -> dict[str, str]:
-        return {"ffn": "dense"}
+        return {"ffn": "sparse" if self.sparse else "dense"}
 
 
 ROUTER_BIASES = (None, "linear", "selection")
@@ -800,6 +804,74 @@ class Layer:
         if self.scalar:
             x = b.scale("layer_scalar", x, b.weight("layer_scalar", (1,)), out="out")
         return x
+
+
+@attrs.frozen
+class AltUpLayer:
+    """A Gemma-3n decoder layer over n = `streams` AltUp streams (models.altup; transformers' Gemma3nTextDecoderLayer
+    and Gemma3nTextLaurelBlock, vLLM's gemma3n.py): predict the streams, norm the active one (input_layernorm);
+    attention and LAuReL of rank `laurel_rank` on it (linear_left, linear_right, post_laurel_norm, plus the normed
+    input); (active + post_attention_layernorm(attention) + LAuReL) / sqrt 2; the MLP between pre_ and
+    post_feedforward_layernorm added; correct the streams; the active stream times correct_output_scale (where
+    `output_scale`: altup_correct_scale) into the per-layer input (`ple`), whose normed output
+    (post_per_layer_input_norm) is added to the other streams. RMSNorms throughout. Under tensor parallelism
+    attention, LAuReL (linear_left by columns, linear_right by rows) and the MLP each end with an all-reduce; the rest
+    is whole on every GPU."""
+
+    attention: Attention
+    mlp: MLP
+    laurel_rank: int = attrs.field(validator=_positive)
+    ple: PerLayerInput | None = None
+    streams: int = attrs.field(default=4, validator=attrs.validators.ge(2))
+    output_scale: bool = True
+    storage: str = ""  # as Layer.storage
+    res_restart: ClassVar[bool] = False  # as Layer's: no Block AttnRes
+
+    def parts(self) -> list:
+        return [self.attention, self.mlp, *([self.ple] if self.ple else [])]
+
+    def words(self) -> dict[str, str]:
+        out = {**self.attention.words(), **self.mlp.words(), "res": "altup"}
+        return {**out, "storage": self.storage} if self.storage else out
+
+    def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
+        n, d = self.streams, x.shape[-1] // self.streams
+        with b.scope(part="attention"):
+            predictions = altup.predict(b, x, streams=n)
+            active = b.altup_take("altup_active", predictions, streams=n, out="active_prediction")
+            normed = pieces.norm(b, "input_layernorm", active, "input_layernorm.weight", out="active_normed")
+            full = par.gather(b, "attn_allgather", normed, "active_normed_full")
+            low = pieces.proj(b, "laurel.linear_left", full, par.columns("laurel_rank", self.laurel_rank),
+                              out="laurel_low")
+            high = par.reduce(b, "laurel_allreduce", pieces.proj(b, "laurel.linear_right", low, d,
+                                                                  out=par.out("laurel_high", "laurel_partial")),
+                              "laurel_high")
+            high = pieces.norm(b, "laurel.post_laurel_norm", high, "laurel.post_laurel_norm.weight",
+                               out="laurel_normed")
+            laurel = pieces.residual(b, "laurel_residual", normed, high, out="laurel")
+            attn = pieces.norm(b, "post_attention_layernorm", self.attention.build(b, full, phase, par, options),
+                               "post_attention_layernorm.weight", out="attn_normed")
+            gated = pieces.residual(b, "attn_residual", active, attn, out="attn_gated")
+            summed = b.scale("laurel_scale", b.elementwise("laurel_add", "add", gated, laurel, out="attn_laurel_sum"),
+                             out="attn_laurel")  # / sqrt(2)
+        with b.scope(part="mlp"):
+            h = pieces.norm(b, "pre_feedforward_layernorm", summed, "pre_feedforward_layernorm.weight",
+                            out="mlp_in_normed")
+            h = self.mlp.build(b, par.gather(b, "mlp_allgather", h, "mlp_in_full"), phase, par, options)
+            h = pieces.norm(b, "post_feedforward_layernorm", h, "post_feedforward_layernorm.weight", out="mlp_normed")
+            activated = pieces.residual(b, "mlp_residual", summed, h, out="activated")
+        with b.scope(part="attention"):
+            corrected = altup.correct(b, predictions, activated, streams=n)
+        if self.ple is None:
+            return corrected
+        with b.scope(part=self.ple.tag):
+            first = b.altup_take("altup_first", corrected, streams=n, out="corrected_active")
+            if self.output_scale:
+                first = b.scale("altup_output_scale", first, b.weight("altup.correct_output_scale", (d,)),
+                                out="corrected_scaled")
+            y = pieces.norm(b, "post_per_layer_input_norm", self.ple.build(b, first, phase, par, options),
+                            "post_per_layer_input_norm.weight", out="ple_normed")
+            return b.altup_add("ple_add", corrected, y, streams=n, out="out")
 
 
 # Block AttnRes's weights before each sublayer, as Kimi-K3's checkpoint names them (pieces.attn_res)

@@ -20,7 +20,7 @@ from opgraph.core.graph import GraphBuilder
 from opgraph.core.phase import Phase
 from opgraph.core.sizes import minimum, size_function
 from opgraph.core.tensor import FP8, FP32, INT32, INT64, DType, Role, Tensor
-from . import hyper
+from . import altup, hyper
 from .parallel import Parallel, shard
 
 
@@ -149,7 +149,7 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
                   k_scale: bool = False, v_norm: bool = False, k_eq_v: bool = False,
                   kv_shared: bool = False, v_head_dim: int | None = None, v_scale: bool = False,
                   head_gate: bool = False, own_gate: bool = False, q_rank: int | None = None,
-                  alibi: bool = False) -> Tensor:
+                  alibi: bool = False, kv_unused: bool = False) -> Tensor:
     """Grouped-query attention (MHA when kv_heads == heads, MQA when 1), head_dim independent of d_model.
 
     - Biases on q, k, v and o each on its own (Qwen2: q, k, v; GPT-2 and gpt-oss: all four).
@@ -176,7 +176,9 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
       k_proj's weight into its fused qkv_proj's v slot and runs that product (gemma4.py), which is not counted.
     - `kv_shared` (Gemma-4 E2B and E4B's last num_kv_shared_layers): no k_proj, v_proj or k and v norms; the layer
       attends over the K and V an earlier layer of its kind wrote this step and before, read as inputs (role INPUT,
-      so they are no cache of its own), and writes none.
+      so they are no cache of its own), and writes none. With `kv_unused` (Gemma-3n, whose checkpoint keeps every
+      layer's k_proj and v_proj): the layer still projects, norms and rotates K and V of its own, as vLLM's fused
+      qkv_proj does, and nothing reads them.
     - `v_head_dim` (MiMo-V2-Flash: 192 for q and k, 128 for v): each value head's width where it is not head_dim;
       v_proj, the V cache, the P V product and o_proj's input take it. `v_scale` (MiMo's attention_value_scale):
       v times a constant before attention, one multiply per element.
@@ -227,6 +229,15 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
     if kv_shared:
         q = _qk_norm(b, "q_norm", q, qk_norm, heads, head_dim, par, prefix, whole_q, Role.ACTIVATION) if qk_norm \
             else q
+        if kv_unused:  # projected, normed and rotated, then dropped: their results are the graph's, no cache
+            k = proj(b, "k_proj", x, kv_width, prefix=prefix, bias=k_bias, out="k")
+            v = proj(b, "v_proj", x, v_width, prefix=prefix, bias=v_bias, out="v")
+            if v_norm:
+                b.norm("v_norm", v, None, heads=kv_heads, out="v_norm_out")
+            if qk_norm:
+                k = _qk_norm(b, "k_norm", k, qk_norm, kv_heads, head_dim, par, prefix, whole_kv, Role.ACTIVATION)
+            if rotary:
+                b.rope("rope_k", k, head_dim=head_dim, rotary_dim=rotary_dim, out="k_rope")
         if rotary:
             q = b.rope("rope_q", q, head_dim=head_dim, rotary_dim=rotary_dim, out="q_rope")
         if q_scale:
@@ -480,18 +491,21 @@ def _activation(b: GraphBuilder, name: str, act: str, x: Tensor, prefix: str, ou
 @piece("mlp")
 def gated_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "silu", prefix: str = "mlp.",
               bias: bool = False, par: Parallel = Parallel.SINGLE, reduce_output: bool = True,
-              gate_scale: bool = False, out_scale: bool = False) -> Tensor:
+              gate_scale: bool = False, out_scale: bool = False, sparse: bool = False) -> Tensor:
     """down(act(gate(x)) * up(x)): SwiGLU with act="silu", GeGLU with act="gelu", any registered activation;
     gpt-oss's clamped SwiGLU (act="clamp_swiglu") takes gate and up in one op. Under tensor parallelism (`par`),
     one GPU's share: gate and up column-parallel, down row-parallel, then an all-reduce (left to the caller with
     `reduce_output=False`, when its partial sums join others first). `gate_scale` and `out_scale` (Falcon-H1's
     mlp_multipliers): the gate projection times a constant before the activation (this GPU's columns), and the
-    output times a constant after the all-reduce, one multiply per element each, as vLLM runs them."""
+    output times a constant after the all-reduce, one multiply per element each, as vLLM runs them. `sparse`
+    (Gemma-3n's activation_sparsity_pattern): the gate's Gaussian top-k (ops.gaussian_topk) before the activation."""
     d, d_ffn = x.shape[-1], par.columns("the FFN width", d_ffn)
     gate = proj(b, "gate_proj", x, d_ffn, prefix=prefix, bias=bias, out="gate")
     up = proj(b, "up_proj", x, d_ffn, prefix=prefix, bias=bias, out="up")
     if gate_scale:
         gate = b.scale("gate_scale", gate, out="gate_scaled")
+    if sparse:
+        gate = b.gaussian_topk("gate_topk", gate, out="gate_sparse")
     y = _down(b, _gated(b, "", act, gate, up, ""), d, prefix, bias, par, reduce_output)
     return b.scale("out_scale", y, out="mlp_scaled") if out_scale else y
 
@@ -857,7 +871,7 @@ def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bo
             scaled: bool = False, input_scaled: bool = False, bias: bool = False, final_norm: bool = True,
             dtype: DType | None = None, streams: int = 1,
             hc_head: bool = True, res_blocks: int = 0, embed_dim: int | None = None,
-            norm_scale: bool = True) -> Tensor:
+            norm_scale: bool = True, altup_streams: bool = False) -> Tensor:
     """Final norm and lm_head over the last layer's output. In prefill only the last position of each
     sequence goes through them, as serving engines do (the norm is per position, so slicing first is exact).
     With sequence parallelism the last layer's output arrives as this GPU's slice of the tokens, gathered first.
@@ -871,6 +885,7 @@ def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bo
     `dtype`: lm_head's storage where a quantized checkpoint stores it so (GPTQ's lm_head: true, a MIXED_PRECISION
     entry); else the tables' (Precision.table). `streams` > 1: the last layer's hyper-connection streams, collapsed
     first (models.hyper.head; `hc_head` False: with the last layer's coefficients).
+    `altup_streams`: the streams are AltUp's (Gemma-3n), averaged back by models.altup.head instead.
     `res_blocks` > 0 (Block AttnRes): the head's input is the mix of that many block
     snapshots and the last block's running sum (attn_res_mix, output_attn_res_norm and _proj). `embed_dim`
     (OPT-350m's word_embed_proj_dim): project_out to that width, whole on every GPU, before an lm_head as wide."""
@@ -880,7 +895,8 @@ def lm_head(b: GraphBuilder, phase: Phase, *, vocab: int, d_model: int, tied: bo
     if phase.new_tokens > 1:
         h = b.take_last("last_position", h, out="last_hidden")
     if streams > 1:
-        h = hyper.head(b, h, streams=streams, weighted=hc_head)
+        h = (altup.head(b, h, streams=streams, par=par) if altup_streams else
+             hyper.head(b, h, streams=streams, weighted=hc_head))
     if res_blocks:
         h = attn_res(b, "output_attn_res", h, res_blocks)
     if final_norm:

@@ -36,7 +36,7 @@ GATHER = "gather"
 COLLECTIVE = "collective"  # communication between GPUs: its bytes go over links, not (only) to memory
 KINDS = {MATMUL, SOFTMAX, NORM, ELEMENTWISE, ROPE, EMBEDDING, GATHER, COLLECTIVE}
 # What each op computes (Op.fn); fusion rules may name these as well as kinds.
-FUNCTIONS = {"linear", "qk", "av", "softmax", "rmsnorm", "layernorm", "add", "mul", "silu", "gelu", "relu", "relu2",
+FUNCTIONS = {"linear", "qk", "av", "softmax", "rmsnorm", "layernorm", "add", "mul", "silu", "gelu", "relu", "tanh", "relu2",
              "sigmoid", "scale", "softcap", "clamp_swiglu", "limit_swiglu", "situ", "sqrt_softplus", "xielu", "slice",
              "rope", "embedding", "take_last", "concat", "topk", "moe_combine", "moe_route", "moe_unroute",
              "all_reduce", "all_gather", "reduce_scatter", "all_to_all", "ep_dispatch", "ep_combine", "send_recv"}
@@ -455,6 +455,7 @@ ELEMENTWISE_FLOPS_PER_ELEM = {
     "relu2": 2,  # squared ReLU, max(x, 0)^2 (So et al., 2021, Primer; Nemotron-4's MLP): compare, multiply
     "sigmoid": 4,  # 1 / (1 + exp(-x)): negate, exp, add, divide (an output or shared-expert gate)
     "softcap": 3,  # cap * tanh(x / cap) (Gemma-2's final_logit_softcapping)
+    "tanh": 1,  # one transcendental (Gemma-3n's AltUp router)
     # gpt-oss's clamped SwiGLU of (gate, up), from its reference code (openai/gpt-oss, torch/model.py swiglu):
     # clamp gate (1), clamp up both sides (2), gate * alpha (1), sigmoid (4), times gate (1), up + 1 (1), times (1)
     "clamp_swiglu": 11,
@@ -471,10 +472,10 @@ ELEMENTWISE_FLOPS_PER_ELEM = {
     # x x, times ap, beta x, add (4), min, expm1, subtract, times an, add (5), select (1)
     "xielu": 11,
 }
-ELEMENTWISE_ARITY = {"add": 2, "mul": 2, "silu": 1, "gelu": 1, "relu": 1, "relu2": 1, "sigmoid": 1, "softcap": 1,
+ELEMENTWISE_ARITY = {"add": 2, "mul": 2, "silu": 1, "gelu": 1, "relu": 1, "tanh": 1, "relu2": 1, "sigmoid": 1, "softcap": 1,
                      "clamp_swiglu": 2, "limit_swiglu": 2, "situ": 2, "sqrt_softplus": 1, "xielu": 1}
 # exp in SiLU's and the sigmoids, tanh in GELU's tanh form and the soft cap
-ELEMENTWISE_TRANSCENDENTALS = {"silu": 1, "gelu": 1, "sigmoid": 1, "softcap": 1, "clamp_swiglu": 1, "limit_swiglu": 1,
+ELEMENTWISE_TRANSCENDENTALS = {"silu": 1, "gelu": 1, "tanh": 1, "sigmoid": 1, "softcap": 1, "clamp_swiglu": 1, "limit_swiglu": 1,
                                "situ": 3, "sqrt_softplus": 2, "xielu": 1}
 ROPE_FLOPS_PER_ELEM = 3  # x*cos + rotate_half(x)*sin: 2 multiplies and 1 add per rotated element
 # Norms over the last dim d, from the definitions in the PyTorch docs (torch.nn.RMSNorm, torch.nn.LayerNorm):
@@ -869,12 +870,13 @@ def scale(name: str, x: Tensor, factor: Tensor | None = None, *, out: str | None
           dtype: DType | None = None) -> Op:
     """x [..., d] times one scalar per row: `factor` [..., 1] (a shared expert's sigmoid gate), one per group of a
     row's d, `factor` [..., g] with g dividing d (Step-3.5's gate per attention head), one learned scalar for all of
-    x, `factor` [1] (Gemma-4's layer_scalar), or one computed in the kernel from the position (Llama-4's attention
-    temperature on NoPE layers). FLOPs 1 per element."""
+    x, `factor` [1] (Gemma-4's layer_scalar), one learned value a feature, `factor` [d] (Gemma-3n's
+    correct_output_scale), or one computed in the kernel from the position (Llama-4's attention temperature on NoPE
+    layers). FLOPs 1 per element."""
     grouped = factor is not None and factor.shape[:-1] == x.shape[:-1] and x.shape[-1] % factor.shape[-1] == 0
-    if factor is not None and factor.shape != (1,) and not grouped:
+    if factor is not None and factor.shape not in ((1,), (x.shape[-1],)) and not grouped:
         raise OpgraphError(f"op {name!r}: factor {factor} must be {x} with a last dim of 1 or of a divisor of "
-                           f"{x.shape[-1]}, or one scalar [1]")
+                           f"{x.shape[-1]}, one scalar [1], or one a feature [{x.shape[-1]}]")
     y = _out(out or name, x.shape, x, role, dtype)
     return Op(name, ELEMENTWISE, "scale", (x,) if factor is None else (x, factor), (y,), x.numel)
 
@@ -1674,3 +1676,116 @@ def hc_repeat(name: str, h: Tensor, *, streams: int, out: str | None = None, rol
     Transformer.forward's repeat). No FLOPs. Kind gather."""
     y = _out(out or name, (*h.shape[:-1], streams * h.shape[-1]), h, role, dtype)
     return Op(name, GATHER, HC_REPEAT, (h,), (y,), 0)
+
+
+# --- AltUp (Gemma-3n's alternating updates, Baykal et al., arXiv 2301.13310; transformers' modeling_gemma3n.py
+# Gemma3nTextAltUp, vLLM's gemma3n.py): n residual streams [..., n d], one of which a layer computes ------------------
+ALTUP_TAKE = register_function("altup_take")
+ALTUP_PREDICT = register_function("altup_predict")
+ALTUP_CORRECT = register_function("altup_correct")
+ALTUP_ADD = register_function("altup_add")
+ALTUP_MEAN = register_function("altup_mean")
+ROOT_MEAN_SQUARE = register_function("root_mean_square")
+MAGNITUDE_MATCH = register_function("magnitude_match")
+GAUSSIAN_TOPK = register_function("gaussian_topk")
+# Per element: the square and its sum (the mean), then the multiply by target / rms; per row: the divide by d, the
+# square root, vLLM's max with its eps and target / rms (gemma3n.py altup_embed and altup_unembed)
+MAGNITUDE_FLOPS = (3, 4)
+# Gemma-3n's Gaussian top-k of the MLP's gate (vLLM's GeluAndMulSparse, as PyTorch runs it): the mean (a sum per
+# element, a divide per row), torch.std(unbiased=False) (its own mean again, then subtract, square and sum per
+# element; a divide and a square root per row), the cutoff mean + std x z (2 a row), x - cutoff and the ReLU
+GAUSSIAN_TOPK_FLOPS = (7, 6)
+
+
+def _stream_width(name: str, x: Tensor, streams: int) -> int:
+    if streams < 2 or x.shape[-1] % streams:
+        raise OpgraphError(f"op {name!r}: {x} is not {streams} equal streams")
+    return x.shape[-1] // streams
+
+
+def altup_take(name: str, x: Tensor, *, streams: int, index: int = 0, out: str | None = None,
+               role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """Stream `index` [..., d] of n = `streams` x [..., n d] (AltUp's active one, the first): reads only its rows.
+    No FLOPs."""
+    d = _stream_width(name, x, streams)
+    if not 0 <= index < streams:
+        raise OpgraphError(f"op {name!r}: stream {index} of {streams}")
+    y = _out(out or name, (*x.shape[:-1], d), x, role, dtype)
+    return Op(name, GATHER, ALTUP_TAKE, (x,), (y,), 0, reads=(_rows(x) * d,))
+
+
+def altup_predict(name: str, x: Tensor, coefs: Tensor, *, streams: int, out: str | None = None,
+                  role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """AltUp's predictions: each stream x_j + sum_i c[j, i] x_i, the n x n coefficients `coefs` [..., n^2] computed
+    per token (Gemma3nTextAltUp.predict: the matmul of the streams by the coefficients, plus the streams). FLOPs
+    2n + 1 per output element (n multiply-adds and the add)."""
+    _stream_width(name, x, streams)
+    if coefs.shape != (*x.shape[:-1], streams * streams):
+        raise OpgraphError(f"op {name!r}: coefficients {coefs} must be {streams * streams} a row of {x}")
+    y = _out(out or name, x.shape, x, role, dtype)
+    return Op(name, ELEMENTWISE, ALTUP_PREDICT, (x, coefs), (y,), x.numel * (2 * streams + 1))
+
+
+def altup_correct(name: str, predictions: Tensor, activated: Tensor, coefs: Tensor, *, streams: int,
+                  out: str | None = None, role: Role = Role.ACTIVATION, dtype: DType | None = None) -> Op:
+    """AltUp's correction (Gemma3nTextAltUp.correct): the innovation, the layer's output `activated` [..., d] less
+    the active stream's prediction, times each stream's coefficient plus one (`coefs` [..., n]), added to every
+    stream of `predictions` [..., n d]. FLOPs per row: d (the innovation) and n (the coefficients' + 1); per output
+    element 2 (the multiply and the add)."""
+    d = _stream_width(name, predictions, streams)
+    if activated.shape != (*predictions.shape[:-1], d) or coefs.shape != (*predictions.shape[:-1], streams):
+        raise OpgraphError(f"op {name!r}: the output {activated} and coefficients {coefs} must be a stream of "
+                           f"{predictions} and one a stream")
+    y = _out(out or name, predictions.shape, predictions, role, dtype)
+    return Op(name, ELEMENTWISE, ALTUP_CORRECT, (predictions, activated, coefs), (y,),
+              _rows(predictions) * (d + streams) + 2 * predictions.numel)
+
+
+def altup_add(name: str, x: Tensor, y: Tensor, *, streams: int, out: str | None = None, role: Role = Role.ACTIVATION,
+              dtype: DType | None = None) -> Op:
+    """y [..., d] added to every stream of x [..., n d] but the first (Gemma-3n's per-layer input, added to the
+    streams a layer did not compute). FLOPs (n - 1) d a row."""
+    d = _stream_width(name, x, streams)
+    if y.shape != (*x.shape[:-1], d):
+        raise OpgraphError(f"op {name!r}: {y} must be one stream of {x}")
+    z = _out(out or name, x.shape, x, role, dtype)
+    return Op(name, ELEMENTWISE, ALTUP_ADD, (x, y), (z,), _rows(x) * (streams - 1) * d)
+
+
+def altup_mean(name: str, *parts: Tensor, out: str | None = None, role: Role = Role.ACTIVATION,
+               dtype: DType | None = None) -> Op:
+    """The mean of n streams, each [..., d] (Gemma-3n's last step before the final norm). FLOPs n per output
+    element (n - 1 adds and the divide)."""
+    if len(parts) < 2 or any(p.shape != parts[0].shape for p in parts):
+        raise OpgraphError(f"op {name!r}: the streams {[str(p) for p in parts]} must be two or more of one shape")
+    y = _out(out or name, parts[0].shape, parts[0], role, dtype)
+    return Op(name, ELEMENTWISE, ALTUP_MEAN, parts, (y,), len(parts) * parts[0].numel)
+
+
+def root_mean_square(name: str, x: Tensor, *, out: str | None = None, role: Role = Role.ACTIVATION,
+                     dtype: DType | None = None) -> Op:
+    """sqrt(mean(x^2)) of each row of x [..., d] -> [..., 1] (AltUp's target magnitude). FLOPs 2 per element (the
+    square, the sum) and 2 a row (the divide, the square root)."""
+    y = _out(out or name, (*x.shape[:-1], 1), x, role, dtype)
+    return Op(name, NORM, ROOT_MEAN_SQUARE, (x,), (y,), 2 * x.numel + 2 * _rows(x))
+
+
+def magnitude_match(name: str, x: Tensor, target: Tensor, *, out: str | None = None, role: Role = Role.ACTIVATION,
+                    dtype: DType | None = None) -> Op:
+    """x [..., d] rescaled to the root mean square `target` [..., 1] of another stream (Gemma-3n's altup_projections
+    and altup_unembed_projections outputs): x times target / sqrt(mean(x^2)). FLOPs MAGNITUDE_FLOPS."""
+    if target.shape != (*x.shape[:-1], 1):
+        raise OpgraphError(f"op {name!r}: target {target} must be one value a row of {x}")
+    per_elem, per_row = MAGNITUDE_FLOPS
+    y = _out(out or name, x.shape, x, role, dtype)
+    return Op(name, NORM, MAGNITUDE_MATCH, (x, target), (y,), per_elem * x.numel + per_row * _rows(x))
+
+
+def gaussian_topk(name: str, x: Tensor, *, out: str | None = None, role: Role = Role.ACTIVATION,
+                  dtype: DType | None = None) -> Op:
+    """Gemma-3n's activation sparsity on the MLP's gate x [..., f]: relu(x - (mean + std x z)) per row, keeping the
+    values above the row's Gaussian quantile (z = icdf(target sparsity)); over this GPU's columns under tensor
+    parallelism, as vLLM computes it. FLOPs GAUSSIAN_TOPK_FLOPS."""
+    per_elem, per_row = GAUSSIAN_TOPK_FLOPS
+    y = _out(out or name, x.shape, x, role, dtype)
+    return Op(name, ELEMENTWISE, GAUSSIAN_TOPK, (x,), (y,), per_elem * x.numel + per_row * _rows(x))
