@@ -271,6 +271,8 @@ NEUTRAL = frozenset("""
     output_attentions output_hidden_states output_scores prefix problem_type pruned_heads remove_invalid_values
     repetition_penalty return_dict return_dict_in_generate suppress_tokens temperature tf_legacy_loss
     tie_encoder_decoder top_k top_p typical_p use_bfloat16
+    is_composition num_image_tokens _flash_attn_2_enabled neftune_noise_alpha perceiver_config is_llama_config
+    rope_interleaved _attn_implementation_autoset
 """.split())
 
 # Fields that change FLOPs, bytes or cache, and what they change: a family that does not read one refuses the
@@ -3453,13 +3455,70 @@ WRAPPERS = {"gemma3": "gemma3_text", "gemma3n": "gemma3n_text", "gemma4": "gemma
             "deepseek_v41": "deepseek_v41_text", "glm4v": "glm4v_text", "glm4v_moe": "glm4v_moe_text",
             "minimax_vl_01": "minimax_text_01", "internvl": "qwen3", "internvl_chat": "qwen3",
             "qwen2_vl": "qwen2_vl_text", "qwen2_5_vl": "qwen2_5_vl_text", "kimi_vl": "deepseek_v3",
-            "qwen3_omni_moe": "qwen3_omni_moe_text", "step3_vl": "step3_text"}
+            "qwen3_omni_moe": "qwen3_omni_moe_text", "step3_vl": "step3_text",
+            # LLaVA and its kin: the text_config's own model_type, else the wrapper's default text model
+            "llava": "llama", "llava_next": "llama", "llava_next_video": "llama", "video_llava": "llama",
+            "vipllava": "llama", "llava_onevision": "qwen2", "paligemma": "gemma", "aya_vision": "cohere2",
+            "cohere2_vision": "cohere2", "lfm2_vl": "lfm2", "lfm2-vl": "lfm2", "idefics2": "mistral",
+            "idefics3": "llama", "smolvlm": "llama"}
+# Wrappers whose saved text_config holds only what differs from its text class's defaults (transformers'
+# to_diff_dict): each key it omits takes the transformers class default (TEXT_CLASS_DEFAULTS), tie_word_embeddings
+# too (the language model ties as its own config says, not as the wrapper's top level does), and a note names them.
+# The value is the wrapper's own default text config where that is not its text class's bare defaults.
+DIFF_WRAPPERS = {"llava": {}, "llava_next": {}, "llava_next_video": {}, "video_llava": {}, "vipllava": {},
+                 "llava_onevision": {}, "aya_vision": {}, "cohere2_vision": {}, "lfm2_vl": {}, "lfm2-vl": {},
+                 "paligemma": {"hidden_size": 2048, "num_hidden_layers": 18, "intermediate_size": 16384,
+                               "num_attention_heads": 8, "num_key_value_heads": 1, "vocab_size": 257152},
+                 "idefics2": {"max_position_embeddings": 32768, "tie_word_embeddings": False},
+                 "idefics3": {"tie_word_embeddings": False}, "smolvlm": {"tie_word_embeddings": False}}
+# transformers 4.57.1's text config classes: their defaults for the keys that shape the cost (configuration_*.py)
+TEXT_CLASS_DEFAULTS = {
+    "llama": dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                  num_attention_heads=32, max_position_embeddings=2048, tie_word_embeddings=False),
+    "mistral": dict(vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                    num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=131072,
+                    sliding_window=4096, tie_word_embeddings=False),
+    "qwen2": dict(vocab_size=151936, hidden_size=4096, intermediate_size=22016, num_hidden_layers=32,
+                  num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=32768,
+                  tie_word_embeddings=False),
+    "gemma": dict(vocab_size=256000, hidden_size=3072, intermediate_size=24576, num_hidden_layers=28,
+                  num_attention_heads=16, num_key_value_heads=16, head_dim=256, max_position_embeddings=8192,
+                  tie_word_embeddings=True),
+    "gemma2": dict(vocab_size=256000, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,
+                   num_attention_heads=8, num_key_value_heads=4, head_dim=256, max_position_embeddings=8192,
+                   sliding_window=4096, final_logit_softcapping=30.0, attn_logit_softcapping=50.0,
+                   query_pre_attn_scalar=256, tie_word_embeddings=True),
+    "cohere": dict(vocab_size=256000, hidden_size=8192, intermediate_size=22528, logit_scale=0.0625,
+                   num_hidden_layers=40, num_attention_heads=64, max_position_embeddings=8192,
+                   tie_word_embeddings=True),
+    "lfm2": dict(vocab_size=65536, hidden_size=2560, intermediate_size=12288, num_hidden_layers=32,
+                 num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=128000,
+                 tie_word_embeddings=True),
+}
+TEXT_CLASS_DEFAULTS["cohere2"] = {**TEXT_CLASS_DEFAULTS["cohere"], "sliding_window": 4096}  # Cohere2Config: a window
 # The key that holds a wrapper's language model where it is not text_config (InternVL's original format)
 WRAPPER_KEYS = {"internvl_chat": "llm_config", "qwen3_omni_moe": "thinker_config.text_config"}
 # Wrappers whose published configs hold the language model's fields at the top level, beside vision_config (Qwen2-VL
 # and Qwen2.5-VL as Qwen released them; transformers builds their text_config from those fields, and files it saves
 # later carry both, the same values)
 FLAT_WRAPPERS = frozenset({"qwen2_vl", "qwen2_5_vl"})
+
+
+def _class_defaults(f: Fields, wrapper: str, model_type: str, *, absent: bool) -> list[str]:
+    """Fill the keys a diff-saved text_config omits (DIFF_WRAPPERS) with its text class's transformers defaults,
+    as transformers builds the language model (an explicit null stays null); where the file has no text_config at
+    all (`absent`), the wrapper's own default text config first. The note names each."""
+    if model_type not in TEXT_CLASS_DEFAULTS:
+        return []
+    own = DIFF_WRAPPERS[wrapper] if absent else {}
+    filled = {k: v for k, v in {**TEXT_CLASS_DEFAULTS[model_type], **own}.items() if k not in f.data}
+    if not filled:
+        return []
+    f.data = {**f.data, **filled}
+    own = f" and {wrapper}'s default text config (the file has none)" if own else ""
+    listed = ", ".join(f"{k} {v}" for k, v in filled.items())
+    return [f"{f.path.rstrip('.') or 'the language model'} omits what equals its defaults (transformers saves only "
+            f"the differences): taken from transformers' {model_type} config defaults{own}: {listed}"]
 
 
 def register_family(model_type: str, family: Callable[[Fields], dict]) -> str:
@@ -3503,14 +3562,19 @@ def from_dict(data: dict, *, name: str, source: str, where: str = "config.json")
     elif model_type in WRAPPERS:
         key = WRAPPER_KEYS.get(model_type, "text_config")
         outer = f
+        diff = model_type in DIFF_WRAPPERS
+        absent = diff and f.get(key, default=None)[1] is None  # then transformers builds its default text config
         for part in key.split("."):  # Qwen3-Omni's language model is its thinker's text_config
-            f = f.sub(part)
+            f = Fields({}, f.where, f"{part}.") if absent else f.sub(part)
         if model_type in FLAT_WRAPPERS:  # a re-saved file repeats the language model's fields at the top level
             outer.read.update(k for k, v in outer.data.items() if k != "model_type" and f.data.get(k) == v)
-        inherited = {k: outer.data[k] for k in ("torch_dtype", "dtype", "tie_word_embeddings", "quantization_config")
+        inherited = {k: outer.data[k] for k in ("torch_dtype", "dtype", "quantization_config",
+                                                *(() if diff else ("tie_word_embeddings",)))
                      if k in outer.data and k not in f.data}
         f.data = {**f.data, **inherited}
         f.wrapper, model_type = model_type, f.str("model_type", default=WRAPPERS[model_type])
+        if diff:
+            notes += _class_defaults(f, f.wrapper, model_type, absent=absent)
         towers = "the vision and audio towers" if "audio_config" in outer.data else "the vision tower and projector"
         notes.append(f"the language model ({key}) is costed; {towers} of this {outer.data['model_type']} "
                      f"checkpoint are not")
