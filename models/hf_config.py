@@ -2544,15 +2544,15 @@ def _falcon(f: Fields) -> dict:
     ln_mlp (new_decoder_architecture's default, 2: Falcon-40B, 180B); its attention and MLP summed before one
     all-reduce under tensor parallelism, as vLLM's reduce_row_parallel_results. Else Llama's order with
     input_layernorm and post_attention_layernorm, two all-reduces. LayerNorms with a shift; lm_head tied unless
-    tie_word_embeddings says otherwise. ALiBi (alibi) is refused by name. The first in-library configs' n_embed,
+    tie_word_embeddings says otherwise. Where alibi (Falcon-RW), ALiBi biases in place of rope, as vLLM runs them
+    (Attention.alibi). The first in-library configs' n_embed,
     n_head, n_head_kv and n_layer are read as their later names. vLLM builds the MLP 4 x hidden_size wide with gelu
     whatever ffn_hidden_size and activation say; where they say otherwise a note tells (priced as transformers)."""
     d = f.int("hidden_size", "n_embed")
     heads = f.int("num_attention_heads", "n_head")
     if d % heads:
         raise f.error("hidden_size", f"({d}) must be a multiple of 'num_attention_heads' ({heads})")
-    if f.bool("alibi", False):
-        raise f.error("alibi", "is true: ALiBi attention biases are not modelled (published Falcon models use rope)")
+    alibi = f.bool("alibi", False)
     new = f.bool("new_decoder_architecture", False)
     multi_query = f.bool("multi_query", True)
     kv = f.int("num_kv_heads", "n_head_kv", default=heads) if new else 1 if multi_query else heads
@@ -2564,14 +2564,17 @@ def _falcon(f: Fields) -> dict:
     bias = f.bool("bias", False)
     core = dict(d_model=d, n_heads=heads, n_kv_heads=kv, d_ffn=f.int("ffn_hidden_size", default=4 * d),
                 n_layers=f.int("num_hidden_layers", "n_layer"), vocab_size=f.int("vocab_size"), head_dim=d // heads,
-                dtype=_dtype(f), **_weights(f), rotary_dim=_rotary_dim(f, d // heads))
+                dtype=_dtype(f), **_weights(f), rotary_dim=None if alibi else _rotary_dim(f, d // heads))
     act = f.choice({a: "gelu" for a in GPT2_ACTS}, "activation", default="gelu")
     _, named = f.get("activation", default="gelu")
-    notes = ((f"vLLM's falcon.py builds the MLP 4 x hidden_size wide with gelu whatever ffn_hidden_size "
-              f"({core['d_ffn']:,}) and activation ({named}) say; priced as transformers builds it",)
-             if core["d_ffn"] != 4 * d or named != "gelu" else ())
-    f.get("apply_residual_connection_post_layernorm", "ff_factor", default=None)  # neither transformers nor vLLM reads them
-    attention = _attention(f, core, q_bias=bias, k_bias=bias, v_bias=bias, o_bias=bias)
+    notes = [ALIBI_NOTE] if alibi else []
+    if core["d_ffn"] != 4 * d or named != "gelu":
+        notes.append(f"vLLM's falcon.py builds the MLP 4 x hidden_size wide with gelu whatever ffn_hidden_size "
+                     f"({core['d_ffn']:,}) and activation ({named}) say; priced as transformers builds it")
+    # neither transformers nor vLLM reads these
+    f.get("apply_residual_connection_post_layernorm", "ff_factor", default=None)
+    attention = _attention(f, core, q_bias=bias, k_bias=bias, v_bias=bias, o_bias=bias,
+                           **({"rotary": False, "alibi": True} if alibi else {}))
     mlp = MLP(core["d_ffn"], act, gated=False, bias=bias)
     if new or parallel:
         norms = ("ln_attn.weight", "ln_mlp.weight") if new and lns == 2 else ("input_layernorm.weight",)
@@ -2580,7 +2583,7 @@ def _falcon(f: Fields) -> dict:
         layer = parts.pre_norm(attention, mlp, norm="layernorm", norm_bias=True)
     return dict(**_summary_fields(core, attention), mlp="gelu", mlp_bias=bias, norm="layernorm", norm_bias=True,
                 layers=Stack.uniform(layer, core["n_layers"]), tie_embeddings=f.bool("tie_word_embeddings", True),
-                notes=notes)
+                notes=notes, **({"positions": "alibi"} if alibi else {}))
 
 
 # Hybrid layer letters (Nemotron-H's hybrid_override_pattern): Mamba-2, attention, MLP, MoE; and the same kinds as

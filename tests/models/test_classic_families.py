@@ -206,12 +206,27 @@ def test_falcon_sums_attention_and_mlp_before_one_all_reduce(tmp_path):
     assert "ln_attn" not in g7.ops and g7.ops["k_proj"].outputs[0].shape[-1] == 64
 
 
-def test_falcon_notes_vllms_fixed_mlp_and_refuses_alibi(tmp_path):
+def test_falcon_notes_vllms_fixed_mlp(tmp_path):
     wide = load(tmp_path, FALCON_11B, ffn_hidden_size=20480)
     assert any("4 x hidden_size wide with gelu whatever ffn_hidden_size (20,480)" in n for n in wide.notes)
     assert not any("vLLM" in n for n in load(tmp_path, FALCON_11B).notes)
-    with pytest.raises(Exception, match="'alibi' is true"):
-        load(tmp_path, FALCON_7B, alibi=True)
+
+
+# tiiuae/falcon-rw-1b's fields: ALiBi, multi-head, biased, Llama's order
+FALCON_RW_1B = {"alibi": True, "apply_residual_connection_post_layernorm": False, "architectures": ["FalconForCausalLM"],
+                "bias": True, "hidden_size": 2048, "model_type": "falcon", "multi_query": False,
+                "new_decoder_architecture": False, "num_attention_heads": 32, "num_hidden_layers": 24,
+                "parallel_attn": False, "vocab_size": 50304}
+
+
+def test_falcon_rw_runs_alibi_in_llamas_order(tmp_path):
+    d = 2048
+    layer = 2 * ln(d) + linear(d, 3 * d) + linear(d, d) + linear(d, 4 * d) + linear(4 * d, d)
+    assert params(tmp_path, FALCON_RW_1B) == 24 * layer + ln(d) + 50304 * d  # tied
+    cfg = load(tmp_path, FALCON_RW_1B)
+    g = layer_graph(cfg, Phase.decode(1, 9), tp=2)
+    assert "rope_q" not in g.ops and any(t.name.endswith("alibi_slopes") for t in g.ops["softmax"].inputs)
+    assert sorted(o.name for o in g.ops.values() if o.fn == "all_reduce") == ["down_allreduce", "o_allreduce"]
 
 
 # -- OPT ------------------------------------------------------------------------------------------------------------
