@@ -2383,6 +2383,24 @@ def _bloom(f: Fields) -> dict:
                 tie_embeddings=f.bool("tie_word_embeddings", True))
 
 
+def _baichuan(f: Fields) -> dict:
+    """Baichuan-7B and 13B, Baichuan2-7B and 13B (remote code; vLLM's baichuan.py): Llama's layer with one W_pack
+    (q, k and v fused, no biases), RMSNorms, a SwiGLU, the head untied. Positions as vLLM picks them: rope for
+    BaiChuanForCausalLM (Baichuan-7B) and for BaichuanForCausalLM of hidden_size 4,096 (Baichuan2-7B), ALiBi for the
+    others (Baichuan-13B, Baichuan2-13B). Baichuan2's lm_head is normalized once at load (NormHead), no cost a
+    step."""
+    core = _core(f)
+    _, archs = f.get("architectures", default=[])
+    alibi = "BaiChuanForCausalLM" not in (archs or []) and core["d_model"] != 4096
+    f.choice({"silu": "silu"}, "hidden_act", default="silu")
+    f.get("model_max_length", "z_loss_weight", "gradient_checkpointing", default=None)  # training: no cost
+    attention = _attention(f, core, **({"rotary": False, "alibi": True} if alibi else {}))
+    return dict(**_summary_fields(core, attention), mlp="swiglu", notes=[ALIBI_NOTE] if alibi else [],
+                layers=Stack.uniform(parts.pre_norm(attention, MLP(core["d_ffn"], "silu")), core["n_layers"]),
+                tie_embeddings=f.bool("tie_word_embeddings", False), **({"positions": "alibi"} if alibi else {}),
+                context_window=f.int("model_max_length", "max_position_embeddings", default=None))
+
+
 def _mpt(f: Fields) -> dict:
     """MosaicML's MPT-7B and 30B (model_type mpt; vLLM's mpt.py on transformers' MptConfig): multi-head ALiBi
     attention from one Wqkv and out_proj; a plain MLP of expansion_ratio x d_model with exact gelu; LayerNorms; every
@@ -3361,6 +3379,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "gpt_neox": _gpt_neox,
     "bloom": _bloom,
     "mpt": _mpt,
+    "baichuan": _baichuan,
     "olmo": _olmo,
     "stablelm": _stablelm,
     "stablelm_epoch": _stablelm,

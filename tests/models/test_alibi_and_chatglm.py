@@ -1,8 +1,8 @@
-"""BigScience's BLOOM (bloom) and MosaicML's MPT (mpt), whose attention takes ALiBi biases instead of positions, and
-Zhipu's GLM-4-9B in its two formats (glm: transformers' GlmForCausalLM; chatglm: the first remote-code
-ChatGLMModel, also ChatGLM3-6B). Counts are derived here by hand from the tensor shapes of the reference code
-(transformers' modeling_bloom.py, modeling_mpt.py and modeling_glm.py, ChatGLM's modeling_chatglm.py, vLLM's
-bloom.py, mpt.py, glm.py and chatglm.py) and checked against the published ones where those are exact."""
+"""BigScience's BLOOM (bloom), MosaicML's MPT (mpt) and the 13B Baichuans (baichuan), whose attention takes ALiBi
+biases instead of positions, and Zhipu's GLM-4-9B in its two formats (glm: transformers' GlmForCausalLM; chatglm:
+the first remote-code ChatGLMModel, also ChatGLM3-6B). Counts are derived here by hand from the tensor shapes of the
+reference code (transformers' modeling_bloom.py, modeling_mpt.py and modeling_glm.py, ChatGLM's modeling_chatglm.py,
+vLLM's bloom.py, mpt.py, baichuan.py, glm.py and chatglm.py) and checked against the published ones where those are exact."""
 
 import pytest
 from config_files import layer_graph, load, params
@@ -106,6 +106,32 @@ def test_mpt_biases_where_no_bias_is_false_and_its_clip_note(tmp_path):
     # every linear's bias, and the norms' shifts: 3d + d + 4d + d a layer, d more for the final norm
     assert cfg.build(Phase.decode(1, 1)).params() == 6_649_286_656 + 32 * (3 * d + d + 4 * d + d + 2 * d) + d
     assert any("clip_qkv 6.0" in n for n in cfg.notes)
+
+
+# -- Baichuan ---------------------------------------------------------------------------------------------------------
+
+# a Baichuan2-7B fine-tune's config.json (TongGu-7B, as transformers logs it loading)
+BAICHUAN2_7B = {"_from_model_config": True, "architectures": ["BaichuanForCausalLM"],
+                "auto_map": {"AutoConfig": "configuration_baichuan.BaichuanConfig"}, "bos_token_id": 1,
+                "eos_token_id": 2, "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.02,
+                "intermediate_size": 11008, "max_position_embeddings": 4096, "model_max_length": 4096,
+                "model_type": "baichuan", "num_attention_heads": 32, "num_hidden_layers": 32, "pad_token_id": 0,
+                "rms_norm_eps": 1e-06, "tie_word_embeddings": False, "torch_dtype": "float16",
+                "transformers_version": "4.52.3", "use_cache": False, "vocab_size": 125696, "z_loss_weight": 0}
+# Baichuan-13B-Chat's fields (DISC-FinLLM's config.json, a fine-tune of it)
+BAICHUAN_13B = {**BAICHUAN2_7B, "hidden_size": 5120, "intermediate_size": 13696, "num_attention_heads": 40,
+                "num_hidden_layers": 40, "vocab_size": 64000}
+
+
+@pytest.mark.parametrize("config, d, layers, ffn, vocab, alibi", [
+    (BAICHUAN2_7B, 4096, 32, 11008, 125696, False), (BAICHUAN_13B, 5120, 40, 13696, 64000, True),
+    ({**BAICHUAN_13B, "architectures": ["BaiChuanForCausalLM"]}, 5120, 40, 13696, 64000, False),
+])
+def test_baichuan_positions_as_vllm_picks_them(tmp_path, config, d, layers, ffn, vocab, alibi):
+    assert params(tmp_path, config) == layers * (4 * d * d + 3 * d * ffn + 2 * d) + 2 * vocab * d + d
+    g = layer_graph(load(tmp_path, config), Phase.decode(1, 9))
+    assert ("rope_q" not in g.ops) == alibi
+    assert any(t.name.endswith("alibi_slopes") for t in g.ops["softmax"].inputs) == alibi
 
 
 # -- GLM-4-9B: glm and chatglm ----------------------------------------------------------------------------------------

@@ -318,6 +318,8 @@ TINY = {
                      "laurel_rank": 4, "altup_num_inputs": 4, "num_kv_shared_layers": 2, "sliding_window": 8,
                      "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
                      "activation_sparsity_pattern": [0.95, 0.0, 0.0, 0.0], "final_logit_softcapping": 30.0},
+    "baichuan": {"model_type": "baichuan", "architectures": ["BaichuanForCausalLM"], "hidden_size": 64,
+                 "num_attention_heads": 4, "intermediate_size": 128, "num_hidden_layers": 2, "vocab_size": 100},
     "cohere": {"model_type": "cohere", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
                "intermediate_size": 128, "num_hidden_layers": 2, "vocab_size": 100, "use_qk_norm": True,
                "logit_scale": 0.0625},
