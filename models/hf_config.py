@@ -3445,6 +3445,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),
     "qwen2_vl_text": _qwen2,  # Qwen2-VL's and Qwen2.5-VL's language model: Qwen2's layer, M-RoPE rotating the same dims
     "qwen2_5_vl_text": _qwen2,
+    "qwen2_5_omni_text": _qwen2,
     "step3_text": _step3,
     "phimoe": _phimoe,
     "minicpm": _minicpm,
@@ -3482,7 +3483,30 @@ WRAPPERS = {"gemma3": "gemma3_text", "gemma3n": "gemma3n_text", "gemma4": "gemma
             "llava": "llama", "llava_next": "llama", "llava_next_video": "llama", "video_llava": "llama",
             "vipllava": "llama", "llava_onevision": "qwen2", "paligemma": "gemma", "aya_vision": "cohere2",
             "cohere2_vision": "cohere2", "lfm2_vl": "lfm2", "lfm2-vl": "lfm2", "idefics2": "mistral",
-            "idefics3": "llama", "smolvlm": "llama"}
+            "idefics3": "llama", "smolvlm": "llama",
+            "qwen2_5_omni": "qwen2_5_omni_text", "minicpmv": "qwen2", "minicpmo": "qwen2", "phi4mm": "phi3",
+            "phi4_multimodal": "phi3"}
+# Flat wrappers whose language model `version` names (vLLM's minicpmv.py _SUPPORT_VERSION): its value -> model_type
+VERSIONED = {"minicpmv": {"2.0": "minicpm", "2.5": "llama", "2.6": "qwen2", "4.0": "llama", "4.5": "qwen3"},
+             "minicpmo": {"2.6": "qwen2"}}
+# A flat wrapper's own top-level keys (its vision, audio and speech side, and LoRA adapters that run only for those
+# inputs): read, not costed, and named in its note
+FLAT_OWN = {
+    "minicpmv": ("version", "batch_vision_input", "drop_vision_last_layer", "image_size", "patch_size", "query_num",
+                 "slice_config", "slice_mode", "use_image_id", "vision_batch_size"),
+    "phi4mm": ("embd_layer", "audio_processor", "img_processor", "vision_lora", "speech_lora", "full_attn_mod",
+               "interpolate_factor"),
+}
+FLAT_OWN["minicpmo"] = (*FLAT_OWN["minicpmv"], "audio_config", "tts_config", "audio_pool_step", "audio_chunk_length",
+                        "init_vision", "init_audio", "init_tts", "stream_input", "listen_speak_type")
+FLAT_OWN["phi4_multimodal"] = (*FLAT_OWN["phi4mm"], "audio_config")
+# Notes of what a wrapper's language model runs without (Phi-4-multimodal's LoRA adapters, Qwen2.5-Omni's talker)
+WRAPPER_NOTES = {
+    "phi4mm": "its vision and speech LoRA adapters (rank 256 and 320 on qkv, o, gate_up and down) run only for image "
+              "and audio requests (vLLM --enable-lora); text is priced without them",
+    "qwen2_5_omni": "its talker and token2wav (speech output), which vLLM does not serve, are not costed",
+}
+WRAPPER_NOTES["phi4_multimodal"] = WRAPPER_NOTES["phi4mm"]
 # Wrappers whose saved text_config holds only what differs from its text class's defaults (transformers'
 # to_diff_dict): each key it omits takes the transformers class default (TEXT_CLASS_DEFAULTS), tie_word_embeddings
 # too (the language model ties as its own config says, not as the wrapper's top level does), and a note names them.
@@ -3519,11 +3543,12 @@ TEXT_CLASS_DEFAULTS = {
 }
 TEXT_CLASS_DEFAULTS["cohere2"] = {**TEXT_CLASS_DEFAULTS["cohere"], "sliding_window": 4096}  # Cohere2Config: a window
 # The key that holds a wrapper's language model where it is not text_config (InternVL's original format)
-WRAPPER_KEYS = {"internvl_chat": "llm_config", "qwen3_omni_moe": "thinker_config.text_config"}
+WRAPPER_KEYS = {"internvl_chat": "llm_config", "qwen3_omni_moe": "thinker_config.text_config",
+                "qwen2_5_omni": "thinker_config.text_config"}
 # Wrappers whose published configs hold the language model's fields at the top level, beside vision_config (Qwen2-VL
 # and Qwen2.5-VL as Qwen released them; transformers builds their text_config from those fields, and files it saves
 # later carry both, the same values)
-FLAT_WRAPPERS = frozenset({"qwen2_vl", "qwen2_5_vl"})
+FLAT_WRAPPERS = frozenset({"qwen2_vl", "qwen2_5_vl", "minicpmv", "minicpmo", "phi4mm", "phi4_multimodal"})
 
 
 def _class_defaults(f: Fields, wrapper: str, model_type: str, *, absent: bool) -> list[str]:
@@ -3541,6 +3566,28 @@ def _class_defaults(f: Fields, wrapper: str, model_type: str, *, absent: bool) -
     listed = ", ".join(f"{k} {v}" for k, v in filled.items())
     return [f"{f.path.rstrip('.') or 'the language model'} omits what equals its defaults (transformers saves only "
             f"the differences): taken from transformers' {model_type} config defaults{own}: {listed}"]
+
+
+def _towers(data: dict) -> str:
+    """What a multimodal checkpoint has beside its language model, for its note: an audio tower where it (or its
+    thinker) has an audio_config or audio_processor."""
+    thinker = data.get("thinker_config") if isinstance(data.get("thinker_config"), dict) else {}
+    audio = any(k in d for d in (data, thinker) for k in ("audio_config", "audio_processor"))
+    return "the vision and audio towers" if audio else "the vision tower and projector"
+
+
+def _flat_language_model(f: Fields, wrapper: str) -> str:
+    """The model_type of a flat wrapper's language model: the one `version` names (MiniCPM-V, MiniCPM-o: as vLLM
+    picks it, and without a version 2.0 for hidden 2,304 with query_num 64, else 2.5), else the wrapper's own."""
+    if wrapper not in VERSIONED:
+        return WRAPPERS[wrapper]
+    _, version = f.get("version", default=None)
+    if version is None:
+        version = "2.0" if f.data.get("hidden_size") == 2304 and f.data.get("query_num") == 64 else "2.5"
+    model_type = VERSIONED[wrapper].get(str(version))
+    if model_type is None:
+        raise f.error("version", f"is {version!r}; {wrapper} supported: {', '.join(VERSIONED[wrapper])}")
+    return model_type
 
 
 def register_family(model_type: str, family: Callable[[Fields], dict]) -> str:
@@ -3578,9 +3625,10 @@ def from_dict(data: dict, *, name: str, source: str, where: str = "config.json")
     notes: list[str] = []
     outer = None
     if model_type in FLAT_WRAPPERS and WRAPPER_KEYS.get(model_type, "text_config") not in data:
-        f.wrapper, model_type = model_type, WRAPPERS[model_type]  # the language model's fields are the top level's
-        notes.append(f"the language model (the top level's fields) is costed; the vision tower and projector of "
-                     f"this {f.wrapper} checkpoint are not")
+        f.wrapper, model_type = model_type, _flat_language_model(f, model_type)  # the top level's fields
+        f.read.update(FLAT_OWN.get(f.wrapper, ()))  # its own side's keys: read, not costed
+        notes.append(f"the language model (the top level's fields) is costed; {_towers(data)} of this {f.wrapper} "
+                     f"checkpoint are not")
     elif model_type in WRAPPERS:
         key = WRAPPER_KEYS.get(model_type, "text_config")
         outer = f
@@ -3597,9 +3645,10 @@ def from_dict(data: dict, *, name: str, source: str, where: str = "config.json")
         f.wrapper, model_type = model_type, f.str("model_type", default=WRAPPERS[model_type])
         if diff:
             notes += _class_defaults(f, f.wrapper, model_type, absent=absent)
-        towers = "the vision and audio towers" if "audio_config" in outer.data else "the vision tower and projector"
-        notes.append(f"the language model ({key}) is costed; {towers} of this {outer.data['model_type']} "
-                     f"checkpoint are not")
+        notes.append(f"the language model ({key}) is costed; {_towers(outer.data)} of this "
+                     f"{outer.data['model_type']} checkpoint are not")
+    if f.wrapper in WRAPPER_NOTES:
+        notes.append(f"{f.wrapper}: {WRAPPER_NOTES[f.wrapper]}")
     if model_type not in FAMILIES:
         raise f.error("model_type", f"is {model_type!r}, which is not supported; supported: "
                                     f"{', '.join([*FAMILIES, *WRAPPERS])}; or write the model in Python and pass "

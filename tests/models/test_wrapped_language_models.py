@@ -1,4 +1,6 @@
-"""LLaVA and its kin (llava, llava_next, llava_next_video, video_llava, vipllava, llava_onevision, paligemma,
+"""Multimodal checkpoints' language models.
+
+LLaVA and its kin (llava, llava_next, llava_next_video, video_llava, vipllava, llava_onevision, paligemma,
 aya_vision, cohere2_vision, lfm2_vl, idefics2, idefics3, smolvlm): their language model is costed from text_config,
 which transformers saves with only what differs from its text class's defaults (to_diff_dict), so every key it
 omits takes transformers 4.57.1's class default (configuration_llama.py, configuration_mistral.py, ...), as
@@ -7,12 +9,23 @@ published; mistral-community/pixtral-12b as its copies give it; the llava-onevis
 google/paligemma-3b-pt-224 and paligemma2-3b-pt-224 as re-saved copies give them; CohereForAI/aya-vision-8b's mlx
 conversion; LiquidAI/LFM2-VL-1.6B with LFM2-1.2B's text fields). The counts are by hand from the shapes:
 llava-1.5-7b 32 layers of 4 x 4096^2 + 3 x 4096 x 11008 + 2 x 4096, two tables of 32,064 x 4,096 and a norm; the others
-alike (the vision tower and projector are not counted)."""
+alike (the vision tower and projector are not counted).
+
+Multimodal checkpoints whose language model sits elsewhere than a plain text_config: Qwen2.5-Omni's thinker
+(thinker_config.text_config; its talker and token2wav, which vLLM does not serve, not costed), MiniCPM-V and
+MiniCPM-o (the top level's fields, the language model its `version` names, as vLLM's minicpmv.py picks it) and
+Phi-4-multimodal (the top level's Phi-4-mini fields; its vision and speech LoRA adapters run only for image and audio
+requests). The configs are the published files' fields: openbmb/MiniCPM-V-2_6's config.json (a copy of it);
+microsoft/Phi-4-multimodal-instruct's (TensorRT-LLM's test copy, its sizes as published; the LoRA blocks as mlx-vlm
+reads them); Qwen/Qwen2.5-Omni-7B's thinker text fields (transformers' Qwen2_5OmniTextConfig defaults, which are
+the 7B's). Each count is by hand: a Qwen2 layer of 3,584 (q, k, v biased; 28 heads of 128 over 4 KV heads; a SwiGLU of
+18,944) and untied tables for Qwen2.5-Omni-7B and MiniCPM-V-2.6; Phi-4-mini's 32 layers of 3,072 (24 heads of 128
+over 8; a SwiGLU of 8,192) and a tied table of 200,064."""
 
 import pytest
 from config_files import load, params
 
-from opgraph import Phase
+from opgraph import OpgraphError, Phase
 
 CLIP = {"hidden_size": 1024, "image_size": 336, "intermediate_size": 4096, "model_type": "clip_vision_model", "num_attention_heads": 16, "num_hidden_layers": 24, "patch_size": 14, "projection_dim": 768, "vocab_size": 32000}
 CONFIGS = {  # name: (config.json, the language model counted by hand in the docstring's sources)
@@ -38,6 +51,30 @@ CONFIGS = {  # name: (config.json, the language model counted by hand in the doc
    "text_config": {"model_type": "lfm2", "block_auto_adjust_ff_dim": True, "block_ff_dim": 12288, "block_ffn_dim_multiplier": 1.0, "block_multiple_of": 256, "conv_L_cache": 3, "conv_bias": False, "hidden_size": 2048, "full_attn_idxs": [2,5,8,10,12,14], "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 16, "norm_eps": 1e-05, "rope_theta": 1000000.0, "max_position_embeddings": 128000, "vocab_size": 65536},
    "vision_config": {"model_type": "siglip2_vision_model"}}, 1170340608),
 }
+
+
+LONG = [1.0] * 48
+OTHERS = {  # name: (config.json, its language model counted by hand)
+ "qwen2.5-omni-7b": ({"architectures": ["Qwen2_5OmniModel"], "enable_audio_output": True, "enable_talker": True, "model_type": "qwen2_5_omni", "pad_token_id": 151643,
+   "thinker_config": {"model_type": "qwen2_5_omni_thinker", "audio_config": {"model_type": "qwen2_5_omni_audio_encoder"}, "vision_config": {"model_type": "qwen2_5_omni_vision_encoder"},
+     "text_config": {"model_type": "qwen2_5_omni_text", "vocab_size": 152064, "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4, "hidden_act": "silu", "rope_theta": 1000000.0, "rms_norm_eps": 1e-06, "max_position_embeddings": 32768, "rope_scaling": {"mrope_section": [16, 24, 24], "rope_type": "default", "type": "default"}, "use_sliding_window": False, "sliding_window": 32768, "tie_word_embeddings": False}},
+   "talker_config": {"model_type": "qwen2_5_omni_talker", "hidden_size": 896, "num_hidden_layers": 24}, "token2wav_config": {"model_type": "qwen2_5_omni_token2wav"}}, 7615616512),
+ "minicpm-v-2_6": ({"_name_or_path": "openbmb/MiniCPM-V-2_6", "version": 2.6, "architectures": ["MiniCPMV"], "auto_map": {"AutoConfig": "configuration_minicpm.MiniCPMVConfig"},
+    "attention_dropout": 0.0, "bos_token_id": 151643, "eos_token_id": 151645, "hidden_act": "silu", "hidden_size": 3584, "initializer_range": 0.02, "intermediate_size": 18944, "max_position_embeddings": 32768, "max_window_layers": 28,
+    "num_attention_heads": 28, "num_hidden_layers": 28, "num_key_value_heads": 4, "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "sliding_window": 131072, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+    "transformers_version": "4.40.0", "use_cache": True, "use_sliding_window": False, "vocab_size": 151666, "batch_vision_input": True, "drop_vision_last_layer": False, "image_size": 448, "model_type": "minicpmv",
+    "patch_size": 14, "query_num": 64, "slice_config": {"max_slice_nums": 9, "patch_size": 14, "model_type": "minicpmv"}, "slice_mode": True,
+    "vision_config": {"hidden_size": 1152, "image_size": 980, "intermediate_size": 4304, "model_type": "siglip", "num_attention_heads": 16, "num_hidden_layers": 27, "patch_size": 14}}, 7612763648),
+ "phi-4-multimodal": ({"architectures": ["Phi4MMForCausalLM"], "attention_bias": False, "attention_dropout": 0.0, "audio_processor": {"config": {"attention_dim": 1024}, "name": "cascades"},
+    "auto_map": {"AutoConfig": "configuration_phi4mm.Phi4MMConfig"}, "bos_token_id": 199999, "embd_layer": {"embedding_cls": "image_audio"}, "embd_pdrop": 0.0, "eos_token_id": 199999, "full_attn_mod": 1,
+    "hidden_act": "silu", "hidden_size": 3072, "initializer_range": 0.02, "intermediate_size": 8192, "interpolate_factor": 1, "lm_head_bias": False, "max_position_embeddings": 131072, "mlp_bias": False,
+    "model_type": "phi4mm", "num_attention_heads": 24, "num_hidden_layers": 32, "num_key_value_heads": 8, "original_max_position_embeddings": 4096, "pad_token_id": 199999, "partial_rotary_factor": 0.75,
+    "resid_pdrop": 0.0, "rms_norm_eps": 1e-05, "rope_scaling": {"long_factor": LONG, "short_factor": LONG, "type": "longrope"}, "rope_theta": 10000.0, "sliding_window": 262144,
+    "speech_lora": {"dp": 0.01, "layer": "((layers.*self_attn\\.(qkv|o)_proj)|(layers.*mlp\\.(gate_up|down)_proj))", "lora_alpha": 640, "r": 320},
+    "vision_lora": {"dp": 0.0, "layer": "layers.*((self_attn\\.(qkv_proj|o_proj))|(mlp\\.(gate_up|down)_proj))", "lora_alpha": 512, "r": 256},
+    "tie_word_embeddings": True, "torch_dtype": "bfloat16", "transformers_version": "4.46.1", "use_cache": True, "vocab_size": 200064}, 3836021760),
+}
+CONFIGS.update(OTHERS)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -79,3 +116,38 @@ def test_no_text_config_is_the_wrappers_default(tmp_path):
 def test_lfm2_vl_loads_under_both_spellings(tmp_path, spelling):
     config, total = CONFIGS["lfm2-vl-1.6b"]
     assert params(tmp_path, {**config, "model_type": spelling}) == total
+
+
+def qwen2_7b(vocab):
+    layer = (3584 * 3584 + 3584) + 2 * (3584 * 512 + 512) + 3584 * 3584 + 3 * 3584 * 18944 + 2 * 3584
+    return 28 * layer + 2 * vocab * 3584 + 3584
+
+
+def test_hand_counts():
+    assert CONFIGS["qwen2.5-omni-7b"][1] == qwen2_7b(152064)  # Qwen2.5-7B's 7.61B
+    assert CONFIGS["minicpm-v-2_6"][1] == qwen2_7b(151666)
+    phi4_layer = 3072 * 5120 + 3072 * 3072 + 3 * 3072 * 8192 + 2 * 3072
+    assert CONFIGS["phi-4-multimodal"][1] == 32 * phi4_layer + 200064 * 3072 + 3072  # Phi-4-mini's 3.8B
+
+
+def test_what_is_not_costed_is_said(tmp_path):
+    omni = load(tmp_path, CONFIGS["qwen2.5-omni-7b"][0]).notes
+    assert any("the vision and audio towers of this qwen2_5_omni checkpoint are not" in n for n in omni)
+    assert any("talker and token2wav" in n for n in omni)
+    phi = load(tmp_path, CONFIGS["phi-4-multimodal"][0]).notes
+    assert any("LoRA adapters" in n for n in phi) and not any("not read" in n for n in phi)
+    assert not any("not read" in n for n in load(tmp_path, CONFIGS["minicpm-v-2_6"][0]).notes)
+
+
+def test_minicpm_v_version_picks_the_language_model(tmp_path):
+    config = CONFIGS["minicpm-v-2_6"][0]
+    # 4.5: Qwen3's layer, its per-head q and k norms (a scale of 128 each) beside Qwen2's shapes without biases
+    qwen3 = {**config, "version": 4.5, "head_dim": 128}
+    biases = 28 * (3584 + 2 * 512)
+    assert params(tmp_path, qwen3) == CONFIGS["minicpm-v-2_6"][1] - biases + 28 * 2 * 128
+    with pytest.raises(OpgraphError, match="'version' is 3.0; minicpmv supported: 2.0, 2.5, 2.6, 4.0, 4.5"):
+        load(tmp_path, {**config, "version": 3.0})
+    # without a version, vLLM takes 2.5 (Llama's layer, no biases) unless hidden is 2,304 with 64 queries
+    qwen2_keys = ("version", "sliding_window", "use_sliding_window", "max_window_layers")
+    assert params(tmp_path, {k: v for k, v in config.items() if k not in qwen2_keys}) == \
+        CONFIGS["minicpm-v-2_6"][1] - biases
