@@ -272,7 +272,7 @@ NEUTRAL = frozenset("""
     repetition_penalty return_dict return_dict_in_generate suppress_tokens temperature tf_legacy_loss
     tie_encoder_decoder top_k top_p typical_p use_bfloat16
     is_composition num_image_tokens _flash_attn_2_enabled neftune_noise_alpha perceiver_config is_llama_config
-    rope_interleaved _attn_implementation_autoset
+    rope_interleaved _attn_implementation_autoset lm_head rm_head
 """.split())
 
 # Fields that change FLOPs, bytes or cache, and what they change: a family that does not read one refuses the
@@ -1639,9 +1639,10 @@ def _olmo3(f: Fields) -> dict:
 
 
 def _deepseek_router(f: Fields, *, v3: bool) -> dict:
-    """DeepSeekMoE's router (MoE fields): V3's sigmoid scores with a selection bias (e_score_correction_bias),
-    group-limited routing (n_group, topk_group), renormalized weights (norm_topk_prob) scaled by
-    routed_scaling_factor; V2's softmax."""
+    """DeepSeekMoE's router (MoE fields): V3's sigmoid scores with a selection bias (e_score_correction_bias, which
+    vLLM's deepseek_v2.py also builds for a V2 config whose topk_method is noaux_tc: DeepSeek-VL2's), group-limited
+    routing (n_group, topk_group), renormalized weights (norm_topk_prob) scaled by routed_scaling_factor; V2's
+    softmax."""
     scoring = _scores(f, default="sigmoid" if v3 else "softmax")
     topk_method = f.str("topk_method", default="noaux_tc" if v3 else "greedy")
     groups = f.int("n_group", default=1) if topk_method in ("group_limited_greedy", "noaux_tc") else 1
@@ -1649,7 +1650,7 @@ def _deepseek_router(f: Fields, *, v3: bool) -> dict:
         f.int("topk_group")
     scale = f.number("routed_scaling_factor", default=1.0)
     return dict(experts=f.int("n_routed_experts"), top_k=f.int("num_experts_per_tok"),
-                router_bias="selection" if v3 else None, scores=scoring, groups=groups,
+                router_bias="selection" if v3 or topk_method == "noaux_tc" else None, scores=scoring, groups=groups,
                 renormalize=f.bool("norm_topk_prob", False), scaled=scale != 1.0)
 
 
@@ -1703,15 +1704,21 @@ def _mla(f: Fields) -> MLA:
 
 def _deepseek(f: Fields, *, v3: bool, first_dense: int = 0) -> dict:
     """DeepSeek-V2/V3 and Kimi-K2: MLA (q_lora_rank may be null), DeepSeekMoE. The multi-token-prediction
-    module (num_nextn_predict_layers) is not part of next-token inference and is not counted."""
+    module (num_nextn_predict_layers) is not part of next-token inference and is not counted. use_mla false
+    (DeepSeek-VL2-tiny's language model; vLLM runs it as DeepseekForCausalLM): multi-head attention over
+    num_key_value_heads of hidden / heads with rope, and the MLA widths (null or 0 there) unread."""
     if f.bool("attention_bias", False):
         raise f.error("attention_bias", "is true; only DeepSeek's bias-free attention is supported")
     d = f.int("hidden_size")
     heads = f.int("num_attention_heads")
-    f.int("num_key_value_heads", default=heads)  # MLA has no KV heads of its own; the field equals the heads
-    mla = _mla(f)
-    _rotary_dim(f, mla.qk_rope_head_dim)  # type checks only: MLA rotates exactly qk_rope_head_dim
-    return dict(d_model=d, n_heads=heads, n_kv_heads=heads, d_ffn=f.int("intermediate_size"),
+    kv = f.int("num_key_value_heads", default=heads)  # MLA has no KV heads of its own; the field equals the heads
+    if f.bool("use_mla", True):
+        mla = _mla(f)
+        _rotary_dim(f, mla.qk_rope_head_dim)  # type checks only: MLA rotates exactly qk_rope_head_dim
+    else:
+        mla = None
+        f.get("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", default=None)
+    return dict(d_model=d, n_heads=heads, n_kv_heads=heads if mla else kv, d_ffn=f.int("intermediate_size"),
                 n_layers=f.int("num_hidden_layers"), vocab_size=f.int("vocab_size"), mla=mla,
                 moe=_deepseek_moe(f, v3=v3, first_dense=first_dense), mlp=_gated(f), dtype=_dtype(f), **_weights(f),
                 **_mtp(f), tie_embeddings=f.bool("tie_word_embeddings", False))
@@ -3485,7 +3492,7 @@ WRAPPERS = {"gemma3": "gemma3_text", "gemma3n": "gemma3n_text", "gemma4": "gemma
             "cohere2_vision": "cohere2", "lfm2_vl": "lfm2", "lfm2-vl": "lfm2", "idefics2": "mistral",
             "idefics3": "llama", "smolvlm": "llama",
             "qwen2_5_omni": "qwen2_5_omni_text", "minicpmv": "qwen2", "minicpmo": "qwen2", "phi4mm": "phi3",
-            "phi4_multimodal": "phi3"}
+            "phi4_multimodal": "phi3", "deepseek_vl_v2": "deepseek_v2"}
 # Flat wrappers whose language model `version` names (vLLM's minicpmv.py _SUPPORT_VERSION): its value -> model_type
 VERSIONED = {"minicpmv": {"2.0": "minicpm", "2.5": "llama", "2.6": "qwen2", "4.0": "llama", "4.5": "qwen3"},
              "minicpmo": {"2.6": "qwen2"}}
@@ -3516,7 +3523,8 @@ DIFF_WRAPPERS = {"llava": {}, "llava_next": {}, "llava_next_video": {}, "video_l
                  "paligemma": {"hidden_size": 2048, "num_hidden_layers": 18, "intermediate_size": 16384,
                                "num_attention_heads": 8, "num_key_value_heads": 1, "vocab_size": 257152},
                  "idefics2": {"max_position_embeddings": 32768, "tie_word_embeddings": False},
-                 "idefics3": {"tie_word_embeddings": False}, "smolvlm": {"tie_word_embeddings": False}}
+                 "idefics3": {"tie_word_embeddings": False}, "smolvlm": {"tie_word_embeddings": False},
+                 "deepseek_vl_v2": {}}
 # transformers 4.57.1's text config classes: their defaults for the keys that shape the cost (configuration_*.py)
 TEXT_CLASS_DEFAULTS = {
     "llama": dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
@@ -3542,9 +3550,15 @@ TEXT_CLASS_DEFAULTS = {
                  tie_word_embeddings=True),
 }
 TEXT_CLASS_DEFAULTS["cohere2"] = {**TEXT_CLASS_DEFAULTS["cohere"], "sliding_window": 4096}  # Cohere2Config: a window
+# DeepSeek-VL2's own DeepseekV2Config (its configuration_deepseek.py; vLLM's configs/deepseek_vl2.py the same), which
+# its language_config leaves keys to (DeepSeek-VL2's names no layer or head counts)
+TEXT_CLASS_DEFAULTS["deepseek_v2"] = dict(
+    vocab_size=102400, hidden_size=4096, intermediate_size=11008, moe_intermediate_size=1407, num_hidden_layers=30,
+    num_attention_heads=32, num_key_value_heads=32, kv_lora_rank=512, q_lora_rank=1536, qk_rope_head_dim=64,
+    v_head_dim=128, qk_nope_head_dim=128, max_position_embeddings=2048, tie_word_embeddings=False)
 # The key that holds a wrapper's language model where it is not text_config (InternVL's original format)
 WRAPPER_KEYS = {"internvl_chat": "llm_config", "qwen3_omni_moe": "thinker_config.text_config",
-                "qwen2_5_omni": "thinker_config.text_config"}
+                "qwen2_5_omni": "thinker_config.text_config", "deepseek_vl_v2": "language_config"}
 # Wrappers whose published configs hold the language model's fields at the top level, beside vision_config (Qwen2-VL
 # and Qwen2.5-VL as Qwen released them; transformers builds their text_config from those fields, and files it saves
 # later carry both, the same values)
@@ -3565,7 +3579,7 @@ def _class_defaults(f: Fields, wrapper: str, model_type: str, *, absent: bool) -
     own = f" and {wrapper}'s default text config (the file has none)" if own else ""
     listed = ", ".join(f"{k} {v}" for k, v in filled.items())
     return [f"{f.path.rstrip('.') or 'the language model'} omits what equals its defaults (transformers saves only "
-            f"the differences): taken from transformers' {model_type} config defaults{own}: {listed}"]
+            f"the differences): taken from its {model_type} config class's defaults{own}: {listed}"]
 
 
 def _towers(data: dict) -> str:

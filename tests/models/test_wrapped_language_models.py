@@ -76,6 +76,21 @@ OTHERS = {  # name: (config.json, its language model counted by hand)
 }
 CONFIGS.update(OTHERS)
 
+# deepseek-ai/deepseek-vl2-tiny's and deepseek-vl2's config.json (a duplicate of the first, the second as its
+# repository shows it; their language_config's tail as DeepSeek-OCR's and rtp-llm's copies give it)
+RES = [[384,384],[384,768]]
+AUTO = {"AutoConfig": "configuration_deepseek.DeepseekV2Config", "AutoModel": "modeling_deepseek.DeepseekV2Model", "AutoModelForCausalLM": "modeling_deepseek.DeepseekV2ForCausalLM"}
+VL2_TINY = {"candidate_resolutions": RES, "global_view_pos": "head",
+  "language_config": {"architectures": ["DeepseekV2ForCausalLM"], "auto_map": AUTO, "bos_token_id": 0, "eos_token_id": 1, "first_k_dense_replace": 1, "hidden_size": 1280, "intermediate_size": 6848,
+    "kv_lora_rank": None, "lm_head": True, "max_position_embeddings": 4096, "model_type": "deepseek_v2", "moe_intermediate_size": 896, "n_group": 1, "n_routed_experts": 64, "n_shared_experts": 2,
+    "num_attention_heads": 10, "num_experts_per_tok": 6, "num_hidden_layers": 12, "num_key_value_heads": 10, "q_lora_rank": None, "qk_nope_head_dim": 0, "qk_rope_head_dim": 0,
+    "rm_head": False, "topk_group": 1, "topk_method": "greedy", "torch_dtype": "bfloat16", "use_mla": False, "v_head_dim": 0, "vocab_size": 129280},
+  "model_type": "deepseek_vl_v2", "projector_config": {"model_type": "mlp_projector"}, "tile_tag": "2D", "vision_config": {"model_type": "vision"}}
+VL2 = {**VL2_TINY, "language_config": {"architectures": ["DeepseekV2ForCausalLM"], "auto_map": AUTO, "bos_token_id": 0, "eos_token_id": 1, "first_k_dense_replace": 1, "hidden_size": 2560, "intermediate_size": 12288,
+    "lm_head": False, "max_position_embeddings": 4096, "model_type": "deepseek_v2", "moe_intermediate_size": 1536, "n_group": 1, "n_routed_experts": 72, "n_shared_experts": 2, "norm_topk_prob": True, "num_experts_per_tok": 6,
+    "q_lora_rank": None, "rm_head": False, "routed_scaling_factor": 2.0, "scoring_func": "sigmoid", "topk_group": 1, "topk_method": "noaux_tc", "torch_dtype": "bfloat16", "vocab_size": 129280}}
+CONFIGS.update({"deepseek-vl2-tiny": (VL2_TINY, 2934734080), "deepseek-vl2": (VL2, 27033548328)})
+
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_language_model_counts(tmp_path, name):
@@ -85,7 +100,7 @@ def test_language_model_counts(tmp_path, name):
 
 def test_omitted_keys_are_named_as_the_class_defaults(tmp_path):
     notes = load(tmp_path, CONFIGS["llava-1.5-7b"][0]).notes
-    assert any("taken from transformers' llama config defaults: hidden_size 4096, intermediate_size 11008, "
+    assert any("taken from its llama config class's defaults: hidden_size 4096, intermediate_size 11008, "
                "num_hidden_layers 32, num_attention_heads 32" in n for n in notes)
 
 
@@ -151,3 +166,19 @@ def test_minicpm_v_version_picks_the_language_model(tmp_path):
     qwen2_keys = ("version", "sliding_window", "use_sliding_window", "max_window_layers")
     assert params(tmp_path, {k: v for k, v in config.items() if k not in qwen2_keys}) == \
         CONFIGS["minicpm-v-2_6"][1] - biases
+
+
+def test_deepseek_vl2_language_models(tmp_path):
+    """tiny: 12 layers of multi-head attention (use_mla false: 10 heads of 128), the first dense (6,848), then 64
+    experts of 896 top-6 and 2 shared; deepseek-vl2: MLA of DeepSeek-VL2's DeepseekV2Config defaults (30 layers, 32
+    heads, kv_lora_rank 512, 128 + 64 q/k dims, v 128, q unranked), 72 experts of 1,536 with a selection bias each
+    (noaux_tc), 2 shared."""
+    d, e = 1280, 3 * 1280 * 896
+    tiny = 2 * 129280 * d + 12 * (4 * d * d + 2 * d) + 3 * d * 6848 + 11 * (64 * e + 2 * e + 64 * d) + d
+    d, e = 2560, 3 * 2560 * 1536
+    mla = d * 32 * 192 + d * 576 + 512 + 512 * 32 * 256 + 32 * 128 * d
+    base = 2 * 129280 * d + 30 * (mla + 2 * d) + 3 * d * 12288 + 29 * (72 * e + 2 * e + 72 * d + 72) + d
+    assert (tiny, base) == (CONFIGS["deepseek-vl2-tiny"][1], CONFIGS["deepseek-vl2"][1])
+    cfg = load(tmp_path, VL2_TINY)
+    assert cfg.mla is None and (cfg.n_heads, cfg.n_kv_heads, cfg.head_dim) == (10, 10, 128)
+    assert any("num_hidden_layers 30, num_attention_heads 32" in n for n in load(tmp_path, VL2).notes)
