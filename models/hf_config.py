@@ -119,6 +119,11 @@ class Fields:
             raise self.error(key, f"must be an object, got {str(v)[:60]}")
         return Fields(v, self.where, f"{self.path}{key}.")
 
+    def optional_sub(self, key: str) -> "Fields":
+        """The fields of a nested object, or none where it is absent or null (its class's defaults then apply)."""
+        return self.sub(key) if self.get(key, default=None)[1] is not None else Fields({}, self.where,
+                                                                                      f"{self.path}{key}.")
+
     def choice(self, table: dict, *keys: str, default=_MISSING):
         key, _ = self.get(*keys, default=default)
         v = self.str(*keys, default=default)
@@ -2422,8 +2427,7 @@ def _mpt(f: Fields) -> dict:
     layers = f.int("n_layers", "num_hidden_layers")
     if d % heads:
         raise f.error("d_model", f"({d}) must be a multiple of 'n_heads' ({heads})")
-    attn = f.sub("attn_config") if f.get("attn_config", default=None)[1] is not None else Fields({}, f.where,
-                                                                                                   "attn_config.")
+    attn = f.optional_sub("attn_config")
     if not attn.bool("alibi", True):
         raise attn.error("alibi", "is false: MPT without ALiBi (learned positions or rope) is not modelled, and "
                                   "vLLM's mpt.py asserts ALiBi")
@@ -2440,8 +2444,7 @@ def _mpt(f: Fields) -> dict:
     if attn.get("softmax_scale", default=None)[1] is not None:
         notes.append("attn_config.softmax_scale is set; vLLM scales the scores by head_dim^-0.5 whatever it says "
                      "(the same cost)")
-    ffn = f.sub("ffn_config") if f.get("ffn_config", default=None)[1] is not None else Fields({}, f.where,
-                                                                                                "ffn_config.")
+    ffn = f.optional_sub("ffn_config")
     ffn.choice({"mptmlp": "mlp"}, "ffn_type", default="mptmlp")
     ratio = f.number("expansion_ratio", default=4)
     width = int(d * ratio)
@@ -3649,7 +3652,7 @@ def from_dict(data: dict, *, name: str, source: str, where: str = "config.json")
         diff = model_type in DIFF_WRAPPERS
         absent = diff and f.get(key, default=None)[1] is None  # then transformers builds its default text config
         for part in key.split("."):  # Qwen3-Omni's language model is its thinker's text_config
-            f = Fields({}, f.where, f"{part}.") if absent else f.sub(part)
+            f = f.optional_sub(part) if absent else f.sub(part)
         if model_type in FLAT_WRAPPERS:  # a re-saved file repeats the language model's fields at the top level
             outer.read.update(k for k, v in outer.data.items() if k != "model_type" and f.data.get(k) == v)
         inherited = {k: outer.data[k] for k in ("torch_dtype", "dtype", "quantization_config",
