@@ -3496,6 +3496,12 @@ WRAPPERS = {"gemma3": "gemma3_text", "gemma3n": "gemma3n_text", "gemma4": "gemma
             "idefics3": "llama", "smolvlm": "llama",
             "qwen2_5_omni": "qwen2_5_omni_text", "minicpmv": "qwen2", "minicpmo": "qwen2", "phi4mm": "phi3",
             "phi4_multimodal": "phi3", "deepseek_vl_v2": "deepseek_v2"}
+# Model types refused with a reason of their own (what the engines do with them, and what to cost instead)
+UNSUPPORTED = {
+    "mllama": "Llama-3.2-Vision's cross-attention layers are not modelled, and vLLM no longer serves it (its native "
+              "support ended after 0.10.2); a text-only request runs its self-attention layers alone, Llama-3.1-8B's "
+              "or 70B's: cost that model's config.json",
+}
 # Flat wrappers whose language model `version` names (vLLM's minicpmv.py _SUPPORT_VERSION): its value -> model_type
 VERSIONED = {"minicpmv": {"2.0": "minicpm", "2.5": "llama", "2.6": "qwen2", "4.0": "llama", "4.5": "qwen3"},
              "minicpmo": {"2.6": "qwen2"}}
@@ -3666,6 +3672,8 @@ def from_dict(data: dict, *, name: str, source: str, where: str = "config.json")
                      f"{outer.data['model_type']} checkpoint are not")
     if f.wrapper in WRAPPER_NOTES:
         notes.append(f"{f.wrapper}: {WRAPPER_NOTES[f.wrapper]}")
+    if model_type in UNSUPPORTED:
+        raise f.error("model_type", f"is {model_type!r}, which is not supported: {UNSUPPORTED[model_type]}")
     if model_type not in FAMILIES:
         raise f.error("model_type", f"is {model_type!r}, which is not supported; supported: "
                                     f"{', '.join([*FAMILIES, *WRAPPERS])}; or write the model in Python and pass "

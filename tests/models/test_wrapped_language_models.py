@@ -182,3 +182,8 @@ def test_deepseek_vl2_language_models(tmp_path):
     cfg = load(tmp_path, VL2_TINY)
     assert cfg.mla is None and (cfg.n_heads, cfg.n_kv_heads, cfg.head_dim) == (10, 10, 128)
     assert any("num_hidden_layers 30, num_attention_heads 32" in n for n in load(tmp_path, VL2).notes)
+
+
+def test_mllama_is_refused_with_its_reason(tmp_path):
+    with pytest.raises(OpgraphError, match="'model_type' is 'mllama', which is not supported: Llama-3.2-Vision's"):
+        load(tmp_path, {"model_type": "mllama", "text_config": {"model_type": "mllama_text_model"}})
