@@ -45,7 +45,8 @@ def _one_of(*valid: str):
     return check
 
 
-ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu", "gelu": "gelu", "situ": "situ", "xielu": "xielu", "relu": "relu", "relu2": "relu2"}
+ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu", "gelu": "gelu", "situ": "situ", "xielu": "xielu", "relu": "relu",
+               "relu2": "relu2"}
 PLAIN_MLPS = ("gelu", "xielu", "relu", "relu2")  # the `mlp` values that are down(act(up)), without a gate
 
 
@@ -272,8 +273,8 @@ class DecoderConfig:
         if self.mla is not None:
             return LatentAttention(self.n_heads, self.mla)
         return Attention(self.n_heads, self.n_kv_heads, self.head_dim, rotary=self.positions == "rope",
-                         alibi=self.positions == "alibi", rotary_dim=self.rotary_dim, q_bias=self.qkv_bias, k_bias=self.qkv_bias,
-                         v_bias=self.qkv_bias, o_bias=self.o_bias)
+                         alibi=self.positions == "alibi", rotary_dim=self.rotary_dim, q_bias=self.qkv_bias,
+                         k_bias=self.qkv_bias, v_bias=self.qkv_bias, o_bias=self.o_bias)
 
     # -- structure ----------------------------------------------------------------------------------
     def layer_kinds(self) -> dict[Layer, int]:
