@@ -2563,7 +2563,7 @@ def _phi(f: Fields) -> dict:
                 head_bias=True, notes=notes)
 
 
-def _falcon(f: Fields) -> dict:
+def _falcon(f: Fields, *, legacy: bool = False) -> dict:
     """TII's Falcon-7B, 40B, 180B and 11B (transformers' falcon, vLLM's falcon.py): head_dim hidden_size / heads;
     one KV head where multi_query, num_kv_heads of them where new_decoder_architecture (default: every head), else
     every head; q, k, v, dense and the MLP biased where bias; a plain MLP, dense_4h_to_h(gelu(dense_h_to_4h(x))) of
@@ -2575,16 +2575,21 @@ def _falcon(f: Fields) -> dict:
     tie_word_embeddings says otherwise. Where alibi (Falcon-RW), ALiBi biases in place of rope, as vLLM runs them
     (Attention.alibi). The first in-library configs' n_embed,
     n_head, n_head_kv and n_layer are read as their later names. vLLM builds the MLP 4 x hidden_size wide with gelu
-    whatever ffn_hidden_size and activation say; where they say otherwise a note tells (priced as transformers)."""
+    whatever ffn_hidden_size and activation say; where they say otherwise a note tells (priced as transformers).
+    `legacy`: the remote-code RefinedWeb and RefinedWebModel configs (Falcon-40B's and 7B's first files), the new
+    decoder architecture where n_head_kv is given, as transformers' convert_custom_code_checkpoint.py converts them
+    (Falcon-40B's n_head_kv 8; vLLM's RWConfig takes it from hidden_size 8,192, which agrees for every published
+    one)."""
     d = f.int("hidden_size", "n_embed")
     heads = f.int("num_attention_heads", "n_head")
     if d % heads:
         raise f.error("hidden_size", f"({d}) must be a multiple of 'num_attention_heads' ({heads})")
     alibi = f.bool("alibi", False)
-    new = f.bool("new_decoder_architecture", False)
+    new = (f.get("n_head_kv", default=None)[1] is not None if legacy else
+           f.bool("new_decoder_architecture", False))
     multi_query = f.bool("multi_query", True)
     kv = f.int("num_kv_heads", "n_head_kv", default=heads) if new else 1 if multi_query else heads
-    parallel = f.bool("parallel_attn", True)
+    parallel = f.bool("parallel_attn", not legacy)  # vLLM's RWConfig defaults it false, FalconConfig true
     lns = f.int("num_ln_in_parallel_attn", default=2 if new else 1)
     if lns not in (1, 2) or (lns == 2 and not new):
         raise f.error("num_ln_in_parallel_attn", f"is {lns}: 1 (one input_layernorm), or 2 (ln_attn and ln_mlp) "
@@ -3399,6 +3404,8 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "gptj": _gptj,
     "phi": _phi,
     "falcon": _falcon,
+    "RefinedWeb": lambda f: _falcon(f, legacy=True),
+    "RefinedWebModel": lambda f: _falcon(f, legacy=True),
     "gpt_oss": _gpt_oss,
     "deepseek_v2": lambda f: _deepseek(f, v3=False),
     "deepseek_v3": lambda f: _deepseek(f, v3=True),

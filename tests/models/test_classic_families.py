@@ -212,6 +212,24 @@ def test_falcon_notes_vllms_fixed_mlp(tmp_path):
     assert not any("vLLM" in n for n in load(tmp_path, FALCON_11B).notes)
 
 
+# The first, remote-code files: tiiuae/falcon-7b's (RefinedWebModel, as its "Duplicate from tiiuae/falcon-7b" copies
+# keep it) and falcon-40b-instruct's (RefinedWeb: n_head_kv, no new_decoder_architecture)
+RW_7B = {"alibi": False, "apply_residual_connection_post_layernorm": False, "architectures": ["RWForCausalLM"],
+         "attention_dropout": 0.0, "bias": False, "bos_token_id": 11, "eos_token_id": 11, "hidden_dropout": 0.0,
+         "hidden_size": 4544, "initializer_range": 0.02, "layer_norm_epsilon": 1e-05, "model_type": "RefinedWebModel",
+         "multi_query": True, "n_head": 71, "n_layer": 32, "parallel_attn": True, "torch_dtype": "bfloat16",
+         "transformers_version": "4.27.4", "use_cache": True, "vocab_size": 65024}
+RW_40B = {**{k: v for k, v in RW_7B.items() if k != "multi_query"}, "model_type": "RefinedWeb", "hidden_size": 8192,
+          "n_head": 128, "n_head_kv": 8, "n_layer": 60}
+
+
+def test_falcons_first_files_are_the_same_models(tmp_path):
+    assert params(tmp_path, RW_7B) == params(tmp_path, FALCON_7B) == 6_921_720_704
+    assert params(tmp_path, RW_40B) == params(tmp_path, FALCON_40B) == 41_303_293_952
+    g = layer_graph(load(tmp_path, RW_40B), Phase.decode(1, 9))
+    assert {"ln_attn", "ln_mlp"} <= set(g.ops)  # n_head_kv: the new decoder architecture, as transformers converts it
+
+
 # tiiuae/falcon-rw-1b's fields: ALiBi, multi-head, biased, Llama's order
 FALCON_RW_1B = {"alibi": True, "apply_residual_connection_post_layernorm": False, "architectures": ["FalconForCausalLM"],
                 "bias": True, "hidden_size": 2048, "model_type": "falcon", "multi_query": False,
