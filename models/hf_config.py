@@ -886,8 +886,7 @@ def _dbrx(f: Fields) -> dict:
     heads = f.int("n_heads", "num_attention_heads")
     layers = f.int("n_layers", "num_hidden_layers")
     # DbrxConfig's defaults where a block is absent (DbrxAttentionConfig(), DbrxFFNConfig())
-    attn, ffn = (f.sub(key) if f.get(key, default=None)[1] is not None else Fields({}, f.where, f"{key}.")
-                 for key in ("attn_config", "ffn_config"))
+    attn, ffn = f.optional_sub("attn_config"), f.optional_sub("ffn_config")
     notes = _unread_keys(attn, DBRX_KEYS["attn_config"], "attn_config") + _unread_keys(ffn, DBRX_KEYS["ffn_config"],
                                                                                          "ffn_config")
     if ffn.bool("uniform_expert_assignment", False):
@@ -2318,9 +2317,7 @@ def _stablelm(f: Fields) -> dict:
     rope_pct; their use_norm_bias is not read by transformers, which builds the shifts (noted where false).
     vLLM's stablelm.py builds neither the q/k norms nor the parallel residual (it cannot load StableLM-2-12B):
     noted where set."""
-    f.read.add("rope_pct")
-    pct = f.data.get("rope_pct")
-    core = _core(f, rotary_default=0.25 if pct is None else f.number("rope_pct"))
+    core = _core(f, rotary_default=_rotary_spelling(f, "rope_pct", 0.25))
     qkv = f.bool("use_qkv_bias", False)
     qk_norm, parallel = f.bool("qk_layernorm", False), f.bool("use_parallel_residual", False)
     attention = _attention(f, core, q_bias=qkv, k_bias=qkv, v_bias=qkv, o_bias=False,
@@ -2478,6 +2475,18 @@ def _mpt(f: Fields) -> dict:
                 context_window=f.int("max_seq_len", default=None))
 
 
+def _rotary_spelling(f: Fields, key: str, default: float) -> float:
+    """The rotated fraction of each head as an older config spells partial_rotary_factor (GPT-NeoX's rotary_pct,
+    StableLM's first rope_pct), else `default`: _core's rotary_default, which a partial_rotary_factor beside it
+    overrides, so the two must agree (refused by name where they do not)."""
+    f.read.add(key)
+    value = f.data.get(key)
+    if value is not None and "partial_rotary_factor" in f.data and f.data["partial_rotary_factor"] != value:
+        raise f.error(key, f"is {value!r} and 'partial_rotary_factor' is {f.data['partial_rotary_factor']!r}: they "
+                           f"disagree; give one")
+    return default if value is None else f.number(key)
+
+
 def _parallel_block(attention, mlp, *, norms: tuple[str, ...] = ("input_layernorm.weight",),
                     reduce_once: bool = False) -> parts.Layer:
     """The parallel residual of GPT-J, GPT-NeoX, Phi and Falcon, x + attention(ln(x)) + mlp(ln(x)), in LayerNorms
@@ -2496,12 +2505,7 @@ def _gpt_neox(f: Fields) -> dict:
     dense_h_to_4h(x))); where use_parallel_residual, x + attention(input_layernorm(x)) + mlp(
     post_attention_layernorm(x)), else Llama's order; embed_out untied unless tie_word_embeddings. Under tensor
     parallelism dense and dense_4h_to_h each all-reduce (RowParallelLinear), two a layer."""
-    f.read.add("rotary_pct")
-    pct = f.data.get("rotary_pct")
-    if pct is not None and "partial_rotary_factor" in f.data and f.data["partial_rotary_factor"] != pct:
-        raise f.error("rotary_pct", f"is {pct!r} and 'partial_rotary_factor' is "
-                                    f"{f.data['partial_rotary_factor']!r}: they disagree; give one")
-    core = _core(f, rotary_default=0.25 if pct is None else f.number("rotary_pct"))
+    core = _core(f, rotary_default=_rotary_spelling(f, "rotary_pct", 0.25))
     _fixed_head_dim(f, core, "GPT-NeoX")
     act = f.choice({a: "gelu" for a in GPT2_ACTS}, "hidden_act", default="gelu")
     bias = f.bool("attention_bias", True)
@@ -2573,9 +2577,9 @@ def _falcon(f: Fields, *, legacy: bool = False) -> dict:
     all-reduce under tensor parallelism, as vLLM's reduce_row_parallel_results. Else Llama's order with
     input_layernorm and post_attention_layernorm, two all-reduces. LayerNorms with a shift; lm_head tied unless
     tie_word_embeddings says otherwise. Where alibi (Falcon-RW), ALiBi biases in place of rope, as vLLM runs them
-    (Attention.alibi). The first in-library configs' n_embed,
-    n_head, n_head_kv and n_layer are read as their later names. vLLM builds the MLP 4 x hidden_size wide with gelu
-    whatever ffn_hidden_size and activation say; where they say otherwise a note tells (priced as transformers).
+    (Attention.alibi). The first in-library configs' n_embed, n_head, n_head_kv and n_layer are read as their later
+    names. vLLM builds the MLP 4 x hidden_size wide with gelu whatever ffn_hidden_size and activation say; where they
+    say otherwise a note tells (priced as transformers).
     `legacy`: the remote-code RefinedWeb and RefinedWebModel configs (Falcon-40B's and 7B's first files), the new
     decoder architecture where n_head_kv is given, as transformers' convert_custom_code_checkpoint.py converts them
     (Falcon-40B's n_head_kv 8; vLLM's RWConfig takes it from hidden_size 8,192, which agrees for every published

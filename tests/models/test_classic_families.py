@@ -363,6 +363,11 @@ def test_stablelm_3b_count_is_published(tmp_path, config):
     assert g.ops["rope_q"].flops == 3 * 32 * 20  # int(80 x 0.25) = 20 dims of each head
 
 
+def test_stablelm_epochs_rope_pct_must_agree_with_partial_rotary_factor(tmp_path):
+    with pytest.raises(Exception, match="'rope_pct' is 0.25 and 'partial_rotary_factor' is 0.5: they disagree"):
+        load(tmp_path, STABLELM_3B_EPOCH, partial_rotary_factor=0.5)
+
+
 def test_stablelm_2_12b_parallel_residual_with_per_head_norms(tmp_path):
     d, hd = 5120, 160
     layer = ln(d) + d * d + 2 * d * 8 * hd + d * d + 3 * d * 13824 + (32 + 8) * hd  # one norm; q/k scales a head
