@@ -474,15 +474,61 @@ def _windowed_layers(f: Fields, layers: int) -> set[int]:
 
 
 def _qwen2(f: Fields) -> dict:
-    """Qwen2: q/k/v biases (always, in the modeling code). Sliding window only where use_sliding_window is
-    true, on the layers from max_window_layers on; or as the newer layer_types list says."""
+    """Qwen2: q/k/v biases (always, in the modeling code; an attention_bias false is noted). Sliding window only
+    where use_sliding_window is true, on the layers from max_window_layers on; or as the newer layer_types list
+    says."""
     core = _core(f)
     layers = core["n_layers"]
     windowed = _windowed_layers(f, layers)
     window = f.int("sliding_window") if windowed else None
-    return dict(**core, mlp=_gated(f), qkv_bias=True, sliding_window=window,
+    # some re-saves (NVLM-D's llm_config) write attention_bias; Qwen2's code and vLLM's bias q, k and v whatever it says
+    notes = () if f.bool("attention_bias", True) else (
+        "attention_bias is false, but Qwen2's reference code and vLLM's qwen2.py bias q, k and v whatever it says: "
+        "priced with the biases",)
+    return dict(**core, mlp=_gated(f), qkv_bias=True, sliding_window=window, notes=notes,
                 window_layers=None if len(windowed) == layers else windowed or None,
                 tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+QWEN1_NEUTRAL = ("use_flash_attn", "bf16", "fp16", "fp32", "onnx_safe", "emb_dropout_prob", "attn_dropout_prob",
+                 "softmax_in_fp32", "use_cache_kernel")
+
+
+def _qwen1(f: Fields) -> dict:
+    """Alibaba's first Qwen (remote code QWenLMHeadModel, model_type qwen: Qwen-1.8B, 7B, 14B and 72B; vLLM's
+    qwen.py): Llama's layer, multi-head, under its own names: one c_attn with a bias (q, k and v always biased), c_proj
+    without; a SwiGLU MLP whose two branches are each intermediate_size / 2 wide (w1 and w2, as vLLM's QWenMLP builds
+    them); rope over whole heads. vLLM reads neither kv_channels nor rotary_pct, so a value other than hidden_size /
+    heads or 1 is refused, as is no_bias false (biases the remote code adds and vLLM does not load). Its dynamic NTK
+    and log-n query scaling (use_dynamic_ntk, use_logn_attn) act only past seq_length, which bounds the context
+    window; vLLM runs neither. The bf16/fp16/fp32 flags pick the remote code's autocast, not the stored dtype."""
+    core = _core(f)
+    _fixed_head_dim(f, core, "Qwen")
+    if f.int("kv_channels", default=core["head_dim"]) != core["head_dim"]:
+        raise f.error("kv_channels", f"must be hidden_size / num_attention_heads ({core['head_dim']}): vLLM's qwen.py "
+                                     f"takes the heads' width from those two")
+    if f.number("rotary_pct", default=1.0) != 1:
+        raise f.error("rotary_pct", "is not 1: vLLM's qwen.py rotates whole heads whatever it says (published Qwen "
+                                    "configs give 1.0)")
+    if not f.bool("no_bias", True):
+        raise f.error("no_bias", "is false: the remote code then biases c_proj and the MLP, which vLLM's qwen.py "
+                                 "does not load (published Qwen configs set it true)")
+    if core["d_ffn"] % 2:
+        raise f.error("intermediate_size", f"({core['d_ffn']}) must be even: it is the two SwiGLU branches together")
+    core["d_ffn"] //= 2
+    f.get(*QWEN1_NEUTRAL, default=None)  # engine and autocast choices: no cost
+    notes = [what for key, what in (
+        ("use_dynamic_ntk", "use_dynamic_ntk (rope stretched past seq_length) is not run by vLLM: rope costs the same"),
+        ("use_logn_attn", "use_logn_attn (queries scaled by log(position) / log(seq_length) past seq_length) is not "
+                          "run by vLLM and not priced"),
+        ("use_cache_quantization", "use_cache_quantization (the remote code's int8 KV cache) is not run by vLLM: "
+                                   "the cache is priced at --kv-dtype")) if f.bool(key, False)]
+    attention = _attention(f, core, q_bias=True, k_bias=True, v_bias=True, o_bias=False)
+    layer = parts.pre_norm(attention, MLP(core["d_ffn"], "silu"))
+    windows = [w for w in (context_window(f), f.int("seq_length", default=None)) if w]
+    return dict(**_summary_fields(core, attention), mlp="swiglu", notes=tuple(notes),
+                layers=Stack.uniform(layer, core["n_layers"]), tie_embeddings=f.bool("tie_word_embeddings", False),
+                context_window=min(windows) if windows else None)
 
 
 def _qwen_moe(f: Fields, shared: bool, renormalize: bool = False) -> MoE:
@@ -962,6 +1008,23 @@ def _minicpm(f: Fields) -> dict:
     return dict(**_summary_fields(core, attention), moe=ffn if experts else None, notes=notes,
                 layers=Stack.uniform(_mup_layer(attention, ffn), core["n_layers"]), embed_scale=True,
                 head_input_scale=True, tie_embeddings=f.bool("tie_word_embeddings", True))
+
+
+def _internlm1(f: Fields) -> dict:
+    """Shanghai AI Lab's first InternLM (remote code InternLMForCausalLM, model_type internlm: InternLM-7B and 20B;
+    vLLM runs it as Llama, llama.py): Llama's layer with biases on q, k, v and o where bias is true (InternLMConfig's
+    default and InternLM-7B's; InternLM-20B sets it false), as llama.py reads `bias`. Its `rotary` ({"base",
+    "type": "dynamic"}, dynamic NTK past the trained length) is rope's and costs nothing; vLLM runs it unscaled."""
+    core = _core(f)
+    bias = f.bool("bias", True)
+    _, rotary = f.get("rotary", default={})
+    if not isinstance(rotary, dict):
+        raise f.error("rotary", f"must be an object (base, type) or null, got {rotary!r}")
+    f.choice({"silu": "silu"}, "hidden_act", default="silu")
+    attention = _attention(f, core, q_bias=bias, k_bias=bias, v_bias=bias, o_bias=bias)
+    return dict(**_summary_fields(core, attention), mlp="swiglu",
+                layers=Stack.uniform(parts.pre_norm(attention, MLP(core["d_ffn"], "silu")), core["n_layers"]),
+                tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
 def _internlm(f: Fields, *, v3: bool = False) -> dict:
@@ -1706,7 +1769,7 @@ def _mla(f: Fields) -> MLA:
     return mla
 
 
-def _deepseek(f: Fields, *, v3: bool, first_dense: int = 0) -> dict:
+def _deepseek(f: Fields, *, v3: bool, first_dense: int = 0, mla: bool = True) -> dict:
     """DeepSeek-V2/V3 and Kimi-K2: MLA (q_lora_rank may be null), DeepSeekMoE. The multi-token-prediction
     module (num_nextn_predict_layers) is not part of next-token inference and is not counted. use_mla false
     (DeepSeek-VL2-tiny's language model; vLLM runs it as DeepseekForCausalLM): multi-head attention over
@@ -1716,7 +1779,7 @@ def _deepseek(f: Fields, *, v3: bool, first_dense: int = 0) -> dict:
     d = f.int("hidden_size")
     heads = f.int("num_attention_heads")
     kv = f.int("num_key_value_heads", default=heads)  # MLA has no KV heads of its own; the field equals the heads
-    if f.bool("use_mla", True):
+    if f.bool("use_mla", mla):
         mla = _mla(f)
         _rotary_dim(f, mla.qk_rope_head_dim)  # type checks only: MLA rotates exactly qk_rope_head_dim
     else:
@@ -1726,6 +1789,22 @@ def _deepseek(f: Fields, *, v3: bool, first_dense: int = 0) -> dict:
                 n_layers=f.int("num_hidden_layers"), vocab_size=f.int("vocab_size"), mla=mla,
                 moe=_deepseek_moe(f, v3=v3, first_dense=first_dense), mlp=_gated(f), dtype=_dtype(f), **_weights(f),
                 **_mtp(f), tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _deepseek_v1(f: Fields) -> dict:
+    """DeepSeek's first MoE (remote code DeepseekForCausalLM, model_type deepseek: DeepSeekMoE-16B; vLLM 0.11's
+    deepseek.py): _deepseek's multi-head attention (no MLA), dense layers below first_k_dense_replace, then every
+    moe_layer_freq-th layer DeepSeekMoE: n_routed_experts of moe_intermediate_size, softmax top num_experts_per_tok,
+    renormalized where norm_topk_prob, and the n_shared_experts run as one MLP. vLLM's deepseek.py scores by
+    softmax, unscaled and without groups whatever the config says, so another scoring_func, routed_scaling_factor or
+    topk_method is refused."""
+    for key, neutral in (("scoring_func", "softmax"), ("topk_method", "greedy")):
+        if f.str(key, default=neutral) != neutral:
+            raise f.error(key, f"is {f.data[key]!r}, but vLLM's deepseek.py routes DeepSeekMoE-16B by a plain softmax "
+                               f"top-k ({neutral!r})")
+    if f.number("routed_scaling_factor", default=1.0) != 1:
+        raise f.error("routed_scaling_factor", "is not 1, but vLLM's deepseek.py does not scale the routing weights")
+    return _deepseek(f, v3=False, mla=False)
 
 
 def _glm_moe_dsa(f: Fields) -> dict:
@@ -2565,6 +2644,28 @@ def _phi(f: Fields) -> dict:
     return dict(**_summary_fields(core, attention), mlp="gelu", mlp_bias=True, norm="layernorm", norm_bias=True,
                 layers=Stack.uniform(layer, core["n_layers"]), tie_embeddings=f.bool("tie_word_embeddings", False),
                 head_bias=True, notes=notes)
+
+
+def _persimmon(f: Fields) -> dict:
+    """Adept's Persimmon-8B (transformers' persimmon, vLLM's persimmon.py): LayerNorms with a shift; multi-head
+    attention from one biased query_key_value, q and k LayerNormed per head with one scale and shift of head_dim the
+    heads share (where qk_layernorm), rope over partial_rotary_factor (default 0.5) of each head, a biased dense; a
+    plain biased MLP, dense_4h_to_h(relu(dense_h_to_4h(x))^2); lm_head untied and without a bias (vLLM never ties
+    it, so tie_word_embeddings true is refused)."""
+    core = _core(f, rotary_default=0.5)
+    _fixed_head_dim(f, core, "Persimmon")
+    if core["n_kv_heads"] != core["n_heads"]:
+        raise f.error("num_key_value_heads", f"is {core['n_kv_heads']}, but Persimmon's attention (transformers' and "
+                                             f"vLLM's) has a key and value head for each of its {core['n_heads']} heads")
+    f.choice({"relu2": "relu2"}, "hidden_act", default="relu2")
+    attention = _attention(f, core, q_bias=True, k_bias=True, v_bias=True, o_bias=True,
+                           qk_norm="shared_layernorm" if f.bool("qk_layernorm", True) else None)
+    if f.bool("tie_word_embeddings", False):
+        raise f.error("tie_word_embeddings", "is true, but vLLM's persimmon.py never ties lm_head to the embeddings")
+    layer = parts.pre_norm(attention, MLP(core["d_ffn"], "relu2", gated=False, bias=True), norm="layernorm",
+                           norm_bias=True)
+    return dict(**_summary_fields(core, attention), mlp="relu2", mlp_bias=True, norm="layernorm", norm_bias=True,
+                layers=Stack.uniform(layer, core["n_layers"]), tie_embeddings=False)
 
 
 def _falcon(f: Fields, *, legacy: bool = False) -> dict:
@@ -3407,10 +3508,12 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "gpt_bigcode": _gpt_bigcode,
     "gptj": _gptj,
     "phi": _phi,
+    "persimmon": _persimmon,
     "falcon": _falcon,
     "RefinedWeb": lambda f: _falcon(f, legacy=True),
     "RefinedWebModel": lambda f: _falcon(f, legacy=True),
     "gpt_oss": _gpt_oss,
+    "deepseek": _deepseek_v1,
     "deepseek_v2": lambda f: _deepseek(f, v3=False),
     "deepseek_v3": lambda f: _deepseek(f, v3=True),
     "kimi_k2": lambda f: _deepseek(f, v3=True),
@@ -3464,12 +3567,14 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "hunyuan_v1_moe": _hunyuan_v1_moe,
     "ernie4_5": lambda f: _ernie4_5(f, moe=False),
     "ernie4_5_moe": lambda f: _ernie4_5(f, moe=True),
+    "qwen": _qwen1,
     "qwen2_vl_text": _qwen2,  # Qwen2-VL's and Qwen2.5-VL's language model: Qwen2's layer, M-RoPE rotating the same dims
     "qwen2_5_vl_text": _qwen2,
     "qwen2_5_omni_text": _qwen2,
     "step3_text": _step3,
     "phimoe": _phimoe,
     "minicpm": _minicpm,
+    "internlm": _internlm1,
     "internlm2": _internlm,
     "internlm3": lambda f: _internlm(f, v3=True),
     "dbrx": _dbrx,
@@ -3506,9 +3611,21 @@ WRAPPERS = {"gemma3": "gemma3_text", "gemma3n": "gemma3n_text", "gemma4": "gemma
             "cohere2_vision": "cohere2", "lfm2_vl": "lfm2", "lfm2-vl": "lfm2", "idefics2": "mistral",
             "idefics3": "llama", "smolvlm": "llama",
             "qwen2_5_omni": "qwen2_5_omni_text", "minicpmv": "qwen2", "minicpmo": "qwen2", "phi4mm": "phi3",
-            "phi4_multimodal": "phi3", "deepseek_vl_v2": "deepseek_v2"}
+            "phi4_multimodal": "phi3", "deepseek_vl_v2": "deepseek_v2",
+            # InternVL's kin with llm_config (vLLM renames it text_config), Intern-S1 (Qwen3-MoE; its text_config
+            # must name its model_type: NAMED_TEXT), Ovis, Keye, and the speech models' language models
+            "NVLM_D": "qwen2", "Llama_Nemotron_Nano_VL": "llama", "NemotronH_Nano_VL_V2": "nemotron_h",
+            "interns1": "qwen3_moe", "ovis": "qwen2", "ovis2_5": "qwen3", "Keye": "qwen3", "qwen2_audio": "qwen2",
+            "voxtral": "llama", "granite_speech": "granite"}
+# Wrappers whose language model's config must name its model_type (InternS1Config refuses a text_config without one)
+NAMED_TEXT = frozenset({"interns1"})
 # Model types refused with a reason of their own (what the engines do with them, and what to cost instead)
 UNSUPPORTED = {
+    "hunyuan": "Hunyuan-Large's cross-layer attention (use_cla: odd layers attend over the layer before's K and V) is "
+               "not modelled, and neither vLLM nor transformers serves HunYuanForCausalLM (Tencent points to a fork of "
+               "vLLM); Hunyuan-A13B's and the dense Hunyuan models' configs (hunyuan_v1_moe, hunyuan_v1_dense) load",
+    "ultravox": "Ultravox's config.json holds no language model: it runs the one text_model_id names (vLLM loads its "
+                "config and weights from there); cost that model's config.json",
     "mllama": "Llama-3.2-Vision's cross-attention layers are not modelled, and vLLM no longer serves it (its native "
               "support ended after 0.10.2); a text-only request runs its self-attention layers alone, Llama-3.1-8B's "
               "or 70B's: cost that model's config.json",
@@ -3534,6 +3651,10 @@ WRAPPER_NOTES = {
     "qwen2_5_omni": "its talker and token2wav (speech output), which vLLM does not serve, are not costed",
 }
 WRAPPER_NOTES["phi4_multimodal"] = WRAPPER_NOTES["phi4mm"]
+WRAPPER_NOTES["granite_speech"] = ("its LoRA adapter (has_lora_adapter) runs only for audio requests; text is priced "
+                                   "without it")
+WRAPPER_NOTES["voxtral"] = ("vLLM builds its language model from params.json, Mistral's format, as MistralForCausalLM: "
+                            "the same layers as text_config")
 # Wrappers whose saved text_config holds only what differs from its text class's defaults (transformers'
 # to_diff_dict): each key it omits takes the transformers class default (TEXT_CLASS_DEFAULTS), tie_word_embeddings
 # too (the language model ties as its own config says, not as the wrapper's top level does), and a note names them.
@@ -3544,7 +3665,7 @@ DIFF_WRAPPERS = {"llava": {}, "llava_next": {}, "llava_next_video": {}, "video_l
                                "num_attention_heads": 8, "num_key_value_heads": 1, "vocab_size": 257152},
                  "idefics2": {"max_position_embeddings": 32768, "tie_word_embeddings": False},
                  "idefics3": {"tie_word_embeddings": False}, "smolvlm": {"tie_word_embeddings": False},
-                 "deepseek_vl_v2": {}}
+                 "deepseek_vl_v2": {}, "qwen2_audio": {}}
 # transformers 4.57.1's text config classes: their defaults for the keys that shape the cost (configuration_*.py)
 TEXT_CLASS_DEFAULTS = {
     "llama": dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
@@ -3578,11 +3699,15 @@ TEXT_CLASS_DEFAULTS["deepseek_v2"] = dict(
     v_head_dim=128, qk_nope_head_dim=128, max_position_embeddings=2048, tie_word_embeddings=False)
 # The key that holds a wrapper's language model where it is not text_config (InternVL's original format)
 WRAPPER_KEYS = {"internvl_chat": "llm_config", "qwen3_omni_moe": "thinker_config.text_config",
-                "qwen2_5_omni": "thinker_config.text_config", "deepseek_vl_v2": "language_config"}
+                "qwen2_5_omni": "thinker_config.text_config", "deepseek_vl_v2": "language_config",
+                "NVLM_D": "llm_config", "Llama_Nemotron_Nano_VL": "llm_config", "NemotronH_Nano_VL_V2": "llm_config",
+                "ovis": "llm_config", "ovis2_5": "llm_config"}
 # Wrappers whose published configs hold the language model's fields at the top level, beside vision_config (Qwen2-VL
 # and Qwen2.5-VL as Qwen released them; transformers builds their text_config from those fields, and files it saves
 # later carry both, the same values)
-FLAT_WRAPPERS = frozenset({"qwen2_vl", "qwen2_5_vl", "minicpmv", "minicpmo", "phi4mm", "phi4_multimodal"})
+FLAT_WRAPPERS = frozenset({"qwen2_vl", "qwen2_5_vl", "minicpmv", "minicpmo", "phi4mm", "phi4_multimodal", "Keye"})
+# Wrappers of a language model and an audio tower alone (no vision side), for their note
+AUDIO_ONLY = frozenset({"qwen2_audio", "voxtral", "granite_speech"})
 
 
 def _class_defaults(f: Fields, wrapper: str, model_type: str, *, absent: bool) -> list[str]:
@@ -3604,7 +3729,9 @@ def _class_defaults(f: Fields, wrapper: str, model_type: str, *, absent: bool) -
 
 def _towers(data: dict) -> str:
     """What a multimodal checkpoint has beside its language model, for its note: an audio tower where it (or its
-    thinker) has an audio_config or audio_processor."""
+    thinker) has an audio_config or audio_processor, and only that where it is a speech model (AUDIO_ONLY)."""
+    if data.get("model_type") in AUDIO_ONLY:
+        return "the audio tower and projector"
     thinker = data.get("thinker_config") if isinstance(data.get("thinker_config"), dict) else {}
     audio = any(k in d for d in (data, thinker) for k in ("audio_config", "audio_processor"))
     return "the vision and audio towers" if audio else "the vision tower and projector"
@@ -3676,7 +3803,8 @@ def from_dict(data: dict, *, name: str, source: str, where: str = "config.json")
                                                 *(() if diff else ("tie_word_embeddings",)))
                      if k in outer.data and k not in f.data}
         f.data = {**f.data, **inherited}
-        f.wrapper, model_type = model_type, f.str("model_type", default=WRAPPERS[model_type])
+        default = {} if model_type in NAMED_TEXT else {"default": WRAPPERS[model_type]}
+        f.wrapper, model_type = model_type, f.str("model_type", **default)
         if diff:
             notes += _class_defaults(f, f.wrapper, model_type, absent=absent)
         notes.append(f"the language model ({key}) is costed; {_towers(outer.data)} of this "

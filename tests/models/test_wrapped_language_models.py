@@ -187,3 +187,76 @@ def test_deepseek_vl2_language_models(tmp_path):
 def test_mllama_is_refused_with_its_reason(tmp_path):
     with pytest.raises(OpgraphError, match="'model_type' is 'mllama', which is not supported: Llama-3.2-Vision's"):
         load(tmp_path, {"model_type": "mllama", "text_config": {"model_type": "mllama_text_model"}})
+
+
+# Speech models and InternVL's kin whose language model sits in llm_config: Qwen/Qwen2-Audio-7B-Instruct's first
+# config.json (transformers 4.38.1: its text_config saved as the differences from Qwen2Config's defaults);
+# mistralai/Voxtral-Small-24B-2507's (a duplicate of it); nvidia/NVLM-D-72B's llm_config as far as its published page
+# shows it (hidden 8,192, MLP 29,568, q/k/v biased), the rest Qwen2-72B-Instruct's, which it names; Keye-VL-8B's
+# top-level Qwen3-8B fields (a fine-tune's copy); the others' language models are Llama-3.1-8B's, Qwen3-8B's and
+# Nemotron-H's fields under their wrapper's key.
+QWEN2_AUDIO = {"architectures": ["Qwen2AudioForConditionalGeneration"], "audio_config": {"model_type": "qwen2_audio_encoder"},
+               "audio_token_index": 151646, "ignore_index": -100, "model_type": "qwen2_audio",
+               "text_config": {"bos_token_id": 151643, "eos_token_id": 151645, "intermediate_size": 11008, "max_position_embeddings": 8192, "model_type": "qwen2", "rope_theta": 10000,
+                               "rms_norm_eps": 1e-5, "sliding_window": 32768, "torch_dtype": "bfloat16", "use_mrope": False, "vocab_size": 156032},
+               "transformers_version": "4.38.1", "vocab_size": 156032}
+VOXTRAL_SMALL = {"architectures": ["VoxtralForConditionalGeneration"], "audio_config": {"model_type": "voxtral_encoder"}, "audio_token_id": 24, "hidden_size": 5120, "model_type": "voxtral", "projector_hidden_act": "gelu",
+                 "text_config": {"attention_bias": False, "attention_dropout": 0.0, "head_dim": 128, "hidden_act": "silu", "hidden_size": 5120, "initializer_range": 0.02, "intermediate_size": 32768, "max_position_embeddings": 131072,
+                                 "mlp_bias": False, "model_type": "llama", "num_attention_heads": 32, "num_hidden_layers": 40, "num_key_value_heads": 8, "pretraining_tp": 1, "rms_norm_eps": 1e-05, "rope_scaling": None,
+                                 "rope_theta": 100000000.0, "sliding_window": None, "use_cache": True, "vocab_size": 131072},
+                 "torch_dtype": "bfloat16", "transformers_version": "4.54.0.dev0", "vocab_size": 131072}
+QWEN2_72B = {"architectures": ["Qwen2ForCausalLM"], "attention_bias": True, "bos_token_id": 151643, "eos_token_id": 151645, "hidden_act": "silu", "hidden_size": 8192, "intermediate_size": 29568,
+             "max_position_embeddings": 32768, "mlp_bias": False, "model_type": "qwen2", "num_attention_heads": 64, "num_hidden_layers": 80, "num_key_value_heads": 8, "rope_theta": 1000000.0,
+             "tie_word_embeddings": False, "torch_dtype": "bfloat16", "vocab_size": 152064}
+LLAMA_31_8B = {"architectures": ["LlamaForCausalLM"], "hidden_size": 4096, "intermediate_size": 14336, "model_type": "llama", "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
+               "rope_theta": 500000.0, "tie_word_embeddings": False, "torch_dtype": "bfloat16", "vocab_size": 128256}
+QWEN3_8B = {"architectures": ["Qwen3ForCausalLM"], "head_dim": 128, "hidden_size": 4096, "intermediate_size": 12288, "max_position_embeddings": 40960, "model_type": "qwen3", "num_attention_heads": 32,
+            "num_hidden_layers": 36, "num_key_value_heads": 8, "rope_theta": 1000000, "tie_word_embeddings": False, "torch_dtype": "bfloat16", "vocab_size": 151936}
+VISION = {"model_type": "intern_vit_6b"}
+
+
+def gqa(d, heads, kv, head_dim, ffn, *, qkv_bias=False, qk_norm=False):
+    """One pre-norm SwiGLU layer of grouped-query attention."""
+    return (2 * d * heads * head_dim + 2 * d * kv * head_dim + (heads + 2 * kv) * head_dim * qkv_bias
+            + 2 * head_dim * qk_norm + 3 * d * ffn + 2 * d)
+
+
+SPEECH_AND_LLM_CONFIG = {  # name: (config.json, its language model by hand)
+    "qwen2-audio-7b": (QWEN2_AUDIO, 32 * gqa(4096, 32, 32, 128, 11008, qkv_bias=True) + 2 * 156032 * 4096 + 4096),
+    "voxtral-small-24b": (VOXTRAL_SMALL, 40 * gqa(5120, 32, 8, 128, 32768) + 2 * 131072 * 5120 + 5120),
+    "nvlm-d-72b": ({"architectures": ["NVLM_D"], "model_type": "NVLM_D", "downsample_ratio": 0.5, "llm_config": QWEN2_72B, "vision_config": VISION, "torch_dtype": "bfloat16"},
+                   80 * gqa(8192, 64, 8, 128, 29568, qkv_bias=True) + 2 * 152064 * 8192 + 8192),
+    "llama-nemotron-nano-vl-8b": ({"model_type": "Llama_Nemotron_Nano_VL", "llm_config": LLAMA_31_8B, "vision_config": {"model_type": "radio"}},
+                                  32 * gqa(4096, 32, 8, 128, 14336) + 2 * 128256 * 4096 + 4096),
+    "intern-s1-mini": ({"model_type": "interns1", "text_config": QWEN3_8B, "vision_config": {"model_type": "interns1_vision"}},
+                       36 * gqa(4096, 32, 8, 128, 12288, qk_norm=True) + 2 * 151936 * 4096 + 4096),
+    "ovis2.5-9b": ({"model_type": "ovis2_5", "llm_config": QWEN3_8B, "vit_config": {"model_type": "siglip2_navit"}, "visual_vocab_size": 65536},
+                   36 * gqa(4096, 32, 8, 128, 12288, qk_norm=True) + 2 * 151936 * 4096 + 4096),
+    "keye-vl-8b": ({**{k: v for k, v in QWEN3_8B.items() if k != "architectures"}, "model_type": "Keye", "architectures": ["KeyeForConditionalGeneration"],
+                    "rope_scaling": {"mrope_section": [16, 24, 24], "rope_type": "default", "type": "default"}, "vision_config": {"model_type": "Keye"}},
+                   36 * gqa(4096, 32, 8, 128, 12288, qk_norm=True) + 2 * 151936 * 4096 + 4096),
+}
+CONFIGS.update(SPEECH_AND_LLM_CONFIG)
+
+
+def test_speech_models_say_what_they_are(tmp_path):
+    notes = load(tmp_path, QWEN2_AUDIO).notes
+    assert any("the audio tower and projector of this qwen2_audio checkpoint are not" in n for n in notes)
+    assert any("hidden_size 4096, num_hidden_layers 32, num_attention_heads 32, num_key_value_heads 32" in n
+               for n in notes)  # Qwen2Config's defaults, which its diff-saved text_config leaves out
+    assert any("MistralForCausalLM" in n for n in load(tmp_path, VOXTRAL_SMALL).notes)
+    speech = load(tmp_path, {"model_type": "granite_speech", "has_lora_adapter": True, "encoder_config": {},
+                             "text_config": {**LLAMA_31_8B, "model_type": "granite"}})
+    assert any("runs only for audio requests" in n for n in speech.notes)
+
+
+def test_intern_s1_names_its_language_model(tmp_path):
+    text = {k: v for k, v in QWEN3_8B.items() if k != "model_type"}
+    with pytest.raises(OpgraphError, match="text_config.model_type"):
+        load(tmp_path, {"model_type": "interns1", "text_config": text})
+
+
+@pytest.mark.parametrize("model_type, reason", [("hunyuan", "cross-layer attention"), ("ultravox", "text_model_id")])
+def test_models_refused_with_their_reason(tmp_path, model_type, reason):
+    with pytest.raises(OpgraphError, match=f"'{model_type}', which is not supported: .*{reason}"):
+        load(tmp_path, {"model_type": model_type, "hidden_size": 64})
