@@ -575,12 +575,24 @@ class DecoderConfig:
         found = self.parts(LatentAttention)
         return found[0].mla if found else None
 
+    def mla_expanded(self) -> LatentAttention | None:
+        """The latent attention where it runs as multi-head attention (MiniCPM3 under vLLM), else None."""
+        found = [a for a in self.parts(LatentAttention) if a.expanded]
+        return found[0] if found else None
+
     def phase_notes(self, phase: Phase, options: BuildOptions = BuildOptions()) -> tuple[str, ...]:
         notes = list(self.notes)
         m = self.mla_spec()
+        expanded = self.mla_expanded()
         if m is not None:
             h = self.n_heads
-            if self.mla_absorbed(phase):
+            if expanded is not None:
+                width = m.qk_nope_head_dim + m.qk_rope_head_dim
+                notes.append(f"{phase.name}: MLA's weights run as multi-head attention: kv_b_proj expands every token's "
+                             f"{m.kv_lora_rank}-dim latent to {h} heads of K ({m.qk_nope_head_dim}+"
+                             f"{m.qk_rope_head_dim} with the shared rope key) and V ({m.v_head_dim}, zero-padded to "
+                             f"{width}), and the cache stores them: {expanded.cache_width} values per token")
+            elif self.mla_absorbed(phase):
                 notes.append(f"{phase.name}: MLA weight-absorbed: kv_b_proj's K rows fold into the query (q_absorb) "
                              f"and its V rows into the output (v_absorb); attention reads the cached "
                              f"{m.kv_lora_rank}+{m.qk_rope_head_dim} latent+rope entries, never decompressed "
@@ -635,7 +647,10 @@ class DecoderConfig:
                          f"the hidden states; embedding and lm_head split by vocabulary"
                          + (f" (padded from {self.vocab_size:,} to {-(-self.vocab_size // options.tp) * options.tp:,})"
                             if self.vocab_size % options.tp else ""))
-            if m is not None:
+            if m is not None and expanded is not None:
+                notes.append(f"MLA as multi-head attention over {options.tp} GPUs: the heads and their K and V cache "
+                             f"split, but every GPU computes the whole latent (q_a_proj, kv_a_proj_with_mqa)")
+            elif m is not None:
                 notes.append(f"MLA over {options.tp} GPUs: the heads split, but every GPU computes and caches the whole "
                              f"{m.cache_width}-wide latent (the KV cache is not split)")
             if e is not None and options.ep == 1:
@@ -701,7 +716,8 @@ class DecoderConfig:
             s.update(kv_heads=self.n_kv_heads, head_dim=self.head_dim)
         else:
             s.update(attention="mla", head_dim=m.qk_nope_head_dim + m.qk_rope_head_dim, v_head_dim=m.v_head_dim,
-                     kv_lora_rank=m.kv_lora_rank, q_lora_rank=m.q_lora_rank, kv_cache_per_token=m.cache_width)
+                     kv_lora_rank=m.kv_lora_rank, q_lora_rank=m.q_lora_rank,
+                     kv_cache_per_token=(self.mla_expanded() or self.parts(LatentAttention)[0]).cache_width)
         s.update(d_ffn=self.d_ffn, vocab=self.vocab_size, tied_embeddings=self.tie_embeddings, dtype=self.dtype.name)
         if self.weight_dtype is not None:
             s["weight_dtype"] = str(self.weight_dtype)

@@ -991,21 +991,55 @@ def _minicpm(f: Fields) -> dict:
     SGLang run dense attention, as priced."""
     core = _core(f)
     _fixed_head_dim(f, core, "MiniCPM")
+    attention = _attention(f, core)
+    ffn = _minicpm_ffn(f, core["d_ffn"])
+    _, sparse = f.get("sparse_config", default=None)
+    notes = ("sparse_config (InfLLM v2 sparse attention) is not run by vLLM or SGLang, which serve MiniCPM4 dense; "
+             "attention is priced dense",) if sparse else ()
+    return dict(**_summary_fields(core, attention), moe=ffn if isinstance(ffn, MoE) else None, notes=notes,
+                layers=Stack.uniform(_mup_layer(attention, ffn), core["n_layers"]), embed_scale=True,
+                head_input_scale=True, tie_embeddings=f.bool("tie_word_embeddings", True))
+
+
+def _minicpm_ffn(f: Fields, width: int) -> MLP | MoE:
+    """MiniCPM's muP scalars (read: vLLM multiplies by them whatever their values) and its feed-forward as vLLM's
+    minicpm.py builds it: a SwiGLU of `width`, or where num_experts is above 0 (MiniCPM-MoE) num_experts SwiGLU
+    experts of `width`, softmax top num_experts_per_tok, renormalized."""
     for key in ("scale_emb", "scale_depth", "dim_model_base"):
         f.number(key, default=1.0)
     f.get("mup_denominator", default=None)  # an EAGLE draft's, not the model's
     f.choice({"silu": "silu"}, "hidden_act", default="silu")
-    attention = _attention(f, core)
     experts = f.int("num_experts", default=0, minimum=0)
     if experts and f.get("num_experts_per_tok", default=None)[1] is None:
         raise f.error("num_experts_per_tok", f"is missing: 'num_experts' ({experts}) makes this a MoE model, and vLLM "
                                              f"needs its top-k")
-    ffn = (MoE(experts=experts, top_k=f.int("num_experts_per_tok"), d_expert=core["d_ffn"], renormalize=True)
-           if experts else MLP(core["d_ffn"], "silu"))
-    _, sparse = f.get("sparse_config", default=None)
-    notes = ("sparse_config (InfLLM v2 sparse attention) is not run by vLLM or SGLang, which serve MiniCPM4 dense; "
-             "attention is priced dense",) if sparse else ()
-    return dict(**_summary_fields(core, attention), moe=ffn if experts else None, notes=notes,
+    return (MoE(experts=experts, top_k=f.int("num_experts_per_tok"), d_expert=width, renormalize=True)
+            if experts else MLP(width, "silu"))
+
+
+def _minicpm3(f: Fields) -> dict:
+    """OpenBMB's MiniCPM3 (remote code MiniCPM3ForCausalLM, model_type minicpm3: MiniCPM3-4B; vLLM's minicpm3.py):
+    MiniCPM's layer and muP scalings (_minicpm_ffn, _mup_layer) around DeepSeek-V2's MLA weights (q_lora_rank,
+    which vLLM needs, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim: qk_nope_head_dim where absent,
+    as MiniCPM3Config derives it; q_a_proj and kv_a_proj_with_mqa whole on every GPU), run as vLLM runs them outside
+    its MLA backends (minicpm3 is not one of its MLA model types): multi-head attention over heads of qk_nope +
+    qk_rope, V zero-padded to that width, and the cache holding both (LatentAttention.expanded). The embeddings are
+    tied unless tie_word_embeddings is false (MiniCPM3Config's default)."""
+    d, heads, layers = f.int("hidden_size"), f.int("num_attention_heads"), f.int("num_hidden_layers")
+    nope = f.int("qk_nope_head_dim")
+    mla = MLA(kv_lora_rank=f.int("kv_lora_rank"), qk_nope_head_dim=nope, qk_rope_head_dim=f.int("qk_rope_head_dim"),
+              v_head_dim=f.int("v_head_dim", default=nope), q_lora_rank=f.int("q_lora_rank"))
+    _rotary_dim(f, mla.qk_rope_head_dim)  # type checks only: rope turns exactly qk_rope_head_dim
+    f.get("num_key_value_heads", "head_dim", default=None)  # no cost: the cache is per head, the widths MLA's
+    core = dict(d_model=d, n_heads=heads, n_kv_heads=heads, d_ffn=f.int("intermediate_size"),
+                n_layers=layers, vocab_size=f.int("vocab_size"), dtype=_dtype(f), **_weights(f))
+    ffn = _minicpm_ffn(f, core["d_ffn"])
+    attention = LatentAttention(heads, mla, expanded=True)
+    if f.bool("attention_bias", False):
+        raise f.error("attention_bias", "is true, but vLLM's minicpm3.py builds MLA's projections without biases")
+    notes = ("vLLM's minicpm3.py runs q_a_proj and kv_a_proj_with_mqa as two GEMMs; --fusion vllm prices them as one, "
+             "as DeepSeek's fused_qkv_a_proj",)
+    return dict(**core, mla=mla, moe=ffn if isinstance(ffn, MoE) else None, mlp="swiglu", notes=notes,
                 layers=Stack.uniform(_mup_layer(attention, ffn), core["n_layers"]), embed_scale=True,
                 head_input_scale=True, tie_embeddings=f.bool("tie_word_embeddings", True))
 
@@ -3574,6 +3608,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "step3_text": _step3,
     "phimoe": _phimoe,
     "minicpm": _minicpm,
+    "minicpm3": _minicpm3,
     "internlm": _internlm1,
     "internlm2": _internlm,
     "internlm3": lambda f: _internlm(f, v3=True),

@@ -149,24 +149,36 @@ class LatentAttention:
     indexer: Indexer | None = None
     rotary: bool = True  # False: NoPE (Kimi Linear's mla_use_nope), the rope part unrotated
     gate: bool = False  # Kimi-K3's mla_use_output_gate: a sigmoid gate per output channel (pieces.mla_attention)
+    # MiniCPM3 as vLLM runs it: MLA's weights as multi-head attention, per-head K and V (padded) cached, every phase
+    expanded: bool = False
 
     tag: ClassVar[str] = "attention"
 
     def __attrs_post_init__(self) -> None:
         if self.indexer is not None and not self.mla.q_lora_rank:
             raise OpgraphError("DeepSeek-V3.2's indexer reads the normed q latent: the MLA needs q_lora_rank")
+        if self.expanded and self.indexer is not None:
+            raise OpgraphError("expanded MLA (run as multi-head attention) has no indexer")
 
     def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
         m = self.mla
         return pieces.mla_attention(b, x, phase, heads=self.heads, kv_lora_rank=m.kv_lora_rank,
                                     qk_nope_head_dim=m.qk_nope_head_dim, qk_rope_head_dim=m.qk_rope_head_dim,
-                                    v_head_dim=m.v_head_dim, q_lora_rank=m.q_lora_rank, absorbed=phase.past > 0,
-                                    causal=options.causal_skip, par=par, indexer=self.indexer, rotary=self.rotary,
-                                    gate=self.gate)
+                                    v_head_dim=m.v_head_dim, q_lora_rank=m.q_lora_rank,
+                                    absorbed=phase.past > 0 and not self.expanded, causal=options.causal_skip,
+                                    par=par, indexer=self.indexer, rotary=self.rotary, gate=self.gate,
+                                    expanded=self.expanded)
+
+    @property
+    def cache_width(self) -> int:
+        """KV-cache values a token a layer: the latent and rope key, or (expanded) K and padded V of every head."""
+        m = self.mla
+        return 2 * self.heads * (m.qk_nope_head_dim + m.qk_rope_head_dim) if self.expanded else m.cache_width
 
     def words(self) -> dict[str, str]:
         keys = "full" if self.indexer is None else "sparse_shared" if self.indexer.shared else "sparse"
-        return {"keys": keys, "positions": "rope" if self.rotary else "nope", "mixer": "mla"}
+        return {"keys": keys, "positions": "rope" if self.rotary else "nope",
+                "mixer": "mla_as_mha" if self.expanded else "mla"}
 
 
 

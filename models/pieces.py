@@ -366,7 +366,7 @@ def lightning_indexer(b: GraphBuilder, x: Tensor, cq: Tensor, phase: Phase, *, h
 def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lora_rank: int, qk_nope_head_dim: int,
                   qk_rope_head_dim: int, v_head_dim: int, q_lora_rank: int | None = None, absorbed: bool = False,
                   causal: bool = False, prefix: str = "self_attn.", par: Parallel = Parallel.SINGLE,
-                  indexer=None, rotary: bool = True, gate: bool = False) -> Tensor:
+                  indexer=None, rotary: bool = True, gate: bool = False, expanded: bool = False) -> Tensor:
     """Multi-head latent attention (DeepSeek-V2 paper, section 2.1; DeepSeek-V3 keeps it).
 
     kv_a_proj_with_mqa compresses each token to a latent of kv_lora_rank (normed) plus one rope key of
@@ -399,8 +399,15 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
     NoPE MLA, vLLM's KimiMLAAttention with rotary_emb None) the qk_rope_head_dim parts are used unrotated. With
     `gate` (Kimi-K3's mla_use_output_gate: its modeling_kimi_linear.py KimiMLAAttention), g_proj [heads*v_head_dim,
     d] on the layer's input gives a sigmoid gate for each output channel of each head, multiplied in before o_proj
-    (column-parallel over the heads, as vLLM and SGLang shard it)."""
+    (column-parallel over the heads, as vLLM and SGLang shard it).
+
+    `expanded` (MiniCPM3 as vLLM's minicpm3.py runs it, outside its MLA backends): MLA's weights run as multi-head
+    attention in every phase. The decompressed K (qk_nope + qk_rope a head) and V, zero-padded to that width
+    (F.pad: v_pad), are what the cache holds, heads x 2 x (qk_nope + qk_rope) values a token, and attention runs over
+    them; each head's output is cut back to v_head_dim (a copy, attn_slice) before o_proj."""
     d = x.shape[-1]
+    if expanded and (indexer is not None or absorbed):
+        raise OpgraphError("expanded MLA (run as multi-head attention) has no absorbed form or indexer")
     if indexer is not None and not q_lora_rank:
         raise OpgraphError("DeepSeek-V3.2's indexer reads the normed q latent: it needs q_lora_rank")
     heads = par.heads(heads)
@@ -421,7 +428,8 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
     latent = norm(b, "kv_a_layernorm", latent, f"{prefix}kv_a_layernorm.weight", out="kv_latent_norm")
     if rotary:
         k_pe = b.rope("rope_k", k_pe, head_dim=rope, out="k_pe_rope")
-    entry = b.concat_heads("cache_entry", latent, k_pe, heads=1, out="latent_entry", role=Role.KV_CACHE)
+    if not expanded:
+        entry = b.concat_heads("cache_entry", latent, k_pe, heads=1, out="latent_entry", role=Role.KV_CACHE)
     w_uk, w_uv = _row_blocks(b, "kv_b_proj", r, {"k": heads * nope, "v": heads * v_head_dim}, prefix=prefix)
     picked = select = None
     if indexer is not None and indexer.shared:  # IndexShare: the selection an earlier layer's indexer wrote
@@ -456,6 +464,23 @@ def mla_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_lo
             p = b.softmax("softmax", s, causal=causal, out="probs")
             o = b.attention_values("av", p, keys, head_dim=r, value_width=r + rope, out="attn_latent", **kw)
         o = b.grouped_linear("v_absorb", o, w_uv, groups=heads, in_dim=r, out_dim=v_head_dim, out="attn")
+    elif expanded:
+        width = nope + rope
+        if v_head_dim > width:
+            raise OpgraphError(f"expanded MLA pads V to the q/k width ({width}); v_head_dim {v_head_dim} is wider")
+        k_nope, v = b.multi_linear("kv_b_proj", latent, [w_uk, w_uv], outs=["k_nope", "v"])
+        q = b.concat_heads("q_concat", q_nope, q_pe, heads=heads, out="q_full")
+        k = b.concat_heads("k_concat", k_nope, k_pe, heads=heads, shared=(1,), out="k_full", role=Role.KV_CACHE)
+        v = b.pad_last("v_pad", v, heads * width, out="v_padded", role=Role.KV_CACHE)
+        keys, values = [k], [v]
+        if phase.past:
+            keys.insert(0, b.cache("k_cache", (phase.batch, phase.past, heads * width)))
+            values.insert(0, b.cache("v_cache", (phase.batch, phase.past, heads * width)))
+        kw = dict(heads=heads, kv_heads=heads, causal=causal)
+        s = b.attention_scores("qk", q, keys, head_dim=width, out="scores", **kw)
+        p = b.softmax("softmax", s, causal=causal, out="probs")
+        o = b.attention_values("av", p, values, head_dim=width, out="attn_padded", **kw)
+        o = b.slice_last("attn_slice", o, heads * v_head_dim, out="attn")
     else:
         if phase.past:
             raise OpgraphError("the decompressed MLA form here covers prefill (an empty cache); decode uses the "
