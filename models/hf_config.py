@@ -1044,6 +1044,27 @@ def _minicpm3(f: Fields) -> dict:
                 head_input_scale=True, tie_embeddings=f.bool("tie_word_embeddings", True))
 
 
+def _aria_text(f: Fields) -> dict:
+    """Rhymes AI's Aria, its language model (transformers' aria_text; vLLM's aria.py AriaTextModel): Llama's
+    attention, and in every layer moe_num_experts SwiGLU experts of intermediate_size, softmax top moe_topk
+    renormalized (vLLM's FusedMoE), beside a shared SwiGLU of intermediate_size x moe_num_shared_experts (biased
+    where mlp_bias: vLLM's LlamaMLP). moe_intermediate_size and num_experts_per_tok, which neither transformers nor
+    vLLM reads, must restate intermediate_size and moe_topk."""
+    core = _core(f)
+    experts, top_k = f.int("moe_num_experts"), f.int("moe_topk")
+    _restated(f, "Aria", moe_intermediate_size=core["d_ffn"], num_experts_per_tok=top_k)
+    if f.bool("mlp_bias", False):
+        raise f.error("mlp_bias", "is true: vLLM's aria.py biases only the shared expert, transformers' none; Aria's "
+                                  "config sets it false")
+    f.choice({"silu": "silu"}, "hidden_act", default="silu")
+    attention = _attention(f, core)
+    moe = MoE(experts=experts, top_k=top_k, d_expert=core["d_ffn"], shared=f.int("moe_num_shared_experts", minimum=0),
+              renormalize=True)
+    return dict(**_summary_fields(core, attention), mlp="swiglu", moe=moe,
+                layers=Stack.uniform(parts.pre_norm(attention, moe), core["n_layers"]),
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
 def _internlm1(f: Fields) -> dict:
     """Shanghai AI Lab's first InternLM (remote code InternLMForCausalLM, model_type internlm: InternLM-7B and 20B;
     vLLM runs it as Llama, llama.py): Llama's layer with biases on q, k, v and o where bias is true (InternLMConfig's
@@ -3610,6 +3631,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "minicpm": _minicpm,
     "minicpm3": _minicpm3,
     "internlm": _internlm1,
+    "aria_text": _aria_text,
     "internlm2": _internlm,
     "internlm3": lambda f: _internlm(f, v3=True),
     "dbrx": _dbrx,
@@ -3651,7 +3673,7 @@ WRAPPERS = {"gemma3": "gemma3_text", "gemma3n": "gemma3n_text", "gemma4": "gemma
             # must name its model_type: NAMED_TEXT), Ovis, Keye, and the speech models' language models
             "NVLM_D": "qwen2", "Llama_Nemotron_Nano_VL": "llama", "NemotronH_Nano_VL_V2": "nemotron_h",
             "interns1": "qwen3_moe", "ovis": "qwen2", "ovis2_5": "qwen3", "Keye": "qwen3", "qwen2_audio": "qwen2",
-            "voxtral": "llama", "granite_speech": "granite"}
+            "voxtral": "llama", "granite_speech": "granite", "aria": "aria_text"}
 # Wrappers whose language model's config must name its model_type (InternS1Config refuses a text_config without one)
 NAMED_TEXT = frozenset({"interns1"})
 # Model types refused with a reason of their own (what the engines do with them, and what to cost instead)
@@ -3700,7 +3722,7 @@ DIFF_WRAPPERS = {"llava": {}, "llava_next": {}, "llava_next_video": {}, "video_l
                                "num_attention_heads": 8, "num_key_value_heads": 1, "vocab_size": 257152},
                  "idefics2": {"max_position_embeddings": 32768, "tie_word_embeddings": False},
                  "idefics3": {"tie_word_embeddings": False}, "smolvlm": {"tie_word_embeddings": False},
-                 "deepseek_vl_v2": {}, "qwen2_audio": {}}
+                 "deepseek_vl_v2": {}, "qwen2_audio": {}, "aria": {}}
 # transformers 4.57.1's text config classes: their defaults for the keys that shape the cost (configuration_*.py)
 TEXT_CLASS_DEFAULTS = {
     "llama": dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
@@ -3726,6 +3748,9 @@ TEXT_CLASS_DEFAULTS = {
                  tie_word_embeddings=True),
 }
 TEXT_CLASS_DEFAULTS["cohere2"] = {**TEXT_CLASS_DEFAULTS["cohere"], "sliding_window": 4096}  # Cohere2Config: a window
+TEXT_CLASS_DEFAULTS["aria_text"] = dict(  # AriaTextConfig's (configuration_aria.py)
+    vocab_size=32000, hidden_size=4096, intermediate_size=4096, num_hidden_layers=32, num_attention_heads=32,
+    max_position_embeddings=2048, tie_word_embeddings=False, moe_num_experts=8, moe_topk=2, moe_num_shared_experts=2)
 # DeepSeek-VL2's own DeepseekV2Config (its configuration_deepseek.py; vLLM's configs/deepseek_vl2.py the same), which
 # its language_config leaves keys to (DeepSeek-VL2's names no layer or head counts)
 TEXT_CLASS_DEFAULTS["deepseek_v2"] = dict(

@@ -236,7 +236,25 @@ SPEECH_AND_LLM_CONFIG = {  # name: (config.json, its language model by hand)
                     "rope_scaling": {"mrope_section": [16, 24, 24], "rope_type": "default", "type": "default"}, "vision_config": {"model_type": "Keye"}},
                    36 * gqa(4096, 32, 8, 128, 12288, qk_norm=True) + 2 * 151936 * 4096 + 4096),
 }
+# rhymes-ai/Aria's config.json (transformers 4.47.0.dev0: its text_config diff-saved against AriaTextConfig, so the two
+# shared experts are its default): 28 layers of multi-head attention over 20 heads of 128, 64 SwiGLU experts of
+# 1,664 top-6 and a shared SwiGLU of 2 x 1,664, a router [64, 2,560], untied tables of 100,352
+ARIA = {"_name_or_path": "rhymes-ai/Aria", "architectures": ["AriaForConditionalGeneration"], "ignore_index": -100, "image_token_index": 9, "initializer_range": 0.02, "model_type": "aria", "pad_token_id": 2,
+        "projector_patch_to_query_dict": {"1225": 128, "4900": 256},
+        "text_config": {"hidden_size": 2560, "intermediate_size": 1664, "max_position_embeddings": 65536, "model_type": "aria_text", "moe_intermediate_size": 1664, "moe_num_experts": 64, "moe_topk": 6,
+                        "num_attention_heads": 20, "num_experts_per_tok": 6, "num_hidden_layers": 28, "num_key_value_heads": 20, "rope_theta": 5000000, "vocab_size": 100352},
+        "torch_dtype": "bfloat16", "transformers_version": "4.47.0.dev0", "vision_config": {"model_type": "idefics3_vision"}, "vision_feature_layer": -1}
+SPEECH_AND_LLM_CONFIG["aria"] = (ARIA, 28 * (4 * 2560 ** 2 + 64 * 2560 + 64 * 3 * 2560 * 1664 + 2 * 3 * 2560 * 1664 + 2 * 2560)
+                                 + 2 * 100352 * 2560 + 2560)
 CONFIGS.update(SPEECH_AND_LLM_CONFIG)
+
+
+def test_aria_takes_its_two_shared_experts_from_the_class_default(tmp_path):
+    cfg = load(tmp_path, ARIA)
+    assert cfg.moe.shared == 2 and cfg.moe.top_k == 6 and cfg.moe.renormalize
+    assert any("moe_num_shared_experts 2" in n for n in cfg.notes)
+    with pytest.raises(OpgraphError, match="moe_intermediate_size"):
+        load(tmp_path, {**ARIA, "text_config": {**ARIA["text_config"], "moe_intermediate_size": 1024}})
 
 
 def test_speech_models_say_what_they_are(tmp_path):
