@@ -1065,6 +1065,46 @@ def _aria_text(f: Fields) -> dict:
                 tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
+ARCTIC_TRAINING = ("moe_train_capacity_factor", "moe_eval_capacity_factor", "moe_min_capacity", "moe_token_dropping",
+                   "enable_expert_tensor_parallelism", "enc_index", "quantization", "parallel_attn_mlp_res")
+
+
+def _arctic(f: Fields) -> dict:
+    """Snowflake's Arctic (remote code ArcticForCausalLM; vLLM's arctic.py): Llama's attention (GQA, no biases);
+    layer i is MoE where (i + 1) % moe_layer_frequency is 0: num_local_experts SwiGLU experts of intermediate_size,
+    softmax top num_experts_per_tok (renormalized where above 1), and where use_residual a dense SwiGLU as wide as
+    the hidden size beside them (the dense-MoE hybrid; residual_layernorm); the other layers a SwiGLU of
+    intermediate_size. vLLM runs the experts on post_attention_layernorm of the layer's input, the residual MLP on
+    residual_layernorm of attention's residual sum, and all-reduces their partial sums once; here both branches read
+    attention's residual sum (parts.Branches with reduce_once): the same ops, bytes and all-reduces. The capacity
+    settings, the expert tensor parallelism flag, DeepSpeed's quantization (null in Arctic's files) and
+    parallel_attn_mlp_res (vLLM takes the parallel form from use_residual) are not read by vLLM: no cost here."""
+    core = _core(f)
+    f.choice({"silu": "silu"}, "hidden_act", default="silu")
+    for key in ARCTIC_TRAINING:
+        f.get(key, default=None)
+    if f.get("quantization", default=None)[1] is not None:
+        raise f.error("quantization", "is set: DeepSpeed's FP6/FP8 expert quantization (vLLM's --quantization "
+                                      "deepspeedfp) is not modelled; give a quantization_config or remove it")
+    attention = _attention(f, core)
+    d, ffn = core["d_model"], core["d_ffn"]
+    freq = f.int("moe_layer_frequency", default=2)
+    experts = MoE(experts=f.int("num_local_experts"), top_k=(k := f.int("num_experts_per_tok")), d_expert=ffn,
+                  renormalize=k > 1)
+    hybrid = parts.Layer((parts.Sublayer(attention, "input_layernorm.weight", key="attn"),
+                          parts.Sublayer(parts.Branches((MLP(d, "silu", prefix="residual_mlp."), experts),
+                                                        norms=("residual_layernorm.weight",
+                                                               "post_attention_layernorm.weight"), reduce_once=True),
+                                         key="mlp")))
+    moe_layer = hybrid if f.bool("use_residual", False) else parts.pre_norm(attention, experts)
+    dense = parts.pre_norm(attention, MLP(ffn, "silu"))
+    layers = _stack(core["n_layers"], lambda i: moe_layer if (i + 1) % freq == 0 else dense, period=freq,
+                    what="moe_layer_frequency")
+    windows = [w for w in (context_window(f), f.int("max_sequence_length", default=None)) if w]
+    return dict(**_summary_fields(core, attention), mlp="swiglu", moe=experts, layers=layers,
+                tie_embeddings=f.bool("tie_word_embeddings", False), context_window=min(windows) if windows else None)
+
+
 def _internlm1(f: Fields) -> dict:
     """Shanghai AI Lab's first InternLM (remote code InternLMForCausalLM, model_type internlm: InternLM-7B and 20B;
     vLLM runs it as Llama, llama.py): Llama's layer with biases on q, k, v and o where bias is true (InternLMConfig's
@@ -3631,6 +3671,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "minicpm": _minicpm,
     "minicpm3": _minicpm3,
     "internlm": _internlm1,
+    "arctic": _arctic,
     "aria_text": _aria_text,
     "internlm2": _internlm,
     "internlm3": lambda f: _internlm(f, v3=True),
