@@ -461,6 +461,34 @@ def _mixtral(f: Fields) -> dict:
     return dict(**_mistral(f), moe=moe)
 
 
+def _ministral(f: Fields) -> dict:
+    """Ministral-8B as transformers' ministral re-saves it (MistralDecoderLayer): Mistral's layer, a window of
+    sliding_window keys on the layers layer_types names sliding_attention (every layer where it gives none and a
+    window is set, as MinistralConfig fills it)."""
+    core = _core(f)
+    n = core["n_layers"]
+    window = f.int("sliding_window", default=4096)
+    types = _layer_types(f, n) or ["sliding_attention" if window else "full_attention"] * n
+    full = _attention(f, core)
+    sliding = attrs.evolve(full, keys=Keys("sliding", window)) if window else full
+    mlp = MLP(core["d_ffn"], _gated_act(f))
+    layers = Stack.listed([parts.pre_norm(sliding if t == "sliding_attention" else full, mlp) for t in types])
+    return dict(**_summary_fields(core, full), mlp=_gated(f), layers=layers,
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _helium(f: Fields) -> dict:
+    """Kyutai's Helium-1 (transformers' helium): Llama's layer, q, k and v biased where attention_bias (o_proj
+    never), the MLP where mlp_bias; o_proj maps hidden_size to hidden_size, so heads x head_dim must be it."""
+    core = _core(f, head_dim_default=128)
+    if core["n_heads"] * core["head_dim"] != core["d_model"]:
+        raise f.error("head_dim", f"is {core['head_dim']}: Helium's o_proj is hidden_size x hidden_size, so "
+                                  f"num_attention_heads x head_dim must be hidden_size ({core['d_model']})")
+    bias = f.bool("attention_bias", False)
+    return dict(**core, mlp=_gated(f), qkv_bias=bias, o_bias=False, mlp_bias=f.bool("mlp_bias", False),
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
 def _windowed_layers(f: Fields, layers: int) -> set[int]:
     """Qwen2/Qwen3's sliding-window layers: as layer_types says, else from max_window_layers on where
     use_sliding_window is true, else none."""
@@ -605,6 +633,19 @@ def _olmoe(f: Fields) -> dict:
               renormalize=f.bool("norm_topk_prob", False), act=_gated_act(f))
     return dict(**_summary_fields(core, attention), mlp=_gated(f), moe=moe, notes=_clip_qkv_note(f),
                 layers=Stack.uniform(parts.pre_norm(attention, moe), core["n_layers"]),
+                tie_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _flex_olmo(f: Fields) -> dict:
+    """AllenAI's FlexOlmo (transformers' flex_olmo): OLMo-2's post-norm layer (an RMSNorm of the whole q and k
+    projections; all four projections biased where attention_bias) with OLMoE's experts in every layer: num_experts
+    SwiGLU experts of intermediate_size, softmax top num_experts_per_tok, renormalized where norm_topk_prob."""
+    core = _core(f)
+    attention = _attention(f, core, qk_norm="full")
+    moe = MoE(experts=f.int("num_experts"), top_k=f.int("num_experts_per_tok"), d_expert=core["d_ffn"],
+              renormalize=f.bool("norm_topk_prob", False), act=_gated_act(f))
+    return dict(**_summary_fields(core, attention), mlp=_gated(f), moe=moe,
+                layers=Stack.uniform(parts.post_norm(attention, moe), core["n_layers"]),
                 tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
@@ -1545,12 +1586,14 @@ def _gemma(f: Fields) -> dict:
                 tie_embeddings=f.bool("tie_word_embeddings", True), embed_scale=True)
 
 
-def _gemma2(f: Fields, *, v3: bool = False) -> dict:
+def _gemma2(f: Fields, *, v3: bool = False, vault: bool = False) -> dict:
     """Gemma-2 / Gemma-3: sandwich norms (a norm before and after attention and the MLP), GeGLU, embeddings
     scaled by sqrt(hidden_size), tied embeddings; sliding-window and global layers as layer_types says, else
     Gemma-2's alternation (even layers slide) or Gemma-3's sliding_window_pattern (every 6th layer global).
     Gemma-2 soft-caps attention scores and the final logits; Gemma-3 has per-head q/k norms instead. Defaults
-    for fields a checkpoint omits are transformers' Gemma2Config / Gemma3TextConfig ones."""
+    for fields a checkpoint omits are transformers' Gemma2Config / Gemma3TextConfig ones. `vault`: Google's
+    VaultGemma (transformers' vaultgemma), Gemma-2's attention and MLP in pre-norm layers (input_layernorm,
+    pre_feedforward_layernorm; no norms after)."""
     core = _core(f, head_dim_default=256, vocab_default=262_208 if v3 else _MISSING)
     n = core["n_layers"]
     types = _layer_types(f, n)
@@ -1566,7 +1609,8 @@ def _gemma2(f: Fields, *, v3: bool = False) -> dict:
     sliding = attrs.evolve(full, keys=Keys("sliding", f.int("sliding_window", default=4096)))
     mlp = MLP(core["d_ffn"], _gated_act(f, "gelu_pytorch_tanh"))
     period = len(types)
-    stack = _stack(n, lambda i: parts.sandwich_norm(sliding if types[i % period] == "sliding_attention" else full, mlp),
+    layer = parts.pre_norm if vault else parts.sandwich_norm
+    stack = _stack(n, lambda i: layer(sliding if types[i % period] == "sliding_attention" else full, mlp),
                    period=period)
     return dict(**_summary_fields(core, full), mlp=_gated(f, default="gelu_pytorch_tanh"), layers=stack,
                 tie_embeddings=f.bool("tie_word_embeddings", True), embed_scale=True,
@@ -3621,6 +3665,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "gemma": _gemma,
     "gemma2": _gemma2,
     "gemma3_text": lambda f: _gemma2(f, v3=True),
+    "vaultgemma": lambda f: _gemma2(f, vault=True),
     "gemma4_text": _gemma4,
     "llama4_text": _llama4,
     "phi3": _phi3,
@@ -3646,6 +3691,9 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "bailing_hybrid": _bailing_hybrid,
     "qwen2_moe": _qwen2_moe,
     "olmoe": _olmoe,
+    "flex_olmo": _flex_olmo,
+    "ministral": _ministral,
+    "helium": _helium,
     "smollm3": _smollm3,
     "exaone4": _exaone4,
     "glm4": _glm4,
@@ -3714,7 +3762,7 @@ WRAPPERS = {"gemma3": "gemma3_text", "gemma3n": "gemma3n_text", "gemma4": "gemma
             # must name its model_type: NAMED_TEXT), Ovis, Keye, and the speech models' language models
             "NVLM_D": "qwen2", "Llama_Nemotron_Nano_VL": "llama", "NemotronH_Nano_VL_V2": "nemotron_h",
             "interns1": "qwen3_moe", "ovis": "qwen2", "ovis2_5": "qwen3", "Keye": "qwen3", "qwen2_audio": "qwen2",
-            "voxtral": "llama", "granite_speech": "granite", "aria": "aria_text"}
+            "voxtral": "llama", "granite_speech": "granite", "aria": "aria_text", "fuyu": "persimmon"}
 # Wrappers whose language model's config must name its model_type (InternS1Config refuses a text_config without one)
 NAMED_TEXT = frozenset({"interns1"})
 # Model types refused with a reason of their own (what the engines do with them, and what to cost instead)
@@ -3742,6 +3790,7 @@ FLAT_OWN = {
 FLAT_OWN["minicpmo"] = (*FLAT_OWN["minicpmv"], "audio_config", "tts_config", "audio_pool_step", "audio_chunk_length",
                         "init_vision", "init_audio", "init_tts", "stream_input", "listen_speak_type")
 FLAT_OWN["phi4_multimodal"] = (*FLAT_OWN["phi4mm"], "audio_config")
+FLAT_OWN["fuyu"] = ("image_size", "patch_size", "num_channels", "image_token_id")
 # Notes of what a wrapper's language model runs without (Phi-4-multimodal's LoRA adapters, Qwen2.5-Omni's talker)
 WRAPPER_NOTES = {
     "phi4mm": "its vision and speech LoRA adapters (rank 256 and 320 on qkv, o, gate_up and down) run only for image "
@@ -3763,7 +3812,7 @@ DIFF_WRAPPERS = {"llava": {}, "llava_next": {}, "llava_next_video": {}, "video_l
                                "num_attention_heads": 8, "num_key_value_heads": 1, "vocab_size": 257152},
                  "idefics2": {"max_position_embeddings": 32768, "tie_word_embeddings": False},
                  "idefics3": {"tie_word_embeddings": False}, "smolvlm": {"tie_word_embeddings": False},
-                 "deepseek_vl_v2": {}, "qwen2_audio": {}, "aria": {}}
+                 "deepseek_vl_v2": {}, "qwen2_audio": {}, "aria": {}, "fuyu": {}}
 # transformers 4.57.1's text config classes: their defaults for the keys that shape the cost (configuration_*.py)
 TEXT_CLASS_DEFAULTS = {
     "llama": dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
@@ -3792,6 +3841,9 @@ TEXT_CLASS_DEFAULTS["cohere2"] = {**TEXT_CLASS_DEFAULTS["cohere"], "sliding_wind
 TEXT_CLASS_DEFAULTS["aria_text"] = dict(  # AriaTextConfig's (configuration_aria.py)
     vocab_size=32000, hidden_size=4096, intermediate_size=4096, num_hidden_layers=32, num_attention_heads=32,
     max_position_embeddings=2048, tie_word_embeddings=False, moe_num_experts=8, moe_topk=2, moe_num_shared_experts=2)
+TEXT_CLASS_DEFAULTS["persimmon"] = dict(  # PersimmonConfig's, which Fuyu's text_config {"model_type": "persimmon"} is
+    vocab_size=262144, hidden_size=4096, intermediate_size=16384, num_hidden_layers=36, num_attention_heads=64,
+    max_position_embeddings=16384, qk_layernorm=True, partial_rotary_factor=0.5, tie_word_embeddings=False)
 # DeepSeek-VL2's own DeepseekV2Config (its configuration_deepseek.py; vLLM's configs/deepseek_vl2.py the same), which
 # its language_config leaves keys to (DeepSeek-VL2's names no layer or head counts)
 TEXT_CLASS_DEFAULTS["deepseek_v2"] = dict(
@@ -3806,7 +3858,8 @@ WRAPPER_KEYS = {"internvl_chat": "llm_config", "qwen3_omni_moe": "thinker_config
 # Wrappers whose published configs hold the language model's fields at the top level, beside vision_config (Qwen2-VL
 # and Qwen2.5-VL as Qwen released them; transformers builds their text_config from those fields, and files it saves
 # later carry both, the same values)
-FLAT_WRAPPERS = frozenset({"qwen2_vl", "qwen2_5_vl", "minicpmv", "minicpmo", "phi4mm", "phi4_multimodal", "Keye"})
+FLAT_WRAPPERS = frozenset({"qwen2_vl", "qwen2_5_vl", "minicpmv", "minicpmo", "phi4mm", "phi4_multimodal", "Keye",
+                           "fuyu"})
 # Wrappers of a language model and an audio tower alone (no vision side), for their note
 AUDIO_ONLY = frozenset({"qwen2_audio", "voxtral", "granite_speech"})
 
@@ -3898,8 +3951,6 @@ def from_dict(data: dict, *, name: str, source: str, where: str = "config.json")
         absent = diff and f.get(key, default=None)[1] is None  # then transformers builds its default text config
         for part in key.split("."):  # Qwen3-Omni's language model is its thinker's text_config
             f = f.optional_sub(part) if absent else f.sub(part)
-        if model_type in FLAT_WRAPPERS:  # a re-saved file repeats the language model's fields at the top level
-            outer.read.update(k for k, v in outer.data.items() if k != "model_type" and f.data.get(k) == v)
         inherited = {k: outer.data[k] for k in ("torch_dtype", "dtype", "quantization_config",
                                                 *(() if diff else ("tie_word_embeddings",)))
                      if k in outer.data and k not in f.data}
@@ -3908,6 +3959,8 @@ def from_dict(data: dict, *, name: str, source: str, where: str = "config.json")
         f.wrapper, model_type = model_type, f.str("model_type", **default)
         if diff:
             notes += _class_defaults(f, f.wrapper, model_type, absent=absent)
+        if f.wrapper in FLAT_WRAPPERS:  # a re-saved file (Fuyu's: every file) repeats the language model's fields
+            outer.read.update(k for k, v in outer.data.items() if k != "model_type" and f.data.get(k) == v)
         notes.append(f"the language model ({key}) is costed; {_towers(outer.data)} of this "
                      f"{outer.data['model_type']} checkpoint are not")
     if f.wrapper in WRAPPER_NOTES:

@@ -246,7 +246,24 @@ ARIA = {"_name_or_path": "rhymes-ai/Aria", "architectures": ["AriaForConditional
         "torch_dtype": "bfloat16", "transformers_version": "4.47.0.dev0", "vision_config": {"model_type": "idefics3_vision"}, "vision_feature_layer": -1}
 SPEECH_AND_LLM_CONFIG["aria"] = (ARIA, 28 * (4 * 2560 ** 2 + 64 * 2560 + 64 * 3 * 2560 * 1664 + 2 * 3 * 2560 * 1664 + 2 * 2560)
                                  + 2 * 100352 * 2560 + 2560)
+# adept/fuyu-8b's config.json (besiktas/fuyu-8b's copy of it): the top level repeats the language model's fields, and
+# text_config names only its model_type, so transformers (and vLLM, which builds the text_config) take PersimmonConfig's
+# defaults, the same 36 layers of 4,096
+FUYU_8B = {"_name_or_path": "adept/fuyu-8b", "architectures": ["FuyuForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 1, "eos_token_id": 71013, "hidden_act": "relu2", "hidden_dropout": 0.0,
+           "hidden_size": 4096, "image_size": 300, "initializer_range": 0.02, "intermediate_size": 16384, "layer_norm_eps": 1e-05, "max_position_embeddings": 16384, "model_type": "fuyu",
+           "num_attention_heads": 64, "num_channels": 3, "num_hidden_layers": 36, "partial_rotary_factor": 0.5, "patch_size": 30, "qk_layernorm": True, "rope_scaling": None, "rope_theta": 25000.0,
+           "text_config": {"model_type": "persimmon"}, "tie_word_embeddings": False, "torch_dtype": "float32", "transformers_version": "4.40.1", "use_cache": True, "vocab_size": 262144}
+PERSIMMON_LAYER = (3 * 4096 ** 2 + 3 * 4096) + (4096 ** 2 + 4096) + 4 * 64 + 2 * 4096 * 16384 + 16384 + 4096 + 4 * 4096
+SPEECH_AND_LLM_CONFIG["fuyu-8b"] = (FUYU_8B, 36 * PERSIMMON_LAYER + 2 * 4096 + 2 * 262144 * 4096)
 CONFIGS.update(SPEECH_AND_LLM_CONFIG)
+
+
+def test_fuyu_reads_its_top_level_where_it_has_no_text_config(tmp_path):
+    flat = {k: v for k, v in FUYU_8B.items() if k != "text_config"}
+    assert params(tmp_path, flat) == SPEECH_AND_LLM_CONFIG["fuyu-8b"][1]
+    # a top-level field that disagrees with the language model vLLM builds (PersimmonConfig's) is refused by name
+    with pytest.raises(OpgraphError, match="intermediate_size"):
+        load(tmp_path, {**FUYU_8B, "intermediate_size": 8192})
 
 
 def test_aria_takes_its_two_shared_experts_from_the_class_default(tmp_path):
