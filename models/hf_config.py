@@ -2458,6 +2458,38 @@ def _gpt2(f: Fields) -> dict:
                 dtype=_dtype(f), **_weights(f), tie_embeddings=f.bool("tie_word_embeddings", True))
 
 
+def _gpt_neo(f: Fields) -> dict:
+    """EleutherAI's GPT-Neo (125M, 1.3B, 2.7B; transformers' gpt_neo): GPT-2's layer (LayerNorms with a shift,
+    learned positions, a plain biased MLP of intermediate_size, else 4 x hidden) with q, k and v unbiased and
+    out_proj biased; each layer global or local as attention_types expands ([[["global", "local"], 12]]: the pair
+    twelve times), a local layer attending to the window_size keys up to its own; tied embeddings."""
+    # GPTNeoConfig's attribute_map: num_hidden_layers and num_attention_heads are the same two fields
+    n, d, heads = f.int("num_layers", "num_hidden_layers"), f.int("hidden_size"), f.int("num_heads", "num_attention_heads")
+    if d % heads:
+        raise f.error("hidden_size", f"({d}) must be a multiple of 'num_heads' ({heads})")
+    _, spec = f.get("attention_types")
+    try:
+        types = [kind for kinds, repeat in spec for _ in range(repeat) for kind in kinds]
+    except (TypeError, ValueError):
+        raise f.error("attention_types", f"must be a list of [[kinds...], repeats], got {str(spec)[:60]}") from None
+    if len(types) != n or set(types) - {"global", "local"}:
+        raise f.error("attention_types", f"must expand to one of 'global' or 'local' for each of the {n} layers "
+                                         f"(num_layers), got {len(types)}: {sorted(set(map(str, types)))}")
+    if f.get("attention_layers", default=types)[1] != types:  # the expansion GPTNeoConfig also saves
+        raise f.error("attention_layers", "disagrees with what 'attention_types' expands to; give one")
+    f.choice({a: "gelu" for a in GPT2_ACTS}, "activation_function", default="gelu_new")
+    ffn = f.int("intermediate_size", default=4 * d)
+    full = Attention(heads, heads, d // heads, rotary=False, o_bias=True)
+    local = attrs.evolve(full, keys=Keys("sliding", f.int("window_size", default=256)))
+    mlp = MLP(ffn, "gelu", gated=False, bias=True)
+    layers = {k: parts.pre_norm(local if k == "local" else full, mlp, norm="layernorm", norm_bias=True)
+              for k in ("global", "local")}
+    return dict(d_model=d, n_heads=heads, n_kv_heads=heads, d_ffn=ffn, n_layers=n, vocab_size=f.int("vocab_size"),
+                max_positions=f.int("max_position_embeddings"), positions="learned", norm="layernorm",
+                norm_bias=True, mlp="gelu", mlp_bias=True, o_bias=True, dtype=_dtype(f), **_weights(f),
+                layers=Stack.listed([layers[t] for t in types]), tie_embeddings=f.bool("tie_word_embeddings", True))
+
+
 def _opt(f: Fields) -> dict:
     """Meta's OPT (transformers' opt, vLLM's opt.py): multi-head attention and a plain MLP, fc2(relu(fc1(x))) of
     ffn_dim, every projection biased where enable_bias; LayerNorms with a shift; learned positions, the table
@@ -2737,7 +2769,8 @@ def _gpt_neox(f: Fields) -> dict:
 
 
 def _gptj(f: Fields) -> dict:
-    """EleutherAI's GPT-J (transformers' gptj, vLLM's gpt_j.py): GPT-2's field names; one LayerNorm (ln_1) both
+    """EleutherAI's GPT-J (transformers' gptj, vLLM's gpt_j.py) and Salesforce's CodeGen (codegen: the same block,
+    its q, k and v one qkv_proj): GPT-2's field names; one LayerNorm (ln_1) both
     branches of a parallel residual read; q, k, v and out_proj without biases; rope over rotary_dim of each head
     (null: all of it); a plain biased MLP, fc_out(gelu(fc_in(x))) of n_inner (null: 4 x n_embd); lm_head untied and
     biased, its bias added (vLLM adds lm_head.bias to the logits too). Two all-reduces a layer under tensor
@@ -3646,6 +3679,8 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "opt": _opt,
     "gpt_bigcode": _gpt_bigcode,
     "gptj": _gptj,
+    "codegen": _gptj,  # Salesforce's CodeGen: GPT-J's block (one fused qkv_proj, the same shapes and work)
+    "gpt_neo": _gpt_neo,
     "phi": _phi,
     "persimmon": _persimmon,
     "falcon": _falcon,

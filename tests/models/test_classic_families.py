@@ -9,7 +9,7 @@ named beside it (the shape fields agree across every copy)."""
 import pytest
 from config_files import layer_graph, load, params
 
-from opgraph import Phase
+from opgraph import OpgraphError, Phase
 
 
 def ln(d):  # a LayerNorm with a scale and a shift
@@ -433,3 +433,49 @@ def test_exaone_counts(tmp_path, size):
     total = body + (1 if tied else 2) * 102400 * d
     assert params(tmp_path, EXAONE_32B, hidden_size=d, num_layers=layers, num_attention_heads=heads, head_dim=hd,
                   intermediate_size=ffn, tie_word_embeddings=tied) == total
+
+
+# -- GPT-Neo and CodeGen ----------------------------------------------------------------------------------------------
+
+# EleutherAI/gpt-neo-1.3B's config.json and Salesforce/codegen-350M-mono's (their Hugging Face pages)
+GPT_NEO_13B = {"activation_function": "gelu_new", "architectures": ["GPTNeoForCausalLM"], "attention_dropout": 0,
+               "attention_layers": ["global", "local"] * 12, "attention_types": [[["global", "local"], 12]],
+               "bos_token_id": 50256, "embed_dropout": 0, "eos_token_id": 50256, "gradient_checkpointing": False,
+               "hidden_size": 2048, "initializer_range": 0.02, "intermediate_size": None, "layer_norm_epsilon": 1e-05,
+               "max_position_embeddings": 2048, "model_type": "gpt_neo", "num_heads": 16, "num_layers": 24,
+               "resid_dropout": 0, "summary_activation": None, "summary_first_dropout": 0.1,
+               "summary_proj_to_labels": True, "summary_type": "cls_index", "summary_use_proj": True,
+               "tokenizer_class": "GPT2Tokenizer", "transformers_version": "4.9.0.dev0", "use_cache": True,
+               "vocab_size": 50257, "window_size": 256}
+CODEGEN_350M = {"_name_or_path": "codegen-350M-mono", "activation_function": "gelu_new",
+                "architectures": ["CodeGenForCausalLM"], "attn_pdrop": 0.0, "bos_token_id": 1, "embd_pdrop": 0.0,
+                "eos_token_id": 2, "gradient_checkpointing": False, "initializer_range": 0.02,
+                "layer_norm_epsilon": 1e-05, "model_type": "codegen", "n_ctx": 2048, "n_embd": 1024, "n_head": 16,
+                "n_inner": None, "n_layer": 20, "n_positions": 2048, "resid_pdrop": 0.0, "rotary_dim": 32,
+                "scale_attn_weights": True, "summary_activation": None, "summary_first_dropout": 0.1,
+                "summary_proj_to_labels": True, "summary_type": "cls_index", "summary_use_proj": True,
+                "task_specific_params": {"text-generation": {"do_sample": True, "max_length": 50, "temperature": 1.0}},
+                "tie_word_embeddings": False, "tokenizer_class": "GPT2Tokenizer", "torch_dtype": "float16",
+                "transformers_version": "4.21.0.dev0", "use_cache": True, "vocab_size": 51200}
+
+
+def test_gpt_neo_count_and_local_layers(tmp_path):
+    d = 2048  # q, k, v unbiased, out_proj biased; a biased 4 x hidden MLP; two LayerNorms; learned positions, tied
+    layer = 3 * d * d + linear(d, d) + linear(d, 4 * d) + linear(4 * d, d) + 2 * ln(d)
+    assert params(tmp_path, GPT_NEO_13B) == 24 * layer + ln(d) + 50257 * d + 2048 * d == 1_315_575_808
+    cfg = load(tmp_path, GPT_NEO_13B)
+    assert [cfg.layers.at(i).parts()[0].keys.kind for i in range(2)] == ["full", "sliding"]
+    assert cfg.layers.at(1).parts()[0].keys.size == 256
+
+
+def test_gpt_neo_attention_layers_must_agree(tmp_path):
+    with pytest.raises(OpgraphError, match="attention_layers"):
+        load(tmp_path, GPT_NEO_13B, attention_layers=["global"] * 24)
+    with pytest.raises(OpgraphError, match="attention_types"):
+        load(tmp_path, GPT_NEO_13B, attention_types=[[["global", "local"], 11]], attention_layers=None)
+
+
+def test_codegen_is_gptj_block(tmp_path):
+    d = 1024  # one unbiased qkv_proj and out_proj, a biased 4 x hidden MLP, one LayerNorm; lm_head biased, untied
+    layer = 4 * d * d + linear(d, 4 * d) + linear(4 * d, d) + ln(d)
+    assert params(tmp_path, CODEGEN_350M) == 20 * layer + ln(d) + 2 * 51200 * d + 51200 == 356_712_448  # "350M"
