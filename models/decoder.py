@@ -588,8 +588,8 @@ class DecoderConfig:
             h = self.n_heads
             if expanded is not None:
                 width = m.qk_nope_head_dim + m.qk_rope_head_dim
-                notes.append(f"{phase.name}: MLA's weights run as multi-head attention: kv_b_proj expands every token's "
-                             f"{m.kv_lora_rank}-dim latent to {h} heads of K ({m.qk_nope_head_dim}+"
+                notes.append(f"{phase.name}: MLA's weights run as multi-head attention: kv_b_proj expands every "
+                             f"token's {m.kv_lora_rank}-dim latent to {h} heads of K ({m.qk_nope_head_dim}+"
                              f"{m.qk_rope_head_dim} with the shared rope key) and V ({m.v_head_dim}, zero-padded to "
                              f"{width}), and the cache stores them: {expanded.cache_width} values per token")
             elif self.mla_absorbed(phase):

@@ -2464,7 +2464,8 @@ def _gpt_neo(f: Fields) -> dict:
     out_proj biased; each layer global or local as attention_types expands ([[["global", "local"], 12]]: the pair
     twelve times), a local layer attending to the window_size keys up to its own; tied embeddings."""
     # GPTNeoConfig's attribute_map: num_hidden_layers and num_attention_heads are the same two fields
-    n, d, heads = f.int("num_layers", "num_hidden_layers"), f.int("hidden_size"), f.int("num_heads", "num_attention_heads")
+    n = f.int("num_layers", "num_hidden_layers")
+    d, heads = f.int("hidden_size"), f.int("num_heads", "num_attention_heads")
     if d % heads:
         raise f.error("hidden_size", f"({d}) must be a multiple of 'num_heads' ({heads})")
     _, spec = f.get("attention_types")
@@ -2827,8 +2828,9 @@ def _persimmon(f: Fields) -> dict:
     core = _core(f, rotary_default=0.5)
     _fixed_head_dim(f, core, "Persimmon")
     if core["n_kv_heads"] != core["n_heads"]:
-        raise f.error("num_key_value_heads", f"is {core['n_kv_heads']}, but Persimmon's attention (transformers' and "
-                                             f"vLLM's) has a key and value head for each of its {core['n_heads']} heads")
+        raise f.error("num_key_value_heads", f"is {core['n_kv_heads']}, but Persimmon's attention (transformers' "
+                                             f"and vLLM's) has a key and value head for each of its {core['n_heads']} "
+                                             f"heads")
     f.choice({"relu2": "relu2"}, "hidden_act", default="relu2")
     attention = _attention(f, core, q_bias=True, k_bias=True, v_bias=True, o_bias=True,
                            qk_norm="shared_layernorm" if f.bool("qk_layernorm", True) else None)
