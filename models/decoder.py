@@ -148,6 +148,9 @@ class DecoderConfig:
     res_blocks: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     # lm_head kept in fp32 whatever the checkpoint stores (MiniMax-01's: vLLM's minimax_text_01.py lm_head.float())
     head_fp32: bool = False
+    # Rows of the embedding table beyond the vocab_size lm_head scores (Molmo's 128 image-token rows, vLLM's
+    # ADDITIONAL_VOCAB_SIZE): weights the lookup may read, never scored; an untied head only
+    embed_rows: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
     def __attrs_post_init__(self) -> None:
         if self.n_heads % self.n_kv_heads:
@@ -162,6 +165,8 @@ class DecoderConfig:
             object.__setattr__(self, "head_dim", self.d_model // self.n_heads)
         else:
             _positive(self, attrs.fields(DecoderConfig).head_dim, self.head_dim)
+        if self.embed_rows and self.tie_embeddings:
+            raise OpgraphError(f"{self.name}: extra embedding rows (embed_rows) need an untied lm_head")
         if self.positions == "learned" and self.max_positions is None:
             raise OpgraphError(f"{self.name}: learned positions need max_positions (the table's size)")
         if self.moe is not None and self.moe.first_dense > self.n_layers:
@@ -436,7 +441,8 @@ class DecoderConfig:
         positions = self.max_positions + self.position_offset if self.positions == "learned" else None
         outs = []
         if "embed" in parts:
-            h = pieces.embedding(b, phase, positions=positions, scaled=self.embed_scale, normed=self.embed_norm, **dims)
+            h = pieces.embedding(b, phase, positions=positions, scaled=self.embed_scale, normed=self.embed_norm,
+                                 **{**dims, "vocab": self.vocab_size + self.embed_rows})
             if self.per_layer_input is not None:  # projected from the embeddings, before any streams
                 width, vocab = self.per_layer_input
                 outs.append(pieces.per_layer_inputs(b, phase, h, layers=self.n_layers, width=width, vocab=vocab,

@@ -1146,6 +1146,38 @@ def _arctic(f: Fields) -> dict:
                 tie_embeddings=f.bool("tie_word_embeddings", False), context_window=min(windows) if windows else None)
 
 
+MOLMO_ADDED_ROWS = 128  # vLLM's molmo.py ADDITIONAL_VOCAB_SIZE: the image tokens' rows after embedding_size
+
+
+def _molmo(f: Fields) -> dict:
+    """AllenAI's Molmo (remote code MolmoForCausalLM, its language model's fields at the top level; vLLM's molmo.py):
+    Llama's layer with q, k and v biased where qkv_bias, an RMSNorm of the whole q and k projections where
+    attention_layer_norm (vLLM all-gathers them for it under --tp, not counted), OLMo-2's norms after each branch
+    where norm_after; a SwiGLU whose two branches are each intermediate_size / 2 wide (vLLM's LanguageModelMLP);
+    head_dim hidden_size / heads; an embedding table of embedding_size + 128 rows (the image tokens'), lm_head of
+    embedding_size untied unless weight_tying. clip_qkv is training's: vLLM does not clamp."""
+    core = _core(f)
+    _fixed_head_dim(f, core, "Molmo")
+    f.choice({"rms": "rms"}, "layer_norm_type", default="rms")  # vLLM asserts it
+    if core["d_ffn"] % 2:
+        raise f.error("intermediate_size", f"({core['d_ffn']}) must be even: it is the two SwiGLU branches together")
+    core["d_ffn"] //= 2
+    core["vocab_size"] = f.int("embedding_size", default=core["vocab_size"])
+    f.get("clip_qkv", "use_position_ids", default=None)
+    bias = f.bool("qkv_bias", False)
+    attention = _attention(f, core, q_bias=bias, k_bias=bias, v_bias=bias, o_bias=False,
+                           qk_norm="full" if f.bool("attention_layer_norm", False) else None)
+    tied = f.bool("weight_tying", False)
+    if f.bool("tie_word_embeddings", tied) != tied:
+        raise f.error("tie_word_embeddings", "disagrees with weight_tying, which vLLM's molmo.py reads; give one")
+    mlp = MLP(core["d_ffn"], "silu")
+    layer = parts.post_norm(attention, mlp) if f.bool("norm_after", False) else parts.pre_norm(attention, mlp)
+    return dict(**_summary_fields(core, attention), mlp="swiglu", layers=Stack.uniform(layer, core["n_layers"]),
+                tie_embeddings=tied, embed_rows=0 if tied else MOLMO_ADDED_ROWS,
+                notes=("the language model (the top level's fields) is costed; the vision backbone and image "
+                       "projector of this molmo checkpoint are not",))
+
+
 def _internlm1(f: Fields) -> dict:
     """Shanghai AI Lab's first InternLM (remote code InternLMForCausalLM, model_type internlm: InternLM-7B and 20B;
     vLLM runs it as Llama, llama.py): Llama's layer with biases on q, k, v and o where bias is true (InternLMConfig's
@@ -3757,6 +3789,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "minicpm3": _minicpm3,
     "internlm": _internlm1,
     "arctic": _arctic,
+    "molmo": _molmo,
     "aria_text": _aria_text,
     "internlm2": _internlm,
     "internlm3": lambda f: _internlm(f, v3=True),

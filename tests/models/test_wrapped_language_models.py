@@ -295,3 +295,27 @@ def test_intern_s1_names_its_language_model(tmp_path):
 def test_models_refused_with_their_reason(tmp_path, model_type, reason):
     with pytest.raises(OpgraphError, match=f"'{model_type}', which is not supported: .*{reason}"):
         load(tmp_path, {"model_type": model_type, "hidden_size": 64})
+
+
+# allenai/Molmo-7B-D-0924's config.json (its Hugging Face page): the language model's fields at the top level,
+# intermediate_size the two SwiGLU branches together, an embedding table of embedding_size + 128 image-token rows
+MOLMO_7B_D = {"architectures": ["MolmoForCausalLM"], "attention_layer_norm": False,
+              "auto_map": {"AutoConfig": "config_molmo.MolmoConfig", "AutoModelForCausalLM": "modeling_molmo.MolmoForCausalLM"},
+              "clip_qkv": None, "embedding_size": 152064, "hidden_size": 3584, "initializer_range": 0.02, "intermediate_size": 37888, "layer_norm_eps": 1e-06,
+              "layer_norm_type": "rms", "max_position_embeddings": 4096, "model_type": "molmo", "norm_after": False, "num_attention_heads": 28, "num_hidden_layers": 28,
+              "num_key_value_heads": 4, "qkv_bias": True, "rope_theta": 1000000.0, "tie_word_embeddings": False, "torch_dtype": "float32", "transformers_version": "4.43.3",
+              "use_cache": True, "use_position_ids": True, "vocab_size": 152064, "weight_tying": False}
+
+
+def test_molmo_language_model(tmp_path):
+    d = 3584  # Qwen2-7B's layer: q, k, v biased, 4 KV heads of 128, a SwiGLU of 37,888 / 2
+    layer = linear(d, d) + 2 * linear(d, 512) + d * d + 3 * d * 18944 + 2 * d
+    assert params(tmp_path, MOLMO_7B_D) == 28 * layer + d + 152064 * d + (152064 + 128) * d
+    cfg = load(tmp_path, MOLMO_7B_D)
+    assert any("vision backbone" in n for n in cfg.notes)
+    with pytest.raises(OpgraphError, match="tie_word_embeddings"):
+        load(tmp_path, {**MOLMO_7B_D, "tie_word_embeddings": True})
+
+
+def linear(n_in, n_out):
+    return n_in * n_out + n_out
