@@ -18,7 +18,7 @@ from pathlib import Path
 
 import attrs
 
-from . import compressed, parts, quantization
+from . import compressed, parts, quantization, zamba
 from .decoder import ACTIVATIONS, DecoderConfig
 from .engram import Engram
 from .parts import FULL, MLA, MLP, Attention, DeltaNet, Indexer, Keys, LatentAttention, Mamba2, MoE
@@ -2973,6 +2973,64 @@ def _mamba_fields(f: Fields, d: int, width: int, width_key: str, **options) -> M
                   proj_bias=f.bool("mamba_proj_bias", False), **options)
 
 
+def _zamba2(f: Fields) -> dict:
+    """Zyphra's Zamba2 (1.2B, 2.7B, 7B; transformers' zamba2, vLLM's zamba2.py): layers_block_type names each of
+    num_hidden_layers layers mamba or hybrid (hybrid_layer_ids, which transformers derives from it, must agree). Every
+    layer is a Mamba-2 mixer after its input_layernorm: n_mamba_heads heads making up mamba_expand x hidden
+    (mamba_headdim, where given, must be that / heads), mamba_d_state, mamba_ngroups, mamba_d_conv, chunk_size,
+    use_conv_bias, add_bias_linear. A hybrid layer first runs shared block j mod num_mem_blocks (j: its place among
+    the hybrid layers, models.zamba.HybridMamba): multi-head attention over num_attention_heads heads of 2 x hidden /
+    heads (attention_head_dim and attention_hidden_size, where given, must say so), rope where use_mem_rope, q, k and
+    v adapters of adapter_rank where use_shared_attention_adapter; a GeGLU of intermediate_size (4 x hidden where
+    absent) with its gate_up adapter of adapter_rank. vLLM builds every KV head whatever num_key_value_heads says and
+    ties lm_head whatever tie_word_embeddings says (noted where they differ); ffn_hidden_size, kv_channels and
+    num_query_groups are overwritten by transformers and read by neither. The first Zyphra-format configs
+    (state_size, layers "m" and "g") are refused by layers_block_type: vLLM and transformers cannot build them."""
+    n, d = f.int("num_hidden_layers"), f.int("hidden_size")
+    heads = f.int("num_attention_heads")
+    types = f.words("layers_block_type", n, ("mamba", "hybrid"))
+    if types is None:
+        raise f.error("layers_block_type", "is missing: Zamba2 names each layer mamba or hybrid")
+    hybrid = [i for i, t in enumerate(types) if t == "hybrid"]
+    if f.ints("hybrid_layer_ids", n) not in (None, hybrid):
+        raise f.error("hybrid_layer_ids", f"disagrees with the hybrid layers of 'layers_block_type' ({hybrid})")
+    width = f.int("mamba_expand", default=2) * d
+    mamba_heads = f.int("n_mamba_heads", default=8)
+    if width % mamba_heads or f.int("mamba_headdim", default=width // mamba_heads) != width // mamba_heads:
+        raise f.error("n_mamba_heads", f"({mamba_heads}) must split mamba_expand x hidden_size ({width}) into "
+                                       f"heads of mamba_headdim")
+    mamba = Mamba2(n_heads=mamba_heads, head_dim=width // mamba_heads, d_state=f.int("mamba_d_state", default=64),
+                   n_groups=f.int("mamba_ngroups", default=1), d_conv=f.int("mamba_d_conv", default=4),
+                   chunk_size=f.int("chunk_size", default=256), conv_bias=f.bool("use_conv_bias", True),
+                   proj_bias=f.bool("add_bias_linear", False))
+    if (2 * d) % heads:
+        raise f.error("num_attention_heads", f"({heads}) must divide the shared blocks' width, 2 x hidden_size")
+    head_dim = 2 * d // heads
+    _restated(f, "Zamba2", attention_hidden_size=2 * d, attention_head_dim=head_dim)
+    f.get("ffn_hidden_size", "kv_channels", "num_query_groups", "use_mem_eff_path", "use_long_context", default=None)
+    f.choice({"gelu": "gelu"}, "hidden_act", default="gelu")
+    rank = f.int("adapter_rank", default=128)
+    _rotary_dim(f, head_dim)  # type checks only: rope turns whole heads
+    attention = Attention(heads, heads, head_dim, rotary=f.bool("use_mem_rope", False), out_dim=d,
+                          lora_rank=rank if f.bool("use_shared_attention_adapter", False) else None)
+    mlp = MLP(f.int("intermediate_size", default=4 * d), "gelu", lora_rank=rank)
+    blocks = f.int("num_mem_blocks", default=1)
+    mamba_layer = parts.Layer((parts.Sublayer(mamba, "input_layernorm.weight", key="attn"),))
+    layers = [mamba_layer] * n
+    for j, i in enumerate(hybrid):
+        part = zamba.HybridMamba(mamba, attention, mlp, block=j % blocks, holds=j < blocks)
+        layers[i] = parts.Layer((parts.Sublayer(part, None, key="attn"),))
+    notes = [what for what, differs in (
+        (f"num_key_value_heads ({f.int('num_key_value_heads', default=heads)}): vLLM's zamba2.py builds a key and value "
+         f"head for each of the {heads} heads, as priced", f.int("num_key_value_heads", default=heads) != heads),
+        ("tie_word_embeddings is false, but vLLM's zamba2.py ties lm_head to the embeddings, as priced",
+         not f.bool("tie_word_embeddings", True))) if differs]
+    return dict(d_model=d, n_heads=heads, n_kv_heads=heads, head_dim=head_dim, d_ffn=mlp.d_ffn, n_layers=n,
+                vocab_size=f.int("vocab_size"), dtype=_dtype(f), **_weights(f), mlp="geglu",
+                layers=Stack.listed(layers), tie_embeddings=True, notes=tuple(notes),
+                **_state_dtype(f, "mamba_ssm_cache_dtype"))
+
+
 def _mimo_v2(f: Fields) -> dict:
     """Xiaomi's MiMo-V2.5 and V2.6 (model_type mimo_v2, MiMoV2ForCausalLM): MiMo-V2-Flash's text model, its fields
     at the top level beside the vision and audio towers' configs, which are not costed (a note says so)."""
@@ -3752,6 +3810,7 @@ FAMILIES: dict[str, Callable[[Fields], dict]] = {
     "mimo_v2": _mimo_v2,
     "nemotron_h": _nemotron_h,
     "mamba2": _mamba2,
+    "zamba2": _zamba2,
     "falcon_h1": _falcon_h1,
     "granitemoehybrid": _granitemoehybrid,
     "step3p5": _step3p5,

@@ -76,6 +76,8 @@ class Attention:
     q_rank: int | None = attrs.field(default=None, validator=_optional_positive)
     alibi: bool = False  # ALiBi biases on the scores (BLOOM, MPT), in place of rope
     kv_unused: bool = False  # with kv_shared: K and V still computed and dropped (Gemma-3n under vLLM)
+    out_dim: int | None = attrs.field(default=None, validator=_optional_positive)  # o_proj's width: None, the input's
+    lora_rank: int | None = attrs.field(default=None, validator=_optional_positive)  # LoRA adapters on q, k and v
 
     tag: ClassVar[str] = "attention"
 
@@ -504,18 +506,20 @@ class MLP:
     gate_scale: bool = False
     out_scale: bool = False
     sparse: bool = False  # Gemma-3n's Gaussian top-k of the gate (activation_sparsity_pattern)
+    lora_rank: int | None = attrs.field(default=None, validator=_optional_positive)  # a LoRA adapter on gate_up
 
     tag: ClassVar[str] = "mlp"
 
     def __attrs_post_init__(self) -> None:
-        if not self.gated and (self.gate_scale or self.out_scale or self.sparse):
-            raise OpgraphError("gate_scale, out_scale (mlp_multipliers) and sparse apply to a gated MLP")
+        if not self.gated and (self.gate_scale or self.out_scale or self.sparse or self.lora_rank):
+            raise OpgraphError("gate_scale, out_scale (mlp_multipliers), sparse and lora_rank apply to a gated MLP")
 
     def build(self, b: GraphBuilder, x: Tensor, phase: Phase, par: Parallel, options: BuildOptions) -> Tensor:
         kw = dict(d_ffn=self.d_ffn, act=self.act, bias=self.bias, prefix=self.prefix, par=par)
         if not self.gated:
             return pieces.plain_mlp(b, x, **kw)
-        return pieces.gated_mlp(b, x, gate_scale=self.gate_scale, out_scale=self.out_scale, sparse=self.sparse, **kw)
+        return pieces.gated_mlp(b, x, gate_scale=self.gate_scale, out_scale=self.out_scale, sparse=self.sparse,
+                                lora_rank=self.lora_rank, **kw)
 
     def words(self) -> dict[str, str]:
         return {"ffn": "sparse" if self.sparse else "dense"}

@@ -149,7 +149,8 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
                   k_scale: bool = False, v_norm: bool = False, k_eq_v: bool = False,
                   kv_shared: bool = False, v_head_dim: int | None = None, v_scale: bool = False,
                   head_gate: bool = False, own_gate: bool = False, q_rank: int | None = None,
-                  alibi: bool = False, kv_unused: bool = False) -> Tensor:
+                  alibi: bool = False, kv_unused: bool = False, out_dim: int | None = None,
+                  lora_rank: int | None = None) -> Tensor:
     """Grouped-query attention (MHA when kv_heads == heads, MQA when 1), head_dim independent of d_model.
 
     - Biases on q, k, v and o each on its own (Qwen2: q, k, v; GPT-2 and gpt-oss: all four).
@@ -183,6 +184,10 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
       v_proj, the V cache, the P V product and o_proj's input take it. `v_scale` (MiMo's attention_value_scale):
       v times a constant before attention, one multiply per element.
 
+    - `out_dim` (Zamba2's shared blocks: attention over a 2 x hidden input, back to the hidden size): o_proj's
+      output width where it is not the input's. `lora_rank` (Zamba2's use_shared_attention_adapter): q, k and v
+      each plus a LoRA adapter of that rank on the same input (_lora).
+
     The new token(s)' K and V are the KV-cache entries this step writes (role KV_CACHE, so every fusion
     plan writes them); in decode the cached positions are read as well, and attention runs over
     cached + new keys.
@@ -192,6 +197,8 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
     d = x.shape[-1]
     v_dim = head_dim if v_head_dim is None else v_head_dim
     whole_q, whole_kv = heads * head_dim, kv_heads * head_dim
+    if lora_rank and (q_rank or gate or own_gate or kv_shared or k_eq_v or v_norm or v_scale):
+        raise OpgraphError("LoRA adapters on q, k and v (lora_rank) are modelled on plain q, k and v projections")
     heads, kv_heads = par.heads(heads), par.kv_heads(kv_heads)
     q_width, kv_width, v_width = heads * head_dim, kv_heads * head_dim, kv_heads * v_dim
     if qk_norm not in (None, *QK_NORMS):
@@ -218,6 +225,7 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
         q, g = b.multi_linear("q_proj", x, w, outs=["q", "attn_gate"])
     else:
         q = proj(b, "q_proj", x, q_width, prefix=prefix, bias=q_bias, out="q")
+        q = _lora(b, "q", x, {"q": q}, lora_rank, par, prefix)[0] if lora_rank else q
     if k_eq_v and not v_norm:
         raise OpgraphError("k_eq_v (v taken from k_proj) is modelled with v's norm (Gemma-4's v_norm)")
     if k_eq_v and v_dim != head_dim:
@@ -244,13 +252,17 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
             q = b.scale("q_temperature", q, out="q_scaled")
         seen = (phase.batch, keys.cached(phase) + phase.new_tokens)
         return _attend(b, q, [b.input("shared_k", (*seen, kv_width))], [b.input("shared_v", (*seen, v_width))],
-                       phase, d, par, keys, causal, prefix, o_bias, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
-                       v_dim=v_dim, sinks=sinks, softcap=softcap, alibi=alibi,
+                       phase, out_dim or d, par, keys, causal, prefix, o_bias, heads=heads, kv_heads=kv_heads,
+                       head_dim=head_dim, v_dim=v_dim, sinks=sinks, softcap=softcap, alibi=alibi,
                        gate=g if gate else _head_gate(b, x, heads, prefix) if head_gate else None)
+    k_out = Role.ACTIVATION if qk_norm or k_scale or k_eq_v else k_role
     k = proj(b, "k_proj", x, kv_width, prefix=prefix, bias=k_bias, out="k",
-             role=Role.ACTIVATION if qk_norm or k_scale or k_eq_v else k_role)
+             role=Role.ACTIVATION if lora_rank else k_out)
     v = k if k_eq_v else proj(b, "v_proj", x, v_width, prefix=prefix, bias=v_bias, out="v",
-                              role=Role.ACTIVATION if v_norm or v_scale else Role.KV_CACHE)
+                              role=Role.ACTIVATION if v_norm or v_scale or lora_rank else Role.KV_CACHE)
+    if lora_rank:  # the adapted k and v take the roles the projections' outputs would have had
+        [k] = _lora(b, "k", x, {"k": k}, lora_rank, par, prefix, roles={"k": k_out})
+        [v] = _lora(b, "v", x, {"v": v}, lora_rank, par, prefix, roles={"v": Role.KV_CACHE})
     if v_scale:
         v = b.scale("v_scale", v, out="v_scaled", role=Role.KV_CACHE)
     if v_norm:
@@ -271,9 +283,28 @@ def gqa_attention(b: GraphBuilder, x: Tensor, phase: Phase, *, heads: int, kv_he
     if past:
         cached[0].insert(0, b.cache("k_cache", (phase.batch, past, kv_width)))
         cached[1].insert(0, b.cache("v_cache", (phase.batch, past, v_width)))
-    return _attend(b, q, *cached, phase, d, par, keys, causal, prefix, o_bias, heads=heads, kv_heads=kv_heads,
-                   head_dim=head_dim, v_dim=v_dim, sinks=sinks, softcap=softcap, alibi=alibi,
+    return _attend(b, q, *cached, phase, out_dim or d, par, keys, causal, prefix, o_bias, heads=heads,
+                   kv_heads=kv_heads, head_dim=head_dim, v_dim=v_dim, sinks=sinks, softcap=softcap, alibi=alibi,
                    gate=g if gate else _head_gate(b, x, heads, prefix) if head_gate else None)
+
+
+def _lora(b: GraphBuilder, name: str, x: Tensor, ys: dict[str, Tensor], rank: int, par: Parallel, prefix: str, *,
+          roles: dict[str, Role] | None = None) -> list[Tensor]:
+    """Each of `ys` plus its block of B(A(x)): a LoRA adapter beside the projections that made them (vLLM's
+    Zamba2LoRA; one A, and B's rows the outputs' widths stacked: Zamba2's gate_up adapter). A [rank, in] is
+    column-parallel with its output all-gathered (gather_output=True), B column-parallel as the projections are. The
+    adapter is the block's own (one a layer that runs it) even where the projections are borrowed
+    (GraphBuilder.borrowing). `roles`: an output's role where not an activation (the KV cache's k and v)."""
+    roles = roles or {}
+    with b.borrowing(False):
+        low = proj(b, f"{name}_adapter.A", x, par.columns("the adapter rank", rank), prefix=prefix,
+                   out=f"{name}_lora_low")
+        low = par.gather_columns(b, f"{name}_lora_gather", low, f"{name}_lora_rank")
+        w = _row_blocks(b, f"{name}_adapter.B", rank, {part: y.shape[-1] for part, y in ys.items()}, prefix=prefix)
+        deltas = b.multi_linear(f"{name}_adapter.B", low, w, outs=[f"{part}_lora" for part in ys])
+    deltas = deltas if isinstance(deltas, (list, tuple)) else [deltas]
+    return [b.elementwise(f"{part}_lora_add", "add", y, delta, out=f"{part}_adapted",
+                          role=roles.get(part, Role.ACTIVATION)) for (part, y), delta in zip(ys.items(), deltas)]
 
 
 def _head_gate(b: GraphBuilder, x: Tensor, heads: int, prefix: str) -> Tensor:
@@ -516,17 +547,21 @@ def _activation(b: GraphBuilder, name: str, act: str, x: Tensor, prefix: str, ou
 @piece("mlp")
 def gated_mlp(b: GraphBuilder, x: Tensor, *, d_ffn: int, act: str = "silu", prefix: str = "mlp.",
               bias: bool = False, par: Parallel = Parallel.SINGLE, reduce_output: bool = True,
-              gate_scale: bool = False, out_scale: bool = False, sparse: bool = False) -> Tensor:
+              gate_scale: bool = False, out_scale: bool = False, sparse: bool = False,
+              lora_rank: int | None = None) -> Tensor:
     """down(act(gate(x)) * up(x)): SwiGLU with act="silu", GeGLU with act="gelu", any registered activation;
     gpt-oss's clamped SwiGLU (act="clamp_swiglu") takes gate and up in one op. Under tensor parallelism (`par`),
     one GPU's share: gate and up column-parallel, down row-parallel, then an all-reduce (left to the caller with
     `reduce_output=False`, when its partial sums join others first). `gate_scale` and `out_scale` (Falcon-H1's
     mlp_multipliers): the gate projection times a constant before the activation (this GPU's columns), and the
     output times a constant after the all-reduce, one multiply per element each, as vLLM runs them. `sparse`
-    (Gemma-3n's activation_sparsity_pattern): the gate's Gaussian top-k (ops.gaussian_topk) before the activation."""
+    (Gemma-3n's activation_sparsity_pattern): the gate's Gaussian top-k (ops.gaussian_topk) before the activation.
+    `lora_rank` (Zamba2's shared MLP): gate and up plus a LoRA adapter of that rank on gate_up (_lora)."""
     d, d_ffn = x.shape[-1], par.columns("the FFN width", d_ffn)
     gate = proj(b, "gate_proj", x, d_ffn, prefix=prefix, bias=bias, out="gate")
     up = proj(b, "up_proj", x, d_ffn, prefix=prefix, bias=bias, out="up")
+    if lora_rank:
+        gate, up = _lora(b, "gate_up", x, {"gate": gate, "up": up}, lora_rank, par, prefix)
     if gate_scale:
         gate = b.scale("gate_scale", gate, out="gate_scaled")
     if sparse:

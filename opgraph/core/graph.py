@@ -117,12 +117,13 @@ class Graph:
         return [t for t in self.tensors.values() if t.role is Role.WEIGHT]
 
     def params(self) -> int:
-        """Weight elements, each shared tensor (e.g. tied embeddings) once."""
-        return sum(t.numel for t in self.weights())
+        """Weight elements, each shared tensor (e.g. tied embeddings) once; weights another block holds
+        (Tensor.borrowed) not at all."""
+        return sum(t.numel for t in self.weights() if not t.borrowed)
 
     def weight_bytes(self) -> int:
-        """Bytes to store the weights, each shared tensor once."""
-        return sum(t.nbytes for t in self.weights())
+        """Bytes to store the weights, each shared tensor once, those another block holds not at all."""
+        return sum(t.nbytes for t in self.weights() if not t.borrowed)
 
     def quantized_inputs(self) -> frozenset[str]:
         """The operand types of weights whose GEMMs quantize their input to them (DType.quantizes_input: W8A8)."""
@@ -206,6 +207,17 @@ class GraphBuilder:
         self._kept: list[Tensor] = []  # outputs besides those build() is given (keep)
         self._declared: dict[str, Tensor] = {}
         self._prefix, self._part = "", ""
+        self._borrowing = False
+
+    @contextlib.contextmanager
+    def borrowing(self, borrowed: bool = True) -> Iterator["GraphBuilder"]:
+        """Inside the `with`, weights are another block's (Tensor.borrowed): read by the ops here, held and counted
+        by the block that holds them (a block of layers that share their weights: Zamba2's transformer blocks)."""
+        saved, self._borrowing = self._borrowing, borrowed
+        try:
+            yield self
+        finally:
+            self._borrowing = saved
 
     @contextlib.contextmanager
     def scope(self, name: str = "", part: str = "") -> Iterator["GraphBuilder"]:
@@ -249,7 +261,7 @@ class GraphBuilder:
             dtype = self.precision.act
         elif dtype is None and self.weight_dtype is not None:
             dtype = self.weight_dtype(name)
-        return self._declare(name, shape, dtype, Role.WEIGHT)
+        return self._declare(name, shape, dtype, Role.WEIGHT, self._borrowing)
 
     def cache(self, name: str, shape: tuple[int, ...], dtype: DType | None = None, *,
               borrowed: bool = False) -> Tensor:

@@ -109,10 +109,15 @@ class Model:
         return (op for b in self.blocks for op in b.graph.ops.values())
 
     def stage_weights(self, stage: Stage) -> tuple[int, int]:
-        """(weight bytes, parameters) one GPU of a pipeline stage holds: its blocks' weights, times its instances."""
+        """(weight bytes, parameters) one GPU of a pipeline stage holds: its blocks' weights, times its instances,
+        and one copy of each weight its blocks read that another stage's block holds (Tensor.borrowed: Zamba2's
+        shared blocks, which every stage that runs them loads)."""
         graphs = {b.name: b.graph for b in self.blocks}
-        return (sum(c * graphs[n].weight_bytes() for n, c in stage.counts),
-                sum(c * graphs[n].params() for n, c in stage.counts))
+        held = {t.name for n, _ in stage.counts for t in graphs[n].weights() if not t.borrowed}
+        copies = {t.name: t for n, _ in stage.counts for t in graphs[n].weights()
+                  if t.borrowed and t.name not in held}.values()
+        return (sum(c * graphs[n].weight_bytes() for n, c in stage.counts) + sum(t.nbytes for t in copies),
+                sum(c * graphs[n].params() for n, c in stage.counts) + sum(t.numel for t in copies))
 
 
 def precision_in_use(model: Model) -> dict[str, str]:

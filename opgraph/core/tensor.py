@@ -151,7 +151,8 @@ class Tensor:
     dtype: DType
     role: Role = Role.ACTIVATION
     # A KV-cache tensor another layer wrote and holds (DeepSeek-V4.1's kv_source_layer_ids: layers that attend to
-    # an earlier layer's compressed entries): read here, held in memory once, by its owner.
+    # an earlier layer's compressed entries), or a weight another layer holds (Zamba2's shared transformer blocks):
+    # read here, held in memory once, by its owner.
     borrowed: bool = attrs.field(default=False, kw_only=True, repr=False)
 
     def __attrs_post_init__(self) -> None:
