@@ -553,10 +553,9 @@ def _qwen1(f: Fields) -> dict:
                                    "the cache is priced at --kv-dtype")) if f.bool(key, False)]
     attention = _attention(f, core, q_bias=True, k_bias=True, v_bias=True, o_bias=False)
     layer = parts.pre_norm(attention, MLP(core["d_ffn"], "silu"))
-    windows = [w for w in (context_window(f), f.int("seq_length", default=None)) if w]
     return dict(**_summary_fields(core, attention), mlp="swiglu", notes=tuple(notes),
                 layers=Stack.uniform(layer, core["n_layers"]), tie_embeddings=f.bool("tie_word_embeddings", False),
-                context_window=min(windows) if windows else None)
+                context_window=_context_within(f, "seq_length"))
 
 
 def _qwen_moe(f: Fields, shared: bool, renormalize: bool = False) -> MoE:
@@ -1141,9 +1140,9 @@ def _arctic(f: Fields) -> dict:
     dense = parts.pre_norm(attention, MLP(ffn, "silu"))
     layers = _stack(core["n_layers"], lambda i: moe_layer if (i + 1) % freq == 0 else dense, period=freq,
                     what="moe_layer_frequency")
-    windows = [w for w in (context_window(f), f.int("max_sequence_length", default=None)) if w]
     return dict(**_summary_fields(core, attention), mlp="swiglu", moe=experts, layers=layers,
-                tie_embeddings=f.bool("tie_word_embeddings", False), context_window=min(windows) if windows else None)
+                tie_embeddings=f.bool("tie_word_embeddings", False),
+                context_window=_context_within(f, "max_sequence_length"))
 
 
 MOLMO_ADDED_ROWS = 128  # vLLM's molmo.py ADDITIONAL_VOCAB_SIZE: the image tokens' rows after embedding_size
@@ -4058,6 +4057,13 @@ def context_window(f: Fields) -> int | None:
     a context limit, not a cost, so a malformed one refuses nothing."""
     _, v = f.get("max_position_embeddings", default=None)
     return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+
+
+def _context_within(f: Fields, key: str) -> int | None:
+    """The context window where a second field bounds it too (Qwen's seq_length, Arctic's max_sequence_length:
+    vLLM's max_model_len is the smallest of the lengths a config gives)."""
+    windows = [w for w in (context_window(f), f.int(key, default=None)) if w]
+    return min(windows) if windows else None
 
 
 def from_dict(data: dict, *, name: str, source: str, where: str = "config.json") -> DecoderConfig:
