@@ -518,6 +518,14 @@ def _qwen2(f: Fields) -> dict:
                 tie_embeddings=f.bool("tie_word_embeddings", False))
 
 
+def _halved_ffn(f: Fields, core: dict) -> None:
+    """Set core's d_ffn to one SwiGLU branch where intermediate_size gives both together (Qwen-1's w1 and w2,
+    Molmo's fused gate_up: vLLM's qwen.py and molmo.py build intermediate_size // 2 a branch)."""
+    if core["d_ffn"] % 2:
+        raise f.error("intermediate_size", f"({core['d_ffn']}) must be even: it is the two SwiGLU branches together")
+    core["d_ffn"] //= 2
+
+
 QWEN1_NEUTRAL = ("use_flash_attn", "bf16", "fp16", "fp32", "onnx_safe", "emb_dropout_prob", "attn_dropout_prob",
                  "softmax_in_fp32", "use_cache_kernel")
 
@@ -541,9 +549,7 @@ def _qwen1(f: Fields) -> dict:
     if not f.bool("no_bias", True):
         raise f.error("no_bias", "is false: the remote code then biases c_proj and the MLP, which vLLM's qwen.py "
                                  "does not load (published Qwen configs set it true)")
-    if core["d_ffn"] % 2:
-        raise f.error("intermediate_size", f"({core['d_ffn']}) must be even: it is the two SwiGLU branches together")
-    core["d_ffn"] //= 2
+    _halved_ffn(f, core)
     f.get(*QWEN1_NEUTRAL, default=None)  # engine and autocast choices: no cost
     notes = [what for key, what in (
         ("use_dynamic_ntk", "use_dynamic_ntk (rope stretched past seq_length) is not run by vLLM: rope costs the same"),
@@ -1158,9 +1164,7 @@ def _molmo(f: Fields) -> dict:
     core = _core(f)
     _fixed_head_dim(f, core, "Molmo")
     f.choice({"rms": "rms"}, "layer_norm_type", default="rms")  # vLLM asserts it
-    if core["d_ffn"] % 2:
-        raise f.error("intermediate_size", f"({core['d_ffn']}) must be even: it is the two SwiGLU branches together")
-    core["d_ffn"] //= 2
+    _halved_ffn(f, core)
     core["vocab_size"] = f.int("embedding_size", default=core["vocab_size"])
     f.get("clip_qkv", "use_position_ids", default=None)
     bias = f.bool("qkv_bias", False)
@@ -3019,9 +3023,10 @@ def _zamba2(f: Fields) -> dict:
     for j, i in enumerate(hybrid):
         part = zamba.HybridMamba(mamba, attention, mlp, block=j % blocks, holds=j < blocks)
         layers[i] = parts.Layer((parts.Sublayer(part, None, key="attn"),))
+    kv = f.int("num_key_value_heads", default=heads)
     notes = [what for what, differs in (
-        (f"num_key_value_heads ({f.int('num_key_value_heads', default=heads)}): vLLM's zamba2.py builds a key and value "
-         f"head for each of the {heads} heads, as priced", f.int("num_key_value_heads", default=heads) != heads),
+        (f"num_key_value_heads ({kv}): vLLM's zamba2.py builds a key and value head for each of the {heads} heads, "
+         f"as priced", kv != heads),
         ("tie_word_embeddings is false, but vLLM's zamba2.py ties lm_head to the embeddings, as priced",
          not f.bool("tie_word_embeddings", True))) if differs]
     return dict(d_model=d, n_heads=heads, n_kv_heads=heads, head_dim=head_dim, d_ffn=mlp.d_ffn, n_layers=n,
