@@ -1163,6 +1163,9 @@ def _molmo(f: Fields) -> dict:
     embedding_size untied unless weight_tying. clip_qkv is training's: vLLM does not clamp."""
     core = _core(f)
     _fixed_head_dim(f, core, "Molmo")
+    if f.int("moe_num_experts", default=0, minimum=0):
+        raise f.error("moe_num_experts", "is set: MolmoE's experts (OLMoE's layer, its remote modeling_molmoe.py) are "
+                                         "not modelled, and vLLM's molmo.py builds a dense model")
     f.choice({"rms": "rms"}, "layer_norm_type", default="rms")  # vLLM asserts it
     _halved_ffn(f, core)
     core["vocab_size"] = f.int("embedding_size", default=core["vocab_size"])

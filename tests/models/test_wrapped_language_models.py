@@ -315,6 +315,8 @@ def test_molmo_language_model(tmp_path):
     assert any("vision backbone" in n for n in cfg.notes)
     with pytest.raises(OpgraphError, match="tie_word_embeddings"):
         load(tmp_path, {**MOLMO_7B_D, "tie_word_embeddings": True})
+    with pytest.raises(OpgraphError, match="moe_num_experts"):  # MolmoE-1B's experts: refused, not priced dense
+        load(tmp_path, {**MOLMO_7B_D, "moe_num_experts": 64, "moe_top_k": 8})
 
 
 def linear(n_in, n_out):
