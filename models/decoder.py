@@ -723,7 +723,7 @@ class DecoderConfig:
         else:
             s.update(attention="mla", head_dim=m.qk_nope_head_dim + m.qk_rope_head_dim, v_head_dim=m.v_head_dim,
                      kv_lora_rank=m.kv_lora_rank, q_lora_rank=m.q_lora_rank,
-                     kv_cache_per_token=(self.mla_expanded() or self.parts(LatentAttention)[0]).cache_width)
+                     kv_cache_per_token=self.parts(LatentAttention)[0].cache_width)
         s.update(d_ffn=self.d_ffn, vocab=self.vocab_size, tied_embeddings=self.tie_embeddings, dtype=self.dtype.name)
         if self.weight_dtype is not None:
             s["weight_dtype"] = str(self.weight_dtype)
